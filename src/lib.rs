@@ -1,0 +1,9 @@
+//! tagstream: the telemetry processor behind electronic monitoring of offenders' ankle tags.
+//!
+//! Data flows one way: `wire` (codecs) → `ingest` (listener, connections) → `log` (durable,
+//! group-committed) → `pipeline` (per-activation partitions, reorder by event time) → `rules`
+//! (health, curfew, zones, hits, alcohol) → sinks (alert store, trails, hits, sober days) → `api`.
+//! `replay` runs the same pipeline over a recorded file.
+
+pub mod model;
+pub mod wire;

@@ -1,0 +1,97 @@
+//! Alerts: what the rules tell the hub. The JSON shape is the interchange contract (section 8).
+//!
+//! An alert's id is a function of its activation, rule and start time only, so reprocessing the
+//! same readings (replay, recovery after a crash) yields the same ids and updates alerts in place.
+
+use super::time::{rfc3339_ms, rfc3339_ms_opt};
+use super::{Reading, TimeMs};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Alert types, named as the contract names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertType {
+    CurfewViolation,
+    ExclusionZoneEntry,
+    InclusionZoneExit,
+    StrapTamper,
+    BatteryLow,
+    BatteryDead,
+    HmuPowerLoss,
+    HmuMoved,
+    DeviceFault,
+    NoContact,
+    DrinkingEvent,
+    AlcoholObstruction,
+    AlcoholRemoval,
+    EnvironmentalAlcohol,
+}
+
+impl AlertType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CurfewViolation => "curfew_violation",
+            Self::ExclusionZoneEntry => "exclusion_zone_entry",
+            Self::InclusionZoneExit => "inclusion_zone_exit",
+            Self::StrapTamper => "strap_tamper",
+            Self::BatteryLow => "battery_low",
+            Self::BatteryDead => "battery_dead",
+            Self::HmuPowerLoss => "hmu_power_loss",
+            Self::HmuMoved => "hmu_moved",
+            Self::DeviceFault => "device_fault",
+            Self::NoContact => "no_contact",
+            Self::DrinkingEvent => "drinking_event",
+            Self::AlcoholObstruction => "alcohol_obstruction",
+            Self::AlcoholRemoval => "alcohol_removal",
+            Self::EnvironmentalAlcohol => "environmental_alcohol",
+        }
+    }
+}
+
+/// How sure a zone alert is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    Confirmed,
+    Possible,
+}
+
+/// One alert, in the contract's field order. `end` is `None` while the condition is open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub alert_type: AlertType,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code: Option<String>,
+    pub activation: String,
+    pub person: String,
+    #[serde(with = "rfc3339_ms")]
+    pub start: TimeMs,
+    #[serde(with = "rfc3339_ms_opt")]
+    pub end: Option<TimeMs>,
+    /// Raised or changed by a reading that arrived after its window had been evaluated.
+    pub late: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub confidence: Option<Confidence>,
+    /// The rule and its version that produced the alert.
+    pub rule: String,
+    /// The readings that caused the alert (and the one that ended it).
+    #[serde(skip_deserializing, default)]
+    pub evidence: Vec<Reading>,
+}
+
+/// The stable id of an alert: a hash of activation, rule key and start time.
+pub fn alert_id(activation: &str, rule_key: &str, start: TimeMs) -> String {
+    let mut h = Sha256::new();
+    h.update(activation.as_bytes());
+    h.update([0]);
+    h.update(rule_key.as_bytes());
+    h.update([0]);
+    h.update(start.to_le_bytes());
+    let digest = h.finalize();
+    format!("al-{}", hex::encode(&digest[..10]))
+}

@@ -1,0 +1,15 @@
+//! A batch: the unit a tag uploads, the log stores and the pipeline consumes.
+
+use super::{Reading, TagId, TimeMs};
+
+/// Readings one tag uploaded in one go, numbered by the tag (`seq` strictly increases per tag; a
+/// re-sent batch keeps its number, which is how duplicates are recognised).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    pub tag: TagId,
+    pub seq: u64,
+    /// Wall-clock time the server received the batch. An input recorded with the batch, never read
+    /// by a rule; it lets latency and lateness be measured after the fact.
+    pub arrival_ms: TimeMs,
+    pub readings: Vec<Reading>,
+}

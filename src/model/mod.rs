@@ -1,0 +1,23 @@
+//! Domain types: readings, people, activations, orders and alerts, plus the event-time helpers
+//! every other module uses. Nothing here does I/O.
+
+mod activation;
+mod alert;
+mod batch;
+mod order;
+mod reading;
+mod reading_json;
+pub mod time;
+
+pub use activation::{Activation, Person};
+pub use alert::{alert_id, Alert, AlertType, Confidence};
+pub use batch::Batch;
+pub use order::{
+    parse_local_hhmm, AlcoholCondition, AlcoholMode, Condition, CurfewAddress, CurfewCondition,
+    Day, Order, ScheduleEntry, TimetableEntry, ZoneCondition,
+};
+pub use reading::{
+    to_fixed, DeviceEvent, Position, PositionSource, Reading, ReadingBody, ReadingKind, TacSample,
+    TagId, TimeMs,
+};
+pub use reading_json::{parse_reading_line, TaggedReading};
