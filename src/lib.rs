@@ -5,5 +5,8 @@
 //! (health, curfew, zones, hits, alcohol) → sinks (alert store, trails, hits, sober days) → `api`.
 //! `replay` runs the same pipeline over a recorded file.
 
+pub mod formats;
 pub mod model;
+pub mod pipeline;
+pub mod rules;
 pub mod wire;
