@@ -7,6 +7,8 @@
 
 pub mod formats;
 pub mod model;
+pub mod replay;
+pub mod store;
 pub mod pipeline;
 pub mod rules;
 pub mod wire;

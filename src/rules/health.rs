@@ -164,7 +164,8 @@ impl Rule for NoContactRule {
         if self.open.is_some() {
             return None;
         }
-        let due = self.silence_start_ms() + self.silence_ms;
+        // Silence must exceed the limit, not merely reach it.
+        let due = self.silence_start_ms() + self.silence_ms + 1;
         // Only while the activation is live at the moment silence becomes a breach.
         self.activation_to_ms.is_none_or(|to| due < to).then_some(due)
     }
