@@ -5,6 +5,7 @@
 //! (health, curfew, zones, hits, alcohol) → sinks (alert store, trails, hits, sober days) → `api`.
 //! `replay` runs the same pipeline over a recorded file.
 
+pub mod config;
 pub mod formats;
 pub mod model;
 pub mod replay;
