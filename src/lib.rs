@@ -7,6 +7,10 @@
 
 pub mod config;
 pub mod formats;
+pub mod ingest;
+pub mod inspect;
+pub mod server;
+pub mod api;
 pub mod model;
 pub mod replay;
 pub mod store;

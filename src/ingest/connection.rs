@@ -3,10 +3,9 @@
 //! closes; other tags are unaffected.
 
 use super::listener::IngestContext;
-use super::tag_auth::verify_tag_secret;
 use crate::log::AppendOutcome;
 use crate::model::Batch;
-use crate::wire::{ErrorCode, Frame, FrameCodec, PROTOCOL_VERSION};
+use crate::wire::{secret_matches, ErrorCode, Frame, FrameCodec, WireError, PROTOCOL_VERSION};
 use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
@@ -19,8 +18,8 @@ const MAX_IN_FLIGHT: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("connection: {0}")]
+    Wire(#[from] WireError),
     #[error("protocol error sent to tag: {0}")]
     Rejected(String),
     #[error("durable log failed: {0}")]
@@ -51,7 +50,7 @@ async fn reject(
 }
 
 pub async fn serve_connection(socket: TcpStream, ctx: &IngestContext) -> Result<(), ConnectionError> {
-    let mut framed = Framed::new(socket, FrameCodec::new(ctx.max_frame_bytes));
+    let mut framed = Framed::new(socket, FrameCodec::with_max_frame_bytes(ctx.max_frame_bytes));
 
     let tag = match framed.next().await {
         None => return Ok(()),
@@ -65,14 +64,14 @@ pub async fn serve_connection(socket: TcpStream, ctx: &IngestContext) -> Result<
                 let msg = format!("protocol version {protocol_version} is not supported (server speaks {PROTOCOL_VERSION})");
                 return Err(reject(&mut framed, ctx, ErrorCode::UnsupportedVersion, msg).await);
             }
-            if !verify_tag_secret(&ctx.tag_key, &tag, &secret) {
+            if !secret_matches(&ctx.tag_key, &tag, &secret) {
                 let msg = format!("authentication failed for tag '{tag}'");
                 return Err(reject(&mut framed, ctx, ErrorCode::AuthFailed, msg).await);
             }
             tag
         }
         Some(Ok(other)) => {
-            let msg = format!("expected a hello frame first, got {}", other.type_name());
+            let msg = format!("expected a hello frame first, got {}", other.frame_type().as_str());
             return Err(reject(&mut framed, ctx, ErrorCode::BatchBeforeHello, msg).await);
         }
     };
@@ -96,11 +95,11 @@ pub async fn serve_connection(socket: TcpStream, ctx: &IngestContext) -> Result<
                 }
                 Some(Ok(Frame::Hello { .. })) => {
                     let msg = "a second hello on one connection".to_string();
-                    return Err(reject(&mut framed, ctx, ErrorCode::DuplicateHello, msg).await);
+                    return Err(reject(&mut framed, ctx, ErrorCode::SecondHello, msg).await);
                 }
                 Some(Ok(other)) => {
-                    let msg = format!("a tag may not send a {} frame", other.type_name());
-                    return Err(reject(&mut framed, ctx, ErrorCode::UnknownFrameType, msg).await);
+                    let msg = format!("a tag may not send a {} frame", other.frame_type().as_str());
+                    return Err(reject(&mut framed, ctx, ErrorCode::UnexpectedFrame, msg).await);
                 }
             },
             Some((seq, outcome)) = in_flight.next(), if !in_flight.is_empty() => match outcome {
