@@ -5,5 +5,6 @@
 //! (health, curfew, zones, hits, alcohol) → sinks (alert store, trails, hits, sober days) → `api`.
 //! `replay` runs the same pipeline over a recorded file.
 
+pub mod log;
 pub mod model;
 pub mod wire;
