@@ -27,3 +27,6 @@ pub use reader::{LogReader, TornTail};
 pub use recovery::{RecoveryReport, TornTailReport};
 pub use summary::{summarize, LogSummary, ReadingCounts, SegmentSummary, TornTailSummary};
 pub use writer::{LogConfig, LogWriter, DEFAULT_SEGMENT_MAX_BYTES};
+
+#[cfg(test)]
+mod test_batches;

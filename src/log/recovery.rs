@@ -137,3 +137,95 @@ fn count_intact_frames(path: &Path, offset: u64) -> LogResult<u64> {
     }
     Ok(count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::segment::{list_segments, segment_file_name};
+    use super::super::test_batches::batch;
+    use super::super::writer::{LogConfig, LogWriter};
+    use super::*;
+
+    fn write_log(dir: &Path, records: u64, segment_max_bytes: u64) {
+        let config = LogConfig {
+            segment_max_bytes,
+            ..LogConfig::default()
+        };
+        let (mut writer, _) = LogWriter::open(dir, config).unwrap();
+        for seq in 1..=records {
+            writer.append(&batch("tag-a", seq, 4)).unwrap();
+        }
+        writer.sync().unwrap();
+    }
+
+    #[test]
+    fn a_torn_segment_header_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 5, 600);
+        let segments = list_segments(dir.path()).unwrap();
+        let last = segments.last().unwrap();
+        assert_eq!(last.first_record, 3);
+        fs::write(&last.path, b"TGS").unwrap();
+        let (mut writer, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        assert_eq!(report.records, last.first_record);
+        assert_eq!(report.truncated_bytes, 3);
+        writer.append(&batch("tag-a", 99, 1)).unwrap();
+        writer.sync().unwrap();
+        let read: Vec<_> = LogReader::open(dir.path()).unwrap().collect();
+        assert_eq!(read.len() as u64, last.first_record + 1);
+    }
+
+    #[test]
+    fn a_foreign_header_on_the_last_segment_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 1, 600);
+        fs::write(dir.path().join(segment_file_name(0)), b"NOT A LOG SEGMENT").unwrap();
+        let err = LogWriter::open(dir.path(), LogConfig::default()).unwrap_err();
+        assert!(matches!(err, LogError::Corrupt { offset: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn damage_inside_the_last_segment_drops_and_counts_the_intact_records_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 5, 1 << 20);
+        let path = dir.path().join(segment_file_name(0));
+        let mut bytes = fs::read(&path).unwrap();
+        let frame_len = (bytes.len() - 8) / 5;
+        let second_record = 8 + frame_len;
+        bytes[second_record + 20] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        let (_, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        assert_eq!(report.records, 1);
+        assert_eq!(report.truncated_bytes, 4 * frame_len as u64);
+        assert_eq!(report.truncated_records, 3);
+        let tail = report.torn_tail.unwrap();
+        assert_eq!(
+            (tail.segment.as_str(), tail.offset),
+            ("00000000000000000000.seg", second_record as u64)
+        );
+        assert!(tail.reason.contains("checksum"), "{}", tail.reason);
+    }
+
+    #[test]
+    fn a_missing_segment_is_a_gap_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 8, 600);
+        let segments = list_segments(dir.path()).unwrap();
+        assert!(segments.len() >= 3);
+        fs::remove_file(&segments[1].path).unwrap();
+        let err = LogWriter::open(dir.path(), LogConfig::default()).unwrap_err();
+        match err {
+            LogError::SegmentGap {
+                path,
+                expected,
+                found,
+            } => {
+                assert_eq!(path, segments[2].path);
+                assert_eq!(
+                    (expected, found),
+                    (segments[1].first_record, segments[2].first_record)
+                );
+            }
+            other => panic!("expected a gap, got {other}"),
+        }
+    }
+}

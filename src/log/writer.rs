@@ -205,3 +205,111 @@ impl Drop for LogWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::reader::LogReader;
+    use super::super::segment::list_segments;
+    use super::super::test_batches::batch;
+    use super::*;
+
+    fn read_all(dir: &Path) -> Vec<(u64, Batch)> {
+        LogReader::open(dir)
+            .unwrap()
+            .collect::<LogResult<Vec<_>>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn appended_batches_read_back_identically_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        assert_eq!(report.records, 0);
+        let batches: Vec<Batch> = (1..=20).map(|seq| batch("t1", seq, seq as usize)).collect();
+        for (i, b) in batches.iter().enumerate() {
+            assert_eq!(writer.append(b).unwrap(), i as u64);
+        }
+        writer.sync().unwrap();
+        assert_eq!(writer.durable_records(), 20);
+        drop(writer);
+
+        let (mut writer, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        assert_eq!((report.records, report.segments), (20, 1));
+        assert_eq!(report.readings, (1..=20).sum::<u64>());
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(report.last_seq_by_tag.get("t1"), Some(&20));
+        assert_eq!(writer.append(&batch("t2", 1, 3)).unwrap(), 20);
+        writer.sync().unwrap();
+        drop(writer);
+
+        let read = read_all(dir.path());
+        assert_eq!(read.len(), 21);
+        for (i, (record, b)) in read.iter().enumerate() {
+            assert_eq!(*record, i as u64);
+            let expected = batches.get(i).cloned().unwrap_or_else(|| batch("t2", 1, 3));
+            assert_eq!(*b, expected);
+        }
+    }
+
+    #[test]
+    fn rolls_segments_past_the_size_limit_and_names_them_by_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_max_bytes: 2_000,
+            ..LogConfig::default()
+        };
+        let (mut writer, _) = LogWriter::open(dir.path(), config.clone()).unwrap();
+        // Each frame is 8 + 24 + 2 + 10 * 32 = 354 bytes: five fit after the 8-byte header.
+        for seq in 1..=12 {
+            writer.append(&batch("ab", seq, 10)).unwrap();
+        }
+        writer.sync().unwrap();
+        drop(writer);
+        let names: Vec<String> = list_segments(dir.path())
+            .unwrap()
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "00000000000000000000.seg",
+                "00000000000000000005.seg",
+                "00000000000000000010.seg"
+            ]
+        );
+        for segment in list_segments(dir.path()).unwrap() {
+            assert!(std::fs::metadata(&segment.path).unwrap().len() <= 2_000);
+        }
+        let read = read_all(dir.path());
+        let seqs: Vec<u64> = read.iter().map(|(_, b)| b.seq).collect();
+        assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+
+        // A record larger than a segment still gets stored, alone in its segment.
+        let (mut writer, report) = LogWriter::open(dir.path(), config).unwrap();
+        assert_eq!(report.segments, 3);
+        assert_eq!(writer.append(&batch("ab", 13, 100)).unwrap(), 12);
+        assert_eq!(writer.append(&batch("ab", 14, 1)).unwrap(), 13);
+        writer.sync().unwrap();
+        drop(writer);
+        assert_eq!(list_segments(dir.path()).unwrap().len(), 5);
+        assert_eq!(read_all(dir.path()).len(), 14);
+    }
+
+    #[test]
+    fn unsynced_appends_are_not_counted_durable_and_oversized_batches_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        writer.append(&batch("t", 1, 1)).unwrap();
+        assert_eq!((writer.next_record(), writer.durable_records()), (1, 0));
+        let mut bad = batch("t", 2, 1);
+        bad.tag = "x".repeat(300);
+        assert!(matches!(
+            writer.append(&bad),
+            Err(LogError::BadTag { len_bytes: 300 })
+        ));
+        assert!(writer.poisoned().is_none());
+        writer.sync().unwrap();
+        assert_eq!((writer.durable_records(), writer.syncs()), (1, 1));
+    }
+}
