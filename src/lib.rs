@@ -16,4 +16,5 @@ pub mod replay;
 pub mod store;
 pub mod pipeline;
 pub mod rules;
+pub mod server;
 pub mod wire;

@@ -4,6 +4,8 @@
 use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::formats::readings_jsonl::read_batches;
 use crate::formats::LineError;
+use crate::log::LogReader;
+use crate::wire::ReadingsFileReader;
 use crate::model::Batch;
 use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
@@ -57,8 +59,11 @@ pub fn load_orders(path: &Path) -> Result<(OrdersFile, Vec<LineError>), ReplayEr
     Ok((load.accepted, load.errors))
 }
 
-/// Calls `on_batch` for every batch of a recorded readings input, in recorded order.
-/// A `.jsonl` file (contract readings) is read line by line, bad lines reported.
+/// Calls `on_batch` for every batch of a recorded readings input, in recorded order:
+/// - a directory: a tagstream data directory (or its `log/`), read in log order — exactly what
+///   the live server processed;
+/// - a `.bin` file: the native readings file (`docs/formats.md`);
+/// - anything else: contract JSON Lines, bad lines reported and skipped.
 pub fn read_recorded(
     path: &Path,
     on_batch: &mut dyn FnMut(Batch),
@@ -67,6 +72,45 @@ pub fn read_recorded(
         path: path.to_path_buf(),
         source,
     };
+    let input_err = |message: String| ReplayError::Input {
+        path: path.to_path_buf(),
+        message,
+    };
+    if path.is_dir() {
+        let log_dir = if path.join("log").is_dir() {
+            path.join("log")
+        } else {
+            path.to_path_buf()
+        };
+        let reader = LogReader::open(&log_dir).map_err(|e| input_err(e.to_string()))?;
+        for item in reader {
+            let (_, batch) = item.map_err(|e| input_err(e.to_string()))?;
+            on_batch(batch);
+        }
+        return Ok(Vec::new());
+    }
+    if path.extension().is_some_and(|e| e == "bin") {
+        let reader = ReadingsFileReader::open(path).map_err(|e| input_err(e.to_string()))?;
+        for item in reader {
+            match item {
+                Ok((tag, seq, readings)) => on_batch(Batch {
+                    tag,
+                    seq,
+                    arrival_ms: 0,
+                    readings,
+                }),
+                // A binary file cannot be resynchronised after damage: report and stop.
+                Err(e) => {
+                    return Ok(vec![LineError {
+                        line: 0,
+                        record: None,
+                        message: format!("{e}; the rest of the file was not read"),
+                    }])
+                }
+            }
+        }
+        return Ok(Vec::new());
+    }
     let file = File::open(path).map_err(read_err)?;
     read_batches(BufReader::with_capacity(1 << 20, file), on_batch).map_err(read_err)
 }

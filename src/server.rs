@@ -113,7 +113,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let (writer, recovery) = LogWriter::open(
         &log_dir,
         LogConfig {
-            segment_bytes: config.segment_bytes,
+            segment_max_bytes: config.segment_bytes,
             ..LogConfig::default()
         },
     )
@@ -136,7 +136,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     counters.committed_batches.store(marker.0, Ordering::Relaxed);
     counters.committed_readings.store(marker.1, Ordering::Relaxed);
     let (committed_tx, mut committed_rx) = mpsc::channel::<Vec<Arc<Batch>>>(64);
-    let commit = GroupCommitter::spawn(writer, recovery.last_seq_by_tag.clone(), committed_tx);
+    let commit = GroupCommitter::spawn(writer, recovery.last_seq_by_tag.clone(), committed_tx)
+        .context("starting the group committer")?;
     let forward_counters = counters.clone();
     let pipeline_input = driver.input.clone();
     tokio::spawn(async move {
