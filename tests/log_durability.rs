@@ -434,7 +434,7 @@ fn kill9_child() {
                         Ok(AppendOutcome::Stored { .. }) => println!("ACK {tag} {seq}"),
                         other => panic!("{tag} {seq}: {other:?}"),
                     }
-                    if seq % 5 == 0 {
+                    if seq % 5 == 4 {
                         // A resend, as after a lost ack: acknowledged, not stored again.
                         let again = handle.append(batch(&tag, seq, child_count(seq))).await;
                         assert!(matches!(again, Ok(AppendOutcome::Duplicate)), "{again:?}");
@@ -475,9 +475,11 @@ fn kill9_at_a_random_moment_loses_no_acknowledged_batch() {
             let mut line = String::new();
             while reader.read_line(&mut line).unwrap_or(0) > 0 {
                 // Only whole lines count: a line cut by the kill was never fully printed.
+                // libtest prints "test kill9_child ... " without a newline before the first ack.
+                let text = line.trim_start_matches("test kill9_child ... ");
                 if line.ends_with('\n')
-                    && line.starts_with("ACK ")
-                    && line_tx.send(line.clone()).is_err()
+                    && text.starts_with("ACK ")
+                    && line_tx.send(text.to_owned()).is_err()
                 {
                     break;
                 }
@@ -545,4 +547,80 @@ fn kill9_at_a_random_moment_loses_no_acknowledged_batch() {
     }
     assert!(total_acks > 0);
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+const IO_ERROR_CHILD_DIR: &str = "TAGSTREAM_IO_ERROR_CHILD_DIR";
+
+/// The child side of the I/O error test: runs under a small file-size limit (`ulimit -f`, with
+/// SIGXFSZ ignored so an oversized write fails with EFBIG) and appends until the log refuses.
+#[test]
+fn io_error_child() {
+    let Some(dir) = std::env::var_os(IO_ERROR_CHILD_DIR) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (writer, report) = LogWriter::open(Path::new(&dir), LogConfig::default()).unwrap();
+        let (committed_tx, mut committed_rx) = mpsc::channel(4);
+        let handle = GroupCommitter::spawn(writer, report.last_seq_by_tag, committed_tx).unwrap();
+        tokio::spawn(async move { while committed_rx.recv().await.is_some() {} });
+        for seq in 1..=10_000u64 {
+            match handle.append(batch("tag-io", seq, 40)).await {
+                Ok(AppendOutcome::Stored { .. }) => println!("OK {seq}"),
+                Ok(AppendOutcome::Duplicate) => println!("DUP {seq}"),
+                Err(LogError::Io { op, .. }) => println!("IO {seq} {op}"),
+                Err(LogError::Poisoned(_)) => {
+                    println!("POISONED {seq}");
+                    break;
+                }
+                Err(other) => println!("OTHER {seq} {other}"),
+            }
+        }
+    });
+}
+
+#[test]
+fn an_io_error_is_never_acknowledged_and_poisons_the_committer() {
+    if std::env::var_os(IO_ERROR_CHILD_DIR).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // 128 blocks of 512 bytes (dash) or 1 KiB (bash): a segment of 64 or 128 KiB at most.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 128; exec \"$0\" --exact io_error_child --nocapture --test-threads=1")
+        .arg(&exe)
+        .env(IO_ERROR_CHILD_DIR, dir.path())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // libtest prints "test io_error_child ... " without a newline before the first result.
+    let lines: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.trim_start_matches("test io_error_child ... "))
+        .filter(|l| {
+            ["OK ", "IO ", "POISONED ", "DUP ", "OTHER "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    let oks = lines.iter().take_while(|l| l.starts_with("OK ")).count();
+    assert!(oks > 10, "{lines:?}");
+    assert!(lines[oks].starts_with("IO "), "{lines:?}");
+    assert!(lines[oks + 1].starts_with("POISONED "), "{lines:?}");
+    assert_eq!(lines.len(), oks + 2, "{lines:?}");
+
+    // Without the limit the log reopens with every acknowledged batch and nothing after it.
+    let (_, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(report.last_seq_by_tag.get("tag-io"), Some(&(oks as u64)));
+    let read = read_all(dir.path());
+    assert_eq!(read.len(), oks);
+    for (i, (_, b)) in read.iter().enumerate() {
+        assert_eq!(*b, batch("tag-io", i as u64 + 1, 40));
+    }
 }

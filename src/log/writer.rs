@@ -55,7 +55,9 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Opens (creating if needed) the log in `dir`, recovering it first: see [`RecoveryReport`].
+    /// Opens (creating if needed) the log in `dir`, recovering it first (see [`RecoveryReport`]).
+    /// Every record recovered is durable when this returns, even one a killed process had
+    /// written but not yet synced.
     pub fn open(dir: &Path, config: LogConfig) -> LogResult<(LogWriter, RecoveryReport)> {
         let recovered = recover(dir)?;
         let (file, segment) = match recovered.last_segment {
@@ -66,6 +68,11 @@ impl LogWriter {
                     .map_err(|e| LogError::io("opening segment for append", &segment.path, e))?;
                 file.seek(SeekFrom::End(0))
                     .map_err(|e| LogError::io("seeking to end of segment", &segment.path, e))?;
+                // A process killed before its sync leaves records in the page cache only; make
+                // them durable before they are reported as stored (a tag told its last seq is
+                // stored drops its copies).
+                file.sync_data()
+                    .map_err(|e| LogError::io("fdatasync", &segment.path, e))?;
                 (file, segment)
             }
             None => {
