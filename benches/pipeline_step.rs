@@ -50,7 +50,7 @@ fn pipeline_step(c: &mut Criterion) {
     let config = PipelineConfig::default();
     let directory = Arc::new(ActivationDirectory::new(&activations));
     let mut sink = VecSink::default();
-    let mut driver = InlineDriver::new(directory, config, Arc::new(StandardRules::new(config)), 1, &mut sink);
+    let mut driver = InlineDriver::new(directory, config, Arc::new(StandardRules::new(config, Default::default(), &Default::default())), 1, &mut sink);
     let mut n = 0u64;
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(BATCH as u64));

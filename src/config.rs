@@ -3,6 +3,7 @@
 //! data directory that the server creates with owner-only permissions.
 
 use crate::pipeline::PipelineConfig;
+use crate::rules::RulesConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub struct ServerConfig {
     /// Partitions (owner tasks) of the pipeline.
     pub partitions: usize,
     pub pipeline: PipelineConfig,
+    pub rules: RulesConfig,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +40,7 @@ impl Default for ServerConfig {
             segment_bytes: 64 << 20,
             partitions: 2,
             pipeline: PipelineConfig::default(),
+            rules: RulesConfig::default(),
         }
     }
 }

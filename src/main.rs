@@ -127,10 +127,10 @@ fn serve(args: ServeArgs) -> Result<()> {
 
 fn replay(args: ReplayArgs) -> Result<()> {
     let base = match &args.config {
-        Some(path) => ServerConfig::load(path)?.pipeline,
-        None => PipelineConfig::default(),
+        Some(path) => ServerConfig::load(path)?,
+        None => ServerConfig::default(),
     };
-    let config = pipeline_overrides(base, args.reorder_ms, args.no_contact_ms);
+    let config = pipeline_overrides(base.pipeline, args.reorder_ms, args.no_contact_ms);
     let (orders, orders_errors) = tagstream::replay::load_orders(&args.orders)?;
     for e in &orders_errors {
         eprintln!("{}: {e} (record skipped)", args.orders.display());
@@ -138,7 +138,7 @@ fn replay(args: ReplayArgs) -> Result<()> {
     if !args.crimes.is_empty() {
         eprintln!("note: crime matching is not built yet; --crimes files are ignored");
     }
-    let (outputs, mut summary) = tagstream::replay::replay(&orders, &args.readings, config)?;
+    let (outputs, mut summary) = tagstream::replay::replay(&orders, &args.readings, config, &base.rules)?;
     for e in &summary.readings_errors {
         eprintln!("{}: {e} (line skipped)", args.readings.display());
     }

@@ -9,7 +9,7 @@ use crate::wire::ReadingsFileReader;
 use crate::model::Batch;
 use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
-use crate::rules::StandardRules;
+use crate::rules::{RulesConfig, StandardRules};
 use crate::store::AlertBook;
 use serde::Serialize;
 use std::fs::File;
@@ -136,9 +136,10 @@ pub fn replay(
     orders: &OrdersFile,
     readings: &Path,
     config: PipelineConfig,
+    rules: &RulesConfig,
 ) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
-    let factory = Arc::new(StandardRules::new(config));
+    let factory = Arc::new(StandardRules::new(config, rules.clone(), orders));
     let mut outputs = OutputCollector::default();
     let mut driver = InlineDriver::new(directory, config, factory, 1, &mut outputs);
     let readings_errors = read_recorded(readings, &mut |batch| {

@@ -123,7 +123,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     // Latency is measured only for batches that arrive from now on, not recovered ones.
     let alerts = Arc::new(LiveAlerts::measuring_since(now_ms()));
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
-    let factory = Arc::new(StandardRules::new(config.pipeline));
+    let factory = Arc::new(StandardRules::new(config.pipeline, config.rules.clone(), &orders));
     let driver = LiveDriver::spawn(directory, config.pipeline, factory, config.partitions, outputs_tx);
 
     // Rebuild alerts from every stored batch before any new batch can arrive.

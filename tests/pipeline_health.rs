@@ -50,7 +50,7 @@ fn activations() -> Vec<Activation> {
 fn run(config: PipelineConfig, batches: Vec<(&str, Vec<Reading>)>) -> Vec<Alert> {
     let directory = Arc::new(ActivationDirectory::new(&activations()));
     let mut out = OutputCollector::default();
-    let mut driver = InlineDriver::new(directory, config, Arc::new(StandardRules::new(config)), 2, &mut out);
+    let mut driver = InlineDriver::new(directory, config, Arc::new(StandardRules::new(config, Default::default(), &Default::default())), 2, &mut out);
     for (seq, (tag, readings)) in batches.into_iter().enumerate() {
         let batch = Batch { tag: tag.into(), seq: seq as u64 + 1, arrival_ms: 0, readings };
         driver.feed(&Arc::new(batch), &mut out);
