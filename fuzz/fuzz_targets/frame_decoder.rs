@@ -21,7 +21,11 @@ enum Step {
 /// Decodes `data` fed `chunk_bytes` at a time (all at once if 0); stops at an oversize frame,
 /// which leaves the stream unsynchronised.
 fn decode_all(data: &[u8], chunk_bytes: usize) -> Vec<Step> {
-    let chunk_bytes = if chunk_bytes == 0 { data.len().max(1) } else { chunk_bytes };
+    let chunk_bytes = if chunk_bytes == 0 {
+        data.len().max(1)
+    } else {
+        chunk_bytes
+    };
     let mut steps = Vec::new();
     let mut buf = BytesMut::new();
     for chunk in data.chunks(chunk_bytes) {
