@@ -5,7 +5,7 @@
 //! then are tags let in. From then on the group committer is the single writer; it hands
 //! committed batches, in log order, to the pipeline.
 
-use crate::api::auth::TokenSet;
+use crate::api::auth::BootstrapToken;
 use crate::api::routes::Counters;
 use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
@@ -16,6 +16,7 @@ use crate::model::Batch;
 use crate::pipeline::driver::{LiveDriver, OutputBatch};
 use crate::pipeline::ActivationDirectory;
 use crate::rules::StandardRules;
+use crate::store::metadata::Metadata;
 use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -70,27 +71,28 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads the orders document for the server: from `--orders` (copied into the data directory so
-/// the data directory alone can be replayed), else the copy already there, else nothing.
-fn load_server_orders(config: &ServerConfig) -> Result<OrdersFile> {
+/// Loads `--orders` (if given) into the metadata database, then returns the database's whole
+/// document — what the pipeline runs with — and writes it to `DATA/orders.json`, so that
+/// `tagstream replay --orders DATA/orders.json --readings DATA` reproduces this run.
+fn load_server_orders(config: &ServerConfig, metadata: &Metadata) -> Result<OrdersFile> {
+    if let Some(source) = &config.orders {
+        let text = std::fs::read_to_string(source)
+            .with_context(|| format!("reading orders {}", source.display()))?;
+        let load = parse_orders(&text).with_context(|| format!("orders {}", source.display()))?;
+        for e in &load.errors {
+            tracing::warn!("{}: {e} (record skipped)", source.display());
+        }
+        metadata
+            .import_orders(&load.accepted)
+            .context("storing the orders in the metadata database")?;
+    }
+    let doc = metadata.orders_document().context("reading orders from the metadata database")?;
     let stored = config.data_dir.join("orders.json");
-    let source = match &config.orders {
-        Some(path) => path.clone(),
-        None if stored.exists() => stored.clone(),
-        None => return Ok(OrdersFile::default()),
-    };
-    let text = std::fs::read_to_string(&source)
-        .with_context(|| format!("reading orders {}", source.display()))?;
-    let load = parse_orders(&text).with_context(|| format!("orders {}", source.display()))?;
-    for e in &load.errors {
-        tracing::warn!("{}: {e} (record skipped)", source.display());
-    }
-    if source != stored {
-        let tmp = config.data_dir.join("orders.json.tmp");
-        std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &stored).with_context(|| format!("writing {}", stored.display()))?;
-    }
-    Ok(load.accepted)
+    let tmp = config.data_dir.join("orders.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &stored).with_context(|| format!("writing {}", stored.display()))?;
+    Ok(doc)
 }
 
 fn now_ms() -> i64 {
@@ -106,7 +108,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let tag_key = load_or_create_secret(TAG_KEY_ENV, &config.data_dir.join("tag.key"))?;
     let admin_token = load_or_create_secret(ADMIN_TOKEN_ENV, &config.data_dir.join("admin.token"))?;
-    let orders = load_server_orders(&config)?;
+    let metadata = Metadata::open(&config.data_dir).context("opening the metadata database")?;
+    let orders = load_server_orders(&config, &metadata)?;
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
 
     let log_dir = config.data_dir.join("log");
@@ -173,8 +176,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let http_addr = http_listener.local_addr()?;
 
     let state = ApiState {
+        metadata,
+        bootstrap: BootstrapToken::new(&admin_token),
         alerts: alerts.clone(),
-        tokens: TokenSet::new(&[admin_token]),
         counters,
         ingest: ingest.clone(),
     };

@@ -61,6 +61,7 @@ impl Server {
     pub fn get(&self, path: &str) -> Result<String, ureq::Error> {
         ureq::get(&format!("http://{}{}", self.http_addr, path))
             .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .set("X-Purpose", "integration test")
             .call()?
             .into_string()
             .map_err(|e| ureq::Error::from(std::io::Error::other(e)))
@@ -133,5 +134,47 @@ impl TagClient {
             Some(Frame::Ack { seq: acked }) => assert_eq!(acked, seq),
             other => panic!("expected ack {seq}, got {other:?}"),
         }
+    }
+}
+
+/// Creates a user with the real CLI and returns its token.
+pub fn add_user(data_dir: &Path, name: &str, role: &str, extra: &[&str]) -> String {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let out = Command::new(bin())
+        .args(["users", "add", "--data-dir"])
+        .arg(data_dir)
+        .args(["--name", name, "--role", role])
+        .args(extra)
+        .output()
+        .expect("run tagstream users add");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// An HTTP call: (status, body). `token` None sends no Authorization header.
+pub fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    purpose: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
+    let mut req = ureq::request(method, &format!("http://{}{}", server.http_addr, path));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    if let Some(p) = purpose {
+        req = req.set("X-Purpose", p);
+    }
+    let result = match body {
+        Some(b) => req.set("Content-Type", "application/json").send_string(&b.to_string()),
+        None => req.call(),
+    };
+    match result {
+        Ok(resp) => (resp.status(), resp.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap_or_default()),
+        Err(e) => panic!("{method} {path}: {e}"),
     }
 }

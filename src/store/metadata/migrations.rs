@@ -75,8 +75,3 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MetadataError> {
     }
     Ok(())
 }
-
-/// The schema version this build migrates to.
-pub fn latest_version() -> i64 {
-    MIGRATIONS.len() as i64
-}
