@@ -17,6 +17,7 @@ use crate::pipeline::driver::{LiveDriver, OutputBatch};
 use crate::pipeline::ActivationDirectory;
 use crate::rules::StandardRules;
 use crate::store::metadata::Metadata;
+use crate::store::alert_store::AlertStore;
 use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -124,7 +125,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     tracing::info!(?recovery, "log recovered");
 
     // Latency is measured only for batches that arrive from now on, not recovered ones.
-    let alerts = Arc::new(LiveAlerts::measuring_since(now_ms()));
+    let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
+    crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
+    let alerts = Arc::new(LiveAlerts::new(alert_store, now_ms()));
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
     let factory = Arc::new(StandardRules::new(config.pipeline, config.rules.clone(), &orders));
     let driver = LiveDriver::spawn(directory, config.pipeline, factory, config.partitions, outputs_tx);

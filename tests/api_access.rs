@@ -46,6 +46,7 @@ fn roles_see_only_what_they_may_and_refusals_do_not_leak_existence() {
     assert_eq!(get("/v1/people/P1", None, why), 401);
     assert_eq!(get("/v1/people/P1", Some("ts_not-a-token"), why), 401);
     assert_eq!(get("/v1/alerts", None, why), 401);
+    assert_eq!(get("/v1/alerts/export", Some(&t.police), why), 403);
 
     // Practitioner: own caseload only, never restricted; unknown ids look like forbidden ones.
     assert_eq!(get("/v1/people/P1", Some(&t.practitioner), why), 200);
@@ -98,7 +99,7 @@ fn person_data_needs_a_purpose_and_every_read_is_audited() {
     assert_eq!(entries[0]["action"], "person.read");
     assert_eq!(entries[0]["purpose"], "pre-sentence report");
     let (_, all) = call(&server, "GET", "/v1/audit?user=hana-hub", Some(&t.admin), None, None);
-    assert!(all.contains("alerts.read") && all.contains("morning review"), "{all}");
+    assert!(all.contains("alerts.list") && all.contains("morning review"), "{all}");
     let (_, p2) = call(&server, "GET", "/v1/audit?person=P2", Some(&t.admin), None, None);
     assert_eq!(p2.trim(), "[]");
 }

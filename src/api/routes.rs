@@ -3,12 +3,11 @@
 
 use super::auth::{BootstrapToken, Caller};
 use super::error::ApiError;
-use super::{admin, people};
-use crate::formats::alerts_jsonl::write_alerts;
-use crate::store::metadata::{Metadata, Role};
+use super::{admin, alerts, people};
+use crate::store::metadata::Metadata;
 use crate::store::LiveAlerts;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -52,7 +51,12 @@ pub fn router(state: ApiState) -> Router {
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
         )
-        .route("/v1/alerts", get(alerts_jsonl))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/export", get(alerts::export_jsonl))
+        .route("/v1/alerts/count", get(alerts::count))
+        .route("/v1/alerts/stream", get(alerts::stream))
+        .route("/v1/alerts/{id}", get(alerts::get_one))
+        .route("/v1/alerts/{id}/{action}", post(alerts::act))
         .route("/v1/stats", get(stats))
         .route("/v1/stats/reset-latency", post(reset_latency))
         .route("/v1/people", get(people::list_people).post(people::put_person))
@@ -63,34 +67,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/audit", get(admin::audit_log))
         .route("/v1/users", get(admin::list_users).post(admin::create_user))
         .with_state(state)
-}
-
-async fn alerts_jsonl(
-    State(state): State<ApiState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Query(q): Query<people::PurposeQuery>,
-) -> Result<Response, ApiError> {
-    let mut alerts = state.alerts.sorted();
-    match caller.role() {
-        Role::Admin | Role::Hub => {}
-        Role::Practitioner { .. } => {
-            let doc = state.metadata.orders_document()?;
-            alerts.retain(|a| {
-                doc.people.iter().any(|p| p.id == a.person && caller.may_see(p))
-            });
-        }
-        Role::Police { .. } => return Err(ApiError::forbidden()),
-    }
-    let purpose = super::audit::purpose(&headers, q.purpose.as_deref())?;
-    super::audit::record(&state, &caller, &purpose, super::audit::Access {
-        action: "alerts.read",
-        detail: Some(format!("{} alerts", alerts.len())),
-        ..Default::default()
-    })?;
-    let mut body = Vec::new();
-    write_alerts(&mut body, &alerts).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
 async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {

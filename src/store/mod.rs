@@ -1,6 +1,7 @@
 //! Output stores: what the pipeline produced, held for the API and exports.
 
 pub mod alert_book;
+pub mod alert_store;
 pub mod live_alerts;
 pub mod metadata;
 

@@ -72,7 +72,7 @@ impl Server {
         let mut last = String::new();
         for _ in 0..100 {
             std::thread::sleep(std::time::Duration::from_millis(50));
-            let now = self.get("/v1/alerts").expect("GET /v1/alerts");
+            let now = self.get("/v1/alerts/export").expect("GET /v1/alerts/export");
             if now == last && !now.is_empty() {
                 return now;
             }
