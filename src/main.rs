@@ -8,7 +8,11 @@ use tagstream::config::ServerConfig;
 use tagstream::pipeline::PipelineConfig;
 
 #[derive(Parser)]
-#[command(name = "tagstream", version, about = "Telemetry processor for electronic monitoring tags")]
+#[command(
+    name = "tagstream",
+    version,
+    about = "Telemetry processor for electronic monitoring tags"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -110,7 +114,11 @@ struct ReplayArgs {
     no_contact_ms: Option<i64>,
 }
 
-fn pipeline_overrides(mut config: PipelineConfig, reorder_ms: Option<i64>, no_contact_ms: Option<i64>) -> PipelineConfig {
+fn pipeline_overrides(
+    mut config: PipelineConfig,
+    reorder_ms: Option<i64>,
+    no_contact_ms: Option<i64>,
+) -> PipelineConfig {
     if let Some(v) = reorder_ms {
         config.reorder_ms = v;
     }
@@ -176,7 +184,8 @@ fn replay(args: ReplayArgs) -> Result<()> {
     if !args.crimes.is_empty() {
         eprintln!("note: crime matching is not built yet; --crimes files are ignored");
     }
-    let (outputs, mut summary) = tagstream::replay::replay(&orders, &args.readings, config, &base.rules)?;
+    let (outputs, mut summary) =
+        tagstream::replay::replay(&orders, &args.readings, config, &base.rules)?;
     for e in &summary.readings_errors {
         eprintln!("{}: {e} (line skipped)", args.readings.display());
     }
@@ -197,16 +206,30 @@ fn users(command: UsersCommand) -> Result<()> {
     use tagstream::store::metadata::{Metadata, NewUser};
     let open = |dir: &PathBuf| -> Result<Metadata> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        Metadata::open(dir).with_context(|| format!("opening the metadata database in {}", dir.display()))
+        Metadata::open(dir)
+            .with_context(|| format!("opening the metadata database in {}", dir.display()))
     };
     match command {
-        UsersCommand::Add { data_dir, name, role, force, caseload } => {
-            let role = tagstream::api::admin::role_from(&role, force, caseload).map_err(anyhow::Error::msg)?;
+        UsersCommand::Add {
+            data_dir,
+            name,
+            role,
+            force,
+            caseload,
+        } => {
+            let role = tagstream::api::admin::role_from(&role, force, caseload)
+                .map_err(anyhow::Error::msg)?;
             let (user, token) = open(&data_dir)?.add_user(&NewUser { name, role })?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"user": user, "token": token}))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"user": user, "token": token}))?
+            );
         }
         UsersCommand::List { data_dir } => {
-            println!("{}", serde_json::to_string_pretty(&open(&data_dir)?.list_users()?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&open(&data_dir)?.list_users()?)?
+            );
         }
         UsersCommand::Disable { data_dir, name } => {
             open(&data_dir)?.disable_user(&name)?;

@@ -24,7 +24,12 @@ pub async fn audit_log(
     Query(p): Query<AuditParams>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     caller.require_admin()?;
-    let since_ms = p.since.as_deref().map(parse_time).transpose().map_err(ApiError::bad_request)?;
+    let since_ms = p
+        .since
+        .as_deref()
+        .map(parse_time)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
     Ok(Json(state.metadata.audit_entries(&AuditQuery {
         person: p.person,
         user: p.user,
@@ -52,7 +57,9 @@ pub fn role_from(role: &str, force: Option<String>, caseload: Vec<String>) -> Re
             .map(|force| Role::Police { force })
             .ok_or_else(|| "a police user needs a force".to_string()),
         "practitioner" => Ok(Role::Practitioner { caseload }),
-        other => Err(format!("unknown role '{other}' (admin, hub, police, practitioner)")),
+        other => Err(format!(
+            "unknown role '{other}' (admin, hub, police, practitioner)"
+        )),
     }
 }
 
@@ -63,11 +70,20 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require_admin()?;
     let role = role_from(&body.role, body.force, body.caseload).map_err(ApiError::bad_request)?;
-    let (user, token) = state.metadata.add_user(&NewUser { name: body.name, role })?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({"user": user, "token": token}))))
+    let (user, token) = state.metadata.add_user(&NewUser {
+        name: body.name,
+        role,
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"user": user, "token": token})),
+    ))
 }
 
-pub async fn list_users(State(state): State<ApiState>, caller: Caller) -> Result<Json<Vec<User>>, ApiError> {
+pub async fn list_users(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<User>>, ApiError> {
     caller.require_admin()?;
     Ok(Json(state.metadata.list_users()?))
 }

@@ -44,7 +44,11 @@ fn scope(state: &ApiState, caller: &Caller) -> Result<Option<Vec<String>>, ApiEr
         Role::Practitioner { .. } => {
             let doc = state.metadata.orders_document()?;
             Ok(Some(
-                doc.people.iter().filter(|p| caller.may_see(p)).map(|p| p.id.clone()).collect(),
+                doc.people
+                    .iter()
+                    .filter(|p| caller.may_see(p))
+                    .map(|p| p.id.clone())
+                    .collect(),
             ))
         }
         Role::Police { .. } => Err(ApiError::forbidden()),
@@ -64,7 +68,12 @@ pub struct ListParams {
 }
 
 fn filter_from(p: &ListParams, people: Option<Vec<String>>) -> Result<AlertFilter, ApiError> {
-    let time = |t: &Option<String>| t.as_deref().map(parse_time).transpose().map_err(ApiError::bad_request);
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(ApiError::bad_request)
+    };
     Ok(AlertFilter {
         alert_type: p.alert_type.clone(),
         state: p.state.clone(),
@@ -86,12 +95,17 @@ pub async fn list(
     let purpose = purpose(&headers, p.purpose.as_deref())?;
     let filter = filter_from(&p, people)?;
     let alerts = store(&state)?.list(&filter)?;
-    record(&state, &caller, &purpose, Access {
-        action: "alerts.list",
-        person: p.person.as_deref(),
-        detail: Some(format!("{} alerts", alerts.len())),
-        ..Access::default()
-    })?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alerts.list",
+            person: p.person.as_deref(),
+            detail: Some(format!("{} alerts", alerts.len())),
+            ..Access::default()
+        },
+    )?;
     Ok(Json(alerts).into_response())
 }
 
@@ -116,13 +130,30 @@ pub async fn get_one(
     let purpose = purpose(&headers, q.purpose.as_deref())?;
     let alert = store(&state)?.get(&id)?;
     let Some(alert) = alert else {
-        return Err(if people.is_some() { ApiError::forbidden() } else { ApiError::not_found(format!("alert '{id}' not found")) });
+        return Err(if people.is_some() {
+            ApiError::forbidden()
+        } else {
+            ApiError::not_found(format!("alert '{id}' not found"))
+        });
     };
-    let person = alert.alert["person"].as_str().unwrap_or_default().to_string();
+    let person = alert.alert["person"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if people.as_ref().is_some_and(|ps| !ps.contains(&person)) {
         return Err(ApiError::forbidden());
     }
-    record(&state, &caller, &purpose, Access { action: "alert.read", person: Some(&person), detail: Some(id.clone()), ..Access::default() })?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alert.read",
+            person: Some(&person),
+            detail: Some(id.clone()),
+            ..Access::default()
+        },
+    )?;
     let history = store(&state)?.review_history(&id)?;
     Ok(Json(serde_json::json!({"alert": alert, "history": history})).into_response())
 }
@@ -162,7 +193,8 @@ pub async fn act(
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let event = store(&state)?.review(&id, &caller.0.name, now_ms, &action)?;
-    let body: serde_json::Value = serde_json::from_str(&event.body).map_err(|e| ApiError::internal(e.to_string()))?;
+    let body: serde_json::Value =
+        serde_json::from_str(&event.body).map_err(|e| ApiError::internal(e.to_string()))?;
     state.alerts.publish(event);
     Ok(Json(body).into_response())
 }
@@ -181,12 +213,17 @@ pub async fn export_jsonl(
     if let Some(people) = &people {
         alerts.retain(|a| people.contains(&a.person));
     }
-    record(&state, &caller, &purpose, Access {
-        action: "alerts.export",
-        format: Some("jsonl"),
-        detail: Some(format!("{} alerts", alerts.len())),
-        ..Access::default()
-    })?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alerts.export",
+            format: Some("jsonl"),
+            detail: Some(format!("{} alerts", alerts.len())),
+            ..Access::default()
+        },
+    )?;
     let mut body = Vec::new();
     write_alerts(&mut body, &alerts).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
@@ -215,21 +252,34 @@ pub async fn stream(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .or(p.after)
         .unwrap_or(0);
-    record(&state, &caller, &purpose, Access {
-        action: "alerts.stream",
-        detail: Some(format!("after event {last_id}")),
-        ..Access::default()
-    })?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alerts.stream",
+            detail: Some(format!("after event {last_id}")),
+            ..Access::default()
+        },
+    )?;
     // Subscribe first, then read the backlog: nothing falls between the two.
     let live = state.alerts.subscribe();
     let store = store(&state)?.clone();
     let stream = futures::stream::unfold(
-        (store, live, last_id, Vec::<crate::store::alert_store::AlertEvent>::new()),
+        (
+            store,
+            live,
+            last_id,
+            Vec::<crate::store::alert_store::AlertEvent>::new(),
+        ),
         |(store, mut live, mut last, mut pending)| async move {
             loop {
                 if let Some(event) = pending.pop() {
                     last = event.seq;
-                    let sse = Event::default().id(event.seq.to_string()).event(event.kind.clone()).data(event.body);
+                    let sse = Event::default()
+                        .id(event.seq.to_string())
+                        .event(event.kind.clone())
+                        .data(event.body);
                     return Some((Ok(sse), (store, live, last, pending)));
                 }
                 // Backlog from the store first (also after a lag on the live channel).

@@ -38,7 +38,12 @@ pub struct Access<'a> {
 }
 
 /// Writes the audit record; the caller returns data only if this succeeded.
-pub fn record(state: &ApiState, caller: &Caller, purpose: &str, access: Access<'_>) -> Result<(), ApiError> {
+pub fn record(
+    state: &ApiState,
+    caller: &Caller,
+    purpose: &str,
+    access: Access<'_>,
+) -> Result<(), ApiError> {
     state
         .metadata
         .audit(&NewAuditEntry {
@@ -54,5 +59,9 @@ pub fn record(state: &ApiState, caller: &Caller, purpose: &str, access: Access<'
             detail: access.detail,
         })
         .map(|_| ())
-        .map_err(|e| ApiError::internal(format!("audit record could not be written, data withheld: {e}")))
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "audit record could not be written, data withheld: {e}"
+            ))
+        })
 }

@@ -50,11 +50,16 @@ pub async fn list_people(
         .filter(|p| caller.may_see(p))
         .collect();
     let ids: Vec<&str> = people.iter().map(|p| p.id.as_str()).collect();
-    record(&state, &caller, &purpose, Access {
-        action: "people.list",
-        detail: Some(ids.join(",")),
-        ..Access::default()
-    })?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "people.list",
+            detail: Some(ids.join(",")),
+            ..Access::default()
+        },
+    )?;
     Ok(Json(people))
 }
 
@@ -70,11 +75,16 @@ pub async fn get_person(
     let doc = state.metadata.orders_document()?;
     let activations: Vec<&Activation> = doc.activations.iter().filter(|a| a.person == id).collect();
     let orders: Vec<&Order> = doc.orders.iter().filter(|o| o.person == id).collect();
-    record(&state, &caller, &purpose, Access {
-        action: "person.read",
-        person: Some(&id),
-        ..Access::default()
-    })?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "person.read",
+            person: Some(&id),
+            ..Access::default()
+        },
+    )?;
     Ok(Json(serde_json::json!({
         "person": person, "activations": activations, "orders": orders,
     })))

@@ -35,7 +35,9 @@ pub struct ApiState {
 
 impl ApiState {
     pub fn pipeline_changed(&self) {
-        self.counters.orders_changes_pending.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .orders_changes_pending
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -59,7 +61,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/alerts/{id}/{action}", post(alerts::act))
         .route("/v1/stats", get(stats))
         .route("/v1/stats/reset-latency", post(reset_latency))
-        .route("/v1/people", get(people::list_people).post(people::put_person))
+        .route(
+            "/v1/people",
+            get(people::list_people).post(people::put_person),
+        )
         .route("/v1/people/{id}", get(people::get_person))
         .route("/v1/activations", post(people::put_activation))
         .route("/v1/activations/{id}/end", post(people::end_activation))
@@ -85,7 +90,10 @@ async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response
     .into_response())
 }
 
-async fn reset_latency(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
+async fn reset_latency(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.require_staff()?;
     state.alerts.reset_latency();
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())

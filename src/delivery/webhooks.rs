@@ -75,7 +75,9 @@ fn deliver_forever(store: AlertStore, hook: WebhookConfig, health: Arc<WebhookHe
                 continue;
             }
         };
-        let events = store.events_after(cursor, hook.batch.max(1)).unwrap_or_default();
+        let events = store
+            .events_after(cursor, hook.batch.max(1))
+            .unwrap_or_default();
         if events.is_empty() {
             std::thread::sleep(Duration::from_millis(200));
             continue;

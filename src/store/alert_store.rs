@@ -122,9 +122,17 @@ impl Outcome {
 /// A review action on an alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReviewAction {
-    Acknowledge { notes: Option<String> },
-    Assign { assignee: String, notes: Option<String> },
-    Resolve { outcome: Outcome, notes: Option<String> },
+    Acknowledge {
+        notes: Option<String>,
+    },
+    Assign {
+        assignee: String,
+        notes: Option<String>,
+    },
+    Resolve {
+        outcome: Outcome,
+        notes: Option<String>,
+    },
 }
 
 /// The review part of an alert.
@@ -209,7 +217,11 @@ impl AlertStore {
         for alert in alerts {
             let document = serde_json::to_string(alert)?;
             let existing: Option<String> = tx
-                .query_row("SELECT document FROM alerts WHERE id = ?1", [&alert.id], |r| r.get(0))
+                .query_row(
+                    "SELECT document FROM alerts WHERE id = ?1",
+                    [&alert.id],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if existing.as_deref() == Some(document.as_str()) {
                 continue;
@@ -231,7 +243,14 @@ impl AlertStore {
                     document
                 ],
             )?;
-            changed.push((alert.id.clone(), if existing.is_some() { "updated" } else { "raised" }));
+            changed.push((
+                alert.id.clone(),
+                if existing.is_some() {
+                    "updated"
+                } else {
+                    "raised"
+                },
+            ));
         }
         let mut events = Vec::with_capacity(changed.len());
         for (id, kind) in changed {
@@ -254,32 +273,60 @@ impl AlertStore {
         let result = (|| {
             let tx = conn.transaction()?;
             let current: Option<(String, Option<String>)> = tx
-                .query_row("SELECT state, assignee FROM alerts WHERE id = ?1", [alert_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_row(
+                    "SELECT state, assignee FROM alerts WHERE id = ?1",
+                    [alert_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?;
             let Some((state, assignee)) = current else {
                 return Err(AlertStoreError::NotFound(alert_id.to_string()));
             };
             if ReviewState::parse(&state) == ReviewState::Resolved {
-                return Err(AlertStoreError::Invalid(format!("alert '{alert_id}' is already resolved")));
+                return Err(AlertStoreError::Invalid(format!(
+                    "alert '{alert_id}' is already resolved"
+                )));
             }
             let (name, new_state, new_assignee, outcome, notes) = match action {
-                ReviewAction::Acknowledge { notes } => ("acknowledge", ReviewState::Acknowledged, assignee, None, notes),
+                ReviewAction::Acknowledge { notes } => (
+                    "acknowledge",
+                    ReviewState::Acknowledged,
+                    assignee,
+                    None,
+                    notes,
+                ),
                 ReviewAction::Assign { assignee, notes } => {
                     if assignee.trim().is_empty() {
                         return Err(AlertStoreError::Invalid("assign needs an assignee".into()));
                     }
-                    ("assign", ReviewState::Assigned, Some(assignee.clone()), None, notes)
+                    (
+                        "assign",
+                        ReviewState::Assigned,
+                        Some(assignee.clone()),
+                        None,
+                        notes,
+                    )
                 }
-                ReviewAction::Resolve { outcome, notes } => {
-                    ("resolve", ReviewState::Resolved, assignee, Some(outcome.as_str()), notes)
-                }
+                ReviewAction::Resolve { outcome, notes } => (
+                    "resolve",
+                    ReviewState::Resolved,
+                    assignee,
+                    Some(outcome.as_str()),
+                    notes,
+                ),
             };
             tx.execute(
                 "UPDATE alerts SET state = ?2, assignee = ?3, outcome = COALESCE(?4, outcome),
                    notes = COALESCE(?5, notes), reviewed_by = ?6, reviewed_ms = ?7 WHERE id = ?1",
-                params![alert_id, new_state.as_str(), new_assignee, outcome, notes, user, t_ms],
+                params![
+                    alert_id,
+                    new_state.as_str(),
+                    new_assignee,
+                    outcome,
+                    notes,
+                    user,
+                    t_ms
+                ],
             )?;
             tx.execute(
                 "INSERT INTO reviews (alert_id, t_ms, user_name, action, state, assignee, outcome, notes)
@@ -295,7 +342,10 @@ impl AlertStore {
     }
 
     /// The review history of an alert: who did what, when.
-    pub fn review_history(&self, alert_id: &str) -> Result<Vec<serde_json::Value>, AlertStoreError> {
+    pub fn review_history(
+        &self,
+        alert_id: &str,
+    ) -> Result<Vec<serde_json::Value>, AlertStoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
             "SELECT t_ms, user_name, action, state, assignee, outcome, notes FROM reviews WHERE alert_id = ?1 ORDER BY id",
@@ -341,7 +391,14 @@ impl AlertStore {
                 args.push(Value::Text(p.clone()));
                 marks.push(format!("?{}", args.len()));
             }
-            sql += &format!(" AND person IN ({})", if marks.is_empty() { "NULL".into() } else { marks.join(",") });
+            sql += &format!(
+                " AND person IN ({})",
+                if marks.is_empty() {
+                    "NULL".into()
+                } else {
+                    marks.join(",")
+                }
+            );
         }
         if let Some(from) = filter.from_ms {
             args.push(Value::Integer(from));
@@ -384,7 +441,11 @@ impl AlertStore {
         let mut total = 0i64;
         let mut by = serde_json::Map::new();
         for row in stmt.query_map(rusqlite::params_from_iter(args), |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })? {
             let (t, s, n) = row?;
             total += n;
@@ -413,7 +474,11 @@ impl AlertStore {
     pub fn delivery_cursor(&self, endpoint: &str) -> Result<i64, AlertStoreError> {
         Ok(self
             .lock()
-            .query_row("SELECT delivered_seq FROM delivery_cursors WHERE endpoint = ?1", [endpoint], |r| r.get(0))
+            .query_row(
+                "SELECT delivered_seq FROM delivery_cursors WHERE endpoint = ?1",
+                [endpoint],
+                |r| r.get(0),
+            )
             .optional()?
             .unwrap_or(0))
     }
@@ -457,8 +522,13 @@ fn load_one(conn: &Connection, id: &str) -> Result<Option<StoredAlert>, AlertSto
     }))
 }
 
-fn append_event(conn: &Connection, alert_id: &str, kind: &str) -> Result<AlertEvent, AlertStoreError> {
-    let stored = load_one(conn, alert_id)?.ok_or_else(|| AlertStoreError::NotFound(alert_id.to_string()))?;
+fn append_event(
+    conn: &Connection,
+    alert_id: &str,
+    kind: &str,
+) -> Result<AlertEvent, AlertStoreError> {
+    let stored =
+        load_one(conn, alert_id)?.ok_or_else(|| AlertStoreError::NotFound(alert_id.to_string()))?;
     let body = serde_json::to_string(&stored)?;
     conn.execute(
         "INSERT INTO alert_events (alert_id, kind, body) VALUES (?1, ?2, ?3)",

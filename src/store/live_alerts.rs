@@ -41,7 +41,9 @@ impl Default for LiveAlerts {
             book: Mutex::new(AlertBook::default()),
             store: None,
             events: tokio::sync::broadcast::channel(4096).0,
-            latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")),
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            ),
             changes: AtomicU64::new(0),
             measure_since_ms: 0,
         }
@@ -114,7 +116,8 @@ impl LiveAlerts {
             }
         }
         let now = now_us();
-        self.changes.fetch_add(changed.len() as u64, Ordering::Relaxed);
+        self.changes
+            .fetch_add(changed.len() as u64, Ordering::Relaxed);
         let mut hist = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
         for (_, cause) in changed {
             if let Some(arrival_ms) = cause.filter(|a| *a >= self.measure_since_ms) {
@@ -145,6 +148,9 @@ impl LiveAlerts {
     }
 
     pub fn reset_latency(&self) {
-        self.latency_us.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        self.latency_us
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset();
     }
 }

@@ -28,13 +28,20 @@ pub struct Server {
 impl Server {
     pub fn start(data_dir: &Path, orders: Option<&Path>, extra: &[&str]) -> Server {
         let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--ingest-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env("TAGSTREAM_TAG_KEY", TAG_KEY)
-            .env("TAGSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped());
+        cmd.args([
+            "serve",
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .env("TAGSTREAM_TAG_KEY", TAG_KEY)
+        .env("TAGSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped());
         if let Some(orders) = orders {
             cmd.arg("--orders").arg(orders);
         }
@@ -58,13 +65,14 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    pub fn get(&self, path: &str) -> Result<String, ureq::Error> {
+    pub fn get(&self, path: &str) -> Result<String, String> {
         ureq::get(&format!("http://{}{}", self.http_addr, path))
             .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
             .set("X-Purpose", "integration test")
-            .call()?
+            .call()
+            .map_err(|e| e.to_string())?
             .into_string()
-            .map_err(|e| ureq::Error::from(std::io::Error::other(e)))
+            .map_err(|e| e.to_string())
     }
 
     /// Waits until the server's alert set stops changing and returns it (JSON Lines).
@@ -72,7 +80,9 @@ impl Server {
         let mut last = String::new();
         for _ in 0..100 {
             std::thread::sleep(std::time::Duration::from_millis(50));
-            let now = self.get("/v1/alerts/export").expect("GET /v1/alerts/export");
+            let now = self
+                .get("/v1/alerts/export")
+                .expect("GET /v1/alerts/export");
             if now == last && !now.is_empty() {
                 return now;
             }
@@ -101,11 +111,19 @@ impl TagClient {
             .expect("hello accepted")
     }
 
-    pub async fn connect_with_secret(addr: &str, tag: &str, secret: &str) -> Result<TagClient, Frame> {
+    pub async fn connect_with_secret(
+        addr: &str,
+        tag: &str,
+        secret: &str,
+    ) -> Result<TagClient, Frame> {
         let socket = TcpStream::connect(addr).await.expect("connect");
         let mut framed = Framed::new(socket, FrameCodec::default());
         framed
-            .send(Frame::Hello { protocol_version: PROTOCOL_VERSION, tag: tag.into(), secret: secret.into() })
+            .send(Frame::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                tag: tag.into(),
+                secret: secret.into(),
+            })
             .await
             .expect("send hello");
         match framed.next().await {
@@ -116,7 +134,10 @@ impl TagClient {
     }
 
     pub async fn send(&mut self, seq: u64, readings: Vec<Reading>) {
-        self.framed.send(Frame::Batch { seq, readings }).await.expect("send batch");
+        self.framed
+            .send(Frame::Batch { seq, readings })
+            .await
+            .expect("send batch");
     }
 
     pub async fn next_frame(&mut self) -> Option<Frame> {
@@ -147,7 +168,11 @@ pub fn add_user(data_dir: &Path, name: &str, role: &str, extra: &[&str]) -> Stri
         .args(extra)
         .output()
         .expect("run tagstream users add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["token"].as_str().unwrap().to_string()
 }
@@ -169,7 +194,9 @@ pub fn call(
         req = req.set("X-Purpose", p);
     }
     let result = match body {
-        Some(b) => req.set("Content-Type", "application/json").send_string(&b.to_string()),
+        Some(b) => req
+            .set("Content-Type", "application/json")
+            .send_string(&b.to_string()),
         None => req.call(),
     };
     match result {

@@ -76,7 +76,8 @@ impl Metadata {
         let mut stmt = conn.prepare("SELECT id, document FROM activations ORDER BY id")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
             let (id, text) = row?;
-            doc.activations.push(from_json(&format!("activation {id}"), &text)?);
+            doc.activations
+                .push(from_json(&format!("activation {id}"), &text)?);
         }
         let mut stmt = conn.prepare("SELECT id, document FROM orders ORDER BY id")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
@@ -89,9 +90,12 @@ impl Metadata {
     pub fn person(&self, id: &str) -> Result<Option<Person>, MetadataError> {
         let text: Option<String> = self
             .lock()
-            .query_row("SELECT document FROM people WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT document FROM people WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?;
-        text.map(|t| from_json(&format!("person {id}"), &t)).transpose()
+        text.map(|t| from_json(&format!("person {id}"), &t))
+            .transpose()
     }
 
     /// Creates or replaces a person.
@@ -127,7 +131,9 @@ impl Metadata {
             .cloned()
             .ok_or_else(|| MetadataError::NotFound(format!("activation '{id}'")))?;
         if a.to.is_some_and(|to| to <= to_ms) {
-            return Err(MetadataError::Conflict(format!("activation '{id}' already ended")));
+            return Err(MetadataError::Conflict(format!(
+                "activation '{id}' already ended"
+            )));
         }
         a.to = Some(to_ms);
         self.upsert_activation(&a)?;
@@ -148,8 +154,11 @@ impl Metadata {
     /// Activations of a person, by start.
     pub fn activations_of(&self, person: &str) -> Result<Vec<Activation>, MetadataError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT id, document FROM activations WHERE person = ?1 ORDER BY from_ms")?;
-        let rows = stmt.query_map([person], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut stmt = conn
+            .prepare("SELECT id, document FROM activations WHERE person = ?1 ORDER BY from_ms")?;
+        let rows = stmt.query_map([person], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (id, text) = row?;

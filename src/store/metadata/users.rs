@@ -55,7 +55,9 @@ fn new_token() -> Result<String, MetadataError> {
     let mut buf = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| MetadataError::Invalid(format!("cannot read /dev/urandom for a token: {e}")))?;
+        .map_err(|e| {
+            MetadataError::Invalid(format!("cannot read /dev/urandom for a token: {e}"))
+        })?;
     Ok(format!("ts_{}", hex::encode(buf)))
 }
 
@@ -85,10 +87,15 @@ impl Metadata {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let exists: Option<i64> = tx
-            .query_row("SELECT id FROM users WHERE name = ?1", [&user.name], |r| r.get(0))
+            .query_row("SELECT id FROM users WHERE name = ?1", [&user.name], |r| {
+                r.get(0)
+            })
             .optional()?;
         if exists.is_some() {
-            return Err(MetadataError::Conflict(format!("user '{}' already exists", user.name)));
+            return Err(MetadataError::Conflict(format!(
+                "user '{}' already exists",
+                user.name
+            )));
         }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -138,7 +145,8 @@ impl Metadata {
                 force: force.unwrap_or_default(),
             },
             "practitioner" => {
-                let mut stmt = conn.prepare("SELECT person FROM caseloads WHERE user_id = ?1 ORDER BY person")?;
+                let mut stmt = conn
+                    .prepare("SELECT person FROM caseloads WHERE user_id = ?1 ORDER BY person")?;
                 let caseload = stmt
                     .query_map([id], |r| r.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?;
