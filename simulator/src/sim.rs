@@ -1,0 +1,240 @@
+//! `tagsim generate`: runs the whole simulation and writes the output directory.
+//!
+//! Time advances in one-hour chunks. In each chunk every tag is advanced independently (its own
+//! random stream), in parallel over contiguous groups of tags; the batches uploaded in the chunk
+//! are then written in upload order (upload time, tag, sequence), with any batch whose upload falls
+//! after the chunk carried into the next, so the readings file is in the order a server would have
+//! received it. Crimes for a day are generated once every trail has passed that day. The result
+//! does not depend on the number of threads: identical seed and options give identical bytes.
+
+use crate::area::{Area, AreaError};
+use crate::behaviour::Rates;
+use crate::clock::{DAY_MS, HOUR_MS};
+use crate::crimes::CrimeGen;
+use crate::output::{quote_tag, write_jsonl, write_reading_line, TimeCache};
+use crate::population::{self, PopulationOptions, Profile};
+use crate::tag::{RunContext, TagSim, UploadBatch};
+use crate::truth::{merge_and_sort, TruthItem};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tagstream::model::TimeMs;
+use thiserror::Error;
+
+/// Why a run failed.
+#[derive(Debug, Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Area(#[from] AreaError),
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("invalid option: {0}")]
+    Option(String),
+}
+
+/// Everything `generate` needs.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub tags: usize,
+    pub days: u32,
+    pub seed: u64,
+    pub start_ms: TimeMs,
+    pub out_dir: PathBuf,
+    pub area: String,
+    pub areas_file: PathBuf,
+    pub rates: Rates,
+    pub gps_share: f64,
+    pub rf_share: f64,
+    pub new_release_share: f64,
+    pub threads: usize,
+    /// Write `readings.jsonl` (off to measure generation alone).
+    pub json: bool,
+}
+
+/// What a run produced.
+#[derive(Clone, Debug, Default)]
+pub struct GenerateReport {
+    pub readings: u64,
+    pub batches: u64,
+    pub truth_items: usize,
+    pub crime_files: usize,
+    pub crime_rows: usize,
+    pub seconds: f64,
+}
+
+struct Out {
+    path: PathBuf,
+    w: BufWriter<File>,
+}
+
+impl Out {
+    fn create(path: PathBuf) -> Result<Out, SimError> {
+        let f = File::create(&path).map_err(|source| SimError::Write { path: path.display().to_string(), source })?;
+        Ok(Out { w: BufWriter::with_capacity(1 << 20, f), path })
+    }
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SimError> {
+        self.w.write_all(bytes).map_err(|source| SimError::Write { path: self.path.display().to_string(), source })
+    }
+    fn finish(mut self) -> Result<(), SimError> {
+        self.w.flush().map_err(|source| SimError::Write { path: self.path.display().to_string(), source })
+    }
+}
+
+/// A formatted batch awaiting its turn in the file.
+struct Formatted {
+    key: (TimeMs, u32, u64),
+    readings: usize,
+    json: Vec<u8>,
+    batch: UploadBatch,
+}
+
+fn format_batches(batches: Vec<UploadBatch>, profiles: &[Profile], json: bool) -> Vec<Formatted> {
+    let mut tc = TimeCache::default();
+    batches
+        .into_iter()
+        .map(|b| {
+            let mut buf = Vec::new();
+            if json {
+                let tag = quote_tag(&profiles[b.tag_idx as usize].tag);
+                buf.reserve(b.readings.len() * 190);
+                for r in &b.readings {
+                    write_reading_line(&mut buf, &mut tc, &tag, r);
+                }
+            }
+            Formatted { key: (b.upload_ms, b.tag_idx, b.seq), readings: b.readings.len(), json: buf, batch: b }
+        })
+        .collect()
+}
+
+/// Runs a simulation and writes `readings.jsonl`, `orders.json`, `crimes/*.csv`, `truth.jsonl`.
+pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
+    let started = Instant::now();
+    if opts.days == 0 || opts.tags == 0 {
+        return Err(SimError::Option("--tags and --days must be at least 1".into()));
+    }
+    let area = Area::load(&opts.areas_file, &opts.area)?;
+    let pop = PopulationOptions {
+        tags: opts.tags,
+        days: opts.days,
+        start_ms: opts.start_ms,
+        gps_share: opts.gps_share,
+        rf_share: opts.rf_share,
+        new_release_share: opts.new_release_share,
+    };
+    let profiles = population::generate(&area, &pop, opts.seed);
+    let dir = &opts.out_dir;
+    let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|source| SimError::Write { path: p.display().to_string(), source });
+    mkdir(dir)?;
+    write_orders(dir, &profiles)?;
+
+    let end_ms = opts.start_ms + opts.days as i64 * DAY_MS;
+    let ctx = RunContext { area: &area, rates: &opts.rates, seed: opts.seed, start_ms: opts.start_ms, end_ms };
+    let mut tags: Vec<TagSim> = profiles.iter().map(|p| TagSim::new(p, &ctx)).collect();
+    let mut readings_out = if opts.json { Some(Out::create(dir.join("readings.jsonl"))?) } else { None };
+    let mut crime_gen = area.force.map(|f| CrimeGen::new(f, opts.seed));
+    if crime_gen.is_some() {
+        mkdir(&dir.join("crimes"))?;
+    }
+    let mut truth: Vec<TruthItem> = Vec::new();
+    let mut report = GenerateReport::default();
+    let mut carry: Vec<Formatted> = Vec::new();
+    let threads = opts.threads.max(1);
+    let group = tags.len().div_ceil(threads);
+    let mut crime_days_done = 0u32;
+    let mut chunk_start = opts.start_ms;
+    let mut write_sorted = |mut items: Vec<Formatted>, until: Option<TimeMs>, carry: &mut Vec<Formatted>, report: &mut GenerateReport| -> Result<(), SimError> {
+        items.append(carry);
+        items.sort_unstable_by_key(|f| f.key);
+        for f in items {
+            if until.is_some_and(|u| f.key.0 >= u) {
+                carry.push(f);
+                continue;
+            }
+            report.readings += f.readings as u64;
+            report.batches += 1;
+            if let Some(out) = readings_out.as_mut() {
+                out.write(&f.json)?;
+            }
+            let _ = &f.batch;
+        }
+        Ok(())
+    };
+    while chunk_start < end_ms {
+        let chunk_end = (chunk_start + HOUR_MS).min(end_ms);
+        let (profiles_ref, ctx_ref) = (&profiles, &ctx);
+        let results: Vec<(Vec<Formatted>, Vec<TruthItem>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = tags
+                .chunks_mut(group)
+                .map(|slice| {
+                    s.spawn(move || {
+                        let mut batches = Vec::new();
+                        let mut truth = Vec::new();
+                        for t in slice.iter_mut() {
+                            let p = &profiles_ref[t.idx];
+                            t.advance(p, ctx_ref, chunk_end, &mut batches);
+                            if chunk_end >= end_ms {
+                                t.finish(p, ctx_ref, &mut batches);
+                            }
+                            truth.append(&mut t.truth);
+                        }
+                        (format_batches(batches, profiles_ref, opts.json), truth)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        let mut items = Vec::new();
+        for (f, mut t) in results {
+            items.extend(f);
+            truth.append(&mut t);
+        }
+        let until = (chunk_end < end_ms).then_some(chunk_end);
+        write_sorted(items, until, &mut carry, &mut report)?;
+        // Crimes for every day whose trails are complete.
+        if let Some(cg) = crime_gen.as_mut() {
+            while crime_days_done < opts.days
+                && (opts.start_ms + (crime_days_done as i64 + 1) * DAY_MS <= chunk_end - HOUR_MS || chunk_end >= end_ms)
+            {
+                let file = cg.day(crime_days_done, &ctx, &area, &opts.rates, &profiles, &tags, &mut truth);
+                let mut out = Out::create(dir.join("crimes").join(&file.name))?;
+                for line in &file.lines {
+                    out.write(line.as_bytes())?;
+                    out.write(b"\n")?;
+                }
+                out.finish()?;
+                report.crime_files += 1;
+                report.crime_rows += file.lines.len();
+                crime_days_done += 1;
+            }
+        }
+        chunk_start = chunk_end;
+    }
+    write_sorted(Vec::new(), None, &mut carry, &mut report)?;
+    if let Some(out) = readings_out {
+        out.finish()?;
+    }
+    let truth: Vec<TruthItem> = merge_and_sort(truth).into_iter().filter(|t| t.start < end_ms).collect();
+    report.truth_items = truth.len();
+    let mut out = Out::create(dir.join("truth.jsonl"))?;
+    let mut buf = Vec::new();
+    write_jsonl(&mut buf, &truth).map_err(|source| SimError::Write { path: "truth.jsonl".into(), source })?;
+    out.write(&buf)?;
+    out.finish()?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn write_orders(dir: &Path, profiles: &[Profile]) -> Result<(), SimError> {
+    let doc = serde_json::json!({
+        "people": profiles.iter().map(|p| &p.person).collect::<Vec<_>>(),
+        "activations": profiles.iter().map(|p| &p.activation).collect::<Vec<_>>(),
+        "orders": profiles.iter().flat_map(|p| p.orders.iter()).collect::<Vec<_>>(),
+    });
+    let path = dir.join("orders.json");
+    let mut out = Out::create(path.clone())?;
+    let text = serde_json::to_vec_pretty(&doc).map_err(|e| SimError::Write { path: path.display().to_string(), source: e.into() })?;
+    out.write(&text)?;
+    out.write(b"\n")?;
+    out.finish()
+}
