@@ -6,4 +6,5 @@
 //! `replay` runs the same pipeline over a recorded file.
 
 pub mod model;
+pub mod score;
 pub mod wire;

@@ -23,11 +23,18 @@ pub struct BatteryTruth {
     pub behaviour: &'static str,
 }
 
-/// What one minute of battery life produced.
+/// What one minute of battery life produced (buffers reused from minute to minute).
 #[derive(Default)]
 pub struct BatteryStep {
     pub events: Vec<DeviceEvent>,
     pub truth: Vec<BatteryTruth>,
+}
+
+impl BatteryStep {
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.truth.clear();
+    }
 }
 
 /// Battery state of one tag.
@@ -42,6 +49,8 @@ pub struct Battery {
     skip_until_ms: TimeMs,
     low_since: Option<TimeMs>,
     dead_since: Option<TimeMs>,
+    /// Why the current low/dead episode happened.
+    why: &'static str,
 }
 
 impl Battery {
@@ -61,6 +70,7 @@ impl Battery {
             skip_until_ms: i64::MIN,
             low_since: None,
             dead_since: None,
+            why: "missed_charge",
         }
     }
 
@@ -77,8 +87,8 @@ impl Battery {
 
     /// Advances one minute to `t_ms`. `local_min` is the local minute of day (only meaningful when
     /// `at_home`), `today` the local date.
-    pub fn step(&mut self, t_ms: TimeMs, at_home: bool, local_min: i64, charge_min: i64, today: NaiveDate) -> BatteryStep {
-        let mut out = BatteryStep::default();
+    pub fn step(&mut self, out: &mut BatteryStep, t_ms: TimeMs, at_home: bool, local_min: i64, charge_min: i64, today: NaiveDate) {
+        out.clear();
         let skipping = t_ms < self.skip_until_ms;
         if self.chargeable && !self.charging && at_home && !skipping {
             let evening = local_min >= charge_min || local_min < 120;
@@ -91,7 +101,7 @@ impl Battery {
                 out.events.push(DeviceEvent::Charging);
                 for (since, kind, code) in [(self.low_since.take(), "battery_low", "AL21"), (self.dead_since.take(), "battery_dead", "AL23")] {
                     if let Some(s) = since {
-                        out.truth.push(BatteryTruth { kind, code, start_ms: s, end_ms: Some(t_ms), behaviour: "skipped_charging" });
+                        out.truth.push(BatteryTruth { kind, code, start_ms: s, end_ms: Some(t_ms), behaviour: self.why });
                     }
                 }
             }
@@ -105,33 +115,33 @@ impl Battery {
                     self.charging = false;
                 }
             }
-            return out;
+            return;
         }
         if self.dead {
-            return out;
+            return;
         }
         let before = self.level_pct;
         self.level_pct = (self.level_pct - self.drain_pct_per_min).max(0.0);
         if before > LOW_PCT && self.level_pct <= LOW_PCT {
             out.events.push(DeviceEvent::BatteryLow);
             self.low_since = Some(t_ms);
+            self.why = if skipping { "skipped_charging" } else { "missed_charge" };
         }
         if self.level_pct <= 0.0 {
             self.dead = true;
             out.events.push(DeviceEvent::BatteryDead);
             self.dead_since = Some(t_ms);
         }
-        out
     }
 
     /// Truth items still open at the end of a run (low or dead, not yet charged).
     pub fn open_truth(&self) -> Vec<BatteryTruth> {
         let mut v = Vec::new();
         if let Some(s) = self.low_since {
-            v.push(BatteryTruth { kind: "battery_low", code: "AL21", start_ms: s, end_ms: None, behaviour: "skipped_charging" });
+            v.push(BatteryTruth { kind: "battery_low", code: "AL21", start_ms: s, end_ms: None, behaviour: self.why });
         }
         if let Some(s) = self.dead_since {
-            v.push(BatteryTruth { kind: "battery_dead", code: "AL23", start_ms: s, end_ms: None, behaviour: "skipped_charging" });
+            v.push(BatteryTruth { kind: "battery_dead", code: "AL23", start_ms: s, end_ms: None, behaviour: self.why });
         }
         v
     }

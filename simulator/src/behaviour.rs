@@ -136,12 +136,12 @@ impl DrinkingEpisode {
         // limits (0.05 g/dL/h up, 0.025 g/dL/h down).
         let up_gdl_h = rng.range(0.012, 0.03);
         let down_gdl_h = rng.range(0.007, 0.015);
-        let lag_ms = (rng.range(60.0, 120.0) * 60_000.0) as i64;
+        let lag_ms = (rng.range(60.0, 120.0) * 60.0) as i64 * 1000;
         DrinkingEpisode {
             onset_ms: drink_start_ms + lag_ms,
             peak_gdl,
-            rise_ms: (peak_gdl / up_gdl_h * 3_600_000.0) as i64,
-            fall_ms: (peak_gdl / down_gdl_h * 3_600_000.0) as i64,
+            rise_ms: (peak_gdl / up_gdl_h * 3600.0) as i64 * 1000,
+            fall_ms: (peak_gdl / down_gdl_h * 3600.0) as i64 * 1000,
             drink_start_ms,
         }
     }

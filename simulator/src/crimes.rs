@@ -183,7 +183,7 @@ impl CrimeGen {
                     bng: rng.chance(0.5),
                     note: rng.index(NOTES.len()),
                 };
-                crimes.push((c, (kind != "on_trail").then_some((idx, kind))));
+                crimes.push((c, Some((idx, kind))));
             }
         }
         let n_unrelated = rng.poisson(rates.unrelated_crimes * (d1 - d0) as f64 / DAY_MS as f64);
@@ -194,18 +194,22 @@ impl CrimeGen {
 
         // Rows, and truth from every crime against every trail.
         let mut rows: Vec<(String, Option<&'static str>)> = Vec::new();
-        for (mut c, near) in crimes {
+        for (mut c, placed) in crimes {
             let row = self.row(&mut c, area, &batch_id);
             let mut any_hit = false;
             for &idx in &gps {
                 if let Some((d, t)) = tags[idx].closest_approach(ctx, c.pos, c.from_ms, c.to_ms, VICINITY_M) {
                     if d <= VICINITY_M {
                         any_hit = true;
-                        truth.push(self.crime_truth(&profiles[idx], "hit", &c, &batch_id, d, t, None));
+                        let how = match placed {
+                            Some((pidx, kind)) if pidx == idx => kind,
+                            _ => "coincidental",
+                        };
+                        truth.push(self.crime_truth(&profiles[idx], "hit", &c, &batch_id, d, t, Some(how)));
                     }
                 }
             }
-            if let (Some((idx, kind)), false) = (near, any_hit) {
+            if let (Some((idx, kind)), false) = (placed.filter(|(_, k)| *k != "on_trail"), any_hit) {
                 let (d, t) = tags[idx]
                     .closest_approach(ctx, c.pos, c.from_ms - 6 * 3_600_000, c.to_ms + 6 * 3_600_000, 1e9)
                     .unwrap_or((f64::NAN, c.from_ms));

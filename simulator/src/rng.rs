@@ -11,6 +11,7 @@
 #[derive(Clone, Debug)]
 pub struct Rng {
     s: [u64; 4],
+    spare: Option<f64>,
 }
 
 fn splitmix64(state: &mut u64) -> u64 {
@@ -31,7 +32,7 @@ impl Rng {
             splitmix64(&mut st),
             splitmix64(&mut st),
         ];
-        Rng { s }
+        Rng { s, spare: None }
     }
 
     /// An independent stream for `(seed, labels…)`: e.g. `derive(seed, &[STREAM_TAG, tag_idx])`.
@@ -93,12 +94,22 @@ impl Rng {
         self.f64() < p
     }
 
-    /// Standard normal (Box–Muller, one value per call).
+    /// Standard normal (Marsaglia's polar method; the second value of each pair is kept).
     #[inline]
     pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.f64();
-        let u2 = self.f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        if let Some(v) = self.spare.take() {
+            return v;
+        }
+        loop {
+            let u = 2.0 * self.f64() - 1.0;
+            let v = 2.0 * self.f64() - 1.0;
+            let s = u * u + v * v;
+            if s > 0.0 && s < 1.0 {
+                let k = (-2.0 * s.ln() / s).sqrt();
+                self.spare = Some(v * k);
+                return u * k;
+            }
+        }
     }
 
     /// Normal with mean and standard deviation.

@@ -9,7 +9,7 @@
 //! A tag also keeps a 48-hour minute-by-minute ring of true positions for crime placement.
 
 use crate::area::Area;
-use crate::battery::Battery;
+use crate::battery::{Battery, BatteryStep};
 use crate::behaviour::{DrinkingEpisode, Rates};
 use crate::clock::{local_date, local_minutes, local_to_utc_ms, DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::geo::Xy;
@@ -67,6 +67,7 @@ pub struct TagSim {
     phase_ms: i64,
     gps: GpsModel,
     battery: Battery,
+    bstep: BatteryStep,
     losses: Vec<(TimeMs, TimeMs)>,
     hmu_off: Vec<(TimeMs, TimeMs)>,
     events: Vec<(TimeMs, DeviceEvent)>,
@@ -122,6 +123,7 @@ impl TagSim {
             phase_ms,
             gps,
             battery,
+            bstep: BatteryStep::default(),
             losses: Vec::new(),
             hmu_off: Vec::new(),
             events: Vec::new(),
@@ -248,7 +250,8 @@ impl TagSim {
                 if e.onset_ms >= p.activation.from && e.onset_ms < ctx.end_ms {
                     let mut it = TruthItem::about(p, "drinking_event", e.onset_ms, Some(e.end_ms()));
                     it.peak_tac_gdl = Some((e.peak_gdl * 1000.0).round() / 1000.0);
-                    it.detectable = e.detectable();
+                    // The readings show it only if the peak falls inside the run.
+                    it.detectable = e.detectable() && e.onset_ms + e.rise_ms + HOUR_MS < ctx.end_ms;
                     it.behaviour = Some(if e.peak_gdl < 0.02 { "light_drinking" } else if e.peak_gdl < 0.08 { "moderate_drinking" } else { "heavy_drinking" }.into());
                     self.truth.push(it);
                     self.drinks.push(e);
@@ -260,13 +263,13 @@ impl TagSim {
             }
             if rng.chance(rates.scaled(rates.obstruction) * day_frac) {
                 let t0 = at(rng);
-                let t1 = t0 + (rng.range(3.0, 12.0) * 3_600_000.0) as i64;
+                let t1 = t0 + (rng.range(3.0, 12.0) * 3600.0) as i64 * 1000;
                 let shift = if rng.chance(0.7) { rng.range(0.6, 1.4) } else { -rng.range(0.4, 0.6) };
                 self.obstructions.push(SensorEpisode { t0_ms: t0, t1_ms: t1, ir_shift_v: shift });
                 self.truth.push(TruthItem::about(p, "alcohol_obstruction", t0, Some(t1)).with_behaviour("ir_obstruction"));
             } else if rng.chance(rates.scaled(rates.removal) * day_frac) {
                 let t0 = at(rng);
-                let t1 = t0 + (rng.range(2.0, 16.0) * 3_600_000.0) as i64;
+                let t1 = t0 + (rng.range(2.0, 16.0) * 3600.0) as i64 * 1000;
                 self.removals.push(SensorEpisode { t0_ms: t0, t1_ms: t1, ir_shift_v: 0.0 });
                 self.truth.push(TruthItem::about(p, "alcohol_removal", t0, Some(t1)).with_behaviour("removal"));
             }
@@ -290,19 +293,21 @@ impl TagSim {
         self.tick_buf.clear();
         // Battery (and its events) first: a flat tag measures nothing.
         let at_home = here.place.is_some_and(|i| matches!(p.places[i].kind, PlaceKind::Home | PlaceKind::Partner));
-        let local_min = if at_home { local_minutes(t) } else { 0 };
-        let bt = self.battery.step(t, at_home, local_min, p.charge_min, local_date(t));
+        let (local_min, today) = if at_home && p.device == DeviceKind::Gps { (local_minutes(t), local_date(t)) } else { (0, NaiveDate::default()) };
+        let mut bt = std::mem::take(&mut self.bstep);
+        self.battery.step(&mut bt, t, at_home, local_min, p.charge_min, today);
         let just_died = bt.events.contains(&DeviceEvent::BatteryDead);
-        for ev in bt.events {
+        for &ev in &bt.events {
             self.tick_buf.push(Reading { t_ms: t, battery_pct: Some(self.battery.pct()), body: ReadingBody::Event(ev) });
             self.urgent = true;
         }
-        for item in bt.truth {
+        for item in &bt.truth {
             let mut it = TruthItem::about(p, item.kind, item.start_ms, item.end_ms);
             it.code = Some(item.code.to_string());
             it.behaviour = Some(item.behaviour.to_string());
             self.truth.push(it);
         }
+        self.bstep = bt;
         let alive = !self.battery.dead();
         let battery_pct = Some(self.battery.pct());
         // Scheduled events due by now.
