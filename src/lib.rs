@@ -5,6 +5,17 @@
 //! (health, curfew, zones, hits, alcohol) → sinks (alert store, trails, hits, sober days) → `api`.
 //! `replay` runs the same pipeline over a recorded file.
 
+pub mod api;
+pub mod config;
+pub mod formats;
+pub mod ingest;
+pub mod inspect;
+pub mod log;
 pub mod model;
+pub mod replay;
 pub mod score;
+pub mod store;
+pub mod pipeline;
+pub mod rules;
+pub mod server;
 pub mod wire;

@@ -1,0 +1,271 @@
+//! End-to-end load run: starts the real `tagstream serve` binary on loopback with a fresh data
+//! directory, streams readings from many simulated tags over the native protocol, and measures
+//! acknowledged (durable) readings per second and the ingest→alert latency distribution
+//! (hdrhistogram, server side: batch arrival → alert stored) plus batch ack latency (client side).
+//!
+//! Run: `cargo bench --bench e2e_load -- [--tags N] [--seconds S] [--batch B] [--rate R]`
+//! `--rate 0` is flat out; `--rate R` paces the whole load at R readings/s.
+
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tagstream::model::{DeviceEvent, Position, PositionSource, Reading, ReadingBody};
+use tagstream::wire::{tag_secret, Frame, FrameCodec, PROTOCOL_VERSION};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+struct Options {
+    tags: usize,
+    seconds: u64,
+    batch: usize,
+    rate: u64,
+    window: usize,
+}
+
+fn parse_options() -> Options {
+    let mut o = Options { tags: 200, seconds: 10, batch: 500, rate: 0, window: 8 };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+        match (args[i].as_str(), value) {
+            ("--tags", Some(v)) => o.tags = v as usize,
+            ("--seconds", Some(v)) => o.seconds = v,
+            ("--batch", Some(v)) => o.batch = v as usize,
+            ("--rate", Some(v)) => o.rate = v,
+            ("--window", Some(v)) => o.window = v as usize,
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+const T0_MS: i64 = 1_774_915_200_000; // 2026-03-31T00:00:00Z
+
+fn orders_json(tags: usize) -> String {
+    let people: Vec<_> = (0..tags).map(|i| serde_json::json!({"id": format!("P{i}"), "name": format!("Load {i}")})).collect();
+    let activations: Vec<_> = (0..tags)
+        .map(|i| serde_json::json!({"id": format!("A{i}"), "person": format!("P{i}"), "tag": format!("L{i}"), "from": "2026-03-01T00:00:00Z", "to": null}))
+        .collect();
+    serde_json::json!({"people": people, "activations": activations, "orders": []}).to_string()
+}
+
+/// Batch `n` of a tag: one-minute GPS fixes; every 20th batch opens the strap and the next
+/// closes it, so alerts flow continuously.
+fn make_batch(tag_index: usize, n: u64, size: usize) -> Vec<Reading> {
+    let base = T0_MS + (n as i64) * size as i64 * 60_000;
+    let mut readings: Vec<Reading> = (0..size)
+        .map(|k| Reading {
+            t_ms: base + k as i64 * 60_000,
+            battery_pct: Some(90),
+            body: ReadingBody::Position(Position {
+                lat_e7: 514_500_000 + (tag_index as i32 % 1000) * 100 + k as i32,
+                lon_e7: -25_900_000 + k as i32 * 3,
+                precision_cm: 800,
+                source: PositionSource::Gps,
+                speed_ckmh: Some(400),
+                heading_cdeg: Some(9000),
+                satellites: Some(9),
+            }),
+        })
+        .collect();
+    let event = match n % 20 {
+        10 => Some(DeviceEvent::StrapOpen),
+        11 => Some(DeviceEvent::StrapClosed),
+        _ => None,
+    };
+    if let (Some(e), Some(last)) = (event, readings.last_mut()) {
+        last.body = ReadingBody::Event(e);
+    }
+    readings
+}
+
+/// One tag's batch frame, encoded once and patched per send.
+struct BatchTemplate {
+    bytes: Vec<u8>,
+    open_record: [u8; tagstream::wire::RECORD_LEN],
+    close_record: [u8; tagstream::wire::RECORD_LEN],
+    fix_record: [u8; tagstream::wire::RECORD_LEN],
+    size: usize,
+}
+
+/// Offset of the batch seq in an encoded frame (length, type) and of the first record.
+const SEQ_AT: usize = 5;
+const RECORDS_AT: usize = 5 + 8 + 4;
+
+impl BatchTemplate {
+    fn new(tag_index: usize, size: usize) -> Self {
+        let readings = make_batch(tag_index, 1, size);
+        let mut buf = bytes::BytesMut::new();
+        tagstream::wire::encode_frame(&Frame::Batch { seq: 1, readings: readings.clone() }, &mut buf);
+        let last = *readings.last().expect("non-empty batch");
+        let with = |body| tagstream::wire::encode_record(&Reading { body, ..last });
+        Self {
+            bytes: buf.to_vec(),
+            open_record: with(ReadingBody::Event(DeviceEvent::StrapOpen)),
+            close_record: with(ReadingBody::Event(DeviceEvent::StrapClosed)),
+            fix_record: tagstream::wire::encode_record(&readings[0]),
+            size,
+        }
+    }
+
+    fn render(&mut self, seq: u64) -> &[u8] {
+        self.bytes[SEQ_AT..SEQ_AT + 8].copy_from_slice(&seq.to_le_bytes());
+        let last_at = RECORDS_AT + (self.size - 1) * tagstream::wire::RECORD_LEN;
+        let last = match seq % 20 {
+            10 => self.open_record,
+            11 => self.close_record,
+            _ => self.fix_record,
+        };
+        self.bytes[last_at..last_at + tagstream::wire::RECORD_LEN].copy_from_slice(&last);
+        let base = T0_MS + (seq as i64) * self.size as i64 * 60_000;
+        for k in 0..self.size {
+            let at = RECORDS_AT + k * tagstream::wire::RECORD_LEN;
+            self.bytes[at..at + 8].copy_from_slice(&(base + k as i64 * 60_000).to_le_bytes());
+        }
+        &self.bytes
+    }
+}
+
+async fn run_tag(
+    addr: String,
+    key: String,
+    tag_index: usize,
+    opts: Arc<Options>,
+    deadline: Instant,
+    acked: Arc<AtomicU64>,
+    ack_latency: Arc<Mutex<Histogram<u64>>>,
+) -> anyhow::Result<()> {
+    let tag = format!("L{tag_index}");
+    let socket = TcpStream::connect(&addr).await?;
+    socket.set_nodelay(true)?;
+    let mut framed = Framed::new(socket, FrameCodec::with_max_frame_bytes(4 << 20));
+    framed
+        .send(Frame::Hello { protocol_version: PROTOCOL_VERSION, tag: tag.clone(), secret: tag_secret(key.as_bytes(), &tag) })
+        .await?;
+    match framed.next().await {
+        Some(Ok(Frame::HelloOk { .. })) => {}
+        other => anyhow::bail!("hello refused: {other:?}"),
+    }
+    // Pacing per tag: this tag's share of the total rate.
+    let per_tag_batches_per_s = if opts.rate == 0 { 0.0 } else { opts.rate as f64 / opts.batch as f64 / opts.tags as f64 };
+    let start = Instant::now();
+    let mut sent_at: std::collections::VecDeque<Instant> = Default::default();
+    let mut seq = 0u64;
+    let mut template = BatchTemplate::new(tag_index, opts.batch);
+    let mut local_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    loop {
+        let now = Instant::now();
+        let may_send = now < deadline && sent_at.len() < opts.window;
+        let due = per_tag_batches_per_s == 0.0 || (seq as f64) < start.elapsed().as_secs_f64() * per_tag_batches_per_s;
+        if may_send && due {
+            seq += 1;
+            // Patch the pre-encoded template (seq, event times, event kind) instead of
+            // re-encoding: keeps the client's CPU share small on a 2-core machine.
+            let frame = template.render(seq);
+            framed.get_mut().write_all(frame).await?;
+            sent_at.push_back(Instant::now());
+            if sent_at.len() < opts.window && per_tag_batches_per_s == 0.0 {
+                continue;
+            }
+        }
+        if sent_at.is_empty() {
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        let wait = if may_send && !due { Duration::from_millis(1) } else { Duration::from_secs(30) };
+        match tokio::time::timeout(wait, framed.next()).await {
+            Ok(Some(Ok(Frame::Ack { .. }))) => {
+                if let Some(t) = sent_at.pop_front() {
+                    let _ = local_hist.record(t.elapsed().as_micros().max(1) as u64);
+                }
+                acked.fetch_add(opts.batch as u64, Ordering::Relaxed);
+            }
+            Ok(other) => anyhow::bail!("unexpected from server: {other:?}"),
+            Err(_) => {}
+        }
+    }
+    ack_latency.lock().unwrap().add(&local_hist)?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let opts = Arc::new(parse_options());
+    let data_dir = tempfile::tempdir()?;
+    let orders = data_dir.path().join("orders-in.json");
+    std::fs::write(&orders, orders_json(opts.tags))?;
+    let key = "load-test-tag-key".to_string();
+    let token = "load-test-admin-token".to_string();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tagstream"))
+        .args(["serve", "--ingest-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--orders"])
+        .arg(&orders)
+        .arg("--data-dir")
+        .arg(data_dir.path().join("data"))
+        .env("TAGSTREAM_TAG_KEY", &key)
+        .env("TAGSTREAM_ADMIN_TOKEN", &token)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("piped stdout")).read_line(&mut line)?;
+    let listening: serde_json::Value = serde_json::from_str(&line)?;
+    let ingest = listening["ingest_addr"].as_str().unwrap_or_default().to_string();
+    let http = listening["http_addr"].as_str().unwrap_or_default().to_string();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let acked = Arc::new(AtomicU64::new(0));
+    let ack_latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(opts.seconds);
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..opts.tags {
+            tasks.push(tokio::spawn(run_tag(ingest.clone(), key.clone(), i, opts.clone(), deadline, acked.clone(), ack_latency.clone())));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        anyhow::Ok(())
+    })?;
+    let elapsed = started.elapsed().as_secs_f64();
+    // Give the pipeline a moment to finish the last alerts, then read the server's histogram.
+    std::thread::sleep(Duration::from_millis(500));
+    let stats: serde_json::Value = runtime.block_on(async {
+        let mut stream = TcpStream::connect(&http).await?;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let req = format!("GET /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await?;
+        let json = body.split("\r\n\r\n").nth(1).unwrap_or("{}");
+        anyhow::Ok(serde_json::from_str(json)?)
+    })?;
+    let _ = server.kill();
+    let _ = server.wait();
+    let acked = acked.load(Ordering::Relaxed);
+    let h = ack_latency.lock().unwrap();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "tags": opts.tags, "batch_readings": opts.batch, "window": opts.window, "target_rate": opts.rate,
+            "seconds": elapsed,
+            "acked_readings": acked,
+            "acked_readings_per_s": (acked as f64 / elapsed).round(),
+            "batch_ack_latency_us": {"p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max()},
+            "server": stats,
+        }))?
+    );
+    Ok(())
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: every crate's unit and integration tests, including the end-to-end tests
+# that start the real server. Installs nothing by hand: whatever a test needs is installed here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Lean debug test builds on a 2-core machine.
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+cargo test --workspace --locked "$@"

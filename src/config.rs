@@ -1,0 +1,73 @@
+//! Server configuration: a TOML file, overridden by command-line flags. Secrets (the tag key,
+//! API tokens) are never in the file: they come from the environment or from key files in the
+//! data directory that the server creates with owner-only permissions.
+
+use crate::pipeline::PipelineConfig;
+use crate::rules::RulesConfig;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where tags connect (native protocol).
+    pub ingest_addr: SocketAddr,
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    /// The durable store: log segments, keys, metadata.
+    pub data_dir: PathBuf,
+    /// People, activations and orders to load at start (until the API manages them).
+    pub orders: Option<PathBuf>,
+    /// Largest frame a tag may send.
+    pub max_frame_bytes: usize,
+    /// Log segment size before rolling to a new one.
+    pub segment_bytes: u64,
+    /// Partitions (owner tasks) of the pipeline.
+    pub partitions: usize,
+    pub pipeline: PipelineConfig,
+    pub rules: RulesConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            ingest_addr: "127.0.0.1:7700".parse().expect("literal address"),
+            http_addr: "127.0.0.1:7800".parse().expect("literal address"),
+            data_dir: PathBuf::from("tagstream-data"),
+            orders: None,
+            max_frame_bytes: 1 << 20,
+            segment_bytes: 64 << 20,
+            partitions: 2,
+            pipeline: PipelineConfig::default(),
+            rules: RulesConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl ServerConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,52 @@
+//! `tagstream inspect`: a JSON summary of what is durably stored in a data directory — the log
+//! (segments, records, readings per kind, tags) and the activations it was loaded with.
+
+use crate::formats::orders_file::parse_orders;
+use crate::log::{summarize, LogSummary};
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Debug, Serialize)]
+pub struct InspectSummary {
+    pub data_dir: String,
+    pub log: LogSummary,
+    pub people: usize,
+    pub activations: usize,
+    pub orders: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("{0} is not a tagstream data directory (no log/ inside)")]
+    NotADataDir(String),
+    #[error("log: {0}")]
+    Log(#[from] crate::log::LogError),
+    #[error("orders.json: {0}")]
+    Orders(String),
+}
+
+pub fn inspect(data_dir: &Path) -> Result<InspectSummary, InspectError> {
+    let log_dir = data_dir.join("log");
+    if !log_dir.is_dir() {
+        return Err(InspectError::NotADataDir(data_dir.display().to_string()));
+    }
+    let log = summarize(&log_dir)?;
+    let (people, activations, orders) = match std::fs::read_to_string(data_dir.join("orders.json")) {
+        Ok(text) => {
+            let load = parse_orders(&text).map_err(|e| InspectError::Orders(e.to_string()))?;
+            (
+                load.accepted.people.len(),
+                load.accepted.activations.len(),
+                load.accepted.orders.len(),
+            )
+        }
+        Err(_) => (0, 0, 0),
+    };
+    Ok(InspectSummary {
+        data_dir: data_dir.display().to_string(),
+        log,
+        people,
+        activations,
+        orders,
+    })
+}

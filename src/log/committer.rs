@@ -1,0 +1,371 @@
+//! Group commit: one OS thread owns the [`LogWriter`], takes append requests from any number of
+//! async tasks, and makes each group of them durable with a single `fdatasync` before answering.
+//!
+//! The thread blocks for a first request, drains whatever else is queued (up to
+//! [`CommitConfig::max_group_bytes`]), appends it all, syncs once, completes every request, and
+//! only then forwards the newly stored batches, in log order, to the pipeline with a blocking send
+//! (a lagging pipeline therefore stalls the committer, whose bounded queue then slows ingest).
+//!
+//! Deduplication lives here, on the one thread that writes, so two concurrent resends of the same
+//! batch cannot both be stored: a batch whose `seq` is not above the last stored `seq` of its tag
+//! is a [`AppendOutcome::Duplicate`], acknowledged without being written again (but only once the
+//! copy it duplicates is durable).
+//!
+//! An I/O error fails the requests of the group it hit with that error (they are never
+//! acknowledged) and poisons the committer: every later append gets [`LogError::Poisoned`].
+//! Dropping every [`CommitHandle`] lets the thread finish the queued work and exit; it then drops
+//! its `committed_tx`, so the pipeline sees the channel close.
+
+use super::error::{LogError, LogResult};
+use super::record::batch_frame_len;
+use super::writer::LogWriter;
+use crate::model::Batch;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Tunables of a [`GroupCommitter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitConfig {
+    /// Stop draining the queue into a group once it holds this many record bytes.
+    pub max_group_bytes: usize,
+    /// After draining the queue, wait this long once for more requests before committing.
+    /// Zero (the default) commits as soon as the queue is drained.
+    pub max_delay: Duration,
+    /// Requests that may wait in the queue; senders wait beyond that (backpressure).
+    pub queue_capacity: usize,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        CommitConfig {
+            max_group_bytes: 16 * 1024 * 1024,
+            max_delay: Duration::ZERO,
+            queue_capacity: 4096,
+        }
+    }
+}
+
+/// How an append was acknowledged. Either way the batch is durable when this is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Written as record number `record`.
+    Stored { record: u64 },
+    /// The tag's batch with this `seq` (or a later one) was already stored; not written again.
+    Duplicate,
+}
+
+/// Counters of a committer since it was spawned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CommitStats {
+    /// Batches written.
+    pub stored: u64,
+    /// Readings in the batches written.
+    pub readings_stored: u64,
+    /// Appends acknowledged as duplicates.
+    pub duplicates: u64,
+    /// Groups committed (each answered by at most one sync).
+    pub groups: u64,
+    /// `fdatasync` calls by the writer (one per group that stored anything, plus segment rolls).
+    pub syncs: u64,
+    /// Record bytes written.
+    pub bytes_written: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    stored: AtomicU64,
+    readings_stored: AtomicU64,
+    duplicates: AtomicU64,
+    groups: AtomicU64,
+    syncs: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+/// State shared by the handles and the committer thread.
+struct Shared {
+    /// Durable last seq per tag (updated after each sync), for [`CommitHandle::last_seq`].
+    last_seq_by_tag: Mutex<HashMap<String, u64>>,
+    poisoned: Mutex<Option<String>>,
+    counters: Counters,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn poisoned_error(&self) -> Option<LogError> {
+        lock(&self.poisoned).clone().map(LogError::Poisoned)
+    }
+}
+
+struct Request {
+    batch: Batch,
+    reply: oneshot::Sender<LogResult<AppendOutcome>>,
+}
+
+/// Spawns the committer thread.
+pub struct GroupCommitter;
+
+impl GroupCommitter {
+    /// Spawns the committer with the default [`CommitConfig`]. `last_seq_by_tag` is the dedup
+    /// state, normally [`super::RecoveryReport::last_seq_by_tag`].
+    pub fn spawn(
+        writer: LogWriter,
+        last_seq_by_tag: HashMap<String, u64>,
+        committed_tx: mpsc::Sender<Vec<Arc<Batch>>>,
+    ) -> LogResult<CommitHandle> {
+        Self::spawn_with_config(
+            writer,
+            last_seq_by_tag,
+            committed_tx,
+            CommitConfig::default(),
+        )
+    }
+
+    /// Spawns the committer with explicit tunables.
+    pub fn spawn_with_config(
+        writer: LogWriter,
+        last_seq_by_tag: HashMap<String, u64>,
+        committed_tx: mpsc::Sender<Vec<Arc<Batch>>>,
+        config: CommitConfig,
+    ) -> LogResult<CommitHandle> {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let shared = Arc::new(Shared {
+            last_seq_by_tag: Mutex::new(last_seq_by_tag.clone()),
+            poisoned: Mutex::new(None),
+            counters: Counters::default(),
+        });
+        let thread = Committer {
+            writer,
+            rx,
+            last_seq_by_tag,
+            shared: Arc::clone(&shared),
+            committed_tx,
+            config,
+            pipeline_gone: false,
+        };
+        let dir = thread.writer.dir().to_owned();
+        std::thread::Builder::new()
+            .name("log-committer".into())
+            .spawn(move || thread.run())
+            .map_err(|e| LogError::io("spawning committer thread for", dir, e))?;
+        Ok(CommitHandle { tx, shared })
+    }
+}
+
+/// A cheap, cloneable handle for submitting batches to the committer.
+#[derive(Clone)]
+pub struct CommitHandle {
+    tx: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+impl CommitHandle {
+    /// Submits a batch and waits until it is durable (or found to be a duplicate of a durable
+    /// batch). Only an `Ok` may be acknowledged to the tag.
+    pub async fn append(&self, batch: Batch) -> LogResult<AppendOutcome> {
+        if let Some(error) = self.shared.poisoned_error() {
+            return Err(error);
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(Request { batch, reply }).await.is_err() {
+            return Err(self.stopped_error());
+        }
+        answer.await.unwrap_or_else(|_| Err(self.stopped_error()))
+    }
+
+    /// The last durable `seq` stored for `tag`; 0 if none (tags number batches from 1).
+    pub fn last_seq(&self, tag: &str) -> u64 {
+        lock(&self.shared.last_seq_by_tag)
+            .get(tag)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counters since the committer was spawned.
+    pub fn stats(&self) -> CommitStats {
+        let c = &self.shared.counters;
+        CommitStats {
+            stored: c.stored.load(Ordering::Relaxed),
+            readings_stored: c.readings_stored.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
+            groups: c.groups.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether an I/O error has stopped the committer.
+    pub fn is_poisoned(&self) -> bool {
+        lock(&self.shared.poisoned).is_some()
+    }
+
+    fn stopped_error(&self) -> LogError {
+        self.shared.poisoned_error().unwrap_or(LogError::Closed)
+    }
+}
+
+/// The committer thread's state.
+struct Committer {
+    writer: LogWriter,
+    rx: mpsc::Receiver<Request>,
+    /// Last seq per tag including records appended in the group being committed.
+    last_seq_by_tag: HashMap<String, u64>,
+    shared: Arc<Shared>,
+    committed_tx: mpsc::Sender<Vec<Arc<Batch>>>,
+    config: CommitConfig,
+    pipeline_gone: bool,
+}
+
+/// A request of the current group waiting for the group's sync, with its tentative answer.
+struct Pending {
+    reply: oneshot::Sender<LogResult<AppendOutcome>>,
+    outcome: AppendOutcome,
+}
+
+impl Committer {
+    fn run(mut self) {
+        let mut group = Vec::new();
+        while let Some(first) = self.rx.blocking_recv() {
+            let mut group_bytes = request_bytes(&first);
+            group.push(first);
+            self.drain(&mut group, &mut group_bytes);
+            if !self.config.max_delay.is_zero() && group_bytes < self.config.max_group_bytes {
+                std::thread::sleep(self.config.max_delay);
+                self.drain(&mut group, &mut group_bytes);
+            }
+            if let Err(error) = self.commit(&mut group) {
+                self.stop(error);
+                return;
+            }
+        }
+    }
+
+    /// Moves queued requests into the group until it is full or the queue is empty.
+    fn drain(&mut self, group: &mut Vec<Request>, group_bytes: &mut usize) {
+        while *group_bytes < self.config.max_group_bytes {
+            match self.rx.try_recv() {
+                Ok(request) => {
+                    *group_bytes += request_bytes(&request);
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Appends, syncs and answers one group. An `Err` has already been sent to every request of
+    /// the group and means the writer is unusable.
+    fn commit(&mut self, group: &mut Vec<Request>) -> LogResult<()> {
+        let mut pending: Vec<Pending> = Vec::with_capacity(group.len());
+        let mut stored: Vec<Arc<Batch>> = Vec::new();
+        let mut bytes_written = 0u64;
+        let mut requests = group.drain(..);
+        while let Some(Request { batch, reply }) = requests.next() {
+            let duplicate = self
+                .last_seq_by_tag
+                .get(&batch.tag)
+                .is_some_and(|last| batch.seq <= *last);
+            if duplicate {
+                pending.push(Pending {
+                    reply,
+                    outcome: AppendOutcome::Duplicate,
+                });
+                continue;
+            }
+            match self.writer.append(&batch) {
+                Ok(record) => {
+                    bytes_written += batch_frame_len(&batch).map_or(0, |len| len as u64);
+                    self.last_seq_by_tag.insert(batch.tag.clone(), batch.seq);
+                    pending.push(Pending {
+                        reply,
+                        outcome: AppendOutcome::Stored { record },
+                    });
+                    stored.push(Arc::new(batch));
+                }
+                // A batch the log cannot hold: refused, nothing written, others unaffected.
+                Err(error) if self.writer.poisoned().is_none() => {
+                    let _ = reply.send(Err(error));
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error.clone()));
+                    fail_all(pending, requests.map(|r| r.reply), &error);
+                    return Err(error);
+                }
+            }
+        }
+        drop(requests);
+        if !stored.is_empty() {
+            if let Err(error) = self.writer.sync() {
+                fail_all(pending, std::iter::empty(), &error);
+                return Err(error);
+            }
+            let syncs = self.writer.syncs();
+            self.shared.counters.syncs.store(syncs, Ordering::Relaxed);
+            let mut durable = lock(&self.shared.last_seq_by_tag);
+            for batch in &stored {
+                durable.insert(batch.tag.clone(), batch.seq);
+            }
+        }
+        self.count(&pending, &stored, bytes_written);
+        for p in pending {
+            // A requester that stopped waiting is fine: its batch is durable all the same.
+            let _ = p.reply.send(Ok(p.outcome));
+        }
+        if !stored.is_empty()
+            && !self.pipeline_gone
+            && self.committed_tx.blocking_send(stored).is_err()
+        {
+            self.pipeline_gone = true;
+            tracing::warn!(
+                "committed-batch receiver dropped; log keeps storing without forwarding"
+            );
+        }
+        Ok(())
+    }
+
+    fn count(&self, pending: &[Pending], stored: &[Arc<Batch>], bytes_written: u64) {
+        let c = &self.shared.counters;
+        let duplicates = pending
+            .iter()
+            .filter(|p| p.outcome == AppendOutcome::Duplicate)
+            .count();
+        let readings: usize = stored.iter().map(|b| b.readings.len()).sum();
+        c.groups.fetch_add(1, Ordering::Relaxed);
+        c.stored.fetch_add(stored.len() as u64, Ordering::Relaxed);
+        c.readings_stored
+            .fetch_add(readings as u64, Ordering::Relaxed);
+        c.duplicates.fetch_add(duplicates as u64, Ordering::Relaxed);
+        c.bytes_written.fetch_add(bytes_written, Ordering::Relaxed);
+    }
+
+    /// Poisons the committer and refuses everything still queued.
+    fn stop(mut self, error: LogError) {
+        let reason = error.to_string();
+        tracing::error!(error = %reason, "log committer stopped");
+        *lock(&self.shared.poisoned) = Some(reason.clone());
+        self.rx.close();
+        while let Ok(request) = self.rx.try_recv() {
+            let _ = request.reply.send(Err(LogError::Poisoned(reason.clone())));
+        }
+    }
+}
+
+fn request_bytes(request: &Request) -> usize {
+    batch_frame_len(&request.batch).unwrap_or(0)
+}
+
+fn fail_all(
+    pending: Vec<Pending>,
+    rest: impl Iterator<Item = oneshot::Sender<LogResult<AppendOutcome>>>,
+    error: &LogError,
+) {
+    for reply in pending.into_iter().map(|p| p.reply).chain(rest) {
+        let _ = reply.send(Err(error.clone()));
+    }
+}

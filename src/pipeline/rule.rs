@@ -1,0 +1,76 @@
+//! The rule interface: one small trait every rule (health, curfew, zones, hits, alcohol) implements.
+//!
+//! A rule instance belongs to one activation and sees that activation's readings in event-time
+//! order plus the advancing event-time clock. Rules are pure functions of those inputs: they never
+//! read the wall clock, so live processing and replay give identical outputs.
+
+use super::sink::{Output, Sink};
+use crate::model::{Alert, Reading, TimeMs};
+
+/// What a rule knows about the activation it watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivationInfo {
+    pub id: String,
+    pub person: String,
+    pub tag: String,
+    pub from_ms: TimeMs,
+    pub to_ms: Option<TimeMs>,
+}
+
+impl ActivationInfo {
+    pub fn covers(&self, t_ms: TimeMs) -> bool {
+        t_ms >= self.from_ms && self.to_ms.is_none_or(|to| t_ms < to)
+    }
+}
+
+/// Context passed to a rule on every call: the activation and where outputs go.
+pub struct RuleContext<'a> {
+    pub activation: &'a ActivationInfo,
+    sink: &'a mut dyn Sink,
+    cause_arrival_ms: Option<TimeMs>,
+}
+
+impl<'a> RuleContext<'a> {
+    pub fn new(
+        activation: &'a ActivationInfo,
+        sink: &'a mut dyn Sink,
+        cause_arrival_ms: Option<TimeMs>,
+    ) -> Self {
+        Self {
+            activation,
+            sink,
+            cause_arrival_ms,
+        }
+    }
+
+    /// Emits a new alert, or a new state of an alert already emitted (same id).
+    pub fn emit_alert(&mut self, alert: Alert) {
+        self.sink.emit(Output::Alert(alert), self.cause_arrival_ms);
+    }
+}
+
+/// A per-activation rule state machine.
+pub trait Rule: Send {
+    /// Short stable name: part of alert ids and of the `rule` field.
+    fn name(&self) -> &'static str;
+
+    /// One reading of this activation. `late` is true when the reading arrived after the
+    /// activation's watermark had passed its event time (its window was already evaluated).
+    fn on_reading(&mut self, ctx: &mut RuleContext<'_>, reading: &Reading, late: bool);
+
+    /// The tag was heard from (a batch arrived) when the event-time clock stood at `contact_ms`.
+    fn on_contact(&mut self, _ctx: &mut RuleContext<'_>, _contact_ms: TimeMs) {}
+
+    /// The event-time clock reached `clock_ms`, at or past [`Rule::next_deadline`].
+    fn on_clock(&mut self, _ctx: &mut RuleContext<'_>, _clock_ms: TimeMs) {}
+
+    /// The earliest event time at which `on_clock` has something to do, if any.
+    fn next_deadline(&self) -> Option<TimeMs> {
+        None
+    }
+}
+
+/// Builds the rules that watch one activation (from its person's orders and the configuration).
+pub trait RuleFactory: Send + Sync {
+    fn rules_for(&self, activation: &ActivationInfo) -> Vec<Box<dyn Rule>>;
+}

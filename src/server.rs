@@ -1,0 +1,255 @@
+//! `tagstream serve`: wires the stages together.
+//!
+//! Start-up order matters for "nothing acked is lost": the log is recovered first (torn tail
+//! truncated), every stored batch is replayed through the pipeline to rebuild alerts, and only
+//! then are tags let in. From then on the group committer is the single writer; it hands
+//! committed batches, in log order, to the pipeline.
+
+use crate::api::auth::TokenSet;
+use crate::api::routes::Counters;
+use crate::api::{router, ApiState};
+use crate::config::ServerConfig;
+use crate::formats::orders_file::{parse_orders, OrdersFile};
+use crate::ingest::{run_listener, IngestContext};
+use crate::log::{GroupCommitter, LogConfig, LogReader, LogWriter};
+use crate::model::Batch;
+use crate::pipeline::driver::{LiveDriver, OutputBatch};
+use crate::pipeline::ActivationDirectory;
+use crate::rules::StandardRules;
+use crate::store::LiveAlerts;
+use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Environment variable holding the tag key (hex or text); else `DATA/tag.key` is used/created.
+pub const TAG_KEY_ENV: &str = "TAGSTREAM_TAG_KEY";
+/// Environment variable holding the admin API token; else `DATA/admin.token` is used/created.
+pub const ADMIN_TOKEN_ENV: &str = "TAGSTREAM_ADMIN_TOKEN";
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("reading /dev/urandom for a new secret")?;
+    Ok(hex::encode(buf))
+}
+
+/// Reads a secret from the environment, else from `path`, creating it (mode 0600) if absent.
+pub fn load_or_create_secret(env: &str, path: &Path) -> Result<String> {
+    if let Ok(v) = std::env::var(env) {
+        if !v.trim().is_empty() {
+            return Ok(v.trim().to_string());
+        }
+    }
+    if path.exists() {
+        return Ok(std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_string());
+    }
+    let secret = random_hex(32)?;
+    write_private(path, &secret)?;
+    Ok(secret)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Loads the orders document for the server: from `--orders` (copied into the data directory so
+/// the data directory alone can be replayed), else the copy already there, else nothing.
+fn load_server_orders(config: &ServerConfig) -> Result<OrdersFile> {
+    let stored = config.data_dir.join("orders.json");
+    let source = match &config.orders {
+        Some(path) => path.clone(),
+        None if stored.exists() => stored.clone(),
+        None => return Ok(OrdersFile::default()),
+    };
+    let text = std::fs::read_to_string(&source)
+        .with_context(|| format!("reading orders {}", source.display()))?;
+    let load = parse_orders(&text).with_context(|| format!("orders {}", source.display()))?;
+    for e in &load.errors {
+        tracing::warn!("{}: {e} (record skipped)", source.display());
+    }
+    if source != stored {
+        let tmp = config.data_dir.join("orders.json.tmp");
+        std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &stored).with_context(|| format!("writing {}", stored.display()))?;
+    }
+    Ok(load.accepted)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(config: ServerConfig) -> Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let tag_key = load_or_create_secret(TAG_KEY_ENV, &config.data_dir.join("tag.key"))?;
+    let admin_token = load_or_create_secret(ADMIN_TOKEN_ENV, &config.data_dir.join("admin.token"))?;
+    let orders = load_server_orders(&config)?;
+    let directory = Arc::new(ActivationDirectory::new(&orders.activations));
+
+    let log_dir = config.data_dir.join("log");
+    let (writer, recovery) = LogWriter::open(
+        &log_dir,
+        LogConfig {
+            segment_max_bytes: config.segment_bytes,
+            ..LogConfig::default()
+        },
+    )
+    .with_context(|| format!("opening the durable log in {}", log_dir.display()))?;
+    tracing::info!(?recovery, "log recovered");
+
+    // Latency is measured only for batches that arrive from now on, not recovered ones.
+    let alerts = Arc::new(LiveAlerts::measuring_since(now_ms()));
+    let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
+    let factory = Arc::new(StandardRules::new(config.pipeline, config.rules.clone(), &orders));
+    let driver = LiveDriver::spawn(directory, config.pipeline, factory, config.partitions, outputs_tx);
+
+    // Rebuild alerts from every stored batch before any new batch can arrive.
+    let recovered = replay_log_into(&log_dir, &driver.input).await?;
+    let alerts_task = alerts.clone();
+    tokio::spawn(async move { alerts_task.run(outputs_rx).await });
+    let marker = recovered;
+
+    let counters = Arc::new(Counters::default());
+    counters.committed_batches.store(marker.0, Ordering::Relaxed);
+    counters.committed_readings.store(marker.1, Ordering::Relaxed);
+    let (committed_tx, mut committed_rx) = mpsc::channel::<Vec<Arc<Batch>>>(64);
+    let commit = GroupCommitter::spawn(writer, recovery.last_seq_by_tag.clone(), committed_tx)
+        .context("starting the group committer")?;
+    let forward_counters = counters.clone();
+    let pipeline_input = driver.input.clone();
+    tokio::spawn(async move {
+        while let Some(group) = committed_rx.recv().await {
+            forward_counters
+                .committed_batches
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
+            let readings: usize = group.iter().map(|b| b.readings.len()).sum();
+            forward_counters
+                .committed_readings
+                .fetch_add(readings as u64, Ordering::Relaxed);
+            if pipeline_input.send(group).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let ingest = Arc::new(IngestContext {
+        commit,
+        tag_key: tag_key.into_bytes(),
+        max_frame_bytes: config.max_frame_bytes,
+        connections: AtomicU64::new(0),
+        rejected_frames: AtomicU64::new(0),
+        duplicate_batches: AtomicU64::new(0),
+    });
+    let ingest_listener = TcpListener::bind(config.ingest_addr)
+        .await
+        .with_context(|| format!("binding ingest address {}", config.ingest_addr))?;
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+    let ingest_addr = ingest_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+
+    let state = ApiState {
+        alerts: alerts.clone(),
+        tokens: TokenSet::new(&[admin_token]),
+        counters,
+        ingest: ingest.clone(),
+    };
+    let app = router(state);
+    let http = tokio::spawn(async move { axum::serve(http_listener, app).await });
+    let ingest_task = tokio::spawn(run_listener(ingest_listener, ingest));
+
+    // One machine-readable line so scripts and tests can find the ports.
+    println!(
+        "{}",
+        serde_json::json!({
+            "event": "listening",
+            "ingest_addr": ingest_addr.to_string(),
+            "http_addr": http_addr.to_string(),
+            "data_dir": config.data_dir.display().to_string(),
+            "admin_token_file": config.data_dir.join("admin.token").display().to_string(),
+            "recovered_batches": marker.0,
+        })
+    );
+
+    tokio::select! {
+        r = http => bail!("HTTP server stopped: {r:?}"),
+        r = ingest_task => bail!("ingest listener stopped: {r:?}"),
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Feeds every batch stored in the log to the pipeline, in log order. Returns (batches, readings).
+async fn replay_log_into(log_dir: &Path, input: &mpsc::Sender<Vec<Arc<Batch>>>) -> Result<(u64, u64)> {
+    let dir = log_dir.to_path_buf();
+    let (tx, mut rx) = mpsc::channel::<Vec<Arc<Batch>>>(16);
+    let reader = tokio::task::spawn_blocking(move || -> Result<()> {
+        let reader = LogReader::open(&dir).with_context(|| format!("reading log {}", dir.display()))?;
+        let mut group = Vec::with_capacity(64);
+        for item in reader {
+            let (_, batch) = item.context("reading a stored batch")?;
+            group.push(Arc::new(batch));
+            if group.len() == 64 && tx.blocking_send(std::mem::take(&mut group)).is_err() {
+                return Ok(());
+            }
+        }
+        if !group.is_empty() {
+            let _ = tx.blocking_send(group);
+        }
+        Ok(())
+    });
+    let (mut batches, mut readings) = (0u64, 0u64);
+    while let Some(group) = rx.recv().await {
+        batches += group.len() as u64;
+        readings += group.iter().map(|b| b.readings.len() as u64).sum::<u64>();
+        input.send(group).await.context("pipeline stopped during recovery")?;
+    }
+    reader.await.context("log reader task")??;
+    Ok((batches, readings))
+}

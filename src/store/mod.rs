@@ -1,0 +1,7 @@
+//! Output stores: what the pipeline produced, held for the API and exports.
+
+pub mod alert_book;
+pub mod live_alerts;
+
+pub use alert_book::AlertBook;
+pub use live_alerts::LiveAlerts;

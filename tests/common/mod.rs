@@ -1,0 +1,137 @@
+//! Test harness: runs the real `tagstream` binary and talks to it as tags and API clients do.
+#![allow(dead_code)]
+
+use futures::{SinkExt, StreamExt};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use tagstream::model::Reading;
+use tagstream::wire::{tag_secret, Frame, FrameCodec, PROTOCOL_VERSION};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+pub const TAG_KEY: &str = "test-tag-key";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tagstream")
+}
+
+/// A running `tagstream serve` child process.
+pub struct Server {
+    pub child: Child,
+    pub ingest_addr: String,
+    pub http_addr: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, orders: Option<&Path>, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--ingest-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("TAGSTREAM_TAG_KEY", TAG_KEY)
+            .env("TAGSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped());
+        if let Some(orders) = orders {
+            cmd.arg("--orders").arg(orders);
+        }
+        let mut child = cmd.spawn().expect("start tagstream serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read listening line");
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("server did not start (line {line:?}): {e}"));
+        Server {
+            child,
+            ingest_addr: v["ingest_addr"].as_str().expect("ingest_addr").to_string(),
+            http_addr: v["http_addr"].as_str().expect("http_addr").to_string(),
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+
+    pub fn get(&self, path: &str) -> Result<String, ureq::Error> {
+        ureq::get(&format!("http://{}{}", self.http_addr, path))
+            .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .call()?
+            .into_string()
+            .map_err(|e| ureq::Error::from(std::io::Error::other(e)))
+    }
+
+    /// Waits until the server's alert set stops changing and returns it (JSON Lines).
+    pub fn settled_alerts(&self) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let now = self.get("/v1/alerts").expect("GET /v1/alerts");
+            if now == last && !now.is_empty() {
+                return now;
+            }
+            last = now;
+        }
+        last
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A simulated tag on one connection.
+pub struct TagClient {
+    pub framed: Framed<TcpStream, FrameCodec>,
+    pub last_seq: u64,
+}
+
+impl TagClient {
+    pub async fn connect(addr: &str, tag: &str) -> TagClient {
+        Self::connect_with_secret(addr, tag, &tag_secret(TAG_KEY.as_bytes(), tag))
+            .await
+            .expect("hello accepted")
+    }
+
+    pub async fn connect_with_secret(addr: &str, tag: &str, secret: &str) -> Result<TagClient, Frame> {
+        let socket = TcpStream::connect(addr).await.expect("connect");
+        let mut framed = Framed::new(socket, FrameCodec::default());
+        framed
+            .send(Frame::Hello { protocol_version: PROTOCOL_VERSION, tag: tag.into(), secret: secret.into() })
+            .await
+            .expect("send hello");
+        match framed.next().await {
+            Some(Ok(Frame::HelloOk { last_seq })) => Ok(TagClient { framed, last_seq }),
+            Some(Ok(other)) => Err(other),
+            other => panic!("no answer to hello: {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, seq: u64, readings: Vec<Reading>) {
+        self.framed.send(Frame::Batch { seq, readings }).await.expect("send batch");
+    }
+
+    pub async fn next_frame(&mut self) -> Option<Frame> {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), self.framed.next()).await {
+            Ok(Some(Ok(f))) => Some(f),
+            Ok(_) => None,
+            Err(_) => panic!("timed out waiting for a frame"),
+        }
+    }
+
+    /// Sends one batch and waits for its ack.
+    pub async fn send_acked(&mut self, seq: u64, readings: Vec<Reading>) {
+        self.send(seq, readings).await;
+        match self.next_frame().await {
+            Some(Frame::Ack { seq: acked }) => assert_eq!(acked, seq),
+            other => panic!("expected ack {seq}, got {other:?}"),
+        }
+    }
+}
