@@ -85,9 +85,10 @@ impl Battery {
         self.skip_until_ms = self.skip_until_ms.max(t_ms);
     }
 
-    /// Advances one minute to `t_ms`. `local_min` is the local minute of day (only meaningful when
-    /// `at_home`), `today` the local date.
-    pub fn step(&mut self, out: &mut BatteryStep, t_ms: TimeMs, at_home: bool, local_min: i64, charge_min: i64, today: NaiveDate) {
+    /// Advances `dt_min` minutes to `t_ms`. `local_min` is the local minute of day and `today` the
+    /// local date (both only meaningful when `at_home`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(&mut self, out: &mut BatteryStep, t_ms: TimeMs, dt_min: f64, at_home: bool, local_min: i64, charge_min: i64, today: NaiveDate) {
         out.clear();
         let skipping = t_ms < self.skip_until_ms;
         if self.chargeable && !self.charging && at_home && !skipping {
@@ -110,7 +111,7 @@ impl Battery {
             if !at_home {
                 self.charging = false;
             } else {
-                self.level_pct = (self.level_pct + CHARGE_PCT_PER_MIN).min(100.0);
+                self.level_pct = (self.level_pct + CHARGE_PCT_PER_MIN * dt_min).min(100.0);
                 if self.level_pct >= 100.0 {
                     self.charging = false;
                 }
@@ -121,7 +122,7 @@ impl Battery {
             return;
         }
         let before = self.level_pct;
-        self.level_pct = (self.level_pct - self.drain_pct_per_min).max(0.0);
+        self.level_pct = (self.level_pct - self.drain_pct_per_min * dt_min).max(0.0);
         if before > LOW_PCT && self.level_pct <= LOW_PCT {
             out.events.push(DeviceEvent::BatteryLow);
             self.low_since = Some(t_ms);

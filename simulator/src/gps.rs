@@ -7,6 +7,7 @@
 //! tag falls back to a Wi-Fi or mobile-network (LBS) location about every 3 minutes, precision
 //! 100–1500 m; without mobile signal there is no fallback at all.
 
+use crate::area::Area;
 use crate::behaviour::Rates;
 use crate::geo::Xy;
 use crate::movement::Mode;
@@ -47,7 +48,10 @@ impl GpsModel {
     }
 
     /// One attempt at minute tick `t`.
-    pub fn fix(&mut self, rng: &mut Rng, rates: &Rates, here: &Where, density: f64, network: bool, t: TimeMs) -> GpsOutcome {
+    pub fn fix(&mut self, rng: &mut Rng, rates: &Rates, here: &Where, area: &Area, network: bool, t: TimeMs) -> GpsOutcome {
+        // Density is only needed outdoors or once a fix succeeds; indoors the miss is decided first.
+        let indoor_miss = here.indoor && !rng.chance(0.22);
+        let density = if indoor_miss { 0.0 } else { area.density(here.kin.pos) };
         let p_gps = if here.indoor {
             0.22
         } else {
@@ -56,7 +60,7 @@ impl GpsModel {
                 _ => 0.985 - 0.05 * density,
             }
         };
-        if rng.chance(p_gps) {
+        if !indoor_miss && (here.indoor || rng.chance(p_gps)) {
             let median = if here.indoor { 14.0 + 6.0 * density } else { 4.5 + 9.0 * density } * self.quality;
             let precision_m = rng.lognormal(median, 0.35).clamp(3.0, 30.0);
             let sigma = precision_m / 2.4477;

@@ -58,6 +58,9 @@ struct GenerateArgs {
     /// Skip writing readings.jsonl (to measure generation alone).
     #[arg(long)]
     no_json: bool,
+    /// Skip writing readings.bin.
+    #[arg(long)]
+    no_bin: bool,
     #[command(flatten)]
     rates: Rates,
 }
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
                 new_release_share: a.new_release_share,
                 threads: a.threads,
                 json: !a.no_json,
+                bin: !a.no_bin,
             };
             match generate(&opts) {
                 Ok(r) => {

@@ -1,5 +1,7 @@
 //! Output files: the readings JSON Lines (a fast writer producing exactly the bytes
-//! `TaggedReading`'s serde form produces), the orders document and the truth file.
+//! `TaggedReading`'s serde form produces, plus the `batch` field of the formats doc), the orders
+//! document and the truth file. The binary readings file is written with tagstream's
+//! `ReadingsFileWriter`.
 //!
 //! The fast writer formats fixed-point values as decimals directly: a fixed-point value n/10^k
 //! converted to f64 has that decimal (trailing zeros stripped) as its shortest round-trip form, which
@@ -93,9 +95,10 @@ pub fn write_fixed(out: &mut Vec<u8>, n: i64, k: usize) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// Appends one reading as a contract JSON line (with trailing newline). `tag_json` is the tag id
-/// already JSON-quoted.
-pub fn write_reading_line(out: &mut Vec<u8>, tc: &mut TimeCache, tag_json: &[u8], r: &Reading) {
+/// Appends one reading as a contract JSON line (with trailing newline): `TaggedReading`'s serde
+/// form plus the `batch` number the formats doc adds, so replay keeps batch boundaries.
+/// `tag_json` is the tag id already JSON-quoted.
+pub fn write_reading_line(out: &mut Vec<u8>, tc: &mut TimeCache, tag_json: &[u8], r: &Reading, batch: u64) {
     let mut ib = itoa::Buffer::new();
     out.extend_from_slice(b"{\"kind\":\"");
     out.extend_from_slice(r.kind().as_str().as_bytes());
@@ -149,6 +152,8 @@ pub fn write_reading_line(out: &mut Vec<u8>, tc: &mut TimeCache, tag_json: &[u8]
         out.extend_from_slice(b",\"battery_pct\":");
         out.extend_from_slice(ib.format(b).as_bytes());
     }
+    out.extend_from_slice(b",\"batch\":");
+    out.extend_from_slice(ib.format(batch).as_bytes());
     out.extend_from_slice(b"}\n");
 }
 
@@ -209,9 +214,12 @@ mod tests {
         for _ in 0..50_000 {
             let r = random_reading(&mut rng);
             let mut fast = Vec::new();
-            write_reading_line(&mut fast, &mut tc, &quote_tag("T000042"), &r);
+            let batch = rng.int(1, 1 << 40) as u64;
+            write_reading_line(&mut fast, &mut tc, &quote_tag("T000042"), &r, batch);
             let mut slow = serde_json::to_vec(&TaggedReading { tag: "T000042".into(), reading: r }).expect("json");
-            slow.push(b'\n');
+            // TaggedReading's object with the `batch` field appended.
+            slow.pop();
+            slow.extend_from_slice(format!(",\"batch\":{batch}}}\n").as_bytes());
             assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&slow));
         }
     }

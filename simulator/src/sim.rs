@@ -20,6 +20,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tagstream::model::TimeMs;
+use tagstream::wire::ReadingsFileWriter;
 use thiserror::Error;
 
 /// Why a run failed.
@@ -31,6 +32,8 @@ pub enum SimError {
     Write { path: String, source: std::io::Error },
     #[error("invalid option: {0}")]
     Option(String),
+    #[error("cannot write {path}: {reason}")]
+    Bin { path: String, reason: String },
 }
 
 /// Everything `generate` needs.
@@ -50,6 +53,8 @@ pub struct GenerateOptions {
     pub threads: usize,
     /// Write `readings.jsonl` (off to measure generation alone).
     pub json: bool,
+    /// Write `readings.bin` (the native binary readings file).
+    pub bin: bool,
 }
 
 /// What a run produced.
@@ -81,30 +86,21 @@ impl Out {
     }
 }
 
-/// A formatted batch awaiting its turn in the file.
-struct Formatted {
-    key: (TimeMs, u32, u64),
-    readings: usize,
-    json: Vec<u8>,
-    batch: UploadBatch,
+/// Formats batches (already in file order) as JSON Lines into one buffer.
+fn format_batches(batches: &[UploadBatch], tag_json: &[Vec<u8>]) -> Vec<u8> {
+    let mut tc = TimeCache::default();
+    let mut buf = Vec::with_capacity(batches.iter().map(|b| b.readings.len()).sum::<usize>() * 200);
+    for b in batches {
+        let tag = &tag_json[b.tag_idx as usize];
+        for r in &b.readings {
+            write_reading_line(&mut buf, &mut tc, tag, r, b.seq);
+        }
+    }
+    buf
 }
 
-fn format_batches(batches: Vec<UploadBatch>, profiles: &[Profile], json: bool) -> Vec<Formatted> {
-    let mut tc = TimeCache::default();
-    batches
-        .into_iter()
-        .map(|b| {
-            let mut buf = Vec::new();
-            if json {
-                let tag = quote_tag(&profiles[b.tag_idx as usize].tag);
-                buf.reserve(b.readings.len() * 190);
-                for r in &b.readings {
-                    write_reading_line(&mut buf, &mut tc, &tag, r);
-                }
-            }
-            Formatted { key: (b.upload_ms, b.tag_idx, b.seq), readings: b.readings.len(), json: buf, batch: b }
-        })
-        .collect()
+fn key(b: &UploadBatch) -> (TimeMs, u32, u64) {
+    (b.upload_ms, b.tag_idx, b.seq)
 }
 
 /// Runs a simulation and writes `readings.jsonl`, `orders.json`, `crimes/*.csv`, `truth.jsonl`.
@@ -131,39 +127,78 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
     let end_ms = opts.start_ms + opts.days as i64 * DAY_MS;
     let ctx = RunContext { area: &area, rates: &opts.rates, seed: opts.seed, start_ms: opts.start_ms, end_ms };
     let mut tags: Vec<TagSim> = profiles.iter().map(|p| TagSim::new(p, &ctx)).collect();
-    let mut readings_out = if opts.json { Some(Out::create(dir.join("readings.jsonl"))?) } else { None };
     let mut crime_gen = area.force.map(|f| CrimeGen::new(f, opts.seed));
     if crime_gen.is_some() {
         mkdir(&dir.join("crimes"))?;
     }
     let mut truth: Vec<TruthItem> = Vec::new();
     let mut report = GenerateReport::default();
-    let mut carry: Vec<Formatted> = Vec::new();
+    let mut carry: Vec<UploadBatch> = Vec::new();
     let threads = opts.threads.max(1);
     let group = tags.len().div_ceil(threads);
     let mut crime_days_done = 0u32;
     let mut chunk_start = opts.start_ms;
-    let mut write_sorted = |mut items: Vec<Formatted>, until: Option<TimeMs>, carry: &mut Vec<Formatted>, report: &mut GenerateReport| -> Result<(), SimError> {
-        items.append(carry);
-        items.sort_unstable_by_key(|f| f.key);
-        for f in items {
-            if until.is_some_and(|u| f.key.0 >= u) {
-                carry.push(f);
-                continue;
+    // Files are written by their own thread while the next hour is simulated.
+    let json_out = if opts.json { Some(Out::create(dir.join("readings.jsonl"))?) } else { None };
+    let bin_path = dir.join("readings.bin");
+    let bin_out = if opts.bin {
+        Some(ReadingsFileWriter::create(&bin_path).map_err(|e| SimError::Bin { path: bin_path.display().to_string(), reason: e.to_string() })?)
+    } else {
+        None
+    };
+    let tag_names: Vec<String> = profiles.iter().map(|p| p.tag.clone()).collect();
+    let tag_json: Vec<Vec<u8>> = profiles.iter().map(|p| quote_tag(&p.tag)).collect();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Vec<u8>>, Vec<UploadBatch>)>(2);
+    let bin_path_text = bin_path.display().to_string();
+    let writer = std::thread::spawn(move || -> Result<(), SimError> {
+        let (mut json_out, mut bin_out) = (json_out, bin_out);
+        for (json, batches) in rx {
+            if let Some(out) = json_out.as_mut() {
+                for part in &json {
+                    out.write(part)?;
+                }
             }
-            report.readings += f.readings as u64;
-            report.batches += 1;
-            if let Some(out) = readings_out.as_mut() {
-                out.write(&f.json)?;
+            if let Some(bin) = bin_out.as_mut() {
+                for b in &batches {
+                    bin.write_batch(&tag_names[b.tag_idx as usize], b.seq, &b.readings)
+                        .map_err(|e| SimError::Bin { path: bin_path_text.clone(), reason: e.to_string() })?;
+                }
             }
-            let _ = &f.batch;
+        }
+        if let Some(out) = json_out {
+            out.finish()?;
+        }
+        if let Some(bin) = bin_out {
+            bin.finish().map_err(|e| SimError::Bin { path: bin_path_text.clone(), reason: e.to_string() })?;
         }
         Ok(())
+    });
+    let json = opts.json;
+    let send_sorted = move |mut items: Vec<UploadBatch>, until: Option<TimeMs>, carry: &mut Vec<UploadBatch>, report: &mut GenerateReport| -> Result<(), SimError> {
+        items.append(carry);
+        items.sort_unstable_by_key(key);
+        let split = until.map_or(items.len(), |u| items.partition_point(|b| b.upload_ms < u));
+        carry.extend(items.drain(split..));
+        for b in &items {
+            report.readings += b.readings.len() as u64;
+            report.batches += 1;
+        }
+        let parts = if json {
+            let per = items.len().div_ceil(threads).max(1);
+            let tag_json = &tag_json;
+            std::thread::scope(|s| {
+                let hs: Vec<_> = items.chunks(per).map(|part| s.spawn(move || format_batches(part, tag_json))).collect();
+                hs.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            })
+        } else {
+            Vec::new()
+        };
+        tx.send((parts, items)).map_err(|_| SimError::Option("the writer thread stopped".into()))
     };
     while chunk_start < end_ms {
         let chunk_end = (chunk_start + HOUR_MS).min(end_ms);
         let (profiles_ref, ctx_ref) = (&profiles, &ctx);
-        let results: Vec<(Vec<Formatted>, Vec<TruthItem>)> = std::thread::scope(|s| {
+        let results: Vec<(Vec<UploadBatch>, Vec<TruthItem>)> = std::thread::scope(|s| {
             let handles: Vec<_> = tags
                 .chunks_mut(group)
                 .map(|slice| {
@@ -178,7 +213,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
                             }
                             truth.append(&mut t.truth);
                         }
-                        (format_batches(batches, profiles_ref, opts.json), truth)
+                        (batches, truth)
                     })
                 })
                 .collect();
@@ -190,7 +225,10 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
             truth.append(&mut t);
         }
         let until = (chunk_end < end_ms).then_some(chunk_end);
-        write_sorted(items, until, &mut carry, &mut report)?;
+        if let Err(e) = send_sorted(items, until, &mut carry, &mut report) {
+            drop(send_sorted);
+            return Err(writer.join().unwrap_or(Err(e)).err().unwrap_or(SimError::Option("writer failed".into())));
+        }
         // Crimes for every day whose trails are complete.
         if let Some(cg) = crime_gen.as_mut() {
             while crime_days_done < opts.days
@@ -210,10 +248,10 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
         }
         chunk_start = chunk_end;
     }
-    write_sorted(Vec::new(), None, &mut carry, &mut report)?;
-    if let Some(out) = readings_out {
-        out.finish()?;
-    }
+    let last = send_sorted(Vec::new(), None, &mut carry, &mut report);
+    drop(send_sorted);
+    writer.join().map_err(|_| SimError::Option("the writer thread panicked".into()))??;
+    last?;
     let truth: Vec<TruthItem> = merge_and_sort(truth).into_iter().filter(|t| t.start < end_ms).collect();
     report.truth_items = truth.len();
     let mut out = Out::create(dir.join("truth.jsonl"))?;

@@ -11,7 +11,7 @@
 use crate::area::Area;
 use crate::battery::{Battery, BatteryStep};
 use crate::behaviour::{DrinkingEpisode, Rates};
-use crate::clock::{local_date, local_minutes, local_to_utc_ms, DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::clock::{local_date, local_minutes, local_to_utc_ms, london_offset_ms, DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::geo::Xy;
 use crate::gps::{GpsModel, GpsOutcome};
 use crate::plan::{plan_cycle, Plan, PlanContext, Where};
@@ -64,7 +64,13 @@ pub struct TagSim {
     next_start_ms: TimeMs,
     first_cycle: bool,
     next_tick_ms: TimeMs,
+    /// Tick interval: a minute for GPS tags (a fix a minute), 2 minutes for RF tags (presence
+    /// changes are reported within that), 5 minutes for alcohol tags (readings keep their own
+    /// schedule times).
+    step_ms: i64,
     phase_ms: i64,
+    /// Cached local day number (days since the epoch in local time) and its date.
+    local_day: (i64, NaiveDate),
     gps: GpsModel,
     battery: Battery,
     bstep: BatteryStep,
@@ -120,7 +126,13 @@ impl TagSim {
             next_start_ms: if from > ctx.start_ms { from } else { local_to_utc_ms(start_date, 12 * 60) },
             first_cycle: from <= ctx.start_ms,
             next_tick_ms: first_tick,
+            step_ms: match p.device {
+                DeviceKind::Gps => MINUTE_MS,
+                DeviceKind::Rf => 2 * MINUTE_MS,
+                DeviceKind::Alcohol => 5 * MINUTE_MS,
+            },
             phase_ms,
+            local_day: (i64::MIN, NaiveDate::default()),
             gps,
             battery,
             bstep: BatteryStep::default(),
@@ -156,7 +168,7 @@ impl TagSim {
         while self.next_tick_ms < until_ms {
             let t = self.next_tick_ms;
             self.tick(p, ctx, t, out);
-            self.next_tick_ms += MINUTE_MS;
+            self.next_tick_ms += self.step_ms;
         }
     }
 
@@ -242,12 +254,18 @@ impl TagSim {
         if p.device == DeviceKind::Gps && plan.violations_allowed && rng.chance(rates.scaled(rates.battery_death) * day_frac) {
             self.battery.skip_charging_until(local_to_utc_ms(plan.date, 24 * 60 + 17 * 60));
         }
+        self.events.sort_by_key(|e| e.0);
         if p.device == DeviceKind::Alcohol {
+            let horizon = c0 - DAY_MS;
+            self.drinks.retain(|e| e.end_ms() > horizon);
+            self.obstructions.retain(|e| e.t1_ms > horizon);
+            self.removals.retain(|e| e.t1_ms > horizon);
             if rng.chance(rates.scaled(rates.drinking) * day_frac) {
                 let weekend = matches!(crate::clock::weekday_index(plan.date), 4 | 5);
                 let start_min = if weekend { rng.int(14 * 60, 22 * 60) } else { rng.int(17 * 60, 22 * 60) };
                 let e = DrinkingEpisode::plan(rng, rates, local_to_utc_ms(plan.date, start_min));
-                if e.onset_ms >= p.activation.from && e.onset_ms < ctx.end_ms {
+                let blocked = self.obstructions.iter().chain(self.removals.iter()).any(|o| o.t0_ms < e.end_ms() && e.onset_ms < o.t1_ms);
+                if e.onset_ms >= p.activation.from && e.onset_ms < ctx.end_ms && !blocked {
                     let mut it = TruthItem::about(p, "drinking_event", e.onset_ms, Some(e.end_ms()));
                     it.peak_tac_gdl = Some((e.peak_gdl * 1000.0).round() / 1000.0);
                     // The readings show it only if the peak falls inside the run.
@@ -261,24 +279,26 @@ impl TagSim {
                 self.env_spikes.push(at(rng));
                 self.env_spikes.sort_unstable();
             }
+            let overlaps_drink = |drinks: &[DrinkingEpisode], t0: TimeMs, t1: TimeMs| drinks.iter().any(|e| e.onset_ms < t1 && t0 < e.end_ms());
             if rng.chance(rates.scaled(rates.obstruction) * day_frac) {
                 let t0 = at(rng);
                 let t1 = t0 + (rng.range(3.0, 12.0) * 3600.0) as i64 * 1000;
+                if overlaps_drink(&self.drinks, t0, t1) {
+                    return;
+                }
                 let shift = if rng.chance(0.7) { rng.range(0.6, 1.4) } else { -rng.range(0.4, 0.6) };
                 self.obstructions.push(SensorEpisode { t0_ms: t0, t1_ms: t1, ir_shift_v: shift });
                 self.truth.push(TruthItem::about(p, "alcohol_obstruction", t0, Some(t1)).with_behaviour("ir_obstruction"));
             } else if rng.chance(rates.scaled(rates.removal) * day_frac) {
                 let t0 = at(rng);
                 let t1 = t0 + (rng.range(2.0, 16.0) * 3600.0) as i64 * 1000;
+                if overlaps_drink(&self.drinks, t0, t1) {
+                    return;
+                }
                 self.removals.push(SensorEpisode { t0_ms: t0, t1_ms: t1, ir_shift_v: 0.0 });
                 self.truth.push(TruthItem::about(p, "alcohol_removal", t0, Some(t1)).with_behaviour("removal"));
             }
-            let horizon = c0 - DAY_MS;
-            self.drinks.retain(|e| e.end_ms() > horizon);
-            self.obstructions.retain(|e| e.t1_ms > horizon);
-            self.removals.retain(|e| e.t1_ms > horizon);
         }
-        self.events.sort_by_key(|e| e.0);
     }
 
     fn tick(&mut self, p: &Profile, ctx: &RunContext, t: TimeMs, out: &mut Vec<UploadBatch>) {
@@ -293,9 +313,19 @@ impl TagSim {
         self.tick_buf.clear();
         // Battery (and its events) first: a flat tag measures nothing.
         let at_home = here.place.is_some_and(|i| matches!(p.places[i].kind, PlaceKind::Home | PlaceKind::Partner));
-        let (local_min, today) = if at_home && p.device == DeviceKind::Gps { (local_minutes(t), local_date(t)) } else { (0, NaiveDate::default()) };
+        let (local_min, today) = if at_home && p.device == DeviceKind::Gps {
+            let local = t + london_offset_ms(t);
+            let day = local.div_euclid(DAY_MS);
+            if day != self.local_day.0 {
+                self.local_day = (day, local_date(t));
+            }
+            (local.rem_euclid(DAY_MS) / MINUTE_MS, self.local_day.1)
+        } else {
+            (0, NaiveDate::default())
+        };
         let mut bt = std::mem::take(&mut self.bstep);
-        self.battery.step(&mut bt, t, at_home, local_min, p.charge_min, today);
+        let dt_min = (self.step_ms / MINUTE_MS) as f64;
+        self.battery.step(&mut bt, t, dt_min, at_home, local_min, p.charge_min, today);
         let just_died = bt.events.contains(&DeviceEvent::BatteryDead);
         for &ev in &bt.events {
             self.tick_buf.push(Reading { t_ms: t, battery_pct: Some(self.battery.pct()), body: ReadingBody::Event(ev) });
@@ -322,8 +352,7 @@ impl TagSim {
         let network = !in_any(&self.losses, t);
         match p.device {
             DeviceKind::Gps if alive => {
-                let density = ctx.area.density(here.kin.pos);
-                match self.gps.fix(&mut self.rng, ctx.rates, &here, density, network, t) {
+                match self.gps.fix(&mut self.rng, ctx.rates, &here, ctx.area, network, t) {
                     GpsOutcome::Fix(mut pos, outlier) => {
                         let (lat_e7, lon_e7) = ctx.area.frame.to_e7(pos.1);
                         pos.0.lat_e7 = lat_e7;
@@ -385,26 +414,33 @@ impl TagSim {
         if tac > 0.0 {
             tac += rng.gauss(0.0, 0.003);
         }
-        // An environmental spike shows on the first reading after exposure, then is gone.
-        if let Some(&te) = self.env_spikes.first() {
-            if te <= t {
-                self.env_spikes.remove(0);
-                if t - te < 30 * MINUTE_MS {
-                    tac += rng.range(0.025, 0.07);
-                    let mut it = TruthItem::about(p, "environmental_alcohol", t - 15 * MINUTE_MS, Some(t + 15 * MINUTE_MS));
-                    it.behaviour = Some("environmental_exposure".into());
-                    self.truth.push(it);
-                }
-            }
-        }
+        let mut tac_blocked = false;
         if let Some(o) = self.obstructions.iter().find(|o| t >= o.t0_ms && t < o.t1_ms) {
             ir_v += o.ir_shift_v;
             tac = 0.0;
+            tac_blocked = true;
         }
         if self.removals.iter().any(|o| t >= o.t0_ms && t < o.t1_ms) {
             temp_c = rng.range(19.0, 23.0);
             ir_v = rng.range(0.15, 0.35);
             tac = 0.0;
+            tac_blocked = true;
+        }
+        // An environmental spike shows on the first reading after exposure, then is gone.
+        if let Some(&te) = self.env_spikes.first() {
+            if te <= t {
+                self.env_spikes.remove(0);
+                if t - te < 30 * MINUTE_MS {
+                    let masked = tac_blocked;
+                    if !masked {
+                        tac += rng.range(0.025, 0.07);
+                    }
+                    let mut it = TruthItem::about(p, "environmental_alcohol", t - 15 * MINUTE_MS, Some(t + 15 * MINUTE_MS));
+                    it.behaviour = Some("environmental_exposure".into());
+                    it.detectable = !masked;
+                    self.truth.push(it);
+                }
+            }
         }
         TacSample {
             tac_ugdl: ((tac.max(0.0) * 1000.0).round() * 1000.0) as i32,

@@ -26,6 +26,7 @@ pub fn options(out: &Path, tags: usize, days: u32, seed: u64) -> GenerateOptions
         new_release_share: 0.1,
         threads: 2,
         json: true,
+        bin: true,
     }
 }
 
