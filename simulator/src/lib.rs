@@ -23,3 +23,4 @@ pub mod rng;
 pub mod sim;
 pub mod tag;
 pub mod truth;
+pub mod stream;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tagsim::behaviour::Rates;
 use tagsim::sim::{generate, GenerateOptions};
+use tagsim::stream::{stream, StreamOptions};
 
 #[derive(Parser)]
 #[command(name = "tagsim", about = "Tag simulator for tagstream: tags, orders, crimes and ground truth")]
@@ -17,10 +18,66 @@ struct Cli {
 enum Command {
     /// Simulate a population and write readings, orders, crime batches and truth to a directory.
     Generate(GenerateArgs),
+    /// Simulate a population and upload its readings to a tagstream server like real tags.
+    Stream(StreamArgs),
+}
+
+#[derive(clap::Args)]
+struct StreamArgs {
+    /// Server ingest address, HOST:PORT.
+    #[arg(long)]
+    connect: String,
+    /// The server's tag key (per-tag secrets are hex HMAC-SHA256 of it and the tag id).
+    #[arg(long, env = "TAGSTREAM_TAG_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Read the tag key from a file (e.g. the server's DATA/tag.key).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Simulated seconds per wall-clock second (0 = as fast as possible).
+    #[arg(long, default_value_t = 60.0)]
+    speed: f64,
+    /// Real time: speed 1, and the run starts now unless --start is given.
+    #[arg(long)]
+    realtime: bool,
+    /// Most connections open at once.
+    #[arg(long, default_value_t = 256)]
+    connections: usize,
+    /// Most batches in flight (sent, not acknowledged) per connection.
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    /// Hang up after this long with nothing to send.
+    #[arg(long, default_value_t = 2000)]
+    linger_ms: u64,
+    /// Longest wait for outstanding acknowledgements after the last batch was handed out.
+    #[arg(long, default_value_t = 120)]
+    drain_timeout_s: u64,
+    /// Progress line every this many seconds (0 = none).
+    #[arg(long, default_value_t = 10)]
+    progress_s: u64,
+    /// Also write orders.json, crimes/ and truth.jsonl here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    sim: SimArgs,
 }
 
 #[derive(clap::Args)]
 struct GenerateArgs {
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Skip writing readings.jsonl (to measure generation alone).
+    #[arg(long)]
+    no_json: bool,
+    /// Skip writing readings.bin.
+    #[arg(long)]
+    no_bin: bool,
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
     /// Number of tags (one person and activation each).
     #[arg(long, default_value_t = 100)]
     tags: usize,
@@ -30,12 +87,9 @@ struct GenerateArgs {
     /// Random seed: identical seed and options give byte-identical files.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Output directory.
+    /// Start instant (RFC 3339, UTC) [default: 2026-03-02T00:00:00Z, or now with --realtime].
     #[arg(long)]
-    out: PathBuf,
-    /// Start instant (RFC 3339, UTC).
-    #[arg(long, default_value = "2026-03-02T00:00:00Z")]
-    start: String,
+    start: Option<String>,
     /// Police force area name (PFA20NM) from the boundaries file; "Bristol" is Avon and Somerset
     /// centred on Bristol.
     #[arg(long, default_value = "Bristol")]
@@ -55,12 +109,6 @@ struct GenerateArgs {
     /// Worker threads (output does not depend on it).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     threads: usize,
-    /// Skip writing readings.jsonl (to measure generation alone).
-    #[arg(long)]
-    no_json: bool,
-    /// Skip writing readings.bin.
-    #[arg(long)]
-    no_bin: bool,
     #[command(flatten)]
     rates: Rates,
 }
@@ -74,53 +122,92 @@ fn default_areas_file() -> PathBuf {
     candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| candidates[0].clone())
 }
 
+impl SimArgs {
+    fn options(self, out_dir: PathBuf, realtime: bool) -> Result<GenerateOptions, String> {
+        let start_ms = match (&self.start, realtime) {
+            (Some(s), _) => tagstream::model::time::parse_time(s).map_err(|e| format!("--start: {e}"))?,
+            (None, true) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64 / 60_000 * 60_000)
+                .map_err(|e| e.to_string())?,
+            (None, false) => tagstream::model::time::parse_time("2026-03-02T00:00:00Z").map_err(|e| e.to_string())?,
+        };
+        Ok(GenerateOptions {
+            tags: self.tags,
+            days: self.days,
+            seed: self.seed,
+            start_ms,
+            out_dir,
+            area: self.area,
+            areas_file: self.areas_file.unwrap_or_else(default_areas_file),
+            rates: self.rates,
+            gps_share: self.gps_share,
+            rf_share: self.rf_share,
+            new_release_share: self.new_release_share,
+            threads: self.threads,
+            json: true,
+            bin: true,
+        })
+    }
+}
+
+fn run_generate(a: GenerateArgs) -> Result<String, String> {
+    let mut opts = a.sim.options(a.out.clone(), false)?;
+    opts.json = !a.no_json;
+    opts.bin = !a.no_bin;
+    let r = generate(&opts).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "tagsim: {} readings in {} batches, {} truth items, {} crime rows in {} files, {:.2} s ({:.0} readings/s) -> {}",
+        r.readings,
+        r.batches,
+        r.truth_items,
+        r.crime_rows,
+        r.crime_files,
+        r.seconds,
+        r.readings as f64 / r.seconds.max(1e-9),
+        a.out.display()
+    ))
+}
+
+fn run_stream(a: StreamArgs) -> Result<String, String> {
+    let key = match (&a.key, &a.key_file) {
+        (_, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("--key-file {}: {e}", path.display()))?
+            .trim()
+            .to_string(),
+        (Some(k), None) => k.trim().to_string(),
+        (None, None) => return Err("give the server's tag key with --key, --key-file or TAGSTREAM_TAG_KEY".into()),
+    };
+    let side = a.out.clone();
+    let opts = a.sim.options(side.clone().unwrap_or_default(), a.realtime)?;
+    let stream_opts = StreamOptions {
+        connect: a.connect,
+        key: key.into_bytes(),
+        speed: if a.realtime { 1.0 } else { a.speed },
+        connections: a.connections,
+        window: a.window,
+        linger_ms: a.linger_ms,
+        drain_timeout_ms: a.drain_timeout_s * 1000,
+        progress_s: a.progress_s,
+    };
+    let r = stream(&opts, &stream_opts, side.as_deref()).map_err(|e| e.to_string())?;
+    Ok(r.summary())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Generate(a) => {
-            let start_ms = match tagstream::model::time::parse_time(&a.start) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("tagsim: --start: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let opts = GenerateOptions {
-                tags: a.tags,
-                days: a.days,
-                seed: a.seed,
-                start_ms,
-                out_dir: a.out.clone(),
-                area: a.area,
-                areas_file: a.areas_file.unwrap_or_else(default_areas_file),
-                rates: a.rates,
-                gps_share: a.gps_share,
-                rf_share: a.rf_share,
-                new_release_share: a.new_release_share,
-                threads: a.threads,
-                json: !a.no_json,
-                bin: !a.no_bin,
-            };
-            match generate(&opts) {
-                Ok(r) => {
-                    println!(
-                        "tagsim: {} readings in {} batches, {} truth items, {} crime rows in {} files, {:.2} s ({:.0} readings/s) -> {}",
-                        r.readings,
-                        r.batches,
-                        r.truth_items,
-                        r.crime_rows,
-                        r.crime_files,
-                        r.seconds,
-                        r.readings as f64 / r.seconds.max(1e-9),
-                        a.out.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("tagsim: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+    let result = match cli.command {
+        Command::Generate(a) => run_generate(a),
+        Command::Stream(a) => run_stream(a),
+    };
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tagsim: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -225,7 +225,7 @@ fn generate_one(area: &Area, opts: &PopulationOptions, seed: u64, idx: usize) ->
     let activation = Activation {
         id: format!("A{}", idx + 1),
         person: person.id.clone(),
-        tag: format!("T{:06}", idx + 1),
+        tag: tag_id(idx),
         from: activation_from,
         to: None,
     };
@@ -262,6 +262,11 @@ fn generate_one(area: &Area, opts: &PopulationOptions, seed: u64, idx: usize) ->
         profile.far = Some(profile.places.len() - 1);
     }
     profile
+}
+
+/// The tag id of the tag with index `idx` (0-based).
+pub fn tag_id(idx: usize) -> String {
+    format!("T{:06}", idx + 1)
 }
 
 /// Milliseconds in `days` days (helper for run lengths).

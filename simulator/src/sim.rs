@@ -103,41 +103,11 @@ fn key(b: &UploadBatch) -> (TimeMs, u32, u64) {
     (b.upload_ms, b.tag_idx, b.seq)
 }
 
-/// Runs a simulation and writes `readings.jsonl`, `orders.json`, `crimes/*.csv`, `truth.jsonl`.
+/// Runs a simulation and writes `readings.jsonl`, `readings.bin`, `orders.json`, `crimes/*.csv`
+/// and `truth.jsonl`.
 pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
-    let started = Instant::now();
-    if opts.days == 0 || opts.tags == 0 {
-        return Err(SimError::Option("--tags and --days must be at least 1".into()));
-    }
-    let area = Area::load(&opts.areas_file, &opts.area)?;
-    let pop = PopulationOptions {
-        tags: opts.tags,
-        days: opts.days,
-        start_ms: opts.start_ms,
-        gps_share: opts.gps_share,
-        rf_share: opts.rf_share,
-        new_release_share: opts.new_release_share,
-    };
-    let profiles = population::generate(&area, &pop, opts.seed);
     let dir = &opts.out_dir;
-    let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|source| SimError::Write { path: p.display().to_string(), source });
-    mkdir(dir)?;
-    write_orders(dir, &profiles)?;
-
-    let end_ms = opts.start_ms + opts.days as i64 * DAY_MS;
-    let ctx = RunContext { area: &area, rates: &opts.rates, seed: opts.seed, start_ms: opts.start_ms, end_ms };
-    let mut tags: Vec<TagSim> = profiles.iter().map(|p| TagSim::new(p, &ctx)).collect();
-    let mut crime_gen = area.force.map(|f| CrimeGen::new(f, opts.seed));
-    if crime_gen.is_some() {
-        mkdir(&dir.join("crimes"))?;
-    }
-    let mut truth: Vec<TruthItem> = Vec::new();
-    let mut report = GenerateReport::default();
-    let mut carry: Vec<UploadBatch> = Vec::new();
-    let threads = opts.threads.max(1);
-    let group = tags.len().div_ceil(threads);
-    let mut crime_days_done = 0u32;
-    let mut chunk_start = opts.start_ms;
+    std::fs::create_dir_all(dir).map_err(|source| SimError::Write { path: dir.display().to_string(), source })?;
     // Files are written by their own thread while the next hour is simulated.
     let json_out = if opts.json { Some(Out::create(dir.join("readings.jsonl"))?) } else { None };
     let bin_path = dir.join("readings.bin");
@@ -146,8 +116,8 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
     } else {
         None
     };
-    let tag_names: Vec<String> = profiles.iter().map(|p| p.tag.clone()).collect();
-    let tag_json: Vec<Vec<u8>> = profiles.iter().map(|p| quote_tag(&p.tag)).collect();
+    let tag_names: Vec<String> = (0..opts.tags).map(population::tag_id).collect();
+    let tag_json: Vec<Vec<u8>> = tag_names.iter().map(|t| quote_tag(t)).collect();
     let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Vec<u8>>, Vec<UploadBatch>)>(2);
     let bin_path_text = bin_path.display().to_string();
     let writer = std::thread::spawn(move || -> Result<(), SimError> {
@@ -173,16 +143,8 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
         }
         Ok(())
     });
-    let json = opts.json;
-    let send_sorted = move |mut items: Vec<UploadBatch>, until: Option<TimeMs>, carry: &mut Vec<UploadBatch>, report: &mut GenerateReport| -> Result<(), SimError> {
-        items.append(carry);
-        items.sort_unstable_by_key(key);
-        let split = until.map_or(items.len(), |u| items.partition_point(|b| b.upload_ms < u));
-        carry.extend(items.drain(split..));
-        for b in &items {
-            report.readings += b.readings.len() as u64;
-            report.batches += 1;
-        }
+    let (json, threads) = (opts.json, opts.threads.max(1));
+    let mut emit = move |items: Vec<UploadBatch>| -> Result<(), SimError> {
         let parts = if json {
             let per = items.len().div_ceil(threads).max(1);
             let tag_json = &tag_json;
@@ -194,6 +156,61 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
             Vec::new()
         };
         tx.send((parts, items)).map_err(|_| SimError::Option("the writer thread stopped".into()))
+    };
+    let result = simulate(opts, Some(dir), &mut emit);
+    drop(emit);
+    let written = writer.join().map_err(|_| SimError::Option("the writer thread panicked".into()))?;
+    // A writer failure explains a failed send better than the send error does.
+    written?;
+    result
+}
+
+/// Runs the simulation, handing each hour's uploaded batches to `emit` in upload order (upload
+/// time, tag, sequence). With `side_dir`, also writes `orders.json`, `crimes/*.csv` and
+/// `truth.jsonl` there.
+pub fn simulate(opts: &GenerateOptions, side_dir: Option<&Path>, emit: &mut dyn FnMut(Vec<UploadBatch>) -> Result<(), SimError>) -> Result<GenerateReport, SimError> {
+    let started = Instant::now();
+    if opts.days == 0 || opts.tags == 0 {
+        return Err(SimError::Option("--tags and --days must be at least 1".into()));
+    }
+    let area = Area::load(&opts.areas_file, &opts.area)?;
+    let pop = PopulationOptions {
+        tags: opts.tags,
+        days: opts.days,
+        start_ms: opts.start_ms,
+        gps_share: opts.gps_share,
+        rf_share: opts.rf_share,
+        new_release_share: opts.new_release_share,
+    };
+    let profiles = population::generate(&area, &pop, opts.seed);
+    let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|source| SimError::Write { path: p.display().to_string(), source });
+    if let Some(dir) = side_dir {
+        mkdir(dir)?;
+        write_orders(dir, &profiles)?;
+    }
+    let end_ms = opts.start_ms + opts.days as i64 * DAY_MS;
+    let ctx = RunContext { area: &area, rates: &opts.rates, seed: opts.seed, start_ms: opts.start_ms, end_ms };
+    let mut tags: Vec<TagSim> = profiles.iter().map(|p| TagSim::new(p, &ctx)).collect();
+    let mut crime_gen = area.force.map(|f| CrimeGen::new(f, opts.seed));
+    if let (Some(dir), Some(_)) = (side_dir, &crime_gen) {
+        mkdir(&dir.join("crimes"))?;
+    }
+    let mut truth: Vec<TruthItem> = Vec::new();
+    let mut report = GenerateReport::default();
+    let mut carry: Vec<UploadBatch> = Vec::new();
+    let group = tags.len().div_ceil(opts.threads.max(1));
+    let mut crime_days_done = 0u32;
+    let mut chunk_start = opts.start_ms;
+    let mut send_sorted = |mut items: Vec<UploadBatch>, until: Option<TimeMs>, carry: &mut Vec<UploadBatch>, report: &mut GenerateReport| -> Result<(), SimError> {
+        items.append(carry);
+        items.sort_unstable_by_key(key);
+        let split = until.map_or(items.len(), |u| items.partition_point(|b| b.upload_ms < u));
+        carry.extend(items.drain(split..));
+        for b in &items {
+            report.readings += b.readings.len() as u64;
+            report.batches += 1;
+        }
+        emit(items)
     };
     while chunk_start < end_ms {
         let chunk_end = (chunk_start + HOUR_MS).min(end_ms);
@@ -225,22 +242,21 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
             truth.append(&mut t);
         }
         let until = (chunk_end < end_ms).then_some(chunk_end);
-        if let Err(e) = send_sorted(items, until, &mut carry, &mut report) {
-            drop(send_sorted);
-            return Err(writer.join().unwrap_or(Err(e)).err().unwrap_or(SimError::Option("writer failed".into())));
-        }
+        send_sorted(items, until, &mut carry, &mut report)?;
         // Crimes for every day whose trails are complete.
         if let Some(cg) = crime_gen.as_mut() {
             while crime_days_done < opts.days
                 && (opts.start_ms + (crime_days_done as i64 + 1) * DAY_MS <= chunk_end - HOUR_MS || chunk_end >= end_ms)
             {
                 let file = cg.day(crime_days_done, &ctx, &area, &opts.rates, &profiles, &tags, &mut truth);
-                let mut out = Out::create(dir.join("crimes").join(&file.name))?;
-                for line in &file.lines {
-                    out.write(line.as_bytes())?;
-                    out.write(b"\n")?;
+                if let Some(dir) = side_dir {
+                    let mut out = Out::create(dir.join("crimes").join(&file.name))?;
+                    for line in &file.lines {
+                        out.write(line.as_bytes())?;
+                        out.write(b"\n")?;
+                    }
+                    out.finish()?;
                 }
-                out.finish()?;
                 report.crime_files += 1;
                 report.crime_rows += file.lines.len();
                 crime_days_done += 1;
@@ -248,17 +264,16 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
         }
         chunk_start = chunk_end;
     }
-    let last = send_sorted(Vec::new(), None, &mut carry, &mut report);
-    drop(send_sorted);
-    writer.join().map_err(|_| SimError::Option("the writer thread panicked".into()))??;
-    last?;
+    send_sorted(Vec::new(), None, &mut carry, &mut report)?;
     let truth: Vec<TruthItem> = merge_and_sort(truth).into_iter().filter(|t| t.start < end_ms).collect();
     report.truth_items = truth.len();
-    let mut out = Out::create(dir.join("truth.jsonl"))?;
-    let mut buf = Vec::new();
-    write_jsonl(&mut buf, &truth).map_err(|source| SimError::Write { path: "truth.jsonl".into(), source })?;
-    out.write(&buf)?;
-    out.finish()?;
+    if let Some(dir) = side_dir {
+        let mut out = Out::create(dir.join("truth.jsonl"))?;
+        let mut buf = Vec::new();
+        write_jsonl(&mut buf, &truth).map_err(|source| SimError::Write { path: "truth.jsonl".into(), source })?;
+        out.write(&buf)?;
+        out.finish()?;
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
