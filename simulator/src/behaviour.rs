@@ -86,6 +86,9 @@ pub struct Rates {
     /// Share of crime CSV rows that are malformed.
     #[arg(long, default_value_t = 0.05)]
     pub malformed_share: f64,
+    /// Minutes without an upload that count as no contact in truth (tagstream's `no_contact_ms`).
+    #[arg(long, default_value_t = 60)]
+    pub no_contact_after_min: u32,
     /// Multiplies every violation and fault rate (not crimes or outliers): 0 gives a compliant run.
     #[arg(long, default_value_t = 1.0)]
     pub rate_scale: f64,

@@ -89,6 +89,7 @@ pub struct TagSim {
     pending: Vec<Reading>,
     tick_buf: Vec<Reading>,
     seq: u64,
+    last_upload_ms: Option<TimeMs>,
     next_upload_ms: TimeMs,
     urgent: bool,
     /// True positions per minute (x, y as f32; NaN when not recording).
@@ -151,6 +152,7 @@ impl TagSim {
             pending: Vec::new(),
             tick_buf: Vec::new(),
             seq: 0,
+            last_upload_ms: None,
             next_upload_ms: first_tick + rng.int(1, 10) * MINUTE_MS,
             urgent: false,
             ring: if p.device == DeviceKind::Gps { vec![[f32::NAN; 2]; RING_MIN] } else { Vec::new() },
@@ -181,7 +183,7 @@ impl TagSim {
             self.truth.push(it);
         }
         let t = ctx.end_ms + self.phase_ms;
-        self.seal(t, out);
+        self.seal(p, ctx, t, out, false);
     }
 
     fn plan_at(&mut self, p: &Profile, ctx: &RunContext, t: TimeMs) {
@@ -219,9 +221,7 @@ impl TagSim {
             let t0 = at(rng);
             let dur = (rng.lognormal(20.0, 0.9).clamp(5.0, 360.0) * 60.0) as i64 * 1000;
             self.losses.push((t0, t0 + dur));
-            let mut it = TruthItem::about(p, "no_contact", t0, Some(t0 + dur)).with_behaviour("signal_loss");
-            it.detectable = dur >= 30 * MINUTE_MS;
-            self.truth.push(it);
+            self.truth.push(TruthItem::about(p, "signal_loss", t0, Some(t0 + dur)).with_behaviour("signal_loss"));
         }
         self.losses.retain(|&(_, b)| b > c0 - DAY_MS);
         if rng.chance(rates.scaled(rates.strap_tamper) * day_frac) {
@@ -391,13 +391,33 @@ impl TagSim {
         }
         if (t >= self.next_upload_ms || self.urgent) && network && (alive || just_died) {
             let upload_ms = t + self.rng.int(1, 30) * 1000;
-            self.seal(upload_ms, out);
+            self.seal(p, ctx, upload_ms, out, true);
             self.urgent = false;
             self.next_upload_ms = t + self.rng.int(9 * 60, 11 * 60) * 1000;
         }
     }
 
-    fn seal(&mut self, upload_ms: TimeMs, out: &mut Vec<UploadBatch>) {
+    /// Uploads everything stored. A silence longer than the no-contact threshold since the previous
+    /// upload is a `no_contact` truth item from the last contact to this one (`real` is false for
+    /// the flush at the end of the run, which is not a real contact).
+    fn seal(&mut self, p: &Profile, ctx: &RunContext, upload_ms: TimeMs, out: &mut Vec<UploadBatch>, real: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if real {
+            let threshold = ctx.rates.no_contact_after_min as i64 * MINUTE_MS;
+            if let Some(last) = self.last_upload_ms.filter(|last| upload_ms - last > threshold) {
+                let why = if self.losses.iter().any(|&(a, b)| a < upload_ms && last < b) {
+                    "signal_loss"
+                } else if self.battery.dead() || self.pending.iter().any(|r| r.body == ReadingBody::Event(DeviceEvent::Charging)) {
+                    "battery_dead"
+                } else {
+                    "nothing_to_send"
+                };
+                self.truth.push(TruthItem::about(p, "no_contact", last, Some(upload_ms)).with_behaviour(why));
+            }
+            self.last_upload_ms = Some(upload_ms);
+        }
         for chunk in self.pending.chunks(MAX_BATCH) {
             self.seq += 1;
             out.push(UploadBatch { tag_idx: self.idx as u32, seq: self.seq, upload_ms, readings: chunk.to_vec() });

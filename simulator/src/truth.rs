@@ -10,9 +10,13 @@
 //! - `a > ws`, `b = we`: AL11 `[a, we]`;
 //! - `a > ws`, `b < we`: AL10 `[a, b]`.
 //!
+//! `no_contact` is a silence of more than `--no-contact-after-min` (60, tagstream's default)
+//! between two uploads of a tag, from the last contact to the next.
+//!
 //! Informational types (not alerts): `hit` (a true crime hit), `near_miss` (a crime placed just
-//! outside the vicinity or the window), `gps_outlier` (a multipath fix), `crime_row_error` (a
-//! deliberately malformed CSV row). `detectable` says whether the readings can show the item
+//! outside the vicinity or the window), `gps_outlier` (a multipath fix), `signal_loss` (no mobile
+//! signal: readings stored and uploaded later), `crime_row_error` (a deliberately malformed CSV
+//! row). `detectable` says whether the readings can show the item
 //! (e.g. a drink peaking under 0.02 g/dL, or a zone clipped for seconds between fixes, cannot).
 
 use crate::orders::Window;
