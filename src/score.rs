@@ -121,7 +121,8 @@ pub struct ScoreRow {
 impl ScoreRow {
     fn finish(mut self) -> Self {
         self.missed = self.detectable.saturating_sub(self.matched);
-        self.precision = (self.alerts > 0).then(|| (self.alerts - self.false_alerts) as f64 / self.alerts as f64);
+        self.precision = (self.alerts > 0)
+            .then(|| (self.alerts - self.false_alerts) as f64 / self.alerts as f64);
         self.recall = (self.detectable > 0).then(|| self.matched as f64 / self.detectable as f64);
         self
     }
@@ -154,7 +155,15 @@ impl ScoreReport {
     pub fn to_table(&self) -> String {
         let mut s = format!(
             "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}\n",
-            "kind", "truth", "detect", "matched", "missed", "alerts", "false", "precision", "recall"
+            "kind",
+            "truth",
+            "detect",
+            "matched",
+            "missed",
+            "alerts",
+            "false",
+            "precision",
+            "recall"
         );
         let rows = self.rows.iter().chain(self.hits.iter());
         for r in rows {
@@ -187,7 +196,11 @@ fn parse_item(rec: Record) -> Option<Item> {
         Some(e) => parse_time(e).ok()?,
         None => TimeMs::MAX,
     };
-    Some(Item { rec, start_ms, end_ms })
+    Some(Item {
+        rec,
+        start_ms,
+        end_ms,
+    })
 }
 
 fn same_opt(a: &Option<String>, b: &Option<String>) -> bool {
@@ -215,9 +228,21 @@ fn hit_corresponds(t: &Record, h: &Record) -> bool {
 }
 
 /// Matches `truth` against `found` with `corr`, returning the row's counts.
-fn match_group<T>(key: String, truth: &[T], found: &[T], detectable: impl Fn(&T) -> bool, corr: impl Fn(&T, &T) -> bool, closeness: impl Fn(&T, &T) -> i64) -> ScoreRow {
+fn match_group<T>(
+    key: String,
+    truth: &[T],
+    found: &[T],
+    detectable: impl Fn(&T) -> bool,
+    corr: impl Fn(&T, &T) -> bool,
+    closeness: impl Fn(&T, &T) -> i64,
+) -> ScoreRow {
     let mut taken = vec![false; found.len()];
-    let mut row = ScoreRow { key, truth: truth.len(), alerts: found.len(), ..Default::default() };
+    let mut row = ScoreRow {
+        key,
+        truth: truth.len(),
+        alerts: found.len(),
+        ..Default::default()
+    };
     for t in truth {
         let det = detectable(t);
         if det {
@@ -233,12 +258,20 @@ fn match_group<T>(key: String, truth: &[T], found: &[T], detectable: impl Fn(&T)
             }
         }
     }
-    row.false_alerts = found.iter().filter(|a| !truth.iter().any(|t| corr(t, a))).count();
+    row.false_alerts = found
+        .iter()
+        .filter(|a| !truth.iter().any(|t| corr(t, a)))
+        .count();
     row.finish()
 }
 
 /// Scores parsed truth against parsed alerts (and hits, when given).
-pub fn score(truth: &[Record], alerts: &[Record], hits: Option<&[Record]>, tolerance_ms: i64) -> ScoreReport {
+pub fn score(
+    truth: &[Record],
+    alerts: &[Record],
+    hits: Option<&[Record]>,
+    tolerance_ms: i64,
+) -> ScoreReport {
     let truth_items: Vec<Item> = truth.iter().cloned().filter_map(parse_item).collect();
     let alert_items: Vec<Item> = alerts.iter().cloned().filter_map(parse_item).collect();
     let mut kinds: Vec<String> = ALERT_TYPES.iter().map(|s| s.to_string()).collect();
@@ -261,7 +294,10 @@ pub fn score(truth: &[Record], alerts: &[Record], hits: Option<&[Record]>, toler
     let corr = |t: &Item, a: &Item| corresponds(t, a, tolerance_ms);
     let close = |t: &Item, a: &Item| (t.start_ms - a.start_ms).abs();
     let mut rows = Vec::new();
-    let mut total = ScoreRow { key: "all alerts".into(), ..Default::default() };
+    let mut total = ScoreRow {
+        key: "all alerts".into(),
+        ..Default::default()
+    };
     for kind in &kinds {
         let t = group(&truth_items, kind, None);
         let a = group(&alert_items, kind, None);
@@ -283,13 +319,34 @@ pub fn score(truth: &[Record], alerts: &[Record], hits: Option<&[Record]>, toler
     for code in codes.keys() {
         let t = group(&truth_items, "curfew_violation", Some(code));
         let a = group(&alert_items, "curfew_violation", Some(code));
-        rows.push(match_group(format!("curfew_violation/{code}"), &t, &a, det, corr, close));
+        rows.push(match_group(
+            format!("curfew_violation/{code}"),
+            &t,
+            &a,
+            det,
+            corr,
+            close,
+        ));
     }
     rows.push(total.finish());
     let truth_hits: Vec<Record> = truth.iter().filter(|r| r.kind == "hit").cloned().collect();
     let hits_row = match hits {
-        Some(h) => Some(match_group("hits".into(), &truth_hits, h, |t| t.detectable.unwrap_or(true), hit_corresponds, |_, _| 0)),
-        None if !truth_hits.is_empty() => Some(match_group("hits".into(), &truth_hits, &[], |t| t.detectable.unwrap_or(true), hit_corresponds, |_, _| 0)),
+        Some(h) => Some(match_group(
+            "hits".into(),
+            &truth_hits,
+            h,
+            |t| t.detectable.unwrap_or(true),
+            hit_corresponds,
+            |_, _| 0,
+        )),
+        None if !truth_hits.is_empty() => Some(match_group(
+            "hits".into(),
+            &truth_hits,
+            &[],
+            |t| t.detectable.unwrap_or(true),
+            hit_corresponds,
+            |_, _| 0,
+        )),
         None => None,
     };
     ScoreReport {
@@ -302,22 +359,37 @@ pub fn score(truth: &[Record], alerts: &[Record], hits: Option<&[Record]>, toler
 
 /// Reads a JSON Lines file of records (blank lines skipped).
 pub fn read_records(path: &Path) -> Result<Vec<Record>, ScoreError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScoreError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ScoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| ScoreError::Parse { path: path.to_path_buf(), line: i + 1, reason: e.to_string() })
+            serde_json::from_str(l).map_err(|e| ScoreError::Parse {
+                path: path.to_path_buf(),
+                line: i + 1,
+                reason: e.to_string(),
+            })
         })
         .collect()
 }
 
 /// Scores `truth` (a truth.jsonl) against `outputs/alerts.jsonl` and, if present, `outputs/hits.jsonl`.
-pub fn run_score(truth: &Path, outputs: &Path, tolerance_ms: i64) -> Result<ScoreReport, ScoreError> {
+pub fn run_score(
+    truth: &Path,
+    outputs: &Path,
+    tolerance_ms: i64,
+) -> Result<ScoreReport, ScoreError> {
     let truth = read_records(truth)?;
     let alerts = read_records(&outputs.join("alerts.jsonl"))?;
     let hits_path = outputs.join("hits.jsonl");
-    let hits = if hits_path.exists() { Some(read_records(&hits_path)?) } else { None };
+    let hits = if hits_path.exists() {
+        Some(read_records(&hits_path)?)
+    } else {
+        None
+    };
     Ok(score(&truth, &alerts, hits.as_deref(), tolerance_ms))
 }
 
@@ -330,33 +402,56 @@ mod tests {
     }
 
     fn row<'a>(r: &'a ScoreReport, key: &str) -> &'a ScoreRow {
-        r.rows.iter().find(|x| x.key == key).unwrap_or_else(|| panic!("no row {key}"))
+        r.rows
+            .iter()
+            .find(|x| x.key == key)
+            .unwrap_or_else(|| panic!("no row {key}"))
     }
 
     #[test]
     fn matches_by_activation_type_code_and_overlap_within_tolerance() {
         let truth = vec![
-            rec(r#"{"type":"curfew_violation","code":"AL08","activation":"A1","start":"2026-03-02T19:00:00Z","end":"2026-03-02T19:40:00Z"}"#),
-            rec(r#"{"type":"curfew_violation","code":"AL10","activation":"A1","start":"2026-03-03T23:00:00Z","end":"2026-03-04T00:10:00Z"}"#),
-            rec(r#"{"type":"curfew_violation","code":"AL12","activation":"A2","start":"2026-03-02T19:00:00Z","end":"2026-03-03T07:00:00Z"}"#),
-            rec(r#"{"type":"gps_outlier","activation":"A2","start":"2026-03-02T10:00:00Z","end":"2026-03-02T10:00:00Z"}"#),
+            rec(
+                r#"{"type":"curfew_violation","code":"AL08","activation":"A1","start":"2026-03-02T19:00:00Z","end":"2026-03-02T19:40:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"curfew_violation","code":"AL10","activation":"A1","start":"2026-03-03T23:00:00Z","end":"2026-03-04T00:10:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"curfew_violation","code":"AL12","activation":"A2","start":"2026-03-02T19:00:00Z","end":"2026-03-03T07:00:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"gps_outlier","activation":"A2","start":"2026-03-02T10:00:00Z","end":"2026-03-02T10:00:00Z"}"#,
+            ),
         ];
         let alerts = vec![
             // Matches AL08 although it starts 4 minutes after the truth ended (tolerance 5 min).
-            rec(r#"{"id":"x1","type":"curfew_violation","code":"AL08","activation":"A1","start":"2026-03-02T19:44:00Z","end":null,"late":false}"#),
+            rec(
+                r#"{"id":"x1","type":"curfew_violation","code":"AL08","activation":"A1","start":"2026-03-02T19:44:00Z","end":null,"late":false}"#,
+            ),
             // Wrong code for the AL10 truth: a false alert, and AL10 is missed.
-            rec(r#"{"id":"x2","type":"curfew_violation","code":"AL11","activation":"A1","start":"2026-03-03T23:05:00Z","end":"2026-03-04T00:10:00Z"}"#),
+            rec(
+                r#"{"id":"x2","type":"curfew_violation","code":"AL11","activation":"A1","start":"2026-03-03T23:05:00Z","end":"2026-03-04T00:10:00Z"}"#,
+            ),
             // Right code, wrong activation.
-            rec(r#"{"id":"x3","type":"curfew_violation","code":"AL12","activation":"A9","start":"2026-03-02T19:00:00Z","end":"2026-03-03T07:00:00Z"}"#),
+            rec(
+                r#"{"id":"x3","type":"curfew_violation","code":"AL12","activation":"A9","start":"2026-03-02T19:00:00Z","end":"2026-03-03T07:00:00Z"}"#,
+            ),
         ];
         let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
         let cv = row(&r, "curfew_violation");
-        assert_eq!((cv.truth, cv.matched, cv.missed, cv.alerts, cv.false_alerts), (3, 1, 2, 3, 2));
+        assert_eq!(
+            (cv.truth, cv.matched, cv.missed, cv.alerts, cv.false_alerts),
+            (3, 1, 2, 3, 2)
+        );
         assert_eq!(cv.recall, Some(1.0 / 3.0));
         assert_eq!(row(&r, "curfew_violation/AL08").precision, Some(1.0));
         assert_eq!(row(&r, "curfew_violation/AL10").recall, Some(0.0));
         assert_eq!(row(&r, "curfew_violation/AL11").precision, Some(0.0));
-        assert!(r.rows.iter().all(|x| x.key != "gps_outlier"), "informational types are not scored");
+        assert!(
+            r.rows.iter().all(|x| x.key != "gps_outlier"),
+            "informational types are not scored"
+        );
         // A tighter tolerance loses the AL08 match.
         let strict = score(&truth, &alerts, None, 60_000);
         assert_eq!(row(&strict, "curfew_violation/AL08").matched, 0);
@@ -364,11 +459,19 @@ mod tests {
 
     #[test]
     fn each_truth_item_matched_once_and_split_alerts_are_not_false() {
-        let truth = vec![rec(r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:00:00Z","end":"2026-03-02T12:30:00Z"}"#)];
+        let truth = vec![rec(
+            r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:00:00Z","end":"2026-03-02T12:30:00Z"}"#,
+        )];
         let alerts = vec![
-            rec(r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:01:00Z","end":"2026-03-02T12:10:00Z"}"#),
-            rec(r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:15:00Z","end":"2026-03-02T12:29:00Z"}"#),
-            rec(r#"{"type":"exclusion_zone_entry","zone":"Z2","activation":"A1","start":"2026-03-02T12:15:00Z","end":"2026-03-02T12:29:00Z"}"#),
+            rec(
+                r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:01:00Z","end":"2026-03-02T12:10:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:15:00Z","end":"2026-03-02T12:29:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"exclusion_zone_entry","zone":"Z2","activation":"A1","start":"2026-03-02T12:15:00Z","end":"2026-03-02T12:29:00Z"}"#,
+            ),
         ];
         let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
         let z = row(&r, "exclusion_zone_entry");
@@ -380,13 +483,22 @@ mod tests {
     #[test]
     fn undetectable_truth_is_neither_missed_nor_makes_alerts_false() {
         let truth = vec![
-            rec(r#"{"type":"drinking_event","activation":"A3","start":"2026-03-02T20:00:00Z","end":"2026-03-03T02:00:00Z","detectable":false}"#),
-            rec(r#"{"type":"drinking_event","activation":"A3","start":"2026-03-04T20:00:00Z","end":"2026-03-05T02:00:00Z"}"#),
+            rec(
+                r#"{"type":"drinking_event","activation":"A3","start":"2026-03-02T20:00:00Z","end":"2026-03-03T02:00:00Z","detectable":false}"#,
+            ),
+            rec(
+                r#"{"type":"drinking_event","activation":"A3","start":"2026-03-04T20:00:00Z","end":"2026-03-05T02:00:00Z"}"#,
+            ),
         ];
-        let alerts = vec![rec(r#"{"type":"drinking_event","activation":"A3","start":"2026-03-02T21:00:00Z","end":"2026-03-03T01:00:00Z"}"#)];
+        let alerts = vec![rec(
+            r#"{"type":"drinking_event","activation":"A3","start":"2026-03-02T21:00:00Z","end":"2026-03-03T01:00:00Z"}"#,
+        )];
         let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
         let d = row(&r, "drinking_event");
-        assert_eq!((d.truth, d.detectable, d.matched, d.missed, d.false_alerts), (2, 1, 0, 1, 0));
+        assert_eq!(
+            (d.truth, d.detectable, d.matched, d.missed, d.false_alerts),
+            (2, 1, 0, 1, 0)
+        );
         assert_eq!(d.precision, Some(1.0));
         assert_eq!(d.recall, Some(0.0));
     }
@@ -394,16 +506,27 @@ mod tests {
     #[test]
     fn hits_match_on_activation_force_and_reference() {
         let truth = vec![
-            rec(r#"{"type":"hit","activation":"A1","force":"AvonSomerset","crime_ref":"AVS/26/000001","crime_version":1,"start":"2026-03-02T10:00:00Z","end":"2026-03-02T12:00:00Z"}"#),
-            rec(r#"{"type":"hit","activation":"A2","force":"AvonSomerset","crime_ref":"AVS/26/000002","crime_version":1,"start":"2026-03-02T10:00:00Z","end":"2026-03-02T12:00:00Z"}"#),
+            rec(
+                r#"{"type":"hit","activation":"A1","force":"AvonSomerset","crime_ref":"AVS/26/000001","crime_version":1,"start":"2026-03-02T10:00:00Z","end":"2026-03-02T12:00:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"hit","activation":"A2","force":"AvonSomerset","crime_ref":"AVS/26/000002","crime_version":1,"start":"2026-03-02T10:00:00Z","end":"2026-03-02T12:00:00Z"}"#,
+            ),
         ];
         let hits = vec![
-            rec(r#"{"id":"h1","force":"AvonSomerset","batch_id":"AVS20260303","crime_ref":"AVS/26/000001","crime_version":1,"activation":"A1","certainty":"possible"}"#),
-            rec(r#"{"id":"h2","force":"AvonSomerset","batch_id":"AVS20260303","crime_ref":"AVS/26/000003","crime_version":1,"activation":"A1","certainty":"possible"}"#),
+            rec(
+                r#"{"id":"h1","force":"AvonSomerset","batch_id":"AVS20260303","crime_ref":"AVS/26/000001","crime_version":1,"activation":"A1","certainty":"possible"}"#,
+            ),
+            rec(
+                r#"{"id":"h2","force":"AvonSomerset","batch_id":"AVS20260303","crime_ref":"AVS/26/000003","crime_version":1,"activation":"A1","certainty":"possible"}"#,
+            ),
         ];
         let r = score(&truth, &[], Some(&hits), DEFAULT_TOLERANCE_MS);
         let h = r.hits.as_ref().expect("hits row");
-        assert_eq!((h.truth, h.matched, h.missed, h.alerts, h.false_alerts), (2, 1, 1, 2, 1));
+        assert_eq!(
+            (h.truth, h.matched, h.missed, h.alerts, h.false_alerts),
+            (2, 1, 1, 2, 1)
+        );
         assert_eq!(h.precision, Some(0.5));
         let table = r.to_table();
         assert!(table.contains("hits") && table.contains("0.500"));
@@ -418,12 +541,18 @@ mod tests {
         std::fs::write(&truth, "{\"type\":\"strap_tamper\",\"activation\":\"A1\",\"start\":\"2026-03-02T10:00:00Z\",\"end\":\"2026-03-02T10:05:00Z\"}\n").expect("write");
         let out = dir.path().join("out");
         std::fs::create_dir(&out).expect("mkdir");
-        assert!(matches!(run_score(&truth, &out, DEFAULT_TOLERANCE_MS), Err(ScoreError::Read { .. })));
+        assert!(matches!(
+            run_score(&truth, &out, DEFAULT_TOLERANCE_MS),
+            Err(ScoreError::Read { .. })
+        ));
         std::fs::write(out.join("alerts.jsonl"), "{\"type\":\"strap_tamper\",\"activation\":\"A1\",\"start\":\"2026-03-02T10:00:30Z\",\"end\":\"2026-03-02T10:04:00Z\"}\n\n").expect("write");
         let r = run_score(&truth, &out, DEFAULT_TOLERANCE_MS).expect("score");
         assert_eq!(row(&r, "strap_tamper").recall, Some(1.0));
         assert!(r.hits.is_none());
         std::fs::write(out.join("alerts.jsonl"), "not json\n").expect("write");
-        assert!(matches!(run_score(&truth, &out, DEFAULT_TOLERANCE_MS), Err(ScoreError::Parse { line: 1, .. })));
+        assert!(matches!(
+            run_score(&truth, &out, DEFAULT_TOLERANCE_MS),
+            Err(ScoreError::Parse { line: 1, .. })
+        ));
     }
 }

@@ -13,7 +13,10 @@ fn main() -> ExitCode {
         eprintln!("usage: score TRUTH.jsonl OUTPUTS_DIR [TOLERANCE_S] [--json]");
         return ExitCode::from(2);
     };
-    let tolerance_ms = pos.get(2).and_then(|s| s.parse::<i64>().ok()).map_or(DEFAULT_TOLERANCE_MS, |s| s * 1000);
+    let tolerance_ms = pos
+        .get(2)
+        .and_then(|s| s.parse::<i64>().ok())
+        .map_or(DEFAULT_TOLERANCE_MS, |s| s * 1000);
     match run_score(&PathBuf::from(truth), &PathBuf::from(outputs), tolerance_ms) {
         Ok(r) => {
             println!("{}", if json { r.to_json() } else { r.to_table() });

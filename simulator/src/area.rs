@@ -40,25 +40,101 @@ pub struct Force {
 
 /// The 19 EMAC forces (domain page section 4).
 pub const EMAC_FORCES: [Force; 19] = [
-    Force { id: "AvonSomerset", code: "AVS", pfa_name: "Avon and Somerset" },
-    Force { id: "Bedfordshire", code: "BFD", pfa_name: "Bedfordshire" },
-    Force { id: "Cheshire", code: "CHS", pfa_name: "Cheshire" },
-    Force { id: "CoLP", code: "CoLP", pfa_name: "London, City of" },
-    Force { id: "Cumbria", code: "CMB", pfa_name: "Cumbria" },
-    Force { id: "Derbyshire", code: "DBY", pfa_name: "Derbyshire" },
-    Force { id: "Durham", code: "DUR", pfa_name: "Durham" },
-    Force { id: "Essex", code: "ESX", pfa_name: "Essex" },
-    Force { id: "Gloucestershire", code: "GLC", pfa_name: "Gloucestershire" },
-    Force { id: "Gwent", code: "GWP", pfa_name: "Gwent" },
-    Force { id: "Hampshire", code: "HAM", pfa_name: "Hampshire" },
-    Force { id: "Hertfordshire", code: "HRT", pfa_name: "Hertfordshire" },
-    Force { id: "Humberside", code: "HMB", pfa_name: "Humberside" },
-    Force { id: "Kent", code: "KNT", pfa_name: "Kent" },
-    Force { id: "Metropolitan", code: "MPS", pfa_name: "Metropolitan Police" },
-    Force { id: "NorthWales", code: "NWL", pfa_name: "North Wales" },
-    Force { id: "Nottinghamshire", code: "NOT", pfa_name: "Nottinghamshire" },
-    Force { id: "Sussex", code: "SXP", pfa_name: "Sussex" },
-    Force { id: "WestMidlands", code: "WMP", pfa_name: "West Midlands" },
+    Force {
+        id: "AvonSomerset",
+        code: "AVS",
+        pfa_name: "Avon and Somerset",
+    },
+    Force {
+        id: "Bedfordshire",
+        code: "BFD",
+        pfa_name: "Bedfordshire",
+    },
+    Force {
+        id: "Cheshire",
+        code: "CHS",
+        pfa_name: "Cheshire",
+    },
+    Force {
+        id: "CoLP",
+        code: "CoLP",
+        pfa_name: "London, City of",
+    },
+    Force {
+        id: "Cumbria",
+        code: "CMB",
+        pfa_name: "Cumbria",
+    },
+    Force {
+        id: "Derbyshire",
+        code: "DBY",
+        pfa_name: "Derbyshire",
+    },
+    Force {
+        id: "Durham",
+        code: "DUR",
+        pfa_name: "Durham",
+    },
+    Force {
+        id: "Essex",
+        code: "ESX",
+        pfa_name: "Essex",
+    },
+    Force {
+        id: "Gloucestershire",
+        code: "GLC",
+        pfa_name: "Gloucestershire",
+    },
+    Force {
+        id: "Gwent",
+        code: "GWP",
+        pfa_name: "Gwent",
+    },
+    Force {
+        id: "Hampshire",
+        code: "HAM",
+        pfa_name: "Hampshire",
+    },
+    Force {
+        id: "Hertfordshire",
+        code: "HRT",
+        pfa_name: "Hertfordshire",
+    },
+    Force {
+        id: "Humberside",
+        code: "HMB",
+        pfa_name: "Humberside",
+    },
+    Force {
+        id: "Kent",
+        code: "KNT",
+        pfa_name: "Kent",
+    },
+    Force {
+        id: "Metropolitan",
+        code: "MPS",
+        pfa_name: "Metropolitan Police",
+    },
+    Force {
+        id: "NorthWales",
+        code: "NWL",
+        pfa_name: "North Wales",
+    },
+    Force {
+        id: "Nottinghamshire",
+        code: "NOT",
+        pfa_name: "Nottinghamshire",
+    },
+    Force {
+        id: "Sussex",
+        code: "SXP",
+        pfa_name: "Sussex",
+    },
+    Force {
+        id: "WestMidlands",
+        code: "WMP",
+        pfa_name: "West Midlands",
+    },
 ];
 
 /// Default area: Bristol, inside Avon and Somerset.
@@ -118,7 +194,11 @@ impl Area {
             path: path.clone(),
             reason: "no 'features' array".into(),
         })?;
-        let wanted = if name.eq_ignore_ascii_case("bristol") { DEFAULT_AREA } else { name };
+        let wanted = if name.eq_ignore_ascii_case("bristol") {
+            DEFAULT_AREA
+        } else {
+            name
+        };
         let mut known = Vec::new();
         for f in features {
             let props = &f["properties"];
@@ -130,7 +210,10 @@ impl Area {
             let (lat0, lon0) = if pfa == DEFAULT_AREA {
                 (BRISTOL_LAT, BRISTOL_LON)
             } else {
-                (props["LAT"].as_f64().unwrap_or(0.0), props["LONG"].as_f64().unwrap_or(0.0))
+                (
+                    props["LAT"].as_f64().unwrap_or(0.0),
+                    props["LONG"].as_f64().unwrap_or(0.0),
+                )
             };
             let frame = Frame::new(lat0, lon0);
             let geom = &f["geometry"];
@@ -243,7 +326,10 @@ mod tests {
         let a = Area::load(&areas(), "bristol").expect("area");
         assert_eq!(a.force.map(|f| f.code), Some("AVS"));
         assert!(a.contains(Xy::default()));
-        assert!(!a.contains(a.frame.to_xy(51.5074, -0.1278)), "London is not in Avon");
+        assert!(
+            !a.contains(a.frame.to_xy(51.5074, -0.1278)),
+            "London is not in Avon"
+        );
         assert!(Area::load(&areas(), "Atlantis").is_err());
         let c = Area::load(&areas(), "London, City of").expect("CoLP");
         assert_eq!(c.force.map(|f| f.id), Some("CoLP"));

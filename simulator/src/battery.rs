@@ -88,21 +88,43 @@ impl Battery {
     /// Advances `dt_min` minutes to `t_ms`. `local_min` is the local minute of day and `today` the
     /// local date (both only meaningful when `at_home`).
     #[allow(clippy::too_many_arguments)]
-    pub fn step(&mut self, out: &mut BatteryStep, t_ms: TimeMs, dt_min: f64, at_home: bool, local_min: i64, charge_min: i64, today: NaiveDate) {
+    pub fn step(
+        &mut self,
+        out: &mut BatteryStep,
+        t_ms: TimeMs,
+        dt_min: f64,
+        at_home: bool,
+        local_min: i64,
+        charge_min: i64,
+        today: NaiveDate,
+    ) {
         out.clear();
         let skipping = t_ms < self.skip_until_ms;
         if self.chargeable && !self.charging && at_home && !skipping {
             let evening = local_min >= charge_min || local_min < 120;
-            let charge_day = if local_min < 120 { today - chrono::Duration::days(1) } else { today };
+            let charge_day = if local_min < 120 {
+                today - chrono::Duration::days(1)
+            } else {
+                today
+            };
             let due = evening && self.charged_on != Some(charge_day);
             if due || self.level_pct < 30.0 || self.dead {
                 self.charging = true;
                 self.charged_on = Some(charge_day);
                 self.dead = false;
                 out.events.push(DeviceEvent::Charging);
-                for (since, kind, code) in [(self.low_since.take(), "battery_low", "AL21"), (self.dead_since.take(), "battery_dead", "AL23")] {
+                for (since, kind, code) in [
+                    (self.low_since.take(), "battery_low", "AL21"),
+                    (self.dead_since.take(), "battery_dead", "AL23"),
+                ] {
                     if let Some(s) = since {
-                        out.truth.push(BatteryTruth { kind, code, start_ms: s, end_ms: Some(t_ms), behaviour: self.why });
+                        out.truth.push(BatteryTruth {
+                            kind,
+                            code,
+                            start_ms: s,
+                            end_ms: Some(t_ms),
+                            behaviour: self.why,
+                        });
                     }
                 }
             }
@@ -126,7 +148,11 @@ impl Battery {
         if before > LOW_PCT && self.level_pct <= LOW_PCT {
             out.events.push(DeviceEvent::BatteryLow);
             self.low_since = Some(t_ms);
-            self.why = if skipping { "skipped_charging" } else { "missed_charge" };
+            self.why = if skipping {
+                "skipped_charging"
+            } else {
+                "missed_charge"
+            };
         }
         if self.level_pct <= 0.0 {
             self.dead = true;
@@ -139,10 +165,22 @@ impl Battery {
     pub fn open_truth(&self) -> Vec<BatteryTruth> {
         let mut v = Vec::new();
         if let Some(s) = self.low_since {
-            v.push(BatteryTruth { kind: "battery_low", code: "AL21", start_ms: s, end_ms: None, behaviour: self.why });
+            v.push(BatteryTruth {
+                kind: "battery_low",
+                code: "AL21",
+                start_ms: s,
+                end_ms: None,
+                behaviour: self.why,
+            });
         }
         if let Some(s) = self.dead_since {
-            v.push(BatteryTruth { kind: "battery_dead", code: "AL23", start_ms: s, end_ms: None, behaviour: self.why });
+            v.push(BatteryTruth {
+                kind: "battery_dead",
+                code: "AL23",
+                start_ms: s,
+                end_ms: None,
+                behaviour: self.why,
+            });
         }
         v
     }

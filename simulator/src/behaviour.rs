@@ -187,7 +187,10 @@ mod tests {
             while t <= e.end_ms() + step {
                 let v = e.tac_at(t);
                 let slope_h = (v - prev) / (step as f64 / 3_600_000.0);
-                assert!(slope_h <= 0.05 + 1e-9 && slope_h >= -0.025 - 1e-9, "{slope_h}");
+                assert!(
+                    (-0.025 - 1e-9..=0.05 + 1e-9).contains(&slope_h),
+                    "{slope_h}"
+                );
                 prev = v;
                 t += step;
             }

@@ -2,8 +2,8 @@
 //! zone timetables, daily routines, order dates).
 
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
-use std::sync::OnceLock;
 use chrono_tz::Europe::London;
+use std::sync::OnceLock;
 use tagstream::model::{Day, TimeMs};
 
 pub const SECOND_MS: i64 = 1000;
@@ -138,8 +138,14 @@ mod tests {
         let summer = NaiveDate::from_ymd_opt(2026, 3, 30).expect("date");
         let w = local_to_utc_ms(winter, 19 * 60);
         let s = local_to_utc_ms(summer, 19 * 60);
-        assert_eq!(tagstream::model::time::format_time(w), "2026-03-02T19:00:00Z");
-        assert_eq!(tagstream::model::time::format_time(s), "2026-03-30T18:00:00Z");
+        assert_eq!(
+            tagstream::model::time::format_time(w),
+            "2026-03-02T19:00:00Z"
+        );
+        assert_eq!(
+            tagstream::model::time::format_time(s),
+            "2026-03-30T18:00:00Z"
+        );
         assert_eq!(local_minutes(s), 19 * 60);
         assert_eq!(local_date(s), summer);
         assert_eq!(day_of(winter), Day::Mon);
@@ -148,12 +154,19 @@ mod tests {
             for k in 0..(3 * 24 * 60) {
                 let t = start + k * MINUTE_MS;
                 assert_eq!(london_offset_ms(t), london_offset_ms_slow(t), "{t}");
-                let l = Utc.timestamp_millis_opt(t).single().expect("t").with_timezone(&London);
+                let l = Utc
+                    .timestamp_millis_opt(t)
+                    .single()
+                    .expect("t")
+                    .with_timezone(&London);
                 assert_eq!(local_date(t), l.date_naive());
             }
         }
         // 01:30 on the spring-forward day does not exist locally; it maps to 02:30 BST = 01:30Z.
         let gap = NaiveDate::from_ymd_opt(2026, 3, 29).expect("date");
-        assert_eq!(tagstream::model::time::format_time(local_to_utc_ms(gap, 90)), "2026-03-29T01:30:00Z");
+        assert_eq!(
+            tagstream::model::time::format_time(local_to_utc_ms(gap, 90)),
+            "2026-03-29T01:30:00Z"
+        );
     }
 }

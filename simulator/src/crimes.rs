@@ -11,8 +11,8 @@
 //! cycling through every validation error of the domain page; each is a `crime_row_error` truth item.
 
 use crate::area::{Area, Force, EMAC_FORCES};
-use crate::bng::{bng_to_wgs84, wgs84_to_bng, GridRef};
 use crate::behaviour::Rates;
+use crate::bng::{bng_to_wgs84, wgs84_to_bng, GridRef};
 use crate::clock::{ymd_compact, DAY_MS, MINUTE_MS};
 use crate::geo::Xy;
 use crate::population::{DeviceKind, Profile};
@@ -108,11 +108,21 @@ fn quote(text: &str) -> String {
 impl CrimeGen {
     pub fn new(force: Force, seed: u64) -> Self {
         let mut r = Rng::derive(seed, &[stream::CRIMES, u64::MAX]);
-        CrimeGen { force, seed, next_ref: 1, next_error: r.index(ROW_ERRORS.len()) }
+        CrimeGen {
+            force,
+            seed,
+            next_ref: 1,
+            next_error: r.index(ROW_ERRORS.len()),
+        }
     }
 
     fn new_ref(&mut self, day: NaiveDate) -> String {
-        let r = format!("{}/{}/{:06}", self.force.code, ymd_compact(day)[2..4].to_owned(), self.next_ref);
+        let r = format!(
+            "{}/{}/{:06}",
+            self.force.code,
+            ymd_compact(day)[2..4].to_owned(),
+            self.next_ref
+        );
         self.next_ref += 1;
         r
     }
@@ -133,7 +143,9 @@ impl CrimeGen {
         let mut rng = Rng::derive(self.seed, &[stream::CRIMES, day_idx as u64]);
         let d0 = ctx.start_ms + day_idx as i64 * DAY_MS;
         let d1 = (d0 + DAY_MS).min(ctx.end_ms);
-        let day = DateTime::<Utc>::from_timestamp_millis(d0).map(|d| d.date_naive()).unwrap_or_default();
+        let day = DateTime::<Utc>::from_timestamp_millis(d0)
+            .map(|d| d.date_naive())
+            .unwrap_or_default();
         let batch_date = day + chrono::Duration::days(1);
         let batch_id = format!("{}{}", self.force.code, ymd_compact(batch_date));
         let file_name = format!("{}-{}.csv", self.force.id, ymd_compact(batch_date));
@@ -149,27 +161,49 @@ impl CrimeGen {
             (idx, profiles[idx].activation.from + 3_600_000)
         };
         if !gps.is_empty() {
-            let n_hits = rng.poisson(rates.hits * gps.len() as f64 * (d1 - d0) as f64 / DAY_MS as f64);
-            let n_near = rng.poisson(rates.near_misses * gps.len() as f64 * (d1 - d0) as f64 / DAY_MS as f64);
+            let n_hits =
+                rng.poisson(rates.hits * gps.len() as f64 * (d1 - d0) as f64 / DAY_MS as f64);
+            let n_near = rng
+                .poisson(rates.near_misses * gps.len() as f64 * (d1 - d0) as f64 / DAY_MS as f64);
             for k in 0..(n_hits + n_near) {
                 let (idx, lo) = placed(&mut rng);
                 let t = rand_time(&mut rng, lo);
-                let Some(pos) = tags[idx].position_at(ctx, t) else { continue };
-                let kind = if k < n_hits { "on_trail" } else if rng.chance(0.5) { "near_miss_space" } else { "near_miss_time" };
+                let Some(pos) = tags[idx].position_at(ctx, t) else {
+                    continue;
+                };
+                let kind = if k < n_hits {
+                    "on_trail"
+                } else if rng.chance(0.5) {
+                    "near_miss_space"
+                } else {
+                    "near_miss_time"
+                };
                 let (loc, from, to) = match kind {
                     "on_trail" => {
                         let a = rng.range(0.0, std::f64::consts::TAU);
                         let r = rng.range(0.0, 50.0);
-                        (pos.add(r * a.sin(), r * a.cos()), t - rng.int(0, 180) * MINUTE_MS, t + rng.int(5, 180) * MINUTE_MS)
+                        (
+                            pos.add(r * a.sin(), r * a.cos()),
+                            t - rng.int(0, 180) * MINUTE_MS,
+                            t + rng.int(5, 180) * MINUTE_MS,
+                        )
                     }
                     "near_miss_space" => {
                         let a = rng.range(0.0, std::f64::consts::TAU);
                         let r = rng.range(130.0, 250.0);
-                        (pos.add(r * a.sin(), r * a.cos()), t - rng.int(0, 120) * MINUTE_MS, t + rng.int(5, 120) * MINUTE_MS)
+                        (
+                            pos.add(r * a.sin(), r * a.cos()),
+                            t - rng.int(0, 120) * MINUTE_MS,
+                            t + rng.int(5, 120) * MINUTE_MS,
+                        )
                     }
                     _ => {
                         let to = t - rng.int(30, 120) * MINUTE_MS;
-                        (pos.add(rng.gauss(0.0, 15.0), rng.gauss(0.0, 15.0)), to - rng.int(30, 180) * MINUTE_MS, to)
+                        (
+                            pos.add(rng.gauss(0.0, 15.0), rng.gauss(0.0, 15.0)),
+                            to - rng.int(30, 180) * MINUTE_MS,
+                            to,
+                        )
                     }
                 };
                 let from = from.max(d0 - 12 * 3_600_000 + MINUTE_MS) / 1000 * 1000;
@@ -198,22 +232,40 @@ impl CrimeGen {
             let row = self.row(&mut c, area, &batch_id);
             let mut any_hit = false;
             for &idx in &gps {
-                if let Some((d, t)) = tags[idx].closest_approach(ctx, c.pos, c.from_ms, c.to_ms, VICINITY_M) {
+                if let Some((d, t)) =
+                    tags[idx].closest_approach(ctx, c.pos, c.from_ms, c.to_ms, VICINITY_M)
+                {
                     if d <= VICINITY_M {
                         any_hit = true;
                         let how = match placed {
                             Some((pidx, kind)) if pidx == idx => kind,
                             _ => "coincidental",
                         };
-                        truth.push(self.crime_truth(&profiles[idx], "hit", &c, &batch_id, d, t, Some(how)));
+                        truth.push(self.crime_truth(
+                            &profiles[idx],
+                            "hit",
+                            &c,
+                            &batch_id,
+                            d,
+                            t,
+                            Some(how),
+                        ));
                     }
                 }
             }
-            if let (Some((idx, kind)), false) = (placed.filter(|(_, k)| *k != "on_trail"), any_hit) {
+            if let (Some((idx, kind)), false) = (placed.filter(|(_, k)| *k != "on_trail"), any_hit)
+            {
                 let (d, t) = tags[idx]
-                    .closest_approach(ctx, c.pos, c.from_ms - 6 * 3_600_000, c.to_ms + 6 * 3_600_000, 1e9)
+                    .closest_approach(
+                        ctx,
+                        c.pos,
+                        c.from_ms - 6 * 3_600_000,
+                        c.to_ms + 6 * 3_600_000,
+                        1e9,
+                    )
                     .unwrap_or((f64::NAN, c.from_ms));
-                let mut it = self.crime_truth(&profiles[idx], "near_miss", &c, &batch_id, d, t, Some(kind));
+                let mut it =
+                    self.crime_truth(&profiles[idx], "near_miss", &c, &batch_id, d, t, Some(kind));
                 it.detectable = false;
                 truth.push(it);
             }
@@ -249,10 +301,20 @@ impl CrimeGen {
             }
             lines.push(line);
         }
-        CrimeFile { name: file_name, lines }
+        CrimeFile {
+            name: file_name,
+            lines,
+        }
     }
 
-    fn random_crime(&mut self, rng: &mut Rng, area: &Area, day: NaiveDate, d0: TimeMs, d1: TimeMs) -> Crime {
+    fn random_crime(
+        &mut self,
+        rng: &mut Rng,
+        area: &Area,
+        day: NaiveDate,
+        d0: TimeMs,
+        d1: TimeMs,
+    ) -> Crime {
         let to = rng.int(d0 + 30 * MINUTE_MS, d1 - MINUTE_MS) / 1000 * 1000;
         let from = (to - rng.int(10, 8 * 60) * MINUTE_MS) / 1000 * 1000;
         Crime {
@@ -267,7 +329,16 @@ impl CrimeGen {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn crime_truth(&self, p: &Profile, kind: &str, c: &Crime, batch_id: &str, d: f64, t: TimeMs, behaviour: Option<&str>) -> TruthItem {
+    fn crime_truth(
+        &self,
+        p: &Profile,
+        kind: &str,
+        c: &Crime,
+        batch_id: &str,
+        d: f64,
+        t: TimeMs,
+        behaviour: Option<&str>,
+    ) -> TruthItem {
         let mut it = TruthItem::about(p, kind, c.from_ms, Some(c.to_ms));
         it.force = Some(self.force.id.into());
         it.batch_id = Some(batch_id.into());
@@ -284,14 +355,29 @@ impl CrimeGen {
         let (lat, lon) = area.frame.to_latlon(c.pos);
         let (e, n, la, lo, datum) = if c.bng {
             let g = wgs84_to_bng(lat, lon);
-            let g = GridRef { easting_m: g.easting_m.round(), northing_m: g.northing_m.round() };
+            let g = GridRef {
+                easting_m: g.easting_m.round(),
+                northing_m: g.northing_m.round(),
+            };
             let (la, lo) = bng_to_wgs84(g);
             c.pos = area.frame.to_xy(la, lo);
-            (format!("{}", g.easting_m as i64), format!("{}", g.northing_m as i64), String::new(), String::new(), "OSGB36")
+            (
+                format!("{}", g.easting_m as i64),
+                format!("{}", g.northing_m as i64),
+                String::new(),
+                String::new(),
+                "OSGB36",
+            )
         } else {
             let (la, lo) = ((lat * 1e6).round() / 1e6, (lon * 1e6).round() / 1e6);
             c.pos = area.frame.to_xy(la, lo);
-            (String::new(), String::new(), format!("{la:.6}"), format!("{lo:.6}"), "WGS84")
+            (
+                String::new(),
+                String::new(),
+                format!("{la:.6}"),
+                format!("{lo:.6}"),
+                "WGS84",
+            )
         };
         let (tid, tdesc) = CRIME_TYPES[c.type_idx];
         [
@@ -312,13 +398,23 @@ impl CrimeGen {
         .join(",")
     }
 
-    fn malformed_row(&self, rng: &mut Rng, c: &mut Crime, area: &Area, batch_id: &str, batch_date: NaiveDate, kind: &str) -> String {
+    fn malformed_row(
+        &self,
+        rng: &mut Rng,
+        c: &mut Crime,
+        area: &Area,
+        batch_id: &str,
+        batch_date: NaiveDate,
+        kind: &str,
+    ) -> String {
         let good = self.row(c, area, batch_id);
         let mut f: Vec<String> = good.splitn(13, ',').map(str::to_string).collect();
         let (lat, lon) = area.frame.to_latlon(c.pos);
         let g = wgs84_to_bng(lat, lon);
         match kind {
-            "invalid_batch_id_format" => f[3] = format!("{}-{}", self.force.code, ymd_compact(batch_date)),
+            "invalid_batch_id_format" => {
+                f[3] = format!("{}-{}", self.force.code, ymd_compact(batch_date))
+            }
             "invalid_batch_id_date" => f[3] = format!("{}{}", self.force.code, "20260231"),
             "wrong_column_count" => {
                 if rng.chance(0.5) {
@@ -341,14 +437,14 @@ impl CrimeGen {
             "to_before_from" => f.swap(5, 6),
             "window_too_long" => f[6] = stamp(c.from_ms + rng.int(13, 30) * 3_600_000),
             "no_location" => {
-                for i in 7..=10 {
-                    f[i].clear();
+                for x in &mut f[7..=10] {
+                    x.clear();
                 }
             }
             "half_coordinate_pair" => {
                 f[7] = format!("{}", g.easting_m.round() as i64);
-                for i in 8..=10 {
-                    f[i].clear();
+                for x in &mut f[8..=10] {
+                    x.clear();
                 }
                 f[11] = "OSGB36".into();
             }
@@ -368,11 +464,21 @@ impl CrimeGen {
             "missing_batch_id" => f[3].clear(),
             "missing_crime_reference" => f[4].clear(),
             "several_forces_in_batch" => {
-                let other = EMAC_FORCES.iter().find(|o| o.id != self.force.id).copied().unwrap_or(self.force);
+                let other = EMAC_FORCES
+                    .iter()
+                    .find(|o| o.id != self.force.id)
+                    .copied()
+                    .unwrap_or(self.force);
                 f[0] = other.id.into();
                 f[3] = format!("{}{}", other.code, ymd_compact(batch_date));
             }
-            _ => f[3] = format!("{}{}", self.force.code, ymd_compact(batch_date - chrono::Duration::days(1))),
+            _ => {
+                f[3] = format!(
+                    "{}{}",
+                    self.force.code,
+                    ymd_compact(batch_date - chrono::Duration::days(1))
+                )
+            }
         }
         f.join(",")
     }

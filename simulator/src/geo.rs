@@ -25,7 +25,10 @@ impl Xy {
     }
     #[inline]
     pub fn lerp(self, o: Xy, f: f64) -> Xy {
-        Xy::new(self.x_m + (o.x_m - self.x_m) * f, self.y_m + (o.y_m - self.y_m) * f)
+        Xy::new(
+            self.x_m + (o.x_m - self.x_m) * f,
+            self.y_m + (o.y_m - self.y_m) * f,
+        )
     }
     /// Compass heading (degrees clockwise from north) from `self` to `o`.
     pub fn heading_deg(self, o: Xy) -> f64 {
@@ -186,8 +189,17 @@ mod tests {
 
     #[test]
     fn polygon_with_hole() {
-        let sq = |r: f64| vec![Xy::new(-r, -r), Xy::new(r, -r), Xy::new(r, r), Xy::new(-r, r)];
-        let p = Polygon { rings: vec![sq(10.0), sq(2.0)] };
+        let sq = |r: f64| {
+            vec![
+                Xy::new(-r, -r),
+                Xy::new(r, -r),
+                Xy::new(r, r),
+                Xy::new(-r, r),
+            ]
+        };
+        let p = Polygon {
+            rings: vec![sq(10.0), sq(2.0)],
+        };
         assert!(p.contains(Xy::new(5.0, 5.0)));
         assert!(!p.contains(Xy::new(0.0, 0.0)));
         assert!(!p.contains(Xy::new(20.0, 0.0)));

@@ -48,10 +48,22 @@ impl GpsModel {
     }
 
     /// One attempt at minute tick `t`.
-    pub fn fix(&mut self, rng: &mut Rng, rates: &Rates, here: &Where, area: &Area, network: bool, t: TimeMs) -> GpsOutcome {
+    pub fn fix(
+        &mut self,
+        rng: &mut Rng,
+        rates: &Rates,
+        here: &Where,
+        area: &Area,
+        network: bool,
+        t: TimeMs,
+    ) -> GpsOutcome {
         // Density is only needed outdoors or once a fix succeeds; indoors the miss is decided first.
         let indoor_miss = here.indoor && !rng.chance(0.22);
-        let density = if indoor_miss { 0.0 } else { area.density(here.kin.pos) };
+        let density = if indoor_miss {
+            0.0
+        } else {
+            area.density(here.kin.pos)
+        };
         let p_gps = if here.indoor {
             0.22
         } else {
@@ -61,16 +73,27 @@ impl GpsModel {
             }
         };
         if !indoor_miss && (here.indoor || rng.chance(p_gps)) {
-            let median = if here.indoor { 14.0 + 6.0 * density } else { 4.5 + 9.0 * density } * self.quality;
+            let median = if here.indoor {
+                14.0 + 6.0 * density
+            } else {
+                4.5 + 9.0 * density
+            } * self.quality;
             let precision_m = rng.lognormal(median, 0.35).clamp(3.0, 30.0);
             let sigma = precision_m / 2.4477;
             // Correlated error: positions drift rather than jump.
-            let rho: f64 = if t - self.last_gps_ms <= 61_000 { 0.85 } else { 0.0 };
+            let rho: f64 = if t - self.last_gps_ms <= 61_000 {
+                0.85
+            } else {
+                0.0
+            };
             let k = (1.0 - rho * rho).sqrt();
             self.err_x_m = rho * self.err_x_m + k * sigma * rng.normal();
             self.err_y_m = rho * self.err_y_m + k * sigma * rng.normal();
             let wander = if here.place.is_some() { 3.0 } else { 0.0 };
-            let mut pos = here.kin.pos.add(self.err_x_m + rng.gauss(0.0, wander), self.err_y_m + rng.gauss(0.0, wander));
+            let mut pos = here.kin.pos.add(
+                self.err_x_m + rng.gauss(0.0, wander),
+                self.err_y_m + rng.gauss(0.0, wander),
+            );
             let mut outlier = None;
             if rng.chance(rates.gps_outlier * (0.5 + 1.5 * density)) {
                 let d = rng.range(80.0, 400.0);
@@ -87,7 +110,11 @@ impl GpsModel {
                 }
                 _ => (Some(0), None),
             };
-            let sats = if here.indoor { rng.int(4, 6) } else { rng.int(7, 12) - (3.0 * density) as i64 };
+            let sats = if here.indoor {
+                rng.int(4, 6)
+            } else {
+                rng.int(7, 12) - (3.0 * density) as i64
+            };
             let position = Position {
                 lat_e7: 0,
                 lon_e7: 0,
@@ -99,14 +126,23 @@ impl GpsModel {
             };
             return GpsOutcome::Fix((position, pos), outlier);
         }
-        if !network || t - self.last_fallback_ms < FALLBACK_EVERY_MS || t - self.last_gps_ms < FALLBACK_EVERY_MS {
+        if !network
+            || t - self.last_fallback_ms < FALLBACK_EVERY_MS
+            || t - self.last_gps_ms < FALLBACK_EVERY_MS
+        {
             return GpsOutcome::None;
         }
         self.last_fallback_ms = t;
         let (source, precision_m) = if here.indoor && rng.chance(0.6) {
-            (PositionSource::Wifi, rng.lognormal(160.0, 0.35).clamp(100.0, 400.0))
+            (
+                PositionSource::Wifi,
+                rng.lognormal(160.0, 0.35).clamp(100.0, 400.0),
+            )
         } else {
-            (PositionSource::Lbs, rng.lognormal(550.0, 0.5).clamp(150.0, 1500.0))
+            (
+                PositionSource::Lbs,
+                rng.lognormal(550.0, 0.5).clamp(150.0, 1500.0),
+            )
         };
         let sigma = precision_m / 2.4477;
         let pos = here.kin.pos.add(sigma * rng.normal(), sigma * rng.normal());

@@ -21,6 +21,6 @@ pub mod population;
 pub mod rf;
 pub mod rng;
 pub mod sim;
+pub mod stream;
 pub mod tag;
 pub mod truth;
-pub mod stream;

@@ -8,7 +8,10 @@ use tagsim::sim::{generate, GenerateOptions};
 use tagsim::stream::{stream, StreamOptions};
 
 #[derive(Parser)]
-#[command(name = "tagsim", about = "Tag simulator for tagstream: tags, orders, crimes and ground truth")]
+#[command(
+    name = "tagsim",
+    about = "Tag simulator for tagstream: tags, orders, crimes and ground truth"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -117,20 +120,30 @@ fn default_areas_file() -> PathBuf {
     let candidates = [
         PathBuf::from("../shared/data/police-force-areas.geojson"),
         PathBuf::from("shared/data/police-force-areas.geojson"),
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/police-force-areas.geojson")),
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/police-force-areas.geojson"
+        )),
     ];
-    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| candidates[0].clone())
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| candidates[0].clone())
 }
 
 impl SimArgs {
     fn options(self, out_dir: PathBuf, realtime: bool) -> Result<GenerateOptions, String> {
         let start_ms = match (&self.start, realtime) {
-            (Some(s), _) => tagstream::model::time::parse_time(s).map_err(|e| format!("--start: {e}"))?,
+            (Some(s), _) => {
+                tagstream::model::time::parse_time(s).map_err(|e| format!("--start: {e}"))?
+            }
             (None, true) => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64 / 60_000 * 60_000)
                 .map_err(|e| e.to_string())?,
-            (None, false) => tagstream::model::time::parse_time("2026-03-02T00:00:00Z").map_err(|e| e.to_string())?,
+            (None, false) => tagstream::model::time::parse_time("2026-03-02T00:00:00Z")
+                .map_err(|e| e.to_string())?,
         };
         Ok(GenerateOptions {
             tags: self.tags,
@@ -176,10 +189,16 @@ fn run_stream(a: StreamArgs) -> Result<String, String> {
             .trim()
             .to_string(),
         (Some(k), None) => k.trim().to_string(),
-        (None, None) => return Err("give the server's tag key with --key, --key-file or TAGSTREAM_TAG_KEY".into()),
+        (None, None) => {
+            return Err(
+                "give the server's tag key with --key, --key-file or TAGSTREAM_TAG_KEY".into(),
+            )
+        }
     };
     let side = a.out.clone();
-    let opts = a.sim.options(side.clone().unwrap_or_default(), a.realtime)?;
+    let opts = a
+        .sim
+        .options(side.clone().unwrap_or_default(), a.realtime)?;
     let stream_opts = StreamOptions {
         connect: a.connect,
         key: key.into_bytes(),

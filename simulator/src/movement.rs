@@ -78,17 +78,33 @@ pub struct Kinematics {
 
 impl Trip {
     /// Plans a trip from `a` to `b` by `mode`, departing at `t0_ms`; `via` forces a waypoint.
-    pub fn plan(rng: &mut Rng, mode: Mode, a: Xy, b: Xy, via: Option<Xy>, t0_ms: TimeMs, walk_kmh: f64) -> Trip {
+    pub fn plan(
+        rng: &mut Rng,
+        mode: Mode,
+        a: Xy,
+        b: Xy,
+        via: Option<Xy>,
+        t0_ms: TimeMs,
+        walk_kmh: f64,
+    ) -> Trip {
         let mut pts = vec![a];
         let direct = a.dist_m(b);
         match via {
             Some(v) => pts.push(v),
             None if direct > 150.0 => {
-                let n = if direct > 3000.0 { 3 } else if direct > 800.0 { 2 } else { 1 };
+                let n = if direct > 3000.0 {
+                    3
+                } else if direct > 800.0 {
+                    2
+                } else {
+                    1
+                };
                 let (dx, dy) = ((b.x_m - a.x_m) / direct, (b.y_m - a.y_m) / direct);
                 for k in 1..=n {
                     let f = k as f64 / (n + 1) as f64 + rng.range(-0.08, 0.08);
-                    let off = rng.gauss(0.0, 0.1 * direct).clamp(-0.25 * direct, 0.25 * direct);
+                    let off = rng
+                        .gauss(0.0, 0.1 * direct)
+                        .clamp(-0.25 * direct, 0.25 * direct);
                     pts.push(a.lerp(b, f).add(-dy * off, dx * off));
                 }
             }
@@ -111,7 +127,12 @@ impl Trip {
         let mut t = t0_ms;
         if mode == Mode::Bus {
             let wait = (rng.range(60.0, 480.0) * 1000.0) as i64;
-            legs.push(Leg { t0_ms: t, t1_ms: t + wait, d0_m: 0.0, d1_m: 0.0 });
+            legs.push(Leg {
+                t0_ms: t,
+                t1_ms: t + wait,
+                d0_m: 0.0,
+                d1_m: 0.0,
+            });
             t += wait;
         }
         let mut d = 0.0;
@@ -119,21 +140,41 @@ impl Trip {
             let step = (spacing_m * rng.range(0.5, 1.5)).min(total - d);
             let v_kmh = (cruise_kmh * rng.range(0.8, 1.2)).min(mode.max_kmh());
             let dur = ((step / (v_kmh / 3.6)) * 1000.0).max(1000.0) as i64;
-            legs.push(Leg { t0_ms: t, t1_ms: t + dur, d0_m: d, d1_m: d + step });
+            legs.push(Leg {
+                t0_ms: t,
+                t1_ms: t + dur,
+                d0_m: d,
+                d1_m: d + step,
+            });
             t += dur;
             d += step;
             if d < total - 1.0 {
                 let stop = (rng.range(stop_lo, stop_hi) * 1000.0) as i64;
                 if stop > 0 {
-                    legs.push(Leg { t0_ms: t, t1_ms: t + stop, d0_m: d, d1_m: d });
+                    legs.push(Leg {
+                        t0_ms: t,
+                        t1_ms: t + stop,
+                        d0_m: d,
+                        d1_m: d,
+                    });
                     t += stop;
                 }
             }
         }
         if legs.is_empty() {
-            legs.push(Leg { t0_ms: t, t1_ms: t + 1000, d0_m: 0.0, d1_m: 0.0 });
+            legs.push(Leg {
+                t0_ms: t,
+                t1_ms: t + 1000,
+                d0_m: 0.0,
+                d1_m: 0.0,
+            });
         }
-        Trip { mode, pts, cum_m, legs }
+        Trip {
+            mode,
+            pts,
+            cum_m,
+            legs,
+        }
     }
 
     pub fn start_ms(&self) -> TimeMs {
@@ -165,21 +206,36 @@ impl Trip {
         }
         let (a, b) = (self.pts[i], self.pts[i + 1]);
         let seg = self.cum_m[i + 1] - self.cum_m[i];
-        let f = if seg > 0.0 { ((d_m - self.cum_m[i]) / seg).clamp(0.0, 1.0) } else { 0.0 };
+        let f = if seg > 0.0 {
+            ((d_m - self.cum_m[i]) / seg).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         (a.lerp(b, f), a.heading_deg(b))
     }
 
     /// Where the traveller is at `t_ms` (clamped to the trip).
     pub fn at(&self, t_ms: TimeMs) -> Kinematics {
-        let i = self.legs.partition_point(|l| l.t1_ms <= t_ms).min(self.legs.len() - 1);
+        let i = self
+            .legs
+            .partition_point(|l| l.t1_ms <= t_ms)
+            .min(self.legs.len() - 1);
         let l = self.legs[i];
         let span = (l.t1_ms - l.t0_ms).max(1) as f64;
         let f = ((t_ms - l.t0_ms) as f64 / span).clamp(0.0, 1.0);
         let d = l.d0_m + (l.d1_m - l.d0_m) * f;
         let (pos, heading) = self.at_distance(d);
         let moving = l.d1_m > l.d0_m && t_ms >= l.t0_ms && t_ms < l.t1_ms;
-        let speed_kmh = if moving { (l.d1_m - l.d0_m) / (span / 1000.0) * 3.6 } else { 0.0 };
-        Kinematics { pos, speed_kmh, heading_deg: moving.then_some(heading) }
+        let speed_kmh = if moving {
+            (l.d1_m - l.d0_m) / (span / 1000.0) * 3.6
+        } else {
+            0.0
+        };
+        Kinematics {
+            pos,
+            speed_kmh,
+            heading_deg: moving.then_some(heading),
+        }
     }
 }
 
@@ -215,7 +271,10 @@ mod tests {
             let mut t = trip.start_ms() + 1000;
             while t <= trip.end_ms() {
                 let k = trip.at(t);
-                assert!(k.pos.dist_m(prev) / 1.0 * 3.6 <= mode.max_kmh() + 1e-6, "{mode:?}");
+                assert!(
+                    k.pos.dist_m(prev) / 1.0 * 3.6 <= mode.max_kmh() + 1e-6,
+                    "{mode:?}"
+                );
                 prev = k.pos;
                 t += 1000;
             }

@@ -20,7 +20,15 @@ use tagstream::model::{
     ScheduleEntry, TimeMs, TimetableEntry, ZoneCondition,
 };
 
-const ALL_DAYS: [Day; 7] = [Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri, Day::Sat, Day::Sun];
+const ALL_DAYS: [Day; 7] = [
+    Day::Mon,
+    Day::Tue,
+    Day::Wed,
+    Day::Thu,
+    Day::Fri,
+    Day::Sat,
+    Day::Sun,
+];
 const WEEKDAYS: [Day; 5] = [Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri];
 
 /// A curfew address resolved to a place of the person.
@@ -83,7 +91,9 @@ impl Shape {
             Shape::Polygon(poly) => {
                 let ring = poly.rings.first().map(|r| r.as_slice()).unwrap_or(&[]);
                 let n = ring.len().max(1) as f64;
-                let (sx, sy) = ring.iter().fold((0.0, 0.0), |(a, b), p| (a + p.x_m, b + p.y_m));
+                let (sx, sy) = ring
+                    .iter()
+                    .fold((0.0, 0.0), |(a, b), p| (a + p.x_m, b + p.y_m));
                 Xy::new(sx / n, sy / n)
             }
         }
@@ -154,7 +164,11 @@ impl SimRules {
                 if e.days & (1 << wd) == 0 {
                     continue;
                 }
-                let end_min = if e.end_min > e.start_min { e.end_min } else { e.end_min + 24 * 60 };
+                let end_min = if e.end_min > e.start_min {
+                    e.end_min
+                } else {
+                    e.end_min + 24 * 60
+                };
                 let addr = &c.addresses[e.address];
                 out.push(Window {
                     start_ms: local_to_utc_ms(date, e.start_min),
@@ -184,7 +198,13 @@ fn snap(area: &Area, p: Xy) -> (Xy, [f64; 2]) {
     (area.frame.to_xy(lat, lon), [lon, lat])
 }
 
-fn polygon_zone(area: &Area, centre: Xy, r_m: f64, n: usize, rng: &mut Rng) -> (Shape, serde_json::Value) {
+fn polygon_zone(
+    area: &Area,
+    centre: Xy,
+    r_m: f64,
+    n: usize,
+    rng: &mut Rng,
+) -> (Shape, serde_json::Value) {
     let mut ring = Vec::with_capacity(n + 1);
     let mut coords = Vec::with_capacity(n + 1);
     for k in 0..n {
@@ -212,7 +232,11 @@ pub fn build_orders(
 ) -> (Vec<Order>, SimRules, bool, Option<Xy>) {
     let n = p.idx + 1;
     let act_date = local_date(p.activation.from);
-    let from = if released_in_run { act_date } else { act_date - chrono::Duration::days(rng.int(1, 90)) };
+    let from = if released_in_run {
+        act_date
+    } else {
+        act_date - chrono::Duration::days(rng.int(1, 90))
+    };
     let mut rules = SimRules::default();
     let mut conditions = Vec::new();
     let mut orders = Vec::new();
@@ -227,7 +251,11 @@ pub fn build_orders(
     };
     if wants_curfew {
         let grace_min = *rng.pick(&[0u32, 5, 5, 10, 15]);
-        let radius_m = if p.device == DeviceKind::Rf { 100.0 } else { *rng.pick(&[50.0, 75.0, 100.0]) };
+        let radius_m = if p.device == DeviceKind::Rf {
+            100.0
+        } else {
+            *rng.pick(&[50.0, 75.0, 100.0])
+        };
         let (hlat, hlon) = area.frame.to_latlon(p.places[0].pos);
         let mut addresses = vec![CurfewAddress {
             id: "home".into(),
@@ -235,46 +263,89 @@ pub fn build_orders(
             lon: (hlon * 1e6).round() / 1e6,
             radius_m,
         }];
-        let mut sim_addresses = vec![SimAddress { id: "home".into(), place: 0, radius_m }];
+        let mut sim_addresses = vec![SimAddress {
+            id: "home".into(),
+            place: 0,
+            radius_m,
+        }];
         let u = rng.f64();
-        let (timetable, entries): (Vec<TimetableEntry>, Vec<SimEntry>) = if let (Some(partner), true) = (p.partner, u < 0.5) {
-            let (plat, plon) = area.frame.to_latlon(p.places[partner].pos);
-            addresses.push(CurfewAddress {
-                id: "partner".into(),
-                lat: (plat * 1e6).round() / 1e6,
-                lon: (plon * 1e6).round() / 1e6,
-                radius_m,
-            });
-            sim_addresses.push(SimAddress { id: "partner".into(), place: partner, radius_m });
-            let a = [Day::Mon, Day::Tue, Day::Wed, Day::Thu];
-            let b = [Day::Fri, Day::Sat, Day::Sun];
-            (
-                vec![
-                    TimetableEntry { days: a.to_vec(), start: hhmm(19 * 60), end: hhmm(7 * 60), address: "home".into() },
-                    TimetableEntry { days: b.to_vec(), start: hhmm(20 * 60), end: hhmm(8 * 60), address: "partner".into() },
-                ],
-                vec![
-                    SimEntry { days: day_mask(&a), start_min: 19 * 60, end_min: 7 * 60, address: 0 },
-                    SimEntry { days: day_mask(&b), start_min: 20 * 60, end_min: 8 * 60, address: 1 },
-                ],
-            )
-        } else {
-            let v = rng.f64();
-            let (days, s, e): (&[Day], i64, i64) = if v < 0.55 {
-                (&ALL_DAYS, 19 * 60, 7 * 60)
-            } else if v < 0.7 {
-                (&ALL_DAYS, 20 * 60, 6 * 60)
-            } else if v < 0.85 {
-                (&WEEKDAYS, 19 * 60, 7 * 60)
+        let (timetable, entries): (Vec<TimetableEntry>, Vec<SimEntry>) =
+            if let (Some(partner), true) = (p.partner, u < 0.5) {
+                let (plat, plon) = area.frame.to_latlon(p.places[partner].pos);
+                addresses.push(CurfewAddress {
+                    id: "partner".into(),
+                    lat: (plat * 1e6).round() / 1e6,
+                    lon: (plon * 1e6).round() / 1e6,
+                    radius_m,
+                });
+                sim_addresses.push(SimAddress {
+                    id: "partner".into(),
+                    place: partner,
+                    radius_m,
+                });
+                let a = [Day::Mon, Day::Tue, Day::Wed, Day::Thu];
+                let b = [Day::Fri, Day::Sat, Day::Sun];
+                (
+                    vec![
+                        TimetableEntry {
+                            days: a.to_vec(),
+                            start: hhmm(19 * 60),
+                            end: hhmm(7 * 60),
+                            address: "home".into(),
+                        },
+                        TimetableEntry {
+                            days: b.to_vec(),
+                            start: hhmm(20 * 60),
+                            end: hhmm(8 * 60),
+                            address: "partner".into(),
+                        },
+                    ],
+                    vec![
+                        SimEntry {
+                            days: day_mask(&a),
+                            start_min: 19 * 60,
+                            end_min: 7 * 60,
+                            address: 0,
+                        },
+                        SimEntry {
+                            days: day_mask(&b),
+                            start_min: 20 * 60,
+                            end_min: 8 * 60,
+                            address: 1,
+                        },
+                    ],
+                )
             } else {
-                (&ALL_DAYS, 21 * 60, 6 * 60)
+                let v = rng.f64();
+                let (days, s, e): (&[Day], i64, i64) = if v < 0.55 {
+                    (&ALL_DAYS, 19 * 60, 7 * 60)
+                } else if v < 0.7 {
+                    (&ALL_DAYS, 20 * 60, 6 * 60)
+                } else if v < 0.85 {
+                    (&WEEKDAYS, 19 * 60, 7 * 60)
+                } else {
+                    (&ALL_DAYS, 21 * 60, 6 * 60)
+                };
+                (
+                    vec![TimetableEntry {
+                        days: days.to_vec(),
+                        start: hhmm(s),
+                        end: hhmm(e),
+                        address: "home".into(),
+                    }],
+                    vec![SimEntry {
+                        days: day_mask(days),
+                        start_min: s,
+                        end_min: e,
+                        address: 0,
+                    }],
+                )
             };
-            (
-                vec![TimetableEntry { days: days.to_vec(), start: hhmm(s), end: hhmm(e), address: "home".into() }],
-                vec![SimEntry { days: day_mask(days), start_min: s, end_min: e, address: 0 }],
-            )
-        };
-        conditions.push(Condition::Curfew(CurfewCondition { grace_min, addresses: addresses.clone(), timetable }));
+        conditions.push(Condition::Curfew(CurfewCondition {
+            grace_min,
+            addresses: addresses.clone(),
+            timetable,
+        }));
         rules.curfews.push(SimCurfew {
             order_id: order_id.clone(),
             from,
@@ -301,7 +372,10 @@ pub fn build_orders(
                         area.sample_ring(rng, p.home(), 3000.0, 6000.0)
                     };
                     centre = c;
-                    if p.places.iter().all(|pl| pl.pos.dist_m(c) > r_m * 1.2 + 150.0) {
+                    if p.places
+                        .iter()
+                        .all(|pl| pl.pos.dist_m(c) > r_m * 1.2 + 150.0)
+                    {
                         break;
                     }
                 }
@@ -317,12 +391,23 @@ pub fn build_orders(
                 let (shape, geometry, radius_m) = if rng.chance(0.5) {
                     let (c, pair) = snap(area, centre);
                     let r = r_m.round();
-                    (Shape::Circle { centre: c, radius_m: r }, json!({"type": "Point", "coordinates": pair}), Some(r))
+                    (
+                        Shape::Circle {
+                            centre: c,
+                            radius_m: r,
+                        },
+                        json!({"type": "Point", "coordinates": pair}),
+                        Some(r),
+                    )
                 } else {
                     let (s, g) = polygon_zone(area, centre, r_m, rng.int(6, 9) as usize, rng);
                     (s, g, None)
                 };
-                let name = if radius_m.is_some() { "Victim's address area" } else { "Exclusion area" };
+                let name = if radius_m.is_some() {
+                    "Victim's address area"
+                } else {
+                    "Exclusion area"
+                };
                 conditions.push(Condition::ExclusionZone(ZoneCondition {
                     id: id.clone(),
                     name: name.to_string(),
@@ -331,7 +416,11 @@ pub fn build_orders(
                     schedule: (!schedule.is_empty()).then(|| {
                         schedule
                             .iter()
-                            .map(|(d, s, e)| ScheduleEntry { days: d.clone(), start: hhmm(*s), end: hhmm(*e) })
+                            .map(|(d, s, e)| ScheduleEntry {
+                                days: d.clone(),
+                                start: hhmm(*s),
+                                end: hhmm(*e),
+                            })
                             .collect()
                     }),
                 }));
@@ -339,13 +428,20 @@ pub fn build_orders(
                     id,
                     exclusion: true,
                     shape,
-                    schedule: schedule.iter().map(|(d, s, e)| (day_mask(d), *s, *e)).collect(),
+                    schedule: schedule
+                        .iter()
+                        .map(|(d, s, e)| (day_mask(d), *s, *e))
+                        .collect(),
                 });
             }
         }
         if rng.chance(0.12) {
             let home = p.home();
-            let reach = p.places.iter().map(|pl| pl.pos.dist_m(home)).fold(0.0, f64::max);
+            let reach = p
+                .places
+                .iter()
+                .map(|pl| pl.pos.dist_m(home))
+                .fold(0.0, f64::max);
             let r_m = reach + 900.0;
             let (shape, geometry) = polygon_zone(area, home, r_m * 1.1, 10, rng);
             let id = format!("Z{n}-in");
@@ -357,18 +453,31 @@ pub fn build_orders(
                 radius_m: None,
                 schedule: None,
             }));
-            rules.zones.push(SimZone { id, exclusion: false, shape, schedule: Vec::new() });
+            rules.zones.push(SimZone {
+                id,
+                exclusion: false,
+                shape,
+                schedule: Vec::new(),
+            });
         }
         conditions.push(Condition::Trail);
     }
 
     let mut to = from + chrono::Duration::days(rng.int(180, 365));
     if p.device == DeviceKind::Alcohol {
-        conditions.push(Condition::Alcohol(AlcoholCondition { mode: AlcoholMode::Abstinence }));
+        conditions.push(Condition::Alcohol(AlcoholCondition {
+            mode: AlcoholMode::Abstinence,
+        }));
         rules.alcohol = true;
         to = from + chrono::Duration::days(119);
     }
-    orders.push(Order { id: order_id, person: p.person.id.clone(), from, to: Some(to), conditions });
+    orders.push(Order {
+        id: order_id,
+        person: p.person.id.clone(),
+        from,
+        to: Some(to),
+        conditions,
+    });
 
     // EMAC release-day curfew: 17:00–00:00 for the first 48 hours after release.
     if released_in_run && p.device == DeviceKind::Gps {
@@ -401,8 +510,17 @@ pub fn build_orders(
             from: act_date,
             to: Some(act_date + chrono::Duration::days(1)),
             grace_min: 0,
-            addresses: vec![SimAddress { id: "home".into(), place: 0, radius_m: 75.0 }],
-            entries: vec![SimEntry { days: 0x7F, start_min: 17 * 60, end_min: 0, address: 0 }],
+            addresses: vec![SimAddress {
+                id: "home".into(),
+                place: 0,
+                radius_m: 75.0,
+            }],
+            entries: vec![SimEntry {
+                days: 0x7F,
+                start_min: 17 * 60,
+                end_min: 0,
+                address: 0,
+            }],
         });
     }
     let _ = PlaceKind::Home;

@@ -28,7 +28,8 @@ impl TimeCache {
             let text = DateTime::from_timestamp_millis(day * 86_400_000)
                 .map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
                 .unwrap_or_default();
-            self.prefix.extend_from_slice(&text.as_bytes()[..text.len().min(11)]);
+            self.prefix
+                .extend_from_slice(&text.as_bytes()[..text.len().min(11)]);
         }
         if self.prefix.len() != 11 {
             out.extend_from_slice(tagstream::model::time::format_time(t_ms).as_bytes());
@@ -60,7 +61,18 @@ fn two(out: &mut Vec<u8>, v: i64) {
     out.push(b'0' + (v % 10) as u8);
 }
 
-const POW10: [i64; 10] = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
+const POW10: [i64; 10] = [
+    1,
+    10,
+    100,
+    1000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
 
 /// Writes `n / 10^k` exactly as serde_json writes the f64 `n as f64 / 10^k`.
 #[inline]
@@ -98,7 +110,13 @@ pub fn write_fixed(out: &mut Vec<u8>, n: i64, k: usize) {
 /// Appends one reading as a contract JSON line (with trailing newline): `TaggedReading`'s serde
 /// form plus the `batch` number the formats doc adds, so replay keeps batch boundaries.
 /// `tag_json` is the tag id already JSON-quoted.
-pub fn write_reading_line(out: &mut Vec<u8>, tc: &mut TimeCache, tag_json: &[u8], r: &Reading, batch: u64) {
+pub fn write_reading_line(
+    out: &mut Vec<u8>,
+    tc: &mut TimeCache,
+    tag_json: &[u8],
+    r: &Reading,
+    batch: u64,
+) {
     let mut ib = itoa::Buffer::new();
     out.extend_from_slice(b"{\"kind\":\"");
     out.extend_from_slice(r.kind().as_str().as_bytes());
@@ -140,7 +158,11 @@ pub fn write_reading_line(out: &mut Vec<u8>, tc: &mut TimeCache, tag_json: &[u8]
             write_fixed(out, s.temp_mc as i64, 3);
         }
         ReadingBody::Rf { in_range } => {
-            out.extend_from_slice(if *in_range { b",\"in_range\":true" } else { b",\"in_range\":false" });
+            out.extend_from_slice(if *in_range {
+                b",\"in_range\":true"
+            } else {
+                b",\"in_range\":false"
+            });
         }
         ReadingBody::Event(e) => {
             out.extend_from_slice(b",\"event\":\"");
@@ -183,12 +205,30 @@ mod tests {
             0 => {
                 let small = rng.chance(0.1);
                 ReadingBody::Position(Position {
-                    lat_e7: if small { rng.int(-2000, 2000) as i32 } else { rng.int(-900_000_000, 900_000_000) as i32 },
-                    lon_e7: if small { rng.int(-200, 200) as i32 } else { rng.int(-1_800_000_000, 1_800_000_000) as i32 },
+                    lat_e7: if small {
+                        rng.int(-2000, 2000) as i32
+                    } else {
+                        rng.int(-900_000_000, 900_000_000) as i32
+                    },
+                    lon_e7: if small {
+                        rng.int(-200, 200) as i32
+                    } else {
+                        rng.int(-1_800_000_000, 1_800_000_000) as i32
+                    },
                     precision_cm: rng.int(0, 200_000) as u32,
-                    source: *rng.pick(&[PositionSource::Gps, PositionSource::Lbs, PositionSource::Wifi]),
-                    speed_ckmh: { let v = rng.int(0, 20000) as u16; opt(rng, v) },
-                    heading_cdeg: { let v = rng.int(0, 35999) as u16; opt(rng, v) },
+                    source: *rng.pick(&[
+                        PositionSource::Gps,
+                        PositionSource::Lbs,
+                        PositionSource::Wifi,
+                    ]),
+                    speed_ckmh: {
+                        let v = rng.int(0, 20000) as u16;
+                        opt(rng, v)
+                    },
+                    heading_cdeg: {
+                        let v = rng.int(0, 35999) as u16;
+                        opt(rng, v)
+                    },
                     satellites: rng.chance(0.5).then(|| rng.int(0, 20) as u8),
                 })
             }
@@ -197,11 +237,15 @@ mod tests {
                 ir_uv: rng.int(0, 3_000_000) as i32,
                 temp_mc: rng.int(-5000, 45_000) as i32,
             }),
-            2 => ReadingBody::Rf { in_range: rng.chance(0.5) },
+            2 => ReadingBody::Rf {
+                in_range: rng.chance(0.5),
+            },
             _ => ReadingBody::Event(*rng.pick(&DeviceEvent::ALL)),
         };
         Reading {
-            t_ms: 1_772_409_600_000 + rng.int(0, 90 * 86_400) * 1000 + if rng.chance(0.1) { rng.int(1, 999) } else { 0 },
+            t_ms: 1_772_409_600_000
+                + rng.int(0, 90 * 86_400) * 1000
+                + if rng.chance(0.1) { rng.int(1, 999) } else { 0 },
             battery_pct: rng.chance(0.7).then(|| rng.int(0, 100) as u8),
             body,
         }
@@ -216,11 +260,18 @@ mod tests {
             let mut fast = Vec::new();
             let batch = rng.int(1, 1 << 40) as u64;
             write_reading_line(&mut fast, &mut tc, &quote_tag("T000042"), &r, batch);
-            let mut slow = serde_json::to_vec(&TaggedReading { tag: "T000042".into(), reading: r }).expect("json");
+            let mut slow = serde_json::to_vec(&TaggedReading {
+                tag: "T000042".into(),
+                reading: r,
+            })
+            .expect("json");
             // TaggedReading's object with the `batch` field appended.
             slow.pop();
             slow.extend_from_slice(format!(",\"batch\":{batch}}}\n").as_bytes());
-            assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&slow));
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&slow)
+            );
         }
     }
 }

@@ -102,19 +102,33 @@ impl Plan {
 
     /// Stateless lookup.
     pub fn at_stateless(&self, t_ms: TimeMs) -> Where {
-        let i = self.segs.partition_point(|s| s.t1_ms() <= t_ms).min(self.segs.len().saturating_sub(1));
+        let i = self
+            .segs
+            .partition_point(|s| s.t1_ms() <= t_ms)
+            .min(self.segs.len().saturating_sub(1));
         self.where_in(i, t_ms)
     }
 
     fn where_in(&self, i: usize, t_ms: TimeMs) -> Where {
         match &self.segs[i] {
-            Seg::Stay { place, pos, indoor, .. } => Where {
-                kin: Kinematics { pos: *pos, speed_kmh: 0.0, heading_deg: None },
+            Seg::Stay {
+                place, pos, indoor, ..
+            } => Where {
+                kin: Kinematics {
+                    pos: *pos,
+                    speed_kmh: 0.0,
+                    heading_deg: None,
+                },
                 indoor: *indoor,
                 place: *place,
                 mode: None,
             },
-            Seg::Move(trip) => Where { kin: trip.at(t_ms), indoor: false, place: None, mode: Some(trip.mode) },
+            Seg::Move(trip) => Where {
+                kin: trip.at(t_ms),
+                indoor: false,
+                place: None,
+                mode: Some(trip.mode),
+            },
         }
     }
 }
@@ -146,7 +160,15 @@ impl Builder<'_> {
     }
 
     /// Travels to a destination; returns the arrival time.
-    fn go(&mut self, place: Option<usize>, to: Xy, indoor: bool, depart: Depart, via: Option<Xy>, mode: Option<Mode>) -> TimeMs {
+    fn go(
+        &mut self,
+        place: Option<usize>,
+        to: Xy,
+        indoor: bool,
+        depart: Depart,
+        via: Option<Xy>,
+        mode: Option<Mode>,
+    ) -> TimeMs {
         let mode = mode.unwrap_or_else(|| self.mode_to(to));
         let earliest = self.stay_from + MINUTE_MS;
         let dep = match depart {
@@ -158,7 +180,13 @@ impl Builder<'_> {
         };
         let trip = Trip::plan(self.rng, mode, self.pos, to, via, dep, self.p.walk_kmh);
         let arrive = trip.end_ms();
-        self.segs.push(Seg::Stay { place: self.place, pos: self.pos, indoor: self.indoor, t0_ms: self.stay_from, t1_ms: dep });
+        self.segs.push(Seg::Stay {
+            place: self.place,
+            pos: self.pos,
+            indoor: self.indoor,
+            t0_ms: self.stay_from,
+            t1_ms: dep,
+        });
         self.segs.push(Seg::Move(trip));
         self.place = place;
         self.pos = to;
@@ -190,7 +218,9 @@ pub struct PlanContext<'a> {
 }
 
 fn pick_kind(p: &Profile, rng: &mut Rng, kinds: &[PlaceKind]) -> Option<usize> {
-    let cands: Vec<usize> = (0..p.places.len()).filter(|i| kinds.contains(&p.places[*i].kind)).collect();
+    let cands: Vec<usize> = (0..p.places.len())
+        .filter(|i| kinds.contains(&p.places[*i].kind))
+        .collect();
     (!cands.is_empty()).then(|| cands[rng.index(cands.len())])
 }
 
@@ -211,8 +241,16 @@ pub fn plan_cycle(
     let wd = weekday_index(date);
     let wd_next = (wd + 1) % 7;
     let works = |d: usize| p.work.is_some() && p.work_days & (1 << d) != 0;
-    let start_indoor = start.0.map_or(false, |i| p.places[i].indoor);
-    let mut b = Builder { p, rng, segs: Vec::new(), place: start.0, pos: start.1, indoor: start_indoor, stay_from: start_ms };
+    let start_indoor = start.0.is_some_and(|i| p.places[i].indoor);
+    let mut b = Builder {
+        p,
+        rng,
+        segs: Vec::new(),
+        place: start.0,
+        pos: start.1,
+        indoor: start_indoor,
+        stay_from: start_ms,
+    };
     let mut injected = Vec::new();
     let windows: Vec<Window> = p.rules.windows_starting(date);
     let w = windows.first().cloned();
@@ -230,7 +268,7 @@ pub fn plan_cycle(
         Normal,
         Late(i64),
         WithinGrace(i64),
-        WholeNight,
+        Absent,
         LeaveDuring,
         OutAtEnd,
     }
@@ -249,7 +287,7 @@ pub fn plan_cycle(
             acc += rate;
             if u < acc {
                 night = match choice {
-                    0 => Night::WholeNight,
+                    0 => Night::Absent,
                     1 => Night::Late((grace + b.rng.int(10, 120)) * MINUTE_MS),
                     2 if grace >= 5 => Night::WithinGrace(b.rng.int(30, (grace - 2) * 60) * 1000),
                     2 => Night::Normal,
@@ -274,19 +312,30 @@ pub fn plan_cycle(
             }
         }
     }
-    let mut errands: Vec<(Option<usize>, Option<(Xy, bool, &'static str, String, Option<Xy>)>)> = Vec::new();
+    // An errand: a place to visit, or an injected zone breach (point, label, zone id).
+    type Errand = (Option<usize>, Option<(Xy, &'static str, String)>);
+    let mut errands: Vec<Errand> = Vec::new();
     if allow {
         for z in &p.rules.zones {
             let (r_pass, r_dwell) = if z.exclusion {
-                (rates.scaled(rates.exclusion_pass), rates.scaled(rates.exclusion_dwell))
+                (
+                    rates.scaled(rates.exclusion_pass),
+                    rates.scaled(rates.exclusion_dwell),
+                )
             } else {
                 (0.0, 0.0)
             };
             let u = b.rng.f64();
             if u < r_pass {
-                errands.push((None, Some((zone_point(z, b.rng), false, "exclusion_pass_through", z.id.clone(), None))));
+                errands.push((
+                    None,
+                    Some((zone_point(z, b.rng), "exclusion_pass_through", z.id.clone())),
+                ));
             } else if u < r_pass + r_dwell {
-                errands.push((None, Some((zone_point(z, b.rng), false, "exclusion_dwell", z.id.clone(), None))));
+                errands.push((
+                    None,
+                    Some((zone_point(z, b.rng), "exclusion_dwell", z.id.clone())),
+                ));
             }
             if !z.exclusion && p.far.is_some() && b.rng.chance(rates.scaled(rates.inclusion_exit)) {
                 errands.push((p.far, None));
@@ -297,17 +346,28 @@ pub fn plan_cycle(
         errands.push((pick_kind(p, b.rng, &[PlaceKind::Shop]), None));
     }
     if b.rng.chance(0.25) {
-        errands.push((pick_kind(p, b.rng, &[PlaceKind::Friend, PlaceKind::Gym, PlaceKind::Town]), None));
+        errands.push((
+            pick_kind(
+                p,
+                b.rng,
+                &[PlaceKind::Friend, PlaceKind::Gym, PlaceKind::Town],
+            ),
+            None,
+        ));
     }
     let afternoon_start = b.stay_from.max(lt(12 * 60 + 30));
     let mut t = afternoon_start + b.rng.int(0, 90) * MINUTE_MS;
     for (place, special) in errands {
         match special {
-            Some((pt, _indoor, label, zone_id, _)) => {
+            Some((pt, label, zone_id)) => {
                 let z = p.rules.zones.iter().find(|z| z.id == zone_id);
                 // Scheduled zones are breached only while they apply.
                 let Some(z) = z else { continue };
-                let Some(when) = first_active(z, t.max(b.stay_from + MINUTE_MS), deadline - 90 * MINUTE_MS) else { continue };
+                let Some(when) =
+                    first_active(z, t.max(b.stay_from + MINUTE_MS), deadline - 90 * MINUTE_MS)
+                else {
+                    continue;
+                };
                 if label == "exclusion_pass_through" {
                     // Walk through the zone to a point on its far side, then carry on.
                     let c = z.shape.centre();
@@ -316,13 +376,30 @@ pub fn plan_cycle(
                     let beyond = c.add((r + 250.0) * dir.sin(), (r + 250.0) * dir.cos());
                     let leg_start = c.add(-(r + 250.0) * dir.sin(), -(r + 250.0) * dir.cos());
                     let a0 = b.go(None, leg_start, false, Depart::At(when), None, None);
-                    let a1 = b.go(None, beyond, false, Depart::At(a0 + MINUTE_MS), Some(c), Some(Mode::Walk));
-                    injected.push(Injected { label, t0_ms: a0, t1_ms: a1, zone: Some(z.id.clone()) });
+                    let a1 = b.go(
+                        None,
+                        beyond,
+                        false,
+                        Depart::At(a0 + MINUTE_MS),
+                        Some(c),
+                        Some(Mode::Walk),
+                    );
+                    injected.push(Injected {
+                        label,
+                        t0_ms: a0,
+                        t1_ms: a1,
+                        zone: Some(z.id.clone()),
+                    });
                     t = a1 + b.rng.int(1, 10) * MINUTE_MS;
                 } else {
                     let arrive = b.go(None, pt, false, Depart::At(when), None, None);
                     let stay = b.rng.int(10, 45) * MINUTE_MS;
-                    injected.push(Injected { label, t0_ms: arrive, t1_ms: arrive + stay, zone: Some(z.id.clone()) });
+                    injected.push(Injected {
+                        label,
+                        t0_ms: arrive,
+                        t1_ms: arrive + stay,
+                        zone: Some(z.id.clone()),
+                    });
                     t = arrive + stay;
                 }
             }
@@ -341,7 +418,12 @@ pub fn plan_cycle(
                 }
                 let arrive = b.go_place(idx, Depart::At(dep));
                 if Some(idx) == p.far {
-                    injected.push(Injected { label: "inclusion_exit", t0_ms: arrive, t1_ms: arrive + stay, zone: None });
+                    injected.push(Injected {
+                        label: "inclusion_exit",
+                        t0_ms: arrive,
+                        t1_ms: arrive + stay,
+                        zone: None,
+                    });
                 }
                 t = arrive + stay;
             }
@@ -350,11 +432,16 @@ pub fn plan_cycle(
 
     // Evening.
     match (&w, &night) {
-        (Some(w), Night::WholeNight) => {
+        (Some(w), Night::Absent) => {
             let dest = pick_kind(p, b.rng, &[PlaceKind::Friend, PlaceKind::Pub]).unwrap_or(0);
             b.go_place(dest, Depart::At(t.max(w.start_ms - 150 * MINUTE_MS)));
             let leave = w.end_ms + b.rng.int(30, 150) * MINUTE_MS;
-            injected.push(Injected { label: "whole_night_absence", t0_ms: w.start_ms, t1_ms: w.end_ms, zone: None });
+            injected.push(Injected {
+                label: "whole_night_absence",
+                t0_ms: w.start_ms,
+                t1_ms: w.end_ms,
+                zone: None,
+            });
             if works(wd_next) {
                 if let Some(work) = p.work {
                     b.go_place(work, Depart::At(leave));
@@ -368,8 +455,17 @@ pub fn plan_cycle(
             b.go_place(dest, Depart::At(t.max(w.start_ms - 240 * MINUTE_MS)));
             let arrive_at = w.start_ms + late_ms;
             let arrived = b.go_place(home_idx, Depart::ArriveBy(arrive_at));
-            let label = if matches!(night, Night::Late(_)) { "late_return" } else { "within_grace" };
-            injected.push(Injected { label, t0_ms: w.start_ms, t1_ms: arrived, zone: None });
+            let label = if matches!(night, Night::Late(_)) {
+                "late_return"
+            } else {
+                "within_grace"
+            };
+            injected.push(Injected {
+                label,
+                t0_ms: w.start_ms,
+                t1_ms: arrived,
+                zone: None,
+            });
         }
         (Some(_), _) => {
             if b.place != Some(home_idx) {
@@ -401,24 +497,49 @@ pub fn plan_cycle(
         match night {
             Night::LeaveDuring => {
                 let latest = (w.end_ms - 150 * MINUTE_MS).max(w.start_ms + 60 * MINUTE_MS);
-                let when = b.rng.int(w.start_ms + 45 * MINUTE_MS, latest).max(b.stay_from + 5 * MINUTE_MS);
-                if let Some(dest) = pick_kind(p, b.rng, &[PlaceKind::Friend, PlaceKind::Shop, PlaceKind::Pub]) {
+                let when = b
+                    .rng
+                    .int(w.start_ms + 45 * MINUTE_MS, latest)
+                    .max(b.stay_from + 5 * MINUTE_MS);
+                if let Some(dest) = pick_kind(
+                    p,
+                    b.rng,
+                    &[PlaceKind::Friend, PlaceKind::Shop, PlaceKind::Pub],
+                ) {
                     let from_home = b.stay_from;
                     let arrive = b.go_place(dest, Depart::At(when));
                     let stay = b.rng.int(20, 120) * MINUTE_MS;
                     let back = b.go_place(home_idx, Depart::At(arrive + stay));
                     let _ = from_home;
                     if back < w.end_ms {
-                        injected.push(Injected { label: "leave_during_curfew", t0_ms: when, t1_ms: back, zone: None });
+                        injected.push(Injected {
+                            label: "leave_during_curfew",
+                            t0_ms: when,
+                            t1_ms: back,
+                            zone: None,
+                        });
                     }
                 }
             }
             Night::OutAtEnd => {
                 let when = w.end_ms - b.rng.int(20, 90) * MINUTE_MS;
-                let dest = if works(wd_next) { p.work } else { pick_kind(p, b.rng, &[PlaceKind::Shop, PlaceKind::Friend, PlaceKind::Town]) };
+                let dest = if works(wd_next) {
+                    p.work
+                } else {
+                    pick_kind(
+                        p,
+                        b.rng,
+                        &[PlaceKind::Shop, PlaceKind::Friend, PlaceKind::Town],
+                    )
+                };
                 if let Some(dest) = dest {
                     b.go_place(dest, Depart::At(when.max(b.stay_from + MINUTE_MS)));
-                    injected.push(Injected { label: "out_at_end", t0_ms: when, t1_ms: w.end_ms, zone: None });
+                    injected.push(Injected {
+                        label: "out_at_end",
+                        t0_ms: when,
+                        t1_ms: w.end_ms,
+                        zone: None,
+                    });
                     if Some(dest) != p.work {
                         let stay = b.rng.int(30, 90) * MINUTE_MS;
                         b.go_place(home_idx, Depart::At(b.stay_from + stay));
@@ -442,7 +563,11 @@ pub fn plan_cycle(
                 b.go_place(work, Depart::ArriveBy(by));
             }
         } else if b.rng.chance(0.45) {
-            if let Some(dest) = pick_kind(p, b.rng, &[PlaceKind::Shop, PlaceKind::Town, PlaceKind::Friend]) {
+            if let Some(dest) = pick_kind(
+                p,
+                b.rng,
+                &[PlaceKind::Shop, PlaceKind::Town, PlaceKind::Friend],
+            ) {
                 let dep = lt(24 * 60 + 9 * 60 + 30 + b.rng.int(0, 60)).max(earliest);
                 let arrive = b.go_place(dest, Depart::At(dep));
                 let back_to = b.place.map(|_| home_idx).unwrap_or(home_idx);
@@ -454,9 +579,27 @@ pub fn plan_cycle(
 
     // Close the last stay at the cycle end (or just after it, if the day overran).
     let end_ms = noon_next.max(b.stay_from + MINUTE_MS);
-    b.segs.push(Seg::Stay { place: b.place, pos: b.pos, indoor: b.indoor, t0_ms: b.stay_from, t1_ms: end_ms });
-    let segs: Vec<Seg> = b.segs.into_iter().filter(|s| s.t1_ms() > s.t0_ms() || matches!(s, Seg::Move(_))).collect();
-    Plan { date, segs, start_ms, end_ms, injected, violations_allowed: allow, cursor: 0 }
+    b.segs.push(Seg::Stay {
+        place: b.place,
+        pos: b.pos,
+        indoor: b.indoor,
+        t0_ms: b.stay_from,
+        t1_ms: end_ms,
+    });
+    let segs: Vec<Seg> = b
+        .segs
+        .into_iter()
+        .filter(|s| s.t1_ms() > s.t0_ms() || matches!(s, Seg::Move(_)))
+        .collect();
+    Plan {
+        date,
+        segs,
+        start_ms,
+        end_ms,
+        injected,
+        violations_allowed: allow,
+        cursor: 0,
+    }
 }
 
 /// A random point well inside a zone.

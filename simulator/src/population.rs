@@ -98,7 +98,9 @@ impl Profile {
     }
     /// Indices of places of the given kind.
     pub fn places_of(&self, kind: PlaceKind) -> Vec<usize> {
-        (0..self.places.len()).filter(|i| self.places[*i].kind == kind).collect()
+        (0..self.places.len())
+            .filter(|i| self.places[*i].kind == kind)
+            .collect()
     }
 }
 
@@ -108,20 +110,73 @@ const FIRST: [&str; 32] = [
     "Reece", "Luke", "Paul", "Sarah", "Emma", "Kelly", "Laura", "Chloe", "Gemma", "Stacey", "Amy",
 ];
 const LAST: [&str; 32] = [
-    "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Robinson",
-    "Wright", "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall", "Wood", "Jackson",
-    "Clarke", "Patel", "Khan", "Lewis", "James", "Phillips", "Mason", "Mitchell", "Rose", "Davis",
-    "Rodriguez", "Cox", "Alexander",
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Robinson",
+    "Wright",
+    "Thompson",
+    "Evans",
+    "Walker",
+    "White",
+    "Roberts",
+    "Green",
+    "Hall",
+    "Wood",
+    "Jackson",
+    "Clarke",
+    "Patel",
+    "Khan",
+    "Lewis",
+    "James",
+    "Phillips",
+    "Mason",
+    "Mitchell",
+    "Rose",
+    "Davis",
+    "Rodriguez",
+    "Cox",
+    "Alexander",
 ];
 const STREETS: [&str; 24] = [
-    "Gloucester Road", "Stapleton Road", "Church Road", "Coronation Road", "Wells Road",
-    "Fishponds Road", "Filton Avenue", "Whiteladies Road", "North Street", "East Street",
-    "Victoria Street", "Mina Road", "Ashley Road", "Cheltenham Road", "Bath Road", "High Street",
-    "Station Road", "Park Street", "Queens Road", "Mill Lane", "Kingsway", "Hill Street",
-    "Grove Road", "Manor Road",
+    "Gloucester Road",
+    "Stapleton Road",
+    "Church Road",
+    "Coronation Road",
+    "Wells Road",
+    "Fishponds Road",
+    "Filton Avenue",
+    "Whiteladies Road",
+    "North Street",
+    "East Street",
+    "Victoria Street",
+    "Mina Road",
+    "Ashley Road",
+    "Cheltenham Road",
+    "Bath Road",
+    "High Street",
+    "Station Road",
+    "Park Street",
+    "Queens Road",
+    "Mill Lane",
+    "Kingsway",
+    "Hill Street",
+    "Grove Road",
+    "Manor Road",
 ];
 const MANAGERS: [&str; 8] = [
-    "J. Okafor", "R. Hughes", "S. Begum", "M. Kowalski", "T. Bennett", "A. Richards", "L. Fraser",
+    "J. Okafor",
+    "R. Hughes",
+    "S. Begum",
+    "M. Kowalski",
+    "T. Bennett",
+    "A. Richards",
+    "L. Fraser",
     "D. Moreno",
 ];
 
@@ -151,7 +206,12 @@ fn identity(idx: usize, seed: u64, town: &str) -> Person {
             rng.int(0, 9_999_999),
             letter(&mut rng)
         )),
-        address: Some(format!("{} {}, {}", rng.int(1, 220), rng.pick(&STREETS), town)),
+        address: Some(format!(
+            "{} {}, {}",
+            rng.int(1, 220),
+            rng.pick(&STREETS),
+            town
+        )),
         offender_manager: Some(rng.pick(&MANAGERS).to_string()),
         restricted: rng.chance(0.02),
     }
@@ -159,12 +219,18 @@ fn identity(idx: usize, seed: u64, town: &str) -> Person {
 
 /// Builds the whole population for a run.
 pub fn generate(area: &Area, opts: &PopulationOptions, seed: u64) -> Vec<Profile> {
-    (0..opts.tags).map(|idx| generate_one(area, opts, seed, idx)).collect()
+    (0..opts.tags)
+        .map(|idx| generate_one(area, opts, seed, idx))
+        .collect()
 }
 
 fn generate_one(area: &Area, opts: &PopulationOptions, seed: u64, idx: usize) -> Profile {
     let mut rng = Rng::derive(seed, &[stream::POPULATION, idx as u64]);
-    let town = if area.name == crate::area::DEFAULT_AREA { "Bristol" } else { area.name.as_str() };
+    let town = if area.name == crate::area::DEFAULT_AREA {
+        "Bristol"
+    } else {
+        area.name.as_str()
+    };
     let person = identity(idx, seed, town);
     let u = rng.f64();
     let device = if u < opts.gps_share {
@@ -179,7 +245,11 @@ fn generate_one(area: &Area, opts: &PopulationOptions, seed: u64, idx: usize) ->
         let r = rng.lognormal(median_m, 0.6).clamp(150.0, 6.0 * median_m);
         area.sample_ring(rng, home, r * 0.8, r * 1.2)
     };
-    let mut places = vec![Place { kind: PlaceKind::Home, pos: home, indoor: true }];
+    let mut places = vec![Place {
+        kind: PlaceKind::Home,
+        pos: home,
+        indoor: true,
+    }];
     let mut add = |kind, pos, indoor| {
         places.push(Place { kind, pos, indoor });
         places.len() - 1
@@ -209,7 +279,11 @@ fn generate_one(area: &Area, opts: &PopulationOptions, seed: u64, idx: usize) ->
         let pos = near(&mut rng, 2500.0);
         add(PlaceKind::Partner, pos, true)
     });
-    let work_days = if rng.chance(0.8) { 0b0001_1111 } else { 0b0111_1100 };
+    let work_days = if rng.chance(0.8) {
+        0b0001_1111
+    } else {
+        0b0111_1100
+    };
     let work_start_min = 7 * 60 + rng.int(30, 150);
     let work_end_min = work_start_min + rng.int(7 * 60, 9 * 60);
     let has_car = rng.chance(0.35);
@@ -258,7 +332,11 @@ fn generate_one(area: &Area, opts: &PopulationOptions, seed: u64, idx: usize) ->
     profile.rules = rules;
     profile.hmu = hmu;
     if let Some(far_pos) = far {
-        profile.places.push(Place { kind: PlaceKind::Far, pos: far_pos, indoor: true });
+        profile.places.push(Place {
+            kind: PlaceKind::Far,
+            pos: far_pos,
+            indoor: true,
+        });
         profile.far = Some(profile.places.len() - 1);
     }
     profile

@@ -26,6 +26,10 @@ impl Hmu {
         }
         self.last = Some(in_range);
         self.next_heartbeat_ms = t_ms + HEARTBEAT_MS;
-        Some(Reading { t_ms, battery_pct: None, body: ReadingBody::Rf { in_range } })
+        Some(Reading {
+            t_ms,
+            battery_pct: None,
+            body: ReadingBody::Rf { in_range },
+        })
     }
 }

@@ -37,7 +37,7 @@ impl Rng {
 
     /// An independent stream for `(seed, labels…)`: e.g. `derive(seed, &[STREAM_TAG, tag_idx])`.
     pub fn derive(seed: u64, labels: &[u64]) -> Self {
-        let mut st = seed ^ 0x5EED_0F_7A65_1A11;
+        let mut st = seed ^ 0x5EED_0F7A_651A_11AA;
         let mut h = splitmix64(&mut st);
         for &l in labels {
             st ^= l.wrapping_mul(0xA076_1D64_78BD_642F) ^ h;

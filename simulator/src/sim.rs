@@ -29,7 +29,10 @@ pub enum SimError {
     #[error(transparent)]
     Area(#[from] AreaError),
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("invalid option: {0}")]
     Option(String),
     #[error("cannot write {path}: {reason}")]
@@ -75,14 +78,26 @@ struct Out {
 
 impl Out {
     fn create(path: PathBuf) -> Result<Out, SimError> {
-        let f = File::create(&path).map_err(|source| SimError::Write { path: path.display().to_string(), source })?;
-        Ok(Out { w: BufWriter::with_capacity(1 << 20, f), path })
+        let f = File::create(&path).map_err(|source| SimError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Out {
+            w: BufWriter::with_capacity(1 << 20, f),
+            path,
+        })
     }
     fn write(&mut self, bytes: &[u8]) -> Result<(), SimError> {
-        self.w.write_all(bytes).map_err(|source| SimError::Write { path: self.path.display().to_string(), source })
+        self.w.write_all(bytes).map_err(|source| SimError::Write {
+            path: self.path.display().to_string(),
+            source,
+        })
     }
     fn finish(mut self) -> Result<(), SimError> {
-        self.w.flush().map_err(|source| SimError::Write { path: self.path.display().to_string(), source })
+        self.w.flush().map_err(|source| SimError::Write {
+            path: self.path.display().to_string(),
+            source,
+        })
     }
 }
 
@@ -107,12 +122,24 @@ fn key(b: &UploadBatch) -> (TimeMs, u32, u64) {
 /// and `truth.jsonl`.
 pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
     let dir = &opts.out_dir;
-    std::fs::create_dir_all(dir).map_err(|source| SimError::Write { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| SimError::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
     // Files are written by their own thread while the next hour is simulated.
-    let json_out = if opts.json { Some(Out::create(dir.join("readings.jsonl"))?) } else { None };
+    let json_out = if opts.json {
+        Some(Out::create(dir.join("readings.jsonl"))?)
+    } else {
+        None
+    };
     let bin_path = dir.join("readings.bin");
     let bin_out = if opts.bin {
-        Some(ReadingsFileWriter::create(&bin_path).map_err(|e| SimError::Bin { path: bin_path.display().to_string(), reason: e.to_string() })?)
+        Some(
+            ReadingsFileWriter::create(&bin_path).map_err(|e| SimError::Bin {
+                path: bin_path.display().to_string(),
+                reason: e.to_string(),
+            })?,
+        )
     } else {
         None
     };
@@ -131,7 +158,10 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
             if let Some(bin) = bin_out.as_mut() {
                 for b in &batches {
                     bin.write_batch(&tag_names[b.tag_idx as usize], b.seq, &b.readings)
-                        .map_err(|e| SimError::Bin { path: bin_path_text.clone(), reason: e.to_string() })?;
+                        .map_err(|e| SimError::Bin {
+                            path: bin_path_text.clone(),
+                            reason: e.to_string(),
+                        })?;
                 }
             }
         }
@@ -139,7 +169,10 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
             out.finish()?;
         }
         if let Some(bin) = bin_out {
-            bin.finish().map_err(|e| SimError::Bin { path: bin_path_text.clone(), reason: e.to_string() })?;
+            bin.finish().map_err(|e| SimError::Bin {
+                path: bin_path_text.clone(),
+                reason: e.to_string(),
+            })?;
         }
         Ok(())
     });
@@ -149,17 +182,25 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
             let per = items.len().div_ceil(threads).max(1);
             let tag_json = &tag_json;
             std::thread::scope(|s| {
-                let hs: Vec<_> = items.chunks(per).map(|part| s.spawn(move || format_batches(part, tag_json))).collect();
-                hs.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+                let hs: Vec<_> = items
+                    .chunks(per)
+                    .map(|part| s.spawn(move || format_batches(part, tag_json)))
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
             })
         } else {
             Vec::new()
         };
-        tx.send((parts, items)).map_err(|_| SimError::Option("the writer thread stopped".into()))
+        tx.send((parts, items))
+            .map_err(|_| SimError::Option("the writer thread stopped".into()))
     };
     let result = simulate(opts, Some(dir), &mut emit);
     drop(emit);
-    let written = writer.join().map_err(|_| SimError::Option("the writer thread panicked".into()))?;
+    let written = writer
+        .join()
+        .map_err(|_| SimError::Option("the writer thread panicked".into()))?;
     // A writer failure explains a failed send better than the send error does.
     written?;
     result
@@ -168,10 +209,16 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
 /// Runs the simulation, handing each hour's uploaded batches to `emit` in upload order (upload
 /// time, tag, sequence). With `side_dir`, also writes `orders.json`, `crimes/*.csv` and
 /// `truth.jsonl` there.
-pub fn simulate(opts: &GenerateOptions, side_dir: Option<&Path>, emit: &mut dyn FnMut(Vec<UploadBatch>) -> Result<(), SimError>) -> Result<GenerateReport, SimError> {
+pub fn simulate(
+    opts: &GenerateOptions,
+    side_dir: Option<&Path>,
+    emit: &mut dyn FnMut(Vec<UploadBatch>) -> Result<(), SimError>,
+) -> Result<GenerateReport, SimError> {
     let started = Instant::now();
     if opts.days == 0 || opts.tags == 0 {
-        return Err(SimError::Option("--tags and --days must be at least 1".into()));
+        return Err(SimError::Option(
+            "--tags and --days must be at least 1".into(),
+        ));
     }
     let area = Area::load(&opts.areas_file, &opts.area)?;
     let pop = PopulationOptions {
@@ -183,13 +230,24 @@ pub fn simulate(opts: &GenerateOptions, side_dir: Option<&Path>, emit: &mut dyn 
         new_release_share: opts.new_release_share,
     };
     let profiles = population::generate(&area, &pop, opts.seed);
-    let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|source| SimError::Write { path: p.display().to_string(), source });
+    let mkdir = |p: &Path| {
+        std::fs::create_dir_all(p).map_err(|source| SimError::Write {
+            path: p.display().to_string(),
+            source,
+        })
+    };
     if let Some(dir) = side_dir {
         mkdir(dir)?;
         write_orders(dir, &profiles)?;
     }
     let end_ms = opts.start_ms + opts.days as i64 * DAY_MS;
-    let ctx = RunContext { area: &area, rates: &opts.rates, seed: opts.seed, start_ms: opts.start_ms, end_ms };
+    let ctx = RunContext {
+        area: &area,
+        rates: &opts.rates,
+        seed: opts.seed,
+        start_ms: opts.start_ms,
+        end_ms,
+    };
     let mut tags: Vec<TagSim> = profiles.iter().map(|p| TagSim::new(p, &ctx)).collect();
     let mut crime_gen = area.force.map(|f| CrimeGen::new(f, opts.seed));
     if let (Some(dir), Some(_)) = (side_dir, &crime_gen) {
@@ -201,7 +259,11 @@ pub fn simulate(opts: &GenerateOptions, side_dir: Option<&Path>, emit: &mut dyn 
     let group = tags.len().div_ceil(opts.threads.max(1));
     let mut crime_days_done = 0u32;
     let mut chunk_start = opts.start_ms;
-    let mut send_sorted = |mut items: Vec<UploadBatch>, until: Option<TimeMs>, carry: &mut Vec<UploadBatch>, report: &mut GenerateReport| -> Result<(), SimError> {
+    let mut send_sorted = |mut items: Vec<UploadBatch>,
+                           until: Option<TimeMs>,
+                           carry: &mut Vec<UploadBatch>,
+                           report: &mut GenerateReport|
+     -> Result<(), SimError> {
         items.append(carry);
         items.sort_unstable_by_key(key);
         let split = until.map_or(items.len(), |u| items.partition_point(|b| b.upload_ms < u));
@@ -234,7 +296,10 @@ pub fn simulate(opts: &GenerateOptions, side_dir: Option<&Path>, emit: &mut dyn 
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
         });
         let mut items = Vec::new();
         for (f, mut t) in results {
@@ -246,9 +311,18 @@ pub fn simulate(opts: &GenerateOptions, side_dir: Option<&Path>, emit: &mut dyn 
         // Crimes for every day whose trails are complete.
         if let Some(cg) = crime_gen.as_mut() {
             while crime_days_done < opts.days
-                && (opts.start_ms + (crime_days_done as i64 + 1) * DAY_MS <= chunk_end - HOUR_MS || chunk_end >= end_ms)
+                && (opts.start_ms + (crime_days_done as i64 + 1) * DAY_MS <= chunk_end - HOUR_MS
+                    || chunk_end >= end_ms)
             {
-                let file = cg.day(crime_days_done, &ctx, &area, &opts.rates, &profiles, &tags, &mut truth);
+                let file = cg.day(
+                    crime_days_done,
+                    &ctx,
+                    &area,
+                    &opts.rates,
+                    &profiles,
+                    &tags,
+                    &mut truth,
+                );
                 if let Some(dir) = side_dir {
                     let mut out = Out::create(dir.join("crimes").join(&file.name))?;
                     for line in &file.lines {
@@ -265,12 +339,18 @@ pub fn simulate(opts: &GenerateOptions, side_dir: Option<&Path>, emit: &mut dyn 
         chunk_start = chunk_end;
     }
     send_sorted(Vec::new(), None, &mut carry, &mut report)?;
-    let truth: Vec<TruthItem> = merge_and_sort(truth).into_iter().filter(|t| t.start < end_ms).collect();
+    let truth: Vec<TruthItem> = merge_and_sort(truth)
+        .into_iter()
+        .filter(|t| t.start < end_ms)
+        .collect();
     report.truth_items = truth.len();
     if let Some(dir) = side_dir {
         let mut out = Out::create(dir.join("truth.jsonl"))?;
         let mut buf = Vec::new();
-        write_jsonl(&mut buf, &truth).map_err(|source| SimError::Write { path: "truth.jsonl".into(), source })?;
+        write_jsonl(&mut buf, &truth).map_err(|source| SimError::Write {
+            path: "truth.jsonl".into(),
+            source,
+        })?;
         out.write(&buf)?;
         out.finish()?;
     }
@@ -286,7 +366,10 @@ fn write_orders(dir: &Path, profiles: &[Profile]) -> Result<(), SimError> {
     });
     let path = dir.join("orders.json");
     let mut out = Out::create(path.clone())?;
-    let text = serde_json::to_vec_pretty(&doc).map_err(|e| SimError::Write { path: path.display().to_string(), source: e.into() })?;
+    let text = serde_json::to_vec_pretty(&doc).map_err(|e| SimError::Write {
+        path: path.display().to_string(),
+        source: e.into(),
+    })?;
     out.write(&text)?;
     out.write(b"\n")?;
     out.finish()

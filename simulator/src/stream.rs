@@ -38,7 +38,10 @@ pub enum StreamError {
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("{failed_tags} tag(s) gave up: {last_error}")]
-    TagsFailed { failed_tags: u64, last_error: String },
+    TagsFailed {
+        failed_tags: u64,
+        last_error: String,
+    },
     #[error("{unacked} batch(es) still unacknowledged after the drain timeout")]
     Unacked { unacked: u64 },
 }
@@ -151,10 +154,17 @@ impl TagTask {
             stats.already_stored.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.queue.push_back(Pending { seq: b.seq, readings: b.readings });
+        self.queue.push_back(Pending {
+            seq: b.seq,
+            readings: b.readings,
+        });
     }
 
-    async fn session(&mut self, opts: &StreamOptions, stats: &StreamStats) -> Result<SessionEnd, SessionError> {
+    async fn session(
+        &mut self,
+        opts: &StreamOptions,
+        stats: &StreamStats,
+    ) -> Result<SessionEnd, SessionError> {
         let socket = TcpStream::connect(&opts.connect).await.map_err(|e| {
             stats.connect_failures.fetch_add(1, Ordering::Relaxed);
             SessionError::Retry(format!("connect {}: {e}", opts.connect))
@@ -167,13 +177,24 @@ impl TagTask {
             SessionError::Retry(e)
         };
         framed
-            .send(Frame::Hello { protocol_version: PROTOCOL_VERSION, tag: self.tag.clone(), secret: self.secret.clone() })
+            .send(Frame::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                tag: self.tag.clone(),
+                secret: self.secret.clone(),
+            })
             .await
             .map_err(|e| dropped(format!("hello: {e}")))?;
         let last_seq = match framed.next().await {
             Some(Ok(Frame::HelloOk { last_seq })) => last_seq,
-            Some(Ok(Frame::Error { code, message })) => return Err(self.error_frame(stats, code, message)),
-            Some(Ok(other)) => return Err(SessionError::Fatal(format!("expected hello_ok, got {}", other.frame_type().as_str()))),
+            Some(Ok(Frame::Error { code, message })) => {
+                return Err(self.error_frame(stats, code, message))
+            }
+            Some(Ok(other)) => {
+                return Err(SessionError::Fatal(format!(
+                    "expected hello_ok, got {}",
+                    other.frame_type().as_str()
+                )))
+            }
             Some(Err(e)) => return Err(dropped(format!("hello reply: {e}"))),
             None => return Err(dropped("closed before hello_ok".into())),
         };
@@ -188,7 +209,10 @@ impl TagTask {
             while in_flight < opts.window.max(1) && in_flight < self.queue.len() {
                 let p = &self.queue[in_flight];
                 framed
-                    .send(Frame::Batch { seq: p.seq, readings: p.readings.clone() })
+                    .send(Frame::Batch {
+                        seq: p.seq,
+                        readings: p.readings.clone(),
+                    })
                     .await
                     .map_err(|e| dropped(format!("send batch {}: {e}", p.seq)))?;
                 stats.batches_sent.fetch_add(1, Ordering::Relaxed);
@@ -243,7 +267,14 @@ impl TagTask {
         }
     }
 
-    async fn run(mut self, opts: Arc<StreamOptions>, stats: Arc<StreamStats>, slots: Arc<Semaphore>, seed: u64, idx: usize) -> Option<String> {
+    async fn run(
+        mut self,
+        opts: Arc<StreamOptions>,
+        stats: Arc<StreamStats>,
+        slots: Arc<Semaphore>,
+        seed: u64,
+        idx: usize,
+    ) -> Option<String> {
         let mut rng = Rng::derive(seed, &[0x57AE, idx as u64]);
         let mut backoff_ms = 250u64;
         loop {
@@ -254,7 +285,9 @@ impl TagTask {
                     None => return None,
                 }
             }
-            let Ok(permit) = slots.clone().acquire_owned().await else { return Some("connection slots closed".into()) };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return Some("connection slots closed".into());
+            };
             let outcome = self.session(&opts, &stats).await;
             drop(permit);
             match outcome {
@@ -262,7 +295,9 @@ impl TagTask {
                 Ok(SessionEnd::Finished) => return None,
                 Err(SessionError::Retry(problem)) => {
                     stats.note(&problem);
-                    stats.batches_resent.fetch_add(self.sent_unacked, Ordering::Relaxed);
+                    stats
+                        .batches_resent
+                        .fetch_add(self.sent_unacked, Ordering::Relaxed);
                     self.sent_unacked = 0;
                     let wait = backoff_ms + rng.int(0, backoff_ms as i64 / 2) as u64;
                     tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -270,7 +305,9 @@ impl TagTask {
                 }
                 Err(SessionError::Fatal(e)) => {
                     stats.failed_tags.fetch_add(1, Ordering::Relaxed);
-                    stats.unacked.fetch_add(self.queue.len() as u64, Ordering::Relaxed);
+                    stats
+                        .unacked
+                        .fetch_add(self.queue.len() as u64, Ordering::Relaxed);
                     return Some(e);
                 }
             }
@@ -279,7 +316,11 @@ impl TagTask {
 }
 
 /// Simulates and streams; returns when every batch is acknowledged (or the drain timeout passes).
-pub fn stream(gen: &GenerateOptions, opts: &StreamOptions, side_dir: Option<&std::path::Path>) -> Result<StreamReport, StreamError> {
+pub fn stream(
+    gen: &GenerateOptions,
+    opts: &StreamOptions,
+    side_dir: Option<&std::path::Path>,
+) -> Result<StreamReport, StreamError> {
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -296,15 +337,33 @@ pub fn stream(gen: &GenerateOptions, opts: &StreamOptions, side_dir: Option<&std
         let (tx, rx) = mpsc::unbounded_channel();
         inboxes.push(tx);
         let tag = tag_id(idx);
-        let task = TagTask { secret: tag_secret(&opts.key, &tag), tag, queue: VecDeque::new(), rx, inbox_closed: false, sent_unacked: 0, server_last_seq: 0 };
-        handles.push(rt.spawn(task.run(opts_arc.clone(), stats.clone(), slots.clone(), gen.seed, idx)));
+        let task = TagTask {
+            secret: tag_secret(&opts.key, &tag),
+            tag,
+            queue: VecDeque::new(),
+            rx,
+            inbox_closed: false,
+            sent_unacked: 0,
+            server_last_seq: 0,
+        };
+        handles.push(rt.spawn(task.run(
+            opts_arc.clone(),
+            stats.clone(),
+            slots.clone(),
+            gen.seed,
+            idx,
+        )));
     }
     // The simulation thread feeds a bounded channel of hour chunks (it runs ahead by at most two).
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<Vec<UploadBatch>>(2);
     let gen_clone = gen.clone();
     let side = side_dir.map(|p| p.to_path_buf());
     let sim = std::thread::spawn(move || {
-        let mut emit = |items: Vec<UploadBatch>| chunk_tx.blocking_send(items).map_err(|_| SimError::Option("streaming stopped".into()));
+        let mut emit = |items: Vec<UploadBatch>| {
+            chunk_tx
+                .blocking_send(items)
+                .map_err(|_| SimError::Option("streaming stopped".into()))
+        };
         simulate(&gen_clone, side.as_deref(), &mut emit)
     });
     let speed = opts.speed;
@@ -318,7 +377,10 @@ pub fn stream(gen: &GenerateOptions, opts: &StreamOptions, side_dir: Option<&std
         while let Some(items) = chunk_rx.recv().await {
             for b in items {
                 if speed > 0.0 {
-                    let due = wall0 + Duration::from_secs_f64(((b.upload_ms - start_ms).max(0) as f64 / 1000.0) / speed);
+                    let due = wall0
+                        + Duration::from_secs_f64(
+                            ((b.upload_ms - start_ms).max(0) as f64 / 1000.0) / speed,
+                        );
                     tokio::time::sleep_until(due).await;
                 }
                 let idx = b.tag_idx as usize;
@@ -350,15 +412,27 @@ pub fn stream(gen: &GenerateOptions, opts: &StreamOptions, side_dir: Option<&std
         }
         out
     });
-    let sim_report = sim.join().map_err(|_| SimError::Option("the simulation thread panicked".into()))??;
+    let sim_report = sim
+        .join()
+        .map_err(|_| SimError::Option("the simulation thread panicked".into()))??;
     let failed: Vec<&String> = failures.iter().flatten().collect();
-    let report = StreamReport { sim: sim_report, stats, seconds: started.elapsed().as_secs_f64() };
+    let report = StreamReport {
+        sim: sim_report,
+        stats,
+        seconds: started.elapsed().as_secs_f64(),
+    };
     if let Some(last) = failed.last() {
-        return Err(StreamError::TagsFailed { failed_tags: failed.len() as u64, last_error: (*last).clone() });
+        return Err(StreamError::TagsFailed {
+            failed_tags: failed.len() as u64,
+            last_error: (*last).clone(),
+        });
     }
-    let acked = report.stats.batches_acked.load(Ordering::Relaxed) + report.stats.already_stored.load(Ordering::Relaxed);
+    let acked = report.stats.batches_acked.load(Ordering::Relaxed)
+        + report.stats.already_stored.load(Ordering::Relaxed);
     if acked < report.sim.batches {
-        return Err(StreamError::Unacked { unacked: report.sim.batches - acked });
+        return Err(StreamError::Unacked {
+            unacked: report.sim.batches - acked,
+        });
     }
     Ok(report)
 }

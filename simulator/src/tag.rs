@@ -11,7 +11,9 @@
 use crate::area::Area;
 use crate::battery::{Battery, BatteryStep};
 use crate::behaviour::{DrinkingEpisode, Rates};
-use crate::clock::{local_date, local_minutes, local_to_utc_ms, london_offset_ms, DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::clock::{
+    local_date, local_minutes, local_to_utc_ms, london_offset_ms, DAY_MS, HOUR_MS, MINUTE_MS,
+};
 use crate::geo::Xy;
 use crate::gps::{GpsModel, GpsOutcome};
 use crate::plan::{plan_cycle, Plan, PlanContext, Where};
@@ -114,7 +116,11 @@ impl TagSim {
         let first_tick = ctx.start_ms + phase_ms + k * MINUTE_MS;
         let date = local_date(from);
         let noon = local_to_utc_ms(date, 12 * 60);
-        let start_date = if from < noon { date - chrono::Duration::days(1) } else { date };
+        let start_date = if from < noon {
+            date - chrono::Duration::days(1)
+        } else {
+            date
+        };
         let gps = GpsModel::new(&mut rng);
         let battery = Battery::new(&mut rng, p.device);
         let ir_base_v = rng.range(0.8, 1.5);
@@ -124,7 +130,11 @@ impl TagSim {
             plans: VecDeque::new(),
             next_date: start_date,
             next_start: (Some(0), p.home()),
-            next_start_ms: if from > ctx.start_ms { from } else { local_to_utc_ms(start_date, 12 * 60) },
+            next_start_ms: if from > ctx.start_ms {
+                from
+            } else {
+                local_to_utc_ms(start_date, 12 * 60)
+            },
             first_cycle: from <= ctx.start_ms,
             next_tick_ms: first_tick,
             step_ms: match p.device {
@@ -155,8 +165,16 @@ impl TagSim {
             last_upload_ms: None,
             next_upload_ms: first_tick + rng.int(1, 10) * MINUTE_MS,
             urgent: false,
-            ring: if p.device == DeviceKind::Gps { vec![[f32::NAN; 2]; RING_MIN] } else { Vec::new() },
-            hour_bbox: if p.device == DeviceKind::Gps { vec![[f32::NAN; 4]; RING_MIN / 60] } else { Vec::new() },
+            ring: if p.device == DeviceKind::Gps {
+                vec![[f32::NAN; 2]; RING_MIN]
+            } else {
+                Vec::new()
+            },
+            hour_bbox: if p.device == DeviceKind::Gps {
+                vec![[f32::NAN; 4]; RING_MIN / 60]
+            } else {
+                Vec::new()
+            },
             ring_hour: -1,
             truth: Vec::new(),
             rng,
@@ -166,7 +184,13 @@ impl TagSim {
     }
 
     /// Simulates every minute tick before `until_ms`, appending sealed batches to `out`.
-    pub fn advance(&mut self, p: &Profile, ctx: &RunContext, until_ms: TimeMs, out: &mut Vec<UploadBatch>) {
+    pub fn advance(
+        &mut self,
+        p: &Profile,
+        ctx: &RunContext,
+        until_ms: TimeMs,
+        out: &mut Vec<UploadBatch>,
+    ) {
         while self.next_tick_ms < until_ms {
             let t = self.next_tick_ms;
             self.tick(p, ctx, t, out);
@@ -190,8 +214,19 @@ impl TagSim {
         while self.plans.back().is_none_or(|pl| pl.end_ms <= t) {
             let allow = !self.first_cycle;
             self.first_cycle = false;
-            let pctx = PlanContext { rates: ctx.rates, violations_until_ms: ctx.end_ms };
-            let plan = plan_cycle(p, &pctx, &mut self.rng, self.next_date, self.next_start, self.next_start_ms, allow);
+            let pctx = PlanContext {
+                rates: ctx.rates,
+                violations_until_ms: ctx.end_ms,
+            };
+            let plan = plan_cycle(
+                p,
+                &pctx,
+                &mut self.rng,
+                self.next_date,
+                self.next_start,
+                self.next_start_ms,
+                allow,
+            );
             self.next_start = plan.end_place();
             self.next_start_ms = plan.end_ms;
             self.next_date = plan.date + chrono::Duration::days(1);
@@ -208,7 +243,10 @@ impl TagSim {
 
     /// Device faults, tamper, signal loss and alcohol episodes for one cycle.
     fn schedule_devices(&mut self, p: &Profile, ctx: &RunContext, plan: &Plan) {
-        let (c0, c1) = (plan.start_ms.max(p.activation.from), plan.end_ms.min(ctx.end_ms));
+        let (c0, c1) = (
+            plan.start_ms.max(p.activation.from),
+            plan.end_ms.min(ctx.end_ms),
+        );
         if c1 <= c0 {
             return;
         }
@@ -221,7 +259,10 @@ impl TagSim {
             let t0 = at(rng);
             let dur = (rng.lognormal(20.0, 0.9).clamp(5.0, 360.0) * 60.0) as i64 * 1000;
             self.losses.push((t0, t0 + dur));
-            self.truth.push(TruthItem::about(p, "signal_loss", t0, Some(t0 + dur)).with_behaviour("signal_loss"));
+            self.truth.push(
+                TruthItem::about(p, "signal_loss", t0, Some(t0 + dur))
+                    .with_behaviour("signal_loss"),
+            );
         }
         self.losses.retain(|&(_, b)| b > c0 - DAY_MS);
         if rng.chance(rates.scaled(rates.strap_tamper) * day_frac) {
@@ -229,12 +270,18 @@ impl TagSim {
             let t1 = t0 + rng.int(60, 20 * 60) * 1000;
             self.events.push((t0, DeviceEvent::StrapOpen));
             self.events.push((t1, DeviceEvent::StrapClosed));
-            self.truth.push(TruthItem::about(p, "strap_tamper", t0, Some(t1)).with_behaviour("strap_tamper"));
+            self.truth.push(
+                TruthItem::about(p, "strap_tamper", t0, Some(t1)).with_behaviour("strap_tamper"),
+            );
         }
         if rng.chance(rates.scaled(rates.device_fault) * day_frac) {
             let t0 = at(rng);
             self.events.push((t0, DeviceEvent::DeviceFault));
-            self.truth.push(TruthItem::about(p, "device_fault", t0, Some(t0)).with_code("AL24").with_behaviour("device_fault"));
+            self.truth.push(
+                TruthItem::about(p, "device_fault", t0, Some(t0))
+                    .with_code("AL24")
+                    .with_behaviour("device_fault"),
+            );
         }
         if p.hmu {
             if rng.chance(rates.scaled(rates.hmu_power_loss) * day_frac) {
@@ -243,16 +290,28 @@ impl TagSim {
                 self.events.push((t0, DeviceEvent::HmuPowerLoss));
                 self.events.push((t1, DeviceEvent::HmuPowerRestored));
                 self.hmu_off.push((t0, t1));
-                self.truth.push(TruthItem::about(p, "hmu_power_loss", t0, Some(t1)).with_code("AL04").with_behaviour("hmu_power_loss"));
+                self.truth.push(
+                    TruthItem::about(p, "hmu_power_loss", t0, Some(t1))
+                        .with_code("AL04")
+                        .with_behaviour("hmu_power_loss"),
+                );
             }
             if rng.chance(rates.scaled(rates.hmu_moved) * day_frac) {
                 let t0 = at(rng);
                 self.events.push((t0, DeviceEvent::HmuMoved));
-                self.truth.push(TruthItem::about(p, "hmu_moved", t0, Some(t0)).with_code("AL05").with_behaviour("hmu_moved"));
+                self.truth.push(
+                    TruthItem::about(p, "hmu_moved", t0, Some(t0))
+                        .with_code("AL05")
+                        .with_behaviour("hmu_moved"),
+                );
             }
         }
-        if p.device == DeviceKind::Gps && plan.violations_allowed && rng.chance(rates.scaled(rates.battery_death) * day_frac) {
-            self.battery.skip_charging_until(local_to_utc_ms(plan.date, 24 * 60 + 17 * 60));
+        if p.device == DeviceKind::Gps
+            && plan.violations_allowed
+            && rng.chance(rates.scaled(rates.battery_death) * day_frac)
+        {
+            self.battery
+                .skip_charging_until(local_to_utc_ms(plan.date, 24 * 60 + 17 * 60));
         }
         self.events.sort_by_key(|e| e.0);
         if p.device == DeviceKind::Alcohol {
@@ -262,15 +321,33 @@ impl TagSim {
             self.removals.retain(|e| e.t1_ms > horizon);
             if rng.chance(rates.scaled(rates.drinking) * day_frac) {
                 let weekend = matches!(crate::clock::weekday_index(plan.date), 4 | 5);
-                let start_min = if weekend { rng.int(14 * 60, 22 * 60) } else { rng.int(17 * 60, 22 * 60) };
+                let start_min = if weekend {
+                    rng.int(14 * 60, 22 * 60)
+                } else {
+                    rng.int(17 * 60, 22 * 60)
+                };
                 let e = DrinkingEpisode::plan(rng, rates, local_to_utc_ms(plan.date, start_min));
-                let blocked = self.obstructions.iter().chain(self.removals.iter()).any(|o| o.t0_ms < e.end_ms() && e.onset_ms < o.t1_ms);
+                let blocked = self
+                    .obstructions
+                    .iter()
+                    .chain(self.removals.iter())
+                    .any(|o| o.t0_ms < e.end_ms() && e.onset_ms < o.t1_ms);
                 if e.onset_ms >= p.activation.from && e.onset_ms < ctx.end_ms && !blocked {
-                    let mut it = TruthItem::about(p, "drinking_event", e.onset_ms, Some(e.end_ms()));
+                    let mut it =
+                        TruthItem::about(p, "drinking_event", e.onset_ms, Some(e.end_ms()));
                     it.peak_tac_gdl = Some((e.peak_gdl * 1000.0).round() / 1000.0);
                     // The readings show it only if the peak falls inside the run.
                     it.detectable = e.detectable() && e.onset_ms + e.rise_ms + HOUR_MS < ctx.end_ms;
-                    it.behaviour = Some(if e.peak_gdl < 0.02 { "light_drinking" } else if e.peak_gdl < 0.08 { "moderate_drinking" } else { "heavy_drinking" }.into());
+                    it.behaviour = Some(
+                        if e.peak_gdl < 0.02 {
+                            "light_drinking"
+                        } else if e.peak_gdl < 0.08 {
+                            "moderate_drinking"
+                        } else {
+                            "heavy_drinking"
+                        }
+                        .into(),
+                    );
                     self.truth.push(it);
                     self.drinks.push(e);
                 }
@@ -279,31 +356,54 @@ impl TagSim {
                 self.env_spikes.push(at(rng));
                 self.env_spikes.sort_unstable();
             }
-            let overlaps_drink = |drinks: &[DrinkingEpisode], t0: TimeMs, t1: TimeMs| drinks.iter().any(|e| e.onset_ms < t1 && t0 < e.end_ms());
+            let overlaps_drink = |drinks: &[DrinkingEpisode], t0: TimeMs, t1: TimeMs| {
+                drinks.iter().any(|e| e.onset_ms < t1 && t0 < e.end_ms())
+            };
             if rng.chance(rates.scaled(rates.obstruction) * day_frac) {
                 let t0 = at(rng);
                 let t1 = t0 + (rng.range(3.0, 12.0) * 3600.0) as i64 * 1000;
                 if overlaps_drink(&self.drinks, t0, t1) {
                     return;
                 }
-                let shift = if rng.chance(0.7) { rng.range(0.6, 1.4) } else { -rng.range(0.4, 0.6) };
-                self.obstructions.push(SensorEpisode { t0_ms: t0, t1_ms: t1, ir_shift_v: shift });
-                self.truth.push(TruthItem::about(p, "alcohol_obstruction", t0, Some(t1)).with_behaviour("ir_obstruction"));
+                let shift = if rng.chance(0.7) {
+                    rng.range(0.6, 1.4)
+                } else {
+                    -rng.range(0.4, 0.6)
+                };
+                self.obstructions.push(SensorEpisode {
+                    t0_ms: t0,
+                    t1_ms: t1,
+                    ir_shift_v: shift,
+                });
+                self.truth.push(
+                    TruthItem::about(p, "alcohol_obstruction", t0, Some(t1))
+                        .with_behaviour("ir_obstruction"),
+                );
             } else if rng.chance(rates.scaled(rates.removal) * day_frac) {
                 let t0 = at(rng);
                 let t1 = t0 + (rng.range(2.0, 16.0) * 3600.0) as i64 * 1000;
                 if overlaps_drink(&self.drinks, t0, t1) {
                     return;
                 }
-                self.removals.push(SensorEpisode { t0_ms: t0, t1_ms: t1, ir_shift_v: 0.0 });
-                self.truth.push(TruthItem::about(p, "alcohol_removal", t0, Some(t1)).with_behaviour("removal"));
+                self.removals.push(SensorEpisode {
+                    t0_ms: t0,
+                    t1_ms: t1,
+                    ir_shift_v: 0.0,
+                });
+                self.truth.push(
+                    TruthItem::about(p, "alcohol_removal", t0, Some(t1)).with_behaviour("removal"),
+                );
             }
         }
     }
 
     fn tick(&mut self, p: &Profile, ctx: &RunContext, t: TimeMs, out: &mut Vec<UploadBatch>) {
         self.plan_at(p, ctx, t);
-        let here: Where = match self.plans.iter_mut().find(|pl| pl.start_ms <= t && t < pl.end_ms) {
+        let here: Where = match self
+            .plans
+            .iter_mut()
+            .find(|pl| pl.start_ms <= t && t < pl.end_ms)
+        {
             Some(pl) => pl.at(t),
             None => match self.plans.back_mut() {
                 Some(pl) => pl.at(t),
@@ -312,7 +412,9 @@ impl TagSim {
         };
         self.tick_buf.clear();
         // Battery (and its events) first: a flat tag measures nothing.
-        let at_home = here.place.is_some_and(|i| matches!(p.places[i].kind, PlaceKind::Home | PlaceKind::Partner));
+        let at_home = here
+            .place
+            .is_some_and(|i| matches!(p.places[i].kind, PlaceKind::Home | PlaceKind::Partner));
         let (local_min, today) = if at_home && p.device == DeviceKind::Gps {
             let local = t + london_offset_ms(t);
             let day = local.div_euclid(DAY_MS);
@@ -325,10 +427,15 @@ impl TagSim {
         };
         let mut bt = std::mem::take(&mut self.bstep);
         let dt_min = (self.step_ms / MINUTE_MS) as f64;
-        self.battery.step(&mut bt, t, dt_min, at_home, local_min, p.charge_min, today);
+        self.battery
+            .step(&mut bt, t, dt_min, at_home, local_min, p.charge_min, today);
         let just_died = bt.events.contains(&DeviceEvent::BatteryDead);
         for &ev in &bt.events {
-            self.tick_buf.push(Reading { t_ms: t, battery_pct: Some(self.battery.pct()), body: ReadingBody::Event(ev) });
+            self.tick_buf.push(Reading {
+                t_ms: t,
+                battery_pct: Some(self.battery.pct()),
+                body: ReadingBody::Event(ev),
+            });
             self.urgent = true;
         }
         for item in &bt.truth {
@@ -343,23 +450,38 @@ impl TagSim {
         // Scheduled events due by now.
         let due = self.events.partition_point(|e| e.0 <= t);
         for (te, ev) in self.events.drain(..due) {
-            let hmu_event = matches!(ev, DeviceEvent::HmuPowerLoss | DeviceEvent::HmuPowerRestored | DeviceEvent::HmuMoved);
+            let hmu_event = matches!(
+                ev,
+                DeviceEvent::HmuPowerLoss | DeviceEvent::HmuPowerRestored | DeviceEvent::HmuMoved
+            );
             if te >= p.activation.from && te < ctx.end_ms && (alive || hmu_event) {
-                self.tick_buf.push(Reading { t_ms: te, battery_pct: if hmu_event { None } else { battery_pct }, body: ReadingBody::Event(ev) });
+                self.tick_buf.push(Reading {
+                    t_ms: te,
+                    battery_pct: if hmu_event { None } else { battery_pct },
+                    body: ReadingBody::Event(ev),
+                });
                 self.urgent = true;
             }
         }
         let network = !in_any(&self.losses, t);
         match p.device {
             DeviceKind::Gps if alive => {
-                match self.gps.fix(&mut self.rng, ctx.rates, &here, ctx.area, network, t) {
+                match self
+                    .gps
+                    .fix(&mut self.rng, ctx.rates, &here, ctx.area, network, t)
+                {
                     GpsOutcome::Fix(mut pos, outlier) => {
                         let (lat_e7, lon_e7) = ctx.area.frame.to_e7(pos.1);
                         pos.0.lat_e7 = lat_e7;
                         pos.0.lon_e7 = lon_e7;
-                        self.tick_buf.push(Reading { t_ms: t, battery_pct, body: ReadingBody::Position(pos.0) });
+                        self.tick_buf.push(Reading {
+                            t_ms: t,
+                            battery_pct,
+                            body: ReadingBody::Position(pos.0),
+                        });
                         if let Some(err_m) = outlier {
-                            let mut it = TruthItem::about(p, "gps_outlier", t, Some(t)).with_behaviour("multipath");
+                            let mut it = TruthItem::about(p, "gps_outlier", t, Some(t))
+                                .with_behaviour("multipath");
                             it.error_m = Some(err_m.round());
                             self.truth.push(it);
                         }
@@ -370,8 +492,16 @@ impl TagSim {
             DeviceKind::Alcohol if alive && t >= self.tac_next_ms => {
                 let tt = self.tac_next_ms;
                 let sample = self.tac_sample(tt, p);
-                self.tick_buf.push(Reading { t_ms: tt, battery_pct, body: ReadingBody::Tac(sample) });
-                let step = if tt - self.tac_fit_ms < HOUR_MS { 5 * MINUTE_MS } else { 30 * MINUTE_MS };
+                self.tick_buf.push(Reading {
+                    t_ms: tt,
+                    battery_pct,
+                    body: ReadingBody::Tac(sample),
+                });
+                let step = if tt - self.tac_fit_ms < HOUR_MS {
+                    5 * MINUTE_MS
+                } else {
+                    30 * MINUTE_MS
+                };
                 self.tac_next_ms = tt + step + self.rng.int(0, 20) * 1000;
             }
             _ => {}
@@ -400,27 +530,49 @@ impl TagSim {
     /// Uploads everything stored. A silence longer than the no-contact threshold since the previous
     /// upload is a `no_contact` truth item from the last contact to this one (`real` is false for
     /// the flush at the end of the run, which is not a real contact).
-    fn seal(&mut self, p: &Profile, ctx: &RunContext, upload_ms: TimeMs, out: &mut Vec<UploadBatch>, real: bool) {
+    fn seal(
+        &mut self,
+        p: &Profile,
+        ctx: &RunContext,
+        upload_ms: TimeMs,
+        out: &mut Vec<UploadBatch>,
+        real: bool,
+    ) {
         if self.pending.is_empty() {
             return;
         }
         if real {
             let threshold = ctx.rates.no_contact_after_min as i64 * MINUTE_MS;
-            if let Some(last) = self.last_upload_ms.filter(|last| upload_ms - last > threshold) {
+            if let Some(last) = self
+                .last_upload_ms
+                .filter(|last| upload_ms - last > threshold)
+            {
                 let why = if self.losses.iter().any(|&(a, b)| a < upload_ms && last < b) {
                     "signal_loss"
-                } else if self.battery.dead() || self.pending.iter().any(|r| r.body == ReadingBody::Event(DeviceEvent::Charging)) {
+                } else if self.battery.dead()
+                    || self
+                        .pending
+                        .iter()
+                        .any(|r| r.body == ReadingBody::Event(DeviceEvent::Charging))
+                {
                     "battery_dead"
                 } else {
                     "nothing_to_send"
                 };
-                self.truth.push(TruthItem::about(p, "no_contact", last, Some(upload_ms)).with_behaviour(why));
+                self.truth.push(
+                    TruthItem::about(p, "no_contact", last, Some(upload_ms)).with_behaviour(why),
+                );
             }
             self.last_upload_ms = Some(upload_ms);
         }
         for chunk in self.pending.chunks(MAX_BATCH) {
             self.seq += 1;
-            out.push(UploadBatch { tag_idx: self.idx as u32, seq: self.seq, upload_ms, readings: chunk.to_vec() });
+            out.push(UploadBatch {
+                tag_idx: self.idx as u32,
+                seq: self.seq,
+                upload_ms,
+                readings: chunk.to_vec(),
+            });
         }
         self.pending.clear();
     }
@@ -435,7 +587,11 @@ impl TagSim {
             tac += rng.gauss(0.0, 0.003);
         }
         let mut tac_blocked = false;
-        if let Some(o) = self.obstructions.iter().find(|o| t >= o.t0_ms && t < o.t1_ms) {
+        if let Some(o) = self
+            .obstructions
+            .iter()
+            .find(|o| t >= o.t0_ms && t < o.t1_ms)
+        {
             ir_v += o.ir_shift_v;
             tac = 0.0;
             tac_blocked = true;
@@ -455,7 +611,12 @@ impl TagSim {
                     if !masked {
                         tac += rng.range(0.025, 0.07);
                     }
-                    let mut it = TruthItem::about(p, "environmental_alcohol", t - 15 * MINUTE_MS, Some(t + 15 * MINUTE_MS));
+                    let mut it = TruthItem::about(
+                        p,
+                        "environmental_alcohol",
+                        t - 15 * MINUTE_MS,
+                        Some(t + 15 * MINUTE_MS),
+                    );
                     it.behaviour = Some("environmental_exposure".into());
                     it.detectable = !masked;
                     self.truth.push(it);
@@ -495,7 +656,14 @@ impl TagSim {
 
     /// Closest true approach to `c` over `[t0, t1]` (minute samples, straight between them), if the
     /// tag was recording then: (distance m, time).
-    pub fn closest_approach(&self, ctx: &RunContext, c: Xy, t0: TimeMs, t1: TimeMs, prune_m: f64) -> Option<(f64, TimeMs)> {
+    pub fn closest_approach(
+        &self,
+        ctx: &RunContext,
+        c: Xy,
+        t0: TimeMs,
+        t1: TimeMs,
+        prune_m: f64,
+    ) -> Option<(f64, TimeMs)> {
         if self.ring.is_empty() {
             return None;
         }

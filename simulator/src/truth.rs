@@ -137,12 +137,22 @@ impl TruthItem {
             self.kind.clone(),
             self.code.clone().unwrap_or_default(),
             self.zone.clone().unwrap_or_default(),
-            format!("{}{:?}", self.crime_ref.clone().unwrap_or_default(), self.line),
+            format!(
+                "{}{:?}",
+                self.crime_ref.clone().unwrap_or_default(),
+                self.line
+            ),
         )
     }
 }
 
-fn injected_label(plan: &Plan, labels: &[&str], t0: TimeMs, t1: TimeMs, zone: Option<&str>) -> String {
+fn injected_label(
+    plan: &Plan,
+    labels: &[&str],
+    t0: TimeMs,
+    t1: TimeMs,
+    zone: Option<&str>,
+) -> String {
     plan.injected
         .iter()
         .find(|i| {
@@ -163,7 +173,13 @@ pub fn curfew_truth(p: &Profile, plan: &Plan, windows: &[Window], out: &mut Vec<
         let (ws, we) = (w.start_ms, w.end_ms);
         let mut home: Vec<(TimeMs, TimeMs)> = Vec::new();
         for s in &plan.segs {
-            if let Seg::Stay { place: Some(pl), t0_ms, t1_ms, .. } = s {
+            if let Seg::Stay {
+                place: Some(pl),
+                t0_ms,
+                t1_ms,
+                ..
+            } = s
+            {
                 if *pl == w.place {
                     let (a, b) = ((*t0_ms).max(ws), (*t1_ms).min(we));
                     if a < b {
@@ -229,7 +245,10 @@ pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
             crate::orders::Shape::Polygon(poly) => {
                 let ring = poly.rings.first().map(|r| r.as_slice()).unwrap_or(&[]);
                 let d: Vec<f64> = ring.iter().map(|q| q.dist_m(c)).collect();
-                (d.iter().cloned().fold(f64::MAX, f64::min) * 0.7, d.iter().cloned().fold(0.0, f64::max))
+                (
+                    d.iter().cloned().fold(f64::MAX, f64::min) * 0.7,
+                    d.iter().cloned().fold(0.0, f64::max),
+                )
             }
         };
         let bad = |pos: crate::geo::Xy, t: TimeMs| {
@@ -244,7 +263,9 @@ pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
         };
         for s in &plan.segs {
             match s {
-                Seg::Stay { pos, t0_ms, t1_ms, .. } => {
+                Seg::Stay {
+                    pos, t0_ms, t1_ms, ..
+                } => {
                     let d = pos.dist_m(c);
                     let trivially_ok = if z.exclusion { d > outer } else { d < inner };
                     if trivially_ok {
@@ -267,7 +288,9 @@ pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
                 }
                 Seg::Move(trip) => {
                     let trivially_ok = if z.exclusion {
-                        trip.pts.windows(2).all(|w| crate::geo::seg_dist_m(c, w[0], w[1]).0 > outer)
+                        trip.pts
+                            .windows(2)
+                            .all(|w| crate::geo::seg_dist_m(c, w[0], w[1]).0 > outer)
                     } else {
                         trip.pts.iter().all(|q| q.dist_m(c) < inner)
                     };
@@ -285,8 +308,16 @@ pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
                 }
             }
         }
-        let kind = if z.exclusion { "exclusion_zone_entry" } else { "inclusion_zone_exit" };
-        let labels: &[&str] = if z.exclusion { &["exclusion_pass_through", "exclusion_dwell"] } else { &["inclusion_exit"] };
+        let kind = if z.exclusion {
+            "exclusion_zone_entry"
+        } else {
+            "inclusion_zone_exit"
+        };
+        let labels: &[&str] = if z.exclusion {
+            &["exclusion_pass_through", "exclusion_dwell"]
+        } else {
+            &["inclusion_exit"]
+        };
         for (a, b) in runs {
             if a < p.activation.from {
                 continue;
@@ -294,7 +325,17 @@ pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
             let mut it = TruthItem::about(p, kind, a, Some(b));
             it.zone = Some(z.id.clone());
             it.detectable = b - a >= 2 * 60_000;
-            it.behaviour = Some(injected_label(plan, labels, a, b, if z.exclusion { Some(z.id.as_str()) } else { None }));
+            it.behaviour = Some(injected_label(
+                plan,
+                labels,
+                a,
+                b,
+                if z.exclusion {
+                    Some(z.id.as_str())
+                } else {
+                    None
+                },
+            ));
             out.push(it);
         }
     }
@@ -304,11 +345,20 @@ pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
 /// cycle boundary (end of one within a minute of the start of the next), then sorts.
 pub fn merge_and_sort(mut items: Vec<TruthItem>) -> Vec<TruthItem> {
     items.sort_by(|a, b| {
-        (&a.activation, &a.kind, &a.code, &a.zone, a.start).cmp(&(&b.activation, &b.kind, &b.code, &b.zone, b.start))
+        (&a.activation, &a.kind, &a.code, &a.zone, a.start).cmp(&(
+            &b.activation,
+            &b.kind,
+            &b.code,
+            &b.zone,
+            b.start,
+        ))
     });
     let mut out: Vec<TruthItem> = Vec::with_capacity(items.len());
     for it in items {
-        let mergeable = matches!(it.kind.as_str(), "exclusion_zone_entry" | "inclusion_zone_exit");
+        let mergeable = matches!(
+            it.kind.as_str(),
+            "exclusion_zone_entry" | "inclusion_zone_exit"
+        );
         if let Some(last) = out.last_mut() {
             if mergeable
                 && last.kind == it.kind

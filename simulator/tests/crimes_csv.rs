@@ -6,18 +6,36 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 
 const FORCES: [&str; 19] = [
-    "AvonSomerset", "Bedfordshire", "Cheshire", "CoLP", "Cumbria", "Derbyshire", "Durham", "Essex",
-    "Gloucestershire", "Gwent", "Hampshire", "Hertfordshire", "Humberside", "Kent", "Metropolitan",
-    "NorthWales", "Nottinghamshire", "Sussex", "WestMidlands",
+    "AvonSomerset",
+    "Bedfordshire",
+    "Cheshire",
+    "CoLP",
+    "Cumbria",
+    "Derbyshire",
+    "Durham",
+    "Essex",
+    "Gloucestershire",
+    "Gwent",
+    "Hampshire",
+    "Hertfordshire",
+    "Humberside",
+    "Kent",
+    "Metropolitan",
+    "NorthWales",
+    "Nottinghamshire",
+    "Sussex",
+    "WestMidlands",
 ];
 const CODES: [&str; 19] = [
-    "AVS", "BFD", "CHS", "CoLP", "CMB", "DBY", "DUR", "ESX", "GLC", "GWP", "HAM", "HRT", "HMB", "KNT", "MPS", "NWL",
-    "NOT", "SXP", "WMP",
+    "AVS", "BFD", "CHS", "CoLP", "CMB", "DBY", "DUR", "ESX", "GLC", "GWP", "HAM", "HRT", "HMB",
+    "KNT", "MPS", "NWL", "NOT", "SXP", "WMP",
 ];
 const TYPES: [&str; 7] = ["RB", "BIAD", "AB", "BOTD", "TOMV", "TFP", "TFMV"];
 
 fn stamp_ok(s: &str) -> Option<chrono::NaiveDateTime> {
-    (s.len() == 14).then(|| chrono::NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S").ok()).flatten()
+    (s.len() == 14)
+        .then(|| chrono::NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S").ok())
+        .flatten()
 }
 
 /// The domain page's row checks, as error names (the simulator's names for them). `file_batch` is
@@ -82,12 +100,17 @@ fn row_errors(f: &[String], file_batch: &str) -> BTreeSet<&'static str> {
         e.insert("no_location");
     } else if bng && wgs {
         e.insert("both_coordinate_types");
-    } else if !(bng || wgs) || (bng && (present[2] || present[3])) || (wgs && (present[0] || present[1])) {
+    } else if !(bng || wgs)
+        || (bng && (present[2] || present[3]))
+        || (wgs && (present[0] || present[1]))
+    {
         e.insert("half_coordinate_pair");
     } else if numbers_ok {
         let v = |i: usize| f[i].parse::<f64>().unwrap_or(f64::NAN);
         let ok = if bng {
-            (0.0..=600_000.0).contains(&v(7)) && (0.0..=1_300_000.0).contains(&v(8)) && f[11] == "OSGB36"
+            (0.0..=600_000.0).contains(&v(7))
+                && (0.0..=1_300_000.0).contains(&v(8))
+                && f[11] == "OSGB36"
         } else {
             (49.5..=61.5).contains(&v(9)) && (-8.5..=2.6).contains(&v(10)) && f[11] == "WGS84"
         };
@@ -104,13 +127,17 @@ fn crime_files_follow_the_police_format_with_the_configured_malformed_share() {
     let dir = common::generated(|d| {
         let mut o = common::options(d, 30, 3, 21);
         o.rates.malformed_share = share;
+        o.rates.unrelated_crimes = 40.0;
         o
     });
     let truth = common::truth(dir.path());
     let mut bad: HashMap<(String, u64), String> = HashMap::new();
     for t in truth.iter().filter(|t| t["type"] == "crime_row_error") {
         bad.insert(
-            (t["file"].as_str().unwrap_or_default().to_string(), t["line"].as_u64().unwrap_or(0)),
+            (
+                t["file"].as_str().unwrap_or_default().to_string(),
+                t["line"].as_u64().unwrap_or(0),
+            ),
             t["error"].as_str().unwrap_or_default().to_string(),
         );
     }
@@ -120,12 +147,22 @@ fn crime_files_follow_the_police_format_with_the_configured_malformed_share() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
         .collect();
     names.sort();
-    assert_eq!(names, vec!["AvonSomerset-20260303.csv", "AvonSomerset-20260304.csv", "AvonSomerset-20260305.csv"]);
+    assert_eq!(
+        names,
+        vec![
+            "AvonSomerset-20260303.csv",
+            "AvonSomerset-20260304.csv",
+            "AvonSomerset-20260305.csv"
+        ]
+    );
     let mut kinds_seen = BTreeSet::new();
     let mut refs = BTreeSet::new();
     for name in &names {
         let bytes = std::fs::read(crimes.join(name)).expect("read");
-        assert!(!bytes.starts_with(&[0xEF, 0xBB, 0xBF]), "no byte-order mark");
+        assert!(
+            !bytes.starts_with(&[0xEF, 0xBB, 0xBF]),
+            "no byte-order mark"
+        );
         let text = String::from_utf8(bytes).expect("UTF-8");
         let file_batch = format!("AVS{}", &name[13..21]);
         let lines: Vec<&str> = text.lines().collect();
@@ -137,21 +174,44 @@ fn crime_files_follow_the_police_format_with_the_configured_malformed_share() {
                 Some(kind) => {
                     n_bad += 1;
                     kinds_seen.insert(kind.clone());
-                    assert!(errors.contains(kind.as_str()), "{name}:{}: planted {kind} but found {errors:?}: {line}", i + 1);
+                    assert!(
+                        errors.contains(kind.as_str()),
+                        "{name}:{}: planted {kind} but found {errors:?}: {line}",
+                        i + 1
+                    );
                 }
                 None => {
-                    assert!(errors.is_empty(), "{name}:{}: good row has {errors:?}: {line}", i + 1);
+                    assert!(
+                        errors.is_empty(),
+                        "{name}:{}: good row has {errors:?}: {line}",
+                        i + 1
+                    );
                     assert!(line.ends_with('"'), "free text is quoted");
-                    assert!(refs.insert(f[4].clone()), "crime reference {} repeated", f[4]);
+                    assert!(
+                        refs.insert(f[4].clone()),
+                        "crime reference {} repeated",
+                        f[4]
+                    );
                 }
             }
         }
         assert!(!lines.is_empty());
-        assert!(!lines[0].starts_with("police") && FORCES.iter().any(|f| lines[0].starts_with(f)) || bad.contains_key(&(name.clone(), 1)), "no header row");
+        assert!(
+            !lines[0].starts_with("police") && FORCES.iter().any(|f| lines[0].starts_with(f))
+                || bad.contains_key(&(name.clone(), 1)),
+            "no header row"
+        );
         let got = n_bad as f64 / lines.len() as f64;
-        assert!((got - share).abs() <= 1.0 / lines.len() as f64 + 0.02, "{name}: malformed share {got:.3}, configured {share}");
+        assert!(
+            (got - share).abs() <= 1.0 / lines.len() as f64 + 0.02,
+            "{name}: malformed share {got:.3}, configured {share}"
+        );
     }
-    assert_eq!(kinds_seen.len(), tagsim::crimes::ROW_ERRORS.len(), "every error kind planted: {kinds_seen:?}");
+    assert_eq!(
+        kinds_seen.len(),
+        tagsim::crimes::ROW_ERRORS.len(),
+        "every error kind planted: {kinds_seen:?}"
+    );
 }
 
 #[test]
@@ -161,8 +221,11 @@ fn no_malformed_rows_when_the_share_is_zero() {
         o.rates.malformed_share = 0.0;
         o
     });
-    assert!(common::truth(dir.path()).iter().all(|t| t["type"] != "crime_row_error"));
-    let text = std::fs::read_to_string(dir.path().join("crimes/AvonSomerset-20260303.csv")).expect("file");
+    assert!(common::truth(dir.path())
+        .iter()
+        .all(|t| t["type"] != "crime_row_error"));
+    let text =
+        std::fs::read_to_string(dir.path().join("crimes/AvonSomerset-20260303.csv")).expect("file");
     for line in text.lines() {
         assert_eq!(common::csv_fields(line).len(), 13, "{line}");
     }

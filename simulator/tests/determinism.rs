@@ -34,15 +34,35 @@ fn same_seed_same_bytes_different_seed_different_bytes() {
     let (fa, fb, fc) = (files(a.path()), files(b.path()), files(c.path()));
     let names: Vec<&String> = fa.iter().map(|f| &f.0).collect();
     for want in ["orders.json", "readings.jsonl", "truth.jsonl"] {
-        assert!(names.iter().any(|n| *n == want), "missing {want} in {names:?}");
+        assert!(
+            names.iter().any(|n| *n == want),
+            "missing {want} in {names:?}"
+        );
     }
-    assert!(names.iter().any(|n| n.starts_with("crimes/AvonSomerset-2026030")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("crimes/AvonSomerset-2026030")),
+        "{names:?}"
+    );
     assert_eq!(fa.len(), fb.len());
     for (x, y) in fa.iter().zip(&fb) {
         assert_eq!(x.0, y.0);
-        assert!(x.1 == y.1, "{} differs between runs with the same seed", x.0);
+        assert!(
+            x.1 == y.1,
+            "{} differs between runs with the same seed",
+            x.0
+        );
     }
-    let readings = |f: &[(String, Vec<u8>)]| f.iter().find(|x| x.0 == "readings.jsonl").map(|x| x.1.clone());
-    assert_ne!(readings(&fa), readings(&fc), "a different seed must give different readings");
+    let readings = |f: &[(String, Vec<u8>)]| {
+        f.iter()
+            .find(|x| x.0 == "readings.jsonl")
+            .map(|x| x.1.clone())
+    };
+    assert_ne!(
+        readings(&fa),
+        readings(&fc),
+        "a different seed must give different readings"
+    );
     assert!(readings(&fa).is_some_and(|r| r.len() > 10_000));
 }

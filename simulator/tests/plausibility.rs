@@ -16,7 +16,12 @@ fn trails_sensors_and_upload_order_are_plausible() {
     let outliers: HashSet<(String, i64)> = truth
         .iter()
         .filter(|t| t["type"] == "gps_outlier")
-        .map(|t| (t["tag"].as_str().unwrap_or_default().to_string(), common::t(&t["start"])))
+        .map(|t| {
+            (
+                t["tag"].as_str().unwrap_or_default().to_string(),
+                common::t(&t["start"]),
+            )
+        })
         .collect();
     assert!(!outliers.is_empty(), "some multipath outliers are expected");
 
@@ -27,7 +32,9 @@ fn trails_sensors_and_upload_order_are_plausible() {
         let mut fixes: Vec<(i64, f64, f64, f64)> = readings
             .iter()
             .filter_map(|r| match r.body {
-                ReadingBody::Position(p) if p.source == PositionSource::Gps => Some((r.t_ms, p.lat(), p.lon(), p.precision_m())),
+                ReadingBody::Position(p) if p.source == PositionSource::Gps => {
+                    Some((r.t_ms, p.lat(), p.lon(), p.precision_m()))
+                }
                 _ => None,
             })
             .filter(|f| !outliers.contains(&(tag.clone(), f.0)))
@@ -38,7 +45,11 @@ fn trails_sensors_and_upload_order_are_plausible() {
                     gps_prec.push(p.precision_m());
                 } else {
                     fallback += 1;
-                    assert!((100.0..=1500.0).contains(&p.precision_m()), "fallback precision {}", p.precision_m());
+                    assert!(
+                        (100.0..=1500.0).contains(&p.precision_m()),
+                        "fallback precision {}",
+                        p.precision_m()
+                    );
                 }
             }
         }
@@ -53,7 +64,11 @@ fn trails_sensors_and_upload_order_are_plausible() {
             // Fastest mode is a car at 60 km/h; errors are bounded by the 95% radii (with slack
             // for the 5% beyond them and for indoor wander).
             let allowed = 60_000.0 * dt_h + 1.6 * (a.3 + b.3) + 15.0;
-            assert!(d <= allowed, "{tag}: {d:.0} m in {:.1} min (allowed {allowed:.0})", dt_h * 60.0);
+            assert!(
+                d <= allowed,
+                "{tag}: {d:.0} m in {:.1} min (allowed {allowed:.0})",
+                dt_h * 60.0
+            );
             checked_pairs += 1;
         }
         // Within a tag, batches arrive in sequence and event times never run backwards by more
@@ -61,15 +76,28 @@ fn trails_sensors_and_upload_order_are_plausible() {
     }
     assert!(checked_pairs > 10_000, "{checked_pairs}");
     gps_prec.sort_by(f64::total_cmp);
-    assert!(gps_prec.iter().all(|p| (3.0..=30.0).contains(p)), "GPS precision within 3–30 m");
+    assert!(
+        gps_prec.iter().all(|p| (3.0..=30.0).contains(p)),
+        "GPS precision within 3–30 m"
+    );
     let median = gps_prec[gps_prec.len() / 2];
-    assert!((4.0..=20.0).contains(&median), "median GPS precision {median}");
-    assert!(fallback > 100, "indoor LBS/Wi-Fi fallback expected, got {fallback}");
+    assert!(
+        (4.0..=20.0).contains(&median),
+        "median GPS precision {median}"
+    );
+    assert!(
+        fallback > 100,
+        "indoor LBS/Wi-Fi fallback expected, got {fallback}"
+    );
 
     // TAC about every 30 minutes after the first hour of ~5-minute readings.
     let mut tac_tags = 0;
     for readings in common::by_tag(&rs).values() {
-        let mut ts: Vec<i64> = readings.iter().filter(|r| matches!(r.body, ReadingBody::Tac(_))).map(|r| r.t_ms).collect();
+        let mut ts: Vec<i64> = readings
+            .iter()
+            .filter(|r| matches!(r.body, ReadingBody::Tac(_)))
+            .map(|r| r.t_ms)
+            .collect();
         if ts.is_empty() {
             continue;
         }
@@ -81,7 +109,10 @@ fn trails_sensors_and_upload_order_are_plausible() {
             if w[0] - fit >= 3_600_000 {
                 assert!((29.9..=31.0).contains(&gap_min), "TAC gap {gap_min} min");
             } else {
-                assert!((4.9..=31.0).contains(&gap_min), "TAC gap at fitting {gap_min} min");
+                assert!(
+                    (4.9..=31.0).contains(&gap_min),
+                    "TAC gap at fitting {gap_min} min"
+                );
             }
         }
     }
@@ -95,7 +126,12 @@ fn readings_are_in_upload_order_with_late_store_and_forward_data() {
     // Per tag the file is in upload order, and a tag uploads what it stored in measurement order.
     for (tag, readings) in common::by_tag(&rs) {
         for w in readings.windows(2) {
-            assert!(w[1].t_ms >= w[0].t_ms, "{tag}: {} after {}", w[1].t_ms, w[0].t_ms);
+            assert!(
+                w[1].t_ms >= w[0].t_ms,
+                "{tag}: {} after {}",
+                w[1].t_ms,
+                w[0].t_ms
+            );
         }
     }
     // Across tags, batching (~10 minutes) and signal losses deliver data late: lines measured long
@@ -113,6 +149,12 @@ fn readings_are_in_upload_order_with_late_store_and_forward_data() {
         }
         newest = newest.max(r.reading.t_ms);
     }
-    assert!(lag_10_min > 0 && lag_30_min > 0, "late data expected: {lag_10_min} {lag_30_min}");
-    assert!(lag_10_min < rs.len() / 4, "most data arrives within about 10 minutes");
+    assert!(
+        lag_10_min > 0 && lag_30_min > 0,
+        "late data expected: {lag_10_min} {lag_30_min}"
+    );
+    assert!(
+        lag_10_min < rs.len() / 4,
+        "most data arrives within about 10 minutes"
+    );
 }

@@ -29,7 +29,11 @@ struct Store {
 async fn connection(socket: TcpStream, store: Arc<Store>, restart: Arc<tokio::sync::Notify>) {
     let mut framed = Framed::new(socket, FrameCodec::new());
     let tag = match framed.next().await {
-        Some(Ok(Frame::Hello { protocol_version, tag, secret })) if protocol_version == PROTOCOL_VERSION => {
+        Some(Ok(Frame::Hello {
+            protocol_version,
+            tag,
+            secret,
+        })) if protocol_version == PROTOCOL_VERSION => {
             if !secret_matches(KEY, &tag, &secret) {
                 return;
             }
@@ -37,12 +41,22 @@ async fn connection(socket: TcpStream, store: Arc<Store>, restart: Arc<tokio::sy
         }
         _ => return,
     };
-    let last = store.tags.lock().map(|m| m.get(&tag).map_or(0, |x| x.0)).unwrap_or(0);
-    if framed.send(Frame::HelloOk { last_seq: last }).await.is_err() {
+    let last = store
+        .tags
+        .lock()
+        .map(|m| m.get(&tag).map_or(0, |x| x.0))
+        .unwrap_or(0);
+    if framed
+        .send(Frame::HelloOk { last_seq: last })
+        .await
+        .is_err()
+    {
         return;
     }
     while let Some(Ok(frame)) = framed.next().await {
-        let Frame::Batch { seq, readings } = frame else { return };
+        let Frame::Batch { seq, readings } = frame else {
+            return;
+        };
         {
             let Ok(mut m) = store.tags.lock() else { return };
             let e = m.entry(tag.clone()).or_default();
@@ -56,7 +70,9 @@ async fn connection(socket: TcpStream, store: Arc<Store>, restart: Arc<tokio::sy
             }
         }
         // Durable now; crash before acknowledging when the restart point is reached.
-        if !store.restarted.load(Ordering::Relaxed) && store.batches.load(Ordering::Relaxed) >= store.restart_after.load(Ordering::Relaxed) {
+        if !store.restarted.load(Ordering::Relaxed)
+            && store.batches.load(Ordering::Relaxed) >= store.restart_after.load(Ordering::Relaxed)
+        {
             store.restarted.store(true, Ordering::Relaxed);
             restart.notify_one();
             return;
@@ -92,7 +108,11 @@ async fn server(addr: std::net::SocketAddr, first: TcpListener, store: Arc<Store
 
 #[test]
 fn streaming_survives_a_server_restart_without_losing_acknowledged_batches() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let store = Arc::new(Store::default());
     store.restart_after.store(600, Ordering::Relaxed);
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
@@ -113,20 +133,32 @@ fn streaming_survives_a_server_restart_without_losing_acknowledged_batches() {
     };
     let report = stream(&gen, &opts, Some(dir.path())).expect("stream");
     let stats = &report.stats;
-    assert!(store.restarted.load(Ordering::Relaxed), "the server restarted");
+    assert!(
+        store.restarted.load(Ordering::Relaxed),
+        "the server restarted"
+    );
     assert!(stats.dropped_connections.load(Ordering::Relaxed) > 0);
-    assert!(stats.connect_failures.load(Ordering::Relaxed) > 0 || stats.connects.load(Ordering::Relaxed) > 20);
+    assert!(
+        stats.connect_failures.load(Ordering::Relaxed) > 0
+            || stats.connects.load(Ordering::Relaxed) > 20
+    );
     // Every batch stored exactly once, readings complete.
     assert_eq!(store.batches.load(Ordering::Relaxed), report.sim.batches);
     let readings: u64 = store.tags.lock().expect("lock").values().map(|x| x.1).sum();
     assert_eq!(readings, report.sim.readings);
     // The batch stored at the crash was never acknowledged: the tag re-sent it, or skipped it after
     // HelloOk.last_seq told it the server had it.
-    assert!(stats.batches_resent.load(Ordering::Relaxed) + stats.already_stored.load(Ordering::Relaxed) >= 1);
+    assert!(
+        stats.batches_resent.load(Ordering::Relaxed) + stats.already_stored.load(Ordering::Relaxed)
+            >= 1
+    );
     assert!(dir.path().join("truth.jsonl").exists() && dir.path().join("orders.json").exists());
 
     // A second run against the same server finds everything already stored.
     let again = stream(&gen, &opts, None).expect("second stream");
-    assert_eq!(again.stats.already_stored.load(Ordering::Relaxed), report.sim.batches);
+    assert_eq!(
+        again.stats.already_stored.load(Ordering::Relaxed),
+        report.sim.batches
+    );
     assert_eq!(again.stats.batches_sent.load(Ordering::Relaxed), 0);
 }

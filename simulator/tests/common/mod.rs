@@ -56,7 +56,8 @@ pub fn truth(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 pub fn orders(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("orders.json")).expect("orders")).expect("orders json")
+    serde_json::from_str(&std::fs::read_to_string(dir.join("orders.json")).expect("orders"))
+        .expect("orders json")
 }
 
 /// Readings per tag, in file (upload) order.
