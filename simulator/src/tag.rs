@@ -682,7 +682,7 @@ impl TagSim {
             let hour_end = (hour + 1) * 60;
             let dx = (b[0] - cx).max(cx - b[2]).max(0.0);
             let dy = (b[1] - cy).max(cy - b[3]).max(0.0);
-            if b[0].is_nan() || (dx * dx + dy * dy).sqrt() as f64 > prune_m + 3000.0 {
+            if b[0].is_nan() || (dx * dx + dy * dy).sqrt() as f64 > prune_m + 1100.0 {
                 k = hour_end;
                 continue;
             }
