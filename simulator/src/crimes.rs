@@ -340,6 +340,10 @@ impl CrimeGen {
         behaviour: Option<&str>,
     ) -> TruthItem {
         let mut it = TruthItem::about(p, kind, c.from_ms, Some(c.to_ms));
+        // The activation is the one in force at the closest approach.
+        let a = p.activation_at(t);
+        it.activation = Some(a.id.clone());
+        it.tag = Some(a.tag.clone());
         it.force = Some(self.force.id.into());
         it.batch_id = Some(batch_id.into());
         it.crime_ref = Some(c.crime_ref.clone());

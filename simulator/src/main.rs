@@ -113,6 +113,10 @@ struct SimArgs {
     /// Share of activations starting during the run (a release, with the EMAC release-day curfew).
     #[arg(long, default_value_t = 0.1)]
     new_release_share: f64,
+    /// Share of people whose tag is replaced during the run (old tag removed, new tag and
+    /// activation).
+    #[arg(long, default_value_t = 0.02)]
+    swap_share: f64,
     /// Worker threads (output does not depend on it).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     threads: usize,
@@ -161,6 +165,7 @@ impl SimArgs {
             gps_share: self.gps_share,
             rf_share: self.rf_share,
             new_release_share: self.new_release_share,
+            swap_share: self.swap_share,
             threads: self.threads,
             json: true,
             bin: true,

@@ -60,6 +60,8 @@ pub struct PopulationOptions {
     pub rf_share: f64,
     /// Share of activations that start during the run (a release) rather than before it.
     pub new_release_share: f64,
+    /// Share of people whose tag is replaced during the run (a new tag and a new activation).
+    pub swap_share: f64,
 }
 
 /// One simulated person with their tag, activation, orders and routine.
@@ -69,6 +71,8 @@ pub struct Profile {
     pub person: Person,
     pub tag: String,
     pub activation: Activation,
+    /// A replacement tag fitted during the run: the first activation ends when this one starts.
+    pub replacement: Option<Activation>,
     pub device: DeviceKind,
     /// `places[0]` is home.
     pub places: Vec<Place>,
@@ -93,6 +97,13 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The activation in force at `t_ms`.
+    pub fn activation_at(&self, t_ms: TimeMs) -> &Activation {
+        match &self.replacement {
+            Some(r) if t_ms >= r.from => r,
+            _ => &self.activation,
+        }
+    }
     pub fn home(&self) -> Xy {
         self.places[0].pos
     }
@@ -309,6 +320,7 @@ fn generate_one(area: &Area, opts: &PopulationOptions, seed: u64, idx: usize) ->
         tag: activation.tag.clone(),
         person,
         activation,
+        replacement: None,
         device,
         places,
         work,
@@ -338,6 +350,25 @@ fn generate_one(area: &Area, opts: &PopulationOptions, seed: u64, idx: usize) ->
             indoor: true,
         });
         profile.far = Some(profile.places.len() - 1);
+    }
+    // A device swap: the old tag is removed and a new one fitted, under a new activation.
+    let end_ms = opts.start_ms + opts.days as i64 * crate::clock::DAY_MS;
+    if opts.days >= 2 && rng.chance(opts.swap_share) {
+        let at = rng.int(
+            profile.activation.from + 6 * 3_600_000,
+            end_ms - 6 * 3_600_000,
+        ) / 60_000
+            * 60_000;
+        if at > profile.activation.from {
+            profile.activation.to = Some(at);
+            profile.replacement = Some(Activation {
+                id: format!("A{}", opts.tags + idx + 1),
+                person: profile.person.id.clone(),
+                tag: tag_id(opts.tags + idx),
+                from: at,
+                to: None,
+            });
+        }
     }
     profile
 }

@@ -53,6 +53,8 @@ pub struct GenerateOptions {
     pub gps_share: f64,
     pub rf_share: f64,
     pub new_release_share: f64,
+    /// Share of people whose tag is replaced during the run.
+    pub swap_share: f64,
     pub threads: usize,
     /// Write `readings.jsonl` (off to measure generation alone).
     pub json: bool,
@@ -106,7 +108,7 @@ fn format_batches(batches: &[UploadBatch], tag_json: &[Vec<u8>]) -> Vec<u8> {
     let mut tc = TimeCache::default();
     let mut buf = Vec::with_capacity(batches.iter().map(|b| b.readings.len()).sum::<usize>() * 200);
     for b in batches {
-        let tag = &tag_json[b.tag_idx as usize];
+        let tag = &tag_json[b.tag_no as usize];
         for r in &b.readings {
             write_reading_line(&mut buf, &mut tc, tag, r, b.seq);
         }
@@ -115,7 +117,7 @@ fn format_batches(batches: &[UploadBatch], tag_json: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn key(b: &UploadBatch) -> (TimeMs, u32, u64) {
-    (b.upload_ms, b.tag_idx, b.seq)
+    (b.upload_ms, b.tag_no, b.seq)
 }
 
 /// Runs a simulation and writes `readings.jsonl`, `readings.bin`, `orders.json`, `crimes/*.csv`
@@ -143,7 +145,8 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
     } else {
         None
     };
-    let tag_names: Vec<String> = (0..opts.tags).map(population::tag_id).collect();
+    // Tag numbers tags..2*tags are replacement tags.
+    let tag_names: Vec<String> = (0..2 * opts.tags).map(population::tag_id).collect();
     let tag_json: Vec<Vec<u8>> = tag_names.iter().map(|t| quote_tag(t)).collect();
     let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Vec<u8>>, Vec<UploadBatch>)>(2);
     let bin_path_text = bin_path.display().to_string();
@@ -157,7 +160,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateReport, SimError> {
             }
             if let Some(bin) = bin_out.as_mut() {
                 for b in &batches {
-                    bin.write_batch(&tag_names[b.tag_idx as usize], b.seq, &b.readings)
+                    bin.write_batch(&tag_names[b.tag_no as usize], b.seq, &b.readings)
                         .map_err(|e| SimError::Bin {
                             path: bin_path_text.clone(),
                             reason: e.to_string(),
@@ -228,6 +231,7 @@ pub fn simulate(
         gps_share: opts.gps_share,
         rf_share: opts.rf_share,
         new_release_share: opts.new_release_share,
+        swap_share: opts.swap_share,
     };
     let profiles = population::generate(&area, &pop, opts.seed);
     let mkdir = |p: &Path| {
@@ -242,6 +246,7 @@ pub fn simulate(
     }
     let end_ms = opts.start_ms + opts.days as i64 * DAY_MS;
     let ctx = RunContext {
+        tags: opts.tags,
         area: &area,
         rates: &opts.rates,
         seed: opts.seed,
@@ -361,7 +366,10 @@ pub fn simulate(
 fn write_orders(dir: &Path, profiles: &[Profile]) -> Result<(), SimError> {
     let doc = serde_json::json!({
         "people": profiles.iter().map(|p| &p.person).collect::<Vec<_>>(),
-        "activations": profiles.iter().map(|p| &p.activation).collect::<Vec<_>>(),
+        "activations": profiles
+            .iter()
+            .flat_map(|p| std::iter::once(&p.activation).chain(p.replacement.iter()))
+            .collect::<Vec<_>>(),
         "orders": profiles.iter().flat_map(|p| p.orders.iter()).collect::<Vec<_>>(),
     });
     let path = dir.join("orders.json");

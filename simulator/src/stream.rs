@@ -333,7 +333,8 @@ pub fn stream(
     // Per-tag inboxes and tasks.
     let mut inboxes = Vec::with_capacity(gen.tags);
     let mut handles = Vec::with_capacity(gen.tags);
-    for idx in 0..gen.tags {
+    // Tag numbers tags..2*tags are replacement tags (most never used: their tasks just wait).
+    for idx in 0..2 * gen.tags {
         let (tx, rx) = mpsc::unbounded_channel();
         inboxes.push(tx);
         let tag = tag_id(idx);
@@ -383,7 +384,7 @@ pub fn stream(
                         );
                     tokio::time::sleep_until(due).await;
                 }
-                let idx = b.tag_idx as usize;
+                let idx = b.tag_no as usize;
                 let _ = inboxes[idx].send(b);
                 if progress_s > 0 && last_progress.elapsed().as_secs() >= progress_s {
                     last_progress = Instant::now();

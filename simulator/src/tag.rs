@@ -33,7 +33,9 @@ pub const MAX_BATCH: usize = 256;
 /// A batch as uploaded: which tag, its sequence number, when it reached the server.
 #[derive(Clone, Debug)]
 pub struct UploadBatch {
-    pub tag_idx: u32,
+    /// Tag number: the index of the tag id (`population::tag_id`); the person's index, or
+    /// `tags + index` for a replacement tag.
+    pub tag_no: u32,
     pub seq: u64,
     pub upload_ms: TimeMs,
     pub readings: Vec<Reading>,
@@ -42,6 +44,8 @@ pub struct UploadBatch {
 /// Run-wide inputs.
 pub struct RunContext<'a> {
     pub area: &'a Area,
+    /// Number of people (replacement tags are numbered from here).
+    pub tags: usize,
     pub rates: &'a Rates,
     pub seed: u64,
     pub start_ms: TimeMs,
@@ -59,6 +63,10 @@ struct SensorEpisode {
 /// The state of one tag.
 pub struct TagSim {
     pub idx: usize,
+    /// The tag currently worn (see [`UploadBatch::tag_no`]).
+    tag_no: u32,
+    /// When the tag is replaced, if it is.
+    swap_ms: Option<TimeMs>,
     rng: Rng,
     plans: VecDeque<Plan>,
     next_date: NaiveDate,
@@ -127,6 +135,8 @@ impl TagSim {
         let temp_base_c = rng.range(31.0, 34.0);
         let mut sim = TagSim {
             idx: p.idx,
+            tag_no: p.idx as u32,
+            swap_ms: p.replacement.as_ref().map(|r| r.from),
             plans: VecDeque::new(),
             next_date: start_date,
             next_start: (Some(0), p.home()),
@@ -207,7 +217,7 @@ impl TagSim {
             self.truth.push(it);
         }
         let t = ctx.end_ms + self.phase_ms;
-        self.seal(p, ctx, t, out, false);
+        self.seal(p, ctx, t, out);
     }
 
     fn plan_at(&mut self, p: &Profile, ctx: &RunContext, t: TimeMs) {
@@ -397,7 +407,45 @@ impl TagSim {
         }
     }
 
+    /// The old tag is removed (its last readings uploaded) and a new one fitted.
+    fn swap(
+        &mut self,
+        p: &Profile,
+        ctx: &RunContext,
+        at: TimeMs,
+        t: TimeMs,
+        out: &mut Vec<UploadBatch>,
+    ) {
+        self.swap_ms = None;
+        self.pending.push(Reading {
+            t_ms: at,
+            battery_pct: Some(self.battery.pct()),
+            body: ReadingBody::Event(DeviceEvent::Removed),
+        });
+        for item in self.battery.open_truth() {
+            let mut it = TruthItem::about(p, item.kind, item.start_ms, Some(at));
+            it.code = Some(item.code.to_string());
+            it.behaviour = Some(item.behaviour.to_string());
+            self.truth.push(it);
+        }
+        self.seal(p, ctx, at + 1000, out);
+        if p.replacement.is_none() {
+            return;
+        }
+        self.tag_no = (ctx.tags + self.idx) as u32;
+        self.seq = 0;
+        self.last_upload_ms = None;
+        self.battery = Battery::new(&mut self.rng, p.device);
+        self.events.push((t, DeviceEvent::Fitted));
+        self.events.sort_by_key(|e| e.0);
+        self.tac_fit_ms = t;
+        self.tac_next_ms = t;
+    }
+
     fn tick(&mut self, p: &Profile, ctx: &RunContext, t: TimeMs, out: &mut Vec<UploadBatch>) {
+        if let Some(at) = self.swap_ms.filter(|at| t >= *at) {
+            self.swap(p, ctx, at, t, out);
+        }
         self.plan_at(p, ctx, t);
         let here: Where = match self
             .plans
@@ -516,32 +564,32 @@ impl TagSim {
             self.record_ring(ctx, t, alive.then_some(here.kin.pos));
         }
         if !self.tick_buf.is_empty() {
-            self.tick_buf.sort_by_key(|r| r.t_ms);
+            // Same-instant readings: a fitting comes first.
+            self.tick_buf
+                .sort_by_key(|r| (r.t_ms, r.body != ReadingBody::Event(DeviceEvent::Fitted)));
             self.pending.extend_from_slice(&self.tick_buf);
         }
         if (t >= self.next_upload_ms || self.urgent) && network && (alive || just_died) {
             let upload_ms = t + self.rng.int(1, 30) * 1000;
-            self.seal(p, ctx, upload_ms, out, true);
+            self.seal(p, ctx, upload_ms, out);
             self.urgent = false;
             self.next_upload_ms = t + self.rng.int(9 * 60, 11 * 60) * 1000;
         }
     }
 
     /// Uploads everything stored. A silence longer than the no-contact threshold since the previous
-    /// upload is a `no_contact` truth item from the last contact to this one (`real` is false for
-    /// the flush at the end of the run, which is not a real contact).
+    /// upload is a `no_contact` truth item from the last contact to this one.
     fn seal(
         &mut self,
         p: &Profile,
         ctx: &RunContext,
         upload_ms: TimeMs,
         out: &mut Vec<UploadBatch>,
-        real: bool,
     ) {
         if self.pending.is_empty() {
             return;
         }
-        if real {
+        {
             let threshold = ctx.rates.no_contact_after_min as i64 * MINUTE_MS;
             if let Some(last) = self
                 .last_upload_ms
@@ -568,7 +616,7 @@ impl TagSim {
         for chunk in self.pending.chunks(MAX_BATCH) {
             self.seq += 1;
             out.push(UploadBatch {
-                tag_idx: self.idx as u32,
+                tag_no: self.tag_no,
                 seq: self.seq,
                 upload_ms,
                 readings: chunk.to_vec(),

@@ -103,13 +103,14 @@ pub const ALERT_TYPES: [&str; 14] = [
 ];
 
 impl TruthItem {
-    /// An item about a person's activation.
+    /// An item about a person, under the activation (and tag) in force at `start`.
     pub fn about(p: &Profile, kind: &str, start: TimeMs, end: Option<TimeMs>) -> Self {
+        let a = p.activation_at(start);
         TruthItem {
             kind: kind.to_string(),
-            activation: Some(p.activation.id.clone()),
+            activation: Some(a.id.clone()),
             person: Some(p.person.id.clone()),
-            tag: Some(p.tag.clone()),
+            tag: Some(a.tag.clone()),
             start,
             end,
             detectable: true,

@@ -158,3 +158,63 @@ fn readings_are_in_upload_order_with_late_store_and_forward_data() {
         "most data arrives within about 10 minutes"
     );
 }
+
+#[test]
+fn a_replaced_tag_ends_its_activation_and_the_new_tag_starts_a_new_one() {
+    let dir = common::generated(|d| {
+        let mut o = common::options(d, 30, 3, 13);
+        o.swap_share = 0.5;
+        o
+    });
+    let orders = common::orders(dir.path());
+    let acts = orders["activations"].as_array().expect("activations");
+    let rs = common::readings(dir.path());
+    let tags = common::by_tag(&rs);
+    let mut swaps = 0;
+    for old in acts.iter().filter(|a| !a["to"].is_null()) {
+        let to = common::t(&old["to"]);
+        let new = acts
+            .iter()
+            .find(|a| a["person"] == old["person"] && a["id"] != old["id"])
+            .expect("replacement activation");
+        assert_eq!(
+            common::t(&new["from"]),
+            to,
+            "the new activation starts as the old ends"
+        );
+        assert_ne!(new["tag"], old["tag"]);
+        let old_rs = &tags[old["tag"].as_str().unwrap_or_default()];
+        let last = old_rs.last().expect("old tag readings");
+        assert_eq!(
+            last.body,
+            ReadingBody::Event(tagstream::model::DeviceEvent::Removed)
+        );
+        assert!(
+            old_rs.iter().all(|r| r.t_ms <= to),
+            "nothing from the old tag after removal"
+        );
+        let new_rs = &tags[new["tag"].as_str().unwrap_or_default()];
+        assert_eq!(
+            new_rs[0].body,
+            ReadingBody::Event(tagstream::model::DeviceEvent::Fitted)
+        );
+        assert!(new_rs.iter().all(|r| r.t_ms >= to));
+        swaps += 1;
+    }
+    assert!(swaps >= 5, "{swaps} swaps");
+    // Batches of the new tag are numbered from 1.
+    let text = std::fs::read_to_string(dir.path().join("readings.jsonl")).expect("readings");
+    let first_new = acts.iter().find(|a| {
+        a["id"]
+            .as_str()
+            .is_some_and(|id| id.trim_start_matches('A').parse::<usize>().unwrap_or(0) > 30)
+    });
+    if let Some(a) = first_new {
+        let tag = a["tag"].as_str().unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("\"tag\":\"{tag}\"")))
+            .expect("new tag line");
+        assert!(line.ends_with("\"batch\":1}"), "{line}");
+    }
+}

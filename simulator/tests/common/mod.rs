@@ -24,6 +24,7 @@ pub fn options(out: &Path, tags: usize, days: u32, seed: u64) -> GenerateOptions
         gps_share: 0.5,
         rf_share: 0.3,
         new_release_share: 0.1,
+        swap_share: 0.05,
         threads: 2,
         json: true,
         bin: true,
