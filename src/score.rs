@@ -25,7 +25,7 @@
 use crate::model::time::parse_time;
 use crate::model::TimeMs;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -143,6 +143,8 @@ pub struct ScoreReport {
     pub rows: Vec<ScoreRow>,
     /// Crime hits, when the outputs had `hits.jsonl` or the truth had hits.
     pub hits: Option<ScoreRow>,
+    /// Truth or alert records left out because their `start`/`end` is missing or not RFC 3339.
+    pub skipped_records: usize,
     pub rules: String,
 }
 
@@ -181,6 +183,12 @@ impl ScoreReport {
             ));
         }
         s.push_str(&format!("tolerance: {} s\n", self.tolerance_ms / 1000));
+        if self.skipped_records > 0 {
+            s.push_str(&format!(
+                "skipped (no valid start/end): {}\n",
+                self.skipped_records
+            ));
+        }
         s
     }
 
@@ -188,6 +196,14 @@ impl ScoreReport {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+fn item_act(i: &Item) -> Option<&str> {
+    i.rec.activation.as_deref()
+}
+
+fn rec_act(r: &Record) -> Option<&str> {
+    r.activation.as_deref()
 }
 
 fn parse_item(rec: Record) -> Option<Item> {
@@ -228,14 +244,27 @@ fn hit_corresponds(t: &Record, h: &Record) -> bool {
 }
 
 /// Matches `truth` against `found` with `corr`, returning the row's counts.
+/// Matches `truth` against `found` with `corr`, returning the row's counts. Only items with the
+/// same `activation` (from `act`) can correspond, so candidates are looked up by activation.
+#[allow(clippy::too_many_arguments)]
 fn match_group<T>(
     key: String,
     truth: &[T],
     found: &[T],
+    act: impl Fn(&T) -> Option<&str>,
     detectable: impl Fn(&T) -> bool,
     corr: impl Fn(&T, &T) -> bool,
     closeness: impl Fn(&T, &T) -> i64,
 ) -> ScoreRow {
+    let mut by_act: HashMap<Option<&str>, Vec<usize>> = HashMap::new();
+    for (i, f) in found.iter().enumerate() {
+        by_act.entry(act(f)).or_default().push(i);
+    }
+    let mut truth_by_act: HashMap<Option<&str>, Vec<usize>> = HashMap::new();
+    for (i, t) in truth.iter().enumerate() {
+        truth_by_act.entry(act(t)).or_default().push(i);
+    }
+    let none = Vec::new();
     let mut taken = vec![false; found.len()];
     let mut row = ScoreRow {
         key,
@@ -248,7 +277,11 @@ fn match_group<T>(
         if det {
             row.detectable += 1;
         }
-        let best = (0..found.len())
+        let best = by_act
+            .get(&act(t))
+            .unwrap_or(&none)
+            .iter()
+            .copied()
             .filter(|&i| !taken[i] && corr(t, &found[i]))
             .min_by_key(|&i| (closeness(t, &found[i]), i));
         if let Some(i) = best {
@@ -260,7 +293,13 @@ fn match_group<T>(
     }
     row.false_alerts = found
         .iter()
-        .filter(|a| !truth.iter().any(|t| corr(t, a)))
+        .filter(|a| {
+            !truth_by_act
+                .get(&act(a))
+                .unwrap_or(&none)
+                .iter()
+                .any(|&i| corr(&truth[i], a))
+        })
         .count();
     row.finish()
 }
@@ -272,8 +311,17 @@ pub fn score(
     hits: Option<&[Record]>,
     tolerance_ms: i64,
 ) -> ScoreReport {
-    let truth_items: Vec<Item> = truth.iter().cloned().filter_map(parse_item).collect();
+    // Only scored kinds need times; informational truth (crime row errors…) is not counted.
+    let scored = |r: &&Record| ALERT_TYPES.contains(&r.kind.as_str());
+    let truth_items: Vec<Item> = truth
+        .iter()
+        .filter(scored)
+        .cloned()
+        .filter_map(parse_item)
+        .collect();
     let alert_items: Vec<Item> = alerts.iter().cloned().filter_map(parse_item).collect();
+    let skipped =
+        truth.iter().filter(scored).count() - truth_items.len() + alerts.len() - alert_items.len();
     let mut kinds: Vec<String> = ALERT_TYPES.iter().map(|s| s.to_string()).collect();
     for a in &alert_items {
         if !kinds.contains(&a.rec.kind) {
@@ -304,7 +352,7 @@ pub fn score(
         if t.is_empty() && a.is_empty() {
             continue;
         }
-        let row = match_group(kind.clone(), &t, &a, det, corr, close);
+        let row = match_group(kind.clone(), &t, &a, item_act, det, corr, close);
         total.add(&row);
         rows.push(row);
     }
@@ -323,6 +371,7 @@ pub fn score(
             format!("curfew_violation/{code}"),
             &t,
             &a,
+            item_act,
             det,
             corr,
             close,
@@ -335,6 +384,7 @@ pub fn score(
             "hits".into(),
             &truth_hits,
             h,
+            rec_act,
             |t| t.detectable.unwrap_or(true),
             hit_corresponds,
             |_, _| 0,
@@ -343,6 +393,7 @@ pub fn score(
             "hits".into(),
             &truth_hits,
             &[],
+            rec_act,
             |t| t.detectable.unwrap_or(true),
             hit_corresponds,
             |_, _| 0,
@@ -353,6 +404,7 @@ pub fn score(
         tolerance_ms,
         rows,
         hits: hits_row,
+        skipped_records: skipped,
         rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall; hits by activation+force+crime_ref(+version)".into(),
     }
 }
@@ -448,6 +500,7 @@ mod tests {
         assert_eq!(row(&r, "curfew_violation/AL08").precision, Some(1.0));
         assert_eq!(row(&r, "curfew_violation/AL10").recall, Some(0.0));
         assert_eq!(row(&r, "curfew_violation/AL11").precision, Some(0.0));
+        assert_eq!(r.skipped_records, 0);
         assert!(
             r.rows.iter().all(|x| x.key != "gps_outlier"),
             "informational types are not scored"
@@ -532,6 +585,18 @@ mod tests {
         assert!(table.contains("hits") && table.contains("0.500"));
         let json: serde_json::Value = serde_json::from_str(&r.to_json()).expect("json");
         assert_eq!(json["hits"]["matched"], 1);
+    }
+
+    #[test]
+    fn records_without_valid_times_are_counted_as_skipped() {
+        let truth = vec![
+            rec(r#"{"type":"strap_tamper","activation":"A1","start":"yesterday","end":null}"#),
+            rec(r#"{"type":"crime_row_error","file":"x.csv","line":3}"#),
+        ];
+        let alerts = vec![rec(r#"{"type":"strap_tamper","activation":"A1"}"#)];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        assert_eq!(r.skipped_records, 2);
+        assert!(r.to_table().contains("skipped (no valid start/end): 2"));
     }
 
     #[test]
