@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod inspect;
 pub mod log;
 pub mod model;
+pub mod score;
 pub mod pipeline;
 pub mod replay;
 pub mod rules;

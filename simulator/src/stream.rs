@@ -1,0 +1,439 @@
+//! `tagsim stream`: the simulated tags upload over the native protocol to a running tagstream,
+//! behaving like real ones.
+//!
+//! The simulation runs on a thread and hands out batches in upload order; a dispatcher releases
+//! each batch at its upload time mapped to wall time (`--speed X` runs X simulated seconds per
+//! second, `--realtime` is 1 with the run starting now, speed 0 is as fast as possible) to its
+//! tag's task. A tag task holds its unacknowledged batches. When it has something to send it
+//! takes a connection slot (at most `--connections` at once), connects, says `Hello` (tag id and
+//! secret = hex HMAC-SHA256 of the key and tag id), drops whatever `HelloOk.last_seq` says the
+//! server already stored, sends with at most `--window` batches in flight, and forgets a batch only
+//! when it is acknowledged. It hangs up after `--linger-ms` with nothing to send, like a tag
+//! between uploads. A dropped connection or a retryable error frame makes it reconnect with
+//! exponential backoff (with jitter) and re-send every unacknowledged batch, so a server restart
+//! loses nothing that was acknowledged. Readings stored during a simulated signal loss arrive as
+//! the late batches the simulation produced for them.
+
+use crate::population::tag_id;
+use crate::rng::Rng;
+use crate::sim::{simulate, GenerateOptions, GenerateReport, SimError};
+use crate::tag::UploadBatch;
+use futures::{SinkExt, StreamExt};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tagstream::model::Reading;
+use tagstream::wire::{tag_secret, ErrorCode, Frame, FrameCodec, PROTOCOL_VERSION};
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::codec::Framed;
+
+/// Why streaming failed as a whole.
+#[derive(Debug, Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{failed_tags} tag(s) gave up: {last_error}")]
+    TagsFailed {
+        failed_tags: u64,
+        last_error: String,
+    },
+    #[error("{unacked} batch(es) still unacknowledged after the drain timeout")]
+    Unacked { unacked: u64 },
+}
+
+/// How to stream.
+#[derive(Clone, Debug)]
+pub struct StreamOptions {
+    pub connect: String,
+    pub key: Vec<u8>,
+    /// Simulated seconds per wall second; 0 = as fast as possible.
+    pub speed: f64,
+    pub connections: usize,
+    pub window: usize,
+    pub linger_ms: u64,
+    /// Longest wait for outstanding acknowledgements once the simulation has ended.
+    pub drain_timeout_ms: u64,
+    /// Print progress every this many seconds (0 = never).
+    pub progress_s: u64,
+}
+
+/// Counters for the run.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    pub batches_sent: AtomicU64,
+    pub batches_resent: AtomicU64,
+    pub batches_acked: AtomicU64,
+    pub readings_acked: AtomicU64,
+    pub already_stored: AtomicU64,
+    pub connects: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub dropped_connections: AtomicU64,
+    pub error_frames: AtomicU64,
+    pub failed_tags: AtomicU64,
+    pub unacked: AtomicU64,
+    /// The last connection problem seen, for the report.
+    pub last_problem: std::sync::Mutex<String>,
+}
+
+impl StreamStats {
+    fn note(&self, problem: &str) {
+        if let Ok(mut p) = self.last_problem.lock() {
+            *p = problem.to_string();
+        }
+    }
+}
+
+/// What a stream run did.
+#[derive(Debug)]
+pub struct StreamReport {
+    pub sim: GenerateReport,
+    pub stats: Arc<StreamStats>,
+    pub seconds: f64,
+}
+
+impl StreamReport {
+    pub fn summary(&self) -> String {
+        let s = &self.stats;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "tagsim stream: {} batches ({} readings) acknowledged of {} generated; {} sent, {} re-sent, {} already stored; {} connections, {} failed connects, {} dropped, {} error frames; {:.1} s",
+            g(&s.batches_acked),
+            g(&s.readings_acked),
+            self.sim.batches,
+            g(&s.batches_sent),
+            g(&s.batches_resent),
+            g(&s.already_stored),
+            g(&s.connects),
+            g(&s.connect_failures),
+            g(&s.dropped_connections),
+            g(&s.error_frames),
+            self.seconds
+        )
+    }
+}
+
+struct Pending {
+    seq: u64,
+    readings: Vec<Reading>,
+}
+
+enum SessionEnd {
+    /// Nothing left to send for a while: hang up.
+    Idle,
+    /// The dispatcher is done and everything is acknowledged.
+    Finished,
+}
+
+#[derive(Debug)]
+enum SessionError {
+    Retry(String),
+    Fatal(String),
+}
+
+struct TagTask {
+    tag: String,
+    secret: String,
+    queue: VecDeque<Pending>,
+    rx: mpsc::UnboundedReceiver<UploadBatch>,
+    inbox_closed: bool,
+    /// Batches sent on the last connection and not acknowledged when it dropped.
+    sent_unacked: u64,
+    /// The highest sequence the server said it had stored (a re-run of a simulation against the
+    /// same server skips what it already has).
+    server_last_seq: u64,
+}
+
+impl TagTask {
+    fn take(&mut self, b: UploadBatch, stats: &StreamStats) {
+        if b.seq <= self.server_last_seq {
+            stats.already_stored.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.queue.push_back(Pending {
+            seq: b.seq,
+            readings: b.readings,
+        });
+    }
+
+    async fn session(
+        &mut self,
+        opts: &StreamOptions,
+        stats: &StreamStats,
+    ) -> Result<SessionEnd, SessionError> {
+        let socket = TcpStream::connect(&opts.connect).await.map_err(|e| {
+            stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+            SessionError::Retry(format!("connect {}: {e}", opts.connect))
+        })?;
+        let _ = socket.set_nodelay(true);
+        stats.connects.fetch_add(1, Ordering::Relaxed);
+        let mut framed = Framed::new(socket, FrameCodec::new());
+        let dropped = |e: String| {
+            stats.dropped_connections.fetch_add(1, Ordering::Relaxed);
+            SessionError::Retry(e)
+        };
+        framed
+            .send(Frame::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                tag: self.tag.clone(),
+                secret: self.secret.clone(),
+            })
+            .await
+            .map_err(|e| dropped(format!("hello: {e}")))?;
+        let last_seq = match framed.next().await {
+            Some(Ok(Frame::HelloOk { last_seq })) => last_seq,
+            Some(Ok(Frame::Error { code, message })) => {
+                return Err(self.error_frame(stats, code, message))
+            }
+            Some(Ok(other)) => {
+                return Err(SessionError::Fatal(format!(
+                    "expected hello_ok, got {}",
+                    other.frame_type().as_str()
+                )))
+            }
+            Some(Err(e)) => return Err(dropped(format!("hello reply: {e}"))),
+            None => return Err(dropped("closed before hello_ok".into())),
+        };
+        self.server_last_seq = self.server_last_seq.max(last_seq);
+        while self.queue.front().is_some_and(|p| p.seq <= last_seq) {
+            self.queue.pop_front();
+            stats.already_stored.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut in_flight = 0usize;
+        self.sent_unacked = 0;
+        loop {
+            while in_flight < opts.window.max(1) && in_flight < self.queue.len() {
+                let p = &self.queue[in_flight];
+                framed
+                    .send(Frame::Batch {
+                        seq: p.seq,
+                        readings: p.readings.clone(),
+                    })
+                    .await
+                    .map_err(|e| dropped(format!("send batch {}: {e}", p.seq)))?;
+                stats.batches_sent.fetch_add(1, Ordering::Relaxed);
+                in_flight += 1;
+                self.sent_unacked = in_flight as u64;
+            }
+            if in_flight == 0 {
+                if self.inbox_closed {
+                    return Ok(SessionEnd::Finished);
+                }
+                tokio::select! {
+                    b = self.rx.recv() => match b {
+                        Some(b) => self.take(b, stats),
+                        None => self.inbox_closed = true,
+                    },
+                    _ = tokio::time::sleep(Duration::from_millis(opts.linger_ms)) => return Ok(SessionEnd::Idle),
+                }
+                continue;
+            }
+            tokio::select! {
+                frame = framed.next() => match frame {
+                    Some(Ok(Frame::Ack { seq })) => {
+                        while self.queue.front().is_some_and(|p| p.seq <= seq) {
+                            if let Some(p) = self.queue.pop_front() {
+                                stats.batches_acked.fetch_add(1, Ordering::Relaxed);
+                                stats.readings_acked.fetch_add(p.readings.len() as u64, Ordering::Relaxed);
+                                in_flight = in_flight.saturating_sub(1);
+                            }
+                        }
+                        self.sent_unacked = in_flight as u64;
+                    }
+                    Some(Ok(Frame::Error { code, message })) => return Err(self.error_frame(stats, code, message)),
+                    Some(Ok(other)) => return Err(SessionError::Fatal(format!("unexpected {} frame from the server", other.frame_type().as_str()))),
+                    Some(Err(e)) => return Err(dropped(format!("receive: {e}"))),
+                    None => return Err(dropped("server closed the connection".into())),
+                },
+                b = self.rx.recv(), if !self.inbox_closed => match b {
+                    Some(b) => self.take(b, stats),
+                    None => self.inbox_closed = true,
+                },
+            }
+        }
+    }
+
+    fn error_frame(&self, stats: &StreamStats, code: ErrorCode, message: String) -> SessionError {
+        stats.error_frames.fetch_add(1, Ordering::Relaxed);
+        let text = format!("{}: server error {}: {message}", self.tag, code.as_str());
+        if code.is_retryable() {
+            SessionError::Retry(text)
+        } else {
+            SessionError::Fatal(text)
+        }
+    }
+
+    async fn run(
+        mut self,
+        opts: Arc<StreamOptions>,
+        stats: Arc<StreamStats>,
+        slots: Arc<Semaphore>,
+        seed: u64,
+        idx: usize,
+    ) -> Option<String> {
+        let mut rng = Rng::derive(seed, &[0x57AE, idx as u64]);
+        let mut backoff_ms = 250u64;
+        loop {
+            // Wait until there is something to send (or nothing will ever come).
+            if self.queue.is_empty() {
+                match self.rx.recv().await {
+                    Some(b) => self.take(b, &stats),
+                    None => return None,
+                }
+            }
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return Some("connection slots closed".into());
+            };
+            let outcome = self.session(&opts, &stats).await;
+            drop(permit);
+            match outcome {
+                Ok(SessionEnd::Idle) => backoff_ms = 250,
+                Ok(SessionEnd::Finished) => return None,
+                Err(SessionError::Retry(problem)) => {
+                    stats.note(&problem);
+                    stats
+                        .batches_resent
+                        .fetch_add(self.sent_unacked, Ordering::Relaxed);
+                    self.sent_unacked = 0;
+                    let wait = backoff_ms + rng.int(0, backoff_ms as i64 / 2) as u64;
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    backoff_ms = (backoff_ms * 2).min(10_000);
+                }
+                Err(SessionError::Fatal(e)) => {
+                    stats.failed_tags.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .unacked
+                        .fetch_add(self.queue.len() as u64, Ordering::Relaxed);
+                    return Some(e);
+                }
+            }
+        }
+    }
+}
+
+/// Simulates and streams; returns when every batch is acknowledged (or the drain timeout passes).
+pub fn stream(
+    gen: &GenerateOptions,
+    opts: &StreamOptions,
+    side_dir: Option<&std::path::Path>,
+) -> Result<StreamReport, StreamError> {
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(StreamError::Runtime)?;
+    let stats = Arc::new(StreamStats::default());
+    let opts_arc = Arc::new(opts.clone());
+    let slots = Arc::new(Semaphore::new(opts.connections.max(1)));
+    // Per-tag inboxes and tasks.
+    let mut inboxes = Vec::with_capacity(gen.tags);
+    let mut handles = Vec::with_capacity(gen.tags);
+    // Tag numbers tags..2*tags are replacement tags (most never used: their tasks just wait).
+    for idx in 0..2 * gen.tags {
+        let (tx, rx) = mpsc::unbounded_channel();
+        inboxes.push(tx);
+        let tag = tag_id(idx);
+        let task = TagTask {
+            secret: tag_secret(&opts.key, &tag),
+            tag,
+            queue: VecDeque::new(),
+            rx,
+            inbox_closed: false,
+            sent_unacked: 0,
+            server_last_seq: 0,
+        };
+        handles.push(rt.spawn(task.run(
+            opts_arc.clone(),
+            stats.clone(),
+            slots.clone(),
+            gen.seed,
+            idx,
+        )));
+    }
+    // The simulation thread feeds a bounded channel of hour chunks (it runs ahead by at most two).
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Vec<UploadBatch>>(2);
+    let gen_clone = gen.clone();
+    let side = side_dir.map(|p| p.to_path_buf());
+    let sim = std::thread::spawn(move || {
+        let mut emit = |items: Vec<UploadBatch>| {
+            chunk_tx
+                .blocking_send(items)
+                .map_err(|_| SimError::Option("streaming stopped".into()))
+        };
+        simulate(&gen_clone, side.as_deref(), &mut emit)
+    });
+    let speed = opts.speed;
+    let start_ms = gen.start_ms;
+    let progress_s = opts.progress_s;
+    let drain = Duration::from_millis(opts.drain_timeout_ms);
+    let stats_p = stats.clone();
+    let failures: Vec<Option<String>> = rt.block_on(async move {
+        let wall0 = tokio::time::Instant::now();
+        let mut last_progress = Instant::now();
+        while let Some(items) = chunk_rx.recv().await {
+            for b in items {
+                if speed > 0.0 {
+                    let due = wall0
+                        + Duration::from_secs_f64(
+                            ((b.upload_ms - start_ms).max(0) as f64 / 1000.0) / speed,
+                        );
+                    tokio::time::sleep_until(due).await;
+                }
+                let idx = b.tag_no as usize;
+                let _ = inboxes[idx].send(b);
+                if progress_s > 0 && last_progress.elapsed().as_secs() >= progress_s {
+                    last_progress = Instant::now();
+                    eprintln!(
+                        "tagsim stream: {} batches acknowledged, {} connections, {} dropped",
+                        stats_p.batches_acked.load(Ordering::Relaxed),
+                        stats_p.connects.load(Ordering::Relaxed),
+                        stats_p.dropped_connections.load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
+        drop(inboxes);
+        // Everything is handed out: wait for the acknowledgements, at most the drain timeout.
+        let deadline = tokio::time::Instant::now() + drain;
+        let mut out = Vec::new();
+        for h in handles {
+            let abort = h.abort_handle();
+            match tokio::time::timeout_at(deadline, h).await {
+                Ok(r) => out.push(r.unwrap_or_else(|e| Some(format!("tag task failed: {e}")))),
+                Err(_) => {
+                    abort.abort();
+                    out.push(None);
+                }
+            }
+        }
+        out
+    });
+    let sim_report = sim
+        .join()
+        .map_err(|_| SimError::Option("the simulation thread panicked".into()))??;
+    let failed: Vec<&String> = failures.iter().flatten().collect();
+    let report = StreamReport {
+        sim: sim_report,
+        stats,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if let Some(last) = failed.last() {
+        return Err(StreamError::TagsFailed {
+            failed_tags: failed.len() as u64,
+            last_error: (*last).clone(),
+        });
+    }
+    let acked = report.stats.batches_acked.load(Ordering::Relaxed)
+        + report.stats.already_stored.load(Ordering::Relaxed);
+    if acked < report.sim.batches {
+        return Err(StreamError::Unacked {
+            unacked: report.sim.batches - acked,
+        });
+    }
+    Ok(report)
+}

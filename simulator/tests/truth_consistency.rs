@@ -1,0 +1,300 @@
+//! Truth consistency: every detectable truth item is visible in the readings that caused it.
+
+mod common;
+
+use std::collections::HashMap;
+use tagsim::geo::{haversine_m, Frame, Polygon, Xy};
+use tagstream::model::{DeviceEvent, PositionSource, Reading, ReadingBody};
+
+struct Fix {
+    t: i64,
+    lat: f64,
+    lon: f64,
+    precision_m: f64,
+    gps: bool,
+}
+
+fn fixes(rs: &[Reading]) -> Vec<Fix> {
+    let mut v: Vec<Fix> = rs
+        .iter()
+        .filter_map(|r| match r.body {
+            ReadingBody::Position(p) => Some(Fix {
+                t: r.t_ms,
+                lat: p.lat(),
+                lon: p.lon(),
+                precision_m: p.precision_m(),
+                gps: p.source == PositionSource::Gps,
+            }),
+            _ => None,
+        })
+        .collect();
+    v.sort_by_key(|f| f.t);
+    v
+}
+
+/// RF presence in force at `t` (the last report at or before it).
+fn rf_at(rs: &[Reading], t: i64) -> Option<bool> {
+    rs.iter()
+        .filter(|r| r.t_ms <= t)
+        .filter_map(|r| match r.body {
+            ReadingBody::Rf { in_range } => Some((r.t_ms, in_range)),
+            _ => None,
+        })
+        .max_by_key(|x| x.0)
+        .map(|x| x.1)
+}
+
+fn has_event(rs: &[Reading], ev: DeviceEvent, t: i64) -> bool {
+    rs.iter()
+        .any(|r| r.t_ms == t && r.body == ReadingBody::Event(ev))
+}
+
+/// A zone from the orders file: contains test widened by `slack_m`.
+fn zone_contains(z: &serde_json::Value, lat: f64, lon: f64, slack_m: f64) -> bool {
+    let g = &z["geometry"];
+    if g["type"] == "Point" {
+        let c = &g["coordinates"];
+        let d = haversine_m(
+            c[1].as_f64().unwrap_or(0.0),
+            c[0].as_f64().unwrap_or(0.0),
+            lat,
+            lon,
+        );
+        return d <= z["radius_m"].as_f64().unwrap_or(0.0) + slack_m;
+    }
+    let ring = g["coordinates"][0].as_array().cloned().unwrap_or_default();
+    let frame = Frame::new(lat, lon);
+    let pts: Vec<Xy> = ring
+        .iter()
+        .map(|p| frame.to_xy(p[1].as_f64().unwrap_or(0.0), p[0].as_f64().unwrap_or(0.0)))
+        .collect();
+    let here = Xy::default();
+    if (Polygon {
+        rings: vec![pts.clone()],
+    })
+    .contains(here)
+    {
+        return true;
+    }
+    pts.windows(2)
+        .any(|w| tagsim::geo::seg_dist_m(here, w[0], w[1]).0 <= slack_m)
+}
+
+#[test]
+fn every_detectable_truth_item_is_visible_in_the_readings() {
+    let dir = common::generated(|d| {
+        let mut o = common::options(d, 70, 4, 31);
+        o.rates.rate_scale = 3.0;
+        o
+    });
+    let rs = common::readings(dir.path());
+    let truth = common::truth(dir.path());
+    let orders = common::orders(dir.path());
+    let tags = common::by_tag(&rs);
+    let empty = Vec::new();
+    let conditions: HashMap<String, Vec<serde_json::Value>> = orders["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap_or_default().to_string(),
+                o["conditions"].as_array().cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let person_conditions = |person: &str| -> Vec<serde_json::Value> {
+        orders["orders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["person"] == person)
+            .flat_map(|o| o["conditions"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let outlier_times: std::collections::HashSet<(String, i64)> = truth
+        .iter()
+        .filter(|t| t["type"] == "gps_outlier")
+        .map(|t| {
+            (
+                t["tag"].as_str().unwrap_or_default().to_string(),
+                common::t(&t["start"]),
+            )
+        })
+        .collect();
+    let mut checked: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut failures = Vec::new();
+    for item in truth.iter().filter(|t| t["detectable"] == true) {
+        let kind = item["type"].as_str().unwrap_or_default();
+        let code = item["code"].as_str().unwrap_or_default();
+        let tag = item["tag"].as_str().unwrap_or_default().to_string();
+        let rs = tags.get(&tag).unwrap_or(&empty);
+        let (start, end) = (
+            common::t(&item["start"]),
+            item["end"]
+                .as_str()
+                .map_or(i64::MAX, |_| common::t(&item["end"])),
+        );
+        let gps_fixes: Vec<Fix> = fixes(rs)
+            .into_iter()
+            .filter(|f| f.gps && !outlier_times.contains(&(tag.clone(), f.t)))
+            .collect();
+        let visible = match (kind, code) {
+            ("curfew_violation", "AL08" | "AL10" | "AL11" | "AL12") => {
+                let conds = conditions
+                    .get(item["order"].as_str().unwrap_or_default())
+                    .cloned()
+                    .unwrap_or_default();
+                let addr_id = item["address"].as_str().unwrap_or_default();
+                let addr = conds
+                    .iter()
+                    .filter(|c| c["type"] == "curfew")
+                    .flat_map(|c| c["addresses"].as_array().cloned().unwrap_or_default())
+                    .find(|a| a["id"] == addr_id)
+                    .expect("curfew address");
+                let (alat, alon, r) = (
+                    addr["lat"].as_f64().unwrap_or(0.0),
+                    addr["lon"].as_f64().unwrap_or(0.0),
+                    addr["radius_m"].as_f64().unwrap_or(0.0),
+                );
+                let outside_fix = gps_fixes.iter().any(|f| {
+                    f.t >= start
+                        && f.t <= end
+                        && haversine_m(alat, alon, f.lat, f.lon) > r + f.precision_m
+                });
+                let rf_out = rf_at(rs, start) == Some(false)
+                    || rs.iter().any(|x| {
+                        x.t_ms >= start
+                            && x.t_ms < end
+                            && x.body == ReadingBody::Rf { in_range: false }
+                    });
+                outside_fix || (addr_id == "home" && rf_out)
+            }
+            ("curfew_violation", _) => continue,
+            ("exclusion_zone_entry" | "inclusion_zone_exit", _) => {
+                let zid = item["zone"].as_str().unwrap_or_default();
+                let conds = person_conditions(item["person"].as_str().unwrap_or_default());
+                let z = conds
+                    .iter()
+                    .find(|c| c["id"] == zid)
+                    .expect("zone in orders");
+                let exclusion = kind == "exclusion_zone_entry";
+                gps_fixes
+                    .iter()
+                    .filter(|f| f.t >= start - 60_000 && f.t <= end + 60_000)
+                    .any(|f| {
+                        if exclusion {
+                            zone_contains(z, f.lat, f.lon, f.precision_m)
+                        } else {
+                            !zone_contains(z, f.lat, f.lon, 0.0)
+                        }
+                    })
+            }
+            ("strap_tamper", _) => {
+                has_event(rs, DeviceEvent::StrapOpen, start)
+                    && has_event(rs, DeviceEvent::StrapClosed, end)
+            }
+            ("battery_low", _) => has_event(rs, DeviceEvent::BatteryLow, start),
+            ("battery_dead", _) => {
+                has_event(rs, DeviceEvent::BatteryDead, start)
+                    && (end == i64::MAX || has_event(rs, DeviceEvent::Charging, end))
+            }
+            ("hmu_power_loss", _) => has_event(rs, DeviceEvent::HmuPowerLoss, start),
+            ("hmu_moved", _) => has_event(rs, DeviceEvent::HmuMoved, start),
+            ("device_fault", _) => has_event(rs, DeviceEvent::DeviceFault, start),
+            (
+                "drinking_event"
+                | "environmental_alcohol"
+                | "alcohol_obstruction"
+                | "alcohol_removal",
+                _,
+            ) => {
+                let tacs: Vec<_> = rs
+                    .iter()
+                    .filter_map(|r| match r.body {
+                        ReadingBody::Tac(s) => Some((r.t_ms, s)),
+                        _ => None,
+                    })
+                    .collect();
+                let mut irs: Vec<f64> = tacs.iter().map(|x| x.1.ir_v()).collect();
+                irs.sort_by(f64::total_cmp);
+                let ir_median = irs.get(irs.len() / 2).copied().unwrap_or(0.0);
+                let inside: Vec<_> = tacs.iter().filter(|x| x.0 >= start && x.0 <= end).collect();
+                match kind {
+                    "drinking_event" | "environmental_alcohol" => {
+                        inside.iter().any(|x| x.1.tac_gdl() >= 0.018)
+                    }
+                    "alcohol_obstruction" => {
+                        inside.iter().any(|x| (x.1.ir_v() - ir_median).abs() >= 0.3)
+                    }
+                    _ => inside.iter().any(|x| x.1.temp_c() < 25.0),
+                }
+            }
+            ("hit", _) => {
+                let file = format!(
+                    "crimes/AvonSomerset-{}.csv",
+                    &item["batch_id"].as_str().unwrap_or_default()[3..]
+                );
+                let text = std::fs::read_to_string(dir.path().join(&file)).expect("crime file");
+                let cref = item["crime_ref"].as_str().unwrap_or_default();
+                let f = text
+                    .lines()
+                    .map(common::csv_fields)
+                    .find(|f| f.len() == 13 && f[4] == cref)
+                    .expect("crime row");
+                let (lat, lon) = if f[7].is_empty() {
+                    (f[9].parse().unwrap_or(0.0), f[10].parse().unwrap_or(0.0))
+                } else {
+                    tagsim::bng::bng_to_wgs84(tagsim::bng::GridRef {
+                        easting_m: f[7].parse().unwrap_or(0.0),
+                        northing_m: f[8].parse().unwrap_or(0.0),
+                    })
+                };
+                let all = fixes(rs);
+                let frame = Frame::new(lat, lon);
+                let c = Xy::default();
+                all.windows(2).any(|w| {
+                    let (a, b) = (&w[0], &w[1]);
+                    let in_window = b.t >= start && a.t <= end;
+                    let d = tagsim::geo::seg_dist_m(
+                        c,
+                        frame.to_xy(a.lat, a.lon),
+                        frame.to_xy(b.lat, b.lon),
+                    )
+                    .0;
+                    in_window && d <= 100.0 + a.precision_m.max(b.precision_m) + 20.0
+                })
+            }
+            _ => continue,
+        };
+        let e = checked.entry(format!("{kind}/{code}")).or_default();
+        e.0 += 1;
+        if !visible {
+            e.1 += 1;
+            failures.push(format!(
+                "{kind} {code} {tag} {} {}",
+                item["start"], item["end"]
+            ));
+        }
+    }
+    eprintln!("checked (items, not visible): {checked:?}");
+    for key in [
+        "curfew_violation/AL08",
+        "curfew_violation/AL10",
+        "curfew_violation/AL12",
+        "exclusion_zone_entry/",
+        "strap_tamper/",
+        "hit/",
+    ] {
+        assert!(
+            checked.get(key).is_some_and(|c| c.0 > 0),
+            "no {key} items to check: {checked:?}"
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} truth items not visible in readings:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

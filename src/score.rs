@@ -1,0 +1,623 @@
+//! Scoring detection quality: compares the simulator's ground truth (`truth.jsonl`, written by
+//! `tagsim generate`) with what tagstream produced (`alerts.jsonl`, and `hits.jsonl` when present,
+//! in an outputs directory), and reports precision and recall per alert type, per curfew code, and
+//! for crime hits.
+//!
+//! Matching rules (stable; change them only with a note in the report's `rules` field):
+//! - Only truth items whose `type` is an alert type of the contract are scored as alerts; `hit`
+//!   items are scored against hits; other truth types (`gps_outlier`, `near_miss`,
+//!   `crime_row_error`, …) are informational and ignored.
+//! - A truth item and an alert *correspond* when they have the same `activation`, the same `type`,
+//!   the same `code` when both carry one, the same `zone` when both carry one, and their time
+//!   intervals overlap once each is widened by the tolerance (default 5 minutes) on both sides. An
+//!   open interval (`end` null) extends forever.
+//! - Recall: each truth item is matched at most once (one-to-one assignment, earliest truth first,
+//!   each taking the corresponding unassigned alert that starts closest to it). Recall = matched
+//!   truth items ÷ detectable truth items. Items with `"detectable": false` (the readings cannot
+//!   show them) are left out of the denominator and never count as misses.
+//! - Precision: an alert is correct when it corresponds to any truth item (detectable or not), so an
+//!   absence reported as two alerts is not penalised twice. Precision = correct alerts ÷ alerts.
+//! - Hits: a hit corresponds to a truth `hit` with the same `activation`, `force` and `crime_ref`
+//!   (and `crime_version` when both carry one); time is part of the crime itself. Recall and
+//!   precision are computed the same way.
+//! - Undefined ratios (nothing to divide by) are reported as `null` / `-`.
+
+use crate::model::time::parse_time;
+use crate::model::TimeMs;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Default time tolerance for matching alerts to truth.
+pub const DEFAULT_TOLERANCE_MS: i64 = 5 * 60_000;
+
+/// The alert types of the contract.
+pub const ALERT_TYPES: [&str; 14] = [
+    "curfew_violation",
+    "exclusion_zone_entry",
+    "inclusion_zone_exit",
+    "strap_tamper",
+    "battery_low",
+    "battery_dead",
+    "hmu_power_loss",
+    "hmu_moved",
+    "device_fault",
+    "no_contact",
+    "drinking_event",
+    "alcohol_obstruction",
+    "alcohol_removal",
+    "environmental_alcohol",
+];
+
+/// Why scoring failed.
+#[derive(Debug, Error)]
+pub enum ScoreError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} line {line}: {reason}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// One record of truth, alerts or hits, with only the fields scoring looks at.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Record {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub activation: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub zone: Option<String>,
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub end: Option<String>,
+    #[serde(default)]
+    pub detectable: Option<bool>,
+    #[serde(default)]
+    pub force: Option<String>,
+    #[serde(default)]
+    pub crime_ref: Option<String>,
+    #[serde(default)]
+    pub crime_version: Option<serde_json::Value>,
+}
+
+/// A record with parsed times.
+#[derive(Clone, Debug)]
+struct Item {
+    rec: Record,
+    start_ms: TimeMs,
+    end_ms: TimeMs,
+}
+
+/// Counts and ratios for one row of the report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ScoreRow {
+    /// `type`, `type/code`, `hits` or `all alerts`.
+    pub key: String,
+    /// Truth items (all, and those the readings can show).
+    pub truth: usize,
+    pub detectable: usize,
+    /// Detectable truth items matched one-to-one by an alert.
+    pub matched: usize,
+    /// Detectable truth items with no alert.
+    pub missed: usize,
+    /// Alerts produced, and those corresponding to no truth item.
+    pub alerts: usize,
+    pub false_alerts: usize,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+}
+
+impl ScoreRow {
+    fn finish(mut self) -> Self {
+        self.missed = self.detectable.saturating_sub(self.matched);
+        self.precision = (self.alerts > 0)
+            .then(|| (self.alerts - self.false_alerts) as f64 / self.alerts as f64);
+        self.recall = (self.detectable > 0).then(|| self.matched as f64 / self.detectable as f64);
+        self
+    }
+    fn add(&mut self, o: &ScoreRow) {
+        self.truth += o.truth;
+        self.detectable += o.detectable;
+        self.matched += o.matched;
+        self.alerts += o.alerts;
+        self.false_alerts += o.false_alerts;
+    }
+}
+
+/// The scoring result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ScoreReport {
+    pub tolerance_ms: i64,
+    /// Per alert type, then per curfew code (`curfew_violation/AL08`…), then `all alerts`.
+    pub rows: Vec<ScoreRow>,
+    /// Crime hits, when the outputs had `hits.jsonl` or the truth had hits.
+    pub hits: Option<ScoreRow>,
+    /// Truth or alert records left out because their `start`/`end` is missing or not RFC 3339.
+    pub skipped_records: usize,
+    pub rules: String,
+}
+
+fn fmt_ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{:.3}", x))
+}
+
+impl ScoreReport {
+    /// A fixed-width text table.
+    pub fn to_table(&self) -> String {
+        let mut s = format!(
+            "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}\n",
+            "kind",
+            "truth",
+            "detect",
+            "matched",
+            "missed",
+            "alerts",
+            "false",
+            "precision",
+            "recall"
+        );
+        let rows = self.rows.iter().chain(self.hits.iter());
+        for r in rows {
+            s.push_str(&format!(
+                "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}\n",
+                r.key,
+                r.truth,
+                r.detectable,
+                r.matched,
+                r.missed,
+                r.alerts,
+                r.false_alerts,
+                fmt_ratio(r.precision),
+                fmt_ratio(r.recall)
+            ));
+        }
+        s.push_str(&format!("tolerance: {} s\n", self.tolerance_ms / 1000));
+        if self.skipped_records > 0 {
+            s.push_str(&format!(
+                "skipped (no valid start/end): {}\n",
+                self.skipped_records
+            ));
+        }
+        s
+    }
+
+    /// The report as a JSON document.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+fn item_act(i: &Item) -> Option<&str> {
+    i.rec.activation.as_deref()
+}
+
+fn rec_act(r: &Record) -> Option<&str> {
+    r.activation.as_deref()
+}
+
+fn parse_item(rec: Record) -> Option<Item> {
+    let start_ms = parse_time(rec.start.as_deref()?).ok()?;
+    let end_ms = match rec.end.as_deref() {
+        Some(e) => parse_time(e).ok()?,
+        None => TimeMs::MAX,
+    };
+    Some(Item {
+        rec,
+        start_ms,
+        end_ms,
+    })
+}
+
+fn same_opt(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
+}
+
+fn corresponds(t: &Item, a: &Item, tol: i64) -> bool {
+    t.rec.activation == a.rec.activation
+        && t.rec.kind == a.rec.kind
+        && same_opt(&t.rec.code, &a.rec.code)
+        && same_opt(&t.rec.zone, &a.rec.zone)
+        && a.start_ms <= t.end_ms.saturating_add(tol)
+        && t.start_ms <= a.end_ms.saturating_add(tol)
+}
+
+fn hit_corresponds(t: &Record, h: &Record) -> bool {
+    let version = match (&t.crime_version, &h.crime_version) {
+        (Some(x), Some(y)) => x.to_string().trim_matches('"') == y.to_string().trim_matches('"'),
+        _ => true,
+    };
+    t.activation == h.activation && t.force == h.force && t.crime_ref == h.crime_ref && version
+}
+
+/// Matches `truth` against `found` with `corr`, returning the row's counts.
+/// Matches `truth` against `found` with `corr`, returning the row's counts. Only items with the
+/// same `activation` (from `act`) can correspond, so candidates are looked up by activation.
+#[allow(clippy::too_many_arguments)]
+fn match_group<T>(
+    key: String,
+    truth: &[T],
+    found: &[T],
+    act: impl Fn(&T) -> Option<&str>,
+    detectable: impl Fn(&T) -> bool,
+    corr: impl Fn(&T, &T) -> bool,
+    closeness: impl Fn(&T, &T) -> i64,
+) -> ScoreRow {
+    let mut by_act: HashMap<Option<&str>, Vec<usize>> = HashMap::new();
+    for (i, f) in found.iter().enumerate() {
+        by_act.entry(act(f)).or_default().push(i);
+    }
+    let mut truth_by_act: HashMap<Option<&str>, Vec<usize>> = HashMap::new();
+    for (i, t) in truth.iter().enumerate() {
+        truth_by_act.entry(act(t)).or_default().push(i);
+    }
+    let none = Vec::new();
+    let mut taken = vec![false; found.len()];
+    let mut row = ScoreRow {
+        key,
+        truth: truth.len(),
+        alerts: found.len(),
+        ..Default::default()
+    };
+    for t in truth {
+        let det = detectable(t);
+        if det {
+            row.detectable += 1;
+        }
+        let best = by_act
+            .get(&act(t))
+            .unwrap_or(&none)
+            .iter()
+            .copied()
+            .filter(|&i| !taken[i] && corr(t, &found[i]))
+            .min_by_key(|&i| (closeness(t, &found[i]), i));
+        if let Some(i) = best {
+            taken[i] = true;
+            if det {
+                row.matched += 1;
+            }
+        }
+    }
+    row.false_alerts = found
+        .iter()
+        .filter(|a| {
+            !truth_by_act
+                .get(&act(a))
+                .unwrap_or(&none)
+                .iter()
+                .any(|&i| corr(&truth[i], a))
+        })
+        .count();
+    row.finish()
+}
+
+/// Scores parsed truth against parsed alerts (and hits, when given).
+pub fn score(
+    truth: &[Record],
+    alerts: &[Record],
+    hits: Option<&[Record]>,
+    tolerance_ms: i64,
+) -> ScoreReport {
+    // Only scored kinds need times; informational truth (crime row errors…) is not counted.
+    let scored = |r: &&Record| ALERT_TYPES.contains(&r.kind.as_str());
+    let truth_items: Vec<Item> = truth
+        .iter()
+        .filter(scored)
+        .cloned()
+        .filter_map(parse_item)
+        .collect();
+    let alert_items: Vec<Item> = alerts.iter().cloned().filter_map(parse_item).collect();
+    let skipped =
+        truth.iter().filter(scored).count() - truth_items.len() + alerts.len() - alert_items.len();
+    let mut kinds: Vec<String> = ALERT_TYPES.iter().map(|s| s.to_string()).collect();
+    for a in &alert_items {
+        if !kinds.contains(&a.rec.kind) {
+            kinds.push(a.rec.kind.clone());
+        }
+    }
+    // Group by (type, code?) where code rows are kept for curfew violations.
+    let group = |items: &[Item], kind: &str, code: Option<&str>| -> Vec<Item> {
+        let mut v: Vec<Item> = items
+            .iter()
+            .filter(|i| i.rec.kind == kind && code.is_none_or(|c| i.rec.code.as_deref() == Some(c)))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.start_ms, &a.rec.activation).cmp(&(b.start_ms, &b.rec.activation)));
+        v
+    };
+    let det = |t: &Item| t.rec.detectable.unwrap_or(true);
+    let corr = |t: &Item, a: &Item| corresponds(t, a, tolerance_ms);
+    let close = |t: &Item, a: &Item| (t.start_ms - a.start_ms).abs();
+    let mut rows = Vec::new();
+    let mut total = ScoreRow {
+        key: "all alerts".into(),
+        ..Default::default()
+    };
+    for kind in &kinds {
+        let t = group(&truth_items, kind, None);
+        let a = group(&alert_items, kind, None);
+        if t.is_empty() && a.is_empty() {
+            continue;
+        }
+        let row = match_group(kind.clone(), &t, &a, item_act, det, corr, close);
+        total.add(&row);
+        rows.push(row);
+    }
+    let mut codes: BTreeMap<String, ()> = BTreeMap::new();
+    for i in truth_items.iter().chain(alert_items.iter()) {
+        if i.rec.kind == "curfew_violation" {
+            if let Some(c) = &i.rec.code {
+                codes.insert(c.clone(), ());
+            }
+        }
+    }
+    for code in codes.keys() {
+        let t = group(&truth_items, "curfew_violation", Some(code));
+        let a = group(&alert_items, "curfew_violation", Some(code));
+        rows.push(match_group(
+            format!("curfew_violation/{code}"),
+            &t,
+            &a,
+            item_act,
+            det,
+            corr,
+            close,
+        ));
+    }
+    rows.push(total.finish());
+    let truth_hits: Vec<Record> = truth.iter().filter(|r| r.kind == "hit").cloned().collect();
+    let hits_row = match hits {
+        Some(h) => Some(match_group(
+            "hits".into(),
+            &truth_hits,
+            h,
+            rec_act,
+            |t| t.detectable.unwrap_or(true),
+            hit_corresponds,
+            |_, _| 0,
+        )),
+        None if !truth_hits.is_empty() => Some(match_group(
+            "hits".into(),
+            &truth_hits,
+            &[],
+            rec_act,
+            |t| t.detectable.unwrap_or(true),
+            hit_corresponds,
+            |_, _| 0,
+        )),
+        None => None,
+    };
+    ScoreReport {
+        tolerance_ms,
+        rows,
+        hits: hits_row,
+        skipped_records: skipped,
+        rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall; hits by activation+force+crime_ref(+version)".into(),
+    }
+}
+
+/// Reads a JSON Lines file of records (blank lines skipped).
+pub fn read_records(path: &Path) -> Result<Vec<Record>, ScoreError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| ScoreError::Parse {
+                path: path.to_path_buf(),
+                line: i + 1,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Scores `truth` (a truth.jsonl) against `outputs/alerts.jsonl` and, if present, `outputs/hits.jsonl`.
+pub fn run_score(
+    truth: &Path,
+    outputs: &Path,
+    tolerance_ms: i64,
+) -> Result<ScoreReport, ScoreError> {
+    let truth = read_records(truth)?;
+    let alerts = read_records(&outputs.join("alerts.jsonl"))?;
+    let hits_path = outputs.join("hits.jsonl");
+    let hits = if hits_path.exists() {
+        Some(read_records(&hits_path)?)
+    } else {
+        None
+    };
+    Ok(score(&truth, &alerts, hits.as_deref(), tolerance_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(json: &str) -> Record {
+        serde_json::from_str(json).expect("test record")
+    }
+
+    fn row<'a>(r: &'a ScoreReport, key: &str) -> &'a ScoreRow {
+        r.rows
+            .iter()
+            .find(|x| x.key == key)
+            .unwrap_or_else(|| panic!("no row {key}"))
+    }
+
+    #[test]
+    fn matches_by_activation_type_code_and_overlap_within_tolerance() {
+        let truth = vec![
+            rec(
+                r#"{"type":"curfew_violation","code":"AL08","activation":"A1","start":"2026-03-02T19:00:00Z","end":"2026-03-02T19:40:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"curfew_violation","code":"AL10","activation":"A1","start":"2026-03-03T23:00:00Z","end":"2026-03-04T00:10:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"curfew_violation","code":"AL12","activation":"A2","start":"2026-03-02T19:00:00Z","end":"2026-03-03T07:00:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"gps_outlier","activation":"A2","start":"2026-03-02T10:00:00Z","end":"2026-03-02T10:00:00Z"}"#,
+            ),
+        ];
+        let alerts = vec![
+            // Matches AL08 although it starts 4 minutes after the truth ended (tolerance 5 min).
+            rec(
+                r#"{"id":"x1","type":"curfew_violation","code":"AL08","activation":"A1","start":"2026-03-02T19:44:00Z","end":null,"late":false}"#,
+            ),
+            // Wrong code for the AL10 truth: a false alert, and AL10 is missed.
+            rec(
+                r#"{"id":"x2","type":"curfew_violation","code":"AL11","activation":"A1","start":"2026-03-03T23:05:00Z","end":"2026-03-04T00:10:00Z"}"#,
+            ),
+            // Right code, wrong activation.
+            rec(
+                r#"{"id":"x3","type":"curfew_violation","code":"AL12","activation":"A9","start":"2026-03-02T19:00:00Z","end":"2026-03-03T07:00:00Z"}"#,
+            ),
+        ];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        let cv = row(&r, "curfew_violation");
+        assert_eq!(
+            (cv.truth, cv.matched, cv.missed, cv.alerts, cv.false_alerts),
+            (3, 1, 2, 3, 2)
+        );
+        assert_eq!(cv.recall, Some(1.0 / 3.0));
+        assert_eq!(row(&r, "curfew_violation/AL08").precision, Some(1.0));
+        assert_eq!(row(&r, "curfew_violation/AL10").recall, Some(0.0));
+        assert_eq!(row(&r, "curfew_violation/AL11").precision, Some(0.0));
+        assert_eq!(r.skipped_records, 0);
+        assert!(
+            r.rows.iter().all(|x| x.key != "gps_outlier"),
+            "informational types are not scored"
+        );
+        // A tighter tolerance loses the AL08 match.
+        let strict = score(&truth, &alerts, None, 60_000);
+        assert_eq!(row(&strict, "curfew_violation/AL08").matched, 0);
+    }
+
+    #[test]
+    fn each_truth_item_matched_once_and_split_alerts_are_not_false() {
+        let truth = vec![rec(
+            r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:00:00Z","end":"2026-03-02T12:30:00Z"}"#,
+        )];
+        let alerts = vec![
+            rec(
+                r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:01:00Z","end":"2026-03-02T12:10:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:15:00Z","end":"2026-03-02T12:29:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"exclusion_zone_entry","zone":"Z2","activation":"A1","start":"2026-03-02T12:15:00Z","end":"2026-03-02T12:29:00Z"}"#,
+            ),
+        ];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        let z = row(&r, "exclusion_zone_entry");
+        assert_eq!((z.matched, z.alerts, z.false_alerts), (1, 3, 1));
+        assert_eq!(z.recall, Some(1.0));
+        assert!((z.precision.unwrap_or(0.0) - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn undetectable_truth_is_neither_missed_nor_makes_alerts_false() {
+        let truth = vec![
+            rec(
+                r#"{"type":"drinking_event","activation":"A3","start":"2026-03-02T20:00:00Z","end":"2026-03-03T02:00:00Z","detectable":false}"#,
+            ),
+            rec(
+                r#"{"type":"drinking_event","activation":"A3","start":"2026-03-04T20:00:00Z","end":"2026-03-05T02:00:00Z"}"#,
+            ),
+        ];
+        let alerts = vec![rec(
+            r#"{"type":"drinking_event","activation":"A3","start":"2026-03-02T21:00:00Z","end":"2026-03-03T01:00:00Z"}"#,
+        )];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        let d = row(&r, "drinking_event");
+        assert_eq!(
+            (d.truth, d.detectable, d.matched, d.missed, d.false_alerts),
+            (2, 1, 0, 1, 0)
+        );
+        assert_eq!(d.precision, Some(1.0));
+        assert_eq!(d.recall, Some(0.0));
+    }
+
+    #[test]
+    fn hits_match_on_activation_force_and_reference() {
+        let truth = vec![
+            rec(
+                r#"{"type":"hit","activation":"A1","force":"AvonSomerset","crime_ref":"AVS/26/000001","crime_version":1,"start":"2026-03-02T10:00:00Z","end":"2026-03-02T12:00:00Z"}"#,
+            ),
+            rec(
+                r#"{"type":"hit","activation":"A2","force":"AvonSomerset","crime_ref":"AVS/26/000002","crime_version":1,"start":"2026-03-02T10:00:00Z","end":"2026-03-02T12:00:00Z"}"#,
+            ),
+        ];
+        let hits = vec![
+            rec(
+                r#"{"id":"h1","force":"AvonSomerset","batch_id":"AVS20260303","crime_ref":"AVS/26/000001","crime_version":1,"activation":"A1","certainty":"possible"}"#,
+            ),
+            rec(
+                r#"{"id":"h2","force":"AvonSomerset","batch_id":"AVS20260303","crime_ref":"AVS/26/000003","crime_version":1,"activation":"A1","certainty":"possible"}"#,
+            ),
+        ];
+        let r = score(&truth, &[], Some(&hits), DEFAULT_TOLERANCE_MS);
+        let h = r.hits.as_ref().expect("hits row");
+        assert_eq!(
+            (h.truth, h.matched, h.missed, h.alerts, h.false_alerts),
+            (2, 1, 1, 2, 1)
+        );
+        assert_eq!(h.precision, Some(0.5));
+        let table = r.to_table();
+        assert!(table.contains("hits") && table.contains("0.500"));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).expect("json");
+        assert_eq!(json["hits"]["matched"], 1);
+    }
+
+    #[test]
+    fn records_without_valid_times_are_counted_as_skipped() {
+        let truth = vec![
+            rec(r#"{"type":"strap_tamper","activation":"A1","start":"yesterday","end":null}"#),
+            rec(r#"{"type":"crime_row_error","file":"x.csv","line":3}"#),
+        ];
+        let alerts = vec![rec(r#"{"type":"strap_tamper","activation":"A1"}"#)];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        assert_eq!(r.skipped_records, 2);
+        assert!(r.to_table().contains("skipped (no valid start/end): 2"));
+    }
+
+    #[test]
+    fn run_score_reads_files_and_reports_missing_outputs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let truth = dir.path().join("truth.jsonl");
+        std::fs::write(&truth, "{\"type\":\"strap_tamper\",\"activation\":\"A1\",\"start\":\"2026-03-02T10:00:00Z\",\"end\":\"2026-03-02T10:05:00Z\"}\n").expect("write");
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).expect("mkdir");
+        assert!(matches!(
+            run_score(&truth, &out, DEFAULT_TOLERANCE_MS),
+            Err(ScoreError::Read { .. })
+        ));
+        std::fs::write(out.join("alerts.jsonl"), "{\"type\":\"strap_tamper\",\"activation\":\"A1\",\"start\":\"2026-03-02T10:00:30Z\",\"end\":\"2026-03-02T10:04:00Z\"}\n\n").expect("write");
+        let r = run_score(&truth, &out, DEFAULT_TOLERANCE_MS).expect("score");
+        assert_eq!(row(&r, "strap_tamper").recall, Some(1.0));
+        assert!(r.hits.is_none());
+        std::fs::write(out.join("alerts.jsonl"), "not json\n").expect("write");
+        assert!(matches!(
+            run_score(&truth, &out, DEFAULT_TOLERANCE_MS),
+            Err(ScoreError::Parse { line: 1, .. })
+        ));
+    }
+}
