@@ -8,7 +8,11 @@ use tagstream::config::ServerConfig;
 use tagstream::pipeline::PipelineConfig;
 
 #[derive(Parser)]
-#[command(name = "tagstream", version, about = "Telemetry processor for electronic monitoring tags")]
+#[command(
+    name = "tagstream",
+    version,
+    about = "Telemetry processor for electronic monitoring tags"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +77,11 @@ struct ReplayArgs {
     no_contact_ms: Option<i64>,
 }
 
-fn pipeline_overrides(mut config: PipelineConfig, reorder_ms: Option<i64>, no_contact_ms: Option<i64>) -> PipelineConfig {
+fn pipeline_overrides(
+    mut config: PipelineConfig,
+    reorder_ms: Option<i64>,
+    no_contact_ms: Option<i64>,
+) -> PipelineConfig {
     if let Some(v) = reorder_ms {
         config.reorder_ms = v;
     }
@@ -138,7 +146,8 @@ fn replay(args: ReplayArgs) -> Result<()> {
     if !args.crimes.is_empty() {
         eprintln!("note: crime matching is not built yet; --crimes files are ignored");
     }
-    let (outputs, mut summary) = tagstream::replay::replay(&orders, &args.readings, config, &base.rules)?;
+    let (outputs, mut summary) =
+        tagstream::replay::replay(&orders, &args.readings, config, &base.rules)?;
     for e in &summary.readings_errors {
         eprintln!("{}: {e} (line skipped)", args.readings.display());
     }

@@ -123,8 +123,18 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     // Latency is measured only for batches that arrive from now on, not recovered ones.
     let alerts = Arc::new(LiveAlerts::measuring_since(now_ms()));
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
-    let factory = Arc::new(StandardRules::new(config.pipeline, config.rules.clone(), &orders));
-    let driver = LiveDriver::spawn(directory, config.pipeline, factory, config.partitions, outputs_tx);
+    let factory = Arc::new(StandardRules::new(
+        config.pipeline,
+        config.rules.clone(),
+        &orders,
+    ));
+    let driver = LiveDriver::spawn(
+        directory,
+        config.pipeline,
+        factory,
+        config.partitions,
+        outputs_tx,
+    );
 
     // Rebuild alerts from every stored batch before any new batch can arrive.
     let recovered = replay_log_into(&log_dir, &driver.input).await?;
@@ -133,8 +143,12 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let marker = recovered;
 
     let counters = Arc::new(Counters::default());
-    counters.committed_batches.store(marker.0, Ordering::Relaxed);
-    counters.committed_readings.store(marker.1, Ordering::Relaxed);
+    counters
+        .committed_batches
+        .store(marker.0, Ordering::Relaxed);
+    counters
+        .committed_readings
+        .store(marker.1, Ordering::Relaxed);
     let (committed_tx, mut committed_rx) = mpsc::channel::<Vec<Arc<Batch>>>(64);
     let commit = GroupCommitter::spawn(writer, recovery.last_seq_by_tag.clone(), committed_tx)
         .context("starting the group committer")?;
@@ -209,13 +223,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -226,11 +241,15 @@ async fn shutdown_signal() {
 }
 
 /// Feeds every batch stored in the log to the pipeline, in log order. Returns (batches, readings).
-async fn replay_log_into(log_dir: &Path, input: &mpsc::Sender<Vec<Arc<Batch>>>) -> Result<(u64, u64)> {
+async fn replay_log_into(
+    log_dir: &Path,
+    input: &mpsc::Sender<Vec<Arc<Batch>>>,
+) -> Result<(u64, u64)> {
     let dir = log_dir.to_path_buf();
     let (tx, mut rx) = mpsc::channel::<Vec<Arc<Batch>>>(16);
     let reader = tokio::task::spawn_blocking(move || -> Result<()> {
-        let reader = LogReader::open(&dir).with_context(|| format!("reading log {}", dir.display()))?;
+        let reader =
+            LogReader::open(&dir).with_context(|| format!("reading log {}", dir.display()))?;
         let mut group = Vec::with_capacity(64);
         for item in reader {
             let (_, batch) = item.context("reading a stored batch")?;
@@ -248,7 +267,10 @@ async fn replay_log_into(log_dir: &Path, input: &mpsc::Sender<Vec<Arc<Batch>>>) 
     while let Some(group) = rx.recv().await {
         batches += group.len() as u64;
         readings += group.iter().map(|b| b.readings.len() as u64).sum::<u64>();
-        input.send(group).await.context("pipeline stopped during recovery")?;
+        input
+            .send(group)
+            .await
+            .context("pipeline stopped during recovery")?;
     }
     reader.await.context("log reader task")??;
     Ok((batches, readings))

@@ -31,7 +31,10 @@ impl TokenSet {
         let presented = digest(presented.trim());
         let mut ok = false;
         for d in &self.digests {
-            let diff = d.iter().zip(presented.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            let diff = d
+                .iter()
+                .zip(presented.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
             ok |= diff == 0;
         }
         if ok {

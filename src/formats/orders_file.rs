@@ -69,24 +69,29 @@ pub fn parse_orders(text: &str) -> Result<OrdersLoad, OrdersDocumentError> {
     })?;
     let mut load = OrdersLoad::default();
 
-    let report = |errors: &mut Vec<LineError>, kind: &str, index: usize, raw: &RawValue, message: String| {
-        let record = match id_of(raw) {
-            Some(id) => format!("{kind}[{index}] \"{id}\""),
-            None => format!("{kind}[{index}]"),
+    let report =
+        |errors: &mut Vec<LineError>, kind: &str, index: usize, raw: &RawValue, message: String| {
+            let record = match id_of(raw) {
+                Some(id) => format!("{kind}[{index}] \"{id}\""),
+                None => format!("{kind}[{index}]"),
+            };
+            errors.push(LineError {
+                line: line_of(text, raw),
+                record: Some(record),
+                message,
+            });
         };
-        errors.push(LineError {
-            line: line_of(text, raw),
-            record: Some(record),
-            message,
-        });
-    };
 
     let mut person_ids = HashSet::new();
     for (i, raw) in doc.people.iter().enumerate() {
         match serde_json::from_str::<Person>(raw.get()) {
-            Ok(p) if p.id.trim().is_empty() => {
-                report(&mut load.errors, "people", i, raw, "'id' must not be empty".into())
-            }
+            Ok(p) if p.id.trim().is_empty() => report(
+                &mut load.errors,
+                "people",
+                i,
+                raw,
+                "'id' must not be empty".into(),
+            ),
             Ok(p) if !person_ids.insert(p.id.clone()) => report(
                 &mut load.errors,
                 "people",
@@ -158,7 +163,10 @@ fn check_activation(
     if a.to.is_some_and(|to| to <= a.from) {
         return Err("'to' must be after 'from'".into());
     }
-    if let Some(other) = by_tag.get(&a.tag).and_then(|list| list.iter().find(|o| o.overlaps(a))) {
+    if let Some(other) = by_tag
+        .get(&a.tag)
+        .and_then(|list| list.iter().find(|o| o.overlaps(a)))
+    {
         return Err(format!(
             "overlaps activation '{}' on the same tag '{}'",
             other.id, a.tag
@@ -215,13 +223,20 @@ fn check_condition(c: &Condition) -> Result<(), String> {
                 parse_local_hhmm(&entry.start).map_err(|e| format!("timetable[{i}].start: {e}"))?;
                 parse_local_hhmm(&entry.end).map_err(|e| format!("timetable[{i}].end: {e}"))?;
                 if !curfew.addresses.iter().any(|a| a.id == entry.address) {
-                    return Err(format!("timetable[{i}]: unknown address '{}'", entry.address));
+                    return Err(format!(
+                        "timetable[{i}]: unknown address '{}'",
+                        entry.address
+                    ));
                 }
             }
             Ok(())
         }
         Condition::ExclusionZone(zone) | Condition::InclusionZone(zone) => {
-            let kind = zone.geometry.get("type").and_then(|t| t.as_str()).unwrap_or("");
+            let kind = zone
+                .geometry
+                .get("type")
+                .and_then(|t| t.as_str())
+                .unwrap_or("");
             match kind {
                 "Polygon" | "MultiPolygon" => {}
                 "Point" => {
@@ -272,10 +287,28 @@ mod tests {
         assert_eq!(load.accepted.orders[0].conditions.len(), 4);
         let msgs: Vec<String> = load.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(msgs.len(), 4, "{msgs:#?}");
-        assert!(msgs[0].starts_with("line 2: people[1] \"P1\": duplicate"), "{}", msgs[0]);
-        assert!(msgs[1].contains("line 4: activations[1] \"A2\": overlaps activation 'A1'"), "{}", msgs[1]);
-        assert!(msgs[2].contains("line 5: activations[2] \"A3\": unknown person 'P9'"), "{}", msgs[2]);
-        assert!(msgs[3].contains("orders[1] \"O2\": conditions[0] (curfew): a curfew needs 1 to 3 addresses"), "{}", msgs[3]);
+        assert!(
+            msgs[0].starts_with("line 2: people[1] \"P1\": duplicate"),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].contains("line 4: activations[1] \"A2\": overlaps activation 'A1'"),
+            "{}",
+            msgs[1]
+        );
+        assert!(
+            msgs[2].contains("line 5: activations[2] \"A3\": unknown person 'P9'"),
+            "{}",
+            msgs[2]
+        );
+        assert!(
+            msgs[3].contains(
+                "orders[1] \"O2\": conditions[0] (curfew): a curfew needs 1 to 3 addresses"
+            ),
+            "{}",
+            msgs[3]
+        );
     }
 
     #[test]

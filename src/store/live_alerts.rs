@@ -35,7 +35,9 @@ impl Default for LiveAlerts {
     fn default() -> Self {
         Self {
             book: Mutex::new(AlertBook::default()),
-            latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")),
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            ),
             changes: AtomicU64::new(0),
             measure_since_ms: 0,
         }
@@ -103,6 +105,9 @@ impl LiveAlerts {
     }
 
     pub fn reset_latency(&self) {
-        self.latency_us.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        self.latency_us
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset();
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod alert_book;
 pub mod live_alerts;
+pub mod trails;
 
 pub use alert_book::AlertBook;
 pub use live_alerts::LiveAlerts;

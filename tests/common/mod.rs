@@ -28,13 +28,20 @@ pub struct Server {
 impl Server {
     pub fn start(data_dir: &Path, orders: Option<&Path>, extra: &[&str]) -> Server {
         let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--ingest-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env("TAGSTREAM_TAG_KEY", TAG_KEY)
-            .env("TAGSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped());
+        cmd.args([
+            "serve",
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .env("TAGSTREAM_TAG_KEY", TAG_KEY)
+        .env("TAGSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped());
         if let Some(orders) = orders {
             cmd.arg("--orders").arg(orders);
         }
@@ -100,11 +107,19 @@ impl TagClient {
             .expect("hello accepted")
     }
 
-    pub async fn connect_with_secret(addr: &str, tag: &str, secret: &str) -> Result<TagClient, Frame> {
+    pub async fn connect_with_secret(
+        addr: &str,
+        tag: &str,
+        secret: &str,
+    ) -> Result<TagClient, Frame> {
         let socket = TcpStream::connect(addr).await.expect("connect");
         let mut framed = Framed::new(socket, FrameCodec::default());
         framed
-            .send(Frame::Hello { protocol_version: PROTOCOL_VERSION, tag: tag.into(), secret: secret.into() })
+            .send(Frame::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                tag: tag.into(),
+                secret: secret.into(),
+            })
             .await
             .expect("send hello");
         match framed.next().await {
@@ -115,7 +130,10 @@ impl TagClient {
     }
 
     pub async fn send(&mut self, seq: u64, readings: Vec<Reading>) {
-        self.framed.send(Frame::Batch { seq, readings }).await.expect("send batch");
+        self.framed
+            .send(Frame::Batch { seq, readings })
+            .await
+            .expect("send batch");
     }
 
     pub async fn next_frame(&mut self) -> Option<Frame> {
