@@ -17,4 +17,5 @@ pub mod replay;
 pub mod rules;
 pub mod server;
 pub mod store;
+pub mod trail;
 pub mod wire;
