@@ -36,7 +36,10 @@ fn bench_append(c: &mut Criterion) {
     let per_hour: u64 = pool[0].iter().map(|(_, r)| r.len() as u64).sum();
     group.throughput(Throughput::Elements(per_hour));
 
-    for (name, seal) in [("append_hour_1000_activations", false), ("append_and_checkpoint_hour_1000_activations", true)] {
+    for (name, seal) in [
+        ("append_hour_1000_activations", false),
+        ("append_and_checkpoint_hour_1000_activations", true),
+    ] {
         let dir = tempfile::tempdir().expect("temp dir");
         let (store, _) = TrailStore::open(dir.path(), TrailConfig::default()).expect("open");
         let mut hour_index = 0i64;
@@ -49,7 +52,15 @@ fn bench_append(c: &mut Criterion) {
                     pool[(hour_index % 24) as usize]
                         .iter()
                         .map(|(a, rs)| {
-                            (a.clone(), rs.iter().map(|r| Reading { t_ms: r.t_ms + shift - (hour_index % 24) * 3_600_000, ..*r }).collect::<Vec<_>>())
+                            (
+                                a.clone(),
+                                rs.iter()
+                                    .map(|r| Reading {
+                                        t_ms: r.t_ms + shift - (hour_index % 24) * 3_600_000,
+                                        ..*r
+                                    })
+                                    .collect::<Vec<_>>(),
+                            )
                         })
                         .collect::<Vec<_>>()
                 },

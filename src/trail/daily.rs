@@ -69,6 +69,24 @@ fn overlap(a: (TimeMs, TimeMs), b: (TimeMs, TimeMs)) -> TimeMs {
     (a.1.min(b.1) - a.0.max(b.0)).max(0)
 }
 
+/// Calls `add(day index, overlap)` for each day (start, end) that the interval overlaps.
+fn spread(
+    days: &[(NaiveDate, TimeMs, TimeMs)],
+    iv: (TimeMs, TimeMs),
+    mut add: impl FnMut(usize, TimeMs),
+) {
+    let first_day = days.partition_point(|(_, _, e)| *e <= iv.0);
+    for (k, (_, s, e)) in days.iter().enumerate().skip(first_day) {
+        if *s >= iv.1 {
+            break;
+        }
+        let o = overlap(iv, (*s, *e));
+        if o > 0 {
+            add(k, o);
+        }
+    }
+}
+
 /// One summary per local day from the first fix's day to the last fix's day.
 pub fn daily_summaries(readings: &[Reading], home: &[Place], cfg: &DailyConfig) -> Vec<DaySummary> {
     let f = fixes(readings);
@@ -101,22 +119,6 @@ pub fn daily_summaries(readings: &[Reading], home: &[Place], cfg: &DailyConfig) 
             fixes: 0,
         })
         .collect();
-    // Spreads a quantity over an interval onto the days it touches.
-    let spread = |out: &mut Vec<DaySummary>,
-                  iv: (TimeMs, TimeMs),
-                  mut add: Box<dyn FnMut(&mut DaySummary, TimeMs) + '_>| {
-        let first_day = days.partition_point(|(_, _, e)| *e <= iv.0);
-        for (k, (_, s, e)) in days.iter().enumerate().skip(first_day) {
-            if *s >= iv.1 {
-                break;
-            }
-            let o = overlap(iv, (*s, *e));
-            if o > 0 {
-                add(&mut out[k], o);
-            }
-        }
-    };
-
     for (i, fix) in f.iter().enumerate() {
         let k = days.partition_point(|(_, _, e)| *e <= fix.t_ms);
         if let Some(day) = out.get_mut(k) {
@@ -127,17 +129,13 @@ pub fn daily_summaries(readings: &[Reading], home: &[Place], cfg: &DailyConfig) 
         let at_home = home
             .iter()
             .any(|h| h.contains(fix.pos.lat(), fix.pos.lon()));
-        spread(
-            &mut out,
-            owned,
-            Box::new(move |d, o| {
-                if at_home {
-                    d.time_at_home_ms += o;
-                } else {
-                    d.time_out_ms += o;
-                }
-            }),
-        );
+        spread(&days, owned, |k, o| {
+            if at_home {
+                out[k].time_at_home_ms += o;
+            } else {
+                out[k].time_out_ms += o;
+            }
+        });
     }
 
     // Distance over precise fixes, leaving out jumps.
@@ -156,13 +154,9 @@ pub fn daily_summaries(readings: &[Reading], home: &[Place], cfg: &DailyConfig) 
         if speed_kmh > cfg.max_speed_kmh {
             continue;
         }
-        spread(
-            &mut out,
-            (a.t_ms, b.t_ms),
-            Box::new(move |d, o| {
-                d.distance_m += dist * o as f64 / dt as f64;
-            }),
-        );
+        spread(&days, (a.t_ms, b.t_ms), |k, o| {
+            out[k].distance_m += dist * o as f64 / dt as f64;
+        });
     }
 
     // Coverage: union of [t - gap, t + gap].
@@ -175,7 +169,7 @@ pub fn daily_summaries(readings: &[Reading], home: &[Place], cfg: &DailyConfig) 
         }
     }
     for iv in covered {
-        spread(&mut out, iv, Box::new(|d, o| d.coverage += o as f64));
+        spread(&days, iv, |k, o| out[k].coverage += o as f64);
     }
     for d in &mut out {
         d.coverage /= d.day_ms as f64;

@@ -66,7 +66,7 @@ impl Place {
 }
 
 /// The first place containing the point, if any.
-pub fn place_at<'a>(places: &'a [Place], lat: f64, lon: f64) -> Option<&'a Place> {
+pub fn place_at(places: &[Place], lat: f64, lon: f64) -> Option<&Place> {
     places.iter().find(|p| p.contains(lat, lon))
 }
 

@@ -52,7 +52,10 @@ pub struct Walker {
 impl Walker {
     pub fn new(index: u64) -> Self {
         let mut rng = Rng::new(index + 1);
-        let home = (51.3 + 0.4 * (rng.unit() + 1.0) / 2.0, -2.9 + 0.6 * (rng.unit() + 1.0) / 2.0);
+        let home = (
+            51.3 + 0.4 * (rng.unit() + 1.0) / 2.0,
+            -2.9 + 0.6 * (rng.unit() + 1.0) / 2.0,
+        );
         let work = (home.0 + 0.05 * rng.unit(), home.1 + 0.08 * rng.unit());
         Walker {
             rng,
@@ -100,26 +103,43 @@ impl Walker {
             1260..=1289 => self.toward(self.home, (1290 - minute_of_day) as f64),
             _ => self.pos = self.home,
         }
-        let moved_deg = ((self.pos.0 - before.0).powi(2) + ((self.pos.1 - before.1) * 0.62).powi(2)).sqrt();
+        let moved_deg =
+            ((self.pos.0 - before.0).powi(2) + ((self.pos.1 - before.1) * 0.62).powi(2)).sqrt();
         let speed_kmh = moved_deg * 111.2 * 60.0;
         if self.rng.below(10) == 0 {
             self.sats = (self.sats as i64 + self.rng.below(3) as i64 - 1).clamp(4, 14) as u8;
         }
-        self.battery = if minute_of_day < 420 { (self.battery + 0.2).min(100.0) } else { (self.battery - 0.04).max(5.0) };
+        self.battery = if minute_of_day < 420 {
+            (self.battery + 0.2).min(100.0)
+        } else {
+            (self.battery - 0.04).max(5.0)
+        };
         if self.rng.below(100) == 0 {
             return None;
         }
         let t_ms = START_MS + m * MIN_MS;
         let network = indoors && self.rng.below(8) == 0;
         let (source, precision_m, noise_deg) = if network {
-            (PositionSource::Lbs, 300.0 + 900.0 * (self.rng.unit() + 1.0) / 2.0, 0.004)
+            (
+                PositionSource::Lbs,
+                300.0 + 900.0 * (self.rng.unit() + 1.0) / 2.0,
+                0.004,
+            )
         } else {
-            (PositionSource::Gps, 3.0 + 12.0 * (self.rng.unit() + 1.0) / 2.0, 0.00004)
+            (
+                PositionSource::Gps,
+                3.0 + 12.0 * (self.rng.unit() + 1.0) / 2.0,
+                0.00004,
+            )
         };
         let lat = self.pos.0 + noise_deg * self.rng.unit();
         let lon = self.pos.1 + noise_deg * 1.6 * self.rng.unit();
         let moving = speed_kmh > 1.0;
-        let heading = if moving { self.heading } else { 360.0 * (self.rng.unit() + 1.0) / 2.0 };
+        let heading = if moving {
+            self.heading
+        } else {
+            360.0 * (self.rng.unit() + 1.0) / 2.0
+        };
         Some(Reading {
             t_ms,
             battery_pct: Some(self.battery as u8),
@@ -128,9 +148,15 @@ impl Walker {
                 lon_e7: (lon * 1e7).round() as i32,
                 precision_cm: (precision_m * 100.0) as u32,
                 source,
-                speed_ckmh: (source == PositionSource::Gps)
-                    .then(|| ((if moving { speed_kmh } else { 0.5 * (self.rng.unit() + 1.0) }) * 100.0) as u16),
-                heading_cdeg: (source == PositionSource::Gps).then(|| ((heading * 100.0) as u16).min(35_999)),
+                speed_ckmh: (source == PositionSource::Gps).then(|| {
+                    ((if moving {
+                        speed_kmh
+                    } else {
+                        0.5 * (self.rng.unit() + 1.0)
+                    }) * 100.0) as u16
+                }),
+                heading_cdeg: (source == PositionSource::Gps)
+                    .then(|| ((heading * 100.0) as u16).min(35_999)),
                 satellites: (source == PositionSource::Gps).then_some(self.sats),
             }),
         })

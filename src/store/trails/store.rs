@@ -530,11 +530,11 @@ impl TrailStore {
 
     /// Appends encoded blocks to the data file (rolling it first if full), fsyncs, and fills in
     /// each record's file and absolute offset (records hold offsets relative to `data`).
-    fn write_data<'a>(
+    fn write_data(
         &self,
         w: &mut Writer,
         data: &[u8],
-        records: &mut dyn Iterator<Item = &'a mut BlockRecord>,
+        records: &mut dyn Iterator<Item = &mut BlockRecord>,
     ) -> Result<(), TrailError> {
         if data.is_empty() {
             return Ok(());
