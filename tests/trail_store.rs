@@ -528,3 +528,95 @@ fn the_handle_is_shared_across_threads() {
     assert!(handle.join().unwrap() > 0);
     assert_eq!(store.positions("ACT-1", 0, i64::MAX).unwrap().len(), 101);
 }
+
+#[test]
+fn the_log_feeds_the_store_and_a_restart_replays_only_from_the_checkpoint() {
+    use tagstream::log::{LogConfig, LogReader, LogWriter};
+    use tagstream::model::{Activation, Batch};
+    use tagstream::pipeline::ActivationDirectory;
+    use tagstream::store::trails::{apply_batch, catch_up};
+
+    let records = fixture_records();
+    let t_split = parse_time("2026-03-28T09:00:00Z").unwrap();
+    // The tag changes activation at 09:00.
+    let directory = ActivationDirectory::new(&[
+        Activation {
+            id: "ACT-1".into(),
+            person: "P1".into(),
+            tag: "T1".into(),
+            from: 0,
+            to: Some(t_split),
+        },
+        Activation {
+            id: "ACT-2".into(),
+            person: "P1".into(),
+            tag: "T1".into(),
+            from: t_split,
+            to: None,
+        },
+    ]);
+    let root = tempfile::tempdir().unwrap();
+    let log_dir = root.path().join("log");
+    let (mut writer, _) = LogWriter::open(
+        &log_dir,
+        LogConfig {
+            segment_max_bytes: 1_200,
+            ..LogConfig::default()
+        },
+    )
+    .unwrap();
+    for (n, readings) in &records {
+        let batch = Batch {
+            tag: "T1".into(),
+            seq: n + 1,
+            arrival_ms: 0,
+            readings: readings.clone(),
+        };
+        writer.append(&batch).unwrap();
+    }
+    writer.sync().unwrap();
+    drop(writer);
+    assert!(
+        LogReader::open(&log_dir).unwrap().segments().len() > 3,
+        "want several segments"
+    );
+
+    let store_dir = root.path().join("trails");
+    let (store, cp) = TrailStore::open(&store_dir, small_chunks()).unwrap();
+    // Feed the first 8 records live, checkpointing; then crash.
+    for item in LogReader::open(&log_dir).unwrap().take(8) {
+        let (n, batch) = item.unwrap();
+        apply_batch(&store, &directory, n, &batch).unwrap();
+        store.checkpoint(n + 1).unwrap();
+    }
+    assert_eq!(cp, 0);
+    drop(store);
+    let (store, cp) = TrailStore::open(&store_dir, small_chunks()).unwrap();
+    assert!(cp > 0);
+    // Segments before the checkpoint are skipped; the rest is replayed.
+    let skipped = LogReader::open_from(&log_dir, cp).unwrap();
+    assert!(skipped.next_record() <= cp);
+    assert_eq!(
+        catch_up(&store, &directory, &log_dir, cp).unwrap(),
+        records.len() as u64
+    );
+    store.flush(records.len() as u64).unwrap();
+    let all = reference(&records);
+    let one = store.positions("ACT-1", 0, i64::MAX).unwrap();
+    let two = store.positions("ACT-2", 0, i64::MAX).unwrap();
+    assert_eq!(
+        one,
+        all.iter()
+            .filter(|r| r.t_ms < t_split)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        two,
+        all.iter()
+            .filter(|r| r.t_ms >= t_split)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(store.activations(), ["ACT-1", "ACT-2"]);
+}

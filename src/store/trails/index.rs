@@ -116,6 +116,10 @@ fn block_item(b: &BlockRecord) -> Item {
     }
 }
 
+fn meta_item(b: &BlockMeta) -> Item {
+    block_item(&b.rec)
+}
+
 fn buffer_item(b: &ChunkBuffer) -> Item {
     Item {
         bbox: b.bbox,
@@ -125,17 +129,18 @@ fn buffer_item(b: &ChunkBuffer) -> Item {
 }
 
 /// The envelope of `items[i]` (items sorted by first time, each spanning less than `chunk_ms`).
-fn envelope_of(
-    items: &[Item],
+fn envelope_of<T>(
+    items: &[T],
+    item: impl Fn(&T) -> Item,
     i: usize,
     chunk_ms: i64,
     max_gap_ms: i64,
     with_successor: bool,
 ) -> Envelope {
-    let me = items[i];
+    let me = item(&items[i]);
     let mut env = me.own();
     let mut preds: Vec<FixE7> = Vec::new();
-    for o in items[..i].iter().rev() {
+    for o in items[..i].iter().rev().map(&item) {
         let best = preds.first().map(|p| p.t_ms);
         let cannot_overlap = o.first.t_ms + chunk_ms <= me.first.t_ms;
         if cannot_overlap && best.is_some_and(|b| o.first.t_ms + chunk_ms <= b) {
@@ -156,7 +161,7 @@ fn envelope_of(
             env.add_fix(p);
         }
     }
-    for o in &items[i + 1..] {
+    for o in items[i + 1..].iter().map(&item) {
         if o.first.t_ms > me.last.t_ms {
             if with_successor && o.first.t_ms - me.last.t_ms <= max_gap_ms {
                 env.add_fix(&o.first);
@@ -356,7 +361,7 @@ impl Index {
         let chunk_ms = self.chunk_ms;
         let blocks = &self.acts[act_id as usize].blocks;
         let lo = t_min.saturating_sub(chunk_ms);
-        let hi = match blocks.iter().find(|b| b.t_min() > t_max) {
+        let hi = match blocks.get(blocks.partition_point(|b| b.t_min() <= t_max)) {
             Some(f) => f.t_min().saturating_add(chunk_ms),
             None => TimeMs::MAX,
         };
@@ -368,9 +373,8 @@ impl Index {
     fn refresh_range(&mut self, act_id: u32, start: usize, end: usize) {
         let (chunk_ms, max_gap_ms) = (self.chunk_ms, self.max_gap_ms);
         let act = &mut self.acts[act_id as usize];
-        let items: Vec<Item> = act.blocks.iter().map(|b| block_item(&b.rec)).collect();
         for i in start..end {
-            let env = envelope_of(&items, i, chunk_ms, max_gap_ms, false);
+            let env = envelope_of(&act.blocks, meta_item, i, chunk_ms, max_gap_ms, false);
             let meta = &mut act.blocks[i];
             if env != meta.env {
                 let (file, offset) = (meta.rec.file, meta.rec.offset);
@@ -390,9 +394,11 @@ impl Index {
         for (id, act) in self.acts.iter_mut().enumerate() {
             act.blocks
                 .sort_by_key(|b| (b.t_min(), b.rec.file, b.rec.offset));
-            let items: Vec<Item> = act.blocks.iter().map(|b| block_item(&b.rec)).collect();
-            for (i, meta) in act.blocks.iter_mut().enumerate() {
-                meta.env = envelope_of(&items, i, chunk_ms, max_gap_ms, false);
+            let envs: Vec<Envelope> = (0..act.blocks.len())
+                .map(|i| envelope_of(&act.blocks, meta_item, i, chunk_ms, max_gap_ms, false))
+                .collect();
+            for (meta, env) in act.blocks.iter_mut().zip(envs) {
+                meta.env = env;
                 entries.push(SpatialEntry::new(
                     &meta.env,
                     id as u32,
@@ -514,7 +520,7 @@ impl Index {
         items.sort_by_key(|(_, it)| it.first.t_ms);
         let me = items.iter().position(|(is_me, _)| *is_me).unwrap_or(0);
         let plain: Vec<Item> = items.into_iter().map(|(_, it)| it).collect();
-        envelope_of(&plain, me, self.chunk_ms, self.max_gap_ms, true)
+        envelope_of(&plain, |x| *x, me, self.chunk_ms, self.max_gap_ms, true)
     }
 }
 
@@ -560,24 +566,24 @@ mod tests {
             item(60, 90, 100, 110),
             item(1000, 1010, 500, 500),
         ];
-        let e = envelope_of(&items, 1, 100, 20, false);
+        let e = envelope_of(&items, |x| *x, 1, 100, 20, false);
         assert_eq!(
             (e.bbox.min_lat_e7, e.bbox.max_lat_e7, e.from_ms, e.to_ms),
             (10, 110, 50, 90)
         );
         // 990 ms gap: beyond the limit, no segment assumed.
-        let e = envelope_of(&items, 2, 100, 20, false);
+        let e = envelope_of(&items, |x| *x, 2, 100, 20, false);
         assert_eq!((e.bbox.min_lat_e7, e.from_ms), (500, 1000));
         // With the successor (buffers), the next fix is in too.
-        let e = envelope_of(&items, 0, 100, 20, true);
+        let e = envelope_of(&items, |x| *x, 0, 100, 20, true);
         assert_eq!(e.bbox.max_lat_e7, 100);
     }
 
     #[test]
     fn overlapping_blocks_share_their_boxes() {
         let items = [item(0, 90, 0, 10), item(30, 40, 200, 200)];
-        let e0 = envelope_of(&items, 0, 100, 20, false);
-        let e1 = envelope_of(&items, 1, 100, 20, false);
+        let e0 = envelope_of(&items, |x| *x, 0, 100, 20, false);
+        let e1 = envelope_of(&items, |x| *x, 1, 100, 20, false);
         assert_eq!(e0.bbox.max_lat_e7, 200);
         assert_eq!(e1.bbox.min_lat_e7, 0);
     }

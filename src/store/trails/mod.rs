@@ -20,11 +20,13 @@
 pub mod chunk_file;
 pub mod codec;
 pub mod error;
+pub mod feed;
 pub mod index;
 pub mod manifest;
 pub mod spatial;
 pub mod store;
 
 pub use error::{CodecError, TrailError};
+pub use feed::{apply_batch, catch_up, FeedError};
 pub use spatial::QueryBox;
 pub use store::{Candidate, RecoveryReport, TrailConfig, TrailStats, TrailStore};
