@@ -18,7 +18,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-command -v curl >/dev/null || { echo "installing curl"; apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+for tool in curl jq; do
+  command -v "$tool" >/dev/null || { echo "installing $tool"; apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
+done
 
 echo "== building (release; the first build takes several minutes)"
 cargo build --release --workspace --locked -q

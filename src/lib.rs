@@ -19,4 +19,5 @@ pub mod replay;
 pub mod rules;
 pub mod server;
 pub mod store;
+pub mod trail;
 pub mod wire;
