@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub rules: RulesConfig,
     /// Endpoints that receive every alert event (at least once, in order).
     pub webhooks: Vec<crate::delivery::webhooks::WebhookConfig>,
+    pub trails: crate::store::trails::TrailConfig,
+    pub trail_api: crate::api::trails::TrailApiConfig,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +46,8 @@ impl Default for ServerConfig {
             pipeline: PipelineConfig::default(),
             rules: RulesConfig::default(),
             webhooks: Vec::new(),
+            trails: Default::default(),
+            trail_api: Default::default(),
         }
     }
 }

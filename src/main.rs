@@ -154,9 +154,16 @@ fn main() -> Result<()> {
         Command::Replay(args) => replay(args),
         Command::Inspect { data_dir } => inspect(data_dir),
         Command::Users { command } => users(command),
-        Command::Score { truth, outputs, tolerance_min, json } => {
+        Command::Score {
+            truth,
+            outputs,
+            tolerance_min,
+            json,
+        } => {
             let report = tagstream::score::run_score(&truth, &outputs, tolerance_min * 60_000)
-                .with_context(|| format!("scoring {} against {}", outputs.display(), truth.display()))?;
+                .with_context(|| {
+                    format!("scoring {} against {}", outputs.display(), truth.display())
+                })?;
             if json {
                 println!("{}", report.to_json());
             } else {

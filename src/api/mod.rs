@@ -9,5 +9,6 @@ pub mod auth;
 pub mod error;
 pub mod people;
 pub mod routes;
+pub mod trails;
 
 pub use routes::{router, ApiState};
