@@ -1,0 +1,237 @@
+//! Presence at a curfew address: what one reading says, and the compressed history of it.
+//!
+//! - RF (`rf` readings from the home monitoring unit): `in_range` is home, out of range is away.
+//! - GPS / LBS / Wi-Fi fixes, against the address circle (`radius_m`), taking the fix's precision
+//!   (its ~95% confidence radius, times `precision_scale`) into account: **home** if the whole
+//!   confidence circle lies within the radius (d + p ≤ r), **away** if it lies entirely outside
+//!   (d − p > r), **uncertain** otherwise. Network fixes are usually so imprecise that they come out
+//!   uncertain; that is how they count as weaker evidence.
+//!
+//! Uncertain observations never change the presence state (hysteresis): they only show the tag is
+//! reporting. The history is kept as runs of equal observations (a night at home is one run), split
+//! where two observations are further apart than the configured maximum age, so that a run is
+//! continuous evidence.
+
+use super::super::geodesy::haversine_m;
+use crate::model::{Position, Reading, TimeMs};
+
+/// At most this many runs are kept before a pruning point to carry the presence state over it.
+const MAX_CARRIED_RUNS: usize = 64;
+
+/// What one observation says about presence at one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Home,
+    Away,
+    Uncertain,
+}
+
+/// Classifies a fix against an address circle (see the module doc).
+pub fn classify_fix(
+    fix: &Position,
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+    precision_scale: f64,
+) -> Presence {
+    let d_m = haversine_m(fix.lat(), fix.lon(), lat, lon);
+    let p_m = fix.precision_m() * precision_scale;
+    if d_m + p_m <= radius_m {
+        Presence::Home
+    } else if d_m - p_m > radius_m {
+        Presence::Away
+    } else {
+        Presence::Uncertain
+    }
+}
+
+/// Consecutive observations of one class, each within `max_gap_ms` of the next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Run {
+    pub class: Presence,
+    pub first_ms: TimeMs,
+    pub last_ms: TimeMs,
+    /// How many observations the run holds (approximate after a late observation split it).
+    pub n: u32,
+    /// The first reading of the run, as evidence (none for the second half of a split run).
+    pub evidence: Option<Reading>,
+}
+
+/// The runs of one presence source (RF, or GPS against one address), in time order.
+#[derive(Debug, Clone, Default)]
+pub struct RunList {
+    pub runs: Vec<Run>,
+}
+
+/// How an observation changed a run list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Counted in the last run (same class, in order): nothing a verdict depends on moved, unless
+    /// the run is an away run still being confirmed.
+    Extended,
+    /// A new run, a split, or an insertion before the end: verdicts must be recomputed.
+    Reshaped,
+}
+
+impl RunList {
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Adds an observation at any time (in order is the fast path).
+    pub fn insert(&mut self, reading: &Reading, class: Presence, max_gap_ms: TimeMs) -> Change {
+        let t = reading.t_ms;
+        let fresh_run = Run {
+            class,
+            first_ms: t,
+            last_ms: t,
+            n: 1,
+            evidence: Some(*reading),
+        };
+        let idx = self.runs.partition_point(|r| r.first_ms <= t);
+        if idx == self.runs.len() {
+            if let Some(last) = self.runs.last_mut() {
+                if t >= last.last_ms {
+                    if last.class == class && t - last.last_ms <= max_gap_ms {
+                        last.last_ms = t;
+                        last.n = last.n.saturating_add(1);
+                        return Change::Extended;
+                    }
+                    self.runs.push(fresh_run);
+                    return Change::Reshaped;
+                }
+            }
+        }
+        // Out of order: inside run idx-1, between idx-1 and idx, or before everything.
+        if idx > 0 {
+            let prev = self.runs[idx - 1];
+            if t <= prev.last_ms {
+                if prev.class == class {
+                    self.runs[idx - 1].n = prev.n.saturating_add(1);
+                    return Change::Reshaped;
+                }
+                // Split prev around t.
+                let n_left = prev.n.div_ceil(2).max(1);
+                let mut parts = Vec::with_capacity(3);
+                if t > prev.first_ms {
+                    parts.push(Run {
+                        last_ms: t - 1,
+                        n: n_left,
+                        ..prev
+                    });
+                }
+                parts.push(fresh_run);
+                if t < prev.last_ms {
+                    let n_right = if t > prev.first_ms {
+                        prev.n.saturating_sub(n_left).max(1)
+                    } else {
+                        prev.n
+                    };
+                    parts.push(Run {
+                        first_ms: t + 1,
+                        n: n_right,
+                        evidence: None,
+                        ..prev
+                    });
+                }
+                self.runs.splice(idx - 1..idx, parts);
+                return Change::Reshaped;
+            }
+            if prev.class == class && t - prev.last_ms <= max_gap_ms {
+                self.runs[idx - 1].last_ms = t;
+                self.runs[idx - 1].n = prev.n.saturating_add(1);
+                return Change::Reshaped;
+            }
+        }
+        if let Some(next) = self.runs.get_mut(idx) {
+            if next.class == class && next.first_ms - t <= max_gap_ms {
+                next.first_ms = t;
+                next.n = next.n.saturating_add(1);
+                next.evidence = Some(*reading);
+                return Change::Reshaped;
+            }
+        }
+        self.runs.insert(idx, fresh_run);
+        Change::Reshaped
+    }
+
+    /// Whether some observation lies within `max_age_ms` before `t_ms` (runs are continuous).
+    pub fn fresh_at(&self, t_ms: TimeMs, max_age_ms: TimeMs) -> bool {
+        let idx = self.runs.partition_point(|r| r.first_ms <= t_ms);
+        idx > 0 && self.runs[idx - 1].last_ms >= t_ms - max_age_ms
+    }
+
+    /// Drops runs that end before `keep_from_ms`, keeping the last home run before it (the
+    /// state carried into what is kept) and everything after it.
+    pub fn prune_before(&mut self, keep_from_ms: TimeMs) {
+        let first_kept = self.runs.partition_point(|r| r.last_ms < keep_from_ms);
+        // Keep the last home run before the cut (or, with none, the run just before it).
+        let cut = self.runs[..first_kept]
+            .iter()
+            .rposition(|r| r.class == Presence::Home)
+            .filter(|&i| first_kept - i <= MAX_CARRIED_RUNS)
+            .unwrap_or(first_kept.saturating_sub(1));
+        if cut > 0 {
+            self.runs.drain(..cut);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ReadingBody;
+
+    fn rf(t_ms: TimeMs, in_range: bool) -> Reading {
+        Reading {
+            t_ms,
+            battery_pct: None,
+            body: ReadingBody::Rf { in_range },
+        }
+    }
+
+    #[test]
+    fn runs_compress_in_order_and_split_for_late_observations() {
+        let mut list = RunList::default();
+        for t in [0, 10, 20, 30] {
+            list.insert(&rf(t, true), Presence::Home, 100);
+        }
+        assert_eq!(list.runs.len(), 1);
+        assert_eq!(list.runs[0].n, 4);
+        assert_eq!(
+            list.insert(&rf(500, true), Presence::Home, 100),
+            Change::Reshaped
+        );
+        assert_eq!(
+            list.runs.len(),
+            2,
+            "a gap longer than the maximum starts a new run"
+        );
+        assert_eq!(
+            list.insert(&rf(15, false), Presence::Away, 100),
+            Change::Reshaped
+        );
+        let classes: Vec<_> = list
+            .runs
+            .iter()
+            .map(|r| (r.class, r.first_ms, r.last_ms))
+            .collect();
+        assert_eq!(
+            classes,
+            vec![
+                (Presence::Home, 0, 14),
+                (Presence::Away, 15, 15),
+                (Presence::Home, 16, 30),
+                (Presence::Home, 500, 500)
+            ]
+        );
+        assert!(list.fresh_at(40, 20));
+        assert!(!list.fresh_at(60, 20));
+        list.prune_before(400);
+        assert_eq!(
+            list.runs.len(),
+            2,
+            "the last home run before the cut is kept"
+        );
+    }
+}
