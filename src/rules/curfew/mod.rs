@@ -417,9 +417,8 @@ impl CurfewRule {
         let crossed = |p: TimeMs| {
             old_coverage.is_none_or(|c| c < p) && self.coverage_ms.is_some_and(|c| c >= p)
         };
-        (reshaped && in_range)
-            || (!w.commencement_settled && crossed(w.spec.check_ms()))
-            || (!w.end_settled && crossed(w.spec.end_ms))
+        // Data reaching a decision point decides it, or re-decides one the clock decided.
+        (reshaped && in_range) || crossed(w.spec.check_ms()) || crossed(w.spec.end_ms)
     }
 }
 
