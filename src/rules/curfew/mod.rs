@@ -30,7 +30,7 @@ pub mod verdict;
 
 use crate::model::{alert_id, Alert, AlertType, Confidence, Reading, ReadingBody, TimeMs};
 use crate::pipeline::{ActivationInfo, Rule, RuleContext};
-use presence::{classify_fix, Change, Presence, RunList};
+use presence::{classify_fix, Change, DefiniteState, Presence, RunList};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -114,6 +114,8 @@ struct WindowState {
     /// The latest decision point that was settled by the clock rather than by data.
     clock_decided_ms: Option<TimeMs>,
     tally: WindowTally,
+    /// The verdict behind `emitted` (alerts are rebuilt only when it changes).
+    episodes: Vec<verdict::Episode>,
 }
 
 /// The curfew rule of one curfew condition for one activation.
@@ -127,6 +129,8 @@ pub struct CurfewRule {
     windows: VecDeque<WindowState>,
     rf: RunList,
     gps: Vec<RunList>,
+    rf_state: DefiniteState,
+    gps_state: Vec<DefiniteState>,
     rf_seen: bool,
     coverage_ms: Option<TimeMs>,
     clock_ms: TimeMs,
@@ -150,6 +154,7 @@ impl CurfewRule {
         });
         Self {
             gps: vec![RunList::default(); plan.addresses.len()],
+            gps_state: vec![DefiniteState::default(); plan.addresses.len()],
             retired: AbsenceTally {
                 order: plan.order_id.clone(),
                 ..AbsenceTally::default()
@@ -162,6 +167,7 @@ impl CurfewRule {
             windows_source: source,
             windows: VecDeque::new(),
             rf: RunList::default(),
+            rf_state: DefiniteState::default(),
             rf_seen: false,
             coverage_ms: None,
             clock_ms: TimeMs::MIN,
@@ -201,6 +207,7 @@ impl CurfewRule {
                 end_settled: false,
                 clock_decided_ms: None,
                 tally: WindowTally::default(),
+                episodes: Vec::new(),
             });
             let grace_ms = self.plan.grace_ms;
             self.upcoming = self.windows_source.next().map(|iv| {
@@ -281,7 +288,12 @@ impl CurfewRule {
     /// reading that caused this (if any) and whether the pipeline flagged it late.
     fn refresh(&mut self, ctx: &mut RuleContext<'_>, i: usize, cause: Option<(TimeMs, bool)>) {
         let verdict = self.evaluate_window(&self.windows[i]);
-        let alerts = self.alerts_of(ctx, &self.windows[i], &verdict);
+        let unchanged = verdict.episodes == self.windows[i].episodes;
+        let alerts = if unchanged {
+            Vec::new()
+        } else {
+            self.alerts_of(ctx, &self.windows[i], &verdict)
+        };
         let covered = |t: TimeMs| self.coverage_ms.is_some_and(|c| c >= t);
         let w = &mut self.windows[i];
         // Decision points newly settled by the clock rather than by data.
@@ -300,6 +312,9 @@ impl CurfewRule {
         let cause_late =
             cause.is_some_and(|(t, late)| late || w.clock_decided_ms.is_some_and(|d| t <= d));
 
+        if unchanged {
+            return;
+        }
         let mut tally = WindowTally::default();
         for ep in &verdict.episodes {
             if let Some(end) = ep.end_ms {
@@ -338,6 +353,7 @@ impl CurfewRule {
             ctx.emit_alert(gone);
         }
         w.emitted = next_emitted;
+        w.episodes = verdict.episodes;
     }
 
     fn alerts_of(&self, ctx: &RuleContext<'_>, w: &WindowState, verdict: &Verdict) -> Vec<Alert> {
@@ -417,8 +433,12 @@ impl CurfewRule {
         let crossed = |p: TimeMs| {
             old_coverage.is_none_or(|c| c < p) && self.coverage_ms.is_some_and(|c| c >= p)
         };
-        // Data reaching a decision point decides it, or re-decides one the clock decided.
-        (reshaped && in_range) || crossed(w.spec.check_ms()) || crossed(w.spec.end_ms)
+        // Data reaching a decision point decides it, or re-decides one the clock decided; data
+        // older than a point the clock decided may change that decision.
+        (reshaped && in_range)
+            || crossed(w.spec.check_ms())
+            || crossed(w.spec.end_ms)
+            || w.clock_decided_ms.is_some_and(|d| t_ms <= d)
     }
 }
 
@@ -429,7 +449,8 @@ impl Rule for CurfewRule {
 
     fn on_reading(&mut self, ctx: &mut RuleContext<'_>, reading: &Reading, late: bool) {
         let t = reading.t_ms;
-        let mut reshaped = false;
+        // Whether the definite presence state moved (or the history was edited out of order).
+        let mut changed = false;
         let mut mode_changed = false;
         match &reading.body {
             ReadingBody::Rf { in_range } => {
@@ -438,13 +459,25 @@ impl Rule for CurfewRule {
                 } else {
                     Presence::Away
                 };
-                reshaped =
-                    self.rf.insert(reading, class, self.config.rf_max_age_ms) == Change::Reshaped;
+                changed = match self.rf.insert(reading, class, self.config.rf_max_age_ms) {
+                    Change::Inserted => {
+                        self.rf_state = DefiniteState::of_runs(&self.rf.runs, 1);
+                        true
+                    }
+                    Change::Extended | Change::Appended => self.rf_state.observe(class, 1, 1),
+                };
                 mode_changed = !self.rf_seen;
                 self.rf_seen = true;
             }
             ReadingBody::Position(fix) => {
-                for (address, list) in self.plan.addresses.iter().zip(self.gps.iter_mut()) {
+                let away_min = self.config.gps_away_min_fixes;
+                for ((address, list), state) in self
+                    .plan
+                    .addresses
+                    .iter()
+                    .zip(self.gps.iter_mut())
+                    .zip(self.gps_state.iter_mut())
+                {
                     let class = classify_fix(
                         fix,
                         address.lat,
@@ -452,14 +485,14 @@ impl Rule for CurfewRule {
                         address.radius_m,
                         self.config.precision_scale,
                     );
-                    let change = list.insert(reading, class, self.config.gps_max_age_ms);
-                    // An away run still being confirmed matters even when only extended.
-                    let confirming = class == Presence::Away
-                        && list
-                            .runs
-                            .last()
-                            .is_some_and(|r| r.n <= self.config.gps_away_min_fixes);
-                    reshaped |= !self.rf_seen && (change == Change::Reshaped || confirming);
+                    let moved = match list.insert(reading, class, self.config.gps_max_age_ms) {
+                        Change::Inserted => {
+                            *state = DefiniteState::of_runs(&list.runs, away_min);
+                            true
+                        }
+                        Change::Extended | Change::Appended => state.observe(class, 1, away_min),
+                    };
+                    changed |= moved && !self.rf_seen;
                 }
             }
             ReadingBody::Tac(_) | ReadingBody::Event(_) => {}
@@ -468,7 +501,7 @@ impl Rule for CurfewRule {
         self.coverage_ms = Some(old_coverage.map_or(t, |c| c.max(t)));
         self.admit_windows();
         for i in 0..self.windows.len() {
-            if mode_changed || late || self.affected(i, t, reshaped, old_coverage) {
+            if mode_changed || late || self.affected(i, t, changed, old_coverage) {
                 self.refresh(ctx, i, Some((t, late)));
             }
         }

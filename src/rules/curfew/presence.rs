@@ -66,11 +66,54 @@ pub struct RunList {
 /// How an observation changed a run list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    /// Counted in the last run (same class, in order): nothing a verdict depends on moved, unless
-    /// the run is an away run still being confirmed.
+    /// In order, counted in the last run.
     Extended,
-    /// A new run, a split, or an insertion before the end: verdicts must be recomputed.
-    Reshaped,
+    /// In order, a new last run.
+    Appended,
+    /// Out of order: inside or before earlier runs (verdicts must be recomputed).
+    Inserted,
+}
+
+/// The definite presence state at the end of a run list, kept incrementally for observations
+/// that arrive in order, so that an observation that changes nothing costs nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DefiniteState {
+    /// `Some(true)` home, `Some(false)` away, `None` not yet known.
+    pub home: Option<bool>,
+    /// Away observations since the last home one.
+    pub pending_away: u32,
+}
+
+impl DefiniteState {
+    /// Counts one in-order observation; true when the definite state changed.
+    pub fn observe(&mut self, class: Presence, n: u32, away_min_fixes: u32) -> bool {
+        match class {
+            Presence::Home => {
+                self.pending_away = 0;
+                let changed = self.home != Some(true);
+                self.home = Some(true);
+                changed
+            }
+            Presence::Away => {
+                self.pending_away = self.pending_away.saturating_add(n);
+                if self.pending_away >= away_min_fixes.max(1) && self.home != Some(false) {
+                    self.home = Some(false);
+                    return true;
+                }
+                false
+            }
+            Presence::Uncertain => false,
+        }
+    }
+
+    /// The state at the end of `runs`.
+    pub fn of_runs(runs: &[Run], away_min_fixes: u32) -> Self {
+        let mut state = Self::default();
+        for run in runs {
+            state.observe(run.class, run.n, away_min_fixes);
+        }
+        state
+    }
 }
 
 impl RunList {
@@ -89,6 +132,10 @@ impl RunList {
             evidence: Some(*reading),
         };
         let idx = self.runs.partition_point(|r| r.first_ms <= t);
+        if self.runs.is_empty() {
+            self.runs.push(fresh_run);
+            return Change::Appended;
+        }
         if idx == self.runs.len() {
             if let Some(last) = self.runs.last_mut() {
                 if t >= last.last_ms {
@@ -98,7 +145,7 @@ impl RunList {
                         return Change::Extended;
                     }
                     self.runs.push(fresh_run);
-                    return Change::Reshaped;
+                    return Change::Appended;
                 }
             }
         }
@@ -108,7 +155,7 @@ impl RunList {
             if t <= prev.last_ms {
                 if prev.class == class {
                     self.runs[idx - 1].n = prev.n.saturating_add(1);
-                    return Change::Reshaped;
+                    return Change::Inserted;
                 }
                 // Split prev around t.
                 let n_left = prev.n.div_ceil(2).max(1);
@@ -135,12 +182,12 @@ impl RunList {
                     });
                 }
                 self.runs.splice(idx - 1..idx, parts);
-                return Change::Reshaped;
+                return Change::Inserted;
             }
             if prev.class == class && t - prev.last_ms <= max_gap_ms {
                 self.runs[idx - 1].last_ms = t;
                 self.runs[idx - 1].n = prev.n.saturating_add(1);
-                return Change::Reshaped;
+                return Change::Inserted;
             }
         }
         if let Some(next) = self.runs.get_mut(idx) {
@@ -148,11 +195,11 @@ impl RunList {
                 next.first_ms = t;
                 next.n = next.n.saturating_add(1);
                 next.evidence = Some(*reading);
-                return Change::Reshaped;
+                return Change::Inserted;
             }
         }
         self.runs.insert(idx, fresh_run);
-        Change::Reshaped
+        Change::Inserted
     }
 
     /// Whether some observation lies within `max_age_ms` before `t_ms` (runs are continuous).
@@ -200,7 +247,7 @@ mod tests {
         assert_eq!(list.runs[0].n, 4);
         assert_eq!(
             list.insert(&rf(500, true), Presence::Home, 100),
-            Change::Reshaped
+            Change::Appended
         );
         assert_eq!(
             list.runs.len(),
@@ -209,7 +256,7 @@ mod tests {
         );
         assert_eq!(
             list.insert(&rf(15, false), Presence::Away, 100),
-            Change::Reshaped
+            Change::Inserted
         );
         let classes: Vec<_> = list
             .runs

@@ -140,6 +140,20 @@ fn state_events(runs: &[Run], away_min_fixes: u32) -> Vec<StateEvent> {
     out
 }
 
+/// The runs a window's verdict depends on: those from `max_age_ms` before its start to its end,
+/// plus the ones before that carry the presence state in (back to the last home run, bounded).
+fn window_runs<'r>(runs: &'r [Run], w: &WindowSpec, max_age_ms: TimeMs) -> &'r [Run] {
+    const MAX_CARRIED_RUNS: usize = 64;
+    let lo = runs.partition_point(|r| r.last_ms < w.start_ms - max_age_ms);
+    let start = runs[..lo]
+        .iter()
+        .rposition(|r| r.class == Presence::Home)
+        .filter(|&i| lo - i <= MAX_CARRIED_RUNS)
+        .unwrap_or(lo.saturating_sub(1));
+    let end = runs.partition_point(|r| r.first_ms <= w.end_ms);
+    &runs[start..end.max(start)]
+}
+
 fn state_at(events: &[StateEvent], t_ms: TimeMs) -> Option<&StateEvent> {
     let idx = events.partition_point(|e| e.t_ms <= t_ms);
     idx.checked_sub(1).map(|i| &events[i])
@@ -161,7 +175,10 @@ pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
         return verdict;
     }
     verdict.commencement_settled = true;
-    let events = state_events(input.runs, input.away_min_fixes);
+    let events = state_events(
+        window_runs(input.runs, w, input.max_age_ms),
+        input.away_min_fixes,
+    );
 
     let mut home_seen =
         input.fresh_at(w.start_ms) && state_at(&events, w.start_ms).is_some_and(|e| e.home);
