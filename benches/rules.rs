@@ -1,6 +1,6 @@
 //! Criterion bench of rule evaluation per position: 100,000 live activations, each with a curfew
 //! (19:00–07:00 every day, grace 5 min) and three zones (a polygon exclusion zone, a point +
-//! radius exclusion zone on a schedule, a polygon inclusion zone). Each step hands one GPS fix of
+//! radius exclusion zone on a schedule, a polygon inclusion zone). Each visit hands GPS fixes of
 //! one activation (round robin, five minutes of event time apart per activation, wandering
 //! between home, the zones and elsewhere) to that activation's rules — health, no contact, curfew
 //! and zones — and runs `on_clock` when a rule's deadline has passed, as a partition does.
@@ -126,18 +126,46 @@ fn orders() -> OrdersFile {
     file
 }
 
-/// Where activation `i` is at its `n`-th fix: mostly home at night, about town by day, now and
-/// then in or near a zone, with a drifting fix every so often.
-fn fix(i: usize, n: u64) -> Reading {
+/// How the simulated people move.
+#[derive(Clone, Copy)]
+enum Pattern {
+    /// Home at night with an imprecise fix every 23rd and a drift outlier every 97th; about town
+    /// by day, moving on every hour, and into exclusion zone X1 for three fixes every 50th.
+    Typical,
+    /// A presence change every few fixes: home / uncertain / two fixes in a zone, all night.
+    Adversarial,
+}
+
+/// Where activation `i` is at its `n`-th fix.
+fn fix(pattern: Pattern, i: usize, n: u64) -> Reading {
     let (lat, lon) = home_of(i);
     let t_ms = T0_MS + n as i64 * STEP_MS + (i % 300) as i64;
     let hour = ((t_ms / 3_600_000) % 24) as u64;
-    let k = (n + i as u64) % 11;
-    let (dlat, dlon) = match (hour, k) {
-        (_, 7) => (0.0100, 0.0), // in exclusion zone X1
-        (_, 8) => (0.0, 0.0100), // in scheduled zone X2
-        (19..=23 | 0..=6, _) => (0.0001, 0.0),
-        _ => (0.004 + k as f64 * 0.001, -0.003),
+    let night = matches!(hour, 19..=23 | 0..=6);
+    let (dlat, dlon, precision_cm) = match pattern {
+        Pattern::Typical => {
+            if night {
+                match (n % 23, n % 97) {
+                    (_, 0) => (0.003, 0.0, 800),
+                    (0, _) => (0.0001, 0.0, 15_000),
+                    _ => (0.0001, 0.0, 800),
+                }
+            } else if n % 50 < 3 {
+                (0.0100, 0.0, 800)
+            } else {
+                (0.004 + ((n / 12) % 5) as f64 * 0.001, -0.003, 800)
+            }
+        }
+        Pattern::Adversarial => {
+            let k = (n + i as u64) % 11;
+            match (night, k) {
+                (_, 7) => (0.0100, 0.0, 800), // in exclusion zone X1
+                (_, 8) => (0.0, 0.0100, 800), // in scheduled zone X2
+                (_, 3) => (0.0001, 0.0, 15_000),
+                (true, _) => (0.0001, 0.0, 800),
+                _ => (0.004 + k as f64 * 0.001, -0.003, 800),
+            }
+        }
     };
     Reading {
         t_ms,
@@ -145,7 +173,7 @@ fn fix(i: usize, n: u64) -> Reading {
         body: ReadingBody::Position(Position {
             lat_e7: ((lat + dlat) * 1e7) as i32,
             lon_e7: ((lon + dlon) * 1e7) as i32,
-            precision_cm: if k == 3 { 15_000 } else { 800 },
+            precision_cm,
             source: PositionSource::Gps,
             speed_ckmh: Some(400),
             heading_cdeg: Some(9000),
@@ -165,52 +193,65 @@ fn rules_per_position(c: &mut Criterion) {
     let orders = orders();
     let factory = StandardRules::new(config, Default::default(), &orders);
     assert!(factory.build_errors().is_empty());
-    let mut slots: Vec<Slot> = orders
-        .activations
-        .iter()
-        .map(|a| {
-            let info = ActivationInfo {
-                id: a.id.clone(),
-                person: a.person.clone(),
-                tag: a.tag.clone(),
-                from_ms: a.from,
-                to_ms: a.to,
-            };
-            let rules = factory.rules_for(&info);
-            Slot { info, rules, n: 0 }
-        })
-        .collect();
-    let mut sink = VecSink::default();
-    let mut next = 0usize;
-    let n_activations = slots.len();
-    let mut step = |slots: &mut Vec<Slot>, sink: &mut VecSink| {
-        let i = next;
-        next = (next + 7919) % n_activations;
-        let slot = &mut slots[i];
-        slot.n += 1;
-        let reading = fix(i, slot.n);
-        let mut ctx = RuleContext::new(&slot.info, sink, None);
-        for rule in slot.rules.iter_mut() {
-            rule.on_reading(&mut ctx, &reading, false);
-            rule.on_contact(&mut ctx, reading.t_ms);
-            if rule.next_deadline().is_some_and(|d| d <= reading.t_ms) {
-                rule.on_clock(&mut ctx, reading.t_ms);
-            }
-        }
-        if sink.outputs.len() > 4096 {
-            sink.outputs.clear();
-        }
-    };
-    // Warm every activation into its first window.
-    for _ in 0..n_activations * 2 {
-        step(&mut slots, &mut sink);
-    }
     let mut group = c.benchmark_group("rules");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function(
-        "health+curfew+3 zones per position, 100k activations",
-        |b| b.iter(|| step(&mut slots, &mut sink)),
-    );
+    // (name, pattern, fixes handed over per visit to an activation: one upload batch)
+    let cases = [
+        ("typical, 10-fix batches", Pattern::Typical, 10u64),
+        ("typical, 1-fix batches", Pattern::Typical, 1),
+        ("adversarial, 1-fix batches", Pattern::Adversarial, 1),
+    ];
+    for (name, pattern, batch) in cases {
+        let mut slots: Vec<Slot> = orders
+            .activations
+            .iter()
+            .map(|a| {
+                let info = ActivationInfo {
+                    id: a.id.clone(),
+                    person: a.person.clone(),
+                    tag: a.tag.clone(),
+                    from_ms: a.from,
+                    to_ms: a.to,
+                };
+                let rules = factory.rules_for(&info);
+                Slot { info, rules, n: 0 }
+            })
+            .collect();
+        let n_activations = slots.len();
+        let mut sink = VecSink::default();
+        let mut next = 0usize;
+        let mut visit = |slots: &mut Vec<Slot>, sink: &mut VecSink| {
+            let i = next;
+            next = (next + 7919) % n_activations;
+            let slot = &mut slots[i];
+            for _ in 0..batch {
+                slot.n += 1;
+                let reading = fix(pattern, i, slot.n);
+                let mut ctx = RuleContext::new(&slot.info, sink, None);
+                for rule in slot.rules.iter_mut() {
+                    rule.on_reading(&mut ctx, &reading, false);
+                }
+                for rule in slot.rules.iter_mut() {
+                    rule.on_contact(&mut ctx, reading.t_ms);
+                    if rule.next_deadline().is_some_and(|d| d <= reading.t_ms) {
+                        rule.on_clock(&mut ctx, reading.t_ms);
+                    }
+                }
+            }
+            if sink.outputs.len() > 4096 {
+                sink.outputs.clear();
+            }
+        };
+        // Warm every activation up to about 20:00 (48 fixes) so that a curfew window is live.
+        for _ in 0..n_activations * (48 / batch as usize) {
+            visit(&mut slots, &mut sink);
+        }
+        group.throughput(Throughput::Elements(batch));
+        group.bench_function(
+            format!("health+curfew+3 zones per position, {n_activations} activations, {name}"),
+            |b| b.iter(|| visit(&mut slots, &mut sink)),
+        );
+        drop(slots);
+    }
     group.finish();
 }
 

@@ -353,14 +353,14 @@ impl ZoneRule {
             ),
             None => self.set.candidates(&[(lat, lon)], p_m, &mut candidates),
         }
-        candidates.sort_unstable();
+        // A handful of zones at most: linear de-duplication beats sorting.
         let mut work = std::mem::take(&mut self.work);
         work.clear();
-        work.extend_from_slice(&candidates);
-        work.extend_from_slice(&self.engaged);
-        work.extend_from_slice(&self.set.inclusion);
-        work.sort_unstable();
-        work.dedup();
+        for &z in candidates.iter().chain(&self.engaged).chain(&self.set.inclusion) {
+            if !work.contains(&z) {
+                work.push(z);
+            }
+        }
         for &z in &work {
             if !self.active(z, reading.t_ms) {
                 if self.tracks[z].open.is_some() {
@@ -374,7 +374,7 @@ impl ZoneRule {
                 self.tracks[z].clear_n = 0;
                 continue;
             }
-            let candidate = candidates.binary_search(&z).is_ok();
+            let candidate = candidates.contains(&z);
             let side = if candidate {
                 self.place(z, lat, lon, p_m)
             } else {
