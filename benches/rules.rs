@@ -223,18 +223,23 @@ fn rules_per_position(c: &mut Criterion) {
             let i = next;
             next = (next + 7919) % n_activations;
             let slot = &mut slots[i];
+            // As a partition does: every reading through every rule, then contact and due
+            // deadlines once per batch.
+            let mut last_ms = 0;
             for _ in 0..batch {
                 slot.n += 1;
                 let reading = fix(pattern, i, slot.n);
+                last_ms = reading.t_ms;
                 let mut ctx = RuleContext::new(&slot.info, sink, None);
                 for rule in slot.rules.iter_mut() {
                     rule.on_reading(&mut ctx, &reading, false);
                 }
-                for rule in slot.rules.iter_mut() {
-                    rule.on_contact(&mut ctx, reading.t_ms);
-                    if rule.next_deadline().is_some_and(|d| d <= reading.t_ms) {
-                        rule.on_clock(&mut ctx, reading.t_ms);
-                    }
+            }
+            let mut ctx = RuleContext::new(&slot.info, sink, None);
+            for rule in slot.rules.iter_mut() {
+                rule.on_contact(&mut ctx, last_ms);
+                if rule.next_deadline().is_some_and(|d| d <= last_ms) {
+                    rule.on_clock(&mut ctx, last_ms);
                 }
             }
             if sink.outputs.len() > 4096 {

@@ -5,8 +5,8 @@
 //! R = 6,371,008.8 m. Over the few kilometres a curfew address or a zone spans, its error against
 //! the great-circle distance is far below GPS precision (under 0.1% within 10 km in Great Britain),
 //! it is a handful of multiplications per fix, and polygons become plain planar geometry for `geo`.
-//! [`haversine_m`] is kept for the one place distances can be long (a curfew fix kilometres from
-//! home) and for tests.
+//! Curfew presence uses the same projection around each address (a fix kilometres away is far
+//! outside any radius whatever the small error). [`haversine_m`] is kept for tests and checks.
 
 /// Mean Earth radius (IUGG), metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;

@@ -145,3 +145,41 @@ impl RuleFactory for StandardRules {
         rules
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::orders_file::parse_orders;
+
+    #[test]
+    fn rule_sections_parse_from_toml_with_defaults_for_the_rest() {
+        let config: RulesConfig =
+            toml::from_str("[curfew]\nsettle_ms = 60000\n[zones]\ndwell_ms = 120000\n").unwrap();
+        assert_eq!(config.curfew.settle_ms, 60_000);
+        assert_eq!(config.curfew.gps_away_min_fixes, 2);
+        assert_eq!(config.zones.dwell_ms, 120_000);
+        assert!(toml::from_str::<RulesConfig>("[curfew]\nsettle = 1\n").is_err());
+    }
+
+    #[test]
+    fn conditions_that_cannot_be_compiled_are_reported_and_the_rest_monitored() {
+        let doc = r#"{"people":[{"id":"P1"}],
+          "activations":[{"id":"A1","person":"P1","tag":"T1","from":"2026-03-01T00:00:00Z"}],
+          "orders":[{"id":"O1","person":"P1","from":"2026-03-01","conditions":[
+            {"type":"exclusion_zone","id":"Z1","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,1]]]}},
+            {"type":"exclusion_zone","id":"Z2","geometry":{"type":"Point","coordinates":[-2.6,51.45]},"radius_m":100}]}]}"#;
+        let orders = parse_orders(doc).unwrap().accepted;
+        let rules = StandardRules::new(PipelineConfig::default(), RulesConfig::default(), &orders);
+        assert_eq!(rules.build_errors().len(), 1);
+        assert!(rules.build_errors()[0].to_string().contains("zone 'Z1'"));
+        let info = ActivationInfo {
+            id: "A1".into(),
+            person: "P1".into(),
+            tag: "T1".into(),
+            from_ms: 0,
+            to_ms: None,
+        };
+        let names: Vec<_> = rules.rules_for(&info).iter().map(|r| r.name()).collect();
+        assert_eq!(names, vec!["health", "no_contact", "zones"]);
+    }
+}

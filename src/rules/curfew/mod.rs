@@ -480,8 +480,7 @@ impl Rule for CurfewRule {
                 {
                     let class = classify_fix(
                         fix,
-                        address.lat,
-                        address.lon,
+                        &address.projection,
                         address.radius_m,
                         self.config.precision_scale,
                     );

@@ -12,7 +12,7 @@
 //! where two observations are further apart than the configured maximum age, so that a run is
 //! continuous evidence.
 
-use super::super::geodesy::haversine_m;
+use super::super::geodesy::LocalProjection;
 use crate::model::{Position, Reading, TimeMs};
 
 /// At most this many runs are kept before a pruning point to carry the presence state over it.
@@ -29,12 +29,12 @@ pub enum Presence {
 /// Classifies a fix against an address circle (see the module doc).
 pub fn classify_fix(
     fix: &Position,
-    lat: f64,
-    lon: f64,
+    address: &LocalProjection,
     radius_m: f64,
     precision_scale: f64,
 ) -> Presence {
-    let d_m = haversine_m(fix.lat(), fix.lon(), lat, lon);
+    let (x, y) = address.to_xy(fix.lat(), fix.lon());
+    let d_m = (x * x + y * y).sqrt();
     let p_m = fix.precision_m() * precision_scale;
     if d_m + p_m <= radius_m {
         Presence::Home

@@ -10,6 +10,7 @@
 //! extension of the orders contract: it is an order of its own whose dates are the release day and
 //! the day after, with a curfew condition whose timetable is `17:00`–`00:00` on every day.
 
+use super::super::geodesy::LocalProjection;
 use super::super::local_time::{local_date, Interval, LocalTimeError, SlotCalendar, WeeklySlot};
 use crate::model::{CurfewCondition, Order, TimeMs};
 use chrono::{Duration, NaiveDate};
@@ -40,6 +41,8 @@ pub struct PlanAddress {
     pub lat: f64,
     pub lon: f64,
     pub radius_m: f64,
+    /// The metric plane around the address that distances are measured in.
+    pub projection: LocalProjection,
 }
 
 /// A compiled curfew condition, shared by every activation of the person.
@@ -81,6 +84,7 @@ impl CurfewPlan {
                 lat: a.lat,
                 lon: a.lon,
                 radius_m: a.radius_m,
+                projection: LocalProjection::new(a.lat, a.lon),
             });
         }
         let mut slots = Vec::with_capacity(curfew.timetable.len());

@@ -102,6 +102,10 @@ pub struct ZoneSet {
     /// Indices of inclusion zones (being *outside* them is the breach, so each is checked).
     pub inclusion: Vec<usize>,
     tree: RTree<Entry>,
+    /// Degrees per metre (lat, lon) for query margins, taken at the greatest |latitude| of any
+    /// zone envelope, where a degree of longitude is shortest: a query box is never too small
+    /// where it could meet a zone.
+    deg_per_m: (f64, f64),
 }
 
 impl ZoneSet {
@@ -120,10 +124,18 @@ impl ZoneSet {
             .filter(|(_, z)| z.kind == ZoneKind::Inclusion)
             .map(|(i, _)| i)
             .collect();
+        let max_abs_lat = zones
+            .iter()
+            .map(|z| {
+                let (min, max) = z.geometry.envelope_deg;
+                min[1].abs().max(max[1].abs())
+            })
+            .fold(0.0, f64::max);
         Self {
             zones,
             inclusion,
             tree: RTree::bulk_load(entries),
+            deg_per_m: metres_to_degrees(max_abs_lat, 1.0),
         }
     }
 
@@ -138,7 +150,7 @@ impl ZoneSet {
             min = [min[0].min(*lon), min[1].min(*lat)];
             max = [max[0].max(*lon), max[1].max(*lat)];
         }
-        let (dlat, dlon) = metres_to_degrees(max[1].abs().max(min[1].abs()), margin_m);
+        let (dlat, dlon) = (self.deg_per_m.0 * margin_m, self.deg_per_m.1 * margin_m);
         let query = AABB::from_corners(
             [min[0] - dlon, min[1] - dlat],
             [max[0] + dlon, max[1] + dlat],

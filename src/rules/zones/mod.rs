@@ -356,7 +356,11 @@ impl ZoneRule {
         // A handful of zones at most: linear de-duplication beats sorting.
         let mut work = std::mem::take(&mut self.work);
         work.clear();
-        for &z in candidates.iter().chain(&self.engaged).chain(&self.set.inclusion) {
+        for &z in candidates
+            .iter()
+            .chain(&self.engaged)
+            .chain(&self.set.inclusion)
+        {
             if !work.contains(&z) {
                 work.push(z);
             }
