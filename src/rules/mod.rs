@@ -2,6 +2,7 @@
 //! zones, hits and alcohol join here. [`StandardRules`] builds each activation's rule set from
 //! the pipeline configuration and the orders of the activation's person.
 
+pub mod alcohol;
 pub mod health;
 
 use crate::formats::orders_file::OrdersFile;
@@ -15,13 +16,22 @@ use std::sync::Arc;
 /// version on its outputs, so a changed threshold is visible in what it produced.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RulesConfig {}
+pub struct RulesConfig {
+    /// Alcohol monitoring (`[rules.alcohol]`).
+    pub alcohol: alcohol::AlcoholConfig,
+}
+
+impl RulesConfig {
+    /// Checks every rule's parameters.
+    pub fn validate(&self) -> Result<(), alcohol::AlcoholConfigError> {
+        self.alcohol.validate()
+    }
+}
 
 /// The rule set of every activation.
 pub struct StandardRules {
     pipeline: PipelineConfig,
-    #[allow(dead_code)]
-    rules: RulesConfig,
+    alcohol: Arc<alcohol::Thresholds>,
     orders_by_person: HashMap<String, Vec<Arc<Order>>>,
 }
 
@@ -36,7 +46,7 @@ impl StandardRules {
         }
         Self {
             pipeline,
-            rules,
+            alcohol: Arc::new(alcohol::Thresholds::new(&rules.alcohol)),
             orders_by_person,
         }
     }
@@ -53,7 +63,6 @@ impl StandardRules {
 
 impl RuleFactory for StandardRules {
     fn rules_for(&self, activation: &ActivationInfo) -> Vec<Box<dyn Rule>> {
-        #[allow(unused_mut)]
         let mut rules: Vec<Box<dyn Rule>> = vec![
             Box::new(health::DeviceHealthRule::default()),
             Box::new(health::NoContactRule::new(
@@ -62,7 +71,15 @@ impl RuleFactory for StandardRules {
                 activation.to_ms,
             )),
         ];
-        let _orders = self.orders_of(activation);
+        let orders = self.orders_of(activation);
+        if let Some(rule) = alcohol::AlcoholRule::new(
+            self.alcohol.clone(),
+            activation,
+            orders,
+            self.pipeline.reorder_ms,
+        ) {
+            rules.push(Box::new(rule));
+        }
         rules
     }
 }

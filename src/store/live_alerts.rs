@@ -1,8 +1,10 @@
 //! The live alert store: the alert book behind the API, fed by the pipeline's outputs, and the
 //! ingest→alert latency histogram (wall clock from a batch's arrival to its alert being stored).
+//! Sober days from the same outputs are kept beside it in a sober-day book.
 
 use super::alert_book::{AlertBook, Change};
-use crate::model::Alert;
+use super::sober_day_book::SoberDayBook;
+use crate::model::{Alert, SoberDay};
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::Output;
 use hdrhistogram::Histogram;
@@ -13,6 +15,7 @@ use tokio::sync::mpsc;
 
 pub struct LiveAlerts {
     book: Mutex<AlertBook>,
+    sober_days: Mutex<SoberDayBook>,
     /// Microseconds from batch arrival to the alert change being stored.
     latency_us: Mutex<Histogram<u64>>,
     pub changes: AtomicU64,
@@ -35,6 +38,7 @@ impl Default for LiveAlerts {
     fn default() -> Self {
         Self {
             book: Mutex::new(AlertBook::default()),
+            sober_days: Mutex::new(SoberDayBook::default()),
             latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")),
             changes: AtomicU64::new(0),
             measure_since_ms: 0,
@@ -69,7 +73,13 @@ impl LiveAlerts {
         let now = now_us();
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
         for (output, cause_arrival_ms) in batch {
-            let Output::Alert(alert) = output;
+            let alert = match output {
+                Output::Alert(alert) => alert,
+                Output::SoberDay(day) => {
+                    self.sober_days.lock().unwrap_or_else(|p| p.into_inner()).upsert(day);
+                    continue;
+                }
+            };
             if book.upsert(alert) == Change::Unchanged {
                 continue;
             }
@@ -84,6 +94,11 @@ impl LiveAlerts {
 
     pub fn sorted(&self) -> Vec<Alert> {
         self.book.lock().unwrap_or_else(|p| p.into_inner()).sorted()
+    }
+
+    /// Every sober day in output order (activation, order, date).
+    pub fn sober_days(&self) -> Vec<SoberDay> {
+        self.sober_days.lock().unwrap_or_else(|p| p.into_inner()).sorted()
     }
 
     pub fn count(&self) -> usize {

@@ -2,6 +2,8 @@
 
 pub mod alert_book;
 pub mod live_alerts;
+pub mod sober_day_book;
 
 pub use alert_book::AlertBook;
 pub use live_alerts::LiveAlerts;
+pub use sober_day_book::SoberDayBook;

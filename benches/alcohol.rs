@@ -1,0 +1,2 @@
+//! Placeholder until the alcohol bench is written.
+fn main() {}
