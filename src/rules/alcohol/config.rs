@@ -26,8 +26,9 @@ pub struct AlcoholConfig {
     pub max_absorption_gdl_per_h: f64,
     /// Fastest plausible fall, peak → return (or → the confirming reading), on the rate curve.
     pub max_elimination_gdl_per_h: f64,
-    /// Fewest readings in an excursion for it to be confirmed.
-    pub min_readings: u32,
+    /// Fewest readings at or above half the excursion's peak height for it to be confirmed: the
+    /// body holds a peak for hours, a splash of hand gel shows on a reading or two.
+    pub min_readings_near_peak: u32,
     /// Before the curve has returned, confirmation needs it to have fallen by this fraction of
     /// its height above baseline.
     pub confirm_descent_fraction: f64,
@@ -105,7 +106,7 @@ impl Default for AlcoholConfig {
             peak_min_tac_gdl: 0.02,
             max_absorption_gdl_per_h: 0.05,
             max_elimination_gdl_per_h: 0.025,
-            min_readings: 4,
+            min_readings_near_peak: 3,
             confirm_descent_fraction: 0.5,
             spike_tolerance_tac_gdl: 0.02,
             rate_half_window_ms: 2 * HOUR_MS,
@@ -196,7 +197,7 @@ impl AlcoholConfig {
             return err("skin_min_temp_c", "must be below skin_max_temp_c");
         }
         for (field, value) in [
-            ("min_readings", self.min_readings),
+            ("min_readings_near_peak", self.min_readings_near_peak),
             ("return_readings", self.return_readings),
             ("baseline_readings", self.baseline_readings),
             ("ir_baseline_readings", self.ir_baseline_readings),
@@ -269,7 +270,7 @@ pub struct Thresholds {
     pub peak_min_ugdl: i32,
     pub max_absorption_ugdl_per_h: i64,
     pub max_elimination_ugdl_per_h: i64,
-    pub min_readings: u32,
+    pub min_readings_near_peak: u32,
     /// Descent fraction in parts per million.
     pub confirm_descent_ppm: i64,
     pub spike_tolerance_ugdl: i32,
@@ -338,7 +339,7 @@ impl Thresholds {
             peak_min_ugdl: micro(c.peak_min_tac_gdl) as i32,
             max_absorption_ugdl_per_h: micro(c.max_absorption_gdl_per_h),
             max_elimination_ugdl_per_h: micro(c.max_elimination_gdl_per_h),
-            min_readings: count(c.min_readings),
+            min_readings_near_peak: count(c.min_readings_near_peak),
             confirm_descent_ppm: micro(c.confirm_descent_fraction).clamp(0, 1_000_000),
             spike_tolerance_ugdl: micro(c.spike_tolerance_tac_gdl).max(0) as i32,
             rate_half_window_ms: ms(c.rate_half_window_ms),

@@ -5,13 +5,16 @@
 //! baseline; the onset is the last reading before it. It closes when raw and despiked TAC are
 //! both back within `return_delta` of the baseline for `return_readings` readings; the return is
 //! the first of those. It is confirmed as drinking when:
-//! - the despiked peak reaches `peak_min`, over at least `min_readings` readings;
+//! - the despiked peak reaches `peak_min`, and at least `min_readings_near_peak` readings are at
+//!   or above half its height (a body curve holds its peak for hours; a splash of alcohol on
+//!   the sensor shows on one or two readings, and the wide rate curve would hide how fast);
 //! - the rise onset → peak on the rate curve is no faster than `max_absorption`;
 //! - the fall peak → return on the rate curve (or, before the return, peak → the current
 //!   reading once the curve has come down by `confirm_descent_fraction` of its height) is no
 //!   faster than `max_elimination`.
 //!
-//! Confirmation is final; later readings update the peak, the area and the end. An excursion
+//! Confirmation is final; every later reading updates the peak, the area and the readings
+//! counted, and the return sets the end and the final fall rate. An excursion
 //! that closes unconfirmed is environmental when its raw peak reaches `environmental_min_peak`
 //! and its raw rise or fall is faster than the body allows, otherwise unconfirmed.
 
@@ -48,6 +51,10 @@ struct Excursion {
     onset: Option<At>,
     baseline_ugdl: i32,
     readings: u32,
+    /// Despiked values of the excursion's readings (for the count near the peak).
+    despiked_ugdl: Vec<i32>,
+    /// How many of them are at or above half the current peak height.
+    near_peak: u32,
     /// Despiked peak, and the reading it was.
     peak: At,
     peak_point: TacPoint,
@@ -63,6 +70,8 @@ struct Excursion {
     returned: u32,
     return_at: Option<(At, i32, TacPoint)>,
     confirmed: bool,
+    /// Fall rate that confirmed the event (reported while it is open).
+    confirm_elimination: Option<i64>,
 }
 
 impl Excursion {
@@ -84,10 +93,16 @@ impl Excursion {
         )
     }
 
-    /// Peak, readings and rise allow confirmation.
+    /// Half the peak's height above the baseline, as a level.
+    fn half_peak_ugdl(&self) -> i64 {
+        let base = self.baseline_ugdl as i64;
+        base + (self.peak.ugdl as i64 - base) / 2
+    }
+
+    /// Peak, readings near it and rise allow confirmation.
     fn shape_ok(&self, th: &Thresholds) -> bool {
         self.peak.ugdl >= th.peak_min_ugdl
-            && self.readings >= th.min_readings
+            && self.near_peak >= th.min_readings_near_peak
             && self.absorption() <= th.max_absorption_ugdl_per_h
     }
 
@@ -217,6 +232,8 @@ impl ExcursionTracker {
                     onset,
                     baseline_ugdl: base,
                     readings: 0,
+                    despiked_ugdl: Vec::new(),
+                    near_peak: 0,
                     peak: despiked,
                     peak_point: f.point,
                     rate_peak: rate,
@@ -227,6 +244,7 @@ impl ExcursionTracker {
                     returned: 0,
                     return_at: None,
                     confirmed: false,
+                    confirm_elimination: None,
                 })
             }
         };
@@ -238,10 +256,18 @@ impl ExcursionTracker {
             ex.auc_ugdl_ms += (above(prev.ugdl) + above(despiked.ugdl)) * (t_ms - prev.t_ms) / 2;
         }
         ex.prev = Some(despiked);
-        let new_peak = despiked.ugdl > ex.peak.ugdl;
-        if new_peak {
+        ex.despiked_ugdl.push(despiked.ugdl);
+        if despiked.ugdl > ex.peak.ugdl || ex.readings == 1 {
             ex.peak = despiked;
             ex.peak_point = f.point;
+            let half = ex.half_peak_ugdl();
+            ex.near_peak = ex
+                .despiked_ugdl
+                .iter()
+                .filter(|v| **v as i64 >= half)
+                .count() as u32;
+        } else if despiked.ugdl as i64 >= ex.half_peak_ugdl() {
+            ex.near_peak += 1;
         }
         if rate.ugdl > ex.rate_peak.ugdl {
             ex.rate_peak = rate;
@@ -284,14 +310,13 @@ impl ExcursionTracker {
             }
         }
 
-        if !ex.confirmed {
-            if ex.shape_ok(th) && ex.descent_ok(th, rate) {
-                ex.confirmed = true;
-                let elimination = ex.elimination_to(rate);
-                out.push(ex.finding(FindingKind::Drinking, rate, None, Some(elimination)));
-            }
-        } else if new_peak {
-            out.push(ex.finding(FindingKind::Drinking, rate, None, None));
+        if !ex.confirmed && ex.shape_ok(th) && ex.descent_ok(th, rate) {
+            ex.confirmed = true;
+            ex.confirm_elimination = Some(ex.elimination_to(rate));
+        }
+        if ex.confirmed {
+            // Every reading of an open event updates it (peak, area, readings so far).
+            out.push(ex.finding(FindingKind::Drinking, rate, None, ex.confirm_elimination));
         }
     }
 }

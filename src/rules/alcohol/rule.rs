@@ -143,7 +143,8 @@ fn alert_for(
             details.peak = Some(m.peak_ms);
             details.peak_tac_gdl = Some(gdl(m.peak_tac_ugdl as i64));
             details.max_raw_tac_gdl = Some(gdl(m.max_raw_tac_ugdl as i64));
-            details.auc_gdl_h = Some(round4(m.auc_ugdl_ms as f64 / 3.6e9));
+            // µg/dL·ms → g/dL·h
+            details.auc_gdl_h = Some(round4(m.auc_ugdl_ms as f64 / 3.6e12));
             details.absorption_gdl_per_h = Some(round4(gdl(m.absorption_ugdl_per_h)));
             details.elimination_gdl_per_h = m.elimination_ugdl_per_h.map(|r| round4(gdl(r)));
             details.readings = Some(m.readings);
