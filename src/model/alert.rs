@@ -82,7 +82,7 @@ pub struct Alert {
     /// Measurements behind the alert, for rules that have them (alcohol); absent otherwise, so
     /// other alerts keep their exact bytes.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub details: Option<AlertDetails>,
+    pub details: Option<Box<AlertDetails>>,
     /// The readings that caused the alert (and the one that ended it).
     #[serde(skip_deserializing, default)]
     pub evidence: Vec<Reading>,

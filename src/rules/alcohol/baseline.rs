@@ -2,8 +2,10 @@
 //! excursions, IR voltage of normal readings). The median ignores the odd outlier that a mean
 //! would chase, and the window lets the baseline follow slow drift.
 
-/// Median of the last `capacity` values pushed. O(capacity) per push, no allocation after the
-/// window is full; small enough to clone for state snapshots.
+/// Median of the last `capacity` values pushed. Once the window is full a push replaces the
+/// oldest value in the sorted copy by sliding it to the new value's place: as many moves as
+/// values lie between the two (usually a handful), no allocation. Small enough to clone for
+/// state snapshots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningMedian {
     capacity: usize,
@@ -36,15 +38,30 @@ impl RunningMedian {
     pub fn push(&mut self, value: i32) {
         if self.ring.len() < self.capacity {
             self.ring.push(value);
+            let at = self.sorted.partition_point(|v| *v < value);
+            self.sorted.insert(at, value);
+            return;
+        }
+        let old = std::mem::replace(&mut self.ring[self.next], value);
+        self.next = (self.next + 1) % self.capacity;
+        if old == value {
+            return; // the usual case for a quiet sensor: nothing moves
+        }
+        let sorted = &mut self.sorted;
+        // `old` is in `sorted` (every ring value is); slide its slot to where `value` belongs.
+        let mut k = sorted.partition_point(|v| *v < old);
+        if value > old {
+            while k + 1 < sorted.len() && sorted[k + 1] < value {
+                sorted[k] = sorted[k + 1];
+                k += 1;
+            }
         } else {
-            let old = std::mem::replace(&mut self.ring[self.next], value);
-            self.next = (self.next + 1) % self.capacity;
-            if let Ok(i) = self.sorted.binary_search(&old) {
-                self.sorted.remove(i);
+            while k > 0 && sorted[k - 1] > value {
+                sorted[k] = sorted[k - 1];
+                k -= 1;
             }
         }
-        let at = self.sorted.partition_point(|v| *v < value);
-        self.sorted.insert(at, value);
+        sorted[k] = value;
     }
 
     /// The median (mean of the middle two, rounded down, for an even count); `None` when empty.
@@ -80,6 +97,24 @@ mod tests {
         m.push(7); // drops 100
         assert_eq!(m.median(), Some(7));
         assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn the_sorted_window_always_equals_a_fresh_sort() {
+        let mut m = RunningMedian::new(7);
+        let mut x: u64 = 1;
+        let mut all = vec![];
+        for _ in 0..2000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let v = ((x >> 33) % 50) as i32 - 25;
+            m.push(v);
+            all.push(v);
+            let mut window: Vec<i32> = all.iter().rev().take(7).copied().collect();
+            window.sort();
+            assert_eq!(m.sorted, window);
+        }
     }
 
     #[test]

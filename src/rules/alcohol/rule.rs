@@ -23,7 +23,7 @@ use crate::model::{
 };
 use crate::pipeline::{ActivationInfo, Rule, RuleContext};
 use chrono::NaiveDate;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// A copy of the analyzer after it took `consumed` readings (absolute count), the newest at
@@ -50,11 +50,15 @@ pub struct AlcoholRule {
     orders: Vec<OrderDays>,
     analyzer: TacAnalyzer,
     /// Readings taken since the oldest snapshot, in event-time order.
-    history: Vec<TacPoint>,
+    history: VecDeque<TacPoint>,
     /// Absolute index of `history[0]`.
     history_base: u64,
-    snapshots: Vec<Snapshot>,
+    snapshots: VecDeque<Snapshot>,
     findings: BTreeMap<(TimeMs, FindingKind), FindingRecord>,
+    /// Keys of the findings still open, and the longest closed one: a day only needs the
+    /// findings that start within that span before it, plus the open ones.
+    open_findings: BTreeSet<(TimeMs, FindingKind)>,
+    longest_closed_ms: TimeMs,
     /// Strap open → closed (`None` while open).
     straps: Vec<(TimeMs, Option<TimeMs>)>,
     clock_ms: TimeMs,
@@ -175,7 +179,7 @@ fn alert_for(
         zone: None,
         confidence: None,
         rule: ALCOHOL_RULE_VERSION.to_string(),
-        details: Some(details),
+        details: Some(Box::new(details)),
         evidence,
     })
 }
@@ -217,15 +221,17 @@ impl AlcoholRule {
             activation_from_ms: activation.from_ms,
             activation_to_ms: activation.to_ms,
             orders,
-            snapshots: vec![Snapshot {
+            snapshots: VecDeque::from([Snapshot {
                 after_ms: TimeMs::MIN,
                 consumed: 0,
                 analyzer: analyzer.clone(),
-            }],
+            }]),
             analyzer,
-            history: Vec::new(),
+            history: VecDeque::new(),
             history_base: 0,
             findings: BTreeMap::new(),
+            open_findings: BTreeSet::new(),
+            longest_closed_ms: 0,
             straps: Vec::new(),
             clock_ms: TimeMs::MIN,
             deadline_ms: None,
@@ -270,10 +276,25 @@ impl AlcoholRule {
 
     /// Classifies day `i` of order `oi` and emits it if its record changed.
     fn emit_day(&mut self, ctx: &mut RuleContext<'_>, oi: usize, i: usize) {
-        let findings: Vec<(&Finding, Option<&str>)> = self
+        let (day_start, day_end) = {
+            let day = self.orders[oi].day(i);
+            (day.start_ms, day.end_ms)
+        };
+        let first = (
+            day_start.saturating_sub(self.longest_closed_ms),
+            FindingKind::Drinking,
+        );
+        let closed = self
             .findings
-            .values()
-            .map(|r| (&r.finding, r.alert.as_ref().map(|a| a.id.as_str())))
+            .range(first..(day_end, FindingKind::Drinking))
+            .filter(|(_, r)| r.finding.end_ms.is_some());
+        let open = self
+            .open_findings
+            .iter()
+            .filter_map(|k| self.findings.get_key_value(k));
+        let findings: Vec<(&Finding, Option<&str>)> = closed
+            .chain(open)
+            .map(|(_, r)| (&r.finding, r.alert.as_ref().map(|a| a.id.as_str())))
             .collect();
         let cx = DayContext {
             th: &self.th,
@@ -360,6 +381,17 @@ impl AlcoholRule {
                 );
             }
         }
+        if let Some(rec) = self.findings.get(&key) {
+            match rec.finding.end_ms {
+                None => {
+                    self.open_findings.insert(key);
+                }
+                Some(end) => {
+                    self.open_findings.remove(&key);
+                    self.longest_closed_ms = self.longest_closed_ms.max(end - rec.finding.start_ms);
+                }
+            }
+        }
         if let Some(rec) = self.findings.get_mut(&key) {
             let alert = alert_for(
                 &self.th,
@@ -376,18 +408,20 @@ impl AlcoholRule {
         self.reissue_overlapping(ctx, from_ms, to_ms, late);
     }
 
-    fn maybe_snapshot(&mut self, t_ms: TimeMs, consumed: u64) {
+    /// Keeps a copy of the analyzer if the last is `snapshot_every_ms` old; says if it did.
+    fn maybe_snapshot(&mut self, t_ms: TimeMs, consumed: u64) -> bool {
         let due = self
             .snapshots
-            .last()
+            .back()
             .is_none_or(|s| t_ms >= s.after_ms.saturating_add(self.th.snapshot_every_ms));
         if due {
-            self.snapshots.push(Snapshot {
+            self.snapshots.push_back(Snapshot {
                 after_ms: t_ms,
                 consumed,
                 analyzer: self.analyzer.clone(),
             });
         }
+        due
     }
 
     fn trim_history(&mut self) {
@@ -402,7 +436,7 @@ impl AlcoholRule {
         if old > 0 {
             self.snapshots.drain(..old);
         }
-        if let Some(first) = self.snapshots.first() {
+        if let Some(first) = self.snapshots.front() {
             let drop = (first.consumed - self.history_base) as usize;
             if drop > 0 {
                 self.history.drain(..drop.min(self.history.len()));
@@ -444,13 +478,16 @@ impl AlcoholRule {
         if in_order {
             let mut out = std::mem::take(&mut self.scratch);
             self.analyzer.push(&self.th, p, &mut out);
-            self.history.push(p);
-            self.maybe_snapshot(p.t_ms, self.history_base + self.history.len() as u64);
+            self.history.push_back(p);
+            let snapshot =
+                self.maybe_snapshot(p.t_ms, self.history_base + self.history.len() as u64);
             for f in out.drain(..) {
                 self.apply(ctx, f, late);
             }
             self.scratch = out;
-            self.trim_history();
+            if snapshot {
+                self.trim_history();
+            }
         } else {
             self.reanalyse_with(ctx, p, late);
         }
@@ -463,13 +500,17 @@ impl AlcoholRule {
             return; // older than the kept history: counted toward coverage only
         }
         self.snapshots.truncate(si);
-        let Some(snap) = self.snapshots.last() else {
+        let Some(snap) = self.snapshots.back() else {
             return;
         };
         let snap_ms = snap.after_ms;
         let start = (snap.consumed - self.history_base) as usize;
         self.analyzer = snap.analyzer.clone();
-        let at = start + self.history[start..].partition_point(|h| h.t_ms <= q.t_ms);
+        // History is in event-time order and everything before `start` is older than `q`.
+        let at = self
+            .history
+            .partition_point(|h| h.t_ms <= q.t_ms)
+            .max(start);
         self.history.insert(at, q);
         let mut out = std::mem::take(&mut self.scratch);
         for i in start..self.history.len() {
@@ -492,6 +533,7 @@ impl AlcoholRule {
             .copied()
             .collect();
         for key in stale {
+            self.open_findings.remove(&key);
             if let Some(rec) = self.findings.remove(&key) {
                 self.reissue_overlapping(ctx, rec.finding.start_ms, rec.finding.end_ms, late);
             }
@@ -510,11 +552,9 @@ impl AlcoholRule {
         late: bool,
     ) {
         match event {
-            DeviceEvent::StrapOpen => {
-                if self.straps.iter().all(|s| s.1.is_some()) {
-                    self.straps.push((t_ms, None));
-                    self.reissue_overlapping(ctx, t_ms, None, late);
-                }
+            DeviceEvent::StrapOpen if self.straps.iter().all(|s| s.1.is_some()) => {
+                self.straps.push((t_ms, None));
+                self.reissue_overlapping(ctx, t_ms, None, late);
             }
             DeviceEvent::StrapClosed => {
                 let open = self

@@ -119,45 +119,48 @@ impl Despiker {
     }
 }
 
-/// Stage 2: centred moving mean over ± the rate half-window, within a segment.
+/// Stage 2: centred moving mean over ± the rate half-window, within a segment. Points are
+/// released in order, so the window's two edges only move forward: a running sum, not a scan.
 #[derive(Debug, Clone, Default)]
 pub struct RateSmoother {
-    /// Points of the current segment from (next to release − half window) on.
+    /// Points of the current segment from the window's left edge on.
     buf: VecDeque<FilteredPoint>,
     /// Index in `buf` of the next point to release.
     next: usize,
+    /// Window of the next point: `buf[lo..hi]` (`lo` is always 0 after trimming) and its sum.
+    hi: usize,
+    sum: i64,
 }
 
 impl RateSmoother {
-    fn mean_around(&self, i: usize, half_ms: TimeMs) -> i32 {
-        let t = self.buf[i].point.t_ms;
-        let (mut sum, mut n) = (0i64, 0i64);
-        for p in self.buf.iter().skip_while(|p| p.point.t_ms < t - half_ms) {
-            if p.point.t_ms > t + half_ms {
-                break;
+    /// Releases `buf[next]` with the mean over its window (the caller knows no later point of
+    /// the segment can still fall inside it).
+    fn release_next(&mut self, th: &Thresholds) -> SmoothedPoint {
+        let t = self.buf[self.next].point.t_ms;
+        while self.hi < self.buf.len() && self.buf[self.hi].point.t_ms <= t + th.rate_half_window_ms
+        {
+            self.sum += self.buf[self.hi].tac_ugdl as i64;
+            self.hi += 1;
+        }
+        while self
+            .buf
+            .front()
+            .is_some_and(|p| p.point.t_ms < t - th.rate_half_window_ms)
+        {
+            if let Some(p) = self.buf.pop_front() {
+                self.sum -= p.tac_ugdl as i64;
             }
-            sum += p.tac_ugdl as i64;
-            n += 1;
+            self.next -= 1;
+            self.hi -= 1;
         }
-        // Rounded to the nearest µg/dL (n ≥ 1: the point itself is in its window).
-        (2 * sum + n).div_euclid(2 * n) as i32
-    }
-
-    fn release(&mut self, i: usize, th: &Thresholds) -> SmoothedPoint {
-        SmoothedPoint {
-            filtered: self.buf[i],
-            rate_tac_ugdl: self.mean_around(i, th.rate_half_window_ms),
-        }
-    }
-
-    fn trim(&mut self, th: &Thresholds) {
-        if let Some(next) = self.buf.get(self.next) {
-            let keep_from = next.point.t_ms - th.rate_half_window_ms;
-            while self.buf.front().is_some_and(|p| p.point.t_ms < keep_from) {
-                self.buf.pop_front();
-                self.next -= 1;
-            }
-        }
+        let n = self.hi as i64; // the window is buf[0..hi]; it holds the point itself
+        let out = SmoothedPoint {
+            filtered: self.buf[self.next],
+            // Rounded to the nearest µg/dL.
+            rate_tac_ugdl: (2 * self.sum + n).div_euclid(2 * n) as i32,
+        };
+        self.next += 1;
+        out
     }
 
     /// Takes a despiked point; releases every point whose window is now complete.
@@ -175,22 +178,21 @@ impl RateSmoother {
         while self.next < self.buf.len()
             && newest > self.buf[self.next].point.t_ms + th.rate_half_window_ms
         {
-            let out = self.release(self.next, th);
-            self.next += 1;
+            let out = self.release_next(th);
             emit(out);
-            self.trim(th);
         }
     }
 
     /// The segment ended: releases everything held, windows cut at the segment's end.
     pub fn end_segment(&mut self, th: &Thresholds, emit: &mut impl FnMut(SmoothedPoint)) {
         while self.next < self.buf.len() {
-            let out = self.release(self.next, th);
-            self.next += 1;
+            let out = self.release_next(th);
             emit(out);
         }
         self.buf.clear();
         self.next = 0;
+        self.hi = 0;
+        self.sum = 0;
     }
 
     pub fn has_pending(&self) -> bool {

@@ -117,6 +117,8 @@ pub struct OrderDays {
     settled: usize,
     /// End of the next day to settle, when there is one.
     next_end_ms: Option<TimeMs>,
+    /// The day last looked up by date, and its index.
+    last_lookup: Option<(NaiveDate, usize)>,
 }
 
 impl OrderDays {
@@ -158,6 +160,7 @@ impl OrderDays {
             days: Vec::new(),
             settled: 0,
             next_end_ms: Some(local_day_bounds(first).1),
+            last_lookup: None,
         })
     }
 
@@ -175,7 +178,14 @@ impl OrderDays {
     /// The state of `date`, created (with the days before it) if needed; `None` outside the
     /// order's days for this activation.
     pub fn day_mut(&mut self, date: NaiveDate) -> Option<(usize, &mut DayState)> {
-        let i = self.index_of(date)?;
+        let i = match self.last_lookup {
+            Some((d, i)) if d == date => i,
+            _ => {
+                let i = self.index_of(date)?;
+                self.last_lookup = Some((date, i));
+                i
+            }
+        };
         while self.days.len() <= i {
             let d = self
                 .first
