@@ -64,6 +64,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error("config file {path}: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: crate::rules::alcohol::AlcoholConfigError,
+    },
 }
 
 impl ServerConfig {
@@ -72,9 +77,17 @@ impl ServerConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+        config
+            .rules
+            .validate()
+            .map_err(|source| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(config)
     }
 }

@@ -1,9 +1,10 @@
 //! The rules: one file (or folder) per concern — `health` (device events, no contact), `curfew`
-//! (timetabled presence, AL08–AL12) and `zones` (exclusion and inclusion zones); hits and alcohol
-//! join here. `local_time` and `geodesy` are the shared UK-local-time and distance helpers.
+//! (timetabled presence, AL08–AL12), `zones` (exclusion and inclusion zones) and `alcohol`
+//! (confirmed drinking, tamper, sober days); hits join here. `local_time` and `geodesy` are the shared UK-local-time and distance helpers.
 //! [`StandardRules`] builds each activation's rule set from the pipeline configuration, the rules
 //! configuration and the orders of the activation's person (compiled once per person).
 
+pub mod alcohol;
 pub mod curfew;
 pub mod geodesy;
 pub mod health;
@@ -28,6 +29,15 @@ use zones::{ZoneRule, ZonesConfig};
 pub struct RulesConfig {
     pub curfew: CurfewConfig,
     pub zones: ZonesConfig,
+    /// Alcohol monitoring (`[rules.alcohol]`).
+    pub alcohol: alcohol::AlcoholConfig,
+}
+
+impl RulesConfig {
+    /// Checks every rule's parameters.
+    pub fn validate(&self) -> Result<(), alcohol::AlcoholConfigError> {
+        self.alcohol.validate()
+    }
 }
 
 /// A condition that could not be compiled into a rule (the rest of the order is still monitored).
@@ -51,6 +61,7 @@ struct PersonRules {
 pub struct StandardRules {
     pipeline: PipelineConfig,
     rules: RulesConfig,
+    alcohol: Arc<alcohol::Thresholds>,
     by_person: HashMap<String, PersonRules>,
     build_errors: Vec<RuleBuildError>,
 }
@@ -99,6 +110,7 @@ impl StandardRules {
         }
         Self {
             pipeline,
+            alcohol: Arc::new(alcohol::Thresholds::new(&rules.alcohol)),
             rules,
             by_person,
             build_errors,
@@ -141,6 +153,14 @@ impl RuleFactory for StandardRules {
             if let Some(zones) = person.zones.as_ref().filter(|z| !z.is_empty()) {
                 rules.push(Box::new(ZoneRule::new(zones.clone(), self.rules.zones)));
             }
+        }
+        if let Some(rule) = alcohol::AlcoholRule::new(
+            self.alcohol.clone(),
+            activation,
+            self.orders_of(activation),
+            self.pipeline.reorder_ms,
+        ) {
+            rules.push(Box::new(rule));
         }
         rules
     }

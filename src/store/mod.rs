@@ -5,6 +5,8 @@ pub mod alert_store;
 pub mod live_alerts;
 pub mod metadata;
 pub mod trails;
+pub mod sober_day_book;
 
 pub use alert_book::AlertBook;
 pub use live_alerts::LiveAlerts;
+pub use sober_day_book::SoberDayBook;

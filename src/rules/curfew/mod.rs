@@ -381,6 +381,7 @@ impl CurfewRule {
             }),
             rule: CURFEW_RULE_VERSION.to_string(),
             evidence,
+            details: None,
         };
         let mut out = Vec::with_capacity(verdict.episodes.len() + 1);
         for ep in &verdict.episodes {

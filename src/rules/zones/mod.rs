@@ -222,6 +222,7 @@ impl ZoneRule {
             confidence: Some(Confidence::Possible),
             rule: ZONES_RULE_VERSION.to_string(),
             evidence: vec![*reading],
+            details: None,
         }
     }
 
