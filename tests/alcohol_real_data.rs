@@ -15,7 +15,8 @@ use tagstream::model::{
 use tagstream::pipeline::driver::InlineDriver;
 use tagstream::pipeline::{ActivationDirectory, PipelineConfig};
 use tagstream::replay::OutputCollector;
-use tagstream::rules::StandardRules;
+use tagstream::rules::alcohol::AlcoholConfig;
+use tagstream::rules::{RulesConfig, StandardRules};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/scram-barcrawl")
@@ -134,10 +135,14 @@ fn batches(exports: &[Export], clock_to: &str) -> Vec<Batch> {
 }
 
 fn run(exports: &[Export], clock_to: &str) -> OutputCollector {
+    run_with(exports, clock_to, AlcoholConfig::default())
+}
+
+fn run_with(exports: &[Export], clock_to: &str, alcohol: AlcoholConfig) -> OutputCollector {
     let doc = orders(exports);
     let config = PipelineConfig::default();
     let directory = Arc::new(ActivationDirectory::new(&doc.activations));
-    let factory = Arc::new(StandardRules::new(config, Default::default(), &doc));
+    let factory = Arc::new(StandardRules::new(config, RulesConfig { alcohol }, &doc));
     let mut out = OutputCollector::default();
     let mut driver = InlineDriver::new(directory, config, factory, 2, &mut out);
     for batch in batches(exports, clock_to) {
@@ -368,4 +373,123 @@ fn replaying_the_real_data_twice_writes_identical_alerts_and_sober_days() {
         written.push((alerts, days));
     }
     assert_eq!(written[0], written[1]);
+}
+
+/// How the results on the real data move with the main parameters (the table in
+/// `docs/alcohol.md`). `cargo test --test alcohol_real_data -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn parameter_sensitivity_on_the_bar_crawl_data() {
+    let exports = exports();
+    let night_from = parse_time("2017-05-02T20:00:00Z").unwrap();
+    let night_to = parse_time("2017-05-03T04:00:00Z").unwrap();
+    let (h, m) = (3_600_000i64, 60_000i64);
+    let d = AlcoholConfig::default;
+    let variants: Vec<(&str, AlcoholConfig)> = vec![
+        ("defaults", d()),
+        (
+            "rates on the despiked curve",
+            AlcoholConfig {
+                rate_half_window_ms: 0,
+                ..d()
+            },
+        ),
+        (
+            "rate half-window 60 min",
+            AlcoholConfig {
+                rate_half_window_ms: h,
+                ..d()
+            },
+        ),
+        (
+            "rate half-window 90 min",
+            AlcoholConfig {
+                rate_half_window_ms: 90 * m,
+                ..d()
+            },
+        ),
+        (
+            "rate half-window 105 min",
+            AlcoholConfig {
+                rate_half_window_ms: 105 * m,
+                ..d()
+            },
+        ),
+        (
+            "rate half-window 3 h",
+            AlcoholConfig {
+                rate_half_window_ms: 3 * h,
+                ..d()
+            },
+        ),
+        (
+            "no spike filter",
+            AlcoholConfig {
+                spike_tolerance_tac_gdl: 10.0,
+                ..d()
+            },
+        ),
+        (
+            "5 readings near the peak",
+            AlcoholConfig {
+                min_readings_near_peak: 5,
+                ..d()
+            },
+        ),
+        (
+            "IR tolerance 0.2 V",
+            AlcoholConfig {
+                obstruction_tolerance_v: 0.2,
+                removal_ir_tolerance_v: 0.2,
+                ..d()
+            },
+        ),
+        (
+            "removal after 30 min / 2 readings",
+            AlcoholConfig {
+                removal_min_ms: 30 * m,
+                removal_min_readings: 2,
+                ..d()
+            },
+        ),
+    ];
+    for (i, (name, cfg)) in variants.into_iter().enumerate() {
+        let out = run_with(&exports, "2017-05-05T12:00:00Z", cfg);
+        let (mut confirmed, mut missed, mut tamper, mut env) = (0, vec![], 0, 0);
+        for e in &exports {
+            let activation = format!("A-{}", e.name);
+            let alerts = alcohol_alerts(&out, &activation);
+            let last_ms = e.readings.last().unwrap().t_ms;
+            let night = alerts.iter().any(|a| {
+                a.alert_type == AlertType::DrinkingEvent
+                    && a.start < night_to
+                    && a.end.unwrap_or(last_ms) > night_from
+            });
+            if night {
+                confirmed += 1;
+            } else {
+                missed.push(e.name.clone());
+            }
+            tamper += alerts
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a.alert_type,
+                        AlertType::AlcoholObstruction | AlertType::AlcoholRemoval
+                    )
+                })
+                .count();
+            env += alerts
+                .iter()
+                .filter(|a| a.alert_type == AlertType::EnvironmentalAlcohol)
+                .count();
+        }
+        println!(
+            "| {name} | {confirmed}/13 | {} | {tamper} | {env} |",
+            missed.join(", ")
+        );
+        if i == 0 {
+            assert_eq!((confirmed, tamper), (13, 0));
+        }
+    }
 }

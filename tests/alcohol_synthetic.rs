@@ -625,6 +625,44 @@ fn abstinence_orders_are_monitored_for_at_most_120_days() {
     assert_eq!(days.last().unwrap().date.to_string(), "2026-04-30");
 }
 
+#[test]
+fn only_the_alcohol_tag_keeps_sober_days_when_the_person_also_wears_a_gps_tag() {
+    let from = at("2026-03-08T00:00:00Z");
+    let mut orders = abstinence(from);
+    orders.activations.push(Activation {
+        id: "A2".into(),
+        person: "P1".into(),
+        tag: "G1".into(),
+        from,
+        to: None,
+    });
+    let fix = |t_ms| Reading {
+        t_ms,
+        battery_pct: None,
+        body: ReadingBody::Position(tagstream::model::Position {
+            lat_e7: 514_545_000,
+            lon_e7: -25_879_000,
+            precision_cm: 800,
+            source: tagstream::model::PositionSource::Gps,
+            speed_ckmh: None,
+            heading_cdeg: None,
+            satellites: None,
+        }),
+    };
+    let mut batches = uploads(
+        series(from, 30 * MIN, 48 * 2, |_| 0.0),
+        at("2026-03-11T12:00:00Z"),
+    );
+    batches.insert(
+        0,
+        ("G1".into(), (0..48).map(|i| fix(from + i * HOUR)).collect()),
+    );
+    let out = run(&orders, &batches);
+    let days = out.sober_days.sorted();
+    assert!(days.iter().all(|d| d.activation == "A1"), "{days:#?}");
+    assert_eq!(days.len(), 3);
+}
+
 /// A week with everything in it: drinking, a spike, an obstruction, a removal, a gap.
 fn busy_week() -> (OrdersFile, Vec<(String, Vec<Reading>)>) {
     let from = at("2026-03-23T00:00:00Z");

@@ -211,9 +211,10 @@ pub fn tac_chart_svg(
         let (x0, x1) = (x(alert.start), x(end));
         let _ = write!(
             svg,
-            r#"<rect x="{x0:.1}" y="60" width="{:.1}" height="{:.1}" fill="{colour}" fill-opacity="0.15"><title>{} {} {}</title></rect>"#,
+            r#"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}" fill-opacity="0.15"><title>{} {} {}</title></rect>"#,
+            panels[0].top,
             (x1 - x0).max(1.0),
-            panels[2].top + panels[2].height - 60.0,
+            panels[2].top + panels[2].height - panels[0].top,
             alert.alert_type.as_str(),
             escape(&alert.id),
             if alert.late { "(late)" } else { "" }
@@ -243,6 +244,26 @@ pub fn tac_chart_svg(
     }
     svg.push_str("</g>");
 
+    // Time axis.
+    let step = tick_step_ms(to_ms - from_ms);
+    let axis_y = panels[2].top + panels[2].height;
+    svg.push_str(r#"<g class="axis">"#);
+    let mut tick = from_ms.div_euclid(step) * step;
+    while tick <= to_ms {
+        if tick >= from_ms {
+            let tx = x(tick);
+            let _ = write!(
+                svg,
+                r##"<line x1="{tx:.1}" y1="{:.1}" x2="{tx:.1}" y2="{axis_y:.1}" stroke="#ddd"/><text x="{tx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                panels[0].top,
+                axis_y + 14.0,
+                escape(&time_label(tick))
+            );
+        }
+        tick += step;
+    }
+    svg.push_str("</g>");
+
     // Panels: frame, scale, line.
     let values: [&dyn Fn(&TacSample) -> f64; 3] =
         [&|s| s.tac_gdl(), &|s| s.ir_v(), &|s| s.temp_c()];
@@ -250,10 +271,10 @@ pub fn tac_chart_svg(
     for ((panel, value), colour) in panels.iter().zip(values).zip(colours) {
         let _ = write!(
             svg,
-            r##"<g class="panel"><rect x="{LEFT}" y="{}" width="{PLOT_W}" height="{}" fill="none" stroke="#999"/><text x="4" y="{:.1}">{} ({})</text><text x="{:.1}" y="{:.1}" text-anchor="end">{:.3}</text><text x="{:.1}" y="{:.1}" text-anchor="end">{:.3}</text>"##,
+            r##"<g class="panel"><rect x="{LEFT}" y="{}" width="{PLOT_W}" height="{}" fill="none" stroke="#999"/><text x="{LEFT}" y="{:.1}">{} ({})</text><text x="{:.1}" y="{:.1}" text-anchor="end">{:.3}</text><text x="{:.1}" y="{:.1}" text-anchor="end">{:.3}</text>"##,
             panel.top,
             panel.height,
-            panel.top + 12.0,
+            panel.top - 4.0,
             panel.title,
             panel.unit,
             LEFT - 4.0,
@@ -304,23 +325,6 @@ pub fn tac_chart_svg(
         svg.push_str("</g>");
     }
 
-    // Time axis.
-    let step = tick_step_ms(to_ms - from_ms);
-    let axis_y = panels[2].top + panels[2].height;
-    svg.push_str(r#"<g class="axis">"#);
-    let mut tick = from_ms.div_euclid(step) * step;
-    while tick <= to_ms {
-        if tick >= from_ms {
-            let tx = x(tick);
-            let _ = write!(
-                svg,
-                r##"<line x1="{tx:.1}" y1="60" x2="{tx:.1}" y2="{axis_y:.1}" stroke="#ddd"/><text x="{tx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-                axis_y + 14.0,
-                escape(&time_label(tick))
-            );
-        }
-        tick += step;
-    }
-    svg.push_str("</g></svg>\n");
+    svg.push_str("</svg>\n");
     svg
 }

@@ -9,7 +9,8 @@
 //!   change are re-emitted marked late. Readings older than the kept history (`late_window_ms`)
 //!   count toward day coverage only.
 //! - Days settle when the event-time clock passes their end plus the settle time; a settled day
-//!   is re-issued whenever something changes its record.
+//!   is re-issued whenever something changes its record. Days are kept only for an activation
+//!   that has sent a TAC reading (the person's other tags are not alcohol tags).
 
 use super::analyzer::{Finding, FindingKind, FindingMetrics, TacAnalyzer};
 use super::config::{Thresholds, ALCOHOL_RULE_VERSION};
@@ -61,6 +62,10 @@ pub struct AlcoholRule {
     longest_closed_ms: TimeMs,
     /// Strap open → closed (`None` while open).
     straps: Vec<(TimeMs, Option<TimeMs>)>,
+    /// A TAC reading was seen: this activation is the person's alcohol tag. Until then no day
+    /// is settled (a person on an alcohol order may also wear a GPS or RF tag, whose activation
+    /// must not fill the sober-day record with days "not worn").
+    is_alcohol_tag: bool,
     clock_ms: TimeMs,
     deadline_ms: Option<TimeMs>,
     scratch: Vec<Finding>,
@@ -233,6 +238,7 @@ impl AlcoholRule {
             open_findings: BTreeSet::new(),
             longest_closed_ms: 0,
             straps: Vec::new(),
+            is_alcohol_tag: false,
             clock_ms: TimeMs::MIN,
             deadline_ms: None,
             scratch: Vec::new(),
@@ -266,6 +272,7 @@ impl AlcoholRule {
         let settle = self
             .orders
             .iter()
+            .filter(|_| self.is_alcohol_tag)
             .filter_map(|o| o.next_due_ms(th, pending, self.reorder_ms))
             .min();
         self.deadline_ms = match (flush, settle) {
@@ -458,6 +465,7 @@ impl AlcoholRule {
     }
 
     fn on_tac(&mut self, ctx: &mut RuleContext<'_>, p: TacPoint, late: bool) {
+        self.is_alcohol_tag = true;
         let date = self.date_of(p.t_ms);
         for oi in 0..self.orders.len() {
             if let Some((i, day)) = self.orders[oi].day_mut(date) {
@@ -600,7 +608,12 @@ impl AlcoholRule {
             self.apply(ctx, f, false);
         }
         self.scratch = out;
-        for oi in 0..self.orders.len() {
+        let settling = if self.is_alcohol_tag {
+            0..self.orders.len()
+        } else {
+            0..0
+        };
+        for oi in settling {
             loop {
                 let pending = self.analyzer.pending_decision_since(&self.th);
                 let Some(i) =
