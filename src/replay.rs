@@ -5,12 +5,12 @@ use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::formats::readings_jsonl::read_batches;
 use crate::formats::LineError;
 use crate::log::LogReader;
-use crate::wire::ReadingsFileReader;
 use crate::model::Batch;
 use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
 use crate::rules::{RulesConfig, StandardRules};
 use crate::store::{AlertBook, SoberDayBook};
+use crate::wire::ReadingsFileReader;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -155,7 +155,11 @@ pub fn replay(
         batches: stats.batches,
         readings: stats.readings,
         unassigned_readings: stats.unassigned,
-        late_readings: driver.partition_stats().iter().map(|p| p.late_readings).sum(),
+        late_readings: driver
+            .partition_stats()
+            .iter()
+            .map(|p| p.late_readings)
+            .sum(),
         alerts: outputs.alerts.len(),
         sober_days: outputs.sober_days.len(),
         orders_errors: Vec::new(),
@@ -180,5 +184,7 @@ pub fn write_outputs(outputs: &OutputCollector, out_dir: &Path) -> Result<(), Re
             .map_err(|e| write_err(&path, e))
     };
     write_file("alerts.jsonl", &|out| outputs.alerts.write_jsonl(out))?;
-    write_file("sober_days.jsonl", &|out| outputs.sober_days.write_jsonl(out))
+    write_file("sober_days.jsonl", &|out| {
+        outputs.sober_days.write_jsonl(out)
+    })
 }

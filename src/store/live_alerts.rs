@@ -101,7 +101,10 @@ impl LiveAlerts {
                 let alert = match output {
                     Output::Alert(alert) => alert,
                     Output::SoberDay(day) => {
-                        self.sober_days.lock().unwrap_or_else(|p| p.into_inner()).upsert(day);
+                        self.sober_days
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .upsert(day);
                         continue;
                     }
                 };
@@ -139,7 +142,10 @@ impl LiveAlerts {
 
     /// Every sober day in output order (activation, order, date).
     pub fn sober_days(&self) -> Vec<SoberDay> {
-        self.sober_days.lock().unwrap_or_else(|p| p.into_inner()).sorted()
+        self.sober_days
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sorted()
     }
 
     pub fn sorted(&self) -> Vec<Alert> {

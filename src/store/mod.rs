@@ -4,8 +4,8 @@ pub mod alert_book;
 pub mod alert_store;
 pub mod live_alerts;
 pub mod metadata;
-pub mod trails;
 pub mod sober_day_book;
+pub mod trails;
 
 pub use alert_book::AlertBook;
 pub use live_alerts::LiveAlerts;
