@@ -18,6 +18,7 @@ use crate::pipeline::ActivationDirectory;
 use crate::rules::StandardRules;
 use crate::store::alert_store::AlertStore;
 use crate::store::metadata::Metadata;
+use crate::store::tac_book::TacBook;
 use crate::store::trails::{apply_batch, catch_up, TrailStore};
 use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
@@ -154,7 +155,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         &orders,
     ));
     let driver = LiveDriver::spawn(
-        directory,
+        directory.clone(),
         config.pipeline,
         factory,
         config.partitions,
@@ -162,7 +163,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     );
 
     // Rebuild alerts from every stored batch before any new batch can arrive.
-    let recovered = replay_log_into(&log_dir, &driver.input).await?;
+    let tac = Arc::new(TacBook::default());
+    let recovered = replay_log_into(&log_dir, &driver.input, &tac, &directory).await?;
     let alerts_task = alerts.clone();
     tokio::spawn(async move { alerts_task.run(outputs_rx).await });
     let marker = recovered;
@@ -178,6 +180,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let commit = GroupCommitter::spawn(writer, recovery.last_seq_by_tag.clone(), committed_tx)
         .context("starting the group committer")?;
     let forward_counters = counters.clone();
+    let (forward_tac, forward_directory) = (tac.clone(), directory.clone());
     let pipeline_input = driver.input.clone();
     tokio::spawn(async move {
         while let Some(group) = committed_rx.recv().await {
@@ -188,6 +191,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             forward_counters
                 .committed_readings
                 .fetch_add(readings as u64, Ordering::Relaxed);
+            for batch in &group {
+                forward_tac.apply(&forward_directory, batch);
+            }
             let _ = trail_feed.send(group.clone());
             if pipeline_input.send(group).await.is_err() {
                 break;
@@ -220,6 +226,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         ingest: ingest.clone(),
         trails,
         trail_api: config.trail_api,
+        tac,
     };
     let app = router(state);
     let http = tokio::spawn(async move { axum::serve(http_listener, app).await });
@@ -311,6 +318,8 @@ async fn shutdown_signal() {
 async fn replay_log_into(
     log_dir: &Path,
     input: &mpsc::Sender<Vec<Arc<Batch>>>,
+    tac: &TacBook,
+    directory: &crate::pipeline::ActivationDirectory,
 ) -> Result<(u64, u64)> {
     let dir = log_dir.to_path_buf();
     let (tx, mut rx) = mpsc::channel::<Vec<Arc<Batch>>>(16);
@@ -334,6 +343,9 @@ async fn replay_log_into(
     while let Some(group) = rx.recv().await {
         batches += group.len() as u64;
         readings += group.iter().map(|b| b.readings.len() as u64).sum::<u64>();
+        for batch in &group {
+            tac.apply(directory, batch);
+        }
         input
             .send(group)
             .await

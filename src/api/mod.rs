@@ -3,6 +3,7 @@
 //! person's data with its purpose.
 
 pub mod admin;
+pub mod alcohol;
 pub mod alerts;
 pub mod audit;
 pub mod auth;

@@ -3,7 +3,7 @@
 
 use super::auth::{BootstrapToken, Caller};
 use super::error::ApiError;
-use super::{admin, alerts, people, trails};
+use super::{admin, alcohol, alerts, people, trails};
 use crate::store::metadata::Metadata;
 use crate::store::LiveAlerts;
 use axum::extract::State;
@@ -33,6 +33,7 @@ pub struct ApiState {
     pub ingest: Arc<crate::ingest::IngestContext>,
     pub trails: crate::store::trails::TrailStore,
     pub trail_api: trails::TrailApiConfig,
+    pub tac: Arc<crate::store::tac_book::TacBook>,
 }
 
 impl ApiState {
@@ -72,6 +73,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/people/{id}/stays", get(trails::stays))
         .route("/v1/people/{id}/daily", get(trails::daily))
         .route("/v1/activations/{id}/trail", get(trails::activation_trail))
+        .route("/v1/activations/{id}/alcohol-chart", get(alcohol::chart))
+        .route("/v1/orders/{id}/sober-days", get(alcohol::order_sober_days))
+        .route("/v1/sober-days/rate", get(alcohol::cohort_rate))
         .route("/v1/activations", post(people::put_activation))
         .route("/v1/activations/{id}/end", post(people::end_activation))
         .route("/v1/orders", post(people::put_order))

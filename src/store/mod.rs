@@ -5,6 +5,7 @@ pub mod alert_store;
 pub mod live_alerts;
 pub mod metadata;
 pub mod sober_day_book;
+pub mod tac_book;
 pub mod trails;
 
 pub use alert_book::AlertBook;
