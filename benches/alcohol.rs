@@ -134,6 +134,7 @@ fn alcohol(c: &mut Criterion) {
         to: None,
         conditions: vec![Condition::Alcohol(AlcoholCondition {
             mode: AlcoholMode::Abstinence,
+            requirement: None,
         })],
     })];
 

@@ -99,6 +99,7 @@ fn orders(exports: &[Export]) -> OrdersFile {
             to: Some("2017-05-31".parse().unwrap()),
             conditions: vec![Condition::Alcohol(AlcoholCondition {
                 mode: AlcoholMode::Abstinence,
+                requirement: None,
             })],
         });
     }
@@ -142,7 +143,14 @@ fn run_with(exports: &[Export], clock_to: &str, alcohol: AlcoholConfig) -> Outpu
     let doc = orders(exports);
     let config = PipelineConfig::default();
     let directory = Arc::new(ActivationDirectory::new(&doc.activations));
-    let factory = Arc::new(StandardRules::new(config, RulesConfig { alcohol, ..Default::default() }, &doc));
+    let factory = Arc::new(StandardRules::new(
+        config,
+        RulesConfig {
+            alcohol,
+            ..Default::default()
+        },
+        &doc,
+    ));
     let mut out = OutputCollector::default();
     let mut driver = InlineDriver::new(directory, config, factory, 2, &mut out);
     for batch in batches(exports, clock_to) {

@@ -93,7 +93,10 @@ fn doc(activation_from: TimeMs, order_from: &str, order_to: &str, mode: AlcoholM
             person: "P1".into(),
             from: order_from.parse().unwrap(),
             to: Some(order_to.parse().unwrap()),
-            conditions: vec![Condition::Alcohol(AlcoholCondition { mode })],
+            conditions: vec![Condition::Alcohol(AlcoholCondition {
+                mode,
+                requirement: None,
+            })],
         }],
     }
 }
@@ -814,4 +817,35 @@ fn the_chart_is_well_formed_svg_with_every_series_event_and_day() {
     );
     // An empty period still draws.
     roxmltree::Document::parse(&tac_chart_svg(&[], &[], &[], 0, 0)).unwrap();
+}
+
+/// The 120-day limit belongs to the AAMR: the same drinking evening on day 152 of a long order
+/// is not monitored under an AAMR (unstated requirement with abstinence), and is under AML.
+#[test]
+fn the_120_day_cap_applies_to_an_aamr_not_to_aml() {
+    let from = at("2026-05-31T00:00:00Z");
+    let onset = at("2026-06-01T20:00:00Z");
+    let readings = series(from, 30 * MIN, 48 * 3, |t| body(t, onset, 0.08, 2.0, 5.0));
+    let batches = uploads(readings, at("2026-06-04T12:00:00Z"));
+    let with = |requirement| {
+        let mut d = doc(from, "2026-01-01", "2026-12-31", AlcoholMode::Abstinence);
+        d.orders[0].conditions = vec![Condition::Alcohol(AlcoholCondition {
+            mode: AlcoholMode::Abstinence,
+            requirement,
+        })];
+        run(&d, &batches)
+    };
+    let aamr = with(None);
+    assert!(
+        alerts_of(&aamr, AlertType::DrinkingEvent).is_empty(),
+        "past 120 days of an AAMR"
+    );
+    let aml = with(Some(tagstream::model::AlcoholRequirement::Aml));
+    assert_eq!(
+        alerts_of(&aml, AlertType::DrinkingEvent).len(),
+        1,
+        "{:#?}",
+        alcohol_alerts(&aml)
+    );
+    assert_eq!(day(&aml, "2026-06-01").status, SoberDayStatus::Drinking);
 }

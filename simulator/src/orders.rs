@@ -467,6 +467,7 @@ pub fn build_orders(
     if p.device == DeviceKind::Alcohol {
         conditions.push(Condition::Alcohol(AlcoholCondition {
             mode: AlcoholMode::Abstinence,
+            requirement: None,
         }));
         rules.alcohol = true;
         to = from + chrono::Duration::days(119);

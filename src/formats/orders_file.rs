@@ -254,7 +254,13 @@ fn check_condition(c: &Condition) -> Result<(), String> {
             Ok(())
         }
         Condition::ExclusionZone(zone) | Condition::InclusionZone(zone) => check_zone(zone),
-        Condition::Trail | Condition::Alcohol(_) => Ok(()),
+        Condition::Alcohol(a) => match (a.requirement, a.mode) {
+            (Some(crate::model::AlcoholRequirement::Aamr), crate::model::AlcoholMode::Level) => {
+                Err("an AAMR is total abstinence: mode 'level' is only for AML".to_string())
+            }
+            _ => Ok(()),
+        },
+        Condition::Trail => Ok(()),
     }
 }
 

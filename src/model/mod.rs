@@ -14,8 +14,8 @@ pub use activation::{Activation, Person};
 pub use alert::{alert_id, Alert, AlertDetails, AlertType, Confidence};
 pub use batch::Batch;
 pub use order::{
-    parse_local_hhmm, AlcoholCondition, AlcoholMode, Condition, CurfewAddress, CurfewCondition,
-    Day, Order, ScheduleEntry, TimetableEntry, ZoneCondition,
+    parse_local_hhmm, AlcoholCondition, AlcoholMode, AlcoholRequirement, Condition, CurfewAddress,
+    CurfewCondition, Day, Order, ScheduleEntry, TimetableEntry, ZoneCondition,
 };
 pub use reading::{
     to_fixed, DeviceEvent, Position, PositionSource, Reading, ReadingBody, ReadingKind, TacSample,

@@ -112,9 +112,22 @@ pub enum AlcoholMode {
     Level,
 }
 
+/// Which legal requirement an alcohol condition is: the AAMR (a court order; total abstinence, at
+/// most 120 days) or AML (alcohol monitoring on licence; abstinence or level, 30 days to 12 months).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlcoholRequirement {
+    Aamr,
+    Aml,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlcoholCondition {
     pub mode: AlcoholMode,
+    /// An addition to the contract. Absent: an abstinence condition is taken to be an AAMR
+    /// (monitored for at most 120 days), a level condition AML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<AlcoholRequirement>,
 }
 
 /// Parses `HH:MM` (00:00–23:59, or 24:00 as an end) into minutes after midnight.

@@ -19,8 +19,8 @@ use super::sober_days::{
     classify_day, coverage_fraction, day_hours, local_date, local_day_bounds, DayContext, OrderDays,
 };
 use crate::model::{
-    alert_id, AlcoholMode, Alert, AlertDetails, AlertType, Condition, DeviceEvent, Order, Reading,
-    ReadingBody, SoberDay, TimeMs,
+    alert_id, AlcoholMode, AlcoholRequirement, Alert, AlertDetails, AlertType, Condition,
+    DeviceEvent, Order, Reading, ReadingBody, SoberDay, TimeMs,
 };
 use crate::pipeline::{ActivationInfo, Rule, RuleContext};
 use chrono::NaiveDate;
@@ -74,6 +74,14 @@ pub struct AlcoholRule {
 }
 
 /// The alcohol mode of an order (abstinence wins if an order somehow has both), if any.
+/// The requirement an order's alcohol condition names, if any.
+fn alcohol_requirement(order: &Order) -> Option<AlcoholRequirement> {
+    order.conditions.iter().find_map(|c| match c {
+        Condition::Alcohol(a) => a.requirement,
+        _ => None,
+    })
+}
+
 fn alcohol_mode(order: &Order) -> Option<AlcoholMode> {
     order
         .conditions
@@ -202,9 +210,10 @@ impl AlcoholRule {
             .iter()
             .filter_map(|o| {
                 let mode = alcohol_mode(o)?;
-                let cap = match mode {
-                    AlcoholMode::Abstinence => th.abstinence_max_days,
-                    AlcoholMode::Level => None,
+                // The 120-day limit is the AAMR's; AML runs as long as the order does.
+                let cap = match (mode, alcohol_requirement(o)) {
+                    (_, Some(AlcoholRequirement::Aml)) | (AlcoholMode::Level, None) => None,
+                    _ => th.abstinence_max_days,
                 };
                 OrderDays::new(
                     o.id.clone(),
