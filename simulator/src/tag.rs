@@ -321,7 +321,7 @@ impl TagSim {
             && rng.chance(rates.scaled(rates.battery_death) * day_frac)
         {
             self.battery
-                .skip_charging_until(local_to_utc_ms(plan.date, 24 * 60 + 17 * 60));
+                .skip_charging_until(local_to_utc_ms(plan.date, 48 * 60 + 17 * 60));
         }
         self.events.sort_by_key(|e| e.0);
         if p.device == DeviceKind::Alcohol {
@@ -417,8 +417,10 @@ impl TagSim {
         out: &mut Vec<UploadBatch>,
     ) {
         self.swap_ms = None;
+        // The activation covers [from, to): the removal is its last second.
+        let removed_ms = (at - 1000).max(self.pending.last().map_or(i64::MIN, |r| r.t_ms));
         self.pending.push(Reading {
-            t_ms: at,
+            t_ms: removed_ms,
             battery_pct: Some(self.battery.pct()),
             body: ReadingBody::Event(DeviceEvent::Removed),
         });
