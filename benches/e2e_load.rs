@@ -28,7 +28,13 @@ struct Options {
 }
 
 fn parse_options() -> Options {
-    let mut o = Options { tags: 200, seconds: 10, batch: 500, rate: 0, window: 8 };
+    let mut o = Options {
+        tags: 200,
+        seconds: 10,
+        batch: 500,
+        rate: 0,
+        window: 8,
+    };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
@@ -52,7 +58,9 @@ fn parse_options() -> Options {
 const T0_MS: i64 = 1_774_915_200_000; // 2026-03-31T00:00:00Z
 
 fn orders_json(tags: usize) -> String {
-    let people: Vec<_> = (0..tags).map(|i| serde_json::json!({"id": format!("P{i}"), "name": format!("Load {i}")})).collect();
+    let people: Vec<_> = (0..tags)
+        .map(|i| serde_json::json!({"id": format!("P{i}"), "name": format!("Load {i}")}))
+        .collect();
     let activations: Vec<_> = (0..tags)
         .map(|i| serde_json::json!({"id": format!("A{i}"), "person": format!("P{i}"), "tag": format!("L{i}"), "from": "2026-03-01T00:00:00Z", "to": null}))
         .collect();
@@ -106,7 +114,13 @@ impl BatchTemplate {
     fn new(tag_index: usize, size: usize) -> Self {
         let readings = make_batch(tag_index, 1, size);
         let mut buf = bytes::BytesMut::new();
-        tagstream::wire::encode_frame(&Frame::Batch { seq: 1, readings: readings.clone() }, &mut buf);
+        tagstream::wire::encode_frame(
+            &Frame::Batch {
+                seq: 1,
+                readings: readings.clone(),
+            },
+            &mut buf,
+        );
         let last = *readings.last().expect("non-empty batch");
         let with = |body| tagstream::wire::encode_record(&Reading { body, ..last });
         Self {
@@ -150,14 +164,22 @@ async fn run_tag(
     socket.set_nodelay(true)?;
     let mut framed = Framed::new(socket, FrameCodec::with_max_frame_bytes(4 << 20));
     framed
-        .send(Frame::Hello { protocol_version: PROTOCOL_VERSION, tag: tag.clone(), secret: tag_secret(key.as_bytes(), &tag) })
+        .send(Frame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            tag: tag.clone(),
+            secret: tag_secret(key.as_bytes(), &tag),
+        })
         .await?;
     match framed.next().await {
         Some(Ok(Frame::HelloOk { .. })) => {}
         other => anyhow::bail!("hello refused: {other:?}"),
     }
     // Pacing per tag: this tag's share of the total rate.
-    let per_tag_batches_per_s = if opts.rate == 0 { 0.0 } else { opts.rate as f64 / opts.batch as f64 / opts.tags as f64 };
+    let per_tag_batches_per_s = if opts.rate == 0 {
+        0.0
+    } else {
+        opts.rate as f64 / opts.batch as f64 / opts.tags as f64
+    };
     let start = Instant::now();
     let mut sent_at: std::collections::VecDeque<Instant> = Default::default();
     let mut seq = 0u64;
@@ -166,7 +188,8 @@ async fn run_tag(
     loop {
         let now = Instant::now();
         let may_send = now < deadline && sent_at.len() < opts.window;
-        let due = per_tag_batches_per_s == 0.0 || (seq as f64) < start.elapsed().as_secs_f64() * per_tag_batches_per_s;
+        let due = per_tag_batches_per_s == 0.0
+            || (seq as f64) < start.elapsed().as_secs_f64() * per_tag_batches_per_s;
         if may_send && due {
             seq += 1;
             // Patch the pre-encoded template (seq, event times, event kind) instead of
@@ -185,7 +208,11 @@ async fn run_tag(
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         }
-        let wait = if may_send && !due { Duration::from_millis(1) } else { Duration::from_secs(30) };
+        let wait = if may_send && !due {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_secs(30)
+        };
         match tokio::time::timeout(wait, framed.next()).await {
             Ok(Some(Ok(Frame::Ack { .. }))) => {
                 if let Some(t) = sent_at.pop_front() {
@@ -209,7 +236,14 @@ fn main() -> anyhow::Result<()> {
     let key = "load-test-tag-key".to_string();
     let token = "load-test-admin-token".to_string();
     let mut server = Command::new(env!("CARGO_BIN_EXE_tagstream"))
-        .args(["serve", "--ingest-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--orders"])
+        .args([
+            "serve",
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--orders",
+        ])
         .arg(&orders)
         .arg("--data-dir")
         .arg(data_dir.path().join("data"))
@@ -221,18 +255,37 @@ fn main() -> anyhow::Result<()> {
     let mut line = String::new();
     BufReader::new(server.stdout.take().expect("piped stdout")).read_line(&mut line)?;
     let listening: serde_json::Value = serde_json::from_str(&line)?;
-    let ingest = listening["ingest_addr"].as_str().unwrap_or_default().to_string();
-    let http = listening["http_addr"].as_str().unwrap_or_default().to_string();
+    let ingest = listening["ingest_addr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let http = listening["http_addr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let acked = Arc::new(AtomicU64::new(0));
-    let ack_latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let ack_latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(opts.seconds);
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for i in 0..opts.tags {
-            tasks.push(tokio::spawn(run_tag(ingest.clone(), key.clone(), i, opts.clone(), deadline, acked.clone(), ack_latency.clone())));
+            tasks.push(tokio::spawn(run_tag(
+                ingest.clone(),
+                key.clone(),
+                i,
+                opts.clone(),
+                deadline,
+                acked.clone(),
+                ack_latency.clone(),
+            )));
         }
         for t in tasks {
             t.await??;

@@ -50,23 +50,36 @@ fn pipeline_step(c: &mut Criterion) {
     let config = PipelineConfig::default();
     let directory = Arc::new(ActivationDirectory::new(&activations));
     let mut sink = VecSink::default();
-    let mut driver = InlineDriver::new(directory, config, Arc::new(StandardRules::new(config, Default::default(), &Default::default())), 1, &mut sink);
+    let mut driver = InlineDriver::new(
+        directory,
+        config,
+        Arc::new(StandardRules::new(
+            config,
+            Default::default(),
+            &Default::default(),
+        )),
+        1,
+        &mut sink,
+    );
     let mut n = 0u64;
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("dispatch+reorder+rules, 500-reading batch, 10k activations", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                Arc::new(batch((n as usize * 7919) % ACTIVATIONS, n))
-            },
-            |batch| {
-                driver.feed(&batch, &mut sink);
-                sink.outputs.clear();
-            },
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    group.bench_function(
+        "dispatch+reorder+rules, 500-reading batch, 10k activations",
+        |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    Arc::new(batch((n as usize * 7919) % ACTIVATIONS, n))
+                },
+                |batch| {
+                    driver.feed(&batch, &mut sink);
+                    sink.outputs.clear();
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        },
+    );
     group.finish();
 }
 

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub partitions: usize,
     pub pipeline: PipelineConfig,
     pub rules: RulesConfig,
+    /// Endpoints that receive every alert event (at least once, in order).
+    pub webhooks: Vec<crate::delivery::webhooks::WebhookConfig>,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +43,7 @@ impl Default for ServerConfig {
             partitions: 2,
             pipeline: PipelineConfig::default(),
             rules: RulesConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }

@@ -31,7 +31,8 @@ pub fn inspect(data_dir: &Path) -> Result<InspectSummary, InspectError> {
         return Err(InspectError::NotADataDir(data_dir.display().to_string()));
     }
     let log = summarize(&log_dir)?;
-    let (people, activations, orders) = match std::fs::read_to_string(data_dir.join("orders.json")) {
+    let (people, activations, orders) = match std::fs::read_to_string(data_dir.join("orders.json"))
+    {
         Ok(text) => {
             let load = parse_orders(&text).map_err(|e| InspectError::Orders(e.to_string()))?;
             (

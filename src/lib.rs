@@ -7,15 +7,16 @@
 
 pub mod api;
 pub mod config;
+pub mod delivery;
 pub mod formats;
 pub mod ingest;
 pub mod inspect;
 pub mod log;
 pub mod model;
-pub mod replay;
 pub mod score;
-pub mod store;
 pub mod pipeline;
+pub mod replay;
 pub mod rules;
 pub mod server;
+pub mod store;
 pub mod wire;

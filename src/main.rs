@@ -8,7 +8,11 @@ use tagstream::config::ServerConfig;
 use tagstream::pipeline::PipelineConfig;
 
 #[derive(Parser)]
-#[command(name = "tagstream", version, about = "Telemetry processor for electronic monitoring tags")]
+#[command(
+    name = "tagstream",
+    version,
+    about = "Telemetry processor for electronic monitoring tags"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,10 +24,47 @@ enum Command {
     Serve(ServeArgs),
     /// Run the pipeline over recorded readings and write the outputs to a directory.
     Replay(ReplayArgs),
+    /// Manage API users (tokens are shown once, stored hashed).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Print a JSON summary of what is durably stored in a data directory.
     Inspect {
         #[arg(long)]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user and print its token.
+    Add {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// admin, hub, police or practitioner.
+        #[arg(long)]
+        role: String,
+        /// The police force (police role), e.g. AvonSomerset.
+        #[arg(long)]
+        force: Option<String>,
+        /// Person ids on the caseload (practitioner role), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        caseload: Vec<String>,
+    },
+    /// List users (never their tokens).
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Disable a user: their token stops working.
+    Disable {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -73,7 +114,11 @@ struct ReplayArgs {
     no_contact_ms: Option<i64>,
 }
 
-fn pipeline_overrides(mut config: PipelineConfig, reorder_ms: Option<i64>, no_contact_ms: Option<i64>) -> PipelineConfig {
+fn pipeline_overrides(
+    mut config: PipelineConfig,
+    reorder_ms: Option<i64>,
+    no_contact_ms: Option<i64>,
+) -> PipelineConfig {
     if let Some(v) = reorder_ms {
         config.reorder_ms = v;
     }
@@ -94,6 +139,7 @@ fn main() -> Result<()> {
         Command::Serve(args) => serve(args),
         Command::Replay(args) => replay(args),
         Command::Inspect { data_dir } => inspect(data_dir),
+        Command::Users { command } => users(command),
     }
 }
 
@@ -138,7 +184,8 @@ fn replay(args: ReplayArgs) -> Result<()> {
     if !args.crimes.is_empty() {
         eprintln!("note: crime matching is not built yet; --crimes files are ignored");
     }
-    let (outputs, mut summary) = tagstream::replay::replay(&orders, &args.readings, config, &base.rules)?;
+    let (outputs, mut summary) =
+        tagstream::replay::replay(&orders, &args.readings, config, &base.rules)?;
     for e in &summary.readings_errors {
         eprintln!("{}: {e} (line skipped)", args.readings.display());
     }
@@ -152,5 +199,42 @@ fn inspect(data_dir: PathBuf) -> Result<()> {
     let summary = tagstream::inspect::inspect(&data_dir)
         .with_context(|| format!("inspecting {}", data_dir.display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+fn users(command: UsersCommand) -> Result<()> {
+    use tagstream::store::metadata::{Metadata, NewUser};
+    let open = |dir: &PathBuf| -> Result<Metadata> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Metadata::open(dir)
+            .with_context(|| format!("opening the metadata database in {}", dir.display()))
+    };
+    match command {
+        UsersCommand::Add {
+            data_dir,
+            name,
+            role,
+            force,
+            caseload,
+        } => {
+            let role = tagstream::api::admin::role_from(&role, force, caseload)
+                .map_err(anyhow::Error::msg)?;
+            let (user, token) = open(&data_dir)?.add_user(&NewUser { name, role })?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"user": user, "token": token}))?
+            );
+        }
+        UsersCommand::List { data_dir } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&open(&data_dir)?.list_users()?)?
+            );
+        }
+        UsersCommand::Disable { data_dir, name } => {
+            open(&data_dir)?.disable_user(&name)?;
+            eprintln!("user '{name}' disabled");
+        }
+    }
     Ok(())
 }

@@ -5,12 +5,12 @@ use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::formats::readings_jsonl::read_batches;
 use crate::formats::LineError;
 use crate::log::LogReader;
-use crate::wire::ReadingsFileReader;
 use crate::model::Batch;
 use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
 use crate::rules::{RulesConfig, StandardRules};
 use crate::store::AlertBook;
+use crate::wire::ReadingsFileReader;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -150,7 +150,11 @@ pub fn replay(
         batches: stats.batches,
         readings: stats.readings,
         unassigned_readings: stats.unassigned,
-        late_readings: driver.partition_stats().iter().map(|p| p.late_readings).sum(),
+        late_readings: driver
+            .partition_stats()
+            .iter()
+            .map(|p| p.late_readings)
+            .sum(),
         alerts: outputs.alerts.len(),
         orders_errors: Vec::new(),
         readings_errors,

@@ -5,7 +5,7 @@
 //! then are tags let in. From then on the group committer is the single writer; it hands
 //! committed batches, in log order, to the pipeline.
 
-use crate::api::auth::TokenSet;
+use crate::api::auth::BootstrapToken;
 use crate::api::routes::Counters;
 use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
@@ -16,6 +16,8 @@ use crate::model::Batch;
 use crate::pipeline::driver::{LiveDriver, OutputBatch};
 use crate::pipeline::ActivationDirectory;
 use crate::rules::StandardRules;
+use crate::store::alert_store::AlertStore;
+use crate::store::metadata::Metadata;
 use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -70,27 +72,30 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads the orders document for the server: from `--orders` (copied into the data directory so
-/// the data directory alone can be replayed), else the copy already there, else nothing.
-fn load_server_orders(config: &ServerConfig) -> Result<OrdersFile> {
+/// Loads `--orders` (if given) into the metadata database, then returns the database's whole
+/// document — what the pipeline runs with — and writes it to `DATA/orders.json`, so that
+/// `tagstream replay --orders DATA/orders.json --readings DATA` reproduces this run.
+fn load_server_orders(config: &ServerConfig, metadata: &Metadata) -> Result<OrdersFile> {
+    if let Some(source) = &config.orders {
+        let text = std::fs::read_to_string(source)
+            .with_context(|| format!("reading orders {}", source.display()))?;
+        let load = parse_orders(&text).with_context(|| format!("orders {}", source.display()))?;
+        for e in &load.errors {
+            tracing::warn!("{}: {e} (record skipped)", source.display());
+        }
+        metadata
+            .import_orders(&load.accepted)
+            .context("storing the orders in the metadata database")?;
+    }
+    let doc = metadata
+        .orders_document()
+        .context("reading orders from the metadata database")?;
     let stored = config.data_dir.join("orders.json");
-    let source = match &config.orders {
-        Some(path) => path.clone(),
-        None if stored.exists() => stored.clone(),
-        None => return Ok(OrdersFile::default()),
-    };
-    let text = std::fs::read_to_string(&source)
-        .with_context(|| format!("reading orders {}", source.display()))?;
-    let load = parse_orders(&text).with_context(|| format!("orders {}", source.display()))?;
-    for e in &load.errors {
-        tracing::warn!("{}: {e} (record skipped)", source.display());
-    }
-    if source != stored {
-        let tmp = config.data_dir.join("orders.json.tmp");
-        std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &stored).with_context(|| format!("writing {}", stored.display()))?;
-    }
-    Ok(load.accepted)
+    let tmp = config.data_dir.join("orders.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &stored).with_context(|| format!("writing {}", stored.display()))?;
+    Ok(doc)
 }
 
 fn now_ms() -> i64 {
@@ -106,7 +111,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let tag_key = load_or_create_secret(TAG_KEY_ENV, &config.data_dir.join("tag.key"))?;
     let admin_token = load_or_create_secret(ADMIN_TOKEN_ENV, &config.data_dir.join("admin.token"))?;
-    let orders = load_server_orders(&config)?;
+    let metadata = Metadata::open(&config.data_dir).context("opening the metadata database")?;
+    let orders = load_server_orders(&config, &metadata)?;
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
 
     let log_dir = config.data_dir.join("log");
@@ -121,10 +127,22 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     tracing::info!(?recovery, "log recovered");
 
     // Latency is measured only for batches that arrive from now on, not recovered ones.
-    let alerts = Arc::new(LiveAlerts::measuring_since(now_ms()));
+    let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
+    crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
+    let alerts = Arc::new(LiveAlerts::new(alert_store, now_ms()));
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
-    let factory = Arc::new(StandardRules::new(config.pipeline, config.rules.clone(), &orders));
-    let driver = LiveDriver::spawn(directory, config.pipeline, factory, config.partitions, outputs_tx);
+    let factory = Arc::new(StandardRules::new(
+        config.pipeline,
+        config.rules.clone(),
+        &orders,
+    ));
+    let driver = LiveDriver::spawn(
+        directory,
+        config.pipeline,
+        factory,
+        config.partitions,
+        outputs_tx,
+    );
 
     // Rebuild alerts from every stored batch before any new batch can arrive.
     let recovered = replay_log_into(&log_dir, &driver.input).await?;
@@ -133,8 +151,12 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let marker = recovered;
 
     let counters = Arc::new(Counters::default());
-    counters.committed_batches.store(marker.0, Ordering::Relaxed);
-    counters.committed_readings.store(marker.1, Ordering::Relaxed);
+    counters
+        .committed_batches
+        .store(marker.0, Ordering::Relaxed);
+    counters
+        .committed_readings
+        .store(marker.1, Ordering::Relaxed);
     let (committed_tx, mut committed_rx) = mpsc::channel::<Vec<Arc<Batch>>>(64);
     let commit = GroupCommitter::spawn(writer, recovery.last_seq_by_tag.clone(), committed_tx)
         .context("starting the group committer")?;
@@ -173,8 +195,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let http_addr = http_listener.local_addr()?;
 
     let state = ApiState {
+        metadata,
+        bootstrap: BootstrapToken::new(&admin_token),
         alerts: alerts.clone(),
-        tokens: TokenSet::new(&[admin_token]),
         counters,
         ingest: ingest.clone(),
     };
@@ -209,13 +232,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -226,11 +250,15 @@ async fn shutdown_signal() {
 }
 
 /// Feeds every batch stored in the log to the pipeline, in log order. Returns (batches, readings).
-async fn replay_log_into(log_dir: &Path, input: &mpsc::Sender<Vec<Arc<Batch>>>) -> Result<(u64, u64)> {
+async fn replay_log_into(
+    log_dir: &Path,
+    input: &mpsc::Sender<Vec<Arc<Batch>>>,
+) -> Result<(u64, u64)> {
     let dir = log_dir.to_path_buf();
     let (tx, mut rx) = mpsc::channel::<Vec<Arc<Batch>>>(16);
     let reader = tokio::task::spawn_blocking(move || -> Result<()> {
-        let reader = LogReader::open(&dir).with_context(|| format!("reading log {}", dir.display()))?;
+        let reader =
+            LogReader::open(&dir).with_context(|| format!("reading log {}", dir.display()))?;
         let mut group = Vec::with_capacity(64);
         for item in reader {
             let (_, batch) = item.context("reading a stored batch")?;
@@ -248,7 +276,10 @@ async fn replay_log_into(log_dir: &Path, input: &mpsc::Sender<Vec<Arc<Batch>>>) 
     while let Some(group) = rx.recv().await {
         batches += group.len() as u64;
         readings += group.iter().map(|b| b.readings.len() as u64).sum::<u64>();
-        input.send(group).await.context("pipeline stopped during recovery")?;
+        input
+            .send(group)
+            .await
+            .context("pipeline stopped during recovery")?;
     }
     reader.await.context("log reader task")??;
     Ok((batches, readings))

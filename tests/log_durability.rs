@@ -149,7 +149,8 @@ fn torn_tail_at_every_offset_of_the_last_record_is_cut_and_appending_resumes() {
     let pristine = fs::read(&last_segment).unwrap();
     assert_eq!(pristine.len() as u64, 8 + 2 * frame_len);
     let last_record_start = pristine.len() - frame_len as usize;
-    let mut rng = Rng::from_clock();
+    // A fixed seed: the garbage is arbitrary but the run is reproducible.
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let garbage: Vec<u8> = (0..61).map(|_| rng.next() as u8).collect();
 
     for cut in last_record_start..pristine.len() {

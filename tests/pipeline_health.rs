@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 use tagstream::model::time::{format_time, parse_time};
-use tagstream::model::{Activation, Alert, Batch, DeviceEvent, Position, PositionSource, Reading, ReadingBody};
+use tagstream::model::{
+    Activation, Alert, Batch, DeviceEvent, Position, PositionSource, Reading, ReadingBody,
+};
 use tagstream::pipeline::driver::InlineDriver;
 use tagstream::pipeline::{ActivationDirectory, PipelineConfig};
 use tagstream::replay::OutputCollector;
@@ -14,7 +16,11 @@ fn t(text: &str) -> i64 {
 }
 
 fn event(at: &str, e: DeviceEvent) -> Reading {
-    Reading { t_ms: t(at), battery_pct: None, body: ReadingBody::Event(e) }
+    Reading {
+        t_ms: t(at),
+        battery_pct: None,
+        body: ReadingBody::Event(e),
+    }
 }
 
 fn fix(at: &str) -> Reading {
@@ -50,9 +56,24 @@ fn activations() -> Vec<Activation> {
 fn run(config: PipelineConfig, batches: Vec<(&str, Vec<Reading>)>) -> Vec<Alert> {
     let directory = Arc::new(ActivationDirectory::new(&activations()));
     let mut out = OutputCollector::default();
-    let mut driver = InlineDriver::new(directory, config, Arc::new(StandardRules::new(config, Default::default(), &Default::default())), 2, &mut out);
+    let mut driver = InlineDriver::new(
+        directory,
+        config,
+        Arc::new(StandardRules::new(
+            config,
+            Default::default(),
+            &Default::default(),
+        )),
+        2,
+        &mut out,
+    );
     for (seq, (tag, readings)) in batches.into_iter().enumerate() {
-        let batch = Batch { tag: tag.into(), seq: seq as u64 + 1, arrival_ms: 0, readings };
+        let batch = Batch {
+            tag: tag.into(),
+            seq: seq as u64 + 1,
+            arrival_ms: 0,
+            readings,
+        };
         driver.feed(&Arc::new(batch), &mut out);
     }
     out.alerts.sorted()
@@ -68,7 +89,9 @@ fn summary(alerts: &[Alert]) -> Vec<String> {
                 a.alert_type.as_str(),
                 a.code.as_deref().unwrap_or("-"),
                 &format_time(a.start)[11..16],
-                a.end.map(|e| format_time(e)[11..16].to_string()).unwrap_or("open".into()),
+                a.end
+                    .map(|e| format_time(e)[11..16].to_string())
+                    .unwrap_or("open".into()),
                 a.late
             )
         })
@@ -76,7 +99,10 @@ fn summary(alerts: &[Alert]) -> Vec<String> {
 }
 
 fn quiet() -> PipelineConfig {
-    PipelineConfig { no_contact_ms: 24 * 3600 * 1000, ..PipelineConfig::default() }
+    PipelineConfig {
+        no_contact_ms: 24 * 3600 * 1000,
+        ..PipelineConfig::default()
+    }
 }
 
 #[test]
@@ -112,15 +138,28 @@ fn device_events_open_and_close_alerts_with_domain_codes() {
             "A1 device_fault AL24 15:00..15:00 late=false",
         ]
     );
-    assert_eq!(alerts[0].evidence.len(), 2, "opening and closing readings are the evidence");
+    assert_eq!(
+        alerts[0].evidence.len(),
+        2,
+        "opening and closing readings are the evidence"
+    );
     assert_eq!(alerts[0].person, "P1");
 }
 
 #[test]
 fn readings_out_of_order_within_a_batch_are_put_in_event_time_order() {
     use DeviceEvent::*;
-    let alerts = run(quiet(), vec![("T1", vec![event("10:05", StrapClosed), event("10:00", StrapOpen)])]);
-    assert_eq!(summary(&alerts), vec!["A1 strap_tamper - 10:00..10:05 late=false"]);
+    let alerts = run(
+        quiet(),
+        vec![(
+            "T1",
+            vec![event("10:05", StrapClosed), event("10:00", StrapOpen)],
+        )],
+    );
+    assert_eq!(
+        summary(&alerts),
+        vec!["A1 strap_tamper - 10:00..10:05 late=false"]
+    );
 }
 
 #[test]
@@ -130,30 +169,48 @@ fn a_reading_older_than_the_watermark_is_processed_and_its_alert_marked_late() {
         quiet(),
         vec![
             ("T1", vec![fix("10:10"), fix("10:11")]),
-            ("T1", vec![event("10:00", StrapOpen), event("10:02", StrapClosed)]),
+            (
+                "T1",
+                vec![event("10:00", StrapOpen), event("10:02", StrapClosed)],
+            ),
         ],
     );
-    assert_eq!(summary(&alerts), vec!["A1 strap_tamper - 10:00..10:02 late=true"]);
+    assert_eq!(
+        summary(&alerts),
+        vec!["A1 strap_tamper - 10:00..10:02 late=true"]
+    );
 }
 
 #[test]
 fn a_reorder_window_absorbs_disorder_across_batches() {
     use DeviceEvent::*;
-    let config = PipelineConfig { reorder_ms: 15 * 60 * 1000, ..quiet() };
+    let config = PipelineConfig {
+        reorder_ms: 15 * 60 * 1000,
+        ..quiet()
+    };
     let alerts = run(
         config,
         vec![
             ("T1", vec![fix("10:10")]),
-            ("T1", vec![event("10:00", StrapOpen), event("10:02", StrapClosed)]),
+            (
+                "T1",
+                vec![event("10:00", StrapOpen), event("10:02", StrapClosed)],
+            ),
             ("T1", vec![fix("10:30")]),
         ],
     );
-    assert_eq!(summary(&alerts), vec!["A1 strap_tamper - 10:00..10:02 late=false"]);
+    assert_eq!(
+        summary(&alerts),
+        vec!["A1 strap_tamper - 10:00..10:02 late=false"]
+    );
 }
 
 #[test]
 fn no_contact_is_driven_by_event_time_and_closes_when_the_tag_is_heard_again() {
-    let config = PipelineConfig { no_contact_ms: 60 * 60 * 1000, ..PipelineConfig::default() };
+    let config = PipelineConfig {
+        no_contact_ms: 60 * 60 * 1000,
+        ..PipelineConfig::default()
+    };
     let alerts = run(
         config,
         vec![
@@ -166,20 +223,34 @@ fn no_contact_is_driven_by_event_time_and_closes_when_the_tag_is_heard_again() {
         ],
     );
     // T1 silent from 01:00 (its last contact) until heard again at 03:00.
-    assert_eq!(summary(&alerts), vec!["A1 no_contact - 01:00..03:00 late=false"]);
+    assert_eq!(
+        summary(&alerts),
+        vec!["A1 no_contact - 01:00..03:00 late=false"]
+    );
 }
 
 #[test]
 fn an_activation_that_never_reports_raises_no_contact_from_its_start() {
-    let config = PipelineConfig { no_contact_ms: 60 * 60 * 1000, ..PipelineConfig::default() };
+    let config = PipelineConfig {
+        no_contact_ms: 60 * 60 * 1000,
+        ..PipelineConfig::default()
+    };
     let alerts = run(config, vec![("T2", vec![fix("00:30"), fix("01:30")])]);
-    assert_eq!(summary(&alerts), vec!["A1 no_contact - 00:00..open late=false"]);
+    assert_eq!(
+        summary(&alerts),
+        vec!["A1 no_contact - 00:00..open late=false"]
+    );
 }
 
 #[test]
 fn reprocessing_is_idempotent_and_ids_are_stable() {
     use DeviceEvent::*;
-    let batches = || vec![("T1", vec![event("10:00", StrapOpen), event("10:05", StrapClosed)])];
+    let batches = || {
+        vec![(
+            "T1",
+            vec![event("10:00", StrapOpen), event("10:05", StrapClosed)],
+        )]
+    };
     let first = run(quiet(), batches());
     let second = run(quiet(), batches());
     assert_eq!(first, second);

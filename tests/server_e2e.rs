@@ -16,7 +16,9 @@ use tagstream::wire::{ErrorCode, Frame};
 use tokio::io::AsyncWriteExt;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/health").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/health")
+        .join(name)
 }
 
 fn fixture_batches() -> Vec<Batch> {
@@ -37,7 +39,11 @@ fn replay(readings: &Path, out: &Path) -> String {
         .arg(out)
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     std::fs::read_to_string(out.join("alerts.jsonl")).unwrap()
 }
 
@@ -68,16 +74,29 @@ async fn live_alerts_equal_replay_of_the_same_file_and_of_the_servers_log() {
             let c = TagClient::connect(&server.ingest_addr, &batch.tag).await;
             clients.insert(batch.tag.clone(), c);
         }
-        clients.get_mut(&batch.tag).unwrap().send_acked(batch.seq, batch.readings).await;
+        clients
+            .get_mut(&batch.tag)
+            .unwrap()
+            .send_acked(batch.seq, batch.readings)
+            .await;
     }
     let live = server.settled_alerts();
-    assert!(live.contains("\"late\":true"), "the fixture has a late batch: {live}");
+    assert!(
+        live.contains("\"late\":true"),
+        "the fixture has a late batch: {live}"
+    );
     assert_eq!(live.lines().count(), 5, "{live}");
 
     let from_file = replay(&fixture("readings.jsonl"), &dir.path().join("out-file"));
-    assert_eq!(live, from_file, "live and replay of the recorded file differ");
+    assert_eq!(
+        live, from_file,
+        "live and replay of the recorded file differ"
+    );
     let from_log = replay(&dir.path().join("data"), &dir.path().join("out-log"));
-    assert_eq!(live, from_log, "live and replay of the server's own log differ");
+    assert_eq!(
+        live, from_log,
+        "live and replay of the server's own log differ"
+    );
     let again = replay(&fixture("readings.jsonl"), &dir.path().join("out-again"));
     assert_eq!(from_file, again, "replay is not deterministic");
 }
@@ -90,8 +109,19 @@ async fn malformed_input_gets_an_error_frame_and_other_tags_keep_being_served() 
     good.send_acked(1, vec![fix(1_774_656_000_000)]).await;
 
     // Wrong secret.
-    let refused = TagClient::connect_with_secret(&server.ingest_addr, "T2", "00ff").await.err();
-    assert!(matches!(refused, Some(Frame::Error { code: ErrorCode::AuthFailed, .. })), "{refused:?}");
+    let refused = TagClient::connect_with_secret(&server.ingest_addr, "T2", "00ff")
+        .await
+        .err();
+    assert!(
+        matches!(
+            refused,
+            Some(Frame::Error {
+                code: ErrorCode::AuthFailed,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
 
     // Raw byte-level cases: (bytes, expected code).
     let oversize = {
@@ -115,9 +145,12 @@ async fn malformed_input_gets_an_error_frame_and_other_tags_keep_being_served() 
         (unknown_type, ErrorCode::UnknownFrameType),
         (batch_first, ErrorCode::BatchBeforeHello),
     ] {
-        let mut socket = tokio::net::TcpStream::connect(&server.ingest_addr).await.unwrap();
+        let mut socket = tokio::net::TcpStream::connect(&server.ingest_addr)
+            .await
+            .unwrap();
         socket.write_all(&bytes).await.unwrap();
-        let mut framed = tokio_util::codec::Framed::new(socket, tagstream::wire::FrameCodec::default());
+        let mut framed =
+            tokio_util::codec::Framed::new(socket, tagstream::wire::FrameCodec::default());
         use futures::StreamExt;
         match framed.next().await {
             Some(Ok(Frame::Error { code, message })) => {
@@ -126,7 +159,10 @@ async fn malformed_input_gets_an_error_frame_and_other_tags_keep_being_served() 
             }
             other => panic!("expected error {expected:?}, got {other:?}"),
         }
-        assert!(framed.next().await.is_none(), "connection must close after an error frame");
+        assert!(
+            framed.next().await.is_none(),
+            "connection must close after an error frame"
+        );
     }
 
     // A bad record inside a batch, after a good hello: the error names the record.
@@ -141,14 +177,23 @@ async fn malformed_input_gets_an_error_frame_and_other_tags_keep_being_served() 
     frame.extend_from_slice(&record);
     bad.framed.get_mut().write_all(&frame).await.unwrap();
     match bad.next_frame().await {
-        Some(Frame::Error { code: ErrorCode::BadRecord, message }) => assert!(message.contains('0'), "{message}"),
+        Some(Frame::Error {
+            code: ErrorCode::BadRecord,
+            message,
+        }) => assert!(message.contains('0'), "{message}"),
         other => panic!("expected bad record error, got {other:?}"),
     }
 
     // A second hello on the same connection.
     let mut twice = TagClient::connect(&server.ingest_addr, "T2").await;
     twice.framed.send_hello_again().await;
-    assert!(matches!(twice.next_frame().await, Some(Frame::Error { code: ErrorCode::SecondHello, .. })));
+    assert!(matches!(
+        twice.next_frame().await,
+        Some(Frame::Error {
+            code: ErrorCode::SecondHello,
+            ..
+        })
+    ));
 
     // The good tag was never disturbed.
     good.send_acked(2, vec![fix(1_774_656_060_000)]).await;
@@ -173,9 +218,11 @@ async fn resent_batches_are_acked_again_but_stored_once() {
     let server = Server::start(&data, Some(&fixture("orders.json")), &[]);
     let mut tag = TagClient::connect(&server.ingest_addr, "T1").await;
     assert_eq!(tag.last_seq, 0);
-    tag.send_acked(1, vec![fix(1_774_656_000_000), fix(1_774_656_060_000)]).await;
+    tag.send_acked(1, vec![fix(1_774_656_000_000), fix(1_774_656_060_000)])
+        .await;
     tag.send_acked(2, vec![fix(1_774_656_120_000)]).await;
-    tag.send_acked(1, vec![fix(1_774_656_000_000), fix(1_774_656_060_000)]).await;
+    tag.send_acked(1, vec![fix(1_774_656_000_000), fix(1_774_656_060_000)])
+        .await;
     drop(tag);
     // After a reconnect the server says where to resume, and a resend is still only acked.
     let mut again = TagClient::connect(&server.ingest_addr, "T1").await;
@@ -188,8 +235,16 @@ async fn resent_batches_are_acked_again_but_stored_once() {
         .map(|b| (b.tag, b.seq))
         .collect();
     assert_eq!(stored, vec![("T1".to_string(), 1), ("T1".to_string(), 2)]);
-    let inspect = Command::new(bin()).args(["inspect", "--data-dir"]).arg(&data).output().unwrap();
-    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    let inspect = Command::new(bin())
+        .args(["inspect", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(summary["activations"], 2, "{summary}");
     assert_eq!(summary["log"]["readings"]["gps"], 3, "{summary}");
@@ -212,8 +267,15 @@ async fn kill_9_during_a_stream_loses_no_acknowledged_reading() {
                 let mut client = TagClient::connect(&addr, tag).await;
                 let mut in_flight = std::collections::VecDeque::new();
                 for seq in 1..=100_000u64 {
-                    let readings = (0..50).map(|k| fix(1_774_656_000_000 + (seq * 50 + k) as i64 * 1000)).collect();
-                    if client.framed.send_nowait(Frame::Batch { seq, readings }).await.is_err() {
+                    let readings = (0..50)
+                        .map(|k| fix(1_774_656_000_000 + (seq * 50 + k) as i64 * 1000))
+                        .collect();
+                    if client
+                        .framed
+                        .send_nowait(Frame::Batch { seq, readings })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     in_flight.push_back(seq);
@@ -236,11 +298,16 @@ async fn kill_9_during_a_stream_loses_no_acknowledged_reading() {
             let _ = t.await;
         }
         let acked = acked.lock().unwrap().clone();
-        assert!(acked.len() > 10, "round {round}: too few acks ({}) to mean anything", acked.len());
+        assert!(
+            acked.len() > 10,
+            "round {round}: too few acks ({}) to mean anything",
+            acked.len()
+        );
 
         // Restart on the same data: recovery keeps every acknowledged batch.
         let restarted = Server::start(&data, None, &[]);
-        let stats: serde_json::Value = serde_json::from_str(&restarted.get("/v1/stats").unwrap()).unwrap();
+        let stats: serde_json::Value =
+            serde_json::from_str(&restarted.get("/v1/stats").unwrap()).unwrap();
         drop(restarted);
         let stored: HashSet<(String, u64)> = LogReader::open(&data.join("log"))
             .unwrap()
@@ -248,12 +315,25 @@ async fn kill_9_during_a_stream_loses_no_acknowledged_reading() {
             .map(|b| (b.tag, b.seq))
             .collect();
         let missing: Vec<_> = acked.difference(&stored).collect();
-        assert!(missing.is_empty(), "round {round}: acknowledged but lost: {missing:?}");
-        let inspect = Command::new(bin()).args(["inspect", "--data-dir"]).arg(&data).output().unwrap();
+        assert!(
+            missing.is_empty(),
+            "round {round}: acknowledged but lost: {missing:?}"
+        );
+        let inspect = Command::new(bin())
+            .args(["inspect", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
         let summary: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
         let readings = summary["log"]["readings"]["gps"].as_u64().unwrap();
-        assert!(readings >= acked.len() as u64 * 50, "round {round}: inspect shows {readings} readings");
-        assert_eq!(stats["committed_batches"].as_u64().unwrap(), stored.len() as u64);
+        assert!(
+            readings >= acked.len() as u64 * 50,
+            "round {round}: inspect shows {readings} readings"
+        );
+        assert_eq!(
+            stats["committed_batches"].as_u64().unwrap(),
+            stored.len() as u64
+        );
     }
 }
 

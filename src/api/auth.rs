@@ -1,43 +1,109 @@
-//! Bearer-token authentication for the API. Tokens are compared by their SHA-256 digests so the
-//! comparison takes the same time whatever the presented token.
+//! Authentication and authorisation. Every `/v1` route extracts a [`Caller`] from the bearer
+//! token (401 if absent or unknown); what the caller may see is decided here, in one place.
 
-use axum::http::{header, HeaderMap, StatusCode};
+use super::error::ApiError;
+use super::routes::ApiState;
+use crate::model::Person;
+use crate::store::metadata::{Role, User};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
-/// The accepted tokens, held as digests.
+/// The authenticated user making a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub User);
+
+/// A token configured outside the database (environment or `DATA/admin.token`): the bootstrap
+/// admin, so a fresh install can create its users. Compared by digest, in constant time.
 #[derive(Clone, Debug)]
-pub struct TokenSet {
-    digests: Vec<[u8; 32]>,
+pub struct BootstrapToken {
+    digest: [u8; 32],
 }
 
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-impl TokenSet {
-    pub fn new(tokens: &[String]) -> Self {
+impl BootstrapToken {
+    pub fn new(token: &str) -> Self {
         Self {
-            digests: tokens.iter().map(|t| digest(t)).collect(),
+            digest: Sha256::digest(token.as_bytes()).into(),
         }
     }
 
-    /// 401 unless the request carries `Authorization: Bearer <accepted token>`.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), StatusCode> {
-        let presented = headers
+    fn matches(&self, presented: &str) -> bool {
+        let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        d.iter()
+            .zip(self.digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(StatusCode::UNAUTHORIZED)?;
-        let presented = digest(presented.trim());
-        let mut ok = false;
-        for d in &self.digests {
-            let diff = d.iter().zip(presented.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            ok |= diff == 0;
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthorized)?;
+        if state.bootstrap.matches(token) {
+            return Ok(Caller(User {
+                id: 0,
+                name: "bootstrap-admin".into(),
+                role: Role::Admin,
+                disabled: false,
+            }));
         }
-        if ok {
-            Ok(())
-        } else {
-            Err(StatusCode::UNAUTHORIZED)
+        match state.metadata.authenticate(token) {
+            Ok(Some(user)) => Ok(Caller(user)),
+            Ok(None) => Err(ApiError::unauthorized()),
+            Err(e) => Err(ApiError::internal(e.to_string())),
+        }
+    }
+}
+
+impl Caller {
+    pub fn role(&self) -> &Role {
+        &self.0.role
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.role() {
+            Role::Admin => Ok(()),
+            _ => Err(ApiError::forbidden()),
+        }
+    }
+
+    /// Admin or hub: the roles that manage people, orders and alerts.
+    pub fn require_staff(&self) -> Result<(), ApiError> {
+        match self.role() {
+            Role::Admin | Role::Hub => Ok(()),
+            _ => Err(ApiError::forbidden()),
+        }
+    }
+
+    /// Whether the caller may see this person's data: admin and hub see everyone; a practitioner
+    /// only their caseload, never restricted cases; police no one (only hits, through crimes).
+    pub fn may_see(&self, person: &Person) -> bool {
+        match self.role() {
+            Role::Admin | Role::Hub => true,
+            Role::Practitioner { caseload } => !person.restricted && caseload.contains(&person.id),
+            Role::Police { .. } => false,
+        }
+    }
+
+    /// Whether the caller could see a person with this id at all, before looking it up (so a
+    /// refusal does not reveal whether the person exists).
+    pub fn may_ask_about(&self, person_id: &str) -> bool {
+        match self.role() {
+            Role::Admin | Role::Hub => true,
+            Role::Practitioner { caseload } => caseload.iter().any(|p| p == person_id),
+            Role::Police { .. } => false,
         }
     }
 }

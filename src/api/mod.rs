@@ -1,7 +1,13 @@
-//! The HTTP API: health, readiness, Prometheus metrics, and authenticated JSON routes.
-//! Every `/v1` route requires a bearer token.
+//! The HTTP API: health, readiness, Prometheus metrics, the OpenAPI description, and the
+//! authenticated `/v1` routes. `auth` decides who may see what; `audit` records every read of a
+//! person's data with its purpose.
 
+pub mod admin;
+pub mod alerts;
+pub mod audit;
 pub mod auth;
+pub mod error;
+pub mod people;
 pub mod routes;
 
 pub use routes::{router, ApiState};

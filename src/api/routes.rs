@@ -1,10 +1,13 @@
-//! Routes: `/healthz`, `/readyz`, `/metrics` (open, no person data) and `/v1/*` (token required).
+//! The router: `/healthz`, `/readyz`, `/metrics` (open, no person data), `/openapi.json`, and
+//! `/v1/*` (bearer token, role checks, audit of person data).
 
-use super::auth::TokenSet;
-use crate::formats::alerts_jsonl::write_alerts;
+use super::auth::{BootstrapToken, Caller};
+use super::error::ApiError;
+use super::{admin, alerts, people};
+use crate::store::metadata::Metadata;
 use crate::store::LiveAlerts;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,61 +19,84 @@ use std::sync::Arc;
 pub struct Counters {
     pub committed_batches: AtomicU64,
     pub committed_readings: AtomicU64,
+    /// Changes to activations or orders made through the API since start; the pipeline picks
+    /// them up at the next start (see README, "Changing orders").
+    pub orders_changes_pending: AtomicU64,
 }
 
 #[derive(Clone)]
 pub struct ApiState {
+    pub metadata: Metadata,
+    pub bootstrap: BootstrapToken,
     pub alerts: Arc<LiveAlerts>,
-    pub tokens: TokenSet,
     pub counters: Arc<Counters>,
     pub ingest: Arc<crate::ingest::IngestContext>,
 }
+
+impl ApiState {
+    pub fn pipeline_changed(&self) {
+        self.counters
+            .orders_changes_pending
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The OpenAPI description of every route (kept in step with the router by a test).
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics))
-        .route("/v1/alerts", get(alerts_jsonl))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
+        )
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/export", get(alerts::export_jsonl))
+        .route("/v1/alerts/count", get(alerts::count))
+        .route("/v1/alerts/stream", get(alerts::stream))
+        .route("/v1/alerts/{id}", get(alerts::get_one))
+        .route("/v1/alerts/{id}/{action}", post(alerts::act))
         .route("/v1/stats", get(stats))
         .route("/v1/stats/reset-latency", post(reset_latency))
+        .route(
+            "/v1/people",
+            get(people::list_people).post(people::put_person),
+        )
+        .route("/v1/people/{id}", get(people::get_person))
+        .route("/v1/activations", post(people::put_activation))
+        .route("/v1/activations/{id}/end", post(people::end_activation))
+        .route("/v1/orders", post(people::put_order))
+        .route("/v1/audit", get(admin::audit_log))
+        .route("/v1/users", get(admin::list_users).post(admin::create_user))
         .with_state(state)
 }
 
-async fn alerts_jsonl(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Err(status) = state.tokens.check(&headers) {
-        return status.into_response();
-    }
-    let mut body = Vec::new();
-    if write_alerts(&mut body, &state.alerts.sorted()).is_err() {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
-}
-
-async fn stats(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Err(status) = state.tokens.check(&headers) {
-        return status.into_response();
-    }
-    Json(serde_json::json!({
+async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require_staff()?;
+    Ok(Json(serde_json::json!({
         "committed_batches": state.counters.committed_batches.load(Ordering::Relaxed),
         "committed_readings": state.counters.committed_readings.load(Ordering::Relaxed),
         "duplicate_batches": state.ingest.duplicate_batches.load(Ordering::Relaxed),
+        "orders_changes_pending_restart": state.counters.orders_changes_pending.load(Ordering::Relaxed),
         "alerts": state.alerts.count(),
         "alert_changes": state.alerts.changes.load(Ordering::Relaxed),
         "ingest_to_alert_latency": state.alerts.latency(),
         "connections": state.ingest.connections.load(Ordering::Relaxed),
         "rejected_frames": state.ingest.rejected_frames.load(Ordering::Relaxed),
     }))
-    .into_response()
+    .into_response())
 }
 
-async fn reset_latency(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Err(status) = state.tokens.check(&headers) {
-        return status.into_response();
-    }
+async fn reset_latency(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.require_staff()?;
     state.alerts.reset_latency();
-    StatusCode::NO_CONTENT.into_response()
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {

@@ -7,7 +7,12 @@ use std::io::Write;
 /// Sorts alerts into output order.
 pub fn sort_alerts(alerts: &mut [Alert]) {
     alerts.sort_by(|a, b| {
-        (a.start, &a.activation, a.alert_type, &a.id).cmp(&(b.start, &b.activation, b.alert_type, &b.id))
+        (a.start, &a.activation, a.alert_type, &a.id).cmp(&(
+            b.start,
+            &b.activation,
+            b.alert_type,
+            &b.id,
+        ))
     });
 }
 

@@ -69,24 +69,29 @@ pub fn parse_orders(text: &str) -> Result<OrdersLoad, OrdersDocumentError> {
     })?;
     let mut load = OrdersLoad::default();
 
-    let report = |errors: &mut Vec<LineError>, kind: &str, index: usize, raw: &RawValue, message: String| {
-        let record = match id_of(raw) {
-            Some(id) => format!("{kind}[{index}] \"{id}\""),
-            None => format!("{kind}[{index}]"),
+    let report =
+        |errors: &mut Vec<LineError>, kind: &str, index: usize, raw: &RawValue, message: String| {
+            let record = match id_of(raw) {
+                Some(id) => format!("{kind}[{index}] \"{id}\""),
+                None => format!("{kind}[{index}]"),
+            };
+            errors.push(LineError {
+                line: line_of(text, raw),
+                record: Some(record),
+                message,
+            });
         };
-        errors.push(LineError {
-            line: line_of(text, raw),
-            record: Some(record),
-            message,
-        });
-    };
 
     let mut person_ids = HashSet::new();
     for (i, raw) in doc.people.iter().enumerate() {
         match serde_json::from_str::<Person>(raw.get()) {
-            Ok(p) if p.id.trim().is_empty() => {
-                report(&mut load.errors, "people", i, raw, "'id' must not be empty".into())
-            }
+            Ok(p) if p.id.trim().is_empty() => report(
+                &mut load.errors,
+                "people",
+                i,
+                raw,
+                "'id' must not be empty".into(),
+            ),
             Ok(p) if !person_ids.insert(p.id.clone()) => report(
                 &mut load.errors,
                 "people",
@@ -158,7 +163,10 @@ fn check_activation(
     if a.to.is_some_and(|to| to <= a.from) {
         return Err("'to' must be after 'from'".into());
     }
-    if let Some(other) = by_tag.get(&a.tag).and_then(|list| list.iter().find(|o| o.overlaps(a))) {
+    if let Some(other) = by_tag
+        .get(&a.tag)
+        .and_then(|list| list.iter().find(|o| o.overlaps(a)))
+    {
         return Err(format!(
             "overlaps activation '{}' on the same tag '{}'",
             other.id, a.tag
@@ -181,9 +189,31 @@ fn check_order(o: &Order, people: &HashSet<String>, ids: &HashSet<String>) -> Re
         return Err("'to' must not be before 'from'".into());
     }
     for (i, c) in o.conditions.iter().enumerate() {
-        check_condition(c).map_err(|e| format!("conditions[{i}] ({}): {e}", c.type_name()))?;
+        check_condition(c)
+            .and_then(|_| match c {
+                Condition::Curfew(curfew) => check_curfew_limits(o, curfew),
+                _ => Ok(()),
+            })
+            .map_err(|e| format!("conditions[{i}] ({}): {e}", c.type_name()))?;
     }
     Ok(())
+}
+
+/// Checks one activation against a document's people and activations (API create/update).
+pub fn check_activation_against(a: &Activation, doc: &OrdersFile) -> Result<(), String> {
+    let people: HashSet<String> = doc.people.iter().map(|p| p.id.clone()).collect();
+    let others: Vec<&Activation> = doc.activations.iter().filter(|o| o.id != a.id).collect();
+    let mut by_tag: HashMap<String, Vec<Activation>> = HashMap::new();
+    for o in &others {
+        by_tag.entry(o.tag.clone()).or_default().push((*o).clone());
+    }
+    check_activation(a, &people, &HashSet::new(), &by_tag)
+}
+
+/// Checks one order against a document's people (API create/update).
+pub fn check_order_against(o: &Order, doc: &OrdersFile) -> Result<(), String> {
+    let people: HashSet<String> = doc.people.iter().map(|p| p.id.clone()).collect();
+    check_order(o, &people, &HashSet::new())
 }
 
 fn check_lat_lon(lat: f64, lon: f64) -> Result<(), String> {
@@ -201,7 +231,7 @@ fn check_condition(c: &Condition) -> Result<(), String> {
             }
             for a in &curfew.addresses {
                 check_lat_lon(a.lat, a.lon)?;
-                if !(a.radius_m > 0.0) {
+                if a.radius_m.is_nan() || a.radius_m <= 0.0 {
                     return Err(format!("address '{}': radius_m must be positive", a.id));
                 }
             }
@@ -215,13 +245,103 @@ fn check_condition(c: &Condition) -> Result<(), String> {
                 parse_local_hhmm(&entry.start).map_err(|e| format!("timetable[{i}].start: {e}"))?;
                 parse_local_hhmm(&entry.end).map_err(|e| format!("timetable[{i}].end: {e}"))?;
                 if !curfew.addresses.iter().any(|a| a.id == entry.address) {
-                    return Err(format!("timetable[{i}]: unknown address '{}'", entry.address));
+                    return Err(format!(
+                        "timetable[{i}]: unknown address '{}'",
+                        entry.address
+                    ));
                 }
             }
             Ok(())
         }
-        Condition::ExclusionZone(zone) | Condition::InclusionZone(zone) => {
-            let kind = zone.geometry.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        Condition::ExclusionZone(zone) | Condition::InclusionZone(zone) => check_zone(zone),
+        Condition::Trail | Condition::Alcohol(_) => Ok(()),
+    }
+}
+
+/// The legal limits of a curfew requirement (domain page, section 3): since 28 June 2022 2–20
+/// hours a day, at most 112 hours in any 7 days, at most 2 years; before, 2–16 hours and 12 months.
+fn check_curfew_limits(
+    order: &Order,
+    curfew: &crate::model::CurfewCondition,
+) -> Result<(), String> {
+    use crate::model::Day;
+    let new_law = order.from >= chrono::NaiveDate::from_ymd_opt(2022, 6, 28).unwrap_or(order.from);
+    let (max_day_min, max_days) = if new_law {
+        (20 * 60, 731)
+    } else {
+        (16 * 60, 366)
+    };
+    let days = [
+        Day::Mon,
+        Day::Tue,
+        Day::Wed,
+        Day::Thu,
+        Day::Fri,
+        Day::Sat,
+        Day::Sun,
+    ];
+    let mut week_min = 0u32;
+    for day in days {
+        let mut day_min = 0u32;
+        for entry in curfew.timetable.iter().filter(|e| e.days.contains(&day)) {
+            let start = parse_local_hhmm(&entry.start)?;
+            let end = parse_local_hhmm(&entry.end)?;
+            day_min += if end > start {
+                end - start
+            } else {
+                24 * 60 - start + end
+            };
+        }
+        if day_min == 0 {
+            continue;
+        }
+        if day_min < 2 * 60 {
+            return Err(format!(
+                "curfew of {} on {day:?} is under the legal minimum of 2 hours a day",
+                fmt_minutes(day_min)
+            ));
+        }
+        if day_min > max_day_min {
+            return Err(format!(
+                "curfew of {} on {day:?} is over the legal maximum of {} hours a day",
+                fmt_minutes(day_min),
+                max_day_min / 60
+            ));
+        }
+        week_min += day_min;
+    }
+    if new_law && week_min > 112 * 60 {
+        return Err(format!(
+            "curfew of {} a week is over the legal maximum of 112 hours in any 7 days",
+            fmt_minutes(week_min)
+        ));
+    }
+    if let Some(to) = order.to {
+        if (to - order.from).num_days() > max_days {
+            return Err(format!(
+                "a curfew requirement may last at most {} (order runs {} to {})",
+                if new_law { "2 years" } else { "12 months" },
+                order.from,
+                to
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn fmt_minutes(min: u32) -> String {
+    format!("{}h{:02}", min / 60, min % 60)
+}
+
+fn check_zone(zone: &crate::model::ZoneCondition) -> Result<(), String> {
+    {
+        {}
+        {
+            let kind = zone
+                .geometry
+                .get("type")
+                .and_then(|t| t.as_str())
+                .unwrap_or("");
             match kind {
                 "Polygon" | "MultiPolygon" => {}
                 "Point" => {
@@ -242,7 +362,6 @@ fn check_condition(c: &Condition) -> Result<(), String> {
             }
             Ok(())
         }
-        Condition::Trail | Condition::Alcohol(_) => Ok(()),
     }
 }
 
@@ -272,10 +391,28 @@ mod tests {
         assert_eq!(load.accepted.orders[0].conditions.len(), 4);
         let msgs: Vec<String> = load.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(msgs.len(), 4, "{msgs:#?}");
-        assert!(msgs[0].starts_with("line 2: people[1] \"P1\": duplicate"), "{}", msgs[0]);
-        assert!(msgs[1].contains("line 4: activations[1] \"A2\": overlaps activation 'A1'"), "{}", msgs[1]);
-        assert!(msgs[2].contains("line 5: activations[2] \"A3\": unknown person 'P9'"), "{}", msgs[2]);
-        assert!(msgs[3].contains("orders[1] \"O2\": conditions[0] (curfew): a curfew needs 1 to 3 addresses"), "{}", msgs[3]);
+        assert!(
+            msgs[0].starts_with("line 2: people[1] \"P1\": duplicate"),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].contains("line 4: activations[1] \"A2\": overlaps activation 'A1'"),
+            "{}",
+            msgs[1]
+        );
+        assert!(
+            msgs[2].contains("line 5: activations[2] \"A3\": unknown person 'P9'"),
+            "{}",
+            msgs[2]
+        );
+        assert!(
+            msgs[3].contains(
+                "orders[1] \"O2\": conditions[0] (curfew): a curfew needs 1 to 3 addresses"
+            ),
+            "{}",
+            msgs[3]
+        );
     }
 
     #[test]

@@ -121,7 +121,11 @@ not json
             .collect();
         assert_eq!(
             shape,
-            vec![("T1".into(), 1, 2), ("T2".into(), 1, 1), ("T1".into(), 2, 1)]
+            vec![
+                ("T1".into(), 1, 2),
+                ("T2".into(), 1, 1),
+                ("T1".into(), 2, 1)
+            ]
         );
     }
 

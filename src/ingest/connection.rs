@@ -49,8 +49,14 @@ async fn reject(
     ConnectionError::Rejected(message)
 }
 
-pub async fn serve_connection(socket: TcpStream, ctx: &IngestContext) -> Result<(), ConnectionError> {
-    let mut framed = Framed::new(socket, FrameCodec::with_max_frame_bytes(ctx.max_frame_bytes));
+pub async fn serve_connection(
+    socket: TcpStream,
+    ctx: &IngestContext,
+) -> Result<(), ConnectionError> {
+    let mut framed = Framed::new(
+        socket,
+        FrameCodec::with_max_frame_bytes(ctx.max_frame_bytes),
+    );
 
     let tag = match framed.next().await {
         None => return Ok(()),
@@ -71,7 +77,10 @@ pub async fn serve_connection(socket: TcpStream, ctx: &IngestContext) -> Result<
             tag
         }
         Some(Ok(other)) => {
-            let msg = format!("expected a hello frame first, got {}", other.frame_type().as_str());
+            let msg = format!(
+                "expected a hello frame first, got {}",
+                other.frame_type().as_str()
+            );
             return Err(reject(&mut framed, ctx, ErrorCode::BatchBeforeHello, msg).await);
         }
     };

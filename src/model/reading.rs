@@ -82,7 +82,10 @@ impl DeviceEvent {
 
     /// Wire code, 1-based in the order of [`DeviceEvent::ALL`].
     pub fn code(self) -> u8 {
-        Self::ALL.iter().position(|e| *e == self).map_or(0, |i| i as u8 + 1)
+        Self::ALL
+            .iter()
+            .position(|e| *e == self)
+            .map_or(0, |i| i as u8 + 1)
     }
 
     pub fn from_code(code: u8) -> Option<Self> {
@@ -152,7 +155,9 @@ pub enum ReadingBody {
     Position(Position),
     Tac(TacSample),
     /// Home monitoring unit presence: is the tag in RF range of the HMU.
-    Rf { in_range: bool },
+    Rf {
+        in_range: bool,
+    },
     Event(DeviceEvent),
 }
 

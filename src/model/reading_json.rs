@@ -16,7 +16,11 @@ pub struct TaggedReading {
 }
 
 /// Serialises a reading's fields after an optional tag, in a fixed order.
-fn write_fields<M: SerializeMap>(map: &mut M, tag: Option<&str>, r: &Reading) -> Result<(), M::Error> {
+fn write_fields<M: SerializeMap>(
+    map: &mut M,
+    tag: Option<&str>,
+    r: &Reading,
+) -> Result<(), M::Error> {
     map.serialize_entry("kind", r.kind().as_str())?;
     if let Some(tag) = tag {
         map.serialize_entry("tag", tag)?;
@@ -99,7 +103,12 @@ fn fixed_i32(value: f64, scale: f64, min: f64, max: f64, field: &str) -> Result<
         .ok_or_else(|| format!("'{field}' {value} is out of range {min}..{max}"))
 }
 
-fn optional_u16(value: Option<f64>, scale: f64, max: f64, field: &str) -> Result<Option<u16>, String> {
+fn optional_u16(
+    value: Option<f64>,
+    scale: f64,
+    max: f64,
+    field: &str,
+) -> Result<Option<u16>, String> {
     value
         .map(|v| {
             to_fixed(v, scale, 0.0, max)
@@ -137,7 +146,9 @@ pub fn parse_reading_line(line: &str) -> Result<TaggedReading, String> {
                 lon_e7: fixed_i32(need(raw.lon, "lon", kind)?, 1e7, -180.0, 180.0, "lon")?,
                 precision_cm: to_fixed(precision, 100.0, 0.0, 40_000_000.0)
                     .map(|v| v as u32)
-                    .ok_or_else(|| format!("'precision_m' {precision} is out of range 0..400000"))?,
+                    .ok_or_else(|| {
+                        format!("'precision_m' {precision} is out of range 0..400000")
+                    })?,
                 source,
                 speed_ckmh: optional_u16(raw.speed_kmh, 100.0, 655.34, "speed_kmh")?,
                 heading_cdeg: optional_u16(raw.heading_deg, 100.0, 359.99, "heading_deg")?,
@@ -145,9 +156,21 @@ pub fn parse_reading_line(line: &str) -> Result<TaggedReading, String> {
             })
         }
         "tac" => ReadingBody::Tac(TacSample {
-            tac_ugdl: fixed_i32(need(raw.tac_gdl, "tac_gdl", kind)?, 1e6, -2.0, 2.0, "tac_gdl")?,
+            tac_ugdl: fixed_i32(
+                need(raw.tac_gdl, "tac_gdl", kind)?,
+                1e6,
+                -2.0,
+                2.0,
+                "tac_gdl",
+            )?,
             ir_uv: fixed_i32(need(raw.ir_v, "ir_v", kind)?, 1e6, -100.0, 100.0, "ir_v")?,
-            temp_mc: fixed_i32(need(raw.temp_c, "temp_c", kind)?, 1e3, -100.0, 100.0, "temp_c")?,
+            temp_mc: fixed_i32(
+                need(raw.temp_c, "temp_c", kind)?,
+                1e3,
+                -100.0,
+                100.0,
+                "temp_c",
+            )?,
         }),
         "rf" => ReadingBody::Rf {
             in_range: need(raw.in_range, "in_range", kind)?,
@@ -160,7 +183,11 @@ pub fn parse_reading_line(line: &str) -> Result<TaggedReading, String> {
                 .ok_or_else(|| format!("unknown event '{name}'"))?;
             ReadingBody::Event(event)
         }
-        other => return Err(format!("unknown kind '{other}' (expected gps, tac, rf or event)")),
+        other => {
+            return Err(format!(
+                "unknown kind '{other}' (expected gps, tac, rf or event)"
+            ))
+        }
     };
     Ok(TaggedReading {
         tag,

@@ -48,7 +48,9 @@ pub mod rfc3339_ms_opt {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TimeMs>, D::Error> {
         match Option::<String>::deserialize(d)? {
-            Some(text) => parse_time(&text).map(Some).map_err(serde::de::Error::custom),
+            Some(text) => parse_time(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
             None => Ok(None),
         }
     }

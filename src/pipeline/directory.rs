@@ -25,7 +25,10 @@ impl ActivationDirectory {
                 from_ms: a.from,
                 to_ms: a.to,
             });
-            dir.by_tag.entry(a.tag.clone()).or_default().push(info.clone());
+            dir.by_tag
+                .entry(a.tag.clone())
+                .or_default()
+                .push(info.clone());
             dir.all.push(info);
         }
         for list in dir.by_tag.values_mut() {

@@ -32,7 +32,11 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(directory: Arc<ActivationDirectory>, partitions: usize, max_future_ms: TimeMs) -> Self {
+    pub fn new(
+        directory: Arc<ActivationDirectory>,
+        partitions: usize,
+        max_future_ms: TimeMs,
+    ) -> Self {
         Self {
             directory,
             partitions: partitions.max(1),
@@ -128,7 +132,10 @@ impl Dispatcher {
     /// report are still watched (no contact).
     pub fn register_all(&self, mut deliver: impl FnMut(usize, PartitionInput)) {
         for a in self.directory.all() {
-            deliver(self.partition_of(&a.id), PartitionInput::Register(a.clone()));
+            deliver(
+                self.partition_of(&a.id),
+                PartitionInput::Register(a.clone()),
+            );
         }
     }
 }

@@ -96,7 +96,8 @@ impl LiveDriver {
             dispatcher.register_all(|p, input| pending[p].push(input));
             loop {
                 for (p, inputs) in pending.iter_mut().enumerate() {
-                    if !inputs.is_empty() && senders[p].send(std::mem::take(inputs)).await.is_err() {
+                    if !inputs.is_empty() && senders[p].send(std::mem::take(inputs)).await.is_err()
+                    {
                         return;
                     }
                 }

@@ -100,7 +100,13 @@ impl Partition {
                 readings,
                 arrival_ms,
                 contact_ms,
-            } => self.on_readings(activation, readings.readings(), arrival_ms, contact_ms, sink),
+            } => self.on_readings(
+                activation,
+                readings.readings(),
+                arrival_ms,
+                contact_ms,
+                sink,
+            ),
             PartitionInput::Clock(clock_ms) => self.on_clock(clock_ms, sink),
             PartitionInput::Register(info) => {
                 let slot = self.slot_for(&info);
@@ -153,8 +159,18 @@ impl Partition {
             rule.on_contact(&mut ctx, contact_ms);
         }
         // The activation's own readings may have passed deadlines the global clock has too.
-        if state.rules.iter().any(|r| r.next_deadline().is_some_and(|d| d <= self.clock_ms)) {
-            fire_due(state, self.clock_ms, self.config.reorder_ms, arrival_ms, sink);
+        if state
+            .rules
+            .iter()
+            .any(|r| r.next_deadline().is_some_and(|d| d <= self.clock_ms))
+        {
+            fire_due(
+                state,
+                self.clock_ms,
+                self.config.reorder_ms,
+                arrival_ms,
+                sink,
+            );
         }
         self.reschedule(slot);
     }
@@ -173,14 +189,23 @@ impl Partition {
                 continue; // stale entry
             }
             self.slots[slot].scheduled_ms = None;
-            fire_due(&mut self.slots[slot], clock_ms, self.config.reorder_ms, None, sink);
+            fire_due(
+                &mut self.slots[slot],
+                clock_ms,
+                self.config.reorder_ms,
+                None,
+                sink,
+            );
             self.reschedule(slot);
         }
     }
 
     fn reschedule(&mut self, slot: usize) {
         let state = &mut self.slots[slot];
-        let flush = state.buffer.oldest_pending_ms().map(|t| t + self.config.reorder_ms);
+        let flush = state
+            .buffer
+            .oldest_pending_ms()
+            .map(|t| t + self.config.reorder_ms);
         let rules = state.rules.iter().filter_map(|r| r.next_deadline()).min();
         let next = match (flush, rules) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -203,7 +228,10 @@ fn release(
     sink: &mut dyn Sink,
 ) {
     let ActivationState {
-        info, buffer, rules, ..
+        info,
+        buffer,
+        rules,
+        ..
     } = state;
     let mut ctx = RuleContext::new(info, sink, arrival_ms);
     buffer.release(up_to_ms, |reading| {

@@ -70,7 +70,10 @@ impl ReorderBuffer {
         if self.released_ms.is_some_and(|w| reading.t_ms < w) {
             return Admission::Late;
         }
-        self.max_seen_ms = Some(self.max_seen_ms.map_or(reading.t_ms, |m| m.max(reading.t_ms)));
+        self.max_seen_ms = Some(
+            self.max_seen_ms
+                .map_or(reading.t_ms, |m| m.max(reading.t_ms)),
+        );
         self.arrivals += 1;
         self.pending
             .push(Reverse((reading.t_ms, self.arrivals, ReadingKey(reading))));

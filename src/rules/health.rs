@@ -130,7 +130,11 @@ pub struct NoContactRule {
 }
 
 impl NoContactRule {
-    pub fn new(silence_ms: TimeMs, activation_from_ms: TimeMs, activation_to_ms: Option<TimeMs>) -> Self {
+    pub fn new(
+        silence_ms: TimeMs,
+        activation_from_ms: TimeMs,
+        activation_to_ms: Option<TimeMs>,
+    ) -> Self {
         Self {
             silence_ms,
             last_contact_ms: None,
@@ -157,7 +161,10 @@ impl Rule for NoContactRule {
             alert.end = Some(contact_ms.max(alert.start));
             ctx.emit_alert(alert);
         }
-        self.last_contact_ms = Some(self.last_contact_ms.map_or(contact_ms, |c| c.max(contact_ms)));
+        self.last_contact_ms = Some(
+            self.last_contact_ms
+                .map_or(contact_ms, |c| c.max(contact_ms)),
+        );
     }
 
     fn next_deadline(&self) -> Option<TimeMs> {
@@ -167,12 +174,20 @@ impl Rule for NoContactRule {
         // Silence must exceed the limit, not merely reach it.
         let due = self.silence_start_ms() + self.silence_ms + 1;
         // Only while the activation is live at the moment silence becomes a breach.
-        self.activation_to_ms.is_none_or(|to| due < to).then_some(due)
+        self.activation_to_ms
+            .is_none_or(|to| due < to)
+            .then_some(due)
     }
 
     fn on_clock(&mut self, ctx: &mut RuleContext<'_>, clock_ms: TimeMs) {
         if self.next_deadline().is_some_and(|due| due <= clock_ms) {
-            let alert = new_alert(ctx, AlertType::NoContact, None, self.silence_start_ms(), false);
+            let alert = new_alert(
+                ctx,
+                AlertType::NoContact,
+                None,
+                self.silence_start_ms(),
+                false,
+            );
             ctx.emit_alert(alert.clone());
             self.open = Some(alert);
         }

@@ -2,6 +2,7 @@
 //! ingest→alert latency histogram (wall clock from a batch's arrival to its alert being stored).
 
 use super::alert_book::{AlertBook, Change};
+use super::alert_store::{AlertEvent, AlertStore};
 use crate::model::Alert;
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::Output;
@@ -13,6 +14,9 @@ use tokio::sync::mpsc;
 
 pub struct LiveAlerts {
     book: Mutex<AlertBook>,
+    /// Durable store and event stream; `None` only in tests without a data directory.
+    store: Option<AlertStore>,
+    events: tokio::sync::broadcast::Sender<AlertEvent>,
     /// Microseconds from batch arrival to the alert change being stored.
     latency_us: Mutex<Histogram<u64>>,
     pub changes: AtomicU64,
@@ -35,7 +39,11 @@ impl Default for LiveAlerts {
     fn default() -> Self {
         Self {
             book: Mutex::new(AlertBook::default()),
-            latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")),
+            store: None,
+            events: tokio::sync::broadcast::channel(4096).0,
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            ),
             changes: AtomicU64::new(0),
             measure_since_ms: 0,
         }
@@ -50,11 +58,26 @@ fn now_us() -> i64 {
 }
 
 impl LiveAlerts {
-    pub fn measuring_since(measure_since_ms: i64) -> Self {
+    pub fn new(store: AlertStore, measure_since_ms: i64) -> Self {
         Self {
             measure_since_ms,
+            store: Some(store),
             ..Self::default()
         }
+    }
+
+    pub fn store(&self) -> Option<&AlertStore> {
+        self.store.as_ref()
+    }
+
+    /// Live alert events (after they are stored); subscribe before reading the backlog.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AlertEvent> {
+        self.events.subscribe()
+    }
+
+    /// Publishes an event produced outside the pipeline (a review action).
+    pub fn publish(&self, event: AlertEvent) {
+        let _ = self.events.send(event);
     }
 
     /// Applies pipeline outputs as they come, until the pipeline ends.
@@ -64,19 +87,41 @@ impl LiveAlerts {
         }
     }
 
-    /// Applies outputs, recording ingest→alert latency for batches that arrived while running.
+    /// Applies outputs: the in-memory book, then the durable store (which numbers the changes for
+    /// live delivery), recording ingest→alert latency for batches that arrived while running.
     pub fn apply(&self, batch: OutputBatch) {
-        let now = now_us();
-        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        for (output, cause_arrival_ms) in batch {
-            let Output::Alert(alert) = output;
-            if book.upsert(alert) == Change::Unchanged {
-                continue;
+        let mut changed: Vec<(Alert, Option<i64>)> = Vec::new();
+        {
+            let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            for (output, cause_arrival_ms) in batch {
+                let Output::Alert(alert) = output;
+                if book.upsert(alert.clone()) != Change::Unchanged {
+                    changed.push((alert, cause_arrival_ms));
+                }
             }
-            self.changes.fetch_add(1, Ordering::Relaxed);
-            if let Some(arrival_ms) = cause_arrival_ms.filter(|a| *a >= self.measure_since_ms) {
+        }
+        if changed.is_empty() {
+            return;
+        }
+        if let Some(store) = &self.store {
+            let alerts: Vec<Alert> = changed.iter().map(|(a, _)| a.clone()).collect();
+            match store.apply(&alerts) {
+                Ok(events) => {
+                    for event in events {
+                        let _ = self.events.send(event);
+                    }
+                }
+                // The log still holds the readings: the next start re-derives these alerts.
+                Err(e) => tracing::error!(error = %e, "alert store write failed"),
+            }
+        }
+        let now = now_us();
+        self.changes
+            .fetch_add(changed.len() as u64, Ordering::Relaxed);
+        let mut hist = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, cause) in changed {
+            if let Some(arrival_ms) = cause.filter(|a| *a >= self.measure_since_ms) {
                 let us = (now - arrival_ms * 1000).max(1) as u64;
-                let mut hist = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
                 let _ = hist.record(us.min(60_000_000));
             }
         }
@@ -103,6 +148,9 @@ impl LiveAlerts {
     }
 
     pub fn reset_latency(&self) {
-        self.latency_us.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        self.latency_us
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset();
     }
 }

@@ -392,3 +392,175 @@ impl Encoder<Frame> for FrameCodec {
         try_encode_frame(&frame, dst, self.max_frame_bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The worked example in `docs/protocol.md` is generated here: these tests assert the exact
+    //! hex the document shows, and that its annotated byte tables add up to the same bytes.
+
+    use super::*;
+    use crate::model::{DeviceEvent, Position, PositionSource, ReadingBody};
+    use crate::wire::secret::tag_secret;
+
+    const PROTOCOL_DOC: &str = include_str!("../../docs/protocol.md");
+
+    /// The server key of the example (never use it for real).
+    const EXAMPLE_SERVER_KEY: &[u8] = b"example-server-key";
+
+    fn example_hello() -> Frame {
+        Frame::hello("T1", tag_secret(EXAMPLE_SERVER_KEY, "T1"))
+    }
+
+    fn example_batch() -> Frame {
+        Frame::Batch {
+            seq: 1,
+            readings: vec![
+                Reading {
+                    t_ms: 1_774_722_600_000, // 2026-03-28T18:30:00Z
+                    battery_pct: Some(87),
+                    body: ReadingBody::Position(Position {
+                        lat_e7: 514_545_000,
+                        lon_e7: -25_879_000,
+                        precision_cm: 800,
+                        source: PositionSource::Gps,
+                        speed_ckmh: Some(410),
+                        heading_cdeg: Some(9000),
+                        satellites: Some(9),
+                    }),
+                },
+                Reading {
+                    t_ms: 1_774_722_615_000, // 2026-03-28T18:30:15Z
+                    battery_pct: Some(86),
+                    body: ReadingBody::Event(DeviceEvent::StrapOpen),
+                },
+            ],
+        }
+    }
+
+    /// Lowercase hex, bytes separated by spaces, 16 bytes a line.
+    fn hex_dump(bytes: &[u8]) -> String {
+        bytes
+            .chunks(16)
+            .map(|line| {
+                line.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn encoded(frame: &Frame) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode_frame(frame, &mut out);
+        out.to_vec()
+    }
+
+    /// The rows of the annotated table between `<!-- example:NAME:begin -->` and `:end -->`:
+    /// (offset column, hex bytes column).
+    fn annotated_rows(name: &str) -> Vec<(usize, Vec<u8>)> {
+        let begin = format!("<!-- example:{name}:begin -->");
+        let end = format!("<!-- example:{name}:end -->");
+        let start = PROTOCOL_DOC
+            .find(&begin)
+            .expect("begin marker in docs/protocol.md");
+        let stop = PROTOCOL_DOC[start..].find(&end).expect("end marker") + start;
+        PROTOCOL_DOC[start..stop]
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains('`'))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let offset = cells[1].parse().expect("offset column is a number");
+                let hex: String = cells[2].trim_matches('`').split_whitespace().collect();
+                (offset, hex::decode(hex).expect("bytes column is hex"))
+            })
+            .collect()
+    }
+
+    fn check_doc_example(name: &str, frame: &Frame, expected_hex: &str) {
+        let bytes = encoded(frame);
+        let dump = hex_dump(&bytes);
+        assert_eq!(
+            dump, expected_hex,
+            "the encoder's bytes for the {name} example changed"
+        );
+        assert!(
+            PROTOCOL_DOC.contains(&format!("```text\n{dump}\n```")),
+            "docs/protocol.md must show the {name} example as:\n{dump}"
+        );
+        let mut at = 0;
+        let mut annotated = Vec::new();
+        for (offset, row) in annotated_rows(name) {
+            assert_eq!(offset, at, "{name} table: offset column out of step");
+            at += row.len();
+            annotated.extend(row);
+        }
+        assert_eq!(
+            hex_dump(&annotated),
+            dump,
+            "{name} table bytes differ from the encoding"
+        );
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert_eq!(
+            decode_frame(&mut buf, DEFAULT_MAX_FRAME_BYTES)
+                .ok()
+                .flatten()
+                .as_ref(),
+            Some(frame)
+        );
+    }
+
+    const HELLO_HEX: &str = "\
+47 00 00 00 01 01 00 02 54 31 40 39 64 31 33 66
+30 36 61 38 37 34 37 65 35 66 61 63 30 62 65 33
+66 35 39 62 62 36 37 39 65 33 36 34 66 33 61 37
+66 36 66 64 66 61 38 33 65 35 32 62 36 30 32 34
+30 64 39 34 30 34 30 31 34 32 66";
+
+    const BATCH_HEX: &str = "\
+4d 00 00 00 03 01 00 00 00 00 00 00 00 02 00 00
+00 40 cc b5 35 9d 01 00 00 01 00 09 57 68 55 ab
+1e 28 1e 75 fe 20 03 00 00 9a 01 28 23 00 00 00
+00 d8 06 b6 35 9d 01 00 00 04 01 ff 56 00 00 00
+00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00
+00";
+
+    #[test]
+    fn protocol_doc_hello_example_is_what_the_encoder_writes() {
+        check_doc_example("hello", &example_hello(), HELLO_HEX);
+    }
+
+    #[test]
+    fn protocol_doc_batch_example_is_what_the_encoder_writes() {
+        check_doc_example("batch", &example_batch(), BATCH_HEX);
+    }
+
+    #[test]
+    fn protocol_doc_hello_ok_and_ack_examples_are_what_the_encoder_writes() {
+        for frame in [Frame::HelloOk { last_seq: 0 }, Frame::Ack { seq: 1 }] {
+            let dump = hex_dump(&encoded(&frame));
+            assert!(
+                PROTOCOL_DOC.contains(&format!("`{dump}`")),
+                "docs/protocol.md must show {frame:?} as `{dump}`"
+            );
+        }
+    }
+
+    #[test]
+    fn protocol_doc_lists_every_error_code() {
+        for code in ErrorCode::ALL {
+            let row = format!("| {} | `{}` |", code.as_u16(), code.as_str());
+            assert!(PROTOCOL_DOC.contains(&row), "docs/protocol.md lacks {row}");
+        }
+    }
+
+    #[test]
+    fn protocol_doc_example_secret_is_the_hmac() {
+        let secret = tag_secret(EXAMPLE_SERVER_KEY, "T1");
+        assert!(
+            PROTOCOL_DOC.contains(&secret),
+            "docs/protocol.md must show {secret}"
+        );
+    }
+}

@@ -28,13 +28,20 @@ pub struct Server {
 impl Server {
     pub fn start(data_dir: &Path, orders: Option<&Path>, extra: &[&str]) -> Server {
         let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--ingest-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env("TAGSTREAM_TAG_KEY", TAG_KEY)
-            .env("TAGSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped());
+        cmd.args([
+            "serve",
+            "--ingest-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .env("TAGSTREAM_TAG_KEY", TAG_KEY)
+        .env("TAGSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped());
         if let Some(orders) = orders {
             cmd.arg("--orders").arg(orders);
         }
@@ -58,12 +65,14 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    pub fn get(&self, path: &str) -> Result<String, ureq::Error> {
+    pub fn get(&self, path: &str) -> Result<String, String> {
         ureq::get(&format!("http://{}{}", self.http_addr, path))
             .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
-            .call()?
+            .set("X-Purpose", "integration test")
+            .call()
+            .map_err(|e| e.to_string())?
             .into_string()
-            .map_err(|e| ureq::Error::from(std::io::Error::other(e)))
+            .map_err(|e| e.to_string())
     }
 
     /// Waits until the server's alert set stops changing and returns it (JSON Lines).
@@ -71,7 +80,9 @@ impl Server {
         let mut last = String::new();
         for _ in 0..100 {
             std::thread::sleep(std::time::Duration::from_millis(50));
-            let now = self.get("/v1/alerts").expect("GET /v1/alerts");
+            let now = self
+                .get("/v1/alerts/export")
+                .expect("GET /v1/alerts/export");
             if now == last && !now.is_empty() {
                 return now;
             }
@@ -100,11 +111,19 @@ impl TagClient {
             .expect("hello accepted")
     }
 
-    pub async fn connect_with_secret(addr: &str, tag: &str, secret: &str) -> Result<TagClient, Frame> {
+    pub async fn connect_with_secret(
+        addr: &str,
+        tag: &str,
+        secret: &str,
+    ) -> Result<TagClient, Frame> {
         let socket = TcpStream::connect(addr).await.expect("connect");
         let mut framed = Framed::new(socket, FrameCodec::default());
         framed
-            .send(Frame::Hello { protocol_version: PROTOCOL_VERSION, tag: tag.into(), secret: secret.into() })
+            .send(Frame::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                tag: tag.into(),
+                secret: secret.into(),
+            })
             .await
             .expect("send hello");
         match framed.next().await {
@@ -115,7 +134,10 @@ impl TagClient {
     }
 
     pub async fn send(&mut self, seq: u64, readings: Vec<Reading>) {
-        self.framed.send(Frame::Batch { seq, readings }).await.expect("send batch");
+        self.framed
+            .send(Frame::Batch { seq, readings })
+            .await
+            .expect("send batch");
     }
 
     pub async fn next_frame(&mut self) -> Option<Frame> {
@@ -133,5 +155,53 @@ impl TagClient {
             Some(Frame::Ack { seq: acked }) => assert_eq!(acked, seq),
             other => panic!("expected ack {seq}, got {other:?}"),
         }
+    }
+}
+
+/// Creates a user with the real CLI and returns its token.
+pub fn add_user(data_dir: &Path, name: &str, role: &str, extra: &[&str]) -> String {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let out = Command::new(bin())
+        .args(["users", "add", "--data-dir"])
+        .arg(data_dir)
+        .args(["--name", name, "--role", role])
+        .args(extra)
+        .output()
+        .expect("run tagstream users add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// An HTTP call: (status, body). `token` None sends no Authorization header.
+pub fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    purpose: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
+    let mut req = ureq::request(method, &format!("http://{}{}", server.http_addr, path));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    if let Some(p) = purpose {
+        req = req.set("X-Purpose", p);
+    }
+    let result = match body {
+        Some(b) => req
+            .set("Content-Type", "application/json")
+            .send_string(&b.to_string()),
+        None => req.call(),
+    };
+    match result {
+        Ok(resp) => (resp.status(), resp.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap_or_default()),
+        Err(e) => panic!("{method} {path}: {e}"),
     }
 }

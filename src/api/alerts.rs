@@ -1,0 +1,306 @@
+//! The hub's alert work queue: list, filter, count, read one (with its review history), act on
+//! one (acknowledge, assign, resolve with outcome and notes), and a Server-Sent Events stream of
+//! every change, resumable from the last event id. Plus the contract export (`alerts.jsonl`).
+
+use super::audit::{purpose, record, Access};
+use super::auth::Caller;
+use super::error::ApiError;
+use super::people::PurposeQuery;
+use super::routes::ApiState;
+use crate::formats::alerts_jsonl::write_alerts;
+use crate::model::time::parse_time;
+use crate::store::alert_store::{AlertFilter, AlertStore, AlertStoreError, Outcome, ReviewAction};
+use crate::store::metadata::Role;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::stream::Stream;
+use serde::Deserialize;
+use std::convert::Infallible;
+
+impl From<AlertStoreError> for ApiError {
+    fn from(e: AlertStoreError) -> Self {
+        match e {
+            AlertStoreError::NotFound(id) => ApiError::not_found(format!("alert '{id}' not found")),
+            AlertStoreError::Invalid(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+fn store(state: &ApiState) -> Result<&AlertStore, ApiError> {
+    state
+        .alerts
+        .store()
+        .ok_or_else(|| ApiError::internal("no alert store configured"))
+}
+
+/// The people whose alerts the caller may see (`None` = everyone); police see none.
+fn scope(state: &ApiState, caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
+    match caller.role() {
+        Role::Admin | Role::Hub => Ok(None),
+        Role::Practitioner { .. } => {
+            let doc = state.metadata.orders_document()?;
+            Ok(Some(
+                doc.people
+                    .iter()
+                    .filter(|p| caller.may_see(p))
+                    .map(|p| p.id.clone())
+                    .collect(),
+            ))
+        }
+        Role::Police { .. } => Err(ApiError::forbidden()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListParams {
+    #[serde(rename = "type")]
+    alert_type: Option<String>,
+    state: Option<String>,
+    person: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<u32>,
+    purpose: Option<String>,
+}
+
+fn filter_from(p: &ListParams, people: Option<Vec<String>>) -> Result<AlertFilter, ApiError> {
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(ApiError::bad_request)
+    };
+    Ok(AlertFilter {
+        alert_type: p.alert_type.clone(),
+        state: p.state.clone(),
+        person: p.person.clone(),
+        people,
+        from_ms: time(&p.from)?,
+        to_ms: time(&p.to)?,
+        limit: p.limit,
+    })
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(p): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let people = scope(&state, &caller)?;
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    let filter = filter_from(&p, people)?;
+    let alerts = store(&state)?.list(&filter)?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alerts.list",
+            person: p.person.as_deref(),
+            detail: Some(format!("{} alerts", alerts.len())),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(alerts).into_response())
+}
+
+pub async fn count(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(p): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let people = scope(&state, &caller)?;
+    let filter = filter_from(&p, people)?;
+    Ok(Json(store(&state)?.count(&filter)?).into_response())
+}
+
+pub async fn get_one(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<PurposeQuery>,
+) -> Result<Response, ApiError> {
+    let people = scope(&state, &caller)?;
+    let purpose = purpose(&headers, q.purpose.as_deref())?;
+    let alert = store(&state)?.get(&id)?;
+    let Some(alert) = alert else {
+        return Err(if people.is_some() {
+            ApiError::forbidden()
+        } else {
+            ApiError::not_found(format!("alert '{id}' not found"))
+        });
+    };
+    let person = alert.alert["person"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if people.as_ref().is_some_and(|ps| !ps.contains(&person)) {
+        return Err(ApiError::forbidden());
+    }
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alert.read",
+            person: Some(&person),
+            detail: Some(id.clone()),
+            ..Access::default()
+        },
+    )?;
+    let history = store(&state)?.review_history(&id)?;
+    Ok(Json(serde_json::json!({"alert": alert, "history": history})).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ActionBody {
+    notes: Option<String>,
+    assignee: Option<String>,
+    outcome: Option<Outcome>,
+}
+
+pub async fn act(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    Json(body): Json<ActionBody>,
+) -> Result<Response, ApiError> {
+    caller.require_staff()?;
+    let action = match action.as_str() {
+        "acknowledge" => ReviewAction::Acknowledge { notes: body.notes },
+        "assign" => ReviewAction::Assign {
+            assignee: body.assignee.ok_or_else(|| ApiError::bad_request("assign needs 'assignee'"))?,
+            notes: body.notes,
+        },
+        "resolve" => ReviewAction::Resolve {
+            outcome: body.outcome.ok_or_else(|| {
+                ApiError::bad_request(
+                    "resolve needs 'outcome': breach_confirmed, reasonable_excuse, authorised_absence, false_alarm or duplicate",
+                )
+            })?,
+            notes: body.notes,
+        },
+        other => return Err(ApiError::not_found(format!("no alert action '{other}' (acknowledge, assign, resolve)"))),
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let event = store(&state)?.review(&id, &caller.0.name, now_ms, &action)?;
+    let body: serde_json::Value =
+        serde_json::from_str(&event.body).map_err(|e| ApiError::internal(e.to_string()))?;
+    state.alerts.publish(event);
+    Ok(Json(body).into_response())
+}
+
+/// The contract export: every alert's final state as JSON Lines, in the fixed output order
+/// (byte-identical to `tagstream replay`'s `alerts.jsonl` for the same readings).
+pub async fn export_jsonl(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(q): Query<PurposeQuery>,
+) -> Result<Response, ApiError> {
+    let people = scope(&state, &caller)?;
+    let purpose = purpose(&headers, q.purpose.as_deref())?;
+    let mut alerts = state.alerts.sorted();
+    if let Some(people) = &people {
+        alerts.retain(|a| people.contains(&a.person));
+    }
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alerts.export",
+            format: Some("jsonl"),
+            detail: Some(format!("{} alerts", alerts.len())),
+            ..Access::default()
+        },
+    )?;
+    let mut body = Vec::new();
+    write_alerts(&mut body, &alerts).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct StreamParams {
+    /// Resume after this event id (alternative to the `Last-Event-ID` header).
+    after: Option<i64>,
+    purpose: Option<String>,
+}
+
+/// Server-Sent Events: every alert change (`raised`, `updated`, `reviewed`), id = event number.
+/// A client that reconnects with `Last-Event-ID` gets everything after it, then live events.
+pub async fn stream(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(p): Query<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require_staff()?;
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .or(p.after)
+        .unwrap_or(0);
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alerts.stream",
+            detail: Some(format!("after event {last_id}")),
+            ..Access::default()
+        },
+    )?;
+    // Subscribe first, then read the backlog: nothing falls between the two.
+    let live = state.alerts.subscribe();
+    let store = store(&state)?.clone();
+    let stream = futures::stream::unfold(
+        (
+            store,
+            live,
+            last_id,
+            Vec::<crate::store::alert_store::AlertEvent>::new(),
+        ),
+        |(store, mut live, mut last, mut pending)| async move {
+            loop {
+                if let Some(event) = pending.pop() {
+                    last = event.seq;
+                    let sse = Event::default()
+                        .id(event.seq.to_string())
+                        .event(event.kind.clone())
+                        .data(event.body);
+                    return Some((Ok(sse), (store, live, last, pending)));
+                }
+                // Backlog from the store first (also after a lag on the live channel).
+                match store.events_after(last, 500) {
+                    Ok(mut backlog) if !backlog.is_empty() => {
+                        backlog.reverse();
+                        pending = backlog;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+                match live.recv().await {
+                    Ok(event) if event.seq <= last => continue,
+                    Ok(event) if event.seq == last + 1 => pending.push(event),
+                    // A gap or a lag: the store has everything, read it from there.
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,141 @@
+//! People, activations and orders: read (audited, by role) and manage (admin and hub), with the
+//! same validation as the orders file.
+
+use super::audit::{purpose, record, Access};
+use super::auth::Caller;
+use super::error::ApiError;
+use super::routes::ApiState;
+use crate::model::time::parse_time;
+use crate::model::{Activation, Order, Person};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+pub struct PurposeQuery {
+    pub purpose: Option<String>,
+}
+
+/// Looks up a person the caller may see; 403 (never 404) when they may not, exists or not.
+pub fn visible_person(state: &ApiState, caller: &Caller, id: &str) -> Result<Person, ApiError> {
+    if !caller.may_ask_about(id) {
+        return Err(ApiError::forbidden());
+    }
+    let person = state
+        .metadata
+        .person(id)?
+        .ok_or_else(|| ApiError::not_found(format!("person '{id}' not found")))?;
+    if !caller.may_see(&person) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(person)
+}
+
+pub async fn list_people(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(q): Query<PurposeQuery>,
+) -> Result<Json<Vec<Person>>, ApiError> {
+    if matches!(caller.role(), crate::store::metadata::Role::Police { .. }) {
+        return Err(ApiError::forbidden());
+    }
+    let purpose = purpose(&headers, q.purpose.as_deref())?;
+    let people: Vec<Person> = state
+        .metadata
+        .orders_document()?
+        .people
+        .into_iter()
+        .filter(|p| caller.may_see(p))
+        .collect();
+    let ids: Vec<&str> = people.iter().map(|p| p.id.as_str()).collect();
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "people.list",
+            detail: Some(ids.join(",")),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(people))
+}
+
+pub async fn get_person(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<PurposeQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let purpose = purpose(&headers, q.purpose.as_deref())?;
+    let person = visible_person(&state, &caller, &id)?;
+    let doc = state.metadata.orders_document()?;
+    let activations: Vec<&Activation> = doc.activations.iter().filter(|a| a.person == id).collect();
+    let orders: Vec<&Order> = doc.orders.iter().filter(|o| o.person == id).collect();
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "person.read",
+            person: Some(&id),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(serde_json::json!({
+        "person": person, "activations": activations, "orders": orders,
+    })))
+}
+
+pub async fn put_person(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(person): Json<Person>,
+) -> Result<(StatusCode, Json<Person>), ApiError> {
+    caller.require_staff()?;
+    state.metadata.upsert_person(&person)?;
+    Ok((StatusCode::CREATED, Json(person)))
+}
+
+pub async fn put_activation(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(activation): Json<Activation>,
+) -> Result<(StatusCode, Json<Activation>), ApiError> {
+    caller.require_staff()?;
+    state.metadata.upsert_activation(&activation)?;
+    state.pipeline_changed();
+    Ok((StatusCode::CREATED, Json(activation)))
+}
+
+#[derive(Deserialize)]
+pub struct EndBody {
+    to: String,
+}
+
+pub async fn end_activation(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<EndBody>,
+) -> Result<Json<Activation>, ApiError> {
+    caller.require_staff()?;
+    let to_ms = parse_time(&body.to).map_err(ApiError::bad_request)?;
+    let activation = state.metadata.end_activation(&id, to_ms)?;
+    state.pipeline_changed();
+    Ok(Json(activation))
+}
+
+pub async fn put_order(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(order): Json<Order>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    caller.require_staff()?;
+    state.metadata.upsert_order(&order)?;
+    state.pipeline_changed();
+    Ok((StatusCode::CREATED, Json(order)))
+}

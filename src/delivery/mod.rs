@@ -1,0 +1,3 @@
+//! Live delivery of alert changes beyond the API's event stream: webhooks.
+
+pub mod webhooks;

@@ -1,0 +1,543 @@
+//! The durable alert store (`DATA/alerts.sqlite3`): every alert's current state by stable id, the
+//! hub's review of it (new → acknowledged → assigned → resolved, with outcome and notes), and a
+//! numbered event stream of every change for live delivery (Server-Sent Events, webhooks).
+//!
+//! Alert content is derived from the durable log, so pipeline writes use `synchronous=NORMAL`
+//! (a crash can lose the last few, and start-up re-derives them; only real differences become
+//! events). Review actions are people's decisions: they commit with `synchronous=FULL` before
+//! the API answers.
+
+use crate::model::Alert;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertStoreError {
+    #[error("alert store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("alert store: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("alert '{0}' not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+const MIGRATIONS: &[&str] = &["CREATE TABLE alerts (
+        id TEXT PRIMARY KEY,
+        activation TEXT NOT NULL,
+        person TEXT NOT NULL,
+        type TEXT NOT NULL,
+        code TEXT,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER,
+        late INTEGER NOT NULL,
+        document TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'new',
+        assignee TEXT,
+        outcome TEXT,
+        notes TEXT,
+        reviewed_by TEXT,
+        reviewed_ms INTEGER
+     );
+     CREATE INDEX alerts_by_person ON alerts(person, start_ms);
+     CREATE INDEX alerts_by_type ON alerts(type, start_ms);
+     CREATE INDEX alerts_by_state ON alerts(state, start_ms);
+     CREATE TABLE alert_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL
+     );
+     CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL,
+        t_ms INTEGER NOT NULL,
+        user_name TEXT NOT NULL,
+        action TEXT NOT NULL,
+        state TEXT NOT NULL,
+        assignee TEXT,
+        outcome TEXT,
+        notes TEXT
+     );
+     CREATE TABLE delivery_cursors (
+        endpoint TEXT PRIMARY KEY,
+        delivered_seq INTEGER NOT NULL
+     );"];
+
+/// Where an alert is in the hub's work queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    New,
+    Acknowledged,
+    Assigned,
+    Resolved,
+}
+
+impl ReviewState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Acknowledged => "acknowledged",
+            Self::Assigned => "assigned",
+            Self::Resolved => "resolved",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "acknowledged" => Self::Acknowledged,
+            "assigned" => Self::Assigned,
+            "resolved" => Self::Resolved,
+            _ => Self::New,
+        }
+    }
+}
+
+/// How a resolved alert ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    BreachConfirmed,
+    ReasonableExcuse,
+    AuthorisedAbsence,
+    FalseAlarm,
+    Duplicate,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BreachConfirmed => "breach_confirmed",
+            Self::ReasonableExcuse => "reasonable_excuse",
+            Self::AuthorisedAbsence => "authorised_absence",
+            Self::FalseAlarm => "false_alarm",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// A review action on an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewAction {
+    Acknowledge {
+        notes: Option<String>,
+    },
+    Assign {
+        assignee: String,
+        notes: Option<String>,
+    },
+    Resolve {
+        outcome: Outcome,
+        notes: Option<String>,
+    },
+}
+
+/// The review part of an alert.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Review {
+    pub state: ReviewState,
+    pub assignee: Option<String>,
+    pub outcome: Option<String>,
+    pub notes: Option<String>,
+    pub reviewed_by: Option<String>,
+    #[serde(with = "crate::model::time::rfc3339_ms_opt")]
+    pub reviewed_at: Option<i64>,
+}
+
+/// An alert with its review, as the API serves it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredAlert {
+    #[serde(flatten)]
+    pub alert: serde_json::Value,
+    pub review: Review,
+}
+
+/// One change, numbered for resumable delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertEvent {
+    pub seq: i64,
+    pub alert_id: String,
+    /// `raised` (new alert), `updated` (the pipeline changed it), `reviewed` (a person acted).
+    pub kind: String,
+    /// The alert with its review after the change, as JSON.
+    pub body: String,
+}
+
+/// Filters for listing and counting.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AlertFilter {
+    #[serde(rename = "type")]
+    pub alert_type: Option<String>,
+    pub state: Option<String>,
+    pub person: Option<String>,
+    /// Only these people (role scoping); `None` = everyone.
+    #[serde(skip)]
+    pub people: Option<Vec<String>>,
+    #[serde(skip)]
+    pub from_ms: Option<i64>,
+    #[serde(skip)]
+    pub to_ms: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone)]
+pub struct AlertStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl AlertStore {
+    pub fn open(data_dir: &Path) -> Result<Self, AlertStoreError> {
+        let mut conn = Connection::open(data_dir.join("alerts.sqlite3"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores pipeline alert states in one transaction; returns an event for each real change.
+    pub fn apply(&self, alerts: &[Alert]) -> Result<Vec<AlertEvent>, AlertStoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut changed = Vec::new();
+        for alert in alerts {
+            let document = serde_json::to_string(alert)?;
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT document FROM alerts WHERE id = ?1",
+                    [&alert.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if existing.as_deref() == Some(document.as_str()) {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO alerts (id, activation, person, type, code, start_ms, end_ms, late, document)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(id) DO UPDATE SET end_ms = excluded.end_ms, late = excluded.late,
+                   code = excluded.code, document = excluded.document",
+                params![
+                    alert.id,
+                    alert.activation,
+                    alert.person,
+                    alert.alert_type.as_str(),
+                    alert.code,
+                    alert.start,
+                    alert.end,
+                    alert.late,
+                    document
+                ],
+            )?;
+            changed.push((
+                alert.id.clone(),
+                if existing.is_some() {
+                    "updated"
+                } else {
+                    "raised"
+                },
+            ));
+        }
+        let mut events = Vec::with_capacity(changed.len());
+        for (id, kind) in changed {
+            events.push(append_event(&tx, &id, kind)?);
+        }
+        tx.commit()?;
+        Ok(events)
+    }
+
+    /// Applies a person's review action durably (synchronous=FULL) and returns its event.
+    pub fn review(
+        &self,
+        alert_id: &str,
+        user: &str,
+        t_ms: i64,
+        action: &ReviewAction,
+    ) -> Result<AlertEvent, AlertStoreError> {
+        let mut conn = self.lock();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = (|| {
+            let tx = conn.transaction()?;
+            let current: Option<(String, Option<String>)> = tx
+                .query_row(
+                    "SELECT state, assignee FROM alerts WHERE id = ?1",
+                    [alert_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((state, assignee)) = current else {
+                return Err(AlertStoreError::NotFound(alert_id.to_string()));
+            };
+            if ReviewState::parse(&state) == ReviewState::Resolved {
+                return Err(AlertStoreError::Invalid(format!(
+                    "alert '{alert_id}' is already resolved"
+                )));
+            }
+            let (name, new_state, new_assignee, outcome, notes) = match action {
+                ReviewAction::Acknowledge { notes } => (
+                    "acknowledge",
+                    ReviewState::Acknowledged,
+                    assignee,
+                    None,
+                    notes,
+                ),
+                ReviewAction::Assign { assignee, notes } => {
+                    if assignee.trim().is_empty() {
+                        return Err(AlertStoreError::Invalid("assign needs an assignee".into()));
+                    }
+                    (
+                        "assign",
+                        ReviewState::Assigned,
+                        Some(assignee.clone()),
+                        None,
+                        notes,
+                    )
+                }
+                ReviewAction::Resolve { outcome, notes } => (
+                    "resolve",
+                    ReviewState::Resolved,
+                    assignee,
+                    Some(outcome.as_str()),
+                    notes,
+                ),
+            };
+            tx.execute(
+                "UPDATE alerts SET state = ?2, assignee = ?3, outcome = COALESCE(?4, outcome),
+                   notes = COALESCE(?5, notes), reviewed_by = ?6, reviewed_ms = ?7 WHERE id = ?1",
+                params![
+                    alert_id,
+                    new_state.as_str(),
+                    new_assignee,
+                    outcome,
+                    notes,
+                    user,
+                    t_ms
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO reviews (alert_id, t_ms, user_name, action, state, assignee, outcome, notes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![alert_id, t_ms, user, name, new_state.as_str(), new_assignee, outcome, notes],
+            )?;
+            let event = append_event(&tx, alert_id, "reviewed")?;
+            tx.commit()?;
+            Ok(event)
+        })();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        result
+    }
+
+    /// The review history of an alert: who did what, when.
+    pub fn review_history(
+        &self,
+        alert_id: &str,
+    ) -> Result<Vec<serde_json::Value>, AlertStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT t_ms, user_name, action, state, assignee, outcome, notes FROM reviews WHERE alert_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([alert_id], |r| {
+            Ok(serde_json::json!({
+                "t": crate::model::time::format_time(r.get(0)?),
+                "user": r.get::<_, String>(1)?,
+                "action": r.get::<_, String>(2)?,
+                "state": r.get::<_, String>(3)?,
+                "assignee": r.get::<_, Option<String>>(4)?,
+                "outcome": r.get::<_, Option<String>>(5)?,
+                "notes": r.get::<_, Option<String>>(6)?,
+            }))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    pub fn get(&self, alert_id: &str) -> Result<Option<StoredAlert>, AlertStoreError> {
+        let conn = self.lock();
+        load_one(&conn, alert_id)
+    }
+
+    fn where_clause(filter: &AlertFilter) -> (String, Vec<rusqlite::types::Value>) {
+        use rusqlite::types::Value;
+        let mut sql = String::from(" WHERE 1=1");
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(t) = &filter.alert_type {
+            args.push(Value::Text(t.clone()));
+            sql += &format!(" AND type = ?{}", args.len());
+        }
+        if let Some(s) = &filter.state {
+            args.push(Value::Text(s.clone()));
+            sql += &format!(" AND state = ?{}", args.len());
+        }
+        if let Some(p) = &filter.person {
+            args.push(Value::Text(p.clone()));
+            sql += &format!(" AND person = ?{}", args.len());
+        }
+        if let Some(people) = &filter.people {
+            let mut marks = Vec::new();
+            for p in people {
+                args.push(Value::Text(p.clone()));
+                marks.push(format!("?{}", args.len()));
+            }
+            sql += &format!(
+                " AND person IN ({})",
+                if marks.is_empty() {
+                    "NULL".into()
+                } else {
+                    marks.join(",")
+                }
+            );
+        }
+        if let Some(from) = filter.from_ms {
+            args.push(Value::Integer(from));
+            sql += &format!(" AND (end_ms IS NULL OR end_ms >= ?{})", args.len());
+        }
+        if let Some(to) = filter.to_ms {
+            args.push(Value::Integer(to));
+            sql += &format!(" AND start_ms < ?{}", args.len());
+        }
+        (sql, args)
+    }
+
+    pub fn list(&self, filter: &AlertFilter) -> Result<Vec<StoredAlert>, AlertStoreError> {
+        let conn = self.lock();
+        let (where_sql, args) = Self::where_clause(filter);
+        let sql = format!(
+            "SELECT id FROM alerts{where_sql} ORDER BY start_ms DESC, id LIMIT {}",
+            filter.limit.unwrap_or(1000).min(10_000)
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let ids: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(a) = load_one(&conn, &id)? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts by type and state under a filter.
+    pub fn count(&self, filter: &AlertFilter) -> Result<serde_json::Value, AlertStoreError> {
+        let conn = self.lock();
+        let (where_sql, args) = Self::where_clause(filter);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT type, state, COUNT(*) FROM alerts{where_sql} GROUP BY type, state ORDER BY type, state"
+        ))?;
+        let mut total = 0i64;
+        let mut by = serde_json::Map::new();
+        for row in stmt.query_map(rusqlite::params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })? {
+            let (t, s, n) = row?;
+            total += n;
+            let entry = by.entry(t).or_insert_with(|| serde_json::json!({}));
+            entry[s] = n.into();
+        }
+        Ok(serde_json::json!({"total": total, "by_type": by}))
+    }
+
+    /// Events after `seq`, oldest first (at most `limit`).
+    pub fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<AlertEvent>, AlertStoreError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare("SELECT seq, alert_id, kind, body FROM alert_events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![seq, limit], |r| {
+            Ok(AlertEvent {
+                seq: r.get(0)?,
+                alert_id: r.get(1)?,
+                kind: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    pub fn delivery_cursor(&self, endpoint: &str) -> Result<i64, AlertStoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT delivered_seq FROM delivery_cursors WHERE endpoint = ?1",
+                [endpoint],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub fn set_delivery_cursor(&self, endpoint: &str, seq: i64) -> Result<(), AlertStoreError> {
+        self.lock().execute(
+            "INSERT INTO delivery_cursors (endpoint, delivered_seq) VALUES (?1, ?2)
+             ON CONFLICT(endpoint) DO UPDATE SET delivered_seq = excluded.delivered_seq",
+            params![endpoint, seq],
+        )?;
+        Ok(())
+    }
+}
+
+fn load_one(conn: &Connection, id: &str) -> Result<Option<StoredAlert>, AlertStoreError> {
+    let row = conn
+        .query_row(
+            "SELECT document, state, assignee, outcome, notes, reviewed_by, reviewed_ms FROM alerts WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Review {
+                        state: ReviewState::parse(&r.get::<_, String>(1)?),
+                        assignee: r.get(2)?,
+                        outcome: r.get(3)?,
+                        notes: r.get(4)?,
+                        reviewed_by: r.get(5)?,
+                        reviewed_at: r.get(6)?,
+                    },
+                ))
+            },
+        )
+        .optional()?;
+    let Some((document, review)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(StoredAlert {
+        alert: serde_json::from_str(&document)?,
+        review,
+    }))
+}
+
+fn append_event(
+    conn: &Connection,
+    alert_id: &str,
+    kind: &str,
+) -> Result<AlertEvent, AlertStoreError> {
+    let stored =
+        load_one(conn, alert_id)?.ok_or_else(|| AlertStoreError::NotFound(alert_id.to_string()))?;
+    let body = serde_json::to_string(&stored)?;
+    conn.execute(
+        "INSERT INTO alert_events (alert_id, kind, body) VALUES (?1, ?2, ?3)",
+        params![alert_id, kind, body],
+    )?;
+    Ok(AlertEvent {
+        seq: conn.last_insert_rowid(),
+        alert_id: alert_id.to_string(),
+        kind: kind.to_string(),
+        body,
+    })
+}

@@ -1,0 +1,77 @@
+//! Numbered schema migrations. Each runs once, in order, inside a transaction, and bumps
+//! `PRAGMA user_version`. Never edit a released migration: add the next one.
+
+use super::MetadataError;
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: people, activations, orders, users, caseloads, audit.
+    "CREATE TABLE people (
+        id TEXT PRIMARY KEY,
+        document TEXT NOT NULL,           -- the person record as the orders contract spells it
+        restricted INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE activations (
+        id TEXT PRIMARY KEY,
+        person TEXT NOT NULL REFERENCES people(id),
+        tag TEXT NOT NULL,
+        from_ms INTEGER NOT NULL,
+        to_ms INTEGER,
+        document TEXT NOT NULL
+     );
+     CREATE INDEX activations_by_tag ON activations(tag, from_ms);
+     CREATE INDEX activations_by_person ON activations(person);
+     CREATE TABLE orders (
+        id TEXT PRIMARY KEY,
+        person TEXT NOT NULL REFERENCES people(id),
+        document TEXT NOT NULL
+     );
+     CREATE INDEX orders_by_person ON orders(person);
+     CREATE TABLE users (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin','hub','police','practitioner')),
+        force TEXT,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE caseloads (
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        person TEXT NOT NULL,
+        PRIMARY KEY (user_id, person)
+     );
+     CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        t_ms INTEGER NOT NULL,
+        user_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        person TEXT,
+        from_ms INTEGER,
+        to_ms INTEGER,
+        format TEXT,
+        purpose TEXT,
+        detail TEXT
+     );
+     CREATE INDEX audit_by_person ON audit(person, t_ms);
+     CREATE INDEX audit_by_time ON audit(t_ms);",
+];
+
+/// Applies every migration not yet applied.
+pub fn migrate(conn: &mut Connection) -> Result<(), MetadataError> {
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if applied as usize > MIGRATIONS.len() {
+        return Err(MetadataError::Invalid(format!(
+            "the metadata database has schema version {applied}, newer than this build knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

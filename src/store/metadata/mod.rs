@@ -1,0 +1,83 @@
+//! The metadata database: people, activations, orders, users and the audit log, in SQLite (an
+//! embedded, transactional store anyone can inspect with the `sqlite3` tool). Schema changes are
+//! numbered migrations (`migrations.rs`), applied in order on open and recorded in
+//! `PRAGMA user_version`. Nothing here is held only in memory.
+
+mod audit;
+mod migrations;
+mod orders;
+mod users;
+
+pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use users::{NewUser, Role, User};
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("metadata database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("metadata database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("metadata database: stored {what} is not valid: {message}")]
+    Corrupt { what: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// A handle to the metadata database; cheap to clone, safe to share between tasks. SQLite calls
+/// are short; the API runs them off the async workers.
+#[derive(Clone)]
+pub struct Metadata {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl Metadata {
+    /// Opens (creating if needed) `DATA/metadata.sqlite3` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Self, MetadataError> {
+        let path = data_dir.join("metadata.sqlite3");
+        let open_err = |source| MetadataError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        // WAL for concurrent readers; FULL sync so an audit record is on disk before data is
+        // returned, as the data-protection rules require.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        migrations::migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The schema version (number of migrations applied).
+    pub fn schema_version(&self) -> Result<i64, MetadataError> {
+        Ok(self
+            .lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+}

@@ -1,0 +1,169 @@
+//! People, activations and orders in the metadata database, stored as their contract documents
+//! (the JSON of section 8) with the columns needed to look them up. Every change is validated
+//! against the whole set, with the same checks as the orders file.
+
+use super::{Metadata, MetadataError};
+use crate::formats::orders_file::{check_activation_against, check_order_against, OrdersFile};
+use crate::model::{Activation, Order, Person};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, MetadataError> {
+    serde_json::to_string(value).map_err(|e| MetadataError::Invalid(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, MetadataError> {
+    serde_json::from_str(text).map_err(|e| MetadataError::Corrupt {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn put_person(tx: &Transaction<'_>, p: &Person) -> Result<(), MetadataError> {
+    tx.execute(
+        "INSERT INTO people (id, document, restricted) VALUES (?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET document = excluded.document, restricted = excluded.restricted",
+        params![p.id, to_json(p)?, p.restricted],
+    )?;
+    Ok(())
+}
+
+fn put_activation(tx: &Transaction<'_>, a: &Activation) -> Result<(), MetadataError> {
+    tx.execute(
+        "INSERT INTO activations (id, person, tag, from_ms, to_ms, document) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET person = excluded.person, tag = excluded.tag,
+           from_ms = excluded.from_ms, to_ms = excluded.to_ms, document = excluded.document",
+        params![a.id, a.person, a.tag, a.from, a.to, to_json(a)?],
+    )?;
+    Ok(())
+}
+
+fn put_order(tx: &Transaction<'_>, o: &Order) -> Result<(), MetadataError> {
+    tx.execute(
+        "INSERT INTO orders (id, person, document) VALUES (?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET person = excluded.person, document = excluded.document",
+        params![o.id, o.person, to_json(o)?],
+    )?;
+    Ok(())
+}
+
+impl Metadata {
+    /// Stores every record of an (already validated) orders document, replacing same-id records.
+    pub fn import_orders(&self, doc: &OrdersFile) -> Result<(), MetadataError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for p in &doc.people {
+            put_person(&tx, p)?;
+        }
+        for a in &doc.activations {
+            put_activation(&tx, a)?;
+        }
+        for o in &doc.orders {
+            put_order(&tx, o)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Everything, as one orders document (ordered by id): what the pipeline runs with.
+    pub fn orders_document(&self) -> Result<OrdersFile, MetadataError> {
+        let conn = self.lock();
+        let mut doc = OrdersFile::default();
+        let mut stmt = conn.prepare("SELECT id, document FROM people ORDER BY id")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, text) = row?;
+            doc.people.push(from_json(&format!("person {id}"), &text)?);
+        }
+        let mut stmt = conn.prepare("SELECT id, document FROM activations ORDER BY id")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, text) = row?;
+            doc.activations
+                .push(from_json(&format!("activation {id}"), &text)?);
+        }
+        let mut stmt = conn.prepare("SELECT id, document FROM orders ORDER BY id")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, text) = row?;
+            doc.orders.push(from_json(&format!("order {id}"), &text)?);
+        }
+        Ok(doc)
+    }
+
+    pub fn person(&self, id: &str) -> Result<Option<Person>, MetadataError> {
+        let text: Option<String> = self
+            .lock()
+            .query_row("SELECT document FROM people WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        text.map(|t| from_json(&format!("person {id}"), &t))
+            .transpose()
+    }
+
+    /// Creates or replaces a person.
+    pub fn upsert_person(&self, p: &Person) -> Result<(), MetadataError> {
+        if p.id.trim().is_empty() {
+            return Err(MetadataError::Invalid("'id' must not be empty".into()));
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        put_person(&tx, p)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Creates or replaces an activation, refusing one that overlaps another on the same tag.
+    pub fn upsert_activation(&self, a: &Activation) -> Result<(), MetadataError> {
+        let doc = self.orders_document()?;
+        check_activation_against(a, &doc).map_err(MetadataError::Invalid)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        put_activation(&tx, a)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ends an open activation at `to_ms`.
+    pub fn end_activation(&self, id: &str, to_ms: i64) -> Result<Activation, MetadataError> {
+        let doc = self.orders_document()?;
+        let mut a = doc
+            .activations
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+            .ok_or_else(|| MetadataError::NotFound(format!("activation '{id}'")))?;
+        if a.to.is_some_and(|to| to <= to_ms) {
+            return Err(MetadataError::Conflict(format!(
+                "activation '{id}' already ended"
+            )));
+        }
+        a.to = Some(to_ms);
+        self.upsert_activation(&a)?;
+        Ok(a)
+    }
+
+    /// Creates or replaces an order, validated like the orders file (curfew legal limits too).
+    pub fn upsert_order(&self, o: &Order) -> Result<(), MetadataError> {
+        let doc = self.orders_document()?;
+        check_order_against(o, &doc).map_err(MetadataError::Invalid)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        put_order(&tx, o)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Activations of a person, by start.
+    pub fn activations_of(&self, person: &str) -> Result<Vec<Activation>, MetadataError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT id, document FROM activations WHERE person = ?1 ORDER BY from_ms")?;
+        let rows = stmt.query_map([person], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, text) = row?;
+            out.push(from_json(&format!("activation {id}"), &text)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,208 @@
+//! API users and their roles. Tokens are random, shown once, and stored only as SHA-256 digests.
+
+use super::{Metadata, MetadataError};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+
+/// What a user may see (the API enforces it on every route).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including users, audit, retention and subject access exports.
+    Admin,
+    /// Monitoring centre staff: every person (restricted ones too), alerts, trails, hits review.
+    Hub,
+    /// A police force: only its own crimes, confirmed hits on them and the trail around a hit.
+    Police { force: String },
+    /// An offender manager: only the people on their caseload (never restricted ones).
+    Practitioner { caseload: Vec<String> },
+}
+
+impl Role {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Hub => "hub",
+            Role::Police { .. } => "police",
+            Role::Practitioner { .. } => "practitioner",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    #[serde(flatten)]
+    pub role: Role,
+    pub disabled: bool,
+}
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub name: String,
+    pub role: Role,
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn new_token() -> Result<String, MetadataError> {
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| {
+            MetadataError::Invalid(format!("cannot read /dev/urandom for a token: {e}"))
+        })?;
+    Ok(format!("ts_{}", hex::encode(buf)))
+}
+
+impl Metadata {
+    /// Creates a user and returns it with its token (the only time the token is visible).
+    pub fn add_user(&self, user: &NewUser) -> Result<(User, String), MetadataError> {
+        let token = new_token()?;
+        self.add_user_with_token(user, &token)?;
+        let created = self
+            .user_by_name(&user.name)?
+            .ok_or_else(|| MetadataError::NotFound(format!("user '{}'", user.name)))?;
+        Ok((created, token))
+    }
+
+    /// Creates a user with a given token (demo and tests; production uses [`Metadata::add_user`]).
+    pub fn add_user_with_token(&self, user: &NewUser, token: &str) -> Result<(), MetadataError> {
+        if user.name.trim().is_empty() {
+            return Err(MetadataError::Invalid("a user needs a name".into()));
+        }
+        let force = match &user.role {
+            Role::Police { force } if force.trim().is_empty() => {
+                return Err(MetadataError::Invalid("a police user needs a force".into()))
+            }
+            Role::Police { force } => Some(force.clone()),
+            _ => None,
+        };
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT id FROM users WHERE name = ?1", [&user.name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if exists.is_some() {
+            return Err(MetadataError::Conflict(format!(
+                "user '{}' already exists",
+                user.name
+            )));
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        tx.execute(
+            "INSERT INTO users (name, role, force, token_sha256, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user.name, user.role.name(), force, digest(token), now_ms],
+        )?;
+        let id = tx.last_insert_rowid();
+        if let Role::Practitioner { caseload } = &user.role {
+            for person in caseload {
+                tx.execute(
+                    "INSERT OR IGNORE INTO caseloads (user_id, person) VALUES (?1, ?2)",
+                    params![id, person],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn load_user(&self, where_sql: &str, arg: &str) -> Result<Option<User>, MetadataError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(
+                &format!("SELECT id, name, role, force, disabled FROM users WHERE {where_sql}"),
+                [arg],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, bool>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((id, name, role, force, disabled)) = row else {
+            return Ok(None);
+        };
+        let role = match role.as_str() {
+            "admin" => Role::Admin,
+            "hub" => Role::Hub,
+            "police" => Role::Police {
+                force: force.unwrap_or_default(),
+            },
+            "practitioner" => {
+                let mut stmt = conn
+                    .prepare("SELECT person FROM caseloads WHERE user_id = ?1 ORDER BY person")?;
+                let caseload = stmt
+                    .query_map([id], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Role::Practitioner { caseload }
+            }
+            other => {
+                return Err(MetadataError::Corrupt {
+                    what: format!("user {name}"),
+                    message: format!("unknown role '{other}'"),
+                })
+            }
+        };
+        Ok(Some(User {
+            id,
+            name,
+            role,
+            disabled,
+        }))
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Result<Option<User>, MetadataError> {
+        self.load_user("name = ?1", name)
+    }
+
+    /// The enabled user holding this token, if any.
+    pub fn authenticate(&self, token: &str) -> Result<Option<User>, MetadataError> {
+        Ok(self
+            .load_user("token_sha256 = ?1", &digest(token))?
+            .filter(|u| !u.disabled))
+    }
+
+    pub fn list_users(&self) -> Result<Vec<User>, MetadataError> {
+        let names: Vec<String> = {
+            let conn = self.lock();
+            let mut stmt = conn.prepare("SELECT name FROM users ORDER BY name")?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            names
+        };
+        let mut users = Vec::new();
+        for name in names {
+            if let Some(u) = self.user_by_name(&name)? {
+                users.push(u);
+            }
+        }
+        Ok(users)
+    }
+
+    pub fn disable_user(&self, name: &str) -> Result<(), MetadataError> {
+        let n = self
+            .lock()
+            .execute("UPDATE users SET disabled = 1 WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(MetadataError::NotFound(format!("user '{name}'")));
+        }
+        Ok(())
+    }
+}

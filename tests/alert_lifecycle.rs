@@ -1,0 +1,306 @@
+//! The hub's work queue over real HTTP: alerts stored with stable ids and reviewed (acknowledge,
+//! assign, resolve with outcome; attributed, with history), filtered and counted; the SSE stream
+//! resumed after a disconnect with Last-Event-ID loses nothing; a webhook endpoint that fails
+//! and then recovers receives every event, in order.
+
+mod common;
+
+use common::{add_user, call, Server, TagClient};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tagstream::formats::readings_jsonl::read_batches;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/health")
+        .join(name)
+}
+
+async fn stream_fixture(server: &Server) {
+    let file = std::fs::File::open(fixture("readings.jsonl")).unwrap();
+    let mut batches = vec![];
+    read_batches(std::io::BufReader::new(file), |b| batches.push(b)).unwrap();
+    let mut clients: HashMap<String, TagClient> = HashMap::new();
+    for b in batches {
+        if !clients.contains_key(&b.tag) {
+            clients.insert(
+                b.tag.clone(),
+                TagClient::connect(&server.ingest_addr, &b.tag).await,
+            );
+        }
+        clients
+            .get_mut(&b.tag)
+            .unwrap()
+            .send_acked(b.seq, b.readings)
+            .await;
+    }
+}
+
+/// A webhook receiver that answers 500 to the first `fail_first` requests, then 200.
+fn webhook_receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let got = received.clone();
+    std::thread::spawn(move || {
+        let mut requests = 0usize;
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            requests += 1;
+            let status = if requests <= fail_first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            if requests > fail_first {
+                if let Ok(v) = serde_json::from_slice::<Vec<serde_json::Value>>(&body) {
+                    got.lock().unwrap().extend(v);
+                }
+            }
+            let _ = conn.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (format!("http://{addr}/hook"), received)
+}
+
+/// Reads SSE events until `count` have arrived or the stream goes quiet; (id, kind, data).
+fn read_sse(
+    http_addr: &str,
+    token: &str,
+    last_event_id: Option<i64>,
+    count: usize,
+) -> Vec<(i64, String, String)> {
+    let mut stream = TcpStream::connect(http_addr).unwrap();
+    // An idle stream for this long means everything available has arrived.
+    stream
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    write!(stream, "GET /v1/alerts/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nX-Purpose: hub queue\r\n{resume}\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut events = Vec::new();
+    let (mut id, mut kind, mut data) = (None, String::new(), String::new());
+    while events.len() < count {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("event:") {
+            kind = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data = v.trim().to_string();
+        } else if line.is_empty() {
+            if let Some(i) = id.take() {
+                events.push((i, std::mem::take(&mut kind), std::mem::take(&mut data)));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_lifecycle_sse_resume_and_webhook_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hub = add_user(&data, "hana-hub", "hub", &[]);
+    let practitioner = add_user(&data, "pat", "practitioner", &["--caseload", "P2"]);
+    let (hook_url, received) = webhook_receiver(3);
+    let config = dir.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!("[[webhooks]]\nurl = \"{hook_url}\"\nbatch = 2\nmax_backoff_ms = 200\n"),
+    )
+    .unwrap();
+    let server = Server::start(
+        &data,
+        Some(&fixture("orders.json")),
+        &["--config", config.to_str().unwrap()],
+    );
+    stream_fixture(&server).await;
+    let _ = server.settled_alerts();
+
+    let why = Some("hub queue");
+    let (status, body) = call(
+        &server,
+        "GET",
+        "/v1/alerts?type=strap_tamper",
+        Some(&hub),
+        why,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(list.len(), 1, "{body}");
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(list[0]["review"]["state"], "new");
+
+    // A practitioner sees only their caseload's alerts (P2's), and cannot act.
+    let (_, theirs) = call(&server, "GET", "/v1/alerts", Some(&practitioner), why, None);
+    let theirs: Vec<serde_json::Value> = serde_json::from_str(&theirs).unwrap();
+    assert!(!theirs.is_empty() && theirs.iter().all(|a| a["person"] == "P2"));
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            &format!("/v1/alerts/{id}/acknowledge"),
+            Some(&practitioner),
+            None,
+            Some(json!({}))
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            &format!("/v1/alerts/{id}"),
+            Some(&practitioner),
+            why,
+            None
+        )
+        .0,
+        403
+    );
+
+    // SSE: everything so far, then disconnect.
+    let (_, count_body) = call(&server, "GET", "/v1/alerts/count", Some(&hub), None, None);
+    let total = serde_json::from_str::<serde_json::Value>(&count_body).unwrap()["total"]
+        .as_u64()
+        .unwrap() as usize;
+    assert_eq!(total, 5, "{count_body}");
+    // Every alert is raised once; those that closed were updated once more.
+    let all = read_sse(&server.http_addr, &hub, None, usize::MAX);
+    assert!(
+        all.len() >= total,
+        "{} events for {total} alerts",
+        all.len()
+    );
+    assert_eq!(all.iter().filter(|e| e.1 == "raised").count(), total);
+    let ids: Vec<i64> = all.iter().map(|e| e.0).collect();
+    assert_eq!(
+        ids,
+        (1..=all.len() as i64).collect::<Vec<_>>(),
+        "events numbered without gaps"
+    );
+    // Disconnect part-way through, resume from there: the rest arrives exactly once.
+    let first = read_sse(&server.http_addr, &hub, None, 2);
+    let rest = read_sse(&server.http_addr, &hub, Some(first[1].0), usize::MAX);
+    assert_eq!([first.clone(), rest].concat(), all);
+    let last_seen = all.last().unwrap().0;
+
+    // Review while the stream is down.
+    let act = |action: &str, body: serde_json::Value| {
+        call(
+            &server,
+            "POST",
+            &format!("/v1/alerts/{id}/{action}"),
+            Some(&hub),
+            None,
+            Some(body),
+        )
+    };
+    assert_eq!(
+        act("acknowledge", json!({"notes": "calling the wearer"})).0,
+        200
+    );
+    assert_eq!(act("assign", json!({"assignee": "field officer 7"})).0, 200);
+    let (status, body) = act("resolve", json!({"notes": "reasonable"}));
+    assert_eq!(status, 400, "resolve without outcome: {body}");
+    let (status, body) = act(
+        "resolve",
+        json!({"outcome": "reasonable_excuse", "notes": "strap caught on bed frame"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let resolved: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(resolved["review"]["state"], "resolved");
+    assert_eq!(resolved["review"]["outcome"], "reasonable_excuse");
+    assert_eq!(resolved["review"]["reviewed_by"], "hana-hub");
+    assert_eq!(
+        act("acknowledge", json!({})).0,
+        409,
+        "a resolved alert is closed"
+    );
+
+    // Resume: exactly the three review events, none repeated, none lost.
+    let resumed = read_sse(&server.http_addr, &hub, Some(last_seen), 3);
+    let ids: Vec<i64> = resumed.iter().map(|e| e.0).collect();
+    assert_eq!(ids, vec![last_seen + 1, last_seen + 2, last_seen + 3]);
+    assert!(resumed
+        .iter()
+        .all(|e| e.1 == "reviewed" && e.2.contains(&id)));
+
+    let (_, one) = call(
+        &server,
+        "GET",
+        &format!("/v1/alerts/{id}"),
+        Some(&hub),
+        why,
+        None,
+    );
+    let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+    let actions: Vec<&str> = one["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["acknowledge", "assign", "resolve"]);
+    assert!(one["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["user"] == "hana-hub"));
+    let (_, resolved_count) = call(
+        &server,
+        "GET",
+        "/v1/alerts/count?state=resolved",
+        Some(&hub),
+        None,
+        None,
+    );
+    assert!(resolved_count.contains("\"total\":1"), "{resolved_count}");
+
+    // The webhook failed three times, then got every event in order.
+    let expected = (last_seen + 3) as usize;
+    for _ in 0..100 {
+        if received.lock().unwrap().len() >= expected {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = received.lock().unwrap().clone();
+    let seqs: Vec<i64> = got.iter().map(|e| e["event"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=expected as i64).collect::<Vec<_>>(),
+        "webhook events"
+    );
+}
