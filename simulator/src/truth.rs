@@ -216,9 +216,9 @@ pub fn curfew_truth(p: &Profile, plan: &Plan, windows: &[Window], out: &mut Vec<
                 out.push(base("AL12", ws, we, &["whole_night_absence"]));
             } else if a == ws {
                 if b - ws > grace_ms {
-                    let mut al08 = base("AL08", ws, b, &["late_return"]);
+                    let mut al08 = base("AL08", ws, b, &["late_return", "within_grace"]);
                     al08.detectable = b - ws - grace_ms >= 2 * 60_000;
-                    let mut al09 = base("AL09", b, b, &["late_return"]);
+                    let mut al09 = base("AL09", b, b, &["late_return", "within_grace"]);
                     al09.detectable = al08.detectable;
                     out.push(al08);
                     out.push(al09);
