@@ -27,6 +27,8 @@ use tagstream::model::{DeviceEvent, Reading, ReadingBody, TacSample, TimeMs};
 
 /// Minutes of true positions kept for crime placement.
 pub const RING_MIN: usize = 48 * 60;
+/// Silences this close to the no-contact threshold are truth items that do not count.
+const NO_CONTACT_MARGIN_MS: i64 = 5 * MINUTE_MS;
 /// Largest batch a tag uploads.
 pub const MAX_BATCH: usize = 256;
 
@@ -217,6 +219,20 @@ impl TagSim {
             self.truth.push(it);
         }
         let t = ctx.end_ms + self.phase_ms;
+        // Silent at the end (a flat battery): contact is still lost when the run ends.
+        let threshold = ctx.rates.no_contact_after_min as i64 * MINUTE_MS;
+        if let Some(last) = self.last_upload_ms.filter(|last| {
+            self.pending.is_empty() && ctx.end_ms - last > threshold - NO_CONTACT_MARGIN_MS
+        }) {
+            let why = if self.battery.dead() {
+                "battery_dead"
+            } else {
+                "nothing_to_send"
+            };
+            let mut it = TruthItem::about(p, "no_contact", last, None).with_behaviour(why);
+            it.detectable = ctx.end_ms - last > threshold + NO_CONTACT_MARGIN_MS;
+            self.truth.push(it);
+        }
         self.seal(p, ctx, t, out);
     }
 
@@ -593,9 +609,11 @@ impl TagSim {
         }
         {
             let threshold = ctx.rates.no_contact_after_min as i64 * MINUTE_MS;
+            // Silences within five minutes of the threshold are recorded but not counted either
+            // way: the server measures them on its event-time clock, not the tag's upload times.
             if let Some(last) = self
                 .last_upload_ms
-                .filter(|last| upload_ms - last > threshold)
+                .filter(|last| upload_ms - last > threshold - NO_CONTACT_MARGIN_MS)
             {
                 let why = if self.losses.iter().any(|&(a, b)| a < upload_ms && last < b) {
                     "signal_loss"
@@ -609,9 +627,10 @@ impl TagSim {
                 } else {
                     "nothing_to_send"
                 };
-                self.truth.push(
-                    TruthItem::about(p, "no_contact", last, Some(upload_ms)).with_behaviour(why),
-                );
+                let mut it =
+                    TruthItem::about(p, "no_contact", last, Some(upload_ms)).with_behaviour(why);
+                it.detectable = upload_ms - last > threshold + NO_CONTACT_MARGIN_MS;
+                self.truth.push(it);
             }
             self.last_upload_ms = Some(upload_ms);
         }
