@@ -11,7 +11,8 @@
 //! - `a > ws`, `b < we`: AL10 `[a, b]`.
 //!
 //! `no_contact` is a silence of more than `--no-contact-after-min` (60, tagstream's default)
-//! between two uploads of a tag, from the last contact to the next.
+//! between two uploads of a tag, from the last contact to the next (open when still silent at the
+//! end); silences within 5 minutes of the threshold are not `detectable`.
 //!
 //! Informational types (not alerts): `hit` (a true crime hit), `near_miss` (a crime placed just
 //! outside the vicinity or the window), `gps_outlier` (a multipath fix), `signal_loss` (no mobile
