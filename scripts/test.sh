@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
+# Every binary first: some tests drive the simulator binary against the server binary.
+cargo build --workspace --locked --bins
 cargo test --workspace --locked "$@"

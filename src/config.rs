@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub rules: RulesConfig,
     /// Endpoints that receive every alert event (at least once, in order).
     pub webhooks: Vec<crate::delivery::webhooks::WebhookConfig>,
+    pub trails: crate::store::trails::TrailConfig,
+    pub trail_api: crate::api::trails::TrailApiConfig,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +46,8 @@ impl Default for ServerConfig {
             pipeline: PipelineConfig::default(),
             rules: RulesConfig::default(),
             webhooks: Vec::new(),
+            trails: Default::default(),
+            trail_api: Default::default(),
         }
     }
 }
@@ -60,6 +64,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error("config file {path}: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: crate::rules::alcohol::AlcoholConfigError,
+    },
 }
 
 impl ServerConfig {
@@ -68,9 +77,17 @@ impl ServerConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+        config
+            .rules
+            .validate()
+            .map_err(|source| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(config)
     }
 }

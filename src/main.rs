@@ -29,6 +29,20 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Score outputs (alerts.jsonl, hits.jsonl) against the simulator's ground truth.
+    Score {
+        #[arg(long)]
+        truth: PathBuf,
+        /// Directory holding alerts.jsonl (and hits.jsonl), e.g. a replay --out directory.
+        #[arg(long)]
+        outputs: PathBuf,
+        /// How far apart (minutes) a truth item and an output may start and still match.
+        #[arg(long, default_value_t = 5)]
+        tolerance_min: i64,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a JSON summary of what is durably stored in a data directory.
     Inspect {
         #[arg(long)]
@@ -140,6 +154,23 @@ fn main() -> Result<()> {
         Command::Replay(args) => replay(args),
         Command::Inspect { data_dir } => inspect(data_dir),
         Command::Users { command } => users(command),
+        Command::Score {
+            truth,
+            outputs,
+            tolerance_min,
+            json,
+        } => {
+            let report = tagstream::score::run_score(&truth, &outputs, tolerance_min * 60_000)
+                .with_context(|| {
+                    format!("scoring {} against {}", outputs.display(), truth.display())
+                })?;
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_table());
+            }
+            Ok(())
+        }
     }
 }
 

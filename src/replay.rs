@@ -1,5 +1,5 @@
 //! `tagstream replay`: runs the live pipeline's code over recorded inputs and writes the outputs
-//! (`alerts.jsonl`, later hits and sober days) to a directory. Same inputs, same bytes.
+//! (`alerts.jsonl`, `sober_days.jsonl`, later hits) to a directory. Same inputs, same bytes.
 
 use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::formats::readings_jsonl::read_batches;
@@ -9,7 +9,7 @@ use crate::model::Batch;
 use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
 use crate::rules::{RulesConfig, StandardRules};
-use crate::store::AlertBook;
+use crate::store::{AlertBook, SoberDayBook};
 use crate::wire::ReadingsFileReader;
 use serde::Serialize;
 use std::fs::File;
@@ -42,6 +42,7 @@ pub struct ReplaySummary {
     pub unassigned_readings: u64,
     pub late_readings: u64,
     pub alerts: usize,
+    pub sober_days: usize,
     pub orders_errors: Vec<LineError>,
     pub readings_errors: Vec<LineError>,
 }
@@ -119,6 +120,7 @@ pub fn read_recorded(
 #[derive(Default)]
 pub struct OutputCollector {
     pub alerts: AlertBook,
+    pub sober_days: SoberDayBook,
 }
 
 impl Sink for OutputCollector {
@@ -126,6 +128,9 @@ impl Sink for OutputCollector {
         match output {
             Output::Alert(alert) => {
                 self.alerts.upsert(alert);
+            }
+            Output::SoberDay(day) => {
+                self.sober_days.upsert(day);
             }
         }
     }
@@ -156,6 +161,7 @@ pub fn replay(
             .map(|p| p.late_readings)
             .sum(),
         alerts: outputs.alerts.len(),
+        sober_days: outputs.sober_days.len(),
         orders_errors: Vec::new(),
         readings_errors,
     };
@@ -169,12 +175,16 @@ pub fn write_outputs(outputs: &OutputCollector, out_dir: &Path) -> Result<(), Re
         source,
     };
     std::fs::create_dir_all(out_dir).map_err(|e| write_err(out_dir, e))?;
-    let path = out_dir.join("alerts.jsonl");
-    let file = File::create(&path).map_err(|e| write_err(&path, e))?;
-    let mut out = BufWriter::new(file);
-    outputs
-        .alerts
-        .write_jsonl(&mut out)
-        .and_then(|_| out.flush())
-        .map_err(|e| write_err(&path, e))
+    let write_file = |name: &str, write: &dyn Fn(&mut BufWriter<File>) -> std::io::Result<()>| {
+        let path = out_dir.join(name);
+        let file = File::create(&path).map_err(|e| write_err(&path, e))?;
+        let mut out = BufWriter::new(file);
+        write(&mut out)
+            .and_then(|_| out.flush())
+            .map_err(|e| write_err(&path, e))
+    };
+    write_file("alerts.jsonl", &|out| outputs.alerts.write_jsonl(out))?;
+    write_file("sober_days.jsonl", &|out| {
+        outputs.sober_days.write_jsonl(out)
+    })
 }

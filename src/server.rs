@@ -18,6 +18,8 @@ use crate::pipeline::ActivationDirectory;
 use crate::rules::StandardRules;
 use crate::store::alert_store::AlertStore;
 use crate::store::metadata::Metadata;
+use crate::store::tac_book::TacBook;
+use crate::store::trails::{apply_batch, catch_up, TrailStore};
 use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -125,6 +127,22 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     )
     .with_context(|| format!("opening the durable log in {}", log_dir.display()))?;
     tracing::info!(?recovery, "log recovered");
+    let next_log_record = writer.next_record();
+
+    // The trail store catches up on the log records after its checkpoint.
+    let trail_dir = config.data_dir.join("trails");
+    let (trails, trail_checkpoint) = TrailStore::open(&trail_dir, config.trails)
+        .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
+    {
+        let (trails, directory, log_dir) = (trails.clone(), directory.clone(), log_dir.clone());
+        tokio::task::spawn_blocking(move || {
+            catch_up(&trails, &directory, &log_dir, trail_checkpoint)
+        })
+        .await
+        .context("trail catch-up task")?
+        .context("bringing the trail store up to date with the log")?;
+    }
+    let trail_feed = spawn_trail_feed(trails.clone(), directory.clone(), next_log_record);
 
     // Latency is measured only for batches that arrive from now on, not recovered ones.
     let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
@@ -137,7 +155,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         &orders,
     ));
     let driver = LiveDriver::spawn(
-        directory,
+        directory.clone(),
         config.pipeline,
         factory,
         config.partitions,
@@ -145,7 +163,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     );
 
     // Rebuild alerts from every stored batch before any new batch can arrive.
-    let recovered = replay_log_into(&log_dir, &driver.input).await?;
+    let tac = Arc::new(TacBook::default());
+    let recovered = replay_log_into(&log_dir, &driver.input, &tac, &directory).await?;
     let alerts_task = alerts.clone();
     tokio::spawn(async move { alerts_task.run(outputs_rx).await });
     let marker = recovered;
@@ -161,6 +180,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let commit = GroupCommitter::spawn(writer, recovery.last_seq_by_tag.clone(), committed_tx)
         .context("starting the group committer")?;
     let forward_counters = counters.clone();
+    let (forward_tac, forward_directory) = (tac.clone(), directory.clone());
     let pipeline_input = driver.input.clone();
     tokio::spawn(async move {
         while let Some(group) = committed_rx.recv().await {
@@ -171,6 +191,10 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             forward_counters
                 .committed_readings
                 .fetch_add(readings as u64, Ordering::Relaxed);
+            for batch in &group {
+                forward_tac.apply(&forward_directory, batch);
+            }
+            let _ = trail_feed.send(group.clone());
             if pipeline_input.send(group).await.is_err() {
                 break;
             }
@@ -200,6 +224,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         alerts: alerts.clone(),
         counters,
         ingest: ingest.clone(),
+        trails,
+        trail_api: config.trail_api,
+        tac,
     };
     let app = router(state);
     let http = tokio::spawn(async move { axum::serve(http_listener, app).await });
@@ -228,6 +255,44 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     }
 }
 
+/// The trail feed: a thread that appends every committed batch's positions to the trail store in
+/// log order and checkpoints it every few seconds (so a restart replays only a little log).
+fn spawn_trail_feed(
+    trails: TrailStore,
+    directory: Arc<crate::pipeline::ActivationDirectory>,
+    mut next_record: u64,
+) -> std::sync::mpsc::Sender<Vec<Arc<Batch>>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Arc<Batch>>>();
+    let spawned = std::thread::Builder::new().name("trail-feed".into()).spawn(move || {
+        let mut last_checkpoint = std::time::Instant::now();
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_secs(2)) {
+                Ok(group) => {
+                    for batch in &group {
+                        if let Err(e) = apply_batch(&trails, &directory, next_record, batch) {
+                            tracing::error!(error = %e, record = next_record, "trail store append failed");
+                        }
+                        next_record += 1;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if last_checkpoint.elapsed() >= std::time::Duration::from_secs(2) {
+                if let Err(e) = trails.checkpoint(next_record) {
+                    tracing::error!(error = %e, "trail store checkpoint failed");
+                }
+                last_checkpoint = std::time::Instant::now();
+            }
+        }
+        let _ = trails.flush(next_record);
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the trail feed");
+    }
+    tx
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -253,6 +318,8 @@ async fn shutdown_signal() {
 async fn replay_log_into(
     log_dir: &Path,
     input: &mpsc::Sender<Vec<Arc<Batch>>>,
+    tac: &TacBook,
+    directory: &crate::pipeline::ActivationDirectory,
 ) -> Result<(u64, u64)> {
     let dir = log_dir.to_path_buf();
     let (tx, mut rx) = mpsc::channel::<Vec<Arc<Batch>>>(16);
@@ -276,6 +343,9 @@ async fn replay_log_into(
     while let Some(group) = rx.recv().await {
         batches += group.len() as u64;
         readings += group.iter().map(|b| b.readings.len() as u64).sum::<u64>();
+        for batch in &group {
+            tac.apply(directory, batch);
+        }
         input
             .send(group)
             .await

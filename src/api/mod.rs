@@ -3,11 +3,13 @@
 //! person's data with its purpose.
 
 pub mod admin;
+pub mod alcohol;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod people;
 pub mod routes;
+pub mod trails;
 
 pub use routes::{router, ApiState};

@@ -3,7 +3,7 @@
 
 use super::auth::{BootstrapToken, Caller};
 use super::error::ApiError;
-use super::{admin, alerts, people};
+use super::{admin, alcohol, alerts, people, trails};
 use crate::store::metadata::Metadata;
 use crate::store::LiveAlerts;
 use axum::extract::State;
@@ -31,6 +31,9 @@ pub struct ApiState {
     pub alerts: Arc<LiveAlerts>,
     pub counters: Arc<Counters>,
     pub ingest: Arc<crate::ingest::IngestContext>,
+    pub trails: crate::store::trails::TrailStore,
+    pub trail_api: trails::TrailApiConfig,
+    pub tac: Arc<crate::store::tac_book::TacBook>,
 }
 
 impl ApiState {
@@ -66,6 +69,13 @@ pub fn router(state: ApiState) -> Router {
             get(people::list_people).post(people::put_person),
         )
         .route("/v1/people/{id}", get(people::get_person))
+        .route("/v1/people/{id}/trail", get(trails::person_trail))
+        .route("/v1/people/{id}/stays", get(trails::stays))
+        .route("/v1/people/{id}/daily", get(trails::daily))
+        .route("/v1/activations/{id}/trail", get(trails::activation_trail))
+        .route("/v1/activations/{id}/alcohol-chart", get(alcohol::chart))
+        .route("/v1/orders/{id}/sober-days", get(alcohol::order_sober_days))
+        .route("/v1/sober-days/rate", get(alcohol::cohort_rate))
         .route("/v1/activations", post(people::put_activation))
         .route("/v1/activations/{id}/end", post(people::end_activation))
         .route("/v1/orders", post(people::put_order))

@@ -1,10 +1,11 @@
 //! File formats in and out of tagstream (the interchange contract, `docs/formats.md`): readings
-//! as JSON Lines, the orders document, alerts as JSON Lines. Readers report every bad line or
+//! as JSON Lines, the orders document, alerts and sober days as JSON Lines. Readers report every bad line or
 //! record with its line number and keep the rest.
 
 pub mod alerts_jsonl;
 pub mod orders_file;
 pub mod readings_jsonl;
+pub mod sober_days_jsonl;
 
 use serde::Serialize;
 use std::fmt;

@@ -62,6 +62,21 @@ impl LogReader {
         })
     }
 
+    /// Like [`LogReader::open`], but skips the segments that hold only records before
+    /// `from_record` (the reader still starts at the beginning of the segment holding it).
+    pub fn open_from(dir: &Path, from_record: u64) -> LogResult<LogReader> {
+        let mut reader = Self::open(dir)?;
+        let skip = reader
+            .segments
+            .windows(2)
+            .take_while(|w| w[1].first_record <= from_record)
+            .count();
+        reader.segments.drain(..skip);
+        reader.records_per_segment.drain(..skip);
+        reader.next_record = reader.segments.first().map_or(0, |s| s.first_record);
+        Ok(reader)
+    }
+
     /// The segment files, in log order, as listed when the reader was opened.
     pub fn segments(&self) -> &[SegmentFile] {
         &self.segments

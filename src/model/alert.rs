@@ -79,9 +79,49 @@ pub struct Alert {
     pub confidence: Option<Confidence>,
     /// The rule and its version that produced the alert.
     pub rule: String,
+    /// Measurements behind the alert, for rules that have them (alcohol); absent otherwise, so
+    /// other alerts keep their exact bytes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub details: Option<Box<AlertDetails>>,
     /// The readings that caused the alert (and the one that ended it).
     #[serde(skip_deserializing, default)]
     pub evidence: Vec<Reading>,
+}
+
+/// What an alcohol alert measured (every field optional; absent fields are not written).
+/// Concentrations in g/dL, rates in g/dL per hour, area under the curve in g/dL·h.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertDetails {
+    /// Fingerprint of the rule parameters that produced the alert (see `docs/alcohol.md`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub config_version: Option<String>,
+    /// The orders the alert was raised under.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub orders: Vec<String>,
+    #[serde(
+        with = "rfc3339_ms_opt",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub peak: Option<TimeMs>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peak_tac_gdl: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_raw_tac_gdl: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub auc_gdl_h: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub absorption_gdl_per_h: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub elimination_gdl_per_h: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub readings: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ir_baseline_v: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ir_v: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub temp_c: Option<f64>,
 }
 
 /// The stable id of an alert: a hash of activation, rule key and start time.

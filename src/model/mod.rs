@@ -1,5 +1,5 @@
-//! Domain types: readings, people, activations, orders and alerts, plus the event-time helpers
-//! every other module uses. Nothing here does I/O.
+//! Domain types: readings, people, activations, orders, alerts and sober days, plus the
+//! event-time helpers every other module uses. Nothing here does I/O.
 
 mod activation;
 mod alert;
@@ -7,10 +7,11 @@ mod batch;
 mod order;
 mod reading;
 mod reading_json;
+mod sober_day;
 pub mod time;
 
 pub use activation::{Activation, Person};
-pub use alert::{alert_id, Alert, AlertType, Confidence};
+pub use alert::{alert_id, Alert, AlertDetails, AlertType, Confidence};
 pub use batch::Batch;
 pub use order::{
     parse_local_hhmm, AlcoholCondition, AlcoholMode, Condition, CurfewAddress, CurfewCondition,
@@ -21,3 +22,4 @@ pub use reading::{
     TagId, TimeMs,
 };
 pub use reading_json::{parse_reading_line, TaggedReading};
+pub use sober_day::{DayReason, SoberDay, SoberDayStatus};

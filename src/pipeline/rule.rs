@@ -5,7 +5,7 @@
 //! read the wall clock, so live processing and replay give identical outputs.
 
 use super::sink::{Output, Sink};
-use crate::model::{Alert, Reading, TimeMs};
+use crate::model::{Alert, Reading, SoberDay, TimeMs};
 
 /// What a rule knows about the activation it watches.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +46,11 @@ impl<'a> RuleContext<'a> {
     /// Emits a new alert, or a new state of an alert already emitted (same id).
     pub fn emit_alert(&mut self, alert: Alert) {
         self.sink.emit(Output::Alert(alert), self.cause_arrival_ms);
+    }
+
+    /// Emits a day's classification, or a new one for a day already emitted (same key).
+    pub fn emit_sober_day(&mut self, day: SoberDay) {
+        self.sink.emit(Output::SoberDay(day), self.cause_arrival_ms);
     }
 }
 

@@ -1,13 +1,16 @@
 //! The output side of the pipeline: every rule output goes through one [`Sink`] interface.
-//! Alerts now; trails, hits and sober days plug in here as further [`Output`] variants.
+//! Alerts and sober days now; trails and hits plug in here as further [`Output`] variants.
 
-use crate::model::{Alert, TimeMs};
+use crate::model::{Alert, SoberDay, TimeMs};
 
 /// One output of the pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// A new alert or a new state of an existing one (same id): sinks upsert by id.
     Alert(Alert),
+    /// A new or changed classification of one day of an alcohol order: sinks upsert by
+    /// (activation, order, date).
+    SoberDay(SoberDay),
 }
 
 /// Receives pipeline outputs. `cause_arrival_ms` is when the batch that caused the output reached

@@ -34,6 +34,7 @@ fn new_alert(
         zone: None,
         confidence: None,
         rule: HEALTH_RULE_VERSION.to_string(),
+        details: None,
         evidence: Vec::new(),
     }
 }

@@ -1,59 +1,139 @@
-//! The rules: one file (or folder) per concern — `health` (device events, no contact); curfew,
-//! zones, hits and alcohol join here. [`StandardRules`] builds each activation's rule set from
-//! the pipeline configuration and the orders of the activation's person.
+//! The rules: one file (or folder) per concern — `health` (device events, no contact), `curfew`
+//! (timetabled presence, AL08–AL12), `zones` (exclusion and inclusion zones) and `alcohol`
+//! (confirmed drinking, tamper, sober days); hits join here. `local_time` and `geodesy` are the shared UK-local-time and distance helpers.
+//! [`StandardRules`] builds each activation's rule set from the pipeline configuration, the rules
+//! configuration and the orders of the activation's person (compiled once per person).
 
+pub mod alcohol;
+pub mod curfew;
+pub mod geodesy;
 pub mod health;
+pub mod local_time;
+pub mod zones;
 
 use crate::formats::orders_file::OrdersFile;
-use crate::model::Order;
+use crate::model::{Condition, Order};
 use crate::pipeline::{ActivationInfo, PipelineConfig, Rule, RuleFactory};
+use curfew::timetable::{CurfewPlan, CurfewPlanError};
+use curfew::{CurfewConfig, CurfewRule};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
+use zones::index::{CompiledZone, ZoneError, ZoneKind, ZoneSet};
+use zones::{ZoneRule, ZonesConfig};
 
 /// Settings of the individual rules (each rule adds its own section). Every rule records its
 /// version on its outputs, so a changed threshold is visible in what it produced.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RulesConfig {}
+pub struct RulesConfig {
+    pub curfew: CurfewConfig,
+    pub zones: ZonesConfig,
+    /// Alcohol monitoring (`[rules.alcohol]`).
+    pub alcohol: alcohol::AlcoholConfig,
+}
+
+impl RulesConfig {
+    /// Checks every rule's parameters.
+    pub fn validate(&self) -> Result<(), alcohol::AlcoholConfigError> {
+        self.alcohol.validate()
+    }
+}
+
+/// A condition that could not be compiled into a rule (the rest of the order is still monitored).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuleBuildError {
+    #[error(transparent)]
+    Curfew(#[from] CurfewPlanError),
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+}
+
+/// What one person's orders compile to.
+#[derive(Default)]
+struct PersonRules {
+    orders: Vec<Arc<Order>>,
+    curfews: Vec<Arc<CurfewPlan>>,
+    zones: Option<Arc<ZoneSet>>,
+}
 
 /// The rule set of every activation.
 pub struct StandardRules {
     pipeline: PipelineConfig,
-    #[allow(dead_code)]
     rules: RulesConfig,
-    orders_by_person: HashMap<String, Vec<Arc<Order>>>,
+    alcohol: Arc<alcohol::Thresholds>,
+    by_person: HashMap<String, PersonRules>,
+    build_errors: Vec<RuleBuildError>,
 }
 
 impl StandardRules {
     pub fn new(pipeline: PipelineConfig, rules: RulesConfig, orders: &OrdersFile) -> Self {
-        let mut orders_by_person: HashMap<String, Vec<Arc<Order>>> = HashMap::new();
+        let mut by_person: HashMap<String, PersonRules> = HashMap::new();
+        let mut build_errors = Vec::new();
+        let mut zones_by_person: HashMap<String, Vec<CompiledZone>> = HashMap::new();
         for order in &orders.orders {
-            orders_by_person
-                .entry(order.person.clone())
-                .or_default()
-                .push(Arc::new(order.clone()));
+            let person = by_person.entry(order.person.clone()).or_default();
+            person.orders.push(Arc::new(order.clone()));
+            for (i, condition) in order.conditions.iter().enumerate() {
+                let zone = match condition {
+                    Condition::Curfew(c) => {
+                        match CurfewPlan::compile(order, i, c) {
+                            Ok(plan) => person.curfews.push(Arc::new(plan)),
+                            Err(e) => build_errors.push(e.into()),
+                        }
+                        continue;
+                    }
+                    Condition::ExclusionZone(z) => {
+                        CompiledZone::compile(order, ZoneKind::Exclusion, z)
+                    }
+                    Condition::InclusionZone(z) => {
+                        CompiledZone::compile(order, ZoneKind::Inclusion, z)
+                    }
+                    Condition::Trail | Condition::Alcohol(_) => continue,
+                };
+                match zone {
+                    Ok(z) => zones_by_person
+                        .entry(order.person.clone())
+                        .or_default()
+                        .push(z),
+                    Err(e) => build_errors.push(e.into()),
+                }
+            }
+        }
+        for (person, zones) in zones_by_person {
+            if let Some(p) = by_person.get_mut(&person) {
+                p.zones = Some(Arc::new(ZoneSet::new(zones)));
+            }
+        }
+        for e in &build_errors {
+            tracing::warn!(error = %e, "condition not monitored");
         }
         Self {
             pipeline,
+            alcohol: Arc::new(alcohol::Thresholds::new(&rules.alcohol)),
             rules,
-            orders_by_person,
+            by_person,
+            build_errors,
         }
     }
 
     /// The orders of the activation's person (any dates: each rule applies an order only within
     /// its own from–to dates).
     pub fn orders_of(&self, activation: &ActivationInfo) -> &[Arc<Order>] {
-        self.orders_by_person
+        self.by_person
             .get(&activation.person)
-            .map(Vec::as_slice)
+            .map(|p| p.orders.as_slice())
             .unwrap_or(&[])
+    }
+
+    /// Conditions that could not be compiled (and so are not monitored).
+    pub fn build_errors(&self) -> &[RuleBuildError] {
+        &self.build_errors
     }
 }
 
 impl RuleFactory for StandardRules {
     fn rules_for(&self, activation: &ActivationInfo) -> Vec<Box<dyn Rule>> {
-        #[allow(unused_mut)]
         let mut rules: Vec<Box<dyn Rule>> = vec![
             Box::new(health::DeviceHealthRule::default()),
             Box::new(health::NoContactRule::new(
@@ -62,7 +142,64 @@ impl RuleFactory for StandardRules {
                 activation.to_ms,
             )),
         ];
-        let _orders = self.orders_of(activation);
+        if let Some(person) = self.by_person.get(&activation.person) {
+            for plan in &person.curfews {
+                rules.push(Box::new(CurfewRule::new(
+                    plan.clone(),
+                    self.rules.curfew,
+                    activation,
+                )));
+            }
+            if let Some(zones) = person.zones.as_ref().filter(|z| !z.is_empty()) {
+                rules.push(Box::new(ZoneRule::new(zones.clone(), self.rules.zones)));
+            }
+        }
+        if let Some(rule) = alcohol::AlcoholRule::new(
+            self.alcohol.clone(),
+            activation,
+            self.orders_of(activation),
+            self.pipeline.reorder_ms,
+        ) {
+            rules.push(Box::new(rule));
+        }
         rules
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::orders_file::parse_orders;
+
+    #[test]
+    fn rule_sections_parse_from_toml_with_defaults_for_the_rest() {
+        let config: RulesConfig =
+            toml::from_str("[curfew]\nsettle_ms = 60000\n[zones]\ndwell_ms = 120000\n").unwrap();
+        assert_eq!(config.curfew.settle_ms, 60_000);
+        assert_eq!(config.curfew.gps_away_min_fixes, 2);
+        assert_eq!(config.zones.dwell_ms, 120_000);
+        assert!(toml::from_str::<RulesConfig>("[curfew]\nsettle = 1\n").is_err());
+    }
+
+    #[test]
+    fn conditions_that_cannot_be_compiled_are_reported_and_the_rest_monitored() {
+        let doc = r#"{"people":[{"id":"P1"}],
+          "activations":[{"id":"A1","person":"P1","tag":"T1","from":"2026-03-01T00:00:00Z"}],
+          "orders":[{"id":"O1","person":"P1","from":"2026-03-01","conditions":[
+            {"type":"exclusion_zone","id":"Z1","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,1]]]}},
+            {"type":"exclusion_zone","id":"Z2","geometry":{"type":"Point","coordinates":[-2.6,51.45]},"radius_m":100}]}]}"#;
+        let orders = parse_orders(doc).unwrap().accepted;
+        let rules = StandardRules::new(PipelineConfig::default(), RulesConfig::default(), &orders);
+        assert_eq!(rules.build_errors().len(), 1);
+        assert!(rules.build_errors()[0].to_string().contains("zone 'Z1'"));
+        let info = ActivationInfo {
+            id: "A1".into(),
+            person: "P1".into(),
+            tag: "T1".into(),
+            from_ms: 0,
+            to_ms: None,
+        };
+        let names: Vec<_> = rules.rules_for(&info).iter().map(|r| r.name()).collect();
+        assert_eq!(names, vec!["health", "no_contact", "zones"]);
     }
 }

@@ -3,7 +3,8 @@
 
 use super::alert_book::{AlertBook, Change};
 use super::alert_store::{AlertEvent, AlertStore};
-use crate::model::Alert;
+use super::sober_day_book::SoberDayBook;
+use crate::model::{Alert, SoberDay};
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::Output;
 use hdrhistogram::Histogram;
@@ -17,6 +18,8 @@ pub struct LiveAlerts {
     /// Durable store and event stream; `None` only in tests without a data directory.
     store: Option<AlertStore>,
     events: tokio::sync::broadcast::Sender<AlertEvent>,
+    /// Sober days from the same outputs (alcohol orders).
+    sober_days: Mutex<SoberDayBook>,
     /// Microseconds from batch arrival to the alert change being stored.
     latency_us: Mutex<Histogram<u64>>,
     pub changes: AtomicU64,
@@ -41,6 +44,7 @@ impl Default for LiveAlerts {
             book: Mutex::new(AlertBook::default()),
             store: None,
             events: tokio::sync::broadcast::channel(4096).0,
+            sober_days: Mutex::new(SoberDayBook::default()),
             latency_us: Mutex::new(
                 Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             ),
@@ -94,7 +98,16 @@ impl LiveAlerts {
         {
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             for (output, cause_arrival_ms) in batch {
-                let Output::Alert(alert) = output;
+                let alert = match output {
+                    Output::Alert(alert) => alert,
+                    Output::SoberDay(day) => {
+                        self.sober_days
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .upsert(day);
+                        continue;
+                    }
+                };
                 if book.upsert(alert.clone()) != Change::Unchanged {
                     changed.push((alert, cause_arrival_ms));
                 }
@@ -125,6 +138,14 @@ impl LiveAlerts {
                 let _ = hist.record(us.min(60_000_000));
             }
         }
+    }
+
+    /// Every sober day in output order (activation, order, date).
+    pub fn sober_days(&self) -> Vec<SoberDay> {
+        self.sober_days
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sorted()
     }
 
     pub fn sorted(&self) -> Vec<Alert> {

@@ -4,6 +4,10 @@ pub mod alert_book;
 pub mod alert_store;
 pub mod live_alerts;
 pub mod metadata;
+pub mod sober_day_book;
+pub mod tac_book;
+pub mod trails;
 
 pub use alert_book::AlertBook;
 pub use live_alerts::LiveAlerts;
+pub use sober_day_book::SoberDayBook;

@@ -27,13 +27,23 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, orders: Option<&Path>, extra: &[&str]) -> Server {
+        Self::start_at(data_dir, orders, "127.0.0.1:0", "127.0.0.1:0", extra)
+    }
+
+    pub fn start_at(
+        data_dir: &Path,
+        orders: Option<&Path>,
+        ingest: &str,
+        http: &str,
+        extra: &[&str],
+    ) -> Server {
         let mut cmd = Command::new(bin());
         cmd.args([
             "serve",
             "--ingest-addr",
-            "127.0.0.1:0",
+            ingest,
             "--http-addr",
-            "127.0.0.1:0",
+            http,
             "--data-dir",
         ])
         .arg(data_dir)

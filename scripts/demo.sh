@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The main job: tagstream serving a simulated population, on an embedded store in ./demo-data.
+#   ./scripts/demo.sh [--tags N] [--days D] [--speed X]
+# Builds release binaries, generates people, orders and tags (Bristol, Avon and Somerset), starts
+# the server, creates demo users (tokens printed), streams the tags in at X times real time and
+# prints alerts as they happen. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TAGS=200 DAYS=3 SPEED=600 SEED=42
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tags) TAGS="$2"; shift 2 ;;
+    --days) DAYS="$2"; shift 2 ;;
+    --speed) SPEED="$2"; shift 2 ;;
+    --seed) SEED="$2"; shift 2 ;;
+    *) echo "unknown option $1 (--tags N --days D --speed X --seed S)" >&2; exit 2 ;;
+  esac
+done
+
+for tool in curl jq; do
+  command -v "$tool" >/dev/null || { echo "installing $tool"; apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
+done
+
+echo "== building (release; the first build takes several minutes)"
+cargo build --release --workspace --locked -q
+BIN=target/release
+
+DEMO=demo-data
+rm -rf "$DEMO"
+mkdir -p "$DEMO"
+SIM=(--tags "$TAGS" --days "$DAYS" --seed "$SEED")
+
+echo "== simulating $TAGS tags over $DAYS days (orders, crimes, ground truth in $DEMO/sim)"
+"$BIN/tagsim" generate "${SIM[@]}" --out "$DEMO/sim" >/dev/null
+
+DATA="$DEMO/server"
+mkdir -p "$DATA"
+caseload=$(jq -r '[.people[:5][].id] | join(",")' "$DEMO/sim/orders.json")
+token() { "$BIN/tagstream" users add --data-dir "$DATA" "$@" | jq -r .token; }
+HUB=$(token --name demo-hub --role hub)
+PRACTITIONER=$(token --name demo-practitioner --role practitioner --caseload "$caseload")
+POLICE=$(token --name demo-police --role police --force AvonSomerset)
+ADMIN=$(token --name demo-admin --role admin)
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+"$BIN/tagstream" serve --data-dir "$DATA" --orders "$DEMO/sim/orders.json" \
+  --ingest-addr 127.0.0.1:7700 --http-addr 127.0.0.1:7800 > "$DEMO/serve.out" 2> "$DEMO/serve.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q listening "$DEMO/serve.out" 2>/dev/null && break; sleep 0.1; done
+grep -q listening "$DEMO/serve.out" || { echo "the server did not start; see $DEMO/serve.log" >&2; exit 1; }
+
+API=http://127.0.0.1:7800
+cat <<TXT
+
+== tagstream is running
+  API:            $API   (OpenAPI description: $API/openapi.json, metrics: $API/metrics)
+  tag ingest:     127.0.0.1:7700 (native protocol, docs/protocol.md)
+  data:           $DATA (durable log, metadata.sqlite3, alerts.sqlite3)
+  demo tokens (Authorization: Bearer …):
+    hub           $HUB
+    practitioner  $PRACTITIONER   (caseload: $caseload)
+    police        $POLICE
+    admin         $ADMIN
+  try:
+    curl -s -H "Authorization: Bearer $HUB" -H "X-Purpose: demo" "$API/v1/alerts/count"
+    curl -s -H "Authorization: Bearer $PRACTITIONER" -H "X-Purpose: demo" "$API/v1/people"
+    curl -N -H "Authorization: Bearer $HUB" -H "X-Purpose: demo" "$API/v1/alerts/stream"
+
+== streaming the simulated tags at ${SPEED}x real time; alerts as they happen:
+TXT
+
+"$BIN/tagsim" stream "${SIM[@]}" --connect 127.0.0.1:7700 --key-file "$DATA/tag.key" \
+  --speed "$SPEED" --progress-s 30 2> "$DEMO/tagsim.log" &
+pids+=($!)
+
+# Follow the hub's live alert stream and print one line per new alert.
+curl -sN -H "Authorization: Bearer $HUB" -H "X-Purpose: demo console" "$API/v1/alerts/stream" |
+  while IFS= read -r line; do
+    case "$line" in
+      data:*) echo "${line#data:}" | jq -r 'select(.review.state == "new") |
+        "  \(.start)  \(.type)\(if .code then " " + .code else "" end)  person \(.person)  \(if .end then "ended " + .end else "open" end)"' 2>/dev/null ;;
+    esac
+  done

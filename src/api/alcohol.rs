@@ -1,0 +1,207 @@
+//! Alcohol orders over the API: the sober-day record and rate of an order, the pooled rate of a
+//! cohort of orders, and an SVG chart of TAC, IR and temperature with events and day statuses.
+//! Person data: purpose required, audited.
+
+use super::audit::{purpose, record, Access};
+use super::auth::Caller;
+use super::error::ApiError;
+use super::people::visible_person;
+use super::routes::ApiState;
+use crate::model::time::parse_time;
+use crate::model::{AlertType, SoberDay};
+use crate::rules::alcohol::{sober_day_rate, sober_day_rates_by_order, tac_chart_svg};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+pub struct DaysParams {
+    /// UK local dates, inclusive.
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    /// Comma-separated order ids (cohort); absent = every alcohol order the caller may see.
+    orders: Option<String>,
+    purpose: Option<String>,
+}
+
+fn in_dates(day: &SoberDay, p: &DaysParams) -> bool {
+    p.from.is_none_or(|f| day.date >= f) && p.to.is_none_or(|t| day.date <= t)
+}
+
+pub async fn order_sober_days(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<DaysParams>,
+) -> Result<Response, ApiError> {
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    let doc = state.metadata.orders_document()?;
+    let Some(order) = doc.orders.iter().find(|o| o.id == id) else {
+        return Err(match caller.role() {
+            crate::store::metadata::Role::Admin | crate::store::metadata::Role::Hub => {
+                ApiError::not_found(format!("order '{id}' not found"))
+            }
+            _ => ApiError::forbidden(),
+        });
+    };
+    visible_person(&state, &caller, &order.person)?;
+    let days: Vec<SoberDay> = state
+        .alerts
+        .sober_days()
+        .into_iter()
+        .filter(|d| d.order == id && in_dates(d, &p))
+        .collect();
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "sober_days.read",
+            person: Some(&order.person),
+            detail: Some(format!("order {id}: {} days", days.len())),
+            ..Access::default()
+        },
+    )?;
+    let rate = sober_day_rate(&days);
+    Ok(
+        Json(serde_json::json!({"order": id, "person": order.person, "rate": rate, "days": days}))
+            .into_response(),
+    )
+}
+
+pub async fn cohort_rate(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(p): Query<DaysParams>,
+) -> Result<Response, ApiError> {
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    if matches!(caller.role(), crate::store::metadata::Role::Police { .. }) {
+        return Err(ApiError::forbidden());
+    }
+    let doc = state.metadata.orders_document()?;
+    let wanted: Option<Vec<&str>> = p
+        .orders
+        .as_deref()
+        .map(|s| s.split(',').map(str::trim).collect());
+    let visible_orders: Vec<&str> = doc
+        .orders
+        .iter()
+        .filter(|o| wanted.as_ref().is_none_or(|w| w.contains(&o.id.as_str())))
+        .filter(|o| {
+            doc.people
+                .iter()
+                .any(|person| person.id == o.person && caller.may_see(person))
+        })
+        .map(|o| o.id.as_str())
+        .collect();
+    if let Some(w) = &wanted {
+        if let Some(missing) = w.iter().find(|id| !visible_orders.contains(id)) {
+            return Err(
+                if matches!(
+                    caller.role(),
+                    crate::store::metadata::Role::Practitioner { .. }
+                ) {
+                    ApiError::forbidden()
+                } else {
+                    ApiError::not_found(format!("order '{missing}' not found"))
+                },
+            );
+        }
+    }
+    let days: Vec<SoberDay> = state
+        .alerts
+        .sober_days()
+        .into_iter()
+        .filter(|d| visible_orders.contains(&d.order.as_str()) && in_dates(d, &p))
+        .collect();
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "sober_days.rate",
+            detail: Some(format!("{} orders", visible_orders.len())),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(serde_json::json!({
+        "pooled": sober_day_rate(&days),
+        "by_order": sober_day_rates_by_order(&days),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct ChartParams {
+    from: Option<String>,
+    to: Option<String>,
+    purpose: Option<String>,
+}
+
+pub async fn chart(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<ChartParams>,
+) -> Result<Response, ApiError> {
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    let doc = state.metadata.orders_document()?;
+    let Some(activation) = doc.activations.iter().find(|a| a.id == id) else {
+        return Err(ApiError::forbidden());
+    };
+    visible_person(&state, &caller, &activation.person)?;
+    let need = |v: &Option<String>, name: &str| {
+        v.as_deref()
+            .ok_or_else(|| ApiError::bad_request(format!("'{name}' (RFC 3339) is required")))
+            .and_then(|t| parse_time(t).map_err(ApiError::bad_request))
+    };
+    let (from_ms, to_ms) = (need(&p.from, "from")?, need(&p.to, "to")?);
+    let max_days = state.trail_api.max_period_days;
+    if to_ms <= from_ms || to_ms - from_ms > max_days * 86_400_000 {
+        return Err(ApiError::bad_request(format!(
+            "'to' must be after 'from' and at most {max_days} days later"
+        )));
+    }
+    let readings = state.tac.range(&id, from_ms, to_ms);
+    let alerts: Vec<_> = state
+        .alerts
+        .sorted()
+        .into_iter()
+        .filter(|a| {
+            a.activation == id
+                && matches!(
+                    a.alert_type,
+                    AlertType::DrinkingEvent
+                        | AlertType::AlcoholObstruction
+                        | AlertType::AlcoholRemoval
+                        | AlertType::EnvironmentalAlcohol
+                )
+        })
+        .collect();
+    let days: Vec<SoberDay> = state
+        .alerts
+        .sober_days()
+        .into_iter()
+        .filter(|d| d.activation == id)
+        .collect();
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alcohol_chart.read",
+            person: Some(&activation.person),
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            format: Some("svg"),
+            detail: Some(format!("activation {id}: {} readings", readings.len())),
+        },
+    )?;
+    let svg = tac_chart_svg(&readings, &alerts, &days, from_ms, to_ms);
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}

@@ -1,0 +1,330 @@
+//! Trails for review: a person's or an activation's positions over a bounded period (GeoJSON by
+//! default, GPX, KML, CSV; paged; gap flags), places visited (stays) and daily summaries. Every
+//! call states its purpose and is audited with the person, period and format.
+
+use super::audit::{purpose, record, Access};
+use super::auth::Caller;
+use super::error::ApiError;
+use super::people::visible_person;
+use super::routes::ApiState;
+use crate::model::time::parse_time;
+use crate::model::{Activation, Condition, Reading};
+use crate::trail::daily::{daily_summaries, DailyConfig};
+use crate::trail::export::ExportFormat;
+use crate::trail::gaps::GapConfig;
+use crate::trail::geo::Place;
+use crate::trail::stays::{find_stays, StayConfig};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+/// Limits on trail requests (proportionate disclosure: only the period asked for, bounded).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrailApiConfig {
+    pub max_period_days: i64,
+    pub page_positions: usize,
+}
+
+impl Default for TrailApiConfig {
+    fn default() -> Self {
+        Self {
+            max_period_days: 31,
+            page_positions: 20_000,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct TrailParams {
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+    page: Option<usize>,
+    purpose: Option<String>,
+    min_dwell_min: Option<i64>,
+    radius_m: Option<f64>,
+}
+
+fn period(state: &ApiState, p: &TrailParams) -> Result<(i64, i64), ApiError> {
+    let need = |v: &Option<String>, name: &str| {
+        v.as_deref()
+            .ok_or_else(|| ApiError::bad_request(format!("'{name}' (RFC 3339) is required")))
+            .and_then(|t| parse_time(t).map_err(ApiError::bad_request))
+    };
+    let (from_ms, to_ms) = (need(&p.from, "from")?, need(&p.to, "to")?);
+    if to_ms <= from_ms {
+        return Err(ApiError::bad_request("'to' must be after 'from'"));
+    }
+    let max_days = state.trail_api.max_period_days;
+    if to_ms - from_ms > max_days * 86_400_000 {
+        return Err(ApiError::bad_request(format!(
+            "a trail request may cover at most {max_days} days; ask for a shorter period"
+        )));
+    }
+    Ok((from_ms, to_ms))
+}
+
+/// Positions of the given activations within the period, merged in time order.
+fn positions(
+    state: &ApiState,
+    activations: &[Activation],
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<Reading>, ApiError> {
+    let mut all = Vec::new();
+    for a in activations {
+        let lo = from_ms.max(a.from);
+        let hi = a.to.map_or(to_ms, |t| t.min(to_ms));
+        if hi < lo {
+            continue;
+        }
+        all.extend(
+            state
+                .trails
+                .positions(&a.id, lo, hi)
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        );
+    }
+    all.sort_by_key(|r| r.t_ms);
+    Ok(all)
+}
+
+/// Known places of a person: curfew addresses, and point-and-radius or polygon zones.
+fn places_of(state: &ApiState, person: &str) -> Result<(Vec<Place>, Vec<Place>), ApiError> {
+    let doc = state.metadata.orders_document()?;
+    let (mut homes, mut places) = (Vec::new(), Vec::new());
+    for order in doc.orders.iter().filter(|o| o.person == person) {
+        for c in &order.conditions {
+            match c {
+                Condition::Curfew(curfew) => {
+                    for a in &curfew.addresses {
+                        let place = Place::Circle {
+                            name: format!("address {}", a.id),
+                            lat: a.lat,
+                            lon: a.lon,
+                            radius_m: a.radius_m,
+                        };
+                        homes.push(place.clone());
+                        places.push(place);
+                    }
+                }
+                Condition::ExclusionZone(z) | Condition::InclusionZone(z) => {
+                    let coords = &z.geometry["coordinates"];
+                    match z.geometry["type"].as_str() {
+                        Some("Point") => {
+                            if let (Some(lon), Some(lat), Some(r)) =
+                                (coords[0].as_f64(), coords[1].as_f64(), z.radius_m)
+                            {
+                                places.push(Place::Circle {
+                                    name: format!("zone {}", z.id),
+                                    lat,
+                                    lon,
+                                    radius_m: r,
+                                });
+                            }
+                        }
+                        Some("Polygon") => {
+                            let ring: Vec<(f64, f64)> = coords[0]
+                                .as_array()
+                                .map(|pts| {
+                                    pts.iter()
+                                        .filter_map(|p| Some((p[1].as_f64()?, p[0].as_f64()?)))
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            if ring.len() >= 3 {
+                                places.push(Place::Polygon {
+                                    name: format!("zone {}", z.id),
+                                    ring,
+                                });
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((homes, places))
+}
+
+fn render(
+    name: &str,
+    readings: &[Reading],
+    format: ExportFormat,
+    page: usize,
+    page_size: usize,
+) -> Response {
+    let total = readings.len();
+    let pages = total.div_ceil(page_size).max(1);
+    let start = (page * page_size).min(total);
+    let slice = &readings[start..(start + page_size).min(total)];
+    let body = format.render(name, slice, &GapConfig::default());
+    let mut resp = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    let h = resp.headers_mut();
+    for (k, v) in [
+        ("x-total-positions", total),
+        ("x-page", page),
+        ("x-pages", pages),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
+            h.insert(k, v);
+        }
+    }
+    resp
+}
+
+fn format_of(p: &TrailParams) -> Result<ExportFormat, ApiError> {
+    match p.format.as_deref() {
+        None => Ok(ExportFormat::GeoJson),
+        Some(f) => ExportFormat::parse(f).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown format '{f}' (geojson, gpx, kml, csv)"))
+        }),
+    }
+}
+
+pub async fn person_trail(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<TrailParams>,
+) -> Result<Response, ApiError> {
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    visible_person(&state, &caller, &id)?;
+    let (from_ms, to_ms) = period(&state, &p)?;
+    let format = format_of(&p)?;
+    let activations = state.metadata.activations_of(&id)?;
+    let readings = positions(&state, &activations, from_ms, to_ms)?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "trail.read",
+            person: Some(&id),
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            format: Some(format.extension()),
+            detail: Some(format!("{} positions", readings.len())),
+        },
+    )?;
+    Ok(render(
+        &format!("person {id}"),
+        &readings,
+        format,
+        p.page.unwrap_or(0),
+        state.trail_api.page_positions,
+    ))
+}
+
+pub async fn activation_trail(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<TrailParams>,
+) -> Result<Response, ApiError> {
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    let doc = state.metadata.orders_document()?;
+    let activation = doc.activations.iter().find(|a| a.id == id).cloned();
+    let Some(activation) = activation else {
+        return Err(match caller.role() {
+            crate::store::metadata::Role::Admin | crate::store::metadata::Role::Hub => {
+                ApiError::not_found(format!("activation '{id}' not found"))
+            }
+            _ => ApiError::forbidden(),
+        });
+    };
+    visible_person(&state, &caller, &activation.person)?;
+    let (from_ms, to_ms) = period(&state, &p)?;
+    let format = format_of(&p)?;
+    let readings = positions(&state, std::slice::from_ref(&activation), from_ms, to_ms)?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "trail.read",
+            person: Some(&activation.person),
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            format: Some(format.extension()),
+            detail: Some(format!("activation {id}: {} positions", readings.len())),
+        },
+    )?;
+    Ok(render(
+        &format!("activation {id}"),
+        &readings,
+        format,
+        p.page.unwrap_or(0),
+        state.trail_api.page_positions,
+    ))
+}
+
+pub async fn stays(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<TrailParams>,
+) -> Result<Response, ApiError> {
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    visible_person(&state, &caller, &id)?;
+    let (from_ms, to_ms) = period(&state, &p)?;
+    let mut cfg = StayConfig::default();
+    if let Some(m) = p.min_dwell_min {
+        cfg.min_dwell_ms = m.max(1) * 60_000;
+    }
+    if let Some(r) = p.radius_m.filter(|r| *r > 0.0) {
+        cfg.radius_m = r;
+    }
+    let readings = positions(&state, &state.metadata.activations_of(&id)?, from_ms, to_ms)?;
+    let (_, places) = places_of(&state, &id)?;
+    let stays = find_stays(&readings, &cfg, &places);
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "stays.read",
+            person: Some(&id),
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(serde_json::json!({"person": id, "min_dwell_ms": cfg.min_dwell_ms, "radius_m": cfg.radius_m, "stays": stays})).into_response())
+}
+
+pub async fn daily(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<TrailParams>,
+) -> Result<Response, ApiError> {
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    visible_person(&state, &caller, &id)?;
+    let (from_ms, to_ms) = period(&state, &p)?;
+    let readings = positions(&state, &state.metadata.activations_of(&id)?, from_ms, to_ms)?;
+    let (homes, _) = places_of(&state, &id)?;
+    let days = daily_summaries(&readings, &homes, &DailyConfig::default());
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "daily.read",
+            person: Some(&id),
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(serde_json::json!({"person": id, "days": days})).into_response())
+}

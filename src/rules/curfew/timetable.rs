@@ -1,0 +1,174 @@
+//! A curfew condition compiled once per order: its addresses, its weekly slots and its dates,
+//! and the lazy expansion of those into concrete UTC windows for one activation.
+//!
+//! Windows belong to the local date they start on: an order monitors, in full, every window that
+//! starts on a local date from its `from` to its `to` date inclusive (so the last evening's
+//! overnight window runs to its morning end). Of those, an activation watches the windows that
+//! start while it is live, each cut short at the activation's end if that comes first.
+//!
+//! The EMAC **release-day curfew** (17:00–00:00 for at most 48 hours after release) needs no
+//! extension of the orders contract: it is an order of its own whose dates are the release day and
+//! the day after, with a curfew condition whose timetable is `17:00`–`00:00` on every day.
+
+use super::super::geodesy::LocalProjection;
+use super::super::local_time::{local_date, Interval, LocalTimeError, SlotCalendar, WeeklySlot};
+use crate::model::{CurfewCondition, Order, TimeMs};
+use chrono::{Duration, NaiveDate};
+
+/// Why a curfew condition cannot be monitored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CurfewPlanError {
+    #[error("order '{order}' curfew: {source}")]
+    Time {
+        order: String,
+        #[source]
+        source: LocalTimeError,
+    },
+    #[error("order '{order}' curfew: timetable[{entry}] names unknown address '{address}'")]
+    UnknownAddress {
+        order: String,
+        entry: usize,
+        address: String,
+    },
+    #[error("order '{order}' curfew: {message}")]
+    Invalid { order: String, message: String },
+}
+
+/// One curfew address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanAddress {
+    pub id: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+    /// The metric plane around the address that distances are measured in.
+    pub projection: LocalProjection,
+}
+
+/// A compiled curfew condition, shared by every activation of the person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurfewPlan {
+    pub order_id: String,
+    /// Index of the condition within the order (part of alert ids).
+    pub condition_index: usize,
+    pub grace_ms: TimeMs,
+    pub addresses: Vec<PlanAddress>,
+    pub slots: Vec<WeeklySlot>,
+    pub from_date: NaiveDate,
+    pub to_date: Option<NaiveDate>,
+}
+
+impl CurfewPlan {
+    pub fn compile(
+        order: &Order,
+        condition_index: usize,
+        curfew: &CurfewCondition,
+    ) -> Result<Self, CurfewPlanError> {
+        let invalid = |message: String| CurfewPlanError::Invalid {
+            order: order.id.clone(),
+            message,
+        };
+        if curfew.addresses.is_empty() || curfew.addresses.len() > 3 {
+            return Err(invalid("a curfew needs 1 to 3 addresses".into()));
+        }
+        let mut addresses = Vec::with_capacity(curfew.addresses.len());
+        for a in &curfew.addresses {
+            if !(a.radius_m > 0.0 && a.lat.is_finite() && a.lon.is_finite()) {
+                return Err(invalid(format!(
+                    "address '{}' needs a position and a positive radius_m",
+                    a.id
+                )));
+            }
+            addresses.push(PlanAddress {
+                id: a.id.clone(),
+                lat: a.lat,
+                lon: a.lon,
+                radius_m: a.radius_m,
+                projection: LocalProjection::new(a.lat, a.lon),
+            });
+        }
+        let mut slots = Vec::with_capacity(curfew.timetable.len());
+        for (i, entry) in curfew.timetable.iter().enumerate() {
+            let address = addresses
+                .iter()
+                .position(|a| a.id == entry.address)
+                .ok_or_else(|| CurfewPlanError::UnknownAddress {
+                    order: order.id.clone(),
+                    entry: i,
+                    address: entry.address.clone(),
+                })?;
+            let slot = WeeklySlot::parse(
+                &entry.days,
+                &entry.start,
+                &entry.end,
+                address,
+                &format!("timetable[{i}]"),
+            )
+            .map_err(|source| CurfewPlanError::Time {
+                order: order.id.clone(),
+                source,
+            })?;
+            slots.push(slot);
+        }
+        if slots.is_empty() {
+            return Err(invalid(
+                "a curfew needs at least one timetable entry".into(),
+            ));
+        }
+        Ok(Self {
+            order_id: order.id.clone(),
+            condition_index,
+            grace_ms: curfew.grace_min as TimeMs * 60_000,
+            addresses,
+            slots,
+            from_date: order.from,
+            to_date: order.to,
+        })
+    }
+
+    /// The windows one activation watches, in start order.
+    pub fn windows_for(
+        &self,
+        activation_from_ms: TimeMs,
+        activation_to_ms: Option<TimeMs>,
+    ) -> ActivationWindows {
+        // A window starting on the day before the activation's first local date may still be
+        // running, but only windows starting while the activation is live are watched.
+        let first = self
+            .from_date
+            .max(local_date(activation_from_ms) - Duration::days(1));
+        ActivationWindows {
+            calendar: SlotCalendar::new(self.slots.clone(), first, self.to_date),
+            from_ms: activation_from_ms,
+            to_ms: activation_to_ms,
+        }
+    }
+}
+
+/// The windows of one plan for one activation, produced lazily.
+#[derive(Debug, Clone)]
+pub struct ActivationWindows {
+    calendar: SlotCalendar,
+    from_ms: TimeMs,
+    to_ms: Option<TimeMs>,
+}
+
+impl Iterator for ActivationWindows {
+    type Item = Interval;
+
+    fn next(&mut self) -> Option<Interval> {
+        loop {
+            let mut w = self.calendar.next_interval()?;
+            if self.to_ms.is_some_and(|to| w.start_ms >= to) {
+                return None;
+            }
+            if w.start_ms < self.from_ms {
+                continue;
+            }
+            if let Some(to) = self.to_ms {
+                w.end_ms = w.end_ms.min(to);
+            }
+            return Some(w);
+        }
+    }
+}

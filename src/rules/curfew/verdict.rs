@@ -1,0 +1,265 @@
+//! The verdict on one curfew window: a pure function of the window, the presence runs, how far
+//! the activation's own data reaches (`coverage_ms`) and the event-time clock.
+//!
+//! Definite presence comes from runs: a home run is *home* from its first observation; away
+//! observations become *away* (from the first of them) once `away_min_fixes` of them have been
+//! seen with no home observation in between (uncertain observations neither count nor break the
+//! count). Uncertain observations never change the state.
+//!
+//! For a window `[ws, we)` with grace g and commencement check at `tc = ws + g`:
+//! 1. Nothing is decided until tc is *settled*: the activation's data reaches tc, or the clock is
+//!    `settle_ms` past it (the tag's upload lag is waited for, then the rule decides on what it has).
+//! 2. Home at some point in `[ws, tc]` (or home at ws) means no commencement breach. A departure
+//!    after having been home is a *departure* episode (AL10) whenever it happens.
+//! 3. Never home from ws to tc: if there is an observation within `max_age_ms` before tc, the state
+//!    decides — away: **AL08** (confirmed) from ws; only uncertain fixes: presumed home (no breach is
+//!    raised without evidence of absence). With no observation at all (no data): **AL08 possible**
+//!    from ws — absence of data is not presence.
+//! 4. A return home (at r ≤ we) closes the open episode: a commencement episode becomes AL08
+//!    `[ws, r]` plus an **AL09** `[r, r]`; a departure AL10 `[t, r]`.
+//! 5. When we is settled with an episode still open: commencement → **AL12** `[ws, we]`, departure →
+//!    **AL11** `[t, we]`.
+
+use super::presence::{Presence, Run};
+use crate::model::{Reading, TimeMs};
+
+/// One window to judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub start_ms: TimeMs,
+    pub end_ms: TimeMs,
+    pub grace_ms: TimeMs,
+}
+
+impl WindowSpec {
+    /// The commencement check time: window start plus grace (never past the end).
+    pub fn check_ms(&self) -> TimeMs {
+        (self.start_ms + self.grace_ms).min(self.end_ms)
+    }
+}
+
+/// What the verdict is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalInput<'a> {
+    pub runs: &'a [Run],
+    pub away_min_fixes: u32,
+    pub max_age_ms: TimeMs,
+    pub settle_ms: TimeMs,
+    pub coverage_ms: Option<TimeMs>,
+    pub clock_ms: TimeMs,
+}
+
+impl EvalInput<'_> {
+    pub fn covered(&self, t_ms: TimeMs) -> bool {
+        self.coverage_ms.is_some_and(|c| c >= t_ms)
+    }
+
+    pub fn settled(&self, t_ms: TimeMs) -> bool {
+        self.covered(t_ms) || self.clock_ms >= t_ms.saturating_add(self.settle_ms)
+    }
+
+    fn fresh_at(&self, t_ms: TimeMs) -> bool {
+        let idx = self.runs.partition_point(|r| r.first_ms <= t_ms);
+        idx > 0 && self.runs[idx - 1].last_ms >= t_ms - self.max_age_ms
+    }
+}
+
+/// Which kind of breach an episode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpisodeKind {
+    /// Not home when the window opened (AL08, then AL09 or AL12).
+    Commencement,
+    /// Left during the window (AL10, or AL11 when still out at the end).
+    Departure,
+}
+
+/// One absence inside a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub kind: EpisodeKind,
+    pub start_ms: TimeMs,
+    /// `None` while open.
+    pub end_ms: Option<TimeMs>,
+    /// The code the episode's alert carries now: AL08, AL10, AL11 or AL12.
+    pub code: &'static str,
+    /// Closed by a return home (AL08 → with an AL09 at `end_ms`; AL10).
+    pub returned: bool,
+    /// Observed (true) or inferred from no data (false).
+    pub confirmed: bool,
+    pub evidence: Vec<Reading>,
+}
+
+/// The verdict on a window so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verdict {
+    pub episodes: Vec<Episode>,
+    pub commencement_settled: bool,
+    pub end_settled: bool,
+}
+
+/// A change of definite presence state.
+#[derive(Debug, Clone, Copy)]
+struct StateEvent {
+    t_ms: TimeMs,
+    home: bool,
+    evidence: Option<Reading>,
+}
+
+/// Definite state changes from runs (see the module doc), from run index `from` on.
+fn state_events(runs: &[Run], away_min_fixes: u32) -> Vec<StateEvent> {
+    let mut out = Vec::new();
+    // (first away time, evidence, count, already emitted)
+    let mut pending: Option<(TimeMs, Option<Reading>, u32, bool)> = None;
+    for run in runs {
+        match run.class {
+            Presence::Home => {
+                pending = None;
+                if out.last().is_none_or(|e: &StateEvent| !e.home) {
+                    out.push(StateEvent {
+                        t_ms: run.first_ms,
+                        home: true,
+                        evidence: run.evidence,
+                    });
+                }
+            }
+            Presence::Away => {
+                let p = pending.get_or_insert((run.first_ms, run.evidence, 0, false));
+                p.2 = p.2.saturating_add(run.n);
+                if p.2 >= away_min_fixes.max(1) && !p.3 {
+                    p.3 = true;
+                    out.push(StateEvent {
+                        t_ms: p.0,
+                        home: false,
+                        evidence: p.1,
+                    });
+                }
+            }
+            Presence::Uncertain => {}
+        }
+    }
+    out
+}
+
+/// The runs a window's verdict depends on: those from `max_age_ms` before its start to its end,
+/// plus the ones before that carry the presence state in (back to the last home run, bounded).
+fn window_runs<'r>(runs: &'r [Run], w: &WindowSpec, max_age_ms: TimeMs) -> &'r [Run] {
+    const MAX_CARRIED_RUNS: usize = 64;
+    let lo = runs.partition_point(|r| r.last_ms < w.start_ms - max_age_ms);
+    let start = runs[..lo]
+        .iter()
+        .rposition(|r| r.class == Presence::Home)
+        .filter(|&i| lo - i <= MAX_CARRIED_RUNS)
+        .unwrap_or(lo.saturating_sub(1));
+    let end = runs.partition_point(|r| r.first_ms <= w.end_ms);
+    &runs[start..end.max(start)]
+}
+
+fn state_at(events: &[StateEvent], t_ms: TimeMs) -> Option<&StateEvent> {
+    let idx = events.partition_point(|e| e.t_ms <= t_ms);
+    idx.checked_sub(1).map(|i| &events[i])
+}
+
+fn push_evidence(ep: &mut Episode, reading: Option<Reading>) {
+    if let Some(r) = reading {
+        if ep.evidence.len() < super::MAX_EVIDENCE && !ep.evidence.contains(&r) {
+            ep.evidence.push(r);
+        }
+    }
+}
+
+/// Judges one window (see the module doc).
+pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
+    let mut verdict = Verdict::default();
+    let tc = w.check_ms();
+    if !input.settled(tc) {
+        return verdict;
+    }
+    verdict.commencement_settled = true;
+    let events = state_events(
+        window_runs(input.runs, w, input.max_age_ms),
+        input.away_min_fixes,
+    );
+
+    let mut home_seen =
+        input.fresh_at(w.start_ms) && state_at(&events, w.start_ms).is_some_and(|e| e.home);
+    let mut open: Option<Episode> = None;
+    let mut commencement_done = false;
+    let close = |ep: &mut Option<Episode>, done: &mut Vec<Episode>, e: &StateEvent| {
+        if let Some(mut episode) = ep.take() {
+            episode.end_ms = Some(e.t_ms);
+            episode.returned = true;
+            push_evidence(&mut episode, e.evidence);
+            done.push(episode);
+        }
+    };
+    let first = events.partition_point(|e| e.t_ms <= w.start_ms);
+    let mut i = first;
+    loop {
+        let next = events.get(i).filter(|e| e.t_ms <= w.end_ms);
+        if !commencement_done && next.is_none_or(|e| e.t_ms > tc) {
+            commencement_done = true;
+            if !home_seen && open.is_none() {
+                if input.fresh_at(tc) {
+                    match state_at(&events, tc) {
+                        Some(e) if !e.home => {
+                            let mut ep = Episode {
+                                kind: EpisodeKind::Commencement,
+                                start_ms: w.start_ms,
+                                end_ms: None,
+                                code: "AL08",
+                                returned: false,
+                                confirmed: true,
+                                evidence: Vec::new(),
+                            };
+                            push_evidence(&mut ep, e.evidence);
+                            open = Some(ep);
+                        }
+                        // Home, or only uncertain fixes: no breach without evidence of absence.
+                        _ => home_seen = true,
+                    }
+                } else {
+                    open = Some(Episode {
+                        kind: EpisodeKind::Commencement,
+                        start_ms: w.start_ms,
+                        end_ms: None,
+                        code: "AL08",
+                        returned: false,
+                        confirmed: false,
+                        evidence: Vec::new(),
+                    });
+                }
+            }
+        }
+        let Some(e) = next else { break };
+        if e.home {
+            home_seen = true;
+            close(&mut open, &mut verdict.episodes, e);
+        } else if e.t_ms < w.end_ms && open.is_none() && (home_seen || e.t_ms > tc) {
+            let mut ep = Episode {
+                kind: EpisodeKind::Departure,
+                start_ms: e.t_ms,
+                end_ms: None,
+                code: "AL10",
+                returned: false,
+                confirmed: true,
+                evidence: Vec::new(),
+            };
+            push_evidence(&mut ep, e.evidence);
+            open = Some(ep);
+        }
+        i += 1;
+    }
+    if input.settled(w.end_ms) {
+        verdict.end_settled = true;
+        if let Some(mut ep) = open.take() {
+            ep.end_ms = Some(w.end_ms);
+            ep.code = match ep.kind {
+                EpisodeKind::Commencement => "AL12",
+                EpisodeKind::Departure => "AL11",
+            };
+            verdict.episodes.push(ep);
+        }
+    }
+    verdict.episodes.extend(open);
+    verdict
+}

@@ -1,0 +1,541 @@
+//! Curfew rule timelines through the real pipeline (`InlineDriver`): every code AL08–AL12, both
+//! 2026 clock changes, grace boundaries, RF and GPS presence (with imprecise fixes and drift), a
+//! window with no data, late data that changes a verdict, several addresses and order dates.
+
+use std::sync::Arc;
+use tagstream::formats::orders_file::{parse_orders, OrdersFile};
+use tagstream::model::time::{format_time, parse_time};
+use tagstream::model::{Alert, AlertType, Batch, Position, PositionSource, Reading, ReadingBody};
+use tagstream::pipeline::driver::InlineDriver;
+use tagstream::pipeline::{
+    ActivationDirectory, ActivationInfo, PipelineConfig, Rule, RuleContext, VecSink,
+};
+use tagstream::replay::OutputCollector;
+use tagstream::rules::curfew::timetable::CurfewPlan;
+use tagstream::rules::curfew::{CurfewConfig, CurfewRule};
+use tagstream::rules::StandardRules;
+
+const HOME: (f64, f64) = (51.4545, -2.5879);
+const PARTNER: (f64, f64) = (51.4800, -2.6200);
+/// About 1.1 km north of home.
+const TOWN: (f64, f64) = (51.4645, -2.5879);
+const MIN: i64 = 60_000;
+
+fn t(text: &str) -> i64 {
+    parse_time(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn fix_at(t_ms: i64, at: (f64, f64), precision_m: f64, source: PositionSource) -> Reading {
+    Reading {
+        t_ms,
+        battery_pct: None,
+        body: ReadingBody::Position(Position {
+            lat_e7: (at.0 * 1e7).round() as i32,
+            lon_e7: (at.1 * 1e7).round() as i32,
+            precision_cm: (precision_m * 100.0) as u32,
+            source,
+            speed_ckmh: None,
+            heading_cdeg: None,
+            satellites: None,
+        }),
+    }
+}
+
+/// GPS fixes every `step_min` minutes over `[from, to)` at one place, 8 m precision.
+fn track(from: &str, to: &str, step_min: i64, at: (f64, f64)) -> Vec<Reading> {
+    let (a, b) = (t(from), t(to));
+    (0..)
+        .map(|k| a + k * step_min * MIN)
+        .take_while(|x| *x < b)
+        .map(|x| fix_at(x, at, 8.0, PositionSource::Gps))
+        .collect()
+}
+
+fn rf(at: &str, in_range: bool) -> Reading {
+    Reading {
+        t_ms: t(at),
+        battery_pct: None,
+        body: ReadingBody::Rf { in_range },
+    }
+}
+
+/// Orders: P1 (tag T1) has the curfew given as JSON condition text; P2 (tag T2) has none and
+/// drives the event-time clock when needed.
+fn orders(curfew: &str, from: &str, to: &str) -> OrdersFile {
+    let doc = format!(
+        r#"{{"people":[{{"id":"P1"}},{{"id":"P2"}}],
+ "activations":[{{"id":"A1","person":"P1","tag":"T1","from":"2026-01-01T00:00:00Z"}},
+                {{"id":"A2","person":"P2","tag":"T2","from":"2026-01-01T00:00:00Z"}}],
+ "orders":[{{"id":"O1","person":"P1","from":"{from}","to":"{to}","conditions":[{curfew}]}}]}}"#
+    );
+    let load = parse_orders(&doc).expect("orders document");
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+    load.accepted
+}
+
+fn daily(grace_min: u32) -> String {
+    format!(
+        r#"{{"type":"curfew","grace_min":{grace_min},
+   "addresses":[{{"id":"home","lat":{},"lon":{},"radius_m":50}}],
+   "timetable":[{{"days":["mon","tue","wed","thu","fri","sat","sun"],"start":"19:00","end":"07:00","address":"home"}}]}}"#,
+        HOME.0, HOME.1
+    )
+}
+
+fn run(orders: &OrdersFile, batches: Vec<(&str, Vec<Reading>)>) -> Vec<Alert> {
+    let config = PipelineConfig {
+        no_contact_ms: 30 * 24 * 3600 * 1000,
+        ..PipelineConfig::default()
+    };
+    let directory = Arc::new(ActivationDirectory::new(&orders.activations));
+    let factory = Arc::new(StandardRules::new(config, Default::default(), orders));
+    assert!(factory.build_errors().is_empty());
+    let mut out = OutputCollector::default();
+    let mut driver = InlineDriver::new(directory, config, factory, 2, &mut out);
+    for (seq, (tag, readings)) in batches.into_iter().enumerate() {
+        let batch = Batch {
+            tag: tag.into(),
+            seq: seq as u64 + 1,
+            arrival_ms: 0,
+            readings,
+        };
+        driver.feed(&Arc::new(batch), &mut out);
+    }
+    out.alerts
+        .sorted()
+        .into_iter()
+        .filter(|a| a.alert_type == AlertType::CurfewViolation)
+        .collect()
+}
+
+fn hhmm(t_ms: i64) -> String {
+    format_time(t_ms)[5..16].to_string()
+}
+
+/// `code start..end confidence [late]`, times as `MM-DDTHH:MM` UTC.
+fn summary(alerts: &[Alert]) -> Vec<String> {
+    alerts
+        .iter()
+        .map(|a| {
+            let conf = match a.confidence {
+                Some(tagstream::model::Confidence::Confirmed) => "confirmed",
+                Some(tagstream::model::Confidence::Possible) => "possible",
+                None => "withdrawn",
+            };
+            format!(
+                "{} {}..{} {}{}",
+                a.code.as_deref().unwrap_or("-"),
+                hhmm(a.start),
+                a.end.map(hhmm).unwrap_or("open".into()),
+                conf,
+                if a.late { " late" } else { "" }
+            )
+        })
+        .collect()
+}
+
+fn cat(parts: Vec<Vec<Reading>>) -> Vec<Reading> {
+    parts.into_iter().flatten().collect()
+}
+
+// 2026-03-02 is a Monday; March before the 29th is GMT, so local time = UTC.
+
+#[test]
+fn al08_late_return_is_updated_in_place_and_closed_by_al09() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let readings = cat(vec![
+        track("2026-03-02T18:00:00Z", "2026-03-02T19:40:00Z", 2, TOWN),
+        track("2026-03-02T19:40:00Z", "2026-03-03T07:30:00Z", 2, HOME),
+    ]);
+    let alerts = run(&o, vec![("T1", readings)]);
+    assert_eq!(
+        summary(&alerts),
+        vec![
+            "AL08 03-02T19:00..03-02T19:40 confirmed",
+            "AL09 03-02T19:40..03-02T19:40 confirmed"
+        ]
+    );
+    assert!(alerts
+        .iter()
+        .all(|a| a.rule == "curfew/1" && a.person == "P1"));
+    assert!(!alerts[0].evidence.is_empty());
+}
+
+#[test]
+fn al08_is_raised_while_still_out_and_the_same_alert_is_closed_later() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let alerts_open = run(
+        &o,
+        vec![(
+            "T1",
+            track("2026-03-02T18:00:00Z", "2026-03-02T19:30:00Z", 2, TOWN),
+        )],
+    );
+    assert_eq!(
+        summary(&alerts_open),
+        vec!["AL08 03-02T19:00..open confirmed"]
+    );
+    let alerts = run(
+        &o,
+        vec![
+            (
+                "T1",
+                track("2026-03-02T18:00:00Z", "2026-03-02T19:30:00Z", 2, TOWN),
+            ),
+            (
+                "T1",
+                track("2026-03-02T19:30:00Z", "2026-03-02T20:00:00Z", 2, HOME),
+            ),
+        ],
+    );
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[0].id, alerts_open[0].id, "updated in place, same id");
+}
+
+#[test]
+fn al12_out_for_the_whole_window() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let alerts = run(
+        &o,
+        vec![(
+            "T1",
+            track("2026-03-02T18:00:00Z", "2026-03-03T08:00:00Z", 2, TOWN),
+        )],
+    );
+    assert_eq!(
+        summary(&alerts),
+        vec!["AL12 03-02T19:00..03-03T07:00 confirmed"]
+    );
+}
+
+#[test]
+fn al10_left_during_the_window_and_came_back() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let readings = cat(vec![
+        track("2026-03-02T18:00:00Z", "2026-03-02T22:00:00Z", 2, HOME),
+        track("2026-03-02T22:00:00Z", "2026-03-02T23:00:00Z", 2, TOWN),
+        track("2026-03-02T23:00:00Z", "2026-03-03T08:00:00Z", 2, HOME),
+    ]);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", readings)])),
+        vec!["AL10 03-02T22:00..03-02T23:00 confirmed"]
+    );
+}
+
+#[test]
+fn al11_left_before_the_end_and_not_back() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let readings = cat(vec![
+        track("2026-03-02T18:00:00Z", "2026-03-03T06:00:00Z", 2, HOME),
+        track("2026-03-03T06:00:00Z", "2026-03-03T09:00:00Z", 2, TOWN),
+    ]);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", readings)])),
+        vec!["AL11 03-03T06:00..03-03T07:00 confirmed"]
+    );
+}
+
+#[test]
+fn windows_across_both_2026_clock_changes_have_their_real_length() {
+    let o = orders(&daily(0), "2026-03-28", "2026-03-28");
+    // Saturday 28 March 19:00 GMT to Sunday 29 March 07:00 BST: 11 hours.
+    let spring = run(
+        &o,
+        vec![(
+            "T1",
+            track("2026-03-28T18:00:00Z", "2026-03-29T07:00:00Z", 2, TOWN),
+        )],
+    );
+    assert_eq!(
+        summary(&spring),
+        vec!["AL12 03-28T19:00..03-29T06:00 confirmed"]
+    );
+    assert_eq!(spring[0].end.unwrap() - spring[0].start, 11 * 60 * MIN);
+    // Saturday 24 October 19:00 BST to Sunday 25 October 07:00 GMT: 13 hours.
+    let o = orders(&daily(0), "2026-10-24", "2026-10-24");
+    let autumn = run(
+        &o,
+        vec![(
+            "T1",
+            track("2026-10-24T17:00:00Z", "2026-10-25T08:00:00Z", 2, TOWN),
+        )],
+    );
+    assert_eq!(
+        summary(&autumn),
+        vec!["AL12 10-24T18:00..10-25T07:00 confirmed"]
+    );
+    assert_eq!(autumn[0].end.unwrap() - autumn[0].start, 13 * 60 * MIN);
+}
+
+#[test]
+fn grace_boundaries_with_rf_presence() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let night = |back: &str| {
+        vec![(
+            "T1",
+            vec![
+                rf("2026-03-02T18:00:00Z", false),
+                rf(back, true),
+                rf("2026-03-03T07:10:00Z", true),
+            ],
+        )]
+    };
+    // Back exactly at window start + grace: inside the grace period.
+    assert!(run(&o, night("2026-03-02T19:05:00Z")).is_empty());
+    // One minute later: AL08 then AL09.
+    assert_eq!(
+        summary(&run(&o, night("2026-03-02T19:06:00Z"))),
+        vec![
+            "AL08 03-02T19:00..03-02T19:06 confirmed",
+            "AL09 03-02T19:06..03-02T19:06 confirmed"
+        ]
+    );
+}
+
+#[test]
+fn rf_presence_is_used_where_the_activation_has_rf_readings() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    // GPS drifts far away (indoors, multipath) but the home monitoring unit hears the tag.
+    let readings = cat(vec![
+        vec![rf("2026-03-02T18:30:00Z", true)],
+        track("2026-03-02T18:00:00Z", "2026-03-03T08:00:00Z", 5, TOWN),
+        vec![
+            rf("2026-03-02T23:00:00Z", false),
+            rf("2026-03-02T23:40:00Z", true),
+        ],
+    ]);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", readings)])),
+        vec!["AL10 03-02T23:00..03-02T23:40 confirmed"]
+    );
+}
+
+#[test]
+fn gps_presence_takes_fix_precision_into_account() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let near = (HOME.0 + 0.0004, HOME.1); // about 44 m from home, radius 50 m
+    let mut readings = track("2026-03-02T18:00:00Z", "2026-03-02T18:50:00Z", 2, HOME);
+    // Indoors all evening: fixes 44 m out with 30 m precision (uncertain), Wi-Fi fixes at 90 m
+    // precision (uncertain), and one drifting GPS fix 1 km away with a good precision estimate.
+    let (a, b) = (t("2026-03-02T18:50:00Z"), t("2026-03-03T08:00:00Z"));
+    for (k, x) in (0..)
+        .map(|k| (k, a + k * 2 * MIN))
+        .take_while(|(_, x)| *x < b)
+    {
+        readings.push(match k % 3 {
+            0 => fix_at(x, near, 30.0, PositionSource::Gps),
+            1 => fix_at(x, HOME, 90.0, PositionSource::Wifi),
+            _ => fix_at(x, near, 5.0, PositionSource::Gps),
+        });
+    }
+    readings.push(fix_at(
+        t("2026-03-02T23:01:00Z"),
+        TOWN,
+        10.0,
+        PositionSource::Gps,
+    ));
+    assert!(
+        run(&o, vec![("T1", readings.clone())]).is_empty(),
+        "no breach without evidence of absence"
+    );
+
+    // Imprecise fixes out in town still show absence when the whole circle is outside the radius.
+    let out = track("2026-03-02T18:00:00Z", "2026-03-03T08:00:00Z", 3, TOWN)
+        .into_iter()
+        .map(|mut r| {
+            if let ReadingBody::Position(p) = &mut r.body {
+                p.precision_cm = 40_000;
+                p.source = PositionSource::Lbs;
+            }
+            r
+        })
+        .collect();
+    assert_eq!(
+        summary(&run(&o, vec![("T1", out)])),
+        vec!["AL12 03-02T19:00..03-03T07:00 confirmed"]
+    );
+}
+
+#[test]
+fn a_window_with_no_data_is_judged_when_the_clock_passes_it() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let home_before = track("2026-03-02T17:00:00Z", "2026-03-02T18:00:00Z", 2, HOME);
+    // T2 drives the event-time clock past the commencement check plus the settle time (15 min).
+    let clock = |until: &str| ("T2", track("2026-03-02T18:00:00Z", until, 5, TOWN));
+    let alerts = run(
+        &o,
+        vec![("T1", home_before.clone()), clock("2026-03-02T19:25:00Z")],
+    );
+    assert_eq!(summary(&alerts), vec!["AL08 03-02T19:00..open possible"]);
+    let alerts = run(
+        &o,
+        vec![("T1", home_before.clone()), clock("2026-03-03T07:30:00Z")],
+    );
+    assert_eq!(
+        summary(&alerts),
+        vec!["AL12 03-02T19:00..03-03T07:00 possible"]
+    );
+    // The backlog arrives after a signal loss: home all night. The possible breach is withdrawn
+    // (end = start, no confidence) and marked late.
+    let alerts = run(
+        &o,
+        vec![
+            ("T1", home_before),
+            clock("2026-03-03T07:30:00Z"),
+            (
+                "T1",
+                track("2026-03-02T18:00:00Z", "2026-03-03T07:30:00Z", 2, HOME),
+            ),
+        ],
+    );
+    assert_eq!(
+        summary(&alerts),
+        vec!["AL12 03-02T19:00..03-02T19:00 withdrawn late"]
+    );
+}
+
+#[test]
+fn late_data_that_changes_a_verdict_updates_the_alert_marked_late() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let out = track("2026-03-02T18:00:00Z", "2026-03-02T20:00:00Z", 2, TOWN);
+    let after = track("2026-03-02T21:00:00Z", "2026-03-03T08:00:00Z", 2, HOME);
+    let first = run(&o, vec![("T1", out.clone()), ("T1", after.clone())]);
+    assert_eq!(
+        summary(&first),
+        vec![
+            "AL08 03-02T19:00..03-02T21:00 confirmed",
+            "AL09 03-02T21:00..03-02T21:00 confirmed"
+        ]
+    );
+    // The 20:00–21:00 backlog shows the person home from 20:20.
+    let backlog = cat(vec![
+        track("2026-03-02T20:00:00Z", "2026-03-02T20:20:00Z", 2, TOWN),
+        track("2026-03-02T20:20:00Z", "2026-03-02T21:00:00Z", 2, HOME),
+    ]);
+    let second = run(&o, vec![("T1", out), ("T1", after), ("T1", backlog)]);
+    assert_eq!(
+        summary(&second),
+        vec![
+            "AL08 03-02T19:00..03-02T20:20 confirmed late",
+            "AL09 03-02T20:20..03-02T20:20 confirmed late"
+        ]
+    );
+    assert_eq!(first[0].id, second[0].id);
+    assert_eq!(first[1].id, second[1].id);
+}
+
+#[test]
+fn several_addresses_are_checked_against_the_window_address() {
+    let curfew = format!(
+        r#"{{"type":"curfew","grace_min":0,
+   "addresses":[{{"id":"home","lat":{},"lon":{},"radius_m":50}},{{"id":"partner","lat":{},"lon":{},"radius_m":60}}],
+   "timetable":[{{"days":["mon","tue","wed","thu"],"start":"19:00","end":"07:00","address":"home"}},
+                {{"days":["fri","sat","sun"],"start":"20:00","end":"08:00","address":"partner"}}]}}"#,
+        HOME.0, HOME.1, PARTNER.0, PARTNER.1
+    );
+    let o = orders(&curfew, "2026-03-05", "2026-03-31");
+    // Thursday 5 March at home, Friday 6 March at the partner's: compliant.
+    let ok = cat(vec![
+        track("2026-03-05T18:00:00Z", "2026-03-06T18:00:00Z", 2, HOME),
+        track("2026-03-06T18:00:00Z", "2026-03-07T09:00:00Z", 2, PARTNER),
+    ]);
+    assert!(run(&o, vec![("T1", ok)]).is_empty());
+    // Friday night at home instead of the partner's: out for the whole window.
+    let wrong = track("2026-03-05T18:00:00Z", "2026-03-07T09:00:00Z", 2, HOME);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", wrong)])),
+        vec!["AL12 03-06T20:00..03-07T08:00 confirmed"]
+    );
+}
+
+#[test]
+fn only_windows_starting_on_the_order_dates_are_monitored() {
+    let o = orders(&daily(5), "2026-03-03", "2026-03-04");
+    let alerts = run(
+        &o,
+        vec![(
+            "T1",
+            track("2026-03-02T12:00:00Z", "2026-03-06T12:00:00Z", 3, TOWN),
+        )],
+    );
+    assert_eq!(
+        summary(&alerts),
+        vec![
+            "AL12 03-03T19:00..03-04T07:00 confirmed",
+            "AL12 03-04T19:00..03-05T07:00 confirmed"
+        ]
+    );
+}
+
+#[test]
+fn release_day_curfew_is_an_order_of_two_days_with_a_17_to_00_window() {
+    let curfew = format!(
+        r#"{{"type":"curfew","grace_min":0,"addresses":[{{"id":"home","lat":{},"lon":{},"radius_m":75}}],
+   "timetable":[{{"days":["mon","tue","wed","thu","fri","sat","sun"],"start":"17:00","end":"00:00","address":"home"}}]}}"#,
+        HOME.0, HOME.1
+    );
+    let o = orders(&curfew, "2026-03-10", "2026-03-11");
+    let readings = cat(vec![
+        track("2026-03-10T12:00:00Z", "2026-03-10T18:00:00Z", 2, TOWN),
+        track("2026-03-10T18:00:00Z", "2026-03-13T00:30:00Z", 2, HOME),
+    ]);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", readings)])),
+        vec![
+            "AL08 03-10T17:00..03-10T18:00 confirmed",
+            "AL09 03-10T18:00..03-10T18:00 confirmed"
+        ]
+    );
+}
+
+#[test]
+fn replaying_the_same_readings_gives_identical_alerts() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let batches = || {
+        vec![(
+            "T1",
+            track("2026-03-02T18:00:00Z", "2026-03-03T08:00:00Z", 2, TOWN),
+        )]
+    };
+    let (a, b) = (run(&o, batches()), run(&o, batches()));
+    assert_eq!(a, b);
+    let json = |v: &[Alert]| {
+        v.iter()
+            .map(|x| serde_json::to_string(x).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(json(&a), json(&b));
+}
+
+#[test]
+fn total_absence_time_is_tracked_per_order() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let Some(tagstream::model::Condition::Curfew(c)) = o.orders[0].conditions.first() else {
+        panic!("curfew")
+    };
+    let plan = Arc::new(CurfewPlan::compile(&o.orders[0], 0, c).unwrap());
+    let info = ActivationInfo {
+        id: "A1".into(),
+        person: "P1".into(),
+        tag: "T1".into(),
+        from_ms: t("2026-03-01T00:00:00Z"),
+        to_ms: None,
+    };
+    let mut rule = CurfewRule::new(plan, CurfewConfig::default(), &info);
+    let mut sink = VecSink::default();
+    let readings = cat(vec![
+        track("2026-03-02T18:00:00Z", "2026-03-02T19:30:00Z", 2, TOWN), // AL08 19:00–19:30
+        track("2026-03-02T19:30:00Z", "2026-03-02T22:00:00Z", 2, HOME),
+        track("2026-03-02T22:00:00Z", "2026-03-02T22:40:00Z", 2, TOWN), // AL10 22:00–22:40
+        track("2026-03-02T22:40:00Z", "2026-03-03T08:00:00Z", 2, HOME),
+    ]);
+    for r in &readings {
+        let mut ctx = RuleContext::new(&info, &mut sink, None);
+        rule.on_reading(&mut ctx, r, false);
+    }
+    let tally = rule.absence();
+    assert_eq!(tally.order, "O1");
+    assert_eq!(tally.confirmed_ms, 70 * MIN);
+    assert_eq!(tally.possible_ms, 0);
+    assert_eq!(tally.breached_windows, 1);
+}
