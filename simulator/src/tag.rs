@@ -573,7 +573,15 @@ impl TagSim {
             _ => {}
         }
         if p.hmu {
-            let in_range = alive && here.place == Some(0);
+            // A unit at each curfew address (home, and a partner's when the timetable has one).
+            let at_unit = here.place.is_some_and(|pl| {
+                pl == 0
+                    || p.rules
+                        .curfews
+                        .iter()
+                        .any(|c| c.addresses.iter().any(|a| a.place == pl))
+            });
+            let in_range = alive && at_unit;
             if let Some(r) = self.hmu.observe(t, in_range, !in_any(&self.hmu_off, t)) {
                 self.tick_buf.push(r);
             }
