@@ -142,7 +142,7 @@ fn run_with(exports: &[Export], clock_to: &str, alcohol: AlcoholConfig) -> Outpu
     let doc = orders(exports);
     let config = PipelineConfig::default();
     let directory = Arc::new(ActivationDirectory::new(&doc.activations));
-    let factory = Arc::new(StandardRules::new(config, RulesConfig { alcohol }, &doc));
+    let factory = Arc::new(StandardRules::new(config, RulesConfig { alcohol, ..Default::default() }, &doc));
     let mut out = OutputCollector::default();
     let mut driver = InlineDriver::new(directory, config, factory, 2, &mut out);
     for batch in batches(exports, clock_to) {

@@ -86,7 +86,15 @@ impl LiveAlerts {
 
     /// Applies pipeline outputs as they come, until the pipeline ends.
     pub async fn run(&self, mut outputs: mpsc::Receiver<OutputBatch>) {
-        while let Some(batch) = outputs.recv().await {
+        while let Some(mut batch) = outputs.recv().await {
+            // Whatever else is already waiting goes into the same store transaction: under load
+            // one commit then covers many partition steps.
+            while batch.len() < 4096 {
+                match outputs.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
             self.apply(batch);
         }
     }
