@@ -20,6 +20,8 @@
 //! - Hits: a hit corresponds to a truth `hit` with the same `activation`, `force` and `crime_ref`
 //!   (and `crime_version` when both carry one); time is part of the crime itself. Recall and
 //!   precision are computed the same way.
+//! - Alert types that carry a `confidence` get a second row, `type [confirmed]`, scoring only the
+//!   confirmed alerts (possible ones left out of both precision and recall).
 //! - Undefined ratios (nothing to divide by) are reported as `null` / `-`.
 
 use crate::model::time::parse_time;
@@ -89,6 +91,9 @@ pub struct Record {
     pub crime_ref: Option<String>,
     #[serde(default)]
     pub crime_version: Option<serde_json::Value>,
+    /// Zone (and some curfew) alerts: `confirmed` or `possible`.
+    #[serde(default)]
+    pub confidence: Option<String>,
 }
 
 /// A record with parsed times.
@@ -377,6 +382,28 @@ pub fn score(
             close,
         ));
     }
+    // Alert types that carry a confidence: the same comparison with confirmed alerts only.
+    for kind in &kinds {
+        let a: Vec<Item> = group(&alert_items, kind, None)
+            .into_iter()
+            .filter(|i| i.rec.confidence.as_deref() == Some("confirmed"))
+            .collect();
+        let any_confidence = alert_items
+            .iter()
+            .any(|i| &i.rec.kind == kind && i.rec.confidence.is_some());
+        if any_confidence {
+            let t = group(&truth_items, kind, None);
+            rows.push(match_group(
+                format!("{kind} [confirmed]"),
+                &t,
+                &a,
+                item_act,
+                det,
+                corr,
+                close,
+            ));
+        }
+    }
     rows.push(total.finish());
     let truth_hits: Vec<Record> = truth.iter().filter(|r| r.kind == "hit").cloned().collect();
     let hits_row = match hits {
@@ -597,6 +624,27 @@ mod tests {
         let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
         assert_eq!(r.skipped_records, 2);
         assert!(r.to_table().contains("skipped (no valid start/end): 2"));
+    }
+
+    #[test]
+    fn confirmed_alerts_get_their_own_row() {
+        let truth = vec![rec(
+            r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:00:00Z","end":"2026-03-02T12:30:00Z"}"#,
+        )];
+        let alerts = vec![
+            rec(
+                r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T12:02:00Z","end":"2026-03-02T12:20:00Z","confidence":"confirmed"}"#,
+            ),
+            rec(
+                r#"{"type":"exclusion_zone_entry","zone":"Z1","activation":"A1","start":"2026-03-02T15:00:00Z","end":"2026-03-02T15:05:00Z","confidence":"possible"}"#,
+            ),
+        ];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        assert_eq!(row(&r, "exclusion_zone_entry").precision, Some(0.5));
+        let c = row(&r, "exclusion_zone_entry [confirmed]");
+        assert_eq!((c.alerts, c.precision, c.recall), (1, Some(1.0), Some(1.0)));
+        // The confirmed rows do not count twice in the total.
+        assert_eq!(row(&r, "all alerts").alerts, 2);
     }
 
     #[test]

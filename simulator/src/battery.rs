@@ -1,9 +1,10 @@
 //! Tag battery: drain, daily charging at home, low and dead thresholds.
 //!
-//! A GPS tag drains about 2.6–3.4% an hour (a fix a minute) and is charged once a day at home in
-//! the evening (about 50% an hour while the wearer stays in); RF and alcohol tags drain slowly and
-//! are not charged within a run. The battery-death behaviour makes a wearer skip charging until the
-//! next evening: the tag reports `battery_low` at 20% (AL21) and `battery_dead` at 0% (AL23), then
+//! A GPS tag drains about 1.8–2.6% an hour (a fix a minute; 38–55 hours from full) and is charged
+//! once a day at home in the evening (about 50% an hour while the wearer stays in); RF and alcohol
+//! tags drain slowly and
+//! are not charged within a run. The battery-death behaviour makes a wearer skip charging for two
+//! evenings: the tag reports `battery_low` at 20% (AL21) and `battery_dead` at 0% (AL23), then
 //! measures and uploads nothing until it is put on charge (`charging`), which ends both truth items.
 
 use crate::population::DeviceKind;
@@ -56,7 +57,7 @@ pub struct Battery {
 impl Battery {
     pub fn new(rng: &mut Rng, kind: DeviceKind) -> Self {
         let (drain_h, chargeable, start) = match kind {
-            DeviceKind::Gps => (rng.range(2.6, 3.4), true, rng.range(60.0, 100.0)),
+            DeviceKind::Gps => (rng.range(1.8, 2.6), true, rng.range(60.0, 100.0)),
             DeviceKind::Rf => (0.02, false, rng.range(70.0, 100.0)),
             DeviceKind::Alcohol => (0.02, false, rng.range(80.0, 100.0)),
         };

@@ -83,6 +83,9 @@ pub struct Rates {
     /// Unrelated crimes per force per day.
     #[arg(long, default_value_t = 20.0)]
     pub unrelated_crimes: f64,
+    /// Share of a day's crimes resubmitted (a new version) in the next day's batch.
+    #[arg(long, default_value_t = 0.05)]
+    pub resubmitted: f64,
     /// Share of crime CSV rows that are malformed.
     #[arg(long, default_value_t = 0.05)]
     pub malformed_share: f64,

@@ -6,7 +6,9 @@
 //! during the window), near misses (130–250 m away during the window, or at the spot but with a
 //! window that closed before the wearer arrived), and unrelated crimes around the area. Truth is
 //! then computed for every crime against every GPS trail, whatever it was placed as: a `hit` item
-//! for each activation whose true path came within 100 m during the window. Coordinates are WGS84
+//! for each activation whose true path came within 100 m during the window. A share of a day's
+//! crimes is resubmitted in the next day's batch (same reference, corrected window or location):
+//! a new `crime_version`, with its own truth. Coordinates are WGS84
 //! or British National Grid (one pair per row). A controlled share of extra rows is malformed,
 //! cycling through every validation error of the domain page; each is a `crime_row_error` truth item.
 
@@ -79,7 +81,12 @@ struct Crime {
     /// BNG (true) or WGS84 (false).
     bng: bool,
     note: usize,
+    /// 1 when first sent; each resubmission of the reference is the next version.
+    version: u32,
 }
+
+/// A crime and how it was placed (on whose trail, as what), for truth labels.
+type Placed = (Crime, Option<(usize, &'static str)>);
 
 /// Per-run crime batch generator for one force.
 pub struct CrimeGen {
@@ -87,6 +94,8 @@ pub struct CrimeGen {
     seed: u64,
     next_ref: u64,
     next_error: usize,
+    /// Yesterday's good crimes, candidates for resubmission.
+    previous: Vec<Placed>,
 }
 
 /// One day's file.
@@ -113,6 +122,7 @@ impl CrimeGen {
             seed,
             next_ref: 1,
             next_error: r.index(ROW_ERRORS.len()),
+            previous: Vec::new(),
         }
     }
 
@@ -154,7 +164,7 @@ impl CrimeGen {
             .filter(|p| p.device == DeviceKind::Gps && p.activation.from < d1 - 2 * 3_600_000)
             .map(|p| p.idx)
             .collect();
-        let mut crimes: Vec<(Crime, Option<(usize, &'static str)>)> = Vec::new();
+        let mut crimes: Vec<Placed> = Vec::new();
         let rand_time = |rng: &mut Rng, lo: TimeMs| rng.int(lo.max(d0), d1 - 1) / 1000 * 1000;
         let placed = |rng: &mut Rng| {
             let idx = gps[rng.index(gps.len())];
@@ -216,6 +226,7 @@ impl CrimeGen {
                     pos: loc,
                     bng: rng.chance(0.5),
                     note: rng.index(NOTES.len()),
+                    version: 1,
                 };
                 crimes.push((c, Some((idx, kind))));
             }
@@ -226,10 +237,28 @@ impl CrimeGen {
             crimes.push((c, None));
         }
 
+        // Resubmissions: a share of yesterday's crimes come again, corrected, as a new version.
+        for (old, placed) in std::mem::take(&mut self.previous) {
+            if old.from_ms < d0 - 22 * 3_600_000 || !rng.chance(rates.resubmitted) {
+                continue;
+            }
+            let mut c = old.clone();
+            c.version += 1;
+            c.to_ms = (c.to_ms + rng.int(10, 90) * MINUTE_MS)
+                .min(c.from_ms + 12 * 3_600_000)
+                .min(d1 - MINUTE_MS);
+            if rng.chance(0.5) {
+                c.pos = c.pos.add(rng.gauss(0.0, 20.0), rng.gauss(0.0, 20.0));
+            }
+            c.bng = rng.chance(0.5);
+            crimes.push((c, placed));
+        }
+
         // Rows, and truth from every crime against every trail.
         let mut rows: Vec<(String, Option<&'static str>)> = Vec::new();
         for (mut c, placed) in crimes {
             let row = self.row(&mut c, area, &batch_id);
+            self.previous.push((c.clone(), placed));
             let mut any_hit = false;
             for &idx in &gps {
                 if let Some((d, t)) =
@@ -325,6 +354,7 @@ impl CrimeGen {
             pos: area.sample_near(rng, Xy::default(), area.spread_m * 1.5),
             bng: rng.chance(0.5),
             note: rng.index(NOTES.len()),
+            version: 1,
         }
     }
 
@@ -347,7 +377,7 @@ impl CrimeGen {
         it.force = Some(self.force.id.into());
         it.batch_id = Some(batch_id.into());
         it.crime_ref = Some(c.crime_ref.clone());
-        it.crime_version = Some(1);
+        it.crime_version = Some(c.version);
         it.closest_m = d.is_finite().then(|| (d * 10.0).round() / 10.0);
         it.closest_t = Some(t);
         it.behaviour = Some(behaviour.unwrap_or("crime").to_string());

@@ -270,7 +270,7 @@ pub fn build_orders(
         }];
         let u = rng.f64();
         let (timetable, entries): (Vec<TimetableEntry>, Vec<SimEntry>) =
-            if let (Some(partner), true) = (p.partner, u < 0.5) {
+            if let (Some(partner), true) = (p.partner, u < 0.5 && !released_in_run) {
                 let (plat, plon) = area.frame.to_latlon(p.places[partner].pos);
                 addresses.push(CurfewAddress {
                     id: "partner".into(),
@@ -442,10 +442,12 @@ pub fn build_orders(
                 .iter()
                 .map(|pl| pl.pos.dist_m(home))
                 .fold(0.0, f64::max);
-            let r_m = reach + 900.0;
-            let (shape, geometry) = polygon_zone(area, home, r_m * 1.1, 10, rng);
+            // Vertices at 0.8–1.15 of the radius and chords between them: every routine place
+            // stays at least ~600 m inside.
+            let r_m = (reach + 600.0) / 0.75;
+            let (shape, geometry) = polygon_zone(area, home, r_m, 10, rng);
             let id = format!("Z{n}-in");
-            far = Some(area.sample_ring(rng, home, r_m * 1.6 + 1000.0, r_m * 2.2 + 2000.0));
+            far = Some(area.sample_ring(rng, home, r_m * 1.3 + 1000.0, r_m * 1.8 + 2000.0));
             conditions.push(Condition::InclusionZone(ZoneCondition {
                 id: id.clone(),
                 name: "Permitted area".into(),

@@ -141,6 +141,7 @@ enum Depart {
 struct Builder<'a> {
     p: &'a Profile,
     rng: &'a mut Rng,
+    discs: Vec<(Xy, f64)>,
     segs: Vec<Seg>,
     place: Option<usize>,
     pos: Xy,
@@ -148,10 +149,76 @@ struct Builder<'a> {
     stay_from: TimeMs,
 }
 
+/// Exclusion zones as (centre, radius enclosing the zone) for route avoidance.
+fn exclusion_discs(p: &Profile) -> Vec<(Xy, f64)> {
+    p.rules
+        .zones
+        .iter()
+        .filter(|z| z.exclusion)
+        .map(|z| {
+            let c = z.shape.centre();
+            let r = match &z.shape {
+                crate::orders::Shape::Circle { radius_m, .. } => *radius_m,
+                crate::orders::Shape::Polygon(poly) => poly.rings.first().map_or(0.0, |ring| {
+                    ring.iter().map(|q| q.dist_m(c)).fold(0.0, f64::max)
+                }),
+            };
+            (c, r + 30.0)
+        })
+        .collect()
+}
+
+/// Plans a trip; a routine trip (no forced waypoint) is re-drawn up to four times to keep clear of
+/// the person's exclusion zones, as people who know their zones do. Deterministic in `rng`.
+#[allow(clippy::too_many_arguments)]
+fn plan_trip(
+    rng: &mut Rng,
+    discs: &[(Xy, f64)],
+    mode: Mode,
+    a: Xy,
+    b: Xy,
+    via: Option<Xy>,
+    t0_ms: TimeMs,
+    walk_kmh: f64,
+) -> Trip {
+    let mut trip = Trip::plan(rng, mode, a, b, via, t0_ms, walk_kmh);
+    if via.is_some()
+        || discs
+            .iter()
+            .any(|(c, r)| c.dist_m(b) <= *r || c.dist_m(a) <= *r)
+    {
+        return trip;
+    }
+    let crosses = |t: &Trip| {
+        discs.iter().any(|(c, r)| {
+            t.pts
+                .windows(2)
+                .any(|w| crate::geo::seg_dist_m(*c, w[0], w[1]).0 <= *r)
+        })
+    };
+    for _ in 0..4 {
+        if !crosses(&trip) {
+            break;
+        }
+        trip = Trip::plan(rng, mode, a, b, None, t0_ms, walk_kmh);
+    }
+    trip
+}
+
 impl Builder<'_> {
     fn trip_duration(&mut self, to: Xy, mode: Mode, via: Option<Xy>) -> TimeMs {
         let mut probe = self.rng.clone();
-        Trip::plan(&mut probe, mode, self.pos, to, via, 0, self.p.walk_kmh).duration_ms()
+        plan_trip(
+            &mut probe,
+            &self.discs,
+            mode,
+            self.pos,
+            to,
+            via,
+            0,
+            self.p.walk_kmh,
+        )
+        .duration_ms()
     }
 
     fn mode_to(&mut self, to: Xy) -> Mode {
@@ -178,7 +245,16 @@ impl Builder<'_> {
                 (t - d).max(earliest)
             }
         };
-        let trip = Trip::plan(self.rng, mode, self.pos, to, via, dep, self.p.walk_kmh);
+        let trip = plan_trip(
+            self.rng,
+            &self.discs,
+            mode,
+            self.pos,
+            to,
+            via,
+            dep,
+            self.p.walk_kmh,
+        );
         let arrive = trip.end_ms();
         self.segs.push(Seg::Stay {
             place: self.place,
@@ -245,6 +321,7 @@ pub fn plan_cycle(
     let mut b = Builder {
         p,
         rng,
+        discs: exclusion_discs(p),
         segs: Vec::new(),
         place: start.0,
         pos: start.1,
@@ -299,11 +376,23 @@ pub fn plan_cycle(
         }
     }
 
+    // Where a late or absent night is spent (chosen now: it may start straight from work).
+    let outing = match night {
+        Night::Late(_) | Night::WithinGrace(_) => {
+            pick_kind(p, b.rng, &[PlaceKind::Pub, PlaceKind::Friend])
+        }
+        Night::Absent => pick_kind(p, b.rng, &[PlaceKind::Friend, PlaceKind::Pub]),
+        _ => None,
+    };
+    let mut from_work_to_outing = false;
     // Afternoon: leave work, errands, injected zone breaches.
     if b.place.is_some() && b.place == p.work {
         let end = lt(p.work_end_min);
         let back = b.slow_travel_ms(b.pos, home_pos);
-        if end + back > deadline && night == Night::Normal {
+        if let Some(dest) = outing {
+            b.go_place(dest, Depart::At(end));
+            from_work_to_outing = true;
+        } else if end + back > deadline && night == Night::Normal {
             b.go_place(home_idx, Depart::ArriveBy(deadline));
         } else {
             b.go_place(0, Depart::At(end));
@@ -315,7 +404,7 @@ pub fn plan_cycle(
     // An errand: a place to visit, or an injected zone breach (point, label, zone id).
     type Errand = (Option<usize>, Option<(Xy, &'static str, String)>);
     let mut errands: Vec<Errand> = Vec::new();
-    if allow {
+    if allow && !from_work_to_outing {
         for z in &p.rules.zones {
             let (r_pass, r_dwell) = if z.exclusion {
                 (
@@ -342,10 +431,10 @@ pub fn plan_cycle(
             }
         }
     }
-    if b.rng.chance(0.5) {
+    if b.rng.chance(0.5) && !from_work_to_outing {
         errands.push((pick_kind(p, b.rng, &[PlaceKind::Shop]), None));
     }
-    if b.rng.chance(0.25) {
+    if b.rng.chance(0.25) && !from_work_to_outing {
         errands.push((
             pick_kind(
                 p,
@@ -433,8 +522,10 @@ pub fn plan_cycle(
     // Evening.
     match (&w, &night) {
         (Some(w), Night::Absent) => {
-            let dest = pick_kind(p, b.rng, &[PlaceKind::Friend, PlaceKind::Pub]).unwrap_or(0);
-            b.go_place(dest, Depart::At(t.max(w.start_ms - 150 * MINUTE_MS)));
+            let dest = outing.unwrap_or(0);
+            if b.place != Some(dest) {
+                b.go_place(dest, Depart::At(t.max(w.start_ms - 150 * MINUTE_MS)));
+            }
             let leave = w.end_ms + b.rng.int(30, 150) * MINUTE_MS;
             injected.push(Injected {
                 label: "whole_night_absence",
@@ -451,8 +542,10 @@ pub fn plan_cycle(
             }
         }
         (Some(w), Night::Late(late_ms) | Night::WithinGrace(late_ms)) => {
-            let dest = pick_kind(p, b.rng, &[PlaceKind::Pub, PlaceKind::Friend]).unwrap_or(0);
-            b.go_place(dest, Depart::At(t.max(w.start_ms - 240 * MINUTE_MS)));
+            let dest = outing.unwrap_or(0);
+            if b.place != Some(dest) {
+                b.go_place(dest, Depart::At(t.max(w.start_ms - 240 * MINUTE_MS)));
+            }
             let arrive_at = w.start_ms + late_ms;
             let arrived = b.go_place(home_idx, Depart::ArriveBy(arrive_at));
             let label = if matches!(night, Night::Late(_)) {
@@ -469,7 +562,13 @@ pub fn plan_cycle(
         }
         (Some(_), _) => {
             if b.place != Some(home_idx) {
-                b.go_place(home_idx, Depart::At(t.max(b.stay_from)));
+                // Leave in time to be in before the window opens.
+                let dep = t.max(b.stay_from);
+                if dep + b.slow_travel_ms(b.pos, home_pos) > deadline {
+                    b.go_place(home_idx, Depart::ArriveBy(deadline));
+                } else {
+                    b.go_place(home_idx, Depart::At(dep));
+                }
             }
         }
         (None, _) => {
@@ -541,8 +640,11 @@ pub fn plan_cycle(
                         zone: None,
                     });
                     if Some(dest) != p.work {
+                        // Back only after the window has closed: this is out at the end, not a
+                        // trip out and back during it.
                         let stay = b.rng.int(30, 90) * MINUTE_MS;
-                        b.go_place(home_idx, Depart::At(b.stay_from + stay));
+                        let back = (b.stay_from + stay).max(w.end_ms + 10 * MINUTE_MS);
+                        b.go_place(home_idx, Depart::At(back));
                     }
                 }
             }
@@ -551,8 +653,10 @@ pub fn plan_cycle(
     }
 
     // Morning of the next day.
-    let earliest = match &w {
-        Some(w) => w.end_ms + b.rng.int(5, 45) * MINUTE_MS,
+    // Free to leave once the last of tonight's windows has closed.
+    let last_end = windows.iter().map(|w| w.end_ms).max();
+    let earliest = match last_end {
+        Some(end) => end + b.rng.int(5, 45) * MINUTE_MS,
         None => lt(24 * 60 + 6 * 60 + 30),
     };
     if b.place != p.work {

@@ -1,7 +1,8 @@
-//! The home monitoring unit (HMU) at the curfew address: it reports whether the ankle tag is in RF
-//! range, on every change and as a heartbeat every 30 minutes, and nothing while its power is off
-//! (the power loss and restoration are reported as events). A flat tag is out of range: the unit
-//! cannot tell a dead battery from an absent wearer, which is why the rules must look at both.
+//! The home monitoring unit (HMU), one at each curfew address: it reports whether the ankle tag
+//! is in RF range of a unit, on every change and as a heartbeat every 30 minutes, and nothing
+//! while its power is off (the power loss and restoration are reported as events). A flat tag is
+//! out of range: the unit cannot tell a dead battery from an absent wearer, which is why the rules
+//! must look at both.
 
 use tagstream::model::{Reading, ReadingBody, TimeMs};
 

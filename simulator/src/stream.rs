@@ -69,7 +69,10 @@ pub struct StreamStats {
     pub batches_resent: AtomicU64,
     pub batches_acked: AtomicU64,
     pub readings_acked: AtomicU64,
+    /// Batches the server already had (its `HelloOk.last_seq` covered them): stored, never
+    /// acknowledged on this run (an acknowledgement lost in a crash, or a re-run).
     pub already_stored: AtomicU64,
+    pub readings_already_stored: AtomicU64,
     pub connects: AtomicU64,
     pub connect_failures: AtomicU64,
     pub dropped_connections: AtomicU64,
@@ -97,13 +100,15 @@ pub struct StreamReport {
 }
 
 impl StreamReport {
+    /// One line: batches and readings the server confirmed (acknowledged, or reported stored by
+    /// `HelloOk.last_seq`) of those generated, then the connection counters.
     pub fn summary(&self) -> String {
         let s = &self.stats;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
             "tagsim stream: {} batches ({} readings) acknowledged of {} generated; {} sent, {} re-sent, {} already stored; {} connections, {} failed connects, {} dropped, {} error frames; {:.1} s",
-            g(&s.batches_acked),
-            g(&s.readings_acked),
+            g(&s.batches_acked) + g(&s.already_stored),
+            g(&s.readings_acked) + g(&s.readings_already_stored),
             self.sim.batches,
             g(&s.batches_sent),
             g(&s.batches_resent),
@@ -152,6 +157,9 @@ impl TagTask {
     fn take(&mut self, b: UploadBatch, stats: &StreamStats) {
         if b.seq <= self.server_last_seq {
             stats.already_stored.fetch_add(1, Ordering::Relaxed);
+            stats
+                .readings_already_stored
+                .fetch_add(b.readings.len() as u64, Ordering::Relaxed);
             return;
         }
         self.queue.push_back(Pending {
@@ -200,8 +208,12 @@ impl TagTask {
         };
         self.server_last_seq = self.server_last_seq.max(last_seq);
         while self.queue.front().is_some_and(|p| p.seq <= last_seq) {
-            self.queue.pop_front();
-            stats.already_stored.fetch_add(1, Ordering::Relaxed);
+            if let Some(p) = self.queue.pop_front() {
+                stats.already_stored.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .readings_already_stored
+                    .fetch_add(p.readings.len() as u64, Ordering::Relaxed);
+            }
         }
         let mut in_flight = 0usize;
         self.sent_unacked = 0;

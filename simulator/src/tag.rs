@@ -27,6 +27,8 @@ use tagstream::model::{DeviceEvent, Reading, ReadingBody, TacSample, TimeMs};
 
 /// Minutes of true positions kept for crime placement.
 pub const RING_MIN: usize = 48 * 60;
+/// Silences this close to the no-contact threshold are truth items that do not count.
+const NO_CONTACT_MARGIN_MS: i64 = 5 * MINUTE_MS;
 /// Largest batch a tag uploads.
 pub const MAX_BATCH: usize = 256;
 
@@ -217,6 +219,20 @@ impl TagSim {
             self.truth.push(it);
         }
         let t = ctx.end_ms + self.phase_ms;
+        // Silent at the end (a flat battery): contact is still lost when the run ends.
+        let threshold = ctx.rates.no_contact_after_min as i64 * MINUTE_MS;
+        if let Some(last) = self.last_upload_ms.filter(|last| {
+            self.pending.is_empty() && ctx.end_ms - last > threshold - NO_CONTACT_MARGIN_MS
+        }) {
+            let why = if self.battery.dead() {
+                "battery_dead"
+            } else {
+                "nothing_to_send"
+            };
+            let mut it = TruthItem::about(p, "no_contact", last, None).with_behaviour(why);
+            it.detectable = ctx.end_ms - last > threshold + NO_CONTACT_MARGIN_MS;
+            self.truth.push(it);
+        }
         self.seal(p, ctx, t, out);
     }
 
@@ -321,7 +337,7 @@ impl TagSim {
             && rng.chance(rates.scaled(rates.battery_death) * day_frac)
         {
             self.battery
-                .skip_charging_until(local_to_utc_ms(plan.date, 24 * 60 + 17 * 60));
+                .skip_charging_until(local_to_utc_ms(plan.date, 48 * 60 + 17 * 60));
         }
         self.events.sort_by_key(|e| e.0);
         if p.device == DeviceKind::Alcohol {
@@ -417,8 +433,10 @@ impl TagSim {
         out: &mut Vec<UploadBatch>,
     ) {
         self.swap_ms = None;
+        // The activation covers [from, to): the removal is its last second.
+        let removed_ms = (at - 1000).max(self.pending.last().map_or(i64::MIN, |r| r.t_ms));
         self.pending.push(Reading {
-            t_ms: at,
+            t_ms: removed_ms,
             battery_pct: Some(self.battery.pct()),
             body: ReadingBody::Event(DeviceEvent::Removed),
         });
@@ -555,7 +573,15 @@ impl TagSim {
             _ => {}
         }
         if p.hmu {
-            let in_range = alive && here.place == Some(0);
+            // A unit at each curfew address (home, and a partner's when the timetable has one).
+            let at_unit = here.place.is_some_and(|pl| {
+                pl == 0
+                    || p.rules
+                        .curfews
+                        .iter()
+                        .any(|c| c.addresses.iter().any(|a| a.place == pl))
+            });
+            let in_range = alive && at_unit;
             if let Some(r) = self.hmu.observe(t, in_range, !in_any(&self.hmu_off, t)) {
                 self.tick_buf.push(r);
             }
@@ -591,9 +617,11 @@ impl TagSim {
         }
         {
             let threshold = ctx.rates.no_contact_after_min as i64 * MINUTE_MS;
+            // Silences within five minutes of the threshold are recorded but not counted either
+            // way: the server measures them on its event-time clock, not the tag's upload times.
             if let Some(last) = self
                 .last_upload_ms
-                .filter(|last| upload_ms - last > threshold)
+                .filter(|last| upload_ms - last > threshold - NO_CONTACT_MARGIN_MS)
             {
                 let why = if self.losses.iter().any(|&(a, b)| a < upload_ms && last < b) {
                     "signal_loss"
@@ -607,9 +635,10 @@ impl TagSim {
                 } else {
                     "nothing_to_send"
                 };
-                self.truth.push(
-                    TruthItem::about(p, "no_contact", last, Some(upload_ms)).with_behaviour(why),
-                );
+                let mut it =
+                    TruthItem::about(p, "no_contact", last, Some(upload_ms)).with_behaviour(why);
+                it.detectable = upload_ms - last > threshold + NO_CONTACT_MARGIN_MS;
+                self.truth.push(it);
             }
             self.last_upload_ms = Some(upload_ms);
         }

@@ -6,12 +6,14 @@
 //! `behaviour` is `incidental`). Curfew rules used for derivation, per window `[ws, we)` and each
 //! maximal interval `[a, b]` away from the address inside it:
 //! - `a = ws`, `b = we`: AL12 `[ws, we]` (out for the entire period);
-//! - `a = ws`, `b < we`: if `b − ws` exceeds the order's grace, AL08 `[ws, b]` and AL09 `[b, b]`;
+//! - `a = ws`, `b < we`: if `b − ws` exceeds the order's grace, AL08 `[ws, b]` and AL09 `[b, b]`
+//!   (within 5 minutes either side of the grace limit they are recorded as not `detectable`);
 //! - `a > ws`, `b = we`: AL11 `[a, we]`;
 //! - `a > ws`, `b < we`: AL10 `[a, b]`.
 //!
 //! `no_contact` is a silence of more than `--no-contact-after-min` (60, tagstream's default)
-//! between two uploads of a tag, from the last contact to the next.
+//! between two uploads of a tag, from the last contact to the next (open when still silent at the
+//! end); silences within 5 minutes of the threshold are not `detectable`.
 //!
 //! Informational types (not alerts): `hit` (a true crime hit), `near_miss` (a crime placed just
 //! outside the vicinity or the window), `gps_outlier` (a multipath fix), `signal_loss` (no mobile
@@ -165,6 +167,9 @@ fn injected_label(
         .map_or_else(|| "incidental".to_string(), |i| i.label.to_string())
 }
 
+/// Half-width of the band around a curfew's grace limit whose late arrivals are not `detectable`.
+pub const GRACE_MARGIN_MS: i64 = 5 * 60_000;
+
 /// Curfew violations in one cycle's windows, from the trajectory (rules in the module doc).
 pub fn curfew_truth(p: &Profile, plan: &Plan, windows: &[Window], out: &mut Vec<TruthItem>) {
     for w in windows {
@@ -215,10 +220,12 @@ pub fn curfew_truth(p: &Profile, plan: &Plan, windows: &[Window], out: &mut Vec<
             if a == ws && b == we {
                 out.push(base("AL12", ws, we, &["whole_night_absence"]));
             } else if a == ws {
-                if b - ws > grace_ms {
-                    let mut al08 = base("AL08", ws, b, &["late_return"]);
-                    al08.detectable = b - ws - grace_ms >= 2 * 60_000;
-                    let mut al09 = base("AL09", b, b, &["late_return"]);
+                // Arrivals within 5 minutes either side of the grace limit are recorded but not
+                // counted: an indoor arrival is often first seen by a fix minutes later.
+                if b - ws > grace_ms - GRACE_MARGIN_MS {
+                    let mut al08 = base("AL08", ws, b, &["late_return", "within_grace"]);
+                    al08.detectable = b - ws > grace_ms + GRACE_MARGIN_MS;
+                    let mut al09 = base("AL09", b, b, &["late_return", "within_grace"]);
                     al09.detectable = al08.detectable;
                     out.push(al08);
                     out.push(al09);
@@ -342,9 +349,43 @@ pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
     }
 }
 
+/// Marks movement items that began while the activation's tag was flat as not detectable: no
+/// reading shows where the wearer was then (the home unit only sees the tag missing).
+pub fn mark_unseen_while_dead(items: &mut [TruthItem]) {
+    let mut dead: std::collections::HashMap<String, Vec<(TimeMs, TimeMs)>> = Default::default();
+    for it in items.iter().filter(|i| i.kind == "battery_dead") {
+        if let Some(a) = &it.activation {
+            dead.entry(a.clone())
+                .or_default()
+                .push((it.start, it.end.unwrap_or(TimeMs::MAX)));
+        }
+    }
+    for it in items.iter_mut() {
+        if !matches!(
+            it.kind.as_str(),
+            "curfew_violation" | "exclusion_zone_entry" | "inclusion_zone_exit"
+        ) {
+            continue;
+        }
+        let flat = it
+            .activation
+            .as_ref()
+            .and_then(|a| dead.get(a))
+            .is_some_and(|iv| iv.iter().any(|&(a, b)| it.start >= a && it.start <= b));
+        if flat {
+            it.detectable = false;
+            it.behaviour = Some(format!(
+                "{} (tag flat)",
+                it.behaviour.as_deref().unwrap_or("incidental")
+            ));
+        }
+    }
+}
+
 /// Joins items of the same activation, type, code and zone that continue each other across a
 /// cycle boundary (end of one within a minute of the start of the next), then sorts.
 pub fn merge_and_sort(mut items: Vec<TruthItem>) -> Vec<TruthItem> {
+    mark_unseen_while_dead(&mut items);
     items.sort_by(|a, b| {
         (&a.activation, &a.kind, &a.code, &a.zone, a.start).cmp(&(
             &b.activation,

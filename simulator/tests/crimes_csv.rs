@@ -128,6 +128,7 @@ fn crime_files_follow_the_police_format_with_the_configured_malformed_share() {
         let mut o = common::options(d, 30, 3, 21);
         o.rates.malformed_share = share;
         o.rates.unrelated_crimes = 40.0;
+        o.rates.resubmitted = 0.3;
         o
     });
     let truth = common::truth(dir.path());
@@ -156,7 +157,8 @@ fn crime_files_follow_the_police_format_with_the_configured_malformed_share() {
         ]
     );
     let mut kinds_seen = BTreeSet::new();
-    let mut refs = BTreeSet::new();
+    // Crime reference -> the files it appears in (a later file is a resubmission: a new version).
+    let mut refs: HashMap<String, Vec<String>> = HashMap::new();
     for name in &names {
         let bytes = std::fs::read(crimes.join(name)).expect("read");
         assert!(
@@ -187,11 +189,13 @@ fn crime_files_follow_the_police_format_with_the_configured_malformed_share() {
                         i + 1
                     );
                     assert!(line.ends_with('"'), "free text is quoted");
+                    let files = refs.entry(f[4].clone()).or_default();
                     assert!(
-                        refs.insert(f[4].clone()),
-                        "crime reference {} repeated",
+                        !files.contains(name),
+                        "crime reference {} twice in {name}",
                         f[4]
                     );
+                    files.push(name.clone());
                 }
             }
         }
@@ -207,6 +211,21 @@ fn crime_files_follow_the_police_format_with_the_configured_malformed_share() {
             "{name}: malformed share {got:.3}, configured {share}"
         );
     }
+    // Resubmitted references carry a later version in truth when they hit.
+    let resubmitted: Vec<&String> = refs
+        .iter()
+        .filter(|(_, f)| f.len() > 1)
+        .map(|(r, _)| r)
+        .collect();
+    for t in truth.iter().filter(|t| t["type"] == "hit") {
+        let r = t["crime_ref"].as_str().unwrap_or_default().to_string();
+        let v = t["crime_version"].as_u64().unwrap_or(0);
+        assert!(
+            v == 1 || resubmitted.contains(&&r),
+            "{r} version {v} was never resubmitted"
+        );
+    }
+    assert!(!resubmitted.is_empty(), "some crimes are resubmitted");
     assert_eq!(
         kinds_seen.len(),
         tagsim::crimes::ROW_ERRORS.len(),

@@ -218,3 +218,58 @@ fn a_replaced_tag_ends_its_activation_and_the_new_tag_starts_a_new_one() {
         assert!(line.ends_with("\"batch\":1}"), "{line}");
     }
 }
+
+#[test]
+fn another_force_area_puts_homes_inside_it_and_names_its_crime_files() {
+    let dir = common::generated(|d| {
+        let mut o = common::options(d, 25, 1, 17);
+        o.area = "Metropolitan Police".into();
+        o.rates.malformed_share = 0.0;
+        o
+    });
+    let area =
+        tagsim::area::Area::load(&common::areas_file(), "Metropolitan Police").expect("area");
+    let orders = common::orders(dir.path());
+    let mut homes = 0;
+    for o in orders["orders"].as_array().expect("orders") {
+        for c in o["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["type"] == "curfew")
+        {
+            for a in c["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["id"] == "home")
+            {
+                let p = area.frame.to_xy(
+                    a["lat"].as_f64().unwrap_or(0.0),
+                    a["lon"].as_f64().unwrap_or(0.0),
+                );
+                assert!(
+                    area.contains(p),
+                    "home {a} outside the Metropolitan Police area"
+                );
+                homes += 1;
+            }
+        }
+    }
+    assert!(homes > 0);
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("crimes"))
+        .expect("crimes")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, vec!["Metropolitan-20260303.csv"]);
+    let text =
+        std::fs::read_to_string(dir.path().join("crimes/Metropolitan-20260303.csv")).expect("file");
+    for l in text.lines() {
+        let f = common::csv_fields(l);
+        assert_eq!(
+            (f[0].as_str(), f[3].as_str()),
+            ("Metropolitan", "MPS20260303"),
+            "{l}"
+        );
+    }
+}
