@@ -249,17 +249,17 @@ impl TrailStore {
                 (0, 1, DATA_HEADER.len() as u64, fresh.len() as u64)
             }
             Some(last) => {
-                let mut blocks: HashMap<(u32, u64), BlockRecord> = HashMap::new();
+                // Blocks in manifest order; removals are rare, kept as a set.
+                let mut blocks: Vec<BlockRecord> = Vec::new();
+                let mut removed: std::collections::HashSet<(u32, u64)> = Default::default();
                 let mut purged: HashMap<u32, i64> = HashMap::new();
                 let mut cp = (0u64, 1u32, DATA_HEADER.len() as u64);
                 for (record, _) in &records[..=last] {
                     match record {
                         Record::Activation { id, name } => index.add_activation(*id, name),
-                        Record::Block(b) => {
-                            blocks.insert((b.file, b.offset), *b);
-                        }
+                        Record::Block(b) => blocks.push(*b),
                         Record::Remove { file, offset, .. } => {
-                            blocks.remove(&(*file, *offset));
+                            removed.insert((*file, *offset));
                         }
                         Record::PurgedBefore {
                             activation,
@@ -278,7 +278,10 @@ impl TrailStore {
                 let manifest_len = records[last].1;
                 report.manifest_bytes_dropped = bytes.len() as u64 - manifest_len;
                 // Every referenced activation must have a name record.
-                for b in blocks.values() {
+                // A block written after a removal of the same place would be a new block, but
+                // the data files are append-only: a (file, offset) is never reused.
+                blocks.retain(|b| !removed.contains(&(b.file, b.offset)));
+                for b in &blocks {
                     if index
                         .acts
                         .get(b.activation as usize)
@@ -299,9 +302,7 @@ impl TrailStore {
                         a.purged_before_ms = before;
                     }
                 }
-                let mut by_act: Vec<BlockRecord> = blocks.into_values().collect();
-                by_act.sort_by_key(|b| (b.activation, b.file, b.offset));
-                for b in by_act {
+                for b in blocks {
                     let own = super::spatial::Envelope::new(b.bbox, b.first.t_ms, b.last.t_ms);
                     index.acts[b.activation as usize]
                         .blocks
@@ -602,8 +603,18 @@ impl TrailStore {
         out: &mut Vec<Reading>,
     ) -> Result<(), TrailError> {
         let mut buf = Vec::new();
-        for b in blocks {
-            let file = self.inner.files.read().get(&b.file).cloned();
+        let files: Vec<Option<Arc<File>>> = {
+            let map = self.inner.files.read();
+            blocks.iter().map(|b| map.get(&b.file).cloned()).collect()
+        };
+        if blocks.len() > 1 {
+            for (b, f) in blocks.iter().zip(&files) {
+                if let Some(f) = f {
+                    chunk_file::prefetch(f, b.offset, b.len_bytes);
+                }
+            }
+        }
+        for (b, file) in blocks.iter().zip(files) {
             let path = data_path(&self.inner.dir, b.file);
             let Some(file) = file else {
                 return Err(TrailError::MissingDataFile { path });
