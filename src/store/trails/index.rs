@@ -332,10 +332,20 @@ impl Index {
             .partition_point(|b| (b.t_min(), b.rec.file, b.rec.offset) < key);
         let own = Envelope::new(rec.bbox, rec.first.t_ms, rec.last.t_ms);
         act.blocks.insert(at, BlockMeta { rec, env: own });
+        // Its final envelope goes straight into the tree; neighbours are refreshed after.
+        let env = envelope_of(
+            &act.blocks,
+            meta_item,
+            at,
+            self.chunk_ms,
+            self.max_gap_ms,
+            false,
+        );
+        act.blocks[at].env = env;
         self.sealed_positions += rec.count as u64;
         self.blocks += 1;
         self.rtree
-            .insert(SpatialEntry::new(&own, act_id, rec.file, rec.offset));
+            .insert(SpatialEntry::new(&env, act_id, rec.file, rec.offset));
         self.refresh_around(act_id, rec.first.t_ms, rec.last.t_ms);
     }
 

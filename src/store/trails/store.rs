@@ -31,7 +31,7 @@ use std::sync::Arc;
 const MANIFEST_NAME: &str = "trails.manifest";
 const MAX_NAME_BYTES: usize = 1024;
 /// Sealed buffers swapped for block references per write-lock section.
-const INSTALL_BATCH: usize = 256;
+const INSTALL_BATCH: usize = 64;
 
 /// Trail store settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
