@@ -14,7 +14,7 @@ use super::manifest::{BboxE7, BlockRecord, FixE7};
 use super::spatial::{Envelope, QueryBox, SpatialEntry};
 use crate::model::{Reading, ReadingBody, TimeMs};
 use rstar::RTree;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A sealed block as the index holds it.
 #[derive(Clone, Debug)]
@@ -183,6 +183,8 @@ pub struct Index {
     pub sealed_positions: u64,
     pub buffered_positions: u64,
     pub blocks: u64,
+    /// Activations with open buffers (what checkpoints and buffer queries walk).
+    pub open: BTreeSet<u32>,
 }
 
 /// What a read needs: sealed blocks (in write order) and copies of buffered positions.
@@ -218,6 +220,7 @@ impl Index {
             sealed_positions: 0,
             buffered_positions: 0,
             blocks: 0,
+            open: BTreeSet::new(),
         }
     }
 
@@ -277,6 +280,9 @@ impl Index {
             added += 1;
         }
         self.buffered_positions += added;
+        if added > 0 {
+            self.open.insert(id);
+        }
         added
     }
 
@@ -293,14 +299,15 @@ impl Index {
     ) -> (Vec<SealJob>, Option<u64>) {
         let mut jobs = Vec::new();
         let mut keep_min: Option<u64> = None;
-        for (id, act) in self.acts.iter().enumerate() {
+        for &id in &self.open {
+            let act = &self.acts[id as usize];
             for (chunk, buf) in &act.buffers {
                 let over =
                     chunk.saturating_add(self.chunk_ms).saturating_add(grace_ms) <= act.max_t_ms;
                 let stale = buf.first_record.saturating_add(max_unsealed_records) <= next_record;
                 if force || over || stale {
                     jobs.push(SealJob {
-                        activation: id as u32,
+                        activation: id,
                         chunk_ms: *chunk,
                         readings: buf.readings.clone(),
                         complete_through_record: act.last_record.unwrap_or(buf.first_record),
@@ -318,6 +325,9 @@ impl Index {
         let act = &mut self.acts[rec.activation as usize];
         if let Some(buf) = act.buffers.remove(&chunk) {
             self.buffered_positions -= buf.readings.len() as u64;
+        }
+        if act.buffers.is_empty() {
+            self.open.remove(&rec.activation);
         }
         self.insert_block(rec);
     }
@@ -488,7 +498,8 @@ impl Index {
             slot.2 += 1;
         }
         // Unsealed buffers: envelopes computed on demand, after a cheap time filter.
-        for (id, act) in self.acts.iter().enumerate() {
+        for &id in &self.open {
+            let act = &self.acts[id as usize];
             for buf in act.buffers.values() {
                 if buf.last.t_ms.saturating_add(self.max_gap_ms) < q.from_ms
                     || buf.first.t_ms.saturating_sub(self.max_gap_ms) > q.to_ms
@@ -497,7 +508,7 @@ impl Index {
                 }
                 let env = self.buffer_envelope(act, buf);
                 if env.intersects(q) {
-                    let slot = out.entry(id as u32).or_insert((env.from_ms, env.to_ms, 0));
+                    let slot = out.entry(id).or_insert((env.from_ms, env.to_ms, 0));
                     slot.0 = slot.0.min(env.from_ms);
                     slot.1 = slot.1.max(env.to_ms);
                     slot.2 += 1;

@@ -814,6 +814,9 @@ impl TrailStore {
                     buf.first = first;
                 }
             }
+            if act.buffers.is_empty() {
+                index.open.remove(&id);
+            }
             index.buffered_positions -= trimmed;
             removed += trimmed;
         }
