@@ -134,12 +134,10 @@ pub fn read_block(
 /// Advisory only: failure is ignored.
 pub fn prefetch(f: &File, offset: u64, len_bytes: u32) {
     use std::os::fd::AsRawFd;
-    let (Ok(off), Ok(len)) = (
-        libc::off_t::try_from(offset),
-        libc::off_t::try_from(len_bytes),
-    ) else {
+    let Ok(off) = libc::off_t::try_from(offset) else {
         return;
     };
+    let len = libc::off_t::from(len_bytes);
     // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is owned by `f`,
     // which outlives the call.
     unsafe {

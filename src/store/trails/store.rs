@@ -22,7 +22,7 @@ use super::manifest::{scan_frames, BboxE7, BlockRecord, FixE7, Record, ScanEnd, 
 use super::spatial::{path_meets_box, QueryBox};
 use crate::model::{Reading, ReadingBody, TimeMs};
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -435,17 +435,25 @@ impl TrailStore {
         }
         let mut w = self.inner.writer.lock();
         let dedup = w.max_complete_record.is_some_and(|m| log_record <= m);
-        let mut index = self.inner.index.write();
-        let id = match index.by_name.get(activation) {
-            Some(id) => *id,
-            None => {
-                let id = index.acts.len() as u32;
-                index.add_activation(id, activation);
-                w.pending_names.push(id);
-                id
+        {
+            // The common case: a known activation, appended under the read lock and one shard.
+            let index = self.inner.index.read();
+            if let Some(&id) = index.by_name.get(activation) {
+                return Ok(index.append(id, log_record, readings, dedup));
             }
+        }
+        let id = {
+            let mut index = self.inner.index.write();
+            let id = index.acts.len() as u32;
+            index.add_activation(id, activation);
+            id
         };
-        Ok(index.append(id, log_record, readings, dedup))
+        w.pending_names.push(id);
+        Ok(self
+            .inner
+            .index
+            .read()
+            .append(id, log_record, readings, dedup))
     }
 
     /// Seals the chunks that are due, makes them durable and persists the checkpoint. Returns
@@ -464,7 +472,7 @@ impl TrailStore {
         let mut w = self.inner.writer.lock();
         let (jobs, keep_min) = {
             let index = self.inner.index.read();
-            let force = force || index.buffered_positions > cfg.max_buffered_positions;
+            let force = force || index.buffered() > cfg.max_buffered_positions;
             index.plan_seal(
                 next_log_record,
                 cfg.seal_grace_ms,
@@ -797,14 +805,21 @@ impl TrailStore {
             let act = &mut index.acts[id as usize];
             act.purged_before_ms = act.purged_before_ms.max(before_ms);
             let mut trimmed = 0u64;
-            act.buffers.retain(|_, buf| {
+            let index = &mut *index;
+            let shard = index.shards[id as usize % super::index::SHARDS].get_mut();
+            let mut no_buffers = BTreeMap::new();
+            let buffers = match shard.get_mut(&id) {
+                Some(st) => &mut st.buffers,
+                None => &mut no_buffers,
+            };
+            buffers.retain(|_, buf| {
                 let n = buf.readings.len();
                 buf.readings.retain(|r| r.t_ms >= before_ms);
                 trimmed += (n - buf.readings.len()) as u64;
                 !buf.readings.is_empty()
             });
             // Buffers keep their summaries; recompute for any that lost positions.
-            for buf in act.buffers.values_mut() {
+            for buf in buffers.values_mut() {
                 if let Some((first, _)) = buf
                     .readings
                     .iter()
@@ -814,10 +829,7 @@ impl TrailStore {
                     buf.first = first;
                 }
             }
-            if act.buffers.is_empty() {
-                index.open.remove(&id);
-            }
-            index.buffered_positions -= trimmed;
+            *index.buffered_positions.get_mut() -= trimmed;
             removed += trimmed;
         }
         // Erase the removed blocks' bytes.
@@ -850,11 +862,9 @@ impl TrailStore {
     /// Names of activations with positions (sealed or buffered), sorted.
     pub fn activations(&self) -> Vec<String> {
         let index = self.inner.index.read();
-        let mut names: Vec<String> = index
-            .acts
-            .iter()
-            .filter(|a| !a.blocks.is_empty() || !a.buffers.is_empty())
-            .map(|a| a.name.clone())
+        let mut names: Vec<String> = (0..index.acts.len() as u32)
+            .filter(|id| index.has_positions(*id))
+            .map(|id| index.acts[id as usize].name.clone())
             .collect();
         names.sort();
         names
@@ -863,17 +873,10 @@ impl TrailStore {
     pub fn stats(&self) -> TrailStats {
         let (activations, sealed, buffered, blocks) = {
             let index = self.inner.index.read();
-            let acts = index
-                .acts
-                .iter()
-                .filter(|a| !a.blocks.is_empty() || !a.buffers.is_empty())
+            let acts = (0..index.acts.len() as u32)
+                .filter(|id| index.has_positions(*id))
                 .count() as u64;
-            (
-                acts,
-                index.sealed_positions,
-                index.buffered_positions,
-                index.blocks,
-            )
+            (acts, index.sealed_positions, index.buffered(), index.blocks)
         };
         let (manifest_bytes, checkpoint) = {
             let w = self.inner.writer.lock();
