@@ -129,6 +129,22 @@ pub fn read_block(
     Ok(())
 }
 
+/// Asks the kernel to start reading a block into the page cache now, so that the positioned
+/// reads of a multi-block read overlap instead of waiting on the disk one after another.
+/// Advisory only: failure is ignored.
+pub fn prefetch(f: &File, offset: u64, len_bytes: u32) {
+    use std::os::fd::AsRawFd;
+    let Ok(off) = libc::off_t::try_from(offset) else {
+        return;
+    };
+    let len = libc::off_t::from(len_bytes);
+    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is owned by `f`,
+    // which outlives the call.
+    unsafe {
+        libc::posix_fadvise(f.as_raw_fd(), off, len, libc::POSIX_FADV_WILLNEED);
+    }
+}
+
 /// Overwrites a removed block with zeros so its positions do not survive on disk.
 pub fn erase_block(f: &File, path: &Path, offset: u64, len_bytes: u32) -> Result<(), TrailError> {
     let zeros = vec![0u8; len_bytes as usize];

@@ -13,8 +13,10 @@
 use super::manifest::{BboxE7, BlockRecord, FixE7};
 use super::spatial::{Envelope, QueryBox, SpatialEntry};
 use crate::model::{Reading, ReadingBody, TimeMs};
+use parking_lot::Mutex;
 use rstar::RTree;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A sealed block as the index holds it.
 #[derive(Clone, Debug)]
@@ -84,15 +86,27 @@ pub struct ActivationState {
     pub name: String,
     /// Sorted by (first time, file, offset).
     pub blocks: Vec<BlockMeta>,
-    /// Keyed by chunk start.
-    pub buffers: BTreeMap<TimeMs, ChunkBuffer>,
     /// Positions before this are purged and never accepted again.
     pub purged_before_ms: TimeMs,
+}
+
+/// An activation's unsealed state: written by the writer's appends under its shard's mutex,
+/// so appends never need the index's write lock.
+#[derive(Clone, Debug, Default)]
+pub struct OpenState {
+    /// Keyed by chunk start.
+    pub buffers: BTreeMap<TimeMs, ChunkBuffer>,
     /// The last log record applied in this process (not persisted).
     pub last_record: Option<u64>,
     /// Latest event time seen, for deciding when a chunk is over.
-    pub max_t_ms: TimeMs,
+    pub max_t_ms: Option<TimeMs>,
 }
+
+/// Number of buffer shards (activation id modulo this).
+pub const SHARDS: usize = 64;
+
+/// Open states of the activations whose id falls in one shard.
+pub type Shard = HashMap<u32, OpenState>;
 
 /// Time range and geometry of a block or buffer, for envelope computation.
 #[derive(Clone, Copy, Debug)]
@@ -181,8 +195,11 @@ pub struct Index {
     pub acts: Vec<ActivationState>,
     pub rtree: RTree<SpatialEntry>,
     pub sealed_positions: u64,
-    pub buffered_positions: u64,
+    pub buffered_positions: AtomicU64,
     pub blocks: u64,
+    /// Unsealed buffers, sharded by activation id: an append locks one shard; a reader holds
+    /// the index read lock and its activation's shard while copying.
+    pub shards: Vec<Mutex<Shard>>,
 }
 
 /// What a read needs: sealed blocks (in write order) and copies of buffered positions.
@@ -216,9 +233,30 @@ impl Index {
             acts: Vec::new(),
             rtree: RTree::new(),
             sealed_positions: 0,
-            buffered_positions: 0,
+            buffered_positions: AtomicU64::new(0),
             blocks: 0,
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
         }
+    }
+
+    pub fn shard(&self, id: u32) -> &Mutex<Shard> {
+        &self.shards[id as usize % SHARDS]
+    }
+
+    pub fn buffered(&self) -> u64 {
+        self.buffered_positions.load(Ordering::Relaxed)
+    }
+
+    /// Whether the activation has sealed blocks or open buffers.
+    pub fn has_positions(&self, id: u32) -> bool {
+        self.acts
+            .get(id as usize)
+            .is_some_and(|a| !a.blocks.is_empty())
+            || self
+                .shard(id)
+                .lock()
+                .get(&id)
+                .is_some_and(|st| !st.buffers.is_empty())
     }
 
     pub fn chunk_of(&self, t_ms: TimeMs) -> TimeMs {
@@ -232,10 +270,7 @@ impl Index {
             self.acts.push(ActivationState {
                 name: String::new(),
                 blocks: Vec::new(),
-                buffers: BTreeMap::new(),
                 purged_before_ms: TimeMs::MIN,
-                last_record: None,
-                max_t_ms: TimeMs::MIN,
             });
         }
         self.acts[idx].name = name.to_string();
@@ -244,13 +279,15 @@ impl Index {
 
     /// Applies one activation's readings from one log record. `dedup` is set while re-applying
     /// records that sealed blocks may already hold. Returns the positions buffered.
-    pub fn append(&mut self, id: u32, log_record: u64, readings: &[Reading], dedup: bool) -> u64 {
+    pub fn append(&self, id: u32, log_record: u64, readings: &[Reading], dedup: bool) -> u64 {
         let chunk_ms = self.chunk_ms;
-        let act = &mut self.acts[id as usize];
-        if act.last_record.is_some_and(|last| log_record <= last) {
+        let act = &self.acts[id as usize];
+        let mut shard = self.shard(id).lock();
+        let st = shard.entry(id).or_default();
+        if st.last_record.is_some_and(|last| log_record <= last) {
             return 0;
         }
-        act.last_record = Some(log_record);
+        st.last_record = Some(log_record);
         let mut added = 0u64;
         for r in readings {
             let Some((lat, lon)) = lat_lon(r) else {
@@ -265,18 +302,18 @@ impl Index {
             {
                 continue;
             }
-            act.max_t_ms = act.max_t_ms.max(r.t_ms);
-            match act.buffers.get_mut(&chunk) {
+            st.max_t_ms = Some(st.max_t_ms.map_or(r.t_ms, |m| m.max(r.t_ms)));
+            match st.buffers.get_mut(&chunk) {
                 Some(buf) => buf.push(*r, lat, lon),
                 None => {
                     let mut buf = ChunkBuffer::new(log_record, r, lat, lon);
                     buf.push(*r, lat, lon);
-                    act.buffers.insert(chunk, buf);
+                    st.buffers.insert(chunk, buf);
                 }
             }
             added += 1;
         }
-        self.buffered_positions += added;
+        self.buffered_positions.fetch_add(added, Ordering::Relaxed);
         added
     }
 
@@ -293,20 +330,26 @@ impl Index {
     ) -> (Vec<SealJob>, Option<u64>) {
         let mut jobs = Vec::new();
         let mut keep_min: Option<u64> = None;
-        for (id, act) in self.acts.iter().enumerate() {
-            for (chunk, buf) in &act.buffers {
-                let over =
-                    chunk.saturating_add(self.chunk_ms).saturating_add(grace_ms) <= act.max_t_ms;
-                let stale = buf.first_record.saturating_add(max_unsealed_records) <= next_record;
-                if force || over || stale {
-                    jobs.push(SealJob {
-                        activation: id as u32,
-                        chunk_ms: *chunk,
-                        readings: buf.readings.clone(),
-                        complete_through_record: act.last_record.unwrap_or(buf.first_record),
-                    });
-                } else {
-                    keep_min = Some(keep_min.map_or(buf.first_record, |k| k.min(buf.first_record)));
+        for shard in &self.shards {
+            let shard = shard.lock();
+            for (&id, st) in shard.iter() {
+                let max_t_ms = st.max_t_ms.unwrap_or(TimeMs::MIN);
+                for (chunk, buf) in &st.buffers {
+                    let over =
+                        chunk.saturating_add(self.chunk_ms).saturating_add(grace_ms) <= max_t_ms;
+                    let stale =
+                        buf.first_record.saturating_add(max_unsealed_records) <= next_record;
+                    if force || over || stale {
+                        jobs.push(SealJob {
+                            activation: id,
+                            chunk_ms: *chunk,
+                            readings: buf.readings.clone(),
+                            complete_through_record: st.last_record.unwrap_or(buf.first_record),
+                        });
+                    } else {
+                        keep_min =
+                            Some(keep_min.map_or(buf.first_record, |k| k.min(buf.first_record)));
+                    }
                 }
             }
         }
@@ -315,9 +358,12 @@ impl Index {
 
     /// Replaces a sealed buffer by its block.
     pub fn install_sealed(&mut self, chunk: TimeMs, rec: BlockRecord) {
-        let act = &mut self.acts[rec.activation as usize];
-        if let Some(buf) = act.buffers.remove(&chunk) {
-            self.buffered_positions -= buf.readings.len() as u64;
+        let shard = self.shards[rec.activation as usize % SHARDS].get_mut();
+        if let Some(buf) = shard
+            .get_mut(&rec.activation)
+            .and_then(|st| st.buffers.remove(&chunk))
+        {
+            *self.buffered_positions.get_mut() -= buf.readings.len() as u64;
         }
         self.insert_block(rec);
     }
@@ -332,10 +378,20 @@ impl Index {
             .partition_point(|b| (b.t_min(), b.rec.file, b.rec.offset) < key);
         let own = Envelope::new(rec.bbox, rec.first.t_ms, rec.last.t_ms);
         act.blocks.insert(at, BlockMeta { rec, env: own });
+        // Its final envelope goes straight into the tree; neighbours are refreshed after.
+        let env = envelope_of(
+            &act.blocks,
+            meta_item,
+            at,
+            self.chunk_ms,
+            self.max_gap_ms,
+            false,
+        );
+        act.blocks[at].env = env;
         self.sealed_positions += rec.count as u64;
         self.blocks += 1;
         self.rtree
-            .insert(SpatialEntry::new(&own, act_id, rec.file, rec.offset));
+            .insert(SpatialEntry::new(&env, act_id, rec.file, rec.offset));
         self.refresh_around(act_id, rec.first.t_ms, rec.last.t_ms);
     }
 
@@ -447,7 +503,8 @@ impl Index {
         } else {
             plan.blocks.sort_by_key(|b| (b.file, b.offset));
         }
-        for buf in act.buffers.values() {
+        let shard = self.shard(id).lock();
+        for buf in shard.get(&id).iter().flat_map(|st| st.buffers.values()) {
             let overlaps = buf.last.t_ms >= from_ms && buf.first.t_ms <= to_ms;
             if overlaps || neighbours {
                 plan.buffered.extend_from_slice(&buf.readings);
@@ -478,19 +535,23 @@ impl Index {
             slot.2 += 1;
         }
         // Unsealed buffers: envelopes computed on demand, after a cheap time filter.
-        for (id, act) in self.acts.iter().enumerate() {
-            for buf in act.buffers.values() {
-                if buf.last.t_ms.saturating_add(self.max_gap_ms) < q.from_ms
-                    || buf.first.t_ms.saturating_sub(self.max_gap_ms) > q.to_ms
-                {
-                    continue;
-                }
-                let env = self.buffer_envelope(act, buf);
-                if env.intersects(q) {
-                    let slot = out.entry(id as u32).or_insert((env.from_ms, env.to_ms, 0));
-                    slot.0 = slot.0.min(env.from_ms);
-                    slot.1 = slot.1.max(env.to_ms);
-                    slot.2 += 1;
+        for shard in &self.shards {
+            let shard = shard.lock();
+            for (&id, st) in shard.iter() {
+                let act = &self.acts[id as usize];
+                for buf in st.buffers.values() {
+                    if buf.last.t_ms.saturating_add(self.max_gap_ms) < q.from_ms
+                        || buf.first.t_ms.saturating_sub(self.max_gap_ms) > q.to_ms
+                    {
+                        continue;
+                    }
+                    let env = self.buffer_envelope(act, st, buf);
+                    if env.intersects(q) {
+                        let slot = out.entry(id).or_insert((env.from_ms, env.to_ms, 0));
+                        slot.0 = slot.0.min(env.from_ms);
+                        slot.1 = slot.1.max(env.to_ms);
+                        slot.2 += 1;
+                    }
                 }
             }
         }
@@ -499,7 +560,12 @@ impl Index {
 
     /// A buffer's envelope: like a block's, and also the fix just after it (a sealed block after
     /// an unsealed one does not know about it yet).
-    fn buffer_envelope(&self, act: &ActivationState, buf: &ChunkBuffer) -> Envelope {
+    fn buffer_envelope(
+        &self,
+        act: &ActivationState,
+        st: &OpenState,
+        buf: &ChunkBuffer,
+    ) -> Envelope {
         let lo = buf
             .first
             .t_ms
@@ -514,7 +580,7 @@ impl Index {
             .iter()
             .map(|b| (false, block_item(&b.rec)))
             .collect();
-        for b in act.buffers.values() {
+        for b in st.buffers.values() {
             items.push((std::ptr::eq(b, buf), buffer_item(b)));
         }
         items.sort_by_key(|(_, it)| it.first.t_ms);

@@ -22,7 +22,7 @@ use super::manifest::{scan_frames, BboxE7, BlockRecord, FixE7, Record, ScanEnd, 
 use super::spatial::{path_meets_box, QueryBox};
 use crate::model::{Reading, ReadingBody, TimeMs};
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ use std::sync::Arc;
 const MANIFEST_NAME: &str = "trails.manifest";
 const MAX_NAME_BYTES: usize = 1024;
 /// Sealed buffers swapped for block references per write-lock section.
-const INSTALL_BATCH: usize = 256;
+const INSTALL_BATCH: usize = 64;
 
 /// Trail store settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -249,17 +249,17 @@ impl TrailStore {
                 (0, 1, DATA_HEADER.len() as u64, fresh.len() as u64)
             }
             Some(last) => {
-                let mut blocks: HashMap<(u32, u64), BlockRecord> = HashMap::new();
+                // Blocks in manifest order; removals are rare, kept as a set.
+                let mut blocks: Vec<BlockRecord> = Vec::new();
+                let mut removed: std::collections::HashSet<(u32, u64)> = Default::default();
                 let mut purged: HashMap<u32, i64> = HashMap::new();
                 let mut cp = (0u64, 1u32, DATA_HEADER.len() as u64);
                 for (record, _) in &records[..=last] {
                     match record {
                         Record::Activation { id, name } => index.add_activation(*id, name),
-                        Record::Block(b) => {
-                            blocks.insert((b.file, b.offset), *b);
-                        }
+                        Record::Block(b) => blocks.push(*b),
                         Record::Remove { file, offset, .. } => {
-                            blocks.remove(&(*file, *offset));
+                            removed.insert((*file, *offset));
                         }
                         Record::PurgedBefore {
                             activation,
@@ -278,7 +278,10 @@ impl TrailStore {
                 let manifest_len = records[last].1;
                 report.manifest_bytes_dropped = bytes.len() as u64 - manifest_len;
                 // Every referenced activation must have a name record.
-                for b in blocks.values() {
+                // A block written after a removal of the same place would be a new block, but
+                // the data files are append-only: a (file, offset) is never reused.
+                blocks.retain(|b| !removed.contains(&(b.file, b.offset)));
+                for b in &blocks {
                     if index
                         .acts
                         .get(b.activation as usize)
@@ -299,9 +302,7 @@ impl TrailStore {
                         a.purged_before_ms = before;
                     }
                 }
-                let mut by_act: Vec<BlockRecord> = blocks.into_values().collect();
-                by_act.sort_by_key(|b| (b.activation, b.file, b.offset));
-                for b in by_act {
+                for b in blocks {
                     let own = super::spatial::Envelope::new(b.bbox, b.first.t_ms, b.last.t_ms);
                     index.acts[b.activation as usize]
                         .blocks
@@ -434,17 +435,25 @@ impl TrailStore {
         }
         let mut w = self.inner.writer.lock();
         let dedup = w.max_complete_record.is_some_and(|m| log_record <= m);
-        let mut index = self.inner.index.write();
-        let id = match index.by_name.get(activation) {
-            Some(id) => *id,
-            None => {
-                let id = index.acts.len() as u32;
-                index.add_activation(id, activation);
-                w.pending_names.push(id);
-                id
+        {
+            // The common case: a known activation, appended under the read lock and one shard.
+            let index = self.inner.index.read();
+            if let Some(&id) = index.by_name.get(activation) {
+                return Ok(index.append(id, log_record, readings, dedup));
             }
+        }
+        let id = {
+            let mut index = self.inner.index.write();
+            let id = index.acts.len() as u32;
+            index.add_activation(id, activation);
+            id
         };
-        Ok(index.append(id, log_record, readings, dedup))
+        w.pending_names.push(id);
+        Ok(self
+            .inner
+            .index
+            .read()
+            .append(id, log_record, readings, dedup))
     }
 
     /// Seals the chunks that are due, makes them durable and persists the checkpoint. Returns
@@ -463,7 +472,7 @@ impl TrailStore {
         let mut w = self.inner.writer.lock();
         let (jobs, keep_min) = {
             let index = self.inner.index.read();
-            let force = force || index.buffered_positions > cfg.max_buffered_positions;
+            let force = force || index.buffered() > cfg.max_buffered_positions;
             index.plan_seal(
                 next_log_record,
                 cfg.seal_grace_ms,
@@ -602,8 +611,18 @@ impl TrailStore {
         out: &mut Vec<Reading>,
     ) -> Result<(), TrailError> {
         let mut buf = Vec::new();
-        for b in blocks {
-            let file = self.inner.files.read().get(&b.file).cloned();
+        let files: Vec<Option<Arc<File>>> = {
+            let map = self.inner.files.read();
+            blocks.iter().map(|b| map.get(&b.file).cloned()).collect()
+        };
+        if blocks.len() > 1 {
+            for (b, f) in blocks.iter().zip(&files) {
+                if let Some(f) = f {
+                    chunk_file::prefetch(f, b.offset, b.len_bytes);
+                }
+            }
+        }
+        for (b, file) in blocks.iter().zip(files) {
             let path = data_path(&self.inner.dir, b.file);
             let Some(file) = file else {
                 return Err(TrailError::MissingDataFile { path });
@@ -786,14 +805,21 @@ impl TrailStore {
             let act = &mut index.acts[id as usize];
             act.purged_before_ms = act.purged_before_ms.max(before_ms);
             let mut trimmed = 0u64;
-            act.buffers.retain(|_, buf| {
+            let index = &mut *index;
+            let shard = index.shards[id as usize % super::index::SHARDS].get_mut();
+            let mut no_buffers = BTreeMap::new();
+            let buffers = match shard.get_mut(&id) {
+                Some(st) => &mut st.buffers,
+                None => &mut no_buffers,
+            };
+            buffers.retain(|_, buf| {
                 let n = buf.readings.len();
                 buf.readings.retain(|r| r.t_ms >= before_ms);
                 trimmed += (n - buf.readings.len()) as u64;
                 !buf.readings.is_empty()
             });
             // Buffers keep their summaries; recompute for any that lost positions.
-            for buf in act.buffers.values_mut() {
+            for buf in buffers.values_mut() {
                 if let Some((first, _)) = buf
                     .readings
                     .iter()
@@ -803,7 +829,7 @@ impl TrailStore {
                     buf.first = first;
                 }
             }
-            index.buffered_positions -= trimmed;
+            *index.buffered_positions.get_mut() -= trimmed;
             removed += trimmed;
         }
         // Erase the removed blocks' bytes.
@@ -836,11 +862,9 @@ impl TrailStore {
     /// Names of activations with positions (sealed or buffered), sorted.
     pub fn activations(&self) -> Vec<String> {
         let index = self.inner.index.read();
-        let mut names: Vec<String> = index
-            .acts
-            .iter()
-            .filter(|a| !a.blocks.is_empty() || !a.buffers.is_empty())
-            .map(|a| a.name.clone())
+        let mut names: Vec<String> = (0..index.acts.len() as u32)
+            .filter(|id| index.has_positions(*id))
+            .map(|id| index.acts[id as usize].name.clone())
             .collect();
         names.sort();
         names
@@ -849,17 +873,10 @@ impl TrailStore {
     pub fn stats(&self) -> TrailStats {
         let (activations, sealed, buffered, blocks) = {
             let index = self.inner.index.read();
-            let acts = index
-                .acts
-                .iter()
-                .filter(|a| !a.blocks.is_empty() || !a.buffers.is_empty())
+            let acts = (0..index.acts.len() as u32)
+                .filter(|id| index.has_positions(*id))
                 .count() as u64;
-            (
-                acts,
-                index.sealed_positions,
-                index.buffered_positions,
-                index.blocks,
-            )
+            (acts, index.sealed_positions, index.buffered(), index.blocks)
         };
         let (manifest_bytes, checkpoint) = {
             let w = self.inner.writer.lock();
