@@ -5,41 +5,12 @@
 
 mod common;
 
-use common::{add_user, call, Server, TagClient};
+use common::{add_user, call, fixture, stream_health_fixture, Server};
 use serde_json::json;
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tagstream::formats::readings_jsonl::read_batches;
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/health")
-        .join(name)
-}
-
-async fn stream_fixture(server: &Server) {
-    let file = std::fs::File::open(fixture("readings.jsonl")).unwrap();
-    let mut batches = vec![];
-    read_batches(std::io::BufReader::new(file), |b| batches.push(b)).unwrap();
-    let mut clients: HashMap<String, TagClient> = HashMap::new();
-    for b in batches {
-        if !clients.contains_key(&b.tag) {
-            clients.insert(
-                b.tag.clone(),
-                TagClient::connect(&server.ingest_addr, &b.tag).await,
-            );
-        }
-        clients
-            .get_mut(&b.tag)
-            .unwrap()
-            .send_acked(b.seq, b.readings)
-            .await;
-    }
-}
 
 /// A webhook receiver that answers 500 to the first `fail_first` requests, then 200.
 fn webhook_receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
@@ -143,7 +114,7 @@ async fn review_lifecycle_sse_resume_and_webhook_retry() {
         Some(&fixture("orders.json")),
         &["--config", config.to_str().unwrap()],
     );
-    stream_fixture(&server).await;
+    stream_health_fixture(&server).await;
     let _ = server.settled_alerts();
 
     let why = Some("hub queue");

@@ -4,16 +4,7 @@
 
 mod common;
 
-use common::{add_user, call, Server, TagClient};
-use std::collections::HashMap;
-use std::path::Path;
-use tagstream::formats::readings_jsonl::read_batches;
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/health")
-        .join(name)
-}
+use common::{add_user, call, fixture, stream_health_fixture, Server};
 
 const PERIOD: &str = "from=2026-03-28T00:00:00Z&to=2026-03-28T03:00:00Z";
 
@@ -25,23 +16,7 @@ async fn trails_export_in_every_format_with_gaps_stays_limits_and_audit() {
     let practitioner = add_user(&data, "pat", "practitioner", &["--caseload", "P2"]);
     let admin = add_user(&data, "ada", "admin", &[]);
     let server = Server::start(&data, Some(&fixture("orders.json")), &[]);
-    let file = std::fs::File::open(fixture("readings.jsonl")).unwrap();
-    let mut batches = vec![];
-    read_batches(std::io::BufReader::new(file), |b| batches.push(b)).unwrap();
-    let mut clients: HashMap<String, TagClient> = HashMap::new();
-    for b in batches {
-        if !clients.contains_key(&b.tag) {
-            clients.insert(
-                b.tag.clone(),
-                TagClient::connect(&server.ingest_addr, &b.tag).await,
-            );
-        }
-        clients
-            .get_mut(&b.tag)
-            .unwrap()
-            .send_acked(b.seq, b.readings)
-            .await;
-    }
+    stream_health_fixture(&server).await;
     let why = Some("case conference");
     let get = |path: &str, token: &str| call(&server, "GET", path, Some(token), why, None);
 

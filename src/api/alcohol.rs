@@ -40,12 +40,7 @@ pub async fn order_sober_days(
     let purpose = purpose(&headers, p.purpose.as_deref())?;
     let doc = state.metadata.orders_document()?;
     let Some(order) = doc.orders.iter().find(|o| o.id == id) else {
-        return Err(match caller.role() {
-            crate::store::metadata::Role::Admin | crate::store::metadata::Role::Hub => {
-                ApiError::not_found(format!("order '{id}' not found"))
-            }
-            _ => ApiError::forbidden(),
-        });
+        return Err(caller.missing(&format!("order '{id}'")));
     };
     visible_person(&state, &caller, &order.person)?;
     let days: Vec<SoberDay> = state

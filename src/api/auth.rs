@@ -97,6 +97,15 @@ impl Caller {
         }
     }
 
+    /// The refusal for something that does not exist: 404 for roles that see everything, 403
+    /// for the others (who must not learn whether it exists).
+    pub fn missing(&self, what: &str) -> ApiError {
+        match self.role() {
+            Role::Admin | Role::Hub => ApiError::not_found(format!("{what} not found")),
+            _ => ApiError::forbidden(),
+        }
+    }
+
     /// Whether the caller could see a person with this id at all, before looking it up (so a
     /// refusal does not reveal whether the person exists).
     pub fn may_ask_about(&self, person_id: &str) -> bool {

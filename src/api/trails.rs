@@ -187,6 +187,43 @@ fn format_of(p: &TrailParams) -> Result<ExportFormat, ApiError> {
     }
 }
 
+/// Reads, audits and renders the trail of `activations` (all of one person) for a request.
+fn serve_trail(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    p: &TrailParams,
+    person: &str,
+    activations: &[Activation],
+    name: &str,
+) -> Result<Response, ApiError> {
+    let purpose = purpose(headers, p.purpose.as_deref())?;
+    visible_person(state, caller, person)?;
+    let (from_ms, to_ms) = period(state, p)?;
+    let format = format_of(p)?;
+    let readings = positions(state, activations, from_ms, to_ms)?;
+    record(
+        state,
+        caller,
+        &purpose,
+        Access {
+            action: "trail.read",
+            person: Some(person),
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            format: Some(format.extension()),
+            detail: Some(format!("{name}: {} positions", readings.len())),
+        },
+    )?;
+    Ok(render(
+        name,
+        &readings,
+        format,
+        p.page.unwrap_or(0),
+        state.trail_api.page_positions,
+    ))
+}
+
 pub async fn person_trail(
     State(state): State<ApiState>,
     caller: Caller,
@@ -194,32 +231,18 @@ pub async fn person_trail(
     Path(id): Path<String>,
     Query(p): Query<TrailParams>,
 ) -> Result<Response, ApiError> {
-    let purpose = purpose(&headers, p.purpose.as_deref())?;
+    // Visibility first: nothing about a person is looked up for a caller who may not ask.
     visible_person(&state, &caller, &id)?;
-    let (from_ms, to_ms) = period(&state, &p)?;
-    let format = format_of(&p)?;
     let activations = state.metadata.activations_of(&id)?;
-    let readings = positions(&state, &activations, from_ms, to_ms)?;
-    record(
+    serve_trail(
         &state,
         &caller,
-        &purpose,
-        Access {
-            action: "trail.read",
-            person: Some(&id),
-            from_ms: Some(from_ms),
-            to_ms: Some(to_ms),
-            format: Some(format.extension()),
-            detail: Some(format!("{} positions", readings.len())),
-        },
-    )?;
-    Ok(render(
+        &headers,
+        &p,
+        &id,
+        &activations,
         &format!("person {id}"),
-        &readings,
-        format,
-        p.page.unwrap_or(0),
-        state.trail_api.page_positions,
-    ))
+    )
 }
 
 pub async fn activation_trail(
@@ -229,41 +252,20 @@ pub async fn activation_trail(
     Path(id): Path<String>,
     Query(p): Query<TrailParams>,
 ) -> Result<Response, ApiError> {
-    let purpose = purpose(&headers, p.purpose.as_deref())?;
     let doc = state.metadata.orders_document()?;
-    let activation = doc.activations.iter().find(|a| a.id == id).cloned();
-    let Some(activation) = activation else {
-        return Err(match caller.role() {
-            crate::store::metadata::Role::Admin | crate::store::metadata::Role::Hub => {
-                ApiError::not_found(format!("activation '{id}' not found"))
-            }
-            _ => ApiError::forbidden(),
-        });
+    let Some(activation) = doc.activations.iter().find(|a| a.id == id).cloned() else {
+        return Err(caller.missing(&format!("activation '{id}'")));
     };
-    visible_person(&state, &caller, &activation.person)?;
-    let (from_ms, to_ms) = period(&state, &p)?;
-    let format = format_of(&p)?;
-    let readings = positions(&state, std::slice::from_ref(&activation), from_ms, to_ms)?;
-    record(
+    let person = activation.person.clone();
+    serve_trail(
         &state,
         &caller,
-        &purpose,
-        Access {
-            action: "trail.read",
-            person: Some(&activation.person),
-            from_ms: Some(from_ms),
-            to_ms: Some(to_ms),
-            format: Some(format.extension()),
-            detail: Some(format!("activation {id}: {} positions", readings.len())),
-        },
-    )?;
-    Ok(render(
+        &headers,
+        &p,
+        &person,
+        &[activation],
         &format!("activation {id}"),
-        &readings,
-        format,
-        p.page.unwrap_or(0),
-        state.trail_api.page_positions,
-    ))
+    )
 }
 
 pub async fn stays(

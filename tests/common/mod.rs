@@ -215,3 +215,30 @@ pub fn call(
         Err(e) => panic!("{method} {path}: {e}"),
     }
 }
+
+/// A file of the health fixture (`fixtures/health`).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/health")
+        .join(name)
+}
+
+/// Streams the health fixture's readings batch by batch, each acknowledged before the next, so
+/// the server's log holds the file's order.
+pub async fn stream_health_fixture(server: &Server) {
+    let file = std::fs::File::open(fixture("readings.jsonl")).expect("fixture readings");
+    let mut batches = vec![];
+    tagstream::formats::readings_jsonl::read_batches(std::io::BufReader::new(file), |b| {
+        batches.push(b)
+    })
+    .expect("read fixture");
+    let mut clients: std::collections::HashMap<String, TagClient> = Default::default();
+    for b in batches {
+        if !clients.contains_key(&b.tag) {
+            let client = TagClient::connect(&server.ingest_addr, &b.tag).await;
+            clients.insert(b.tag.clone(), client);
+        }
+        let client = clients.get_mut(&b.tag).expect("client");
+        client.send_acked(b.seq, b.readings).await;
+    }
+}
