@@ -539,3 +539,35 @@ fn total_absence_time_is_tracked_per_order() {
     assert_eq!(tally.possible_ms, 0);
     assert_eq!(tally.breached_windows, 1);
 }
+
+/// A network fix just outside the address by its stated radius, next to one GPS multipath
+/// outlier, is not a departure: network fixes count as away only when twice their radius clears
+/// the address (`network_away_scale`), so the pair no longer makes two away fixes.
+#[test]
+fn a_marginal_network_fix_and_one_multipath_outlier_are_not_a_departure() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    // TOWN is about 1.1 km from HOME: outside a 50 m radius by more than 800 m, not by 1,600 m.
+    let readings = cat(vec![
+        track("2026-03-02T18:00:00Z", "2026-03-02T23:00:00Z", 2, HOME),
+        vec![
+            fix_at(t("2026-03-02T23:01:00Z"), TOWN, 800.0, PositionSource::Lbs),
+            fix_at(t("2026-03-02T23:02:00Z"), TOWN, 15.0, PositionSource::Gps),
+        ],
+        track("2026-03-02T23:03:00Z", "2026-03-03T08:00:00Z", 2, HOME),
+    ]);
+    assert!(summary(&run(&o, vec![("T1", readings.clone())])).is_empty());
+    // The same LBS fix far enough out does count: with a second GPS fix that is a departure.
+    let far = (HOME.0 + 0.05, HOME.1); // about 5.6 km
+    let departed = cat(vec![
+        track("2026-03-02T18:00:00Z", "2026-03-02T23:00:00Z", 2, HOME),
+        vec![
+            fix_at(t("2026-03-02T23:01:00Z"), far, 800.0, PositionSource::Lbs),
+            fix_at(t("2026-03-02T23:02:00Z"), far, 15.0, PositionSource::Gps),
+        ],
+        track("2026-03-02T23:40:00Z", "2026-03-03T08:00:00Z", 2, HOME),
+    ]);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", departed)])),
+        vec!["AL10 03-02T23:01..03-02T23:40 confirmed"]
+    );
+}

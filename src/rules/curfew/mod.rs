@@ -63,6 +63,11 @@ pub struct CurfewConfig {
     pub precision_scale: f64,
     /// How long after a window has ended late data can still change its verdict.
     pub late_retention_ms: TimeMs,
+    /// An LBS or Wi-Fi fix counts as "away" only when even a circle this many times its stated
+    /// precision is outside the address: network fixes miss by more than their radius often
+    /// enough that, paired with one GPS multipath outlier, they made false AL10s (measured against
+    /// the simulator: AL10 precision 0.79 → 0.99 at 2.0). They count as "home" as before.
+    pub network_away_scale: f64,
 }
 
 impl Default for CurfewConfig {
@@ -74,6 +79,7 @@ impl Default for CurfewConfig {
             settle_ms: 15 * MINUTE_MS,
             precision_scale: 1.0,
             late_retention_ms: 48 * 60 * MINUTE_MS,
+            network_away_scale: 2.0,
         }
     }
 }
@@ -479,12 +485,23 @@ impl Rule for CurfewRule {
                     .zip(self.gps.iter_mut())
                     .zip(self.gps_state.iter_mut())
                 {
-                    let class = classify_fix(
+                    let mut class = classify_fix(
                         fix,
                         &address.projection,
                         address.radius_m,
                         self.config.precision_scale,
                     );
+                    if class == Presence::Away && fix.source != crate::model::PositionSource::Gps {
+                        let strict = classify_fix(
+                            fix,
+                            &address.projection,
+                            address.radius_m,
+                            self.config.precision_scale * self.config.network_away_scale.max(1.0),
+                        );
+                        if strict != Presence::Away {
+                            class = Presence::Uncertain;
+                        }
+                    }
                     let moved = match list.insert(reading, class, self.config.gps_max_age_ms) {
                         Change::Inserted => {
                             *state = DefiniteState::of_runs(&list.runs, away_min);
