@@ -1,4 +1,4 @@
-//! The curfew rule (`curfew/1`): timetabled windows at up to three addresses, in UK local time,
+//! The curfew rule (`curfew/2`): timetabled windows at up to three addresses, in UK local time,
 //! judged as a state check from RF or GPS presence, with AL08–AL12 alerts.
 //!
 //! - `timetable`: a curfew condition compiled once per order, expanded lazily into UTC windows.
@@ -38,7 +38,7 @@ use timetable::{ActivationWindows, CurfewPlan};
 use verdict::{evaluate, EpisodeKind, EvalInput, Verdict, WindowSpec};
 
 /// Version of the curfew rule, recorded on every alert it raises.
-pub const CURFEW_RULE_VERSION: &str = "curfew/1";
+pub const CURFEW_RULE_VERSION: &str = "curfew/2";
 /// At most this many readings are kept as an alert's evidence.
 pub const MAX_EVIDENCE: usize = 16;
 
