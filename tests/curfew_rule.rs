@@ -571,3 +571,49 @@ fn a_marginal_network_fix_and_one_multipath_outlier_are_not_a_departure() {
         vec!["AL10 03-02T23:01..03-02T23:40 confirmed"]
     );
 }
+
+fn event(at: &str, e: tagstream::model::DeviceEvent) -> Reading {
+    Reading {
+        t_ms: t(at),
+        battery_pct: None,
+        body: ReadingBody::Event(e),
+    }
+}
+
+/// A dead tag is invisible to the home unit: "out of range" after `battery_dead` (and before the
+/// tag is heard from again) is no evidence of absence, so no AL12 (the health rule raises AL23).
+#[test]
+fn rf_absence_while_the_tag_is_dead_is_not_a_breach() {
+    use tagstream::model::DeviceEvent::{BatteryDead, Charging};
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let night = cat(vec![
+        vec![
+            rf("2026-03-02T18:30:00Z", true),
+            event("2026-03-02T18:40:00Z", BatteryDead),
+        ],
+        vec![rf("2026-03-02T18:41:00Z", false)],
+        vec![
+            event("2026-03-03T07:30:00Z", Charging),
+            rf("2026-03-03T07:31:00Z", true),
+        ],
+    ]);
+    let alerts = run(&o, vec![("T1", night)]);
+    assert!(summary(&alerts).is_empty(), "{:?}", summary(&alerts));
+
+    // Once the tag is alive again (charging), the unit's "out of range" counts as before.
+    let next = cat(vec![
+        vec![
+            rf("2026-03-02T18:30:00Z", true),
+            event("2026-03-02T18:40:00Z", BatteryDead),
+        ],
+        vec![
+            event("2026-03-02T18:45:00Z", Charging),
+            rf("2026-03-02T18:50:00Z", false),
+        ],
+        vec![rf("2026-03-03T07:31:00Z", true)],
+    ]);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", next)])),
+        vec!["AL12 03-02T19:00..03-03T07:00 confirmed"]
+    );
+}

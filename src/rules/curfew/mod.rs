@@ -138,6 +138,9 @@ pub struct CurfewRule {
     rf_state: DefiniteState,
     gps_state: Vec<DefiniteState>,
     rf_seen: bool,
+    /// The tag reported `battery_dead` and nothing has come from it since: the home unit cannot
+    /// see a dead tag, so its "out of range" says nothing about where the person is.
+    tag_dead: bool,
     coverage_ms: Option<TimeMs>,
     clock_ms: TimeMs,
     retired: AbsenceTally,
@@ -175,6 +178,7 @@ impl CurfewRule {
             rf: RunList::default(),
             rf_state: DefiniteState::default(),
             rf_seen: false,
+            tag_dead: false,
             coverage_ms: None,
             clock_ms: TimeMs::MIN,
         }
@@ -463,6 +467,8 @@ impl Rule for CurfewRule {
             ReadingBody::Rf { in_range } => {
                 let class = if *in_range {
                     Presence::Home
+                } else if self.tag_dead {
+                    Presence::Uncertain
                 } else {
                     Presence::Away
                 };
@@ -512,7 +518,14 @@ impl Rule for CurfewRule {
                     changed |= moved && !self.rf_seen;
                 }
             }
-            ReadingBody::Tac(_) | ReadingBody::Event(_) => {}
+            ReadingBody::Event(crate::model::DeviceEvent::BatteryDead) => self.tag_dead = true,
+            ReadingBody::Event(crate::model::DeviceEvent::Charging) | ReadingBody::Tac(_) => {
+                self.tag_dead = false
+            }
+            ReadingBody::Event(_) => {}
+        }
+        if matches!(reading.body, ReadingBody::Position(_)) {
+            self.tag_dead = false;
         }
         let old_coverage = self.coverage_ms;
         self.coverage_ms = Some(old_coverage.map_or(t, |c| c.max(t)));
