@@ -2,6 +2,11 @@
 //! block's reference per activation (sorted by time), the unsealed per-chunk buffers the writer
 //! is filling, and the R-tree of block envelopes kept in step with both.
 //!
+//! Locking: the store holds the index in a read-write lock. Appends take only the read lock
+//! and the mutex of one of [`SHARDS`] buffer shards (activation id modulo the shard count);
+//! readers take the read lock and their activation's shard while copying; only sealing (64
+//! blocks at a time), activation creation and retention take the write lock.
+//!
 //! Envelope rule (see [`super::spatial`]): a block's envelope is its own box and time range,
 //! plus the boxes of blocks of the same activation that overlap it in time, plus the fix just
 //! before it when the gap is within the segment limit. Every segment of the trail is then inside
