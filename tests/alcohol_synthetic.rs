@@ -475,6 +475,18 @@ fn from_local_midnight(date: &str, n: i64) -> Vec<Reading> {
     series(start, 30 * MIN, n, |_| 0.0)
 }
 
+/// Each `(date, day_hours, status, coverage)` as expected.
+fn expect_days(out: &OutputCollector, expected: &[(&str, u8, SoberDayStatus, f64)]) {
+    for &(date, hours, status, coverage) in expected {
+        let d = day(out, date);
+        assert_eq!(
+            (d.day_hours, d.status, d.coverage),
+            (hours, status, coverage),
+            "{date}"
+        );
+    }
+}
+
 #[test]
 fn coverage_is_judged_on_the_true_length_of_days_across_the_clock_changes() {
     // 35 half-hours: 76% of the 23-hour 29 March (46 slots), 73% of 28 March (48 slots).
@@ -485,22 +497,13 @@ fn coverage_is_judged_on_the_true_length_of_days_across_the_clock_changes() {
         &abstinence(at("2026-03-27T00:00:00Z")),
         &uploads(spring, at("2026-04-01T12:00:00Z")),
     );
-    let (d28, d29, d30) = (
-        day(&out, "2026-03-28"),
-        day(&out, "2026-03-29"),
-        day(&out, "2026-03-30"),
-    );
-    assert_eq!(
-        (d28.day_hours, d28.status, d28.coverage),
-        (24, SoberDayStatus::Partial, 0.729)
-    );
-    assert_eq!(
-        (d29.day_hours, d29.status, d29.coverage),
-        (23, SoberDayStatus::Sober, 0.761)
-    );
-    assert_eq!(
-        (d30.day_hours, d30.status, d30.coverage),
-        (24, SoberDayStatus::Sober, 1.0)
+    expect_days(
+        &out,
+        &[
+            ("2026-03-28", 24, SoberDayStatus::Partial, 0.729),
+            ("2026-03-29", 23, SoberDayStatus::Sober, 0.761),
+            ("2026-03-30", 24, SoberDayStatus::Sober, 1.0),
+        ],
     );
 
     // 37 half-hours: 74% of the 25-hour 25 October (50 slots), 77% of 24 October.
@@ -514,24 +517,15 @@ fn coverage_is_judged_on_the_true_length_of_days_across_the_clock_changes() {
         AlcoholMode::Abstinence,
     );
     let out = run(&orders, &uploads(autumn, at("2026-10-28T12:00:00Z")));
-    let (d24, d25, d26) = (
-        day(&out, "2026-10-24"),
-        day(&out, "2026-10-25"),
-        day(&out, "2026-10-26"),
+    expect_days(
+        &out,
+        &[
+            ("2026-10-24", 24, SoberDayStatus::Sober, 0.771),
+            ("2026-10-25", 25, SoberDayStatus::Partial, 0.74),
+            ("2026-10-26", 24, SoberDayStatus::Sober, 1.0),
+        ],
     );
-    assert_eq!(
-        (d24.day_hours, d24.status, d24.coverage),
-        (24, SoberDayStatus::Sober, 0.771)
-    );
-    assert_eq!(
-        (d25.day_hours, d25.status, d25.coverage),
-        (25, SoberDayStatus::Partial, 0.74)
-    );
-    assert_eq!(
-        (d26.day_hours, d26.status, d26.coverage),
-        (24, SoberDayStatus::Sober, 1.0)
-    );
-    assert_eq!(d25.readings, 37);
+    assert_eq!(day(&out, "2026-10-25").readings, 37);
 }
 
 #[test]

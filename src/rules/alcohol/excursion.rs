@@ -51,10 +51,9 @@ struct Excursion {
     onset: Option<At>,
     baseline_ugdl: i32,
     readings: u32,
-    /// Despiked values of the excursion's readings (for the count near the peak).
-    despiked_ugdl: Vec<i32>,
-    /// How many of them are at or above half the current peak height.
-    near_peak: u32,
+    /// The `min_readings_near_peak` highest despiked values, highest first: enough readings
+    /// are near the peak exactly when the last of them is at or above half its height.
+    top_ugdl: Vec<i32>,
     /// Despiked peak, and the reading it was.
     peak: At,
     peak_point: TacPoint,
@@ -99,10 +98,24 @@ impl Excursion {
         base + (self.peak.ugdl as i64 - base) / 2
     }
 
+    fn note_value(&mut self, th: &Thresholds, ugdl: i32) {
+        let n = th.min_readings_near_peak as usize;
+        if self.top_ugdl.len() < n || self.top_ugdl.last().is_some_and(|v| ugdl > *v) {
+            let at = self.top_ugdl.partition_point(|v| *v >= ugdl);
+            self.top_ugdl.insert(at, ugdl);
+            self.top_ugdl.truncate(n);
+        }
+    }
+
     /// Peak, readings near it and rise allow confirmation.
     fn shape_ok(&self, th: &Thresholds) -> bool {
+        let near_peak = self.top_ugdl.len() >= th.min_readings_near_peak as usize
+            && self
+                .top_ugdl
+                .last()
+                .is_some_and(|v| *v as i64 >= self.half_peak_ugdl());
         self.peak.ugdl >= th.peak_min_ugdl
-            && self.near_peak >= th.min_readings_near_peak
+            && near_peak
             && self.absorption() <= th.max_absorption_ugdl_per_h
     }
 
@@ -232,8 +245,7 @@ impl ExcursionTracker {
                     onset,
                     baseline_ugdl: base,
                     readings: 0,
-                    despiked_ugdl: Vec::new(),
-                    near_peak: 0,
+                    top_ugdl: Vec::new(),
                     peak: despiked,
                     peak_point: f.point,
                     rate_peak: rate,
@@ -256,18 +268,10 @@ impl ExcursionTracker {
             ex.auc_ugdl_ms += (above(prev.ugdl) + above(despiked.ugdl)) * (t_ms - prev.t_ms) / 2;
         }
         ex.prev = Some(despiked);
-        ex.despiked_ugdl.push(despiked.ugdl);
-        if despiked.ugdl > ex.peak.ugdl || ex.readings == 1 {
+        ex.note_value(th, despiked.ugdl);
+        if despiked.ugdl > ex.peak.ugdl {
             ex.peak = despiked;
             ex.peak_point = f.point;
-            let half = ex.half_peak_ugdl();
-            ex.near_peak = ex
-                .despiked_ugdl
-                .iter()
-                .filter(|v| **v as i64 >= half)
-                .count() as u32;
-        } else if despiked.ugdl as i64 >= ex.half_peak_ugdl() {
-            ex.near_peak += 1;
         }
         if rate.ugdl > ex.rate_peak.ugdl {
             ex.rate_peak = rate;

@@ -16,7 +16,8 @@ use super::analyzer::{Finding, FindingKind, FindingMetrics, TacAnalyzer};
 use super::config::{Thresholds, ALCOHOL_RULE_VERSION};
 use super::smoothing::TacPoint;
 use super::sober_days::{
-    classify_day, coverage_fraction, day_hours, local_date, local_day_bounds, DayContext, OrderDays,
+    classify_day, coverage_fraction, day_hours, local_date, local_day_bounds, record_fingerprint,
+    DayContext, OrderDays,
 };
 use crate::model::{
     alert_id, AlcoholMode, AlcoholRequirement, Alert, AlertDetails, AlertType, Condition,
@@ -340,9 +341,10 @@ impl AlcoholRule {
             rule: ALCOHOL_RULE_VERSION.to_string(),
             config_version: self.th.config_version.clone(),
         };
+        let fingerprint = record_fingerprint(&record);
         let day = self.orders[oi].day_at_mut(i);
-        if day.emitted.as_ref() != Some(&record) {
-            day.emitted = Some(record.clone());
+        if day.emitted != Some(fingerprint) {
+            day.emitted = Some(fingerprint);
             ctx.emit_sober_day(record);
         }
     }

@@ -27,6 +27,7 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone};
 use chrono_tz::Europe::London;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// The Europe/London calendar day of an event time.
 pub fn local_date(t_ms: TimeMs) -> NaiveDate {
@@ -63,8 +64,9 @@ pub struct DayState {
     pub late: bool,
     pub fitted: bool,
     pub removed: bool,
-    /// What was last emitted for this day.
-    pub emitted: Option<SoberDay>,
+    /// Fingerprint of the record last emitted for this day (the record itself is not kept:
+    /// a year of days per activation would cost more than the rest of the rule's state).
+    pub emitted: Option<u64>,
 }
 
 impl DayState {
@@ -349,6 +351,21 @@ pub fn classify_day(
         SoberDayStatus::Sober
     };
     (status, reasons, alerts)
+}
+
+/// A fingerprint of a day record, to tell whether it changed since it was last emitted.
+pub fn record_fingerprint(day: &SoberDay) -> u64 {
+    let mut h = DefaultHasher::new();
+    day.activation.hash(&mut h);
+    day.order.hash(&mut h);
+    day.date.hash(&mut h);
+    day.status.hash(&mut h);
+    day.reasons.hash(&mut h);
+    day.readings.hash(&mut h);
+    day.coverage.to_bits().hash(&mut h);
+    day.alerts.hash(&mut h);
+    day.late.hash(&mut h);
+    h.finish()
 }
 
 /// Coverage of a day as a fraction rounded to three decimals.
