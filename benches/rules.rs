@@ -8,7 +8,6 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
-use std::sync::Arc;
 use tagstream::formats::orders_file::OrdersFile;
 use tagstream::model::{
     Activation, Condition, CurfewAddress, CurfewCondition, Day, Order, Person, Position,
