@@ -386,3 +386,40 @@ fn many_zones_far_away_change_nothing() {
         vec!["exclusion_zone_entry Z1 10:10:00..10:15:00 confirmed"]
     );
 }
+
+#[test]
+fn a_late_fix_inside_an_exclusion_zone_is_a_possible_alert_marked_late() {
+    let o = orders(&exclusion("Z1", SQUARE));
+    let config = PipelineConfig {
+        no_contact_ms: 30 * 24 * 3600 * 1000,
+        ..PipelineConfig::default()
+    };
+    let directory = Arc::new(ActivationDirectory::new(&o.activations));
+    let factory = Arc::new(StandardRules::new(config, RulesConfig::default(), &o));
+    let mut out = OutputCollector::default();
+    let mut driver = InlineDriver::new(directory, config, factory, 1, &mut out);
+    let batches = [
+        stay("2026-03-02T10:00:00Z", 20, WEST),
+        vec![fix(
+            t("2026-03-02T10:05:30Z"),
+            CENTRE,
+            8.0,
+            PositionSource::Gps,
+        )],
+    ];
+    for (seq, readings) in batches.into_iter().enumerate() {
+        let batch = Batch {
+            tag: "T1".into(),
+            seq: seq as u64 + 1,
+            arrival_ms: 0,
+            readings,
+        };
+        driver.feed(&Arc::new(batch), &mut out);
+    }
+    let alerts = out.alerts.sorted();
+    assert_eq!(
+        summary(&alerts),
+        vec!["exclusion_zone_entry Z1 10:05:30..10:05:30 possible"]
+    );
+    assert!(alerts[0].late);
+}
