@@ -77,11 +77,14 @@ TXT
   --speed "$SPEED" --progress-s 30 2> "$DEMO/tagsim.log" &
 pids+=($!)
 
-# Follow the hub's live alert stream and print one line per new alert.
+# Follow the hub's live alert stream: one line per alert raised or updated by the rules.
 curl -sN -H "Authorization: Bearer $HUB" -H "X-Purpose: demo console" "$API/v1/alerts/stream" |
   while IFS= read -r line; do
     case "$line" in
-      data:*) echo "${line#data:}" | jq -r 'select(.review.state == "new") |
-        "  \(.start)  \(.type)\(if .code then " " + .code else "" end)  person \(.person)  \(if .end then "ended " + .end else "open" end)"' 2>/dev/null ;;
+      event:*) kind="${line#event:}"; kind="${kind# }" ;;
+      data:*)
+        [ "${kind:-}" = reviewed ] && continue
+        echo "${line#data:}" | jq -r --arg kind "${kind:-}" '
+          "  \($kind | (. + "       ")[0:7]) \(.start)  \(.type)\(if .code then " " + .code else "" end)  person \(.person)  \(if .end then "ended " + .end else "open" end)"' 2>/dev/null ;;
     esac
   done
