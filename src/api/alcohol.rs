@@ -7,7 +7,6 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::people::visible_person;
 use super::routes::ApiState;
-use crate::model::time::parse_time;
 use crate::model::{AlertType, SoberDay};
 use crate::rules::alcohol::{sober_day_rate, sober_day_rates_by_order, tac_chart_svg};
 use axum::extract::{Path, Query, State};
@@ -147,21 +146,10 @@ pub async fn chart(
     let purpose = purpose(&headers, p.purpose.as_deref())?;
     let doc = state.metadata.orders_document()?;
     let Some(activation) = doc.activations.iter().find(|a| a.id == id) else {
-        return Err(ApiError::forbidden());
+        return Err(caller.missing(&format!("activation '{id}'")));
     };
     visible_person(&state, &caller, &activation.person)?;
-    let need = |v: &Option<String>, name: &str| {
-        v.as_deref()
-            .ok_or_else(|| ApiError::bad_request(format!("'{name}' (RFC 3339) is required")))
-            .and_then(|t| parse_time(t).map_err(ApiError::bad_request))
-    };
-    let (from_ms, to_ms) = (need(&p.from, "from")?, need(&p.to, "to")?);
-    let max_days = state.trail_api.max_period_days;
-    if to_ms <= from_ms || to_ms - from_ms > max_days * 86_400_000 {
-        return Err(ApiError::bad_request(format!(
-            "'to' must be after 'from' and at most {max_days} days later"
-        )));
-    }
+    let (from_ms, to_ms) = super::trails::bounded_period(&state, &p.from, &p.to)?;
     let readings = state.tac.range(&id, from_ms, to_ms);
     let alerts: Vec<_> = state
         .alerts

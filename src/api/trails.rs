@@ -49,19 +49,29 @@ pub struct TrailParams {
 }
 
 fn period(state: &ApiState, p: &TrailParams) -> Result<(i64, i64), ApiError> {
+    bounded_period(state, &p.from, &p.to)
+}
+
+/// A required `from`–`to` (RFC 3339) no longer than the configured maximum: every read of a
+/// person's time series (trails, stays, daily summaries, alcohol chart) is bounded by it.
+pub fn bounded_period(
+    state: &ApiState,
+    from: &Option<String>,
+    to: &Option<String>,
+) -> Result<(i64, i64), ApiError> {
     let need = |v: &Option<String>, name: &str| {
         v.as_deref()
             .ok_or_else(|| ApiError::bad_request(format!("'{name}' (RFC 3339) is required")))
             .and_then(|t| parse_time(t).map_err(ApiError::bad_request))
     };
-    let (from_ms, to_ms) = (need(&p.from, "from")?, need(&p.to, "to")?);
+    let (from_ms, to_ms) = (need(from, "from")?, need(to, "to")?);
     if to_ms <= from_ms {
         return Err(ApiError::bad_request("'to' must be after 'from'"));
     }
     let max_days = state.trail_api.max_period_days;
     if to_ms - from_ms > max_days * 86_400_000 {
         return Err(ApiError::bad_request(format!(
-            "a trail request may cover at most {max_days} days; ask for a shorter period"
+            "a request may cover at most {max_days} days; ask for a shorter period"
         )));
     }
     Ok((from_ms, to_ms))
@@ -232,7 +242,9 @@ pub async fn person_trail(
     Query(p): Query<TrailParams>,
 ) -> Result<Response, ApiError> {
     // Visibility first: nothing about a person is looked up for a caller who may not ask.
-    visible_person(&state, &caller, &id)?;
+    if !caller.may_ask_about(&id) {
+        return Err(ApiError::forbidden());
+    }
     let activations = state.metadata.activations_of(&id)?;
     serve_trail(
         &state,
@@ -268,6 +280,44 @@ pub async fn activation_trail(
     )
 }
 
+/// The common start of a person-period read: stated purpose, visibility, bounded period, and the
+/// person's positions in it.
+fn person_positions(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    p: &TrailParams,
+    id: &str,
+) -> Result<(String, i64, i64, Vec<Reading>), ApiError> {
+    let purpose = purpose(headers, p.purpose.as_deref())?;
+    visible_person(state, caller, id)?;
+    let (from_ms, to_ms) = period(state, p)?;
+    let readings = positions(state, &state.metadata.activations_of(id)?, from_ms, to_ms)?;
+    Ok((purpose, from_ms, to_ms, readings))
+}
+
+fn audit_period(
+    state: &ApiState,
+    caller: &Caller,
+    purpose: &str,
+    action: &str,
+    id: &str,
+    (from_ms, to_ms): (i64, i64),
+) -> Result<(), ApiError> {
+    record(
+        state,
+        caller,
+        purpose,
+        Access {
+            action,
+            person: Some(id),
+            from_ms: Some(from_ms),
+            to_ms: Some(to_ms),
+            ..Access::default()
+        },
+    )
+}
+
 pub async fn stays(
     State(state): State<ApiState>,
     caller: Caller,
@@ -275,9 +325,7 @@ pub async fn stays(
     Path(id): Path<String>,
     Query(p): Query<TrailParams>,
 ) -> Result<Response, ApiError> {
-    let purpose = purpose(&headers, p.purpose.as_deref())?;
-    visible_person(&state, &caller, &id)?;
-    let (from_ms, to_ms) = period(&state, &p)?;
+    let (purpose, from_ms, to_ms, readings) = person_positions(&state, &caller, &headers, &p, &id)?;
     let mut cfg = StayConfig::default();
     if let Some(m) = p.min_dwell_min {
         cfg.min_dwell_ms = m.max(1) * 60_000;
@@ -285,20 +333,15 @@ pub async fn stays(
     if let Some(r) = p.radius_m.filter(|r| *r > 0.0) {
         cfg.radius_m = r;
     }
-    let readings = positions(&state, &state.metadata.activations_of(&id)?, from_ms, to_ms)?;
     let (_, places) = places_of(&state, &id)?;
     let stays = find_stays(&readings, &cfg, &places);
-    record(
+    audit_period(
         &state,
         &caller,
         &purpose,
-        Access {
-            action: "stays.read",
-            person: Some(&id),
-            from_ms: Some(from_ms),
-            to_ms: Some(to_ms),
-            ..Access::default()
-        },
+        "stays.read",
+        &id,
+        (from_ms, to_ms),
     )?;
     Ok(Json(serde_json::json!({"person": id, "min_dwell_ms": cfg.min_dwell_ms, "radius_m": cfg.radius_m, "stays": stays})).into_response())
 }
@@ -310,23 +353,16 @@ pub async fn daily(
     Path(id): Path<String>,
     Query(p): Query<TrailParams>,
 ) -> Result<Response, ApiError> {
-    let purpose = purpose(&headers, p.purpose.as_deref())?;
-    visible_person(&state, &caller, &id)?;
-    let (from_ms, to_ms) = period(&state, &p)?;
-    let readings = positions(&state, &state.metadata.activations_of(&id)?, from_ms, to_ms)?;
+    let (purpose, from_ms, to_ms, readings) = person_positions(&state, &caller, &headers, &p, &id)?;
     let (homes, _) = places_of(&state, &id)?;
     let days = daily_summaries(&readings, &homes, &DailyConfig::default());
-    record(
+    audit_period(
         &state,
         &caller,
         &purpose,
-        Access {
-            action: "daily.read",
-            person: Some(&id),
-            from_ms: Some(from_ms),
-            to_ms: Some(to_ms),
-            ..Access::default()
-        },
+        "daily.read",
+        &id,
+        (from_ms, to_ms),
     )?;
     Ok(Json(serde_json::json!({"person": id, "days": days})).into_response())
 }
