@@ -8,6 +8,7 @@ pub mod alcohol;
 pub mod curfew;
 pub mod geodesy;
 pub mod health;
+pub mod hits;
 pub mod local_time;
 pub mod zones;
 
