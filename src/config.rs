@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub webhooks: Vec<crate::delivery::webhooks::WebhookConfig>,
     pub trails: crate::store::trails::TrailConfig,
     pub trail_api: crate::api::trails::TrailApiConfig,
+    /// Crime uploads and what police may see (`[crime_api]`).
+    pub crime_api: crate::api::crimes::CrimeApiConfig,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +50,7 @@ impl Default for ServerConfig {
             webhooks: Vec::new(),
             trails: Default::default(),
             trail_api: Default::default(),
+            crime_api: Default::default(),
         }
     }
 }

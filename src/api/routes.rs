@@ -34,6 +34,11 @@ pub struct ApiState {
     pub trails: crate::store::trails::TrailStore,
     pub trail_api: trails::TrailApiConfig,
     pub tac: Arc<crate::store::tac_book::TacBook>,
+    pub crimes: crate::store::crime_store::CrimeStore,
+    pub hits: crate::crime::service::HitService,
+    pub hits_config: crate::rules::hits::HitsConfig,
+    pub crime_api: super::crimes::CrimeApiConfig,
+    pub directory: Arc<crate::pipeline::ActivationDirectory>,
 }
 
 impl ApiState {

@@ -3,3 +3,4 @@
 //! against indexed crimes).
 
 pub mod matcher;
+pub mod service;
