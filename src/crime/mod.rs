@@ -1,0 +1,10 @@
+//! Crime data imports (domain page section 4): the police forces' daily batch CSV and the public
+//! data.police.uk street-level CSV, parsed and validated into crimes with WGS84 locations.
+//!
+//! This module owns the force and crime-type tables, the BNG → WGS84 conversion, and the two
+//! parsers. It is pure: callers hand it the bytes of one file and get back the crimes and a
+//! report of every rejected row; it reads no files and matches nothing against trails.
+
+pub mod coordinates;
+
+pub use coordinates::{bng_to_wgs84, ConversionError, LatLon};
