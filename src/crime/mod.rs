@@ -6,5 +6,15 @@
 //! report of every rejected row; it reads no files and matches nothing against trails.
 
 pub mod coordinates;
+pub mod forces;
+pub mod police_csv;
 
 pub use coordinates::{bng_to_wgs84, ConversionError, LatLon};
+pub use forces::{
+    crime_type_by_id, force_by_code, force_by_id, force_by_name, CrimeType, Force, CRIME_TYPES,
+    FORCES,
+};
+pub use police_csv::{
+    parse_police_batch, BatchReport, BatchStatus, OriginalCoordinates, PoliceCrime, PoliceCsvRules,
+    RowError,
+};
