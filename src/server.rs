@@ -9,6 +9,7 @@ use crate::api::auth::BootstrapToken;
 use crate::api::routes::Counters;
 use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
+use crate::crime::service::HitService;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::ingest::{run_listener, IngestContext};
 use crate::log::{GroupCommitter, LogConfig, LogReader, LogWriter};
@@ -17,10 +18,9 @@ use crate::pipeline::driver::{LiveDriver, OutputBatch};
 use crate::pipeline::ActivationDirectory;
 use crate::rules::StandardRules;
 use crate::store::alert_store::AlertStore;
+use crate::store::crime_store::CrimeStore;
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
-use crate::crime::service::HitService;
-use crate::store::crime_store::CrimeStore;
 use crate::store::trails::{apply_groups, catch_up, group_positions, TrailStore};
 use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
@@ -149,10 +149,12 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let (hit_service, startup_match) = {
         let (store, trails, directory) = (crime_store.clone(), trails.clone(), directory.clone());
         let hits_config = config.rules.hits;
-        tokio::task::spawn_blocking(move || HitService::start(hits_config, store, trails, directory))
-            .await
-            .context("hit matcher start-up task")?
-            .context("starting the hit matcher")?
+        tokio::task::spawn_blocking(move || {
+            HitService::start(hits_config, store, trails, directory)
+        })
+        .await
+        .context("hit matcher start-up task")?
+        .context("starting the hit matcher")?
     };
     tracing::info!(?startup_match, "crimes matched against stored trails");
     let trail_feed = spawn_trail_feed(

@@ -7,7 +7,9 @@
 //! ways, and `service` is the worker that owns it in the server.
 
 pub mod coordinates;
+pub mod evidence;
 pub mod forces;
+pub mod import;
 pub mod matcher;
 pub mod police_csv;
 pub mod service;

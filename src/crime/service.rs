@@ -94,7 +94,9 @@ fn run(mut matcher: HitMatcher, store: CrimeStore, trails: TrailStore, jobs: Rec
                 for (activation, readings) in &groups {
                     match matcher.on_positions(&trails, activation, readings) {
                         Ok(c) => changes.extend(c),
-                        Err(e) => tracing::error!(error = %e, activation, "live hit matching failed"),
+                        Err(e) => {
+                            tracing::error!(error = %e, activation, "live hit matching failed")
+                        }
                     }
                 }
                 apply(&store, changes, 0, started);
@@ -130,7 +132,9 @@ pub fn apply(
     for change in changes {
         let result = match &change {
             HitChange::Upsert(hit) => store.upsert_hit(hit).map(|c| summary.hits += c as u64),
-            HitChange::Withdraw { id } => store.withdraw_hit(id).map(|c| summary.withdrawn += c as u64),
+            HitChange::Withdraw { id } => store
+                .withdraw_hit(id)
+                .map(|c| summary.withdrawn += c as u64),
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "storing a hit failed");

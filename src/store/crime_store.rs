@@ -8,6 +8,7 @@
 //! commit in full before the API answers. Replay runs the same code on an in-memory database, so
 //! version numbering is the same live and in replay.
 
+use crate::crime::PoliceCrime;
 use crate::model::time::{format_time, rfc3339_ms};
 use crate::model::{CrimeVersion, Hit, TimeMs};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -87,25 +88,6 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE batches (
         document TEXT NOT NULL
      );
      CREATE INDEX public_by_month ON public_crimes(month, lat, lon);"];
-
-/// One crime row of an upload, validated and converted (what the police CSV parser yields).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CrimeSubmission {
-    /// File line, for the report.
-    pub line: u64,
-    pub force: String,
-    pub batch_id: String,
-    pub crime_ref: String,
-    pub crime_type: String,
-    pub crime_type_description: String,
-    pub from_ms: TimeMs,
-    pub to_ms: TimeMs,
-    pub lat: f64,
-    pub lon: f64,
-    /// Coordinates as sent (WGS84 or British National Grid) and the datum column.
-    pub original: serde_json::Value,
-    pub other_info: String,
-}
 
 /// A version stored by an import, and what changed from the previous one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,7 +227,7 @@ impl CrimeStore {
     pub fn import_batch(
         &self,
         report: &serde_json::Value,
-        rows: &[CrimeSubmission],
+        rows: &[PoliceCrime],
         radius_m: f64,
         uploaded_by: &str,
         uploaded_ms: TimeMs,
@@ -299,7 +281,7 @@ impl CrimeStore {
                     crime.batch_id,
                     row.line as i64,
                     serde_json::to_string(&crime)?,
-                    row.original.to_string(),
+                    serde_json::json!({"coordinates": row.original, "datum": row.datum}).to_string(),
                     serde_json::to_string(&changed)?,
                 ],
             )?;
@@ -340,8 +322,7 @@ impl CrimeStore {
     /// Every crime version, oldest first (start-up matching).
     pub fn all_crimes(&self) -> Result<Vec<CrimeVersion>, CrimeStoreError> {
         let conn = self.lock();
-        let mut stmt =
-            conn.prepare("SELECT document FROM crimes ORDER BY rowid")?;
+        let mut stmt = conn.prepare("SELECT document FROM crimes ORDER BY rowid")?;
         let docs = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for doc in docs {

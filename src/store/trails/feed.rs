@@ -12,7 +12,10 @@ use thiserror::Error;
 
 /// The position readings of one log record grouped by the activation covering each reading's
 /// event time (readings of no activation are dropped, as the dispatcher drops them).
-pub fn group_positions(directory: &ActivationDirectory, batch: &Batch) -> Vec<(String, Vec<Reading>)> {
+pub fn group_positions(
+    directory: &ActivationDirectory,
+    batch: &Batch,
+) -> Vec<(String, Vec<Reading>)> {
     let mut groups: Vec<(String, Vec<Reading>)> = Vec::new();
     for r in &batch.readings {
         if !matches!(r.body, ReadingBody::Position(_)) {
