@@ -111,6 +111,9 @@ pub const COLUMNS: [&str; 13] = [
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 const HOUR_MS: i64 = 3_600_000;
+/// The domain page's easting range. Note: the grid runs to 700,000 m, and the east of Kent and
+/// Essex (Dover, Margate, Clacton: 615,000–640,000 m) lies beyond 600,000; such rows are rejected
+/// as the page says, until the page is corrected.
 const EASTING_RANGE_M: (f64, f64) = (0.0, 600_000.0);
 const NORTHING_RANGE_M: (f64, f64) = (0.0, 1_300_000.0);
 const LATITUDE_RANGE_DEG: (f64, f64) = (49.5, 61.5);
@@ -316,9 +319,10 @@ fn read_records(bytes: &[u8]) -> Vec<Record> {
         .from_reader(bytes);
     let mut records = Vec::new();
     let mut record = csv::ByteRecord::new();
+    let mut lines = LineCounter::new(bytes);
     // Reading from a byte slice with `flexible` has no failure mode; stop at one all the same.
     while let Ok(true) = reader.read_byte_record(&mut record) {
-        let line = record.position().map_or(0, |p| p.line());
+        let line = lines.line_of_record_at(record.position().map_or(0, |p| p.byte()));
         let fields = record
             .iter()
             .enumerate()
@@ -331,6 +335,45 @@ fn read_records(bytes: &[u8]) -> Vec<Record> {
         });
     }
     records
+}
+
+/// 1-based line numbers of records, from their byte offsets.
+///
+/// The `csv` crate's own line count puts a record that follows a `\r\n` on the line before, so
+/// lines are counted here: a record starts at its first byte that is not a line break.
+pub(crate) struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        LineCounter {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record whose position is `byte`; records must come in file order.
+    pub(crate) fn line_of_record_at(&mut self, byte: u64) -> u64 {
+        let mut start = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
+        while matches!(self.bytes.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        if start > self.offset {
+            let newlines = self.bytes[self.offset..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            self.line += newlines as u64;
+            self.offset = start;
+        }
+        self.line
+    }
 }
 
 /// The most frequent item, ties going to the item `prefer`s and then to the first seen.
@@ -796,6 +839,14 @@ mod tests {
             Some(2)
         );
         assert_eq!(most_frequent(std::iter::empty::<u8>(), |_, _| false), None);
+    }
+
+    #[test]
+    fn lines_count_crlf_blank_lines_and_quoted_line_breaks() {
+        let bytes = b"\r\n\r\na,b\r\n\"x\r\ny\",c\r\n\r\nd\ne\n";
+        let report = parse_police_batch(bytes, &PoliceCsvRules::default());
+        let lines: Vec<_> = report.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [None, Some(3), Some(4), Some(7), Some(8)]);
     }
 
     #[test]
