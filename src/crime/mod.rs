@@ -8,6 +8,8 @@
 pub mod coordinates;
 pub mod forces;
 pub mod police_csv;
+pub mod public_csv;
+mod records;
 
 pub use coordinates::{bng_to_wgs84, ConversionError, LatLon};
 pub use forces::{
@@ -17,4 +19,7 @@ pub use forces::{
 pub use police_csv::{
     parse_police_batch, BatchReport, BatchStatus, OriginalCoordinates, PoliceCrime, PoliceCsvRules,
     RowError,
+};
+pub use public_csv::{
+    parse_public_csv, PublicCrime, PublicCsvError, PublicImport, SkippedRow, ACQUISITIVE_TYPES,
 };

@@ -41,6 +41,7 @@
 
 use super::coordinates::bng_to_wgs84;
 use super::forces::{crime_type_by_id, force_by_id, Force};
+use super::records::{parse_number, read_records, Record, LATITUDE_RANGE_DEG, LONGITUDE_RANGE_DEG};
 use crate::model::TimeMs;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -109,15 +110,12 @@ pub const COLUMNS: [&str; 13] = [
     "free_text",
 ];
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 const HOUR_MS: i64 = 3_600_000;
 /// The domain page's easting range. Note: the grid runs to 700,000 m, and the east of Kent and
 /// Essex (Dover, Margate, Clacton: 615,000–640,000 m) lies beyond 600,000; such rows are rejected
 /// as the page says, until the page is corrected.
 const EASTING_RANGE_M: (f64, f64) = (0.0, 600_000.0);
 const NORTHING_RANGE_M: (f64, f64) = (0.0, 1_300_000.0);
-const LATITUDE_RANGE_DEG: (f64, f64) = (49.5, 61.5);
-const LONGITUDE_RANGE_DEG: (f64, f64) = (-8.5, 2.6);
 
 // Column positions.
 const C_FORCE: usize = 0;
@@ -227,13 +225,6 @@ pub struct BatchReport {
     pub errors: Vec<RowError>,
 }
 
-/// One CSV record: its line and its fields (or why they are not text).
-struct Record {
-    line: u64,
-    columns: usize,
-    fields: Result<Vec<String>, usize>,
-}
-
 /// The force and batch id the batch is taken to be.
 struct Batch {
     force: Option<&'static Force>,
@@ -307,72 +298,6 @@ pub fn parse_police_batch(bytes: &[u8], rules: &PoliceCsvRules) -> BatchReport {
         rows: records.len(),
         crimes,
         errors,
-    }
-}
-
-/// Splits the file into records (BOM stripped, quoting undone, any column count accepted).
-fn read_records(bytes: &[u8]) -> Vec<Record> {
-    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut records = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    let mut lines = LineCounter::new(bytes);
-    // Reading from a byte slice with `flexible` has no failure mode; stop at one all the same.
-    while let Ok(true) = reader.read_byte_record(&mut record) {
-        let line = lines.line_of_record_at(record.position().map_or(0, |p| p.byte()));
-        let fields = record
-            .iter()
-            .enumerate()
-            .map(|(i, f)| std::str::from_utf8(f).map(str::to_string).map_err(|_| i))
-            .collect();
-        records.push(Record {
-            line,
-            columns: record.len(),
-            fields,
-        });
-    }
-    records
-}
-
-/// 1-based line numbers of records, from their byte offsets.
-///
-/// The `csv` crate's own line count puts a record that follows a `\r\n` on the line before, so
-/// lines are counted here: a record starts at its first byte that is not a line break.
-pub(crate) struct LineCounter<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-    line: u64,
-}
-
-impl<'a> LineCounter<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        LineCounter {
-            bytes,
-            offset: 0,
-            line: 1,
-        }
-    }
-
-    /// The line of the record whose position is `byte`; records must come in file order.
-    pub(crate) fn line_of_record_at(&mut self, byte: u64) -> u64 {
-        let mut start = usize::try_from(byte)
-            .unwrap_or(usize::MAX)
-            .min(self.bytes.len());
-        while matches!(self.bytes.get(start), Some(b'\r' | b'\n')) {
-            start += 1;
-        }
-        if start > self.offset {
-            let newlines = self.bytes[self.offset..start]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            self.line += newlines as u64;
-            self.offset = start;
-        }
-        self.line
     }
 }
 
@@ -490,11 +415,6 @@ fn parse_stamp(text: &str) -> Option<TimeMs> {
     NaiveDate::from_ymd_opt(n(0..4)? as i32, n(4..6)?, n(6..8)?)?
         .and_hms_opt(n(8..10)?, n(10..12)?, n(12..14)?)
         .map(|t| t.and_utc().timestamp_millis())
-}
-
-/// A finite decimal number, or `None`.
-fn parse_number(text: &str) -> Option<f64> {
-    text.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<PoliceCrime, Fault> {
@@ -839,14 +759,6 @@ mod tests {
             Some(2)
         );
         assert_eq!(most_frequent(std::iter::empty::<u8>(), |_, _| false), None);
-    }
-
-    #[test]
-    fn lines_count_crlf_blank_lines_and_quoted_line_breaks() {
-        let bytes = b"\r\n\r\na,b\r\n\"x\r\ny\",c\r\n\r\nd\ne\n";
-        let report = parse_police_batch(bytes, &PoliceCsvRules::default());
-        let lines: Vec<_> = report.errors.iter().map(|e| e.line).collect();
-        assert_eq!(lines, [None, Some(3), Some(4), Some(7), Some(8)]);
     }
 
     #[test]
