@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tagstream::crime::police_csv::{self, ALL_ROWS_FAILED, EMPTY_BATCH, INVALID_DATUM};
 use tagstream::crime::{
-    parse_police_batch, BatchReport, BatchStatus, OriginalCoordinates, PoliceCsvRules,
+    force_by_name, parse_police_batch, parse_public_csv, BatchReport, BatchStatus,
+    OriginalCoordinates, PoliceCsvRules, PublicImport,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -339,4 +340,93 @@ fn simulator_batches_match_their_truth() {
     let codes: BTreeSet<&str> = planted.iter().map(|(_, _, c)| c.as_str()).collect();
     assert_eq!(codes.len(), police_csv::ROW_ERRORS.len(), "{codes:?}");
     assert!(files >= 3 && crimes > 30, "{files} files, {crimes} crimes");
+}
+
+fn import_police_uk(name: &str) -> PublicImport {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/police-uk")
+        .join(name);
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{} must be beside the project: {e}", path.display()));
+    parse_public_csv(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Facts about one real file, as measured (and cross-checked with Python's csv module).
+struct Expected {
+    force: &'static str,
+    rows: usize,
+    crimes: usize,
+    duplicate_ids: usize,
+    without_id: usize,
+    acquisitive: usize,
+}
+
+fn check_real_file(name: &str, want: Expected) {
+    let import = import_police_uk(name);
+    assert_eq!(import.rows, want.rows, "{name}: rows");
+    assert_eq!(import.crimes.len(), want.crimes, "{name}: crimes");
+    // Every skipped row is a row without coordinates.
+    assert_eq!(import.skipped.len(), want.rows - want.crimes, "{name}");
+    assert!(
+        import.skipped.iter().all(|s| s.code == "no_location"),
+        "{name}"
+    );
+    assert_eq!(
+        import.duplicate_ids, want.duplicate_ids,
+        "{name}: duplicate ids"
+    );
+    let without_id: Vec<_> = import
+        .crimes
+        .iter()
+        .filter(|c| c.crime_id.is_none())
+        .collect();
+    assert_eq!(
+        without_id.len(),
+        want.without_id,
+        "{name}: rows without an id"
+    );
+    assert!(without_id
+        .iter()
+        .all(|c| c.crime_type == "Anti-social behaviour"));
+    let acquisitive = import.crimes.iter().filter(|c| c.acquisitive).count();
+    assert_eq!(acquisitive, want.acquisitive, "{name}: acquisitive");
+    for c in &import.crimes {
+        assert_eq!(c.month, "2018-01");
+        assert_eq!(
+            force_by_name(&c.reported_by).map(|f| f.id),
+            Some(want.force)
+        );
+    }
+    assert_eq!(import.crimes[0].line, 2, "the header is line 1");
+}
+
+#[test]
+fn real_city_of_london_file_imports_with_its_quirks() {
+    check_real_file(
+        "2018-01-city-of-london-street.csv",
+        Expected {
+            force: "CoLP",
+            rows: 698,
+            crimes: 677,
+            // The file's one repeated ID is on a row without coordinates, which is skipped.
+            duplicate_ids: 0,
+            without_id: 141,
+            acquisitive: 365,
+        },
+    );
+}
+
+#[test]
+fn real_avon_and_somerset_file_imports_with_its_quirks() {
+    check_real_file(
+        "2018-01-avon-and-somerset-street.csv",
+        Expected {
+            force: "AvonSomerset",
+            rows: 13_566,
+            crimes: 11_949,
+            duplicate_ids: 124,
+            without_id: 2_455,
+            acquisitive: 3_662,
+        },
+    );
 }
