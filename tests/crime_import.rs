@@ -4,8 +4,11 @@
 //! The simulator test needs the `tagsim` binary (built by `cargo build -p tagsim`, which
 //! `scripts/test.sh` runs first).
 
+mod common;
+
+use common::tagsim;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tagstream::crime::police_csv::{self, ALL_ROWS_FAILED, EMPTY_BATCH, INVALID_DATUM};
 use tagstream::crime::{
@@ -256,16 +259,6 @@ fn codes_are_the_simulators_vocabulary() {
     let list = &source[start..start + source[start..].find("];").expect("end of list")];
     let simulator: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
     assert_eq!(simulator, police_csv::ROW_ERRORS);
-}
-
-fn tagsim() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_tagstream")).with_file_name("tagsim");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p tagsim` (scripts/test.sh does)",
-        path.display()
-    );
-    path
 }
 
 /// Every row the simulator planted as malformed is reported at its line with its code, and every

@@ -417,6 +417,23 @@ fn parse_stamp(text: &str) -> Option<TimeMs> {
         .map(|t| t.and_utc().timestamp_millis())
 }
 
+/// The field at `column`, or `code` when it is empty.
+fn required<'a>(
+    f: &[&'a str],
+    column: usize,
+    code: &'static str,
+    what: &str,
+) -> Result<&'a str, Fault> {
+    match f[column] {
+        "" => Err(fault(
+            code,
+            column,
+            format!("the {what} (column {column}, {}) is empty", COLUMNS[column]),
+        )),
+        value => Ok(value),
+    }
+}
+
 fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<PoliceCrime, Fault> {
     if record.columns != COLUMNS.len() {
         return Err(Fault {
@@ -447,14 +464,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             ),
         )
     })?;
-    let batch_id = f[C_BATCH];
-    if batch_id.is_empty() {
-        return Err(fault(
-            MISSING_BATCH_ID,
-            C_BATCH,
-            "the batch id (column 3, batch_id) is empty".into(),
-        ));
-    }
+    let batch_id = required(&f, C_BATCH, MISSING_BATCH_ID, "batch id")?;
     check_batch_id(batch_id, force)?;
     if let Some(batch_force) = batch.force.filter(|b| b.id != force.id) {
         return Err(fault(
@@ -473,14 +483,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             format!("batch id '{batch_id}' (column 3, batch_id) differs from the batch's id {id}"),
         ));
     }
-    let crime_ref = f[C_REF];
-    if crime_ref.is_empty() {
-        return Err(fault(
-            MISSING_CRIME_REFERENCE,
-            C_REF,
-            "the crime reference (column 4, crime_reference) is empty".into(),
-        ));
-    }
+    let crime_ref = required(&f, C_REF, MISSING_CRIME_REFERENCE, "crime reference")?;
     let crime_type = crime_type_by_id(f[C_TYPE]).ok_or_else(|| {
         fault(
             UNKNOWN_CRIME_TYPE,
