@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::Command;
 use tagstream::crime::police_csv::{self, ALL_ROWS_FAILED, EMPTY_BATCH, INVALID_DATUM};
 use tagstream::crime::{
-    force_by_name, parse_police_batch, parse_public_csv, BatchReport, BatchStatus,
-    OriginalCoordinates, PoliceCsvRules, PublicImport,
+    force_by_id, force_by_name, parse_police_batch, parse_police_batch_from, parse_public_csv,
+    BatchReport, BatchStatus, OriginalCoordinates, PoliceCsvRules, PublicImport,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -189,6 +189,12 @@ fn multi_force_batch_keeps_the_majority_force_and_batch_id() {
     );
     let lines: Vec<u64> = report.crimes.iter().map(|c| c.line).collect();
     assert_eq!(lines, [1, 3, 6]);
+    // Dover, east of easting 600,000 (beyond the domain page's range, inside the grid's).
+    let dover = &report.crimes[1];
+    assert!(
+        (dover.lat - 51.125).abs() < 0.01 && (dover.lon - 1.31).abs() < 0.01,
+        "{dover:?}"
+    );
 }
 
 #[test]
@@ -261,16 +267,26 @@ fn codes_are_the_simulators_vocabulary() {
     assert_eq!(simulator, police_csv::ROW_ERRORS);
 }
 
-/// Every row the simulator planted as malformed is reported at its line with its code, and every
-/// other row imports.
-#[test]
-fn simulator_batches_match_their_truth() {
+/// What one simulator run held.
+#[derive(Default)]
+struct SimRun {
+    files: usize,
+    crimes: usize,
+    empty_files: usize,
+    /// The codes planted.
+    codes: BTreeSet<String>,
+}
+
+/// Runs `tagsim generate` with `options` and checks every batch it wrote against its truth: every
+/// row planted as malformed is reported at its line with its code, every other row imports.
+/// Batches are parsed as the hub receives them, knowing the sending force (named in the file).
+fn check_simulator_run(options: &[&str]) -> SimRun {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("sim");
     let generated = Command::new(tagsim())
         .arg("generate")
-        .args(["--tags", "8", "--days", "3", "--seed", "7"])
-        .args(["--no-bin", "--no-json", "--malformed-share", "0.25"])
+        .args(["--no-bin", "--no-json"])
+        .args(options)
         .arg("--out")
         .arg(&out)
         .output()
@@ -295,7 +311,7 @@ fn simulator_batches_match_their_truth() {
     }
 
     let mut reported = BTreeSet::new();
-    let (mut files, mut crimes) = (0, 0);
+    let mut run = SimRun::default();
     let mut entries: Vec<_> = std::fs::read_dir(out.join("crimes"))
         .expect("crimes dir")
         .map(|e| e.expect("entry").path())
@@ -307,32 +323,83 @@ fn simulator_batches_match_their_truth() {
             .and_then(|n| n.to_str())
             .expect("file name")
             .to_string();
+        // `<Force>-<yyyyMMdd>.csv`
+        let sender = name
+            .split('-')
+            .next()
+            .and_then(force_by_id)
+            .unwrap_or_else(|| panic!("{name}: no force in the name"));
         let bytes = std::fs::read(&path).expect("read batch");
-        let report = parse_police_batch(&bytes, &PoliceCsvRules::default());
-        files += 1;
-        crimes += report.crimes.len();
+        let report = parse_police_batch_from(sender, &bytes, &PoliceCsvRules::default());
+        run.files += 1;
+        run.crimes += report.crimes.len();
+        assert_eq!(report.force, Some(sender));
+        let row_errors: Vec<_> = report.errors.iter().filter(|e| e.line.is_some()).collect();
         assert_eq!(
-            report.crimes.len() + report.errors.iter().filter(|e| e.line.is_some()).count(),
+            report.crimes.len() + row_errors.len(),
             report.rows,
             "{name}"
         );
         for e in &report.errors {
-            let line = e
-                .line
-                .unwrap_or_else(|| panic!("{name}: batch-level {e:?}"));
-            reported.insert((name.clone(), line, e.code.to_string()));
+            match e.line {
+                Some(line) => {
+                    reported.insert((name.clone(), line, e.code.to_string()));
+                }
+                None if e.code == EMPTY_BATCH => {
+                    assert_eq!(report.rows, 0, "{name}");
+                    run.empty_files += 1;
+                }
+                None if e.code == ALL_ROWS_FAILED => assert!(report.crimes.is_empty()),
+                None => panic!("{name}: batch-level {e:?}"),
+            }
         }
     }
     let missed: Vec<_> = planted.difference(&reported).collect();
     let extra: Vec<_> = reported.difference(&planted).collect();
     assert!(
         missed.is_empty() && extra.is_empty(),
-        "missed {missed:?}, extra {extra:?}"
+        "{options:?}: missed {missed:?}, extra {extra:?}"
     );
+    run.codes = planted.into_iter().map(|(_, _, c)| c).collect();
+    run
+}
+
+#[test]
+fn simulator_batches_match_their_truth() {
+    let options = ["--tags", "8", "--days", "3", "--seed", "7"];
+    let run = check_simulator_run(&[&options[..], &["--malformed-share", "0.25"]].concat());
     // The run exercises the whole vocabulary.
-    let codes: BTreeSet<&str> = planted.iter().map(|(_, _, c)| c.as_str()).collect();
-    assert_eq!(codes.len(), police_csv::ROW_ERRORS.len(), "{codes:?}");
-    assert!(files >= 3 && crimes > 30, "{files} files, {crimes} crimes");
+    assert_eq!(
+        run.codes.len(),
+        police_csv::ROW_ERRORS.len(),
+        "{:?}",
+        run.codes
+    );
+    assert!(
+        run.files >= 3 && run.crimes > 30,
+        "{} files, {} crimes",
+        run.files,
+        run.crimes
+    );
+}
+
+/// Days with one or two crimes: a stray row of another force can be half the file (seed 1), and
+/// a day may have no crime at all, an empty file that fails (seed 2).
+#[test]
+fn simulator_tiny_batches_match_their_truth() {
+    let rates = ["--unrelated-crimes", "2", "--malformed-share", "0.5"];
+    let (mut files, mut empty_files) = (0, 0);
+    for seed in ["1", "2"] {
+        let options = ["--tags", "10", "--days", "10", "--seed", seed];
+        let run = check_simulator_run(&[&options[..], &rates[..]].concat());
+        assert!(run.codes.contains("several_forces_in_batch"), "seed {seed}");
+        files += run.files;
+        empty_files += run.empty_files;
+    }
+    assert!(
+        files >= 20 && empty_files >= 1,
+        "{files} files, {empty_files} empty"
+    );
 }
 
 fn import_police_uk(name: &str) -> PublicImport {
