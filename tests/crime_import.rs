@@ -13,7 +13,7 @@ use std::process::Command;
 use tagstream::crime::police_csv::{self, ALL_ROWS_FAILED, EMPTY_BATCH, INVALID_DATUM};
 use tagstream::crime::{
     force_by_id, force_by_name, parse_police_batch, parse_police_batch_from, parse_public_csv,
-    BatchReport, BatchStatus, OriginalCoordinates, PoliceCsvRules, PublicImport,
+    BatchReport, BatchStatus, OriginalCoordinates, PoliceCrime, PoliceCsvRules, PublicImport,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -171,6 +171,9 @@ fn clean_batch_with_crlf_is_successful() {
     assert_eq!(json["status"], "successful");
     assert_eq!(json["force"]["code"], "AVS");
     assert_eq!(json["crimes"][0]["original"]["system"], "bng");
+    let crimes: Vec<PoliceCrime> =
+        serde_json::from_value(json["crimes"].clone()).expect("crimes deserialise");
+    assert_eq!(crimes, report.crimes);
 }
 
 #[test]
