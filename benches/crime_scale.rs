@@ -152,6 +152,23 @@ fn main() {
     }
 
     let hits_config = HitsConfig::default();
+    // How selective the trail index is: candidate (crime, activation) pairs and their cost alone.
+    let started = Instant::now();
+    let mut candidate_pairs = 0usize;
+    for c in &crimes {
+        let b = tagstream::rules::hits::index::crime_box(c, &hits_config);
+        candidate_pairs += store
+            .candidates(&tagstream::store::trails::QueryBox {
+                min_lon: b.min_lon,
+                min_lat: b.min_lat,
+                max_lon: b.max_lon,
+                max_lat: b.max_lat,
+                from_ms: b.from_ms,
+                to_ms: b.to_ms,
+            })
+            .len();
+    }
+    let candidates_s = started.elapsed().as_secs_f64();
     let mut runs = Vec::new();
     let mut last_hits = 0;
     for _ in 0..3 {
@@ -175,6 +192,8 @@ fn main() {
             "positions": stats.positions,
             "crimes": n_crimes,
             "hits": last_hits,
+            "candidate_pairs": candidate_pairs,
+            "candidate_query_s": candidates_s,
             "retrospective_s_runs": runs,
             "retrospective_s_median": runs[runs.len() / 2],
             "crimes_per_s": n_crimes as f64 / runs[runs.len() / 2],

@@ -315,7 +315,7 @@ fn crimes(command: CrimesCommand) -> Result<()> {
             for path in &files {
                 let bytes =
                     std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                let report = tagstream::crime::import::parse(&bytes, &rules);
+                let report = tagstream::crime::import::parse(&bytes, None, &rules);
                 clean &= report.errors.is_empty();
                 let name = path.display().to_string();
                 println!(

@@ -232,7 +232,7 @@ fn replay_crimes(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let report = crate::crime::import::parse(&bytes, &csv_rules);
+        let report = crate::crime::import::parse(&bytes, None, &csv_rules);
         let (mut doc, versions) =
             crate::crime::import::store(&store, &name, &report, rules.hits.radius_m, "replay", 0)
                 .map_err(|e| store_err(path, e.to_string()))?;

@@ -12,6 +12,7 @@ use crate::store::metadata::Role;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -113,7 +114,7 @@ pub async fn upload(
     }
     let source = q.filename.unwrap_or_else(|| "upload.csv".into());
     let rules = state.crime_api.csv_rules();
-    let report = parse(&body, &rules);
+    let report = parse(&body, scope.as_deref(), &rules);
     if let Some(force) = &scope {
         check_force(&report, force).map_err(|e| match e {
             ImportError::OtherForce { .. } => {
@@ -171,4 +172,91 @@ pub async fn get_batch(
     let mut doc = json!(batch);
     doc["crimes"] = json!(crimes);
     Ok(Json(doc))
+}
+
+/// `POST /v1/crimes/public` (hub, admin): a data.police.uk street-level file as a map overlay
+/// (month precision, never matched for hits). Rows without coordinates are reported and skipped;
+/// re-uploading a file of the same name replaces its rows.
+pub async fn upload_public(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<UploadParams>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_staff()?;
+    let source = q.filename.unwrap_or_else(|| "street.csv".into());
+    let import = crate::crime::parse_public_csv(&body).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+    })?;
+    let rows: Vec<Value> = import.crimes.iter().map(|c| json!(c)).collect();
+    let crimes = state.crimes.clone();
+    let stored_source = source.clone();
+    let stored = tokio::task::spawn_blocking(move || crimes.import_public(&stored_source, &rows))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(json!({
+        "source": source,
+        "rows": import.rows,
+        "imported": stored,
+        "skipped": import.skipped,
+        "duplicate_ids": import.duplicate_ids,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct OverlayParams {
+    /// `YYYY-MM`.
+    month: Option<String>,
+    /// `min_lon,min_lat,max_lon,max_lat`.
+    bbox: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/crimes/overlay`: public street-level crimes as GeoJSON points (any signed-in role:
+/// the data is public and anonymised).
+pub async fn overlay(
+    State(state): State<ApiState>,
+    _caller: Caller,
+    Query(q): Query<OverlayParams>,
+) -> Result<Response, ApiError> {
+    let bbox = match q.bbox.as_deref() {
+        None => None,
+        Some(text) => {
+            let v: Vec<f64> = text
+                .split(',')
+                .map(|p| p.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| ApiError::bad_request("'bbox' must be min_lon,min_lat,max_lon,max_lat"))?;
+            match v[..] {
+                [a, b, c, d] if a <= c && b <= d => Some((a, b, c, d)),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "'bbox' must be min_lon,min_lat,max_lon,max_lat with min ≤ max",
+                    ))
+                }
+            }
+        }
+    };
+    let limit = q.limit.unwrap_or(5_000).min(50_000);
+    let rows = state.crimes.public_crimes(q.month.as_deref(), bbox, limit)?;
+    let features: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+                "properties": {
+                    "kind": "public_crime", "crime_id": r["crime_id"], "month": r["month"],
+                    "crime_type": r["crime_type"], "location": r["location"],
+                    "falls_within": r["falls_within"], "acquisitive": r["acquisitive"],
+                    "last_outcome": r["last_outcome"],
+                }
+            })
+        })
+        .collect();
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/geo+json")],
+        json!({"type": "FeatureCollection", "features": features}).to_string(),
+    )
+        .into_response())
 }

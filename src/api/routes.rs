@@ -75,6 +75,12 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/crimes/batches/{batch_id}", get(crimes::get_batch))
         .route(
+            "/v1/crimes/public",
+            post(crimes::upload_public)
+                .layer(DefaultBodyLimit::max(state.crime_api.max_upload_bytes + 1)),
+        )
+        .route("/v1/crimes/overlay", get(crimes::overlay))
+        .route(
             "/v1/crimes/batches/{batch_id}/hits.csv",
             get(hits::batch_csv),
         )

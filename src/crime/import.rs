@@ -3,7 +3,8 @@
 //! new versions back for matching. The API, `tagstream crimes import` and `tagstream replay` all
 //! import through here, so versions are numbered the same everywhere.
 
-use super::police_csv::{parse_police_batch, BatchReport, PoliceCsvRules};
+use super::forces::force_by_id;
+use super::police_csv::{parse_police_batch, parse_police_batch_from, BatchReport, PoliceCsvRules};
 use crate::model::{CrimeVersion, TimeMs};
 use crate::store::crime_store::{CrimeStore, CrimeStoreError, ImportOutcome};
 use serde_json::{json, Value};
@@ -30,9 +31,13 @@ pub fn report_json(source: &str, report: &BatchReport) -> Value {
     })
 }
 
-/// Parses a batch file (pure).
-pub fn parse(bytes: &[u8], rules: &PoliceCsvRules) -> BatchReport {
-    parse_police_batch(bytes, rules)
+/// Parses a batch file (pure). With the sending force known (a police upload), that force is
+/// the batch's; otherwise (the hub filing a batch) the force most rows name is.
+pub fn parse(bytes: &[u8], sender: Option<&str>, rules: &PoliceCsvRules) -> BatchReport {
+    match sender.and_then(force_by_id) {
+        Some(force) => parse_police_batch_from(force, bytes, rules),
+        None => parse_police_batch(bytes, rules),
+    }
 }
 
 /// Refuses a batch with any crime (or a batch force) other than `allowed`.

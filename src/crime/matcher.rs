@@ -14,14 +14,15 @@
 
 use crate::model::{hit_id, CrimeKey, CrimeVersion, Hit, Reading, ReadingBody, TimeMs};
 use crate::rules::hits::index::{crime_box, CrimeIndex, PathBox};
-use crate::rules::hits::{evaluate, HitsConfig};
+use crate::rules::hits::{evaluate, qualifies, HitsConfig};
 use crate::store::trails::{QueryBox, TrailError, TrailStore};
 use std::collections::{BTreeSet, HashMap};
 
 /// Where the matcher reads trails from: the trail store live, memory in replay.
-pub trait TrailSource {
-    /// Activations whose path may meet the box during its window (a superset is fine).
-    fn candidates(&self, q: &QueryBox) -> Result<Vec<String>, TrailError>;
+pub trait TrailSource: Sync {
+    /// Activations whose path may meet the box during its window (a superset is fine), each
+    /// with a time range outside which its path does not meet the box.
+    fn candidates(&self, q: &QueryBox) -> Result<Vec<PathCandidate>, TrailError>;
     /// The activation's positions with event time in `[from_ms, to_ms]` (more is harmless).
     fn positions(
         &self,
@@ -31,11 +32,28 @@ pub trait TrailSource {
     ) -> Result<Vec<Reading>, TrailError>;
 }
 
+/// An activation that may meet a query box, and when.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PathCandidate {
+    pub activation: String,
+    /// Every piece of its path that meets the box lies within this range (both ends of a
+    /// segment included).
+    pub from_ms: TimeMs,
+    pub to_ms: TimeMs,
+}
+
 impl TrailSource for TrailStore {
-    fn candidates(&self, q: &QueryBox) -> Result<Vec<String>, TrailError> {
+    /// The R-tree of block envelopes: a block's envelope covers its fixes and the segment from the
+    /// fix before it, in space and time, so the union of the meeting envelopes' time ranges
+    /// bounds every piece of path that can meet the box.
+    fn candidates(&self, q: &QueryBox) -> Result<Vec<PathCandidate>, TrailError> {
         Ok(TrailStore::candidates(self, q)
             .into_iter()
-            .map(|c| c.activation)
+            .map(|c| PathCandidate {
+                activation: c.activation,
+                from_ms: c.from_ms,
+                to_ms: c.to_ms,
+            })
             .collect())
     }
 
@@ -45,7 +63,9 @@ impl TrailSource for TrailStore {
         from_ms: TimeMs,
         to_ms: TimeMs,
     ) -> Result<Vec<Reading>, TrailError> {
-        self.positions_in(activation, from_ms, to_ms)
+        // The exact window, no neighbours: every segment the rule looks at has both ends
+        // inside the windows the matcher asks for.
+        TrailStore::positions(self, activation, from_ms, to_ms)
     }
 }
 
@@ -125,13 +145,49 @@ impl HitMatcher {
         added
     }
 
-    /// Retrospective matching of the crimes in `slots` against the stored trails.
+    /// Retrospective matching of the crimes in `slots` against the stored trails. The crimes
+    /// are split across the machine's cores (each evaluation is pure); the results are applied
+    /// in slot order, so the outcome does not depend on the number of threads.
     pub fn match_crimes(
         &mut self,
         source: &dyn TrailSource,
         slots: &[u32],
     ) -> Result<Vec<HitChange>, TrailError> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 16);
+        let chunk = slots.len().div_ceil(threads).max(1);
+        let this = &*self;
+        let results: Vec<Result<Vec<(u32, String, Option<Hit>)>, TrailError>> =
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = slots
+                    .chunks(chunk)
+                    .map(|part| scope.spawn(move || this.evaluate_crimes(source, part)))
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
         let mut changes = Vec::new();
+        for part in results {
+            for (slot, activation, verdict) in part? {
+                if let Some(change) = self.record(slot, &activation, verdict) {
+                    changes.push(change);
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The hit rule for each crime against each candidate activation (read-only).
+    fn evaluate_crimes(
+        &self,
+        source: &dyn TrailSource,
+        slots: &[u32],
+    ) -> Result<Vec<(u32, String, Option<Hit>)>, TrailError> {
+        let mut out = Vec::new();
         for &slot in slots {
             let Some(crime) = self.crimes.get(slot as usize) else {
                 continue;
@@ -147,14 +203,13 @@ impl HitMatcher {
             };
             let mut candidates = source.candidates(&q)?;
             candidates.sort();
-            candidates.dedup();
-            for activation in candidates {
-                if let Some(change) = self.evaluate_pair(source, slot, &activation)? {
-                    changes.push(change);
-                }
+            candidates.dedup_by(|a, b| a.activation == b.activation);
+            for c in candidates {
+                let verdict = self.evaluate_one(source, slot, &c.activation, Some((c.from_ms, c.to_ms)))?;
+                out.push((slot, c.activation, verdict));
             }
         }
-        Ok(changes)
+        Ok(out)
     }
 
     /// Live matching of new positions of one activation (already stored in `source`).
@@ -231,31 +286,59 @@ impl HitMatcher {
         Ok(())
     }
 
+    /// `meeting`: when the candidate's path can meet the crime's box (from the trail index).
+    fn evaluate_one(
+        &self,
+        source: &dyn TrailSource,
+        slot: u32,
+        activation: &str,
+        meeting: Option<(TimeMs, TimeMs)>,
+    ) -> Result<Option<Hit>, TrailError> {
+        let crime = &self.crimes[slot as usize];
+        // Most candidates are not hits: decide on the positions that can matter (only a gap
+        // either side of when the path can meet the box), and read the evidence only for a hit.
+        let gap_ms = self.config.max_gap_s * 1000;
+        let (mut lo, mut hi) = (crime.from_ms - gap_ms, crime.to_ms + gap_ms);
+        if let Some((from, to)) = meeting {
+            lo = lo.max(from - gap_ms);
+            hi = hi.min(to + gap_ms);
+        }
+        if hi < lo {
+            return Ok(None);
+        }
+        let near = source.positions(activation, lo, hi)?;
+        if !qualifies(crime, &near, &self.config) {
+            return Ok(None);
+        }
+        let (from, to) = self.config.evidence_window(crime);
+        let positions = source.positions(activation, from, to)?;
+        let person = self.people.get(activation).map(String::as_str).unwrap_or("");
+        Ok(evaluate(crime, activation, person, &positions, &self.config))
+    }
+
+    /// Notes a verdict in the per-activation hit sets and says what changed.
+    fn record(&mut self, slot: u32, activation: &str, verdict: Option<Hit>) -> Option<HitChange> {
+        let set = self.hits.entry(activation.to_string()).or_default();
+        match verdict {
+            Some(hit) => {
+                set.insert(slot);
+                Some(HitChange::Upsert(Box::new(hit)))
+            }
+            None if set.remove(&slot) => Some(HitChange::Withdraw {
+                id: hit_id(&self.crimes[slot as usize].key(), activation),
+            }),
+            None => None,
+        }
+    }
+
     fn evaluate_pair(
         &mut self,
         source: &dyn TrailSource,
         slot: u32,
         activation: &str,
     ) -> Result<Option<HitChange>, TrailError> {
-        let crime = &self.crimes[slot as usize];
-        let (from, to) = self.config.evidence_window(crime);
-        let positions = source.positions(activation, from, to)?;
-        let person = self
-            .people
-            .get(activation)
-            .map(String::as_str)
-            .unwrap_or("");
-        let verdict = evaluate(crime, activation, person, &positions, &self.config);
-        let id = hit_id(&crime.key(), activation);
-        let set = self.hits.entry(activation.to_string()).or_default();
-        Ok(match verdict {
-            Some(hit) => {
-                set.insert(slot);
-                Some(HitChange::Upsert(Box::new(hit)))
-            }
-            None if set.remove(&slot) => Some(HitChange::Withdraw { id }),
-            None => None,
-        })
+        let verdict = self.evaluate_one(source, slot, activation, None)?;
+        Ok(self.record(slot, activation, verdict))
     }
 }
 
@@ -295,7 +378,7 @@ impl TrailSource for MemoryTrails {
     /// Activations whose fixes within a path gap of the window have a bounding box meeting the
     /// query box: every segment that reaches into the window lies inside that box, so this is a
     /// superset of the activations whose path meets the query (the rule decides exactly).
-    fn candidates(&self, q: &QueryBox) -> Result<Vec<String>, TrailError> {
+    fn candidates(&self, q: &QueryBox) -> Result<Vec<PathCandidate>, TrailError> {
         let mut out = Vec::new();
         for (activation, list) in &self.by_activation {
             let lo = list.partition_point(|r| r.t_ms < q.from_ms - self.max_gap_ms);
@@ -314,7 +397,11 @@ impl TrailSource for MemoryTrails {
                     && min_lon <= q.max_lon
                     && max_lon >= q.min_lon
                 {
-                    out.push(activation.clone());
+                    out.push(PathCandidate {
+                        activation: activation.clone(),
+                        from_ms: q.from_ms - self.max_gap_ms,
+                        to_ms: q.to_ms + self.max_gap_ms,
+                    });
                 }
             }
         }

@@ -21,7 +21,9 @@ pub struct PathPoint {
 
 impl PathPoint {
     pub fn distance_m(&self) -> f64 {
-        self.x_m.hypot(self.y_m)
+        // Plain sqrt: coordinates are metres within a city, far from where hypot's overflow
+        // care matters, and this is the hottest line of crime matching.
+        (self.x_m * self.x_m + self.y_m * self.y_m).sqrt()
     }
 
     /// The point a fraction `s` (0..=1) of the way to `b`.

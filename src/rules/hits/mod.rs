@@ -115,30 +115,30 @@ impl Verdict {
     }
 }
 
-/// Evaluates the hit of `crime` on one activation. `positions` are the activation's readings
-/// (any kind; only positions count) sorted by event time; only those inside the evidence window
-/// are used, so passing more is harmless. `None` when the trail never came near enough.
-pub fn evaluate(
+/// The fixes of `positions` in `[from_ms, to_ms]`, projected around the crime, in a canonical
+/// order (time, then position and precision) without exact duplicates, whatever order the
+/// source kept ties in.
+fn project<'a>(
     crime: &CrimeVersion,
-    activation: &str,
-    person: &str,
-    positions: &[Reading],
-    config: &HitsConfig,
-) -> Option<Hit> {
-    let (ev_from, ev_to) = config.evidence_window(crime);
-    let projection = LocalProjection::new(crime.lat, crime.lon);
-    // A canonical order (and no exact duplicates), whatever order the source kept ties in.
-    let mut window: Vec<&Reading> = positions
-        .iter()
-        .filter(|r| r.t_ms >= ev_from && r.t_ms <= ev_to)
-        .filter(|r| matches!(r.body, ReadingBody::Position(_)))
-        .collect();
-    window.sort_by_key(|r| match &r.body {
+    positions: &'a [Reading],
+    from_ms: TimeMs,
+    to_ms: TimeMs,
+) -> Vec<Fix<'a>> {
+    let key = |r: &Reading| match &r.body {
         ReadingBody::Position(p) => (r.t_ms, p.lat_e7, p.lon_e7, p.precision_cm, p.source),
         _ => (r.t_ms, 0, 0, 0, PositionSource::Gps),
-    });
+    };
+    let mut window: Vec<&Reading> = positions
+        .iter()
+        .filter(|r| r.t_ms >= from_ms && r.t_ms <= to_ms)
+        .filter(|r| matches!(r.body, ReadingBody::Position(_)))
+        .collect();
+    if !window.is_sorted_by_key(|r| key(r)) {
+        window.sort_by_key(|r| key(r));
+    }
     window.dedup_by(|a, b| a == b);
-    let fixes: Vec<Fix> = window
+    let projection = LocalProjection::new(crime.lat, crime.lon);
+    window
         .into_iter()
         .filter_map(|r| match &r.body {
             ReadingBody::Position(p) => {
@@ -155,7 +155,30 @@ pub fn evaluate(
             }
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// Whether the trail qualifies for a hit at all: the verdict of [`evaluate`] without building
+/// the evidence. Only positions within `max_gap_s` of the window can matter, so a caller may
+/// pass just those (the retrospective matcher does, then reads the evidence only for hits).
+pub fn qualifies(crime: &CrimeVersion, positions: &[Reading], config: &HitsConfig) -> bool {
+    let gap_ms = config.max_gap_s * 1000;
+    let fixes = project(crime, positions, crime.from_ms - gap_ms, crime.to_ms + gap_ms);
+    judge(crime, &fixes, config).qualifies
+}
+
+/// Evaluates the hit of `crime` on one activation. `positions` are the activation's readings
+/// (any kind; only positions count) sorted by event time; only those inside the evidence window
+/// are used, so passing more is harmless. `None` when the trail never came near enough.
+pub fn evaluate(
+    crime: &CrimeVersion,
+    activation: &str,
+    person: &str,
+    positions: &[Reading],
+    config: &HitsConfig,
+) -> Option<Hit> {
+    let (ev_from, ev_to) = config.evidence_window(crime);
+    let fixes = project(crime, positions, ev_from, ev_to);
     let verdict = judge(crime, &fixes, config);
     if !verdict.qualifies {
         return None;
@@ -233,15 +256,23 @@ fn judge(crime: &CrimeVersion, fixes: &[Fix], config: &HitsConfig) -> Verdict {
         let Some(seg) = Segment::clipped(f.point, next.point, crime.from_ms, crime.to_ms) else {
             continue;
         };
-        if seg.min_distance_with_precision(-1.0) > r {
+        // Cheap rejection first: along the segment d ≥ its closest distance and p ≤ the larger
+        // end precision, so most segments far from the crime never need the search below.
+        let closest = seg.at(seg.closest_s());
+        let (d_closest, p_closest) = (closest.distance_m(), closest.precision_m);
+        let p_max = f.point.precision_m.max(next.point.precision_m);
+        // The closest point often settles both questions; the search is for the rest.
+        if d_closest - p_max > r
+            || (d_closest - p_closest > r && seg.min_distance_with_precision(-1.0) > r)
+        {
             continue;
         }
         v.qualifies = true;
-        v.certain |= seg.min_distance_with_precision(1.0) <= r;
+        v.certain |= d_closest + p_closest <= r
+            || (!v.certain && seg.min_distance_with_precision(1.0) <= r);
         v.gps_backed |=
             f.position.source == PositionSource::Gps && next.position.source == PositionSource::Gps;
-        let closest = seg.at(seg.closest_s());
-        v.closer(closest.distance_m(), closest.t_ms);
+        v.closer(d_closest, closest.t_ms);
         v.inside_ms += seg.time_inside_ms(r);
     }
     v

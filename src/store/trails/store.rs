@@ -618,7 +618,9 @@ impl TrailStore {
             let map = self.inner.files.read();
             blocks.iter().map(|b| map.get(&b.file).cloned()).collect()
         };
-        if blocks.len() > 1 {
+        // Read-ahead pays off for long reads; for the few blocks of a crime check or a short
+        // trail the syscalls cost more than they save (the data is usually cached).
+        if blocks.len() > 8 {
             for (b, f) in blocks.iter().zip(&files) {
                 if let Some(f) = f {
                     chunk_file::prefetch(f, b.offset, b.len_bytes);
@@ -698,7 +700,10 @@ impl TrailStore {
         let end = all.partition_point(|r| r.t_ms <= to_ms);
         let lo = start.saturating_sub(1);
         let hi = (end + 1).min(all.len());
-        Ok(all[lo..hi].to_vec())
+        let mut all = all;
+        all.truncate(hi);
+        all.drain(..lo);
+        Ok(all)
     }
 
     /// Activations whose path envelope meets the box during the window: an R-tree query over
