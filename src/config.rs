@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub webhooks: Vec<crate::delivery::webhooks::WebhookConfig>,
     pub trails: crate::store::trails::TrailConfig,
     pub trail_api: crate::api::trails::TrailApiConfig,
+    /// The web console: its files and the map tile server, if any.
+    pub console: crate::console::ConsoleConfig,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +50,7 @@ impl Default for ServerConfig {
             webhooks: Vec::new(),
             trails: Default::default(),
             trail_api: Default::default(),
+            console: Default::default(),
         }
     }
 }
