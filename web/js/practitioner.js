@@ -111,16 +111,18 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
   drawPlaces(overlay, who.orders);
   let stopPlayer = () => {};
   try {
-    const [trail, st] = await Promise.all([
-      get(`/v1/people/${encodeURIComponent(id)}/trail${qs(period)}`),
+    const [res, st] = await Promise.all([
+      request(`/v1/people/${encodeURIComponent(id)}/trail${qs(period)}`, { as: 'response' }),
       get(`/v1/people/${encodeURIComponent(id)}/stays${qs(period)}`),
     ]);
-    const positions = drawTrail(overlay, trail);
+    const positions = drawTrail(overlay, await res.json());
+    const total = Number(res.headers.get('x-total-positions') ?? positions.length);
     drawStays(overlay, st.stays);
     fit(map, overlay, positions);
     const gaps = positions.filter((x) => x.props.gap_before).length;
+    const partial = total > positions.length ? ` (the first ${positions.length} of ${total}: choose a shorter period to see the rest)` : '';
     summary.textContent = positions.length
-      ? `${positions.length} positions, ${gaps} gap${gaps === 1 ? '' : 's'} (red dashes; labels restart A1, B1… after each). Hover a dot for time, precision, speed and heading; circles show each fix's precision.`
+      ? `${positions.length} positions${partial}, ${gaps} gap${gaps === 1 ? '' : 's'} (red dashes; labels restart A1, B1… after each). Hover a dot for time, precision, speed and heading; circles show each fix's precision.`
       : 'No positions in this period (an RF or alcohol tag sends none). Curfew addresses and zones are shown.';
     stays.append(staysTable(st.stays));
     stopPlayer = playback(player, map, positions);
