@@ -26,11 +26,12 @@ export async function hubPage(root) {
   const count = h('span', { class: 'count', 'data-testid': 'queue-count' });
   const rows = h('tbody');
   const detail = h('section', { class: 'card detail', 'aria-live': 'polite' }, message('Select an alert to review it.'));
-  const hitsBox = h('section', { class: 'card hits' });
+  const hitsBox = h('section', { class: 'card hits', id: 'hits' });
+  const hitsLink = h('a', { href: '#hits', class: 'hits-link' });
 
   fill(root, h('div', { class: 'hub' },
     h('section', { class: 'card queue' },
-      h('h2', {}, 'Alert queue ', live),
+      h('h2', {}, 'Alert queue ', live, hitsLink),
       h('form', { class: 'filters', onsubmit: (e) => e.preventDefault() },
         field('Type', type), field('State', state), field('Person', person), count),
       h('div', { class: 'scroll' }, h('table', { class: 'alerts', 'data-testid': 'alerts' },
@@ -66,7 +67,7 @@ export async function hubPage(root) {
       type.value = keep;
     }
     const shown = [...alerts.values()].filter(matches)
-      .sort((a, b) => (b._seq - a._seq));
+      .sort((a, b) => b.start.localeCompare(a.start) || b._seq - a._seq);
     count.textContent = `${shown.length} of ${alerts.size} alerts`;
     fill(rows, shown.slice(0, SHOW_ROWS).map((a) => h('tr', {
       class: `${a.id === selected ? 'selected' : ''} ${a.review?.state}`,
@@ -159,6 +160,7 @@ export async function hubPage(root) {
     const hits = await loadHits({ state: 'pending' }).catch((e) => e);
     if (hits instanceof Error) return fill(hitsBox, h('h2', {}, 'Crime hits awaiting review'), message(hits.message, 'error'));
     if (hits === null) return fill(hitsBox, h('h2', {}, 'Crime hits awaiting review'), message(NO_HITS_API));
+    hitsLink.textContent = hits.length ? `${hits.length} crime hit${hits.length === 1 ? '' : 's'} awaiting review` : '';
     const box = h('div');
     const open = (hit) => hitDetail(box, hit, reviewForm(hit, () => { fill(box); refreshHits(); }));
     fill(hitsBox, h('h2', {}, `Crime hits awaiting review (${hits.length})`),

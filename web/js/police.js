@@ -10,7 +10,7 @@ export async function policePage(root, me) {
   const report = h('div', { 'data-testid': 'report' });
   const batches = h('section', { class: 'card' });
   const hits = h('section', { class: 'card' });
-  const hitBox = h('div');
+  const hitBox = h('section', { class: 'card hit-box' });
 
   const upload = async (ev) => {
     ev.preventDefault();
