@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub trail_api: crate::api::trails::TrailApiConfig,
     /// The web console: its files and the map tile server, if any.
     pub console: crate::console::ConsoleConfig,
+    /// Crime uploads and what police may see (`[crime_api]`).
+    pub crime_api: crate::api::crimes::CrimeApiConfig,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +53,7 @@ impl Default for ServerConfig {
             trails: Default::default(),
             trail_api: Default::default(),
             console: Default::default(),
+            crime_api: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod config;
 pub mod console;
+pub mod crime;
 pub mod delivery;
 pub mod formats;
 pub mod ingest;

@@ -43,10 +43,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Police crime batches: validate files offline, or import them into a running server.
+    Crimes {
+        #[command(subcommand)]
+        command: CrimesCommand,
+    },
     /// Print a JSON summary of what is durably stored in a data directory.
     Inspect {
         #[arg(long)]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CrimesCommand {
+    /// Validate batch files without importing them: prints each file's report (every bad row
+    /// with line, code, message and action); exits 1 if any file has a rejected row.
+    Check {
+        files: Vec<PathBuf>,
+        #[arg(long, default_value_t = 12)]
+        max_window_h: i64,
+    },
+    /// Upload batch files to a running server (as `POST /v1/crimes/batches`, which validates,
+    /// stores new versions and matches them against stored trails); prints each report.
+    Import {
+        files: Vec<PathBuf>,
+        /// The server's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:7800")]
+        server: String,
+        /// A hub or admin token (or police, for its own force's batches).
+        #[arg(long, env = "TAGSTREAM_TOKEN", conflicts_with = "token_file")]
+        token: Option<String>,
+        /// A file holding the token, e.g. DATA/admin.token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Vicinity radius for these batches (default: the server's).
+        #[arg(long)]
+        radius_m: Option<f64>,
     },
 }
 
@@ -121,7 +154,8 @@ struct ReplayArgs {
     /// directory (its durable log, in log order).
     #[arg(long)]
     readings: PathBuf,
-    /// Police crime batch files (matched for hits once crime matching exists).
+    /// Police crime batch files, imported in the order given and matched for hits
+    /// (writes `hits.jsonl`).
     #[arg(long)]
     crimes: Vec<PathBuf>,
     #[arg(long)]
@@ -161,6 +195,7 @@ fn main() -> Result<()> {
         Command::Replay(args) => replay(args),
         Command::Inspect { data_dir } => inspect(data_dir),
         Command::Users { command } => users(command),
+        Command::Crimes { command } => crimes(command),
         Command::Score {
             truth,
             outputs,
@@ -225,11 +260,8 @@ fn replay(args: ReplayArgs) -> Result<()> {
     for e in &orders_errors {
         eprintln!("{}: {e} (record skipped)", args.orders.display());
     }
-    if !args.crimes.is_empty() {
-        eprintln!("note: crime matching is not built yet; --crimes files are ignored");
-    }
     let (outputs, mut summary) =
-        tagstream::replay::replay(&orders, &args.readings, config, &base.rules)?;
+        tagstream::replay::replay(&orders, &args.readings, &args.crimes, config, &base.rules)?;
     for e in &summary.readings_errors {
         eprintln!("{}: {e} (line skipped)", args.readings.display());
     }
@@ -281,4 +313,78 @@ fn users(command: UsersCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn crimes(command: CrimesCommand) -> Result<()> {
+    match command {
+        CrimesCommand::Check {
+            files,
+            max_window_h,
+        } => {
+            let rules = tagstream::crime::PoliceCsvRules {
+                max_window_ms: max_window_h * 3_600_000,
+            };
+            let mut clean = true;
+            for path in &files {
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let report = tagstream::crime::import::parse(&bytes, &rules);
+                clean &= report.errors.is_empty();
+                let name = path.display().to_string();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&tagstream::crime::import::report_json(
+                        &name, &report
+                    ))?
+                );
+            }
+            if !clean {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        CrimesCommand::Import {
+            files,
+            server,
+            token,
+            token_file,
+            radius_m,
+        } => {
+            let token = match (token, token_file) {
+                (Some(t), _) => t,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading the token file {}", path.display()))?
+                    .trim()
+                    .to_string(),
+                (None, None) => anyhow::bail!("give --token, --token-file or TAGSTREAM_TOKEN"),
+            };
+            for path in &files {
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let mut request = ureq::post(&format!("{server}/v1/crimes/batches"))
+                    .set("Authorization", &format!("Bearer {token}"))
+                    .set("Content-Type", "text/csv")
+                    .query("filename", &name);
+                if let Some(r) = radius_m {
+                    request = request.query("radius_m", &r.to_string());
+                }
+                match request.send_bytes(&bytes) {
+                    Ok(response) => println!("{}", response.into_string()?),
+                    Err(ureq::Error::Status(code, response)) => anyhow::bail!(
+                        "{}: the server refused the batch ({code}): {}",
+                        path.display(),
+                        response.into_string().unwrap_or_default()
+                    ),
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("uploading {}", path.display()))
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! `tagstream replay`: runs the live pipeline's code over recorded inputs and writes the outputs
-//! (`alerts.jsonl`, `sober_days.jsonl`, later hits) to a directory. Same inputs, same bytes.
+//! (`alerts.jsonl`, `sober_days.jsonl`, and `hits.jsonl` when crime batches are given) to a directory. Same inputs, same bytes.
 
+use crate::crime::matcher::{HitMatcher, MemoryTrails};
+use crate::crime::service::match_into;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::formats::readings_jsonl::read_batches;
 use crate::formats::LineError;
@@ -9,6 +11,8 @@ use crate::model::Batch;
 use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
 use crate::rules::{RulesConfig, StandardRules};
+use crate::store::crime_store::CrimeStore;
+use crate::store::trails::group_positions;
 use crate::store::{AlertBook, SoberDayBook};
 use crate::wire::ReadingsFileReader;
 use serde::Serialize;
@@ -43,6 +47,9 @@ pub struct ReplaySummary {
     pub late_readings: u64,
     pub alerts: usize,
     pub sober_days: usize,
+    /// Crime batches imported and the hits they produced (with `--crimes`).
+    pub crime_batches: Vec<serde_json::Value>,
+    pub hits: u64,
     pub orders_errors: Vec<LineError>,
     pub readings_errors: Vec<LineError>,
 }
@@ -121,6 +128,8 @@ pub fn read_recorded(
 pub struct OutputCollector {
     pub alerts: AlertBook,
     pub sober_days: SoberDayBook,
+    /// Crimes and hits, when crime batches were given.
+    pub crimes: Option<CrimeStore>,
 }
 
 impl Sink for OutputCollector {
@@ -136,20 +145,41 @@ impl Sink for OutputCollector {
     }
 }
 
-/// Runs the pipeline over `readings` with the people, activations and orders of `orders`.
+/// Runs the pipeline over `readings` with the people, activations and orders of `orders`; with
+/// police crime batches in `crimes`, imports them in the order given (so versions are numbered
+/// as a server that received them in that order numbers them) and matches them against the
+/// trails, as the live server does.
 pub fn replay(
     orders: &OrdersFile,
     readings: &Path,
+    crimes: &[PathBuf],
     config: PipelineConfig,
     rules: &RulesConfig,
 ) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
     let factory = Arc::new(StandardRules::new(config, rules.clone(), orders));
     let mut outputs = OutputCollector::default();
-    let mut driver = InlineDriver::new(directory, config, factory, 1, &mut outputs);
+    let mut driver = InlineDriver::new(directory.clone(), config, factory, 1, &mut outputs);
+    let mut trails = MemoryTrails::new(rules.hits.max_gap_s * 1000);
+    let keep_trails = !crimes.is_empty();
     let readings_errors = read_recorded(readings, &mut |batch| {
+        if keep_trails {
+            for (activation, positions) in group_positions(&directory, &batch) {
+                for r in positions {
+                    trails.push(&activation, r);
+                }
+            }
+        }
         driver.feed(&Arc::new(batch), &mut outputs);
     })?;
+    let (crime_batches, hits) = if keep_trails {
+        trails.seal();
+        let (store, batches, hits) = replay_crimes(&directory, &trails, crimes, rules)?;
+        outputs.crimes = Some(store);
+        (batches, hits)
+    } else {
+        (Vec::new(), 0)
+    };
     let stats = driver.dispatch_stats();
     let summary = ReplaySummary {
         batches: stats.batches,
@@ -164,8 +194,58 @@ pub fn replay(
         sober_days: outputs.sober_days.len(),
         orders_errors: Vec::new(),
         readings_errors,
+        crime_batches,
+        hits,
     };
     Ok((outputs, summary))
+}
+
+/// Imports each crime batch file in turn into an in-memory crime store and matches its new
+/// versions against the trails.
+fn replay_crimes(
+    directory: &ActivationDirectory,
+    trails: &MemoryTrails,
+    files: &[PathBuf],
+    rules: &RulesConfig,
+) -> Result<(CrimeStore, Vec<serde_json::Value>, u64), ReplayError> {
+    let store_err = |path: &Path, e: String| ReplayError::Input {
+        path: path.to_path_buf(),
+        message: e,
+    };
+    let first = files
+        .first()
+        .map(PathBuf::as_path)
+        .unwrap_or(Path::new("-"));
+    let store = CrimeStore::in_memory().map_err(|e| store_err(first, e.to_string()))?;
+    let mut matcher = HitMatcher::new(rules.hits);
+    for a in directory.all() {
+        matcher.set_person(&a.id, &a.person);
+    }
+    let csv_rules = crate::api::crimes::CrimeApiConfig::default().csv_rules();
+    let mut reports = Vec::new();
+    for path in files {
+        let bytes = std::fs::read(path).map_err(|source| ReplayError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let report = crate::crime::import::parse(&bytes, &csv_rules);
+        let (mut doc, versions) =
+            crate::crime::import::store(&store, &name, &report, rules.hits.radius_m, "replay", 0)
+                .map_err(|e| store_err(path, e.to_string()))?;
+        let summary = match_into(&mut matcher, &store, trails, versions)
+            .map_err(|e| store_err(path, e.to_string()))?;
+        doc["matching"] = serde_json::json!(summary);
+        reports.push(doc);
+    }
+    let hits = store
+        .hits(&Default::default())
+        .map_err(|e| store_err(first, e.to_string()))?
+        .len() as u64;
+    Ok((store, reports, hits))
 }
 
 /// Writes replay outputs into `out_dir` (created if needed).
@@ -186,5 +266,14 @@ pub fn write_outputs(outputs: &OutputCollector, out_dir: &Path) -> Result<(), Re
     write_file("alerts.jsonl", &|out| outputs.alerts.write_jsonl(out))?;
     write_file("sober_days.jsonl", &|out| {
         outputs.sober_days.write_jsonl(out)
-    })
+    })?;
+    if let Some(crimes) = &outputs.crimes {
+        write_file("hits.jsonl", &|out| {
+            crimes
+                .write_hits_jsonl(out)
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })?;
+    }
+    Ok(())
 }

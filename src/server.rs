@@ -9,6 +9,7 @@ use crate::api::auth::BootstrapToken;
 use crate::api::routes::Counters;
 use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
+use crate::crime::service::HitService;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::ingest::{run_listener, IngestContext};
 use crate::log::{GroupCommitter, LogConfig, LogReader, LogWriter};
@@ -17,9 +18,10 @@ use crate::pipeline::driver::{LiveDriver, OutputBatch};
 use crate::pipeline::ActivationDirectory;
 use crate::rules::StandardRules;
 use crate::store::alert_store::AlertStore;
+use crate::store::crime_store::CrimeStore;
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
-use crate::store::trails::{apply_batch, catch_up, TrailStore};
+use crate::store::trails::{apply_groups, catch_up, group_positions, TrailStore};
 use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -142,7 +144,25 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("trail catch-up task")?
         .context("bringing the trail store up to date with the log")?;
     }
-    let trail_feed = spawn_trail_feed(trails.clone(), directory.clone(), next_log_record);
+    // Hits: every stored crime is matched against the trails before live matching starts.
+    let crime_store = CrimeStore::open(&config.data_dir).context("opening the crime store")?;
+    let (hit_service, startup_match) = {
+        let (store, trails, directory) = (crime_store.clone(), trails.clone(), directory.clone());
+        let hits_config = config.rules.hits;
+        tokio::task::spawn_blocking(move || {
+            HitService::start(hits_config, store, trails, directory)
+        })
+        .await
+        .context("hit matcher start-up task")?
+        .context("starting the hit matcher")?
+    };
+    tracing::info!(?startup_match, "crimes matched against stored trails");
+    let trail_feed = spawn_trail_feed(
+        trails.clone(),
+        directory.clone(),
+        next_log_record,
+        hit_service.clone(),
+    );
 
     // Latency is measured only for batches that arrive from now on, not recovered ones.
     let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
@@ -227,6 +247,11 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         trails,
         trail_api: config.trail_api,
         tac,
+        crimes: crime_store,
+        hits: hit_service,
+        hits_config: config.rules.hits,
+        crime_api: config.crime_api,
+        directory: directory.clone(),
     };
     let mut app = router(state);
     if let Some(console) = crate::console::router(&config.console) {
@@ -264,6 +289,7 @@ fn spawn_trail_feed(
     trails: TrailStore,
     directory: Arc<crate::pipeline::ActivationDirectory>,
     mut next_record: u64,
+    hits: HitService,
 ) -> std::sync::mpsc::Sender<Vec<Arc<Batch>>> {
     let (tx, rx) = std::sync::mpsc::channel::<Vec<Arc<Batch>>>();
     let spawned = std::thread::Builder::new().name("trail-feed".into()).spawn(move || {
@@ -271,12 +297,17 @@ fn spawn_trail_feed(
         loop {
             match rx.recv_timeout(std::time::Duration::from_secs(2)) {
                 Ok(group) => {
+                    let mut appended = Vec::new();
                     for batch in &group {
-                        if let Err(e) = apply_batch(&trails, &directory, next_record, batch) {
+                        let groups = group_positions(&directory, batch);
+                        if let Err(e) = apply_groups(&trails, next_record, &groups) {
                             tracing::error!(error = %e, record = next_record, "trail store append failed");
                         }
+                        appended.extend(groups);
                         next_record += 1;
                     }
+                    // Live crime matching reads the positions back from the store: after the append.
+                    hits.positions(appended);
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,

@@ -357,6 +357,7 @@ fn replaying_the_real_data_twice_writes_identical_alerts_and_sober_days() {
         let (outputs, summary) = tagstream::replay::replay(
             &orders,
             &dir.path().join("readings.jsonl"),
+            &[],
             PipelineConfig::default(),
             &Default::default(),
         )

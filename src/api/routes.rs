@@ -3,10 +3,10 @@
 
 use super::auth::{BootstrapToken, Caller};
 use super::error::ApiError;
-use super::{admin, alcohol, alerts, people, trails};
+use super::{admin, alcohol, alerts, crimes, hits, people, trails};
 use crate::store::metadata::Metadata;
 use crate::store::LiveAlerts;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,6 +34,11 @@ pub struct ApiState {
     pub trails: crate::store::trails::TrailStore,
     pub trail_api: trails::TrailApiConfig,
     pub tac: Arc<crate::store::tac_book::TacBook>,
+    pub crimes: crate::store::crime_store::CrimeStore,
+    pub hits: crate::crime::service::HitService,
+    pub hits_config: crate::rules::hits::HitsConfig,
+    pub crime_api: super::crimes::CrimeApiConfig,
+    pub directory: Arc<crate::pipeline::ActivationDirectory>,
 }
 
 impl ApiState {
@@ -63,6 +68,23 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/alerts/stream", get(alerts::stream))
         .route("/v1/alerts/{id}", get(alerts::get_one))
         .route("/v1/alerts/{id}/{action}", post(alerts::act))
+        .route(
+            "/v1/crimes/batches",
+            get(crimes::list_batches)
+                .post(crimes::upload)
+                .layer(DefaultBodyLimit::max(state.crime_api.max_upload_bytes + 1)),
+        )
+        .route("/v1/crimes/batches/{batch_id}", get(crimes::get_batch))
+        .route(
+            "/v1/crimes/batches/{batch_id}/hits.csv",
+            get(hits::batch_csv),
+        )
+        .route("/v1/hits", get(hits::list))
+        .route("/v1/hits/export", get(hits::export_jsonl))
+        .route("/v1/hits/{id}", get(hits::get_one))
+        .route("/v1/hits/{id}/review", post(hits::review))
+        .route("/v1/hits/{id}/evidence", get(hits::evidence))
+        .route("/v1/hits/{id}/trail", get(hits::trail))
         .route("/v1/stats", get(stats))
         .route("/v1/stats/reset-latency", post(reset_latency))
         .route(

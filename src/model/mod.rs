@@ -1,9 +1,11 @@
-//! Domain types: readings, people, activations, orders, alerts and sober days, plus the
+//! Domain types: readings, people, activations, orders, alerts, sober days, crimes and hits, plus the
 //! event-time helpers every other module uses. Nothing here does I/O.
 
 mod activation;
 mod alert;
 mod batch;
+mod crime;
+mod hit;
 mod order;
 mod reading;
 mod reading_json;
@@ -13,6 +15,8 @@ pub mod time;
 pub use activation::{Activation, Person};
 pub use alert::{alert_id, Alert, AlertDetails, AlertType, Confidence};
 pub use batch::Batch;
+pub use crime::{CrimeKey, CrimeVersion};
+pub use hit::{hit_id, Certainty, Hit, HitAlgorithm, HitPosition};
 pub use order::{
     parse_local_hhmm, AlcoholCondition, AlcoholMode, AlcoholRequirement, Condition, CurfewAddress,
     CurfewCondition, Day, Order, ScheduleEntry, TimetableEntry, ZoneCondition,

@@ -1,6 +1,6 @@
 //! The rules: one file (or folder) per concern — `health` (device events, no contact), `curfew`
 //! (timetabled presence, AL08–AL12), `zones` (exclusion and inclusion zones) and `alcohol`
-//! (confirmed drinking, tamper, sober days); hits join here. `local_time` and `geodesy` are the shared UK-local-time and distance helpers.
+//! (confirmed drinking, tamper, sober days) and `hits` (a trail near a crime during its window). `local_time` and `geodesy` are the shared UK-local-time and distance helpers.
 //! [`StandardRules`] builds each activation's rule set from the pipeline configuration, the rules
 //! configuration and the orders of the activation's person (compiled once per person).
 
@@ -8,6 +8,7 @@ pub mod alcohol;
 pub mod curfew;
 pub mod geodesy;
 pub mod health;
+pub mod hits;
 pub mod local_time;
 pub mod zones;
 
@@ -31,6 +32,8 @@ pub struct RulesConfig {
     pub zones: ZonesConfig,
     /// Alcohol monitoring (`[rules.alcohol]`).
     pub alcohol: alcohol::AlcoholConfig,
+    /// Crime hits (`[rules.hits]`).
+    pub hits: hits::HitsConfig,
 }
 
 impl RulesConfig {

@@ -10,16 +10,13 @@ use crate::pipeline::ActivationDirectory;
 use std::path::Path;
 use thiserror::Error;
 
-/// Applies one log record to the store: its position readings grouped by the activation
-/// covering each reading's event time (readings of no activation are dropped, as the
-/// dispatcher drops them). Returns the positions applied.
-pub fn apply_batch(
-    store: &TrailStore,
+/// The position readings of one log record grouped by the activation covering each reading's
+/// event time (readings of no activation are dropped, as the dispatcher drops them).
+pub fn group_positions(
     directory: &ActivationDirectory,
-    log_record: u64,
     batch: &Batch,
-) -> Result<u64, TrailError> {
-    let mut groups: Vec<(&str, Vec<Reading>)> = Vec::new();
+) -> Vec<(String, Vec<Reading>)> {
+    let mut groups: Vec<(String, Vec<Reading>)> = Vec::new();
     for r in &batch.readings {
         if !matches!(r.body, ReadingBody::Position(_)) {
             continue;
@@ -29,14 +26,33 @@ pub fn apply_batch(
         };
         match groups.iter_mut().find(|(id, _)| *id == a.id) {
             Some((_, list)) => list.push(*r),
-            None => groups.push((a.id.as_str(), vec![*r])),
+            None => groups.push((a.id.clone(), vec![*r])),
         }
     }
+    groups
+}
+
+/// Appends grouped positions of log record `log_record`; returns the positions applied.
+pub fn apply_groups(
+    store: &TrailStore,
+    log_record: u64,
+    groups: &[(String, Vec<Reading>)],
+) -> Result<u64, TrailError> {
     let mut applied = 0;
     for (activation, readings) in groups {
-        applied += store.append(activation, log_record, &readings)?;
+        applied += store.append(activation, log_record, readings)?;
     }
     Ok(applied)
+}
+
+/// Applies one log record to the store (see [`group_positions`]). Returns the positions applied.
+pub fn apply_batch(
+    store: &TrailStore,
+    directory: &ActivationDirectory,
+    log_record: u64,
+    batch: &Batch,
+) -> Result<u64, TrailError> {
+    apply_groups(store, log_record, &group_positions(directory, batch))
 }
 
 /// Why catching up failed.

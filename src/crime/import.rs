@@ -1,0 +1,84 @@
+//! Importing a police crime batch: parse and validate the file ([`super::police_csv`]), check the
+//! uploader may send it, store the batch report and the good rows as crime versions, and hand the
+//! new versions back for matching. The API, `tagstream crimes import` and `tagstream replay` all
+//! import through here, so versions are numbered the same everywhere.
+
+use super::police_csv::{parse_police_batch, BatchReport, PoliceCsvRules};
+use crate::model::{CrimeVersion, TimeMs};
+use crate::store::crime_store::{CrimeStore, CrimeStoreError, ImportOutcome};
+use serde_json::{json, Value};
+
+/// Why an import was refused as a whole (a bad row is not an error: it is in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("this batch carries crimes of {found}, but you may only upload {allowed}'s crimes")]
+    OtherForce { found: String, allowed: String },
+    #[error("{0}")]
+    Store(#[from] CrimeStoreError),
+}
+
+/// The report of an import, as the API answers and the CLI prints it.
+pub fn report_json(source: &str, report: &BatchReport) -> Value {
+    json!({
+        "source": source,
+        "batch_id": report.batch_id,
+        "force": report.force.map(|f| f.id),
+        "status": report.status,
+        "rows": report.rows,
+        "imported": report.crimes.len(),
+        "errors": report.errors,
+    })
+}
+
+/// Parses a batch file (pure).
+pub fn parse(bytes: &[u8], rules: &PoliceCsvRules) -> BatchReport {
+    parse_police_batch(bytes, rules)
+}
+
+/// Refuses a batch with any crime (or a batch force) other than `allowed`.
+pub fn check_force(report: &BatchReport, allowed: &str) -> Result<(), ImportError> {
+    let other = report
+        .force
+        .map(|f| f.id)
+        .filter(|f| *f != allowed)
+        .or_else(|| {
+            report
+                .crimes
+                .iter()
+                .map(|c| c.force.as_str())
+                .find(|f| *f != allowed)
+        });
+    match other {
+        Some(found) => Err(ImportError::OtherForce {
+            found: found.to_string(),
+            allowed: allowed.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Stores a parsed batch (report and good rows). A report without a batch id (no row had a
+/// valid one) is not stored: there is nothing to file it under; the caller still returns it.
+pub fn store(
+    store: &CrimeStore,
+    source: &str,
+    report: &BatchReport,
+    radius_m: f64,
+    uploaded_by: &str,
+    uploaded_ms: TimeMs,
+) -> Result<(Value, Vec<CrimeVersion>), ImportError> {
+    let mut doc = report_json(source, report);
+    if report.batch_id.is_none() {
+        doc["stored"] = json!(false);
+        return Ok((doc, Vec::new()));
+    }
+    let ImportOutcome {
+        new_versions,
+        changes,
+        unchanged,
+    } = store.import_batch(&doc, &report.crimes, radius_m, uploaded_by, uploaded_ms)?;
+    doc["stored"] = json!(true);
+    doc["versions"] = json!(changes);
+    doc["unchanged"] = json!(unchanged);
+    Ok((doc, new_versions))
+}

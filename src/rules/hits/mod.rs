@@ -1,0 +1,262 @@
+//! The hit rule (`hits/1`): does an activation's trail come within a crime's vicinity during the
+//! crime's window, how surely, and with what evidence. One pure function, [`evaluate`], of a
+//! crime version and the activation's positions around the window; the live matcher, the daily
+//! (retrospective) batch matcher and `tagstream replay` all call it, so they agree byte for byte.
+//!
+//! - The path counts, not just the fixes: consecutive fixes at most `max_gap_s` apart are joined
+//!   by a straight segment, clipped to the window, so a walk-past between two sparse fixes that
+//!   are both outside the vicinity is a hit.
+//! - A point of the path qualifies when its confidence circle overlaps the vicinity
+//!   (`distance − precision ≤ radius`); the hit is `certain` when some point's whole circle is
+//!   inside (`distance + precision ≤ radius`), else `possible`. Precision along a segment is
+//!   interpolated between its fixes. Fixes less precise than `max_precision_m` never qualify.
+//! - A hit none of whose qualifying points rests on a GPS fix at both ends is `weaker_evidence`
+//!   (LBS and Wi-Fi fixes place a person far less surely).
+//! - Closest approach and time inside are measured on the path itself (precision aside).
+//!
+//! [`index`] holds the crime R-tree the live matcher queries with each new position.
+
+pub mod geometry;
+pub mod index;
+mod labels;
+
+use crate::model::time::format_time;
+use crate::model::{
+    hit_id, Certainty, CrimeVersion, Hit, HitAlgorithm, HitPosition, Position, PositionSource,
+    Reading, ReadingBody, TimeMs,
+};
+use crate::rules::geodesy::LocalProjection;
+use geometry::{PathPoint, Segment};
+pub use labels::sequence_labels;
+use serde::{Deserialize, Serialize};
+
+/// The rule's name and version, recorded on every hit.
+pub const ALGORITHM: &str = "hits/1";
+
+/// Parameters of the hit rule (`[rules.hits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HitsConfig {
+    /// Default vicinity radius; an import may set its own.
+    pub radius_m: f64,
+    /// Fixes further apart than this are not joined by a path (a signal loss, not a walk).
+    pub max_gap_s: i64,
+    /// Evidence includes positions this long before and after the window (at least `max_gap_s`,
+    /// so every segment that reaches into the window has both its ends in the evidence).
+    pub margin_s: i64,
+    /// Fixes whose confidence radius is larger than this never make a hit.
+    pub max_precision_m: f64,
+    /// A gap longer than this starts a new sequence letter (A1, A2, … B1).
+    pub label_gap_s: i64,
+}
+
+impl Default for HitsConfig {
+    fn default() -> Self {
+        HitsConfig {
+            radius_m: 100.0,
+            max_gap_s: 15 * 60,
+            margin_s: 30 * 60,
+            max_precision_m: 500.0,
+            label_gap_s: 5 * 60,
+        }
+    }
+}
+
+impl HitsConfig {
+    /// The evidence margin actually used: never shorter than the path gap limit.
+    pub fn evidence_margin_ms(&self) -> TimeMs {
+        self.margin_s.max(self.max_gap_s) * 1000
+    }
+
+    /// Half-size in metres of the box around a crime that any qualifying point must fall in.
+    pub fn reach_m(&self, radius_m: f64) -> f64 {
+        radius_m + self.max_precision_m
+    }
+
+    /// The positions a hit on `crime` depends on: `[from − margin, to + margin]`.
+    pub fn evidence_window(&self, crime: &CrimeVersion) -> (TimeMs, TimeMs) {
+        let m = self.evidence_margin_ms();
+        (crime.from_ms - m, crime.to_ms + m)
+    }
+
+    fn algorithm(&self, radius_m: f64) -> HitAlgorithm {
+        HitAlgorithm {
+            name: ALGORITHM.to_string(),
+            radius_m,
+            max_gap_s: self.max_gap_s,
+            margin_s: self.evidence_margin_ms() / 1000,
+            max_precision_m: self.max_precision_m,
+            label_gap_s: self.label_gap_s,
+        }
+    }
+}
+
+/// A fix of the evidence, projected.
+struct Fix<'a> {
+    point: PathPoint,
+    position: &'a Position,
+}
+
+/// What a qualifying piece of path found.
+#[derive(Default)]
+struct Verdict {
+    qualifies: bool,
+    certain: bool,
+    gps_backed: bool,
+    closest: Option<(f64, TimeMs)>,
+    inside_ms: f64,
+}
+
+impl Verdict {
+    fn closer(&mut self, d_m: f64, t_ms: TimeMs) {
+        if self.closest.is_none_or(|(best, _)| d_m < best) {
+            self.closest = Some((d_m, t_ms));
+        }
+    }
+}
+
+/// Evaluates the hit of `crime` on one activation. `positions` are the activation's readings
+/// (any kind; only positions count) sorted by event time; only those inside the evidence window
+/// are used, so passing more is harmless. `None` when the trail never came near enough.
+pub fn evaluate(
+    crime: &CrimeVersion,
+    activation: &str,
+    person: &str,
+    positions: &[Reading],
+    config: &HitsConfig,
+) -> Option<Hit> {
+    let (ev_from, ev_to) = config.evidence_window(crime);
+    let projection = LocalProjection::new(crime.lat, crime.lon);
+    // A canonical order (and no exact duplicates), whatever order the source kept ties in.
+    let mut window: Vec<&Reading> = positions
+        .iter()
+        .filter(|r| r.t_ms >= ev_from && r.t_ms <= ev_to)
+        .filter(|r| matches!(r.body, ReadingBody::Position(_)))
+        .collect();
+    window.sort_by_key(|r| match &r.body {
+        ReadingBody::Position(p) => (r.t_ms, p.lat_e7, p.lon_e7, p.precision_cm, p.source),
+        _ => (r.t_ms, 0, 0, 0, PositionSource::Gps),
+    });
+    window.dedup_by(|a, b| a == b);
+    let fixes: Vec<Fix> = window
+        .into_iter()
+        .filter_map(|r| match &r.body {
+            ReadingBody::Position(p) => {
+                let (x_m, y_m) = projection.to_xy(p.lat(), p.lon());
+                Some(Fix {
+                    point: PathPoint {
+                        t_ms: r.t_ms,
+                        x_m,
+                        y_m,
+                        precision_m: p.precision_m(),
+                    },
+                    position: p,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    let verdict = judge(crime, &fixes, config);
+    if !verdict.qualifies {
+        return None;
+    }
+    let (closest_m, closest_t) = verdict.closest?;
+    let times: Vec<TimeMs> = fixes.iter().map(|f| f.point.t_ms).collect();
+    let labels = sequence_labels(&times, config.label_gap_s * 1000);
+    let evidence = fixes
+        .iter()
+        .zip(labels)
+        .map(|(f, label)| HitPosition {
+            label,
+            t: f.point.t_ms,
+            lat: f.position.lat(),
+            lon: f.position.lon(),
+            precision_m: f.position.precision_m(),
+            source: f.position.source,
+            speed_kmh: f.position.speed_ckmh.map(|v| v as f64 / 100.0),
+            heading_deg: f.position.heading_cdeg.map(|v| v as f64 / 100.0),
+            in_window: f.point.t_ms >= crime.from_ms && f.point.t_ms <= crime.to_ms,
+            distance_m: round_dm(f.point.distance_m()),
+        })
+        .collect();
+    Some(Hit {
+        id: hit_id(&crime.key(), activation),
+        force: crime.force.clone(),
+        batch_id: crime.batch_id.clone(),
+        crime_ref: crime.crime_ref.clone(),
+        crime_version: crime.version,
+        activation: activation.to_string(),
+        person: person.to_string(),
+        certainty: if verdict.certain {
+            Certainty::Certain
+        } else {
+            Certainty::Possible
+        },
+        closest_m: round_dm(closest_m),
+        closest_t,
+        inside_s: (verdict.inside_ms / 1000.0).round() as i64,
+        positions: evidence,
+        algorithm: config.algorithm(crime.radius_m),
+        crime_type: crime.crime_type.clone(),
+        crime_from: crime.from_ms,
+        crime_to: crime.to_ms,
+        crime_lat: crime.lat,
+        crime_lon: crime.lon,
+        radius_m: crime.radius_m,
+        weaker_evidence: !verdict.gps_backed,
+    })
+}
+
+/// Walks the fixes and the segments between them inside the window.
+fn judge(crime: &CrimeVersion, fixes: &[Fix], config: &HitsConfig) -> Verdict {
+    let r = crime.radius_m;
+    let max_gap_ms = config.max_gap_s * 1000;
+    let usable = |f: &Fix| f.point.precision_m <= config.max_precision_m;
+    let mut v = Verdict::default();
+    for (i, f) in fixes.iter().enumerate() {
+        let in_window = f.point.t_ms >= crime.from_ms && f.point.t_ms <= crime.to_ms;
+        if in_window {
+            let d = f.point.distance_m();
+            if usable(f) && d - f.point.precision_m <= r {
+                v.qualifies = true;
+                v.certain |= d + f.point.precision_m <= r;
+                v.gps_backed |= f.position.source == PositionSource::Gps;
+                v.closer(d, f.point.t_ms);
+            }
+        }
+        let Some(next) = fixes.get(i + 1) else {
+            continue;
+        };
+        if next.point.t_ms - f.point.t_ms > max_gap_ms || !usable(f) || !usable(next) {
+            continue;
+        }
+        let Some(seg) = Segment::clipped(f.point, next.point, crime.from_ms, crime.to_ms) else {
+            continue;
+        };
+        if seg.min_distance_with_precision(-1.0) > r {
+            continue;
+        }
+        v.qualifies = true;
+        v.certain |= seg.min_distance_with_precision(1.0) <= r;
+        v.gps_backed |=
+            f.position.source == PositionSource::Gps && next.position.source == PositionSource::Gps;
+        let closest = seg.at(seg.closest_s());
+        v.closer(closest.distance_m(), closest.t_ms);
+        v.inside_ms += seg.time_inside_ms(r);
+    }
+    v
+}
+
+/// Metres rounded to 0.1 m (stable output, no false precision).
+fn round_dm(m: f64) -> f64 {
+    (m * 10.0).round() / 10.0
+}
+
+/// The hit's window as text, for messages.
+pub fn describe_window(crime: &CrimeVersion) -> String {
+    format!(
+        "{} to {}",
+        format_time(crime.from_ms),
+        format_time(crime.to_ms)
+    )
+}

@@ -1,0 +1,639 @@
+//! The crime store (`DATA/crimes.sqlite3`): police crime batches as uploaded (with their
+//! validation report), every version of every crime reference, what changed between versions,
+//! the public street-level overlay, and the hits with the hub's review of each.
+//!
+//! Batches and versions are what police sent: they commit with `synchronous=FULL` before the
+//! upload is answered. Hits are derived from crimes and trails (start-up re-matches every stored
+//! crime), so their writes use the WAL's normal durability; reviews are people's decisions and
+//! commit in full before the API answers. Replay runs the same code on an in-memory database, so
+//! version numbering is the same live and in replay.
+
+use crate::crime::PoliceCrime;
+use crate::model::time::{format_time, rfc3339_ms};
+use crate::model::{CrimeVersion, Hit, TimeMs};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrimeStoreError {
+    #[error("crime store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("crime store: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("hit '{0}' not found")]
+    HitNotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+const MIGRATIONS: &[&str] = &["CREATE TABLE batches (
+        batch_id TEXT PRIMARY KEY,
+        force TEXT NOT NULL,
+        status TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        imported INTEGER NOT NULL,
+        radius_m REAL NOT NULL,
+        report TEXT NOT NULL,
+        uploaded_by TEXT NOT NULL,
+        uploaded_ms INTEGER NOT NULL,
+        seq INTEGER NOT NULL
+     );
+     CREATE TABLE crimes (
+        force TEXT NOT NULL,
+        crime_ref TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        batch_id TEXT NOT NULL,
+        line INTEGER NOT NULL,
+        document TEXT NOT NULL,
+        original TEXT NOT NULL,
+        changed TEXT NOT NULL,
+        PRIMARY KEY (force, crime_ref, version)
+     );
+     CREATE INDEX crimes_by_batch ON crimes(batch_id, line);
+     CREATE TABLE hits (
+        id TEXT PRIMARY KEY,
+        force TEXT NOT NULL,
+        batch_id TEXT NOT NULL,
+        crime_ref TEXT NOT NULL,
+        crime_version INTEGER NOT NULL,
+        activation TEXT NOT NULL,
+        person TEXT NOT NULL,
+        document TEXT NOT NULL,
+        withdrawn INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'pending',
+        reviewed_by TEXT,
+        reviewed_ms INTEGER,
+        reason TEXT
+     );
+     CREATE INDEX hits_by_batch ON hits(batch_id);
+     CREATE INDEX hits_by_force ON hits(force, state);
+     CREATE TABLE hit_reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        hit_id TEXT NOT NULL,
+        t_ms INTEGER NOT NULL,
+        user_name TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        reason TEXT NOT NULL
+     );
+     CREATE TABLE public_crimes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source TEXT NOT NULL,
+        crime_id TEXT,
+        month TEXT NOT NULL,
+        lat REAL NOT NULL,
+        lon REAL NOT NULL,
+        crime_type TEXT NOT NULL,
+        document TEXT NOT NULL
+     );
+     CREATE INDEX public_by_month ON public_crimes(month, lat, lon);"];
+
+/// A version stored by an import, and what changed from the previous one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionChange {
+    pub crime_ref: String,
+    pub version: u32,
+    /// Fields that differ from the previous version (`[]` for a first version, or a resubmission
+    /// in a new batch that changed nothing).
+    pub changed: Vec<String>,
+}
+
+/// What an import stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportOutcome {
+    /// New crime versions (to match).
+    pub new_versions: Vec<CrimeVersion>,
+    pub changes: Vec<VersionChange>,
+    /// Rows identical to a version already stored from the same batch (a re-upload).
+    pub unchanged: usize,
+}
+
+/// A stored batch: its report plus who uploaded it and its hit count.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredBatch {
+    #[serde(flatten)]
+    pub report: serde_json::Value,
+    pub uploaded_by: String,
+    #[serde(with = "rfc3339_ms")]
+    pub uploaded_at: TimeMs,
+    pub radius_m: f64,
+    pub hits: u64,
+}
+
+/// Where a hit is in the hub's review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HitState {
+    Pending,
+    Confirmed,
+    Rejected,
+}
+
+impl HitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "confirmed" => Some(Self::Confirmed),
+            "rejected" => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// The review part of a hit.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HitReview {
+    pub state: HitState,
+    pub by: Option<String>,
+    #[serde(with = "crate::model::time::rfc3339_ms_opt")]
+    pub at: Option<TimeMs>,
+    pub reason: Option<String>,
+}
+
+/// A hit with its review, as the API serves it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredHit {
+    #[serde(flatten)]
+    pub hit: Hit,
+    pub review: HitReview,
+}
+
+/// Filters for listing hits.
+#[derive(Debug, Clone, Default)]
+pub struct HitFilter {
+    pub batch_id: Option<String>,
+    pub force: Option<String>,
+    pub state: Option<HitState>,
+    pub person: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// A hub decision on a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HitDecision {
+    Confirm,
+    Reject,
+}
+
+#[derive(Clone)]
+pub struct CrimeStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl CrimeStore {
+    /// Opens (creating and migrating) `DATA/crimes.sqlite3`.
+    pub fn open(data_dir: &Path) -> Result<Self, CrimeStoreError> {
+        let conn = Connection::open(data_dir.join("crimes.sqlite3"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Self::migrate(conn)
+    }
+
+    /// A throw-away store (replay).
+    pub fn in_memory() -> Result<Self, CrimeStoreError> {
+        Self::migrate(Connection::open_in_memory()?)
+    }
+
+    fn migrate(mut conn: Connection) -> Result<Self, CrimeStoreError> {
+        let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a batch's report and its good rows as crime versions, in one durable transaction.
+    /// A reference already held becomes a new version unless this very batch already stored the
+    /// same content (a re-upload changes nothing).
+    pub fn import_batch(
+        &self,
+        report: &serde_json::Value,
+        rows: &[PoliceCrime],
+        radius_m: f64,
+        uploaded_by: &str,
+        uploaded_ms: TimeMs,
+    ) -> Result<ImportOutcome, CrimeStoreError> {
+        let batch_id = report["batch_id"].as_str().unwrap_or_default().to_string();
+        let force = report["force"].as_str().unwrap_or_default().to_string();
+        let mut conn = self.lock();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let tx = conn.transaction()?;
+        let mut outcome = ImportOutcome::default();
+        for row in rows {
+            let latest: Option<(u32, String, String)> = tx
+                .query_row(
+                    "SELECT version, batch_id, document FROM crimes WHERE force = ?1 AND crime_ref = ?2
+                     ORDER BY version DESC LIMIT 1",
+                    params![row.force, row.crime_ref],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let mut crime = CrimeVersion {
+                force: row.force.clone(),
+                batch_id: row.batch_id.clone(),
+                crime_ref: row.crime_ref.clone(),
+                version: 1,
+                crime_type: row.crime_type.clone(),
+                crime_type_description: row.crime_type_description.clone(),
+                from_ms: row.from_ms,
+                to_ms: row.to_ms,
+                lat: row.lat,
+                lon: row.lon,
+                radius_m,
+                other_info: row.other_info.clone(),
+            };
+            let mut changed = Vec::new();
+            if let Some((version, prev_batch, doc)) = latest {
+                let prev: CrimeVersion = serde_json::from_str(&doc)?;
+                changed = differences(&prev, &crime);
+                if prev_batch == row.batch_id && changed.is_empty() {
+                    outcome.unchanged += 1;
+                    continue;
+                }
+                crime.version = version + 1;
+            }
+            tx.execute(
+                "INSERT INTO crimes (force, crime_ref, version, batch_id, line, document, original, changed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    crime.force,
+                    crime.crime_ref,
+                    crime.version,
+                    crime.batch_id,
+                    row.line as i64,
+                    serde_json::to_string(&crime)?,
+                    serde_json::json!({"coordinates": row.original, "datum": row.datum}).to_string(),
+                    serde_json::to_string(&changed)?,
+                ],
+            )?;
+            outcome.changes.push(VersionChange {
+                crime_ref: crime.crime_ref.clone(),
+                version: crime.version,
+                changed,
+            });
+            outcome.new_versions.push(crime);
+        }
+        let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches", [], |r| {
+            r.get(0)
+        })?;
+        tx.execute(
+            "INSERT INTO batches (batch_id, force, status, rows, imported, radius_m, report, uploaded_by, uploaded_ms, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT(batch_id) DO UPDATE SET status = excluded.status, rows = excluded.rows,
+               imported = excluded.imported, radius_m = excluded.radius_m, report = excluded.report,
+               uploaded_by = excluded.uploaded_by, uploaded_ms = excluded.uploaded_ms, seq = excluded.seq",
+            params![
+                batch_id,
+                force,
+                report["status"].as_str().unwrap_or("failed"),
+                report["rows"].as_u64().unwrap_or(0) as i64,
+                report["imported"].as_u64().unwrap_or(0) as i64,
+                radius_m,
+                report.to_string(),
+                uploaded_by,
+                uploaded_ms,
+                seq
+            ],
+        )?;
+        tx.commit()?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(outcome)
+    }
+
+    /// Every crime version, oldest first (start-up matching).
+    pub fn all_crimes(&self) -> Result<Vec<CrimeVersion>, CrimeStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT document FROM crimes ORDER BY rowid")?;
+        let docs = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for doc in docs {
+            out.push(serde_json::from_str(&doc?)?);
+        }
+        Ok(out)
+    }
+
+    /// The crime versions a batch brought, by line.
+    pub fn batch_crimes(&self, batch_id: &str) -> Result<Vec<serde_json::Value>, CrimeStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT document, original, changed, line FROM crimes WHERE batch_id = ?1 ORDER BY line",
+        )?;
+        let rows = stmt.query_map([batch_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (doc, original, changed, line) = row?;
+            let mut v: serde_json::Value = serde_json::from_str(&doc)?;
+            v["original"] = serde_json::from_str(&original)?;
+            v["changed"] = serde_json::from_str(&changed)?;
+            v["line"] = line.into();
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// Batches, newest upload first; `force` limits them to one force.
+    pub fn batches(&self, force: Option<&str>) -> Result<Vec<StoredBatch>, CrimeStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT b.report, b.uploaded_by, b.uploaded_ms, b.radius_m,
+                    (SELECT COUNT(*) FROM hits h WHERE h.batch_id = b.batch_id AND h.withdrawn = 0)
+             FROM batches b WHERE (?1 IS NULL OR b.force = ?1) ORDER BY b.seq DESC",
+        )?;
+        let rows = stmt.query_map([force], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, f64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (report, uploaded_by, uploaded_at, radius_m, hits) = row?;
+            out.push(StoredBatch {
+                report: serde_json::from_str(&report)?,
+                uploaded_by,
+                uploaded_at,
+                radius_m,
+                hits: hits as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn batch(&self, batch_id: &str) -> Result<Option<StoredBatch>, CrimeStoreError> {
+        Ok(self
+            .batches(None)?
+            .into_iter()
+            .find(|b| b.report["batch_id"].as_str() == Some(batch_id)))
+    }
+
+    /// Stores a hit's current form (a no-op if unchanged); `true` if something changed.
+    pub fn upsert_hit(&self, hit: &Hit) -> Result<bool, CrimeStoreError> {
+        let document = serde_json::to_string(hit)?;
+        let conn = self.lock();
+        let existing: Option<(String, i64)> = conn
+            .query_row(
+                "SELECT document, withdrawn FROM hits WHERE id = ?1",
+                [&hit.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if existing
+            .as_ref()
+            .is_some_and(|(d, w)| *d == document && *w == 0)
+        {
+            return Ok(false);
+        }
+        conn.execute(
+            "INSERT INTO hits (id, force, batch_id, crime_ref, crime_version, activation, person, document)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(id) DO UPDATE SET document = excluded.document, person = excluded.person,
+               withdrawn = 0",
+            params![
+                hit.id,
+                hit.force,
+                hit.batch_id,
+                hit.crime_ref,
+                hit.crime_version,
+                hit.activation,
+                hit.person,
+                document
+            ],
+        )?;
+        Ok(true)
+    }
+
+    /// Marks a hit withdrawn (its trail no longer qualifies); kept, with its review, for audit.
+    pub fn withdraw_hit(&self, id: &str) -> Result<bool, CrimeStoreError> {
+        let n = self.lock().execute(
+            "UPDATE hits SET withdrawn = 1 WHERE id = ?1 AND withdrawn = 0",
+            [id],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Hits (not withdrawn) matching the filter, by id.
+    pub fn hits(&self, filter: &HitFilter) -> Result<Vec<StoredHit>, CrimeStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT document, state, reviewed_by, reviewed_ms, reason FROM hits
+             WHERE withdrawn = 0 AND (?1 IS NULL OR batch_id = ?1) AND (?2 IS NULL OR force = ?2)
+               AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR person = ?4)
+             ORDER BY id LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                filter.batch_id,
+                filter.force,
+                filter.state.map(HitState::as_str),
+                filter.person,
+                filter.limit.map(i64::from).unwrap_or(i64::MAX)
+            ],
+            stored_hit_row,
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+
+    pub fn hit(&self, id: &str) -> Result<Option<StoredHit>, CrimeStoreError> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(
+                "SELECT document, state, reviewed_by, reviewed_ms, reason FROM hits
+                 WHERE id = ?1 AND withdrawn = 0",
+                [id],
+                stored_hit_row,
+            )
+            .optional()?;
+        row.transpose()
+    }
+
+    /// Records a hub decision (durably, before the API answers) and returns the hit after it.
+    pub fn review_hit(
+        &self,
+        id: &str,
+        decision: HitDecision,
+        reason: &str,
+        by: &str,
+        now_ms: TimeMs,
+    ) -> Result<StoredHit, CrimeStoreError> {
+        if reason.trim().is_empty() {
+            return Err(CrimeStoreError::Invalid(
+                "a reason is required to confirm or reject a hit".into(),
+            ));
+        }
+        let state = match decision {
+            HitDecision::Confirm => HitState::Confirmed,
+            HitDecision::Reject => HitState::Rejected,
+        };
+        {
+            let mut conn = self.lock();
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            let tx = conn.transaction()?;
+            let n = tx.execute(
+                "UPDATE hits SET state = ?2, reviewed_by = ?3, reviewed_ms = ?4, reason = ?5
+                 WHERE id = ?1 AND withdrawn = 0",
+                params![id, state.as_str(), by, now_ms, reason],
+            )?;
+            if n == 0 {
+                return Err(CrimeStoreError::HitNotFound(id.to_string()));
+            }
+            tx.execute(
+                "INSERT INTO hit_reviews (hit_id, t_ms, user_name, decision, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, now_ms, by, state.as_str(), reason],
+            )?;
+            tx.commit()?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        self.hit(id)?
+            .ok_or_else(|| CrimeStoreError::HitNotFound(id.to_string()))
+    }
+
+    /// The review history of a hit, oldest first.
+    pub fn hit_reviews(&self, id: &str) -> Result<Vec<serde_json::Value>, CrimeStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT t_ms, user_name, decision, reason FROM hit_reviews WHERE hit_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(serde_json::json!({
+                "at": format_time(r.get::<_, i64>(0)?),
+                "by": r.get::<_, String>(1)?,
+                "decision": r.get::<_, String>(2)?,
+                "reason": r.get::<_, String>(3)?,
+            }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Writes every current hit as JSON Lines, by id: the same bytes as replay's `hits.jsonl`.
+    pub fn write_hits_jsonl(&self, out: &mut dyn std::io::Write) -> Result<u64, CrimeStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT document FROM hits WHERE withdrawn = 0 ORDER BY id")?;
+        let docs = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut n = 0;
+        for doc in docs {
+            let doc = doc?;
+            out.write_all(doc.as_bytes())
+                .and_then(|_| out.write_all(b"\n"))
+                .map_err(|e| CrimeStoreError::Invalid(format!("writing hits: {e}")))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Replaces the public overlay rows of one source file.
+    pub fn import_public(
+        &self,
+        source: &str,
+        rows: &[serde_json::Value],
+    ) -> Result<u64, CrimeStoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM public_crimes WHERE source = ?1", [source])?;
+        for row in rows {
+            tx.execute(
+                "INSERT INTO public_crimes (source, crime_id, month, lat, lon, crime_type, document)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    source,
+                    row["crime_id"].as_str(),
+                    row["month"].as_str().unwrap_or_default(),
+                    row["lat"].as_f64().unwrap_or_default(),
+                    row["lon"].as_f64().unwrap_or_default(),
+                    row["crime_type"].as_str().unwrap_or_default(),
+                    row.to_string()
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Public overlay rows of a month inside a box (at most `limit`).
+    pub fn public_crimes(
+        &self,
+        month: Option<&str>,
+        bbox: Option<(f64, f64, f64, f64)>,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, CrimeStoreError> {
+        let (min_lon, min_lat, max_lon, max_lat) = bbox.unwrap_or((-180.0, -90.0, 180.0, 90.0));
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT document FROM public_crimes WHERE (?1 IS NULL OR month = ?1)
+               AND lon BETWEEN ?2 AND ?4 AND lat BETWEEN ?3 AND ?5 ORDER BY id LIMIT ?6",
+        )?;
+        let rows = stmt.query_map(
+            params![month, min_lon, min_lat, max_lon, max_lat, limit],
+            |r| r.get::<_, String>(0),
+        )?;
+        let mut out = Vec::new();
+        for doc in rows {
+            out.push(serde_json::from_str(&doc?)?);
+        }
+        Ok(out)
+    }
+}
+
+fn stored_hit_row(r: &rusqlite::Row) -> rusqlite::Result<Result<StoredHit, CrimeStoreError>> {
+    let doc: String = r.get(0)?;
+    let state: String = r.get(1)?;
+    let review = HitReview {
+        state: HitState::parse(&state).unwrap_or(HitState::Pending),
+        by: r.get(2)?,
+        at: r.get(3)?,
+        reason: r.get(4)?,
+    };
+    Ok(serde_json::from_str::<Hit>(&doc)
+        .map(|hit| StoredHit { hit, review })
+        .map_err(CrimeStoreError::from))
+}
+
+/// Names of the fields that differ between two versions of a crime.
+fn differences(prev: &CrimeVersion, next: &CrimeVersion) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |name: &str, differs: bool| {
+        if differs {
+            out.push(name.to_string());
+        }
+    };
+    check("crime_type", prev.crime_type != next.crime_type);
+    check("from", prev.from_ms != next.from_ms);
+    check("to", prev.to_ms != next.to_ms);
+    check("location", prev.lat != next.lat || prev.lon != next.lon);
+    check("radius_m", prev.radius_m != next.radius_m);
+    check("other_info", prev.other_info != next.other_info);
+    out
+}
