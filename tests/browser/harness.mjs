@@ -15,7 +15,7 @@ const BIN = join(ROOT, 'target', 'debug');
 const TAG_KEY = 'browser-test-tag-key';
 const ADMIN_TOKEN = 'browser-test-admin-token';
 /** The simulated population: small, with GPS, RF and alcohol tags, crimes and violations. */
-export const SIM = ['--tags', '16', '--days', '2', '--seed', '5'];
+export const SIM = ['--tags', '16', '--days', '2', '--seed', '5', '--hits', '2'];
 export const FORCE = 'AvonSomerset';
 
 const require = createRequire(join(ROOT, 'web', 'package.json'));

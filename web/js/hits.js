@@ -3,7 +3,7 @@
 // confidence circles, track) and its positions table.
 
 import { get, post, qs, ApiError } from './api.js';
-import { createMap, drawHitEvidence, fit } from './map.js';
+import { createMap, drawHitEvidence } from './map.js';
 import { h, fill, table, message, field, fmtTime, fmtNum, fmtDuration, toast } from './ui.js';
 
 /** The hits the caller may see, or null when this server has no crime hits API. */
@@ -62,8 +62,7 @@ export async function hitDetail(container, hit, actions) {
       { class: 'positions' }));
   const { map, overlay } = await createMap(mapEl);
   try {
-    drawHitEvidence(overlay, await get(`/v1/hits/${encodeURIComponent(hit.id)}/evidence`));
-    fit(map, overlay);
+    drawHitEvidence(map, overlay, await get(`/v1/hits/${encodeURIComponent(hit.id)}/evidence`));
     mapEl.dataset.ready = 'true';
   } catch (e) {
     mapEl.after(message(e.message, 'error'));

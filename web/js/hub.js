@@ -3,7 +3,7 @@
 // their curfew addresses and zones, and the crime hits awaiting review.
 
 import { get, post, follow, qs } from './api.js';
-import { createMap, drawPlaces, drawTrail, fit } from './map.js';
+import { createMap, drawPlaces, drawTrail, fit, addLabels } from './map.js';
 import { h, fill, table, message, field, toast, fmtTime, words } from './ui.js';
 import { loadHits, hitRow, hitDetail, reviewForm, HIT_COLUMNS, NO_HITS_API } from './hits.js';
 
@@ -150,6 +150,7 @@ export async function hubPage(root) {
         ? `${n} positions from ${fmtTime(from)} to ${fmtTime(to)} (the alert ± 2 h); hover a dot for time, precision, speed and heading.`
         : `No positions from ${fmtTime(from)} to ${fmtTime(to)} (an RF or alcohol tag sends none); the person's curfew addresses and zones are shown.`;
       fit(map, overlay, positions);
+      addLabels(map, overlay, positions.map((q) => ({ ...q, label: q.props.label })));
       mapEl.dataset.ready = 'true';
     } catch (e) {
       note.replaceWith(message(e.message, 'error'));

@@ -108,12 +108,11 @@ export function positionText(p) {
  * with its confidence circle. Labels are shown on the map when there are few positions, else on
  * hover. Returns the positions [{lat, lon, t, props}] in time order.
  */
-export function drawTrail(group, fc, { circles = true, labels = 'auto' } = {}) {
+export function drawTrail(group, fc, { circles = true } = {}) {
   const positions = fc.features.filter((f) => f.properties.kind === 'position').map((f) => ({
     lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1],
     t: Date.parse(f.properties.t), props: f.properties,
   }));
-  const showLabels = labels === true || (labels === 'auto' && positions.length <= 80);
   let segment = [];
   const flush = () => {
     if (segment.length > 1) L.polyline(segment, { color: '#5b2c83', weight: 3, opacity: 0.75, interactive: false }).addTo(group);
@@ -137,29 +136,57 @@ export function drawTrail(group, fc, { circles = true, labels = 'auto' } = {}) {
     const dot = L.circleMarker([p.lat, p.lon], {
       radius: 4, color: p.props.gap_before ? '#c0392b' : '#5b2c83', weight: 2, fillColor: '#fff', fillOpacity: 1,
     }).addTo(group);
-    dot.bindTooltip(positionText(p.props), showLabels ? { permanent: false } : {});
-    if (showLabels) {
-      L.tooltip({ permanent: true, direction: 'right', offset: [5, 0], className: 'pos-label' })
-        .setLatLng([p.lat, p.lon]).setContent(String(p.props.label ?? '')).addTo(group);
-    }
+    dot.bindTooltip(positionText(p.props));
   }
   return positions;
 }
 
-/** A crime hit's evidence (GeoJSON from /v1/hits/{id}/evidence). */
-export function drawHitEvidence(group, fc) {
-  const order = { vicinity: 0, confidence: 1, track: 2, crime: 3, position: 4 };
+/**
+ * Sequence labels (A1, A2…) on the map for as many positions as fit without overlapping at the
+ * current zoom, earliest first; redone after each zoom. `points`: [{lat, lon, label}].
+ */
+export function addLabels(map, group, points) {
+  const layer = L.layerGroup().addTo(group);
+  const place = () => {
+    layer.clearLayers();
+    const taken = [];
+    const view = map.getBounds().pad(0.5);
+    for (const p of points) {
+      if (!view.contains([p.lat, p.lon])) continue;
+      const xy = map.latLngToContainerPoint([p.lat, p.lon]);
+      if (taken.some((q) => Math.abs(q.x - xy.x) < 34 && Math.abs(q.y - xy.y) < 16)) continue;
+      taken.push(xy);
+      L.tooltip({ permanent: true, direction: 'right', offset: [5, 0], className: 'pos-label', interactive: false })
+        .setLatLng([p.lat, p.lon]).setContent(String(p.label ?? '')).addTo(layer);
+    }
+  };
+  place();
+  map.on('zoomend moveend', place);
+  return layer;
+}
+
+/**
+ * A crime hit's evidence (GeoJSON from /v1/hits/{id}/evidence), shown around the vicinity and the
+ * positions in the crime's window; positions are labelled where the labels fit (every one has its
+ * hover text).
+ */
+export function drawHitEvidence(map, group, fc) {
+  const focus = L.latLngBounds([]);
+  const labels = [];
+  const order = { confidence: 0, track: 1, vicinity: 2, crime: 3, position: 4 };
   const features = [...fc.features].sort((a, b) => (order[a.properties.kind] ?? 9) - (order[b.properties.kind] ?? 9));
   for (const f of features) {
     const p = f.properties;
     const c = f.geometry.coordinates;
     switch (p.kind) {
-      case 'vicinity':
-        L.geoJSON(f, { style: { color: '#d35400', weight: 2, dashArray: '5 4', fillOpacity: 0.1 } })
+      case 'vicinity': {
+        const layer = L.geoJSON(f, { style: { color: '#d35400', weight: 3, dashArray: '6 4', fillColor: '#f0b27a', fillOpacity: 0.25 } })
           .bindTooltip(`Crime vicinity${p.radius_m ? ` (${p.radius_m} m)` : ''}`).addTo(group);
+        focus.extend(layer.getBounds());
         break;
+      }
       case 'confidence':
-        L.geoJSON(f, { interactive: false, style: { color: '#2e86c1', weight: 1, opacity: 0.5, fillOpacity: 0.08 } }).addTo(group);
+        L.geoJSON(f, { interactive: false, style: { color: '#2e86c1', weight: 1, opacity: 0.35, fillOpacity: 0.03 } }).addTo(group);
         break;
       case 'track':
         L.geoJSON(f, { interactive: false, style: { color: '#5b2c83', weight: 3, opacity: 0.7 } }).addTo(group);
@@ -174,14 +201,17 @@ export function drawHitEvidence(group, fc) {
         L.circleMarker([c[1], c[0]], {
           radius: 5, color: inWindow ? '#5b2c83' : '#7f8c8d', weight: 2, fillColor: inWindow ? '#f5b041' : '#fff', fillOpacity: 1,
         }).bindTooltip(positionText(p)).addTo(group);
-        L.tooltip({ permanent: true, direction: 'right', offset: [6, 0], className: 'pos-label' })
-          .setLatLng([c[1], c[0]]).setContent(String(p.label ?? '')).addTo(group);
+        if (inWindow) focus.extend([c[1], c[0]]);
+        labels.push({ lat: c[1], lon: c[0], label: p.label });
         break;
       }
       default:
         L.geoJSON(f).addTo(group);
     }
   }
+  const bounds = focus.isValid() ? focus : group.getBounds();
+  if (bounds.isValid()) map.fitBounds(bounds.pad(0.3), { maxZoom: 18, animate: false });
+  addLabels(map, group, labels);
 }
 
 /** A marker for the playback head. */

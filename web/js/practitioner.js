@@ -4,7 +4,7 @@
 // and the TAC chart.
 
 import { get, request, qs } from './api.js';
-import { createMap, drawPlaces, drawTrail, fit, headMarker, L } from './map.js';
+import { createMap, drawPlaces, drawTrail, fit, addLabels, headMarker, L } from './map.js';
 import {
   h, fill, table, message, field, fmtTime, fmtDuration, words, toLocalInput, ukDate, download,
 } from './ui.js';
@@ -119,6 +119,7 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
     const total = Number(res.headers.get('x-total-positions') ?? positions.length);
     drawStays(overlay, st.stays);
     fit(map, overlay, positions);
+    addLabels(map, overlay, positions.map((q) => ({ ...q, label: q.props.label })));
     const gaps = positions.filter((x) => x.props.gap_before).length;
     const partial = total > positions.length ? ` (the first ${positions.length} of ${total}: choose a shorter period to see the rest)` : '';
     summary.textContent = positions.length
