@@ -156,7 +156,7 @@ struct ReplayArgs {
     readings: PathBuf,
     /// Police crime batch files, imported in the order given and matched for hits
     /// (writes `hits.jsonl`).
-    #[arg(long)]
+    #[arg(long, num_args = 1..)]
     crimes: Vec<PathBuf>,
     #[arg(long)]
     out: PathBuf,

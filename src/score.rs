@@ -94,6 +94,9 @@ pub struct Record {
     /// Zone (and some curfew) alerts: `confirmed` or `possible`.
     #[serde(default)]
     pub confidence: Option<String>,
+    /// Hits: `certain` or `possible`.
+    #[serde(default)]
+    pub certainty: Option<String>,
 }
 
 /// A record with parsed times.
@@ -148,6 +151,8 @@ pub struct ScoreReport {
     pub rows: Vec<ScoreRow>,
     /// Crime hits, when the outputs had `hits.jsonl` or the truth had hits.
     pub hits: Option<ScoreRow>,
+    /// The same, counting only `certain` hits as outputs.
+    pub hits_certain: Option<ScoreRow>,
     /// Truth or alert records left out because their `start`/`end` is missing or not RFC 3339.
     pub skipped_records: usize,
     pub rules: String,
@@ -172,7 +177,11 @@ impl ScoreReport {
             "precision",
             "recall"
         );
-        let rows = self.rows.iter().chain(self.hits.iter());
+        let rows = self
+            .rows
+            .iter()
+            .chain(self.hits.iter())
+            .chain(self.hits_certain.iter());
         for r in rows {
             s.push_str(&format!(
                 "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}\n",
@@ -406,9 +415,26 @@ pub fn score(
     }
     rows.push(total.finish());
     let truth_hits: Vec<Record> = truth.iter().filter(|r| r.kind == "hit").cloned().collect();
+    let certain: Option<Vec<Record>> = hits.map(|h| {
+        h.iter()
+            .filter(|r| r.certainty.as_deref() == Some("certain"))
+            .cloned()
+            .collect()
+    });
+    let hits_certain = certain.as_deref().map(|h| {
+        match_group(
+            "hits [certain]".into(),
+            &truth_hits,
+            h,
+            rec_act,
+            |t| t.detectable.unwrap_or(true),
+            hit_corresponds,
+            |_, _| 0,
+        )
+    });
     let hits_row = match hits {
         Some(h) => Some(match_group(
-            "hits".into(),
+            "hits [certain+possible]".into(),
             &truth_hits,
             h,
             rec_act,
@@ -417,7 +443,7 @@ pub fn score(
             |_, _| 0,
         )),
         None if !truth_hits.is_empty() => Some(match_group(
-            "hits".into(),
+            "hits [certain+possible]".into(),
             &truth_hits,
             &[],
             rec_act,
@@ -431,6 +457,7 @@ pub fn score(
         tolerance_ms,
         rows,
         hits: hits_row,
+        hits_certain,
         skipped_records: skipped,
         rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall; hits by activation+force+crime_ref(+version)".into(),
     }

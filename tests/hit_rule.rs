@@ -201,7 +201,7 @@ fn final_hits(changes: Vec<HitChange>, into: &mut std::collections::BTreeMap<Str
     for c in changes {
         match c {
             HitChange::Upsert(h) => {
-                into.insert(h.id.clone(), h);
+                into.insert(h.id.clone(), *h);
             }
             HitChange::Withdraw { id } => {
                 into.remove(&id);

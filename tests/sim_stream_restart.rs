@@ -6,21 +6,11 @@
 
 mod common;
 
-use common::{bin, Server, TAG_KEY};
+use common::{bin, tagsim, Server, TAG_KEY};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn tagsim() -> PathBuf {
-    let path = Path::new(bin()).with_file_name("tagsim");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p tagsim` (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

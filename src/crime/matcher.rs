@@ -53,7 +53,7 @@ impl TrailSource for TrailStore {
 #[derive(Debug, Clone, PartialEq)]
 pub enum HitChange {
     /// A new hit, or a new form of an existing one.
-    Upsert(Hit),
+    Upsert(Box<Hit>),
     /// A hit whose trail no longer qualifies (a late fix changed the path between two fixes).
     Withdraw { id: String },
 }
@@ -251,7 +251,7 @@ impl HitMatcher {
         Ok(match verdict {
             Some(hit) => {
                 set.insert(slot);
-                Some(HitChange::Upsert(hit))
+                Some(HitChange::Upsert(Box::new(hit)))
             }
             None if set.remove(&slot) => Some(HitChange::Withdraw { id }),
             None => None,

@@ -12,8 +12,11 @@
 //! [`ALL_ROWS_FAILED`] (batch level, `line: None`).
 //!
 //! # Which rows are "the batch"
-//! A file is one batch of one force. The batch's force is the force named by most rows with 13
-//! columns and a known force (ties: the one seen first). Its batch id is the id carried by most of
+//! A file is one batch of one force. When the caller knows which force sent the file (the hub
+//! receives each force's batches on that force's own channel), [`parse_police_batch_from`] takes
+//! that force as the batch's. Otherwise [`parse_police_batch`] takes the force named by most rows
+//! with 13 columns and a known force (ties: the one seen first, so a file of one good row and one
+//! stray row of another force may pick the stray). Its batch id is the id carried by most of
 //! that force's rows whose id is valid (ties: the later batch date, then the one seen first). A row
 //! of another force is rejected with `several_forces_in_batch`, a row of the batch's force with
 //! another valid batch id with `several_batch_ids_in_batch`.
@@ -32,7 +35,8 @@
 //!     14. `window_too_long` (over [`PoliceCsvRules::max_window_ms`]);
 //! 15. `field_must_be_number` (easting, northing, latitude, longitude, in that order);
 //! 16. `both_coordinate_types`; 17. `no_location`; 18. `half_coordinate_pair`;
-//! 19. `coordinates_out_of_range` (easting 0–600,000, northing 0–1,300,000, latitude 49.5–61.5,
+//! 19. `coordinates_out_of_range` (easting 0–700,000 (the page says 600,000: see
+//!     `EASTING_RANGE_M`), northing 0–1,300,000, latitude 49.5–61.5,
 //!     longitude −8.5–2.6, or a grid reference that does not convert);
 //! 20. `invalid_datum` (column 11 is not `OSGB36` for an easting/northing pair or `WGS84` for a
 //!     latitude/longitude pair; compared without regard to case).
@@ -41,6 +45,7 @@
 
 use super::coordinates::bng_to_wgs84;
 use super::forces::{crime_type_by_id, force_by_id, Force};
+use super::records::{parse_number, read_records, Record, LATITUDE_RANGE_DEG, LONGITUDE_RANGE_DEG};
 use crate::model::TimeMs;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -109,12 +114,13 @@ pub const COLUMNS: [&str; 13] = [
     "free_text",
 ];
 
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 const HOUR_MS: i64 = 3_600_000;
-const EASTING_RANGE_M: (f64, f64) = (0.0, 600_000.0);
+/// Eastings the grid covers. The domain page says 0–600,000, but the National Grid runs to
+/// 700,000 m and the east of Kent and Essex, two EMAC forces (Canterbury, Dover, Margate,
+/// Clacton: 603,000–640,000 m), lies beyond 600,000; the simulator writes such rows as good ones.
+/// 700,000 is used so that those crimes import (a deliberate departure from the page).
+const EASTING_RANGE_M: (f64, f64) = (0.0, 700_000.0);
 const NORTHING_RANGE_M: (f64, f64) = (0.0, 1_300_000.0);
-const LATITUDE_RANGE_DEG: (f64, f64) = (49.5, 61.5);
-const LONGITUDE_RANGE_DEG: (f64, f64) = (-8.5, 2.6);
 
 // Column positions.
 const C_FORCE: usize = 0;
@@ -224,13 +230,6 @@ pub struct BatchReport {
     pub errors: Vec<RowError>,
 }
 
-/// One CSV record: its line and its fields (or why they are not text).
-struct Record {
-    line: u64,
-    columns: usize,
-    fields: Result<Vec<String>, usize>,
-}
-
 /// The force and batch id the batch is taken to be.
 struct Batch {
     force: Option<&'static Force>,
@@ -253,9 +252,25 @@ fn fault(code: &'static str, column: usize, message: String) -> Fault {
 }
 
 /// Parses and validates one police batch file.
+///
+/// The batch's force is the one most rows name (see the module doc).
 pub fn parse_police_batch(bytes: &[u8], rules: &PoliceCsvRules) -> BatchReport {
+    parse(None, bytes, rules)
+}
+
+/// Parses and validates one police batch file that `sender` sent: rows of any other force are
+/// `several_forces_in_batch`.
+pub fn parse_police_batch_from(
+    sender: &'static Force,
+    bytes: &[u8],
+    rules: &PoliceCsvRules,
+) -> BatchReport {
+    parse(Some(sender), bytes, rules)
+}
+
+fn parse(sender: Option<&'static Force>, bytes: &[u8], rules: &PoliceCsvRules) -> BatchReport {
     let records = read_records(bytes);
-    let batch = choose_batch(&records);
+    let batch = choose_batch(sender, &records);
     let mut crimes = Vec::new();
     let mut errors = Vec::new();
     for record in &records {
@@ -307,32 +322,6 @@ pub fn parse_police_batch(bytes: &[u8], rules: &PoliceCsvRules) -> BatchReport {
     }
 }
 
-/// Splits the file into records (BOM stripped, quoting undone, any column count accepted).
-fn read_records(bytes: &[u8]) -> Vec<Record> {
-    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut records = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    // Reading from a byte slice with `flexible` has no failure mode; stop at one all the same.
-    while let Ok(true) = reader.read_byte_record(&mut record) {
-        let line = record.position().map_or(0, |p| p.line());
-        let fields = record
-            .iter()
-            .enumerate()
-            .map(|(i, f)| std::str::from_utf8(f).map(str::to_string).map_err(|_| i))
-            .collect();
-        records.push(Record {
-            line,
-            columns: record.len(),
-            fields,
-        });
-    }
-    records
-}
-
 /// The most frequent item, ties going to the item `prefer`s and then to the first seen.
 fn most_frequent<T: PartialEq>(
     items: impl Iterator<Item = T>,
@@ -358,17 +347,19 @@ fn most_frequent<T: PartialEq>(
     best.map(|(item, _)| item)
 }
 
-fn choose_batch(records: &[Record]) -> Batch {
+fn choose_batch(sender: Option<&'static Force>, records: &[Record]) -> Batch {
     let thirteen = || {
         records
             .iter()
             .filter_map(|r| r.fields.as_ref().ok())
             .filter(|f| f.len() == COLUMNS.len())
     };
-    let force = most_frequent(
-        thirteen().filter_map(|f| force_by_id(f[C_FORCE].trim())),
-        |_, _| false,
-    );
+    let force = sender.or_else(|| {
+        most_frequent(
+            thirteen().filter_map(|f| force_by_id(f[C_FORCE].trim())),
+            |_, _| false,
+        )
+    });
     let batch_id = force.and_then(|force| {
         most_frequent(
             thirteen()
@@ -449,9 +440,21 @@ fn parse_stamp(text: &str) -> Option<TimeMs> {
         .map(|t| t.and_utc().timestamp_millis())
 }
 
-/// A finite decimal number, or `None`.
-fn parse_number(text: &str) -> Option<f64> {
-    text.parse::<f64>().ok().filter(|v| v.is_finite())
+/// The field at `column`, or `code` when it is empty.
+fn required<'a>(
+    f: &[&'a str],
+    column: usize,
+    code: &'static str,
+    what: &str,
+) -> Result<&'a str, Fault> {
+    match f[column] {
+        "" => Err(fault(
+            code,
+            column,
+            format!("the {what} (column {column}, {}) is empty", COLUMNS[column]),
+        )),
+        value => Ok(value),
+    }
 }
 
 fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<PoliceCrime, Fault> {
@@ -484,14 +487,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             ),
         )
     })?;
-    let batch_id = f[C_BATCH];
-    if batch_id.is_empty() {
-        return Err(fault(
-            MISSING_BATCH_ID,
-            C_BATCH,
-            "the batch id (column 3, batch_id) is empty".into(),
-        ));
-    }
+    let batch_id = required(&f, C_BATCH, MISSING_BATCH_ID, "batch id")?;
     check_batch_id(batch_id, force)?;
     if let Some(batch_force) = batch.force.filter(|b| b.id != force.id) {
         return Err(fault(
@@ -510,14 +506,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             format!("batch id '{batch_id}' (column 3, batch_id) differs from the batch's id {id}"),
         ));
     }
-    let crime_ref = f[C_REF];
-    if crime_ref.is_empty() {
-        return Err(fault(
-            MISSING_CRIME_REFERENCE,
-            C_REF,
-            "the crime reference (column 4, crime_reference) is empty".into(),
-        ));
-    }
+    let crime_ref = required(&f, C_REF, MISSING_CRIME_REFERENCE, "crime reference")?;
     let crime_type = crime_type_by_id(f[C_TYPE]).ok_or_else(|| {
         fault(
             UNKNOWN_CRIME_TYPE,
@@ -724,7 +713,7 @@ fn action(code: &'static str, batch: &Batch, rules: &PoliceCsvRules) -> String {
         NO_LOCATION => "Give one coordinate pair: easting and northing (OSGB36) or latitude and longitude (WGS84).".into(),
         HALF_COORDINATE_PAIR => "Give both values of the pair: easting with northing, or latitude with longitude.".into(),
         BOTH_COORDINATE_TYPES => "Give one pair only: clear either easting/northing or latitude/longitude.".into(),
-        COORDINATES_OUT_OF_RANGE => "Check the location: easting 0–600,000, northing 0–1,300,000, latitude 49.5–61.5, longitude −8.5–2.6.".into(),
+        COORDINATES_OUT_OF_RANGE => "Check the location: easting 0–700,000, northing 0–1,300,000, latitude 49.5–61.5, longitude −8.5–2.6.".into(),
         INVALID_DATUM => "Set the datum (column 11) to OSGB36 for easting/northing or WGS84 for latitude/longitude.".into(),
         EMPTY_BATCH => "Resend the batch with its crime rows: 13 columns, no header row.".into(),
         ALL_ROWS_FAILED => "No crime was imported: correct the rows listed and resend the whole batch.".into(),

@@ -17,6 +17,18 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tagstream")
 }
 
+/// The simulator binary beside the server's (`cargo build -p tagsim` builds it; scripts/test.sh
+/// does).
+pub fn tagsim() -> PathBuf {
+    let path = Path::new(bin()).with_file_name("tagsim");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p tagsim` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
 /// A running `tagstream serve` child process.
 pub struct Server {
     pub child: Child,

@@ -56,7 +56,7 @@ impl Default for HitsConfig {
             radius_m: 100.0,
             max_gap_s: 15 * 60,
             margin_s: 30 * 60,
-            max_precision_m: 500.0,
+            max_precision_m: 200.0,
             label_gap_s: 5 * 60,
         }
     }
