@@ -165,6 +165,8 @@ describe('web console', { concurrency: false }, () => {
     const list = page.getByTestId('pending-hits');
     await list.locator('tbody tr').first().getByRole('button').click();
     await page.locator('[data-testid=hit-map][data-ready=true]').waitFor();
+    await page.getByTestId('hit-map').scrollIntoViewIfNeeded();
+    await screenshot(page, 'hub-hit-review');
     await page.getByLabel('Reason for the decision').fill('Positions inside the vicinity during the window');
     await page.getByRole('button', { name: 'Confirm hit' }).click();
     await page.getByText(/confirmed$/).first().waitFor();
