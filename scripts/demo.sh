@@ -66,7 +66,7 @@ cat <<TXT
   demo tokens (console sign-in, or Authorization: Bearer … for the API):
     hub           $HUB
     practitioner  $PRACTITIONER   (caseload: $caseload)
-    police        $POLICE
+    police        $POLICE   (crime batches to upload: $DEMO/sim/crimes/*.csv)
     admin         $ADMIN
   try:
     curl -s -H "Authorization: Bearer $HUB" -H "X-Purpose: demo" "$API/v1/alerts/count"
