@@ -85,7 +85,7 @@ async function personView(view, id) {
         `conditions: ${conditions.join(', ') || 'none'}`, `tags: ${who.activations.map((a) => a.tag).join(', ')}`].filter(Boolean).join(' · ')),
       h('form', { class: 'inline period', onsubmit: show },
         field('From', from), field('To', to),
-        h('button', { type: 'submit' }, 'Show period'), h('small', {}, `UK time; at most ${MAX_DAYS} days`), formMsg)),
+        h('button', { type: 'submit' }, 'Show period'), h('small', {}, `your browser's local time; at most ${MAX_DAYS} days`), formMsg)),
     body);
   await show();
   return () => stopPeriod();
