@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job: tagstream serving a simulated population, on an embedded store in ./demo-data.
 #   ./scripts/demo.sh [--tags N] [--days D] [--speed X]
-# Builds release binaries, generates people, orders and tags (Bristol, Avon and Somerset), starts
-# the server, creates demo users (tokens printed), streams the tags in at X times real time and
-# prints alerts as they happen. Ctrl-C stops everything.
+# Builds release binaries, installs the web console's npm packages, generates people, orders and
+# tags (Bristol, Avon and Somerset), starts the server (API and web console), creates demo users
+# (tokens printed), streams the tags in at X times real time and prints alerts as they happen.
+# Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ done
 
 echo "== building (release; the first build takes several minutes)"
 cargo build --release --workspace --locked -q
+./scripts/console-setup.sh
 BIN=target/release
 
 DEMO=demo-data
@@ -57,13 +59,14 @@ API=http://127.0.0.1:7800
 cat <<TXT
 
 == tagstream is running
+  web console:    $API/   (open it in a browser and sign in with a token below)
   API:            $API   (OpenAPI description: $API/openapi.json, metrics: $API/metrics)
   tag ingest:     127.0.0.1:7700 (native protocol, docs/protocol.md)
   data:           $DATA (durable log, metadata.sqlite3, alerts.sqlite3)
-  demo tokens (Authorization: Bearer …):
+  demo tokens (console sign-in, or Authorization: Bearer … for the API):
     hub           $HUB
     practitioner  $PRACTITIONER   (caseload: $caseload)
-    police        $POLICE
+    police        $POLICE   (crime batches to upload: $DEMO/sim/crimes/*.csv)
     admin         $ADMIN
   try:
     curl -s -H "Authorization: Bearer $HUB" -H "X-Purpose: demo" "$API/v1/alerts/count"

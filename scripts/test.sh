@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: every crate's unit and integration tests, including the end-to-end tests
-# that start the real server. Installs nothing by hand: whatever a test needs is installed here.
+# that start the real server, then the web console's browser tests (headless Chromium against the
+# real server). Installs nothing by hand: whatever a test needs is installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +12,8 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 # Every binary first: some tests drive the simulator binary against the server binary.
 cargo build --workspace --locked --bins
 cargo test --workspace --locked "$@"
+
+# The console: npm packages and Debian's Chromium, then the browser tests against
+# target/debug/tagstream (screenshots in target/browser-artifacts/).
+./scripts/console-setup.sh --browser
+node --test tests/browser/

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub webhooks: Vec<crate::delivery::webhooks::WebhookConfig>,
     pub trails: crate::store::trails::TrailConfig,
     pub trail_api: crate::api::trails::TrailApiConfig,
+    /// The web console: its files and the map tile server, if any.
+    pub console: crate::console::ConsoleConfig,
     /// Crime uploads and what police may see (`[crime_api]`).
     pub crime_api: crate::api::crimes::CrimeApiConfig,
 }
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             webhooks: Vec::new(),
             trails: Default::default(),
             trail_api: Default::default(),
+            console: Default::default(),
             crime_api: Default::default(),
         }
     }

@@ -137,6 +137,13 @@ struct ServeArgs {
     /// Silence (event time) after which an activation raises no_contact.
     #[arg(long)]
     no_contact_ms: Option<i64>,
+    /// The web console's files (default: `web/` here or in the binary's repository).
+    #[arg(long)]
+    console_dir: Option<PathBuf>,
+    /// Map tile URL template for the console (`https://host/{z}/{x}/{y}.png`); default none:
+    /// an offline basemap of police force areas.
+    #[arg(long)]
+    tile_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -228,6 +235,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(v) = args.partitions {
         config.partitions = v;
+    }
+    if let Some(v) = args.console_dir {
+        config.console.dir = Some(v);
+    }
+    if let Some(v) = args.tile_url {
+        config.console.tile_url = Some(v);
     }
     config.pipeline = pipeline_overrides(config.pipeline, args.reorder_ms, args.no_contact_ms);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -253,7 +253,10 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         crime_api: config.crime_api,
         directory: directory.clone(),
     };
-    let app = router(state);
+    let mut app = router(state);
+    if let Some(console) = crate::console::router(&config.console) {
+        app = app.merge(console);
+    }
     let http = tokio::spawn(async move { axum::serve(http_listener, app).await });
     let ingest_task = tokio::spawn(run_listener(ingest_listener, ingest));
 

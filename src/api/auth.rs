@@ -116,3 +116,15 @@ impl Caller {
         }
     }
 }
+
+/// `GET /v1/me`: who the token belongs to and what it may see (the console's sign-in asks this).
+/// Only the caller's own account: no person data, so no purpose is needed.
+pub async fn me(caller: Caller) -> axum::Json<serde_json::Value> {
+    let mut me = serde_json::json!({"user": caller.0.name, "role": caller.role().name()});
+    match caller.role() {
+        Role::Police { force } => me["force"] = force.clone().into(),
+        Role::Practitioner { caseload } => me["caseload"] = caseload.clone().into(),
+        Role::Admin | Role::Hub => {}
+    }
+    axum::Json(me)
+}

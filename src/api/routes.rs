@@ -61,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
         )
+        .route("/v1/me", get(super::auth::me))
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/export", get(alerts::export_jsonl))
         .route("/v1/alerts/count", get(alerts::count))

@@ -1,0 +1,215 @@
+//! The web console's static files, served by `tagstream serve` beside the API.
+//!
+//! `/` is the console's `index.html`; `/console/*` are its assets from the console directory
+//! (`web/` by default: the HTML, CSS, ES modules and the offline basemap); `/console/vendor/leaflet/*`
+//! is Leaflet's `dist/` from `web/node_modules` (installed by `npm ci` in the project scripts); and
+//! `/console/config.json` tells the page the deployment's settings (tile URL or none). Nothing here
+//! is person data and nothing needs a token: the page signs in to the API with a bearer token.
+//! Every page carries a Content-Security-Policy that allows only this origin (and the configured
+//! tile server's), so the console loads nothing else from the internet.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::path::{Component, PathBuf};
+use std::sync::Arc;
+
+/// Console settings (`[console]` in the server config; `--console-dir`, `--tile-url` flags).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// The console's files; default: `web/` in the current directory, else beside the binary's
+    /// repository (`target/<profile>/tagstream` → `web/`).
+    pub dir: Option<PathBuf>,
+    /// A map tile URL template (`https://tiles.example/{z}/{x}/{y}.png`); none = the offline
+    /// basemap of police force areas.
+    pub tile_url: Option<String>,
+    /// The attribution the tile server asks for.
+    pub tile_attribution: Option<String>,
+}
+
+impl ConsoleConfig {
+    /// The directory to serve, if one with an `index.html` can be found.
+    pub fn resolve_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.dir {
+            return Some(dir.clone());
+        }
+        let here = std::env::current_dir().ok().map(|d| d.join("web"));
+        let beside_binary = std::env::current_exe().ok().and_then(|exe| {
+            exe.ancestors()
+                .skip(1)
+                .map(|d| d.join("web"))
+                .find(|d| d.join("index.html").is_file())
+        });
+        here.filter(|d| d.join("index.html").is_file())
+            .or(beside_binary)
+    }
+}
+
+struct Console {
+    dir: PathBuf,
+    config: ConsoleConfig,
+    csp: HeaderValue,
+}
+
+/// The console's routes, or `None` (with a warning) when no console directory is found.
+pub fn router<S: Clone + Send + Sync + 'static>(config: &ConsoleConfig) -> Option<Router<S>> {
+    let Some(dir) = config.resolve_dir() else {
+        tracing::warn!("no console directory (web/index.html) found; the web console is off");
+        return None;
+    };
+    tracing::info!(dir = %dir.display(), "serving the web console at /");
+    let console = Arc::new(Console {
+        csp: content_security_policy(config.tile_url.as_deref()),
+        dir,
+        config: config.clone(),
+    });
+    Some(
+        Router::new()
+            .route("/", get(index))
+            .route("/console/config.json", get(settings))
+            .route("/console/vendor/leaflet/{*path}", get(leaflet))
+            .route("/console/{*path}", get(asset))
+            .with_state(console),
+    )
+}
+
+/// Only this origin, plus the tile server's origin for images when tiles are configured.
+fn content_security_policy(tile_url: Option<&str>) -> HeaderValue {
+    let mut img = vec!["'self'".to_string(), "data:".into(), "blob:".into()];
+    img.extend(tile_url.and_then(origin_of));
+    let policy = format!(
+        "default-src 'self'; img-src {}; style-src 'self' 'unsafe-inline'; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        img.join(" ")
+    );
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'self'"))
+}
+
+/// `https://a.tiles.example:8080/{z}/…` → `https://a.tiles.example:8080`.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split('/').next()?;
+    let host = host.replace("{s}", "*");
+    let ok = |c: char| c.is_ascii_alphanumeric() || ".-:*[]".contains(c);
+    (!host.is_empty() && host.chars().all(ok)).then(|| format!("{scheme}://{host}"))
+}
+
+async fn index(State(console): State<Arc<Console>>) -> Response {
+    file(&console, console.dir.join("index.html")).await
+}
+
+async fn settings(State(console): State<Arc<Console>>) -> Response {
+    Json(serde_json::json!({
+        "tile_url": console.config.tile_url,
+        "tile_attribution": console.config.tile_attribution,
+        "basemap": "/console/basemap/force-areas.geojson",
+    }))
+    .into_response()
+}
+
+async fn leaflet(State(console): State<Arc<Console>>, Path(path): Path<String>) -> Response {
+    let base = console.dir.join("node_modules/leaflet/dist");
+    match safe_join(base, &path) {
+        Some(p) => file(&console, p).await,
+        None => not_found(),
+    }
+}
+
+async fn asset(State(console): State<Arc<Console>>, Path(path): Path<String>) -> Response {
+    // The console's own files only: never its package tooling or installed packages.
+    let first = path.split('/').next().unwrap_or_default();
+    if first == "node_modules" || first.starts_with('.') || first.starts_with("package") {
+        return not_found();
+    }
+    match safe_join(console.dir.clone(), &path) {
+        Some(p) => file(&console, p).await,
+        None => not_found(),
+    }
+}
+
+/// `base/path` when `path` is plain relative components (no `..`, no root, no hidden files).
+fn safe_join(base: PathBuf, path: &str) -> Option<PathBuf> {
+    let rel = std::path::Path::new(path);
+    let plain = rel.components().all(|c| match c {
+        Component::Normal(s) => !s.to_string_lossy().starts_with('.'),
+        _ => false,
+    });
+    (plain && !path.is_empty()).then(|| base.join(rel))
+}
+
+fn content_type(path: &std::path::Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+    {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "geojson" => "application/geo+json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn file(console: &Console, path: PathBuf) -> Response {
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let mut resp = (
+                [
+                    (header::CONTENT_TYPE, content_type(&path)),
+                    (header::CACHE_CONTROL, "no-cache"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                bytes,
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, console.csp.clone());
+            resp
+        }
+        Err(_) => not_found(),
+    }
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_served() {
+        let base = PathBuf::from("/srv/web");
+        assert_eq!(
+            safe_join(base.clone(), "js/app.js"),
+            Some(PathBuf::from("/srv/web/js/app.js"))
+        );
+        for bad in ["../secret", "js/../../x", "/etc/passwd", ".git/config", ""] {
+            assert_eq!(safe_join(base.clone(), bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_policy_names_the_tile_origin_only() {
+        assert_eq!(
+            origin_of("https://{s}.tiles.example:8080/{z}/{x}/{y}.png").as_deref(),
+            Some("https://*.tiles.example:8080")
+        );
+        assert_eq!(origin_of("not a url"), None);
+        let csp = content_security_policy(None);
+        assert!(csp
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'self'; img-src 'self' data: blob:;"));
+    }
+}

@@ -1,0 +1,93 @@
+// Crime hits, shared by the hub (review: confirm / reject) and police (confirmed hits of their
+// force): the hit's facts, its evidence map (crime point and vicinity, labelled positions with
+// confidence circles, track) and its positions table.
+
+import { get, post, qs, ApiError } from './api.js';
+import { createMap, drawHitEvidence } from './map.js';
+import { h, fill, table, message, field, fmtTime, fmtNum, fmtDuration, toast } from './ui.js';
+
+/** The hits the caller may see, or null when this server has no crime hits API. */
+export async function loadHits(params = {}) {
+  try {
+    return await get(`/v1/hits${qs(params)}`);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return null;
+    throw e;
+  }
+}
+
+export const NO_HITS_API = 'Crime hits are not available on this server (no crime matching yet).';
+
+/** A one-line summary row for a list of hits; `open(hit)` shows it. */
+export function hitRow(hit, open, extra = []) {
+  return h('tr', { dataset: { hit: hit.id } },
+    h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => open(hit) }, hit.crime_ref)),
+    h('td', {}, hit.crime_type),
+    h('td', {}, `${fmtTime(hit.crime_from)} – ${fmtTime(hit.crime_to)}`),
+    h('td', {}, hit.person),
+    h('td', {}, h('span', { class: `badge ${hit.certainty}` }, hit.certainty), hit.weaker_evidence ? ' (weaker evidence)' : ''),
+    h('td', { class: 'num' }, fmtNum(hit.closest_m, 'm')),
+    h('td', {}, hit.review?.state ?? ''),
+    ...extra);
+}
+
+export const HIT_COLUMNS = ['crime', 'type', 'window', 'person', 'certainty', 'closest', 'review'];
+
+/** The detail of one hit with its evidence map; `actions` (an element) is placed under the facts. */
+export async function hitDetail(container, hit, actions) {
+  const mapEl = h('div', { class: 'map hit-map', 'data-testid': 'hit-map' });
+  const alg = hit.algorithm || {};
+  fill(container,
+    h('h3', {}, `Hit on crime ${hit.crime_ref}`, hit.crime_version ? ` (version ${hit.crime_version})` : ''),
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Crime'), h('dd', {}, `${hit.crime_type} · batch ${hit.batch_id} · ${hit.force}`),
+      h('dt', {}, 'Window'), h('dd', {}, `${fmtTime(hit.crime_from)} – ${fmtTime(hit.crime_to)}`),
+      h('dt', {}, 'Person'), h('dd', {}, `${hit.person} (activation ${hit.activation})`),
+      h('dt', {}, 'Certainty'), h('dd', {}, `${hit.certainty}${hit.weaker_evidence ? ', weaker evidence' : ''}`),
+      h('dt', {}, 'Closest'), h('dd', {}, `${fmtNum(hit.closest_m, 'm')} at ${fmtTime(hit.closest_t)}; ${fmtDuration((hit.inside_s ?? 0) * 1000)} inside the vicinity`),
+      h('dt', {}, 'Algorithm'), h('dd', {}, `${alg.name ?? '?'}, vicinity ${fmtNum(alg.radius_m ?? hit.radius_m, 'm')}`),
+      h('dt', {}, 'Review'), h('dd', {}, hit.review?.state === 'pending' ? 'awaiting hub review'
+        : `${hit.review?.state} by ${hit.review?.by ?? '?'} ${fmtTime(hit.review?.at)}${hit.review?.reason ? ': ' + hit.review.reason : ''}`)),
+    actions || '',
+    mapEl,
+    h('p', { class: 'legend' }, h('span', { class: 'key crime' }), 'crime ', h('span', { class: 'key vicinity' }), 'vicinity ',
+      h('span', { class: 'key inwin' }), 'position in the window ', h('span', { class: 'key outwin' }), 'outside it ',
+      h('span', { class: 'key conf' }), 'confidence circle'),
+    table(['label', 'time', 'distance', 'precision', 'source', 'speed', 'heading', 'in window'],
+      (hit.positions || []).map((p) => h('tr', { class: p.in_window ? 'in-window' : '' },
+        h('td', {}, p.label), h('td', {}, fmtTime(p.t)), h('td', { class: 'num' }, fmtNum(p.distance_m, 'm')),
+        h('td', { class: 'num' }, fmtNum(p.precision_m, 'm')), h('td', {}, p.source ?? ''),
+        h('td', { class: 'num' }, fmtNum(p.speed_kmh, 'km/h', 1)), h('td', { class: 'num' }, fmtNum(p.heading_deg, '°')),
+        h('td', {}, p.in_window ? 'yes' : 'no'))),
+      { class: 'positions' }));
+  const { map, overlay } = await createMap(mapEl);
+  try {
+    drawHitEvidence(map, overlay, await get(`/v1/hits/${encodeURIComponent(hit.id)}/evidence`));
+    mapEl.dataset.ready = 'true';
+  } catch (e) {
+    mapEl.after(message(e.message, 'error'));
+  }
+}
+
+/** Confirm / reject controls for a pending hit (hub). `done()` after a decision. */
+export function reviewForm(hit, done) {
+  const reason = h('input', { name: 'reason', required: true, size: 40 });
+  const decide = async (decision) => {
+    if (!reason.value.trim()) {
+      reason.reportValidity();
+      return;
+    }
+    try {
+      await post(`/v1/hits/${encodeURIComponent(hit.id)}/review`, { decision, reason: reason.value.trim() });
+      toast(`Hit ${hit.crime_ref} ${decision === 'confirm' ? 'confirmed' : 'rejected'}`);
+      done();
+    } catch (e) {
+      form.append(message(e.message, 'error'));
+    }
+  };
+  const form = h('form', { class: 'actions', onsubmit: (ev) => { ev.preventDefault(); decide('confirm'); } },
+    field('Reason for the decision', reason),
+    h('button', { type: 'submit' }, 'Confirm hit'),
+    h('button', { type: 'button', class: 'secondary', onclick: () => decide('reject') }, 'Reject hit'));
+  return form;
+}

@@ -1,0 +1,220 @@
+// Maps: Leaflet with the deployment's tile server, or offline with police force area boundaries as
+// the basemap; drawing of places (curfew addresses, zones), trails (gaps, labels, confidence
+// circles) and crime-hit evidence.
+
+import * as L from '/console/vendor/leaflet/leaflet-src.esm.js';
+import { fmtTime, fmtNum, fmtDuration } from './ui.js';
+
+export { L };
+
+let settings;
+let basemap;
+
+async function loadSettings() {
+  settings ??= fetch('/console/config.json').then((r) => r.json()).catch(() => ({}));
+  return settings;
+}
+
+async function loadBasemap(url) {
+  basemap ??= fetch(url).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  return basemap;
+}
+
+const ENGLAND_WALES = [[49.9, -6.4], [55.9, 1.8]];
+
+/** A map in `el` with its basemap; returns {map, overlay} (overlay: a layer group to draw on). */
+export async function createMap(el) {
+  const map = L.map(el, { preferCanvas: true, zoomSnap: 0.5, attributionControl: true });
+  map.fitBounds(ENGLAND_WALES);
+  const cfg = await loadSettings();
+  if (cfg.tile_url) {
+    L.tileLayer(cfg.tile_url, { maxZoom: 19, attribution: cfg.tile_attribution || '' }).addTo(map);
+  } else {
+    el.classList.add('offline-map');
+    const areas = await loadBasemap(cfg.basemap || '/console/basemap/force-areas.geojson');
+    if (areas) {
+      L.geoJSON(areas, {
+        interactive: false,
+        style: { color: '#7d8a99', weight: 1, fillColor: '#f4f1ea', fillOpacity: 1 },
+      }).addTo(map);
+      map.attributionControl.addAttribution('Police force areas: ONS (offline basemap)');
+    }
+  }
+  L.control.scale({ imperial: false }).addTo(map);
+  const overlay = L.featureGroup().addTo(map);
+  return { map, overlay };
+}
+
+/** Fits the view to the positions if there are any, else to everything drawn in `group`. */
+export function fit(map, group, positions = [], maxZoom = 17) {
+  const b = positions.length ? L.latLngBounds(positions.map((p) => [p.lat, p.lon])) : group.getBounds();
+  if (b.isValid()) map.fitBounds(b.pad(0.15), { maxZoom, animate: false });
+}
+
+const STYLE = {
+  curfew: { color: '#1f5fbf', weight: 2, dashArray: '6 4', fillOpacity: 0.08 },
+  exclusion_zone: { color: '#c0392b', weight: 2, fillOpacity: 0.12 },
+  inclusion_zone: { color: '#1e8449', weight: 2, fillOpacity: 0.06 },
+};
+
+/** Curfew addresses and zones of a person's orders. Returns the number of places drawn. */
+export function drawPlaces(group, orders) {
+  let n = 0;
+  for (const order of orders || []) {
+    for (const c of order.conditions || []) {
+      if (c.type === 'curfew') {
+        for (const a of c.addresses || []) {
+          const times = (c.timetable || []).filter((t) => t.address === a.id)
+            .map((t) => `${t.start}–${t.end}`);
+          L.circle([a.lat, a.lon], { radius: a.radius_m, ...STYLE.curfew })
+            .bindTooltip(`Curfew address “${a.id}” (${a.radius_m} m)${times.length ? ', ' + [...new Set(times)].join(', ') : ''}`)
+            .addTo(group);
+          n++;
+        }
+      } else if (c.type === 'exclusion_zone' || c.type === 'inclusion_zone') {
+        const layer = zoneLayer(c);
+        if (layer) {
+          layer.bindTooltip(`${c.type === 'exclusion_zone' ? 'Exclusion' : 'Inclusion'} zone: ${c.name || c.id}`);
+          layer.addTo(group);
+          n++;
+        }
+      }
+    }
+  }
+  return n;
+}
+
+function zoneLayer(z) {
+  const g = z.geometry || {};
+  const style = STYLE[z.type];
+  if (g.type === 'Point' && z.radius_m) return L.circle([g.coordinates[1], g.coordinates[0]], { radius: z.radius_m, ...style });
+  if (g.type === 'Polygon' || g.type === 'MultiPolygon') return L.geoJSON(g, { style });
+  return null;
+}
+
+/** Text for a position's hover: label, time, precision, source, speed, heading. */
+export function positionText(p) {
+  return [
+    `<b>${p.label ?? ''}</b> ${fmtTime(p.t)}`,
+    `precision ${fmtNum(p.precision_m, 'm')} (${p.source ?? '?'})`,
+    `speed ${fmtNum(p.speed_kmh, 'km/h', 1)}, heading ${fmtNum(p.heading_deg, '°')}`,
+    p.gap_before ? '<i>after a gap in the trail</i>' : '',
+    p.distance_m != null ? `${fmtNum(p.distance_m, 'm')} from the crime${p.in_window ? ', in the window' : ''}` : '',
+  ].filter(Boolean).join('<br>');
+}
+
+/**
+ * A trail (the API's GeoJSON): track split at gaps (gaps dashed), a numbered dot per position
+ * with its confidence circle. Labels are shown on the map when there are few positions, else on
+ * hover. Returns the positions [{lat, lon, t, props}] in time order.
+ */
+export function drawTrail(group, fc, { circles = true } = {}) {
+  const positions = fc.features.filter((f) => f.properties.kind === 'position').map((f) => ({
+    lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1],
+    t: Date.parse(f.properties.t), props: f.properties,
+  }));
+  let segment = [];
+  const flush = () => {
+    if (segment.length > 1) L.polyline(segment, { color: '#5b2c83', weight: 3, opacity: 0.75, interactive: false }).addTo(group);
+  };
+  positions.forEach((p, i) => {
+    if (p.props.gap_before && i > 0) {
+      flush();
+      const prev = positions[i - 1];
+      L.polyline([[prev.lat, prev.lon], [p.lat, p.lon]], { color: '#c0392b', weight: 2, dashArray: '2 6' })
+        .bindTooltip(`Gap: no positions for ${fmtDuration(p.t - prev.t)} (${p.props.label} starts a new sequence)`)
+        .addTo(group);
+      segment = [];
+    }
+    segment.push([p.lat, p.lon]);
+  });
+  flush();
+  for (const p of positions) {
+    if (circles && p.props.precision_m) {
+      L.circle([p.lat, p.lon], { radius: p.props.precision_m, color: '#2e86c1', weight: 1, opacity: 0.4, fillOpacity: 0.06, interactive: false }).addTo(group);
+    }
+    const dot = L.circleMarker([p.lat, p.lon], {
+      radius: 4, color: p.props.gap_before ? '#c0392b' : '#5b2c83', weight: 2, fillColor: '#fff', fillOpacity: 1,
+    }).addTo(group);
+    dot.bindTooltip(positionText(p.props));
+  }
+  return positions;
+}
+
+/**
+ * Sequence labels (A1, A2…) on the map for as many positions as fit without overlapping at the
+ * current zoom, earliest first; redone after each zoom. `points`: [{lat, lon, label}].
+ */
+export function addLabels(map, group, points) {
+  const layer = L.layerGroup().addTo(group);
+  const place = () => {
+    layer.clearLayers();
+    const taken = [];
+    const view = map.getBounds().pad(0.5);
+    for (const p of points) {
+      if (!view.contains([p.lat, p.lon])) continue;
+      const xy = map.latLngToContainerPoint([p.lat, p.lon]);
+      if (taken.some((q) => Math.abs(q.x - xy.x) < 34 && Math.abs(q.y - xy.y) < 16)) continue;
+      taken.push(xy);
+      L.tooltip({ permanent: true, direction: 'right', offset: [5, 0], className: 'pos-label', interactive: false })
+        .setLatLng([p.lat, p.lon]).setContent(String(p.label ?? '')).addTo(layer);
+    }
+  };
+  place();
+  map.on('zoomend moveend', place);
+  return layer;
+}
+
+/**
+ * A crime hit's evidence (GeoJSON from /v1/hits/{id}/evidence), shown around the vicinity and the
+ * positions in the crime's window; positions are labelled where the labels fit (every one has its
+ * hover text).
+ */
+export function drawHitEvidence(map, group, fc) {
+  const focus = L.latLngBounds([]);
+  const labels = [];
+  const order = { confidence: 0, track: 1, vicinity: 2, crime: 3, position: 4 };
+  const features = [...fc.features].sort((a, b) => (order[a.properties.kind] ?? 9) - (order[b.properties.kind] ?? 9));
+  for (const f of features) {
+    const p = f.properties;
+    const c = f.geometry.coordinates;
+    switch (p.kind) {
+      case 'vicinity': {
+        const layer = L.geoJSON(f, { style: { color: '#d35400', weight: 3, dashArray: '6 4', fillColor: '#f0b27a', fillOpacity: 0.25 } })
+          .bindTooltip(`Crime vicinity${p.radius_m ? ` (${p.radius_m} m)` : ''}`).addTo(group);
+        focus.extend(layer.getBounds());
+        break;
+      }
+      case 'confidence':
+        L.geoJSON(f, { interactive: false, style: { color: '#2e86c1', weight: 1, opacity: 0.35, fillOpacity: 0.03 } }).addTo(group);
+        break;
+      case 'track':
+        L.geoJSON(f, { interactive: false, style: { color: '#5b2c83', weight: 3, opacity: 0.7 } }).addTo(group);
+        break;
+      case 'crime':
+        L.circleMarker([c[1], c[0]], { radius: 8, color: '#922b21', weight: 3, fillColor: '#e74c3c', fillOpacity: 0.9 })
+          .bindTooltip(`Crime ${p.crime_ref ?? ''} ${p.crime_type ?? ''}<br>${fmtTime(p.crime_from ?? p.from)} – ${fmtTime(p.crime_to ?? p.to)}`)
+          .addTo(group);
+        break;
+      case 'position': {
+        const inWindow = p.in_window !== false;
+        L.circleMarker([c[1], c[0]], {
+          radius: 5, color: inWindow ? '#5b2c83' : '#7f8c8d', weight: 2, fillColor: inWindow ? '#f5b041' : '#fff', fillOpacity: 1,
+        }).bindTooltip(positionText(p)).addTo(group);
+        if (inWindow) focus.extend([c[1], c[0]]);
+        labels.push({ lat: c[1], lon: c[0], label: p.label });
+        break;
+      }
+      default:
+        L.geoJSON(f).addTo(group);
+    }
+  }
+  const bounds = focus.isValid() ? focus : group.getBounds();
+  if (bounds.isValid()) map.fitBounds(bounds.pad(0.3), { maxZoom: 18, animate: false });
+  addLabels(map, group, labels);
+}
+
+/** A marker for the playback head. */
+export function headMarker() {
+  return L.circleMarker([0, 0], { radius: 9, color: '#000', weight: 3, fillColor: '#f1c40f', fillOpacity: 1, interactive: false });
+}

@@ -1,0 +1,251 @@
+// The practitioner's page: the caseload, then for one person and a bounded period the trail map
+// (gaps, numbered positions, confidence circles, stays, curfew addresses and zones), playback with
+// a time slider, the compliance summary, exports, and for alcohol orders the sober-day calendar
+// and the TAC chart.
+
+import { get, request, qs } from './api.js';
+import { createMap, drawPlaces, drawTrail, fit, addLabels, headMarker, L } from './map.js';
+import {
+  h, fill, table, message, field, fmtTime, fmtDuration, words, toLocalInput, ukDate, download,
+} from './ui.js';
+
+const MAX_DAYS = 31;
+const DAY = 86400_000;
+const FORMATS = ['geojson', 'gpx', 'kml', 'csv'];
+
+export async function practitionerPage(root) {
+  const list = h('section', { class: 'card caseload' });
+  const view = h('div', { class: 'person-view' });
+  fill(root, h('div', { class: 'practitioner' }, list, view));
+  let stop = () => {};
+
+  const byId = h('input', { name: 'person-id', size: 8, required: true });
+  const openForm = h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); open(byId.value.trim()); } },
+    field('Person id', byId), h('button', { type: 'submit' }, 'Open'));
+
+  async function open(id) {
+    stop();
+    location.hash = `person=${encodeURIComponent(id)}`;
+    stop = await personView(view, id);
+  }
+
+  try {
+    const people = await get('/v1/people');
+    fill(list, h('h2', {}, `Caseload (${people.length})`),
+      people.length ? table(['id', 'name', 'NOMIS'], people.map((p) => h('tr', {},
+        h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => open(p.id) }, p.id)),
+        h('td', {}, p.name ?? ''), h('td', {}, p.nomis_id ?? ''))), { 'data-testid': 'caseload' })
+        : message('Nobody is on your caseload.'),
+      openForm);
+  } catch (e) {
+    fill(list, h('h2', {}, 'Caseload'), message(e.message, 'error'), openForm);
+  }
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('person');
+  if (fromHash) open(fromHash);
+  else fill(view, message('Choose a person from your caseload.'));
+  return () => stop();
+}
+
+/** One person: details, period, and everything for the period. Returns a stop function. */
+async function personView(view, id) {
+  fill(view, message(`Loading ${id}…`));
+  let who;
+  let alerts;
+  try {
+    [who, alerts] = await Promise.all([
+      get(`/v1/people/${encodeURIComponent(id)}`),
+      get(`/v1/alerts${qs({ person: id, limit: 5000 })}`),
+    ]);
+  } catch (e) {
+    fill(view, h('section', { class: 'card' }, h('h2', {}, `Person ${id}`), message(e.message, 'error')));
+    return () => {};
+  }
+  const p = who.person;
+  const latest = alerts.reduce((m, a) => Math.max(m, Date.parse(a.end ?? a.start)), 0);
+  const end = Math.min(Date.now(), latest ? latest + DAY / 2 : Date.now());
+  const from = h('input', { type: 'datetime-local', name: 'from', required: true, value: toLocalInput(end - DAY) });
+  const to = h('input', { type: 'datetime-local', name: 'to', required: true, value: toLocalInput(end) });
+  const formMsg = h('div');
+  const body = h('div', { class: 'period-body' });
+  let stopPeriod = () => {};
+  const show = async (ev) => {
+    ev?.preventDefault();
+    const [a, b] = [new Date(from.value).getTime(), new Date(to.value).getTime()];
+    fill(formMsg);
+    if (!(b > a)) return formMsg.append(message('The end of the period must be after its start.', 'error'));
+    if (b - a > MAX_DAYS * DAY) return formMsg.append(message(`A period may cover at most ${MAX_DAYS} days.`, 'error'));
+    stopPeriod();
+    stopPeriod = await periodView(body, who, alerts, a, b);
+  };
+  const conditions = [...new Set(who.orders.flatMap((o) => o.conditions.map((c) => words(c.type))))];
+  fill(view,
+    h('section', { class: 'card' },
+      h('h2', { 'data-testid': 'person-title' }, `${p.name ?? p.id} (${p.id})`),
+      h('p', {}, [p.nomis_id && `NOMIS ${p.nomis_id}`, `orders: ${who.orders.map((o) => o.id).join(', ') || 'none'}`,
+        `conditions: ${conditions.join(', ') || 'none'}`, `tags: ${who.activations.map((a) => a.tag).join(', ')}`].filter(Boolean).join(' · ')),
+      h('form', { class: 'inline period', onsubmit: show },
+        field('From', from), field('To', to),
+        h('button', { type: 'submit' }, 'Show period'), h('small', {}, `your browser's local time; at most ${MAX_DAYS} days`), formMsg)),
+    body);
+  await show();
+  return () => stopPeriod();
+}
+
+async function periodView(body, who, allAlerts, fromMs, toMs) {
+  const id = who.person.id;
+  const period = { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() };
+  const mapEl = h('div', { class: 'map trail-map', 'data-testid': 'trail-map' });
+  const summary = h('p', { class: 'hint', 'data-testid': 'trail-summary' }, 'Loading the trail…');
+  const player = h('div', { class: 'player' });
+  const stays = h('section', { class: 'card' }, h('h3', {}, 'Places visited'));
+  const compliance = h('section', { class: 'card' }, complianceView(allAlerts, fromMs, toMs));
+  const alcohol = h('div');
+  const exports = h('div', { class: 'exports' }, h('span', {}, 'Export the trail: '),
+    FORMATS.map((f) => h('button', { type: 'button', class: 'secondary', onclick: () => exportTrail(id, period, f) }, f.toUpperCase())));
+  fill(body,
+    h('section', { class: 'card' }, h('h3', {}, 'Trail'), mapEl, summary, player, exports),
+    h('div', { class: 'two' }, stays, compliance),
+    alcohol);
+
+  const { map, overlay } = await createMap(mapEl);
+  drawPlaces(overlay, who.orders);
+  let stopPlayer = () => {};
+  try {
+    const [res, st] = await Promise.all([
+      request(`/v1/people/${encodeURIComponent(id)}/trail${qs(period)}`, { as: 'response' }),
+      get(`/v1/people/${encodeURIComponent(id)}/stays${qs(period)}`),
+    ]);
+    const positions = drawTrail(overlay, await res.json());
+    const total = Number(res.headers.get('x-total-positions') ?? positions.length);
+    drawStays(overlay, st.stays);
+    fit(map, overlay, positions);
+    addLabels(map, overlay, positions.map((q) => ({ ...q, label: q.props.label })));
+    const gaps = positions.filter((x) => x.props.gap_before).length;
+    const partial = total > positions.length ? ` (the first ${positions.length} of ${total}: choose a shorter period to see the rest)` : '';
+    summary.textContent = positions.length
+      ? `${positions.length} positions${partial}, ${gaps} gap${gaps === 1 ? '' : 's'} (red dashes; labels restart A1, B1… after each). Hover a dot for time, precision, speed and heading; circles show each fix's precision.`
+      : 'No positions in this period (an RF or alcohol tag sends none). Curfew addresses and zones are shown.';
+    stays.append(staysTable(st.stays));
+    stopPlayer = playback(player, map, positions);
+    mapEl.dataset.ready = 'true';
+  } catch (e) {
+    summary.replaceWith(message(e.message, 'error'));
+  }
+  alcoholView(alcohol, who, fromMs, toMs, period);
+  return () => stopPlayer();
+}
+
+function drawStays(group, stays) {
+  for (const s of stays || []) {
+    L.circleMarker([s.lat, s.lon], { radius: 10, color: '#117a65', weight: 2, fillColor: '#48c9b0', fillOpacity: 0.5 })
+      .bindTooltip(`Stay ${fmtTime(s.arrival)} – ${fmtTime(s.departure)} (${fmtDuration(s.duration_ms)})${s.place ? ' at ' + s.place : ''}`)
+      .addTo(group);
+  }
+}
+
+function staysTable(stays) {
+  if (!stays?.length) return message('No stays of 10 minutes or more in this period.');
+  return table(['arrival', 'departure', 'time spent', 'place', 'fixes'],
+    stays.map((s) => h('tr', {}, h('td', {}, fmtTime(s.arrival)), h('td', {}, fmtTime(s.departure)),
+      h('td', {}, fmtDuration(s.duration_ms)), h('td', {}, s.place ?? `${s.lat.toFixed(4)}, ${s.lon.toFixed(4)}`),
+      h('td', { class: 'num' }, s.fixes))), { class: 'stays' });
+}
+
+/** Alerts that overlap the period, by type, with their outcomes. */
+function complianceView(alerts, fromMs, toMs) {
+  const inPeriod = alerts.filter((a) => Date.parse(a.start) <= toMs && Date.parse(a.end ?? a.start) >= fromMs);
+  const byType = new Map();
+  for (const a of inPeriod) {
+    const row = byType.get(a.type) ?? { n: 0, open: 0, outcomes: {} };
+    row.n++;
+    if (a.review?.state !== 'resolved') row.open++;
+    if (a.review?.outcome) row.outcomes[a.review.outcome] = (row.outcomes[a.review.outcome] ?? 0) + 1;
+    byType.set(a.type, row);
+  }
+  return h('div', { 'data-testid': 'compliance' }, h('h3', {}, 'Compliance in the period'),
+    inPeriod.length ? table(['alert type', 'alerts', 'open', 'outcomes'],
+      [...byType].map(([t, r]) => h('tr', {}, h('td', {}, words(t)), h('td', { class: 'num' }, r.n), h('td', { class: 'num' }, r.open),
+        h('td', {}, Object.entries(r.outcomes).map(([o, n]) => `${words(o)} ${n}`).join(', ') || '—'))))
+      : message('No alerts in this period.'));
+}
+
+/** The slider, play / pause, speed; moves a head marker and draws the track up to it. */
+function playback(el, map, positions) {
+  if (!positions.length) {
+    fill(el);
+    return () => {};
+  }
+  const slider = h('input', { type: 'range', min: 0, max: positions.length - 1, value: 0, step: 1, name: 'playback', 'aria-label': 'Playback position' });
+  const now = h('output', { 'data-testid': 'playback-time' });
+  const play = h('button', { type: 'button' }, 'Play');
+  const speed = h('select', { name: 'speed' }, [['250', '4 positions/s'], ['100', '10 positions/s'], ['25', '40 positions/s']].map(([v, t]) => h('option', { value: v }, t)));
+  speed.value = positions.length > 400 ? '25' : '100';
+  const head = headMarker().addTo(map);
+  const played = L.polyline([], { color: '#f39c12', weight: 5, opacity: 0.8, interactive: false }).addTo(map);
+  let timer = null;
+  const go = (i) => {
+    const p = positions[i];
+    slider.value = i;
+    head.setLatLng([p.lat, p.lon]);
+    played.setLatLngs(positions.slice(0, i + 1).map((q) => [q.lat, q.lon]));
+    now.value = `${p.props.label} · ${fmtTime(p.t)} · precision ${Math.round(p.props.precision_m)} m`;
+    if (!map.getBounds().contains(head.getLatLng())) map.panTo(head.getLatLng());
+  };
+  const pause = () => { clearInterval(timer); timer = null; play.textContent = 'Play'; };
+  const start = () => {
+    if (Number(slider.value) >= positions.length - 1) go(0);
+    play.textContent = 'Pause';
+    timer = setInterval(() => {
+      const i = Number(slider.value) + 1;
+      if (i >= positions.length) return pause();
+      go(i);
+    }, Number(speed.value));
+  };
+  play.addEventListener('click', () => (timer ? pause() : start()));
+  speed.addEventListener('change', () => { if (timer) { pause(); start(); } });
+  slider.addEventListener('input', () => go(Number(slider.value)));
+  fill(el, h('span', { class: 'label' }, 'Playback'), play, field('Position', slider), field('Speed', speed), now);
+  go(0);
+  return () => { pause(); head.remove(); played.remove(); };
+}
+
+async function exportTrail(id, period, format) {
+  const blob = await request(`/v1/people/${encodeURIComponent(id)}/trail${qs({ ...period, format })}`, { as: 'blob' });
+  download(blob, `${id}-trail-${period.from.slice(0, 10)}.${format}`);
+}
+
+/** Sober-day calendar and TAC chart for each alcohol order and its activations. */
+async function alcoholView(el, who, fromMs, toMs, period) {
+  const orders = who.orders.filter((o) => o.conditions.some((c) => c.type === 'alcohol'));
+  if (!orders.length) return;
+  const section = h('section', { class: 'card alcohol', 'data-testid': 'alcohol' }, h('h3', {}, 'Alcohol monitoring'));
+  fill(el, section);
+  const dates = { from: ukDate(fromMs), to: ukDate(toMs) };
+  for (const o of orders) {
+    try {
+      const r = await get(`/v1/orders/${encodeURIComponent(o.id)}/sober-days${qs(dates)}`);
+      const rate = r.rate?.rate == null ? 'no worn days' : `${Math.round(r.rate.rate * 100)}% sober (${r.rate.sober} of ${r.rate.worn} worn days)`;
+      section.append(h('h4', {}, `Order ${o.id}: ${rate}`), calendar(r.days));
+    } catch (e) {
+      section.append(message(e.message, 'error'));
+    }
+  }
+  for (const a of who.activations) {
+    try {
+      const svg = await request(`/v1/activations/${encodeURIComponent(a.id)}/alcohol-chart${qs(period)}`, { as: 'blob' });
+      const img = h('img', { src: URL.createObjectURL(svg), alt: `TAC, IR and temperature of tag ${a.tag} over the period, with events and day statuses`, class: 'chart' });
+      section.append(h('h4', {}, `TAC chart · tag ${a.tag}`), img);
+    } catch (e) {
+      section.append(message(e.message, 'error'));
+    }
+  }
+}
+
+function calendar(records) {
+  if (!records?.length) return message('No sober-day records in this period yet.');
+  // A day may be re-issued (late data): the last record of a date is the one that stands.
+  const days = [...new Map(records.map((d) => [d.date, d])).values()].sort((a, b) => a.date.localeCompare(b.date));
+  return h('ol', { class: 'calendar' }, days.map((d) => h('li', {
+    class: `day ${d.status}`, title: `${d.date}: ${words(d.status)}${d.reasons?.length ? ' (' + d.reasons.map(words).join(', ') + ')' : ''}`,
+  }, h('span', { class: 'date' }, d.date.slice(5)), h('span', { class: 'status' }, words(d.status)))));
+}
