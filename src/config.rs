@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub webhooks: Vec<crate::delivery::webhooks::WebhookConfig>,
     pub trails: crate::store::trails::TrailConfig,
     pub trail_api: crate::api::trails::TrailApiConfig,
+    /// How long data is kept after an activation ends, and how often the purge runs.
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +50,7 @@ impl Default for ServerConfig {
             webhooks: Vec::new(),
             trails: Default::default(),
             trail_api: Default::default(),
+            retention: Default::default(),
         }
     }
 }

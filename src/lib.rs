@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod config;
+pub mod data_lock;
 pub mod delivery;
 pub mod formats;
 pub mod ingest;
@@ -15,6 +16,7 @@ pub mod log;
 pub mod model;
 pub mod pipeline;
 pub mod replay;
+pub mod retention;
 pub mod rules;
 pub mod score;
 pub mod server;

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod people;
+pub mod retention;
 pub mod routes;
 pub mod trails;
 

@@ -3,7 +3,7 @@
 
 use super::auth::{BootstrapToken, Caller};
 use super::error::ApiError;
-use super::{admin, alcohol, alerts, people, trails};
+use super::{admin, alcohol, alerts, people, retention, trails};
 use crate::store::metadata::Metadata;
 use crate::store::LiveAlerts;
 use axum::extract::State;
@@ -34,6 +34,8 @@ pub struct ApiState {
     pub trails: crate::store::trails::TrailStore,
     pub trail_api: trails::TrailApiConfig,
     pub tac: Arc<crate::store::tac_book::TacBook>,
+    /// The purge job (scheduled, admin route) and the stores a subject access export reads.
+    pub retention: Arc<crate::retention::Purger>,
 }
 
 impl ApiState {
@@ -81,6 +83,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/orders", post(people::put_order))
         .route("/v1/audit", get(admin::audit_log))
         .route("/v1/users", get(admin::list_users).post(admin::create_user))
+        .route("/v1/admin/retention/run", post(retention::run))
+        .route("/v1/admin/retention/runs", get(retention::runs))
+        .route(
+            "/v1/admin/people/{id}/export",
+            get(retention::export_person),
+        )
         .with_state(state)
 }
 
