@@ -10,10 +10,11 @@ use crate::config::ServerConfig;
 use crate::data_lock::{lock_data_dir, DataDirLock, LockError};
 use crate::log::{LogConfig, LogError, LogWriter};
 use crate::model::TimeMs;
+use crate::pipeline::ActivationDirectory;
 use crate::replay::{replay, ReplayError};
 use crate::store::alert_store::{AlertStore, AlertStoreError};
 use crate::store::metadata::{Metadata, MetadataError, NewAuditEntry};
-use crate::store::trails::{TrailError, TrailStore};
+use crate::store::trails::{catch_up, FeedError, TrailError, TrailStore};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,8 @@ pub enum OfflineError {
     Alerts(#[from] AlertStoreError),
     #[error("trail store: {0}")]
     Trails(#[from] TrailError),
+    #[error("bringing the trail store up to date: {0}")]
+    TrailCatchUp(#[from] FeedError),
     #[error("durable log: {0}")]
     Log(#[from] LogError),
     #[error(transparent)]
@@ -58,11 +61,17 @@ fn open(data_dir: &Path, config: &ServerConfig) -> Result<Opened, OfflineError> 
         return Err(OfflineError::NotADataDir(data_dir.to_path_buf()));
     }
     let lock = lock_data_dir(data_dir)?;
+    let metadata = Metadata::open(data_dir)?;
+    // A server stopped hard leaves positions after the trail checkpoint only in the log: bring
+    // the trail store up to date first, as the server does at start.
+    let (trails, checkpoint) = TrailStore::open(&data_dir.join("trails"), config.trails)?;
+    let directory = ActivationDirectory::new(&metadata.orders_document()?.activations);
+    catch_up(&trails, &directory, &data_dir.join("log"), checkpoint)?;
     Ok(Opened {
         _lock: lock,
-        metadata: Metadata::open(data_dir)?,
+        metadata,
         alert_store: AlertStore::open(data_dir)?,
-        trails: TrailStore::open(&data_dir.join("trails"), config.trails)?.0,
+        trails,
     })
 }
 
