@@ -234,3 +234,127 @@ impl Metadata {
         is_purged(&tx, kind, id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{NewAuditEntry, NewUser, Role};
+    use super::*;
+    use crate::formats::orders_file::OrdersFile;
+
+    /// P1: activation A1 (ended), order O1 ended; P2: activation A2 (ended), open order O2;
+    /// P3: nothing at all; P4: no activation, order O4 ended.
+    fn fixture(dir: &std::path::Path) -> Metadata {
+        let m = Metadata::open(dir).unwrap();
+        let doc: OrdersFile = serde_json::from_value(serde_json::json!({
+            "people": [{"id": "P1"}, {"id": "P2"}, {"id": "P3"}, {"id": "P4"}],
+            "activations": [
+                {"id": "A1", "person": "P1", "tag": "T1", "from": "2020-01-01T00:00:00Z", "to": "2020-02-01T00:00:00Z"},
+                {"id": "A2", "person": "P2", "tag": "T2", "from": "2020-01-01T00:00:00Z", "to": "2020-02-01T00:00:00Z"}],
+            "orders": [
+                {"id": "O1", "person": "P1", "from": "2020-01-01", "to": "2020-01-31", "conditions": []},
+                {"id": "O2", "person": "P2", "from": "2020-01-01", "conditions": []},
+                {"id": "O4", "person": "P4", "from": "2020-01-01", "to": "2020-01-31", "conditions": []}]
+        }))
+        .unwrap();
+        assert!(m.import_orders(&doc).unwrap().is_empty());
+        m.add_user_with_token(
+            &NewUser {
+                name: "pat".into(),
+                role: Role::Practitioner {
+                    caseload: vec!["P1".into(), "P2".into()],
+                },
+            },
+            "token",
+        )
+        .unwrap();
+        for (person, t_ms) in [("P1", 10), ("P1", 2_000), ("P2", 10), ("P3", 10)] {
+            m.audit(&NewAuditEntry {
+                t_ms,
+                user_name: "hana".into(),
+                role: "hub".into(),
+                action: "person.read".into(),
+                person: Some(person.into()),
+                ..NewAuditEntry::default()
+            })
+            .unwrap();
+        }
+        m
+    }
+
+    fn run() -> NewPurgeRun {
+        NewPurgeRun {
+            t_ms: 1,
+            now_ms: 2,
+            days_after_end: 3,
+            trigger: "test".into(),
+        }
+    }
+
+    #[test]
+    fn people_go_only_with_nothing_left_and_every_order_over_and_old_audit_goes_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = fixture(dir.path());
+        let due = m
+            .activations_ended_by(crate::model::time::parse_time("2021-01-01T00:00:00Z").unwrap())
+            .unwrap();
+        let ids: Vec<String> = due.iter().map(|a| a.id.clone()).collect();
+        assert_eq!(ids, ["A1", "A2"]);
+        let all_over = |o: &Order| o.to.is_some();
+        let (run_id, purged) = m
+            .purge(
+                &MetadataPurge {
+                    activations: &ids,
+                    order_past_retention: &all_over,
+                    audit_before_ms: 1_000,
+                    run: run(),
+                },
+                |p| serde_json::json!({"people": p.people}),
+            )
+            .unwrap();
+        // P1: nothing left, order over. P2: open order. P3: never had anything (kept: nothing
+        // says when its data expires). P4: no activation, but its only order is over.
+        assert_eq!(purged.people, ["P1", "P4"]);
+        assert_eq!(
+            (purged.activations, purged.orders, purged.caseload_links),
+            (2, 2, 1)
+        );
+        // Audit about people no longer held, older than the cutoff: P1's first record only.
+        assert_eq!(purged.audit_records, 1);
+        let p1_audit = m
+            .audit_entries(&crate::store::metadata::AuditQuery {
+                person: Some("P1".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(p1_audit.len(), 1);
+        assert_eq!(p1_audit[0].t, 2_000);
+        let caseload = m.user_by_name("pat").unwrap().unwrap().role;
+        assert_eq!(
+            caseload,
+            Role::Practitioner {
+                caseload: vec!["P2".into()]
+            }
+        );
+        let runs = m.purge_runs(10).unwrap();
+        assert_eq!((runs[0].id, runs[0].trigger.as_str()), (run_id, "test"));
+        assert_eq!(runs[0].report["people"], serde_json::json!(["P1", "P4"]));
+        assert!(m.was_purged("person", "P1").unwrap());
+        assert!(m.was_purged("order", "O4").unwrap());
+        assert!(!m.was_purged("person", "P2").unwrap());
+
+        // Re-importing the original document brings back none of it, nor anything new for a
+        // purged person.
+        let mut again = m.orders_document().unwrap();
+        again
+            .people
+            .push(serde_json::from_value(serde_json::json!({"id": "P1"})).unwrap());
+        again.activations.push(
+            serde_json::from_value(serde_json::json!({"id": "A9", "person": "P1", "tag": "T9",
+                "from": "2022-01-01T00:00:00Z"}))
+            .unwrap(),
+        );
+        let skipped = m.import_orders(&again).unwrap();
+        assert_eq!(skipped, ["person P1", "activation A9"]);
+        assert!(m.person("P1").unwrap().is_none());
+    }
+}
