@@ -435,6 +435,40 @@ mod tests {
         assert!(!temp.exists());
     }
 
+    /// Throughput (BENCHMARKS.md): `cargo test --lib log::compact -- --ignored --nocapture`.
+    /// About 200 MB of log, 100 tags in 500-reading batches, default 64 MiB segments; one tag's
+    /// readings are purged, so every sealed segment is read, rewritten, verified and erased.
+    #[test]
+    #[ignore]
+    fn compaction_throughput() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        let tags: Vec<String> = (0..100).map(|i| format!("tag-{i:03}")).collect();
+        let template = batch("x", 1, 500);
+        for seq in 1..=125u64 {
+            for tag in &tags {
+                let mut b = template.clone();
+                b.tag.clone_from(tag);
+                b.seq = seq;
+                writer.append(&b).unwrap();
+            }
+        }
+        let boundary = writer.seal().unwrap();
+        let mut w = TagWindows::default();
+        w.add("tag-042", i64::MIN, i64::MAX);
+        let report = compact(dir.path(), boundary, &w).unwrap();
+        let mb = report.bytes_scanned as f64 / 1e6;
+        println!(
+            "compacted {mb:.0} MB in {} segments ({} rewritten, {} readings removed) in {} ms: {:.0} MB/s",
+            report.segments_scanned,
+            report.segments_rewritten,
+            report.readings_removed,
+            report.elapsed_ms,
+            mb / (report.elapsed_ms.max(1) as f64 / 1000.0)
+        );
+        assert_eq!(report.readings_removed, 125 * 500);
+    }
+
     #[test]
     fn damage_in_a_sealed_segment_stops_compaction_with_the_file_named() {
         let dir = tempfile::tempdir().unwrap();

@@ -179,9 +179,14 @@ impl Purger {
         let log = if due.is_empty() {
             None
         } else {
+            // Earlier runs' windows too: a reading that arrived after its activation was purged
+            // (a late upload) goes the next time the log is compacted.
             let mut windows = TagWindows::default();
             for a in &due {
                 windows.add(&a.tag, a.from, a.to.unwrap_or(TimeMs::MAX));
+            }
+            for (tag, from, to) in self.metadata.purged_windows()? {
+                windows.add(&tag, from, to.unwrap_or(TimeMs::MAX));
             }
             let boundary = self.sealer.seal()?;
             let report = compact(&self.log_dir(), boundary, &windows)?;
@@ -228,7 +233,7 @@ impl Purger {
             elapsed_ms: 0,
         };
         let request = MetadataPurge {
-            activations: &ids,
+            activations: &due,
             order_past_retention: &|o| order_ended_by(o, cutoff),
             audit_before_ms: cutoff,
             run: NewPurgeRun {

@@ -70,6 +70,9 @@ const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL CHECK (kind IN ('person','activation','order')),
         id TEXT NOT NULL,
         run INTEGER NOT NULL REFERENCES purge_runs(id),
+        tag TEXT,                         -- activations: the tag and window whose readings
+        from_ms INTEGER,                  -- later runs keep out of the log (a reading that
+        to_ms INTEGER,                    -- arrives after its activation was purged)
         PRIMARY KEY (kind, id)
      );",
 ];

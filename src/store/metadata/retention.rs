@@ -16,7 +16,7 @@ use serde::Serialize;
 /// The metadata side of a purge.
 pub struct MetadataPurge<'a> {
     /// Activations to delete (already judged past retention).
-    pub activations: &'a [String],
+    pub activations: &'a [Activation],
     /// Whether an order ended long enough ago for its person to be purged.
     pub order_past_retention: &'a dyn Fn(&Order) -> bool,
     /// Audit records about people no longer held are deleted when older than this.
@@ -118,8 +118,9 @@ impl Metadata {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let mut purged = MetadataPurged::default();
+        let activation_ids: Vec<String> = req.activations.iter().map(|a| a.id.clone()).collect();
         let mut lost_activation: Vec<String> = Vec::new();
-        for id in req.activations {
+        for id in &activation_ids {
             let person: Option<String> = tx
                 .query_row("SELECT person FROM activations WHERE id = ?1", [id], |r| {
                     r.get(0)
@@ -130,7 +131,7 @@ impl Metadata {
         purged.activations = in_list(
             &tx,
             "DELETE FROM activations WHERE id = ?1",
-            req.activations,
+            &activation_ids,
         )? as u64;
 
         let candidates: Vec<String> = {
@@ -188,11 +189,28 @@ impl Metadata {
             ],
         )?;
         let run = tx.last_insert_rowid();
-        mark_purged(&tx, "activation", req.activations, run)?;
+        let mut windows = tx.prepare(
+            "INSERT OR REPLACE INTO purged_ids (kind, id, run, tag, from_ms, to_ms)
+             VALUES ('activation', ?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for a in req.activations {
+            windows.execute(params![a.id, run, a.tag, a.from, a.to])?;
+        }
+        drop(windows);
         mark_purged(&tx, "person", &purged.people, run)?;
         mark_purged(&tx, "order", &order_ids, run)?;
         tx.commit()?;
         Ok((run, purged))
+    }
+
+    /// The tag and window `[from_ms, to_ms)` (`None`: open) of every activation ever purged.
+    pub fn purged_windows(&self) -> Result<Vec<(String, i64, Option<i64>)>, MetadataError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT tag, from_ms, to_ms FROM purged_ids WHERE kind = 'activation' AND tag IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Purge runs, newest first (at most `limit`).
@@ -297,13 +315,13 @@ mod tests {
         let due = m
             .activations_ended_by(crate::model::time::parse_time("2021-01-01T00:00:00Z").unwrap())
             .unwrap();
-        let ids: Vec<String> = due.iter().map(|a| a.id.clone()).collect();
+        let ids: Vec<&str> = due.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(ids, ["A1", "A2"]);
         let all_over = |o: &Order| o.to.is_some();
         let (run_id, purged) = m
             .purge(
                 &MetadataPurge {
-                    activations: &ids,
+                    activations: &due,
                     order_past_retention: &all_over,
                     audit_before_ms: 1_000,
                     run: run(),
@@ -341,6 +359,10 @@ mod tests {
         assert!(m.was_purged("person", "P1").unwrap());
         assert!(m.was_purged("order", "O4").unwrap());
         assert!(!m.was_purged("person", "P2").unwrap());
+        let mut windows = m.purged_windows().unwrap();
+        windows.sort();
+        assert_eq!(windows.len(), 2);
+        assert_eq!(windows[0], ("T1".to_string(), due[0].from, due[0].to));
 
         // Re-importing the original document brings back none of it, nor anything new for a
         // purged person.
