@@ -281,3 +281,107 @@ pub fn wall_clock_ms() -> TimeMs {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::orders_file::OrdersFile;
+    use crate::log::LogConfig;
+    use crate::model::{Batch, Reading, ReadingBody};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    /// A plugged-in store that can be told to fail.
+    #[derive(Default)]
+    struct Hits {
+        fail: AtomicBool,
+        calls: AtomicU64,
+    }
+
+    impl PurgeTarget for Hits {
+        fn name(&self) -> &'static str {
+            "crime_hits"
+        }
+        fn purge_activation(&self, activation: &str) -> Result<u64, TargetError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.fail.load(Ordering::Relaxed) {
+                return Err(format!("hits store unavailable for {activation}").into());
+            }
+            Ok(3)
+        }
+    }
+
+    fn purger(dir: &std::path::Path, hits: Arc<Hits>) -> Purger {
+        let metadata = Metadata::open(dir).unwrap();
+        let doc: OrdersFile = serde_json::from_value(serde_json::json!({
+            "people": [{"id": "P1"}],
+            "activations": [{"id": "A1", "person": "P1", "tag": "T1",
+                             "from": "2020-01-01T00:00:00Z", "to": "2020-02-01T00:00:00Z"}],
+            "orders": []
+        }))
+        .unwrap();
+        metadata.import_orders(&doc).unwrap();
+        let (mut writer, _) = LogWriter::open(&dir.join("log"), LogConfig::default()).unwrap();
+        let t_ms = crate::model::time::parse_time("2020-01-10T00:00:00Z").unwrap();
+        writer
+            .append(&Batch {
+                tag: "T1".into(),
+                seq: 1,
+                arrival_ms: t_ms,
+                readings: vec![Reading {
+                    t_ms,
+                    battery_pct: None,
+                    body: ReadingBody::Rf { in_range: true },
+                }],
+            })
+            .unwrap();
+        writer.sync().unwrap();
+        let (trails, _) = TrailStore::open(&dir.join("trails"), Default::default()).unwrap();
+        Purger::new(
+            RetentionConfig::default(),
+            dir.to_path_buf(),
+            metadata,
+            AlertStore::open(dir).unwrap(),
+            trails,
+            Arc::new(Mutex::new(writer)),
+            None,
+            None,
+        )
+        .with_target(hits)
+    }
+
+    #[test]
+    fn a_failing_target_stops_the_run_before_the_metadata_and_the_next_run_completes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let hits = Arc::new(Hits::default());
+        let purger = purger(dir.path(), hits.clone());
+        let now = crate::model::time::parse_time("2030-01-01T00:00:00Z").unwrap();
+        // Not due yet: nothing happens, but the run is recorded.
+        let early = purger.run(now - 3000 * DAY, "test").unwrap();
+        assert!(early.activations.is_empty() && early.log.is_none());
+
+        hits.fail.store(true, Ordering::Relaxed);
+        let err = purger.run(now, "test").unwrap_err();
+        assert!(err.to_string().contains("crime_hits"), "{err}");
+        assert_eq!(purger.metadata.activations_of("P1").unwrap().len(), 1);
+        assert_eq!(purger.metadata.purge_runs(10).unwrap().len(), 1);
+
+        hits.fail.store(false, Ordering::Relaxed);
+        let report = purger.run(now, "test").unwrap();
+        assert_eq!(report.activations, ["A1"]);
+        assert_eq!(report.people, ["P1"]);
+        assert_eq!(report.counts.other.get("crime_hits"), Some(&3));
+        assert_eq!(
+            report.counts.log_readings, 0,
+            "removed by the interrupted run"
+        );
+        assert_eq!(hits.calls.load(Ordering::Relaxed), 2);
+        let runs = purger.metadata.purge_runs(10).unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].report["counts"]["other"]["crime_hits"], 3);
+        assert!(purger.metadata.person("P1").unwrap().is_none());
+        let stored = std::fs::read_to_string(dir.path().join("orders.json")).unwrap();
+        assert!(!stored.contains("P1"));
+    }
+
+    const DAY: i64 = 86_400_000;
+}
