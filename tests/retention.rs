@@ -99,17 +99,20 @@ struct Seen {
     sober_days: Vec<Value>,
 }
 
+/// A GET with a token and a stated purpose: (status, body).
+fn get(server: &Server, path: &str, token: &str) -> (u16, String) {
+    call(
+        server,
+        "GET",
+        path,
+        Some(token),
+        Some("retention test"),
+        None,
+    )
+}
+
 fn seen(server: &Server, token: &str, person: &str, activation: &str, order: &str) -> Seen {
-    let get = |path: &str| {
-        call(
-            server,
-            "GET",
-            path,
-            Some(token),
-            Some("retention test"),
-            None,
-        )
-    };
+    let get = |path: &str| get(server, path, token);
     let (person_status, _) = get(&format!("/v1/people/{person}"));
     let (trail_status, trail) = get(&format!("/v1/activations/{activation}/trail?{PERIOD}"));
     let positions = if trail_status == 200 {
@@ -340,16 +343,7 @@ async fn retention_purges_exactly_what_is_due_and_subject_access_exports_everyth
         .map(|e| &e["id"])
         .collect();
     let check_after = |server: &Server| {
-        let get = |path: &str, token: &str| {
-            call(
-                server,
-                "GET",
-                path,
-                Some(token),
-                Some("retention test"),
-                None,
-            )
-        };
+        let get = |path: &str, token: &str| get(server, path, token);
         // (Listing alerts with ?person=P1, as below, is itself audited under P1.)
         let p1_audit = json_of(get("/v1/audit?person=P1", &ada), 200);
         assert!(p1_audit

@@ -5,7 +5,7 @@
 use super::{Metadata, MetadataError};
 use crate::formats::orders_file::{check_activation_against, check_order_against, OrdersFile};
 use crate::model::{Activation, Order, Person};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, MetadataError> {
@@ -20,6 +20,26 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(
         what: what.to_string(),
         message: e.to_string(),
     })
+}
+
+/// The stored documents an `SELECT id, document …` query returns, decoded (`what` names them in
+/// errors, e.g. `activation`).
+pub(super) fn documents<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    what: &str,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<T>, MetadataError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(args, |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, text) = row?;
+        out.push(from_json(&format!("{what} {id}"), &text)?);
+    }
+    Ok(out)
 }
 
 /// Whether retention purged the record `kind` (`person`, `activation`, `order`) with this id.
@@ -111,24 +131,26 @@ impl Metadata {
     /// Everything, as one orders document (ordered by id): what the pipeline runs with.
     pub fn orders_document(&self) -> Result<OrdersFile, MetadataError> {
         let conn = self.lock();
-        let mut doc = OrdersFile::default();
-        let mut stmt = conn.prepare("SELECT id, document FROM people ORDER BY id")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, text) = row?;
-            doc.people.push(from_json(&format!("person {id}"), &text)?);
-        }
-        let mut stmt = conn.prepare("SELECT id, document FROM activations ORDER BY id")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, text) = row?;
-            doc.activations
-                .push(from_json(&format!("activation {id}"), &text)?);
-        }
-        let mut stmt = conn.prepare("SELECT id, document FROM orders ORDER BY id")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, text) = row?;
-            doc.orders.push(from_json(&format!("order {id}"), &text)?);
-        }
-        Ok(doc)
+        Ok(OrdersFile {
+            people: documents(
+                &conn,
+                "person",
+                "SELECT id, document FROM people ORDER BY id",
+                [],
+            )?,
+            activations: documents(
+                &conn,
+                "activation",
+                "SELECT id, document FROM activations ORDER BY id",
+                [],
+            )?,
+            orders: documents(
+                &conn,
+                "order",
+                "SELECT id, document FROM orders ORDER BY id",
+                [],
+            )?,
+        })
     }
 
     /// Writes the whole document ([`Metadata::orders_document`]) to `path` durably (temp file,
@@ -217,33 +239,13 @@ impl Metadata {
 
     /// Orders of a person, by id.
     pub fn orders_of(&self, person: &str) -> Result<Vec<Order>, MetadataError> {
-        let conn = self.lock();
-        let mut stmt =
-            conn.prepare("SELECT id, document FROM orders WHERE person = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([person], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, text) = row?;
-            out.push(from_json(&format!("order {id}"), &text)?);
-        }
-        Ok(out)
+        let sql = "SELECT id, document FROM orders WHERE person = ?1 ORDER BY id";
+        documents(&self.lock(), "order", sql, [person])
     }
 
     /// Activations of a person, by start.
     pub fn activations_of(&self, person: &str) -> Result<Vec<Activation>, MetadataError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT id, document FROM activations WHERE person = ?1 ORDER BY from_ms")?;
-        let rows = stmt.query_map([person], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, text) = row?;
-            out.push(from_json(&format!("activation {id}"), &text)?);
-        }
-        Ok(out)
+        let sql = "SELECT id, document FROM activations WHERE person = ?1 ORDER BY from_ms";
+        documents(&self.lock(), "activation", sql, [person])
     }
 }

@@ -6,7 +6,7 @@
 //! The policy (what "past retention" means for an order) is the caller's: see
 //! [`crate::retention`]. The run record holds ids and counts only, never the data removed.
 
-use super::orders::{from_json, is_purged};
+use super::orders::{documents, from_json, is_purged};
 use super::{Metadata, MetadataError};
 use crate::model::time::rfc3339_ms;
 use crate::model::{Activation, Order};
@@ -81,28 +81,12 @@ fn mark_purged(
     Ok(())
 }
 
-fn string_column(tx: &Transaction<'_>, sql: &str, arg: &str) -> Result<Vec<String>, MetadataError> {
-    let mut stmt = tx.prepare(sql)?;
-    let rows = stmt.query_map([arg], |r| r.get::<_, String>(0))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
 impl Metadata {
     /// Activations that ended at or before `cutoff_ms` (open ones never do), by id.
     pub fn activations_ended_by(&self, cutoff_ms: i64) -> Result<Vec<Activation>, MetadataError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT id, document FROM activations WHERE to_ms IS NOT NULL AND to_ms <= ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([cutoff_ms], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, text) = row?;
-            out.push(from_json(&format!("activation {id}"), &text)?);
-        }
-        Ok(out)
+        let sql = "SELECT id, document FROM activations
+                   WHERE to_ms IS NOT NULL AND to_ms <= ?1 ORDER BY id";
+        documents(&self.lock(), "activation", sql, [cutoff_ms])
     }
 
     /// Removes, in one transaction: the activations; every person left without activations
@@ -144,14 +128,8 @@ impl Metadata {
         };
         let mut order_ids = Vec::new();
         for person in candidates {
-            let mut orders = Vec::new();
-            for text in string_column(
-                &tx,
-                "SELECT document FROM orders WHERE person = ?1",
-                &person,
-            )? {
-                orders.push(from_json::<Order>(&format!("order of {person}"), &text)?);
-            }
+            let sql = "SELECT id, document FROM orders WHERE person = ?1";
+            let orders: Vec<Order> = documents(&tx, "order", sql, [&person])?;
             let due = if orders.is_empty() {
                 lost_activation.contains(&person)
             } else {
