@@ -63,8 +63,9 @@ fn main() {
         });
         for hour in 0..days * 24 {
             for (i, w) in walkers.iter_mut().enumerate() {
-                let readings: Vec<Reading> =
-                    (hour * 60..hour * 60 + 60).filter_map(|m| w.fix(m)).collect();
+                let readings: Vec<Reading> = (hour * 60..hour * 60 + 60)
+                    .filter_map(|m| w.fix(m))
+                    .collect();
                 if let Some(out) = csv.as_mut() {
                     for r in &readings {
                         if let ReadingBody::Position(p) = &r.body {
@@ -111,10 +112,9 @@ fn main() {
                 .and_then(|v| v.into_iter().next())
                 .map(|r| r.body)
             {
-                Some(ReadingBody::Position(p)) => (
-                    p.lat() + rng.unit() * 0.0005,
-                    p.lon() + rng.unit() * 0.0008,
-                ),
+                Some(ReadingBody::Position(p)) => {
+                    (p.lat() + rng.unit() * 0.0005, p.lon() + rng.unit() * 0.0008)
+                }
                 _ => (51.5, -2.6),
             }
         } else {

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub console: crate::console::ConsoleConfig,
     /// Crime uploads and what police may see (`[crime_api]`).
     pub crime_api: crate::api::crimes::CrimeApiConfig,
+    /// How long data is kept after an activation ends, and how often the purge runs.
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
             trail_api: Default::default(),
             console: Default::default(),
             crime_api: Default::default(),
+            retention: Default::default(),
         }
     }
 }

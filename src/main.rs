@@ -1,4 +1,4 @@
-//! The `tagstream` command: serve, replay, inspect, score. Errors are reported with context here,
+//! The `tagstream` command: serve, replay, inspect, score, users, retention, people. Errors are reported with context here,
 //! at the edge; the library returns typed errors.
 
 use anyhow::{Context, Result};
@@ -52,6 +52,50 @@ enum Command {
     Inspect {
         #[arg(long)]
         data_dir: PathBuf,
+    },
+    /// Retention over a stopped server's data directory.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// People's data over a stopped server's data directory.
+    People {
+        #[command(subcommand)]
+        command: PeopleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Purge what is past retention (as the server's scheduled job does) and print the report.
+    Run {
+        #[arg(long, visible_alias = "data")]
+        data_dir: PathBuf,
+        /// Judge retention at this time (RFC 3339) instead of now.
+        #[arg(long)]
+        now: Option<String>,
+        /// The server's config file (its `[retention]`, `[trails]` and segment size).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PeopleCommand {
+    /// Subject access export: everything held about a person, as one JSON file (audited).
+    Export {
+        #[arg(long, visible_alias = "data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        person: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Why the export is made (recorded in the audit log).
+        #[arg(long)]
+        purpose: String,
+        /// The server's config file (its rules settings derive the sober days).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -196,6 +240,8 @@ fn main() -> Result<()> {
         Command::Inspect { data_dir } => inspect(data_dir),
         Command::Users { command } => users(command),
         Command::Crimes { command } => crimes(command),
+        Command::Retention { command } => retention(command),
+        Command::People { command } => people(command),
         Command::Score {
             truth,
             outputs,
@@ -217,10 +263,7 @@ fn main() -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let mut config = match &args.config {
-        Some(path) => ServerConfig::load(path)?,
-        None => ServerConfig::default(),
-    };
+    let mut config = load_config(args.config.as_ref())?;
     if let Some(v) = args.ingest_addr {
         config.ingest_addr = v;
     }
@@ -251,10 +294,7 @@ fn serve(args: ServeArgs) -> Result<()> {
 }
 
 fn replay(args: ReplayArgs) -> Result<()> {
-    let base = match &args.config {
-        Some(path) => ServerConfig::load(path)?,
-        None => ServerConfig::default(),
-    };
+    let base = load_config(args.config.as_ref())?;
     let config = pipeline_overrides(base.pipeline, args.reorder_ms, args.no_contact_ms);
     let (orders, orders_errors) = tagstream::replay::load_orders(&args.orders)?;
     for e in &orders_errors {
@@ -274,6 +314,48 @@ fn replay(args: ReplayArgs) -> Result<()> {
 fn inspect(data_dir: PathBuf) -> Result<()> {
     let summary = tagstream::inspect::inspect(&data_dir)
         .with_context(|| format!("inspecting {}", data_dir.display()))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<ServerConfig> {
+    Ok(match path {
+        Some(path) => ServerConfig::load(path)?,
+        None => ServerConfig::default(),
+    })
+}
+
+fn retention(command: RetentionCommand) -> Result<()> {
+    let RetentionCommand::Run {
+        data_dir,
+        now,
+        config,
+    } = command;
+    let config = load_config(config.as_ref())?;
+    let now_ms = match now {
+        Some(t) => tagstream::model::time::parse_time(&t)
+            .map_err(anyhow::Error::msg)
+            .context("--now")?,
+        None => tagstream::retention::purge::wall_clock_ms(),
+    };
+    let report = tagstream::retention::offline::run_retention(&data_dir, &config, now_ms)
+        .with_context(|| format!("retention run over {}", data_dir.display()))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn people(command: PeopleCommand) -> Result<()> {
+    let PeopleCommand::Export {
+        data_dir,
+        person,
+        out,
+        purpose,
+        config,
+    } = command;
+    let config = load_config(config.as_ref())?;
+    let summary =
+        tagstream::retention::offline::export_person(&data_dir, &config, &person, &purpose, &out)
+            .with_context(|| format!("exporting person {person} from {}", data_dir.display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

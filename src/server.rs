@@ -16,6 +16,7 @@ use crate::log::{GroupCommitter, LogConfig, LogReader, LogWriter};
 use crate::model::Batch;
 use crate::pipeline::driver::{LiveDriver, OutputBatch};
 use crate::pipeline::ActivationDirectory;
+use crate::retention::Purger;
 use crate::rules::StandardRules;
 use crate::store::alert_store::AlertStore;
 use crate::store::crime_store::CrimeStore;
@@ -87,19 +88,19 @@ fn load_server_orders(config: &ServerConfig, metadata: &Metadata) -> Result<Orde
         for e in &load.errors {
             tracing::warn!("{}: {e} (record skipped)", source.display());
         }
-        metadata
+        let skipped = metadata
             .import_orders(&load.accepted)
             .context("storing the orders in the metadata database")?;
+        for record in skipped {
+            tracing::warn!(
+                "{}: {record} was purged by retention (record skipped)",
+                source.display()
+            );
+        }
     }
-    let doc = metadata
-        .orders_document()
-        .context("reading orders from the metadata database")?;
-    let stored = config.data_dir.join("orders.json");
-    let tmp = config.data_dir.join("orders.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &stored).with_context(|| format!("writing {}", stored.display()))?;
-    Ok(doc)
+    metadata
+        .write_orders_document(&config.data_dir.join("orders.json"))
+        .context("writing the orders document")
 }
 
 fn now_ms() -> i64 {
@@ -113,6 +114,7 @@ fn now_ms() -> i64 {
 pub async fn run(config: ServerConfig) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let _lock = crate::data_lock::lock_data_dir(&config.data_dir)?;
     let tag_key = load_or_create_secret(TAG_KEY_ENV, &config.data_dir.join("tag.key"))?;
     let admin_token = load_or_create_secret(ADMIN_TOKEN_ENV, &config.data_dir.join("admin.token"))?;
     let metadata = Metadata::open(&config.data_dir).context("opening the metadata database")?;
@@ -167,7 +169,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     // Latency is measured only for batches that arrive from now on, not recovered ones.
     let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
     crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
-    let alerts = Arc::new(LiveAlerts::new(alert_store, now_ms()));
+    let alerts = Arc::new(LiveAlerts::new(alert_store.clone(), now_ms()));
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
     let factory = Arc::new(StandardRules::new(
         config.pipeline,
@@ -238,6 +240,20 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let ingest_addr = ingest_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
 
+    let purger = Arc::new(
+        Purger::new(
+            config.retention,
+            config.data_dir.clone(),
+            metadata.clone(),
+            alert_store,
+            trails.clone(),
+            Arc::new(ingest.commit.clone()),
+            Some(alerts.clone()),
+            Some(tac.clone()),
+        )
+        .with_target(Arc::new(crime_store.clone())),
+    );
+    spawn_retention_schedule(purger.clone());
     let state = ApiState {
         metadata,
         bootstrap: BootstrapToken::new(&admin_token),
@@ -252,6 +268,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         hits_config: config.rules.hits,
         crime_api: config.crime_api,
         directory: directory.clone(),
+        retention: purger,
     };
     let mut app = router(state);
     if let Some(console) = crate::console::router(&config.console) {
@@ -281,6 +298,29 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs the purge a minute after start, then every `run_every_hours` (0: never).
+fn spawn_retention_schedule(purger: Arc<Purger>) {
+    let hours = purger.config.run_every_hours;
+    if hours == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut wait = std::time::Duration::from_secs(60);
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = std::time::Duration::from_secs(u64::from(hours) * 3600);
+            let job = purger.clone();
+            match tokio::task::spawn_blocking(move || job.run(now_ms(), "schedule")).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "scheduled retention purge stopped; the next run repeats it")
+                }
+                Err(e) => tracing::error!(error = %e, "scheduled retention purge task failed"),
+            }
+        }
+    });
 }
 
 /// The trail feed: a thread that appends every committed batch's positions to the trail store in

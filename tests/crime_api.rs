@@ -499,8 +499,8 @@ fn public_street_level_file_is_a_map_overlay_only() {
     let hub = add_user(&data, "hana", "hub", &[]);
     let police = add_user(&data, "col", "police", &["--force", "CoLP"]);
     let server = Server::start(&data, None, &[]);
-    let post = |token: &str| {
-        match ureq::post(&format!("http://{}/v1/crimes/public", server.http_addr))
+    let post =
+        |token: &str| match ureq::post(&format!("http://{}/v1/crimes/public", server.http_addr))
             .set("Authorization", &format!("Bearer {token}"))
             .query("filename", "2018-01-city-of-london-street.csv")
             .send_string(&csv)
@@ -508,8 +508,7 @@ fn public_street_level_file_is_a_map_overlay_only() {
             Ok(r) => (r.status(), r.into_string().unwrap()),
             Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
             Err(e) => panic!("{e}"),
-        }
-    };
+        };
     assert_eq!(post(&police).0, 403);
     let (status, body) = post(&hub);
     assert_eq!(status, 200, "{body}");
@@ -520,16 +519,41 @@ fn public_street_level_file_is_a_map_overlay_only() {
     assert_eq!(report["skipped"][0]["code"], "no_location");
     // Uploading it again replaces, not doubles, the layer.
     assert_eq!(post(&hub).0, 200);
-    let (status, body) = call(&server, "GET", "/v1/crimes/overlay?month=2018-01", Some(&police), None, None);
+    let (status, body) = call(
+        &server,
+        "GET",
+        "/v1/crimes/overlay?month=2018-01",
+        Some(&police),
+        None,
+        None,
+    );
     assert_eq!(status, 200);
     let geo: geojson::GeoJson = body.parse().unwrap();
-    let geojson::GeoJson::FeatureCollection(fc) = geo else { panic!() };
+    let geojson::GeoJson::FeatureCollection(fc) = geo else {
+        panic!()
+    };
     assert_eq!(fc.features.len(), 677);
-    let (_, body) = call(&server, "GET", "/v1/crimes/overlay?month=2018-01&bbox=-0.0800,51.5100,-0.0700,51.5200", Some(&hub), None, None);
+    let (_, body) = call(
+        &server,
+        "GET",
+        "/v1/crimes/overlay?month=2018-01&bbox=-0.0800,51.5100,-0.0700,51.5200",
+        Some(&hub),
+        None,
+        None,
+    );
     let geo: geojson::GeoJson = body.parse().unwrap();
-    let geojson::GeoJson::FeatureCollection(inside) = geo else { panic!() };
+    let geojson::GeoJson::FeatureCollection(inside) = geo else {
+        panic!()
+    };
     assert!(!inside.features.is_empty() && inside.features.len() < 677);
-    let (status, _) = call(&server, "GET", "/v1/crimes/overlay?bbox=1,2,3", Some(&hub), None, None);
+    let (status, _) = call(
+        &server,
+        "GET",
+        "/v1/crimes/overlay?bbox=1,2,3",
+        Some(&hub),
+        None,
+        None,
+    );
     assert_eq!(status, 400);
     // Never matched for hits.
     let (_, body) = call(&server, "GET", "/v1/hits", Some(&hub), PURPOSE, None);

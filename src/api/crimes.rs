@@ -185,9 +185,8 @@ pub async fn upload_public(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_staff()?;
     let source = q.filename.unwrap_or_else(|| "street.csv".into());
-    let import = crate::crime::parse_public_csv(&body).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
-    })?;
+    let import = crate::crime::parse_public_csv(&body)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string()))?;
     let rows: Vec<Value> = import.crimes.iter().map(|c| json!(c)).collect();
     let crimes = state.crimes.clone();
     let stored_source = source.clone();
@@ -226,7 +225,9 @@ pub async fn overlay(
                 .split(',')
                 .map(|p| p.trim().parse::<f64>())
                 .collect::<Result<_, _>>()
-                .map_err(|_| ApiError::bad_request("'bbox' must be min_lon,min_lat,max_lon,max_lat"))?;
+                .map_err(|_| {
+                    ApiError::bad_request("'bbox' must be min_lon,min_lat,max_lon,max_lat")
+                })?;
             match v[..] {
                 [a, b, c, d] if a <= c && b <= d => Some((a, b, c, d)),
                 _ => {
@@ -238,7 +239,9 @@ pub async fn overlay(
         }
     };
     let limit = q.limit.unwrap_or(5_000).min(50_000);
-    let rows = state.crimes.public_crimes(q.month.as_deref(), bbox, limit)?;
+    let rows = state
+        .crimes
+        .public_crimes(q.month.as_deref(), bbox, limit)?;
     let features: Vec<Value> = rows
         .into_iter()
         .map(|r| {

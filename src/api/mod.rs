@@ -11,6 +11,7 @@ pub mod crimes;
 pub mod error;
 pub mod hits;
 pub mod people;
+pub mod retention;
 pub mod routes;
 pub mod trails;
 

@@ -3,7 +3,7 @@
 
 use super::auth::{BootstrapToken, Caller};
 use super::error::ApiError;
-use super::{admin, alcohol, alerts, crimes, hits, people, trails};
+use super::{admin, alcohol, alerts, crimes, hits, people, retention, trails};
 use crate::store::metadata::Metadata;
 use crate::store::LiveAlerts;
 use axum::extract::{DefaultBodyLimit, State};
@@ -39,6 +39,8 @@ pub struct ApiState {
     pub hits_config: crate::rules::hits::HitsConfig,
     pub crime_api: super::crimes::CrimeApiConfig,
     pub directory: Arc<crate::pipeline::ActivationDirectory>,
+    /// The purge job (scheduled, admin route) and the stores a subject access export reads.
+    pub retention: Arc<crate::retention::Purger>,
 }
 
 impl ApiState {
@@ -110,6 +112,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/orders", post(people::put_order))
         .route("/v1/audit", get(admin::audit_log))
         .route("/v1/users", get(admin::list_users).post(admin::create_user))
+        .route("/v1/admin/retention/run", post(retention::run))
+        .route("/v1/admin/retention/runs", get(retention::runs))
+        .route(
+            "/v1/admin/people/{id}/export",
+            get(retention::export_person),
+        )
         .with_state(state)
 }
 

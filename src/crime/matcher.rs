@@ -205,7 +205,8 @@ impl HitMatcher {
             candidates.sort();
             candidates.dedup_by(|a, b| a.activation == b.activation);
             for c in candidates {
-                let verdict = self.evaluate_one(source, slot, &c.activation, Some((c.from_ms, c.to_ms)))?;
+                let verdict =
+                    self.evaluate_one(source, slot, &c.activation, Some((c.from_ms, c.to_ms)))?;
                 out.push((slot, c.activation, verdict));
             }
         }
@@ -312,8 +313,18 @@ impl HitMatcher {
         }
         let (from, to) = self.config.evidence_window(crime);
         let positions = source.positions(activation, from, to)?;
-        let person = self.people.get(activation).map(String::as_str).unwrap_or("");
-        Ok(evaluate(crime, activation, person, &positions, &self.config))
+        let person = self
+            .people
+            .get(activation)
+            .map(String::as_str)
+            .unwrap_or("");
+        Ok(evaluate(
+            crime,
+            activation,
+            person,
+            &positions,
+            &self.config,
+        ))
     }
 
     /// Notes a verdict in the per-activation hit sets and says what changed.

@@ -11,6 +11,10 @@
 //! is a [`AppendOutcome::Duplicate`], acknowledged without being written again (but only once the
 //! copy it duplicates is durable).
 //!
+//! A seal request ([`CommitHandle::seal_segment_blocking`]) is answered in queue order, between
+//! appends: the segment being written is synced and a new one started, so that compaction (see
+//! [`super::compact`]) can rewrite every segment before it without racing the writer.
+//!
 //! An I/O error fails the requests of the group it hit with that error (they are never
 //! acknowledged) and poisons the committer: every later append gets [`LogError::Poisoned`].
 //! Dropping every [`CommitHandle`] lets the thread finish the queued work and exit; it then drops
@@ -103,9 +107,15 @@ impl Shared {
     }
 }
 
-struct Request {
-    batch: Batch,
-    reply: oneshot::Sender<LogResult<AppendOutcome>>,
+enum Request {
+    Append {
+        batch: Batch,
+        reply: oneshot::Sender<LogResult<AppendOutcome>>,
+    },
+    /// Seal the segment being appended to (see [`CommitHandle::seal_segment_blocking`]).
+    Seal {
+        reply: oneshot::Sender<LogResult<u64>>,
+    },
 }
 
 /// Spawns the committer thread.
@@ -173,10 +183,32 @@ impl CommitHandle {
             return Err(error);
         }
         let (reply, answer) = oneshot::channel();
-        if self.tx.send(Request { batch, reply }).await.is_err() {
+        if self
+            .tx
+            .send(Request::Append { batch, reply })
+            .await
+            .is_err()
+        {
             return Err(self.stopped_error());
         }
         answer.await.unwrap_or_else(|_| Err(self.stopped_error()))
+    }
+
+    /// Seals the segment being appended to (after making every record queued before this call
+    /// durable) and returns the first record number of the new one: every record below it is in
+    /// a sealed segment the committer never writes again, which compaction may rewrite. Blocks
+    /// the calling thread: call it from a blocking task, never from an async worker.
+    pub fn seal_segment_blocking(&self) -> LogResult<u64> {
+        if let Some(error) = self.shared.poisoned_error() {
+            return Err(error);
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.tx.blocking_send(Request::Seal { reply }).is_err() {
+            return Err(self.stopped_error());
+        }
+        answer
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(self.stopped_error()))
     }
 
     /// The last durable `seq` stored for `tag`; 0 if none (tags number batches from 1).
@@ -266,7 +298,21 @@ impl Committer {
         let mut stored: Vec<Arc<Batch>> = Vec::new();
         let mut bytes_written = 0u64;
         let mut requests = group.drain(..);
-        while let Some(Request { batch, reply }) = requests.next() {
+        while let Some(request) = requests.next() {
+            let (batch, reply) = match request {
+                Request::Append { batch, reply } => (batch, reply),
+                Request::Seal { reply } => match self.writer.seal() {
+                    Ok(boundary) => {
+                        let _ = reply.send(Ok(boundary));
+                        continue;
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error.clone()));
+                        fail_all(pending, requests.map(Request::into_waiting), &error);
+                        return Err(error);
+                    }
+                },
+            };
             let duplicate = self
                 .last_seq_by_tag
                 .get(&batch.tag)
@@ -294,7 +340,7 @@ impl Committer {
                 }
                 Err(error) => {
                     let _ = reply.send(Err(error.clone()));
-                    fail_all(pending, requests.map(|r| r.reply), &error);
+                    fail_all(pending, requests.map(Request::into_waiting), &error);
                     return Err(error);
                 }
             }
@@ -350,22 +396,82 @@ impl Committer {
         tracing::error!(error = %reason, "log committer stopped");
         *lock(&self.shared.poisoned) = Some(reason.clone());
         self.rx.close();
-        while let Ok(request) = self.rx.try_recv() {
-            let _ = request.reply.send(Err(LogError::Poisoned(reason.clone())));
-        }
+        let queued = std::iter::from_fn(|| self.rx.try_recv().ok()).map(Request::into_waiting);
+        fail_all(Vec::new(), queued, &LogError::Poisoned(reason));
     }
 }
 
 fn request_bytes(request: &Request) -> usize {
-    batch_frame_len(&request.batch).unwrap_or(0)
+    match request {
+        Request::Append { batch, .. } => batch_frame_len(batch).unwrap_or(0),
+        Request::Seal { .. } => 0,
+    }
 }
 
-fn fail_all(
-    pending: Vec<Pending>,
-    rest: impl Iterator<Item = oneshot::Sender<LogResult<AppendOutcome>>>,
-    error: &LogError,
-) {
-    for reply in pending.into_iter().map(|p| p.reply).chain(rest) {
-        let _ = reply.send(Err(error.clone()));
+/// A waiting request to fail with an error, whatever kind it is.
+enum Waiting {
+    Append(oneshot::Sender<LogResult<AppendOutcome>>),
+    Seal(oneshot::Sender<LogResult<u64>>),
+}
+
+impl Request {
+    fn into_waiting(self) -> Waiting {
+        match self {
+            Request::Append { reply, .. } => Waiting::Append(reply),
+            Request::Seal { reply } => Waiting::Seal(reply),
+        }
+    }
+}
+
+fn fail_all(pending: Vec<Pending>, rest: impl Iterator<Item = Waiting>, error: &LogError) {
+    let waiting = pending.into_iter().map(|p| Waiting::Append(p.reply));
+    for w in waiting.chain(rest) {
+        match w {
+            Waiting::Append(reply) => {
+                let _ = reply.send(Err(error.clone()));
+            }
+            Waiting::Seal(reply) => {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reader::LogReader;
+    use super::super::segment::list_segments;
+    use super::super::test_batches::batch;
+    use super::super::writer::LogConfig;
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_seal_request_starts_a_new_segment_after_what_was_queued_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        let (committed_tx, mut committed_rx) = mpsc::channel(16);
+        tokio::spawn(async move { while committed_rx.recv().await.is_some() {} });
+        let handle = GroupCommitter::spawn(writer, report.last_seq_by_tag, committed_tx).unwrap();
+        for seq in 1..=3 {
+            handle.append(batch("t", seq, 2)).await.unwrap();
+        }
+        let sealer = handle.clone();
+        let seal = move || sealer.seal_segment_blocking();
+        let boundary = tokio::task::spawn_blocking(seal.clone()).await.unwrap();
+        assert_eq!(boundary.unwrap(), 3);
+        // Sealing an empty segment starts no other one.
+        let again = tokio::task::spawn_blocking(seal).await.unwrap();
+        assert_eq!(again.unwrap(), 3);
+        assert_eq!(
+            handle.append(batch("t", 4, 2)).await.unwrap(),
+            AppendOutcome::Stored { record: 3 }
+        );
+        let names: Vec<u64> = list_segments(dir.path())
+            .unwrap()
+            .iter()
+            .map(|s| s.first_record)
+            .collect();
+        assert_eq!(names, vec![0, 3]);
+        assert_eq!(LogReader::open(dir.path()).unwrap().count(), 4);
     }
 }

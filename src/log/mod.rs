@@ -10,9 +10,12 @@
 //!   last segment is cut off, damage anywhere else is a hard error naming file and offset;
 //! - reading back in log order for replay, inspect and startup ([`reader`], [`summary`]);
 //! - group commit and per-tag deduplication ([`committer`]): a batch is acknowledged only after the
-//!   `fdatasync` that makes it durable, so a crash at any instant loses no acknowledged reading.
+//!   `fdatasync` that makes it durable, so a crash at any instant loses no acknowledged reading;
+//! - compaction for retention ([`compact`]): sealed segments rewritten without an activation's
+//!   readings, crash-safely, with record numbers unchanged.
 
 pub mod committer;
+pub mod compact;
 pub mod error;
 pub mod reader;
 pub mod record;
@@ -22,6 +25,7 @@ pub mod summary;
 pub mod writer;
 
 pub use committer::{AppendOutcome, CommitConfig, CommitHandle, CommitStats, GroupCommitter};
+pub use compact::{compact, CompactReport, TagWindows};
 pub use error::{Corruption, LogError, LogResult, PayloadError};
 pub use reader::{LogReader, TornTail};
 pub use recovery::{RecoveryReport, TornTailReport};

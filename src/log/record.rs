@@ -63,6 +63,14 @@ pub fn encode_batch_frame(batch: &Batch, out: &mut Vec<u8>) -> Result<usize, Log
     Ok(frame_len)
 }
 
+/// Appends the frame of an already encoded payload (length, checksum, payload) to `out`.
+pub fn encode_payload_frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.reserve(FRAME_HEADER_LEN + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&payload_checksum(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
 /// Reads a frame header: `(payload length, stored checksum)`.
 pub fn parse_frame_header(header: &[u8; FRAME_HEADER_LEN]) -> (u32, u32) {
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);

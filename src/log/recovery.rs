@@ -1,9 +1,11 @@
-//! Recovery when a log is opened for writing: scan every segment, verify every record, rebuild the
-//! per-tag dedup state, and cut a torn tail off the last segment so appending can resume.
+//! Recovery when a log is opened for writing: remove the temp files of an interrupted compaction,
+//! scan every segment, verify every record, rebuild the per-tag dedup state, and cut a torn tail
+//! off the last segment so appending can resume.
 //!
 //! Only the last segment can have a torn tail: a segment is fdatasynced before the next one is
 //! created, so damage in a sealed segment is not a crash artefact and is a hard error.
 
+use super::compact::remove_temp_files;
 use super::error::{Corruption, LogError, LogResult};
 use super::reader::{LogReader, TornTail};
 use super::record::complete_frame_len;
@@ -32,6 +34,8 @@ pub struct RecoveryReport {
     pub torn_tail: Option<TornTailReport>,
     /// Highest batch sequence number stored per tag: the dedup state.
     pub last_seq_by_tag: HashMap<String, u64>,
+    /// Temp files of an interrupted compaction, removed (the segments they copied are intact).
+    pub compaction_temp_files_removed: u64,
 }
 
 /// A torn tail, as reported.
@@ -60,8 +64,11 @@ pub(crate) fn recover(dir: &Path) -> LogResult<Recovered> {
             sync_dir(parent)?;
         }
     }
+    let mut report = RecoveryReport {
+        compaction_temp_files_removed: remove_temp_files(dir)?,
+        ..RecoveryReport::default()
+    };
     let mut reader = LogReader::open(dir)?;
-    let mut report = RecoveryReport::default();
     for item in reader.by_ref() {
         let (_, batch) = item?;
         report.records += 1;

@@ -165,6 +165,18 @@ impl LogWriter {
         self.poisoned.as_deref()
     }
 
+    /// Seals the segment being appended to, if it holds any record, and starts the next one;
+    /// returns the first record number of the segment now being appended to. Every record below
+    /// it is in a sealed segment that this writer never touches again (what compaction needs).
+    pub fn seal(&mut self) -> LogResult<u64> {
+        if self.next_record > self.segment_first_record {
+            self.roll()?;
+        } else {
+            self.sync()?;
+        }
+        Ok(self.segment_first_record)
+    }
+
     /// Seals the current segment (durably) and starts the next one.
     fn roll(&mut self) -> LogResult<()> {
         self.sync()?;

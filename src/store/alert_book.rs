@@ -37,6 +37,13 @@ impl AlertBook {
         }
     }
 
+    /// Drops every alert of an activation (retention); returns how many.
+    pub fn remove_activation(&mut self, activation: &str) -> usize {
+        let before = self.alerts.len();
+        self.alerts.retain(|_, a| a.activation != activation);
+        before - self.alerts.len()
+    }
+
     pub fn len(&self) -> usize {
         self.alerts.len()
     }

@@ -1,6 +1,8 @@
 //! The durable alert store (`DATA/alerts.sqlite3`): every alert's current state by stable id, the
 //! hub's review of it (new → acknowledged → assigned → resolved, with outcome and notes), and a
 //! numbered event stream of every change for live delivery (Server-Sent Events, webhooks).
+//! Retention deletes an activation's alerts with their reviews and events together; webhook
+//! delivery state is a cursor per endpoint (an event number), so it holds nothing per alert.
 //!
 //! Alert content is derived from the durable log, so pipeline writes use `synchronous=NORMAL`
 //! (a crash can lose the last few, and start-up re-derives them; only real differences become
@@ -164,6 +166,14 @@ pub struct AlertEvent {
     pub kind: String,
     /// The alert with its review after the change, as JSON.
     pub body: String,
+}
+
+/// What [`AlertStore::purge_activation`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AlertsPurged {
+    pub alerts: u64,
+    pub reviews: u64,
+    pub events: u64,
 }
 
 /// Filters for listing and counting.
@@ -339,6 +349,55 @@ impl AlertStore {
         })();
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         result
+    }
+
+    /// Deletes every alert of an activation with its review history and its events (retention),
+    /// durably (synchronous=FULL) before returning.
+    pub fn purge_activation(&self, activation: &str) -> Result<AlertsPurged, AlertStoreError> {
+        let mut conn = self.lock();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = (|| {
+            let tx = conn.transaction()?;
+            let of_activation = "(SELECT id FROM alerts WHERE activation = ?1)";
+            let purged = AlertsPurged {
+                reviews: tx.execute(
+                    &format!("DELETE FROM reviews WHERE alert_id IN {of_activation}"),
+                    [activation],
+                )? as u64,
+                events: tx.execute(
+                    &format!("DELETE FROM alert_events WHERE alert_id IN {of_activation}"),
+                    [activation],
+                )? as u64,
+                alerts: tx.execute("DELETE FROM alerts WHERE activation = ?1", [activation])?
+                    as u64,
+            };
+            tx.commit()?;
+            Ok(purged)
+        })();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        result
+    }
+
+    /// Every alert of a person (all activations), oldest first, each with its review history
+    /// (subject access export).
+    pub fn of_person(&self, person: &str) -> Result<Vec<serde_json::Value>, AlertStoreError> {
+        let ids: Vec<String> = {
+            let conn = self.lock();
+            let mut stmt =
+                conn.prepare("SELECT id FROM alerts WHERE person = ?1 ORDER BY start_ms, id")?;
+            let rows = stmt.query_map([person], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(stored) = self.get(&id)? else {
+                continue;
+            };
+            let mut value = serde_json::to_value(&stored)?;
+            value["review_history"] = serde_json::Value::Array(self.review_history(&id)?);
+            out.push(value);
+        }
+        Ok(out)
     }
 
     /// The review history of an alert: who did what, when.

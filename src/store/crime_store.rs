@@ -637,3 +637,31 @@ fn differences(prev: &CrimeVersion, next: &CrimeVersion) -> Vec<String> {
     check("other_info", prev.other_info != next.other_info);
     out
 }
+
+impl CrimeStore {
+    /// Deletes every hit on an activation and its review history (retention).
+    pub fn purge_activation_hits(&self, activation: &str) -> Result<u64, CrimeStoreError> {
+        let mut conn = self.lock();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM hit_reviews WHERE hit_id IN (SELECT id FROM hits WHERE activation = ?1)",
+            [activation],
+        )?;
+        let n = tx.execute("DELETE FROM hits WHERE activation = ?1", [activation])?;
+        tx.commit()?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(n as u64)
+    }
+}
+
+/// Retention: hits are data about the person wearing the tag, purged with the activation.
+impl crate::retention::PurgeTarget for CrimeStore {
+    fn name(&self) -> &'static str {
+        "crime_hits"
+    }
+
+    fn purge_activation(&self, activation: &str) -> Result<u64, crate::retention::TargetError> {
+        Ok(self.purge_activation_hits(activation)?)
+    }
+}

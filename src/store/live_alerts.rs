@@ -8,6 +8,7 @@ use crate::model::{Alert, SoberDay};
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::Output;
 use hdrhistogram::Histogram;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,6 +26,8 @@ pub struct LiveAlerts {
     pub changes: AtomicU64,
     /// Only batches that arrived at or after this wall time are measured.
     measure_since_ms: i64,
+    /// Activations purged by retention: outputs the pipeline still emits for them are dropped.
+    forgotten: Mutex<HashSet<String>>,
 }
 
 /// Latency figures in microseconds.
@@ -50,6 +53,7 @@ impl Default for LiveAlerts {
             ),
             changes: AtomicU64::new(0),
             measure_since_ms: 0,
+            forgotten: Mutex::new(HashSet::new()),
         }
     }
 }
@@ -104,8 +108,16 @@ impl LiveAlerts {
     pub fn apply(&self, batch: OutputBatch) {
         let mut changed: Vec<(Alert, Option<i64>)> = Vec::new();
         {
+            let forgotten = self.forgotten.lock().unwrap_or_else(|p| p.into_inner());
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             for (output, cause_arrival_ms) in batch {
+                let activation = match &output {
+                    Output::Alert(alert) => &alert.activation,
+                    Output::SoberDay(day) => &day.activation,
+                };
+                if forgotten.contains(activation) {
+                    continue;
+                }
                 let alert = match output {
                     Output::Alert(alert) => alert,
                     Output::SoberDay(day) => {
@@ -146,6 +158,28 @@ impl LiveAlerts {
                 let _ = hist.record(us.min(60_000_000));
             }
         }
+    }
+
+    /// Drops an activation purged by retention from the alert book and the sober days, and
+    /// ignores whatever the pipeline still emits for it (its rule state lives until the next
+    /// start, which no longer knows the activation). The durable alert store is purged
+    /// separately. Returns (alerts, sober days) dropped.
+    pub fn forget_activation(&self, activation: &str) -> (u64, u64) {
+        self.forgotten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(activation.to_string());
+        let alerts = self
+            .book
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove_activation(activation);
+        let days = self
+            .sober_days
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove_activation(activation);
+        (alerts as u64, days as u64)
     }
 
     /// Every sober day in output order (activation, order, date).

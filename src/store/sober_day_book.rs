@@ -31,6 +31,13 @@ impl SoberDayBook {
         }
     }
 
+    /// Drops every day of an activation (retention); returns how many.
+    pub fn remove_activation(&mut self, activation: &str) -> usize {
+        let before = self.days.len();
+        self.days.retain(|(a, _, _), _| a != activation);
+        before - self.days.len()
+    }
+
     pub fn len(&self) -> usize {
         self.days.len()
     }

@@ -3,12 +3,14 @@
 
 use crate::model::{Batch, ReadingBody, TacSample, TimeMs};
 use crate::pipeline::ActivationDirectory;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 #[derive(Default)]
 pub struct TacBook {
     by_activation: RwLock<HashMap<String, Vec<(TimeMs, TacSample)>>>,
+    /// Activations purged by retention: late readings for them are not indexed again.
+    forgotten: RwLock<HashSet<String>>,
 }
 
 impl TacBook {
@@ -25,6 +27,12 @@ impl TacBook {
         if found.is_empty() {
             return;
         }
+        {
+            let forgotten = self.forgotten.read().unwrap_or_else(|p| p.into_inner());
+            if !forgotten.is_empty() {
+                found.retain(|(a, _, _)| !forgotten.contains(a));
+            }
+        }
         let mut map = self
             .by_activation
             .write()
@@ -32,6 +40,20 @@ impl TacBook {
         for (activation, t_ms, sample) in found {
             map.entry(activation).or_default().push((t_ms, sample));
         }
+    }
+
+    /// Drops an activation purged by retention and refuses its readings from now on; returns
+    /// the readings dropped.
+    pub fn forget_activation(&self, activation: &str) -> u64 {
+        self.forgotten
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(activation.to_string());
+        self.by_activation
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(activation)
+            .map_or(0, |v| v.len() as u64)
     }
 
     /// Readings of an activation with `from_ms <= t <= to_ms`, in event-time order.

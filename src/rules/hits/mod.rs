@@ -163,7 +163,12 @@ fn project<'a>(
 /// pass just those (the retrospective matcher does, then reads the evidence only for hits).
 pub fn qualifies(crime: &CrimeVersion, positions: &[Reading], config: &HitsConfig) -> bool {
     let gap_ms = config.max_gap_s * 1000;
-    let fixes = project(crime, positions, crime.from_ms - gap_ms, crime.to_ms + gap_ms);
+    let fixes = project(
+        crime,
+        positions,
+        crime.from_ms - gap_ms,
+        crime.to_ms + gap_ms,
+    );
     judge(crime, &fixes, config).qualifies
 }
 
@@ -268,8 +273,8 @@ fn judge(crime: &CrimeVersion, fixes: &[Fix], config: &HitsConfig) -> Verdict {
             continue;
         }
         v.qualifies = true;
-        v.certain |= d_closest + p_closest <= r
-            || (!v.certain && seg.min_distance_with_precision(1.0) <= r);
+        v.certain |=
+            d_closest + p_closest <= r || (!v.certain && seg.min_distance_with_precision(1.0) <= r);
         v.gps_backed |=
             f.position.source == PositionSource::Gps && next.position.source == PositionSource::Gps;
         v.closer(d_closest, closest.t_ms);

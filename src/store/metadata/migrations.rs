@@ -56,6 +56,25 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX audit_by_person ON audit(person, t_ms);
      CREATE INDEX audit_by_time ON audit(t_ms);",
+    // 2: retention: a record of every purge run (ids and counts, never the purged data), and
+    // the ids purged, so that re-importing an orders file cannot bring a purged record back.
+    "CREATE TABLE purge_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        t_ms INTEGER NOT NULL,            -- wall clock when the run was recorded
+        now_ms INTEGER NOT NULL,          -- the 'now' retention was judged against
+        days_after_end INTEGER NOT NULL,
+        trigger TEXT NOT NULL,            -- schedule, cli, or admin:<user name>
+        report TEXT NOT NULL              -- JSON: ids purged and counts per store
+     );
+     CREATE TABLE purged_ids (
+        kind TEXT NOT NULL CHECK (kind IN ('person','activation','order')),
+        id TEXT NOT NULL,
+        run INTEGER NOT NULL REFERENCES purge_runs(id),
+        tag TEXT,                         -- activations: the tag and window whose readings
+        from_ms INTEGER,                  -- later runs keep out of the log (a reading that
+        to_ms INTEGER,                    -- arrives after its activation was purged)
+        PRIMARY KEY (kind, id)
+     );",
 ];
 
 /// Applies every migration not yet applied.

@@ -1,15 +1,18 @@
-//! The metadata database: people, activations, orders, users and the audit log, in SQLite (an
-//! embedded, transactional store anyone can inspect with the `sqlite3` tool). Schema changes are
+//! The metadata database: people, activations, orders, users, the audit log and the record of
+//! retention purges, in SQLite (an embedded, transactional store anyone can inspect with the
+//! `sqlite3` tool). Schema changes are
 //! numbered migrations (`migrations.rs`), applied in order on open and recorded in
 //! `PRAGMA user_version`. Nothing here is held only in memory.
 
 mod audit;
 mod migrations;
 mod orders;
+mod retention;
 mod users;
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
-pub use users::{NewUser, Role, User};
+pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
+pub use users::{CaseloadLink, NewUser, Role, User};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,11 @@ pub enum MetadataError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A handle to the metadata database; cheap to clone, safe to share between tasks. SQLite calls

@@ -5,17 +5,53 @@
 use super::{Metadata, MetadataError};
 use crate::formats::orders_file::{check_activation_against, check_order_against, OrdersFile};
 use crate::model::{Activation, Order, Person};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::Path;
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, MetadataError> {
     serde_json::to_string(value).map_err(|e| MetadataError::Invalid(e.to_string()))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, MetadataError> {
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    text: &str,
+) -> Result<T, MetadataError> {
     serde_json::from_str(text).map_err(|e| MetadataError::Corrupt {
         what: what.to_string(),
         message: e.to_string(),
     })
+}
+
+/// The stored documents an `SELECT id, document …` query returns, decoded (`what` names them in
+/// errors, e.g. `activation`).
+pub(super) fn documents<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    what: &str,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<T>, MetadataError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(args, |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, text) = row?;
+        out.push(from_json(&format!("{what} {id}"), &text)?);
+    }
+    Ok(out)
+}
+
+/// Whether retention purged the record `kind` (`person`, `activation`, `order`) with this id.
+pub(super) fn is_purged(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<bool, MetadataError> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM purged_ids WHERE kind = ?1 AND id = ?2",
+            [kind, id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 fn put_person(tx: &Transaction<'_>, p: &Person) -> Result<(), MetadataError> {
@@ -48,42 +84,92 @@ fn put_order(tx: &Transaction<'_>, o: &Order) -> Result<(), MetadataError> {
 
 impl Metadata {
     /// Stores every record of an (already validated) orders document, replacing same-id records.
-    pub fn import_orders(&self, doc: &OrdersFile) -> Result<(), MetadataError> {
+    /// Records purged by retention, and records of a purged person, are not brought back: they
+    /// are skipped and named (e.g. `activation A1`) in the returned list.
+    pub fn import_orders(&self, doc: &OrdersFile) -> Result<Vec<String>, MetadataError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        let mut skipped = Vec::new();
+        let mut skip = |kind: &str, id: &str, person: &str| -> Result<bool, MetadataError> {
+            let hit = is_purged(&tx, kind, id)? || is_purged(&tx, "person", person)?;
+            if hit {
+                skipped.push(format!("{kind} {id}"));
+            }
+            Ok(hit)
+        };
+        let mut people = Vec::new();
         for p in &doc.people {
+            if !skip("person", &p.id, &p.id)? {
+                people.push(p);
+            }
+        }
+        let mut activations = Vec::new();
+        for a in &doc.activations {
+            if !skip("activation", &a.id, &a.person)? {
+                activations.push(a);
+            }
+        }
+        let mut orders = Vec::new();
+        for o in &doc.orders {
+            if !skip("order", &o.id, &o.person)? {
+                orders.push(o);
+            }
+        }
+        for p in people {
             put_person(&tx, p)?;
         }
-        for a in &doc.activations {
+        for a in activations {
             put_activation(&tx, a)?;
         }
-        for o in &doc.orders {
+        for o in orders {
             put_order(&tx, o)?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(skipped)
     }
 
     /// Everything, as one orders document (ordered by id): what the pipeline runs with.
     pub fn orders_document(&self) -> Result<OrdersFile, MetadataError> {
         let conn = self.lock();
-        let mut doc = OrdersFile::default();
-        let mut stmt = conn.prepare("SELECT id, document FROM people ORDER BY id")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, text) = row?;
-            doc.people.push(from_json(&format!("person {id}"), &text)?);
-        }
-        let mut stmt = conn.prepare("SELECT id, document FROM activations ORDER BY id")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, text) = row?;
-            doc.activations
-                .push(from_json(&format!("activation {id}"), &text)?);
-        }
-        let mut stmt = conn.prepare("SELECT id, document FROM orders ORDER BY id")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (id, text) = row?;
-            doc.orders.push(from_json(&format!("order {id}"), &text)?);
-        }
+        Ok(OrdersFile {
+            people: documents(
+                &conn,
+                "person",
+                "SELECT id, document FROM people ORDER BY id",
+                [],
+            )?,
+            activations: documents(
+                &conn,
+                "activation",
+                "SELECT id, document FROM activations ORDER BY id",
+                [],
+            )?,
+            orders: documents(
+                &conn,
+                "order",
+                "SELECT id, document FROM orders ORDER BY id",
+                [],
+            )?,
+        })
+    }
+
+    /// Writes the whole document ([`Metadata::orders_document`]) to `path` durably (temp file,
+    /// fsync, rename) and returns it: `DATA/orders.json`, what the pipeline runs with.
+    pub fn write_orders_document(&self, path: &Path) -> Result<OrdersFile, MetadataError> {
+        let doc = self.orders_document()?;
+        let tmp = path.with_extension("json.tmp");
+        let write_err = |source| MetadataError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = serde_json::to_vec_pretty(&doc).map_err(|e| write_err(e.into()))?;
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, &text)?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(write_err)?;
         Ok(doc)
     }
 
@@ -151,19 +237,15 @@ impl Metadata {
         Ok(())
     }
 
+    /// Orders of a person, by id.
+    pub fn orders_of(&self, person: &str) -> Result<Vec<Order>, MetadataError> {
+        let sql = "SELECT id, document FROM orders WHERE person = ?1 ORDER BY id";
+        documents(&self.lock(), "order", sql, [person])
+    }
+
     /// Activations of a person, by start.
     pub fn activations_of(&self, person: &str) -> Result<Vec<Activation>, MetadataError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT id, document FROM activations WHERE person = ?1 ORDER BY from_ms")?;
-        let rows = stmt.query_map([person], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, text) = row?;
-            out.push(from_json(&format!("activation {id}"), &text)?);
-        }
-        Ok(out)
+        let sql = "SELECT id, document FROM activations WHERE person = ?1 ORDER BY from_ms";
+        documents(&self.lock(), "activation", sql, [person])
     }
 }

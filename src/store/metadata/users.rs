@@ -40,6 +40,14 @@ pub struct User {
     pub disabled: bool,
 }
 
+/// A user whose caseload holds a person (subject access export).
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseloadLink {
+    pub user: String,
+    pub role: String,
+    pub disabled: bool,
+}
+
 /// A user to create.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -194,6 +202,23 @@ impl Metadata {
             }
         }
         Ok(users)
+    }
+
+    /// The users whose caseload holds `person`, by name.
+    pub fn caseload_links(&self, person: &str) -> Result<Vec<CaseloadLink>, MetadataError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT u.name, u.role, u.disabled FROM caseloads c JOIN users u ON u.id = c.user_id
+             WHERE c.person = ?1 ORDER BY u.name",
+        )?;
+        let rows = stmt.query_map([person], |r| {
+            Ok(CaseloadLink {
+                user: r.get(0)?,
+                role: r.get(1)?,
+                disabled: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     pub fn disable_user(&self, name: &str) -> Result<(), MetadataError> {

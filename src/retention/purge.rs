@@ -1,0 +1,387 @@
+//! The purge job: for every activation that ended more than the retention period before "now",
+//! delete its readings from the durable log, its trail positions, its alerts with their review
+//! history and events, its sober days and TAC index (in a running server), whatever plugged-in
+//! [`PurgeTarget`]s hold, and finally the activation itself — with, in the same transaction, the
+//! people left with nothing held, their orders and caseload links, the old audit records about
+//! people no longer held, and the record of the run.
+//!
+//! Order matters for crashes: the metadata transaction comes last, so a run interrupted anywhere
+//! before it leaves the activations in place and the next run repeats everything (every step is
+//! idempotent). The log is compacted first because everything else is derived from it: a restart
+//! between steps re-derives nothing the run already removed from the log.
+//!
+//! "Now" is a parameter: the server passes the wall clock; the admin route and the CLI may inject
+//! one. Runs are serialised by a gate that subject access exports also take while they read the
+//! log (compaction erases replaced segments).
+
+use super::{order_ended_by, PurgeTarget, RetentionConfig, TargetError};
+use crate::log::{compact, CommitHandle, CompactReport, LogError, LogWriter, TagWindows};
+use crate::model::time::rfc3339_ms;
+use crate::model::TimeMs;
+use crate::store::alert_store::{AlertStore, AlertStoreError};
+use crate::store::metadata::{Metadata, MetadataError, MetadataPurge, NewPurgeRun};
+use crate::store::tac_book::TacBook;
+use crate::store::trails::{TrailError, TrailStore};
+use crate::store::LiveAlerts;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// Why a purge run stopped (nothing is recorded; the next run repeats it).
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error("durable log: {0}")]
+    Log(#[from] LogError),
+    #[error("trail store: {0}")]
+    Trails(#[from] TrailError),
+    #[error(transparent)]
+    Alerts(#[from] AlertStoreError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("purge target {target}, activation {activation}: {source}")]
+    Target {
+        target: &'static str,
+        activation: String,
+        source: TargetError,
+    },
+}
+
+/// Seals the log's segment being written, so that compaction may rewrite every record before
+/// the returned record number.
+pub trait LogSealer: Send + Sync {
+    fn seal(&self) -> Result<u64, LogError>;
+}
+
+/// In the server: the group committer seals between two groups.
+impl LogSealer for CommitHandle {
+    fn seal(&self) -> Result<u64, LogError> {
+        self.seal_segment_blocking()
+    }
+}
+
+/// Offline: the writer opened (and recovered) over a stopped server's log.
+impl LogSealer for Mutex<LogWriter> {
+    fn seal(&self) -> Result<u64, LogError> {
+        self.lock().unwrap_or_else(|p| p.into_inner()).seal()
+    }
+}
+
+/// How much each store deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeCounts {
+    /// Readings removed from the durable log.
+    pub log_readings: u64,
+    pub trail_positions: u64,
+    pub alerts: u64,
+    pub alert_reviews: u64,
+    pub alert_events: u64,
+    /// Sober days and TAC readings held in memory by a running server (0 offline: they are
+    /// derived from the log at start).
+    pub sober_days: u64,
+    pub tac_readings: u64,
+    pub activations: u64,
+    pub people: u64,
+    pub orders: u64,
+    pub caseload_links: u64,
+    pub audit_records: u64,
+    /// Plugged-in [`PurgeTarget`]s, by name.
+    pub other: BTreeMap<&'static str, u64>,
+}
+
+/// What a run did: ids and counts, never the data removed. Stored as the run's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgeReport {
+    pub run: i64,
+    pub trigger: String,
+    #[serde(with = "rfc3339_ms")]
+    pub now: TimeMs,
+    pub days_after_end: u32,
+    /// Activations that ended at or before this were due.
+    #[serde(with = "rfc3339_ms")]
+    pub cutoff: TimeMs,
+    pub activations: Vec<String>,
+    pub people: Vec<String>,
+    pub counts: PurgeCounts,
+    /// The log compaction (absent when nothing was due).
+    pub log: Option<CompactReport>,
+    pub elapsed_ms: u64,
+}
+
+/// Everything a purge touches. Shared by the server (scheduled runs and the admin route) and the
+/// offline CLI.
+pub struct Purger {
+    pub config: RetentionConfig,
+    pub data_dir: PathBuf,
+    pub metadata: Metadata,
+    pub alert_store: AlertStore,
+    pub trails: TrailStore,
+    pub sealer: Arc<dyn LogSealer>,
+    /// The running server's in-memory alert book and sober days (none offline).
+    pub live: Option<Arc<LiveAlerts>>,
+    /// The running server's TAC index (none offline).
+    pub tac: Option<Arc<TacBook>>,
+    /// Stores plugged in later (e.g. crime hits).
+    pub targets: Vec<Arc<dyn PurgeTarget>>,
+    gate: Mutex<()>,
+}
+
+impl Purger {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: RetentionConfig,
+        data_dir: PathBuf,
+        metadata: Metadata,
+        alert_store: AlertStore,
+        trails: TrailStore,
+        sealer: Arc<dyn LogSealer>,
+        live: Option<Arc<LiveAlerts>>,
+        tac: Option<Arc<TacBook>>,
+    ) -> Self {
+        Self {
+            config,
+            data_dir,
+            metadata,
+            alert_store,
+            trails,
+            sealer,
+            live,
+            tac,
+            targets: Vec::new(),
+            gate: Mutex::new(()),
+        }
+    }
+
+    /// Adds a store to purge with the others.
+    pub fn with_target(mut self, target: Arc<dyn PurgeTarget>) -> Self {
+        self.targets.push(target);
+        self
+    }
+
+    /// Held while a run or a reader of the whole log (subject access export) is active.
+    pub fn gate(&self) -> MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("log")
+    }
+
+    /// Runs one purge judged at `now_ms`; `trigger` says who asked (recorded). Blocking.
+    pub fn run(&self, now_ms: TimeMs, trigger: &str) -> Result<PurgeReport, RetentionError> {
+        let _gate = self.gate();
+        let started = Instant::now();
+        let cutoff = self.config.cutoff_ms(now_ms);
+        let due = self.metadata.activations_ended_by(cutoff)?;
+        let mut counts = PurgeCounts::default();
+
+        let log = if due.is_empty() {
+            None
+        } else {
+            // Earlier runs' windows too: a reading that arrived after its activation was purged
+            // (a late upload) goes the next time the log is compacted.
+            let mut windows = TagWindows::default();
+            for a in &due {
+                windows.add(&a.tag, a.from, a.to.unwrap_or(TimeMs::MAX));
+            }
+            for (tag, from, to) in self.metadata.purged_windows()? {
+                windows.add(&tag, from, to.unwrap_or(TimeMs::MAX));
+            }
+            let boundary = self.sealer.seal()?;
+            let report = compact(&self.log_dir(), boundary, &windows)?;
+            counts.log_readings = report.readings_removed;
+            Some(report)
+        };
+
+        for a in &due {
+            counts.trail_positions += self.trails.delete_activation(&a.id)?;
+            let alerts = self.alert_store.purge_activation(&a.id)?;
+            counts.alerts += alerts.alerts;
+            counts.alert_reviews += alerts.reviews;
+            counts.alert_events += alerts.events;
+            if let Some(live) = &self.live {
+                counts.sober_days += live.forget_activation(&a.id).1;
+            }
+            if let Some(tac) = &self.tac {
+                counts.tac_readings += tac.forget_activation(&a.id);
+            }
+            for target in &self.targets {
+                let n =
+                    target
+                        .purge_activation(&a.id)
+                        .map_err(|source| RetentionError::Target {
+                            target: target.name(),
+                            activation: a.id.clone(),
+                            source,
+                        })?;
+                *counts.other.entry(target.name()).or_default() += n;
+            }
+        }
+
+        let ids: Vec<String> = due.iter().map(|a| a.id.clone()).collect();
+        let mut report = PurgeReport {
+            run: 0,
+            trigger: trigger.to_string(),
+            now: now_ms,
+            days_after_end: self.config.days_after_end,
+            cutoff,
+            activations: ids.clone(),
+            people: Vec::new(),
+            counts,
+            log,
+            elapsed_ms: 0,
+        };
+        let request = MetadataPurge {
+            activations: &due,
+            order_past_retention: &|o| order_ended_by(o, cutoff),
+            audit_before_ms: cutoff,
+            run: NewPurgeRun {
+                t_ms: wall_clock_ms(),
+                now_ms,
+                days_after_end: self.config.days_after_end,
+                trigger: trigger.to_string(),
+            },
+        };
+        let (run, _) = self.metadata.purge(&request, |removed| {
+            report.people = removed.people.clone();
+            report.counts.activations = removed.activations;
+            report.counts.people = removed.people.len() as u64;
+            report.counts.orders = removed.orders;
+            report.counts.caseload_links = removed.caseload_links;
+            report.counts.audit_records = removed.audit_records;
+            report.elapsed_ms = started.elapsed().as_millis() as u64;
+            let mut record = serde_json::to_value(&report).unwrap_or_default();
+            if let Some(fields) = record.as_object_mut() {
+                fields.remove("run"); // the run's own id, not known yet
+            }
+            record
+        })?;
+        report.run = run;
+        if !report.activations.is_empty() || !report.people.is_empty() {
+            // DATA/orders.json mirrors the database: it must not keep what was purged.
+            self.metadata
+                .write_orders_document(&self.data_dir.join("orders.json"))?;
+        }
+        tracing::info!(
+            run,
+            activations = report.activations.len(),
+            people = report.people.len(),
+            log_readings = report.counts.log_readings,
+            "retention purge run"
+        );
+        Ok(report)
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the wall clock.
+pub fn wall_clock_ms() -> TimeMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::orders_file::OrdersFile;
+    use crate::log::LogConfig;
+    use crate::model::{Batch, Reading, ReadingBody};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    /// A plugged-in store that can be told to fail.
+    #[derive(Default)]
+    struct Hits {
+        fail: AtomicBool,
+        calls: AtomicU64,
+    }
+
+    impl PurgeTarget for Hits {
+        fn name(&self) -> &'static str {
+            "crime_hits"
+        }
+        fn purge_activation(&self, activation: &str) -> Result<u64, TargetError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.fail.load(Ordering::Relaxed) {
+                return Err(format!("hits store unavailable for {activation}").into());
+            }
+            Ok(3)
+        }
+    }
+
+    fn purger(dir: &std::path::Path, hits: Arc<Hits>) -> Purger {
+        let metadata = Metadata::open(dir).unwrap();
+        let doc: OrdersFile = serde_json::from_value(serde_json::json!({
+            "people": [{"id": "P1"}],
+            "activations": [{"id": "A1", "person": "P1", "tag": "T1",
+                             "from": "2020-01-01T00:00:00Z", "to": "2020-02-01T00:00:00Z"}],
+            "orders": []
+        }))
+        .unwrap();
+        metadata.import_orders(&doc).unwrap();
+        let (mut writer, _) = LogWriter::open(&dir.join("log"), LogConfig::default()).unwrap();
+        let t_ms = crate::model::time::parse_time("2020-01-10T00:00:00Z").unwrap();
+        writer
+            .append(&Batch {
+                tag: "T1".into(),
+                seq: 1,
+                arrival_ms: t_ms,
+                readings: vec![Reading {
+                    t_ms,
+                    battery_pct: None,
+                    body: ReadingBody::Rf { in_range: true },
+                }],
+            })
+            .unwrap();
+        writer.sync().unwrap();
+        let (trails, _) = TrailStore::open(&dir.join("trails"), Default::default()).unwrap();
+        Purger::new(
+            RetentionConfig::default(),
+            dir.to_path_buf(),
+            metadata,
+            AlertStore::open(dir).unwrap(),
+            trails,
+            Arc::new(Mutex::new(writer)),
+            None,
+            None,
+        )
+        .with_target(hits)
+    }
+
+    #[test]
+    fn a_failing_target_stops_the_run_before_the_metadata_and_the_next_run_completes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let hits = Arc::new(Hits::default());
+        let purger = purger(dir.path(), hits.clone());
+        let now = crate::model::time::parse_time("2030-01-01T00:00:00Z").unwrap();
+        // Not due yet: nothing happens, but the run is recorded.
+        let early = purger.run(now - 3000 * DAY, "test").unwrap();
+        assert!(early.activations.is_empty() && early.log.is_none());
+
+        hits.fail.store(true, Ordering::Relaxed);
+        let err = purger.run(now, "test").unwrap_err();
+        assert!(err.to_string().contains("crime_hits"), "{err}");
+        assert_eq!(purger.metadata.activations_of("P1").unwrap().len(), 1);
+        assert_eq!(purger.metadata.purge_runs(10).unwrap().len(), 1);
+
+        hits.fail.store(false, Ordering::Relaxed);
+        let report = purger.run(now, "test").unwrap();
+        assert_eq!(report.activations, ["A1"]);
+        assert_eq!(report.people, ["P1"]);
+        assert_eq!(report.counts.other.get("crime_hits"), Some(&3));
+        assert_eq!(
+            report.counts.log_readings, 0,
+            "removed by the interrupted run"
+        );
+        assert_eq!(hits.calls.load(Ordering::Relaxed), 2);
+        let runs = purger.metadata.purge_runs(10).unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].report["counts"]["other"]["crime_hits"], 3);
+        assert!(purger.metadata.person("P1").unwrap().is_none());
+        let stored = std::fs::read_to_string(dir.path().join("orders.json")).unwrap();
+        assert!(!stored.contains("P1"));
+    }
+
+    const DAY: i64 = 86_400_000;
+}
