@@ -151,6 +151,7 @@ pub async fn export_person(
     )?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(8);
     let (purger, live, person) = (state.retention.clone(), state.alerts.clone(), id.clone());
+    let crimes = state.crimes.clone();
     tokio::task::spawn_blocking(move || {
         // The log is read whole: no compaction may erase a segment under it meanwhile.
         let _gate = purger.gate();
@@ -162,6 +163,7 @@ pub async fn export_person(
             trails: &purger.trails,
             log_dir: &log_dir,
             sober_days: &sober_days,
+            crimes: Some(&crimes),
         };
         let out = ChannelWriter {
             tx,

@@ -141,6 +141,7 @@ pub fn export_person(
         path: out.to_path_buf(),
         source,
     };
+    let crimes = CrimeStore::open(data_dir)?;
     let file = std::fs::File::create(out).map_err(write_err)?;
     let sources = Sources {
         metadata: &opened.metadata,
@@ -148,6 +149,7 @@ pub fn export_person(
         trails: &opened.trails,
         log_dir: &data_dir.join("log"),
         sober_days: &sober_days,
+        crimes: Some(&crimes),
     };
     let summary = write_export(&sources, person, now_ms, BufWriter::new(file))?;
     Ok(summary)

@@ -31,6 +31,8 @@ pub struct Sources<'a> {
     /// Sober days (derived: a running server's book, or a replay of the log offline); only the
     /// person's are written.
     pub sober_days: &'a [SoberDay],
+    /// Crime hits on the person's activations, with their reviews (when a crime store exists).
+    pub crimes: Option<&'a crate::store::crime_store::CrimeStore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub enum ExportError {
     Log(#[from] LogError),
     #[error("writing the export: {0}")]
     Write(#[from] std::io::Error),
+    #[error(transparent)]
+    Crimes(#[from] crate::store::crime_store::CrimeStoreError),
 }
 
 /// How much each section held.
@@ -57,6 +61,7 @@ pub struct ExportSummary {
     pub caseload_links: usize,
     pub alerts: usize,
     pub sober_days: usize,
+    pub hits: usize,
     pub audit_entries: usize,
     pub positions: u64,
     pub readings: u64,
@@ -145,7 +150,15 @@ pub fn write_export(
         limit: Some(u32::MAX),
         ..AuditQuery::default()
     })?;
+    let hits = match src.crimes {
+        Some(store) => store.hits(&crate::store::crime_store::HitFilter {
+            person: Some(person_id.to_string()),
+            ..Default::default()
+        })?,
+        None => Vec::new(),
+    };
     let mut summary = ExportSummary {
+        hits: hits.len(),
         activations: activations.len(),
         orders: orders.len(),
         caseload_links: caseload_links.len(),
@@ -164,7 +177,7 @@ pub fn write_export(
             "person": person_id,
             "generated": format_time(generated_ms),
             "sections": ["person", "activations", "orders", "caseload_links", "alerts",
-                         "sober_days", "audit", "trails", "readings"],
+                         "sober_days", "hits", "audit", "trails", "readings"],
         }),
     )?;
     doc.field("person", &person)?;
@@ -173,6 +186,7 @@ pub fn write_export(
     doc.field("caseload_links", &caseload_links)?;
     doc.field("alerts", &alerts)?;
     doc.field("sober_days", &sober_days)?;
+    doc.field("hits", &hits)?;
     doc.field("audit", &audit)?;
     doc.key("trails")?;
     summary.positions = write_trails(src.trails, &activations, generated_ms, &mut doc.out)?;
