@@ -114,14 +114,26 @@ pub async fn upload(
     }
     let source = q.filename.unwrap_or_else(|| "upload.csv".into());
     let rules = state.crime_api.csv_rules();
-    let report = parse(&body, scope.as_deref(), &rules);
+    // A police user may only send its own force's batch: refused outright when the batch (by
+    // the force most rows name) is another force's; rows of other forces inside its own batch
+    // are rejected row by row in the report.
+    let mut report = parse(&body, None, &rules);
     if let Some(force) = &scope {
-        check_force(&report, force).map_err(|e| match e {
-            ImportError::OtherForce { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
-            }
-            ImportError::Store(e) => e.into(),
-        })?;
+        check_force(&report, force)
+            .or_else(|e| match e {
+                ImportError::OtherForce { .. } if report.force.is_some_and(|f| f.id == force) => {
+                    Ok(())
+                }
+                ImportError::OtherForce { .. } if report.force.is_none() => Ok(()),
+                other => Err(other),
+            })
+            .map_err(|e| match e {
+                ImportError::OtherForce { .. } => {
+                    ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+                }
+                ImportError::Store(e) => e.into(),
+            })?;
+        report = parse(&body, Some(force), &rules);
     }
     let (crimes, hits, user) = (
         state.crimes.clone(),
