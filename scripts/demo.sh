@@ -66,12 +66,20 @@ cat <<TXT
   demo tokens (console sign-in, or Authorization: Bearer … for the API):
     hub           $HUB
     practitioner  $PRACTITIONER   (caseload: $caseload)
-    police        $POLICE   (crime batches to upload: $DEMO/sim/crimes/*.csv)
+    police        $POLICE   (crime batches: $DEMO/sim/crimes/*.csv, uploaded below)
     admin         $ADMIN
   try:
     curl -s -H "Authorization: Bearer $HUB" -H "X-Purpose: demo" "$API/v1/alerts/count"
     curl -s -H "Authorization: Bearer $PRACTITIONER" -H "X-Purpose: demo" "$API/v1/people"
     curl -N -H "Authorization: Bearer $HUB" -H "X-Purpose: demo" "$API/v1/alerts/stream"
+
+== police upload the simulated crime batches (hits are found live as the trails arrive):
+TXT
+for batch in "$DEMO"/sim/crimes/*.csv; do
+  "$BIN/tagstream" crimes import --server "$API" --token "$POLICE" "$batch" |
+    jq -r '"  \(.source): \(.status), \(.imported) of \(.rows) rows imported, \(.errors | length) rejected (see the police page)"'
+done
+cat <<TXT
 
 == streaming the simulated tags at ${SPEED}x real time; alerts as they happen:
 TXT
