@@ -14,7 +14,7 @@ mod trail_synth;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
-use tagstream::crime::matcher::{HitChange, HitMatcher};
+use tagstream::crime::matcher::{crime_query, HitChange, HitMatcher};
 use tagstream::model::{CrimeVersion, Reading, ReadingBody};
 use tagstream::rules::hits::HitsConfig;
 use tagstream::store::trails::{TrailConfig, TrailStore};
@@ -156,17 +156,7 @@ fn main() {
     let started = Instant::now();
     let mut candidate_pairs = 0usize;
     for c in &crimes {
-        let b = tagstream::rules::hits::index::crime_box(c, &hits_config);
-        candidate_pairs += store
-            .candidates(&tagstream::store::trails::QueryBox {
-                min_lon: b.min_lon,
-                min_lat: b.min_lat,
-                max_lon: b.max_lon,
-                max_lat: b.max_lat,
-                from_ms: b.from_ms,
-                to_ms: b.to_ms,
-            })
-            .len();
+        candidate_pairs += store.candidates(&crime_query(c, &hits_config)).len();
     }
     let candidates_s = started.elapsed().as_secs_f64();
     let mut runs = Vec::new();

@@ -69,6 +69,22 @@ impl TrailSource for TrailStore {
     }
 }
 
+/// The trail index query of a crime: its reach box during its window.
+pub fn crime_query(crime: &CrimeVersion, config: &HitsConfig) -> QueryBox {
+    let b = crime_box(crime, config);
+    QueryBox {
+        min_lon: b.min_lon,
+        min_lat: b.min_lat,
+        max_lon: b.max_lon,
+        max_lat: b.max_lat,
+        from_ms: b.from_ms,
+        to_ms: b.to_ms,
+    }
+}
+
+/// One evaluation: crime slot, activation, and the hit if any.
+type Verdict = (u32, String, Option<Hit>);
+
 /// What an evaluation changed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HitChange {
@@ -159,17 +175,16 @@ impl HitMatcher {
             .clamp(1, 16);
         let chunk = slots.len().div_ceil(threads).max(1);
         let this = &*self;
-        let results: Vec<Result<Vec<(u32, String, Option<Hit>)>, TrailError>> =
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = slots
-                    .chunks(chunk)
-                    .map(|part| scope.spawn(move || this.evaluate_crimes(source, part)))
-                    .collect();
-                workers
-                    .into_iter()
-                    .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            });
+        let results: Vec<Result<Vec<Verdict>, TrailError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = slots
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || this.evaluate_crimes(source, part)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
         let mut changes = Vec::new();
         for part in results {
             for (slot, activation, verdict) in part? {
@@ -186,22 +201,13 @@ impl HitMatcher {
         &self,
         source: &dyn TrailSource,
         slots: &[u32],
-    ) -> Result<Vec<(u32, String, Option<Hit>)>, TrailError> {
+    ) -> Result<Vec<Verdict>, TrailError> {
         let mut out = Vec::new();
         for &slot in slots {
             let Some(crime) = self.crimes.get(slot as usize) else {
                 continue;
             };
-            let b = crime_box(crime, &self.config);
-            let q = QueryBox {
-                min_lon: b.min_lon,
-                min_lat: b.min_lat,
-                max_lon: b.max_lon,
-                max_lat: b.max_lat,
-                from_ms: b.from_ms,
-                to_ms: b.to_ms,
-            };
-            let mut candidates = source.candidates(&q)?;
+            let mut candidates = source.candidates(&crime_query(crime, &self.config))?;
             candidates.sort();
             candidates.dedup_by(|a, b| a.activation == b.activation);
             for c in candidates {

@@ -9,6 +9,7 @@
 //! events). Review actions are people's decisions: they commit with `synchronous=FULL` before
 //! the API answers.
 
+use super::sqlite_schema::{apply_migrations, SchemaError};
 use crate::model::Alert;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,8 @@ pub enum AlertStoreError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("alert store: {0}")]
+    Schema(#[from] SchemaError),
 }
 
 const MIGRATIONS: &[&str] = &["CREATE TABLE alerts (
@@ -203,13 +206,7 @@ impl AlertStore {
         let mut conn = Connection::open(data_dir.join("alerts.sqlite3"))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
-        }
+        apply_migrations(&mut conn, "alert", MIGRATIONS)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -8,6 +8,7 @@
 //! commit in full before the API answers. Replay runs the same code on an in-memory database, so
 //! version numbering is the same live and in replay.
 
+use super::sqlite_schema::{apply_migrations, SchemaError};
 use crate::crime::PoliceCrime;
 use crate::model::time::{format_time, rfc3339_ms};
 use crate::model::{CrimeVersion, Hit, TimeMs};
@@ -26,6 +27,8 @@ pub enum CrimeStoreError {
     HitNotFound(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("crime store: {0}")]
+    Schema(#[from] SchemaError),
 }
 
 const MIGRATIONS: &[&str] = &["CREATE TABLE batches (
@@ -205,13 +208,7 @@ impl CrimeStore {
     }
 
     fn migrate(mut conn: Connection) -> Result<Self, CrimeStoreError> {
-        let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
-        }
+        apply_migrations(&mut conn, "crime", MIGRATIONS)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -6,6 +6,7 @@ pub mod crime_store;
 pub mod live_alerts;
 pub mod metadata;
 pub mod sober_day_book;
+pub mod sqlite_schema;
 pub mod tac_book;
 pub mod trails;
 

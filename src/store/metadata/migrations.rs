@@ -2,6 +2,7 @@
 //! `PRAGMA user_version`. Never edit a released migration: add the next one.
 
 use super::MetadataError;
+use crate::store::sqlite_schema::{apply_migrations, SchemaError};
 use rusqlite::Connection;
 
 const MIGRATIONS: &[&str] = &[
@@ -79,18 +80,8 @@ const MIGRATIONS: &[&str] = &[
 
 /// Applies every migration not yet applied.
 pub fn migrate(conn: &mut Connection) -> Result<(), MetadataError> {
-    let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if applied as usize > MIGRATIONS.len() {
-        return Err(MetadataError::Invalid(format!(
-            "the metadata database has schema version {applied}, newer than this build knows ({})",
-            MIGRATIONS.len()
-        )));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-        tx.commit()?;
-    }
-    Ok(())
+    apply_migrations(conn, "metadata", MIGRATIONS).map_err(|e| match e {
+        SchemaError::Sql(e) => MetadataError::from(e),
+        too_new => MetadataError::Invalid(too_new.to_string()),
+    })
 }
