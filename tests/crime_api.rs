@@ -216,7 +216,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     assert_eq!(hit["activation"], "A1");
     assert_eq!(hit["person"], "P1");
     assert_eq!(hit["crime_ref"], "AVS/1");
-    assert_eq!(hit["certainty"], "certain");
+    assert_eq!(hit["certainty"], "possible", "seen only between fixes");
     assert_eq!(hit["weaker_evidence"], false);
     assert!(
         (hit["closest_m"].as_f64().unwrap() - 30.0).abs() < 1.0,

@@ -77,7 +77,8 @@ fn a_walk_past_between_two_sparse_fixes_outside_the_vicinity_is_a_hit() {
         assert!(p.lat() > 0.0);
     }
     let h = hit(&trail).expect("the path between the fixes passes within 40 m");
-    assert_eq!(h.certainty, Certainty::Certain);
+    // No fix was inside: the straight line between them is an assumption.
+    assert_eq!(h.certainty, Certainty::Possible);
     assert!((h.closest_m - 40.0).abs() <= 0.2, "{}", h.closest_m);
     assert_eq!(h.closest_t, T0 + 11 * MIN);
     // |x| ≤ 91.65 m of 600 m in 120 s
@@ -156,6 +157,19 @@ fn precision_decides_certain_or_possible() {
 }
 
 #[test]
+fn an_outlier_fix_at_the_scene_makes_a_hit_possible_not_certain() {
+    // Standing 300 m away, one fix jumps to the crime scene for a minute and back.
+    let mut trail: Vec<Reading> = (0..10).map(|m| gps(T0 + m * MIN, 300.0, 0.0)).collect();
+    trail[5] = gps(T0 + 5 * MIN, 10.0, 0.0);
+    assert_eq!(hit(&trail).unwrap().certainty, Certainty::Possible);
+    // Walking there and staying is certain.
+    let walk: Vec<Reading> = (0..10)
+        .map(|m| gps(T0 + m * MIN, 300.0 - 35.0 * m as f64, 0.0))
+        .collect();
+    assert_eq!(hit(&walk).unwrap().certainty, Certainty::Certain);
+}
+
+#[test]
 fn lbs_and_wifi_fixes_are_marked_weaker_evidence() {
     let lbs = [fix(T0 + 5 * MIN, 50.0, 0.0, 200.0, PositionSource::Lbs)];
     let h = hit(&lbs).expect("an LBS circle covering the crime");
@@ -183,7 +197,7 @@ fn evidence_carries_labels_with_a_new_letter_after_a_gap() {
     assert_eq!(labels, ["A1", "A2", "B1", "B2", "B3"]);
     assert_eq!(h.positions[2].speed_kmh, Some(5.0));
     assert_eq!(h.positions[2].heading_deg, Some(90.0));
-    assert_eq!(h.algorithm.name, "hits/1");
+    assert_eq!(h.algorithm.name, "hits/2");
     assert_eq!(h.algorithm.radius_m, 100.0);
 }
 

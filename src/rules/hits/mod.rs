@@ -1,4 +1,4 @@
-//! The hit rule (`hits/1`): does an activation's trail come within a crime's vicinity during the
+//! The hit rule (`hits/2`): does an activation's trail come within a crime's vicinity during the
 //! crime's window, how surely, and with what evidence. One pure function, [`evaluate`], of a
 //! crime version and the activation's positions around the window; the live matcher, the daily
 //! (retrospective) batch matcher and `tagstream replay` all call it, so they agree byte for byte.
@@ -7,9 +7,12 @@
 //!   by a straight segment, clipped to the window, so a walk-past between two sparse fixes that
 //!   are both outside the vicinity is a hit.
 //! - A point of the path qualifies when its confidence circle overlaps the vicinity
-//!   (`distance − precision ≤ radius`); the hit is `certain` when some point's whole circle is
-//!   inside (`distance + precision ≤ radius`), else `possible`. Precision along a segment is
-//!   interpolated between its fixes. Fixes less precise than `max_precision_m` never qualify.
+//!   (`distance − precision ≤ radius`; precision along a segment is interpolated between its
+//!   fixes). The hit is `certain` when some *fix*'s whole confidence circle is inside the vicinity
+//!   (`distance + precision ≤ radius`), that fix not being an outlier (a spike away from both
+//!   neighbours and back); otherwise `possible` (including a walk-past seen only between fixes:
+//!   the straight line is an assumption, not a measurement). Fixes less precise than
+//!   `max_precision_m` never qualify.
 //! - A hit none of whose qualifying points rests on a GPS fix at both ends is `weaker_evidence`
 //!   (LBS and Wi-Fi fixes place a person far less surely).
 //! - Closest approach and time inside are measured on the path itself (precision aside).
@@ -31,7 +34,7 @@ pub use labels::sequence_labels;
 use serde::{Deserialize, Serialize};
 
 /// The rule's name and version, recorded on every hit.
-pub const ALGORITHM: &str = "hits/1";
+pub const ALGORITHM: &str = "hits/2";
 
 /// Parameters of the hit rule (`[rules.hits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -247,7 +250,7 @@ fn judge(crime: &CrimeVersion, fixes: &[Fix], config: &HitsConfig) -> Verdict {
             let d = f.point.distance_m();
             if usable(f) && d - f.point.precision_m <= r {
                 v.qualifies = true;
-                v.certain |= d + f.point.precision_m <= r;
+                v.certain |= d + f.point.precision_m <= r && !is_spike(fixes, i, max_gap_ms);
                 v.gps_backed |= f.position.source == PositionSource::Gps;
                 v.closer(d, f.point.t_ms);
             }
@@ -272,9 +275,9 @@ fn judge(crime: &CrimeVersion, fixes: &[Fix], config: &HitsConfig) -> Verdict {
         {
             continue;
         }
+        // A point between fixes has no confidence circle of its own: the path there makes a
+        // hit possible, never certain.
         v.qualifies = true;
-        v.certain |=
-            d_closest + p_closest <= r || (!v.certain && seg.min_distance_with_precision(1.0) <= r);
         v.gps_backed |=
             f.position.source == PositionSource::Gps && next.position.source == PositionSource::Gps;
         v.closer(d_closest, closest.t_ms);
@@ -282,6 +285,35 @@ fn judge(crime: &CrimeVersion, fixes: &[Fix], config: &HitsConfig) -> Verdict {
     }
     v
 }
+
+/// A fix that jumps away from both its neighbours and back (they are close to each other, it is
+/// far from both, further than their confidence allows): a GPS outlier, which must not make a
+/// hit certain on its own.
+fn is_spike(fixes: &[Fix], i: usize, max_gap_ms: i64) -> bool {
+    let (Some(prev), Some(next)) = (
+        i.checked_sub(1).and_then(|j| fixes.get(j)),
+        fixes.get(i + 1),
+    ) else {
+        return false;
+    };
+    let f = &fixes[i];
+    if f.point.t_ms - prev.point.t_ms > max_gap_ms || next.point.t_ms - f.point.t_ms > max_gap_ms {
+        return false;
+    }
+    let dist = |a: &PathPoint, b: &PathPoint| (a.x_m - b.x_m).hypot(a.y_m - b.y_m);
+    let (out, back, across) = (
+        dist(&prev.point, &f.point),
+        dist(&f.point, &next.point),
+        dist(&prev.point, &next.point),
+    );
+    let slack_m = (2.0
+        * (f.point.precision_m + prev.point.precision_m.max(next.point.precision_m)))
+    .max(SPIKE_MIN_M);
+    out > slack_m && back > slack_m && across < 0.5 * out.min(back)
+}
+
+/// A jump shorter than this is never called an outlier.
+const SPIKE_MIN_M: f64 = 50.0;
 
 /// Metres rounded to 0.1 m (stable output, no false precision).
 fn round_dm(m: f64) -> f64 {
