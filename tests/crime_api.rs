@@ -208,7 +208,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     );
     assert_eq!(json(&body), serde_json::json!([]));
 
-    // The hub sees the pending hit: the walk-past between two fixes outside the vicinity.
+    // The hub sees the pending hit.
     let hits = hits_of(&server, &hub, "?batch=AVS20260329");
     assert_eq!(hits.len(), 1, "{hits:?}");
     let hit = &hits[0];
@@ -216,7 +216,8 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     assert_eq!(hit["activation"], "A1");
     assert_eq!(hit["person"], "P1");
     assert_eq!(hit["crime_ref"], "AVS/1");
-    assert_eq!(hit["certainty"], "possible", "seen only between fixes");
+    // The fixes 75 m either side of the crime (81 m away, 5 m precision) are wholly inside.
+    assert_eq!(hit["certainty"], "certain");
     assert_eq!(hit["weaker_evidence"], false);
     assert!(
         (hit["closest_m"].as_f64().unwrap() - 30.0).abs() < 1.0,
