@@ -560,3 +560,69 @@ fn public_street_level_file_is_a_map_overlay_only() {
     let (_, body) = call(&server, "GET", "/v1/hits", Some(&hub), PURPOSE, None);
     assert_eq!(json(&body), serde_json::json!([]));
 }
+
+#[test]
+fn crimes_check_and_import_commands() {
+    let crimes = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/crimes");
+    // Offline validation: clean exits 0, a batch with bad rows exits 1 and lists them.
+    let check = |file: &str| {
+        std::process::Command::new(bin())
+            .args(["crimes", "check"])
+            .arg(crimes.join(file))
+            .output()
+            .unwrap()
+    };
+    let clean = check("clean.csv");
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    assert_eq!(
+        json(&String::from_utf8_lossy(&clean.stdout))["status"],
+        "successful"
+    );
+    let mixed = check("mixed.csv");
+    assert_eq!(mixed.status.code(), Some(1));
+    let report = json(&String::from_utf8_lossy(&mixed.stdout));
+    assert_eq!(report["status"], "partial");
+    assert!(report["errors"].as_array().unwrap().len() >= 18);
+
+    // Import into a running server with the hub's token from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hub = add_user(&data, "hana", "hub", &[]);
+    let token_file = dir.path().join("hub.token");
+    std::fs::write(&token_file, &hub).unwrap();
+    let server = Server::start(&data, None, &[]);
+    let out = std::process::Command::new(bin())
+        .args(["crimes", "import", "--server"])
+        .arg(format!("http://{}", server.http_addr))
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg(crimes.join("clean.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report["status"], "successful");
+    assert_eq!(report["source"], "clean.csv");
+    let (_, body) = call(&server, "GET", "/v1/crimes/batches", Some(&hub), None, None);
+    assert_eq!(json(&body).as_array().unwrap().len(), 1);
+    // A wrong token is a clear refusal, not a crash.
+    std::fs::write(&token_file, "nope").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["crimes", "import", "--server"])
+        .arg(format!("http://{}", server.http_addr))
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg(crimes.join("clean.csv"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
