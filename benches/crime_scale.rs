@@ -20,6 +20,17 @@ use tagstream::rules::hits::HitsConfig;
 use tagstream::store::trails::{TrailConfig, TrailStore};
 use trail_synth::{activation_name, Rng, Walker, DAY_MS, MIN_MS, START_MS};
 
+/// User + system CPU time of this process so far, seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -160,19 +171,23 @@ fn main() {
     }
     let candidates_s = started.elapsed().as_secs_f64();
     let mut runs = Vec::new();
+    let mut cpu_runs = Vec::new();
     let mut last_hits = 0;
     for _ in 0..3 {
         let mut matcher = HitMatcher::new(hits_config);
+        let cpu_before = cpu_seconds();
         let started = Instant::now();
         let slots = matcher.add_crimes(crimes.clone());
         let changes = matcher.match_crimes(&store, &slots).expect("match");
         runs.push(started.elapsed().as_secs_f64());
+        cpu_runs.push(cpu_seconds() - cpu_before);
         last_hits = changes
             .iter()
             .filter(|c| matches!(c, HitChange::Upsert(_)))
             .count();
     }
     runs.sort_by(f64::total_cmp);
+    cpu_runs.sort_by(f64::total_cmp);
     println!(
         "{}",
         serde_json::json!({
@@ -187,6 +202,10 @@ fn main() {
             "retrospective_s_runs": runs,
             "retrospective_s_median": runs[runs.len() / 2],
             "crimes_per_s": n_crimes as f64 / runs[runs.len() / 2],
+            // CPU seconds (user + system, all threads) per run: what the run costs whatever else
+            // the machine is doing; on 2 idle cores the wall time approaches half of it.
+            "retrospective_cpu_s_runs": cpu_runs,
+            "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         })
     );
 }

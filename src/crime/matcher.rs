@@ -302,13 +302,15 @@ impl HitMatcher {
         meeting: Option<(TimeMs, TimeMs)>,
     ) -> Result<Option<Hit>, TrailError> {
         let crime = &self.crimes[slot as usize];
-        // Most candidates are not hits: decide on the positions that can matter (only a gap
-        // either side of when the path can meet the box), and read the evidence only for a hit.
+        // Most candidates are not hits: decide on the positions that can matter (when the path
+        // can meet the box, within a gap of the window), and read the evidence only for a hit.
         let gap_ms = self.config.max_gap_s * 1000;
         let (mut lo, mut hi) = (crime.from_ms - gap_ms, crime.to_ms + gap_ms);
+        // The candidate's range already holds both ends of every segment that meets the box
+        // (an envelope covers its block's fixes and the fix before it), so no gap is added.
         if let Some((from, to)) = meeting {
-            lo = lo.max(from - gap_ms);
-            hi = hi.min(to + gap_ms);
+            lo = lo.max(from);
+            hi = hi.min(to);
         }
         if hi < lo {
             return Ok(None);

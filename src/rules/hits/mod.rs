@@ -131,34 +131,38 @@ fn project<'a>(
         ReadingBody::Position(p) => (r.t_ms, p.lat_e7, p.lon_e7, p.precision_cm, p.source),
         _ => (r.t_ms, 0, 0, 0, PositionSource::Gps),
     };
-    let mut window: Vec<&Reading> = positions
-        .iter()
-        .filter(|r| r.t_ms >= from_ms && r.t_ms <= to_ms)
-        .filter(|r| matches!(r.body, ReadingBody::Position(_)))
-        .collect();
-    if !window.is_sorted_by_key(|r| key(r)) {
-        window.sort_by_key(|r| key(r));
-    }
-    window.dedup_by(|a, b| a == b);
+    let in_range = |r: &&Reading| {
+        r.t_ms >= from_ms && r.t_ms <= to_ms && matches!(r.body, ReadingBody::Position(_))
+    };
     let projection = LocalProjection::new(crime.lat, crime.lon);
-    window
-        .into_iter()
-        .filter_map(|r| match &r.body {
-            ReadingBody::Position(p) => {
-                let (x_m, y_m) = projection.to_xy(p.lat(), p.lon());
-                Some(Fix {
-                    point: PathPoint {
-                        t_ms: r.t_ms,
-                        x_m,
-                        y_m,
-                        precision_m: p.precision_m(),
-                    },
-                    position: p,
-                })
-            }
-            _ => None,
-        })
-        .collect()
+    let fix = |r: &'a Reading| match &r.body {
+        ReadingBody::Position(p) => {
+            let (x_m, y_m) = projection.to_xy(p.lat(), p.lon());
+            Some(Fix {
+                point: PathPoint {
+                    t_ms: r.t_ms,
+                    x_m,
+                    y_m,
+                    precision_m: p.precision_m(),
+                },
+                position: p,
+            })
+        }
+        _ => None,
+    };
+    // The usual case, already in canonical order without duplicates: project straight away.
+    let ordered = positions
+        .iter()
+        .filter(in_range)
+        .map(key)
+        .is_sorted_by(|a, b| a < b);
+    if ordered {
+        return positions.iter().filter(in_range).filter_map(fix).collect();
+    }
+    let mut window: Vec<&Reading> = positions.iter().filter(in_range).collect();
+    window.sort_by_key(|r| key(r));
+    window.dedup_by(|a, b| a == b);
+    window.into_iter().filter_map(fix).collect()
 }
 
 /// Whether the trail qualifies for a hit at all: the verdict of [`evaluate`] without building

@@ -613,7 +613,24 @@ impl TrailStore {
         blocks: &[BlockRecord],
         out: &mut Vec<Reading>,
     ) -> Result<(), TrailError> {
-        let mut buf = Vec::new();
+        thread_local! {
+            /// One block buffer per reading thread, reused across reads (crime matching reads
+            /// hundreds of thousands of small blocks).
+            static BLOCK_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BLOCK_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            self.read_blocks_with(id, blocks, out, &mut buf)
+        })
+    }
+
+    fn read_blocks_with(
+        &self,
+        id: u32,
+        blocks: &[BlockRecord],
+        out: &mut Vec<Reading>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), TrailError> {
         let files: Vec<Option<Arc<File>>> = {
             let map = self.inner.files.read();
             blocks.iter().map(|b| map.get(&b.file).cloned()).collect()
@@ -632,15 +649,14 @@ impl TrailStore {
             let Some(file) = file else {
                 return Err(TrailError::MissingDataFile { path });
             };
-            let result =
-                chunk_file::read_block(&file, &path, b.offset, b.len_bytes, b.crc, &mut buf)
-                    .and_then(|()| {
-                        decode_block(&buf, out).map_err(|source| TrailError::Corrupt {
-                            path: path.clone(),
-                            offset: b.offset,
-                            source,
-                        })
-                    });
+            let result = chunk_file::read_block(&file, &path, b.offset, b.len_bytes, b.crc, buf)
+                .and_then(|()| {
+                    decode_block(buf, out).map_err(|source| TrailError::Corrupt {
+                        path: path.clone(),
+                        offset: b.offset,
+                        source,
+                    })
+                });
             if let Err(e) = result {
                 // Removed (and erased) by retention since the read was planned: skip it.
                 if !self.inner.index.read().has_block(id, b.file, b.offset) {
