@@ -47,6 +47,9 @@ pub struct EvalInput<'a> {
     pub settle_ms: TimeMs,
     pub coverage_ms: Option<TimeMs>,
     pub clock_ms: TimeMs,
+    /// Intervals `[from, to)` when the tag was known to be dead (`battery_dead` until it was
+    /// heard from again; `to` is `TimeMs::MAX` while it still is): nothing can be seen then.
+    pub dead: &'a [(TimeMs, TimeMs)],
 }
 
 impl EvalInput<'_> {
@@ -61,6 +64,10 @@ impl EvalInput<'_> {
     fn fresh_at(&self, t_ms: TimeMs) -> bool {
         let idx = self.runs.partition_point(|r| r.first_ms <= t_ms);
         idx > 0 && self.runs[idx - 1].last_ms >= t_ms - self.max_age_ms
+    }
+
+    fn dead_at(&self, t_ms: TimeMs) -> bool {
+        self.dead.iter().any(|&(a, b)| a <= t_ms && t_ms < b)
     }
 }
 
@@ -105,24 +112,45 @@ struct StateEvent {
     evidence: Option<Reading>,
 }
 
-/// Definite state changes from runs (see the module doc), from run index `from` on.
-fn state_events(runs: &[Run], away_min_fixes: u32) -> Vec<StateEvent> {
+/// Definite state changes from runs (see the module doc).
+///
+/// A return home is dated from the first observation after the last away one when only
+/// uncertain observations (each within `max_gap_ms` of the previous one) lead up to the home
+/// observation: those show the tag reporting without placing the person away, which is what an
+/// arrival indoors looks like (GPS fails indoors, the tag falls back to Wi-Fi/LBS fixes whose
+/// circles overlap the address, and the first precise fix can come many minutes later).
+fn state_events(runs: &[Run], away_min_fixes: u32, max_gap_ms: TimeMs) -> Vec<StateEvent> {
     let mut out = Vec::new();
     // (first away time, evidence, count, already emitted)
     let mut pending: Option<(TimeMs, Option<Reading>, u32, bool)> = None;
+    // The first of an unbroken chain of uncertain observations since the last away one.
+    let mut uncertain_since: Option<(TimeMs, Option<Reading>)> = None;
+    let mut prev_last: Option<TimeMs> = None;
     for run in runs {
+        let contiguous = prev_last.is_some_and(|p| run.first_ms - p <= max_gap_ms);
+        prev_last = Some(run.last_ms);
+        if !contiguous {
+            uncertain_since = None;
+        }
         match run.class {
             Presence::Home => {
                 pending = None;
                 if out.last().is_none_or(|e: &StateEvent| !e.home) {
+                    let away = out.last().is_some_and(|e: &StateEvent| !e.home);
+                    let (t_ms, evidence) = match uncertain_since {
+                        Some((u, ev)) if away => (u, run.evidence.or(ev)),
+                        _ => (run.first_ms, run.evidence),
+                    };
                     out.push(StateEvent {
-                        t_ms: run.first_ms,
+                        t_ms,
                         home: true,
-                        evidence: run.evidence,
+                        evidence,
                     });
                 }
+                uncertain_since = None;
             }
             Presence::Away => {
+                uncertain_since = None;
                 let p = pending.get_or_insert((run.first_ms, run.evidence, 0, false));
                 p.2 = p.2.saturating_add(run.n);
                 if p.2 >= away_min_fixes.max(1) && !p.3 {
@@ -134,7 +162,11 @@ fn state_events(runs: &[Run], away_min_fixes: u32) -> Vec<StateEvent> {
                     });
                 }
             }
-            Presence::Uncertain => {}
+            Presence::Uncertain => {
+                if uncertain_since.is_none() && contiguous {
+                    uncertain_since = Some((run.first_ms, run.evidence));
+                }
+            }
         }
     }
     out
@@ -178,6 +210,7 @@ pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
     let events = state_events(
         window_runs(input.runs, w, input.max_age_ms),
         input.away_min_fixes,
+        input.max_age_ms,
     );
 
     let mut home_seen =
@@ -198,7 +231,10 @@ pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
         let next = events.get(i).filter(|e| e.t_ms <= w.end_ms);
         if !commencement_done && next.is_none_or(|e| e.t_ms > tc) {
             commencement_done = true;
-            if !home_seen && open.is_none() {
+            if !home_seen && open.is_none() && input.dead_at(tc) {
+                // The tag was dead at the check: nothing can be seen, so nothing is claimed
+                // (the health rule raises AL23; stale evidence from before is no verdict).
+            } else if !home_seen && open.is_none() {
                 if input.fresh_at(tc) {
                     match state_at(&events, tc) {
                         Some(e) if !e.home => {
