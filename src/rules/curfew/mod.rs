@@ -73,7 +73,7 @@ pub struct CurfewConfig {
 impl Default for CurfewConfig {
     fn default() -> Self {
         Self {
-            gps_away_min_fixes: 2,
+            gps_away_min_fixes: 3,
             gps_max_age_ms: 10 * MINUTE_MS,
             rf_max_age_ms: 12 * 60 * MINUTE_MS,
             settle_ms: 15 * MINUTE_MS,
@@ -492,6 +492,7 @@ impl CurfewRule {
         // Data reaching a decision point decides it, or re-decides one the clock decided; data
         // older than a point the clock decided may change that decision.
         (reshaped && in_range)
+            || (!w.commencement_settled && t_ms >= w.spec.check_ms())
             || crossed(w.spec.check_ms())
             || crossed(w.spec.end_ms)
             || w.clock_decided_ms.is_some_and(|d| t_ms <= d)

@@ -186,6 +186,24 @@ fn window_runs<'r>(runs: &'r [Run], w: &WindowSpec, max_age_ms: TimeMs) -> &'r [
     &runs[start..end.max(start)]
 }
 
+/// Whether the state at `tc` is away only by an away observation older than the maximum age,
+/// with nothing but uncertain observations after it (so far).
+fn stale_away(runs: &[Run], events: &[StateEvent], tc: TimeMs, input: &EvalInput<'_>) -> bool {
+    if state_at(events, tc).is_none_or(|e| e.home) {
+        return false;
+    }
+    let before = runs.partition_point(|r| r.first_ms <= tc);
+    let last_away = runs[..before]
+        .iter()
+        .rev()
+        .find(|r| r.class == Presence::Away)
+        .map(|r| r.last_ms.min(tc));
+    last_away.is_some_and(|a| tc - a > input.max_age_ms)
+        && runs[before..]
+            .iter()
+            .all(|r| r.class == Presence::Uncertain)
+}
+
 fn state_at(events: &[StateEvent], t_ms: TimeMs) -> Option<&StateEvent> {
     let idx = events.partition_point(|e| e.t_ms <= t_ms);
     idx.checked_sub(1).map(|i| &events[i])
@@ -206,12 +224,15 @@ pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
     if !input.settled(tc) {
         return verdict;
     }
+    let runs = window_runs(input.runs, w, input.max_age_ms);
+    let events = state_events(runs, input.away_min_fixes, input.max_age_ms);
+    let waited = tc.saturating_add(input.settle_ms);
+    if input.clock_ms < waited && !input.covered(waited) && stale_away(runs, &events, tc, input) {
+        // Away only by evidence older than the maximum age, and only uncertain observations
+        // since (often an arrival indoors): wait, up to `settle_ms`, for a definite one.
+        return verdict;
+    }
     verdict.commencement_settled = true;
-    let events = state_events(
-        window_runs(input.runs, w, input.max_age_ms),
-        input.away_min_fixes,
-        input.max_age_ms,
-    );
 
     let mut home_seen =
         input.fresh_at(w.start_ms) && state_at(&events, w.start_ms).is_some_and(|e| e.home);
