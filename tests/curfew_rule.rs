@@ -672,6 +672,13 @@ fn an_indoor_arrival_is_dated_from_the_first_fix_that_no_longer_places_the_perso
         arrival(10, "2026-03-02T18:58:00Z", "2026-03-02T19:12:00Z"),
         Vec::<String>::new()
     );
+    // Grace 5: 120 m out at 19:01, Wi-Fi from 19:04, first GPS fix at home at 19:09. Arrival by
+    // the check (19:05) cannot be excluded until that fix: the rule waits for it (up to
+    // `settle_ms`) rather than raising an AL08 it would withdraw four minutes later.
+    assert_eq!(
+        arrival(5, "2026-03-02T19:01:00Z", "2026-03-02T19:09:00Z"),
+        Vec::<String>::new()
+    );
 }
 
 /// A GPS tag that went flat before the window: nothing is seen all night, and that is the

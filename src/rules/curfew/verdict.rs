@@ -186,22 +186,24 @@ fn window_runs<'r>(runs: &'r [Run], w: &WindowSpec, max_age_ms: TimeMs) -> &'r [
     &runs[start..end.max(start)]
 }
 
-/// Whether the state at `tc` is away only by an away observation older than the maximum age,
-/// with nothing but uncertain observations after it (so far).
+/// Whether the state at `tc` is away only by an away observation that uncertain observations
+/// have followed since, starting by `tc` (or by one older than the maximum age): a return may
+/// have happened before the check and the first definite observation is what tells.
 fn stale_away(runs: &[Run], events: &[StateEvent], tc: TimeMs, input: &EvalInput<'_>) -> bool {
     if state_at(events, tc).is_none_or(|e| e.home) {
         return false;
     }
     let before = runs.partition_point(|r| r.first_ms <= tc);
-    let last_away = runs[..before]
+    let Some(last_away) = runs[..before]
         .iter()
-        .rev()
-        .find(|r| r.class == Presence::Away)
-        .map(|r| r.last_ms.min(tc));
-    last_away.is_some_and(|a| tc - a > input.max_age_ms)
-        && runs[before..]
-            .iter()
-            .all(|r| r.class == Presence::Uncertain)
+        .rposition(|r| r.class == Presence::Away)
+    else {
+        return false;
+    };
+    let after = &runs[last_away + 1..];
+    let since_before_tc = after.first().is_some_and(|r| r.first_ms <= tc);
+    let old = tc - runs[last_away].last_ms.min(tc) > input.max_age_ms;
+    (since_before_tc || old) && after.iter().all(|r| r.class == Presence::Uncertain)
 }
 
 fn state_at(events: &[StateEvent], t_ms: TimeMs) -> Option<&StateEvent> {
@@ -228,8 +230,8 @@ pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
     let events = state_events(runs, input.away_min_fixes, input.max_age_ms);
     let waited = tc.saturating_add(input.settle_ms);
     if input.clock_ms < waited && !input.covered(waited) && stale_away(runs, &events, tc, input) {
-        // Away only by evidence older than the maximum age, and only uncertain observations
-        // since (often an arrival indoors): wait, up to `settle_ms`, for a definite one.
+        // Away only by evidence that uncertain observations have followed since before the
+        // check (often an arrival indoors): wait, up to `settle_ms`, for a definite one.
         return verdict;
     }
     verdict.commencement_settled = true;
