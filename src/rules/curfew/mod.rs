@@ -579,8 +579,8 @@ impl Rule for CurfewRule {
             }
             ReadingBody::Event(crate::model::DeviceEvent::HmuPowerRestored) => {
                 if let Some(last) = self.hmu_off.last_mut() {
-                    if last.1 == TimeMs::MAX {
-                        last.1 = t.max(last.0);
+                    if last.1 == TimeMs::MAX && t >= last.0 {
+                        last.1 = t;
                     }
                 }
             }
@@ -592,11 +592,13 @@ impl Rule for CurfewRule {
                 | ReadingBody::Tac(_)
                 | ReadingBody::Event(crate::model::DeviceEvent::Charging)
         );
-        if revives && self.tag_dead {
+        // A sign of life from before the death (a stored reading uploaded late) revives nothing.
+        let dead_since = self.dead.last().filter(|d| d.1 == TimeMs::MAX).map(|d| d.0);
+        if revives && self.tag_dead && dead_since.is_none_or(|d| t >= d) {
             self.tag_dead = false;
             if let Some(last) = self.dead.last_mut() {
                 if last.1 == TimeMs::MAX {
-                    last.1 = t.max(last.0);
+                    last.1 = t;
                 }
             }
         }
