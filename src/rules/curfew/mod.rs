@@ -49,7 +49,8 @@ const MINUTE_MS: TimeMs = 60_000;
 #[serde(default, deny_unknown_fields)]
 pub struct CurfewConfig {
     /// Away fixes (GPS/LBS/Wi-Fi) needed, with no home fix between, before the person counts as
-    /// gone: one drifting fix does not raise AL10. RF needs one reading.
+    /// gone: one drifting fix, or two multipath outliers in a row, does not raise AL10. RF needs
+    /// one reading.
     pub gps_away_min_fixes: u32,
     /// A fix supports a presence state for this long; with no observation within it before the
     /// commencement check the state is unknown (no data). Also the gap that splits runs.

@@ -9,13 +9,17 @@
 //! For a window `[ws, we)` with grace g and commencement check at `tc = ws + g`:
 //! 1. Nothing is decided until tc is *settled*: the activation's data reaches tc, or the clock is
 //!    `settle_ms` past it (the tag's upload lag is waited for, then the rule decides on what it has).
+//!    Away at tc only by an observation that uncertain ones have followed since before tc (or one
+//!    older than `max_age_ms`): wait up to `settle_ms` for a definite observation. A tc at which
+//!    the tag was known dead raises nothing (`dead`).
 //! 2. Home at some point in `[ws, tc]` (or home at ws) means no commencement breach. A departure
 //!    after having been home is a *departure* episode (AL10) whenever it happens.
 //! 3. Never home from ws to tc: if there is an observation within `max_age_ms` before tc, the state
 //!    decides — away: **AL08** (confirmed) from ws; only uncertain fixes: presumed home (no breach is
 //!    raised without evidence of absence). With no observation at all (no data): **AL08 possible**
 //!    from ws — absence of data is not presence.
-//! 4. A return home (at r ≤ we) closes the open episode: a commencement episode becomes AL08
+//! 4. A return home (at r ≤ we; r is the first of the uncertain observations that led up to the
+//!    home one from the last away one, if any) closes the open episode: a commencement episode becomes AL08
 //!    `[ws, r]` plus an **AL09** `[r, r]`; a departure AL10 `[t, r]`.
 //! 5. When we is settled with an episode still open: commencement → **AL12** `[ws, we]`, departure →
 //!    **AL11** `[t, we]`.
