@@ -22,6 +22,11 @@
 //!   precision are computed the same way.
 //! - Alert types that carry a `confidence` get a second row, `type [confirmed]`, scoring only the
 //!   confirmed alerts (possible ones left out of both precision and recall).
+//! - A *withdrawn* alert (a curfew alert re-emitted with `end = start` and no `confidence`: later
+//!   data showed it never happened, `docs/rules.md`) is the rule's retraction, not a claim: it is
+//!   left out of the alerts and counted in the row's `withdrawn` (shown under the table), so a
+//!   possible breach raised on silence and withdrawn when the backlog arrived stays visible
+//!   without being scored as a false alarm.
 //! - Undefined ratios (nothing to divide by) are reported as `null` / `-`.
 
 use crate::model::time::parse_time;
@@ -124,6 +129,8 @@ pub struct ScoreRow {
     pub false_alerts: usize,
     pub precision: Option<f64>,
     pub recall: Option<f64>,
+    /// Withdrawn alerts (retractions), left out of `alerts`.
+    pub withdrawn: usize,
 }
 
 impl ScoreRow {
@@ -140,6 +147,7 @@ impl ScoreRow {
         self.matched += o.matched;
         self.alerts += o.alerts;
         self.false_alerts += o.false_alerts;
+        self.withdrawn += o.withdrawn;
     }
 }
 
@@ -196,6 +204,18 @@ impl ScoreReport {
                 fmt_ratio(r.recall)
             ));
         }
+        let withdrawn: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|r| r.withdrawn > 0)
+            .map(|r| format!("{} {}", r.key, r.withdrawn))
+            .collect();
+        if !withdrawn.is_empty() {
+            s.push_str(&format!(
+                "withdrawn (retracted by later data, not scored): {}\n",
+                withdrawn.join(", ")
+            ));
+        }
         s.push_str(&format!("tolerance: {} s\n", self.tolerance_ms / 1000));
         if self.skipped_records > 0 {
             s.push_str(&format!(
@@ -218,6 +238,11 @@ fn item_act(i: &Item) -> Option<&str> {
 
 fn rec_act(r: &Record) -> Option<&str> {
     r.activation.as_deref()
+}
+
+/// A curfew alert re-emitted as withdrawn: `end = start` and no `confidence`.
+fn withdrawn(i: &Item) -> bool {
+    i.rec.kind == "curfew_violation" && i.rec.confidence.is_none() && i.end_ms == i.start_ms
 }
 
 fn parse_item(rec: Record) -> Option<Item> {
@@ -333,9 +358,17 @@ pub fn score(
         .cloned()
         .filter_map(parse_item)
         .collect();
-    let alert_items: Vec<Item> = alerts.iter().cloned().filter_map(parse_item).collect();
+    let parsed: Vec<Item> = alerts.iter().cloned().filter_map(parse_item).collect();
     let skipped =
-        truth.iter().filter(scored).count() - truth_items.len() + alerts.len() - alert_items.len();
+        truth.iter().filter(scored).count() - truth_items.len() + alerts.len() - parsed.len();
+    let (withdrawn_items, alert_items): (Vec<Item>, Vec<Item>) =
+        parsed.into_iter().partition(withdrawn);
+    let withdrawn_count = |kind: &str, code: Option<&str>| {
+        withdrawn_items
+            .iter()
+            .filter(|i| i.rec.kind == kind && code.is_none_or(|c| i.rec.code.as_deref() == Some(c)))
+            .count()
+    };
     let mut kinds: Vec<String> = ALERT_TYPES.iter().map(|s| s.to_string()).collect();
     for a in &alert_items {
         if !kinds.contains(&a.rec.kind) {
@@ -366,12 +399,17 @@ pub fn score(
         if t.is_empty() && a.is_empty() {
             continue;
         }
-        let row = match_group(kind.clone(), &t, &a, item_act, det, corr, close);
+        let mut row = match_group(kind.clone(), &t, &a, item_act, det, corr, close);
+        row.withdrawn = withdrawn_count(kind, None);
         total.add(&row);
         rows.push(row);
     }
     let mut codes: BTreeMap<String, ()> = BTreeMap::new();
-    for i in truth_items.iter().chain(alert_items.iter()) {
+    for i in truth_items
+        .iter()
+        .chain(alert_items.iter())
+        .chain(withdrawn_items.iter())
+    {
         if i.rec.kind == "curfew_violation" {
             if let Some(c) = &i.rec.code {
                 codes.insert(c.clone(), ());
@@ -381,7 +419,7 @@ pub fn score(
     for code in codes.keys() {
         let t = group(&truth_items, "curfew_violation", Some(code));
         let a = group(&alert_items, "curfew_violation", Some(code));
-        rows.push(match_group(
+        let mut row = match_group(
             format!("curfew_violation/{code}"),
             &t,
             &a,
@@ -389,7 +427,9 @@ pub fn score(
             det,
             corr,
             close,
-        ));
+        );
+        row.withdrawn = withdrawn_count("curfew_violation", Some(code));
+        rows.push(row);
     }
     // Alert types that carry a confidence: the same comparison with confirmed alerts only.
     for kind in &kinds {
@@ -459,7 +499,7 @@ pub fn score(
         hits: hits_row,
         hits_certain,
         skipped_records: skipped,
-        rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall; hits by activation+force+crime_ref(+version)".into(),
+        rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall; withdrawn curfew alerts (end = start, no confidence) counted apart, not as alerts; hits by activation+force+crime_ref(+version)".into(),
     }
 }
 
@@ -651,6 +691,35 @@ mod tests {
         let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
         assert_eq!(r.skipped_records, 2);
         assert!(r.to_table().contains("skipped (no valid start/end): 2"));
+    }
+
+    #[test]
+    fn withdrawn_curfew_alerts_are_counted_apart_not_as_false_alarms() {
+        let truth = vec![rec(
+            r#"{"type":"curfew_violation","code":"AL12","activation":"A1","start":"2026-03-02T19:00:00Z","end":"2026-03-03T07:00:00Z"}"#,
+        )];
+        let alerts = vec![
+            rec(
+                r#"{"type":"curfew_violation","code":"AL12","activation":"A1","start":"2026-03-02T19:00:00Z","end":"2026-03-03T07:00:00Z","confidence":"confirmed"}"#,
+            ),
+            // A possible AL08 raised on silence, withdrawn when the backlog showed the person home.
+            rec(
+                r#"{"type":"curfew_violation","code":"AL08","activation":"A2","start":"2026-03-02T19:00:00Z","end":"2026-03-02T19:00:00Z","late":true}"#,
+            ),
+            // An AL09 is [r, r] too, but it carries a confidence: a real alert (here a false one).
+            rec(
+                r#"{"type":"curfew_violation","code":"AL09","activation":"A3","start":"2026-03-02T19:40:00Z","end":"2026-03-02T19:40:00Z","confidence":"confirmed"}"#,
+            ),
+        ];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        let cv = row(&r, "curfew_violation");
+        assert_eq!((cv.alerts, cv.false_alerts, cv.withdrawn), (2, 1, 1));
+        let al08 = row(&r, "curfew_violation/AL08");
+        assert_eq!((al08.alerts, al08.withdrawn, al08.precision), (0, 1, None));
+        assert_eq!(row(&r, "curfew_violation/AL09").false_alerts, 1);
+        assert!(r
+            .to_table()
+            .contains("withdrawn (retracted by later data, not scored): curfew_violation 1, curfew_violation/AL08 1"));
     }
 
     #[test]

@@ -157,7 +157,7 @@ fn al08_late_return_is_updated_in_place_and_closed_by_al09() {
     );
     assert!(alerts
         .iter()
-        .all(|a| a.rule == "curfew/2" && a.person == "P1"));
+        .all(|a| a.rule == "curfew/3" && a.person == "P1"));
     assert!(!alerts[0].evidence.is_empty());
 }
 
@@ -556,13 +556,15 @@ fn a_marginal_network_fix_and_one_multipath_outlier_are_not_a_departure() {
         track("2026-03-02T23:03:00Z", "2026-03-03T08:00:00Z", 2, HOME),
     ]);
     assert!(summary(&run(&o, vec![("T1", readings.clone())])).is_empty());
-    // The same LBS fix far enough out does count: with a second GPS fix that is a departure.
+    // The same LBS fix far enough out does count: with two more GPS fixes that is a departure
+    // (`gps_away_min_fixes` = 3).
     let far = (HOME.0 + 0.05, HOME.1); // about 5.6 km
     let departed = cat(vec![
         track("2026-03-02T18:00:00Z", "2026-03-02T23:00:00Z", 2, HOME),
         vec![
             fix_at(t("2026-03-02T23:01:00Z"), far, 800.0, PositionSource::Lbs),
             fix_at(t("2026-03-02T23:02:00Z"), far, 15.0, PositionSource::Gps),
+            fix_at(t("2026-03-02T23:03:00Z"), far, 15.0, PositionSource::Gps),
         ],
         track("2026-03-02T23:40:00Z", "2026-03-03T08:00:00Z", 2, HOME),
     ]);
@@ -615,5 +617,142 @@ fn rf_absence_while_the_tag_is_dead_is_not_a_breach() {
     assert_eq!(
         summary(&run(&o, vec![("T1", next)])),
         vec!["AL12 03-02T19:00..03-03T07:00 confirmed"]
+    );
+}
+
+/// Two consecutive multipath outliers (seen in the simulator: 387 m then 186 m out, each with a
+/// "good" precision, indoors at 05:37) are not a departure: a departure needs three away fixes
+/// with no home fix between (`gps_away_min_fixes`), and a third outlier in a row is far rarer.
+#[test]
+fn two_consecutive_multipath_outliers_are_not_a_departure() {
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let readings = cat(vec![
+        track("2026-03-02T18:00:00Z", "2026-03-03T05:37:00Z", 2, HOME),
+        vec![
+            fix_at(t("2026-03-03T05:37:00Z"), TOWN, 23.0, PositionSource::Gps),
+            fix_at(t("2026-03-03T05:38:00Z"), TOWN, 30.0, PositionSource::Gps),
+        ],
+        track("2026-03-03T05:39:00Z", "2026-03-03T08:00:00Z", 2, HOME),
+    ]);
+    let alerts = run(&o, vec![("T1", readings)]);
+    assert!(summary(&alerts).is_empty(), "{:?}", summary(&alerts));
+}
+
+/// Arriving home indoors: the last fix on the way places the person 120 m out, then GPS fails
+/// and the tag sends Wi-Fi/LBS fixes whose circles overlap the address (uncertain), and the
+/// first precise home fix comes minutes later. The return is dated from the first fix that no
+/// longer places the person away, not from that precise fix.
+#[test]
+fn an_indoor_arrival_is_dated_from_the_first_fix_that_no_longer_places_the_person_away() {
+    let street = (HOME.0 + 0.0011, HOME.1); // about 120 m out
+    let arrival = |grace: u32, last_out: &str, first_in: &str| {
+        let o = orders(&daily(grace), "2026-03-02", "2026-03-31");
+        let (a, b) = (t(last_out), t(first_in));
+        let mut readings = track("2026-03-02T18:00:00Z", last_out, 1, TOWN);
+        readings.push(fix_at(a, street, 5.0, PositionSource::Gps));
+        let mut x = a + 3 * MIN;
+        while x < b {
+            readings.push(fix_at(x, HOME, 250.0, PositionSource::Wifi));
+            x += 3 * MIN;
+        }
+        readings.extend(track(first_in, "2026-03-03T08:00:00Z", 2, HOME));
+        summary(&run(&o, vec![("T1", readings)]))
+    };
+    // Late return: in at about 19:43 (first Wi-Fi fix), first GPS fix at home at 19:52.
+    assert_eq!(
+        arrival(5, "2026-03-02T19:40:00Z", "2026-03-02T19:52:00Z"),
+        vec![
+            "AL08 03-02T19:00..03-02T19:43 confirmed",
+            "AL09 03-02T19:43..03-02T19:43 confirmed"
+        ]
+    );
+    // Within a 10-minute grace: in at 19:01, first GPS fix at home only at 19:12 (after the
+    // commencement check at 19:10). No breach.
+    assert_eq!(
+        arrival(10, "2026-03-02T18:58:00Z", "2026-03-02T19:12:00Z"),
+        Vec::<String>::new()
+    );
+    // Grace 5: 120 m out at 19:01, Wi-Fi from 19:04, first GPS fix at home at 19:09. Arrival by
+    // the check (19:05) cannot be excluded until that fix: the rule waits for it (up to
+    // `settle_ms`) rather than raising an AL08 it would withdraw four minutes later.
+    assert_eq!(
+        arrival(5, "2026-03-02T19:01:00Z", "2026-03-02T19:09:00Z"),
+        Vec::<String>::new()
+    );
+}
+
+/// A GPS tag that went flat before the window: nothing is seen all night, and that is the
+/// battery alert's business (AL23), not a possible AL08/AL12 — nor a "confirmed" breach from
+/// the last away fixes before it died.
+#[test]
+fn a_tag_that_is_dead_at_the_window_start_raises_no_curfew_alert() {
+    use tagstream::model::DeviceEvent::{BatteryDead, Charging};
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let clock = (
+        "T2",
+        track("2026-03-02T12:00:00Z", "2026-03-03T09:00:00Z", 5, TOWN),
+    );
+    for last_seen in [HOME, TOWN] {
+        let readings = cat(vec![
+            track("2026-03-02T16:00:00Z", "2026-03-02T16:40:00Z", 1, last_seen),
+            vec![event("2026-03-02T16:40:00Z", BatteryDead)],
+        ]);
+        let revived = vec![
+            event("2026-03-03T08:30:00Z", Charging),
+            fix_at(t("2026-03-03T08:31:00Z"), HOME, 8.0, PositionSource::Gps),
+        ];
+        let alerts = run(&o, vec![("T1", readings), clock.clone(), ("T1", revived)]);
+        assert!(summary(&alerts).is_empty(), "{:?}", summary(&alerts));
+    }
+    // The same silence without a dead battery is still a possible breach.
+    let silent = track("2026-03-02T16:00:00Z", "2026-03-02T16:40:00Z", 1, HOME);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", silent), clock])),
+        vec!["AL12 03-02T19:00..03-03T07:00 possible"]
+    );
+}
+
+/// The home unit lost power while the wearer was out (its last report: out of range) and got it
+/// back at 20:30; the tag's fixes show the wearer home from 18:00. The unit's stale report is no
+/// evidence for the window: a window the unit was off for is judged from the fixes.
+#[test]
+fn a_window_the_home_unit_was_off_for_is_judged_from_the_tags_fixes() {
+    use tagstream::model::DeviceEvent::{HmuPowerLoss, HmuPowerRestored};
+    let o = orders(&daily(5), "2026-03-02", "2026-03-31");
+    let readings = cat(vec![
+        vec![rf("2026-03-02T12:00:00Z", false)],
+        track("2026-03-02T12:00:00Z", "2026-03-02T18:00:00Z", 2, TOWN),
+        vec![
+            rf("2026-03-02T16:30:00Z", false),
+            event("2026-03-02T16:47:00Z", HmuPowerLoss),
+        ],
+        track("2026-03-02T18:00:00Z", "2026-03-03T08:00:00Z", 2, HOME),
+        vec![
+            event("2026-03-02T20:30:00Z", HmuPowerRestored),
+            rf("2026-03-02T20:31:00Z", true),
+        ],
+    ]);
+    let mut readings = readings;
+    readings.sort_by_key(|r| r.t_ms);
+    let alerts = run(&o, vec![("T1", readings.clone())]);
+    assert!(summary(&alerts).is_empty(), "{:?}", summary(&alerts));
+    // Out at the window start by the fixes too: the breach is still seen.
+    let out: Vec<Reading> = readings
+        .into_iter()
+        .map(|mut r| {
+            if r.t_ms < t("2026-03-02T19:30:00Z") {
+                if let ReadingBody::Position(p) = &mut r.body {
+                    p.lat_e7 = (TOWN.0 * 1e7).round() as i32;
+                }
+            }
+            r
+        })
+        .collect();
+    assert_eq!(
+        summary(&run(&o, vec![("T1", out)])),
+        vec![
+            "AL08 03-02T19:00..03-02T19:30 confirmed",
+            "AL09 03-02T19:30..03-02T19:30 confirmed"
+        ]
     );
 }

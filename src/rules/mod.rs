@@ -179,7 +179,7 @@ mod tests {
         let config: RulesConfig =
             toml::from_str("[curfew]\nsettle_ms = 60000\n[zones]\ndwell_ms = 120000\n").unwrap();
         assert_eq!(config.curfew.settle_ms, 60_000);
-        assert_eq!(config.curfew.gps_away_min_fixes, 2);
+        assert_eq!(config.curfew.gps_away_min_fixes, 3);
         assert_eq!(config.zones.dwell_ms, 120_000);
         assert!(toml::from_str::<RulesConfig>("[curfew]\nsettle = 1\n").is_err());
     }

@@ -1,4 +1,4 @@
-//! The curfew rule (`curfew/2`): timetabled windows at up to three addresses, in UK local time,
+//! The curfew rule (`curfew/3`): timetabled windows at up to three addresses, in UK local time,
 //! judged as a state check from RF or GPS presence, with AL08–AL12 alerts.
 //!
 //! - `timetable`: a curfew condition compiled once per order, expanded lazily into UTC windows.
@@ -38,7 +38,7 @@ use timetable::{ActivationWindows, CurfewPlan};
 use verdict::{evaluate, EpisodeKind, EvalInput, Verdict, WindowSpec};
 
 /// Version of the curfew rule, recorded on every alert it raises.
-pub const CURFEW_RULE_VERSION: &str = "curfew/2";
+pub const CURFEW_RULE_VERSION: &str = "curfew/3";
 /// At most this many readings are kept as an alert's evidence.
 pub const MAX_EVIDENCE: usize = 16;
 
@@ -49,7 +49,8 @@ const MINUTE_MS: TimeMs = 60_000;
 #[serde(default, deny_unknown_fields)]
 pub struct CurfewConfig {
     /// Away fixes (GPS/LBS/Wi-Fi) needed, with no home fix between, before the person counts as
-    /// gone: one drifting fix does not raise AL10. RF needs one reading.
+    /// gone: one drifting fix, or two multipath outliers in a row, does not raise AL10. RF needs
+    /// one reading.
     pub gps_away_min_fixes: u32,
     /// A fix supports a presence state for this long; with no observation within it before the
     /// commencement check the state is unknown (no data). Also the gap that splits runs.
@@ -73,7 +74,7 @@ pub struct CurfewConfig {
 impl Default for CurfewConfig {
     fn default() -> Self {
         Self {
-            gps_away_min_fixes: 2,
+            gps_away_min_fixes: 3,
             gps_max_age_ms: 10 * MINUTE_MS,
             rf_max_age_ms: 12 * 60 * MINUTE_MS,
             settle_ms: 15 * MINUTE_MS,
@@ -141,6 +142,11 @@ pub struct CurfewRule {
     /// The tag reported `battery_dead` and nothing has come from it since: the home unit cannot
     /// see a dead tag, so its "out of range" says nothing about where the person is.
     tag_dead: bool,
+    /// When the tag was known dead: `[battery_dead, next sign of life)`, `TimeMs::MAX` if open.
+    dead: Vec<(TimeMs, TimeMs)>,
+    /// When the home unit was without power: `[hmu_power_loss, hmu_power_restored)`. It reports
+    /// nothing then, so its last report before the cut says nothing about the time after it.
+    hmu_off: Vec<(TimeMs, TimeMs)>,
     coverage_ms: Option<TimeMs>,
     clock_ms: TimeMs,
     retired: AbsenceTally,
@@ -179,6 +185,8 @@ impl CurfewRule {
             rf_state: DefiniteState::default(),
             rf_seen: false,
             tag_dead: false,
+            dead: Vec::new(),
+            hmu_off: Vec::new(),
             coverage_ms: None,
             clock_ms: TimeMs::MIN,
         }
@@ -264,7 +272,35 @@ impl CurfewRule {
             for list in &mut self.gps {
                 list.prune_before(keep_from);
             }
+            self.dead.retain(|&(_, to)| to >= keep_from);
+            self.hmu_off.retain(|&(_, to)| to >= keep_from);
         }
+    }
+
+    /// Whether the home unit was without power at some point of `[from, to]`.
+    fn hmu_off_during(&self, from: TimeMs, to: TimeMs) -> bool {
+        self.hmu_off.iter().any(|&(a, b)| a <= to && from < b)
+    }
+
+    /// The presence source of window `w`: RF where the activation has RF readings, except for a
+    /// window the home unit was without power for, which is judged from the tag's fixes when it
+    /// has any (the unit's last report before the cut is stale, the fixes are not).
+    fn runs_for_window(&self, w: &WindowState) -> (&RunList, u32, TimeMs) {
+        let gps = &self.gps[w.address];
+        if self.rf_seen
+            && !gps.is_empty()
+            && self.hmu_off_during(
+                w.spec.start_ms.saturating_sub(self.config.gps_max_age_ms),
+                w.spec.end_ms,
+            )
+        {
+            return (
+                gps,
+                self.config.gps_away_min_fixes,
+                self.config.gps_max_age_ms,
+            );
+        }
+        self.runs_for(w.address)
     }
 
     fn runs_for(&self, address: usize) -> (&RunList, u32, TimeMs) {
@@ -280,7 +316,16 @@ impl CurfewRule {
     }
 
     fn evaluate_window(&self, w: &WindowState) -> Verdict {
-        let (runs, away_min_fixes, max_age_ms) = self.runs_for(w.address);
+        let (runs, away_min_fixes, max_age_ms) = self.runs_for_window(w);
+        // An RF-only verdict cannot see through a power cut at the unit either.
+        let rf_only = self.rf_seen && std::ptr::eq(runs, &self.rf);
+        let blind: Vec<(TimeMs, TimeMs)>;
+        let dead: &[(TimeMs, TimeMs)] = if rf_only && !self.hmu_off.is_empty() {
+            blind = self.dead.iter().chain(&self.hmu_off).copied().collect();
+            &blind
+        } else {
+            &self.dead
+        };
         evaluate(
             &w.spec,
             &EvalInput {
@@ -290,6 +335,7 @@ impl CurfewRule {
                 settle_ms: self.config.settle_ms,
                 coverage_ms: self.coverage_ms,
                 clock_ms: self.clock_ms,
+                dead,
             },
         )
     }
@@ -447,6 +493,7 @@ impl CurfewRule {
         // Data reaching a decision point decides it, or re-decides one the clock decided; data
         // older than a point the clock decided may change that decision.
         (reshaped && in_range)
+            || (!w.commencement_settled && t_ms >= w.spec.check_ms())
             || crossed(w.spec.check_ms())
             || crossed(w.spec.end_ms)
             || w.clock_decided_ms.is_some_and(|d| t_ms <= d)
@@ -515,17 +562,46 @@ impl Rule for CurfewRule {
                         }
                         Change::Extended | Change::Appended => state.observe(class, 1, away_min),
                     };
-                    changed |= moved && !self.rf_seen;
+                    // Also in RF mode: a window the home unit was off for is judged from fixes.
+                    changed |= moved && (!self.rf_seen || !self.hmu_off.is_empty());
                 }
             }
-            ReadingBody::Event(crate::model::DeviceEvent::BatteryDead) => self.tag_dead = true,
-            ReadingBody::Event(crate::model::DeviceEvent::Charging) | ReadingBody::Tac(_) => {
-                self.tag_dead = false
+            ReadingBody::Event(crate::model::DeviceEvent::BatteryDead) => {
+                if !self.tag_dead {
+                    self.dead.push((t, TimeMs::MAX));
+                }
+                self.tag_dead = true;
             }
-            ReadingBody::Event(_) => {}
+            ReadingBody::Event(crate::model::DeviceEvent::HmuPowerLoss) => {
+                if self.hmu_off.last().is_none_or(|l| l.1 != TimeMs::MAX) {
+                    self.hmu_off.push((t, TimeMs::MAX));
+                    changed = true;
+                }
+            }
+            ReadingBody::Event(crate::model::DeviceEvent::HmuPowerRestored) => {
+                if let Some(last) = self.hmu_off.last_mut() {
+                    if last.1 == TimeMs::MAX && t >= last.0 {
+                        last.1 = t;
+                    }
+                }
+            }
+            ReadingBody::Event(_) | ReadingBody::Tac(_) => {}
         }
-        if matches!(reading.body, ReadingBody::Position(_)) {
+        let revives = matches!(
+            reading.body,
+            ReadingBody::Position(_)
+                | ReadingBody::Tac(_)
+                | ReadingBody::Event(crate::model::DeviceEvent::Charging)
+        );
+        // A sign of life from before the death (a stored reading uploaded late) revives nothing.
+        let dead_since = self.dead.last().filter(|d| d.1 == TimeMs::MAX).map(|d| d.0);
+        if revives && self.tag_dead && dead_since.is_none_or(|d| t >= d) {
             self.tag_dead = false;
+            if let Some(last) = self.dead.last_mut() {
+                if last.1 == TimeMs::MAX {
+                    last.1 = t;
+                }
+            }
         }
         let old_coverage = self.coverage_ms;
         self.coverage_ms = Some(old_coverage.map_or(t, |c| c.max(t)));

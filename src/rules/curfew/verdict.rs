@@ -9,13 +9,17 @@
 //! For a window `[ws, we)` with grace g and commencement check at `tc = ws + g`:
 //! 1. Nothing is decided until tc is *settled*: the activation's data reaches tc, or the clock is
 //!    `settle_ms` past it (the tag's upload lag is waited for, then the rule decides on what it has).
+//!    Away at tc only by an observation that uncertain ones have followed since before tc (or one
+//!    older than `max_age_ms`): wait up to `settle_ms` for a definite observation. A tc at which
+//!    the tag was known dead raises nothing (`dead`).
 //! 2. Home at some point in `[ws, tc]` (or home at ws) means no commencement breach. A departure
 //!    after having been home is a *departure* episode (AL10) whenever it happens.
 //! 3. Never home from ws to tc: if there is an observation within `max_age_ms` before tc, the state
 //!    decides — away: **AL08** (confirmed) from ws; only uncertain fixes: presumed home (no breach is
 //!    raised without evidence of absence). With no observation at all (no data): **AL08 possible**
 //!    from ws — absence of data is not presence.
-//! 4. A return home (at r ≤ we) closes the open episode: a commencement episode becomes AL08
+//! 4. A return home (at r ≤ we; r is the first of the uncertain observations that led up to the
+//!    home one from the last away one, if any) closes the open episode: a commencement episode becomes AL08
 //!    `[ws, r]` plus an **AL09** `[r, r]`; a departure AL10 `[t, r]`.
 //! 5. When we is settled with an episode still open: commencement → **AL12** `[ws, we]`, departure →
 //!    **AL11** `[t, we]`.
@@ -47,6 +51,9 @@ pub struct EvalInput<'a> {
     pub settle_ms: TimeMs,
     pub coverage_ms: Option<TimeMs>,
     pub clock_ms: TimeMs,
+    /// Intervals `[from, to)` when the tag was known to be dead (`battery_dead` until it was
+    /// heard from again; `to` is `TimeMs::MAX` while it still is): nothing can be seen then.
+    pub dead: &'a [(TimeMs, TimeMs)],
 }
 
 impl EvalInput<'_> {
@@ -61,6 +68,10 @@ impl EvalInput<'_> {
     fn fresh_at(&self, t_ms: TimeMs) -> bool {
         let idx = self.runs.partition_point(|r| r.first_ms <= t_ms);
         idx > 0 && self.runs[idx - 1].last_ms >= t_ms - self.max_age_ms
+    }
+
+    fn dead_at(&self, t_ms: TimeMs) -> bool {
+        self.dead.iter().any(|&(a, b)| a <= t_ms && t_ms < b)
     }
 }
 
@@ -105,24 +116,45 @@ struct StateEvent {
     evidence: Option<Reading>,
 }
 
-/// Definite state changes from runs (see the module doc), from run index `from` on.
-fn state_events(runs: &[Run], away_min_fixes: u32) -> Vec<StateEvent> {
+/// Definite state changes from runs (see the module doc).
+///
+/// A return home is dated from the first observation after the last away one when only
+/// uncertain observations (each within `max_gap_ms` of the previous one) lead up to the home
+/// observation: those show the tag reporting without placing the person away, which is what an
+/// arrival indoors looks like (GPS fails indoors, the tag falls back to Wi-Fi/LBS fixes whose
+/// circles overlap the address, and the first precise fix can come many minutes later).
+fn state_events(runs: &[Run], away_min_fixes: u32, max_gap_ms: TimeMs) -> Vec<StateEvent> {
     let mut out = Vec::new();
     // (first away time, evidence, count, already emitted)
     let mut pending: Option<(TimeMs, Option<Reading>, u32, bool)> = None;
+    // The first of an unbroken chain of uncertain observations since the last away one.
+    let mut uncertain_since: Option<(TimeMs, Option<Reading>)> = None;
+    let mut prev_last: Option<TimeMs> = None;
     for run in runs {
+        let contiguous = prev_last.is_some_and(|p| run.first_ms - p <= max_gap_ms);
+        prev_last = Some(run.last_ms);
+        if !contiguous {
+            uncertain_since = None;
+        }
         match run.class {
             Presence::Home => {
                 pending = None;
                 if out.last().is_none_or(|e: &StateEvent| !e.home) {
+                    let away = out.last().is_some_and(|e: &StateEvent| !e.home);
+                    let (t_ms, evidence) = match uncertain_since {
+                        Some((u, ev)) if away => (u, run.evidence.or(ev)),
+                        _ => (run.first_ms, run.evidence),
+                    };
                     out.push(StateEvent {
-                        t_ms: run.first_ms,
+                        t_ms,
                         home: true,
-                        evidence: run.evidence,
+                        evidence,
                     });
                 }
+                uncertain_since = None;
             }
             Presence::Away => {
+                uncertain_since = None;
                 let p = pending.get_or_insert((run.first_ms, run.evidence, 0, false));
                 p.2 = p.2.saturating_add(run.n);
                 if p.2 >= away_min_fixes.max(1) && !p.3 {
@@ -134,7 +166,11 @@ fn state_events(runs: &[Run], away_min_fixes: u32) -> Vec<StateEvent> {
                     });
                 }
             }
-            Presence::Uncertain => {}
+            Presence::Uncertain => {
+                if uncertain_since.is_none() && contiguous {
+                    uncertain_since = Some((run.first_ms, run.evidence));
+                }
+            }
         }
     }
     out
@@ -152,6 +188,26 @@ fn window_runs<'r>(runs: &'r [Run], w: &WindowSpec, max_age_ms: TimeMs) -> &'r [
         .unwrap_or(lo.saturating_sub(1));
     let end = runs.partition_point(|r| r.first_ms <= w.end_ms);
     &runs[start..end.max(start)]
+}
+
+/// Whether the state at `tc` is away only by an away observation that uncertain observations
+/// have followed since, starting by `tc` (or by one older than the maximum age): a return may
+/// have happened before the check and the first definite observation is what tells.
+fn stale_away(runs: &[Run], events: &[StateEvent], tc: TimeMs, input: &EvalInput<'_>) -> bool {
+    if state_at(events, tc).is_none_or(|e| e.home) {
+        return false;
+    }
+    let before = runs.partition_point(|r| r.first_ms <= tc);
+    let Some(last_away) = runs[..before]
+        .iter()
+        .rposition(|r| r.class == Presence::Away)
+    else {
+        return false;
+    };
+    let after = &runs[last_away + 1..];
+    let since_before_tc = after.first().is_some_and(|r| r.first_ms <= tc);
+    let old = tc - runs[last_away].last_ms.min(tc) > input.max_age_ms;
+    (since_before_tc || old) && after.iter().all(|r| r.class == Presence::Uncertain)
 }
 
 fn state_at(events: &[StateEvent], t_ms: TimeMs) -> Option<&StateEvent> {
@@ -174,11 +230,15 @@ pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
     if !input.settled(tc) {
         return verdict;
     }
+    let runs = window_runs(input.runs, w, input.max_age_ms);
+    let events = state_events(runs, input.away_min_fixes, input.max_age_ms);
+    let waited = tc.saturating_add(input.settle_ms);
+    if input.clock_ms < waited && !input.covered(waited) && stale_away(runs, &events, tc, input) {
+        // Away only by evidence that uncertain observations have followed since before the
+        // check (often an arrival indoors): wait, up to `settle_ms`, for a definite one.
+        return verdict;
+    }
     verdict.commencement_settled = true;
-    let events = state_events(
-        window_runs(input.runs, w, input.max_age_ms),
-        input.away_min_fixes,
-    );
 
     let mut home_seen =
         input.fresh_at(w.start_ms) && state_at(&events, w.start_ms).is_some_and(|e| e.home);
@@ -198,7 +258,10 @@ pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
         let next = events.get(i).filter(|e| e.t_ms <= w.end_ms);
         if !commencement_done && next.is_none_or(|e| e.t_ms > tc) {
             commencement_done = true;
-            if !home_seen && open.is_none() {
+            if !home_seen && open.is_none() && input.dead_at(tc) {
+                // The tag was dead at the check: nothing can be seen, so nothing is claimed
+                // (the health rule raises AL23; stale evidence from before is no verdict).
+            } else if !home_seen && open.is_none() {
                 if input.fresh_at(tc) {
                     match state_at(&events, tc) {
                         Some(e) if !e.home => {
