@@ -27,7 +27,7 @@ usage() {
     exit 2
 }
 FRESH=0
-VARIANTS=(simple composite)
+VARIANTS=(simple composite composite_parallel)
 for arg in "$@"; do
     case "$arg" in
     --fresh) FRESH=1 ;;
@@ -225,6 +225,10 @@ exists() { [ -n "$(sql -c "SELECT to_regclass('$1')")" ]; }
 # composite: one GiST on (geog, t_ms) (btree_gist supplies the bigint operator class), so the
 #            time window is applied inside the index rather than on the rows a spatial scan
 #            returns.
+# composite_parallel: the same, with the planner allowed to split the (small) crimes table
+#            between parallel workers, as tagstream splits the crimes over its threads; left
+#            alone, the planner keeps the nested loop serial because `crimes` is far below
+#            min_parallel_table_scan_size.
 declare -A DDL=(
     [positions_geog_gist]="CREATE INDEX positions_geog_gist ON positions USING gist (geog)"
     [positions_t_btree]="CREATE INDEX positions_t_btree ON positions (t_ms)"
@@ -234,8 +238,11 @@ declare -A BYTES_PER_ROW=([positions_geog_gist]=85 [positions_t_btree]=10 [posit
 declare -A VARIANT_INDEXES=(
     [simple]="positions_geog_gist positions_t_btree"
     [composite]="positions_geog_t_gist"
+    [composite_parallel]="positions_geog_t_gist"
 )
-declare -A VARIANT_NAME=([simple]="gist_geog+btree_t" [composite]="gist_geog_t_composite")
+declare -A VARIANT_NAME=([simple]="gist_geog+btree_t" [composite]="gist_geog_t_composite"
+    [composite_parallel]="gist_geog_t_composite+parallel")
+declare -A VARIANT_SETTINGS=([composite_parallel]="SET LOCAL min_parallel_table_scan_size = 0")
 
 build_index() { # index variant
     local idx=$1 variant=$2 need other t0 s
@@ -289,17 +296,18 @@ others_of() {
     done
     (IFS=,; echo "${list[*]}")
 }
-run_query() { # drop-list; prints "<pairs> <seconds>"
-    local drop=$1 out pairs ms
-    out=$(sql -c "BEGIN" ${drop:+-c "DROP INDEX $drop"} -c "\\timing on" -c "$QUERY" \
+run_query() { # drop-list settings; prints "<pairs> <seconds>"
+    local drop=$1 settings=$2 out pairs ms
+    out=$(sql -c "BEGIN" ${drop:+-c "DROP INDEX $drop"} ${settings:+-c "$settings"} \
+        -c "\\timing on" -c "$QUERY" \
         -c "\\timing off" -c "ROLLBACK")
     pairs=$(head -1 <<<"$out")
     ms=$(sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' <<<"$out")
     [ -n "$ms" ] && [ -n "$pairs" ] || die "unexpected psql output: $out"
     echo "$pairs $(awk -v ms="$ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
 }
-explain() { # drop-list
-    sql -c "BEGIN" ${1:+-c "DROP INDEX $1"} -c "EXPLAIN $QUERY" -c "ROLLBACK"
+explain() { # drop-list settings
+    sql -c "BEGIN" ${1:+-c "DROP INDEX $1"} ${2:+-c "$2"} -c "EXPLAIN $QUERY" -c "ROLLBACK"
 }
 median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -330,13 +338,14 @@ declare -A RESULT
 for v in "${ordered[@]}"; do
     for idx in ${VARIANT_INDEXES[$v]}; do build_index "$idx" "$v"; done
     drop=$(others_of "$v")
+    settings=${VARIANT_SETTINGS[$v]:-}
     log "query plan (${VARIANT_NAME[$v]}):"
-    explain "$drop" | sed 's/^/    /' >&2
+    explain "$drop" "$settings" | sed 's/^/    /' >&2
     # Warm-up: right after a restart or an index build the first run reads the variant's
     # pages from disk (22-25 s instead of 5 s for the composite); reported, not in the median.
     warm=()
     for i in $(seq "$WARMUP"); do
-        out=$(run_query "$drop")
+        out=$(run_query "$drop" "$settings")
         read -r p s <<<"$out"
         warm+=("$s")
         log "${VARIANT_NAME[$v]} warm-up $i: $s s, $p pairs"
@@ -344,7 +353,7 @@ for v in "${ordered[@]}"; do
     runs=()
     pairs=
     for i in $(seq "$RUNS"); do
-        out=$(run_query "$drop")
+        out=$(run_query "$drop" "$settings")
         read -r p s <<<"$out"
         [ -z "$pairs" ] || [ "$pairs" = "$p" ] || die "pair count changed between runs: $pairs vs $p"
         pairs=$p
@@ -354,26 +363,27 @@ for v in "${ordered[@]}"; do
     med=$(echo "${runs[*]}" | median)
     RESULT[$v]=$(jq -cn --arg n "${VARIANT_NAME[$v]}" --arg idx "${VARIANT_INDEXES[$v]}" \
         --argjson p "$pairs" --argjson m "$med" --argjson r "[$(IFS=,; echo "${runs[*]}")]" \
-        --argjson w "[$(IFS=,; echo "${warm[*]}")]" --arg drop "$drop" \
+        --argjson w "[$(IFS=,; echo "${warm[*]}")]" --arg drop "$drop" --arg settings "$settings" \
         --argjson ts "$TS" --slurpfile l "$PGROOT/load.json" \
         '{index: $n, pairs: $p, warmup_s: $w, query_s_runs: $r, query_s_median: $m,
           ratio_to_tagstream: (if $ts == null then null else ($m / $ts * 1000 | round) / 1000 end),
           index_build_s: ([$idx | split(" ")[] | $l[0].indexes[.].build_s] | add),
           index_bytes: ([$idx | split(" ")[] | $l[0].indexes[.].bytes] | add)}
          | .table_plus_index_bytes = $l[0].heap_bytes + .index_bytes
-         | .drop = $drop')
+         | .drop = $drop | .settings = $settings')
 done
 
 results='[]'
 for v in "${VARIANTS[@]}"; do results=$(jq -c --argjson r "${RESULT[$v]}" '. + [$r]' <<<"$results"); done
 best=$(jq -c 'min_by(.query_s_median)' <<<"$results")
-results=$(jq -c 'map(del(.drop))' <<<"$results")
+results=$(jq -c 'map(del(.drop, .settings))' <<<"$results")
 
 # Cross-check against tagstream's hit count, with the fastest variant: the pairs, how many
 # crimes have any, and the split between crimes placed on a wearer's fix (even numbers) and
 # crimes placed anywhere (odd).
 drop=$(jq -r .drop <<<"$best")
-CROSS=$(sql -F ' ' -c "BEGIN" ${drop:+-c "DROP INDEX $drop"} -c "
+settings=$(jq -r .settings <<<"$best")
+CROSS=$(sql -F ' ' -c "BEGIN" ${drop:+-c "DROP INDEX $drop"} ${settings:+-c "$settings"} -c "
 WITH pairs AS (
   SELECT DISTINCT c.crime_ref, p.activation
   FROM crimes c
@@ -393,7 +403,8 @@ jq -cn --argjson rows "$ROWS" --argjson crimes "$(sql -c 'SELECT count(*) FROM c
     --slurpfile l "$PGROOT/load.json" --argjson results "$results" --argjson ts "$TS" \
     --argjson hits "$HITS" --argjson reused "$([ "$REUSE" = 1 ] && echo true || echo false)" \
     --arg versions "$VERSIONS" --argjson datadir "$(du -sb "$PGDATA" | cut -f1)" \
-    --argjson best "$(jq -c 'del(.drop)' <<<"$best")" \
+    --argjson best "$(jq -c 'del(.drop, .settings)' <<<"$best")" \
+    --argjson tagstream "$TAGSTREAM_JSON" \
     --argjson xp "$x_pairs" --argjson xc "$x_crimes" --argjson xpl "$x_placed" \
     --argjson xr "$x_random" \
     '$l[0] as $l | $results[0] as $main |
@@ -409,5 +420,8 @@ jq -cn --argjson rows "$ROWS" --argjson crimes "$(sql -c 'SELECT count(*) FROM c
       table_plus_index_bytes: $main.table_plus_index_bytes,
       data_dir_bytes: $datadir, cluster_reused: $reused,
       tagstream_retrospective_s_median: $ts, tagstream_hits: $hits,
+      tagstream_retrospective_s_runs: ($tagstream.retrospective_s_runs // null),
+      tagstream_retrospective_cpu_s_runs: ($tagstream.retrospective_cpu_s_runs // null),
+      tagstream_threads: ($tagstream.threads // null),
       cross_check: {postgis_pairs: $xp, crimes_with_pairs: $xc, pairs_for_placed_crimes: $xpl,
                     pairs_for_random_crimes: $xr, tagstream_hits: $hits}}'
