@@ -391,6 +391,37 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     assert_eq!(&records[0][13], "A1234BC");
     assert_eq!(&records[0][16], "1990-01-01");
 
+    // Late positions (stored by the tag during a signal loss) re-evaluate the confirmed hit: its
+    // evidence grows and the hub sees that the decision was made on less.
+    let late: Vec<Reading> = (0..4)
+        .map(|m| fix(t("2026-03-28T10:44:00Z") + m * 60_000, C1, 20.0, 10.0))
+        .collect();
+    t1.send_acked(2, late).await;
+    let mut flagged = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, body) = call(
+            &server,
+            "GET",
+            &format!("/v1/hits/{id}"),
+            Some(&hub),
+            PURPOSE,
+            None,
+        );
+        flagged = json(&body);
+        if flagged["review"]["changed_after_review"] == true {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(flagged["review"]["changed_after_review"], true, "{flagged}");
+    assert_eq!(flagged["review"]["state"], "confirmed");
+    // After the window, so only the evidence changes: four more positions, same closest approach.
+    assert_eq!(
+        flagged["positions"].as_array().unwrap().len(),
+        hit["positions"].as_array().unwrap().len() + 4
+    );
+    assert_eq!(flagged["closest_m"], hit["closest_m"]);
+
     // Every read of the hit is audited with its purpose.
     let (_, body) = call(
         &server,

@@ -31,7 +31,8 @@ pub enum CrimeStoreError {
     Schema(#[from] SchemaError),
 }
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE batches (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE batches (
         batch_id TEXT PRIMARY KEY,
         force TEXT NOT NULL,
         status TEXT NOT NULL,
@@ -90,7 +91,11 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE batches (
         crime_type TEXT NOT NULL,
         document TEXT NOT NULL
      );
-     CREATE INDEX public_by_month ON public_crimes(month, lat, lon);"];
+     CREATE INDEX public_by_month ON public_crimes(month, lat, lon);",
+    // A reviewed hit that late positions re-evaluated (new evidence, or withdrawn): the hub sees
+    // that its decision was made on other evidence.
+    "ALTER TABLE hits ADD COLUMN changed_after_review INTEGER NOT NULL DEFAULT 0;",
+];
 
 /// A version stored by an import, and what changed from the previous one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +165,8 @@ pub struct HitReview {
     #[serde(with = "crate::model::time::rfc3339_ms_opt")]
     pub at: Option<TimeMs>,
     pub reason: Option<String>,
+    /// The hit was re-evaluated (late positions) after this decision: review it again.
+    pub changed_after_review: bool,
 }
 
 /// A hit with its review, as the API serves it.
@@ -413,7 +420,7 @@ impl CrimeStore {
             "INSERT INTO hits (id, force, batch_id, crime_ref, crime_version, activation, person, document)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(id) DO UPDATE SET document = excluded.document, person = excluded.person,
-               withdrawn = 0",
+               withdrawn = 0, changed_after_review = (hits.state != 'pending')",
             params![
                 hit.id,
                 hit.force,
@@ -431,7 +438,8 @@ impl CrimeStore {
     /// Marks a hit withdrawn (its trail no longer qualifies); kept, with its review, for audit.
     pub fn withdraw_hit(&self, id: &str) -> Result<bool, CrimeStoreError> {
         let n = self.lock().execute(
-            "UPDATE hits SET withdrawn = 1 WHERE id = ?1 AND withdrawn = 0",
+            "UPDATE hits SET withdrawn = 1, changed_after_review = (state != 'pending')
+             WHERE id = ?1 AND withdrawn = 0",
             [id],
         )?;
         Ok(n > 0)
@@ -441,7 +449,7 @@ impl CrimeStore {
     pub fn hits(&self, filter: &HitFilter) -> Result<Vec<StoredHit>, CrimeStoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
-            "SELECT document, state, reviewed_by, reviewed_ms, reason FROM hits
+            "SELECT document, state, reviewed_by, reviewed_ms, reason, changed_after_review FROM hits
              WHERE withdrawn = 0 AND (?1 IS NULL OR batch_id = ?1) AND (?2 IS NULL OR force = ?2)
                AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR person = ?4)
              ORDER BY id LIMIT ?5",
@@ -467,7 +475,7 @@ impl CrimeStore {
         let conn = self.lock();
         let row = conn
             .query_row(
-                "SELECT document, state, reviewed_by, reviewed_ms, reason FROM hits
+                "SELECT document, state, reviewed_by, reviewed_ms, reason, changed_after_review FROM hits
                  WHERE id = ?1 AND withdrawn = 0",
                 [id],
                 stored_hit_row,
@@ -499,7 +507,8 @@ impl CrimeStore {
             conn.pragma_update(None, "synchronous", "FULL")?;
             let tx = conn.transaction()?;
             let n = tx.execute(
-                "UPDATE hits SET state = ?2, reviewed_by = ?3, reviewed_ms = ?4, reason = ?5
+                "UPDATE hits SET state = ?2, reviewed_by = ?3, reviewed_ms = ?4, reason = ?5,
+                   changed_after_review = 0
                  WHERE id = ?1 AND withdrawn = 0",
                 params![id, state.as_str(), by, now_ms, reason],
             )?;
@@ -612,6 +621,7 @@ fn stored_hit_row(r: &rusqlite::Row) -> rusqlite::Result<Result<StoredHit, Crime
         by: r.get(2)?,
         at: r.get(3)?,
         reason: r.get(4)?,
+        changed_after_review: r.get::<_, i64>(5)? != 0,
     };
     Ok(serde_json::from_str::<Hit>(&doc)
         .map(|hit| StoredHit { hit, review })
