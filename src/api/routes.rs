@@ -131,6 +131,7 @@ async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response
         "alerts": state.alerts.count(),
         "alert_changes": state.alerts.changes.load(Ordering::Relaxed),
         "ingest_to_alert_latency": state.alerts.latency(),
+        "ingest_to_book_latency": state.alerts.latency_to_book(),
         "connections": state.ingest.connections.load(Ordering::Relaxed),
         "rejected_frames": state.ingest.rejected_frames.load(Ordering::Relaxed),
     }))

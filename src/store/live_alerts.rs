@@ -23,6 +23,9 @@ pub struct LiveAlerts {
     sober_days: Mutex<SoberDayBook>,
     /// Microseconds from batch arrival to the alert change being stored.
     latency_us: Mutex<Histogram<u64>>,
+    /// Arrival → the change is in the in-memory book, before the store commit (diagnostic: what
+    /// the durable alert store adds to the latency).
+    to_book_us: Mutex<Histogram<u64>>,
     pub changes: AtomicU64,
     /// Only batches that arrived at or after this wall time are measured.
     measure_since_ms: i64,
@@ -49,6 +52,9 @@ impl Default for LiveAlerts {
             events: tokio::sync::broadcast::channel(4096).0,
             sober_days: Mutex::new(SoberDayBook::default()),
             latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            ),
+            to_book_us: Mutex::new(
                 Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             ),
             changes: AtomicU64::new(0),
@@ -136,6 +142,7 @@ impl LiveAlerts {
         if changed.is_empty() {
             return;
         }
+        self.record(&self.to_book_us, &changed);
         if let Some(store) = &self.store {
             let alerts: Vec<Alert> = changed.iter().map(|(a, _)| a.clone()).collect();
             match store.apply(&alerts) {
@@ -148,10 +155,15 @@ impl LiveAlerts {
                 Err(e) => tracing::error!(error = %e, "alert store write failed"),
             }
         }
-        let now = now_us();
         self.changes
             .fetch_add(changed.len() as u64, Ordering::Relaxed);
-        let mut hist = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
+        self.record(&self.latency_us, &changed);
+    }
+
+    /// Records arrival → now for the changes caused by batches that arrived while running.
+    fn record(&self, histogram: &Mutex<Histogram<u64>>, changed: &[(Alert, Option<i64>)]) {
+        let now = now_us();
+        let mut hist = histogram.lock().unwrap_or_else(|p| p.into_inner());
         for (_, cause) in changed {
             if let Some(arrival_ms) = cause.filter(|a| *a >= self.measure_since_ms) {
                 let us = (now - arrival_ms * 1000).max(1) as u64;
@@ -199,21 +211,29 @@ impl LiveAlerts {
     }
 
     pub fn latency(&self) -> LatencySummary {
-        let h = self.latency_us.lock().unwrap_or_else(|p| p.into_inner());
-        LatencySummary {
-            count: h.len(),
-            p50_us: h.value_at_quantile(0.5),
-            p90_us: h.value_at_quantile(0.9),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            max_us: h.max(),
-        }
+        summary(&self.latency_us)
+    }
+
+    /// Arrival → in the in-memory book (before the alert store commit).
+    pub fn latency_to_book(&self) -> LatencySummary {
+        summary(&self.to_book_us)
     }
 
     pub fn reset_latency(&self) {
-        self.latency_us
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .reset();
+        for h in [&self.latency_us, &self.to_book_us] {
+            h.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        }
+    }
+}
+
+fn summary(histogram: &Mutex<Histogram<u64>>) -> LatencySummary {
+    let h = histogram.lock().unwrap_or_else(|p| p.into_inner());
+    LatencySummary {
+        count: h.len(),
+        p50_us: h.value_at_quantile(0.5),
+        p90_us: h.value_at_quantile(0.9),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        max_us: h.max(),
     }
 }
