@@ -262,8 +262,9 @@ impl HitMatcher {
                 self.last_fix
                     .insert(activation.to_string(), (r.t_ms, lat, lon));
             }
-            Some(_) => {
-                // Late: its neighbours on both sides come back from the stored trail.
+            previous => {
+                // Late, or the first fix this matcher sees of the activation (after a start, or
+                // before any crime was indexed): its neighbours come back from the stored trail.
                 let around =
                     source.positions(activation, r.t_ms - max_gap_ms, r.t_ms + max_gap_ms)?;
                 for n in around {
@@ -273,10 +274,10 @@ impl HitMatcher {
                         }
                     }
                 }
-            }
-            None => {
-                self.last_fix
-                    .insert(activation.to_string(), (r.t_ms, lat, lon));
+                if previous.is_none() {
+                    self.last_fix
+                        .insert(activation.to_string(), (r.t_ms, lat, lon));
+                }
             }
         }
         self.index.query(&piece, |slot| {

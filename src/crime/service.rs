@@ -13,6 +13,7 @@ use crate::pipeline::ActivationDirectory;
 use crate::rules::hits::HitsConfig;
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
 use crate::store::trails::TrailStore;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
@@ -35,6 +36,9 @@ enum Job {
 #[derive(Clone)]
 pub struct HitService {
     jobs: Sender<Job>,
+    /// Whether any crime is indexed: until one is, positions are not worth sending (a new
+    /// batch is matched retrospectively against everything stored anyway).
+    has_crimes: Arc<AtomicBool>,
 }
 
 impl HitService {
@@ -51,6 +55,7 @@ impl HitService {
             matcher.set_person(&a.id, &a.person);
         }
         let crimes = store.all_crimes()?;
+        let has_crimes = Arc::new(AtomicBool::new(!crimes.is_empty()));
         let slots = matcher.add_crimes(crimes);
         let started = std::time::Instant::now();
         let summary = match matcher.match_crimes(&trails, &slots) {
@@ -65,18 +70,27 @@ impl HitService {
             .name("hit-matcher".into())
             .spawn(move || run(matcher, store, trails, rx))
             .map_err(|e| CrimeStoreError::Invalid(format!("cannot start the hit matcher: {e}")))?;
-        Ok((HitService { jobs: tx }, summary))
+        Ok((
+            HitService {
+                jobs: tx,
+                has_crimes,
+            },
+            summary,
+        ))
     }
 
     /// Live matching of positions just appended to the trail store.
     pub fn positions(&self, groups: Vec<(String, Vec<Reading>)>) {
-        if !groups.is_empty() {
+        if !groups.is_empty() && self.has_crimes.load(Ordering::Acquire) {
             let _ = self.jobs.send(Job::Positions(groups));
         }
     }
 
     /// Retrospective matching of new crime versions; blocks until done.
     pub fn match_new_crimes(&self, crimes: Vec<CrimeVersion>) -> MatchSummary {
+        if !crimes.is_empty() {
+            self.has_crimes.store(true, Ordering::Release);
+        }
         let (tx, rx) = channel();
         if self.jobs.send(Job::Crimes(crimes, tx)).is_err() {
             return MatchSummary::default();
