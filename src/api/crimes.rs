@@ -5,7 +5,7 @@
 use super::auth::Caller;
 use super::error::ApiError;
 use super::routes::ApiState;
-use crate::crime::import::{check_force, parse, store, ImportError};
+use crate::crime::import::{parse, store, ImportError};
 use crate::crime::PoliceCsvRules;
 use crate::store::crime_store::CrimeStoreError;
 use crate::store::metadata::Role;
@@ -119,20 +119,16 @@ pub async fn upload(
     // are rejected row by row in the report.
     let mut report = parse(&body, None, &rules);
     if let Some(force) = &scope {
-        check_force(&report, force)
-            .or_else(|e| match e {
-                ImportError::OtherForce { .. } if report.force.is_some_and(|f| f.id == force) => {
-                    Ok(())
-                }
-                ImportError::OtherForce { .. } if report.force.is_none() => Ok(()),
-                other => Err(other),
-            })
-            .map_err(|e| match e {
-                ImportError::OtherForce { .. } => {
-                    ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
-                }
-                ImportError::Store(e) => e.into(),
-            })?;
+        if let Some(other) = report.force.filter(|f| f.id != force) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this batch carries {}'s crimes, but you may only upload {force}'s",
+                    other.id
+                ),
+            ));
+        }
         report = parse(&body, Some(force), &rules);
     }
     let (crimes, hits, user) = (
@@ -142,10 +138,7 @@ pub async fn upload(
     );
     let doc = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let (mut doc, new_versions) = store(&crimes, &source, &report, radius_m, &user, now_ms())
-            .map_err(|e| match e {
-            ImportError::Store(e) => ApiError::from(e),
-            other => ApiError::internal(other.to_string()),
-        })?;
+            .map_err(|ImportError::Store(e)| ApiError::from(e))?;
         let summary = hits.match_new_crimes(new_versions);
         doc["matching"] = json!(summary);
         Ok(doc)

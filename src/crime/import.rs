@@ -9,11 +9,9 @@ use crate::model::{CrimeVersion, TimeMs};
 use crate::store::crime_store::{CrimeStore, CrimeStoreError, ImportOutcome};
 use serde_json::{json, Value};
 
-/// Why an import was refused as a whole (a bad row is not an error: it is in the report).
+/// Why a parsed batch could not be stored (a bad row is not an error: it is in the report).
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("this batch carries crimes of {found}, but you may only upload {allowed}'s crimes")]
-    OtherForce { found: String, allowed: String },
     #[error("{0}")]
     Store(#[from] CrimeStoreError),
 }
@@ -37,28 +35,6 @@ pub fn parse(bytes: &[u8], sender: Option<&str>, rules: &PoliceCsvRules) -> Batc
     match sender.and_then(force_by_id) {
         Some(force) => parse_police_batch_from(force, bytes, rules),
         None => parse_police_batch(bytes, rules),
-    }
-}
-
-/// Refuses a batch with any crime (or a batch force) other than `allowed`.
-pub fn check_force(report: &BatchReport, allowed: &str) -> Result<(), ImportError> {
-    let other = report
-        .force
-        .map(|f| f.id)
-        .filter(|f| *f != allowed)
-        .or_else(|| {
-            report
-                .crimes
-                .iter()
-                .map(|c| c.force.as_str())
-                .find(|f| *f != allowed)
-        });
-    match other {
-        Some(found) => Err(ImportError::OtherForce {
-            found: found.to_string(),
-            allowed: allowed.to_string(),
-        }),
-        None => Ok(()),
     }
 }
 
