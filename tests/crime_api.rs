@@ -82,6 +82,11 @@ fn upload(server: &Server, token: &str, csv: &str, name: &str) -> (u16, serde_js
     )
 }
 
+/// A GET: (status, body).
+fn get(server: &Server, path: &str, token: &str, purpose: Option<&str>) -> (u16, String) {
+    call(server, "GET", path, Some(token), purpose, None)
+}
+
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
@@ -97,14 +102,7 @@ const BATCH2: &str = "AvonSomerset,TFMV,Theft from a motor vehicle,AVS20260330,A
 const BATCH3: &str = "AvonSomerset,BIAD,Burglary in a dwelling,AVS20260331,AVS/1,20260328102000,20260328105000,,,51.4545,-2.5879,WGS84,\"Rear door forced, \"\"jewellery\"\" taken\"\n";
 
 fn hits_of(server: &Server, token: &str, query: &str) -> Vec<serde_json::Value> {
-    let (status, body) = call(
-        server,
-        "GET",
-        &format!("/v1/hits{query}"),
-        Some(token),
-        PURPOSE,
-        None,
-    );
+    let (status, body) = get(server, &format!("/v1/hits{query}"), token, PURPOSE);
     assert_eq!(status, 200, "{body}");
     json(&body).as_array().unwrap().clone()
 }
@@ -165,14 +163,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     assert_eq!(report["matching"]["hits"], 1, "{report}");
 
     // The batch and its crimes, with converted BNG coordinates kept beside the original.
-    let (status, body) = call(
-        &server,
-        "GET",
-        "/v1/crimes/batches/AVS20260329",
-        Some(&avs),
-        None,
-        None,
-    );
+    let (status, body) = get(&server, "/v1/crimes/batches/AVS20260329", &avs, None);
     assert_eq!(status, 200, "{body}");
     let batch = json(&body);
     let bng = &batch["crimes"][1];
@@ -189,23 +180,9 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
         batch["crimes"][0]["other_info"],
         "Rear door forced, \"jewellery\" taken"
     );
-    let (status, _) = call(
-        &server,
-        "GET",
-        "/v1/crimes/batches/AVS20260329",
-        Some(&kent),
-        None,
-        None,
-    );
+    let (status, _) = get(&server, "/v1/crimes/batches/AVS20260329", &kent, None);
     assert_eq!(status, 403);
-    let (_, body) = call(
-        &server,
-        "GET",
-        "/v1/crimes/batches",
-        Some(&kent),
-        None,
-        None,
-    );
+    let (_, body) = get(&server, "/v1/crimes/batches", &kent, None);
     assert_eq!(json(&body), serde_json::json!([]));
 
     // The hub sees the pending hit.
@@ -237,28 +214,14 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
         format!("/v1/hits/{id}/evidence"),
         format!("/v1/hits/{id}/trail"),
     ] {
-        let (status, _) = call(&server, "GET", &path, Some(&avs), PURPOSE, None);
+        let (status, _) = get(&server, &path, &avs, PURPOSE);
         assert_eq!(status, 403, "{path}");
     }
-    let (status, _) = call(
-        &server,
-        "GET",
-        "/v1/hits?state=pending",
-        Some(&avs),
-        PURPOSE,
-        None,
-    );
+    let (status, _) = get(&server, "/v1/hits?state=pending", &avs, PURPOSE);
     assert_eq!(status, 403);
-    let (status, _) = call(
-        &server,
-        "GET",
-        "/v1/hits",
-        Some(&practitioner),
-        PURPOSE,
-        None,
-    );
+    let (status, _) = get(&server, "/v1/hits", &practitioner, PURPOSE);
     assert_eq!(status, 403);
-    let (status, _) = call(&server, "GET", "/v1/hits", Some(&hub), None, None);
+    let (status, _) = get(&server, "/v1/hits", &hub, None);
     assert_eq!(status, 400, "a hit is person data: purpose required");
 
     // The hub confirms it, with a reason (required).
@@ -292,23 +255,9 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     // Now police of the force see it, its evidence and the trail around it; Kent still not.
     assert_eq!(hits_of(&server, &avs, "").len(), 1);
     assert!(hits_of(&server, &kent, "").is_empty());
-    let (status, _) = call(
-        &server,
-        "GET",
-        &format!("/v1/hits/{id}"),
-        Some(&kent),
-        PURPOSE,
-        None,
-    );
+    let (status, _) = get(&server, &format!("/v1/hits/{id}"), &kent, PURPOSE);
     assert_eq!(status, 403);
-    let (status, body) = call(
-        &server,
-        "GET",
-        &format!("/v1/hits/{id}/evidence"),
-        Some(&avs),
-        PURPOSE,
-        None,
-    );
+    let (status, body) = get(&server, &format!("/v1/hits/{id}/evidence"), &avs, PURPOSE);
     assert_eq!(status, 200, "{body}");
     let geo: geojson::GeoJson = body.parse().expect("evidence is GeoJSON");
     let geojson::GeoJson::FeatureCollection(fc) = geo else {
@@ -332,14 +281,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
         .map(|f| f.property("label").unwrap().as_str().unwrap())
         .collect();
     assert_eq!(labels.first(), Some(&"A1"));
-    let (status, body) = call(
-        &server,
-        "GET",
-        &format!("/v1/hits/{id}/trail"),
-        Some(&avs),
-        PURPOSE,
-        None,
-    );
+    let (status, body) = get(&server, &format!("/v1/hits/{id}/trail"), &avs, PURPOSE);
     assert_eq!(status, 200, "{body}");
     // window 10:20–10:40 ± 30 min: the walk's 11 fixes, 10:21–10:41
     let trail: geojson::GeoJson = body.parse().unwrap();
@@ -357,24 +299,20 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
         })
         .count();
     assert_eq!(points, 11);
-    let (status, _) = call(
+    let (status, _) = get(
         &server,
-        "GET",
         "/v1/people/P1/trail?from=2026-03-28T10:00:00Z&to=2026-03-28T11:00:00Z",
-        Some(&avs),
+        &avs,
         PURPOSE,
-        None,
     );
     assert_eq!(status, 403, "police never get a free trail search");
 
     // The hub's 18-column CSV, as police receive it.
-    let (status, body) = call(
+    let (status, body) = get(
         &server,
-        "GET",
         "/v1/crimes/batches/AVS20260329/hits.csv",
-        Some(&avs),
+        &avs,
         PURPOSE,
-        None,
     );
     assert_eq!(status, 200, "{body}");
     let mut rows = csv::Reader::from_reader(body.as_bytes());
@@ -399,14 +337,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     t1.send_acked(2, late).await;
     let mut flagged = serde_json::Value::Null;
     for _ in 0..100 {
-        let (_, body) = call(
-            &server,
-            "GET",
-            &format!("/v1/hits/{id}"),
-            Some(&hub),
-            PURPOSE,
-            None,
-        );
+        let (_, body) = get(&server, &format!("/v1/hits/{id}"), &hub, PURPOSE);
         flagged = json(&body);
         if flagged["review"]["changed_after_review"] == true {
             break;
@@ -423,14 +354,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     assert_eq!(flagged["closest_m"], hit["closest_m"]);
 
     // Every read of the hit is audited with its purpose.
-    let (_, body) = call(
-        &server,
-        "GET",
-        "/v1/audit?user=avon",
-        Some(&admin),
-        None,
-        None,
-    );
+    let (_, body) = get(&server, "/v1/audit?user=avon", &admin, None);
     let audit = json(&body);
     let actions: Vec<&str> = audit
         .as_array()
@@ -481,7 +405,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     assert_eq!(again["versions"], serde_json::json!([]));
 
     // Replay over the server's own log and the same batch files gives the same hits.
-    let (_, live_export) = call(&server, "GET", "/v1/hits/export", Some(&hub), PURPOSE, None);
+    let (_, live_export) = get(&server, "/v1/hits/export", &hub, PURPOSE);
     assert_eq!(live_export.lines().count(), 3);
     server.kill9();
     let files: Vec<_> = [("b1.csv", BATCH1), ("b2.csv", BATCH2), ("b3.csv", BATCH3)]
@@ -515,7 +439,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     // After a crash and restart, hits and reviews are still there.
     let server = Server::start(&data, Some(&orders), &[]);
     assert_eq!(hits_of(&server, &avs, "").len(), 1);
-    let (_, after) = call(&server, "GET", "/v1/hits/export", Some(&hub), PURPOSE, None);
+    let (_, after) = get(&server, "/v1/hits/export", &hub, PURPOSE);
     assert_eq!(after, live_export);
 }
 
@@ -551,14 +475,7 @@ fn public_street_level_file_is_a_map_overlay_only() {
     assert_eq!(report["skipped"][0]["code"], "no_location");
     // Uploading it again replaces, not doubles, the layer.
     assert_eq!(post(&hub).0, 200);
-    let (status, body) = call(
-        &server,
-        "GET",
-        "/v1/crimes/overlay?month=2018-01",
-        Some(&police),
-        None,
-        None,
-    );
+    let (status, body) = get(&server, "/v1/crimes/overlay?month=2018-01", &police, None);
     assert_eq!(status, 200);
     let geo: geojson::GeoJson = body.parse().unwrap();
     let geojson::GeoJson::FeatureCollection(fc) = geo else {
@@ -588,7 +505,7 @@ fn public_street_level_file_is_a_map_overlay_only() {
     );
     assert_eq!(status, 400);
     // Never matched for hits.
-    let (_, body) = call(&server, "GET", "/v1/hits", Some(&hub), PURPOSE, None);
+    let (_, body) = get(&server, "/v1/hits", &hub, PURPOSE);
     assert_eq!(json(&body), serde_json::json!([]));
 }
 
@@ -642,7 +559,7 @@ fn crimes_check_and_import_commands() {
     let report = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(report["status"], "successful");
     assert_eq!(report["source"], "clean.csv");
-    let (_, body) = call(&server, "GET", "/v1/crimes/batches", Some(&hub), None, None);
+    let (_, body) = get(&server, "/v1/crimes/batches", &hub, None);
     assert_eq!(json(&body).as_array().unwrap().len(), 1);
     // A wrong token is a clear refusal, not a crash.
     std::fs::write(&token_file, "nope").unwrap();
