@@ -4,7 +4,8 @@
 //! (hdrhistogram, server side: batch arrival → alert stored) plus batch ack latency (client side).
 //!
 //! Run: `cargo bench --bench e2e_load -- [--tags N] [--seconds S] [--batch B] [--rate R]`
-//! `--rate 0` is flat out; `--rate R` paces the whole load at R readings/s.
+//! `--rate 0` is flat out; `--rate R` paces the whole load at R readings/s, each tag at its own
+//! phase (tags upload independently); `--phase-locked` makes every tag send at the same instant.
 
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -25,6 +26,7 @@ struct Options {
     batch: usize,
     rate: u64,
     window: usize,
+    phase_locked: bool,
 }
 
 fn parse_options() -> Options {
@@ -34,11 +36,17 @@ fn parse_options() -> Options {
         batch: 500,
         rate: 0,
         window: 8,
+        phase_locked: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
         let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+        if args[i] == "--phase-locked" {
+            o.phase_locked = true;
+            i += 1;
+            continue;
+        }
         match (args[i].as_str(), value) {
             ("--tags", Some(v)) => o.tags = v as usize,
             ("--seconds", Some(v)) => o.seconds = v,
@@ -174,58 +182,81 @@ async fn run_tag(
         Some(Ok(Frame::HelloOk { .. })) => {}
         other => anyhow::bail!("hello refused: {other:?}"),
     }
-    // Pacing per tag: this tag's share of the total rate.
-    let per_tag_batches_per_s = if opts.rate == 0 {
+    // Pacing per tag: this tag's share of the total rate. Tags upload independently, so each
+    // tag's schedule starts at its own phase of the period (`--phase-locked` sends every tag's
+    // batch at the same instant instead: a synchronised burst, the worst case for the tail).
+    let period = if opts.rate == 0 {
+        None
+    } else {
+        let per_tag_batches_per_s = opts.rate as f64 / opts.batch as f64 / opts.tags as f64;
+        Some(Duration::from_secs_f64(1.0 / per_tag_batches_per_s))
+    };
+    let phase = if opts.phase_locked {
         0.0
     } else {
-        opts.rate as f64 / opts.batch as f64 / opts.tags as f64
+        tag_index as f64 / opts.tags as f64
     };
     let start = Instant::now();
+    let due_at = |seq: u64| match period {
+        Some(p) => start + p.mul_f64(seq as f64 + phase),
+        None => start,
+    };
     let mut sent_at: std::collections::VecDeque<Instant> = Default::default();
     let mut seq = 0u64;
     let mut template = BatchTemplate::new(tag_index, opts.batch);
     let mut local_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     loop {
-        let now = Instant::now();
-        let may_send = now < deadline && sent_at.len() < opts.window;
-        let due = per_tag_batches_per_s == 0.0
-            || (seq as f64) < start.elapsed().as_secs_f64() * per_tag_batches_per_s;
-        if may_send && due {
+        let next_due = due_at(seq);
+        let may_send = next_due < deadline && sent_at.len() < opts.window;
+        if may_send && Instant::now() >= next_due {
             seq += 1;
             // Patch the pre-encoded template (seq, event times, event kind) instead of
             // re-encoding: keeps the client's CPU share small on a 2-core machine.
             let frame = template.render(seq);
             framed.get_mut().write_all(frame).await?;
             sent_at.push_back(Instant::now());
-            if sent_at.len() < opts.window && per_tag_batches_per_s == 0.0 {
-                continue;
-            }
-        }
-        if sent_at.is_empty() {
-            if Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         }
-        let wait = if may_send && !due {
-            Duration::from_millis(1)
+        if sent_at.is_empty() && !may_send {
+            break;
+        }
+        // Wait for an ack, or until the next batch is due (no polling between the two).
+        let wake = if may_send {
+            tokio::time::Instant::from_std(next_due)
         } else {
-            Duration::from_secs(30)
+            tokio::time::Instant::now() + Duration::from_secs(30)
         };
-        match tokio::time::timeout(wait, framed.next()).await {
-            Ok(Some(Ok(Frame::Ack { .. }))) => {
-                if let Some(t) = sent_at.pop_front() {
-                    let _ = local_hist.record(t.elapsed().as_micros().max(1) as u64);
+        tokio::select! {
+            frame = framed.next(), if !sent_at.is_empty() => match frame {
+                Some(Ok(Frame::Ack { .. })) => {
+                    if let Some(t) = sent_at.pop_front() {
+                        let _ = local_hist.record(t.elapsed().as_micros().max(1) as u64);
+                    }
+                    acked.fetch_add(opts.batch as u64, Ordering::Relaxed);
                 }
-                acked.fetch_add(opts.batch as u64, Ordering::Relaxed);
+                other => anyhow::bail!("unexpected from server: {other:?}"),
+            },
+            _ = tokio::time::sleep_until(wake) => {
+                if !may_send {
+                    anyhow::bail!("no ack within 30 s");
+                }
             }
-            Ok(other) => anyhow::bail!("unexpected from server: {other:?}"),
-            Err(_) => {}
         }
     }
     ack_latency.lock().unwrap().add(&local_hist)?;
     Ok(())
+}
+
+/// User + system CPU seconds of this process (`RUSAGE_SELF`: the load client) or of its waited-for
+/// children (`RUSAGE_CHILDREN`: the server), to show how the two cores were shared.
+fn cpu_seconds(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    ((secs(usage.ru_utime) + secs(usage.ru_stime)) * 100.0).round() / 100.0
 }
 
 fn main() -> anyhow::Result<()> {
@@ -305,18 +336,22 @@ fn main() -> anyhow::Result<()> {
         let json = body.split("\r\n\r\n").nth(1).unwrap_or("{}");
         anyhow::Ok(serde_json::from_str(json)?)
     })?;
+    let client_cpu_s = cpu_seconds(libc::RUSAGE_SELF);
     let _ = server.kill();
     let _ = server.wait();
+    let server_cpu_s = cpu_seconds(libc::RUSAGE_CHILDREN);
     let acked = acked.load(Ordering::Relaxed);
     let h = ack_latency.lock().unwrap();
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
-            "tags": opts.tags, "batch_readings": opts.batch, "window": opts.window, "target_rate": opts.rate,
+            "tags": opts.tags, "batch_readings": opts.batch, "window": opts.window, "target_rate": opts.rate, "phase_locked": opts.phase_locked,
             "seconds": elapsed,
             "acked_readings": acked,
             "acked_readings_per_s": (acked as f64 / elapsed).round(),
             "batch_ack_latency_us": {"p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max()},
+            "client_cpu_s": client_cpu_s,
+            "server_cpu_s": server_cpu_s,
             "server": stats,
         }))?
     );

@@ -15,6 +15,7 @@ pub mod formats;
 pub mod ingest;
 pub mod inspect;
 pub mod log;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod replay;

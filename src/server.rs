@@ -14,8 +14,9 @@ use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::ingest::{run_listener, IngestContext};
 use crate::log::{GroupCommitter, LogConfig, LogReader, LogWriter};
 use crate::model::Batch;
-use crate::pipeline::driver::{LiveDriver, OutputBatch};
+use crate::pipeline::driver::{InlineDriver, OutputBatch};
 use crate::pipeline::ActivationDirectory;
+use crate::pipeline::VecSink;
 use crate::retention::Purger;
 use crate::rules::StandardRules;
 use crate::store::alert_store::AlertStore;
@@ -169,26 +170,43 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     // Latency is measured only for batches that arrive from now on, not recovered ones.
     let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
     crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
-    let alerts = Arc::new(LiveAlerts::new(alert_store.clone(), now_ms()));
+    let alerts = Arc::new(
+        LiveAlerts::new(alert_store.clone(), now_ms()).context("opening the live alert book")?,
+    );
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
     let factory = Arc::new(StandardRules::new(
         config.pipeline,
         config.rules.clone(),
         &orders,
     ));
-    let driver = LiveDriver::spawn(
-        directory.clone(),
-        config.pipeline,
-        factory,
-        config.partitions,
-        outputs_tx,
-    );
-
-    // Rebuild alerts from every stored batch before any new batch can arrive.
+    // Rebuild alerts from every stored batch before any new batch can arrive: the log is
+    // replayed through the partitions inline, into the book only; then whatever differs from
+    // the alert store is published, and the partitions go live with their state.
     let tac = Arc::new(TacBook::default());
-    let recovered = replay_log_into(&log_dir, &driver.input, &tac, &directory).await?;
+    let (driver, recovered) = {
+        let (log_dir, tac, directory, alerts) = (
+            log_dir.clone(),
+            tac.clone(),
+            directory.clone(),
+            alerts.clone(),
+        );
+        let (pipeline, partitions) = (config.pipeline, config.partitions);
+        tokio::task::spawn_blocking(move || {
+            replay_log_into(
+                &log_dir, &tac, directory, pipeline, factory, partitions, &alerts,
+            )
+        })
+        .await
+        .context("log replay task")??
+    };
+    alerts.finish_recovery();
+    let driver = driver.into_live(outputs_tx);
+    // Pipeline outputs are numbered and published on their own thread (see LiveAlerts).
     let alerts_task = alerts.clone();
-    tokio::spawn(async move { alerts_task.run(outputs_rx).await });
+    std::thread::Builder::new()
+        .name("alert-book".into())
+        .spawn(move || alerts_task.run_blocking(outputs_rx))
+        .context("starting the alert book thread")?;
     let marker = recovered;
 
     let counters = Arc::new(Counters::default());
@@ -388,43 +406,33 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Feeds every batch stored in the log to the pipeline, in log order. Returns (batches, readings).
-async fn replay_log_into(
+/// Feeds every batch stored in the log, in log order, through partitions on this thread, their
+/// outputs into the alert book as recovered (not published). Returns the partitions (to go
+/// live) and (batches, readings) replayed.
+fn replay_log_into(
     log_dir: &Path,
-    input: &mpsc::Sender<Vec<Arc<Batch>>>,
     tac: &TacBook,
-    directory: &crate::pipeline::ActivationDirectory,
-) -> Result<(u64, u64)> {
-    let dir = log_dir.to_path_buf();
-    let (tx, mut rx) = mpsc::channel::<Vec<Arc<Batch>>>(16);
-    let reader = tokio::task::spawn_blocking(move || -> Result<()> {
-        let reader =
-            LogReader::open(&dir).with_context(|| format!("reading log {}", dir.display()))?;
-        let mut group = Vec::with_capacity(64);
-        for item in reader {
-            let (_, batch) = item.context("reading a stored batch")?;
-            group.push(Arc::new(batch));
-            if group.len() == 64 && tx.blocking_send(std::mem::take(&mut group)).is_err() {
-                return Ok(());
-            }
-        }
-        if !group.is_empty() {
-            let _ = tx.blocking_send(group);
-        }
-        Ok(())
-    });
+    directory: Arc<crate::pipeline::ActivationDirectory>,
+    pipeline: crate::pipeline::PipelineConfig,
+    factory: Arc<StandardRules>,
+    partitions: usize,
+    alerts: &LiveAlerts,
+) -> Result<(InlineDriver, (u64, u64))> {
+    let mut sink = VecSink::default();
+    let mut driver = InlineDriver::new(directory.clone(), pipeline, factory, partitions, &mut sink);
+    let reader =
+        LogReader::open(log_dir).with_context(|| format!("reading log {}", log_dir.display()))?;
     let (mut batches, mut readings) = (0u64, 0u64);
-    while let Some(group) = rx.recv().await {
-        batches += group.len() as u64;
-        readings += group.iter().map(|b| b.readings.len() as u64).sum::<u64>();
-        for batch in &group {
-            tac.apply(directory, batch);
+    for item in reader {
+        let (_, batch) = item.context("reading a stored batch")?;
+        batches += 1;
+        readings += batch.readings.len() as u64;
+        tac.apply(&directory, &batch);
+        driver.feed(&Arc::new(batch), &mut sink);
+        if sink.outputs.len() >= 4096 {
+            alerts.apply_recovered(std::mem::take(&mut sink.outputs));
         }
-        input
-            .send(group)
-            .await
-            .context("pipeline stopped during recovery")?;
     }
-    reader.await.context("log reader task")??;
-    Ok((batches, readings))
+    alerts.apply_recovered(sink.outputs);
+    Ok((driver, (batches, readings)))
 }

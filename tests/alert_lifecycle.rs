@@ -1,11 +1,12 @@
 //! The hub's work queue over real HTTP: alerts stored with stable ids and reviewed (acknowledge,
 //! assign, resolve with outcome; attributed, with history), filtered and counted; the SSE stream
 //! resumed after a disconnect with Last-Event-ID loses nothing; a webhook endpoint that fails
-//! and then recovers receives every event, in order.
+//! and then recovers receives every event, in order; after a kill -9, numbering continues above
+//! every number handed out before, so a resuming client neither misses nor repeats a change.
 
 mod common;
 
-use common::{add_user, call, fixture, stream_health_fixture, Server};
+use common::{add_user, call, fixture, stream_health_fixture, Server, TagClient};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -274,4 +275,46 @@ async fn review_lifecycle_sse_resume_and_webhook_retry() {
         (1..=expected as i64).collect::<Vec<_>>(),
         "webhook events"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_kill_9_a_resuming_stream_gets_only_new_changes_numbered_above_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hub = add_user(&data, "hana-hub", "hub", &[]);
+    let mut server = Server::start(&data, Some(&fixture("orders.json")), &[]);
+    stream_health_fixture(&server).await;
+    let _ = server.settled_alerts();
+    let before = read_sse(&server.http_addr, &hub, None, usize::MAX);
+    assert!(!before.is_empty());
+    let last_seen = before.last().unwrap().0;
+    server.kill9();
+
+    // The restart re-derives every alert from the log exactly as stored: nothing to deliver.
+    let server = Server::start(&data, None, &[]);
+    let _ = server.settled_alerts();
+    let repeated = read_sse(&server.http_addr, &hub, Some(last_seen), usize::MAX);
+    assert!(repeated.is_empty(), "repeated after restart: {repeated:?}");
+
+    // A new change is numbered above the block reserved before the crash, so no number a
+    // client saw (even one published and never stored) is ever reused.
+    let strap_open = tagstream::model::Reading {
+        t_ms: tagstream::model::time::parse_time("2026-03-28T03:00:00Z").unwrap(),
+        battery_pct: Some(80),
+        body: tagstream::model::ReadingBody::Event(tagstream::model::DeviceEvent::StrapOpen),
+    };
+    let mut tag = TagClient::connect(&server.ingest_addr, "T1").await;
+    tag.send_acked(14, vec![strap_open]).await;
+    let after = read_sse(&server.http_addr, &hub, Some(last_seen), 1);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].1, "raised");
+    assert!(after[0].2.contains("strap_tamper"), "{}", after[0].2);
+    assert!(
+        after[0].0 > tagstream::store::live_alerts::SEQ_BLOCK,
+        "event {} after the restart",
+        after[0].0
+    );
+    // The same from the start: every event once, in increasing order.
+    let all = read_sse(&server.http_addr, &hub, None, usize::MAX);
+    assert_eq!(all, [before, after].concat());
 }

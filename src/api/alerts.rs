@@ -94,6 +94,7 @@ pub async fn list(
     let people = scope(&state, &caller)?;
     let purpose = purpose(&headers, p.purpose.as_deref())?;
     let filter = filter_from(&p, people)?;
+    state.alerts.sync_store().await;
     let alerts = store(&state)?.list(&filter)?;
     record(
         &state,
@@ -116,6 +117,7 @@ pub async fn count(
 ) -> Result<Response, ApiError> {
     let people = scope(&state, &caller)?;
     let filter = filter_from(&p, people)?;
+    state.alerts.sync_store().await;
     Ok(Json(store(&state)?.count(&filter)?).into_response())
 }
 
@@ -128,6 +130,7 @@ pub async fn get_one(
 ) -> Result<Response, ApiError> {
     let people = scope(&state, &caller)?;
     let purpose = purpose(&headers, q.purpose.as_deref())?;
+    state.alerts.sync_store().await;
     let alert = store(&state)?.get(&id)?;
     let Some(alert) = alert else {
         return Err(if people.is_some() {
@@ -154,6 +157,7 @@ pub async fn get_one(
             ..Access::default()
         },
     )?;
+    state.alerts.sync_store().await;
     let history = store(&state)?.review_history(&id)?;
     Ok(Json(serde_json::json!({"alert": alert, "history": history})).into_response())
 }
@@ -192,10 +196,12 @@ pub async fn act(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let event = store(&state)?.review(&id, &caller.0.name, now_ms, &action)?;
+    let (alerts, user) = (state.alerts.clone(), caller.0.name.clone());
+    let event = tokio::task::spawn_blocking(move || alerts.review(&id, &user, now_ms, &action))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     let body: serde_json::Value =
         serde_json::from_str(&event.body).map_err(|e| ApiError::internal(e.to_string()))?;
-    state.alerts.publish(event);
     Ok(Json(body).into_response())
 }
 
@@ -227,6 +233,16 @@ pub async fn export_jsonl(
     let mut body = Vec::new();
     write_alerts(&mut body, &alerts).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Where one SSE client is: its last event, what is queued for it, whether it is catching up.
+struct SseState {
+    alerts: std::sync::Arc<crate::store::LiveAlerts>,
+    store: AlertStore,
+    live: tokio::sync::broadcast::Receiver<crate::store::alert_store::AlertEvent>,
+    last: i64,
+    pending: std::collections::VecDeque<crate::store::alert_store::AlertEvent>,
+    catch_up: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -262,41 +278,44 @@ pub async fn stream(
             ..Access::default()
         },
     )?;
-    // Subscribe first, then read the backlog: nothing falls between the two.
+    // Subscribe first, then catch up from the store up to what was published by then: every
+    // later event arrives live. Numbers increase but may skip (a restart resumes above a
+    // reserved block), so only "not after `last`" is filtered.
     let live = state.alerts.subscribe();
     let store = store(&state)?.clone();
     let stream = futures::stream::unfold(
-        (
+        SseState {
+            alerts: state.alerts.clone(),
             store,
             live,
-            last_id,
-            Vec::<crate::store::alert_store::AlertEvent>::new(),
-        ),
-        |(store, mut live, mut last, mut pending)| async move {
+            last: last_id,
+            pending: std::collections::VecDeque::new(),
+            catch_up: true,
+        },
+        |mut s| async move {
             loop {
-                if let Some(event) = pending.pop() {
-                    last = event.seq;
+                if let Some(event) = s.pending.pop_front() {
+                    s.last = event.seq;
                     let sse = Event::default()
                         .id(event.seq.to_string())
                         .event(event.kind.clone())
                         .data(event.body);
-                    return Some((Ok(sse), (store, live, last, pending)));
+                    return Some((Ok(sse), s));
                 }
-                // Backlog from the store first (also after a lag on the live channel).
-                match store.events_after(last, 500) {
-                    Ok(mut backlog) if !backlog.is_empty() => {
-                        backlog.reverse();
-                        pending = backlog;
-                        continue;
+                if s.catch_up {
+                    s.alerts.sync_store().await;
+                    match s.store.events_after(s.last, 500) {
+                        Ok(backlog) if !backlog.is_empty() => s.pending.extend(backlog),
+                        Ok(_) => s.catch_up = false,
+                        Err(_) => return None,
                     }
-                    Ok(_) => {}
-                    Err(_) => return None,
+                    continue;
                 }
-                match live.recv().await {
-                    Ok(event) if event.seq <= last => continue,
-                    Ok(event) if event.seq == last + 1 => pending.push(event),
-                    // A gap or a lag: the store has everything, read it from there.
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                match s.live.recv().await {
+                    Ok(event) if event.seq <= s.last => continue,
+                    Ok(event) => s.pending.push_back(event),
+                    // Fell behind the live channel: the store has everything, catch up again.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => s.catch_up = true,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
             }

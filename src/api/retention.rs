@@ -155,6 +155,7 @@ pub async fn export_person(
     tokio::task::spawn_blocking(move || {
         // The log is read whole: no compaction may erase a segment under it meanwhile.
         let _gate = purger.gate();
+        live.sync_store_blocking();
         let sober_days = live.sober_days();
         let log_dir = purger.log_dir();
         let sources = Sources {

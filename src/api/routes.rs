@@ -132,6 +132,7 @@ async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response
         "alert_changes": state.alerts.changes.load(Ordering::Relaxed),
         "ingest_to_alert_latency": state.alerts.latency(),
         "ingest_to_book_latency": state.alerts.latency_to_book(),
+        "ingest_stage_latency": crate::metrics::stage_latency::summary(),
         "connections": state.ingest.connections.load(Ordering::Relaxed),
         "rejected_frames": state.ingest.rejected_frames.load(Ordering::Relaxed),
     }))
@@ -144,6 +145,7 @@ async fn reset_latency(
 ) -> Result<Response, ApiError> {
     caller.require_staff()?;
     state.alerts.reset_latency();
+    crate::metrics::stage_latency::reset();
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 

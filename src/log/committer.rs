@@ -294,6 +294,13 @@ impl Committer {
     /// Appends, syncs and answers one group. An `Err` has already been sent to every request of
     /// the group and means the writer is unusable.
     fn commit(&mut self, group: &mut Vec<Request>) -> LogResult<()> {
+        crate::metrics::stage_latency::record(
+            crate::metrics::stage_latency::Stage::Grouped,
+            group.iter().filter_map(|r| match r {
+                Request::Append { batch, .. } => Some(batch.arrival_ms),
+                Request::Seal { .. } => None,
+            }),
+        );
         let mut pending: Vec<Pending> = Vec::with_capacity(group.len());
         let mut stored: Vec<Arc<Batch>> = Vec::new();
         let mut bytes_written = 0u64;
@@ -359,6 +366,10 @@ impl Committer {
             }
         }
         self.count(&pending, &stored, bytes_written);
+        crate::metrics::stage_latency::record(
+            crate::metrics::stage_latency::Stage::Durable,
+            stored.iter().map(|b| b.arrival_ms),
+        );
         for p in pending {
             // A requester that stopped waiting is fine: its batch is durable all the same.
             let _ = p.reply.send(Ok(p.outcome));

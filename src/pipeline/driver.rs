@@ -51,6 +51,11 @@ impl InlineDriver {
     pub fn partition_stats(&self) -> Vec<PartitionStats> {
         self.partitions.iter().map(Partition::stats).collect()
     }
+
+    /// Hands the state over to live tasks (after the start-up replay of the log).
+    pub fn into_live(self, outputs: mpsc::Sender<OutputBatch>) -> LiveDriver {
+        LiveDriver::spawn_from(self.dispatcher, self.partitions, outputs)
+    }
 }
 
 /// Outputs of one partition step, with the arrival time of the batch that caused each.
@@ -70,19 +75,41 @@ impl LiveDriver {
         partitions: usize,
         outputs: mpsc::Sender<OutputBatch>,
     ) -> Self {
-        let partitions = partitions.max(1);
-        let mut senders = Vec::with_capacity(partitions);
-        for _ in 0..partitions {
+        let mut registration = VecSink::default();
+        InlineDriver::new(directory, config, factory, partitions, &mut registration)
+            .into_live(outputs)
+    }
+
+    /// Runs partitions (with whatever state they already hold) as tasks fed by `dispatcher`.
+    fn spawn_from(
+        mut dispatcher: Dispatcher,
+        partitions: Vec<Partition>,
+        outputs: mpsc::Sender<OutputBatch>,
+    ) -> Self {
+        let count = partitions.len();
+        let mut senders = Vec::with_capacity(count);
+        for mut partition in partitions {
             let (tx, mut rx) = mpsc::channel::<Vec<PartitionInput>>(64);
             senders.push(tx);
-            let mut partition = Partition::new(config, factory.clone());
             let outputs = outputs.clone();
             tokio::spawn(async move {
                 while let Some(inputs) = rx.recv().await {
                     let mut sink = VecSink::default();
+                    let mut arrivals = Vec::new();
                     for input in inputs {
+                        if let PartitionInput::Readings {
+                            arrival_ms: Some(a),
+                            ..
+                        } = &input
+                        {
+                            arrivals.push(*a);
+                        }
                         partition.handle(input, &mut sink);
                     }
+                    crate::metrics::stage_latency::record(
+                        crate::metrics::stage_latency::Stage::RulesRun,
+                        arrivals,
+                    );
                     if !sink.outputs.is_empty() && outputs.send(sink.outputs).await.is_err() {
                         break;
                     }
@@ -90,10 +117,8 @@ impl LiveDriver {
             });
         }
         let (input, mut batches) = mpsc::channel::<Vec<Arc<Batch>>>(64);
-        let mut dispatcher = Dispatcher::new(directory, partitions, config.max_future_ms);
         tokio::spawn(async move {
-            let mut pending: Vec<Vec<PartitionInput>> = vec![Vec::new(); partitions];
-            dispatcher.register_all(|p, input| pending[p].push(input));
+            let mut pending: Vec<Vec<PartitionInput>> = vec![Vec::new(); count];
             loop {
                 for (p, inputs) in pending.iter_mut().enumerate() {
                     if !inputs.is_empty() && senders[p].send(std::mem::take(inputs)).await.is_err()
@@ -107,6 +132,10 @@ impl LiveDriver {
                 for batch in &group {
                     dispatcher.dispatch(batch, |p, input| pending[p].push(input));
                 }
+                crate::metrics::stage_latency::record(
+                    crate::metrics::stage_latency::Stage::Dispatched,
+                    group.iter().map(|b| b.arrival_ms),
+                );
             }
         });
         Self { input }

@@ -196,13 +196,15 @@ impl Purger {
 
         for a in &due {
             counts.trail_positions += self.trails.delete_activation(&a.id)?;
+            // The live book first: it stops publishing for the activation and waits for what
+            // it already published to be stored, so the purge below removes all of it.
+            if let Some(live) = &self.live {
+                counts.sober_days += live.forget_activation(&a.id).1;
+            }
             let alerts = self.alert_store.purge_activation(&a.id)?;
             counts.alerts += alerts.alerts;
             counts.alert_reviews += alerts.reviews;
             counts.alert_events += alerts.events;
-            if let Some(live) = &self.live {
-                counts.sober_days += live.forget_activation(&a.id).1;
-            }
             if let Some(tac) = &self.tac {
                 counts.tac_readings += tac.forget_activation(&a.id);
             }

@@ -4,15 +4,18 @@
 //! Retention deletes an activation's alerts with their reviews and events together; webhook
 //! delivery state is a cursor per endpoint (an event number), so it holds nothing per alert.
 //!
-//! Alert content is derived from the durable log, so pipeline writes use `synchronous=NORMAL`
-//! (a crash can lose the last few, and start-up re-derives them; only real differences become
-//! events). Review actions are people's decisions: they commit with `synchronous=FULL` before
-//! the API answers.
+//! Alert content is derived from the durable log, so pipeline changes are written behind their
+//! publication (see [`super::alert_writer`]) with `synchronous=NORMAL`: a crash can lose the last
+//! few, and start-up re-derives them; only real differences become events. Event numbers are
+//! handed out by the live alert book from blocks reserved here durably, so a number published
+//! before a crash is never reused after it. Review actions are people's decisions: they commit
+//! with `synchronous=FULL` before the API answers.
 
 use super::sqlite_schema::{apply_migrations, SchemaError};
 use crate::model::Alert;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -30,7 +33,8 @@ pub enum AlertStoreError {
     Schema(#[from] SchemaError),
 }
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE alerts (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE alerts (
         id TEXT PRIMARY KEY,
         activation TEXT NOT NULL,
         person TEXT NOT NULL,
@@ -70,7 +74,13 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE alerts (
      CREATE TABLE delivery_cursors (
         endpoint TEXT PRIMARY KEY,
         delivered_seq INTEGER NOT NULL
-     );"];
+     );",
+    // Event numbers handed out up to here (see `reserve_event_seqs`).
+    "CREATE TABLE event_seq_reservation (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        reserved_through INTEGER NOT NULL
+     );",
+];
 
 /// Where an alert is in the hub's work queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +162,20 @@ pub struct Review {
     pub reviewed_at: Option<i64>,
 }
 
+impl Review {
+    /// The review of an alert nobody has acted on yet.
+    pub fn untouched() -> Self {
+        Self {
+            state: ReviewState::New,
+            assignee: None,
+            outcome: None,
+            notes: None,
+            reviewed_by: None,
+            reviewed_at: None,
+        }
+    }
+}
+
 /// An alert with its review, as the API serves it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredAlert {
@@ -169,6 +193,15 @@ pub struct AlertEvent {
     pub kind: String,
     /// The alert with its review after the change, as JSON.
     pub body: String,
+}
+
+/// An alert change already numbered and published, waiting to be stored.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    pub event: AlertEvent,
+    pub alert: Alert,
+    /// The alert as stored (`serde_json` of `alert`).
+    pub document: String,
 }
 
 /// What [`AlertStore::purge_activation`] deleted.
@@ -207,10 +240,9 @@ impl AlertStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         apply_migrations(&mut conn, "alert", MIGRATIONS)?;
-        // WAL checkpoints (copy back and fsync) happen on a background connection, not inside
-        // the commit that publishes alert changes: they were the latency spikes of that path.
+        // The alert writer checkpoints (TRUNCATE) between its commits; SQLite's own automatic
+        // checkpoints would land inside them and let the WAL grow under a steady write load.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        spawn_checkpointer(data_dir.join("alerts.sqlite3"));
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -220,29 +252,25 @@ impl AlertStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores pipeline alert states in one transaction; returns an event for each real change.
-    pub fn apply(&self, alerts: &[Alert]) -> Result<Vec<AlertEvent>, AlertStoreError> {
+    /// Stores published alert changes in one transaction: each alert's current state and its
+    /// numbered event (numbers come from [`Self::reserve_event_seqs`]). Idempotent: storing the
+    /// same events again changes nothing.
+    pub fn persist(&self, pending: &[PendingEvent]) -> Result<(), AlertStoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let mut changed = Vec::new();
-        for alert in alerts {
-            let document = serde_json::to_string(alert)?;
-            let existing: Option<String> = tx
-                .query_row(
-                    "SELECT document FROM alerts WHERE id = ?1",
-                    [&alert.id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if existing.as_deref() == Some(document.as_str()) {
-                continue;
-            }
-            tx.execute(
+        {
+            let mut upsert = tx.prepare_cached(
                 "INSERT INTO alerts (id, activation, person, type, code, start_ms, end_ms, late, document)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(id) DO UPDATE SET end_ms = excluded.end_ms, late = excluded.late,
                    code = excluded.code, document = excluded.document",
-                params![
+            )?;
+            let mut event = tx.prepare_cached(
+                "INSERT OR IGNORE INTO alert_events (seq, alert_id, kind, body) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for p in pending {
+                let alert = &p.alert;
+                upsert.execute(params![
                     alert.id,
                     alert.activation,
                     alert.person,
@@ -251,34 +279,100 @@ impl AlertStore {
                     alert.start,
                     alert.end,
                     alert.late,
-                    document
-                ],
-            )?;
-            changed.push((
-                alert.id.clone(),
-                if existing.is_some() {
-                    "updated"
-                } else {
-                    "raised"
-                },
-            ));
-        }
-        let mut events = Vec::with_capacity(changed.len());
-        for (id, kind) in changed {
-            events.push(append_event(&tx, &id, kind)?);
+                    p.document
+                ])?;
+                event.execute(params![
+                    p.event.seq,
+                    p.event.alert_id,
+                    p.event.kind,
+                    p.event.body
+                ])?;
+            }
         }
         tx.commit()?;
-        Ok(events)
+        Ok(())
     }
 
-    /// Applies a person's review action durably (synchronous=FULL) and returns its event.
+    /// The highest event number ever stored or reserved: numbering resumes above it.
+    pub fn event_seq_high_water(&self) -> Result<i64, AlertStoreError> {
+        let conn = self.lock();
+        // sqlite_sequence keeps the highest number even after retention deleted the event.
+        let used: Option<i64> = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'alert_events'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let stored: i64 =
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM alert_events", [], |r| {
+                r.get(0)
+            })?;
+        let reserved: Option<i64> = conn
+            .query_row(
+                "SELECT reserved_through FROM event_seq_reservation WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(used.unwrap_or(0).max(stored).max(reserved.unwrap_or(0)))
+    }
+
+    /// Durably records that event numbers up to `through` may have been published: after a
+    /// crash, numbering resumes above them, so a client never sees one number for two changes.
+    pub fn reserve_event_seqs(&self, through: i64) -> Result<(), AlertStoreError> {
+        let conn = self.lock();
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = conn.execute(
+            "INSERT INTO event_seq_reservation (id, reserved_through) VALUES (1, ?1)
+             ON CONFLICT(id) DO UPDATE SET reserved_through = MAX(reserved_through, excluded.reserved_through)",
+            [through],
+        );
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        result?;
+        Ok(())
+    }
+
+    /// A fingerprint of every stored alert's document, by id: what the live book compares
+    /// re-derived alerts against at start-up, so only real differences become events.
+    pub fn document_fingerprints(&self) -> Result<HashMap<String, u64>, AlertStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id, document FROM alerts")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, fingerprint(&r.get::<_, String>(1)?)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The review of every alert someone has acted on (the others are `new`).
+    pub fn reviews(&self) -> Result<HashMap<String, Review>, AlertStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, state, assignee, outcome, notes, reviewed_by, reviewed_ms FROM alerts WHERE state != 'new'",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, review_from_row(r, 1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Copies the WAL back into the database and truncates it (between the writer's commits).
+    pub fn checkpoint(&self) -> Result<(), AlertStoreError> {
+        self.lock()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+        Ok(())
+    }
+
+    /// Applies a person's review action durably (synchronous=FULL) and returns its event,
+    /// numbered `seq`, with the alert's review after the action.
     pub fn review(
         &self,
         alert_id: &str,
         user: &str,
         t_ms: i64,
         action: &ReviewAction,
-    ) -> Result<AlertEvent, AlertStoreError> {
+        seq: i64,
+    ) -> Result<(AlertEvent, Review), AlertStoreError> {
         let mut conn = self.lock();
         conn.pragma_update(None, "synchronous", "FULL")?;
         let result = (|| {
@@ -344,7 +438,7 @@ impl AlertStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![alert_id, t_ms, user, name, new_state.as_str(), new_assignee, outcome, notes],
             )?;
-            let event = append_event(&tx, alert_id, "reviewed")?;
+            let event = append_event(&tx, alert_id, "reviewed", seq)?;
             tx.commit()?;
             Ok(event)
         })();
@@ -558,19 +652,7 @@ fn load_one(conn: &Connection, id: &str) -> Result<Option<StoredAlert>, AlertSto
         .query_row(
             "SELECT document, state, assignee, outcome, notes, reviewed_by, reviewed_ms FROM alerts WHERE id = ?1",
             [id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Review {
-                        state: ReviewState::parse(&r.get::<_, String>(1)?),
-                        assignee: r.get(2)?,
-                        outcome: r.get(3)?,
-                        notes: r.get(4)?,
-                        reviewed_by: r.get(5)?,
-                        reviewed_at: r.get(6)?,
-                    },
-                ))
-            },
+            |r| Ok((r.get::<_, String>(0)?, review_from_row(r, 1)?)),
         )
         .optional()?;
     let Some((document, review)) = row else {
@@ -586,45 +668,39 @@ fn append_event(
     conn: &Connection,
     alert_id: &str,
     kind: &str,
-) -> Result<AlertEvent, AlertStoreError> {
+    seq: i64,
+) -> Result<(AlertEvent, Review), AlertStoreError> {
     let stored =
         load_one(conn, alert_id)?.ok_or_else(|| AlertStoreError::NotFound(alert_id.to_string()))?;
     let body = serde_json::to_string(&stored)?;
     conn.execute(
-        "INSERT INTO alert_events (alert_id, kind, body) VALUES (?1, ?2, ?3)",
-        params![alert_id, kind, body],
+        "INSERT INTO alert_events (seq, alert_id, kind, body) VALUES (?1, ?2, ?3, ?4)",
+        params![seq, alert_id, kind, body],
     )?;
-    Ok(AlertEvent {
-        seq: conn.last_insert_rowid(),
+    let event = AlertEvent {
+        seq,
         alert_id: alert_id.to_string(),
         kind: kind.to_string(),
         body,
-    })
+    };
+    Ok((event, stored.review))
 }
 
-/// Checkpoints the alert store's WAL once a second from its own connection (`PASSIVE`: never
-/// waits for, nor blocks, the writer). Ends when the database can no longer be opened.
-fn spawn_checkpointer(path: std::path::PathBuf) {
-    let spawned = std::thread::Builder::new()
-        .name("alerts-checkpoint".into())
-        .spawn(move || {
-            let conn = match Connection::open(&path) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "alert store checkpointer cannot open the database");
-                    return;
-                }
-            };
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-                if let Err(e) =
-                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
-                {
-                    tracing::warn!(error = %e, "alert store WAL checkpoint failed");
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the alert store checkpointer");
-    }
+/// A cheap fingerprint of an alert document (to tell a re-derived alert from the stored one).
+pub fn fingerprint(document: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    document.hash(&mut h);
+    h.finish()
+}
+
+fn review_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Review> {
+    Ok(Review {
+        state: ReviewState::parse(&r.get::<_, String>(first)?),
+        assignee: r.get(first + 1)?,
+        outcome: r.get(first + 2)?,
+        notes: r.get(first + 3)?,
+        reviewed_by: r.get(first + 4)?,
+        reviewed_at: r.get(first + 5)?,
+    })
 }

@@ -1,30 +1,74 @@
-//! The live alert store: the alert book behind the API, fed by the pipeline's outputs, and the
-//! ingest→alert latency histogram (wall clock from a batch's arrival to its alert being stored).
+//! The live alert book: the alerts behind the API, fed by the pipeline's outputs; it numbers
+//! every change and publishes it to the live stream (SSE) at once, and hands it to the alert
+//! writer to be stored behind ([`super::alert_writer`]). It also keeps the ingest→alert latency
+//! histogram (wall clock from a batch's arrival to its alert change being published).
+//!
+//! Numbering: one lock covers taking a number and broadcasting the event, so the stream is in
+//! number order. Numbers come from blocks reserved durably in the store; after a crash numbering
+//! resumes above the block, so a number a client saw is never reused for another change.
 
 use super::alert_book::{AlertBook, Change};
-use super::alert_store::{AlertEvent, AlertStore};
+use super::alert_store::{
+    fingerprint, AlertEvent, AlertStore, AlertStoreError, PendingEvent, Review, ReviewAction,
+    StoredAlert,
+};
+use super::alert_writer::AlertWriter;
 use super::sober_day_book::SoberDayBook;
 use crate::model::{Alert, SoberDay};
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::Output;
 use hdrhistogram::Histogram;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+
+/// Event numbers reserved per durable reservation (one small synchronous write per block).
+pub const SEQ_BLOCK: i64 = 100_000;
+/// How long an API read waits for published changes to be stored before reading anyway.
+const STORE_WAIT: Duration = Duration::from_secs(5);
+
+/// Event numbering and what the events carry besides the alert.
+#[derive(Default)]
+struct Numbering {
+    next_seq: i64,
+    reserved_through: i64,
+    /// Fingerprint of each alert's last published (or stored) document: a re-derived alert
+    /// equal to it is not a change.
+    fingerprints: HashMap<String, u64>,
+    /// Reviews of alerts someone acted on (events carry the alert with its review).
+    reviews: HashMap<String, Review>,
+}
+
+impl Numbering {
+    fn take_seq(&mut self, store: Option<&AlertStore>) -> i64 {
+        if self.next_seq > self.reserved_through {
+            let through = self.next_seq + SEQ_BLOCK - 1;
+            if let Some(store) = store {
+                if let Err(e) = store.reserve_event_seqs(through) {
+                    tracing::error!(error = %e, "reserving alert event numbers failed");
+                }
+            }
+            self.reserved_through = through;
+        }
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+}
 
 pub struct LiveAlerts {
     book: Mutex<AlertBook>,
-    /// Durable store and event stream; `None` only in tests without a data directory.
+    /// Durable store and its writer; `None` only in tests without a data directory.
     store: Option<AlertStore>,
+    writer: Option<AlertWriter>,
+    numbering: Mutex<Numbering>,
     events: tokio::sync::broadcast::Sender<AlertEvent>,
     /// Sober days from the same outputs (alcohol orders).
     sober_days: Mutex<SoberDayBook>,
-    /// Microseconds from batch arrival to the alert change being stored.
+    /// Microseconds from batch arrival to the alert change being published.
     latency_us: Mutex<Histogram<u64>>,
-    /// Arrival → the change is in the in-memory book, before the store commit (diagnostic: what
-    /// the durable alert store adds to the latency).
+    /// Arrival → the change is in the in-memory book (diagnostic: before numbering).
     to_book_us: Mutex<Histogram<u64>>,
     pub changes: AtomicU64,
     /// Only batches that arrived at or after this wall time are measured.
@@ -49,6 +93,11 @@ impl Default for LiveAlerts {
         Self {
             book: Mutex::new(AlertBook::default()),
             store: None,
+            writer: None,
+            numbering: Mutex::new(Numbering {
+                next_seq: 1,
+                ..Numbering::default()
+            }),
             events: tokio::sync::broadcast::channel(4096).0,
             sober_days: Mutex::new(SoberDayBook::default()),
             latency_us: Mutex::new(
@@ -71,34 +120,70 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl LiveAlerts {
-    pub fn new(store: AlertStore, measure_since_ms: i64) -> Self {
-        Self {
+    /// Opens the live book over a store: numbering resumes above everything stored or reserved
+    /// (a fresh block is reserved now), and the alert writer starts.
+    pub fn new(store: AlertStore, measure_since_ms: i64) -> Result<Self, AlertStoreError> {
+        let high_water = store.event_seq_high_water()?;
+        let numbering = Numbering {
+            next_seq: high_water + 1,
+            reserved_through: high_water,
+            fingerprints: store.document_fingerprints()?,
+            reviews: store.reviews()?,
+        };
+        let writer = AlertWriter::spawn(store.clone(), high_water)
+            .map_err(|e| AlertStoreError::Invalid(format!("cannot start the alert writer: {e}")))?;
+        Ok(Self {
             measure_since_ms,
             store: Some(store),
+            writer: Some(writer),
+            numbering: Mutex::new(numbering),
             ..Self::default()
-        }
+        })
     }
 
     pub fn store(&self) -> Option<&AlertStore> {
         self.store.as_ref()
     }
 
-    /// Live alert events (after they are stored); subscribe before reading the backlog.
+    /// Live alert events as they are published; subscribe before reading the stored backlog.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AlertEvent> {
         self.events.subscribe()
     }
 
-    /// Publishes an event produced outside the pipeline (a review action).
-    pub fn publish(&self, event: AlertEvent) {
-        let _ = self.events.send(event);
+    /// The highest event number published so far.
+    pub fn published_through(&self) -> i64 {
+        lock(&self.numbering).next_seq - 1
     }
 
-    /// Applies pipeline outputs as they come, until the pipeline ends.
-    pub async fn run(&self, mut outputs: mpsc::Receiver<OutputBatch>) {
-        while let Some(mut batch) = outputs.recv().await {
-            // Whatever else is already waiting goes into the same store transaction: under load
-            // one commit then covers many partition steps.
+    /// Waits until every change published so far is in the store (bounded: after
+    /// [`STORE_WAIT`] the caller reads what is there).
+    pub async fn sync_store(&self) {
+        if let Some(writer) = &self.writer {
+            let through = self.published_through();
+            let _ = tokio::time::timeout(STORE_WAIT, writer.wait_persisted(through)).await;
+        }
+    }
+
+    /// [`Self::sync_store`] for a blocking thread.
+    pub fn sync_store_blocking(&self) {
+        if let Some(writer) = &self.writer {
+            writer.wait_persisted_blocking(self.published_through());
+        }
+    }
+
+    /// Applies pipeline outputs as they come, until the pipeline ends. Runs on its own thread:
+    /// numbering and publishing must not wait behind async tasks, nor hold up their workers.
+    pub fn run_blocking(&self, mut outputs: mpsc::Receiver<OutputBatch>) {
+        while let Some(mut batch) = outputs.blocking_recv() {
+            crate::metrics::stage_latency::record(
+                crate::metrics::stage_latency::Stage::OutputsReceived,
+                batch.iter().filter_map(|(_, a)| *a),
+            );
             while batch.len() < 4096 {
                 match outputs.try_recv() {
                     Ok(more) => batch.extend(more),
@@ -109,55 +194,144 @@ impl LiveAlerts {
         }
     }
 
-    /// Applies outputs: the in-memory book, then the durable store (which numbers the changes for
-    /// live delivery), recording ingest→alert latency for batches that arrived while running.
+    /// Applies outputs: the in-memory book, then each real change is numbered, published and
+    /// queued to be stored; records ingest→alert latency for batches that arrived while running.
     pub fn apply(&self, batch: OutputBatch) {
-        let mut changed: Vec<(Alert, Option<i64>)> = Vec::new();
-        {
-            let forgotten = self.forgotten.lock().unwrap_or_else(|p| p.into_inner());
-            let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-            for (output, cause_arrival_ms) in batch {
-                let activation = match &output {
-                    Output::Alert(alert) => &alert.activation,
-                    Output::SoberDay(day) => &day.activation,
-                };
-                if forgotten.contains(activation) {
-                    continue;
-                }
-                let alert = match output {
-                    Output::Alert(alert) => alert,
-                    Output::SoberDay(day) => {
-                        self.sober_days
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .upsert(day);
-                        continue;
-                    }
-                };
-                if book.upsert(alert.clone()) != Change::Unchanged {
-                    changed.push((alert, cause_arrival_ms));
-                }
-            }
-        }
+        let changed = self.update_book(batch);
         if changed.is_empty() {
             return;
         }
         self.record(&self.to_book_us, &changed);
-        if let Some(store) = &self.store {
-            let alerts: Vec<Alert> = changed.iter().map(|(a, _)| a.clone()).collect();
-            match store.apply(&alerts) {
-                Ok(events) => {
-                    for event in events {
-                        let _ = self.events.send(event);
-                    }
+        self.publish(&changed);
+        self.record(&self.latency_us, &changed);
+    }
+
+    /// Applies outputs of the start-up replay of the log to the book only: the replay passes
+    /// through every intermediate state of every alert, which are not news.
+    /// [`Self::finish_recovery`] then publishes what differs from the store.
+    pub fn apply_recovered(&self, batch: OutputBatch) {
+        self.update_book(batch);
+    }
+
+    /// Ends the start-up replay: every alert whose re-derived state differs from the stored
+    /// one (or that the store lacks: published before a crash, never stored) is published now.
+    pub fn finish_recovery(&self) {
+        let alerts: Vec<(Alert, Option<i64>)> =
+            self.sorted().into_iter().map(|a| (a, None)).collect();
+        self.publish(&alerts);
+    }
+
+    /// Upserts outputs into the book (and sober days); returns the alerts that changed.
+    fn update_book(&self, batch: OutputBatch) -> Vec<(Alert, Option<i64>)> {
+        let mut changed: Vec<(Alert, Option<i64>)> = Vec::new();
+        let forgotten = lock(&self.forgotten);
+        let mut book = lock(&self.book);
+        for (output, cause_arrival_ms) in batch {
+            let activation = match &output {
+                Output::Alert(alert) => &alert.activation,
+                Output::SoberDay(day) => &day.activation,
+            };
+            if forgotten.contains(activation) {
+                continue;
+            }
+            let alert = match output {
+                Output::Alert(alert) => alert,
+                Output::SoberDay(day) => {
+                    lock(&self.sober_days).upsert(day);
+                    continue;
                 }
-                // The log still holds the readings: the next start re-derives these alerts.
-                Err(e) => tracing::error!(error = %e, "alert store write failed"),
+            };
+            if book.upsert(alert.clone()) != Change::Unchanged {
+                changed.push((alert, cause_arrival_ms));
             }
         }
-        self.changes
-            .fetch_add(changed.len() as u64, Ordering::Relaxed);
-        self.record(&self.latency_us, &changed);
+        changed
+    }
+
+    /// Numbers, publishes and queues for storing each alert that differs from what was last
+    /// published or stored.
+    fn publish(&self, changed: &[(Alert, Option<i64>)]) {
+        let documents: Vec<String> = changed
+            .iter()
+            .map(|(alert, _)| serde_json::to_string(alert).unwrap_or_default())
+            .collect();
+        let mut published = 0u64;
+        {
+            let mut numbering = lock(&self.numbering);
+            let mut pending = Vec::with_capacity(changed.len());
+            for ((alert, _), document) in changed.iter().zip(documents) {
+                let print = fingerprint(&document);
+                let kind = match numbering.fingerprints.insert(alert.id.clone(), print) {
+                    // Re-derived at start-up exactly as stored: not a change.
+                    Some(stored) if stored == print => continue,
+                    Some(_) => "updated",
+                    None => "raised",
+                };
+                let review = numbering
+                    .reviews
+                    .get(&alert.id)
+                    .cloned()
+                    .unwrap_or_else(Review::untouched);
+                let body = match serde_json::to_value(alert)
+                    .and_then(|alert| serde_json::to_string(&StoredAlert { alert, review }))
+                {
+                    Ok(body) => body,
+                    Err(e) => {
+                        tracing::error!(error = %e, alert = %alert.id, "cannot serialise alert event");
+                        continue;
+                    }
+                };
+                let seq = numbering.take_seq(self.store.as_ref());
+                let event = AlertEvent {
+                    seq,
+                    alert_id: alert.id.clone(),
+                    kind: kind.to_string(),
+                    body,
+                };
+                let _ = self.events.send(event.clone());
+                published += 1;
+                pending.push(PendingEvent {
+                    event,
+                    alert: alert.clone(),
+                    document,
+                });
+            }
+            // Queued in number order (the lock is held), so the store is written in that order.
+            if let Some(writer) = &self.writer {
+                writer.send(pending);
+            }
+        }
+        self.changes.fetch_add(published, Ordering::Relaxed);
+    }
+
+    /// Applies a person's review action: durably stored (after every change published before
+    /// it), numbered and published. Blocks: call from a blocking task.
+    pub fn review(
+        &self,
+        alert_id: &str,
+        user: &str,
+        t_ms: i64,
+        action: &ReviewAction,
+    ) -> Result<AlertEvent, AlertStoreError> {
+        let store = self
+            .store
+            .as_ref()
+            .ok_or_else(|| AlertStoreError::Invalid("no alert store configured".into()))?;
+        let mut numbering = lock(&self.numbering);
+        // The review reads and writes the stored alert: everything published before it first.
+        if let Some(writer) = &self.writer {
+            writer.wait_persisted_blocking(numbering.next_seq - 1);
+        }
+        let seq = numbering.take_seq(Some(store));
+        let result = store.review(alert_id, user, t_ms, action, seq);
+        // Stored, or (refused) a number used for nothing: either way nothing is pending below it.
+        if let Some(writer) = &self.writer {
+            writer.mark_persisted(seq);
+        }
+        let (event, review) = result?;
+        numbering.reviews.insert(alert_id.to_string(), review);
+        let _ = self.events.send(event.clone());
+        Ok(event)
     }
 
     /// Records arrival → now for the changes caused by batches that arrived while running.
@@ -181,6 +355,9 @@ impl LiveAlerts {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(activation.to_string());
+        // Changes already published for it must be stored before the store is purged, or
+        // the writer would put them back afterwards.
+        self.sync_store_blocking();
         let alerts = self
             .book
             .lock()
@@ -235,5 +412,119 @@ fn summary(histogram: &Mutex<Histogram<u64>>) -> LatencySummary {
         p99_us: h.value_at_quantile(0.99),
         p999_us: h.value_at_quantile(0.999),
         max_us: h.max(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AlertType;
+
+    fn tamper(id: &str, end: Option<i64>) -> Alert {
+        Alert {
+            id: id.to_string(),
+            alert_type: AlertType::StrapTamper,
+            code: None,
+            activation: "A1".into(),
+            person: "P1".into(),
+            start: 1_774_915_200_000,
+            end,
+            late: false,
+            zone: None,
+            confidence: None,
+            rule: "health/1".into(),
+            details: None,
+            evidence: Vec::new(),
+        }
+    }
+
+    fn outputs(alerts: &[Alert]) -> OutputBatch {
+        alerts
+            .iter()
+            .map(|a| (Output::Alert(a.clone()), None))
+            .collect()
+    }
+
+    #[test]
+    fn changes_are_published_at_once_and_stored_behind_in_number_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::open(dir.path()).unwrap();
+        let live = LiveAlerts::new(store.clone(), 0).unwrap();
+        let mut events = live.subscribe();
+        live.apply(outputs(&[tamper("a1", None), tamper("a2", None)]));
+        live.apply(outputs(&[tamper("a1", Some(1_774_915_260_000))]));
+        // Re-applying an alert as it is is not a change.
+        live.apply(outputs(&[tamper("a2", None)]));
+        let published: Vec<(i64, String, String)> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|e| (e.seq, e.alert_id, e.kind))
+            .collect();
+        let expected = vec![
+            (1, "a1".to_string(), "raised".to_string()),
+            (2, "a2".to_string(), "raised".to_string()),
+            (3, "a1".to_string(), "updated".to_string()),
+        ];
+        assert_eq!(published, expected);
+        live.sync_store_blocking();
+        let stored: Vec<(i64, String, String)> = store
+            .events_after(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.seq, e.alert_id, e.kind))
+            .collect();
+        assert_eq!(stored, expected);
+        let a1 = store.get("a1").unwrap().unwrap();
+        assert_eq!(a1.alert["end"], "2026-03-31T00:01:00Z");
+    }
+
+    #[test]
+    fn after_a_crash_numbers_resume_above_the_reserved_block_and_stored_alerts_are_not_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let live = LiveAlerts::new(AlertStore::open(dir.path()).unwrap(), 0).unwrap();
+            live.apply(outputs(&[tamper("a1", None)]));
+            live.sync_store_blocking();
+        }
+        // A number published but never stored (the process died first) is still reserved.
+        let store = AlertStore::open(dir.path()).unwrap();
+        assert_eq!(store.event_seq_high_water().unwrap(), SEQ_BLOCK);
+        let live = LiveAlerts::new(store.clone(), 0).unwrap();
+        let mut events = live.subscribe();
+        // Start-up re-derives a1 exactly as stored: no event. a2 is new.
+        live.apply(outputs(&[tamper("a1", None), tamper("a2", None)]));
+        let published: Vec<(i64, String)> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|e| (e.seq, e.alert_id))
+            .collect();
+        assert_eq!(published, vec![(SEQ_BLOCK + 1, "a2".to_string())]);
+    }
+
+    #[test]
+    fn a_review_is_stored_after_everything_published_before_it_and_later_events_carry_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::open(dir.path()).unwrap();
+        let live = LiveAlerts::new(store.clone(), 0).unwrap();
+        let mut events = live.subscribe();
+        live.apply(outputs(&[tamper("a1", None)]));
+        let action = ReviewAction::Acknowledge {
+            notes: Some("calling".into()),
+        };
+        let reviewed = live.review("a1", "hana", 5, &action).unwrap();
+        assert_eq!((reviewed.seq, reviewed.kind.as_str()), (2, "reviewed"));
+        // Refused (unknown alert): the number is used for nothing and nothing waits on it.
+        assert!(live.review("nope", "hana", 6, &action).is_err());
+        live.apply(outputs(&[tamper("a1", Some(1_774_915_260_000))]));
+        let last = std::iter::from_fn(|| events.try_recv().ok())
+            .last()
+            .unwrap();
+        assert_eq!(last.seq, 4);
+        let body: serde_json::Value = serde_json::from_str(&last.body).unwrap();
+        assert_eq!(body["review"]["state"], "acknowledged");
+        live.sync_store_blocking();
+        let seqs: Vec<i64> = store
+            .events_after(0, 100)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 4]);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod alert_book;
 pub mod alert_store;
+pub mod alert_writer;
 pub mod crime_store;
 pub mod live_alerts;
 pub mod metadata;
