@@ -234,7 +234,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             for batch in &group {
                 forward_tac.apply(&forward_directory, batch);
             }
-            let _ = trail_feed.send(group.clone());
+            // Bounded: a trail store that falls behind slows ingest instead of growing memory.
+            match trail_feed.try_send(group.clone()) {
+                Ok(()) | Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
+                Err(std::sync::mpsc::TrySendError::Full(group)) => {
+                    let _ = tokio::task::block_in_place(|| trail_feed.send(group));
+                }
+            }
             if pipeline_input.send(group).await.is_err() {
                 break;
             }
@@ -342,14 +348,20 @@ fn spawn_retention_schedule(purger: Arc<Purger>) {
 }
 
 /// The trail feed: a thread that appends every committed batch's positions to the trail store in
-/// log order and checkpoints it every few seconds (so a restart replays only a little log).
+/// log order and checkpoints it every few seconds (so a restart replays only a little log). Its
+/// queue is bounded ([`TRAIL_FEED_GROUPS`]): when the store falls behind for longer than a
+/// checkpoint takes, the forwarder waits, which holds the committer and so slows ingest.
+/// Committed groups the trail feed may have waiting: seconds of load at 0.5 M readings/s, so a
+/// checkpoint's `fsync` does not reach back into the pipeline, yet memory stays bounded.
+const TRAIL_FEED_GROUPS: usize = 4096;
+
 fn spawn_trail_feed(
     trails: TrailStore,
     directory: Arc<crate::pipeline::ActivationDirectory>,
     mut next_record: u64,
     hits: HitService,
-) -> std::sync::mpsc::Sender<Vec<Arc<Batch>>> {
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<Arc<Batch>>>();
+) -> std::sync::mpsc::SyncSender<Vec<Arc<Batch>>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Arc<Batch>>>(TRAIL_FEED_GROUPS);
     let spawned = std::thread::Builder::new().name("trail-feed".into()).spawn(move || {
         let mut last_checkpoint = std::time::Instant::now();
         loop {
