@@ -391,7 +391,7 @@ impl LiveAlerts {
         summary(&self.latency_us)
     }
 
-    /// Arrival → in the in-memory book (before the alert store commit).
+    /// Arrival → in the in-memory book (before numbering and publishing).
     pub fn latency_to_book(&self) -> LatencySummary {
         summary(&self.to_book_us)
     }
