@@ -11,7 +11,7 @@
 //! `persisted_through` first. The thread also checkpoints the WAL between its commits.
 
 use super::alert_store::{AlertStore, PendingEvent};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -54,14 +54,8 @@ impl AlertWriter {
         if pending.is_empty() {
             return;
         }
-        match self.queue.try_send(pending) {
-            Ok(()) => {}
-            Err(TrySendError::Full(pending)) => {
-                let _ = self.queue.send(pending);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                tracing::error!("alert writer stopped; changes are re-derived at the next start")
-            }
+        if self.queue.send(pending).is_err() {
+            tracing::error!("alert writer stopped; changes are re-derived at the next start");
         }
     }
 

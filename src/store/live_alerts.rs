@@ -14,6 +14,7 @@ use super::alert_store::{
 };
 use super::alert_writer::AlertWriter;
 use super::sober_day_book::SoberDayBook;
+use crate::metrics::stage_latency::now_us;
 use crate::model::{Alert, SoberDay};
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::Output;
@@ -21,7 +22,7 @@ use hdrhistogram::Histogram;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Event numbers reserved per durable reservation (one small synchronous write per block).
@@ -111,13 +112,6 @@ impl Default for LiveAlerts {
             forgotten: Mutex::new(HashSet::new()),
         }
     }
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
