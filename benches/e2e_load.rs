@@ -3,9 +3,11 @@
 //! acknowledged (durable) readings per second and the ingest→alert latency distribution
 //! (hdrhistogram, server side: batch arrival → alert stored) plus batch ack latency (client side).
 //!
-//! Run: `cargo bench --bench e2e_load -- [--tags N] [--seconds S] [--batch B] [--rate R]`
+//! Run: `cargo bench --bench e2e_load -- [--tags N] [--seconds S] [--batch B] [--rate R] [--tls]`
 //! `--rate 0` is flat out; `--rate R` paces the whole load at R readings/s, each tag at its own
 //! phase (tags upload independently); `--phase-locked` makes every tag send at the same instant.
+//! `--tls` puts the tag port behind TLS (a self-signed certificate made at start; the tags
+//! trust it), to compare with a plain run of the same options.
 
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -27,6 +29,7 @@ struct Options {
     rate: u64,
     window: usize,
     phase_locked: bool,
+    tls: bool,
 }
 
 fn parse_options() -> Options {
@@ -37,6 +40,7 @@ fn parse_options() -> Options {
         rate: 0,
         window: 8,
         phase_locked: false,
+        tls: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -44,6 +48,11 @@ fn parse_options() -> Options {
         let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
         if args[i] == "--phase-locked" {
             o.phase_locked = true;
+            i += 1;
+            continue;
+        }
+        if args[i] == "--tls" {
+            o.tls = true;
             i += 1;
             continue;
         }
@@ -158,18 +167,68 @@ impl BatchTemplate {
     }
 }
 
+/// A self-signed certificate for `localhost` in `dir` (cert file, key file) and the client
+/// configuration that trusts it.
+fn self_signed_tls(
+    dir: &std::path::Path,
+) -> anyhow::Result<(
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Arc<rustls::ClientConfig>,
+)> {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+    let (cert_file, key_file) = (dir.join("tls-cert.pem"), dir.join("tls-key.pem"));
+    std::fs::write(&cert_file, certified.cert.pem())?;
+    std::fs::write(&key_file, certified.key_pair.serialize_pem())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone())?;
+    let client = rustls::ClientConfig::builder_with_provider(ring_provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok((cert_file, key_file, Arc::new(client)))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_tag(
     addr: String,
     key: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
     tag_index: usize,
     opts: Arc<Options>,
     deadline: Instant,
     acked: Arc<AtomicU64>,
     ack_latency: Arc<Mutex<Histogram<u64>>>,
 ) -> anyhow::Result<()> {
-    let tag = format!("L{tag_index}");
     let socket = TcpStream::connect(&addr).await?;
     socket.set_nodelay(true)?;
+    let run = (key, tag_index, opts, deadline, acked, ack_latency);
+    match tls {
+        None => drive_tag(socket, run).await,
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost")?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, socket)
+                .await?;
+            drive_tag(stream, run).await
+        }
+    }
+}
+
+type TagRun = (
+    String,
+    usize,
+    Arc<Options>,
+    Instant,
+    Arc<AtomicU64>,
+    Arc<Mutex<Histogram<u64>>>,
+);
+
+async fn drive_tag<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    socket: S,
+    (key, tag_index, opts, deadline, acked, ack_latency): TagRun,
+) -> anyhow::Result<()> {
+    let tag = format!("L{tag_index}");
     let mut framed = Framed::new(socket, FrameCodec::with_max_frame_bytes(4 << 20));
     framed
         .send(Frame::Hello {
@@ -214,6 +273,8 @@ async fn run_tag(
             // re-encoding: keeps the client's CPU share small on a 2-core machine.
             let frame = template.render(seq);
             framed.get_mut().write_all(frame).await?;
+            // A no-op on TCP; over TLS it pushes out the records rustls may still hold.
+            framed.get_mut().flush().await?;
             sent_at.push_back(Instant::now());
             continue;
         }
@@ -264,11 +325,26 @@ fn main() -> anyhow::Result<()> {
     let data_dir = tempfile::tempdir()?;
     let orders = data_dir.path().join("orders-in.json");
     std::fs::write(&orders, orders_json(opts.tags))?;
-    let key = "load-test-tag-key".to_string();
+    let key = "load-test-tag-key-0123456789abcdef".to_string();
     let token = "load-test-admin-token".to_string();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tagstream"))
+    let tls = if opts.tls {
+        Some(self_signed_tls(data_dir.path())?)
+    } else {
+        None
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tagstream"));
+    if let Some((cert_file, key_file, _)) = &tls {
+        command
+            .arg("serve")
+            .arg("--ingest-tls-cert")
+            .arg(cert_file)
+            .arg("--ingest-tls-key")
+            .arg(key_file);
+    } else {
+        command.arg("serve");
+    }
+    let mut server = command
         .args([
-            "serve",
             "--ingest-addr",
             "127.0.0.1:0",
             "--http-addr",
@@ -311,6 +387,7 @@ fn main() -> anyhow::Result<()> {
             tasks.push(tokio::spawn(run_tag(
                 ingest.clone(),
                 key.clone(),
+                tls.as_ref().map(|(_, _, client)| client.clone()),
                 i,
                 opts.clone(),
                 deadline,
@@ -345,7 +422,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
-            "tags": opts.tags, "batch_readings": opts.batch, "window": opts.window, "target_rate": opts.rate, "phase_locked": opts.phase_locked,
+            "tags": opts.tags, "batch_readings": opts.batch, "window": opts.window, "target_rate": opts.rate, "phase_locked": opts.phase_locked, "tls": opts.tls,
             "seconds": elapsed,
             "acked_readings": acked,
             "acked_readings_per_s": (acked as f64 / elapsed).round(),
@@ -356,4 +433,10 @@ fn main() -> anyhow::Result<()> {
         }))?
     );
     Ok(())
+}
+
+/// rustls's `ring` provider (deprecated only for lacking post-quantum key exchange).
+#[allow(deprecated)]
+fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }

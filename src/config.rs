@@ -37,6 +37,10 @@ pub struct ServerConfig {
     pub crime_api: crate::api::crimes::CrimeApiConfig,
     /// How long data is kept after an activation ends, and how often the purge runs.
     pub retention: crate::retention::RetentionConfig,
+    /// TLS on the tag port (`[ingest_tls]`); absent: plain TCP.
+    pub ingest_tls: Option<crate::tls::IngestTlsConfig>,
+    /// HTTPS on the API (`[http_tls]`); absent: plain HTTP.
+    pub http_tls: Option<crate::tls::HttpTlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +61,8 @@ impl Default for ServerConfig {
             console: Default::default(),
             crime_api: Default::default(),
             retention: Default::default(),
+            ingest_tls: None,
+            http_tls: None,
         }
     }
 }

@@ -24,5 +24,6 @@ pub mod rules;
 pub mod score;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod trail;
 pub mod wire;

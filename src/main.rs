@@ -1,4 +1,4 @@
-//! The `tagstream` command: serve, replay, inspect, score, users, retention, people. Errors are reported with context here,
+//! The `tagstream` command: serve, replay, inspect, score, users, retention, people, tags. Errors are reported with context here,
 //! at the edge; the library returns typed errors.
 
 use anyhow::{Context, Result};
@@ -62,6 +62,38 @@ enum Command {
     People {
         #[command(subcommand)]
         command: PeopleCommand,
+    },
+    /// Tag credentials: revoke or rotate (stopped server; while it runs use the admin API) and
+    /// print a tag's current secret.
+    Tags {
+        #[command(subcommand)]
+        command: TagsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TagsCommand {
+    /// Refuse the tag at hello until it is rotated (e.g. the tag was lost). Audited.
+    Revoke {
+        #[arg(long, visible_alias = "data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        tag: String,
+    },
+    /// Issue new credentials (next generation, clears a revocation) and print the new secret
+    /// once; the old secret stops working. Audited.
+    Rotate {
+        #[arg(long, visible_alias = "data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        tag: String,
+    },
+    /// Print the tag's current secret and credential state (for provisioning).
+    Secret {
+        #[arg(long, visible_alias = "data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        tag: String,
     },
 }
 
@@ -188,6 +220,24 @@ struct ServeArgs {
     /// an offline basemap of police force areas.
     #[arg(long)]
     tile_url: Option<String>,
+    /// TLS on the tag port: certificate chain (PEM); needs --ingest-tls-key.
+    #[arg(long, requires = "ingest_tls_key")]
+    ingest_tls_cert: Option<PathBuf>,
+    /// TLS on the tag port: private key (PEM).
+    #[arg(long, requires = "ingest_tls_cert")]
+    ingest_tls_key: Option<PathBuf>,
+    /// CA (PEM) tag client certificates must chain to; a certificate must name its tag.
+    #[arg(long, requires = "ingest_tls_cert")]
+    ingest_client_ca: Option<PathBuf>,
+    /// Refuse tags without a client certificate (needs --ingest-client-ca).
+    #[arg(long, requires = "ingest_client_ca")]
+    require_client_cert: bool,
+    /// HTTPS on the API: certificate chain (PEM); needs --http-tls-key.
+    #[arg(long, requires = "http_tls_key")]
+    http_tls_cert: Option<PathBuf>,
+    /// HTTPS on the API: private key (PEM).
+    #[arg(long, requires = "http_tls_cert")]
+    http_tls_key: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -242,6 +292,7 @@ fn main() -> Result<()> {
         Command::Crimes { command } => crimes(command),
         Command::Retention { command } => retention(command),
         Command::People { command } => people(command),
+        Command::Tags { command } => tags(command),
         Command::Score {
             truth,
             outputs,
@@ -284,6 +335,22 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(v) = args.tile_url {
         config.console.tile_url = Some(v);
+    }
+    if let (Some(cert_file), Some(key_file)) = (args.ingest_tls_cert, args.ingest_tls_key) {
+        config.ingest_tls = Some(tagstream::tls::IngestTlsConfig {
+            cert_file,
+            key_file,
+            client_ca_file: args.ingest_client_ca,
+            require_client_cert: args.require_client_cert,
+            handshake_timeout_ms: tagstream::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        });
+    }
+    if let (Some(cert_file), Some(key_file)) = (args.http_tls_cert, args.http_tls_key) {
+        config.http_tls = Some(tagstream::tls::HttpTlsConfig {
+            cert_file,
+            key_file,
+            handshake_timeout_ms: tagstream::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        });
     }
     config.pipeline = pipeline_overrides(config.pipeline, args.reorder_ms, args.no_contact_ms);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -394,6 +461,67 @@ fn users(command: UsersCommand) -> Result<()> {
             eprintln!("user '{name}' disabled");
         }
     }
+    Ok(())
+}
+
+fn tags(command: TagsCommand) -> Result<()> {
+    use tagstream::store::metadata::{Metadata, NewAuditEntry};
+    let (TagsCommand::Revoke { data_dir, tag }
+    | TagsCommand::Rotate { data_dir, tag }
+    | TagsCommand::Secret { data_dir, tag }) = &command;
+    tagstream::wire::frame::check_tag_id(tag)?;
+    if !data_dir.is_dir() {
+        anyhow::bail!("{} is not a data directory", data_dir.display());
+    }
+    let key = tagstream::server::load_tag_key(data_dir, false)?;
+    // Revoke and rotate take the data directory lock: a running server holds its credentials in
+    // memory, so changes must go through its API (POST /v1/tags/{tag}/revoke, .../rotate).
+    let _lock = match command {
+        TagsCommand::Secret { .. } => None,
+        _ => Some(tagstream::data_lock::lock_data_dir(data_dir).with_context(|| {
+            "while the server runs, use POST /v1/tags/{tag}/revoke or /v1/tags/{tag}/credentials/rotate"
+        })?),
+    };
+    let metadata = Metadata::open(data_dir)
+        .with_context(|| format!("opening the metadata database in {}", data_dir.display()))?;
+    let creds = tagstream::ingest::TagCredentials::load(key, metadata.clone())?;
+    let now_ms = tagstream::retention::purge::wall_clock_ms();
+    let audit = |action: &str, detail: String| {
+        metadata.audit(&NewAuditEntry {
+            t_ms: now_ms,
+            user_name: "cli".into(),
+            role: "admin".into(),
+            action: action.into(),
+            purpose: Some("tag credentials".into()),
+            detail: Some(detail),
+            ..NewAuditEntry::default()
+        })
+    };
+    let out = match command {
+        TagsCommand::Revoke { tag, .. } => {
+            let state = creds.revoke(&tag, now_ms)?;
+            audit("tag.revoke", format!("tag {tag} revoked"))?;
+            serde_json::to_value(state)?
+        }
+        TagsCommand::Rotate { tag, .. } => {
+            let (state, secret) = creds.rotate(&tag, now_ms)?;
+            audit(
+                "tag.rotate",
+                format!("tag {tag} rotated to generation {}", state.generation),
+            )?;
+            serde_json::json!({"tag": state.tag, "generation": state.generation, "secret": secret})
+        }
+        TagsCommand::Secret { tag, .. } => {
+            let state = metadata.tag_credential(&tag)?;
+            serde_json::json!({
+                "tag": state.tag,
+                "generation": state.generation,
+                "revoked": state.revoked_ms.is_some(),
+                "secret": creds.current_secret(&tag),
+            })
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 

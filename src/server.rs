@@ -11,7 +11,7 @@ use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
 use crate::crime::service::HitService;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
-use crate::ingest::{run_listener, IngestContext};
+use crate::ingest::{run_listener, IngestContext, IngestTransport, TagCredentials};
 use crate::log::{GroupCommitter, LogConfig, LogReader, LogWriter};
 use crate::model::Batch;
 use crate::pipeline::driver::{InlineDriver, OutputBatch};
@@ -33,7 +33,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-/// Environment variable holding the tag key (hex or text); else `DATA/tag.key` is used/created.
+/// Environment variable holding the tag key (its bytes, at least 32); else `DATA/tag.key` is
+/// used/created.
 pub const TAG_KEY_ENV: &str = "TAGSTREAM_TAG_KEY";
 /// Environment variable holding the admin API token; else `DATA/admin.token` is used/created.
 pub const ADMIN_TOKEN_ENV: &str = "TAGSTREAM_ADMIN_TOKEN";
@@ -62,6 +63,26 @@ pub fn load_or_create_secret(env: &str, path: &Path) -> Result<String> {
     let secret = random_hex(32)?;
     write_private(path, &secret)?;
     Ok(secret)
+}
+
+/// The tag key: from [`TAG_KEY_ENV`], else `DATA/tag.key` (if absent: created with 64 random
+/// hex digits when `create`, else an error). An empty or short key is refused, naming where it
+/// came from: every tag's secret would be computable from it.
+pub fn load_tag_key(data_dir: &Path, create: bool) -> Result<Vec<u8>> {
+    let path = data_dir.join("tag.key");
+    let from_env = std::env::var(TAG_KEY_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let source_name = match from_env {
+        Some(_) => format!("environment variable {TAG_KEY_ENV}"),
+        None => path.display().to_string(),
+    };
+    if from_env.is_none() && !create && !path.exists() {
+        bail!("no tag key: set {TAG_KEY_ENV} or create {}", path.display());
+    }
+    let key = load_or_create_secret(TAG_KEY_ENV, &path)?.into_bytes();
+    crate::wire::check_tag_key(&key, &source_name)?;
+    Ok(key)
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {
@@ -116,9 +137,23 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let _lock = crate::data_lock::lock_data_dir(&config.data_dir)?;
-    let tag_key = load_or_create_secret(TAG_KEY_ENV, &config.data_dir.join("tag.key"))?;
+    let tag_key = load_tag_key(&config.data_dir, true)?;
     let admin_token = load_or_create_secret(ADMIN_TOKEN_ENV, &config.data_dir.join("admin.token"))?;
+    // TLS files are read before anything slow, so a bad path fails the start at once.
+    let ingest_transport = match &config.ingest_tls {
+        None => IngestTransport::plain(),
+        Some(tls) => IngestTransport::tls(tls).context("setting up TLS on the tag port")?,
+    };
+    let http_tls = match &config.http_tls {
+        None => None,
+        Some(tls) => Some((
+            crate::tls::http_acceptor(tls).context("setting up HTTPS on the API")?,
+            std::time::Duration::from_millis(tls.handshake_timeout_ms),
+        )),
+    };
     let metadata = Metadata::open(&config.data_dir).context("opening the metadata database")?;
+    let credentials = TagCredentials::load(tag_key, metadata.clone())
+        .context("loading tag credentials from the metadata database")?;
     let orders = load_server_orders(&config, &metadata)?;
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
 
@@ -249,7 +284,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
 
     let ingest = Arc::new(IngestContext {
         commit,
-        tag_key: tag_key.into_bytes(),
+        credentials,
+        transport: ingest_transport,
         max_frame_bytes: config.max_frame_bytes,
         connections: AtomicU64::new(0),
         rejected_frames: AtomicU64::new(0),
@@ -298,7 +334,16 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     if let Some(console) = crate::console::router(&config.console) {
         app = app.merge(console);
     }
-    let http = tokio::spawn(async move { axum::serve(http_listener, app).await });
+    let http_scheme = if http_tls.is_some() { "https" } else { "http" };
+    let ingest_tls = ingest.transport.is_tls();
+    let http = match http_tls {
+        None => tokio::spawn(async move { axum::serve(http_listener, app).await }),
+        Some((acceptor, handshake_timeout)) => {
+            let listener = crate::tls::TlsListener::new(http_listener, acceptor, handshake_timeout)
+                .context("starting the HTTPS listener")?;
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        }
+    };
     let ingest_task = tokio::spawn(run_listener(ingest_listener, ingest));
 
     // One machine-readable line so scripts and tests can find the ports.
@@ -308,6 +353,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             "event": "listening",
             "ingest_addr": ingest_addr.to_string(),
             "http_addr": http_addr.to_string(),
+            "http_scheme": http_scheme,
+            "ingest_tls": ingest_tls,
             "data_dir": config.data_dir.display().to_string(),
             "admin_token_file": config.data_dir.join("admin.token").display().to_string(),
             "recovered_batches": marker.0,

@@ -1,12 +1,14 @@
-//! Administration: users and the audit log (admin only).
+//! Administration (admin only): users, the audit log, and tag credentials (revoke, rotate).
 
+use super::audit::{purpose, record, Access};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::routes::ApiState;
 use crate::model::time::parse_time;
-use crate::store::metadata::{AuditEntry, AuditQuery, NewUser, Role, User};
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use crate::retention::purge::wall_clock_ms;
+use crate::store::metadata::{AuditEntry, AuditQuery, NewUser, Role, TagCredential, User};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 
@@ -86,4 +88,91 @@ pub async fn list_users(
 ) -> Result<Json<Vec<User>>, ApiError> {
     caller.require_admin()?;
     Ok(Json(state.metadata.list_users()?))
+}
+
+fn checked_tag(tag: &str) -> Result<(), ApiError> {
+    crate::wire::frame::check_tag_id(tag).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `POST /v1/tags/{tag}/revoke`: the tag is refused at hello (error `tag_revoked`) and its live
+/// connections at their next batch, until its credentials are rotated. Audited.
+pub async fn revoke_tag(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(tag): Path<String>,
+) -> Result<Json<TagCredential>, ApiError> {
+    caller.require_admin()?;
+    checked_tag(&tag)?;
+    let ingest = state.ingest.clone();
+    let revoke_tag = tag.clone();
+    let credential = tokio::task::spawn_blocking(move || {
+        ingest.credentials.revoke(&revoke_tag, wall_clock_ms())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("revoke task: {e}")))??;
+    let why = purpose(&headers, None).unwrap_or_else(|_| "tag credentials".into());
+    record(
+        &state,
+        &caller,
+        &why,
+        Access {
+            action: "tag.revoke",
+            detail: Some(format!("tag {tag} revoked")),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(credential))
+}
+
+/// `POST /v1/tags/{tag}/credentials/rotate`: the tag moves to its next credential generation
+/// (clearing any revocation); the old secret stops working at once. The new secret is in this
+/// response only. Audited (never the secret).
+pub async fn rotate_tag(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(tag): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_admin()?;
+    checked_tag(&tag)?;
+    let ingest = state.ingest.clone();
+    let rotate_tag = tag.clone();
+    let (credential, secret) = tokio::task::spawn_blocking(move || {
+        ingest.credentials.rotate(&rotate_tag, wall_clock_ms())
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("rotate task: {e}")))??;
+    let why = purpose(&headers, None).unwrap_or_else(|_| "tag credentials".into());
+    // If the audit record cannot be written the secret is withheld (the rotation stands; rotate
+    // again once the store is healthy).
+    record(
+        &state,
+        &caller,
+        &why,
+        Access {
+            action: "tag.rotate",
+            detail: Some(format!(
+                "tag {tag} rotated to generation {}",
+                credential.generation
+            )),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(serde_json::json!({
+        "tag": credential.tag,
+        "generation": credential.generation,
+        "secret": secret,
+    })))
+}
+
+/// `GET /v1/tags/{tag}/credentials`: generation and revocation (never the secret).
+pub async fn tag_credential(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(tag): Path<String>,
+) -> Result<Json<TagCredential>, ApiError> {
+    caller.require_admin()?;
+    checked_tag(&tag)?;
+    Ok(Json(state.metadata.tag_credential(&tag)?))
 }

@@ -112,6 +112,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/orders", post(people::put_order))
         .route("/v1/audit", get(admin::audit_log))
         .route("/v1/users", get(admin::list_users).post(admin::create_user))
+        .route("/v1/tags/{tag}/revoke", post(admin::revoke_tag))
+        .route("/v1/tags/{tag}/credentials", get(admin::tag_credential))
+        .route("/v1/tags/{tag}/credentials/rotate", post(admin::rotate_tag))
         .route("/v1/admin/retention/run", post(retention::run))
         .route("/v1/admin/retention/runs", get(retention::runs))
         .route(

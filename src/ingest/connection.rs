@@ -1,16 +1,18 @@
-//! One tag connection: hello (authenticated), then pipelined batches, each acknowledged in order
-//! once durable. Malformed input gets an error frame naming what was wrong, then the connection
+//! One tag connection: hello (authenticated by the tag's current secret and, over mutual TLS,
+//! its certificate), then pipelined batches, each acknowledged in order once durable. A tag
+//! revoked or rotated while connected is refused at its next batch. Malformed input gets an error frame naming what was wrong, then the connection
 //! closes; other tags are unaffected.
 
 use super::listener::IngestContext;
+use super::transport::PeerIdentity;
 use crate::log::AppendOutcome;
 use crate::model::Batch;
-use crate::wire::{secret_matches, ErrorCode, Frame, FrameCodec, WireError, PROTOCOL_VERSION};
+use crate::wire::{ErrorCode, Frame, FrameCodec, WireError, PROTOCOL_VERSION};
 use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 
 /// Batches a connection may have waiting for durability before it stops reading.
@@ -33,8 +35,8 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-async fn reject(
-    framed: &mut Framed<TcpStream, FrameCodec>,
+async fn reject<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S, FrameCodec>,
     ctx: &IngestContext,
     code: ErrorCode,
     message: String,
@@ -49,8 +51,19 @@ async fn reject(
     ConnectionError::Rejected(message)
 }
 
-pub async fn serve_connection(
-    socket: TcpStream,
+/// Serves a tag with no client certificate (plain TCP, or TLS without one).
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: S,
+    ctx: &IngestContext,
+) -> Result<(), ConnectionError> {
+    serve_connection_as(socket, &PeerIdentity::Anonymous, ctx).await
+}
+
+/// Serves a tag whose transport established `peer` (a verified client certificate must name
+/// the hello's tag).
+pub async fn serve_connection_as<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: S,
+    peer: &PeerIdentity,
     ctx: &IngestContext,
 ) -> Result<(), ConnectionError> {
     let mut framed = Framed::new(
@@ -58,7 +71,7 @@ pub async fn serve_connection(
         FrameCodec::with_max_frame_bytes(ctx.max_frame_bytes),
     );
 
-    let tag = match framed.next().await {
+    let (tag, generation) = match framed.next().await {
         None => return Ok(()),
         Some(Err(e)) => return Err(reject(&mut framed, ctx, e.code(), e.to_string()).await),
         Some(Ok(Frame::Hello {
@@ -70,11 +83,17 @@ pub async fn serve_connection(
                 let msg = format!("protocol version {protocol_version} is not supported (server speaks {PROTOCOL_VERSION})");
                 return Err(reject(&mut framed, ctx, ErrorCode::UnsupportedVersion, msg).await);
             }
-            if !secret_matches(&ctx.tag_key, &tag, &secret) {
-                let msg = format!("authentication failed for tag '{tag}'");
-                return Err(reject(&mut framed, ctx, ErrorCode::AuthFailed, msg).await);
+            if !peer.permits(&tag) {
+                let msg = format!("the client certificate does not name tag '{tag}'");
+                return Err(reject(&mut framed, ctx, ErrorCode::IdentityMismatch, msg).await);
             }
-            tag
+            match ctx.credentials.authenticate(&tag, &secret) {
+                Ok(generation) => (tag, generation),
+                Err(refusal) => {
+                    let code = refusal.code();
+                    return Err(reject(&mut framed, ctx, code, refusal.to_string()).await);
+                }
+            }
         }
         Some(Ok(other)) => {
             let msg = format!(
@@ -98,6 +117,10 @@ pub async fn serve_connection(
                 None => reading_open = false,
                 Some(Err(e)) => return Err(reject(&mut framed, ctx, e.code(), e.to_string()).await),
                 Some(Ok(Frame::Batch { seq, readings })) => {
+                    if let Err(refusal) = ctx.credentials.still_valid(&tag, generation) {
+                        let code = refusal.code();
+                        return Err(reject(&mut framed, ctx, code, refusal.to_string()).await);
+                    }
                     let batch = Batch { tag: tag.clone(), seq, arrival_ms: now_ms(), readings };
                     let commit = ctx.commit.clone();
                     in_flight.push_back(async move { (seq, commit.append(batch).await) });

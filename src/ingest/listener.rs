@@ -1,6 +1,8 @@
 //! Accepts tag connections and spawns a [`connection`](super::connection) task for each.
 
-use super::connection::serve_connection;
+use super::connection::serve_connection_as;
+use super::credentials::TagCredentials;
+use super::transport::IngestTransport;
 use crate::log::CommitHandle;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +11,10 @@ use tokio::net::TcpListener;
 /// What every connection needs.
 pub struct IngestContext {
     pub commit: CommitHandle,
-    pub tag_key: Vec<u8>,
+    /// The tag key and each tag's credential generation / revocation.
+    pub credentials: TagCredentials,
+    /// Plain TCP or TLS (with optional client certificates).
+    pub transport: IngestTransport,
     pub max_frame_bytes: usize,
     pub connections: AtomicU64,
     pub rejected_frames: AtomicU64,
@@ -24,7 +29,14 @@ pub async fn run_listener(listener: TcpListener, ctx: Arc<IngestContext>) -> std
         ctx.connections.fetch_add(1, Ordering::Relaxed);
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(socket, &ctx).await {
+            let (stream, identity) = match ctx.transport.accept(socket).await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "tag transport refused");
+                    return;
+                }
+            };
+            if let Err(e) = serve_connection_as(stream, &identity, &ctx).await {
                 tracing::debug!(%peer, error = %e, "tag connection closed");
             }
         });

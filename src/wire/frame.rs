@@ -225,6 +225,11 @@ pub(crate) fn check_tag(tag: &[u8]) -> Result<&str, WireError> {
     std::str::from_utf8(tag).map_err(|_| WireError::TagNotUtf8)
 }
 
+/// Checks a tag id as a hello would carry it (1..=64 bytes), for tools and the API.
+pub fn check_tag_id(tag: &str) -> Result<(), WireError> {
+    check_tag(tag.as_bytes()).map(|_| ())
+}
+
 /// Checks a hello secret's bytes: 0..=128 bytes of UTF-8.
 pub(crate) fn check_secret(secret: &[u8]) -> Result<&str, WireError> {
     if secret.len() > MAX_SECRET_BYTES {
@@ -267,6 +272,12 @@ pub enum ErrorCode {
     UnexpectedFrame = 23,
     /// The tag's secret is wrong (or the tag is unknown).
     AuthFailed = 30,
+    /// The tag's credentials were revoked (e.g. the tag was reported lost); it is refused until
+    /// an operator issues new ones (rotation).
+    TagRevoked = 31,
+    /// The TLS client certificate does not name the hello's tag (or the server requires a
+    /// certificate for this tag and none was presented).
+    IdentityMismatch = 32,
     /// The server cannot take the connection now; retry later.
     ServerBusy = 40,
     /// The server failed (e.g. the log could not be written); retry later.
@@ -274,7 +285,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         Self::FrameTooLarge,
         Self::UnknownFrameType,
         Self::LengthMismatch,
@@ -288,6 +299,8 @@ impl ErrorCode {
         Self::SecondHello,
         Self::UnexpectedFrame,
         Self::AuthFailed,
+        Self::TagRevoked,
+        Self::IdentityMismatch,
         Self::ServerBusy,
         Self::Internal,
     ];
@@ -317,6 +330,8 @@ impl ErrorCode {
             Self::SecondHello => "second_hello",
             Self::UnexpectedFrame => "unexpected_frame",
             Self::AuthFailed => "auth_failed",
+            Self::TagRevoked => "tag_revoked",
+            Self::IdentityMismatch => "identity_mismatch",
             Self::ServerBusy => "server_busy",
             Self::Internal => "internal",
         }

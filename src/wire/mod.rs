@@ -7,7 +7,8 @@
 //!   `tokio_util` [`FrameCodec`].
 //! - `readings_file`: the native binary readings file (`TAGSRDG1` + hello/batch frames), written
 //!   by the simulator and read by `tagstream replay`.
-//! - `secret`: the per-tag secret a hello carries (hex HMAC-SHA256 of the tag id).
+//! - `secret`: the per-tag secret a hello carries (hex HMAC-SHA256 of the tag id and its
+//!   credential generation) and the check of the server's tag key.
 
 pub mod codec;
 pub mod frame;
@@ -25,4 +26,7 @@ pub use readings_file::{
     ReadingsFileError, ReadingsFileReader, ReadingsFileWriter, READINGS_FILE_MAGIC,
 };
 pub use record::{decode_record, decode_records, encode_record, RecordError, RECORD_LEN};
-pub use secret::{secret_matches, tag_secret, TAG_SECRET_LEN};
+pub use secret::{
+    check_tag_key, secret_matches, secret_matches_at, tag_secret, tag_secret_at, TagKeyError,
+    MIN_TAG_KEY_BYTES, TAG_SECRET_LEN,
+};

@@ -10,7 +10,8 @@ use tagstream::wire::{tag_secret, Frame, FrameCodec, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-pub const TAG_KEY: &str = "test-tag-key";
+/// At least 32 bytes: the server refuses shorter tag keys.
+pub const TAG_KEY: &str = "test-tag-key-0123456789abcdef-0123";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 pub fn bin() -> &'static str {

@@ -76,6 +76,14 @@ const MIGRATIONS: &[&str] = &[
         to_ms INTEGER,                    -- arrives after its activation was purged)
         PRIMARY KEY (kind, id)
      );",
+    // 3: per-tag credentials: the generation a tag's secret is derived at (rotation bumps it)
+    // and whether the tag is revoked. A tag with no row is at generation 0, not revoked.
+    "CREATE TABLE tag_credentials (
+        tag TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL CHECK (generation >= 0),
+        revoked_ms INTEGER,               -- set: refused at hello until the next rotation
+        updated_ms INTEGER NOT NULL
+     );",
 ];
 
 /// Applies every migration not yet applied.

@@ -1,5 +1,5 @@
-//! The metadata database: people, activations, orders, users, the audit log and the record of
-//! retention purges, in SQLite (an embedded, transactional store anyone can inspect with the
+//! The metadata database: people, activations, orders, users, the audit log, the record of
+//! retention purges and tag credential generations, in SQLite (an embedded, transactional store anyone can inspect with the
 //! `sqlite3` tool). Schema changes are
 //! numbered migrations (`migrations.rs`), applied in order on open and recorded in
 //! `PRAGMA user_version`. Nothing here is held only in memory.
@@ -8,10 +8,12 @@ mod audit;
 mod migrations;
 mod orders;
 mod retention;
+mod tag_credentials;
 mod users;
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
+pub use tag_credentials::TagCredential;
 pub use users::{CaseloadLink, NewUser, Role, User};
 
 use rusqlite::Connection;
