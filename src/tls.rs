@@ -115,7 +115,7 @@ pub fn server_config(
     key_file: &Path,
     client_ca: Option<&Path>,
     require_client_cert: bool,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<rustls::ServerConfig, TlsError> {
     let certs = load_certs(cert_file)?;
     let key = load_key(key_file)?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
@@ -141,8 +141,7 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_err(e.to_string()))?)
         }
     };
-    let config = builder.with_single_cert(certs, key)?;
-    Ok(Arc::new(config))
+    Ok(builder.with_single_cert(certs, key)?)
 }
 
 /// The tag port's acceptor from `[ingest_tls]`.
@@ -153,16 +152,14 @@ pub fn ingest_acceptor(config: &IngestTlsConfig) -> Result<TlsAcceptor, TlsError
         config.client_ca_file.as_deref(),
         config.require_client_cert,
     )
-    .map(TlsAcceptor::from)
+    .map(|config| TlsAcceptor::from(Arc::new(config)))
 }
 
 /// The API's acceptor from `[http_tls]` (HTTP/1.1 over TLS).
 pub fn http_acceptor(config: &HttpTlsConfig) -> Result<TlsAcceptor, TlsError> {
     let mut server = server_config(&config.cert_file, &config.key_file, None, false)?;
-    if let Some(inner) = Arc::get_mut(&mut server) {
-        inner.alpn_protocols = vec![b"http/1.1".to_vec()];
-    }
-    Ok(TlsAcceptor::from(server))
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
 /// The names a verified client certificate gives its holder: the subject's common names and

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ARTIFACTS = join(ROOT, 'target', 'browser-artifacts');
 const BIN = join(ROOT, 'target', 'debug');
-const TAG_KEY = 'browser-test-tag-key';
+const TAG_KEY = 'browser-test-tag-key-0123456789abcdef'; // the server wants >= 32 bytes
 const ADMIN_TOKEN = 'browser-test-admin-token';
 /** The simulated population: small, with GPS, RF and alcohol tags, crimes and violations. */
 export const SIM = ['--tags', '16', '--days', '2', '--seed', '5', '--hits', '2'];
