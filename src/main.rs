@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: tag ingest, durable log, live pipeline, HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the pipeline over recorded readings and write the outputs to a directory.
     Replay(ReplayArgs),
     /// Manage API users (tokens are shown once, stored hashed).
@@ -285,7 +285,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Replay(args) => replay(args),
         Command::Inspect { data_dir } => inspect(data_dir),
         Command::Users { command } => users(command),
