@@ -268,3 +268,55 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local_addr)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_with(cn: &str, dns: &[&str]) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = dns.iter().map(|d| d.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn identities_are_the_common_name_and_dns_alternative_names() {
+        let names = certificate_identities(&cert_with("T1", &["tag-t1.example", "T1b"]));
+        assert_eq!(names, vec!["T1", "tag-t1.example", "T1b"]);
+        let identity = crate::ingest::PeerIdentity::Certificate(names);
+        assert!(identity.permits("T1"));
+        assert!(identity.permits("T1b"));
+        assert!(!identity.permits("T2"));
+        assert!(!identity.permits("t1"));
+        assert!(crate::ingest::PeerIdentity::Anonymous.permits("T2"));
+        assert!(certificate_identities(&CertificateDer::from(vec![1u8, 2, 3])).is_empty());
+    }
+
+    #[test]
+    fn missing_files_and_require_without_ca_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.pem");
+        let err = server_config(&missing, &missing, None, false).unwrap_err();
+        assert!(err.to_string().contains("none.pem"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        assert!(matches!(
+            server_config(&empty, &empty, None, false),
+            Err(TlsError::NoCertificate { .. })
+        ));
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+        assert!(server_config(&cert, &key, None, false).is_ok());
+        assert!(matches!(
+            server_config(&cert, &key, None, true),
+            Err(TlsError::RequireWithoutCa)
+        ));
+        assert!(server_config(&cert, &key, Some(&cert), true).is_ok());
+    }
+}
