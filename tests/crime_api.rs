@@ -446,7 +446,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
 #[test]
 fn public_street_level_file_is_a_map_overlay_only() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/police-uk/2018-01-city-of-london-street.csv");
+        .join("fixtures/crimes/police-uk/2018-01-city-of-london-street.csv");
     let Ok(csv) = std::fs::read_to_string(&path) else {
         panic!("real data missing at {}", path.display());
     };

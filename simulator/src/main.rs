@@ -101,7 +101,7 @@ struct SimArgs {
     /// centred on Bristol.
     #[arg(long, default_value = "Bristol")]
     area: String,
-    /// The police force areas GeoJSON.
+    /// A police force areas GeoJSON (PFA20NM names) to use instead of the built-in one.
     #[arg(long)]
     areas_file: Option<PathBuf>,
     /// Share of GPS tags.
@@ -124,22 +124,6 @@ struct SimArgs {
     rates: Rates,
 }
 
-fn default_areas_file() -> PathBuf {
-    let candidates = [
-        PathBuf::from("../shared/data/police-force-areas.geojson"),
-        PathBuf::from("shared/data/police-force-areas.geojson"),
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/police-force-areas.geojson"
-        )),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .unwrap_or_else(|| candidates[0].clone())
-}
-
 impl SimArgs {
     fn options(self, out_dir: PathBuf, realtime: bool) -> Result<GenerateOptions, String> {
         let start_ms = match (&self.start, realtime) {
@@ -160,7 +144,7 @@ impl SimArgs {
             start_ms,
             out_dir,
             area: self.area,
-            areas_file: self.areas_file.unwrap_or_else(default_areas_file),
+            areas_file: self.areas_file,
             rates: self.rates,
             gps_share: self.gps_share,
             rf_share: self.rf_share,
