@@ -76,6 +76,8 @@ const MIGRATIONS: &[&str] = &[
         to_ms INTEGER,                    -- arrives after its activation was purged)
         PRIMARY KEY (kind, id)
      );",
+    // 3: tokens may expire (NULL: never, as every user created before this migration).
+    "ALTER TABLE users ADD COLUMN expires_ms INTEGER;",
 ];
 
 /// Applies every migration not yet applied.
