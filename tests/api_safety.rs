@@ -118,26 +118,26 @@ fn listed(server: &Server, token: &str, batch: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{batch} not listed: {body}"))
 }
 
+/// The config of the tests of the bulk flag and of a force's own limits: flag a batch above 0
+/// pending hits; Kent's batches at most 2 rows and 1000 m.
+const LIMITS_CONFIG: &str = "[crime_api]\nbulk_pending_hits = 0\n[crime_api.force_limits.Kent]\nmax_rows_per_batch = 2\nmax_radius_m = 1000.0\n";
+
 /// A server with P1 (formula-laden record) walking past C1, a hub, an Avon and a Kent police
-/// user; config: bulk flag above 0 pending hits, Kent's own limits.
-async fn crime_server(dir: &Path) -> (Server, String, String, String) {
+/// user; `config` the server's config file text, if any.
+async fn crime_server(dir: &Path, config: Option<&str>) -> (Server, String, String, String) {
     let data = dir.join("data");
     let orders = dir.join("orders.json");
     std::fs::write(&orders, ORDERS).unwrap();
-    let config = dir.join("server.toml");
-    std::fs::write(
-        &config,
-        "[crime_api]\nbulk_pending_hits = 0\n[crime_api.force_limits.Kent]\nmax_rows_per_batch = 2\nmax_radius_m = 1000.0\n",
-    )
-    .unwrap();
     let hub = add_user(&data, "hana", "hub", &[]);
     let avs = add_user(&data, "avon", "police", &["--force", "AvonSomerset"]);
     let kent = add_user(&data, "kent", "police", &["--force", "Kent"]);
-    let server = Server::start(
-        &data,
-        Some(&orders),
-        &["--config", config.to_str().unwrap()],
-    );
+    let config_path = dir.join("server.toml");
+    let mut extra = Vec::new();
+    if let Some(text) = config {
+        std::fs::write(&config_path, text).unwrap();
+        extra = vec!["--config", config_path.to_str().unwrap()];
+    }
+    let server = Server::start(&data, Some(&orders), &extra);
     let mut t1 = TagClient::connect(&server.ingest_addr, "T1").await;
     t1.send_acked(1, walk_past(C1)).await;
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -145,9 +145,9 @@ async fn crime_server(dir: &Path) -> (Server, String, String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn police_learn_nothing_of_unconfirmed_hits_and_the_hub_sees_bulk_uploads() {
+async fn police_learn_nothing_of_unconfirmed_hits_from_uploads_or_batch_lists() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, hub, avs, _kent) = crime_server(dir.path()).await;
+    let (server, hub, avs, _kent) = crime_server(dir.path(), None).await;
 
     // A one-row probe with a wide radius: the answer says nothing of the hit it made.
     let csv = crime_row("AVS20260329", "AVS/1", "probe");
@@ -179,11 +179,11 @@ async fn police_learn_nothing_of_unconfirmed_hits_and_the_hub_sees_bulk_uploads(
     assert_eq!(one["hits"], 0, "{one}");
     assert!(one.get("pending_hits").is_none() && one.get("bulk").is_none());
 
-    // The hub sees every count and the bulk flag (the bound is 0 pending hits here).
+    // The hub sees every count.
     let theirs = listed(&server, &hub, "AVS20260329");
     assert_eq!(theirs["hits"], 1, "{theirs}");
     assert_eq!(theirs["pending_hits"], 1, "{theirs}");
-    assert_eq!(theirs["bulk"], true, "{theirs}");
+    assert_eq!(theirs["bulk"], false, "{theirs}");
 
     // Confirmed: now police see it counted.
     let hits = wait_for_hits(&server, &hub, "AVS20260329", 1);
@@ -199,19 +199,39 @@ async fn police_learn_nothing_of_unconfirmed_hits_and_the_hub_sees_bulk_uploads(
     assert_eq!(status, 200, "{body}");
     assert_eq!(listed(&server, &avs, "AVS20260329")["hits"], 1);
 
-    // A hub upload's answer does report matching, pending hits and the flag.
+    // A hub upload's answer does report matching and pending hits.
     let csv = crime_row("AVS20260330", "AVS/2", "hub filed");
     let (status, report) = upload(&server, &hub, &csv, "");
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["matching"]["hits"], 1, "{report}");
     assert_eq!(report["pending_hits"], 1, "{report}");
+    assert_eq!(report["bulk"], false, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_the_pending_bound_is_flagged_bulk_for_the_hub_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hub, avs, _kent) = crime_server(dir.path(), Some(LIMITS_CONFIG)).await;
+    let csv = crime_row("AVS20260329", "AVS/1", "probe");
+    let (status, report) = upload(&server, &avs, &csv, "?radius_m=400");
+    assert_eq!(status, 200, "{report}");
+    assert!(report.get("bulk").is_none(), "{report}");
+    wait_for_hits(&server, &hub, "AVS20260329", 1);
+    let theirs = listed(&server, &hub, "AVS20260329");
+    assert_eq!(theirs["bulk"], true, "{theirs}");
+    assert_eq!(theirs["pending_hits"], 1, "{theirs}");
+    let mine = listed(&server, &avs, "AVS20260329");
+    assert!(mine.get("bulk").is_none(), "{mine}");
+    // Sticky: the hub's re-upload of the same batch keeps the flag.
+    let (status, report) = upload(&server, &hub, &csv, "");
+    assert_eq!(status, 200, "{report}");
     assert_eq!(report["bulk"], true, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_limited_in_rows_and_radius_per_force() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, hub, avs, kent) = crime_server(dir.path()).await;
+    let (server, hub, avs, _kent) = crime_server(dir.path(), None).await;
 
     // Radius: the default limit is 500 m, for police and for the hub filing a force's batch.
     let csv = crime_row("AVS20260329", "AVS/1", "x");
@@ -226,21 +246,6 @@ async fn uploads_are_limited_in_rows_and_radius_per_force() {
     }
     let (status, body) = upload(&server, &avs, &csv, "?radius_m=500");
     assert_eq!(status, 200, "{body}");
-
-    // Kent's own limits: 1000 m, 2 rows.
-    let kent_row = |n: usize| {
-        format!("Kent,BIAD,Burglary in a dwelling,KNT20260329,KNT/{n},20260328102000,20260328104000,,,51.28,1.08,WGS84,x\n")
-    };
-    let (status, body) = upload(&server, &kent, &kent_row(1), "?radius_m=800");
-    assert_eq!(status, 200, "{body}");
-    let three: String = (1..=3).map(kent_row).collect();
-    let (status, body) = upload(&server, &kent, &three, "");
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(body["error"], "too_many_rows");
-    assert!(
-        body["message"].as_str().unwrap().contains("at most 2 rows"),
-        "{body}"
-    );
 
     // The default row limit, 50,000.
     let big: String = (0..50_001)
@@ -257,6 +262,34 @@ async fn uploads_are_limited_in_rows_and_radius_per_force() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_force_may_have_its_own_row_and_radius_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _hub, avs, kent) = crime_server(dir.path(), Some(LIMITS_CONFIG)).await;
+    // Avon keeps the defaults.
+    let (status, _) = upload(
+        &server,
+        &avs,
+        &crime_row("AVS20260329", "AVS/1", "x"),
+        "?radius_m=800",
+    );
+    assert_eq!(status, 400);
+    // Kent's own limits: 1000 m, 2 rows.
+    let kent_row = |n: usize| {
+        format!("Kent,BIAD,Burglary in a dwelling,KNT20260329,KNT/{n},20260328102000,20260328104000,,,51.28,1.08,WGS84,x\n")
+    };
+    let (status, body) = upload(&server, &kent, &kent_row(1), "?radius_m=800");
+    assert_eq!(status, 200, "{body}");
+    let three: String = (1..=3).map(kent_row).collect();
+    let (status, body) = upload(&server, &kent, &three, "");
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"], "too_many_rows");
+    assert!(
+        body["message"].as_str().unwrap().contains("at most 2 rows"),
+        "{body}"
+    );
+}
+
 /// Whether a spreadsheet would run `cell` as a formula.
 fn is_formula(cell: &str) -> bool {
     let trimmed = cell.trim_start_matches(|c: char| c.is_whitespace() && c != '\t' && c != '\r');
@@ -267,7 +300,7 @@ fn is_formula(cell: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_exports_are_safe_to_open_and_downloads_are_safely_named() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, hub, _avs, _kent) = crime_server(dir.path()).await;
+    let (server, hub, _avs, _kent) = crime_server(dir.path(), None).await;
     let csv = crime_row(
         "AVS20260329",
         "AVS/1",
@@ -340,7 +373,7 @@ async fn csv_exports_are_safe_to_open_and_downloads_are_safely_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_text_is_length_limited_with_the_field_named() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, hub, avs, _kent) = crime_server(dir.path()).await;
+    let (server, hub, avs, _kent) = crime_server(dir.path(), None).await;
 
     // Crime free text: the row is rejected in the report, naming the column and the limit.
     let csv = crime_row("AVS20260329", "AVS/1", &"x".repeat(5_000));
@@ -577,12 +610,11 @@ fn tokens_expire_with_a_clear_401_and_users_keep_working_across_the_migration() 
     assert!(json(&body)["user"]["expires_at"].is_string(), "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusals_do_not_reveal_existence_and_every_person_read_is_purposed() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// A server on the health fixture's orders with a hub and a practitioner whose caseload holds
+/// P1, a restricted P3 and PX, who does not exist; with `alerts`, the fixture's readings too.
+async fn people_server(dir: &Path, alerts: bool) -> (Server, String, String) {
+    let data = dir.join("data");
     let hub = add_user(&data, "hana", "hub", &[]);
-    // PX does not exist; P3 will be restricted.
     let pat = add_user(&data, "pat", "practitioner", &["--caseload", "P1,P3,PX"]);
     let server = Server::start(&data, Some(&fixture("orders.json")), &[]);
     let (status, _) = call(
@@ -594,28 +626,94 @@ async fn refusals_do_not_reveal_existence_and_every_person_read_is_purposed() {
         Some(json!({"id": "P3", "name": "Restricted Case", "restricted": true})),
     );
     assert_eq!(status, 201);
-    stream_health_fixture(&server).await;
-    let _ = server.settled_alerts();
-    let get = |path: &str, token: &str, purpose: Option<&str>| {
-        call(&server, "GET", path, Some(token), purpose, None)
-    };
+    if alerts {
+        stream_health_fixture(&server).await;
+        let _ = server.settled_alerts();
+    }
+    (server, hub, pat)
+}
 
-    // A caseload entry that does not exist is refused like a restricted one.
-    assert_eq!(get("/v1/people/P3", &pat, WHY).0, 403);
-    assert_eq!(get("/v1/people/PX", &pat, WHY).0, 403);
-    // A missing purpose does not tell an existing activation from a missing one.
-    let period = "from=2026-03-28T00:00:00Z&to=2026-03-29T00:00:00Z";
-    let existing = get(&format!("/v1/activations/A2/trail?{period}"), &pat, None).0;
-    let missing = get(&format!("/v1/activations/NOPE/trail?{period}"), &pat, None).0;
-    assert_eq!(existing, missing);
-    assert_eq!(existing, 400);
+fn get(server: &Server, path: &str, token: &str, purpose: Option<&str>) -> (u16, String) {
+    call(server, "GET", path, Some(token), purpose, None)
+}
 
-    // Counting a person's alerts needs a purpose and is audited.
-    assert_eq!(get("/v1/alerts/count?person=P1", &hub, None).0, 400);
-    let (status, body) = get("/v1/alerts/count?person=P1", &hub, Some("count check"));
+fn audit_of(server: &Server, person: &str) -> Vec<serde_json::Value> {
+    let (status, body) = get(
+        server,
+        &format!("/v1/audit?person={person}"),
+        common::ADMIN_TOKEN,
+        None,
+    );
     assert_eq!(status, 200, "{body}");
-    // Acting on an alert needs a purpose (before anything is looked up) and is audited.
-    let (status, alerts) = get("/v1/alerts?person=P1", &hub, WHY);
+    json(&body).as_array().unwrap().clone()
+}
+
+const PERIOD: &str = "from=2026-03-28T00:00:00Z&to=2026-03-29T00:00:00Z";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caseload_entry_that_does_not_exist_is_refused_like_a_restricted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hub, pat) = people_server(dir.path(), false).await;
+    assert_eq!(get(&server, "/v1/people/P3", &pat, WHY).0, 403);
+    assert_eq!(get(&server, "/v1/people/PX", &pat, WHY).0, 403);
+    for what in ["trail", "stays", "daily"] {
+        let path = |id: &str| format!("/v1/people/{id}/{what}?{PERIOD}");
+        assert_eq!(
+            get(&server, &path("PX"), &pat, WHY).0,
+            get(&server, &path("P3"), &pat, WHY).0,
+            "{what}"
+        );
+    }
+    // The hub, who may see everyone, is told it does not exist.
+    assert_eq!(get(&server, "/v1/people/PX", &hub, WHY).0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_purpose_does_not_reveal_whether_an_activation_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _hub, pat) = people_server(dir.path(), false).await;
+    let trail = |id: &str, purpose| {
+        get(
+            &server,
+            &format!("/v1/activations/{id}/trail?{PERIOD}"),
+            &pat,
+            purpose,
+        )
+        .0
+    };
+    // A2 exists (P2's, not on the caseload); NOPE does not.
+    assert_eq!(trail("A2", None), 400);
+    assert_eq!(trail("NOPE", None), 400);
+    assert_eq!(trail("A2", WHY), 403);
+    assert_eq!(trail("NOPE", WHY), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counting_a_persons_alerts_needs_a_purpose_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hub, _pat) = people_server(dir.path(), true).await;
+    let (status, body) = get(&server, "/v1/alerts/count?person=P1", &hub, None);
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = get(
+        &server,
+        "/v1/alerts/count?person=P1",
+        &hub,
+        Some("count check"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        audit_of(&server, "P1")
+            .iter()
+            .any(|e| e["action"] == "alerts.count" && e["purpose"] == "count check"),
+        "no audit of the count"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acting_on_an_alert_needs_a_purpose_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hub, _pat) = people_server(dir.path(), true).await;
+    let (status, alerts) = get(&server, "/v1/alerts?person=P1", &hub, WHY);
     assert_eq!(status, 200);
     let id = json(&alerts)[0]["id"].as_str().unwrap().to_string();
     let act = |id: &str, purpose: Option<&str>| {
@@ -629,26 +727,24 @@ async fn refusals_do_not_reveal_existence_and_every_person_read_is_purposed() {
         )
         .0
     };
+    // The purpose is asked for before anything is looked up.
     assert_eq!(act("NO-SUCH-ALERT", None), 400);
     assert_eq!(act(&id, None), 400);
     assert_eq!(act(&id, Some("working the queue")), 200);
-    let (_, audit) = get("/v1/audit?person=P1", common::ADMIN_TOKEN, None);
-    let audit = json(&audit);
-    let entries = audit.as_array().unwrap();
     assert!(
-        entries
+        audit_of(&server, "P1")
             .iter()
-            .any(|e| e["action"] == "alerts.count" && e["purpose"] == "count check"),
-        "{audit}"
+            .any(|e| e["action"] == "alert.act"
+                && e["purpose"] == "working the queue"
+                && e["detail"].as_str().unwrap().contains(&id)),
+        "no audit of the action"
     );
-    assert!(
-        entries.iter().any(|e| e["action"] == "alert.act"
-            && e["purpose"] == "working the queue"
-            && e["detail"].as_str().unwrap().contains(&id)),
-        "{audit}"
-    );
+}
 
-    // Police users only for one of the 19 EMAC forces (API and CLI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn police_users_only_for_the_19_emac_forces() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _hub, _pat) = people_server(dir.path(), false).await;
     let (status, body) = call(
         &server,
         "POST",
@@ -659,6 +755,15 @@ async fn refusals_do_not_reveal_existence_and_every_person_read_is_purposed() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("19 EMAC forces"), "{body}");
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/v1/users",
+        Some(common::ADMIN_TOKEN),
+        None,
+        Some(json!({"name": "pc-kent", "role": "police", "force": "Kent"})),
+    );
+    assert_eq!(status, 201, "{body}");
     let out = std::process::Command::new(bin())
         .args(["users", "add", "--data-dir"])
         .arg(dir.path().join("other"))
@@ -666,19 +771,29 @@ async fn refusals_do_not_reveal_existence_and_every_person_read_is_purposed() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("EMAC"));
+}
 
-    // The dwell parameter is bounded (i64::MAX minutes wrapped negative).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dwell_parameter_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hub, _pat) = people_server(dir.path(), false).await;
+    for bad in ["9223372036854775807", "0", "-5"] {
+        let (status, body) = get(
+            &server,
+            &format!("/v1/people/P1/stays?{PERIOD}&min_dwell_min={bad}"),
+            &hub,
+            WHY,
+        );
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains("min_dwell_min"), "{body}");
+    }
     let (status, body) = get(
-        &format!("/v1/people/P1/stays?{period}&min_dwell_min=9223372036854775807"),
-        &hub,
-        WHY,
-    );
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("min_dwell_min"), "{body}");
-    let (status, body) = get(
-        &format!("/v1/people/P1/stays?{period}&min_dwell_min=15"),
+        &server,
+        &format!("/v1/people/P1/stays?{PERIOD}&min_dwell_min=15"),
         &hub,
         WHY,
     );
     assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["min_dwell_ms"], 900_000);
 }
