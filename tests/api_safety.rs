@@ -797,3 +797,46 @@ async fn the_dwell_parameter_is_bounded() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["min_dwell_ms"], 900_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subject_access_export_writes_only_valid_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _hub, _pat) = people_server(dir.path(), false).await;
+    // A tag clock gone wild: a reading at the largest time the protocol can carry.
+    let mut t1 = TagClient::connect(&server.ingest_addr, "T1").await;
+    let wild = |t_ms| Reading {
+        t_ms,
+        battery_pct: Some(50),
+        body: ReadingBody::Event(tagstream::model::DeviceEvent::BatteryLow),
+    };
+    t1.send_acked(1, vec![wild(i64::MAX), wild(t("2026-03-28T10:00:00Z"))])
+        .await;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, body) = get(
+        &server,
+        "/v1/admin/people/P1/export",
+        common::ADMIN_TOKEN,
+        WHY,
+    );
+    assert_eq!(status, 200, "{body}");
+    let doc = json(&body);
+    fn times(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) if s.contains("invalid-time") => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| times(x, out)),
+            serde_json::Value::Object(m) => m.values().for_each(|x| times(x, out)),
+            _ => {}
+        }
+    }
+    let mut bad = Vec::new();
+    times(&doc, &mut bad);
+    assert!(bad.is_empty(), "{bad:?} in {body}");
+    // Kept, not dropped: the value as sent, with no time to misread.
+    let readings = doc["readings"].as_array().unwrap();
+    assert!(
+        readings
+            .iter()
+            .any(|r| r["reading"]["t_ms"] == i64::MAX && r["reading"]["t"].is_null()),
+        "{body}"
+    );
+}
