@@ -466,6 +466,19 @@ async fn every_request_text_is_length_limited_with_the_field_named() {
         None,
     );
     too_long(status, &body, "batch_id", "128");
+    // Every query parameter, on every route.
+    let (status, body) = call(
+        &server,
+        "GET",
+        &format!(
+            "/v1/people/P1/trail?from=2026-03-28T00:00:00Z&to=2026-03-29T00:00:00Z&format={}",
+            "f".repeat(300)
+        ),
+        Some(&hub),
+        WHY,
+        None,
+    );
+    too_long(status, &body, "format", "256");
 }
 
 fn mode(path: &Path) -> u32 {

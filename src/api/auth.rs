@@ -52,6 +52,7 @@ impl FromRequestParts<ApiState> for Caller {
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
         if state.bootstrap.matches(token) {
+            super::limits::check_query(&parts.uri)?;
             return Ok(Caller(User {
                 id: 0,
                 name: "bootstrap-admin".into(),
@@ -71,7 +72,10 @@ impl FromRequestParts<ApiState> for Caller {
                         .unwrap_or_default()
                 ),
             )),
-            Ok(Some(user)) => Ok(Caller(user)),
+            Ok(Some(user)) => {
+                super::limits::check_query(&parts.uri)?;
+                Ok(Caller(user))
+            }
             Ok(None) => Err(ApiError::unauthorized()),
             Err(e) => Err(ApiError::internal(e.to_string())),
         }

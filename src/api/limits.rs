@@ -24,6 +24,40 @@ pub const CRIME_FREE_TEXT_MAX_CHARS: usize = 1_000;
 /// Any other field of a police crime row (references, descriptions, numbers).
 pub const CRIME_FIELD_MAX_CHARS: usize = 100;
 
+/// Any query parameter not named below (times, states, types, formats, ids, bounding boxes).
+pub const QUERY_TEXT_MAX_CHARS: usize = 256;
+/// A comma-separated list of ids in a query (`orders=O1,O2,…`).
+pub const QUERY_LIST_MAX_CHARS: usize = 10_000;
+
+/// The limit of a query parameter, by name.
+pub fn query_limit(name: &str) -> usize {
+    match name {
+        "purpose" => PURPOSE_MAX_CHARS,
+        "filename" => FILENAME_MAX_CHARS,
+        "orders" => QUERY_LIST_MAX_CHARS,
+        _ => QUERY_TEXT_MAX_CHARS,
+    }
+}
+
+/// Every parameter of a request's query string, each by [`query_limit`] (checked for every
+/// `/v1` route when the caller is authenticated, so no handler can forget one). A query that
+/// does not decode is left to the handler's own parsing.
+pub fn check_query(uri: &axum::http::Uri) -> Result<(), ApiError> {
+    if uri.query().is_none_or(|q| q.len() <= QUERY_TEXT_MAX_CHARS) {
+        return Ok(());
+    }
+    let Ok(axum::extract::Query(pairs)) =
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+    else {
+        return Ok(());
+    };
+    for (name, value) in &pairs {
+        check(&name.chars().take(64).collect::<String>(), name, 64)?;
+        check(name, value, query_limit(name))?;
+    }
+    Ok(())
+}
+
 /// `value` if it is at most `max` characters, else a 400 naming `field` and the limit.
 pub fn check(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     // Cheap first: a text of at most `max` bytes has at most `max` characters.
@@ -97,5 +131,17 @@ mod tests {
         assert!(e.message.contains("addresses[0].line1"), "{}", e.message);
         let e = check_record(&serde_json::json!({"id": "x".repeat(ID_MAX_CHARS + 1)})).unwrap_err();
         assert!(e.message.contains("'id'"), "{}", e.message);
+    }
+
+    #[test]
+    fn every_query_parameter_is_limited_by_name() {
+        let uri = |q: &str| format!("/v1/x?{q}").parse::<axum::http::Uri>().unwrap();
+        assert!(check_query(&uri("state=new&person=P1")).is_ok());
+        let long = "x".repeat(QUERY_TEXT_MAX_CHARS + 1);
+        let e = check_query(&uri(&format!("state={long}"))).unwrap_err();
+        assert!(e.message.contains("'state'"), "{}", e.message);
+        assert!(check_query(&uri(&format!("orders={long}"))).is_ok());
+        let e = check_query(&uri(&format!("purpose={}", "p".repeat(501)))).unwrap_err();
+        assert!(e.message.contains("'purpose'") && e.message.contains("500"));
     }
 }
