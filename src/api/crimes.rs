@@ -1,6 +1,9 @@
 //! Crime batches over HTTP: police upload their force's daily batch (the hub may upload any
 //! force's), and see the validation report, the stored batches and their crimes. Police are bound
-//! to their force: another force's batch is 403 whether or not it exists.
+//! to their force: another force's batch is 403 whether or not it exists. Police never learn of
+//! unconfirmed hits (no matching summary in their upload's answer; their batch list counts
+//! confirmed hits only), uploads are bounded per force in rows and vicinity radius, and an upload
+//! that leaves more pending hits than the configured bound is flagged `bulk` for the hub.
 
 use super::auth::Caller;
 use super::error::ApiError;
