@@ -86,6 +86,13 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require_admin()?;
     limits::check("name", &body.name, limits::NAME_MAX_CHARS)?;
+    limits::check("role", &body.role, limits::ID_MAX_CHARS)?;
+    limits::check_opt("expires", body.expires.as_deref(), limits::ID_MAX_CHARS)?;
+    limits::check_opt(
+        "expires_in",
+        body.expires_in.as_deref(),
+        limits::ID_MAX_CHARS,
+    )?;
     limits::check_opt("force", body.force.as_deref(), limits::ID_MAX_CHARS)?;
     for entry in &body.caseload {
         limits::check("caseload", entry, limits::ID_MAX_CHARS)?;
