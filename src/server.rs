@@ -113,7 +113,8 @@ fn now_ms() -> i64 {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
+    // Owner-only data directory, files and umask before anything is written.
+    crate::data_dir::secure_data_dir(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let _lock = crate::data_lock::lock_data_dir(&config.data_dir)?;
     let tag_key = load_or_create_secret(TAG_KEY_ENV, &config.data_dir.join("tag.key"))?;

@@ -5,6 +5,7 @@
 use super::audit::{purpose, record, Access};
 use super::auth::Caller;
 use super::error::ApiError;
+use super::limits;
 use super::people::PurposeQuery;
 use super::routes::ApiState;
 use crate::formats::alerts_jsonl::write_alerts;
@@ -68,6 +69,15 @@ pub struct ListParams {
 }
 
 fn filter_from(p: &ListParams, people: Option<Vec<String>>) -> Result<AlertFilter, ApiError> {
+    for (field, value) in [
+        ("type", &p.alert_type),
+        ("state", &p.state),
+        ("person", &p.person),
+        ("from", &p.from),
+        ("to", &p.to),
+    ] {
+        limits::check_opt(field, value.as_deref(), limits::ID_MAX_CHARS)?;
+    }
     let time = |t: &Option<String>| {
         t.as_deref()
             .map(parse_time)
@@ -110,15 +120,31 @@ pub async fn list(
     Ok(Json(alerts).into_response())
 }
 
+/// Counts are person data too when filtered by person (or by type for a small caseload): the
+/// purpose is required and the read audited, as for the list.
 pub async fn count(
     State(state): State<ApiState>,
     caller: Caller,
+    headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let people = scope(&state, &caller)?;
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
     let filter = filter_from(&p, people)?;
     state.alerts.sync_store().await;
-    Ok(Json(store(&state)?.count(&filter)?).into_response())
+    let count = store(&state)?.count(&filter)?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alerts.count",
+            person: p.person.as_deref(),
+            detail: Some(format!("count: {}", serde_json::json!(count))),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(count).into_response())
 }
 
 pub async fn get_one(
@@ -169,13 +195,22 @@ pub struct ActionBody {
     outcome: Option<Outcome>,
 }
 
+/// Acting on an alert reads and changes a person's record: the purpose is required, and the
+/// action is audited (with the alert's person) before it is made.
 pub async fn act(
     State(state): State<ApiState>,
     caller: Caller,
+    headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
+    Query(q): Query<PurposeQuery>,
     Json(body): Json<ActionBody>,
 ) -> Result<Response, ApiError> {
     caller.require_staff()?;
+    let purpose = purpose(&headers, q.purpose.as_deref())?;
+    limits::check_opt("notes", body.notes.as_deref(), limits::NOTES_MAX_CHARS)?;
+    limits::check_opt("assignee", body.assignee.as_deref(), limits::NAME_MAX_CHARS)?;
+    limits::check("id", &id, limits::ID_MAX_CHARS)?;
+    let action_name = action.clone();
     let action = match action.as_str() {
         "acknowledge" => ReviewAction::Acknowledge { notes: body.notes },
         "assign" => ReviewAction::Assign {
@@ -192,6 +227,25 @@ pub async fn act(
         },
         other => return Err(ApiError::not_found(format!("no alert action '{other}' (acknowledge, assign, resolve)"))),
     };
+    state.alerts.sync_store().await;
+    let alert = store(&state)?
+        .get(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("alert '{id}' not found")))?;
+    let person = alert.alert["person"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alert.act",
+            person: Some(&person),
+            detail: Some(format!("{action_name} {id}")),
+            ..Access::default()
+        },
+    )?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -28,6 +28,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -235,6 +236,7 @@ fn rewrite_segment(
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(crate::data_dir::FILE_MODE) // person data: owner-only whatever the umask
         .open(&temp)
         .map_err(io("creating compaction temp file", &temp))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
