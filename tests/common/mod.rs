@@ -138,6 +138,22 @@ impl TagClient {
         tag: &str,
         secret: &str,
     ) -> Result<TagClient, Frame> {
+        Self::connect_in_epoch_with_secret(addr, tag, secret, 0).await
+    }
+
+    /// Connects saying session epoch `epoch` in the hello; `Err` is the server's answer if it
+    /// was not `HelloOk`.
+    pub async fn connect_in_epoch(addr: &str, tag: &str, epoch: u32) -> Result<TagClient, Frame> {
+        Self::connect_in_epoch_with_secret(addr, tag, &tag_secret(TAG_KEY.as_bytes(), tag), epoch)
+            .await
+    }
+
+    pub async fn connect_in_epoch_with_secret(
+        addr: &str,
+        tag: &str,
+        secret: &str,
+        epoch: u32,
+    ) -> Result<TagClient, Frame> {
         let socket = TcpStream::connect(addr).await.expect("connect");
         let mut framed = Framed::new(socket, FrameCodec::default());
         framed
@@ -145,6 +161,7 @@ impl TagClient {
                 protocol_version: PROTOCOL_VERSION,
                 tag: tag.into(),
                 secret: secret.into(),
+                epoch,
             })
             .await
             .expect("send hello");
