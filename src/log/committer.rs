@@ -579,4 +579,57 @@ mod tests {
         assert_eq!(names, vec![0, 3]);
         assert_eq!(LogReader::open(dir.path()).unwrap().count(), 4);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dedupe_is_per_tag_and_epoch_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let in_epoch = |seq, epoch| {
+            let mut b = batch("t", seq, 1);
+            b.epoch = epoch;
+            b
+        };
+        {
+            let (writer, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+            let (committed_tx, mut committed_rx) = mpsc::channel(16);
+            tokio::spawn(async move { while committed_rx.recv().await.is_some() {} });
+            let handle = GroupCommitter::spawn(writer, &report, committed_tx).unwrap();
+            for seq in 1..=3 {
+                handle.append(in_epoch(seq, 0)).await.unwrap();
+            }
+            // A new epoch numbering from 1 again is new data.
+            let outcome = handle.append(in_epoch(1, 2)).await.unwrap();
+            assert!(matches!(outcome, AppendOutcome::Stored { .. }));
+            assert_eq!(
+                handle.append(in_epoch(1, 2)).await.unwrap(),
+                AppendOutcome::Duplicate
+            );
+            assert!(matches!(
+                handle.append(in_epoch(9, 1)).await,
+                Err(LogError::StaleEpoch {
+                    epoch: 1,
+                    current_epoch: 2,
+                    ..
+                })
+            ));
+            assert_eq!(handle.position("t"), (2, 1));
+            assert_eq!(handle.last_seq_in_epoch("t", 2), Ok(1));
+            assert_eq!(handle.last_seq_in_epoch("t", 3), Ok(0));
+            assert_eq!(handle.last_seq_in_epoch("t", 0), Err(2));
+        }
+        let (writer, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        assert_eq!(report.epoch_by_tag.get("t"), Some(&2));
+        assert_eq!(report.last_seq_by_tag.get("t"), Some(&1));
+        let (committed_tx, mut committed_rx) = mpsc::channel(16);
+        tokio::spawn(async move { while committed_rx.recv().await.is_some() {} });
+        let handle = GroupCommitter::spawn(writer, &report, committed_tx).unwrap();
+        assert_eq!(
+            handle.append(in_epoch(1, 2)).await.unwrap(),
+            AppendOutcome::Duplicate
+        );
+        assert!(matches!(
+            handle.append(in_epoch(2, 2)).await.unwrap(),
+            AppendOutcome::Stored { record: 4 }
+        ));
+        assert_eq!(LogReader::open(dir.path()).unwrap().count(), 5);
+    }
 }
