@@ -45,7 +45,7 @@ fn raise_own_fd_limit() -> u64 {
         limit.rlim_cur = limit.rlim_max;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 fn alive(server: &mut Server) -> bool {

@@ -118,7 +118,7 @@ pub fn soft_fd_limit() -> Option<u64> {
     };
     // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
 /// Converts a config value in milliseconds (0 = never) to a duration.
