@@ -319,3 +319,51 @@ async fn a_new_connection_beyond_the_per_tag_limit_supersedes_the_oldest() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_large_frame_before_hello_is_refused_as_soon_as_its_length_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), None, &[]);
+    let mut socket = TcpStream::connect(&server.ingest_addr).await.unwrap();
+    // A 2 KiB frame length: fine for an authenticated tag, too much before the hello.
+    socket.write_all(&2048u32.to_le_bytes()).await.unwrap();
+    let mut framed = Framed::new(socket, FrameCodec::default());
+    let frame = tokio::time::timeout(Duration::from_secs(5), framed.next())
+        .await
+        .expect("an answer without waiting for the body");
+    assert!(
+        matches!(
+            frame,
+            Some(Ok(Frame::Error {
+                code: ErrorCode::FrameTooLarge,
+                ..
+            }))
+        ),
+        "{frame:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_authenticated_connection_is_closed_at_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = config_file(&data, "[ingest]\nidle_timeout_ms = 600\n");
+    let server = Server::start(&data, None, &["--config", &config]);
+    let mut tag = TagClient::connect(&server.ingest_addr, "T1").await;
+    // Activity keeps it open...
+    for seq in 1..=4 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tag.send_acked(seq, readings(1)).await;
+    }
+    // ...silence closes it.
+    let start = Instant::now();
+    match tag.next_frame().await {
+        Some(Frame::Error {
+            code: ErrorCode::IdleTimeout,
+            ..
+        }) => {}
+        other => panic!("expected idle_timeout, got {other:?}"),
+    }
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(tag.next_frame().await, None);
+}
