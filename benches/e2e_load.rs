@@ -176,6 +176,7 @@ async fn run_tag(
             protocol_version: PROTOCOL_VERSION,
             tag: tag.clone(),
             secret: tag_secret(key.as_bytes(), &tag),
+            epoch: 0,
         })
         .await?;
     match framed.next().await {

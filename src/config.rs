@@ -37,6 +37,10 @@ pub struct ServerConfig {
     pub crime_api: crate::api::crimes::CrimeApiConfig,
     /// How long data is kept after an activation ends, and how often the purge runs.
     pub retention: crate::retention::RetentionConfig,
+    /// Tag connections under load or attack: timeouts and connection limits (`[ingest]`).
+    pub ingest: crate::ingest::IngestConfig,
+    /// HTTP listener limits (`[http]`).
+    pub http: crate::ingest::HttpConfig,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +61,8 @@ impl Default for ServerConfig {
             console: Default::default(),
             crime_api: Default::default(),
             retention: Default::default(),
+            ingest: Default::default(),
+            http: Default::default(),
         }
     }
 }

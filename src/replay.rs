@@ -103,6 +103,7 @@ pub fn read_recorded(
             match item {
                 Ok((tag, seq, readings)) => on_batch(Batch {
                     tag,
+                    epoch: 0,
                     seq,
                     arrival_ms: 0,
                     readings,

@@ -11,8 +11,9 @@ use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
 use crate::crime::service::HitService;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
-use crate::ingest::{run_listener, IngestContext};
-use crate::log::{GroupCommitter, LogConfig, LogReader, LogWriter};
+use crate::ingest::limits::optional_ms;
+use crate::ingest::{run_listener, EffectiveLimits, HttpListener, IngestContext};
+use crate::log::{DedupState, GroupCommitter, LogConfig, LogReader, LogWriter};
 use crate::model::Batch;
 use crate::pipeline::driver::{InlineDriver, OutputBatch};
 use crate::pipeline::ActivationDirectory;
@@ -28,7 +29,7 @@ use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -218,7 +219,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .committed_readings
         .store(marker.1, Ordering::Relaxed);
     let (committed_tx, mut committed_rx) = mpsc::channel::<Vec<Arc<Batch>>>(64);
-    let commit = GroupCommitter::spawn(writer, recovery.last_seq_by_tag.clone(), committed_tx)
+    let commit = GroupCommitter::spawn(writer, DedupState::from(&recovery), committed_tx)
         .context("starting the group committer")?;
     let forward_counters = counters.clone();
     let (forward_tac, forward_directory) = (tac.clone(), directory.clone());
@@ -248,14 +249,15 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         }
     });
 
-    let ingest = Arc::new(IngestContext {
+    let limits = EffectiveLimits::for_this_process(&config.ingest, &config.http);
+    tracing::info!(?limits, "connection limits");
+    let ingest = Arc::new(IngestContext::new(
         commit,
-        tag_key: tag_key.into_bytes(),
-        max_frame_bytes: config.max_frame_bytes,
-        connections: AtomicU64::new(0),
-        rejected_frames: AtomicU64::new(0),
-        duplicate_batches: AtomicU64::new(0),
-    });
+        tag_key.into_bytes(),
+        config.max_frame_bytes,
+        &config.ingest,
+        limits,
+    ));
     let ingest_listener = TcpListener::bind(config.ingest_addr)
         .await
         .with_context(|| format!("binding ingest address {}", config.ingest_addr))?;
@@ -264,6 +266,15 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
     let ingest_addr = ingest_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+    // Survives accept errors, bounds open HTTP connections and closes idle ones.
+    let http_listener = HttpListener::new(
+        http_listener,
+        limits.http_max_connections,
+        optional_ms(config.http.idle_timeout_ms),
+    );
+    let _ = ingest
+        .http_listener
+        .set((http_listener.stats(), http_listener.gauge()));
 
     let purger = Arc::new(
         Purger::new(

@@ -114,6 +114,7 @@ fn batches(exports: &[Export], clock_to: &str) -> Vec<Batch> {
         for (seq, chunk) in e.readings.chunks(4).enumerate() {
             batches.push(Batch {
                 tag: e.name.clone(),
+                epoch: 0,
                 seq: seq as u64 + 1,
                 arrival_ms: 0,
                 readings: chunk.to_vec(),
@@ -128,6 +129,7 @@ fn batches(exports: &[Export], clock_to: &str) -> Vec<Batch> {
     };
     batches.push(Batch {
         tag: "CLOCK".into(),
+        epoch: 0,
         seq: 1,
         arrival_ms: 0,
         readings: vec![tick],

@@ -148,6 +148,7 @@ fn run_with(
     for (seq, (tag, readings)) in batches.iter().enumerate() {
         let batch = Batch {
             tag: tag.clone(),
+            epoch: 0,
             seq: seq as u64 + 1,
             arrival_ms: 0,
             readings: readings.clone(),

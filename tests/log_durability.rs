@@ -52,6 +52,7 @@ fn batch(tag: &str, seq: u64, count: usize) -> Batch {
         .collect();
     Batch {
         tag: tag.to_owned(),
+        epoch: 0,
         seq,
         arrival_ms: base_ms + 7_000,
         readings,

@@ -61,6 +61,10 @@ struct StreamArgs {
     /// Progress line every this many seconds (0 = none).
     #[arg(long, default_value_t = 10)]
     progress_s: u64,
+    /// Session epoch the tags say in their hellos: raise it to restart batch numbering (like a
+    /// factory reset) against a server that stored an earlier run.
+    #[arg(long, default_value_t = 0)]
+    epoch: u32,
     /// Also write orders.json, crimes/ and truth.jsonl here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -201,6 +205,7 @@ fn run_stream(a: StreamArgs) -> Result<String, String> {
         linger_ms: a.linger_ms,
         drain_timeout_ms: a.drain_timeout_s * 1000,
         progress_s: a.progress_s,
+        epoch: a.epoch,
     };
     let r = stream(&opts, &stream_opts, side.as_deref()).map_err(|e| e.to_string())?;
     Ok(r.summary())

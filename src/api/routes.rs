@@ -172,6 +172,6 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         l.p50_us as f64 / 1e6,
         l.p99_us as f64 / 1e6,
         l.count,
-    );
+    ) + &state.ingest.metrics_text();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

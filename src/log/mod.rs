@@ -24,7 +24,10 @@ pub mod segment;
 pub mod summary;
 pub mod writer;
 
-pub use committer::{AppendOutcome, CommitConfig, CommitHandle, CommitStats, GroupCommitter};
+pub use committer::{
+    note_durable, AppendOutcome, CommitConfig, CommitHandle, CommitStats, DedupState,
+    GroupCommitter,
+};
 pub use compact::{compact, CompactReport, TagWindows};
 pub use error::{Corruption, LogError, LogResult, PayloadError};
 pub use reader::{LogReader, TornTail};

@@ -32,8 +32,11 @@ pub struct RecoveryReport {
     pub truncated_records: u64,
     /// Where the cut was made and why, if a tail was cut.
     pub torn_tail: Option<TornTailReport>,
-    /// Highest batch sequence number stored per tag: the dedup state.
+    /// Highest batch sequence number stored per tag in its current session epoch: the dedup
+    /// state (with `epoch_by_tag`).
     pub last_seq_by_tag: HashMap<String, u64>,
+    /// Current (highest stored) session epoch per tag; tags absent here are in epoch 0.
+    pub epoch_by_tag: HashMap<String, u32>,
     /// Temp files of an interrupted compaction, removed (the segments they copied are intact).
     pub compaction_temp_files_removed: u64,
 }
@@ -73,8 +76,13 @@ pub(crate) fn recover(dir: &Path) -> LogResult<Recovered> {
         let (_, batch) = item?;
         report.records += 1;
         report.readings += batch.readings.len() as u64;
-        let last = report.last_seq_by_tag.entry(batch.tag).or_insert(batch.seq);
-        *last = (*last).max(batch.seq);
+        super::committer::note_durable(
+            &mut report.last_seq_by_tag,
+            &mut report.epoch_by_tag,
+            batch.tag,
+            batch.epoch,
+            batch.seq,
+        );
     }
     report.segments = reader.segments().len();
     if let Some(tail) = reader.torn_tail().cloned() {
