@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub crime_api: crate::api::crimes::CrimeApiConfig,
     /// How long data is kept after an activation ends, and how often the purge runs.
     pub retention: crate::retention::RetentionConfig,
+    /// The ingest-silence watchdog (`[watchdog]`): a system alert when no tag sends anything.
+    pub watchdog: crate::metrics::silence_watch::WatchdogConfig,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             console: Default::default(),
             crime_api: Default::default(),
             retention: Default::default(),
+            watchdog: Default::default(),
         }
     }
 }
