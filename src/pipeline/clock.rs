@@ -9,17 +9,18 @@
 //! Definition (see `docs/rules.md`, "The event-time clock"): every tag has its latest event
 //! time (readings more than `max_future_ms` ahead of their batch's arrival excluded). The live
 //! tags are those with a batch that arrived within `live_window_ms` of the newest arrival
-//! (without arrival times: whose latest is within that window of the clock). Among them the
-//! leaders' time `H` is a high order statistic that excludes at least the top tag (once there
-//! are `min_clock_tags`); tags more than `clock_lag_ms` behind `H` are lagging and left out; the
-//! clock candidate is the `clock_quantile` (low) quantile of the rest, and the clock is the
-//! greatest candidate so far (monotone). One tag cannot move it: not forward (it is never above
-//! the second-highest live tag), not back (monotone), and a silent tag stops holding it after
-//! `clock_lag_ms`.
+//! (without arrival times: whose latest is within that window of the clock). With `n` live tags
+//! and `k = max(1, floor(clock_trim · n))`, the clock candidate is the (k+1)-th highest latest
+//! event time — the maximum with the top `k` tags trimmed off — and the clock is the greatest
+//! candidate so far (monotone). One tag cannot move it: not forward (it is never above the
+//! second-highest live tag), not back (monotone); a tag that stops uploading sinks to the
+//! bottom, where it holds nothing back. With fewer than `min_clock_tags` live tags nothing can
+//! tell a wrong tag from a right one: the candidate is the maximum, and only the arrival bound
+//! protects.
 //!
-//! The quantile is recomputed every `max(1, tags / 8)` batches (a scan and two selections), so
-//! the cost per batch is one map update plus O(1) amortised; the cadence depends only on the
-//! log, so the clock stays a function of it.
+//! The order statistic is recomputed every `max(1, tags / 8)` batches (a scan and one
+//! selection), so the cost per batch is one map update plus O(1) amortised; the cadence depends
+//! only on the log, so the clock stays a function of it.
 
 use super::PipelineConfig;
 use crate::model::{Batch, TimeMs};
@@ -196,27 +197,17 @@ impl EventClock {
             return;
         }
         self.established = n >= cfg.min_clock_tags.max(2);
-        let q = if cfg.clock_quantile.is_finite() {
-            cfg.clock_quantile.clamp(0.0, 1.0)
+        let trim = if cfg.clock_trim.is_finite() {
+            cfg.clock_trim.clamp(0.0, 1.0)
         } else {
             0.0
         };
-        // The leaders' time: excludes the top `max(1, q·n)` tags once established, so that no
-        // single tag can raise it; with fewer tags nothing can tell a wrong tag from a right one.
-        let hi_rank = if self.established {
-            n - 1 - ((q * n as f64).floor() as usize).max(1).min(n - 1)
+        let rank = if self.established {
+            n - 1 - ((trim * n as f64).floor() as usize).max(1).min(n - 1)
         } else {
             n - 1
         };
-        let (_, &mut leaders_ms, _) = self.scratch.select_nth_unstable(hi_rank);
-        let floor_ms = leaders_ms.saturating_sub(cfg.clock_lag_ms);
-        self.scratch.retain(|&t| t >= floor_ms && t <= leaders_ms);
-        let m = self.scratch.len();
-        if m == 0 {
-            return;
-        }
-        let lo_rank = ((q * (m - 1) as f64).floor() as usize).min(m - 1);
-        let (_, &mut candidate_ms, _) = self.scratch.select_nth_unstable(lo_rank);
+        let (_, &mut candidate_ms, _) = self.scratch.select_nth_unstable(rank);
         self.clock_ms = Some(self.clock_ms.map_or(candidate_ms, |c| c.max(candidate_ms)));
     }
 }
@@ -309,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_tag_stops_holding_the_clock_back() {
+    fn a_silent_tag_does_not_hold_the_clock_back() {
         let mut clock = EventClock::new(PipelineConfig::default());
         let t0 = 1_800_000_000_000;
         for i in 0..40 {
@@ -326,13 +317,15 @@ mod tests {
     }
 
     #[test]
-    fn without_arrival_times_two_tags_behave_like_the_maximum_after_the_lag() {
+    fn below_min_tags_the_clock_is_the_maximum_and_from_then_on_the_top_tag_is_trimmed() {
         let mut clock = EventClock::new(PipelineConfig::default());
         feed(&mut clock, &batch("A", 0, &[HOUR]));
         feed(&mut clock, &batch("B", 0, &[HOUR + 10 * MIN]));
-        assert_eq!(clock.clock_ms(), Some(HOUR));
-        feed(&mut clock, &batch("B", 0, &[2 * HOUR]));
-        assert_eq!(clock.clock_ms(), Some(2 * HOUR));
+        assert_eq!(clock.clock_ms(), Some(HOUR + 10 * MIN));
+        feed(&mut clock, &batch("C", 0, &[HOUR + 30 * MIN]));
+        assert_eq!(clock.clock_ms(), Some(HOUR + 10 * MIN));
+        feed(&mut clock, &batch("B", 0, &[HOUR + 20 * MIN]));
+        assert_eq!(clock.clock_ms(), Some(HOUR + 20 * MIN));
     }
 
     #[test]

@@ -39,14 +39,10 @@ pub struct PipelineConfig {
     /// A reading more than this far ahead of its batch's arrival (the server's own clock, recorded
     /// in the log) is `clock_ahead`: stored, not fed to the rules until the clock catches up.
     pub max_future_ms: TimeMs,
-    /// The event-time clock is this quantile of the latest event times of the live tags that are
-    /// not lagging (see `docs/rules.md`, "The event-time clock"). Low, so that a few tags ahead
-    /// cannot move it.
-    pub clock_quantile: f64,
-    /// A tag whose latest event time is more than this behind the leading tags does not hold the
-    /// clock back (a tag that stops uploading drops out, so the clock moves on and its no contact
-    /// fires).
-    pub clock_lag_ms: TimeMs,
+    /// The event-time clock is the greatest latest event time of the live tags once the top
+    /// `max(1, clock_trim · live tags)` are set aside (see `docs/rules.md`, "The event-time
+    /// clock"): no single tag can move it.
+    pub clock_trim: f64,
     /// A tag is live while a batch of it arrived within this long of the newest arrival in the
     /// log (when arrival times are unknown: while its latest event time is within this of the
     /// clock).
@@ -70,8 +66,7 @@ impl Default for PipelineConfig {
             reorder_ms: 0,
             no_contact_ms: 60 * 60 * 1000,
             max_future_ms: 24 * 60 * 60 * 1000,
-            clock_quantile: 0.2,
-            clock_lag_ms: 30 * 60 * 1000,
+            clock_trim: 0.05,
             live_window_ms: 2 * 60 * 60 * 1000,
             max_skew_ms: 2 * 60 * 60 * 1000,
             min_clock_tags: 3,
