@@ -185,6 +185,17 @@ impl Dispatcher {
                     }
                 }
             }
+            // A batch of only too-old readings still tells the activation the tag is in contact.
+            if groups.is_empty() && outcome.too_old > 0 {
+                if let Some(a) = self.directory.resolve(&batch.tag, contact_ms) {
+                    groups.push(Group {
+                        activation: a.clone(),
+                        admitted: Vec::new(),
+                        ahead: Vec::new(),
+                        ahead_count: 0,
+                    });
+                }
+            }
             for g in groups {
                 deliver(
                     self.partition_of(&g.activation.id),

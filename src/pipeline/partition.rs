@@ -209,8 +209,7 @@ impl Partition {
             .rules
             .iter()
             .any(|r| r.next_deadline().is_some_and(|d| d <= self.clock_ms))
-            || held_due(state, self.clock_ms, self.config.max_skew_ms)
-                .is_some_and(|d| d <= self.clock_ms)
+            || held_due(state, self.config.max_skew_ms).is_some_and(|d| d <= self.clock_ms)
         {
             self.fire(slot, self.clock_ms, arrival_ms, sink);
         }
@@ -279,7 +278,7 @@ impl Partition {
         sink: &mut dyn Sink,
     ) {
         let state = &mut self.slots[slot];
-        if held_due(state, clock_ms, self.config.max_skew_ms).is_some_and(|d| d <= clock_ms) {
+        if held_due(state, self.config.max_skew_ms).is_some_and(|d| d <= clock_ms) {
             let limit_ms = clock_ms.saturating_add(self.config.max_skew_ms);
             let (mut due, rest): (Vec<Reading>, Vec<Reading>) =
                 state.held.drain(..).partition(|r| r.t_ms <= limit_ms);
@@ -326,7 +325,7 @@ impl Partition {
             .oldest_pending_ms()
             .map(|t| t + self.config.reorder_ms);
         let rules = state.rules.iter().filter_map(|r| r.next_deadline()).min();
-        let held = held_due(state, self.clock_ms, self.config.max_skew_ms);
+        let held = held_due(state, self.config.max_skew_ms);
         let next = [flush, rules, held].into_iter().flatten().min();
         if next != state.scheduled_ms {
             state.scheduled_ms = next;
@@ -344,7 +343,7 @@ struct Ahead {
 }
 
 /// The clock time at which the earliest held reading may be released.
-fn held_due(state: &ActivationState, _clock_ms: TimeMs, max_skew_ms: TimeMs) -> Option<TimeMs> {
+fn held_due(state: &ActivationState, max_skew_ms: TimeMs) -> Option<TimeMs> {
     state
         .held
         .iter()
