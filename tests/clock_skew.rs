@@ -318,12 +318,21 @@ fn run(
     config: PipelineConfig,
     batches: &[(String, i64, Vec<Reading>)],
 ) -> (Vec<Alert>, tagstream::pipeline::DispatchStats) {
+    run_on(2, activations, config, batches)
+}
+
+fn run_on(
+    partitions: usize,
+    activations: usize,
+    config: PipelineConfig,
+    batches: &[(String, i64, Vec<Reading>)],
+) -> (Vec<Alert>, tagstream::pipeline::DispatchStats) {
     let doc = orders_doc(activations, parse_time("2026-03-02T00:40:00Z").unwrap());
     let orders = parse_orders(&doc).unwrap().accepted;
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
     let factory = Arc::new(StandardRules::new(config, Default::default(), &orders));
     let mut out = OutputCollector::default();
-    let mut driver = InlineDriver::new(directory, config, factory, 2, &mut out);
+    let mut driver = InlineDriver::new(directory, config, factory, partitions, &mut out);
     for (seq, (tag, arrival_ms, readings)) in batches.iter().enumerate() {
         let batch = Batch {
             tag: tag.clone(),
@@ -436,4 +445,36 @@ fn a_two_day_store_and_forward_backlog_is_processed_as_late_data() {
             "A1 strap_tamper 03-03T02:00..03-03T02:05 late=false".to_string(),
         ]
     );
+}
+
+#[test]
+fn the_clock_and_its_flags_do_not_depend_on_the_number_of_partitions() {
+    let config = PipelineConfig::default();
+    let start = parse_time("2026-03-02T00:00:00Z").unwrap();
+    let mut batches = steady(start, 3, "");
+    batches.push((
+        "T1".into(),
+        start + 30 * MIN,
+        vec![event(start + 5 * HOUR, DeviceEvent::StrapOpen)],
+    ));
+    // Before T2's activation (it starts at 00:00): stored, counted, not ruled on.
+    batches.push((
+        "T2".into(),
+        start + 30 * MIN,
+        vec![event(start - HOUR, DeviceEvent::StrapOpen)],
+    ));
+    batches.extend(steady(start + 30 * MIN, 20, "T3"));
+    let (one, stats) = run_on(1, 5, config, &batches);
+    assert_eq!(
+        (stats.clock_ahead, stats.before_activation),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert!(summary(&one).contains(&"A1 strap_tamper 03-02T05:00..open late=false".to_string()));
+    assert!(summary(&one).iter().any(|s| s.starts_with("A3 no_contact")));
+    assert!(!summary(&one).iter().any(|s| s.starts_with("A2 strap")));
+    for partitions in [2, 3, 7] {
+        let (other, _) = run_on(partitions, 5, config, &batches);
+        assert_eq!(one, other, "{partitions} partitions");
+    }
 }
