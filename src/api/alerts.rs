@@ -342,6 +342,14 @@ pub async fn stream(
             .event("system_alert")
             .data(serde_json::to_string(&alert).unwrap_or_default()))
     });
-    let stream = futures::stream::select(stream, system);
+    // The connection ends when the alert stream ends (a `None` marks it), as before.
+    let stream = futures::stream::select(
+        stream
+            .map(Some)
+            .chain(futures::stream::once(std::future::ready(None))),
+        system.map(Some),
+    )
+    .take_while(|item| std::future::ready(item.is_some()))
+    .filter_map(std::future::ready);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
