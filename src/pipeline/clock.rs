@@ -70,6 +70,9 @@ pub struct EventClock {
     clock_ms: Option<TimeMs>,
     established: bool,
     newest_arrival_ms: Option<TimeMs>,
+    /// The newest arrival time when the clock last advanced: the clock is that stale in the
+    /// server's own (recorded) time.
+    advanced_at_arrival_ms: Option<TimeMs>,
     since_recompute: usize,
     scratch: Vec<TimeMs>,
 }
@@ -82,6 +85,7 @@ impl EventClock {
             clock_ms: None,
             established: false,
             newest_arrival_ms: None,
+            advanced_at_arrival_ms: None,
             since_recompute: 0,
             scratch: Vec::new(),
         }
@@ -107,7 +111,17 @@ impl EventClock {
         let state = self.tags.get(&batch.tag).copied();
         let mut latest_seen = state.map(|s| s.latest_seen_ms);
         let mut own_admitted = state.and_then(|s| s.latest_admitted_ms);
-        let skew_clock = self.clock_ms.filter(|_| self.established);
+        // When every tag went quiet (an outage), the clock stood still while the server's time
+        // went on: the bound grows by the recorded time since the clock last advanced, so the
+        // tags coming back are not all "ahead" (in accelerated runs this is seconds).
+        let stale_ms = match (arrival_ms, self.advanced_at_arrival_ms) {
+            (Some(a), Some(at)) => (a - at).max(0),
+            _ => 0,
+        };
+        let skew_clock = self
+            .clock_ms
+            .filter(|_| self.established)
+            .map(|c| c.saturating_add(stale_ms));
         for r in &batch.readings {
             let verdict =
                 if arrival_ms.is_some_and(|a| r.t_ms > a.saturating_add(cfg.max_future_ms)) {
@@ -167,6 +181,7 @@ impl EventClock {
             self.recompute();
             if self.clock_ms != before {
                 out.advanced_to_ms = self.clock_ms;
+                self.advanced_at_arrival_ms = self.newest_arrival_ms;
             }
         }
         out.contact_ms = match (self.clock_ms, own_admitted) {
@@ -335,6 +350,28 @@ mod tests {
         let (_, v) = feed(&mut clock, &batch("A", now, &[now - MIN, now + 25 * HOUR]));
         assert_eq!(v, vec![Verdict::Admit, Verdict::Ahead]);
         assert_eq!(clock.clock_ms(), Some(now - MIN));
+    }
+
+    #[test]
+    fn after_an_outage_the_tags_coming_back_are_not_ahead() {
+        let mut clock = EventClock::new(PipelineConfig::default());
+        let t0 = 1_800_000_000_000;
+        for tag in ["A", "B", "C", "D", "E"] {
+            feed(&mut clock, &batch(tag, t0 + 10 * MIN, &[t0]));
+        }
+        // Nothing for 10 hours, then every tag uploads what it has now.
+        let back = t0 + 10 * HOUR;
+        for tag in ["A", "B", "C", "D", "E"] {
+            let (out, _) = feed(&mut clock, &batch(tag, back + 10 * MIN, &[back]));
+            assert_eq!(out.ahead, 0, "{tag}");
+        }
+        assert_eq!(clock.clock_ms(), Some(back));
+        // The clock is fresh again: a tag 23 h ahead is ahead.
+        let (out, _) = feed(
+            &mut clock,
+            &batch("A", back + 11 * MIN, &[back + 23 * HOUR]),
+        );
+        assert_eq!(out.ahead, 1);
     }
 
     #[test]

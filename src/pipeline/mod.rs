@@ -47,8 +47,9 @@ pub struct PipelineConfig {
     /// log (when arrival times are unknown: while its latest event time is within this of the
     /// clock).
     pub live_window_ms: TimeMs,
-    /// Once the clock is established, a reading more than this far ahead of both the clock and
-    /// its tag's own latest admitted reading is `clock_ahead`.
+    /// Once the clock is established, a reading more than this far ahead of both the clock
+    /// (aged by the recorded arrival time since it last advanced) and its tag's own latest
+    /// admitted reading is `clock_ahead`.
     pub max_skew_ms: TimeMs,
     /// The skew bound applies only while at least this many tags are live (with fewer, no
     /// quantile can tell a wrong tag from a right one; the arrival bound still applies).
