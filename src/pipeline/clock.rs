@@ -108,7 +108,9 @@ impl EventClock {
         let arrival_ms = (batch.arrival_ms > 0).then_some(batch.arrival_ms);
         let cfg = &self.config;
         let mut out = BatchClock::default();
-        let state = self.tags.get(&batch.tag).copied();
+        // One hash lookup per batch on the hot path (a second only for a tag seen first).
+        let mut slot = self.tags.get_mut(&batch.tag);
+        let state = slot.as_deref().copied();
         let mut latest_seen = state.map(|s| s.latest_seen_ms);
         let mut own_admitted = state.and_then(|s| s.latest_admitted_ms);
         // When every tag went quiet (an outage), the clock stood still while the server's time
@@ -162,13 +164,13 @@ impl EventClock {
                 latest_admitted_ms: own_admitted,
                 last_arrival_ms: arrival_ms.or(state.and_then(|s| s.last_arrival_ms)),
             };
-            match self.tags.get_mut(&batch.tag) {
+            match slot.as_deref_mut() {
                 Some(s) => *s = entry,
                 None => {
                     self.tags.insert(batch.tag.clone(), entry);
                 }
             }
-        } else if let (Some(a), Some(s)) = (arrival_ms, self.tags.get_mut(&batch.tag)) {
+        } else if let (Some(a), Some(s)) = (arrival_ms, slot.as_deref_mut()) {
             s.last_arrival_ms = Some(a);
         }
         if let Some(a) = arrival_ms {
