@@ -170,7 +170,7 @@ impl EventClock {
                     self.tags.insert(batch.tag.clone(), entry);
                 }
             }
-        } else if let (Some(a), Some(s)) = (arrival_ms, slot.as_deref_mut()) {
+        } else if let (Some(a), Some(s)) = (arrival_ms, slot) {
             s.last_arrival_ms = Some(a);
         }
         if let Some(a) = arrival_ms {
