@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub ingest: crate::ingest::IngestConfig,
     /// HTTP listener limits (`[http]`).
     pub http: crate::ingest::HttpConfig,
+    /// The ingest-silence watchdog (`[watchdog]`): a system alert when no tag sends anything.
+    pub watchdog: crate::metrics::silence_watch::WatchdogConfig,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +65,7 @@ impl Default for ServerConfig {
             retention: Default::default(),
             ingest: Default::default(),
             http: Default::default(),
+            watchdog: Default::default(),
         }
     }
 }

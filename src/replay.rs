@@ -45,6 +45,14 @@ pub struct ReplaySummary {
     pub readings: u64,
     pub unassigned_readings: u64,
     pub late_readings: u64,
+    /// Readings flagged `clock_ahead` (held out of the rules until the clock caught up).
+    pub clock_ahead_readings: u64,
+    /// Of those, held readings the clock caught up with (then processed normally).
+    pub released_readings: u64,
+    /// Readings older than the clock's horizon, or before their tag's first activation: stored,
+    /// not fed to the rules.
+    pub too_old_readings: u64,
+    pub before_activation_readings: u64,
     pub alerts: usize,
     pub sober_days: usize,
     /// Crime batches imported and the hits they produced (with `--crimes`).
@@ -191,6 +199,14 @@ pub fn replay(
             .iter()
             .map(|p| p.late_readings)
             .sum(),
+        clock_ahead_readings: stats.clock_ahead,
+        released_readings: driver
+            .partition_stats()
+            .iter()
+            .map(|p| p.released_readings)
+            .sum(),
+        too_old_readings: stats.too_old,
+        before_activation_readings: stats.before_activation,
         alerts: outputs.alerts.len(),
         sober_days: outputs.sober_days.len(),
         orders_errors: Vec::new(),

@@ -202,6 +202,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("log replay task")??
     };
     alerts.finish_recovery();
+    let system = Arc::new(crate::metrics::silence_watch::SystemHealth::new(
+        config.watchdog,
+        now_ms(),
+        !directory.all().is_empty() || recovered.0 > 0,
+        driver.gauges(),
+    ));
+    system.spawn(now_ms);
     let driver = driver.into_live(outputs_tx);
     // Pipeline outputs are numbered and published on their own thread (see LiveAlerts).
     let alerts_task = alerts.clone();
@@ -224,8 +231,10 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let forward_counters = counters.clone();
     let (forward_tac, forward_directory) = (tac.clone(), directory.clone());
     let pipeline_input = driver.input.clone();
+    let forward_system = system.clone();
     tokio::spawn(async move {
         while let Some(group) = committed_rx.recv().await {
+            forward_system.batches_committed(now_ms());
             forward_counters
                 .committed_batches
                 .fetch_add(group.len() as u64, Ordering::Relaxed);
@@ -305,6 +314,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         crime_api: config.crime_api,
         directory: directory.clone(),
         retention: purger,
+        system,
     };
     let mut app = router(state);
     if let Some(console) = crate::console::router(&config.console) {

@@ -18,6 +18,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::stream::Stream;
+use futures::StreamExt;
 use serde::Deserialize;
 use std::convert::Infallible;
 
@@ -375,5 +376,34 @@ pub async fn stream(
             }
         },
     );
+    // System alerts (ingest silent) ride along as their own event type, without an id, so they
+    // do not move the client's Last-Event-ID in the alert sequence.
+    let (open, system_rx) = state.system.subscribe();
+    let system = futures::stream::iter(open).chain(futures::stream::unfold(
+        system_rx,
+        |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(alert) => return Some((alert, rx)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    ));
+    let system = system.map(|alert| {
+        Ok(Event::default()
+            .event("system_alert")
+            .data(serde_json::to_string(&alert).unwrap_or_default()))
+    });
+    // The connection ends when the alert stream ends (a `None` marks it), as before.
+    let stream = futures::stream::select(
+        stream
+            .map(Some)
+            .chain(futures::stream::once(std::future::ready(None))),
+        system.map(Some),
+    )
+    .take_while(|item| std::future::ready(item.is_some()))
+    .filter_map(std::future::ready);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

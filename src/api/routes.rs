@@ -41,6 +41,8 @@ pub struct ApiState {
     pub directory: Arc<crate::pipeline::ActivationDirectory>,
     /// The purge job (scheduled, admin route) and the stores a subject access export reads.
     pub retention: Arc<crate::retention::Purger>,
+    /// System alerts (ingest silent) and the pipeline's clock gauges.
+    pub system: Arc<crate::metrics::silence_watch::SystemHealth>,
 }
 
 impl ApiState {
@@ -93,6 +95,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/hits/{id}/review", post(hits::review))
         .route("/v1/hits/{id}/evidence", get(hits::evidence))
         .route("/v1/hits/{id}/trail", get(hits::trail))
+        .route("/v1/system/alerts", get(system_alerts))
         .route("/v1/stats", get(stats))
         .route("/v1/stats/reset-latency", post(reset_latency))
         .route(
@@ -139,6 +142,15 @@ async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response
     .into_response())
 }
 
+/// System alerts (not about any person): hub and admin.
+async fn system_alerts(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.require_staff()?;
+    Ok(Json(serde_json::json!({ "alerts": state.system.alerts() })).into_response())
+}
+
 async fn reset_latency(
     State(state): State<ApiState>,
     caller: Caller,
@@ -172,6 +184,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         l.p50_us as f64 / 1e6,
         l.p99_us as f64 / 1e6,
         l.count,
-    ) + &state.ingest.metrics_text();
+    ) + &state.ingest.metrics_text()
+        + &state.system.prometheus();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
