@@ -263,6 +263,26 @@ fn a_torn_tail_is_still_cut_with_nothing_else_lost() {
     assert!(!clean.path().join(QUARANTINE_DIR).exists());
 }
 
+#[test]
+fn a_damaged_last_record_is_cut_as_a_torn_tail_but_its_bytes_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = originals(10);
+    write_log(dir.path(), &all, 64 << 20);
+    let segment = dir.path().join("00000000000000000000.seg");
+    let mut bytes = fs::read(&segment).unwrap();
+    let (last, last_len) = frames(&bytes)[9];
+    bytes[last + last_len - 2] ^= 0x10;
+    fs::write(&segment, &bytes).unwrap();
+    let (_, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!((report.records, report.records_lost), (9, 0));
+    let tail = report.torn_tail.expect("cut as a torn tail");
+    assert_eq!(tail.offset, last as u64);
+    let copy = tail.quarantine_file.expect("kept aside");
+    assert_eq!(fs::read(dir.path().join(copy)).unwrap(), bytes);
+    assert_eq!(fs::metadata(&segment).unwrap().len(), last as u64);
+    assert_all_but(dir.path(), &all[..9], u64::MAX);
+}
+
 fn inspect(data_dir: &Path) -> (bool, serde_json::Value, String) {
     let out = Command::new(bin())
         .args(["inspect", "--data-dir"])

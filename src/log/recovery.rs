@@ -58,6 +58,9 @@ pub struct TornTailReport {
     pub segment: String,
     pub offset: u64,
     pub reason: String,
+    /// Where the segment was copied before the cut, when the tail began with a complete frame
+    /// failing its checksum (possibly a stored record damaged in place, not a torn write).
+    pub quarantine_file: Option<String>,
 }
 
 /// A damaged range, as reported (and stored in the quarantine report).
@@ -121,9 +124,31 @@ pub(crate) fn recover(dir: &Path) -> LogResult<Recovered> {
         *last = (*last).max(batch.seq);
     }
     report.segments = reader.segments().len();
-    // Quarantine first: the copy holds the segment's bytes before anything is changed.
-    if !reader.damage().is_empty() {
-        report.damage = quarantine(dir, reader.damage())?;
+    // Quarantine first: the copy holds the segment's bytes before anything is changed. A torn
+    // tail that starts with a complete frame failing its checksum may be an acknowledged record
+    // damaged in place rather than an incomplete write: its bytes are kept aside too.
+    let torn = reader.torn_tail().cloned();
+    let mut to_quarantine = reader.damage().to_vec();
+    let keep_torn = torn
+        .as_ref()
+        .filter(|t| matches!(t.kind, Corruption::Checksum { .. } | Corruption::Payload(_)));
+    if let Some(t) = keep_torn {
+        to_quarantine.push(Damage {
+            segment: t.segment.clone(),
+            start: t.offset,
+            end: t.segment_len_bytes,
+            first_record: reader.next_record(),
+            records_lost: 0, // the number is reused by the next append
+            kind: t.kind.clone(),
+        });
+    }
+    let mut torn_quarantine_file = None;
+    if !to_quarantine.is_empty() {
+        let mut reports = quarantine(dir, &to_quarantine)?;
+        if keep_torn.is_some() {
+            torn_quarantine_file = reports.pop().map(|r| r.quarantine_file);
+        }
+        report.damage = reports;
         report.records_lost = reader.records_lost();
         for d in &report.damage {
             tracing::error!(
@@ -138,8 +163,20 @@ pub(crate) fn recover(dir: &Path) -> LogResult<Recovered> {
             );
         }
     }
-    if let Some(tail) = reader.torn_tail().cloned() {
+    if let Some(tail) = torn {
         cut_torn_tail(&tail, &mut report)?;
+        if let Some(t) = report.torn_tail.as_mut() {
+            if let Some(copy) = &torn_quarantine_file {
+                tracing::error!(
+                    segment = %t.segment,
+                    offset = t.offset,
+                    reason = %t.reason,
+                    quarantine_file = %copy,
+                    "log recovery cut a last record that was complete but failed its checksum; the segment was copied to quarantine first"
+                );
+            }
+            t.quarantine_file = torn_quarantine_file;
+        }
     }
     Ok(Recovered {
         report,
@@ -179,6 +216,7 @@ fn cut_torn_tail(tail: &TornTail, report: &mut RecoveryReport) -> LogResult<()> 
         segment: tail.segment.name(),
         offset: tail.offset,
         reason: tail.kind.to_string(),
+        quarantine_file: None,
     });
     tracing::warn!(
         segment = %path.display(),
