@@ -27,7 +27,7 @@ use super::error::{Corruption, LogError, LogResult};
 use super::record::parse_batch_header;
 use super::record::FRAME_HEADER_LEN;
 use super::record::{decode_batch_payload, encode_batch_frame, encode_payload_frame};
-use super::resync::{scan, Span};
+use super::resync::{next_frame_start, scan, Span};
 use super::segment::{list_segments, sync_dir, Frame, FrameReader, SegmentFile, SEGMENT_HEADER};
 use crate::model::TimeMs;
 use serde::Serialize;
@@ -195,7 +195,9 @@ fn corrupt(path: &Path, kind: Corruption) -> LogError {
 /// decoded. `None`: the segment has damage inside (see [`compact_damaged`]).
 fn scan_segment(segment: &SegmentFile, windows: &TagWindows) -> LogResult<Option<Scan>> {
     let path = &segment.path;
-    let mut reader = open_sealed(path)?;
+    let Ok(mut reader) = FrameReader::open(path)? else {
+        return Ok(None);
+    };
     let mut scan = Scan {
         records: 0,
         len_bytes: reader.len_bytes(),
@@ -242,10 +244,13 @@ fn compact_damaged(
 ) -> LogResult<()> {
     let path = &segment.path;
     let bytes = fs::read(path).map_err(|e| LogError::io("reading segment", path, e))?;
-    if !bytes.starts_with(&SEGMENT_HEADER) {
-        // The reader refuses such a sealed segment too; FrameReader says exactly why.
+    if !bytes.starts_with(&SEGMENT_HEADER)
+        && next_frame_start(&bytes, SEGMENT_HEADER.len()).is_none()
+    {
+        // Not a log segment at all: the reader refuses it too; FrameReader says exactly why.
         open_sealed(path)?;
     }
+    // A damaged header before intact records is replaced by a good one in the rewrite.
     let spans = scan(&bytes, SEGMENT_HEADER.len());
     let mut out = SEGMENT_HEADER.to_vec();
     let (mut records, mut damaged, mut removed_total, mut emptied) = (0u64, 0u64, 0u64, 0u64);

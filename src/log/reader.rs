@@ -9,13 +9,15 @@
 //!
 //! Only damage with no valid record after it in the last segment is a torn tail (what a crash
 //! mid-write leaves): the reader stops there without an error and reports it through
-//! [`LogReader::torn_tail`]. A damaged segment header is a torn tail in the last segment and an
-//! error (naming file and offset) in a sealed one.
+//! [`LogReader::torn_tail`]. A damaged segment header followed by intact records is a damaged
+//! range of its own (no record lost); with no valid record after it, it is a torn tail in the
+//! last segment (a crash while it was being created) and an error (naming file and offset) in a
+//! sealed one.
 
 use super::error::{Corruption, LogError, LogResult};
 use super::record::{decode_batch_payload, FRAME_HEADER_LEN};
-use super::resync::{scan, Span};
-use super::segment::{list_segments, Frame, FrameReader, SegmentFile};
+use super::resync::{next_frame_start, scan, Span};
+use super::segment::{list_segments, Frame, FrameReader, SegmentFile, SEGMENT_HEADER_LEN};
 use crate::model::Batch;
 use std::collections::VecDeque;
 use std::fs;
@@ -173,7 +175,16 @@ impl LogReader {
                     }
                     match FrameReader::open(&segment.path)? {
                         Ok(reader) => self.current.insert(Current::Streaming(reader)),
-                        Err(kind) => return self.damaged_header(kind).map(|()| None),
+                        Err(kind) => {
+                            // A damaged header before intact records (a flipped bit, a zeroed
+                            // sector) costs only the header: never the records after it.
+                            if matches!(kind, Corruption::BadHeader { .. })
+                                && self.resync_after_header(&kind)?
+                            {
+                                continue;
+                            }
+                            return self.damaged_header(kind).map(|()| None);
+                        }
                     }
                 }
             };
@@ -244,6 +255,31 @@ impl LogReader {
             .map_err(|e| LogError::io("reading segment", &segment.path, e))?;
         // Bytes appended since the segment was opened are not read (as when streaming).
         bytes.truncate(usize::try_from(len_bytes).unwrap_or(usize::MAX));
+        self.resync_bytes(bytes, offset, None)
+    }
+
+    /// The current segment's header is not a log header: if a valid record follows it, the
+    /// header is a damaged range of its own (no record lost) and the segment is read on;
+    /// returns whether it was.
+    fn resync_after_header(&mut self, kind: &Corruption) -> LogResult<bool> {
+        let segment = &self.segments[self.index];
+        let bytes = fs::read(&segment.path)
+            .map_err(|e| LogError::io("reading segment", &segment.path, e))?;
+        let header_len = SEGMENT_HEADER_LEN as usize;
+        if bytes.len() < header_len || next_frame_start(&bytes, header_len).is_none() {
+            return Ok(false);
+        }
+        self.resync_bytes(bytes, SEGMENT_HEADER_LEN, Some(kind.clone()))?;
+        Ok(true)
+    }
+
+    fn resync_bytes(
+        &mut self,
+        bytes: Vec<u8>,
+        offset: u64,
+        header_damage: Option<Corruption>,
+    ) -> LogResult<()> {
+        let segment = &self.segments[self.index];
         let spans = scan(&bytes, offset as usize);
         let is_last = self.index + 1 == self.segments.len();
         let intact = self.records_per_segment[self.index]
@@ -273,7 +309,17 @@ impl LogReader {
             .iter()
             .filter(|s| matches!(s, Span::Damaged { .. }))
             .count();
-        let mut steps = VecDeque::with_capacity(spans.len());
+        let mut steps = VecDeque::with_capacity(spans.len() + 1);
+        if let Some(kind) = header_damage {
+            steps.push_back(Step::Damage(Damage {
+                segment: segment.clone(),
+                start: 0,
+                end: SEGMENT_HEADER_LEN,
+                first_record: 0,
+                records_lost: 0,
+                kind,
+            }));
+        }
         let mut damaged_seen = 0;
         for span in spans {
             match span {
