@@ -656,4 +656,23 @@ mod tests {
         let again = compact(dir.path(), boundary, &windows()).unwrap();
         assert_eq!((again.segments_rewritten, again.readings_removed), (0, 0));
     }
+
+    #[test]
+    fn a_damaged_header_before_intact_records_is_replaced_by_a_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = write_log(dir.path());
+        let boundary = writer.seal().unwrap();
+        let before = read_all(dir.path());
+        let first = dir.path().join(segment_file_name(0));
+        let mut bytes = fs::read(&first).unwrap();
+        bytes[2] ^= 0x01;
+        fs::write(&first, &bytes).unwrap();
+        assert_eq!(read_all(dir.path()).len(), before.len(), "no record lost");
+        let report = compact(dir.path(), boundary, &windows()).unwrap();
+        assert!(report.readings_removed > 0, "{report:?}");
+        assert!(fs::read(&first).unwrap().starts_with(&SEGMENT_HEADER));
+        let mut reader = LogReader::open(dir.path()).unwrap();
+        assert_eq!(reader.by_ref().count(), before.len());
+        assert!(reader.damage().is_empty());
+    }
 }
