@@ -1,5 +1,6 @@
 //! `tagstream inspect`: a JSON summary of what is durably stored in a data directory — the log
-//! (segments, records, readings per kind, tags) and the activations it was loaded with.
+//! (segments, records, readings per kind, tags, damaged ranges and records lost) and the
+//! activations it was loaded with. `main` exits non-zero when the log has damage.
 
 use crate::formats::orders_file::parse_orders;
 use crate::log::{summarize, LogSummary};

@@ -309,7 +309,12 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let (outputs, mut summary) =
         tagstream::replay::replay(&orders, &args.readings, &args.crimes, config, &base.rules)?;
     for e in &summary.readings_errors {
-        eprintln!("{}: {e} (line skipped)", args.readings.display());
+        if e.line == 0 {
+            // Not a line: damage in a log directory (or a binary file), skipped records said.
+            eprintln!("{}: {}", args.readings.display(), e.message);
+        } else {
+            eprintln!("{}: {e} (line skipped)", args.readings.display());
+        }
     }
     summary.orders_errors = orders_errors;
     tagstream::replay::write_outputs(&outputs, &args.out)?;
@@ -321,6 +326,15 @@ fn inspect(data_dir: PathBuf) -> Result<()> {
     let summary = tagstream::inspect::inspect(&data_dir)
         .with_context(|| format!("inspecting {}", data_dir.display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    // Damage means acknowledged records are lost: never exit 0 over it.
+    if !summary.log.damage.is_empty() {
+        anyhow::bail!(
+            "{}: the log is damaged: {} damaged range(s), {} record(s) lost (see log.damage)",
+            data_dir.display(),
+            summary.log.damage.len(),
+            summary.log.records_lost
+        );
+    }
     Ok(())
 }
 

@@ -98,12 +98,46 @@ pub fn read_recorded(
         } else {
             path.to_path_buf()
         };
-        let reader = LogReader::open(&log_dir).map_err(|e| input_err(e.to_string()))?;
-        for item in reader {
+        let mut reader = LogReader::open(&log_dir).map_err(|e| input_err(e.to_string()))?;
+        for item in reader.by_ref() {
             let (_, batch) = item.map_err(|e| input_err(e.to_string()))?;
             on_batch(batch);
         }
-        return Ok(Vec::new());
+        // Damaged records are skipped exactly as the server's start-up replay skips them (the
+        // same reader), so the outputs still match the live server's; say what was skipped.
+        let mut errors: Vec<LineError> = reader
+            .damage()
+            .iter()
+            .map(|d| LineError {
+                line: 0,
+                record: None,
+                message: format!(
+                    "log damage in {} bytes {}..{}: {} record(s) lost (records {}..{}): {}; \
+                     the records after it were read",
+                    d.segment.name(),
+                    d.start,
+                    d.end,
+                    d.records_lost,
+                    d.first_record,
+                    d.first_record + d.records_lost,
+                    d.kind
+                ),
+            })
+            .collect();
+        if let Some(tail) = reader.torn_tail() {
+            errors.push(LineError {
+                line: 0,
+                record: None,
+                message: format!(
+                    "torn tail in {} from byte {} ({} bytes, an incomplete final write): {}",
+                    tail.segment.name(),
+                    tail.offset,
+                    tail.bytes(),
+                    tail.kind
+                ),
+            });
+        }
+        return Ok(errors);
     }
     if path.extension().is_some_and(|e| e == "bin") {
         let reader = ReadingsFileReader::open(path).map_err(|e| input_err(e.to_string()))?;

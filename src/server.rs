@@ -225,6 +225,12 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     counters
         .committed_readings
         .store(marker.1, Ordering::Relaxed);
+    counters
+        .log_damaged_ranges
+        .store(recovery.damage.len() as u64, Ordering::Relaxed);
+    counters
+        .log_records_lost
+        .store(recovery.records_lost, Ordering::Relaxed);
     let (committed_tx, mut committed_rx) = mpsc::channel::<Vec<Arc<Batch>>>(64);
     let commit = GroupCommitter::spawn(writer, DedupState::from(&recovery), committed_tx)
         .context("starting the group committer")?;

@@ -22,6 +22,9 @@ pub struct Counters {
     /// Changes to activations or orders made through the API since start; the pipeline picks
     /// them up at the next start (see README, "Changing orders").
     pub orders_changes_pending: AtomicU64,
+    /// Damaged log ranges found at start-up (quarantined, skipped) and the records lost in them.
+    pub log_damaged_ranges: AtomicU64,
+    pub log_records_lost: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -174,7 +177,9 @@ async fn metrics(State(state): State<ApiState>) -> Response {
          # TYPE tagstream_ingest_to_alert_seconds summary\n\
          tagstream_ingest_to_alert_seconds{{quantile=\"0.5\"}} {}\n\
          tagstream_ingest_to_alert_seconds{{quantile=\"0.99\"}} {}\n\
-         tagstream_ingest_to_alert_seconds_count {}\n",
+         tagstream_ingest_to_alert_seconds_count {}\n\
+         # TYPE tagstream_log_damaged_ranges_total counter\ntagstream_log_damaged_ranges_total {}\n\
+         # TYPE tagstream_log_records_lost_total counter\ntagstream_log_records_lost_total {}\n",
         c.committed_batches.load(Ordering::Relaxed),
         c.committed_readings.load(Ordering::Relaxed),
         state.ingest.duplicate_batches.load(Ordering::Relaxed),
@@ -184,6 +189,8 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         l.p50_us as f64 / 1e6,
         l.p99_us as f64 / 1e6,
         l.count,
+        c.log_damaged_ranges.load(Ordering::Relaxed),
+        c.log_records_lost.load(Ordering::Relaxed),
     ) + &state.ingest.metrics_text()
         + &state.system.prometheus();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
