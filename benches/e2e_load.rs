@@ -235,6 +235,7 @@ async fn drive_tag<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             protocol_version: PROTOCOL_VERSION,
             tag: tag.clone(),
             secret: tag_secret(key.as_bytes(), &tag),
+            epoch: 0,
         })
         .await?;
     match framed.next().await {

@@ -27,6 +27,7 @@ fn gps_batch(seq: u64) -> Batch {
         .collect();
     Batch {
         tag: "bench-tag-0001".into(),
+        epoch: 0,
         seq,
         arrival_ms: 1_774_722_700_000,
         readings,

@@ -17,6 +17,7 @@ fn batch(tag: usize, n: u64) -> Batch {
     let base = T0_MS + n as i64 * BATCH as i64 * 60_000;
     Batch {
         tag: format!("T{tag}"),
+        epoch: 0,
         seq: n + 1,
         arrival_ms: 0,
         readings: (0..BATCH)

@@ -37,6 +37,12 @@ pub struct ServerConfig {
     pub crime_api: crate::api::crimes::CrimeApiConfig,
     /// How long data is kept after an activation ends, and how often the purge runs.
     pub retention: crate::retention::RetentionConfig,
+    /// Tag connections under load or attack: timeouts and connection limits (`[ingest]`).
+    pub ingest: crate::ingest::IngestConfig,
+    /// HTTP listener limits (`[http]`).
+    pub http: crate::ingest::HttpConfig,
+    /// The ingest-silence watchdog (`[watchdog]`): a system alert when no tag sends anything.
+    pub watchdog: crate::metrics::silence_watch::WatchdogConfig,
     /// TLS on the tag port (`[ingest_tls]`); absent: plain TCP.
     pub ingest_tls: Option<crate::tls::IngestTlsConfig>,
     /// HTTPS on the API (`[http_tls]`); absent: plain HTTP.
@@ -61,6 +67,9 @@ impl Default for ServerConfig {
             console: Default::default(),
             crime_api: Default::default(),
             retention: Default::default(),
+            ingest: Default::default(),
+            http: Default::default(),
+            watchdog: Default::default(),
             ingest_tls: None,
             http_tls: None,
         }

@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,7 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, LockError> {
         source,
     };
     let file = OpenOptions::new()
+        .mode(crate::data_dir::FILE_MODE)
         .create(true)
         .truncate(false)
         .write(true)

@@ -1,5 +1,6 @@
 //! `tagstream inspect`: a JSON summary of what is durably stored in a data directory — the log
-//! (segments, records, readings per kind, tags) and the activations it was loaded with.
+//! (segments, records, readings per kind, tags, damaged ranges and records lost) and the
+//! activations it was loaded with. `main` exits non-zero when the log has damage.
 
 use crate::formats::orders_file::parse_orders;
 use crate::log::{summarize, LogSummary};
@@ -13,6 +14,10 @@ pub struct InspectSummary {
     pub people: usize,
     pub activations: usize,
     pub orders: usize,
+    /// The event-time clock at the end of the log and the readings it kept from the rules
+    /// (`clock_ahead`, too old, before activation, unassigned), with the default `[pipeline]`
+    /// settings.
+    pub clock: Option<crate::pipeline::DispatchStats>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,23 +36,40 @@ pub fn inspect(data_dir: &Path) -> Result<InspectSummary, InspectError> {
         return Err(InspectError::NotADataDir(data_dir.display().to_string()));
     }
     let log = summarize(&log_dir)?;
-    let (people, activations, orders) = match std::fs::read_to_string(data_dir.join("orders.json"))
-    {
-        Ok(text) => {
-            let load = parse_orders(&text).map_err(|e| InspectError::Orders(e.to_string()))?;
-            (
-                load.accepted.people.len(),
-                load.accepted.activations.len(),
-                load.accepted.orders.len(),
-            )
-        }
-        Err(_) => (0, 0, 0),
-    };
+    let (people, activations, orders, clock) =
+        match std::fs::read_to_string(data_dir.join("orders.json")) {
+            Ok(text) => {
+                let load = parse_orders(&text).map_err(|e| InspectError::Orders(e.to_string()))?;
+                (
+                    load.accepted.people.len(),
+                    load.accepted.activations.len(),
+                    load.accepted.orders.len(),
+                    Some(clock_stats(&log_dir, &load.accepted.activations)?),
+                )
+            }
+            Err(_) => (0, 0, 0, None),
+        };
     Ok(InspectSummary {
         data_dir: data_dir.display().to_string(),
         log,
         people,
         activations,
         orders,
+        clock,
     })
+}
+
+/// Runs the dispatcher (the clock and the routing, no rules) over the log.
+fn clock_stats(
+    log_dir: &Path,
+    activations: &[crate::model::Activation],
+) -> Result<crate::pipeline::DispatchStats, InspectError> {
+    let directory = std::sync::Arc::new(crate::pipeline::ActivationDirectory::new(activations));
+    let mut dispatcher =
+        crate::pipeline::Dispatcher::new(directory, 1, crate::pipeline::PipelineConfig::default());
+    for item in crate::log::LogReader::open(log_dir)? {
+        let (_, batch) = item?;
+        dispatcher.dispatch(&std::sync::Arc::new(batch), |_, _| {});
+    }
+    Ok(dispatcher.stats())
 }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod console;
 pub mod crime;
+pub mod data_dir;
 pub mod data_lock;
 pub mod delivery;
 pub mod formats;

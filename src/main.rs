@@ -176,6 +176,12 @@ enum UsersCommand {
         /// Person ids on the caseload (practitioner role), comma-separated.
         #[arg(long, value_delimiter = ',')]
         caseload: Vec<String>,
+        /// The token stops working after this long (e.g. 30d, 12h, 2w); default: never.
+        #[arg(long, conflicts_with = "expires")]
+        expires_in: Option<String>,
+        /// The token stops working at this time (RFC 3339).
+        #[arg(long)]
+        expires: Option<String>,
     },
     /// List users (never their tokens).
     List {
@@ -370,7 +376,12 @@ fn replay(args: ReplayArgs) -> Result<()> {
     let (outputs, mut summary) =
         tagstream::replay::replay(&orders, &args.readings, &args.crimes, config, &base.rules)?;
     for e in &summary.readings_errors {
-        eprintln!("{}: {e} (line skipped)", args.readings.display());
+        if e.line == 0 {
+            // Not a line: damage in a log directory (or a binary file), skipped records said.
+            eprintln!("{}: {}", args.readings.display(), e.message);
+        } else {
+            eprintln!("{}: {e} (line skipped)", args.readings.display());
+        }
     }
     summary.orders_errors = orders_errors;
     tagstream::replay::write_outputs(&outputs, &args.out)?;
@@ -382,6 +393,15 @@ fn inspect(data_dir: PathBuf) -> Result<()> {
     let summary = tagstream::inspect::inspect(&data_dir)
         .with_context(|| format!("inspecting {}", data_dir.display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    // Damage means acknowledged records are lost: never exit 0 over it.
+    if !summary.log.damage.is_empty() {
+        anyhow::bail!(
+            "{}: the log is damaged: {} damaged range(s), {} record(s) lost (see log.damage)",
+            data_dir.display(),
+            summary.log.damage.len(),
+            summary.log.records_lost
+        );
+    }
     Ok(())
 }
 
@@ -399,6 +419,7 @@ fn retention(command: RetentionCommand) -> Result<()> {
         config,
     } = command;
     let config = load_config(config.as_ref())?;
+    secure_existing(&data_dir)?;
     let now_ms = match now {
         Some(t) => tagstream::model::time::parse_time(&t)
             .map_err(anyhow::Error::msg)
@@ -420,6 +441,7 @@ fn people(command: PeopleCommand) -> Result<()> {
         config,
     } = command;
     let config = load_config(config.as_ref())?;
+    secure_existing(&data_dir)?;
     let summary =
         tagstream::retention::offline::export_person(&data_dir, &config, &person, &purpose, &out)
             .with_context(|| format!("exporting person {person} from {}", data_dir.display()))?;
@@ -427,10 +449,22 @@ fn people(command: PeopleCommand) -> Result<()> {
     Ok(())
 }
 
+/// Owner-only umask and modes for a command that writes an existing data directory (a missing
+/// one is left for the command to report).
+fn secure_existing(data_dir: &std::path::Path) -> Result<()> {
+    tagstream::data_dir::private_umask();
+    if data_dir.is_dir() {
+        tagstream::data_dir::secure_data_dir(data_dir)
+            .with_context(|| format!("securing {}", data_dir.display()))?;
+    }
+    Ok(())
+}
+
 fn users(command: UsersCommand) -> Result<()> {
     use tagstream::store::metadata::{Metadata, NewUser};
     let open = |dir: &PathBuf| -> Result<Metadata> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        tagstream::data_dir::secure_data_dir(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
         Metadata::open(dir)
             .with_context(|| format!("opening the metadata database in {}", dir.display()))
     };
@@ -441,10 +475,22 @@ fn users(command: UsersCommand) -> Result<()> {
             role,
             force,
             caseload,
+            expires_in,
+            expires,
         } => {
             let role = tagstream::api::admin::role_from(&role, force, caseload)
                 .map_err(anyhow::Error::msg)?;
-            let (user, token) = open(&data_dir)?.add_user(&NewUser { name, role })?;
+            let expires_ms = tagstream::store::metadata::parse_expiry(
+                expires.as_deref(),
+                expires_in.as_deref(),
+                tagstream::retention::purge::wall_clock_ms(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let (user, token) = open(&data_dir)?.add_user(&NewUser {
+                name,
+                role,
+                expires_ms,
+            })?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({"user": user, "token": token}))?

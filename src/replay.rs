@@ -45,6 +45,14 @@ pub struct ReplaySummary {
     pub readings: u64,
     pub unassigned_readings: u64,
     pub late_readings: u64,
+    /// Readings flagged `clock_ahead` (held out of the rules until the clock caught up).
+    pub clock_ahead_readings: u64,
+    /// Of those, held readings the clock caught up with (then processed normally).
+    pub released_readings: u64,
+    /// Readings older than the clock's horizon, or before their tag's first activation: stored,
+    /// not fed to the rules.
+    pub too_old_readings: u64,
+    pub before_activation_readings: u64,
     pub alerts: usize,
     pub sober_days: usize,
     /// Crime batches imported and the hits they produced (with `--crimes`).
@@ -90,12 +98,46 @@ pub fn read_recorded(
         } else {
             path.to_path_buf()
         };
-        let reader = LogReader::open(&log_dir).map_err(|e| input_err(e.to_string()))?;
-        for item in reader {
+        let mut reader = LogReader::open(&log_dir).map_err(|e| input_err(e.to_string()))?;
+        for item in reader.by_ref() {
             let (_, batch) = item.map_err(|e| input_err(e.to_string()))?;
             on_batch(batch);
         }
-        return Ok(Vec::new());
+        // Damaged records are skipped exactly as the server's start-up replay skips them (the
+        // same reader), so the outputs still match the live server's; say what was skipped.
+        let mut errors: Vec<LineError> = reader
+            .damage()
+            .iter()
+            .map(|d| LineError {
+                line: 0,
+                record: None,
+                message: format!(
+                    "log damage in {} bytes {}..{}: {} record(s) lost (records {}..{}): {}; \
+                     the records after it were read",
+                    d.segment.name(),
+                    d.start,
+                    d.end,
+                    d.records_lost,
+                    d.first_record,
+                    d.first_record + d.records_lost,
+                    d.kind
+                ),
+            })
+            .collect();
+        if let Some(tail) = reader.torn_tail() {
+            errors.push(LineError {
+                line: 0,
+                record: None,
+                message: format!(
+                    "torn tail in {} from byte {} ({} bytes, an incomplete final write): {}",
+                    tail.segment.name(),
+                    tail.offset,
+                    tail.bytes(),
+                    tail.kind
+                ),
+            });
+        }
+        return Ok(errors);
     }
     if path.extension().is_some_and(|e| e == "bin") {
         let reader = ReadingsFileReader::open(path).map_err(|e| input_err(e.to_string()))?;
@@ -103,6 +145,7 @@ pub fn read_recorded(
             match item {
                 Ok((tag, seq, readings)) => on_batch(Batch {
                     tag,
+                    epoch: 0,
                     seq,
                     arrival_ms: 0,
                     readings,
@@ -190,6 +233,14 @@ pub fn replay(
             .iter()
             .map(|p| p.late_readings)
             .sum(),
+        clock_ahead_readings: stats.clock_ahead,
+        released_readings: driver
+            .partition_stats()
+            .iter()
+            .map(|p| p.released_readings)
+            .sum(),
+        too_old_readings: stats.too_old,
+        before_activation_readings: stats.before_activation,
         alerts: outputs.alerts.len(),
         sober_days: outputs.sober_days.len(),
         orders_errors: Vec::new(),

@@ -11,8 +11,11 @@ use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
 use crate::crime::service::HitService;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
-use crate::ingest::{run_listener, IngestContext, IngestTransport, TagCredentials};
-use crate::log::{GroupCommitter, LogConfig, LogReader, LogWriter};
+use crate::ingest::limits::optional_ms;
+use crate::ingest::{
+    run_listener, EffectiveLimits, HttpListener, IngestContext, IngestTransport, TagCredentials,
+};
+use crate::log::{DedupState, GroupCommitter, LogConfig, LogReader, LogWriter};
 use crate::model::Batch;
 use crate::pipeline::driver::{InlineDriver, OutputBatch};
 use crate::pipeline::ActivationDirectory;
@@ -28,7 +31,7 @@ use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -134,7 +137,8 @@ fn now_ms() -> i64 {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
+    // Owner-only data directory, files and umask before anything is written.
+    crate::data_dir::secure_data_dir(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let _lock = crate::data_lock::lock_data_dir(&config.data_dir)?;
     let tag_key = load_tag_key(&config.data_dir, true)?;
@@ -235,6 +239,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("log replay task")??
     };
     alerts.finish_recovery();
+    let system = Arc::new(crate::metrics::silence_watch::SystemHealth::new(
+        config.watchdog,
+        now_ms(),
+        !directory.all().is_empty() || recovered.0 > 0,
+        driver.gauges(),
+    ));
+    system.spawn(now_ms);
     let driver = driver.into_live(outputs_tx);
     // Pipeline outputs are numbered and published on their own thread (see LiveAlerts).
     let alerts_task = alerts.clone();
@@ -251,14 +262,22 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     counters
         .committed_readings
         .store(marker.1, Ordering::Relaxed);
+    counters
+        .log_damaged_ranges
+        .store(recovery.damage.len() as u64, Ordering::Relaxed);
+    counters
+        .log_records_lost
+        .store(recovery.records_lost, Ordering::Relaxed);
     let (committed_tx, mut committed_rx) = mpsc::channel::<Vec<Arc<Batch>>>(64);
-    let commit = GroupCommitter::spawn(writer, recovery.last_seq_by_tag.clone(), committed_tx)
+    let commit = GroupCommitter::spawn(writer, DedupState::from(&recovery), committed_tx)
         .context("starting the group committer")?;
     let forward_counters = counters.clone();
     let (forward_tac, forward_directory) = (tac.clone(), directory.clone());
     let pipeline_input = driver.input.clone();
+    let forward_system = system.clone();
     tokio::spawn(async move {
         while let Some(group) = committed_rx.recv().await {
+            forward_system.batches_committed(now_ms());
             forward_counters
                 .committed_batches
                 .fetch_add(group.len() as u64, Ordering::Relaxed);
@@ -282,15 +301,16 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         }
     });
 
-    let ingest = Arc::new(IngestContext {
+    let limits = EffectiveLimits::for_this_process(&config.ingest, &config.http);
+    tracing::info!(?limits, "connection limits");
+    let ingest = Arc::new(IngestContext::new(
         commit,
         credentials,
-        transport: ingest_transport,
-        max_frame_bytes: config.max_frame_bytes,
-        connections: AtomicU64::new(0),
-        rejected_frames: AtomicU64::new(0),
-        duplicate_batches: AtomicU64::new(0),
-    });
+        ingest_transport,
+        config.max_frame_bytes,
+        &config.ingest,
+        limits,
+    ));
     let ingest_listener = TcpListener::bind(config.ingest_addr)
         .await
         .with_context(|| format!("binding ingest address {}", config.ingest_addr))?;
@@ -299,6 +319,15 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
     let ingest_addr = ingest_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+    // Survives accept errors, bounds open HTTP connections and closes idle ones.
+    let http_listener = HttpListener::new(
+        http_listener,
+        limits.http_max_connections,
+        optional_ms(config.http.idle_timeout_ms),
+    );
+    let _ = ingest
+        .http_listener
+        .set((http_listener.stats(), http_listener.gauge()));
 
     let purger = Arc::new(
         Purger::new(
@@ -329,6 +358,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         crime_api: config.crime_api,
         directory: directory.clone(),
         retention: purger,
+        system,
     };
     let mut app = router(state);
     if let Some(console) = crate::console::router(&config.console) {

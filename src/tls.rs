@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -196,24 +196,29 @@ pub fn peer_identities<IO>(stream: &TlsStream<IO>) -> Option<Vec<String>> {
 /// Handshakes that may be in progress at once on a [`TlsListener`]; more wait for a slot.
 const MAX_CONCURRENT_HANDSHAKES: usize = 256;
 
-/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
-
-/// An `axum` listener serving HTTPS: a task accepts TCP connections and runs each handshake in
-/// its own task under a timeout, so one slow client never holds up the others; finished
-/// sessions are handed to `axum::serve` through [`axum::serve::Listener::accept`].
-pub struct TlsListener {
-    sessions: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+/// An `axum` listener serving HTTPS over an inner listener (e.g. `ingest::HttpListener`, which
+/// bounds connections and survives accept errors): a task takes the inner listener's
+/// connections and runs each handshake in its own task under a timeout, so one slow client never
+/// holds up the others; finished sessions are handed to `axum::serve` through
+/// [`axum::serve::Listener::accept`].
+pub struct TlsListener<Io> {
+    sessions: mpsc::Receiver<(TlsStream<Io>, SocketAddr)>,
     local_addr: SocketAddr,
 }
 
-impl TlsListener {
-    pub fn new(
-        listener: TcpListener,
+impl<Io> TlsListener<Io>
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    pub fn new<L>(
+        mut inner: L,
         acceptor: TlsAcceptor,
         handshake_timeout: Duration,
-    ) -> std::io::Result<Self> {
-        let local_addr = listener.local_addr()?;
+    ) -> std::io::Result<Self>
+    where
+        L: axum::serve::Listener<Io = Io, Addr = SocketAddr>,
+    {
+        let local_addr = inner.local_addr()?;
         let (tx, sessions) = mpsc::channel(64);
         let slots = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
         tokio::spawn(async move {
@@ -221,21 +226,14 @@ impl TlsListener {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let (socket, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "HTTPS accept failed");
-                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                        continue;
-                    }
-                };
+                let (io, peer) = inner.accept().await;
                 if tx.is_closed() {
                     return;
                 }
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(socket)).await {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send((stream, peer)).await;
                         }
@@ -252,8 +250,11 @@ impl TlsListener {
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+impl<Io> axum::serve::Listener for TlsListener<Io>
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Io = TlsStream<Io>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

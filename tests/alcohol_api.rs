@@ -12,7 +12,7 @@ use tagstream::model::{Reading, ReadingBody, TacSample};
 
 fn scram_readings(name: &str) -> Vec<Reading> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/scram-barcrawl")
+        .join("fixtures/alcohol/scram-barcrawl")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()

@@ -1,5 +1,5 @@
 //! Acceptance on real data: the 13 SCRAM bracelet exports of the UCI bar-crawl study
-//! (`../shared/data/scram-barcrawl/`, temperature in °F) driven through the real pipeline, each
+//! (`fixtures/alcohol/scram-barcrawl/`, temperature in °F) driven through the real pipeline, each
 //! with its own activation and an abstinence alcohol order. Every participant drank heavily on
 //! the night of 2–3 May 2017 after alcohol-free hours following fitting, and wore the bracelet
 //! throughout (ankle temperatures 19–38 °C, brief IR jumps).
@@ -19,7 +19,7 @@ use tagstream::rules::alcohol::AlcoholConfig;
 use tagstream::rules::{RulesConfig, StandardRules};
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/scram-barcrawl")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/alcohol/scram-barcrawl")
 }
 
 struct Export {
@@ -63,7 +63,7 @@ fn load(path: &Path) -> Export {
 
 fn exports() -> Vec<Export> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(data_dir())
-        .expect("../shared/data/scram-barcrawl must be beside the project")
+        .expect("fixtures/alcohol/scram-barcrawl is in the repository")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "csv"))
         .collect();
@@ -114,6 +114,7 @@ fn batches(exports: &[Export], clock_to: &str) -> Vec<Batch> {
         for (seq, chunk) in e.readings.chunks(4).enumerate() {
             batches.push(Batch {
                 tag: e.name.clone(),
+                epoch: 0,
                 seq: seq as u64 + 1,
                 arrival_ms: 0,
                 readings: chunk.to_vec(),
@@ -128,6 +129,7 @@ fn batches(exports: &[Export], clock_to: &str) -> Vec<Batch> {
     };
     batches.push(Batch {
         tag: "CLOCK".into(),
+        epoch: 0,
         seq: 1,
         arrival_ms: 0,
         readings: vec![tick],

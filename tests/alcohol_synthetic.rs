@@ -116,20 +116,26 @@ fn uploads(readings: Vec<Reading>, clock_to: TimeMs) -> Vec<(String, Vec<Reading
         .chunks(4)
         .map(|c| ("T1".to_string(), c.to_vec()))
         .collect();
-    out.push(clock(clock_to));
+    out.extend(clock(clock_to));
     out
 }
 
-/// A reading from a tag nobody wears: moves the event-time clock only.
-fn clock(t_ms: TimeMs) -> (String, Vec<Reading>) {
-    (
-        "CLOCK".to_string(),
-        vec![Reading {
-            t_ms,
-            battery_pct: None,
-            body: ReadingBody::Rf { in_range: true },
-        }],
-    )
+/// Readings from tags nobody wears: move the event-time clock only. Three of them, because no
+/// single tag can move the clock (see docs/rules.md, "The event-time clock").
+fn clock(t_ms: TimeMs) -> Vec<(String, Vec<Reading>)> {
+    ["CLOCK1", "CLOCK2", "CLOCK3"]
+        .iter()
+        .map(|tag| {
+            (
+                tag.to_string(),
+                vec![Reading {
+                    t_ms,
+                    battery_pct: None,
+                    body: ReadingBody::Rf { in_range: true },
+                }],
+            )
+        })
+        .collect()
 }
 
 fn run_with(
@@ -148,6 +154,7 @@ fn run_with(
     for (seq, (tag, readings)) in batches.iter().enumerate() {
         let batch = Batch {
             tag: tag.clone(),
+            epoch: 0,
             seq: seq as u64 + 1,
             arrival_ms: 0,
             readings: readings.clone(),
@@ -546,10 +553,10 @@ fn late_readings_change_a_settled_day_and_are_marked_late() {
     let mut batches: Vec<(String, Vec<Reading>)> =
         early.chunks(4).map(|c| ("T1".into(), c.to_vec())).collect();
     batches.extend(day11.chunks(4).map(|c| ("T1".to_string(), c.to_vec())));
-    batches.push(clock(at("2026-03-11T13:00:00Z")));
+    batches.extend(clock(at("2026-03-11T13:00:00Z")));
     let settled_count = batches.len();
     batches.extend(late.chunks(8).map(|c| ("T1".to_string(), c.to_vec())));
-    batches.push(clock(at("2026-03-13T12:00:00Z")));
+    batches.extend(clock(at("2026-03-13T12:00:00Z")));
 
     let before = run(&abstinence(from), &batches[..settled_count]);
     assert_eq!(day(&before, "2026-03-09").status, SoberDayStatus::Sober);

@@ -163,7 +163,7 @@ async fn review_lifecycle_sse_resume_and_webhook_retry() {
     );
 
     // SSE: everything so far, then disconnect.
-    let (_, count_body) = call(&server, "GET", "/v1/alerts/count", Some(&hub), None, None);
+    let (_, count_body) = call(&server, "GET", "/v1/alerts/count", Some(&hub), why, None);
     let total = serde_json::from_str::<serde_json::Value>(&count_body).unwrap()["total"]
         .as_u64()
         .unwrap() as usize;
@@ -195,7 +195,7 @@ async fn review_lifecycle_sse_resume_and_webhook_retry() {
             "POST",
             &format!("/v1/alerts/{id}/{action}"),
             Some(&hub),
-            None,
+            why,
             Some(body),
         )
     };
@@ -255,7 +255,7 @@ async fn review_lifecycle_sse_resume_and_webhook_retry() {
         "GET",
         "/v1/alerts/count?state=resolved",
         Some(&hub),
-        None,
+        why,
         None,
     );
     assert!(resolved_count.contains("\"total\":1"), "{resolved_count}");

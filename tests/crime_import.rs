@@ -1,5 +1,5 @@
 //! Crime imports end to end: hand-written police batches (`fixtures/crimes/`), the simulator's
-//! batches checked against its truth, and the real data.police.uk files (`../shared/data/police-uk`).
+//! batches checked against its truth, and the real data.police.uk files (`fixtures/crimes/police-uk`).
 //!
 //! The simulator test needs the `tagsim` binary (built by `cargo build -p tagsim`, which
 //! `scripts/test.sh` runs first).
@@ -407,10 +407,10 @@ fn simulator_tiny_batches_match_their_truth() {
 
 fn import_police_uk(name: &str) -> PublicImport {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/police-uk")
+        .join("fixtures/crimes/police-uk")
         .join(name);
     let bytes = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{} must be beside the project: {e}", path.display()));
+        .unwrap_or_else(|e| panic!("{} is in the repository: {e}", path.display()));
     parse_public_csv(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 

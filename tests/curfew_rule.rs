@@ -95,6 +95,7 @@ fn run(orders: &OrdersFile, batches: Vec<(&str, Vec<Reading>)>) -> Vec<Alert> {
     for (seq, (tag, readings)) in batches.into_iter().enumerate() {
         let batch = Batch {
             tag: tag.into(),
+            epoch: 0,
             seq: seq as u64 + 1,
             arrival_ms: 0,
             readings,

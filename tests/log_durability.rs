@@ -52,6 +52,7 @@ fn batch(tag: &str, seq: u64, count: usize) -> Batch {
         .collect();
     Batch {
         tag: tag.to_owned(),
+        epoch: 0,
         seq,
         arrival_ms: base_ms + 7_000,
         readings,
@@ -217,12 +218,13 @@ fn reader_stops_cleanly_at_a_torn_tail_and_reports_it() {
 }
 
 #[test]
-fn a_flipped_byte_in_a_sealed_segment_is_an_error_naming_file_and_offset() {
+fn a_flipped_byte_in_a_sealed_segment_costs_only_that_record_and_names_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
+    let written: Vec<Batch> = (1..=10).map(|seq| batch("tag-s", seq, 4)).collect();
     {
         let (mut writer, _) = LogWriter::open(dir.path(), small_segments(600)).unwrap();
-        for seq in 1..=10 {
-            writer.append(&batch("tag-s", seq, 4)).unwrap();
+        for b in &written {
+            writer.append(b).unwrap();
         }
         writer.sync().unwrap();
     }
@@ -235,28 +237,33 @@ fn a_flipped_byte_in_a_sealed_segment_is_an_error_naming_file_and_offset() {
         let mut damaged = pristine.clone();
         damaged[flip_at] ^= 0x01;
         fs::write(&sealed, &damaged).unwrap();
-        let err = LogWriter::open(dir.path(), small_segments(600)).unwrap_err();
-        match &err {
-            LogError::Corrupt { path, offset, .. } => {
-                assert_eq!(path, &sealed);
-                assert_eq!(*offset, frame_start as u64);
-            }
-            other => panic!("expected corruption, got {other}"),
-        }
-        let message = err.to_string();
-        assert!(message.contains(&segments[1].name), "{message}");
-        assert!(
-            message.contains(&format!("offset {frame_start}")),
-            "{message}"
-        );
-        // The reader yields everything before the damage, then the same error.
-        let items: Vec<_> = LogReader::open(dir.path()).unwrap().collect();
-        let good = items.iter().take_while(|i| i.is_ok()).count() as u64;
+        // Readers skip the damaged record, report it, and read everything after it.
+        let mut reader = LogReader::open(dir.path()).unwrap();
+        let read: Vec<(u64, Batch)> = reader.by_ref().collect::<LogResult<_>>().unwrap();
+        let lost = segments[0].records + (frame_start as u64 - 8) / frame_len as u64;
+        let expected: Vec<(u64, Batch)> = written
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, b)| (i as u64, b))
+            .filter(|(i, _)| *i != lost)
+            .collect();
+        assert_eq!(read, expected);
+        let damage = reader.damage();
+        assert_eq!(damage.len(), 1);
+        assert_eq!(damage[0].segment.path, sealed);
         assert_eq!(
-            good,
-            segments[0].records + (frame_start as u64 - 8) / frame_len as u64
+            (damage[0].start, damage[0].end, damage[0].first_record),
+            (frame_start as u64, (frame_start + frame_len) as u64, lost)
         );
-        assert!(matches!(items.last(), Some(Err(LogError::Corrupt { .. }))));
+        // Recovery quarantines the segment and changes nothing in the log.
+        let (_, report) = LogWriter::open(dir.path(), small_segments(600)).unwrap();
+        assert_eq!(report.damage[0].segment, segments[1].name);
+        assert_eq!(report.damage[0].start, frame_start as u64);
+        assert_eq!(report.records_lost, 1);
+        assert_eq!(fs::read(&sealed).unwrap(), damaged);
+        let copy = dir.path().join(&report.damage[0].quarantine_file);
+        assert_eq!(fs::read(copy).unwrap(), damaged);
     }
 }
 

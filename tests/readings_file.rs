@@ -208,6 +208,7 @@ fn other_bad_files_are_named() {
             protocol_version: 2,
             tag: "T1".into(),
             secret: String::new(),
+            epoch: 0,
         },
         &mut file,
     );

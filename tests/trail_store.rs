@@ -568,6 +568,7 @@ fn the_log_feeds_the_store_and_a_restart_replays_only_from_the_checkpoint() {
     for (n, readings) in &records {
         let batch = Batch {
             tag: "T1".into(),
+            epoch: 0,
             seq: n + 1,
             arrival_ms: 0,
             readings: readings.clone(),

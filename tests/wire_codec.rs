@@ -93,13 +93,18 @@ fn arb_tag() -> impl Strategy<Value = String> {
 
 fn arb_frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
-        (any::<u16>(), arb_tag(), "\\PC{0,32}").prop_map(|(protocol_version, tag, secret)| {
-            Frame::Hello {
+        (
+            any::<u16>(),
+            arb_tag(),
+            "\\PC{0,32}",
+            prop_oneof![Just(0u32), any::<u32>()]
+        )
+            .prop_map(|(protocol_version, tag, secret, epoch)| Frame::Hello {
                 protocol_version,
                 tag,
                 secret,
-            }
-        }),
+                epoch,
+            }),
         any::<u64>().prop_map(|last_seq| Frame::HelloOk { last_seq }),
         (1..=u64::MAX, prop::collection::vec(arb_reading(), 1..40))
             .prop_map(|(seq, readings)| Frame::Batch { seq, readings }),
@@ -492,6 +497,31 @@ fn bad_hellos_are_named() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_hello_may_end_with_a_session_epoch() {
+    // Without the field: epoch 0, the hello of before epochs existed.
+    let frame = decode_one(raw_frame(1, &hello_payload(1, b"T1", b"s")));
+    assert!(matches!(frame, Ok(Some(Frame::Hello { epoch: 0, .. }))));
+    let mut payload = hello_payload(1, b"T1", b"s");
+    payload.extend_from_slice(&7u32.to_le_bytes());
+    let frame = decode_one(raw_frame(1, &payload));
+    assert!(matches!(frame, Ok(Some(Frame::Hello { epoch: 7, ref tag, .. })) if tag == "T1"));
+    // Epoch 0 is encoded by leaving the field out.
+    let mut out = BytesMut::new();
+    encode_frame(&Frame::hello_in_epoch("T1", "s", 0), &mut out);
+    assert_eq!(
+        &out[4..],
+        &raw_frame(1, &hello_payload(1, b"T1", b"s"))[4..]
+    );
+    // Anything else after the secret is a length mismatch.
+    for extra in [1usize, 3, 5] {
+        let mut payload = hello_payload(1, b"T1", b"s");
+        payload.extend(std::iter::repeat_n(0u8, extra));
+        let err = decode_err(raw_frame(1, &payload));
+        assert_eq!(err.code(), ErrorCode::LengthMismatch, "{extra} extra bytes");
+    }
 }
 
 #[test]

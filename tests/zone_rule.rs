@@ -80,6 +80,7 @@ fn run_with(rules: RulesConfig, orders: &OrdersFile, readings: Vec<Reading>) -> 
     for (seq, chunk) in readings.chunks(10).enumerate() {
         let batch = Batch {
             tag: "T1".into(),
+            epoch: 0,
             seq: seq as u64 + 1,
             arrival_ms: 0,
             readings: chunk.to_vec(),
@@ -410,6 +411,7 @@ fn a_late_fix_inside_an_exclusion_zone_is_a_possible_alert_marked_late() {
     for (seq, readings) in batches.into_iter().enumerate() {
         let batch = Batch {
             tag: "T1".into(),
+            epoch: 0,
             seq: seq as u64 + 1,
             arrival_ms: 0,
             readings,

@@ -139,6 +139,10 @@ pub const EMAC_FORCES: [Force; 19] = [
 
 /// Default area: Bristol, inside Avon and Somerset.
 pub const DEFAULT_AREA: &str = "Avon and Somerset";
+/// The 43 police force areas of England and Wales (ONS, December 2020, generalised; OGL v3.0:
+/// see `simulator/data/README.md`), carried inside the binary.
+const BUILTIN_FORCE_AREAS: &str = include_str!("../data/police-force-areas.geojson");
+const BUILTIN_FORCE_AREAS_NAME: &str = "the built-in police force areas";
 const BRISTOL_LAT: f64 = 51.4545;
 const BRISTOL_LON: f64 = -2.5879;
 
@@ -179,14 +183,27 @@ fn parse_polygon(v: &serde_json::Value, frame: &Frame) -> Polygon {
 }
 
 impl Area {
-    /// Loads the area named `name` (a `PFA20NM`, case-insensitive; "Bristol" means the default).
+    /// Loads the area named `name` (a `PFA20NM`, case-insensitive; "Bristol" means the default)
+    /// from a force areas GeoJSON file.
     pub fn load(geojson_path: &Path, name: &str) -> Result<Area, AreaError> {
         let path = geojson_path.display().to_string();
         let text = std::fs::read_to_string(geojson_path).map_err(|source| AreaError::Read {
             path: path.clone(),
             source,
         })?;
-        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| AreaError::Parse {
+        Self::from_geojson(&text, &path, name)
+    }
+
+    /// Loads the area named `name` from the police force areas built into the binary, so that
+    /// tagsim runs from any directory with nothing beside it.
+    pub fn load_builtin(name: &str) -> Result<Area, AreaError> {
+        Self::from_geojson(BUILTIN_FORCE_AREAS, BUILTIN_FORCE_AREAS_NAME, name)
+    }
+
+    /// Loads the area named `name` from force areas GeoJSON text; `path` names its source in errors.
+    pub fn from_geojson(text: &str, path: &str, name: &str) -> Result<Area, AreaError> {
+        let path = path.to_string();
+        let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| AreaError::Parse {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -318,7 +335,15 @@ mod tests {
     use super::*;
 
     fn areas() -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/police-force-areas.geojson")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/police-force-areas.geojson")
+    }
+
+    #[test]
+    fn the_builtin_areas_are_the_shipped_file() {
+        let from_file = Area::load(&areas(), "bristol").expect("file");
+        let builtin = Area::load_builtin("bristol").expect("builtin");
+        assert_eq!(from_file.spread_m, builtin.spread_m);
+        assert!(builtin.contains(Xy::default()));
     }
 
     #[test]

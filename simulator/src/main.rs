@@ -61,6 +61,10 @@ struct StreamArgs {
     /// Progress line every this many seconds (0 = none).
     #[arg(long, default_value_t = 10)]
     progress_s: u64,
+    /// Session epoch the tags say in their hellos: raise it to restart batch numbering (like a
+    /// factory reset) against a server that stored an earlier run.
+    #[arg(long, default_value_t = 0)]
+    epoch: u32,
     /// Also write orders.json, crimes/ and truth.jsonl here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -101,7 +105,7 @@ struct SimArgs {
     /// centred on Bristol.
     #[arg(long, default_value = "Bristol")]
     area: String,
-    /// The police force areas GeoJSON.
+    /// A police force areas GeoJSON (PFA20NM names) to use instead of the built-in one.
     #[arg(long)]
     areas_file: Option<PathBuf>,
     /// Share of GPS tags.
@@ -124,22 +128,6 @@ struct SimArgs {
     rates: Rates,
 }
 
-fn default_areas_file() -> PathBuf {
-    let candidates = [
-        PathBuf::from("../shared/data/police-force-areas.geojson"),
-        PathBuf::from("shared/data/police-force-areas.geojson"),
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/police-force-areas.geojson"
-        )),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .unwrap_or_else(|| candidates[0].clone())
-}
-
 impl SimArgs {
     fn options(self, out_dir: PathBuf, realtime: bool) -> Result<GenerateOptions, String> {
         let start_ms = match (&self.start, realtime) {
@@ -160,7 +148,7 @@ impl SimArgs {
             start_ms,
             out_dir,
             area: self.area,
-            areas_file: self.areas_file.unwrap_or_else(default_areas_file),
+            areas_file: self.areas_file,
             rates: self.rates,
             gps_share: self.gps_share,
             rf_share: self.rf_share,
@@ -217,6 +205,7 @@ fn run_stream(a: StreamArgs) -> Result<String, String> {
         linger_ms: a.linger_ms,
         drain_timeout_ms: a.drain_timeout_s * 1000,
         progress_s: a.progress_s,
+        epoch: a.epoch,
     };
     let r = stream(&opts, &stream_opts, side.as_deref()).map_err(|e| e.to_string())?;
     Ok(r.summary())

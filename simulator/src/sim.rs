@@ -48,7 +48,8 @@ pub struct GenerateOptions {
     pub start_ms: TimeMs,
     pub out_dir: PathBuf,
     pub area: String,
-    pub areas_file: PathBuf,
+    /// A force areas GeoJSON to read instead of the built-in one.
+    pub areas_file: Option<PathBuf>,
     pub rates: Rates,
     pub gps_share: f64,
     pub rf_share: f64,
@@ -223,7 +224,10 @@ pub fn simulate(
             "--tags and --days must be at least 1".into(),
         ));
     }
-    let area = Area::load(&opts.areas_file, &opts.area)?;
+    let area = match &opts.areas_file {
+        Some(file) => Area::load(file, &opts.area)?,
+        None => Area::load_builtin(&opts.area)?,
+    };
     let pop = PopulationOptions {
         tags: opts.tags,
         days: opts.days,

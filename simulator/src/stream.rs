@@ -60,6 +60,10 @@ pub struct StreamOptions {
     pub drain_timeout_ms: u64,
     /// Print progress every this many seconds (0 = never).
     pub progress_s: u64,
+    /// Session epoch every tag says in its hello. Batches are numbered per (tag, epoch): a run
+    /// with a higher epoch than an earlier one is new data even though its numbers start again
+    /// at 1 (what a real tag does after a factory reset); 0 = the tag never reset.
+    pub epoch: u32,
 }
 
 /// Counters for the run.
@@ -189,6 +193,7 @@ impl TagTask {
                 protocol_version: PROTOCOL_VERSION,
                 tag: self.tag.clone(),
                 secret: self.secret.clone(),
+                epoch: opts.epoch,
             })
             .await
             .map_err(|e| dropped(format!("hello: {e}")))?;

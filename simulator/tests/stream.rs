@@ -33,6 +33,7 @@ async fn connection(socket: TcpStream, store: Arc<Store>, restart: Arc<tokio::sy
             protocol_version,
             tag,
             secret,
+            ..
         })) if protocol_version == PROTOCOL_VERSION => {
             if !secret_matches(KEY, &tag, &secret) {
                 return;
@@ -130,6 +131,7 @@ fn streaming_survives_a_server_restart_without_losing_acknowledged_batches() {
         linger_ms: 200,
         drain_timeout_ms: 60_000,
         progress_s: 0,
+        epoch: 0,
     };
     let report = stream(&gen, &opts, Some(dir.path())).expect("stream");
     let stats = &report.stats;

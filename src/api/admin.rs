@@ -3,10 +3,13 @@
 use super::audit::{purpose, record, Access};
 use super::auth::Caller;
 use super::error::ApiError;
+use super::limits;
 use super::routes::ApiState;
 use crate::model::time::parse_time;
 use crate::retention::purge::wall_clock_ms;
-use crate::store::metadata::{AuditEntry, AuditQuery, NewUser, Role, TagCredential, User};
+use crate::store::metadata::{
+    parse_expiry, AuditEntry, AuditQuery, NewUser, Role, TagCredential, User,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -47,6 +50,10 @@ pub struct NewUserBody {
     force: Option<String>,
     #[serde(default)]
     caseload: Vec<String>,
+    /// When the token stops working (RFC 3339), or
+    expires: Option<String>,
+    /// how long it works from now (`30d`, `12h`, …); neither: it never expires.
+    expires_in: Option<String>,
 }
 
 /// Parses a role name plus its binding (force for police, caseload for practitioners).
@@ -54,10 +61,21 @@ pub fn role_from(role: &str, force: Option<String>, caseload: Vec<String>) -> Re
     match role {
         "admin" => Ok(Role::Admin),
         "hub" => Ok(Role::Hub),
-        "police" => force
-            .filter(|f| !f.trim().is_empty())
-            .map(|force| Role::Police { force })
-            .ok_or_else(|| "a police user needs a force".to_string()),
+        "police" => {
+            let force = force
+                .filter(|f| !f.trim().is_empty())
+                .ok_or_else(|| "a police user needs a force".to_string())?;
+            // Only the 19 EMAC forces send crimes; a user bound to anything else is a mistake.
+            match crate::crime::force_by_id(force.trim()) {
+                Some(f) => Ok(Role::Police {
+                    force: f.id.to_string(),
+                }),
+                None => Err(format!(
+                    "'{force}' is not one of the 19 EMAC forces: use one of {}",
+                    crate::crime::FORCES.map(|f| f.id).join(", ")
+                )),
+            }
+        }
         "practitioner" => Ok(Role::Practitioner { caseload }),
         other => Err(format!(
             "unknown role '{other}' (admin, hub, police, practitioner)"
@@ -71,10 +89,29 @@ pub async fn create_user(
     Json(body): Json<NewUserBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require_admin()?;
+    limits::check("name", &body.name, limits::NAME_MAX_CHARS)?;
+    limits::check("role", &body.role, limits::ID_MAX_CHARS)?;
+    limits::check_opt("expires", body.expires.as_deref(), limits::ID_MAX_CHARS)?;
+    limits::check_opt(
+        "expires_in",
+        body.expires_in.as_deref(),
+        limits::ID_MAX_CHARS,
+    )?;
+    limits::check_opt("force", body.force.as_deref(), limits::ID_MAX_CHARS)?;
+    for entry in &body.caseload {
+        limits::check("caseload", entry, limits::ID_MAX_CHARS)?;
+    }
     let role = role_from(&body.role, body.force, body.caseload).map_err(ApiError::bad_request)?;
+    let expires_ms = parse_expiry(
+        body.expires.as_deref(),
+        body.expires_in.as_deref(),
+        super::crimes::now_ms(),
+    )
+    .map_err(ApiError::bad_request)?;
     let (user, token) = state.metadata.add_user(&NewUser {
         name: body.name,
         role,
+        expires_ms,
     })?;
     Ok((
         StatusCode::CREATED,

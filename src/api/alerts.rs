@@ -5,6 +5,7 @@
 use super::audit::{purpose, record, Access};
 use super::auth::Caller;
 use super::error::ApiError;
+use super::limits;
 use super::people::PurposeQuery;
 use super::routes::ApiState;
 use crate::formats::alerts_jsonl::write_alerts;
@@ -17,6 +18,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::stream::Stream;
+use futures::StreamExt;
 use serde::Deserialize;
 use std::convert::Infallible;
 
@@ -68,6 +70,15 @@ pub struct ListParams {
 }
 
 fn filter_from(p: &ListParams, people: Option<Vec<String>>) -> Result<AlertFilter, ApiError> {
+    for (field, value) in [
+        ("type", &p.alert_type),
+        ("state", &p.state),
+        ("person", &p.person),
+        ("from", &p.from),
+        ("to", &p.to),
+    ] {
+        limits::check_opt(field, value.as_deref(), limits::ID_MAX_CHARS)?;
+    }
     let time = |t: &Option<String>| {
         t.as_deref()
             .map(parse_time)
@@ -110,15 +121,31 @@ pub async fn list(
     Ok(Json(alerts).into_response())
 }
 
+/// Counts are person data too when filtered by person (or by type for a small caseload): the
+/// purpose is required and the read audited, as for the list.
 pub async fn count(
     State(state): State<ApiState>,
     caller: Caller,
+    headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let people = scope(&state, &caller)?;
+    let purpose = purpose(&headers, p.purpose.as_deref())?;
     let filter = filter_from(&p, people)?;
     state.alerts.sync_store().await;
-    Ok(Json(store(&state)?.count(&filter)?).into_response())
+    let count = store(&state)?.count(&filter)?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alerts.count",
+            person: p.person.as_deref(),
+            detail: Some(format!("count: {}", serde_json::json!(count))),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(count).into_response())
 }
 
 pub async fn get_one(
@@ -169,13 +196,22 @@ pub struct ActionBody {
     outcome: Option<Outcome>,
 }
 
+/// Acting on an alert reads and changes a person's record: the purpose is required, and the
+/// action is audited (with the alert's person) before it is made.
 pub async fn act(
     State(state): State<ApiState>,
     caller: Caller,
+    headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
+    Query(q): Query<PurposeQuery>,
     Json(body): Json<ActionBody>,
 ) -> Result<Response, ApiError> {
     caller.require_staff()?;
+    let purpose = purpose(&headers, q.purpose.as_deref())?;
+    limits::check_opt("notes", body.notes.as_deref(), limits::NOTES_MAX_CHARS)?;
+    limits::check_opt("assignee", body.assignee.as_deref(), limits::NAME_MAX_CHARS)?;
+    limits::check("id", &id, limits::ID_MAX_CHARS)?;
+    let action_name = action.clone();
     let action = match action.as_str() {
         "acknowledge" => ReviewAction::Acknowledge { notes: body.notes },
         "assign" => ReviewAction::Assign {
@@ -192,6 +228,25 @@ pub async fn act(
         },
         other => return Err(ApiError::not_found(format!("no alert action '{other}' (acknowledge, assign, resolve)"))),
     };
+    state.alerts.sync_store().await;
+    let alert = store(&state)?
+        .get(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("alert '{id}' not found")))?;
+    let person = alert.alert["person"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "alert.act",
+            person: Some(&person),
+            detail: Some(format!("{action_name} {id}")),
+            ..Access::default()
+        },
+    )?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -321,5 +376,34 @@ pub async fn stream(
             }
         },
     );
+    // System alerts (ingest silent) ride along as their own event type, without an id, so they
+    // do not move the client's Last-Event-ID in the alert sequence.
+    let (open, system_rx) = state.system.subscribe();
+    let system = futures::stream::iter(open).chain(futures::stream::unfold(
+        system_rx,
+        |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(alert) => return Some((alert, rx)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    ));
+    let system = system.map(|alert| {
+        Ok(Event::default()
+            .event("system_alert")
+            .data(serde_json::to_string(&alert).unwrap_or_default()))
+    });
+    // The connection ends when the alert stream ends (a `None` marks it), as before.
+    let stream = futures::stream::select(
+        stream
+            .map(Some)
+            .chain(futures::stream::once(std::future::ready(None))),
+        system.map(Some),
+    )
+    .take_while(|item| std::future::ready(item.is_some()))
+    .filter_map(std::future::ready);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -12,7 +12,10 @@ use axum::http::HeaderMap;
 pub fn purpose(headers: &HeaderMap, query_purpose: Option<&str>) -> Result<String, ApiError> {
     let from_header = headers.get("x-purpose").and_then(|v| v.to_str().ok());
     match from_header.or(query_purpose).map(str::trim) {
-        Some(p) if !p.is_empty() => Ok(p.chars().take(500).collect()),
+        Some(p) if !p.is_empty() => {
+            super::limits::check("purpose", p, super::limits::PURPOSE_MAX_CHARS)?;
+            Ok(p.to_string())
+        }
         _ => Err(ApiError::bad_request(
             "person data needs a stated purpose: send an X-Purpose header or a purpose parameter",
         )),

@@ -1,5 +1,5 @@
 //! Authentication and authorisation. Every `/v1` route extracts a [`Caller`] from the bearer
-//! token (401 if absent or unknown); what the caller may see is decided here, in one place.
+//! token (401 if absent, unknown or expired); what the caller may see is decided here, in one place.
 
 use super::error::ApiError;
 use super::routes::ApiState;
@@ -52,15 +52,30 @@ impl FromRequestParts<ApiState> for Caller {
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
         if state.bootstrap.matches(token) {
+            super::limits::check_query(&parts.uri)?;
             return Ok(Caller(User {
                 id: 0,
                 name: "bootstrap-admin".into(),
                 role: Role::Admin,
                 disabled: false,
+                expires_ms: None,
             }));
         }
         match state.metadata.authenticate(token) {
-            Ok(Some(user)) => Ok(Caller(user)),
+            Ok(Some(user)) if user.expired_at(super::crimes::now_ms()) => Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "token_expired",
+                format!(
+                    "this token expired at {}; ask an administrator for a new one",
+                    user.expires_ms
+                        .map(crate::model::time::format_time)
+                        .unwrap_or_default()
+                ),
+            )),
+            Ok(Some(user)) => {
+                super::limits::check_query(&parts.uri)?;
+                Ok(Caller(user))
+            }
             Ok(None) => Err(ApiError::unauthorized()),
             Err(e) => Err(ApiError::internal(e.to_string())),
         }

@@ -1,13 +1,17 @@
 //! Crime batches over HTTP: police upload their force's daily batch (the hub may upload any
 //! force's), and see the validation report, the stored batches and their crimes. Police are bound
-//! to their force: another force's batch is 403 whether or not it exists.
+//! to their force: another force's batch is 403 whether or not it exists. Police never learn of
+//! unconfirmed hits (no matching summary in their upload's answer; their batch list counts
+//! confirmed hits only), uploads are bounded per force in rows and vicinity radius, and an upload
+//! that leaves more pending hits than the configured bound is flagged `bulk` for the hub.
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::limits;
 use super::routes::ApiState;
 use crate::crime::import::{parse, store, ImportError};
 use crate::crime::PoliceCsvRules;
-use crate::store::crime_store::CrimeStoreError;
+use crate::store::crime_store::{CrimeStoreError, StoredBatch};
 use crate::store::metadata::Role;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -18,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// Limits of crime uploads and of police disclosure (`[crime_api]`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CrimeApiConfig {
     /// Largest batch file accepted.
@@ -27,6 +31,26 @@ pub struct CrimeApiConfig {
     pub max_window_h: i64,
     /// Police see a hit's trail for the crime window plus this margin either side.
     pub police_trail_margin_min: i64,
+    /// Most rows one batch may hold (a larger one is refused with 413), unless the force has its
+    /// own limit in `force_limits`.
+    pub max_rows_per_batch: usize,
+    /// Largest vicinity radius a batch may ask for (400 above it), unless the force has its own.
+    pub max_radius_m: f64,
+    /// A batch whose crimes have more pending hits than this after matching is flagged `bulk`
+    /// for the hub (a sign of a fishing upload, or of a radius too wide): the hub decides before
+    /// reviewing them one by one. Police never see the flag or the count.
+    pub bulk_pending_hits: u64,
+    /// Per-force overrides of the row and radius limits, by force identifier
+    /// (`[crime_api.force_limits.Metropolitan]`).
+    pub force_limits: std::collections::BTreeMap<String, ForceLimits>,
+}
+
+/// One force's own upload limits (absent = the `[crime_api]` defaults).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForceLimits {
+    pub max_rows_per_batch: Option<usize>,
+    pub max_radius_m: Option<f64>,
 }
 
 impl Default for CrimeApiConfig {
@@ -35,6 +59,10 @@ impl Default for CrimeApiConfig {
             max_upload_bytes: 64 << 20,
             max_window_h: 12,
             police_trail_margin_min: 30,
+            max_rows_per_batch: 50_000,
+            max_radius_m: 500.0,
+            bulk_pending_hits: 100,
+            force_limits: Default::default(),
         }
     }
 }
@@ -44,6 +72,22 @@ impl CrimeApiConfig {
         PoliceCsvRules {
             max_window_ms: self.max_window_h * 3_600_000,
         }
+    }
+
+    /// The row limit of `force`'s batches.
+    pub fn max_rows_for(&self, force: &str) -> usize {
+        self.force_limits
+            .get(force)
+            .and_then(|l| l.max_rows_per_batch)
+            .unwrap_or(self.max_rows_per_batch)
+    }
+
+    /// The radius limit of `force`'s batches.
+    pub fn max_radius_for(&self, force: &str) -> f64 {
+        self.force_limits
+            .get(force)
+            .and_then(|l| l.max_radius_m)
+            .unwrap_or(self.max_radius_m)
     }
 }
 
@@ -96,6 +140,11 @@ pub async fn upload(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let scope = force_scope(&caller)?;
+    limits::check_opt(
+        "filename",
+        q.filename.as_deref(),
+        limits::FILENAME_MAX_CHARS,
+    )?;
     if body.len() > state.crime_api.max_upload_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -107,10 +156,22 @@ pub async fn upload(
         ));
     }
     let radius_m = q.radius_m.unwrap_or(state.hits_config.radius_m);
-    if !(radius_m.is_finite() && (1.0..=5_000.0).contains(&radius_m)) {
-        return Err(ApiError::bad_request(
-            "'radius_m' must be between 1 and 5000 metres",
-        ));
+    let check_radius = |force: Option<&str>| {
+        let max = force.map_or(state.crime_api.max_radius_m, |f| {
+            state.crime_api.max_radius_for(f)
+        });
+        if radius_m.is_finite() && (1.0..=max).contains(&radius_m) {
+            Ok(())
+        } else {
+            let whose = force.map_or("a batch".to_string(), |f| format!("{f}'s batches"));
+            Err(ApiError::bad_request(format!(
+                "'radius_m' must be between 1 and {max} metres (the limit for {whose})"
+            )))
+        }
+    };
+    // Police: the limits of their own force, before anything is parsed.
+    if let Some(force) = &scope {
+        check_radius(Some(force))?;
     }
     let source = q.filename.unwrap_or_else(|| "upload.csv".into());
     let rules = state.crime_api.csv_rules();
@@ -131,21 +192,72 @@ pub async fn upload(
         }
         report = parse(&body, Some(force), &rules);
     }
+    // The batch's force decides the limits (the hub filing a force's batch is held to them
+    // too); a batch without a force stores nothing anyway.
+    let batch_force = scope
+        .clone()
+        .or_else(|| report.force.map(|f| f.id.to_string()));
+    check_radius(batch_force.as_deref())?;
+    if let Some(force) = &batch_force {
+        let max_rows = state.crime_api.max_rows_for(force);
+        if report.rows > max_rows {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_rows",
+                format!(
+                    "a batch may hold at most {max_rows} rows (the limit for {force}'s batches); \
+                     this one has {}: split it",
+                    report.rows
+                ),
+            ));
+        }
+    }
     let (crimes, hits, user) = (
         state.crimes.clone(),
         state.hits.clone(),
         caller.0.name.clone(),
     );
+    let bulk_threshold = state.crime_api.bulk_pending_hits;
+    let police = scope.is_some();
     let doc = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let (mut doc, new_versions) = store(&crimes, &source, &report, radius_m, &user, now_ms())
             .map_err(|ImportError::Store(e)| ApiError::from(e))?;
         let summary = hits.match_new_crimes(new_versions);
-        doc["matching"] = json!(summary);
+        let flag = match doc["batch_id"].as_str() {
+            Some(batch_id) if doc["stored"] == json!(true) => {
+                Some(crimes.flag_bulk_pending(batch_id, bulk_threshold)?)
+            }
+            _ => None,
+        };
+        // Police learn nothing of unconfirmed hits: not whether the upload produced any, not
+        // how many (a one-row batch with a wide radius would tell where tagged people were).
+        if !police {
+            doc["matching"] = json!(summary);
+            if let Some(flag) = flag {
+                doc["pending_hits"] = json!(flag.pending_hits);
+                doc["bulk"] = json!(flag.bulk);
+            }
+        }
         Ok(doc)
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(Json(doc))
+}
+
+/// A stored batch as the caller may see it: police get the count of confirmed hits only, and
+/// nothing about pending or rejected ones (hub and admin see every count and the bulk flag).
+fn batch_view(batch: &StoredBatch, police: bool) -> Value {
+    let mut doc = json!(batch);
+    if police {
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("hits".into(), json!(batch.confirmed_hits));
+            for hidden in ["confirmed_hits", "pending_hits", "bulk", "bulk_flagged_at"] {
+                map.remove(hidden);
+            }
+        }
+    }
+    doc
 }
 
 /// `GET /v1/crimes/batches`: newest first; police see their force's only.
@@ -154,7 +266,11 @@ pub async fn list_batches(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     let scope = force_scope(&caller)?;
-    Ok(Json(json!(state.crimes.batches(scope.as_deref())?)))
+    let police = scope.is_some();
+    let batches = state.crimes.batches(scope.as_deref())?;
+    Ok(Json(Value::Array(
+        batches.iter().map(|b| batch_view(b, police)).collect(),
+    )))
 }
 
 /// `GET /v1/crimes/batches/{batch_id}`: the report and every crime version the batch stored.
@@ -164,6 +280,7 @@ pub async fn get_batch(
     Path(batch_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = force_scope(&caller)?;
+    limits::check("batch_id", &batch_id, limits::ID_MAX_CHARS)?;
     let batch = state.crimes.batch(&batch_id)?;
     let batch = match (batch, &scope) {
         (Some(b), Some(force)) if b.report["force"].as_str() != Some(force) => {
@@ -174,7 +291,7 @@ pub async fn get_batch(
         (None, None) => return Err(ApiError::not_found(format!("batch '{batch_id}' not found"))),
     };
     let crimes = state.crimes.batch_crimes(&batch_id)?;
-    let mut doc = json!(batch);
+    let mut doc = batch_view(&batch, scope.is_some());
     doc["crimes"] = json!(crimes);
     Ok(Json(doc))
 }
@@ -189,6 +306,11 @@ pub async fn upload_public(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_staff()?;
+    limits::check_opt(
+        "filename",
+        q.filename.as_deref(),
+        limits::FILENAME_MAX_CHARS,
+    )?;
     let source = q.filename.unwrap_or_else(|| "street.csv".into());
     let import = crate::crime::parse_public_csv(&body)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string()))?;
@@ -223,6 +345,8 @@ pub async fn overlay(
     _caller: Caller,
     Query(q): Query<OverlayParams>,
 ) -> Result<Response, ApiError> {
+    limits::check_opt("month", q.month.as_deref(), limits::ID_MAX_CHARS)?;
+    limits::check_opt("bbox", q.bbox.as_deref(), limits::ID_MAX_CHARS)?;
     let bbox = match q.bbox.as_deref() {
         None => None,
         Some(text) => {

@@ -7,7 +7,9 @@
 use super::audit::{purpose, record, Access};
 use super::auth::Caller;
 use super::crimes::{force_scope, now_ms};
+use super::download::attachment;
 use super::error::ApiError;
+use super::limits;
 use super::routes::ApiState;
 use crate::crime::evidence::{evidence_geojson, hits_csv, HitRow};
 use crate::store::crime_store::{HitDecision, HitFilter, HitState, StoredHit};
@@ -33,6 +35,13 @@ pub struct HitQuery {
 /// The filter a caller may use: police are pinned to their force and to confirmed hits.
 fn scoped_filter(caller: &Caller, q: &HitQuery) -> Result<HitFilter, ApiError> {
     let scope = force_scope(caller)?;
+    for (field, value) in [
+        ("batch", &q.batch),
+        ("state", &q.state),
+        ("person", &q.person),
+    ] {
+        limits::check_opt(field, value.as_deref(), limits::ID_MAX_CHARS)?;
+    }
     let state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(HitState::parse(s).ok_or_else(|| {
@@ -153,6 +162,7 @@ pub async fn review(
     Json(body): Json<ReviewBody>,
 ) -> Result<Json<StoredHit>, ApiError> {
     caller.require_staff()?;
+    limits::check("reason", &body.reason, limits::REASON_MAX_CHARS)?;
     let hit =
         state
             .crimes
@@ -290,10 +300,13 @@ pub async fn batch_csv(
     let csv = hits_csv(&rows).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{batch_id}-hits.csv\""),
+                attachment(&format!("{batch_id}-hits.csv")),
             ),
         ],
         csv,

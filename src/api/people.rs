@@ -4,6 +4,7 @@
 use super::audit::{purpose, record, Access};
 use super::auth::Caller;
 use super::error::ApiError;
+use super::limits;
 use super::routes::ApiState;
 use crate::model::time::parse_time;
 use crate::model::{Activation, Order, Person};
@@ -22,10 +23,12 @@ pub fn visible_person(state: &ApiState, caller: &Caller, id: &str) -> Result<Per
     if !caller.may_ask_about(id) {
         return Err(ApiError::forbidden());
     }
+    // A caseload may name a person who does not exist (or no longer does): only roles that
+    // see everyone learn that; the others get the same 403 as for a restricted person.
     let person = state
         .metadata
         .person(id)?
-        .ok_or_else(|| ApiError::not_found(format!("person '{id}' not found")))?;
+        .ok_or_else(|| caller.missing(&format!("person '{id}'")))?;
     if !caller.may_see(&person) {
         return Err(ApiError::forbidden());
     }
@@ -96,6 +99,7 @@ pub async fn put_person(
     Json(person): Json<Person>,
 ) -> Result<(StatusCode, Json<Person>), ApiError> {
     caller.require_staff()?;
+    limits::check_serialized(&person)?;
     state.metadata.upsert_person(&person)?;
     Ok((StatusCode::CREATED, Json(person)))
 }
@@ -106,6 +110,7 @@ pub async fn put_activation(
     Json(activation): Json<Activation>,
 ) -> Result<(StatusCode, Json<Activation>), ApiError> {
     caller.require_staff()?;
+    limits::check_serialized(&activation)?;
     state.metadata.upsert_activation(&activation)?;
     state.pipeline_changed();
     Ok((StatusCode::CREATED, Json(activation)))
@@ -123,6 +128,7 @@ pub async fn end_activation(
     Json(body): Json<EndBody>,
 ) -> Result<Json<Activation>, ApiError> {
     caller.require_staff()?;
+    limits::check("to", &body.to, limits::ID_MAX_CHARS)?;
     let to_ms = parse_time(&body.to).map_err(ApiError::bad_request)?;
     let activation = state.metadata.end_activation(&id, to_ms)?;
     state.pipeline_changed();
@@ -135,6 +141,7 @@ pub async fn put_order(
     Json(order): Json<Order>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
     caller.require_staff()?;
+    limits::check_serialized(&order)?;
     state.metadata.upsert_order(&order)?;
     state.pipeline_changed();
     Ok((StatusCode::CREATED, Json(order)))

@@ -112,19 +112,6 @@ impl Write for ChannelWriter {
     }
 }
 
-/// `id` with anything but ASCII letters, digits, `-` and `_` replaced (a header-safe file name).
-fn file_safe(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 pub async fn export_person(
     State(state): State<ApiState>,
     caller: Caller,
@@ -179,13 +166,13 @@ pub async fn export_person(
     });
     Ok((
         [
-            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            ),
             (
                 header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"subject-access-{}.json\"",
-                    file_safe(&id)
-                ),
+                super::download::attachment(&format!("subject-access-{id}.json")),
             ),
         ],
         Body::from_stream(stream),

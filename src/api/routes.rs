@@ -22,6 +22,9 @@ pub struct Counters {
     /// Changes to activations or orders made through the API since start; the pipeline picks
     /// them up at the next start (see README, "Changing orders").
     pub orders_changes_pending: AtomicU64,
+    /// Damaged log ranges found at start-up (quarantined, skipped) and the records lost in them.
+    pub log_damaged_ranges: AtomicU64,
+    pub log_records_lost: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -41,6 +44,8 @@ pub struct ApiState {
     pub directory: Arc<crate::pipeline::ActivationDirectory>,
     /// The purge job (scheduled, admin route) and the stores a subject access export reads.
     pub retention: Arc<crate::retention::Purger>,
+    /// System alerts (ingest silent) and the pipeline's clock gauges.
+    pub system: Arc<crate::metrics::silence_watch::SystemHealth>,
 }
 
 impl ApiState {
@@ -93,6 +98,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/hits/{id}/review", post(hits::review))
         .route("/v1/hits/{id}/evidence", get(hits::evidence))
         .route("/v1/hits/{id}/trail", get(hits::trail))
+        .route("/v1/system/alerts", get(system_alerts))
         .route("/v1/stats", get(stats))
         .route("/v1/stats/reset-latency", post(reset_latency))
         .route(
@@ -142,6 +148,15 @@ async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response
     .into_response())
 }
 
+/// System alerts (not about any person): hub and admin.
+async fn system_alerts(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    caller.require_staff()?;
+    Ok(Json(serde_json::json!({ "alerts": state.system.alerts() })).into_response())
+}
+
 async fn reset_latency(
     State(state): State<ApiState>,
     caller: Caller,
@@ -165,7 +180,9 @@ async fn metrics(State(state): State<ApiState>) -> Response {
          # TYPE tagstream_ingest_to_alert_seconds summary\n\
          tagstream_ingest_to_alert_seconds{{quantile=\"0.5\"}} {}\n\
          tagstream_ingest_to_alert_seconds{{quantile=\"0.99\"}} {}\n\
-         tagstream_ingest_to_alert_seconds_count {}\n",
+         tagstream_ingest_to_alert_seconds_count {}\n\
+         # TYPE tagstream_log_damaged_ranges_total counter\ntagstream_log_damaged_ranges_total {}\n\
+         # TYPE tagstream_log_records_lost_total counter\ntagstream_log_records_lost_total {}\n",
         c.committed_batches.load(Ordering::Relaxed),
         c.committed_readings.load(Ordering::Relaxed),
         state.ingest.duplicate_batches.load(Ordering::Relaxed),
@@ -175,6 +192,9 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         l.p50_us as f64 / 1e6,
         l.p99_us as f64 / 1e6,
         l.count,
-    );
+        c.log_damaged_ranges.load(Ordering::Relaxed),
+        c.log_records_lost.load(Ordering::Relaxed),
+    ) + &state.ingest.metrics_text()
+        + &state.system.prometheus();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -264,6 +264,9 @@ pub async fn activation_trail(
     Path(id): Path<String>,
     Query(p): Query<TrailParams>,
 ) -> Result<Response, ApiError> {
+    // The purpose is asked for before anything is looked up: a 400 for a missing purpose must
+    // not tell a caller that the activation exists when a missing one would give 403.
+    purpose(&headers, p.purpose.as_deref())?;
     let doc = state.metadata.orders_document()?;
     let Some(activation) = doc.activations.iter().find(|a| a.id == id).cloned() else {
         return Err(caller.missing(&format!("activation '{id}'")));
@@ -318,6 +321,11 @@ fn audit_period(
     )
 }
 
+/// The longest dwell a stay query may ask for: the longest period a request may cover.
+const MAX_DWELL_MIN: i64 = 31 * 24 * 60;
+/// The widest place a stay query may ask for.
+const MAX_STAY_RADIUS_M: f64 = 10_000.0;
+
 pub async fn stays(
     State(state): State<ApiState>,
     caller: Caller,
@@ -328,9 +336,19 @@ pub async fn stays(
     let (purpose, from_ms, to_ms, readings) = person_positions(&state, &caller, &headers, &p, &id)?;
     let mut cfg = StayConfig::default();
     if let Some(m) = p.min_dwell_min {
-        cfg.min_dwell_ms = m.max(1) * 60_000;
+        if !(1..=MAX_DWELL_MIN).contains(&m) {
+            return Err(ApiError::bad_request(format!(
+                "'min_dwell_min' must be between 1 and {MAX_DWELL_MIN} minutes"
+            )));
+        }
+        cfg.min_dwell_ms = m * 60_000;
     }
-    if let Some(r) = p.radius_m.filter(|r| *r > 0.0) {
+    if let Some(r) = p.radius_m {
+        if !(r.is_finite() && r > 0.0 && r <= MAX_STAY_RADIUS_M) {
+            return Err(ApiError::bad_request(format!(
+                "'radius_m' must be above 0 and at most {MAX_STAY_RADIUS_M} metres"
+            )));
+        }
         cfg.radius_m = r;
     }
     let (_, places) = places_of(&state, &id)?;

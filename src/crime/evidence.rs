@@ -2,6 +2,7 @@
 //! vicinity circle, positions with their confidence circles and sequence labels, the track) and
 //! the hub's 18-column CSV of a batch's hits.
 
+use crate::formats::csv_safe::SafeCsvWriter;
 use crate::model::time::format_time;
 use crate::model::{Hit, Person, PositionSource, TimeMs};
 use crate::rules::geodesy::M_PER_DEG_LAT;
@@ -145,9 +146,10 @@ fn compact_time(t_ms: TimeMs) -> String {
         .unwrap_or_default()
 }
 
-/// The 18-column CSV (with a header row) of the given hits.
+/// The 18-column CSV (with a header row) of the given hits; every cell spreadsheet-safe (crime
+/// free text and person fields come from outside).
 pub fn hits_csv(rows: &[HitRow]) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = SafeCsvWriter::new();
     w.write_record(HIT_CSV_COLUMNS)?;
     for r in rows {
         let h = r.hit;
@@ -176,6 +178,5 @@ pub fn hits_csv(rows: &[HitRow]) -> Result<String, csv::Error> {
             text(p.and_then(|p| p.offender_manager.as_ref())),
         ])?;
     }
-    let bytes = w.into_inner().map_err(|e| e.into_error())?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    w.finish()
 }

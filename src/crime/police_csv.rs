@@ -24,7 +24,8 @@
 //! # One error per row, in this order
 //! A row with several faults is reported with the first that applies:
 //! 1. `wrong_column_count` (not 13 columns);
-//! 2. `field_must_be_text` (a field that is not UTF-8);
+//! 2. `field_must_be_text` (a field that is not UTF-8); then `field_too_long` (a field over its
+//!    length limit: free text 1,000 characters, any other field 100);
 //! 3. `unknown_police_force` (column 0 empty or not an EMAC identifier);
 //! 4. `missing_batch_id`, 5. `invalid_batch_id_format` (not the row's force code + 8 digits +
 //!    optional `-N` + optional `-R`/`-A`), 6. `invalid_batch_id_date` (not a real date);
@@ -70,6 +71,10 @@ pub const SEVERAL_FORCES_IN_BATCH: &str = "several_forces_in_batch";
 pub const SEVERAL_BATCH_IDS_IN_BATCH: &str = "several_batch_ids_in_batch";
 /// Row level, not in the simulator's vocabulary: the datum does not name the pair given.
 pub const INVALID_DATUM: &str = "invalid_datum";
+/// Row level, not in the simulator's vocabulary: a field longer than its limit (free text
+/// [`crate::api::limits::CRIME_FREE_TEXT_MAX_CHARS`], any other field
+/// [`crate::api::limits::CRIME_FIELD_MAX_CHARS`] characters).
+pub const FIELD_TOO_LONG: &str = "field_too_long";
 /// Batch level, not in the simulator's vocabulary: the file holds no row at all.
 pub const EMPTY_BATCH: &str = "empty_batch";
 /// Batch level, not in the simulator's vocabulary: rows were sent but none could be imported.
@@ -475,6 +480,24 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             ));
         }
     };
+    for (column, field) in raw.iter().enumerate() {
+        let max = if column == C_TEXT {
+            crate::api::limits::CRIME_FREE_TEXT_MAX_CHARS
+        } else {
+            crate::api::limits::CRIME_FIELD_MAX_CHARS
+        };
+        if field.len() > max && field.chars().count() > max {
+            return Err(fault(
+                FIELD_TOO_LONG,
+                column,
+                format!(
+                    "column {column} ({}) has {} characters; at most {max} are allowed",
+                    COLUMNS[column],
+                    field.chars().count()
+                ),
+            ));
+        }
+    }
     let f: Vec<&str> = raw.iter().map(|s| s.trim()).collect();
 
     let force = force_by_id(f[C_FORCE]).ok_or_else(|| {
@@ -714,6 +737,7 @@ fn action(code: &'static str, batch: &Batch, rules: &PoliceCsvRules) -> String {
         HALF_COORDINATE_PAIR => "Give both values of the pair: easting with northing, or latitude with longitude.".into(),
         BOTH_COORDINATE_TYPES => "Give one pair only: clear either easting/northing or latitude/longitude.".into(),
         COORDINATES_OUT_OF_RANGE => "Check the location: easting 0–700,000, northing 0–1,300,000, latitude 49.5–61.5, longitude −8.5–2.6.".into(),
+        FIELD_TOO_LONG => "Shorten the field to the limit given (free text: 1,000 characters; other fields: 100) and resend the row.".into(),
         INVALID_DATUM => "Set the datum (column 11) to OSGB36 for easting/northing or WGS84 for latitude/longitude.".into(),
         EMPTY_BATCH => "Resend the batch with its crime rows: 13 columns, no header row.".into(),
         ALL_ROWS_FAILED => "No crime was imported: correct the rows listed and resend the whole batch.".into(),
@@ -795,9 +819,10 @@ mod tests {
         };
         let rules = PoliceCsvRules::default();
         let fallback = action("?", &batch, &rules);
-        for code in ROW_ERRORS
-            .iter()
-            .chain(&[INVALID_DATUM, EMPTY_BATCH, ALL_ROWS_FAILED])
+        for code in
+            ROW_ERRORS
+                .iter()
+                .chain(&[INVALID_DATUM, FIELD_TOO_LONG, EMPTY_BATCH, ALL_ROWS_FAILED])
         {
             assert_ne!(action(code, &batch, &rules), fallback, "{code}");
         }

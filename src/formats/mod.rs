@@ -3,6 +3,7 @@
 //! record with its line number and keep the rest.
 
 pub mod alerts_jsonl;
+pub mod csv_safe;
 pub mod orders_file;
 pub mod readings_jsonl;
 pub mod sober_days_jsonl;

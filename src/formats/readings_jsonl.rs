@@ -55,6 +55,7 @@ pub fn read_batches(
             current = Some((
                 Batch {
                     tag,
+                    epoch: 0,
                     seq,
                     arrival_ms: 0,
                     readings: Vec::new(),

@@ -1,22 +1,34 @@
 //! One tag connection: hello (authenticated by the tag's current secret and, over mutual TLS,
-//! its certificate), then pipelined batches, each acknowledged in order once durable. A tag
-//! revoked or rotated while connected is refused at its next batch. Malformed input gets an error frame naming what was wrong, then the connection
-//! closes; other tags are unaffected.
+//! its certificate, within the hello timeout), then pipelined batches, each acknowledged in
+//! order once durable. A tag revoked or rotated while connected is refused at its next batch. Malformed input gets an error frame naming what was
+//! wrong, then the connection closes; other tags are unaffected.
+//!
+//! Before the hello is accepted the connection can make the server buffer at most
+//! [`MAX_HELLO_FRAME_BYTES`]; only an authenticated tag may send frames up to the configured
+//! maximum. The stream type is generic so that TLS streams can be served the same way; the hello
+//! is checked in one place, [`verify_hello`].
 
-use super::listener::IngestContext;
+use super::limits::ConnectionSlot;
+use super::listener::{IngestContext, ERROR_WRITE_TIMEOUT};
 use super::transport::PeerIdentity;
-use crate::log::AppendOutcome;
+use crate::log::{AppendOutcome, LogError};
 use crate::model::Batch;
-use crate::wire::{ErrorCode, Frame, FrameCodec, WireError, PROTOCOL_VERSION};
+use crate::wire::{
+    ErrorCode, Frame, FrameCodec, WireError, MAX_BATCH_SEQ, MAX_HELLO_FRAME_BYTES, PROTOCOL_VERSION,
+};
 use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt};
-use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 /// Batches a connection may have waiting for durability before it stops reading.
 const MAX_IN_FLIGHT: usize = 128;
+
+/// Read buffer a connection starts with; it grows only for an authenticated tag's batches.
+const INITIAL_READ_BUFFER_BYTES: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -26,6 +38,8 @@ pub enum ConnectionError {
     Rejected(String),
     #[error("durable log failed: {0}")]
     Log(String),
+    #[error("timed out writing to the tag")]
+    WriteTimeout,
 }
 
 fn now_ms() -> i64 {
@@ -35,103 +49,225 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-async fn reject<S: AsyncRead + AsyncWrite + Unpin>(
-    framed: &mut Framed<S, FrameCodec>,
+/// A hello that passed [`verify_hello`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedHello {
+    pub tag: String,
+    pub epoch: u32,
+    /// The credential generation the tag authenticated at (see `credentials`).
+    pub generation: u64,
+    /// What `HelloOk.last_seq` tells the tag: the last durable seq of the tag in this epoch.
+    pub last_seq: u64,
+}
+
+/// Why a hello was refused: the code and message of the error frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelloRefusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Checks a hello: protocol version, that a client certificate (if any) names the tag, the tag's
+/// secret at its current credential generation and that it is not revoked, and that its session
+/// epoch is not older than the tag's current one. Every check a hello must pass lives here.
+pub fn verify_hello(
     ctx: &IngestContext,
+    peer: &PeerIdentity,
+    protocol_version: u16,
+    tag: &str,
+    secret: &str,
+    epoch: u32,
+) -> Result<VerifiedHello, HelloRefusal> {
+    if protocol_version != PROTOCOL_VERSION {
+        return Err(HelloRefusal {
+            code: ErrorCode::UnsupportedVersion,
+            message: format!("protocol version {protocol_version} is not supported (server speaks {PROTOCOL_VERSION})"),
+        });
+    }
+    if !peer.permits(tag) {
+        return Err(HelloRefusal {
+            code: ErrorCode::IdentityMismatch,
+            message: format!("the client certificate does not name tag '{tag}'"),
+        });
+    }
+    let generation = ctx
+        .credentials
+        .authenticate(tag, secret)
+        .map_err(|refusal| HelloRefusal {
+            code: refusal.code(),
+            message: refusal.to_string(),
+        })?;
+    match ctx.commit.last_seq_in_epoch(tag, epoch) {
+        Ok(last_seq) => Ok(VerifiedHello {
+            tag: tag.to_owned(),
+            epoch,
+            generation,
+            last_seq,
+        }),
+        Err(current_epoch) => {
+            ctx.counters.stale_epoch.fetch_add(1, Ordering::Relaxed);
+            Err(HelloRefusal {
+                code: ErrorCode::StaleEpoch,
+                message: format!(
+                    "session epoch {epoch} of tag '{tag}' is older than its current epoch {current_epoch}"
+                ),
+            })
+        }
+    }
+}
+
+/// Sends `frame`, giving up after `limit` (a peer that stops reading cannot hold the task).
+async fn send_within<S>(
+    framed: &mut Framed<S, FrameCodec>,
+    frame: Frame,
+    limit: Option<Duration>,
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match limit {
+        Some(limit) => match tokio::time::timeout(limit, framed.send(frame)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ConnectionError::WriteTimeout),
+        },
+        None => Ok(framed.send(frame).await?),
+    }
+}
+
+/// Sends an error frame (best effort, bounded in time) and returns the error ending the session.
+async fn reject<S>(
+    framed: &mut Framed<S, FrameCodec>,
+    counter: &AtomicU64,
     code: ErrorCode,
     message: String,
-) -> ConnectionError {
-    ctx.rejected_frames.fetch_add(1, Ordering::Relaxed);
-    let _ = framed
-        .send(Frame::Error {
-            code,
-            message: message.clone(),
-        })
-        .await;
+) -> ConnectionError
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    counter.fetch_add(1, Ordering::Relaxed);
+    let _ = send_within(
+        framed,
+        Frame::error(code, message.clone()),
+        Some(ERROR_WRITE_TIMEOUT),
+    )
+    .await;
     ConnectionError::Rejected(message)
 }
 
-/// Serves a tag with no client certificate (plain TCP, or TLS without one).
-pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+/// Serves one tag connection holding `slot` (given back when the connection ends), with no
+/// client certificate.
+pub async fn serve_connection<S>(
     socket: S,
     ctx: &IngestContext,
-) -> Result<(), ConnectionError> {
-    serve_connection_as(socket, &PeerIdentity::Anonymous, ctx).await
+    slot: ConnectionSlot,
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    serve_connection_as(socket, &PeerIdentity::Anonymous, ctx, slot).await
 }
 
-/// Serves a tag whose transport established `peer` (a verified client certificate must name
-/// the hello's tag).
-pub async fn serve_connection_as<S: AsyncRead + AsyncWrite + Unpin>(
+/// Serves one tag connection whose transport established `peer` (a verified client certificate
+/// must name the hello's tag).
+pub async fn serve_connection_as<S>(
     socket: S,
     peer: &PeerIdentity,
     ctx: &IngestContext,
-) -> Result<(), ConnectionError> {
-    let mut framed = Framed::new(
+    mut slot: ConnectionSlot,
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    // Until the hello is accepted, frames are limited to what a hello can need.
+    let mut framed = Framed::with_capacity(
         socket,
-        FrameCodec::with_max_frame_bytes(ctx.max_frame_bytes),
+        FrameCodec::with_max_frame_bytes(MAX_HELLO_FRAME_BYTES.min(ctx.max_frame_bytes)),
+        INITIAL_READ_BUFFER_BYTES,
     );
+    let rejected = &ctx.rejected_frames;
 
-    let (tag, generation) = match framed.next().await {
+    let first = match tokio::time::timeout(ctx.hello_timeout, framed.next()).await {
+        Ok(first) => first,
+        Err(_) => {
+            let msg = format!("no hello within {} ms", ctx.hello_timeout.as_millis());
+            let counter = &ctx.counters.hello_timeouts;
+            return Err(reject(&mut framed, counter, ErrorCode::HelloTimeout, msg).await);
+        }
+    };
+    let hello = match first {
         None => return Ok(()),
-        Some(Err(e)) => return Err(reject(&mut framed, ctx, e.code(), e.to_string()).await),
+        Some(Err(e)) => return Err(reject(&mut framed, rejected, e.code(), e.to_string()).await),
         Some(Ok(Frame::Hello {
             protocol_version,
             tag,
             secret,
-        })) => {
-            if protocol_version != PROTOCOL_VERSION {
-                let msg = format!("protocol version {protocol_version} is not supported (server speaks {PROTOCOL_VERSION})");
-                return Err(reject(&mut framed, ctx, ErrorCode::UnsupportedVersion, msg).await);
+            epoch,
+        })) => match verify_hello(ctx, peer, protocol_version, &tag, &secret, epoch) {
+            Ok(hello) => hello,
+            Err(refusal) => {
+                return Err(reject(&mut framed, rejected, refusal.code, refusal.message).await)
             }
-            if !peer.permits(&tag) {
-                let msg = format!("the client certificate does not name tag '{tag}'");
-                return Err(reject(&mut framed, ctx, ErrorCode::IdentityMismatch, msg).await);
-            }
-            match ctx.credentials.authenticate(&tag, &secret) {
-                Ok(generation) => (tag, generation),
-                Err(refusal) => {
-                    let code = refusal.code();
-                    return Err(reject(&mut framed, ctx, code, refusal.to_string()).await);
-                }
-            }
-        }
+        },
         Some(Ok(other)) => {
             let msg = format!(
                 "expected a hello frame first, got {}",
                 other.frame_type().as_str()
             );
-            return Err(reject(&mut framed, ctx, ErrorCode::BatchBeforeHello, msg).await);
+            return Err(reject(&mut framed, rejected, ErrorCode::BatchBeforeHello, msg).await);
         }
     };
-    framed
-        .send(Frame::HelloOk {
-            last_seq: ctx.commit.last_seq(&tag),
-        })
-        .await?;
+    let VerifiedHello {
+        tag,
+        epoch,
+        generation,
+        last_seq,
+    } = hello;
+    framed.codec_mut().set_max_frame_bytes(ctx.max_frame_bytes);
+    let (superseded, closed_others) = slot.authenticate(&tag);
+    if closed_others > 0 {
+        tracing::debug!(%tag, closed_others, "a new connection superseded the tag's oldest");
+    }
+    send_within(&mut framed, Frame::HelloOk { last_seq }, ctx.idle_timeout).await?;
 
     let mut in_flight = FuturesOrdered::new();
     let mut reading_open = true;
+    // Without an idle timeout the timer is never polled; any duration does.
+    let idle = tokio::time::sleep(ctx.idle_timeout.unwrap_or(Duration::from_secs(3600)));
+    tokio::pin!(idle);
     loop {
+        if !reading_open && in_flight.is_empty() {
+            return Ok(());
+        }
         tokio::select! {
-            frame = framed.next(), if reading_open && in_flight.len() < MAX_IN_FLIGHT => match frame {
-                None => reading_open = false,
-                Some(Err(e)) => return Err(reject(&mut framed, ctx, e.code(), e.to_string()).await),
-                Some(Ok(Frame::Batch { seq, readings })) => {
-                    if let Err(refusal) = ctx.credentials.still_valid(&tag, generation) {
-                        let code = refusal.code();
-                        return Err(reject(&mut framed, ctx, code, refusal.to_string()).await);
+            frame = framed.next(), if reading_open && in_flight.len() < MAX_IN_FLIGHT => {
+                if let Some(limit) = ctx.idle_timeout {
+                    idle.as_mut().reset(Instant::now() + limit);
+                }
+                match frame {
+                    None => reading_open = false,
+                    Some(Err(e)) => return Err(reject(&mut framed, rejected, e.code(), e.to_string()).await),
+                    Some(Ok(Frame::Batch { seq, .. })) if seq > MAX_BATCH_SEQ => {
+                        let msg = format!("batch seq {seq} is above the highest accepted, {MAX_BATCH_SEQ}; start a new session epoch");
+                        let counter = &ctx.counters.seq_too_large;
+                        return Err(reject(&mut framed, counter, ErrorCode::SeqTooLarge, msg).await);
                     }
-                    let batch = Batch { tag: tag.clone(), seq, arrival_ms: now_ms(), readings };
-                    let commit = ctx.commit.clone();
-                    in_flight.push_back(async move { (seq, commit.append(batch).await) });
-                }
-                Some(Ok(Frame::Hello { .. })) => {
-                    let msg = "a second hello on one connection".to_string();
-                    return Err(reject(&mut framed, ctx, ErrorCode::SecondHello, msg).await);
-                }
-                Some(Ok(other)) => {
-                    let msg = format!("a tag may not send a {} frame", other.frame_type().as_str());
-                    return Err(reject(&mut framed, ctx, ErrorCode::UnexpectedFrame, msg).await);
+                    Some(Ok(Frame::Batch { seq, readings })) => {
+                        if let Err(refusal) = ctx.credentials.still_valid(&tag, generation) {
+                            let code = refusal.code();
+                            return Err(reject(&mut framed, rejected, code, refusal.to_string()).await);
+                        }
+                        let batch = Batch { tag: tag.clone(), epoch, seq, arrival_ms: now_ms(), readings };
+                        let commit = ctx.commit.clone();
+                        in_flight.push_back(async move { (seq, commit.append(batch).await) });
+                    }
+                    Some(Ok(Frame::Hello { .. })) => {
+                        let msg = "a second hello on one connection".to_string();
+                        return Err(reject(&mut framed, rejected, ErrorCode::SecondHello, msg).await);
+                    }
+                    Some(Ok(other)) => {
+                        let msg = format!("a tag may not send a {} frame", other.frame_type().as_str());
+                        return Err(reject(&mut framed, rejected, ErrorCode::UnexpectedFrame, msg).await);
+                    }
                 }
             },
             Some((seq, outcome)) = in_flight.next(), if !in_flight.is_empty() => match outcome {
@@ -139,13 +275,27 @@ pub async fn serve_connection_as<S: AsyncRead + AsyncWrite + Unpin>(
                     if outcome == AppendOutcome::Duplicate {
                         ctx.duplicate_batches.fetch_add(1, Ordering::Relaxed);
                     }
-                    framed.send(Frame::Ack { seq }).await?;
+                    send_within(&mut framed, Frame::Ack { seq }, ctx.idle_timeout).await?;
+                }
+                Err(e @ LogError::StaleEpoch { .. }) => {
+                    let counter = &ctx.counters.stale_epoch;
+                    return Err(reject(&mut framed, counter, ErrorCode::StaleEpoch, e.to_string()).await);
                 }
                 Err(e) => {
                     let msg = format!("batch {seq} could not be stored: {e}");
-                    let _ = reject(&mut framed, ctx, ErrorCode::Internal, msg.clone()).await;
+                    let _ = reject(&mut framed, rejected, ErrorCode::Internal, msg.clone()).await;
                     return Err(ConnectionError::Log(msg));
                 }
+            },
+            _ = superseded.cancelled() => {
+                let msg = format!("a newer connection of tag '{tag}' took this one's place");
+                let counter = &ctx.counters.superseded;
+                return Err(reject(&mut framed, counter, ErrorCode::Superseded, msg).await);
+            },
+            _ = &mut idle, if ctx.idle_timeout.is_some() && in_flight.is_empty() => {
+                let msg = format!("nothing received for {} ms", ctx.idle_timeout.map_or(0, |t| t.as_millis()));
+                let counter = &ctx.counters.idle_timeouts;
+                return Err(reject(&mut framed, counter, ErrorCode::IdleTimeout, msg).await);
             },
             else => return Ok(()),
         }

@@ -1,12 +1,23 @@
-//! Accepts tag connections and spawns a [`connection`](super::connection) task for each.
+//! Accepts tag connections and spawns a [`connection`](super::connection) task for each — or,
+//! when the connection limits are reached, answers `server_busy` and closes. Accept errors
+//! (e.g. out of file descriptors) are survived with backoff: the listener never stops.
 
+use super::accept::{accept_with_backoff, AcceptStats, HttpConnectionGauge};
 use super::connection::serve_connection_as;
 use super::credentials::TagCredentials;
+use super::limits::{optional_ms, ConnectionSlots, EffectiveLimits, IngestConfig, Refusal};
 use super::transport::IngestTransport;
 use crate::log::CommitHandle;
+use crate::wire::{encode_frame, ErrorCode, Frame};
+use bytes::BytesMut;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Longest wait to hand a peer a refusal or closing error frame: a peer that does not read
+/// cannot hold the connection open.
+pub(crate) const ERROR_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What every connection needs.
 pub struct IngestContext {
@@ -16,29 +27,177 @@ pub struct IngestContext {
     /// Plain TCP or TLS (with optional client certificates).
     pub transport: IngestTransport,
     pub max_frame_bytes: usize,
+    /// Closes connections that do not say hello in time.
+    pub hello_timeout: Duration,
+    /// Closes authenticated connections idle this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// Open connections and the per-tag registry.
+    pub slots: Arc<ConnectionSlots>,
+    /// Connections accepted (counter).
     pub connections: AtomicU64,
     pub rejected_frames: AtomicU64,
     pub duplicate_batches: AtomicU64,
+    pub counters: IngestCounters,
+    pub accept: AcceptStats,
+    /// The HTTP listener's counters and open-connection gauge, for `/metrics` (set at start).
+    pub http_listener: OnceLock<(Arc<AcceptStats>, HttpConnectionGauge)>,
 }
 
-/// Accepts connections until the listener fails.
-pub async fn run_listener(listener: TcpListener, ctx: Arc<IngestContext>) -> std::io::Result<()> {
+/// Why connections ended early, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct IngestCounters {
+    /// Refused at accept with `server_busy`: too many unauthenticated connections.
+    pub refused_unauthenticated: AtomicU64,
+    /// Refused at accept with `server_busy`: too many tag connections.
+    pub refused_total: AtomicU64,
+    pub hello_timeouts: AtomicU64,
+    pub idle_timeouts: AtomicU64,
+    /// Connections closed because a newer one of the same tag took their place.
+    pub superseded: AtomicU64,
+    /// Batches refused because their seq is above `MAX_BATCH_SEQ`.
+    pub seq_too_large: AtomicU64,
+    /// Hellos and batches refused for an epoch older than the tag's current one.
+    pub stale_epoch: AtomicU64,
+}
+
+impl IngestContext {
+    /// A context with the limits of `config` capped to this process's descriptor limit.
+    pub fn new(
+        commit: CommitHandle,
+        credentials: TagCredentials,
+        transport: IngestTransport,
+        max_frame_bytes: usize,
+        config: &IngestConfig,
+        limits: EffectiveLimits,
+    ) -> Self {
+        Self {
+            commit,
+            credentials,
+            transport,
+            max_frame_bytes,
+            hello_timeout: Duration::from_millis(config.hello_timeout_ms.max(1)),
+            idle_timeout: optional_ms(config.idle_timeout_ms),
+            slots: Arc::new(ConnectionSlots::new(limits)),
+            connections: AtomicU64::new(0),
+            rejected_frames: AtomicU64::new(0),
+            duplicate_batches: AtomicU64::new(0),
+            counters: IngestCounters::default(),
+            accept: AcceptStats::default(),
+            http_listener: OnceLock::new(),
+        }
+    }
+
+    /// The ingest lines of `/metrics` (Prometheus text format).
+    pub fn metrics_text(&self) -> String {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let limits = self.slots.limits();
+        let mut out = String::new();
+        let mut line = |kind: &str, name: &str, value: u64| {
+            out.push_str(&format!(
+                "# TYPE tagstream_{name} {kind}\ntagstream_{name} {value}\n"
+            ));
+        };
+        line(
+            "gauge",
+            "ingest_unauthenticated_connections",
+            self.slots.unauthenticated() as u64,
+        );
+        line(
+            "gauge",
+            "ingest_authenticated_connections",
+            self.slots.authenticated() as u64,
+        );
+        line(
+            "gauge",
+            "ingest_max_connections",
+            limits.max_connections as u64,
+        );
+        line(
+            "gauge",
+            "ingest_max_unauthenticated_connections",
+            limits.max_unauthenticated as u64,
+        );
+        line(
+            "counter",
+            "ingest_refused_unauthenticated_total",
+            g(&c.refused_unauthenticated),
+        );
+        line(
+            "counter",
+            "ingest_refused_connections_total",
+            g(&c.refused_total),
+        );
+        line(
+            "counter",
+            "ingest_hello_timeouts_total",
+            g(&c.hello_timeouts),
+        );
+        line("counter", "ingest_idle_timeouts_total", g(&c.idle_timeouts));
+        line("counter", "ingest_superseded_total", g(&c.superseded));
+        line("counter", "ingest_seq_too_large_total", g(&c.seq_too_large));
+        line("counter", "ingest_stale_epoch_total", g(&c.stale_epoch));
+        line(
+            "counter",
+            "ingest_accept_errors_total",
+            g(&self.accept.errors),
+        );
+        if let Some((stats, gauge)) = self.http_listener.get() {
+            line("gauge", "http_connections", gauge.open() as u64);
+            line("gauge", "http_max_connections", gauge.max() as u64);
+            line("counter", "http_accept_errors_total", g(&stats.errors));
+        }
+        out
+    }
+}
+
+/// Accepts connections forever: accept errors are retried with backoff (see
+/// [`accept_with_backoff`]), so no client can stop the listener.
+pub async fn run_listener(
+    listener: TcpListener,
+    ctx: Arc<IngestContext>,
+) -> std::convert::Infallible {
     loop {
-        let (socket, peer) = listener.accept().await?;
+        let (socket, peer) = accept_with_backoff(&listener, "ingest", &ctx.accept).await;
         let _ = socket.set_nodelay(true);
         ctx.connections.fetch_add(1, Ordering::Relaxed);
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let (stream, identity) = match ctx.transport.accept(socket).await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "tag transport refused");
-                    return;
-                }
-            };
-            if let Err(e) = serve_connection_as(stream, &identity, &ctx).await {
-                tracing::debug!(%peer, error = %e, "tag connection closed");
+        match ctx.slots.try_admit() {
+            Ok(slot) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    // The TLS handshake (if any) runs holding the unauthenticated slot.
+                    let (stream, identity) = match ctx.transport.accept(socket).await {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "tag transport refused");
+                            return;
+                        }
+                    };
+                    if let Err(e) = serve_connection_as(stream, &identity, &ctx, slot).await {
+                        tracing::debug!(%peer, error = %e, "tag connection closed");
+                    }
+                });
             }
-        });
+            Err(refusal) => {
+                let counter = match refusal {
+                    Refusal::Unauthenticated => &ctx.counters.refused_unauthenticated,
+                    Refusal::Total => &ctx.counters.refused_total,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                refuse_busy(socket, refusal);
+            }
+        }
     }
+}
+
+/// Tells a connection the server is busy and closes it. The frame is written without waiting
+/// (a fresh socket's send buffer always has room for it), so refusing never holds a descriptor.
+fn refuse_busy(socket: TcpStream, refusal: Refusal) {
+    let message = match refusal {
+        Refusal::Unauthenticated => "too many connections waiting to authenticate; retry later",
+        Refusal::Total => "too many tag connections; retry later",
+    };
+    let mut out = BytesMut::new();
+    encode_frame(&Frame::error(ErrorCode::ServerBusy, message), &mut out);
+    let _ = socket.try_write(&out);
 }

@@ -7,9 +7,13 @@
 //! (a lagging pipeline therefore stalls the committer, whose bounded queue then slows ingest).
 //!
 //! Deduplication lives here, on the one thread that writes, so two concurrent resends of the same
-//! batch cannot both be stored: a batch whose `seq` is not above the last stored `seq` of its tag
-//! is a [`AppendOutcome::Duplicate`], acknowledged without being written again (but only once the
-//! copy it duplicates is durable).
+//! batch cannot both be stored. Batches are numbered per (tag, session epoch): a batch whose
+//! `seq` is not above the last stored `seq` of its tag in the tag's current epoch is a
+//! [`AppendOutcome::Duplicate`], acknowledged without being written again (but only once the
+//! copy it duplicates is durable); a batch of a higher epoch is new data whatever its `seq` (the
+//! tag restarted its numbering) and makes that epoch current; a batch of a lower epoch is refused
+//! with [`LogError::StaleEpoch`] and never acknowledged. The epoch is stored in each record, so
+//! recovery rebuilds the same state ([`note_durable`]).
 //!
 //! A seal request ([`CommitHandle::seal_segment_blocking`]) is answered in queue order, between
 //! appends: the segment being written is synced and a new one started, so that compaction (see
@@ -89,10 +93,79 @@ struct Counters {
     bytes_written: AtomicU64,
 }
 
+/// The dedup state: per tag, the current session epoch and the last seq stored in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DedupState {
+    /// Last stored seq per tag, in the tag's current epoch.
+    pub last_seq_by_tag: HashMap<String, u64>,
+    /// Current epoch per tag; absent = 0.
+    pub epoch_by_tag: HashMap<String, u32>,
+}
+
+impl DedupState {
+    /// `(current epoch, last seq in it)` of `tag`; `(0, 0)` for a tag never seen.
+    pub fn position(&self, tag: &str) -> (u32, u64) {
+        (
+            self.epoch_by_tag.get(tag).copied().unwrap_or(0),
+            self.last_seq_by_tag.get(tag).copied().unwrap_or(0),
+        )
+    }
+
+    fn note(&mut self, tag: &str, epoch: u32, seq: u64) {
+        note_durable(
+            &mut self.last_seq_by_tag,
+            &mut self.epoch_by_tag,
+            tag.to_owned(),
+            epoch,
+            seq,
+        );
+    }
+}
+
+/// Only sequence numbers: every tag in epoch 0 (logs and tests that predate epochs).
+impl From<HashMap<String, u64>> for DedupState {
+    fn from(last_seq_by_tag: HashMap<String, u64>) -> Self {
+        DedupState {
+            last_seq_by_tag,
+            epoch_by_tag: HashMap::new(),
+        }
+    }
+}
+
+impl From<&super::RecoveryReport> for DedupState {
+    fn from(report: &super::RecoveryReport) -> Self {
+        DedupState {
+            last_seq_by_tag: report.last_seq_by_tag.clone(),
+            epoch_by_tag: report.epoch_by_tag.clone(),
+        }
+    }
+}
+
+/// Folds one stored batch `(tag, epoch, seq)` into the dedup state, in log order: a higher epoch
+/// replaces the tag's position, the same epoch keeps the highest seq, an older epoch (which the
+/// committer never stores after a newer one) changes nothing. Used by the committer and by
+/// recovery, so both agree.
+pub fn note_durable(
+    last_seq_by_tag: &mut HashMap<String, u64>,
+    epoch_by_tag: &mut HashMap<String, u32>,
+    tag: String,
+    epoch: u32,
+    seq: u64,
+) {
+    let current = epoch_by_tag.get(&tag).copied().unwrap_or(0);
+    if epoch > current {
+        epoch_by_tag.insert(tag.clone(), epoch);
+        last_seq_by_tag.insert(tag, seq);
+    } else if epoch == current {
+        let last = last_seq_by_tag.entry(tag).or_insert(seq);
+        *last = (*last).max(seq);
+    }
+}
+
 /// State shared by the handles and the committer thread.
 struct Shared {
-    /// Durable last seq per tag (updated after each sync), for [`CommitHandle::last_seq`].
-    last_seq_by_tag: Mutex<HashMap<String, u64>>,
+    /// Durable dedup state (updated after each sync), for [`CommitHandle::last_seq`].
+    durable: Mutex<DedupState>,
     poisoned: Mutex<Option<String>>,
     counters: Counters,
 }
@@ -122,38 +195,35 @@ enum Request {
 pub struct GroupCommitter;
 
 impl GroupCommitter {
-    /// Spawns the committer with the default [`CommitConfig`]. `last_seq_by_tag` is the dedup
-    /// state, normally [`super::RecoveryReport::last_seq_by_tag`].
+    /// Spawns the committer with the default [`CommitConfig`]. `dedup` is the dedup state,
+    /// normally `DedupState::from(&recovery_report)` (a bare last-seq map means every tag is in
+    /// epoch 0).
     pub fn spawn(
         writer: LogWriter,
-        last_seq_by_tag: HashMap<String, u64>,
+        dedup: impl Into<DedupState>,
         committed_tx: mpsc::Sender<Vec<Arc<Batch>>>,
     ) -> LogResult<CommitHandle> {
-        Self::spawn_with_config(
-            writer,
-            last_seq_by_tag,
-            committed_tx,
-            CommitConfig::default(),
-        )
+        Self::spawn_with_config(writer, dedup, committed_tx, CommitConfig::default())
     }
 
     /// Spawns the committer with explicit tunables.
     pub fn spawn_with_config(
         writer: LogWriter,
-        last_seq_by_tag: HashMap<String, u64>,
+        dedup: impl Into<DedupState>,
         committed_tx: mpsc::Sender<Vec<Arc<Batch>>>,
         config: CommitConfig,
     ) -> LogResult<CommitHandle> {
+        let dedup = dedup.into();
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let shared = Arc::new(Shared {
-            last_seq_by_tag: Mutex::new(last_seq_by_tag.clone()),
+            durable: Mutex::new(dedup.clone()),
             poisoned: Mutex::new(None),
             counters: Counters::default(),
         });
         let thread = Committer {
             writer,
             rx,
-            last_seq_by_tag,
+            dedup,
             shared: Arc::clone(&shared),
             committed_tx,
             config,
@@ -211,12 +281,27 @@ impl CommitHandle {
             .unwrap_or_else(|_| Err(self.stopped_error()))
     }
 
-    /// The last durable `seq` stored for `tag`; 0 if none (tags number batches from 1).
+    /// The last durable `seq` stored for `tag` in its current epoch; 0 if none (tags number
+    /// batches from 1).
     pub fn last_seq(&self, tag: &str) -> u64 {
-        lock(&self.shared.last_seq_by_tag)
-            .get(tag)
-            .copied()
-            .unwrap_or(0)
+        self.position(tag).1
+    }
+
+    /// `(current epoch, last durable seq in it)` of `tag`; `(0, 0)` for a tag never stored.
+    pub fn position(&self, tag: &str) -> (u32, u64) {
+        lock(&self.shared.durable).position(tag)
+    }
+
+    /// The last durable `seq` of `tag` in session epoch `epoch` (0 for an epoch newer than the
+    /// tag's current one: nothing stored in it yet), or `Err(current epoch)` if `epoch` is older
+    /// than the tag's current epoch.
+    pub fn last_seq_in_epoch(&self, tag: &str, epoch: u32) -> Result<u64, u32> {
+        let (current, last_seq) = self.position(tag);
+        match epoch.cmp(&current) {
+            std::cmp::Ordering::Less => Err(current),
+            std::cmp::Ordering::Equal => Ok(last_seq),
+            std::cmp::Ordering::Greater => Ok(0),
+        }
     }
 
     /// Counters since the committer was spawned.
@@ -246,8 +331,8 @@ impl CommitHandle {
 struct Committer {
     writer: LogWriter,
     rx: mpsc::Receiver<Request>,
-    /// Last seq per tag including records appended in the group being committed.
-    last_seq_by_tag: HashMap<String, u64>,
+    /// Dedup state including records appended in the group being committed.
+    dedup: DedupState,
     shared: Arc<Shared>,
     committed_tx: mpsc::Sender<Vec<Arc<Batch>>>,
     config: CommitConfig,
@@ -320,10 +405,19 @@ impl Committer {
                     }
                 },
             };
-            let duplicate = self
-                .last_seq_by_tag
-                .get(&batch.tag)
-                .is_some_and(|last| batch.seq <= *last);
+            let (current_epoch, last_seq) = self.dedup.position(&batch.tag);
+            if batch.epoch < current_epoch {
+                // Refused, nothing written, others unaffected; never acknowledged.
+                let _ = reply.send(Err(LogError::StaleEpoch {
+                    tag: batch.tag.clone(),
+                    epoch: batch.epoch,
+                    current_epoch,
+                }));
+                continue;
+            }
+            let duplicate = batch.epoch == current_epoch
+                && self.dedup.last_seq_by_tag.contains_key(&batch.tag)
+                && batch.seq <= last_seq;
             if duplicate {
                 pending.push(Pending {
                     reply,
@@ -334,7 +428,7 @@ impl Committer {
             match self.writer.append(&batch) {
                 Ok(record) => {
                     bytes_written += batch_frame_len(&batch).map_or(0, |len| len as u64);
-                    self.last_seq_by_tag.insert(batch.tag.clone(), batch.seq);
+                    self.dedup.note(&batch.tag, batch.epoch, batch.seq);
                     pending.push(Pending {
                         reply,
                         outcome: AppendOutcome::Stored { record },
@@ -360,9 +454,9 @@ impl Committer {
             }
             let syncs = self.writer.syncs();
             self.shared.counters.syncs.store(syncs, Ordering::Relaxed);
-            let mut durable = lock(&self.shared.last_seq_by_tag);
+            let mut durable = lock(&self.shared.durable);
             for batch in &stored {
-                durable.insert(batch.tag.clone(), batch.seq);
+                durable.note(&batch.tag, batch.epoch, batch.seq);
             }
         }
         self.count(&pending, &stored, bytes_written);
@@ -484,5 +578,58 @@ mod tests {
             .collect();
         assert_eq!(names, vec![0, 3]);
         assert_eq!(LogReader::open(dir.path()).unwrap().count(), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dedupe_is_per_tag_and_epoch_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let in_epoch = |seq, epoch| {
+            let mut b = batch("t", seq, 1);
+            b.epoch = epoch;
+            b
+        };
+        {
+            let (writer, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+            let (committed_tx, mut committed_rx) = mpsc::channel(16);
+            tokio::spawn(async move { while committed_rx.recv().await.is_some() {} });
+            let handle = GroupCommitter::spawn(writer, &report, committed_tx).unwrap();
+            for seq in 1..=3 {
+                handle.append(in_epoch(seq, 0)).await.unwrap();
+            }
+            // A new epoch numbering from 1 again is new data.
+            let outcome = handle.append(in_epoch(1, 2)).await.unwrap();
+            assert!(matches!(outcome, AppendOutcome::Stored { .. }));
+            assert_eq!(
+                handle.append(in_epoch(1, 2)).await.unwrap(),
+                AppendOutcome::Duplicate
+            );
+            assert!(matches!(
+                handle.append(in_epoch(9, 1)).await,
+                Err(LogError::StaleEpoch {
+                    epoch: 1,
+                    current_epoch: 2,
+                    ..
+                })
+            ));
+            assert_eq!(handle.position("t"), (2, 1));
+            assert_eq!(handle.last_seq_in_epoch("t", 2), Ok(1));
+            assert_eq!(handle.last_seq_in_epoch("t", 3), Ok(0));
+            assert_eq!(handle.last_seq_in_epoch("t", 0), Err(2));
+        }
+        let (writer, report) = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        assert_eq!(report.epoch_by_tag.get("t"), Some(&2));
+        assert_eq!(report.last_seq_by_tag.get("t"), Some(&1));
+        let (committed_tx, mut committed_rx) = mpsc::channel(16);
+        tokio::spawn(async move { while committed_rx.recv().await.is_some() {} });
+        let handle = GroupCommitter::spawn(writer, &report, committed_tx).unwrap();
+        assert_eq!(
+            handle.append(in_epoch(1, 2)).await.unwrap(),
+            AppendOutcome::Duplicate
+        );
+        assert!(matches!(
+            handle.append(in_epoch(2, 2)).await.unwrap(),
+            AppendOutcome::Stored { record: 4 }
+        ));
+        assert_eq!(LogReader::open(dir.path()).unwrap().count(), 5);
     }
 }

@@ -14,6 +14,10 @@
 //!   boundary returned by sealing the writer's segment), and never the last segment of the
 //!   directory, which a writer may be appending to. An acknowledged reading outside the windows
 //!   is never at risk: a segment is replaced only by a verified copy holding all of its records.
+//! - **Damage is carried over.** A segment with damaged ranges (see [`super::resync`]) is
+//!   compacted from memory: its intact records as usual, each damaged range copied byte for byte
+//!   (it cannot be decoded, so nothing in it can be removed; recovery quarantined the original),
+//!   so readers skip the same damage, with the same record numbers, before and after.
 //! - **Erasure.** The replaced segment's bytes are overwritten with zeros through a handle kept
 //!   open across the rename (best effort: a copy-on-write filesystem, a flash translation layer
 //!   or a backup may still hold the old blocks). A reader holding the old file open at that
@@ -21,13 +25,16 @@
 
 use super::error::{Corruption, LogError, LogResult};
 use super::record::parse_batch_header;
+use super::record::FRAME_HEADER_LEN;
 use super::record::{decode_batch_payload, encode_batch_frame, encode_payload_frame};
+use super::resync::{next_frame_start, scan, Span};
 use super::segment::{list_segments, sync_dir, Frame, FrameReader, SegmentFile, SEGMENT_HEADER};
 use crate::model::TimeMs;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -84,6 +91,8 @@ pub struct CompactReport {
     pub bytes_after: u64,
     /// Temp files of an interrupted compaction found and removed.
     pub temp_files_removed: u64,
+    /// Sealed segments with damaged ranges (compacted around them, the ranges kept as they are).
+    pub damaged_segments: u64,
     pub elapsed_ms: u64,
 }
 
@@ -101,7 +110,10 @@ pub fn compact(dir: &Path, before_record: u64, windows: &TagWindows) -> LogResul
         if next.first_record > before_record {
             break;
         }
-        let scan = scan_segment(segment, windows)?;
+        let Some(scan) = scan_segment(segment, windows)? else {
+            compact_damaged(dir, segment, windows, &mut report)?;
+            continue;
+        };
         report.segments_scanned += 1;
         report.records_scanned += scan.records;
         report.bytes_scanned += scan.len_bytes;
@@ -181,10 +193,12 @@ fn corrupt(path: &Path, kind: Corruption) -> LogError {
 }
 
 /// Counts what compaction would remove from a segment; only batches of a tag with windows are
-/// decoded.
-fn scan_segment(segment: &SegmentFile, windows: &TagWindows) -> LogResult<Scan> {
+/// decoded. `None`: the segment has damage inside (see [`compact_damaged`]).
+fn scan_segment(segment: &SegmentFile, windows: &TagWindows) -> LogResult<Option<Scan>> {
     let path = &segment.path;
-    let mut reader = open_sealed(path)?;
+    let Ok(mut reader) = FrameReader::open(path)? else {
+        return Ok(None);
+    };
     let mut scan = Scan {
         records: 0,
         len_bytes: reader.len_bytes(),
@@ -192,13 +206,22 @@ fn scan_segment(segment: &SegmentFile, windows: &TagWindows) -> LogResult<Scan> 
         records_emptied: 0,
     };
     let mut payload = Vec::new();
-    while next_sealed(&mut reader, path, &mut payload)? {
+    loop {
+        match reader.next_frame(&mut payload)? {
+            Frame::Record { .. } => {}
+            Frame::End => break,
+            Frame::Damaged { .. } => return Ok(None),
+        }
         scan.records += 1;
-        let header = parse_batch_header(&payload).map_err(|e| corrupt(path, e.into()))?;
+        let Ok(header) = parse_batch_header(&payload) else {
+            return Ok(None);
+        };
         if !windows.has_tag(header.tag) {
             continue;
         }
-        let batch = decode_batch_payload(&payload).map_err(|e| corrupt(path, e.into()))?;
+        let Ok(batch) = decode_batch_payload(&payload) else {
+            return Ok(None);
+        };
         let removed = batch
             .readings
             .iter()
@@ -209,7 +232,116 @@ fn scan_segment(segment: &SegmentFile, windows: &TagWindows) -> LogResult<Scan> 
             scan.records_emptied += 1;
         }
     }
-    Ok(scan)
+    Ok(Some(scan))
+}
+
+/// Compacts a sealed segment with damage inside from memory: intact records as usual, damaged
+/// ranges copied as they are. Checked like any rewrite (same records, same damaged ranges).
+fn compact_damaged(
+    dir: &Path,
+    segment: &SegmentFile,
+    windows: &TagWindows,
+    report: &mut CompactReport,
+) -> LogResult<()> {
+    let path = &segment.path;
+    let bytes = fs::read(path).map_err(|e| LogError::io("reading segment", path, e))?;
+    if !bytes.starts_with(&SEGMENT_HEADER)
+        && next_frame_start(&bytes, SEGMENT_HEADER.len()).is_none()
+    {
+        // Not a log segment at all: the reader refuses it too; FrameReader says exactly why.
+        open_sealed(path)?;
+    }
+    // A damaged header before intact records is replaced by a good one in the rewrite.
+    let spans = scan(&bytes, SEGMENT_HEADER.len());
+    let mut out = SEGMENT_HEADER.to_vec();
+    let (mut records, mut damaged, mut removed_total, mut emptied) = (0u64, 0u64, 0u64, 0u64);
+    for span in &spans {
+        match *span {
+            Span::Record { offset, len } => {
+                records += 1;
+                let (offset, len) = (offset as usize, len as usize);
+                let frame = &bytes[offset..offset + len];
+                let payload = &frame[FRAME_HEADER_LEN..];
+                let mut batch = decode_batch_payload(payload).map_err(|e| LogError::Corrupt {
+                    path: path.clone(),
+                    offset: offset as u64,
+                    kind: e.into(),
+                })?;
+                let before = batch.readings.len();
+                if windows.has_tag(&batch.tag) {
+                    batch
+                        .readings
+                        .retain(|r| !windows.covers(&batch.tag, r.t_ms));
+                }
+                let removed = before - batch.readings.len();
+                if removed == 0 {
+                    out.extend_from_slice(frame);
+                    continue;
+                }
+                removed_total += removed as u64;
+                if batch.readings.is_empty() {
+                    emptied += 1;
+                }
+                encode_batch_frame(&batch, &mut out)?;
+            }
+            Span::Damaged { start, end, .. } => {
+                damaged += 1;
+                out.extend_from_slice(&bytes[start as usize..end as usize]);
+            }
+        }
+    }
+    report.segments_scanned += 1;
+    report.damaged_segments += 1;
+    report.records_scanned += records;
+    report.bytes_scanned += bytes.len() as u64;
+    tracing::warn!(
+        segment = %path.display(),
+        damaged_ranges = damaged,
+        "compacting a segment with damaged ranges: they are kept as they are"
+    );
+    if removed_total == 0 {
+        return Ok(());
+    }
+    let temp = temp_path(segment);
+    let io = |op: &'static str| {
+        let p = temp.clone();
+        move |e| LogError::io(op, p, e)
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temp)
+        .map_err(io("creating compaction temp file"))?;
+    file.write_all(&out)
+        .and_then(|()| file.sync_all())
+        .map_err(io("writing compaction temp file"))?;
+    drop(file);
+    // Read the copy back: the same records and the same number of damaged ranges.
+    let check = fs::read(&temp).map_err(io("checking compaction temp file"))?;
+    let check_spans = scan(&check, SEGMENT_HEADER.len());
+    let copied = check_spans
+        .iter()
+        .filter(|s| matches!(s, Span::Record { .. }))
+        .count() as u64;
+    let copied_damage = check_spans.len() as u64 - copied;
+    if check != out || copied != records || copied_damage != damaged {
+        return Err(LogError::io(
+            "checking compaction temp file",
+            &temp,
+            std::io::Error::other(format!(
+                "{copied} records and {copied_damage} damaged ranges written, \
+                 {records} and {damaged} expected"
+            )),
+        ));
+    }
+    replace_segment(dir, path, &temp)?;
+    report.segments_rewritten += 1;
+    report.readings_removed += removed_total;
+    report.records_emptied += emptied;
+    report.bytes_before += bytes.len() as u64;
+    report.bytes_after += out.len() as u64;
+    Ok(())
 }
 
 fn temp_path(segment: &SegmentFile) -> PathBuf {
@@ -235,6 +367,7 @@ fn rewrite_segment(
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(crate::data_dir::FILE_MODE) // person data: owner-only whatever the umask
         .open(&temp)
         .map_err(io("creating compaction temp file", &temp))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -278,7 +411,16 @@ fn rewrite_segment(
         ));
     }
     let len_after = check.len_bytes();
+    replace_segment(dir, path, &temp)?;
+    Ok(len_after)
+}
 
+/// Renames the checked `temp` over the segment at `path`, durably, then erases the old bytes.
+fn replace_segment(dir: &Path, path: &Path, temp: &Path) -> LogResult<()> {
+    let io = |op: &'static str, p: &Path| {
+        let p = p.to_owned();
+        move |e| LogError::io(op, p, e)
+    };
     // Keep the old file open across the rename so its bytes can be erased afterwards.
     let old = OpenOptions::new()
         .write(true)
@@ -288,10 +430,9 @@ fn rewrite_segment(
         .metadata()
         .map_err(io("reading segment metadata", path))?
         .len();
-    fs::rename(&temp, path).map_err(io("replacing segment with its compacted copy", path))?;
+    fs::rename(temp, path).map_err(io("replacing segment with its compacted copy", path))?;
     sync_dir(dir)?;
-    erase(old, old_len).map_err(io("erasing the replaced segment", path))?;
-    Ok(len_after)
+    erase(old, old_len).map_err(io("erasing the replaced segment", path))
 }
 
 /// Overwrites a (now unlinked) file's bytes with zeros and syncs them.
@@ -470,20 +611,70 @@ mod tests {
     }
 
     #[test]
-    fn damage_in_a_sealed_segment_stops_compaction_with_the_file_named() {
+    fn damage_in_a_sealed_segment_is_carried_over_and_the_rest_compacted() {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = write_log(dir.path());
         let boundary = writer.seal().unwrap();
+        let before = read_all(dir.path());
         let first = dir.path().join(segment_file_name(0));
         let mut bytes = fs::read(&first).unwrap();
-        let at = bytes.len() - 10;
+        let at = bytes.len() - 10; // inside the segment's last record
         bytes[at] ^= 0xff;
         fs::write(&first, &bytes).unwrap();
-        let err = compact(dir.path(), boundary, &windows()).unwrap_err();
-        assert!(
-            matches!(&err, LogError::Corrupt { path, .. } if *path == first),
-            "{err}"
-        );
-        assert_eq!(fs::read(&first).unwrap(), bytes, "left as it was");
+        let damaged_before = read_all(dir.path());
+        assert_eq!(damaged_before.len(), before.len() - 1);
+
+        let w = windows();
+        let covered: usize = damaged_before
+            .iter()
+            .map(|(_, b)| {
+                b.readings
+                    .iter()
+                    .filter(|r| w.covers(&b.tag, r.t_ms))
+                    .count()
+            })
+            .sum();
+        let report = compact(dir.path(), boundary, &w).unwrap();
+        assert_eq!(report.damaged_segments, 1, "{report:?}");
+        assert_eq!(report.readings_removed, covered as u64, "{report:?}");
+        assert!(report.segments_rewritten >= 1, "{report:?}");
+        let after = read_all(dir.path());
+        assert_eq!(after.len(), damaged_before.len());
+        for ((n0, b0), (n1, b1)) in damaged_before.iter().zip(&after) {
+            assert_eq!((n0, &b0.tag, b0.seq), (n1, &b1.tag, b1.seq));
+            let kept: Vec<_> = b0
+                .readings
+                .iter()
+                .filter(|r| !w.covers(&b0.tag, r.t_ms))
+                .copied()
+                .collect();
+            assert_eq!(b1.readings, kept, "record {n0}");
+        }
+        // The damaged bytes are still there, skipped the same way.
+        let mut reader = LogReader::open(dir.path()).unwrap();
+        reader.by_ref().for_each(drop);
+        assert_eq!(reader.damage().len(), 1);
+        assert_eq!(reader.records_lost(), 1);
+        let again = compact(dir.path(), boundary, &windows()).unwrap();
+        assert_eq!((again.segments_rewritten, again.readings_removed), (0, 0));
+    }
+
+    #[test]
+    fn a_damaged_header_before_intact_records_is_replaced_by_a_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = write_log(dir.path());
+        let boundary = writer.seal().unwrap();
+        let before = read_all(dir.path());
+        let first = dir.path().join(segment_file_name(0));
+        let mut bytes = fs::read(&first).unwrap();
+        bytes[2] ^= 0x01;
+        fs::write(&first, &bytes).unwrap();
+        assert_eq!(read_all(dir.path()).len(), before.len(), "no record lost");
+        let report = compact(dir.path(), boundary, &windows()).unwrap();
+        assert!(report.readings_removed > 0, "{report:?}");
+        assert!(fs::read(&first).unwrap().starts_with(&SEGMENT_HEADER));
+        let mut reader = LogReader::open(dir.path()).unwrap();
+        assert_eq!(reader.by_ref().count(), before.len());
+        assert!(reader.damage().is_empty());
     }
 }

@@ -78,6 +78,12 @@ pub enum LogError {
     BadTag { len_bytes: usize },
     #[error("batch has {count} readings; one record holds at most {max}")]
     BatchTooLarge { count: usize, max: usize },
+    #[error("batch of tag {tag} is of session epoch {epoch}, older than the tag's current epoch {current_epoch}; not stored")]
+    StaleEpoch {
+        tag: String,
+        epoch: u32,
+        current_epoch: u32,
+    },
     #[error("log writer refused the operation after an earlier I/O error: {0}")]
     Poisoned(String),
     #[error("log committer has shut down")]

@@ -7,7 +7,9 @@
 //!
 //! - the on-disk format ([`record`], [`segment`]);
 //! - appending and syncing ([`writer`]), with recovery on open ([`recovery`]): a torn tail of the
-//!   last segment is cut off, damage anywhere else is a hard error naming file and offset;
+//!   last segment is cut off; damage inside a segment is quarantined (the segment copied aside,
+//!   the damage reported) and only the damaged records are lost ([`resync`] finds the intact
+//!   records after it);
 //! - reading back in log order for replay, inspect and startup ([`reader`], [`summary`]);
 //! - group commit and per-tag deduplication ([`committer`]): a batch is acknowledged only after the
 //!   `fdatasync` that makes it durable, so a crash at any instant loses no acknowledged reading;
@@ -20,16 +22,22 @@ pub mod error;
 pub mod reader;
 pub mod record;
 pub mod recovery;
+pub mod resync;
 pub mod segment;
 pub mod summary;
 pub mod writer;
 
-pub use committer::{AppendOutcome, CommitConfig, CommitHandle, CommitStats, GroupCommitter};
+pub use committer::{
+    note_durable, AppendOutcome, CommitConfig, CommitHandle, CommitStats, DedupState,
+    GroupCommitter,
+};
 pub use compact::{compact, CompactReport, TagWindows};
 pub use error::{Corruption, LogError, LogResult, PayloadError};
-pub use reader::{LogReader, TornTail};
-pub use recovery::{RecoveryReport, TornTailReport};
-pub use summary::{summarize, LogSummary, ReadingCounts, SegmentSummary, TornTailSummary};
+pub use reader::{Damage, LogReader, TornTail};
+pub use recovery::{DamageReport, RecoveryReport, TornTailReport, QUARANTINE_DIR};
+pub use summary::{
+    summarize, DamageSummary, LogSummary, ReadingCounts, SegmentSummary, TornTailSummary,
+};
 pub use writer::{LogConfig, LogWriter, DEFAULT_SEGMENT_MAX_BYTES};
 
 #[cfg(test)]

@@ -4,6 +4,10 @@
 //! Batch payload (little-endian): `u8 record type (1 = batch)`, `i64 arrival_ms`, `u64 seq`,
 //! `u8 tag_len`, tag bytes (UTF-8), `u32 count`, then `count` readings in the 32-byte layout of
 //! [`crate::wire::record`], i.e. exactly as they travel on the wire.
+//!
+//! A batch of a non-zero session epoch is stored as record type 2 (epoched batch): the same
+//! payload with `u32 epoch` after `seq`. Epoch-0 batches keep type 1, so logs written before
+//! epochs existed read unchanged and a log without epochs is byte for byte what it was.
 
 use super::error::{LogError, PayloadError};
 use crate::model::Batch;
@@ -13,16 +17,30 @@ use crate::wire::{decode_record, encode_record, RECORD_LEN};
 pub const FRAME_HEADER_LEN: usize = 8;
 /// Record type of a batch payload.
 pub const RECORD_TYPE_BATCH: u8 = 1;
+/// Record type of a batch payload with a session epoch (see the module doc).
+pub const RECORD_TYPE_EPOCH_BATCH: u8 = 2;
+/// Bytes of the epoch field of a [`RECORD_TYPE_EPOCH_BATCH`] payload.
+const EPOCH_LEN: usize = 4;
 /// Most readings one record may hold (32 MiB of readings).
 pub const MAX_READINGS_PER_RECORD: usize = 1 << 20;
 /// Payload bytes besides the tag and the readings.
 const PAYLOAD_FIXED_LEN: usize = 1 + 8 + 8 + 1 + 4;
 /// Largest payload a valid record can have; a larger length field is damage.
-pub const MAX_PAYLOAD_LEN: usize = PAYLOAD_FIXED_LEN + 255 + MAX_READINGS_PER_RECORD * RECORD_LEN;
+pub const MAX_PAYLOAD_LEN: usize =
+    PAYLOAD_FIXED_LEN + EPOCH_LEN + 255 + MAX_READINGS_PER_RECORD * RECORD_LEN;
 
-/// Payload length of a batch with a tag of `tag_len` bytes and `count` readings.
+/// Payload length of an epoch-0 batch with a tag of `tag_len` bytes and `count` readings.
 pub fn batch_payload_len(tag_len: usize, count: usize) -> usize {
     PAYLOAD_FIXED_LEN + tag_len + count * RECORD_LEN
+}
+
+/// The record type a batch of session epoch `epoch` is stored as, and its extra payload bytes.
+fn record_type_for_epoch(epoch: u32) -> (u8, usize) {
+    if epoch == 0 {
+        (RECORD_TYPE_BATCH, 0)
+    } else {
+        (RECORD_TYPE_EPOCH_BATCH, EPOCH_LEN)
+    }
 }
 
 /// Frame length (header plus payload) the batch will occupy, or why it cannot be stored.
@@ -37,7 +55,8 @@ pub fn batch_frame_len(batch: &Batch) -> Result<usize, LogError> {
             max: MAX_READINGS_PER_RECORD,
         });
     }
-    Ok(FRAME_HEADER_LEN + batch_payload_len(tag_len, batch.readings.len()))
+    let (_, epoch_len) = record_type_for_epoch(batch.epoch);
+    Ok(FRAME_HEADER_LEN + epoch_len + batch_payload_len(tag_len, batch.readings.len()))
 }
 
 /// Appends the framed record of `batch` to `out`; returns the frame length in bytes.
@@ -48,9 +67,13 @@ pub fn encode_batch_frame(batch: &Batch, out: &mut Vec<u8>) -> Result<usize, Log
     let payload_len = (frame_len - FRAME_HEADER_LEN) as u32;
     out.extend_from_slice(&payload_len.to_le_bytes());
     out.extend_from_slice(&[0; 4]); // checksum, filled in below
-    out.push(RECORD_TYPE_BATCH);
+    let (record_type, _) = record_type_for_epoch(batch.epoch);
+    out.push(record_type);
     out.extend_from_slice(&batch.arrival_ms.to_le_bytes());
     out.extend_from_slice(&batch.seq.to_le_bytes());
+    if record_type == RECORD_TYPE_EPOCH_BATCH {
+        out.extend_from_slice(&batch.epoch.to_le_bytes());
+    }
     out.push(batch.tag.len() as u8);
     out.extend_from_slice(batch.tag.as_bytes());
     out.extend_from_slice(&(batch.readings.len() as u32).to_le_bytes());
@@ -88,6 +111,8 @@ pub fn payload_checksum(payload: &[u8]) -> u32 {
 pub struct BatchHeader<'a> {
     pub arrival_ms: i64,
     pub seq: u64,
+    /// Session epoch (0 for a type-1 record).
+    pub epoch: u32,
     pub tag: &'a str,
     pub count: usize,
     /// The `count * 32` reading bytes.
@@ -100,16 +125,26 @@ pub fn parse_batch_header(payload: &[u8]) -> Result<BatchHeader<'_>, PayloadErro
         len_bytes: payload.len(),
     };
     let record_type = *payload.first().ok_or_else(too_short)?;
-    if record_type != RECORD_TYPE_BATCH {
-        return Err(PayloadError::UnknownType(record_type));
-    }
-    if payload.len() < PAYLOAD_FIXED_LEN {
+    let epoch_len = match record_type {
+        RECORD_TYPE_BATCH => 0,
+        RECORD_TYPE_EPOCH_BATCH => EPOCH_LEN,
+        other => return Err(PayloadError::UnknownType(other)),
+    };
+    if payload.len() < PAYLOAD_FIXED_LEN + epoch_len {
         return Err(too_short());
     }
     let arrival_ms = i64::from_le_bytes(array8(&payload[1..9]));
     let seq = u64::from_le_bytes(array8(&payload[9..17]));
-    let tag_len = payload[17] as usize;
-    let tag_end = 18 + tag_len;
+    let epoch = match record_type {
+        RECORD_TYPE_EPOCH_BATCH => {
+            u32::from_le_bytes([payload[17], payload[18], payload[19], payload[20]])
+        }
+        _ => 0,
+    };
+    let tag_len_at = 17 + epoch_len;
+    let tag_len = payload[tag_len_at] as usize;
+    let tag_start = tag_len_at + 1;
+    let tag_end = tag_start + tag_len;
     let count_bytes = payload.get(tag_end..tag_end + 4).ok_or_else(too_short)?;
     let count = u32::from_le_bytes([
         count_bytes[0],
@@ -117,17 +152,19 @@ pub fn parse_batch_header(payload: &[u8]) -> Result<BatchHeader<'_>, PayloadErro
         count_bytes[2],
         count_bytes[3],
     ]) as usize;
-    let expected_bytes = batch_payload_len(tag_len, count);
+    let expected_bytes = epoch_len + batch_payload_len(tag_len, count);
     if payload.len() != expected_bytes {
         return Err(PayloadError::LengthMismatch {
             len_bytes: payload.len(),
             expected_bytes,
         });
     }
-    let tag = std::str::from_utf8(&payload[18..tag_end]).map_err(|_| PayloadError::TagNotUtf8)?;
+    let tag =
+        std::str::from_utf8(&payload[tag_start..tag_end]).map_err(|_| PayloadError::TagNotUtf8)?;
     Ok(BatchHeader {
         arrival_ms,
         seq,
+        epoch,
         tag,
         count,
         readings: &payload[tag_end + 4..],
@@ -146,6 +183,7 @@ pub fn decode_batch_payload(payload: &[u8]) -> Result<Batch, PayloadError> {
     }
     Ok(Batch {
         tag: header.tag.to_owned(),
+        epoch: header.epoch,
         seq: header.seq,
         arrival_ms: header.arrival_ms,
         readings,
@@ -181,6 +219,7 @@ mod tests {
     fn batch(count: usize) -> Batch {
         Batch {
             tag: "tag-ü1".into(),
+            epoch: 0,
             seq: 42,
             arrival_ms: 1_774_722_600_123,
             readings: (0..count)
@@ -261,5 +300,30 @@ mod tests {
             decode_batch_payload(&[]),
             Err(PayloadError::TooShort { len_bytes: 0 })
         ));
+    }
+
+    #[test]
+    fn epoched_batches_are_type_2_records_and_round_trip() {
+        let mut b = batch(2);
+        b.epoch = 7;
+        let mut out = Vec::new();
+        let len = encode_batch_frame(&b, &mut out).unwrap();
+        assert_eq!(len, batch_frame_len(&b).unwrap());
+        assert_eq!(
+            len,
+            FRAME_HEADER_LEN + 4 + batch_payload_len(b.tag.len(), 2)
+        );
+        let payload = &out[FRAME_HEADER_LEN..];
+        assert_eq!(payload[0], RECORD_TYPE_EPOCH_BATCH);
+        assert_eq!(&payload[17..21], &7u32.to_le_bytes());
+        let header = parse_batch_header(payload).unwrap();
+        assert_eq!((header.epoch, header.seq, header.tag), (7, 42, "tag-ü1"));
+        assert_eq!(decode_batch_payload(payload).unwrap(), b);
+        assert_eq!(complete_frame_len(&out), Some(len));
+        // Epoch 0 stays a type-1 record.
+        let mut zero = Vec::new();
+        encode_batch_frame(&batch(2), &mut zero).unwrap();
+        assert_eq!(zero[FRAME_HEADER_LEN], RECORD_TYPE_BATCH);
+        assert_eq!(zero.len() + 4, out.len());
     }
 }

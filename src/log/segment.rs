@@ -6,6 +6,7 @@ use super::error::{Corruption, LogError, LogResult};
 use super::record::{parse_frame_header, payload_checksum, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// First bytes of every segment: magic `TGSTLOG` and format version 1.
@@ -76,6 +77,7 @@ pub fn create_segment(dir: &Path, first_record: u64) -> LogResult<(File, PathBuf
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(crate::data_dir::FILE_MODE) // person data: owner-only whatever the umask
         .open(&path)
         .map_err(|e| LogError::io("creating segment", &path, e))?;
     file.write_all(&SEGMENT_HEADER)

@@ -1,5 +1,6 @@
 //! `tagstream inspect`'s view of a log directory: segments, record and reading counts by kind,
-//! tags and their last stored seq, and any torn tail. Read-only: nothing is truncated.
+//! tags and their last stored seq, damaged ranges skipped (records lost) and any torn tail.
+//! Read-only: nothing is truncated or copied.
 
 use super::error::LogResult;
 use super::reader::LogReader;
@@ -51,6 +52,19 @@ pub struct TornTailSummary {
     pub reason: String,
 }
 
+/// A damaged range inside a segment found by [`summarize`]: skipped, the records after it read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DamageSummary {
+    pub segment: String,
+    /// Byte range `start..end` holding no valid record.
+    pub start: u64,
+    pub end: u64,
+    /// Record numbers `first_record..first_record + records_lost` are lost.
+    pub first_record: u64,
+    pub records_lost: u64,
+    pub reason: String,
+}
+
 /// Statistics of a log directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LogSummary {
@@ -65,9 +79,14 @@ pub struct LogSummary {
     pub first_reading_ms: Option<i64>,
     pub last_reading_ms: Option<i64>,
     pub torn_tail: Option<TornTailSummary>,
+    /// Damaged ranges inside segments (empty for an undamaged log).
+    pub damage: Vec<DamageSummary>,
+    /// Records lost in them.
+    pub records_lost: u64,
 }
 
-/// Reads the whole log in `dir` and summarizes it. Damage in a sealed segment is an error.
+/// Reads the whole log in `dir` and summarizes it. Damage inside segments is reported in
+/// [`LogSummary::damage`]; only a damaged sealed-segment header or a numbering gap is an error.
 pub fn summarize(dir: &Path) -> LogResult<LogSummary> {
     let mut reader = LogReader::open(dir)?;
     let mut summary = LogSummary::default();
@@ -105,6 +124,19 @@ pub fn summarize(dir: &Path) -> LogResult<LogSummary> {
             records: *records,
         });
     }
+    summary.damage = reader
+        .damage()
+        .iter()
+        .map(|d| DamageSummary {
+            segment: d.segment.name(),
+            start: d.start,
+            end: d.end,
+            first_record: d.first_record,
+            records_lost: d.records_lost,
+            reason: d.kind.to_string(),
+        })
+        .collect();
+    summary.records_lost = reader.records_lost();
     summary.torn_tail = reader.torn_tail().map(|tail| TornTailSummary {
         segment: tail.segment.name(),
         offset: tail.offset,

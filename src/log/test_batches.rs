@@ -37,6 +37,7 @@ pub fn batch(tag: &str, seq: u64, count: usize) -> Batch {
         .collect();
     Batch {
         tag: tag.to_owned(),
+        epoch: 0,
         seq,
         arrival_ms: base_ms + 5_000,
         readings,

@@ -26,6 +26,9 @@ pub enum AlertType {
     AlcoholObstruction,
     AlcoholRemoval,
     EnvironmentalAlcohol,
+    /// The tag's clock is absurdly ahead of the event-time clock (or of the server's arrival
+    /// time): its readings are held out of the rules (see `docs/rules.md`).
+    DeviceClock,
 }
 
 impl AlertType {
@@ -45,6 +48,7 @@ impl AlertType {
             Self::AlcoholObstruction => "alcohol_obstruction",
             Self::AlcoholRemoval => "alcohol_removal",
             Self::EnvironmentalAlcohol => "environmental_alcohol",
+            Self::DeviceClock => "device_clock",
         }
     }
 }

@@ -2,11 +2,14 @@
 
 use super::{Reading, TagId, TimeMs};
 
-/// Readings one tag uploaded in one go, numbered by the tag (`seq` strictly increases per tag; a
-/// re-sent batch keeps its number, which is how duplicates are recognised).
+/// Readings one tag uploaded in one go, numbered by the tag (`seq` strictly increases per tag and
+/// session epoch; a re-sent batch keeps its number, which is how duplicates are recognised).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
     pub tag: TagId,
+    /// The tag's session epoch (from its hello; 0 for tags that never changed it). A tag that
+    /// restarts its numbering does so in a higher epoch, so `(epoch, seq)` increases per tag.
+    pub epoch: u32,
     pub seq: u64,
     /// Wall-clock time the server received the batch. An input recorded with the batch, never read
     /// by a rule; it lets latency and lateness be measured after the fact.

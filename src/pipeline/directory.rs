@@ -45,6 +45,11 @@ impl ActivationDirectory {
         list[..after].last().filter(|a| a.covers(t_ms))
     }
 
+    /// Start of the tag's first activation (readings before it belong to no one).
+    pub fn first_from_ms(&self, tag: &str) -> Option<TimeMs> {
+        self.by_tag.get(tag)?.first().map(|a| a.from_ms)
+    }
+
     /// Every activation, by id.
     pub fn all(&self) -> &[Arc<ActivationInfo>] {
         &self.all

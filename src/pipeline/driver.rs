@@ -24,11 +24,13 @@ impl InlineDriver {
         partitions: usize,
         sink: &mut dyn Sink,
     ) -> Self {
-        let partitions: Vec<Partition> = (0..partitions.max(1))
-            .map(|_| Partition::new(config, factory.clone()))
+        let count = partitions.max(1);
+        let dispatcher = Dispatcher::new(directory, count, config);
+        let partitions: Vec<Partition> = (0..count)
+            .map(|_| Partition::new(config, factory.clone()).with_gauges(dispatcher.gauges()))
             .collect();
         let mut driver = Self {
-            dispatcher: Dispatcher::new(directory, partitions.len(), config.max_future_ms),
+            dispatcher,
             partitions,
         };
         let parts = &mut driver.partitions;
@@ -46,6 +48,11 @@ impl InlineDriver {
 
     pub fn dispatch_stats(&self) -> DispatchStats {
         self.dispatcher.stats()
+    }
+
+    /// Live clock and flag counters (kept up to date after [`InlineDriver::into_live`] too).
+    pub fn gauges(&self) -> Arc<super::PipelineGauges> {
+        self.dispatcher.gauges()
     }
 
     pub fn partition_stats(&self) -> Vec<PartitionStats> {

@@ -3,8 +3,11 @@
 //! `dispatcher` turns batches (in log order) into per-partition inputs; each `partition` owns the
 //! state of its activations (one owner, no locks), reorders readings by event time (`reorder`)
 //! and runs the `rule`s; outputs go through one `sink` interface. `driver` runs partitions
-//! inline (replay) or as tasks (live) — the same code either way.
+//! inline (replay) or as tasks (live) — the same code either way. `clock` is the event-time
+//! clock that drives deadlines (no contact, curfew settling, day settling) and decides which
+//! readings are too far ahead of it (or too old) to be fed to the rules.
 
+pub mod clock;
 pub mod directory;
 pub mod dispatcher;
 pub mod driver;
@@ -16,6 +19,7 @@ pub mod sink;
 use crate::model::TimeMs;
 use serde::{Deserialize, Serialize};
 
+pub use clock::{EventClock, PipelineGauges};
 pub use directory::ActivationDirectory;
 pub use dispatcher::{DispatchStats, Dispatcher};
 pub use partition::{Partition, PartitionInput, ReadingSlice};
@@ -32,9 +36,29 @@ pub struct PipelineConfig {
     pub reorder_ms: TimeMs,
     /// No reading from a live activation for this long (event time) raises `no_contact`.
     pub no_contact_ms: TimeMs,
-    /// A reading more than this far ahead of its batch's arrival does not move the clock
-    /// (protects every activation's deadlines from one tag with a wrong clock).
+    /// A reading more than this far ahead of its batch's arrival (the server's own clock, recorded
+    /// in the log) is `clock_ahead`: stored, not fed to the rules until the clock catches up.
     pub max_future_ms: TimeMs,
+    /// The event-time clock is the greatest latest event time of the live tags once the top
+    /// `max(1, clock_trim · live tags)` are set aside (see `docs/rules.md`, "The event-time
+    /// clock"): no single tag can move it.
+    pub clock_trim: f64,
+    /// A tag is live while a batch of it arrived within this long of the newest arrival in the
+    /// log (when arrival times are unknown: while its latest event time is within this of the
+    /// clock).
+    pub live_window_ms: TimeMs,
+    /// Once the clock is established, a reading more than this far ahead of both the clock
+    /// (aged by the recorded arrival time since it last advanced) and its tag's own latest
+    /// admitted reading is `clock_ahead`.
+    pub max_skew_ms: TimeMs,
+    /// The skew bound applies only while at least this many tags are live (with fewer, no
+    /// quantile can tell a wrong tag from a right one; the arrival bound still applies).
+    pub min_clock_tags: usize,
+    /// A reading older than the clock minus this is stored and counted but not fed to the rules.
+    pub late_horizon_ms: TimeMs,
+    /// At most this many `clock_ahead` readings are held per activation for when the clock
+    /// catches up; beyond, they are counted and left out of the rules (they stay in the log).
+    pub max_held_per_activation: usize,
 }
 
 impl Default for PipelineConfig {
@@ -43,6 +67,12 @@ impl Default for PipelineConfig {
             reorder_ms: 0,
             no_contact_ms: 60 * 60 * 1000,
             max_future_ms: 24 * 60 * 60 * 1000,
+            clock_trim: 0.05,
+            live_window_ms: 2 * 60 * 60 * 1000,
+            max_skew_ms: 2 * 60 * 60 * 1000,
+            min_clock_tags: 3,
+            late_horizon_ms: 30 * 24 * 60 * 60 * 1000,
+            max_held_per_activation: 1024,
         }
     }
 }

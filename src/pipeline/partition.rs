@@ -5,12 +5,18 @@
 //! activation's readings pass through its reorder buffer, then through its rules; activations
 //! with something to do at a future event time sit in a deadline heap, so a clock advance costs
 //! only the activations that are due, not every activation.
+//!
+//! Readings the dispatcher flagged `clock_ahead` are not fed to the rules: the activation holds
+//! them (at most `max_held_per_activation`) and releases them, as ordinary readings, once the
+//! event-time clock is within `max_skew_ms` of them; meanwhile the activation has one open
+//! `device_clock` alert, closed by the next batch whose readings are all within bound.
 
+use super::clock::PipelineGauges;
 use super::reorder::{Admission, ReorderBuffer};
 use super::rule::{ActivationInfo, Rule, RuleContext, RuleFactory};
 use super::sink::Sink;
 use super::PipelineConfig;
-use crate::model::{Batch, Reading, TimeMs};
+use crate::model::{alert_id, Alert, AlertType, Batch, Reading, TimeMs};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -37,13 +43,21 @@ impl ReadingSlice {
 pub enum PartitionInput {
     Readings {
         activation: Arc<ActivationInfo>,
+        /// The readings fed to the rules.
         readings: ReadingSlice,
+        /// Readings flagged `clock_ahead` that belong to this activation: held until the clock
+        /// catches up.
+        ahead: Vec<Reading>,
+        /// How many readings of this batch were `clock_ahead` for this activation (including
+        /// ones outside every activation, which cannot be held).
+        ahead_count: u32,
         arrival_ms: Option<TimeMs>,
         /// The event-time clock once this batch is counted: when, in event time, the tag was
         /// last heard from (a tag uploading an old backlog is in contact now, not back then).
+        /// `TimeMs::MIN` when nothing is known yet.
         contact_ms: TimeMs,
     },
-    /// The event-time clock (greatest event time in the log so far) advanced.
+    /// The event-time clock (see [`super::clock`]) advanced.
     Clock(TimeMs),
     /// Start watching an activation before any of its readings arrive.
     Register(Arc<ActivationInfo>),
@@ -55,6 +69,10 @@ struct ActivationState {
     rules: Vec<Box<dyn Rule>>,
     /// The deadline currently in the heap for this activation (entries that differ are stale).
     scheduled_ms: Option<TimeMs>,
+    /// `clock_ahead` readings waiting for the clock, in arrival order.
+    held: Vec<Reading>,
+    /// The open `device_clock` alert, if any.
+    device_clock: Option<Alert>,
 }
 
 /// Counters for `/metrics` and benchmarks.
@@ -63,6 +81,12 @@ pub struct PartitionStats {
     pub readings: u64,
     pub late_readings: u64,
     pub activations: u64,
+    /// `clock_ahead` readings held now.
+    pub held_readings: u64,
+    /// `clock_ahead` readings released to the rules once the clock caught up.
+    pub released_readings: u64,
+    /// `clock_ahead` readings beyond the hold bound: left out of the rules (still in the log).
+    pub held_dropped: u64,
 }
 
 /// The per-partition state machine.
@@ -74,7 +98,13 @@ pub struct Partition {
     deadlines: BinaryHeap<Reverse<(TimeMs, usize)>>,
     clock_ms: TimeMs,
     stats: PartitionStats,
+    gauges: Option<Arc<PipelineGauges>>,
 }
+
+/// Version of the device-clock check, recorded on its alerts.
+pub const DEVICE_CLOCK_RULE_VERSION: &str = "clock/1";
+/// At most this many readings are kept as a device-clock alert's evidence.
+const DEVICE_CLOCK_EVIDENCE: usize = 16;
 
 impl Partition {
     pub fn new(config: PipelineConfig, factory: Arc<dyn RuleFactory>) -> Self {
@@ -86,7 +116,14 @@ impl Partition {
             deadlines: BinaryHeap::new(),
             clock_ms: TimeMs::MIN,
             stats: PartitionStats::default(),
+            gauges: None,
         }
+    }
+
+    /// Reports held-reading counters into `gauges` (for `/metrics`).
+    pub fn with_gauges(mut self, gauges: Arc<PipelineGauges>) -> Self {
+        self.gauges = Some(gauges);
+        self
     }
 
     pub fn stats(&self) -> PartitionStats {
@@ -98,11 +135,17 @@ impl Partition {
             PartitionInput::Readings {
                 activation,
                 readings,
+                ahead,
+                ahead_count,
                 arrival_ms,
                 contact_ms,
             } => self.on_readings(
                 activation,
                 readings.readings(),
+                Ahead {
+                    readings: ahead,
+                    count: ahead_count,
+                },
                 arrival_ms,
                 contact_ms,
                 sink,
@@ -125,54 +168,135 @@ impl Partition {
             buffer: ReorderBuffer::default(),
             rules: self.factory.rules_for(info),
             scheduled_ms: None,
+            held: Vec::new(),
+            device_clock: None,
         });
         self.slot_by_id.insert(info.id.clone(), slot);
         self.stats.activations += 1;
         slot
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_readings(
         &mut self,
         info: Arc<ActivationInfo>,
         readings: &[Reading],
+        ahead: Ahead,
         arrival_ms: Option<TimeMs>,
         contact_ms: TimeMs,
         sink: &mut dyn Sink,
     ) {
         let slot = self.slot_for(&info);
-        let state = &mut self.slots[slot];
         self.stats.readings += readings.len() as u64;
-        for reading in readings {
-            if state.buffer.admit(*reading) == Admission::Late {
-                self.stats.late_readings += 1;
-                let mut ctx = RuleContext::new(&state.info, sink, arrival_ms);
-                for rule in &mut state.rules {
-                    rule.on_reading(&mut ctx, reading, true);
-                }
-            }
+        if ahead.count > 0 {
+            self.hold(slot, ahead.readings, contact_ms, arrival_ms, sink);
+        } else if !readings.is_empty() {
+            close_device_clock(&mut self.slots[slot], contact_ms, arrival_ms, sink);
         }
+        self.stats.late_readings += admit(&mut self.slots[slot], readings, arrival_ms, sink);
+        let state = &mut self.slots[slot];
         if let Some(max_seen) = state.buffer.max_seen_ms() {
             release(state, max_seen - self.config.reorder_ms, arrival_ms, sink);
         }
-        let mut ctx = RuleContext::new(&state.info, sink, arrival_ms);
-        for rule in &mut state.rules {
-            rule.on_contact(&mut ctx, contact_ms);
+        if contact_ms > TimeMs::MIN {
+            let mut ctx = RuleContext::new(&state.info, sink, arrival_ms);
+            for rule in &mut state.rules {
+                rule.on_contact(&mut ctx, contact_ms);
+            }
         }
         // The activation's own readings may have passed deadlines the global clock has too.
         if state
             .rules
             .iter()
             .any(|r| r.next_deadline().is_some_and(|d| d <= self.clock_ms))
+            || held_due(state, self.config.max_skew_ms).is_some_and(|d| d <= self.clock_ms)
         {
-            fire_due(
-                state,
-                self.clock_ms,
-                self.config.reorder_ms,
-                arrival_ms,
-                sink,
-            );
+            self.fire(slot, self.clock_ms, arrival_ms, sink);
         }
         self.reschedule(slot);
+    }
+
+    /// Holds `clock_ahead` readings (bounded) and opens the activation's `device_clock` alert.
+    fn hold(
+        &mut self,
+        slot: usize,
+        ahead: Vec<Reading>,
+        contact_ms: TimeMs,
+        arrival_ms: Option<TimeMs>,
+        sink: &mut dyn Sink,
+    ) {
+        let state = &mut self.slots[slot];
+        if state.device_clock.is_none() {
+            let first_ms = ahead.first().map(|r| r.t_ms);
+            let start = if contact_ms > TimeMs::MIN {
+                contact_ms
+            } else {
+                first_ms.unwrap_or(state.info.from_ms)
+            };
+            let alert = Alert {
+                id: alert_id(&state.info.id, AlertType::DeviceClock.as_str(), start),
+                alert_type: AlertType::DeviceClock,
+                code: None,
+                activation: state.info.id.clone(),
+                person: state.info.person.clone(),
+                start,
+                end: None,
+                late: false,
+                zone: None,
+                confidence: None,
+                rule: DEVICE_CLOCK_RULE_VERSION.to_string(),
+                details: None,
+                evidence: ahead.iter().take(DEVICE_CLOCK_EVIDENCE).copied().collect(),
+            };
+            sink.emit(crate::pipeline::Output::Alert(alert.clone()), arrival_ms);
+            state.device_clock = Some(alert);
+        }
+        let room = self
+            .config
+            .max_held_per_activation
+            .saturating_sub(state.held.len());
+        let dropped = ahead.len().saturating_sub(room) as u64;
+        let kept = ahead.len() - dropped as usize;
+        state.held.extend(ahead.into_iter().take(kept));
+        self.stats.held_readings += kept as u64;
+        if dropped > 0 {
+            self.stats.held_dropped += dropped;
+            if let Some(g) = &self.gauges {
+                g.held_dropped_readings
+                    .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The clock reached `clock_ms` for this activation: release held readings it caught up
+    /// with, flush what the reorder window lets go, run due rules.
+    fn fire(
+        &mut self,
+        slot: usize,
+        clock_ms: TimeMs,
+        arrival_ms: Option<TimeMs>,
+        sink: &mut dyn Sink,
+    ) {
+        let state = &mut self.slots[slot];
+        if held_due(state, self.config.max_skew_ms).is_some_and(|d| d <= clock_ms) {
+            let limit_ms = clock_ms.saturating_add(self.config.max_skew_ms);
+            let (mut due, rest): (Vec<Reading>, Vec<Reading>) =
+                state.held.drain(..).partition(|r| r.t_ms <= limit_ms);
+            state.held = rest;
+            due.sort_by_key(|r| r.t_ms); // stable: arrival order among equal times
+            let n = due.len() as u64;
+            self.stats.held_readings -= n;
+            self.stats.released_readings += n;
+            if let Some(g) = &self.gauges {
+                g.released_readings
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.stats.late_readings += admit(state, &due, arrival_ms, sink);
+            if let Some(max_seen) = state.buffer.max_seen_ms() {
+                release(state, max_seen - self.config.reorder_ms, arrival_ms, sink);
+            }
+        }
+        fire_due(state, clock_ms, self.config.reorder_ms, arrival_ms, sink);
     }
 
     fn on_clock(&mut self, clock_ms: TimeMs, sink: &mut dyn Sink) {
@@ -189,13 +313,7 @@ impl Partition {
                 continue; // stale entry
             }
             self.slots[slot].scheduled_ms = None;
-            fire_due(
-                &mut self.slots[slot],
-                clock_ms,
-                self.config.reorder_ms,
-                None,
-                sink,
-            );
+            self.fire(slot, clock_ms, None, sink);
             self.reschedule(slot);
         }
     }
@@ -207,10 +325,8 @@ impl Partition {
             .oldest_pending_ms()
             .map(|t| t + self.config.reorder_ms);
         let rules = state.rules.iter().filter_map(|r| r.next_deadline()).min();
-        let next = match (flush, rules) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let held = held_due(state, self.config.max_skew_ms);
+        let next = [flush, rules, held].into_iter().flatten().min();
         if next != state.scheduled_ms {
             state.scheduled_ms = next;
             if let Some(due) = next {
@@ -218,6 +334,55 @@ impl Partition {
             }
         }
     }
+}
+
+/// `clock_ahead` readings of one batch for one activation.
+struct Ahead {
+    readings: Vec<Reading>,
+    count: u32,
+}
+
+/// The clock time at which the earliest held reading may be released.
+fn held_due(state: &ActivationState, max_skew_ms: TimeMs) -> Option<TimeMs> {
+    state
+        .held
+        .iter()
+        .map(|r| r.t_ms.saturating_sub(max_skew_ms))
+        .min()
+}
+
+/// Closes the open `device_clock` alert: the tag's readings are within bound again.
+fn close_device_clock(
+    state: &mut ActivationState,
+    contact_ms: TimeMs,
+    arrival_ms: Option<TimeMs>,
+    sink: &mut dyn Sink,
+) {
+    if let Some(mut alert) = state.device_clock.take() {
+        alert.end = Some(contact_ms.max(alert.start));
+        sink.emit(crate::pipeline::Output::Alert(alert), arrival_ms);
+    }
+}
+
+/// Puts readings into the activation's reorder buffer; ones older than its watermark go to the
+/// rules at once, marked late. Returns how many were late.
+fn admit(
+    state: &mut ActivationState,
+    readings: &[Reading],
+    arrival_ms: Option<TimeMs>,
+    sink: &mut dyn Sink,
+) -> u64 {
+    let mut late = 0;
+    for reading in readings {
+        if state.buffer.admit(*reading) == Admission::Late {
+            late += 1;
+            let mut ctx = RuleContext::new(&state.info, sink, arrival_ms);
+            for rule in &mut state.rules {
+                rule.on_reading(&mut ctx, reading, true);
+            }
+        }
+    }
+    late
 }
 
 /// Releases buffered readings up to `up_to_ms` through the rules, in event-time order.

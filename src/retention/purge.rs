@@ -327,6 +327,7 @@ mod tests {
         writer
             .append(&Batch {
                 tag: "T1".into(),
+                epoch: 0,
                 seq: 1,
                 arrival_ms: t_ms,
                 readings: vec![Reading {

@@ -4,7 +4,8 @@
 //! Device events open and close alerts (strap_open → strap_closed, battery_low → charging,
 //! hmu_power_loss → hmu_power_restored); moved and fault are instantaneous. No contact is driven
 //! by event time only: the activation's last contact plus the configured silence, compared with
-//! the pipeline clock, never the wall clock.
+//! the pipeline's event-time clock (`crate::pipeline::clock`: a function of the log that no single
+//! tag can move), never the wall clock.
 
 use crate::model::{alert_id, Alert, AlertType, DeviceEvent, Reading, ReadingBody, TimeMs};
 use crate::pipeline::{Rule, RuleContext};

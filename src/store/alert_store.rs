@@ -236,7 +236,11 @@ pub struct AlertStore {
 
 impl AlertStore {
     pub fn open(data_dir: &Path) -> Result<Self, AlertStoreError> {
-        let mut conn = Connection::open(data_dir.join("alerts.sqlite3"))?;
+        let path = data_dir.join("alerts.sqlite3");
+        // Owner-only before SQLite opens it: its -wal and -shm files take the same mode.
+        crate::data_dir::ensure_private_file(&path)
+            .map_err(|e| AlertStoreError::Invalid(e.to_string()))?;
+        let mut conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         apply_migrations(&mut conn, "alert", MIGRATIONS)?;

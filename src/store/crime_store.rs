@@ -95,6 +95,9 @@ const MIGRATIONS: &[&str] = &[
     // A reviewed hit that late positions re-evaluated (new evidence, or withdrawn): the hub sees
     // that its decision was made on other evidence.
     "ALTER TABLE hits ADD COLUMN changed_after_review INTEGER NOT NULL DEFAULT 0;",
+    // A batch whose upload produced more pending hits than the configured bound: flagged for
+    // the hub (sticky: a later re-upload does not clear it).
+    "ALTER TABLE batches ADD COLUMN bulk INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// A version stored by an import, and what changed from the previous one.
@@ -126,7 +129,31 @@ pub struct StoredBatch {
     #[serde(with = "rfc3339_ms")]
     pub uploaded_at: TimeMs,
     pub radius_m: f64,
+    /// Hits on the batch's crimes (not withdrawn), whatever their review state.
     pub hits: u64,
+    pub confirmed_hits: u64,
+    pub pending_hits: u64,
+    /// The upload produced more pending hits than `[crime_api] bulk_pending_hits`.
+    pub bulk: bool,
+}
+
+/// A batch's pending hits after its upload was matched, and whether that flagged it bulk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BulkFlag {
+    pub pending_hits: u64,
+    pub bulk: bool,
+}
+
+/// One row of the batches query.
+struct StoredBatchRow {
+    report: String,
+    uploaded_by: String,
+    uploaded_at: i64,
+    radius_m: f64,
+    hits: i64,
+    confirmed: i64,
+    pending: i64,
+    bulk: i64,
 }
 
 /// Where a hit is in the hub's review.
@@ -203,7 +230,11 @@ pub struct CrimeStore {
 impl CrimeStore {
     /// Opens (creating and migrating) `DATA/crimes.sqlite3`.
     pub fn open(data_dir: &Path) -> Result<Self, CrimeStoreError> {
-        let conn = Connection::open(data_dir.join("crimes.sqlite3"))?;
+        let path = data_dir.join("crimes.sqlite3");
+        // Owner-only before SQLite opens it: its -wal and -shm files take the same mode.
+        crate::data_dir::ensure_private_file(&path)
+            .map_err(|e| CrimeStoreError::Invalid(e.to_string()))?;
+        let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Self::migrate(conn)
@@ -366,30 +397,80 @@ impl CrimeStore {
         let conn = self.lock();
         let mut stmt = conn.prepare(
             "SELECT b.report, b.uploaded_by, b.uploaded_ms, b.radius_m,
-                    (SELECT COUNT(*) FROM hits h WHERE h.batch_id = b.batch_id AND h.withdrawn = 0)
+                    (SELECT COUNT(*) FROM hits h WHERE h.batch_id = b.batch_id AND h.withdrawn = 0),
+                    (SELECT COUNT(*) FROM hits h WHERE h.batch_id = b.batch_id AND h.withdrawn = 0
+                       AND h.state = 'confirmed'),
+                    (SELECT COUNT(*) FROM hits h WHERE h.batch_id = b.batch_id AND h.withdrawn = 0
+                       AND h.state = 'pending'),
+                    b.bulk
              FROM batches b WHERE (?1 IS NULL OR b.force = ?1) ORDER BY b.seq DESC",
         )?;
         let rows = stmt.query_map([force], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, f64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
+            Ok(StoredBatchRow {
+                report: r.get(0)?,
+                uploaded_by: r.get(1)?,
+                uploaded_at: r.get(2)?,
+                radius_m: r.get(3)?,
+                hits: r.get(4)?,
+                confirmed: r.get(5)?,
+                pending: r.get(6)?,
+                bulk: r.get(7)?,
+            })
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (report, uploaded_by, uploaded_at, radius_m, hits) = row?;
+            let row = row?;
             out.push(StoredBatch {
-                report: serde_json::from_str(&report)?,
-                uploaded_by,
-                uploaded_at,
-                radius_m,
-                hits: hits as u64,
+                report: serde_json::from_str(&row.report)?,
+                uploaded_by: row.uploaded_by,
+                uploaded_at: row.uploaded_at,
+                radius_m: row.radius_m,
+                hits: row.hits.max(0) as u64,
+                confirmed_hits: row.confirmed.max(0) as u64,
+                pending_hits: row.pending.max(0) as u64,
+                bulk: row.bulk != 0,
             });
         }
         Ok(out)
+    }
+
+    /// Counts the batch's pending hits and flags the batch `bulk` when there are more than
+    /// `max_pending` (the upload's answer and the hub's batch list then say so).
+    pub fn flag_bulk_pending(
+        &self,
+        batch_id: &str,
+        max_pending: u64,
+    ) -> Result<BulkFlag, CrimeStoreError> {
+        let conn = self.lock();
+        let pending: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM hits WHERE batch_id = ?1 AND withdrawn = 0 AND state = 'pending'",
+            [batch_id],
+            |r| r.get(0),
+        )?;
+        let pending = pending.max(0) as u64;
+        if pending > max_pending {
+            conn.execute(
+                "UPDATE batches SET bulk = 1 WHERE batch_id = ?1",
+                [batch_id],
+            )?;
+            tracing::warn!(
+                batch_id,
+                pending,
+                max_pending,
+                "crime batch flagged bulk: more pending hits than the configured bound"
+            );
+        }
+        let bulk: Option<i64> = conn
+            .query_row(
+                "SELECT bulk FROM batches WHERE batch_id = ?1",
+                [batch_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(BulkFlag {
+            pending_hits: pending,
+            bulk: bulk.unwrap_or(0) != 0,
+        })
     }
 
     pub fn batch(&self, batch_id: &str) -> Result<Option<StoredBatch>, CrimeStoreError> {

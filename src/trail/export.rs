@@ -290,9 +290,9 @@ pub const CSV_HEADER: [&str; 12] = [
     "gap_before",
 ];
 
-/// CSV with a header row; absent values are empty fields.
+/// CSV with a header row; absent values are empty fields; cells spreadsheet-safe.
 pub fn to_csv(readings: &[Reading], gaps: &GapConfig) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = crate::formats::csv_safe::SafeCsvWriter::new();
     let opt = |v: Option<String>| v.unwrap_or_default();
     // Writing to a Vec cannot fail; a failure would only drop rows, never panic.
     let _ = w.write_record(CSV_HEADER);
@@ -313,8 +313,7 @@ pub fn to_csv(readings: &[Reading], gaps: &GapConfig) -> String {
             r.gap_before.to_string(),
         ]);
     }
-    let bytes = w.into_inner().unwrap_or_default();
-    String::from_utf8(bytes).unwrap_or_default()
+    w.finish().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 
 use super::frame::{
     check_secret, check_tag, ErrorCode, Frame, FrameType, WireError, BATCH_HEADER_BYTES,
-    DEFAULT_MAX_FRAME_BYTES, LENGTH_PREFIX_BYTES, MAX_ERROR_MESSAGE_BYTES, PROTOCOL_VERSION,
-    TYPE_BYTES,
+    DEFAULT_MAX_FRAME_BYTES, HELLO_EPOCH_BYTES, LENGTH_PREFIX_BYTES, MAX_ERROR_MESSAGE_BYTES,
+    PROTOCOL_VERSION, TYPE_BYTES,
 };
 use super::record::{decode_record, encode_record, RECORD_LEN};
 use crate::model::Reading;
@@ -49,12 +49,17 @@ pub fn try_encode_frame(
             protocol_version,
             tag,
             secret,
+            epoch,
         } => {
             out.put_u16_le(*protocol_version);
             out.put_u8(tag.len() as u8);
             out.put_slice(tag.as_bytes());
             out.put_u8(secret.len() as u8);
             out.put_slice(secret.as_bytes());
+            // Epoch 0 is left out: such a hello is byte for byte what it was before epochs.
+            if *epoch != 0 {
+                out.put_u32_le(*epoch);
+            }
         }
         Frame::HelloOk { last_seq } => out.put_u64_le(*last_seq),
         Frame::Ack { seq } => out.put_u64_le(*seq),
@@ -249,7 +254,8 @@ fn parse_batch(payload: &[u8]) -> Result<Frame, WireError> {
     Ok(Frame::Batch { seq, readings })
 }
 
-/// A hello is `u16 version, u8 tag_len, tag, u8 secret_len, secret`. If a hello cannot be
+/// A hello is `u16 version, u8 tag_len, tag, u8 secret_len, secret`, optionally followed by
+/// `u32 epoch` (absent = epoch 0). If a hello cannot be
 /// parsed and its version is not ours, the version is what is reported: a later version may lay
 /// its hello out differently.
 fn parse_hello(payload: &[u8]) -> Result<Frame, WireError> {
@@ -280,15 +286,20 @@ fn parse_hello_v1(protocol_version: u16, payload: &[u8]) -> Result<Frame, WireEr
     };
     let secret_start = tag_end + 1;
     let secret_end = secret_start + usize::from(secret_len);
-    if payload.len() != secret_end {
+    let epoch = if payload.len() == secret_end {
+        0
+    } else if payload.len() == secret_end + HELLO_EPOCH_BYTES {
+        u32_at(payload, secret_end)
+    } else {
         return Err(payload_length(FrameType::Hello, secret_end, payload));
-    }
+    };
     let tag = check_tag(&payload[3..tag_end])?;
     let secret = check_secret(&payload[secret_start..secret_end])?;
     Ok(Frame::Hello {
         protocol_version,
         tag: tag.to_owned(),
         secret: secret.to_owned(),
+        epoch,
     })
 }
 
@@ -338,6 +349,11 @@ impl FrameCodec {
 
     pub fn max_frame_bytes(&self) -> usize {
         self.max_frame_bytes
+    }
+
+    /// Changes the limit for the frames that follow (e.g. raised once a peer is authenticated).
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        self.max_frame_bytes = max_frame_bytes;
     }
 }
 

@@ -30,6 +30,19 @@ pub const MAX_SECRET_BYTES: usize = 128;
 /// Longest message an `Error` frame may carry, in bytes of UTF-8.
 pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
 
+/// Largest frame a connection may send before its hello is accepted: a hello is at most
+/// 2 + 1 + 64 + 1 + 128 + 4 payload bytes, so an unauthenticated peer can make the server buffer
+/// no more than this (instead of a whole [`DEFAULT_MAX_FRAME_BYTES`] frame).
+pub const MAX_HELLO_FRAME_BYTES: usize = 1024;
+
+/// Bytes of the optional session epoch at the end of a hello payload.
+pub const HELLO_EPOCH_BYTES: usize = 4;
+
+/// Highest batch `seq` a server accepts. Numbers above it are refused ([`ErrorCode::SeqTooLarge`])
+/// rather than stored: a stored number near `u64::MAX` would leave no room for later batches of
+/// the same session epoch, which would all be taken for duplicates. 2^32 numbers of headroom.
+pub const MAX_BATCH_SEQ: u64 = u64::MAX - (1 << 32);
+
 /// Bytes of a `Batch` payload before its records: `u64 seq` + `u32 count`.
 pub const BATCH_HEADER_BYTES: usize = 8 + 4;
 
@@ -89,13 +102,17 @@ impl fmt::Display for FrameType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     /// Tag → server, first frame of a session. `tag` is 1..=64 bytes, `secret` 0..=128 bytes.
+    /// `epoch` is the tag's session epoch: batches are numbered per (tag, epoch), and a tag that
+    /// restarts its numbering (e.g. after a factory reset) uses a higher epoch. Epoch 0 is
+    /// encoded by leaving the field out, exactly as hellos were before epochs existed.
     Hello {
         protocol_version: u16,
         tag: String,
         secret: String,
+        epoch: u32,
     },
-    /// Server → tag: the highest batch `seq` durably stored for this tag (0 = none yet), so the
-    /// tag knows where to resume.
+    /// Server → tag: the highest batch `seq` durably stored for this tag in the hello's epoch
+    /// (0 = none yet, e.g. a new epoch), so the tag knows where to resume.
     HelloOk { last_seq: u64 },
     /// Tag → server: readings numbered by the tag; `seq >= 1`, 1..=max readings.
     Batch { seq: u64, readings: Vec<Reading> },
@@ -116,12 +133,18 @@ impl Frame {
         }
     }
 
-    /// A `Hello` at [`PROTOCOL_VERSION`].
+    /// A `Hello` at [`PROTOCOL_VERSION`], epoch 0.
     pub fn hello(tag: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self::hello_in_epoch(tag, secret, 0)
+    }
+
+    /// A `Hello` at [`PROTOCOL_VERSION`] opening session epoch `epoch`.
+    pub fn hello_in_epoch(tag: impl Into<String>, secret: impl Into<String>, epoch: u32) -> Self {
         Self::Hello {
             protocol_version: PROTOCOL_VERSION,
             tag: tag.into(),
             secret: secret.into(),
+            epoch,
         }
     }
 
@@ -143,7 +166,12 @@ impl Frame {
     pub fn encoded_len(&self) -> usize {
         TYPE_BYTES
             + match self {
-                Self::Hello { tag, secret, .. } => 2 + 1 + tag.len() + 1 + secret.len(),
+                Self::Hello {
+                    tag, secret, epoch, ..
+                } => {
+                    let epoch_bytes = if *epoch == 0 { 0 } else { HELLO_EPOCH_BYTES };
+                    2 + 1 + tag.len() + 1 + secret.len() + epoch_bytes
+                }
                 Self::HelloOk { .. } | Self::Ack { .. } => 8,
                 Self::Batch { readings, .. } => BATCH_HEADER_BYTES + readings.len() * RECORD_LEN,
                 Self::Error { message, .. } => 2 + 2 + message.len(),
@@ -169,6 +197,7 @@ impl Frame {
                 protocol_version: _,
                 tag,
                 secret,
+                epoch: _,
             } => {
                 check_tag(tag.as_bytes())?;
                 check_secret(secret.as_bytes())?;
@@ -270,6 +299,16 @@ pub enum ErrorCode {
     SecondHello = 22,
     /// A frame the receiver never accepts in that direction (e.g. an ack sent to the server).
     UnexpectedFrame = 23,
+    /// A batch numbered above the highest the server accepts (`u64::MAX - 2^32`); not stored.
+    /// The tag should start a new session epoch and number from 1.
+    SeqTooLarge = 24,
+    /// A hello or batch of a session epoch older than the tag's current one; not stored.
+    StaleEpoch = 25,
+    /// No hello arrived within the server's hello timeout.
+    HelloTimeout = 26,
+    /// A newer connection of the same tag took this one's place (the server keeps at most a
+    /// configured number of connections per tag and closes the oldest).
+    Superseded = 27,
     /// The tag's secret is wrong (or the tag is unknown).
     AuthFailed = 30,
     /// The tag's credentials were revoked (e.g. the tag was reported lost); it is refused until
@@ -282,10 +321,13 @@ pub enum ErrorCode {
     ServerBusy = 40,
     /// The server failed (e.g. the log could not be written); retry later.
     Internal = 41,
+    /// The connection was idle (nothing received) for longer than the server's idle timeout;
+    /// reconnect when there is something to send.
+    IdleTimeout = 42,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::FrameTooLarge,
         Self::UnknownFrameType,
         Self::LengthMismatch,
@@ -298,11 +340,16 @@ impl ErrorCode {
         Self::BatchBeforeHello,
         Self::SecondHello,
         Self::UnexpectedFrame,
+        Self::SeqTooLarge,
+        Self::StaleEpoch,
+        Self::HelloTimeout,
+        Self::Superseded,
         Self::AuthFailed,
         Self::TagRevoked,
         Self::IdentityMismatch,
         Self::ServerBusy,
         Self::Internal,
+        Self::IdleTimeout,
     ];
 
     /// The value on the wire.
@@ -329,18 +376,26 @@ impl ErrorCode {
             Self::BatchBeforeHello => "batch_before_hello",
             Self::SecondHello => "second_hello",
             Self::UnexpectedFrame => "unexpected_frame",
+            Self::SeqTooLarge => "seq_too_large",
+            Self::StaleEpoch => "stale_epoch",
+            Self::HelloTimeout => "hello_timeout",
+            Self::Superseded => "superseded",
             Self::AuthFailed => "auth_failed",
             Self::TagRevoked => "tag_revoked",
             Self::IdentityMismatch => "identity_mismatch",
             Self::ServerBusy => "server_busy",
             Self::Internal => "internal",
+            Self::IdleTimeout => "idle_timeout",
         }
     }
 
     /// Whether a tag should reconnect and retry after receiving this code (the server's fault or
     /// load), as opposed to a fault in what the tag sent.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::ServerBusy | Self::Internal)
+        matches!(
+            self,
+            Self::ServerBusy | Self::Internal | Self::IdleTimeout | Self::HelloTimeout
+        )
     }
 }
 

@@ -19,8 +19,8 @@ pub mod secret;
 pub use codec::{decode_frame, encode_frame, try_encode_batch, try_encode_frame, FrameCodec};
 pub use frame::{
     check_reading_encodable, max_batch_readings, ErrorCode, Frame, FrameType, WireError,
-    DEFAULT_MAX_FRAME_BYTES, MAX_ERROR_MESSAGE_BYTES, MAX_SECRET_BYTES, MAX_TAG_BYTES,
-    PROTOCOL_VERSION,
+    DEFAULT_MAX_FRAME_BYTES, MAX_BATCH_SEQ, MAX_ERROR_MESSAGE_BYTES, MAX_HELLO_FRAME_BYTES,
+    MAX_SECRET_BYTES, MAX_TAG_BYTES, PROTOCOL_VERSION,
 };
 pub use readings_file::{
     ReadingsFileError, ReadingsFileReader, ReadingsFileWriter, READINGS_FILE_MAGIC,

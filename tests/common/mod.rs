@@ -50,7 +50,42 @@ impl Server {
         http: &str,
         extra: &[&str],
     ) -> Server {
+        Self::start_limited(data_dir, orders, ingest, http, extra, None)
+    }
+
+    /// Starts the server with its `RLIMIT_NOFILE` (soft and hard) set to `max_open_files`.
+    pub fn start_with_fd_limit(data_dir: &Path, extra: &[&str], max_open_files: u64) -> Server {
+        let (any, limit) = ("127.0.0.1:0", Some(max_open_files));
+        Self::start_limited(data_dir, None, any, any, extra, limit)
+    }
+
+    fn start_limited(
+        data_dir: &Path,
+        orders: Option<&Path>,
+        ingest: &str,
+        http: &str,
+        extra: &[&str],
+        max_open_files: Option<u64>,
+    ) -> Server {
         let mut cmd = Command::new(bin());
+        if let Some(limit) = max_open_files {
+            use std::os::unix::process::CommandExt;
+            let rlimit = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads `rlimit`, a copy owned by
+            // the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         cmd.args([
             "serve",
             "--ingest-addr",
@@ -139,6 +174,22 @@ impl TagClient {
         tag: &str,
         secret: &str,
     ) -> Result<TagClient, Frame> {
+        Self::connect_in_epoch_with_secret(addr, tag, secret, 0).await
+    }
+
+    /// Connects saying session epoch `epoch` in the hello; `Err` is the server's answer if it
+    /// was not `HelloOk`.
+    pub async fn connect_in_epoch(addr: &str, tag: &str, epoch: u32) -> Result<TagClient, Frame> {
+        Self::connect_in_epoch_with_secret(addr, tag, &tag_secret(TAG_KEY.as_bytes(), tag), epoch)
+            .await
+    }
+
+    pub async fn connect_in_epoch_with_secret(
+        addr: &str,
+        tag: &str,
+        secret: &str,
+        epoch: u32,
+    ) -> Result<TagClient, Frame> {
         let socket = TcpStream::connect(addr).await.expect("connect");
         let mut framed = Framed::new(socket, FrameCodec::default());
         framed
@@ -146,6 +197,7 @@ impl TagClient {
                 protocol_version: PROTOCOL_VERSION,
                 tag: tag.into(),
                 secret: secret.into(),
+                epoch,
             })
             .await
             .expect("send hello");

@@ -1,6 +1,6 @@
 """Makes force-areas.geojson, the console's offline basemap, from the shared police force area
 boundaries: Douglas-Peucker to ~100 m, coordinates rounded to 4 decimals, only the name kept.
-Run: python3 web/basemap/simplify.py ../shared/data/police-force-areas.geojson > web/basemap/force-areas.geojson
+Run: python3 web/basemap/simplify.py simulator/data/police-force-areas.geojson > web/basemap/force-areas.geojson
 """
 import json
 import sys

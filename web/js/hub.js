@@ -180,6 +180,13 @@ export async function hubPage(root) {
     onEvent: (ev) => {
       let a;
       try { a = JSON.parse(ev.data); } catch { return; }
+      // System alerts (ingest silent) are about the service, not a person: shown by the live
+      // indicator, never in the queue.
+      if (ev.event === 'system_alert') {
+        live.textContent = a.end ? '● live' : `● live — ${words(a.type)}: ${a.message}`;
+        live.classList.toggle('system-fault', !a.end);
+        return;
+      }
       if (!a.id) return;
       a._seq = alerts.get(a.id)?._seq ?? ++seq;
       alerts.set(a.id, a);

@@ -8,7 +8,7 @@ use tagsim::sim::{generate, GenerateOptions};
 use tagstream::model::{parse_reading_line, TaggedReading};
 
 pub fn areas_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/police-force-areas.geojson")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/police-force-areas.geojson")
 }
 
 pub fn options(out: &Path, tags: usize, days: u32, seed: u64) -> GenerateOptions {
@@ -19,7 +19,7 @@ pub fn options(out: &Path, tags: usize, days: u32, seed: u64) -> GenerateOptions
         start_ms: tagstream::model::time::parse_time("2026-03-02T00:00:00Z").expect("start"),
         out_dir: out.to_path_buf(),
         area: "Bristol".into(),
-        areas_file: areas_file(),
+        areas_file: Some(areas_file()),
         rates: Rates::default(),
         gps_share: 0.5,
         rf_share: 0.3,

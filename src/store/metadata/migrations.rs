@@ -76,7 +76,9 @@ const MIGRATIONS: &[&str] = &[
         to_ms INTEGER,                    -- arrives after its activation was purged)
         PRIMARY KEY (kind, id)
      );",
-    // 3: per-tag credentials: the generation a tag's secret is derived at (rotation bumps it)
+    // 3: tokens may expire (NULL: never, as every user created before this migration).
+    "ALTER TABLE users ADD COLUMN expires_ms INTEGER;",
+    // 4: per-tag credentials: the generation a tag's secret is derived at (rotation bumps it)
     // and whether the tag is revoked. A tag with no row is at generation 0, not revoked.
     "CREATE TABLE tag_credentials (
         tag TEXT PRIMARY KEY,
@@ -92,4 +94,35 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MetadataError> {
         SchemaError::Sql(e) => MetadataError::from(e),
         too_new => MetadataError::Invalid(too_new.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::metadata::Metadata;
+    use sha2::Digest;
+
+    /// Migration 3 (token expiry) keeps the users a version-2 database holds; their tokens still
+    /// work and never expire.
+    #[test]
+    fn users_of_a_version_2_database_survive_the_expiry_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut conn = Connection::open(dir.path().join("metadata.sqlite3")).unwrap();
+            apply_migrations(&mut conn, "metadata", &MIGRATIONS[..2]).unwrap();
+            let digest = hex::encode(sha2::Sha256::digest(b"old-token"));
+            conn.execute(
+                "INSERT INTO users (name, role, force, token_sha256, created_ms)
+                 VALUES ('old-pc', 'police', 'Kent', ?1, 0)",
+                [digest],
+            )
+            .unwrap();
+        }
+        let m = Metadata::open(dir.path()).unwrap();
+        assert_eq!(m.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let user = m.authenticate("old-token").unwrap().unwrap();
+        assert_eq!(user.name, "old-pc");
+        assert_eq!(user.expires_ms, None);
+        assert!(!user.expired_at(i64::MAX));
+    }
 }

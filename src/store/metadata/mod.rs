@@ -14,7 +14,7 @@ mod users;
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
 pub use tag_credentials::TagCredential;
-pub use users::{CaseloadLink, NewUser, Role, User};
+pub use users::{parse_expiry, CaseloadLink, NewUser, Role, User};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,11 @@ impl Metadata {
             path: path.clone(),
             source,
         };
+        // Created owner-only before SQLite opens it: its -wal and -shm files take the same mode.
+        crate::data_dir::ensure_private_file(&path).map_err(|e| MetadataError::Write {
+            path: path.clone(),
+            source: e.source,
+        })?;
         let mut conn = Connection::open(&path).map_err(open_err)?;
         // WAL for concurrent readers; FULL sync so an audit record is on disk before data is
         // returned, as the data-protection rules require.

@@ -163,7 +163,12 @@ impl Metadata {
             source,
         };
         let text = serde_json::to_vec_pretty(&doc).map_err(|e| write_err(e.into()))?;
-        std::fs::File::create(&tmp)
+        // Person data: owner-only, whatever the umask.
+        crate::data_dir::create_private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
             .and_then(|mut f| {
                 std::io::Write::write_all(&mut f, &text)?;
                 f.sync_all()

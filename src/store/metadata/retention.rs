@@ -259,6 +259,7 @@ mod tests {
                 role: Role::Practitioner {
                     caseload: vec!["P1".into(), "P2".into()],
                 },
+                expires_ms: None,
             },
             "token",
         )

@@ -1,6 +1,8 @@
-//! API users and their roles. Tokens are random, shown once, and stored only as SHA-256 digests.
+//! API users and their roles. Tokens are random, shown once, and stored only as SHA-256 digests;
+//! a token may carry an expiry, after which it is refused (401).
 
 use super::{Metadata, MetadataError};
+use crate::model::TimeMs;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -38,6 +40,60 @@ pub struct User {
     #[serde(flatten)]
     pub role: Role,
     pub disabled: bool,
+    /// When the token stops working (`None`: never).
+    #[serde(rename = "expires_at", with = "crate::model::time::rfc3339_ms_opt")]
+    pub expires_ms: Option<TimeMs>,
+}
+
+impl User {
+    /// Whether the token has expired at `now_ms`.
+    pub fn expired_at(&self, now_ms: TimeMs) -> bool {
+        self.expires_ms.is_some_and(|e| now_ms >= e)
+    }
+}
+
+/// The expiry of a new token: an RFC 3339 time (`expires`), or a duration from `now_ms`
+/// (`expires_in`: a whole number and a unit, `s`, `m`, `h`, `d` or `w`, e.g. `30d`); not both.
+/// `None`: the token never expires.
+pub fn parse_expiry(
+    expires: Option<&str>,
+    expires_in: Option<&str>,
+    now_ms: TimeMs,
+) -> Result<Option<TimeMs>, String> {
+    let at = match (expires, expires_in) {
+        (Some(_), Some(_)) => return Err("give 'expires' or 'expires_in', not both".into()),
+        (None, None) => return Ok(None),
+        (Some(t), None) => crate::model::time::parse_time(t.trim())?,
+        (None, Some(d)) => {
+            let d = d.trim();
+            let bad = || format!("'{d}' is not a duration like 90m, 12h, 30d or 2w");
+            let split = d.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+            let (n, unit) = d.split_at(split);
+            let n: i64 = n.parse().map_err(|_| bad())?;
+            let unit_ms: i64 = match unit {
+                "s" => 1_000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                "w" => 7 * 86_400_000,
+                _ => return Err(bad()),
+            };
+            if n == 0 {
+                return Err("an expiry duration must be more than 0".into());
+            }
+            // Ten years at most: a longer-lived token is a token that never expires.
+            const MAX_MS: i64 = 3_660 * 86_400_000;
+            let ms = n
+                .checked_mul(unit_ms)
+                .filter(|ms| *ms <= MAX_MS)
+                .ok_or_else(|| format!("'{d}' is too long: a token may live at most 3660 days"))?;
+            now_ms + ms
+        }
+    };
+    if at <= now_ms {
+        return Err("the expiry is in the past".into());
+    }
+    Ok(Some(at))
 }
 
 /// A user whose caseload holds a person (subject access export).
@@ -53,6 +109,8 @@ pub struct CaseloadLink {
 pub struct NewUser {
     pub name: String,
     pub role: Role,
+    /// When the token stops working (`None`: never).
+    pub expires_ms: Option<TimeMs>,
 }
 
 fn digest(token: &str) -> String {
@@ -110,8 +168,16 @@ impl Metadata {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         tx.execute(
-            "INSERT INTO users (name, role, force, token_sha256, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![user.name, user.role.name(), force, digest(token), now_ms],
+            "INSERT INTO users (name, role, force, token_sha256, created_ms, expires_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                user.name,
+                user.role.name(),
+                force,
+                digest(token),
+                now_ms,
+                user.expires_ms
+            ],
         )?;
         let id = tx.last_insert_rowid();
         if let Role::Practitioner { caseload } = &user.role {
@@ -130,20 +196,25 @@ impl Metadata {
         let conn = self.lock();
         let row = conn
             .query_row(
-                &format!("SELECT id, name, role, force, disabled FROM users WHERE {where_sql}"),
+                &format!(
+                    "SELECT id, name, role, force, disabled, expires_ms FROM users WHERE {where_sql}"
+                ),
                 [arg],
                 |r| {
                     Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
+                        (
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ),
                         r.get::<_, Option<String>>(3)?,
                         r.get::<_, bool>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((id, name, role, force, disabled)) = row else {
+        let Some(((id, name, role), force, disabled, expires_ms)) = row else {
             return Ok(None);
         };
         let role = match role.as_str() {
@@ -172,6 +243,7 @@ impl Metadata {
             name,
             role,
             disabled,
+            expires_ms,
         }))
     }
 
@@ -179,7 +251,8 @@ impl Metadata {
         self.load_user("name = ?1", name)
     }
 
-    /// The enabled user holding this token, if any.
+    /// The enabled user holding this token, if any (expired or not: the API tells an expired
+    /// token apart, see [`User::expired_at`]).
     pub fn authenticate(&self, token: &str) -> Result<Option<User>, MetadataError> {
         Ok(self
             .load_user("token_sha256 = ?1", &digest(token))?

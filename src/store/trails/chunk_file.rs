@@ -11,6 +11,7 @@ use super::error::TrailError;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const DATA_HEADER: &[u8; 8] = b"TSTRDAT1";
@@ -52,6 +53,7 @@ pub fn create_data_file(dir: &Path, file: u32) -> Result<File, TrailError> {
         .read(true)
         .write(true)
         .create_new(true)
+        .mode(crate::data_dir::FILE_MODE) // person data: owner-only whatever the umask
         .open(&path)
         .map_err(TrailError::io("creating data file", &path))?;
     f.write_all(DATA_HEADER)
