@@ -241,6 +241,10 @@ async fn tags_upload_over_tls_and_the_api_answers_over_https() {
         ],
     );
     let config = client_config(pki.ca_der(), None);
+    // Clients that connect and never start the handshake hold up nobody (each handshake runs
+    // in its own task, under a timeout).
+    let _stalled_tag = TcpStream::connect(&server.ingest_addr).await.unwrap();
+    let _stalled_http = TcpStream::connect(&server.http_addr).await.unwrap();
 
     let stream = tls_connect(&server.ingest_addr, config.clone())
         .await
