@@ -43,10 +43,6 @@ pub struct ServerConfig {
     pub http: crate::ingest::HttpConfig,
     /// The ingest-silence watchdog (`[watchdog]`): a system alert when no tag sends anything.
     pub watchdog: crate::metrics::silence_watch::WatchdogConfig,
-    /// TLS on the tag port (`[ingest_tls]`); absent: plain TCP.
-    pub ingest_tls: Option<crate::tls::IngestTlsConfig>,
-    /// HTTPS on the API (`[http_tls]`); absent: plain HTTP.
-    pub http_tls: Option<crate::tls::HttpTlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -70,8 +66,6 @@ impl Default for ServerConfig {
             ingest: Default::default(),
             http: Default::default(),
             watchdog: Default::default(),
-            ingest_tls: None,
-            http_tls: None,
         }
     }
 }

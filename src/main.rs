@@ -343,7 +343,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         config.console.tile_url = Some(v);
     }
     if let (Some(cert_file), Some(key_file)) = (args.ingest_tls_cert, args.ingest_tls_key) {
-        config.ingest_tls = Some(tagstream::tls::IngestTlsConfig {
+        config.ingest.tls = Some(tagstream::tls::IngestTlsConfig {
             cert_file,
             key_file,
             client_ca_file: args.ingest_client_ca,
@@ -352,7 +352,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         });
     }
     if let (Some(cert_file), Some(key_file)) = (args.http_tls_cert, args.http_tls_key) {
-        config.http_tls = Some(tagstream::tls::HttpTlsConfig {
+        config.http.tls = Some(tagstream::tls::HttpTlsConfig {
             cert_file,
             key_file,
             handshake_timeout_ms: tagstream::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,

@@ -144,11 +144,11 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let tag_key = load_tag_key(&config.data_dir, true)?;
     let admin_token = load_or_create_secret(ADMIN_TOKEN_ENV, &config.data_dir.join("admin.token"))?;
     // TLS files are read before anything slow, so a bad path fails the start at once.
-    let ingest_transport = match &config.ingest_tls {
+    let ingest_transport = match &config.ingest.tls {
         None => IngestTransport::plain(),
         Some(tls) => IngestTransport::tls(tls).context("setting up TLS on the tag port")?,
     };
-    let http_tls = match &config.http_tls {
+    let http_tls = match &config.http.tls {
         None => None,
         Some(tls) => Some((
             crate::tls::http_acceptor(tls).context("setting up HTTPS on the API")?,

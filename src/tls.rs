@@ -4,7 +4,7 @@
 //! names, and [`TlsListener`], an `axum` listener that serves HTTPS.
 //!
 //! Plain TCP stays the default; TLS is on when the config names a certificate and key
-//! (`[ingest_tls]`, `[http_tls]`, see `docs/formats.md`).
+//! (`[ingest.tls]`, `[http.tls]`, see `docs/formats.md`).
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -24,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 /// half-open handshakes cannot pile up.
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
-/// TLS on the tag port (`[ingest_tls]`).
+/// TLS on the tag port (`[ingest.tls]`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct IngestTlsConfig {
@@ -44,7 +44,7 @@ pub struct IngestTlsConfig {
     pub handshake_timeout_ms: u64,
 }
 
-/// HTTPS on the API (`[http_tls]`).
+/// HTTPS on the API (`[http.tls]`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpTlsConfig {
@@ -144,7 +144,7 @@ pub fn server_config(
     Ok(builder.with_single_cert(certs, key)?)
 }
 
-/// The tag port's acceptor from `[ingest_tls]`.
+/// The tag port's acceptor from `[ingest.tls]`.
 pub fn ingest_acceptor(config: &IngestTlsConfig) -> Result<TlsAcceptor, TlsError> {
     server_config(
         &config.cert_file,
@@ -155,7 +155,7 @@ pub fn ingest_acceptor(config: &IngestTlsConfig) -> Result<TlsAcceptor, TlsError
     .map(|config| TlsAcceptor::from(Arc::new(config)))
 }
 
-/// The API's acceptor from `[http_tls]` (HTTP/1.1 over TLS).
+/// The API's acceptor from `[http.tls]` (HTTP/1.1 over TLS).
 pub fn http_acceptor(config: &HttpTlsConfig) -> Result<TlsAcceptor, TlsError> {
     let mut server = server_config(&config.cert_file, &config.key_file, None, false)?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -295,6 +295,20 @@ mod tests {
         assert!(!identity.permits("t1"));
         assert!(crate::ingest::PeerIdentity::Anonymous.permits("T2"));
         assert!(certificate_identities(&CertificateDer::from(vec![1u8, 2, 3])).is_empty());
+    }
+
+    #[test]
+    fn the_config_names_tls_under_ingest_and_http() {
+        let config: crate::config::ServerConfig = toml::from_str(
+            "[ingest]\nhello_timeout_ms = 5000\n[ingest.tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\nclient_ca_file = \"ca.pem\"\nrequire_client_cert = true\n[http.tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+        )
+        .unwrap();
+        let ingest = config.ingest.tls.unwrap();
+        assert_eq!(ingest.client_ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(ingest.require_client_cert);
+        assert_eq!(ingest.handshake_timeout_ms, DEFAULT_HANDSHAKE_TIMEOUT_MS);
+        assert_eq!(config.http.tls.unwrap().key_file, PathBuf::from("k.pem"));
+        assert!(crate::config::ServerConfig::default().ingest.tls.is_none());
     }
 
     #[test]

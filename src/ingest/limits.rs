@@ -36,6 +36,8 @@ pub struct IngestConfig {
     /// File descriptors kept free for the log, databases, files and transient use; the
     /// connection limits are capped to fit in the rest of `RLIMIT_NOFILE`.
     pub reserved_fds: usize,
+    /// TLS on the tag port (`[ingest.tls]`); absent: plain TCP.
+    pub tls: Option<crate::tls::IngestTlsConfig>,
 }
 
 impl Default for IngestConfig {
@@ -47,6 +49,7 @@ impl Default for IngestConfig {
             max_connections: 50_000,
             max_connections_per_tag: 2,
             reserved_fds: 128,
+            tls: None,
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct HttpConfig {
     /// An HTTP connection with no bytes read or written for this long is closed; 0 = never.
     /// (Server-sent event streams send keep-alive comments, so they stay open.)
     pub idle_timeout_ms: u64,
+    /// HTTPS on the API (`[http.tls]`); absent: plain HTTP.
+    pub tls: Option<crate::tls::HttpTlsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +73,7 @@ impl Default for HttpConfig {
         Self {
             max_connections: 1024,
             idle_timeout_ms: 5 * 60 * 1000,
+            tls: None,
         }
     }
 }

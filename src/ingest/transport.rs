@@ -61,7 +61,7 @@ impl IngestTransport {
         Self::default()
     }
 
-    /// TLS from `[ingest_tls]` (certificate, key, optional client CA).
+    /// TLS from `[ingest.tls]` (certificate, key, optional client CA).
     pub fn tls(config: &IngestTlsConfig) -> Result<Self, TlsError> {
         Ok(Self {
             tls: Some((
