@@ -1,6 +1,6 @@
 //! Administration: users and the audit log (admin only).
 
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::ApiError;
 use super::routes::ApiState;
 use crate::model::time::parse_time;
@@ -20,10 +20,9 @@ pub struct AuditParams {
 
 pub async fn audit_log(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
     Query(p): Query<AuditParams>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    caller.require_admin()?;
     let since_ms = p
         .since
         .as_deref()
@@ -65,10 +64,9 @@ pub fn role_from(role: &str, force: Option<String>, caseload: Vec<String>) -> Re
 
 pub async fn create_user(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
     Json(body): Json<NewUserBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    caller.require_admin()?;
     let role = role_from(&body.role, body.force, body.caseload).map_err(ApiError::bad_request)?;
     let (user, token) = state.metadata.add_user(&NewUser {
         name: body.name,
@@ -82,8 +80,7 @@ pub async fn create_user(
 
 pub async fn list_users(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    caller.require_admin()?;
     Ok(Json(state.metadata.list_users()?))
 }

@@ -3,7 +3,7 @@
 //! every change, resumable from the last event id. Plus the contract export (`alerts.jsonl`).
 
 use super::audit::{purpose, record, Access};
-use super::auth::Caller;
+use super::auth::{Caller, Staff};
 use super::error::ApiError;
 use super::people::PurposeQuery;
 use super::routes::ApiState;
@@ -171,11 +171,10 @@ pub struct ActionBody {
 
 pub async fn act(
     State(state): State<ApiState>,
-    caller: Caller,
+    Staff(caller): Staff,
     Path((id, action)): Path<(String, String)>,
     Json(body): Json<ActionBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_staff()?;
     let action = match action.as_str() {
         "acknowledge" => ReviewAction::Acknowledge { notes: body.notes },
         "assign" => ReviewAction::Assign {
@@ -256,11 +255,10 @@ pub struct StreamParams {
 /// A client that reconnects with `Last-Event-ID` gets everything after it, then live events.
 pub async fn stream(
     State(state): State<ApiState>,
-    caller: Caller,
+    Staff(caller): Staff,
     headers: HeaderMap,
     Query(p): Query<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    caller.require_staff()?;
     let purpose = purpose(&headers, p.purpose.as_deref())?;
     let last_id = headers
         .get("last-event-id")

@@ -2,7 +2,7 @@
 //! force's), and see the validation report, the stored batches and their crimes. Police are bound
 //! to their force: another force's batch is 403 whether or not it exists.
 
-use super::auth::Caller;
+use super::auth::{Caller, Staff};
 use super::error::ApiError;
 use super::routes::ApiState;
 use crate::crime::import::{parse, store, ImportError};
@@ -184,11 +184,10 @@ pub async fn get_batch(
 /// re-uploading a file of the same name replaces its rows.
 pub async fn upload_public(
     State(state): State<ApiState>,
-    caller: Caller,
+    _staff: Staff,
     Query(q): Query<UploadParams>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require_staff()?;
     let source = q.filename.unwrap_or_else(|| "street.csv".into());
     let import = crate::crime::parse_public_csv(&body)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string()))?;

@@ -171,8 +171,9 @@ fn render(
 ) -> Response {
     let total = readings.len();
     let pages = total.div_ceil(page_size).max(1);
-    let start = (page * page_size).min(total);
-    let slice = &readings[start..(start + page_size).min(total)];
+    // Saturating: any `page` a client sends is a page past the end, never an overflow.
+    let start = page.saturating_mul(page_size).min(total);
+    let slice = &readings[start..start.saturating_add(page_size).min(total)];
     let body = format.render(name, slice, &GapConfig::default());
     let mut resp = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
     let h = resp.headers_mut();
@@ -328,7 +329,7 @@ pub async fn stays(
     let (purpose, from_ms, to_ms, readings) = person_positions(&state, &caller, &headers, &p, &id)?;
     let mut cfg = StayConfig::default();
     if let Some(m) = p.min_dwell_min {
-        cfg.min_dwell_ms = m.max(1) * 60_000;
+        cfg.min_dwell_ms = m.max(1).saturating_mul(60_000);
     }
     if let Some(r) = p.radius_m.filter(|r| *r > 0.0) {
         cfg.radius_m = r;
