@@ -9,14 +9,14 @@
 #      police, practitioner, hub and admin user in turn, checking: no 5xx, every status and
 #      content type documented, every JSON answer valid against its schema.
 # Any finding fails the script. Bounded: API_CHECK_EXAMPLES cases per operation and phase
-# (default 12), API_CHECK_MAX_TIME seconds per role at most (default 40; about 3 minutes in all).
+# (default 12), API_CHECK_MAX_TIME seconds per role at most (default 35; about 3 minutes in all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET="${CARGO_TARGET_DIR:-target}"
 VENV="${API_CHECK_VENV:-target/api-check-venv}"
 EXAMPLES="${API_CHECK_EXAMPLES:-12}"
-MAX_TIME="${API_CHECK_MAX_TIME:-40}"
+MAX_TIME="${API_CHECK_MAX_TIME:-35}"
 export API_CHECK_VENV="$VENV"
 
 ./scripts/api-check-setup.sh

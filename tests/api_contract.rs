@@ -264,6 +264,16 @@ fn a_caller_without_the_role_gets_403_whatever_the_body() {
             }
         }
     }
+    // Crime batches are no practitioner's business, whatever the query.
+    let (status, ct, text) = raw(
+        &server,
+        "POST",
+        "/v1/crimes/batches?radius_m=not-a-number",
+        &t.practitioner,
+        Some("text/csv"),
+        "x",
+    );
+    assert_error_json("practitioner crime upload", status, &ct, &text, 403);
     // Admin-only, for the hub: 403 before the query or body is looked at.
     for (method, path) in [
         ("POST", "/v1/users"),

@@ -77,6 +77,26 @@ pub struct Staff(pub Caller);
 #[derive(Debug, Clone)]
 pub struct Admin(pub Caller);
 
+/// A caller with a role that deals with crimes: admin, hub or police (403 for practitioners),
+/// checked as the request's first step.
+#[derive(Debug, Clone)]
+pub struct CrimeUser(pub Caller);
+
+impl FromRequestParts<ApiState> for CrimeUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.role() {
+            Role::Practitioner { .. } => Err(ApiError::forbidden()),
+            _ => Ok(CrimeUser(caller)),
+        }
+    }
+}
+
 impl FromRequestParts<ApiState> for Staff {
     type Rejection = ApiError;
 

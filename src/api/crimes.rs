@@ -2,7 +2,7 @@
 //! force's), and see the validation report, the stored batches and their crimes. Police are bound
 //! to their force: another force's batch is 403 whether or not it exists.
 
-use super::auth::{Caller, Staff};
+use super::auth::{Caller, CrimeUser, Staff};
 use super::error::ApiError;
 use super::routes::ApiState;
 use crate::crime::import::{parse, store, ImportError};
@@ -91,7 +91,7 @@ pub(crate) fn now_ms() -> i64 {
 /// the versions stored and the hits the batch produced against stored trails.
 pub async fn upload(
     State(state): State<ApiState>,
-    caller: Caller,
+    CrimeUser(caller): CrimeUser,
     Query(q): Query<UploadParams>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
