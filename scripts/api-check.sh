@@ -91,6 +91,16 @@ if problems:
 print(f"{len(families)} families, all with HELP and TYPE; summaries with _sum and _count")
 EOF
 
+# Something to read besides the fixture's people and orders: the police fixture batches (one
+# clean, one with rejected rows), so batch lists, reports and crimes are checked against their
+# schemas with real content.
+# (the clean one is Avon and Somerset's, sent by its police user; the other the Met's, by the hub).
+for upload in "clean $POLICE" "mixed $HUB"; do
+  read -r batch who <<<"$upload"
+  curl -fsS -X POST -H "Authorization: Bearer $who" -H "Content-Type: text/csv" \
+    --data-binary "@fixtures/crimes/$batch.csv" "$URL/v1/crimes/batches?filename=$batch.csv" >/dev/null
+done
+
 FAILED=0
 for role in police practitioner hub admin; do
   case "$role" in
