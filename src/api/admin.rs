@@ -1,6 +1,6 @@
 //! Administration: users and the audit log (admin only).
 
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::ApiError;
 use super::limits;
 use super::routes::ApiState;
@@ -21,10 +21,9 @@ pub struct AuditParams {
 
 pub async fn audit_log(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
     Query(p): Query<AuditParams>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    caller.require_admin()?;
     let since_ms = p
         .since
         .as_deref()
@@ -81,10 +80,9 @@ pub fn role_from(role: &str, force: Option<String>, caseload: Vec<String>) -> Re
 
 pub async fn create_user(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
     Json(body): Json<NewUserBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    caller.require_admin()?;
     limits::check("name", &body.name, limits::NAME_MAX_CHARS)?;
     limits::check("role", &body.role, limits::ID_MAX_CHARS)?;
     limits::check_opt("expires", body.expires.as_deref(), limits::ID_MAX_CHARS)?;
@@ -117,8 +115,7 @@ pub async fn create_user(
 
 pub async fn list_users(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    caller.require_admin()?;
     Ok(Json(state.metadata.list_users()?))
 }
