@@ -11,7 +11,9 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 # Every binary first: some tests drive the simulator binary against the server binary.
 cargo build --workspace --locked --bins
+./scripts/api-check-setup.sh # xmllint (GPX/KML schema tests) and the API checkers' venv
 cargo test --workspace --locked "$@"
+./scripts/api-check.sh # OpenAPI validator, /metrics parser, schemathesis against the server
 
 # The console: npm packages and Debian's Chromium, then the browser tests against
 # target/debug/tagstream (screenshots in target/browser-artifacts/).

@@ -107,7 +107,9 @@ fn orders(exports: &[Export]) -> OrdersFile {
 }
 
 /// The tags upload four readings at a time; the uploads of all tags reach the log in time order.
-/// A last batch from an unassigned tag moves the event-time clock on so the days settle.
+/// Then three tags nobody wears report every hour up to `clock_to`, moving the event-time clock
+/// on so the days settle (no single tag can move the clock, nor jump it hours ahead: see
+/// docs/rules.md, "The event-time clock").
 fn batches(exports: &[Export], clock_to: &str) -> Vec<Batch> {
     let mut batches = vec![];
     for e in exports {
@@ -122,18 +124,31 @@ fn batches(exports: &[Export], clock_to: &str) -> Vec<Batch> {
         }
     }
     batches.sort_by_key(|b| (b.readings.last().map(|r| r.t_ms), b.tag.clone()));
-    let tick = Reading {
-        t_ms: parse_time(clock_to).unwrap(),
-        battery_pct: None,
-        body: ReadingBody::Rf { in_range: true },
-    };
-    batches.push(Batch {
-        tag: "CLOCK".into(),
-        epoch: 0,
-        seq: 1,
-        arrival_ms: 0,
-        readings: vec![tick],
-    });
+    let last_ms = batches
+        .iter()
+        .filter_map(|b| b.readings.last().map(|r| r.t_ms))
+        .max()
+        .unwrap();
+    let clock_to_ms = parse_time(clock_to).unwrap();
+    let mut seq = 0;
+    let mut t_ms = last_ms;
+    while t_ms < clock_to_ms {
+        t_ms = (t_ms + 3_600_000).min(clock_to_ms);
+        seq += 1;
+        for tag in ["CLOCK1", "CLOCK2", "CLOCK3"] {
+            batches.push(Batch {
+                tag: tag.into(),
+                epoch: 0,
+                seq,
+                arrival_ms: 0,
+                readings: vec![Reading {
+                    t_ms,
+                    battery_pct: None,
+                    body: ReadingBody::Rf { in_range: true },
+                }],
+            });
+        }
+    }
     batches
 }
 

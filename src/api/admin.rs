@@ -1,7 +1,7 @@
 //! Administration (admin only): users, the audit log, and tag credentials (revoke, rotate).
 
 use super::audit::{purpose, record, Access};
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::ApiError;
 use super::limits;
 use super::routes::ApiState;
@@ -25,10 +25,9 @@ pub struct AuditParams {
 
 pub async fn audit_log(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
     Query(p): Query<AuditParams>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    caller.require_admin()?;
     let since_ms = p
         .since
         .as_deref()
@@ -85,10 +84,9 @@ pub fn role_from(role: &str, force: Option<String>, caseload: Vec<String>) -> Re
 
 pub async fn create_user(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
     Json(body): Json<NewUserBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    caller.require_admin()?;
     limits::check("name", &body.name, limits::NAME_MAX_CHARS)?;
     limits::check("role", &body.role, limits::ID_MAX_CHARS)?;
     limits::check_opt("expires", body.expires.as_deref(), limits::ID_MAX_CHARS)?;
@@ -121,9 +119,8 @@ pub async fn create_user(
 
 pub async fn list_users(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    caller.require_admin()?;
     Ok(Json(state.metadata.list_users()?))
 }
 
@@ -135,11 +132,10 @@ fn checked_tag(tag: &str) -> Result<(), ApiError> {
 /// connections at their next batch, until its credentials are rotated. Audited.
 pub async fn revoke_tag(
     State(state): State<ApiState>,
-    caller: Caller,
+    Admin(caller): Admin,
     headers: HeaderMap,
     Path(tag): Path<String>,
 ) -> Result<Json<TagCredential>, ApiError> {
-    caller.require_admin()?;
     checked_tag(&tag)?;
     let ingest = state.ingest.clone();
     let revoke_tag = tag.clone();
@@ -167,11 +163,10 @@ pub async fn revoke_tag(
 /// response only. Audited (never the secret).
 pub async fn rotate_tag(
     State(state): State<ApiState>,
-    caller: Caller,
+    Admin(caller): Admin,
     headers: HeaderMap,
     Path(tag): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require_admin()?;
     checked_tag(&tag)?;
     let ingest = state.ingest.clone();
     let rotate_tag = tag.clone();
@@ -206,10 +201,9 @@ pub async fn rotate_tag(
 /// `GET /v1/tags/{tag}/credentials`: generation and revocation (never the secret).
 pub async fn tag_credential(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
     Path(tag): Path<String>,
 ) -> Result<Json<TagCredential>, ApiError> {
-    caller.require_admin()?;
     checked_tag(&tag)?;
     Ok(Json(state.metadata.tag_credential(&tag)?))
 }

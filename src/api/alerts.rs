@@ -3,7 +3,7 @@
 //! every change, resumable from the last event id. Plus the contract export (`alerts.jsonl`).
 
 use super::audit::{purpose, record, Access};
-use super::auth::Caller;
+use super::auth::{Caller, Staff};
 use super::error::ApiError;
 use super::limits;
 use super::people::PurposeQuery;
@@ -200,13 +200,12 @@ pub struct ActionBody {
 /// action is audited (with the alert's person) before it is made.
 pub async fn act(
     State(state): State<ApiState>,
-    caller: Caller,
+    Staff(caller): Staff,
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
     Query(q): Query<PurposeQuery>,
     Json(body): Json<ActionBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_staff()?;
     let purpose = purpose(&headers, q.purpose.as_deref())?;
     limits::check_opt("notes", body.notes.as_deref(), limits::NOTES_MAX_CHARS)?;
     limits::check_opt("assignee", body.assignee.as_deref(), limits::NAME_MAX_CHARS)?;
@@ -311,11 +310,10 @@ pub struct StreamParams {
 /// A client that reconnects with `Last-Event-ID` gets everything after it, then live events.
 pub async fn stream(
     State(state): State<ApiState>,
-    caller: Caller,
+    Staff(caller): Staff,
     headers: HeaderMap,
     Query(p): Query<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    caller.require_staff()?;
     let purpose = purpose(&headers, p.purpose.as_deref())?;
     let last_id = headers
         .get("last-event-id")

@@ -1,5 +1,7 @@
 //! Authentication and authorisation. Every `/v1` route extracts a [`Caller`] from the bearer
 //! token (401 if absent, unknown or expired); what the caller may see is decided here, in one place.
+//! Routes for one set of roles extract [`Staff`] or [`Admin`] instead: the role is then checked
+//! before the query or body is read, so a caller without the role gets 403 whatever it sent.
 
 use super::error::ApiError;
 use super::routes::ApiState;
@@ -79,6 +81,60 @@ impl FromRequestParts<ApiState> for Caller {
             Ok(None) => Err(ApiError::unauthorized()),
             Err(e) => Err(ApiError::internal(e.to_string())),
         }
+    }
+}
+
+/// A caller with the admin or hub role (403 for any other), checked as the request's first step.
+#[derive(Debug, Clone)]
+pub struct Staff(pub Caller);
+
+/// A caller with the admin role (403 for any other), checked as the request's first step.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+/// A caller with a role that deals with crimes: admin, hub or police (403 for practitioners),
+/// checked as the request's first step.
+#[derive(Debug, Clone)]
+pub struct CrimeUser(pub Caller);
+
+impl FromRequestParts<ApiState> for CrimeUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.role() {
+            Role::Practitioner { .. } => Err(ApiError::forbidden()),
+            _ => Ok(CrimeUser(caller)),
+        }
+    }
+}
+
+impl FromRequestParts<ApiState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_staff()?;
+        Ok(Staff(caller))
+    }
+}
+
+impl FromRequestParts<ApiState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_admin()?;
+        Ok(Admin(caller))
     }
 }
 

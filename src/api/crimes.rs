@@ -5,7 +5,7 @@
 //! confirmed hits only), uploads are bounded per force in rows and vicinity radius, and an upload
 //! that leaves more pending hits than the configured bound is flagged `bulk` for the hub.
 
-use super::auth::Caller;
+use super::auth::{Caller, CrimeUser, Staff};
 use super::error::ApiError;
 use super::limits;
 use super::routes::ApiState;
@@ -135,7 +135,7 @@ pub(crate) fn now_ms() -> i64 {
 /// the versions stored and the hits the batch produced against stored trails.
 pub async fn upload(
     State(state): State<ApiState>,
-    caller: Caller,
+    CrimeUser(caller): CrimeUser,
     Query(q): Query<UploadParams>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -301,11 +301,10 @@ pub async fn get_batch(
 /// re-uploading a file of the same name replaces its rows.
 pub async fn upload_public(
     State(state): State<ApiState>,
-    caller: Caller,
+    _staff: Staff,
     Query(q): Query<UploadParams>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require_staff()?;
     limits::check_opt(
         "filename",
         q.filename.as_deref(),

@@ -5,7 +5,7 @@
 //! and the JSON Lines export that equals `tagstream replay`'s `hits.jsonl`.
 
 use super::audit::{purpose, record, Access};
-use super::auth::Caller;
+use super::auth::{Caller, Staff};
 use super::crimes::{force_scope, now_ms};
 use super::download::attachment;
 use super::error::ApiError;
@@ -157,11 +157,10 @@ pub struct ReviewBody {
 /// `POST /v1/hits/{id}/review`: the hub confirms or rejects a hit, with a reason.
 pub async fn review(
     State(state): State<ApiState>,
-    caller: Caller,
+    Staff(caller): Staff,
     Path(id): Path<String>,
     Json(body): Json<ReviewBody>,
 ) -> Result<Json<StoredHit>, ApiError> {
-    caller.require_staff()?;
     limits::check("reason", &body.reason, limits::REASON_MAX_CHARS)?;
     let hit =
         state
@@ -318,11 +317,10 @@ pub async fn batch_csv(
 /// as `tagstream replay … --crimes …` writes to `hits.jsonl`.
 pub async fn export_jsonl(
     State(state): State<ApiState>,
-    caller: Caller,
+    Staff(caller): Staff,
     headers: HeaderMap,
     Query(q): Query<HitQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require_staff()?;
     let purpose = purpose(&headers, q.purpose.as_deref())?;
     let mut body = Vec::new();
     let n = state.crimes.write_hits_jsonl(&mut body)?;

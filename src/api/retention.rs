@@ -4,7 +4,7 @@
 //! sent.
 
 use super::audit::{purpose, record, Access};
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::ApiError;
 use super::people::PurposeQuery;
 use super::routes::ApiState;
@@ -31,11 +31,10 @@ pub struct RunParams {
 
 pub async fn run(
     State(state): State<ApiState>,
-    caller: Caller,
+    Admin(caller): Admin,
     headers: HeaderMap,
     Query(p): Query<RunParams>,
 ) -> Result<Json<PurgeReport>, ApiError> {
-    caller.require_admin()?;
     let now_ms = match &p.now {
         None => wall_clock_ms(),
         Some(_) if !state.retention.config.allow_now_override => {
@@ -77,10 +76,9 @@ pub struct RunsParams {
 
 pub async fn runs(
     State(state): State<ApiState>,
-    caller: Caller,
+    _admin: Admin,
     Query(p): Query<RunsParams>,
 ) -> Result<Json<Vec<PurgeRun>>, ApiError> {
-    caller.require_admin()?;
     Ok(Json(state.metadata.purge_runs(p.limit.unwrap_or(100))?))
 }
 
@@ -114,12 +112,11 @@ impl Write for ChannelWriter {
 
 pub async fn export_person(
     State(state): State<ApiState>,
-    caller: Caller,
+    Admin(caller): Admin,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<PurposeQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
     let purpose = purpose(&headers, q.purpose.as_deref())?;
     if state.metadata.person(&id)?.is_none() {
         return Err(ApiError::not_found(format!("person '{id}' not found")));

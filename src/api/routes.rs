@@ -1,7 +1,7 @@
 //! The router: `/healthz`, `/readyz`, `/metrics` (open, no person data), `/openapi.json`, and
 //! `/v1/*` (bearer token, role checks, audit of person data).
 
-use super::auth::{BootstrapToken, Caller};
+use super::auth::{BootstrapToken, Staff};
 use super::error::ApiError;
 use super::{admin, alcohol, alerts, crimes, hits, people, retention, trails};
 use crate::store::metadata::Metadata;
@@ -127,11 +127,13 @@ pub fn router(state: ApiState) -> Router {
             "/v1/admin/people/{id}/export",
             get(retention::export_person),
         )
+        .fallback(super::error::no_route)
+        // Last, so it sees every answer: axum's own plain-text errors become the JSON `Error`.
+        .layer(axum::middleware::from_fn(super::error::json_errors))
         .with_state(state)
 }
 
-async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response, ApiError> {
-    caller.require_staff()?;
+async fn stats(State(state): State<ApiState>, _staff: Staff) -> Result<Response, ApiError> {
     Ok(Json(serde_json::json!({
         "committed_batches": state.counters.committed_batches.load(Ordering::Relaxed),
         "committed_readings": state.counters.committed_readings.load(Ordering::Relaxed),
@@ -149,19 +151,11 @@ async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response
 }
 
 /// System alerts (not about any person): hub and admin.
-async fn system_alerts(
-    State(state): State<ApiState>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
-    caller.require_staff()?;
+async fn system_alerts(State(state): State<ApiState>, _staff: Staff) -> Result<Response, ApiError> {
     Ok(Json(serde_json::json!({ "alerts": state.system.alerts() })).into_response())
 }
 
-async fn reset_latency(
-    State(state): State<ApiState>,
-    caller: Caller,
-) -> Result<Response, ApiError> {
-    caller.require_staff()?;
+async fn reset_latency(State(state): State<ApiState>, _staff: Staff) -> Result<Response, ApiError> {
     state.alerts.reset_latency();
     crate::metrics::stage_latency::reset();
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
@@ -170,31 +164,68 @@ async fn reset_latency(
 async fn metrics(State(state): State<ApiState>) -> Response {
     let c = &state.counters;
     let l = state.alerts.latency();
-    let text = format!(
-        "# TYPE tagstream_committed_batches_total counter\ntagstream_committed_batches_total {}\n\
-         # TYPE tagstream_committed_readings_total counter\ntagstream_committed_readings_total {}\n\
-         # TYPE tagstream_duplicate_batches_total counter\ntagstream_duplicate_batches_total {}\n\
-         # TYPE tagstream_alerts gauge\ntagstream_alerts {}\n\
-         # TYPE tagstream_ingest_connections_total counter\ntagstream_ingest_connections_total {}\n\
-         # TYPE tagstream_rejected_frames_total counter\ntagstream_rejected_frames_total {}\n\
-         # TYPE tagstream_ingest_to_alert_seconds summary\n\
-         tagstream_ingest_to_alert_seconds{{quantile=\"0.5\"}} {}\n\
-         tagstream_ingest_to_alert_seconds{{quantile=\"0.99\"}} {}\n\
-         tagstream_ingest_to_alert_seconds_count {}\n\
-         # TYPE tagstream_log_damaged_ranges_total counter\ntagstream_log_damaged_ranges_total {}\n\
-         # TYPE tagstream_log_records_lost_total counter\ntagstream_log_records_lost_total {}\n",
+    let mut e = crate::metrics::exposition::Exposition::default();
+    e.counter(
+        "tagstream_committed_batches_total",
+        "Reading batches made durable and acknowledged since start.",
         c.committed_batches.load(Ordering::Relaxed),
+    );
+    e.counter(
+        "tagstream_committed_readings_total",
+        "Readings made durable and acknowledged since start.",
         c.committed_readings.load(Ordering::Relaxed),
+    );
+    e.counter(
+        "tagstream_duplicate_batches_total",
+        "Batches a tag resent that were already durable (acknowledged again, not stored twice).",
         state.ingest.duplicate_batches.load(Ordering::Relaxed),
-        state.alerts.count(),
+    );
+    e.gauge(
+        "tagstream_alerts",
+        "Alerts in the live alert book.",
+        state.alerts.count() as f64,
+    );
+    e.counter(
+        "tagstream_ingest_connections_total",
+        "Tag connections accepted since start.",
         state.ingest.connections.load(Ordering::Relaxed),
+    );
+    e.counter(
+        "tagstream_rejected_frames_total",
+        "Protocol frames rejected (bad checksum, authentication, or format) since start.",
         state.ingest.rejected_frames.load(Ordering::Relaxed),
-        l.p50_us as f64 / 1e6,
-        l.p99_us as f64 / 1e6,
+    );
+    let s = |us: u64| us as f64 / 1e6;
+    e.summary(
+        "tagstream_ingest_to_alert_seconds",
+        "Wall time from a batch's arrival to the publication of the alerts it caused.",
+        &[
+            (0.5, s(l.p50_us)),
+            (0.9, s(l.p90_us)),
+            (0.99, s(l.p99_us)),
+            (0.999, s(l.p999_us)),
+        ],
+        s(l.sum_us),
         l.count,
+    );
+    e.counter(
+        "tagstream_log_damaged_ranges_total",
+        "Damaged byte ranges found in the log at start (quarantined and skipped).",
         c.log_damaged_ranges.load(Ordering::Relaxed),
+    );
+    e.counter(
+        "tagstream_log_records_lost_total",
+        "Log records lost to damage found at start (every intact record is kept).",
         c.log_records_lost.load(Ordering::Relaxed),
-    ) + &state.ingest.metrics_text()
-        + &state.system.prometheus();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    );
+    state.ingest.write_metrics(&mut e);
+    state.system.write_metrics(&mut e);
+    (
+        [(
+            header::CONTENT_TYPE,
+            crate::metrics::exposition::CONTENT_TYPE,
+        )],
+        e.finish(),
+    )
+        .into_response()
 }

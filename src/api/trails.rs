@@ -171,8 +171,9 @@ fn render(
 ) -> Response {
     let total = readings.len();
     let pages = total.div_ceil(page_size).max(1);
-    let start = (page * page_size).min(total);
-    let slice = &readings[start..(start + page_size).min(total)];
+    // Saturating: any `page` a client sends is a page past the end, never an overflow.
+    let start = page.saturating_mul(page_size).min(total);
+    let slice = &readings[start..start.saturating_add(page_size).min(total)];
     let body = format.render(name, slice, &GapConfig::default());
     let mut resp = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
     let h = resp.headers_mut();

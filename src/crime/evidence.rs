@@ -11,15 +11,16 @@ use serde_json::{json, Value};
 /// Vertices of a drawn circle (a 64-gon is within 0.12% of the radius).
 const CIRCLE_VERTICES: usize = 64;
 
-/// A circle of `radius_m` around a point as a closed GeoJSON ring of `[lon, lat]`.
+/// A circle of `radius_m` around a point as a closed GeoJSON ring of `[lon, lat]`, wound
+/// anticlockwise (from east through north), as RFC 7946 §3.1.6 wants of an exterior ring.
 pub fn circle_ring(lat: f64, lon: f64, radius_m: f64) -> Vec<[f64; 2]> {
     let m_per_deg_lon = M_PER_DEG_LAT * lat.to_radians().cos().max(1e-6);
     let mut ring: Vec<[f64; 2]> = (0..CIRCLE_VERTICES)
         .map(|i| {
             let a = i as f64 / CIRCLE_VERTICES as f64 * std::f64::consts::TAU;
             [
-                round7(lon + radius_m * a.sin() / m_per_deg_lon),
-                round7(lat + radius_m * a.cos() / M_PER_DEG_LAT),
+                round7(lon + radius_m * a.cos() / m_per_deg_lon),
+                round7(lat + radius_m * a.sin() / M_PER_DEG_LAT),
             ]
         })
         .collect();

@@ -88,66 +88,88 @@ impl IngestContext {
     }
 
     /// The ingest lines of `/metrics` (Prometheus text format).
-    pub fn metrics_text(&self) -> String {
+    /// Writes the connection metrics into `/metrics`.
+    pub fn write_metrics(&self, e: &mut crate::metrics::exposition::Exposition) {
         let c = &self.counters;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let limits = self.slots.limits();
-        let mut out = String::new();
-        let mut line = |kind: &str, name: &str, value: u64| {
-            out.push_str(&format!(
-                "# TYPE tagstream_{name} {kind}\ntagstream_{name} {value}\n"
-            ));
-        };
-        line(
-            "gauge",
-            "ingest_unauthenticated_connections",
-            self.slots.unauthenticated() as u64,
+        e.gauge(
+            "tagstream_ingest_unauthenticated_connections",
+            "Tag connections open and waiting for their hello.",
+            self.slots.unauthenticated() as f64,
         );
-        line(
-            "gauge",
-            "ingest_authenticated_connections",
-            self.slots.authenticated() as u64,
+        e.gauge(
+            "tagstream_ingest_authenticated_connections",
+            "Tag connections open and authenticated.",
+            self.slots.authenticated() as f64,
         );
-        line(
-            "gauge",
-            "ingest_max_connections",
-            limits.max_connections as u64,
+        e.gauge(
+            "tagstream_ingest_max_connections",
+            "The limit on tag connections in force (capped to fit the open-file limit).",
+            limits.max_connections as f64,
         );
-        line(
-            "gauge",
-            "ingest_max_unauthenticated_connections",
-            limits.max_unauthenticated as u64,
+        e.gauge(
+            "tagstream_ingest_max_unauthenticated_connections",
+            "The limit on connections waiting for their hello in force.",
+            limits.max_unauthenticated as f64,
         );
-        line(
-            "counter",
-            "ingest_refused_unauthenticated_total",
+        e.counter(
+            "tagstream_ingest_refused_unauthenticated_total",
+            "Connections refused (server_busy) because too many were waiting for their hello.",
             g(&c.refused_unauthenticated),
         );
-        line(
-            "counter",
-            "ingest_refused_connections_total",
+        e.counter(
+            "tagstream_ingest_refused_connections_total",
+            "Connections refused (server_busy) because the connection limit was reached.",
             g(&c.refused_total),
         );
-        line(
-            "counter",
-            "ingest_hello_timeouts_total",
+        e.counter(
+            "tagstream_ingest_hello_timeouts_total",
+            "Connections closed for sending no accepted hello in time.",
             g(&c.hello_timeouts),
         );
-        line("counter", "ingest_idle_timeouts_total", g(&c.idle_timeouts));
-        line("counter", "ingest_superseded_total", g(&c.superseded));
-        line("counter", "ingest_seq_too_large_total", g(&c.seq_too_large));
-        line("counter", "ingest_stale_epoch_total", g(&c.stale_epoch));
-        line(
-            "counter",
-            "ingest_accept_errors_total",
+        e.counter(
+            "tagstream_ingest_idle_timeouts_total",
+            "Authenticated connections closed after the idle timeout.",
+            g(&c.idle_timeouts),
+        );
+        e.counter(
+            "tagstream_ingest_superseded_total",
+            "Connections closed because a newer connection of the same tag took their place.",
+            g(&c.superseded),
+        );
+        e.counter(
+            "tagstream_ingest_seq_too_large_total",
+            "Batches refused for a sequence number too close to the largest.",
+            g(&c.seq_too_large),
+        );
+        e.counter(
+            "tagstream_ingest_stale_epoch_total",
+            "Hellos or batches refused for an epoch older than the tag's current one.",
+            g(&c.stale_epoch),
+        );
+        e.counter(
+            "tagstream_ingest_accept_errors_total",
+            "accept() errors on the tag port, survived with backoff.",
             g(&self.accept.errors),
         );
         if let Some((stats, gauge)) = self.http_listener.get() {
-            line("gauge", "http_connections", gauge.open() as u64);
-            line("gauge", "http_max_connections", gauge.max() as u64);
-            line("counter", "http_accept_errors_total", g(&stats.errors));
+            e.gauge(
+                "tagstream_http_connections",
+                "HTTP connections open.",
+                gauge.open() as f64,
+            );
+            e.gauge(
+                "tagstream_http_max_connections",
+                "The limit on HTTP connections in force.",
+                gauge.max() as f64,
+            );
+            e.counter(
+                "tagstream_http_accept_errors_total",
+                "accept() errors on the HTTP port, survived with backoff.",
+                g(&stats.errors),
+            );
         }
-        out
     }
 }
 

@@ -171,12 +171,14 @@ impl SystemHealth {
     }
 
     /// Prometheus text lines: the silence gauge and the pipeline's clock gauges.
-    pub fn prometheus(&self) -> String {
-        format!(
-            "# TYPE tagstream_ingest_silent gauge\ntagstream_ingest_silent {}\n{}",
-            u8::from(self.is_ingest_silent()),
-            self.pipeline.prometheus()
-        )
+    /// Writes the watchdog's and the event-time clock's metrics into `/metrics`.
+    pub fn write_metrics(&self, e: &mut super::exposition::Exposition) {
+        e.gauge(
+            "tagstream_ingest_silent",
+            "1 while the ingest-silent system alert is open (no batch from any tag for too long).",
+            f64::from(u8::from(self.is_ingest_silent())),
+        );
+        self.pipeline.write_metrics(e);
     }
 
     /// Runs the watchdog until the process ends (`now_ms` is the wall clock).
@@ -220,7 +222,9 @@ mod tests {
         assert_eq!(alerts[0].end, Some(3000));
         assert_eq!(rx.try_recv().unwrap().end, None);
         assert_eq!(rx.try_recv().unwrap().end, Some(3000));
-        assert!(health.prometheus().contains("tagstream_ingest_silent 0\n"));
+        let mut e = crate::metrics::exposition::Exposition::default();
+        health.write_metrics(&mut e);
+        assert!(e.finish().contains("tagstream_ingest_silent 0\n"));
     }
 
     #[test]

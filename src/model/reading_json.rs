@@ -2,6 +2,7 @@
 //! readings JSON Lines file and by the evidence attached to alerts.
 
 use super::time::{format_time, parse_time};
+use super::TimeMs;
 use super::{
     to_fixed, DeviceEvent, Position, PositionSource, Reading, ReadingBody, TacSample, TagId,
 };
@@ -25,7 +26,13 @@ fn write_fields<M: SerializeMap>(
     if let Some(tag) = tag {
         map.serialize_entry("tag", tag)?;
     }
-    map.serialize_entry("t", &format_time(r.t_ms))?;
+    if super::time::RFC3339_WRITABLE_MS.contains(&r.t_ms) {
+        map.serialize_entry("t", &format_time(r.t_ms))?;
+    } else {
+        // A time RFC 3339 cannot write (a tag's wild clock): kept as sent, never invalid text.
+        map.serialize_entry("t", &())?;
+        map.serialize_entry("t_ms", &r.t_ms)?;
+    }
     match &r.body {
         ReadingBody::Position(p) => {
             map.serialize_entry("lat", &p.lat())?;
@@ -78,6 +85,8 @@ struct RawReading {
     kind: String,
     tag: Option<String>,
     t: Option<String>,
+    /// Only with `"t": null`: a time RFC 3339 cannot write, as the tag sent it.
+    t_ms: Option<TimeMs>,
     lat: Option<f64>,
     lon: Option<f64>,
     precision_m: Option<f64>,
@@ -126,7 +135,14 @@ pub fn parse_reading_line(line: &str) -> Result<TaggedReading, String> {
     if tag.is_empty() || tag.len() > 64 {
         return Err("'tag' must be 1 to 64 bytes".into());
     }
-    let t_ms = parse_time(&need(raw.t, "t", kind)?)?;
+    let t_ms = match (raw.t, raw.t_ms) {
+        (Some(t), _) => parse_time(&t)?,
+        (None, Some(t_ms)) if !super::time::RFC3339_WRITABLE_MS.contains(&t_ms) => t_ms,
+        (None, Some(_)) => {
+            return Err("'t_ms' is only for times RFC 3339 cannot write; use 't'".into())
+        }
+        (None, None) => need(None, "t", kind)?,
+    };
     if let Some(b) = raw.battery_pct {
         if b > 100 {
             return Err(format!("'battery_pct' {b} is out of range 0..100"));
@@ -197,4 +213,40 @@ pub fn parse_reading_line(line: &str) -> Result<TaggedReading, String> {
             body,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_at(t_ms: TimeMs) -> TaggedReading {
+        TaggedReading {
+            tag: "T1".into(),
+            reading: Reading {
+                t_ms,
+                battery_pct: Some(50),
+                body: ReadingBody::Event(DeviceEvent::BatteryLow),
+            },
+        }
+    }
+
+    #[test]
+    fn a_time_rfc_3339_cannot_write_is_null_with_the_value_as_sent_and_reads_back() {
+        for t_ms in [TimeMs::MAX, TimeMs::MIN, 253_402_300_800_000] {
+            let line = serde_json::to_string(&event_at(t_ms)).expect("json");
+            assert!(!line.contains("invalid"), "{line}");
+            assert!(line.contains("\"t\":null"), "{line}");
+            assert_eq!(parse_reading_line(&line), Ok(event_at(t_ms)), "{line}");
+        }
+        let ordinary = serde_json::to_string(&event_at(1_774_692_000_000)).expect("json");
+        assert!(
+            ordinary.contains("\"t\":\"2026-03-28T10:00:00Z\""),
+            "{ordinary}"
+        );
+        assert!(!ordinary.contains("t_ms"), "{ordinary}");
+        assert!(parse_reading_line(
+            r#"{"kind":"event","tag":"T1","t":null,"t_ms":0,"event":"charging"}"#
+        )
+        .is_err());
+    }
 }

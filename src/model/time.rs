@@ -5,6 +5,12 @@
 use super::TimeMs;
 use chrono::{DateTime, SecondsFormat, Utc};
 
+/// The times RFC 3339 can write (four-digit years): 0000-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59.999Z. A tag can send any 64-bit time; outputs write one outside this
+/// range as `null` with the value as sent beside it (`t_ms`), never as invalid text.
+pub const RFC3339_WRITABLE_MS: std::ops::RangeInclusive<TimeMs> =
+    -62_167_219_200_000..=253_402_300_799_999;
+
 /// Formats as RFC 3339 UTC with a `Z`: whole seconds when the millisecond part is zero, else millis.
 pub fn format_time(t_ms: TimeMs) -> String {
     match DateTime::<Utc>::from_timestamp_millis(t_ms) {

@@ -244,24 +244,44 @@ pub struct PipelineGauges {
 
 impl PipelineGauges {
     /// Prometheus text lines for these gauges.
-    pub fn prometheus(&self) -> String {
+    /// Writes the clock's metrics into `/metrics`.
+    pub fn write_metrics(&self, e: &mut crate::metrics::exposition::Exposition) {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# TYPE tagstream_event_clock_seconds gauge\ntagstream_event_clock_seconds {}\n\
-             # TYPE tagstream_clock_ahead_readings_total counter\ntagstream_clock_ahead_readings_total {}\n\
-             # TYPE tagstream_too_old_readings_total counter\ntagstream_too_old_readings_total {}\n\
-             # TYPE tagstream_before_activation_readings_total counter\ntagstream_before_activation_readings_total {}\n\
-             # TYPE tagstream_unassigned_readings_total counter\ntagstream_unassigned_readings_total {}\n\
-             # TYPE tagstream_clock_ahead_dropped_readings_total counter\ntagstream_clock_ahead_dropped_readings_total {}\n\
-             # TYPE tagstream_clock_ahead_released_readings_total counter\ntagstream_clock_ahead_released_readings_total {}\n",
+        e.gauge(
+            "tagstream_event_clock_seconds",
+            "The pipeline's event-time clock (seconds since 1970), a trimmed maximum over live tags.",
             self.clock_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        );
+        e.counter(
+            "tagstream_clock_ahead_readings_total",
+            "Readings too far ahead of the event-time clock or of their arrival, held from the rules.",
             get(&self.clock_ahead_readings),
+        );
+        e.counter(
+            "tagstream_too_old_readings_total",
+            "Readings older than the late-data horizon, stored but not fed to the rules.",
             get(&self.too_old_readings),
+        );
+        e.counter(
+            "tagstream_before_activation_readings_total",
+            "Readings dated before their tag's activation, stored but not fed to the rules.",
             get(&self.before_activation_readings),
+        );
+        e.counter(
+            "tagstream_unassigned_readings_total",
+            "Readings whose tag had no activation covering their time.",
             get(&self.unassigned_readings),
+        );
+        e.counter(
+            "tagstream_clock_ahead_dropped_readings_total",
+            "Clock-ahead readings beyond the per-activation hold limit, not fed to the rules.",
             get(&self.held_dropped_readings),
+        );
+        e.counter(
+            "tagstream_clock_ahead_released_readings_total",
+            "Held clock-ahead readings fed to the rules once the clock caught up.",
             get(&self.released_readings),
-        )
+        );
     }
 }
 

@@ -19,18 +19,12 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
 
-/// The times RFC 3339 can write (four-digit years): 0000-01-01T00:00:00Z to
-/// 9999-12-31T23:59:59.999Z.
-const RFC3339_MS: std::ops::RangeInclusive<TimeMs> = -62_167_219_200_000..=253_402_300_799_999;
-
 /// A reading as the export writes it. A tag can send any 64-bit time; one outside what RFC 3339
-/// can write is kept (the export holds everything) but written as `"t": null` with the value
-/// as sent in `t_ms` and a note, so that every time in the document is valid RFC 3339.
+/// can write is kept (the export holds everything) and written as `"t": null` with the value as
+/// sent in `t_ms` (the reading serialiser does that) and a note saying so.
 fn reading_value(r: &crate::model::Reading) -> serde_json::Value {
     let mut v = serde_json::json!(r);
-    if !RFC3339_MS.contains(&r.t_ms) {
-        v["t"] = serde_json::Value::Null;
-        v["t_ms"] = r.t_ms.into();
+    if !crate::model::time::RFC3339_WRITABLE_MS.contains(&r.t_ms) {
         v["t_note"] = "the tag sent a time outside what RFC 3339 can write (years 0000-9999); \
                        t_ms is that time as sent, in milliseconds since 1970-01-01T00:00:00Z"
             .into();

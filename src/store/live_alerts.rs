@@ -87,6 +87,9 @@ pub struct LatencySummary {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+    /// Sum of all measured latencies (from the histogram: each value to its 3 significant
+    /// digits), for the Prometheus summary's `_sum`.
+    pub sum_us: u64,
 }
 
 impl Default for LiveAlerts {
@@ -406,6 +409,7 @@ fn summary(histogram: &Mutex<Histogram<u64>>) -> LatencySummary {
         p99_us: h.value_at_quantile(0.99),
         p999_us: h.value_at_quantile(0.999),
         max_us: h.max(),
+        sum_us: (h.mean() * h.len() as f64).round() as u64,
     }
 }
 

@@ -3,8 +3,15 @@
 //! Every format carries, per position: a sequence number, a sequence label (A1, A2…; a new
 //! letter after a gap), event time (RFC 3339 UTC), latitude and longitude (7 decimals),
 //! precision in metres, source, speed (km/h), heading (degrees) and whether the gap before it
-//! is missing data. GPX starts a new track segment after each gap; GPX and KML carry the fields
-//! GPX/KML have no element for as extensions / extended data.
+//! is missing data. GPX and KML carry the fields GPX/KML have no element for as extensions /
+//! extended data.
+//!
+//! The track is split at each gap into segments (a gap is missing data, not a path), and its
+//! geometry is valid for any number of positions: none → no geometry (GeoJSON `null`, KML a
+//! Placemark without one, GPX a track without segments); one position → a Point; one segment →
+//! a LineString; several → a MultiLineString (KML MultiGeometry, GPX one `trkseg` each). A
+//! segment of a single fix cannot be a line (RFC 7946 wants two positions or more): it is kept as
+//! a point beside the lines (GeoJSON GeometryCollection, KML MultiGeometry).
 
 use super::gaps::{gap_flags, sequence_labels, GapConfig};
 use super::{fixes, Fix};
@@ -90,6 +97,70 @@ fn rows<'a>(readings: &'a [Reading], gaps: &GapConfig) -> Vec<Row<'a>> {
         .collect()
 }
 
+/// The rows split at each gap: every segment non-empty, in order.
+fn segments<'r, 'a>(rows: &'r [Row<'a>]) -> Vec<&'r [Row<'a>]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..rows.len() {
+        if rows[i].gap_before {
+            out.push(&rows[start..i]);
+            start = i;
+        }
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
+}
+
+/// The track's shape: lines of two positions or more, and the lone fixes between gaps.
+struct TrackShape<'r, 'a> {
+    lines: Vec<&'r [Row<'a>]>,
+    points: Vec<&'r Row<'a>>,
+}
+
+fn track_shape<'r, 'a>(rows: &'r [Row<'a>]) -> TrackShape<'r, 'a> {
+    let (mut lines, mut points) = (Vec::new(), Vec::new());
+    for seg in segments(rows) {
+        match seg {
+            [one] => points.push(one),
+            many => lines.push(many),
+        }
+    }
+    TrackShape { lines, points }
+}
+
+fn position(r: &Row<'_>) -> Value {
+    json!([round7(r.fix.pos.lon()), round7(r.fix.pos.lat())])
+}
+
+/// The RFC 7946 geometry of the track, `Value::Null` when it has no positions.
+fn track_geometry(rows: &[Row<'_>]) -> Value {
+    let shape = track_shape(rows);
+    let line = |seg: &[Row<'_>]| Value::Array(seg.iter().map(position).collect());
+    let lines = match shape.lines.as_slice() {
+        [] => None,
+        [one] => Some(json!({"type": "LineString", "coordinates": line(one)})),
+        many => Some(json!({
+            "type": "MultiLineString",
+            "coordinates": many.iter().map(|s| line(s)).collect::<Vec<_>>(),
+        })),
+    };
+    let points = match shape.points.as_slice() {
+        [] => None,
+        [one] => Some(json!({"type": "Point", "coordinates": position(one)})),
+        many => Some(json!({
+            "type": "MultiPoint",
+            "coordinates": many.iter().map(|r| position(r)).collect::<Vec<_>>(),
+        })),
+    };
+    match (lines, points) {
+        (None, None) => Value::Null,
+        (Some(g), None) | (None, Some(g)) => g,
+        (Some(l), Some(p)) => json!({"type": "GeometryCollection", "geometries": [l, p]}),
+    }
+}
+
 fn coord(v: f64) -> String {
     format!("{v:.7}")
 }
@@ -98,20 +169,18 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// A GeoJSON FeatureCollection: a LineString feature for the track, then a Point per position.
+/// A GeoJSON FeatureCollection: the track feature (geometry by the number of positions and
+/// gaps, see the module doc; `null` when there are none), then a Point per position.
 pub fn to_geojson(name: &str, readings: &[Reading], gaps: &GapConfig) -> Value {
     let rows = rows(readings, gaps);
-    let line: Vec<Value> = rows
-        .iter()
-        .map(|r| json!([round7(r.fix.pos.lon()), round7(r.fix.pos.lat())]))
-        .collect();
     let mut features = vec![json!({
         "type": "Feature",
-        "geometry": {"type": "LineString", "coordinates": line},
+        "geometry": track_geometry(&rows),
         "properties": {
             "kind": "track",
             "name": name,
             "positions": rows.len(),
+            "segments": segments(&rows).len(),
             "from": rows.first().map(|r| format_time(r.fix.t_ms)),
             "to": rows.last().map(|r| format_time(r.fix.t_ms)),
         },
@@ -160,8 +229,8 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
-/// GPX 1.1: one track, a new segment after each gap; precision, source, speed, heading, label
-/// and gap flag as extensions.
+/// GPX 1.1: one track, one `trkseg` per segment (a new one after each gap; none when there are
+/// no positions); precision, source, speed, heading, label and gap flag as extensions.
 pub fn to_gpx(name: &str, readings: &[Reading], gaps: &GapConfig) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -170,54 +239,59 @@ pub fn to_gpx(name: &str, readings: &[Reading], gaps: &GapConfig) -> String {
         s,
         "<gpx version=\"1.1\" creator=\"tagstream\" xmlns=\"http://www.topografix.com/GPX/1/1\" xmlns:ts=\"{GPX_EXTENSIONS_NS}\">"
     );
-    let _ = writeln!(
-        s,
-        "  <trk>\n    <name>{}</name>\n    <trkseg>",
-        xml_escape(name)
-    );
-    for (i, r) in rows(readings, gaps).iter().enumerate() {
-        if r.gap_before && i > 0 {
-            s.push_str("    </trkseg>\n    <trkseg>\n");
+    let _ = writeln!(s, "  <trk>\n    <name>{}</name>", xml_escape(name));
+    let rows = rows(readings, gaps);
+    for seg in segments(&rows) {
+        s.push_str("    <trkseg>\n");
+        for r in seg {
+            gpx_point(&mut s, r);
         }
-        let p = r.fix.pos;
-        let _ = write!(
-            s,
-            "      <trkpt lat=\"{}\" lon=\"{}\"><time>{}</time>",
-            coord(p.lat()),
-            coord(p.lon()),
-            format_time(r.fix.t_ms)
-        );
-        if let Some(sat) = p.satellites {
-            let _ = write!(s, "<sat>{sat}</sat>");
-        }
-        let _ = write!(
-            s,
-            "<extensions><ts:seq>{}</ts:seq><ts:label>{}</ts:label><ts:precision_m>{:.2}</ts:precision_m><ts:source>{}</ts:source>",
-            r.seq,
-            r.label,
-            p.precision_m(),
-            p.source.as_str()
-        );
-        if let Some(v) = p.speed_kmh() {
-            let _ = write!(s, "<ts:speed_kmh>{v:.2}</ts:speed_kmh>");
-        }
-        if let Some(v) = p.heading_deg() {
-            let _ = write!(s, "<ts:heading_deg>{v:.2}</ts:heading_deg>");
-        }
-        if let Some(v) = r.fix.battery_pct {
-            let _ = write!(s, "<ts:battery_pct>{v}</ts:battery_pct>");
-        }
-        let _ = writeln!(
-            s,
-            "<ts:gap_before>{}</ts:gap_before></extensions></trkpt>",
-            r.gap_before
-        );
+        s.push_str("    </trkseg>\n");
     }
-    s.push_str("    </trkseg>\n  </trk>\n</gpx>\n");
+    s.push_str("  </trk>\n</gpx>\n");
     s
 }
 
-/// KML 2.2: a Placemark with the track LineString, then a Placemark per position with its time
+/// One `trkpt`, fields GPX has no element for as `ts:` extensions.
+fn gpx_point(s: &mut String, r: &Row<'_>) {
+    use std::fmt::Write;
+    let p = r.fix.pos;
+    let _ = write!(
+        s,
+        "      <trkpt lat=\"{}\" lon=\"{}\"><time>{}</time>",
+        coord(p.lat()),
+        coord(p.lon()),
+        format_time(r.fix.t_ms)
+    );
+    if let Some(sat) = p.satellites {
+        let _ = write!(s, "<sat>{sat}</sat>");
+    }
+    let _ = write!(
+        s,
+        "<extensions><ts:seq>{}</ts:seq><ts:label>{}</ts:label><ts:precision_m>{:.2}</ts:precision_m><ts:source>{}</ts:source>",
+        r.seq,
+        r.label,
+        p.precision_m(),
+        p.source.as_str()
+    );
+    if let Some(v) = p.speed_kmh() {
+        let _ = write!(s, "<ts:speed_kmh>{v:.2}</ts:speed_kmh>");
+    }
+    if let Some(v) = p.heading_deg() {
+        let _ = write!(s, "<ts:heading_deg>{v:.2}</ts:heading_deg>");
+    }
+    if let Some(v) = r.fix.battery_pct {
+        let _ = write!(s, "<ts:battery_pct>{v}</ts:battery_pct>");
+    }
+    let _ = writeln!(
+        s,
+        "<ts:gap_before>{}</ts:gap_before></extensions></trkpt>",
+        r.gap_before
+    );
+}
+
+/// KML 2.2: a Placemark for the track (geometry by the number of positions and gaps, see the
+/// module doc; none when there are no positions), then a Placemark per position with its time
 /// stamp and the fields as ExtendedData.
 pub fn to_kml(name: &str, readings: &[Reading], gaps: &GapConfig) -> String {
     use std::fmt::Write;
@@ -226,14 +300,34 @@ pub fn to_kml(name: &str, readings: &[Reading], gaps: &GapConfig) -> String {
     s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     s.push_str("<kml xmlns=\"http://www.opengis.net/kml/2.2\">\n<Document>\n");
     let _ = writeln!(s, "<name>{}</name>", xml_escape(name));
-    s.push_str("<Placemark><name>track</name><LineString><tessellate>1</tessellate><coordinates>");
-    for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        let _ = write!(s, "{},{},0", coord(r.fix.pos.lon()), coord(r.fix.pos.lat()));
+    s.push_str("<Placemark><name>track</name>");
+    let shape = track_shape(&rows);
+    let parts = shape.lines.len() + shape.points.len();
+    if parts > 1 {
+        s.push_str("<MultiGeometry>");
     }
-    s.push_str("</coordinates></LineString></Placemark>\n");
+    for seg in &shape.lines {
+        s.push_str("<LineString><tessellate>1</tessellate><coordinates>");
+        for (i, r) in seg.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            let _ = write!(s, "{},{},0", coord(r.fix.pos.lon()), coord(r.fix.pos.lat()));
+        }
+        s.push_str("</coordinates></LineString>");
+    }
+    for r in &shape.points {
+        let _ = write!(
+            s,
+            "<Point><coordinates>{},{},0</coordinates></Point>",
+            coord(r.fix.pos.lon()),
+            coord(r.fix.pos.lat())
+        );
+    }
+    if parts > 1 {
+        s.push_str("</MultiGeometry>");
+    }
+    s.push_str("</Placemark>\n");
     for r in &rows {
         let p = r.fix.pos;
         let _ = write!(
