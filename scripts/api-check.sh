@@ -49,7 +49,7 @@ POLICE="$(token --name api-police --role police --force AvonSomerset)"
 PRACTITIONER="$(token --name api-practitioner --role practitioner --caseload P1,P2)"
 ADMIN="$(token --name api-admin --role admin)"
 
-TAGSTREAM_TAG_KEY="api-check-tag-key" TAGSTREAM_ADMIN_TOKEN="api-check-bootstrap-$$" RUST_LOG=warn \
+TAGSTREAM_TAG_KEY="api-check-tag-key-of-at-least-32-bytes" TAGSTREAM_ADMIN_TOKEN="api-check-bootstrap-$$" RUST_LOG=warn \
   "$BIN" serve --data-dir "$DATA" --orders fixtures/health/orders.json \
   --http-addr 127.0.0.1:0 --ingest-addr 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
 SERVER_PID=$!
