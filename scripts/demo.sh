@@ -26,7 +26,7 @@ done
 echo "== building (release; the first build takes several minutes)"
 cargo build --release --workspace --locked -q
 ./scripts/console-setup.sh
-BIN=target/release
+BIN="${CARGO_TARGET_DIR:-target}/release"
 
 DEMO=demo-data
 rm -rf "$DEMO"
