@@ -13,8 +13,12 @@ const T0_MS: i64 = 1_774_915_200_000;
 const ACTIVATIONS: usize = 10_000;
 const BATCH: usize = 500;
 
+/// Batch `n` (of tag `tag`): 500 one-second fixes. Every tag uploads once per round of
+/// `ACTIVATIONS` batches and all tags move on together, as a live population does (a batch
+/// 500 minutes ahead of the rest would be held as clock-ahead, not evaluated).
 fn batch(tag: usize, n: u64) -> Batch {
-    let base = T0_MS + n as i64 * BATCH as i64 * 60_000;
+    let round = n as i64 / ACTIVATIONS as i64;
+    let base = T0_MS + round * BATCH as i64 * 1_000;
     Batch {
         tag: format!("T{tag}"),
         epoch: 0,
@@ -22,7 +26,7 @@ fn batch(tag: usize, n: u64) -> Batch {
         arrival_ms: 0,
         readings: (0..BATCH)
             .map(|k| Reading {
-                t_ms: base + k as i64 * 60_000,
+                t_ms: base + k as i64 * 1_000,
                 battery_pct: Some(80),
                 body: ReadingBody::Position(Position {
                     lat_e7: 514_500_000 + k as i32,
