@@ -514,11 +514,15 @@ fn the_handle_is_shared_across_threads() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
     let handle = std::thread::spawn(move || {
+        // At least one read even if the writer finishes before this thread is scheduled.
         let mut reads = 0;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+        loop {
             let got = reader.positions("ACT-1", 0, i64::MAX).unwrap();
             assert!(got.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
             reads += 1;
+            if stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
         }
         reads
     });
