@@ -42,14 +42,34 @@ struct Numbering {
     reviews: HashMap<String, Review>,
 }
 
+/// First and longest pause between attempts to reserve a block of event numbers.
+const RESERVE_RETRY_FIRST: Duration = Duration::from_millis(50);
+const RESERVE_RETRY_MAX: Duration = Duration::from_secs(5);
+
 impl Numbering {
     fn take_seq(&mut self, store: Option<&AlertStore>) -> i64 {
+        self.take_seq_with(|through| match store {
+            Some(store) => store.reserve_event_seqs(through),
+            None => Ok(()),
+        })
+    }
+
+    /// The next event number, reserving a new block durably first when the current one is used
+    /// up. A number is never handed out unreserved: a failed reservation is retried with backoff
+    /// (publication waits; every alert is re-derivable from the log, so waiting loses nothing),
+    /// because a number a client saw must never be reused after a crash.
+    fn take_seq_with<E: std::fmt::Display>(
+        &mut self,
+        mut reserve: impl FnMut(i64) -> Result<(), E>,
+    ) -> i64 {
         if self.next_seq > self.reserved_through {
             let through = self.next_seq + SEQ_BLOCK - 1;
-            if let Some(store) = store {
-                if let Err(e) = store.reserve_event_seqs(through) {
-                    tracing::error!(error = %e, "reserving alert event numbers failed");
-                }
+            let mut pause = RESERVE_RETRY_FIRST;
+            while let Err(e) = reserve(through) {
+                tracing::error!(error = %e, retry_in_ms = pause.as_millis() as u64,
+                    "reserving alert event numbers failed; publication waits");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(RESERVE_RETRY_MAX);
             }
             self.reserved_through = through;
         }
@@ -472,6 +492,38 @@ mod tests {
         assert_eq!(stored, expected);
         let a1 = store.get("a1").unwrap().unwrap();
         assert_eq!(a1.alert["end"], "2026-03-31T00:01:00Z");
+    }
+
+    #[test]
+    fn a_failed_reservation_is_retried_and_no_number_is_handed_out_unreserved() {
+        let mut numbering = Numbering {
+            next_seq: 1,
+            ..Numbering::default()
+        };
+        let mut attempts = Vec::new();
+        let seq = numbering.take_seq_with(|through| {
+            attempts.push(through);
+            if attempts.len() < 3 {
+                Err("disk full")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(seq, 1);
+        assert_eq!(
+            attempts,
+            vec![SEQ_BLOCK; 3],
+            "retried until the block was durable"
+        );
+        assert_eq!(numbering.reserved_through, SEQ_BLOCK);
+        // Within the block no reservation is needed; past it, a new one is made first.
+        numbering.next_seq = SEQ_BLOCK + 1;
+        let mut asked = None;
+        let seq = numbering.take_seq_with(|through| {
+            asked = Some(through);
+            Ok::<(), &str>(())
+        });
+        assert_eq!((seq, asked), (SEQ_BLOCK + 1, Some(2 * SEQ_BLOCK)));
     }
 
     #[test]
