@@ -26,7 +26,7 @@ use crate::store::alert_store::AlertStore;
 use crate::store::crime_store::CrimeStore;
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
-use crate::store::trails::{apply_groups, catch_up, group_positions, TrailStore};
+use crate::store::trails::{catch_up, group_positions, FeedCursor, TrailStore};
 use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -435,39 +435,46 @@ const TRAIL_FEED_GROUPS: usize = 4096;
 fn spawn_trail_feed(
     trails: TrailStore,
     directory: Arc<crate::pipeline::ActivationDirectory>,
-    mut next_record: u64,
+    next_record: u64,
     hits: HitService,
 ) -> std::sync::mpsc::SyncSender<Vec<Arc<Batch>>> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Arc<Batch>>>(TRAIL_FEED_GROUPS);
-    let spawned = std::thread::Builder::new().name("trail-feed".into()).spawn(move || {
-        let mut last_checkpoint = std::time::Instant::now();
-        loop {
-            match rx.recv_timeout(std::time::Duration::from_secs(2)) {
-                Ok(group) => {
-                    let mut appended = Vec::new();
-                    for batch in &group {
-                        let groups = group_positions(&directory, batch);
-                        if let Err(e) = apply_groups(&trails, next_record, &groups) {
-                            tracing::error!(error = %e, record = next_record, "trail store append failed");
+    let spawned = std::thread::Builder::new()
+        .name("trail-feed".into())
+        .spawn(move || {
+            let mut last_checkpoint = std::time::Instant::now();
+            let mut cursor = FeedCursor::new(next_record);
+            loop {
+                match rx.recv_timeout(std::time::Duration::from_secs(2)) {
+                    Ok(group) => {
+                        let mut appended = Vec::new();
+                        for batch in &group {
+                            let groups = group_positions(&directory, batch);
+                            // A failure holds the checkpoint back to this record (see
+                            // `FeedCursor`), so the next start re-applies it from the log.
+                            if let Err(e) = cursor.apply(&trails, &groups) {
+                                tracing::error!(error = %e, record = cursor.last_record(),
+                                "trail store append failed; the checkpoint stays before it");
+                            }
+                            appended.extend(groups);
                         }
-                        appended.extend(groups);
-                        next_record += 1;
+                        // Live crime matching reads the positions back from the store: after the append.
+                        hits.positions(appended);
                     }
-                    // Live crime matching reads the positions back from the store: after the append.
-                    hits.positions(appended);
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if last_checkpoint.elapsed() >= std::time::Duration::from_secs(2) {
-                if let Err(e) = trails.checkpoint(next_record) {
-                    tracing::error!(error = %e, "trail store checkpoint failed");
+                if last_checkpoint.elapsed() >= std::time::Duration::from_secs(2) {
+                    if let Err(e) = trails.checkpoint(cursor.checkpoint_record()) {
+                        tracing::error!(error = %e, "trail store checkpoint failed");
+                    }
+                    last_checkpoint = std::time::Instant::now();
                 }
-                last_checkpoint = std::time::Instant::now();
             }
-        }
-        let _ = trails.flush(next_record);
-    });
+            if let Err(e) = trails.flush(cursor.checkpoint_record()) {
+                tracing::error!(error = %e, "trail store flush at shutdown failed");
+            }
+        });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the trail feed");
     }

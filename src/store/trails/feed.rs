@@ -45,6 +45,49 @@ pub fn apply_groups(
     Ok(applied)
 }
 
+/// The live trail feed's place in the log: the next record to apply, and the record a
+/// checkpoint may claim. A record whose append failed holds every later checkpoint back to it,
+/// so a restart re-applies from there (appends are idempotent) instead of the checkpoint
+/// claiming a record the store never took.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedCursor {
+    next_record: u64,
+    first_failed: Option<u64>,
+}
+
+impl FeedCursor {
+    pub fn new(next_record: u64) -> Self {
+        Self {
+            next_record,
+            first_failed: None,
+        }
+    }
+
+    /// Applies the next log record's groups (see [`group_positions`]) and moves on; a failure is
+    /// returned and remembered.
+    pub fn apply(
+        &mut self,
+        store: &TrailStore,
+        groups: &[(String, Vec<Reading>)],
+    ) -> Result<u64, TrailError> {
+        let record = self.next_record;
+        self.next_record += 1;
+        apply_groups(store, record, groups).inspect_err(|_| {
+            self.first_failed.get_or_insert(record);
+        })
+    }
+
+    /// The log record a checkpoint may name: the next one, or the first that failed.
+    pub fn checkpoint_record(&self) -> u64 {
+        self.first_failed.unwrap_or(self.next_record)
+    }
+
+    /// The record the last append was for (for error messages).
+    pub fn last_record(&self) -> u64 {
+        self.next_record.saturating_sub(1)
+    }
+}
+
 /// Applies one log record to the store (see [`group_positions`]). Returns the positions applied.
 pub fn apply_batch(
     store: &TrailStore,
@@ -84,4 +127,52 @@ pub fn catch_up(
     }
     store.checkpoint(next)?;
     Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Position, PositionSource};
+    use crate::store::trails::TrailConfig;
+
+    fn fix(t_ms: i64) -> Reading {
+        Reading {
+            t_ms,
+            battery_pct: None,
+            body: ReadingBody::Position(Position {
+                lat_e7: 514_545_000,
+                lon_e7: -25_879_000,
+                precision_cm: 500,
+                source: PositionSource::Gps,
+                speed_ckmh: None,
+                heading_cdeg: None,
+                satellites: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_failed_append_holds_the_checkpoint_back_and_a_retry_from_there_applies_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = TrailStore::open(dir.path(), TrailConfig::default()).expect("open");
+        let mut cursor = FeedCursor::new(10);
+        let good = |t_ms| vec![("A1".to_string(), vec![fix(t_ms)])];
+        assert!(cursor.apply(&store, &good(1_000)).is_ok());
+        assert_eq!(cursor.checkpoint_record(), 11);
+        // An append the store refuses (an activation name over its limit) fails: injected.
+        let refused = vec![("A".repeat(5_000), vec![fix(2_000)])];
+        assert!(cursor.apply(&store, &refused).is_err());
+        assert!(cursor.apply(&store, &good(3_000)).is_ok());
+        assert_eq!(cursor.last_record(), 12);
+        assert_eq!(
+            cursor.checkpoint_record(),
+            11,
+            "the checkpoint never claims the record the store did not take"
+        );
+        // A restart re-applies from the checkpoint: records already taken are skipped.
+        let mut again = FeedCursor::new(cursor.checkpoint_record());
+        assert!(again.apply(&store, &refused).is_err());
+        assert_eq!(again.apply(&store, &good(3_000)).expect("idempotent"), 0);
+        assert_eq!(store.positions("A1", 0, i64::MAX).expect("read").len(), 2);
+    }
 }
