@@ -10,8 +10,7 @@ use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use tagstream::model::time::parse_time;
-use tagstream::model::{Position, PositionSource, Reading, ReadingBody};
-use tagstream::rules::geodesy::M_PER_DEG_LAT;
+use tagstream::model::{Reading, ReadingBody};
 
 const WHY: Option<&str> = Some("api safety test");
 /// A crime location (central Bristol).
@@ -32,22 +31,12 @@ fn walk_past(origin: (f64, f64)) -> Vec<Reading> {
     (-10..=10)
         .step_by(2)
         .map(|m: i64| {
-            let (east_m, north_m) = (75.0 + 75.0 * m as f64, 30.0);
-            let lat = origin.0 + north_m / M_PER_DEG_LAT;
-            let lon = origin.1 + east_m / (M_PER_DEG_LAT * origin.0.to_radians().cos());
-            Reading {
-                t_ms: t("2026-03-28T10:30:00Z") + m * 60_000 + 60_000,
-                battery_pct: Some(80),
-                body: ReadingBody::Position(Position {
-                    lat_e7: (lat * 1e7).round() as i32,
-                    lon_e7: (lon * 1e7).round() as i32,
-                    precision_cm: 500,
-                    source: PositionSource::Gps,
-                    speed_ckmh: Some(500),
-                    heading_cdeg: Some(9000),
-                    satellites: Some(9),
-                }),
-            }
+            common::gps_fix_offset(
+                t("2026-03-28T10:30:00Z") + m * 60_000 + 60_000,
+                origin,
+                75.0 + 75.0 * m as f64,
+                30.0,
+            )
         })
         .collect()
 }

@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{bin, Server, TagClient};
+use common::{Server, TagClient};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use tagstream::formats::orders_file::parse_orders;
 use tagstream::model::time::{format_time, parse_time};
@@ -127,21 +126,7 @@ fn alerts_when(server: &Server, n: usize) -> String {
 }
 
 fn replay_data_dir(data: &Path, out: &Path) -> String {
-    let status = Command::new(bin())
-        .args(["replay", "--orders"])
-        .arg(data.join("orders.json"))
-        .arg("--readings")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    std::fs::read_to_string(out.join("alerts.jsonl")).unwrap()
+    common::replay_alerts(&data.join("orders.json"), data, out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,7 @@ mod common;
 use common::{add_user, bin, call, Server, TagClient};
 use std::path::Path;
 use tagstream::model::time::parse_time;
-use tagstream::model::{Position, PositionSource, Reading, ReadingBody};
-use tagstream::rules::geodesy::M_PER_DEG_LAT;
+use tagstream::model::Reading;
 
 /// Crime C1's location (central Bristol) and C3's, 2 km east.
 const C1: (f64, f64) = (51.4545, -2.5879);
@@ -32,21 +31,7 @@ fn t(text: &str) -> i64 {
 
 /// A GPS fix `east_m`, `north_m` metres from `origin`.
 fn fix(t_ms: i64, origin: (f64, f64), east_m: f64, north_m: f64) -> Reading {
-    let lat = origin.0 + north_m / M_PER_DEG_LAT;
-    let lon = origin.1 + east_m / (M_PER_DEG_LAT * origin.0.to_radians().cos());
-    Reading {
-        t_ms,
-        battery_pct: Some(80),
-        body: ReadingBody::Position(Position {
-            lat_e7: (lat * 1e7).round() as i32,
-            lon_e7: (lon * 1e7).round() as i32,
-            precision_cm: 500,
-            source: PositionSource::Gps,
-            speed_ckmh: Some(500),
-            heading_cdeg: Some(9000),
-            satellites: Some(9),
-        }),
-    }
+    common::gps_fix_offset(t_ms, origin, east_m, north_m)
 }
 
 /// A walk west to east at 1.25 m/s, a fix every 2 minutes (150 m apart), passing `north_m`

@@ -30,21 +30,7 @@ fn fixture_batches() -> Vec<Batch> {
 }
 
 fn replay(readings: &Path, out: &Path) -> String {
-    let status = Command::new(bin())
-        .args(["replay", "--orders"])
-        .arg(fixture("orders.json"))
-        .arg("--readings")
-        .arg(readings)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    std::fs::read_to_string(out.join("alerts.jsonl")).unwrap()
+    common::replay_alerts(&fixture("orders.json"), readings, out)
 }
 
 fn fix(t_ms: i64) -> Reading {

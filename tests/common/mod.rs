@@ -307,3 +307,45 @@ pub async fn stream_health_fixture(server: &Server) {
         client.send_acked(b.seq, b.readings).await;
     }
 }
+
+/// A GPS fix (±5 m, walking pace, heading east) `east_m`, `north_m` metres from `origin`
+/// (latitude, longitude).
+pub fn gps_fix_offset(t_ms: i64, origin: (f64, f64), east_m: f64, north_m: f64) -> Reading {
+    use tagstream::model::{Position, PositionSource, ReadingBody};
+    use tagstream::rules::geodesy::M_PER_DEG_LAT;
+    let lat = origin.0 + north_m / M_PER_DEG_LAT;
+    let lon = origin.1 + east_m / (M_PER_DEG_LAT * origin.0.to_radians().cos());
+    Reading {
+        t_ms,
+        battery_pct: Some(80),
+        body: ReadingBody::Position(Position {
+            lat_e7: (lat * 1e7).round() as i32,
+            lon_e7: (lon * 1e7).round() as i32,
+            precision_cm: 500,
+            source: PositionSource::Gps,
+            speed_ckmh: Some(500),
+            heading_cdeg: Some(9000),
+            satellites: Some(9),
+        }),
+    }
+}
+
+/// `tagstream replay` of `readings` (a file or a data directory) under `orders`; returns the
+/// alerts it wrote.
+pub fn replay_alerts(orders: &Path, readings: &Path, out: &Path) -> String {
+    let status = Command::new(bin())
+        .args(["replay", "--orders"])
+        .arg(orders)
+        .arg("--readings")
+        .arg(readings)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    std::fs::read_to_string(out.join("alerts.jsonl")).unwrap()
+}
