@@ -64,12 +64,17 @@ fn clock_stats(
     log_dir: &Path,
     activations: &[crate::model::Activation],
 ) -> Result<crate::pipeline::DispatchStats, InspectError> {
-    let directory = std::sync::Arc::new(crate::pipeline::ActivationDirectory::new(activations));
-    let mut dispatcher =
-        crate::pipeline::Dispatcher::new(directory, 1, crate::pipeline::PipelineConfig::default());
+    // Routing only: the rules are never run, so none are built.
+    let config = crate::pipeline::PipelineConfig::default();
+    let book = crate::orders::OrderBook::from_activations(activations);
+    let factory = Box::new(crate::rules::StandardRules::empty(
+        config,
+        Default::default(),
+    ));
+    let mut dispatcher = crate::pipeline::Dispatcher::new(book, factory, 1, config);
     for item in crate::log::LogReader::open(log_dir)? {
-        let (_, batch) = item?;
-        dispatcher.dispatch(&std::sync::Arc::new(batch), |_, _| {});
+        let (_, entry) = item?;
+        dispatcher.dispatch(&entry, |_, _| {});
     }
     Ok(dispatcher.stats())
 }

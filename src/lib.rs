@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod log;
 pub mod metrics;
 pub mod model;
+pub mod orders;
 pub mod pipeline;
 pub mod replay;
 pub mod retention;

@@ -88,7 +88,7 @@ fn run(orders: &OrdersFile, batches: Vec<(&str, Vec<Reading>)>) -> Vec<Alert> {
         ..PipelineConfig::default()
     };
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
-    let factory = Arc::new(StandardRules::new(config, Default::default(), orders));
+    let factory = Box::new(StandardRules::new(config, Default::default(), orders));
     assert!(factory.build_errors().is_empty());
     let mut out = OutputCollector::default();
     let mut driver = InlineDriver::new(directory, config, factory, 2, &mut out);

@@ -75,6 +75,7 @@ fn write_log(dir: &Path, batches: &[Batch], segment_max_bytes: u64) {
 fn read_all(dir: &Path) -> Vec<(u64, Batch)> {
     LogReader::open(dir)
         .unwrap()
+        .batches()
         .collect::<LogResult<Vec<_>>>()
         .unwrap()
 }

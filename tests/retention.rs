@@ -75,8 +75,11 @@ fn log_counts(data: &Path, tag: &str) -> (usize, u64) {
     let mut readings = 0;
     let mut records = 0;
     for item in LogReader::open(&data.join("log")).unwrap() {
-        let (_, batch) = item.unwrap();
+        let (_, entry) = item.unwrap();
         records += 1;
+        let Some(batch) = entry.batch() else {
+            continue;
+        };
         if batch.tag == tag {
             readings += batch.readings.len();
         }

@@ -19,9 +19,6 @@ use std::sync::Arc;
 pub struct Counters {
     pub committed_batches: AtomicU64,
     pub committed_readings: AtomicU64,
-    /// Changes to activations or orders made through the API since start; the pipeline picks
-    /// them up at the next start (see README, "Changing orders").
-    pub orders_changes_pending: AtomicU64,
     /// Damaged log ranges found at start-up (quarantined, skipped) and the records lost in them.
     pub log_damaged_ranges: AtomicU64,
     pub log_records_lost: AtomicU64,
@@ -41,19 +38,13 @@ pub struct ApiState {
     pub hits: crate::crime::service::HitService,
     pub hits_config: crate::rules::hits::HitsConfig,
     pub crime_api: super::crimes::CrimeApiConfig,
-    pub directory: Arc<crate::pipeline::ActivationDirectory>,
+    pub directory: crate::pipeline::SharedDirectory,
+    /// Where API writes to people, activations and orders enter the log.
+    pub control: Arc<crate::orders::gate::ControlGate>,
     /// The purge job (scheduled, admin route) and the stores a subject access export reads.
     pub retention: Arc<crate::retention::Purger>,
     /// System alerts (ingest silent) and the pipeline's clock gauges.
     pub system: Arc<crate::metrics::silence_watch::SystemHealth>,
-}
-
-impl ApiState {
-    pub fn pipeline_changed(&self) {
-        self.counters
-            .orders_changes_pending
-            .fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// The OpenAPI description of every route (kept in step with the router by a test).
@@ -138,7 +129,6 @@ async fn stats(State(state): State<ApiState>, _staff: Staff) -> Result<Response,
         "committed_batches": state.counters.committed_batches.load(Ordering::Relaxed),
         "committed_readings": state.counters.committed_readings.load(Ordering::Relaxed),
         "duplicate_batches": state.ingest.duplicate_batches.load(Ordering::Relaxed),
-        "orders_changes_pending_restart": state.counters.orders_changes_pending.load(Ordering::Relaxed),
         "alerts": state.alerts.count(),
         "alert_changes": state.alerts.changes.load(Ordering::Relaxed),
         "ingest_to_alert_latency": state.alerts.latency(),

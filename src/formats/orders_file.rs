@@ -148,20 +148,12 @@ fn check_activation(
     ids: &HashSet<String>,
     by_tag: &HashMap<String, Vec<Activation>>,
 ) -> Result<(), String> {
-    if a.id.trim().is_empty() {
-        return Err("'id' must not be empty".into());
-    }
+    check_activation_record(a)?;
     if ids.contains(&a.id) {
         return Err(format!("duplicate activation id '{}'", a.id));
     }
     if !people.contains(&a.person) {
         return Err(format!("unknown person '{}'", a.person));
-    }
-    if a.tag.is_empty() || a.tag.len() > 64 {
-        return Err("'tag' must be 1 to 64 bytes".into());
-    }
-    if a.to.is_some_and(|to| to <= a.from) {
-        return Err("'to' must be after 'from'".into());
     }
     if let Some(other) = by_tag
         .get(&a.tag)
@@ -176,14 +168,34 @@ fn check_activation(
 }
 
 fn check_order(o: &Order, people: &HashSet<String>, ids: &HashSet<String>) -> Result<(), String> {
-    if o.id.trim().is_empty() {
-        return Err("'id' must not be empty".into());
-    }
     if ids.contains(&o.id) {
         return Err(format!("duplicate order id '{}'", o.id));
     }
     if !people.contains(&o.person) {
         return Err(format!("unknown person '{}'", o.person));
+    }
+    check_order_record(o)
+}
+
+/// The checks of one activation that need no other record (id, tag, period).
+pub fn check_activation_record(a: &Activation) -> Result<(), String> {
+    if a.id.trim().is_empty() {
+        return Err("'id' must not be empty".into());
+    }
+    if a.tag.is_empty() || a.tag.len() > 64 {
+        return Err("'tag' must be 1 to 64 bytes".into());
+    }
+    if a.to.is_some_and(|to| to <= a.from) {
+        return Err("'to' must be after 'from'".into());
+    }
+    Ok(())
+}
+
+/// The checks of one order that need no other record (id, dates, every condition, the curfew
+/// legal limits).
+pub fn check_order_record(o: &Order) -> Result<(), String> {
+    if o.id.trim().is_empty() {
+        return Err("'id' must not be empty".into());
     }
     if o.to.is_some_and(|to| to < o.from) {
         return Err("'to' must not be before 'from'".into());

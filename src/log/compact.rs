@@ -474,6 +474,7 @@ mod tests {
     fn read_all(dir: &Path) -> Vec<(u64, Batch)> {
         LogReader::open(dir)
             .unwrap()
+            .batches()
             .collect::<LogResult<Vec<_>>>()
             .unwrap()
     }

@@ -6,6 +6,16 @@ use crate::model::{Activation, TimeMs};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The activation directory as of the latest applied control record, for the stages beside the
+/// pipeline (TAC index, trails, hits, API): swapped whole when activations change, read without
+/// a lock.
+pub type SharedDirectory = Arc<arc_swap::ArcSwap<ActivationDirectory>>;
+
+/// A [`SharedDirectory`] starting as `directory`.
+pub fn shared_directory(directory: ActivationDirectory) -> SharedDirectory {
+    Arc::new(arc_swap::ArcSwap::from_pointee(directory))
+}
+
 /// Tag → its activations, sorted by start.
 #[derive(Debug, Default, Clone)]
 pub struct ActivationDirectory {

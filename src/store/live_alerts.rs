@@ -452,6 +452,8 @@ mod tests {
             confidence: None,
             rule: "health/1".into(),
             details: None,
+            withdrawn: None,
+            amended_by: None,
             evidence: Vec::new(),
         }
     }

@@ -436,6 +436,8 @@ impl CurfewRule {
                 Confidence::Possible
             }),
             rule: CURFEW_RULE_VERSION.to_string(),
+            withdrawn: None,
+            amended_by: None,
             evidence,
             details: None,
         };

@@ -128,7 +128,21 @@ impl Metadata {
         Ok(skipped)
     }
 
-    /// Everything, as one orders document (ordered by id): what the pipeline runs with.
+    /// Every `(kind, id)` retention purged (`person`, `activation`, `order`).
+    pub fn purged_records(
+        &self,
+    ) -> Result<std::collections::HashSet<(String, String)>, MetadataError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT kind, id FROM purged_ids")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = std::collections::HashSet::new();
+        for row in rows {
+            out.insert(row?);
+        }
+        Ok(out)
+    }
+
+    /// Everything, as one orders document (ordered by id).
     pub fn orders_document(&self) -> Result<OrdersFile, MetadataError> {
         let conn = self.lock();
         Ok(OrdersFile {
@@ -240,6 +254,14 @@ impl Metadata {
         put_order(&tx, o)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// One activation by id.
+    pub fn activations_by_id(&self, id: &str) -> Result<Option<Activation>, MetadataError> {
+        let sql = "SELECT id, document FROM activations WHERE id = ?1";
+        Ok(documents(&self.lock(), "activation", sql, [id])?
+            .into_iter()
+            .next())
     }
 
     /// Orders of a person, by id.
