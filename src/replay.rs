@@ -185,6 +185,10 @@ impl Sink for OutputCollector {
             Output::SoberDay(day) => {
                 self.sober_days.upsert(day);
             }
+            Output::Purged { activation } => {
+                self.alerts.remove_activation(&activation);
+                self.sober_days.remove_activation(&activation);
+            }
         }
     }
 }

@@ -113,6 +113,31 @@ fn startup_import(
     book: &OrderBook,
 ) -> Result<Vec<(String, Change)>> {
     let mut changes = Vec::new();
+    // A purge the log does not hold yet (a run stopped between its metadata transaction and
+    // its log record, or a purge made before purges were log records).
+    let purged = metadata
+        .purged_records()
+        .context("reading which records retention purged")?;
+    let is_purged = |kind: &str, id: &str| purged.contains(&(kind.to_string(), id.to_string()));
+    let activations: Vec<String> = book
+        .activations()
+        .filter(|a| is_purged("activation", &a.id))
+        .map(|a| a.id.clone())
+        .collect();
+    let people: Vec<String> = book
+        .people()
+        .filter(|p| is_purged("person", &p.id))
+        .map(|p| p.id.clone())
+        .collect();
+    if !activations.is_empty() || !people.is_empty() {
+        changes.push((
+            "retention".to_string(),
+            Change::Purge {
+                activations,
+                people,
+            },
+        ));
+    }
     let legacy = metadata
         .orders_document()
         .context("reading people, activations and orders from the metadata database")?;
@@ -170,7 +195,9 @@ fn purged_name(
             activation.person.as_str(),
         ),
         Change::PutOrder { order } => ("order", order.id.as_str(), order.person.as_str()),
-        Change::EndActivation { .. } => return None,
+        Change::EndActivation { .. } | Change::Purge { .. } | Change::Redacted { .. } => {
+            return None
+        }
     };
     (is(kind, id) || is("person", person)).then(|| format!("{kind} {id}"))
 }
@@ -234,7 +261,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     );
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
     let tac = Arc::new(TacBook::default());
-    let (driver, recovered) = {
+    let (driver, recovered, history) = {
         let (log_dir, tac, alerts) = (log_dir.clone(), tac.clone(), alerts.clone());
         let (pipeline, partitions, rules) =
             (config.pipeline, config.partitions, config.rules.clone());
@@ -245,6 +272,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("log replay task")??
     };
     alerts.finish_recovery();
+    history
+        .write(&metadata)
+        .context("rebuilding the change history from the log")?;
     let book = driver.book().clone();
     let directory = shared_directory((**driver.directory()).clone());
     let import = startup_import(&config, &metadata, &book)?;
@@ -328,7 +358,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         metadata.clone(),
         directory.clone(),
         gate.clone(),
-    );
+    )
+    .context("starting the metadata view thread")?;
     let forward_hits = hit_service.clone();
     tokio::spawn(async move {
         while let Some(group) = committed_rx.recv().await {
@@ -596,8 +627,9 @@ fn replay_log_into(
     rules: crate::rules::RulesConfig,
     partitions: usize,
     alerts: &LiveAlerts,
-) -> Result<(InlineDriver, (u64, u64))> {
+) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
     let mut sink = VecSink::default();
+    let mut history = ChangeHistory::default();
     let factory = Box::new(StandardRules::empty(pipeline, rules));
     let mut driver = InlineDriver::from_book(
         OrderBook::default(),
@@ -615,6 +647,9 @@ fn replay_log_into(
             batches += 1;
             readings += batch.readings.len() as u64;
         }
+        if let LogEntry::Control { record, control } = &entry {
+            history.note(*record, control);
+        }
         driver.feed_entry(&entry, &mut sink);
         if let LogEntry::Batch(batch) = &entry {
             tac.apply(driver.directory(), batch);
@@ -624,5 +659,47 @@ fn replay_log_into(
         }
     }
     alerts.apply_recovered(sink.outputs);
-    Ok((driver, (batches, readings)))
+    Ok((driver, (batches, readings), history))
+}
+
+/// A control record's number, the record, whose records it changes, and why it was refused.
+type NotedChange = (
+    u64,
+    Arc<crate::model::ControlRecord>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The control records met while replaying the log, with whose records each changes and whether
+/// the record book refused it: the change history view is rebuilt from them at start.
+#[derive(Default)]
+struct ChangeHistory {
+    /// The same book the pipeline builds, to tell what each record changes and its verdict.
+    book: OrderBook,
+    entries: Vec<NotedChange>,
+}
+
+impl ChangeHistory {
+    /// Notes record `record`.
+    fn note(&mut self, record: u64, control: &Arc<crate::model::ControlRecord>) {
+        let person = crate::orders::view::person_of(&self.book, control);
+        let refused = self.book.apply(record, control).err();
+        self.entries
+            .push((record, control.clone(), person, refused));
+    }
+
+    /// Writes every noted change to the metadata view (records already there are kept), except
+    /// those of people retention purged.
+    fn write(self, metadata: &Metadata) -> Result<()> {
+        let purged = metadata.purged_records()?;
+        for (record, control, person, refused) in self.entries {
+            let gone = person
+                .as_ref()
+                .is_some_and(|p| purged.contains(&("person".to_string(), p.clone())));
+            if !gone {
+                metadata.record_change(record, &control, person.as_deref(), refused.as_deref())?;
+            }
+        }
+        Ok(())
+    }
 }

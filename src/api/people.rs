@@ -94,6 +94,32 @@ pub async fn get_person(
     })))
 }
 
+/// A person's change history (audited like a read of the person).
+pub async fn get_person_history(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<PurposeQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let purpose = purpose(&headers, q.purpose.as_deref())?;
+    visible_person(&state, &caller, &id)?;
+    let changes = state.metadata.changes_of(&id)?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "person.history",
+            person: Some(&id),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(
+        serde_json::json!({ "person": id, "changes": changes }),
+    ))
+}
+
 /// `?effective=` on a write: the event time the change takes effect from (absent: from the start
 /// of the record it changes).
 #[derive(Deserialize, Default)]

@@ -97,6 +97,7 @@ pub fn router(state: ApiState) -> Router {
             get(people::list_people).post(people::put_person),
         )
         .route("/v1/people/{id}", get(people::get_person))
+        .route("/v1/people/{id}/history", get(people::get_person_history))
         .route("/v1/people/{id}/trail", get(trails::person_trail))
         .route("/v1/people/{id}/stays", get(trails::stays))
         .route("/v1/people/{id}/daily", get(trails::daily))

@@ -293,6 +293,28 @@ impl CommitHandle {
         }
     }
 
+    /// [`CommitHandle::append_control`] from a blocking thread (never an async worker).
+    pub fn append_control_blocking(&self, control: ControlRecord) -> LogResult<u64> {
+        if let Some(error) = self.shared.poisoned_error() {
+            return Err(error);
+        }
+        let (reply, answer) = oneshot::channel();
+        if self
+            .tx
+            .blocking_send(Request::Control { control, reply })
+            .is_err()
+        {
+            return Err(self.stopped_error());
+        }
+        match answer
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(self.stopped_error()))?
+        {
+            AppendOutcome::Stored { record } => Ok(record),
+            AppendOutcome::Duplicate => Err(LogError::Closed),
+        }
+    }
+
     /// Seals the segment being appended to (after making every record queued before this call
     /// durable) and returns the first record number of the new one: every record below it is in
     /// a sealed segment the committer never writes again, which compaction may rewrite. Blocks

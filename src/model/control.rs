@@ -68,6 +68,15 @@ pub enum Change {
     },
     /// Creates an order or records a new version of it.
     PutOrder { order: Order },
+    /// Retention purged these activations and people (with their orders): they leave every
+    /// view and the pipeline's memory at this record.
+    Purge {
+        activations: Vec<String>,
+        people: Vec<String>,
+    },
+    /// A record about a purged person, erased from the log by compaction (record numbers are
+    /// kept); `op` is what it was. Changes nothing.
+    Redacted { was: String },
 }
 
 impl Change {
@@ -77,7 +86,19 @@ impl Change {
             Change::PutPerson { person } => Some(&person.id),
             Change::PutActivation { activation } => Some(&activation.person),
             Change::PutOrder { order } => Some(&order.person),
-            Change::EndActivation { .. } => None,
+            Change::EndActivation { .. } | Change::Purge { .. } | Change::Redacted { .. } => None,
+        }
+    }
+
+    /// The `op` name, as the JSON spells it.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Change::PutPerson { .. } => "put_person",
+            Change::PutActivation { .. } => "put_activation",
+            Change::EndActivation { .. } => "end_activation",
+            Change::PutOrder { .. } => "put_order",
+            Change::Purge { .. } => "purge",
+            Change::Redacted { .. } => "redacted",
         }
     }
 
@@ -88,6 +109,15 @@ impl Change {
             Change::PutActivation { activation } => format!("activation '{}'", activation.id),
             Change::EndActivation { activation, .. } => format!("activation '{activation}'"),
             Change::PutOrder { order } => format!("order '{}'", order.id),
+            Change::Purge {
+                activations,
+                people,
+            } => format!(
+                "retention purge of {} activation(s), {} person(s)",
+                activations.len(),
+                people.len()
+            ),
+            Change::Redacted { was } => format!("a {was} record erased by retention"),
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct Applied {
     pub person: Option<String>,
     /// Whether the set of activations changed (the activation directory is rebuilt).
     pub activations_changed: bool,
+    /// Activations that left the book (purged): their rule state leaves memory.
+    pub retired: Vec<String>,
+    /// People who left the book (purged).
+    pub people_removed: Vec<String>,
 }
 
 /// People, activations and order versions, by id.
@@ -32,6 +36,8 @@ pub struct OrderBook {
     activations: BTreeMap<String, Activation>,
     /// Activation ids per tag, for the overlap check.
     activations_by_tag: HashMap<String, Vec<String>>,
+    /// Activation ids per person.
+    activations_by_person: HashMap<String, Vec<String>>,
     orders: BTreeMap<String, Vec<OrderVersion>>,
     /// Order ids per person.
     orders_by_person: HashMap<String, Vec<String>>,
@@ -113,7 +119,7 @@ impl OrderBook {
                 self.people.insert(person.id.clone(), person.clone());
                 Ok(Applied {
                     person: Some(person.id.clone()),
-                    activations_changed: false,
+                    ..Applied::default()
                 })
             }
             Change::PutActivation { activation } => {
@@ -131,6 +137,7 @@ impl OrderBook {
                 Ok(Applied {
                     person: Some(activation.person.clone()),
                     activations_changed: true,
+                    ..Applied::default()
                 })
             }
             Change::EndActivation { activation, to } => {
@@ -151,6 +158,7 @@ impl OrderBook {
                 Ok(Applied {
                     person: Some(person),
                     activations_changed: true,
+                    ..Applied::default()
                 })
             }
             Change::PutOrder { order } => {
@@ -188,10 +196,56 @@ impl OrderBook {
                 });
                 Ok(Applied {
                     person: Some(order.person.clone()),
-                    activations_changed: false,
+                    ..Applied::default()
                 })
             }
+            Change::Purge {
+                activations,
+                people,
+            } => Ok(self.purge(activations, people)),
+            Change::Redacted { .. } => Ok(Applied::default()),
         }
+    }
+
+    /// Removes purged activations and people (with their orders); ids not held are ignored.
+    fn purge(&mut self, activations: &[String], people: &[String]) -> Applied {
+        let mut applied = Applied::default();
+        for id in activations {
+            let Some(a) = self.activations.remove(id) else {
+                continue;
+            };
+            if let Some(list) = self.activations_by_tag.get_mut(&a.tag) {
+                list.retain(|x| x != id);
+            }
+            if let Some(list) = self.activations_by_person.get_mut(&a.person) {
+                list.retain(|x| x != id);
+            }
+            applied.retired.push(id.clone());
+            applied.activations_changed = true;
+        }
+        for person in people {
+            if self.people.remove(person).is_none() {
+                continue;
+            }
+            for order in self.orders_by_person.remove(person).unwrap_or_default() {
+                self.orders.remove(&order);
+            }
+            for id in self
+                .activations_by_person
+                .remove(person)
+                .unwrap_or_default()
+            {
+                if let Some(a) = self.activations.remove(&id) {
+                    if let Some(list) = self.activations_by_tag.get_mut(&a.tag) {
+                        list.retain(|x| *x != id);
+                    }
+                    applied.retired.push(id);
+                    applied.activations_changed = true;
+                }
+            }
+            applied.people_removed.push(person.clone());
+        }
+        applied
     }
 
     fn check_activation_fits(&self, a: &Activation) -> Result<(), String> {
@@ -222,6 +276,13 @@ impl OrderBook {
         if !list.contains(&a.id) {
             list.push(a.id.clone());
         }
+        let mine = self
+            .activations_by_person
+            .entry(a.person.clone())
+            .or_default();
+        if !mine.contains(&a.id) {
+            mine.push(a.id.clone());
+        }
         self.activations.insert(a.id.clone(), a);
     }
 
@@ -240,11 +301,8 @@ impl OrderBook {
 
     /// The activations of one person, by start.
     pub fn activations_of(&self, person: &str) -> Vec<&Activation> {
-        let mut list: Vec<&Activation> = self
-            .activations
-            .values()
-            .filter(|a| a.person == person)
-            .collect();
+        let ids = self.activations_by_person.get(person).into_iter().flatten();
+        let mut list: Vec<&Activation> = ids.filter_map(|id| self.activations.get(id)).collect();
         list.sort_by_key(|a| a.from);
         list
     }
@@ -295,7 +353,22 @@ impl OrderBook {
         }
     }
 
-    /// Every person id.
+    /// One person's records: the person, their activations and their orders (latest versions).
+    pub fn records_of(&self, person: &str) -> OrdersFile {
+        OrdersFile {
+            people: self.people.get(person).cloned().into_iter().collect(),
+            activations: self.activations_of(person).into_iter().cloned().collect(),
+            orders: self
+                .orders_by_person
+                .get(person)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.order(id).cloned())
+                .collect(),
+        }
+    }
+
+    /// Every person.
     pub fn people(&self) -> impl Iterator<Item = &Person> {
         self.people.values()
     }

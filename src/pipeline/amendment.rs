@@ -85,6 +85,7 @@ fn key_of(output: &Output) -> String {
     match output {
         Output::Alert(a) => format!("alert:{}", a.id),
         Output::SoberDay(d) => format!("day:{}:{}", d.order, d.date),
+        Output::Purged { activation } => format!("purged:{activation}"),
     }
 }
 
@@ -92,6 +93,7 @@ fn activation_of(output: &Output) -> &str {
     match output {
         Output::Alert(a) => &a.activation,
         Output::SoberDay(d) => &d.activation,
+        Output::Purged { activation } => activation,
     }
 }
 
@@ -103,6 +105,7 @@ fn start_of(output: &Output) -> TimeMs {
             .date
             .and_hms_opt(0, 0, 0)
             .map_or(TimeMs::MIN, |t| t.and_utc().timestamp_millis()),
+        Output::Purged { .. } => TimeMs::MIN,
     }
 }
 
@@ -118,6 +121,7 @@ fn stripped(output: &Output) -> Output {
             d.withdrawn = None;
             d.amended_by = None;
         }
+        Output::Purged { .. } => {}
     }
     o
 }
@@ -126,6 +130,7 @@ fn is_withdrawn(output: &Output) -> bool {
     match output {
         Output::Alert(a) => a.withdrawn.is_some(),
         Output::SoberDay(d) => d.withdrawn.is_some(),
+        Output::Purged { .. } => true,
     }
 }
 
@@ -144,7 +149,16 @@ impl OutputMemory {
         }
     }
 
+    /// Forgets a purged activation's outputs.
+    pub fn forget(&mut self, activation: &str) {
+        self.by_activation.remove(activation);
+    }
+
     fn remember(&mut self, output: &Output) {
+        if let Output::Purged { activation } = output {
+            self.by_activation.remove(activation);
+            return;
+        }
         self.by_activation
             .entry(activation_of(output).to_string())
             .or_default()
@@ -186,6 +200,7 @@ impl OutputMemory {
             match &mut new {
                 Output::Alert(a) => a.amended_by = Some(change),
                 Output::SoberDay(d) => d.amended_by = Some(change),
+                Output::Purged { .. } => continue,
             }
             emit(new, &mut after);
         }
@@ -201,6 +216,7 @@ impl OutputMemory {
             match &mut gone {
                 Output::Alert(a) => a.withdrawn = withdrawal,
                 Output::SoberDay(d) => d.withdrawn = withdrawal,
+                Output::Purged { .. } => continue,
             }
             emit(gone, &mut after);
         }

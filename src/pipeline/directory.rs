@@ -60,6 +60,12 @@ impl ActivationDirectory {
         self.by_tag.get(tag)?.first().map(|a| a.from_ms)
     }
 
+    /// One activation by id.
+    pub fn get(&self, id: &str) -> Option<&Arc<ActivationInfo>> {
+        let at = self.all.binary_search_by(|a| a.id.as_str().cmp(id)).ok()?;
+        self.all.get(at)
+    }
+
     /// Every activation, by id.
     pub fn all(&self) -> &[Arc<ActivationInfo>] {
         &self.all

@@ -160,6 +160,12 @@ impl Dispatcher {
             let activations: Vec<_> = self.book.activations().cloned().collect();
             self.directory = Arc::new(ActivationDirectory::new(&activations));
         }
+        for id in &applied.retired {
+            deliver(self.partition_of(id), PartitionInput::Retire(id.clone()));
+        }
+        for person in &applied.people_removed {
+            self.factory.set_orders_of(person, &[]);
+        }
         let Some(person) = applied.person else {
             return;
         };
@@ -167,11 +173,10 @@ impl Dispatcher {
         self.factory.set_orders_of(&person, &orders);
         let reason: Arc<str> = describe(control).into();
         let affected: Vec<Arc<ActivationInfo>> = self
-            .directory
-            .all()
-            .iter()
-            .filter(|a| a.person == person)
-            .cloned()
+            .book
+            .activations_of(&person)
+            .into_iter()
+            .filter_map(|a| self.directory.get(&a.id).cloned())
             .collect();
         for activation in affected {
             let rules = RuleSet::new(self.factory.rules_for(&activation));

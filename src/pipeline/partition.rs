@@ -72,6 +72,8 @@ pub enum PartitionInput {
         activation: Arc<ActivationInfo>,
         rules: RuleSet,
     },
+    /// The activation was purged: its state leaves memory.
+    Retire(String),
     /// What the activation's rules are made of changed (log record `record`): its new rules
     /// re-run its tape, and outputs that differ are re-issued (see [`super::amendment`]). Also
     /// registers an activation not seen before.
@@ -182,9 +184,7 @@ impl Partition {
         }
         // Every output is remembered per activation on its way out (see `OutputMemory`).
         let mut memory = std::mem::take(&mut self.memory);
-        let mut recorder = memory.recorder(sink);
-        self.handle_recorded(input, &mut recorder);
-        drop(recorder);
+        self.handle_recorded(input, &mut memory.recorder(sink));
         self.memory = memory;
     }
 
@@ -223,10 +223,35 @@ impl Partition {
                 let slot = self.slot_with(&activation, rules);
                 self.reschedule(slot);
             }
+            PartitionInput::Retire(id) => self.retire(&id, sink),
             PartitionInput::Reconfigure { .. } => {
                 unreachable!("handled in `handle` (it needs the output memory)")
             }
         }
+    }
+
+    /// Drops a purged activation's state (its slot stays, empty, so slot numbers in the deadline
+    /// heap stay valid; a stale deadline finds nothing to do).
+    fn retire(&mut self, id: &str, sink: &mut dyn Sink) {
+        let Some(slot) = self.slot_by_id.remove(id) else {
+            return;
+        };
+        let state = &mut self.slots[slot];
+        self.stats.held_readings -= state.held.len() as u64;
+        state.rules = Vec::new();
+        state.held = Vec::new();
+        state.tape = Tape::new(0);
+        state.buffer = ReorderBuffer::default();
+        state.device_clock = None;
+        state.scheduled_ms = None;
+        self.memory.forget(id);
+        self.stats.activations = self.stats.activations.saturating_sub(1);
+        sink.emit(
+            crate::pipeline::Output::Purged {
+                activation: id.to_string(),
+            },
+            None,
+        );
     }
 
     /// The slot of an activation, registered with `rules` if it is new.

@@ -86,6 +86,20 @@ const MIGRATIONS: &[&str] = &[
         revoked_ms INTEGER,               -- set: refused at hello until the next rotation
         updated_ms INTEGER NOT NULL
      );",
+    // 5: the history of every change to people, activations and orders: one row per control
+    // record of the log (a view, rebuilt from the log at start), refused ones with the reason.
+    "CREATE TABLE changes (
+        record INTEGER PRIMARY KEY,       -- the control record's log record number
+        recorded_ms INTEGER NOT NULL,     -- wall clock when it was accepted
+        actor TEXT NOT NULL,
+        effective_ms INTEGER,             -- event time it takes effect from (NULL: from the start)
+        kind TEXT NOT NULL,               -- put_person, put_activation, end_activation, put_order
+        subject TEXT NOT NULL,            -- e.g. order 'O1'
+        person TEXT,                      -- whose record it changes (NULL: unknown person)
+        change TEXT NOT NULL,             -- the control record's JSON
+        refused TEXT                      -- NULL: applied; else why the record book refused it
+     );
+     CREATE INDEX changes_by_person ON changes(person, record);",
 ];
 
 /// Applies every migration not yet applied.

@@ -5,6 +5,7 @@
 //! `PRAGMA user_version`. Nothing here is held only in memory.
 
 mod audit;
+mod changes;
 mod migrations;
 mod orders;
 mod retention;
@@ -12,6 +13,7 @@ mod tag_credentials;
 mod users;
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use changes::ChangeEntry;
 pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
 pub use tag_credentials::TagCredential;
 pub use users::{parse_expiry, CaseloadLink, NewUser, Role, User};

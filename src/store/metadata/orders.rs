@@ -167,31 +167,6 @@ impl Metadata {
         })
     }
 
-    /// Writes the whole document ([`Metadata::orders_document`]) to `path` durably (temp file,
-    /// fsync, rename) and returns it: `DATA/orders.json`, what the pipeline runs with.
-    pub fn write_orders_document(&self, path: &Path) -> Result<OrdersFile, MetadataError> {
-        let doc = self.orders_document()?;
-        let tmp = path.with_extension("json.tmp");
-        let write_err = |source| MetadataError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let text = serde_json::to_vec_pretty(&doc).map_err(|e| write_err(e.into()))?;
-        // Person data: owner-only, whatever the umask.
-        crate::data_dir::create_private_file()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .and_then(|mut f| {
-                std::io::Write::write_all(&mut f, &text)?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(write_err)?;
-        Ok(doc)
-    }
-
     pub fn person(&self, id: &str) -> Result<Option<Person>, MetadataError> {
         let text: Option<String> = self
             .lock()
