@@ -6,7 +6,6 @@ use super::{Metadata, MetadataError};
 use crate::formats::orders_file::{check_activation_against, check_order_against, OrdersFile};
 use crate::model::{Activation, Order, Person};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use std::path::Path;
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, MetadataError> {
     serde_json::to_string(value).map_err(|e| MetadataError::Invalid(e.to_string()))
