@@ -262,6 +262,7 @@ pub fn build_orders(
             lat: (hlat * 1e6).round() / 1e6,
             lon: (hlon * 1e6).round() / 1e6,
             radius_m,
+            hmu: false,
         }];
         let mut sim_addresses = vec![SimAddress {
             id: "home".into(),
@@ -277,6 +278,7 @@ pub fn build_orders(
                     lat: (plat * 1e6).round() / 1e6,
                     lon: (plon * 1e6).round() / 1e6,
                     radius_m,
+                    hmu: false,
                 });
                 sim_addresses.push(SimAddress {
                     id: "partner".into(),
@@ -491,6 +493,7 @@ pub fn build_orders(
             lat: (hlat * 1e6).round() / 1e6,
             lon: (hlon * 1e6).round() / 1e6,
             radius_m: 75.0,
+            hmu: false,
         };
         orders.push(Order {
             id: rid.clone(),

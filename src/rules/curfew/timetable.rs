@@ -43,6 +43,57 @@ pub struct PlanAddress {
     pub radius_m: f64,
     /// The metric plane around the address that distances are measured in.
     pub projection: LocalProjection,
+    /// Marked `hmu` in the orders: the home monitoring unit is installed here.
+    pub hmu: bool,
+    /// RF presence counts for windows at this address: it is at a place with a home monitoring
+    /// unit, or no curfew address of the person is marked `hmu` (RF then counts everywhere).
+    pub rf_counts: bool,
+    /// An RF "in range" reading places the person away from this address: RF does not count here
+    /// and the address does not overlap any unit's address, so being in range of a unit means
+    /// being somewhere else.
+    pub rf_in_range_is_away: bool,
+}
+
+/// Where the person's home monitoring units are: the addresses marked `hmu` in any of their
+/// curfews, as `(lat, lon, radius_m)`.
+fn units_of<'a>(addresses: impl Iterator<Item = &'a PlanAddress>) -> Vec<(f64, f64, f64)> {
+    addresses
+        .filter(|a| a.hmu)
+        .map(|a| (a.lat, a.lon, a.radius_m))
+        .collect()
+}
+
+/// Sets `rf_counts` and `rf_in_range_is_away` of `address` given the person's units (see
+/// `docs/rules.md`, "Presence"). An address is at a unit when either circle holds the other's
+/// centre (the same place written twice, e.g. by a release-day order); it is apart from a unit
+/// when the circles do not meet.
+fn judge_address(address: &mut PlanAddress, units: &[(f64, f64, f64)]) {
+    if units.is_empty() {
+        address.rf_counts = true;
+        address.rf_in_range_is_away = false;
+        return;
+    }
+    let distance_m = |&(lat, lon, _): &(f64, f64, f64)| {
+        let (x, y) = address.projection.to_xy(lat, lon);
+        (x * x + y * y).sqrt()
+    };
+    address.rf_counts = address.hmu
+        || units
+            .iter()
+            .any(|u| distance_m(u) <= address.radius_m.max(u.2));
+    address.rf_in_range_is_away =
+        !address.rf_counts && units.iter().all(|u| distance_m(u) > address.radius_m + u.2);
+}
+
+/// Applies what every curfew of one person says about the home monitoring unit to all of them:
+/// a unit marked in one order also decides where RF counts in the person's other orders.
+pub fn apply_person_units(plans: &mut [CurfewPlan]) {
+    let units = units_of(plans.iter().flat_map(|p| p.addresses.iter()));
+    for plan in plans {
+        for address in &mut plan.addresses {
+            judge_address(address, &units);
+        }
+    }
 }
 
 /// A compiled curfew condition, shared by every activation of the person.
@@ -85,7 +136,27 @@ impl CurfewPlan {
                 lon: a.lon,
                 radius_m: a.radius_m,
                 projection: LocalProjection::new(a.lat, a.lon),
+                hmu: a.hmu,
+                rf_counts: true,
+                rf_in_range_is_away: false,
             });
+        }
+        let marked: Vec<&str> = addresses
+            .iter()
+            .filter(|a| a.hmu)
+            .map(|a| a.id.as_str())
+            .collect();
+        if marked.len() > 1 {
+            return Err(invalid(format!(
+                "addresses '{}' are all marked hmu: at most one has the home monitoring unit",
+                marked.join("', '")
+            )));
+        }
+        // On its own the condition knows only its own unit; `apply_person_units` widens this to
+        // the person's other orders.
+        let units = units_of(addresses.iter());
+        for address in &mut addresses {
+            judge_address(address, &units);
         }
         let mut slots = Vec::with_capacity(curfew.timetable.len());
         for (i, entry) in curfew.timetable.iter().enumerate() {
