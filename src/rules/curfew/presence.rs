@@ -1,6 +1,9 @@
 //! Presence at a curfew address: what one reading says, and the compressed history of it.
 //!
-//! - RF (`rf` readings from the home monitoring unit): `in_range` is home, out of range is away.
+//! - RF (`rf` readings from the home monitoring unit): `in_range` is home, out of range is away,
+//!   for windows at an address where RF counts (`timetable::PlanAddress::rf_counts`). For an
+//!   address apart from every unit, `in_range` goes into that address's fix list as a definite
+//!   away observation (the wearer is at the unit); out of range says nothing about it.
 //! - GPS / LBS / Wi-Fi fixes, against the address circle (`radius_m`), taking the fix's precision
 //!   (its ~95% confidence radius, times `precision_scale`) into account: **home** if the whole
 //!   confidence circle lies within the radius (d + p ≤ r), **away** if it lies entirely outside
