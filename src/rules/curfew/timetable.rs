@@ -243,3 +243,108 @@ impl Iterator for ActivationWindows {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CurfewAddress, Day, TimetableEntry};
+
+    /// A one-entry curfew order with addresses `(id, lat, lon, radius_m, hmu)`.
+    fn plan(
+        id: &str,
+        addresses: &[(&str, f64, f64, f64, bool)],
+    ) -> Result<CurfewPlan, CurfewPlanError> {
+        let curfew = CurfewCondition {
+            grace_min: 0,
+            addresses: addresses
+                .iter()
+                .map(|&(id, lat, lon, radius_m, hmu)| CurfewAddress {
+                    id: id.into(),
+                    lat,
+                    lon,
+                    radius_m,
+                    hmu,
+                })
+                .collect(),
+            timetable: vec![TimetableEntry {
+                days: vec![Day::Mon],
+                start: "19:00".into(),
+                end: "07:00".into(),
+                address: addresses[0].0.into(),
+            }],
+        };
+        let order = Order {
+            id: id.into(),
+            person: "P1".into(),
+            from: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default(),
+            to: None,
+            conditions: Vec::new(),
+        };
+        CurfewPlan::compile(&order, 0, &curfew)
+    }
+
+    fn judged(p: &CurfewPlan) -> Vec<(bool, bool)> {
+        p.addresses
+            .iter()
+            .map(|a| (a.rf_counts, a.rf_in_range_is_away))
+            .collect()
+    }
+
+    const HOME: (f64, f64) = (51.4545, -2.5879);
+    /// About 3.5 km from home.
+    const PARTNER: (f64, f64) = (51.4800, -2.6200);
+    /// About 56 m north of home: its 50 m circle overlaps home's without holding its centre.
+    const NEXT_DOOR: (f64, f64) = (51.4550, -2.5879);
+
+    #[test]
+    fn rf_counts_at_the_unit_and_in_range_is_absence_only_where_circles_do_not_meet() {
+        let p = plan(
+            "O1",
+            &[
+                ("home", HOME.0, HOME.1, 50.0, true),
+                ("partner", PARTNER.0, PARTNER.1, 60.0, false),
+                ("next", NEXT_DOOR.0, NEXT_DOOR.1, 50.0, false),
+            ],
+        )
+        .expect("plan");
+        assert_eq!(judged(&p), [(true, false), (false, true), (false, false)]);
+        // Nothing marked: RF counts everywhere, as before the addition.
+        let legacy = plan(
+            "O2",
+            &[
+                ("home", HOME.0, HOME.1, 50.0, false),
+                ("partner", PARTNER.0, PARTNER.1, 60.0, false),
+            ],
+        )
+        .expect("plan");
+        assert_eq!(judged(&legacy), [(true, false), (true, false)]);
+    }
+
+    #[test]
+    fn a_unit_marked_in_one_order_decides_for_the_persons_other_orders() {
+        let marked = plan("O1", &[("home", HOME.0, HOME.1, 50.0, true)]).expect("plan");
+        let elsewhere = plan("O2", &[("p", PARTNER.0, PARTNER.1, 60.0, false)]).expect("plan");
+        let same_home = plan("O3", &[("h", HOME.0 + 0.0002, HOME.1, 75.0, false)]).expect("plan");
+        assert_eq!(judged(&elsewhere), [(true, false)], "alone: as before");
+        let mut plans = vec![marked, elsewhere, same_home];
+        apply_person_units(&mut plans);
+        let all: Vec<_> = plans.iter().map(judged).collect();
+        assert_eq!(all, [[(true, false)], [(false, true)], [(true, false)]]);
+    }
+
+    #[test]
+    fn two_units_in_one_curfew_are_refused() {
+        let err = plan(
+            "O9",
+            &[
+                ("home", HOME.0, HOME.1, 50.0, true),
+                ("partner", PARTNER.0, PARTNER.1, 60.0, true),
+            ],
+        )
+        .expect_err("two units");
+        assert_eq!(
+            err.to_string(),
+            "order 'O9' curfew: addresses 'home', 'partner' are all marked hmu: at most one has the home monitoring unit"
+        );
+    }
+}
