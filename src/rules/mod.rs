@@ -101,13 +101,14 @@ impl StandardRules {
     fn compile_person(orders: &[Order], build_errors: &mut Vec<RuleBuildError>) -> PersonRules {
         let mut person = PersonRules::default();
         let mut zones = Vec::new();
+        let mut plans = Vec::new();
         for order in orders {
             person.orders.push(Arc::new(order.clone()));
             for (i, condition) in order.conditions.iter().enumerate() {
                 let zone = match condition {
                     Condition::Curfew(c) => {
                         match CurfewPlan::compile(order, i, c) {
-                            Ok(plan) => person.curfews.push(Arc::new(plan)),
+                            Ok(plan) => plans.push(plan),
                             Err(e) => build_errors.push(e.into()),
                         }
                         continue;
@@ -126,6 +127,10 @@ impl StandardRules {
                 }
             }
         }
+        // A home monitoring unit marked in one of a person's curfews decides where RF presence
+        // counts in all of them.
+        curfew::timetable::apply_person_units(&mut plans);
+        person.curfews = plans.into_iter().map(Arc::new).collect();
         if !zones.is_empty() {
             person.zones = Some(Arc::new(ZoneSet::new(zones)));
         }
