@@ -9,6 +9,8 @@
 mod console;
 mod crime_api;
 mod retention;
+#[cfg(test)]
+mod sections_tests;
 mod trail_api;
 
 pub use console::ConsoleConfig;

@@ -1,5 +1,5 @@
-//! `[console]`: where the web console's files are and which map tiles it shows. Plain data (and
-//! where to look for the files when none is configured); the console (`crate::console`) serves it.
+//! `[console]`: where the web console's files are and which map tiles it shows. Plain data; the
+//! console (`crate::console`) finds its files and serves them.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -16,22 +16,4 @@ pub struct ConsoleConfig {
     pub tile_url: Option<String>,
     /// The attribution the tile server asks for.
     pub tile_attribution: Option<String>,
-}
-
-impl ConsoleConfig {
-    /// The directory to serve, if one with an `index.html` can be found.
-    pub fn resolve_dir(&self) -> Option<PathBuf> {
-        if let Some(dir) = &self.dir {
-            return Some(dir.clone());
-        }
-        let here = std::env::current_dir().ok().map(|d| d.join("web"));
-        let beside_binary = std::env::current_exe().ok().and_then(|exe| {
-            exe.ancestors()
-                .skip(1)
-                .map(|d| d.join("web"))
-                .find(|d| d.join("index.html").is_file())
-        });
-        here.filter(|d| d.join("index.html").is_file())
-            .or(beside_binary)
-    }
 }

@@ -17,6 +17,23 @@ use axum::{Json, Router};
 use std::path::{Component, PathBuf};
 use std::sync::Arc;
 
+/// The directory to serve, if one with an `index.html` can be found: the configured one, else
+/// `web/` in the current directory, else beside the binary's repository.
+fn resolve_dir(config: &ConsoleConfig) -> Option<PathBuf> {
+    if let Some(dir) = &config.dir {
+        return Some(dir.clone());
+    }
+    let here = std::env::current_dir().ok().map(|d| d.join("web"));
+    let beside_binary = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .map(|d| d.join("web"))
+            .find(|d| d.join("index.html").is_file())
+    });
+    here.filter(|d| d.join("index.html").is_file())
+        .or(beside_binary)
+}
+
 struct Console {
     dir: PathBuf,
     config: ConsoleConfig,
@@ -25,7 +42,7 @@ struct Console {
 
 /// The console's routes, or `None` (with a warning) when no console directory is found.
 pub fn router<S: Clone + Send + Sync + 'static>(config: &ConsoleConfig) -> Option<Router<S>> {
-    let Some(dir) = config.resolve_dir() else {
+    let Some(dir) = resolve_dir(config) else {
         tracing::warn!("no console directory (web/index.html) found; the web console is off");
         return None;
     };
