@@ -241,8 +241,7 @@ fn paths(
     out: &mut Vec<(Vec<String>, usize)>,
 ) {
     let mut path = prefix;
-    loop {
-        let Some((tok, line)) = t.get(i) else { break };
+    while let Some((tok, line)) = t.get(i) {
         if tok == "{" {
             // A group: each comma-separated subtree at depth 1.
             let mut j = i + 1;
