@@ -9,7 +9,7 @@
 //! still occur (a fixed one must be taken off the list).
 //!
 //! This test reads only files of the repository and needs nothing but std, so it can also be
-//! built alone: `rustc --edition 2021 --test tests/architecture.rs`.
+//! built alone: `CARGO_MANIFEST_DIR=$PWD rustc --edition 2021 --test tests/architecture.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
