@@ -280,7 +280,7 @@ fn replay_crimes(
     for a in directory.all() {
         matcher.set_person(&a.id, &a.person);
     }
-    let csv_rules = crate::api::crimes::CrimeApiConfig::default().csv_rules();
+    let csv_rules = crate::crime::PoliceCsvRules::default();
     let mut reports = Vec::new();
     for path in files {
         let bytes = std::fs::read(path).map_err(|source| ReplayError::Read {

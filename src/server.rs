@@ -17,7 +17,6 @@ use crate::ingest::{
 };
 use crate::log::{DedupState, GroupCommitter, LogConfig, LogReader, LogWriter};
 use crate::model::{Change, LogEntry};
-use crate::orders::gate::ControlGate;
 use crate::orders::OrderBook;
 use crate::pipeline::driver::{InlineDriver, OutputBatch};
 use crate::pipeline::{shared_directory, SharedDirectory, VecSink};
@@ -29,6 +28,7 @@ use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
 use crate::store::trails::{catch_up, group_positions, FeedCursor, TrailStore};
 use crate::store::LiveAlerts;
+use crate::topology::control_gate::ControlGate;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::Path;
@@ -202,12 +202,6 @@ fn purged_name(
     (is(kind, id) || is("person", person)).then(|| format!("{kind} {id}"))
 }
 
-/// The wall clock in ms since 1970: for recording when something happened (arrival, a change
-/// accepted), never read by a rule.
-pub fn wall_clock_ms() -> i64 {
-    now_ms()
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -353,7 +347,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let (forward_tac, forward_directory) = (tac.clone(), directory.clone());
     let pipeline_input = driver.input.clone();
     let forward_system = system.clone();
-    let mut applier = crate::orders::view::ControlApplier::new(
+    let mut applier = crate::topology::control_view::ControlApplier::new(
         book,
         metadata.clone(),
         directory.clone(),
@@ -414,7 +408,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     // The start-up import goes through the log like any change, before anyone is let in.
     for (actor, change) in import {
         let subject = change.subject();
-        if let Err(e) = gate.submit(&actor, None, change, now_ms()).await {
+        if let Err(e) = gate.submit(&actor, None, change).await {
             tracing::warn!("{actor}: {subject} not imported: {e}");
         }
     }
@@ -682,7 +676,7 @@ struct ChangeHistory {
 impl ChangeHistory {
     /// Notes record `record`.
     fn note(&mut self, record: u64, control: &Arc<crate::model::ControlRecord>) {
-        let person = crate::orders::view::person_of(&self.book, control);
+        let person = crate::topology::control_view::person_of(&self.book, control);
         let refused = self.book.apply(record, control).err();
         self.entries
             .push((record, control.clone(), person, refused));

@@ -8,7 +8,7 @@ use super::limits;
 use super::routes::ApiState;
 use crate::model::time::parse_time;
 use crate::model::{Activation, Change, Order, Person};
-use crate::orders::gate::ControlError;
+use crate::topology::control_gate::ControlError;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -149,8 +149,7 @@ async fn submit(
     change: Change,
 ) -> Result<u64, ApiError> {
     let actor = staff.0 .0.name.clone();
-    let now = crate::server::wall_clock_ms();
-    match state.control.submit(&actor, effective, change, now).await {
+    match state.control.submit(&actor, effective, change).await {
         Ok(record) => Ok(record),
         Err(ControlError::Refused(m)) if m.ends_with(": not found") => Err(ApiError::not_found(
             m.trim_end_matches(": not found").to_string() + " not found",

@@ -32,15 +32,15 @@ pub struct ApiState {
     pub counters: Arc<Counters>,
     pub ingest: Arc<crate::ingest::IngestContext>,
     pub trails: crate::store::trails::TrailStore,
-    pub trail_api: trails::TrailApiConfig,
+    pub trail_api: crate::config::TrailApiConfig,
     pub tac: Arc<crate::store::tac_book::TacBook>,
     pub crimes: crate::store::crime_store::CrimeStore,
     pub hits: crate::crime::service::HitService,
     pub hits_config: crate::rules::hits::HitsConfig,
-    pub crime_api: super::crimes::CrimeApiConfig,
+    pub crime_api: crate::config::CrimeApiConfig,
     pub directory: crate::pipeline::SharedDirectory,
     /// Where API writes to people, activations and orders enter the log.
-    pub control: Arc<crate::orders::gate::ControlGate>,
+    pub control: Arc<crate::topology::control_gate::ControlGate>,
     /// The purge job (scheduled, admin route) and the stores a subject access export reads.
     pub retention: Arc<crate::retention::Purger>,
     /// System alerts (ingest silent) and the pipeline's clock gauges.

@@ -3,11 +3,10 @@
 //!
 //! Owns: [`OrderBook`] (apply a control record, deterministically accepting or rejecting it) and
 //! [`import::changes_for`]. Imports `model` and the orders file's record checks (`formats`);
-//! never the pipeline, stores or API, which all build their views from it.
+//! never the pipeline, stores or API, which all build their views from it (the pipeline's
+//! dispatcher owns one book; `topology::control_view` another).
 
 pub mod book;
-pub mod gate;
 pub mod import;
-pub mod view;
 
 pub use book::{Applied, OrderBook, OrderVersion};

@@ -14,7 +14,8 @@
 //! one. Runs are serialised by a gate that subject access exports also take while they read the
 //! log (compaction erases replaced segments).
 
-use super::{order_ended_by, PurgeTarget, RetentionConfig, TargetError};
+use super::order_ended_by;
+use crate::config::RetentionConfig;
 use crate::log::{compact, CommitHandle, CompactReport, LogError, LogWriter, TagWindows};
 use crate::model::time::rfc3339_ms;
 use crate::model::{Change, ControlRecord, TimeMs};
@@ -23,6 +24,7 @@ use crate::store::metadata::{Metadata, MetadataError, MetadataPurge, NewPurgeRun
 use crate::store::tac_book::TacBook;
 use crate::store::trails::{TrailError, TrailStore};
 use crate::store::LiveAlerts;
+use crate::store::{PurgeTarget, TargetError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -39,16 +39,19 @@ impl ControlGate {
     }
 
     /// Appends one change (made by `actor`, effective from `effective`), waits until it is
-    /// applied and returns its record number, or why it was refused.
+    /// applied and returns its record number, or why it was refused. The record carries the
+    /// wall-clock time it was accepted (no rule reads it).
     pub async fn submit(
         &self,
         actor: &str,
         effective: Option<TimeMs>,
         change: Change,
-        now_ms: TimeMs,
     ) -> Result<u64, ControlError> {
+        let recorded = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as TimeMs);
         let control = ControlRecord {
-            recorded: now_ms,
+            recorded,
             actor: actor.to_string(),
             effective,
             change,

@@ -2,13 +2,13 @@
 //! — the shared activation directory (TAC index, trails, hits), updated in memory at once, and
 //! the metadata database's people, activations, orders and change history (what the API reads),
 //! written on a thread of their own so a slow disk write never holds up the committed batches
-//! behind it — and the answer to whoever submitted each record ([`super::gate::ControlGate`]),
+//! behind it — and the answer to whoever submitted each record ([`ControlGate`]),
 //! given once the metadata view has it.
 
-use super::gate::ControlGate;
-use super::OrderBook;
+use super::control_gate::ControlGate;
 use crate::formats::orders_file::OrdersFile;
 use crate::model::ControlRecord;
+use crate::orders::OrderBook;
 use crate::pipeline::{ActivationDirectory, SharedDirectory};
 use crate::store::metadata::Metadata;
 use std::sync::mpsc;
