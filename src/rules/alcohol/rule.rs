@@ -672,4 +672,13 @@ impl Rule for AlcoholRule {
     fn next_deadline(&self) -> Option<TimeMs> {
         self.deadline_ms
     }
+
+    /// Every day that ended within the input (a day waits `settle_ms` after its end, plus the
+    /// reorder window, for late data); a day with a drinking episode still undecided waits the
+    /// longer `max_settle_ms` as it would live.
+    fn final_horizon_ms(&self, input_end_ms: TimeMs) -> TimeMs {
+        input_end_ms
+            .saturating_add(self.th.settle_ms)
+            .saturating_add(self.reorder_ms)
+    }
 }
