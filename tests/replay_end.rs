@@ -184,24 +184,25 @@ fn final_settles_the_last_sober_day_that_ended_within_the_recording() {
  "orders":[{"id":"O1","person":"P1","from":"2026-03-02","to":"2026-03-03",
             "conditions":[{"type":"alcohol","mode":"abstinence"}]}]}"#;
     std::fs::write(dir.path().join("orders.json"), orders).unwrap();
-    // A worn, sober bracelet every 30 minutes from 2 March to 4 March 00:30 (the order's last
-    // day, 3 March, ended half an hour before the recording did).
-    let mut lines = String::new();
-    let (from, to) = (t("2026-03-02T00:00:00Z"), t("2026-03-04T00:30:00Z"));
-    for (i, x) in (from..=to).step_by(30 * MIN as usize).enumerate() {
-        let i = i as f64;
-        writeln!(
-            lines,
-            r#"{{"kind":"tac","tag":"T1","t":"{}","tac_gdl":0,"ir_v":{:.3},"temp_c":{:.2}}}"#,
-            ts(x),
-            1.0 + 0.04 * i.sin(),
-            33.0 + 0.8 * (i / 7.0).cos()
-        )
-        .unwrap();
-    }
-    std::fs::write(dir.path().join("readings.jsonl"), lines).unwrap();
-    let days = |name: &str, extra: &[&str]| -> Vec<String> {
-        let out = replay(dir.path(), name, extra);
+    // A worn, sober bracelet every 30 minutes from 2 March to `to` (3 March is the order's
+    // last day); the sober days `replay` writes with `extra` arguments.
+    let days = |to: &str, extra: &[&str]| -> Vec<String> {
+        let mut lines = String::new();
+        let from = t("2026-03-02T00:00:00Z");
+        for (i, x) in (from..=t(to)).step_by(30 * MIN as usize).enumerate() {
+            let i = i as f64;
+            writeln!(
+                lines,
+                r#"{{"kind":"tac","tag":"T1","t":"{}","tac_gdl":0,"ir_v":{:.3},"temp_c":{:.2}}}"#,
+                ts(x),
+                1.0 + 0.04 * i.sin(),
+                33.0 + 0.8 * (i / 7.0).cos()
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("readings.jsonl"), lines).unwrap();
+        let name = format!("out-{}{}", &to[..16], extra.join("")).replace(':', "");
+        let out = replay(dir.path(), &name, extra);
         assert!(out.status.success());
         std::fs::read_to_string(dir.path().join(name).join("sober_days.jsonl"))
             .unwrap()
@@ -216,18 +217,30 @@ fn final_settles_the_last_sober_day_that_ended_within_the_recording() {
             })
             .collect()
     };
+    // The recording goes on half an hour past the last day.
     assert_eq!(
-        days("as-recorded", &[]),
+        days("2026-03-04T00:30:00Z", &[]),
         vec!["2026-03-02 sober"],
         "3 March settles 12 hours after its end"
     );
     assert_eq!(
-        days("final", &["--final"]),
+        days("2026-03-04T00:30:00Z", &["--final"]),
         vec!["2026-03-02 sober", "2026-03-03 sober"]
     );
     let summary: serde_json::Value =
-        serde_json::from_slice(&replay(dir.path(), "final2", &["--final"]).stdout).unwrap();
+        serde_json::from_slice(&replay(dir.path(), "summary", &["--final"]).stdout).unwrap();
     assert_eq!(summary["settled_through"], "2026-03-04T00:30:00Z");
+    // The recording stops at 23:30 (as a simulation run ends at midnight): less than the
+    // alcohol rule's 90-minute gap before midnight, so the day is complete.
+    assert_eq!(
+        days("2026-03-03T23:30:00Z", &["--final"]),
+        vec!["2026-03-02 sober", "2026-03-03 sober"]
+    );
+    // It stops at 14:00: the rest of the day is not in the recording; undecided.
+    assert_eq!(
+        days("2026-03-03T14:00:00Z", &["--final"]),
+        vec!["2026-03-02 sober"]
+    );
 }
 
 #[test]
