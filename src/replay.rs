@@ -83,6 +83,9 @@ pub struct ReplaySummary {
     /// T, or the clock the input reached).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settled_through: Option<String>,
+    /// Order conditions that could not be compiled into a rule, so were not monitored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmonitored_conditions: Vec<String>,
 }
 
 /// Reads an orders document, failing only if it is not a document at all.
@@ -244,7 +247,7 @@ pub fn replay_to(
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
     let factory = Arc::new(StandardRules::new(config, rules.clone(), orders));
     let mut outputs = OutputCollector::default();
-    let mut driver = InlineDriver::new(directory.clone(), config, factory, 1, &mut outputs);
+    let mut driver = InlineDriver::new(directory.clone(), config, factory.clone(), 1, &mut outputs);
     let mut trails = MemoryTrails::new(rules.hits.max_gap_s * 1000);
     let keep_trails = !crimes.is_empty();
     let readings_errors = read_recorded(readings, &mut |batch| {
@@ -298,6 +301,11 @@ pub fn replay_to(
         crime_batches,
         hits,
         settled_through: settled_through.map(crate::model::time::format_time),
+        unmonitored_conditions: factory
+            .build_errors()
+            .iter()
+            .map(|e| e.to_string())
+            .collect(),
     };
     Ok((outputs, summary))
 }

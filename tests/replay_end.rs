@@ -305,3 +305,37 @@ fn settling_does_not_depend_on_the_number_of_partitions() {
         ]
     );
 }
+
+#[test]
+fn the_summary_names_conditions_that_could_not_be_monitored() {
+    // Not about the end of the input, but about the same summary: a condition that cannot be
+    // compiled was only logged, and replay looked like it monitored everything (issue 14,
+    // item 7).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orders.json"),
+        r#"{"people":[{"id":"P1"}],
+  "activations":[{"id":"A1","person":"P1","tag":"T1","from":"2026-03-01T00:00:00Z"}],
+  "orders":[{"id":"O1","person":"P1","from":"2026-03-01","conditions":[
+    {"type":"exclusion_zone","id":"Z1","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,1]]]}}]}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("readings.jsonl"),
+        gps_lines(
+            "2026-03-02T18:00:00Z",
+            "2026-03-02T18:10:00Z",
+            &[("T1", HOME, "2026-03-02T18:10:00Z")],
+        ),
+    )
+    .unwrap();
+    let out = replay(dir.path(), "out", &[]);
+    assert!(out.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unmonitored = summary["unmonitored_conditions"].as_array().unwrap();
+    assert_eq!(unmonitored.len(), 1, "{summary}");
+    assert!(
+        unmonitored[0].as_str().unwrap().contains("zone 'Z1'"),
+        "{summary}"
+    );
+}
