@@ -339,3 +339,29 @@ fn the_summary_names_conditions_that_could_not_be_monitored() {
         "{summary}"
     );
 }
+
+#[test]
+fn final_releases_what_the_reorder_window_still_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    curfew_recording(dir.path());
+    // T2's strap opens at its last reading: with a 10-minute reorder window the reading is still
+    // held, waiting for anything older, when the input ends.
+    let mut lines = std::fs::read_to_string(dir.path().join("readings.jsonl")).unwrap();
+    lines
+        .push_str(r#"{"kind":"event","tag":"T2","t":"2026-03-03T07:04:30Z","event":"strap_open"}"#);
+    lines.push('\n');
+    std::fs::write(dir.path().join("readings.jsonl"), lines).unwrap();
+    let strap = |name: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["--reorder-ms", "600000"];
+        args.extend_from_slice(extra);
+        alerts(dir.path(), name, &args)
+            .into_iter()
+            .filter(|a| a.contains("strap"))
+            .collect()
+    };
+    assert!(strap("held", &[]).is_empty());
+    assert_eq!(
+        strap("final", &["--final"]),
+        vec!["A2 strap_tamper - 03-03T07:04..open"]
+    );
+}
