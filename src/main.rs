@@ -269,6 +269,17 @@ struct ReplayArgs {
     reorder_ms: Option<i64>,
     #[arg(long)]
     no_contact_ms: Option<i64>,
+    /// After the input, advance the event-time clock to this time (RFC 3339), as if it had
+    /// passed with no further readings: everything due by then is decided, `no_contact`
+    /// included. Refused if before the clock the input reached.
+    #[arg(long, conflicts_with = "final_")]
+    until: Option<String>,
+    /// The input is complete: decide every curfew window and sober day that ended within it
+    /// (through the clock it reached) without waiting for late data; nothing after its end is
+    /// decided, and no `no_contact` is raised because the recording ended (docs/rules.md,
+    /// "Replay: the end of the input").
+    #[arg(long = "final")]
+    final_: bool,
 }
 
 fn pipeline_overrides(
@@ -381,8 +392,22 @@ fn replay(args: ReplayArgs) -> Result<()> {
         }
         None => Default::default(),
     };
-    let (outputs, mut summary) =
-        tagstream::replay::replay(&orders, &args.readings, &args.crimes, config, &base.rules)?;
+    let end = match (&args.until, args.final_) {
+        (Some(text), _) => tagstream::replay::InputEnd::Until(
+            tagstream::model::time::parse_time(text)
+                .map_err(|e| anyhow::anyhow!("--until: {e}"))?,
+        ),
+        (None, true) => tagstream::replay::InputEnd::Final,
+        (None, false) => tagstream::replay::InputEnd::AsRecorded,
+    };
+    let (outputs, mut summary) = tagstream::replay::replay_to(
+        &orders,
+        &args.readings,
+        &args.crimes,
+        config,
+        &base.rules,
+        end,
+    )?;
     for e in &summary.readings_errors {
         if e.line == 0 {
             // Not a line: damage in a log directory (or a binary file), skipped records said.

@@ -4,11 +4,12 @@
 use crate::crime::matcher::{HitMatcher, MemoryTrails};
 use crate::crime::service::match_into;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
-use crate::formats::readings_jsonl::read_batches;
+use crate::formats::readings_jsonl::read_entries;
 use crate::formats::LineError;
 use crate::log::LogReader;
+use crate::model::TimeMs;
 use crate::model::{Batch, LogEntry};
-use crate::pipeline::driver::InlineDriver;
+use crate::pipeline::driver::{ClockBehind, InlineDriver};
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
 use crate::rules::{RulesConfig, StandardRules};
 use crate::store::crime_store::CrimeStore;
@@ -36,6 +37,24 @@ pub enum ReplayError {
     },
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
+    #[error(transparent)]
+    Until(#[from] ClockBehind),
+}
+
+/// What replay does with the event-time clock once the recorded input ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InputEnd {
+    /// Nothing: the outputs are what a live server had decided when the input ended (windows
+    /// and days still waiting for the clock stay open or undecided).
+    #[default]
+    AsRecorded,
+    /// `--until T`: the clock advances to T as if time had passed with no further input, so
+    /// everything due by T is decided — literally, `no_contact` included.
+    Until(TimeMs),
+    /// `--final`: the input is complete through the clock it reached; every window and day that
+    /// ended within it is decided without waiting for late data, nothing beyond it is (no
+    /// `no_contact` because the input ended). `docs/rules.md`, "Replay: the end of the input".
+    Final,
 }
 
 /// What a replay read and wrote.
@@ -60,6 +79,13 @@ pub struct ReplaySummary {
     pub hits: u64,
     pub orders_errors: Vec<LineError>,
     pub readings_errors: Vec<LineError>,
+    /// With `--until` or `--final`: the event time the outputs are settled through (`--until`'s
+    /// T, or the clock the input reached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled_through: Option<String>,
+    /// Order conditions that could not be compiled into a rule, so were not monitored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmonitored_conditions: Vec<String>,
 }
 
 /// Reads an orders document, failing only if it is not a document at all.
@@ -164,7 +190,7 @@ pub fn read_recorded(
         return Ok(Vec::new());
     }
     let file = File::open(path).map_err(read_err)?;
-    read_batches(BufReader::with_capacity(1 << 20, file), on_batch).map_err(read_err)
+    read_entries(BufReader::with_capacity(1 << 20, file), on_entry).map_err(read_err)
 }
 
 /// Collects pipeline outputs into the output stores.
@@ -204,6 +230,25 @@ pub fn replay(
     config: PipelineConfig,
     rules: &RulesConfig,
 ) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
+    replay_to(
+        orders,
+        readings,
+        crimes,
+        config,
+        rules,
+        InputEnd::AsRecorded,
+    )
+}
+
+/// [`replay`], then `end` applied to the clock once the input is read.
+pub fn replay_to(
+    orders: &OrdersFile,
+    readings: &Path,
+    crimes: &[PathBuf],
+    config: PipelineConfig,
+    rules: &RulesConfig,
+    end: InputEnd,
+) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
     // An orders document (for a recording without control records) is where the book starts;
     // a data directory's control records change it as they come.
     let book = crate::orders::OrderBook::from_document(orders);
@@ -222,6 +267,14 @@ pub fn replay(
             }
         }
     })?;
+    let settled_through = match end {
+        InputEnd::AsRecorded => None,
+        InputEnd::Until(t_ms) => {
+            driver.advance_clock_to(t_ms, &mut outputs)?;
+            Some(t_ms)
+        }
+        InputEnd::Final => driver.finish(&mut outputs),
+    };
     let directory = driver.directory().clone();
     let (crime_batches, hits) = if keep_trails {
         trails.seal();
@@ -255,6 +308,8 @@ pub fn replay(
         readings_errors,
         crime_batches,
         hits,
+        settled_through: settled_through.map(crate::model::time::format_time),
+        unmonitored_conditions: driver.unmonitored_conditions(),
     };
     Ok((outputs, summary))
 }

@@ -153,6 +153,26 @@ async fn an_order_made_through_the_api_is_monitored_at_once_and_a_backdated_vari
         "replay of the data directory differs from live"
     );
 
+    // And so does a JSON Lines recording of it: control lines and arrival times included.
+    let mut recording = Vec::new();
+    tagstream::replay::read_recorded(&data, &mut |entry| match entry {
+        tagstream::model::LogEntry::Batch(batch) => {
+            tagstream::formats::readings_jsonl::write_batch(&mut recording, &batch).unwrap()
+        }
+        tagstream::model::LogEntry::Control { record, control } => {
+            tagstream::formats::readings_jsonl::write_control(&mut recording, record, &control)
+                .unwrap()
+        }
+    })
+    .unwrap();
+    let file = dir.path().join("recording.jsonl");
+    std::fs::write(&file, recording).unwrap();
+    let from_file = replay_alerts_with(None, &file, &dir.path().join("replay-file"));
+    assert_eq!(
+        from_file, live,
+        "replay of the JSON Lines recording differs from live"
+    );
+
     // A kill -9 and a restart (no --orders) give the same alerts and the same people.
     server.kill9();
     let server = Server::start(&data, None, &[]);

@@ -1,5 +1,6 @@
 //! Output files: the readings JSON Lines (a fast writer producing exactly the bytes
-//! `TaggedReading`'s serde form produces, plus the `batch` field of the formats doc), the orders
+//! `TaggedReading`'s serde form produces, plus the `arrival` and `batch` fields of the formats
+//! doc), the orders
 //! document and the truth file. The binary readings file is written with tagstream's
 //! `ReadingsFileWriter`.
 //!
@@ -108,13 +109,15 @@ pub fn write_fixed(out: &mut Vec<u8>, n: i64, k: usize) {
 }
 
 /// Appends one reading as a contract JSON line (with trailing newline): `TaggedReading`'s serde
-/// form plus the `batch` number the formats doc adds, so replay keeps batch boundaries.
+/// form plus the batch's `arrival` (the pre-formatted [`arrival_field`], or empty) and the
+/// `batch` number the formats doc adds, so replay keeps batch boundaries and arrival times.
 /// `tag_json` is the tag id already JSON-quoted.
 pub fn write_reading_line(
     out: &mut Vec<u8>,
     tc: &mut TimeCache,
     tag_json: &[u8],
     r: &Reading,
+    arrival: &[u8],
     batch: u64,
 ) {
     let mut ib = itoa::Buffer::new();
@@ -174,9 +177,20 @@ pub fn write_reading_line(
         out.extend_from_slice(b",\"battery_pct\":");
         out.extend_from_slice(ib.format(b).as_bytes());
     }
+    out.extend_from_slice(arrival);
     out.extend_from_slice(b",\"batch\":");
     out.extend_from_slice(ib.format(batch).as_bytes());
     out.extend_from_slice(b"}\n");
+}
+
+/// The `arrival` field of a batch's lines (when a server would have received it), written once
+/// per batch: `,"arrival":"<RFC 3339>"`.
+pub fn arrival_field(upload_ms: TimeMs) -> Vec<u8> {
+    format!(
+        ",\"arrival\":\"{}\"",
+        tagstream::model::time::format_time(upload_ms)
+    )
+    .into_bytes()
 }
 
 /// JSON-quotes a tag id.
@@ -259,15 +273,30 @@ mod tests {
             let r = random_reading(&mut rng);
             let mut fast = Vec::new();
             let batch = rng.int(1, 1 << 40) as u64;
-            write_reading_line(&mut fast, &mut tc, &quote_tag("T000042"), &r, batch);
+            let upload_ms = r.t_ms + rng.int(0, 3 * 86_400) * 1000;
+            let arrival = arrival_field(upload_ms);
+            write_reading_line(
+                &mut fast,
+                &mut tc,
+                &quote_tag("T000042"),
+                &r,
+                &arrival,
+                batch,
+            );
             let mut slow = serde_json::to_vec(&TaggedReading {
                 tag: "T000042".into(),
                 reading: r,
             })
             .expect("json");
-            // TaggedReading's object with the `batch` field appended.
+            // TaggedReading's object with the `arrival` and `batch` fields appended.
             slow.pop();
-            slow.extend_from_slice(format!(",\"batch\":{batch}}}\n").as_bytes());
+            slow.extend_from_slice(
+                format!(
+                    ",\"arrival\":\"{}\",\"batch\":{batch}}}\n",
+                    tagstream::model::time::format_time(upload_ms)
+                )
+                .as_bytes(),
+            );
             assert_eq!(
                 String::from_utf8_lossy(&fast),
                 String::from_utf8_lossy(&slow)

@@ -11,7 +11,7 @@ use crate::area::{Area, AreaError};
 use crate::behaviour::Rates;
 use crate::clock::{DAY_MS, HOUR_MS};
 use crate::crimes::CrimeGen;
-use crate::output::{quote_tag, write_jsonl, write_reading_line, TimeCache};
+use crate::output::{arrival_field, quote_tag, write_jsonl, write_reading_line, TimeCache};
 use crate::population::{self, PopulationOptions, Profile};
 use crate::tag::{RunContext, TagSim, UploadBatch};
 use crate::truth::{merge_and_sort, TruthItem};
@@ -112,8 +112,11 @@ fn format_batches(batches: &[UploadBatch], tag_json: &[Vec<u8>]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(batches.iter().map(|b| b.readings.len()).sum::<usize>() * 200);
     for b in batches {
         let tag = &tag_json[b.tag_no as usize];
+        // When a real-time server would have received the batch: replay runs the event-time
+        // clock from it as the server would.
+        let arrival = arrival_field(b.upload_ms);
         for r in &b.readings {
-            write_reading_line(&mut buf, &mut tc, tag, r, b.seq);
+            write_reading_line(&mut buf, &mut tc, tag, r, &arrival, b.seq);
         }
     }
     buf

@@ -185,12 +185,14 @@ impl HitMatcher {
                 .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect()
         });
+        // Every part is read before any verdict is recorded: a failed read leaves the matcher
+        // as it was, so matching the same crimes again later gives every change (none is
+        // recorded here and lost with the error).
+        let verdicts = results.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut changes = Vec::new();
-        for part in results {
-            for (slot, activation, verdict) in part? {
-                if let Some(change) = self.record(slot, &activation, verdict) {
-                    changes.push(change);
-                }
+        for (slot, activation, verdict) in verdicts.into_iter().flatten() {
+            if let Some(change) = self.record(slot, &activation, verdict) {
+                changes.push(change);
             }
         }
         Ok(changes)
@@ -226,26 +228,36 @@ impl HitMatcher {
         activation: &str,
         readings: &[Reading],
     ) -> Result<Vec<HitChange>, TrailError> {
+        // Everything is read before any state changes: a failed read leaves the matcher as it
+        // was, so the same positions can be matched again later (as late data if newer ones
+        // came meanwhile) without a change lost.
+        let mut last = self.last_fix.get(activation).copied();
         let mut dirty = BTreeSet::new();
         for r in readings {
-            self.pieces_touched(source, activation, r, &mut dirty)?;
+            self.pieces_touched(source, activation, r, &mut last, &mut dirty)?;
         }
-        let mut changes = Vec::new();
+        let mut verdicts = Vec::with_capacity(dirty.len());
         for slot in dirty {
-            if let Some(change) = self.evaluate_pair(source, slot, activation)? {
-                changes.push(change);
-            }
+            verdicts.push((slot, self.evaluate_one(source, slot, activation, None)?));
         }
-        Ok(changes)
+        if let Some(last) = last {
+            self.last_fix.insert(activation.to_string(), last);
+        }
+        Ok(verdicts
+            .into_iter()
+            .filter_map(|(slot, verdict)| self.record(slot, activation, verdict))
+            .collect())
     }
 
     /// Adds to `dirty` the crimes a new reading may change the hit of: those the path piece
     /// ending (or, late, centred) at it could reach, and existing hits whose evidence it is in.
+    /// `last`: the activation's latest fix so far (updated as readings are taken in).
     fn pieces_touched(
-        &mut self,
+        &self,
         source: &dyn TrailSource,
         activation: &str,
         r: &Reading,
+        last: &mut Option<(TimeMs, f64, f64)>,
         dirty: &mut BTreeSet<u32>,
     ) -> Result<(), TrailError> {
         let ReadingBody::Position(p) = &r.body else {
@@ -254,13 +266,12 @@ impl HitMatcher {
         let max_gap_ms = self.config.max_gap_s * 1000;
         let (lat, lon) = (p.lat(), p.lon());
         let mut piece = PathBox::point(lat, lon, r.t_ms);
-        match self.last_fix.get(activation).copied() {
+        match *last {
             Some((t, plat, plon)) if r.t_ms >= t => {
                 if r.t_ms - t <= max_gap_ms {
                     piece.add(plat, plon, t);
                 }
-                self.last_fix
-                    .insert(activation.to_string(), (r.t_ms, lat, lon));
+                *last = Some((r.t_ms, lat, lon));
             }
             previous => {
                 // Late, or the first fix this matcher sees of the activation (after a start, or
@@ -275,8 +286,7 @@ impl HitMatcher {
                     }
                 }
                 if previous.is_none() {
-                    self.last_fix
-                        .insert(activation.to_string(), (r.t_ms, lat, lon));
+                    *last = Some((r.t_ms, lat, lon));
                 }
             }
         }
@@ -349,16 +359,6 @@ impl HitMatcher {
             }),
             None => None,
         }
-    }
-
-    fn evaluate_pair(
-        &mut self,
-        source: &dyn TrailSource,
-        slot: u32,
-        activation: &str,
-    ) -> Result<Option<HitChange>, TrailError> {
-        let verdict = self.evaluate_one(source, slot, activation, None)?;
-        Ok(self.record(slot, activation, verdict))
     }
 }
 

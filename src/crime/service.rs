@@ -6,6 +6,11 @@
 //! - new crime versions from an import, answered when their retrospective match is done;
 //! - at start, every stored crime version, matched against the trails (this also repairs any hit
 //!   change lost in a crash: hits are derived from durable crimes and durable trails).
+//!
+//! Nothing that fails is dropped: a hit change the crime store refused, a crime match or a
+//! position match the trail store could not be read for, is kept in [`Retry`] and done again
+//! before newer work and, while the worker is idle, after a back-off; each failure is counted
+//! (`/metrics`, and the import's `matching` summary says how many are still waiting).
 
 use super::matcher::{HitChange, HitMatcher, TrailSource};
 use crate::model::{CrimeVersion, Reading};
@@ -13,18 +18,64 @@ use crate::pipeline::ActivationDirectory;
 use crate::rules::hits::HitsConfig;
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
 use crate::store::trails::TrailStore;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// First wait before an idle worker retries failed work; doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// What a retrospective match did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MatchSummary {
     pub crimes: u64,
     /// Hits created or changed.
     pub hits: u64,
     pub withdrawn: u64,
     pub elapsed_ms: u64,
+    /// Hit changes this pass could not store: kept and retried, never dropped.
+    pub store_failures: u64,
+    /// Work still waiting to be retried after this pass (hit changes, crimes, position groups).
+    pub retry_pending: u64,
+    /// Why matching failed, if it did: the crimes are kept and matched again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Failed work, done again before newer work (so nothing is lost while the process runs; a
+/// restart re-derives hits from durable crimes and trails anyway).
+#[derive(Default)]
+pub struct Retry {
+    /// Hit changes the store refused: the latest per hit id (a newer change supersedes).
+    changes: BTreeMap<String, HitChange>,
+    /// Crimes (matcher slots) whose retrospective match failed.
+    crimes: BTreeSet<u32>,
+    /// Position groups whose live match failed, in the order they came.
+    positions: Vec<(String, Vec<Reading>)>,
+}
+
+impl Retry {
+    /// How many pieces of work are waiting.
+    pub fn len(&self) -> u64 {
+        (self.changes.len() + self.crimes.len() + self.positions.len()) as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Counters for `/metrics` ([`HitService::write_metrics`]).
+#[derive(Debug, Default)]
+pub struct HitStats {
+    pub store_failures: AtomicU64,
+    pub match_failures: AtomicU64,
+    pub retry_pending: AtomicU64,
+    /// Set when the worker is gone (it panicked): nothing is matched until a restart.
+    pub stopped: AtomicBool,
 }
 
 enum Job {
@@ -44,6 +95,7 @@ pub struct HitService {
     /// Whether any crime is indexed: until one is, positions are not worth sending (a new
     /// batch is matched retrospectively against everything stored anyway).
     has_crimes: Arc<AtomicBool>,
+    stats: Arc<HitStats>,
 }
 
 impl HitService {
@@ -61,24 +113,27 @@ impl HitService {
         }
         let crimes = store.all_crimes()?;
         let has_crimes = Arc::new(AtomicBool::new(!crimes.is_empty()));
-        let slots = matcher.add_crimes(crimes);
-        let started = std::time::Instant::now();
-        let summary = match matcher.match_crimes(&trails, &slots) {
-            Ok(changes) => apply(&store, changes, slots.len() as u64, started),
-            Err(e) => {
-                tracing::error!(error = %e, "start-up crime matching failed");
-                MatchSummary::default()
-            }
+        let stats = Arc::new(HitStats::default());
+        let mut worker = Worker {
+            matcher,
+            store,
+            trails,
+            retry: Retry::default(),
+            stats: stats.clone(),
         };
+        // A failure here is retried by the worker like any other (and reported in the summary).
+        let slots = worker.matcher.add_crimes(crimes);
+        let summary = worker.match_crimes(slots);
         let (tx, rx) = channel();
         std::thread::Builder::new()
             .name("hit-matcher".into())
-            .spawn(move || run(matcher, store, trails, rx))
+            .spawn(move || worker.run(rx))
             .map_err(|e| CrimeStoreError::Invalid(format!("cannot start the hit matcher: {e}")))?;
         Ok((
             HitService {
                 jobs: tx,
                 has_crimes,
+                stats,
             },
             summary,
         ))
@@ -94,8 +149,11 @@ impl HitService {
 
     /// Live matching of positions just appended to the trail store.
     pub fn positions(&self, groups: Vec<(String, Vec<Reading>)>) {
-        if !groups.is_empty() && self.has_crimes.load(Ordering::Acquire) {
-            let _ = self.jobs.send(Job::Positions(groups));
+        if !groups.is_empty()
+            && self.has_crimes.load(Ordering::Acquire)
+            && self.jobs.send(Job::Positions(groups)).is_err()
+        {
+            self.worker_gone();
         }
     }
 
@@ -105,83 +163,475 @@ impl HitService {
             self.has_crimes.store(true, Ordering::Release);
         }
         let (tx, rx) = channel();
-        if self.jobs.send(Job::Crimes(crimes, tx)).is_err() {
-            return MatchSummary::default();
+        if self.jobs.send(Job::Crimes(crimes, tx)).is_ok() {
+            if let Ok(summary) = rx.recv() {
+                return summary;
+            }
         }
-        rx.recv().unwrap_or_default()
+        self.worker_gone();
+        MatchSummary {
+            error: Some(
+                "the hit matcher stopped: the crimes are stored and matched at the next start"
+                    .into(),
+            ),
+            ..MatchSummary::default()
+        }
+    }
+
+    fn worker_gone(&self) {
+        if !self.stats.stopped.swap(true, Ordering::Relaxed) {
+            tracing::error!("the hit matcher stopped; hits are re-derived at the next start");
+        }
+    }
+
+    /// The hit matcher's lines for `/metrics`.
+    pub fn write_metrics(&self, e: &mut crate::metrics::exposition::Exposition) {
+        let s = &self.stats;
+        e.counter(
+            "tagstream_hit_store_failures_total",
+            "Hit changes the crime store refused (each kept and retried, never dropped).",
+            s.store_failures.load(Ordering::Relaxed),
+        );
+        e.counter(
+            "tagstream_hit_match_failures_total",
+            "Crime or position matches that failed to read the trails (kept and retried).",
+            s.match_failures.load(Ordering::Relaxed),
+        );
+        e.gauge(
+            "tagstream_hit_retry_pending",
+            "Hit changes, crimes and position groups waiting to be retried.",
+            s.retry_pending.load(Ordering::Relaxed) as f64,
+        );
+        e.gauge(
+            "tagstream_hit_matcher_up",
+            "1 while the hit matcher runs; 0 once it stopped (hits resume at the next start).",
+            if s.stopped.load(Ordering::Relaxed) {
+                0.0
+            } else {
+                1.0
+            },
+        );
     }
 }
 
-fn run(mut matcher: HitMatcher, store: CrimeStore, trails: TrailStore, jobs: Receiver<Job>) {
-    for job in jobs {
-        match job {
-            Job::Activation { id, person } => matcher.set_person(&id, &person),
-            Job::Positions(groups) => {
-                let started = std::time::Instant::now();
-                let mut changes = Vec::new();
-                for (activation, readings) in &groups {
-                    match matcher.on_positions(&trails, activation, readings) {
-                        Ok(c) => changes.extend(c),
-                        Err(e) => {
-                            tracing::error!(error = %e, activation, "live hit matching failed")
-                        }
-                    }
+/// The worker's state: the matcher, the stores, and what failed and waits to be retried.
+struct Worker {
+    matcher: HitMatcher,
+    store: CrimeStore,
+    trails: TrailStore,
+    retry: Retry,
+    stats: Arc<HitStats>,
+}
+
+impl Worker {
+    fn run(mut self, jobs: Receiver<Job>) {
+        let mut backoff = RETRY_FIRST;
+        loop {
+            let job = if self.retry.is_empty() {
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
                 }
-                apply(&store, changes, 0, started);
-            }
-            Job::Crimes(crimes, reply) => {
-                let started = std::time::Instant::now();
-                let n = crimes.len() as u64;
-                let slots = matcher.add_crimes(crimes);
-                let summary = match matcher.match_crimes(&trails, &slots) {
-                    Ok(changes) => apply(&store, changes, n, started),
-                    Err(e) => {
-                        tracing::error!(error = %e, "crime matching failed");
-                        MatchSummary::default()
+            } else {
+                match jobs.recv_timeout(backoff) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let before = self.retry.len();
+                        self.retry_now();
+                        backoff = if self.retry.len() < before {
+                            RETRY_FIRST
+                        } else {
+                            (backoff * 2).min(RETRY_MAX)
+                        };
+                        continue;
                     }
-                };
-                let _ = reply.send(summary);
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            match job {
+                Job::Activation { id, person } => self.matcher.set_person(&id, &person),
+                Job::Positions(groups) => {
+                    self.match_positions(groups);
+                }
+                Job::Crimes(crimes, reply) => {
+                    let slots = self.matcher.add_crimes(crimes);
+                    let summary = self.match_crimes(slots);
+                    let _ = reply.send(summary); // the importer gave up waiting: nothing lost
+                }
             }
         }
     }
-}
 
-/// Writes hit changes to the store.
-pub fn apply(
-    store: &CrimeStore,
-    changes: Vec<HitChange>,
-    crimes: u64,
-    started: std::time::Instant,
-) -> MatchSummary {
-    let mut summary = MatchSummary {
-        crimes,
-        ..MatchSummary::default()
-    };
-    for change in changes {
-        let result = match &change {
-            HitChange::Upsert(hit) => store.upsert_hit(hit).map(|c| summary.hits += c as u64),
-            HitChange::Withdraw { id } => store
-                .withdraw_hit(id)
-                .map(|c| summary.withdrawn += c as u64),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "storing a hit failed");
+    /// Everything waiting, done again.
+    fn retry_now(&mut self) {
+        if !self.retry.crimes.is_empty() {
+            self.match_crimes(Vec::new());
+        }
+        if !self.retry.positions.is_empty() || !self.retry.changes.is_empty() {
+            self.match_positions(Vec::new());
         }
     }
-    summary.elapsed_ms = started.elapsed().as_millis() as u64;
-    summary
+
+    /// Retrospective match of `slots` (and of crimes whose match failed before).
+    fn match_crimes(&mut self, slots: Vec<u32>) -> MatchSummary {
+        let started = Instant::now();
+        let mut summary = MatchSummary {
+            crimes: slots.len() as u64,
+            ..MatchSummary::default()
+        };
+        let mut all = std::mem::take(&mut self.retry.crimes);
+        all.extend(slots);
+        let all: Vec<u32> = all.into_iter().collect();
+        let changes = match self.matcher.match_crimes(&self.trails, &all) {
+            Ok(changes) => changes,
+            Err(e) => {
+                tracing::error!(error = %e, crimes = all.len(), "crime matching failed; will retry");
+                self.stats.match_failures.fetch_add(1, Ordering::Relaxed);
+                summary.error = Some(format!("{e}; the crimes are matched again"));
+                self.retry.crimes.extend(all);
+                Vec::new()
+            }
+        };
+        self.store(changes, &mut summary, started);
+        summary
+    }
+
+    /// Live match of position groups (after those whose match failed before).
+    fn match_positions(&mut self, groups: Vec<(String, Vec<Reading>)>) {
+        let started = Instant::now();
+        let mut summary = MatchSummary::default();
+        let mut changes = Vec::new();
+        let earlier = std::mem::take(&mut self.retry.positions);
+        for (activation, readings) in earlier.into_iter().chain(groups) {
+            match self
+                .matcher
+                .on_positions(&self.trails, &activation, &readings)
+            {
+                Ok(c) => changes.extend(c),
+                Err(e) => {
+                    tracing::error!(error = %e, activation, "live hit matching failed; will retry");
+                    self.stats.match_failures.fetch_add(1, Ordering::Relaxed);
+                    self.retry.positions.push((activation, readings));
+                }
+            }
+        }
+        self.store(changes, &mut summary, started);
+    }
+
+    fn store(&mut self, changes: Vec<HitChange>, summary: &mut MatchSummary, started: Instant) {
+        let store = &self.store;
+        store_changes(&mut self.retry, changes, summary, &mut |c| {
+            store_change(store, c)
+        });
+        self.stats
+            .store_failures
+            .fetch_add(summary.store_failures, Ordering::Relaxed);
+        self.stats
+            .retry_pending
+            .store(self.retry.len(), Ordering::Relaxed);
+        summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    }
 }
 
-/// Runs the whole retrospective match of `crimes` over any trail source into `store` (replay).
+/// Writes one hit change; `true` if the store changed.
+fn store_change(store: &CrimeStore, change: &HitChange) -> Result<bool, CrimeStoreError> {
+    match change {
+        HitChange::Upsert(hit) => store.upsert_hit(hit),
+        HitChange::Withdraw { id } => store.withdraw_hit(id),
+    }
+}
+
+fn change_id(change: &HitChange) -> &str {
+    match change {
+        HitChange::Upsert(hit) => &hit.id,
+        HitChange::Withdraw { id } => id,
+    }
+}
+
+/// Stores `changes` with `store_one`, after the earlier failures in `retry` that no newer change
+/// supersedes. A change that cannot be stored is counted and kept in `retry` (the latest per
+/// hit), never dropped. Counts go into `summary`.
+pub fn store_changes(
+    retry: &mut Retry,
+    changes: Vec<HitChange>,
+    summary: &mut MatchSummary,
+    store_one: &mut dyn FnMut(&HitChange) -> Result<bool, CrimeStoreError>,
+) {
+    let newer: BTreeSet<String> = changes.iter().map(|c| change_id(c).to_string()).collect();
+    let earlier: Vec<HitChange> = std::mem::take(&mut retry.changes)
+        .into_iter()
+        .filter(|(id, _)| !newer.contains(id))
+        .map(|(_, c)| c)
+        .collect();
+    for change in earlier.into_iter().chain(changes) {
+        match store_one(&change) {
+            Ok(changed) => match change {
+                HitChange::Upsert(_) => summary.hits += u64::from(changed),
+                HitChange::Withdraw { .. } => summary.withdrawn += u64::from(changed),
+            },
+            Err(e) => {
+                let id = change_id(&change).to_string();
+                tracing::error!(error = %e, hit = %id, "storing a hit change failed; will retry");
+                summary.store_failures += 1;
+                retry.changes.insert(id, change);
+            }
+        }
+    }
+    summary.retry_pending = retry.len();
+}
+
+/// Why [`match_into`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    #[error(transparent)]
+    Trails(#[from] crate::store::trails::TrailError),
+    #[error("{failed} hit change(s) could not be stored (first: {first})")]
+    Store { failed: u64, first: String },
+}
+
+/// Runs the whole retrospective match of `crimes` over any trail source into `store` (replay,
+/// where nobody would retry: a hit change that cannot be stored fails the match).
 pub fn match_into(
     matcher: &mut HitMatcher,
     store: &CrimeStore,
     source: &dyn TrailSource,
     crimes: Vec<CrimeVersion>,
-) -> Result<MatchSummary, crate::store::trails::TrailError> {
-    let started = std::time::Instant::now();
-    let n = crimes.len() as u64;
+) -> Result<MatchSummary, MatchError> {
+    let started = Instant::now();
+    let mut summary = MatchSummary {
+        crimes: crimes.len() as u64,
+        ..MatchSummary::default()
+    };
     let slots = matcher.add_crimes(crimes);
     let changes = matcher.match_crimes(source, &slots)?;
-    Ok(apply(store, changes, n, started))
+    let mut first = None;
+    let mut retry = Retry::default();
+    store_changes(&mut retry, changes, &mut summary, &mut |c| {
+        store_change(store, c).inspect_err(|e| {
+            if first.is_none() {
+                first = Some(e.to_string());
+            }
+        })
+    });
+    if let Some(first) = first {
+        return Err(MatchError::Store {
+            failed: summary.store_failures,
+            first,
+        });
+    }
+    summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crime::matcher::MemoryTrails;
+    use crate::model::{Position, PositionSource, ReadingBody, TimeMs};
+    use crate::rules::geodesy::M_PER_DEG_LAT;
+    use crate::store::trails::{QueryBox, TrailError};
+
+    const CRIME: (f64, f64) = (51.4545, -2.5879);
+    const T0: i64 = 1_780_000_000_000;
+    const MIN: i64 = 60_000;
+
+    fn crime() -> CrimeVersion {
+        CrimeVersion {
+            force: "AvonSomerset".into(),
+            batch_id: "AVS20260601".into(),
+            crime_ref: "AVS/1".into(),
+            version: 1,
+            crime_type: "BIAD".into(),
+            crime_type_description: "Burglary in a dwelling".into(),
+            from_ms: T0,
+            to_ms: T0 + 60 * MIN,
+            lat: CRIME.0,
+            lon: CRIME.1,
+            radius_m: 100.0,
+            other_info: String::new(),
+        }
+    }
+
+    /// A GPS fix `east_m`/`north_m` metres from the crime.
+    fn gps(t_ms: i64, east_m: f64, north_m: f64) -> Reading {
+        let lat = CRIME.0 + north_m / M_PER_DEG_LAT;
+        let lon = CRIME.1 + east_m / (M_PER_DEG_LAT * CRIME.0.to_radians().cos());
+        Reading {
+            t_ms,
+            battery_pct: None,
+            body: ReadingBody::Position(Position {
+                lat_e7: (lat * 1e7).round() as i32,
+                lon_e7: (lon * 1e7).round() as i32,
+                precision_cm: 500,
+                source: PositionSource::Gps,
+                speed_ckmh: Some(500),
+                heading_cdeg: Some(9000),
+                satellites: None,
+            }),
+        }
+    }
+
+    /// Trails that fail every read while `failing` is set (a trail store I/O error).
+    struct Flaky {
+        inner: MemoryTrails,
+        failing: AtomicBool,
+    }
+
+    impl Flaky {
+        fn check(&self) -> Result<(), TrailError> {
+            if self.failing.load(Ordering::Relaxed) {
+                return Err(TrailError::Io {
+                    op: "read",
+                    path: "trails/seg-1".into(),
+                    source: std::io::Error::other("injected"),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    impl TrailSource for Flaky {
+        fn candidates(
+            &self,
+            q: &QueryBox,
+        ) -> Result<Vec<crate::crime::matcher::PathCandidate>, TrailError> {
+            self.check()?;
+            self.inner.candidates(q)
+        }
+        fn positions(&self, a: &str, from: TimeMs, to: TimeMs) -> Result<Vec<Reading>, TrailError> {
+            self.check()?;
+            self.inner.positions(a, from, to)
+        }
+    }
+
+    /// A walk past the crime (two fixes 600 m apart either side of it): one hit.
+    fn walk_past() -> (HitMatcher, Vec<HitChange>) {
+        let config = HitsConfig::default();
+        let mut trails = MemoryTrails::new(config.max_gap_s * 1000);
+        for r in [
+            gps(T0 + 10 * MIN, -300.0, 40.0),
+            gps(T0 + 14 * MIN, 300.0, 40.0),
+        ] {
+            trails.push("A1", r);
+        }
+        trails.seal();
+        let mut matcher = HitMatcher::new(config);
+        matcher.set_person("A1", "P1");
+        let slots = matcher.add_crimes([crime()]);
+        let changes = matcher.match_crimes(&trails, &slots).unwrap();
+        assert!(matches!(&changes[..], [HitChange::Upsert(_)]));
+        (matcher, changes)
+    }
+
+    #[test]
+    fn a_hit_change_the_store_refuses_is_counted_kept_and_stored_by_the_next_pass() {
+        let store = CrimeStore::in_memory().unwrap();
+        let (_, changes) = walk_past();
+        let mut retry = Retry::default();
+        let mut write = |_: &HitChange| Err(CrimeStoreError::Invalid("injected: disk full".into()));
+        let mut first = MatchSummary::default();
+        store_changes(&mut retry, changes, &mut first, &mut write);
+        assert_eq!(
+            (first.hits, first.store_failures, first.retry_pending),
+            (0, 1, 1),
+            "not counted as stored, counted as failed, kept"
+        );
+        let mut write = |c: &HitChange| store_change(&store, c);
+        let mut next = MatchSummary::default();
+        store_changes(&mut retry, Vec::new(), &mut next, &mut write);
+        assert_eq!(
+            (next.hits, next.store_failures, next.retry_pending),
+            (1, 0, 0)
+        );
+        let stored = store.hits(&Default::default()).unwrap();
+        assert_eq!(stored.len(), 1, "the hit is in the store");
+    }
+
+    #[test]
+    fn a_newer_change_supersedes_a_kept_one() {
+        let store = CrimeStore::in_memory().unwrap();
+        let (_, changes) = walk_past();
+        let id = change_id(&changes[0]).to_string();
+        let mut retry = Retry::default();
+        let mut summary = MatchSummary::default();
+        store_changes(&mut retry, changes, &mut summary, &mut |_| {
+            Err(CrimeStoreError::Invalid("injected".into()))
+        });
+        // The hit was withdrawn meanwhile (a late fix): only the withdrawal is written, and
+        // there was nothing stored to withdraw.
+        let mut written = Vec::new();
+        let mut summary = MatchSummary::default();
+        store_changes(
+            &mut retry,
+            vec![HitChange::Withdraw { id: id.clone() }],
+            &mut summary,
+            &mut |c| {
+                written.push(matches!(c, HitChange::Withdraw { .. }));
+                store_change(&store, c)
+            },
+        );
+        assert_eq!(written, vec![true]);
+        assert_eq!((summary.withdrawn, summary.retry_pending), (0, 0));
+        assert!(store.hits(&Default::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn replay_matching_fails_loudly_when_a_hit_cannot_be_stored() {
+        let config = HitsConfig::default();
+        let mut trails = MemoryTrails::new(config.max_gap_s * 1000);
+        for r in [
+            gps(T0 + 10 * MIN, -300.0, 40.0),
+            gps(T0 + 14 * MIN, 300.0, 40.0),
+        ] {
+            trails.push("A1", r);
+        }
+        trails.seal();
+        let store = CrimeStore::in_memory().unwrap();
+        let mut matcher = HitMatcher::new(config);
+        let ok = match_into(&mut matcher, &store, &trails, vec![crime()]).unwrap();
+        assert_eq!((ok.hits, ok.store_failures), (1, 0));
+        // A store that cannot write: the match is an error, not a summary of zero hits.
+        let broken = CrimeStore::in_memory().unwrap();
+        broken.break_hits_for_tests();
+        let mut matcher = HitMatcher::new(config);
+        let err = match_into(&mut matcher, &broken, &trails, vec![crime()]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("1 hit change(s) could not be stored"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn live_matching_that_failed_to_read_the_trails_finds_the_hit_when_done_again() {
+        let config = HitsConfig::default();
+        let mut trails = Flaky {
+            inner: MemoryTrails::new(config.max_gap_s * 1000),
+            failing: AtomicBool::new(false),
+        };
+        let mut matcher = HitMatcher::new(config);
+        matcher.set_person("A1", "P1");
+        matcher.add_crimes([crime()]);
+        let west = gps(T0 + 10 * MIN, -300.0, 40.0);
+        trails.inner.push("A1", west);
+        trails.inner.seal();
+        assert!(matcher
+            .on_positions(&trails, "A1", &[west])
+            .unwrap()
+            .is_empty());
+        // The next fix is appended to the trail store, but reading the trails fails.
+        let east = gps(T0 + 14 * MIN, 300.0, 40.0);
+        trails.inner.push("A1", east);
+        trails.inner.seal();
+        trails.failing.store(true, Ordering::Relaxed);
+        assert!(matcher.on_positions(&trails, "A1", &[east]).is_err());
+        // Done again once the trails can be read: the walk past the crime is a hit (the failed
+        // attempt must not have moved the matcher on past the west fix).
+        trails.failing.store(false, Ordering::Relaxed);
+        let changes = matcher.on_positions(&trails, "A1", &[east]).unwrap();
+        assert!(
+            matches!(&changes[..], [HitChange::Upsert(_)]),
+            "{changes:?}"
+        );
+    }
 }

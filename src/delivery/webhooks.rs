@@ -75,9 +75,17 @@ fn deliver_forever(store: AlertStore, hook: WebhookConfig, health: Arc<WebhookHe
                 continue;
             }
         };
-        let events = store
-            .events_after(cursor, hook.batch.max(1))
-            .unwrap_or_default();
+        // A read error is not "nothing to deliver": say so, and try again (the cursor has not
+        // moved, so nothing is skipped).
+        let events = match store.events_after(cursor, hook.batch.max(1)) {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::error!(error = %e, url = %hook.url, "reading alert events to deliver failed; will retry");
+                health.failing.store(true, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
         if events.is_empty() {
             std::thread::sleep(Duration::from_millis(200));
             continue;

@@ -193,6 +193,27 @@ impl EventClock {
         out
     }
 
+    /// The input has ended (`tagstream replay --final` / `--until`): recomputes the clock now
+    /// rather than on its cadence, so it stands where the last batch put it. Returns the clock
+    /// when that advanced it.
+    pub fn catch_up(&mut self) -> Option<TimeMs> {
+        self.since_recompute = 0;
+        let before = self.clock_ms;
+        self.recompute();
+        (self.clock_ms != before).then_some(self.clock_ms).flatten()
+    }
+
+    /// Moves the clock to `t_ms` without a reading (`tagstream replay --until`): the caller
+    /// knows no input comes before it. Never moves it back; returns whether it advanced.
+    pub fn advance_to(&mut self, t_ms: TimeMs) -> bool {
+        if self.clock_ms.is_some_and(|c| c >= t_ms) {
+            return false;
+        }
+        self.clock_ms = Some(t_ms);
+        self.advanced_at_arrival_ms = self.newest_arrival_ms;
+        true
+    }
+
     /// Recomputes the clock from the live tags (see the module comment).
     fn recompute(&mut self) {
         let cfg = &self.config;

@@ -126,6 +126,11 @@ impl Dispatcher {
         &self.directory
     }
 
+    /// Conditions the rule factory could not compile (not monitored).
+    pub fn unmonitored_conditions(&self) -> Vec<String> {
+        self.factory.unmonitored_conditions()
+    }
+
     /// People, activations and orders as of the records dispatched so far.
     pub fn book(&self) -> &OrderBook {
         &self.book
@@ -367,6 +372,40 @@ impl Dispatcher {
             }
         }
         self.publish();
+    }
+
+    /// The input has ended: brings the clock up to date with the last batch (it is otherwise
+    /// recomputed on a cadence) and tells every partition if that advanced it.
+    pub fn catch_up(&mut self, mut deliver: impl FnMut(usize, PartitionInput)) {
+        if let Some(clock_ms) = self.clock.catch_up() {
+            for p in 0..self.partitions {
+                deliver(p, PartitionInput::Clock(clock_ms));
+            }
+        }
+        self.publish();
+    }
+
+    /// Advances the clock to `t_ms` with no reading behind it (`replay --until`), telling every
+    /// partition as a live advance does. Does nothing if the clock is already there.
+    pub fn advance_clock(&mut self, t_ms: TimeMs, mut deliver: impl FnMut(usize, PartitionInput)) {
+        if self.clock.advance_to(t_ms) {
+            for p in 0..self.partitions {
+                deliver(p, PartitionInput::Clock(t_ms));
+            }
+        }
+        self.publish();
+    }
+
+    /// The input is complete through the clock (`replay --final`): tells every partition to
+    /// take every decision the input allows (see [`PartitionInput::Final`]). Returns the clock
+    /// used, `None` when no reading ever set one.
+    pub fn finish(&mut self, mut deliver: impl FnMut(usize, PartitionInput)) -> Option<TimeMs> {
+        self.catch_up(&mut deliver);
+        let end_ms = self.clock.clock_ms()?;
+        for p in 0..self.partitions {
+            deliver(p, PartitionInput::Final(end_ms));
+        }
+        Some(end_ms)
     }
 
     fn publish(&self) {

@@ -79,6 +79,11 @@ impl InlineDriver {
             .dispatch(entry, |p, input| parts[p].handle(input, sink));
     }
 
+    /// Conditions that could not be compiled into rules (not monitored), as of now.
+    pub fn unmonitored_conditions(&self) -> Vec<String> {
+        self.dispatcher.unmonitored_conditions()
+    }
+
     /// People, activations and orders as of the entries fed so far.
     pub fn book(&self) -> &OrderBook {
         self.dispatcher.book()
@@ -87,6 +92,53 @@ impl InlineDriver {
     /// The activations as of the entries fed so far.
     pub fn directory(&self) -> &Arc<ActivationDirectory> {
         self.dispatcher.directory()
+    }
+
+    /// After the input (`replay --until`): advances the event-time clock to `t_ms` through the
+    /// dispatcher, as live advances do, stopping at every pending deadline on the way so each
+    /// rule sees the clock reach its deadlines in turn. Refuses a `t_ms` before the clock the
+    /// input reached.
+    pub fn advance_clock_to(
+        &mut self,
+        t_ms: TimeMs,
+        sink: &mut dyn Sink,
+    ) -> Result<(), ClockBehind> {
+        let parts = &mut self.partitions;
+        self.dispatcher
+            .catch_up(|p, input| parts[p].handle(input, sink));
+        let clock_ms = self.dispatcher.clock_ms();
+        if t_ms < clock_ms {
+            return Err(ClockBehind { t_ms, clock_ms });
+        }
+        loop {
+            let clock_ms = self.dispatcher.clock_ms();
+            let next = self
+                .partitions
+                .iter()
+                .filter_map(Partition::next_deadline_ms)
+                .min();
+            // Strictly forward each step (an entry at or before the clock is stale or due
+            // now), so the loop ends.
+            let step_ms = match next {
+                Some(due_ms) if due_ms < t_ms => due_ms.max(clock_ms.saturating_add(1)),
+                _ => t_ms,
+            };
+            let parts = &mut self.partitions;
+            self.dispatcher
+                .advance_clock(step_ms, |p, input| parts[p].handle(input, sink));
+            if step_ms >= t_ms {
+                return Ok(());
+            }
+        }
+    }
+
+    /// After the input (`replay --final`): the input is complete through the clock it reached;
+    /// every rule takes the decisions that allows (see [`PartitionInput::Final`]). Returns that
+    /// clock (`None` if no reading ever set one: nothing to settle).
+    pub fn finish(&mut self, sink: &mut dyn Sink) -> Option<TimeMs> {
+        let parts = &mut self.partitions;
+        self.dispatcher
+            .finish(|p, input| parts[p].handle(input, sink))
     }
 
     pub fn dispatch_stats(&self) -> DispatchStats {
@@ -106,6 +158,18 @@ impl InlineDriver {
     pub fn into_live(self, outputs: mpsc::Sender<OutputBatch>) -> LiveDriver {
         LiveDriver::spawn_from(self.dispatcher, self.partitions, outputs)
     }
+}
+
+/// `replay --until` named a time before the event-time clock the input had already reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--until {} is before the event-time clock the input reached ({}): the clock never goes back",
+    crate::model::time::format_time(*t_ms),
+    crate::model::time::format_time(*clock_ms)
+)]
+pub struct ClockBehind {
+    pub t_ms: TimeMs,
+    pub clock_ms: TimeMs,
 }
 
 /// Outputs of one partition step, with the arrival time of the batch that caused each.

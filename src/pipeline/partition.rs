@@ -83,6 +83,10 @@ pub enum PartitionInput {
         record: u64,
         reason: Arc<str>,
     },
+    /// No more input: it is complete through this event time (`replay --final`). Every
+    /// activation releases its reorder buffer and each rule takes, deadline by deadline, every
+    /// decision due by its [`Rule::final_horizon_ms`]; held `clock_ahead` readings stay held.
+    Final(TimeMs),
 }
 
 struct ActivationState {
@@ -227,6 +231,42 @@ impl Partition {
             PartitionInput::Reconfigure { .. } => {
                 unreachable!("handled in `handle` (it needs the output memory)")
             }
+            PartitionInput::Final(end_ms) => self.finish(end_ms, sink),
+        }
+    }
+
+    /// The earliest pending deadline of any activation here (possibly a stale entry, which a
+    /// clock advance to it simply discards).
+    pub fn next_deadline_ms(&self) -> Option<TimeMs> {
+        self.deadlines.peek().map(|Reverse((due_ms, _))| *due_ms)
+    }
+
+    /// See [`PartitionInput::Final`]. Each rule steps through its own deadlines (as if the clock
+    /// had reached each in turn) up to its own horizon, so a rule that waits for late data
+    /// settles what ended within the input while no-contact is not raised by the input ending.
+    fn finish(&mut self, end_ms: TimeMs, sink: &mut dyn Sink) {
+        for slot in 0..self.slots.len() {
+            let state = &mut self.slots[slot];
+            // Nothing can arrive to be put in order before the buffered readings.
+            release(state, TimeMs::MAX, None, sink);
+            let mut ctx = RuleContext::new(&state.info, sink, None);
+            for rule in &mut state.rules {
+                let horizon_ms = rule.final_horizon_ms(end_ms);
+                while let Some(due_ms) = rule.next_deadline().filter(|d| *d <= horizon_ms) {
+                    rule.on_clock(&mut ctx, due_ms);
+                    // A rule that did nothing at its own deadline would loop for ever.
+                    if rule.next_deadline().is_some_and(|d| d <= due_ms) {
+                        tracing::warn!(
+                            activation = %state.info.id,
+                            rule = rule.name(),
+                            due_ms,
+                            "rule deadline did not advance when settling the input's end"
+                        );
+                        break;
+                    }
+                }
+            }
+            self.reschedule(slot);
         }
     }
 

@@ -73,6 +73,16 @@ pub trait Rule: Send {
     fn next_deadline(&self) -> Option<TimeMs> {
         None
     }
+
+    /// How far this rule's clock may go when the input is known to be complete through
+    /// `input_end_ms` (`tagstream replay --final`). A rule that waits a grace time after a window
+    /// or day ends (for late data) adds that grace: no more data will come, so every window that
+    /// ended within the input can be decided, and none that did not. The default, the input's end
+    /// itself, suits rules about elapsed time (no contact): the input ending is not the tag going
+    /// quiet.
+    fn final_horizon_ms(&self, input_end_ms: TimeMs) -> TimeMs {
+        input_end_ms
+    }
 }
 
 /// Builds the rules that watch one activation (from its person's orders and the configuration).
@@ -82,6 +92,11 @@ pub trait RuleFactory: Send + Sync {
     /// A person's orders changed (each version cut to the days it is in effect): what their
     /// activations' rules are built from from now on.
     fn set_orders_of(&mut self, person: &str, orders: &[crate::model::Order]);
+
+    /// Conditions that could not be compiled into rules (so are not monitored), for reports.
+    fn unmonitored_conditions(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The rules of one activation, built by the dispatcher and handed to the partition that owns

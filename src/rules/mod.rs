@@ -66,7 +66,8 @@ pub struct StandardRules {
     rules: RulesConfig,
     alcohol: Arc<alcohol::Thresholds>,
     by_person: HashMap<String, PersonRules>,
-    build_errors: Vec<RuleBuildError>,
+    /// Per person, the conditions of their current orders that could not be compiled.
+    build_errors: std::collections::BTreeMap<String, Vec<RuleBuildError>>,
 }
 
 impl StandardRules {
@@ -77,7 +78,7 @@ impl StandardRules {
             alcohol: Arc::new(alcohol::Thresholds::new(&rules.alcohol)),
             rules,
             by_person: HashMap::new(),
-            build_errors: Vec::new(),
+            build_errors: Default::default(),
         }
     }
 
@@ -147,8 +148,8 @@ impl StandardRules {
     }
 
     /// Conditions that could not be compiled (and so are not monitored).
-    pub fn build_errors(&self) -> &[RuleBuildError] {
-        &self.build_errors
+    pub fn build_errors(&self) -> Vec<RuleBuildError> {
+        self.build_errors.values().flatten().cloned().collect()
     }
 }
 
@@ -159,12 +160,20 @@ impl RuleFactory for StandardRules {
         for e in &errors {
             tracing::warn!(error = %e, person, "condition not monitored");
         }
-        self.build_errors.extend(errors);
+        if errors.is_empty() {
+            self.build_errors.remove(person);
+        } else {
+            self.build_errors.insert(person.to_string(), errors);
+        }
         if orders.is_empty() {
             self.by_person.remove(person);
         } else {
             self.by_person.insert(person.to_string(), compiled);
         }
+    }
+
+    fn unmonitored_conditions(&self) -> Vec<String> {
+        self.build_errors().iter().map(|e| e.to_string()).collect()
     }
 
     fn rules_for(&self, activation: &ActivationInfo) -> Vec<Box<dyn Rule>> {

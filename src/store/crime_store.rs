@@ -255,6 +255,14 @@ impl CrimeStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Makes every later hit write fail (tests of what callers do with a store error).
+    #[cfg(test)]
+    pub(crate) fn break_hits_for_tests(&self) {
+        self.lock()
+            .execute_batch("DROP TABLE hits")
+            .expect("drop the hits table");
+    }
+
     /// Stores a batch's report and its good rows as crime versions, in one durable transaction.
     /// A reference already held becomes a new version unless this very batch already stored the
     /// same content (a re-upload changes nothing).

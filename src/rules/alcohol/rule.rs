@@ -676,4 +676,21 @@ impl Rule for AlcoholRule {
     fn next_deadline(&self) -> Option<TimeMs> {
         self.deadline_ms
     }
+
+    /// Every day that ended within the input (a day waits `settle_ms` after its end, plus the
+    /// reorder window, for late data), and the day the input ends in if it ends at most
+    /// `max_gap_ms` before midnight: so short a stretch without readings is no gap to this
+    /// rule (a recording that stops at midnight has its last day). A day with a drinking
+    /// episode still undecided waits the longer `max_settle_ms`, as it would live.
+    fn final_horizon_ms(&self, input_end_ms: TimeMs) -> TimeMs {
+        let (_, day_end_ms) = local_day_bounds(local_date(input_end_ms));
+        let through_ms = if day_end_ms - input_end_ms <= self.th.max_gap_ms {
+            day_end_ms
+        } else {
+            input_end_ms
+        };
+        through_ms
+            .saturating_add(self.th.settle_ms)
+            .saturating_add(self.reorder_ms)
+    }
 }

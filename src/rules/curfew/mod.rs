@@ -688,4 +688,10 @@ impl Rule for CurfewRule {
             .map(|(s, _)| s.check_ms().saturating_add(settle));
         live.chain(upcoming).min()
     }
+
+    /// Every window whose commencement check or end lies within the input: its verdict waits
+    /// only `settle_ms` for late data.
+    fn final_horizon_ms(&self, input_end_ms: TimeMs) -> TimeMs {
+        input_end_ms.saturating_add(self.config.settle_ms)
+    }
 }
