@@ -211,6 +211,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     );
     state.ingest.write_metrics(&mut e);
     state.system.write_metrics(&mut e);
+    state.hits.write_metrics(&mut e);
     (
         [(
             header::CONTENT_TYPE,
