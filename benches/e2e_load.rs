@@ -8,6 +8,10 @@
 //! phase (tags upload independently); `--phase-locked` makes every tag send at the same instant.
 //! `--tls` puts the tag port behind TLS (a self-signed certificate made at start; the tags
 //! trust it), to compare with a plain run of the same options.
+//! `--order-changes R` posts R order variations per second through the API meanwhile (each a
+//! curfew variation backdated to the run's start, for a person drawn from a caseload of
+//! `--caseload N` people, each with an activation and a curfew order; the first `--tags` of them
+//! are the tags streaming), and reports their latency (answered once durable and applied).
 
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -30,6 +34,8 @@ struct Options {
     window: usize,
     phase_locked: bool,
     tls: bool,
+    order_changes: u64,
+    caseload: usize,
 }
 
 fn parse_options() -> Options {
@@ -41,6 +47,8 @@ fn parse_options() -> Options {
         window: 8,
         phase_locked: false,
         tls: false,
+        order_changes: 0,
+        caseload: 0,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -62,6 +70,8 @@ fn parse_options() -> Options {
             ("--batch", Some(v)) => o.batch = v as usize,
             ("--rate", Some(v)) => o.rate = v,
             ("--window", Some(v)) => o.window = v as usize,
+            ("--order-changes", Some(v)) => o.order_changes = v,
+            ("--caseload", Some(v)) => o.caseload = v as usize,
             _ => {
                 i += 1;
                 continue;
@@ -73,6 +83,86 @@ fn parse_options() -> Options {
 }
 
 const T0_MS: i64 = 1_774_915_200_000; // 2026-03-31T00:00:00Z
+
+/// A curfew order for person `i`, starting at `start` (HH:MM).
+fn curfew_order(i: usize, start: &str) -> serde_json::Value {
+    serde_json::json!({"id": format!("O{i}"), "person": format!("P{i}"), "from": "2026-03-01",
+        "conditions": [{"type": "curfew",
+            "addresses": [{"id": "home", "lat": 51.45 + (i % 1000) as f64 * 1e-5, "lon": -2.59, "radius_m": 50}],
+            "timetable": [{"days": ["mon","tue","wed","thu","fri","sat","sun"], "start": start, "end": "07:00", "address": "home"}]}]})
+}
+
+/// People, activations and (with order changes) a curfew order each, for `people` people.
+fn caseload_json(people: usize, with_orders: bool) -> String {
+    let doc: serde_json::Value = serde_json::from_str(&orders_json(people)).expect("orders json");
+    let orders: Vec<_> = if with_orders {
+        (0..people).map(|i| curfew_order(i, "19:00")).collect()
+    } else {
+        Vec::new()
+    };
+    serde_json::json!({"people": doc["people"], "activations": doc["activations"], "orders": orders})
+        .to_string()
+}
+
+/// Posts `rate` order variations per second until `deadline` from `threads` threads; returns
+/// (changes answered 201, refused or failed, latency histogram in µs).
+fn post_order_changes(
+    http: &str,
+    token: &str,
+    rate: u64,
+    caseload: usize,
+    deadline: Instant,
+) -> (u64, u64, Histogram<u64>) {
+    const THREADS: u64 = 16;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|k| {
+            let (http, token) = (http.to_string(), token.to_string());
+            std::thread::spawn(move || {
+                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+                let (mut ok, mut failed) = (0u64, 0u64);
+                let interval = Duration::from_secs_f64(THREADS as f64 / rate as f64);
+                let mut n = 0u64;
+                let url = format!("http://{http}/v1/orders?effective=2026-03-31T00:00:00Z");
+                loop {
+                    let due = started
+                        + interval.mul_f64(n as f64)
+                        + interval.mul_f64(k as f64 / THREADS as f64);
+                    if due >= deadline {
+                        break;
+                    }
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let i = ((n * THREADS + k) * 7919) as usize % caseload;
+                    let start = if (n + k) % 2 == 0 { "20:00" } else { "19:30" };
+                    let sent = Instant::now();
+                    let answer = ureq::post(&url)
+                        .set("Authorization", &format!("Bearer {token}"))
+                        .set("Content-Type", "application/json")
+                        .send_string(&curfew_order(i, start).to_string());
+                    h.record(sent.elapsed().as_micros().max(1) as u64)
+                        .expect("record");
+                    match answer {
+                        Ok(r) if r.status() == 201 => ok += 1,
+                        _ => failed += 1,
+                    }
+                    n += 1;
+                }
+                (ok, failed, h)
+            })
+        })
+        .collect();
+    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let (mut ok, mut failed) = (0, 0);
+    for handle in handles {
+        let (o, f, h) = handle.join().expect("order change thread");
+        ok += o;
+        failed += f;
+        total.add(h).expect("add histogram");
+    }
+    (ok, failed, total)
+}
 
 fn orders_json(tags: usize) -> String {
     let people: Vec<_> = (0..tags)
@@ -325,7 +415,8 @@ fn main() -> anyhow::Result<()> {
     let opts = Arc::new(parse_options());
     let data_dir = tempfile::tempdir()?;
     let orders = data_dir.path().join("orders-in.json");
-    std::fs::write(&orders, orders_json(opts.tags))?;
+    let caseload = opts.caseload.max(opts.tags);
+    std::fs::write(&orders, caseload_json(caseload, opts.order_changes > 0))?;
     let key = "load-test-tag-key-0123456789abcdef".to_string();
     let token = "load-test-admin-token".to_string();
     let tls = if opts.tls {
@@ -382,6 +473,10 @@ fn main() -> anyhow::Result<()> {
     )?));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(opts.seconds);
+    let changes = (opts.order_changes > 0).then(|| {
+        let (http, token, rate) = (http.clone(), token.clone(), opts.order_changes);
+        std::thread::spawn(move || post_order_changes(&http, &token, rate, caseload, deadline))
+    });
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for i in 0..opts.tags {
@@ -402,6 +497,17 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     let elapsed = started.elapsed().as_secs_f64();
+    let order_changes = match changes {
+        None => serde_json::Value::Null,
+        Some(handle) => {
+            let (ok, failed, h) = handle.join().expect("order changes");
+            serde_json::json!({
+                "caseload": caseload, "target_per_s": opts.order_changes,
+                "applied": ok, "failed": failed, "applied_per_s": (ok as f64 / elapsed).round(),
+                "latency_us": {"p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max()},
+            })
+        }
+    };
     // Give the pipeline a moment to finish the last alerts, then read the server's histogram.
     std::thread::sleep(Duration::from_millis(500));
     let stats: serde_json::Value = runtime.block_on(async {
@@ -430,6 +536,7 @@ fn main() -> anyhow::Result<()> {
             "batch_ack_latency_us": {"p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max()},
             "client_cpu_s": client_cpu_s,
             "server_cpu_s": server_cpu_s,
+            "order_changes": order_changes,
             "server": stats,
         }))?
     );

@@ -152,6 +152,24 @@ impl Dispatcher {
         control: &ControlRecord,
         mut deliver: impl FnMut(usize, PartitionInput),
     ) {
+        // What the person's rules are made of before the change: a change that leaves it as it
+        // was (a name, a note) re-evaluates nothing.
+        let person_before = control
+            .change
+            .person()
+            .map(str::to_string)
+            .or_else(|| match &control.change {
+                crate::model::Change::EndActivation { activation, .. } => {
+                    self.book.activation(activation).map(|a| a.person.clone())
+                }
+                _ => None,
+            });
+        let before = person_before.as_ref().map(|p| {
+            let orders = self.book.rule_orders_of(p);
+            let activations: Vec<crate::model::Activation> =
+                self.book.activations_of(p).into_iter().cloned().collect();
+            (orders, activations)
+        });
         let applied = match self.book.apply(record, control) {
             Ok(applied) => applied,
             Err(e) => {
@@ -175,12 +193,22 @@ impl Dispatcher {
             return;
         };
         let orders = self.book.rule_orders_of(&person);
-        self.factory.set_orders_of(&person, &orders);
+        let activations_before = match before {
+            Some((orders_before, activations_before)) if orders_before == orders => {
+                activations_before
+            }
+            _ => {
+                self.factory.set_orders_of(&person, &orders);
+                Vec::new()
+            }
+        };
         let reason: Arc<str> = describe(control).into();
         let affected: Vec<Arc<ActivationInfo>> = self
             .book
             .activations_of(&person)
             .into_iter()
+            // Unchanged orders and an unchanged activation: nothing to re-evaluate.
+            .filter(|a| !activations_before.contains(a))
             .filter_map(|a| self.directory.get(&a.id).cloned())
             .collect();
         for activation in affected {
