@@ -86,6 +86,12 @@ const MIGRATIONS: &[&str] = &[
         revoked_ms INTEGER,               -- set: refused at hello until the next rotation
         updated_ms INTEGER NOT NULL
      );",
+    // 5: per-person reads in their own order straight from an index (a person's activations by
+    // start, orders by id), no sort; the new indexes cover what the single-column ones did.
+    "CREATE INDEX activations_by_person_start ON activations(person, from_ms);
+     DROP INDEX activations_by_person;
+     CREATE INDEX orders_by_person_id ON orders(person, id);
+     DROP INDEX orders_by_person;",
 ];
 
 /// Applies every migration not yet applied.

@@ -6,12 +6,14 @@
 
 mod audit;
 mod migrations;
+mod order_queries;
 mod orders;
 mod retention;
 mod tag_credentials;
 mod users;
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use order_queries::{Page, PersonRecords, PersonScope};
 pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
 pub use tag_credentials::TagCredential;
 pub use users::{parse_expiry, CaseloadLink, NewUser, Role, User};
