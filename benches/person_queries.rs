@@ -7,12 +7,13 @@
 //!    `Metadata::person_records`: two index lookups).
 //! 2. hdrhistogram of the same two paths, per read (the indexed one over 10,000 random people,
 //!    the old one over a few, it is slow).
-//! 3. End to end: the real `tagstream serve` binary on loopback over the same database, N
+//! 3. The durable audit record alone (what every person read writes before it answers).
+//! 4. End to end: the real `tagstream serve` binary on loopback over the same database, N
 //!    sequential `GET /v1/people/{id}` on one keep-alive connection, latency per request
 //!    (includes the audit record, written with `synchronous = FULL`, i.e. an fsync).
 //!
 //! Run: `cargo bench --bench person_queries` (all three), or with `PERSON_BENCH=e2e` only the
-//! end-to-end part; `PERSON_BENCH_REQUESTS` sets N (default 2,000).
+//! audit and end-to-end parts; `PERSON_BENCH_REQUESTS` sets N (default 2,000).
 
 use criterion::Criterion;
 use hdrhistogram::Histogram;
@@ -22,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tagstream::formats::orders_file::OrdersFile;
 use tagstream::model::{Activation, Order, Person};
-use tagstream::store::metadata::Metadata;
+use tagstream::store::metadata::{Metadata, NewAuditEntry};
 
 const PEOPLE: usize = 100_000;
 const T0_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
@@ -161,6 +162,31 @@ fn in_process(m: &Metadata) {
     summary("in-process orders_document_scan", &h);
 }
 
+/// The durable audit record every person read writes before answering (`synchronous = FULL`:
+/// an fsync of the WAL per record), alone: the floor under the end-to-end latency.
+fn audit_alone(m: &Metadata, records: usize) {
+    let mut h = histogram();
+    let mut rng = Lcg(3);
+    for _ in 0..records {
+        let entry = NewAuditEntry {
+            t_ms: T0_MS,
+            user_name: "bench".into(),
+            role: "admin".into(),
+            action: "person.read".into(),
+            person: Some(person_id(rng.below(PEOPLE))),
+            from_ms: None,
+            to_ms: None,
+            format: None,
+            purpose: Some("benchmark".into()),
+            detail: None,
+        };
+        let t = Instant::now();
+        m.audit(&entry).expect("audit");
+        h.record(t.elapsed().as_micros() as u64).expect("in range");
+    }
+    summary("in-process audit record alone (fsync)", &h);
+}
+
 fn end_to_end(data_dir: &Path, requests: usize) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_tagstream"))
         .args([
@@ -242,5 +268,6 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(2_000);
+    audit_alone(&Metadata::open(&data_dir).expect("metadata"), requests);
     end_to_end(&data_dir, requests);
 }
