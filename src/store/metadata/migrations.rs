@@ -131,4 +131,47 @@ mod tests {
         assert_eq!(user.expires_ms, None);
         assert!(!user.expired_at(i64::MAX));
     }
+
+    /// Migration 5 (per-person indexes) keeps the records of a version-4 database, replaces
+    /// the single-column indexes, and the per-person reads find the records through the new ones.
+    #[test]
+    fn records_of_a_version_4_database_survive_the_index_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut conn = Connection::open(dir.path().join("metadata.sqlite3")).unwrap();
+            apply_migrations(&mut conn, "metadata", &MIGRATIONS[..4]).unwrap();
+            conn.execute_batch(
+                r#"INSERT INTO people (id, document) VALUES ('P1', '{"id":"P1","name":"Old"}');
+                   INSERT INTO activations (id, person, tag, from_ms, document) VALUES ('A1', 'P1',
+                     'T1', 0, '{"id":"A1","person":"P1","tag":"T1","from":"1970-01-01T00:00:00Z"}');
+                   INSERT INTO orders (id, person, document) VALUES ('O1', 'P1',
+                     '{"id":"O1","person":"P1","from":"2026-01-01","conditions":[]}');"#,
+            )
+            .unwrap();
+        }
+        let m = Metadata::open(dir.path()).unwrap();
+        assert_eq!(m.schema_version().unwrap(), 5);
+        let indexes: Vec<String> = {
+            let conn = m.lock();
+            let mut stmt = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+                .unwrap();
+            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        assert_eq!(
+            indexes,
+            [
+                "activations_by_person_start",
+                "activations_by_tag",
+                "audit_by_person",
+                "audit_by_time",
+                "orders_by_person_id"
+            ]
+        );
+        let records = m.person_records("P1").unwrap();
+        assert_eq!(records.activations[0].id, "A1");
+        assert_eq!(records.orders[0].id, "O1");
+        assert_eq!(m.activations_of("P1").unwrap(), records.activations);
+    }
 }

@@ -57,6 +57,29 @@ fn id_list<S: AsRef<str>>(ids: &[S]) -> Result<String, MetadataError> {
     serde_json::to_string(&ids).map_err(|e| MetadataError::Invalid(e.to_string()))
 }
 
+/// The statement of [`Metadata::order_ids_visible`], put together from fixed pieces (never from
+/// the ids, which are bound: `?1` the caseload if there is one, then the wanted ids) so that
+/// each case has a plain condition its index can serve: the people's key for a caseload, the
+/// orders' key for a wanted set.
+fn order_ids_sql(caseload: bool, wanted: bool) -> String {
+    let mut sql = String::from("SELECT o.id FROM orders o JOIN people p ON p.id = o.person");
+    let mut and = " WHERE ";
+    let mut n = 0;
+    if caseload {
+        n += 1;
+        sql.push_str(&format!(
+            "{and}p.id IN (SELECT value FROM json_each(?{n})) AND p.restricted = 0"
+        ));
+        and = " AND ";
+    }
+    if wanted {
+        n += 1;
+        sql.push_str(&format!("{and}o.id IN (SELECT value FROM json_each(?{n}))"));
+    }
+    sql.push_str(" ORDER BY o.id");
+    sql
+}
+
 /// A person's activations (by id) and orders (by id), as the person read returns them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PersonRecords {
@@ -204,32 +227,16 @@ impl Metadata {
         scope: PersonScope<'_>,
         wanted: Option<&[S]>,
     ) -> Result<Vec<String>, MetadataError> {
-        // The statement is put together from fixed pieces (never from the ids, which are bound
-        // as parameters) so that each case has a plain condition its index can serve: the
-        // people's key for a caseload, the orders' key for a wanted set.
-        let mut sql = String::from("SELECT o.id FROM orders o JOIN people p ON p.id = o.person");
         let mut args: Vec<String> = Vec::new();
-        let mut and = " WHERE ";
         match scope {
             PersonScope::NoOne => return Ok(Vec::new()),
             PersonScope::Everyone => {}
-            PersonScope::Caseload(ids) => {
-                args.push(id_list(ids)?);
-                sql.push_str(&format!(
-                    "{and}p.id IN (SELECT value FROM json_each(?{})) AND p.restricted = 0",
-                    args.len()
-                ));
-                and = " AND ";
-            }
+            PersonScope::Caseload(ids) => args.push(id_list(ids)?),
         }
         if let Some(wanted) = wanted {
             args.push(id_list(wanted)?);
-            sql.push_str(&format!(
-                "{and}o.id IN (SELECT value FROM json_each(?{}))",
-                args.len()
-            ));
         }
-        sql.push_str(" ORDER BY o.id");
+        let sql = order_ids_sql(matches!(scope, PersonScope::Caseload(_)), wanted.is_some());
         let conn = self.lock();
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?;
@@ -538,13 +545,36 @@ mod tests {
                  AND id > '' ORDER BY id LIMIT 10",
                 "sqlite_autoindex_people_1",
             ),
+            (
+                "SELECT id, document FROM activations
+                 WHERE id IN (SELECT value FROM json_each('[\"A1\"]'))",
+                "sqlite_autoindex_activations_1",
+            ),
+            (
+                "SELECT id, document FROM people WHERE id IN (SELECT value FROM json_each('[\"P1\"]'))",
+                "sqlite_autoindex_people_1",
+            ),
+            (
+                &order_ids_sql(true, false).replace("?1", "'[\"P1\"]'"),
+                "orders_by_person_id",
+            ),
+            (
+                &order_ids_sql(true, true)
+                    .replace("?1", "'[\"P1\"]'")
+                    .replace("?2", "'[\"O1\"]'"),
+                "sqlite_autoindex_people_1",
+            ),
+            (
+                &order_ids_sql(false, true).replace("?1", "'[\"O1\"]'"),
+                "sqlite_autoindex_orders_1",
+            ),
         ] {
             let p = plan(sql);
             assert!(p.contains(index), "{sql}: {p}");
+            // The only scan allowed is of the bound id list itself.
             assert!(
-                !p.contains("SCAN people")
-                    && !p.contains("SCAN activations")
-                    && !p.contains("SCAN orders"),
+                p.split("; ")
+                    .all(|step| !step.starts_with("SCAN ") || step.starts_with("SCAN json_each")),
                 "{sql}: {p}"
             );
             // Per-person reads come back in their order straight from the index.
