@@ -58,7 +58,7 @@ fn pipeline_step(c: &mut Criterion) {
     let mut driver = InlineDriver::new(
         directory,
         config,
-        Arc::new(StandardRules::new(
+        Box::new(StandardRules::new(
             config,
             Default::default(),
             &Default::default(),

@@ -99,6 +99,7 @@ fn orders() -> OrdersFile {
                         lat,
                         lon,
                         radius_m: 50.0,
+                        hmu: false,
                     }],
                     timetable: vec![TimetableEntry {
                         days: all_days.clone(),

@@ -1,6 +1,22 @@
 //! Server configuration: a TOML file, overridden by command-line flags. Secrets (the tag key,
 //! API tokens) are never in the file: they come from the environment or from key files in the
 //! data directory that the server creates with owner-only permissions.
+//!
+//! The sections of the parts downstream of the stores (`[trail_api]`, `[crime_api]`, `[console]`,
+//! `[retention]`) are defined here, in `config/`, and those parts import them: config never
+//! imports the API, the console or retention (see docs/architecture.md).
+
+mod console;
+mod crime_api;
+mod retention;
+#[cfg(test)]
+mod sections_tests;
+mod trail_api;
+
+pub use console::ConsoleConfig;
+pub use crime_api::{CrimeApiConfig, ForceLimits};
+pub use retention::RetentionConfig;
+pub use trail_api::TrailApiConfig;
 
 use crate::pipeline::PipelineConfig;
 use crate::rules::RulesConfig;
@@ -30,13 +46,13 @@ pub struct ServerConfig {
     /// Endpoints that receive every alert event (at least once, in order).
     pub webhooks: Vec<crate::delivery::webhooks::WebhookConfig>,
     pub trails: crate::store::trails::TrailConfig,
-    pub trail_api: crate::api::trails::TrailApiConfig,
+    pub trail_api: TrailApiConfig,
     /// The web console: its files and the map tile server, if any.
-    pub console: crate::console::ConsoleConfig,
+    pub console: ConsoleConfig,
     /// Crime uploads and what police may see (`[crime_api]`).
-    pub crime_api: crate::api::crimes::CrimeApiConfig,
+    pub crime_api: CrimeApiConfig,
     /// How long data is kept after an activation ends, and how often the purge runs.
-    pub retention: crate::retention::RetentionConfig,
+    pub retention: RetentionConfig,
     /// Tag connections under load or attack: timeouts and connection limits (`[ingest]`).
     pub ingest: crate::ingest::IngestConfig,
     /// HTTP listener limits (`[http]`).

@@ -1,8 +1,7 @@
 //! `tagstream inspect`: a JSON summary of what is durably stored in a data directory — the log
 //! (segments, records, readings per kind, tags, damaged ranges and records lost) and the
-//! activations it was loaded with. `main` exits non-zero when the log has damage.
+//! people, activations and orders its control records leave. `main` exits non-zero when the log has damage.
 
-use crate::formats::orders_file::parse_orders;
 use crate::log::{summarize, LogSummary};
 use serde::Serialize;
 use std::path::Path;
@@ -26,8 +25,6 @@ pub enum InspectError {
     NotADataDir(String),
     #[error("log: {0}")]
     Log(#[from] crate::log::LogError),
-    #[error("orders.json: {0}")]
-    Orders(String),
 }
 
 pub fn inspect(data_dir: &Path) -> Result<InspectSummary, InspectError> {
@@ -36,19 +33,15 @@ pub fn inspect(data_dir: &Path) -> Result<InspectSummary, InspectError> {
         return Err(InspectError::NotADataDir(data_dir.display().to_string()));
     }
     let log = summarize(&log_dir)?;
-    let (people, activations, orders, clock) =
-        match std::fs::read_to_string(data_dir.join("orders.json")) {
-            Ok(text) => {
-                let load = parse_orders(&text).map_err(|e| InspectError::Orders(e.to_string()))?;
-                (
-                    load.accepted.people.len(),
-                    load.accepted.activations.len(),
-                    load.accepted.orders.len(),
-                    Some(clock_stats(&log_dir, &load.accepted.activations)?),
-                )
-            }
-            Err(_) => (0, 0, 0, None),
-        };
+    // People, activations and orders as the log's control records leave them.
+    let (book, clock) = clock_stats(&log_dir)?;
+    let document = book.document();
+    let (people, activations, orders) = (
+        document.people.len(),
+        document.activations.len(),
+        document.orders.len(),
+    );
+    let clock = Some(clock);
     Ok(InspectSummary {
         data_dir: data_dir.display().to_string(),
         log,
@@ -59,17 +52,21 @@ pub fn inspect(data_dir: &Path) -> Result<InspectSummary, InspectError> {
     })
 }
 
-/// Runs the dispatcher (the clock and the routing, no rules) over the log.
+/// Runs the dispatcher (the clock, the routing and the control records, no rules) over the log.
 fn clock_stats(
     log_dir: &Path,
-    activations: &[crate::model::Activation],
-) -> Result<crate::pipeline::DispatchStats, InspectError> {
-    let directory = std::sync::Arc::new(crate::pipeline::ActivationDirectory::new(activations));
-    let mut dispatcher =
-        crate::pipeline::Dispatcher::new(directory, 1, crate::pipeline::PipelineConfig::default());
+) -> Result<(crate::orders::OrderBook, crate::pipeline::DispatchStats), InspectError> {
+    // Routing only: the rules are never run, so none are built.
+    let config = crate::pipeline::PipelineConfig::default();
+    let book = crate::orders::OrderBook::default();
+    let factory = Box::new(crate::rules::StandardRules::empty(
+        config,
+        Default::default(),
+    ));
+    let mut dispatcher = crate::pipeline::Dispatcher::new(book, factory, 1, config);
     for item in crate::log::LogReader::open(log_dir)? {
-        let (_, batch) = item?;
-        dispatcher.dispatch(&std::sync::Arc::new(batch), |_, _| {});
+        let (_, entry) = item?;
+        dispatcher.dispatch(&entry, |_, _| {});
     }
-    Ok(dispatcher.stats())
+    Ok((dispatcher.book().clone(), dispatcher.stats()))
 }

@@ -3,7 +3,8 @@
 //! Data flows one way: `wire` (codecs) → `ingest` (listener, connections) → `log` (durable,
 //! group-committed) → `pipeline` (per-activation partitions, reorder by event time) → `rules`
 //! (health, curfew, zones, hits, alcohol) → sinks (alert store, trails, hits, sober days) → `api`.
-//! `replay` runs the same pipeline over a recorded file.
+//! `replay` runs the same pipeline over a recorded file. `docs/architecture.md` draws the topology
+//! and says which module may import which (`tests/architecture.rs` enforces it).
 
 pub mod api;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod inspect;
 pub mod log;
 pub mod metrics;
 pub mod model;
+pub mod orders;
 pub mod pipeline;
 pub mod replay;
 pub mod retention;
@@ -26,5 +28,6 @@ pub mod score;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod topology;
 pub mod trail;
 pub mod wire;

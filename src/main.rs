@@ -248,8 +248,10 @@ struct ServeArgs {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
+    /// People, activations and orders for a recording that does not carry them; a data
+    /// directory's log carries its own (every change where it happened), so none is needed.
     #[arg(long)]
-    orders: PathBuf,
+    orders: Option<PathBuf>,
     /// Recorded readings: a `.jsonl` contract file, a native `.bin` readings file, or a data
     /// directory (its durable log, in log order).
     #[arg(long)]
@@ -369,10 +371,16 @@ fn serve(args: ServeArgs) -> Result<()> {
 fn replay(args: ReplayArgs) -> Result<()> {
     let base = load_config(args.config.as_ref())?;
     let config = pipeline_overrides(base.pipeline, args.reorder_ms, args.no_contact_ms);
-    let (orders, orders_errors) = tagstream::replay::load_orders(&args.orders)?;
-    for e in &orders_errors {
-        eprintln!("{}: {e} (record skipped)", args.orders.display());
-    }
+    let (orders, orders_errors) = match &args.orders {
+        Some(path) => {
+            let (orders, errors) = tagstream::replay::load_orders(path)?;
+            for e in &errors {
+                eprintln!("{}: {e} (record skipped)", path.display());
+            }
+            (orders, errors)
+        }
+        None => Default::default(),
+    };
     let (outputs, mut summary) =
         tagstream::replay::replay(&orders, &args.readings, &args.crimes, config, &base.rules)?;
     for e in &summary.readings_errors {

@@ -7,7 +7,7 @@ use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::formats::readings_jsonl::read_batches;
 use crate::formats::LineError;
 use crate::log::LogReader;
-use crate::model::Batch;
+use crate::model::{Batch, LogEntry};
 use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
 use crate::rules::{RulesConfig, StandardRules};
@@ -75,15 +75,16 @@ pub fn load_orders(path: &Path) -> Result<(OrdersFile, Vec<LineError>), ReplayEr
     Ok((load.accepted, load.errors))
 }
 
-/// Calls `on_batch` for every batch of a recorded readings input, in recorded order:
+/// Calls `on_entry` for every record of a recorded readings input, in recorded order:
 /// - a directory: a tagstream data directory (or its `log/`), read in log order — exactly what
-///   the live server processed;
+///   the live server processed, its control records (people, activations, orders) included;
 /// - a `.bin` file: the native readings file (`docs/formats.md`);
 /// - anything else: contract JSON Lines, bad lines reported and skipped.
 pub fn read_recorded(
     path: &Path,
-    on_batch: &mut dyn FnMut(Batch),
+    on_entry: &mut dyn FnMut(LogEntry),
 ) -> Result<Vec<LineError>, ReplayError> {
+    let mut on_batch = |batch: Batch| on_entry(LogEntry::Batch(Arc::new(batch)));
     let read_err = |source| ReplayError::Read {
         path: path.to_path_buf(),
         source,
@@ -100,8 +101,8 @@ pub fn read_recorded(
         };
         let mut reader = LogReader::open(&log_dir).map_err(|e| input_err(e.to_string()))?;
         for item in reader.by_ref() {
-            let (_, batch) = item.map_err(|e| input_err(e.to_string()))?;
-            on_batch(batch);
+            let (_, entry) = item.map_err(|e| input_err(e.to_string()))?;
+            on_entry(entry);
         }
         // Damaged records are skipped exactly as the server's start-up replay skips them (the
         // same reader), so the outputs still match the live server's; say what was skipped.
@@ -184,6 +185,10 @@ impl Sink for OutputCollector {
             Output::SoberDay(day) => {
                 self.sober_days.upsert(day);
             }
+            Output::Purged { activation } => {
+                self.alerts.remove_activation(&activation);
+                self.sober_days.remove_activation(&activation);
+            }
         }
     }
 }
@@ -199,22 +204,25 @@ pub fn replay(
     config: PipelineConfig,
     rules: &RulesConfig,
 ) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
-    let directory = Arc::new(ActivationDirectory::new(&orders.activations));
-    let factory = Arc::new(StandardRules::new(config, rules.clone(), orders));
+    // An orders document (for a recording without control records) is where the book starts;
+    // a data directory's control records change it as they come.
+    let book = crate::orders::OrderBook::from_document(orders);
+    let factory = Box::new(StandardRules::new(config, rules.clone(), orders));
     let mut outputs = OutputCollector::default();
-    let mut driver = InlineDriver::new(directory.clone(), config, factory, 1, &mut outputs);
+    let mut driver = InlineDriver::from_book(book, config, factory, 1, &mut outputs);
     let mut trails = MemoryTrails::new(rules.hits.max_gap_s * 1000);
     let keep_trails = !crimes.is_empty();
-    let readings_errors = read_recorded(readings, &mut |batch| {
-        if keep_trails {
-            for (activation, positions) in group_positions(&directory, &batch) {
+    let readings_errors = read_recorded(readings, &mut |entry| {
+        driver.feed_entry(&entry, &mut outputs);
+        if let (true, LogEntry::Batch(batch)) = (keep_trails, &entry) {
+            for (activation, positions) in group_positions(driver.directory(), batch) {
                 for r in positions {
                     trails.push(&activation, r);
                 }
             }
         }
-        driver.feed(&Arc::new(batch), &mut outputs);
     })?;
+    let directory = driver.directory().clone();
     let (crime_batches, hits) = if keep_trails {
         trails.seal();
         let (store, batches, hits) = replay_crimes(&directory, &trails, crimes, rules)?;
@@ -272,7 +280,7 @@ fn replay_crimes(
     for a in directory.all() {
         matcher.set_person(&a.id, &a.person);
     }
-    let csv_rules = crate::api::crimes::CrimeApiConfig::default().csv_rules();
+    let csv_rules = crate::crime::PoliceCsvRules::default();
     let mut reports = Vec::new();
     for path in files {
         let bytes = std::fs::read(path).map_err(|source| ReplayError::Read {

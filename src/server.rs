@@ -10,16 +10,16 @@ use crate::api::routes::Counters;
 use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
 use crate::crime::service::HitService;
-use crate::formats::orders_file::{parse_orders, OrdersFile};
+use crate::formats::orders_file::parse_orders;
 use crate::ingest::limits::optional_ms;
 use crate::ingest::{
     run_listener, EffectiveLimits, HttpListener, IngestContext, IngestTransport, TagCredentials,
 };
 use crate::log::{DedupState, GroupCommitter, LogConfig, LogReader, LogWriter};
-use crate::model::Batch;
+use crate::model::{Change, LogEntry};
+use crate::orders::OrderBook;
 use crate::pipeline::driver::{InlineDriver, OutputBatch};
-use crate::pipeline::ActivationDirectory;
-use crate::pipeline::VecSink;
+use crate::pipeline::{shared_directory, SharedDirectory, VecSink};
 use crate::retention::Purger;
 use crate::rules::StandardRules;
 use crate::store::alert_store::AlertStore;
@@ -28,6 +28,7 @@ use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
 use crate::store::trails::{catch_up, group_positions, FeedCursor, TrailStore};
 use crate::store::LiveAlerts;
+use crate::topology::control_gate::ControlGate;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::Path;
@@ -102,10 +103,47 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Loads `--orders` (if given) into the metadata database, then returns the database's whole
-/// document — what the pipeline runs with — and writes it to `DATA/orders.json`, so that
-/// `tagstream replay --orders DATA/orders.json --readings DATA` reproduces this run.
-fn load_server_orders(config: &ServerConfig, metadata: &Metadata) -> Result<OrdersFile> {
+/// The changes the start-up import writes to the log as control records: first what a metadata
+/// database written before control records existed holds and the log lacks (a one-time
+/// migration), then what `--orders` says that differs. Importing the same file again writes
+/// nothing.
+fn startup_import(
+    config: &ServerConfig,
+    metadata: &Metadata,
+    book: &OrderBook,
+) -> Result<Vec<(String, Change)>> {
+    let mut changes = Vec::new();
+    // A purge the log does not hold yet (a run stopped between its metadata transaction and
+    // its log record, or a purge made before purges were log records).
+    let purged = metadata
+        .purged_records()
+        .context("reading which records retention purged")?;
+    let is_purged = |kind: &str, id: &str| purged.contains(&(kind.to_string(), id.to_string()));
+    let activations: Vec<String> = book
+        .activations()
+        .filter(|a| is_purged("activation", &a.id))
+        .map(|a| a.id.clone())
+        .collect();
+    let people: Vec<String> = book
+        .people()
+        .filter(|p| is_purged("person", &p.id))
+        .map(|p| p.id.clone())
+        .collect();
+    if !activations.is_empty() || !people.is_empty() {
+        changes.push((
+            "retention".to_string(),
+            Change::Purge {
+                activations,
+                people,
+            },
+        ));
+    }
+    let legacy = metadata
+        .orders_document()
+        .context("reading people, activations and orders from the metadata database")?;
+    for change in crate::orders::import::changes_for(book, &legacy) {
+        changes.push(("migration".to_string(), change));
+    }
     if let Some(source) = &config.orders {
         let text = std::fs::read_to_string(source)
             .with_context(|| format!("reading orders {}", source.display()))?;
@@ -113,19 +151,55 @@ fn load_server_orders(config: &ServerConfig, metadata: &Metadata) -> Result<Orde
         for e in &load.errors {
             tracing::warn!("{}: {e} (record skipped)", source.display());
         }
-        let skipped = metadata
-            .import_orders(&load.accepted)
-            .context("storing the orders in the metadata database")?;
-        for record in skipped {
-            tracing::warn!(
-                "{}: {record} was purged by retention (record skipped)",
-                source.display()
-            );
+        // What the migration changes already count as in the book for the file's diff.
+        let mut after = book.clone();
+        for (i, (_, change)) in changes.iter().enumerate() {
+            let record = crate::model::ControlRecord {
+                recorded: 0,
+                actor: String::new(),
+                effective: None,
+                change: change.clone(),
+            };
+            let _ = after.apply(i as u64, &record);
+        }
+        let purged = metadata
+            .purged_records()
+            .context("reading which records retention purged")?;
+        let actor = format!("import:{}", source.display());
+        for change in crate::orders::import::changes_for(&after, &load.accepted) {
+            if let Some(name) = purged_name(&change, &purged) {
+                tracing::warn!(
+                    "{}: {name} was purged by retention (record skipped)",
+                    source.display()
+                );
+                continue;
+            }
+            changes.push((actor.clone(), change));
         }
     }
-    metadata
-        .write_orders_document(&config.data_dir.join("orders.json"))
-        .context("writing the orders document")
+    Ok(changes)
+}
+
+/// `activation A1` when a change would bring back a record (or a record of a person) that
+/// retention purged.
+fn purged_name(
+    change: &Change,
+    purged: &std::collections::HashSet<(String, String)>,
+) -> Option<String> {
+    let is = |kind: &str, id: &str| purged.contains(&(kind.to_string(), id.to_string()));
+    let (kind, id, person) = match change {
+        Change::PutPerson { person } => ("person", person.id.as_str(), person.id.as_str()),
+        Change::PutActivation { activation } => (
+            "activation",
+            activation.id.as_str(),
+            activation.person.as_str(),
+        ),
+        Change::PutOrder { order } => ("order", order.id.as_str(), order.person.as_str()),
+        Change::EndActivation { .. } | Change::Purge { .. } | Change::Redacted { .. } => {
+            return None
+        }
+    };
+    (is(kind, id) || is("person", person)).then(|| format!("{kind} {id}"))
 }
 
 fn now_ms() -> i64 {
@@ -158,9 +232,6 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let metadata = Metadata::open(&config.data_dir).context("opening the metadata database")?;
     let credentials = TagCredentials::load(tag_key, metadata.clone())
         .context("loading tag credentials from the metadata database")?;
-    let orders = load_server_orders(&config, &metadata)?;
-    let directory = Arc::new(ActivationDirectory::new(&orders.activations));
-
     let log_dir = config.data_dir.join("log");
     let (writer, recovery) = LogWriter::open(
         &log_dir,
@@ -173,12 +244,45 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     tracing::info!(?recovery, "log recovered");
     let next_log_record = writer.next_record();
 
+    // Rebuild alerts, people, activations and orders from every stored record before any new
+    // record can arrive: the log is replayed through the partitions inline, into the book only;
+    // then whatever differs from the alert store is published, and the partitions go live with
+    // their state. Latency is measured only for batches that arrive from now on.
+    let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
+    crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
+    let alerts = Arc::new(
+        LiveAlerts::new(alert_store.clone(), now_ms()).context("opening the live alert book")?,
+    );
+    let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
+    let tac = Arc::new(TacBook::default());
+    let (driver, recovered, history) = {
+        let (log_dir, tac, alerts) = (log_dir.clone(), tac.clone(), alerts.clone());
+        let (pipeline, partitions, rules) =
+            (config.pipeline, config.partitions, config.rules.clone());
+        tokio::task::spawn_blocking(move || {
+            replay_log_into(&log_dir, &tac, pipeline, rules, partitions, &alerts)
+        })
+        .await
+        .context("log replay task")??
+    };
+    alerts.finish_recovery();
+    history
+        .write(&metadata)
+        .context("rebuilding the change history from the log")?;
+    let book = driver.book().clone();
+    let directory = shared_directory((**driver.directory()).clone());
+    let import = startup_import(&config, &metadata, &book)?;
+    // The metadata view of people, activations and orders follows the log.
+    metadata
+        .import_orders(&book.document())
+        .context("bringing the metadata database's people, activations and orders up to the log")?;
+
     // The trail store catches up on the log records after its checkpoint.
     let trail_dir = config.data_dir.join("trails");
     let (trails, trail_checkpoint) = TrailStore::open(&trail_dir, config.trails)
         .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
     {
-        let (trails, directory, log_dir) = (trails.clone(), directory.clone(), log_dir.clone());
+        let (trails, directory, log_dir) = (trails.clone(), directory.load_full(), log_dir.clone());
         tokio::task::spawn_blocking(move || {
             catch_up(&trails, &directory, &log_dir, trail_checkpoint)
         })
@@ -189,7 +293,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     // Hits: every stored crime is matched against the trails before live matching starts.
     let crime_store = CrimeStore::open(&config.data_dir).context("opening the crime store")?;
     let (hit_service, startup_match) = {
-        let (store, trails, directory) = (crime_store.clone(), trails.clone(), directory.clone());
+        let (store, trails, directory) =
+            (crime_store.clone(), trails.clone(), directory.load_full());
         let hits_config = config.rules.hits;
         tokio::task::spawn_blocking(move || {
             HitService::start(hits_config, store, trails, directory)
@@ -205,44 +310,10 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         next_log_record,
         hit_service.clone(),
     );
-
-    // Latency is measured only for batches that arrive from now on, not recovered ones.
-    let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
-    crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
-    let alerts = Arc::new(
-        LiveAlerts::new(alert_store.clone(), now_ms()).context("opening the live alert book")?,
-    );
-    let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
-    let factory = Arc::new(StandardRules::new(
-        config.pipeline,
-        config.rules.clone(),
-        &orders,
-    ));
-    // Rebuild alerts from every stored batch before any new batch can arrive: the log is
-    // replayed through the partitions inline, into the book only; then whatever differs from
-    // the alert store is published, and the partitions go live with their state.
-    let tac = Arc::new(TacBook::default());
-    let (driver, recovered) = {
-        let (log_dir, tac, directory, alerts) = (
-            log_dir.clone(),
-            tac.clone(),
-            directory.clone(),
-            alerts.clone(),
-        );
-        let (pipeline, partitions) = (config.pipeline, config.partitions);
-        tokio::task::spawn_blocking(move || {
-            replay_log_into(
-                &log_dir, &tac, directory, pipeline, factory, partitions, &alerts,
-            )
-        })
-        .await
-        .context("log replay task")??
-    };
-    alerts.finish_recovery();
     let system = Arc::new(crate::metrics::silence_watch::SystemHealth::new(
         config.watchdog,
         now_ms(),
-        !directory.all().is_empty() || recovered.0 > 0,
+        book.activations().next().is_some() || recovered.0 > 0,
         driver.gauges(),
     ));
     system.spawn(now_ms);
@@ -268,25 +339,48 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     counters
         .log_records_lost
         .store(recovery.records_lost, Ordering::Relaxed);
-    let (committed_tx, mut committed_rx) = mpsc::channel::<Vec<Arc<Batch>>>(64);
+    let (committed_tx, mut committed_rx) = mpsc::channel::<Vec<LogEntry>>(64);
     let commit = GroupCommitter::spawn(writer, DedupState::from(&recovery), committed_tx)
         .context("starting the group committer")?;
+    let gate = Arc::new(ControlGate::new(commit.clone(), next_log_record));
     let forward_counters = counters.clone();
     let (forward_tac, forward_directory) = (tac.clone(), directory.clone());
     let pipeline_input = driver.input.clone();
     let forward_system = system.clone();
+    let mut applier = crate::topology::control_view::ControlApplier::new(
+        book,
+        metadata.clone(),
+        directory.clone(),
+        gate.clone(),
+    )
+    .context("starting the metadata view thread")?;
+    let forward_hits = hit_service.clone();
     tokio::spawn(async move {
         while let Some(group) = committed_rx.recv().await {
-            forward_system.batches_committed(now_ms());
+            let batches = group.iter().filter_map(LogEntry::batch);
+            let (count, readings) = batches.fold((0u64, 0u64), |(n, r), b| {
+                (n + 1, r + b.readings.len() as u64)
+            });
+            if count > 0 {
+                forward_system.batches_committed(now_ms());
+            }
             forward_counters
                 .committed_batches
-                .fetch_add(group.len() as u64, Ordering::Relaxed);
-            let readings: usize = group.iter().map(|b| b.readings.len()).sum();
+                .fetch_add(count, Ordering::Relaxed);
             forward_counters
                 .committed_readings
-                .fetch_add(readings as u64, Ordering::Relaxed);
-            for batch in &group {
-                forward_tac.apply(&forward_directory, batch);
+                .fetch_add(readings, Ordering::Relaxed);
+            for entry in &group {
+                match entry {
+                    LogEntry::Batch(batch) => forward_tac.apply(&forward_directory.load(), batch),
+                    LogEntry::Control { record, control } => {
+                        let applied =
+                            tokio::task::block_in_place(|| applier.apply(*record, control));
+                        for (id, person) in applied {
+                            forward_hits.activation(&id, &person);
+                        }
+                    }
+                }
             }
             // Bounded: a trail store that falls behind slows ingest instead of growing memory.
             match trail_feed.try_send(group.clone()) {
@@ -311,6 +405,14 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         &config.ingest,
         limits,
     ));
+    // The start-up import goes through the log like any change, before anyone is let in.
+    for (actor, change) in import {
+        let subject = change.subject();
+        if let Err(e) = gate.submit(&actor, None, change).await {
+            tracing::warn!("{actor}: {subject} not imported: {e}");
+        }
+    }
+
     let ingest_listener = TcpListener::bind(config.ingest_addr)
         .await
         .with_context(|| format!("binding ingest address {}", config.ingest_addr))?;
@@ -357,6 +459,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         hits_config: config.rules.hits,
         crime_api: config.crime_api,
         directory: directory.clone(),
+        control: gate.clone(),
         retention: purger,
         system,
     };
@@ -434,11 +537,11 @@ const TRAIL_FEED_GROUPS: usize = 4096;
 
 fn spawn_trail_feed(
     trails: TrailStore,
-    directory: Arc<crate::pipeline::ActivationDirectory>,
+    directory: SharedDirectory,
     next_record: u64,
     hits: HitService,
-) -> std::sync::mpsc::SyncSender<Vec<Arc<Batch>>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Arc<Batch>>>(TRAIL_FEED_GROUPS);
+) -> std::sync::mpsc::SyncSender<Vec<LogEntry>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<LogEntry>>(TRAIL_FEED_GROUPS);
     let spawned = std::thread::Builder::new()
         .name("trail-feed".into())
         .spawn(move || {
@@ -448,8 +551,13 @@ fn spawn_trail_feed(
                 match rx.recv_timeout(std::time::Duration::from_secs(2)) {
                     Ok(group) => {
                         let mut appended = Vec::new();
-                        for batch in &group {
-                            let groups = group_positions(&directory, batch);
+                        let directory = directory.load();
+                        for entry in &group {
+                            // A control record holds no positions; it still takes a record number.
+                            let groups = match entry {
+                                LogEntry::Batch(batch) => group_positions(&directory, batch),
+                                LogEntry::Control { .. } => Vec::new(),
+                            };
                             // A failure holds the checkpoint back to this record (see
                             // `FeedCursor`), so the next start re-applies it from the log.
                             if let Err(e) = cursor.apply(&trails, &groups) {
@@ -502,33 +610,90 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Feeds every batch stored in the log, in log order, through partitions on this thread, their
-/// outputs into the alert book as recovered (not published). Returns the partitions (to go
-/// live) and (batches, readings) replayed.
+/// Feeds every record stored in the log, in log order, through partitions on this thread (control
+/// records rebuild people, activations and orders as they go), their outputs into the alert book
+/// as recovered (not published). Returns the partitions (to go live) and (batches, readings)
+/// replayed.
 fn replay_log_into(
     log_dir: &Path,
     tac: &TacBook,
-    directory: Arc<crate::pipeline::ActivationDirectory>,
     pipeline: crate::pipeline::PipelineConfig,
-    factory: Arc<StandardRules>,
+    rules: crate::rules::RulesConfig,
     partitions: usize,
     alerts: &LiveAlerts,
-) -> Result<(InlineDriver, (u64, u64))> {
+) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
     let mut sink = VecSink::default();
-    let mut driver = InlineDriver::new(directory.clone(), pipeline, factory, partitions, &mut sink);
+    let mut history = ChangeHistory::default();
+    let factory = Box::new(StandardRules::empty(pipeline, rules));
+    let mut driver = InlineDriver::from_book(
+        OrderBook::default(),
+        pipeline,
+        factory,
+        partitions,
+        &mut sink,
+    );
     let reader =
         LogReader::open(log_dir).with_context(|| format!("reading log {}", log_dir.display()))?;
     let (mut batches, mut readings) = (0u64, 0u64);
     for item in reader {
-        let (_, batch) = item.context("reading a stored batch")?;
-        batches += 1;
-        readings += batch.readings.len() as u64;
-        tac.apply(&directory, &batch);
-        driver.feed(&Arc::new(batch), &mut sink);
+        let (_, entry) = item.context("reading a stored record")?;
+        if let LogEntry::Batch(batch) = &entry {
+            batches += 1;
+            readings += batch.readings.len() as u64;
+        }
+        if let LogEntry::Control { record, control } = &entry {
+            history.note(*record, control);
+        }
+        driver.feed_entry(&entry, &mut sink);
+        if let LogEntry::Batch(batch) = &entry {
+            tac.apply(driver.directory(), batch);
+        }
         if sink.outputs.len() >= 4096 {
             alerts.apply_recovered(std::mem::take(&mut sink.outputs));
         }
     }
     alerts.apply_recovered(sink.outputs);
-    Ok((driver, (batches, readings)))
+    Ok((driver, (batches, readings), history))
+}
+
+/// A control record's number, the record, whose records it changes, and why it was refused.
+type NotedChange = (
+    u64,
+    Arc<crate::model::ControlRecord>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The control records met while replaying the log, with whose records each changes and whether
+/// the record book refused it: the change history view is rebuilt from them at start.
+#[derive(Default)]
+struct ChangeHistory {
+    /// The same book the pipeline builds, to tell what each record changes and its verdict.
+    book: OrderBook,
+    entries: Vec<NotedChange>,
+}
+
+impl ChangeHistory {
+    /// Notes record `record`.
+    fn note(&mut self, record: u64, control: &Arc<crate::model::ControlRecord>) {
+        let person = crate::topology::control_view::person_of(&self.book, control);
+        let refused = self.book.apply(record, control).err();
+        self.entries
+            .push((record, control.clone(), person, refused));
+    }
+
+    /// Writes every noted change to the metadata view (records already there are kept), except
+    /// those of people retention purged.
+    fn write(self, metadata: &Metadata) -> Result<()> {
+        let purged = metadata.purged_records()?;
+        for (record, control, person, refused) in self.entries {
+            let gone = person
+                .as_ref()
+                .is_some_and(|p| purged.contains(&("person".to_string(), p.clone())));
+            if !gone {
+                metadata.record_change(record, &control, person.as_deref(), refused.as_deref())?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -160,7 +160,7 @@ fn run_with(exports: &[Export], clock_to: &str, alcohol: AlcoholConfig) -> Outpu
     let doc = orders(exports);
     let config = PipelineConfig::default();
     let directory = Arc::new(ActivationDirectory::new(&doc.activations));
-    let factory = Arc::new(StandardRules::new(
+    let factory = Box::new(StandardRules::new(
         config,
         RulesConfig {
             alcohol,

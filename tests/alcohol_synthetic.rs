@@ -148,7 +148,7 @@ fn run_with(
         ..PipelineConfig::default()
     };
     let directory = Arc::new(ActivationDirectory::new(&doc.activations));
-    let factory = Arc::new(StandardRules::new(config, Default::default(), doc));
+    let factory = Box::new(StandardRules::new(config, Default::default(), doc));
     let mut out = OutputCollector::default();
     let mut driver = InlineDriver::new(directory, config, factory, partitions, &mut out);
     for (seq, (tag, readings)) in batches.iter().enumerate() {

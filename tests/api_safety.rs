@@ -524,7 +524,7 @@ async fn data_files_are_owner_only_whatever_the_umask() {
     for expected in [
         "metadata.sqlite3",
         "crimes.sqlite3",
-        "orders.json",
+        "alerts.sqlite3",
         "log",
         "trails",
         "old/notes.json",

@@ -126,7 +126,7 @@ fn alerts_when(server: &Server, n: usize) -> String {
 }
 
 fn replay_data_dir(data: &Path, out: &Path) -> String {
-    common::replay_alerts(&data.join("orders.json"), data, out)
+    common::replay_alerts_with(None, data, out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,7 +315,7 @@ fn run_on(
     let doc = orders_doc(activations, parse_time("2026-03-02T00:40:00Z").unwrap());
     let orders = parse_orders(&doc).unwrap().accepted;
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
-    let factory = Arc::new(StandardRules::new(config, Default::default(), &orders));
+    let factory = Box::new(StandardRules::new(config, Default::default(), &orders));
     let mut out = OutputCollector::default();
     let mut driver = InlineDriver::new(directory, config, factory, partitions, &mut out);
     for (seq, (tag, arrival_ms, readings)) in batches.iter().enumerate() {

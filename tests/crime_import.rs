@@ -13,8 +13,9 @@ use std::process::Command;
 use tagstream::crime::police_csv::{self, ALL_ROWS_FAILED, EMPTY_BATCH, INVALID_DATUM};
 use tagstream::crime::{
     force_by_id, force_by_name, parse_police_batch, parse_police_batch_from, parse_public_csv,
-    BatchReport, BatchStatus, OriginalCoordinates, PoliceCrime, PoliceCsvRules, PublicImport,
+    BatchReport, BatchStatus, PoliceCsvRules, PublicImport,
 };
+use tagstream::model::{OriginalCoordinates, PoliceCrime};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -88,7 +88,7 @@ fn run(orders: &OrdersFile, batches: Vec<(&str, Vec<Reading>)>) -> Vec<Alert> {
         ..PipelineConfig::default()
     };
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
-    let factory = Arc::new(StandardRules::new(config, Default::default(), orders));
+    let factory = Box::new(StandardRules::new(config, Default::default(), orders));
     assert!(factory.build_errors().is_empty());
     let mut out = OutputCollector::default();
     let mut driver = InlineDriver::new(directory, config, factory, 2, &mut out);
@@ -158,7 +158,7 @@ fn al08_late_return_is_updated_in_place_and_closed_by_al09() {
     );
     assert!(alerts
         .iter()
-        .all(|a| a.rule == "curfew/3" && a.person == "P1"));
+        .all(|a| a.rule == "curfew/4" && a.person == "P1"));
     assert!(!alerts[0].evidence.is_empty());
 }
 
@@ -756,4 +756,177 @@ fn a_window_the_home_unit_was_off_for_is_judged_from_the_tags_fixes() {
             "AL09 03-02T19:30..03-02T19:30 confirmed"
         ]
     );
+}
+
+/// Home Mon–Thu 19:00–07:00, partner Fri–Sun 20:00–08:00; `hmu` marks the address with the home
+/// monitoring unit (none when `None`).
+fn two_addresses(hmu: Option<&str>) -> String {
+    let mark = |id: &str| {
+        if hmu == Some(id) {
+            r#","hmu":true"#
+        } else {
+            ""
+        }
+    };
+    format!(
+        r#"{{"type":"curfew","grace_min":0,
+   "addresses":[{{"id":"home","lat":{},"lon":{},"radius_m":50{}}},{{"id":"partner","lat":{},"lon":{},"radius_m":60{}}}],
+   "timetable":[{{"days":["mon","tue","wed","thu"],"start":"19:00","end":"07:00","address":"home"}},
+                {{"days":["fri","sat","sun"],"start":"20:00","end":"08:00","address":"partner"}}]}}"#,
+        HOME.0,
+        HOME.1,
+        mark("home"),
+        PARTNER.0,
+        PARTNER.1,
+        mark("partner")
+    )
+}
+
+/// RF reports every 30 minutes over `[from, to)`, all `in_range` or all not.
+fn rf_heartbeats(from: &str, to: &str, in_range: bool) -> Vec<Reading> {
+    let (a, b) = (t(from), t(to));
+    (0..)
+        .map(|k| a + k * 30 * MIN)
+        .take_while(|x| *x < b)
+        .map(|x| Reading {
+            t_ms: x,
+            battery_pct: None,
+            body: ReadingBody::Rf { in_range },
+        })
+        .collect()
+}
+
+fn by_time(parts: Vec<Vec<Reading>>) -> Vec<Reading> {
+    let mut all = cat(parts);
+    all.sort_by_key(|r| r.t_ms);
+    all
+}
+
+/// The unit is at home. Thursday night at home: RF in range counts there even though the fixes
+/// drift 1 km away. Friday night at the partner's, out of the unit's range: judged from the
+/// fixes, which place the wearer at the partner's — compliant (RF "out of range" would have been
+/// a whole-night absence).
+#[test]
+fn rf_counts_only_for_windows_at_the_hmu_address() {
+    let o = orders(&two_addresses(Some("home")), "2026-03-05", "2026-03-31");
+    let readings = by_time(vec![
+        rf_heartbeats("2026-03-05T18:00:00Z", "2026-03-06T18:30:00Z", true),
+        track("2026-03-05T18:00:00Z", "2026-03-06T18:00:00Z", 2, TOWN),
+        rf_heartbeats("2026-03-06T19:00:00Z", "2026-03-07T09:00:00Z", false),
+        track("2026-03-06T19:00:00Z", "2026-03-07T09:00:00Z", 2, PARTNER),
+    ]);
+    let alerts = run(&o, vec![("T1", readings)]);
+    assert!(summary(&alerts).is_empty(), "{:?}", summary(&alerts));
+}
+
+/// The unit is at home and the wearer spends Friday night there instead of at the partner's: RF
+/// "in range" is no presence at the partner's address — it places the wearer at the unit, away.
+/// With fixes (at home) and without any (an RF-only tag) the whole window is a confirmed AL12.
+#[test]
+fn rf_in_range_during_a_window_at_the_other_address_is_absence_there() {
+    let o = orders(&two_addresses(Some("home")), "2026-03-06", "2026-03-31");
+    let rf_home = rf_heartbeats("2026-03-06T18:00:00Z", "2026-03-07T09:00:00Z", true);
+    let with_fixes = by_time(vec![
+        rf_home.clone(),
+        track("2026-03-06T18:00:00Z", "2026-03-07T09:00:00Z", 2, HOME),
+    ]);
+    for readings in [with_fixes, rf_home] {
+        assert_eq!(
+            summary(&run(&o, vec![("T1", readings)])),
+            vec!["AL12 03-06T20:00..03-07T08:00 confirmed"]
+        );
+    }
+    // Out of the unit's range and no fixes: nothing places the wearer at the partner's, nor away.
+    let silent = rf_heartbeats("2026-03-06T18:00:00Z", "2026-03-07T09:00:00Z", false);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", silent)])),
+        vec!["AL12 03-06T20:00..03-07T08:00 possible"]
+    );
+}
+
+/// With the unit at the partner's it is the other way round: Thursday night at home is judged from
+/// the fixes, and RF in range at the partner's that night is an absence from home.
+#[test]
+fn the_hmu_may_be_at_the_second_address() {
+    let o = orders(&two_addresses(Some("partner")), "2026-03-05", "2026-03-31");
+    let home_night = by_time(vec![
+        rf_heartbeats("2026-03-05T18:00:00Z", "2026-03-06T08:00:00Z", false),
+        track("2026-03-05T18:00:00Z", "2026-03-06T08:00:00Z", 2, HOME),
+    ]);
+    let alerts = run(&o, vec![("T1", home_night)]);
+    assert!(summary(&alerts).is_empty(), "{:?}", summary(&alerts));
+    let at_partner = by_time(vec![
+        rf_heartbeats("2026-03-05T18:00:00Z", "2026-03-06T08:00:00Z", true),
+        track("2026-03-05T18:00:00Z", "2026-03-06T08:00:00Z", 2, PARTNER),
+    ]);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", at_partner)])),
+        vec!["AL12 03-05T19:00..03-06T07:00 confirmed"]
+    );
+}
+
+/// Backward compatibility: with no address of the person marked `hmu`, RF counts for every
+/// window's address as before (a unit at each address) — RF in range at the partner's on Friday
+/// is presence there whatever the drifting fixes say, out of range is absence.
+#[test]
+fn without_any_hmu_address_rf_counts_for_every_address() {
+    let o = orders(&two_addresses(None), "2026-03-06", "2026-03-31");
+    let present = by_time(vec![
+        rf_heartbeats("2026-03-06T18:00:00Z", "2026-03-07T09:00:00Z", true),
+        track("2026-03-06T18:00:00Z", "2026-03-07T09:00:00Z", 2, TOWN),
+    ]);
+    let alerts = run(&o, vec![("T1", present)]);
+    assert!(summary(&alerts).is_empty(), "{:?}", summary(&alerts));
+    let absent = by_time(vec![
+        rf_heartbeats("2026-03-06T18:00:00Z", "2026-03-07T09:00:00Z", false),
+        track("2026-03-06T18:00:00Z", "2026-03-07T09:00:00Z", 2, PARTNER),
+    ]);
+    assert_eq!(
+        summary(&run(&o, vec![("T1", absent)])),
+        vec!["AL12 03-06T20:00..03-07T08:00 confirmed"]
+    );
+}
+
+/// The unit is marked in one order (home); another order of the same person (a curfew at the
+/// partner's, marking nothing) is judged from the fixes too, and a third order's curfew at the
+/// same home (written again, unmarked) still counts RF: the unit is one device at one place.
+#[test]
+fn an_hmu_marked_in_one_order_applies_to_the_persons_other_orders() {
+    let home_only = format!(
+        r#"{{"type":"curfew","grace_min":0,
+   "addresses":[{{"id":"home","lat":{},"lon":{},"radius_m":50,"hmu":true}}],
+   "timetable":[{{"days":["mon","tue","wed","thu"],"start":"19:00","end":"07:00","address":"home"}}]}}"#,
+        HOME.0, HOME.1
+    );
+    let partner_only = format!(
+        r#"{{"type":"curfew","grace_min":0,
+   "addresses":[{{"id":"p","lat":{},"lon":{},"radius_m":60}}],
+   "timetable":[{{"days":["fri"],"start":"20:00","end":"08:00","address":"p"}}]}}"#,
+        PARTNER.0, PARTNER.1
+    );
+    let home_again = format!(
+        r#"{{"type":"curfew","grace_min":0,
+   "addresses":[{{"id":"h","lat":{},"lon":{},"radius_m":75}}],
+   "timetable":[{{"days":["sat"],"start":"17:00","end":"00:00","address":"h"}}]}}"#,
+        HOME.0, HOME.1
+    );
+    let doc = format!(
+        r#"{{"people":[{{"id":"P1"}}],
+ "activations":[{{"id":"A1","person":"P1","tag":"T1","from":"2026-01-01T00:00:00Z"}}],
+ "orders":[{{"id":"O1","person":"P1","from":"2026-03-06","to":"2026-03-31","conditions":[{home_only}]}},
+           {{"id":"O2","person":"P1","from":"2026-03-05","to":"2026-03-31","conditions":[{partner_only}]}},
+           {{"id":"O3","person":"P1","from":"2026-03-05","to":"2026-03-31","conditions":[{home_again}]}}]}}"#
+    );
+    let load = parse_orders(&doc).expect("orders document");
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+    // Friday night at the partner's (out of the unit's range), Saturday evening at home with the
+    // fixes drifting away while the unit hears the tag.
+    let readings = by_time(vec![
+        rf_heartbeats("2026-03-06T19:00:00Z", "2026-03-07T09:00:00Z", false),
+        track("2026-03-06T19:00:00Z", "2026-03-07T09:00:00Z", 2, PARTNER),
+        rf_heartbeats("2026-03-07T09:00:00Z", "2026-03-08T01:00:00Z", true),
+        track("2026-03-07T09:00:00Z", "2026-03-08T01:00:00Z", 2, TOWN),
+    ]);
+    let alerts = run(&load.accepted, vec![("T1", readings)]);
+    assert!(summary(&alerts).is_empty(), "{:?}", summary(&alerts));
 }

@@ -25,6 +25,7 @@ fn readings(first_t_s: i64, n: usize) -> Vec<Reading> {
 fn stored(data: &Path, tag: &str) -> Vec<(u32, u64, usize)> {
     LogReader::open(&data.join("log"))
         .expect("open log")
+        .batches()
         .map(|item| item.expect("log record"))
         .filter(|(_, b)| b.tag == tag)
         .map(|(_, b)| (b.epoch, b.seq, b.readings.len()))

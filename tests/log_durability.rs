@@ -67,6 +67,7 @@ fn child_count(seq: u64) -> usize {
 fn read_all(dir: &Path) -> Vec<(u64, Batch)> {
     LogReader::open(dir)
         .unwrap()
+        .batches()
         .collect::<LogResult<Vec<_>>>()
         .unwrap()
 }
@@ -238,8 +239,9 @@ fn a_flipped_byte_in_a_sealed_segment_costs_only_that_record_and_names_file_and_
         damaged[flip_at] ^= 0x01;
         fs::write(&sealed, &damaged).unwrap();
         // Readers skip the damaged record, report it, and read everything after it.
-        let mut reader = LogReader::open(dir.path()).unwrap();
-        let read: Vec<(u64, Batch)> = reader.by_ref().collect::<LogResult<_>>().unwrap();
+        let mut batches = LogReader::open(dir.path()).unwrap().batches();
+        let read: Vec<(u64, Batch)> = batches.by_ref().collect::<LogResult<_>>().unwrap();
+        let reader = batches.reader();
         let lost = segments[0].records + (frame_start as u64 - 8) / frame_len as u64;
         let expected: Vec<(u64, Batch)> = written
             .iter()
@@ -282,7 +284,8 @@ fn start_committer(
     let collector = tokio::spawn(async move {
         let mut all = Vec::new();
         while let Some(group) = committed_rx.recv().await {
-            all.extend(group);
+            let group: Vec<tagstream::model::LogEntry> = group;
+            all.extend(group.iter().filter_map(|e| e.batch().cloned()));
         }
         all
     });

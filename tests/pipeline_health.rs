@@ -59,7 +59,7 @@ fn run(config: PipelineConfig, batches: Vec<(&str, Vec<Reading>)>) -> Vec<Alert>
     let mut driver = InlineDriver::new(
         directory,
         config,
-        Arc::new(StandardRules::new(
+        Box::new(StandardRules::new(
             config,
             Default::default(),
             &Default::default(),

@@ -217,6 +217,7 @@ async fn resent_batches_are_acked_again_but_stored_once() {
     drop(server);
     let stored: Vec<(String, u64)> = LogReader::open(&data.join("log"))
         .unwrap()
+        .batches()
         .map(|r| r.unwrap().1)
         .map(|b| (b.tag, b.seq))
         .collect();
@@ -297,6 +298,7 @@ async fn kill_9_during_a_stream_loses_no_acknowledged_reading() {
         drop(restarted);
         let stored: HashSet<(String, u64)> = LogReader::open(&data.join("log"))
             .unwrap()
+            .batches()
             .map(|r| r.unwrap().1)
             .map(|b| (b.tag, b.seq))
             .collect();

@@ -589,7 +589,7 @@ fn the_log_feeds_the_store_and_a_restart_replays_only_from_the_checkpoint() {
     let store_dir = root.path().join("trails");
     let (store, cp) = TrailStore::open(&store_dir, small_chunks()).unwrap();
     // Feed the first 8 records live, checkpointing; then crash.
-    for item in LogReader::open(&log_dir).unwrap().take(8) {
+    for item in LogReader::open(&log_dir).unwrap().batches().take(8) {
         let (n, batch) = item.unwrap();
         apply_batch(&store, &directory, n, &batch).unwrap();
         store.checkpoint(n + 1).unwrap();

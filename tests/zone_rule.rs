@@ -68,7 +68,7 @@ fn run_with(rules: RulesConfig, orders: &OrdersFile, readings: Vec<Reading>) -> 
         ..PipelineConfig::default()
     };
     let directory = Arc::new(ActivationDirectory::new(&orders.activations));
-    let factory = Arc::new(StandardRules::new(config, rules, orders));
+    let factory = Box::new(StandardRules::new(config, rules, orders));
     assert!(
         factory.build_errors().is_empty(),
         "{:?}",
@@ -396,7 +396,7 @@ fn a_late_fix_inside_an_exclusion_zone_is_a_possible_alert_marked_late() {
         ..PipelineConfig::default()
     };
     let directory = Arc::new(ActivationDirectory::new(&o.activations));
-    let factory = Arc::new(StandardRules::new(config, RulesConfig::default(), &o));
+    let factory = Box::new(StandardRules::new(config, RulesConfig::default(), &o));
     let mut out = OutputCollector::default();
     let mut driver = InlineDriver::new(directory, config, factory, 1, &mut out);
     let batches = [

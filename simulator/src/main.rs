@@ -121,6 +121,11 @@ struct SimArgs {
     /// activation).
     #[arg(long, default_value_t = 0.02)]
     swap_share: f64,
+    /// Share of GPS wearers with a home monitoring unit and a one-address curfew whose curfew is
+    /// instead two addresses (home Sun–Thu, a second address Fri–Sat) with the unit marked `hmu`
+    /// at one of them; the other is monitored by GPS alone.
+    #[arg(long, default_value_t = 0.4)]
+    hmu_split_share: f64,
     /// Worker threads (output does not depend on it).
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     threads: usize,
@@ -154,6 +159,7 @@ impl SimArgs {
             rf_share: self.rf_share,
             new_release_share: self.new_release_share,
             swap_share: self.swap_share,
+            hmu_split_share: self.hmu_split_share,
             threads: self.threads,
             json: true,
             bin: true,

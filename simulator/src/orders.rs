@@ -3,7 +3,8 @@
 //! zones as local-frame shapes built from the very coordinates written to `orders.json`).
 //!
 //! Curfews: overnight 19:00–07:00 (and 20:00–06:00, 21:00–06:00), weekday-only, two addresses
-//! (home Mon–Thu, partner Fri–Sun), and the EMAC release-day curfew 17:00–00:00 for the first two
+//! (home Mon–Thu, partner Fri–Sun, no address marked `hmu`: a unit at each), two addresses with the
+//! home monitoring unit at one of them (`hmu`, GPS wearers only), and the EMAC release-day curfew 17:00–00:00 for the first two
 //! days after a release. Exclusion zones are polygons or point+radius, some with schedules, placed
 //! near a person's routine so breaches can happen. Inclusion zones surround the routine. Every GPS
 //! order carries `trail`; alcohol orders are abstinence for 120 days.
@@ -37,6 +38,8 @@ pub struct SimAddress {
     pub id: String,
     pub place: usize,
     pub radius_m: f64,
+    /// Marked `hmu`: the person's home monitoring unit is here (and nowhere else).
+    pub hmu: bool,
 }
 
 /// One timetable entry: days mask (bit 0 Monday), local start/end minutes, address index.
@@ -222,13 +225,103 @@ fn polygon_zone(
     )
 }
 
+/// A two-address curfew in both forms.
+struct SplitCurfew {
+    condition: CurfewCondition,
+    addresses: Vec<SimAddress>,
+    entries: Vec<SimEntry>,
+}
+
+/// The two-address curfew with the home monitoring unit at one address (an `hmu` contract
+/// addition): home Sunday to Thursday nights 19:00–07:00, a second address (the partner's, or a
+/// friend's or relative's) Friday and Saturday nights 20:00–08:00; the unit at home three times in
+/// four, else at the second address. The other address is monitored by the tag's GPS alone.
+fn split_with_hmu(
+    p: &Profile,
+    area: &Area,
+    grace_min: u32,
+    radius_m: f64,
+    rng: &mut Rng,
+) -> Option<SplitCurfew> {
+    let friends: Vec<usize> = (0..p.places.len())
+        .filter(|&i| p.places[i].kind == PlaceKind::Friend)
+        .collect();
+    let (second, second_id) = match p.partner {
+        Some(partner) => (partner, "partner"),
+        None if !friends.is_empty() => (friends[rng.index(friends.len())], "second"),
+        None => return None,
+    };
+    let unit_at_home = rng.chance(0.75);
+    let address = |place: usize, id: &str, hmu: bool| {
+        let (lat, lon) = area.frame.to_latlon(p.places[place].pos);
+        (
+            CurfewAddress {
+                id: id.into(),
+                lat: (lat * 1e6).round() / 1e6,
+                lon: (lon * 1e6).round() / 1e6,
+                radius_m,
+                hmu,
+            },
+            SimAddress {
+                id: id.into(),
+                place,
+                radius_m,
+                hmu,
+            },
+        )
+    };
+    let (home_c, home_s) = address(0, "home", unit_at_home);
+    let (second_c, second_s) = address(second, second_id, !unit_at_home);
+    let a = [Day::Sun, Day::Mon, Day::Tue, Day::Wed, Day::Thu];
+    let b = [Day::Fri, Day::Sat];
+    Some(SplitCurfew {
+        condition: CurfewCondition {
+            grace_min,
+            addresses: vec![home_c, second_c],
+            timetable: vec![
+                TimetableEntry {
+                    days: a.to_vec(),
+                    start: hhmm(19 * 60),
+                    end: hhmm(7 * 60),
+                    address: "home".into(),
+                },
+                TimetableEntry {
+                    days: b.to_vec(),
+                    start: hhmm(20 * 60),
+                    end: hhmm(8 * 60),
+                    address: second_id.into(),
+                },
+            ],
+        },
+        addresses: vec![home_s, second_s],
+        entries: vec![
+            SimEntry {
+                days: day_mask(&a),
+                start_min: 19 * 60,
+                end_min: 7 * 60,
+                address: 0,
+            },
+            SimEntry {
+                days: day_mask(&b),
+                start_min: 20 * 60,
+                end_min: 8 * 60,
+                address: 1,
+            },
+        ],
+    })
+}
+
 /// Builds a person's orders; returns them with the compiled rules, whether a home monitoring unit is
-/// installed, and a "far" place outside the inclusion zone (if the person has one).
+/// installed, and a "far" place outside the inclusion zone (if the person has one). `split` (its
+/// own stream) decides, with `split_share`, whether a GPS wearer with a unit and a one-address
+/// curfew gets the two-address curfew with the unit at one address instead.
 pub fn build_orders(
     p: &Profile,
     area: &Area,
     released_in_run: bool,
     rng: &mut Rng,
+    split: &mut Rng,
+    split_share: f64,
 ) -> (Vec<Order>, SimRules, bool, Option<Xy>) {
     let n = p.idx + 1;
     let act_date = local_date(p.activation.from);
@@ -262,11 +355,13 @@ pub fn build_orders(
             lat: (hlat * 1e6).round() / 1e6,
             lon: (hlon * 1e6).round() / 1e6,
             radius_m,
+            hmu: false,
         }];
         let mut sim_addresses = vec![SimAddress {
             id: "home".into(),
             place: 0,
             radius_m,
+            hmu: false,
         }];
         let u = rng.f64();
         let (timetable, entries): (Vec<TimetableEntry>, Vec<SimEntry>) =
@@ -277,11 +372,13 @@ pub fn build_orders(
                     lat: (plat * 1e6).round() / 1e6,
                     lon: (plon * 1e6).round() / 1e6,
                     radius_m,
+                    hmu: false,
                 });
                 sim_addresses.push(SimAddress {
                     id: "partner".into(),
                     place: partner,
                     radius_m,
+                    hmu: false,
                 });
                 let a = [Day::Mon, Day::Tue, Day::Wed, Day::Thu];
                 let b = [Day::Fri, Day::Sat, Day::Sun];
@@ -355,6 +452,20 @@ pub fn build_orders(
             entries,
         });
         hmu = p.device == DeviceKind::Rf || rng.chance(0.5);
+        // Drawn after every draw of the orders stream, from a stream of its own: whoever does not
+        // get the two-address kind keeps exactly the orders (and days) they had before it existed.
+        let eligible = hmu
+            && p.device == DeviceKind::Gps
+            && !released_in_run
+            && sim_addresses.len() == 1
+            && split.chance(split_share);
+        if eligible {
+            if let Some(curfew) = split_with_hmu(p, area, grace_min, radius_m, split) {
+                conditions[0] = Condition::Curfew(curfew.condition);
+                rules.curfews[0].addresses = curfew.addresses;
+                rules.curfews[0].entries = curfew.entries;
+            }
+        }
     }
 
     if p.device == DeviceKind::Gps {
@@ -491,6 +602,7 @@ pub fn build_orders(
             lat: (hlat * 1e6).round() / 1e6,
             lon: (hlon * 1e6).round() / 1e6,
             radius_m: 75.0,
+            hmu: false,
         };
         orders.push(Order {
             id: rid.clone(),
@@ -517,6 +629,7 @@ pub fn build_orders(
                 id: "home".into(),
                 place: 0,
                 radius_m: 75.0,
+                hmu: false,
             }],
             entries: vec![SimEntry {
                 days: 0x7F,

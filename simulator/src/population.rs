@@ -62,6 +62,9 @@ pub struct PopulationOptions {
     pub new_release_share: f64,
     /// Share of people whose tag is replaced during the run (a new tag and a new activation).
     pub swap_share: f64,
+    /// Share of GPS wearers with a home monitoring unit and a one-address curfew whose curfew is
+    /// two addresses instead, with the unit at one of them (`orders::build_orders`).
+    pub hmu_split_share: f64,
 }
 
 /// One simulated person with their tag, activation, orders and routine.
@@ -90,7 +93,8 @@ pub struct Profile {
     pub social: f64,
     /// Usual local minute the tag is put on charge at home.
     pub charge_min: i64,
-    /// A home monitoring unit is installed at the first curfew address.
+    /// A home monitoring unit is installed: at the curfew address marked `hmu` when one is, else
+    /// at every curfew address.
     pub hmu: bool,
     pub orders: Vec<Order>,
     pub rules: SimRules,
@@ -339,7 +343,15 @@ fn generate_one(area: &Area, opts: &PopulationOptions, seed: u64, idx: usize) ->
         rules: SimRules::default(),
     };
     let mut orng = Rng::derive(seed, &[stream::ORDERS, idx as u64]);
-    let (orders, rules, hmu, far) = build_orders(&profile, area, released_in_run, &mut orng);
+    let mut srng = Rng::derive(seed, &[stream::HMU_SPLIT, idx as u64]);
+    let (orders, rules, hmu, far) = build_orders(
+        &profile,
+        area,
+        released_in_run,
+        &mut orng,
+        &mut srng,
+        opts.hmu_split_share,
+    );
     profile.orders = orders;
     profile.rules = rules;
     profile.hmu = hmu;

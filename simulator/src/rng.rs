@@ -163,6 +163,9 @@ pub mod stream {
     pub const CRIMES: u64 = 3;
     pub const IDENTITY: u64 = 4;
     pub const ORDERS: u64 = 5;
+    /// Two-address curfews with the home monitoring unit at one of them (drawn apart so that
+    /// people who do not get one keep every other draw).
+    pub const HMU_SPLIT: u64 = 6;
 }
 
 #[cfg(test)]

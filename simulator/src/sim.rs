@@ -56,6 +56,8 @@ pub struct GenerateOptions {
     pub new_release_share: f64,
     /// Share of people whose tag is replaced during the run.
     pub swap_share: f64,
+    /// Share of eligible GPS wearers given a two-address curfew with the unit at one address.
+    pub hmu_split_share: f64,
     pub threads: usize,
     /// Write `readings.jsonl` (off to measure generation alone).
     pub json: bool,
@@ -236,6 +238,7 @@ pub fn simulate(
         rf_share: opts.rf_share,
         new_release_share: opts.new_release_share,
         swap_share: opts.swap_share,
+        hmu_split_share: opts.hmu_split_share,
     };
     let profiles = population::generate(&area, &pop, opts.seed);
     let mkdir = |p: &Path| {

@@ -478,9 +478,15 @@ impl TagSim {
         };
         self.tick_buf.clear();
         // Battery (and its events) first: a flat tag measures nothing.
-        let at_home = here
-            .place
-            .is_some_and(|i| matches!(p.places[i].kind, PlaceKind::Home | PlaceKind::Partner));
+        // Where the wearer sleeps: home, a partner's, or any curfew address (the charger goes
+        // where the curfew says the nights are spent).
+        let at_home = here.place.is_some_and(|i| {
+            matches!(p.places[i].kind, PlaceKind::Home | PlaceKind::Partner)
+                || p.rules
+                    .curfews
+                    .iter()
+                    .any(|c| c.addresses.iter().any(|a| a.place == i))
+        });
         let (local_min, today) = if at_home && p.device == DeviceKind::Gps {
             let local = t + london_offset_ms(t);
             let day = local.div_euclid(DAY_MS);
@@ -573,13 +579,24 @@ impl TagSim {
             _ => {}
         }
         if p.hmu {
-            // A unit at each curfew address (home, and a partner's when the timetable has one).
-            let at_unit = here.place.is_some_and(|pl| {
-                pl == 0
-                    || p.rules
-                        .curfews
-                        .iter()
-                        .any(|c| c.addresses.iter().any(|a| a.place == pl))
+            // The unit is at the address marked `hmu` when the orders mark one; otherwise there is
+            // one at each curfew address (home, and a partner's when the timetable has one).
+            let marked = p
+                .rules
+                .curfews
+                .iter()
+                .flat_map(|c| c.addresses.iter())
+                .find(|a| a.hmu)
+                .map(|a| a.place);
+            let at_unit = here.place.is_some_and(|pl| match marked {
+                Some(unit) => pl == unit,
+                None => {
+                    pl == 0
+                        || p.rules
+                            .curfews
+                            .iter()
+                            .any(|c| c.addresses.iter().any(|a| a.place == pl))
+                }
             });
             let in_range = alive && at_unit;
             if let Some(r) = self.hmu.observe(t, in_range, !in_any(&self.hmu_off, t)) {

@@ -137,7 +137,7 @@ pub async fn chart(
     Query(p): Query<ChartParams>,
 ) -> Result<Response, ApiError> {
     let purpose = purpose(&headers, p.purpose.as_deref())?;
-    let Some(activation) = state.metadata.activation(&id)? else {
+    let Some(activation) = state.metadata.activations_by_id(&id)? else {
         return Err(caller.missing(&format!("activation '{id}'")));
     };
     visible_person(&state, &caller, &activation.person)?;

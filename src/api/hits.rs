@@ -254,9 +254,9 @@ pub async fn batch_csv(
     let hits = state.crimes.hits(&filter)?;
     // Only the activations and people these hits name, each read once.
     let activation_ids: Vec<&str> = hits.iter().map(|h| h.hit.activation.as_str()).collect();
-    let activations = state.metadata.activations_by_ids(&activation_ids)?;
+    let activations = state.metadata.activations_with_ids(&activation_ids)?;
     let person_ids: Vec<&str> = hits.iter().map(|h| h.hit.person.as_str()).collect();
-    let people_by_id = state.metadata.people_by_ids(&person_ids)?;
+    let people_by_id = state.metadata.people_with_ids(&person_ids)?;
     let crimes = state.crimes.batch_crimes(&batch_id)?;
     let rows: Vec<HitRow> = hits
         .iter()

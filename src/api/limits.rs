@@ -1,5 +1,6 @@
 //! One place for the length limits of every text a request carries (purposes, reasons, notes,
-//! names, ids, file names, the strings of person/activation/order records, crime batch fields):
+//! names, ids, file names, the strings of person/activation/order records; a crime batch's field
+//! limits belong to its format, `crate::crime::police_csv`):
 //! a longer text is refused with a 400 that names the field and its limit, never truncated or
 //! stored. Limits count characters (Unicode scalar values).
 
@@ -19,10 +20,6 @@ pub const ID_MAX_CHARS: usize = 128;
 pub const FILENAME_MAX_CHARS: usize = 255;
 /// Any other string inside a person, activation or order record (addresses, notes, …).
 pub const RECORD_TEXT_MAX_CHARS: usize = 2_000;
-/// A police crime row's free text (column 12); longer rows are rejected in the batch report.
-pub const CRIME_FREE_TEXT_MAX_CHARS: usize = 1_000;
-/// Any other field of a police crime row (references, descriptions, numbers).
-pub const CRIME_FIELD_MAX_CHARS: usize = 100;
 
 /// Any query parameter not named below (times, states, types, formats, ids, bounding boxes).
 pub const QUERY_TEXT_MAX_CHARS: usize = 256;

@@ -7,8 +7,9 @@ use super::error::ApiError;
 use super::limits;
 use super::routes::ApiState;
 use crate::model::time::parse_time;
-use crate::model::{Activation, Order, Person};
+use crate::model::{Activation, Change, Order, Person};
 use crate::store::metadata::{Page, PersonRecords};
+use crate::topology::control_gate::ControlError;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -111,24 +112,108 @@ pub async fn get_person(
     })))
 }
 
+/// A person's change history (audited like a read of the person).
+pub async fn get_person_history(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<PurposeQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let purpose = purpose(&headers, q.purpose.as_deref())?;
+    visible_person(&state, &caller, &id)?;
+    let changes = state.metadata.changes_of(&id)?;
+    record(
+        &state,
+        &caller,
+        &purpose,
+        Access {
+            action: "person.history",
+            person: Some(&id),
+            ..Access::default()
+        },
+    )?;
+    Ok(Json(
+        serde_json::json!({ "person": id, "changes": changes }),
+    ))
+}
+
+/// `?effective=` on a write: the event time the change takes effect from (absent: from the start
+/// of the record it changes).
+#[derive(Deserialize, Default)]
+pub struct EffectiveQuery {
+    pub effective: Option<String>,
+}
+
+fn effective_ms(q: &EffectiveQuery) -> Result<Option<i64>, ApiError> {
+    match &q.effective {
+        None => Ok(None),
+        Some(text) => {
+            limits::check("effective", text, limits::ID_MAX_CHARS)?;
+            parse_time(text)
+                .map(Some)
+                .map_err(|e| ApiError::bad_request(format!("effective: {e}")))
+        }
+    }
+}
+
+/// Appends a change to the log and waits until it is applied; a refusal is answered with what
+/// the record book said (404 for a record that does not exist, 409 for one already ended, 422
+/// otherwise).
+async fn submit(
+    state: &ApiState,
+    staff: &Staff,
+    effective: Option<i64>,
+    change: Change,
+) -> Result<u64, ApiError> {
+    let actor = staff.0 .0.name.clone();
+    match state.control.submit(&actor, effective, change).await {
+        Ok(record) => Ok(record),
+        Err(ControlError::Refused(m)) if m.ends_with(": not found") => Err(ApiError::not_found(
+            m.trim_end_matches(": not found").to_string() + " not found",
+        )),
+        Err(ControlError::Refused(m)) if m.ends_with(": already ended") => {
+            Err(ApiError::new(StatusCode::CONFLICT, "conflict", m))
+        }
+        Err(ControlError::Refused(m)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            m,
+        )),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
 pub async fn put_person(
     State(state): State<ApiState>,
-    _staff: Staff,
+    staff: Staff,
     Json(person): Json<Person>,
 ) -> Result<(StatusCode, Json<Person>), ApiError> {
     limits::check_serialized(&person)?;
-    state.metadata.upsert_person(&person)?;
+    if person.id.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "'id' must not be empty".to_string(),
+        ));
+    }
+    let change = Change::PutPerson {
+        person: person.clone(),
+    };
+    submit(&state, &staff, None, change).await?;
     Ok((StatusCode::CREATED, Json(person)))
 }
 
 pub async fn put_activation(
     State(state): State<ApiState>,
-    _staff: Staff,
+    staff: Staff,
     Json(activation): Json<Activation>,
 ) -> Result<(StatusCode, Json<Activation>), ApiError> {
     limits::check_serialized(&activation)?;
-    state.metadata.upsert_activation(&activation)?;
-    state.pipeline_changed();
+    let change = Change::PutActivation {
+        activation: activation.clone(),
+    };
+    submit(&state, &staff, None, change).await?;
     Ok((StatusCode::CREATED, Json(activation)))
 }
 
@@ -139,24 +224,35 @@ pub struct EndBody {
 
 pub async fn end_activation(
     State(state): State<ApiState>,
-    _staff: Staff,
+    staff: Staff,
     Path(id): Path<String>,
     Json(body): Json<EndBody>,
 ) -> Result<Json<Activation>, ApiError> {
     limits::check("to", &body.to, limits::ID_MAX_CHARS)?;
     let to_ms = parse_time(&body.to).map_err(ApiError::bad_request)?;
-    let activation = state.metadata.end_activation(&id, to_ms)?;
-    state.pipeline_changed();
+    let change = Change::EndActivation {
+        activation: id.clone(),
+        to: to_ms,
+    };
+    submit(&state, &staff, Some(to_ms), change).await?;
+    let activation = state
+        .metadata
+        .activations_by_id(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("activation '{id}' not found")))?;
     Ok(Json(activation))
 }
 
 pub async fn put_order(
     State(state): State<ApiState>,
-    _staff: Staff,
+    staff: Staff,
+    Query(q): Query<EffectiveQuery>,
     Json(order): Json<Order>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
     limits::check_serialized(&order)?;
-    state.metadata.upsert_order(&order)?;
-    state.pipeline_changed();
+    let effective = effective_ms(&q)?;
+    let change = Change::PutOrder {
+        order: order.clone(),
+    };
+    submit(&state, &staff, effective, change).await?;
     Ok((StatusCode::CREATED, Json(order)))
 }

@@ -19,9 +19,6 @@ use std::sync::Arc;
 pub struct Counters {
     pub committed_batches: AtomicU64,
     pub committed_readings: AtomicU64,
-    /// Changes to activations or orders made through the API since start; the pipeline picks
-    /// them up at the next start (see README, "Changing orders").
-    pub orders_changes_pending: AtomicU64,
     /// Damaged log ranges found at start-up (quarantined, skipped) and the records lost in them.
     pub log_damaged_ranges: AtomicU64,
     pub log_records_lost: AtomicU64,
@@ -35,25 +32,19 @@ pub struct ApiState {
     pub counters: Arc<Counters>,
     pub ingest: Arc<crate::ingest::IngestContext>,
     pub trails: crate::store::trails::TrailStore,
-    pub trail_api: trails::TrailApiConfig,
+    pub trail_api: crate::config::TrailApiConfig,
     pub tac: Arc<crate::store::tac_book::TacBook>,
     pub crimes: crate::store::crime_store::CrimeStore,
     pub hits: crate::crime::service::HitService,
     pub hits_config: crate::rules::hits::HitsConfig,
-    pub crime_api: super::crimes::CrimeApiConfig,
-    pub directory: Arc<crate::pipeline::ActivationDirectory>,
+    pub crime_api: crate::config::CrimeApiConfig,
+    pub directory: crate::pipeline::SharedDirectory,
+    /// Where API writes to people, activations and orders enter the log.
+    pub control: Arc<crate::topology::control_gate::ControlGate>,
     /// The purge job (scheduled, admin route) and the stores a subject access export reads.
     pub retention: Arc<crate::retention::Purger>,
     /// System alerts (ingest silent) and the pipeline's clock gauges.
     pub system: Arc<crate::metrics::silence_watch::SystemHealth>,
-}
-
-impl ApiState {
-    pub fn pipeline_changed(&self) {
-        self.counters
-            .orders_changes_pending
-            .fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// The OpenAPI description of every route (kept in step with the router by a test).
@@ -106,6 +97,7 @@ pub fn router(state: ApiState) -> Router {
             get(people::list_people).post(people::put_person),
         )
         .route("/v1/people/{id}", get(people::get_person))
+        .route("/v1/people/{id}/history", get(people::get_person_history))
         .route("/v1/people/{id}/trail", get(trails::person_trail))
         .route("/v1/people/{id}/stays", get(trails::stays))
         .route("/v1/people/{id}/daily", get(trails::daily))
@@ -138,7 +130,6 @@ async fn stats(State(state): State<ApiState>, _staff: Staff) -> Result<Response,
         "committed_batches": state.counters.committed_batches.load(Ordering::Relaxed),
         "committed_readings": state.counters.committed_readings.load(Ordering::Relaxed),
         "duplicate_batches": state.ingest.duplicate_batches.load(Ordering::Relaxed),
-        "orders_changes_pending_restart": state.counters.orders_changes_pending.load(Ordering::Relaxed),
         "alerts": state.alerts.count(),
         "alert_changes": state.alerts.changes.load(Ordering::Relaxed),
         "ingest_to_alert_latency": state.alerts.latency(),

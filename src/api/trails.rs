@@ -18,24 +18,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-
-/// Limits on trail requests (proportionate disclosure: only the period asked for, bounded).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrailApiConfig {
-    pub max_period_days: i64,
-    pub page_positions: usize,
-}
-
-impl Default for TrailApiConfig {
-    fn default() -> Self {
-        Self {
-            max_period_days: 31,
-            page_positions: 20_000,
-        }
-    }
-}
+use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
 pub struct TrailParams {
@@ -267,7 +250,7 @@ pub async fn activation_trail(
     // The purpose is asked for before anything is looked up: a 400 for a missing purpose must
     // not tell a caller that the activation exists when a missing one would give 403.
     purpose(&headers, p.purpose.as_deref())?;
-    let Some(activation) = state.metadata.activation(&id)? else {
+    let Some(activation) = state.metadata.activations_by_id(&id)? else {
         return Err(caller.missing(&format!("activation '{id}'")));
     };
     let person = activation.person.clone();

@@ -8,45 +8,30 @@
 //! Every page carries a Content-Security-Policy that allows only this origin (and the configured
 //! tile server's), so the console loads nothing else from the internet.
 
+use crate::config::ConsoleConfig;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use std::path::{Component, PathBuf};
 use std::sync::Arc;
 
-/// Console settings (`[console]` in the server config; `--console-dir`, `--tile-url` flags).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// The console's files; default: `web/` in the current directory, else beside the binary's
-    /// repository (`target/<profile>/tagstream` → `web/`).
-    pub dir: Option<PathBuf>,
-    /// A map tile URL template (`https://tiles.example/{z}/{x}/{y}.png`); none = the offline
-    /// basemap of police force areas.
-    pub tile_url: Option<String>,
-    /// The attribution the tile server asks for.
-    pub tile_attribution: Option<String>,
-}
-
-impl ConsoleConfig {
-    /// The directory to serve, if one with an `index.html` can be found.
-    pub fn resolve_dir(&self) -> Option<PathBuf> {
-        if let Some(dir) = &self.dir {
-            return Some(dir.clone());
-        }
-        let here = std::env::current_dir().ok().map(|d| d.join("web"));
-        let beside_binary = std::env::current_exe().ok().and_then(|exe| {
-            exe.ancestors()
-                .skip(1)
-                .map(|d| d.join("web"))
-                .find(|d| d.join("index.html").is_file())
-        });
-        here.filter(|d| d.join("index.html").is_file())
-            .or(beside_binary)
+/// The directory to serve, if one with an `index.html` can be found: the configured one, else
+/// `web/` in the current directory, else beside the binary's repository.
+fn resolve_dir(config: &ConsoleConfig) -> Option<PathBuf> {
+    if let Some(dir) = &config.dir {
+        return Some(dir.clone());
     }
+    let here = std::env::current_dir().ok().map(|d| d.join("web"));
+    let beside_binary = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .map(|d| d.join("web"))
+            .find(|d| d.join("index.html").is_file())
+    });
+    here.filter(|d| d.join("index.html").is_file())
+        .or(beside_binary)
 }
 
 struct Console {
@@ -57,7 +42,7 @@ struct Console {
 
 /// The console's routes, or `None` (with a warning) when no console directory is found.
 pub fn router<S: Clone + Send + Sync + 'static>(config: &ConsoleConfig) -> Option<Router<S>> {
-    let Some(dir) = config.resolve_dir() else {
+    let Some(dir) = resolve_dir(config) else {
         tracing::warn!("no console directory (web/index.html) found; the web console is off");
         return None;
     };

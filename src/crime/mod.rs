@@ -23,8 +23,7 @@ pub use forces::{
     FORCES,
 };
 pub use police_csv::{
-    parse_police_batch, parse_police_batch_from, BatchReport, BatchStatus, OriginalCoordinates,
-    PoliceCrime, PoliceCsvRules, RowError,
+    parse_police_batch, parse_police_batch_from, BatchReport, BatchStatus, PoliceCsvRules, RowError,
 };
 pub use public_csv::{
     parse_public_csv, PublicCrime, PublicCsvError, PublicImport, SkippedRow, ACQUISITIVE_TYPES,

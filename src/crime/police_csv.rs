@@ -2,7 +2,7 @@
 //! header, UTF-8 with an optional byte-order mark, quoted free text.
 //!
 //! [`parse_police_batch`] reads one file's bytes and returns a [`BatchReport`]: the rows that are
-//! good become [`PoliceCrime`]s with a WGS84 location, every other row is reported once as a
+//! good become [`PoliceCrime`]s (a model type: the crime store keeps them) with a WGS84 location, every other row is reported once as a
 //! [`RowError`] with its 1-based file line, a code, the column, a message naming the value, and the
 //! action the sender must take. Good rows are imported whatever the others hold; the batch is
 //! `successful` (no error), `partial` (some crimes, some errors) or `failed` (no crime).
@@ -47,7 +47,8 @@
 use super::coordinates::bng_to_wgs84;
 use super::forces::{crime_type_by_id, force_by_id, Force};
 use super::records::{parse_number, read_records, Record, LATITUDE_RANGE_DEG, LONGITUDE_RANGE_DEG};
-use crate::model::TimeMs;
+use crate::config::CrimeApiConfig;
+use crate::model::{OriginalCoordinates, PoliceCrime, TimeMs};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -72,13 +73,18 @@ pub const SEVERAL_BATCH_IDS_IN_BATCH: &str = "several_batch_ids_in_batch";
 /// Row level, not in the simulator's vocabulary: the datum does not name the pair given.
 pub const INVALID_DATUM: &str = "invalid_datum";
 /// Row level, not in the simulator's vocabulary: a field longer than its limit (free text
-/// [`crate::api::limits::CRIME_FREE_TEXT_MAX_CHARS`], any other field
-/// [`crate::api::limits::CRIME_FIELD_MAX_CHARS`] characters).
+/// [`FREE_TEXT_MAX_CHARS`], any other field [`FIELD_MAX_CHARS`] characters).
 pub const FIELD_TOO_LONG: &str = "field_too_long";
 /// Batch level, not in the simulator's vocabulary: the file holds no row at all.
 pub const EMPTY_BATCH: &str = "empty_batch";
 /// Batch level, not in the simulator's vocabulary: rows were sent but none could be imported.
 pub const ALL_ROWS_FAILED: &str = "all_rows_failed";
+
+/// A row's free text (column 12) may hold at most this many characters; a longer row is
+/// rejected in the batch report.
+pub const FREE_TEXT_MAX_CHARS: usize = 1_000;
+/// Any other field of a row (references, descriptions, numbers) may hold at most this many.
+pub const FIELD_MAX_CHARS: usize = 100;
 
 /// The simulator's `ROW_ERRORS`, in its order: the codes scoring compares.
 pub const ROW_ERRORS: [&str; 18] = [
@@ -149,11 +155,18 @@ pub struct PoliceCsvRules {
     pub max_window_ms: i64,
 }
 
+impl From<&CrimeApiConfig> for PoliceCsvRules {
+    fn from(config: &CrimeApiConfig) -> Self {
+        PoliceCsvRules {
+            max_window_ms: config.max_window_h * HOUR_MS,
+        }
+    }
+}
+
+/// The `[crime_api]` defaults (a 12-hour window): one place holds the default, the config.
 impl Default for PoliceCsvRules {
     fn default() -> Self {
-        PoliceCsvRules {
-            max_window_ms: 12 * HOUR_MS,
-        }
+        Self::from(&CrimeApiConfig::default())
     }
 }
 
@@ -182,41 +195,6 @@ pub struct RowError {
     pub message: String,
     /// What the sender must do.
     pub action: String,
-}
-
-/// Where the row located the crime, as sent.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "system", rename_all = "lowercase")]
-pub enum OriginalCoordinates {
-    Wgs84 { lat: f64, lon: f64 },
-    Bng { easting_m: f64, northing_m: f64 },
-}
-
-/// One imported crime (one version of it: a resubmitted reference is a new version downstream).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PoliceCrime {
-    /// 1-based line of the file where the row starts.
-    pub line: u64,
-    /// The force identifier (column 0).
-    pub force: String,
-    /// The crime type id (`BIAD`).
-    pub crime_type: String,
-    /// The crime type's description from [`super::forces::CRIME_TYPES`] (the column is
-    /// informational and not copied).
-    pub crime_type_description: String,
-    pub batch_id: String,
-    pub crime_ref: String,
-    pub from_ms: TimeMs,
-    pub to_ms: TimeMs,
-    /// WGS84 latitude, degrees (converted from the grid reference for BNG rows).
-    pub lat: f64,
-    /// WGS84 longitude, degrees.
-    pub lon: f64,
-    pub original: OriginalCoordinates,
-    /// `WGS84` or `OSGB36`.
-    pub datum: String,
-    /// Column 12 as sent (quotes undone, commas and line breaks kept).
-    pub other_info: String,
 }
 
 /// The result of parsing one batch file.
@@ -482,9 +460,9 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
     };
     for (column, field) in raw.iter().enumerate() {
         let max = if column == C_TEXT {
-            crate::api::limits::CRIME_FREE_TEXT_MAX_CHARS
+            FREE_TEXT_MAX_CHARS
         } else {
-            crate::api::limits::CRIME_FIELD_MAX_CHARS
+            FIELD_MAX_CHARS
         };
         if field.len() > max && field.chars().count() > max {
             return Err(fault(

@@ -29,6 +29,11 @@ pub struct MatchSummary {
 
 enum Job {
     Positions(Vec<(String, Vec<Reading>)>),
+    /// An activation was created (or changed) after start: whose positions it carries.
+    Activation {
+        id: String,
+        person: String,
+    },
     Crimes(Vec<CrimeVersion>, Sender<MatchSummary>),
 }
 
@@ -79,6 +84,14 @@ impl HitService {
         ))
     }
 
+    /// An activation created or changed while running: hits of its positions name its person.
+    pub fn activation(&self, id: &str, person: &str) {
+        let _ = self.jobs.send(Job::Activation {
+            id: id.to_string(),
+            person: person.to_string(),
+        });
+    }
+
     /// Live matching of positions just appended to the trail store.
     pub fn positions(&self, groups: Vec<(String, Vec<Reading>)>) {
         if !groups.is_empty() && self.has_crimes.load(Ordering::Acquire) {
@@ -102,6 +115,7 @@ impl HitService {
 fn run(mut matcher: HitMatcher, store: CrimeStore, trails: TrailStore, jobs: Receiver<Job>) {
     for job in jobs {
         match job {
+            Job::Activation { id, person } => matcher.set_person(&id, &person),
             Job::Positions(groups) => {
                 let started = std::time::Instant::now();
                 let mut changes = Vec::new();

@@ -148,20 +148,12 @@ fn check_activation(
     ids: &HashSet<String>,
     by_tag: &HashMap<String, Vec<Activation>>,
 ) -> Result<(), String> {
-    if a.id.trim().is_empty() {
-        return Err("'id' must not be empty".into());
-    }
+    check_activation_record(a)?;
     if ids.contains(&a.id) {
         return Err(format!("duplicate activation id '{}'", a.id));
     }
     if !people.contains(&a.person) {
         return Err(format!("unknown person '{}'", a.person));
-    }
-    if a.tag.is_empty() || a.tag.len() > 64 {
-        return Err("'tag' must be 1 to 64 bytes".into());
-    }
-    if a.to.is_some_and(|to| to <= a.from) {
-        return Err("'to' must be after 'from'".into());
     }
     if let Some(other) = by_tag
         .get(&a.tag)
@@ -176,14 +168,34 @@ fn check_activation(
 }
 
 fn check_order(o: &Order, people: &HashSet<String>, ids: &HashSet<String>) -> Result<(), String> {
-    if o.id.trim().is_empty() {
-        return Err("'id' must not be empty".into());
-    }
     if ids.contains(&o.id) {
         return Err(format!("duplicate order id '{}'", o.id));
     }
     if !people.contains(&o.person) {
         return Err(format!("unknown person '{}'", o.person));
+    }
+    check_order_record(o)
+}
+
+/// The checks of one activation that need no other record (id, tag, period).
+pub fn check_activation_record(a: &Activation) -> Result<(), String> {
+    if a.id.trim().is_empty() {
+        return Err("'id' must not be empty".into());
+    }
+    if a.tag.is_empty() || a.tag.len() > 64 {
+        return Err("'tag' must be 1 to 64 bytes".into());
+    }
+    if a.to.is_some_and(|to| to <= a.from) {
+        return Err("'to' must be after 'from'".into());
+    }
+    Ok(())
+}
+
+/// The checks of one order that need no other record (id, dates, every condition, the curfew
+/// legal limits).
+pub fn check_order_record(o: &Order) -> Result<(), String> {
+    if o.id.trim().is_empty() {
+        return Err("'id' must not be empty".into());
     }
     if o.to.is_some_and(|to| to < o.from) {
         return Err("'to' must not be before 'from'".into());
@@ -234,6 +246,20 @@ fn check_condition(c: &Condition) -> Result<(), String> {
                 if a.radius_m.is_nan() || a.radius_m <= 0.0 {
                     return Err(format!("address '{}': radius_m must be positive", a.id));
                 }
+            }
+            // One home monitoring unit per curfew: RF presence says "at the unit", and with two
+            // marked addresses it could not be told which one the person is at.
+            let marked: Vec<&str> = curfew
+                .addresses
+                .iter()
+                .filter(|a| a.hmu)
+                .map(|a| a.id.as_str())
+                .collect();
+            if marked.len() > 1 {
+                return Err(format!(
+                    "addresses '{}' are all marked hmu: at most one address of a curfew has the home monitoring unit",
+                    marked.join("', '")
+                ));
             }
             if curfew.timetable.is_empty() {
                 return Err("a curfew needs at least one timetable entry".into());
@@ -419,6 +445,49 @@ mod tests {
             "{}",
             msgs[3]
         );
+    }
+
+    #[test]
+    fn at_most_one_curfew_address_is_the_hmu_and_hmu_is_written_only_when_set() {
+        let doc = |home: &str, partner: &str| {
+            format!(
+                r#"{{"people":[{{"id":"P1"}}],"orders":[{{"id":"O7","person":"P1","from":"2026-03-01","conditions":[
+  {{"type":"trail"}},
+  {{"type":"curfew","addresses":[{{"id":"home","lat":51.45,"lon":-2.58,"radius_m":50{home}}},
+                               {{"id":"partner","lat":51.48,"lon":-2.62,"radius_m":50{partner}}}],
+   "timetable":[{{"days":["mon"],"start":"19:00","end":"07:00","address":"home"}},
+                {{"days":["fri"],"start":"20:00","end":"08:00","address":"partner"}}]}}]}}]}}"#
+            )
+        };
+        let both = parse_orders(&doc(r#","hmu":true"#, r#","hmu":true"#)).unwrap();
+        assert!(both.accepted.orders.is_empty());
+        assert_eq!(both.errors.len(), 1);
+        assert_eq!(
+            both.errors[0].to_string(),
+            "line 1: orders[0] \"O7\": conditions[1] (curfew): addresses 'home', 'partner' are all \
+             marked hmu: at most one address of a curfew has the home monitoring unit"
+        );
+
+        let one = parse_orders(&doc("", r#","hmu":true"#)).unwrap();
+        assert!(one.errors.is_empty(), "{:?}", one.errors);
+        let Condition::Curfew(curfew) = &one.accepted.orders[0].conditions[1] else {
+            panic!("not a curfew");
+        };
+        assert_eq!(
+            curfew.addresses.iter().map(|a| a.hmu).collect::<Vec<_>>(),
+            [false, true]
+        );
+        // Documents without the addition serialise exactly as before.
+        let written = serde_json::to_string(&one.accepted).unwrap();
+        assert_eq!(written.matches("\"hmu\"").count(), 1, "{written}");
+        assert!(
+            written.contains(r#""radius_m":50.0,"hmu":true}"#),
+            "{written}"
+        );
+        let none = parse_orders(&doc("", "")).unwrap();
+        assert!(!serde_json::to_string(&none.accepted)
+            .unwrap()
+            .contains("hmu"));
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //! with [`LogError::StaleEpoch`] and never acknowledged. The epoch is stored in each record, so
 //! recovery rebuilds the same state ([`note_durable`]).
 //!
+//! A control record ([`CommitHandle::append_control`]) is committed in queue order like a batch,
+//! with no deduplication (each is a distinct change), and forwarded in the same groups, so the
+//! pipeline sees readings and changes in log order.
+//!
 //! A seal request ([`CommitHandle::seal_segment_blocking`]) is answered in queue order, between
 //! appends: the segment being written is synced and a new one started, so that compaction (see
 //! [`super::compact`]) can rewrite every segment before it without racing the writer.
@@ -27,7 +31,7 @@
 use super::error::{LogError, LogResult};
 use super::record::batch_frame_len;
 use super::writer::LogWriter;
-use crate::model::Batch;
+use crate::model::{Batch, ControlRecord, LogEntry};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -185,6 +189,11 @@ enum Request {
         batch: Batch,
         reply: oneshot::Sender<LogResult<AppendOutcome>>,
     },
+    /// Append a control record.
+    Control {
+        control: ControlRecord,
+        reply: oneshot::Sender<LogResult<AppendOutcome>>,
+    },
     /// Seal the segment being appended to (see [`CommitHandle::seal_segment_blocking`]).
     Seal {
         reply: oneshot::Sender<LogResult<u64>>,
@@ -201,7 +210,7 @@ impl GroupCommitter {
     pub fn spawn(
         writer: LogWriter,
         dedup: impl Into<DedupState>,
-        committed_tx: mpsc::Sender<Vec<Arc<Batch>>>,
+        committed_tx: mpsc::Sender<Vec<LogEntry>>,
     ) -> LogResult<CommitHandle> {
         Self::spawn_with_config(writer, dedup, committed_tx, CommitConfig::default())
     }
@@ -210,7 +219,7 @@ impl GroupCommitter {
     pub fn spawn_with_config(
         writer: LogWriter,
         dedup: impl Into<DedupState>,
-        committed_tx: mpsc::Sender<Vec<Arc<Batch>>>,
+        committed_tx: mpsc::Sender<Vec<LogEntry>>,
         config: CommitConfig,
     ) -> LogResult<CommitHandle> {
         let dedup = dedup.into();
@@ -262,6 +271,48 @@ impl CommitHandle {
             return Err(self.stopped_error());
         }
         answer.await.unwrap_or_else(|_| Err(self.stopped_error()))
+    }
+
+    /// Submits a control record and waits until it is durable; returns its record number.
+    pub async fn append_control(&self, control: ControlRecord) -> LogResult<u64> {
+        if let Some(error) = self.shared.poisoned_error() {
+            return Err(error);
+        }
+        let (reply, answer) = oneshot::channel();
+        if self
+            .tx
+            .send(Request::Control { control, reply })
+            .await
+            .is_err()
+        {
+            return Err(self.stopped_error());
+        }
+        match answer.await.unwrap_or_else(|_| Err(self.stopped_error()))? {
+            AppendOutcome::Stored { record } => Ok(record),
+            AppendOutcome::Duplicate => Err(LogError::Closed),
+        }
+    }
+
+    /// [`CommitHandle::append_control`] from a blocking thread (never an async worker).
+    pub fn append_control_blocking(&self, control: ControlRecord) -> LogResult<u64> {
+        if let Some(error) = self.shared.poisoned_error() {
+            return Err(error);
+        }
+        let (reply, answer) = oneshot::channel();
+        if self
+            .tx
+            .blocking_send(Request::Control { control, reply })
+            .is_err()
+        {
+            return Err(self.stopped_error());
+        }
+        match answer
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(self.stopped_error()))?
+        {
+            AppendOutcome::Stored { record } => Ok(record),
+            AppendOutcome::Duplicate => Err(LogError::Closed),
+        }
     }
 
     /// Seals the segment being appended to (after making every record queued before this call
@@ -334,7 +385,7 @@ struct Committer {
     /// Dedup state including records appended in the group being committed.
     dedup: DedupState,
     shared: Arc<Shared>,
-    committed_tx: mpsc::Sender<Vec<Arc<Batch>>>,
+    committed_tx: mpsc::Sender<Vec<LogEntry>>,
     config: CommitConfig,
     pipeline_gone: bool,
 }
@@ -383,16 +434,39 @@ impl Committer {
             crate::metrics::stage_latency::Stage::Grouped,
             group.iter().filter_map(|r| match r {
                 Request::Append { batch, .. } => Some(batch.arrival_ms),
-                Request::Seal { .. } => None,
+                Request::Control { .. } | Request::Seal { .. } => None,
             }),
         );
         let mut pending: Vec<Pending> = Vec::with_capacity(group.len());
-        let mut stored: Vec<Arc<Batch>> = Vec::new();
+        let mut stored: Vec<LogEntry> = Vec::new();
         let mut bytes_written = 0u64;
         let mut requests = group.drain(..);
         while let Some(request) = requests.next() {
             let (batch, reply) = match request {
                 Request::Append { batch, reply } => (batch, reply),
+                Request::Control { control, reply } => {
+                    match self.writer.append_control(&control) {
+                        Ok(record) => {
+                            pending.push(Pending {
+                                reply,
+                                outcome: AppendOutcome::Stored { record },
+                            });
+                            stored.push(LogEntry::Control {
+                                record,
+                                control: Arc::new(control),
+                            });
+                        }
+                        Err(error) if self.writer.poisoned().is_none() => {
+                            let _ = reply.send(Err(error));
+                        }
+                        Err(error) => {
+                            let _ = reply.send(Err(error.clone()));
+                            fail_all(pending, requests.map(Request::into_waiting), &error);
+                            return Err(error);
+                        }
+                    }
+                    continue;
+                }
                 Request::Seal { reply } => match self.writer.seal() {
                     Ok(boundary) => {
                         let _ = reply.send(Ok(boundary));
@@ -433,7 +507,7 @@ impl Committer {
                         reply,
                         outcome: AppendOutcome::Stored { record },
                     });
-                    stored.push(Arc::new(batch));
+                    stored.push(LogEntry::Batch(Arc::new(batch)));
                 }
                 // A batch the log cannot hold: refused, nothing written, others unaffected.
                 Err(error) if self.writer.poisoned().is_none() => {
@@ -455,14 +529,17 @@ impl Committer {
             let syncs = self.writer.syncs();
             self.shared.counters.syncs.store(syncs, Ordering::Relaxed);
             let mut durable = lock(&self.shared.durable);
-            for batch in &stored {
+            for batch in stored.iter().filter_map(LogEntry::batch) {
                 durable.note(&batch.tag, batch.epoch, batch.seq);
             }
         }
         self.count(&pending, &stored, bytes_written);
         crate::metrics::stage_latency::record(
             crate::metrics::stage_latency::Stage::Durable,
-            stored.iter().map(|b| b.arrival_ms),
+            stored
+                .iter()
+                .filter_map(LogEntry::batch)
+                .map(|b| b.arrival_ms),
         );
         for p in pending {
             // A requester that stopped waiting is fine: its batch is durable all the same.
@@ -480,13 +557,17 @@ impl Committer {
         Ok(())
     }
 
-    fn count(&self, pending: &[Pending], stored: &[Arc<Batch>], bytes_written: u64) {
+    fn count(&self, pending: &[Pending], stored: &[LogEntry], bytes_written: u64) {
         let c = &self.shared.counters;
         let duplicates = pending
             .iter()
             .filter(|p| p.outcome == AppendOutcome::Duplicate)
             .count();
-        let readings: usize = stored.iter().map(|b| b.readings.len()).sum();
+        let readings: usize = stored
+            .iter()
+            .filter_map(LogEntry::batch)
+            .map(|b| b.readings.len())
+            .sum();
         c.groups.fetch_add(1, Ordering::Relaxed);
         c.stored.fetch_add(stored.len() as u64, Ordering::Relaxed);
         c.readings_stored
@@ -509,7 +590,7 @@ impl Committer {
 fn request_bytes(request: &Request) -> usize {
     match request {
         Request::Append { batch, .. } => batch_frame_len(batch).unwrap_or(0),
-        Request::Seal { .. } => 0,
+        Request::Control { .. } | Request::Seal { .. } => 0,
     }
 }
 
@@ -522,7 +603,9 @@ enum Waiting {
 impl Request {
     fn into_waiting(self) -> Waiting {
         match self {
-            Request::Append { reply, .. } => Waiting::Append(reply),
+            Request::Append { reply, .. } | Request::Control { reply, .. } => {
+                Waiting::Append(reply)
+            }
             Request::Seal { reply } => Waiting::Seal(reply),
         }
     }

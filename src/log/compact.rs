@@ -24,12 +24,15 @@
 //!   moment sees zeros and reports damage; retention serialises its own readers with compaction.
 
 use super::error::{Corruption, LogError, LogResult};
-use super::record::parse_batch_header;
 use super::record::FRAME_HEADER_LEN;
 use super::record::{decode_batch_payload, encode_batch_frame, encode_payload_frame};
+use super::record::{
+    decode_control_payload, encode_control_frame, is_control_payload, parse_batch_header,
+};
 use super::resync::{next_frame_start, scan, Span};
 use super::segment::{list_segments, sync_dir, Frame, FrameReader, SegmentFile, SEGMENT_HEADER};
 use crate::model::TimeMs;
+use crate::model::{Change, ControlRecord};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -42,10 +45,14 @@ use std::time::Instant;
 pub const COMPACT_SUFFIX: &str = ".seg.compact";
 const ZEROS_BYTES: usize = 1 << 20;
 
-/// The readings to remove: per tag, event-time windows `[from_ms, to_ms)` (an activation's).
+/// The readings to remove: per tag, event-time windows `[from_ms, to_ms)` (an activation's);
+/// and the purged people and activations whose control records are erased (rewritten as
+/// `redacted` records, so record numbers are kept).
 #[derive(Debug, Clone, Default)]
 pub struct TagWindows {
     by_tag: HashMap<String, Vec<(TimeMs, TimeMs)>>,
+    people: std::collections::HashSet<String>,
+    activations: std::collections::HashSet<String>,
 }
 
 impl TagWindows {
@@ -57,8 +64,41 @@ impl TagWindows {
             .push((from_ms, to_ms));
     }
 
+    /// Erases the control records about this (purged) person.
+    pub fn add_person(&mut self, person: &str) {
+        self.people.insert(person.to_owned());
+    }
+
+    /// Erases the control records about this (purged) activation.
+    pub fn add_activation(&mut self, activation: &str) {
+        self.activations.insert(activation.to_owned());
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.by_tag.is_empty()
+        self.by_tag.is_empty() && self.people.is_empty() && self.activations.is_empty()
+    }
+
+    /// The redacted copy of a control payload about a purged person or activation, if it is one.
+    fn redact(&self, payload: &[u8]) -> Option<ControlRecord> {
+        let control = decode_control_payload(payload).ok()?;
+        let about = match &control.change {
+            Change::PutPerson { person } => self.people.contains(&person.id),
+            Change::PutActivation { activation } => {
+                self.people.contains(&activation.person)
+                    || self.activations.contains(&activation.id)
+            }
+            Change::EndActivation { activation, .. } => self.activations.contains(activation),
+            Change::PutOrder { order } => self.people.contains(&order.person),
+            Change::Purge { .. } | Change::Redacted { .. } => false,
+        };
+        about.then(|| ControlRecord {
+            recorded: control.recorded,
+            actor: String::new(),
+            effective: None,
+            change: Change::Redacted {
+                was: control.change.op().to_string(),
+            },
+        })
     }
 
     fn has_tag(&self, tag: &str) -> bool {
@@ -84,6 +124,8 @@ pub struct CompactReport {
     /// Records that lost every reading and were kept as empty batches.
     pub records_emptied: u64,
     pub readings_removed: u64,
+    /// Control records about purged people or activations, erased (kept as `redacted`).
+    pub controls_redacted: u64,
     /// Bytes of the sealed segments read.
     pub bytes_scanned: u64,
     /// Size of the rewritten segments before and after.
@@ -117,9 +159,10 @@ pub fn compact(dir: &Path, before_record: u64, windows: &TagWindows) -> LogResul
         report.segments_scanned += 1;
         report.records_scanned += scan.records;
         report.bytes_scanned += scan.len_bytes;
-        if scan.readings_removed == 0 {
+        if scan.readings_removed == 0 && scan.controls_redacted == 0 {
             continue;
         }
+        report.controls_redacted += scan.controls_redacted;
         let len_after = rewrite_segment(dir, segment, windows, scan.records)?;
         report.segments_rewritten += 1;
         report.readings_removed += scan.readings_removed;
@@ -157,6 +200,7 @@ pub fn remove_temp_files(dir: &Path) -> LogResult<u64> {
 
 struct Scan {
     records: u64,
+    controls_redacted: u64,
     len_bytes: u64,
     readings_removed: u64,
     records_emptied: u64,
@@ -201,6 +245,7 @@ fn scan_segment(segment: &SegmentFile, windows: &TagWindows) -> LogResult<Option
     };
     let mut scan = Scan {
         records: 0,
+        controls_redacted: 0,
         len_bytes: reader.len_bytes(),
         readings_removed: 0,
         records_emptied: 0,
@@ -213,6 +258,14 @@ fn scan_segment(segment: &SegmentFile, windows: &TagWindows) -> LogResult<Option
             Frame::Damaged { .. } => return Ok(None),
         }
         scan.records += 1;
+        // Control records hold no readings: carried over unchanged unless about a purged
+        // person or activation.
+        if is_control_payload(&payload) {
+            if windows.redact(&payload).is_some() {
+                scan.controls_redacted += 1;
+            }
+            continue;
+        }
         let Ok(header) = parse_batch_header(&payload) else {
             return Ok(None);
         };
@@ -262,6 +315,15 @@ fn compact_damaged(
                 let (offset, len) = (offset as usize, len as usize);
                 let frame = &bytes[offset..offset + len];
                 let payload = &frame[FRAME_HEADER_LEN..];
+                if is_control_payload(payload) {
+                    match windows.redact(payload) {
+                        Some(redacted) => {
+                            encode_control_frame(&redacted, &mut out)?;
+                        }
+                        None => out.extend_from_slice(frame),
+                    }
+                    continue;
+                }
                 let mut batch = decode_batch_payload(payload).map_err(|e| LogError::Corrupt {
                     path: path.clone(),
                     offset: offset as u64,
@@ -377,6 +439,17 @@ fn rewrite_segment(
     let (mut payload, mut frame) = (Vec::new(), Vec::new());
     while next_sealed(&mut reader, path, &mut payload)? {
         frame.clear();
+        if is_control_payload(&payload) {
+            match windows.redact(&payload) {
+                Some(redacted) => {
+                    encode_control_frame(&redacted, &mut frame)?;
+                }
+                None => encode_payload_frame(&payload, &mut frame),
+            }
+            out.write_all(&frame)
+                .map_err(io("writing compaction temp file", &temp))?;
+            continue;
+        }
         let header = parse_batch_header(&payload).map_err(|e| corrupt(path, e.into()))?;
         if windows.has_tag(header.tag) {
             let mut batch = decode_batch_payload(&payload).map_err(|e| corrupt(path, e.into()))?;
@@ -474,6 +547,7 @@ mod tests {
     fn read_all(dir: &Path) -> Vec<(u64, Batch)> {
         LogReader::open(dir)
             .unwrap()
+            .batches()
             .collect::<LogResult<Vec<_>>>()
             .unwrap()
     }

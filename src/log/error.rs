@@ -50,6 +50,8 @@ pub enum PayloadError {
         index: usize,
         source: crate::wire::RecordError,
     },
+    #[error("control record is not valid: {0}")]
+    Control(String),
 }
 
 /// Every way a log operation fails.
@@ -76,6 +78,8 @@ pub enum LogError {
     },
     #[error("batch tag is {len_bytes} bytes; the log stores tags of 1 to 255 bytes")]
     BadTag { len_bytes: usize },
+    #[error("control record of {len_bytes} bytes cannot be stored: {message}")]
+    ControlTooLarge { len_bytes: usize, message: String },
     #[error("batch has {count} readings; one record holds at most {max}")]
     BatchTooLarge { count: usize, max: usize },
     #[error("batch of tag {tag} is of session epoch {epoch}, older than the tag's current epoch {current_epoch}; not stored")]

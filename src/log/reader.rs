@@ -15,10 +15,10 @@
 //! sealed one.
 
 use super::error::{Corruption, LogError, LogResult};
-use super::record::{decode_batch_payload, FRAME_HEADER_LEN};
+use super::record::{decode_payload, FRAME_HEADER_LEN};
 use super::resync::{next_frame_start, scan, Span};
 use super::segment::{list_segments, Frame, FrameReader, SegmentFile, SEGMENT_HEADER_LEN};
-use crate::model::Batch;
+use crate::model::{Batch, LogEntry};
 use std::collections::VecDeque;
 use std::fs;
 use std::path::Path;
@@ -158,7 +158,7 @@ impl LogReader {
         self.damage.iter().map(|d| d.records_lost).sum()
     }
 
-    fn step(&mut self) -> LogResult<Option<(u64, Batch)>> {
+    fn step(&mut self) -> LogResult<Option<(u64, LogEntry)>> {
         loop {
             let Some(segment) = self.segments.get(self.index) else {
                 return Ok(None);
@@ -190,10 +190,12 @@ impl LogReader {
             };
             match current {
                 Current::Streaming(reader) => match reader.next_frame(&mut self.payload)? {
-                    Frame::Record { offset, .. } => match decode_batch_payload(&self.payload) {
-                        Ok(batch) => return Ok(Some(self.take(batch))),
-                        Err(_) => self.resync(offset)?,
-                    },
+                    Frame::Record { offset, .. } => {
+                        match decode_payload(&self.payload, self.next_record) {
+                            Ok(entry) => return Ok(Some(self.take(entry))),
+                            Err(_) => self.resync(offset)?,
+                        }
+                    }
                     Frame::End => self.next_segment(),
                     Frame::Damaged { offset, .. } => self.resync(offset)?,
                 },
@@ -203,13 +205,14 @@ impl LogReader {
                         let payload =
                             &bytes[(offset as usize + FRAME_HEADER_LEN)..(offset + len) as usize];
                         // `scan` decoded it already; a failure here would be a bug, not damage.
-                        let batch =
-                            decode_batch_payload(payload).map_err(|e| LogError::Corrupt {
+                        let entry = decode_payload(payload, self.next_record).map_err(|e| {
+                            LogError::Corrupt {
                                 path: segment.path.clone(),
                                 offset,
                                 kind: e.into(),
-                            })?;
-                        return Ok(Some(self.take(batch)));
+                            }
+                        })?;
+                        return Ok(Some(self.take(entry)));
                     }
                     Some(Step::Damage(mut damage)) => {
                         damage.first_record = self.next_record;
@@ -231,11 +234,17 @@ impl LogReader {
         }
     }
 
-    fn take(&mut self, batch: Batch) -> (u64, Batch) {
+    fn take(&mut self, entry: LogEntry) -> (u64, LogEntry) {
         let record = self.next_record;
         self.next_record += 1;
         self.records_per_segment[self.index] += 1;
-        (record, batch)
+        (record, entry)
+    }
+
+    /// The tags' batches only, skipping control records (for readers of readings: trails,
+    /// subject access, dedup state).
+    pub fn batches(self) -> Batches {
+        Batches { reader: self }
     }
 
     fn next_segment(&mut self) {
@@ -385,8 +394,37 @@ impl LogReader {
     }
 }
 
-impl Iterator for LogReader {
+/// [`LogReader::batches`]: `(record number, batch)` in log order, control records skipped.
+pub struct Batches {
+    reader: LogReader,
+}
+
+impl Batches {
+    /// The reader underneath (for its damage and torn-tail reports once iterated).
+    pub fn reader(&self) -> &LogReader {
+        &self.reader
+    }
+}
+
+impl Iterator for Batches {
     type Item = LogResult<(u64, Batch)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.reader.next()? {
+                Ok((record, LogEntry::Batch(batch))) => {
+                    let batch = std::sync::Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
+                    return Some(Ok((record, batch)));
+                }
+                Ok((_, LogEntry::Control { .. })) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = LogResult<(u64, LogEntry)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {

@@ -5,12 +5,15 @@
 //! `u8 tag_len`, tag bytes (UTF-8), `u32 count`, then `count` readings in the 32-byte layout of
 //! [`crate::wire::record`], i.e. exactly as they travel on the wire.
 //!
+//! Control payload (record type 3): `u8 3`, `i64 recorded_ms`, then the JSON of a
+//! [`ControlRecord`] (a change to people, activations or orders; see `docs/formats.md`).
+//!
 //! A batch of a non-zero session epoch is stored as record type 2 (epoched batch): the same
 //! payload with `u32 epoch` after `seq`. Epoch-0 batches keep type 1, so logs written before
 //! epochs existed read unchanged and a log without epochs is byte for byte what it was.
 
 use super::error::{LogError, PayloadError};
-use crate::model::Batch;
+use crate::model::{Batch, ControlRecord, LogEntry};
 use crate::wire::{decode_record, encode_record, RECORD_LEN};
 
 /// Bytes before the payload: length and checksum.
@@ -19,6 +22,10 @@ pub const FRAME_HEADER_LEN: usize = 8;
 pub const RECORD_TYPE_BATCH: u8 = 1;
 /// Record type of a batch payload with a session epoch (see the module doc).
 pub const RECORD_TYPE_EPOCH_BATCH: u8 = 2;
+/// Record type of a control payload (see the module doc).
+pub const RECORD_TYPE_CONTROL: u8 = 3;
+/// Largest control payload: a change to one person, activation or order is far smaller.
+pub const MAX_CONTROL_PAYLOAD_LEN: usize = 4 << 20;
 /// Bytes of the epoch field of a [`RECORD_TYPE_EPOCH_BATCH`] payload.
 const EPOCH_LEN: usize = 4;
 /// Most readings one record may hold (32 MiB of readings).
@@ -84,6 +91,78 @@ pub fn encode_batch_frame(batch: &Batch, out: &mut Vec<u8>) -> Result<usize, Log
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     debug_assert_eq!(out.len() - start, frame_len);
     Ok(frame_len)
+}
+
+/// Appends the framed record of a control record to `out`; returns the frame length in bytes.
+pub fn encode_control_frame(control: &ControlRecord, out: &mut Vec<u8>) -> Result<usize, LogError> {
+    let json = serde_json::to_vec(control).map_err(|e| LogError::ControlTooLarge {
+        len_bytes: 0,
+        message: e.to_string(),
+    })?;
+    let payload_len = 1 + 8 + json.len();
+    if payload_len > MAX_CONTROL_PAYLOAD_LEN {
+        return Err(LogError::ControlTooLarge {
+            len_bytes: payload_len,
+            message: format!("more than {MAX_CONTROL_PAYLOAD_LEN} bytes"),
+        });
+    }
+    let mut payload = Vec::with_capacity(payload_len);
+    payload.push(RECORD_TYPE_CONTROL);
+    payload.extend_from_slice(&control.recorded.to_le_bytes());
+    payload.extend_from_slice(&json);
+    encode_payload_frame(&payload, out);
+    Ok(FRAME_HEADER_LEN + payload_len)
+}
+
+/// Whether a payload is a control record (type 3), by its first byte.
+pub fn is_control_payload(payload: &[u8]) -> bool {
+    payload.first() == Some(&RECORD_TYPE_CONTROL)
+}
+
+/// Decodes a control payload.
+pub fn decode_control_payload(payload: &[u8]) -> Result<ControlRecord, PayloadError> {
+    if !is_control_payload(payload) {
+        return Err(PayloadError::UnknownType(
+            payload.first().copied().unwrap_or(0),
+        ));
+    }
+    if payload.len() < 9 {
+        return Err(PayloadError::TooShort {
+            len_bytes: payload.len(),
+        });
+    }
+    let recorded_ms = i64::from_le_bytes(array8(&payload[1..9]));
+    let control: ControlRecord =
+        serde_json::from_slice(&payload[9..]).map_err(|e| PayloadError::Control(e.to_string()))?;
+    if control.recorded != recorded_ms {
+        return Err(PayloadError::Control(format!(
+            "recorded time {recorded_ms} in the header, {} in the record",
+            control.recorded
+        )));
+    }
+    Ok(control)
+}
+
+/// Decodes any payload, stored as log record number `record`: a tag's batch or a control record.
+pub fn decode_payload(payload: &[u8], record: u64) -> Result<LogEntry, PayloadError> {
+    if is_control_payload(payload) {
+        decode_control_payload(payload).map(|control| LogEntry::Control {
+            record,
+            control: std::sync::Arc::new(control),
+        })
+    } else {
+        decode_batch_payload(payload).map(|b| LogEntry::Batch(std::sync::Arc::new(b)))
+    }
+}
+
+/// Checks that a payload decodes (every reading of a batch, the JSON of a control record):
+/// what resync uses to tell a record from damage.
+pub fn check_payload_structure(payload: &[u8]) -> Result<(), PayloadError> {
+    if is_control_payload(payload) {
+        decode_control_payload(payload).map(|_| ())
+    } else {
+        decode_batch_payload(payload).map(|_| ())
+    }
 }
 
 /// Appends the frame of an already encoded payload (length, checksum, payload) to `out`.
@@ -201,6 +280,14 @@ pub fn complete_frame_len(bytes: &[u8]) -> Option<usize> {
     }
     let payload = bytes.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len)?;
     // Cheap structural checks first so that scanning garbage rarely computes a checksum.
+    if is_control_payload(payload) {
+        if payload.len() < 9 || payload_checksum(payload) != crc {
+            return None;
+        }
+        return decode_control_payload(payload)
+            .ok()
+            .map(|_| FRAME_HEADER_LEN + len);
+    }
     parse_batch_header(payload).ok()?;
     (payload_checksum(payload) == crc).then_some(FRAME_HEADER_LEN + len)
 }

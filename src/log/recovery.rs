@@ -120,8 +120,12 @@ pub(crate) fn recover(dir: &Path) -> LogResult<Recovered> {
     };
     let mut reader = LogReader::open(dir)?;
     for item in reader.by_ref() {
-        let (_, batch) = item?;
+        let (_, entry) = item?;
         report.records += 1;
+        let crate::model::LogEntry::Batch(batch) = entry else {
+            continue;
+        };
+        let batch = std::sync::Arc::unwrap_or_clone(batch);
         report.readings += batch.readings.len() as u64;
         super::committer::note_durable(
             &mut report.last_seq_by_tag,

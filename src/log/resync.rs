@@ -13,7 +13,7 @@
 
 use super::error::Corruption;
 use super::record::{
-    complete_frame_len, decode_batch_payload, parse_frame_header, payload_checksum,
+    check_payload_structure, complete_frame_len, parse_frame_header, payload_checksum,
     FRAME_HEADER_LEN, MAX_PAYLOAD_LEN,
 };
 
@@ -61,7 +61,7 @@ pub fn check_frame(bytes: &[u8]) -> Result<usize, Corruption> {
     if computed != stored {
         return Err(Corruption::Checksum { stored, computed });
     }
-    decode_batch_payload(payload)?;
+    check_payload_structure(payload)?;
     Ok(FRAME_HEADER_LEN + len as usize)
 }
 

@@ -71,6 +71,8 @@ pub struct LogSummary {
     pub segments: Vec<SegmentSummary>,
     pub total_bytes: u64,
     pub records: u64,
+    /// Of `records`: control records (changes to people, activations and orders).
+    pub control_records: u64,
     pub readings: ReadingCounts,
     pub distinct_tags: usize,
     /// Highest stored batch seq per tag, sorted by tag.
@@ -91,8 +93,13 @@ pub fn summarize(dir: &Path) -> LogResult<LogSummary> {
     let mut reader = LogReader::open(dir)?;
     let mut summary = LogSummary::default();
     for item in reader.by_ref() {
-        let (_, batch) = item?;
+        let (_, entry) = item?;
         summary.records += 1;
+        let crate::model::LogEntry::Batch(batch) = entry else {
+            summary.control_records += 1;
+            continue;
+        };
+        let batch = std::sync::Arc::unwrap_or_clone(batch);
         for reading in &batch.readings {
             summary.readings.add(reading.kind());
             summary.first_reading_ms = Some(

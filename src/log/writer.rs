@@ -6,10 +6,10 @@
 //! log must be reopened (which recovers to the last complete record).
 
 use super::error::{LogError, LogResult};
-use super::record::{batch_frame_len, encode_batch_frame};
+use super::record::{batch_frame_len, encode_batch_frame, encode_control_frame};
 use super::recovery::{recover, RecoveryReport};
 use super::segment::{create_segment, SegmentFile};
-use crate::model::Batch;
+use crate::model::{Batch, ControlRecord};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -114,6 +114,26 @@ impl LogWriter {
             self.roll()?;
         }
         encode_batch_frame(batch, &mut self.buffer)?;
+        self.segment_len_bytes += frame_len;
+        let record = self.next_record;
+        self.next_record += 1;
+        if self.buffer.len() >= self.config.write_buffer_bytes {
+            self.write_buffer()?;
+        }
+        Ok(record)
+    }
+
+    /// Appends a control record (buffered, not yet durable); returns its record number.
+    pub fn append_control(&mut self, control: &ControlRecord) -> LogResult<u64> {
+        self.check_poisoned()?;
+        let mut frame = Vec::new();
+        let frame_len = encode_control_frame(control, &mut frame)? as u64;
+        let segment_has_records = self.next_record > self.segment_first_record;
+        if segment_has_records && self.segment_len_bytes + frame_len > self.config.segment_max_bytes
+        {
+            self.roll()?;
+        }
+        self.buffer.extend_from_slice(&frame);
         self.segment_len_bytes += frame_len;
         let record = self.next_record;
         self.next_record += 1;
@@ -235,6 +255,7 @@ mod tests {
     fn read_all(dir: &Path) -> Vec<(u64, Batch)> {
         LogReader::open(dir)
             .unwrap()
+            .batches()
             .collect::<LogResult<Vec<_>>>()
             .unwrap()
     }

@@ -87,6 +87,13 @@ pub struct Alert {
     /// other alerts keep their exact bytes.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub details: Option<Box<AlertDetails>>,
+    /// Set when a change to the orders or the activation (a control record) means the alert no
+    /// longer holds: the alert is kept, withdrawn (see `docs/formats.md`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub withdrawn: Option<super::Withdrawal>,
+    /// The log record number of the change whose re-evaluation raised or changed this alert.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub amended_by: Option<u64>,
     /// The readings that caused the alert (and the one that ended it).
     #[serde(skip_deserializing, default)]
     pub evidence: Vec<Reading>,

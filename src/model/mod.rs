@@ -4,6 +4,7 @@
 mod activation;
 mod alert;
 mod batch;
+mod control;
 mod crime;
 mod hit;
 mod order;
@@ -15,7 +16,8 @@ pub mod time;
 pub use activation::{Activation, Person};
 pub use alert::{alert_id, Alert, AlertDetails, AlertType, Confidence};
 pub use batch::Batch;
-pub use crime::{CrimeKey, CrimeVersion};
+pub use control::{Change, ControlRecord, LogEntry, Withdrawal};
+pub use crime::{CrimeKey, CrimeVersion, OriginalCoordinates, PoliceCrime};
 pub use hit::{hit_id, Certainty, Hit, HitAlgorithm, HitPosition};
 pub use order::{
     parse_local_hhmm, AlcoholCondition, AlcoholMode, AlcoholRequirement, Condition, CurfewAddress,

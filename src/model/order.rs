@@ -71,6 +71,15 @@ pub struct CurfewAddress {
     pub lat: f64,
     pub lon: f64,
     pub radius_m: f64,
+    /// An addition to the contract: the address where the home monitoring unit (the RF base
+    /// station) is installed — at most one per curfew. RF presence readings count only for
+    /// windows at it; absent (false) on every address of a person, RF counts everywhere as before.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hmu: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A window `start`–`end` (`HH:MM`, local); an end not after the start runs into the next day.

@@ -81,6 +81,12 @@ pub struct SoberDay {
     pub rule: String,
     /// Fingerprint of the rule parameters.
     pub config_version: String,
+    /// Set when a change (a control record) means the day's record no longer holds.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub withdrawn: Option<super::Withdrawal>,
+    /// The log record number of the change whose re-evaluation issued or changed this record.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub amended_by: Option<u64>,
 }
 
 impl SoberDay {

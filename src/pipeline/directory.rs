@@ -6,6 +6,16 @@ use crate::model::{Activation, TimeMs};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The activation directory as of the latest applied control record, for the stages beside the
+/// pipeline (TAC index, trails, hits, API): swapped whole when activations change, read without
+/// a lock.
+pub type SharedDirectory = Arc<arc_swap::ArcSwap<ActivationDirectory>>;
+
+/// A [`SharedDirectory`] starting as `directory`.
+pub fn shared_directory(directory: ActivationDirectory) -> SharedDirectory {
+    Arc::new(arc_swap::ArcSwap::from_pointee(directory))
+}
+
 /// Tag → its activations, sorted by start.
 #[derive(Debug, Default, Clone)]
 pub struct ActivationDirectory {
@@ -48,6 +58,12 @@ impl ActivationDirectory {
     /// Start of the tag's first activation (readings before it belong to no one).
     pub fn first_from_ms(&self, tag: &str) -> Option<TimeMs> {
         self.by_tag.get(tag)?.first().map(|a| a.from_ms)
+    }
+
+    /// One activation by id.
+    pub fn get(&self, id: &str) -> Option<&Arc<ActivationInfo>> {
+        let at = self.all.binary_search_by(|a| a.id.as_str().cmp(id)).ok()?;
+        self.all.get(at)
     }
 
     /// Every activation, by id.

@@ -3,16 +3,23 @@
 //! For each batch, in log order, it asks the event-time clock ([`EventClock`]) what each reading
 //! is (fed to the rules, `clock_ahead`, too old), resolves every reading to its activation, hands
 //! each activation's readings to that activation's partition, and then tells every partition when
-//! the clock advanced. Live and replay both drive partitions through this one function, so both
+//! the clock advanced. Control records (changes to people, activations and orders) are applied
+//! here at their log position: the dispatcher owns the [`OrderBook`], the activation directory and
+//! the rule factory, so it rebuilds the directory and hands every affected activation its new
+//! rules ([`PartitionInput::Reconfigure`]). Readings of a tag no activation covers are kept
+//! (bounded) so that an activation created later for their period still sees them. Live and
+//! replay both drive partitions through this one function, so both
 //! see exactly the same input sequence; the clock is computed here, from the log alone, so it
 //! does not depend on how many partitions there are.
 
 use super::clock::{EventClock, PipelineGauges, Verdict};
 use super::directory::ActivationDirectory;
 use super::partition::{PartitionInput, ReadingSlice};
-use super::rule::ActivationInfo;
+use super::rule::{ActivationInfo, RuleFactory, RuleSet};
 use super::PipelineConfig;
-use crate::model::{Batch, Reading, TimeMs};
+use crate::model::{Batch, ControlRecord, LogEntry, Reading, TimeMs};
+use crate::orders::OrderBook;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -35,10 +42,22 @@ pub struct DispatchStats {
     pub too_old: u64,
     /// The event-time clock (`null` before any reading).
     pub clock_ms: Option<TimeMs>,
+    /// Control records applied, and refused (each refusal is deterministic: the same record is
+    /// refused by live serving, replay and rebuild).
+    pub controls_applied: u64,
+    pub controls_refused: u64,
 }
+
+/// Readings of one tag that no activation covered when they arrived, kept for an activation
+/// created later (at most this many per tag, the oldest dropped first).
+const MAX_UNASSIGNED_PER_TAG: usize = 20_000;
 
 pub struct Dispatcher {
     directory: Arc<ActivationDirectory>,
+    book: OrderBook,
+    factory: Box<dyn RuleFactory>,
+    /// Per tag: readings no activation covered, with the contact time of their batch.
+    unassigned: HashMap<String, VecDeque<(Reading, TimeMs)>>,
     partitions: usize,
     clock: EventClock,
     verdicts: Vec<Verdict>,
@@ -55,13 +74,21 @@ struct Group {
 }
 
 impl Dispatcher {
+    /// A dispatcher whose people, activations and orders start as `book` (empty for a log that
+    /// carries its own control records) and whose rules `factory` builds (already holding
+    /// `book`'s orders).
     pub fn new(
-        directory: Arc<ActivationDirectory>,
+        book: OrderBook,
+        factory: Box<dyn RuleFactory>,
         partitions: usize,
         config: PipelineConfig,
     ) -> Self {
+        let activations: Vec<_> = book.activations().cloned().collect();
         Self {
-            directory,
+            directory: Arc::new(ActivationDirectory::new(&activations)),
+            book,
+            factory,
+            unassigned: HashMap::new(),
             partitions: partitions.max(1),
             clock: EventClock::new(config),
             verdicts: Vec::new(),
@@ -94,8 +121,126 @@ impl Dispatcher {
         (h.finish() % self.partitions as u64) as usize
     }
 
-    /// Routes one batch; `deliver(partition, input)` is called in the order inputs must be applied.
-    pub fn dispatch(&mut self, batch: &Arc<Batch>, mut deliver: impl FnMut(usize, PartitionInput)) {
+    /// The activations as of the records dispatched so far.
+    pub fn directory(&self) -> &Arc<ActivationDirectory> {
+        &self.directory
+    }
+
+    /// People, activations and orders as of the records dispatched so far.
+    pub fn book(&self) -> &OrderBook {
+        &self.book
+    }
+
+    /// Routes one log entry; `deliver(partition, input)` is called in the order inputs must be
+    /// applied.
+    pub fn dispatch(&mut self, entry: &LogEntry, deliver: impl FnMut(usize, PartitionInput)) {
+        match entry {
+            LogEntry::Batch(batch) => self.dispatch_batch(batch, deliver),
+            LogEntry::Control { record, control } => self.apply_control(*record, control, deliver),
+        }
+    }
+
+    /// Applies a control record at its log position (see the module doc).
+    fn apply_control(
+        &mut self,
+        record: u64,
+        control: &ControlRecord,
+        mut deliver: impl FnMut(usize, PartitionInput),
+    ) {
+        let applied = match self.book.apply(record, control) {
+            Ok(applied) => applied,
+            Err(e) => {
+                self.stats.controls_refused += 1;
+                tracing::debug!(record, error = %e, "control record refused");
+                return;
+            }
+        };
+        self.stats.controls_applied += 1;
+        if applied.activations_changed {
+            let activations: Vec<_> = self.book.activations().cloned().collect();
+            self.directory = Arc::new(ActivationDirectory::new(&activations));
+        }
+        for id in &applied.retired {
+            deliver(self.partition_of(id), PartitionInput::Retire(id.clone()));
+        }
+        for person in &applied.people_removed {
+            self.factory.set_orders_of(person, &[]);
+        }
+        let Some(person) = applied.person else {
+            return;
+        };
+        let orders = self.book.rule_orders_of(&person);
+        self.factory.set_orders_of(&person, &orders);
+        let reason: Arc<str> = describe(control).into();
+        let affected: Vec<Arc<ActivationInfo>> = self
+            .book
+            .activations_of(&person)
+            .into_iter()
+            .filter_map(|a| self.directory.get(&a.id).cloned())
+            .collect();
+        for activation in affected {
+            let rules = RuleSet::new(self.factory.rules_for(&activation));
+            let partition = self.partition_of(&activation.id);
+            deliver(
+                partition,
+                PartitionInput::Reconfigure {
+                    activation: activation.clone(),
+                    rules,
+                    record,
+                    reason: reason.clone(),
+                },
+            );
+            // Readings that arrived before the activation covered them.
+            self.deliver_unassigned(&activation, partition, &mut deliver);
+        }
+    }
+
+    /// Hands an activation the kept readings of its tag that it covers, as one late input.
+    fn deliver_unassigned(
+        &mut self,
+        activation: &Arc<ActivationInfo>,
+        partition: usize,
+        deliver: &mut impl FnMut(usize, PartitionInput),
+    ) {
+        let Some(kept) = self.unassigned.get_mut(&activation.tag) else {
+            return;
+        };
+        let (mine, rest): (VecDeque<_>, VecDeque<_>) =
+            kept.drain(..).partition(|(r, _)| activation.covers(r.t_ms));
+        *kept = rest;
+        if mine.is_empty() {
+            return;
+        }
+        let contact_ms = mine.iter().map(|(_, c)| *c).max().unwrap_or(TimeMs::MIN);
+        let mut readings: Vec<Reading> = mine.into_iter().map(|(r, _)| r).collect();
+        readings.sort_by_key(|r| r.t_ms);
+        deliver(
+            partition,
+            PartitionInput::Readings {
+                activation: activation.clone(),
+                readings: ReadingSlice::Part(readings),
+                ahead: Vec::new(),
+                ahead_count: 0,
+                arrival_ms: None,
+                contact_ms,
+            },
+        );
+    }
+
+    fn keep_unassigned(&mut self, tag: &str, reading: Reading, contact_ms: TimeMs) {
+        let kept = self.unassigned.entry(tag.to_string()).or_default();
+        if kept.len() >= MAX_UNASSIGNED_PER_TAG {
+            kept.pop_front();
+        }
+        kept.push_back((reading, contact_ms));
+    }
+
+    /// Routes one batch.
+    fn dispatch_batch(
+        &mut self,
+        batch: &Arc<Batch>,
+        mut deliver: impl FnMut(usize, PartitionInput),
+    ) {
         self.stats.batches += 1;
         self.stats.readings += batch.readings.len() as u64;
         let arrival_ms = (batch.arrival_ms > 0).then_some(batch.arrival_ms);
@@ -132,6 +277,7 @@ impl Dispatcher {
             );
         } else {
             let mut groups: Vec<Group> = Vec::new();
+            let mut unassigned = Vec::new();
             for (r, verdict) in batch.readings.iter().zip(&self.verdicts) {
                 let resolved = self.directory.resolve(&batch.tag, r.t_ms);
                 let owner = match (verdict, resolved) {
@@ -156,6 +302,7 @@ impl Dispatcher {
                         } else {
                             self.stats.unassigned += 1;
                         }
+                        unassigned.push(*r);
                         continue;
                     }
                 };
@@ -184,6 +331,9 @@ impl Dispatcher {
                         }
                     }
                 }
+            }
+            for r in unassigned {
+                self.keep_unassigned(&batch.tag, r, contact_ms);
             }
             // A batch of only too-old readings still tells the activation the tag is in contact.
             if groups.is_empty() && outcome.too_old > 0 {
@@ -237,8 +387,29 @@ impl Dispatcher {
         for a in self.directory.all() {
             deliver(
                 self.partition_of(&a.id),
-                PartitionInput::Register(a.clone()),
+                PartitionInput::Register {
+                    activation: a.clone(),
+                    rules: RuleSet::new(self.factory.rules_for(a)),
+                },
             );
         }
+    }
+}
+
+/// What a change was, for the withdrawals it causes.
+fn describe(control: &ControlRecord) -> String {
+    let subject = control.change.subject();
+    let what = match &control.change {
+        crate::model::Change::EndActivation { to, .. } => {
+            format!(
+                "{subject} ended at {}",
+                crate::model::time::format_time(*to)
+            )
+        }
+        _ => format!("{subject} changed"),
+    };
+    match control.effective {
+        Some(t) => format!("{what}, effective {}", crate::model::time::format_time(t)),
+        None => what,
     }
 }

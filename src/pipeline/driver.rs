@@ -6,7 +6,8 @@ use super::partition::{Partition, PartitionInput, PartitionStats};
 use super::rule::RuleFactory;
 use super::sink::{Output, Sink, VecSink};
 use super::{ActivationDirectory, DispatchStats, PipelineConfig};
-use crate::model::{Batch, TimeMs};
+use crate::model::{Activation, LogEntry, TimeMs};
+use crate::orders::OrderBook;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -17,17 +18,43 @@ pub struct InlineDriver {
 }
 
 impl InlineDriver {
+    /// A driver over a fixed set of activations (`factory` holding their orders); control
+    /// records fed later change them as usual.
     pub fn new(
         directory: Arc<ActivationDirectory>,
         config: PipelineConfig,
-        factory: Arc<dyn RuleFactory>,
+        factory: Box<dyn RuleFactory>,
+        partitions: usize,
+        sink: &mut dyn Sink,
+    ) -> Self {
+        let activations: Vec<Activation> = directory
+            .all()
+            .iter()
+            .map(|a| Activation {
+                id: a.id.clone(),
+                person: a.person.clone(),
+                tag: a.tag.clone(),
+                from: a.from_ms,
+                to: a.to_ms,
+            })
+            .collect();
+        let book = OrderBook::from_activations(&activations);
+        Self::from_book(book, config, factory, partitions, sink)
+    }
+
+    /// A driver starting from `book` (empty for a log that carries its control records), whose
+    /// rules `factory` builds (already holding `book`'s orders).
+    pub fn from_book(
+        book: OrderBook,
+        config: PipelineConfig,
+        factory: Box<dyn RuleFactory>,
         partitions: usize,
         sink: &mut dyn Sink,
     ) -> Self {
         let count = partitions.max(1);
-        let dispatcher = Dispatcher::new(directory, count, config);
+        let dispatcher = Dispatcher::new(book, factory, count, config);
         let partitions: Vec<Partition> = (0..count)
-            .map(|_| Partition::new(config, factory.clone()).with_gauges(dispatcher.gauges()))
+            .map(|_| Partition::new(config).with_gauges(dispatcher.gauges()))
             .collect();
         let mut driver = Self {
             dispatcher,
@@ -40,10 +67,26 @@ impl InlineDriver {
         driver
     }
 
-    pub fn feed(&mut self, batch: &Arc<Batch>, sink: &mut dyn Sink) {
+    /// Feeds one batch (tests, benches).
+    pub fn feed(&mut self, batch: &Arc<crate::model::Batch>, sink: &mut dyn Sink) {
+        self.feed_entry(&LogEntry::Batch(batch.clone()), sink);
+    }
+
+    /// Feeds one log entry: a batch or a control record.
+    pub fn feed_entry(&mut self, entry: &LogEntry, sink: &mut dyn Sink) {
         let parts = &mut self.partitions;
         self.dispatcher
-            .dispatch(batch, |p, input| parts[p].handle(input, sink));
+            .dispatch(entry, |p, input| parts[p].handle(input, sink));
+    }
+
+    /// People, activations and orders as of the entries fed so far.
+    pub fn book(&self) -> &OrderBook {
+        self.dispatcher.book()
+    }
+
+    /// The activations as of the entries fed so far.
+    pub fn directory(&self) -> &Arc<ActivationDirectory> {
+        self.dispatcher.directory()
     }
 
     pub fn dispatch_stats(&self) -> DispatchStats {
@@ -68,9 +111,9 @@ impl InlineDriver {
 /// Outputs of one partition step, with the arrival time of the batch that caused each.
 pub type OutputBatch = Vec<(Output, Option<TimeMs>)>;
 
-/// Handle to the live pipeline: send committed batches (in log order) to `input`.
+/// Handle to the live pipeline: send committed log entries (in log order) to `input`.
 pub struct LiveDriver {
-    pub input: mpsc::Sender<Vec<Arc<Batch>>>,
+    pub input: mpsc::Sender<Vec<LogEntry>>,
 }
 
 impl LiveDriver {
@@ -78,7 +121,7 @@ impl LiveDriver {
     pub fn spawn(
         directory: Arc<ActivationDirectory>,
         config: PipelineConfig,
-        factory: Arc<dyn RuleFactory>,
+        factory: Box<dyn RuleFactory>,
         partitions: usize,
         outputs: mpsc::Sender<OutputBatch>,
     ) -> Self {
@@ -123,9 +166,9 @@ impl LiveDriver {
                 }
             });
         }
-        let (input, mut batches) = mpsc::channel::<Vec<Arc<Batch>>>(64);
+        let (input, mut batches) = mpsc::channel::<Vec<LogEntry>>(64);
         tokio::spawn(async move {
-            let mut pending: Vec<Vec<PartitionInput>> = vec![Vec::new(); count];
+            let mut pending: Vec<Vec<PartitionInput>> = (0..count).map(|_| Vec::new()).collect();
             loop {
                 for (p, inputs) in pending.iter_mut().enumerate() {
                     if !inputs.is_empty() && senders[p].send(std::mem::take(inputs)).await.is_err()
@@ -136,12 +179,12 @@ impl LiveDriver {
                 let Some(group) = batches.recv().await else {
                     return;
                 };
-                for batch in &group {
-                    dispatcher.dispatch(batch, |p, input| pending[p].push(input));
+                for entry in &group {
+                    dispatcher.dispatch(entry, |p, input| pending[p].push(input));
                 }
                 crate::metrics::stage_latency::record(
                     crate::metrics::stage_latency::Stage::Dispatched,
-                    group.iter().map(|b| b.arrival_ms),
+                    group.iter().filter_map(|e| e.batch()).map(|b| b.arrival_ms),
                 );
             }
         });

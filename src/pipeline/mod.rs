@@ -7,6 +7,7 @@
 //! clock that drives deadlines (no contact, curfew settling, day settling) and decides which
 //! readings are too far ahead of it (or too old) to be fed to the rules.
 
+pub mod amendment;
 pub mod clock;
 pub mod directory;
 pub mod dispatcher;
@@ -20,10 +21,10 @@ use crate::model::TimeMs;
 use serde::{Deserialize, Serialize};
 
 pub use clock::{EventClock, PipelineGauges};
-pub use directory::ActivationDirectory;
+pub use directory::{shared_directory, ActivationDirectory, SharedDirectory};
 pub use dispatcher::{DispatchStats, Dispatcher};
 pub use partition::{Partition, PartitionInput, ReadingSlice};
-pub use rule::{ActivationInfo, Rule, RuleContext, RuleFactory};
+pub use rule::{ActivationInfo, Rule, RuleContext, RuleFactory, RuleSet};
 pub use sink::{Output, Sink, VecSink};
 
 /// Pipeline settings that change outputs. Part of every alert's provenance via the rule version.
@@ -59,6 +60,10 @@ pub struct PipelineConfig {
     /// At most this many `clock_ahead` readings are held per activation for when the clock
     /// catches up; beyond, they are counted and left out of the rules (they stay in the log).
     pub max_held_per_activation: usize,
+    /// Each activation keeps its inputs (up to this many readings, the oldest dropped first) so
+    /// that a change to its orders or period can re-evaluate them; outputs older than what is
+    /// kept are left as they are.
+    pub amend_max_readings: usize,
 }
 
 impl Default for PipelineConfig {
@@ -70,6 +75,7 @@ impl Default for PipelineConfig {
             clock_trim: 0.05,
             live_window_ms: 2 * 60 * 60 * 1000,
             max_skew_ms: 2 * 60 * 60 * 1000,
+            amend_max_readings: 50_000,
             min_clock_tags: 3,
             late_horizon_ms: 30 * 24 * 60 * 60 * 1000,
             max_held_per_activation: 1024,

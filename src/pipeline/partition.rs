@@ -6,15 +6,23 @@
 //! with something to do at a future event time sit in a deadline heap, so a clock advance costs
 //! only the activations that are due, not every activation.
 //!
+//! Each activation keeps a tape of its inputs (bounded by [`PipelineConfig::amend_max_readings`]):
+//! when a control record changes what its rules are made of (an order variation, a corrected
+//! address, an activation ended), the dispatcher sends [`PartitionInput::Reconfigure`] and the
+//! activation's new rules re-run the tape. Outputs that no longer hold are re-issued as
+//! withdrawn (naming the change), new ones are marked as raised by it; see
+//! [`super::amendment`].
+//!
 //! Readings the dispatcher flagged `clock_ahead` are not fed to the rules: the activation holds
 //! them (at most `max_held_per_activation`) and releases them, as ordinary readings, once the
 //! event-time clock is within `max_skew_ms` of them; meanwhile the activation has one open
 //! `device_clock` alert, closed by the next batch whose readings are all within bound.
 
+use super::amendment::{OutputMemory, Tape, TapeEntry};
 use super::clock::PipelineGauges;
 use super::reorder::{Admission, ReorderBuffer};
-use super::rule::{ActivationInfo, Rule, RuleContext, RuleFactory};
-use super::sink::Sink;
+use super::rule::{ActivationInfo, Rule, RuleContext, RuleSet};
+use super::sink::{Sink, VecSink};
 use super::PipelineConfig;
 use crate::model::{alert_id, Alert, AlertType, Batch, Reading, TimeMs};
 use std::cmp::Reverse;
@@ -39,7 +47,7 @@ impl ReadingSlice {
 }
 
 /// What a partition is told, in log order.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum PartitionInput {
     Readings {
         activation: Arc<ActivationInfo>,
@@ -59,8 +67,22 @@ pub enum PartitionInput {
     },
     /// The event-time clock (see [`super::clock`]) advanced.
     Clock(TimeMs),
-    /// Start watching an activation before any of its readings arrive.
-    Register(Arc<ActivationInfo>),
+    /// Start watching an activation, with its rules, before any of its readings arrive.
+    Register {
+        activation: Arc<ActivationInfo>,
+        rules: RuleSet,
+    },
+    /// The activation was purged: its state leaves memory.
+    Retire(String),
+    /// What the activation's rules are made of changed (log record `record`): its new rules
+    /// re-run its tape, and outputs that differ are re-issued (see [`super::amendment`]). Also
+    /// registers an activation not seen before.
+    Reconfigure {
+        activation: Arc<ActivationInfo>,
+        rules: RuleSet,
+        record: u64,
+        reason: Arc<str>,
+    },
 }
 
 struct ActivationState {
@@ -73,6 +95,22 @@ struct ActivationState {
     held: Vec<Reading>,
     /// The open `device_clock` alert, if any.
     device_clock: Option<Alert>,
+    /// Inputs since the activation started (bounded), for re-evaluation after a change.
+    tape: Tape,
+}
+
+impl ActivationState {
+    fn new(info: Arc<ActivationInfo>, rules: RuleSet, max_tape_readings: usize) -> Self {
+        Self {
+            info,
+            buffer: ReorderBuffer::default(),
+            rules: rules.into_rules(),
+            scheduled_ms: None,
+            held: Vec::new(),
+            device_clock: None,
+            tape: Tape::new(max_tape_readings),
+        }
+    }
 }
 
 /// Counters for `/metrics` and benchmarks.
@@ -87,12 +125,15 @@ pub struct PartitionStats {
     pub released_readings: u64,
     /// `clock_ahead` readings beyond the hold bound: left out of the rules (still in the log).
     pub held_dropped: u64,
+    /// Re-evaluations after a change to an activation's orders or period.
+    pub reconfigurations: u64,
 }
 
 /// The per-partition state machine.
 pub struct Partition {
     config: PipelineConfig,
-    factory: Arc<dyn RuleFactory>,
+    /// Every output's last state, per activation, for re-evaluation after a change.
+    memory: OutputMemory,
     slots: Vec<ActivationState>,
     slot_by_id: HashMap<String, usize>,
     deadlines: BinaryHeap<Reverse<(TimeMs, usize)>>,
@@ -107,10 +148,10 @@ pub const DEVICE_CLOCK_RULE_VERSION: &str = "clock/1";
 const DEVICE_CLOCK_EVIDENCE: usize = 16;
 
 impl Partition {
-    pub fn new(config: PipelineConfig, factory: Arc<dyn RuleFactory>) -> Self {
+    pub fn new(config: PipelineConfig) -> Self {
         Self {
             config,
-            factory,
+            memory: OutputMemory::default(),
             slots: Vec::new(),
             slot_by_id: HashMap::new(),
             deadlines: BinaryHeap::new(),
@@ -131,6 +172,23 @@ impl Partition {
     }
 
     pub fn handle(&mut self, input: PartitionInput, sink: &mut dyn Sink) {
+        if let PartitionInput::Reconfigure {
+            activation,
+            rules,
+            record,
+            reason,
+        } = input
+        {
+            // Remembers what it re-issues itself.
+            return self.reconfigure(activation, rules, record, &reason, sink);
+        }
+        // Every output is remembered per activation on its way out (see `OutputMemory`).
+        let mut memory = std::mem::take(&mut self.memory);
+        self.handle_recorded(input, &mut memory.recorder(sink));
+        self.memory = memory;
+    }
+
+    fn handle_recorded(&mut self, input: PartitionInput, sink: &mut dyn Sink) {
         match input {
             PartitionInput::Readings {
                 activation,
@@ -139,41 +197,149 @@ impl Partition {
                 ahead_count,
                 arrival_ms,
                 contact_ms,
-            } => self.on_readings(
-                activation,
-                readings.readings(),
-                Ahead {
-                    readings: ahead,
-                    count: ahead_count,
-                },
-                arrival_ms,
-                contact_ms,
-                sink,
-            ),
+            } => {
+                let slot = self.slot_for(&activation);
+                self.slots[slot].tape.push(TapeEntry::Readings {
+                    clock_ms: self.clock_ms,
+                    readings: readings.clone(),
+                    ahead: ahead.clone(),
+                    ahead_count,
+                    contact_ms,
+                });
+                self.on_readings(
+                    activation,
+                    readings.readings(),
+                    Ahead {
+                        readings: ahead,
+                        count: ahead_count,
+                    },
+                    arrival_ms,
+                    contact_ms,
+                    sink,
+                )
+            }
             PartitionInput::Clock(clock_ms) => self.on_clock(clock_ms, sink),
-            PartitionInput::Register(info) => {
-                let slot = self.slot_for(&info);
+            PartitionInput::Register { activation, rules } => {
+                let slot = self.slot_with(&activation, rules);
                 self.reschedule(slot);
+            }
+            PartitionInput::Retire(id) => self.retire(&id, sink),
+            PartitionInput::Reconfigure { .. } => {
+                unreachable!("handled in `handle` (it needs the output memory)")
             }
         }
     }
 
-    fn slot_for(&mut self, info: &Arc<ActivationInfo>) -> usize {
+    /// Drops a purged activation's state (its slot stays, empty, so slot numbers in the deadline
+    /// heap stay valid; a stale deadline finds nothing to do).
+    fn retire(&mut self, id: &str, sink: &mut dyn Sink) {
+        let Some(slot) = self.slot_by_id.remove(id) else {
+            return;
+        };
+        let state = &mut self.slots[slot];
+        self.stats.held_readings -= state.held.len() as u64;
+        state.rules = Vec::new();
+        state.held = Vec::new();
+        state.tape = Tape::new(0);
+        state.buffer = ReorderBuffer::default();
+        state.device_clock = None;
+        state.scheduled_ms = None;
+        self.memory.forget(id);
+        self.stats.activations = self.stats.activations.saturating_sub(1);
+        sink.emit(
+            crate::pipeline::Output::Purged {
+                activation: id.to_string(),
+            },
+            None,
+        );
+    }
+
+    /// The slot of an activation, registered with `rules` if it is new.
+    fn slot_with(&mut self, info: &Arc<ActivationInfo>, rules: RuleSet) -> usize {
         if let Some(&slot) = self.slot_by_id.get(&info.id) {
             return slot;
         }
         let slot = self.slots.len();
-        self.slots.push(ActivationState {
-            info: info.clone(),
-            buffer: ReorderBuffer::default(),
-            rules: self.factory.rules_for(info),
-            scheduled_ms: None,
-            held: Vec::new(),
-            device_clock: None,
-        });
+        let state = ActivationState::new(info.clone(), rules, self.config.amend_max_readings);
+        self.slots.push(state);
         self.slot_by_id.insert(info.id.clone(), slot);
         self.stats.activations += 1;
         slot
+    }
+
+    /// The slot of an activation the dispatcher registered (an unregistered one, which the
+    /// dispatcher never sends, would be watched by no rule).
+    fn slot_for(&mut self, info: &Arc<ActivationInfo>) -> usize {
+        self.slot_with(info, RuleSet::default())
+    }
+
+    /// Replaces an activation's rules and re-runs its tape through them (see the module doc).
+    fn reconfigure(
+        &mut self,
+        info: Arc<ActivationInfo>,
+        rules: RuleSet,
+        record: u64,
+        reason: &str,
+        sink: &mut dyn Sink,
+    ) {
+        self.stats.reconfigurations += 1;
+        let Some(&slot) = self.slot_by_id.get(&info.id) else {
+            let slot = self.slot_with(&info, rules);
+            self.reschedule(slot);
+            return;
+        };
+        // A scratch partition of this one activation re-runs the tape with the new rules; its
+        // state then replaces the old one.
+        let tape = std::mem::replace(&mut self.slots[slot].tape, Tape::new(0));
+        let mut scratch = Partition::new(self.config);
+        let mut fresh = VecSink::default();
+        let scratch_slot = scratch.slot_with(&info, rules);
+        for entry in tape.entries() {
+            match entry {
+                TapeEntry::Readings {
+                    clock_ms,
+                    readings,
+                    ahead,
+                    ahead_count,
+                    contact_ms,
+                } => {
+                    scratch.on_clock(*clock_ms, &mut fresh);
+                    let readings = readings.readings().iter();
+                    let readings: Vec<Reading> =
+                        readings.filter(|r| info.covers(r.t_ms)).copied().collect();
+                    scratch.on_readings(
+                        info.clone(),
+                        &readings,
+                        Ahead {
+                            readings: ahead.clone(),
+                            count: *ahead_count,
+                        },
+                        None,
+                        *contact_ms,
+                        &mut fresh,
+                    );
+                }
+                TapeEntry::Clock(clock_ms) => scratch.on_clock(*clock_ms, &mut fresh),
+            }
+        }
+        scratch.on_clock(self.clock_ms, &mut fresh);
+        let mut state = scratch.slots.swap_remove(scratch_slot);
+        state.tape = tape;
+        state.info = info.clone();
+        state.scheduled_ms = None;
+        self.stats.held_readings -= self.slots[slot].held.len() as u64;
+        self.stats.held_readings += state.held.len() as u64;
+        self.slots[slot] = state;
+        self.reschedule(slot);
+        let outputs: Vec<_> = fresh.outputs.into_iter().map(|(o, _)| o).collect();
+        self.memory.amend(
+            &info.id,
+            outputs,
+            self.slots[slot].tape.complete_from_ms(),
+            record,
+            reason,
+            sink,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -246,6 +412,8 @@ impl Partition {
                 confidence: None,
                 rule: DEVICE_CLOCK_RULE_VERSION.to_string(),
                 details: None,
+                withdrawn: None,
+                amended_by: None,
                 evidence: ahead.iter().take(DEVICE_CLOCK_EVIDENCE).copied().collect(),
             };
             sink.emit(crate::pipeline::Output::Alert(alert.clone()), arrival_ms);
@@ -313,6 +481,7 @@ impl Partition {
                 continue; // stale entry
             }
             self.slots[slot].scheduled_ms = None;
+            self.slots[slot].tape.push(TapeEntry::Clock(clock_ms));
             self.fire(slot, clock_ms, None, sink);
             self.reschedule(slot);
         }

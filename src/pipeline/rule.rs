@@ -78,4 +78,30 @@ pub trait Rule: Send {
 /// Builds the rules that watch one activation (from its person's orders and the configuration).
 pub trait RuleFactory: Send + Sync {
     fn rules_for(&self, activation: &ActivationInfo) -> Vec<Box<dyn Rule>>;
+
+    /// A person's orders changed (each version cut to the days it is in effect): what their
+    /// activations' rules are built from from now on.
+    fn set_orders_of(&mut self, person: &str, orders: &[crate::model::Order]);
+}
+
+/// The rules of one activation, built by the dispatcher and handed to the partition that owns
+/// the activation.
+#[derive(Default)]
+pub struct RuleSet(Vec<Box<dyn Rule>>);
+
+impl RuleSet {
+    pub fn new(rules: Vec<Box<dyn Rule>>) -> Self {
+        Self(rules)
+    }
+
+    pub fn into_rules(self) -> Vec<Box<dyn Rule>> {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|r| r.name()).collect();
+        f.debug_tuple("RuleSet").field(&names).finish()
+    }
 }

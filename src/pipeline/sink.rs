@@ -11,6 +11,8 @@ pub enum Output {
     /// A new or changed classification of one day of an alcohol order: sinks upsert by
     /// (activation, order, date).
     SoberDay(SoberDay),
+    /// Retention purged the activation: sinks drop every output of it they hold.
+    Purged { activation: String },
 }
 
 /// Receives pipeline outputs. `cause_arrival_ms` is when the batch that caused the output reached

@@ -14,15 +14,17 @@
 //! one. Runs are serialised by a gate that subject access exports also take while they read the
 //! log (compaction erases replaced segments).
 
-use super::{order_ended_by, PurgeTarget, RetentionConfig, TargetError};
+use super::order_ended_by;
+use crate::config::RetentionConfig;
 use crate::log::{compact, CommitHandle, CompactReport, LogError, LogWriter, TagWindows};
 use crate::model::time::rfc3339_ms;
-use crate::model::TimeMs;
+use crate::model::{Change, ControlRecord, TimeMs};
 use crate::store::alert_store::{AlertStore, AlertStoreError};
 use crate::store::metadata::{Metadata, MetadataError, MetadataPurge, NewPurgeRun};
 use crate::store::tac_book::TacBook;
 use crate::store::trails::{TrailError, TrailStore};
 use crate::store::LiveAlerts;
+use crate::store::{PurgeTarget, TargetError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,6 +54,9 @@ pub enum RetentionError {
 /// the returned record number.
 pub trait LogSealer: Send + Sync {
     fn seal(&self) -> Result<u64, LogError>;
+
+    /// Appends a control record durably (the purge's own record); returns its number.
+    fn append_control(&self, control: ControlRecord) -> Result<u64, LogError>;
 }
 
 /// In the server: the group committer seals between two groups.
@@ -59,12 +64,23 @@ impl LogSealer for CommitHandle {
     fn seal(&self) -> Result<u64, LogError> {
         self.seal_segment_blocking()
     }
+
+    fn append_control(&self, control: ControlRecord) -> Result<u64, LogError> {
+        self.append_control_blocking(control)
+    }
 }
 
 /// Offline: the writer opened (and recovered) over a stopped server's log.
 impl LogSealer for Mutex<LogWriter> {
     fn seal(&self) -> Result<u64, LogError> {
         self.lock().unwrap_or_else(|p| p.into_inner()).seal()
+    }
+
+    fn append_control(&self, control: ControlRecord) -> Result<u64, LogError> {
+        let mut writer = self.lock().unwrap_or_else(|p| p.into_inner());
+        let record = writer.append_control(&control)?;
+        writer.sync()?;
+        Ok(record)
     }
 }
 
@@ -188,6 +204,18 @@ impl Purger {
             for (tag, from, to) in self.metadata.purged_windows()? {
                 windows.add(&tag, from, to.unwrap_or(TimeMs::MAX));
             }
+            // Control records naming what was purged (people, their activations and orders)
+            // are erased too: this run's activations now, its people at the next run.
+            for a in &due {
+                windows.add_activation(&a.id);
+            }
+            for (kind, id) in self.metadata.purged_records()? {
+                match kind.as_str() {
+                    "person" => windows.add_person(&id),
+                    "activation" => windows.add_activation(&id),
+                    _ => {}
+                }
+            }
             let boundary = self.sealer.seal()?;
             let report = compact(&self.log_dir(), boundary, &windows)?;
             counts.log_readings = report.readings_removed;
@@ -261,9 +289,19 @@ impl Purger {
         })?;
         report.run = run;
         if !report.activations.is_empty() || !report.people.is_empty() {
-            // DATA/orders.json mirrors the database: it must not keep what was purged.
-            self.metadata
-                .write_orders_document(&self.data_dir.join("orders.json"))?;
+            // The purge is a log record too: the pipeline drops the activations' state at it, and
+            // a replay or rebuild of the log gives what the live server gives. (A crash before
+            // this line is repaired at the next start, which appends the record for whatever
+            // the metadata says was purged and the log still holds.)
+            self.sealer.append_control(ControlRecord {
+                recorded: wall_clock_ms(),
+                actor: format!("retention:{trigger}"),
+                effective: None,
+                change: Change::Purge {
+                    activations: report.activations.clone(),
+                    people: report.people.clone(),
+                },
+            })?;
         }
         tracing::info!(
             run,
@@ -382,8 +420,17 @@ mod tests {
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].report["counts"]["other"]["crime_hits"], 3);
         assert!(purger.metadata.person("P1").unwrap().is_none());
-        let stored = std::fs::read_to_string(dir.path().join("orders.json")).unwrap();
-        assert!(!stored.contains("P1"));
+        // The purge is a record of the log: the person and activation leave the log's book.
+        let mut book = crate::orders::OrderBook::default();
+        let mut purges = 0;
+        for item in crate::log::LogReader::open(&dir.path().join("log")).unwrap() {
+            if let (record, crate::model::LogEntry::Control { control, .. }) = item.unwrap() {
+                purges += usize::from(matches!(control.change, Change::Purge { .. }));
+                book.apply(record, &control).unwrap();
+            }
+        }
+        assert_eq!(purges, 1);
+        assert!(book.person("P1").is_none());
     }
 
     const DAY: i64 = 86_400_000;

@@ -257,7 +257,7 @@ fn write_readings(
 ) -> Result<u64, ExportError> {
     let mut list = ArrayWriter::open(out)?;
     if !activations.is_empty() && log_dir.is_dir() {
-        for item in LogReader::open(log_dir)? {
+        for item in LogReader::open(log_dir)?.batches() {
             let (_, batch) = item?;
             let mine: Vec<&Activation> =
                 activations.iter().filter(|a| a.tag == batch.tag).collect();

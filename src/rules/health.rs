@@ -36,6 +36,8 @@ fn new_alert(
         confidence: None,
         rule: HEALTH_RULE_VERSION.to_string(),
         details: None,
+        withdrawn: None,
+        amended_by: None,
         evidence: Vec::new(),
     }
 }

@@ -70,18 +70,45 @@ pub struct StandardRules {
 }
 
 impl StandardRules {
+    /// The rules with no orders yet: orders arrive as control records ([`RuleFactory::set_orders_of`]).
+    pub fn empty(pipeline: PipelineConfig, rules: RulesConfig) -> Self {
+        Self {
+            pipeline,
+            alcohol: Arc::new(alcohol::Thresholds::new(&rules.alcohol)),
+            rules,
+            by_person: HashMap::new(),
+            build_errors: Vec::new(),
+        }
+    }
+
+    /// The rules for every order of a (validated) orders document.
     pub fn new(pipeline: PipelineConfig, rules: RulesConfig, orders: &OrdersFile) -> Self {
-        let mut by_person: HashMap<String, PersonRules> = HashMap::new();
-        let mut build_errors = Vec::new();
-        let mut zones_by_person: HashMap<String, Vec<CompiledZone>> = HashMap::new();
+        let mut built = Self::empty(pipeline, rules);
+        let mut by_person: std::collections::BTreeMap<&str, Vec<Order>> = Default::default();
         for order in &orders.orders {
-            let person = by_person.entry(order.person.clone()).or_default();
+            by_person
+                .entry(order.person.as_str())
+                .or_default()
+                .push(order.clone());
+        }
+        for (person, orders) in by_person {
+            built.set_orders_of(person, &orders);
+        }
+        built
+    }
+
+    /// Compiles one person's orders.
+    fn compile_person(orders: &[Order], build_errors: &mut Vec<RuleBuildError>) -> PersonRules {
+        let mut person = PersonRules::default();
+        let mut zones = Vec::new();
+        let mut plans = Vec::new();
+        for order in orders {
             person.orders.push(Arc::new(order.clone()));
             for (i, condition) in order.conditions.iter().enumerate() {
                 let zone = match condition {
                     Condition::Curfew(c) => {
                         match CurfewPlan::compile(order, i, c) {
-                            Ok(plan) => person.curfews.push(Arc::new(plan)),
+                            Ok(plan) => plans.push(plan),
                             Err(e) => build_errors.push(e.into()),
                         }
                         continue;
@@ -95,29 +122,19 @@ impl StandardRules {
                     Condition::Trail | Condition::Alcohol(_) => continue,
                 };
                 match zone {
-                    Ok(z) => zones_by_person
-                        .entry(order.person.clone())
-                        .or_default()
-                        .push(z),
+                    Ok(z) => zones.push(z),
                     Err(e) => build_errors.push(e.into()),
                 }
             }
         }
-        for (person, zones) in zones_by_person {
-            if let Some(p) = by_person.get_mut(&person) {
-                p.zones = Some(Arc::new(ZoneSet::new(zones)));
-            }
+        // A home monitoring unit marked in one of a person's curfews decides where RF presence
+        // counts in all of them.
+        curfew::timetable::apply_person_units(&mut plans);
+        person.curfews = plans.into_iter().map(Arc::new).collect();
+        if !zones.is_empty() {
+            person.zones = Some(Arc::new(ZoneSet::new(zones)));
         }
-        for e in &build_errors {
-            tracing::warn!(error = %e, "condition not monitored");
-        }
-        Self {
-            pipeline,
-            alcohol: Arc::new(alcohol::Thresholds::new(&rules.alcohol)),
-            rules,
-            by_person,
-            build_errors,
-        }
+        person
     }
 
     /// The orders of the activation's person (any dates: each rule applies an order only within
@@ -136,6 +153,20 @@ impl StandardRules {
 }
 
 impl RuleFactory for StandardRules {
+    fn set_orders_of(&mut self, person: &str, orders: &[Order]) {
+        let mut errors = Vec::new();
+        let compiled = Self::compile_person(orders, &mut errors);
+        for e in &errors {
+            tracing::warn!(error = %e, person, "condition not monitored");
+        }
+        self.build_errors.extend(errors);
+        if orders.is_empty() {
+            self.by_person.remove(person);
+        } else {
+            self.by_person.insert(person.to_string(), compiled);
+        }
+    }
+
     fn rules_for(&self, activation: &ActivationInfo) -> Vec<Box<dyn Rule>> {
         let mut rules: Vec<Box<dyn Rule>> = vec![
             Box::new(health::DeviceHealthRule::default()),

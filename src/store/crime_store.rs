@@ -9,9 +9,8 @@
 //! version numbering is the same live and in replay.
 
 use super::sqlite_schema::{apply_migrations, SchemaError};
-use crate::crime::PoliceCrime;
 use crate::model::time::{format_time, rfc3339_ms};
-use crate::model::{CrimeVersion, Hit, TimeMs};
+use crate::model::{CrimeVersion, Hit, PoliceCrime, TimeMs};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -744,12 +743,12 @@ impl CrimeStore {
 }
 
 /// Retention: hits are data about the person wearing the tag, purged with the activation.
-impl crate::retention::PurgeTarget for CrimeStore {
+impl super::PurgeTarget for CrimeStore {
     fn name(&self) -> &'static str {
         "crime_hits"
     }
 
-    fn purge_activation(&self, activation: &str) -> Result<u64, crate::retention::TargetError> {
+    fn purge_activation(&self, activation: &str) -> Result<u64, super::TargetError> {
         Ok(self.purge_activation_hits(activation)?)
     }
 }

@@ -247,6 +247,13 @@ impl LiveAlerts {
             let activation = match &output {
                 Output::Alert(alert) => &alert.activation,
                 Output::SoberDay(day) => &day.activation,
+                // The purge itself removed what it held (`forget_activation`); at start-up
+                // the purge record keeps the re-derived outputs of the activation out.
+                Output::Purged { activation } => {
+                    book.remove_activation(activation);
+                    lock(&self.sober_days).remove_activation(activation);
+                    continue;
+                }
             };
             if forgotten.contains(activation) {
                 continue;
@@ -257,6 +264,7 @@ impl LiveAlerts {
                     lock(&self.sober_days).upsert(day);
                     continue;
                 }
+                Output::Purged { .. } => continue,
             };
             if book.upsert(alert.clone()) != Change::Unchanged {
                 changed.push((alert, cause_arrival_ms));
@@ -452,6 +460,8 @@ mod tests {
             confidence: None,
             rule: "health/1".into(),
             details: None,
+            withdrawn: None,
+            amended_by: None,
             evidence: Vec::new(),
         }
     }

@@ -6,6 +6,7 @@ pub mod alert_writer;
 pub mod crime_store;
 pub mod live_alerts;
 pub mod metadata;
+pub mod purge_target;
 pub mod sober_day_book;
 pub mod sqlite_schema;
 pub mod tac_book;
@@ -13,4 +14,5 @@ pub mod trails;
 
 pub use alert_book::AlertBook;
 pub use live_alerts::LiveAlerts;
+pub use purge_target::{PurgeTarget, TargetError};
 pub use sober_day_book::SoberDayBook;

@@ -333,9 +333,18 @@ pub fn gps_fix_offset(t_ms: i64, origin: (f64, f64), east_m: f64, north_m: f64) 
 /// `tagstream replay` of `readings` (a file or a data directory) under `orders`; returns the
 /// alerts it wrote.
 pub fn replay_alerts(orders: &Path, readings: &Path, out: &Path) -> String {
-    let status = Command::new(bin())
-        .args(["replay", "--orders"])
-        .arg(orders)
+    replay_alerts_with(Some(orders), readings, out)
+}
+
+/// `tagstream replay` of `readings`, with an orders document or (a data directory, whose log
+/// carries its own changes) without; returns the alerts it wrote.
+pub fn replay_alerts_with(orders: Option<&Path>, readings: &Path, out: &Path) -> String {
+    let mut command = Command::new(bin());
+    command.arg("replay");
+    if let Some(orders) = orders {
+        command.arg("--orders").arg(orders);
+    }
+    let status = command
         .arg("--readings")
         .arg(readings)
         .arg("--out")

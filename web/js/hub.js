@@ -70,14 +70,14 @@ export async function hubPage(root) {
       .sort((a, b) => b.start.localeCompare(a.start) || b._seq - a._seq);
     count.textContent = `${shown.length} of ${alerts.size} alerts`;
     fill(rows, shown.slice(0, SHOW_ROWS).map((a) => h('tr', {
-      class: `${a.id === selected ? 'selected' : ''} ${a.review?.state}`,
+      class: `${a.id === selected ? 'selected' : ''} ${a.review?.state}${a.withdrawn ? ' withdrawn' : ''}`,
       dataset: { alert: a.id, type: a.type },
     },
     h('td', {}, fmtTime(a.start)),
     h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => select(a.id) },
       words(a.type), a.code ? ` ${a.code}` : '')),
     h('td', {}, a.person),
-    h('td', {}, a.review?.state ?? 'new'),
+    h('td', {}, `${a.review?.state ?? 'new'}${a.withdrawn ? ' · withdrawn' : ''}`),
     h('td', {}, a.review?.assignee ?? ''))));
   }
 
@@ -96,7 +96,11 @@ export async function hubPage(root) {
         h('dt', {}, 'To'), h('dd', {}, a.end ? fmtTime(a.end) : 'open'),
         h('dt', {}, 'Activation'), h('dd', {}, `${a.activation}${a.late ? ' (raised late)' : ''}`),
         h('dt', {}, 'Rule'), h('dd', {}, `${a.rule}${a.confidence ? ', ' + a.confidence : ''}`),
-        h('dt', {}, 'State'), h('dd', { 'data-testid': 'alert-state' }, reviewText(a.review))),
+        h('dt', {}, 'State'), h('dd', { 'data-testid': 'alert-state' }, reviewText(a.review)),
+        ...(a.withdrawn ? [h('dt', {}, 'Withdrawn'), h('dd', { 'data-testid': 'alert-withdrawn' },
+          `${a.withdrawn.reason} (change ${a.withdrawn.change}): no longer holds`)] : []),
+        ...(a.amended_by != null ? [h('dt', {}, 'Amended'), h('dd', {},
+          `raised or changed by change ${a.amended_by} to the orders`)] : [])),
       mapEl, mapNote,
       h('h3', {}, 'Review'),
       actionForms(a),

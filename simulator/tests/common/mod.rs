@@ -25,6 +25,7 @@ pub fn options(out: &Path, tags: usize, days: u32, seed: u64) -> GenerateOptions
         rf_share: 0.3,
         new_release_share: 0.1,
         swap_share: 0.05,
+        hmu_split_share: 0.4,
         threads: 2,
         json: true,
         bin: true,

@@ -194,6 +194,8 @@ fn alert_for(
         confidence: None,
         rule: ALCOHOL_RULE_VERSION.to_string(),
         details: Some(Box::new(details)),
+        withdrawn: None,
+        amended_by: None,
         evidence,
     })
 }
@@ -340,6 +342,8 @@ impl AlcoholRule {
             late: day.late,
             rule: ALCOHOL_RULE_VERSION.to_string(),
             config_version: self.th.config_version.clone(),
+            withdrawn: None,
+            amended_by: None,
         };
         let fingerprint = record_fingerprint(&record);
         let day = self.orders[oi].day_at_mut(i);

@@ -516,6 +516,8 @@ mod tests {
             late: false,
             rule: "alcohol/1".into(),
             config_version: "x".into(),
+            withdrawn: None,
+            amended_by: None,
         };
         use SoberDayStatus::*;
         let days: Vec<SoberDay> = [Sober, Sober, Sober, Drinking, Tamper, Partial, NotWorn]

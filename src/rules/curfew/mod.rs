@@ -1,5 +1,6 @@
-//! The curfew rule (`curfew/3`): timetabled windows at up to three addresses, in UK local time,
-//! judged as a state check from RF or GPS presence, with AL08–AL12 alerts.
+//! The curfew rule (`curfew/4`): timetabled windows at up to three addresses, in UK local time,
+//! judged as a state check from RF or GPS presence, with AL08–AL12 alerts. RF presence counts
+//! only at the address with the home monitoring unit (`hmu`) when the person's orders mark one.
 //!
 //! - `timetable`: a curfew condition compiled once per order, expanded lazily into UTC windows.
 //! - `presence`: what RF and GPS readings say about being at an address, kept as runs.
@@ -38,7 +39,7 @@ use timetable::{ActivationWindows, CurfewPlan};
 use verdict::{evaluate, EpisodeKind, EvalInput, Verdict, WindowSpec};
 
 /// Version of the curfew rule, recorded on every alert it raises.
-pub const CURFEW_RULE_VERSION: &str = "curfew/3";
+pub const CURFEW_RULE_VERSION: &str = "curfew/4";
 /// At most this many readings are kept as an alert's evidence.
 pub const MAX_EVIDENCE: usize = 16;
 
@@ -282,12 +283,19 @@ impl CurfewRule {
         self.hmu_off.iter().any(|&(a, b)| a <= to && from < b)
     }
 
-    /// The presence source of window `w`: RF where the activation has RF readings, except for a
-    /// window the home unit was without power for, which is judged from the tag's fixes when it
-    /// has any (the unit's last report before the cut is stale, the fixes are not).
+    /// Whether window `w` is judged from RF: the activation has RF readings and RF counts at the
+    /// window's address (it has the home monitoring unit, or no address of the person is marked).
+    fn rf_judges(&self, address: usize) -> bool {
+        self.rf_seen && self.plan.addresses[address].rf_counts
+    }
+
+    /// The presence source of window `w`: RF where the activation has RF readings and RF counts
+    /// at the window's address, except for a window the home unit was without power for, which
+    /// is judged from the tag's fixes when it has any (the unit's last report before the cut is
+    /// stale, the fixes are not). Other windows: the fixes against the window's address.
     fn runs_for_window(&self, w: &WindowState) -> (&RunList, u32, TimeMs) {
         let gps = &self.gps[w.address];
-        if self.rf_seen
+        if self.rf_judges(w.address)
             && !gps.is_empty()
             && self.hmu_off_during(
                 w.spec.start_ms.saturating_sub(self.config.gps_max_age_ms),
@@ -304,7 +312,7 @@ impl CurfewRule {
     }
 
     fn runs_for(&self, address: usize) -> (&RunList, u32, TimeMs) {
-        if self.rf_seen {
+        if self.rf_judges(address) {
             (&self.rf, 1, self.config.rf_max_age_ms)
         } else {
             (
@@ -436,6 +444,8 @@ impl CurfewRule {
                 Confidence::Possible
             }),
             rule: CURFEW_RULE_VERSION.to_string(),
+            withdrawn: None,
+            amended_by: None,
             evidence,
             details: None,
         };
@@ -481,7 +491,7 @@ impl CurfewRule {
         old_coverage: Option<TimeMs>,
     ) -> bool {
         let w = &self.windows[i];
-        let max_age = if self.rf_seen {
+        let max_age = if self.rf_judges(w.address) {
             self.config.rf_max_age_ms
         } else {
             self.config.gps_max_age_ms
@@ -528,6 +538,33 @@ impl Rule for CurfewRule {
                 };
                 mode_changed = !self.rf_seen;
                 self.rf_seen = true;
+                if *in_range {
+                    // In range of a unit elsewhere: away from an address apart from every unit,
+                    // as definite as a run of away fixes (out of range says nothing about it).
+                    // The unit reports changes and heartbeats, so consecutive in-range reports
+                    // are one continuous run, as in the RF list.
+                    let away_min = self.config.gps_away_min_fixes;
+                    for (i, address) in self.plan.addresses.iter().enumerate() {
+                        if !address.rf_in_range_is_away {
+                            continue;
+                        }
+                        let (list, state) = (&mut self.gps[i], &mut self.gps_state[i]);
+                        changed |= match list.insert_weighted(
+                            reading,
+                            Presence::Away,
+                            self.config.rf_max_age_ms,
+                            away_min,
+                        ) {
+                            Change::Inserted => {
+                                *state = DefiniteState::of_runs(&list.runs, away_min);
+                                true
+                            }
+                            Change::Extended | Change::Appended => {
+                                state.observe(Presence::Away, away_min, away_min)
+                            }
+                        };
+                    }
+                }
             }
             ReadingBody::Position(fix) => {
                 let away_min = self.config.gps_away_min_fixes;
@@ -562,8 +599,10 @@ impl Rule for CurfewRule {
                         }
                         Change::Extended | Change::Appended => state.observe(class, 1, away_min),
                     };
-                    // Also in RF mode: a window the home unit was off for is judged from fixes.
-                    changed |= moved && (!self.rf_seen || !self.hmu_off.is_empty());
+                    // Also in RF mode: a window the home unit was off for, or at an address RF
+                    // does not count for, is judged from fixes.
+                    changed |=
+                        moved && (!self.rf_seen || !self.hmu_off.is_empty() || !address.rf_counts);
                 }
             }
             ReadingBody::Event(crate::model::DeviceEvent::BatteryDead) => {

@@ -1,6 +1,9 @@
 //! Presence at a curfew address: what one reading says, and the compressed history of it.
 //!
-//! - RF (`rf` readings from the home monitoring unit): `in_range` is home, out of range is away.
+//! - RF (`rf` readings from the home monitoring unit): `in_range` is home, out of range is away,
+//!   for windows at an address where RF counts (`timetable::PlanAddress::rf_counts`). For an
+//!   address apart from every unit, `in_range` goes into that address's fix list as a definite
+//!   away observation (the wearer is at the unit); out of range says nothing about it.
 //! - GPS / LBS / Wi-Fi fixes, against the address circle (`radius_m`), taking the fix's precision
 //!   (its ~95% confidence radius, times `precision_scale`) into account: **home** if the whole
 //!   confidence circle lies within the radius (d + p ≤ r), **away** if it lies entirely outside
@@ -123,12 +126,25 @@ impl RunList {
 
     /// Adds an observation at any time (in order is the fast path).
     pub fn insert(&mut self, reading: &Reading, class: Presence, max_gap_ms: TimeMs) -> Change {
+        self.insert_weighted(reading, class, max_gap_ms, 1)
+    }
+
+    /// Adds an observation that counts as `weight` observations (an RF reading in a GPS list,
+    /// which one reading makes definite).
+    pub fn insert_weighted(
+        &mut self,
+        reading: &Reading,
+        class: Presence,
+        max_gap_ms: TimeMs,
+        weight: u32,
+    ) -> Change {
         let t = reading.t_ms;
+        let weight = weight.max(1);
         let fresh_run = Run {
             class,
             first_ms: t,
             last_ms: t,
-            n: 1,
+            n: weight,
             evidence: Some(*reading),
         };
         let idx = self.runs.partition_point(|r| r.first_ms <= t);
@@ -141,7 +157,7 @@ impl RunList {
                 if t >= last.last_ms {
                     if last.class == class && t - last.last_ms <= max_gap_ms {
                         last.last_ms = t;
-                        last.n = last.n.saturating_add(1);
+                        last.n = last.n.saturating_add(weight);
                         return Change::Extended;
                     }
                     self.runs.push(fresh_run);
@@ -154,7 +170,7 @@ impl RunList {
             let prev = self.runs[idx - 1];
             if t <= prev.last_ms {
                 if prev.class == class {
-                    self.runs[idx - 1].n = prev.n.saturating_add(1);
+                    self.runs[idx - 1].n = prev.n.saturating_add(weight);
                     return Change::Inserted;
                 }
                 // Split prev around t.
@@ -186,14 +202,14 @@ impl RunList {
             }
             if prev.class == class && t - prev.last_ms <= max_gap_ms {
                 self.runs[idx - 1].last_ms = t;
-                self.runs[idx - 1].n = prev.n.saturating_add(1);
+                self.runs[idx - 1].n = prev.n.saturating_add(weight);
                 return Change::Inserted;
             }
         }
         if let Some(next) = self.runs.get_mut(idx) {
             if next.class == class && next.first_ms - t <= max_gap_ms {
                 next.first_ms = t;
-                next.n = next.n.saturating_add(1);
+                next.n = next.n.saturating_add(weight);
                 next.evidence = Some(*reading);
                 return Change::Inserted;
             }

@@ -221,6 +221,8 @@ impl ZoneRule {
             zone: Some(zone.id.clone()),
             confidence: Some(Confidence::Possible),
             rule: ZONES_RULE_VERSION.to_string(),
+            withdrawn: None,
+            amended_by: None,
             evidence: vec![*reading],
             details: None,
         }

@@ -86,7 +86,21 @@ const MIGRATIONS: &[&str] = &[
         revoked_ms INTEGER,               -- set: refused at hello until the next rotation
         updated_ms INTEGER NOT NULL
      );",
-    // 5: per-person reads in their own order straight from an index (a person's activations by
+    // 5: the history of every change to people, activations and orders: one row per control
+    // record of the log (a view, rebuilt from the log at start), refused ones with the reason.
+    "CREATE TABLE changes (
+        record INTEGER PRIMARY KEY,       -- the control record's log record number
+        recorded_ms INTEGER NOT NULL,     -- wall clock when it was accepted
+        actor TEXT NOT NULL,
+        effective_ms INTEGER,             -- event time it takes effect from (NULL: from the start)
+        kind TEXT NOT NULL,               -- put_person, put_activation, end_activation, put_order
+        subject TEXT NOT NULL,            -- e.g. order 'O1'
+        person TEXT,                      -- whose record it changes (NULL: unknown person)
+        change TEXT NOT NULL,             -- the control record's JSON
+        refused TEXT                      -- NULL: applied; else why the record book refused it
+     );
+     CREATE INDEX changes_by_person ON changes(person, record);",
+    // 6: per-person reads in their own order straight from an index (a person's activations by
     // start, orders by id), no sort; the new indexes cover what the single-column ones did.
     "CREATE INDEX activations_by_person_start ON activations(person, from_ms);
      DROP INDEX activations_by_person;
@@ -132,14 +146,14 @@ mod tests {
         assert!(!user.expired_at(i64::MAX));
     }
 
-    /// Migration 5 (per-person indexes) keeps the records of a version-4 database, replaces
+    /// Migration 6 (per-person indexes) keeps the records of a version-5 database, replaces
     /// the single-column indexes, and the per-person reads find the records through the new ones.
     #[test]
-    fn records_of_a_version_4_database_survive_the_index_migration() {
+    fn records_of_a_version_5_database_survive_the_index_migration() {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut conn = Connection::open(dir.path().join("metadata.sqlite3")).unwrap();
-            apply_migrations(&mut conn, "metadata", &MIGRATIONS[..4]).unwrap();
+            apply_migrations(&mut conn, "metadata", &MIGRATIONS[..5]).unwrap();
             conn.execute_batch(
                 r#"INSERT INTO people (id, document) VALUES ('P1', '{"id":"P1","name":"Old"}');
                    INSERT INTO activations (id, person, tag, from_ms, document) VALUES ('A1', 'P1',
@@ -150,7 +164,7 @@ mod tests {
             .unwrap();
         }
         let m = Metadata::open(dir.path()).unwrap();
-        assert_eq!(m.schema_version().unwrap(), 5);
+        assert_eq!(m.schema_version().unwrap(), 6);
         let indexes: Vec<String> = {
             let conn = m.lock();
             let mut stmt = conn
@@ -166,6 +180,7 @@ mod tests {
                 "activations_by_tag",
                 "audit_by_person",
                 "audit_by_time",
+                "changes_by_person",
                 "orders_by_person_id"
             ]
         );

@@ -5,6 +5,7 @@
 //! `PRAGMA user_version`. Nothing here is held only in memory.
 
 mod audit;
+mod changes;
 mod migrations;
 mod order_queries;
 mod orders;
@@ -13,6 +14,7 @@ mod tag_credentials;
 mod users;
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use changes::ChangeEntry;
 pub use order_queries::{Page, PersonRecords, PersonScope};
 pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
 pub use tag_credentials::TagCredential;

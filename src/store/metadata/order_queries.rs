@@ -1,9 +1,10 @@
-//! Targeted reads of people, activations and orders for the API: one record by id, one
-//! person's records, a set of records by id, and the people (or order ids) a caller may see,
-//! filtered in SQL. Each reads and decodes only the rows it returns, through the primary keys
-//! and the indexes of migrations 1 and 5, so a request's cost does not grow with the caseload
-//! of the whole service (the whole-document read, [`Metadata::orders_document`], is for the
-//! pipeline and the orders file).
+//! Targeted reads of people, activations and orders for the API: an order by id (an
+//! activation by id is `Metadata::activations_by_id`, beside the writes), one person's records,
+//! a set of records by id, and the people (or order ids) a caller may see, filtered in SQL. Each
+//! reads and decodes only the rows it returns, through the primary keys and the indexes of
+//! migrations 1 and 6, so a request's cost does not grow with the caseload of the whole service
+//! (the whole-document read, [`Metadata::orders_document`], is for the pipeline and the orders
+//! file).
 
 use super::orders::{documents, from_json};
 use super::{Metadata, MetadataError};
@@ -88,20 +89,6 @@ pub struct PersonRecords {
 }
 
 impl Metadata {
-    /// One activation, by id.
-    pub fn activation(&self, id: &str) -> Result<Option<Activation>, MetadataError> {
-        let text: Option<String> = self
-            .lock()
-            .query_row(
-                "SELECT document FROM activations WHERE id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        text.map(|t| from_json(&format!("activation {id}"), &t))
-            .transpose()
-    }
-
     /// One order, by id.
     pub fn order(&self, id: &str) -> Result<Option<Order>, MetadataError> {
         let text: Option<String> = self
@@ -141,7 +128,7 @@ impl Metadata {
     }
 
     /// The activations with these ids, by id (ids that do not exist are left out).
-    pub fn activations_by_ids<S: AsRef<str>>(
+    pub fn activations_with_ids<S: AsRef<str>>(
         &self,
         ids: &[S],
     ) -> Result<HashMap<String, Activation>, MetadataError> {
@@ -155,7 +142,7 @@ impl Metadata {
     }
 
     /// The people with these ids, by id (ids that do not exist are left out).
-    pub fn people_by_ids<S: AsRef<str>>(
+    pub fn people_with_ids<S: AsRef<str>>(
         &self,
         ids: &[S],
     ) -> Result<HashMap<String, Person>, MetadataError> {
@@ -326,9 +313,9 @@ mod tests {
     #[test]
     fn one_activation_and_one_order_by_id() {
         let (_dir, m) = fixture();
-        let a = m.activation("A2").unwrap().unwrap();
+        let a = m.activations_by_id("A2").unwrap().unwrap();
         assert_eq!((a.person.as_str(), a.tag.as_str()), ("P2", "T9"));
-        assert_eq!(m.activation("nope").unwrap(), None);
+        assert_eq!(m.activations_by_id("nope").unwrap(), None);
         assert_eq!(m.order("O4").unwrap().unwrap().person, "P4");
         assert!(m.order("nope").unwrap().is_none());
     }
@@ -382,18 +369,18 @@ mod tests {
     fn records_by_a_set_of_ids_leave_out_unknown_ones() {
         let (_dir, m) = fixture();
         let found = m
-            .activations_by_ids(&["A2", "A1a", "A2", "missing"])
+            .activations_with_ids(&["A2", "A1a", "A2", "missing"])
             .unwrap();
         let mut keys: Vec<_> = found.keys().cloned().collect();
         keys.sort();
         assert_eq!(keys, ["A1a", "A2"]);
         assert_eq!(found["A2"].tag, "T9");
         let people = m
-            .people_by_ids(&["P2".to_string(), "P9".to_string()])
+            .people_with_ids(&["P2".to_string(), "P9".to_string()])
             .unwrap();
         assert_eq!(people.len(), 1);
         assert!(people["P2"].restricted);
-        assert!(m.people_by_ids::<&str>(&[]).unwrap().is_empty());
+        assert!(m.people_with_ids::<&str>(&[]).unwrap().is_empty());
     }
 
     #[test]

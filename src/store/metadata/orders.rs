@@ -6,7 +6,6 @@ use super::{Metadata, MetadataError};
 use crate::formats::orders_file::{check_activation_against, check_order_against, OrdersFile};
 use crate::model::{Activation, Order, Person};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use std::path::Path;
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, MetadataError> {
     serde_json::to_string(value).map_err(|e| MetadataError::Invalid(e.to_string()))
@@ -128,7 +127,21 @@ impl Metadata {
         Ok(skipped)
     }
 
-    /// Everything, as one orders document (ordered by id): what the pipeline runs with.
+    /// Every `(kind, id)` retention purged (`person`, `activation`, `order`).
+    pub fn purged_records(
+        &self,
+    ) -> Result<std::collections::HashSet<(String, String)>, MetadataError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT kind, id FROM purged_ids")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = std::collections::HashSet::new();
+        for row in rows {
+            out.insert(row?);
+        }
+        Ok(out)
+    }
+
+    /// Everything, as one orders document (ordered by id).
     pub fn orders_document(&self) -> Result<OrdersFile, MetadataError> {
         let conn = self.lock();
         Ok(OrdersFile {
@@ -151,31 +164,6 @@ impl Metadata {
                 [],
             )?,
         })
-    }
-
-    /// Writes the whole document ([`Metadata::orders_document`]) to `path` durably (temp file,
-    /// fsync, rename) and returns it: `DATA/orders.json`, what the pipeline runs with.
-    pub fn write_orders_document(&self, path: &Path) -> Result<OrdersFile, MetadataError> {
-        let doc = self.orders_document()?;
-        let tmp = path.with_extension("json.tmp");
-        let write_err = |source| MetadataError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let text = serde_json::to_vec_pretty(&doc).map_err(|e| write_err(e.into()))?;
-        // Person data: owner-only, whatever the umask.
-        crate::data_dir::create_private_file()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .and_then(|mut f| {
-                std::io::Write::write_all(&mut f, &text)?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(write_err)?;
-        Ok(doc)
     }
 
     pub fn person(&self, id: &str) -> Result<Option<Person>, MetadataError> {
@@ -240,6 +228,14 @@ impl Metadata {
         put_order(&tx, o)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// One activation by id.
+    pub fn activations_by_id(&self, id: &str) -> Result<Option<Activation>, MetadataError> {
+        let sql = "SELECT id, document FROM activations WHERE id = ?1";
+        Ok(documents(&self.lock(), "activation", sql, [id])?
+            .into_iter()
+            .next())
     }
 
     /// Orders of a person, by id.

@@ -148,6 +148,8 @@ impl Metadata {
             &purged.people,
         )? as u64;
         in_list(&tx, "DELETE FROM people WHERE id = ?1", &purged.people)?;
+        // The history of the person's records goes with them (its rows name addresses).
+        in_list(&tx, "DELETE FROM changes WHERE person = ?1", &purged.people)?;
         purged.audit_records = tx.execute(
             "DELETE FROM audit WHERE person IS NOT NULL AND t_ms < ?1
                AND person NOT IN (SELECT id FROM people)",

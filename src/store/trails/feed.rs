@@ -118,11 +118,13 @@ pub fn catch_up(
     let mut reader = LogReader::open_from(log_dir, from_record)?;
     let mut next = reader.next_record().max(from_record);
     for item in reader.by_ref() {
-        let (record, batch) = item?;
+        let (record, entry) = item?;
         if record < from_record {
             continue;
         }
-        apply_batch(store, directory, record, &batch)?;
+        if let crate::model::LogEntry::Batch(batch) = &entry {
+            apply_batch(store, directory, record, batch)?;
+        }
         next = record + 1;
     }
     store.checkpoint(next)?;

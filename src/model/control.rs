@@ -1,0 +1,133 @@
+//! Control records: the changes to people, activations and orders that enter the durable log
+//! beside the tags' batches, so that every output is a function of the log alone. The pipeline
+//! applies each at its log position; the metadata database is a view built from them.
+//!
+//! The JSON of a [`ControlRecord`] is what a control log record holds and what a recorded JSON
+//! Lines file carries on a `"control"` line (see `docs/formats.md`).
+
+use super::time::{rfc3339_ms, rfc3339_ms_opt};
+use super::{Activation, Batch, Order, Person, TimeMs};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One record of the log, as the pipeline consumes it: a tag's batch or a control record (with
+/// its log record number, which names the change in order history and withdrawals).
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogEntry {
+    Batch(Arc<Batch>),
+    Control {
+        record: u64,
+        control: Arc<ControlRecord>,
+    },
+}
+
+impl LogEntry {
+    /// The batch, if this entry is one.
+    pub fn batch(&self) -> Option<&Arc<Batch>> {
+        match self {
+            LogEntry::Batch(b) => Some(b),
+            LogEntry::Control { .. } => None,
+        }
+    }
+}
+
+/// One accepted change, as stored in the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlRecord {
+    /// Wall-clock time the change was accepted: recorded with it, never read by a rule.
+    #[serde(with = "rfc3339_ms")]
+    pub recorded: TimeMs,
+    /// Who made the change (a user name, `import:<file>` or `migration`).
+    pub actor: String,
+    /// The event time the change takes effect from (an order variation applies to the UK local
+    /// days from this time's day on; earlier days keep the version before it). Absent: from the
+    /// start of the record it changes (a correction).
+    #[serde(
+        with = "rfc3339_ms_opt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub effective: Option<TimeMs>,
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// What a control record changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Change {
+    /// Creates or replaces a person.
+    PutPerson { person: Person },
+    /// Creates or replaces an activation (a tag fitted to a person, its period).
+    PutActivation { activation: Activation },
+    /// Ends an open activation at `to` (tag removed, or swapped for another).
+    EndActivation {
+        activation: String,
+        #[serde(with = "rfc3339_ms")]
+        to: TimeMs,
+    },
+    /// Creates an order or records a new version of it.
+    PutOrder { order: Order },
+    /// Retention purged these activations and people (with their orders): they leave every
+    /// view and the pipeline's memory at this record.
+    Purge {
+        activations: Vec<String>,
+        people: Vec<String>,
+    },
+    /// A record about a purged person, erased from the log by compaction (record numbers are
+    /// kept); `op` is what it was. Changes nothing.
+    Redacted { was: String },
+}
+
+impl Change {
+    /// The person the change is about, when the change names them.
+    pub fn person(&self) -> Option<&str> {
+        match self {
+            Change::PutPerson { person } => Some(&person.id),
+            Change::PutActivation { activation } => Some(&activation.person),
+            Change::PutOrder { order } => Some(&order.person),
+            Change::EndActivation { .. } | Change::Purge { .. } | Change::Redacted { .. } => None,
+        }
+    }
+
+    /// The `op` name, as the JSON spells it.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Change::PutPerson { .. } => "put_person",
+            Change::PutActivation { .. } => "put_activation",
+            Change::EndActivation { .. } => "end_activation",
+            Change::PutOrder { .. } => "put_order",
+            Change::Purge { .. } => "purge",
+            Change::Redacted { .. } => "redacted",
+        }
+    }
+
+    /// `person P1`, `activation A1`, `order O1`: what the change is about, for messages.
+    pub fn subject(&self) -> String {
+        match self {
+            Change::PutPerson { person } => format!("person '{}'", person.id),
+            Change::PutActivation { activation } => format!("activation '{}'", activation.id),
+            Change::EndActivation { activation, .. } => format!("activation '{activation}'"),
+            Change::PutOrder { order } => format!("order '{}'", order.id),
+            Change::Purge {
+                activations,
+                people,
+            } => format!(
+                "retention purge of {} activation(s), {} person(s)",
+                activations.len(),
+                people.len()
+            ),
+            Change::Redacted { was } => format!("a {was} record erased by retention"),
+        }
+    }
+}
+
+/// Why an output no longer holds: the change (control record) whose re-evaluation withdrew it.
+/// A withdrawn alert or sober day is kept, re-issued with this set, never deleted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    /// Log record number of the change.
+    pub change: u64,
+    /// What the change was, e.g. `order 'O1' varied from 2026-03-10`.
+    pub reason: String,
+}

@@ -1,0 +1,238 @@
+//! Re-evaluation after a change: each activation's input tape, and the memory of every output it
+//! emitted, so that a change to its orders or period re-runs the tape through new rules and
+//! re-issues only what differs.
+//!
+//! What differs is re-issued once: an output the new rules no longer produce is re-issued
+//! **withdrawn** (`withdrawn: {change, reason}`), kept, never deleted; an output they produce
+//! anew or differently is issued with `amended_by: change`. Outputs older than the oldest input
+//! the tape still holds are left as they are (the tape is bounded), as are outputs already
+//! withdrawn. Everything here is ordered (BTreeMap), so live, replay and rebuild re-issue the
+//! same outputs in the same order.
+
+use super::partition::ReadingSlice;
+use super::sink::{Output, Sink};
+use crate::model::{Reading, TimeMs, Withdrawal};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// One input of an activation, as the partition received it.
+#[derive(Debug)]
+pub enum TapeEntry {
+    Readings {
+        /// The partition's clock when the readings arrived.
+        clock_ms: TimeMs,
+        readings: ReadingSlice,
+        ahead: Vec<Reading>,
+        ahead_count: u32,
+        contact_ms: TimeMs,
+    },
+    /// The clock reached one of the activation's deadlines.
+    Clock(TimeMs),
+}
+
+/// An activation's inputs, oldest dropped first beyond `max_readings` readings.
+#[derive(Debug, Default)]
+pub struct Tape {
+    entries: VecDeque<TapeEntry>,
+    readings: usize,
+    max_readings: usize,
+    /// Event time before which inputs were dropped (outputs before it are not re-evaluated).
+    dropped_before_ms: Option<TimeMs>,
+}
+
+impl Tape {
+    pub fn new(max_readings: usize) -> Self {
+        Self {
+            max_readings,
+            ..Self::default()
+        }
+    }
+
+    pub fn push(&mut self, entry: TapeEntry) {
+        if let TapeEntry::Readings { readings, .. } = &entry {
+            self.readings += readings.readings().len();
+        }
+        self.entries.push_back(entry);
+        while self.readings > self.max_readings {
+            let Some(old) = self.entries.pop_front() else {
+                break;
+            };
+            if let TapeEntry::Readings { readings, .. } = old {
+                let dropped = readings.readings();
+                self.readings -= dropped.len();
+                if let Some(last) = dropped.iter().map(|r| r.t_ms).max() {
+                    let before = self.dropped_before_ms.map_or(last, |t| t.max(last));
+                    self.dropped_before_ms = Some(before);
+                }
+            }
+        }
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &TapeEntry> {
+        self.entries.iter()
+    }
+
+    /// Outputs starting at or after this are re-evaluated in full (`TimeMs::MIN`: all). A day of
+    /// margin after the last dropped input, so windows open when it was dropped are left alone.
+    pub fn complete_from_ms(&self) -> TimeMs {
+        const MARGIN_MS: TimeMs = 24 * 60 * 60 * 1000;
+        self.dropped_before_ms
+            .map_or(TimeMs::MIN, |t| t.saturating_add(MARGIN_MS))
+    }
+}
+
+/// The key an output is upserted by: an alert's id, a sober day's (activation, order, date).
+fn key_of(output: &Output) -> String {
+    match output {
+        Output::Alert(a) => format!("alert:{}", a.id),
+        Output::SoberDay(d) => format!("day:{}:{}", d.order, d.date),
+        Output::Purged { activation } => format!("purged:{activation}"),
+    }
+}
+
+fn activation_of(output: &Output) -> &str {
+    match output {
+        Output::Alert(a) => &a.activation,
+        Output::SoberDay(d) => &d.activation,
+        Output::Purged { activation } => activation,
+    }
+}
+
+/// When an output starts, in event time (a sober day: its date's midnight UTC, early enough).
+fn start_of(output: &Output) -> TimeMs {
+    match output {
+        Output::Alert(a) => a.start,
+        Output::SoberDay(d) => d
+            .date
+            .and_hms_opt(0, 0, 0)
+            .map_or(TimeMs::MIN, |t| t.and_utc().timestamp_millis()),
+        Output::Purged { .. } => TimeMs::MIN,
+    }
+}
+
+/// The output without its amendment marks, for comparing what the rules said.
+fn stripped(output: &Output) -> Output {
+    let mut o = output.clone();
+    match &mut o {
+        Output::Alert(a) => {
+            a.withdrawn = None;
+            a.amended_by = None;
+        }
+        Output::SoberDay(d) => {
+            d.withdrawn = None;
+            d.amended_by = None;
+        }
+        Output::Purged { .. } => {}
+    }
+    o
+}
+
+fn is_withdrawn(output: &Output) -> bool {
+    match output {
+        Output::Alert(a) => a.withdrawn.is_some(),
+        Output::SoberDay(d) => d.withdrawn.is_some(),
+        Output::Purged { .. } => true,
+    }
+}
+
+/// Every output's last state, per activation.
+#[derive(Debug, Default)]
+pub struct OutputMemory {
+    by_activation: HashMap<String, BTreeMap<String, Output>>,
+}
+
+impl OutputMemory {
+    /// A sink that remembers each output before passing it on.
+    pub fn recorder<'a>(&'a mut self, inner: &'a mut dyn Sink) -> Recorder<'a> {
+        Recorder {
+            memory: self,
+            inner,
+        }
+    }
+
+    /// Forgets a purged activation's outputs.
+    pub fn forget(&mut self, activation: &str) {
+        self.by_activation.remove(activation);
+    }
+
+    fn remember(&mut self, output: &Output) {
+        if let Output::Purged { activation } = output {
+            self.by_activation.remove(activation);
+            return;
+        }
+        self.by_activation
+            .entry(activation_of(output).to_string())
+            .or_default()
+            .insert(key_of(output), output.clone());
+    }
+
+    /// Compares the outputs a re-run produced (`fresh`, in order) with what the activation
+    /// emitted before, and emits the differences (see the module doc).
+    pub fn amend(
+        &mut self,
+        activation: &str,
+        fresh: Vec<Output>,
+        complete_from_ms: TimeMs,
+        change: u64,
+        reason: &str,
+        sink: &mut dyn Sink,
+    ) {
+        let mut latest: BTreeMap<String, Output> = BTreeMap::new();
+        for output in fresh {
+            latest.insert(key_of(&output), output);
+        }
+        let before = self.by_activation.remove(activation).unwrap_or_default();
+        let mut after = before.clone();
+        let mut emit = |output: Output, after: &mut BTreeMap<String, Output>| {
+            after.insert(key_of(&output), output.clone());
+            sink.emit(output, None);
+        };
+        for (key, new) in latest.iter() {
+            if start_of(new) < complete_from_ms {
+                continue;
+            }
+            let unchanged = before
+                .get(key)
+                .is_some_and(|old| !is_withdrawn(old) && stripped(old) == stripped(new));
+            if unchanged {
+                continue;
+            }
+            let mut new = new.clone();
+            match &mut new {
+                Output::Alert(a) => a.amended_by = Some(change),
+                Output::SoberDay(d) => d.amended_by = Some(change),
+                Output::Purged { .. } => continue,
+            }
+            emit(new, &mut after);
+        }
+        for (key, old) in before.iter() {
+            if latest.contains_key(key) || is_withdrawn(old) || start_of(old) < complete_from_ms {
+                continue;
+            }
+            let mut gone = old.clone();
+            let withdrawal = Some(Withdrawal {
+                change,
+                reason: reason.to_string(),
+            });
+            match &mut gone {
+                Output::Alert(a) => a.withdrawn = withdrawal,
+                Output::SoberDay(d) => d.withdrawn = withdrawal,
+                Output::Purged { .. } => continue,
+            }
+            emit(gone, &mut after);
+        }
+        self.by_activation.insert(activation.to_string(), after);
+    }
+}
+
+/// See [`OutputMemory::recorder`].
+pub struct Recorder<'a> {
+    memory: &'a mut OutputMemory,
+    inner: &'a mut dyn Sink,
+}
+
+impl Sink for Recorder<'_> {
+    fn emit(&mut self, output: Output, cause_arrival_ms: Option<TimeMs>) {
+        self.memory.remember(&output);
+        self.inner.emit(output, cause_arrival_ms);
+    }
+}
