@@ -226,6 +226,64 @@ fn person_data_needs_a_purpose_and_every_read_is_audited() {
     assert_eq!(p2.trim(), "[]");
 }
 
+/// `GET /v1/people` pages by id when asked (`limit`, `after`), within what the caller may see;
+/// each page's audit record names the people on that page only. Without the parameters it is
+/// the whole list, as before.
+#[test]
+fn the_people_list_pages_by_id_when_asked() {
+    let (_dir, server, t) = start();
+    let why = Some("caseload review");
+    let ids = |path: &str, token: &str| -> Vec<String> {
+        let (status, body) = call(&server, "GET", path, Some(token), why, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids("/v1/people", &t.hub), ["P1", "P2", "P3"]);
+    assert_eq!(ids("/v1/people?limit=2", &t.hub), ["P1", "P2"]);
+    assert_eq!(ids("/v1/people?limit=2&after=P2", &t.hub), ["P3"]);
+    assert_eq!(ids("/v1/people?after=P1", &t.hub), ["P2", "P3"]);
+    assert!(ids("/v1/people?limit=2&after=P3", &t.hub).is_empty());
+    // The practitioner's caseload is P1 and P3, and P3 is restricted.
+    assert_eq!(ids("/v1/people?limit=1", &t.practitioner), ["P1"]);
+    assert!(ids("/v1/people?limit=1&after=P1", &t.practitioner).is_empty());
+    for bad in ["limit=0", "limit=10001", "limit=-1", "limit=many"] {
+        let (status, body) = call(
+            &server,
+            "GET",
+            &format!("/v1/people?{bad}"),
+            Some(&t.hub),
+            why,
+            None,
+        );
+        assert_eq!(status, 400, "{bad}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["error"], "bad_request", "{bad}: {body}");
+    }
+
+    let (_, audit) = call(
+        &server,
+        "GET",
+        "/v1/audit?user=hana-hub",
+        Some(&t.admin),
+        None,
+        None,
+    );
+    let lists: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&audit)
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "people.list")
+        .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for page in ["P1,P2,P3", "P1,P2", "P3", "P2,P3", ""] {
+        assert!(lists.iter().any(|d| d == page), "{page:?} in {lists:?}");
+    }
+    assert_eq!(lists.len(), 5, "refused pages are not audited: {lists:?}");
+}
+
 #[test]
 fn invalid_activations_and_orders_are_refused_with_the_rule_they_break() {
     let (_dir, server, t) = start();

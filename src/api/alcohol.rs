@@ -14,6 +14,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use std::collections::HashSet;
 
 #[derive(Deserialize, Default)]
 pub struct DaysParams {
@@ -37,8 +38,7 @@ pub async fn order_sober_days(
     Query(p): Query<DaysParams>,
 ) -> Result<Response, ApiError> {
     let purpose = purpose(&headers, p.purpose.as_deref())?;
-    let doc = state.metadata.orders_document()?;
-    let Some(order) = doc.orders.iter().find(|o| o.id == id) else {
+    let Some(order) = state.metadata.order(&id)? else {
         return Err(caller.missing(&format!("order '{id}'")));
     };
     visible_person(&state, &caller, &order.person)?;
@@ -76,24 +76,17 @@ pub async fn cohort_rate(
     if matches!(caller.role(), crate::store::metadata::Role::Police { .. }) {
         return Err(ApiError::forbidden());
     }
-    let doc = state.metadata.orders_document()?;
     let wanted: Option<Vec<&str>> = p
         .orders
         .as_deref()
         .map(|s| s.split(',').map(str::trim).collect());
-    let visible_orders: Vec<&str> = doc
-        .orders
-        .iter()
-        .filter(|o| wanted.as_ref().is_none_or(|w| w.contains(&o.id.as_str())))
-        .filter(|o| {
-            doc.people
-                .iter()
-                .any(|person| person.id == o.person && caller.may_see(person))
-        })
-        .map(|o| o.id.as_str())
+    let visible_orders: HashSet<String> = state
+        .metadata
+        .order_ids_visible(caller.scope(), wanted.as_deref())?
+        .into_iter()
         .collect();
     if let Some(w) = &wanted {
-        if let Some(missing) = w.iter().find(|id| !visible_orders.contains(id)) {
+        if let Some(missing) = w.iter().find(|id| !visible_orders.contains(**id)) {
             return Err(
                 if matches!(
                     caller.role(),
@@ -110,7 +103,7 @@ pub async fn cohort_rate(
         .alerts
         .sober_days()
         .into_iter()
-        .filter(|d| visible_orders.contains(&d.order.as_str()) && in_dates(d, &p))
+        .filter(|d| visible_orders.contains(&d.order) && in_dates(d, &p))
         .collect();
     record(
         &state,
@@ -144,8 +137,7 @@ pub async fn chart(
     Query(p): Query<ChartParams>,
 ) -> Result<Response, ApiError> {
     let purpose = purpose(&headers, p.purpose.as_deref())?;
-    let doc = state.metadata.orders_document()?;
-    let Some(activation) = doc.activations.iter().find(|a| a.id == id) else {
+    let Some(activation) = state.metadata.activations_by_id(&id)? else {
         return Err(caller.missing(&format!("activation '{id}'")));
     };
     visible_person(&state, &caller, &activation.person)?;

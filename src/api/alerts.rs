@@ -43,16 +43,7 @@ fn store(state: &ApiState) -> Result<&AlertStore, ApiError> {
 fn scope(state: &ApiState, caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
     match caller.role() {
         Role::Admin | Role::Hub => Ok(None),
-        Role::Practitioner { .. } => {
-            let doc = state.metadata.orders_document()?;
-            Ok(Some(
-                doc.people
-                    .iter()
-                    .filter(|p| caller.may_see(p))
-                    .map(|p| p.id.clone())
-                    .collect(),
-            ))
-        }
+        Role::Practitioner { .. } => Ok(Some(state.metadata.person_ids_visible(caller.scope())?)),
         Role::Police { .. } => Err(ApiError::forbidden()),
     }
 }

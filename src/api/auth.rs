@@ -6,7 +6,7 @@
 use super::error::ApiError;
 use super::routes::ApiState;
 use crate::model::Person;
-use crate::store::metadata::{Role, User};
+use crate::store::metadata::{PersonScope, Role, User};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -161,10 +161,15 @@ impl Caller {
     /// Whether the caller may see this person's data: admin and hub see everyone; a practitioner
     /// only their caseload, never restricted cases; police no one (only hits, through crimes).
     pub fn may_see(&self, person: &Person) -> bool {
+        self.scope().admits(person)
+    }
+
+    /// The same rule as [`Caller::may_see`], in the form the metadata queries filter by in SQL.
+    pub fn scope(&self) -> PersonScope<'_> {
         match self.role() {
-            Role::Admin | Role::Hub => true,
-            Role::Practitioner { caseload } => !person.restricted && caseload.contains(&person.id),
-            Role::Police { .. } => false,
+            Role::Admin | Role::Hub => PersonScope::Everyone,
+            Role::Practitioner { caseload } => PersonScope::Caseload(caseload),
+            Role::Police { .. } => PersonScope::NoOne,
         }
     }
 

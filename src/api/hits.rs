@@ -252,7 +252,11 @@ pub async fn batch_csv(
     let filter = scoped_filter(&caller, &q)?;
     let purpose = purpose(&headers, q.purpose.as_deref())?;
     let hits = state.crimes.hits(&filter)?;
-    let doc = state.metadata.orders_document()?;
+    // Only the activations and people these hits name, each read once.
+    let activation_ids: Vec<&str> = hits.iter().map(|h| h.hit.activation.as_str()).collect();
+    let activations = state.metadata.activations_with_ids(&activation_ids)?;
+    let person_ids: Vec<&str> = hits.iter().map(|h| h.hit.person.as_str()).collect();
+    let people_by_id = state.metadata.people_with_ids(&person_ids)?;
     let crimes = state.crimes.batch_crimes(&batch_id)?;
     let rows: Vec<HitRow> = hits
         .iter()
@@ -268,13 +272,11 @@ pub async fn batch_csv(
             HitRow {
                 hit: &h.hit,
                 other_info,
-                device_id: doc
-                    .activations
-                    .iter()
-                    .find(|a| a.id == h.hit.activation)
+                device_id: activations
+                    .get(&h.hit.activation)
                     .map(|a| a.tag.as_str())
                     .unwrap_or(""),
-                person: doc.people.iter().find(|p| p.id == h.hit.person),
+                person: people_by_id.get(&h.hit.person),
             }
         })
         .collect();

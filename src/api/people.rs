@@ -8,6 +8,7 @@ use super::limits;
 use super::routes::ApiState;
 use crate::model::time::parse_time;
 use crate::model::{Activation, Change, Order, Person};
+use crate::store::metadata::{Page, PersonRecords};
 use crate::topology::control_gate::ControlError;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -36,23 +37,39 @@ pub fn visible_person(state: &ApiState, caller: &Caller, id: &str) -> Result<Per
     Ok(person)
 }
 
+/// The most people one page of `GET /v1/people` may ask for.
+pub const PEOPLE_PAGE_MAX: usize = 10_000;
+
+#[derive(Deserialize, Default)]
+pub struct ListPeopleQuery {
+    purpose: Option<String>,
+    /// Only people whose id sorts after this one (the last id of the previous page).
+    after: Option<String>,
+    /// At most this many people (1 to [`PEOPLE_PAGE_MAX`]); absent: all of them.
+    limit: Option<usize>,
+}
+
 pub async fn list_people(
     State(state): State<ApiState>,
     caller: Caller,
     headers: HeaderMap,
-    Query(q): Query<PurposeQuery>,
+    Query(q): Query<ListPeopleQuery>,
 ) -> Result<Json<Vec<Person>>, ApiError> {
     if matches!(caller.role(), crate::store::metadata::Role::Police { .. }) {
         return Err(ApiError::forbidden());
     }
     let purpose = purpose(&headers, q.purpose.as_deref())?;
-    let people: Vec<Person> = state
-        .metadata
-        .orders_document()?
-        .people
-        .into_iter()
-        .filter(|p| caller.may_see(p))
-        .collect();
+    limits::check_opt("after", q.after.as_deref(), limits::ID_MAX_CHARS)?;
+    if q.limit.is_some_and(|n| n == 0 || n > PEOPLE_PAGE_MAX) {
+        return Err(ApiError::bad_request(format!(
+            "'limit' must be from 1 to {PEOPLE_PAGE_MAX}"
+        )));
+    }
+    let page = Page {
+        after: q.after.as_deref(),
+        limit: q.limit,
+    };
+    let people = state.metadata.people_visible(caller.scope(), page)?;
     let ids: Vec<&str> = people.iter().map(|p| p.id.as_str()).collect();
     record(
         &state,
@@ -76,9 +93,10 @@ pub async fn get_person(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let purpose = purpose(&headers, q.purpose.as_deref())?;
     let person = visible_person(&state, &caller, &id)?;
-    let doc = state.metadata.orders_document()?;
-    let activations: Vec<&Activation> = doc.activations.iter().filter(|a| a.person == id).collect();
-    let orders: Vec<&Order> = doc.orders.iter().filter(|o| o.person == id).collect();
+    let PersonRecords {
+        activations,
+        orders,
+    } = state.metadata.person_records(&id)?;
     record(
         &state,
         &caller,

@@ -87,9 +87,8 @@ fn positions(
 
 /// Known places of a person: curfew addresses, and point-and-radius or polygon zones.
 fn places_of(state: &ApiState, person: &str) -> Result<(Vec<Place>, Vec<Place>), ApiError> {
-    let doc = state.metadata.orders_document()?;
     let (mut homes, mut places) = (Vec::new(), Vec::new());
-    for order in doc.orders.iter().filter(|o| o.person == person) {
+    for order in &state.metadata.orders_of(person)? {
         for c in &order.conditions {
             match c {
                 Condition::Curfew(curfew) => {
@@ -251,8 +250,7 @@ pub async fn activation_trail(
     // The purpose is asked for before anything is looked up: a 400 for a missing purpose must
     // not tell a caller that the activation exists when a missing one would give 403.
     purpose(&headers, p.purpose.as_deref())?;
-    let doc = state.metadata.orders_document()?;
-    let Some(activation) = doc.activations.iter().find(|a| a.id == id).cloned() else {
+    let Some(activation) = state.metadata.activations_by_id(&id)? else {
         return Err(caller.missing(&format!("activation '{id}'")));
     };
     let person = activation.person.clone();

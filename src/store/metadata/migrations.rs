@@ -100,6 +100,12 @@ const MIGRATIONS: &[&str] = &[
         refused TEXT                      -- NULL: applied; else why the record book refused it
      );
      CREATE INDEX changes_by_person ON changes(person, record);",
+    // 6: per-person reads in their own order straight from an index (a person's activations by
+    // start, orders by id), no sort; the new indexes cover what the single-column ones did.
+    "CREATE INDEX activations_by_person_start ON activations(person, from_ms);
+     DROP INDEX activations_by_person;
+     CREATE INDEX orders_by_person_id ON orders(person, id);
+     DROP INDEX orders_by_person;",
 ];
 
 /// Applies every migration not yet applied.
@@ -138,5 +144,49 @@ mod tests {
         assert_eq!(user.name, "old-pc");
         assert_eq!(user.expires_ms, None);
         assert!(!user.expired_at(i64::MAX));
+    }
+
+    /// Migration 6 (per-person indexes) keeps the records of a version-5 database, replaces
+    /// the single-column indexes, and the per-person reads find the records through the new ones.
+    #[test]
+    fn records_of_a_version_5_database_survive_the_index_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut conn = Connection::open(dir.path().join("metadata.sqlite3")).unwrap();
+            apply_migrations(&mut conn, "metadata", &MIGRATIONS[..5]).unwrap();
+            conn.execute_batch(
+                r#"INSERT INTO people (id, document) VALUES ('P1', '{"id":"P1","name":"Old"}');
+                   INSERT INTO activations (id, person, tag, from_ms, document) VALUES ('A1', 'P1',
+                     'T1', 0, '{"id":"A1","person":"P1","tag":"T1","from":"1970-01-01T00:00:00Z"}');
+                   INSERT INTO orders (id, person, document) VALUES ('O1', 'P1',
+                     '{"id":"O1","person":"P1","from":"2026-01-01","conditions":[]}');"#,
+            )
+            .unwrap();
+        }
+        let m = Metadata::open(dir.path()).unwrap();
+        assert_eq!(m.schema_version().unwrap(), 6);
+        let indexes: Vec<String> = {
+            let conn = m.lock();
+            let mut stmt = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+                .unwrap();
+            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        assert_eq!(
+            indexes,
+            [
+                "activations_by_person_start",
+                "activations_by_tag",
+                "audit_by_person",
+                "audit_by_time",
+                "changes_by_person",
+                "orders_by_person_id"
+            ]
+        );
+        let records = m.person_records("P1").unwrap();
+        assert_eq!(records.activations[0].id, "A1");
+        assert_eq!(records.orders[0].id, "O1");
+        assert_eq!(m.activations_of("P1").unwrap(), records.activations);
     }
 }

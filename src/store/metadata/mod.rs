@@ -7,6 +7,7 @@
 mod audit;
 mod changes;
 mod migrations;
+mod order_queries;
 mod orders;
 mod retention;
 mod tag_credentials;
@@ -14,6 +15,7 @@ mod users;
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use changes::ChangeEntry;
+pub use order_queries::{Page, PersonRecords, PersonScope};
 pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
 pub use tag_credentials::TagCredential;
 pub use users::{parse_expiry, CaseloadLink, NewUser, Role, User};
