@@ -405,12 +405,21 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         &config.ingest,
         limits,
     ));
-    // The start-up import goes through the log like any change, before anyone is let in.
-    for (actor, change) in import {
-        let subject = change.subject();
-        if let Err(e) = gate.submit(&actor, None, change).await {
-            tracing::warn!("{actor}: {subject} not imported: {e}");
-        }
+    // The start-up import goes through the log like any change, before anyone is let in; in
+    // chunks submitted together, so the group committer makes each chunk durable at once (a
+    // large migration is one fsync per chunk, not per record). Within a chunk the committer
+    // keeps submission order, and people come before their activations and orders.
+    for chunk in import.chunks(4096) {
+        let submitted = chunk.iter().map(|(actor, change)| {
+            let gate = gate.clone();
+            async move {
+                let subject = change.subject();
+                if let Err(e) = gate.submit(actor, None, change.clone()).await {
+                    tracing::warn!("{actor}: {subject} not imported: {e}");
+                }
+            }
+        });
+        futures::future::join_all(submitted).await;
     }
 
     let ingest_listener = TcpListener::bind(config.ingest_addr)
