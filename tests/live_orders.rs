@@ -217,3 +217,82 @@ async fn readings_before_their_activation_existed_are_judged_once_it_is_created(
     let replayed = replay_alerts_with(None, &data, &dir.path().join("replay"));
     assert_eq!(replayed, live);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mid_day_tag_swap_gives_one_continuous_trail_and_an_address_change_takes_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, None, &[]);
+    assert_eq!(post(&server, "/v1/people", json!({"id": "P1"})).0, 201);
+    let first = json!({"id": "A1", "person": "P1", "tag": "T1", "from": "2026-03-01T00:00:00Z"});
+    assert_eq!(post(&server, "/v1/activations", first).0, 201);
+    assert_eq!(post(&server, "/v1/orders", curfew_order("19:00")).0, 201);
+
+    // Morning on T1; at 12:00 the faulty tag is swapped for T2.
+    let mut t1 = TagClient::connect(&server.ingest_addr, "T1").await;
+    t1.send_acked(
+        1,
+        track("2026-03-02T08:00:00Z", "2026-03-02T12:00:00Z", 0.0),
+    )
+    .await;
+    let end = json!({"to": "2026-03-02T12:00:00Z"});
+    let (status, body) = post(&server, "/v1/activations/A1/end", end);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &server,
+        "/v1/activations/A1/end",
+        json!({"to": "2026-03-02T13:00:00Z"}),
+    );
+    assert_eq!(status, 409, "ending twice: {body}");
+    let second = json!({"id": "A2", "person": "P1", "tag": "T2", "from": "2026-03-02T12:00:00Z"});
+    assert_eq!(post(&server, "/v1/activations", second).0, 201);
+    let mut t2 = TagClient::connect(&server.ingest_addr, "T2").await;
+    t2.send_acked(
+        1,
+        track("2026-03-02T12:00:00Z", "2026-03-02T18:00:00Z", 0.0),
+    )
+    .await;
+
+    // One continuous trail for the person across both tags: a fix every 2 minutes, 08–18.
+    let period = "from=2026-03-02T08:00:00Z&to=2026-03-02T18:00:00Z";
+    let mut points = 0;
+    for _ in 0..100 {
+        let (status, body) = call(
+            &server,
+            "GET",
+            &format!("/v1/people/P1/trail?{period}"),
+            Some(ADMIN_TOKEN),
+            Some("test"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        points = body.matches("\"Point\"").count();
+        if points == 300 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(points, 300, "120 fixes from T1 and 180 from T2");
+
+    // The person moves 2 km east from 18:00: an address change (corrected to where they
+    // now live) makes the evening at the new address compliant, not a breach.
+    let mut moved = curfew_order("19:00");
+    moved["conditions"][0]["addresses"][0]["lon"] = json!(HOME.1 + 2_000.0 / 69_400.0);
+    let (status, body) = post(&server, "/v1/orders?effective=2026-03-02T00:00:00Z", moved);
+    assert_eq!(status, 201, "{body}");
+    t2.send_acked(
+        2,
+        track("2026-03-02T18:00:00Z", "2026-03-03T08:00:00Z", 2_000.0),
+    )
+    .await;
+    let _ = server.settled_alerts();
+    let live = curfew_alerts(&server);
+    assert!(
+        live.iter()
+            .filter(|a| a["start"].as_str().unwrap() >= "2026-03-02T12:00:00")
+            .all(|a| !a["withdrawn"].is_null()),
+        "a breach at the new address: {live:?}"
+    );
+    let replayed = replay_alerts_with(None, &data, &dir.path().join("replay"));
+    assert_eq!(replayed, server.settled_alerts());
+}
