@@ -2,7 +2,7 @@
 //! 7 days of GPS fixes (one a minute, 10,080 readings, uploaded 10 at a time) already through the
 //! pipeline, then a variation effective from the first day arrives as a control record. The
 //! activation's new rules re-run its tape and what differs is re-issued. Each iteration applies
-//! one more variation (the curfew start alternates 19:00 / 20:00), so every one changes outputs.
+//! one more variation (the curfew start alternates 20:00 / 19:00), so every one changes outputs.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::sync::Arc;
@@ -88,10 +88,11 @@ fn backdated_change(c: &mut Criterion) {
     c.bench_function("backdated_change_7_days_one_person", |b| {
         b.iter(|| {
             record += 1;
+            // The first iteration (an odd record) varies the 19:00 curfew to 20:00.
             let start = if record.is_multiple_of(2) {
-                "20:00"
-            } else {
                 "19:00"
+            } else {
+                "20:00"
             };
             let control = ControlRecord {
                 recorded: 0,

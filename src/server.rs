@@ -372,7 +372,10 @@ pub async fn run(config: ServerConfig) -> Result<()> {
                 .fetch_add(readings, Ordering::Relaxed);
             for entry in &group {
                 match entry {
-                    LogEntry::Batch(batch) => forward_tac.apply(&forward_directory.load(), batch),
+                    LogEntry::Batch(batch) => {
+                        applier.publish_directory();
+                        forward_tac.apply(&forward_directory.load(), batch)
+                    }
                     LogEntry::Control { record, control } => {
                         let applied =
                             tokio::task::block_in_place(|| applier.apply(*record, control));
@@ -382,6 +385,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
                     }
                 }
             }
+            applier.publish_directory();
             // Bounded: a trail store that falls behind slows ingest instead of growing memory.
             match trail_feed.try_send(group.clone()) {
                 Ok(()) | Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
@@ -695,13 +699,25 @@ impl ChangeHistory {
     /// those of people retention purged.
     fn write(self, metadata: &Metadata) -> Result<()> {
         let purged = metadata.purged_records()?;
-        for (record, control, person, refused) in self.entries {
-            let gone = person
-                .as_ref()
-                .is_some_and(|p| purged.contains(&("person".to_string(), p.clone())));
-            if !gone {
-                metadata.record_change(record, &control, person.as_deref(), refused.as_deref())?;
-            }
+        let kept: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, _, person, _)| {
+                !person
+                    .as_ref()
+                    .is_some_and(|p| purged.contains(&("person".to_string(), p.clone())))
+            })
+            .map(|(record, control, person, refused)| {
+                (
+                    *record,
+                    control.as_ref(),
+                    person.as_deref(),
+                    refused.as_deref(),
+                )
+            })
+            .collect();
+        for lot in kept.chunks(4096) {
+            metadata.record_changes(lot)?;
         }
         Ok(())
     }

@@ -180,8 +180,12 @@ impl Dispatcher {
         };
         self.stats.controls_applied += 1;
         if applied.activations_changed {
-            let activations: Vec<_> = self.book.activations().cloned().collect();
-            self.directory = Arc::new(ActivationDirectory::new(&activations));
+            update_directory(
+                Arc::make_mut(&mut self.directory),
+                &self.book,
+                control,
+                &applied,
+            );
         }
         for id in &applied.retired {
             deliver(self.partition_of(id), PartitionInput::Retire(id.clone()));
@@ -460,6 +464,27 @@ impl Dispatcher {
                 },
             );
         }
+    }
+}
+
+/// Brings `directory` in line with `book` after `control` changed activations: only the
+/// activations it names (a purge: the ones it retired).
+pub fn update_directory(
+    directory: &mut ActivationDirectory,
+    book: &OrderBook,
+    control: &ControlRecord,
+    applied: &crate::orders::Applied,
+) {
+    for id in &applied.retired {
+        directory.remove(id);
+    }
+    let changed = match &control.change {
+        crate::model::Change::PutActivation { activation } => Some(activation.id.as_str()),
+        crate::model::Change::EndActivation { activation, .. } => Some(activation.as_str()),
+        _ => None,
+    };
+    if let Some(a) = changed.and_then(|id| book.activation(id)) {
+        directory.upsert(a);
     }
 }
 

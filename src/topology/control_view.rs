@@ -9,8 +9,9 @@ use super::control_gate::ControlGate;
 use crate::formats::orders_file::OrdersFile;
 use crate::model::ControlRecord;
 use crate::orders::OrderBook;
+use crate::pipeline::dispatcher::update_directory;
 use crate::pipeline::{ActivationDirectory, SharedDirectory};
-use crate::store::metadata::Metadata;
+use crate::store::metadata::{Metadata, ViewChange};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -28,6 +29,10 @@ struct ViewWrite {
 pub struct ControlApplier {
     book: OrderBook,
     directory: SharedDirectory,
+    /// The directory as of the records applied, published to `directory` by
+    /// [`ControlApplier::publish_directory`] (once for a run of changes, not once each).
+    local: ActivationDirectory,
+    dirty: bool,
     writes: mpsc::Sender<ViewWrite>,
 }
 
@@ -43,14 +48,32 @@ impl ControlApplier {
         std::thread::Builder::new()
             .name("metadata-view".into())
             .spawn(move || {
-                for write in queue {
-                    let outcome = write_view(&metadata, &write);
-                    gate.applied(write.record, outcome);
+                // Whatever queued while the last lot was written goes in one transaction.
+                while let Ok(first) = queue.recv() {
+                    let mut lot = vec![first];
+                    while lot.len() < MAX_WRITES_PER_TRANSACTION {
+                        match queue.try_recv() {
+                            Ok(write) => lot.push(write),
+                            Err(_) => break,
+                        }
+                    }
+                    let outcome = write_views(&metadata, &lot);
+                    for write in &lot {
+                        let answer = match (&write.refused, &outcome) {
+                            (Some(reason), _) => Err(reason.clone()),
+                            (None, Ok(())) => Ok(()),
+                            (None, Err(e)) => Err(e.clone()),
+                        };
+                        gate.applied(write.record, answer);
+                    }
                 }
             })?;
+        let local = (**directory.load()).clone();
         Ok(Self {
             book,
             directory,
+            local,
+            dirty: false,
             writes,
         })
     }
@@ -63,9 +86,8 @@ impl ControlApplier {
             Err(reason) => (Some(reason), OrdersFile::default()),
             Ok(applied) => {
                 if applied.activations_changed {
-                    let all: Vec<_> = self.book.activations().cloned().collect();
-                    self.directory
-                        .store(Arc::new(ActivationDirectory::new(&all)));
+                    update_directory(&mut self.local, &self.book, control, &applied);
+                    self.dirty = true;
                 }
                 let view = applied
                     .person
@@ -94,22 +116,35 @@ impl ControlApplier {
     }
 }
 
-/// Writes one record to the metadata view: the answer for its submitter. The record is in the
-/// log and applied by the pipeline whatever happens here; a view that failed to follow is an
-/// error for the caller, never a silent success.
-fn write_view(metadata: &Metadata, write: &ViewWrite) -> Result<(), String> {
-    let history = metadata.record_change(
-        write.record,
-        &write.control,
-        write.person.as_deref(),
-        write.refused.as_deref(),
-    );
-    if let Some(reason) = &write.refused {
-        return Err(reason.clone());
+impl ControlApplier {
+    /// Makes the activations as of the last record applied visible to the stages beside the
+    /// pipeline: call before the next batch is handed to them, and at the end of a group.
+    pub fn publish_directory(&mut self) {
+        if std::mem::take(&mut self.dirty) {
+            self.directory.store(Arc::new(self.local.clone()));
+        }
     }
-    let stored = history.and_then(|()| metadata.import_orders(&write.view).map(|_| ()));
-    stored.map_err(|e| {
-        tracing::error!(record = write.record, error = %e, "metadata view did not take a change");
+}
+
+/// At most this many changes are written to the view in one transaction.
+const MAX_WRITES_PER_TRANSACTION: usize = 4096;
+
+/// Writes records to the metadata view in one transaction. The records are in the log and
+/// applied by the pipeline whatever happens here; a view that failed to follow is an error for
+/// their submitters, never a silent success.
+fn write_views(metadata: &Metadata, lot: &[ViewWrite]) -> Result<(), String> {
+    let changes: Vec<ViewChange<'_>> = lot
+        .iter()
+        .map(|w| ViewChange {
+            record: w.record,
+            control: &w.control,
+            person: w.person.as_deref(),
+            refused: w.refused.as_deref(),
+            records: &w.view,
+        })
+        .collect();
+    metadata.apply_view_changes(&changes).map_err(|e| {
+        tracing::error!(error = %e, records = lot.len(), "metadata view did not take changes");
         format!("the change is stored but the metadata database did not take it: {e}")
     })
 }

@@ -28,7 +28,49 @@ pub struct ChangeEntry {
     pub refused: Option<String>,
 }
 
+/// One control record for the view: the record, whose records it changes, why it was refused
+/// (if it was), and the person's records after it (empty when refused).
+pub struct ViewChange<'a> {
+    pub record: u64,
+    pub control: &'a ControlRecord,
+    pub person: Option<&'a str>,
+    pub refused: Option<&'a str>,
+    pub records: &'a crate::formats::orders_file::OrdersFile,
+}
+
 impl Metadata {
+    /// Applies control records to the view in one transaction (one sync for the lot): each
+    /// change's history row, and the people, activations and orders it left (records retention
+    /// purged are not brought back).
+    pub fn apply_view_changes(&self, changes: &[ViewChange<'_>]) -> Result<(), MetadataError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for c in changes {
+            insert_change(&tx, c.record, c.control, c.person, c.refused)?;
+            for p in &c.records.people {
+                if !super::orders::is_purged(&tx, "person", &p.id)? {
+                    super::orders::put_person(&tx, p)?;
+                }
+            }
+            for a in &c.records.activations {
+                let purged = super::orders::is_purged(&tx, "activation", &a.id)?
+                    || super::orders::is_purged(&tx, "person", &a.person)?;
+                if !purged {
+                    super::orders::put_activation(&tx, a)?;
+                }
+            }
+            for o in &c.records.orders {
+                let purged = super::orders::is_purged(&tx, "order", &o.id)?
+                    || super::orders::is_purged(&tx, "person", &o.person)?;
+                if !purged {
+                    super::orders::put_order(&tx, o)?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records one control record (idempotent: a record already recorded is left as it is).
     pub fn record_change(
         &self,
@@ -37,29 +79,24 @@ impl Metadata {
         person: Option<&str>,
         refused: Option<&str>,
     ) -> Result<(), MetadataError> {
-        let json =
-            serde_json::to_value(control).map_err(|e| MetadataError::Invalid(e.to_string()))?;
-        let kind = json
-            .get("op")
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown")
-            .to_string();
-        self.lock().execute(
-            "INSERT OR IGNORE INTO changes
-               (record, recorded_ms, actor, effective_ms, kind, subject, person, change, refused)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                record as i64,
-                control.recorded,
-                control.actor,
-                control.effective,
-                kind,
-                control.change.subject(),
-                person,
-                json.to_string(),
-                refused
-            ],
-        )?;
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        insert_change(&tx, record, control, person, refused)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records many control records in one transaction (the history rebuilt at start).
+    pub fn record_changes(
+        &self,
+        changes: &[(u64, &ControlRecord, Option<&str>, Option<&str>)],
+    ) -> Result<(), MetadataError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for (record, control, person, refused) in changes {
+            insert_change(&tx, *record, control, *person, *refused)?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -97,4 +134,30 @@ impl Metadata {
         }
         Ok(out)
     }
+}
+
+fn insert_change(
+    tx: &rusqlite::Transaction<'_>,
+    record: u64,
+    control: &ControlRecord,
+    person: Option<&str>,
+    refused: Option<&str>,
+) -> Result<(), MetadataError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO changes
+           (record, recorded_ms, actor, effective_ms, kind, subject, person, change, refused)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            record as i64,
+            control.recorded,
+            control.actor,
+            control.effective,
+            control.change.op(),
+            control.change.subject(),
+            person,
+            serde_json::to_string(control).map_err(|e| MetadataError::Invalid(e.to_string()))?,
+            refused
+        ],
+    )?;
+    Ok(())
 }

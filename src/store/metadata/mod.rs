@@ -14,7 +14,7 @@ mod tag_credentials;
 mod users;
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
-pub use changes::ChangeEntry;
+pub use changes::{ChangeEntry, ViewChange};
 pub use order_queries::{Page, PersonRecords, PersonScope};
 pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
 pub use tag_credentials::TagCredential;

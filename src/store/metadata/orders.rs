@@ -53,7 +53,7 @@ pub(super) fn is_purged(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<bo
         .is_some())
 }
 
-fn put_person(tx: &Transaction<'_>, p: &Person) -> Result<(), MetadataError> {
+pub(super) fn put_person(tx: &Transaction<'_>, p: &Person) -> Result<(), MetadataError> {
     tx.execute(
         "INSERT INTO people (id, document, restricted) VALUES (?1, ?2, ?3)
          ON CONFLICT(id) DO UPDATE SET document = excluded.document, restricted = excluded.restricted",
@@ -62,7 +62,7 @@ fn put_person(tx: &Transaction<'_>, p: &Person) -> Result<(), MetadataError> {
     Ok(())
 }
 
-fn put_activation(tx: &Transaction<'_>, a: &Activation) -> Result<(), MetadataError> {
+pub(super) fn put_activation(tx: &Transaction<'_>, a: &Activation) -> Result<(), MetadataError> {
     tx.execute(
         "INSERT INTO activations (id, person, tag, from_ms, to_ms, document) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(id) DO UPDATE SET person = excluded.person, tag = excluded.tag,
@@ -72,7 +72,7 @@ fn put_activation(tx: &Transaction<'_>, a: &Activation) -> Result<(), MetadataEr
     Ok(())
 }
 
-fn put_order(tx: &Transaction<'_>, o: &Order) -> Result<(), MetadataError> {
+pub(super) fn put_order(tx: &Transaction<'_>, o: &Order) -> Result<(), MetadataError> {
     tx.execute(
         "INSERT INTO orders (id, person, document) VALUES (?1, ?2, ?3)
          ON CONFLICT(id) DO UPDATE SET person = excluded.person, document = excluded.document",
