@@ -143,7 +143,11 @@ fn post_order_changes(
                         std::thread::sleep(wait);
                     }
                     let i = ((n * THREADS + k) * 7919) as usize % caseload;
-                    let start = if (n + k) % 2 == 0 { "20:00" } else { "19:30" };
+                    let start = if (n + k).is_multiple_of(2) {
+                        "20:00"
+                    } else {
+                        "19:30"
+                    };
                     let sent = Instant::now();
                     let answer = ureq::post(&url)
                         .set("Authorization", &format!("Bearer {token}"))
@@ -424,7 +428,10 @@ fn main() -> anyhow::Result<()> {
     let data_dir = tempfile::tempdir()?;
     let orders = data_dir.path().join("orders-in.json");
     let caseload = opts.caseload.max(opts.tags);
-    std::fs::write(&orders, caseload_json(caseload, opts.tags, opts.order_changes > 0))?;
+    std::fs::write(
+        &orders,
+        caseload_json(caseload, opts.tags, opts.order_changes > 0),
+    )?;
     let key = "load-test-tag-key-0123456789abcdef".to_string();
     let token = "load-test-admin-token".to_string();
     let tls = if opts.tls {
