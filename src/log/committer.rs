@@ -287,10 +287,7 @@ impl CommitHandle {
         {
             return Err(self.stopped_error());
         }
-        match answer.await.unwrap_or_else(|_| Err(self.stopped_error()))? {
-            AppendOutcome::Stored { record } => Ok(record),
-            AppendOutcome::Duplicate => Err(LogError::Closed),
-        }
+        stored_record(answer.await.unwrap_or_else(|_| Err(self.stopped_error()))?)
     }
 
     /// [`CommitHandle::append_control`] from a blocking thread (never an async worker).
@@ -306,13 +303,11 @@ impl CommitHandle {
         {
             return Err(self.stopped_error());
         }
-        match answer
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(self.stopped_error()))?
-        {
-            AppendOutcome::Stored { record } => Ok(record),
-            AppendOutcome::Duplicate => Err(LogError::Closed),
-        }
+        stored_record(
+            answer
+                .blocking_recv()
+                .unwrap_or_else(|_| Err(self.stopped_error()))?,
+        )
     }
 
     /// Seals the segment being appended to (after making every record queued before this call
@@ -375,6 +370,14 @@ impl CommitHandle {
 
     fn stopped_error(&self) -> LogError {
         self.shared.poisoned_error().unwrap_or(LogError::Closed)
+    }
+}
+
+/// A control record is never a duplicate (it is not deduplicated): its record number.
+fn stored_record(outcome: AppendOutcome) -> LogResult<u64> {
+    match outcome {
+        AppendOutcome::Stored { record } => Ok(record),
+        AppendOutcome::Duplicate => Err(LogError::Closed),
     }
 }
 

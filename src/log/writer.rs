@@ -107,33 +107,35 @@ impl LogWriter {
     /// Appends a batch (buffered, not yet durable); returns its record number.
     pub fn append(&mut self, batch: &Batch) -> LogResult<u64> {
         self.check_poisoned()?;
-        let frame_len = batch_frame_len(batch)? as u64;
-        let segment_has_records = self.next_record > self.segment_first_record;
-        if segment_has_records && self.segment_len_bytes + frame_len > self.config.segment_max_bytes
-        {
-            self.roll()?;
-        }
-        encode_batch_frame(batch, &mut self.buffer)?;
-        self.segment_len_bytes += frame_len;
-        let record = self.next_record;
-        self.next_record += 1;
-        if self.buffer.len() >= self.config.write_buffer_bytes {
-            self.write_buffer()?;
-        }
-        Ok(record)
+        let frame_len = batch_frame_len(batch)?;
+        self.append_frame(frame_len, |buffer| encode_batch_frame(batch, buffer).map(|_| ()))
     }
 
     /// Appends a control record (buffered, not yet durable); returns its record number.
     pub fn append_control(&mut self, control: &ControlRecord) -> LogResult<u64> {
         self.check_poisoned()?;
         let mut frame = Vec::new();
-        let frame_len = encode_control_frame(control, &mut frame)? as u64;
+        let frame_len = encode_control_frame(control, &mut frame)?;
+        self.append_frame(frame_len, |buffer| {
+            buffer.extend_from_slice(&frame);
+            Ok(())
+        })
+    }
+
+    /// Appends a frame of `frame_len` bytes written by `encode` (rolling to a new segment first
+    /// if it would not fit); returns its record number.
+    fn append_frame(
+        &mut self,
+        frame_len: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> LogResult<()>,
+    ) -> LogResult<u64> {
+        let frame_len = frame_len as u64;
         let segment_has_records = self.next_record > self.segment_first_record;
         if segment_has_records && self.segment_len_bytes + frame_len > self.config.segment_max_bytes
         {
             self.roll()?;
         }
-        self.buffer.extend_from_slice(&frame);
+        encode(&mut self.buffer)?;
         self.segment_len_bytes += frame_len;
         let record = self.next_record;
         self.next_record += 1;

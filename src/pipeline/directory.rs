@@ -16,6 +16,16 @@ pub fn shared_directory(directory: ActivationDirectory) -> SharedDirectory {
     Arc::new(arc_swap::ArcSwap::from_pointee(directory))
 }
 
+fn info_of(a: &Activation) -> Arc<ActivationInfo> {
+    Arc::new(ActivationInfo {
+        id: a.id.clone(),
+        person: a.person.clone(),
+        tag: a.tag.clone(),
+        from_ms: a.from,
+        to_ms: a.to,
+    })
+}
+
 /// Tag → its activations, sorted by start.
 #[derive(Debug, Default, Clone)]
 pub struct ActivationDirectory {
@@ -28,13 +38,7 @@ impl ActivationDirectory {
     pub fn new(activations: &[Activation]) -> Self {
         let mut dir = Self::default();
         for a in activations {
-            let info = Arc::new(ActivationInfo {
-                id: a.id.clone(),
-                person: a.person.clone(),
-                tag: a.tag.clone(),
-                from_ms: a.from,
-                to_ms: a.to,
-            });
+            let info = info_of(a);
             dir.by_tag
                 .entry(a.tag.clone())
                 .or_default()
@@ -64,13 +68,7 @@ impl ActivationDirectory {
     /// pointers at worst, no rebuild).
     pub fn upsert(&mut self, a: &Activation) {
         self.remove(&a.id);
-        let info = Arc::new(ActivationInfo {
-            id: a.id.clone(),
-            person: a.person.clone(),
-            tag: a.tag.clone(),
-            from_ms: a.from,
-            to_ms: a.to,
-        });
+        let info = info_of(a);
         let list = self.by_tag.entry(a.tag.clone()).or_default();
         let at = list.partition_point(|x| x.from_ms <= info.from_ms);
         list.insert(at, info.clone());
