@@ -108,7 +108,9 @@ impl LogWriter {
     pub fn append(&mut self, batch: &Batch) -> LogResult<u64> {
         self.check_poisoned()?;
         let frame_len = batch_frame_len(batch)?;
-        self.append_frame(frame_len, |buffer| encode_batch_frame(batch, buffer).map(|_| ()))
+        self.append_frame(frame_len, |buffer| {
+            encode_batch_frame(batch, buffer).map(|_| ())
+        })
     }
 
     /// Appends a control record (buffered, not yet durable); returns its record number.
