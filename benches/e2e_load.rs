@@ -430,7 +430,13 @@ fn main() -> anyhow::Result<()> {
     let caseload = opts.caseload.max(opts.tags);
     std::fs::write(
         &orders,
-        caseload_json(caseload, opts.tags, opts.order_changes > 0),
+        // Orders (a curfew each) with a caseload or order changes: `--caseload N` alone is the
+        // baseline that `--order-changes` is compared with.
+        caseload_json(
+            caseload,
+            opts.tags,
+            opts.order_changes > 0 || opts.caseload > 0,
+        ),
     )?;
     let key = "load-test-tag-key-0123456789abcdef".to_string();
     let token = "load-test-admin-token".to_string();

@@ -29,30 +29,53 @@ pub enum TapeEntry {
     Clock(TimeMs),
 }
 
-/// An activation's inputs, oldest dropped first beyond `max_readings` readings.
+/// An activation's inputs, oldest dropped first beyond `max_readings` readings or `horizon_ms` of
+/// event time behind the newest reading.
 #[derive(Debug, Default)]
 pub struct Tape {
     entries: VecDeque<TapeEntry>,
     readings: usize,
     max_readings: usize,
+    horizon_ms: TimeMs,
+    newest_ms: TimeMs,
     /// Event time before which inputs were dropped (outputs before it are not re-evaluated).
     dropped_before_ms: Option<TimeMs>,
 }
 
 impl Tape {
-    pub fn new(max_readings: usize) -> Self {
+    pub fn new(max_readings: usize, horizon_ms: TimeMs) -> Self {
         Self {
             max_readings,
+            horizon_ms,
+            newest_ms: TimeMs::MIN,
             ..Self::default()
         }
     }
 
     pub fn push(&mut self, entry: TapeEntry) {
         if let TapeEntry::Readings { readings, .. } = &entry {
-            self.readings += readings.readings().len();
+            let readings = readings.readings();
+            self.readings += readings.len();
+            if let Some(newest) = readings.iter().map(|r| r.t_ms).max() {
+                self.newest_ms = self.newest_ms.max(newest);
+            }
         }
         self.entries.push_back(entry);
-        while self.readings > self.max_readings {
+        let horizon_start = self.newest_ms.saturating_sub(self.horizon_ms);
+        loop {
+            let beyond_horizon = match self.entries.front() {
+                Some(TapeEntry::Readings { readings, .. }) => readings
+                    .readings()
+                    .iter()
+                    .map(|r| r.t_ms)
+                    .max()
+                    .is_some_and(|t| t < horizon_start),
+                Some(TapeEntry::Clock(t)) => *t < horizon_start,
+                None => false,
+            };
+            if self.readings <= self.max_readings && !beyond_horizon {
+                break;
+            }
             let Some(old) = self.entries.pop_front() else {
                 break;
             };

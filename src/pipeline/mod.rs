@@ -64,6 +64,9 @@ pub struct PipelineConfig {
     /// that a change to its orders or period can re-evaluate them; outputs older than what is
     /// kept are left as they are.
     pub amend_max_readings: usize,
+    /// ... and only the inputs within this much event time of its newest reading: the horizon
+    /// a backdated change can reach back (default 7 days).
+    pub amend_horizon_ms: TimeMs,
 }
 
 impl Default for PipelineConfig {
@@ -76,6 +79,7 @@ impl Default for PipelineConfig {
             live_window_ms: 2 * 60 * 60 * 1000,
             max_skew_ms: 2 * 60 * 60 * 1000,
             amend_max_readings: 50_000,
+            amend_horizon_ms: 7 * 24 * 60 * 60 * 1000,
             min_clock_tags: 3,
             late_horizon_ms: 30 * 24 * 60 * 60 * 1000,
             max_held_per_activation: 1024,

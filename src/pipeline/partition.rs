@@ -6,7 +6,8 @@
 //! with something to do at a future event time sit in a deadline heap, so a clock advance costs
 //! only the activations that are due, not every activation.
 //!
-//! Each activation keeps a tape of its inputs (bounded by [`PipelineConfig::amend_max_readings`]):
+//! Each activation keeps a tape of its inputs (bounded by [`PipelineConfig::amend_horizon_ms`]
+//! and [`PipelineConfig::amend_max_readings`]):
 //! when a control record changes what its rules are made of (an order variation, a corrected
 //! address, an activation ended), the dispatcher sends [`PartitionInput::Reconfigure`] and the
 //! activation's new rules re-run the tape. Outputs that no longer hold are re-issued as
@@ -104,7 +105,12 @@ struct ActivationState {
 }
 
 impl ActivationState {
-    fn new(info: Arc<ActivationInfo>, rules: RuleSet, max_tape_readings: usize) -> Self {
+    fn new(
+        info: Arc<ActivationInfo>,
+        rules: RuleSet,
+        max_tape_readings: usize,
+        horizon_ms: TimeMs,
+    ) -> Self {
         Self {
             info,
             buffer: ReorderBuffer::default(),
@@ -112,7 +118,7 @@ impl ActivationState {
             scheduled_ms: None,
             held: Vec::new(),
             device_clock: None,
-            tape: Tape::new(max_tape_readings),
+            tape: Tape::new(max_tape_readings, horizon_ms),
         }
     }
 }
@@ -280,7 +286,7 @@ impl Partition {
         self.stats.held_readings -= state.held.len() as u64;
         state.rules = Vec::new();
         state.held = Vec::new();
-        state.tape = Tape::new(0);
+        state.tape = Tape::new(0, 0);
         state.buffer = ReorderBuffer::default();
         state.device_clock = None;
         state.scheduled_ms = None;
@@ -300,7 +306,12 @@ impl Partition {
             return slot;
         }
         let slot = self.slots.len();
-        let state = ActivationState::new(info.clone(), rules, self.config.amend_max_readings);
+        let state = ActivationState::new(
+            info.clone(),
+            rules,
+            self.config.amend_max_readings,
+            self.config.amend_horizon_ms,
+        );
         self.slots.push(state);
         self.slot_by_id.insert(info.id.clone(), slot);
         self.stats.activations += 1;
@@ -330,7 +341,7 @@ impl Partition {
         };
         // A scratch partition of this one activation re-runs the tape with the new rules; its
         // state then replaces the old one.
-        let tape = std::mem::replace(&mut self.slots[slot].tape, Tape::new(0));
+        let tape = std::mem::replace(&mut self.slots[slot].tape, Tape::new(0, 0));
         let mut scratch = Partition::new(self.config);
         let mut fresh = VecSink::default();
         let scratch_slot = scratch.slot_with(&info, rules);
