@@ -258,36 +258,30 @@ impl CommitHandle {
     /// Submits a batch and waits until it is durable (or found to be a duplicate of a durable
     /// batch). Only an `Ok` may be acknowledged to the tag.
     pub async fn append(&self, batch: Batch) -> LogResult<AppendOutcome> {
-        if let Some(error) = self.shared.poisoned_error() {
-            return Err(error);
-        }
-        let (reply, answer) = oneshot::channel();
-        if self
-            .tx
-            .send(Request::Append { batch, reply })
-            .await
-            .is_err()
-        {
-            return Err(self.stopped_error());
-        }
-        answer.await.unwrap_or_else(|_| Err(self.stopped_error()))
+        self.submit(|reply| Request::Append { batch, reply }).await
     }
 
     /// Submits a control record and waits until it is durable; returns its record number.
     pub async fn append_control(&self, control: ControlRecord) -> LogResult<u64> {
+        stored_record(
+            self.submit(|reply| Request::Control { control, reply })
+                .await?,
+        )
+    }
+
+    /// Queues the request `make` builds around its reply channel and waits for the answer.
+    async fn submit(
+        &self,
+        make: impl FnOnce(oneshot::Sender<LogResult<AppendOutcome>>) -> Request,
+    ) -> LogResult<AppendOutcome> {
         if let Some(error) = self.shared.poisoned_error() {
             return Err(error);
         }
         let (reply, answer) = oneshot::channel();
-        if self
-            .tx
-            .send(Request::Control { control, reply })
-            .await
-            .is_err()
-        {
+        if self.tx.send(make(reply)).await.is_err() {
             return Err(self.stopped_error());
         }
-        stored_record(answer.await.unwrap_or_else(|_| Err(self.stopped_error()))?)
+        answer.await.unwrap_or_else(|_| Err(self.stopped_error()))
     }
 
     /// [`CommitHandle::append_control`] from a blocking thread (never an async worker).
