@@ -689,7 +689,7 @@ struct ChangeHistory {
 impl ChangeHistory {
     /// Notes record `record`.
     fn note(&mut self, record: u64, control: &Arc<crate::model::ControlRecord>) {
-        let person = crate::topology::control_view::person_of(&self.book, control);
+        let person = self.book.person_of(&control.change);
         let refused = self.book.apply(record, control).err();
         self.entries
             .push((record, control.clone(), person, refused));

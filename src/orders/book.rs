@@ -286,6 +286,17 @@ impl OrderBook {
         self.activations.insert(a.id.clone(), a);
     }
 
+    /// Whose records a change is about, judged before it is applied (an activation being ended
+    /// names its person only here).
+    pub fn person_of(&self, change: &Change) -> Option<String> {
+        match change {
+            Change::EndActivation { activation, .. } => {
+                self.activation(activation).map(|a| a.person.clone())
+            }
+            change => change.person().map(str::to_string),
+        }
+    }
+
     pub fn person(&self, id: &str) -> Option<&Person> {
         self.people.get(id)
     }

@@ -33,7 +33,8 @@ pub enum TapeEntry {
 /// event time behind the newest reading.
 #[derive(Debug, Default)]
 pub struct Tape {
-    entries: VecDeque<TapeEntry>,
+    /// Each entry with the newest event time it holds (`TimeMs::MIN`: none), worked out once.
+    entries: VecDeque<(TapeEntry, TimeMs)>,
     readings: usize,
     max_readings: usize,
     horizon_ms: TimeMs,
@@ -53,37 +54,33 @@ impl Tape {
     }
 
     pub fn push(&mut self, entry: TapeEntry) {
-        if let TapeEntry::Readings { readings, .. } = &entry {
-            let readings = readings.readings();
-            self.readings += readings.len();
-            if let Some(newest) = readings.iter().map(|r| r.t_ms).max() {
-                self.newest_ms = self.newest_ms.max(newest);
+        let newest_ms = match &entry {
+            TapeEntry::Readings { readings, .. } => {
+                let readings = readings.readings();
+                self.readings += readings.len();
+                readings.iter().map(|r| r.t_ms).max().unwrap_or(TimeMs::MIN)
             }
+            TapeEntry::Clock(t) => *t,
+        };
+        if matches!(entry, TapeEntry::Readings { .. }) {
+            self.newest_ms = self.newest_ms.max(newest_ms);
         }
-        self.entries.push_back(entry);
+        self.entries.push_back((entry, newest_ms));
         let horizon_start = self.newest_ms.saturating_sub(self.horizon_ms);
-        loop {
-            let beyond_horizon = match self.entries.front() {
-                Some(TapeEntry::Readings { readings, .. }) => readings
-                    .readings()
-                    .iter()
-                    .map(|r| r.t_ms)
-                    .max()
-                    .is_some_and(|t| t < horizon_start),
-                Some(TapeEntry::Clock(t)) => *t < horizon_start,
-                None => false,
-            };
+        while let Some((_, front_ms)) = self.entries.front() {
+            let beyond_horizon = *front_ms > TimeMs::MIN && *front_ms < horizon_start;
             if self.readings <= self.max_readings && !beyond_horizon {
                 break;
             }
-            let Some(old) = self.entries.pop_front() else {
+            let Some((old, old_newest_ms)) = self.entries.pop_front() else {
                 break;
             };
             if let TapeEntry::Readings { readings, .. } = old {
-                let dropped = readings.readings();
-                self.readings -= dropped.len();
-                if let Some(last) = dropped.iter().map(|r| r.t_ms).max() {
-                    let before = self.dropped_before_ms.map_or(last, |t| t.max(last));
+                self.readings -= readings.readings().len();
+                if old_newest_ms > TimeMs::MIN {
+                    let before = self
+                        .dropped_before_ms
+                        .map_or(old_newest_ms, |t| t.max(old_newest_ms));
                     self.dropped_before_ms = Some(before);
                 }
             }
@@ -91,7 +88,7 @@ impl Tape {
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &TapeEntry> {
-        self.entries.iter()
+        self.entries.iter().map(|(entry, _)| entry)
     }
 
     /// Outputs starting at or after this are re-evaluated in full (`TimeMs::MIN`: all). A day of

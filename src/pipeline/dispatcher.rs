@@ -154,20 +154,10 @@ impl Dispatcher {
     ) {
         // What the person's rules are made of before the change: a change that leaves it as it
         // was (a name, a note) re-evaluates nothing.
-        let person_before = control
-            .change
-            .person()
-            .map(str::to_string)
-            .or_else(|| match &control.change {
-                crate::model::Change::EndActivation { activation, .. } => {
-                    self.book.activation(activation).map(|a| a.person.clone())
-                }
-                _ => None,
-            });
-        let before = person_before.as_ref().map(|p| {
-            let orders = self.book.rule_orders_of(p);
+        let before = self.book.person_of(&control.change).map(|p| {
+            let orders = self.book.rule_orders_of(&p);
             let activations: Vec<crate::model::Activation> =
-                self.book.activations_of(p).into_iter().cloned().collect();
+                self.book.activations_of(&p).into_iter().cloned().collect();
             (orders, activations)
         });
         let applied = match self.book.apply(record, control) {

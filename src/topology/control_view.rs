@@ -34,6 +34,8 @@ pub struct ControlApplier {
     local: ActivationDirectory,
     dirty: bool,
     writes: mpsc::Sender<ViewWrite>,
+    /// To answer a submitter directly when the view thread is gone (never leave one waiting).
+    gate: Arc<ControlGate>,
 }
 
 impl ControlApplier {
@@ -45,6 +47,7 @@ impl ControlApplier {
         gate: Arc<ControlGate>,
     ) -> std::io::Result<Self> {
         let (writes, queue) = mpsc::channel::<ViewWrite>();
+        let answers = gate.clone();
         std::thread::Builder::new()
             .name("metadata-view".into())
             .spawn(move || {
@@ -64,7 +67,7 @@ impl ControlApplier {
                             (None, Ok(())) => Ok(()),
                             (None, Err(e)) => Err(e.clone()),
                         };
-                        gate.applied(write.record, answer);
+                        answers.applied(write.record, answer);
                     }
                 }
             })?;
@@ -75,13 +78,14 @@ impl ControlApplier {
             local,
             dirty: false,
             writes,
+            gate,
         })
     }
 
     /// Applies record `record`; returns the `(activation, person)` pairs of the person it
     /// changed (for the hit matcher).
     pub fn apply(&mut self, record: u64, control: &Arc<ControlRecord>) -> Vec<(String, String)> {
-        let person = person_of(&self.book, control);
+        let person = self.book.person_of(&control.change);
         let (refused, view) = match self.book.apply(record, control) {
             Err(reason) => (Some(reason), OrdersFile::default()),
             Ok(applied) => {
@@ -111,6 +115,8 @@ impl ControlApplier {
         };
         if self.writes.send(write).is_err() {
             tracing::error!(record, "the metadata view thread has stopped");
+            let reason = "the change is stored but the metadata view has stopped".to_string();
+            self.gate.applied(record, Err(reason));
         }
         activations
     }
@@ -147,15 +153,4 @@ fn write_views(metadata: &Metadata, lot: &[ViewWrite]) -> Result<(), String> {
         tracing::error!(error = %e, records = lot.len(), "metadata view did not take changes");
         format!("the change is stored but the metadata database did not take it: {e}")
     })
-}
-
-/// Whose records a control record changes (before it is applied: an activation being ended
-/// names its person only in the book).
-pub fn person_of(book: &OrderBook, control: &ControlRecord) -> Option<String> {
-    match &control.change {
-        crate::model::Change::EndActivation { activation, .. } => {
-            book.activation(activation).map(|a| a.person.clone())
-        }
-        change => change.person().map(str::to_string),
-    }
 }
