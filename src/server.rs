@@ -29,6 +29,7 @@ use crate::store::tac_book::TacBook;
 use crate::store::trails::{catch_up, group_positions, FeedCursor, TrailStore};
 use crate::store::LiveAlerts;
 use crate::topology::control_gate::ControlGate;
+use crate::topology::decision_view::DecisionView;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::Path;
@@ -195,9 +196,11 @@ fn purged_name(
             activation.person.as_str(),
         ),
         Change::PutOrder { order } => ("order", order.id.as_str(), order.person.as_str()),
-        Change::EndActivation { .. } | Change::Purge { .. } | Change::Redacted { .. } => {
-            return None
-        }
+        Change::EndActivation { .. }
+        | Change::Purge { .. }
+        | Change::Redacted { .. }
+        | Change::AlertAction { .. }
+        | Change::HitReview { .. } => return None,
     };
     (is(kind, id) || is("person", person)).then(|| format!("{kind} {id}"))
 }
@@ -255,7 +258,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     );
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
     let tac = Arc::new(TacBook::default());
-    let (driver, recovered, history) = {
+    let (driver, recovered, mut history) = {
         let (log_dir, tac, alerts) = (log_dir.clone(), tac.clone(), alerts.clone());
         let (pipeline, partitions, rules) =
             (config.pipeline, config.partitions, config.rules.clone());
@@ -266,6 +269,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("log replay task")??
     };
     alerts.finish_recovery();
+    let history_decisions = std::mem::take(&mut history.decisions);
     history
         .write(&metadata)
         .context("rebuilding the change history from the log")?;
@@ -304,6 +308,19 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("starting the hit matcher")?
     };
     tracing::info!(?startup_match, "crimes matched against stored trails");
+    // The hub's decisions the alert and hit stores have not taken yet (a crash between a
+    // decision's log append and its store write, or stores rebuilt from nothing).
+    let decisions = DecisionView::new(alerts.clone(), crime_store.clone());
+    let caught_up = {
+        let (view, history) = (decisions.clone(), history_decisions);
+        tokio::task::spawn_blocking(move || {
+            view.catch_up(history.iter().map(|(r, c)| (*r, c.as_ref())))
+        })
+        .await
+        .context("decision catch-up task")?
+        .context("applying the hub's decisions from the log")?
+    };
+    tracing::info!(?caught_up, "hub decisions caught up from the log");
     let trail_feed = spawn_trail_feed(
         trails.clone(),
         directory.clone(),
@@ -350,6 +367,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let mut applier = crate::topology::control_view::ControlApplier::new(
         book,
         metadata.clone(),
+        decisions,
         directory.clone(),
         gate.clone(),
     )
@@ -678,17 +696,23 @@ type NotedChange = (
 );
 
 /// The control records met while replaying the log, with whose records each changes and whether
-/// the record book refused it: the change history view is rebuilt from them at start.
+/// the record book refused it: the change history view is rebuilt from them at start. The hub's
+/// decisions are kept apart, for the alert and hit stores to catch up on.
 #[derive(Default)]
 struct ChangeHistory {
     /// The same book the pipeline builds, to tell what each record changes and its verdict.
     book: OrderBook,
     entries: Vec<NotedChange>,
+    decisions: Vec<(u64, Arc<crate::model::ControlRecord>)>,
 }
 
 impl ChangeHistory {
     /// Notes record `record`.
     fn note(&mut self, record: u64, control: &Arc<crate::model::ControlRecord>) {
+        if control.change.is_decision() {
+            self.decisions.push((record, control.clone()));
+            return;
+        }
         let person = self.book.person_of(&control.change);
         let refused = self.book.apply(record, control).err();
         self.entries

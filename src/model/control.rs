@@ -6,7 +6,7 @@
 //! Lines file carries on a `"control"` line (see `docs/formats.md`).
 
 use super::time::{rfc3339_ms, rfc3339_ms_opt};
-use super::{Activation, Batch, Order, Person, TimeMs};
+use super::{Activation, Batch, HitDecision, Order, Person, ReviewAction, TimeMs};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -77,6 +77,22 @@ pub enum Change {
     /// A record about a purged person, erased from the log by compaction (record numbers are
     /// kept); `op` is what it was. Changes nothing.
     Redacted { was: String },
+    /// The hub acted on an alert (of `activation`, `person`'s: so retention can erase the
+    /// record with them). The record's `recorded` time is when, its `actor` who.
+    AlertAction {
+        alert: String,
+        activation: String,
+        person: String,
+        review: ReviewAction,
+    },
+    /// The hub confirmed or rejected a crime hit on `person`, with its reason.
+    HitReview {
+        hit: String,
+        activation: String,
+        person: String,
+        decision: HitDecision,
+        reason: String,
+    },
 }
 
 impl Change {
@@ -86,8 +102,15 @@ impl Change {
             Change::PutPerson { person } => Some(&person.id),
             Change::PutActivation { activation } => Some(&activation.person),
             Change::PutOrder { order } => Some(&order.person),
+            Change::AlertAction { person, .. } | Change::HitReview { person, .. } => Some(person),
             Change::EndActivation { .. } | Change::Purge { .. } | Change::Redacted { .. } => None,
         }
+    }
+
+    /// Whether this is a hub decision (an alert action or a hit review): it changes the alert
+    /// and hit stores, never the people, activations and orders the rules are made of.
+    pub fn is_decision(&self) -> bool {
+        matches!(self, Change::AlertAction { .. } | Change::HitReview { .. })
     }
 
     /// The `op` name, as the JSON spells it.
@@ -99,6 +122,8 @@ impl Change {
             Change::PutOrder { .. } => "put_order",
             Change::Purge { .. } => "purge",
             Change::Redacted { .. } => "redacted",
+            Change::AlertAction { .. } => "alert_action",
+            Change::HitReview { .. } => "hit_review",
         }
     }
 
@@ -118,6 +143,10 @@ impl Change {
                 people.len()
             ),
             Change::Redacted { was } => format!("a {was} record erased by retention"),
+            Change::AlertAction { alert, review, .. } => {
+                format!("{} of alert '{alert}'", review.name())
+            }
+            Change::HitReview { hit, .. } => format!("review of hit '{hit}'"),
         }
     }
 }

@@ -6,6 +6,7 @@ mod alert;
 mod batch;
 mod control;
 mod crime;
+mod decision;
 mod hit;
 mod order;
 mod reading;
@@ -18,6 +19,7 @@ pub use alert::{alert_id, Alert, AlertDetails, AlertType, Confidence};
 pub use batch::Batch;
 pub use control::{Change, ControlRecord, LogEntry, Withdrawal};
 pub use crime::{CrimeKey, CrimeVersion, OriginalCoordinates, PoliceCrime};
+pub use decision::{HitDecision, Outcome, ReviewAction};
 pub use hit::{hit_id, Certainty, Hit, HitAlgorithm, HitPosition};
 pub use order::{
     parse_local_hhmm, AlcoholCondition, AlcoholMode, AlcoholRequirement, Condition, CurfewAddress,

@@ -203,7 +203,10 @@ impl OrderBook {
                 activations,
                 people,
             } => Ok(self.purge(activations, people)),
-            Change::Redacted { .. } => Ok(Applied::default()),
+            // The hub's decisions are applied by the alert and hit stores, not here.
+            Change::Redacted { .. } | Change::AlertAction { .. } | Change::HitReview { .. } => {
+                Ok(Applied::default())
+            }
         }
     }
 
@@ -290,6 +293,8 @@ impl OrderBook {
     /// names its person only here).
     pub fn person_of(&self, change: &Change) -> Option<String> {
         match change {
+            // A decision is about a person but changes none of their records.
+            change if change.is_decision() => None,
             Change::EndActivation { activation, .. } => {
                 self.activation(activation).map(|a| a.person.clone())
             }

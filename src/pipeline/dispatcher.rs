@@ -152,6 +152,10 @@ impl Dispatcher {
         control: &ControlRecord,
         mut deliver: impl FnMut(usize, PartitionInput),
     ) {
+        // The hub's decisions change the alert and hit stores, never what the rules see.
+        if control.change.is_decision() {
+            return;
+        }
         // What the person's rules are made of before the change: a change that leaves it as it
         // was (a name, a note) re-evaluates nothing.
         let before = self.book.person_of(&control.change).map(|p| {

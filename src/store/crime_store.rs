@@ -97,6 +97,11 @@ const MIGRATIONS: &[&str] = &[
     // A batch whose upload produced more pending hits than the configured bound: flagged for
     // the hub (sticky: a later re-upload does not clear it).
     "ALTER TABLE batches ADD COLUMN bulk INTEGER NOT NULL DEFAULT 0;",
+    // The last hit review (log record number) this store has taken (see the alert store's).
+    "CREATE TABLE decisions_applied (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        through_record INTEGER NOT NULL
+     );",
 ];
 
 /// A version stored by an import, and what changed from the previous one.
@@ -213,13 +218,7 @@ pub struct HitFilter {
     pub limit: Option<u32>,
 }
 
-/// A hub decision on a hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HitDecision {
-    Confirm,
-    Reject,
-}
+pub use crate::model::HitDecision;
 
 #[derive(Clone)]
 pub struct CrimeStore {
@@ -572,7 +571,8 @@ impl CrimeStore {
         row.transpose()
     }
 
-    /// Records a hub decision (durably, before the API answers) and returns the hit after it.
+    /// Records a hub decision (log record `record`, durably, before the API answers) and
+    /// returns the hit after it.
     pub fn review_hit(
         &self,
         id: &str,
@@ -580,6 +580,7 @@ impl CrimeStore {
         reason: &str,
         by: &str,
         now_ms: TimeMs,
+        record: u64,
     ) -> Result<StoredHit, CrimeStoreError> {
         if reason.trim().is_empty() {
             return Err(CrimeStoreError::Invalid(
@@ -608,11 +609,17 @@ impl CrimeStore {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, now_ms, by, state.as_str(), reason],
             )?;
+            crate::store::alert_store::note_decision(&tx, record)?;
             tx.commit()?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
         self.hit(id)?
             .ok_or_else(|| CrimeStoreError::HitNotFound(id.to_string()))
+    }
+
+    /// The last hit review (log record number) stored, 0 for none.
+    pub fn decisions_through(&self) -> Result<u64, CrimeStoreError> {
+        Ok(crate::store::alert_store::decisions_through(&self.lock())?)
     }
 
     /// The review history of a hit, oldest first.
