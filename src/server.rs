@@ -200,7 +200,9 @@ fn purged_name(
         | Change::Purge { .. }
         | Change::Redacted { .. }
         | Change::AlertAction { .. }
-        | Change::HitReview { .. } => return None,
+        | Change::HitReview { .. }
+        | Change::PutUser { .. }
+        | Change::DisableUser { .. } => return None,
     };
     (is(kind, id) || is("person", person)).then(|| format!("{kind} {id}"))
 }
@@ -269,13 +271,15 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("log replay task")??
     };
     alerts.finish_recovery();
-    let history_decisions = std::mem::take(&mut history.decisions);
+    let store_records = std::mem::take(&mut history.store_records);
     history
         .write(&metadata)
         .context("rebuilding the change history from the log")?;
+    catch_up_users(&metadata, &store_records).context("applying users from the log")?;
     let book = driver.book().clone();
     let directory = shared_directory((**driver.directory()).clone());
-    let import = startup_import(&config, &metadata, &book)?;
+    let mut import = startup_import(&config, &metadata, &book)?;
+    import.extend(legacy_users(&metadata, &store_records)?);
     // The metadata view of people, activations and orders follows the log.
     metadata
         .import_orders(&book.document())
@@ -312,7 +316,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     // decision's log append and its store write, or stores rebuilt from nothing).
     let decisions = DecisionView::new(alerts.clone(), crime_store.clone());
     let caught_up = {
-        let (view, history) = (decisions.clone(), history_decisions);
+        let (view, history) = (decisions.clone(), store_records.clone());
         tokio::task::spawn_blocking(move || {
             view.catch_up(history.iter().map(|(r, c)| (*r, c.as_ref())))
         })
@@ -687,6 +691,51 @@ fn replay_log_into(
     Ok((driver, (batches, readings), history))
 }
 
+/// Applies the user records from the users table's mark on (a crash between a user record's log
+/// append and the table write, or a table rebuilt from nothing). A refused one is refused the
+/// same way it was live.
+fn catch_up_users(
+    metadata: &Metadata,
+    records: &[(u64, Arc<crate::model::ControlRecord>)],
+) -> Result<()> {
+    let below = metadata.users_applied_below()?;
+    for (record, control) in records {
+        if *record >= below && control.change.is_user() {
+            if let Err(reason) = metadata.apply_user_record(*record, control)? {
+                tracing::debug!(record, %reason, "user record refused at catch-up");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Users a metadata database written before users were log records holds and the log lacks:
+/// written to the log once (the same digest again is accepted and changes nothing).
+fn legacy_users(
+    metadata: &Metadata,
+    records: &[(u64, Arc<crate::model::ControlRecord>)],
+) -> Result<Vec<(String, Change)>> {
+    let in_log: std::collections::HashSet<&str> = records
+        .iter()
+        .filter_map(|(_, c)| match &c.change {
+            Change::PutUser { user } => Some(user.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut changes = Vec::new();
+    for (account, disabled) in metadata.user_accounts()? {
+        if in_log.contains(account.name.as_str()) {
+            continue;
+        }
+        let name = account.name.clone();
+        changes.push(("migration".to_string(), Change::PutUser { user: account }));
+        if disabled {
+            changes.push(("migration".to_string(), Change::DisableUser { name }));
+        }
+    }
+    Ok(changes)
+}
+
 /// A control record's number, the record, whose records it changes, and why it was refused.
 type NotedChange = (
     u64,
@@ -697,20 +746,21 @@ type NotedChange = (
 
 /// The control records met while replaying the log, with whose records each changes and whether
 /// the record book refused it: the change history view is rebuilt from them at start. The hub's
-/// decisions are kept apart, for the alert and hit stores to catch up on.
+/// decisions and the users are kept apart, for their stores to catch up on.
 #[derive(Default)]
 struct ChangeHistory {
     /// The same book the pipeline builds, to tell what each record changes and its verdict.
     book: OrderBook,
     entries: Vec<NotedChange>,
-    decisions: Vec<(u64, Arc<crate::model::ControlRecord>)>,
+    /// The hub's decisions and the user records, for their stores to catch up on.
+    store_records: Vec<(u64, Arc<crate::model::ControlRecord>)>,
 }
 
 impl ChangeHistory {
     /// Notes record `record`.
     fn note(&mut self, record: u64, control: &Arc<crate::model::ControlRecord>) {
-        if control.change.is_decision() {
-            self.decisions.push((record, control.clone()));
+        if !control.change.reaches_rules() {
+            self.store_records.push((record, control.clone()));
             return;
         }
         let person = self.book.person_of(&control.change);

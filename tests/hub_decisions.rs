@@ -138,3 +138,164 @@ async fn alert_actions_are_log_records_and_survive_losing_the_alert_store() {
     );
     assert!(resolved.contains("\"total\":1"), "{resolved}");
 }
+
+/// Users are control records too: made offline by `tagstream users add` (into the log, under the
+/// data directory's lock) or through `POST /v1/users`; the users table is a view, rebuilt from
+/// the log after it is lost; a users table written before users were log records is migrated
+/// into the log once.
+/// `tagstream users disable`.
+fn disable_offline(data: &std::path::Path, name: &str) -> std::process::Output {
+    std::process::Command::new(common::bin())
+        .args(["users", "disable", "--data-dir"])
+        .arg(data)
+        .args(["--name", name])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_log_records_and_the_users_table_is_a_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hub = add_user(&data, "hana-hub", "hub", &[]);
+    let practitioner = add_user(&data, "pat", "practitioner", &["--caseload", "P2"]);
+    assert_eq!(
+        control_ops(&data),
+        vec!["put_user", "put_user"],
+        "users add writes the log"
+    );
+    let mut server = Server::start(&data, Some(&fixture("orders.json")), &[]);
+    stream_health_fixture(&server).await;
+
+    // While the server runs, the offline command is refused and points at the API.
+    let out = disable_offline(&data, "pat");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("through its API"), "{stderr}");
+
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/v1/users",
+        Some(common::ADMIN_TOKEN),
+        None,
+        Some(json!({"name": "olu", "role": "police", "force": "AvonSomerset"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let police = serde_json::from_str::<Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/v1/users",
+        Some(common::ADMIN_TOKEN),
+        None,
+        Some(json!({"name": "olu", "role": "hub"})),
+    );
+    assert_eq!(status, 409, "{body}");
+    let seen = |server: &Server| {
+        let (_, body) = call(server, "GET", "/v1/alerts", Some(&practitioner), WHY, None);
+        let alerts: Vec<Value> = serde_json::from_str(&body).unwrap();
+        assert!(!alerts.is_empty());
+        assert!(alerts.iter().all(|a| a["person"] == "P2"), "{body}");
+        let (status, body) = call(server, "GET", "/v1/alerts", Some(&hub), WHY, None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            call(
+                server,
+                "GET",
+                "/v1/crimes/batches",
+                Some(&police),
+                None,
+                None
+            )
+            .0,
+            200
+        );
+    };
+    seen(&server);
+    let (_, users_before) = call(
+        &server,
+        "GET",
+        "/v1/users",
+        Some(common::ADMIN_TOKEN),
+        None,
+        None,
+    );
+    server.kill9();
+    assert_eq!(
+        control_ops(&data)
+            .iter()
+            .filter(|op| *op == "put_user")
+            .count(),
+        3
+    );
+
+    // Lose the users table (and slip in a user the log does not have, as a database written
+    // before users were log records would): the restart rebuilds it from the log and migrates
+    // the stranger into the log.
+    let legacy_token = "ts_legacy-user-token";
+    {
+        let db = rusqlite::Connection::open(data.join("metadata.sqlite3")).unwrap();
+        db.execute_batch("DELETE FROM caseloads; DELETE FROM users; DELETE FROM users_applied;")
+            .unwrap();
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(legacy_token.as_bytes()))
+        };
+        db.execute(
+            "INSERT INTO users (name, role, token_sha256, created_ms) VALUES ('lee', 'hub', ?1, 1)",
+            [digest],
+        )
+        .unwrap();
+    }
+    let mut server = Server::start(&data, None, &[]);
+    seen(&server);
+    assert_eq!(
+        call(&server, "GET", "/v1/alerts", Some(legacy_token), WHY, None).0,
+        200
+    );
+    let (_, users_after) = call(
+        &server,
+        "GET",
+        "/v1/users",
+        Some(common::ADMIN_TOKEN),
+        None,
+        None,
+    );
+    let names = |body: &str| -> Vec<String> {
+        serde_json::from_str::<Vec<Value>>(body)
+            .unwrap()
+            .iter()
+            .map(|u| u["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut expected = names(&users_before);
+    expected.push("lee".into());
+    expected.sort();
+    assert_eq!(names(&users_after), expected);
+    server.kill9();
+    assert_eq!(
+        control_ops(&data)
+            .iter()
+            .filter(|op| *op == "put_user")
+            .count(),
+        4,
+        "the legacy user was written to the log once"
+    );
+
+    // Disabled offline: the token is refused from the next start.
+    let out = disable_offline(&data, "pat");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(&data, None, &[]);
+    assert_eq!(
+        call(&server, "GET", "/v1/alerts", Some(&practitioner), WHY, None).0,
+        401
+    );
+}

@@ -95,7 +95,10 @@ impl TagWindows {
             | Change::HitReview {
                 person, activation, ..
             } => self.people.contains(person) || self.activations.contains(activation),
-            Change::Purge { .. } | Change::Redacted { .. } => false,
+            Change::Purge { .. }
+            | Change::Redacted { .. }
+            | Change::PutUser { .. }
+            | Change::DisableUser { .. } => false,
         };
         about.then(|| ControlRecord {
             recorded: control.recorded,

@@ -6,7 +6,7 @@
 //! Lines file carries on a `"control"` line (see `docs/formats.md`).
 
 use super::time::{rfc3339_ms, rfc3339_ms_opt};
-use super::{Activation, Batch, HitDecision, Order, Person, ReviewAction, TimeMs};
+use super::{Activation, Batch, HitDecision, Order, Person, ReviewAction, TimeMs, UserAccount};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -93,6 +93,11 @@ pub enum Change {
         decision: HitDecision,
         reason: String,
     },
+    /// Creates an API user (the token's digest only). A user of that name with the same
+    /// digest is this record applied again: accepted, nothing changes.
+    PutUser { user: UserAccount },
+    /// Disables a user: their token is refused from this record on.
+    DisableUser { name: String },
 }
 
 impl Change {
@@ -103,7 +108,11 @@ impl Change {
             Change::PutActivation { activation } => Some(&activation.person),
             Change::PutOrder { order } => Some(&order.person),
             Change::AlertAction { person, .. } | Change::HitReview { person, .. } => Some(person),
-            Change::EndActivation { .. } | Change::Purge { .. } | Change::Redacted { .. } => None,
+            Change::EndActivation { .. }
+            | Change::Purge { .. }
+            | Change::Redacted { .. }
+            | Change::PutUser { .. }
+            | Change::DisableUser { .. } => None,
         }
     }
 
@@ -111,6 +120,17 @@ impl Change {
     /// and hit stores, never the people, activations and orders the rules are made of.
     pub fn is_decision(&self) -> bool {
         matches!(self, Change::AlertAction { .. } | Change::HitReview { .. })
+    }
+
+    /// Whether this changes the API's users (who may see what), never what the rules see.
+    pub fn is_user(&self) -> bool {
+        matches!(self, Change::PutUser { .. } | Change::DisableUser { .. })
+    }
+
+    /// Whether the rules can see this change (people, activations, orders, purges); the hub's
+    /// decisions and users change only the stores beside the pipeline.
+    pub fn reaches_rules(&self) -> bool {
+        !self.is_decision() && !self.is_user()
     }
 
     /// The `op` name, as the JSON spells it.
@@ -124,6 +144,8 @@ impl Change {
             Change::Redacted { .. } => "redacted",
             Change::AlertAction { .. } => "alert_action",
             Change::HitReview { .. } => "hit_review",
+            Change::PutUser { .. } => "put_user",
+            Change::DisableUser { .. } => "disable_user",
         }
     }
 
@@ -147,6 +169,8 @@ impl Change {
                 format!("{} of alert '{alert}'", review.name())
             }
             Change::HitReview { hit, .. } => format!("review of hit '{hit}'"),
+            Change::PutUser { user } => format!("user '{}'", user.name),
+            Change::DisableUser { name } => format!("user '{name}'"),
         }
     }
 }

@@ -13,6 +13,7 @@ mod reading;
 mod reading_json;
 mod sober_day;
 pub mod time;
+mod user;
 
 pub use activation::{Activation, Person};
 pub use alert::{alert_id, Alert, AlertDetails, AlertType, Confidence};
@@ -31,3 +32,4 @@ pub use reading::{
 };
 pub use reading_json::{parse_reading_line, TaggedReading};
 pub use sober_day::{DayReason, SoberDay, SoberDayStatus};
+pub use user::{Role, UserAccount};

@@ -203,10 +203,12 @@ impl OrderBook {
                 activations,
                 people,
             } => Ok(self.purge(activations, people)),
-            // The hub's decisions are applied by the alert and hit stores, not here.
-            Change::Redacted { .. } | Change::AlertAction { .. } | Change::HitReview { .. } => {
-                Ok(Applied::default())
-            }
+            // The hub's decisions and users are applied by the stores beside the pipeline.
+            Change::Redacted { .. }
+            | Change::AlertAction { .. }
+            | Change::HitReview { .. }
+            | Change::PutUser { .. }
+            | Change::DisableUser { .. } => Ok(Applied::default()),
         }
     }
 

@@ -152,8 +152,8 @@ impl Dispatcher {
         control: &ControlRecord,
         mut deliver: impl FnMut(usize, PartitionInput),
     ) {
-        // The hub's decisions change the alert and hit stores, never what the rules see.
-        if control.change.is_decision() {
+        // The hub's decisions and users change stores beside the pipeline, never the rules.
+        if !control.change.reaches_rules() {
             return;
         }
         // What the person's rules are made of before the change: a change that leaves it as it

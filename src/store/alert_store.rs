@@ -80,11 +80,11 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         reserved_through INTEGER NOT NULL
      );",
-    // The last hub decision (log record number) this store has taken: start-up applies the ones
-    // after it from the log, so an action acknowledged just before a crash is never lost.
+    // Every hub decision (log record number) below this one has been taken: start-up applies
+    // the ones from it on from the log, so an action acknowledged just before a crash is never lost.
     "CREATE TABLE decisions_applied (
         id INTEGER PRIMARY KEY CHECK (id = 1),
-        through_record INTEGER NOT NULL
+        applied_below INTEGER NOT NULL
      );",
 ];
 
@@ -421,9 +421,9 @@ impl AlertStore {
         result
     }
 
-    /// The last hub decision (log record number) stored, 0 for none.
-    pub fn decisions_through(&self) -> Result<u64, AlertStoreError> {
-        Ok(decisions_through(&self.lock())?)
+    /// Every hub decision (log record number) below this one has been taken.
+    pub fn decisions_applied_below(&self) -> Result<u64, AlertStoreError> {
+        Ok(decisions_applied_below(&self.lock())?)
     }
 
     /// Deletes every alert of an activation with its review history and its events (retention),
@@ -666,24 +666,24 @@ fn append_event(
     Ok((event, stored.review))
 }
 
-/// The last hub decision (log record number) a store took, 0 for none.
-pub(crate) fn decisions_through(conn: &Connection) -> rusqlite::Result<u64> {
-    let through: Option<i64> = conn
+/// Every hub decision (log record number) below this one has been taken by a store.
+pub(crate) fn decisions_applied_below(conn: &Connection) -> rusqlite::Result<u64> {
+    let below: Option<i64> = conn
         .query_row(
-            "SELECT through_record FROM decisions_applied WHERE id = 1",
+            "SELECT applied_below FROM decisions_applied WHERE id = 1",
             [],
             |r| r.get(0),
         )
         .optional()?;
-    Ok(through.unwrap_or(0) as u64)
+    Ok(below.unwrap_or(0) as u64)
 }
 
-/// Moves a store's decision mark to `record` (never back), inside the decision's transaction.
+/// Moves a store's decision mark past `record` (never back), inside the decision's transaction.
 pub(crate) fn note_decision(conn: &Connection, record: u64) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO decisions_applied (id, through_record) VALUES (1, ?1)
-         ON CONFLICT(id) DO UPDATE SET through_record = MAX(through_record, ?1)",
-        [record as i64],
+        "INSERT INTO decisions_applied (id, applied_below) VALUES (1, ?1)
+         ON CONFLICT(id) DO UPDATE SET applied_below = MAX(applied_below, ?1)",
+        [record as i64 + 1],
     )?;
     Ok(())
 }

@@ -97,10 +97,10 @@ const MIGRATIONS: &[&str] = &[
     // A batch whose upload produced more pending hits than the configured bound: flagged for
     // the hub (sticky: a later re-upload does not clear it).
     "ALTER TABLE batches ADD COLUMN bulk INTEGER NOT NULL DEFAULT 0;",
-    // The last hit review (log record number) this store has taken (see the alert store's).
+    // Every hit review (log record number) below this one has been taken (see the alert store's).
     "CREATE TABLE decisions_applied (
         id INTEGER PRIMARY KEY CHECK (id = 1),
-        through_record INTEGER NOT NULL
+        applied_below INTEGER NOT NULL
      );",
 ];
 
@@ -617,9 +617,11 @@ impl CrimeStore {
             .ok_or_else(|| CrimeStoreError::HitNotFound(id.to_string()))
     }
 
-    /// The last hit review (log record number) stored, 0 for none.
-    pub fn decisions_through(&self) -> Result<u64, CrimeStoreError> {
-        Ok(crate::store::alert_store::decisions_through(&self.lock())?)
+    /// Every hit review (log record number) below this one has been taken.
+    pub fn decisions_applied_below(&self) -> Result<u64, CrimeStoreError> {
+        Ok(crate::store::alert_store::decisions_applied_below(
+            &self.lock(),
+        )?)
     }
 
     /// The review history of a hit, oldest first.

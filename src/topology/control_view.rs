@@ -7,7 +7,7 @@
 //! given once the view has it, in log order.
 
 use super::control_gate::ControlGate;
-use super::decision_view::DecisionView;
+use super::decision_view::{DecisionView, STORE_DID_NOT_TAKE};
 use crate::formats::orders_file::OrdersFile;
 use crate::model::ControlRecord;
 use crate::orders::OrderBook;
@@ -21,8 +21,8 @@ use std::sync::Arc;
 enum ViewWork {
     /// A change to people, activations or orders, applied (or refused) by the book.
     Orders(ViewWrite),
-    /// A hub decision, applied by the alert or hit store on the view thread.
-    Decision {
+    /// A hub decision or a user record, applied by its store on the view thread.
+    Store {
         record: u64,
         control: Arc<ControlRecord>,
     },
@@ -32,7 +32,7 @@ impl ViewWork {
     fn record(&self) -> u64 {
         match self {
             ViewWork::Orders(w) => w.record,
-            ViewWork::Decision { record, .. } => *record,
+            ViewWork::Store { record, .. } => *record,
         }
     }
 }
@@ -87,7 +87,7 @@ impl ControlApplier {
                         .iter()
                         .filter_map(|work| match work {
                             ViewWork::Orders(write) => Some(write),
-                            ViewWork::Decision { .. } => None,
+                            ViewWork::Store { .. } => None,
                         })
                         .collect();
                     let outcome = match orders.is_empty() {
@@ -102,11 +102,8 @@ impl ControlApplier {
                                 (None, Ok(())) => Ok(()),
                                 (None, Err(e)) => Err(e.clone()),
                             },
-                            ViewWork::Decision { record, control } => {
-                                decisions.apply(*record, control).map_err(|e| {
-                                    tracing::warn!(record, error = %e, "decision not applied");
-                                    e.to_string()
-                                })
+                            ViewWork::Store { record, control } => {
+                                apply_to_store(&metadata, &decisions, *record, control)
                             }
                         };
                         answers.applied(work.record(), answer);
@@ -127,8 +124,8 @@ impl ControlApplier {
     /// Applies record `record`; returns the `(activation, person)` pairs of the person it
     /// changed (for the hit matcher).
     pub fn apply(&mut self, record: u64, control: &Arc<ControlRecord>) -> Vec<(String, String)> {
-        if control.change.is_decision() {
-            let work = ViewWork::Decision {
+        if !control.change.reaches_rules() {
+            let work = ViewWork::Store {
                 record,
                 control: control.clone(),
             };
@@ -184,6 +181,30 @@ impl ControlApplier {
             self.directory.store(Arc::new(self.local.clone()));
         }
     }
+}
+
+/// Applies a hub decision or a user record to its store; the submitter's answer.
+fn apply_to_store(
+    metadata: &Metadata,
+    decisions: &DecisionView,
+    record: u64,
+    control: &ControlRecord,
+) -> Result<(), String> {
+    if control.change.is_user() {
+        return match metadata.apply_user_record(record, control) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(record, error = %e, "users table did not take a user record");
+                Err(format!(
+                    "{STORE_DID_NOT_TAKE} metadata database did not take it ({e}); it is applied again at the next start"
+                ))
+            }
+        };
+    }
+    decisions.apply(record, control).map_err(|e| {
+        tracing::warn!(record, error = %e, "decision not applied");
+        e.to_string()
+    })
 }
 
 /// At most this many changes are written to the view in one transaction.

@@ -14,7 +14,7 @@ use crate::store::LiveAlerts;
 use std::sync::Arc;
 
 /// How a [`DecisionError::Store`] message starts (the API answers it as a server error).
-pub const STORE_DID_NOT_TAKE: &str = "the decision is stored in the log but the";
+pub const STORE_DID_NOT_TAKE: &str = "the change is stored in the log but the";
 
 /// Why a decision was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum DecisionError {
     #[error("{0}")]
     Refused(String),
     /// The store could not take it now; it stays in the log and is applied at the next start.
-    #[error("the decision is stored in the log but the {store} did not take it ({reason}); it is applied again at the next start")]
+    #[error("the change is stored in the log but the {store} did not take it ({reason}); it is applied again at the next start")]
     Store { store: &'static str, reason: String },
 }
 
@@ -93,7 +93,7 @@ impl DecisionView {
     }
 
     /// Applies, in log order, the decisions among `decisions` that a store has not taken yet
-    /// (after its mark). A store that cannot take one stops the start: serving with a decision
+    /// (from its mark on). A store that cannot take one stops the start: serving with a decision
     /// acknowledged and missing would be silent loss.
     pub fn catch_up<'a>(
         &self,
@@ -101,24 +101,24 @@ impl DecisionView {
     ) -> Result<CatchUp, DecisionError> {
         let store_error =
             |store: &'static str, e: String| DecisionError::Store { store, reason: e };
-        let alerts_through = match self.alerts.store() {
+        let alerts_below = match self.alerts.store() {
             Some(store) => store
-                .decisions_through()
+                .decisions_applied_below()
                 .map_err(|e| store_error("alert store", e.to_string()))?,
             None => u64::MAX,
         };
-        let hits_through = self
+        let hits_below = self
             .crimes
-            .decisions_through()
+            .decisions_applied_below()
             .map_err(|e| store_error("crime store", e.to_string()))?;
         let mut done = CatchUp::default();
         for (record, control) in decisions {
-            let through = match &control.change {
-                Change::AlertAction { .. } => alerts_through,
-                Change::HitReview { .. } => hits_through,
+            let below = match &control.change {
+                Change::AlertAction { .. } => alerts_below,
+                Change::HitReview { .. } => hits_below,
                 _ => continue,
             };
-            if record <= through {
+            if record < below {
                 continue;
             }
             match self.apply(record, control) {
