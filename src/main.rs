@@ -48,6 +48,16 @@ enum Command {
         #[command(subcommand)]
         command: CrimesCommand,
     },
+    /// Rebuild every store that is a view of the log (alerts and sober days, trails, hits and
+    /// reviews, people, orders, change history, users) from the log, server stopped; the old
+    /// stores are set aside in DATA/rebuild-<unix ms>/.
+    Rebuild {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The server's configuration file (rules and pipeline settings shape the outputs).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print a JSON summary of what is durably stored in a data directory.
     Inspect {
         #[arg(long)]
@@ -307,6 +317,7 @@ fn main() -> Result<()> {
         Command::Serve(args) => serve(*args),
         Command::Replay(args) => replay(args),
         Command::Inspect { data_dir } => inspect(data_dir),
+        Command::Rebuild { data_dir, config } => rebuild(data_dir, config),
         Command::Users { command } => users(command),
         Command::Crimes { command } => crimes(command),
         Command::Retention { command } => retention(command),
@@ -377,6 +388,35 @@ fn serve(args: ServeArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(tagstream::server::run(config))
+}
+
+fn rebuild(data_dir: PathBuf, config: Option<PathBuf>) -> Result<()> {
+    if !data_dir.join("log").is_dir() {
+        anyhow::bail!("{} has no log: nothing to rebuild from", data_dir.display());
+    }
+    let mut config = load_config(config.as_ref())?;
+    config.data_dir = data_dir;
+    // A rebuild builds from the log alone: an orders file is an import, for `serve`.
+    config.orders = None;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let aside = runtime
+        .block_on(tagstream::server::rebuild(config))
+        .context(
+        "the rebuild stopped: stores it set aside are in DATA/rebuild-<unix ms>/, and the next \
+             rebuild or server start builds whatever is missing from the log",
+    )?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "event": "rebuilt",
+            "old_stores": aside.backup_dir.display().to_string(),
+            "alert_event_numbers_continue_above": aside.event_numbers_through,
+        })
+    );
+    Ok(())
 }
 
 fn replay(args: ReplayArgs) -> Result<()> {

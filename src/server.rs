@@ -30,6 +30,7 @@ use crate::store::trails::{catch_up, group_positions, FeedCursor, TrailStore};
 use crate::store::LiveAlerts;
 use crate::topology::control_gate::ControlGate;
 use crate::topology::decision_view::DecisionView;
+use crate::topology::rebuild::{carry_numbering, set_aside, SetAside};
 use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::Path;
@@ -215,11 +216,38 @@ fn now_ms() -> i64 {
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
+/// `tagstream serve`.
 pub async fn run(config: ServerConfig) -> Result<()> {
+    run_as(config, Mode::Serve).await.map(drop)
+}
+
+/// `tagstream rebuild` (server stopped): sets the log's views aside and builds them again with
+/// the start-up below, then stops before letting anyone in. Returns where the old stores went.
+pub async fn rebuild(config: ServerConfig) -> Result<SetAside> {
+    run_as(config, Mode::Rebuild)
+        .await?
+        .context("the rebuild stopped before the stores were set aside")
+}
+
+/// Whether [`run_as`] serves, or stops once the stores are built from the log.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Serve,
+    Rebuild,
+}
+
+async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
     // Owner-only data directory, files and umask before anything is written.
     crate::data_dir::secure_data_dir(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let _lock = crate::data_lock::lock_data_dir(&config.data_dir)?;
+    let aside = match mode {
+        Mode::Serve => None,
+        Mode::Rebuild => Some(
+            set_aside(&config.data_dir, now_ms())
+                .context("setting the stores aside for the rebuild")?,
+        ),
+    };
     let tag_key = load_tag_key(&config.data_dir, true)?;
     let admin_token = load_or_create_secret(ADMIN_TOKEN_ENV, &config.data_dir.join("admin.token"))?;
     // TLS files are read before anything slow, so a bad path fails the start at once.
@@ -254,7 +282,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     // then whatever differs from the alert store is published, and the partitions go live with
     // their state. Latency is measured only for batches that arrive from now on.
     let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
-    crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
+    match &aside {
+        Some(aside) => carry_numbering(&alert_store, aside)
+            .context("carrying alert event numbers into the rebuilt store")?,
+        None => {
+            crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
+        }
+    }
     let alerts = Arc::new(
         LiveAlerts::new(alert_store.clone(), now_ms()).context("opening the live alert book")?,
     );
@@ -325,6 +359,25 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("applying the hub's decisions from the log")?
     };
     tracing::info!(?caught_up, "hub decisions caught up from the log");
+    if let Some(aside) = aside {
+        if !import.is_empty() {
+            bail!(
+                "{} change(s) to write to the log first (a migration, a purge to record); the old \
+                 stores are in {}: start the server once, which writes them and finishes the rebuild",
+                import.len(),
+                aside.backup_dir.display()
+            );
+        }
+        let (alerts, trails) = (alerts.clone(), trails.clone());
+        tokio::task::spawn_blocking(move || {
+            alerts.sync_store_blocking();
+            trails.flush(next_log_record)
+        })
+        .await
+        .context("storing the rebuilt alerts and trails")?
+        .context("sealing the rebuilt trail store")?;
+        return Ok(Some(aside));
+    }
     let trail_feed = spawn_trail_feed(
         trails.clone(),
         directory.clone(),
@@ -534,7 +587,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         r = ingest_task => bail!("ingest listener stopped: {r:?}"),
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
-            Ok(())
+            Ok(None)
         }
     }
 }

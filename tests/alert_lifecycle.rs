@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{add_user, call, fixture, stream_health_fixture, Server, TagClient};
+use common::{add_user, call, fixture, read_sse, stream_health_fixture, Server, TagClient};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,47 +54,6 @@ fn webhook_receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<serde_json::Val
         }
     });
     (format!("http://{addr}/hook"), received)
-}
-
-/// Reads SSE events until `count` have arrived or the stream goes quiet; (id, kind, data).
-fn read_sse(
-    http_addr: &str,
-    token: &str,
-    last_event_id: Option<i64>,
-    count: usize,
-) -> Vec<(i64, String, String)> {
-    let mut stream = TcpStream::connect(http_addr).unwrap();
-    // An idle stream for this long means everything available has arrived.
-    stream
-        .set_read_timeout(Some(Duration::from_millis(1500)))
-        .unwrap();
-    let resume = last_event_id
-        .map(|id| format!("Last-Event-ID: {id}\r\n"))
-        .unwrap_or_default();
-    write!(stream, "GET /v1/alerts/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nX-Purpose: hub queue\r\n{resume}\r\n").unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut events = Vec::new();
-    let (mut id, mut kind, mut data) = (None, String::new(), String::new());
-    while events.len() < count {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let line = line.trim_end_matches(['\r', '\n']);
-        if let Some(v) = line.strip_prefix("id:") {
-            id = v.trim().parse().ok();
-        } else if let Some(v) = line.strip_prefix("event:") {
-            kind = v.trim().to_string();
-        } else if let Some(v) = line.strip_prefix("data:") {
-            data = v.trim().to_string();
-        } else if line.is_empty() {
-            if let Some(i) = id.take() {
-                events.push((i, std::mem::take(&mut kind), std::mem::take(&mut data)));
-            }
-        }
-    }
-    events
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -446,6 +446,19 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     assert_eq!(hits_of(&server, &avs, "").len(), 1);
     let (_, after) = get(&server, "/v1/hits/export", &hub, PURPOSE);
     assert_eq!(after, live_export);
+
+    // Rebuilt from the log (hits re-derived from the crimes and the rebuilt trails, the
+    // review from its log record): the same hits, the same review and its history.
+    let (_, reviewed) = get(&server, &format!("/v1/hits/{id}"), &hub, PURPOSE);
+    let mut server = server;
+    server.kill9();
+    common::rebuild(&data);
+    let server = Server::start(&data, None, &[]);
+    let (_, rebuilt) = get(&server, "/v1/hits/export", &hub, PURPOSE);
+    assert_eq!(rebuilt, live_export);
+    let (_, again) = get(&server, &format!("/v1/hits/{id}"), &hub, PURPOSE);
+    assert_eq!(again, reviewed);
+    assert_eq!(hits_of(&server, &avs, "").len(), 1);
 }
 
 #[test]

@@ -175,13 +175,24 @@ async fn an_order_made_through_the_api_is_monitored_at_once_and_a_backdated_vari
 
     // A kill -9 and a restart (no --orders) give the same alerts and the same people.
     server.kill9();
-    let server = Server::start(&data, None, &[]);
+    let mut server = Server::start(&data, None, &[]);
     assert_eq!(server.settled_alerts(), live, "restart differs");
-    let person: Value = serde_json::from_str(&server.get("/v1/people/P1").unwrap()).unwrap();
+    let person_json = server.get("/v1/people/P1").unwrap();
+    let person: Value = serde_json::from_str(&person_json).unwrap();
     assert_eq!(
         person["orders"][0]["conditions"][0]["timetable"][0]["start"],
         "23:00"
     );
+    let history = server.get("/v1/people/P1/history").unwrap();
+
+    // Every store is a view: `tagstream rebuild` builds them again from the log alone.
+    server.kill9();
+    let report = common::rebuild(&data);
+    assert!(std::path::Path::new(report["old_stores"].as_str().unwrap()).is_dir());
+    let server = Server::start(&data, None, &[]);
+    assert_eq!(server.settled_alerts(), live, "rebuild differs");
+    assert_eq!(server.get("/v1/people/P1").unwrap(), person_json);
+    assert_eq!(server.get("/v1/people/P1/history").unwrap(), history);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,10 +266,9 @@ async fn a_mid_day_tag_swap_gives_one_continuous_trail_and_an_address_change_tak
 
     // One continuous trail for the person across both tags: a fix every 2 minutes, 08–18.
     let period = "from=2026-03-02T08:00:00Z&to=2026-03-02T18:00:00Z";
-    let mut points = 0;
-    for _ in 0..100 {
+    let trail = |server: &Server| {
         let (status, body) = call(
-            &server,
+            server,
             "GET",
             &format!("/v1/people/P1/trail?{period}"),
             Some(ADMIN_TOKEN),
@@ -266,7 +276,11 @@ async fn a_mid_day_tag_swap_gives_one_continuous_trail_and_an_address_change_tak
             None,
         );
         assert_eq!(status, 200, "{body}");
-        points = body.matches("\"Point\"").count();
+        body
+    };
+    let mut points = 0;
+    for _ in 0..100 {
+        points = trail(&server).matches("\"Point\"").count();
         if points == 300 {
             break;
         }
@@ -294,5 +308,15 @@ async fn a_mid_day_tag_swap_gives_one_continuous_trail_and_an_address_change_tak
         "a breach at the new address: {live:?}"
     );
     let replayed = replay_alerts_with(None, &data, &dir.path().join("replay"));
-    assert_eq!(replayed, server.settled_alerts());
+    let live = server.settled_alerts();
+    assert_eq!(replayed, live);
+
+    // Rebuilt from the log, the trail across both tags and the alerts are the same.
+    let live_trail = trail(&server);
+    let mut server = server;
+    server.kill9();
+    common::rebuild(&data);
+    let server = Server::start(&data, None, &[]);
+    assert_eq!(server.settled_alerts(), live);
+    assert_eq!(trail(&server), live_trail);
 }

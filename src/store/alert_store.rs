@@ -605,6 +605,14 @@ impl AlertStore {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Every webhook endpoint's delivery cursor.
+    pub fn delivery_cursors(&self) -> Result<Vec<(String, i64)>, AlertStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT endpoint, delivered_seq FROM delivery_cursors")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     pub fn delivery_cursor(&self, endpoint: &str) -> Result<i64, AlertStoreError> {
         Ok(self
             .lock()

@@ -624,6 +624,23 @@ impl CrimeStore {
         )?)
     }
 
+    /// A consistent copy of the whole database at `path` (`VACUUM INTO`), e.g. before a rebuild.
+    pub fn backup_to(&self, path: &Path) -> Result<(), CrimeStoreError> {
+        let target = path.to_string_lossy().to_string();
+        self.lock().execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
+    /// Empties what the log and the stored crimes rebuild at start (hits, their reviews and the
+    /// decision mark), keeping the crime batches themselves. For `tagstream rebuild`.
+    pub fn clear_hits(&self) -> Result<(), CrimeStoreError> {
+        self.lock().execute_batch(
+            "BEGIN; DELETE FROM hit_reviews; DELETE FROM hits; DELETE FROM decisions_applied;
+             COMMIT;",
+        )?;
+        Ok(())
+    }
+
     /// The review history of a hit, oldest first.
     pub fn hit_reviews(&self, id: &str) -> Result<Vec<serde_json::Value>, CrimeStoreError> {
         let conn = self.lock();

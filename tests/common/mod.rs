@@ -358,3 +358,63 @@ pub fn replay_alerts_with(orders: Option<&Path>, readings: &Path, out: &Path) ->
     );
     std::fs::read_to_string(out.join("alerts.jsonl")).unwrap()
 }
+
+/// `tagstream rebuild --data-dir DATA` (server stopped): every view of the log built again.
+/// Returns its report (`old_stores`: where the old stores were set aside).
+pub fn rebuild(data_dir: &Path) -> serde_json::Value {
+    let out = Command::new(bin())
+        .args(["rebuild", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run tagstream rebuild");
+    assert!(
+        out.status.success(),
+        "rebuild failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("rebuild report");
+    assert_eq!(report["event"], "rebuilt", "{report}");
+    report
+}
+
+/// Reads SSE events until `count` have arrived or the stream goes quiet; (id, kind, data).
+pub fn read_sse(
+    http_addr: &str,
+    token: &str,
+    last_event_id: Option<i64>,
+    count: usize,
+) -> Vec<(i64, String, String)> {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(http_addr).unwrap();
+    // An idle stream for this long means everything available has arrived.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    write!(stream, "GET /v1/alerts/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nX-Purpose: hub queue\r\n{resume}\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut events = Vec::new();
+    let (mut id, mut kind, mut data) = (None, String::new(), String::new());
+    while events.len() < count {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("event:") {
+            kind = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data = v.trim().to_string();
+        } else if line.is_empty() {
+            if let Some(i) = id.take() {
+                events.push((i, std::mem::take(&mut kind), std::mem::take(&mut data)));
+            }
+        }
+    }
+    events
+}

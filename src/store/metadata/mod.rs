@@ -93,6 +93,26 @@ impl Metadata {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A consistent copy of the whole database at `path` (`VACUUM INTO`), e.g. before a rebuild.
+    pub fn backup_to(&self, path: &Path) -> Result<(), MetadataError> {
+        let target = path.to_string_lossy().to_string();
+        self.lock().execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
+    /// Empties the views the log rebuilds at start (people, activations, orders, their change
+    /// history, users and caseloads), keeping what only this database holds: the audit trail,
+    /// tag credentials and the record of purge runs. For `tagstream rebuild`.
+    pub fn clear_log_views(&self) -> Result<(), MetadataError> {
+        self.lock().execute_batch(
+            "BEGIN;
+             DELETE FROM changes; DELETE FROM orders; DELETE FROM activations; DELETE FROM people;
+             DELETE FROM caseloads; DELETE FROM users; DELETE FROM users_applied;
+             COMMIT;",
+        )?;
+        Ok(())
+    }
+
     /// The schema version (number of migrations applied).
     pub fn schema_version(&self) -> Result<i64, MetadataError> {
         Ok(self
