@@ -22,11 +22,11 @@
 //!   precision are computed the same way.
 //! - Alert types that carry a `confidence` get a second row, `type [confirmed]`, scoring only the
 //!   confirmed alerts (possible ones left out of both precision and recall).
-//! - A *withdrawn* alert (a curfew alert re-emitted with `end = start` and no `confidence`: later
-//!   data showed it never happened, `docs/rules.md`) is the rule's retraction, not a claim: it is
-//!   left out of the alerts and counted in the row's `withdrawn` (shown under the table), so a
-//!   possible breach raised on silence and withdrawn when the backlog arrived stays visible
-//!   without being scored as a false alarm.
+//! - A *withdrawn* alert (one carrying `withdrawn`: later data or a change to the order showed it
+//!   no longer holds, `docs/formats.md`) is a retraction, not a claim: it is left out of the
+//!   alerts and counted in the row's `withdrawn` (shown under the table), so a possible breach
+//!   raised on silence and withdrawn when the backlog arrived stays visible without being scored
+//!   as a false alarm.
 //! - Undefined ratios (nothing to divide by) are reported as `null` / `-`.
 
 use crate::model::time::parse_time;
@@ -96,6 +96,9 @@ pub struct Record {
     pub crime_ref: Option<String>,
     #[serde(default)]
     pub crime_version: Option<serde_json::Value>,
+    /// Present when the output was withdrawn (`{"change", "reason"}`).
+    #[serde(default)]
+    pub withdrawn: Option<serde_json::Value>,
     /// Zone (and some curfew) alerts: `confirmed` or `possible`.
     #[serde(default)]
     pub confidence: Option<String>,
@@ -240,9 +243,9 @@ fn rec_act(r: &Record) -> Option<&str> {
     r.activation.as_deref()
 }
 
-/// A curfew alert re-emitted as withdrawn: `end = start` and no `confidence`.
+/// An output re-issued as withdrawn (`withdrawn` present and not null).
 fn withdrawn(i: &Item) -> bool {
-    i.rec.kind == "curfew_violation" && i.rec.confidence.is_none() && i.end_ms == i.start_ms
+    i.rec.withdrawn.as_ref().is_some_and(|w| !w.is_null())
 }
 
 fn parse_item(rec: Record) -> Option<Item> {
@@ -704,7 +707,7 @@ mod tests {
             ),
             // A possible AL08 raised on silence, withdrawn when the backlog showed the person home.
             rec(
-                r#"{"type":"curfew_violation","code":"AL08","activation":"A2","start":"2026-03-02T19:00:00Z","end":"2026-03-02T19:00:00Z","late":true}"#,
+                r#"{"type":"curfew_violation","code":"AL08","activation":"A2","start":"2026-03-02T19:00:00Z","end":"2026-03-02T21:00:00Z","confidence":"possible","late":true,"withdrawn":{"change":null,"reason":"readings that arrived later show no absence at its start in this curfew window"}}"#,
             ),
             // An AL09 is [r, r] too, but it carries a confidence: a real alert (here a false one).
             rec(

@@ -113,7 +113,7 @@ fn hhmm(t_ms: i64) -> String {
     format_time(t_ms)[5..16].to_string()
 }
 
-/// `code start..end confidence [late]`, times as `MM-DDTHH:MM` UTC.
+/// `code start..end confidence [late] [withdrawn]`, times as `MM-DDTHH:MM` UTC.
 fn summary(alerts: &[Alert]) -> Vec<String> {
     alerts
         .iter()
@@ -121,15 +121,20 @@ fn summary(alerts: &[Alert]) -> Vec<String> {
             let conf = match a.confidence {
                 Some(tagstream::model::Confidence::Confirmed) => "confirmed",
                 Some(tagstream::model::Confidence::Possible) => "possible",
-                None => "withdrawn",
+                None => "-",
             };
             format!(
-                "{} {}..{} {}{}",
+                "{} {}..{} {}{}{}",
                 a.code.as_deref().unwrap_or("-"),
                 hhmm(a.start),
                 a.end.map(hhmm).unwrap_or("open".into()),
                 conf,
-                if a.late { " late" } else { "" }
+                if a.late { " late" } else { "" },
+                if a.withdrawn.is_some() {
+                    " withdrawn"
+                } else {
+                    ""
+                }
             )
         })
         .collect()
@@ -377,7 +382,7 @@ fn a_window_with_no_data_is_judged_when_the_clock_passes_it() {
         vec!["AL12 03-02T19:00..03-03T07:00 possible"]
     );
     // The backlog arrives after a signal loss: home all night. The possible breach is withdrawn
-    // (end = start, no confidence) and marked late.
+    // (kept as it was, with `withdrawn`: no change, later data) and marked late.
     let alerts = run(
         &o,
         vec![
@@ -391,7 +396,7 @@ fn a_window_with_no_data_is_judged_when_the_clock_passes_it() {
     );
     assert_eq!(
         summary(&alerts),
-        vec!["AL12 03-02T19:00..03-02T19:00 withdrawn late"]
+        vec!["AL12 03-02T19:00..03-03T07:00 possible late withdrawn"]
     );
 }
 

@@ -175,12 +175,14 @@ impl Change {
     }
 }
 
-/// Why an output no longer holds: the change (control record) whose re-evaluation withdrew it.
-/// A withdrawn alert or sober day is kept, re-issued with this set, never deleted.
+/// Why an output no longer holds: the change (control record) whose re-evaluation withdrew it,
+/// or the later data that showed it never happened (no change: `null`). A withdrawn alert,
+/// sober day or hit is kept, re-issued with this set, never deleted: one representation for
+/// every rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Withdrawal {
-    /// Log record number of the change.
-    pub change: u64,
-    /// What the change was, e.g. `order 'O1' varied from 2026-03-10`.
+    /// Log record number of the change; `None` when later data withdrew it.
+    pub change: Option<u64>,
+    /// What happened, e.g. `order 'O1' changed, effective …`.
     pub reason: String,
 }

@@ -230,7 +230,7 @@ impl OutputMemory {
             }
             let mut gone = old.clone();
             let withdrawal = Some(Withdrawal {
-                change,
+                change: Some(change),
                 reason: reason.to_string(),
             });
             match &mut gone {

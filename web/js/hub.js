@@ -98,7 +98,7 @@ export async function hubPage(root) {
         h('dt', {}, 'Rule'), h('dd', {}, `${a.rule}${a.confidence ? ', ' + a.confidence : ''}`),
         h('dt', {}, 'State'), h('dd', { 'data-testid': 'alert-state' }, reviewText(a.review)),
         ...(a.withdrawn ? [h('dt', {}, 'Withdrawn'), h('dd', { 'data-testid': 'alert-withdrawn' },
-          `${a.withdrawn.reason} (change ${a.withdrawn.change}): no longer holds`)] : []),
+          `${a.withdrawn.reason}${a.withdrawn.change == null ? '' : ` (change ${a.withdrawn.change})`}: no longer holds`)] : []),
         ...(a.amended_by != null ? [h('dt', {}, 'Amended'), h('dd', {},
           `raised or changed by change ${a.amended_by} to the orders`)] : [])),
       mapEl, mapNote,

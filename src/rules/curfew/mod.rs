@@ -22,14 +22,17 @@
 //!   return; if the window closes first it becomes **AL11** `[t, we]`;
 //! - `confidence` is `confirmed` when absence was observed, `possible` when it is inferred from
 //!   having no data at the commencement check;
-//! - an alert that later data shows never happened is *withdrawn*: emitted once more with
-//!   `end = start`, no `confidence`, and `late: true` (no live curfew alert has zero duration).
+//! - an alert that later data shows never happened is *withdrawn*: emitted once more as it was
+//!   last emitted, with `late: true` and `withdrawn` (no change, the reason in words), as every
+//!   rule's withdrawn outputs are.
 
 pub mod presence;
 pub mod timetable;
 pub mod verdict;
 
-use crate::model::{alert_id, Alert, AlertType, Confidence, Reading, ReadingBody, TimeMs};
+use crate::model::{
+    alert_id, Alert, AlertType, Confidence, Reading, ReadingBody, TimeMs, Withdrawal,
+};
 use crate::pipeline::{ActivationInfo, Rule, RuleContext};
 use presence::{classify_fix, Change, DefiniteState, Presence, RunList};
 use serde::{Deserialize, Serialize};
@@ -411,9 +414,18 @@ impl CurfewRule {
             next_emitted.push(alert);
         }
         for mut gone in std::mem::take(&mut w.emitted) {
-            gone.end = Some(gone.start);
-            gone.confidence = None;
             gone.late = true;
+            gone.withdrawn = Some(Withdrawal {
+                change: None,
+                reason: format!(
+                    "readings that arrived later show no {} in this curfew window",
+                    match gone.code.as_deref() {
+                        Some("AL09") => "late return",
+                        Some("AL10" | "AL11") => "departure",
+                        _ => "absence at its start",
+                    }
+                ),
+            });
             ctx.emit_alert(gone);
         }
         w.emitted = next_emitted;
