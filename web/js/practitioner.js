@@ -85,10 +85,58 @@ async function personView(view, id) {
         `conditions: ${conditions.join(', ') || 'none'}`, `tags: ${who.activations.map((a) => a.tag).join(', ')}`].filter(Boolean).join(' · ')),
       h('form', { class: 'inline period', onsubmit: show },
         field('From', from), field('To', to),
-        h('button', { type: 'submit' }, 'Show period'), h('small', {}, `your browser's local time; at most ${MAX_DAYS} days`), formMsg)),
+        h('button', { type: 'submit' }, 'Show period'), h('small', {}, `your browser's local time; at most ${MAX_DAYS} days`), formMsg),
+      historyView(id)),
     body);
   await show();
   return () => stopPeriod();
+}
+
+/** What one change did, in words. */
+function describeChange(c) {
+  const ch = c.change ?? {};
+  switch (ch.op) {
+    case 'put_person': return 'person details recorded';
+    case 'put_activation': {
+      const a = ch.activation ?? {};
+      return `tag ${a.tag} fitted (activation ${a.id}) from ${fmtTime(a.from)}${a.to ? ` to ${fmtTime(a.to)}` : ''}`;
+    }
+    case 'end_activation': return `activation ${ch.activation} ended at ${fmtTime(ch.to)}`;
+    case 'put_order': {
+      const o = ch.order ?? {};
+      const kinds = [...new Set((o.conditions ?? []).map((x) => words(x.type)))].join(', ');
+      return `order ${o.id} ${c.effective ? 'varied' : 'recorded'}: ${kinds || 'no conditions'} (${o.from ?? ''}${o.to ? ` to ${o.to}` : ''})`;
+    }
+    case 'purge': return 'records purged by retention';
+    default: return c.subject ?? words(ch.op);
+  }
+}
+
+/** The person's order history (every change to their records: who, when, effective from),
+ * loaded when opened: reading it is audited like reading the person. */
+function historyView(id) {
+  const body = h('div', {}, message('Loading…'));
+  let loaded = false;
+  const details = h('details', { class: 'history', 'data-testid': 'order-history' },
+    h('summary', {}, 'Order history'), body);
+  details.addEventListener('toggle', async () => {
+    if (!details.open || loaded) return;
+    loaded = true;
+    try {
+      const { changes } = await get(`/v1/people/${encodeURIComponent(id)}/history`);
+      fill(body, changes.length
+        ? table(['recorded', 'by', 'change', 'effective from', ''], changes.slice().reverse().map((c) =>
+          h('tr', { class: c.refused ? 'refused' : '' },
+            h('td', {}, fmtTime(c.recorded)), h('td', {}, c.actor ?? ''),
+            h('td', {}, describeChange(c)), h('td', {}, c.effective ? fmtTime(c.effective) : 'from the start'),
+            h('td', {}, c.refused ? `refused: ${c.refused}` : ''))), { 'data-testid': 'order-history-table' })
+        : message('No changes recorded.'));
+    } catch (e) {
+      loaded = false;
+      fill(body, message(e.message, 'error'));
+    }
+  });
+  return details;
 }
 
 async function periodView(body, who, allAlerts, fromMs, toMs) {
