@@ -379,9 +379,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
                     LogEntry::Control { record, control } => {
                         let applied =
                             tokio::task::block_in_place(|| applier.apply(*record, control));
-                        for (id, person) in applied {
-                            forward_hits.activation(&id, &person);
-                        }
+                        forward_hits.control(*record, &control.change, applied);
                     }
                 }
             }

@@ -30,6 +30,9 @@ impl From<CrimeStoreError> for ApiError {
             CrimeStoreError::Invalid(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
             }
+            e @ CrimeStoreError::Withdrawn { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             other => ApiError::internal(other.to_string()),
         }
     }

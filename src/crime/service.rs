@@ -4,16 +4,21 @@
 //! - new positions, per activation, from the trail feed right after they were appended to the
 //!   trail store (live matching);
 //! - new crime versions from an import, answered when their retrospective match is done;
-//! - at start, every stored crime version, matched against the trails (this also repairs any hit
-//!   change lost in a crash: hits are derived from durable crimes and durable trails).
+//! - at start, every stored crime version, matched against the trails, and every stored hit not
+//!   withdrawn evaluated again (this also repairs any hit change lost in a crash: hits are derived
+//!   from durable crimes and durable trails);
+//! - changes to activations (control records, in log order): a period narrowed or moved, or the
+//!   activation given to another person, re-evaluates its hits, withdrawing those whose evidence
+//!   is no longer its own with the change's record number and a reason.
 //!
 //! Nothing that fails is dropped: a hit change the crime store refused, a crime match or a
 //! position match the trail store could not be read for, is kept in [`Retry`] and done again
 //! before newer work and, while the worker is idle, after a back-off; each failure is counted
 //! (`/metrics`, and the import's `matching` summary says how many are still waiting).
 
-use super::matcher::{HitChange, HitMatcher, TrailSource};
-use crate::model::{CrimeVersion, Reading};
+use super::matcher::{Cause, HitChange, HitMatcher, Period, TrailSource};
+use crate::model::time::format_time;
+use crate::model::{Change, CrimeVersion, Reading, TimeMs};
 use crate::pipeline::ActivationDirectory;
 use crate::rules::hits::HitsConfig;
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
@@ -55,12 +60,21 @@ pub struct Retry {
     crimes: BTreeSet<u32>,
     /// Position groups whose live match failed, in the order they came.
     positions: Vec<(String, Vec<Reading>)>,
+    /// Re-evaluations of an activation's hits (after a change to it, or at start) not yet done.
+    rechecks: Vec<Recheck>,
+}
+
+/// Crimes to evaluate against one activation again, and why.
+struct Recheck {
+    activation: String,
+    slots: BTreeSet<u32>,
+    cause: Cause,
 }
 
 impl Retry {
     /// How many pieces of work are waiting.
     pub fn len(&self) -> u64 {
-        (self.changes.len() + self.crimes.len() + self.positions.len()) as u64
+        (self.changes.len() + self.crimes.len() + self.positions.len() + self.rechecks.len()) as u64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -80,12 +94,24 @@ pub struct HitStats {
 
 enum Job {
     Positions(Vec<(String, Vec<Reading>)>),
-    /// An activation was created (or changed) after start: whose positions it carries.
+    /// A control record (log record `record`) created or changed an activation after start:
+    /// whose positions it carries, and its period when the record set it.
     Activation {
+        record: u64,
         id: String,
         person: String,
+        period: Option<PeriodChange>,
     },
     Crimes(Vec<CrimeVersion>, Sender<MatchSummary>),
+}
+
+/// What a control record did to an activation's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeriodChange {
+    /// `put_activation`: the whole period.
+    Set(Period),
+    /// `end_activation`: ended at this time.
+    End(TimeMs),
 }
 
 /// Handle to the worker; cheap to clone.
@@ -109,7 +135,11 @@ impl HitService {
     ) -> Result<(HitService, MatchSummary), CrimeStoreError> {
         let mut matcher = HitMatcher::new(config);
         for a in directory.all() {
-            matcher.set_person(&a.id, &a.person);
+            let period = Period {
+                from_ms: a.from_ms,
+                to_ms: a.to_ms,
+            };
+            matcher.set_activation(&a.id, &a.person, period);
         }
         let crimes = store.all_crimes()?;
         let has_crimes = Arc::new(AtomicBool::new(!crimes.is_empty()));
@@ -123,7 +153,26 @@ impl HitService {
         };
         // A failure here is retried by the worker like any other (and reported in the summary).
         let slots = worker.matcher.add_crimes(crimes);
-        let summary = worker.match_crimes(slots);
+        // Every stored hit not withdrawn is evaluated again (a crime match only visits the
+        // activations whose trail meets the crime): one that no longer holds is withdrawn.
+        let mut stored: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        for (crime, activation) in worker.store.current_hit_keys()? {
+            if let Some(slot) = worker.matcher.seed_hit(&crime, &activation) {
+                stored.entry(activation).or_default().insert(slot);
+            }
+        }
+        let started = Instant::now();
+        let mut summary = worker.match_crimes(slots);
+        worker
+            .retry
+            .rechecks
+            .extend(stored.into_iter().map(|(activation, slots)| Recheck {
+                activation,
+                slots,
+                cause: Cause::Rematch,
+            }));
+        let changes = worker.rechecks();
+        worker.store(changes, &mut summary, started);
         let (tx, rx) = channel();
         std::thread::Builder::new()
             .name("hit-matcher".into())
@@ -139,12 +188,35 @@ impl HitService {
         ))
     }
 
-    /// An activation created or changed while running: hits of its positions name its person.
-    pub fn activation(&self, id: &str, person: &str) {
-        let _ = self.jobs.send(Job::Activation {
-            id: id.to_string(),
-            person: person.to_string(),
-        });
+    /// A control record applied while running (log record `record`), with the `(activation,
+    /// person)` pairs of the person it changed (`ControlApplier::apply`'s answer: empty when
+    /// refused). Hits of an activation's positions name its person; a period narrowed, moved or
+    /// given to another person re-evaluates the activation's hits.
+    pub fn control(&self, record: u64, change: &Change, activations: Vec<(String, String)>) {
+        for (id, person) in activations {
+            let period = match change {
+                Change::PutActivation { activation } if activation.id == id => {
+                    Some(PeriodChange::Set(Period {
+                        from_ms: activation.from,
+                        to_ms: activation.to,
+                    }))
+                }
+                Change::EndActivation { activation, to } if *activation == id => {
+                    Some(PeriodChange::End(*to))
+                }
+                _ => None,
+            };
+            let job = Job::Activation {
+                record,
+                id,
+                person,
+                period,
+            };
+            if self.jobs.send(job).is_err() {
+                self.worker_gone();
+                return;
+            }
+        }
     }
 
     /// Live matching of positions just appended to the trail store.
@@ -249,7 +321,12 @@ impl Worker {
                 }
             };
             match job {
-                Job::Activation { id, person } => self.matcher.set_person(&id, &person),
+                Job::Activation {
+                    record,
+                    id,
+                    person,
+                    period,
+                } => self.activation_changed(record, &id, &person, period),
                 Job::Positions(groups) => {
                     self.match_positions(groups);
                 }
@@ -267,9 +344,101 @@ impl Worker {
         if !self.retry.crimes.is_empty() {
             self.match_crimes(Vec::new());
         }
-        if !self.retry.positions.is_empty() || !self.retry.changes.is_empty() {
+        if !self.retry.positions.is_empty()
+            || !self.retry.changes.is_empty()
+            || !self.retry.rechecks.is_empty()
+        {
             self.match_positions(Vec::new());
         }
+    }
+
+    /// Applies a control record's change to an activation; when its period or person changed,
+    /// re-evaluates its hits (and the crimes in time its period gained), naming the change.
+    fn activation_changed(
+        &mut self,
+        record: u64,
+        id: &str,
+        person: &str,
+        period: Option<PeriodChange>,
+    ) {
+        let before = self.matcher.activation(id);
+        let after = match (period, &before) {
+            (Some(PeriodChange::Set(p)), _) => p,
+            (Some(PeriodChange::End(to_ms)), Some((_, p))) => Period {
+                from_ms: p.from_ms,
+                to_ms: Some(to_ms),
+            },
+            (Some(PeriodChange::End(to_ms)), None) => Period {
+                from_ms: TimeMs::MIN,
+                to_ms: Some(to_ms),
+            },
+            (None, Some((_, p))) => *p,
+            (None, None) => {
+                self.matcher.set_person(id, person);
+                return;
+            }
+        };
+        let Some(gained) = self.matcher.set_activation(id, person, after) else {
+            return;
+        };
+        let Some((person_before, period_before)) = before else {
+            return; // new: nothing is stored under it yet
+        };
+        let mut what = Vec::new();
+        if period_before != after {
+            what.push(match period {
+                Some(PeriodChange::End(to_ms)) => format!(
+                    "activation '{id}' ended {}, so its positions from then on no longer count",
+                    format_time(to_ms)
+                ),
+                _ => format!(
+                    "activation '{id}' now runs from {} to {}, so only its positions in that \
+                     period count",
+                    format_time(after.from_ms),
+                    after.to_ms.map_or("now (open)".to_string(), format_time)
+                ),
+            });
+        }
+        if person_before != person {
+            what.push(format!(
+                "activation '{id}' now belongs to person '{person}'"
+            ));
+        }
+        let slots = self.matcher.recheck_slots(id, &gained);
+        if slots.is_empty() {
+            return;
+        }
+        self.retry.rechecks.push(Recheck {
+            activation: id.to_string(),
+            slots,
+            cause: Cause::Change {
+                record,
+                what: what.join("; "),
+            },
+        });
+        self.match_positions(Vec::new());
+    }
+
+    /// Runs the waiting re-evaluations; one whose trail read fails stays waiting.
+    fn rechecks(&mut self) -> Vec<HitChange> {
+        let mut changes = Vec::new();
+        for recheck in std::mem::take(&mut self.retry.rechecks) {
+            match self.matcher.recheck(
+                &self.trails,
+                &recheck.activation,
+                &recheck.slots,
+                &recheck.cause,
+            ) {
+                Ok(c) => changes.extend(c),
+                Err(e) => {
+                    tracing::error!(error = %e, activation = %recheck.activation,
+                        "re-evaluating an activation's hits failed; will retry");
+                    self.stats.match_failures.fetch_add(1, Ordering::Relaxed);
+                    self.retry.rechecks.push(recheck);
+                }
+            }
+        }
+        changes
     }
 
     /// Retrospective match of `slots` (and of crimes whose match failed before).
@@ -300,7 +469,7 @@ impl Worker {
     fn match_positions(&mut self, groups: Vec<(String, Vec<Reading>)>) {
         let started = Instant::now();
         let mut summary = MatchSummary::default();
-        let mut changes = Vec::new();
+        let mut changes = self.rechecks();
         let earlier = std::mem::take(&mut self.retry.positions);
         for (activation, readings) in earlier.into_iter().chain(groups) {
             match self
@@ -337,14 +506,14 @@ impl Worker {
 fn store_change(store: &CrimeStore, change: &HitChange) -> Result<bool, CrimeStoreError> {
     match change {
         HitChange::Upsert(hit) => store.upsert_hit(hit),
-        HitChange::Withdraw { id } => store.withdraw_hit(id),
+        HitChange::Withdraw { id, why } => store.withdraw_hit(id, why),
     }
 }
 
 fn change_id(change: &HitChange) -> &str {
     match change {
         HitChange::Upsert(hit) => &hit.id,
-        HitChange::Withdraw { id } => id,
+        HitChange::Withdraw { id, .. } => id,
     }
 }
 
@@ -429,6 +598,7 @@ mod tests {
     use crate::crime::matcher::MemoryTrails;
     use crate::model::{Position, PositionSource, ReadingBody, TimeMs};
     use crate::rules::geodesy::M_PER_DEG_LAT;
+    use crate::store::crime_store::HitWithdrawal;
     use crate::store::trails::{QueryBox, TrailError};
 
     const CRIME: (f64, f64) = (51.4545, -2.5879);
@@ -563,7 +733,13 @@ mod tests {
         let mut summary = MatchSummary::default();
         store_changes(
             &mut retry,
-            vec![HitChange::Withdraw { id: id.clone() }],
+            vec![HitChange::Withdraw {
+                id: id.clone(),
+                why: HitWithdrawal {
+                    change: None,
+                    reason: "test".into(),
+                },
+            }],
             &mut summary,
             &mut |c| {
                 written.push(matches!(c, HitChange::Withdraw { .. }));
