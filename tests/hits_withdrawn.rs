@@ -96,7 +96,9 @@ async fn a_confirmed_hit_withdrawn_by_a_backdated_end_stays_listed_marked_with_t
     std::thread::sleep(Duration::from_millis(500));
     let (status, body) = upload(&server, &police, BATCH);
     assert_eq!(status, 200, "{body}");
-    let found = wait_until(&server, "/v1/hits", &hub, |h| h.as_array().unwrap().len() == 1);
+    let found = wait_until(&server, "/v1/hits", &hub, |h| {
+        h.as_array().unwrap().len() == 1
+    });
     let id = found[0]["id"].as_str().expect("one hit").to_string();
     assert!(found[0].get("withdrawn").is_none(), "{found}");
     let (status, body) = review(&server, &hub, &id, "confirm");

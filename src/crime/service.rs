@@ -810,4 +810,153 @@ mod tests {
             "{changes:?}"
         );
     }
+
+    /// A trail store holding A1's walk past the crime, a crime store holding the crime (as an
+    /// upload stores it), and A1's activation from a day before the crime.
+    fn stores(dir: &std::path::Path) -> (TrailStore, CrimeStore, crate::model::Activation) {
+        let (trails, _) =
+            TrailStore::open(dir, crate::store::trails::TrailConfig::default()).unwrap();
+        let walk = [
+            gps(T0 + 10 * MIN, -300.0, 40.0),
+            gps(T0 + 14 * MIN, 300.0, 40.0),
+        ];
+        trails.append("A1", 1, &walk).unwrap();
+        let store = CrimeStore::in_memory().unwrap();
+        // 2026-05-28T20:26:40Z (T0) for an hour, at the crime's location.
+        let csv = "AvonSomerset,BIAD,Burglary in a dwelling,AVS20260601,AVS/1,20260528202640,\
+                   20260528212640,,,51.4545,-2.5879,WGS84,x\n";
+        let report = crate::crime::import::parse(
+            csv.as_bytes(),
+            None,
+            &crate::crime::PoliceCsvRules::default(),
+        );
+        let (_, versions) =
+            crate::crime::import::store(&store, "b.csv", &report, 100.0, "test", 0).unwrap();
+        assert_eq!(versions.len(), 1, "{:?}", report);
+        let a1 = crate::model::Activation {
+            id: "A1".into(),
+            person: "P1".into(),
+            tag: "T1".into(),
+            from: T0 - 24 * 60 * MIN,
+            to: None,
+        };
+        (trails, store, a1)
+    }
+
+    fn start(
+        store: &CrimeStore,
+        trails: &TrailStore,
+        a1: &crate::model::Activation,
+    ) -> (HitService, MatchSummary) {
+        let directory = Arc::new(ActivationDirectory::new(std::slice::from_ref(a1)));
+        HitService::start(
+            HitsConfig::default(),
+            store.clone(),
+            trails.clone(),
+            directory,
+        )
+        .unwrap()
+    }
+
+    /// Waits (up to 10 s) until the hit is withdrawn; its withdrawal.
+    fn withdrawn(store: &CrimeStore, id: &str) -> HitWithdrawal {
+        for _ in 0..200 {
+            if let Some(w) = store.hit(id).unwrap().and_then(|h| h.withdrawn) {
+                return w;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("hit {id} was not withdrawn");
+    }
+
+    #[test]
+    fn a_backdated_end_withdraws_the_hit_naming_the_record_and_a_restart_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (trails, store, a1) = stores(dir.path());
+        let (service, summary) = start(&store, &trails, &a1);
+        assert_eq!((summary.hits, summary.withdrawn), (1, 0), "{summary:?}");
+        let id = store.hits(&Default::default()).unwrap()[0].hit.id.clone();
+        // Record 17 ends A1 a minute before the crime; the forwarder passes the person's
+        // activations as the metadata view applied them.
+        let end = Change::EndActivation {
+            activation: "A1".into(),
+            to: T0 - MIN,
+        };
+        service.control(17, &end, vec![("A1".into(), "P1".into())]);
+        let why = withdrawn(&store, &id);
+        assert_eq!(why.change, Some(17));
+        assert_eq!(
+            why.reason,
+            "activation 'A1' ended 2026-05-28T20:25:40Z, so its positions from then on no longer \
+             count (change 17): the trail of activation 'A1' no longer comes within 100 m of \
+             crime 'AVS/1' version 1 during its window"
+        );
+        // A restart builds the matcher from the final activations: nothing to do, the hit stays
+        // withdrawn for the same reason.
+        drop(service);
+        let ended = crate::model::Activation {
+            to: Some(T0 - MIN),
+            ..a1
+        };
+        let (_, summary) = start(&store, &trails, &ended);
+        assert_eq!((summary.hits, summary.withdrawn), (0, 0), "{summary:?}");
+        assert_eq!(store.hit(&id).unwrap().unwrap().withdrawn, Some(why));
+    }
+
+    #[test]
+    fn a_later_start_withdraws_and_a_start_after_a_lost_withdrawal_makes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (trails, store, a1) = stores(dir.path());
+        let (service, _) = start(&store, &trails, &a1);
+        let id = store.hits(&Default::default()).unwrap()[0].hit.id.clone();
+        // A refused record (no activations applied) changes nothing.
+        let later = crate::model::Activation {
+            from: T0 + 12 * MIN,
+            ..a1.clone()
+        };
+        let put = Change::PutActivation {
+            activation: later.clone(),
+        };
+        service.control(18, &put, Vec::new());
+        // Applied: the walk's first fix is no longer A1's.
+        service.control(19, &put, vec![("A1".into(), "P1".into())]);
+        let why = withdrawn(&store, &id);
+        assert_eq!(why.change, Some(19));
+        assert!(
+            why.reason.starts_with(
+                "activation 'A1' now runs from 2026-05-28T20:38:40Z to now (open), so only its \
+                 positions in that period count (change 19): the trail of activation 'A1' no \
+                 longer"
+            ),
+            "{}",
+            why.reason
+        );
+        drop(service);
+
+        // A store that never got the withdrawal (a crash): the hit is current again there.
+        let fresh = CrimeStore::in_memory().unwrap();
+        let (_, versions) = {
+            let csv = "AvonSomerset,BIAD,Burglary in a dwelling,AVS20260601,AVS/1,\
+                       20260528202640,20260528212640,,,51.4545,-2.5879,WGS84,x\n";
+            let report = crate::crime::import::parse(
+                csv.as_bytes(),
+                None,
+                &crate::crime::PoliceCsvRules::default(),
+            );
+            crate::crime::import::store(&fresh, "b.csv", &report, 100.0, "test", 0).unwrap()
+        };
+        assert_eq!(versions.len(), 1);
+        let hit = store.hit(&id).unwrap().unwrap().hit;
+        fresh.upsert_hit(&hit).unwrap();
+        let (_, summary) = start(&fresh, &trails, &later);
+        assert_eq!(summary.withdrawn, 1, "{summary:?}");
+        let why = fresh.hit(&id).unwrap().unwrap().withdrawn.unwrap();
+        assert_eq!(why.change, None);
+        assert!(
+            why.reason
+                .starts_with("matched again against the stored trails: the trail of activation"),
+            "{}",
+            why.reason
+        );
+    }
 }
