@@ -166,6 +166,8 @@ async fn a_confirmed_hit_withdrawn_by_a_backdated_end_stays_listed_marked_with_t
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0]["withdrawn"]["change"], record);
     assert_eq!(get(&server, &path, &police)["withdrawn"], *withdrawn);
+    let evidence = get(&server, &format!("{path}/evidence"), &police);
+    assert_eq!(evidence["properties"]["withdrawn"], *withdrawn);
     assert!(hits(&server, &police, "?withdrawn=exclude").is_empty());
 
     // A withdrawn hit cannot be reviewed: 409, saying why.

@@ -204,6 +204,9 @@ pub async fn evidence(
     audit_hit(&state, &caller, &purpose, "hits.evidence", &hit, None)?;
     let mut doc = evidence_geojson(&hit.hit);
     doc["properties"]["review"] = json!(hit.review);
+    if let Some(withdrawn) = &hit.withdrawn {
+        doc["properties"]["withdrawn"] = json!(withdrawn);
+    }
     Ok((
         [(header::CONTENT_TYPE, "application/geo+json")],
         doc.to_string(),
