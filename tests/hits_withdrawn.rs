@@ -170,6 +170,16 @@ async fn a_confirmed_hit_withdrawn_by_a_backdated_end_stays_listed_marked_with_t
     assert_eq!(evidence["properties"]["withdrawn"], *withdrawn);
     assert!(hits(&server, &police, "?withdrawn=exclude").is_empty());
 
+    // The batch counts current hits; the hub also sees how many were withdrawn, police do not.
+    let batches = get(&server, "/v1/crimes/batches", &hub);
+    assert_eq!(
+        (&batches[0]["hits"], &batches[0]["withdrawn_hits"]),
+        (&json!(0), &json!(1)),
+        "{batches}"
+    );
+    let theirs = get(&server, "/v1/crimes/batches", &police);
+    assert!(theirs[0].get("withdrawn_hits").is_none(), "{theirs}");
+
     // A withdrawn hit cannot be reviewed: 409, saying why.
     for decision in ["confirm", "reject"] {
         let (status, body) = review(&server, &hub, &id, decision);

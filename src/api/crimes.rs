@@ -185,7 +185,13 @@ fn batch_view(batch: &StoredBatch, police: bool) -> Value {
     if police {
         if let Some(map) = doc.as_object_mut() {
             map.insert("hits".into(), json!(batch.confirmed_hits));
-            for hidden in ["confirmed_hits", "pending_hits", "bulk", "bulk_flagged_at"] {
+            for hidden in [
+                "confirmed_hits",
+                "pending_hits",
+                "withdrawn_hits",
+                "bulk",
+                "bulk_flagged_at",
+            ] {
                 map.remove(hidden);
             }
         }

@@ -187,6 +187,8 @@ pub struct StoredBatch {
     pub hits: u64,
     pub confirmed_hits: u64,
     pub pending_hits: u64,
+    /// Hits on the batch's crimes that no longer hold (kept, marked `withdrawn`).
+    pub withdrawn_hits: u64,
     /// The upload produced more pending hits than `[crime_api] bulk_pending_hits`.
     pub bulk: bool,
 }
@@ -207,6 +209,7 @@ struct StoredBatchRow {
     hits: i64,
     confirmed: i64,
     pending: i64,
+    withdrawn: i64,
     bulk: i64,
 }
 
@@ -477,7 +480,8 @@ impl CrimeStore {
                        AND h.state = 'confirmed'),
                     (SELECT COUNT(*) FROM hits h WHERE h.batch_id = b.batch_id AND h.withdrawn = 0
                        AND h.state = 'pending'),
-                    b.bulk
+                    b.bulk,
+                    (SELECT COUNT(*) FROM hits h WHERE h.batch_id = b.batch_id AND h.withdrawn = 1)
              FROM batches b WHERE (?1 IS NULL OR b.force = ?1) ORDER BY b.seq DESC",
         )?;
         let rows = stmt.query_map([force], |r| {
@@ -490,6 +494,7 @@ impl CrimeStore {
                 confirmed: r.get(5)?,
                 pending: r.get(6)?,
                 bulk: r.get(7)?,
+                withdrawn: r.get(8)?,
             })
         })?;
         let mut out = Vec::new();
@@ -503,6 +508,7 @@ impl CrimeStore {
                 hits: row.hits.max(0) as u64,
                 confirmed_hits: row.confirmed.max(0) as u64,
                 pending_hits: row.pending.max(0) as u64,
+                withdrawn_hits: row.withdrawn.max(0) as u64,
                 bulk: row.bulk != 0,
             });
         }
