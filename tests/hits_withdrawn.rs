@@ -103,6 +103,10 @@ async fn a_confirmed_hit_withdrawn_by_a_backdated_end_stays_listed_marked_with_t
     assert!(found[0].get("withdrawn").is_none(), "{found}");
     let (status, body) = review(&server, &hub, &id, "confirm");
     assert_eq!(status, 200, "{body}");
+    let trail_csv = format!("/v1/hits/{id}/trail?format=csv");
+    let (status, trail) = call(&server, "GET", &trail_csv, Some(&police), PURPOSE, None);
+    assert_eq!(status, 200, "{trail}");
+    assert_eq!(trail.lines().count(), 1 + walk_past().len(), "{trail}");
 
     // The tag was in fact removed at 09:00, before the crime: recorded late, backdated.
     let (status, body) = call(
@@ -168,6 +172,9 @@ async fn a_confirmed_hit_withdrawn_by_a_backdated_end_stays_listed_marked_with_t
     assert_eq!(get(&server, &path, &police)["withdrawn"], *withdrawn);
     let evidence = get(&server, &format!("{path}/evidence"), &police);
     assert_eq!(evidence["properties"]["withdrawn"], *withdrawn);
+    // The positions after the end are not the person's: the hit's trail no longer shows them.
+    let (status, trail) = call(&server, "GET", &trail_csv, Some(&police), PURPOSE, None);
+    assert_eq!((status, trail.lines().count()), (200, 1), "{trail}");
     assert!(hits(&server, &police, "?withdrawn=exclude").is_empty());
 
     // The batch counts current hits; the hub also sees how many were withdrawn, police do not.

@@ -215,7 +215,8 @@ pub async fn evidence(
 }
 
 /// `GET /v1/hits/{id}/trail`: the person's trail for the crime window plus the margin, in any
-/// trail format; the only trail police can ever read.
+/// trail format; the only trail police can ever read. Only positions inside the activation's
+/// period are the person's.
 pub async fn trail(
     State(state): State<ApiState>,
     caller: Caller,
@@ -243,12 +244,16 @@ pub async fn trail(
         &hit,
         Some((from_ms, to_ms)),
     )?;
+    // Only the activation's own positions: those inside its period now (a backdated end leaves
+    // positions stored under it that are not the person's; an activation gone has none).
+    let activation = state.directory.load().get(&hit.hit.activation).cloned();
     let readings: Vec<_> = state
         .trails
         .positions(&hit.hit.activation, from_ms, to_ms)
         .map_err(|e| ApiError::internal(e.to_string()))?
         .into_iter()
         .filter(|r| r.t_ms >= from_ms && r.t_ms <= to_ms)
+        .filter(|r| activation.as_ref().is_some_and(|a| a.covers(r.t_ms)))
         .collect();
     let body = format.render(
         &format!("hit {}", hit.hit.id),
