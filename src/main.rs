@@ -495,6 +495,7 @@ fn secure_existing(data_dir: &std::path::Path) -> Result<()> {
 
 fn users(command: UsersCommand) -> Result<()> {
     use tagstream::store::metadata::{Metadata, NewUser};
+    use tagstream::topology::offline_change::append_offline;
     let open = |dir: &PathBuf| -> Result<Metadata> {
         tagstream::data_dir::secure_data_dir(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
@@ -519,11 +520,21 @@ fn users(command: UsersCommand) -> Result<()> {
                 tagstream::retention::purge::wall_clock_ms(),
             )
             .map_err(anyhow::Error::msg)?;
-            let (user, token) = open(&data_dir)?.add_user(&NewUser {
+            let (account, token) = tagstream::store::metadata::new_account(&NewUser {
                 name,
                 role,
                 expires_ms,
             })?;
+            let metadata = open(&data_dir)?;
+            let name = account.name.clone();
+            if metadata.user_by_name(&name)?.is_some() {
+                anyhow::bail!("user '{name}' already exists");
+            }
+            let change = tagstream::model::Change::PutUser { user: account };
+            append_offline(&data_dir, &metadata, "cli", change)?;
+            let user = metadata
+                .user_by_name(&name)?
+                .with_context(|| format!("user '{name}' was stored but is not found"))?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({"user": user, "token": token}))?
@@ -536,7 +547,9 @@ fn users(command: UsersCommand) -> Result<()> {
             );
         }
         UsersCommand::Disable { data_dir, name } => {
-            open(&data_dir)?.disable_user(&name)?;
+            let metadata = open(&data_dir)?;
+            let change = tagstream::model::Change::DisableUser { name: name.clone() };
+            append_offline(&data_dir, &metadata, "cli", change)?;
             eprintln!("user '{name}' disabled");
         }
     }

@@ -29,6 +29,7 @@ use crate::store::tac_book::TacBook;
 use crate::store::trails::{catch_up, group_positions, FeedCursor, TrailStore};
 use crate::store::LiveAlerts;
 use crate::topology::control_gate::ControlGate;
+use crate::topology::decision_view::DecisionView;
 use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::Path;
@@ -195,9 +196,13 @@ fn purged_name(
             activation.person.as_str(),
         ),
         Change::PutOrder { order } => ("order", order.id.as_str(), order.person.as_str()),
-        Change::EndActivation { .. } | Change::Purge { .. } | Change::Redacted { .. } => {
-            return None
-        }
+        Change::EndActivation { .. }
+        | Change::Purge { .. }
+        | Change::Redacted { .. }
+        | Change::AlertAction { .. }
+        | Change::HitReview { .. }
+        | Change::PutUser { .. }
+        | Change::DisableUser { .. } => return None,
     };
     (is(kind, id) || is("person", person)).then(|| format!("{kind} {id}"))
 }
@@ -255,7 +260,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     );
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
     let tac = Arc::new(TacBook::default());
-    let (driver, recovered, history) = {
+    let (driver, recovered, mut history) = {
         let (log_dir, tac, alerts) = (log_dir.clone(), tac.clone(), alerts.clone());
         let (pipeline, partitions, rules) =
             (config.pipeline, config.partitions, config.rules.clone());
@@ -266,12 +271,15 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("log replay task")??
     };
     alerts.finish_recovery();
+    let store_records = std::mem::take(&mut history.store_records);
     history
         .write(&metadata)
         .context("rebuilding the change history from the log")?;
+    catch_up_users(&metadata, &store_records).context("applying users from the log")?;
     let book = driver.book().clone();
     let directory = shared_directory((**driver.directory()).clone());
-    let import = startup_import(&config, &metadata, &book)?;
+    let mut import = startup_import(&config, &metadata, &book)?;
+    import.extend(legacy_users(&metadata, &store_records)?);
     // The metadata view of people, activations and orders follows the log.
     metadata
         .import_orders(&book.document())
@@ -304,6 +312,19 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .context("starting the hit matcher")?
     };
     tracing::info!(?startup_match, "crimes matched against stored trails");
+    // The hub's decisions the alert and hit stores have not taken yet (a crash between a
+    // decision's log append and its store write, or stores rebuilt from nothing).
+    let decisions = DecisionView::new(alerts.clone(), crime_store.clone());
+    let caught_up = {
+        let (view, history) = (decisions.clone(), store_records.clone());
+        tokio::task::spawn_blocking(move || {
+            view.catch_up(history.iter().map(|(r, c)| (*r, c.as_ref())))
+        })
+        .await
+        .context("decision catch-up task")?
+        .context("applying the hub's decisions from the log")?
+    };
+    tracing::info!(?caught_up, "hub decisions caught up from the log");
     let trail_feed = spawn_trail_feed(
         trails.clone(),
         directory.clone(),
@@ -350,6 +371,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let mut applier = crate::topology::control_view::ControlApplier::new(
         book,
         metadata.clone(),
+        decisions,
         directory.clone(),
         gate.clone(),
     )
@@ -667,6 +689,51 @@ fn replay_log_into(
     Ok((driver, (batches, readings), history))
 }
 
+/// Applies the user records from the users table's mark on (a crash between a user record's log
+/// append and the table write, or a table rebuilt from nothing). A refused one is refused the
+/// same way it was live.
+fn catch_up_users(
+    metadata: &Metadata,
+    records: &[(u64, Arc<crate::model::ControlRecord>)],
+) -> Result<()> {
+    let below = metadata.users_applied_below()?;
+    for (record, control) in records {
+        if *record >= below && control.change.is_user() {
+            if let Err(reason) = metadata.apply_user_record(*record, control)? {
+                tracing::debug!(record, %reason, "user record refused at catch-up");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Users a metadata database written before users were log records holds and the log lacks:
+/// written to the log once (the same digest again is accepted and changes nothing).
+fn legacy_users(
+    metadata: &Metadata,
+    records: &[(u64, Arc<crate::model::ControlRecord>)],
+) -> Result<Vec<(String, Change)>> {
+    let in_log: std::collections::HashSet<&str> = records
+        .iter()
+        .filter_map(|(_, c)| match &c.change {
+            Change::PutUser { user } => Some(user.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut changes = Vec::new();
+    for (account, disabled) in metadata.user_accounts()? {
+        if in_log.contains(account.name.as_str()) {
+            continue;
+        }
+        let name = account.name.clone();
+        changes.push(("migration".to_string(), Change::PutUser { user: account }));
+        if disabled {
+            changes.push(("migration".to_string(), Change::DisableUser { name }));
+        }
+    }
+    Ok(changes)
+}
+
 /// A control record's number, the record, whose records it changes, and why it was refused.
 type NotedChange = (
     u64,
@@ -676,17 +743,24 @@ type NotedChange = (
 );
 
 /// The control records met while replaying the log, with whose records each changes and whether
-/// the record book refused it: the change history view is rebuilt from them at start.
+/// the record book refused it: the change history view is rebuilt from them at start. The hub's
+/// decisions and the users are kept apart, for their stores to catch up on.
 #[derive(Default)]
 struct ChangeHistory {
     /// The same book the pipeline builds, to tell what each record changes and its verdict.
     book: OrderBook,
     entries: Vec<NotedChange>,
+    /// The hub's decisions and the user records, for their stores to catch up on.
+    store_records: Vec<(u64, Arc<crate::model::ControlRecord>)>,
 }
 
 impl ChangeHistory {
     /// Notes record `record`.
     fn note(&mut self, record: u64, control: &Arc<crate::model::ControlRecord>) {
+        if !control.change.reaches_rules() {
+            self.store_records.push((record, control.clone()));
+            return;
+        }
         let person = self.book.person_of(&control.change);
         let refused = self.book.apply(record, control).err();
         self.entries

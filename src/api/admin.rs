@@ -2,13 +2,15 @@
 
 use super::audit::{purpose, record, Access};
 use super::auth::Admin;
+use super::decision::submit_decision;
 use super::error::ApiError;
 use super::limits;
 use super::routes::ApiState;
 use crate::model::time::parse_time;
+use crate::model::Change;
 use crate::retention::purge::wall_clock_ms;
 use crate::store::metadata::{
-    parse_expiry, AuditEntry, AuditQuery, NewUser, Role, TagCredential, User,
+    new_account, parse_expiry, AuditEntry, AuditQuery, NewUser, Role, TagCredential, User,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -84,7 +86,7 @@ pub fn role_from(role: &str, force: Option<String>, caseload: Vec<String>) -> Re
 
 pub async fn create_user(
     State(state): State<ApiState>,
-    _admin: Admin,
+    Admin(caller): Admin,
     Json(body): Json<NewUserBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     limits::check("name", &body.name, limits::NAME_MAX_CHARS)?;
@@ -106,11 +108,25 @@ pub async fn create_user(
         super::crimes::now_ms(),
     )
     .map_err(ApiError::bad_request)?;
-    let (user, token) = state.metadata.add_user(&NewUser {
+    let (account, token) = new_account(&NewUser {
         name: body.name,
         role,
         expires_ms,
     })?;
+    let name = account.name.clone();
+    if state.metadata.user_by_name(&name)?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("user '{name}' already exists"),
+        ));
+    }
+    // A log record like every other change: the users table is a view of the log.
+    submit_decision(&state, &caller.0.name, Change::PutUser { user: account }).await?;
+    let user = state
+        .metadata
+        .user_by_name(&name)?
+        .ok_or_else(|| ApiError::internal(format!("user '{name}' was stored but is not found")))?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"user": user, "token": token})),

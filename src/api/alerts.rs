@@ -4,13 +4,17 @@
 
 use super::audit::{purpose, record, Access};
 use super::auth::{Caller, Staff};
+use super::decision::submit_decision;
 use super::error::ApiError;
 use super::limits;
 use super::people::PurposeQuery;
 use super::routes::ApiState;
 use crate::formats::alerts_jsonl::write_alerts;
 use crate::model::time::parse_time;
-use crate::store::alert_store::{AlertFilter, AlertStore, AlertStoreError, Outcome, ReviewAction};
+use crate::model::Change;
+use crate::store::alert_store::{
+    AlertFilter, AlertStore, AlertStoreError, Outcome, ReviewAction, ReviewState,
+};
 use crate::store::metadata::Role;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -205,7 +209,10 @@ pub async fn act(
     let action = match action.as_str() {
         "acknowledge" => ReviewAction::Acknowledge { notes: body.notes },
         "assign" => ReviewAction::Assign {
-            assignee: body.assignee.ok_or_else(|| ApiError::bad_request("assign needs 'assignee'"))?,
+            assignee: body
+                .assignee
+                .filter(|a| !a.trim().is_empty())
+                .ok_or_else(|| ApiError::bad_request("assign needs 'assignee'"))?,
             notes: body.notes,
         },
         "resolve" => ReviewAction::Resolve {
@@ -219,13 +226,12 @@ pub async fn act(
         other => return Err(ApiError::not_found(format!("no alert action '{other}' (acknowledge, assign, resolve)"))),
     };
     state.alerts.sync_store().await;
-    let alert = store(&state)?
+    let alerts = store(&state)?;
+    let alert = alerts
         .get(&id)?
         .ok_or_else(|| ApiError::not_found(format!("alert '{id}' not found")))?;
-    let person = alert.alert["person"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let text = |field: &str| alert.alert[field].as_str().unwrap_or_default().to_string();
+    let (person, activation) = (text("person"), text("activation"));
     record(
         &state,
         &caller,
@@ -237,17 +243,26 @@ pub async fn act(
             ..Access::default()
         },
     )?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let (alerts, user) = (state.alerts.clone(), caller.0.name.clone());
-    let event = tokio::task::spawn_blocking(move || alerts.review(&id, &user, now_ms, &action))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
-    let body: serde_json::Value =
-        serde_json::from_str(&event.body).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(body).into_response())
+    // Checked here for a clear answer; the alert store checks again when it applies the record
+    // (someone else's action may get there first).
+    if alert.review.state == ReviewState::Resolved {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("alert '{id}' is already resolved"),
+        ));
+    }
+    let change = Change::AlertAction {
+        alert: id.clone(),
+        activation,
+        person,
+        review: action,
+    };
+    submit_decision(&state, &caller.0.name, change).await?;
+    let after = alerts
+        .get(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("alert '{id}' not found")))?;
+    Ok(Json(after).into_response())
 }
 
 /// The contract export: every alert's final state as JSON Lines, in the fixed output order

@@ -8,17 +8,21 @@
 
 use super::audit::{purpose, record, Access};
 use super::auth::{Caller, Staff};
-use super::crimes::{force_scope, now_ms};
+use super::crimes::force_scope;
+use super::decision::submit_decision;
 use super::download::attachment;
 use super::error::ApiError;
 use super::limits;
 use super::routes::ApiState;
 use crate::crime::evidence::{evidence_geojson, hits_csv, HitRow};
-use crate::store::crime_store::{HitDecision, HitFilter, HitState, StoredHit, WithdrawnFilter};
+use crate::model::Change;
+use crate::store::crime_store::{
+    CrimeStoreError, HitDecision, HitFilter, HitState, StoredHit, WithdrawnFilter,
+};
 use crate::trail::export::ExportFormat;
 use crate::trail::gaps::GapConfig;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -183,12 +187,40 @@ pub async fn review(
     Json(body): Json<ReviewBody>,
 ) -> Result<Json<StoredHit>, ApiError> {
     limits::check("reason", &body.reason, limits::REASON_MAX_CHARS)?;
-    let hit =
-        state
-            .crimes
-            .review_hit(&id, body.decision, &body.reason, &caller.0.name, now_ms())?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "a reason is required to confirm or reject a hit",
+        ));
+    }
+    let hit = state
+        .crimes
+        .hit(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("hit '{id}' not found")))?;
+    // A withdrawn hit no longer holds: 409 before anything is written to the log (the store
+    // refuses it too, should the matcher withdraw it before the decision is applied).
+    if let Some(withdrawn) = hit.withdrawn {
+        return Err(CrimeStoreError::Withdrawn {
+            id,
+            reason: withdrawn.reason,
+        }
+        .into());
+    }
     audit_hit(&state, &caller, &body.reason, "hits.review", &hit, None)?;
-    Ok(Json(hit))
+    let change = Change::HitReview {
+        hit: id.clone(),
+        activation: hit.hit.activation.clone(),
+        person: hit.hit.person.clone(),
+        decision: body.decision,
+        reason: body.reason,
+    };
+    submit_decision(&state, &caller.0.name, change).await?;
+    let after = state
+        .crimes
+        .hit(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("hit '{id}' not found")))?;
+    Ok(Json(after))
 }
 
 /// `GET /v1/hits/{id}/evidence`: the GeoJSON evidence file.

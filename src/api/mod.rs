@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod crimes;
+pub mod decision;
 pub mod download;
 pub mod error;
 pub mod hits;

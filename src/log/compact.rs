@@ -89,7 +89,16 @@ impl TagWindows {
             }
             Change::EndActivation { activation, .. } => self.activations.contains(activation),
             Change::PutOrder { order } => self.people.contains(&order.person),
-            Change::Purge { .. } | Change::Redacted { .. } => false,
+            Change::AlertAction {
+                person, activation, ..
+            }
+            | Change::HitReview {
+                person, activation, ..
+            } => self.people.contains(person) || self.activations.contains(activation),
+            Change::Purge { .. }
+            | Change::Redacted { .. }
+            | Change::PutUser { .. }
+            | Change::DisableUser { .. } => false,
         };
         about.then(|| ControlRecord {
             recorded: control.recorded,
@@ -750,5 +759,52 @@ mod tests {
         let mut reader = LogReader::open(dir.path()).unwrap();
         assert_eq!(reader.by_ref().count(), before.len());
         assert!(reader.damage().is_empty());
+    }
+
+    /// A hub decision about a purged person or activation is erased with them (its notes and
+    /// reasons are about the person); one about anybody else is kept.
+    #[test]
+    fn decisions_about_purged_people_or_activations_are_redacted() {
+        use crate::model::{Change, ControlRecord, HitDecision, ReviewAction};
+        let payload = |change: Change| {
+            let control = ControlRecord {
+                recorded: 1,
+                actor: "hana".into(),
+                effective: None,
+                change,
+            };
+            let mut frame = Vec::new();
+            super::super::record::encode_control_frame(&control, &mut frame).unwrap();
+            frame[FRAME_HEADER_LEN..].to_vec()
+        };
+        let action = |activation: &str, person: &str| {
+            payload(Change::AlertAction {
+                alert: "al-1".into(),
+                activation: activation.into(),
+                person: person.into(),
+                review: ReviewAction::Acknowledge {
+                    notes: Some("rang the wearer".into()),
+                },
+            })
+        };
+        let review = |activation: &str, person: &str| {
+            payload(Change::HitReview {
+                hit: "H1".into(),
+                activation: activation.into(),
+                person: person.into(),
+                decision: HitDecision::Reject,
+                reason: "at work".into(),
+            })
+        };
+        let mut windows = TagWindows::default();
+        windows.add_person("P1");
+        windows.add_activation("A9");
+        for purged in [action("A1", "P1"), review("A9", "P2"), review("A1", "P1")] {
+            let redacted = windows.redact(&purged).expect("redacted");
+            assert_eq!(redacted.actor, "");
+            assert!(matches!(redacted.change, Change::Redacted { .. }));
+        }
+        assert!(windows.redact(&action("A2", "P2")).is_none());
+        assert!(windows.redact(&review("A2", "P2")).is_none());
     }
 }

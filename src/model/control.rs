@@ -6,7 +6,7 @@
 //! Lines file carries on a `"control"` line (see `docs/formats.md`).
 
 use super::time::{rfc3339_ms, rfc3339_ms_opt};
-use super::{Activation, Batch, Order, Person, TimeMs};
+use super::{Activation, Batch, HitDecision, Order, Person, ReviewAction, TimeMs, UserAccount};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -77,6 +77,27 @@ pub enum Change {
     /// A record about a purged person, erased from the log by compaction (record numbers are
     /// kept); `op` is what it was. Changes nothing.
     Redacted { was: String },
+    /// The hub acted on an alert (of `activation`, `person`'s: so retention can erase the
+    /// record with them). The record's `recorded` time is when, its `actor` who.
+    AlertAction {
+        alert: String,
+        activation: String,
+        person: String,
+        review: ReviewAction,
+    },
+    /// The hub confirmed or rejected a crime hit on `person`, with its reason.
+    HitReview {
+        hit: String,
+        activation: String,
+        person: String,
+        decision: HitDecision,
+        reason: String,
+    },
+    /// Creates an API user (the token's digest only). A user of that name with the same
+    /// digest is this record applied again: accepted, nothing changes.
+    PutUser { user: UserAccount },
+    /// Disables a user: their token is refused from this record on.
+    DisableUser { name: String },
 }
 
 impl Change {
@@ -86,8 +107,30 @@ impl Change {
             Change::PutPerson { person } => Some(&person.id),
             Change::PutActivation { activation } => Some(&activation.person),
             Change::PutOrder { order } => Some(&order.person),
-            Change::EndActivation { .. } | Change::Purge { .. } | Change::Redacted { .. } => None,
+            Change::AlertAction { person, .. } | Change::HitReview { person, .. } => Some(person),
+            Change::EndActivation { .. }
+            | Change::Purge { .. }
+            | Change::Redacted { .. }
+            | Change::PutUser { .. }
+            | Change::DisableUser { .. } => None,
         }
+    }
+
+    /// Whether this is a hub decision (an alert action or a hit review): it changes the alert
+    /// and hit stores, never the people, activations and orders the rules are made of.
+    pub fn is_decision(&self) -> bool {
+        matches!(self, Change::AlertAction { .. } | Change::HitReview { .. })
+    }
+
+    /// Whether this changes the API's users (who may see what), never what the rules see.
+    pub fn is_user(&self) -> bool {
+        matches!(self, Change::PutUser { .. } | Change::DisableUser { .. })
+    }
+
+    /// Whether the rules can see this change (people, activations, orders, purges); the hub's
+    /// decisions and users change only the stores beside the pipeline.
+    pub fn reaches_rules(&self) -> bool {
+        !self.is_decision() && !self.is_user()
     }
 
     /// The `op` name, as the JSON spells it.
@@ -99,6 +142,10 @@ impl Change {
             Change::PutOrder { .. } => "put_order",
             Change::Purge { .. } => "purge",
             Change::Redacted { .. } => "redacted",
+            Change::AlertAction { .. } => "alert_action",
+            Change::HitReview { .. } => "hit_review",
+            Change::PutUser { .. } => "put_user",
+            Change::DisableUser { .. } => "disable_user",
         }
     }
 
@@ -118,6 +165,12 @@ impl Change {
                 people.len()
             ),
             Change::Redacted { was } => format!("a {was} record erased by retention"),
+            Change::AlertAction { alert, review, .. } => {
+                format!("{} of alert '{alert}'", review.name())
+            }
+            Change::HitReview { hit, .. } => format!("review of hit '{hit}'"),
+            Change::PutUser { user } => format!("user '{}'", user.name),
+            Change::DisableUser { name } => format!("user '{name}'"),
         }
     }
 }

@@ -6,18 +6,21 @@ mod alert;
 mod batch;
 mod control;
 mod crime;
+mod decision;
 mod hit;
 mod order;
 mod reading;
 mod reading_json;
 mod sober_day;
 pub mod time;
+mod user;
 
 pub use activation::{Activation, Person};
 pub use alert::{alert_id, Alert, AlertDetails, AlertType, Confidence};
 pub use batch::Batch;
 pub use control::{Change, ControlRecord, LogEntry, Withdrawal};
 pub use crime::{CrimeKey, CrimeVersion, OriginalCoordinates, PoliceCrime};
+pub use decision::{HitDecision, Outcome, ReviewAction};
 pub use hit::{hit_id, Certainty, Hit, HitAlgorithm, HitPosition};
 pub use order::{
     parse_local_hhmm, AlcoholCondition, AlcoholMode, AlcoholRequirement, Condition, CurfewAddress,
@@ -29,3 +32,4 @@ pub use reading::{
 };
 pub use reading_json::{parse_reading_line, TaggedReading};
 pub use sober_day::{DayReason, SoberDay, SoberDayStatus};
+pub use user::{Role, UserAccount};

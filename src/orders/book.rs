@@ -203,7 +203,12 @@ impl OrderBook {
                 activations,
                 people,
             } => Ok(self.purge(activations, people)),
-            Change::Redacted { .. } => Ok(Applied::default()),
+            // The hub's decisions and users are applied by the stores beside the pipeline.
+            Change::Redacted { .. }
+            | Change::AlertAction { .. }
+            | Change::HitReview { .. }
+            | Change::PutUser { .. }
+            | Change::DisableUser { .. } => Ok(Applied::default()),
         }
     }
 
@@ -290,6 +295,8 @@ impl OrderBook {
     /// names its person only here).
     pub fn person_of(&self, change: &Change) -> Option<String> {
         match change {
+            // A decision is about a person but changes none of their records.
+            change if change.is_decision() => None,
             Change::EndActivation { activation, .. } => {
                 self.activation(activation).map(|a| a.person.clone())
             }

@@ -152,6 +152,10 @@ impl Dispatcher {
         control: &ControlRecord,
         mut deliver: impl FnMut(usize, PartitionInput),
     ) {
+        // The hub's decisions and users change stores beside the pipeline, never the rules.
+        if !control.change.reaches_rules() {
+            return;
+        }
         // What the person's rules are made of before the change: a change that leaves it as it
         // was (a name, a note) re-evaluates nothing.
         let before = self.book.person_of(&control.change).map(|p| {

@@ -80,6 +80,12 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         reserved_through INTEGER NOT NULL
      );",
+    // Every hub decision (log record number) below this one has been taken: start-up applies
+    // the ones from it on from the log, so an action acknowledged just before a crash is never lost.
+    "CREATE TABLE decisions_applied (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        applied_below INTEGER NOT NULL
+     );",
 ];
 
 /// Where an alert is in the hub's work queue.
@@ -111,44 +117,7 @@ impl ReviewState {
     }
 }
 
-/// How a resolved alert ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    BreachConfirmed,
-    ReasonableExcuse,
-    AuthorisedAbsence,
-    FalseAlarm,
-    Duplicate,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BreachConfirmed => "breach_confirmed",
-            Self::ReasonableExcuse => "reasonable_excuse",
-            Self::AuthorisedAbsence => "authorised_absence",
-            Self::FalseAlarm => "false_alarm",
-            Self::Duplicate => "duplicate",
-        }
-    }
-}
-
-/// A review action on an alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReviewAction {
-    Acknowledge {
-        notes: Option<String>,
-    },
-    Assign {
-        assignee: String,
-        notes: Option<String>,
-    },
-    Resolve {
-        outcome: Outcome,
-        notes: Option<String>,
-    },
-}
+pub use crate::model::{Outcome, ReviewAction};
 
 /// The review part of an alert.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -367,14 +336,15 @@ impl AlertStore {
         Ok(())
     }
 
-    /// Applies a person's review action durably (synchronous=FULL) and returns its event,
-    /// numbered `seq`, with the alert's review after the action.
+    /// Applies a person's review action (log record `record`) durably (synchronous=FULL) and
+    /// returns its event, numbered `seq`, with the alert's review after the action.
     pub fn review(
         &self,
         alert_id: &str,
         user: &str,
         t_ms: i64,
         action: &ReviewAction,
+        record: u64,
         seq: i64,
     ) -> Result<(AlertEvent, Review), AlertStoreError> {
         let mut conn = self.lock();
@@ -443,11 +413,17 @@ impl AlertStore {
                 params![alert_id, t_ms, user, name, new_state.as_str(), new_assignee, outcome, notes],
             )?;
             let event = append_event(&tx, alert_id, "reviewed", seq)?;
+            note_decision(&tx, record)?;
             tx.commit()?;
             Ok(event)
         })();
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         result
+    }
+
+    /// Every hub decision (log record number) below this one has been taken.
+    pub fn decisions_applied_below(&self) -> Result<u64, AlertStoreError> {
+        Ok(decisions_applied_below(&self.lock())?)
     }
 
     /// Deletes every alert of an activation with its review history and its events (retention),
@@ -688,6 +664,28 @@ fn append_event(
         body,
     };
     Ok((event, stored.review))
+}
+
+/// Every hub decision (log record number) below this one has been taken by a store.
+pub(crate) fn decisions_applied_below(conn: &Connection) -> rusqlite::Result<u64> {
+    let below: Option<i64> = conn
+        .query_row(
+            "SELECT applied_below FROM decisions_applied WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(below.unwrap_or(0) as u64)
+}
+
+/// Moves a store's decision mark past `record` (never back), inside the decision's transaction.
+pub(crate) fn note_decision(conn: &Connection, record: u64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO decisions_applied (id, applied_below) VALUES (1, ?1)
+         ON CONFLICT(id) DO UPDATE SET applied_below = MAX(applied_below, ?1)",
+        [record as i64 + 1],
+    )?;
+    Ok(())
 }
 
 /// A cheap fingerprint of an alert document (to tell a re-derived alert from the stored one).

@@ -100,6 +100,11 @@ const MIGRATIONS: &[&str] = &[
     // A batch whose upload produced more pending hits than the configured bound: flagged for
     // the hub (sticky: a later re-upload does not clear it).
     "ALTER TABLE batches ADD COLUMN bulk INTEGER NOT NULL DEFAULT 0;",
+    // Every hit review (log record number) below this one has been taken (see the alert store's).
+    "CREATE TABLE decisions_applied (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        applied_below INTEGER NOT NULL
+     );",
     // Why a withdrawn hit no longer holds (`HitWithdrawal`): the control record that caused it
     // (NULL when late positions or a re-match did) and the reason in words.
     "ALTER TABLE hits ADD COLUMN withdrawn_change INTEGER;
@@ -284,13 +289,7 @@ pub struct HitFilter {
     pub withdrawn: WithdrawnFilter,
 }
 
-/// A hub decision on a hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HitDecision {
-    Confirm,
-    Reject,
-}
+pub use crate::model::HitDecision;
 
 #[derive(Clone)]
 pub struct CrimeStore {
@@ -672,7 +671,8 @@ impl CrimeStore {
         row.transpose()
     }
 
-    /// Records a hub decision (durably, before the API answers) and returns the hit after it.
+    /// Records a hub decision (log record `record`, durably, before the API answers) and
+    /// returns the hit after it.
     pub fn review_hit(
         &self,
         id: &str,
@@ -680,6 +680,7 @@ impl CrimeStore {
         reason: &str,
         by: &str,
         now_ms: TimeMs,
+        record: u64,
     ) -> Result<StoredHit, CrimeStoreError> {
         if reason.trim().is_empty() {
             return Err(CrimeStoreError::Invalid(
@@ -722,11 +723,19 @@ impl CrimeStore {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, now_ms, by, state.as_str(), reason],
             )?;
+            crate::store::alert_store::note_decision(&tx, record)?;
             tx.commit()?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
         self.hit(id)?
             .ok_or_else(|| CrimeStoreError::HitNotFound(id.to_string()))
+    }
+
+    /// Every hit review (log record number) below this one has been taken.
+    pub fn decisions_applied_below(&self) -> Result<u64, CrimeStoreError> {
+        Ok(crate::store::alert_store::decisions_applied_below(
+            &self.lock(),
+        )?)
     }
 
     /// The review history of a hit, oldest first.
@@ -967,7 +976,7 @@ mod tests {
         store.upsert_hit(&pending).unwrap();
         store.upsert_hit(&confirmed).unwrap();
         store
-            .review_hit("H2", HitDecision::Confirm, "seen on CCTV", "hana", 5)
+            .review_hit("H2", HitDecision::Confirm, "seen on CCTV", "hana", 5, 1)
             .unwrap();
         let late = HitWithdrawal {
             change: None,
@@ -1011,7 +1020,7 @@ mod tests {
 
         // A review of a withdrawn hit is refused, saying why; the history is kept.
         let err = store
-            .review_hit("H2", HitDecision::Reject, "changed my mind", "hana", 6)
+            .review_hit("H2", HitDecision::Reject, "changed my mind", "hana", 6, 2)
             .unwrap_err();
         assert!(
             matches!(&err, CrimeStoreError::Withdrawn { id, reason } if id == "H2" && *reason == ended.reason),

@@ -329,14 +329,15 @@ impl LiveAlerts {
         self.changes.fetch_add(published, Ordering::Relaxed);
     }
 
-    /// Applies a person's review action: durably stored (after every change published before
-    /// it), numbered and published. Blocks: call from a blocking task.
+    /// Applies a person's review action (log record `record`): durably stored (after every
+    /// change published before it), numbered and published. Blocks: call from a blocking task.
     pub fn review(
         &self,
         alert_id: &str,
         user: &str,
         t_ms: i64,
         action: &ReviewAction,
+        record: u64,
     ) -> Result<AlertEvent, AlertStoreError> {
         let store = self
             .store
@@ -348,7 +349,7 @@ impl LiveAlerts {
             writer.wait_persisted_blocking(numbering.next_seq - 1);
         }
         let seq = numbering.take_seq(Some(store));
-        let result = store.review(alert_id, user, t_ms, action, seq);
+        let result = store.review(alert_id, user, t_ms, action, record, seq);
         // Stored, or (refused) a number used for nothing: either way nothing is pending below it.
         if let Some(writer) = &self.writer {
             writer.mark_persisted(seq);
@@ -567,10 +568,10 @@ mod tests {
         let action = ReviewAction::Acknowledge {
             notes: Some("calling".into()),
         };
-        let reviewed = live.review("a1", "hana", 5, &action).unwrap();
+        let reviewed = live.review("a1", "hana", 5, &action, 1).unwrap();
         assert_eq!((reviewed.seq, reviewed.kind.as_str()), (2, "reviewed"));
         // Refused (unknown alert): the number is used for nothing and nothing waits on it.
-        assert!(live.review("nope", "hana", 6, &action).is_err());
+        assert!(live.review("nope", "hana", 6, &action, 2).is_err());
         live.apply(outputs(&[tamper("a1", Some(1_774_915_260_000))]));
         let last = std::iter::from_fn(|| events.try_recv().ok())
             .last()

@@ -2,10 +2,12 @@
 //! — the shared activation directory (TAC index, trails, hits), updated in memory at once, and
 //! the metadata database's people, activations, orders and change history (what the API reads),
 //! written on a thread of their own so a slow disk write never holds up the committed batches
-//! behind it — and the answer to whoever submitted each record ([`ControlGate`]),
-//! given once the metadata view has it.
+//! behind it — the hub's decisions, applied to the alert and hit stores on that same thread
+//! ([`DecisionView`]) — and the answer to whoever submitted each record ([`ControlGate`]),
+//! given once the view has it, in log order.
 
 use super::control_gate::ControlGate;
+use super::decision_view::{DecisionView, STORE_DID_NOT_TAKE};
 use crate::formats::orders_file::OrdersFile;
 use crate::model::ControlRecord;
 use crate::orders::OrderBook;
@@ -14,6 +16,26 @@ use crate::pipeline::{ActivationDirectory, SharedDirectory};
 use crate::store::metadata::{Metadata, ViewChange};
 use std::sync::mpsc;
 use std::sync::Arc;
+
+/// One record on its way to the view thread.
+enum ViewWork {
+    /// A change to people, activations or orders, applied (or refused) by the book.
+    Orders(ViewWrite),
+    /// A hub decision or a user record, applied by its store on the view thread.
+    Store {
+        record: u64,
+        control: Arc<ControlRecord>,
+    },
+}
+
+impl ViewWork {
+    fn record(&self) -> u64 {
+        match self {
+            ViewWork::Orders(w) => w.record,
+            ViewWork::Store { record, .. } => *record,
+        }
+    }
+}
 
 /// One applied (or refused) record on its way to the metadata view.
 struct ViewWrite {
@@ -33,7 +55,7 @@ pub struct ControlApplier {
     /// [`ControlApplier::publish_directory`] (once for a run of changes, not once each).
     local: ActivationDirectory,
     dirty: bool,
-    writes: mpsc::Sender<ViewWrite>,
+    writes: mpsc::Sender<ViewWork>,
     /// To answer a submitter directly when the view thread is gone (never leave one waiting).
     gate: Arc<ControlGate>,
 }
@@ -43,10 +65,11 @@ impl ControlApplier {
     pub fn new(
         book: OrderBook,
         metadata: Metadata,
+        decisions: DecisionView,
         directory: SharedDirectory,
         gate: Arc<ControlGate>,
     ) -> std::io::Result<Self> {
-        let (writes, queue) = mpsc::channel::<ViewWrite>();
+        let (writes, queue) = mpsc::channel::<ViewWork>();
         let answers = gate.clone();
         std::thread::Builder::new()
             .name("metadata-view".into())
@@ -60,14 +83,30 @@ impl ControlApplier {
                             Err(_) => break,
                         }
                     }
-                    let outcome = write_views(&metadata, &lot);
-                    for write in &lot {
-                        let answer = match (&write.refused, &outcome) {
-                            (Some(reason), _) => Err(reason.clone()),
-                            (None, Ok(())) => Ok(()),
-                            (None, Err(e)) => Err(e.clone()),
+                    let orders: Vec<&ViewWrite> = lot
+                        .iter()
+                        .filter_map(|work| match work {
+                            ViewWork::Orders(write) => Some(write),
+                            ViewWork::Store { .. } => None,
+                        })
+                        .collect();
+                    let outcome = match orders.is_empty() {
+                        true => Ok(()),
+                        false => write_views(&metadata, &orders),
+                    };
+                    // Answered in log order (the gate's "applied below" only moves forward).
+                    for work in &lot {
+                        let answer = match work {
+                            ViewWork::Orders(write) => match (&write.refused, &outcome) {
+                                (Some(reason), _) => Err(reason.clone()),
+                                (None, Ok(())) => Ok(()),
+                                (None, Err(e)) => Err(e.clone()),
+                            },
+                            ViewWork::Store { record, control } => {
+                                apply_to_store(&metadata, &decisions, *record, control)
+                            }
                         };
-                        answers.applied(write.record, answer);
+                        answers.applied(work.record(), answer);
                     }
                 }
             })?;
@@ -85,6 +124,14 @@ impl ControlApplier {
     /// Applies record `record`; returns the `(activation, person)` pairs of the person it
     /// changed (for the hit matcher).
     pub fn apply(&mut self, record: u64, control: &Arc<ControlRecord>) -> Vec<(String, String)> {
+        if !control.change.reaches_rules() {
+            let work = ViewWork::Store {
+                record,
+                control: control.clone(),
+            };
+            self.send(work);
+            return Vec::new();
+        }
         let person = self.book.person_of(&control.change);
         let (refused, view) = match self.book.apply(record, control) {
             Err(reason) => (Some(reason), OrdersFile::default()),
@@ -106,19 +153,23 @@ impl ControlApplier {
             .iter()
             .map(|a| (a.id.clone(), a.person.clone()))
             .collect();
-        let write = ViewWrite {
+        self.send(ViewWork::Orders(ViewWrite {
             record,
             control: control.clone(),
             person,
             refused,
             view,
-        };
-        if self.writes.send(write).is_err() {
+        }));
+        activations
+    }
+
+    fn send(&self, work: ViewWork) {
+        let record = work.record();
+        if self.writes.send(work).is_err() {
             tracing::error!(record, "the metadata view thread has stopped");
             let reason = "the change is stored but the metadata view has stopped".to_string();
             self.gate.applied(record, Err(reason));
         }
-        activations
     }
 }
 
@@ -132,13 +183,37 @@ impl ControlApplier {
     }
 }
 
+/// Applies a hub decision or a user record to its store; the submitter's answer.
+fn apply_to_store(
+    metadata: &Metadata,
+    decisions: &DecisionView,
+    record: u64,
+    control: &ControlRecord,
+) -> Result<(), String> {
+    if control.change.is_user() {
+        return match metadata.apply_user_record(record, control) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(record, error = %e, "users table did not take a user record");
+                Err(format!(
+                    "{STORE_DID_NOT_TAKE} metadata database did not take it ({e}); it is applied again at the next start"
+                ))
+            }
+        };
+    }
+    decisions.apply(record, control).map_err(|e| {
+        tracing::warn!(record, error = %e, "decision not applied");
+        e.to_string()
+    })
+}
+
 /// At most this many changes are written to the view in one transaction.
 const MAX_WRITES_PER_TRANSACTION: usize = 4096;
 
 /// Writes records to the metadata view in one transaction. The records are in the log and
 /// applied by the pipeline whatever happens here; a view that failed to follow is an error for
 /// their submitters, never a silent success.
-fn write_views(metadata: &Metadata, lot: &[ViewWrite]) -> Result<(), String> {
+fn write_views(metadata: &Metadata, lot: &[&ViewWrite]) -> Result<(), String> {
     let changes: Vec<ViewChange<'_>> = lot
         .iter()
         .map(|w| ViewChange {

@@ -106,6 +106,12 @@ const MIGRATIONS: &[&str] = &[
      DROP INDEX activations_by_person;
      CREATE INDEX orders_by_person_id ON orders(person, id);
      DROP INDEX orders_by_person;",
+    // Every user record (log record number) below this one has been taken by the users table:
+    // start-up applies the ones from it on from the log (users are control records, the table a view of them).
+    "CREATE TABLE users_applied (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        applied_below INTEGER NOT NULL
+     );",
 ];
 
 /// Applies every migration not yet applied.
@@ -164,7 +170,7 @@ mod tests {
             .unwrap();
         }
         let m = Metadata::open(dir.path()).unwrap();
-        assert_eq!(m.schema_version().unwrap(), 6);
+        assert_eq!(m.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let indexes: Vec<String> = {
             let conn = m.lock();
             let mut stmt = conn

@@ -18,7 +18,7 @@ pub use changes::{ChangeEntry, ViewChange};
 pub use order_queries::{Page, PersonRecords, PersonScope};
 pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
 pub use tag_credentials::TagCredential;
-pub use users::{parse_expiry, CaseloadLink, NewUser, Role, User};
+pub use users::{account_with_token, new_account, parse_expiry, CaseloadLink, NewUser, Role, User};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

@@ -2,36 +2,13 @@
 //! a token may carry an expiry, after which it is refused (401).
 
 use super::{Metadata, MetadataError};
-use crate::model::TimeMs;
+use crate::model::{Change, ControlRecord, TimeMs, UserAccount};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 
-/// What a user may see (the API enforces it on every route).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "role", rename_all = "snake_case")]
-pub enum Role {
-    /// Everything, including users, audit, retention and subject access exports.
-    Admin,
-    /// Monitoring centre staff: every person (restricted ones too), alerts, trails, hits review.
-    Hub,
-    /// A police force: only its own crimes, confirmed hits on them and the trail around a hit.
-    Police { force: String },
-    /// An offender manager: only the people on their caseload (never restricted ones).
-    Practitioner { caseload: Vec<String> },
-}
-
-impl Role {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Hub => "hub",
-            Role::Police { .. } => "police",
-            Role::Practitioner { .. } => "practitioner",
-        }
-    }
-}
+pub use crate::model::Role;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct User {
@@ -127,69 +104,122 @@ fn new_token() -> Result<String, MetadataError> {
     Ok(format!("ts_{}", hex::encode(buf)))
 }
 
+/// A new account for `user` with a fresh token: checked, not stored. The caller appends it to
+/// the log as a `put_user` control record (the users table follows the log) and shows the token
+/// once.
+pub fn new_account(user: &NewUser) -> Result<(UserAccount, String), MetadataError> {
+    let token = new_token()?;
+    let account = account_with_token(user, &token)?;
+    Ok((account, token))
+}
+
+/// The account of `user` with a given token (demo and tests; production uses [`new_account`]).
+pub fn account_with_token(user: &NewUser, token: &str) -> Result<UserAccount, MetadataError> {
+    check_account(&user.name, &user.role).map_err(MetadataError::Invalid)?;
+    Ok(UserAccount {
+        name: user.name.clone(),
+        role: user.role.clone(),
+        token_sha256: digest(token),
+        expires: user.expires_ms,
+    })
+}
+
+fn check_account(name: &str, role: &Role) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("a user needs a name".into());
+    }
+    if matches!(role, Role::Police { force } if force.trim().is_empty()) {
+        return Err("a police user needs a force".into());
+    }
+    Ok(())
+}
+
 impl Metadata {
-    /// Creates a user and returns it with its token (the only time the token is visible).
-    pub fn add_user(&self, user: &NewUser) -> Result<(User, String), MetadataError> {
-        let token = new_token()?;
-        self.add_user_with_token(user, &token)?;
-        let created = self
-            .user_by_name(&user.name)?
-            .ok_or_else(|| MetadataError::NotFound(format!("user '{}'", user.name)))?;
-        Ok((created, token))
+    /// Creates a user straight in the table, outside the log (unit tests of the views only).
+    #[cfg(test)]
+    pub fn add_user_with_token(&self, user: &NewUser, token: &str) -> Result<(), MetadataError> {
+        let control = ControlRecord {
+            recorded: 0,
+            actor: "test".into(),
+            effective: None,
+            change: Change::PutUser {
+                user: account_with_token(user, token)?,
+            },
+        };
+        self.apply_user_record(0, &control)?
+            .map_err(MetadataError::Conflict)
     }
 
-    /// Creates a user with a given token (demo and tests; production uses [`Metadata::add_user`]).
-    pub fn add_user_with_token(&self, user: &NewUser, token: &str) -> Result<(), MetadataError> {
-        if user.name.trim().is_empty() {
-            return Err(MetadataError::Invalid("a user needs a name".into()));
-        }
-        let force = match &user.role {
-            Role::Police { force } if force.trim().is_empty() => {
-                return Err(MetadataError::Invalid("a police user needs a force".into()))
-            }
-            Role::Police { force } => Some(force.clone()),
-            _ => None,
-        };
+    /// Every user record (log record number) below this one has been taken by the users table.
+    pub fn users_applied_below(&self) -> Result<u64, MetadataError> {
+        let below: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT applied_below FROM users_applied WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(below.unwrap_or(0) as u64)
+    }
+
+    /// Applies a user record (`put_user`, `disable_user`; log record `record`) to the users
+    /// table in one transaction with the table's mark. `Ok(Err(reason))`: refused, the same way
+    /// on every replay (a name taken by another token, an unknown user). Not a user record:
+    /// nothing to do.
+    pub fn apply_user_record(
+        &self,
+        record: u64,
+        control: &ControlRecord,
+    ) -> Result<Result<(), String>, MetadataError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let exists: Option<i64> = tx
-            .query_row("SELECT id FROM users WHERE name = ?1", [&user.name], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if exists.is_some() {
-            return Err(MetadataError::Conflict(format!(
-                "user '{}' already exists",
-                user.name
-            )));
-        }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let outcome = match &control.change {
+            Change::PutUser { user } => put_user(&tx, user, control.recorded)?,
+            Change::DisableUser { name } => {
+                let n = tx.execute("UPDATE users SET disabled = 1 WHERE name = ?1", [name])?;
+                if n == 0 {
+                    Err(format!("user '{name}' not found"))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => return Ok(Ok(())),
+        };
         tx.execute(
-            "INSERT INTO users (name, role, force, token_sha256, created_ms, expires_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                user.name,
-                user.role.name(),
-                force,
-                digest(token),
-                now_ms,
-                user.expires_ms
-            ],
+            "INSERT INTO users_applied (id, applied_below) VALUES (1, ?1)
+             ON CONFLICT(id) DO UPDATE SET applied_below = MAX(applied_below, ?1)",
+            [record as i64 + 1],
         )?;
-        let id = tx.last_insert_rowid();
-        if let Role::Practitioner { caseload } = &user.role {
-            for person in caseload {
-                tx.execute(
-                    "INSERT OR IGNORE INTO caseloads (user_id, person) VALUES (?1, ?2)",
-                    params![id, person],
-                )?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Every user with their token digest and whether disabled (the one-time migration of a
+    /// users table written before users were log records).
+    pub fn user_accounts(&self) -> Result<Vec<(UserAccount, bool)>, MetadataError> {
+        let rows: Vec<(String, String, bool)> = {
+            let conn = self.lock();
+            let mut stmt =
+                conn.prepare("SELECT name, token_sha256, disabled FROM users ORDER BY id")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        let mut accounts = Vec::new();
+        for (name, token_sha256, disabled) in rows {
+            if let Some(user) = self.user_by_name(&name)? {
+                let account = UserAccount {
+                    name,
+                    role: user.role,
+                    token_sha256,
+                    expires: user.expires_ms,
+                };
+                accounts.push((account, disabled));
             }
         }
-        tx.commit()?;
-        Ok(())
+        Ok(accounts)
     }
 
     fn load_user(&self, where_sql: &str, arg: &str) -> Result<Option<User>, MetadataError> {
@@ -293,14 +323,61 @@ impl Metadata {
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+}
 
-    pub fn disable_user(&self, name: &str) -> Result<(), MetadataError> {
-        let n = self
-            .lock()
-            .execute("UPDATE users SET disabled = 1 WHERE name = ?1", [name])?;
-        if n == 0 {
-            return Err(MetadataError::NotFound(format!("user '{name}'")));
-        }
-        Ok(())
+/// Inserts `user` (created at `created_ms`) unless the name is taken: by the same token, this
+/// record applied again (accepted, nothing changes); by another, refused.
+fn put_user(
+    tx: &rusqlite::Transaction<'_>,
+    user: &UserAccount,
+    created_ms: TimeMs,
+) -> Result<Result<(), String>, MetadataError> {
+    if let Err(reason) = check_account(&user.name, &user.role) {
+        return Ok(Err(reason));
     }
+    let existing: Option<String> = tx
+        .query_row(
+            "SELECT token_sha256 FROM users WHERE name = ?1",
+            [&user.name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match existing {
+        Some(digest) if digest == user.token_sha256 => return Ok(Ok(())),
+        Some(_) => return Ok(Err(format!("user '{}' already exists", user.name))),
+        None => {}
+    }
+    let force = match &user.role {
+        Role::Police { force } => Some(force.clone()),
+        _ => None,
+    };
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO users (name, role, force, token_sha256, created_ms, expires_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            user.name,
+            user.role.name(),
+            force,
+            user.token_sha256,
+            created_ms,
+            user.expires
+        ],
+    )?;
+    if inserted == 0 {
+        // The digest is UNIQUE: another user holds this token (never, with random tokens).
+        return Ok(Err(format!(
+            "user '{}': the token is another user's",
+            user.name
+        )));
+    }
+    let id = tx.last_insert_rowid();
+    if let Role::Practitioner { caseload } = &user.role {
+        for person in caseload {
+            tx.execute(
+                "INSERT OR IGNORE INTO caseloads (user_id, person) VALUES (?1, ?2)",
+                params![id, person],
+            )?;
+        }
+    }
+    Ok(Ok(()))
 }

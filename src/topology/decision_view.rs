@@ -1,0 +1,135 @@
+//! [`DecisionView`]: the alert and hit stores follow the hub's decisions (alert actions, hit
+//! reviews) in log order. Live, each decision is applied when the log hands it over, and its
+//! submitter is answered with the outcome; at start, the decisions after each store's mark are
+//! applied again from the log ([`DecisionView::catch_up`]), so a decision acknowledged just
+//! before a crash is never lost and a store rebuilt from nothing gets every decision back.
+//!
+//! Applying is deterministic given the stores' state: an action on an alert already resolved, or
+//! on one retention has since purged, is refused the same way live and on every rebuild.
+
+use crate::model::{Change, ControlRecord};
+use crate::store::alert_store::AlertStoreError;
+use crate::store::crime_store::{CrimeStore, CrimeStoreError};
+use crate::store::LiveAlerts;
+use std::sync::Arc;
+
+/// How a [`DecisionError::Store`] message starts (the API answers it as a server error).
+pub const STORE_DID_NOT_TAKE: &str = "the change is stored in the log but the";
+
+/// Why a decision was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    /// Refused, the same way on every replay: the message says why.
+    #[error("{0}")]
+    Refused(String),
+    /// The store could not take it now; it stays in the log and is applied at the next start.
+    #[error("the change is stored in the log but the {store} did not take it ({reason}); it is applied again at the next start")]
+    Store { store: &'static str, reason: String },
+}
+
+/// Applies hub decisions to the alert store (through the live alert book, which numbers and
+/// publishes the change) and to the crime store's hits.
+#[derive(Clone)]
+pub struct DecisionView {
+    alerts: Arc<LiveAlerts>,
+    crimes: CrimeStore,
+}
+
+/// What a start-up catch-up did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUp {
+    pub applied: u64,
+    pub refused: u64,
+}
+
+impl DecisionView {
+    pub fn new(alerts: Arc<LiveAlerts>, crimes: CrimeStore) -> Self {
+        Self { alerts, crimes }
+    }
+
+    /// Applies one decision (log record `record`). Not a decision: nothing to do.
+    pub fn apply(&self, record: u64, control: &ControlRecord) -> Result<(), DecisionError> {
+        match &control.change {
+            Change::AlertAction { alert, review, .. } => self
+                .alerts
+                .review(alert, &control.actor, control.recorded, review, record)
+                .map(drop)
+                .map_err(|e| match e {
+                    AlertStoreError::NotFound(_) | AlertStoreError::Invalid(_) => {
+                        DecisionError::Refused(e.to_string())
+                    }
+                    other => DecisionError::Store {
+                        store: "alert store",
+                        reason: other.to_string(),
+                    },
+                }),
+            Change::HitReview {
+                hit,
+                decision,
+                reason,
+                ..
+            } => self
+                .crimes
+                .review_hit(
+                    hit,
+                    *decision,
+                    reason,
+                    &control.actor,
+                    control.recorded,
+                    record,
+                )
+                .map(drop)
+                .map_err(|e| match e {
+                    CrimeStoreError::HitNotFound(_)
+                    | CrimeStoreError::Invalid(_)
+                    | CrimeStoreError::Withdrawn { .. } => DecisionError::Refused(e.to_string()),
+                    other => DecisionError::Store {
+                        store: "crime store",
+                        reason: other.to_string(),
+                    },
+                }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies, in log order, the decisions among `decisions` that a store has not taken yet
+    /// (from its mark on). A store that cannot take one stops the start: serving with a decision
+    /// acknowledged and missing would be silent loss.
+    pub fn catch_up<'a>(
+        &self,
+        decisions: impl IntoIterator<Item = (u64, &'a ControlRecord)>,
+    ) -> Result<CatchUp, DecisionError> {
+        let store_error =
+            |store: &'static str, e: String| DecisionError::Store { store, reason: e };
+        let alerts_below = match self.alerts.store() {
+            Some(store) => store
+                .decisions_applied_below()
+                .map_err(|e| store_error("alert store", e.to_string()))?,
+            None => u64::MAX,
+        };
+        let hits_below = self
+            .crimes
+            .decisions_applied_below()
+            .map_err(|e| store_error("crime store", e.to_string()))?;
+        let mut done = CatchUp::default();
+        for (record, control) in decisions {
+            let below = match &control.change {
+                Change::AlertAction { .. } => alerts_below,
+                Change::HitReview { .. } => hits_below,
+                _ => continue,
+            };
+            if record < below {
+                continue;
+            }
+            match self.apply(record, control) {
+                Ok(()) => done.applied += 1,
+                Err(DecisionError::Refused(reason)) => {
+                    tracing::debug!(record, %reason, "decision refused at catch-up");
+                    done.refused += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+}
