@@ -333,7 +333,11 @@ fn replay_crimes(
     let store = CrimeStore::in_memory().map_err(|e| store_err(first, e.to_string()))?;
     let mut matcher = HitMatcher::new(rules.hits);
     for a in directory.all() {
-        matcher.set_person(&a.id, &a.person);
+        let period = crate::crime::matcher::Period {
+            from_ms: a.from_ms,
+            to_ms: a.to_ms,
+        };
+        matcher.set_activation(&a.id, &a.person, period);
     }
     let csv_rules = crate::crime::PoliceCsvRules::default();
     let mut reports = Vec::new();

@@ -454,9 +454,7 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
                     LogEntry::Control { record, control } => {
                         let applied =
                             tokio::task::block_in_place(|| applier.apply(*record, control));
-                        for (id, person) in applied {
-                            forward_hits.activation(&id, &person);
-                        }
+                        forward_hits.control(*record, &control.change, applied);
                     }
                 }
             }

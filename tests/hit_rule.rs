@@ -217,7 +217,7 @@ fn final_hits(changes: Vec<HitChange>, into: &mut std::collections::BTreeMap<Str
             HitChange::Upsert(h) => {
                 into.insert(h.id.clone(), *h);
             }
-            HitChange::Withdraw { id } => {
+            HitChange::Withdraw { id, .. } => {
                 into.remove(&id);
             }
         }

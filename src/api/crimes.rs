@@ -30,6 +30,9 @@ impl From<CrimeStoreError> for ApiError {
             CrimeStoreError::Invalid(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
             }
+            e @ CrimeStoreError::Withdrawn { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -182,7 +185,13 @@ fn batch_view(batch: &StoredBatch, police: bool) -> Value {
     if police {
         if let Some(map) = doc.as_object_mut() {
             map.insert("hits".into(), json!(batch.confirmed_hits));
-            for hidden in ["confirmed_hits", "pending_hits", "bulk", "bulk_flagged_at"] {
+            for hidden in [
+                "confirmed_hits",
+                "pending_hits",
+                "withdrawn_hits",
+                "bulk",
+                "bulk_flagged_at",
+            ] {
                 map.remove(hidden);
             }
         }

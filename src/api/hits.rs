@@ -1,6 +1,8 @@
 //! Hits over HTTP: the hub lists, reads and reviews (confirm / reject with a reason) every hit;
 //! police see only confirmed hits on their own force's crimes, and the trail of that person only
-//! for the crime window plus a configured margin. A hit is person data: every read states its
+//! for the crime window plus a configured margin. A withdrawn hit is kept and served marked
+//! `withdrawn` (lists show the reviewed ones unless asked otherwise: `withdrawn=`); it cannot be
+//! reviewed (409). A hit is person data: every read states its
 //! purpose and is audited. Also the per-batch 18-column CSV, the GeoJSON evidence file of a hit,
 //! and the JSON Lines export that equals `tagstream replay`'s `hits.jsonl`.
 
@@ -14,7 +16,9 @@ use super::limits;
 use super::routes::ApiState;
 use crate::crime::evidence::{evidence_geojson, hits_csv, HitRow};
 use crate::model::Change;
-use crate::store::crime_store::{HitDecision, HitFilter, HitState, StoredHit};
+use crate::store::crime_store::{
+    CrimeStoreError, HitDecision, HitFilter, HitState, StoredHit, WithdrawnFilter,
+};
 use crate::trail::export::ExportFormat;
 use crate::trail::gaps::GapConfig;
 use axum::extract::{Path, Query, State};
@@ -32,6 +36,21 @@ pub struct HitQuery {
     limit: Option<u32>,
     purpose: Option<String>,
     format: Option<String>,
+    /// `exclude`, `reviewed`, `include` or `only` (see [`WithdrawnFilter`]).
+    withdrawn: Option<String>,
+}
+
+/// The `withdrawn` parameter, or `default` when absent.
+fn withdrawn_filter(q: &HitQuery, default: WithdrawnFilter) -> Result<WithdrawnFilter, ApiError> {
+    limits::check_opt("withdrawn", q.withdrawn.as_deref(), limits::ID_MAX_CHARS)?;
+    match q.withdrawn.as_deref() {
+        None => Ok(default),
+        Some(w) => WithdrawnFilter::parse(w).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown withdrawn filter '{w}': use reviewed, include, only or exclude"
+            ))
+        }),
+    }
 }
 
 /// The filter a caller may use: police are pinned to their force and to confirmed hits.
@@ -57,12 +76,16 @@ fn scoped_filter(caller: &Caller, q: &HitQuery) -> Result<HitFilter, ApiError> {
         (Some(_), Some(_)) => return Err(ApiError::forbidden()),
         (None, s) => s,
     };
+    // By default a withdrawn hit is listed when the hub had reviewed it (a decision someone may
+    // have acted on stays visible, marked), not when nobody had looked at it yet.
+    let withdrawn = withdrawn_filter(q, WithdrawnFilter::Reviewed)?;
     Ok(HitFilter {
         batch_id: q.batch.clone(),
         force: scope,
         state,
         person: q.person.clone(),
         limit: q.limit,
+        withdrawn,
     })
 }
 
@@ -175,6 +198,15 @@ pub async fn review(
         .crimes
         .hit(&id)?
         .ok_or_else(|| ApiError::not_found(format!("hit '{id}' not found")))?;
+    // A withdrawn hit no longer holds: 409 before anything is written to the log (the store
+    // refuses it too, should the matcher withdraw it before the decision is applied).
+    if let Some(withdrawn) = hit.withdrawn {
+        return Err(CrimeStoreError::Withdrawn {
+            id,
+            reason: withdrawn.reason,
+        }
+        .into());
+    }
     audit_hit(&state, &caller, &body.reason, "hits.review", &hit, None)?;
     let change = Change::HitReview {
         hit: id.clone(),
@@ -204,6 +236,9 @@ pub async fn evidence(
     audit_hit(&state, &caller, &purpose, "hits.evidence", &hit, None)?;
     let mut doc = evidence_geojson(&hit.hit);
     doc["properties"]["review"] = json!(hit.review);
+    if let Some(withdrawn) = &hit.withdrawn {
+        doc["properties"]["withdrawn"] = json!(withdrawn);
+    }
     Ok((
         [(header::CONTENT_TYPE, "application/geo+json")],
         doc.to_string(),
@@ -212,7 +247,8 @@ pub async fn evidence(
 }
 
 /// `GET /v1/hits/{id}/trail`: the person's trail for the crime window plus the margin, in any
-/// trail format; the only trail police can ever read.
+/// trail format; the only trail police can ever read. Only positions inside the activation's
+/// period are the person's.
 pub async fn trail(
     State(state): State<ApiState>,
     caller: Caller,
@@ -240,12 +276,16 @@ pub async fn trail(
         &hit,
         Some((from_ms, to_ms)),
     )?;
+    // Only the activation's own positions: those inside its period now (a backdated end leaves
+    // positions stored under it that are not the person's; an activation gone has none).
+    let activation = state.directory.load().get(&hit.hit.activation).cloned();
     let readings: Vec<_> = state
         .trails
         .positions(&hit.hit.activation, from_ms, to_ms)
         .map_err(|e| ApiError::internal(e.to_string()))?
         .into_iter()
         .filter(|r| r.t_ms >= from_ms && r.t_ms <= to_ms)
+        .filter(|r| activation.as_ref().is_some_and(|a| a.covers(r.t_ms)))
         .collect();
     let body = format.render(
         &format!("hit {}", hit.hit.id),
@@ -270,7 +310,9 @@ pub async fn batch_csv(
     Query(mut q): Query<HitQuery>,
 ) -> Result<Response, ApiError> {
     q.batch = Some(batch_id.clone());
-    let filter = scoped_filter(&caller, &q)?;
+    let mut filter = scoped_filter(&caller, &q)?;
+    // The 18 columns have no place for a withdrawal: the CSV lists current hits only.
+    filter.withdrawn = WithdrawnFilter::Exclude;
     let purpose = purpose(&headers, q.purpose.as_deref())?;
     let hits = state.crimes.hits(&filter)?;
     // Only the activations and people these hits name, each read once.
@@ -337,7 +379,9 @@ pub async fn batch_csv(
 }
 
 /// `GET /v1/hits/export`: every current hit as JSON Lines, by id (hub and admin): the same bytes
-/// as `tagstream replay … --crimes …` writes to `hits.jsonl`.
+/// as `tagstream replay … --crimes …` writes to `hits.jsonl`. `withdrawn=include|only|reviewed`
+/// adds withdrawn hits, each line with its `withdrawn` (replay has no reviews and never withdraws
+/// what it never found, so the default leaves them out).
 pub async fn export_jsonl(
     State(state): State<ApiState>,
     Staff(caller): Staff,
@@ -345,8 +389,9 @@ pub async fn export_jsonl(
     Query(q): Query<HitQuery>,
 ) -> Result<Response, ApiError> {
     let purpose = purpose(&headers, q.purpose.as_deref())?;
+    let withdrawn = withdrawn_filter(&q, WithdrawnFilter::Exclude)?;
     let mut body = Vec::new();
-    let n = state.crimes.write_hits_jsonl(&mut body)?;
+    let n = state.crimes.write_hits_jsonl_with(&mut body, withdrawn)?;
     record(
         &state,
         &caller,

@@ -4,16 +4,21 @@
 //! - new positions, per activation, from the trail feed right after they were appended to the
 //!   trail store (live matching);
 //! - new crime versions from an import, answered when their retrospective match is done;
-//! - at start, every stored crime version, matched against the trails (this also repairs any hit
-//!   change lost in a crash: hits are derived from durable crimes and durable trails).
+//! - at start, every stored crime version, matched against the trails, and every stored hit not
+//!   withdrawn evaluated again (this also repairs any hit change lost in a crash: hits are derived
+//!   from durable crimes and durable trails);
+//! - changes to activations (control records, in log order): a period narrowed or moved, or the
+//!   activation given to another person, re-evaluates its hits, withdrawing those whose evidence
+//!   is no longer its own with the change's record number and a reason.
 //!
 //! Nothing that fails is dropped: a hit change the crime store refused, a crime match or a
 //! position match the trail store could not be read for, is kept in [`Retry`] and done again
 //! before newer work and, while the worker is idle, after a back-off; each failure is counted
 //! (`/metrics`, and the import's `matching` summary says how many are still waiting).
 
-use super::matcher::{HitChange, HitMatcher, TrailSource};
-use crate::model::{CrimeVersion, Reading};
+use super::matcher::{Cause, HitChange, HitMatcher, Period, TrailSource};
+use crate::model::time::format_time;
+use crate::model::{Change, CrimeVersion, Reading, TimeMs};
 use crate::pipeline::ActivationDirectory;
 use crate::rules::hits::HitsConfig;
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
@@ -55,12 +60,21 @@ pub struct Retry {
     crimes: BTreeSet<u32>,
     /// Position groups whose live match failed, in the order they came.
     positions: Vec<(String, Vec<Reading>)>,
+    /// Re-evaluations of an activation's hits (after a change to it, or at start) not yet done.
+    rechecks: Vec<Recheck>,
+}
+
+/// Crimes to evaluate against one activation again, and why.
+struct Recheck {
+    activation: String,
+    slots: BTreeSet<u32>,
+    cause: Cause,
 }
 
 impl Retry {
     /// How many pieces of work are waiting.
     pub fn len(&self) -> u64 {
-        (self.changes.len() + self.crimes.len() + self.positions.len()) as u64
+        (self.changes.len() + self.crimes.len() + self.positions.len() + self.rechecks.len()) as u64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -80,12 +94,24 @@ pub struct HitStats {
 
 enum Job {
     Positions(Vec<(String, Vec<Reading>)>),
-    /// An activation was created (or changed) after start: whose positions it carries.
+    /// A control record (log record `record`) created or changed an activation after start:
+    /// whose positions it carries, and its period when the record set it.
     Activation {
+        record: u64,
         id: String,
         person: String,
+        period: Option<PeriodChange>,
     },
     Crimes(Vec<CrimeVersion>, Sender<MatchSummary>),
+}
+
+/// What a control record did to an activation's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeriodChange {
+    /// `put_activation`: the whole period.
+    Set(Period),
+    /// `end_activation`: ended at this time.
+    End(TimeMs),
 }
 
 /// Handle to the worker; cheap to clone.
@@ -109,7 +135,11 @@ impl HitService {
     ) -> Result<(HitService, MatchSummary), CrimeStoreError> {
         let mut matcher = HitMatcher::new(config);
         for a in directory.all() {
-            matcher.set_person(&a.id, &a.person);
+            let period = Period {
+                from_ms: a.from_ms,
+                to_ms: a.to_ms,
+            };
+            matcher.set_activation(&a.id, &a.person, period);
         }
         let crimes = store.all_crimes()?;
         let has_crimes = Arc::new(AtomicBool::new(!crimes.is_empty()));
@@ -123,7 +153,26 @@ impl HitService {
         };
         // A failure here is retried by the worker like any other (and reported in the summary).
         let slots = worker.matcher.add_crimes(crimes);
-        let summary = worker.match_crimes(slots);
+        // Every stored hit not withdrawn is evaluated again (a crime match only visits the
+        // activations whose trail meets the crime): one that no longer holds is withdrawn.
+        let mut stored: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        for (crime, activation) in worker.store.current_hit_keys()? {
+            if let Some(slot) = worker.matcher.seed_hit(&crime, &activation) {
+                stored.entry(activation).or_default().insert(slot);
+            }
+        }
+        let started = Instant::now();
+        let mut summary = worker.match_crimes(slots);
+        worker
+            .retry
+            .rechecks
+            .extend(stored.into_iter().map(|(activation, slots)| Recheck {
+                activation,
+                slots,
+                cause: Cause::Rematch,
+            }));
+        let changes = worker.rechecks();
+        worker.store(changes, &mut summary, started);
         let (tx, rx) = channel();
         std::thread::Builder::new()
             .name("hit-matcher".into())
@@ -139,12 +188,35 @@ impl HitService {
         ))
     }
 
-    /// An activation created or changed while running: hits of its positions name its person.
-    pub fn activation(&self, id: &str, person: &str) {
-        let _ = self.jobs.send(Job::Activation {
-            id: id.to_string(),
-            person: person.to_string(),
-        });
+    /// A control record applied while running (log record `record`), with the `(activation,
+    /// person)` pairs of the person it changed (`ControlApplier::apply`'s answer: empty when
+    /// refused). Hits of an activation's positions name its person; a period narrowed, moved or
+    /// given to another person re-evaluates the activation's hits.
+    pub fn control(&self, record: u64, change: &Change, activations: Vec<(String, String)>) {
+        for (id, person) in activations {
+            let period = match change {
+                Change::PutActivation { activation } if activation.id == id => {
+                    Some(PeriodChange::Set(Period {
+                        from_ms: activation.from,
+                        to_ms: activation.to,
+                    }))
+                }
+                Change::EndActivation { activation, to } if *activation == id => {
+                    Some(PeriodChange::End(*to))
+                }
+                _ => None,
+            };
+            let job = Job::Activation {
+                record,
+                id,
+                person,
+                period,
+            };
+            if self.jobs.send(job).is_err() {
+                self.worker_gone();
+                return;
+            }
+        }
     }
 
     /// Live matching of positions just appended to the trail store.
@@ -249,7 +321,12 @@ impl Worker {
                 }
             };
             match job {
-                Job::Activation { id, person } => self.matcher.set_person(&id, &person),
+                Job::Activation {
+                    record,
+                    id,
+                    person,
+                    period,
+                } => self.activation_changed(record, &id, &person, period),
                 Job::Positions(groups) => {
                     self.match_positions(groups);
                 }
@@ -267,9 +344,101 @@ impl Worker {
         if !self.retry.crimes.is_empty() {
             self.match_crimes(Vec::new());
         }
-        if !self.retry.positions.is_empty() || !self.retry.changes.is_empty() {
+        if !self.retry.positions.is_empty()
+            || !self.retry.changes.is_empty()
+            || !self.retry.rechecks.is_empty()
+        {
             self.match_positions(Vec::new());
         }
+    }
+
+    /// Applies a control record's change to an activation; when its period or person changed,
+    /// re-evaluates its hits (and the crimes in time its period gained), naming the change.
+    fn activation_changed(
+        &mut self,
+        record: u64,
+        id: &str,
+        person: &str,
+        period: Option<PeriodChange>,
+    ) {
+        let before = self.matcher.activation(id);
+        let after = match (period, &before) {
+            (Some(PeriodChange::Set(p)), _) => p,
+            (Some(PeriodChange::End(to_ms)), Some((_, p))) => Period {
+                from_ms: p.from_ms,
+                to_ms: Some(to_ms),
+            },
+            (Some(PeriodChange::End(to_ms)), None) => Period {
+                from_ms: TimeMs::MIN,
+                to_ms: Some(to_ms),
+            },
+            (None, Some((_, p))) => *p,
+            (None, None) => {
+                self.matcher.set_person(id, person);
+                return;
+            }
+        };
+        let Some(gained) = self.matcher.set_activation(id, person, after) else {
+            return;
+        };
+        let Some((person_before, period_before)) = before else {
+            return; // new: nothing is stored under it yet
+        };
+        let mut what = Vec::new();
+        if period_before != after {
+            what.push(match period {
+                Some(PeriodChange::End(to_ms)) => format!(
+                    "activation '{id}' ended {}, so its positions from then on no longer count",
+                    format_time(to_ms)
+                ),
+                _ => format!(
+                    "activation '{id}' now runs from {} to {}, so only its positions in that \
+                     period count",
+                    format_time(after.from_ms),
+                    after.to_ms.map_or("now (open)".to_string(), format_time)
+                ),
+            });
+        }
+        if person_before != person {
+            what.push(format!(
+                "activation '{id}' now belongs to person '{person}'"
+            ));
+        }
+        let slots = self.matcher.recheck_slots(id, &gained);
+        if slots.is_empty() {
+            return;
+        }
+        self.retry.rechecks.push(Recheck {
+            activation: id.to_string(),
+            slots,
+            cause: Cause::Change {
+                record,
+                what: what.join("; "),
+            },
+        });
+        self.match_positions(Vec::new());
+    }
+
+    /// Runs the waiting re-evaluations; one whose trail read fails stays waiting.
+    fn rechecks(&mut self) -> Vec<HitChange> {
+        let mut changes = Vec::new();
+        for recheck in std::mem::take(&mut self.retry.rechecks) {
+            match self.matcher.recheck(
+                &self.trails,
+                &recheck.activation,
+                &recheck.slots,
+                &recheck.cause,
+            ) {
+                Ok(c) => changes.extend(c),
+                Err(e) => {
+                    tracing::error!(error = %e, activation = %recheck.activation,
+                        "re-evaluating an activation's hits failed; will retry");
+                    self.stats.match_failures.fetch_add(1, Ordering::Relaxed);
+                    self.retry.rechecks.push(recheck);
+                }
+            }
+        }
+        changes
     }
 
     /// Retrospective match of `slots` (and of crimes whose match failed before).
@@ -300,7 +469,7 @@ impl Worker {
     fn match_positions(&mut self, groups: Vec<(String, Vec<Reading>)>) {
         let started = Instant::now();
         let mut summary = MatchSummary::default();
-        let mut changes = Vec::new();
+        let mut changes = self.rechecks();
         let earlier = std::mem::take(&mut self.retry.positions);
         for (activation, readings) in earlier.into_iter().chain(groups) {
             match self
@@ -337,14 +506,14 @@ impl Worker {
 fn store_change(store: &CrimeStore, change: &HitChange) -> Result<bool, CrimeStoreError> {
     match change {
         HitChange::Upsert(hit) => store.upsert_hit(hit),
-        HitChange::Withdraw { id } => store.withdraw_hit(id),
+        HitChange::Withdraw { id, why } => store.withdraw_hit(id, why),
     }
 }
 
 fn change_id(change: &HitChange) -> &str {
     match change {
         HitChange::Upsert(hit) => &hit.id,
-        HitChange::Withdraw { id } => id,
+        HitChange::Withdraw { id, .. } => id,
     }
 }
 
@@ -429,6 +598,7 @@ mod tests {
     use crate::crime::matcher::MemoryTrails;
     use crate::model::{Position, PositionSource, ReadingBody, TimeMs};
     use crate::rules::geodesy::M_PER_DEG_LAT;
+    use crate::store::crime_store::HitWithdrawal;
     use crate::store::trails::{QueryBox, TrailError};
 
     const CRIME: (f64, f64) = (51.4545, -2.5879);
@@ -563,7 +733,13 @@ mod tests {
         let mut summary = MatchSummary::default();
         store_changes(
             &mut retry,
-            vec![HitChange::Withdraw { id: id.clone() }],
+            vec![HitChange::Withdraw {
+                id: id.clone(),
+                why: HitWithdrawal {
+                    change: None,
+                    reason: "test".into(),
+                },
+            }],
             &mut summary,
             &mut |c| {
                 written.push(matches!(c, HitChange::Withdraw { .. }));
@@ -632,6 +808,155 @@ mod tests {
         assert!(
             matches!(&changes[..], [HitChange::Upsert(_)]),
             "{changes:?}"
+        );
+    }
+
+    /// A trail store holding A1's walk past the crime, a crime store holding the crime (as an
+    /// upload stores it), and A1's activation from a day before the crime.
+    fn stores(dir: &std::path::Path) -> (TrailStore, CrimeStore, crate::model::Activation) {
+        let (trails, _) =
+            TrailStore::open(dir, crate::store::trails::TrailConfig::default()).unwrap();
+        let walk = [
+            gps(T0 + 10 * MIN, -300.0, 40.0),
+            gps(T0 + 14 * MIN, 300.0, 40.0),
+        ];
+        trails.append("A1", 1, &walk).unwrap();
+        let store = CrimeStore::in_memory().unwrap();
+        // 2026-05-28T20:26:40Z (T0) for an hour, at the crime's location.
+        let csv = "AvonSomerset,BIAD,Burglary in a dwelling,AVS20260601,AVS/1,20260528202640,\
+                   20260528212640,,,51.4545,-2.5879,WGS84,x\n";
+        let report = crate::crime::import::parse(
+            csv.as_bytes(),
+            None,
+            &crate::crime::PoliceCsvRules::default(),
+        );
+        let (_, versions) =
+            crate::crime::import::store(&store, "b.csv", &report, 100.0, "test", 0).unwrap();
+        assert_eq!(versions.len(), 1, "{:?}", report);
+        let a1 = crate::model::Activation {
+            id: "A1".into(),
+            person: "P1".into(),
+            tag: "T1".into(),
+            from: T0 - 24 * 60 * MIN,
+            to: None,
+        };
+        (trails, store, a1)
+    }
+
+    fn start(
+        store: &CrimeStore,
+        trails: &TrailStore,
+        a1: &crate::model::Activation,
+    ) -> (HitService, MatchSummary) {
+        let directory = Arc::new(ActivationDirectory::new(std::slice::from_ref(a1)));
+        HitService::start(
+            HitsConfig::default(),
+            store.clone(),
+            trails.clone(),
+            directory,
+        )
+        .unwrap()
+    }
+
+    /// Waits (up to 10 s) until the hit is withdrawn; its withdrawal.
+    fn withdrawn(store: &CrimeStore, id: &str) -> HitWithdrawal {
+        for _ in 0..200 {
+            if let Some(w) = store.hit(id).unwrap().and_then(|h| h.withdrawn) {
+                return w;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("hit {id} was not withdrawn");
+    }
+
+    #[test]
+    fn a_backdated_end_withdraws_the_hit_naming_the_record_and_a_restart_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (trails, store, a1) = stores(dir.path());
+        let (service, summary) = start(&store, &trails, &a1);
+        assert_eq!((summary.hits, summary.withdrawn), (1, 0), "{summary:?}");
+        let id = store.hits(&Default::default()).unwrap()[0].hit.id.clone();
+        // Record 17 ends A1 a minute before the crime; the forwarder passes the person's
+        // activations as the metadata view applied them.
+        let end = Change::EndActivation {
+            activation: "A1".into(),
+            to: T0 - MIN,
+        };
+        service.control(17, &end, vec![("A1".into(), "P1".into())]);
+        let why = withdrawn(&store, &id);
+        assert_eq!(why.change, Some(17));
+        assert_eq!(
+            why.reason,
+            "activation 'A1' ended 2026-05-28T20:25:40Z, so its positions from then on no longer \
+             count (change 17): the trail of activation 'A1' no longer comes within 100 m of \
+             crime 'AVS/1' version 1 during its window"
+        );
+        // A restart builds the matcher from the final activations: nothing to do, the hit stays
+        // withdrawn for the same reason.
+        drop(service);
+        let ended = crate::model::Activation {
+            to: Some(T0 - MIN),
+            ..a1
+        };
+        let (_, summary) = start(&store, &trails, &ended);
+        assert_eq!((summary.hits, summary.withdrawn), (0, 0), "{summary:?}");
+        assert_eq!(store.hit(&id).unwrap().unwrap().withdrawn, Some(why));
+    }
+
+    #[test]
+    fn a_later_start_withdraws_and_a_start_after_a_lost_withdrawal_makes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (trails, store, a1) = stores(dir.path());
+        let (service, _) = start(&store, &trails, &a1);
+        let id = store.hits(&Default::default()).unwrap()[0].hit.id.clone();
+        // A refused record (no activations applied) changes nothing.
+        let later = crate::model::Activation {
+            from: T0 + 12 * MIN,
+            ..a1.clone()
+        };
+        let put = Change::PutActivation {
+            activation: later.clone(),
+        };
+        service.control(18, &put, Vec::new());
+        // Applied: the walk's first fix is no longer A1's.
+        service.control(19, &put, vec![("A1".into(), "P1".into())]);
+        let why = withdrawn(&store, &id);
+        assert_eq!(why.change, Some(19));
+        assert!(
+            why.reason.starts_with(
+                "activation 'A1' now runs from 2026-05-28T20:38:40Z to now (open), so only its \
+                 positions in that period count (change 19): the trail of activation 'A1' no \
+                 longer"
+            ),
+            "{}",
+            why.reason
+        );
+        drop(service);
+
+        // A store that never got the withdrawal (a crash): the hit is current again there.
+        let fresh = CrimeStore::in_memory().unwrap();
+        let (_, versions) = {
+            let csv = "AvonSomerset,BIAD,Burglary in a dwelling,AVS20260601,AVS/1,\
+                       20260528202640,20260528212640,,,51.4545,-2.5879,WGS84,x\n";
+            let report = crate::crime::import::parse(
+                csv.as_bytes(),
+                None,
+                &crate::crime::PoliceCsvRules::default(),
+            );
+            crate::crime::import::store(&fresh, "b.csv", &report, 100.0, "test", 0).unwrap()
+        };
+        assert_eq!(versions.len(), 1);
+        let hit = store.hit(&id).unwrap().unwrap().hit;
+        fresh.upsert_hit(&hit).unwrap();
+        let (_, summary) = start(&fresh, &trails, &later);
+        assert_eq!(summary.withdrawn, 1, "{summary:?}");
+        let why = fresh.hit(&id).unwrap().unwrap().withdrawn.unwrap();
+        assert_eq!(why.change, None);
+        assert!(
+            why.reason
+                .starts_with("matched again against the stored trails: the trail of activation"),
+            "{}",
+            why.reason
         );
     }
 }

@@ -10,7 +10,7 @@
 
 use super::sqlite_schema::{apply_migrations, SchemaError};
 use crate::model::time::{format_time, rfc3339_ms};
-use crate::model::{CrimeVersion, Hit, PoliceCrime, TimeMs};
+use crate::model::{CrimeKey, CrimeVersion, Hit, PoliceCrime, TimeMs};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -24,6 +24,9 @@ pub enum CrimeStoreError {
     Json(#[from] serde_json::Error),
     #[error("hit '{0}' not found")]
     HitNotFound(String),
+    /// A withdrawn hit no longer holds: there is nothing to confirm or reject.
+    #[error("hit '{id}' was withdrawn ({reason}): a withdrawn hit cannot be reviewed")]
+    Withdrawn { id: String, reason: String },
     #[error("{0}")]
     Invalid(String),
     #[error("crime store: {0}")]
@@ -102,7 +105,52 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         applied_below INTEGER NOT NULL
      );",
+    // Why a withdrawn hit no longer holds (`HitWithdrawal`): the control record that caused it
+    // (NULL when late positions or a re-match did) and the reason in words.
+    "ALTER TABLE hits ADD COLUMN withdrawn_change INTEGER;
+     ALTER TABLE hits ADD COLUMN withdrawn_reason TEXT;",
 ];
+
+/// Why a hit no longer holds: the one `withdrawn` every output carries (`change` null when late
+/// positions or matching again at start withdrew it, not a control record).
+pub type HitWithdrawal = crate::model::Withdrawal;
+
+/// Which withdrawn hits a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WithdrawnFilter {
+    /// Current hits only.
+    Exclude,
+    /// Current hits, and withdrawn ones the hub had reviewed (the API's default: a decision
+    /// someone may have acted on stays visible, marked withdrawn).
+    Reviewed,
+    /// Every hit, withdrawn or not.
+    #[default]
+    Include,
+    /// Withdrawn hits only.
+    Only,
+}
+
+impl WithdrawnFilter {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "exclude" => Some(Self::Exclude),
+            "reviewed" => Some(Self::Reviewed),
+            "include" => Some(Self::Include),
+            "only" => Some(Self::Only),
+            _ => None,
+        }
+    }
+
+    /// The SQL condition on `hits` (a constant per variant: nothing from outside).
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Exclude => "withdrawn = 0",
+            Self::Reviewed => "(withdrawn = 0 OR state != 'pending')",
+            Self::Include => "1",
+            Self::Only => "withdrawn = 1",
+        }
+    }
+}
 
 /// A version stored by an import, and what changed from the previous one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +185,8 @@ pub struct StoredBatch {
     pub hits: u64,
     pub confirmed_hits: u64,
     pub pending_hits: u64,
+    /// Hits on the batch's crimes that no longer hold (kept, marked `withdrawn`).
+    pub withdrawn_hits: u64,
     /// The upload produced more pending hits than `[crime_api] bulk_pending_hits`.
     pub bulk: bool,
 }
@@ -157,6 +207,7 @@ struct StoredBatchRow {
     hits: i64,
     confirmed: i64,
     pending: i64,
+    withdrawn: i64,
     bulk: i64,
 }
 
@@ -206,6 +257,17 @@ pub struct StoredHit {
     #[serde(flatten)]
     pub hit: Hit,
     pub review: HitReview,
+    /// Present when the hit no longer holds: kept, with its review history, never deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<HitWithdrawal>,
+}
+
+/// A line of `hits.jsonl` for a withdrawn hit: the hit, then `withdrawn`.
+#[derive(Serialize)]
+struct WithdrawnLine<'a> {
+    #[serde(flatten)]
+    hit: &'a Hit,
+    withdrawn: &'a HitWithdrawal,
 }
 
 /// Filters for listing hits.
@@ -216,6 +278,8 @@ pub struct HitFilter {
     pub state: Option<HitState>,
     pub person: Option<String>,
     pub limit: Option<u32>,
+    /// Which withdrawn hits to return (default: all; the API defaults to `Reviewed`).
+    pub withdrawn: WithdrawnFilter,
 }
 
 pub use crate::model::HitDecision;
@@ -408,7 +472,8 @@ impl CrimeStore {
                        AND h.state = 'confirmed'),
                     (SELECT COUNT(*) FROM hits h WHERE h.batch_id = b.batch_id AND h.withdrawn = 0
                        AND h.state = 'pending'),
-                    b.bulk
+                    b.bulk,
+                    (SELECT COUNT(*) FROM hits h WHERE h.batch_id = b.batch_id AND h.withdrawn = 1)
              FROM batches b WHERE (?1 IS NULL OR b.force = ?1) ORDER BY b.seq DESC",
         )?;
         let rows = stmt.query_map([force], |r| {
@@ -421,6 +486,7 @@ impl CrimeStore {
                 confirmed: r.get(5)?,
                 pending: r.get(6)?,
                 bulk: r.get(7)?,
+                withdrawn: r.get(8)?,
             })
         })?;
         let mut out = Vec::new();
@@ -434,6 +500,7 @@ impl CrimeStore {
                 hits: row.hits.max(0) as u64,
                 confirmed_hits: row.confirmed.max(0) as u64,
                 pending_hits: row.pending.max(0) as u64,
+                withdrawn_hits: row.withdrawn.max(0) as u64,
                 bulk: row.bulk != 0,
             });
         }
@@ -507,7 +574,8 @@ impl CrimeStore {
             "INSERT INTO hits (id, force, batch_id, crime_ref, crime_version, activation, person, document)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(id) DO UPDATE SET document = excluded.document, person = excluded.person,
-               withdrawn = 0, changed_after_review = (hits.state != 'pending')",
+               withdrawn = 0, withdrawn_change = NULL, withdrawn_reason = NULL,
+               changed_after_review = (hits.state != 'pending')",
             params![
                 hit.id,
                 hit.force,
@@ -522,25 +590,50 @@ impl CrimeStore {
         Ok(true)
     }
 
-    /// Marks a hit withdrawn (its trail no longer qualifies); kept, with its review, for audit.
-    pub fn withdraw_hit(&self, id: &str) -> Result<bool, CrimeStoreError> {
+    /// Marks a hit withdrawn (its trail no longer qualifies), with why; kept, with its review,
+    /// for audit and shown marked. A hit already withdrawn keeps its first reason.
+    pub fn withdraw_hit(&self, id: &str, why: &HitWithdrawal) -> Result<bool, CrimeStoreError> {
+        let change = why.change.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
         let n = self.lock().execute(
-            "UPDATE hits SET withdrawn = 1, changed_after_review = (state != 'pending')
+            "UPDATE hits SET withdrawn = 1, withdrawn_change = ?2, withdrawn_reason = ?3,
+               changed_after_review = (state != 'pending')
              WHERE id = ?1 AND withdrawn = 0",
-            [id],
+            params![id, change, why.reason],
         )?;
         Ok(n > 0)
     }
 
-    /// Hits (not withdrawn) matching the filter, by id.
-    pub fn hits(&self, filter: &HitFilter) -> Result<Vec<StoredHit>, CrimeStoreError> {
+    /// The crime version and activation of every hit not withdrawn (start-up: the matcher
+    /// re-evaluates each, so a withdrawal lost in a crash is made at the next start).
+    pub fn current_hit_keys(&self) -> Result<Vec<(CrimeKey, String)>, CrimeStoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare(
-            "SELECT document, state, reviewed_by, reviewed_ms, reason, changed_after_review FROM hits
-             WHERE withdrawn = 0 AND (?1 IS NULL OR batch_id = ?1) AND (?2 IS NULL OR force = ?2)
+            "SELECT force, crime_ref, crime_version, activation FROM hits WHERE withdrawn = 0
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                CrimeKey {
+                    force: r.get(0)?,
+                    crime_ref: r.get(1)?,
+                    version: r.get(2)?,
+                },
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Hits matching the filter, by id.
+    pub fn hits(&self, filter: &HitFilter) -> Result<Vec<StoredHit>, CrimeStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {HIT_COLUMNS} FROM hits
+             WHERE {} AND (?1 IS NULL OR batch_id = ?1) AND (?2 IS NULL OR force = ?2)
                AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR person = ?4)
              ORDER BY id LIMIT ?5",
-        )?;
+            filter.withdrawn.sql()
+        ))?;
         let rows = stmt.query_map(
             params![
                 filter.batch_id,
@@ -558,12 +651,12 @@ impl CrimeStore {
         Ok(out)
     }
 
+    /// One hit, withdrawn or not.
     pub fn hit(&self, id: &str) -> Result<Option<StoredHit>, CrimeStoreError> {
         let conn = self.lock();
         let row = conn
             .query_row(
-                "SELECT document, state, reviewed_by, reviewed_ms, reason, changed_after_review FROM hits
-                 WHERE id = ?1 AND withdrawn = 0",
+                &format!("SELECT {HIT_COLUMNS} FROM hits WHERE id = ?1"),
                 [id],
                 stored_hit_row,
             )
@@ -593,6 +686,20 @@ impl CrimeStore {
         };
         {
             let mut conn = self.lock();
+            // A withdrawn hit no longer holds: a decision on it would be about nothing.
+            let withdrawn: Option<(i64, Option<String>)> = conn
+                .query_row(
+                    "SELECT withdrawn, withdrawn_reason FROM hits WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((1, reason)) = withdrawn {
+                return Err(CrimeStoreError::Withdrawn {
+                    id: id.to_string(),
+                    reason: reason.unwrap_or_else(|| UNKNOWN_REASON.to_string()),
+                });
+            }
             conn.pragma_update(None, "synchronous", "FULL")?;
             let tx = conn.transaction()?;
             let n = tx.execute(
@@ -660,12 +767,34 @@ impl CrimeStore {
 
     /// Writes every current hit as JSON Lines, by id: the same bytes as replay's `hits.jsonl`.
     pub fn write_hits_jsonl(&self, out: &mut dyn std::io::Write) -> Result<u64, CrimeStoreError> {
+        self.write_hits_jsonl_with(out, WithdrawnFilter::Exclude)
+    }
+
+    /// Writes the hits `withdrawn` selects as JSON Lines, by id; a withdrawn hit's line ends
+    /// with its `withdrawn` object.
+    pub fn write_hits_jsonl_with(
+        &self,
+        out: &mut dyn std::io::Write,
+        withdrawn: WithdrawnFilter,
+    ) -> Result<u64, CrimeStoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT document FROM hits WHERE withdrawn = 0 ORDER BY id")?;
-        let docs = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {HIT_COLUMNS} FROM hits WHERE {} ORDER BY id",
+            withdrawn.sql()
+        ))?;
+        // A current hit's line is its stored document as it is (replay writes the same bytes).
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, stored_hit_row(r)?)))?;
         let mut n = 0;
-        for doc in docs {
-            let doc = doc?;
+        for row in rows {
+            let (document, hit) = row?;
+            let hit = hit?;
+            let doc = match &hit.withdrawn {
+                None => document,
+                Some(w) => serde_json::to_string(&WithdrawnLine {
+                    hit: &hit.hit,
+                    withdrawn: w,
+                })?,
+            };
             out.write_all(doc.as_bytes())
                 .and_then(|_| out.write_all(b"\n"))
                 .map_err(|e| CrimeStoreError::Invalid(format!("writing hits: {e}")))?;
@@ -727,6 +856,13 @@ impl CrimeStore {
     }
 }
 
+/// The columns [`stored_hit_row`] reads, in its order.
+const HIT_COLUMNS: &str = "document, state, reviewed_by, reviewed_ms, reason, changed_after_review,
+    withdrawn, withdrawn_change, withdrawn_reason";
+
+/// The reason of a hit withdrawn before reasons were recorded.
+const UNKNOWN_REASON: &str = "withdrawn before reasons were recorded";
+
 fn stored_hit_row(r: &rusqlite::Row) -> rusqlite::Result<Result<StoredHit, CrimeStoreError>> {
     let doc: String = r.get(0)?;
     let state: String = r.get(1)?;
@@ -737,8 +873,23 @@ fn stored_hit_row(r: &rusqlite::Row) -> rusqlite::Result<Result<StoredHit, Crime
         reason: r.get(4)?,
         changed_after_review: r.get::<_, i64>(5)? != 0,
     };
+    let withdrawn = match r.get::<_, i64>(6)? {
+        0 => None,
+        _ => Some(HitWithdrawal {
+            change: r
+                .get::<_, Option<i64>>(7)?
+                .and_then(|c| u64::try_from(c).ok()),
+            reason: r
+                .get::<_, Option<String>>(8)?
+                .unwrap_or_else(|| UNKNOWN_REASON.to_string()),
+        }),
+    };
     Ok(serde_json::from_str::<Hit>(&doc)
-        .map(|hit| StoredHit { hit, review })
+        .map(|hit| StoredHit {
+            hit,
+            review,
+            withdrawn,
+        })
         .map_err(CrimeStoreError::from))
 }
 
@@ -784,5 +935,138 @@ impl super::PurgeTarget for CrimeStore {
 
     fn purge_activation(&self, activation: &str) -> Result<u64, super::TargetError> {
         Ok(self.purge_activation_hits(activation)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Certainty, HitAlgorithm};
+
+    fn hit(id: &str, crime_ref: &str) -> Hit {
+        Hit {
+            id: id.into(),
+            force: "AvonSomerset".into(),
+            batch_id: "AVS20260601".into(),
+            crime_ref: crime_ref.into(),
+            crime_version: 1,
+            activation: "A1".into(),
+            person: "P1".into(),
+            certainty: Certainty::Certain,
+            closest_m: 12.3,
+            closest_t: 1_780_000_000_000,
+            inside_s: 90,
+            positions: Vec::new(),
+            algorithm: HitAlgorithm {
+                name: "hits/2".into(),
+                radius_m: 100.0,
+                max_gap_s: 600,
+                margin_s: 1800,
+                max_precision_m: 500.0,
+                label_gap_s: 600,
+            },
+            crime_type: "BIAD".into(),
+            crime_from: 1_780_000_000_000,
+            crime_to: 1_780_003_600_000,
+            crime_lat: 51.4545,
+            crime_lon: -2.5879,
+            radius_m: 100.0,
+            weaker_evidence: false,
+        }
+    }
+
+    fn ids(hits: &[StoredHit]) -> Vec<&str> {
+        hits.iter().map(|h| h.hit.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_withdrawn_hit_is_kept_with_why_listed_as_asked_and_cannot_be_reviewed() {
+        let store = CrimeStore::in_memory().unwrap();
+        let (pending, confirmed) = (hit("H1", "AVS/1"), hit("H2", "AVS/2"));
+        store.upsert_hit(&pending).unwrap();
+        store.upsert_hit(&confirmed).unwrap();
+        store
+            .review_hit("H2", HitDecision::Confirm, "seen on CCTV", "hana", 5, 1)
+            .unwrap();
+        let late = HitWithdrawal {
+            change: None,
+            reason: "late position at …: no longer".into(),
+        };
+        let ended = HitWithdrawal {
+            change: Some(17),
+            reason: "activation 'A1' ended … (change 17): no longer".into(),
+        };
+        assert!(store.withdraw_hit("H1", &late).unwrap());
+        assert!(store.withdraw_hit("H2", &ended).unwrap());
+        // Withdrawn once: a second withdrawal keeps the first reason.
+        assert!(!store.withdraw_hit("H2", &late).unwrap());
+
+        let list = |withdrawn| {
+            store
+                .hits(&HitFilter {
+                    withdrawn,
+                    ..HitFilter::default()
+                })
+                .unwrap()
+        };
+        assert!(list(WithdrawnFilter::Exclude).is_empty());
+        let reviewed = list(WithdrawnFilter::Reviewed);
+        assert_eq!(ids(&reviewed), ["H2"]);
+        assert_eq!(reviewed[0].withdrawn.as_ref(), Some(&ended));
+        assert_eq!(reviewed[0].review.state, HitState::Confirmed);
+        assert!(reviewed[0].review.changed_after_review);
+        assert_eq!(ids(&list(WithdrawnFilter::Include)), ["H1", "H2"]);
+        assert_eq!(ids(&list(WithdrawnFilter::Only)), ["H1", "H2"]);
+
+        // One representation: `change` a number or null, then `reason`.
+        let one = store.hit("H1").unwrap().unwrap();
+        let json = serde_json::to_value(&one).unwrap();
+        assert_eq!(
+            json["withdrawn"],
+            serde_json::json!({"change": null, "reason": "late position at …: no longer"})
+        );
+        let two = serde_json::to_value(store.hit("H2").unwrap().unwrap()).unwrap();
+        assert_eq!(two["withdrawn"]["change"], 17);
+
+        // A review of a withdrawn hit is refused, saying why; the history is kept.
+        let err = store
+            .review_hit("H2", HitDecision::Reject, "changed my mind", "hana", 6, 2)
+            .unwrap_err();
+        assert!(
+            matches!(&err, CrimeStoreError::Withdrawn { id, reason } if id == "H2" && *reason == ended.reason),
+            "{err}"
+        );
+        assert_eq!(store.hit_reviews("H2").unwrap().len(), 1);
+
+        // The export leaves withdrawn hits out unless asked; asked, each line ends with `withdrawn`.
+        let mut current = Vec::new();
+        assert_eq!(store.write_hits_jsonl(&mut current).unwrap(), 0);
+        let mut all = Vec::new();
+        store
+            .write_hits_jsonl_with(&mut all, WithdrawnFilter::Include)
+            .unwrap();
+        let lines: Vec<&str> = std::str::from_utf8(&all).unwrap().lines().collect();
+        let doc = serde_json::to_string(&confirmed).unwrap();
+        assert_eq!(
+            lines[1],
+            format!(
+                "{},\"withdrawn\":{}}}",
+                &doc[..doc.len() - 1],
+                serde_json::to_string(&ended).unwrap()
+            )
+        );
+
+        // The hit holds again (a later evaluation): current once more, nothing of the withdrawal
+        // left, and it is what start-up re-evaluates.
+        store.upsert_hit(&pending).unwrap();
+        let back = store.hit("H1").unwrap().unwrap();
+        assert_eq!(back.withdrawn, None);
+        assert_eq!(ids(&list(WithdrawnFilter::Exclude)), ["H1"]);
+        let keys = store.current_hit_keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(
+            (keys[0].0.crime_ref.as_str(), keys[0].1.as_str()),
+            ("AVS/1", "A1")
+        );
     }
 }

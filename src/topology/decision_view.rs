@@ -80,9 +80,9 @@ impl DecisionView {
                 )
                 .map(drop)
                 .map_err(|e| match e {
-                    CrimeStoreError::HitNotFound(_) | CrimeStoreError::Invalid(_) => {
-                        DecisionError::Refused(e.to_string())
-                    }
+                    CrimeStoreError::HitNotFound(_)
+                    | CrimeStoreError::Invalid(_)
+                    | CrimeStoreError::Withdrawn { .. } => DecisionError::Refused(e.to_string()),
                     other => DecisionError::Store {
                         store: "crime store",
                         reason: other.to_string(),

@@ -1,7 +1,8 @@
 // End-to-end tests of the web console in headless Chromium against the real server: sign-in for
 // each role; the hub sees an alert arrive live and resolves it; a practitioner opens a trail,
 // plays it back, and is refused someone outside the caseload; police upload a batch with bad rows,
-// read the errors, and open a confirmed hit's map. Screenshots go to target/browser-artifacts/.
+// read the errors, and open a confirmed hit's map; a confirmed hit later withdrawn is shown struck
+// through with why, its review controls disabled. Screenshots go to target/browser-artifacts/.
 // Run: node --test tests/browser/ (scripts/test.sh does, after the cargo tests).
 
 import { describe, it, before, after, afterEach } from 'node:test';
@@ -179,5 +180,45 @@ describe('web console', { concurrency: false }, () => {
     await page.locator('.pos-label', { hasText: /^A1$/ }).first().waitFor();
     await page.getByTestId('hit-map').scrollIntoViewIfNeeded();
     await screenshot(page, 'police-hit');
+  });
+
+  it('a confirmed hit withdrawn by a backdated end is struck through with why; no review', async (t) => {
+    const confirmed = JSON.parse((await server.api('hub', '/v1/hits?state=confirmed')).body || '[]');
+    if (!Array.isArray(confirmed) || !confirmed.length) return t.skip('no confirmed hit (the crime hits API is not here)');
+    const hit = confirmed[0];
+    // The tag came off a second after it was fitted (recorded late): the hit's positions are
+    // no longer the activation's.
+    const person = JSON.parse((await server.api('hub', `/v1/people/${encodeURIComponent(hit.person)}`)).body);
+    const activation = person.activations.find((a) => a.id === hit.activation);
+    const to = new Date(Date.parse(activation.from) + 1000);
+    assert.ok(to < new Date(hit.crime_from));
+    const ended = await server.api('hub', `/v1/activations/${encodeURIComponent(hit.activation)}/end`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ to: to.toISOString() }),
+    });
+    assert.equal(ended.status, 200, ended.body);
+    let now = hit;
+    for (let i = 0; i < 100 && !now.withdrawn; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = JSON.parse((await server.api('hub', `/v1/hits/${hit.id}`)).body);
+    }
+    assert.ok(now.withdrawn, 'the hit was not withdrawn');
+
+    await open('hub');
+    const row = page.getByTestId('withdrawn-hits').locator(`tr[data-hit="${hit.id}"]`);
+    await row.waitFor();
+    assert.match(await row.getAttribute('class'), /withdrawn/);
+    assert.match(await row.getByTestId('hit-withdrawn').textContent(), /withdrawn: activation '.*' ended/);
+    await row.getByRole('button').click();
+    await page.getByTestId('hit-withdrawn-reason').waitFor();
+    assert.ok(await page.getByRole('button', { name: 'Confirm hit' }).isDisabled());
+    assert.ok(await page.getByRole('button', { name: 'Reject hit' }).isDisabled());
+    await screenshot(page, 'hub-hit-withdrawn');
+    await page.context().close();
+
+    await open('police');
+    const theirs = page.getByTestId('confirmed-hits').locator(`tr[data-hit="${hit.id}"]`);
+    await theirs.waitFor();
+    assert.match(await theirs.getAttribute('class'), /withdrawn/);
+    await screenshot(page, 'police-hit-withdrawn');
   });
 });

@@ -1,6 +1,7 @@
 // Crime hits, shared by the hub (review: confirm / reject) and police (confirmed hits of their
 // force): the hit's facts, its evidence map (crime point and vicinity, labelled positions with
-// confidence circles, track) and its positions table.
+// confidence circles, track) and its positions table. A withdrawn hit (it no longer holds) is
+// shown struck through and labelled with why; it cannot be reviewed.
 
 import { get, post, qs, ApiError } from './api.js';
 import { createMap, drawHitEvidence } from './map.js';
@@ -18,16 +19,24 @@ export async function loadHits(params = {}) {
 
 export const NO_HITS_API = 'Crime hits are not available on this server (no crime matching yet).';
 
+/** "withdrawn: <reason>" for a withdrawn hit (the reason names the change, if one caused it). */
+export function withdrawnLabel(hit) {
+  return hit.withdrawn ? `withdrawn: ${hit.withdrawn.reason}` : '';
+}
+
 /** A one-line summary row for a list of hits; `open(hit)` shows it. */
 export function hitRow(hit, open, extra = []) {
-  return h('tr', { dataset: { hit: hit.id } },
+  const review = hit.review?.state ?? '';
+  return h('tr', { dataset: { hit: hit.id }, class: hit.withdrawn ? 'withdrawn' : false },
     h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => open(hit) }, hit.crime_ref)),
     h('td', {}, hit.crime_type),
     h('td', {}, `${fmtTime(hit.crime_from)} – ${fmtTime(hit.crime_to)}`),
     h('td', {}, hit.person),
     h('td', {}, h('span', { class: `badge ${hit.certainty}` }, hit.certainty), hit.weaker_evidence ? ' (weaker evidence)' : ''),
     h('td', { class: 'num' }, fmtNum(hit.closest_m, 'm')),
-    h('td', {}, hit.review?.state ?? ''),
+    hit.withdrawn
+      ? h('td', { class: 'withdrawn-label', title: withdrawnLabel(hit), 'data-testid': 'hit-withdrawn' }, `${review} · ${withdrawnLabel(hit)}`)
+      : h('td', {}, review),
     ...extra);
 }
 
@@ -47,7 +56,9 @@ export async function hitDetail(container, hit, actions) {
       h('dt', {}, 'Closest'), h('dd', {}, `${fmtNum(hit.closest_m, 'm')} at ${fmtTime(hit.closest_t)}; ${fmtDuration((hit.inside_s ?? 0) * 1000)} inside the vicinity`),
       h('dt', {}, 'Algorithm'), h('dd', {}, `${alg.name ?? '?'}, vicinity ${fmtNum(alg.radius_m ?? hit.radius_m, 'm')}`),
       h('dt', {}, 'Review'), h('dd', {}, hit.review?.state === 'pending' ? 'awaiting hub review'
-        : `${hit.review?.state} by ${hit.review?.by ?? '?'} ${fmtTime(hit.review?.at)}${hit.review?.reason ? ': ' + hit.review.reason : ''}`)),
+        : `${hit.review?.state} by ${hit.review?.by ?? '?'} ${fmtTime(hit.review?.at)}${hit.review?.reason ? ': ' + hit.review.reason : ''}`),
+      ...(hit.withdrawn ? [h('dt', {}, 'Withdrawn'), h('dd', { class: 'withdrawn-label', 'data-testid': 'hit-withdrawn-reason' },
+        `${withdrawnLabel(hit)} — kept with its review history; it no longer holds`)] : [])),
     actions || '',
     mapEl,
     h('p', { class: 'legend' }, h('span', { class: 'key crime' }), 'crime ', h('span', { class: 'key vicinity' }), 'vicinity ',
@@ -69,9 +80,11 @@ export async function hitDetail(container, hit, actions) {
   }
 }
 
-/** Confirm / reject controls for a pending hit (hub). `done()` after a decision. */
+/** Confirm / reject controls for a pending hit (hub). `done()` after a decision. A withdrawn hit's
+ * controls are disabled (the API refuses the review with 409). */
 export function reviewForm(hit, done) {
-  const reason = h('input', { name: 'reason', required: true, size: 40 });
+  const closed = Boolean(hit.withdrawn);
+  const reason = h('input', { name: 'reason', required: true, size: 40, disabled: closed });
   const decide = async (decision) => {
     if (!reason.value.trim()) {
       reason.reportValidity();
@@ -85,9 +98,10 @@ export function reviewForm(hit, done) {
       form.append(message(e.message, 'error'));
     }
   };
-  const form = h('form', { class: 'actions', onsubmit: (ev) => { ev.preventDefault(); decide('confirm'); } },
+  const form = h('form', { class: 'actions', onsubmit: (ev) => { ev.preventDefault(); if (!closed) decide('confirm'); } },
     field('Reason for the decision', reason),
-    h('button', { type: 'submit' }, 'Confirm hit'),
-    h('button', { type: 'button', class: 'secondary', onclick: () => decide('reject') }, 'Reject hit'));
+    h('button', { type: 'submit', disabled: closed }, 'Confirm hit'),
+    h('button', { type: 'button', class: 'secondary', disabled: closed, onclick: () => decide('reject') }, 'Reject hit'),
+    closed ? message('This hit was withdrawn: it can no longer be confirmed or rejected.') : '');
   return form;
 }

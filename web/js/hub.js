@@ -168,9 +168,14 @@ export async function hubPage(root) {
     hitsLink.textContent = hits.length ? `${hits.length} crime hit${hits.length === 1 ? '' : 's'} awaiting review` : '';
     const box = h('div');
     const open = (hit) => hitDetail(box, hit, reviewForm(hit, () => { fill(box); refreshHits(); }));
+    // Hits the hub had confirmed or rejected that no longer hold: kept, struck through, with why.
+    const withdrawn = (await loadHits({ withdrawn: 'only' }).catch(() => []) || [])
+      .filter((hit) => hit.review?.state !== 'pending');
     fill(hitsBox, h('h2', {}, `Crime hits awaiting review (${hits.length})`),
       hits.length ? table(HIT_COLUMNS, hits.map((hit) => hitRow(hit, open)), { class: 'hit-list', 'data-testid': 'pending-hits' })
         : message('No hits are waiting for review.'),
+      withdrawn.length ? [h('h3', {}, `Reviewed hits since withdrawn (${withdrawn.length})`),
+        table(HIT_COLUMNS, withdrawn.map((hit) => hitRow(hit, open)), { class: 'hit-list', 'data-testid': 'withdrawn-hits' })] : '',
       box);
   }
 
