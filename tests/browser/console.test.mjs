@@ -2,7 +2,8 @@
 // each role; the hub sees an alert arrive live and resolves it; a practitioner opens a trail,
 // plays it back, and is refused someone outside the caseload; police upload a batch with bad rows,
 // read the errors, and open a confirmed hit's map; a confirmed hit later withdrawn is shown struck
-// through with why, its review controls disabled. Screenshots go to target/browser-artifacts/.
+// through with why, its review controls disabled; a practitioner reads a person's order history.
+// Screenshots go to target/browser-artifacts/.
 // Run: node --test tests/browser/ (scripts/test.sh does, after the cargo tests).
 
 import { describe, it, before, after, afterEach } from 'node:test';
@@ -119,6 +120,21 @@ describe('web console', { concurrency: false }, () => {
     await page.getByTestId('alcohol').locator('img.chart').waitFor();
     await page.getByTestId('alcohol').scrollIntoViewIfNeeded();
     await screenshot(page, 'practitioner-alcohol');
+  });
+
+  it("practitioner: reads a person's order history", async () => {
+    await open('practitioner');
+    const who = server.caseload[0];
+    await page.getByTestId('caseload').getByRole('button', { name: who, exact: true }).click();
+    await page.getByTestId('order-history').getByText('Order history').click();
+    const rows = page.getByTestId('order-history-table').locator('tbody tr');
+    await rows.first().waitFor();
+    const text = await page.getByTestId('order-history-table').textContent();
+    assert.match(text, /person details recorded/);
+    assert.match(text, /tag \S+ fitted \(activation /);
+    assert.match(text, /order \S+ recorded: /);
+    assert.match(text, /import:/, 'the start-up import is named as who made the change');
+    await screenshot(page, 'practitioner-order-history');
   });
 
   it('practitioner: cannot open someone outside the caseload', async () => {
