@@ -203,7 +203,8 @@ fn purged_name(
         | Change::AlertAction { .. }
         | Change::HitReview { .. }
         | Change::PutUser { .. }
-        | Change::DisableUser { .. } => return None,
+        | Change::DisableUser { .. }
+        | Change::CrimeBatch { .. } => return None,
     };
     (is(kind, id) || is("person", person)).then(|| format!("{kind} {id}"))
 }
@@ -294,12 +295,23 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
     );
     let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
     let tac = Arc::new(TacBook::default());
+    let crime_store = CrimeStore::open(&config.data_dir).context("opening the crime store")?;
+    // Only the crime batches the crime store lacks are kept from the replay (they are large).
+    let batches_from = crime_store
+        .crimes_applied_below()
+        .context("reading the crime store's mark")?;
     let (driver, recovered, mut history) = {
         let (log_dir, tac, alerts) = (log_dir.clone(), tac.clone(), alerts.clone());
         let (pipeline, partitions, rules) =
             (config.pipeline, config.partitions, config.rules.clone());
+        let history = ChangeHistory {
+            crime_batches_from: batches_from,
+            ..ChangeHistory::default()
+        };
         tokio::task::spawn_blocking(move || {
-            replay_log_into(&log_dir, &tac, pipeline, rules, partitions, &alerts)
+            replay_log_into(
+                &log_dir, &tac, pipeline, rules, partitions, &alerts, history,
+            )
         })
         .await
         .context("log replay task")??
@@ -333,7 +345,19 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
         .context("bringing the trail store up to date with the log")?;
     }
     // Hits: every stored crime is matched against the trails before live matching starts.
-    let crime_store = CrimeStore::open(&config.data_dir).context("opening the crime store")?;
+    // Crime batches are control records: those the crime store has not taken yet are stored
+    // first, so the start-up match below sees every batch the log holds.
+    let decisions = DecisionView::new(alerts.clone(), crime_store.clone());
+    let batches_caught_up = {
+        let (view, records) = (decisions.clone(), store_records.clone());
+        tokio::task::spawn_blocking(move || {
+            view.catch_up_crime_batches(records.iter().map(|(r, c)| (*r, c.as_ref())))
+        })
+        .await
+        .context("crime batch catch-up task")?
+        .context("storing crime batches from the log")?
+    };
+    tracing::info!(?batches_caught_up, "crime batches caught up from the log");
     let (hit_service, startup_match) = {
         let (store, trails, directory) =
             (crime_store.clone(), trails.clone(), directory.load_full());
@@ -348,7 +372,6 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
     tracing::info!(?startup_match, "crimes matched against stored trails");
     // The hub's decisions the alert and hit stores have not taken yet (a crash between a
     // decision's log append and its store write, or stores rebuilt from nothing).
-    let decisions = DecisionView::new(alerts.clone(), crime_store.clone());
     let caught_up = {
         let (view, history) = (decisions.clone(), store_records.clone());
         tokio::task::spawn_blocking(move || {
@@ -707,9 +730,9 @@ fn replay_log_into(
     rules: crate::rules::RulesConfig,
     partitions: usize,
     alerts: &LiveAlerts,
+    mut history: ChangeHistory,
 ) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
     let mut sink = VecSink::default();
-    let mut history = ChangeHistory::default();
     let factory = Box::new(StandardRules::empty(pipeline, rules));
     let mut driver = InlineDriver::from_book(
         OrderBook::default(),
@@ -803,15 +826,21 @@ struct ChangeHistory {
     /// The same book the pipeline builds, to tell what each record changes and its verdict.
     book: OrderBook,
     entries: Vec<NotedChange>,
-    /// The hub's decisions and the user records, for their stores to catch up on.
+    /// The hub's decisions, the user records and the crime batches from
+    /// `crime_batches_from` on, for their stores to catch up on.
     store_records: Vec<(u64, Arc<crate::model::ControlRecord>)>,
+    crime_batches_from: u64,
 }
 
 impl ChangeHistory {
     /// Notes record `record`.
     fn note(&mut self, record: u64, control: &Arc<crate::model::ControlRecord>) {
         if !control.change.reaches_rules() {
-            self.store_records.push((record, control.clone()));
+            let old_batch = matches!(control.change, Change::CrimeBatch { .. })
+                && record < self.crime_batches_from;
+            if !old_batch {
+                self.store_records.push((record, control.clone()));
+            }
             return;
         }
         let person = self.book.person_of(&control.change);

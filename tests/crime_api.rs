@@ -450,14 +450,36 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     // Rebuilt from the log (hits re-derived from the crimes and the rebuilt trails, the
     // review from its log record): the same hits, the same review and its history.
     let (_, reviewed) = get(&server, &format!("/v1/hits/{id}"), &hub, PURPOSE);
+    let (_, batches) = get(&server, "/v1/crimes/batches", &hub, None);
+    let (_, batch1) = get(&server, "/v1/crimes/batches/AVS20260329", &hub, None);
     let mut server = server;
     server.kill9();
+    // Every batch is a control record in the log (the crime store is a view of it).
+    let ops: Vec<String> = tagstream::log::LogReader::open(&data.join("log"))
+        .unwrap()
+        .filter_map(|item| match item.unwrap().1 {
+            tagstream::model::LogEntry::Control { control, .. } => {
+                Some(control.change.op().to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        ops.iter().filter(|op| *op == "crime_batch").count() >= 3,
+        "{ops:?}"
+    );
     common::rebuild(&data);
     let server = Server::start(&data, None, &[]);
     let (_, rebuilt) = get(&server, "/v1/hits/export", &hub, PURPOSE);
     assert_eq!(rebuilt, live_export);
     let (_, again) = get(&server, &format!("/v1/hits/{id}"), &hub, PURPOSE);
     assert_eq!(again, reviewed);
+    // The batches and their versions, rebuilt from the log's crime batch records.
+    assert_eq!(get(&server, "/v1/crimes/batches", &hub, None).1, batches);
+    assert_eq!(
+        get(&server, "/v1/crimes/batches/AVS20260329", &hub, None).1,
+        batch1
+    );
     assert_eq!(hits_of(&server, &avs, "").len(), 1);
 }
 

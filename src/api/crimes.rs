@@ -3,16 +3,19 @@
 //! to their force: another force's batch is 403 whether or not it exists. Police never learn of
 //! unconfirmed hits (no matching summary in their upload's answer; their batch list counts
 //! confirmed hits only), uploads are bounded per force in rows and vicinity radius, and an upload
-//! that leaves more pending hits than the configured bound is flagged `bulk` for the hub.
+//! that leaves more pending hits than the configured bound is flagged `bulk` for the hub. A
+//! validated batch is a control record: durable in the log before it is stored and matched.
 
 use super::auth::{Caller, CrimeUser, Staff};
 use super::error::ApiError;
 use super::limits;
 use super::routes::ApiState;
-use crate::crime::import::{parse, store, ImportError};
+use crate::crime::import::{parse, report_json};
 use crate::crime::PoliceCsvRules;
+use crate::model::{Change, CrimeVersion};
 use crate::store::crime_store::{CrimeStoreError, StoredBatch};
 use crate::store::metadata::Role;
+use crate::topology::control_gate::ControlError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -145,22 +148,47 @@ pub async fn upload(
             ));
         }
     }
-    let (crimes, hits, user) = (
-        state.crimes.clone(),
-        state.hits.clone(),
-        caller.0.name.clone(),
-    );
+    let user = caller.0.name.clone();
+    let mut doc = report_json(&source, &report);
+    if report.batch_id.is_none() {
+        // No row had a valid batch id: nothing to file it under, nothing for the log.
+        doc["stored"] = json!(false);
+        return Ok(Json(doc));
+    }
+    // The batch is a control record: durable in the log, then stored (its versions numbered)
+    // by the crime store at its log position, before it is matched.
+    let change = Change::CrimeBatch {
+        source,
+        radius_m,
+        report: doc,
+        crimes: report.crimes,
+    };
+    let answer = match state.control.submit_answered(&user, None, change).await {
+        Ok((_, Some(answer))) => answer,
+        Ok((record, None)) => return Err(ApiError::internal(format!(
+            "crime batch record {record} was stored in the log but the crime store gave no report"
+        ))),
+        Err(ControlError::Refused(m)) => return Err(ApiError::internal(m)),
+        Err(ControlError::TooLarge(e)) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("{e}: split the batch"),
+            ))
+        }
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    let mut doc = answer["report"].clone();
+    let new_versions: Vec<CrimeVersion> = serde_json::from_value(answer["new_versions"].clone())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (crimes, hits) = (state.crimes.clone(), state.hits.clone());
     let bulk_threshold = state.crime_api.bulk_pending_hits;
     let police = scope.is_some();
     let doc = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
-        let (mut doc, new_versions) = store(&crimes, &source, &report, radius_m, &user, now_ms())
-            .map_err(|ImportError::Store(e)| ApiError::from(e))?;
         let summary = hits.match_new_crimes(new_versions);
         let flag = match doc["batch_id"].as_str() {
-            Some(batch_id) if doc["stored"] == json!(true) => {
-                Some(crimes.flag_bulk_pending(batch_id, bulk_threshold)?)
-            }
-            _ => None,
+            Some(batch_id) => Some(crimes.flag_bulk_pending(batch_id, bulk_threshold)?),
+            None => None,
         };
         // Police learn nothing of unconfirmed hits: not whether the upload produced any, not
         // how many (a one-row batch with a wide radius would tell where tagged people were).

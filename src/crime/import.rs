@@ -5,7 +5,7 @@
 
 use super::forces::force_by_id;
 use super::police_csv::{parse_police_batch, parse_police_batch_from, BatchReport, PoliceCsvRules};
-use crate::model::{CrimeVersion, TimeMs};
+use crate::model::{CrimeVersion, PoliceCrime, TimeMs};
 use crate::store::crime_store::{CrimeStore, CrimeStoreError, ImportOutcome};
 use serde_json::{json, Value};
 
@@ -48,16 +48,52 @@ pub fn store(
     uploaded_by: &str,
     uploaded_ms: TimeMs,
 ) -> Result<(Value, Vec<CrimeVersion>), ImportError> {
-    let mut doc = report_json(source, report);
+    let doc = report_json(source, report);
     if report.batch_id.is_none() {
+        let mut doc = doc;
         doc["stored"] = json!(false);
         return Ok((doc, Vec::new()));
     }
+    let stored = StoredBatch {
+        report: doc,
+        crimes: &report.crimes,
+        radius_m,
+        uploaded_by,
+        uploaded_ms,
+    };
+    store_batch(store, stored, None)
+}
+
+/// A validated batch on its way into the crime store: the report (as [`report_json`] makes
+/// it) and the good rows, as a `crime_batch` control record carries them.
+pub struct StoredBatch<'a> {
+    pub report: Value,
+    pub crimes: &'a [PoliceCrime],
+    pub radius_m: f64,
+    pub uploaded_by: &'a str,
+    pub uploaded_ms: TimeMs,
+}
+
+/// Stores a validated batch (log record `record`, if it is one) and returns the report with
+/// what was stored (`stored`, `versions`, `unchanged`) and the new versions to match.
+pub fn store_batch(
+    store: &CrimeStore,
+    batch: StoredBatch<'_>,
+    record: Option<u64>,
+) -> Result<(Value, Vec<CrimeVersion>), ImportError> {
+    let mut doc = batch.report;
     let ImportOutcome {
         new_versions,
         changes,
         unchanged,
-    } = store.import_batch(&doc, &report.crimes, radius_m, uploaded_by, uploaded_ms)?;
+    } = store.import_batch(
+        &doc,
+        batch.crimes,
+        batch.radius_m,
+        batch.uploaded_by,
+        batch.uploaded_ms,
+        record,
+    )?;
     doc["stored"] = json!(true);
     doc["versions"] = json!(changes);
     doc["unchanged"] = json!(unchanged);

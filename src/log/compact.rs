@@ -98,7 +98,8 @@ impl TagWindows {
             Change::Purge { .. }
             | Change::Redacted { .. }
             | Change::PutUser { .. }
-            | Change::DisableUser { .. } => false,
+            | Change::DisableUser { .. }
+            | Change::CrimeBatch { .. } => false,
         };
         about.then(|| ControlRecord {
             recorded: control.recorded,

@@ -24,8 +24,10 @@ pub const RECORD_TYPE_BATCH: u8 = 1;
 pub const RECORD_TYPE_EPOCH_BATCH: u8 = 2;
 /// Record type of a control payload (see the module doc).
 pub const RECORD_TYPE_CONTROL: u8 = 3;
-/// Largest control payload: a change to one person, activation or order is far smaller.
-pub const MAX_CONTROL_PAYLOAD_LEN: usize = 4 << 20;
+/// Largest control payload: a change to one person, activation or order is far smaller; a
+/// police crime batch at its largest (50,000 rows by default, about 450 bytes a row as JSON)
+/// fits, within the largest payload any record may have.
+pub const MAX_CONTROL_PAYLOAD_LEN: usize = 32 << 20;
 /// Bytes of the epoch field of a [`RECORD_TYPE_EPOCH_BATCH`] payload.
 const EPOCH_LEN: usize = 4;
 /// Most readings one record may hold (32 MiB of readings).

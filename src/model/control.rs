@@ -1,12 +1,16 @@
-//! Control records: the changes to people, activations and orders that enter the durable log
+//! Control records: every change besides the tags' readings — people, activations and orders,
+//! retention purges, users, police crime batches and the hub's decisions — enters the durable log
 //! beside the tags' batches, so that every output is a function of the log alone. The pipeline
-//! applies each at its log position; the metadata database is a view built from them.
+//! applies those the rules see at their log position; the stores beside it (metadata, alerts,
+//! crimes and hits) are views built from them.
 //!
 //! The JSON of a [`ControlRecord`] is what a control log record holds and what a recorded JSON
 //! Lines file carries on a `"control"` line (see `docs/formats.md`).
 
 use super::time::{rfc3339_ms, rfc3339_ms_opt};
-use super::{Activation, Batch, HitDecision, Order, Person, ReviewAction, TimeMs, UserAccount};
+use super::{
+    Activation, Batch, HitDecision, Order, Person, PoliceCrime, ReviewAction, TimeMs, UserAccount,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -98,6 +102,16 @@ pub enum Change {
     PutUser { user: UserAccount },
     /// Disables a user: their token is refused from this record on.
     DisableUser { name: String },
+    /// A police crime batch, as validated at upload: its report (rows, errors, status) and the
+    /// good rows. The crime store numbers the versions when it applies the record, so every
+    /// replay and rebuild numbers them the same. `actor` is the uploader.
+    CrimeBatch {
+        /// The file name it was uploaded as.
+        source: String,
+        radius_m: f64,
+        report: serde_json::Value,
+        crimes: Vec<PoliceCrime>,
+    },
 }
 
 impl Change {
@@ -112,7 +126,8 @@ impl Change {
             | Change::Purge { .. }
             | Change::Redacted { .. }
             | Change::PutUser { .. }
-            | Change::DisableUser { .. } => None,
+            | Change::DisableUser { .. }
+            | Change::CrimeBatch { .. } => None,
         }
     }
 
@@ -128,9 +143,9 @@ impl Change {
     }
 
     /// Whether the rules can see this change (people, activations, orders, purges); the hub's
-    /// decisions and users change only the stores beside the pipeline.
+    /// decisions, users and crime batches change only the stores beside the pipeline.
     pub fn reaches_rules(&self) -> bool {
-        !self.is_decision() && !self.is_user()
+        !self.is_decision() && !self.is_user() && !matches!(self, Change::CrimeBatch { .. })
     }
 
     /// The `op` name, as the JSON spells it.
@@ -146,6 +161,7 @@ impl Change {
             Change::HitReview { .. } => "hit_review",
             Change::PutUser { .. } => "put_user",
             Change::DisableUser { .. } => "disable_user",
+            Change::CrimeBatch { .. } => "crime_batch",
         }
     }
 
@@ -171,6 +187,10 @@ impl Change {
             Change::HitReview { hit, .. } => format!("review of hit '{hit}'"),
             Change::PutUser { user } => format!("user '{}'", user.name),
             Change::DisableUser { name } => format!("user '{name}'"),
+            Change::CrimeBatch { report, .. } => format!(
+                "crime batch '{}'",
+                report["batch_id"].as_str().unwrap_or_default()
+            ),
         }
     }
 }

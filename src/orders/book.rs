@@ -208,7 +208,8 @@ impl OrderBook {
             | Change::AlertAction { .. }
             | Change::HitReview { .. }
             | Change::PutUser { .. }
-            | Change::DisableUser { .. } => Ok(Applied::default()),
+            | Change::DisableUser { .. }
+            | Change::CrimeBatch { .. } => Ok(Applied::default()),
         }
     }
 

@@ -109,6 +109,12 @@ const MIGRATIONS: &[&str] = &[
     // (NULL when late positions or a re-match did) and the reason in words.
     "ALTER TABLE hits ADD COLUMN withdrawn_change INTEGER;
      ALTER TABLE hits ADD COLUMN withdrawn_reason TEXT;",
+    // Every crime batch (log record number) below this one has been stored: start-up stores
+    // the ones from it on from the log, before matching (batches are control records).
+    "CREATE TABLE crimes_applied (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        applied_below INTEGER NOT NULL
+     );",
 ];
 
 /// Why a hit no longer holds: the one `withdrawn` every output carries (`change` null when late
@@ -336,6 +342,7 @@ impl CrimeStore {
         radius_m: f64,
         uploaded_by: &str,
         uploaded_ms: TimeMs,
+        record: Option<u64>,
     ) -> Result<ImportOutcome, CrimeStoreError> {
         let batch_id = report["batch_id"].as_str().unwrap_or_default().to_string();
         let force = report["force"].as_str().unwrap_or_default().to_string();
@@ -419,6 +426,13 @@ impl CrimeStore {
                 seq
             ],
         )?;
+        if let Some(record) = record {
+            tx.execute(
+                "INSERT INTO crimes_applied (id, applied_below) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET applied_below = MAX(applied_below, ?1)",
+                [record as i64 + 1],
+            )?;
+        }
         tx.commit()?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(outcome)
@@ -738,13 +752,39 @@ impl CrimeStore {
         Ok(())
     }
 
-    /// Empties what the log and the stored crimes rebuild at start (hits, their reviews and the
-    /// decision mark), keeping the crime batches themselves. For `tagstream rebuild`.
-    pub fn clear_hits(&self) -> Result<(), CrimeStoreError> {
-        self.lock().execute_batch(
+    /// Every crime batch (log record number) below this one has been stored.
+    pub fn crimes_applied_below(&self) -> Result<u64, CrimeStoreError> {
+        let below: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT applied_below FROM crimes_applied WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(below.unwrap_or(0) as u64)
+    }
+
+    /// The ids of every stored batch.
+    pub fn batch_ids(&self) -> Result<Vec<String>, CrimeStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT batch_id FROM batches ORDER BY seq")?;
+        let ids = stmt.query_map([], |r| r.get(0))?;
+        Ok(ids.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Empties what the log rebuilds at start: hits, their reviews and the decision mark, and —
+    /// when `batches_too` (every stored batch is in the log) — the batches, their crime
+    /// versions and the batch mark. The public overlay is kept. For `tagstream rebuild`.
+    pub fn clear_log_views(&self, batches_too: bool) -> Result<(), CrimeStoreError> {
+        let batches = match batches_too {
+            true => "DELETE FROM crimes; DELETE FROM batches; DELETE FROM crimes_applied;",
+            false => "",
+        };
+        self.lock().execute_batch(&format!(
             "BEGIN; DELETE FROM hit_reviews; DELETE FROM hits; DELETE FROM decisions_applied;
-             COMMIT;",
-        )?;
+             {batches} COMMIT;"
+        ))?;
         Ok(())
     }
 

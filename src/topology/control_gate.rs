@@ -15,8 +15,10 @@ use tokio::sync::watch;
 pub enum ControlError {
     #[error("{0}")]
     Refused(String),
+    #[error("the change is too large for one log record: {0}")]
+    TooLarge(String),
     #[error("the change could not be stored: {0}")]
-    Log(#[from] LogError),
+    Log(LogError),
     #[error("the server is stopping; the change was stored but its outcome is unknown")]
     Stopped,
 }
@@ -26,8 +28,12 @@ pub struct ControlGate {
     commit: CommitHandle,
     /// Every record below this number has been applied.
     applied_below: watch::Sender<u64>,
-    outcomes: Mutex<HashMap<u64, Result<(), String>>>,
+    outcomes: Mutex<HashMap<u64, Outcome>>,
 }
+
+/// What applying a record gave: accepted (with what the store answered, for records whose
+/// submitter needs more than "done", e.g. a crime batch's stored versions), or refused with why.
+pub type Outcome = Result<Option<serde_json::Value>, String>;
 
 impl ControlGate {
     pub fn new(commit: CommitHandle, applied_below: u64) -> Self {
@@ -47,6 +53,18 @@ impl ControlGate {
         effective: Option<TimeMs>,
         change: Change,
     ) -> Result<u64, ControlError> {
+        self.submit_answered(actor, effective, change)
+            .await
+            .map(|(record, _)| record)
+    }
+
+    /// [`Self::submit`], returning what the store that applied the record answered too.
+    pub async fn submit_answered(
+        &self,
+        actor: &str,
+        effective: Option<TimeMs>,
+        change: Change,
+    ) -> Result<(u64, Option<serde_json::Value>), ControlError> {
         let recorded = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as TimeMs);
@@ -56,7 +74,14 @@ impl ControlGate {
             effective,
             change,
         };
-        let record = self.commit.append_control(control).await?;
+        let record = self
+            .commit
+            .append_control(control)
+            .await
+            .map_err(|e| match e {
+                LogError::ControlTooLarge { .. } => ControlError::TooLarge(e.to_string()),
+                other => ControlError::Log(other),
+            })?;
         let mut applied = self.applied_below.subscribe();
         applied
             .wait_for(|below| *below > record)
@@ -68,13 +93,19 @@ impl ControlGate {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&record);
         match outcome {
-            Some(Ok(())) | None => Ok(record),
+            Some(Ok(answer)) => Ok((record, answer)),
+            None => Ok((record, None)),
             Some(Err(reason)) => Err(ControlError::Refused(reason)),
         }
     }
 
     /// Called by the applier, in log order: record `record` was applied with `outcome`.
     pub fn applied(&self, record: u64, outcome: Result<(), String>) {
+        self.answered(record, outcome.map(|()| None));
+    }
+
+    /// [`Self::applied`], with what the store answered.
+    pub fn answered(&self, record: u64, outcome: Outcome) {
         self.outcomes
             .lock()
             .unwrap_or_else(|e| e.into_inner())

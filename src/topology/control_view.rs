@@ -6,7 +6,7 @@
 //! ([`DecisionView`]) — and the answer to whoever submitted each record ([`ControlGate`]),
 //! given once the view has it, in log order.
 
-use super::control_gate::ControlGate;
+use super::control_gate::{ControlGate, Outcome};
 use super::decision_view::{DecisionView, STORE_DID_NOT_TAKE};
 use crate::formats::orders_file::OrdersFile;
 use crate::model::ControlRecord;
@@ -99,14 +99,14 @@ impl ControlApplier {
                         let answer = match work {
                             ViewWork::Orders(write) => match (&write.refused, &outcome) {
                                 (Some(reason), _) => Err(reason.clone()),
-                                (None, Ok(())) => Ok(()),
+                                (None, Ok(())) => Ok(None),
                                 (None, Err(e)) => Err(e.clone()),
                             },
                             ViewWork::Store { record, control } => {
                                 apply_to_store(&metadata, &decisions, *record, control)
                             }
                         };
-                        answers.applied(work.record(), answer);
+                        answers.answered(work.record(), answer);
                     }
                 }
             })?;
@@ -183,16 +183,16 @@ impl ControlApplier {
     }
 }
 
-/// Applies a hub decision or a user record to its store; the submitter's answer.
+/// Applies a hub decision, a crime batch or a user record to its store; the submitter's answer.
 fn apply_to_store(
     metadata: &Metadata,
     decisions: &DecisionView,
     record: u64,
     control: &ControlRecord,
-) -> Result<(), String> {
+) -> Outcome {
     if control.change.is_user() {
         return match metadata.apply_user_record(record, control) {
-            Ok(outcome) => outcome,
+            Ok(outcome) => outcome.map(|()| None),
             Err(e) => {
                 tracing::error!(record, error = %e, "users table did not take a user record");
                 Err(format!(

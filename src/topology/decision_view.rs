@@ -7,6 +7,7 @@
 //! Applying is deterministic given the stores' state: an action on an alert already resolved, or
 //! on one retention has since purged, is refused the same way live and on every rebuild.
 
+use crate::crime::import::{store_batch, ImportError, StoredBatch};
 use crate::model::{Change, ControlRecord};
 use crate::store::alert_store::AlertStoreError;
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
@@ -47,13 +48,41 @@ impl DecisionView {
         Self { alerts, crimes }
     }
 
-    /// Applies one decision (log record `record`). Not a decision: nothing to do.
-    pub fn apply(&self, record: u64, control: &ControlRecord) -> Result<(), DecisionError> {
+    /// Applies one decision or crime batch (log record `record`). A crime batch answers with
+    /// its report (`report`: what was stored) and the new versions (`new_versions`) to match.
+    /// Anything else: nothing to do.
+    pub fn apply(
+        &self,
+        record: u64,
+        control: &ControlRecord,
+    ) -> Result<Option<serde_json::Value>, DecisionError> {
         match &control.change {
+            Change::CrimeBatch {
+                source: _,
+                radius_m,
+                report,
+                crimes,
+            } => {
+                let batch = StoredBatch {
+                    report: report.clone(),
+                    crimes,
+                    radius_m: *radius_m,
+                    uploaded_by: &control.actor,
+                    uploaded_ms: control.recorded,
+                };
+                let (report, new_versions) = store_batch(&self.crimes, batch, Some(record))
+                    .map_err(|ImportError::Store(e)| DecisionError::Store {
+                        store: "crime store",
+                        reason: e.to_string(),
+                    })?;
+                Ok(Some(
+                    serde_json::json!({"report": report, "new_versions": new_versions}),
+                ))
+            }
             Change::AlertAction { alert, review, .. } => self
                 .alerts
                 .review(alert, &control.actor, control.recorded, review, record)
-                .map(drop)
+                .map(|_| None)
                 .map_err(|e| match e {
                     AlertStoreError::NotFound(_) | AlertStoreError::Invalid(_) => {
                         DecisionError::Refused(e.to_string())
@@ -78,7 +107,7 @@ impl DecisionView {
                     control.recorded,
                     record,
                 )
-                .map(drop)
+                .map(|_| None)
                 .map_err(|e| match e {
                     CrimeStoreError::HitNotFound(_)
                     | CrimeStoreError::Invalid(_)
@@ -88,48 +117,78 @@ impl DecisionView {
                         reason: other.to_string(),
                     },
                 }),
-            _ => Ok(()),
+            _ => Ok(None),
         }
     }
 
-    /// Applies, in log order, the decisions among `decisions` that a store has not taken yet
-    /// (from its mark on). A store that cannot take one stops the start: serving with a decision
-    /// acknowledged and missing would be silent loss.
+    /// Stores, in log order, the crime batches among `records` the crime store has not taken
+    /// yet (from its mark on): at start, before the stored crimes are matched.
+    pub fn catch_up_crime_batches<'a>(
+        &self,
+        records: impl IntoIterator<Item = (u64, &'a ControlRecord)>,
+    ) -> Result<CatchUp, DecisionError> {
+        let below = self
+            .crimes
+            .crimes_applied_below()
+            .map_err(|e| store_error("crime store", e))?;
+        self.catch_up_with(records, |change| {
+            matches!(change, Change::CrimeBatch { .. }).then_some(below)
+        })
+    }
+
+    /// Applies, in log order, the decisions among `records` that a store has not taken yet
+    /// (from its mark on): at start, once the alerts and hits are in their stores.
     pub fn catch_up<'a>(
         &self,
-        decisions: impl IntoIterator<Item = (u64, &'a ControlRecord)>,
+        records: impl IntoIterator<Item = (u64, &'a ControlRecord)>,
     ) -> Result<CatchUp, DecisionError> {
-        let store_error =
-            |store: &'static str, e: String| DecisionError::Store { store, reason: e };
         let alerts_below = match self.alerts.store() {
             Some(store) => store
                 .decisions_applied_below()
-                .map_err(|e| store_error("alert store", e.to_string()))?,
+                .map_err(|e| store_error("alert store", e))?,
             None => u64::MAX,
         };
         let hits_below = self
             .crimes
             .decisions_applied_below()
-            .map_err(|e| store_error("crime store", e.to_string()))?;
+            .map_err(|e| store_error("crime store", e))?;
+        self.catch_up_with(records, |change| match change {
+            Change::AlertAction { .. } => Some(alerts_below),
+            Change::HitReview { .. } => Some(hits_below),
+            _ => None,
+        })
+    }
+
+    /// Applies the records `mark_of` gives a store mark for, from that mark on. A store that
+    /// cannot take one stops the start: serving with an acknowledged record missing would be
+    /// silent loss.
+    fn catch_up_with<'a>(
+        &self,
+        records: impl IntoIterator<Item = (u64, &'a ControlRecord)>,
+        mark_of: impl Fn(&Change) -> Option<u64>,
+    ) -> Result<CatchUp, DecisionError> {
         let mut done = CatchUp::default();
-        for (record, control) in decisions {
-            let below = match &control.change {
-                Change::AlertAction { .. } => alerts_below,
-                Change::HitReview { .. } => hits_below,
+        for (record, control) in records {
+            match mark_of(&control.change) {
+                Some(below) if record >= below => {}
                 _ => continue,
-            };
-            if record < below {
-                continue;
             }
             match self.apply(record, control) {
-                Ok(()) => done.applied += 1,
+                Ok(_) => done.applied += 1,
                 Err(DecisionError::Refused(reason)) => {
-                    tracing::debug!(record, %reason, "decision refused at catch-up");
+                    tracing::debug!(record, %reason, "record refused at catch-up");
                     done.refused += 1;
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(done)
+    }
+}
+
+fn store_error(store: &'static str, e: impl std::fmt::Display) -> DecisionError {
+    DecisionError::Store {
+        store,
+        reason: e.to_string(),
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! What is rebuilt: the alert store (alerts, sober days, reviews), the trail store, the hits and
 //! their reviews, and the metadata database's people, activations, orders, change history,
-//! users and caseloads. What is kept, because only that store holds it: the audit trail, tag
-//! credentials, the record of purge runs, and the crime batches (not log records yet). Alert
+//! users and caseloads, and the police crime batches. What is kept, because only that store
+//! holds it: the audit trail, tag credentials, the record of purge runs, the public crime
+//! overlay, and crime batches imported before batches were log records. Alert
 //! event numbers continue above every number handed out before, and webhook cursors are kept,
 //! so no client ever sees one number for two changes; each rebuilt alert is a new event.
 
@@ -52,7 +53,8 @@ pub struct SetAside {
 /// the stores afresh afterwards).
 pub fn set_aside(data_dir: &Path, now_ms: i64) -> Result<SetAside, RebuildError> {
     let metadata = Metadata::open(data_dir)?;
-    check_all_in_log(data_dir, &metadata)?;
+    let in_log = scan_log(data_dir)?;
+    check_all_in_log(&in_log, &metadata)?;
     let backup_dir = data_dir.join(format!("rebuild-{now_ms}"));
     std::fs::DirBuilder::new()
         .mode(crate::data_dir::DIR_MODE)
@@ -89,7 +91,20 @@ pub fn set_aside(data_dir: &Path, now_ms: i64) -> Result<SetAside, RebuildError>
     if data_dir.join("crimes.sqlite3").exists() {
         let crimes = CrimeStore::open(data_dir)?;
         crimes.backup_to(&backup_dir.join("crimes.sqlite3"))?;
-        crimes.clear_hits()?;
+        // Batches imported before they were log records stay (with their mark): the log cannot
+        // give them back.
+        let stored = crimes.batch_ids()?;
+        let legacy: Vec<&String> = stored
+            .iter()
+            .filter(|id| !in_log.crime_batches.contains(*id))
+            .collect();
+        if !legacy.is_empty() {
+            tracing::warn!(
+                ?legacy,
+                "crime batches older than the log's crime batch records are kept as they are"
+            );
+        }
+        crimes.clear_log_views(legacy.is_empty())?;
     }
     Ok(aside)
 }
@@ -122,38 +137,56 @@ fn move_into(path: &Path, dir: &Path) -> Result<(), RebuildError> {
     }
 }
 
-/// Refuses a rebuild that would lose records: people or users a database written before they
-/// were log records holds and the log does not (the next server start migrates them).
-fn check_all_in_log(data_dir: &Path, metadata: &Metadata) -> Result<(), RebuildError> {
-    let (mut people, mut users) = (HashSet::new(), HashSet::new());
+/// What the log's control records name: people, users and crime batches.
+#[derive(Default)]
+struct InLog {
+    people: HashSet<String>,
+    users: HashSet<String>,
+    crime_batches: HashSet<String>,
+}
+
+fn scan_log(data_dir: &Path) -> Result<InLog, RebuildError> {
+    let mut in_log = InLog::default();
     let log_dir = data_dir.join("log");
-    if log_dir.is_dir() {
-        for item in LogReader::open(&log_dir)? {
-            if let (_, LogEntry::Control { control, .. }) = item? {
-                match &control.change {
-                    Change::PutPerson { person } => {
-                        people.insert(person.id.clone());
-                    }
-                    Change::PutUser { user } => {
-                        users.insert(user.name.clone());
-                    }
-                    _ => {}
+    if !log_dir.is_dir() {
+        return Ok(in_log);
+    }
+    for item in LogReader::open(&log_dir)? {
+        if let (_, LogEntry::Control { control, .. }) = item? {
+            match &control.change {
+                Change::PutPerson { person } => {
+                    in_log.people.insert(person.id.clone());
                 }
+                Change::PutUser { user } => {
+                    in_log.users.insert(user.name.clone());
+                }
+                Change::CrimeBatch { report, .. } => {
+                    if let Some(id) = report["batch_id"].as_str() {
+                        in_log.crime_batches.insert(id.to_string());
+                    }
+                }
+                _ => {}
             }
         }
     }
+    Ok(in_log)
+}
+
+/// Refuses a rebuild that would lose records: people or users a database written before they
+/// were log records holds and the log does not (the next server start migrates them).
+fn check_all_in_log(in_log: &InLog, metadata: &Metadata) -> Result<(), RebuildError> {
     let missing_people: Vec<String> = metadata
         .orders_document()?
         .people
         .into_iter()
         .map(|p| p.id)
-        .filter(|id| !people.contains(id))
+        .filter(|id| !in_log.people.contains(id))
         .collect();
     let missing_users: Vec<String> = metadata
         .user_accounts()?
         .into_iter()
         .map(|(a, _)| a.name)
-        .filter(|name| !users.contains(name))
+        .filter(|name| !in_log.users.contains(name))
         .collect();
     let mut missing = Vec::new();
     if !missing_people.is_empty() {
