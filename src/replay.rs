@@ -256,8 +256,16 @@ pub fn replay_to(
     let mut outputs = OutputCollector::default();
     let mut driver = InlineDriver::from_book(book, config, factory, 1, &mut outputs);
     let mut trails = MemoryTrails::new(rules.hits.max_gap_s * 1000);
-    let keep_trails = !crimes.is_empty();
+    // Crime batches in the input (control records) are matched like the files: the trails are
+    // kept when there is anything to match them against.
+    let keep_trails = !crimes.is_empty() || holds_crime_batches(readings)?;
+    let mut logged_batches = Vec::new();
     let readings_errors = read_recorded(readings, &mut |entry| {
+        if let LogEntry::Control { control, .. } = &entry {
+            if matches!(control.change, crate::model::Change::CrimeBatch { .. }) {
+                logged_batches.push(control.clone());
+            }
+        }
         driver.feed_entry(&entry, &mut outputs);
         if let (true, LogEntry::Batch(batch)) = (keep_trails, &entry) {
             for (activation, positions) in group_positions(driver.directory(), batch) {
@@ -278,7 +286,12 @@ pub fn replay_to(
     let directory = driver.directory().clone();
     let (crime_batches, hits) = if keep_trails {
         trails.seal();
-        let (store, batches, hits) = replay_crimes(&directory, &trails, crimes, rules)?;
+        let sources: Vec<CrimeSource> = logged_batches
+            .into_iter()
+            .map(CrimeSource::Logged)
+            .chain(crimes.iter().cloned().map(CrimeSource::File))
+            .collect();
+        let (store, batches, hits) = replay_crimes(&directory, &trails, readings, &sources, rules)?;
         outputs.crimes = Some(store);
         (batches, hits)
     } else {
@@ -314,23 +327,64 @@ pub fn replay_to(
     Ok((outputs, summary))
 }
 
-/// Imports each crime batch file in turn into an in-memory crime store and matches its new
-/// versions against the trails.
+/// Whether a recorded input holds crime batches (control records): a data directory's log
+/// scanned for control records only, a JSON Lines file's lines looked at for one.
+fn holds_crime_batches(input: &Path) -> Result<bool, ReplayError> {
+    let input_err = |message: String| ReplayError::Input {
+        path: input.to_path_buf(),
+        message,
+    };
+    if input.is_dir() {
+        let log_dir = match input.join("log").is_dir() {
+            true => input.join("log"),
+            false => input.to_path_buf(),
+        };
+        let reader = LogReader::open(&log_dir).map_err(|e| input_err(e.to_string()))?;
+        for item in reader.controls_only() {
+            if let Ok((_, LogEntry::Control { control, .. })) = item {
+                if matches!(control.change, crate::model::Change::CrimeBatch { .. }) {
+                    return Ok(true);
+                }
+            }
+        }
+        return Ok(false);
+    }
+    let file = File::open(input).map_err(|source| ReplayError::Read {
+        path: input.to_path_buf(),
+        source,
+    })?;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(file)) {
+        let line = line.map_err(|source| ReplayError::Read {
+            path: input.to_path_buf(),
+            source,
+        })?;
+        if line.contains("\"control\"") && line.contains("\"crime_batch\"") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Where a replayed crime batch comes from: a control record of the input, or a file.
+enum CrimeSource {
+    Logged(Arc<crate::model::ControlRecord>),
+    File(PathBuf),
+}
+
+/// Imports each crime batch in turn (the input's records in log order, then the files) into
+/// an in-memory crime store and matches its new versions against the trails.
 fn replay_crimes(
     directory: &ActivationDirectory,
     trails: &MemoryTrails,
-    files: &[PathBuf],
+    input: &Path,
+    sources: &[CrimeSource],
     rules: &RulesConfig,
 ) -> Result<(CrimeStore, Vec<serde_json::Value>, u64), ReplayError> {
     let store_err = |path: &Path, e: String| ReplayError::Input {
         path: path.to_path_buf(),
         message: e,
     };
-    let first = files
-        .first()
-        .map(PathBuf::as_path)
-        .unwrap_or(Path::new("-"));
-    let store = CrimeStore::in_memory().map_err(|e| store_err(first, e.to_string()))?;
+    let store = CrimeStore::in_memory().map_err(|e| store_err(input, e.to_string()))?;
     let mut matcher = HitMatcher::new(rules.hits);
     for a in directory.all() {
         let period = crate::crime::matcher::Period {
@@ -341,19 +395,47 @@ fn replay_crimes(
     }
     let csv_rules = crate::crime::PoliceCsvRules::default();
     let mut reports = Vec::new();
-    for path in files {
-        let bytes = std::fs::read(path).map_err(|source| ReplayError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let report = crate::crime::import::parse(&bytes, None, &csv_rules);
-        let (mut doc, versions) =
-            crate::crime::import::store(&store, &name, &report, rules.hits.radius_m, "replay", 0)
-                .map_err(|e| store_err(path, e.to_string()))?;
+    for source in sources {
+        let (path, imported) = match source {
+            CrimeSource::Logged(control) => {
+                let crate::model::Change::CrimeBatch {
+                    radius_m,
+                    report,
+                    crimes,
+                    ..
+                } = &control.change
+                else {
+                    continue;
+                };
+                let batch = crate::crime::import::StoredBatch {
+                    report: report.clone(),
+                    crimes,
+                    radius_m: *radius_m,
+                    uploaded_by: &control.actor,
+                    uploaded_ms: control.recorded,
+                };
+                (
+                    input,
+                    crate::crime::import::store_batch(&store, batch, None),
+                )
+            }
+            CrimeSource::File(path) => {
+                let bytes = std::fs::read(path).map_err(|source| ReplayError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let report = crate::crime::import::parse(&bytes, None, &csv_rules);
+                let radius_m = rules.hits.radius_m;
+                let imported =
+                    crate::crime::import::store(&store, &name, &report, radius_m, "replay", 0);
+                (path.as_path(), imported)
+            }
+        };
+        let (mut doc, versions) = imported.map_err(|e| store_err(path, e.to_string()))?;
         let summary = match_into(&mut matcher, &store, trails, versions)
             .map_err(|e| store_err(path, e.to_string()))?;
         doc["matching"] = serde_json::json!(summary);
@@ -361,7 +443,7 @@ fn replay_crimes(
     }
     let hits = store
         .hits(&Default::default())
-        .map_err(|e| store_err(first, e.to_string()))?
+        .map_err(|e| store_err(input, e.to_string()))?
         .len() as u64;
     Ok((store, reports, hits))
 }

@@ -403,12 +403,23 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
             p
         })
         .collect();
+    // The readings alone (a recording without the log's control records), the orders file and
+    // the batch files: the same hits.
+    let mut readings_only = Vec::new();
+    tagstream::replay::read_recorded(&data, &mut |entry| {
+        if let tagstream::model::LogEntry::Batch(batch) = entry {
+            tagstream::formats::readings_jsonl::write_batch(&mut readings_only, &batch).unwrap();
+        }
+    })
+    .unwrap();
+    let readings_file = dir.path().join("readings.jsonl");
+    std::fs::write(&readings_file, readings_only).unwrap();
     let out = dir.path().join("replay");
     let status = std::process::Command::new(bin())
         .args(["replay", "--orders"])
         .arg(&orders)
         .arg("--readings")
-        .arg(&data)
+        .arg(&readings_file)
         .arg("--crimes")
         .args(&files)
         .arg("--out")
@@ -421,6 +432,23 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     assert_eq!(
         replayed, live_export,
         "replay must equal live byte for byte"
+    );
+    // The log alone holds the batches too: replay of the data directory, no orders file and no
+    // batch files, gives the same hits.
+    let out_log = dir.path().join("replay-log");
+    let status = std::process::Command::new(bin())
+        .args(["replay", "--readings"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out_log)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let from_log = std::fs::read_to_string(out_log.join("hits.jsonl")).unwrap();
+    assert_eq!(
+        from_log, live_export,
+        "replay of the log alone differs from live"
     );
 
     // The hub's review is a log record: a crash after the log took it and before the crime

@@ -165,9 +165,11 @@ pub async fn upload(
     };
     let answer = match state.control.submit_answered(&user, None, change).await {
         Ok((_, Some(answer))) => answer,
-        Ok((record, None)) => return Err(ApiError::internal(format!(
+        Ok((record, None)) => {
+            return Err(ApiError::internal(format!(
             "crime batch record {record} was stored in the log but the crime store gave no report"
-        ))),
+        )))
+        }
         Err(ControlError::Refused(m)) => return Err(ApiError::internal(m)),
         Err(ControlError::TooLarge(e)) => {
             return Err(ApiError::new(

@@ -151,7 +151,7 @@ fn scan_log(data_dir: &Path) -> Result<InLog, RebuildError> {
     if !log_dir.is_dir() {
         return Ok(in_log);
     }
-    for item in LogReader::open(&log_dir)? {
+    for item in LogReader::open(&log_dir)?.controls_only() {
         if let (_, LogEntry::Control { control, .. }) = item? {
             match &control.change {
                 Change::PutPerson { person } => {
