@@ -52,10 +52,12 @@ pub struct AuditQuery {
 impl Metadata {
     pub fn audit(&self, entry: &NewAuditEntry) -> Result<i64, MetadataError> {
         let conn = self.lock();
-        conn.execute(
+        // Cached: every API read writes one.
+        conn.prepare_cached(
             "INSERT INTO audit (t_ms, user_name, role, action, person, from_ms, to_ms, format, purpose, detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
+        )?
+        .execute(params![
                 entry.t_ms,
                 entry.user_name,
                 entry.role,
@@ -66,8 +68,7 @@ impl Metadata {
                 entry.format,
                 entry.purpose,
                 entry.detail
-            ],
-        )?;
+        ])?;
         Ok(conn.last_insert_rowid())
     }
 

@@ -143,21 +143,21 @@ fn insert_change(
     person: Option<&str>,
     refused: Option<&str>,
 ) -> Result<(), MetadataError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO changes
            (record, recorded_ms, actor, effective_ms, kind, subject, person, change, refused)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            record as i64,
-            control.recorded,
-            control.actor,
-            control.effective,
-            control.change.op(),
-            control.change.subject(),
-            person,
-            serde_json::to_string(control).map_err(|e| MetadataError::Invalid(e.to_string()))?,
-            refused
-        ],
-    )?;
+    )?
+    .execute(params![
+        record as i64,
+        control.recorded,
+        control.actor,
+        control.effective,
+        control.change.op(),
+        control.change.subject(),
+        person,
+        serde_json::to_string(control).map_err(|e| MetadataError::Invalid(e.to_string()))?,
+        refused
+    ])?;
     Ok(())
 }

@@ -44,40 +44,37 @@ pub(super) fn documents<T: serde::de::DeserializeOwned>(
 /// Whether retention purged the record `kind` (`person`, `activation`, `order`) with this id.
 pub(super) fn is_purged(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<bool, MetadataError> {
     Ok(tx
-        .query_row(
-            "SELECT 1 FROM purged_ids WHERE kind = ?1 AND id = ?2",
-            [kind, id],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM purged_ids WHERE kind = ?1 AND id = ?2")?
+        .query_row([kind, id], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 pub(super) fn put_person(tx: &Transaction<'_>, p: &Person) -> Result<(), MetadataError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO people (id, document, restricted) VALUES (?1, ?2, ?3)
          ON CONFLICT(id) DO UPDATE SET document = excluded.document, restricted = excluded.restricted",
-        params![p.id, to_json(p)?, p.restricted],
-    )?;
+    )?
+    .execute(params![p.id, to_json(p)?, p.restricted])?;
     Ok(())
 }
 
 pub(super) fn put_activation(tx: &Transaction<'_>, a: &Activation) -> Result<(), MetadataError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO activations (id, person, tag, from_ms, to_ms, document) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(id) DO UPDATE SET person = excluded.person, tag = excluded.tag,
            from_ms = excluded.from_ms, to_ms = excluded.to_ms, document = excluded.document",
-        params![a.id, a.person, a.tag, a.from, a.to, to_json(a)?],
-    )?;
+    )?
+    .execute(params![a.id, a.person, a.tag, a.from, a.to, to_json(a)?])?;
     Ok(())
 }
 
 pub(super) fn put_order(tx: &Transaction<'_>, o: &Order) -> Result<(), MetadataError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO orders (id, person, document) VALUES (?1, ?2, ?3)
          ON CONFLICT(id) DO UPDATE SET person = excluded.person, document = excluded.document",
-        params![o.id, o.person, to_json(o)?],
-    )?;
+    )?
+    .execute(params![o.id, o.person, to_json(o)?])?;
     Ok(())
 }
 

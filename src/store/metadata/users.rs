@@ -224,25 +224,23 @@ impl Metadata {
 
     fn load_user(&self, where_sql: &str, arg: &str) -> Result<Option<User>, MetadataError> {
         let conn = self.lock();
+        // Cached: every API request authenticates through here.
         let row = conn
-            .query_row(
-                &format!(
-                    "SELECT id, name, role, force, disabled, expires_ms FROM users WHERE {where_sql}"
-                ),
-                [arg],
-                |r| {
-                    Ok((
-                        (
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                        ),
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, bool>(4)?,
-                        r.get::<_, Option<i64>>(5)?,
-                    ))
-                },
-            )
+            .prepare_cached(&format!(
+                "SELECT id, name, role, force, disabled, expires_ms FROM users WHERE {where_sql}"
+            ))?
+            .query_row([arg], |r| {
+                Ok((
+                    (
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ),
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            })
             .optional()?;
         let Some(((id, name, role), force, disabled, expires_ms)) = row else {
             return Ok(None);
@@ -254,8 +252,9 @@ impl Metadata {
                 force: force.unwrap_or_default(),
             },
             "practitioner" => {
-                let mut stmt = conn
-                    .prepare("SELECT person FROM caseloads WHERE user_id = ?1 ORDER BY person")?;
+                let mut stmt = conn.prepare_cached(
+                    "SELECT person FROM caseloads WHERE user_id = ?1 ORDER BY person",
+                )?;
                 let caseload = stmt
                     .query_map([id], |r| r.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?;
