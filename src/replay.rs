@@ -1,6 +1,7 @@
 //! `tagstream replay`: runs the live pipeline's code over recorded inputs and writes the outputs
 //! (`alerts.jsonl`, `sober_days.jsonl`, and `hits.jsonl` when crime batches are given) to a directory. Same inputs, same bytes.
 
+use crate::alerts::{AlertBook, SoberDayBook};
 use crate::crime::matcher::{HitMatcher, MemoryTrails};
 use crate::crime::service::match_into;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
@@ -14,7 +15,6 @@ use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
 use crate::rules::{RulesConfig, StandardRules};
 use crate::store::crime_store::CrimeStore;
 use crate::store::trails::group_positions;
-use crate::store::{AlertBook, SoberDayBook};
 use crate::wire::ReadingsFileReader;
 use serde::Serialize;
 use std::fs::File;

@@ -4,8 +4,8 @@
 use super::auth::{BootstrapToken, Staff};
 use super::error::ApiError;
 use super::{admin, alcohol, alerts, crimes, hits, people, retention, trails};
+use crate::alerts::LiveAlerts;
 use crate::store::metadata::Metadata;
-use crate::store::LiveAlerts;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

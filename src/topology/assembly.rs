@@ -21,6 +21,8 @@ use super::startup::{
     catch_up_users, legacy_users, replay_log_into, startup_import, ChangeHistory,
 };
 use super::trail_feed::spawn_trail_feed;
+use crate::alerts::alert_store::AlertStore;
+use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
 use crate::crime::service::HitService;
 use crate::data_lock::DataDirLock;
@@ -30,12 +32,10 @@ use crate::model::LogEntry;
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::{shared_directory, SharedDirectory};
 use crate::retention::Purger;
-use crate::store::alert_store::AlertStore;
 use crate::store::crime_store::CrimeStore;
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
 use crate::store::trails::{catch_up, TrailStore};
-use crate::store::LiveAlerts;
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

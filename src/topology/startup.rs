@@ -5,6 +5,7 @@
 //! ([`catch_up_users`]); the start-up import ([`startup_import`], [`legacy_users`]) says what
 //! must be written to the log as control records before serving.
 
+use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
 use crate::formats::orders_file::parse_orders;
 use crate::log::LogReader;
@@ -15,7 +16,6 @@ use crate::pipeline::VecSink;
 use crate::rules::StandardRules;
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
-use crate::store::LiveAlerts;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
