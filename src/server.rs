@@ -1,7 +1,7 @@
 //! `tagstream serve` and `tagstream rebuild`: the process around the topology. Reads the
 //! secrets (tag key, admin token) and the TLS files, starts the [`Topology`], then wires the
-//! sockets: the tag listener, the HTTP API (and console), the listening line, and the stop on
-//! Ctrl-C or SIGTERM. What runs between the log and the stores is `topology`'s business.
+//! sockets: the tag listener, the HTTP API (and console) with the purge job it runs (also on
+//! its schedule), the listening line, and the stop on Ctrl-C or SIGTERM. What runs between the log and the stores is `topology`'s business.
 //!
 //! The secrets stay here: they feed only what this file wires (the tag listener's
 //! authentication and the API's bootstrap token), and `tagstream tag-secret` reads the tag key
@@ -14,6 +14,7 @@ use crate::ingest::limits::optional_ms;
 use crate::ingest::{
     run_listener, EffectiveLimits, HttpListener, IngestContext, IngestTransport, TagCredentials,
 };
+use crate::retention::Purger;
 use crate::topology::rebuild::SetAside;
 use crate::topology::{Mode, Start, Started, Topology};
 use anyhow::{bail, Context, Result};
@@ -137,7 +138,7 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
         hits,
         directory,
         control,
-        retention,
+        alert_store,
         system,
         recovered,
     } = started;
@@ -170,6 +171,21 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
         .http_listener
         .set((http_listener.stats(), http_listener.gauge()));
 
+    // The purge job: the admin route runs it, and so does its schedule.
+    let retention = Arc::new(
+        Purger::new(
+            config.retention,
+            config.data_dir.clone(),
+            metadata.clone(),
+            alert_store,
+            trails.clone(),
+            Arc::new(ingest.commit.clone()),
+            Some(alerts.clone()),
+            Some(tac.clone()),
+        )
+        .with_target(Arc::new(crimes.clone())),
+    );
+    retention.spawn_schedule();
     let state = ApiState {
         metadata,
         bootstrap: BootstrapToken::new(&admin_token),

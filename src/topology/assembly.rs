@@ -4,8 +4,9 @@
 //! (replay into the alert book, change history, users, trails, crime batches, the start-up
 //! match, the hub's decisions), then, when serving, starts the live stages in log order —
 //! committer → forwarder → control applier, TAC index, trail feed, pipeline → alert book — and
-//! writes the start-up import through the log. The caller gets the handles the API and the tag
-//! listener need ([`Started`]); sockets, TLS and HTTP are not the topology's business.
+//! writes the start-up import through the log. The caller gets the handles the API, the purge
+//! job and the tag listener need ([`Started`]); sockets, TLS and HTTP are not the topology's
+//! business.
 //!
 //! Start-up order matters for "nothing acked is lost": the log is recovered first (torn tail
 //! truncated), every stored batch is replayed through the pipeline to rebuild alerts, and only
@@ -16,7 +17,6 @@ use super::control_view::ControlApplier;
 use super::decision_view::DecisionView;
 use super::forwarder::{Counters, Forwarder};
 use super::rebuild::{carry_numbering, set_aside, SetAside};
-use super::retention_schedule::spawn_retention_schedule;
 use super::startup::{
     catch_up_users, legacy_users, replay_log_into, startup_import, ChangeHistory,
 };
@@ -31,7 +31,6 @@ use crate::metrics::silence_watch::SystemHealth;
 use crate::model::LogEntry;
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::{shared_directory, SharedDirectory};
-use crate::retention::Purger;
 use crate::store::crime_store::CrimeStore;
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
@@ -81,7 +80,8 @@ pub struct Started {
     pub hits: HitService,
     pub directory: SharedDirectory,
     pub control: Arc<ControlGate>,
-    pub retention: Arc<Purger>,
+    /// The durable alert store behind `alerts` (for the purge job).
+    pub alert_store: AlertStore,
     pub system: Arc<SystemHealth>,
     /// (batches, readings) the start-up replayed from the log.
     pub recovered: (u64, u64),
@@ -340,20 +340,6 @@ impl Topology {
             futures::future::join_all(submitted).await;
         }
 
-        let purger = Arc::new(
-            Purger::new(
-                config.retention,
-                config.data_dir.clone(),
-                metadata.clone(),
-                alert_store,
-                trails.clone(),
-                Arc::new(commit.clone()),
-                Some(alerts.clone()),
-                Some(tac.clone()),
-            )
-            .with_target(Arc::new(crime_store.clone())),
-        );
-        spawn_retention_schedule(purger.clone());
         Ok(Start::Serving(Box::new(Started {
             lock,
             metadata,
@@ -366,7 +352,7 @@ impl Topology {
             hits: hit_service,
             directory,
             control: gate,
-            retention: purger,
+            alert_store,
             system,
             recovered,
         })))

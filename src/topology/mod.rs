@@ -7,17 +7,18 @@
 //! people/activations/orders and change history, the shared activation directory:
 //! [`control_view`]; the alert and hit stores, which follow the hub's decisions:
 //! [`decision_view`]); a change made while no server runs ([`offline_change`]); the stores set
-//! aside for `tagstream rebuild` ([`rebuild`]); the purge job's schedule
-//! ([`retention_schedule`]). `server` wires sockets and HTTP around a started topology.
+//! aside for `tagstream rebuild` ([`rebuild`]). The pipeline itself is built by [`inline`], the
+//! same way for the server's start-up and for `tagstream replay`. `server` wires the sockets,
+//! HTTP and the API's purge job around a started topology.
 
 mod assembly;
 pub mod control_gate;
 pub mod control_view;
 pub mod decision_view;
 pub mod forwarder;
+pub mod inline;
 pub mod offline_change;
 pub mod rebuild;
-pub mod retention_schedule;
 pub mod startup;
 pub mod trail_feed;
 

@@ -5,6 +5,7 @@
 //! ([`catch_up_users`]); the start-up import ([`startup_import`], [`legacy_users`]) says what
 //! must be written to the log as control records before serving.
 
+use super::inline::PipelineDesc;
 use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
 use crate::formats::orders_file::parse_orders;
@@ -13,7 +14,6 @@ use crate::model::{Change, LogEntry};
 use crate::orders::OrderBook;
 use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::VecSink;
-use crate::rules::StandardRules;
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
 use anyhow::{Context, Result};
@@ -138,14 +138,14 @@ pub fn replay_log_into(
     mut history: ChangeHistory,
 ) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
     let mut sink = VecSink::default();
-    let factory = Box::new(StandardRules::empty(pipeline, rules));
-    let mut driver = InlineDriver::from_book(
-        OrderBook::default(),
+    // The log holds its own people, activations and orders: the pipeline starts with none.
+    let mut driver = PipelineDesc {
+        start: &crate::model::OrdersFile::default(),
         pipeline,
-        factory,
+        rules,
         partitions,
-        &mut sink,
-    );
+    }
+    .build(&mut sink);
     let reader =
         LogReader::open(log_dir).with_context(|| format!("reading log {}", log_dir.display()))?;
     let (mut batches, mut readings) = (0u64, 0u64);
