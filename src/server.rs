@@ -121,32 +121,16 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
     };
     let credentials = TagCredentials::load(tag_key, topology.metadata().clone())
         .context("loading tag credentials from the metadata database")?;
-    let started = match topology.start(&config).await? {
+    let started: Started = match topology.start(&config).await? {
         Start::Rebuilt(aside) => return Ok(Some(aside)),
         Start::Serving(started) => *started,
     };
-    // Held until the process ends: this process owns the stores.
-    let Started {
-        lock: _lock,
-        metadata,
-        alerts,
-        commit,
-        counters,
-        trails,
-        tac,
-        crimes,
-        hits,
-        directory,
-        control,
-        alert_store,
-        system,
-        recovered,
-    } = started;
-
+    // `started.lock` is held until the process ends (its other fields move out below): this
+    // process owns the stores.
     let limits = EffectiveLimits::for_this_process(&config.ingest, &config.http);
     tracing::info!(?limits, "connection limits");
     let ingest = Arc::new(IngestContext::new(
-        commit,
+        started.commit,
         credentials,
         ingest_transport,
         config.max_frame_bytes,
@@ -176,33 +160,33 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
         Purger::new(
             config.retention,
             config.data_dir.clone(),
-            metadata.clone(),
-            alert_store,
-            trails.clone(),
+            started.metadata.clone(),
+            started.alert_store,
+            started.trails.clone(),
             Arc::new(ingest.commit.clone()),
-            Some(alerts.clone()),
-            Some(tac.clone()),
+            Some(started.alerts.clone()),
+            Some(started.tac.clone()),
         )
-        .with_target(Arc::new(crimes.clone())),
+        .with_target(Arc::new(started.crimes.clone())),
     );
     retention.spawn_schedule();
     let state = ApiState {
-        metadata,
+        metadata: started.metadata,
         bootstrap: BootstrapToken::new(&admin_token),
-        alerts,
-        counters,
+        alerts: started.alerts,
+        counters: started.counters,
         ingest: ingest.clone(),
-        trails,
+        trails: started.trails,
         trail_api: config.trail_api,
-        tac,
-        crimes,
-        hits,
+        tac: started.tac,
+        crimes: started.crimes,
+        hits: started.hits,
         hits_config: config.rules.hits,
         crime_api: config.crime_api,
-        directory,
-        control,
+        directory: started.directory,
+        control: started.control,
         retention,
-        system,
+        system: started.system,
     };
     let mut app = router(state);
     if let Some(console) = crate::console::router(&config.console) {
@@ -231,7 +215,7 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
             "ingest_tls": ingest_tls,
             "data_dir": config.data_dir.display().to_string(),
             "admin_token_file": config.data_dir.join("admin.token").display().to_string(),
-            "recovered_batches": recovered.0,
+            "recovered_batches": started.recovered.0,
         })
     );
 
