@@ -8,7 +8,7 @@ use crate::store::trails::{group_positions, FeedCursor, TrailStore};
 
 /// Committed groups the trail feed may have waiting: seconds of load at 0.5 M readings/s, so a
 /// checkpoint's `fsync` does not reach back into the pipeline, yet memory stays bounded.
-const TRAIL_FEED_GROUPS: usize = 4096;
+pub const TRAIL_FEED_GROUPS: usize = 4096;
 
 /// Starts the trail feed: a thread that appends every committed batch's positions to the trail
 /// store in log order and checkpoints it every few seconds (so a restart replays only a little
