@@ -6,6 +6,7 @@
 //! `replay` runs the same pipeline over a recorded file. `docs/architecture.md` draws the topology
 //! and says which module may import which (`tests/architecture.rs` enforces it).
 
+pub mod alerts;
 pub mod api;
 pub mod config;
 pub mod console;

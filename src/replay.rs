@@ -1,6 +1,7 @@
 //! `tagstream replay`: runs the live pipeline's code over recorded inputs and writes the outputs
 //! (`alerts.jsonl`, `sober_days.jsonl`, and `hits.jsonl` when crime batches are given) to a directory. Same inputs, same bytes.
 
+use crate::alerts::{AlertBook, SoberDayBook};
 use crate::crime::matcher::{HitMatcher, MemoryTrails};
 use crate::crime::service::match_into;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
@@ -9,12 +10,12 @@ use crate::formats::LineError;
 use crate::log::LogReader;
 use crate::model::TimeMs;
 use crate::model::{Batch, LogEntry};
-use crate::pipeline::driver::{ClockBehind, InlineDriver};
+use crate::pipeline::driver::ClockBehind;
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
-use crate::rules::{RulesConfig, StandardRules};
+use crate::rules::RulesConfig;
 use crate::store::crime_store::CrimeStore;
 use crate::store::trails::group_positions;
-use crate::store::{AlertBook, SoberDayBook};
+use crate::topology::inline::PipelineDesc;
 use crate::wire::ReadingsFileReader;
 use serde::Serialize;
 use std::fs::File;
@@ -251,10 +252,14 @@ pub fn replay_to(
 ) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
     // An orders document (for a recording without control records) is where the book starts;
     // a data directory's control records change it as they come.
-    let book = crate::orders::OrderBook::from_document(orders);
-    let factory = Box::new(StandardRules::new(config, rules.clone(), orders));
     let mut outputs = OutputCollector::default();
-    let mut driver = InlineDriver::from_book(book, config, factory, 1, &mut outputs);
+    let mut driver = PipelineDesc {
+        start: orders,
+        pipeline: config,
+        rules: rules.clone(),
+        partitions: 1,
+    }
+    .build(&mut outputs);
     let mut trails = MemoryTrails::new(rules.hits.max_gap_s * 1000);
     // Crime batches in the input (control records) are matched like the files: the trails are
     // kept when there is anything to match them against.

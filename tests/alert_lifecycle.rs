@@ -269,7 +269,7 @@ async fn after_a_kill_9_a_resuming_stream_gets_only_new_changes_numbered_above_t
     assert_eq!(after[0].1, "raised");
     assert!(after[0].2.contains("strap_tamper"), "{}", after[0].2);
     assert!(
-        after[0].0 > tagstream::store::live_alerts::SEQ_BLOCK,
+        after[0].0 > tagstream::alerts::live_alerts::SEQ_BLOCK,
         "event {} after the restart",
         after[0].0
     );

@@ -19,14 +19,7 @@ const DOC: &str = "docs/architecture.md";
 
 /// Imports against the flow that are known and listed in the doc: (importing file, imported
 /// module path). Each one names who removes it.
-const KNOWN: &[(&str, &str)] = &[
-    // issue 14: to remove. Rules are built from the orders file format; the lead's StandardRules
-    // rewrite builds them from model types.
-    ("src/rules/mod.rs", "formats"),
-    // issue 14: to remove. The watchdog's SystemHealth carries the pipeline's gauges to /metrics;
-    // the gauges (or the field) move when the topology assembly leaves src/server.rs.
-    ("src/metrics/silence_watch.rs", "pipeline"),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 /// One module's row: what it may import and what it may not (module paths such as `store` or
 /// `store::metadata`); `any` = may import every module.

@@ -12,10 +12,10 @@ use common::{add_user, bin, call, Server, TagClient};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
+use tagstream::alerts::alert_store::AlertStore;
 use tagstream::log::LogReader;
 use tagstream::model::time::{format_time, parse_time};
 use tagstream::model::{DeviceEvent, Position, PositionSource, Reading, ReadingBody, TacSample};
-use tagstream::store::alert_store::AlertStore;
 
 const DAY_MS: i64 = 86_400_000;
 const FROM: &str = "2026-03-02T00:00:00Z";

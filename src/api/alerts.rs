@@ -9,12 +9,12 @@ use super::error::ApiError;
 use super::limits;
 use super::people::PurposeQuery;
 use super::routes::ApiState;
+use crate::alerts::alert_store::{
+    AlertFilter, AlertStore, AlertStoreError, Outcome, ReviewAction, ReviewState,
+};
 use crate::formats::alerts_jsonl::write_alerts;
 use crate::model::time::parse_time;
 use crate::model::Change;
-use crate::store::alert_store::{
-    AlertFilter, AlertStore, AlertStoreError, Outcome, ReviewAction, ReviewState,
-};
 use crate::store::metadata::Role;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -297,11 +297,11 @@ pub async fn export_jsonl(
 
 /// Where one SSE client is: its last event, what is queued for it, whether it is catching up.
 struct SseState {
-    alerts: std::sync::Arc<crate::store::LiveAlerts>,
+    alerts: std::sync::Arc<crate::alerts::LiveAlerts>,
     store: AlertStore,
-    live: tokio::sync::broadcast::Receiver<crate::store::alert_store::AlertEvent>,
+    live: tokio::sync::broadcast::Receiver<crate::alerts::alert_store::AlertEvent>,
     last: i64,
-    pending: std::collections::VecDeque<crate::store::alert_store::AlertEvent>,
+    pending: std::collections::VecDeque<crate::alerts::alert_store::AlertEvent>,
     catch_up: bool,
 }
 

@@ -4,25 +4,18 @@
 use super::auth::{BootstrapToken, Staff};
 use super::error::ApiError;
 use super::{admin, alcohol, alerts, crimes, hits, people, retention, trails};
+use crate::alerts::LiveAlerts;
 use crate::store::metadata::Metadata;
-use crate::store::LiveAlerts;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Counters the API reports, shared with ingest and the pipeline.
-#[derive(Default)]
-pub struct Counters {
-    pub committed_batches: AtomicU64,
-    pub committed_readings: AtomicU64,
-    /// Damaged log ranges found at start-up (quarantined, skipped) and the records lost in them.
-    pub log_damaged_ranges: AtomicU64,
-    pub log_records_lost: AtomicU64,
-}
+/// Counters the API reports (the forwarder counts what the log commits).
+pub use crate::topology::forwarder::Counters;
 
 #[derive(Clone)]
 pub struct ApiState {

@@ -6,7 +6,7 @@
 //! store. Failures back off exponentially up to a ceiling. Receivers de-duplicate on the event
 //! number (`X-Tagstream-Event`) or the alert's stable id.
 
-use crate::store::alert_store::AlertStore;
+use crate::alerts::alert_store::AlertStore;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -4,17 +4,13 @@
 
 use super::LineError;
 use crate::model::{parse_local_hhmm, Activation, Condition, Order, Person};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 
-/// The accepted content of an orders document.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct OrdersFile {
-    pub people: Vec<Person>,
-    pub activations: Vec<Activation>,
-    pub orders: Vec<Order>,
-}
+/// The accepted content of an orders document: a model type (the rules and the order book use
+/// it without this format), named here too for the format's readers.
+pub use crate::model::OrdersFile;
 
 /// The result of reading an orders document: what was accepted, and what was not (and why).
 #[derive(Debug, Clone, Default)]

@@ -66,7 +66,7 @@ pub struct SystemHealth {
     alerts: Mutex<Vec<SystemAlert>>,
     events: broadcast::Sender<SystemAlert>,
     /// The pipeline's clock and flag counters, for `/metrics`.
-    pub pipeline: Arc<crate::pipeline::PipelineGauges>,
+    pub pipeline: Arc<super::pipeline_gauges::PipelineGauges>,
 }
 
 impl SystemHealth {
@@ -74,7 +74,7 @@ impl SystemHealth {
         config: WatchdogConfig,
         started_ms: TimeMs,
         armed: bool,
-        pipeline: Arc<crate::pipeline::PipelineGauges>,
+        pipeline: Arc<super::pipeline_gauges::PipelineGauges>,
     ) -> Self {
         Self {
             config,

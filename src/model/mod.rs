@@ -24,7 +24,7 @@ pub use decision::{HitDecision, Outcome, ReviewAction};
 pub use hit::{hit_id, Certainty, Hit, HitAlgorithm, HitPosition};
 pub use order::{
     parse_local_hhmm, AlcoholCondition, AlcoholMode, AlcoholRequirement, Condition, CurfewAddress,
-    CurfewCondition, Day, Order, ScheduleEntry, TimetableEntry, ZoneCondition,
+    CurfewCondition, Day, Order, OrdersFile, ScheduleEntry, TimetableEntry, ZoneCondition,
 };
 pub use reading::{
     to_fixed, DeviceEvent, Position, PositionSource, Reading, ReadingBody, ReadingKind, TacSample,

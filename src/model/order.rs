@@ -153,3 +153,12 @@ pub fn parse_local_hhmm(text: &str) -> Result<u32, String> {
     }
     Ok(h * 60 + m)
 }
+
+/// People, activations and orders together: what an orders document holds, what the order book
+/// exports, and what `rules::StandardRules::new` compiles rules from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrdersFile {
+    pub people: Vec<super::Person>,
+    pub activations: Vec<super::Activation>,
+    pub orders: Vec<Order>,
+}

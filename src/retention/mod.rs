@@ -3,7 +3,7 @@
 //!
 //! This module applies the retention policy ([`crate::config::RetentionConfig`]: how long after
 //! an activation ends its data is kept) in the purge job ([`purge::Purger`]: what is deleted, in
-//! which order, and the durable record of each run), and owns the subject access export
+//! which order, and the durable record of each run; [`schedule`]: when it runs), and owns the subject access export
 //! ([`subject_access`]) and the offline commands over a stopped server's data directory
 //! ([`offline`]). The stores do the deleting themselves: the log compacts
 //! ([`crate::log::compact`]), the trail store deletes an activation, the alert store deletes
@@ -14,6 +14,7 @@
 
 pub mod offline;
 pub mod purge;
+pub mod schedule;
 pub mod subject_access;
 
 pub use purge::{LogSealer, PurgeCounts, PurgeReport, Purger, RetentionError};

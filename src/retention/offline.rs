@@ -6,13 +6,13 @@
 
 use super::purge::{wall_clock_ms, PurgeReport, Purger, RetentionError};
 use super::subject_access::{write_export, ExportError, ExportSummary, Sources};
+use crate::alerts::alert_store::{AlertStore, AlertStoreError};
 use crate::config::ServerConfig;
 use crate::data_lock::{lock_data_dir, DataDirLock, LockError};
 use crate::log::{LogConfig, LogError, LogWriter};
 use crate::model::TimeMs;
 use crate::pipeline::ActivationDirectory;
 use crate::replay::{replay, ReplayError};
-use crate::store::alert_store::{AlertStore, AlertStoreError};
 use crate::store::crime_store::CrimeStore;
 use crate::store::metadata::{Metadata, MetadataError, NewAuditEntry};
 use crate::store::trails::{catch_up, FeedError, TrailError, TrailStore};

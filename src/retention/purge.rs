@@ -15,15 +15,15 @@
 //! log (compaction erases replaced segments).
 
 use super::order_ended_by;
+use crate::alerts::alert_store::{AlertStore, AlertStoreError};
+use crate::alerts::LiveAlerts;
 use crate::config::RetentionConfig;
 use crate::log::{compact, CommitHandle, CompactReport, LogError, LogWriter, TagWindows};
 use crate::model::time::rfc3339_ms;
 use crate::model::{Change, ControlRecord, TimeMs};
-use crate::store::alert_store::{AlertStore, AlertStoreError};
 use crate::store::metadata::{Metadata, MetadataError, MetadataPurge, NewPurgeRun};
 use crate::store::tac_book::TacBook;
 use crate::store::trails::{TrailError, TrailStore};
-use crate::store::LiveAlerts;
 use crate::store::{PurgeTarget, TargetError};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -9,10 +9,10 @@
 //! other reading of the person's activations in the durable log: TAC, RF presence, device
 //! events). The caller audits the export before calling [`write_export`].
 
+use crate::alerts::alert_store::{AlertStore, AlertStoreError};
 use crate::log::{LogError, LogReader};
 use crate::model::time::format_time;
 use crate::model::{Activation, ReadingBody, SoberDay, TimeMs};
-use crate::store::alert_store::{AlertStore, AlertStoreError};
 use crate::store::metadata::{AuditQuery, Metadata, MetadataError};
 use crate::store::trails::{TrailError, TrailStore};
 use serde::Serialize;

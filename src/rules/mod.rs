@@ -12,8 +12,7 @@ pub mod hits;
 pub mod local_time;
 pub mod zones;
 
-use crate::formats::orders_file::OrdersFile;
-use crate::model::{Condition, Order};
+use crate::model::{Condition, Order, OrdersFile};
 use crate::pipeline::{ActivationInfo, PipelineConfig, Rule, RuleFactory};
 use curfew::timetable::{CurfewPlan, CurfewPlanError};
 use curfew::{CurfewConfig, CurfewRule};
@@ -82,7 +81,7 @@ impl StandardRules {
         }
     }
 
-    /// The rules for every order of a (validated) orders document.
+    /// The rules for every order of a (validated) set of people, activations and orders.
     pub fn new(pipeline: PipelineConfig, rules: RulesConfig, orders: &OrdersFile) -> Self {
         let mut built = Self::empty(pipeline, rules);
         let mut by_person: std::collections::BTreeMap<&str, Vec<Order>> = Default::default();

@@ -730,7 +730,7 @@ impl CrimeStore {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, now_ms, by, state.as_str(), reason],
             )?;
-            crate::store::alert_store::note_decision(&tx, record)?;
+            super::decision_mark::note_decision(&tx, record)?;
             tx.commit()?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
@@ -740,9 +740,7 @@ impl CrimeStore {
 
     /// Every hit review (log record number) below this one has been taken.
     pub fn decisions_applied_below(&self) -> Result<u64, CrimeStoreError> {
-        Ok(crate::store::alert_store::decisions_applied_below(
-            &self.lock(),
-        )?)
+        Ok(super::decision_mark::decisions_applied_below(&self.lock())?)
     }
 
     /// A consistent copy of the whole database at `path` (`VACUUM INTO`), e.g. before a rebuild.

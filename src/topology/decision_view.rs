@@ -7,11 +7,11 @@
 //! Applying is deterministic given the stores' state: an action on an alert already resolved, or
 //! on one retention has since purged, is refused the same way live and on every rebuild.
 
+use crate::alerts::alert_store::AlertStoreError;
+use crate::alerts::LiveAlerts;
 use crate::crime::import::{store_batch, ImportError, StoredBatch};
 use crate::model::{Change, ControlRecord};
-use crate::store::alert_store::AlertStoreError;
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
-use crate::store::LiveAlerts;
 use std::sync::Arc;
 
 /// How a [`DecisionError::Store`] message starts (the API answers it as a server error).

@@ -11,9 +11,9 @@
 //! event numbers continue above every number handed out before, and webhook cursors are kept,
 //! so no client ever sees one number for two changes; each rebuilt alert is a new event.
 
+use crate::alerts::alert_store::{AlertStore, AlertStoreError};
 use crate::log::{LogError, LogReader};
 use crate::model::{Change, LogEntry};
-use crate::store::alert_store::{AlertStore, AlertStoreError};
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
 use crate::store::metadata::{Metadata, MetadataError};
 use std::collections::HashSet;

@@ -11,8 +11,9 @@
 //! before a crash is never reused after it. Review actions are people's decisions: they commit
 //! with `synchronous=FULL` before the API answers.
 
-use super::sqlite_schema::{apply_migrations, SchemaError};
 use crate::model::Alert;
+use crate::store::decision_mark::{decisions_applied_below, note_decision};
+use crate::store::sqlite_schema::{apply_migrations, SchemaError};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -672,28 +673,6 @@ fn append_event(
         body,
     };
     Ok((event, stored.review))
-}
-
-/// Every hub decision (log record number) below this one has been taken by a store.
-pub(crate) fn decisions_applied_below(conn: &Connection) -> rusqlite::Result<u64> {
-    let below: Option<i64> = conn
-        .query_row(
-            "SELECT applied_below FROM decisions_applied WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(below.unwrap_or(0) as u64)
-}
-
-/// Moves a store's decision mark past `record` (never back), inside the decision's transaction.
-pub(crate) fn note_decision(conn: &Connection, record: u64) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO decisions_applied (id, applied_below) VALUES (1, ?1)
-         ON CONFLICT(id) DO UPDATE SET applied_below = MAX(applied_below, ?1)",
-        [record as i64 + 1],
-    )?;
-    Ok(())
 }
 
 /// A cheap fingerprint of an alert document (to tell a re-derived alert from the stored one).

@@ -1,0 +1,368 @@
+//! [`Topology`]: the one assembly of the stages that `tagstream serve` and `tagstream rebuild`
+//! run. [`Topology::open`] takes the data directory (owner-only, locked) and, for a rebuild,
+//! sets the log's views aside; [`Topology::start`] recovers the log, brings every view up to it
+//! (replay into the alert book, change history, users, trails, crime batches, the start-up
+//! match, the hub's decisions), then, when serving, starts the live stages in log order —
+//! committer → forwarder → control applier, TAC index, trail feed, pipeline → alert book — and
+//! writes the start-up import through the log. The caller gets the handles the API, the purge
+//! job and the tag listener need ([`Started`]); sockets, TLS and HTTP are not the topology's
+//! business.
+//!
+//! Start-up order matters for "nothing acked is lost": the log is recovered first (torn tail
+//! truncated), every stored batch is replayed through the pipeline to rebuild alerts, and only
+//! then does the committer start, so nothing new can arrive before the views are whole.
+
+use super::control_gate::ControlGate;
+use super::control_view::ControlApplier;
+use super::decision_view::DecisionView;
+use super::forwarder::{Counters, Forwarder};
+use super::rebuild::{carry_numbering, set_aside, SetAside};
+use super::startup::{
+    catch_up_users, legacy_users, replay_log_into, startup_import, ChangeHistory,
+};
+use super::trail_feed::spawn_trail_feed;
+use crate::alerts::alert_store::AlertStore;
+use crate::alerts::LiveAlerts;
+use crate::config::ServerConfig;
+use crate::crime::service::HitService;
+use crate::data_lock::DataDirLock;
+use crate::log::{CommitHandle, DedupState, GroupCommitter, LogConfig, LogWriter};
+use crate::metrics::silence_watch::SystemHealth;
+use crate::model::LogEntry;
+use crate::pipeline::driver::OutputBatch;
+use crate::pipeline::{shared_directory, SharedDirectory};
+use crate::store::crime_store::CrimeStore;
+use crate::store::metadata::Metadata;
+use crate::store::tac_book::TacBook;
+use crate::store::trails::{catch_up, TrailStore};
+use anyhow::{bail, Context, Result};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Whether the topology serves, or stops once the stores are built from the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Serve,
+    /// `tagstream rebuild`: the log's views set aside and built again, then stop.
+    Rebuild,
+}
+
+/// The data directory taken (and, for a rebuild, its views set aside); not started yet.
+pub struct Topology {
+    mode: Mode,
+    lock: DataDirLock,
+    aside: Option<SetAside>,
+    metadata: Metadata,
+}
+
+/// What [`Topology::start`] ends with.
+pub enum Start {
+    /// Serving: the handles the tag listener and the API need.
+    Serving(Box<Started>),
+    /// The rebuild is done; where the old stores went.
+    Rebuilt(SetAside),
+}
+
+/// The running topology's handles. Dropping it does not stop the stages (they stop with the
+/// process); it does release the data directory's lock.
+pub struct Started {
+    /// Held while serving: this process owns the stores.
+    pub lock: DataDirLock,
+    pub metadata: Metadata,
+    pub alerts: Arc<LiveAlerts>,
+    /// Where tags' batches are appended (the ingest listener's way into the log).
+    pub commit: CommitHandle,
+    pub counters: Arc<Counters>,
+    pub trails: TrailStore,
+    pub tac: Arc<TacBook>,
+    pub crimes: CrimeStore,
+    pub hits: HitService,
+    pub directory: SharedDirectory,
+    pub control: Arc<ControlGate>,
+    /// The durable alert store behind `alerts` (for the purge job).
+    pub alert_store: AlertStore,
+    pub system: Arc<SystemHealth>,
+    /// (batches, readings) the start-up replayed from the log.
+    pub recovered: (u64, u64),
+}
+
+impl Topology {
+    /// Takes the data directory: owner-only permissions and umask before anything is written,
+    /// the lock (one process owns the stores), the views set aside for a rebuild, and the
+    /// metadata database opened (the tag listener's credentials are read from it).
+    pub fn open(config: &ServerConfig, mode: Mode) -> Result<Self> {
+        crate::data_dir::secure_data_dir(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let lock = crate::data_lock::lock_data_dir(&config.data_dir)?;
+        let aside = match mode {
+            Mode::Serve => None,
+            Mode::Rebuild => Some(
+                set_aside(&config.data_dir, now_ms())
+                    .context("setting the stores aside for the rebuild")?,
+            ),
+        };
+        let metadata = Metadata::open(&config.data_dir).context("opening the metadata database")?;
+        Ok(Self {
+            mode,
+            lock,
+            aside,
+            metadata,
+        })
+    }
+
+    /// The metadata database (tag credentials, users, the control-plane view).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Recovers the log, brings every view up to it, and (serving) starts the live stages.
+    pub async fn start(self, config: &ServerConfig) -> Result<Start> {
+        let Topology {
+            mode,
+            lock,
+            aside,
+            metadata,
+        } = self;
+        debug_assert_eq!(mode == Mode::Rebuild, aside.is_some());
+        let log_dir = config.data_dir.join("log");
+        let (writer, recovery) = LogWriter::open(
+            &log_dir,
+            LogConfig {
+                segment_max_bytes: config.segment_bytes,
+                ..LogConfig::default()
+            },
+        )
+        .with_context(|| format!("opening the durable log in {}", log_dir.display()))?;
+        tracing::info!(?recovery, "log recovered");
+        let next_log_record = writer.next_record();
+
+        // Rebuild alerts, people, activations and orders from every stored record before any
+        // new record can arrive: the log is replayed through the partitions inline, into the
+        // book only; then whatever differs from the alert store is published, and the
+        // partitions go live with their state. Latency is measured only for batches that
+        // arrive from now on.
+        let alert_store = AlertStore::open(&config.data_dir).context("opening the alert store")?;
+        match &aside {
+            Some(aside) => carry_numbering(&alert_store, aside)
+                .context("carrying alert event numbers into the rebuilt store")?,
+            None => {
+                crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
+            }
+        }
+        let alerts = Arc::new(
+            LiveAlerts::new(alert_store.clone(), now_ms())
+                .context("opening the live alert book")?,
+        );
+        let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
+        let tac = Arc::new(TacBook::default());
+        let crime_store = CrimeStore::open(&config.data_dir).context("opening the crime store")?;
+        // Only the crime batches the crime store lacks are kept from the replay (they are large).
+        let batches_from = crime_store
+            .crimes_applied_below()
+            .context("reading the crime store's mark")?;
+        let (driver, recovered, mut history) = {
+            let (log_dir, tac, alerts) = (log_dir.clone(), tac.clone(), alerts.clone());
+            let (pipeline, partitions, rules) =
+                (config.pipeline, config.partitions, config.rules.clone());
+            let history = ChangeHistory::new(batches_from);
+            tokio::task::spawn_blocking(move || {
+                replay_log_into(
+                    &log_dir, &tac, pipeline, rules, partitions, &alerts, history,
+                )
+            })
+            .await
+            .context("log replay task")??
+        };
+        alerts.finish_recovery();
+        let store_records = history.take_store_records();
+        history
+            .write(&metadata)
+            .context("rebuilding the change history from the log")?;
+        catch_up_users(&metadata, &store_records).context("applying users from the log")?;
+        let book = driver.book().clone();
+        let directory = shared_directory((**driver.directory()).clone());
+        let mut import = startup_import(config, &metadata, &book)?;
+        import.extend(legacy_users(&metadata, &store_records)?);
+        // The metadata view of people, activations and orders follows the log.
+        metadata.import_orders(&book.document()).context(
+            "bringing the metadata database's people, activations and orders up to the log",
+        )?;
+
+        // The trail store catches up on the log records after its checkpoint.
+        let trail_dir = config.data_dir.join("trails");
+        let (trails, trail_checkpoint) = TrailStore::open(&trail_dir, config.trails)
+            .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
+        {
+            let (trails, directory, log_dir) =
+                (trails.clone(), directory.load_full(), log_dir.clone());
+            tokio::task::spawn_blocking(move || {
+                catch_up(&trails, &directory, &log_dir, trail_checkpoint)
+            })
+            .await
+            .context("trail catch-up task")?
+            .context("bringing the trail store up to date with the log")?;
+        }
+        // Hits: every stored crime is matched against the trails before live matching starts.
+        // Crime batches are control records: those the crime store has not taken yet are stored
+        // first, so the start-up match below sees every batch the log holds.
+        let decisions = DecisionView::new(alerts.clone(), crime_store.clone());
+        let batches_caught_up = {
+            let (view, records) = (decisions.clone(), store_records.clone());
+            tokio::task::spawn_blocking(move || {
+                view.catch_up_crime_batches(records.iter().map(|(r, c)| (*r, c.as_ref())))
+            })
+            .await
+            .context("crime batch catch-up task")?
+            .context("storing crime batches from the log")?
+        };
+        tracing::info!(?batches_caught_up, "crime batches caught up from the log");
+        let (hit_service, startup_match) = {
+            let (store, trails, directory) =
+                (crime_store.clone(), trails.clone(), directory.load_full());
+            let hits_config = config.rules.hits;
+            tokio::task::spawn_blocking(move || {
+                HitService::start(hits_config, store, trails, directory)
+            })
+            .await
+            .context("hit matcher start-up task")?
+            .context("starting the hit matcher")?
+        };
+        tracing::info!(?startup_match, "crimes matched against stored trails");
+        // The hub's decisions the alert and hit stores have not taken yet (a crash between a
+        // decision's log append and its store write, or stores rebuilt from nothing).
+        let caught_up = {
+            let (view, history) = (decisions.clone(), store_records.clone());
+            tokio::task::spawn_blocking(move || {
+                view.catch_up(history.iter().map(|(r, c)| (*r, c.as_ref())))
+            })
+            .await
+            .context("decision catch-up task")?
+            .context("applying the hub's decisions from the log")?
+        };
+        tracing::info!(?caught_up, "hub decisions caught up from the log");
+        if let Some(aside) = aside {
+            if !import.is_empty() {
+                bail!(
+                    "{} change(s) to write to the log first (a migration, a purge to record); the \
+                     old stores are in {}: start the server once, which writes them and finishes \
+                     the rebuild",
+                    import.len(),
+                    aside.backup_dir.display()
+                );
+            }
+            let (alerts, trails) = (alerts.clone(), trails.clone());
+            tokio::task::spawn_blocking(move || {
+                alerts.sync_store_blocking();
+                trails.flush(next_log_record)
+            })
+            .await
+            .context("storing the rebuilt alerts and trails")?
+            .context("sealing the rebuilt trail store")?;
+            return Ok(Start::Rebuilt(aside));
+        }
+
+        // Live from here: the stages in the order data flows back to front, so each has
+        // somewhere to hand its output before anything reaches it.
+        let trail_feed = spawn_trail_feed(
+            trails.clone(),
+            directory.clone(),
+            next_log_record,
+            hit_service.clone(),
+        );
+        let system = Arc::new(SystemHealth::new(
+            config.watchdog,
+            now_ms(),
+            book.activations().next().is_some() || recovered.0 > 0,
+            driver.gauges(),
+        ));
+        system.spawn(now_ms);
+        let driver = driver.into_live(outputs_tx);
+        // Pipeline outputs are numbered and published on their own thread (see LiveAlerts).
+        let alerts_task = alerts.clone();
+        std::thread::Builder::new()
+            .name("alert-book".into())
+            .spawn(move || alerts_task.run_blocking(outputs_rx))
+            .context("starting the alert book thread")?;
+
+        let counters = Arc::new(Counters::default());
+        counters
+            .committed_batches
+            .store(recovered.0, Ordering::Relaxed);
+        counters
+            .committed_readings
+            .store(recovered.1, Ordering::Relaxed);
+        counters
+            .log_damaged_ranges
+            .store(recovery.damage.len() as u64, Ordering::Relaxed);
+        counters
+            .log_records_lost
+            .store(recovery.records_lost, Ordering::Relaxed);
+        let (committed_tx, committed_rx) = mpsc::channel::<Vec<LogEntry>>(64);
+        let commit = GroupCommitter::spawn(writer, DedupState::from(&recovery), committed_tx)
+            .context("starting the group committer")?;
+        let gate = Arc::new(ControlGate::new(commit.clone(), next_log_record));
+        let applier = ControlApplier::new(
+            book,
+            metadata.clone(),
+            decisions,
+            directory.clone(),
+            gate.clone(),
+        )
+        .context("starting the metadata view thread")?;
+        Forwarder {
+            counters: counters.clone(),
+            system: system.clone(),
+            tac: tac.clone(),
+            directory: directory.clone(),
+            applier,
+            hits: hit_service.clone(),
+            trail_feed,
+            pipeline_input: driver.input.clone(),
+        }
+        .spawn(committed_rx, now_ms);
+
+        // The start-up import goes through the log like any change, before anyone is let in;
+        // in chunks submitted together, so the group committer makes each chunk durable at
+        // once (a large migration is one fsync per chunk, not per record). Within a chunk the
+        // committer keeps submission order, and people come before their activations and
+        // orders.
+        for chunk in import.chunks(4096) {
+            let submitted = chunk.iter().map(|(actor, change)| {
+                let gate = gate.clone();
+                async move {
+                    let subject = change.subject();
+                    if let Err(e) = gate.submit(actor, None, change.clone()).await {
+                        tracing::warn!("{actor}: {subject} not imported: {e}");
+                    }
+                }
+            });
+            futures::future::join_all(submitted).await;
+        }
+
+        Ok(Start::Serving(Box::new(Started {
+            lock,
+            metadata,
+            alerts,
+            commit,
+            counters,
+            trails,
+            tac,
+            crimes: crime_store,
+            hits: hit_service,
+            directory,
+            control: gate,
+            alert_store,
+            system,
+            recovered,
+        })))
+    }
+}
+
+/// Wall-clock milliseconds: for the alert book's and the watchdog's bookkeeping, never for rules.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
