@@ -9,7 +9,7 @@
 use super::control_gate::{ControlGate, Outcome};
 use super::decision_view::{DecisionView, STORE_DID_NOT_TAKE};
 use crate::formats::orders_file::OrdersFile;
-use crate::model::ControlRecord;
+use crate::model::{Activation, Change, ControlRecord};
 use crate::orders::OrderBook;
 use crate::pipeline::dispatcher::update_directory;
 use crate::pipeline::{ActivationDirectory, SharedDirectory};
@@ -158,7 +158,7 @@ impl ControlApplier {
             control: control.clone(),
             person,
             refused,
-            view,
+            view: only_what_changed(view, &control.change),
         }));
         activations
     }
@@ -207,6 +207,33 @@ fn apply_to_store(
     })
 }
 
+/// The records of `view` (a person's, after the change) that `change` touched: the view only
+/// rewrites those (a curfew variation rewrites one order, not the person's whole file). A purge
+/// or anything else keeps them all.
+fn only_what_changed(mut view: OrdersFile, change: &Change) -> OrdersFile {
+    match change {
+        Change::PutPerson { .. } => {
+            view.activations.clear();
+            view.orders.clear();
+        }
+        Change::PutActivation {
+            activation: Activation { id, .. },
+        }
+        | Change::EndActivation { activation: id, .. } => {
+            view.people.clear();
+            view.orders.clear();
+            view.activations.retain(|a| &a.id == id);
+        }
+        Change::PutOrder { order } => {
+            view.people.clear();
+            view.activations.clear();
+            view.orders.retain(|o| o.id == order.id);
+        }
+        _ => {}
+    }
+    view
+}
+
 /// At most this many changes are written to the view in one transaction.
 const MAX_WRITES_PER_TRANSACTION: usize = 4096;
 
@@ -228,4 +255,67 @@ fn write_views(metadata: &Metadata, lot: &[&ViewWrite]) -> Result<(), String> {
         tracing::error!(error = %e, records = lot.len(), "metadata view did not take changes");
         format!("the change is stored but the metadata database did not take it: {e}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Order, Person};
+
+    fn file() -> OrdersFile {
+        let activation = |id: &str| Activation {
+            id: id.into(),
+            person: "P1".into(),
+            tag: format!("T{id}"),
+            from: 0,
+            to: None,
+        };
+        let order = |id: &str| Order {
+            id: id.into(),
+            person: "P1".into(),
+            from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            to: None,
+            conditions: Vec::new(),
+        };
+        OrdersFile {
+            people: vec![serde_json::from_str::<Person>(r#"{"id": "P1"}"#).unwrap()],
+            activations: vec![activation("A1"), activation("A2")],
+            orders: vec![order("O1"), order("O2")],
+        }
+    }
+
+    /// A change rewrites only the record it touched in the metadata view.
+    #[test]
+    fn the_view_rewrites_only_the_record_a_change_touched() {
+        let f = file();
+        let order = only_what_changed(
+            f.clone(),
+            &Change::PutOrder {
+                order: f.orders[1].clone(),
+            },
+        );
+        assert!(order.people.is_empty() && order.activations.is_empty());
+        assert_eq!(order.orders, vec![f.orders[1].clone()]);
+        let ended = only_what_changed(
+            f.clone(),
+            &Change::EndActivation {
+                activation: "A2".into(),
+                to: 5,
+            },
+        );
+        assert!(ended.people.is_empty() && ended.orders.is_empty());
+        assert_eq!(ended.activations, vec![f.activations[1].clone()]);
+        let person = only_what_changed(
+            f.clone(),
+            &Change::PutPerson {
+                person: f.people[0].clone(),
+            },
+        );
+        assert_eq!((person.people.len(), person.activations.len()), (1, 0));
+        let purge = Change::Purge {
+            activations: vec!["A1".into()],
+            people: Vec::new(),
+        };
+        assert_eq!(only_what_changed(f.clone(), &purge), f);
+    }
 }
