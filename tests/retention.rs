@@ -329,6 +329,27 @@ async fn retention_purges_exactly_what_is_due_and_subject_access_exports_everyth
         counts["audit_records"],
         p1_audit_before.as_array().unwrap().len()
     );
+    // The log's control records about P1 (their name, date of birth, activation and order) are
+    // erased by this run's compaction, not the next one's: kept as `redacted`, numbering as it
+    // was. P2's stay.
+    let mut redacted = 0;
+    let mut mentions_p2 = false;
+    for item in LogReader::open(&data.join("log")).unwrap().controls_only() {
+        if let (_, tagstream::model::LogEntry::Control { control, .. }) = item.unwrap() {
+            let text = serde_json::to_string(&*control).unwrap();
+            assert!(
+                !text.contains("Long Gone") && !text.contains("1980-01-01"),
+                "a control record still names the purged person: {text}"
+            );
+            redacted += usize::from(control.change.op() == "redacted");
+            mentions_p2 |= text.contains("Still Here");
+        }
+    }
+    assert!(
+        redacted >= 3,
+        "person, activation and order records erased: {redacted}"
+    );
+    assert!(mentions_p2, "the other person's records are kept");
     let runs = json_of(api("GET", "/v1/admin/retention/runs", &ada, None), 200);
     assert_eq!(runs.as_array().unwrap().len(), 1);
     assert_eq!(runs[0]["trigger"], "admin:ada");

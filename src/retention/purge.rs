@@ -191,6 +191,17 @@ impl Purger {
         let cutoff = self.config.cutoff_ms(now_ms);
         let due = self.metadata.activations_ended_by(cutoff)?;
         let mut counts = PurgeCounts::default();
+        let request = MetadataPurge {
+            activations: &due,
+            order_past_retention: &|o| order_ended_by(o, cutoff),
+            audit_before_ms: cutoff,
+            run: NewPurgeRun {
+                t_ms: wall_clock_ms(),
+                now_ms,
+                days_after_end: self.config.days_after_end,
+                trigger: trigger.to_string(),
+            },
+        };
 
         let log = if due.is_empty() {
             None
@@ -204,10 +215,14 @@ impl Purger {
             for (tag, from, to) in self.metadata.purged_windows()? {
                 windows.add(&tag, from, to.unwrap_or(TimeMs::MAX));
             }
-            // Control records naming what was purged (people, their activations and orders)
-            // are erased too: this run's activations now, its people at the next run.
+            // Control records naming what is purged (people, their activations and orders)
+            // are erased too, this run's with the rest: the people this purge removes are
+            // judged before the log is compacted.
             for a in &due {
                 windows.add_activation(&a.id);
+            }
+            for person in self.metadata.people_due(&request)? {
+                windows.add_person(&person);
             }
             for (kind, id) in self.metadata.purged_records()? {
                 match kind.as_str() {
@@ -261,17 +276,6 @@ impl Purger {
             counts,
             log,
             elapsed_ms: 0,
-        };
-        let request = MetadataPurge {
-            activations: &due,
-            order_past_retention: &|o| order_ended_by(o, cutoff),
-            audit_before_ms: cutoff,
-            run: NewPurgeRun {
-                t_ms: wall_clock_ms(),
-                now_ms,
-                days_after_end: self.config.days_after_end,
-                trigger: trigger.to_string(),
-            },
         };
         let (run, _) = self.metadata.purge(&request, |removed| {
             report.people = removed.people.clone();

@@ -89,6 +89,16 @@ impl Metadata {
         documents(&self.lock(), "activation", sql, [cutoff_ms])
     }
 
+    /// The people [`Metadata::purge`] would remove with `req` (judged in a transaction that is
+    /// rolled back): the purge's log compaction erases their control records in the same run.
+    pub fn people_due(&self, req: &MetadataPurge<'_>) -> Result<Vec<String>, MetadataError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let (_, people) = remove_activations_find_people(&tx, req)?;
+        drop(tx); // rolled back
+        Ok(people)
+    }
+
     /// Removes, in one transaction: the activations; every person left without activations
     /// whose orders are all past retention (and who has at least one order, or lost an
     /// activation in this purge), with their orders and caseload links; audit records about
@@ -102,43 +112,15 @@ impl Metadata {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let mut purged = MetadataPurged::default();
-        let activation_ids: Vec<String> = req.activations.iter().map(|a| a.id.clone()).collect();
-        let mut lost_activation: Vec<String> = Vec::new();
-        for id in &activation_ids {
-            let person: Option<String> = tx
-                .query_row("SELECT person FROM activations WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            lost_activation.extend(person);
-        }
-        purged.activations = in_list(
-            &tx,
-            "DELETE FROM activations WHERE id = ?1",
-            &activation_ids,
-        )? as u64;
-
-        let candidates: Vec<String> = {
-            let mut stmt = tx.prepare(
-                "SELECT id FROM people p WHERE NOT EXISTS
-                   (SELECT 1 FROM activations a WHERE a.person = p.id) ORDER BY id",
-            )?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        };
+        let (activations, people) = remove_activations_find_people(&tx, req)?;
+        purged.activations = activations;
+        purged.people = people;
         let mut order_ids = Vec::new();
-        for person in candidates {
-            let sql = "SELECT id, document FROM orders WHERE person = ?1";
-            let orders: Vec<Order> = documents(&tx, "order", sql, [&person])?;
-            let due = if orders.is_empty() {
-                lost_activation.contains(&person)
-            } else {
-                orders.iter().all(req.order_past_retention)
-            };
-            if due {
-                order_ids.extend(orders.into_iter().map(|o| o.id));
-                purged.people.push(person);
-            }
+        for person in &purged.people {
+            let mut stmt =
+                tx.prepare_cached("SELECT id FROM orders WHERE person = ?1 ORDER BY id")?;
+            let ids = stmt.query_map([person], |r| r.get::<_, String>(0))?;
+            order_ids.extend(ids.collect::<Result<Vec<_>, _>>()?);
         }
         purged.orders =
             in_list(&tx, "DELETE FROM orders WHERE person = ?1", &purged.people)? as u64;
@@ -231,6 +213,50 @@ impl Metadata {
         let tx = conn.transaction()?;
         is_purged(&tx, kind, id)
     }
+}
+
+/// Deletes the request's activations (in `tx`) and finds every person then left without
+/// activations whose orders are all past retention (or who has no order and lost an activation
+/// here). Returns the activations deleted and those people.
+fn remove_activations_find_people(
+    tx: &rusqlite::Transaction<'_>,
+    req: &MetadataPurge<'_>,
+) -> Result<(u64, Vec<String>), MetadataError> {
+    let activation_ids: Vec<String> = req.activations.iter().map(|a| a.id.clone()).collect();
+    let mut lost_activation: Vec<String> = Vec::new();
+    for id in &activation_ids {
+        let person: Option<String> = tx
+            .query_row("SELECT person FROM activations WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        lost_activation.extend(person);
+    }
+    let activations = in_list(tx, "DELETE FROM activations WHERE id = ?1", &activation_ids)? as u64;
+
+    let candidates: Vec<String> = {
+        let mut stmt = tx.prepare(
+            "SELECT id FROM people p WHERE NOT EXISTS
+                   (SELECT 1 FROM activations a WHERE a.person = p.id) ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let mut people = Vec::new();
+    for person in candidates {
+        let sql = "SELECT id, document FROM orders WHERE person = ?1";
+        let orders: Vec<Order> = documents(tx, "order", sql, [&person])?;
+        let due = if orders.is_empty() {
+            lost_activation.contains(&person)
+        } else {
+            orders.iter().all(req.order_past_retention)
+        };
+        if due {
+            people.push(person);
+        }
+    }
+
+    Ok((activations, people))
 }
 
 #[cfg(test)]
