@@ -7,6 +7,7 @@ mod batch;
 mod control;
 mod crime;
 mod decision;
+pub mod directory;
 mod hit;
 mod order;
 mod reading;
@@ -21,6 +22,7 @@ pub use batch::Batch;
 pub use control::{Change, ControlRecord, LogEntry, Withdrawal};
 pub use crime::{CrimeKey, CrimeVersion, OriginalCoordinates, PoliceCrime};
 pub use decision::{HitDecision, Outcome, ReviewAction};
+pub use directory::{ActivationDirectory, ActivationInfo};
 pub use hit::{hit_id, Certainty, Hit, HitAlgorithm, HitPosition};
 pub use order::{
     parse_local_hhmm, AlcoholCondition, AlcoholMode, AlcoholRequirement, Condition, CurfewAddress,

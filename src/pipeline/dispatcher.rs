@@ -13,10 +13,10 @@
 //! does not depend on how many partitions there are.
 
 use super::clock::{EventClock, PipelineGauges, Verdict};
-use super::directory::ActivationDirectory;
 use super::partition::{PartitionInput, ReadingSlice};
 use super::rule::{ActivationInfo, RuleFactory, RuleSet};
 use super::PipelineConfig;
+use crate::model::ActivationDirectory;
 use crate::model::{Batch, ControlRecord, LogEntry, Reading, TimeMs};
 use crate::orders::OrderBook;
 use std::collections::{HashMap, VecDeque};

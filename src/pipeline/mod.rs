@@ -9,7 +9,6 @@
 
 pub mod amendment;
 pub mod clock;
-pub mod directory;
 pub mod dispatcher;
 pub mod driver;
 pub mod partition;
@@ -20,8 +19,10 @@ pub mod sink;
 use crate::model::TimeMs;
 use serde::{Deserialize, Serialize};
 
+/// The activation directory is a model type (`model::directory`); re-exported where the
+/// pipeline's users have always found it.
+pub use crate::model::directory::{shared_directory, ActivationDirectory, SharedDirectory};
 pub use clock::{EventClock, PipelineGauges};
-pub use directory::{shared_directory, ActivationDirectory, SharedDirectory};
 pub use dispatcher::{DispatchStats, Dispatcher};
 pub use partition::{Partition, PartitionInput, ReadingSlice};
 pub use rule::{ActivationInfo, Rule, RuleContext, RuleFactory, RuleSet};

@@ -7,21 +7,7 @@
 use super::sink::{Output, Sink};
 use crate::model::{Alert, Reading, SoberDay, TimeMs};
 
-/// What a rule knows about the activation it watches.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActivationInfo {
-    pub id: String,
-    pub person: String,
-    pub tag: String,
-    pub from_ms: TimeMs,
-    pub to_ms: Option<TimeMs>,
-}
-
-impl ActivationInfo {
-    pub fn covers(&self, t_ms: TimeMs) -> bool {
-        t_ms >= self.from_ms && self.to_ms.is_none_or(|to| t_ms < to)
-    }
-}
+pub use crate::model::ActivationInfo;
 
 /// Context passed to a rule on every call: the activation and where outputs go.
 pub struct RuleContext<'a> {

@@ -1,8 +1,9 @@
 //! The activation directory: which activation a tag's reading belongs to, by tag and event time.
-//! Read-mostly and shared between the ingest side and the partitions.
+//! Read-mostly and shared between the ingest side and the partitions. A model type: the
+//! pipeline resolves readings with it, and the stages beside it (TAC index, trails, hits, API)
+//! read the same one.
 
-use super::rule::ActivationInfo;
-use crate::model::{Activation, TimeMs};
+use super::{Activation, TimeMs};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -14,6 +15,22 @@ pub type SharedDirectory = Arc<arc_swap::ArcSwap<ActivationDirectory>>;
 /// A [`SharedDirectory`] starting as `directory`.
 pub fn shared_directory(directory: ActivationDirectory) -> SharedDirectory {
     Arc::new(arc_swap::ArcSwap::from_pointee(directory))
+}
+
+/// What a rule knows about the activation it watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivationInfo {
+    pub id: String,
+    pub person: String,
+    pub tag: String,
+    pub from_ms: TimeMs,
+    pub to_ms: Option<TimeMs>,
+}
+
+impl ActivationInfo {
+    pub fn covers(&self, t_ms: TimeMs) -> bool {
+        t_ms >= self.from_ms && self.to_ms.is_none_or(|to| t_ms < to)
+    }
 }
 
 fn info_of(a: &Activation) -> Arc<ActivationInfo> {
