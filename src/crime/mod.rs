@@ -16,6 +16,8 @@ pub mod police_csv;
 pub mod public_csv;
 mod records;
 pub mod service;
+#[cfg(test)]
+mod test_fixtures;
 
 pub use coordinates::{bng_to_wgs84, ConversionError, LatLon};
 pub use forces::{

@@ -596,50 +596,10 @@ pub fn match_into(
 mod tests {
     use super::*;
     use crate::crime::matcher::MemoryTrails;
-    use crate::model::{Position, PositionSource, ReadingBody, TimeMs};
-    use crate::rules::geodesy::M_PER_DEG_LAT;
+    use crate::crime::test_fixtures::{crime, gps, MIN, T0};
+    use crate::model::TimeMs;
     use crate::store::crime_store::HitWithdrawal;
     use crate::store::trails::{QueryBox, TrailError};
-
-    const CRIME: (f64, f64) = (51.4545, -2.5879);
-    const T0: i64 = 1_780_000_000_000;
-    const MIN: i64 = 60_000;
-
-    fn crime() -> CrimeVersion {
-        CrimeVersion {
-            force: "AvonSomerset".into(),
-            batch_id: "AVS20260601".into(),
-            crime_ref: "AVS/1".into(),
-            version: 1,
-            crime_type: "BIAD".into(),
-            crime_type_description: "Burglary in a dwelling".into(),
-            from_ms: T0,
-            to_ms: T0 + 60 * MIN,
-            lat: CRIME.0,
-            lon: CRIME.1,
-            radius_m: 100.0,
-            other_info: String::new(),
-        }
-    }
-
-    /// A GPS fix `east_m`/`north_m` metres from the crime.
-    fn gps(t_ms: i64, east_m: f64, north_m: f64) -> Reading {
-        let lat = CRIME.0 + north_m / M_PER_DEG_LAT;
-        let lon = CRIME.1 + east_m / (M_PER_DEG_LAT * CRIME.0.to_radians().cos());
-        Reading {
-            t_ms,
-            battery_pct: None,
-            body: ReadingBody::Position(Position {
-                lat_e7: (lat * 1e7).round() as i32,
-                lon_e7: (lon * 1e7).round() as i32,
-                precision_cm: 500,
-                source: PositionSource::Gps,
-                speed_ckmh: Some(500),
-                heading_cdeg: Some(9000),
-                satellites: None,
-            }),
-        }
-    }
 
     /// Trails that fail every read while `failing` is set (a trail store I/O error).
     struct Flaky {
