@@ -483,15 +483,7 @@ async fn police_upload_hits_review_disclosure_versions_and_replay() {
     let mut server = server;
     server.kill9();
     // Every batch is a control record in the log (the crime store is a view of it).
-    let ops: Vec<String> = tagstream::log::LogReader::open(&data.join("log"))
-        .unwrap()
-        .filter_map(|item| match item.unwrap().1 {
-            tagstream::model::LogEntry::Control { control, .. } => {
-                Some(control.change.op().to_string())
-            }
-            _ => None,
-        })
-        .collect();
+    let ops = common::control_ops(&data);
     assert!(
         ops.iter().filter(|op| *op == "crime_batch").count() >= 3,
         "{ops:?}"

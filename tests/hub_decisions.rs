@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{add_user, call, fixture, read_sse, stream_health_fixture, Server};
+use common::{add_user, call, control_ops, fixture, read_sse, stream_health_fixture, Server};
 use serde_json::{json, Value};
 
 const WHY: Option<&str> = Some("hub queue");
@@ -35,19 +35,6 @@ fn act(server: &Server, token: &str, id: &str, action: &str, body: Value) -> (u1
         WHY,
         Some(body),
     )
-}
-
-/// The `op` of every control record in a data directory's log, in log order.
-fn control_ops(data: &std::path::Path) -> Vec<String> {
-    tagstream::log::LogReader::open(&data.join("log"))
-        .unwrap()
-        .filter_map(|item| match item.unwrap().1 {
-            tagstream::model::LogEntry::Control { control, .. } => {
-                Some(control.change.op().to_string())
-            }
-            tagstream::model::LogEntry::Batch(_) => None,
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -418,3 +418,16 @@ pub fn read_sse(
     }
     events
 }
+
+/// The `op` of every control record in a data directory's log, in log order.
+pub fn control_ops(data: &std::path::Path) -> Vec<String> {
+    tagstream::log::LogReader::open(&data.join("log"))
+        .unwrap()
+        .filter_map(|item| match item.unwrap().1 {
+            tagstream::model::LogEntry::Control { control, .. } => {
+                Some(control.change.op().to_string())
+            }
+            tagstream::model::LogEntry::Batch(_) => None,
+        })
+        .collect()
+}
