@@ -66,7 +66,8 @@ fn clock_stats(
     let mut dispatcher = crate::pipeline::Dispatcher::new(book, factory, 1, config);
     for item in crate::log::LogReader::open(log_dir)? {
         let (_, entry) = item?;
-        dispatcher.dispatch(&entry, |_, _| {});
+        // Only the book and the counters are wanted: the stores' share is dropped.
+        let _stores = dispatcher.dispatch(&entry, |_, _| {});
     }
     Ok((dispatcher.book().clone(), dispatcher.stats()))
 }

@@ -14,7 +14,7 @@ use crate::pipeline::driver::ClockBehind;
 use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
 use crate::rules::RulesConfig;
 use crate::store::crime_store::CrimeStore;
-use crate::store::trails::group_positions;
+use crate::store::trails::{TrailFeed, TrailStore};
 use crate::topology::inline::PipelineDesc;
 use crate::wire::ReadingsFileReader;
 use serde::Serialize;
@@ -201,6 +201,8 @@ pub struct OutputCollector {
     pub sober_days: SoberDayBook,
     /// Crimes and hits, when crime batches were given.
     pub crimes: Option<CrimeStore>,
+    /// The trails, while the input is read, when there are crimes to match them against.
+    trails: Option<MemoryTrails>,
 }
 
 impl Sink for OutputCollector {
@@ -216,6 +218,12 @@ impl Sink for OutputCollector {
                 self.alerts.remove_activation(&activation);
                 self.sober_days.remove_activation(&activation);
             }
+            readings @ Output::Readings { .. } => {
+                if let Some(trails) = &mut self.trails {
+                    trails.emit(readings, None);
+                }
+            }
+            Output::Activations { .. } => {}
         }
     }
 }
@@ -252,7 +260,13 @@ pub fn replay_to(
 ) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
     // An orders document (for a recording without control records) is where the book starts;
     // a data directory's control records change it as they come.
-    let mut outputs = OutputCollector::default();
+    // Crime batches in the input (control records) are matched like the files: the trails are
+    // kept when there is anything to match them against.
+    let keep_trails = !crimes.is_empty() || holds_crime_batches(readings)?;
+    let mut outputs = OutputCollector {
+        trails: keep_trails.then(|| MemoryTrails::new(rules.hits.max_gap_s * 1000)),
+        ..OutputCollector::default()
+    };
     let mut driver = PipelineDesc {
         start: orders,
         pipeline: config,
@@ -260,10 +274,6 @@ pub fn replay_to(
         partitions: 1,
     }
     .build(&mut outputs);
-    let mut trails = MemoryTrails::new(rules.hits.max_gap_s * 1000);
-    // Crime batches in the input (control records) are matched like the files: the trails are
-    // kept when there is anything to match them against.
-    let keep_trails = !crimes.is_empty() || holds_crime_batches(readings)?;
     let mut logged_batches = Vec::new();
     let readings_errors = read_recorded(readings, &mut |entry| {
         if let LogEntry::Control { control, .. } = &entry {
@@ -272,13 +282,6 @@ pub fn replay_to(
             }
         }
         driver.feed_entry(&entry, &mut outputs);
-        if let (true, LogEntry::Batch(batch)) = (keep_trails, &entry) {
-            for (activation, positions) in group_positions(driver.directory(), batch) {
-                for r in positions {
-                    trails.push(&activation, r);
-                }
-            }
-        }
     })?;
     let settled_through = match end {
         InputEnd::AsRecorded => None,
@@ -289,7 +292,7 @@ pub fn replay_to(
         InputEnd::Final => driver.finish(&mut outputs),
     };
     let directory = driver.directory().clone();
-    let (crime_batches, hits) = if keep_trails {
+    let (crime_batches, hits) = if let Some(mut trails) = outputs.trails.take() {
         trails.seal();
         let sources: Vec<CrimeSource> = logged_batches
             .into_iter()
@@ -330,6 +333,40 @@ pub fn replay_to(
         unmonitored_conditions: driver.unmonitored_conditions(),
     };
     Ok((outputs, summary))
+}
+
+/// Brings a stopped server's trail store up to its log (the offline commands, as the server's
+/// start-up does): every record through the pipeline, the positions the dispatcher files under
+/// each activation appended (those already stored are skipped), then a checkpoint at the log's
+/// end. Returns the log's next record.
+pub fn catch_up_trails(
+    log_dir: &Path,
+    trails: &TrailStore,
+    config: PipelineConfig,
+    rules: &RulesConfig,
+) -> Result<u64, ReplayError> {
+    let input_err = |message: String| ReplayError::Input {
+        path: log_dir.to_path_buf(),
+        message,
+    };
+    let mut feed = TrailFeed::new(trails.clone(), 0, None);
+    let mut driver = PipelineDesc {
+        start: &OrdersFile::default(),
+        pipeline: config,
+        rules: rules.clone(),
+        partitions: 1,
+    }
+    .build(&mut feed);
+    let reader = LogReader::open(log_dir).map_err(|e| input_err(e.to_string()))?;
+    let mut next_record = reader.next_record();
+    for item in reader {
+        let (record, entry) = item.map_err(|e| input_err(e.to_string()))?;
+        driver.feed_record(record, &entry, &mut feed);
+        next_record = record + 1;
+    }
+    feed.checkpoint_through(next_record)
+        .map_err(|e| input_err(format!("trail store: {e}")))?;
+    Ok(next_record)
 }
 
 /// Whether a recorded input holds crime batches (control records): a data directory's log

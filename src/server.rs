@@ -18,7 +18,7 @@ use crate::retention::Purger;
 use crate::topology::rebuild::SetAside;
 use crate::topology::{Mode, Start, Started, Topology};
 use anyhow::{bail, Context, Result};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -219,15 +219,36 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
         })
     );
 
+    let (mut http, mut ingest_task) = (http, ingest_task);
     tokio::select! {
-        r = http => bail!("HTTP server stopped: {r:?}"),
-        r = ingest_task => bail!("ingest listener stopped: {r:?}"),
-        _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            Ok(None)
-        }
+        r = &mut http => bail!("HTTP server stopped: {r:?}"),
+        r = &mut ingest_task => bail!("ingest listener stopped: {r:?}"),
+        _ = shutdown_signal() => tracing::info!("shutting down"),
     }
+    // No new connection or request from here; the topology then drains in order (its one
+    // owner of stopping, `topology::Shutdown`). A tag mid-upload gets no ack and re-sends.
+    http.abort();
+    ingest_task.abort();
+    let stopped = started.shutdown.run(STOP_WITHIN).await;
+    // Whoever started the server may no longer be reading its stdout: not an error.
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        serde_json::json!({ "event": "stopped", "stages": &stopped })
+    );
+    if !stopped.timed_out.is_empty() {
+        bail!(
+            "stopped without draining {:?} within {} s: the next start recovers their work from \
+             the log",
+            stopped.timed_out,
+            STOP_WITHIN.as_secs()
+        );
+    }
+    Ok(None)
 }
+
+/// How long an orderly stop waits for the stages to drain.
+const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

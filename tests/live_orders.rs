@@ -227,6 +227,38 @@ async fn readings_before_their_activation_existed_are_judged_once_it_is_created(
     let live = server.settled_alerts();
     let replayed = replay_alerts_with(None, &data, &dir.path().join("replay"));
     assert_eq!(replayed, live);
+
+    // The trail files them too, live, under the record that made them the activation's: the
+    // same as a rebuild from the log gives (which once used the final activations instead).
+    let trail = |server: &Server| {
+        let (status, body) = call(
+            server,
+            "GET",
+            "/v1/people/P1/trail?from=2026-03-02T18:00:00Z&to=2026-03-03T08:00:00Z",
+            Some(ADMIN_TOKEN),
+            Some("test"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let sent = 2 * 60 + 5 * 60;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut live_trail = trail(&server);
+    while live_trail.matches("\"Point\"").count() < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        live_trail = trail(&server);
+    }
+    assert_eq!(
+        live_trail.matches("\"Point\"").count(),
+        sent,
+        "positions uploaded before their activation existed are in the live trail"
+    );
+    let mut server = server;
+    server.kill9();
+    common::rebuild(&data);
+    let server = Server::start(&data, None, &[]);
+    assert_eq!(trail(&server), live_trail, "the rebuilt trail");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,30 +4,15 @@
 
 mod common;
 
-use common::{bin, Server, TagClient, TAG_KEY};
+use common::{bin, fixture, fixture_batches, Server, TagClient, TAG_KEY};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use tagstream::formats::readings_jsonl::read_batches;
 use tagstream::log::LogReader;
-use tagstream::model::{Batch, DeviceEvent, Position, PositionSource, Reading, ReadingBody};
+use tagstream::model::{DeviceEvent, Position, PositionSource, Reading, ReadingBody};
 use tagstream::wire::{ErrorCode, Frame};
 use tokio::io::AsyncWriteExt;
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/health")
-        .join(name)
-}
-
-fn fixture_batches() -> Vec<Batch> {
-    let file = std::fs::File::open(fixture("readings.jsonl")).unwrap();
-    let mut batches = vec![];
-    let errors = read_batches(std::io::BufReader::new(file), |b| batches.push(b)).unwrap();
-    assert!(errors.is_empty());
-    batches
-}
 
 fn replay(readings: &Path, out: &Path) -> String {
     common::replay_alerts(&fixture("orders.json"), readings, out)

@@ -534,31 +534,17 @@ fn the_handle_is_shared_across_threads() {
 }
 
 #[test]
-fn the_log_feeds_the_store_and_a_restart_replays_only_from_the_checkpoint() {
+fn the_log_feeds_the_store_through_the_pipeline_and_a_restart_catches_up_from_the_log() {
     use tagstream::log::{LogConfig, LogReader, LogWriter};
-    use tagstream::model::{Activation, Batch};
-    use tagstream::pipeline::ActivationDirectory;
-    use tagstream::store::trails::{apply_batch, catch_up};
+    use tagstream::model::{Batch, ControlRecord, OrdersFile};
+    use tagstream::pipeline::PipelineConfig;
+    use tagstream::replay::catch_up_trails;
+    use tagstream::rules::RulesConfig;
+    use tagstream::store::trails::TrailFeed;
+    use tagstream::topology::inline::PipelineDesc;
 
     let records = fixture_records();
     let t_split = parse_time("2026-03-28T09:00:00Z").unwrap();
-    // The tag changes activation at 09:00.
-    let directory = ActivationDirectory::new(&[
-        Activation {
-            id: "ACT-1".into(),
-            person: "P1".into(),
-            tag: "T1".into(),
-            from: 0,
-            to: Some(t_split),
-        },
-        Activation {
-            id: "ACT-2".into(),
-            person: "P1".into(),
-            tag: "T1".into(),
-            from: t_split,
-            to: None,
-        },
-    ]);
     let root = tempfile::tempdir().unwrap();
     let log_dir = root.path().join("log");
     let (mut writer, _) = LogWriter::open(
@@ -569,6 +555,26 @@ fn the_log_feeds_the_store_and_a_restart_replays_only_from_the_checkpoint() {
         },
     )
     .unwrap();
+    // The log holds its own people and activations: the tag changes activation at 09:00.
+    let control = |change: serde_json::Value| -> ControlRecord {
+        let mut record = serde_json::json!({"recorded": "2026-03-28T00:00:00Z", "actor": "test"});
+        record
+            .as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
+        serde_json::from_value(record).unwrap()
+    };
+    let changes = [
+        serde_json::json!({"op": "put_person", "person": {"id": "P1"}}),
+        serde_json::json!({"op": "put_activation", "activation":
+            {"id": "ACT-1", "person": "P1", "tag": "T1", "from": "1970-01-01T00:00:00Z",
+             "to": "2026-03-28T09:00:00Z"}}),
+        serde_json::json!({"op": "put_activation", "activation":
+            {"id": "ACT-2", "person": "P1", "tag": "T1", "from": "2026-03-28T09:00:00Z"}}),
+    ];
+    for change in changes {
+        writer.append_control(&control(change)).unwrap();
+    }
     for (n, readings) in &records {
         let batch = Batch {
             tag: "T1".into(),
@@ -580,6 +586,7 @@ fn the_log_feeds_the_store_and_a_restart_replays_only_from_the_checkpoint() {
         writer.append(&batch).unwrap();
     }
     writer.sync().unwrap();
+    let log_end = writer.next_record();
     drop(writer);
     assert!(
         LogReader::open(&log_dir).unwrap().segments().len() > 3,
@@ -588,24 +595,37 @@ fn the_log_feeds_the_store_and_a_restart_replays_only_from_the_checkpoint() {
 
     let store_dir = root.path().join("trails");
     let (store, cp) = TrailStore::open(&store_dir, small_chunks()).unwrap();
-    // Feed the first 8 records live, checkpointing; then crash.
-    for item in LogReader::open(&log_dir).unwrap().batches().take(8) {
-        let (n, batch) = item.unwrap();
-        apply_batch(&store, &directory, n, &batch).unwrap();
-        store.checkpoint(n + 1).unwrap();
-    }
     assert_eq!(cp, 0);
-    drop(store);
+    // Feed the first 11 records live (3 changes, 8 batches) through the pipeline, which files
+    // each position under the activation it resolved; checkpointing; then crash.
+    let mut feed = TrailFeed::new(store.clone(), 0, None);
+    let mut driver = PipelineDesc {
+        start: &OrdersFile::default(),
+        pipeline: PipelineConfig::default(),
+        rules: RulesConfig::default(),
+        partitions: 1,
+    }
+    .build(&mut feed);
+    for item in LogReader::open(&log_dir).unwrap().take(11) {
+        let (n, entry) = item.unwrap();
+        driver.feed_record(n, &entry, &mut feed);
+        feed.checkpoint().unwrap();
+    }
+    drop((feed, driver, store));
     let (store, cp) = TrailStore::open(&store_dir, small_chunks()).unwrap();
     assert!(cp > 0);
-    // Segments before the checkpoint are skipped; the rest is replayed.
-    let skipped = LogReader::open_from(&log_dir, cp).unwrap();
-    assert!(skipped.next_record() <= cp);
+    // The offline commands (and the server's start-up) bring it up to the log the same way.
     assert_eq!(
-        catch_up(&store, &directory, &log_dir, cp).unwrap(),
-        records.len() as u64
+        catch_up_trails(
+            &log_dir,
+            &store,
+            PipelineConfig::default(),
+            &RulesConfig::default()
+        )
+        .unwrap(),
+        log_end
     );
-    store.flush(records.len() as u64).unwrap();
+    store.flush(log_end).unwrap();
     let all = reference(&records);
     let one = store.positions("ACT-1", 0, i64::MAX).unwrap();
     let two = store.positions("ACT-2", 0, i64::MAX).unwrap();

@@ -254,6 +254,8 @@ impl LiveAlerts {
                     lock(&self.sober_days).remove_activation(activation);
                     continue;
                 }
+                // The stores' share of the log (trails, TAC, hits) is not the alert book's.
+                Output::Readings { .. } | Output::Activations { .. } => continue,
             };
             if forgotten.contains(activation) {
                 continue;
@@ -264,7 +266,9 @@ impl LiveAlerts {
                     lock(&self.sober_days).upsert(day);
                     continue;
                 }
-                Output::Purged { .. } => continue,
+                Output::Purged { .. } | Output::Readings { .. } | Output::Activations { .. } => {
+                    continue
+                }
             };
             if book.upsert(alert.clone()) != Change::Unchanged {
                 changed.push((alert, cause_arrival_ms));

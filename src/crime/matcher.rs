@@ -628,6 +628,22 @@ impl MemoryTrails {
     }
 }
 
+/// Replay's trail store: takes the positions the dispatcher filed under each activation.
+impl crate::pipeline::Sink for MemoryTrails {
+    fn emit(&mut self, output: crate::pipeline::Output, _cause_arrival_ms: Option<TimeMs>) {
+        if let crate::pipeline::Output::Readings {
+            activation,
+            readings,
+            ..
+        } = output
+        {
+            for r in readings.readings() {
+                self.push(&activation.id, *r);
+            }
+        }
+    }
+}
+
 impl TrailSource for MemoryTrails {
     /// Activations whose fixes within a path gap of the window have a bounding box meeting the
     /// query box: every segment that reaches into the window lies inside that box, so this is a

@@ -18,8 +18,9 @@
 
 use super::matcher::{Cause, HitChange, HitMatcher, Period, TrailSource};
 use crate::model::time::format_time;
-use crate::model::{Change, CrimeVersion, Reading, TimeMs};
+use crate::model::{Change, CrimeVersion, Reading, ReadingBody, TimeMs};
 use crate::pipeline::ActivationDirectory;
+use crate::pipeline::{Output, Sink};
 use crate::rules::hits::HitsConfig;
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
 use crate::store::trails::TrailStore;
@@ -28,6 +29,62 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The hit matcher as a pipeline [`Sink`], fed by the trail feed after each append: the
+/// positions the dispatcher filed under each activation (matched once the trail store holds
+/// them), gathered and sent as one job per committed group, and each change to a person's
+/// activations, in log order with the positions.
+pub struct HitFeed {
+    service: HitService,
+    positions: Vec<(String, Vec<Reading>)>,
+}
+
+impl HitFeed {
+    pub fn new(service: HitService) -> Self {
+        Self {
+            service,
+            positions: Vec::new(),
+        }
+    }
+}
+
+impl Sink for HitFeed {
+    fn emit(&mut self, output: Output, _cause_arrival_ms: Option<TimeMs>) {
+        match output {
+            Output::Readings {
+                activation,
+                readings,
+                ..
+            } => {
+                let fixes: Vec<Reading> = readings
+                    .readings()
+                    .iter()
+                    .filter(|r| matches!(r.body, ReadingBody::Position(_)))
+                    .copied()
+                    .collect();
+                if !fixes.is_empty() {
+                    self.positions.push((activation.id.clone(), fixes));
+                }
+            }
+            Output::Activations {
+                record,
+                control,
+                activations,
+            } => {
+                // Positions before the change are matched under the activation as it was.
+                self.flush();
+                self.service.control(record, &control.change, activations);
+            }
+            Output::Alert(_) | Output::SoberDay(_) | Output::Purged { .. } => {}
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.positions.is_empty() {
+            self.service.positions(std::mem::take(&mut self.positions));
+        }
+    }
+}
 
 /// First wait before an idle worker retries failed work; doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);

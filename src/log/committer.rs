@@ -194,6 +194,9 @@ enum Request {
         control: ControlRecord,
         reply: oneshot::Sender<LogResult<AppendOutcome>>,
     },
+    /// Stop taking requests: those already queued are committed, then the committer ends
+    /// (see [`CommitHandle::close`]). Never part of a group.
+    Close,
     /// Seal the segment being appended to (see [`CommitHandle::seal_segment_blocking`]).
     Seal {
         reply: oneshot::Sender<LogResult<u64>>,
@@ -321,6 +324,14 @@ impl CommitHandle {
             .unwrap_or_else(|_| Err(self.stopped_error()))
     }
 
+    /// Stops the committer taking requests (shutdown): everything queued before this is
+    /// committed and answered, later requests fail with `LogError::Closed`, and the committer
+    /// then ends, closing its committed-groups channel, which drains the stages after it.
+    pub async fn close(&self) {
+        // Already stopped (poisoned, or closed before): nothing to do.
+        let _ = self.tx.send(Request::Close).await;
+    }
+
     /// The last durable `seq` stored for `tag` in its current epoch; 0 if none (tags number
     /// batches from 1).
     pub fn last_seq(&self, tag: &str) -> u64 {
@@ -397,6 +408,10 @@ impl Committer {
     fn run(mut self) {
         let mut group = Vec::new();
         while let Some(first) = self.rx.blocking_recv() {
+            if matches!(first, Request::Close) {
+                self.rx.close();
+                continue;
+            }
             let mut group_bytes = request_bytes(&first);
             group.push(first);
             self.drain(&mut group, &mut group_bytes);
@@ -415,6 +430,7 @@ impl Committer {
     fn drain(&mut self, group: &mut Vec<Request>, group_bytes: &mut usize) {
         while *group_bytes < self.config.max_group_bytes {
             match self.rx.try_recv() {
+                Ok(Request::Close) => self.rx.close(),
                 Ok(request) => {
                     *group_bytes += request_bytes(&request);
                     group.push(request);
@@ -431,7 +447,7 @@ impl Committer {
             crate::metrics::stage_latency::Stage::Grouped,
             group.iter().filter_map(|r| match r {
                 Request::Append { batch, .. } => Some(batch.arrival_ms),
-                Request::Control { .. } | Request::Seal { .. } => None,
+                Request::Control { .. } | Request::Seal { .. } | Request::Close => None,
             }),
         );
         let mut pending: Vec<Pending> = Vec::with_capacity(group.len());
@@ -458,12 +474,13 @@ impl Committer {
                         }
                         Err(error) => {
                             let _ = reply.send(Err(error.clone()));
-                            fail_all(pending, requests.map(Request::into_waiting), &error);
+                            fail_all(pending, requests.filter_map(Request::into_waiting), &error);
                             return Err(error);
                         }
                     }
                     continue;
                 }
+                Request::Close => continue,
                 Request::Seal { reply } => match self.writer.seal() {
                     Ok(boundary) => {
                         let _ = reply.send(Ok(boundary));
@@ -471,7 +488,7 @@ impl Committer {
                     }
                     Err(error) => {
                         let _ = reply.send(Err(error.clone()));
-                        fail_all(pending, requests.map(Request::into_waiting), &error);
+                        fail_all(pending, requests.filter_map(Request::into_waiting), &error);
                         return Err(error);
                     }
                 },
@@ -512,7 +529,7 @@ impl Committer {
                 }
                 Err(error) => {
                     let _ = reply.send(Err(error.clone()));
-                    fail_all(pending, requests.map(Request::into_waiting), &error);
+                    fail_all(pending, requests.filter_map(Request::into_waiting), &error);
                     return Err(error);
                 }
             }
@@ -579,7 +596,8 @@ impl Committer {
         tracing::error!(error = %reason, "log committer stopped");
         *lock(&self.shared.poisoned) = Some(reason.clone());
         self.rx.close();
-        let queued = std::iter::from_fn(|| self.rx.try_recv().ok()).map(Request::into_waiting);
+        let queued =
+            std::iter::from_fn(|| self.rx.try_recv().ok()).filter_map(Request::into_waiting);
         fail_all(Vec::new(), queued, &LogError::Poisoned(reason));
     }
 }
@@ -587,7 +605,7 @@ impl Committer {
 fn request_bytes(request: &Request) -> usize {
     match request {
         Request::Append { batch, .. } => batch_frame_len(batch).unwrap_or(0),
-        Request::Control { .. } | Request::Seal { .. } => 0,
+        Request::Control { .. } | Request::Seal { .. } | Request::Close => 0,
     }
 }
 
@@ -598,12 +616,13 @@ enum Waiting {
 }
 
 impl Request {
-    fn into_waiting(self) -> Waiting {
+    fn into_waiting(self) -> Option<Waiting> {
         match self {
             Request::Append { reply, .. } | Request::Control { reply, .. } => {
-                Waiting::Append(reply)
+                Some(Waiting::Append(reply))
             }
-            Request::Seal { reply } => Waiting::Seal(reply),
+            Request::Seal { reply } => Some(Waiting::Seal(reply)),
+            Request::Close => None,
         }
     }
 }

@@ -106,6 +106,10 @@ fn key_of(output: &Output) -> String {
         Output::Alert(a) => format!("alert:{}", a.id),
         Output::SoberDay(d) => format!("day:{}:{}", d.order, d.date),
         Output::Purged { activation } => format!("purged:{activation}"),
+        // Never remembered (see `remember`): the stores' share, not a rule's output.
+        Output::Readings { record, .. } | Output::Activations { record, .. } => {
+            format!("record:{record}")
+        }
     }
 }
 
@@ -114,6 +118,8 @@ fn activation_of(output: &Output) -> &str {
         Output::Alert(a) => &a.activation,
         Output::SoberDay(d) => &d.activation,
         Output::Purged { activation } => activation,
+        Output::Readings { activation, .. } => &activation.id,
+        Output::Activations { .. } => "",
     }
 }
 
@@ -125,7 +131,7 @@ fn start_of(output: &Output) -> TimeMs {
             .date
             .and_hms_opt(0, 0, 0)
             .map_or(TimeMs::MIN, |t| t.and_utc().timestamp_millis()),
-        Output::Purged { .. } => TimeMs::MIN,
+        Output::Purged { .. } | Output::Readings { .. } | Output::Activations { .. } => TimeMs::MIN,
     }
 }
 
@@ -141,7 +147,7 @@ fn stripped(output: &Output) -> Output {
             d.withdrawn = None;
             d.amended_by = None;
         }
-        Output::Purged { .. } => {}
+        Output::Purged { .. } | Output::Readings { .. } | Output::Activations { .. } => {}
     }
     o
 }
@@ -150,7 +156,7 @@ fn is_withdrawn(output: &Output) -> bool {
     match output {
         Output::Alert(a) => a.withdrawn.is_some(),
         Output::SoberDay(d) => d.withdrawn.is_some(),
-        Output::Purged { .. } => true,
+        Output::Purged { .. } | Output::Readings { .. } | Output::Activations { .. } => true,
     }
 }
 
@@ -175,6 +181,9 @@ impl OutputMemory {
     }
 
     fn remember(&mut self, output: &Output) {
+        if !output.is_rule_output() {
+            return;
+        }
         if let Output::Purged { activation } = output {
             self.by_activation.remove(activation);
             return;
@@ -197,7 +206,7 @@ impl OutputMemory {
         sink: &mut dyn Sink,
     ) {
         let mut latest: BTreeMap<String, Output> = BTreeMap::new();
-        for output in fresh {
+        for output in fresh.into_iter().filter(Output::is_rule_output) {
             latest.insert(key_of(&output), output);
         }
         let before = self.by_activation.remove(activation).unwrap_or_default();
@@ -220,7 +229,9 @@ impl OutputMemory {
             match &mut new {
                 Output::Alert(a) => a.amended_by = Some(change),
                 Output::SoberDay(d) => d.amended_by = Some(change),
-                Output::Purged { .. } => continue,
+                Output::Purged { .. } | Output::Readings { .. } | Output::Activations { .. } => {
+                    continue
+                }
             }
             emit(new, &mut after);
         }
@@ -236,7 +247,9 @@ impl OutputMemory {
             match &mut gone {
                 Output::Alert(a) => a.withdrawn = withdrawal,
                 Output::SoberDay(d) => d.withdrawn = withdrawal,
-                Output::Purged { .. } => continue,
+                Output::Purged { .. } | Output::Readings { .. } | Output::Activations { .. } => {
+                    continue
+                }
             }
             emit(gone, &mut after);
         }

@@ -7,7 +7,12 @@
 //! here at their log position: the dispatcher owns the [`OrderBook`], the activation directory and
 //! the rule factory, so it rebuilds the directory and hands every affected activation its new
 //! rules ([`PartitionInput::Reconfigure`]). Readings of a tag no activation covers are kept
-//! (bounded) so that an activation created later for their period still sees them. Live and
+//! (bounded) so that an activation created later for their period still sees them.
+//!
+//! The activation each reading belongs to is resolved here once: besides the partitions'
+//! inputs, each dispatch returns the stores' share of the record as [`Output`]s (every
+//! reading filed under the activation covering it, and each change to a person's activations),
+//! for trails, the TAC index and hits. Live and
 //! replay both drive partitions through this one function, so both
 //! see exactly the same input sequence; the clock is computed here, from the log alone, so it
 //! does not depend on how many partitions there are.
@@ -15,6 +20,7 @@
 use super::clock::{EventClock, PipelineGauges, Verdict};
 use super::partition::{PartitionInput, ReadingSlice};
 use super::rule::{ActivationInfo, RuleFactory, RuleSet};
+use super::sink::Output;
 use super::PipelineConfig;
 use crate::model::ActivationDirectory;
 use crate::model::{Batch, ControlRecord, LogEntry, Reading, TimeMs};
@@ -63,6 +69,8 @@ pub struct Dispatcher {
     verdicts: Vec<Verdict>,
     stats: DispatchStats,
     gauges: Arc<PipelineGauges>,
+    /// The log record the next batch is (control records carry theirs).
+    next_record: u64,
 }
 
 /// One activation's share of a batch that is not handed over whole.
@@ -94,6 +102,7 @@ impl Dispatcher {
             verdicts: Vec::new(),
             stats: DispatchStats::default(),
             gauges: Arc::new(PipelineGauges::default()),
+            next_record: 0,
         }
     }
 
@@ -136,21 +145,42 @@ impl Dispatcher {
         &self.book
     }
 
+    /// The log record the next batch dispatched is (a reader that knows it says so; live, the
+    /// committer's numbering continues from the log's next record).
+    pub fn set_next_record(&mut self, record: u64) {
+        self.next_record = record;
+    }
+
     /// Routes one log entry; `deliver(partition, input)` is called in the order inputs must be
-    /// applied.
-    pub fn dispatch(&mut self, entry: &LogEntry, deliver: impl FnMut(usize, PartitionInput)) {
+    /// applied. Returns the stores' outputs for it (see the module doc), in order.
+    #[must_use = "the stores' outputs (readings by activation) are returned, not sent"]
+    pub fn dispatch(
+        &mut self,
+        entry: &LogEntry,
+        deliver: impl FnMut(usize, PartitionInput),
+    ) -> Vec<Output> {
+        let mut outputs = Vec::new();
         match entry {
-            LogEntry::Batch(batch) => self.dispatch_batch(batch, deliver),
-            LogEntry::Control { record, control } => self.apply_control(*record, control, deliver),
+            LogEntry::Batch(batch) => {
+                let record = self.next_record;
+                self.dispatch_batch(record, batch, deliver, &mut outputs);
+                self.next_record = record + 1;
+            }
+            LogEntry::Control { record, control } => {
+                self.apply_control(*record, control, deliver, &mut outputs);
+                self.next_record = record + 1;
+            }
         }
+        outputs
     }
 
     /// Applies a control record at its log position (see the module doc).
     fn apply_control(
         &mut self,
         record: u64,
-        control: &ControlRecord,
+        control: &Arc<ControlRecord>,
         mut deliver: impl FnMut(usize, PartitionInput),
+        outputs: &mut Vec<Output>,
     ) {
         // The hub's decisions and users change stores beside the pipeline, never the rules.
         if !control.change.reaches_rules() {
@@ -190,6 +220,16 @@ impl Dispatcher {
         let Some(person) = applied.person else {
             return;
         };
+        outputs.push(Output::Activations {
+            record,
+            control: control.clone(),
+            activations: self
+                .book
+                .activations_of(&person)
+                .into_iter()
+                .map(|a| (a.id.clone(), a.person.clone()))
+                .collect(),
+        });
         let orders = self.book.rule_orders_of(&person);
         let activations_before = match before {
             Some((orders_before, activations_before)) if orders_before == orders => {
@@ -222,16 +262,18 @@ impl Dispatcher {
                 },
             );
             // Readings that arrived before the activation covered them.
-            self.deliver_unassigned(&activation, partition, &mut deliver);
+            self.deliver_unassigned(record, &activation, partition, &mut deliver, outputs);
         }
     }
 
     /// Hands an activation the kept readings of its tag that it covers, as one late input.
     fn deliver_unassigned(
         &mut self,
+        record: u64,
         activation: &Arc<ActivationInfo>,
         partition: usize,
         deliver: &mut impl FnMut(usize, PartitionInput),
+        outputs: &mut Vec<Output>,
     ) {
         let Some(kept) = self.unassigned.get_mut(&activation.tag) else {
             return;
@@ -245,6 +287,12 @@ impl Dispatcher {
         let contact_ms = mine.iter().map(|(_, c)| *c).max().unwrap_or(TimeMs::MIN);
         let mut readings: Vec<Reading> = mine.into_iter().map(|(r, _)| r).collect();
         readings.sort_by_key(|r| r.t_ms);
+        // The stores file them now, under the record that made them this activation's.
+        outputs.push(Output::Readings {
+            record,
+            activation: activation.clone(),
+            readings: ReadingSlice::Part(readings.clone()),
+        });
         deliver(
             partition,
             PartitionInput::Readings {
@@ -266,11 +314,13 @@ impl Dispatcher {
         kept.push_back((reading, contact_ms));
     }
 
-    /// Routes one batch.
+    /// Routes one batch (log record `record`).
     fn dispatch_batch(
         &mut self,
+        record: u64,
         batch: &Arc<Batch>,
         mut deliver: impl FnMut(usize, PartitionInput),
+        outputs: &mut Vec<Output>,
     ) {
         self.stats.batches += 1;
         self.stats.readings += batch.readings.len() as u64;
@@ -282,19 +332,22 @@ impl Dispatcher {
         let contact_ms = outcome.contact_ms.unwrap_or(TimeMs::MIN);
         let all_admitted = outcome.ahead == 0 && outcome.too_old == 0;
 
-        // Common case: everything admitted and one activation covers the whole batch, handed
-        // over without copying.
-        let single = if all_admitted {
-            batch
-                .readings
-                .first()
-                .and_then(|r| self.directory.resolve(&batch.tag, r.t_ms))
-                .filter(|a| batch.readings.iter().all(|r| a.covers(r.t_ms)))
-                .cloned()
-        } else {
-            None
-        };
-        if let Some(activation) = single {
+        // Common case: one activation covers the whole batch. The stores take it without
+        // copying, and so do the rules when the clock admitted every reading.
+        let single = batch
+            .readings
+            .first()
+            .and_then(|r| self.directory.resolve(&batch.tag, r.t_ms))
+            .filter(|a| batch.readings.iter().all(|r| a.covers(r.t_ms)))
+            .cloned();
+        if let Some(activation) = &single {
+            outputs.push(Output::Readings {
+                record,
+                activation: activation.clone(),
+                readings: ReadingSlice::Whole(batch.clone()),
+            });
+        }
+        if let (true, Some(activation)) = (all_admitted, single) {
             deliver(
                 self.partition_of(&activation.id),
                 PartitionInput::Readings {
@@ -307,10 +360,19 @@ impl Dispatcher {
                 },
             );
         } else {
+            let filed_whole = !outputs.is_empty();
             let mut groups: Vec<Group> = Vec::new();
             let mut unassigned = Vec::new();
+            // Each reading's activation, for the stores: every reading, whatever its verdict.
+            let mut filed: Vec<(Arc<ActivationInfo>, Vec<Reading>)> = Vec::new();
             for (r, verdict) in batch.readings.iter().zip(&self.verdicts) {
                 let resolved = self.directory.resolve(&batch.tag, r.t_ms);
+                if let (false, Some(a)) = (filed_whole, resolved) {
+                    match filed.iter_mut().find(|(f, _)| Arc::ptr_eq(f, a)) {
+                        Some((_, list)) => list.push(*r),
+                        None => filed.push((a.clone(), vec![*r])),
+                    }
+                }
                 let owner = match (verdict, resolved) {
                     (Verdict::TooOld, _) => continue,
                     (_, Some(a)) => a,
@@ -363,6 +425,15 @@ impl Dispatcher {
                     }
                 }
             }
+            outputs.extend(
+                filed
+                    .into_iter()
+                    .map(|(activation, readings)| Output::Readings {
+                        record,
+                        activation,
+                        readings: ReadingSlice::Part(readings),
+                    }),
+            );
             for r in unassigned {
                 self.keep_unassigned(&batch.tag, r, contact_ms);
             }

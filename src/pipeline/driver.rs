@@ -72,11 +72,23 @@ impl InlineDriver {
         self.feed_entry(&LogEntry::Batch(batch.clone()), sink);
     }
 
-    /// Feeds one log entry: a batch or a control record.
+    /// Feeds one log entry: a batch or a control record. The rules' outputs and the stores'
+    /// (readings by activation, activation changes) both go to `sink`.
     pub fn feed_entry(&mut self, entry: &LogEntry, sink: &mut dyn Sink) {
         let parts = &mut self.partitions;
-        self.dispatcher
+        let stored = self
+            .dispatcher
             .dispatch(entry, |p, input| parts[p].handle(input, sink));
+        for output in stored {
+            sink.emit(output, None);
+        }
+    }
+
+    /// [`Self::feed_entry`] for an entry whose log record number the reader knows (a data
+    /// directory's log, where damage may leave gaps in the numbering).
+    pub fn feed_record(&mut self, record: u64, entry: &LogEntry, sink: &mut dyn Sink) {
+        self.dispatcher.set_next_record(record);
+        self.feed_entry(entry, sink);
     }
 
     /// Conditions that could not be compiled into rules (not monitored), as of now.
@@ -154,9 +166,17 @@ impl InlineDriver {
         self.partitions.iter().map(Partition::stats).collect()
     }
 
-    /// Hands the state over to live tasks (after the start-up replay of the log).
-    pub fn into_live(self, outputs: mpsc::Sender<OutputBatch>) -> LiveDriver {
-        LiveDriver::spawn_from(self.dispatcher, self.partitions, outputs)
+    /// Hands the state over to live tasks (after the start-up replay of the log): the rules'
+    /// outputs go to `outputs`, the stores' to `stores` (on the dispatcher's task, flushed after
+    /// each committed group), and the next batch is log record `next_record`.
+    pub fn into_live(
+        mut self,
+        outputs: mpsc::Sender<OutputBatch>,
+        stores: Box<dyn Sink + Send>,
+        next_record: u64,
+    ) -> LiveDriver {
+        self.dispatcher.set_next_record(next_record);
+        LiveDriver::spawn_from(self.dispatcher, self.partitions, outputs, stores)
     }
 }
 
@@ -181,17 +201,19 @@ pub struct LiveDriver {
 }
 
 impl LiveDriver {
-    /// Spawns the dispatcher task and one task per partition. Outputs go to `outputs`.
+    /// Spawns the dispatcher task and one task per partition. Rule outputs go to `outputs`,
+    /// the stores' outputs to `stores`.
     pub fn spawn(
         directory: Arc<ActivationDirectory>,
         config: PipelineConfig,
         factory: Box<dyn RuleFactory>,
         partitions: usize,
         outputs: mpsc::Sender<OutputBatch>,
+        stores: Box<dyn Sink + Send>,
     ) -> Self {
         let mut registration = VecSink::default();
         InlineDriver::new(directory, config, factory, partitions, &mut registration)
-            .into_live(outputs)
+            .into_live(outputs, stores, 0)
     }
 
     /// Runs partitions (with whatever state they already hold) as tasks fed by `dispatcher`.
@@ -199,6 +221,7 @@ impl LiveDriver {
         mut dispatcher: Dispatcher,
         partitions: Vec<Partition>,
         outputs: mpsc::Sender<OutputBatch>,
+        mut stores: Box<dyn Sink + Send>,
     ) -> Self {
         let count = partitions.len();
         let mut senders = Vec::with_capacity(count);
@@ -241,11 +264,19 @@ impl LiveDriver {
                     }
                 }
                 let Some(group) = batches.recv().await else {
+                    stores.flush();
                     return;
                 };
+                let mut stored = Vec::new();
                 for entry in &group {
-                    dispatcher.dispatch(entry, |p, input| pending[p].push(input));
+                    stored.extend(dispatcher.dispatch(entry, |p, input| pending[p].push(input)));
                 }
+                // On the runtime: a store's sink that must wait (a trail store behind) does so
+                // through `block_in_place`, only when it has to.
+                for output in stored {
+                    stores.emit(output, None);
+                }
+                stores.flush();
                 crate::metrics::stage_latency::record(
                     crate::metrics::stage_latency::Stage::Dispatched,
                     group.iter().filter_map(|e| e.batch()).map(|b| b.arrival_ms),

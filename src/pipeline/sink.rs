@@ -1,10 +1,18 @@
-//! The output side of the pipeline: every rule output goes through one [`Sink`] interface.
-//! Alerts and sober days now; trails and hits plug in here as further [`Output`] variants.
+//! The output side of the pipeline: everything the pipeline hands on goes through one [`Sink`]
+//! interface. The rules' outputs (alerts, sober days, purges) come from the partitions; what
+//! the dispatcher resolved (each log record's readings, filed under the activation covering
+//! them; each change to a person's activations) comes from the dispatcher, so the activation a
+//! reading belongs to is looked up once, there, and trails, the TAC index and hits take that
+//! answer instead of resolving it again. Each store implements [`Sink`] and takes the variants
+//! it holds; [`Fanout`] hands one stream to several.
 
-use crate::model::{Alert, SoberDay, TimeMs};
+use super::partition::ReadingSlice;
+use super::rule::ActivationInfo;
+use crate::model::{Alert, ControlRecord, SoberDay, TimeMs};
+use std::sync::Arc;
 
 /// One output of the pipeline.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Output {
     /// A new alert or a new state of an existing one (same id): sinks upsert by id.
     Alert(Alert),
@@ -13,12 +21,82 @@ pub enum Output {
     SoberDay(SoberDay),
     /// Retention purged the activation: sinks drop every output of it they hold.
     Purged { activation: String },
+    /// Readings of log record `record` that `activation` covers, as the dispatcher resolved
+    /// them: every reading in its period whatever the event-time clock made of it (too old or
+    /// ahead for the rules, still kept by the stores). Readings that arrived before any
+    /// activation covered them come again under the control record that created it. The trail
+    /// store keeps the positions, the TAC index the alcohol readings, and the hit matcher
+    /// matches the positions once the trail store holds them.
+    Readings {
+        record: u64,
+        activation: Arc<ActivationInfo>,
+        readings: ReadingSlice,
+    },
+    /// Control record `record` changed a person's people, activations or orders, and these are
+    /// that person's activations afterwards, as `(activation, person)` (the hit matcher
+    /// re-evaluates their hits).
+    Activations {
+        record: u64,
+        control: Arc<ControlRecord>,
+        activations: Vec<(String, String)>,
+    },
+}
+
+impl Output {
+    /// Whether a rule produced it (alerts, sober days, purges), as opposed to the dispatcher's
+    /// resolution of the log (readings, activation changes).
+    pub fn is_rule_output(&self) -> bool {
+        matches!(
+            self,
+            Output::Alert(_) | Output::SoberDay(_) | Output::Purged { .. }
+        )
+    }
+}
+
+// Outputs compare by what they say; readings by their record, activation and values.
+impl PartialEq for Output {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Output::Alert(a), Output::Alert(b)) => a == b,
+            (Output::SoberDay(a), Output::SoberDay(b)) => a == b,
+            (Output::Purged { activation: a }, Output::Purged { activation: b }) => a == b,
+            (
+                Output::Readings {
+                    record: r1,
+                    activation: a1,
+                    readings: x1,
+                },
+                Output::Readings {
+                    record: r2,
+                    activation: a2,
+                    readings: x2,
+                },
+            ) => r1 == r2 && a1.id == a2.id && x1.readings() == x2.readings(),
+            (
+                Output::Activations {
+                    record: r1,
+                    activations: a1,
+                    ..
+                },
+                Output::Activations {
+                    record: r2,
+                    activations: a2,
+                    ..
+                },
+            ) => r1 == r2 && a1 == a2,
+            _ => false,
+        }
+    }
 }
 
 /// Receives pipeline outputs. `cause_arrival_ms` is when the batch that caused the output reached
 /// the server (for latency measurement only; never part of an output).
 pub trait Sink {
     fn emit(&mut self, output: Output, cause_arrival_ms: Option<TimeMs>);
+
+    /// The end of one piece of input (a committed group live, the whole input offline): a
+    /// sink that gathers outputs to hand them on together does so now.
+    fn flush(&mut self) {}
 }
 
 /// Collects outputs in order: replay, tests, and live shards (which forward the Vec).
@@ -30,5 +108,49 @@ pub struct VecSink {
 impl Sink for VecSink {
     fn emit(&mut self, output: Output, cause_arrival_ms: Option<TimeMs>) {
         self.outputs.push((output, cause_arrival_ms));
+    }
+}
+
+/// Hands every output to each of its sinks, in order.
+#[derive(Default)]
+pub struct Fanout<'a> {
+    sinks: Vec<Box<dyn Sink + Send + 'a>>,
+}
+
+impl<'a> Fanout<'a> {
+    pub fn new() -> Self {
+        Self { sinks: Vec::new() }
+    }
+
+    pub fn with(mut self, sink: impl Sink + Send + 'a) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+}
+
+impl Sink for Fanout<'_> {
+    fn emit(&mut self, output: Output, cause_arrival_ms: Option<TimeMs>) {
+        if let Some((last, rest)) = self.sinks.split_last_mut() {
+            for sink in rest {
+                sink.emit(output.clone(), cause_arrival_ms);
+            }
+            last.emit(output, cause_arrival_ms);
+        }
+    }
+
+    fn flush(&mut self) {
+        for sink in &mut self.sinks {
+            sink.flush();
+        }
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for &mut S {
+    fn emit(&mut self, output: Output, cause_arrival_ms: Option<TimeMs>) {
+        (**self).emit(output, cause_arrival_ms);
+    }
+
+    fn flush(&mut self) {
+        (**self).flush();
     }
 }

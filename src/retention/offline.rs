@@ -11,11 +11,10 @@ use crate::config::ServerConfig;
 use crate::data_lock::{lock_data_dir, DataDirLock, LockError};
 use crate::log::{LogConfig, LogError, LogWriter};
 use crate::model::TimeMs;
-use crate::pipeline::ActivationDirectory;
-use crate::replay::{replay, ReplayError};
+use crate::replay::{catch_up_trails, replay, ReplayError};
 use crate::store::crime_store::CrimeStore;
 use crate::store::metadata::{Metadata, MetadataError, NewAuditEntry};
-use crate::store::trails::{catch_up, FeedError, TrailError, TrailStore};
+use crate::store::trails::{TrailError, TrailStore};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -35,7 +34,7 @@ pub enum OfflineError {
     #[error("trail store: {0}")]
     Trails(#[from] TrailError),
     #[error("bringing the trail store up to date: {0}")]
-    TrailCatchUp(#[from] FeedError),
+    TrailCatchUp(ReplayError),
     #[error("durable log: {0}")]
     Log(#[from] LogError),
     #[error(transparent)]
@@ -67,9 +66,14 @@ fn open(data_dir: &Path, config: &ServerConfig) -> Result<Opened, OfflineError> 
     let metadata = Metadata::open(data_dir)?;
     // A server stopped hard leaves positions after the trail checkpoint only in the log: bring
     // the trail store up to date first, as the server does at start.
-    let (trails, checkpoint) = TrailStore::open(&data_dir.join("trails"), config.trails)?;
-    let directory = ActivationDirectory::new(&metadata.orders_document()?.activations);
-    catch_up(&trails, &directory, &data_dir.join("log"), checkpoint)?;
+    let (trails, _) = TrailStore::open(&data_dir.join("trails"), config.trails)?;
+    catch_up_trails(
+        &data_dir.join("log"),
+        &trails,
+        config.pipeline,
+        &config.rules,
+    )
+    .map_err(OfflineError::TrailCatchUp)?;
     Ok(Opened {
         _lock: lock,
         metadata,

@@ -1,8 +1,9 @@
 //! TAC readings by activation, for the alcohol chart: held in memory and rebuilt from the
-//! durable log at start (the log is the record; this is an index of one reading kind).
+//! durable log at start (the log is the record; this is an index of one reading kind). It is
+//! a pipeline [`Sink`]: it takes the readings the dispatcher filed under each activation.
 
-use crate::model::{Batch, ReadingBody, TacSample, TimeMs};
-use crate::pipeline::ActivationDirectory;
+use crate::model::{Reading, ReadingBody, TacSample, TimeMs};
+use crate::pipeline::{Output, Sink};
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
@@ -14,32 +15,32 @@ pub struct TacBook {
 }
 
 impl TacBook {
-    /// Adds the TAC readings of one batch, each to the activation covering its event time.
-    pub fn apply(&self, directory: &ActivationDirectory, batch: &Batch) {
-        let mut found: Vec<(String, TimeMs, TacSample)> = Vec::new();
-        for r in &batch.readings {
-            if let ReadingBody::Tac(sample) = r.body {
-                if let Some(a) = directory.resolve(&batch.tag, r.t_ms) {
-                    found.push((a.id.clone(), r.t_ms, sample));
-                }
-            }
-        }
-        if found.is_empty() {
+    /// Adds an activation's TAC readings (other kinds are ignored).
+    pub fn add(&self, activation: &str, readings: &[Reading]) {
+        let mut found = readings
+            .iter()
+            .filter_map(|r| match r.body {
+                ReadingBody::Tac(sample) => Some((r.t_ms, sample)),
+                _ => None,
+            })
+            .peekable();
+        if found.peek().is_none() {
             return;
         }
+        if self
+            .forgotten
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(activation)
         {
-            let forgotten = self.forgotten.read().unwrap_or_else(|p| p.into_inner());
-            if !forgotten.is_empty() {
-                found.retain(|(a, _, _)| !forgotten.contains(a));
-            }
+            return;
         }
-        let mut map = self
-            .by_activation
+        self.by_activation
             .write()
-            .unwrap_or_else(|p| p.into_inner());
-        for (activation, t_ms, sample) in found {
-            map.entry(activation).or_default().push((t_ms, sample));
-        }
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(activation.to_string())
+            .or_default()
+            .extend(found);
     }
 
     /// Drops an activation purged by retention and refuses its readings from now on; returns
@@ -75,5 +76,23 @@ impl TacBook {
             .unwrap_or_default();
         out.sort_by_key(|(t, _)| *t);
         out
+    }
+}
+
+/// The index takes the pipeline's readings (as the dispatcher resolved them) and forgets a
+/// purged activation.
+impl Sink for std::sync::Arc<TacBook> {
+    fn emit(&mut self, output: Output, _cause_arrival_ms: Option<TimeMs>) {
+        match output {
+            Output::Readings {
+                activation,
+                readings,
+                ..
+            } => self.add(&activation.id, readings.readings()),
+            Output::Purged { activation } => {
+                self.forget_activation(&activation);
+            }
+            Output::Alert(_) | Output::SoberDay(_) | Output::Activations { .. } => {}
+        }
     }
 }

@@ -17,6 +17,7 @@ use super::control_view::ControlApplier;
 use super::decision_view::DecisionView;
 use super::forwarder::{Counters, Forwarder};
 use super::rebuild::{carry_numbering, set_aside, SetAside};
+use super::shutdown::Shutdown;
 use super::startup::{
     catch_up_users, legacy_users, replay_log_into, startup_import, ChangeHistory,
 };
@@ -24,17 +25,17 @@ use super::trail_feed::spawn_trail_feed;
 use crate::alerts::alert_store::AlertStore;
 use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
-use crate::crime::service::HitService;
+use crate::crime::service::{HitFeed, HitService};
 use crate::data_lock::DataDirLock;
 use crate::log::{CommitHandle, DedupState, GroupCommitter, LogConfig, LogWriter};
 use crate::metrics::silence_watch::SystemHealth;
 use crate::model::LogEntry;
 use crate::pipeline::driver::OutputBatch;
-use crate::pipeline::{shared_directory, SharedDirectory};
+use crate::pipeline::{shared_directory, Fanout, SharedDirectory};
 use crate::store::crime_store::CrimeStore;
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
-use crate::store::trails::{catch_up, TrailStore};
+use crate::store::trails::{TrailFeed, TrailStore};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -64,9 +65,12 @@ pub enum Start {
     Rebuilt(SetAside),
 }
 
-/// The running topology's handles. Dropping it does not stop the stages (they stop with the
-/// process); it does release the data directory's lock.
+/// The running topology's handles. [`Started::shutdown`] stops the stages in order; dropping
+/// the handles does not (they would stop with the process); it does release the data
+/// directory's lock.
 pub struct Started {
+    /// Stops the live stages in order (see [`Shutdown`]).
+    pub shutdown: Shutdown,
     /// Held while serving: this process owns the stores.
     pub lock: DataDirLock,
     pub metadata: Metadata,
@@ -161,15 +165,34 @@ impl Topology {
         let batches_from = crime_store
             .crimes_applied_below()
             .context("reading the crime store's mark")?;
+        // The trail store is a view of the same replay: the positions the dispatcher files
+        // under each activation are appended (those already stored are skipped), exactly as
+        // live serving files them, then it is checkpointed at the log's end.
+        let trail_dir = config.data_dir.join("trails");
+        let (trails, _) = TrailStore::open(&trail_dir, config.trails)
+            .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
         let (driver, recovered, mut history) = {
-            let (log_dir, tac, alerts) = (log_dir.clone(), tac.clone(), alerts.clone());
+            let (log_dir, tac, alerts, trails) =
+                (log_dir.clone(), tac.clone(), alerts.clone(), trails.clone());
             let (pipeline, partitions, rules) =
                 (config.pipeline, config.partitions, config.rules.clone());
             let history = ChangeHistory::new(batches_from);
-            tokio::task::spawn_blocking(move || {
-                replay_log_into(
-                    &log_dir, &tac, pipeline, rules, partitions, &alerts, history,
-                )
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let mut feed = TrailFeed::new(trails, 0, None);
+                let mut stores = Fanout::new().with(tac).with(&mut feed);
+                let replayed = replay_log_into(
+                    &log_dir,
+                    &mut stores,
+                    pipeline,
+                    rules,
+                    partitions,
+                    &alerts,
+                    history,
+                )?;
+                drop(stores);
+                feed.checkpoint_through(next_log_record)
+                    .context("checkpointing the trail store at the log's end")?;
+                Ok(replayed)
             })
             .await
             .context("log replay task")??
@@ -189,20 +212,6 @@ impl Topology {
             "bringing the metadata database's people, activations and orders up to the log",
         )?;
 
-        // The trail store catches up on the log records after its checkpoint.
-        let trail_dir = config.data_dir.join("trails");
-        let (trails, trail_checkpoint) = TrailStore::open(&trail_dir, config.trails)
-            .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
-        {
-            let (trails, directory, log_dir) =
-                (trails.clone(), directory.load_full(), log_dir.clone());
-            tokio::task::spawn_blocking(move || {
-                catch_up(&trails, &directory, &log_dir, trail_checkpoint)
-            })
-            .await
-            .context("trail catch-up task")?
-            .context("bringing the trail store up to date with the log")?;
-        }
         // Hits: every stored crime is matched against the trails before live matching starts.
         // Crime batches are control records: those the crime store has not taken yet are stored
         // first, so the start-up match below sees every batch the log holds.
@@ -264,12 +273,12 @@ impl Topology {
 
         // Live from here: the stages in the order data flows back to front, so each has
         // somewhere to hand its output before anything reaches it.
-        let trail_feed = spawn_trail_feed(
+        let (trail_feed, trail_feed_thread) = spawn_trail_feed(TrailFeed::new(
             trails.clone(),
-            directory.clone(),
             next_log_record,
-            hit_service.clone(),
-        );
+            Some(Box::new(HitFeed::new(hit_service.clone()))),
+        ))
+        .context("starting the trail feed thread")?;
         let system = Arc::new(SystemHealth::new(
             config.watchdog,
             now_ms(),
@@ -277,10 +286,11 @@ impl Topology {
             driver.gauges(),
         ));
         system.spawn(now_ms);
-        let driver = driver.into_live(outputs_tx);
+        let stores = Fanout::new().with(tac.clone()).with(trail_feed);
+        let driver = driver.into_live(outputs_tx, Box::new(stores), next_log_record);
         // Pipeline outputs are numbered and published on their own thread (see LiveAlerts).
         let alerts_task = alerts.clone();
-        std::thread::Builder::new()
+        let alert_book_thread = std::thread::Builder::new()
             .name("alert-book".into())
             .spawn(move || alerts_task.run_blocking(outputs_rx))
             .context("starting the alert book thread")?;
@@ -313,11 +323,7 @@ impl Topology {
         Forwarder {
             counters: counters.clone(),
             system: system.clone(),
-            tac: tac.clone(),
-            directory: directory.clone(),
             applier,
-            hits: hit_service.clone(),
-            trail_feed,
             pipeline_input: driver.input.clone(),
         }
         .spawn(committed_rx, now_ms);
@@ -340,7 +346,16 @@ impl Topology {
             futures::future::join_all(submitted).await;
         }
 
+        let shutdown = Shutdown::new(
+            commit.clone(),
+            alerts.clone(),
+            vec![
+                ("alert-book", alert_book_thread),
+                ("trail-feed", trail_feed_thread),
+            ],
+        );
         Ok(Start::Serving(Box::new(Started {
+            shutdown,
             lock,
             metadata,
             alerts,

@@ -121,16 +121,15 @@ impl ControlApplier {
         })
     }
 
-    /// Applies record `record`; returns the `(activation, person)` pairs of the person it
-    /// changed (for the hit matcher).
-    pub fn apply(&mut self, record: u64, control: &Arc<ControlRecord>) -> Vec<(String, String)> {
+    /// Applies record `record`.
+    pub fn apply(&mut self, record: u64, control: &Arc<ControlRecord>) {
         if !control.change.reaches_rules() {
             let work = ViewWork::Store {
                 record,
                 control: control.clone(),
             };
             self.send(work);
-            return Vec::new();
+            return;
         }
         let person = self.book.person_of(&control.change);
         let (refused, view) = match self.book.apply(record, control) {
@@ -148,11 +147,6 @@ impl ControlApplier {
                 (None, view)
             }
         };
-        let activations = view
-            .activations
-            .iter()
-            .map(|a| (a.id.clone(), a.person.clone()))
-            .collect();
         self.send(ViewWork::Orders(ViewWrite {
             record,
             control: control.clone(),
@@ -160,7 +154,6 @@ impl ControlApplier {
             refused,
             view: only_what_changed(view, &control.change),
         }));
-        activations
     }
 
     fn send(&self, work: ViewWork) {

@@ -1,13 +1,11 @@
 //! The forwarder: the task that takes each group the committer made durable, in log order, and
-//! hands it on: control records to the control applier (metadata view, decisions, directory)
-//! and the hit service, batches to the TAC index, the whole group to the trail feed and then to
-//! the pipeline. It also counts what was committed, for `/metrics` and the ingest watchdog.
+//! hands it on: control records to the control applier (metadata view, decisions, the API's
+//! activation directory), then the whole group to the pipeline, whose dispatcher resolves it
+//! for the rules and the stores. It also counts what was committed, for `/metrics` and the
+//! ingest watchdog.
 
-use crate::crime::service::HitService;
 use crate::metrics::silence_watch::SystemHealth;
 use crate::model::LogEntry;
-use crate::pipeline::SharedDirectory;
-use crate::store::tac_book::TacBook;
 use crate::topology::control_view::ControlApplier;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,11 +26,7 @@ pub struct Counters {
 pub struct Forwarder {
     pub counters: Arc<Counters>,
     pub system: Arc<SystemHealth>,
-    pub tac: Arc<TacBook>,
-    pub directory: SharedDirectory,
     pub applier: ControlApplier,
-    pub hits: HitService,
-    pub trail_feed: std::sync::mpsc::SyncSender<Vec<LogEntry>>,
     pub pipeline_input: mpsc::Sender<Vec<LogEntry>>,
 }
 
@@ -42,11 +36,7 @@ impl Forwarder {
         let Forwarder {
             counters,
             system,
-            tac,
-            directory,
             mut applier,
-            hits,
-            trail_feed,
             pipeline_input,
         } = self;
         tokio::spawn(async move {
@@ -64,26 +54,17 @@ impl Forwarder {
                 counters
                     .committed_readings
                     .fetch_add(readings, Ordering::Relaxed);
-                for entry in &group {
-                    match entry {
-                        LogEntry::Batch(batch) => {
-                            applier.publish_directory();
-                            tac.apply(&directory.load(), batch)
-                        }
-                        LogEntry::Control { record, control } => {
-                            let applied =
-                                tokio::task::block_in_place(|| applier.apply(*record, control));
-                            hits.control(*record, &control.change, applied);
-                        }
-                    }
+                let controls = group.iter().filter_map(|entry| match entry {
+                    LogEntry::Control { record, control } => Some((*record, control)),
+                    LogEntry::Batch(_) => None,
+                });
+                let mut any = false;
+                for (record, control) in controls {
+                    any = true;
+                    tokio::task::block_in_place(|| applier.apply(record, control));
                 }
-                applier.publish_directory();
-                // Bounded: a trail store that falls behind slows ingest instead of growing memory.
-                match trail_feed.try_send(group.clone()) {
-                    Ok(()) | Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {}
-                    Err(std::sync::mpsc::TrySendError::Full(group)) => {
-                        let _ = tokio::task::block_in_place(|| trail_feed.send(group));
-                    }
+                if any {
+                    applier.publish_directory();
                 }
                 if pipeline_input.send(group).await.is_err() {
                     break;

@@ -1,8 +1,10 @@
 //! The topology: the one assembly of the stages between the log and the views, and the joints
 //! between them. [`Topology`] (in `assembly`) opens the data directory, brings every view up to
 //! the log at start ([`startup`]) and starts the live stages: the committer's groups go to the
-//! [`forwarder`], which hands them to the control applier, the TAC index, the [`trail_feed`]
-//! and the pipeline. The joints: how an API write becomes a control record and is answered once
+//! [`forwarder`], which hands them to the control applier and the pipeline; the pipeline's
+//! dispatcher resolves each reading's activation once and hands the stores their share (the TAC
+//! index, the [`trail_feed`] and, after it, the hit matcher), the partitions' rule outputs go
+//! to the alert book. [`shutdown`] stops it all in that order, by one owner. The joints: how an API write becomes a control record and is answered once
 //! applied ([`control_gate`]); the views that follow control records in log order (metadata
 //! people/activations/orders and change history, the shared activation directory:
 //! [`control_view`]; the alert and hit stores, which follow the hub's decisions:
@@ -19,7 +21,9 @@ pub mod forwarder;
 pub mod inline;
 pub mod offline_change;
 pub mod rebuild;
+pub mod shutdown;
 pub mod startup;
 pub mod trail_feed;
 
 pub use assembly::{Mode, Start, Started, Topology};
+pub use shutdown::{Shutdown, Stopped};

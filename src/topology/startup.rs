@@ -13,9 +13,8 @@ use crate::log::LogReader;
 use crate::model::{Change, LogEntry};
 use crate::orders::OrderBook;
 use crate::pipeline::driver::InlineDriver;
-use crate::pipeline::VecSink;
+use crate::pipeline::{Output, Sink, VecSink};
 use crate::store::metadata::Metadata;
-use crate::store::tac_book::TacBook;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -125,19 +124,23 @@ fn purged_name(
 }
 
 /// Feeds every record stored in the log, in log order, through partitions on this thread (control
-/// records rebuild people, activations and orders as they go), their outputs into the alert book
-/// as recovered (not published). Returns the partitions (to go live) and (batches, readings)
-/// replayed.
+/// records rebuild people, activations and orders as they go): the rules' outputs into the
+/// alert book as recovered (not published), the stores' outputs (readings by activation) to
+/// `stores`, exactly as live serving hands them on. Returns the partitions (to go live) and
+/// (batches, readings) replayed.
 pub fn replay_log_into(
     log_dir: &Path,
-    tac: &TacBook,
+    stores: &mut dyn Sink,
     pipeline: crate::pipeline::PipelineConfig,
     rules: crate::rules::RulesConfig,
     partitions: usize,
     alerts: &LiveAlerts,
     mut history: ChangeHistory,
 ) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
-    let mut sink = VecSink::default();
+    let mut sink = Split {
+        rules: VecSink::default(),
+        stores,
+    };
     // The log holds its own people, activations and orders: the pipeline starts with none.
     let mut driver = PipelineDesc {
         start: &crate::model::OrdersFile::default(),
@@ -150,7 +153,7 @@ pub fn replay_log_into(
         LogReader::open(log_dir).with_context(|| format!("reading log {}", log_dir.display()))?;
     let (mut batches, mut readings) = (0u64, 0u64);
     for item in reader {
-        let (_, entry) = item.context("reading a stored record")?;
+        let (record, entry) = item.context("reading a stored record")?;
         if let LogEntry::Batch(batch) = &entry {
             batches += 1;
             readings += batch.readings.len() as u64;
@@ -158,16 +161,31 @@ pub fn replay_log_into(
         if let LogEntry::Control { record, control } = &entry {
             history.note(*record, control);
         }
-        driver.feed_entry(&entry, &mut sink);
-        if let LogEntry::Batch(batch) = &entry {
-            tac.apply(driver.directory(), batch);
-        }
-        if sink.outputs.len() >= 4096 {
-            alerts.apply_recovered(std::mem::take(&mut sink.outputs));
+        driver.feed_record(record, &entry, &mut sink);
+        if sink.rules.outputs.len() >= 4096 {
+            sink.stores.flush();
+            alerts.apply_recovered(std::mem::take(&mut sink.rules.outputs));
         }
     }
-    alerts.apply_recovered(sink.outputs);
+    sink.stores.flush();
+    alerts.apply_recovered(sink.rules.outputs);
     Ok((driver, (batches, readings), history))
+}
+
+/// The rules' outputs gathered for the alert book, the stores' handed on.
+struct Split<'a> {
+    rules: VecSink,
+    stores: &'a mut dyn Sink,
+}
+
+impl Sink for Split<'_> {
+    fn emit(&mut self, output: Output, cause_arrival_ms: Option<i64>) {
+        if output.is_rule_output() {
+            self.rules.emit(output, cause_arrival_ms);
+        } else {
+            self.stores.emit(output, cause_arrival_ms);
+        }
+    }
 }
 
 /// Applies the user records from the users table's mark on (a crash between a user record's log

@@ -1,69 +1,99 @@
-//! The trail feed: the thread that appends each committed group's positions to the trail store
-//! in log order, checkpoints it, and then hands the appended positions to live crime matching.
+//! The live trail feed: the thread that runs the trail store's [`TrailFeed`] sink (the
+//! positions the dispatcher filed under each activation appended in log order, then handed,
+//! with each change to a person's activations, to live crime matching) and checkpoints the
+//! store every few seconds; the dispatcher's task reaches it through a bounded queue
+//! ([`TrailFeedSender`]).
 
-use crate::crime::service::HitService;
-use crate::model::LogEntry;
-use crate::pipeline::SharedDirectory;
-use crate::store::trails::{group_positions, FeedCursor, TrailStore};
+use crate::model::{ReadingBody, TimeMs};
+use crate::pipeline::{Output, Sink};
+use crate::store::trails::TrailFeed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
 
 /// Committed groups the trail feed may have waiting: seconds of load at 0.5 M readings/s, so a
 /// checkpoint's `fsync` does not reach back into the pipeline, yet memory stays bounded.
 pub const TRAIL_FEED_GROUPS: usize = 4096;
 
-/// Starts the trail feed: a thread that appends every committed batch's positions to the trail
-/// store in log order and checkpoints it every few seconds (so a restart replays only a little
-/// log). Its queue is bounded ([`TRAIL_FEED_GROUPS`]): when the store falls behind for longer
-/// than a checkpoint takes, the forwarder waits, which holds the committer and so slows ingest.
-pub fn spawn_trail_feed(
-    trails: TrailStore,
-    directory: SharedDirectory,
-    next_record: u64,
-    hits: HitService,
-) -> std::sync::mpsc::SyncSender<Vec<LogEntry>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<LogEntry>>(TRAIL_FEED_GROUPS);
-    let spawned = std::thread::Builder::new()
-        .name("trail-feed".into())
-        .spawn(move || {
-            let mut last_checkpoint = std::time::Instant::now();
-            let mut cursor = FeedCursor::new(next_record);
-            loop {
-                match rx.recv_timeout(std::time::Duration::from_secs(2)) {
-                    Ok(group) => {
-                        let mut appended = Vec::new();
-                        let directory = directory.load();
-                        for entry in &group {
-                            // A control record holds no positions; it still takes a record number.
-                            let groups = match entry {
-                                LogEntry::Batch(batch) => group_positions(&directory, batch),
-                                LogEntry::Control { .. } => Vec::new(),
-                            };
-                            // A failure holds the checkpoint back to this record (see
-                            // `FeedCursor`), so the next start re-applies it from the log.
-                            if let Err(e) = cursor.apply(&trails, &groups) {
-                                tracing::error!(error = %e, record = cursor.last_record(),
-                                "trail store append failed; the checkpoint stays before it");
-                            }
-                            appended.extend(groups);
-                        }
-                        // Live crime matching reads the positions back from the store: after the append.
-                        hits.positions(appended);
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-                if last_checkpoint.elapsed() >= std::time::Duration::from_secs(2) {
-                    if let Err(e) = trails.checkpoint(cursor.checkpoint_record()) {
-                        tracing::error!(error = %e, "trail store checkpoint failed");
-                    }
-                    last_checkpoint = std::time::Instant::now();
-                }
-            }
-            if let Err(e) = trails.flush(cursor.checkpoint_record()) {
-                tracing::error!(error = %e, "trail store flush at shutdown failed");
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the trail feed");
+/// How often the live feed checkpoints the store (so a restart re-appends only a little).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// The dispatcher's side of the trail feed: gathers one committed group's outputs for the
+/// trail store and sends them together. The queue is bounded ([`TRAIL_FEED_GROUPS`]): when the
+/// store falls behind for longer than a checkpoint takes, the dispatcher waits, which holds
+/// the pipeline and so, through the committer, slows ingest instead of growing memory.
+pub struct TrailFeedSender {
+    tx: SyncSender<Vec<Output>>,
+    pending: Vec<Output>,
+}
+
+impl Sink for TrailFeedSender {
+    fn emit(&mut self, output: Output, _cause_arrival_ms: Option<TimeMs>) {
+        let wanted = match &output {
+            Output::Readings { readings, .. } => readings
+                .readings()
+                .iter()
+                .any(|r| matches!(r.body, ReadingBody::Position(_))),
+            Output::Activations { .. } => true,
+            Output::Alert(_) | Output::SoberDay(_) | Output::Purged { .. } => false,
+        };
+        if wanted {
+            self.pending.push(output);
+        }
     }
-    tx
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        match self.tx.try_send(std::mem::take(&mut self.pending)) {
+            // Disconnected: the feed stopped (shutdown, or it failed and said so).
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(group)) => {
+                let _ = tokio::task::block_in_place(|| self.tx.send(group));
+            }
+        }
+    }
+}
+
+/// Starts the trail feed's thread. It runs until every sender is gone, then seals the store
+/// with the checkpoint it reached; the handle says when that is done.
+pub fn spawn_trail_feed(
+    mut feed: TrailFeed,
+) -> std::io::Result<(TrailFeedSender, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Output>>(TRAIL_FEED_GROUPS);
+    let thread = std::thread::Builder::new()
+        .name("trail-feed".into())
+        .spawn(move || run(&mut feed, rx))?;
+    Ok((
+        TrailFeedSender {
+            tx,
+            pending: Vec::new(),
+        },
+        thread,
+    ))
+}
+
+fn run(feed: &mut TrailFeed, rx: Receiver<Vec<Output>>) {
+    let mut last_checkpoint = Instant::now();
+    loop {
+        match rx.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(group) => {
+                for output in group {
+                    feed.emit(output, None);
+                }
+                feed.flush();
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            if let Err(e) = feed.checkpoint() {
+                tracing::error!(error = %e, "trail store checkpoint failed");
+            }
+            last_checkpoint = Instant::now();
+        }
+    }
+    if let Err(e) = feed.seal() {
+        tracing::error!(error = %e, "trail store flush at shutdown failed");
+    }
 }

@@ -33,6 +33,9 @@ pub fn tagsim() -> PathBuf {
 /// A running `tagstream serve` child process.
 pub struct Server {
     pub child: Child,
+    /// The server's stdout after its listening line, kept open (a server that prints when it
+    /// stops must not find the pipe closed).
+    pub stdout: Option<BufReader<std::process::ChildStdout>>,
     pub ingest_addr: String,
     pub http_addr: String,
     pub data_dir: PathBuf,
@@ -105,17 +108,30 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("start tagstream serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read listening line");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut line).expect("read listening line");
         let v: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("server did not start (line {line:?}): {e}"));
         Server {
             child,
+            stdout: Some(stdout),
             ingest_addr: v["ingest_addr"].as_str().expect("ingest_addr").to_string(),
             http_addr: v["http_addr"].as_str().expect("http_addr").to_string(),
             data_dir: data_dir.to_path_buf(),
         }
+    }
+
+    /// Stops the server as an operator or a service manager does (SIGTERM) and returns its
+    /// exit status and the lines it printed after the listening line.
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Vec<String>) {
+        // SAFETY: kill(2) with a child's pid and a standard signal reads no memory of ours.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM not sent");
+        let lines = match self.stdout.take() {
+            Some(stdout) => stdout.lines().map_while(Result::ok).collect(),
+            None => Vec::new(),
+        };
+        (self.child.wait().expect("wait for the server"), lines)
     }
 
     pub fn kill9(&mut self) {
@@ -286,6 +302,19 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/health")
         .join(name)
+}
+
+/// The batches of `fixtures/health/readings.jsonl`, in file order.
+pub fn fixture_batches() -> Vec<tagstream::model::Batch> {
+    let file = std::fs::File::open(fixture("readings.jsonl")).unwrap();
+    let mut batches = vec![];
+    let errors =
+        tagstream::formats::readings_jsonl::read_batches(std::io::BufReader::new(file), |b| {
+            batches.push(b)
+        })
+        .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    batches
 }
 
 /// Streams the health fixture's readings batch by batch, each acknowledged before the next, so

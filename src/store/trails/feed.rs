@@ -1,54 +1,16 @@
-//! Feeding the trail store from the durable log: each log record's readings resolved to their
-//! activations (the same resolution the dispatcher makes), and catching up on open by
-//! replaying only the log records from the store's checkpoint on.
+//! Feeding the trail store from the durable log, in log order: the dispatcher resolved each
+//! record's readings to their activations (`pipeline::Output::Readings`); the feed appends
+//! them and keeps its place, so a checkpoint never claims a record the store did not take.
 
 use super::error::TrailError;
 use super::store::TrailStore;
-use crate::log::{LogError, LogReader};
-use crate::model::{Batch, Reading, ReadingBody};
-use crate::pipeline::ActivationDirectory;
-use std::path::Path;
-use thiserror::Error;
+use crate::model::{Reading, TimeMs};
+use crate::pipeline::{Output, Sink};
 
-/// The position readings of one log record grouped by the activation covering each reading's
-/// event time (readings of no activation are dropped, as the dispatcher drops them).
-pub fn group_positions(
-    directory: &ActivationDirectory,
-    batch: &Batch,
-) -> Vec<(String, Vec<Reading>)> {
-    let mut groups: Vec<(String, Vec<Reading>)> = Vec::new();
-    for r in &batch.readings {
-        if !matches!(r.body, ReadingBody::Position(_)) {
-            continue;
-        }
-        let Some(a) = directory.resolve(&batch.tag, r.t_ms) else {
-            continue;
-        };
-        match groups.iter_mut().find(|(id, _)| *id == a.id) {
-            Some((_, list)) => list.push(*r),
-            None => groups.push((a.id.clone(), vec![*r])),
-        }
-    }
-    groups
-}
-
-/// Appends grouped positions of log record `log_record`; returns the positions applied.
-pub fn apply_groups(
-    store: &TrailStore,
-    log_record: u64,
-    groups: &[(String, Vec<Reading>)],
-) -> Result<u64, TrailError> {
-    let mut applied = 0;
-    for (activation, readings) in groups {
-        applied += store.append(activation, log_record, readings)?;
-    }
-    Ok(applied)
-}
-
-/// The live trail feed's place in the log: the next record to apply, and the record a
-/// checkpoint may claim. A record whose append failed holds every later checkpoint back to it,
-/// so a restart re-applies from there (appends are idempotent) instead of the checkpoint
-/// claiming a record the store never took.
+/// The trail feed's place in the log: the next record to apply, and the record a checkpoint
+/// may claim. A record whose append failed holds every later checkpoint back to it, so a
+/// restart re-applies from there (appends are idempotent) instead of the checkpoint claiming a
+/// record the store never took.
 #[derive(Debug, Clone, Copy)]
 pub struct FeedCursor {
     next_record: u64,
@@ -63,18 +25,26 @@ impl FeedCursor {
         }
     }
 
-    /// Applies the next log record's groups (see [`group_positions`]) and moves on; a failure is
-    /// returned and remembered.
+    /// Appends one activation's readings of log record `record` (records come in log order;
+    /// one record may come in several calls, one per activation) and moves past it; a failure
+    /// is returned and remembered. Returns the positions applied.
     pub fn apply(
         &mut self,
         store: &TrailStore,
-        groups: &[(String, Vec<Reading>)],
+        record: u64,
+        activation: &str,
+        readings: &[Reading],
     ) -> Result<u64, TrailError> {
-        let record = self.next_record;
-        self.next_record += 1;
-        apply_groups(store, record, groups).inspect_err(|_| {
+        self.next_record = self.next_record.max(record + 1);
+        store.append(activation, record, readings).inspect_err(|_| {
             self.first_failed.get_or_insert(record);
         })
+    }
+
+    /// Every record before `record` has been seen (the records in between held no readings
+    /// for the store).
+    pub fn passed(&mut self, record: u64) {
+        self.next_record = self.next_record.max(record);
     }
 
     /// The log record a checkpoint may name: the next one, or the first that failed.
@@ -88,53 +58,91 @@ impl FeedCursor {
     }
 }
 
-/// Applies one log record to the store (see [`group_positions`]). Returns the positions applied.
-pub fn apply_batch(
-    store: &TrailStore,
-    directory: &ActivationDirectory,
-    log_record: u64,
-    batch: &Batch,
-) -> Result<u64, TrailError> {
-    apply_groups(store, log_record, &group_positions(directory, batch))
+/// The trail store as a pipeline sink, and after it whatever reads positions back from it (the
+/// hit matcher), fed with the dispatcher's outputs.
+pub struct TrailFeed {
+    trails: TrailStore,
+    cursor: FeedCursor,
+    downstream: Option<Box<dyn Sink + Send>>,
 }
 
-/// Why catching up failed.
-#[derive(Debug, Error)]
-pub enum FeedError {
-    #[error("reading the log: {0}")]
-    Log(#[from] LogError),
-    #[error("trail store: {0}")]
-    Trail(#[from] TrailError),
-}
-
-/// Replays log records from `from_record` on into the store (segments wholly before it are
-/// not read), then checkpoints. Returns the next log record number.
-pub fn catch_up(
-    store: &TrailStore,
-    directory: &ActivationDirectory,
-    log_dir: &Path,
-    from_record: u64,
-) -> Result<u64, FeedError> {
-    let mut reader = LogReader::open_from(log_dir, from_record)?;
-    let mut next = reader.next_record().max(from_record);
-    for item in reader.by_ref() {
-        let (record, entry) = item?;
-        if record < from_record {
-            continue;
+impl TrailFeed {
+    /// A feed whose next record is `next_record`; `downstream` (live: the hit matcher) is
+    /// handed every output once the store holds its positions.
+    pub fn new(
+        trails: TrailStore,
+        next_record: u64,
+        downstream: Option<Box<dyn Sink + Send>>,
+    ) -> Self {
+        Self {
+            trails,
+            cursor: FeedCursor::new(next_record),
+            downstream,
         }
-        if let crate::model::LogEntry::Batch(batch) = &entry {
-            apply_batch(store, directory, record, batch)?;
-        }
-        next = record + 1;
     }
-    store.checkpoint(next)?;
-    Ok(next)
+
+    /// Checkpoints the store where the feed is (see [`FeedCursor`]).
+    pub fn checkpoint(&self) -> Result<u64, TrailError> {
+        self.trails.checkpoint(self.cursor.checkpoint_record())
+    }
+
+    /// Seals every open chunk at the feed's checkpoint (shutdown).
+    pub fn seal(&self) -> Result<u64, TrailError> {
+        self.trails.flush(self.cursor.checkpoint_record())
+    }
+
+    /// The log record a checkpoint may claim (see [`FeedCursor`]).
+    pub fn checkpoint_record(&self) -> u64 {
+        self.cursor.checkpoint_record()
+    }
+
+    /// After reading the log through record `next_record - 1` (start-up, offline commands):
+    /// checkpoints the store there, or at the first record whose append failed.
+    pub fn checkpoint_through(&mut self, next_record: u64) -> Result<u64, TrailError> {
+        self.cursor.passed(next_record);
+        let record = self.cursor.checkpoint_record();
+        self.trails.checkpoint(record)?;
+        Ok(record)
+    }
+}
+
+impl Sink for TrailFeed {
+    fn emit(&mut self, output: Output, cause_arrival_ms: Option<TimeMs>) {
+        match &output {
+            Output::Readings {
+                record,
+                activation,
+                readings,
+            } => {
+                // A failure holds the checkpoint back to this record (see `FeedCursor`), so the
+                // next start re-applies it from the log.
+                if let Err(e) =
+                    self.cursor
+                        .apply(&self.trails, *record, &activation.id, readings.readings())
+                {
+                    tracing::error!(error = %e, record, "trail store append failed; the checkpoint stays before it");
+                }
+            }
+            Output::Activations { record, .. } => self.cursor.passed(record + 1),
+            Output::Alert(_) | Output::SoberDay(_) | Output::Purged { .. } => return,
+        }
+        // Live crime matching reads the positions back from the store: after the append.
+        if let Some(downstream) = &mut self.downstream {
+            downstream.emit(output, cause_arrival_ms);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(downstream) = &mut self.downstream {
+            downstream.flush();
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Position, PositionSource};
+    use crate::model::{Position, PositionSource, ReadingBody};
     use crate::store::trails::TrailConfig;
 
     fn fix(t_ms: i64) -> Reading {
@@ -158,13 +166,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _) = TrailStore::open(dir.path(), TrailConfig::default()).expect("open");
         let mut cursor = FeedCursor::new(10);
-        let good = |t_ms| vec![("A1".to_string(), vec![fix(t_ms)])];
-        assert!(cursor.apply(&store, &good(1_000)).is_ok());
+        assert!(cursor.apply(&store, 10, "A1", &[fix(1_000)]).is_ok());
         assert_eq!(cursor.checkpoint_record(), 11);
         // An append the store refuses (an activation name over its limit) fails: injected.
-        let refused = vec![("A".repeat(5_000), vec![fix(2_000)])];
-        assert!(cursor.apply(&store, &refused).is_err());
-        assert!(cursor.apply(&store, &good(3_000)).is_ok());
+        let refused = "A".repeat(5_000);
+        assert!(cursor.apply(&store, 11, &refused, &[fix(2_000)]).is_err());
+        assert!(cursor.apply(&store, 12, "A1", &[fix(3_000)]).is_ok());
         assert_eq!(cursor.last_record(), 12);
         assert_eq!(
             cursor.checkpoint_record(),
@@ -173,8 +180,13 @@ mod tests {
         );
         // A restart re-applies from the checkpoint: records already taken are skipped.
         let mut again = FeedCursor::new(cursor.checkpoint_record());
-        assert!(again.apply(&store, &refused).is_err());
-        assert_eq!(again.apply(&store, &good(3_000)).expect("idempotent"), 0);
+        assert!(again.apply(&store, 11, &refused, &[fix(2_000)]).is_err());
+        assert_eq!(
+            again
+                .apply(&store, 12, "A1", &[fix(3_000)])
+                .expect("idempotent"),
+            0
+        );
         assert_eq!(store.positions("A1", 0, i64::MAX).expect("read").len(), 2);
     }
 }

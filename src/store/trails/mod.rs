@@ -27,6 +27,6 @@ pub mod spatial;
 pub mod store;
 
 pub use error::{CodecError, TrailError};
-pub use feed::{apply_batch, apply_groups, catch_up, group_positions, FeedCursor, FeedError};
+pub use feed::{FeedCursor, TrailFeed};
 pub use spatial::QueryBox;
 pub use store::{Candidate, RecoveryReport, TrailConfig, TrailStats, TrailStore};
