@@ -12,6 +12,7 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 # Every binary first: some tests drive the simulator binary against the server binary.
 cargo build --workspace --locked --bins
 ./scripts/api-check-setup.sh # xmllint (GPX/KML schema tests) and the API checkers' venv
+./scripts/nats-setup.sh # the NATS server (JetStream) the cluster tests start
 cargo test --workspace --locked "$@"
 ./scripts/api-check.sh # OpenAPI validator, /metrics parser, schemathesis against the server
 

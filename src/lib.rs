@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod crime;

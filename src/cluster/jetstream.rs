@@ -1,0 +1,338 @@
+//! The durable log on NATS JetStream: one stream (replicated, R3 in production) holding every
+//! input in order — tags' batches on `<prefix>.in.<partition>.<tag>`, control records on
+//! `<prefix>.ctl` (see [`super::subject`]). A message's payload is the same checksummed frame the
+//! embedded log stores (`docs/formats.md`), so a node verifies every record it reads and decodes
+//! it with the embedded log's code. A record's number is its stream sequence minus one (the
+//! embedded log numbers from 0).
+//!
+//! A batch is stored once: its message id is `<tag>/<epoch>/<seq>`, and JetStream drops a
+//! message whose id it has seen within the stream's duplicate window, answering "duplicate"
+//! (a tag re-sending after a lost ack, or to another node after a failover). Appends return
+//! only after JetStream's publish acknowledgement, which with R3 means a quorum stored it: only
+//! then may the tag be acknowledged.
+
+use super::subject::{batch_subject, control_subject, stream_subjects};
+use crate::log::record::{
+    decode_payload, encode_batch_frame, encode_control_frame, parse_frame_header, payload_checksum,
+    FRAME_HEADER_LEN,
+};
+use crate::model::{Batch, ControlRecord, LogEntry};
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use std::time::Duration;
+
+/// Where the stream is and how it is kept.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JetStreamConfig {
+    /// NATS server URLs (`nats://host:4222`, `tls://…`); the client fails over between them.
+    pub urls: Vec<String>,
+    /// The stream's name.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// The first token of every subject.
+    #[serde(default = "default_prefix")]
+    pub subject_prefix: String,
+    /// Copies of every message (3 for a cluster; 1 for a single test server).
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// Partitions tags are hashed into (see [`super::partition`]); fixed for a stream's life.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// How long JetStream remembers message ids to drop re-sent batches.
+    #[serde(default = "default_duplicate_window_s")]
+    pub duplicate_window_s: u64,
+}
+
+fn default_stream() -> String {
+    "TAGSTREAM".into()
+}
+fn default_prefix() -> String {
+    "ts".into()
+}
+fn default_replicas() -> usize {
+    3
+}
+fn default_partitions() -> u32 {
+    64
+}
+fn default_duplicate_window_s() -> u64 {
+    // Tags buffer for hours when their link is down; a day covers a re-send after that.
+    24 * 60 * 60
+}
+
+/// What went wrong talking to JetStream or reading what it holds.
+#[derive(Debug, thiserror::Error)]
+pub enum JetStreamError {
+    #[error("connecting to NATS at {urls}: {message}")]
+    Connect { urls: String, message: String },
+    #[error("creating or checking stream {stream}: {message}")]
+    Stream { stream: String, message: String },
+    #[error("stream {stream} exists with {what}; this configuration says {wanted}")]
+    StreamMismatch {
+        stream: String,
+        what: String,
+        wanted: String,
+    },
+    #[error("encoding the record: {0}")]
+    Encode(#[from] crate::log::LogError),
+    #[error("publishing to {subject}: {message}")]
+    Publish { subject: String, message: String },
+    #[error("reading the stream at sequence {sequence}: {message}")]
+    Read { sequence: u64, message: String },
+    #[error("stream sequence {sequence} on {subject}: {message}")]
+    Damaged {
+        sequence: u64,
+        subject: String,
+        message: String,
+    },
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored (quorum durable) as this log record.
+    Stored { record: u64 },
+    /// A batch with this (tag, epoch, seq) is already in the stream: not stored again.
+    Duplicate { record: u64 },
+}
+
+/// A connection to the stream.
+#[derive(Clone)]
+pub struct JetStreamLog {
+    js: jetstream::Context,
+    config: JetStreamConfig,
+}
+
+impl JetStreamLog {
+    /// Connects and creates the stream if it does not exist; an existing stream must have the
+    /// subjects and replicas configured (a mismatch is refused, not silently changed).
+    pub async fn open(config: JetStreamConfig) -> Result<Self, JetStreamError> {
+        let urls = config.urls.join(",");
+        let addresses = config
+            .urls
+            .iter()
+            .map(|url| {
+                url.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| JetStreamError::Connect {
+                        urls: url.clone(),
+                        message: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = async_nats::ConnectOptions::new()
+            .name("tagstream")
+            .connect(addresses)
+            .await
+            .map_err(|e| JetStreamError::Connect {
+                urls: urls.clone(),
+                message: e.to_string(),
+            })?;
+        let js = jetstream::new(client);
+        let stream_err = |e: &dyn std::fmt::Display| JetStreamError::Stream {
+            stream: config.stream.clone(),
+            message: e.to_string(),
+        };
+        let wanted = stream::Config {
+            name: config.stream.clone(),
+            subjects: stream_subjects(&config.subject_prefix),
+            num_replicas: config.replicas,
+            duplicate_window: Duration::from_secs(config.duplicate_window_s),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        let mut existing = js
+            .get_or_create_stream(wanted.clone())
+            .await
+            .map_err(|e| stream_err(&e))?;
+        let info = existing.info().await.map_err(|e| stream_err(&e))?;
+        let mismatch = |what: String, wanted: String| JetStreamError::StreamMismatch {
+            stream: config.stream.clone(),
+            what,
+            wanted,
+        };
+        if info.config.num_replicas != wanted.num_replicas {
+            return Err(mismatch(
+                format!("{} replicas", info.config.num_replicas),
+                format!("{} replicas", wanted.num_replicas),
+            ));
+        }
+        if info.config.subjects != wanted.subjects {
+            return Err(mismatch(
+                format!("subjects {:?}", info.config.subjects),
+                format!("subjects {:?}", wanted.subjects),
+            ));
+        }
+        Ok(Self { js, config })
+    }
+
+    pub fn config(&self) -> &JetStreamConfig {
+        &self.config
+    }
+
+    /// Appends a tag's batch; returns once JetStream has it (or has it already).
+    pub async fn append(&self, batch: &Batch) -> Result<Appended, JetStreamError> {
+        let mut frame = Vec::new();
+        encode_batch_frame(batch, &mut frame)?;
+        let partition = super::partition::partition_of(&batch.tag, self.config.partitions);
+        let subject = batch_subject(&self.config.subject_prefix, partition, &batch.tag);
+        let id = format!("{}/{}/{}", batch.tag, batch.epoch, batch.seq);
+        let ack = self.publish(subject, frame, Some(id)).await?;
+        let record = ack.sequence.saturating_sub(1);
+        Ok(if ack.duplicate {
+            Appended::Duplicate { record }
+        } else {
+            Appended::Stored { record }
+        })
+    }
+
+    /// Appends a control record; returns its log record number once JetStream has it.
+    pub async fn append_control(&self, control: &ControlRecord) -> Result<u64, JetStreamError> {
+        let mut frame = Vec::new();
+        encode_control_frame(control, &mut frame)?;
+        let subject = control_subject(&self.config.subject_prefix);
+        let ack = self.publish(subject, frame, None).await?;
+        Ok(ack.sequence.saturating_sub(1))
+    }
+
+    async fn publish(
+        &self,
+        subject: String,
+        frame: Vec<u8>,
+        id: Option<String>,
+    ) -> Result<jetstream::publish::PublishAck, JetStreamError> {
+        let publish_err = |e: &dyn std::fmt::Display| JetStreamError::Publish {
+            subject: subject.clone(),
+            message: e.to_string(),
+        };
+        let mut message = jetstream::message::PublishMessage::build().payload(frame.into());
+        if let Some(id) = id {
+            message = message.message_id(id);
+        }
+        let pending = self
+            .js
+            .send_publish(subject.clone(), message)
+            .await
+            .map_err(|e| publish_err(&e))?;
+        pending.await.map_err(|e| publish_err(&e))
+    }
+
+    /// Reads the stream in order from log record `from_record` on, as `(record, entry)`; every
+    /// frame's checksum is verified. The stream of entries waits for new records at its end.
+    pub async fn read_from(
+        &self,
+        from_record: u64,
+    ) -> Result<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>, JetStreamError>
+    {
+        let start_sequence = from_record + 1;
+        let read_err = |e: &dyn std::fmt::Display| read_error(start_sequence, e);
+        let stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(|e| read_err(&e))?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| read_err(&e))?;
+        let messages = consumer.messages().await.map_err(|e| read_err(&e))?;
+        Ok(messages.map(|item| {
+            // Sequence 0: the message (or its metadata) did not arrive whole enough to say.
+            let message = item.map_err(|e| read_error(0, &e))?;
+            let info = message.info().map_err(|e| read_error(0, &e))?;
+            let sequence = info.stream_sequence;
+            let record = sequence.saturating_sub(1);
+            let entry = decode_frame(&message.payload, record).map_err(|message_text| {
+                JetStreamError::Damaged {
+                    sequence,
+                    subject: message.subject.to_string(),
+                    message: message_text,
+                }
+            })?;
+            Ok((record, entry))
+        }))
+    }
+
+    /// The log record the next append will get (the stream's last sequence).
+    pub async fn next_record(&self) -> Result<u64, JetStreamError> {
+        let mut stream =
+            self.js
+                .get_stream(&self.config.stream)
+                .await
+                .map_err(|e| JetStreamError::Read {
+                    sequence: 0,
+                    message: e.to_string(),
+                })?;
+        let info = stream.info().await.map_err(|e| JetStreamError::Read {
+            sequence: 0,
+            message: e.to_string(),
+        })?;
+        Ok(info.state.last_sequence)
+    }
+}
+
+fn read_error(sequence: u64, e: &dyn std::fmt::Display) -> JetStreamError {
+    JetStreamError::Read {
+        sequence,
+        message: e.to_string(),
+    }
+}
+
+/// A whole frame (length, checksum, payload) decoded as log record `record`, the checksum and
+/// length verified first.
+fn decode_frame(frame: &[u8], record: u64) -> Result<LogEntry, String> {
+    let header: &[u8; FRAME_HEADER_LEN] = frame
+        .get(..FRAME_HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| format!("{} bytes: shorter than a frame header", frame.len()))?;
+    let (len, stored) = parse_frame_header(header);
+    let payload = &frame[FRAME_HEADER_LEN..];
+    if payload.len() != len as usize {
+        return Err(format!(
+            "the frame says {len} payload bytes, the message holds {}",
+            payload.len()
+        ));
+    }
+    let computed = payload_checksum(payload);
+    if computed != stored {
+        return Err(format!(
+            "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+        ));
+    }
+    decode_payload(payload, record).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Reading;
+
+    #[test]
+    fn a_frame_round_trips_and_a_flipped_bit_is_refused() {
+        let batch = Batch {
+            tag: "T.1".into(),
+            epoch: 2,
+            seq: 9,
+            arrival_ms: 1_000,
+            readings: vec![Reading {
+                t_ms: 5_000,
+                battery_pct: Some(80),
+                body: crate::model::ReadingBody::Rf { in_range: true },
+            }],
+        };
+        let mut frame = Vec::new();
+        encode_batch_frame(&batch, &mut frame).expect("encode");
+        match decode_frame(&frame, 4).expect("decode") {
+            LogEntry::Batch(b) => assert_eq!(*b, batch),
+            other => panic!("{other:?}"),
+        }
+        let last = frame.len() - 1;
+        frame[last] ^= 0x10;
+        let error = decode_frame(&frame, 4).expect_err("a flipped bit");
+        assert!(error.contains("checksum mismatch"), "{error}");
+        assert!(decode_frame(&frame[..4], 4).is_err());
+    }
+}
