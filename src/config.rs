@@ -59,6 +59,25 @@ pub struct ServerConfig {
     pub http: crate::ingest::HttpConfig,
     /// The ingest-silence watchdog (`[watchdog]`): a system alert when no tag sends anything.
     pub watchdog: crate::metrics::silence_watch::WatchdogConfig,
+    /// Where the durable log is (`[log]`): embedded segments in the data directory (the
+    /// default), or a NATS JetStream stream shared by the nodes of a cluster.
+    pub log: LogSection,
+}
+
+/// `[log]`: `backend = "embedded"` (default) or `"jetstream"` with a `[log.jetstream]` table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    pub backend: LogBackend,
+    pub jetstream: Option<crate::cluster::jetstream::JetStreamConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogBackend {
+    #[default]
+    Embedded,
+    Jetstream,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +101,7 @@ impl Default for ServerConfig {
             ingest: Default::default(),
             http: Default::default(),
             watchdog: Default::default(),
+            log: Default::default(),
         }
     }
 }
@@ -103,6 +123,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: crate::rules::alcohol::AlcoholConfigError,
     },
+    #[error("config file {path}: [log] backend = \"jetstream\" needs a [log.jetstream] table with the NATS server urls")]
+    JetStreamMissing { path: PathBuf },
 }
 
 impl ServerConfig {
@@ -122,6 +144,19 @@ impl ServerConfig {
                 path: path.to_path_buf(),
                 source,
             })?;
+        if config.log.backend == LogBackend::Jetstream && config.log.jetstream.is_none() {
+            return Err(ConfigError::JetStreamMissing {
+                path: path.to_path_buf(),
+            });
+        }
         Ok(config)
+    }
+
+    /// The JetStream stream's settings when the log is on one (`None`: the embedded log).
+    pub fn jetstream(&self) -> Option<&crate::cluster::jetstream::JetStreamConfig> {
+        match self.log.backend {
+            LogBackend::Embedded => None,
+            LogBackend::Jetstream => self.log.jetstream.as_ref(),
+        }
     }
 }

@@ -281,6 +281,37 @@ fn read_error(sequence: u64, e: &dyn std::fmt::Display) -> JetStreamError {
     }
 }
 
+/// The log kept on the stream, behind the committer's handle (`log::CommitHandle::remote`).
+impl crate::log::RemoteLog for JetStreamLog {
+    fn append(
+        &self,
+        batch: Batch,
+    ) -> futures::future::BoxFuture<'_, crate::log::LogResult<crate::log::AppendOutcome>> {
+        Box::pin(async move {
+            match JetStreamLog::append(self, &batch).await {
+                Ok(Appended::Stored { record }) => Ok(crate::log::AppendOutcome::Stored { record }),
+                Ok(Appended::Duplicate { .. }) => Ok(crate::log::AppendOutcome::Duplicate),
+                Err(JetStreamError::Encode(e)) => Err(e),
+                Err(e) => Err(crate::log::LogError::Remote(e.to_string())),
+            }
+        })
+    }
+
+    fn append_control(
+        &self,
+        control: ControlRecord,
+    ) -> futures::future::BoxFuture<'_, crate::log::LogResult<u64>> {
+        Box::pin(async move {
+            JetStreamLog::append_control(self, &control)
+                .await
+                .map_err(|e| match e {
+                    JetStreamError::Encode(e) => e,
+                    e => crate::log::LogError::Remote(e.to_string()),
+                })
+        })
+    }
+}
+
 /// A whole frame (length, checksum, payload) decoded as log record `record`, the checksum and
 /// length verified first.
 fn decode_frame(frame: &[u8], record: u64) -> Result<LogEntry, String> {

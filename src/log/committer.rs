@@ -246,8 +246,30 @@ impl GroupCommitter {
             .name("log-committer".into())
             .spawn(move || thread.run())
             .map_err(|e| LogError::io("spawning committer thread for", dir, e))?;
-        Ok(CommitHandle { tx, shared })
+        Ok(CommitHandle {
+            tx,
+            shared,
+            remote: None,
+        })
     }
+}
+
+/// A log kept outside this process (cluster mode: a JetStream stream, `cluster::jetstream`).
+/// Appends go there and return once it holds them; what it stores comes back, in order, through
+/// its reader, which notes each batch here ([`CommitHandle::note_consumed`]) so that a tag's
+/// position (the hello's answer) follows the log as this node has read it.
+pub trait RemoteLog: Send + Sync {
+    fn append(&self, batch: Batch) -> futures::future::BoxFuture<'_, LogResult<AppendOutcome>>;
+    fn append_control(
+        &self,
+        control: ControlRecord,
+    ) -> futures::future::BoxFuture<'_, LogResult<u64>>;
+}
+
+/// The remote log behind a handle, and whether the handle's owner has closed it.
+struct Remote {
+    log: Arc<dyn RemoteLog>,
+    closed: tokio_util::sync::CancellationToken,
 }
 
 /// A cheap, cloneable handle for submitting batches to the committer.
@@ -255,17 +277,90 @@ impl GroupCommitter {
 pub struct CommitHandle {
     tx: mpsc::Sender<Request>,
     shared: Arc<Shared>,
+    /// Cluster mode: the log is a stream elsewhere, no committer thread runs here.
+    remote: Option<Arc<Remote>>,
 }
 
 impl CommitHandle {
+    /// A handle over a log kept elsewhere (cluster mode), starting from the tags' positions in
+    /// `dedup` (what this node has read of it).
+    pub fn remote(log: Arc<dyn RemoteLog>, dedup: DedupState) -> Self {
+        // No committer thread: requests to the local channel fail as `Closed`.
+        let (tx, _) = mpsc::channel(1);
+        CommitHandle {
+            tx,
+            shared: Arc::new(Shared {
+                durable: Mutex::new(dedup),
+                poisoned: Mutex::new(None),
+                counters: Counters::default(),
+            }),
+            remote: Some(Arc::new(Remote {
+                log,
+                closed: tokio_util::sync::CancellationToken::new(),
+            })),
+        }
+    }
+
+    /// Cluster mode: cancelled when the handle's owner closes the log (see [`Self::close`]);
+    /// the stream's reader stops then. Never cancelled for the embedded log.
+    pub fn closed(&self) -> tokio_util::sync::CancellationToken {
+        match &self.remote {
+            Some(remote) => remote.closed.clone(),
+            None => tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Cluster mode: a batch read back from the log, in log order (a tag's position follows).
+    pub fn note_consumed(&self, batch: &Batch) {
+        lock(&self.shared.durable).note(&batch.tag, batch.epoch, batch.seq);
+    }
+
     /// Submits a batch and waits until it is durable (or found to be a duplicate of a durable
     /// batch). Only an `Ok` may be acknowledged to the tag.
     pub async fn append(&self, batch: Batch) -> LogResult<AppendOutcome> {
+        if let Some(remote) = &self.remote {
+            return self.append_remote(remote, batch).await;
+        }
         self.submit(|reply| Request::Append { batch, reply }).await
+    }
+
+    async fn append_remote(&self, remote: &Remote, batch: Batch) -> LogResult<AppendOutcome> {
+        if remote.closed.is_cancelled() {
+            return Err(LogError::Closed);
+        }
+        let (current_epoch, _) = self.position(&batch.tag);
+        if batch.epoch < current_epoch {
+            return Err(LogError::StaleEpoch {
+                tag: batch.tag.clone(),
+                epoch: batch.epoch,
+                current_epoch,
+            });
+        }
+        let readings = batch.readings.len() as u64;
+        let outcome = remote.log.append(batch).await?;
+        let counters = &self.shared.counters;
+        match outcome {
+            AppendOutcome::Stored { .. } => {
+                counters.stored.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .readings_stored
+                    .fetch_add(readings, Ordering::Relaxed);
+            }
+            AppendOutcome::Duplicate => {
+                counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(outcome)
     }
 
     /// Submits a control record and waits until it is durable; returns its record number.
     pub async fn append_control(&self, control: ControlRecord) -> LogResult<u64> {
+        if let Some(remote) = &self.remote {
+            if remote.closed.is_cancelled() {
+                return Err(LogError::Closed);
+            }
+            return remote.log.append_control(control).await;
+        }
         stored_record(
             self.submit(|reply| Request::Control { control, reply })
                 .await?,
@@ -289,6 +384,12 @@ impl CommitHandle {
 
     /// [`CommitHandle::append_control`] from a blocking thread (never an async worker).
     pub fn append_control_blocking(&self, control: ControlRecord) -> LogResult<u64> {
+        if self.remote.is_some() {
+            let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+                LogError::Unsupported("a blocking append outside the server's runtime".into())
+            })?;
+            return handle.block_on(self.append_control(control));
+        }
         if let Some(error) = self.shared.poisoned_error() {
             return Err(error);
         }
@@ -312,6 +413,13 @@ impl CommitHandle {
     /// a sealed segment the committer never writes again, which compaction may rewrite. Blocks
     /// the calling thread: call it from a blocking task, never from an async worker.
     pub fn seal_segment_blocking(&self) -> LogResult<u64> {
+        if self.remote.is_some() {
+            return Err(LogError::Unsupported(
+                "sealing a segment: the log is a JetStream stream (retention purges of the stream \
+                 are not built yet)"
+                    .into(),
+            ));
+        }
         if let Some(error) = self.shared.poisoned_error() {
             return Err(error);
         }
@@ -328,6 +436,10 @@ impl CommitHandle {
     /// committed and answered, later requests fail with `LogError::Closed`, and the committer
     /// then ends, closing its committed-groups channel, which drains the stages after it.
     pub async fn close(&self) {
+        if let Some(remote) = &self.remote {
+            remote.closed.cancel();
+            return;
+        }
         // Already stopped (poisoned, or closed before): nothing to do.
         let _ = self.tx.send(Request::Close).await;
     }

@@ -92,6 +92,12 @@ pub enum LogError {
     Poisoned(String),
     #[error("log committer has shut down")]
     Closed,
+    /// The log is kept elsewhere (cluster mode) and the operation failed there.
+    #[error("the log's stream: {0}")]
+    Remote(String),
+    /// The operation does not exist for this kind of log (yet).
+    #[error("not possible with this log: {0}")]
+    Unsupported(String),
 }
 
 impl LogError {

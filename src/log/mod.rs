@@ -29,7 +29,7 @@ pub mod writer;
 
 pub use committer::{
     note_durable, AppendOutcome, CommitConfig, CommitHandle, CommitStats, DedupState,
-    GroupCommitter,
+    GroupCommitter, RemoteLog,
 };
 pub use compact::{compact, CompactReport, TagWindows};
 pub use error::{Corruption, LogError, LogResult, PayloadError};

@@ -16,6 +16,7 @@ use super::control_gate::ControlGate;
 use super::control_view::ControlApplier;
 use super::decision_view::DecisionView;
 use super::forwarder::{Counters, Forwarder};
+use super::log_source::LogSource;
 use super::rebuild::{carry_numbering, set_aside, SetAside};
 use super::shutdown::Shutdown;
 use super::startup::{
@@ -27,7 +28,7 @@ use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
 use crate::crime::service::{HitFeed, HitService};
 use crate::data_lock::DataDirLock;
-use crate::log::{CommitHandle, DedupState, GroupCommitter, LogConfig, LogWriter};
+use crate::log::CommitHandle;
 use crate::metrics::silence_watch::SystemHealth;
 use crate::model::LogEntry;
 use crate::pipeline::driver::OutputBatch;
@@ -129,17 +130,8 @@ impl Topology {
             metadata,
         } = self;
         debug_assert_eq!(mode == Mode::Rebuild, aside.is_some());
-        let log_dir = config.data_dir.join("log");
-        let (writer, recovery) = LogWriter::open(
-            &log_dir,
-            LogConfig {
-                segment_max_bytes: config.segment_bytes,
-                ..LogConfig::default()
-            },
-        )
-        .with_context(|| format!("opening the durable log in {}", log_dir.display()))?;
-        tracing::info!(?recovery, "log recovered");
-        let next_log_record = writer.next_record();
+        let log = LogSource::open(config).await?;
+        let next_log_record = log.next_record();
 
         // Rebuild alerts, people, activations and orders from every stored record before any
         // new record can arrive: the log is replayed through the partitions inline, into the
@@ -171,17 +163,19 @@ impl Topology {
         let trail_dir = config.data_dir.join("trails");
         let (trails, _) = TrailStore::open(&trail_dir, config.trails)
             .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
-        let (driver, recovered, mut history) = {
-            let (log_dir, tac, alerts, trails) =
-                (log_dir.clone(), tac.clone(), alerts.clone(), trails.clone());
+        let ((driver, recovered, mut history), log) = {
+            let runtime = tokio::runtime::Handle::current();
+            let (tac, alerts, trails) = (tac.clone(), alerts.clone(), trails.clone());
             let (pipeline, partitions, rules) =
                 (config.pipeline, config.partitions, config.rules.clone());
             let history = ChangeHistory::new(batches_from);
             tokio::task::spawn_blocking(move || -> Result<_> {
+                // On this blocking thread: a stream is read through the runtime's handle.
+                let records = log.stored_records(runtime)?;
                 let mut feed = TrailFeed::new(trails, 0, None);
                 let mut stores = Fanout::new().with(tac).with(&mut feed);
                 let replayed = replay_log_into(
-                    &log_dir,
+                    records,
                     &mut stores,
                     pipeline,
                     rules,
@@ -192,7 +186,7 @@ impl Topology {
                 drop(stores);
                 feed.checkpoint_through(next_log_record)
                     .context("checkpointing the trail store at the log's end")?;
-                Ok(replayed)
+                Ok((replayed, log))
             })
             .await
             .context("log replay task")??
@@ -304,13 +298,12 @@ impl Topology {
             .store(recovered.1, Ordering::Relaxed);
         counters
             .log_damaged_ranges
-            .store(recovery.damage.len() as u64, Ordering::Relaxed);
+            .store(log.damage().0, Ordering::Relaxed);
         counters
             .log_records_lost
-            .store(recovery.records_lost, Ordering::Relaxed);
+            .store(log.damage().1, Ordering::Relaxed);
         let (committed_tx, committed_rx) = mpsc::channel::<Vec<LogEntry>>(64);
-        let commit = GroupCommitter::spawn(writer, DedupState::from(&recovery), committed_tx)
-            .context("starting the group committer")?;
+        let commit = log.start(committed_tx)?;
         let gate = Arc::new(ControlGate::new(commit.clone(), next_log_record));
         let applier = ControlApplier::new(
             book,

@@ -19,6 +19,7 @@ pub mod control_view;
 pub mod decision_view;
 pub mod forwarder;
 pub mod inline;
+pub mod log_source;
 pub mod offline_change;
 pub mod rebuild;
 pub mod shutdown;

@@ -9,14 +9,12 @@ use super::inline::PipelineDesc;
 use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
 use crate::formats::orders_file::parse_orders;
-use crate::log::LogReader;
 use crate::model::{Change, LogEntry};
 use crate::orders::OrderBook;
 use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::{Output, Sink, VecSink};
 use crate::store::metadata::Metadata;
 use anyhow::{Context, Result};
-use std::path::Path;
 use std::sync::Arc;
 
 /// The changes the start-up import writes to the log as control records: first what a metadata
@@ -129,7 +127,7 @@ fn purged_name(
 /// `stores`, exactly as live serving hands them on. Returns the partitions (to go live) and
 /// (batches, readings) replayed.
 pub fn replay_log_into(
-    log_dir: &Path,
+    records: impl Iterator<Item = Result<(u64, LogEntry)>>,
     stores: &mut dyn Sink,
     pipeline: crate::pipeline::PipelineConfig,
     rules: crate::rules::RulesConfig,
@@ -149,11 +147,9 @@ pub fn replay_log_into(
         partitions,
     }
     .build(&mut sink);
-    let reader =
-        LogReader::open(log_dir).with_context(|| format!("reading log {}", log_dir.display()))?;
     let (mut batches, mut readings) = (0u64, 0u64);
-    for item in reader {
-        let (record, entry) = item.context("reading a stored record")?;
+    for item in records {
+        let (record, entry) = item?;
         if let LogEntry::Batch(batch) = &entry {
             batches += 1;
             readings += batch.readings.len() as u64;

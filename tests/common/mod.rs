@@ -1,6 +1,8 @@
 //! Test harness: runs the real `tagstream` binary and talks to it as tags and API clients do.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use futures::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

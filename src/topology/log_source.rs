@@ -1,0 +1,252 @@
+//! Where the topology's durable log is, behind one interface: the embedded segment log in the
+//! data directory (recovered at open, appended by the group committer), or a NATS JetStream
+//! stream shared by the nodes of a cluster (`cluster::jetstream`; appended through the remote
+//! committer handle, followed by this node's ordered reader). Either way the start-up replay
+//! reads the stored records from the first, and the live stages get the committed groups, in
+//! log order, from the record after them.
+
+use crate::cluster::jetstream::JetStreamLog;
+use crate::config::ServerConfig;
+use crate::log::{
+    note_durable, CommitHandle, DedupState, GroupCommitter, LogConfig, LogReader, LogWriter,
+    RecoveryReport,
+};
+use crate::model::LogEntry;
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Committed groups the stream's reader gathers at most into one (as the committer's groups).
+const STREAM_GROUP_MAX: usize = 512;
+
+/// The stored records, in log order, as the start-up replay reads them.
+pub type StoredRecords = Box<dyn Iterator<Item = Result<(u64, LogEntry)>> + Send>;
+
+/// The durable log, opened.
+pub enum LogSource {
+    Embedded {
+        dir: PathBuf,
+        writer: LogWriter,
+        recovery: RecoveryReport,
+    },
+    Stream {
+        log: JetStreamLog,
+        next_record: u64,
+        /// Tags' positions as read by the start-up replay (for the committer handle).
+        positions: Arc<Mutex<DedupState>>,
+    },
+}
+
+impl LogSource {
+    /// Opens the log `config` names (recovering the embedded one).
+    pub async fn open(config: &ServerConfig) -> Result<Self> {
+        match config.jetstream() {
+            None => {
+                let dir = config.data_dir.join("log");
+                let (writer, recovery) = LogWriter::open(
+                    &dir,
+                    LogConfig {
+                        segment_max_bytes: config.segment_bytes,
+                        ..LogConfig::default()
+                    },
+                )
+                .with_context(|| format!("opening the durable log in {}", dir.display()))?;
+                tracing::info!(?recovery, "log recovered");
+                Ok(LogSource::Embedded {
+                    dir,
+                    writer,
+                    recovery,
+                })
+            }
+            Some(jetstream) => {
+                let log = JetStreamLog::open(jetstream.clone())
+                    .await
+                    .context("opening the log's JetStream stream")?;
+                let next_record = log
+                    .next_record()
+                    .await
+                    .context("reading the stream's last sequence")?;
+                tracing::info!(stream = %jetstream.stream, next_record, "log stream opened");
+                Ok(LogSource::Stream {
+                    log,
+                    next_record,
+                    positions: Arc::default(),
+                })
+            }
+        }
+    }
+
+    /// The record the next append gets: everything below it is stored.
+    pub fn next_record(&self) -> u64 {
+        match self {
+            LogSource::Embedded { writer, .. } => writer.next_record(),
+            LogSource::Stream { next_record, .. } => *next_record,
+        }
+    }
+
+    /// (damaged ranges, records lost) the embedded log's recovery found (none for a stream).
+    pub fn damage(&self) -> (u64, u64) {
+        match self {
+            LogSource::Embedded { recovery, .. } => {
+                (recovery.damage.len() as u64, recovery.records_lost)
+            }
+            LogSource::Stream { .. } => (0, 0),
+        }
+    }
+
+    /// The records stored at open, in log order, read on the calling (blocking) thread; a
+    /// stream is read through `runtime`.
+    pub fn stored_records(
+        &self,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<StoredRecords> {
+        match self {
+            LogSource::Embedded { dir, .. } => {
+                let reader = LogReader::open(dir)
+                    .with_context(|| format!("reading log {}", dir.display()))?;
+                Ok(Box::new(
+                    reader.map(|item| item.context("reading a stored record")),
+                ))
+            }
+            LogSource::Stream {
+                log,
+                next_record,
+                positions,
+            } => {
+                let end = *next_record;
+                let mut stream = Box::pin(
+                    runtime
+                        .block_on(log.read_from(0))
+                        .context("reading the log stream")?,
+                );
+                let positions = positions.clone();
+                let mut next = 0;
+                Ok(Box::new(std::iter::from_fn(move || {
+                    if next >= end {
+                        return None;
+                    }
+                    let item = runtime.block_on(stream.next())?;
+                    Some(
+                        item.context("reading the log stream")
+                            .map(|(record, entry)| {
+                                next = record + 1;
+                                if let LogEntry::Batch(b) = &entry {
+                                    let mut p = positions.lock().unwrap_or_else(|e| e.into_inner());
+                                    let DedupState {
+                                        last_seq_by_tag,
+                                        epoch_by_tag,
+                                    } = &mut *p;
+                                    note_durable(
+                                        last_seq_by_tag,
+                                        epoch_by_tag,
+                                        b.tag.clone(),
+                                        b.epoch,
+                                        b.seq,
+                                    );
+                                }
+                                (record, entry)
+                            }),
+                    )
+                })))
+            }
+        }
+    }
+
+    /// Starts appending: the embedded log's group committer, or the stream's remote handle and
+    /// this node's reader of the stream from `next_record()` on. Committed groups go to
+    /// `committed_tx`, in log order, until the handle is closed.
+    pub fn start(self, committed_tx: mpsc::Sender<Vec<LogEntry>>) -> Result<CommitHandle> {
+        match self {
+            LogSource::Embedded {
+                writer, recovery, ..
+            } => GroupCommitter::spawn(writer, DedupState::from(&recovery), committed_tx)
+                .context("starting the group committer"),
+            LogSource::Stream {
+                log,
+                next_record,
+                positions,
+            } => {
+                let dedup = positions.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let commit = CommitHandle::remote(Arc::new(log.clone()), dedup);
+                tokio::spawn(follow_stream(
+                    log,
+                    next_record,
+                    commit.clone(),
+                    committed_tx,
+                ));
+                Ok(commit)
+            }
+        }
+    }
+}
+
+/// This node's reader of the stream: every record from `from_record` on, in order, gathered
+/// into groups for the forwarder, each batch noted on the committer handle (a tag's position).
+/// Ends when the handle is closed or the forwarder is gone; a read that fails stops the node's
+/// intake loudly (the next start reads on from the stores' marks).
+async fn follow_stream(
+    log: JetStreamLog,
+    from_record: u64,
+    commit: CommitHandle,
+    committed_tx: mpsc::Sender<Vec<LogEntry>>,
+) {
+    let closed = commit.closed();
+    let mut records = match log.read_from(from_record).await {
+        Ok(stream) => Box::pin(stream),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the log stream: this node applies nothing new");
+            return;
+        }
+    };
+    let mut expected = from_record;
+    loop {
+        let first = tokio::select! {
+            _ = closed.cancelled() => return,
+            item = records.next() => item,
+        };
+        let mut group = Vec::new();
+        let mut item = first;
+        loop {
+            match item {
+                None => {
+                    tracing::error!("the log stream ended: this node applies nothing new");
+                    return;
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, record = expected,
+                        "reading the log stream failed: this node applies nothing new");
+                    return;
+                }
+                Some(Ok((record, entry))) => {
+                    if record != expected {
+                        // A gap would renumber every record after it for this node's stores.
+                        tracing::error!(
+                            record,
+                            expected,
+                            "the log stream skipped records: this node applies nothing new"
+                        );
+                        return;
+                    }
+                    expected = record + 1;
+                    if let LogEntry::Batch(batch) = &entry {
+                        commit.note_consumed(batch);
+                    }
+                    group.push(entry);
+                }
+            }
+            if group.len() >= STREAM_GROUP_MAX {
+                break;
+            }
+            // More already here joins the group; otherwise hand it on now.
+            match futures::FutureExt::now_or_never(records.next()) {
+                Some(next) => item = next,
+                None => break,
+            }
+        }
+        if committed_tx.send(group).await.is_err() {
+            return;
+        }
+    }
+}
