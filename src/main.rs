@@ -264,8 +264,12 @@ struct ReplayArgs {
     orders: Option<PathBuf>,
     /// Recorded readings: a `.jsonl` contract file, a native `.bin` readings file, or a data
     /// directory (its durable log, in log order).
-    #[arg(long)]
-    readings: PathBuf,
+    #[arg(long, required_unless_present = "stream")]
+    readings: Option<PathBuf>,
+    /// Cluster mode: read the JetStream stream of `--config`'s `[log.jetstream]` (every record
+    /// stored when replay starts, in order) instead of `--readings`.
+    #[arg(long, conflicts_with = "readings", requires = "config")]
+    stream: bool,
     /// Police crime batch files, imported in the order given and matched for hits
     /// (writes `hits.jsonl`).
     #[arg(long, num_args = 1..)]
@@ -440,20 +444,25 @@ fn replay(args: ReplayArgs) -> Result<()> {
         (None, true) => tagstream::replay::InputEnd::Final,
         (None, false) => tagstream::replay::InputEnd::AsRecorded,
     };
-    let (outputs, mut summary) = tagstream::replay::replay_to(
-        &orders,
-        &args.readings,
-        &args.crimes,
-        config,
-        &base.rules,
-        end,
-    )?;
+    let input =
+        match (&args.readings, args.stream) {
+            (Some(path), _) => tagstream::replay::Recorded::Path(path),
+            (None, _) => tagstream::replay::Recorded::Stream(base.log.jetstream.as_ref().context(
+                "--stream: the config file has no [log.jetstream] table naming the stream",
+            )?),
+        };
+    let (outputs, mut summary) =
+        tagstream::replay::replay_input(&orders, &input, &args.crimes, config, &base.rules, end)?;
+    let shown = args
+        .readings
+        .as_ref()
+        .map_or_else(|| "the stream".to_string(), |p| p.display().to_string());
     for e in &summary.readings_errors {
         if e.line == 0 {
             // Not a line: damage in a log directory (or a binary file), skipped records said.
-            eprintln!("{}: {}", args.readings.display(), e.message);
+            eprintln!("{shown}: {}", e.message);
         } else {
-            eprintln!("{}: {e} (line skipped)", args.readings.display());
+            eprintln!("{shown}: {e} (line skipped)");
         }
     }
     summary.orders_errors = orders_errors;

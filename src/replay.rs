@@ -2,6 +2,7 @@
 //! (`alerts.jsonl`, `sober_days.jsonl`, and `hits.jsonl` when crime batches are given) to a directory. Same inputs, same bytes.
 
 use crate::alerts::{AlertBook, SoberDayBook};
+use crate::cluster::jetstream::{JetStreamConfig, JetStreamLog};
 use crate::crime::matcher::{HitMatcher, MemoryTrails};
 use crate::crime::service::match_into;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
@@ -258,11 +259,59 @@ pub fn replay_to(
     rules: &RulesConfig,
     end: InputEnd,
 ) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
+    replay_input(
+        orders,
+        &Recorded::Path(readings),
+        crimes,
+        config,
+        rules,
+        end,
+    )
+}
+
+/// What replay reads: a recording on disk, or a cluster's JetStream stream.
+pub enum Recorded<'a> {
+    /// See [`read_recorded`].
+    Path(&'a Path),
+    /// Every record of the stream, from the first to the last stored when replay starts.
+    Stream(&'a JetStreamConfig),
+}
+
+impl Recorded<'_> {
+    /// How errors name the input.
+    fn path(&self) -> PathBuf {
+        match self {
+            Recorded::Path(path) => path.to_path_buf(),
+            Recorded::Stream(config) => PathBuf::from(format!(
+                "jetstream stream {} at {}",
+                config.stream,
+                config.urls.join(",")
+            )),
+        }
+    }
+}
+
+/// [`replay_to`] over any [`Recorded`] input.
+pub fn replay_input(
+    orders: &OrdersFile,
+    input: &Recorded<'_>,
+    crimes: &[PathBuf],
+    config: PipelineConfig,
+    rules: &RulesConfig,
+    end: InputEnd,
+) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
+    let input_path = input.path();
+    let readings = input_path.as_path();
     // An orders document (for a recording without control records) is where the book starts;
     // a data directory's control records change it as they come.
     // Crime batches in the input (control records) are matched like the files: the trails are
     // kept when there is anything to match them against.
-    let keep_trails = !crimes.is_empty() || holds_crime_batches(readings)?;
+    let keep_trails = !crimes.is_empty()
+        || match input {
+            Recorded::Path(path) => holds_crime_batches(path)?,
+            // Scanning the stream twice would cost more than keeping the trails.
+            Recorded::Stream(_) => true,
+        };
     let mut outputs = OutputCollector {
         trails: keep_trails.then(|| MemoryTrails::new(rules.hits.max_gap_s * 1000)),
         ..OutputCollector::default()
@@ -275,14 +324,21 @@ pub fn replay_to(
     }
     .build(&mut outputs);
     let mut logged_batches = Vec::new();
-    let readings_errors = read_recorded(readings, &mut |entry| {
+    let mut on_entry = |entry: LogEntry| {
         if let LogEntry::Control { control, .. } = &entry {
             if matches!(control.change, crate::model::Change::CrimeBatch { .. }) {
                 logged_batches.push(control.clone());
             }
         }
         driver.feed_entry(&entry, &mut outputs);
-    })?;
+    };
+    let readings_errors = match input {
+        Recorded::Path(path) => read_recorded(path, &mut on_entry)?,
+        Recorded::Stream(stream) => {
+            read_stream(stream, &mut on_entry)?;
+            Vec::new()
+        }
+    };
     let settled_through = match end {
         InputEnd::AsRecorded => None,
         InputEnd::Until(t_ms) => {
@@ -333,6 +389,48 @@ pub fn replay_to(
         unmonitored_conditions: driver.unmonitored_conditions(),
     };
     Ok((outputs, summary))
+}
+
+/// Calls `on_entry` for every record of a cluster's stream, in order, from the first to the
+/// last stored when this starts (each frame's checksum verified; a damaged one stops the read).
+pub fn read_stream(
+    config: &JetStreamConfig,
+    on_entry: &mut dyn FnMut(LogEntry),
+) -> Result<u64, ReplayError> {
+    use futures::StreamExt;
+    let input_err = |message: String| ReplayError::Input {
+        path: Recorded::Stream(config).path(),
+        message,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| input_err(e.to_string()))?;
+    runtime.block_on(async {
+        let log = JetStreamLog::open(config.clone())
+            .await
+            .map_err(|e| input_err(e.to_string()))?;
+        let end = log
+            .next_record()
+            .await
+            .map_err(|e| input_err(e.to_string()))?;
+        if end == 0 {
+            return Ok(0);
+        }
+        let mut records = Box::pin(
+            log.read_from(0)
+                .await
+                .map_err(|e| input_err(e.to_string()))?,
+        );
+        while let Some(item) = records.next().await {
+            let (record, entry) = item.map_err(|e| input_err(e.to_string()))?;
+            on_entry(entry);
+            if record + 1 >= end {
+                break;
+            }
+        }
+        Ok(end)
+    })
 }
 
 /// Brings a stopped server's trail store up to its log (the offline commands, as the server's

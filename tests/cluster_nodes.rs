@@ -1,7 +1,8 @@
 //! Cluster mode (issue 15): two tagstream nodes on one JetStream stream. Each node accepts tags
 //! and serves the API; every node materialises the same state from the stream, so both give the
-//! same alerts, equal to `tagstream replay` of the same readings; a batch re-sent to the other
-//! node is stored once; a node killed with SIGKILL and restarted catches up from the stream.
+//! same alerts, equal to `tagstream replay` of the same readings and of the stream itself; a
+//! batch re-sent to the other node is stored once; a node killed with SIGKILL and restarted
+//! catches up from the stream.
 
 mod common;
 

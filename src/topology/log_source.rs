@@ -98,10 +98,7 @@ impl LogSource {
 
     /// The records stored at open, in log order, read on the calling (blocking) thread; a
     /// stream is read through `runtime`.
-    pub fn stored_records(
-        &self,
-        runtime: tokio::runtime::Handle,
-    ) -> Result<StoredRecords> {
+    pub fn stored_records(&self, runtime: tokio::runtime::Handle) -> Result<StoredRecords> {
         match self {
             LogSource::Embedded { dir, .. } => {
                 let reader = LogReader::open(dir)
