@@ -13,6 +13,9 @@
 //! `--caseload N` people, each with a curfew order; the first `--tags` of them have the streaming
 //! tags' activations), and reports their latency (answered once durable and applied). Each of
 //! its 16 client threads keeps one HTTP connection open (keep-alive), as an application would.
+//! `--jetstream R` puts the log on a NATS JetStream stream with R replicas instead of the
+//! embedded log: R NATS servers (a cluster when R > 1) on loopback, from the binary
+//! `scripts/nats-setup.sh` installs, storing in the run's scratch directory.
 
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -37,6 +40,8 @@ struct Options {
     tls: bool,
     order_changes: u64,
     caseload: usize,
+    /// Replicas of a JetStream log (0: the embedded log).
+    jetstream: usize,
 }
 
 fn parse_options() -> Options {
@@ -50,6 +55,7 @@ fn parse_options() -> Options {
         tls: false,
         order_changes: 0,
         caseload: 0,
+        jetstream: 0,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -73,6 +79,7 @@ fn parse_options() -> Options {
             ("--window", Some(v)) => o.window = v as usize,
             ("--order-changes", Some(v)) => o.order_changes = v,
             ("--caseload", Some(v)) => o.caseload = v as usize,
+            ("--jetstream", Some(v)) => o.jetstream = v as usize,
             _ => {
                 i += 1;
                 continue;
@@ -430,6 +437,97 @@ fn cpu_seconds(who: libc::c_int) -> f64 {
     ((secs(usage.ru_utime) + secs(usage.ru_stime)) * 100.0).round() / 100.0
 }
 
+/// NATS servers killed when dropped.
+struct NatsServers(Vec<std::process::Child>);
+
+impl Drop for NatsServers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts `replicas` NATS servers (a cluster when more than one), waits until the stream can be
+/// created, and writes the server's config file naming it.
+fn start_jetstream(
+    dir: &std::path::Path,
+    replicas: usize,
+) -> anyhow::Result<(NatsServers, std::path::PathBuf)> {
+    let bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/nats-server/nats-server");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} is missing: run scripts/nats-setup.sh",
+        bin.display()
+    );
+    let ports: Vec<(u16, u16)> = (0..replicas)
+        .map(|_| Ok((free_port()?, free_port()?)))
+        .collect::<anyhow::Result<_>>()?;
+    let routes: Vec<String> = ports
+        .iter()
+        .map(|(_, r)| format!("nats://127.0.0.1:{r}"))
+        .collect();
+    let mut servers = NatsServers(Vec::new());
+    for (i, (port, route)) in ports.iter().enumerate() {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js"])
+            .arg("-sd")
+            .arg(dir.join(format!("nats-{i}")))
+            .args(["-n", &format!("n{i}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if replicas > 1 {
+            cmd.args(["--cluster_name", "load", "--cluster"])
+                .arg(format!("nats://127.0.0.1:{route}"))
+                .args(["--routes", &routes.join(",")]);
+        }
+        servers.0.push(cmd.spawn()?);
+    }
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|(p, _)| format!("nats://127.0.0.1:{p}"))
+        .collect();
+    let config = tagstream::cluster::jetstream::JetStreamConfig {
+        urls: urls.clone(),
+        stream: "TAGSTREAM".into(),
+        subject_prefix: "ts".into(),
+        replicas,
+        partitions: 64,
+        duplicate_window_s: 3_600,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    runtime.block_on(async {
+        loop {
+            match tagstream::cluster::jetstream::JetStreamLog::open(config.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => return Err(anyhow::anyhow!("{e}")),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })?;
+    let path = dir.join("jetstream.toml");
+    let quoted: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "[log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [{}]\nreplicas = {replicas}\n",
+            quoted.join(", ")
+        ),
+    )?;
+    Ok((servers, path))
+}
+
 fn main() -> anyhow::Result<()> {
     let opts = Arc::new(parse_options());
     let data_dir = tempfile::tempdir()?;
@@ -452,6 +550,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    // NATS servers for a JetStream log (killed when the run ends), the stream made ready.
+    let nats = match opts.jetstream {
+        0 => None,
+        replicas => Some(start_jetstream(data_dir.path(), replicas)?),
+    };
     let mut command = Command::new(env!("CARGO_BIN_EXE_tagstream"));
     if let Some((cert_file, key_file, _)) = &tls {
         command
@@ -462,6 +565,9 @@ fn main() -> anyhow::Result<()> {
             .arg(key_file);
     } else {
         command.arg("serve");
+    }
+    if let Some((_, config)) = &nats {
+        command.arg("--config").arg(config);
     }
     let mut server = command
         .args([
@@ -557,7 +663,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
-            "tags": opts.tags, "batch_readings": opts.batch, "window": opts.window, "target_rate": opts.rate, "phase_locked": opts.phase_locked, "tls": opts.tls,
+            "tags": opts.tags, "batch_readings": opts.batch, "window": opts.window, "target_rate": opts.rate, "phase_locked": opts.phase_locked, "tls": opts.tls, "log": if opts.jetstream > 0 { format!("jetstream R{}", opts.jetstream) } else { "embedded".to_string() },
             "seconds": elapsed,
             "acked_readings": acked,
             "acked_readings_per_s": (acked as f64 / elapsed).round(),

@@ -5,7 +5,7 @@
 //! reads the stored records from the first, and the live stages get the committed groups, in
 //! log order, from the record after them.
 
-use crate::cluster::jetstream::JetStreamLog;
+use crate::cluster::jetstream::{JetStreamError, JetStreamLog};
 use crate::config::ServerConfig;
 use crate::log::{
     note_durable, CommitHandle, DedupState, GroupCommitter, LogConfig, LogReader, LogWriter,
@@ -181,8 +181,10 @@ impl LogSource {
 
 /// This node's reader of the stream: every record from `from_record` on, in order, gathered
 /// into groups for the forwarder, each batch noted on the committer handle (a tag's position).
-/// Ends when the handle is closed or the forwarder is gone; a read that fails stops the node's
-/// intake loudly (the next start reads on from the stores' marks).
+/// A read that fails (a NATS server lost, a consumer gone) is opened again from the next record
+/// after a pause; a record out of sequence or one that fails its checksum stops the node's
+/// intake loudly (renumbering or skipping would make this node's stores differ from the
+/// others'). Ends when the handle is closed or the forwarder is gone.
 async fn follow_stream(
     log: JetStreamLog,
     from_record: u64,
@@ -190,43 +192,79 @@ async fn follow_stream(
     committed_tx: mpsc::Sender<Vec<LogEntry>>,
 ) {
     let closed = commit.closed();
-    let mut records = match log.read_from(from_record).await {
-        Ok(stream) => Box::pin(stream),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the log stream: this node applies nothing new");
-            return;
-        }
-    };
     let mut expected = from_record;
+    let mut pause = std::time::Duration::from_millis(100);
     loop {
-        let first = tokio::select! {
-            _ = closed.cancelled() => return,
+        let mut records = match log.read_from(expected).await {
+            Ok(stream) => Box::pin(stream),
+            Err(e) => {
+                tracing::warn!(error = %e, record = expected, "cannot read the log stream; retrying");
+                tokio::select! {
+                    _ = closed.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                continue;
+            }
+        };
+        match read_groups(&mut records, &mut expected, &commit, &committed_tx, &closed).await {
+            Stop::Done => return,
+            Stop::Reopen(e) => {
+                tracing::warn!(error = %e, record = expected, "reading the log stream failed; reading on from there");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Why [`read_groups`] returned.
+enum Stop {
+    /// Closed, the forwarder gone, or a record this node must not apply: stop for good.
+    Done,
+    /// The read failed: open it again from the next record.
+    Reopen(String),
+}
+
+async fn read_groups(
+    records: &mut std::pin::Pin<
+        Box<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>>,
+    >,
+    expected: &mut u64,
+    commit: &CommitHandle,
+    committed_tx: &mpsc::Sender<Vec<LogEntry>>,
+    closed: &tokio_util::sync::CancellationToken,
+) -> Stop {
+    loop {
+        let mut item = tokio::select! {
+            _ = closed.cancelled() => return Stop::Done,
             item = records.next() => item,
         };
         let mut group = Vec::new();
-        let mut item = first;
-        loop {
+        let stop = loop {
             match item {
-                None => {
-                    tracing::error!("the log stream ended: this node applies nothing new");
-                    return;
+                None => break Some(Stop::Reopen("the consumer ended".into())),
+                Some(Err(JetStreamError::Damaged {
+                    sequence,
+                    subject,
+                    message,
+                })) => {
+                    tracing::error!(sequence, %subject, %message,
+                        "a record of the log stream is damaged: this node applies nothing new");
+                    break Some(Stop::Done);
                 }
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, record = expected,
-                        "reading the log stream failed: this node applies nothing new");
-                    return;
-                }
+                Some(Err(e)) => break Some(Stop::Reopen(e.to_string())),
                 Some(Ok((record, entry))) => {
-                    if record != expected {
+                    if record != *expected {
                         // A gap would renumber every record after it for this node's stores.
                         tracing::error!(
                             record,
-                            expected,
+                            expected = *expected,
                             "the log stream skipped records: this node applies nothing new"
                         );
-                        return;
+                        break Some(Stop::Done);
                     }
-                    expected = record + 1;
+                    *expected = record + 1;
                     if let LogEntry::Batch(batch) = &entry {
                         commit.note_consumed(batch);
                     }
@@ -234,16 +272,20 @@ async fn follow_stream(
                 }
             }
             if group.len() >= STREAM_GROUP_MAX {
-                break;
+                break None;
             }
             // More already here joins the group; otherwise hand it on now.
             match futures::FutureExt::now_or_never(records.next()) {
                 Some(next) => item = next,
-                None => break,
+                None => break None,
             }
+        };
+        // What was read before a stop is whole and in order: it is applied either way.
+        if !group.is_empty() && committed_tx.send(group).await.is_err() {
+            return Stop::Done;
         }
-        if committed_tx.send(group).await.is_err() {
-            return;
+        if let Some(stop) = stop {
+            return stop;
         }
     }
 }
