@@ -502,6 +502,7 @@ fn start_jetstream(
         replicas,
         partitions: 64,
         duplicate_window_s: 3_600,
+        retain_server_order: false,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

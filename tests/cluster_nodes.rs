@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::nats::start_nats;
+use common::nats::{start_cluster, start_nats};
 use common::{fixture, fixture_batches, Server, TagClient};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -125,4 +125,115 @@ async fn two_nodes_on_one_stream_serve_the_same_alerts_as_replay() {
         replayed,
         "node B after kill -9"
     );
+}
+
+/// Sends one batch as a tag does across failures: (re)connect, ask the node what it has stored,
+/// send if it lacks the batch, and try again after an error, until `seq` is acknowledged.
+async fn send_until_acked(addr: &str, batch: &tagstream::model::Batch) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{} #{} not acknowledged in 30 s",
+            batch.tag,
+            batch.seq
+        );
+        let Ok(mut client) = TagClient::connect_in_epoch(addr, &batch.tag, 0).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        if client.last_seq >= batch.seq {
+            return;
+        }
+        client.send(batch.seq, batch.readings.clone()).await;
+        match client.next_frame().await {
+            Some(tagstream::wire::Frame::Ack { seq }) if seq == batch.seq => return,
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_three_nats_servers_keeps_serving_when_one_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = start_cluster(dir.path(), 3);
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("\"{}\"", s.as_ref().unwrap().url))
+        .collect();
+    let config_path = dir.path().join("node.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [{}]\nreplicas = 3\nretain_server_order = true\n",
+            urls.join(", ")
+        ),
+    )
+    .unwrap();
+    let config: tagstream::config::ServerConfig =
+        toml::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let jetstream = config.jetstream().unwrap().clone();
+    // The stream is made once the three servers have elected a leader.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stream = loop {
+        match tagstream::cluster::jetstream::JetStreamLog::open(jetstream.clone()).await {
+            Ok(stream) => break stream,
+            Err(e) if Instant::now() > deadline => panic!("no stream in 30 s: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let node = Server::start(
+        &dir.path().join("node"),
+        Some(&fixture("orders.json")),
+        &["--config", config_path.to_str().unwrap()],
+    );
+    let batches = fixture_batches();
+    let half = batches.len() / 2;
+    for batch in &batches[..half] {
+        send_until_acked(&node.ingest_addr, batch).await;
+    }
+    // The server the node is connected to (the first listed; it keeps the order) dies hard;
+    // the node's client moves to another and two of three servers keep the quorum.
+    drop(servers[0].take());
+    for batch in &batches[half..] {
+        send_until_acked(&node.ingest_addr, batch).await;
+    }
+    let replayed = common::replay_alerts(
+        &fixture("orders.json"),
+        &fixture("readings.jsonl"),
+        &dir.path().join("replay"),
+    );
+    assert_eq!(wait_for_export(&node, &replayed), replayed);
+    // Every acknowledged batch is in the stream exactly once. (Right after the kill the stream's
+    // leader may be moving: asking is retried for a while.)
+    use futures::StreamExt;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (end, reader) = loop {
+        let asked = async {
+            Ok::<_, String>((
+                stream.next_record().await.map_err(|e| e.to_string())?,
+                stream.read_from(0).await.map_err(|e| e.to_string())?,
+            ))
+        };
+        match asked.await {
+            Ok(answer) => break answer,
+            Err(e) if Instant::now() > deadline => panic!("reading the stream: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let mut records = Box::pin(reader);
+    let mut stored = Vec::new();
+    while let Some(item) = records.next().await {
+        let (record, entry) = item.unwrap();
+        if let tagstream::model::LogEntry::Batch(b) = entry {
+            stored.push((b.tag.clone(), b.seq));
+        }
+        if record + 1 >= end {
+            break;
+        }
+    }
+    let mut sent: Vec<(String, u64)> = batches.iter().map(|b| (b.tag.clone(), b.seq)).collect();
+    stored.sort();
+    sent.sort();
+    assert_eq!(stored, sent);
 }

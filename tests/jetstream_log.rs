@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::nats::{free_port, start_nats, Nats};
+use common::nats::{start_cluster, start_nats};
 use std::time::{Duration, Instant};
 use tagstream::cluster::jetstream::{Appended, JetStreamConfig, JetStreamLog};
 use tagstream::cluster::subject::parse_batch_subject;
@@ -20,6 +20,7 @@ fn config(urls: Vec<String>, replicas: usize) -> JetStreamConfig {
         replicas,
         partitions: 16,
         duplicate_window_s: 3_600,
+        retain_server_order: false,
     }
 }
 
@@ -154,20 +155,7 @@ async fn a_resent_batch_is_stored_once_and_every_record_reads_back_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_three_servers_a_killed_server_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let routes: Vec<String> = route_ports
-        .iter()
-        .map(|p| format!("nats://127.0.0.1:{p}"))
-        .collect();
-    let mut servers: Vec<Option<Nats>> = (0..3)
-        .map(|i| {
-            Some(start_nats(
-                dir.path(),
-                &format!("n{i}"),
-                Some((route_ports[i], &routes)),
-            ))
-        })
-        .collect();
+    let mut servers = start_cluster(dir.path(), 3);
     let urls: Vec<String> = servers
         .iter()
         .map(|s| s.as_ref().unwrap().url.clone())

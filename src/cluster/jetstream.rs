@@ -21,6 +21,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use std::time::Duration;
 
+/// How long a JetStream request (a publish acknowledgement, a consumer's creation) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Where the stream is and how it is kept.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +45,10 @@ pub struct JetStreamConfig {
     /// How long JetStream remembers message ids to drop re-sent batches.
     #[serde(default = "default_duplicate_window_s")]
     pub duplicate_window_s: u64,
+    /// Connect to the servers in the order listed (the nearest first) instead of a random one,
+    /// which spreads the nodes over the servers.
+    #[serde(default)]
+    pub retain_server_order: bool,
 }
 
 fn default_stream() -> String {
@@ -120,15 +127,22 @@ impl JetStreamLog {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let client = async_nats::ConnectOptions::new()
-            .name("tagstream")
+        let mut options = async_nats::ConnectOptions::new().name("tagstream");
+        if config.retain_server_order {
+            options = options.retain_servers_order();
+        }
+        let client = options
             .connect(addresses)
             .await
             .map_err(|e| JetStreamError::Connect {
                 urls: urls.clone(),
                 message: e.to_string(),
             })?;
-        let js = jetstream::new(client);
+        let mut js = jetstream::new(client);
+        // A request the stream's leader does not answer (it died, a new one is being elected)
+        // fails after this, so a tag's append or a node's reader tries again soon rather than
+        // after the client's default.
+        js.set_timeout(REQUEST_TIMEOUT);
         let stream_err = |e: &dyn std::fmt::Display| JetStreamError::Stream {
             stream: config.stream.clone(),
             message: e.to_string(),

@@ -207,7 +207,16 @@ async fn follow_stream(
                 continue;
             }
         };
-        match read_groups(&mut records, &mut expected, &commit, &committed_tx, &closed).await {
+        let stop = read_groups(
+            &log,
+            &mut records,
+            &mut expected,
+            &commit,
+            &committed_tx,
+            &closed,
+        )
+        .await;
+        match stop {
             Stop::Done => return,
             Stop::Reopen(e) => {
                 tracing::warn!(error = %e, record = expected, "reading the log stream failed; reading on from there");
@@ -226,7 +235,12 @@ enum Stop {
     Reopen(String),
 }
 
+/// How long the reader waits for a record before asking the stream whether it is behind (an
+/// ordered consumer whose server died can stall without an error until its pull expires).
+const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn read_groups(
+    log: &JetStreamLog,
     records: &mut std::pin::Pin<
         Box<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>>,
     >,
@@ -238,7 +252,21 @@ async fn read_groups(
     loop {
         let mut item = tokio::select! {
             _ = closed.cancelled() => return Stop::Done,
-            item = records.next() => item,
+            item = tokio::time::timeout(STALL_CHECK, records.next()) => match item {
+                Ok(item) => item,
+                // Nothing for a while: fine if nothing was stored, a stall if something was.
+                Err(_) => match log.next_record().await {
+                    Ok(end) if end > *expected => {
+                        return Stop::Reopen(format!(
+                            "no record for {} ms while the stream holds up to record {}",
+                            STALL_CHECK.as_millis(),
+                            end - 1
+                        ))
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Stop::Reopen(e.to_string()),
+                },
+            },
         };
         let mut group = Vec::new();
         let stop = loop {

@@ -69,3 +69,19 @@ pub fn start_nats(dir: &Path, name: &str, cluster: Option<(u16, &[String])>) -> 
         url: format!("nats://127.0.0.1:{port}"),
     }
 }
+
+/// Starts `count` NATS servers as one cluster (routes between them); each slot is `None` once
+/// the test has killed that server.
+pub fn start_cluster(dir: &Path, count: usize) -> Vec<Option<Nats>> {
+    let route_ports: Vec<u16> = (0..count).map(|_| free_port()).collect();
+    let routes: Vec<String> = route_ports
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect();
+    (0..count)
+        .map(|i| {
+            let cluster = Some((route_ports[i], routes.as_slice()));
+            Some(start_nats(dir, &format!("n{i}"), cluster))
+        })
+        .collect()
+}
