@@ -17,8 +17,12 @@
 //! embedded log: R NATS servers (a cluster when R > 1) on loopback, from the binary
 //! `scripts/nats-setup.sh` installs, storing in the run's scratch directory.
 
+#[path = "support/nats.rs"]
+mod nats;
+
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use nats::start_jetstream;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -437,98 +441,6 @@ fn cpu_seconds(who: libc::c_int) -> f64 {
     ((secs(usage.ru_utime) + secs(usage.ru_stime)) * 100.0).round() / 100.0
 }
 
-/// NATS servers killed when dropped.
-struct NatsServers(Vec<std::process::Child>);
-
-impl Drop for NatsServers {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Starts `replicas` NATS servers (a cluster when more than one), waits until the stream can be
-/// created, and writes the server's config file naming it.
-fn start_jetstream(
-    dir: &std::path::Path,
-    replicas: usize,
-) -> anyhow::Result<(NatsServers, std::path::PathBuf)> {
-    let bin =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/nats-server/nats-server");
-    anyhow::ensure!(
-        bin.exists(),
-        "{} is missing: run scripts/nats-setup.sh",
-        bin.display()
-    );
-    let ports: Vec<(u16, u16)> = (0..replicas)
-        .map(|_| Ok((free_port()?, free_port()?)))
-        .collect::<anyhow::Result<_>>()?;
-    let routes: Vec<String> = ports
-        .iter()
-        .map(|(_, r)| format!("nats://127.0.0.1:{r}"))
-        .collect();
-    let mut servers = NatsServers(Vec::new());
-    for (i, (port, route)) in ports.iter().enumerate() {
-        let mut cmd = Command::new(&bin);
-        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js"])
-            .arg("-sd")
-            .arg(dir.join(format!("nats-{i}")))
-            .args(["-n", &format!("n{i}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if replicas > 1 {
-            cmd.args(["--cluster_name", "load", "--cluster"])
-                .arg(format!("nats://127.0.0.1:{route}"))
-                .args(["--routes", &routes.join(",")]);
-        }
-        servers.0.push(cmd.spawn()?);
-    }
-    let urls: Vec<String> = ports
-        .iter()
-        .map(|(p, _)| format!("nats://127.0.0.1:{p}"))
-        .collect();
-    let config = tagstream::cluster::jetstream::JetStreamConfig {
-        urls: urls.clone(),
-        stream: "TAGSTREAM".into(),
-        subject_prefix: "ts".into(),
-        replicas,
-        partitions: 64,
-        duplicate_window_s: 3_600,
-        retain_server_order: false,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    runtime.block_on(async {
-        loop {
-            match tagstream::cluster::jetstream::JetStreamLog::open(config.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(e) if Instant::now() > deadline => return Err(anyhow::anyhow!("{e}")),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    })?;
-    let path = dir.join("jetstream.toml");
-    let quoted: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
-    std::fs::write(
-        &path,
-        format!(
-            "[log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [{}]\nreplicas = {replicas}\n",
-            quoted.join(", ")
-        ),
-    )?;
-    Ok((servers, path))
-}
-
 fn main() -> anyhow::Result<()> {
     let opts = Arc::new(parse_options());
     let data_dir = tempfile::tempdir()?;
@@ -554,7 +466,7 @@ fn main() -> anyhow::Result<()> {
     // NATS servers for a JetStream log (killed when the run ends), the stream made ready.
     let nats = match opts.jetstream {
         0 => None,
-        replicas => Some(start_jetstream(data_dir.path(), replicas)?),
+        replicas => Some(start_jetstream(data_dir.path(), replicas, false)?),
     };
     let mut command = Command::new(env!("CARGO_BIN_EXE_tagstream"));
     if let Some((cert_file, key_file, _)) = &tls {

@@ -270,6 +270,18 @@ impl JetStreamLog {
         }))
     }
 
+    /// The name of the NATS server that leads the stream now (`None`: no cluster, or no leader
+    /// elected yet). For operators and failover tests.
+    pub async fn leader(&self) -> Result<Option<String>, JetStreamError> {
+        let mut stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(|e| read_error(0, &e))?;
+        let info = stream.info().await.map_err(|e| read_error(0, &e))?;
+        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
+    }
+
     /// The log record the next append will get (the stream's last sequence).
     pub async fn next_record(&self) -> Result<u64, JetStreamError> {
         let mut stream =
