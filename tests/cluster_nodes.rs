@@ -45,6 +45,19 @@ fn wait_for_export(server: &Server, want: &str) -> String {
 async fn two_nodes_on_one_stream_serve_the_same_alerts_as_replay() {
     let dir = tempfile::tempdir().unwrap();
     let nats = start_nats(dir.path(), "nats", None);
+    // JetStream answers (the stream is made) before the nodes start: a node refuses to start
+    // without its log.
+    let probe: tagstream::config::ServerConfig = toml::from_str(
+        &std::fs::read_to_string(node_config(dir.path(), "probe", &nats.url)).unwrap(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(e) =
+        tagstream::cluster::jetstream::JetStreamLog::open(probe.jetstream().unwrap().clone()).await
+    {
+        assert!(Instant::now() < deadline, "no stream in 15 s: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The first node imports the orders through the stream; the second finds them there.
     let a = start_node(dir.path(), "node-a", &nats.url, true);
     let mut b = start_node(dir.path(), "node-b", &nats.url, true);

@@ -64,6 +64,15 @@ pub fn start_nats(dir: &Path, name: &str, cluster: Option<(u16, &[String])>) -> 
         ]);
     }
     let child = cmd.spawn().expect("start nats-server");
+    // Listening before anyone connects (a server started right after would be refused).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nats-server {name} not listening on port {port} within 15 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     Nats {
         child,
         url: format!("nats://127.0.0.1:{port}"),
