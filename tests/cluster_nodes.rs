@@ -249,4 +249,33 @@ async fn a_node_on_three_nats_servers_keeps_serving_when_one_is_killed() {
     stored.sort();
     sent.sort();
     assert_eq!(stored, sent);
+
+    // The offline user command would write a local log no node reads: refused, saying why.
+    let mut node = node;
+    node.kill9();
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "users",
+            "add",
+            "--name",
+            "late",
+            "--role",
+            "hub",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("node"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "users add succeeded: {}; files: {:?}",
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_dir(dir.path().join("node"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
+    assert!(stderr.contains("JetStream stream"), "{stderr}");
+    assert!(!dir.path().join("node").join("log").exists());
 }

@@ -18,6 +18,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+/// In a data directory whose log is a JetStream stream: the stream's name and servers.
+pub const STREAM_MARKER: &str = "log-stream.json";
+
 /// Committed groups the stream's reader gathers at most into one (as the committer's groups).
 const STREAM_GROUP_MAX: usize = 512;
 
@@ -61,6 +64,11 @@ impl LogSource {
                 })
             }
             Some(jetstream) => {
+                // Says, to the offline commands, that this data directory's log is a stream.
+                let marker = config.data_dir.join(STREAM_MARKER);
+                let text = serde_json::json!({"stream": jetstream.stream, "urls": jetstream.urls});
+                std::fs::write(&marker, format!("{text}\n"))
+                    .with_context(|| format!("writing {}", marker.display()))?;
                 let log = JetStreamLog::open(jetstream.clone())
                     .await
                     .context("opening the log's JetStream stream")?;

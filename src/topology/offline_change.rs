@@ -22,6 +22,8 @@ pub enum OfflineChangeError {
     Refused(String),
     #[error("{0} is not a change this command makes")]
     NotOffline(&'static str),
+    #[error("{} says this data directory's log is a JetStream stream (cluster mode): make the change through a node's API", .0.display())]
+    LogIsAStream(std::path::PathBuf),
 }
 
 /// Appends `change` (made by `actor`) to the log of `data_dir`, durably, and applies it to the
@@ -36,6 +38,11 @@ pub fn append_offline(
         return Err(OfflineChangeError::NotOffline(change.op()));
     }
     let _lock = lock_data_dir(data_dir)?;
+    // A local log here would be one no node reads.
+    let marker = data_dir.join(super::log_source::STREAM_MARKER);
+    if marker.exists() {
+        return Err(OfflineChangeError::LogIsAStream(marker));
+    }
     let recorded = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
