@@ -22,7 +22,7 @@ use futures::StreamExt;
 use std::time::Duration;
 
 /// How long a JetStream request (a publish acknowledgement, a consumer's creation) may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where the stream is and how it is kept.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
