@@ -115,7 +115,8 @@ impl DedupState {
         )
     }
 
-    fn note(&mut self, tag: &str, epoch: u32, seq: u64) {
+    /// Folds one stored batch into the state, in log order (see [`note_durable`]).
+    pub fn note(&mut self, tag: &str, epoch: u32, seq: u64) {
         note_durable(
             &mut self.last_seq_by_tag,
             &mut self.epoch_by_tag,

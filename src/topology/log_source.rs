@@ -8,8 +8,7 @@
 use crate::cluster::jetstream::{JetStreamError, JetStreamLog};
 use crate::config::ServerConfig;
 use crate::log::{
-    note_durable, CommitHandle, DedupState, GroupCommitter, LogConfig, LogReader, LogWriter,
-    RecoveryReport,
+    CommitHandle, DedupState, GroupCommitter, LogConfig, LogReader, LogWriter, RecoveryReport,
 };
 use crate::model::LogEntry;
 use anyhow::{Context, Result};
@@ -138,18 +137,10 @@ impl LogSource {
                             .map(|(record, entry)| {
                                 next = record + 1;
                                 if let LogEntry::Batch(b) = &entry {
-                                    let mut p = positions.lock().unwrap_or_else(|e| e.into_inner());
-                                    let DedupState {
-                                        last_seq_by_tag,
-                                        epoch_by_tag,
-                                    } = &mut *p;
-                                    note_durable(
-                                        last_seq_by_tag,
-                                        epoch_by_tag,
-                                        b.tag.clone(),
-                                        b.epoch,
-                                        b.seq,
-                                    );
+                                    positions
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .note(&b.tag, b.epoch, b.seq);
                                 }
                                 (record, entry)
                             }),
