@@ -326,6 +326,9 @@ impl CommitHandle {
     }
 
     async fn append_remote(&self, remote: &Remote, batch: Batch) -> LogResult<AppendOutcome> {
+        if let Some(error) = self.shared.poisoned_error() {
+            return Err(error);
+        }
         if remote.closed.is_cancelled() {
             return Err(LogError::Closed);
         }
@@ -357,6 +360,9 @@ impl CommitHandle {
     /// Submits a control record and waits until it is durable; returns its record number.
     pub async fn append_control(&self, control: ControlRecord) -> LogResult<u64> {
         if let Some(remote) = &self.remote {
+            if let Some(error) = self.shared.poisoned_error() {
+                return Err(error);
+            }
             if remote.closed.is_cancelled() {
                 return Err(LogError::Closed);
             }
@@ -479,6 +485,13 @@ impl CommitHandle {
             syncs: c.syncs.load(Ordering::Relaxed),
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
         }
+    }
+
+    /// Cluster mode: this node can no longer apply the log (its reader met a gap or a damaged
+    /// record). Every later append is refused with `reason`, so tags and API callers go to a
+    /// node that can, instead of being acknowledged by one whose answers no longer follow.
+    pub fn poison(&self, reason: String) {
+        lock(&self.shared.poisoned).get_or_insert(reason);
     }
 
     /// Whether an I/O error has stopped the committer.
@@ -843,5 +856,50 @@ mod tests {
             AppendOutcome::Stored { record: 4 }
         ));
         assert_eq!(LogReader::open(dir.path()).unwrap().count(), 5);
+    }
+
+    /// A stand-in for the stream: stores every append as the next record.
+    struct CountingLog(std::sync::atomic::AtomicU64);
+
+    impl RemoteLog for CountingLog {
+        fn append(
+            &self,
+            _batch: Batch,
+        ) -> futures::future::BoxFuture<'_, LogResult<AppendOutcome>> {
+            let record = self.0.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async move { Ok(AppendOutcome::Stored { record }) })
+        }
+        fn append_control(
+            &self,
+            _control: ControlRecord,
+        ) -> futures::future::BoxFuture<'_, LogResult<u64>> {
+            let record = self.0.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async move { Ok(record) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remote_handle_refuses_appends_once_its_node_cannot_apply_the_log() {
+        let handle = CommitHandle::remote(
+            Arc::new(CountingLog(AtomicU64::new(0))),
+            DedupState::default(),
+        );
+        let batch = |seq| Batch {
+            tag: "T1".into(),
+            epoch: 0,
+            seq,
+            arrival_ms: 0,
+            readings: Vec::new(),
+        };
+        assert_eq!(
+            handle.append(batch(1)).await.unwrap(),
+            AppendOutcome::Stored { record: 0 }
+        );
+        handle.poison("record 7 is damaged".into());
+        match handle.append(batch(2)).await {
+            Err(LogError::Poisoned(reason)) => assert!(reason.contains("record 7"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(handle.is_poisoned());
     }
 }

@@ -278,6 +278,10 @@ async fn read_groups(
                 })) => {
                     tracing::error!(sequence, %subject, %message,
                         "a record of the log stream is damaged: this node applies nothing new");
+                    commit.poison(format!(
+                        "stream sequence {sequence} on {subject} is damaged ({message}): this \
+                         node cannot apply the log past it"
+                    ));
                     break Some(Stop::Done);
                 }
                 Some(Err(e)) => break Some(Stop::Reopen(e.to_string())),
@@ -289,6 +293,11 @@ async fn read_groups(
                             expected = *expected,
                             "the log stream skipped records: this node applies nothing new"
                         );
+                        commit.poison(format!(
+                            "the log stream gave record {record} where record {} was due: this \
+                             node cannot apply the log past the gap",
+                            *expected
+                        ));
                         break Some(Stop::Done);
                     }
                     *expected = record + 1;
