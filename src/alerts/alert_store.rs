@@ -17,7 +17,7 @@ use crate::store::sqlite_schema::{apply_migrations, SchemaError};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, thiserror::Error)]
@@ -199,9 +199,14 @@ pub struct AlertFilter {
     pub limit: Option<u32>,
 }
 
+/// A WAL larger than this after a checkpoint is truncated back to it.
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct AlertStore {
     conn: Arc<Mutex<Connection>>,
+    /// The database; its WAL is written back after each commit (see `store::write_back`).
+    path: PathBuf,
 }
 
 impl AlertStore {
@@ -214,11 +219,17 @@ impl AlertStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         apply_migrations(&mut conn, "alert", MIGRATIONS)?;
-        // The alert writer checkpoints (TRUNCATE) between its commits; SQLite's own automatic
+        // The alert writer checkpoints between its commits; SQLite's own automatic
         // checkpoints would land inside them and let the WAL grow under a steady write load.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A checkpoint RESTARTs the WAL rather than truncating it, so the next commits overwrite
+        // blocks the file already has: no allocation, no size change, nothing for the
+        // filesystem journal, whose commits the log's `fdatasync` would wait for. Only a WAL
+        // grown past this (a long stall) is cut back.
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            path,
         })
     }
 
@@ -264,7 +275,18 @@ impl AlertStore {
             }
         }
         tx.commit()?;
+        drop(conn);
+        self.write_back_wal();
         Ok(())
+    }
+
+    /// Sends the commit's WAL pages to the device now, a small step, rather than as one burst
+    /// at the checkpoint's `fsync`. Scheduling only: a failure here loses nothing (the
+    /// checkpoint still syncs), so it is logged and the commit stands.
+    fn write_back_wal(&self) {
+        if let Err(e) = crate::store::write_back::write_back_sqlite_wal(&self.path) {
+            tracing::warn!(error = %e, path = %self.path.display(), "writing back the alert WAL early failed; the checkpoint will sync it");
+        }
     }
 
     /// The highest event number ever stored or reserved: numbering resumes above it.
@@ -328,12 +350,10 @@ impl AlertStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Copies the WAL back into the database and truncates it (between the writer's commits).
+    /// Copies the WAL back into the database and restarts it (between the writer's commits).
     pub fn checkpoint(&self) -> Result<(), AlertStoreError> {
         self.lock()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            })?;
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))?;
         Ok(())
     }
 
@@ -432,6 +452,9 @@ impl AlertStore {
     pub fn purge_activation(&self, activation: &str) -> Result<AlertsPurged, AlertStoreError> {
         let mut conn = self.lock();
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Freed pages are zeroed, and the WAL that held the rows is emptied afterwards: the
+        // writer's checkpoints only restart it, which leaves old frames in the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let result = (|| {
             let tx = conn.transaction()?;
             let of_activation = "(SELECT id FROM alerts WHERE activation = ?1)";
@@ -448,8 +471,12 @@ impl AlertStore {
                     as u64,
             };
             tx.commit()?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
             Ok(purged)
         })();
+        conn.pragma_update(None, "secure_delete", "OFF")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         result
     }

@@ -1,5 +1,5 @@
 //! Stores and state beside the alert service: the crime store, the TAC index, the trail store,
-//! the metadata database; `PurgeTarget`, the interface that retention drives.
+//! the metadata database; paced write-back beside the log; `PurgeTarget`, the interface that retention drives.
 
 pub mod crime_store;
 pub mod decision_mark;
@@ -8,5 +8,6 @@ pub mod purge_target;
 pub mod sqlite_schema;
 pub mod tac_book;
 pub mod trails;
+pub mod write_back;
 
 pub use purge_target::{PurgeTarget, TargetError};

@@ -42,8 +42,26 @@ impl Metadata {
     /// Applies control records to the view in one transaction (one sync for the lot): each
     /// change's history row, and the people, activations and orders it left (records retention
     /// purged are not brought back).
+    ///
+    /// Not synced (synchronous=NORMAL for this transaction): the records are durable in the
+    /// log, and a start rebuilds this view from it, so a lost transaction costs nothing. A sync
+    /// per lot would put the view's writes in front of the log's `fdatasync` on the same disk.
     pub fn apply_view_changes(&self, changes: &[ViewChange<'_>]) -> Result<(), MetadataError> {
         let mut conn = self.lock();
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let applied = Self::insert_view_changes(&mut conn, changes);
+        // The connection's other writers (audit first) rely on FULL.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        drop(conn);
+        applied?;
+        self.write_back_wal();
+        Ok(())
+    }
+
+    fn insert_view_changes(
+        conn: &mut rusqlite::Connection,
+        changes: &[ViewChange<'_>],
+    ) -> Result<(), MetadataError> {
         let tx = conn.transaction()?;
         for c in changes {
             insert_change(&tx, c.record, c.control, c.person, c.refused)?;

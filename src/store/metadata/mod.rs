@@ -89,6 +89,15 @@ impl Metadata {
         &self.path
     }
 
+    /// Sends the WAL's unsynced pages to the device now, a step, rather than in the burst of
+    /// the next sync (see `store::write_back`). Scheduling only: a failure is logged and
+    /// loses nothing, the next sync still writes them.
+    pub(crate) fn write_back_wal(&self) {
+        if let Err(e) = crate::store::write_back::write_back_sqlite_wal(&self.path) {
+            tracing::warn!(error = %e, "writing back the metadata WAL early failed; the next sync will");
+        }
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -563,8 +563,7 @@ impl TrailStore {
             w.data_len = DATA_HEADER.len() as u64;
         }
         let path = data_path(&self.inner.dir, w.data_file);
-        w.data
-            .write_all_at(data, w.data_len)
+        crate::store::write_back::write_all_at_stepwise(&w.data, data, w.data_len)
             .map_err(TrailError::io("writing blocks to", &path))?;
         if cfg.fsync {
             w.data
