@@ -277,9 +277,10 @@ impl SharedProgress {
             key: key.clone(),
             message,
         };
+        // The timer is made inside the runtime (this thread is not one of its own).
         let got = self
             .runtime
-            .block_on(tokio::time::timeout(PROGRESS_TIMEOUT, self.kv.get(&key)))
+            .block_on(async { tokio::time::timeout(PROGRESS_TIMEOUT, self.kv.get(&key)).await })
             .map_err(|_| err("timed out".into()))?
             .map_err(|e| err(e.to_string()))?;
         Ok(got.map(|b| b.to_vec()))
@@ -294,10 +295,9 @@ impl SharedProgress {
             message,
         };
         self.runtime
-            .block_on(tokio::time::timeout(
-                PROGRESS_TIMEOUT,
-                self.kv.put(&key, value.into()),
-            ))
+            .block_on(async {
+                tokio::time::timeout(PROGRESS_TIMEOUT, self.kv.put(&key, value.into())).await
+            })
             .map_err(|_| err("timed out".into()))?
             .map_err(|e| err(e.to_string()))?;
         Ok(())
