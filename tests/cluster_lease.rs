@@ -190,12 +190,14 @@ async fn only_the_lease_holder_delivers_webhooks_and_a_survivor_takes_over() {
     let b = start_node(dir.path(), "node-b", &nats.url, &hook);
     let (pid_a, pid_b) = (a.child.id(), b.child.id());
 
-    // The first half of the readings: T1 through node A, T2 through node B.
+    // All but the last three batches (most alerts change by then): T1 through node A, T2
+    // through node B.
     let batches = fixture_batches();
-    let half = batches.len() / 2;
+    let before_kill = batches.len() - 3;
+    assert!(before_kill > 0);
     let (addr_a, addr_b) = (a.ingest_addr.clone(), b.ingest_addr.clone());
     let route = |tag: &str| if tag == "T1" { &addr_a } else { &addr_b }.clone();
-    send_in_order(&batches[..half], route).await;
+    send_in_order(&batches[..before_kill], route).await;
     a.settled_alerts();
     b.settled_alerts();
     wait_quiet(&posts, Duration::from_secs(2));
@@ -260,8 +262,8 @@ async fn only_the_lease_holder_delivers_webhooks_and_a_survivor_takes_over() {
     );
     assert_eq!(lease_held(&b), Some(true));
 
-    // The rest of the readings through the survivor.
-    send_in_order(&batches[half..], |_| addr_b.clone()).await;
+    // The last batches through the survivor.
+    send_in_order(&batches[before_kill..], |_| addr_b.clone()).await;
     let replayed = common::replay_alerts(
         &fixture("orders.json"),
         &fixture("readings.jsonl"),
@@ -313,6 +315,23 @@ async fn only_the_lease_holder_delivers_webhooks_and_a_survivor_takes_over() {
     assert!(
         after.iter().all(|p| from(p, pid_b)),
         "after the kill only node B delivers"
+    );
+    // The cursor moved with the lease: node B re-sent at most the events of the records node A
+    // had delivered last in each lane, not everything from its own first event.
+    let delivered_by_a: Vec<&serde_json::Value> = before.iter().flat_map(|p| &p.events).collect();
+    let resent = after
+        .iter()
+        .flat_map(|p| &p.events)
+        .filter(|e| delivered_by_a.iter().any(|d| d["alert"] == e["alert"]))
+        .count();
+    println!(
+        "node B re-sent {resent} of the {} events node A had delivered",
+        delivered_by_a.len()
+    );
+    assert!(
+        resent < delivered_by_a.len(),
+        "node B re-sent all {resent} events node A had delivered: the cursor did not move with \
+         the lease"
     );
     let total: usize = posts.lock().unwrap().iter().map(|p| p.events.len()).sum();
     println!(
