@@ -3,6 +3,10 @@
 //! writer to be stored behind ([`super::alert_writer`]). It also keeps the ingest→alert latency
 //! histogram (wall clock from a batch's arrival to its alert change being published).
 //!
+//! Every event keeps its provenance (the pipeline partition, or lane, and the log record that
+//! produced it), which is the same on every node of a cluster while event numbers are not
+//! (webhook delivery moves between nodes by it: `delivery::webhooks`).
+//!
 //! Numbering: one lock covers taking a number and broadcasting the event, so the stream is in
 //! number order. Numbers come from blocks reserved durably in the store; after a crash numbering
 //! resumes above the block, so a number a client saw is never reused for another change.
@@ -532,6 +536,62 @@ mod tests {
         assert_eq!(stored, expected);
         let a1 = store.get("a1").unwrap().unwrap();
         assert_eq!(a1.alert["end"], "2026-03-31T00:01:00Z");
+    }
+
+    #[test]
+    fn events_carry_their_provenance_and_a_restart_republishes_in_record_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::open(dir.path()).unwrap();
+        let live = LiveAlerts::new(store.clone(), 0).unwrap();
+        let from = |lane, record| Provenance { lane, record };
+        // The start-up replay: a1 last changed at record 9 (lane 1), a2 at record 4 (lane 0),
+        // a3 at record 7 (lane 0); output order is by id, not by record.
+        live.apply_recovered(vec![
+            (Output::Alert(tamper("a1", None)), None, from(1, 2)),
+            (Output::Alert(tamper("a2", None)), None, from(0, 4)),
+        ]);
+        live.apply_recovered(vec![
+            (Output::Alert(tamper("a3", None)), None, from(0, 7)),
+            (
+                Output::Alert(tamper("a1", Some(1_774_915_260_000))),
+                None,
+                from(1, 9),
+            ),
+        ]);
+        let mut events = live.subscribe();
+        live.finish_recovery();
+        live.apply(vec![(Output::Alert(tamper("a4", None)), None, from(0, 12))]);
+        let published: Vec<(String, Option<Provenance>)> =
+            std::iter::from_fn(|| events.try_recv().ok())
+                .map(|e| (e.alert_id, e.origin))
+                .collect();
+        assert_eq!(
+            published,
+            vec![
+                ("a2".to_string(), Some(from(0, 4))),
+                ("a3".to_string(), Some(from(0, 7))),
+                ("a1".to_string(), Some(from(1, 9))),
+                ("a4".to_string(), Some(from(0, 12))),
+            ]
+        );
+        live.sync_store_blocking();
+        let stored: Vec<Option<Provenance>> = store
+            .events_after(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.origin)
+            .collect();
+        assert_eq!(
+            stored,
+            published.iter().map(|(_, o)| *o).collect::<Vec<_>>()
+        );
+        // A review is in the decision lane, at its control record.
+        let action = ReviewAction::Acknowledge { notes: None };
+        let reviewed = live.review("a1", "hana", 5, &action, 13).unwrap();
+        assert_eq!(
+            reviewed.origin,
+            Some(from(crate::alerts::alert_store::DECISION_LANE, 13))
+        );
     }
 
     #[test]
