@@ -86,12 +86,15 @@ fn start_node_with(
     })
 }
 
-/// A webhook endpoint: answers 200 to every POST and notes (`X-Tagstream-Node`, when).
-fn start_receiver() -> anyhow::Result<(String, Arc<Mutex<Vec<(String, Instant)>>>)> {
+/// Every POST the receiver got: (`X-Tagstream-Node`, when).
+type Posts = Arc<Mutex<Vec<(String, Instant)>>>;
+
+/// A webhook endpoint: answers 200 to every POST and notes who sent it, when.
+fn start_receiver() -> anyhow::Result<(String, Posts)> {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("http://{}/hook", listener.local_addr()?);
-    let posts: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let posts: Posts = Arc::default();
     let kept = posts.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {

@@ -78,7 +78,7 @@ impl InlineDriver {
         let parts = &mut self.partitions;
         let record = self.dispatcher.record_of(entry);
         let stored = self.dispatcher.dispatch(entry, |p, input| {
-            sink.from_input(Provenance {
+            sink.outputs_from(Provenance {
                 lane: p as u32,
                 record,
             });
@@ -123,7 +123,7 @@ impl InlineDriver {
         let parts = &mut self.partitions;
         let record = self.dispatcher.next_record().saturating_sub(1);
         self.dispatcher.catch_up(|p, input| {
-            sink.from_input(Provenance {
+            sink.outputs_from(Provenance {
                 lane: p as u32,
                 record,
             });
@@ -148,7 +148,7 @@ impl InlineDriver {
             };
             let parts = &mut self.partitions;
             self.dispatcher.advance_clock(step_ms, |p, input| {
-                sink.from_input(Provenance {
+                sink.outputs_from(Provenance {
                     lane: p as u32,
                     record,
                 });
@@ -167,7 +167,7 @@ impl InlineDriver {
         let parts = &mut self.partitions;
         let record = self.dispatcher.next_record().saturating_sub(1);
         self.dispatcher.finish(|p, input| {
-            sink.from_input(Provenance {
+            sink.outputs_from(Provenance {
                 lane: p as u32,
                 record,
             });

@@ -108,7 +108,7 @@ pub trait Sink {
 
     /// The outputs emitted from now on come from this partition's processing of this log
     /// record (see [`Provenance`]); a sink that does not keep provenance ignores it.
-    fn from_input(&mut self, _provenance: Provenance) {}
+    fn outputs_from(&mut self, _provenance: Provenance) {}
 
     /// The end of one piece of input (a committed group live, the whole input offline): a
     /// sink that gathers outputs to hand them on together does so now.
@@ -154,9 +154,9 @@ impl Sink for Fanout<'_> {
         }
     }
 
-    fn from_input(&mut self, provenance: Provenance) {
+    fn outputs_from(&mut self, provenance: Provenance) {
         for sink in &mut self.sinks {
-            sink.from_input(provenance);
+            sink.outputs_from(provenance);
         }
     }
 
@@ -172,8 +172,8 @@ impl<S: Sink + ?Sized> Sink for &mut S {
         (**self).emit(output, cause_arrival_ms);
     }
 
-    fn from_input(&mut self, provenance: Provenance) {
-        (**self).from_input(provenance);
+    fn outputs_from(&mut self, provenance: Provenance) {
+        (**self).outputs_from(provenance);
     }
 
     fn flush(&mut self) {

@@ -188,7 +188,7 @@ impl Sink for Split<'_> {
         }
     }
 
-    fn from_input(&mut self, provenance: Provenance) {
+    fn outputs_from(&mut self, provenance: Provenance) {
         self.from = provenance;
     }
 }
