@@ -341,3 +341,84 @@ async fn only_the_lease_holder_delivers_webhooks_and_a_survivor_takes_over() {
         total
     );
 }
+
+/// The lease itself, two contenders in this process: one holds at a time; a holder whose
+/// renewal is refused (another writer moved the key's revision) stops within one renewal period;
+/// once the key expires one of them takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_contender_holds_the_lease_and_a_refused_renewal_loses_it() {
+    use tagstream::cluster::lease::Leases;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = start_nats(dir.path(), "nats", None);
+    let config: tagstream::config::ServerConfig = toml::from_str(
+        &std::fs::read_to_string(node_config(dir.path(), "probe", &nats.url, "http://x/")).unwrap(),
+    )
+    .unwrap();
+    let jetstream = config.jetstream().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let log = loop {
+        match tagstream::cluster::jetstream::JetStreamLog::open(jetstream.clone()).await {
+            Ok(log) => break log,
+            Err(e) => assert!(Instant::now() < deadline, "no stream in 15 s: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let ttl = Duration::from_millis(jetstream.lease_ttl_ms);
+    let open = |node: &str| Leases::open(log.context(), "TAGSTREAM", 1, ttl, node.to_string());
+    let (one, two) = (open("one").await.unwrap(), open("two").await.unwrap());
+    let held_one = one.hold("duty");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !*held_one.borrow() {
+        assert!(Instant::now() < deadline, "the lease was never taken");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let held_two = two.hold("duty");
+    let both = |a: &tokio::sync::watch::Receiver<bool>, b: &tokio::sync::watch::Receiver<bool>| {
+        *a.borrow() && *b.borrow()
+    };
+    // A while of renewals: the holder keeps it, the other never has it.
+    let until = Instant::now() + ttl * 2;
+    while Instant::now() < until {
+        assert!(*held_one.borrow() && !*held_two.borrow());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Someone else writes the key: the holder's next renewal is refused and it stops.
+    let kv = log
+        .context()
+        .get_key_value("TAGSTREAM_LEASES")
+        .await
+        .unwrap();
+    assert_eq!(&kv.get("duty").await.unwrap().unwrap()[..], b"one");
+    kv.put("duty", "intruder".into()).await.unwrap();
+    let written = Instant::now();
+    while *held_one.borrow() {
+        assert!(
+            written.elapsed() < ttl / 3 + Duration::from_millis(500),
+            "the holder kept the lease after its renewal was refused"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "refused renewal noticed in {} ms",
+        written.elapsed().as_millis()
+    );
+    // The intruder's entry expires; one contender takes the lease, never both.
+    let deadline = written + ttl + ttl / 3 + Duration::from_secs(2);
+    loop {
+        assert!(!both(&held_one, &held_two), "two holders");
+        if *held_one.borrow() || *held_two.borrow() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nobody took the expired lease");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let holder = if *held_one.borrow() { "one" } else { "two" };
+    assert_eq!(
+        &kv.get("duty").await.unwrap().unwrap()[..],
+        holder.as_bytes()
+    );
+    println!(
+        "taken by {holder} {} ms after the intruder's write",
+        written.elapsed().as_millis()
+    );
+}
