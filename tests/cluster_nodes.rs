@@ -29,6 +29,20 @@ fn start_node(dir: &Path, name: &str, url: &str, orders: bool) -> Server {
     Server::start(&dir.join(name), orders, &["--config", config])
 }
 
+/// Waits until JetStream answers and the stream is made, as a node would find it: a node
+/// refuses to start without its log.
+async fn wait_for_stream(dir: &Path, url: &str) {
+    let probe: tagstream::config::ServerConfig =
+        toml::from_str(&std::fs::read_to_string(node_config(dir, "probe", url)).unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(e) =
+        tagstream::cluster::jetstream::JetStreamLog::open(probe.jetstream().unwrap().clone()).await
+    {
+        assert!(Instant::now() < deadline, "no stream in 15 s: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until `server` lists `want` (alerts export), or gives up after 20 s.
 fn wait_for_export(server: &Server, want: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -45,19 +59,7 @@ fn wait_for_export(server: &Server, want: &str) -> String {
 async fn two_nodes_on_one_stream_serve_the_same_alerts_as_replay() {
     let dir = tempfile::tempdir().unwrap();
     let nats = start_nats(dir.path(), "nats", None);
-    // JetStream answers (the stream is made) before the nodes start: a node refuses to start
-    // without its log.
-    let probe: tagstream::config::ServerConfig = toml::from_str(
-        &std::fs::read_to_string(node_config(dir.path(), "probe", &nats.url)).unwrap(),
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while let Err(e) =
-        tagstream::cluster::jetstream::JetStreamLog::open(probe.jetstream().unwrap().clone()).await
-    {
-        assert!(Instant::now() < deadline, "no stream in 15 s: {e}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_stream(dir.path(), &nats.url).await;
     // The first node imports the orders through the stream; the second finds them there.
     let a = start_node(dir.path(), "node-a", &nats.url, true);
     let mut b = start_node(dir.path(), "node-b", &nats.url, true);
@@ -278,4 +280,47 @@ async fn a_node_on_three_nats_servers_keeps_serving_when_one_is_killed() {
     );
     assert!(stderr.contains("JetStream stream"), "{stderr}");
     assert!(!dir.path().join("node").join("log").exists());
+}
+
+/// A control record larger than one NATS message (1 MiB by default; crime batches can be tens of
+/// MiB) goes into the stream in parts: the node that wrote it applies it live, and a node that
+/// starts later reads it whole from the stream at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_larger_than_a_nats_message_reaches_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = start_nats(dir.path(), "nats", None);
+    wait_for_stream(dir.path(), &nats.url).await;
+    // The fixture's orders plus a person whose record is 1.5 MiB.
+    let mut orders: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("orders.json")).unwrap()).unwrap();
+    let address = "A".repeat(3 << 19);
+    orders["people"]
+        .as_array_mut()
+        .expect("people")
+        .push(serde_json::json!({"id": "P-big", "name": "Big Record", "address": address}));
+    let orders_file = dir.path().join("orders-big.json");
+    std::fs::write(&orders_file, orders.to_string()).unwrap();
+    let start = |name: &str| {
+        let config = node_config(dir.path(), name, &nats.url);
+        Server::start(
+            &dir.path().join(name),
+            Some(&orders_file),
+            &["--config", config.to_str().unwrap()],
+        )
+    };
+    let address_of = |node: &Server| -> usize {
+        let body = node.get("/v1/people/P-big").expect("GET the large person");
+        let person: serde_json::Value = serde_json::from_str(&body).unwrap();
+        person["person"]["address"].as_str().map_or(0, str::len)
+    };
+
+    let a = start("node-a");
+    assert_eq!(address_of(&a), address.len(), "the writing node applied it");
+    let b = start("node-b");
+    assert_eq!(
+        address_of(&b),
+        address.len(),
+        "the later node read it at start-up"
+    );
+    assert_eq!(a.settled_alerts(), b.settled_alerts());
 }
