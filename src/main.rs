@@ -395,10 +395,11 @@ fn serve(args: ServeArgs) -> Result<()> {
 }
 
 fn rebuild(data_dir: PathBuf, config: Option<PathBuf>) -> Result<()> {
-    if !data_dir.join("log").is_dir() {
+    let mut config = load_config(config.as_ref())?;
+    // A cluster node's log is the stream its configuration names.
+    if config.jetstream().is_none() && !data_dir.join("log").is_dir() {
         anyhow::bail!("{} has no log: nothing to rebuild from", data_dir.display());
     }
-    let mut config = load_config(config.as_ref())?;
     config.data_dir = data_dir;
     // A rebuild builds from the log alone: an orders file is an import, for `serve`.
     config.orders = None;

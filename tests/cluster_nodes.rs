@@ -324,3 +324,37 @@ async fn a_record_larger_than_a_nats_message_reaches_every_node() {
     );
     assert_eq!(a.settled_alerts(), b.settled_alerts());
 }
+
+/// `tagstream rebuild` on a cluster node (stopped) builds its stores again from the stream: the
+/// same alerts, people and change history as before, the old stores set aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_rebuilds_its_stores_from_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = start_nats(dir.path(), "nats", None);
+    wait_for_stream(dir.path(), &nats.url).await;
+    let mut node = start_node(dir.path(), "node-a", &nats.url, true);
+    for batch in fixture_batches() {
+        send_until_acked(&node.ingest_addr, &batch).await;
+    }
+    let alerts = node.settled_alerts();
+    assert!(!alerts.is_empty());
+    let person = node.get("/v1/people/P1").expect("person");
+    let history = node.get("/v1/people/P1/history").expect("history");
+    node.terminate();
+
+    let config = node_config(dir.path(), "node-a", &nats.url);
+    let report = common::rebuild_with(
+        &dir.path().join("node-a"),
+        &["--config", config.to_str().unwrap()],
+    );
+    assert!(Path::new(report["old_stores"].as_str().unwrap()).is_dir());
+
+    let node = start_node(dir.path(), "node-a", &nats.url, false);
+    assert_eq!(
+        wait_for_export(&node, &alerts),
+        alerts,
+        "rebuilt alerts differ"
+    );
+    assert_eq!(node.get("/v1/people/P1").expect("person"), person);
+    assert_eq!(node.get("/v1/people/P1/history").expect("history"), history);
+}

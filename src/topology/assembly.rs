@@ -103,7 +103,7 @@ impl Topology {
         let aside = match mode {
             Mode::Serve => None,
             Mode::Rebuild => Some(
-                set_aside(&config.data_dir, now_ms())
+                set_aside(&config.data_dir, now_ms(), config.jetstream())
                     .context("setting the stores aside for the rebuild")?,
             ),
         };
