@@ -607,7 +607,9 @@ fn users(command: UsersCommand) -> Result<()> {
 }
 
 fn tags(command: TagsCommand) -> Result<()> {
+    use tagstream::model::Change;
     use tagstream::store::metadata::{Metadata, NewAuditEntry};
+    use tagstream::topology::offline_change::append_offline;
     let (TagsCommand::Revoke { data_dir, tag }
     | TagsCommand::Rotate { data_dir, tag }
     | TagsCommand::Secret { data_dir, tag }) = &command;
@@ -616,14 +618,6 @@ fn tags(command: TagsCommand) -> Result<()> {
         anyhow::bail!("{} is not a data directory", data_dir.display());
     }
     let key = tagstream::server::load_tag_key(data_dir, false)?;
-    // Revoke and rotate take the data directory lock: a running server holds its credentials in
-    // memory, so changes must go through its API (POST /v1/tags/{tag}/revoke, .../rotate).
-    let _lock = match command {
-        TagsCommand::Secret { .. } => None,
-        _ => Some(tagstream::data_lock::lock_data_dir(data_dir).with_context(|| {
-            "while the server runs, use POST /v1/tags/{tag}/revoke or /v1/tags/{tag}/credentials/rotate"
-        })?),
-    };
     let metadata = Metadata::open(data_dir)
         .with_context(|| format!("opening the metadata database in {}", data_dir.display()))?;
     let creds = tagstream::ingest::TagCredentials::load(key, metadata.clone())?;
@@ -639,18 +633,35 @@ fn tags(command: TagsCommand) -> Result<()> {
             ..NewAuditEntry::default()
         })
     };
+    // Revoke and rotate are log records, appended under the data directory's lock: while the
+    // server runs (or on a cluster node) they go through its API instead.
+    let via_api = "while the server runs, use POST /v1/tags/{tag}/revoke or /v1/tags/{tag}/credentials/rotate";
     let out = match command {
-        TagsCommand::Revoke { tag, .. } => {
-            let state = creds.revoke(&tag, now_ms)?;
+        TagsCommand::Revoke { tag, data_dir } => {
+            append_offline(
+                &data_dir,
+                &metadata,
+                "cli",
+                Change::RevokeTag { tag: tag.clone() },
+            )
+            .context(via_api)?;
             audit("tag.revoke", format!("tag {tag} revoked"))?;
-            serde_json::to_value(state)?
+            serde_json::to_value(metadata.tag_credential(&tag)?)?
         }
-        TagsCommand::Rotate { tag, .. } => {
-            let (state, secret) = creds.rotate(&tag, now_ms)?;
+        TagsCommand::Rotate { tag, data_dir } => {
+            append_offline(
+                &data_dir,
+                &metadata,
+                "cli",
+                Change::RotateTag { tag: tag.clone() },
+            )
+            .context(via_api)?;
+            let state = metadata.tag_credential(&tag)?;
             audit(
                 "tag.rotate",
                 format!("tag {tag} rotated to generation {}", state.generation),
             )?;
+            let secret = creds.secret_at(&tag, state.generation);
             serde_json::json!({"tag": state.tag, "generation": state.generation, "secret": secret})
         }
         TagsCommand::Secret { tag, .. } => {
@@ -659,7 +670,7 @@ fn tags(command: TagsCommand) -> Result<()> {
                 "tag": state.tag,
                 "generation": state.generation,
                 "revoked": state.revoked_ms.is_some(),
-                "secret": creds.current_secret(&tag),
+                "secret": creds.secret_at(&tag, state.generation),
             })
         }
     };

@@ -358,3 +358,94 @@ async fn a_cluster_node_rebuilds_its_stores_from_the_stream() {
     assert_eq!(node.get("/v1/people/P1").expect("person"), person);
     assert_eq!(node.get("/v1/people/P1/history").expect("history"), history);
 }
+
+/// A tag's credentials are log records: revoked through one node, the tag is refused by the
+/// other (hello and live session); rotated through that other, the new secret works on the
+/// first and the old one nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_revoked_through_one_node_is_refused_by_every_node() {
+    use tagstream::wire::{tag_secret_at, ErrorCode, Frame};
+    let dir = tempfile::tempdir().unwrap();
+    let nats = start_nats(dir.path(), "nats", None);
+    wait_for_stream(dir.path(), &nats.url).await;
+    let a = start_node(dir.path(), "node-a", &nats.url, true);
+    let b = start_node(dir.path(), "node-b", &nats.url, true);
+    let key = common::TAG_KEY.as_bytes();
+    let old = tag_secret_at(key, "T1", 0);
+    let mut live_on_b = TagClient::connect_with_secret(&b.ingest_addr, "T1", &old)
+        .await
+        .expect("T1 accepted by node B");
+
+    let (status, body) = common::call(
+        &a,
+        "POST",
+        "/v1/tags/T1/revoke",
+        Some(common::ADMIN_TOKEN),
+        Some("tag reported lost"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    // Node B refuses it once it has applied the record (it follows the stream).
+    let refused_code = |answer: Result<TagClient, Frame>| match answer {
+        Ok(_) => None,
+        Err(Frame::Error { code, .. }) => Some(code),
+        Err(other) => panic!("{other:?}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = TagClient::connect_with_secret(&b.ingest_addr, "T1", &old).await;
+        match refused_code(answer) {
+            Some(code) => {
+                assert_eq!(code, ErrorCode::TagRevoked);
+                break;
+            }
+            None => assert!(
+                Instant::now() < deadline,
+                "node B still accepts T1 after 5 s"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The session B accepted before the revocation ends at its next batch.
+    let batch = fixture_batches().into_iter().next().expect("a batch");
+    live_on_b.send(1, batch.readings).await;
+    assert!(
+        matches!(
+            live_on_b.next_frame().await,
+            Some(Frame::Error {
+                code: ErrorCode::TagRevoked,
+                ..
+            })
+        ),
+        "the live session on node B is refused"
+    );
+
+    let (status, body) = common::call(
+        &b,
+        "POST",
+        "/v1/tags/T1/credentials/rotate",
+        Some(common::ADMIN_TOKEN),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let rotated: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rotated["generation"], 1, "{body}");
+    let new = rotated["secret"].as_str().expect("secret").to_string();
+    assert_eq!(new, tag_secret_at(key, "T1", 1));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TagClient::connect_with_secret(&a.ingest_addr, "T1", &new)
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node A refuses the new secret after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for node in [&a, &b] {
+        let answer = TagClient::connect_with_secret(&node.ingest_addr, "T1", &old).await;
+        assert_eq!(refused_code(answer), Some(ErrorCode::AuthFailed));
+    }
+}

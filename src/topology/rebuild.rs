@@ -5,8 +5,8 @@
 //!
 //! What is rebuilt: the alert store (alerts, sober days, reviews), the trail store, the hits and
 //! their reviews, and the metadata database's people, activations, orders, change history,
-//! users and caseloads, and the police crime batches. What is kept, because only that store
-//! holds it: the audit trail, tag credentials, the record of purge runs, the public crime
+//! users and caseloads, tag credentials, and the police crime batches. What is kept, because
+//! only that store holds it: the audit trail, the record of purge runs, the public crime
 //! overlay, and crime batches imported before batches were log records. Alert
 //! event numbers continue above every number handed out before, and webhook cursors are kept,
 //! so no client ever sees one number for two changes; each rebuilt alert is a new event.
@@ -151,12 +151,14 @@ fn move_into(path: &Path, dir: &Path) -> Result<(), RebuildError> {
     }
 }
 
-/// What the log's control records name: people, users and crime batches.
+/// What the log's control records name: people, users, crime batches and tags' credentials.
 #[derive(Default)]
 struct InLog {
     people: HashSet<String>,
     users: HashSet<String>,
     crime_batches: HashSet<String>,
+    /// Tags with a credential record.
+    tags: HashSet<String>,
 }
 
 impl InLog {
@@ -172,6 +174,11 @@ impl InLog {
                 if let Some(id) = report["batch_id"].as_str() {
                     self.crime_batches.insert(id.to_string());
                 }
+            }
+            Change::RevokeTag { tag }
+            | Change::RotateTag { tag }
+            | Change::TagCredentialState { tag, .. } => {
+                self.tags.insert(tag.clone());
             }
             _ => {}
         }
@@ -234,12 +241,21 @@ fn check_all_in_log(in_log: &InLog, metadata: &Metadata) -> Result<(), RebuildEr
         .map(|(a, _)| a.name)
         .filter(|name| !in_log.users.contains(name))
         .collect();
+    let missing_tags: Vec<String> = metadata
+        .tag_credentials()?
+        .into_iter()
+        .map(|c| c.tag)
+        .filter(|tag| !in_log.tags.contains(tag))
+        .collect();
     let mut missing = Vec::new();
     if !missing_people.is_empty() {
         missing.push(format!("people {}", missing_people.join(", ")));
     }
     if !missing_users.is_empty() {
         missing.push(format!("users {}", missing_users.join(", ")));
+    }
+    if !missing_tags.is_empty() {
+        missing.push(format!("credentials of tags {}", missing_tags.join(", ")));
     }
     match missing.is_empty() {
         true => Ok(()),
