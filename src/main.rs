@@ -58,10 +58,14 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Print a JSON summary of what is durably stored in a data directory.
+    /// Print a JSON summary of what is durably stored in a data directory, or (with a cluster
+    /// node's --config) in the JetStream stream it names.
     Inspect {
+        #[arg(long, required_unless_present = "config")]
+        data_dir: Option<PathBuf>,
+        /// A configuration whose `[log] backend = "jetstream"`: inspect that stream.
         #[arg(long)]
-        data_dir: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Retention over a stopped server's data directory.
     Retention {
@@ -320,7 +324,11 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(*args),
         Command::Replay(args) => replay(args),
-        Command::Inspect { data_dir } => inspect(data_dir),
+        Command::Inspect { data_dir, config } => match (data_dir, config) {
+            (Some(data_dir), None) => inspect(data_dir),
+            (_, Some(config)) => inspect_stream(&config),
+            (None, None) => anyhow::bail!("inspect needs --data-dir or --config"),
+        },
         Command::Rebuild { data_dir, config } => rebuild(data_dir, config),
         Command::Users { command } => users(command),
         Command::Crimes { command } => crimes(command),
@@ -483,6 +491,33 @@ fn inspect(data_dir: PathBuf) -> Result<()> {
             data_dir.display(),
             summary.log.damage.len(),
             summary.log.records_lost
+        );
+    }
+    Ok(())
+}
+
+fn inspect_stream(config_path: &std::path::Path) -> Result<()> {
+    let config = ServerConfig::load(config_path)?;
+    let Some(stream) = config.jetstream() else {
+        anyhow::bail!(
+            "{} does not put the log on a stream ([log] backend = \"jetstream\"): inspect its data directory with --data-dir",
+            config_path.display()
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let summary = runtime
+        .block_on(tagstream::inspect::inspect_stream(stream))
+        .with_context(|| format!("inspecting stream {}", stream.stream))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if !summary.damaged.is_empty() {
+        anyhow::bail!(
+            "stream {}: {} damaged message(s), first at sequence {} (see damaged); a node stops there",
+            stream.stream,
+            summary.damaged.len(),
+            summary.damaged[0].sequence
         );
     }
     Ok(())

@@ -449,3 +449,66 @@ async fn a_tag_revoked_through_one_node_is_refused_by_every_node() {
         assert_eq!(refused_code(answer), Some(ErrorCode::AuthFailed));
     }
 }
+
+/// `tagstream inspect --config F` summarises the stream a node runs on: the records and
+/// readings it holds, the people its control records leave, and a damaged message (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_reads_the_stream_and_reports_a_damaged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = start_nats(dir.path(), "nats", None);
+    wait_for_stream(dir.path(), &nats.url).await;
+    let node = start_node(dir.path(), "node-a", &nats.url, true);
+    let batches = fixture_batches();
+    for batch in &batches {
+        send_until_acked(&node.ingest_addr, batch).await;
+    }
+    let readings: usize = batches.iter().map(|b| b.readings.len()).sum();
+    let config = node_config(dir.path(), "inspect", &nats.url);
+    let inspect = || {
+        std::process::Command::new(common::bin())
+            .args(["inspect", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run tagstream inspect")
+    };
+    let out = inspect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert_eq!(summary["stream"]["replicas"], 1, "{summary}");
+    let messages = summary["stream"]["messages"].as_u64().unwrap();
+    let records = summary["log"]["records"].as_u64().unwrap();
+    assert_eq!(records, messages, "no parts here: {summary}");
+    let batch_records = records - summary["log"]["control_records"].as_u64().unwrap();
+    assert_eq!(batch_records, batches.len() as u64, "{summary}");
+    let counted = &summary["log"]["readings"];
+    let total: u64 = ["gps", "tac", "rf", "event"]
+        .iter()
+        .map(|k| counted[k].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(total, readings as u64, "{summary}");
+    assert!(summary["people"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["damaged"], serde_json::json!([]));
+
+    // A message that is not a frame (written past tagstream): reported with its sequence.
+    let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+    let ack = async_nats::jetstream::new(client)
+        .publish("ts.ctl", "not a frame".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let out = inspect();
+    assert!(!out.status.success(), "damage must fail the command");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert_eq!(summary["damaged"][0]["sequence"], ack.sequence, "{summary}");
+    assert_eq!(summary["damaged"][0]["subject"], "ts.ctl", "{summary}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("damaged message"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

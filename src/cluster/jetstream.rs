@@ -124,6 +124,31 @@ pub enum Appended {
     Duplicate { record: u64 },
 }
 
+/// A stream as `tagstream inspect` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamDescription {
+    pub name: String,
+    pub replicas: usize,
+    /// The NATS server leading the stream now (`None`: no cluster, or none elected).
+    pub leader: Option<String>,
+    pub followers: Vec<FollowerState>,
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    /// Frames longer than this are stored in parts (the servers' `max_payload` less room).
+    pub part_bytes: usize,
+}
+
+/// One follower replica of the stream.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FollowerState {
+    pub name: String,
+    /// Whether it has everything the leader has.
+    pub current: bool,
+    pub lag_messages: u64,
+}
+
 /// What one position of the stream holds.
 #[derive(Debug)]
 pub enum StreamItem {
@@ -456,30 +481,52 @@ impl JetStreamLog {
     /// The name of the NATS server that leads the stream now (`None`: no cluster, or no leader
     /// elected yet). For operators and failover tests.
     pub async fn leader(&self) -> Result<Option<String>, JetStreamError> {
+        let info = self.stream_info().await?;
+        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
+    }
+
+    /// The stream's configuration and state, asked of its leader now.
+    async fn stream_info(&self) -> Result<stream::Info, JetStreamError> {
         let mut stream = self
             .js
             .get_stream(&self.config.stream)
             .await
             .map_err(|e| read_error(0, &e))?;
         let info = stream.info().await.map_err(|e| read_error(0, &e))?;
-        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
+        Ok(info.clone())
+    }
+
+    /// What the stream holds and where it lives (for `tagstream inspect`).
+    pub async fn describe(&self) -> Result<StreamDescription, JetStreamError> {
+        let info = self.stream_info().await?;
+        let cluster = info.cluster.as_ref();
+        Ok(StreamDescription {
+            name: info.config.name.clone(),
+            replicas: info.config.num_replicas,
+            leader: cluster.and_then(|c| c.leader.clone()),
+            followers: cluster
+                .map(|c| {
+                    c.replicas
+                        .iter()
+                        .map(|r| FollowerState {
+                            name: r.name.clone(),
+                            current: r.current,
+                            lag_messages: r.lag.unwrap_or(0),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            messages: info.state.messages,
+            bytes: info.state.bytes,
+            first_sequence: info.state.first_sequence,
+            last_sequence: info.state.last_sequence,
+            part_bytes: self.part_bytes,
+        })
     }
 
     /// The log record the next append will get (the stream's last sequence).
     pub async fn next_record(&self) -> Result<u64, JetStreamError> {
-        let mut stream =
-            self.js
-                .get_stream(&self.config.stream)
-                .await
-                .map_err(|e| JetStreamError::Read {
-                    sequence: 0,
-                    message: e.to_string(),
-                })?;
-        let info = stream.info().await.map_err(|e| JetStreamError::Read {
-            sequence: 0,
-            message: e.to_string(),
-        })?;
-        Ok(info.state.last_sequence)
+        Ok(self.stream_info().await?.state.last_sequence)
     }
 }
 
