@@ -228,6 +228,33 @@ async fn follow_stream(
     }
 }
 
+/// What the reader does with the position it was handed.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// The one due: apply it.
+    Apply,
+    /// One already applied: the consumer was sent back (async-nats re-creates an ordered
+    /// consumer that had delivered nothing yet from the stream's start, after its server
+    /// died). Read on from the next record with a consumer of our own.
+    Reopen(String),
+    /// One past the next: records are missing. Applying it would renumber every record after
+    /// it for this node's stores, so the node stops.
+    Gap(String),
+}
+
+fn next_step(record: u64, expected: u64) -> Step {
+    match record.cmp(&expected) {
+        std::cmp::Ordering::Equal => Step::Apply,
+        std::cmp::Ordering::Less => Step::Reopen(format!(
+            "the stream reader went back to record {record} (record {expected} was due)"
+        )),
+        std::cmp::Ordering::Greater => Step::Gap(format!(
+            "the log stream gave record {record} where record {expected} was due: this node \
+             cannot apply the log past the gap"
+        )),
+    }
+}
+
 /// Why [`read_groups`] returned.
 enum Stop {
     /// Closed, the forwarder gone, or a record this node must not apply: stop for good.
@@ -289,19 +316,18 @@ async fn read_groups(
                 Some(Err(e)) => break Some(Stop::Reopen(e.to_string())),
                 Some(Ok(item)) => {
                     let record = item.position();
-                    if record != *expected {
-                        // A gap would renumber every record after it for this node's stores.
-                        tracing::error!(
-                            record,
-                            expected = *expected,
-                            "the log stream skipped records: this node applies nothing new"
-                        );
-                        commit.poison(format!(
-                            "the log stream gave record {record} where record {} was due: this \
-                             node cannot apply the log past the gap",
-                            *expected
-                        ));
-                        break Some(Stop::Done);
+                    match next_step(record, *expected) {
+                        Step::Apply => {}
+                        Step::Reopen(why) => break Some(Stop::Reopen(why)),
+                        Step::Gap(why) => {
+                            tracing::error!(
+                                record,
+                                expected = *expected,
+                                "the log stream skipped records: this node applies nothing new"
+                            );
+                            commit.poison(why);
+                            break Some(Stop::Done);
+                        }
                     }
                     *expected = record + 1;
                     // A part holds no record: its position is passed, nothing is applied.
@@ -329,5 +355,19 @@ async fn read_groups(
         if let Some(stop) = stop {
             return stop;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewound_reader_reads_on_and_only_a_gap_stops_the_node() {
+        assert_eq!(next_step(1338, 1338), Step::Apply);
+        // Seen after a NATS server's death: record 0 handed again where 1338 was due.
+        assert!(matches!(next_step(0, 1338), Step::Reopen(_)));
+        assert!(matches!(next_step(1337, 1338), Step::Reopen(_)));
+        assert!(matches!(next_step(1339, 1338), Step::Gap(_)));
     }
 }
