@@ -512,3 +512,70 @@ async fn inspect_reads_the_stream_and_reports_a_damaged_message() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A crime batch uploaded through one node is matched against the trails by every node when it
+/// reads the record: the other node's hits are the same at once, not after its next restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crime_batch_uploaded_through_one_node_gives_the_same_hits_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = start_nats(dir.path(), "nats", None);
+    wait_for_stream(dir.path(), &nats.url).await;
+    let a = start_node(dir.path(), "node-a", &nats.url, true);
+    let b = start_node(dir.path(), "node-b", &nats.url, true);
+    for batch in fixture_batches() {
+        send_until_acked(&a.ingest_addr, &batch).await;
+    }
+    let (status, body) = common::call(
+        &a,
+        "POST",
+        "/v1/users",
+        Some(common::ADMIN_TOKEN),
+        None,
+        Some(serde_json::json!({"name": "hana", "role": "hub"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let hub: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let hub = hub["token"].as_str().expect("a token").to_string();
+    // A theft where T1 was, while it was there (its first fix: 2026-03-28 00:00Z).
+    let csv = "AvonSomerset,TFP,Theft from the person,AVS20260328,AVS/26/000101,\
+               20260327235500,20260328000500,,,51.4545,-2.5879,WGS84,\"bag snatched\"\n";
+    let upload = ureq::post(&format!("http://{}/v1/crimes/batches", a.http_addr))
+        .set("Authorization", &format!("Bearer {hub}"))
+        .set("Content-Type", "text/csv")
+        .query("filename", "AVS20260328.csv")
+        .send_string(csv);
+    let report = match upload {
+        Ok(r) => r.into_string().unwrap(),
+        Err(e) => panic!("upload: {e}"),
+    };
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert!(
+        report["matching"]["hits"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    let hits = |node: &Server| {
+        common::call(
+            node,
+            "GET",
+            "/v1/hits/export",
+            Some(&hub),
+            Some("crime hit review"),
+            None,
+        )
+    };
+    let (status, on_a) = hits(&a);
+    assert_eq!(status, 200, "{on_a}");
+    assert!(!on_a.trim().is_empty(), "node A has the hit: {report}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, on_b) = hits(&b);
+        if on_b == on_a {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node B's hits differ after 5 s:\nA: {on_a}\nB: {on_b}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

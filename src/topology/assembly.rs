@@ -311,6 +311,7 @@ impl Topology {
             book,
             metadata.clone(),
             decisions,
+            hit_service.clone(),
             directory.clone(),
             gate.clone(),
         )
