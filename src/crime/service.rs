@@ -149,6 +149,9 @@ pub struct HitStats {
     pub stopped: AtomicBool,
 }
 
+/// Crime batch records submitted for matching, each with its summary to come.
+type PendingSummaries = std::collections::VecDeque<(u64, Receiver<MatchSummary>)>;
+
 /// Summaries kept for importers that have yet to ask (a few crime batches a day per force).
 const KEPT_SUMMARIES: usize = 256;
 
@@ -180,7 +183,7 @@ pub struct HitService {
     jobs: Sender<Job>,
     /// Crime batches submitted for matching (by log record), their summaries to come: the
     /// importer on this node waits for its own (see [`HitService::matched`]).
-    summaries: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, Receiver<MatchSummary>)>>>,
+    summaries: Arc<std::sync::Mutex<PendingSummaries>>,
     /// Whether any crime is indexed: until one is, positions are not worth sending (a new
     /// batch is matched retrospectively against everything stored anyway).
     has_crimes: Arc<AtomicBool>,
