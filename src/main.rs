@@ -58,10 +58,14 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Print a JSON summary of what is durably stored in a data directory.
+    /// Print a JSON summary of what is durably stored in a data directory, or (with a cluster
+    /// node's --config) in the JetStream stream it names.
     Inspect {
+        #[arg(long, required_unless_present = "config")]
+        data_dir: Option<PathBuf>,
+        /// A configuration whose `[log] backend = "jetstream"`: inspect that stream.
         #[arg(long)]
-        data_dir: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Retention over a stopped server's data directory.
     Retention {
@@ -320,7 +324,11 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(*args),
         Command::Replay(args) => replay(args),
-        Command::Inspect { data_dir } => inspect(data_dir),
+        Command::Inspect { data_dir, config } => match (data_dir, config) {
+            (Some(data_dir), None) => inspect(data_dir),
+            (_, Some(config)) => inspect_stream(&config),
+            (None, None) => anyhow::bail!("inspect needs --data-dir or --config"),
+        },
         Command::Rebuild { data_dir, config } => rebuild(data_dir, config),
         Command::Users { command } => users(command),
         Command::Crimes { command } => crimes(command),
@@ -395,10 +403,11 @@ fn serve(args: ServeArgs) -> Result<()> {
 }
 
 fn rebuild(data_dir: PathBuf, config: Option<PathBuf>) -> Result<()> {
-    if !data_dir.join("log").is_dir() {
+    let mut config = load_config(config.as_ref())?;
+    // A cluster node's log is the stream its configuration names.
+    if config.jetstream().is_none() && !data_dir.join("log").is_dir() {
         anyhow::bail!("{} has no log: nothing to rebuild from", data_dir.display());
     }
-    let mut config = load_config(config.as_ref())?;
     config.data_dir = data_dir;
     // A rebuild builds from the log alone: an orders file is an import, for `serve`.
     config.orders = None;
@@ -482,6 +491,33 @@ fn inspect(data_dir: PathBuf) -> Result<()> {
             data_dir.display(),
             summary.log.damage.len(),
             summary.log.records_lost
+        );
+    }
+    Ok(())
+}
+
+fn inspect_stream(config_path: &std::path::Path) -> Result<()> {
+    let config = ServerConfig::load(config_path)?;
+    let Some(stream) = config.jetstream() else {
+        anyhow::bail!(
+            "{} does not put the log on a stream ([log] backend = \"jetstream\"): inspect its data directory with --data-dir",
+            config_path.display()
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let summary = runtime
+        .block_on(tagstream::inspect::inspect_stream(stream))
+        .with_context(|| format!("inspecting stream {}", stream.stream))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if !summary.damaged.is_empty() {
+        anyhow::bail!(
+            "stream {}: {} damaged message(s), first at sequence {} (see damaged); a node stops there",
+            stream.stream,
+            summary.damaged.len(),
+            summary.damaged[0].sequence
         );
     }
     Ok(())
@@ -606,7 +642,9 @@ fn users(command: UsersCommand) -> Result<()> {
 }
 
 fn tags(command: TagsCommand) -> Result<()> {
+    use tagstream::model::Change;
     use tagstream::store::metadata::{Metadata, NewAuditEntry};
+    use tagstream::topology::offline_change::append_offline;
     let (TagsCommand::Revoke { data_dir, tag }
     | TagsCommand::Rotate { data_dir, tag }
     | TagsCommand::Secret { data_dir, tag }) = &command;
@@ -615,14 +653,6 @@ fn tags(command: TagsCommand) -> Result<()> {
         anyhow::bail!("{} is not a data directory", data_dir.display());
     }
     let key = tagstream::server::load_tag_key(data_dir, false)?;
-    // Revoke and rotate take the data directory lock: a running server holds its credentials in
-    // memory, so changes must go through its API (POST /v1/tags/{tag}/revoke, .../rotate).
-    let _lock = match command {
-        TagsCommand::Secret { .. } => None,
-        _ => Some(tagstream::data_lock::lock_data_dir(data_dir).with_context(|| {
-            "while the server runs, use POST /v1/tags/{tag}/revoke or /v1/tags/{tag}/credentials/rotate"
-        })?),
-    };
     let metadata = Metadata::open(data_dir)
         .with_context(|| format!("opening the metadata database in {}", data_dir.display()))?;
     let creds = tagstream::ingest::TagCredentials::load(key, metadata.clone())?;
@@ -638,18 +668,35 @@ fn tags(command: TagsCommand) -> Result<()> {
             ..NewAuditEntry::default()
         })
     };
+    // Revoke and rotate are log records, appended under the data directory's lock: while the
+    // server runs (or on a cluster node) they go through its API instead.
+    let via_api = "while the server runs, use POST /v1/tags/{tag}/revoke or /v1/tags/{tag}/credentials/rotate";
     let out = match command {
-        TagsCommand::Revoke { tag, .. } => {
-            let state = creds.revoke(&tag, now_ms)?;
+        TagsCommand::Revoke { tag, data_dir } => {
+            append_offline(
+                &data_dir,
+                &metadata,
+                "cli",
+                Change::RevokeTag { tag: tag.clone() },
+            )
+            .context(via_api)?;
             audit("tag.revoke", format!("tag {tag} revoked"))?;
-            serde_json::to_value(state)?
+            serde_json::to_value(metadata.tag_credential(&tag)?)?
         }
-        TagsCommand::Rotate { tag, .. } => {
-            let (state, secret) = creds.rotate(&tag, now_ms)?;
+        TagsCommand::Rotate { tag, data_dir } => {
+            append_offline(
+                &data_dir,
+                &metadata,
+                "cli",
+                Change::RotateTag { tag: tag.clone() },
+            )
+            .context(via_api)?;
+            let state = metadata.tag_credential(&tag)?;
             audit(
                 "tag.rotate",
                 format!("tag {tag} rotated to generation {}", state.generation),
             )?;
+            let secret = creds.secret_at(&tag, state.generation);
             serde_json::json!({"tag": state.tag, "generation": state.generation, "secret": secret})
         }
         TagsCommand::Secret { tag, .. } => {
@@ -658,7 +705,7 @@ fn tags(command: TagsCommand) -> Result<()> {
                 "tag": state.tag,
                 "generation": state.generation,
                 "revoked": state.revoked_ms.is_some(),
-                "secret": creds.current_secret(&tag),
+                "secret": creds.secret_at(&tag, state.generation),
             })
         }
     };

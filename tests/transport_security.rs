@@ -447,17 +447,74 @@ async fn revoked_tags_are_refused_and_rotation_replaces_the_secret_without_resta
         .unwrap();
     assert!(!out.status.success());
 
-    // The state is durable: after a restart the new secret works and the old one does not.
+    // The state is durable: after a restart the new secret works and the old one does not;
+    // and credentials are a view of the log: a rebuild gets the same state back.
     drop(server);
-    let server = Server::start(&data, None, &[]);
-    assert_eq!(
-        plain_hello(&server.ingest_addr, "T1", &old).await.0,
-        HelloOutcome::Refused(ErrorCode::AuthFailed)
-    );
-    assert_eq!(
-        plain_hello(&server.ingest_addr, "T1", &new).await.0,
-        HelloOutcome::Accepted
-    );
+    for rebuilt in [false, true] {
+        if rebuilt {
+            common::rebuild(&data);
+        }
+        let server = Server::start(&data, None, &[]);
+        assert_eq!(
+            plain_hello(&server.ingest_addr, "T1", &old).await.0,
+            HelloOutcome::Refused(ErrorCode::AuthFailed),
+            "rebuilt: {rebuilt}"
+        );
+        assert_eq!(
+            plain_hello(&server.ingest_addr, "T1", &new).await.0,
+            HelloOutcome::Accepted,
+            "rebuilt: {rebuilt}"
+        );
+    }
+}
+
+/// Credentials a database holds from before they were log records (written here straight into
+/// the table, as an old version did) are written to the log at the next start, so a rebuild
+/// keeps them instead of handing the tag its first secret back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_before_the_log_survive_a_rebuild() {
+    use tagstream::wire::tag_secret_at;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    drop(Server::start(&data, None, &[]));
+    {
+        let db = rusqlite::Connection::open(data.join("metadata.sqlite3")).unwrap();
+        db.execute(
+            "INSERT INTO tag_credentials (tag, generation, revoked_ms, updated_ms)
+             VALUES ('T1', 2, NULL, 1000), ('T2', 0, 2000, 2000)",
+            [],
+        )
+        .unwrap();
+    }
+    let key = TAG_KEY.as_bytes();
+    let check = |server: Server| async move {
+        let addr = server.ingest_addr.clone();
+        for generation in [0, 1] {
+            assert_eq!(
+                plain_hello(&addr, "T1", &tag_secret_at(key, "T1", generation))
+                    .await
+                    .0,
+                HelloOutcome::Refused(ErrorCode::AuthFailed),
+                "T1 at generation {generation}"
+            );
+        }
+        assert_eq!(
+            plain_hello(&addr, "T1", &tag_secret_at(key, "T1", 2))
+                .await
+                .0,
+            HelloOutcome::Accepted
+        );
+        assert_eq!(
+            plain_hello(&addr, "T2", &tag_secret_at(key, "T2", 0))
+                .await
+                .0,
+            HelloOutcome::Refused(ErrorCode::TagRevoked)
+        );
+        server
+    };
+    drop(check(Server::start(&data, None, &[])).await);
+    common::rebuild(&data);
+    drop(check(Server::start(&data, None, &[])).await);
 }
 
 fn tags_cli(data: &Path, action: &str, tag: &str) -> serde_json::Value {

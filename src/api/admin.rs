@@ -8,7 +8,6 @@ use super::limits;
 use super::routes::ApiState;
 use crate::model::time::parse_time;
 use crate::model::Change;
-use crate::retention::purge::wall_clock_ms;
 use crate::store::metadata::{
     new_account, parse_expiry, AuditEntry, AuditQuery, NewUser, Role, TagCredential, User,
 };
@@ -144,6 +143,17 @@ fn checked_tag(tag: &str) -> Result<(), ApiError> {
     crate::wire::frame::check_tag_id(tag).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+/// `tag`'s credential state in this node's metadata store.
+async fn credential_of(state: &ApiState, tag: &str) -> Result<TagCredential, ApiError> {
+    let metadata = state.metadata.clone();
+    let tag = tag.to_string();
+    Ok(
+        tokio::task::spawn_blocking(move || metadata.tag_credential(&tag))
+            .await
+            .map_err(|e| ApiError::internal(format!("tag credential task: {e}")))??,
+    )
+}
+
 /// `POST /v1/tags/{tag}/revoke`: the tag is refused at hello (error `tag_revoked`) and its live
 /// connections at their next batch, until its credentials are rotated. Audited.
 pub async fn revoke_tag(
@@ -153,13 +163,14 @@ pub async fn revoke_tag(
     Path(tag): Path<String>,
 ) -> Result<Json<TagCredential>, ApiError> {
     checked_tag(&tag)?;
-    let ingest = state.ingest.clone();
-    let revoke_tag = tag.clone();
-    let credential = tokio::task::spawn_blocking(move || {
-        ingest.credentials.revoke(&revoke_tag, wall_clock_ms())
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("revoke task: {e}")))??;
+    // A control record: every node of a cluster refuses the tag once it has applied it.
+    submit_decision(
+        &state,
+        &caller.0.name,
+        Change::RevokeTag { tag: tag.clone() },
+    )
+    .await?;
+    let credential = credential_of(&state, &tag).await?;
     let why = purpose(&headers, None).unwrap_or_else(|_| "tag credentials".into());
     record(
         &state,
@@ -184,13 +195,19 @@ pub async fn rotate_tag(
     Path(tag): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     checked_tag(&tag)?;
-    let ingest = state.ingest.clone();
-    let rotate_tag = tag.clone();
-    let (credential, secret) = tokio::task::spawn_blocking(move || {
-        ingest.credentials.rotate(&rotate_tag, wall_clock_ms())
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("rotate task: {e}")))??;
+    submit_decision(
+        &state,
+        &caller.0.name,
+        Change::RotateTag { tag: tag.clone() },
+    )
+    .await?;
+    // The state once this node applied the record (a rotation made meanwhile through another
+    // node shows as a later generation: its secret is the one that works now).
+    let credential = credential_of(&state, &tag).await?;
+    let secret = state
+        .ingest
+        .credentials
+        .secret_at(&tag, credential.generation);
     let why = purpose(&headers, None).unwrap_or_else(|_| "tag credentials".into());
     // If the audit record cannot be written the secret is withheld (the rotation stands; rotate
     // again once the store is healthy).

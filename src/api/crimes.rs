@@ -12,7 +12,7 @@ use super::limits;
 use super::routes::ApiState;
 use crate::crime::import::{parse, report_json};
 use crate::crime::PoliceCsvRules;
-use crate::model::{Change, CrimeVersion};
+use crate::model::Change;
 use crate::store::crime_store::{CrimeStoreError, StoredBatch};
 use crate::store::metadata::Role;
 use crate::topology::control_gate::ControlError;
@@ -163,8 +163,8 @@ pub async fn upload(
         report: doc,
         crimes: report.crimes,
     };
-    let answer = match state.control.submit_answered(&user, None, change).await {
-        Ok((_, Some(answer))) => answer,
+    let (record, answer) = match state.control.submit_answered(&user, None, change).await {
+        Ok((record, Some(answer))) => (record, answer),
         Ok((record, None)) => {
             return Err(ApiError::internal(format!(
             "crime batch record {record} was stored in the log but the crime store gave no report"
@@ -181,13 +181,16 @@ pub async fn upload(
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
     let mut doc = answer["report"].clone();
-    let new_versions: Vec<CrimeVersion> = serde_json::from_value(answer["new_versions"].clone())
-        .map_err(|e| ApiError::internal(e.to_string()))?;
     let (crimes, hits) = (state.crimes.clone(), state.hits.clone());
     let bulk_threshold = state.crime_api.bulk_pending_hits;
     let police = scope.is_some();
     let doc = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
-        let summary = hits.match_new_crimes(new_versions);
+        // This node's view submitted the batch for matching when it applied the record.
+        let summary = hits.matched(record).ok_or_else(|| {
+            ApiError::internal(format!(
+                "crime batch record {record} was stored but this node did not match it"
+            ))
+        })?;
         let flag = match doc["batch_id"].as_str() {
             Some(batch_id) => Some(crimes.flag_bulk_pending(batch_id, bulk_threshold)?),
             None => None,

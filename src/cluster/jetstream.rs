@@ -10,6 +10,13 @@
 //! (a tag re-sending after a lost ack, or to another node after a failover). Appends return
 //! only after JetStream's publish acknowledgement, which with R3 means a quorum stored it: only
 //! then may the tag be acknowledged.
+//!
+//! A frame larger than the servers accept in one message (`max_payload`, 1 MiB by default; a
+//! crime batch can be tens of MiB) is published as parts, in order, each acknowledged before the
+//! next; the last part names the stream sequences of the others. The record is the last part's
+//! sequence − 1, and the earlier parts are positions that hold no record, so a reader needs no
+//! state across messages and can start anywhere: at the last part it fetches the others by
+//! sequence and verifies the whole frame's checksum.
 
 use super::subject::{batch_subject, control_subject, stream_subjects};
 use crate::log::record::{
@@ -23,6 +30,17 @@ use std::time::Duration;
 
 /// How long a JetStream request (a publish acknowledgement, a consumer's creation) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Header on every part of a frame published in parts: `<k>/<n>`, k from 1.
+const PART_HEADER: &str = "Tagstream-Part";
+/// Header naming the record the part belongs to (the same on every part of one record).
+const CHUNK_HEADER: &str = "Tagstream-Chunk";
+/// Header on the last part: the stream sequences of the parts before it, in order.
+const PARTS_HEADER: &str = "Tagstream-Parts";
+/// Room left in a message for headers (the last part's list of sequences included).
+const HEADER_ROOM_BYTES: usize = 16 * 1024;
+/// The smallest part; a server whose `max_payload` leaves less is refused at open.
+const MIN_PART_BYTES: usize = 16 * 1024;
 
 /// Where the stream is and how it is kept.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -94,6 +112,8 @@ pub enum JetStreamError {
     Encode(#[from] crate::log::LogError),
     #[error("publishing to {subject}: {message}")]
     Publish { subject: String, message: String },
+    #[error("the NATS server accepts messages of at most {max_payload} bytes, too few to carry a record in parts (at least {needed})")]
+    PayloadTooSmall { max_payload: usize, needed: usize },
     #[error("reading the stream at sequence {sequence}: {message}")]
     Read { sequence: u64, message: String },
     #[error("stream sequence {sequence} on {subject}: {message}")]
@@ -113,11 +133,56 @@ pub enum Appended {
     Duplicate { record: u64 },
 }
 
+/// A stream as `tagstream inspect` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamDescription {
+    pub name: String,
+    pub replicas: usize,
+    /// The NATS server leading the stream now (`None`: no cluster, or none elected).
+    pub leader: Option<String>,
+    pub followers: Vec<FollowerState>,
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    /// Frames longer than this are stored in parts (the servers' `max_payload` less room).
+    pub part_bytes: usize,
+}
+
+/// One follower replica of the stream.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FollowerState {
+    pub name: String,
+    /// Whether it has everything the leader has.
+    pub current: bool,
+    pub lag_messages: u64,
+}
+
+/// What one position of the stream holds.
+#[derive(Debug)]
+pub enum StreamItem {
+    /// Log record `record`.
+    Record(u64, LogEntry),
+    /// A part of a record stored at a later position: this position holds no record.
+    Part { record: u64 },
+}
+
+impl StreamItem {
+    /// The log record number of this position.
+    pub fn position(&self) -> u64 {
+        match self {
+            StreamItem::Record(record, _) | StreamItem::Part { record } => *record,
+        }
+    }
+}
+
 /// A connection to the stream.
 #[derive(Clone)]
 pub struct JetStreamLog {
     js: jetstream::Context,
     config: JetStreamConfig,
+    /// Frames longer than this are published in parts of this size.
+    part_bytes: usize,
 }
 
 impl JetStreamLog {
@@ -147,6 +212,14 @@ impl JetStreamLog {
                 urls: urls.clone(),
                 message: e.to_string(),
             })?;
+        let max_payload = client.server_info().max_payload;
+        let part_bytes = max_payload.saturating_sub(HEADER_ROOM_BYTES);
+        if part_bytes < MIN_PART_BYTES {
+            return Err(JetStreamError::PayloadTooSmall {
+                max_payload,
+                needed: MIN_PART_BYTES + HEADER_ROOM_BYTES,
+            });
+        }
         let mut js = jetstream::new(client);
         // A request the stream's leader does not answer (it died, a new one is being elected)
         // fails after this, so a tag's append or a node's reader tries again soon rather than
@@ -186,7 +259,23 @@ impl JetStreamLog {
                 format!("subjects {:?}", wanted.subjects),
             ));
         }
-        Ok(Self { js, config })
+        Ok(Self {
+            js,
+            config,
+            part_bytes,
+        })
+    }
+
+    /// Frames longer than this many bytes are published in parts.
+    pub fn part_bytes(&self) -> usize {
+        self.part_bytes
+    }
+
+    /// The same connection, publishing frames longer than `part_bytes` in parts (tests: parts
+    /// without a megabyte record).
+    pub fn with_part_bytes(mut self, part_bytes: usize) -> Self {
+        self.part_bytes = part_bytes.clamp(1, self.part_bytes);
+        self
     }
 
     pub fn config(&self) -> &JetStreamConfig {
@@ -205,7 +294,7 @@ impl JetStreamLog {
         let partition = super::partition::partition_of(&batch.tag, self.config.partitions);
         let subject = batch_subject(&self.config.subject_prefix, partition, &batch.tag);
         let id = format!("{}/{}/{}", batch.tag, batch.epoch, batch.seq);
-        let ack = self.publish(subject, frame, Some(id)).await?;
+        let ack = self.publish_frame(subject, frame, id, true).await?;
         let record = ack.sequence.saturating_sub(1);
         Ok(if ack.duplicate {
             Appended::Duplicate { record }
@@ -219,21 +308,77 @@ impl JetStreamLog {
         let mut frame = Vec::new();
         encode_control_frame(control, &mut frame)?;
         let subject = control_subject(&self.config.subject_prefix);
-        let ack = self.publish(subject, frame, None).await?;
+        // Control records carry no id of their own; one is needed only to tie parts together.
+        let id = if frame.len() > self.part_bytes {
+            control_chunk_id()?
+        } else {
+            String::new()
+        };
+        let ack = self.publish_frame(subject, frame, id, false).await?;
         Ok(ack.sequence.saturating_sub(1))
+    }
+
+    /// Publishes a frame as one message, or in parts when it is longer than `part_bytes`; the
+    /// acknowledgement returned is the (last) message's. With `dedupe`, `id` is the message id
+    /// (a part's is `<id>#<k>/<n>`), so a frame re-sent is stored once, whole.
+    async fn publish_frame(
+        &self,
+        subject: String,
+        frame: Vec<u8>,
+        id: String,
+        dedupe: bool,
+    ) -> Result<jetstream::publish::PublishAck, JetStreamError> {
+        if frame.len() <= self.part_bytes {
+            return self
+                .publish(subject, frame.into(), dedupe.then_some(id), None)
+                .await;
+        }
+        let parts: Vec<&[u8]> = frame.chunks(self.part_bytes).collect();
+        let count = parts.len();
+        let mut sequences = Vec::with_capacity(count - 1);
+        for (index, part) in parts.iter().enumerate() {
+            let number = index + 1;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(PART_HEADER, format!("{number}/{count}").as_str());
+            headers.insert(CHUNK_HEADER, id.as_str());
+            if number == count {
+                let list: Vec<String> = sequences.iter().map(u64::to_string).collect();
+                headers.insert(PARTS_HEADER, list.join(",").as_str());
+            }
+            let message_id = format!("{id}#{number}/{count}");
+            let ack = self
+                .publish(
+                    subject.clone(),
+                    bytes::Bytes::copy_from_slice(part),
+                    dedupe.then_some(message_id),
+                    Some(headers),
+                )
+                .await?;
+            if number == count {
+                return Ok(ack);
+            }
+            // A duplicate's acknowledgement gives the sequence it was first stored at.
+            sequences.push(ack.sequence);
+        }
+        unreachable!("a frame longer than a part has at least two parts")
     }
 
     async fn publish(
         &self,
         subject: String,
-        frame: Vec<u8>,
+        payload: bytes::Bytes,
         id: Option<String>,
+        headers: Option<async_nats::HeaderMap>,
     ) -> Result<jetstream::publish::PublishAck, JetStreamError> {
         let publish_err = |e: &dyn std::fmt::Display| JetStreamError::Publish {
             subject: subject.clone(),
             message: e.to_string(),
         };
-        let mut message = jetstream::message::PublishMessage::build().payload(frame.into());
+        let mut message = jetstream::message::PublishMessage::build().payload(payload);
+        // Headers first: `headers` replaces the map, and the message id is a header too.
+        if let Some(headers) = headers {
+            message = message.headers(headers);
+        }
         if let Some(id) = id {
             message = message.message_id(id);
         }
@@ -245,12 +390,30 @@ impl JetStreamLog {
         pending.await.map_err(|e| publish_err(&e))
     }
 
-    /// Reads the stream in order from log record `from_record` on, as `(record, entry)`; every
-    /// frame's checksum is verified. The stream of entries waits for new records at its end.
+    /// Reads the stream's records in order from log record `from_record` on, as
+    /// `(record, entry)` (the positions that hold parts are left out); every frame's checksum is
+    /// verified. The stream of entries waits for new records at its end.
     pub async fn read_from(
         &self,
         from_record: u64,
     ) -> Result<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>, JetStreamError>
+    {
+        let positions = self.read_positions_from(from_record).await?;
+        Ok(positions.filter_map(|item| {
+            std::future::ready(match item {
+                Ok(StreamItem::Record(record, entry)) => Some(Ok((record, entry))),
+                Ok(StreamItem::Part { .. }) => None,
+                Err(e) => Some(Err(e)),
+            })
+        }))
+    }
+
+    /// Reads every position of the stream in order from `from_record` on: each is a record or
+    /// a part of a later one, so a reader can tell a gap from a part.
+    pub async fn read_positions_from(
+        &self,
+        from_record: u64,
+    ) -> Result<impl futures::Stream<Item = Result<StreamItem, JetStreamError>>, JetStreamError>
     {
         let start_sequence = from_record + 1;
         let read_err = |e: &dyn std::fmt::Display| read_error(start_sequence, e);
@@ -267,51 +430,153 @@ impl JetStreamLog {
             .await
             .map_err(|e| read_err(&e))?;
         let messages = consumer.messages().await.map_err(|e| read_err(&e))?;
-        Ok(messages.map(|item| {
-            // Sequence 0: the message (or its metadata) did not arrive whole enough to say.
-            let message = item.map_err(|e| read_error(0, &e))?;
-            let info = message.info().map_err(|e| read_error(0, &e))?;
-            let sequence = info.stream_sequence;
-            let record = sequence.saturating_sub(1);
-            let entry = decode_frame(&message.payload, record).map_err(|message_text| {
-                JetStreamError::Damaged {
+        Ok(messages.then(move |item| {
+            let stream = stream.clone();
+            async move {
+                // Sequence 0: the message (or its metadata) did not arrive whole enough to say.
+                let message = item.map_err(|e| read_error(0, &e))?;
+                let info = message.info().map_err(|e| read_error(0, &e))?;
+                let sequence = info.stream_sequence;
+                let record = sequence.saturating_sub(1);
+                let damaged = |message_text: String| JetStreamError::Damaged {
                     sequence,
                     subject: message.subject.to_string(),
                     message: message_text,
+                };
+                let part = message.headers.as_ref().and_then(|h| h.get(PART_HEADER));
+                let Some(part) = part else {
+                    let entry = decode_frame(&message.payload, record).map_err(damaged)?;
+                    return Ok(StreamItem::Record(record, entry));
+                };
+                let (number, count) = parse_part(part.as_str()).map_err(damaged)?;
+                if number < count {
+                    return Ok(StreamItem::Part { record });
                 }
-            })?;
-            Ok((record, entry))
+                let headers = message.headers.as_ref();
+                let header = |name: &str| {
+                    headers
+                        .and_then(|h| h.get(name))
+                        .map(|v| v.as_str().to_string())
+                };
+                let chunk = header(CHUNK_HEADER)
+                    .ok_or_else(|| damaged(format!("a last part without {CHUNK_HEADER}")))?;
+                let earlier = parse_sequences(&header(PARTS_HEADER).unwrap_or_default())
+                    .map_err(damaged)?;
+                if earlier.len() + 1 != count || earlier.iter().any(|s| *s >= sequence) {
+                    return Err(damaged(format!(
+                        "the last of {count} parts lists earlier parts {earlier:?}"
+                    )));
+                }
+                let mut frame = Vec::new();
+                for (index, earlier_sequence) in earlier.iter().enumerate() {
+                    let stored = stream
+                        .get_raw_message(*earlier_sequence)
+                        .await
+                        .map_err(|e| read_error(*earlier_sequence, &e))?;
+                    let stored_chunk = stored.headers.get(CHUNK_HEADER).map(|v| v.as_str());
+                    let stored_part = stored.headers.get(PART_HEADER).map(|v| v.as_str());
+                    let wanted_part = format!("{}/{count}", index + 1);
+                    if stored_chunk != Some(chunk.as_str())
+                        || stored_part != Some(wanted_part.as_str())
+                    {
+                        return Err(damaged(format!(
+                            "part {wanted_part} of {chunk} at sequence {earlier_sequence} is not                              there (found part {stored_part:?} of {stored_chunk:?})"
+                        )));
+                    }
+                    frame.extend_from_slice(&stored.payload);
+                }
+                frame.extend_from_slice(&message.payload);
+                let entry = decode_frame(&frame, record).map_err(damaged)?;
+                Ok(StreamItem::Record(record, entry))
+            }
         }))
     }
 
     /// The name of the NATS server that leads the stream now (`None`: no cluster, or no leader
     /// elected yet). For operators and failover tests.
     pub async fn leader(&self) -> Result<Option<String>, JetStreamError> {
+        let info = self.stream_info().await?;
+        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
+    }
+
+    /// The stream's configuration and state, asked of its leader now.
+    async fn stream_info(&self) -> Result<stream::Info, JetStreamError> {
         let mut stream = self
             .js
             .get_stream(&self.config.stream)
             .await
             .map_err(|e| read_error(0, &e))?;
         let info = stream.info().await.map_err(|e| read_error(0, &e))?;
-        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
+        Ok(info.clone())
+    }
+
+    /// What the stream holds and where it lives (for `tagstream inspect`).
+    pub async fn describe(&self) -> Result<StreamDescription, JetStreamError> {
+        let info = self.stream_info().await?;
+        let cluster = info.cluster.as_ref();
+        Ok(StreamDescription {
+            name: info.config.name.clone(),
+            replicas: info.config.num_replicas,
+            leader: cluster.and_then(|c| c.leader.clone()),
+            followers: cluster
+                .map(|c| {
+                    c.replicas
+                        .iter()
+                        .map(|r| FollowerState {
+                            name: r.name.clone(),
+                            current: r.current,
+                            lag_messages: r.lag.unwrap_or(0),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            messages: info.state.messages,
+            bytes: info.state.bytes,
+            first_sequence: info.state.first_sequence,
+            last_sequence: info.state.last_sequence,
+            part_bytes: self.part_bytes,
+        })
     }
 
     /// The log record the next append will get (the stream's last sequence).
     pub async fn next_record(&self) -> Result<u64, JetStreamError> {
-        let mut stream =
-            self.js
-                .get_stream(&self.config.stream)
-                .await
-                .map_err(|e| JetStreamError::Read {
-                    sequence: 0,
-                    message: e.to_string(),
-                })?;
-        let info = stream.info().await.map_err(|e| JetStreamError::Read {
-            sequence: 0,
-            message: e.to_string(),
-        })?;
-        Ok(info.state.last_sequence)
+        Ok(self.stream_info().await?.state.last_sequence)
     }
+}
+
+/// `<k>/<n>` with 1 ≤ k ≤ n.
+fn parse_part(text: &str) -> Result<(usize, usize), String> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+    match parsed {
+        Some((k, n)) if (1..=n).contains(&k) && n >= 2 => Ok((k, n)),
+        _ => Err(format!("{PART_HEADER} {text:?} is not <k>/<n>")),
+    }
+}
+
+/// A comma-separated list of stream sequences (empty: none).
+fn parse_sequences(text: &str) -> Result<Vec<u64>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| format!("{PARTS_HEADER} {text:?} is not a list of sequences"))
+        })
+        .collect()
+}
+
+/// A fresh id tying a control record's parts together: 128 random bits, so two nodes never
+/// reuse one (message ids de-duplicate parts within the window).
+fn control_chunk_id() -> Result<String, JetStreamError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|e| JetStreamError::Publish {
+        subject: "control record parts".into(),
+        message: format!("no random id: {e}"),
+    })?;
+    Ok(format!("ctl/{}", hex::encode(bytes)))
 }
 
 fn read_error(sequence: u64, e: &dyn std::fmt::Display) -> JetStreamError {
@@ -405,5 +670,18 @@ mod tests {
         let error = decode_frame(&frame, 4).expect_err("a flipped bit");
         assert!(error.contains("checksum mismatch"), "{error}");
         assert!(decode_frame(&frame[..4], 4).is_err());
+    }
+
+    #[test]
+    fn part_headers_parse_and_nonsense_is_refused() {
+        assert_eq!(parse_part("1/3"), Ok((1, 3)));
+        assert_eq!(parse_part("3/3"), Ok((3, 3)));
+        for bad in ["0/3", "4/3", "1/1", "1", "a/b", ""] {
+            assert!(parse_part(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_sequences(""), Ok(vec![]));
+        assert_eq!(parse_sequences("4,9"), Ok(vec![4, 9]));
+        assert!(parse_sequences("4,,9").is_err());
+        assert_ne!(control_chunk_id().unwrap(), control_chunk_id().unwrap());
     }
 }

@@ -149,6 +149,12 @@ pub struct HitStats {
     pub stopped: AtomicBool,
 }
 
+/// Crime batch records submitted for matching, each with its summary to come.
+type PendingSummaries = std::collections::VecDeque<(u64, Receiver<MatchSummary>)>;
+
+/// Summaries kept for importers that have yet to ask (a few crime batches a day per force).
+const KEPT_SUMMARIES: usize = 256;
+
 enum Job {
     Positions(Vec<(String, Vec<Reading>)>),
     /// A control record (log record `record`) created or changed an activation after start:
@@ -175,6 +181,9 @@ enum PeriodChange {
 #[derive(Clone)]
 pub struct HitService {
     jobs: Sender<Job>,
+    /// Crime batches submitted for matching (by log record), their summaries to come: the
+    /// importer on this node waits for its own (see [`HitService::matched`]).
+    summaries: Arc<std::sync::Mutex<PendingSummaries>>,
     /// Whether any crime is indexed: until one is, positions are not worth sending (a new
     /// batch is matched retrospectively against everything stored anyway).
     has_crimes: Arc<AtomicBool>,
@@ -238,6 +247,7 @@ impl HitService {
         Ok((
             HitService {
                 jobs: tx,
+                summaries: Arc::default(),
                 has_crimes,
                 stats,
             },
@@ -286,25 +296,44 @@ impl HitService {
         }
     }
 
-    /// Retrospective matching of new crime versions; blocks until done.
-    pub fn match_new_crimes(&self, crimes: Vec<CrimeVersion>) -> MatchSummary {
+    /// Retrospective matching of the new crime versions of crime batch record `record`, queued
+    /// behind the work already waiting. Every node does this when it applies the record, so
+    /// every node's hits follow the log, not only those of the node that took the upload.
+    pub fn submit_new_crimes(&self, record: u64, crimes: Vec<CrimeVersion>) {
         if !crimes.is_empty() {
             self.has_crimes.store(true, Ordering::Release);
         }
         let (tx, rx) = channel();
-        if self.jobs.send(Job::Crimes(crimes, tx)).is_ok() {
-            if let Ok(summary) = rx.recv() {
-                return summary;
-            }
+        if self.jobs.send(Job::Crimes(crimes, tx)).is_err() {
+            self.worker_gone();
+        }
+        // A summary nobody asks for (the upload was taken by another node) is dropped in time.
+        let mut summaries = self.summaries.lock().unwrap_or_else(|e| e.into_inner());
+        summaries.push_back((record, rx));
+        while summaries.len() > KEPT_SUMMARIES {
+            summaries.pop_front();
+        }
+    }
+
+    /// Waits for the matching of crime batch record `record` (submitted on this node) and
+    /// returns its summary; `None` if it was not submitted here.
+    pub fn matched(&self, record: u64) -> Option<MatchSummary> {
+        let waiting = {
+            let mut summaries = self.summaries.lock().unwrap_or_else(|e| e.into_inner());
+            let at = summaries.iter().position(|(r, _)| *r == record)?;
+            summaries.remove(at)?.1
+        };
+        if let Ok(summary) = waiting.recv() {
+            return Some(summary);
         }
         self.worker_gone();
-        MatchSummary {
+        Some(MatchSummary {
             error: Some(
                 "the hit matcher stopped: the crimes are stored and matched at the next start"
                     .into(),
             ),
             ..MatchSummary::default()
-        }
+        })
     }
 
     fn worker_gone(&self) {

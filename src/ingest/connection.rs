@@ -26,6 +26,12 @@ use tokio_util::codec::Framed;
 
 /// Batches a connection may have waiting for durability before it stops reading.
 const MAX_IN_FLIGHT: usize = 128;
+/// The same on a stream (cluster mode): one. The embedded committer stores a connection's
+/// batches in order and stops at the first failure; concurrent publishes to a stream do not:
+/// batch n could fail while n+1 is stored, and the next hello's `last_seq` (the highest stored)
+/// would then tell the tag n was stored too, and it would drop it. One at a time, a failure
+/// ends the connection before anything after it is published.
+const MAX_IN_FLIGHT_ON_A_STREAM: usize = 1;
 
 /// Read buffer a connection starts with; it grows only for an authenticated tag's batches.
 const INITIAL_READ_BUFFER_BYTES: usize = 256;
@@ -230,6 +236,10 @@ where
     send_within(&mut framed, Frame::HelloOk { last_seq }, ctx.idle_timeout).await?;
 
     let mut in_flight = FuturesOrdered::new();
+    let max_in_flight = match ctx.commit.is_remote() {
+        true => MAX_IN_FLIGHT_ON_A_STREAM,
+        false => MAX_IN_FLIGHT,
+    };
     let mut reading_open = true;
     // Without an idle timeout the timer is never polled; any duration does.
     let idle = tokio::time::sleep(ctx.idle_timeout.unwrap_or(Duration::from_secs(3600)));
@@ -239,7 +249,7 @@ where
             return Ok(());
         }
         tokio::select! {
-            frame = framed.next(), if reading_open && in_flight.len() < MAX_IN_FLIGHT => {
+            frame = framed.next(), if reading_open && in_flight.len() < max_in_flight => {
                 if let Some(limit) = ctx.idle_timeout {
                     idle.as_mut().reset(Instant::now() + limit);
                 }
@@ -299,5 +309,117 @@ where
             },
             else => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{
+        EffectiveLimits, HttpConfig, IngestConfig, IngestTransport, TagCredentials,
+    };
+    use crate::log::{CommitHandle, DedupState, LogResult, RemoteLog};
+    use crate::model::{ControlRecord, Reading, ReadingBody};
+    use crate::wire::{tag_secret, Frame, FrameCodec, PROTOCOL_VERSION};
+    use std::sync::{Arc, Mutex};
+
+    /// A stream whose publish of batch 2 fails after a while; it notes every batch it is given.
+    #[derive(Default)]
+    struct FlakyStream {
+        published: Mutex<Vec<u64>>,
+    }
+
+    impl RemoteLog for FlakyStream {
+        fn append(&self, batch: Batch) -> futures::future::BoxFuture<'_, LogResult<AppendOutcome>> {
+            Box::pin(async move {
+                self.published
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(batch.seq);
+                if batch.seq == 2 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return Err(LogError::Remote("publish timed out".into()));
+                }
+                Ok(AppendOutcome::Stored {
+                    record: batch.seq - 1,
+                })
+            })
+        }
+
+        fn append_control(
+            &self,
+            _control: ControlRecord,
+        ) -> futures::future::BoxFuture<'_, LogResult<u64>> {
+            Box::pin(async { Err(LogError::Remote("not in this test".into())) })
+        }
+    }
+
+    fn batch(seq: u64) -> Frame {
+        Frame::Batch {
+            seq,
+            readings: vec![Reading {
+                t_ms: 1_800_000_000_000 + seq as i64 * 60_000,
+                battery_pct: Some(90),
+                body: ReadingBody::Rf { in_range: true },
+            }],
+        }
+    }
+
+    /// Cluster mode: when a batch's publish fails, nothing the tag sent after it is published,
+    /// so the next hello's `last_seq` (the highest stored) never passes over the lost one.
+    #[tokio::test]
+    async fn on_a_stream_nothing_after_a_failed_batch_is_published() {
+        let key = b"connection-test-key-0123456789abcdef".to_vec();
+        let stream = Arc::new(FlakyStream::default());
+        let commit = CommitHandle::remote(stream.clone(), DedupState::default());
+        let config = IngestConfig::default();
+        let limits = EffectiveLimits::compute(&config, &HttpConfig::default(), None);
+        let ctx = Arc::new(IngestContext::new(
+            commit,
+            TagCredentials::key_only(key.clone()),
+            IngestTransport::plain(),
+            1 << 20,
+            &config,
+            limits,
+        ));
+        let slot = ctx.slots.try_admit().expect("a slot");
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let served = {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { serve_connection(server, &ctx, slot).await })
+        };
+        let mut tag = Framed::new(client, FrameCodec::default());
+        tag.send(Frame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            tag: "T1".into(),
+            secret: tag_secret(&key, "T1"),
+            epoch: 0,
+        })
+        .await
+        .unwrap();
+        assert!(matches!(tag.next().await, Some(Ok(Frame::HelloOk { .. }))));
+        // The tag's window: three batches sent without waiting.
+        for seq in 1..=3 {
+            tag.send(batch(seq)).await.unwrap();
+        }
+        let mut answers = Vec::new();
+        while let Some(Ok(frame)) = tag.next().await {
+            answers.push(frame);
+        }
+        let _ = served.await;
+        assert!(matches!(answers[0], Frame::Ack { seq: 1 }), "{answers:?}");
+        assert!(
+            matches!(
+                answers[1],
+                Frame::Error {
+                    code: ErrorCode::Internal,
+                    ..
+                }
+            ),
+            "{answers:?}"
+        );
+        assert_eq!(answers.len(), 2, "{answers:?}");
+        let published = stream.published.lock().unwrap().clone();
+        assert_eq!(published, vec![1, 2], "batch 3 must not be published");
     }
 }

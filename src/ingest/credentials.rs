@@ -1,16 +1,19 @@
 //! The server's view of tag credentials: the tag key plus, per tag, the credential generation
 //! and revocation held durably in the metadata store (`store::metadata::tag_credentials`).
 //!
-//! Hellos are checked against an in-memory copy, so authentication never waits on SQLite;
-//! [`TagCredentials::revoke`] and [`TagCredentials::rotate`] write the store first and update the
-//! copy only once that succeeded. While the server runs it is the only writer (the offline
-//! `tagstream tags` commands take the data directory lock).
+//! Revocations and rotations are control records (`revoke_tag`, `rotate_tag`): they enter
+//! through the log like any write and every node applies them to its metadata store in log
+//! order, so a tag revoked through one node of a cluster is refused by all of them.
 //!
-//! Policy: rotation has no overlap — the moment it is stored the previous secret is refused,
+//! Hellos are checked against an in-memory copy, so authentication never waits on SQLite; the
+//! copy is reloaded when the store has taken a credential record since it was loaded
+//! ([`Metadata::credential_changes`]). If that reload fails the tag is refused (fail closed).
+//!
+//! Policy: rotation has no overlap — the moment it is applied the previous secret is refused,
 //! at hello and on live connections (at their next batch). Revocation likewise ends live
 //! connections at their next batch; a revoked tag stays refused until it is rotated.
 
-use crate::store::metadata::{Metadata, MetadataError, TagCredential};
+use crate::store::metadata::{Metadata, MetadataError};
 use crate::wire::{secret_matches_at, tag_secret_at, ErrorCode};
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -24,6 +27,8 @@ pub enum CredentialRefusal {
     Revoked { tag: String },
     #[error("the credentials of tag '{tag}' were rotated; reconnect with the new secret")]
     Rotated { tag: String },
+    #[error("tag credentials cannot be read now; retry later")]
+    Unavailable,
 }
 
 impl CredentialRefusal {
@@ -32,6 +37,7 @@ impl CredentialRefusal {
         match self {
             Self::AuthFailed { .. } | Self::Rotated { .. } => ErrorCode::AuthFailed,
             Self::Revoked { .. } => ErrorCode::TagRevoked,
+            Self::Unavailable => ErrorCode::Internal,
         }
     }
 }
@@ -46,29 +52,18 @@ struct State {
 pub struct TagCredentials {
     key: Vec<u8>,
     metadata: Option<Metadata>,
-    states: RwLock<HashMap<String, State>>,
+    /// The states and the store's credential change count they were loaded at.
+    states: RwLock<(HashMap<String, State>, u64)>,
 }
 
 impl TagCredentials {
     /// Credentials backed by the metadata store (loads every stored row).
     pub fn load(key: Vec<u8>, metadata: Metadata) -> Result<Self, MetadataError> {
-        let states = metadata
-            .tag_credentials()?
-            .into_iter()
-            .map(|c| {
-                (
-                    c.tag,
-                    State {
-                        generation: c.generation,
-                        revoked: c.revoked_ms.is_some(),
-                    },
-                )
-            })
-            .collect();
+        let loaded = load_states(&metadata)?;
         Ok(Self {
             key,
             metadata: Some(metadata),
-            states: RwLock::new(states),
+            states: RwLock::new(loaded),
         })
     }
 
@@ -77,20 +72,35 @@ impl TagCredentials {
         Self {
             key,
             metadata: None,
-            states: RwLock::new(HashMap::new()),
+            states: RwLock::new((HashMap::new(), 0)),
         }
     }
 
-    fn state(&self, tag: &str) -> State {
-        self.states.read().get(tag).copied().unwrap_or(State {
+    /// `tag`'s state, reloading the copy first if the store took a credential record since.
+    fn state(&self, tag: &str) -> Result<State, CredentialRefusal> {
+        if let Some(metadata) = &self.metadata {
+            let changes = metadata.credential_changes();
+            if self.states.read().1 != changes {
+                let loaded = load_states(metadata).map_err(|e| {
+                    tracing::error!(error = %e, "reloading tag credentials failed; refusing tags until it works");
+                    CredentialRefusal::Unavailable
+                })?;
+                let mut states = self.states.write();
+                // A concurrent reload may have got further: keep the newer copy.
+                if loaded.1 >= states.1 {
+                    *states = loaded;
+                }
+            }
+        }
+        Ok(self.states.read().0.get(tag).copied().unwrap_or(State {
             generation: 0,
             revoked: false,
-        })
+        }))
     }
 
     /// Checks a hello; returns the generation the tag authenticated at.
     pub fn authenticate(&self, tag: &str, secret: &str) -> Result<u64, CredentialRefusal> {
-        let state = self.state(tag);
+        let state = self.state(tag)?;
         // The secret is checked first so that revocation status is not disclosed to a caller
         // who does not hold the tag's (last) secret.
         if !secret_matches_at(&self.key, tag, state.generation, secret) {
@@ -109,7 +119,7 @@ impl TagCredentials {
     /// Whether a session that authenticated at `generation` may go on: the tag is neither
     /// revoked nor rotated since.
     pub fn still_valid(&self, tag: &str, generation: u64) -> Result<(), CredentialRefusal> {
-        let state = self.state(tag);
+        let state = self.state(tag)?;
         if state.revoked {
             return Err(CredentialRefusal::Revoked {
                 tag: tag.to_string(),
@@ -124,56 +134,64 @@ impl TagCredentials {
     }
 
     /// The secret `tag` must present now.
-    pub fn current_secret(&self, tag: &str) -> String {
-        tag_secret_at(&self.key, tag, self.state(tag).generation)
+    pub fn current_secret(&self, tag: &str) -> Result<String, CredentialRefusal> {
+        Ok(tag_secret_at(&self.key, tag, self.state(tag)?.generation))
     }
 
-    fn store(&self) -> Result<&Metadata, MetadataError> {
-        self.metadata
-            .as_ref()
-            .ok_or_else(|| MetadataError::Invalid("tag credentials have no metadata store".into()))
+    /// The secret of `tag` at credential `generation` (a rotation's answer).
+    pub fn secret_at(&self, tag: &str, generation: u64) -> String {
+        tag_secret_at(&self.key, tag, generation)
     }
+}
 
-    fn remember(&self, credential: &TagCredential) {
-        self.states.write().insert(
-            credential.tag.clone(),
-            State {
-                generation: credential.generation,
-                revoked: credential.revoked_ms.is_some(),
-            },
-        );
-    }
-
-    /// Revokes `tag` durably, then refuses it.
-    pub fn revoke(&self, tag: &str, now_ms: i64) -> Result<TagCredential, MetadataError> {
-        let credential = self.store()?.revoke_tag(tag, now_ms)?;
-        self.remember(&credential);
-        Ok(credential)
-    }
-
-    /// Moves `tag` to a new generation durably (clearing any revocation) and returns the new
-    /// state with its secret.
-    pub fn rotate(&self, tag: &str, now_ms: i64) -> Result<(TagCredential, String), MetadataError> {
-        let credential = self.store()?.rotate_tag(tag, now_ms)?;
-        self.remember(&credential);
-        let secret = tag_secret_at(&self.key, tag, credential.generation);
-        Ok((credential, secret))
-    }
+/// Every stored state, with the store's credential change count read before them (a record
+/// taken while they are read makes the next check reload again).
+fn load_states(metadata: &Metadata) -> Result<(HashMap<String, State>, u64), MetadataError> {
+    let changes = metadata.credential_changes();
+    let states = metadata
+        .tag_credentials()?
+        .into_iter()
+        .map(|c| {
+            (
+                c.tag,
+                State {
+                    generation: c.generation,
+                    revoked: c.revoked_ms.is_some(),
+                },
+            )
+        })
+        .collect();
+    Ok((states, changes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Change, ControlRecord};
     use crate::wire::tag_secret;
 
+    fn apply(metadata: &Metadata, record: u64, change: Change) {
+        let control = ControlRecord {
+            recorded: 1_000 + record as i64,
+            actor: "test".into(),
+            effective: None,
+            change,
+        };
+        metadata
+            .apply_user_record(record, &control)
+            .unwrap()
+            .unwrap();
+    }
+
     #[test]
-    fn revoke_then_rotate_through_the_store() {
+    fn revoke_then_rotate_records_reach_the_copy_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let key = vec![9u8; 32];
-        let creds = TagCredentials::load(key.clone(), Metadata::open(dir.path()).unwrap()).unwrap();
+        let metadata = Metadata::open(dir.path()).unwrap();
+        let creds = TagCredentials::load(key.clone(), metadata.clone()).unwrap();
         let old = tag_secret(&key, "T1");
         assert_eq!(creds.authenticate("T1", &old), Ok(0));
-        creds.revoke("T1", 5).unwrap();
+        apply(&metadata, 5, Change::RevokeTag { tag: "T1".into() });
         assert_eq!(
             creds.authenticate("T1", &old).unwrap_err().code(),
             ErrorCode::TagRevoked
@@ -183,11 +201,14 @@ mod tests {
             ErrorCode::AuthFailed
         );
         assert!(creds.still_valid("T1", 0).is_err());
-        let (state, new) = creds.rotate("T1", 6).unwrap();
-        assert_eq!(state.generation, 1);
+        apply(&metadata, 6, Change::RotateTag { tag: "T1".into() });
+        let new = creds.secret_at("T1", 1);
         assert!(creds.authenticate("T1", &old).is_err());
         assert_eq!(creds.authenticate("T1", &new), Ok(1));
-        assert_eq!(creds.current_secret("T1"), new);
+        assert_eq!(creds.current_secret("T1"), Ok(new.clone()));
+        // The same record again (a catch-up after a crash) is not a second rotation.
+        apply(&metadata, 6, Change::RotateTag { tag: "T1".into() });
+        assert_eq!(metadata.users_applied_below().unwrap(), 7);
         // A restart sees the same state.
         let again = TagCredentials::load(key, Metadata::open(dir.path()).unwrap()).unwrap();
         assert_eq!(again.authenticate("T1", &new), Ok(1));

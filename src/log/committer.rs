@@ -302,6 +302,11 @@ impl CommitHandle {
         }
     }
 
+    /// Whether the log is a stream (cluster mode) rather than the embedded committer.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// Cluster mode: cancelled when the handle's owner closes the log (see [`Self::close`]);
     /// the stream's reader stops then. Never cancelled for the embedded log.
     pub fn closed(&self) -> tokio_util::sync::CancellationToken {

@@ -99,6 +99,9 @@ impl TagWindows {
             | Change::Redacted { .. }
             | Change::PutUser { .. }
             | Change::DisableUser { .. }
+            | Change::RevokeTag { .. }
+            | Change::RotateTag { .. }
+            | Change::TagCredentialState { .. }
             | Change::CrimeBatch { .. } => false,
         };
         about.then(|| ControlRecord {

@@ -87,6 +87,34 @@ pub struct LogSummary {
     pub records_lost: u64,
 }
 
+impl LogSummary {
+    /// Counts one record (the embedded log's or a stream's).
+    pub fn note(&mut self, entry: &crate::model::LogEntry) {
+        self.records += 1;
+        let crate::model::LogEntry::Batch(batch) = entry else {
+            self.control_records += 1;
+            return;
+        };
+        for reading in &batch.readings {
+            self.readings.add(reading.kind());
+            self.first_reading_ms = Some(
+                self.first_reading_ms
+                    .map_or(reading.t_ms, |t| t.min(reading.t_ms)),
+            );
+            self.last_reading_ms = Some(
+                self.last_reading_ms
+                    .map_or(reading.t_ms, |t| t.max(reading.t_ms)),
+            );
+        }
+        let last = self
+            .last_seq_by_tag
+            .entry(batch.tag.clone())
+            .or_insert(batch.seq);
+        *last = (*last).max(batch.seq);
+        self.distinct_tags = self.last_seq_by_tag.len();
+    }
+}
+
 /// Reads the whole log in `dir` and summarizes it. Damage inside segments is reported in
 /// [`LogSummary::damage`]; only a damaged sealed-segment header or a numbering gap is an error.
 pub fn summarize(dir: &Path) -> LogResult<LogSummary> {
@@ -94,32 +122,8 @@ pub fn summarize(dir: &Path) -> LogResult<LogSummary> {
     let mut summary = LogSummary::default();
     for item in reader.by_ref() {
         let (_, entry) = item?;
-        summary.records += 1;
-        let crate::model::LogEntry::Batch(batch) = entry else {
-            summary.control_records += 1;
-            continue;
-        };
-        let batch = std::sync::Arc::unwrap_or_clone(batch);
-        for reading in &batch.readings {
-            summary.readings.add(reading.kind());
-            summary.first_reading_ms = Some(
-                summary
-                    .first_reading_ms
-                    .map_or(reading.t_ms, |t| t.min(reading.t_ms)),
-            );
-            summary.last_reading_ms = Some(
-                summary
-                    .last_reading_ms
-                    .map_or(reading.t_ms, |t| t.max(reading.t_ms)),
-            );
-        }
-        let last = summary
-            .last_seq_by_tag
-            .entry(batch.tag)
-            .or_insert(batch.seq);
-        *last = (*last).max(batch.seq);
+        summary.note(&entry);
     }
-    summary.distinct_tags = summary.last_seq_by_tag.len();
     for (segment, records) in reader.segments().iter().zip(reader.records_per_segment()) {
         let bytes = fs::metadata(&segment.path)
             .map_err(|e| super::LogError::io("reading segment metadata", &segment.path, e))?

@@ -102,6 +102,20 @@ pub enum Change {
     PutUser { user: UserAccount },
     /// Disables a user: their token is refused from this record on.
     DisableUser { name: String },
+    /// Revokes a tag's credentials (lost, stolen): refused at hello and on live connections
+    /// until rotated. Applying it again changes nothing (the first revocation time stays).
+    RevokeTag { tag: String },
+    /// Moves a tag to its next credential generation, clearing any revocation: the previous
+    /// secret is refused from this record on, on every node.
+    RotateTag { tag: String },
+    /// A tag's credential state exactly as a metadata database written before credentials
+    /// were log records holds it: written once, at the first start that finds no record of
+    /// the tag in the log (actor `migration`). Applying it again changes nothing.
+    TagCredentialState {
+        tag: String,
+        generation: u64,
+        revoked_ms: Option<i64>,
+    },
     /// A police crime batch, as validated at upload: its report (rows, errors, status) and the
     /// good rows. The crime store numbers the versions when it applies the record, so every
     /// replay and rebuild numbers them the same. `actor` is the uploader.
@@ -127,6 +141,9 @@ impl Change {
             | Change::Redacted { .. }
             | Change::PutUser { .. }
             | Change::DisableUser { .. }
+            | Change::RevokeTag { .. }
+            | Change::RotateTag { .. }
+            | Change::TagCredentialState { .. }
             | Change::CrimeBatch { .. } => None,
         }
     }
@@ -137,9 +154,26 @@ impl Change {
         matches!(self, Change::AlertAction { .. } | Change::HitReview { .. })
     }
 
-    /// Whether this changes the API's users (who may see what), never what the rules see.
+    /// Whether this changes who may call or connect — the API's users and the tags'
+    /// credentials — never what the rules see. Applied to the metadata database in log order
+    /// under one mark.
     pub fn is_user(&self) -> bool {
-        matches!(self, Change::PutUser { .. } | Change::DisableUser { .. })
+        matches!(
+            self,
+            Change::PutUser { .. }
+                | Change::DisableUser { .. }
+                | Change::RevokeTag { .. }
+                | Change::RotateTag { .. }
+                | Change::TagCredentialState { .. }
+        )
+    }
+
+    /// Whether this changes a tag's credentials.
+    pub fn is_tag_credential(&self) -> bool {
+        matches!(
+            self,
+            Change::RevokeTag { .. } | Change::RotateTag { .. } | Change::TagCredentialState { .. }
+        )
     }
 
     /// Whether the rules can see this change (people, activations, orders, purges); the hub's
@@ -161,6 +195,9 @@ impl Change {
             Change::HitReview { .. } => "hit_review",
             Change::PutUser { .. } => "put_user",
             Change::DisableUser { .. } => "disable_user",
+            Change::RevokeTag { .. } => "revoke_tag",
+            Change::RotateTag { .. } => "rotate_tag",
+            Change::TagCredentialState { .. } => "tag_credential_state",
             Change::CrimeBatch { .. } => "crime_batch",
         }
     }
@@ -187,6 +224,9 @@ impl Change {
             Change::HitReview { hit, .. } => format!("review of hit '{hit}'"),
             Change::PutUser { user } => format!("user '{}'", user.name),
             Change::DisableUser { name } => format!("user '{name}'"),
+            Change::RevokeTag { tag }
+            | Change::RotateTag { tag }
+            | Change::TagCredentialState { tag, .. } => format!("tag '{tag}'"),
             Change::CrimeBatch { report, .. } => format!(
                 "crime batch '{}'",
                 report["batch_id"].as_str().unwrap_or_default()

@@ -203,12 +203,16 @@ impl OrderBook {
                 activations,
                 people,
             } => Ok(self.purge(activations, people)),
-            // The hub's decisions and users are applied by the stores beside the pipeline.
+            // The hub's decisions, users and tag credentials are applied by the stores beside
+            // the pipeline.
             Change::Redacted { .. }
             | Change::AlertAction { .. }
             | Change::HitReview { .. }
             | Change::PutUser { .. }
             | Change::DisableUser { .. }
+            | Change::RevokeTag { .. }
+            | Change::RotateTag { .. }
+            | Change::TagCredentialState { .. }
             | Change::CrimeBatch { .. } => Ok(Applied::default()),
         }
     }

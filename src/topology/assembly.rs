@@ -20,7 +20,8 @@ use super::log_source::LogSource;
 use super::rebuild::{carry_numbering, set_aside, SetAside};
 use super::shutdown::Shutdown;
 use super::startup::{
-    catch_up_users, legacy_users, replay_log_into, startup_import, ChangeHistory,
+    catch_up_users, legacy_tag_credentials, legacy_users, replay_log_into, startup_import,
+    ChangeHistory,
 };
 use super::trail_feed::spawn_trail_feed;
 use crate::alerts::alert_store::AlertStore;
@@ -104,7 +105,7 @@ impl Topology {
         let aside = match mode {
             Mode::Serve => None,
             Mode::Rebuild => Some(
-                set_aside(&config.data_dir, now_ms())
+                set_aside(&config.data_dir, now_ms(), config.jetstream())
                     .context("setting the stores aside for the rebuild")?,
             ),
         };
@@ -211,6 +212,7 @@ impl Topology {
         let directory = shared_directory((**driver.directory()).clone());
         let mut import = startup_import(config, &metadata, &book)?;
         import.extend(legacy_users(&metadata, &store_records)?);
+        import.extend(legacy_tag_credentials(&metadata, &store_records)?);
         // The metadata view of people, activations and orders follows the log.
         metadata.import_orders(&book.document()).context(
             "bringing the metadata database's people, activations and orders up to the log",
@@ -332,6 +334,7 @@ impl Topology {
             book,
             metadata.clone(),
             decisions,
+            hit_service.clone(),
             directory.clone(),
             gate.clone(),
         )

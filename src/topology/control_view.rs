@@ -8,7 +8,9 @@
 
 use super::control_gate::{ControlGate, Outcome};
 use super::decision_view::{DecisionView, STORE_DID_NOT_TAKE};
+use crate::crime::service::HitService;
 use crate::formats::orders_file::OrdersFile;
+use crate::model::CrimeVersion;
 use crate::model::{Activation, Change, ControlRecord};
 use crate::orders::OrderBook;
 use crate::pipeline::dispatcher::update_directory;
@@ -66,6 +68,7 @@ impl ControlApplier {
         book: OrderBook,
         metadata: Metadata,
         decisions: DecisionView,
+        hits: HitService,
         directory: SharedDirectory,
         gate: Arc<ControlGate>,
     ) -> std::io::Result<Self> {
@@ -103,7 +106,7 @@ impl ControlApplier {
                                 (None, Err(e)) => Err(e.clone()),
                             },
                             ViewWork::Store { record, control } => {
-                                apply_to_store(&metadata, &decisions, *record, control)
+                                apply_to_store(&metadata, &decisions, &hits, *record, control)
                             }
                         };
                         answers.answered(work.record(), answer);
@@ -180,6 +183,7 @@ impl ControlApplier {
 fn apply_to_store(
     metadata: &Metadata,
     decisions: &DecisionView,
+    hits: &HitService,
     record: u64,
     control: &ControlRecord,
 ) -> Outcome {
@@ -194,10 +198,25 @@ fn apply_to_store(
             }
         };
     }
-    decisions.apply(record, control).map_err(|e| {
+    let answer = decisions.apply(record, control).map_err(|e| {
         tracing::warn!(record, error = %e, "decision not applied");
         e.to_string()
-    })
+    })?;
+    // A crime batch just stored is matched against the trails here, on every node, at its log
+    // position among the other control records; the node that took the upload waits for the
+    // summary (`HitService::matched`).
+    if let (Change::CrimeBatch { .. }, Some(answer)) = (&control.change, &answer) {
+        match serde_json::from_value::<Vec<CrimeVersion>>(answer["new_versions"].clone()) {
+            Ok(versions) => hits.submit_new_crimes(record, versions),
+            Err(e) => {
+                tracing::error!(record, error = %e, "a stored crime batch's versions do not read back");
+                return Err(format!(
+                    "{STORE_DID_NOT_TAKE} crime store's answer does not read back ({e}); the batch is matched at the next start"
+                ));
+            }
+        }
+    }
+    Ok(answer)
 }
 
 /// The records of `view` (a person's, after the change) that `change` touched: the view only

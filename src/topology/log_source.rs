@@ -5,7 +5,7 @@
 //! reads the stored records from the first, and the live stages get the committed groups, in
 //! log order, from the record after them.
 
-use crate::cluster::jetstream::{JetStreamError, JetStreamLog};
+use crate::cluster::jetstream::{JetStreamError, JetStreamLog, StreamItem};
 use crate::config::ServerConfig;
 use crate::log::{
     CommitHandle, DedupState, GroupCommitter, LogConfig, LogReader, LogWriter, RecoveryReport,
@@ -130,29 +130,31 @@ impl LogSource {
                 let end = *next_record;
                 let mut stream = Box::pin(
                     runtime
-                        .block_on(log.read_from(0))
+                        .block_on(log.read_positions_from(0))
                         .context("reading the log stream")?,
                 );
                 let positions = positions.clone();
                 let mut next = 0;
-                Ok(Box::new(std::iter::from_fn(move || {
+                Ok(Box::new(std::iter::from_fn(move || loop {
                     if next >= end {
                         return None;
                     }
                     let item = runtime.block_on(stream.next())?;
-                    Some(
-                        item.context("reading the log stream")
-                            .map(|(record, entry)| {
-                                next = record + 1;
-                                if let LogEntry::Batch(b) = &entry {
-                                    positions
-                                        .lock()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .note(&b.tag, b.epoch, b.seq);
-                                }
-                                (record, entry)
-                            }),
-                    )
+                    match item.context("reading the log stream") {
+                        Err(e) => return Some(Err(e)),
+                        // A part of a record stored further on: nothing to apply here.
+                        Ok(StreamItem::Part { record }) => next = record + 1,
+                        Ok(StreamItem::Record(record, entry)) => {
+                            next = record + 1;
+                            if let LogEntry::Batch(b) = &entry {
+                                positions
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .note(&b.tag, b.epoch, b.seq);
+                            }
+                            return Some(Ok((record, entry)));
+                        }
+                    }
                 })))
             }
         }
@@ -202,7 +204,7 @@ async fn follow_stream(
     let mut expected = from_record;
     let mut pause = std::time::Duration::from_millis(100);
     loop {
-        let mut records = match log.read_from(expected).await {
+        let mut records = match log.read_positions_from(expected).await {
             Ok(stream) => Box::pin(stream),
             Err(e) => {
                 tracing::warn!(error = %e, record = expected, "cannot read the log stream; retrying");
@@ -234,6 +236,33 @@ async fn follow_stream(
     }
 }
 
+/// What the reader does with the position it was handed.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// The one due: apply it.
+    Apply,
+    /// One already applied: the consumer was sent back (async-nats re-creates an ordered
+    /// consumer that had delivered nothing yet from the stream's start, after its server
+    /// died). Read on from the next record with a consumer of our own.
+    Reopen(String),
+    /// One past the next: records are missing. Applying it would renumber every record after
+    /// it for this node's stores, so the node stops.
+    Gap(String),
+}
+
+fn next_step(record: u64, expected: u64) -> Step {
+    match record.cmp(&expected) {
+        std::cmp::Ordering::Equal => Step::Apply,
+        std::cmp::Ordering::Less => Step::Reopen(format!(
+            "the stream reader went back to record {record} (record {expected} was due)"
+        )),
+        std::cmp::Ordering::Greater => Step::Gap(format!(
+            "the log stream gave record {record} where record {expected} was due: this node \
+             cannot apply the log past the gap"
+        )),
+    }
+}
+
 /// Why [`read_groups`] returned.
 enum Stop {
     /// Closed, the forwarder gone, or a record this node must not apply: stop for good.
@@ -249,7 +278,7 @@ const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 async fn read_groups(
     log: &JetStreamLog,
     records: &mut std::pin::Pin<
-        Box<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>>,
+        Box<impl futures::Stream<Item = Result<StreamItem, JetStreamError>>>,
     >,
     expected: &mut u64,
     commit: &CommitHandle,
@@ -293,26 +322,29 @@ async fn read_groups(
                     break Some(Stop::Done);
                 }
                 Some(Err(e)) => break Some(Stop::Reopen(e.to_string())),
-                Some(Ok((record, entry))) => {
-                    if record != *expected {
-                        // A gap would renumber every record after it for this node's stores.
-                        tracing::error!(
-                            record,
-                            expected = *expected,
-                            "the log stream skipped records: this node applies nothing new"
-                        );
-                        commit.poison(format!(
-                            "the log stream gave record {record} where record {} was due: this \
-                             node cannot apply the log past the gap",
-                            *expected
-                        ));
-                        break Some(Stop::Done);
+                Some(Ok(item)) => {
+                    let record = item.position();
+                    match next_step(record, *expected) {
+                        Step::Apply => {}
+                        Step::Reopen(why) => break Some(Stop::Reopen(why)),
+                        Step::Gap(why) => {
+                            tracing::error!(
+                                record,
+                                expected = *expected,
+                                "the log stream skipped records: this node applies nothing new"
+                            );
+                            commit.poison(why);
+                            break Some(Stop::Done);
+                        }
                     }
                     *expected = record + 1;
-                    if let LogEntry::Batch(batch) = &entry {
-                        commit.note_consumed(batch);
+                    // A part holds no record: its position is passed, nothing is applied.
+                    if let StreamItem::Record(_, entry) = item {
+                        if let LogEntry::Batch(batch) = &entry {
+                            commit.note_consumed(batch);
+                        }
+                        group.push(entry);
                     }
-                    group.push(entry);
                 }
             }
             if group.len() >= STREAM_GROUP_MAX {
@@ -331,5 +363,19 @@ async fn read_groups(
         if let Some(stop) = stop {
             return stop;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewound_reader_reads_on_and_only_a_gap_stops_the_node() {
+        assert_eq!(next_step(1338, 1338), Step::Apply);
+        // Seen after a NATS server's death: record 0 handed again where 1338 was due.
+        assert!(matches!(next_step(0, 1338), Step::Reopen(_)));
+        assert!(matches!(next_step(1337, 1338), Step::Reopen(_)));
+        assert!(matches!(next_step(1339, 1338), Step::Gap(_)));
     }
 }

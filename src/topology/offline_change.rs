@@ -1,5 +1,5 @@
-//! [`append_offline`]: one change made while no server runs (`tagstream users add` and
-//! `users disable` before a deployment starts): appended to the data directory's durable log
+//! [`append_offline`]: one change made while no server runs (`tagstream users add`, `users
+//! disable`, `tags revoke` and `tags rotate`): appended to the data directory's durable log
 //! under the directory's lock, like any API write, then applied to the view it changes, so the
 //! server that starts next finds it already taken (its mark) and a rebuild finds it in the log.
 

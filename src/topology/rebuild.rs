@@ -5,13 +5,14 @@
 //!
 //! What is rebuilt: the alert store (alerts, sober days, reviews), the trail store, the hits and
 //! their reviews, and the metadata database's people, activations, orders, change history,
-//! users and caseloads, and the police crime batches. What is kept, because only that store
-//! holds it: the audit trail, tag credentials, the record of purge runs, the public crime
+//! users and caseloads, tag credentials, and the police crime batches. What is kept, because
+//! only that store holds it: the audit trail, the record of purge runs, the public crime
 //! overlay, and crime batches imported before batches were log records. Alert
 //! event numbers continue above every number handed out before, and webhook cursors are kept,
 //! so no client ever sees one number for two changes; each rebuilt alert is a new event.
 
 use crate::alerts::alert_store::{AlertStore, AlertStoreError};
+use crate::cluster::jetstream::{JetStreamConfig, JetStreamError, JetStreamLog, StreamItem};
 use crate::log::{LogError, LogReader};
 use crate::model::{Change, LogEntry};
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
@@ -24,6 +25,8 @@ use std::path::{Path, PathBuf};
 pub enum RebuildError {
     #[error("reading the log: {0}")]
     Log(#[from] LogError),
+    #[error("reading the log stream: {0}")]
+    Stream(String),
     #[error("{0}")]
     Metadata(#[from] MetadataError),
     #[error("{0}")]
@@ -51,9 +54,20 @@ pub struct SetAside {
 
 /// Sets the log's views in `data_dir` aside (the caller holds the directory's lock and opens
 /// the stores afresh afterwards).
-pub fn set_aside(data_dir: &Path, now_ms: i64) -> Result<SetAside, RebuildError> {
+/// `stream`: the node's log is this JetStream stream (cluster mode), not `DATA/log`.
+pub fn set_aside(
+    data_dir: &Path,
+    now_ms: i64,
+    stream: Option<&JetStreamConfig>,
+) -> Result<SetAside, RebuildError> {
     let metadata = Metadata::open(data_dir)?;
-    let in_log = scan_log(data_dir)?;
+    let in_log = match stream {
+        None => scan_log(data_dir)?,
+        // On the runtime's blocking side: the stream is read through its handle.
+        Some(config) => tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(scan_stream(config))
+        })?,
+    };
     check_all_in_log(&in_log, &metadata)?;
     let backup_dir = data_dir.join(format!("rebuild-{now_ms}"));
     std::fs::DirBuilder::new()
@@ -137,12 +151,38 @@ fn move_into(path: &Path, dir: &Path) -> Result<(), RebuildError> {
     }
 }
 
-/// What the log's control records name: people, users and crime batches.
+/// What the log's control records name: people, users, crime batches and tags' credentials.
 #[derive(Default)]
 struct InLog {
     people: HashSet<String>,
     users: HashSet<String>,
     crime_batches: HashSet<String>,
+    /// Tags with a credential record.
+    tags: HashSet<String>,
+}
+
+impl InLog {
+    fn note(&mut self, change: &Change) {
+        match change {
+            Change::PutPerson { person } => {
+                self.people.insert(person.id.clone());
+            }
+            Change::PutUser { user } => {
+                self.users.insert(user.name.clone());
+            }
+            Change::CrimeBatch { report, .. } => {
+                if let Some(id) = report["batch_id"].as_str() {
+                    self.crime_batches.insert(id.to_string());
+                }
+            }
+            Change::RevokeTag { tag }
+            | Change::RotateTag { tag }
+            | Change::TagCredentialState { tag, .. } => {
+                self.tags.insert(tag.clone());
+            }
+            _ => {}
+        }
+    }
 }
 
 fn scan_log(data_dir: &Path) -> Result<InLog, RebuildError> {
@@ -153,20 +193,33 @@ fn scan_log(data_dir: &Path) -> Result<InLog, RebuildError> {
     }
     for item in LogReader::open(&log_dir)?.controls_only() {
         if let (_, LogEntry::Control { control, .. }) = item? {
-            match &control.change {
-                Change::PutPerson { person } => {
-                    in_log.people.insert(person.id.clone());
-                }
-                Change::PutUser { user } => {
-                    in_log.users.insert(user.name.clone());
-                }
-                Change::CrimeBatch { report, .. } => {
-                    if let Some(id) = report["batch_id"].as_str() {
-                        in_log.crime_batches.insert(id.to_string());
-                    }
-                }
-                _ => {}
-            }
+            in_log.note(&control.change);
+        }
+    }
+    Ok(in_log)
+}
+
+/// The same from the stream, up to its end when asked.
+async fn scan_stream(config: &JetStreamConfig) -> Result<InLog, RebuildError> {
+    use futures::StreamExt;
+    let stream_err = |e: JetStreamError| RebuildError::Stream(e.to_string());
+    let log = JetStreamLog::open(config.clone())
+        .await
+        .map_err(stream_err)?;
+    let end = log.next_record().await.map_err(stream_err)?;
+    let mut in_log = InLog::default();
+    if end == 0 {
+        return Ok(in_log);
+    }
+    let mut positions = Box::pin(log.read_positions_from(0).await.map_err(stream_err)?);
+    while let Some(item) = positions.next().await {
+        let item = item.map_err(stream_err)?;
+        let position = item.position();
+        if let StreamItem::Record(_, LogEntry::Control { control, .. }) = &item {
+            in_log.note(&control.change);
+        }
+        if position + 1 >= end {
+            break;
         }
     }
     Ok(in_log)
@@ -188,12 +241,21 @@ fn check_all_in_log(in_log: &InLog, metadata: &Metadata) -> Result<(), RebuildEr
         .map(|(a, _)| a.name)
         .filter(|name| !in_log.users.contains(name))
         .collect();
+    let missing_tags: Vec<String> = metadata
+        .tag_credentials()?
+        .into_iter()
+        .map(|c| c.tag)
+        .filter(|tag| !in_log.tags.contains(tag))
+        .collect();
     let mut missing = Vec::new();
     if !missing_people.is_empty() {
         missing.push(format!("people {}", missing_people.join(", ")));
     }
     if !missing_users.is_empty() {
         missing.push(format!("users {}", missing_users.join(", ")));
+    }
+    if !missing_tags.is_empty() {
+        missing.push(format!("credentials of tags {}", missing_tags.join(", ")));
     }
     match missing.is_empty() {
         true => Ok(()),

@@ -117,6 +117,9 @@ fn purged_name(
         | Change::HitReview { .. }
         | Change::PutUser { .. }
         | Change::DisableUser { .. }
+        | Change::RevokeTag { .. }
+        | Change::RotateTag { .. }
+        | Change::TagCredentialState { .. }
         | Change::CrimeBatch { .. } => return None,
     };
     (is(kind, id) || is("person", person)).then(|| format!("{kind} {id}"))
@@ -211,19 +214,27 @@ pub fn catch_up_users(
     Ok(())
 }
 
+/// What `name` picks out of the records' changes (user names, tag ids).
+fn named_in_log<'a>(
+    records: &'a [(u64, Arc<crate::model::ControlRecord>)],
+    name: impl Fn(&'a Change) -> Option<&'a str>,
+) -> std::collections::HashSet<&'a str> {
+    records
+        .iter()
+        .filter_map(|(_, c)| name(&c.change))
+        .collect()
+}
+
 /// Users a metadata database written before users were log records holds and the log lacks:
 /// written to the log once (the same digest again is accepted and changes nothing).
 pub fn legacy_users(
     metadata: &Metadata,
     records: &[(u64, Arc<crate::model::ControlRecord>)],
 ) -> Result<Vec<(String, Change)>> {
-    let in_log: std::collections::HashSet<&str> = records
-        .iter()
-        .filter_map(|(_, c)| match &c.change {
-            Change::PutUser { user } => Some(user.name.as_str()),
-            _ => None,
-        })
-        .collect();
+    let in_log = named_in_log(records, |change| match change {
+        Change::PutUser { user } => Some(user.name.as_str()),
+        _ => None,
+    });
     let mut changes = Vec::new();
     for (account, disabled) in metadata.user_accounts()? {
         if in_log.contains(account.name.as_str()) {
@@ -236,6 +247,34 @@ pub fn legacy_users(
         }
     }
     Ok(changes)
+}
+
+/// Tag credentials a metadata database written before they were log records holds, for tags
+/// the log has no credential record of: written to the log once, as their exact state (applying
+/// it changes nothing here; a rebuild gets them back from the log).
+pub fn legacy_tag_credentials(
+    metadata: &Metadata,
+    records: &[(u64, Arc<crate::model::ControlRecord>)],
+) -> Result<Vec<(String, Change)>> {
+    let in_log = named_in_log(records, |change| match change {
+        Change::RevokeTag { tag }
+        | Change::RotateTag { tag }
+        | Change::TagCredentialState { tag, .. } => Some(tag.as_str()),
+        _ => None,
+    });
+    Ok(metadata
+        .tag_credentials()?
+        .into_iter()
+        .filter(|c| !in_log.contains(c.tag.as_str()))
+        .map(|c| {
+            let change = Change::TagCredentialState {
+                tag: c.tag,
+                generation: c.generation,
+                revoked_ms: c.revoked_ms,
+            };
+            ("migration".to_string(), change)
+        })
+        .collect())
 }
 
 /// A control record's number, the record, whose records it changes, and why it was refused.

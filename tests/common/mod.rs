@@ -393,9 +393,15 @@ pub fn replay_alerts_with(orders: Option<&Path>, readings: &Path, out: &Path) ->
 /// `tagstream rebuild --data-dir DATA` (server stopped): every view of the log built again.
 /// Returns its report (`old_stores`: where the old stores were set aside).
 pub fn rebuild(data_dir: &Path) -> serde_json::Value {
+    rebuild_with(data_dir, &[])
+}
+
+/// `tagstream rebuild` with more arguments (e.g. `--config F`); its report.
+pub fn rebuild_with(data_dir: &Path, extra: &[&str]) -> serde_json::Value {
     let out = Command::new(bin())
         .args(["rebuild", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .output()
         .expect("run tagstream rebuild");
     assert!(

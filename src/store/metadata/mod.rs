@@ -54,6 +54,8 @@ pub enum MetadataError {
 pub struct Metadata {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Tag credential records taken since open (see [`Metadata::credential_changes`]).
+    credential_changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Metadata {
@@ -82,6 +84,7 @@ impl Metadata {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            credential_changes: Arc::default(),
         })
     }
 
@@ -117,6 +120,7 @@ impl Metadata {
             "BEGIN;
              DELETE FROM changes; DELETE FROM orders; DELETE FROM activations; DELETE FROM people;
              DELETE FROM caseloads; DELETE FROM users; DELETE FROM users_applied;
+             DELETE FROM tag_credentials;
              COMMIT;",
         )?;
         Ok(())

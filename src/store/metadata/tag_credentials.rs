@@ -78,39 +78,90 @@ impl Metadata {
         Ok(out)
     }
 
-    /// Revokes `tag` at `now_ms` (idempotent: an already revoked tag keeps its first time).
+    /// Revokes `tag` at `now_ms` outside the log (unit tests of the store only).
+    #[cfg(test)]
     pub fn revoke_tag(&self, tag: &str, now_ms: i64) -> Result<TagCredential, MetadataError> {
-        {
-            let conn = self.lock();
-            conn.execute(
-                "INSERT INTO tag_credentials (tag, generation, revoked_ms, updated_ms)
-                 VALUES (?1, 0, ?2, ?2)
-                 ON CONFLICT(tag) DO UPDATE SET
-                    revoked_ms = COALESCE(revoked_ms, excluded.revoked_ms),
-                    updated_ms = excluded.updated_ms",
-                params![tag, now_ms],
-            )?;
-        }
+        revoke_in(&self.lock(), tag, now_ms)?;
         self.tag_credential(tag)
     }
 
-    /// Moves `tag` to its next credential generation and clears any revocation: the old secret
-    /// stops working, the one derived at the returned generation works.
+    /// Rotates `tag` at `now_ms` outside the log (unit tests of the store only).
+    #[cfg(test)]
     pub fn rotate_tag(&self, tag: &str, now_ms: i64) -> Result<TagCredential, MetadataError> {
-        {
-            let conn = self.lock();
-            conn.execute(
-                "INSERT INTO tag_credentials (tag, generation, revoked_ms, updated_ms)
-                 VALUES (?1, 1, NULL, ?2)
-                 ON CONFLICT(tag) DO UPDATE SET
-                    generation = generation + 1,
-                    revoked_ms = NULL,
-                    updated_ms = excluded.updated_ms",
-                params![tag, now_ms],
-            )?;
-        }
+        rotate_in(&self.lock(), tag, now_ms)?;
         self.tag_credential(tag)
     }
+
+    /// How many tag credential records this database has taken since it was opened by this
+    /// process: a holder of an in-memory copy reloads it when the count moves.
+    pub fn credential_changes(&self) -> u64 {
+        self.credential_changes
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(super) fn note_credential_change(&self) {
+        self.credential_changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Revokes `tag` at `now_ms` (idempotent: an already revoked tag keeps its first time).
+pub(super) fn revoke_in(
+    conn: &rusqlite::Connection,
+    tag: &str,
+    now_ms: i64,
+) -> Result<(), MetadataError> {
+    conn.execute(
+        "INSERT INTO tag_credentials (tag, generation, revoked_ms, updated_ms)
+         VALUES (?1, 0, ?2, ?2)
+         ON CONFLICT(tag) DO UPDATE SET
+            revoked_ms = COALESCE(revoked_ms, excluded.revoked_ms),
+            updated_ms = excluded.updated_ms",
+        params![tag, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Sets `tag`'s state exactly (a migrated row: idempotent).
+pub(super) fn set_in(
+    conn: &rusqlite::Connection,
+    tag: &str,
+    generation: u64,
+    revoked_ms: Option<i64>,
+    now_ms: i64,
+) -> Result<(), MetadataError> {
+    let generation = i64::try_from(generation).map_err(|_| {
+        MetadataError::Invalid(format!("tag '{tag}': generation {generation} is too large"))
+    })?;
+    conn.execute(
+        "INSERT INTO tag_credentials (tag, generation, revoked_ms, updated_ms)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(tag) DO UPDATE SET
+            generation = excluded.generation,
+            revoked_ms = excluded.revoked_ms,
+            updated_ms = excluded.updated_ms",
+        params![tag, generation, revoked_ms, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Moves `tag` to its next credential generation and clears any revocation: the old secret
+/// stops working, the one derived at the new generation works.
+pub(super) fn rotate_in(
+    conn: &rusqlite::Connection,
+    tag: &str,
+    now_ms: i64,
+) -> Result<(), MetadataError> {
+    conn.execute(
+        "INSERT INTO tag_credentials (tag, generation, revoked_ms, updated_ms)
+         VALUES (?1, 1, NULL, ?2)
+         ON CONFLICT(tag) DO UPDATE SET
+            generation = generation + 1,
+            revoked_ms = NULL,
+            updated_ms = excluded.updated_ms",
+        params![tag, now_ms],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -163,10 +163,11 @@ impl Metadata {
         Ok(below.unwrap_or(0) as u64)
     }
 
-    /// Applies a user record (`put_user`, `disable_user`; log record `record`) to the users
-    /// table in one transaction with the table's mark. `Ok(Err(reason))`: refused, the same way
-    /// on every replay (a name taken by another token, an unknown user). Not a user record:
-    /// nothing to do.
+    /// Applies a user or tag credential record (`put_user`, `disable_user`, `revoke_tag`,
+    /// `rotate_tag`, `tag_credential_state`; log record `record`, at its recorded time) in one transaction with the
+    /// users table's mark, so a record is taken exactly once (a rotation counts). `Ok(Err(reason))`:
+    /// refused, the same way on every replay (a name taken by another token, an unknown user).
+    /// Not such a record: nothing to do.
     pub fn apply_user_record(
         &self,
         record: u64,
@@ -174,6 +175,18 @@ impl Metadata {
     ) -> Result<Result<(), String>, MetadataError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        // Already taken (a catch-up meeting a record the view applied): a rotation must not
+        // count twice. Records arrive in log order, so the mark says which were.
+        let below: Option<i64> = tx
+            .query_row(
+                "SELECT applied_below FROM users_applied WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if control.change.is_user() && (record as i64) < below.unwrap_or(0) {
+            return Ok(Ok(()));
+        }
         let outcome = match &control.change {
             Change::PutUser { user } => put_user(&tx, user, control.recorded)?,
             Change::DisableUser { name } => {
@@ -184,6 +197,28 @@ impl Metadata {
                     Ok(())
                 }
             }
+            Change::RevokeTag { tag } => {
+                super::tag_credentials::revoke_in(&tx, tag, control.recorded)?;
+                Ok(())
+            }
+            Change::RotateTag { tag } => {
+                super::tag_credentials::rotate_in(&tx, tag, control.recorded)?;
+                Ok(())
+            }
+            Change::TagCredentialState {
+                tag,
+                generation,
+                revoked_ms,
+            } => {
+                super::tag_credentials::set_in(
+                    &tx,
+                    tag,
+                    *generation,
+                    *revoked_ms,
+                    control.recorded,
+                )?;
+                Ok(())
+            }
             _ => return Ok(Ok(())),
         };
         tx.execute(
@@ -192,6 +227,10 @@ impl Metadata {
             [record as i64 + 1],
         )?;
         tx.commit()?;
+        drop(conn);
+        if control.change.is_tag_credential() {
+            self.note_credential_change();
+        }
         Ok(outcome)
     }
 
