@@ -5,6 +5,13 @@
 //! between acks across the kill, per tag: median and worst), and that every acknowledged batch
 //! is in the stream exactly once.
 //!
+//! Webhooks: both nodes post to one endpoint here, and only the holder of the `webhooks` lease
+//! delivers (the health fixture's alerts, fed through node A first, which holds the lease). The
+//! "webhook lease moved" time is from the SIGKILL of the holder to the first POST of the
+//! survivor (it re-sends the events of the records the dead holder delivered last): once when
+//! node A dies (if it still held the lease then), and once more at the end, when a third node C
+//! has joined and node B, the holder then, is killed.
+//!
 //! Run: `cargo bench --bench cluster_failover -- [--tags N] [--interval-ms M]`
 
 #[path = "support/nats.rs"]
@@ -26,12 +33,35 @@ const TOKEN: &str = "failover-admin-token";
 struct Node {
     child: Child,
     ingest: String,
+    http: String,
+}
+
+impl Node {
+    /// Whether this node holds the `webhooks` lease (its `/metrics` gauge).
+    fn holds_webhooks(&self) -> bool {
+        ureq::get(&format!("http://{}/metrics", self.http))
+            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .is_some_and(|m| m.lines().any(|l| l == "tagstream_lease_webhooks_held 1"))
+    }
 }
 
 fn start_node(dir: &std::path::Path, name: &str, config: &std::path::Path) -> anyhow::Result<Node> {
+    start_node_with(dir, name, config, &[])
+}
+
+fn start_node_with(
+    dir: &std::path::Path,
+    name: &str,
+    config: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> anyhow::Result<Node> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tagstream"))
         .args(["serve", "--config"])
         .arg(config)
+        .args(extra)
         .args([
             "--ingest-addr",
             "127.0.0.1:0",
@@ -48,11 +78,149 @@ fn start_node(dir: &std::path::Path, name: &str, config: &std::path::Path) -> an
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line)?;
     let listening: serde_json::Value = serde_json::from_str(&line)?;
-    let ingest = listening["ingest_addr"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    Ok(Node { child, ingest })
+    let address = |key: &str| listening[key].as_str().unwrap_or_default().to_string();
+    Ok(Node {
+        child,
+        ingest: address("ingest_addr"),
+        http: address("http_addr"),
+    })
+}
+
+/// Every POST the receiver got: (`X-Tagstream-Node`, when).
+type Posts = Arc<Mutex<Vec<(String, Instant)>>>;
+
+/// A webhook endpoint: answers 200 to every POST and notes who sent it, when.
+fn start_receiver() -> anyhow::Result<(String, Posts)> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let posts: Posts = Arc::default();
+    let kept = posts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                let Ok(mut writer) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let (mut line, mut length, mut node) = (String::new(), 0usize, String::new());
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let header = header.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':') {
+                            match name.trim().to_ascii_lowercase().as_str() {
+                                "content-length" => length = value.trim().parse().unwrap_or(0),
+                                "x-tagstream-node" => node = value.trim().to_string(),
+                                _ => {}
+                            }
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    kept.lock().unwrap().push((node, Instant::now()));
+                    if writer
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((url, posts))
+}
+
+/// The health fixture's batches (tags T1 and T2 of its orders), each acknowledged, through
+/// `addr`: alerts for the webhooks.
+async fn send_fixture(addr: &str) -> anyhow::Result<()> {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/health");
+    let mut batches = Vec::new();
+    tagstream::formats::readings_jsonl::read_batches(
+        BufReader::new(std::fs::File::open(fixture.join("readings.jsonl"))?),
+        |b| batches.push(b),
+    )?;
+    let mut clients: std::collections::HashMap<String, Framed<TcpStream, FrameCodec>> =
+        Default::default();
+    for batch in batches {
+        if !clients.contains_key(&batch.tag) {
+            let mut framed = Framed::new(TcpStream::connect(addr).await?, FrameCodec::default());
+            framed
+                .send(Frame::Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    tag: batch.tag.clone(),
+                    secret: tag_secret(KEY.as_bytes(), &batch.tag),
+                    epoch: 0,
+                })
+                .await?;
+            match framed.next().await {
+                Some(Ok(Frame::HelloOk { .. })) => {}
+                other => anyhow::bail!("hello for {}: {other:?}", batch.tag),
+            }
+            clients.insert(batch.tag.clone(), framed);
+        }
+        let framed = clients.get_mut(&batch.tag).expect("connected above");
+        let seq = batch.seq;
+        framed
+            .send(Frame::Batch {
+                seq,
+                readings: batch.readings,
+            })
+            .await?;
+        match framed.next().await {
+            Some(Ok(Frame::Ack { seq: acked })) if acked == seq => {}
+            other => anyhow::bail!("batch {seq} of {}: {other:?}", batch.tag),
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds from `killed` to the first POST after it from the node with process id `pid`
+/// (named `<hostname>-<pid>`), waiting up to 15 s for it.
+fn lease_moved_ms(
+    posts: &Mutex<Vec<(String, Instant)>>,
+    killed: Instant,
+    pid: u32,
+) -> Option<u128> {
+    let name_end = format!("-{pid}");
+    let deadline = killed + Duration::from_secs(15);
+    loop {
+        let first = posts
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(node, at)| *at > killed && node.ends_with(&name_end))
+            .map(|(_, at)| at.duration_since(killed).as_millis());
+        if first.is_some() || Instant::now() > deadline {
+            return first;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (up to 15 s) until `node` holds the webhooks lease.
+fn wait_holds(node: &Node) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if node.holds_webhooks() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// One tag: a batch every `interval`, each waited for; on any failure it reconnects, trying
@@ -156,12 +324,32 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // The nodes connect to the first server listed.
     let (mut servers, config) = nats::start_jetstream(dir.path(), 3, true)?;
-    let mut a = start_node(dir.path(), "node-a", &config)?;
-    let b = start_node(dir.path(), "node-b", &config)?;
+    // Every node posts its webhooks (while it holds the lease) to the receiver here.
+    let (hook, posts) = start_receiver()?;
+    let with_hook = dir.path().join("with-webhook.toml");
+    std::fs::write(
+        &with_hook,
+        format!(
+            "[[webhooks]]\nurl = \"{hook}\"\n\n{}",
+            std::fs::read_to_string(&config)?
+        ),
+    )?;
+    let config = with_hook;
+    let orders =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/health/orders.json");
+    let mut a = start_node_with(
+        dir.path(),
+        "node-a",
+        &config,
+        &["--orders".as_ref(), orders.as_os_str()],
+    )?;
+    anyhow::ensure!(wait_holds(&a), "node A never took the webhooks lease");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
+    runtime.block_on(send_fixture(&a.ingest))?;
+    let mut b = start_node(dir.path(), "node-b", &config)?;
     let acks = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let until = started + Duration::from_secs(16);
@@ -195,9 +383,15 @@ fn main() -> anyhow::Result<()> {
     let nats_killed = Instant::now();
     let _ = servers.0[killed].kill();
     std::thread::sleep(Duration::from_secs(6));
+    let a_held = a.holds_webhooks();
     let node_killed = Instant::now();
     let _ = a.child.kill();
     let _ = a.child.wait();
+    let moved_from_a = if a_held {
+        lease_moved_ms(&posts, node_killed, b.child.id())
+    } else {
+        None
+    };
     runtime.block_on(async {
         for task in tasks {
             let _ = task.await;
@@ -231,6 +425,20 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .filter(|(tag, seq, _)| !stored.contains(&(tag.clone(), *seq)))
         .count();
+    // A third node joins; node B (the holder since A died) is killed; node C takes over.
+    let c = start_node(dir.path(), "node-c", &config)?;
+    let b_held = wait_holds(&b);
+    std::thread::sleep(Duration::from_secs(1));
+    let b_killed = Instant::now();
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    let moved_from_b = if b_held {
+        lease_moved_ms(&posts, b_killed, c.child.id())
+    } else {
+        None
+    };
+    let c_holds = c.holds_webhooks();
+    drop(c);
     drop(b);
     println!(
         "{}",
@@ -241,6 +449,14 @@ fn main() -> anyhow::Result<()> {
             "nats_server_killed": {"server": format!("n{killed}"), "was_stream_leader": leader.is_some(), "outage_ms_median": nats_median, "outage_ms_worst": nats_worst},
             "node_killed": {"outage_ms_median": node_median, "outage_ms_worst": node_worst},
             "acked_missing_from_stream": missing,
+            "webhook_lease_moved_ms": {
+                "node_a_killed": moved_from_a,
+                "node_a_held_the_lease": a_held,
+                "node_b_killed": moved_from_b,
+                "node_b_held_the_lease": b_held,
+                "node_c_holds_it_after": c_holds,
+                "posts": posts.lock().unwrap().len(),
+            },
             "stored_twice": duplicates,
         }))?
     );

@@ -22,6 +22,8 @@ fn config(urls: Vec<String>, replicas: usize) -> JetStreamConfig {
         partitions: 16,
         duplicate_window_s: 3_600,
         retain_server_order: false,
+        node_id: None,
+        lease_ttl_ms: tagstream::cluster::lease::DEFAULT_TTL_MS,
     }
 }
 

@@ -72,6 +72,8 @@ pub fn start_jetstream(
         partitions: 64,
         duplicate_window_s: 3_600,
         retain_server_order,
+        node_id: None,
+        lease_ttl_ms: tagstream::cluster::lease::DEFAULT_TTL_MS,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -12,11 +12,12 @@
 //! with `synchronous=FULL` before the API answers.
 
 use crate::model::Alert;
+use crate::pipeline::Provenance;
 use crate::store::decision_mark::{decisions_applied_below, note_decision};
 use crate::store::sqlite_schema::{apply_migrations, SchemaError};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -87,7 +88,16 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         applied_below INTEGER NOT NULL
      );",
+    // Each event's provenance (see `AlertEvent::origin`): where webhook delivery resumes on
+    // another node of a cluster. Events stored before this have none (NULL).
+    "ALTER TABLE alert_events ADD COLUMN lane INTEGER;
+     ALTER TABLE alert_events ADD COLUMN record INTEGER;
+     CREATE INDEX alert_events_by_origin ON alert_events(lane, record);",
 ];
+
+/// The lane of the hub's decisions (reviews): their events come from the control applier in log
+/// order, beside the pipeline's partitions (lanes `0..partitions`).
+pub const DECISION_LANE: u32 = u32::MAX;
 
 /// Where an alert is in the hub's work queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +173,11 @@ pub struct AlertEvent {
     pub kind: String,
     /// The alert with its review after the change, as JSON.
     pub body: String,
+    /// Where the change came from: the pipeline partition (or [`DECISION_LANE`]) and the log
+    /// record whose processing produced it. The same on every node of a cluster, unlike `seq`
+    /// (`None`: stored before provenance was kept). Not part of what clients see.
+    #[serde(skip)]
+    pub origin: Option<Provenance>,
 }
 
 /// An alert change already numbered and published, waiting to be stored.
@@ -251,7 +266,8 @@ impl AlertStore {
                    code = excluded.code, document = excluded.document",
             )?;
             let mut event = tx.prepare_cached(
-                "INSERT OR IGNORE INTO alert_events (seq, alert_id, kind, body) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO alert_events (seq, alert_id, kind, body, lane, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for p in pending {
                 let alert = &p.alert;
@@ -266,11 +282,14 @@ impl AlertStore {
                     alert.late,
                     p.document
                 ])?;
+                let (lane, record) = origin_columns(p.event.origin);
                 event.execute(params![
                     p.event.seq,
                     p.event.alert_id,
                     p.event.kind,
-                    p.event.body
+                    p.event.body,
+                    lane,
+                    record
                 ])?;
             }
         }
@@ -433,7 +452,11 @@ impl AlertStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![alert_id, t_ms, user, name, new_state.as_str(), new_assignee, outcome, notes],
             )?;
-            let event = append_event(&tx, alert_id, "reviewed", seq)?;
+            let origin = Provenance {
+                lane: DECISION_LANE,
+                record,
+            };
+            let event = append_event(&tx, alert_id, "reviewed", seq, origin)?;
             note_decision(&tx, record)?;
             tx.commit()?;
             Ok(event)
@@ -620,17 +643,67 @@ impl AlertStore {
     /// Events after `seq`, oldest first (at most `limit`).
     pub fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<AlertEvent>, AlertStoreError> {
         let conn = self.lock();
-        let mut stmt =
-            conn.prepare("SELECT seq, alert_id, kind, body FROM alert_events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, alert_id, kind, body, lane, record FROM alert_events
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
         let rows = stmt.query_map(params![seq, limit], |r| {
             Ok(AlertEvent {
                 seq: r.get(0)?,
                 alert_id: r.get(1)?,
                 kind: r.get(2)?,
                 body: r.get(3)?,
+                origin: origin_from_columns(r.get(4)?, r.get(5)?),
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Where webhook delivery resumes on this node after another node delivered up to
+    /// `frontier` (per lane, the record of the last event it delivered): the event number to
+    /// deliver after, so that every event of a lane from its frontier record on (and every
+    /// event of a lane the frontier lacks, or without provenance) is delivered, and at most the
+    /// events of the frontier records are delivered twice. Computed with the
+    /// `alert_events_by_origin` index; the same as [`resume_cursor_of`] over every event.
+    pub fn resume_cursor(&self, frontier: &BTreeMap<u32, u64>) -> Result<i64, AlertStoreError> {
+        let conn = self.lock();
+        let mut first: Option<i64> = conn.query_row(
+            "SELECT MIN(seq) FROM alert_events WHERE lane IS NULL OR record IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        // Each lane present, found by seeking the index from the previous one.
+        let mut next_lane =
+            conn.prepare("SELECT lane FROM alert_events WHERE lane > ?1 ORDER BY lane LIMIT 1")?;
+        let mut first_of_lane =
+            conn.prepare("SELECT MIN(seq) FROM alert_events WHERE lane = ?1 AND record >= ?2")?;
+        let mut after: i64 = -1;
+        while let Some(lane) = next_lane
+            .query_row([after], |r| r.get::<_, i64>(0))
+            .optional()?
+        {
+            after = lane;
+            let from = u32::try_from(lane)
+                .ok()
+                .and_then(|lane| frontier.get(&lane))
+                .copied()
+                .unwrap_or(0);
+            let from = i64::try_from(from).unwrap_or(i64::MAX);
+            let seq: Option<i64> = first_of_lane.query_row(params![lane, from], |r| r.get(0))?;
+            first = match (first, seq) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        match first {
+            Some(seq) => Ok(seq - 1),
+            // Every stored event is covered by the frontier.
+            None => Ok(conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM alert_events",
+                [],
+                |r| r.get(0),
+            )?),
+        }
     }
 
     /// Every webhook endpoint's delivery cursor.
@@ -685,21 +758,63 @@ fn append_event(
     alert_id: &str,
     kind: &str,
     seq: i64,
+    origin: Provenance,
 ) -> Result<(AlertEvent, Review), AlertStoreError> {
     let stored =
         load_one(conn, alert_id)?.ok_or_else(|| AlertStoreError::NotFound(alert_id.to_string()))?;
     let body = serde_json::to_string(&stored)?;
+    let (lane, record) = origin_columns(Some(origin));
     conn.execute(
-        "INSERT INTO alert_events (seq, alert_id, kind, body) VALUES (?1, ?2, ?3, ?4)",
-        params![seq, alert_id, kind, body],
+        "INSERT INTO alert_events (seq, alert_id, kind, body, lane, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![seq, alert_id, kind, body, lane, record],
     )?;
     let event = AlertEvent {
         seq,
         alert_id: alert_id.to_string(),
         kind: kind.to_string(),
         body,
+        origin: Some(origin),
     };
     Ok((event, stored.review))
+}
+
+/// The reference for [`AlertStore::resume_cursor`], over `(seq, origin)` of every stored event
+/// in number order: the event number before the first event that is of a lane absent from
+/// `frontier` (or has no provenance), or whose record is at or after its lane's frontier;
+/// when there is none, the last event's number (0 without events).
+pub fn resume_cursor_of(
+    events: impl IntoIterator<Item = (i64, Option<Provenance>)>,
+    frontier: &BTreeMap<u32, u64>,
+) -> i64 {
+    let mut last = 0;
+    for (seq, origin) in events {
+        let due = match origin {
+            None => true,
+            Some(origin) => frontier
+                .get(&origin.lane)
+                .is_none_or(|from| origin.record >= *from),
+        };
+        if due {
+            return seq - 1;
+        }
+        last = seq;
+    }
+    last
+}
+
+fn origin_columns(origin: Option<Provenance>) -> (Option<i64>, Option<i64>) {
+    match origin {
+        Some(o) => (Some(i64::from(o.lane)), i64::try_from(o.record).ok()),
+        None => (None, None),
+    }
+}
+
+fn origin_from_columns(lane: Option<i64>, record: Option<i64>) -> Option<Provenance> {
+    Some(Provenance {
+        lane: u32::try_from(lane?).ok()?,
+        record: u64::try_from(record?).ok()?,
+    })
 }
 
 /// A cheap fingerprint of an alert document (to tell a re-derived alert from the stored one).
@@ -719,4 +834,133 @@ fn review_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Revi
         reviewed_by: r.get(first + 4)?,
         reviewed_at: r.get(first + 5)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(lane: u32, record: u64) -> Option<Provenance> {
+        Some(Provenance { lane, record })
+    }
+
+    /// Two lanes interleaved (lane 0 at records 10, 12, 20; lane 1 at 11, 15, 15, 30), then a
+    /// review (the decision lane) and an event without provenance.
+    fn interleaved() -> Vec<(i64, Option<Provenance>)> {
+        vec![
+            (1, origin(0, 10)),
+            (2, origin(1, 11)),
+            (3, origin(0, 12)),
+            (4, origin(1, 15)),
+            (5, origin(1, 15)),
+            (6, origin(0, 20)),
+            (7, origin(DECISION_LANE, 21)),
+            (8, origin(1, 30)),
+        ]
+    }
+
+    fn frontier(pairs: &[(u32, u64)]) -> BTreeMap<u32, u64> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn delivery_resumes_at_the_first_event_of_a_frontier_record_and_skips_none() {
+        let events = interleaved();
+        let all = [(0, 20), (1, 30), (DECISION_LANE, 21)];
+        // Everything delivered through each lane's last record: only those records again.
+        assert_eq!(resume_cursor_of(events.clone(), &frontier(&all)), 5);
+        // Lane 1 delivered through record 15 (both of its events there: re-sent), lane 0
+        // through 12, decisions through 21.
+        assert_eq!(
+            resume_cursor_of(
+                events.clone(),
+                &frontier(&[(0, 12), (1, 15), (DECISION_LANE, 21)])
+            ),
+            2
+        );
+        // Lane 0 is ahead of lane 1 (interleaved): the lagging lane decides.
+        assert_eq!(
+            resume_cursor_of(
+                events.clone(),
+                &frontier(&[(0, 20), (1, 11), (DECISION_LANE, 21)])
+            ),
+            1
+        );
+        // A lane the frontier lacks is delivered from its first event (here after lane 0's
+        // record 20, due again anyway).
+        assert_eq!(
+            resume_cursor_of(events.clone(), &frontier(&[(0, 99), (1, 30)])),
+            6
+        );
+        assert_eq!(resume_cursor_of(events.clone(), &frontier(&[])), 0);
+        // A frontier past everything here (this node is behind): after the last event.
+        assert_eq!(
+            resume_cursor_of(
+                events.clone(),
+                &frontier(&[(0, 99), (1, 99), (DECISION_LANE, 99)])
+            ),
+            8
+        );
+        // An event without provenance is always sent again.
+        let mut old = vec![(1, None)];
+        old.extend(events.iter().map(|(s, o)| (s + 1, *o)));
+        assert_eq!(
+            resume_cursor_of(old, &frontier(&[(0, 99), (1, 99), (DECISION_LANE, 99)])),
+            0
+        );
+        assert_eq!(resume_cursor_of(Vec::new(), &frontier(&[(0, 1)])), 0);
+    }
+
+    #[test]
+    fn the_store_resumes_where_the_reference_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::open(dir.path()).unwrap();
+        let alert: Alert = serde_json::from_value(serde_json::json!({
+            "id": "a1", "type": "strap_tamper", "activation": "A1", "person": "P1",
+            "start": "2026-03-31T00:00:00Z", "end": null, "late": false, "rule": "health/1",
+        }))
+        .unwrap();
+        // Numbers with a gap (a restart resumes above a reserved block).
+        let events: Vec<(i64, Option<Provenance>)> = interleaved()
+            .into_iter()
+            .map(|(seq, o)| (if seq > 4 { seq + 100 } else { seq }, o))
+            .collect();
+        let pending: Vec<PendingEvent> = events
+            .iter()
+            .map(|(seq, origin)| PendingEvent {
+                event: AlertEvent {
+                    seq: *seq,
+                    alert_id: "a1".into(),
+                    kind: "updated".into(),
+                    body: "{}".into(),
+                    origin: *origin,
+                },
+                alert: alert.clone(),
+                document: "{}".into(),
+            })
+            .collect();
+        store.persist(&pending).unwrap();
+        let read: Vec<(i64, Option<Provenance>)> = store
+            .events_after(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.seq, e.origin))
+            .collect();
+        assert_eq!(read, events, "provenance is stored and read back");
+        let frontiers = [
+            frontier(&[]),
+            frontier(&[(0, 12), (1, 15), (DECISION_LANE, 21)]),
+            frontier(&[(0, 20), (1, 11), (DECISION_LANE, 21)]),
+            frontier(&[(0, 99), (1, 30)]),
+            frontier(&[(0, 20), (1, 30), (DECISION_LANE, 21)]),
+            frontier(&[(0, 99), (1, 99), (DECISION_LANE, 99)]),
+        ];
+        for f in &frontiers {
+            assert_eq!(
+                store.resume_cursor(f).unwrap(),
+                resume_cursor_of(events.clone(), f),
+                "frontier {f:?}"
+            );
+        }
+    }
 }

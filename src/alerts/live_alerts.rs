@@ -3,6 +3,10 @@
 //! writer to be stored behind ([`super::alert_writer`]). It also keeps the ingest→alert latency
 //! histogram (wall clock from a batch's arrival to its alert change being published).
 //!
+//! Every event keeps its provenance (the pipeline partition, or lane, and the log record that
+//! produced it), which is the same on every node of a cluster while event numbers are not
+//! (webhook delivery moves between nodes by it: `delivery::webhooks`).
+//!
 //! Numbering: one lock covers taking a number and broadcasting the event, so the stream is in
 //! number order. Numbers come from blocks reserved durably in the store; after a crash numbering
 //! resumes above the block, so a number a client saw is never reused for another change.
@@ -17,7 +21,7 @@ use super::sober_day_book::SoberDayBook;
 use crate::metrics::stage_latency::now_us;
 use crate::model::{Alert, SoberDay};
 use crate::pipeline::driver::OutputBatch;
-use crate::pipeline::Output;
+use crate::pipeline::{Output, Provenance};
 use hdrhistogram::Histogram;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,7 +100,13 @@ pub struct LiveAlerts {
     measure_since_ms: i64,
     /// Activations purged by retention: outputs the pipeline still emits for them are dropped.
     forgotten: Mutex<HashSet<String>>,
+    /// During the start-up replay: where each alert's latest state came from, for the events
+    /// [`Self::finish_recovery`] publishes.
+    recovered_origins: Mutex<HashMap<String, Provenance>>,
 }
+
+/// An alert that changed, with the arrival time of the batch behind it and where it came from.
+type Changed = (Alert, Option<i64>, Provenance);
 
 /// Latency figures in microseconds.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -133,6 +143,7 @@ impl Default for LiveAlerts {
             changes: AtomicU64::new(0),
             measure_since_ms: 0,
             forgotten: Mutex::new(HashSet::new()),
+            recovered_origins: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -199,7 +210,7 @@ impl LiveAlerts {
         while let Some(mut batch) = outputs.blocking_recv() {
             crate::metrics::stage_latency::record(
                 crate::metrics::stage_latency::Stage::OutputsReceived,
-                batch.iter().filter_map(|(_, a)| *a),
+                batch.iter().filter_map(|(_, a, _)| *a),
             );
             while batch.len() < 4096 {
                 match outputs.try_recv() {
@@ -227,23 +238,40 @@ impl LiveAlerts {
     /// through every intermediate state of every alert, which are not news.
     /// [`Self::finish_recovery`] then publishes what differs from the store.
     pub fn apply_recovered(&self, batch: OutputBatch) {
-        self.update_book(batch);
+        let changed = self.update_book(batch);
+        let mut origins = lock(&self.recovered_origins);
+        for (alert, _, origin) in changed {
+            origins.insert(alert.id, origin);
+        }
     }
 
     /// Ends the start-up replay: every alert whose re-derived state differs from the stored
     /// one (or that the store lacks: published before a crash, never stored) is published now.
+    /// They are published in the order of their provenance (record, then lane), so that within
+    /// a lane events keep coming in record order across a restart.
     pub fn finish_recovery(&self) {
-        let alerts: Vec<(Alert, Option<i64>)> =
-            self.sorted().into_iter().map(|a| (a, None)).collect();
+        let origins = std::mem::take(&mut *lock(&self.recovered_origins));
+        let mut alerts: Vec<Changed> = self
+            .sorted()
+            .into_iter()
+            .map(|a| {
+                // Every alert in the book came through the replay; without an origin (none
+                // known) it counts as coming from the first record, so a node taking webhook
+                // delivery over sends it again rather than never.
+                let origin = origins.get(&a.id).copied().unwrap_or_default();
+                (a, None, origin)
+            })
+            .collect();
+        alerts.sort_by_key(|(_, _, origin)| (origin.record, origin.lane));
         self.publish(&alerts);
     }
 
     /// Upserts outputs into the book (and sober days); returns the alerts that changed.
-    fn update_book(&self, batch: OutputBatch) -> Vec<(Alert, Option<i64>)> {
-        let mut changed: Vec<(Alert, Option<i64>)> = Vec::new();
+    fn update_book(&self, batch: OutputBatch) -> Vec<Changed> {
+        let mut changed: Vec<Changed> = Vec::new();
         let forgotten = lock(&self.forgotten);
         let mut book = lock(&self.book);
-        for (output, cause_arrival_ms) in batch {
+        for (output, cause_arrival_ms, origin) in batch {
             let activation = match &output {
                 Output::Alert(alert) => &alert.activation,
                 Output::SoberDay(day) => &day.activation,
@@ -271,7 +299,7 @@ impl LiveAlerts {
                 }
             };
             if book.upsert(alert.clone()) != Change::Unchanged {
-                changed.push((alert, cause_arrival_ms));
+                changed.push((alert, cause_arrival_ms, origin));
             }
         }
         changed
@@ -279,16 +307,16 @@ impl LiveAlerts {
 
     /// Numbers, publishes and queues for storing each alert that differs from what was last
     /// published or stored.
-    fn publish(&self, changed: &[(Alert, Option<i64>)]) {
+    fn publish(&self, changed: &[Changed]) {
         let documents: Vec<String> = changed
             .iter()
-            .map(|(alert, _)| serde_json::to_string(alert).unwrap_or_default())
+            .map(|(alert, _, _)| serde_json::to_string(alert).unwrap_or_default())
             .collect();
         let mut published = 0u64;
         {
             let mut numbering = lock(&self.numbering);
             let mut pending = Vec::with_capacity(changed.len());
-            for ((alert, _), document) in changed.iter().zip(documents) {
+            for ((alert, _, origin), document) in changed.iter().zip(documents) {
                 let print = fingerprint(&document);
                 let kind = match numbering.fingerprints.insert(alert.id.clone(), print) {
                     // Re-derived at start-up exactly as stored: not a change.
@@ -316,6 +344,7 @@ impl LiveAlerts {
                     alert_id: alert.id.clone(),
                     kind: kind.to_string(),
                     body,
+                    origin: Some(*origin),
                 };
                 let _ = self.events.send(event.clone());
                 published += 1;
@@ -365,10 +394,10 @@ impl LiveAlerts {
     }
 
     /// Records arrival → now for the changes caused by batches that arrived while running.
-    fn record(&self, histogram: &Mutex<Histogram<u64>>, changed: &[(Alert, Option<i64>)]) {
+    fn record(&self, histogram: &Mutex<Histogram<u64>>, changed: &[Changed]) {
         let now = now_us();
         let mut hist = histogram.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, cause) in changed {
+        for (_, cause, _) in changed {
             if let Some(arrival_ms) = cause.filter(|a| *a >= self.measure_since_ms) {
                 let us = (now - arrival_ms * 1000).max(1) as u64;
                 let _ = hist.record(us.min(60_000_000));
@@ -474,7 +503,7 @@ mod tests {
     fn outputs(alerts: &[Alert]) -> OutputBatch {
         alerts
             .iter()
-            .map(|a| (Output::Alert(a.clone()), None))
+            .map(|a| (Output::Alert(a.clone()), None, Provenance::default()))
             .collect()
     }
 
@@ -507,6 +536,62 @@ mod tests {
         assert_eq!(stored, expected);
         let a1 = store.get("a1").unwrap().unwrap();
         assert_eq!(a1.alert["end"], "2026-03-31T00:01:00Z");
+    }
+
+    #[test]
+    fn events_carry_their_provenance_and_a_restart_republishes_in_record_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::open(dir.path()).unwrap();
+        let live = LiveAlerts::new(store.clone(), 0).unwrap();
+        let from = |lane, record| Provenance { lane, record };
+        // The start-up replay: a1 last changed at record 9 (lane 1), a2 at record 4 (lane 0),
+        // a3 at record 7 (lane 0); output order is by id, not by record.
+        live.apply_recovered(vec![
+            (Output::Alert(tamper("a1", None)), None, from(1, 2)),
+            (Output::Alert(tamper("a2", None)), None, from(0, 4)),
+        ]);
+        live.apply_recovered(vec![
+            (Output::Alert(tamper("a3", None)), None, from(0, 7)),
+            (
+                Output::Alert(tamper("a1", Some(1_774_915_260_000))),
+                None,
+                from(1, 9),
+            ),
+        ]);
+        let mut events = live.subscribe();
+        live.finish_recovery();
+        live.apply(vec![(Output::Alert(tamper("a4", None)), None, from(0, 12))]);
+        let published: Vec<(String, Option<Provenance>)> =
+            std::iter::from_fn(|| events.try_recv().ok())
+                .map(|e| (e.alert_id, e.origin))
+                .collect();
+        assert_eq!(
+            published,
+            vec![
+                ("a2".to_string(), Some(from(0, 4))),
+                ("a3".to_string(), Some(from(0, 7))),
+                ("a1".to_string(), Some(from(1, 9))),
+                ("a4".to_string(), Some(from(0, 12))),
+            ]
+        );
+        live.sync_store_blocking();
+        let stored: Vec<Option<Provenance>> = store
+            .events_after(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.origin)
+            .collect();
+        assert_eq!(
+            stored,
+            published.iter().map(|(_, o)| *o).collect::<Vec<_>>()
+        );
+        // A review is in the decision lane, at its control record.
+        let action = ReviewAction::Acknowledge { notes: None };
+        let reviewed = live.review("a1", "hana", 5, &action, 13).unwrap();
+        assert_eq!(
+            reviewed.origin,
+            Some(from(crate::alerts::alert_store::DECISION_LANE, 13))
+        );
     }
 
     #[test]

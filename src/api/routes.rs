@@ -205,6 +205,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     state.ingest.write_metrics(&mut e);
     state.system.write_metrics(&mut e);
     state.hits.write_metrics(&mut e);
+    crate::cluster::lease::write_metrics(&mut e);
     (
         [(
             header::CONTENT_TYPE,

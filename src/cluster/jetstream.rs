@@ -67,6 +67,12 @@ pub struct JetStreamConfig {
     /// which spreads the nodes over the servers.
     #[serde(default)]
     pub retain_server_order: bool,
+    /// This node's name in leases and on its webhook POSTs (default `<hostname>-<pid>`).
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// How long a singleton duty's lease lasts without renewal (`super::lease`).
+    #[serde(default = "default_lease_ttl_ms")]
+    pub lease_ttl_ms: u64,
 }
 
 fn default_stream() -> String {
@@ -80,6 +86,9 @@ fn default_replicas() -> usize {
 }
 fn default_partitions() -> u32 {
     64
+}
+fn default_lease_ttl_ms() -> u64 {
+    super::lease::DEFAULT_TTL_MS
 }
 fn default_duplicate_window_s() -> u64 {
     // Tags buffer for hours when their link is down; a day covers a re-send after that.
@@ -271,6 +280,11 @@ impl JetStreamLog {
 
     pub fn config(&self) -> &JetStreamConfig {
         &self.config
+    }
+
+    /// The JetStream context (its key-value buckets hold the leases: `super::lease`).
+    pub fn context(&self) -> &jetstream::Context {
+        &self.js
     }
 
     /// Appends a tag's batch; returns once JetStream has it (or has it already).

@@ -151,6 +151,20 @@ impl Dispatcher {
         self.next_record = record;
     }
 
+    /// The log record `entry` is when dispatched next (a batch takes the next number; a control
+    /// record carries its own).
+    pub fn record_of(&self, entry: &LogEntry) -> u64 {
+        match entry {
+            LogEntry::Batch(_) => self.next_record,
+            LogEntry::Control { record, .. } => *record,
+        }
+    }
+
+    /// The log record the next batch dispatched is.
+    pub fn next_record(&self) -> u64 {
+        self.next_record
+    }
+
     /// Routes one log entry; `deliver(partition, input)` is called in the order inputs must be
     /// applied. Returns the stores' outputs for it (see the module doc), in order.
     #[must_use = "the stores' outputs (readings by activation) are returned, not sent"]

@@ -4,7 +4,7 @@
 use super::dispatcher::Dispatcher;
 use super::partition::{Partition, PartitionInput, PartitionStats};
 use super::rule::RuleFactory;
-use super::sink::{Output, Sink, VecSink};
+use super::sink::{Output, Provenance, Sink, VecSink};
 use super::{ActivationDirectory, DispatchStats, PipelineConfig};
 use crate::model::{Activation, LogEntry, TimeMs};
 use crate::orders::OrderBook;
@@ -76,9 +76,14 @@ impl InlineDriver {
     /// (readings by activation, activation changes) both go to `sink`.
     pub fn feed_entry(&mut self, entry: &LogEntry, sink: &mut dyn Sink) {
         let parts = &mut self.partitions;
-        let stored = self
-            .dispatcher
-            .dispatch(entry, |p, input| parts[p].handle(input, sink));
+        let record = self.dispatcher.record_of(entry);
+        let stored = self.dispatcher.dispatch(entry, |p, input| {
+            sink.outputs_from(Provenance {
+                lane: p as u32,
+                record,
+            });
+            parts[p].handle(input, sink)
+        });
         for output in stored {
             sink.emit(output, None);
         }
@@ -116,8 +121,14 @@ impl InlineDriver {
         sink: &mut dyn Sink,
     ) -> Result<(), ClockBehind> {
         let parts = &mut self.partitions;
-        self.dispatcher
-            .catch_up(|p, input| parts[p].handle(input, sink));
+        let record = self.dispatcher.next_record().saturating_sub(1);
+        self.dispatcher.catch_up(|p, input| {
+            sink.outputs_from(Provenance {
+                lane: p as u32,
+                record,
+            });
+            parts[p].handle(input, sink)
+        });
         let clock_ms = self.dispatcher.clock_ms();
         if t_ms < clock_ms {
             return Err(ClockBehind { t_ms, clock_ms });
@@ -136,8 +147,13 @@ impl InlineDriver {
                 _ => t_ms,
             };
             let parts = &mut self.partitions;
-            self.dispatcher
-                .advance_clock(step_ms, |p, input| parts[p].handle(input, sink));
+            self.dispatcher.advance_clock(step_ms, |p, input| {
+                sink.outputs_from(Provenance {
+                    lane: p as u32,
+                    record,
+                });
+                parts[p].handle(input, sink)
+            });
             if step_ms >= t_ms {
                 return Ok(());
             }
@@ -149,8 +165,14 @@ impl InlineDriver {
     /// clock (`None` if no reading ever set one: nothing to settle).
     pub fn finish(&mut self, sink: &mut dyn Sink) -> Option<TimeMs> {
         let parts = &mut self.partitions;
-        self.dispatcher
-            .finish(|p, input| parts[p].handle(input, sink))
+        let record = self.dispatcher.next_record().saturating_sub(1);
+        self.dispatcher.finish(|p, input| {
+            sink.outputs_from(Provenance {
+                lane: p as u32,
+                record,
+            });
+            parts[p].handle(input, sink)
+        })
     }
 
     pub fn dispatch_stats(&self) -> DispatchStats {
@@ -192,8 +214,9 @@ pub struct ClockBehind {
     pub clock_ms: TimeMs,
 }
 
-/// Outputs of one partition step, with the arrival time of the batch that caused each.
-pub type OutputBatch = Vec<(Output, Option<TimeMs>)>;
+/// Outputs of one partition step, with the arrival time of the batch that caused each and where
+/// each came from.
+pub type OutputBatch = Vec<(Output, Option<TimeMs>, Provenance)>;
 
 /// Handle to the live pipeline: send committed log entries (in log order) to `input`.
 pub struct LiveDriver {
@@ -225,15 +248,16 @@ impl LiveDriver {
     ) -> Self {
         let count = partitions.len();
         let mut senders = Vec::with_capacity(count);
-        for mut partition in partitions {
-            let (tx, mut rx) = mpsc::channel::<Vec<PartitionInput>>(64);
+        for (lane, mut partition) in partitions.into_iter().enumerate() {
+            let (tx, mut rx) = mpsc::channel::<Vec<(u64, PartitionInput)>>(64);
             senders.push(tx);
             let outputs = outputs.clone();
             tokio::spawn(async move {
                 while let Some(inputs) = rx.recv().await {
                     let mut sink = VecSink::default();
+                    let mut batch: OutputBatch = Vec::new();
                     let mut arrivals = Vec::new();
-                    for input in inputs {
+                    for (record, input) in inputs {
                         if let PartitionInput::Readings {
                             arrival_ms: Some(a),
                             ..
@@ -242,12 +266,21 @@ impl LiveDriver {
                             arrivals.push(*a);
                         }
                         partition.handle(input, &mut sink);
+                        let provenance = Provenance {
+                            lane: lane as u32,
+                            record,
+                        };
+                        batch.extend(
+                            sink.outputs
+                                .drain(..)
+                                .map(|(output, arrival)| (output, arrival, provenance)),
+                        );
                     }
                     crate::metrics::stage_latency::record(
                         crate::metrics::stage_latency::Stage::RulesRun,
                         arrivals,
                     );
-                    if !sink.outputs.is_empty() && outputs.send(sink.outputs).await.is_err() {
+                    if !batch.is_empty() && outputs.send(batch).await.is_err() {
                         break;
                     }
                 }
@@ -255,7 +288,8 @@ impl LiveDriver {
         }
         let (input, mut batches) = mpsc::channel::<Vec<LogEntry>>(64);
         tokio::spawn(async move {
-            let mut pending: Vec<Vec<PartitionInput>> = (0..count).map(|_| Vec::new()).collect();
+            let mut pending: Vec<Vec<(u64, PartitionInput)>> =
+                (0..count).map(|_| Vec::new()).collect();
             loop {
                 for (p, inputs) in pending.iter_mut().enumerate() {
                     if !inputs.is_empty() && senders[p].send(std::mem::take(inputs)).await.is_err()
@@ -269,7 +303,10 @@ impl LiveDriver {
                 };
                 let mut stored = Vec::new();
                 for entry in &group {
-                    stored.extend(dispatcher.dispatch(entry, |p, input| pending[p].push(input)));
+                    let record = dispatcher.record_of(entry);
+                    stored.extend(
+                        dispatcher.dispatch(entry, |p, input| pending[p].push((record, input))),
+                    );
                 }
                 // On the runtime: a store's sink that must wait (a trail store behind) does so
                 // through `block_in_place`, only when it has to.

@@ -26,7 +26,7 @@ pub use clock::{EventClock, PipelineGauges};
 pub use dispatcher::{DispatchStats, Dispatcher};
 pub use partition::{Partition, PartitionInput, ReadingSlice};
 pub use rule::{ActivationInfo, Rule, RuleContext, RuleFactory, RuleSet};
-pub use sink::{Fanout, Output, Sink, VecSink};
+pub use sink::{Fanout, Output, Provenance, Sink, VecSink};
 
 /// Pipeline settings that change outputs. Part of every alert's provenance via the rule version.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

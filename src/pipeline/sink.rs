@@ -89,10 +89,26 @@ impl PartialEq for Output {
     }
 }
 
+/// Where a rule output came from: the partition that produced it (its lane) and the log record
+/// whose processing produced it (for a clock advance or a deadline: the record that advanced the
+/// clock; for a re-evaluation: the control record). A partition takes its inputs in log order and
+/// its outputs reach the alert book in order, so within one lane outputs come in non-decreasing
+/// record order, the same on every node reading the same log (webhook delivery resumes on
+/// another node from it: `delivery::webhooks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Provenance {
+    pub lane: u32,
+    pub record: u64,
+}
+
 /// Receives pipeline outputs. `cause_arrival_ms` is when the batch that caused the output reached
 /// the server (for latency measurement only; never part of an output).
 pub trait Sink {
     fn emit(&mut self, output: Output, cause_arrival_ms: Option<TimeMs>);
+
+    /// The outputs emitted from now on come from this partition's processing of this log
+    /// record (see [`Provenance`]); a sink that does not keep provenance ignores it.
+    fn outputs_from(&mut self, _provenance: Provenance) {}
 
     /// The end of one piece of input (a committed group live, the whole input offline): a
     /// sink that gathers outputs to hand them on together does so now.
@@ -138,6 +154,12 @@ impl Sink for Fanout<'_> {
         }
     }
 
+    fn outputs_from(&mut self, provenance: Provenance) {
+        for sink in &mut self.sinks {
+            sink.outputs_from(provenance);
+        }
+    }
+
     fn flush(&mut self) {
         for sink in &mut self.sinks {
             sink.flush();
@@ -148,6 +170,10 @@ impl Sink for Fanout<'_> {
 impl<S: Sink + ?Sized> Sink for &mut S {
     fn emit(&mut self, output: Output, cause_arrival_ms: Option<TimeMs>) {
         (**self).emit(output, cause_arrival_ms);
+    }
+
+    fn outputs_from(&mut self, provenance: Provenance) {
+        (**self).outputs_from(provenance);
     }
 
     fn flush(&mut self) {

@@ -29,6 +29,7 @@ use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
 use crate::crime::service::{HitFeed, HitService};
 use crate::data_lock::DataDirLock;
+use crate::delivery::webhooks::Delivery;
 use crate::log::CommitHandle;
 use crate::metrics::silence_watch::SystemHealth;
 use crate::model::LogEntry;
@@ -143,9 +144,18 @@ impl Topology {
         match &aside {
             Some(aside) => carry_numbering(&alert_store, aside)
                 .context("carrying alert event numbers into the rebuilt store")?,
-            None => {
-                crate::delivery::webhooks::spawn_webhooks(alert_store.clone(), &config.webhooks);
+            // A single node delivers webhooks from the start; a cluster node competes for the
+            // lease once it has caught up with the stream (below).
+            None if config.jetstream().is_none() => {
+                crate::delivery::webhooks::spawn_webhooks(
+                    alert_store.clone(),
+                    &config.webhooks,
+                    Delivery::Always {
+                        node: crate::cluster::lease::node_id(None),
+                    },
+                );
             }
+            None => {}
         }
         let alerts = Arc::new(
             LiveAlerts::new(alert_store.clone(), now_ms())
@@ -267,6 +277,19 @@ impl Topology {
             return Ok(Start::Rebuilt(aside));
         }
 
+        if let (Some(stream), Some(jetstream)) = (log.stream(), config.jetstream()) {
+            if !config.webhooks.is_empty() {
+                // What the replay published is stored first: a lease taken now resumes from it.
+                alerts.sync_store().await;
+                let delivery = leased_delivery(stream, jetstream, config.partitions).await?;
+                crate::delivery::webhooks::spawn_webhooks(
+                    alert_store.clone(),
+                    &config.webhooks,
+                    delivery,
+                );
+            }
+        }
+
         // Live from here: the stages in the order data flows back to front, so each has
         // somewhere to hand its output before anything reaches it.
         let (trail_feed, trail_feed_thread) = spawn_trail_feed(TrailFeed::new(
@@ -368,6 +391,36 @@ impl Topology {
             recovered,
         })))
     }
+}
+
+/// Webhook delivery on a cluster node: only while it holds the `webhooks` lease, resuming from
+/// the progress the holders keep beside the stream (`cluster::lease`, `delivery::webhooks`).
+async fn leased_delivery(
+    stream: &crate::cluster::jetstream::JetStreamLog,
+    jetstream: &crate::cluster::jetstream::JetStreamConfig,
+    partitions: usize,
+) -> Result<Delivery> {
+    use crate::cluster::lease::{node_id, Leases, SharedProgress};
+    let node = node_id(jetstream.node_id.as_deref());
+    let ttl = std::time::Duration::from_millis(jetstream.lease_ttl_ms);
+    let leases = Leases::open(
+        stream.context(),
+        &jetstream.stream,
+        jetstream.replicas,
+        ttl,
+        node.clone(),
+    )
+    .await
+    .context("opening the cluster's lease bucket")?;
+    let progress = SharedProgress::open(stream.context(), &jetstream.stream, jetstream.replicas)
+        .await
+        .context("opening the cluster's webhook progress bucket")?;
+    Ok(Delivery::Leased {
+        node,
+        held: leases.hold("webhooks"),
+        progress: Arc::new(progress),
+        partitions: u32::try_from(partitions).context("partition count")?,
+    })
 }
 
 /// Wall-clock milliseconds: for the alert book's and the watchdog's bookkeeping, never for rules.

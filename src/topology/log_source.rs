@@ -85,6 +85,14 @@ impl LogSource {
         }
     }
 
+    /// The stream, when the log is one.
+    pub fn stream(&self) -> Option<&JetStreamLog> {
+        match self {
+            LogSource::Embedded { .. } => None,
+            LogSource::Stream { log, .. } => Some(log),
+        }
+    }
+
     /// The record the next append gets: everything below it is stored.
     pub fn next_record(&self) -> u64 {
         match self {

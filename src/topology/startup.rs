@@ -12,7 +12,8 @@ use crate::formats::orders_file::parse_orders;
 use crate::model::{Change, LogEntry};
 use crate::orders::OrderBook;
 use crate::pipeline::driver::InlineDriver;
-use crate::pipeline::{Output, Sink, VecSink};
+use crate::pipeline::driver::OutputBatch;
+use crate::pipeline::{Output, Provenance, Sink};
 use crate::store::metadata::Metadata;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -139,7 +140,8 @@ pub fn replay_log_into(
     mut history: ChangeHistory,
 ) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
     let mut sink = Split {
-        rules: VecSink::default(),
+        rules: Vec::new(),
+        from: Provenance::default(),
         stores,
     };
     // The log holds its own people, activations and orders: the pipeline starts with none.
@@ -161,29 +163,36 @@ pub fn replay_log_into(
             history.note(*record, control);
         }
         driver.feed_record(record, &entry, &mut sink);
-        if sink.rules.outputs.len() >= 4096 {
+        if sink.rules.len() >= 4096 {
             sink.stores.flush();
-            alerts.apply_recovered(std::mem::take(&mut sink.rules.outputs));
+            alerts.apply_recovered(std::mem::take(&mut sink.rules));
         }
     }
     sink.stores.flush();
-    alerts.apply_recovered(sink.rules.outputs);
+    alerts.apply_recovered(sink.rules);
     Ok((driver, (batches, readings), history))
 }
 
-/// The rules' outputs gathered for the alert book, the stores' handed on.
+/// The rules' outputs gathered for the alert book (each with its provenance), the stores'
+/// handed on.
 struct Split<'a> {
-    rules: VecSink,
+    rules: OutputBatch,
+    /// Where the outputs emitted now come from.
+    from: Provenance,
     stores: &'a mut dyn Sink,
 }
 
 impl Sink for Split<'_> {
     fn emit(&mut self, output: Output, cause_arrival_ms: Option<i64>) {
         if output.is_rule_output() {
-            self.rules.emit(output, cause_arrival_ms);
+            self.rules.push((output, cause_arrival_ms, self.from));
         } else {
             self.stores.emit(output, cause_arrival_ms);
         }
+    }
+
+    fn outputs_from(&mut self, provenance: Provenance) {
+        self.from = provenance;
     }
 }
 
