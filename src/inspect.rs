@@ -1,12 +1,10 @@
 //! `tagstream inspect`: a JSON summary of what is durably stored in a data directory — the log
 //! (segments, records, readings per kind, tags, damaged ranges and records lost) and the
 //! people, activations and orders its control records leave — or, in cluster mode, in the
-//! JetStream stream a configuration names (the stream's servers and replicas, records, parts of
-//! larger records, damaged messages). `main` exits non-zero when the log has damage.
+//! JetStream stream a configuration names (the stream's servers and replicas, records, damaged
+//! messages). `main` exits non-zero when the log has damage.
 
-use crate::cluster::jetstream::{
-    JetStreamConfig, JetStreamError, JetStreamLog, StreamDescription, StreamItem,
-};
+use crate::cluster::jetstream::{JetStreamConfig, JetStreamError, JetStreamLog, StreamDescription};
 use crate::log::{summarize, LogSummary};
 use serde::Serialize;
 use std::path::Path;
@@ -31,8 +29,6 @@ pub struct StreamInspectSummary {
     /// Records, readings and tags as in a data directory's summary (no segments or torn tail:
     /// the stream has none; `total_bytes` is the stream's).
     pub log: LogSummary,
-    /// Positions holding parts of larger records (no record of their own).
-    pub parts: u64,
     /// Messages that fail their checksum or do not decode: a node stops at the first.
     pub damaged: Vec<StreamDamage>,
     pub people: usize,
@@ -94,19 +90,15 @@ pub async fn inspect_stream(
         total_bytes: stream.bytes,
         ..LogSummary::default()
     };
-    let (mut parts, mut damaged) = (0, Vec::new());
+    let mut damaged = Vec::new();
     let mut routing = Routing::new();
     if end > 0 {
-        let mut positions = Box::pin(log.read_positions_from(0).await?);
-        while let Some(item) = positions.next().await {
+        let mut records = Box::pin(log.read_from(0).await?);
+        while let Some(item) = records.next().await {
             let position = match item {
-                Ok(StreamItem::Record(record, entry)) => {
+                Ok((record, entry)) => {
                     summary.note(&entry);
                     routing.feed(&entry);
-                    record
-                }
-                Ok(StreamItem::Part { record }) => {
-                    parts += 1;
                     record
                 }
                 // A node stops here; the summary goes on to show what else is there.
@@ -133,7 +125,6 @@ pub async fn inspect_stream(
     Ok(StreamInspectSummary {
         stream,
         log: summary,
-        parts,
         damaged,
         people,
         activations,

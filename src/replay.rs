@@ -2,7 +2,7 @@
 //! (`alerts.jsonl`, `sober_days.jsonl`, and `hits.jsonl` when crime batches are given) to a directory. Same inputs, same bytes.
 
 use crate::alerts::{AlertBook, SoberDayBook};
-use crate::cluster::jetstream::{JetStreamConfig, JetStreamLog, StreamItem};
+use crate::cluster::jetstream::{JetStreamConfig, JetStreamLog};
 use crate::crime::matcher::{HitMatcher, MemoryTrails};
 use crate::crime::service::match_into;
 use crate::formats::orders_file::{parse_orders, OrdersFile};
@@ -417,18 +417,15 @@ pub fn read_stream(
         if end == 0 {
             return Ok(0);
         }
-        let mut positions = Box::pin(
-            log.read_positions_from(0)
+        let mut records = Box::pin(
+            log.read_from(0)
                 .await
                 .map_err(|e| input_err(e.to_string()))?,
         );
-        while let Some(item) = positions.next().await {
-            let item = item.map_err(|e| input_err(e.to_string()))?;
-            let position = item.position();
-            if let StreamItem::Record(_, entry) = item {
-                on_entry(entry);
-            }
-            if position + 1 >= end {
+        while let Some(item) = records.next().await {
+            let (record, entry) = item.map_err(|e| input_err(e.to_string()))?;
+            on_entry(entry);
+            if record + 1 >= end {
                 break;
             }
         }

@@ -3,13 +3,13 @@
 //! stored once, control records share the order, every record reads back in order with its
 //! checksum verified, and with three servers (R3) a server killed with SIGKILL loses nothing
 //! acknowledged while appends go on. A record larger than a message (a crime batch can be tens
-//! of MiB; NATS takes 1 MiB by default) is stored in parts and reads back whole.
+//! of MiB; NATS takes 1 MiB by default) is kept as an object and reads back whole.
 
 mod common;
 
 use common::nats::{start_cluster, start_nats};
 use std::time::{Duration, Instant};
-use tagstream::cluster::jetstream::{Appended, JetStreamConfig, JetStreamLog, StreamItem};
+use tagstream::cluster::jetstream::{Appended, JetStreamConfig, JetStreamLog};
 use tagstream::cluster::subject::parse_batch_subject;
 use tagstream::model::{Batch, ControlRecord, LogEntry, Reading, ReadingBody};
 
@@ -242,107 +242,52 @@ fn long_batch(tag: &str, seq: u64, readings: usize) -> Batch {
     b
 }
 
-/// Every position from `from` up to (not including) `end`, waiting for them.
-async fn positions(log: &JetStreamLog, from: u64, end: u64) -> Vec<StreamItem> {
-    use futures::StreamExt;
-    let mut items = Box::pin(log.read_positions_from(from).await.expect("reading"));
-    let mut out = Vec::new();
-    while out.last().map_or(from, |i: &StreamItem| i.position() + 1) < end {
-        let next = tokio::time::timeout(Duration::from_secs(20), items.next())
-            .await
-            .expect("positions within 20 s")
-            .expect("the stream goes on");
-        out.push(next.expect("a position that decodes"));
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_larger_than_a_message_is_stored_in_parts_and_reads_back_whole() {
+async fn a_record_larger_than_a_message_is_kept_as_an_object_and_reads_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let nats = start_nats(dir.path(), "n1", None);
     let log = open(config(vec![nats.url.clone()], 1)).await;
     // The server's own limit (1 MiB by default): a 2.5 MiB control record, as a large crime
-    // batch would be, is refused as one message, so it must go in parts.
-    assert!(log.part_bytes() < 1 << 20, "{}", log.part_bytes());
+    // batch would be, is refused as one message.
+    assert!(log.inline_bytes() < 1 << 20, "{}", log.inline_bytes());
     let big = big_person("P-big", 5 << 19);
-    let big_record = log
-        .append_control(&big)
-        .await
-        .expect("a large record appends");
-    assert!(
-        big_record >= 2,
-        "three parts: the record is the last one's position"
-    );
-    assert_eq!(
-        log.append_control(&control("P2")).await.unwrap(),
-        big_record + 1
-    );
+    assert_eq!(log.append_control(&big).await.expect("a large record"), 0);
+    assert_eq!(log.append_control(&control("P2")).await.unwrap(), 1);
 
-    // Small parts for a tag's batch, and the batch re-sent (a lost ack): stored once, whole.
-    let small = log.clone().with_part_bytes(4 * 1024);
+    // A tag's batch kept as an object, and re-sent (a lost ack): stored once, whole.
+    let small = log.clone().with_inline_bytes(4 * 1024);
     let long = long_batch("T9", 1, 2_000);
-    let Appended::Stored {
-        record: long_record,
-    } = small.append(&long).await.unwrap()
-    else {
-        panic!("the first send stores");
-    };
     assert_eq!(
         small.append(&long).await.unwrap(),
-        Appended::Duplicate {
-            record: long_record
-        }
+        Appended::Stored { record: 2 }
+    );
+    assert_eq!(
+        small.append(&long).await.unwrap(),
+        Appended::Duplicate { record: 2 }
     );
     assert_eq!(
         log.append(&batch("T9", 2)).await.unwrap(),
-        Appended::Stored {
-            record: long_record + 1
-        }
+        Appended::Stored { record: 3 }
     );
-    let end = log.next_record().await.unwrap();
-    assert_eq!(end, long_record + 2, "the re-send added no message");
+    // One position per record: the numbering has nothing in between.
+    assert_eq!(log.next_record().await.unwrap(), 4);
 
-    // Every position is accounted for, in order: parts, then the record they make.
-    let all = positions(&log, 0, end).await;
-    let numbers: Vec<u64> = all.iter().map(StreamItem::position).collect();
-    assert_eq!(numbers, (0..end).collect::<Vec<_>>(), "no gap, no repeat");
-    let records: Vec<(u64, &LogEntry)> = all
-        .iter()
-        .filter_map(|item| match item {
-            StreamItem::Record(record, entry) => Some((*record, entry)),
-            StreamItem::Part { .. } => None,
-        })
-        .collect();
-    assert_eq!(records.len(), 4, "{numbers:?}");
-    match records[0] {
-        (r, LogEntry::Control { control, .. }) => {
-            assert_eq!(r, big_record);
-            assert_eq!(**control, big, "the large record reads back whole");
-        }
-        other => panic!("{other:?}"),
-    }
-    match records[2] {
-        (r, LogEntry::Batch(b)) => {
-            assert_eq!(r, long_record);
-            assert_eq!(**b, long, "the long batch reads back whole");
-        }
-        other => panic!("{other:?}"),
-    }
-    // A reader that starts at a record's last part (its earlier parts behind it) still gets
-    // it whole: it fetches them by sequence.
-    match positions(&log, big_record, big_record + 1).await.as_slice() {
-        [StreamItem::Record(r, LogEntry::Control { control, .. })] => {
-            assert_eq!(*r, big_record);
-            assert_eq!(**control, big);
-        }
-        other => panic!("{other:?}"),
-    }
-    // read_from gives the records alone.
     let read = read_all(&log, 4).await;
-    let read_numbers: Vec<u64> = read.iter().map(|(r, _)| *r).collect();
-    assert_eq!(
-        read_numbers,
-        records.iter().map(|(r, _)| *r).collect::<Vec<_>>()
-    );
+    let numbers: Vec<u64> = read.iter().map(|(r, _)| *r).collect();
+    assert_eq!(numbers, vec![0, 1, 2, 3]);
+    match &read[0].1 {
+        LogEntry::Control { control, .. } => assert_eq!(**control, big, "read back whole"),
+        other => panic!("{other:?}"),
+    }
+    match &read[2].1 {
+        LogEntry::Batch(b) => assert_eq!(**b, long, "read back whole"),
+        other => panic!("{other:?}"),
+    }
+    // A reader that starts at a record kept as an object gets it whole too.
+    use futures::StreamExt;
+    let mut from_long = Box::pin(log.read_from(2).await.unwrap());
+    match from_long.next().await.unwrap().unwrap() {
+        (2, LogEntry::Batch(b)) => assert_eq!(*b, long),
+        other => panic!("{other:?}"),
+    }
 }

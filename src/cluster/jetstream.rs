@@ -12,11 +12,11 @@
 //! then may the tag be acknowledged.
 //!
 //! A frame larger than the servers accept in one message (`max_payload`, 1 MiB by default; a
-//! crime batch can be tens of MiB) is published as parts, in order, each acknowledged before the
-//! next; the last part names the stream sequences of the others. The record is the last part's
-//! sequence − 1, and the earlier parts are positions that hold no record, so a reader needs no
-//! state across messages and can start anywhere: at the last part it fetches the others by
-//! sequence and verifies the whole frame's checksum.
+//! crime batch can be tens of MiB) is put in the stream's object store (`<stream>_RECORDS`,
+//! replicated like the stream) first, and the stream gets a small message in its place naming
+//! the object: the record keeps its one position in the log, so record numbers stay the stream's
+//! sequences − 1 with nothing in between. A reader fetches the object and verifies the whole
+//! frame's checksum as for any record.
 
 use super::subject::{batch_subject, control_subject, stream_subjects};
 use crate::log::record::{
@@ -24,23 +24,20 @@ use crate::log::record::{
     FRAME_HEADER_LEN,
 };
 use crate::model::{Batch, ControlRecord, LogEntry};
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, consumer, object_store, stream};
 use futures::StreamExt;
 use std::time::Duration;
 
 /// How long a JetStream request (a publish acknowledgement, a consumer's creation) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Header on every part of a frame published in parts: `<k>/<n>`, k from 1.
-const PART_HEADER: &str = "Tagstream-Part";
-/// Header naming the record the part belongs to (the same on every part of one record).
-const CHUNK_HEADER: &str = "Tagstream-Chunk";
-/// Header on the last part: the stream sequences of the parts before it, in order.
-const PARTS_HEADER: &str = "Tagstream-Parts";
-/// Room left in a message for headers (the last part's list of sequences included).
+/// Header of a message that stands for a record kept in the object store: the object's name.
+const OBJECT_HEADER: &str = "Tagstream-Object";
+/// Room left in a message for headers and protocol overhead.
 const HEADER_ROOM_BYTES: usize = 16 * 1024;
-/// The smallest part; a server whose `max_payload` leaves less is refused at open.
-const MIN_PART_BYTES: usize = 16 * 1024;
+/// The smallest frame kept in the stream itself; a server whose `max_payload` leaves less is
+/// refused at open.
+const MIN_INLINE_BYTES: usize = 16 * 1024;
 
 /// Where the stream is and how it is kept.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -112,8 +109,10 @@ pub enum JetStreamError {
     Encode(#[from] crate::log::LogError),
     #[error("publishing to {subject}: {message}")]
     Publish { subject: String, message: String },
-    #[error("the NATS server accepts messages of at most {max_payload} bytes, too few to carry a record in parts (at least {needed})")]
+    #[error("the NATS server accepts messages of at most {max_payload} bytes, too few for tagstream's records (at least {needed})")]
     PayloadTooSmall { max_payload: usize, needed: usize },
+    #[error("object store {bucket}: {message}")]
+    Objects { bucket: String, message: String },
     #[error("reading the stream at sequence {sequence}: {message}")]
     Read { sequence: u64, message: String },
     #[error("stream sequence {sequence} on {subject}: {message}")]
@@ -145,8 +144,9 @@ pub struct StreamDescription {
     pub bytes: u64,
     pub first_sequence: u64,
     pub last_sequence: u64,
-    /// Frames longer than this are stored in parts (the servers' `max_payload` less room).
-    pub part_bytes: usize,
+    /// Frames longer than this are kept in the object store (the servers' `max_payload` less
+    /// room for headers).
+    pub inline_bytes: usize,
 }
 
 /// One follower replica of the stream.
@@ -158,31 +158,15 @@ pub struct FollowerState {
     pub lag_messages: u64,
 }
 
-/// What one position of the stream holds.
-#[derive(Debug)]
-pub enum StreamItem {
-    /// Log record `record`.
-    Record(u64, LogEntry),
-    /// A part of a record stored at a later position: this position holds no record.
-    Part { record: u64 },
-}
-
-impl StreamItem {
-    /// The log record number of this position.
-    pub fn position(&self) -> u64 {
-        match self {
-            StreamItem::Record(record, _) | StreamItem::Part { record } => *record,
-        }
-    }
-}
-
 /// A connection to the stream.
 #[derive(Clone)]
 pub struct JetStreamLog {
     js: jetstream::Context,
     config: JetStreamConfig,
-    /// Frames longer than this are published in parts of this size.
-    part_bytes: usize,
+    /// Where frames too large for a message are kept (shared: the handle is large).
+    objects: std::sync::Arc<object_store::ObjectStore>,
+    /// Frames longer than this go to `objects`.
+    inline_bytes: usize,
 }
 
 impl JetStreamLog {
@@ -213,11 +197,11 @@ impl JetStreamLog {
                 message: e.to_string(),
             })?;
         let max_payload = client.server_info().max_payload;
-        let part_bytes = max_payload.saturating_sub(HEADER_ROOM_BYTES);
-        if part_bytes < MIN_PART_BYTES {
+        let inline_bytes = max_payload.saturating_sub(HEADER_ROOM_BYTES);
+        if inline_bytes < MIN_INLINE_BYTES {
             return Err(JetStreamError::PayloadTooSmall {
                 max_payload,
-                needed: MIN_PART_BYTES + HEADER_ROOM_BYTES,
+                needed: MIN_INLINE_BYTES + HEADER_ROOM_BYTES,
             });
         }
         let mut js = jetstream::new(client);
@@ -259,22 +243,24 @@ impl JetStreamLog {
                 format!("subjects {:?}", wanted.subjects),
             ));
         }
+        let objects = std::sync::Arc::new(open_objects(&js, &config).await?);
         Ok(Self {
             js,
             config,
-            part_bytes,
+            objects,
+            inline_bytes,
         })
     }
 
-    /// Frames longer than this many bytes are published in parts.
-    pub fn part_bytes(&self) -> usize {
-        self.part_bytes
+    /// Frames longer than this many bytes are kept in the object store.
+    pub fn inline_bytes(&self) -> usize {
+        self.inline_bytes
     }
 
-    /// The same connection, publishing frames longer than `part_bytes` in parts (tests: parts
-    /// without a megabyte record).
-    pub fn with_part_bytes(mut self, part_bytes: usize) -> Self {
-        self.part_bytes = part_bytes.clamp(1, self.part_bytes);
+    /// The same connection, keeping frames longer than `inline_bytes` in the object store
+    /// (tests: an object without a megabyte record).
+    pub fn with_inline_bytes(mut self, inline_bytes: usize) -> Self {
+        self.inline_bytes = inline_bytes.clamp(1, self.inline_bytes);
         self
     }
 
@@ -294,7 +280,7 @@ impl JetStreamLog {
         let partition = super::partition::partition_of(&batch.tag, self.config.partitions);
         let subject = batch_subject(&self.config.subject_prefix, partition, &batch.tag);
         let id = format!("{}/{}/{}", batch.tag, batch.epoch, batch.seq);
-        let ack = self.publish_frame(subject, frame, id, true).await?;
+        let ack = self.publish_frame(subject, frame, &id, true).await?;
         let record = ack.sequence.saturating_sub(1);
         Ok(if ack.duplicate {
             Appended::Duplicate { record }
@@ -308,59 +294,46 @@ impl JetStreamLog {
         let mut frame = Vec::new();
         encode_control_frame(control, &mut frame)?;
         let subject = control_subject(&self.config.subject_prefix);
-        // Control records carry no id of their own; one is needed only to tie parts together.
-        let id = if frame.len() > self.part_bytes {
-            control_chunk_id()?
+        // Control records carry no id of their own; one is needed only to name an object.
+        let id = if frame.len() > self.inline_bytes {
+            control_object_id()?
         } else {
             String::new()
         };
-        let ack = self.publish_frame(subject, frame, id, false).await?;
+        let ack = self.publish_frame(subject, frame, &id, false).await?;
         Ok(ack.sequence.saturating_sub(1))
     }
 
-    /// Publishes a frame as one message, or in parts when it is longer than `part_bytes`; the
-    /// acknowledgement returned is the (last) message's. With `dedupe`, `id` is the message id
-    /// (a part's is `<id>#<k>/<n>`), so a frame re-sent is stored once, whole.
+    /// Publishes a frame as one message, or, when it is longer than `inline_bytes`, puts it
+    /// in the object store (named after `id`) and publishes a message naming it. With
+    /// `dedupe`, `id` is the message id, so a frame re-sent is stored once.
     async fn publish_frame(
         &self,
         subject: String,
         frame: Vec<u8>,
-        id: String,
+        id: &str,
         dedupe: bool,
     ) -> Result<jetstream::publish::PublishAck, JetStreamError> {
-        if frame.len() <= self.part_bytes {
-            return self
-                .publish(subject, frame.into(), dedupe.then_some(id), None)
-                .await;
+        let message_id = dedupe.then(|| id.to_string());
+        if frame.len() <= self.inline_bytes {
+            return self.publish(subject, frame.into(), message_id, None).await;
         }
-        let parts: Vec<&[u8]> = frame.chunks(self.part_bytes).collect();
-        let count = parts.len();
-        let mut sequences = Vec::with_capacity(count - 1);
-        for (index, part) in parts.iter().enumerate() {
-            let number = index + 1;
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(PART_HEADER, format!("{number}/{count}").as_str());
-            headers.insert(CHUNK_HEADER, id.as_str());
-            if number == count {
-                let list: Vec<String> = sequences.iter().map(u64::to_string).collect();
-                headers.insert(PARTS_HEADER, list.join(",").as_str());
-            }
-            let message_id = format!("{id}#{number}/{count}");
-            let ack = self
-                .publish(
-                    subject.clone(),
-                    bytes::Bytes::copy_from_slice(part),
-                    dedupe.then_some(message_id),
-                    Some(headers),
-                )
-                .await?;
-            if number == count {
-                return Ok(ack);
-            }
-            // A duplicate's acknowledgement gives the sequence it was first stored at.
-            sequences.push(ack.sequence);
-        }
-        unreachable!("a frame longer than a part has at least two parts")
+        // The object first: a message never names an object that is not there. A writer that
+        // dies between the two leaves an object no record names (garbage, never applied).
+        let name = object_name(id);
+        let objects_err = |e: &dyn std::fmt::Display| JetStreamError::Objects {
+            bucket: objects_bucket(&self.config),
+            message: format!("putting {name}: {e}"),
+        };
+        let mut reader = std::io::Cursor::new(frame);
+        self.objects
+            .put(name.as_str(), &mut reader)
+            .await
+            .map_err(|e| objects_err(&e))?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(OBJECT_HEADER, name.as_str());
+        self.publish(subject, bytes::Bytes::new(), message_id, Some(headers))
+            .await
     }
 
     async fn publish(
@@ -390,30 +363,13 @@ impl JetStreamLog {
         pending.await.map_err(|e| publish_err(&e))
     }
 
-    /// Reads the stream's records in order from log record `from_record` on, as
-    /// `(record, entry)` (the positions that hold parts are left out); every frame's checksum is
-    /// verified. The stream of entries waits for new records at its end.
+    /// Reads the stream in order from log record `from_record` on, as `(record, entry)`; every
+    /// frame's checksum is verified (a record kept in the object store is fetched first). The
+    /// stream of entries waits for new records at its end.
     pub async fn read_from(
         &self,
         from_record: u64,
     ) -> Result<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>, JetStreamError>
-    {
-        let positions = self.read_positions_from(from_record).await?;
-        Ok(positions.filter_map(|item| {
-            std::future::ready(match item {
-                Ok(StreamItem::Record(record, entry)) => Some(Ok((record, entry))),
-                Ok(StreamItem::Part { .. }) => None,
-                Err(e) => Some(Err(e)),
-            })
-        }))
-    }
-
-    /// Reads every position of the stream in order from `from_record` on: each is a record or
-    /// a part of a later one, so a reader can tell a gap from a part.
-    pub async fn read_positions_from(
-        &self,
-        from_record: u64,
-    ) -> Result<impl futures::Stream<Item = Result<StreamItem, JetStreamError>>, JetStreamError>
     {
         let start_sequence = from_record + 1;
         let read_err = |e: &dyn std::fmt::Display| read_error(start_sequence, e);
@@ -430,8 +386,9 @@ impl JetStreamLog {
             .await
             .map_err(|e| read_err(&e))?;
         let messages = consumer.messages().await.map_err(|e| read_err(&e))?;
+        let objects = self.objects.clone();
         Ok(messages.then(move |item| {
-            let stream = stream.clone();
+            let objects = objects.clone();
             async move {
                 // Sequence 0: the message (or its metadata) did not arrive whole enough to say.
                 let message = item.map_err(|e| read_error(0, &e))?;
@@ -443,51 +400,25 @@ impl JetStreamLog {
                     subject: message.subject.to_string(),
                     message: message_text,
                 };
-                let part = message.headers.as_ref().and_then(|h| h.get(PART_HEADER));
-                let Some(part) = part else {
-                    let entry = decode_frame(&message.payload, record).map_err(damaged)?;
-                    return Ok(StreamItem::Record(record, entry));
-                };
-                let (number, count) = parse_part(part.as_str()).map_err(damaged)?;
-                if number < count {
-                    return Ok(StreamItem::Part { record });
-                }
-                let headers = message.headers.as_ref();
-                let header = |name: &str| {
-                    headers
-                        .and_then(|h| h.get(name))
-                        .map(|v| v.as_str().to_string())
-                };
-                let chunk = header(CHUNK_HEADER)
-                    .ok_or_else(|| damaged(format!("a last part without {CHUNK_HEADER}")))?;
-                let earlier = parse_sequences(&header(PARTS_HEADER).unwrap_or_default())
-                    .map_err(damaged)?;
-                if earlier.len() + 1 != count || earlier.iter().any(|s| *s >= sequence) {
-                    return Err(damaged(format!(
-                        "the last of {count} parts lists earlier parts {earlier:?}"
-                    )));
-                }
-                let mut frame = Vec::new();
-                for (index, earlier_sequence) in earlier.iter().enumerate() {
-                    let stored = stream
-                        .get_raw_message(*earlier_sequence)
-                        .await
-                        .map_err(|e| read_error(*earlier_sequence, &e))?;
-                    let stored_chunk = stored.headers.get(CHUNK_HEADER).map(|v| v.as_str());
-                    let stored_part = stored.headers.get(PART_HEADER).map(|v| v.as_str());
-                    let wanted_part = format!("{}/{count}", index + 1);
-                    if stored_chunk != Some(chunk.as_str())
-                        || stored_part != Some(wanted_part.as_str())
-                    {
-                        return Err(damaged(format!(
-                            "part {wanted_part} of {chunk} at sequence {earlier_sequence} is not                              there (found part {stored_part:?} of {stored_chunk:?})"
-                        )));
+                let object = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(OBJECT_HEADER))
+                    .map(|name| name.as_str().to_string());
+                let entry = match object {
+                    None => decode_frame(&message.payload, record).map_err(damaged)?,
+                    Some(name) => {
+                        let frame = read_object(&objects, &name).await.map_err(|e| {
+                            // Not there at all is damage; a failed request is worth retrying.
+                            match e {
+                                ObjectRead::Missing(why) => damaged(why),
+                                ObjectRead::Failed(why) => read_error(sequence, &why),
+                            }
+                        })?;
+                        decode_frame(&frame, record).map_err(damaged)?
                     }
-                    frame.extend_from_slice(&stored.payload);
-                }
-                frame.extend_from_slice(&message.payload);
-                let entry = decode_frame(&frame, record).map_err(damaged)?;
-                Ok(StreamItem::Record(record, entry))
+                };
+                Ok((record, entry))
             }
         }))
     }
@@ -534,7 +465,7 @@ impl JetStreamLog {
             bytes: info.state.bytes,
             first_sequence: info.state.first_sequence,
             last_sequence: info.state.last_sequence,
-            part_bytes: self.part_bytes,
+            inline_bytes: self.inline_bytes,
         })
     }
 
@@ -544,36 +475,74 @@ impl JetStreamLog {
     }
 }
 
-/// `<k>/<n>` with 1 ≤ k ≤ n.
-fn parse_part(text: &str) -> Result<(usize, usize), String> {
-    let parsed = text
-        .split_once('/')
-        .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
-    match parsed {
-        Some((k, n)) if (1..=n).contains(&k) && n >= 2 => Ok((k, n)),
-        _ => Err(format!("{PART_HEADER} {text:?} is not <k>/<n>")),
-    }
+/// The object store bucket that keeps a stream's large records.
+fn objects_bucket(config: &JetStreamConfig) -> String {
+    format!("{}_RECORDS", config.stream)
 }
 
-/// A comma-separated list of stream sequences (empty: none).
-fn parse_sequences(text: &str) -> Result<Vec<u64>, String> {
-    if text.is_empty() {
-        return Ok(Vec::new());
+/// Opens (creating if needed) the stream's object store, replicated like the stream.
+async fn open_objects(
+    js: &jetstream::Context,
+    config: &JetStreamConfig,
+) -> Result<object_store::ObjectStore, JetStreamError> {
+    let bucket = objects_bucket(config);
+    if let Ok(store) = js.get_object_store(&bucket).await {
+        return Ok(store);
     }
-    text.split(',')
-        .map(|s| {
-            s.parse::<u64>()
-                .map_err(|_| format!("{PARTS_HEADER} {text:?} is not a list of sequences"))
-        })
-        .collect()
+    js.create_object_store(object_store::Config {
+        bucket: bucket.clone(),
+        description: Some("tagstream: log records too large for one message".into()),
+        num_replicas: config.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| JetStreamError::Objects {
+        bucket,
+        message: e.to_string(),
+    })
 }
 
-/// A fresh id tying a control record's parts together: 128 random bits, so two nodes never
-/// reuse one (message ids de-duplicate parts within the window).
-fn control_chunk_id() -> Result<String, JetStreamError> {
+/// An object's name for record id `id` (a batch's `<tag>/<epoch>/<seq>`, or a control
+/// record's random id): hex, so any tag id makes a valid name, and a batch re-sent overwrites
+/// its own object with the same bytes.
+fn object_name(id: &str) -> String {
+    format!("r-{}", hex::encode(id.as_bytes()))
+}
+
+/// Why a record's object could not be read.
+enum ObjectRead {
+    /// The store says it does not hold it (or holds something else).
+    Missing(String),
+    /// The request failed (a server moving): worth trying again.
+    Failed(String),
+}
+
+async fn read_object(
+    objects: &object_store::ObjectStore,
+    name: &str,
+) -> Result<Vec<u8>, ObjectRead> {
+    use tokio::io::AsyncReadExt;
+    let mut object = objects.get(name).await.map_err(|e| match e.kind() {
+        object_store::GetErrorKind::NotFound => ObjectRead::Missing(format!(
+            "the record's object {name} is not in the object store"
+        )),
+        _ => ObjectRead::Failed(format!("fetching object {name}: {e}")),
+    })?;
+    let mut frame = Vec::new();
+    object
+        .read_to_end(&mut frame)
+        .await
+        .map_err(|e| ObjectRead::Failed(format!("reading object {name}: {e}")))?;
+    Ok(frame)
+}
+
+/// A fresh id naming a control record's object: 128 random bits, so two nodes never write the
+/// same name.
+fn control_object_id() -> Result<String, JetStreamError> {
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes).map_err(|e| JetStreamError::Publish {
-        subject: "control record parts".into(),
+        subject: "a large control record".into(),
         message: format!("no random id: {e}"),
     })?;
     Ok(format!("ctl/{}", hex::encode(bytes)))
@@ -673,15 +642,14 @@ mod tests {
     }
 
     #[test]
-    fn part_headers_parse_and_nonsense_is_refused() {
-        assert_eq!(parse_part("1/3"), Ok((1, 3)));
-        assert_eq!(parse_part("3/3"), Ok((3, 3)));
-        for bad in ["0/3", "4/3", "1/1", "1", "a/b", ""] {
-            assert!(parse_part(bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_sequences(""), Ok(vec![]));
-        assert_eq!(parse_sequences("4,9"), Ok(vec![4, 9]));
-        assert!(parse_sequences("4,,9").is_err());
-        assert_ne!(control_chunk_id().unwrap(), control_chunk_id().unwrap());
+    fn object_names_are_valid_for_any_tag_and_control_ids_differ() {
+        let name = object_name("T.1*>/0/7");
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        assert_eq!(
+            name,
+            object_name("T.1*>/0/7"),
+            "a re-sent batch: the same object"
+        );
+        assert_ne!(control_object_id().unwrap(), control_object_id().unwrap());
     }
 }

@@ -5,7 +5,7 @@
 //! reads the stored records from the first, and the live stages get the committed groups, in
 //! log order, from the record after them.
 
-use crate::cluster::jetstream::{JetStreamError, JetStreamLog, StreamItem};
+use crate::cluster::jetstream::{JetStreamError, JetStreamLog};
 use crate::config::ServerConfig;
 use crate::log::{
     CommitHandle, DedupState, GroupCommitter, LogConfig, LogReader, LogWriter, RecoveryReport,
@@ -130,31 +130,29 @@ impl LogSource {
                 let end = *next_record;
                 let mut stream = Box::pin(
                     runtime
-                        .block_on(log.read_positions_from(0))
+                        .block_on(log.read_from(0))
                         .context("reading the log stream")?,
                 );
                 let positions = positions.clone();
                 let mut next = 0;
-                Ok(Box::new(std::iter::from_fn(move || loop {
+                Ok(Box::new(std::iter::from_fn(move || {
                     if next >= end {
                         return None;
                     }
                     let item = runtime.block_on(stream.next())?;
-                    match item.context("reading the log stream") {
-                        Err(e) => return Some(Err(e)),
-                        // A part of a record stored further on: nothing to apply here.
-                        Ok(StreamItem::Part { record }) => next = record + 1,
-                        Ok(StreamItem::Record(record, entry)) => {
-                            next = record + 1;
-                            if let LogEntry::Batch(b) = &entry {
-                                positions
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .note(&b.tag, b.epoch, b.seq);
-                            }
-                            return Some(Ok((record, entry)));
-                        }
-                    }
+                    Some(
+                        item.context("reading the log stream")
+                            .map(|(record, entry)| {
+                                next = record + 1;
+                                if let LogEntry::Batch(b) = &entry {
+                                    positions
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .note(&b.tag, b.epoch, b.seq);
+                                }
+                                (record, entry)
+                            }),
+                    )
                 })))
             }
         }
@@ -204,7 +202,7 @@ async fn follow_stream(
     let mut expected = from_record;
     let mut pause = std::time::Duration::from_millis(100);
     loop {
-        let mut records = match log.read_positions_from(expected).await {
+        let mut records = match log.read_from(expected).await {
             Ok(stream) => Box::pin(stream),
             Err(e) => {
                 tracing::warn!(error = %e, record = expected, "cannot read the log stream; retrying");
@@ -278,7 +276,7 @@ const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 async fn read_groups(
     log: &JetStreamLog,
     records: &mut std::pin::Pin<
-        Box<impl futures::Stream<Item = Result<StreamItem, JetStreamError>>>,
+        Box<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>>,
     >,
     expected: &mut u64,
     commit: &CommitHandle,
@@ -322,8 +320,7 @@ async fn read_groups(
                     break Some(Stop::Done);
                 }
                 Some(Err(e)) => break Some(Stop::Reopen(e.to_string())),
-                Some(Ok(item)) => {
-                    let record = item.position();
+                Some(Ok((record, entry))) => {
                     match next_step(record, *expected) {
                         Step::Apply => {}
                         Step::Reopen(why) => break Some(Stop::Reopen(why)),
@@ -338,13 +335,10 @@ async fn read_groups(
                         }
                     }
                     *expected = record + 1;
-                    // A part holds no record: its position is passed, nothing is applied.
-                    if let StreamItem::Record(_, entry) = item {
-                        if let LogEntry::Batch(batch) = &entry {
-                            commit.note_consumed(batch);
-                        }
-                        group.push(entry);
+                    if let LogEntry::Batch(batch) = &entry {
+                        commit.note_consumed(batch);
                     }
+                    group.push(entry);
                 }
             }
             if group.len() >= STREAM_GROUP_MAX {

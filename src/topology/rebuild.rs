@@ -12,7 +12,7 @@
 //! so no client ever sees one number for two changes; each rebuilt alert is a new event.
 
 use crate::alerts::alert_store::{AlertStore, AlertStoreError};
-use crate::cluster::jetstream::{JetStreamConfig, JetStreamError, JetStreamLog, StreamItem};
+use crate::cluster::jetstream::{JetStreamConfig, JetStreamError, JetStreamLog};
 use crate::log::{LogError, LogReader};
 use crate::model::{Change, LogEntry};
 use crate::store::crime_store::{CrimeStore, CrimeStoreError};
@@ -211,14 +211,13 @@ async fn scan_stream(config: &JetStreamConfig) -> Result<InLog, RebuildError> {
     if end == 0 {
         return Ok(in_log);
     }
-    let mut positions = Box::pin(log.read_positions_from(0).await.map_err(stream_err)?);
-    while let Some(item) = positions.next().await {
-        let item = item.map_err(stream_err)?;
-        let position = item.position();
-        if let StreamItem::Record(_, LogEntry::Control { control, .. }) = &item {
+    let mut records = Box::pin(log.read_from(0).await.map_err(stream_err)?);
+    while let Some(item) = records.next().await {
+        let (record, entry) = item.map_err(stream_err)?;
+        if let LogEntry::Control { control, .. } = &entry {
             in_log.note(&control.change);
         }
-        if position + 1 >= end {
+        if record + 1 >= end {
             break;
         }
     }
