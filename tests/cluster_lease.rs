@@ -366,13 +366,17 @@ async fn one_contender_holds_the_lease_and_a_refused_renewal_loses_it() {
     let ttl = Duration::from_millis(jetstream.lease_ttl_ms);
     let open = |node: &str| Leases::open(log.context(), "TAGSTREAM", 1, ttl, node.to_string());
     let (one, two) = (open("one").await.unwrap(), open("two").await.unwrap());
-    let held_one = one.hold("duty");
+    let (release_one, release_two) = (
+        tokio_util::sync::CancellationToken::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let held_one = one.hold("duty", release_one.clone());
     let deadline = Instant::now() + Duration::from_secs(5);
     while !*held_one.borrow() {
         assert!(Instant::now() < deadline, "the lease was never taken");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let held_two = two.hold("duty");
+    let held_two = two.hold("duty", release_two.clone());
     let both = |a: &tokio::sync::watch::Receiver<bool>, b: &tokio::sync::watch::Receiver<bool>| {
         *a.borrow() && *b.borrow()
     };
@@ -420,5 +424,29 @@ async fn one_contender_holds_the_lease_and_a_refused_renewal_loses_it() {
     println!(
         "taken by {holder} {} ms after the intruder's write",
         written.elapsed().as_millis()
+    );
+
+    // The holder stops (its node shuts down): it gives the lease up at once, and the other
+    // takes it within one retry period, not after the key's TTL.
+    let (release, held, other) = match holder {
+        "one" => (&release_one, &held_one, &held_two),
+        _ => (&release_two, &held_two, &held_one),
+    };
+    release.cancel();
+    let released = Instant::now();
+    while *held.borrow() {
+        assert!(released.elapsed() < Duration::from_secs(1), "not given up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while !*other.borrow() {
+        assert!(
+            released.elapsed() < ttl / 3 + Duration::from_millis(700),
+            "the other contender waited for the TTL instead of taking the released lease"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "released lease taken over in {} ms",
+        released.elapsed().as_millis()
     );
 }

@@ -277,11 +277,15 @@ impl Topology {
             return Ok(Start::Rebuilt(aside));
         }
 
+        // Leases are given up when the log is closed (the ordered stop's second step).
+        let lease_release = tokio_util::sync::CancellationToken::new();
         if let (Some(stream), Some(jetstream)) = (log.stream(), config.jetstream()) {
             if !config.webhooks.is_empty() {
                 // What the replay published is stored first: a lease taken now resumes from it.
                 alerts.sync_store().await;
-                let delivery = leased_delivery(stream, jetstream, config.partitions).await?;
+                let delivery =
+                    leased_delivery(stream, jetstream, config.partitions, lease_release.clone())
+                        .await?;
                 crate::delivery::webhooks::spawn_webhooks(
                     alert_store.clone(),
                     &config.webhooks,
@@ -329,6 +333,13 @@ impl Topology {
             .store(log.damage().1, Ordering::Relaxed);
         let (committed_tx, committed_rx) = mpsc::channel::<Vec<LogEntry>>(64);
         let commit = log.start(committed_tx)?;
+        {
+            let (closed, release) = (commit.closed(), lease_release.clone());
+            tokio::spawn(async move {
+                closed.cancelled().await;
+                release.cancel();
+            });
+        }
         let gate = Arc::new(ControlGate::new(commit.clone(), next_log_record));
         let applier = ControlApplier::new(
             book,
@@ -399,6 +410,7 @@ async fn leased_delivery(
     stream: &crate::cluster::jetstream::JetStreamLog,
     jetstream: &crate::cluster::jetstream::JetStreamConfig,
     partitions: usize,
+    release: tokio_util::sync::CancellationToken,
 ) -> Result<Delivery> {
     use crate::cluster::lease::{node_id, Leases, SharedProgress};
     let node = node_id(jetstream.node_id.as_deref());
@@ -417,7 +429,7 @@ async fn leased_delivery(
         .context("opening the cluster's webhook progress bucket")?;
     Ok(Delivery::Leased {
         node,
-        held: leases.hold("webhooks"),
+        held: leases.hold("webhooks", release),
         progress: Arc::new(progress),
         partitions: u32::try_from(partitions).context("partition count")?,
     })
