@@ -423,11 +423,22 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
     assert_eq!(unique.len(), stored.len(), "a batch is in the stream twice");
     stored.sort();
     want.sort();
-    assert_eq!(stored.len(), want.len(), "batches in the stream");
-    assert!(
-        stored == want,
-        "the stream holds other batches than were generated"
-    );
+    if stored != want {
+        let have: HashSet<&(String, u64, usize)> = stored.iter().collect();
+        let wanted: HashSet<&(String, u64, usize)> = want.iter().collect();
+        let missing: Vec<_> = want.iter().filter(|b| !have.contains(b)).take(10).collect();
+        let extra: Vec<_> = stored
+            .iter()
+            .filter(|b| !wanted.contains(b))
+            .take(10)
+            .collect();
+        panic!(
+            "the stream holds {} batches, {} generated; missing (tag, seq, readings) {missing:?}; \
+             not generated {extra:?}; simulator: {summary}",
+            stored.len(),
+            want.len()
+        );
+    }
 
     // (b) Replay of the stream (everything is in it now), and every node settled on it.
     let replay_out = dir.path().join("replay");
