@@ -316,9 +316,9 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
         servers.push(Some(node.start(None)));
     }
 
-    // Police upload the simulated crime batches (through node 1) before the tags stream, so
-    // every node finds the hits live as the trails arrive. (A batch uploaded after the trails
-    // is matched retrospectively by the node that took the upload only: see docs/cluster.md.)
+    // Police upload the simulated crime batches (through node 1) before the tags stream, so the
+    // hits are found as the trails arrive, and node 0 (restarted later) matches them at its
+    // start; node 2 does not match them at all yet (KNOWN_GAP_NODE).
     let (status, police) = call(
         servers[1].as_ref().unwrap(),
         "POST",
