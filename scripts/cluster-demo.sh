@@ -155,8 +155,7 @@ cat <<TXT
       --ingest-addr 127.0.0.1:7701 --http-addr 127.0.0.1:7801 >> $DEMO/node0.out 2>> $DEMO/node0.log & echo \$! > $DEMO/node0.pid)
   (a NATS server comes back with the same command as in this script: see $DEMO/nats-n2.log)
 
-== police upload the simulated crime batches through node 1 (its hits: node 1's console;
-   the other nodes match a batch when they start, see docs/cluster.md):
+== police upload the simulated crime batches through node 1 (every node matches them):
 TXT
 for batch in "$DEMO"/sim/crimes/*.csv; do
   "$BIN/tagstream" crimes import --server "$API" --token "$POLICE" "$batch" |

@@ -25,12 +25,6 @@ use std::time::{Duration, Instant};
 const SIM: [&str; 6] = ["--tags", "30", "--days", "3", "--seed", "7"];
 const SPEED: &str = "10000";
 
-/// Known gap (docs/cluster.md, "Not built yet"): a crime batch read from the stream is stored
-/// by every node but matched for hits (retrospectively, and then live) only by the node that
-/// took the upload, and by a node when it starts. Node 2 is the one node that does neither here:
-/// its hits export may be empty instead of equal. Every other comparison is exact.
-const KNOWN_GAP_NODE: usize = 2;
-
 /// An HTTP server on loopback that answers 200 to every request and keeps every POST body.
 struct WebhookReceiver {
     url: String,
@@ -316,9 +310,8 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
         servers.push(Some(node.start(None)));
     }
 
-    // Police upload the simulated crime batches (through node 1) before the tags stream, so the
-    // hits are found as the trails arrive, and node 0 (restarted later) matches them at its
-    // start; node 2 does not match them at all yet (KNOWN_GAP_NODE).
+    // Police upload the simulated crime batches (through node 1) before the tags stream: every
+    // node matches them against the trails as they arrive (node 0 again at its restart).
     let (status, police) = call(
         servers[1].as_ref().unwrap(),
         "POST",
@@ -464,19 +457,11 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
             .iter()
             .map(|s| (export(s, "/v1/alerts/export"), export(s, "/v1/hits/export")))
             .collect();
-        let settled = exports.iter().enumerate().all(|(i, (alerts, hits))| {
+        let settled = exports.iter().all(|(alerts, hits)| {
             alerts.as_deref() == Some(replay_alerts.as_str())
-                && (hits.as_deref() == Some(replay_hits.as_str())
-                    || (i == KNOWN_GAP_NODE && hits.as_deref() == Some("")))
+                && hits.as_deref() == Some(replay_hits.as_str())
         });
         if settled {
-            if exports[KNOWN_GAP_NODE].1.as_deref() == Some("") {
-                eprintln!(
-                    "KNOWN GAP: node {KNOWN_GAP_NODE} (neither took the crime upload nor started \
-                     after it) found none of the {} hits (docs/cluster.md)",
-                    replay_hits.lines().count()
-                );
-            }
             break;
         }
         if Instant::now() > deadline {
