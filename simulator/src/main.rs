@@ -31,7 +31,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct StreamArgs {
-    /// Server ingest address, HOST:PORT.
+    /// Server ingest address, HOST:PORT; or several, comma-separated (cluster nodes): tag i starts
+    /// on address i mod N and moves to the next one when its connection fails.
     #[arg(long)]
     connect: String,
     /// The server's tag key (per-tag secrets are hex HMAC-SHA256 of it and the tag id).

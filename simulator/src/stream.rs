@@ -13,6 +13,14 @@
 //! exponential backoff (with jitter) and re-send every unacknowledged batch, so a server restart
 //! loses nothing that was acknowledged. Readings stored during a simulated signal loss arrive as
 //! the late batches the simulation produced for them.
+//!
+//! Failover (cluster mode): `--connect` may list several nodes, `HOST:PORT,HOST:PORT,…`. Tag `i`
+//! starts on address `i mod N`; a failed connect, a dropped connection or a retryable error frame
+//! moves it to the next address in the list (wrapping), where it says `Hello` again and re-sends
+//! every unacknowledged batch with the same (epoch, seq) numbers, so the cluster stores each batch
+//! once. The first tries on other addresses come after a short jitter; the backoff grows only once
+//! a tag has tried every address without success. For each failover with batches waiting, the
+//! time from the connection loss to the first acknowledgement on another address is measured.
 
 use crate::population::tag_id;
 use crate::rng::Rng;
@@ -44,11 +52,60 @@ pub enum StreamError {
     },
     #[error("{unacked} batch(es) still unacknowledged after the drain timeout")]
     Unacked { unacked: u64 },
+    #[error("--connect: {0}")]
+    Connect(String),
+}
+
+/// Splits `--connect` (`HOST:PORT` or a comma-separated list of them) into addresses, refusing
+/// an empty list or an empty entry (a typo would otherwise silently drop a node).
+pub fn parse_addresses(connect: &str) -> Result<Vec<String>, StreamError> {
+    let addresses: Vec<String> = connect.split(',').map(|a| a.trim().to_string()).collect();
+    if addresses.iter().any(|a| a.is_empty()) {
+        return Err(StreamError::Connect(format!(
+            "empty address in {connect:?} (HOST:PORT[,HOST:PORT…])"
+        )));
+    }
+    Ok(addresses)
+}
+
+/// Which address of the `--connect` list a tag uses: it starts on `tag index mod N` (spreading
+/// the tags over the nodes) and moves to the next one, wrapping, each time a connection fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressRing {
+    current: usize,
+    count: usize,
+}
+
+impl AddressRing {
+    /// The ring of tag number `tag_idx` over `count` addresses (at least one).
+    pub fn start(tag_idx: usize, count: usize) -> Self {
+        let count = count.max(1);
+        AddressRing {
+            current: tag_idx % count,
+            count,
+        }
+    }
+
+    /// Index of the address to use now.
+    pub fn current(&self) -> usize {
+        self.current
+    }
+
+    /// Moves to the next address (after a failure) and returns its index.
+    pub fn advance(&mut self) -> usize {
+        self.current = (self.current + 1) % self.count;
+        self.current
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
 }
 
 /// How to stream.
 #[derive(Clone, Debug)]
 pub struct StreamOptions {
+    /// `HOST:PORT`, or several separated by commas (cluster nodes to fail over between).
     pub connect: String,
     pub key: Vec<u8>,
     /// Simulated seconds per wall second; 0 = as fast as possible.
@@ -83,6 +140,11 @@ pub struct StreamStats {
     pub error_frames: AtomicU64,
     pub failed_tags: AtomicU64,
     pub unacked: AtomicU64,
+    /// Connections opened after a failure (a failed connect, a drop or a retryable error).
+    pub reconnects: AtomicU64,
+    /// For each failover with batches waiting: milliseconds from the connection loss to the
+    /// first acknowledged batch on another address.
+    pub failover_ms: std::sync::Mutex<Vec<u64>>,
     /// The last connection problem seen, for the report.
     pub last_problem: std::sync::Mutex<String>,
 }
@@ -92,6 +154,24 @@ impl StreamStats {
         if let Ok(mut p) = self.last_problem.lock() {
             *p = problem.to_string();
         }
+    }
+
+    fn note_failover(&self, ms: u64) {
+        if let Ok(mut f) = self.failover_ms.lock() {
+            f.push(ms);
+        }
+    }
+
+    /// (count, p50, max) of the failover times in milliseconds; `None` when there were none.
+    pub fn failover_summary(&self) -> Option<(usize, u64, u64)> {
+        let mut times = self.failover_ms.lock().ok()?.clone();
+        if times.is_empty() {
+            return None;
+        }
+        times.sort_unstable();
+        // Nearest-rank median: the smallest time at least half the failovers were within.
+        let p50 = times[(times.len() - 1) / 2];
+        Some((times.len(), p50, times[times.len() - 1]))
     }
 }
 
@@ -109,8 +189,14 @@ impl StreamReport {
     pub fn summary(&self) -> String {
         let s = &self.stats;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let failovers = match s.failover_summary() {
+            Some((n, p50, max)) => {
+                format!("{n} failovers (loss to first ack on the next address: p50 {p50} ms, max {max} ms)")
+            }
+            None => "0 failovers".to_string(),
+        };
         format!(
-            "tagsim stream: {} batches ({} readings) acknowledged of {} generated; {} sent, {} re-sent, {} already stored; {} connections, {} failed connects, {} dropped, {} error frames; {:.1} s",
+            "tagsim stream: {} batches ({} readings) acknowledged of {} generated; {} sent, {} re-sent, {} already stored; {} connections, {} failed connects, {} dropped, {} error frames; {} reconnects, {}; {:.1} s",
             g(&s.batches_acked) + g(&s.already_stored),
             g(&s.readings_acked) + g(&s.readings_already_stored),
             self.sim.batches,
@@ -121,6 +207,8 @@ impl StreamReport {
             g(&s.connect_failures),
             g(&s.dropped_connections),
             g(&s.error_frames),
+            g(&s.reconnects),
+            failovers,
             self.seconds
         )
     }
@@ -155,6 +243,15 @@ struct TagTask {
     /// The highest sequence the server said it had stored (a re-run of a simulation against the
     /// same server skips what it already has).
     server_last_seq: u64,
+    /// The addresses and which one this tag uses now.
+    addresses: Arc<Vec<String>>,
+    ring: AddressRing,
+    /// Since when (and on which address) this tag has been cut off with batches waiting: set at
+    /// the first failure after an acknowledgement, cleared by the next acknowledgement.
+    lost: Option<(Instant, usize)>,
+    /// The current session has had an acknowledgement (a later failure starts a new round of
+    /// addresses rather than continuing the backoff).
+    acked_in_session: bool,
 }
 
 impl TagTask {
@@ -177,9 +274,10 @@ impl TagTask {
         opts: &StreamOptions,
         stats: &StreamStats,
     ) -> Result<SessionEnd, SessionError> {
-        let socket = TcpStream::connect(&opts.connect).await.map_err(|e| {
+        let address = &self.addresses[self.ring.current()];
+        let socket = TcpStream::connect(address.as_str()).await.map_err(|e| {
             stats.connect_failures.fetch_add(1, Ordering::Relaxed);
-            SessionError::Retry(format!("connect {}: {e}", opts.connect))
+            SessionError::Retry(format!("connect {address}: {e}"))
         })?;
         let _ = socket.set_nodelay(true);
         stats.connects.fetch_add(1, Ordering::Relaxed);
@@ -252,6 +350,7 @@ impl TagTask {
             tokio::select! {
                 frame = framed.next() => match frame {
                     Some(Ok(Frame::Ack { seq })) => {
+                        self.acknowledged(stats);
                         while self.queue.front().is_some_and(|p| p.seq <= seq) {
                             if let Some(p) = self.queue.pop_front() {
                                 stats.batches_acked.fetch_add(1, Ordering::Relaxed);
@@ -270,6 +369,17 @@ impl TagTask {
                     Some(b) => self.take(b, stats),
                     None => self.inbox_closed = true,
                 },
+            }
+        }
+    }
+
+    /// An acknowledgement arrived: if the tag had lost its connection with batches waiting and
+    /// this is another address, that failover is over.
+    fn acknowledged(&mut self, stats: &StreamStats) {
+        self.acked_in_session = true;
+        if let Some((since, address)) = self.lost.take() {
+            if address != self.ring.current() {
+                stats.note_failover(since.elapsed().as_millis() as u64);
             }
         }
     }
@@ -294,6 +404,8 @@ impl TagTask {
     ) -> Option<String> {
         let mut rng = Rng::derive(seed, &[0x57AE, idx as u64]);
         let mut backoff_ms = 250u64;
+        // Failures in a row since the last session that ended well.
+        let mut failures = 0usize;
         loop {
             // Wait until there is something to send (or nothing will ever come).
             if self.queue.is_empty() {
@@ -305,10 +417,17 @@ impl TagTask {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return Some("connection slots closed".into());
             };
+            if failures > 0 {
+                stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            self.acked_in_session = false;
             let outcome = self.session(&opts, &stats).await;
             drop(permit);
             match outcome {
-                Ok(SessionEnd::Idle) => backoff_ms = 250,
+                Ok(SessionEnd::Idle) => {
+                    backoff_ms = 250;
+                    failures = 0;
+                }
                 Ok(SessionEnd::Finished) => return None,
                 Err(SessionError::Retry(problem)) => {
                     stats.note(&problem);
@@ -316,9 +435,26 @@ impl TagTask {
                         .batches_resent
                         .fetch_add(self.sent_unacked, Ordering::Relaxed);
                     self.sent_unacked = 0;
-                    let wait = backoff_ms + rng.int(0, backoff_ms as i64 / 2) as u64;
+                    if self.acked_in_session {
+                        failures = 0;
+                        backoff_ms = 250;
+                    }
+                    if self.lost.is_none() && !self.queue.is_empty() {
+                        self.lost = Some((Instant::now(), self.ring.current()));
+                    }
+                    failures += 1;
+                    self.ring.advance();
+                    // Another address not yet tried since the last good session: go there at
+                    // once (a little jitter so a dead node's tags do not arrive together);
+                    // every address failed: back off before the next round.
+                    let wait = if failures < self.ring.count() {
+                        rng.int(0, 100) as u64
+                    } else {
+                        let wait = backoff_ms + rng.int(0, backoff_ms as i64 / 2) as u64;
+                        backoff_ms = (backoff_ms * 2).min(10_000);
+                        wait
+                    };
                     tokio::time::sleep(Duration::from_millis(wait)).await;
-                    backoff_ms = (backoff_ms * 2).min(10_000);
                 }
                 Err(SessionError::Fatal(e)) => {
                     stats.failed_tags.fetch_add(1, Ordering::Relaxed);
@@ -339,6 +475,7 @@ pub fn stream(
     side_dir: Option<&std::path::Path>,
 ) -> Result<StreamReport, StreamError> {
     let started = Instant::now();
+    let addresses = Arc::new(parse_addresses(&opts.connect)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -363,6 +500,10 @@ pub fn stream(
             inbox_closed: false,
             sent_unacked: 0,
             server_last_seq: 0,
+            ring: AddressRing::start(idx, addresses.len()),
+            addresses: addresses.clone(),
+            lost: None,
+            acked_in_session: false,
         };
         handles.push(rt.spawn(task.run(
             opts_arc.clone(),
@@ -453,4 +594,54 @@ pub fn stream(
         });
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_start_spread_over_the_addresses_and_rotate_through_all_of_them() {
+        // Tag i starts on address i mod N.
+        let starts: Vec<usize> = (0..7).map(|i| AddressRing::start(i, 3).current()).collect();
+        assert_eq!(starts, vec![0, 1, 2, 0, 1, 2, 0]);
+        // Each failure moves to the next address, wrapping: N failures visit every address
+        // once and come back to the first.
+        let mut ring = AddressRing::start(4, 3);
+        let visited: Vec<usize> = (0..4).map(|_| ring.advance()).collect();
+        assert_eq!(visited, vec![2, 0, 1, 2]);
+        // One address: a failure stays there (a restart of a single server).
+        let mut single = AddressRing::start(5, 1);
+        assert_eq!(
+            (single.current(), single.advance(), single.advance()),
+            (0, 0, 0)
+        );
+        // No addresses is treated as one rather than dividing by zero.
+        assert_eq!(AddressRing::start(3, 0).count(), 1);
+    }
+
+    #[test]
+    fn connect_lists_are_split_on_commas_and_empty_entries_refused() {
+        assert_eq!(
+            parse_addresses("127.0.0.1:7700").unwrap(),
+            vec!["127.0.0.1:7700"]
+        );
+        assert_eq!(
+            parse_addresses("a:1, b:2,c:3").unwrap(),
+            vec!["a:1", "b:2", "c:3"]
+        );
+        for bad in ["", "a:1,", "a:1,,b:2", " , "] {
+            assert!(parse_addresses(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn failover_summary_gives_count_median_and_max() {
+        let stats = StreamStats::default();
+        assert_eq!(stats.failover_summary(), None);
+        for ms in [400, 100, 300, 200] {
+            stats.note_failover(ms);
+        }
+        assert_eq!(stats.failover_summary(), Some((4, 200, 400)));
+    }
 }

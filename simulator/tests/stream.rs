@@ -164,3 +164,89 @@ fn streaming_survives_a_server_restart_without_losing_acknowledged_batches() {
     );
     assert_eq!(again.stats.batches_sent.load(Ordering::Relaxed), 0);
 }
+
+/// A node of a stand-in cluster: serves tags on `listener` into the shared `store` until `death`
+/// is notified, then drops every connection and its listener and never comes back (kill -9).
+async fn mortal_node(listener: TcpListener, store: Arc<Store>, death: Arc<tokio::sync::Notify>) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((socket, _)) = accepted {
+                    conns.spawn(connection(socket, store.clone(), death.clone()));
+                }
+            }
+            _ = death.notified() => break,
+        }
+    }
+    conns.abort_all();
+}
+
+/// A node that never dies (its connections share the store and the death signal, so the batch
+/// that reaches the kill point there is stored and not acknowledged, as on the dying node).
+async fn surviving_node(listener: TcpListener, store: Arc<Store>, death: Arc<tokio::sync::Notify>) {
+    while let Ok((socket, _)) = listener.accept().await {
+        tokio::spawn(connection(socket, store.clone(), death.clone()));
+    }
+}
+
+#[test]
+fn tags_of_a_dead_node_fail_over_to_the_next_address_and_lose_nothing() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Two nodes on one store (a cluster's shared log); the first dies after 600 batches.
+    let store = Arc::new(Store::default());
+    store.restart_after.store(600, Ordering::Relaxed);
+    let death = Arc::new(tokio::sync::Notify::new());
+    let first = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let second = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let connect = format!(
+        "{},{}",
+        first.local_addr().expect("addr"),
+        second.local_addr().expect("addr")
+    );
+    rt.spawn(mortal_node(first, store.clone(), death.clone()));
+    rt.spawn(surviving_node(second, store.clone(), death.clone()));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gen = common::options(dir.path(), 20, 2, 9);
+    let opts = StreamOptions {
+        connect,
+        key: KEY.to_vec(),
+        speed: 0.0,
+        connections: 8,
+        window: 4,
+        linger_ms: 200,
+        drain_timeout_ms: 60_000,
+        progress_s: 0,
+        epoch: 0,
+    };
+    let report = stream(&gen, &opts, None).expect("stream");
+    let stats = &report.stats;
+    assert!(
+        store.restarted.load(Ordering::Relaxed),
+        "the first node died"
+    );
+    // Every batch stored exactly once and acknowledged (or known stored) by the survivor.
+    assert_eq!(store.batches.load(Ordering::Relaxed), report.sim.batches);
+    let readings: u64 = store.tags.lock().expect("lock").values().map(|x| x.1).sum();
+    assert_eq!(readings, report.sim.readings);
+    assert_eq!(
+        stats.batches_acked.load(Ordering::Relaxed) + stats.already_stored.load(Ordering::Relaxed),
+        report.sim.batches
+    );
+    // The dead node's tags moved on: reconnects, and failovers timed (the first node never came
+    // back, so a single-address stream would have given up).
+    assert!(stats.reconnects.load(Ordering::Relaxed) > 0);
+    let (failovers, p50_ms, max_ms) = stats.failover_summary().expect("failovers measured");
+    assert!(failovers > 0 && p50_ms <= max_ms);
+    assert!(max_ms < 10_000, "a failover took {max_ms} ms");
+    let summary = report.summary();
+    assert!(
+        summary.contains("failovers (loss to first ack"),
+        "{summary}"
+    );
+}

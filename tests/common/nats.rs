@@ -26,6 +26,33 @@ pub fn free_port() -> u16 {
 pub struct Nats {
     pub child: Child,
     pub url: String,
+    /// How it was started, to start it again on the same port, store and routes.
+    pub spec: NatsSpec,
+}
+
+/// One NATS server's identity: its name (store under `dir/name`), client port and, in a
+/// cluster, its route port and every route URL.
+#[derive(Clone, Debug)]
+pub struct NatsSpec {
+    pub dir: PathBuf,
+    pub name: String,
+    pub port: u16,
+    pub cluster: Option<(u16, Vec<String>)>,
+}
+
+impl NatsSpec {
+    /// Starts (or starts again, after a kill) the server this spec describes.
+    pub fn start(&self) -> Nats {
+        // The port may take a moment to be free again after a kill.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match std::panic::catch_unwind(|| spawn_nats(self)) {
+                Ok(nats) => return nats,
+                Err(e) if std::time::Instant::now() > deadline => std::panic::resume_unwind(e),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+            }
+        }
+    }
 }
 
 impl Drop for Nats {
@@ -38,7 +65,16 @@ impl Drop for Nats {
 /// Starts one NATS server with JetStream storing under `dir`; `cluster`: (its route port, every
 /// route URL of the cluster).
 pub fn start_nats(dir: &Path, name: &str, cluster: Option<(u16, &[String])>) -> Nats {
-    let port = free_port();
+    spawn_nats(&NatsSpec {
+        dir: dir.to_path_buf(),
+        name: name.to_string(),
+        port: free_port(),
+        cluster: cluster.map(|(route_port, routes)| (route_port, routes.to_vec())),
+    })
+}
+
+fn spawn_nats(spec: &NatsSpec) -> Nats {
+    let (dir, name, port) = (&spec.dir, spec.name.as_str(), spec.port);
     let mut cmd = Command::new(nats_server_bin());
     cmd.args([
         "-a",
@@ -53,7 +89,7 @@ pub fn start_nats(dir: &Path, name: &str, cluster: Option<(u16, &[String])>) -> 
     .arg(dir.join(name))
     .stdout(Stdio::null())
     .stderr(Stdio::null());
-    if let Some((route_port, routes)) = cluster {
+    if let Some((route_port, routes)) = &spec.cluster {
         cmd.args([
             "--cluster_name",
             "tagstream-test",
@@ -63,19 +99,21 @@ pub fn start_nats(dir: &Path, name: &str, cluster: Option<(u16, &[String])>) -> 
             &routes.join(","),
         ]);
     }
-    let child = cmd.spawn().expect("start nats-server");
+    let mut child = cmd.spawn().expect("start nats-server");
     // Listening before anyone connects (a server started right after would be refused).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nats-server {name} not listening on port {port} within 15 s"
-        );
+        if std::time::Instant::now() >= deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("nats-server {name} not listening on port {port} within 15 s");
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     Nats {
         child,
         url: format!("nats://127.0.0.1:{port}"),
+        spec: spec.clone(),
     }
 }
 
