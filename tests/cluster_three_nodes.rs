@@ -368,6 +368,21 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
     drop(nats[2].take());
     std::thread::sleep(Duration::from_secs(4));
     let mut node0 = servers[0].take().unwrap();
+    // Node 0 started first: it holds the webhook lease (the issue's "a node holding tag
+    // connections and the webhook lease").
+    let holds_lease = |node: &Server| {
+        node.get("/metrics")
+            .map(|m| m.lines().any(|l| l == "tagstream_lease_webhooks_held 1"))
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !holds_lease(&node0) {
+        assert!(
+            Instant::now() < deadline,
+            "node 0 does not hold the webhook lease"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     node0.kill9();
     drop(node0);
     std::thread::sleep(Duration::from_secs(3));
