@@ -1,8 +1,8 @@
 //! Cluster mode (issue 15), the issue's suite: three NATS servers (R3 stream) and three tagstream
 //! nodes on loopback, every node with the same webhook endpoint, the simulator streaming into all
-//! three nodes (`tagsim stream --connect a,b,c`). While it streams one NATS server and then node 0
-//! (the first node started) are killed with SIGKILL, and both are started again on the same ports
-//! and data. Afterwards: every generated batch is in the stream exactly once; every node's alert
+//! three nodes (`tagsim stream --connect a,b,c`). While it streams one NATS server and then the
+//! node holding the webhook lease (and, like every node, tag connections) are killed with
+//! SIGKILL, and both are started again on the same ports and data. Afterwards: every generated batch is in the stream exactly once; every node's alert
 //! and hit exports are byte-identical to each other and to `tagstream replay --stream`; the
 //! webhook receiver got every alert of the final export in its final state; and the simulator
 //! had every batch acknowledged, its tags failing over to the surviving nodes.
@@ -311,7 +311,7 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
     }
 
     // Police upload the simulated crime batches (through node 1) before the tags stream: every
-    // node matches them against the trails as they arrive (node 0 again at its restart).
+    // node matches them against the trails as they arrive (the killed node again at its restart).
     let (status, police) = call(
         servers[1].as_ref().unwrap(),
         "POST",
@@ -361,34 +361,43 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
         .spawn()
         .unwrap();
 
-    // Mid-stream: a NATS server dies hard, then node 0; both come back on the same ports and
+    // Mid-stream: a NATS server dies hard, then the lease holder; both come back on the same ports and
     // data while the stream goes on.
     std::thread::sleep(Duration::from_secs(4));
     let nats_spec = nats[2].as_ref().unwrap().spec.clone();
     drop(nats[2].take());
     std::thread::sleep(Duration::from_secs(4));
-    let mut node0 = servers[0].take().unwrap();
-    // Node 0 started first: it holds the webhook lease (the issue's "a node holding tag
-    // connections and the webhook lease").
+    // The node to kill holds tag connections (every node does: tag i is on node i mod 3) and
+    // the webhook lease (the issue's "a node holding tag connections and the webhook lease").
+    // Node 0 took the lease first, but the NATS server's death may have moved it: whichever
+    // node's `/metrics` says it holds it now is killed.
     let holds_lease = |node: &Server| {
         node.get("/metrics")
             .map(|m| m.lines().any(|l| l == "tagstream_lease_webhooks_held 1"))
             .unwrap_or(false)
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !holds_lease(&node0) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let holder = loop {
+        let holders: Vec<usize> = (0..servers.len())
+            .filter(|i| servers[*i].as_ref().is_some_and(holds_lease))
+            .collect();
+        if let [one] = holders.as_slice() {
+            break *one;
+        }
         assert!(
             Instant::now() < deadline,
-            "node 0 does not hold the webhook lease"
+            "no single node holds the webhook lease: {holders:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
-    }
-    node0.kill9();
-    drop(node0);
+    };
+    eprintln!("killing node {holder}, the webhook lease holder");
+    let mut victim = servers[holder].take().unwrap();
+    victim.kill9();
+    drop(victim);
     std::thread::sleep(Duration::from_secs(3));
     nats[2] = Some(nats_spec.start());
     std::thread::sleep(Duration::from_secs(2));
-    servers[0] = Some(nodes[0].start(None));
+    servers[holder] = Some(nodes[holder].start(None));
 
     let output = stream.wait_with_output().unwrap();
     let text = format!(
