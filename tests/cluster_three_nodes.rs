@@ -4,7 +4,8 @@
 //! node holding the webhook lease (and, like every node, tag connections) are killed with
 //! SIGKILL, and both are started again on the same ports and data. Afterwards: every generated batch is in the stream exactly once; every node's alert
 //! and hit exports are byte-identical to each other and to `tagstream replay --stream`; the
-//! webhook receiver got every alert of the final export in its final state; and the simulator
+//! webhook receiver got every alert of the final export in its final state, and every change a
+//! node that was never killed published (its whole event history); and the simulator
 //! had every batch acknowledged, its tags failing over to the surviving nodes.
 //!
 //! Needs the `tagsim` binary (`cargo build --workspace --bins`) and nats-server
@@ -538,8 +539,38 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    // (c') And every change a node that was never killed published (its whole event history,
+    // read from its event stream from the start) reached the endpoint at least once: not only
+    // final states but every step between, across the lease's move.
+    let survivor = &servers[(holder + 1) % servers.len()];
+    let history = common::read_sse(&survivor.http_addr, ADMIN_TOKEN, Some(0), usize::MAX);
+    assert!(
+        !history.is_empty(),
+        "the survivor published no alert change"
+    );
+    let delivered: HashSet<String> = receiver
+        .bodies()
+        .iter()
+        .flat_map(|body| serde_json::from_str::<Vec<serde_json::Value>>(body).unwrap())
+        .map(|event| event["alert"].to_string())
+        .collect();
+    let undelivered: Vec<&(i64, String, String)> = history
+        .iter()
+        .filter(|(_, _, data)| {
+            let change: serde_json::Value = serde_json::from_str(data).unwrap();
+            !delivered.contains(&change.to_string())
+        })
+        .collect();
+    assert!(
+        undelivered.is_empty(),
+        "{} of the survivor's {} alert changes never reached the webhook endpoint, e.g. {:?}",
+        undelivered.len(),
+        history.len(),
+        undelivered[0]
+    );
     eprintln!(
-        "{} alerts, {} hits, {} webhook posts; {:.1} s",
+        "{} alert changes, every one delivered; {} alerts, {} hits, {} webhook posts; {:.1} s",
+        history.len(),
         replay_alerts.lines().count(),
         replay_hits.lines().count(),
         receiver.bodies().len(),
