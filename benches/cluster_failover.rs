@@ -16,6 +16,8 @@
 
 #[path = "support/nats.rs"]
 mod nats;
+#[path = "../tests/common/webhook_receiver.rs"]
+mod webhook_receiver;
 
 use futures::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
@@ -26,6 +28,7 @@ use tagstream::model::{Reading, ReadingBody};
 use tagstream::wire::{tag_secret, Frame, FrameCodec, PROTOCOL_VERSION};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
+use webhook_receiver::{start_receiver, Post};
 
 const KEY: &str = "failover-tag-key-0123456789abcdef-01";
 const TOKEN: &str = "failover-admin-token";
@@ -86,64 +89,6 @@ fn start_node_with(
     })
 }
 
-/// Every POST the receiver got: (`X-Tagstream-Node`, when).
-type Posts = Arc<Mutex<Vec<(String, Instant)>>>;
-
-/// A webhook endpoint: answers 200 to every POST and notes who sent it, when.
-fn start_receiver() -> anyhow::Result<(String, Posts)> {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let posts: Posts = Arc::default();
-    let kept = posts.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let kept = kept.clone();
-            std::thread::spawn(move || {
-                let Ok(mut writer) = stream.try_clone() else {
-                    return;
-                };
-                let mut reader = BufReader::new(stream);
-                loop {
-                    let (mut line, mut length, mut node) = (String::new(), 0usize, String::new());
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    loop {
-                        let mut header = String::new();
-                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let header = header.trim_end();
-                        if header.is_empty() {
-                            break;
-                        }
-                        if let Some((name, value)) = header.split_once(':') {
-                            match name.trim().to_ascii_lowercase().as_str() {
-                                "content-length" => length = value.trim().parse().unwrap_or(0),
-                                "x-tagstream-node" => node = value.trim().to_string(),
-                                _ => {}
-                            }
-                        }
-                    }
-                    let mut body = vec![0u8; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    kept.lock().unwrap().push((node, Instant::now()));
-                    if writer
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Ok((url, posts))
-}
-
 /// The health fixture's batches (tags T1 and T2 of its orders), each acknowledged, through
 /// `addr`: alerts for the webhooks.
 async fn send_fixture(addr: &str) -> anyhow::Result<()> {
@@ -190,11 +135,7 @@ async fn send_fixture(addr: &str) -> anyhow::Result<()> {
 
 /// Milliseconds from `killed` to the first POST after it from the node with process id `pid`
 /// (named `<hostname>-<pid>`), waiting up to 15 s for it.
-fn lease_moved_ms(
-    posts: &Mutex<Vec<(String, Instant)>>,
-    killed: Instant,
-    pid: u32,
-) -> Option<u128> {
+fn lease_moved_ms(posts: &Mutex<Vec<Post>>, killed: Instant, pid: u32) -> Option<u128> {
     let name_end = format!("-{pid}");
     let deadline = killed + Duration::from_secs(15);
     loop {
@@ -202,8 +143,8 @@ fn lease_moved_ms(
             .lock()
             .unwrap()
             .iter()
-            .find(|(node, at)| *at > killed && node.ends_with(&name_end))
-            .map(|(_, at)| at.duration_since(killed).as_millis());
+            .find(|p| p.at > killed && p.node.as_deref().is_some_and(|n| n.ends_with(&name_end)))
+            .map(|p| p.at.duration_since(killed).as_millis());
         if first.is_some() || Instant::now() > deadline {
             return first;
         }
@@ -456,6 +397,7 @@ fn main() -> anyhow::Result<()> {
                 "node_b_held_the_lease": b_held,
                 "node_c_holds_it_after": c_holds,
                 "posts": posts.lock().unwrap().len(),
+                "events_posted": posts.lock().unwrap().iter().map(|p| p.events.len()).sum::<usize>(),
             },
             "stored_twice": duplicates,
         }))?

@@ -7,83 +7,12 @@
 mod common;
 
 use common::nats::start_nats;
+use common::webhook_receiver::{start_receiver, Post};
 use common::{fixture, fixture_batches, Server, TagClient};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// One POST the receiver got.
-#[derive(Clone, Debug)]
-struct Post {
-    /// `X-Tagstream-Node`, if sent.
-    node: Option<String>,
-    events: Vec<serde_json::Value>,
-    at: Instant,
-}
-
-/// A webhook endpoint on loopback that answers 200 to every POST and keeps what it got.
-fn start_receiver() -> (String, Arc<Mutex<Vec<Post>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let posts: Arc<Mutex<Vec<Post>>> = Arc::default();
-    let kept = posts.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let kept = kept.clone();
-            std::thread::spawn(move || serve(stream, &kept));
-        }
-    });
-    (url, posts)
-}
-
-fn serve(stream: std::net::TcpStream, posts: &Mutex<Vec<Post>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    // Requests on one connection, one after another (the client may keep it alive).
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let (mut length, mut node) = (0usize, None);
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse().unwrap_or(0),
-                    "x-tagstream-node" => node = Some(value.trim().to_string()),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let events: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
-        posts.lock().unwrap().push(Post {
-            node,
-            events,
-            at: Instant::now(),
-        });
-        if writer
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            .is_err()
-        {
-            return;
-        }
-    }
-}
 
 /// A node's config: the log on the stream at `url`, and the one webhook. No `node_id`: each
 /// node is named `<hostname>-<pid>`, which the test tells apart by the pid.
@@ -166,7 +95,7 @@ fn alert_of(event: &serde_json::Value) -> serde_json::Value {
 async fn only_the_lease_holder_delivers_webhooks_and_a_survivor_takes_over() {
     let dir = tempfile::tempdir().unwrap();
     let nats = start_nats(dir.path(), "nats", None);
-    let (hook, posts) = start_receiver();
+    let (hook, posts) = start_receiver().unwrap();
     // The stream exists before the nodes start (a node refuses to start without its log).
     let probe: tagstream::config::ServerConfig = toml::from_str(
         &std::fs::read_to_string(node_config(dir.path(), "probe", &nats.url, &hook)).unwrap(),

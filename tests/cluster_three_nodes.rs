@@ -14,88 +14,17 @@
 mod common;
 
 use common::nats::{free_port, start_cluster, Nats};
+use common::webhook_receiver::{start_receiver, Post};
 use common::{bin, call, tagsim, Server, ADMIN_TOKEN, TAG_KEY};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The simulated population: 30 tags over three days; at speed 10,000 the stream takes ~26 s.
 const SIM: [&str; 6] = ["--tags", "30", "--days", "3", "--seed", "7"];
 const SPEED: &str = "10000";
-
-/// An HTTP server on loopback that answers 200 to every request and keeps every POST body.
-struct WebhookReceiver {
-    url: String,
-    bodies: Arc<Mutex<Vec<String>>>,
-}
-
-impl WebhookReceiver {
-    fn start() -> WebhookReceiver {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let kept = bodies.clone();
-        std::thread::spawn(move || {
-            for socket in listener.incoming().map_while(Result::ok) {
-                let kept = kept.clone();
-                std::thread::spawn(move || serve_connection(socket, &kept));
-            }
-        });
-        WebhookReceiver { url, bodies }
-    }
-
-    fn bodies(&self) -> Vec<String> {
-        self.bodies.lock().unwrap().clone()
-    }
-}
-
-/// Serves the requests of one (keep-alive) connection: reads each request's head and its
-/// `Content-Length` body, keeps POST bodies, answers 200.
-fn serve_connection(socket: std::net::TcpStream, bodies: &Mutex<Vec<String>>) {
-    let mut out = socket.try_clone().unwrap();
-    let mut reader = BufReader::new(socket);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        if request_line.starts_with("POST") {
-            bodies
-                .lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&body).into_owned());
-        }
-        if out
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            .is_err()
-        {
-            return;
-        }
-    }
-}
 
 /// A node's config: the R3 stream on the three NATS servers, and the webhook endpoint.
 fn node_config(dir: &Path, name: &str, urls: &[String], webhook: Option<&str>) -> PathBuf {
@@ -217,16 +146,12 @@ fn export(server: &Server, path: &str) -> Option<String> {
 /// The alerts of `export` (JSON Lines) that the webhook receiver never got in that exact state:
 /// for each exported alert, some delivered event must carry the same id and, for every field of
 /// the export, the same value (an event's body is the alert plus its review).
-fn alerts_missing_from_webhooks(export: &str, bodies: &[String]) -> Vec<String> {
+fn alerts_missing_from_webhooks(export: &str, posts: &[Post]) -> Vec<String> {
     let mut delivered: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
-    for body in bodies {
-        let events: Vec<serde_json::Value> = serde_json::from_str(body)
-            .unwrap_or_else(|e| panic!("webhook body is not a JSON array ({e}): {body}"));
-        for event in events {
-            let alert = event["alert"].clone();
-            let id = alert["id"].as_str().unwrap_or_default().to_string();
-            delivered.entry(id).or_default().push(alert);
-        }
+    for event in posts.iter().flat_map(|p| &p.events) {
+        let alert = event["alert"].clone();
+        let id = alert["id"].as_str().unwrap_or_default().to_string();
+        delivered.entry(id).or_default().push(alert);
     }
     export
         .lines()
@@ -290,13 +215,14 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
         .iter()
         .map(|n| n.as_ref().unwrap().url.clone())
         .collect();
-    let receiver = WebhookReceiver::start();
+    let (hook_url, hooks) = start_receiver().unwrap();
+    let posts = || hooks.lock().unwrap().clone();
     let nodes: Vec<Node> = (0..3)
         .map(|i| {
             let name = format!("node{i}");
             Node {
                 data: dir.path().join(&name),
-                config: node_config(dir.path(), &name, &urls, Some(&receiver.url)),
+                config: node_config(dir.path(), &name, &urls, Some(&hook_url)),
                 ingest: format!("127.0.0.1:{}", free_port()),
                 http: format!("127.0.0.1:{}", free_port()),
             }
@@ -526,7 +452,7 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
     // (c) The webhook endpoint got every alert of the final export in its final state.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let missing = alerts_missing_from_webhooks(&replay_alerts, &receiver.bodies());
+        let missing = alerts_missing_from_webhooks(&replay_alerts, &posts());
         if missing.is_empty() {
             break;
         }
@@ -548,10 +474,9 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
         !history.is_empty(),
         "the survivor published no alert change"
     );
-    let delivered: HashSet<String> = receiver
-        .bodies()
+    let delivered: HashSet<String> = posts()
         .iter()
-        .flat_map(|body| serde_json::from_str::<Vec<serde_json::Value>>(body).unwrap())
+        .flat_map(|p| &p.events)
         .map(|event| event["alert"].to_string())
         .collect();
     let undelivered: Vec<&(i64, String, String)> = history
@@ -573,7 +498,7 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
         history.len(),
         replay_alerts.lines().count(),
         replay_hits.lines().count(),
-        receiver.bodies().len(),
+        posts().len(),
         started.elapsed().as_secs_f64()
     );
 }

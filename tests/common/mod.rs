@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod webhook_receiver;
 
 use futures::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
