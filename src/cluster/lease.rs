@@ -108,20 +108,8 @@ impl Leases {
             });
         }
         let bucket = format!("{stream}_LEASES");
-        let kv = js
-            .create_or_update_key_value(kv::Config {
-                bucket: bucket.clone(),
-                description: "tagstream: which node holds each singleton duty".into(),
-                history: 1,
-                max_age: ttl,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| LeaseError::Bucket {
-                bucket: bucket.clone(),
-                message: e.to_string(),
-            })?;
+        let about = "tagstream: which node holds each singleton duty";
+        let kv = open_bucket(js, &bucket, about, ttl, replicas).await?;
         Ok(Self {
             kv,
             bucket,
@@ -152,6 +140,30 @@ impl Leases {
         tokio::spawn(compete(self.clone(), duty.to_string(), tx, release));
         rx
     }
+}
+
+/// Opens (creating or updating) key-value bucket `bucket`, one value per key, entries expiring
+/// after `max_age` (zero: never), with `replicas` copies.
+async fn open_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<kv::Store, LeaseError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: bucket.to_string(),
+        description: description.to_string(),
+        history: 1,
+        max_age,
+        num_replicas: replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| LeaseError::Bucket {
+        bucket: bucket.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// A holder that has not renewed for `ttl − margin` counts its lease as lost: the margin
@@ -278,19 +290,9 @@ impl SharedProgress {
         replicas: usize,
     ) -> Result<Self, LeaseError> {
         let bucket = format!("{stream}_DELIVERY");
-        let kv = js
-            .create_or_update_key_value(kv::Config {
-                bucket: bucket.clone(),
-                description: "tagstream: where each webhook endpoint's delivery got to".into(),
-                history: 1,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| LeaseError::Bucket {
-                bucket: bucket.clone(),
-                message: e.to_string(),
-            })?;
+        let about = "tagstream: where each webhook endpoint's delivery got to";
+        // Progress never expires (zero: no maximum age).
+        let kv = open_bucket(js, &bucket, about, Duration::ZERO, replicas).await?;
         Ok(Self {
             kv,
             bucket,
