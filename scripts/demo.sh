@@ -89,13 +89,5 @@ TXT
 pids+=($!)
 
 # Follow the hub's live alert stream: one line per alert raised or updated by the rules.
-curl -sN -H "Authorization: Bearer $HUB" -H "X-Purpose: demo console" "$API/v1/alerts/stream" |
-  while IFS= read -r line; do
-    case "$line" in
-      event:*) kind="${line#event:}"; kind="${kind# }" ;;
-      data:*)
-        [ "${kind:-}" = reviewed ] && continue
-        echo "${line#data:}" | jq -r --arg kind "${kind:-}" '
-          "  \($kind | (. + "       ")[0:7]) \(.start)  \(.type)\(if .code then " " + .code else "" end)  person \(.person)  \(if .end then "ended " + .end else "open" end)"' 2>/dev/null ;;
-    esac
-  done
+. scripts/follow-alerts.sh
+follow_alerts "$API" "$HUB"

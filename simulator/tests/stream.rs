@@ -88,20 +88,8 @@ async fn server(addr: std::net::SocketAddr, first: TcpListener, store: Arc<Store
     let restart = Arc::new(tokio::sync::Notify::new());
     let mut listener = first;
     loop {
-        let mut conns = tokio::task::JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    if let Ok((socket, _)) = accepted {
-                        conns.spawn(connection(socket, store.clone(), restart.clone()));
-                    }
-                }
-                _ = restart.notified() => break,
-            }
-        }
         // "Crash": every connection and the listener go away for a moment.
-        conns.abort_all();
-        drop(listener);
+        mortal_node(listener, store.clone(), restart.clone()).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         listener = TcpListener::bind(addr).await.expect("rebind");
     }

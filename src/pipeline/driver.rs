@@ -78,11 +78,7 @@ impl InlineDriver {
         let parts = &mut self.partitions;
         let record = self.dispatcher.record_of(entry);
         let stored = self.dispatcher.dispatch(entry, |p, input| {
-            sink.outputs_from(Provenance {
-                lane: p as u32,
-                record,
-            });
-            parts[p].handle(input, sink)
+            handle_from(parts, record, &mut *sink, p, input)
         });
         for output in stored {
             sink.emit(output, None);
@@ -122,13 +118,8 @@ impl InlineDriver {
     ) -> Result<(), ClockBehind> {
         let parts = &mut self.partitions;
         let record = self.dispatcher.next_record().saturating_sub(1);
-        self.dispatcher.catch_up(|p, input| {
-            sink.outputs_from(Provenance {
-                lane: p as u32,
-                record,
-            });
-            parts[p].handle(input, sink)
-        });
+        self.dispatcher
+            .catch_up(|p, input| handle_from(parts, record, &mut *sink, p, input));
         let clock_ms = self.dispatcher.clock_ms();
         if t_ms < clock_ms {
             return Err(ClockBehind { t_ms, clock_ms });
@@ -148,11 +139,7 @@ impl InlineDriver {
             };
             let parts = &mut self.partitions;
             self.dispatcher.advance_clock(step_ms, |p, input| {
-                sink.outputs_from(Provenance {
-                    lane: p as u32,
-                    record,
-                });
-                parts[p].handle(input, sink)
+                handle_from(parts, record, &mut *sink, p, input)
             });
             if step_ms >= t_ms {
                 return Ok(());
@@ -166,13 +153,8 @@ impl InlineDriver {
     pub fn finish(&mut self, sink: &mut dyn Sink) -> Option<TimeMs> {
         let parts = &mut self.partitions;
         let record = self.dispatcher.next_record().saturating_sub(1);
-        self.dispatcher.finish(|p, input| {
-            sink.outputs_from(Provenance {
-                lane: p as u32,
-                record,
-            });
-            parts[p].handle(input, sink)
-        })
+        self.dispatcher
+            .finish(|p, input| handle_from(parts, record, &mut *sink, p, input))
     }
 
     pub fn dispatch_stats(&self) -> DispatchStats {
@@ -200,6 +182,22 @@ impl InlineDriver {
         self.dispatcher.set_next_record(next_record);
         LiveDriver::spawn_from(self.dispatcher, self.partitions, outputs, stores)
     }
+}
+
+/// Hands `input` to partition `p`; its outputs are marked as coming from lane `p` and log
+/// record `record` (the provenance the alert events keep).
+fn handle_from(
+    parts: &mut [Partition],
+    record: u64,
+    sink: &mut dyn Sink,
+    p: usize,
+    input: PartitionInput,
+) {
+    sink.outputs_from(Provenance {
+        lane: p as u32,
+        record,
+    });
+    parts[p].handle(input, sink)
 }
 
 /// `replay --until` named a time before the event-time clock the input had already reached.
