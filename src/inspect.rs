@@ -93,7 +93,7 @@ pub async fn inspect_stream(
     let mut damaged = Vec::new();
     let mut routing = Routing::new();
     if end > 0 {
-        let mut records = Box::pin(log.read_from(0).await?);
+        let mut records = Box::pin(log.read_until(0, end).await?);
         while let Some(item) = records.next().await {
             let position = match item {
                 Ok((record, entry)) => {

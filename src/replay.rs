@@ -418,16 +418,13 @@ pub fn read_stream(
             return Ok(0);
         }
         let mut records = Box::pin(
-            log.read_from(0)
+            log.read_until(0, end)
                 .await
                 .map_err(|e| input_err(e.to_string()))?,
         );
         while let Some(item) = records.next().await {
-            let (record, entry) = item.map_err(|e| input_err(e.to_string()))?;
+            let (_, entry) = item.map_err(|e| input_err(e.to_string()))?;
             on_entry(entry);
-            if record + 1 >= end {
-                break;
-            }
         }
         Ok(end)
     })

@@ -155,26 +155,28 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
         .http_listener
         .set((http_listener.stats(), http_listener.gauge()));
 
-    // The purge job: the admin route runs it, and so does its schedule.
-    let retention = Arc::new(
-        Purger::new(
-            config.retention,
-            config.data_dir.clone(),
-            started.metadata.clone(),
-            started.alert_store,
-            started.trails.clone(),
-            Arc::new(ingest.commit.clone()),
-            Some(started.alerts.clone()),
-            Some(started.tac.clone()),
-        )
-        .with_target(Arc::new(started.crimes.clone())),
-    );
-    if config.jetstream().is_some() {
-        // The purge compacts the embedded log's segments; on a stream it would need to remove
-        // one activation's messages (tags are reused), which is not built yet (docs/cluster.md).
-        tracing::warn!("cluster mode: the retention schedule does not run (purging the stream is not built yet)");
-    } else {
-        retention.spawn_schedule();
+    // The purge job: the admin route runs it, and so does its schedule (in a cluster, on the
+    // node holding the retention lease; every node's stores follow the purge records).
+    let mut purger = Purger::new(
+        config.retention,
+        config.data_dir.clone(),
+        started.metadata.clone(),
+        started.alert_store,
+        started.trails.clone(),
+        Arc::new(ingest.commit.clone()),
+        Some(started.alerts.clone()),
+        Some(started.tac.clone()),
+    )
+    .with_target(Arc::new(started.crimes.clone()));
+    if let Some(held) = started.retention_lease {
+        purger = purger.with_lease(held);
+    }
+    let retention = Arc::new(purger);
+    retention.spawn_schedule();
+    if let Some(purges) = &started.purges {
+        // Cluster mode: purge records other nodes append are followed by this node's stores.
+        purges.follow_with(Arc::new(FollowPurges(retention.clone())));
+        spawn_purge_retries(purges.clone());
     }
     let state = ApiState {
         metadata: started.metadata,
@@ -251,6 +253,31 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
         );
     }
     Ok(None)
+}
+
+/// The retention job purging this node's stores for a purge record from the stream.
+struct FollowPurges(Arc<Purger>);
+
+impl crate::topology::purge_follow::PurgeFollower for FollowPurges {
+    fn follow(&self, record: u64, control: &crate::model::ControlRecord) -> Result<(), String> {
+        self.0
+            .apply_purge_record(record, control)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Tries the purge records whose following failed again, every minute.
+fn spawn_purge_retries(purges: crate::topology::purge_follow::PurgeRecords) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            if purges.waiting() > 0 {
+                let purges = purges.clone();
+                let _ = tokio::task::spawn_blocking(move || purges.retry()).await;
+            }
+        }
+    });
 }
 
 /// How long an orderly stop waits for the stages to drain.

@@ -15,7 +15,7 @@ mod common;
 
 use common::nats::{free_port, start_cluster, Nats};
 use common::webhook_receiver::{start_receiver, Post};
-use common::{bin, call, tagsim, Server, ADMIN_TOKEN, TAG_KEY};
+use common::{call, tagsim, Server, ADMIN_TOKEN, TAG_KEY};
 use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -385,21 +385,8 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
     }
 
     // (b) Replay of the stream (everything is in it now), and every node settled on it.
-    let replay_out = dir.path().join("replay");
-    let replay = Command::new(bin())
-        .args(["replay", "--stream", "--config"])
-        .arg(&nodes[1].config)
-        .arg("--out")
-        .arg(&replay_out)
-        .output()
-        .unwrap();
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
-    let replay_alerts = std::fs::read_to_string(replay_out.join("alerts.jsonl")).unwrap();
-    let replay_hits = std::fs::read_to_string(replay_out.join("hits.jsonl")).unwrap();
+    let (replay_alerts, replay_hits) =
+        common::nats::replay_stream(&nodes[1].config, &dir.path().join("replay"));
     assert!(!replay_alerts.is_empty(), "the simulation raised no alerts");
     assert!(!replay_hits.is_empty(), "the crime batches gave no hits");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -15,7 +15,7 @@ use std::process::Command;
 use tagstream::alerts::alert_store::AlertStore;
 use tagstream::log::LogReader;
 use tagstream::model::time::{format_time, parse_time};
-use tagstream::model::{DeviceEvent, Position, PositionSource, Reading, ReadingBody, TacSample};
+use tagstream::model::Reading;
 
 const DAY_MS: i64 = 86_400_000;
 const FROM: &str = "2026-03-02T00:00:00Z";
@@ -28,46 +28,7 @@ const EVENTS: usize = 2;
 const PER_TAG: usize = TAC + FIXES + EVENTS;
 
 fn three_days(lat_e7: i32) -> Vec<Reading> {
-    let t0 = parse_time(FROM).unwrap();
-    let mut all = Vec::new();
-    for i in 0..TAC as i64 {
-        all.push(Reading {
-            t_ms: t0 + i * 1_800_000,
-            battery_pct: Some(90),
-            body: ReadingBody::Tac(TacSample {
-                tac_ugdl: 0,
-                ir_uv: 1_100_000,
-                temp_mc: 33_000,
-            }),
-        });
-    }
-    for i in 0..FIXES as i64 {
-        all.push(Reading {
-            t_ms: t0 + i * 600_000 + 1_000,
-            battery_pct: Some(90),
-            body: ReadingBody::Position(Position {
-                lat_e7,
-                lon_e7: -25_800_000,
-                precision_cm: 800,
-                source: PositionSource::Gps,
-                speed_ckmh: None,
-                heading_cdeg: None,
-                satellites: Some(8),
-            }),
-        });
-    }
-    for (minutes, event) in [
-        (600, DeviceEvent::StrapOpen),
-        (605, DeviceEvent::StrapClosed),
-    ] {
-        all.push(Reading {
-            t_ms: t0 + DAY_MS + minutes * 60_000 + 2_000,
-            battery_pct: Some(90),
-            body: ReadingBody::Event(event),
-        });
-    }
-    all.sort_by_key(|r| r.t_ms);
-    all
+    common::monitored_days(parse_time(FROM).unwrap(), 3, lat_e7)
 }
 
 /// Readings of `tag` in the durable log, and the number of records.

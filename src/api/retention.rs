@@ -49,7 +49,14 @@ pub async fn run(
     let report = tokio::task::spawn_blocking(move || purger.run(now_ms, &trigger))
         .await
         .map_err(|e| ApiError::internal(format!("purge task: {e}")))?
-        .map_err(|e| ApiError::internal(format!("purge stopped, nothing recorded: {e}")))?;
+        .map_err(|e| match e {
+            crate::retention::RetentionError::NotLeaseHolder => ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "not_lease_holder",
+                e.to_string(),
+            ),
+            e => ApiError::internal(format!("purge stopped, nothing recorded: {e}")),
+        })?;
     let why = purpose(&headers, None).unwrap_or_else(|_| "retention policy".into());
     record(
         &state,
@@ -146,7 +153,7 @@ pub async fn export_person(
             metadata: &purger.metadata,
             alert_store: &purger.alert_store,
             trails: &purger.trails,
-            log_dir: &log_dir,
+            batches: &|each| purger.sealer.for_each_batch(&log_dir, each),
             sober_days: &sober_days,
             crimes: Some(&crimes),
         };

@@ -206,6 +206,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     state.system.write_metrics(&mut e);
     state.hits.write_metrics(&mut e);
     crate::cluster::lease::write_metrics(&mut e);
+    crate::topology::purge_follow::write_metrics(&mut e);
     (
         [(
             header::CONTENT_TYPE,

@@ -23,6 +23,7 @@ use crate::log::record::{
     decode_payload, encode_batch_frame, encode_control_frame, parse_frame_header, payload_checksum,
     FRAME_HEADER_LEN,
 };
+use crate::log::{CompactReport, TagWindows};
 use crate::model::{Batch, ControlRecord, LogEntry};
 use async_nats::jetstream::{self, consumer, object_store, stream};
 use futures::StreamExt;
@@ -364,11 +365,33 @@ impl JetStreamLog {
     }
 
     /// Reads the stream in order from log record `from_record` on, as `(record, entry)`; every
-    /// frame's checksum is verified (a record kept in the object store is fetched first). The
-    /// stream of entries waits for new records at its end.
+    /// frame's checksum is verified (a record kept in the object store is fetched first, a
+    /// record a purge replaced is read from its replacement). The stream of entries waits for
+    /// new records at its end.
     pub async fn read_from(
         &self,
         from_record: u64,
+    ) -> Result<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>, JetStreamError>
+    {
+        self.read_records(from_record, None).await
+    }
+
+    /// Reads records `[from_record, end_record)` in order, as [`Self::read_from`], and ends
+    /// there. Records a purge deleted at the end (no message after them yet) are read from
+    /// their replacements.
+    pub async fn read_until(
+        &self,
+        from_record: u64,
+        end_record: u64,
+    ) -> Result<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>, JetStreamError>
+    {
+        self.read_records(from_record, Some(end_record + 1)).await
+    }
+
+    async fn read_records(
+        &self,
+        from_record: u64,
+        end_sequence: Option<u64>,
     ) -> Result<impl futures::Stream<Item = Result<(u64, LogEntry), JetStreamError>>, JetStreamError>
     {
         let start_sequence = from_record + 1;
@@ -386,41 +409,117 @@ impl JetStreamLog {
             .await
             .map_err(|e| read_err(&e))?;
         let messages = consumer.messages().await.map_err(|e| read_err(&e))?;
-        let objects = self.objects.clone();
-        Ok(messages.then(move |item| {
-            let objects = objects.clone();
-            async move {
-                // Sequence 0: the message (or its metadata) did not arrive whole enough to say.
-                let message = item.map_err(|e| read_error(0, &e))?;
-                let info = message.info().map_err(|e| read_error(0, &e))?;
-                let sequence = info.stream_sequence;
-                let record = sequence.saturating_sub(1);
-                let damaged = |message_text: String| JetStreamError::Damaged {
-                    sequence,
-                    subject: message.subject.to_string(),
-                    message: message_text,
-                };
-                let object = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(OBJECT_HEADER))
-                    .map(|name| name.as_str().to_string());
-                let entry = match object {
-                    None => decode_frame(&message.payload, record).map_err(damaged)?,
-                    Some(name) => {
-                        let frame = read_object(&objects, &name).await.map_err(|e| {
-                            // Not there at all is damage; a failed request is worth retrying.
-                            match e {
-                                ObjectRead::Missing(why) => damaged(why),
-                                ObjectRead::Failed(why) => read_error(sequence, &why),
-                            }
-                        })?;
-                        decode_frame(&frame, record).map_err(damaged)?
-                    }
-                };
-                Ok((record, entry))
-            }
+        let reading = Reading {
+            messages,
+            stream,
+            objects: self.objects.clone(),
+            next_sequence: start_sequence,
+            end_sequence,
+            ready: std::collections::VecDeque::new(),
+        };
+        Ok(futures::stream::unfold(reading, |mut reading| async move {
+            let item = reading.next_item().await?;
+            Some((item, reading))
         }))
+    }
+
+    /// Removes what `windows` covers from every record now in the stream, record by record
+    /// with the embedded log's rule ([`TagWindows::compact_entry`]): the record's replacement
+    /// is kept in the object store under its sequence, then the original message is deleted
+    /// (erased by the servers) with its object, if it had one. Readers read the replacement
+    /// where the message was, so record numbers stay. Idempotent: a run stopped anywhere is
+    /// repeated by the next (a replacement already in place is compacted again, harmlessly).
+    pub async fn compact(&self, windows: &TagWindows) -> Result<CompactReport, JetStreamError> {
+        let started = std::time::Instant::now();
+        let mut report = CompactReport::default();
+        let end = self.next_record().await?;
+        if end == 0 || windows.is_empty() {
+            return Ok(report);
+        }
+        let stream = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(|e| read_error(0, &e))?;
+        let mut records = Box::pin(self.read_until(0, end).await?);
+        while let Some(item) = records.next().await {
+            let (record, entry) = item?;
+            report.records_scanned += 1;
+            let Some((replacement, removed)) = windows.compact_entry(&entry) else {
+                continue;
+            };
+            let sequence = record + 1;
+            let mut frame = Vec::new();
+            match &replacement {
+                LogEntry::Batch(batch) => {
+                    encode_batch_frame(batch, &mut frame)?;
+                    report.records_emptied += u64::from(batch.readings.is_empty());
+                }
+                LogEntry::Control { control, .. } => {
+                    encode_control_frame(control, &mut frame)?;
+                    report.controls_redacted += 1;
+                }
+            }
+            report.readings_removed += removed;
+            report.bytes_after += frame.len() as u64;
+            // The replacement first: a reader never finds a deleted message without one.
+            let name = replacement_name(sequence);
+            let mut reader = std::io::Cursor::new(frame);
+            self.objects
+                .put(name.as_str(), &mut reader)
+                .await
+                .map_err(|e| JetStreamError::Objects {
+                    bucket: objects_bucket(&self.config),
+                    message: format!("putting {name}: {e}"),
+                })?;
+            report.bytes_before += self.delete_original(&stream, sequence).await?;
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// Deletes the message at `sequence` and the object it names, if any; returns the bytes it
+    /// held (0 when a run before this one deleted it already).
+    async fn delete_original(
+        &self,
+        stream: &stream::Stream,
+        sequence: u64,
+    ) -> Result<u64, JetStreamError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let delete_err = |e: &dyn std::fmt::Display| JetStreamError::Read {
+            sequence,
+            message: format!("deleting the purged original: {e}"),
+        };
+        let original = match stream.get_raw_message(sequence).await {
+            Ok(message) => message,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(0),
+            Err(e) => return Err(delete_err(&e)),
+        };
+        let object = original
+            .headers
+            .get(OBJECT_HEADER)
+            .map(|name| name.as_str().to_string());
+        let mut bytes = original.payload.len() as u64;
+        if let Err(e) = stream.delete_message(sequence).await {
+            // Deleted meanwhile (two runs at once) is done; anything else is not.
+            match stream.get_raw_message(sequence).await {
+                Err(gone) if gone.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+                _ => return Err(delete_err(&e)),
+            }
+        }
+        if let Some(name) = object {
+            match self.objects.info(name.as_str()).await {
+                Ok(info) => bytes = info.size as u64,
+                Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {}
+                Err(e) => return Err(delete_err(&e)),
+            }
+            match self.objects.delete(name.as_str()).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => {}
+                Err(e) => return Err(delete_err(&e)),
+            }
+        }
+        Ok(bytes)
     }
 
     /// The name of the NATS server that leads the stream now (`None`: no cluster, or no leader
@@ -473,6 +572,152 @@ impl JetStreamLog {
     pub async fn next_record(&self) -> Result<u64, JetStreamError> {
         Ok(self.stream_info().await?.state.last_sequence)
     }
+}
+
+/// How long a bounded read waits for the next message before it asks the stream whether the
+/// records left were deleted by a purge (nothing after them to show the gap).
+const BOUNDED_IDLE: Duration = Duration::from_secs(2);
+
+/// A read of the stream in progress: messages in order, records a purge deleted read from
+/// their replacements where the sequence skips them.
+struct Reading<M> {
+    messages: M,
+    stream: stream::Stream,
+    objects: std::sync::Arc<object_store::ObjectStore>,
+    /// The sequence of the next record to hand out.
+    next_sequence: u64,
+    /// The first sequence not to read (a bounded read), `None`: read on forever.
+    end_sequence: Option<u64>,
+    ready: std::collections::VecDeque<Result<(u64, LogEntry), JetStreamError>>,
+}
+
+impl<M, E> Reading<M>
+where
+    M: futures::Stream<Item = Result<jetstream::Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    async fn next_item(&mut self) -> Option<Result<(u64, LogEntry), JetStreamError>> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Some(item);
+            }
+            let end = self.end_sequence.unwrap_or(u64::MAX);
+            if self.next_sequence >= end {
+                return None;
+            }
+            let item = match self.end_sequence {
+                None => self.messages.next().await,
+                Some(_) => match tokio::time::timeout(BOUNDED_IDLE, self.messages.next()).await {
+                    Ok(item) => item,
+                    Err(_) => {
+                        self.fill_deleted_tail(end).await;
+                        continue;
+                    }
+                },
+            };
+            let message = match item? {
+                Ok(message) => message,
+                // Sequence 0: the message did not arrive whole enough to say.
+                Err(e) => return Some(Err(read_error(0, &e))),
+            };
+            let info = match message.info() {
+                Ok(info) => (info.stream_sequence, info.pending),
+                Err(e) => return Some(Err(read_error(0, &e))),
+            };
+            let (sequence, pending) = info;
+            if sequence < self.next_sequence {
+                continue; // handed out already (a consumer re-created further back)
+            }
+            for deleted in self.next_sequence..sequence.min(end) {
+                let item = read_replacement(&self.objects, deleted).await;
+                self.ready.push_back(item);
+            }
+            if sequence < end {
+                let item = decode_message(&self.objects, &message, sequence).await;
+                self.ready.push_back(item);
+            }
+            self.next_sequence = sequence + 1;
+            if pending == 0 && self.end_sequence.is_some() && self.next_sequence < end {
+                self.fill_deleted_tail(end).await;
+            }
+        }
+    }
+
+    /// Nothing came: the records up to `end` are either still to come or were deleted by a
+    /// purge with nothing stored after them. The stream says which.
+    async fn fill_deleted_tail(&mut self, end: u64) {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        while self.next_sequence < end {
+            let sequence = self.next_sequence;
+            match self.stream.get_raw_message(sequence).await {
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    let item = read_replacement(&self.objects, sequence).await;
+                    self.ready.push_back(item);
+                    self.next_sequence += 1;
+                }
+                // There: the consumer delivers it (or the stream is unreachable; keep waiting).
+                _ => return,
+            }
+        }
+    }
+}
+
+/// A delivered message as a record: its frame, or the frame of the object it names, verified.
+async fn decode_message(
+    objects: &object_store::ObjectStore,
+    message: &jetstream::Message,
+    sequence: u64,
+) -> Result<(u64, LogEntry), JetStreamError> {
+    let record = sequence.saturating_sub(1);
+    let damaged = |message_text: String| JetStreamError::Damaged {
+        sequence,
+        subject: message.subject.to_string(),
+        message: message_text,
+    };
+    let object = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(OBJECT_HEADER))
+        .map(|name| name.as_str().to_string());
+    let entry = match object {
+        None => decode_frame(&message.payload, record).map_err(damaged)?,
+        Some(name) => {
+            let frame = read_object(objects, &name).await.map_err(|e| {
+                // Not there at all is damage; a failed request is worth retrying.
+                match e {
+                    ObjectRead::Missing(why) => damaged(why),
+                    ObjectRead::Failed(why) => read_error(sequence, &why),
+                }
+            })?;
+            decode_frame(&frame, record).map_err(damaged)?
+        }
+    };
+    Ok((record, entry))
+}
+
+/// The record a purge left where it deleted the message at `sequence`. None kept: the stream
+/// lost a record, which is damage.
+async fn read_replacement(
+    objects: &object_store::ObjectStore,
+    sequence: u64,
+) -> Result<(u64, LogEntry), JetStreamError> {
+    let record = sequence.saturating_sub(1);
+    let name = replacement_name(sequence);
+    let damaged = |why: String| JetStreamError::Damaged {
+        sequence,
+        subject: String::new(),
+        message: format!("the message is not in the stream: {why}"),
+    };
+    let frame = read_object(objects, &name).await.map_err(|e| match e {
+        ObjectRead::Missing(why) => damaged(why),
+        ObjectRead::Failed(why) => read_error(sequence, &why),
+    })?;
+    Ok((record, decode_frame(&frame, record).map_err(damaged)?))
+}
+
+/// The object holding what a purge left of the record at stream sequence `sequence`.
+fn replacement_name(sequence: u64) -> String {
+    format!("replaced-{sequence:020}")
 }
 
 /// The object store bucket that keeps a stream's large records.
@@ -578,11 +823,42 @@ impl crate::log::RemoteLog for JetStreamLog {
         Box::pin(async move {
             JetStreamLog::append_control(self, &control)
                 .await
-                .map_err(|e| match e {
-                    JetStreamError::Encode(e) => e,
-                    e => crate::log::LogError::Remote(e.to_string()),
-                })
+                .map_err(JetStreamLog::remote_error)
         })
+    }
+
+    fn stored_records(
+        &self,
+    ) -> futures::future::BoxFuture<
+        '_,
+        crate::log::LogResult<crate::log::committer::RecordStream<'_>>,
+    > {
+        Box::pin(async move {
+            let end = self.next_record().await.map_err(Self::remote_error)?;
+            let records = self.read_until(0, end).await.map_err(Self::remote_error)?;
+            Ok(records.map(|item| item.map_err(Self::remote_error)).boxed())
+        })
+    }
+
+    fn compact<'a>(
+        &'a self,
+        windows: &'a TagWindows,
+    ) -> futures::future::BoxFuture<'a, crate::log::LogResult<CompactReport>> {
+        Box::pin(async move {
+            JetStreamLog::compact(self, windows)
+                .await
+                .map_err(JetStreamLog::remote_error)
+        })
+    }
+}
+
+/// Retention's compaction of the stream (see [`JetStreamLog::compact`]).
+impl JetStreamLog {
+    fn remote_error(e: JetStreamError) -> crate::log::LogError {
+        match e {
+            JetStreamError::Encode(e) => e,
+            e => crate::log::LogError::Remote(e.to_string()),
+        }
     }
 }
 

@@ -352,6 +352,20 @@ mod tests {
         ) -> futures::future::BoxFuture<'_, LogResult<u64>> {
             Box::pin(async { Err(LogError::Remote("not in this test".into())) })
         }
+
+        fn compact<'a>(
+            &'a self,
+            _windows: &'a crate::log::TagWindows,
+        ) -> futures::future::BoxFuture<'a, LogResult<crate::log::CompactReport>> {
+            Box::pin(async { Err(LogError::Remote("not in this test".into())) })
+        }
+
+        fn stored_records(
+            &self,
+        ) -> futures::future::BoxFuture<'_, LogResult<crate::log::committer::RecordStream<'_>>>
+        {
+            Box::pin(async { Err(LogError::Remote("not in this test".into())) })
+        }
     }
 
     fn batch(seq: u64) -> Frame {

@@ -265,7 +265,20 @@ pub trait RemoteLog: Send + Sync {
         &self,
         control: ControlRecord,
     ) -> futures::future::BoxFuture<'_, LogResult<u64>>;
+
+    /// Every record the log holds now, in log order, ending there.
+    fn stored_records(&self) -> futures::future::BoxFuture<'_, LogResult<RecordStream<'_>>>;
+
+    /// Removes what `windows` covers from every record the log holds now (retention), keeping
+    /// every record's number.
+    fn compact<'a>(
+        &'a self,
+        windows: &'a super::TagWindows,
+    ) -> futures::future::BoxFuture<'a, LogResult<super::CompactReport>>;
 }
+
+/// Records of a log kept elsewhere, in log order.
+pub type RecordStream<'a> = futures::stream::BoxStream<'a, LogResult<(u64, LogEntry)>>;
 
 /// The remote log behind a handle, and whether the handle's owner has closed it.
 struct Remote {
@@ -420,6 +433,52 @@ impl CommitHandle {
         )
     }
 
+    /// Hands `each` every batch the log holds now, in log order, until it breaks: the embedded
+    /// log's segments in `log_dir`, or the stream's records. Blocking, as
+    /// [`Self::compact_blocking`].
+    pub fn for_each_stored_batch_blocking(
+        &self,
+        log_dir: &std::path::Path,
+        each: &mut dyn FnMut(&Batch) -> std::ops::ControlFlow<()>,
+    ) -> LogResult<()> {
+        let Some(remote) = &self.remote else {
+            return super::reader::for_each_batch_in(log_dir, each);
+        };
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            LogError::Unsupported("reading the stream outside the server's runtime".into())
+        })?;
+        use futures::StreamExt;
+        let mut records = handle.block_on(remote.log.stored_records())?;
+        // One record at a time: `each` may block (a channel to an HTTP response), which it may
+        // not do inside `block_on`.
+        while let Some(item) = handle.block_on(records.next()) {
+            if let (_, LogEntry::Batch(batch)) = item? {
+                if each(&batch).is_break() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what `windows` covers from the log (retention): the embedded log seals its
+    /// segment and compacts every sealed one in `log_dir`; a stream compacts every record it
+    /// holds. Blocking: call from a blocking thread (inside the server's runtime for a stream).
+    pub fn compact_blocking(
+        &self,
+        log_dir: &std::path::Path,
+        windows: &super::TagWindows,
+    ) -> LogResult<super::CompactReport> {
+        if let Some(remote) = &self.remote {
+            let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+                LogError::Unsupported("compacting the stream outside the server's runtime".into())
+            })?;
+            return handle.block_on(remote.log.compact(windows));
+        }
+        let boundary = self.seal_segment_blocking()?;
+        super::compact(log_dir, boundary, windows)
+    }
+
     /// Seals the segment being appended to (after making every record queued before this call
     /// durable) and returns the first record number of the new one: every record below it is in
     /// a sealed segment the committer never writes again, which compaction may rewrite. Blocks
@@ -427,9 +486,7 @@ impl CommitHandle {
     pub fn seal_segment_blocking(&self) -> LogResult<u64> {
         if self.remote.is_some() {
             return Err(LogError::Unsupported(
-                "sealing a segment: the log is a JetStream stream (retention purges of the stream \
-                 are not built yet)"
-                    .into(),
+                "sealing a segment: the log is a JetStream stream, which has none".into(),
             ));
         }
         if let Some(error) = self.shared.poisoned_error() {
@@ -880,6 +937,15 @@ mod tests {
         ) -> futures::future::BoxFuture<'_, LogResult<u64>> {
             let record = self.0.fetch_add(1, Ordering::Relaxed);
             Box::pin(async move { Ok(record) })
+        }
+        fn compact<'a>(
+            &'a self,
+            _windows: &'a crate::log::TagWindows,
+        ) -> futures::future::BoxFuture<'a, LogResult<crate::log::CompactReport>> {
+            Box::pin(async { Err(LogError::Remote("not in this test".into())) })
+        }
+        fn stored_records(&self) -> futures::future::BoxFuture<'_, LogResult<RecordStream<'_>>> {
+            Box::pin(async { Err(LogError::Remote("not in this test".into())) })
         }
     }
 

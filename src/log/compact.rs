@@ -32,7 +32,7 @@ use super::record::{
 use super::resync::{next_frame_start, scan, Span};
 use super::segment::{list_segments, sync_dir, Frame, FrameReader, SegmentFile, SEGMENT_HEADER};
 use crate::model::TimeMs;
-use crate::model::{Change, ControlRecord};
+use crate::model::{Change, ControlRecord, LogEntry};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -80,7 +80,34 @@ impl TagWindows {
 
     /// The redacted copy of a control payload about a purged person or activation, if it is one.
     fn redact(&self, payload: &[u8]) -> Option<ControlRecord> {
-        let control = decode_control_payload(payload).ok()?;
+        self.redact_control(&decode_control_payload(payload).ok()?)
+    }
+
+    /// What a record becomes once compacted, if it changes: a batch without the covered
+    /// readings (an empty batch when none is left), or a control record about a purged person
+    /// or activation redacted. With the number of readings removed. A log kept elsewhere (a
+    /// stream) compacts record by record with this, the same rule as the segments here.
+    pub fn compact_entry(&self, entry: &LogEntry) -> Option<(LogEntry, u64)> {
+        match entry {
+            LogEntry::Batch(batch) => {
+                if !self.has_tag(&batch.tag) {
+                    return None;
+                }
+                let mut kept = (**batch).clone();
+                kept.readings.retain(|r| !self.covers(&batch.tag, r.t_ms));
+                let removed = (batch.readings.len() - kept.readings.len()) as u64;
+                (removed > 0).then(|| (LogEntry::Batch(std::sync::Arc::new(kept)), removed))
+            }
+            LogEntry::Control { record, control } => self.redact_control(control).map(|redacted| {
+                let control = std::sync::Arc::new(redacted);
+                let record = *record;
+                (LogEntry::Control { record, control }, 0)
+            }),
+        }
+    }
+
+    /// The redacted copy of a control record about a purged person or activation, if it is one.
+    fn redact_control(&self, control: &ControlRecord) -> Option<ControlRecord> {
         let about = match &control.change {
             Change::PutPerson { person } => self.people.contains(&person.id),
             Change::PutActivation { activation } => {

@@ -33,7 +33,7 @@ pub use committer::{
 };
 pub use compact::{compact, CompactReport, TagWindows};
 pub use error::{Corruption, LogError, LogResult, PayloadError};
-pub use reader::{Batches, Damage, LogReader, TornTail};
+pub use reader::{for_each_batch_in, Batches, Damage, LogReader, TornTail};
 pub use recovery::{DamageReport, RecoveryReport, TornTailReport, QUARANTINE_DIR};
 pub use summary::{
     summarize, DamageSummary, LogSummary, ReadingCounts, SegmentSummary, TornTailSummary,

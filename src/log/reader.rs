@@ -460,3 +460,21 @@ impl Iterator for LogReader {
         }
     }
 }
+
+/// Hands `each` every batch of the log in `dir`, in log order, until it breaks (nothing when
+/// there is no log there).
+pub fn for_each_batch_in(
+    dir: &std::path::Path,
+    each: &mut dyn FnMut(&crate::model::Batch) -> std::ops::ControlFlow<()>,
+) -> LogResult<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for item in LogReader::open(dir)?.batches() {
+        let (_, batch) = item?;
+        if each(&batch).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -17,7 +17,7 @@ pub mod purge;
 pub mod schedule;
 pub mod subject_access;
 
-pub use purge::{LogSealer, PurgeCounts, PurgeReport, Purger, RetentionError};
+pub use purge::{PurgeCounts, PurgeLog, PurgeReport, Purger, RetentionError};
 
 use crate::model::{Order, TimeMs};
 use crate::rules::local_time::local_midnight_ms;

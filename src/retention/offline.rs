@@ -147,11 +147,12 @@ pub fn export_person(
     };
     let crimes = CrimeStore::open(data_dir)?;
     let file = std::fs::File::create(out).map_err(write_err)?;
+    let log_dir = data_dir.join("log");
     let sources = Sources {
         metadata: &opened.metadata,
         alert_store: &opened.alert_store,
         trails: &opened.trails,
-        log_dir: &data_dir.join("log"),
+        batches: &|each| crate::log::for_each_batch_in(&log_dir, each),
         sober_days: &sober_days,
         crimes: Some(&crimes),
     };

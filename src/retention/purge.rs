@@ -20,14 +20,15 @@ use crate::alerts::LiveAlerts;
 use crate::config::RetentionConfig;
 use crate::log::{compact, CommitHandle, CompactReport, LogError, LogWriter, TagWindows};
 use crate::model::time::rfc3339_ms;
-use crate::model::{Change, ControlRecord, TimeMs};
-use crate::store::metadata::{Metadata, MetadataError, MetadataPurge, NewPurgeRun};
+use crate::model::{Activation, Batch, Change, ControlRecord, TimeMs};
+use crate::store::metadata::{Metadata, MetadataError, MetadataPurge, MetadataPurged, NewPurgeRun};
 use crate::store::tac_book::TacBook;
 use crate::store::trails::{TrailError, TrailStore};
 use crate::store::{PurgeTarget, TargetError};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -42,6 +43,8 @@ pub enum RetentionError {
     Alerts(#[from] AlertStoreError),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    #[error("this node does not hold the cluster's retention lease: the node that does runs purges (see tagstream_lease_retention_held in each node's /metrics)")]
+    NotLeaseHolder,
     #[error("purge target {target}, activation {activation}: {source}")]
     Target {
         target: &'static str,
@@ -50,30 +53,50 @@ pub enum RetentionError {
     },
 }
 
-/// Seals the log's segment being written, so that compaction may rewrite every record before
-/// the returned record number.
-pub trait LogSealer: Send + Sync {
-    fn seal(&self) -> Result<u64, LogError>;
+/// The log a purge removes readings and control records from (and the subject access export
+/// reads readings from).
+pub trait PurgeLog: Send + Sync {
+    /// Removes what `windows` covers from every record the log holds now, keeping record
+    /// numbers: the embedded log's sealed segments in `log_dir`, or every record of a stream.
+    fn compact(&self, log_dir: &Path, windows: &TagWindows) -> Result<CompactReport, LogError>;
 
     /// Appends a control record durably (the purge's own record); returns its number.
     fn append_control(&self, control: ControlRecord) -> Result<u64, LogError>;
+
+    /// Hands `each` every batch the log holds now, in log order, until it breaks (the subject
+    /// access export's readings).
+    fn for_each_batch(
+        &self,
+        log_dir: &Path,
+        each: &mut dyn FnMut(&Batch) -> ControlFlow<()>,
+    ) -> Result<(), LogError>;
 }
 
-/// In the server: the group committer seals between two groups.
-impl LogSealer for CommitHandle {
-    fn seal(&self) -> Result<u64, LogError> {
-        self.seal_segment_blocking()
+/// In the server: the group committer seals between two groups (or, in cluster mode, the
+/// stream compacts record by record).
+impl PurgeLog for CommitHandle {
+    fn compact(&self, log_dir: &Path, windows: &TagWindows) -> Result<CompactReport, LogError> {
+        self.compact_blocking(log_dir, windows)
     }
 
     fn append_control(&self, control: ControlRecord) -> Result<u64, LogError> {
         self.append_control_blocking(control)
     }
+
+    fn for_each_batch(
+        &self,
+        log_dir: &Path,
+        each: &mut dyn FnMut(&Batch) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        self.for_each_stored_batch_blocking(log_dir, each)
+    }
 }
 
 /// Offline: the writer opened (and recovered) over a stopped server's log.
-impl LogSealer for Mutex<LogWriter> {
-    fn seal(&self) -> Result<u64, LogError> {
-        self.lock().unwrap_or_else(|p| p.into_inner()).seal()
+impl PurgeLog for Mutex<LogWriter> {
+    fn compact(&self, log_dir: &Path, windows: &TagWindows) -> Result<CompactReport, LogError> {
+        let boundary = self.lock().unwrap_or_else(|p| p.into_inner()).seal()?;
+        compact(log_dir, boundary, windows)
     }
 
     fn append_control(&self, control: ControlRecord) -> Result<u64, LogError> {
@@ -81,6 +104,14 @@ impl LogSealer for Mutex<LogWriter> {
         let record = writer.append_control(&control)?;
         writer.sync()?;
         Ok(record)
+    }
+
+    fn for_each_batch(
+        &self,
+        log_dir: &Path,
+        each: &mut dyn FnMut(&Batch) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        crate::log::for_each_batch_in(log_dir, each)
     }
 }
 
@@ -133,13 +164,16 @@ pub struct Purger {
     pub metadata: Metadata,
     pub alert_store: AlertStore,
     pub trails: TrailStore,
-    pub sealer: Arc<dyn LogSealer>,
+    pub sealer: Arc<dyn PurgeLog>,
     /// The running server's in-memory alert book and sober days (none offline).
     pub live: Option<Arc<LiveAlerts>>,
     /// The running server's TAC index (none offline).
     pub tac: Option<Arc<TacBook>>,
     /// Stores plugged in later (e.g. crime hits).
     pub targets: Vec<Arc<dyn PurgeTarget>>,
+    /// Cluster mode: whether this node holds the `retention` lease now; only the holder runs
+    /// purges (of the stream, which every node shares).
+    pub lease: Option<tokio::sync::watch::Receiver<bool>>,
     gate: Mutex<()>,
 }
 
@@ -151,7 +185,7 @@ impl Purger {
         metadata: Metadata,
         alert_store: AlertStore,
         trails: TrailStore,
-        sealer: Arc<dyn LogSealer>,
+        sealer: Arc<dyn PurgeLog>,
         live: Option<Arc<LiveAlerts>>,
         tac: Option<Arc<TacBook>>,
     ) -> Self {
@@ -165,6 +199,7 @@ impl Purger {
             live,
             tac,
             targets: Vec::new(),
+            lease: None,
             gate: Mutex::new(()),
         }
     }
@@ -173,6 +208,17 @@ impl Purger {
     pub fn with_target(mut self, target: Arc<dyn PurgeTarget>) -> Self {
         self.targets.push(target);
         self
+    }
+
+    /// Runs purges only while `held` says this node holds the cluster's retention lease.
+    pub fn with_lease(mut self, held: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.lease = Some(held);
+        self
+    }
+
+    /// Whether this node may run a purge now (always, outside a cluster).
+    pub fn may_run(&self) -> bool {
+        self.lease.as_ref().is_none_or(|held| *held.borrow())
     }
 
     /// Held while a run or a reader of the whole log (subject access export) is active.
@@ -184,8 +230,121 @@ impl Purger {
         self.data_dir.join("log")
     }
 
+    /// Deletes the activations' data from every store but the log and the metadata database
+    /// (idempotent: a store that holds nothing of an activation deletes nothing).
+    fn purge_stores(
+        &self,
+        due: &[Activation],
+        counts: &mut PurgeCounts,
+    ) -> Result<(), RetentionError> {
+        for a in due {
+            counts.trail_positions += self.trails.delete_activation(&a.id)?;
+            // The live book first: it stops publishing for the activation and waits for what
+            // it already published to be stored, so the purge below removes all of it.
+            if let Some(live) = &self.live {
+                counts.sober_days += live.forget_activation(&a.id).1;
+            }
+            let alerts = self.alert_store.purge_activation(&a.id)?;
+            counts.alerts += alerts.alerts;
+            counts.alert_reviews += alerts.reviews;
+            counts.alert_events += alerts.events;
+            if let Some(tac) = &self.tac {
+                counts.tac_readings += tac.forget_activation(&a.id);
+            }
+            for target in &self.targets {
+                let n =
+                    target
+                        .purge_activation(&a.id)
+                        .map_err(|source| RetentionError::Target {
+                            target: target.name(),
+                            activation: a.id.clone(),
+                            source,
+                        })?;
+                *counts.other.entry(target.name()).or_default() += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// A purge record another node appended (cluster mode: that node compacted the stream and
+    /// purged its own stores; every node purges its own when it applies the record). Deletes
+    /// what this node still holds of the activations and people the record names, and records
+    /// the run. `recorded_ms` (the record's time) stands for "now" in what the policy judges
+    /// (old audit records about people no longer held). Nothing held: nothing done, no run.
+    pub fn apply_purge_record(
+        &self,
+        record: u64,
+        control: &ControlRecord,
+    ) -> Result<Option<PurgeReport>, RetentionError> {
+        let Change::Purge {
+            activations,
+            people,
+        } = &control.change
+        else {
+            return Ok(None);
+        };
+        let _gate = self.gate();
+        let started = Instant::now();
+        let mut due = Vec::new();
+        for id in activations {
+            due.extend(self.metadata.activations_by_id(id)?);
+        }
+        let mut held_people = Vec::new();
+        for id in people {
+            if self.metadata.person(id)?.is_some() {
+                held_people.push(id.clone());
+            }
+        }
+        if due.is_empty() && held_people.is_empty() {
+            return Ok(None);
+        }
+        let mut counts = PurgeCounts::default();
+        self.purge_stores(&due, &mut counts)?;
+        let cutoff = self.config.cutoff_ms(control.recorded);
+        let trigger = format!("log record {record} ({})", control.actor);
+        let request = MetadataPurge {
+            activations: &due,
+            order_past_retention: &|o| order_ended_by(o, cutoff),
+            people: Some(&held_people),
+            audit_before_ms: cutoff,
+            run: NewPurgeRun {
+                t_ms: wall_clock_ms(),
+                now_ms: control.recorded,
+                days_after_end: self.config.days_after_end,
+                trigger: trigger.clone(),
+            },
+        };
+        let mut report = PurgeReport {
+            run: 0,
+            trigger,
+            now: control.recorded,
+            days_after_end: self.config.days_after_end,
+            cutoff,
+            activations: due.iter().map(|a| a.id.clone()).collect(),
+            people: Vec::new(),
+            counts,
+            log: None,
+            elapsed_ms: 0,
+        };
+        let (run, _) = self
+            .metadata
+            .purge(&request, |removed| report.complete(removed, started))?;
+        report.run = run;
+        tracing::info!(
+            run,
+            record,
+            activations = report.activations.len(),
+            people = report.people.len(),
+            "applied a purge record from the log"
+        );
+        Ok(Some(report))
+    }
+
     /// Runs one purge judged at `now_ms`; `trigger` says who asked (recorded). Blocking.
     pub fn run(&self, now_ms: TimeMs, trigger: &str) -> Result<PurgeReport, RetentionError> {
+        if !self.may_run() {
+            return Err(RetentionError::NotLeaseHolder);
+        }
         let _gate = self.gate();
         let started = Instant::now();
         let cutoff = self.config.cutoff_ms(now_ms);
@@ -194,6 +353,7 @@ impl Purger {
         let request = MetadataPurge {
             activations: &due,
             order_past_retention: &|o| order_ended_by(o, cutoff),
+            people: None,
             audit_before_ms: cutoff,
             run: NewPurgeRun {
                 t_ms: wall_clock_ms(),
@@ -231,38 +391,12 @@ impl Purger {
                     _ => {}
                 }
             }
-            let boundary = self.sealer.seal()?;
-            let report = compact(&self.log_dir(), boundary, &windows)?;
+            let report = self.sealer.compact(&self.log_dir(), &windows)?;
             counts.log_readings = report.readings_removed;
             Some(report)
         };
 
-        for a in &due {
-            counts.trail_positions += self.trails.delete_activation(&a.id)?;
-            // The live book first: it stops publishing for the activation and waits for what
-            // it already published to be stored, so the purge below removes all of it.
-            if let Some(live) = &self.live {
-                counts.sober_days += live.forget_activation(&a.id).1;
-            }
-            let alerts = self.alert_store.purge_activation(&a.id)?;
-            counts.alerts += alerts.alerts;
-            counts.alert_reviews += alerts.reviews;
-            counts.alert_events += alerts.events;
-            if let Some(tac) = &self.tac {
-                counts.tac_readings += tac.forget_activation(&a.id);
-            }
-            for target in &self.targets {
-                let n =
-                    target
-                        .purge_activation(&a.id)
-                        .map_err(|source| RetentionError::Target {
-                            target: target.name(),
-                            activation: a.id.clone(),
-                            source,
-                        })?;
-                *counts.other.entry(target.name()).or_default() += n;
-            }
-        }
+        self.purge_stores(&due, &mut counts)?;
 
         let ids: Vec<String> = due.iter().map(|a| a.id.clone()).collect();
         let mut report = PurgeReport {
@@ -277,20 +411,9 @@ impl Purger {
             log,
             elapsed_ms: 0,
         };
-        let (run, _) = self.metadata.purge(&request, |removed| {
-            report.people = removed.people.clone();
-            report.counts.activations = removed.activations;
-            report.counts.people = removed.people.len() as u64;
-            report.counts.orders = removed.orders;
-            report.counts.caseload_links = removed.caseload_links;
-            report.counts.audit_records = removed.audit_records;
-            report.elapsed_ms = started.elapsed().as_millis() as u64;
-            let mut record = serde_json::to_value(&report).unwrap_or_default();
-            if let Some(fields) = record.as_object_mut() {
-                fields.remove("run"); // the run's own id, not known yet
-            }
-            record
-        })?;
+        let (run, _) = self
+            .metadata
+            .purge(&request, |removed| report.complete(removed, started))?;
         report.run = run;
         if !report.activations.is_empty() || !report.people.is_empty() {
             // The purge is a log record too: the pipeline drops the activations' state at it, and
@@ -315,6 +438,25 @@ impl Purger {
             "retention purge run"
         );
         Ok(report)
+    }
+}
+
+impl PurgeReport {
+    /// Completes the report with what the metadata transaction removed; returns it as the
+    /// run's stored record (without the run's id, not known yet).
+    fn complete(&mut self, removed: &MetadataPurged, started: Instant) -> serde_json::Value {
+        self.people = removed.people.clone();
+        self.counts.activations = removed.activations;
+        self.counts.people = removed.people.len() as u64;
+        self.counts.orders = removed.orders;
+        self.counts.caseload_links = removed.caseload_links;
+        self.counts.audit_records = removed.audit_records;
+        self.elapsed_ms = started.elapsed().as_millis() as u64;
+        let mut record = serde_json::to_value(&*self).unwrap_or_default();
+        if let Some(fields) = record.as_object_mut() {
+            fields.remove("run");
+        }
+        record
     }
 }
 

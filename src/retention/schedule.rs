@@ -1,6 +1,7 @@
 //! The purge job's schedule: the job runs a minute after start, then every `run_every_hours`
-//! (0: never), on a blocking thread so the purge's I/O stays off the runtime. The job owns its
-//! schedule, as the stores own their background work.
+//! (0: never), on a blocking thread so the purge's I/O stays off the runtime; in a cluster, only
+//! on the node holding the retention lease at that moment. The job owns its schedule, as the
+//! stores own their background work.
 
 use super::purge::{wall_clock_ms, Purger};
 use std::sync::Arc;
@@ -18,6 +19,10 @@ impl Purger {
             loop {
                 tokio::time::sleep(wait).await;
                 wait = std::time::Duration::from_secs(u64::from(hours) * 3600);
+                if !purger.may_run() {
+                    // Another node holds the retention lease and purges the shared stream.
+                    continue;
+                }
                 let job = purger.clone();
                 match tokio::task::spawn_blocking(move || job.run(wall_clock_ms(), "schedule"))
                     .await

@@ -10,14 +10,14 @@
 //! events). The caller audits the export before calling [`write_export`].
 
 use crate::alerts::alert_store::{AlertStore, AlertStoreError};
-use crate::log::{LogError, LogReader};
+use crate::log::LogError;
 use crate::model::time::format_time;
-use crate::model::{Activation, ReadingBody, SoberDay, TimeMs};
+use crate::model::{Activation, Batch, ReadingBody, SoberDay, TimeMs};
 use crate::store::metadata::{AuditQuery, Metadata, MetadataError};
 use crate::store::trails::{TrailError, TrailStore};
 use serde::Serialize;
 use std::io::Write;
-use std::path::Path;
+use std::ops::ControlFlow;
 
 /// A reading as the export writes it. A tag can send any 64-bit time; one outside what RFC 3339
 /// can write is kept (the export holds everything) and written as `"t": null` with the value as
@@ -35,12 +35,17 @@ fn reading_value(r: &crate::model::Reading) -> serde_json::Value {
 /// Positions are read from the trail store this much at a time.
 const TRAIL_CHUNK_MS: i64 = 7 * 86_400_000;
 
+/// Hands the function it is given every batch of the log, in log order, until it breaks.
+pub type BatchSource<'a> =
+    dyn Fn(&mut dyn FnMut(&Batch) -> ControlFlow<()>) -> Result<(), LogError> + 'a;
+
 /// Where the export reads from.
 pub struct Sources<'a> {
     pub metadata: &'a Metadata,
     pub alert_store: &'a AlertStore,
     pub trails: &'a TrailStore,
-    pub log_dir: &'a Path,
+    /// Every batch the log holds, in log order (the embedded log's directory, or a stream).
+    pub batches: &'a BatchSource<'a>,
     /// Sober days (derived: a running server's book, or a replay of the log offline); only the
     /// person's are written.
     pub sober_days: &'a [SoberDay],
@@ -204,7 +209,7 @@ pub fn write_export(
     doc.key("trails")?;
     summary.positions = write_trails(src.trails, &activations, generated_ms, &mut doc.out)?;
     doc.key("readings")?;
-    summary.readings = write_readings(src.log_dir, &activations, &mut doc.out)?;
+    summary.readings = write_readings(src.batches, &activations, &mut doc.out)?;
     doc.finish()?;
     Ok(summary)
 }
@@ -251,31 +256,34 @@ fn write_trails(
 /// `[{"activation": id, "reading": {...}}, …]` in log order: every reading other than a position
 /// whose tag and event time fall in one of the activations. Returns the readings written.
 fn write_readings(
-    log_dir: &Path,
+    batches: &BatchSource<'_>,
     activations: &[Activation],
     out: &mut impl Write,
 ) -> Result<u64, ExportError> {
     let mut list = ArrayWriter::open(out)?;
-    if !activations.is_empty() && log_dir.is_dir() {
-        for item in LogReader::open(log_dir)?.batches() {
-            let (_, batch) = item?;
-            let mine: Vec<&Activation> =
-                activations.iter().filter(|a| a.tag == batch.tag).collect();
-            if mine.is_empty() {
+    if activations.is_empty() {
+        return Ok(list.close(out)?);
+    }
+    // The first write that fails stops the read; its error is the export's.
+    let mut failed: Option<std::io::Error> = None;
+    batches(&mut |batch| {
+        let mine: Vec<&Activation> = activations.iter().filter(|a| a.tag == batch.tag).collect();
+        for r in &batch.readings {
+            if matches!(r.body, ReadingBody::Position(_)) {
                 continue;
             }
-            for r in &batch.readings {
-                if matches!(r.body, ReadingBody::Position(_)) {
-                    continue;
-                }
-                if let Some(a) = mine.iter().find(|a| a.covers(r.t_ms)) {
-                    list.item(
-                        out,
-                        &serde_json::json!({"activation": a.id, "reading": reading_value(r)}),
-                    )?;
+            if let Some(a) = mine.iter().find(|a| a.covers(r.t_ms)) {
+                let item = serde_json::json!({"activation": a.id, "reading": reading_value(r)});
+                if let Err(e) = list.item(out, &item) {
+                    failed = Some(e);
+                    return ControlFlow::Break(());
                 }
             }
         }
+        ControlFlow::Continue(())
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
     }
     Ok(list.close(out)?)
 }

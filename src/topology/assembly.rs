@@ -17,6 +17,7 @@ use super::control_view::ControlApplier;
 use super::decision_view::DecisionView;
 use super::forwarder::{Counters, Forwarder};
 use super::log_source::LogSource;
+use super::purge_follow::PurgeRecords;
 use super::rebuild::{carry_numbering, set_aside, SetAside};
 use super::shutdown::Shutdown;
 use super::startup::{
@@ -92,6 +93,11 @@ pub struct Started {
     pub system: Arc<SystemHealth>,
     /// (batches, readings) the start-up replayed from the log.
     pub recovered: (u64, u64),
+    /// Cluster mode: the purge records this node's stores are to follow, waiting for the
+    /// retention job to be plugged in (`PurgeRecords::follow_with`).
+    pub purges: Option<PurgeRecords>,
+    /// Cluster mode: whether this node holds the `retention` lease now (it alone purges).
+    pub retention_lease: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Topology {
@@ -204,6 +210,14 @@ impl Topology {
         };
         alerts.finish_recovery();
         let store_records = history.take_store_records();
+        // Cluster mode: every purge record in the log, for this node's stores to follow (a node
+        // that was down when another ran the purge still holds what it names).
+        let purges = config.jetstream().map(|_| PurgeRecords::default());
+        if let Some(purges) = &purges {
+            for (record, control) in history.take_purge_records() {
+                purges.applied(record, control);
+            }
+        }
         history
             .write(&metadata)
             .context("rebuilding the change history from the log")?;
@@ -279,12 +293,16 @@ impl Topology {
 
         // Leases are given up when the log is closed (the ordered stop's second step).
         let lease_release = tokio_util::sync::CancellationToken::new();
-        if let (Some(stream), Some(jetstream)) = (log.stream(), config.jetstream()) {
+        let mut retention_lease = None;
+        if let Some(stream) = log.stream() {
+            let leases = open_leases(stream, stream.config()).await?;
+            // Purges of the stream run on one node at a time (the schedule, the admin route).
+            retention_lease = Some(leases.hold("retention", lease_release.clone()));
             if !config.webhooks.is_empty() {
                 // What the replay published is stored first: a lease taken now resumes from it.
                 alerts.sync_store().await;
                 let delivery =
-                    leased_delivery(stream, jetstream, config.partitions, lease_release.clone())
+                    leased_delivery(stream, &leases, config.partitions, lease_release.clone())
                         .await?;
                 crate::delivery::webhooks::spawn_webhooks(
                     alert_store.clone(),
@@ -348,6 +366,7 @@ impl Topology {
             hit_service.clone(),
             directory.clone(),
             gate.clone(),
+            purges.clone(),
         )
         .context("starting the metadata view thread")?;
         Forwarder {
@@ -400,35 +419,46 @@ impl Topology {
             alert_store,
             system,
             recovered,
+            purges,
+            retention_lease,
         })))
     }
+}
+
+/// The cluster's lease bucket, this node competing under its configured (or default) name.
+async fn open_leases(
+    stream: &crate::cluster::jetstream::JetStreamLog,
+    jetstream: &crate::cluster::jetstream::JetStreamConfig,
+) -> Result<crate::cluster::lease::Leases> {
+    use crate::cluster::lease::{node_id, Leases};
+    let node = node_id(jetstream.node_id.as_deref());
+    let ttl = std::time::Duration::from_millis(jetstream.lease_ttl_ms);
+    Leases::open(
+        stream.context(),
+        &jetstream.stream,
+        jetstream.replicas,
+        ttl,
+        node,
+    )
+    .await
+    .context("opening the cluster's lease bucket")
 }
 
 /// Webhook delivery on a cluster node: only while it holds the `webhooks` lease, resuming from
 /// the progress the holders keep beside the stream (`cluster::lease`, `delivery::webhooks`).
 async fn leased_delivery(
     stream: &crate::cluster::jetstream::JetStreamLog,
-    jetstream: &crate::cluster::jetstream::JetStreamConfig,
+    leases: &crate::cluster::lease::Leases,
     partitions: usize,
     release: tokio_util::sync::CancellationToken,
 ) -> Result<Delivery> {
-    use crate::cluster::lease::{node_id, Leases, SharedProgress};
-    let node = node_id(jetstream.node_id.as_deref());
-    let ttl = std::time::Duration::from_millis(jetstream.lease_ttl_ms);
-    let leases = Leases::open(
-        stream.context(),
-        &jetstream.stream,
-        jetstream.replicas,
-        ttl,
-        node.clone(),
-    )
-    .await
-    .context("opening the cluster's lease bucket")?;
+    use crate::cluster::lease::SharedProgress;
+    let jetstream = stream.config();
     let progress = SharedProgress::open(stream.context(), &jetstream.stream, jetstream.replicas)
         .await
         .context("opening the cluster's webhook progress bucket")?;
     Ok(Delivery::Leased {
-        node,
+        node: leases.node().to_string(),
         held: leases.hold("webhooks", release),
         progress: Arc::new(progress),
         partitions: u32::try_from(partitions).context("partition count")?,

@@ -8,6 +8,7 @@
 
 use super::control_gate::{ControlGate, Outcome};
 use super::decision_view::{DecisionView, STORE_DID_NOT_TAKE};
+use super::purge_follow::PurgeRecords;
 use crate::crime::service::HitService;
 use crate::formats::orders_file::OrdersFile;
 use crate::model::CrimeVersion;
@@ -28,13 +29,18 @@ enum ViewWork {
         record: u64,
         control: Arc<ControlRecord>,
     },
+    /// A purge record, after its orders write (cluster mode): this node's stores follow it.
+    Purge {
+        record: u64,
+        control: Arc<ControlRecord>,
+    },
 }
 
 impl ViewWork {
     fn record(&self) -> u64 {
         match self {
             ViewWork::Orders(w) => w.record,
-            ViewWork::Store { record, .. } => *record,
+            ViewWork::Store { record, .. } | ViewWork::Purge { record, .. } => *record,
         }
     }
 }
@@ -60,6 +66,9 @@ pub struct ControlApplier {
     writes: mpsc::Sender<ViewWork>,
     /// To answer a submitter directly when the view thread is gone (never leave one waiting).
     gate: Arc<ControlGate>,
+    /// Cluster mode: applied purge records go on to the view thread, for this node's stores
+    /// to follow (`super::purge_follow`).
+    follows_purges: bool,
 }
 
 impl ControlApplier {
@@ -71,9 +80,11 @@ impl ControlApplier {
         hits: HitService,
         directory: SharedDirectory,
         gate: Arc<ControlGate>,
+        purges: Option<PurgeRecords>,
     ) -> std::io::Result<Self> {
         let (writes, queue) = mpsc::channel::<ViewWork>();
         let answers = gate.clone();
+        let follows_purges = purges.is_some();
         std::thread::Builder::new()
             .name("metadata-view".into())
             .spawn(move || {
@@ -90,7 +101,7 @@ impl ControlApplier {
                         .iter()
                         .filter_map(|work| match work {
                             ViewWork::Orders(write) => Some(write),
-                            ViewWork::Store { .. } => None,
+                            ViewWork::Store { .. } | ViewWork::Purge { .. } => None,
                         })
                         .collect();
                     let outcome = match orders.is_empty() {
@@ -108,6 +119,13 @@ impl ControlApplier {
                             ViewWork::Store { record, control } => {
                                 apply_to_store(&metadata, &decisions, &hits, *record, control)
                             }
+                            // Answered with its orders write, before this.
+                            ViewWork::Purge { record, control } => {
+                                if let Some(purges) = &purges {
+                                    purges.applied(*record, control.clone());
+                                }
+                                continue;
+                            }
                         };
                         answers.answered(work.record(), answer);
                     }
@@ -121,6 +139,7 @@ impl ControlApplier {
             dirty: false,
             writes,
             gate,
+            follows_purges,
         })
     }
 
@@ -150,6 +169,7 @@ impl ControlApplier {
                 (None, view)
             }
         };
+        let purged = refused.is_none() && matches!(control.change, Change::Purge { .. });
         self.send(ViewWork::Orders(ViewWrite {
             record,
             control: control.clone(),
@@ -157,6 +177,19 @@ impl ControlApplier {
             refused,
             view: only_what_changed(view, &control.change),
         }));
+        if purged && self.follows_purges {
+            let work = ViewWork::Purge {
+                record,
+                control: control.clone(),
+            };
+            // Answered already (the orders write above); the next start follows it instead.
+            if self.writes.send(work).is_err() {
+                tracing::error!(
+                    record,
+                    "the metadata view thread has stopped before a purge record"
+                );
+            }
+        }
     }
 
     fn send(&self, work: ViewWork) {

@@ -130,7 +130,7 @@ impl LogSource {
                 let end = *next_record;
                 let mut stream = Box::pin(
                     runtime
-                        .block_on(log.read_from(0))
+                        .block_on(log.read_until(0, end))
                         .context("reading the log stream")?,
                 );
                 let positions = positions.clone();

@@ -21,6 +21,7 @@ pub mod forwarder;
 pub mod inline;
 pub mod log_source;
 pub mod offline_change;
+pub mod purge_follow;
 pub mod rebuild;
 pub mod shutdown;
 pub mod startup;

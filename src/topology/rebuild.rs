@@ -211,14 +211,11 @@ async fn scan_stream(config: &JetStreamConfig) -> Result<InLog, RebuildError> {
     if end == 0 {
         return Ok(in_log);
     }
-    let mut records = Box::pin(log.read_from(0).await.map_err(stream_err)?);
+    let mut records = Box::pin(log.read_until(0, end).await.map_err(stream_err)?);
     while let Some(item) = records.next().await {
-        let (record, entry) = item.map_err(stream_err)?;
+        let (_, entry) = item.map_err(stream_err)?;
         if let LogEntry::Control { control, .. } = &entry {
             in_log.note(&control.change);
-        }
-        if record + 1 >= end {
-            break;
         }
     }
     Ok(in_log)

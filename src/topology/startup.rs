@@ -296,6 +296,9 @@ pub struct ChangeHistory {
     /// The hub's decisions, the user records and the crime batches from
     /// `crime_batches_from` on, for their stores to catch up on.
     store_records: Vec<(u64, Arc<crate::model::ControlRecord>)>,
+    /// Every purge record (cluster mode: this node's stores follow each, see
+    /// `super::purge_follow`).
+    purge_records: Vec<(u64, Arc<crate::model::ControlRecord>)>,
     crime_batches_from: u64,
 }
 
@@ -314,6 +317,11 @@ impl ChangeHistory {
         std::mem::take(&mut self.store_records)
     }
 
+    /// The purge records noted, taken out.
+    pub fn take_purge_records(&mut self) -> Vec<(u64, Arc<crate::model::ControlRecord>)> {
+        std::mem::take(&mut self.purge_records)
+    }
+
     /// Notes record `record`.
     pub fn note(&mut self, record: u64, control: &Arc<crate::model::ControlRecord>) {
         if !control.change.reaches_rules() {
@@ -326,6 +334,9 @@ impl ChangeHistory {
         }
         let person = self.book.person_of(&control.change);
         let refused = self.book.apply(record, control).err();
+        if refused.is_none() && matches!(control.change, Change::Purge { .. }) {
+            self.purge_records.push((record, control.clone()));
+        }
         self.entries
             .push((record, control.clone(), person, refused));
     }

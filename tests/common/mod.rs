@@ -469,3 +469,50 @@ pub fn control_ops(data: &std::path::Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// `days` days of a tag's readings from `from_ms`: TAC every 30 minutes (sober), a GPS fix every
+/// 10 minutes at latitude `lat_e7`, and the strap opened and closed on the second day (a tamper
+/// alert), in time order. Per day: 48 TAC readings and 144 fixes; 2 events in all.
+pub fn monitored_days(from_ms: i64, days: i64, lat_e7: i32) -> Vec<Reading> {
+    use tagstream::model::{DeviceEvent, Position, PositionSource, ReadingBody, TacSample};
+    const DAY_MS: i64 = 86_400_000;
+    let mut all = Vec::new();
+    for i in 0..days * 48 {
+        all.push(Reading {
+            t_ms: from_ms + i * 1_800_000,
+            battery_pct: Some(90),
+            body: ReadingBody::Tac(TacSample {
+                tac_ugdl: 0,
+                ir_uv: 1_100_000,
+                temp_mc: 33_000,
+            }),
+        });
+    }
+    for i in 0..days * 24 * 6 {
+        all.push(Reading {
+            t_ms: from_ms + i * 600_000 + 1_000,
+            battery_pct: Some(90),
+            body: ReadingBody::Position(Position {
+                lat_e7,
+                lon_e7: -25_800_000,
+                precision_cm: 800,
+                source: PositionSource::Gps,
+                speed_ckmh: None,
+                heading_cdeg: None,
+                satellites: Some(8),
+            }),
+        });
+    }
+    for (minutes, event) in [
+        (600, DeviceEvent::StrapOpen),
+        (605, DeviceEvent::StrapClosed),
+    ] {
+        all.push(Reading {
+            t_ms: from_ms + DAY_MS + minutes * 60_000 + 2_000,
+            battery_pct: Some(90),
+            body: ReadingBody::Event(event),
+        });
+    }
+    all.sort_by_key(|r| r.t_ms);
+    all
+}

@@ -132,3 +132,41 @@ pub fn start_cluster(dir: &Path, count: usize) -> Vec<Option<Nats>> {
         })
         .collect()
 }
+
+/// Opens the stream a node's config file names, once its servers answer (and have a leader):
+/// a node refuses to start without its log.
+pub async fn open_stream_when_ready(config: &Path) -> tagstream::cluster::jetstream::JetStreamLog {
+    let config: tagstream::config::ServerConfig =
+        toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    let jetstream = config.jetstream().unwrap().clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match tagstream::cluster::jetstream::JetStreamLog::open(jetstream.clone()).await {
+            Ok(log) => return log,
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "no stream in 30 s: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// `tagstream replay --stream` of the stream a node's config file names, into `out`: (alerts,
+/// hits) as JSON Lines.
+pub fn replay_stream(config: &Path, out: &Path) -> (String, String) {
+    let replay = Command::new(super::bin())
+        .args(["replay", "--stream", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    (read("alerts.jsonl"), read("hits.jsonl"))
+}

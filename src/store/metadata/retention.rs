@@ -19,6 +19,9 @@ pub struct MetadataPurge<'a> {
     pub activations: &'a [Activation],
     /// Whether an order ended long enough ago for its person to be purged.
     pub order_past_retention: &'a dyn Fn(&Order) -> bool,
+    /// The people to remove, when already decided (a purge record from the log, applied on
+    /// another node): these, whatever the policy says. `None`: judged here.
+    pub people: Option<&'a [String]>,
     /// Audit records about people no longer held are deleted when older than this.
     pub audit_before_ms: i64,
     /// The run record (its report is completed with [`MetadataPurged`] by `finish`).
@@ -242,6 +245,9 @@ fn remove_activations_find_people(
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.collect::<Result<Vec<_>, _>>()?
     };
+    if let Some(listed) = req.people {
+        return Ok((activations, listed.to_vec()));
+    }
     let mut people = Vec::new();
     for person in candidates {
         let sql = "SELECT id, document FROM orders WHERE person = ?1";
@@ -328,6 +334,7 @@ mod tests {
         let (run_id, purged) = m
             .purge(
                 &MetadataPurge {
+                    people: None,
                     activations: &due,
                     order_past_retention: &all_over,
                     audit_before_ms: 1_000,
