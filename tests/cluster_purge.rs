@@ -122,8 +122,8 @@ async fn a_purge_removes_one_wearers_records_from_the_stream_and_every_node_foll
         .to_string(),
     )
     .unwrap();
-    let a = start_node(dir.path(), "node-a", &nats.url, Some(&orders));
-    let b = start_node(dir.path(), "node-b", &nats.url, None);
+    let mut a = start_node(dir.path(), "node-a", &nats.url, Some(&orders));
+    let mut b = start_node(dir.path(), "node-b", &nats.url, None);
     let mut c = start_node(dir.path(), "node-c", &nats.url, None);
 
     // Six days of T1 in 20-reading batches: one batch holds both wearers' readings.
@@ -208,7 +208,7 @@ async fn a_purge_removes_one_wearers_records_from_the_stream_and_every_node_foll
 
     // Every node's stores: the holder's at once, the other's when it applies the record, node
     // C's when it starts again, and a node that joins now never holds any of it.
-    let c = start_node(dir.path(), "node-c", &nats.url, None);
+    let mut c = start_node(dir.path(), "node-c", &nats.url, None);
     let d = start_node(dir.path(), "node-d", &nats.url, None);
     for node in [&a, &b, &c, &d] {
         wait_until(node, "P1 gone", |n| api(n, "GET", "/v1/people/P1").0 == 404);
@@ -242,5 +242,47 @@ async fn a_purge_removes_one_wearers_records_from_the_stream_and_every_node_foll
         wait_until(node, "every node equal", |n| alerts_export(n) == settled);
     }
     let (replayed, _) = replay_stream(&probe, &dir.path().join("replay"));
+    // Node C held P1 when it started again, before it followed the purge: it must not have
+    // written P1 back to the stream (as a start-up migration of what its database holds).
+    let end = stream.next_record().await.unwrap();
+    let mut records = Box::pin(stream.read_until(0, end).await.unwrap());
+    while let Some(item) = records.next().await {
+        if let (_, LogEntry::Control { control, .. }) = item.unwrap() {
+            let text = serde_json::to_string(&*control).unwrap();
+            assert!(!text.contains("Long Gone"), "P1 written back: {text}");
+        }
+    }
     assert_eq!(settled, replayed, "nodes equal to a replay of the stream");
+
+    // A reading for A1's period arrives late, and the node that joined after the purge (it never
+    // held A1: its records were erased) is the one left to purge. When A3 is due, that purge
+    // removes the late reading too: the purge record told node D A1's window.
+    for node in [&mut a, &mut b, &mut c] {
+        node.terminate();
+    }
+    wait_until(
+        &d,
+        "node D holds the retention lease",
+        holds_retention_lease,
+    );
+    let mut late = TagClient::connect(&d.ingest_addr, "T1").await;
+    let next_seq = late.last_seq + 1;
+    let mut reading = readings[0];
+    reading.t_ms = handed_on_ms - 60_000;
+    late.send_acked(next_seq, vec![reading]).await;
+    let later = format!(
+        "/v1/admin/retention/run?now={}",
+        format_time(wall_ms + 70 * DAY_MS)
+    );
+    let report = json_of(api(&d, "POST", &later), 200);
+    assert_eq!(report["activations"], json!(["A3"]), "{report:#}");
+    assert_eq!(report["counts"]["log_readings"], PER_WEARER + 1);
+    let end = stream.next_record().await.unwrap();
+    let mut records = Box::pin(stream.read_until(0, end).await.unwrap());
+    while let Some(item) = records.next().await {
+        match item.unwrap() {
+            (_, LogEntry::Batch(batch)) => assert!(batch.readings.is_empty(), "{batch:?}"),
+            (_, LogEntry::Control { .. }) => {}
+        }
+    }
 }

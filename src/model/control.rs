@@ -77,6 +77,11 @@ pub enum Change {
     Purge {
         activations: Vec<String>,
         people: Vec<String>,
+        /// Each purged activation's tag and period, so that whichever node purges next removes
+        /// readings that arrive late for it (the activation's own records are erased). Absent
+        /// in records written before it was added.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        windows: Vec<PurgedWindow>,
     },
     /// A record about a purged person, erased from the log by compaction (record numbers are
     /// kept); `op` is what it was. Changes nothing.
@@ -126,6 +131,21 @@ pub enum Change {
         report: serde_json::Value,
         crimes: Vec<PoliceCrime>,
     },
+}
+
+/// A purged activation's tag and period `[from, to)` (`to` absent: open).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgedWindow {
+    pub activation: String,
+    pub tag: String,
+    #[serde(with = "rfc3339_ms")]
+    pub from: TimeMs,
+    #[serde(
+        with = "rfc3339_ms_opt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub to: Option<TimeMs>,
 }
 
 impl Change {
@@ -212,6 +232,7 @@ impl Change {
             Change::Purge {
                 activations,
                 people,
+                ..
             } => format!(
                 "retention purge of {} activation(s), {} person(s)",
                 activations.len(),

@@ -202,6 +202,7 @@ impl OrderBook {
             Change::Purge {
                 activations,
                 people,
+                ..
             } => Ok(self.purge(activations, people)),
             // The hub's decisions, users and tag credentials are applied by the stores beside
             // the pipeline.

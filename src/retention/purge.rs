@@ -20,7 +20,7 @@ use crate::alerts::LiveAlerts;
 use crate::config::RetentionConfig;
 use crate::log::{compact, CommitHandle, CompactReport, LogError, LogWriter, TagWindows};
 use crate::model::time::rfc3339_ms;
-use crate::model::{Activation, Batch, Change, ControlRecord, TimeMs};
+use crate::model::{Activation, Batch, Change, ControlRecord, PurgedWindow, TimeMs};
 use crate::store::metadata::{Metadata, MetadataError, MetadataPurge, MetadataPurged, NewPurgeRun};
 use crate::store::tac_book::TacBook;
 use crate::store::trails::{TrailError, TrailStore};
@@ -279,6 +279,7 @@ impl Purger {
         let Change::Purge {
             activations,
             people,
+            windows,
         } = &control.change
         else {
             return Ok(None);
@@ -295,7 +296,13 @@ impl Purger {
                 held_people.push(id.clone());
             }
         }
-        if due.is_empty() && held_people.is_empty() {
+        let known_windows = self.metadata.purged_windows()?;
+        let new_windows: Vec<PurgedWindow> = windows
+            .iter()
+            .filter(|w| !known_windows.contains(&(w.tag.clone(), w.from, w.to)))
+            .cloned()
+            .collect();
+        if due.is_empty() && held_people.is_empty() && new_windows.is_empty() {
             return Ok(None);
         }
         let mut counts = PurgeCounts::default();
@@ -305,6 +312,7 @@ impl Purger {
         let request = MetadataPurge {
             activations: &due,
             order_past_retention: &|o| order_ended_by(o, cutoff),
+            windows: &new_windows,
             people: Some(&held_people),
             audit_before_ms: cutoff,
             run: NewPurgeRun {
@@ -353,6 +361,7 @@ impl Purger {
         let request = MetadataPurge {
             activations: &due,
             order_past_retention: &|o| order_ended_by(o, cutoff),
+            windows: &[],
             people: None,
             audit_before_ms: cutoff,
             run: NewPurgeRun {
@@ -427,6 +436,15 @@ impl Purger {
                 change: Change::Purge {
                     activations: report.activations.clone(),
                     people: report.people.clone(),
+                    windows: due
+                        .iter()
+                        .map(|a| PurgedWindow {
+                            activation: a.id.clone(),
+                            tag: a.tag.clone(),
+                            from: a.from,
+                            to: a.to,
+                        })
+                        .collect(),
                 },
             })?;
         }

@@ -212,10 +212,11 @@ impl Topology {
         let store_records = history.take_store_records();
         // Cluster mode: every purge record in the log, for this node's stores to follow (a node
         // that was down when another ran the purge still holds what it names).
+        let purge_records = history.take_purge_records();
         let purges = config.jetstream().map(|_| PurgeRecords::default());
         if let Some(purges) = &purges {
-            for (record, control) in history.take_purge_records() {
-                purges.applied(record, control);
+            for (record, control) in &purge_records {
+                purges.applied(*record, control.clone());
             }
         }
         history
@@ -224,7 +225,7 @@ impl Topology {
         catch_up_users(&metadata, &store_records).context("applying users from the log")?;
         let book = driver.book().clone();
         let directory = shared_directory((**driver.directory()).clone());
-        let mut import = startup_import(config, &metadata, &book)?;
+        let mut import = startup_import(config, &metadata, &book, &purge_records)?;
         import.extend(legacy_users(&metadata, &store_records)?);
         import.extend(legacy_tag_credentials(&metadata, &store_records)?);
         // The metadata view of people, activations and orders follows the log.

@@ -360,6 +360,7 @@ mod tests {
         let purge = Change::Purge {
             activations: vec!["A1".into()],
             people: Vec::new(),
+            windows: Vec::new(),
         };
         assert_eq!(only_what_changed(f.clone(), &purge), f);
     }

@@ -22,15 +22,20 @@ use std::sync::Arc;
 /// database written before control records existed holds and the log lacks (a one-time
 /// migration), then what `--orders` says that differs. Importing the same file again writes
 /// nothing.
+///
+/// `purge_records` are the log's purge records: what they name is never written back (a
+/// cluster node that was down while another purged still holds it in its metadata until it
+/// follows them, and its `--orders` file may still list it).
 pub fn startup_import(
     config: &ServerConfig,
     metadata: &Metadata,
     book: &OrderBook,
+    purge_records: &[(u64, Arc<crate::model::ControlRecord>)],
 ) -> Result<Vec<(String, Change)>> {
     let mut changes = Vec::new();
     // A purge the log does not hold yet (a run stopped between its metadata transaction and
     // its log record, or a purge made before purges were log records).
-    let purged = metadata
+    let mut purged = metadata
         .purged_records()
         .context("reading which records retention purged")?;
     let is_purged = |kind: &str, id: &str| purged.contains(&(kind.to_string(), id.to_string()));
@@ -50,14 +55,33 @@ pub fn startup_import(
             Change::Purge {
                 activations,
                 people,
+                windows: Vec::new(),
             },
         ));
+    }
+    for (_, control) in purge_records {
+        if let Change::Purge {
+            activations,
+            people,
+            ..
+        } = &control.change
+        {
+            let named = |kind: &str, ids: &[String]| {
+                ids.iter()
+                    .map(|id| (kind.to_string(), id.clone()))
+                    .collect::<Vec<_>>()
+            };
+            purged.extend(named("activation", activations));
+            purged.extend(named("person", people));
+        }
     }
     let legacy = metadata
         .orders_document()
         .context("reading people, activations and orders from the metadata database")?;
     for change in crate::orders::import::changes_for(book, &legacy) {
-        changes.push(("migration".to_string(), change));
+        if purged_name(&change, &purged).is_none() {
+            changes.push(("migration".to_string(), change));
+        }
     }
     if let Some(source) = &config.orders {
         let text = std::fs::read_to_string(source)
@@ -77,9 +101,6 @@ pub fn startup_import(
             };
             let _ = after.apply(i as u64, &record);
         }
-        let purged = metadata
-            .purged_records()
-            .context("reading which records retention purged")?;
         let actor = format!("import:{}", source.display());
         for change in crate::orders::import::changes_for(&after, &load.accepted) {
             if let Some(name) = purged_name(&change, &purged) {

@@ -9,7 +9,7 @@
 use super::orders::{documents, from_json, is_purged};
 use super::{Metadata, MetadataError};
 use crate::model::time::rfc3339_ms;
-use crate::model::{Activation, Order};
+use crate::model::{Activation, Order, PurgedWindow};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
@@ -19,6 +19,10 @@ pub struct MetadataPurge<'a> {
     pub activations: &'a [Activation],
     /// Whether an order ended long enough ago for its person to be purged.
     pub order_past_retention: &'a dyn Fn(&Order) -> bool,
+    /// Purged activations' windows to remember (a purge record's, applied on another node),
+    /// whether or not this database held the activations: whoever purges next removes late
+    /// readings in them.
+    pub windows: &'a [PurgedWindow],
     /// The people to remove, when already decided (a purge record from the log, applied on
     /// another node): these, whatever the policy says. `None`: judged here.
     pub people: Option<&'a [String]>,
@@ -160,6 +164,9 @@ impl Metadata {
         )?;
         for a in req.activations {
             windows.execute(params![a.id, run, a.tag, a.from, a.to])?;
+        }
+        for w in req.windows {
+            windows.execute(params![w.activation, run, w.tag, w.from, w.to])?;
         }
         drop(windows);
         mark_purged(&tx, "person", &purged.people, run)?;
@@ -335,6 +342,7 @@ mod tests {
             .purge(
                 &MetadataPurge {
                     people: None,
+                    windows: &[],
                     activations: &due,
                     order_past_retention: &all_over,
                     audit_before_ms: 1_000,
