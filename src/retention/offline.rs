@@ -21,8 +21,10 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
-    #[error("{0} is not a tagstream data directory (no log/ inside)")]
+    #[error("{0} is not a tagstream data directory (no log/ inside; a cluster node keeps its log on the stream: see below)")]
     NotADataDir(PathBuf),
+    #[error("the log is a JetStream stream shared by running nodes: purge with POST /v1/admin/retention/run on the node holding the retention lease, export with GET /v1/admin/people/{{id}}/export on any node")]
+    LogIsAStream,
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
@@ -59,6 +61,9 @@ struct Opened {
 }
 
 fn open(data_dir: &Path, config: &ServerConfig) -> Result<Opened, OfflineError> {
+    if config.jetstream().is_some() {
+        return Err(OfflineError::LogIsAStream);
+    }
     if !data_dir.join("log").is_dir() {
         return Err(OfflineError::NotADataDir(data_dir.to_path_buf()));
     }
@@ -158,4 +163,24 @@ pub fn export_person(
     };
     let summary = write_export(&sources, person, now_ms, BufWriter::new(file))?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offline_commands_refuse_a_cluster_nodes_data_directory_and_say_what_to_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: ServerConfig = toml::from_str(
+            "[log]\nbackend = \"jetstream\"\n[log.jetstream]\nurls = [\"nats://127.0.0.1:1\"]\n",
+        )
+        .unwrap();
+        let err = run_retention(dir.path(), &config, 0).unwrap_err();
+        assert!(matches!(err, OfflineError::LogIsAStream), "{err}");
+        assert!(err.to_string().contains("retention lease"), "{err}");
+        let out = dir.path().join("export.json");
+        let err = export_person(dir.path(), &config, "P1", "test", &out).unwrap_err();
+        assert!(matches!(err, OfflineError::LogIsAStream), "{err}");
+    }
 }
