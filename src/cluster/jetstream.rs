@@ -442,13 +442,14 @@ impl JetStreamLog {
             .await
             .map_err(|e| read_error(0, &e))?;
         let mut records = Box::pin(self.read_until(0, end).await?);
+        // Each replacement is a few requests: many at once, each in its own order.
+        let mut replacing = tokio::task::JoinSet::new();
         while let Some(item) = records.next().await {
             let (record, entry) = item?;
             report.records_scanned += 1;
             let Some((replacement, removed)) = windows.compact_entry(&entry) else {
                 continue;
             };
-            let sequence = record + 1;
             let mut frame = Vec::new();
             match &replacement {
                 LogEntry::Batch(batch) => {
@@ -462,20 +463,38 @@ impl JetStreamLog {
             }
             report.readings_removed += removed;
             report.bytes_after += frame.len() as u64;
-            // The replacement first: a reader never finds a deleted message without one.
-            let name = replacement_name(sequence);
-            let mut reader = std::io::Cursor::new(frame);
-            self.objects
-                .put(name.as_str(), &mut reader)
-                .await
-                .map_err(|e| JetStreamError::Objects {
-                    bucket: objects_bucket(&self.config),
-                    message: format!("putting {name}: {e}"),
-                })?;
-            report.bytes_before += self.delete_original(&stream, sequence).await?;
+            if replacing.len() >= REPLACEMENTS_IN_FLIGHT {
+                report.bytes_before += joined(replacing.join_next().await)?;
+            }
+            let (log, stream) = (self.clone(), stream.clone());
+            replacing.spawn(async move { log.replace(&stream, record + 1, frame).await });
+        }
+        while let Some(done) = replacing.join_next().await {
+            report.bytes_before += joined(Some(done))?;
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Puts `frame` in place of the message at `sequence`: the replacement first (a reader never
+    /// finds a deleted message without one), then the original deleted. Returns the bytes the
+    /// original held.
+    async fn replace(
+        &self,
+        stream: &stream::Stream,
+        sequence: u64,
+        frame: Vec<u8>,
+    ) -> Result<u64, JetStreamError> {
+        let name = replacement_name(sequence);
+        let mut reader = std::io::Cursor::new(frame);
+        self.objects
+            .put(name.as_str(), &mut reader)
+            .await
+            .map_err(|e| JetStreamError::Objects {
+                bucket: objects_bucket(&self.config),
+                message: format!("putting {name}: {e}"),
+            })?;
+        self.delete_original(stream, sequence).await
     }
 
     /// Deletes the message at `sequence` and the object it names, if any; returns the bytes it
@@ -571,6 +590,23 @@ impl JetStreamLog {
     /// The log record the next append will get (the stream's last sequence).
     pub async fn next_record(&self) -> Result<u64, JetStreamError> {
         Ok(self.stream_info().await?.state.last_sequence)
+    }
+}
+
+/// Records a purge replaces at once (each a few requests to the servers).
+const REPLACEMENTS_IN_FLIGHT: usize = 32;
+
+/// The outcome of a replacement task (`None`: none was running).
+fn joined(
+    done: Option<Result<Result<u64, JetStreamError>, tokio::task::JoinError>>,
+) -> Result<u64, JetStreamError> {
+    match done {
+        None => Ok(0),
+        Some(Ok(outcome)) => outcome,
+        Some(Err(e)) => Err(JetStreamError::Objects {
+            bucket: "replacements".into(),
+            message: format!("a replacement task failed: {e}"),
+        }),
     }
 }
 
