@@ -168,7 +168,7 @@ pub fn read_recorded(
         }
         return Ok(errors);
     }
-    if path.extension().is_some_and(|e| e == "bin") {
+    if is_native_readings_file(path) {
         let reader = ReadingsFileReader::open(path).map_err(|e| input_err(e.to_string()))?;
         for item in reader {
             match item {
@@ -486,6 +486,10 @@ fn holds_crime_batches(input: &Path) -> Result<bool, ReplayError> {
         }
         return Ok(false);
     }
+    // The native readings file holds tags' batches only.
+    if is_native_readings_file(input) {
+        return Ok(false);
+    }
     let file = File::open(input).map_err(|source| ReplayError::Read {
         path: input.to_path_buf(),
         source,
@@ -500,6 +504,11 @@ fn holds_crime_batches(input: &Path) -> Result<bool, ReplayError> {
         }
     }
     Ok(false)
+}
+
+/// Whether `path` names a native readings file (`docs/formats.md`), by its extension.
+fn is_native_readings_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "bin")
 }
 
 /// Where a replayed crime batch comes from: a control record of the input, or a file.

@@ -1,6 +1,8 @@
 //! Tests of the native binary readings file (`src/wire/readings_file.rs`): round trips, one
 //! hello per change of tag, and errors that name the byte offset.
 
+mod common;
+
 use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;
 use tagstream::model::{DeviceEvent, Position, PositionSource, Reading, ReadingBody};
@@ -337,4 +339,28 @@ proptest! {
         }
         prop_assert!(results.iter().all(|r| r.is_ok()));
     }
+}
+
+/// `tagstream replay` reads a native readings file as it reads the same batches as JSON Lines
+/// (it once read it as text to look for crime batches, and failed, when no `--crimes` was given).
+#[test]
+fn replay_of_a_native_readings_file_equals_replay_of_the_same_json_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("readings.bin");
+    let mut writer = ReadingsFileWriter::create(&path).expect("create");
+    for batch in common::fixture_batches() {
+        writer
+            .write_batch(&batch.tag, batch.seq, &batch.readings)
+            .expect("write");
+    }
+    writer.finish().expect("flush");
+    let orders = common::fixture("orders.json");
+    let from_json = common::replay_alerts(
+        &orders,
+        &common::fixture("readings.jsonl"),
+        &dir.path().join("json"),
+    );
+    let from_bin = common::replay_alerts(&orders, &path, &dir.path().join("bin"));
+    assert!(!from_json.is_empty());
+    assert_eq!(from_bin, from_json);
 }
