@@ -27,6 +27,10 @@
 //!   alerts and counted in the row's `withdrawn` (shown under the table), so a possible breach
 //!   raised on silence and withdrawn when the backlog arrived stays visible without being scored
 //!   as a false alarm.
+//! - An `environmental_alcohol` alert over drinking the readings cannot confirm (an undetectable
+//!   `drinking_event`: below 0.02 g/dL, or still in the body when the run ends) is correct, not
+//!   false: alcohol was there, and "not a drinking curve" is what the readings show. Such
+//!   drinking is never a missed environmental item.
 //! - Undefined ratios (nothing to divide by) are reported as `null` / `-`.
 
 use crate::model::time::parse_time;
@@ -35,6 +39,29 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// How many of `row`'s false alerts (`alerts`, one kind) lie over drinking the readings cannot
+/// confirm (undetectable `drinking_event` truth: too little, or still in the body when the run
+/// ends): alcohol was on the skin, so an `environmental_alcohol` alert there ("alcohol, not a
+/// drinking curve") is no false alarm. Such drinking is never a missed environmental item.
+fn over_unconfirmable_drinking(
+    truth: &[Item],
+    alerts: &[Item],
+    corr: impl Fn(&Item, &Item) -> bool,
+) -> usize {
+    let drinking: Vec<Item> = truth
+        .iter()
+        .filter(|t| t.rec.kind == "drinking_event" && t.rec.detectable == Some(false))
+        .map(|t| {
+            let mut as_environmental = t.clone();
+            as_environmental.rec.kind = "environmental_alcohol".into();
+            as_environmental
+        })
+        .collect();
+    let explained = |a: &Item| drinking.iter().any(|t| corr(t, a));
+    let real = |a: &Item| truth.iter().any(|t| t.rec.kind == a.rec.kind && corr(t, a));
+    alerts.iter().filter(|a| !real(a) && explained(a)).count()
+}
 
 /// Default time tolerance for matching alerts to truth.
 pub const DEFAULT_TOLERANCE_MS: i64 = 5 * 60_000;
@@ -403,6 +430,10 @@ pub fn score(
             continue;
         }
         let mut row = match_group(kind.clone(), &t, &a, item_act, det, corr, close);
+        if kind == "environmental_alcohol" {
+            row.false_alerts -= over_unconfirmable_drinking(&truth_items, &a, corr);
+            row = row.finish();
+        }
         row.withdrawn = withdrawn_count(kind, None);
         total.add(&row);
         rows.push(row);
@@ -502,7 +533,7 @@ pub fn score(
         hits: hits_row,
         hits_certain,
         skipped_records: skipped,
-        rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall; withdrawn curfew alerts (end = start, no confidence) counted apart, not as alerts; hits by activation+force+crime_ref(+version)".into(),
+        rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall; withdrawn curfew alerts (end = start, no confidence) counted apart, not as alerts; environmental alerts over undetectable drinking are correct; hits by activation+force+crime_ref(+version)".into(),
     }
 }
 
@@ -555,6 +586,38 @@ mod tests {
             .iter()
             .find(|x| x.key == key)
             .unwrap_or_else(|| panic!("no row {key}"))
+    }
+
+    /// Seed 22's A17: light drinking (peak 0.015, undetectable) with one noisy reading at
+    /// 0.023 between zeros, which the rule calls environmental. Alcohol was there: not false.
+    /// The same alert with no drinking under it, or over detectable drinking, is false.
+    #[test]
+    fn an_environmental_alert_over_unconfirmable_drinking_is_not_a_false_alarm() {
+        let truth = vec![
+            rec(
+                r#"{"type":"drinking_event","activation":"A17","start":"2026-03-02T20:34:49Z","end":"2026-03-02T22:30:14Z","detectable":false}"#,
+            ),
+            rec(
+                r#"{"type":"drinking_event","activation":"A18","start":"2026-03-02T20:00:00Z","end":"2026-03-03T04:00:00Z","detectable":true}"#,
+            ),
+        ];
+        let environmental = |activation: &str, start: &str, end: &str| {
+            rec(&format!(
+                r#"{{"id":"e-{activation}","type":"environmental_alcohol","activation":"{activation}","start":"{start}","end":"{end}"}}"#
+            ))
+        };
+        let alerts = vec![
+            environmental("A17", "2026-03-02T21:09:52Z", "2026-03-02T21:39:55Z"),
+            environmental("A17", "2026-03-04T09:00:00Z", "2026-03-04T09:30:00Z"),
+            environmental("A18", "2026-03-02T23:00:00Z", "2026-03-02T23:30:00Z"),
+        ];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        let env = row(&r, "environmental_alcohol");
+        assert_eq!(
+            (env.truth, env.detectable, env.alerts, env.false_alerts),
+            (0, 0, 3, 2)
+        );
+        assert_eq!(row(&r, "drinking_event").detectable, 1);
     }
 
     #[test]

@@ -154,10 +154,6 @@ impl DrinkingEpisode {
     pub fn end_ms(&self) -> TimeMs {
         self.onset_ms + self.rise_ms + self.fall_ms
     }
-    /// Whether a monitoring centre is expected to confirm it (peak at least 0.02 g/dL).
-    pub fn detectable(&self) -> bool {
-        self.peak_gdl >= 0.02
-    }
     /// Transdermal alcohol (g/dL) the episode contributes at `t_ms`.
     pub fn tac_at(&self, t_ms: TimeMs) -> f64 {
         if t_ms <= self.onset_ms || t_ms >= self.end_ms() {

@@ -96,6 +96,9 @@ pub struct TagSim {
     obstructions: Vec<SensorEpisode>,
     removals: Vec<SensorEpisode>,
     env_spikes: Vec<TimeMs>,
+    /// Drinking events still in the body: kept here, not in `truth`, until they end, because a
+    /// new episode while one is in the body extends it and a tag swap splits it.
+    open_drinking: Vec<TruthItem>,
     ir_base_v: f64,
     temp_base_c: f64,
     pending: Vec<Reading>,
@@ -169,6 +172,7 @@ impl TagSim {
             obstructions: Vec::new(),
             removals: Vec::new(),
             env_spikes: Vec::new(),
+            open_drinking: Vec::new(),
             ir_base_v,
             temp_base_c,
             pending: Vec::new(),
@@ -212,6 +216,7 @@ impl TagSim {
 
     /// Uploads whatever is still stored at the end of the run.
     pub fn finish(&mut self, p: &Profile, ctx: &RunContext, out: &mut Vec<UploadBatch>) {
+        self.truth.append(&mut self.open_drinking);
         for item in self.battery.open_truth() {
             let mut it = TruthItem::about(p, item.kind, item.start_ms, item.end_ms);
             it.code = Some(item.code.to_string());
@@ -359,22 +364,29 @@ impl TagSim {
                     .chain(self.removals.iter())
                     .any(|o| o.t0_ms < e.end_ms() && e.onset_ms < o.t1_ms);
                 if e.onset_ms >= p.activation.from && e.onset_ms < ctx.end_ms && !blocked {
-                    let mut it =
-                        TruthItem::about(p, "drinking_event", e.onset_ms, Some(e.end_ms()));
-                    it.peak_tac_gdl = Some((e.peak_gdl * 1000.0).round() / 1000.0);
-                    // The readings show it only if the peak falls inside the run.
-                    it.detectable = e.detectable() && e.onset_ms + e.rise_ms + HOUR_MS < ctx.end_ms;
-                    it.behaviour = Some(
-                        if e.peak_gdl < 0.02 {
-                            "light_drinking"
-                        } else if e.peak_gdl < 0.08 {
-                            "moderate_drinking"
-                        } else {
-                            "heavy_drinking"
+                    let activation = p.activation_at(e.onset_ms).id.clone();
+                    // Drinking again before the last episode has left the body: the readings
+                    // show one excursion, from the first onset to the last return, so the
+                    // truth is one drinking event too.
+                    let open = self.open_drinking.iter_mut().find(|t| {
+                        t.kind == "drinking_event"
+                            && t.activation.as_deref() == Some(activation.as_str())
+                            && t.start <= e.onset_ms
+                            && t.end.is_some_and(|end| e.onset_ms < end)
+                    });
+                    match open {
+                        Some(it) => {
+                            let end = it.end.unwrap_or(e.end_ms()).max(e.end_ms());
+                            let peak = it.peak_tac_gdl.unwrap_or(0.0).max(e.peak_gdl);
+                            describe_drinking(it, peak, end, ctx.end_ms);
                         }
-                        .into(),
-                    );
-                    self.truth.push(it);
+                        None => {
+                            let mut it =
+                                TruthItem::about(p, "drinking_event", e.onset_ms, Some(e.end_ms()));
+                            describe_drinking(&mut it, e.peak_gdl, e.end_ms(), ctx.end_ms);
+                            self.open_drinking.push(it);
+                        }
+                    }
                     self.drinks.push(e);
                 }
             }
@@ -446,6 +458,7 @@ impl TagSim {
             it.behaviour = Some(item.behaviour.to_string());
             self.truth.push(it);
         }
+        self.split_drinking_at_swap(p, ctx, at);
         self.seal(p, ctx, at + 1000, out);
         if p.replacement.is_none() {
             return;
@@ -460,9 +473,58 @@ impl TagSim {
         self.tac_next_ms = t;
     }
 
+    /// A drinking event still in the body when the tag is swapped: each tag shows its part of
+    /// it, under its own activation. The old tag's part never returns to baseline on that tag;
+    /// the new tag's shows a rise only if the peak comes after the swap.
+    fn split_drinking_at_swap(&mut self, p: &Profile, ctx: &RunContext, at: TimeMs) {
+        let Some(replacement) = p.replacement.as_ref() else {
+            return;
+        };
+        let old = p.activation.id.as_str();
+        let mut after = Vec::new();
+        for it in self.open_drinking.iter_mut().filter(|t| {
+            t.kind == "drinking_event"
+                && t.activation.as_deref() == Some(old)
+                && t.start < at
+                && t.end.is_some_and(|end| at < end)
+        }) {
+            let end = it.end.unwrap_or(at);
+            let peak_after = self
+                .drinks
+                .iter()
+                .filter(|e| e.onset_ms < end && at < e.end_ms())
+                .map(|e| (e.onset_ms + e.rise_ms, e.peak_gdl))
+                .filter(|(peak_ms, _)| *peak_ms >= at)
+                .map(|(_, peak)| peak)
+                .fold(0.0, f64::max);
+            let mut part = it.clone();
+            part.activation = Some(replacement.id.clone());
+            part.tag = Some(replacement.tag.clone());
+            part.start = at;
+            describe_drinking(&mut part, it.peak_tac_gdl.unwrap_or(0.0), end, ctx.end_ms);
+            part.detectable &= peak_after >= 0.02;
+            after.push(part);
+            it.end = Some(at);
+            it.detectable = false;
+        }
+        self.open_drinking.extend(after);
+    }
+
     fn tick(&mut self, p: &Profile, ctx: &RunContext, t: TimeMs, out: &mut Vec<UploadBatch>) {
         if let Some(at) = self.swap_ms.filter(|at| t >= *at) {
             self.swap(p, ctx, at, t, out);
+        }
+        // Episodes planned from now on start after `t`: one over by now cannot be extended.
+        if self
+            .open_drinking
+            .iter()
+            .any(|it| it.end.is_some_and(|end| end <= t))
+        {
+            let (over, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.open_drinking)
+                .into_iter()
+                .partition(|it| it.end.is_some_and(|end| end <= t));
+            self.truth.extend(over);
+            self.open_drinking = open;
         }
         self.plan_at(p, ctx, t);
         let here: Where = match self
@@ -712,7 +774,13 @@ impl TagSim {
                         Some(t + 15 * MINUTE_MS),
                     );
                     it.behaviour = Some("environmental_exposure".into());
-                    it.detectable = !masked;
+                    // On top of a drinking excursion the spike is one more reading of it: the
+                    // readings cannot tell it apart.
+                    let drinking = self
+                        .drinks
+                        .iter()
+                        .any(|e| e.onset_ms <= t && t < e.end_ms());
+                    it.detectable = !masked && !drinking;
                     self.truth.push(it);
                 }
             }
@@ -805,4 +873,23 @@ impl TagSim {
         let a = self.ring[k.rem_euclid(RING_MIN as i64) as usize];
         (!a[0].is_nan()).then(|| Xy::new(a[0] as f64, a[1] as f64))
     }
+}
+
+/// A drinking event's peak, end, behaviour and whether the readings can show it: a peak a
+/// monitoring centre confirms (0.02 g/dL) and an excursion that has returned to baseline, with
+/// a reading after it, before the run ends (one still in the body at the end is not judged).
+fn describe_drinking(it: &mut TruthItem, peak_gdl: f64, end_ms: TimeMs, run_end_ms: TimeMs) {
+    it.end = Some(end_ms);
+    it.peak_tac_gdl = Some((peak_gdl * 1000.0).round() / 1000.0);
+    it.detectable = peak_gdl >= 0.02 && end_ms + 30 * MINUTE_MS <= run_end_ms;
+    it.behaviour = Some(
+        if peak_gdl < 0.02 {
+            "light_drinking"
+        } else if peak_gdl < 0.08 {
+            "moderate_drinking"
+        } else {
+            "heavy_drinking"
+        }
+        .into(),
+    );
 }
