@@ -425,3 +425,62 @@ fn a_late_fix_inside_an_exclusion_zone_is_a_possible_alert_marked_late() {
     );
     assert!(alerts[0].late);
 }
+
+/// Seed 9731's A351 (session 9, issue 16): a cell (LBS) fix with a 1.25 km circle next to a
+/// zone a few hundred metres across raised a possible entry — 233 of 235 false possible zone
+/// entries on that seed had such a fix. A straight path to or from a kilometre-wide guess is
+/// no path, and a kilometre circle straddling a boundary says nothing about which side the
+/// wearer was on, unless its centre is well inside.
+#[test]
+fn a_cell_fix_near_a_small_zone_is_no_evidence_of_entering_it() {
+    let o = orders(&exclusion("Z1", SQUARE));
+    // GPS west of the zone, then a cell fix 2.4 km east of it, 5 minutes later: the straight
+    // line crosses the zone, but the cell fix could be anywhere in 1.25 km.
+    let path = vec![
+        fix(
+            t("2026-03-02T10:00:00Z"),
+            (51.45, -2.615),
+            8.0,
+            PositionSource::Gps,
+        ),
+        fix(
+            t("2026-03-02T10:05:00Z"),
+            (51.45, -2.56),
+            1255.0,
+            PositionSource::Lbs,
+        ),
+    ];
+    assert!(run(&o, path).is_empty(), "no crossing through a cell fix");
+    // A cell fix whose centre is 35 m inside the east edge: its circle covers the zone and
+    // kilometres around it.
+    let readings = cat(vec![
+        stay("2026-03-02T10:00:00Z", 5, WEST),
+        vec![fix(
+            t("2026-03-02T10:05:00Z"),
+            (51.45, -2.5955),
+            1255.0,
+            PositionSource::Lbs,
+        )],
+        stay("2026-03-02T10:06:00Z", 5, WEST),
+    ]);
+    assert!(
+        run(&o, readings).is_empty(),
+        "no entry from a straddling cell fix"
+    );
+    // The same fix at the zone's centre is more likely inside than not (335 m from the edge,
+    // more than half of a 500 m radius): possible, as before.
+    let readings = cat(vec![
+        stay("2026-03-02T10:00:00Z", 5, WEST),
+        vec![fix(
+            t("2026-03-02T10:05:00Z"),
+            CENTRE,
+            500.0,
+            PositionSource::Lbs,
+        )],
+        stay("2026-03-02T10:06:00Z", 5, WEST),
+    ]);
+    assert_eq!(
+        summary(&run(&o, readings)),
+        vec!["exclusion_zone_entry Z1 10:05:00..10:06:00 possible"]
+    );
+}

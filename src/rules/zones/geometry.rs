@@ -165,8 +165,23 @@ impl ZoneGeometry {
 
     /// Where the confidence circle of radius `p_m` around (lat, lon) lies.
     pub fn place(&self, lat: f64, lon: f64, p_m: f64) -> Placement {
+        let (inside, dist_m) = self.side_and_distance(lat, lon);
+        match (inside, dist_m >= p_m) {
+            (true, true) => Placement::Inside,
+            (false, true) if dist_m > p_m => Placement::Outside,
+            (centre_inside, _) => Placement::Straddling { centre_inside },
+        }
+    }
+
+    /// How far (lat, lon) is from the zone's boundary, in metres (on either side).
+    pub fn boundary_distance_m(&self, lat: f64, lon: f64) -> f64 {
+        self.side_and_distance(lat, lon).1
+    }
+
+    /// Whether (lat, lon) is inside, and its distance to the boundary.
+    fn side_and_distance(&self, lat: f64, lon: f64) -> (bool, f64) {
         let (x, y) = self.projection.to_xy(lat, lon);
-        let (inside, dist_m) = match &self.shape {
+        match &self.shape {
             Shape::Circle { radius_m } => {
                 let d = (x * x + y * y).sqrt();
                 (d <= *radius_m, (d - radius_m).abs())
@@ -181,11 +196,6 @@ impl ZoneGeometry {
                     .fold(f64::MAX, f64::min);
                 (inside, dist)
             }
-        };
-        match (inside, dist_m >= p_m) {
-            (true, true) => Placement::Inside,
-            (false, true) if dist_m > p_m => Placement::Outside,
-            (centre_inside, _) => Placement::Straddling { centre_inside },
         }
     }
 

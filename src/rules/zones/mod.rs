@@ -13,14 +13,17 @@
 //!
 //! Per zone, a fix is *violating* (its whole confidence circle on the wrong side: inside an
 //! exclusion zone, outside an inclusion zone), *clear* (whole circle on the right side), or
-//! *straddling*. A violating fix, or a straddling fix whose centre is on the wrong side, opens an
-//! alert with confidence `possible`. It becomes `confirmed` (same id, updated in place) once
+//! *straddling*. A violating fix, or a straddling fix whose centre is on the wrong side (a fix
+//! less precise than `max_possible_precision_m` only with its centre at least half its radius
+//! from the boundary: a cell fix's kilometre near a street-sized zone says nothing about it),
+//! opens an alert with confidence `possible`. It becomes `confirmed` (same id, updated in place) once
 //! `confirm_fixes` violating GPS fixes with precision within `max_confirm_precision_m`, spanning at
 //! least `dwell_ms`, have been seen with no clear fix between: one drifting or imprecise fix, or
 //! any number of LBS/Wi-Fi fixes (unless `weak_sources_confirm`), never confirm. The alert closes
 //! (end = the first of them) after `clear_fixes` consecutive clear fixes (hysteresis), or when the
 //! zone stops applying (schedule or order end). Two consecutive clear fixes at most
-//! `max_crossing_gap_ms` apart whose straight path passes through the zone raise a closed
+//! `max_crossing_gap_ms` apart, both within `max_possible_precision_m`, whose straight path
+//! passes through the zone raise a closed
 //! `possible` alert over the estimated time inside. A late fix (older than what was already
 //! evaluated) that violates a zone where no alert is open raises a `possible` alert `[t, t]`
 //! marked late.
@@ -51,6 +54,11 @@ pub struct ZonesConfig {
     pub precision_scale: f64,
     /// Fixes less precise than this never confirm an alert (they can open a possible one).
     pub max_confirm_precision_m: f64,
+    /// Two fixes are a path (an inferred crossing) only when both are at least this precise. A
+    /// less precise fix straddling a boundary opens a possible alert only when its centre is at
+    /// least half its radius on the wrong side (the wearer more likely there than not): a cell
+    /// fix's kilometre near a street-sized zone says nothing about the zone.
+    pub max_possible_precision_m: f64,
     /// Whether LBS and Wi-Fi fixes may confirm (they are weaker evidence than GPS).
     pub weak_sources_confirm: bool,
     /// Violating fixes needed to confirm.
@@ -70,6 +78,7 @@ impl Default for ZonesConfig {
         Self {
             precision_scale: 1.0,
             max_confirm_precision_m: 50.0,
+            max_possible_precision_m: 200.0,
             weak_sources_confirm: false,
             confirm_fixes: 2,
             dwell_ms: 60_000,
@@ -258,6 +267,15 @@ impl ZoneRule {
         side_of(zone.kind, zone.geometry.place(lat, lon, p_m))
     }
 
+    /// For a fix whose centre is on the wrong side of zone `z`'s boundary and whose circle
+    /// crosses it: whether it is evidence of being there. A precise fix is; a wide one only when
+    /// its centre is at least half its radius from the boundary (for a straight boundary, the
+    /// wearer is then more likely on the centre's side than not).
+    fn more_likely_wrong_side(&self, z: usize, lat: f64, lon: f64, p_m: f64) -> bool {
+        p_m <= self.config.max_possible_precision_m
+            || self.set.zones[z].geometry.boundary_distance_m(lat, lon) >= 0.5 * p_m
+    }
+
     fn step(
         &mut self,
         ctx: &mut RuleContext<'_>,
@@ -388,11 +406,18 @@ impl ZoneRule {
                 // The circle's envelope misses the zone's: entirely outside.
                 side_of(self.set.zones[z].kind, Placement::Outside)
             };
+            let precise = |p_m: f64| p_m <= self.config.max_possible_precision_m;
             if side == Side::Clear && candidate && self.tracks[z].open.is_none() {
-                if let Some(p) = prev {
+                if let Some(p) = prev.filter(|p| precise(p_m) && precise(p.p_m)) {
                     self.crossing(ctx, z, p, reading, lat, lon);
                 }
             }
+            let side = match side {
+                Side::Straddling(true) if !self.more_likely_wrong_side(z, lat, lon, p_m) => {
+                    Side::Straddling(false)
+                }
+                side => side,
+            };
             self.step(ctx, z, side, reading, strong);
         }
         self.engaged.clear();
@@ -430,12 +455,12 @@ impl ZoneRule {
             let zone = &self.set.zones[z];
             let active = zone.in_order_dates(reading.t_ms)
                 && (zone.schedule.is_empty() || in_weekly_slots(&zone.schedule, reading.t_ms));
-            if active
-                && matches!(
-                    self.place(z, lat, lon, p_m),
-                    Side::Violating | Side::Straddling(true)
-                )
-            {
+            let evidence = match self.place(z, lat, lon, p_m) {
+                Side::Violating => true,
+                Side::Straddling(true) => self.more_likely_wrong_side(z, lat, lon, p_m),
+                Side::Clear | Side::Straddling(false) => false,
+            };
+            if active && evidence {
                 let mut alert = self.new_alert(ctx, z, reading.t_ms, reading);
                 alert.end = Some(reading.t_ms);
                 alert.late = true;
