@@ -94,7 +94,7 @@ impl DeviceEvent {
 }
 
 /// A location fix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Position {
     pub lat_e7: i32,
     pub lon_e7: i32,
@@ -127,7 +127,7 @@ impl Position {
 }
 
 /// A transdermal alcohol reading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TacSample {
     /// Transdermal alcohol concentration in millionths of a g/dL.
     pub tac_ugdl: i32,
@@ -150,7 +150,7 @@ impl TacSample {
 }
 
 /// What was measured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ReadingBody {
     Position(Position),
     Tac(TacSample),

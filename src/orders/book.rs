@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveDate, TimeZone};
 use std::collections::{BTreeMap, HashMap};
 
 /// One version of an order: what the order said from `effective_ms` (`None`: from its start).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OrderVersion {
     pub order: Order,
     pub effective_ms: Option<TimeMs>,
@@ -29,17 +29,21 @@ pub struct Applied {
     pub people_removed: Vec<String>,
 }
 
-/// People, activations and order versions, by id.
-#[derive(Clone, Debug, Default)]
+/// People, activations and order versions, by id. Serialisable for pipeline snapshots
+/// (`crate::pipeline::snapshot`; the id lists keep their order, which the rules depend on).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct OrderBook {
     people: BTreeMap<String, Person>,
     activations: BTreeMap<String, Activation>,
     /// Activation ids per tag, for the overlap check.
+    #[serde(with = "crate::pipeline::snapshot::sorted_map")]
     activations_by_tag: HashMap<String, Vec<String>>,
     /// Activation ids per person.
+    #[serde(with = "crate::pipeline::snapshot::sorted_map")]
     activations_by_person: HashMap<String, Vec<String>>,
     orders: BTreeMap<String, Vec<OrderVersion>>,
     /// Order ids per person.
+    #[serde(with = "crate::pipeline::snapshot::sorted_map")]
     orders_by_person: HashMap<String, Vec<String>>,
 }
 

@@ -1,0 +1,2 @@
+//! Placeholder until the snapshot bench lands.
+fn main() {}
