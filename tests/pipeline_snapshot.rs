@@ -262,10 +262,16 @@ fn log() -> Vec<LogEntry> {
             readings,
         }))
     };
-    // Tuesday 10:00–12:00 of T1 and T3 is stored on the tag and uploaded at 13:01, after
-    // 12:00–13:00: processed late.
-    let backlog =
-        |tag: &str, t_ms: TimeMs| (tag == "T1" || tag == "T3") && between(t_ms, 34.0, 36.0);
+    // Stored on the tag and uploaded after newer readings (processed late): T1's Tuesday
+    // 10:00–12:00 at 13:01, T3's Monday 22:00–23:00 (mid-drinking) at Tuesday 00:01.
+    let backlog = |tag: &str, t_ms: TimeMs| {
+        (tag == "T1" && between(t_ms, 34.0, 36.0)) || (tag == "T3" && between(t_ms, 22.0, 23.0))
+    };
+    let backlog_slot = |tag: &str| match tag {
+        "T1" => Some(T0 + DAY + 13 * HOUR),
+        "T3" => Some(T0 + 23 * HOUR + 30 * MIN),
+        _ => None,
+    };
     for (tag, list) in readings() {
         let mut slot_start = T0;
         while slot_start < T0 + DAYS * DAY {
@@ -276,7 +282,7 @@ fn log() -> Vec<LogEntry> {
                 .copied()
                 .collect();
             let mut arrival_ms = slot_end + MIN;
-            if (tag == "T1" || tag == "T3") && slot_start == T0 + DAY + 13 * HOUR {
+            if backlog_slot(tag) == Some(slot_start) {
                 // Stored and forwarded, after the newer readings.
                 let back: Vec<Reading> = list
                     .iter()
