@@ -571,7 +571,14 @@ impl Rule for CurfewRule {
 
     fn load_state(&mut self, state: &RuleState) -> Result<(), RuleStateError> {
         let s: CurfewState = load_rule_state(self.name(), state)?;
-        if s.gps.len() != self.plan.addresses.len() || s.gps_state.len() != s.gps.len() {
+        let addresses = self.plan.addresses.len();
+        let window_addresses = s.windows.iter().map(|w| w.address);
+        if s.gps.len() != addresses
+            || s.gps_state.len() != addresses
+            || window_addresses
+                .chain(s.upcoming.map(|(_, a)| a))
+                .any(|a| a >= addresses)
+        {
             return Err(RuleStateError {
                 rule: self.name(),
                 message: format!(
