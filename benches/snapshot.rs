@@ -3,7 +3,8 @@
 //! report every 5 minutes; alcohol tags, a sample every 30 minutes; every tag uploading every
 //! 10 minutes) is fed through the pipeline once. Then: the snapshot's size, the time to take
 //! it, the time to restore it, against the time to rebuild the same state by re-reading the log
-//! from record 0 (what every start does today).
+//! from record 0 (what every start does today): from memory (the pipeline alone), and from a
+//! durable log on disk (reading and decoding its records too).
 //!
 //! `SNAPSHOT_BENCH_TAGS` and `SNAPSHOT_BENCH_DAYS` change the population.
 
@@ -210,6 +211,35 @@ fn snapshot(c: &mut Criterion) {
     });
     group.bench_function("replay_from_record_0", |b| {
         b.iter(|| replay(&orders, config, &log).dispatch_stats().batches)
+    });
+    // The same records in a durable log on disk, read back and replayed.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut writer, _) =
+        tagstream::log::writer::LogWriter::open(dir.path(), Default::default()).expect("log");
+    for entry in &log {
+        if let Some(batch) = entry.batch() {
+            writer.append(batch).expect("append");
+        }
+    }
+    writer.sync().expect("sync");
+    drop(writer);
+    group.bench_function("read_log_and_replay_from_record_0", |b| {
+        b.iter(|| {
+            let mut sink = Count::default();
+            let mut driver = InlineDriver::from_book(
+                OrderBook::from_document(&orders),
+                config,
+                factory(&orders, config),
+                PARTITIONS,
+                &mut VecSink::default(),
+            );
+            let reader = tagstream::log::reader::LogReader::open(dir.path()).expect("reader");
+            for item in reader {
+                let (record, entry) = item.expect("record");
+                driver.feed_record(record, &entry, &mut sink);
+            }
+            driver.dispatch_stats().batches
+        })
     });
     group.finish();
 }

@@ -94,7 +94,7 @@ impl DeviceEvent {
 }
 
 /// A location fix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Position {
     pub lat_e7: i32,
     pub lon_e7: i32,
@@ -150,7 +150,7 @@ impl TacSample {
 }
 
 /// What was measured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReadingBody {
     Position(Position),
     Tac(TacSample),

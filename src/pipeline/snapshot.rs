@@ -16,7 +16,10 @@
 //! [`Alert`] does not read back its evidence).
 
 use crate::model::Withdrawal;
-use crate::model::{Alert, AlertDetails, AlertType, Confidence, Reading, ReadingBody, TimeMs};
+use crate::model::{
+    Alert, AlertDetails, AlertType, Confidence, DeviceEvent, Position, PositionSource, Reading,
+    ReadingBody, TacSample, TimeMs,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -162,16 +165,77 @@ pub mod via {
     }
 }
 
-/// A reading, every field as held in memory.
+/// A reading, every field as held in memory, as a CBOR array (readings fill most of a
+/// snapshot: the tapes hold up to 7 days of each activation's).
 #[derive(Serialize, Deserialize)]
-pub struct ReadingRepr(TimeMs, Option<u8>, ReadingBody);
+pub struct ReadingRepr(TimeMs, Option<u8>, BodyRepr);
+
+#[derive(Serialize, Deserialize)]
+enum BodyRepr {
+    #[serde(rename = "p")]
+    Position(
+        i32,
+        i32,
+        u32,
+        PositionSource,
+        Option<u16>,
+        Option<u16>,
+        Option<u8>,
+    ),
+    #[serde(rename = "t")]
+    Tac(i32, i32, i32),
+    #[serde(rename = "r")]
+    Rf(bool),
+    #[serde(rename = "e")]
+    Event(DeviceEvent),
+}
 
 impl Snap for Reading {
     type Repr = ReadingRepr;
     fn to_repr(&self) -> ReadingRepr {
-        ReadingRepr(self.t_ms, self.battery_pct, self.body)
+        let body = match self.body {
+            ReadingBody::Position(p) => BodyRepr::Position(
+                p.lat_e7,
+                p.lon_e7,
+                p.precision_cm,
+                p.source,
+                p.speed_ckmh,
+                p.heading_cdeg,
+                p.satellites,
+            ),
+            ReadingBody::Tac(t) => BodyRepr::Tac(t.tac_ugdl, t.ir_uv, t.temp_mc),
+            ReadingBody::Rf { in_range } => BodyRepr::Rf(in_range),
+            ReadingBody::Event(e) => BodyRepr::Event(e),
+        };
+        ReadingRepr(self.t_ms, self.battery_pct, body)
     }
     fn from_repr(ReadingRepr(t_ms, battery_pct, body): ReadingRepr) -> Self {
+        let body = match body {
+            BodyRepr::Position(
+                lat_e7,
+                lon_e7,
+                precision_cm,
+                source,
+                speed_ckmh,
+                heading_cdeg,
+                satellites,
+            ) => ReadingBody::Position(Position {
+                lat_e7,
+                lon_e7,
+                precision_cm,
+                source,
+                speed_ckmh,
+                heading_cdeg,
+                satellites,
+            }),
+            BodyRepr::Tac(tac_ugdl, ir_uv, temp_mc) => ReadingBody::Tac(TacSample {
+                tac_ugdl,
+                ir_uv,
+                temp_mc,
+            }),
+            BodyRepr::Rf(in_range) => ReadingBody::Rf { in_range },
+            BodyRepr::Event(e) => ReadingBody::Event(e),
+        };
         Reading {
             t_ms,
             battery_pct,
@@ -298,32 +362,5 @@ impl<A: Snap, B: Clone + Serialize + DeserializeOwned> Snap for (A, B) {
     }
     fn from_repr((a, b): Self::Repr) -> Self {
         (A::from_repr(a), b)
-    }
-}
-
-/// `#[serde(with = ...)]` for a `HashMap` serialised in key order (deterministic bytes).
-pub mod sorted_map {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::HashMap;
-    use std::hash::Hash;
-
-    pub fn serialize<K, V, S>(map: &HashMap<K, V>, s: S) -> Result<S::Ok, S::Error>
-    where
-        K: Ord + Serialize,
-        V: Serialize,
-        S: Serializer,
-    {
-        let mut pairs: Vec<(&K, &V)> = map.iter().collect();
-        pairs.sort_by(|a, b| a.0.cmp(b.0));
-        pairs.serialize(s)
-    }
-
-    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
-    where
-        K: Eq + Hash + Deserialize<'de>,
-        V: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        Vec::<(K, V)>::deserialize(d).map(|v| v.into_iter().collect())
     }
 }
