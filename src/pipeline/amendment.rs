@@ -258,18 +258,20 @@ impl OutputMemory {
 }
 
 /// See [`OutputMemory::recorder`].
-/// A [`Tape`] entry in a snapshot (a whole batch is stored as its readings).
+/// A [`Tape`] entry in a snapshot (a whole batch is stored as its readings). Tuple variants:
+/// CBOR arrays, no field names, since tapes are most of a snapshot.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub enum TapeEntryState {
-    Readings {
-        clock_ms: TimeMs,
-        #[serde(with = "super::snapshot::via")]
-        readings: Vec<Reading>,
-        #[serde(with = "super::snapshot::via")]
-        ahead: Vec<Reading>,
-        ahead_count: u32,
-        contact_ms: TimeMs,
-    },
+    /// `clock_ms`, readings, ahead, `ahead_count`, `contact_ms`.
+    #[serde(rename = "r")]
+    Readings(
+        TimeMs,
+        #[serde(with = "super::snapshot::via")] Vec<Reading>,
+        #[serde(with = "super::snapshot::via")] Vec<Reading>,
+        u32,
+        TimeMs,
+    ),
+    #[serde(rename = "c")]
     Clock(TimeMs),
 }
 
@@ -297,13 +299,13 @@ impl Tape {
                         ahead,
                         ahead_count,
                         contact_ms,
-                    } => TapeEntryState::Readings {
-                        clock_ms: *clock_ms,
-                        readings: readings.readings().to_vec(),
-                        ahead: ahead.clone(),
-                        ahead_count: *ahead_count,
-                        contact_ms: *contact_ms,
-                    },
+                    } => TapeEntryState::Readings(
+                        *clock_ms,
+                        readings.readings().to_vec(),
+                        ahead.clone(),
+                        *ahead_count,
+                        *contact_ms,
+                    ),
                     TapeEntry::Clock(t_ms) => TapeEntryState::Clock(*t_ms),
                 };
                 (entry, *newest_ms)
@@ -325,13 +327,13 @@ impl Tape {
             .into_iter()
             .map(|(entry, newest_ms)| {
                 let entry = match entry {
-                    TapeEntryState::Readings {
+                    TapeEntryState::Readings(
                         clock_ms,
                         readings,
                         ahead,
                         ahead_count,
                         contact_ms,
-                    } => TapeEntry::Readings {
+                    ) => TapeEntry::Readings {
                         clock_ms,
                         readings: ReadingSlice::Part(readings),
                         ahead,
