@@ -127,7 +127,7 @@ impl Position {
 }
 
 /// A transdermal alcohol reading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TacSample {
     /// Transdermal alcohol concentration in millionths of a g/dL.
     pub tac_ugdl: i32,

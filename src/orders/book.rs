@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveDate, TimeZone};
 use std::collections::{BTreeMap, HashMap};
 
 /// One version of an order: what the order said from `effective_ms` (`None`: from its start).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OrderVersion {
     pub order: Order,
     pub effective_ms: Option<TimeMs>,
@@ -29,18 +29,44 @@ pub struct Applied {
     pub people_removed: Vec<String>,
 }
 
-/// People, activations and order versions, by id.
-#[derive(Clone, Debug, Default)]
+/// People, activations and order versions, by id. Serialisable for pipeline snapshots (the id
+/// lists keep their order, which the rules depend on).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct OrderBook {
     people: BTreeMap<String, Person>,
     activations: BTreeMap<String, Activation>,
     /// Activation ids per tag, for the overlap check.
+    #[serde(with = "sorted_map")]
     activations_by_tag: HashMap<String, Vec<String>>,
     /// Activation ids per person.
+    #[serde(with = "sorted_map")]
     activations_by_person: HashMap<String, Vec<String>>,
     orders: BTreeMap<String, Vec<OrderVersion>>,
     /// Order ids per person.
+    #[serde(with = "sorted_map")]
     orders_by_person: HashMap<String, Vec<String>>,
+}
+
+/// `#[serde(with = ...)]` for a `HashMap` written in key order, so that one book always
+/// serialises to the same bytes (pipeline snapshots).
+mod sorted_map {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::HashMap;
+
+    pub fn serialize<S: Serializer>(
+        map: &HashMap<String, Vec<String>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut pairs: Vec<(&String, &Vec<String>)> = map.iter().collect();
+        pairs.sort();
+        pairs.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<HashMap<String, Vec<String>>, D::Error> {
+        Vec::<(String, Vec<String>)>::deserialize(d).map(|v| v.into_iter().collect())
+    }
 }
 
 /// The UK local date of an event time.

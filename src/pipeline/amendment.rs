@@ -258,6 +258,165 @@ impl OutputMemory {
 }
 
 /// See [`OutputMemory::recorder`].
+/// A [`Tape`] entry in a snapshot (a whole batch is stored as its readings). Tuple variants:
+/// CBOR arrays, no field names, since tapes are most of a snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub enum TapeEntryState {
+    /// `clock_ms`, readings, ahead, `ahead_count`, `contact_ms`.
+    #[serde(rename = "r")]
+    Readings(
+        TimeMs,
+        #[serde(with = "super::snapshot::via")] Vec<Reading>,
+        #[serde(with = "super::snapshot::via")] Vec<Reading>,
+        u32,
+        TimeMs,
+    ),
+    #[serde(rename = "c")]
+    Clock(TimeMs),
+}
+
+/// A [`Tape`] in a snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct TapeState {
+    entries: Vec<(TapeEntryState, TimeMs)>,
+    readings: usize,
+    max_readings: usize,
+    horizon_ms: TimeMs,
+    newest_ms: TimeMs,
+    dropped_before_ms: Option<TimeMs>,
+}
+
+impl Tape {
+    pub fn save(&self) -> TapeState {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(entry, newest_ms)| {
+                let entry = match entry {
+                    TapeEntry::Readings {
+                        clock_ms,
+                        readings,
+                        ahead,
+                        ahead_count,
+                        contact_ms,
+                    } => TapeEntryState::Readings(
+                        *clock_ms,
+                        readings.readings().to_vec(),
+                        ahead.clone(),
+                        *ahead_count,
+                        *contact_ms,
+                    ),
+                    TapeEntry::Clock(t_ms) => TapeEntryState::Clock(*t_ms),
+                };
+                (entry, *newest_ms)
+            })
+            .collect();
+        TapeState {
+            entries,
+            readings: self.readings,
+            max_readings: self.max_readings,
+            horizon_ms: self.horizon_ms,
+            newest_ms: self.newest_ms,
+            dropped_before_ms: self.dropped_before_ms,
+        }
+    }
+
+    pub fn restore(state: TapeState) -> Self {
+        let entries = state
+            .entries
+            .into_iter()
+            .map(|(entry, newest_ms)| {
+                let entry = match entry {
+                    TapeEntryState::Readings(
+                        clock_ms,
+                        readings,
+                        ahead,
+                        ahead_count,
+                        contact_ms,
+                    ) => TapeEntry::Readings {
+                        clock_ms,
+                        readings: ReadingSlice::Part(readings),
+                        ahead,
+                        ahead_count,
+                        contact_ms,
+                    },
+                    TapeEntryState::Clock(t_ms) => TapeEntry::Clock(t_ms),
+                };
+                (entry, newest_ms)
+            })
+            .collect();
+        Self {
+            entries,
+            readings: state.readings,
+            max_readings: state.max_readings,
+            horizon_ms: state.horizon_ms,
+            newest_ms: state.newest_ms,
+            dropped_before_ms: state.dropped_before_ms,
+        }
+    }
+}
+
+/// A remembered rule output in a snapshot (only alerts and sober days are remembered).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub enum OutputState {
+    Alert(super::snapshot::AlertRepr),
+    SoberDay(crate::model::SoberDay),
+}
+
+/// An [`OutputMemory`] in a snapshot, activations and keys in order.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct OutputMemoryState(Vec<(String, Vec<(String, OutputState)>)>);
+
+impl OutputMemory {
+    pub fn save(&self) -> Result<OutputMemoryState, super::snapshot::SnapshotError> {
+        use super::snapshot::{Snap, SnapshotError};
+        let mut by_activation = Vec::with_capacity(self.by_activation.len());
+        for (activation, outputs) in &self.by_activation {
+            let mut saved = Vec::with_capacity(outputs.len());
+            for (key, output) in outputs {
+                let output = match output {
+                    Output::Alert(a) => OutputState::Alert(a.to_repr()),
+                    Output::SoberDay(d) => OutputState::SoberDay(d.clone()),
+                    other => {
+                        return Err(SnapshotError::Encode(format!(
+                            "unexpected output remembered for '{activation}': {}",
+                            key_of(other)
+                        )))
+                    }
+                };
+                saved.push((key.clone(), output));
+            }
+            by_activation.push((activation.clone(), saved));
+        }
+        by_activation.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(OutputMemoryState(by_activation))
+    }
+
+    pub fn restore(state: OutputMemoryState) -> Self {
+        use super::snapshot::Snap;
+        let by_activation = state
+            .0
+            .into_iter()
+            .map(|(activation, outputs)| {
+                let outputs = outputs
+                    .into_iter()
+                    .map(|(key, output)| {
+                        let output = match output {
+                            OutputState::Alert(a) => {
+                                Output::Alert(crate::model::Alert::from_repr(a))
+                            }
+                            OutputState::SoberDay(d) => Output::SoberDay(d),
+                        };
+                        (key, output)
+                    })
+                    .collect();
+                (activation, outputs)
+            })
+            .collect();
+        Self { by_activation }
+    }
+}
+
 pub struct Recorder<'a> {
     memory: &'a mut OutputMemory,
     inner: &'a mut dyn Sink,

@@ -38,7 +38,7 @@ pub enum Verdict {
     TooOld,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct TagClock {
     /// Latest event time of the tag's readings that were within the arrival bound.
     latest_seen_ms: TimeMs,
@@ -252,6 +252,46 @@ impl EventClock {
 /// The clock's and flags' live counters live in `metrics` (which `/metrics` reads); the
 /// dispatcher and the partitions write them.
 pub use crate::metrics::pipeline_gauges::PipelineGauges;
+
+/// An [`EventClock`] in a snapshot (its configuration is rebuilt; tags in id order).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct EventClockState {
+    tags: Vec<(String, TagClock)>,
+    clock_ms: Option<TimeMs>,
+    established: bool,
+    newest_arrival_ms: Option<TimeMs>,
+    advanced_at_arrival_ms: Option<TimeMs>,
+    since_recompute: usize,
+}
+
+impl EventClock {
+    pub fn save(&self) -> EventClockState {
+        let mut tags: Vec<(String, TagClock)> =
+            self.tags.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        tags.sort_by(|a, b| a.0.cmp(&b.0));
+        EventClockState {
+            tags,
+            clock_ms: self.clock_ms,
+            established: self.established,
+            newest_arrival_ms: self.newest_arrival_ms,
+            advanced_at_arrival_ms: self.advanced_at_arrival_ms,
+            since_recompute: self.since_recompute,
+        }
+    }
+
+    pub fn restore(config: PipelineConfig, state: EventClockState) -> Self {
+        Self {
+            config,
+            tags: state.tags.into_iter().collect(),
+            clock_ms: state.clock_ms,
+            established: state.established,
+            newest_arrival_ms: state.newest_arrival_ms,
+            advanced_at_arrival_ms: state.advanced_at_arrival_ms,
+            since_recompute: state.since_recompute,
+            scratch: Vec::new(),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

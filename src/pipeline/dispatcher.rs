@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Counters for `/metrics`, `inspect` and replay summaries.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct DispatchStats {
     pub batches: u64,
     pub readings: u64,
@@ -71,6 +71,9 @@ pub struct Dispatcher {
     gauges: Arc<PipelineGauges>,
     /// The log record the next batch is (control records carry theirs).
     next_record: u64,
+    /// Per person, the orders control records last gave the factory: a snapshot's restore
+    /// gives them to a factory built from the starting configuration again.
+    orders_set: std::collections::BTreeMap<String, Vec<crate::model::Order>>,
 }
 
 /// One activation's share of a batch that is not handed over whole.
@@ -103,6 +106,7 @@ impl Dispatcher {
             stats: DispatchStats::default(),
             gauges: Arc::new(PipelineGauges::default()),
             next_record: 0,
+            orders_set: Default::default(),
         }
     }
 
@@ -230,6 +234,7 @@ impl Dispatcher {
         }
         for person in &applied.people_removed {
             self.factory.set_orders_of(person, &[]);
+            self.orders_set.insert(person.clone(), Vec::new());
         }
         let Some(person) = applied.person else {
             return;
@@ -251,6 +256,7 @@ impl Dispatcher {
             }
             _ => {
                 self.factory.set_orders_of(&person, &orders);
+                self.orders_set.insert(person.clone(), orders.clone());
                 Vec::new()
             }
         };
@@ -543,6 +549,91 @@ impl Dispatcher {
                 },
             );
         }
+    }
+}
+
+/// A [`Dispatcher`] in a snapshot (see [`super::snapshot`]): the directory is rebuilt from the
+/// book, the factory from its configuration plus `orders_set`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct DispatcherState {
+    book: OrderBook,
+    orders_set: Vec<(String, Vec<crate::model::Order>)>,
+    unassigned: Vec<(String, Vec<(super::snapshot::ReadingRepr, TimeMs)>)>,
+    partitions: usize,
+    clock: super::clock::EventClockState,
+    stats: DispatchStats,
+    next_record: u64,
+}
+
+impl Dispatcher {
+    pub fn save(&self) -> DispatcherState {
+        use super::snapshot::Snap;
+        let mut unassigned: Vec<_> = self
+            .unassigned
+            .iter()
+            .map(|(tag, kept)| {
+                let kept = kept.iter().map(|(r, c)| (r.to_repr(), *c)).collect();
+                (tag.clone(), kept)
+            })
+            .collect();
+        unassigned.sort_by(|a, b| a.0.cmp(&b.0));
+        DispatcherState {
+            book: self.book.clone(),
+            orders_set: self
+                .orders_set
+                .iter()
+                .map(|(p, o)| (p.clone(), o.clone()))
+                .collect(),
+            unassigned,
+            partitions: self.partitions,
+            clock: self.clock.save(),
+            stats: self.stats,
+            next_record: self.next_record,
+        }
+    }
+
+    /// The dispatcher of `state`, with `factory` built as the saved one was at the start (the
+    /// orders control records gave it since are given again).
+    pub fn restore(
+        state: DispatcherState,
+        mut factory: Box<dyn RuleFactory>,
+        partitions: usize,
+        config: PipelineConfig,
+    ) -> Result<Self, super::snapshot::SnapshotError> {
+        use super::snapshot::{Snap, SnapshotError};
+        if state.partitions != partitions.max(1) {
+            return Err(SnapshotError::Mismatch(format!(
+                "the snapshot has {} partitions, {} asked for",
+                state.partitions,
+                partitions.max(1)
+            )));
+        }
+        for (person, orders) in &state.orders_set {
+            factory.set_orders_of(person, orders);
+        }
+        let mut dispatcher = Self::new(state.book, factory, partitions, config);
+        dispatcher.orders_set = state.orders_set.into_iter().collect();
+        dispatcher.unassigned = state
+            .unassigned
+            .into_iter()
+            .map(|(tag, kept)| {
+                let kept = kept
+                    .into_iter()
+                    .map(|(r, c)| (Reading::from_repr(r), c))
+                    .collect();
+                (tag, kept)
+            })
+            .collect();
+        dispatcher.clock = EventClock::restore(config, state.clock);
+        dispatcher.stats = state.stats;
+        dispatcher.next_record = state.next_record;
+        dispatcher.publish();
+        Ok(dispatcher)
+    }
+
+    /// The rules the factory builds for an activation (a restored partition's).
+    pub fn rules_for(&self, activation: &ActivationInfo) -> Vec<Box<dyn super::Rule>> {
+        self.factory.rules_for(activation)
     }
 }
 

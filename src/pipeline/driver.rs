@@ -3,8 +3,10 @@
 
 use super::dispatcher::Dispatcher;
 use super::partition::{Partition, PartitionInput, PartitionStats};
+use super::rule::ActivationInfo;
 use super::rule::RuleFactory;
 use super::sink::{Output, Provenance, Sink, VecSink};
+use super::snapshot::SnapshotError;
 use super::{ActivationDirectory, DispatchStats, PipelineConfig};
 use crate::model::{Activation, LogEntry, TimeMs};
 use crate::orders::OrderBook;
@@ -15,6 +17,16 @@ use tokio::sync::mpsc;
 pub struct InlineDriver {
     dispatcher: Dispatcher,
     partitions: Vec<Partition>,
+    /// Recorded in snapshots, so that a restore with another configuration is refused.
+    config: PipelineConfig,
+}
+
+/// Everything a snapshot holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PipelineState {
+    config: PipelineConfig,
+    dispatcher: super::dispatcher::DispatcherState,
+    partitions: Vec<super::partition::PartitionState>,
 }
 
 impl InlineDriver {
@@ -59,12 +71,79 @@ impl InlineDriver {
         let mut driver = Self {
             dispatcher,
             partitions,
+            config,
         };
         let parts = &mut driver.partitions;
         driver
             .dispatcher
             .register_all(|p, input| parts[p].handle(input, sink));
         driver
+    }
+
+    /// The whole state of the pipeline between two records, as bytes (see
+    /// [`super::snapshot`]): [`Self::restore`] with the same configuration continues from it
+    /// exactly as this driver would. The same state always gives the same bytes.
+    pub fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
+        let partitions = self
+            .partitions
+            .iter()
+            .map(Partition::save)
+            .collect::<Result<Vec<_>, _>>()?;
+        super::snapshot::encode(&PipelineState {
+            config: self.config,
+            dispatcher: self.dispatcher.save(),
+            partitions,
+        })
+    }
+
+    /// A driver continuing from `bytes` (written by [`Self::snapshot`]), given the
+    /// configuration the saved driver was built with: the same pipeline configuration and
+    /// partition count, and `factory` built from the same inputs as it was (holding the
+    /// starting orders; the orders control records set since come from the snapshot).
+    pub fn restore(
+        bytes: &[u8],
+        config: PipelineConfig,
+        factory: Box<dyn RuleFactory>,
+        partitions: usize,
+    ) -> Result<Self, SnapshotError> {
+        let state: PipelineState = super::snapshot::decode(bytes)?;
+        if state.config != config {
+            return Err(SnapshotError::Mismatch(
+                "the pipeline configuration differs from the snapshot's".into(),
+            ));
+        }
+        if state.partitions.len() != partitions.max(1) {
+            return Err(SnapshotError::Mismatch(format!(
+                "the snapshot has {} partitions, {} asked for",
+                state.partitions.len(),
+                partitions.max(1)
+            )));
+        }
+        let dispatcher = Dispatcher::restore(state.dispatcher, factory, partitions, config)?;
+        let gauges = dispatcher.gauges();
+        let rules_for = |a: &ActivationInfo| dispatcher.rules_for(a);
+        let partitions = state
+            .partitions
+            .into_iter()
+            .map(|p| {
+                Partition::restore(config, p, &rules_for).map(|p| p.with_gauges(gauges.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The held-reading counters count since the start, as the saved driver's did.
+        let stats: Vec<PartitionStats> = partitions.iter().map(Partition::stats).collect();
+        gauges.held_dropped_readings.store(
+            stats.iter().map(|s| s.held_dropped).sum(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        gauges.released_readings.store(
+            stats.iter().map(|s| s.released_readings).sum(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(Self {
+            dispatcher,
+            partitions,
+            config,
+        })
     }
 
     /// Feeds one batch (tests, benches).

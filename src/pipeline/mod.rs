@@ -15,6 +15,7 @@ pub mod partition;
 pub mod reorder;
 pub mod rule;
 pub mod sink;
+pub mod snapshot;
 
 use crate::model::TimeMs;
 use serde::{Deserialize, Serialize};

@@ -124,7 +124,7 @@ impl ActivationState {
 }
 
 /// Counters for `/metrics` and benchmarks.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct PartitionStats {
     pub readings: u64,
     pub late_readings: u64,
@@ -553,6 +553,163 @@ impl Partition {
                 self.deadlines.push(Reverse((due, slot)));
             }
         }
+    }
+}
+
+/// An activation's identity in a snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct InfoState {
+    id: String,
+    person: String,
+    tag: String,
+    from_ms: TimeMs,
+    to_ms: Option<TimeMs>,
+}
+
+impl InfoState {
+    pub fn of(info: &ActivationInfo) -> Self {
+        Self {
+            id: info.id.clone(),
+            person: info.person.clone(),
+            tag: info.tag.clone(),
+            from_ms: info.from_ms,
+            to_ms: info.to_ms,
+        }
+    }
+
+    pub fn into_info(self) -> ActivationInfo {
+        ActivationInfo {
+            id: self.id,
+            person: self.person,
+            tag: self.tag,
+            from_ms: self.from_ms,
+            to_ms: self.to_ms,
+        }
+    }
+}
+
+/// One activation's slot in a snapshot: its rules as (name, saved state), rebuilt on restore.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SlotState {
+    info: InfoState,
+    buffer: super::reorder::ReorderState,
+    rules: Vec<(String, super::snapshot::RuleState)>,
+    scheduled_ms: Option<TimeMs>,
+    #[serde(with = "super::snapshot::via")]
+    held: Vec<Reading>,
+    #[serde(with = "super::snapshot::via")]
+    device_clock: Option<Alert>,
+    tape: super::amendment::TapeState,
+}
+
+/// A [`Partition`] in a snapshot. The deadline heap is kept whole (stale entries included, in
+/// order): which entries are stale decides how often a slot fires.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct PartitionState {
+    memory: super::amendment::OutputMemoryState,
+    slots: Vec<SlotState>,
+    slot_by_id: Vec<(String, usize)>,
+    deadlines: Vec<(TimeMs, usize)>,
+    clock_ms: TimeMs,
+    stats: PartitionStats,
+}
+
+impl Partition {
+    /// This partition's state (see [`super::snapshot`]).
+    pub fn save(&self) -> Result<PartitionState, super::snapshot::SnapshotError> {
+        let mut slots = Vec::with_capacity(self.slots.len());
+        for state in &self.slots {
+            let mut rules = Vec::with_capacity(state.rules.len());
+            for rule in &state.rules {
+                rules.push((rule.name().to_string(), rule.save_state()?));
+            }
+            slots.push(SlotState {
+                info: InfoState::of(&state.info),
+                buffer: state.buffer.save(),
+                rules,
+                scheduled_ms: state.scheduled_ms,
+                held: state.held.clone(),
+                device_clock: state.device_clock.clone(),
+                tape: state.tape.save(),
+            });
+        }
+        let mut slot_by_id: Vec<(String, usize)> = self
+            .slot_by_id
+            .iter()
+            .map(|(id, slot)| (id.clone(), *slot))
+            .collect();
+        slot_by_id.sort();
+        let mut deadlines: Vec<(TimeMs, usize)> =
+            self.deadlines.iter().map(|Reverse(entry)| *entry).collect();
+        deadlines.sort();
+        Ok(PartitionState {
+            memory: self.memory.save()?,
+            slots,
+            slot_by_id,
+            deadlines,
+            clock_ms: self.clock_ms,
+            stats: self.stats,
+        })
+    }
+
+    /// A partition holding `state`, each activation's rules built by `rules_for` (the rule
+    /// factory, as configured when the state was saved) and then loaded with their saved state.
+    pub fn restore(
+        config: PipelineConfig,
+        state: PartitionState,
+        rules_for: &dyn Fn(&ActivationInfo) -> Vec<Box<dyn Rule>>,
+    ) -> Result<Self, super::snapshot::SnapshotError> {
+        use super::snapshot::SnapshotError;
+        let count = state.slots.len();
+        let out_of_range = |what: &str, slot: usize| {
+            SnapshotError::Decode(format!("{what} names slot {slot} of {count}"))
+        };
+        let mut slots = Vec::with_capacity(count);
+        for saved in state.slots {
+            let info = Arc::new(saved.info.into_info());
+            // A slot with no rules (retired, or never registered) stays without.
+            let mut rules = if saved.rules.is_empty() {
+                Vec::new()
+            } else {
+                rules_for(&info)
+            };
+            let built: Vec<&str> = rules.iter().map(|r| r.name()).collect();
+            let stored: Vec<&str> = saved.rules.iter().map(|(n, _)| n.as_str()).collect();
+            if built != stored {
+                return Err(SnapshotError::Mismatch(format!(
+                    "activation '{}': the factory builds rules {built:?}, the snapshot holds {stored:?}",
+                    info.id
+                )));
+            }
+            for (rule, (_, saved_state)) in rules.iter_mut().zip(&saved.rules) {
+                rule.load_state(saved_state)?;
+            }
+            slots.push(ActivationState {
+                info,
+                buffer: ReorderBuffer::restore(saved.buffer),
+                rules,
+                scheduled_ms: saved.scheduled_ms,
+                held: saved.held,
+                device_clock: saved.device_clock,
+                tape: Tape::restore(saved.tape),
+            });
+        }
+        if let Some((_, slot)) = state.slot_by_id.iter().find(|(_, s)| *s >= count) {
+            return Err(out_of_range("an activation id", *slot));
+        }
+        if let Some((_, slot)) = state.deadlines.iter().find(|(_, s)| *s >= count) {
+            return Err(out_of_range("a deadline", *slot));
+        }
+        Ok(Self {
+            config,
+            memory: OutputMemory::restore(state.memory),
+            slots,
+            slot_by_id: state.slot_by_id.into_iter().collect(),
+            deadlines: state.deadlines.into_iter().map(Reverse).collect(),
+            clock_ms: state.clock_ms,
+            stats: state.stats,
+            gauges: None,
+        })
     }
 }
 

@@ -95,6 +95,50 @@ impl ReorderBuffer {
     }
 }
 
+/// A [`ReorderBuffer`] in a snapshot: pending readings in release order (event time, then
+/// arrival).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ReorderState {
+    pending: Vec<(TimeMs, u64, super::snapshot::ReadingRepr)>,
+    arrivals: u64,
+    max_seen_ms: Option<TimeMs>,
+    released_ms: Option<TimeMs>,
+}
+
+impl ReorderBuffer {
+    pub fn save(&self) -> ReorderState {
+        use super::snapshot::Snap;
+        let mut pending: Vec<_> = self
+            .pending
+            .iter()
+            .map(|Reverse((t_ms, arrival, ReadingKey(r)))| (*t_ms, *arrival, r.to_repr()))
+            .collect();
+        pending.sort_by_key(|(t_ms, arrival, _)| (*t_ms, *arrival));
+        ReorderState {
+            pending,
+            arrivals: self.arrivals,
+            max_seen_ms: self.max_seen_ms,
+            released_ms: self.released_ms,
+        }
+    }
+
+    pub fn restore(state: ReorderState) -> Self {
+        use super::snapshot::Snap;
+        Self {
+            pending: state
+                .pending
+                .into_iter()
+                .map(|(t_ms, arrival, r)| {
+                    Reverse((t_ms, arrival, ReadingKey(Reading::from_repr(r))))
+                })
+                .collect(),
+            arrivals: state.arrivals,
+            max_seen_ms: state.max_seen_ms,
+            released_ms: state.released_ms,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

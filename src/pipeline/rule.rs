@@ -5,6 +5,7 @@
 //! read the wall clock, so live processing and replay give identical outputs.
 
 use super::sink::{Output, Sink};
+use super::snapshot::{RuleState, RuleStateError};
 use crate::model::{Alert, Reading, SoberDay, TimeMs};
 
 pub use crate::model::ActivationInfo;
@@ -69,6 +70,14 @@ pub trait Rule: Send {
     fn final_horizon_ms(&self, input_end_ms: TimeMs) -> TimeMs {
         input_end_ms
     }
+
+    /// Everything in this rule that depends on the inputs it has seen (not what it was built
+    /// from: restore rebuilds the rule from the factory first), for a pipeline snapshot
+    /// (`super::snapshot`). Required, so no rule can be left out of snapshots.
+    fn save_state(&self) -> Result<RuleState, RuleStateError>;
+
+    /// Loads what [`Rule::save_state`] saved into a rule just built from the same configuration.
+    fn load_state(&mut self, state: &RuleState) -> Result<(), RuleStateError>;
 }
 
 /// Builds the rules that watch one activation (from its person's orders and the configuration).

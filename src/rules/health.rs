@@ -8,7 +8,9 @@
 //! tag can move), never the wall clock.
 
 use crate::model::{alert_id, Alert, AlertType, DeviceEvent, Reading, ReadingBody, TimeMs};
+use crate::pipeline::snapshot::{load_rule_state, save_rule_state, via, RuleState, RuleStateError};
 use crate::pipeline::{Rule, RuleContext};
+use serde::{Deserialize, Serialize};
 
 /// Version of the health rules, recorded on every alert they raise.
 pub const HEALTH_RULE_VERSION: &str = "health/1";
@@ -121,6 +123,36 @@ impl Rule for DeviceHealthRule {
             Effect::Nothing => {}
         }
     }
+
+    fn save_state(&self) -> Result<RuleState, RuleStateError> {
+        save_rule_state(
+            self.name(),
+            &HealthState {
+                open: self.open.clone(),
+            },
+        )
+    }
+
+    fn load_state(&mut self, state: &RuleState) -> Result<(), RuleStateError> {
+        let HealthState { open } = load_rule_state(self.name(), state)?;
+        self.open = open;
+        Ok(())
+    }
+}
+
+/// What [`DeviceHealthRule`] has seen: its open alerts.
+#[derive(Serialize, Deserialize)]
+struct HealthState {
+    #[serde(with = "via")]
+    open: Vec<Alert>,
+}
+
+/// What [`NoContactRule`] has seen (its silence and period are configuration).
+#[derive(Serialize, Deserialize)]
+struct NoContactState {
+    last_contact_ms: Option<TimeMs>,
+    #[serde(with = "via")]
+    open: Option<Alert>,
 }
 
 /// No contact: the tag has not been heard from for `silence_ms` of event time while the
@@ -195,5 +227,23 @@ impl Rule for NoContactRule {
             ctx.emit_alert(alert.clone());
             self.open = Some(alert);
         }
+    }
+
+    fn save_state(&self) -> Result<RuleState, RuleStateError> {
+        let state = NoContactState {
+            last_contact_ms: self.last_contact_ms,
+            open: self.open.clone(),
+        };
+        save_rule_state(self.name(), &state)
+    }
+
+    fn load_state(&mut self, state: &RuleState) -> Result<(), RuleStateError> {
+        let NoContactState {
+            last_contact_ms,
+            open,
+        } = load_rule_state(self.name(), state)?;
+        self.last_contact_ms = last_contact_ms;
+        self.open = open;
+        Ok(())
     }
 }

@@ -155,7 +155,7 @@ impl WeeklySlot {
 }
 
 /// A concrete UTC interval `[start_ms, end_ms)` from a slot starting on local `date`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Interval {
     pub start_ms: TimeMs,
     pub end_ms: TimeMs,
@@ -186,6 +186,18 @@ impl SlotCalendar {
             last_date,
             pending: Vec::new(),
         }
+    }
+
+    /// Where the calendar stands (its slots and last date are configuration): the next date
+    /// to generate and the intervals generated but not taken, for snapshots.
+    pub fn position(&self) -> (NaiveDate, Vec<Interval>) {
+        (self.next_date, self.pending.clone())
+    }
+
+    /// Resumes from a [`Self::position`] of a calendar built from the same slots and dates.
+    pub fn resume_at(&mut self, next_date: NaiveDate, pending: Vec<Interval>) {
+        self.next_date = next_date;
+        self.pending = pending;
     }
 
     fn exhausted(&self) -> bool {

@@ -10,7 +10,9 @@ use super::tamper::TamperTracker;
 use crate::model::TimeMs;
 
 /// What the analyzer found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum FindingKind {
     /// Confirmed drinking event.
     Drinking,
@@ -23,7 +25,7 @@ pub enum FindingKind {
 }
 
 /// Measurements of an excursion (TAC in µg/dL, rates in µg/dL per hour).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExcursionMetrics {
     pub baseline_tac_ugdl: i32,
     pub peak_ms: TimeMs,
@@ -41,7 +43,7 @@ pub struct ExcursionMetrics {
 }
 
 /// Measurements of a tamper run (IR in µV, temperature in m°C, both median of three).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TamperMetrics {
     pub ir_baseline_uv: i32,
     pub ir_uv: i32,
@@ -51,7 +53,7 @@ pub struct TamperMetrics {
     pub end_point: Option<TacPoint>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FindingMetrics {
     Excursion(ExcursionMetrics),
     Tamper(TamperMetrics),
@@ -59,7 +61,7 @@ pub enum FindingMetrics {
 
 /// One state of one finding. A finding is identified by (start, kind); a later state of the
 /// same finding replaces the earlier.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub kind: FindingKind,
     pub start_ms: TimeMs,
@@ -85,7 +87,7 @@ impl Finding {
 }
 
 /// Everything the alcohol analysis of one wearer remembers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TacAnalyzer {
     despiker: Despiker,
     smoother: RateSmoother,

@@ -6,7 +6,7 @@
 /// oldest value in the sorted copy by sliding it to the new value's place: as many moves as
 /// values lie between the two (usually a handful), no allocation. Small enough to clone for
 /// state snapshots.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunningMedian {
     capacity: usize,
     /// Values in arrival order (a ring once full; `next` is the oldest).

@@ -38,13 +38,13 @@ pub fn rate_ugdl_per_h(delta_ugdl: i64, dt_ms: TimeMs) -> i64 {
 }
 
 /// A time and a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct At {
     t_ms: TimeMs,
     ugdl: i32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Excursion {
     start: TacPoint,
     /// Last reading before the excursion (rate curve), when in the same segment.
@@ -177,7 +177,7 @@ impl Excursion {
 }
 
 /// Baseline and the excursion in progress, fed the smoothed stream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ExcursionTracker {
     baseline: RunningMedian,
     last_idle: Option<At>,

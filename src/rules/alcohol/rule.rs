@@ -23,6 +23,7 @@ use crate::model::{
     alert_id, AlcoholMode, AlcoholRequirement, Alert, AlertDetails, AlertType, Condition,
     DeviceEvent, Order, Reading, ReadingBody, SoberDay, TimeMs,
 };
+use crate::pipeline::snapshot::{load_rule_state, save_rule_state, RuleState, RuleStateError};
 use crate::pipeline::{ActivationInfo, Rule, RuleContext};
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 /// A copy of the analyzer after it took `consumed` readings (absolute count), the newest at
 /// `after_ms`.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Snapshot {
     after_ms: TimeMs,
     consumed: u64,
@@ -37,9 +39,11 @@ struct Snapshot {
 }
 
 /// The latest state of a finding and the alert last emitted for it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct FindingRecord {
     finding: Finding,
     late: bool,
+    #[serde(with = "crate::pipeline::snapshot::via")]
     alert: Option<Alert>,
 }
 
@@ -644,9 +648,78 @@ impl AlcoholRule {
     }
 }
 
+/// What an [`AlcoholRule`] has seen (its thresholds and period are rebuilt; the days of its
+/// orders are kept whole, their bounds with them).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AlcoholState {
+    orders: Vec<OrderDays>,
+    analyzer: TacAnalyzer,
+    history: VecDeque<TacPoint>,
+    history_base: u64,
+    snapshots: VecDeque<Snapshot>,
+    findings: Vec<((TimeMs, FindingKind), FindingRecord)>,
+    open_findings: BTreeSet<(TimeMs, FindingKind)>,
+    longest_closed_ms: TimeMs,
+    straps: Vec<(TimeMs, Option<TimeMs>)>,
+    is_alcohol_tag: bool,
+    clock_ms: TimeMs,
+    deadline_ms: Option<TimeMs>,
+    day_cache: Option<(TimeMs, TimeMs, NaiveDate)>,
+}
+
 impl Rule for AlcoholRule {
     fn name(&self) -> &'static str {
         "alcohol"
+    }
+
+    fn save_state(&self) -> Result<RuleState, RuleStateError> {
+        let state = AlcoholState {
+            orders: self.orders.clone(),
+            analyzer: self.analyzer.clone(),
+            history: self.history.clone(),
+            history_base: self.history_base,
+            snapshots: self.snapshots.clone(),
+            findings: self.findings.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            open_findings: self.open_findings.clone(),
+            longest_closed_ms: self.longest_closed_ms,
+            straps: self.straps.clone(),
+            is_alcohol_tag: self.is_alcohol_tag,
+            clock_ms: self.clock_ms,
+            deadline_ms: self.deadline_ms,
+            day_cache: self.day_cache,
+        };
+        save_rule_state(self.name(), &state)
+    }
+
+    fn load_state(&mut self, state: &RuleState) -> Result<(), RuleStateError> {
+        let s: AlcoholState = load_rule_state(self.name(), state)?;
+        let ids = |orders: &[OrderDays]| -> Vec<String> {
+            orders.iter().map(|o| o.order_id.clone()).collect()
+        };
+        if ids(&s.orders) != ids(&self.orders) {
+            return Err(RuleStateError {
+                rule: self.name(),
+                message: format!(
+                    "state for orders {:?}, the rule watches {:?}",
+                    ids(&s.orders),
+                    ids(&self.orders)
+                ),
+            });
+        }
+        self.orders = s.orders;
+        self.analyzer = s.analyzer;
+        self.history = s.history;
+        self.history_base = s.history_base;
+        self.snapshots = s.snapshots;
+        self.findings = s.findings.into_iter().collect();
+        self.open_findings = s.open_findings;
+        self.longest_closed_ms = s.longest_closed_ms;
+        self.straps = s.straps;
+        self.is_alcohol_tag = s.is_alcohol_tag;
+        self.clock_ms = s.clock_ms;
+        self.deadline_ms = s.deadline_ms;
+        self.day_cache = s.day_cache;
+        Ok(())
     }
 
     fn on_reading(&mut self, ctx: &mut RuleContext<'_>, reading: &Reading, late: bool) {

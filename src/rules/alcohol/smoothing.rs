@@ -15,7 +15,7 @@ use crate::model::{TacSample, TimeMs};
 use std::collections::VecDeque;
 
 /// One TAC reading as the alcohol rule keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TacPoint {
     pub t_ms: TimeMs,
     pub sample: TacSample,
@@ -23,7 +23,7 @@ pub struct TacPoint {
 }
 
 /// A reading after the first stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FilteredPoint {
     /// The reading as measured.
     pub point: TacPoint,
@@ -38,7 +38,7 @@ pub struct FilteredPoint {
 }
 
 /// A reading after both stages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SmoothedPoint {
     pub filtered: FilteredPoint,
     /// Centred moving mean of the despiked TAC: the curve rates are judged on.
@@ -50,7 +50,7 @@ fn median3(a: i32, b: i32, c: i32) -> i32 {
 }
 
 /// What the first stage released for one input.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DespikerOut {
     pub point: Option<FilteredPoint>,
     /// The segment ended after `point`.
@@ -58,7 +58,7 @@ pub struct DespikerOut {
 }
 
 /// Stage 1: spike filter on TAC, median of three on IR and temperature.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Despiker {
     prev: Option<TacPoint>,
     cur: Option<TacPoint>,
@@ -121,7 +121,7 @@ impl Despiker {
 
 /// Stage 2: centred moving mean over ± the rate half-window, within a segment. Points are
 /// released in order, so the window's two edges only move forward: a running sum, not a scan.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RateSmoother {
     /// Points of the current segment from the window's left edge on.
     buf: VecDeque<FilteredPoint>,

@@ -53,7 +53,7 @@ pub fn local_day_bounds(date: NaiveDate) -> (TimeMs, TimeMs) {
 }
 
 /// Readings and device events seen during one day.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DayState {
     pub date: NaiveDate,
     pub start_ms: TimeMs,
@@ -104,7 +104,7 @@ impl DayState {
 }
 
 /// One alcohol order as seen by one activation: its monitored span and its days.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct OrderDays {
     pub order_id: String,
     pub mode: AlcoholMode,

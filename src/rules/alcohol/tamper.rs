@@ -19,7 +19,7 @@ use super::config::Thresholds;
 use super::smoothing::FilteredPoint;
 use crate::model::TimeMs;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Run {
     start: Option<FilteredPoint>,
     baseline_uv: i32,
@@ -53,7 +53,7 @@ impl Run {
 }
 
 /// IR baseline and the obstruction and removal runs in progress, fed the despiked stream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TamperTracker {
     ir_baseline: RunningMedian,
     obstruction: Run,

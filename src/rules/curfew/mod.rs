@@ -33,12 +33,13 @@ pub mod verdict;
 use crate::model::{
     alert_id, Alert, AlertType, Confidence, Reading, ReadingBody, TimeMs, Withdrawal,
 };
+use crate::pipeline::snapshot::{load_rule_state, save_rule_state, RuleState, RuleStateError};
 use crate::pipeline::{ActivationInfo, Rule, RuleContext};
 use presence::{classify_fix, Change, DefiniteState, Presence, RunList};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use timetable::{ActivationWindows, CurfewPlan};
+use timetable::{ActivationWindows, CurfewPlan, WindowsCursor};
 use verdict::{evaluate, EpisodeKind, EvalInput, Verdict, WindowSpec};
 
 /// Version of the curfew rule, recorded on every alert it raises.
@@ -90,7 +91,7 @@ impl Default for CurfewConfig {
 }
 
 /// Total absence of one order's curfew for one activation, so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbsenceTally {
     pub order: String,
     /// Observed absence inside curfew windows (closed episodes).
@@ -109,16 +110,18 @@ impl AbsenceTally {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct WindowTally {
     confirmed_ms: TimeMs,
     possible_ms: TimeMs,
     breached: bool,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 struct WindowState {
     spec: WindowSpec,
     address: usize,
+    #[serde(with = "crate::pipeline::snapshot::via")]
     emitted: Vec<Alert>,
     commencement_settled: bool,
     end_settled: bool,
@@ -522,9 +525,84 @@ impl CurfewRule {
     }
 }
 
+/// What a [`CurfewRule`] has seen (its plan, configuration and keys are rebuilt).
+#[derive(Serialize, Deserialize)]
+struct CurfewState {
+    upcoming: Option<(WindowSpec, usize)>,
+    windows_source: WindowsCursor,
+    windows: VecDeque<WindowState>,
+    rf: RunList,
+    gps: Vec<RunList>,
+    rf_state: DefiniteState,
+    gps_state: Vec<DefiniteState>,
+    rf_seen: bool,
+    tag_dead: bool,
+    dead: Vec<(TimeMs, TimeMs)>,
+    hmu_off: Vec<(TimeMs, TimeMs)>,
+    coverage_ms: Option<TimeMs>,
+    clock_ms: TimeMs,
+    retired: AbsenceTally,
+}
+
 impl Rule for CurfewRule {
     fn name(&self) -> &'static str {
         "curfew"
+    }
+
+    fn save_state(&self) -> Result<RuleState, RuleStateError> {
+        let state = CurfewState {
+            upcoming: self.upcoming,
+            windows_source: self.windows_source.cursor(),
+            windows: self.windows.clone(),
+            rf: self.rf.clone(),
+            gps: self.gps.clone(),
+            rf_state: self.rf_state,
+            gps_state: self.gps_state.clone(),
+            rf_seen: self.rf_seen,
+            tag_dead: self.tag_dead,
+            dead: self.dead.clone(),
+            hmu_off: self.hmu_off.clone(),
+            coverage_ms: self.coverage_ms,
+            clock_ms: self.clock_ms,
+            retired: self.retired.clone(),
+        };
+        save_rule_state(self.name(), &state)
+    }
+
+    fn load_state(&mut self, state: &RuleState) -> Result<(), RuleStateError> {
+        let s: CurfewState = load_rule_state(self.name(), state)?;
+        let addresses = self.plan.addresses.len();
+        let window_addresses = s.windows.iter().map(|w| w.address);
+        if s.gps.len() != addresses
+            || s.gps_state.len() != addresses
+            || window_addresses
+                .chain(s.upcoming.map(|(_, a)| a))
+                .any(|a| a >= addresses)
+        {
+            return Err(RuleStateError {
+                rule: self.name(),
+                message: format!(
+                    "state for {} addresses, the plan has {}",
+                    s.gps.len(),
+                    self.plan.addresses.len()
+                ),
+            });
+        }
+        self.upcoming = s.upcoming;
+        self.windows_source.resume(s.windows_source);
+        self.windows = s.windows;
+        self.rf = s.rf;
+        self.gps = s.gps;
+        self.rf_state = s.rf_state;
+        self.gps_state = s.gps_state;
+        self.rf_seen = s.rf_seen;
+        self.tag_dead = s.tag_dead;
+        self.dead = s.dead;
+        self.hmu_off = s.hmu_off;
+        self.coverage_ms = s.coverage_ms;
+        self.clock_ms = s.clock_ms;
+        self.retired = s.retired;
+        Ok(())
     }
 
     fn on_reading(&mut self, ctx: &mut RuleContext<'_>, reading: &Reading, late: bool) {

@@ -22,7 +22,7 @@ use crate::model::{Position, Reading, TimeMs};
 const MAX_CARRIED_RUNS: usize = 64;
 
 /// What one observation says about presence at one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Presence {
     Home,
     Away,
@@ -49,7 +49,7 @@ pub fn classify_fix(
 }
 
 /// Consecutive observations of one class, each within `max_gap_ms` of the next.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Run {
     pub class: Presence,
     pub first_ms: TimeMs,
@@ -57,11 +57,12 @@ pub struct Run {
     /// How many observations the run holds (approximate after a late observation split it).
     pub n: u32,
     /// The first reading of the run, as evidence (none for the second half of a split run).
+    #[serde(with = "crate::pipeline::snapshot::via")]
     pub evidence: Option<Reading>,
 }
 
 /// The runs of one presence source (RF, or GPS against one address), in time order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RunList {
     pub runs: Vec<Run>,
 }
@@ -79,7 +80,7 @@ pub enum Change {
 
 /// The definite presence state at the end of a run list, kept incrementally for observations
 /// that arrive in order, so that an observation that changes nothing costs nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DefiniteState {
     /// `Some(true)` home, `Some(false)` away, `None` not yet known.
     pub home: Option<bool>,

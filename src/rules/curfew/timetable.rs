@@ -224,6 +224,26 @@ pub struct ActivationWindows {
     to_ms: Option<TimeMs>,
 }
 
+/// Where an [`ActivationWindows`] stands (its plan and period are configuration), so that a
+/// restored rule resumes producing windows exactly where the saved one was.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WindowsCursor {
+    next_date: NaiveDate,
+    pending: Vec<Interval>,
+}
+
+impl ActivationWindows {
+    pub fn cursor(&self) -> WindowsCursor {
+        let (next_date, pending) = self.calendar.position();
+        WindowsCursor { next_date, pending }
+    }
+
+    /// Resumes at `cursor`, taken from the windows of the same plan and activation.
+    pub fn resume(&mut self, cursor: WindowsCursor) {
+        self.calendar.resume_at(cursor.next_date, cursor.pending);
+    }
+}
+
 impl Iterator for ActivationWindows {
     type Item = Interval;
 

@@ -28,7 +28,7 @@ use super::presence::{Presence, Run};
 use crate::model::{Reading, TimeMs};
 
 /// One window to judge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WindowSpec {
     pub start_ms: TimeMs,
     pub end_ms: TimeMs,
@@ -76,7 +76,7 @@ impl EvalInput<'_> {
 }
 
 /// Which kind of breach an episode is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EpisodeKind {
     /// Not home when the window opened (AL08, then AL09 or AL12).
     Commencement,
@@ -85,19 +85,43 @@ pub enum EpisodeKind {
 }
 
 /// One absence inside a window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Episode {
     pub kind: EpisodeKind,
     pub start_ms: TimeMs,
     /// `None` while open.
     pub end_ms: Option<TimeMs>,
     /// The code the episode's alert carries now: AL08, AL10, AL11 or AL12.
-    pub code: &'static str,
+    #[serde(with = "code_serde")]
+    pub code: Code,
     /// Closed by a return home (AL08 → with an AL09 at `end_ms`; AL10).
     pub returned: bool,
     /// Observed (true) or inferred from no data (false).
     pub confirmed: bool,
+    #[serde(with = "crate::pipeline::snapshot::via")]
     pub evidence: Vec<Reading>,
+}
+
+/// An alert code (a type alias, so that serde does not take the field for a borrowed string).
+pub type Code = &'static str;
+
+/// An episode's code in a snapshot: read back as the code of this module it names.
+mod code_serde {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    const CODES: [&str; 5] = ["AL08", "AL09", "AL10", "AL11", "AL12"];
+
+    pub fn serialize<S: Serializer>(code: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(code)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let text = String::deserialize(d)?;
+        CODES
+            .into_iter()
+            .find(|c| *c == text)
+            .ok_or_else(|| D::Error::custom(format!("unknown curfew code '{text}'")))
+    }
 }
 
 /// The verdict on a window so far.

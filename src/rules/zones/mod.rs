@@ -35,6 +35,7 @@ use super::local_time::{in_weekly_slots, slot_interval_at};
 use crate::model::{
     alert_id, Alert, AlertType, Confidence, Position, PositionSource, Reading, ReadingBody, TimeMs,
 };
+use crate::pipeline::snapshot::{load_rule_state, save_rule_state, RuleState, RuleStateError};
 use crate::pipeline::{Rule, RuleContext};
 use geometry::Placement;
 use index::{ZoneKind, ZoneSet};
@@ -115,12 +116,14 @@ fn side_of(kind: ZoneKind, placement: Placement) -> Side {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct ZoneTrack {
+    #[serde(with = "crate::pipeline::snapshot::via")]
     open: Option<Alert>,
     confirm_first_ms: Option<TimeMs>,
     confirm_n: u32,
     clear_n: u32,
+    #[serde(with = "crate::pipeline::snapshot::via")]
     clear_first: Option<Reading>,
     /// The active interval (schedule ∩ order dates) the last fix fell in, if bounded.
     active_from_ms: TimeMs,
@@ -134,7 +137,7 @@ impl ZoneTrack {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct LastFix {
     t_ms: TimeMs,
     lat: f64,
@@ -470,9 +473,41 @@ impl ZoneRule {
     }
 }
 
+/// What a [`ZoneRule`] has seen (its zones and configuration are rebuilt).
+#[derive(Serialize, Deserialize)]
+struct ZonesState {
+    tracks: Vec<ZoneTrack>,
+    engaged: Vec<usize>,
+    last_fix: Option<LastFix>,
+}
+
 impl Rule for ZoneRule {
     fn name(&self) -> &'static str {
         "zones"
+    }
+
+    fn save_state(&self) -> Result<RuleState, RuleStateError> {
+        let state = ZonesState {
+            tracks: self.tracks.clone(),
+            engaged: self.engaged.clone(),
+            last_fix: self.last_fix,
+        };
+        save_rule_state(self.name(), &state)
+    }
+
+    fn load_state(&mut self, state: &RuleState) -> Result<(), RuleStateError> {
+        let s: ZonesState = load_rule_state(self.name(), state)?;
+        let zones = self.set.zones.len();
+        if s.tracks.len() != zones || s.engaged.iter().any(|&z| z >= zones) {
+            return Err(RuleStateError {
+                rule: self.name(),
+                message: format!("state for {} zones, the rule has {zones}", s.tracks.len()),
+            });
+        }
+        self.tracks = s.tracks;
+        self.engaged = s.engaged;
+        self.last_fix = s.last_fix;
+        Ok(())
     }
 
     fn on_reading(&mut self, ctx: &mut RuleContext<'_>, reading: &Reading, late: bool) {
