@@ -184,5 +184,8 @@ if [ -n "$DURATION" ]; then
   echo "== --duration $DURATION s passed; the simulator's last progress line:"
   tail -n 1 "$DEMO/tagsim.log" 2>/dev/null || true
 else
-  follow
+  # Waited for in the background, so a TERM runs the cleanup at once (see scripts/demo.sh).
+  follow &
+  pids+=($!)
+  wait "$!"
 fi

@@ -90,4 +90,8 @@ pids+=($!)
 
 # Follow the hub's live alert stream: one line per alert raised or updated by the rules.
 . scripts/follow-alerts.sh
-follow_alerts "$API" "$HUB"
+# In the background and waited for: bash runs a trap only once the foreground command ends, so
+# a follower in the foreground would keep a TERM (kill, timeout) from stopping the demo.
+follow_alerts "$API" "$HUB" &
+pids+=($!)
+wait "$!"
