@@ -42,6 +42,17 @@ enum Command {
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// The people, activations and orders monitored (e.g. the simulator's orders.json), with
+        /// `--from` and `--until`: also print the hub's burden, false alerts per 100 monitored
+        /// person-days.
+        #[arg(long, requires_all = ["from", "until"])]
+        orders: Option<PathBuf>,
+        /// Start of the monitored period (RFC 3339).
+        #[arg(long, requires = "orders")]
+        from: Option<String>,
+        /// End of the monitored period (RFC 3339).
+        #[arg(long, requires = "orders")]
+        until: Option<String>,
     },
     /// Police crime batches: validate files offline, or import them into a running server.
     Crimes {
@@ -340,11 +351,36 @@ fn main() -> Result<()> {
             outputs,
             tolerance_min,
             json,
+            orders,
+            from,
+            until,
         } => {
-            let report = tagstream::score::run_score(&truth, &outputs, tolerance_min * 60_000)
+            let mut report = tagstream::score::run_score(&truth, &outputs, tolerance_min * 60_000)
                 .with_context(|| {
                     format!("scoring {} against {}", outputs.display(), truth.display())
                 })?;
+            if let (Some(orders), Some(from), Some(until)) = (orders, from, until) {
+                let time = |flag: &str, text: &str| {
+                    tagstream::model::time::parse_time(text)
+                        .map_err(|e| anyhow::anyhow!("--{flag} {text}: {e}"))
+                };
+                let (from_ms, until_ms) = (time("from", &from)?, time("until", &until)?);
+                anyhow::ensure!(
+                    from_ms < until_ms,
+                    "--from {from} is not before --until {until}"
+                );
+                let (document, errors) = tagstream::replay::load_orders(&orders)
+                    .with_context(|| format!("reading {}", orders.display()))?;
+                anyhow::ensure!(
+                    errors.is_empty(),
+                    "{}: {} record(s) not accepted, the first: {}",
+                    orders.display(),
+                    errors.len(),
+                    errors[0].message
+                );
+                let days = tagstream::score::monitored_person_days(&document, from_ms, until_ms);
+                report = report.with_burden(days);
+            }
             if json {
                 println!("{}", report.to_json());
             } else {

@@ -194,6 +194,56 @@ pub struct ScoreReport {
     /// Truth or alert records left out because their `start`/`end` is missing or not RFC 3339.
     pub skipped_records: usize,
     pub rules: String,
+    /// The hub's burden, when the monitored period is known ([`ScoreReport::with_burden`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burden: Option<Burden>,
+}
+
+/// False alerts the hub had to look at, per 100 monitored person-days.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Burden {
+    /// Days a person was monitored (under at least one activation) in the period, summed.
+    pub person_days: f64,
+    /// Per alert type, and per confidence for the types that carry one (`type [confirmed]`,
+    /// `type [possible]`).
+    pub rows: Vec<BurdenRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BurdenRow {
+    pub key: String,
+    pub false_alerts: usize,
+    pub per_100_person_days: f64,
+}
+
+/// Days each person of `orders` was under at least one activation within `[from_ms, until_ms)`,
+/// summed (a tag swap's two activations count once).
+pub fn monitored_person_days(
+    orders: &crate::model::OrdersFile,
+    from_ms: TimeMs,
+    until_ms: TimeMs,
+) -> f64 {
+    let mut by_person: HashMap<&str, Vec<(TimeMs, TimeMs)>> = HashMap::new();
+    for a in &orders.activations {
+        let (start, end) = (a.from.max(from_ms), a.to.unwrap_or(until_ms).min(until_ms));
+        if start < end {
+            by_person.entry(&a.person).or_default().push((start, end));
+        }
+    }
+    let mut total_ms = 0i64;
+    for spans in by_person.values_mut() {
+        spans.sort_unstable();
+        let (mut start, mut end) = spans[0];
+        for &(s, e) in &spans[1..] {
+            if s > end {
+                total_ms += end - start;
+                start = s;
+            }
+            end = end.max(e);
+        }
+        total_ms += end - start;
+    }
+    total_ms as f64 / 86_400_000.0
 }
 
 fn fmt_ratio(v: Option<f64>) -> String {
@@ -234,6 +284,18 @@ impl ScoreReport {
                 fmt_ratio(r.recall)
             ));
         }
+        if let Some(b) = &self.burden {
+            s.push_str(&format!(
+                "hub burden: false alerts per 100 monitored person-days ({:.1} person-days)\n",
+                b.person_days
+            ));
+            for r in b.rows.iter().filter(|r| r.false_alerts > 0) {
+                s.push_str(&format!(
+                    "  {:<40} {:>7} {:>9.3}\n",
+                    r.key, r.false_alerts, r.per_100_person_days
+                ));
+            }
+        }
         let withdrawn: Vec<String> = self
             .rows
             .iter()
@@ -257,6 +319,49 @@ impl ScoreReport {
     }
 
     /// The report as a JSON document.
+    /// The report with the hub's burden over `person_days` monitored: each alert type's false
+    /// alerts, and for types with a confidence the confirmed and possible ones apart.
+    pub fn with_burden(mut self, person_days: f64) -> Self {
+        let per_100 = |n: usize| {
+            if person_days > 0.0 {
+                n as f64 * 100.0 / person_days
+            } else {
+                0.0
+            }
+        };
+        let row = |key: String, false_alerts: usize| BurdenRow {
+            per_100_person_days: per_100(false_alerts),
+            key,
+            false_alerts,
+        };
+        let mut rows = Vec::new();
+        for r in &self.rows {
+            if r.key.contains('/') || r.key.contains('[') || r.key == "all alerts" {
+                continue;
+            }
+            rows.push(row(r.key.clone(), r.false_alerts));
+            let confirmed_key = format!("{} [confirmed]", r.key);
+            if let Some(c) = self.rows.iter().find(|c| c.key == confirmed_key) {
+                rows.push(row(confirmed_key, c.false_alerts));
+                rows.push(row(
+                    format!("{} [possible]", r.key),
+                    r.false_alerts.saturating_sub(c.false_alerts),
+                ));
+            }
+        }
+        if let Some(all) = &self.hits {
+            let certain = self.hits_certain.as_ref().map_or(0, |c| c.false_alerts);
+            rows.push(row("hits".into(), all.false_alerts));
+            rows.push(row("hits [certain]".into(), certain));
+            rows.push(row(
+                "hits [possible]".into(),
+                all.false_alerts.saturating_sub(certain),
+            ));
+        }
+        self.burden = Some(Burden { person_days, rows });
+        self
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
@@ -534,6 +639,7 @@ pub fn score(
         hits_certain,
         skipped_records: skipped,
         rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall; withdrawn curfew alerts (end = start, no confidence) counted apart, not as alerts; environmental alerts over undetectable drinking are correct; hits by activation+force+crime_ref(+version)".into(),
+        burden: None,
     }
 }
 
@@ -618,6 +724,57 @@ mod tests {
             (0, 0, 3, 2)
         );
         assert_eq!(row(&r, "drinking_event").detectable, 1);
+    }
+
+    #[test]
+    fn person_days_count_each_person_once_within_the_period() {
+        let orders: crate::model::OrdersFile = serde_json::from_value(serde_json::json!({
+            "people": [{"id": "P1"}, {"id": "P2"}],
+            "activations": [
+                // A tag swap: two activations, one person, no gap.
+                {"id": "A1", "person": "P1", "tag": "T1", "from": "2026-03-01T00:00:00Z", "to": "2026-03-04T00:00:00Z"},
+                {"id": "A2", "person": "P1", "tag": "T2", "from": "2026-03-04T00:00:00Z"},
+                // Fitted half-way through the period.
+                {"id": "A3", "person": "P2", "tag": "T3", "from": "2026-03-05T12:00:00Z"}],
+            "orders": []
+        }))
+        .expect("orders");
+        let t = |s: &str| parse_time(s).expect("time");
+        let days = monitored_person_days(
+            &orders,
+            t("2026-03-02T00:00:00Z"),
+            t("2026-03-09T00:00:00Z"),
+        );
+        assert!((days - (7.0 + 3.5)).abs() < 1e-9, "{days}");
+    }
+
+    #[test]
+    fn the_burden_splits_false_alerts_by_confidence_per_100_person_days() {
+        let truth = vec![rec(
+            r#"{"type":"exclusion_zone_entry","activation":"A1","zone":"Z1","start":"2026-03-02T10:00:00Z","end":"2026-03-02T10:10:00Z"}"#,
+        )];
+        let zone = |id: &str, start: &str, confidence: &str| {
+            rec(&format!(
+                r#"{{"id":"{id}","type":"exclusion_zone_entry","activation":"A1","zone":"Z1","start":"{start}","end":"{start}","confidence":"{confidence}"}}"#
+            ))
+        };
+        let alerts = vec![
+            zone("z1", "2026-03-02T10:01:00Z", "confirmed"),
+            zone("z2", "2026-03-03T10:00:00Z", "possible"),
+            zone("z3", "2026-03-04T10:00:00Z", "possible"),
+        ];
+        let report = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS).with_burden(50.0);
+        let burden = report.burden.expect("burden");
+        let get = |key: &str| {
+            burden
+                .rows
+                .iter()
+                .find(|r| r.key == key)
+                .map(|r| (r.false_alerts, r.per_100_person_days))
+        };
+        assert_eq!(get("exclusion_zone_entry"), Some((2, 4.0)));
+        assert_eq!(get("exclusion_zone_entry [confirmed]"), Some((0, 0.0)));
+        assert_eq!(get("exclusion_zone_entry [possible]"), Some((2, 4.0)));
     }
 
     #[test]
