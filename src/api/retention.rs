@@ -153,7 +153,7 @@ pub async fn export_person(
             metadata: &purger.metadata,
             alert_store: &purger.alert_store,
             trails: &purger.trails,
-            batches: &|each| purger.sealer.for_each_batch(&log_dir, each),
+            batches: &|each| purger.log.for_each_batch(&log_dir, each),
             sober_days: &sober_days,
             crimes: Some(&crimes),
         };

@@ -164,7 +164,7 @@ pub struct Purger {
     pub metadata: Metadata,
     pub alert_store: AlertStore,
     pub trails: TrailStore,
-    pub sealer: Arc<dyn PurgeLog>,
+    pub log: Arc<dyn PurgeLog>,
     /// The running server's in-memory alert book and sober days (none offline).
     pub live: Option<Arc<LiveAlerts>>,
     /// The running server's TAC index (none offline).
@@ -185,7 +185,7 @@ impl Purger {
         metadata: Metadata,
         alert_store: AlertStore,
         trails: TrailStore,
-        sealer: Arc<dyn PurgeLog>,
+        log: Arc<dyn PurgeLog>,
         live: Option<Arc<LiveAlerts>>,
         tac: Option<Arc<TacBook>>,
     ) -> Self {
@@ -195,7 +195,7 @@ impl Purger {
             metadata,
             alert_store,
             trails,
-            sealer,
+            log,
             live,
             tac,
             targets: Vec::new(),
@@ -400,7 +400,7 @@ impl Purger {
                     _ => {}
                 }
             }
-            let report = self.sealer.compact(&self.log_dir(), &windows)?;
+            let report = self.log.compact(&self.log_dir(), &windows)?;
             counts.log_readings = report.readings_removed;
             Some(report)
         };
@@ -429,7 +429,7 @@ impl Purger {
             // a replay or rebuild of the log gives what the live server gives. (A crash before
             // this line is repaired at the next start, which appends the record for whatever
             // the metadata says was purged and the log still holds.)
-            self.sealer.append_control(ControlRecord {
+            self.log.append_control(ControlRecord {
                 recorded: wall_clock_ms(),
                 actor: format!("retention:{trigger}"),
                 effective: None,
