@@ -371,14 +371,19 @@ pub fn replay_alerts(orders: &Path, readings: &Path, out: &Path) -> String {
 /// `tagstream replay` of `readings`, with an orders document or (a data directory, whose log
 /// carries its own changes) without; returns the alerts it wrote.
 pub fn replay_alerts_with(orders: Option<&Path>, readings: &Path, out: &Path) -> String {
-    let mut command = Command::new(bin());
-    command.arg("replay");
+    let mut args: Vec<&std::ffi::OsStr> = Vec::new();
     if let Some(orders) = orders {
-        command.arg("--orders").arg(orders);
+        args.extend([std::ffi::OsStr::new("--orders"), orders.as_os_str()]);
     }
-    let status = command
-        .arg("--readings")
-        .arg(readings)
+    args.extend([std::ffi::OsStr::new("--readings"), readings.as_os_str()]);
+    replay_into(&args, out)
+}
+
+/// `tagstream replay ARGS --out OUT`, which must succeed; returns the alerts it wrote.
+pub fn replay_into(args: &[&std::ffi::OsStr], out: &Path) -> String {
+    let status = Command::new(bin())
+        .arg("replay")
+        .args(args)
         .arg("--out")
         .arg(out)
         .output()

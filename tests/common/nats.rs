@@ -155,18 +155,8 @@ pub async fn open_stream_when_ready(config: &Path) -> tagstream::cluster::jetstr
 /// `tagstream replay --stream` of the stream a node's config file names, into `out`: (alerts,
 /// hits) as JSON Lines.
 pub fn replay_stream(config: &Path, out: &Path) -> (String, String) {
-    let replay = Command::new(super::bin())
-        .args(["replay", "--stream", "--config"])
-        .arg(config)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
-    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
-    (read("alerts.jsonl"), read("hits.jsonl"))
+    let args = ["--stream", "--config"].map(std::ffi::OsStr::new);
+    let alerts = super::replay_into(&[args[0], args[1], config.as_os_str()], out);
+    let hits = std::fs::read_to_string(out.join("hits.jsonl")).unwrap();
+    (alerts, hits)
 }
