@@ -15,11 +15,11 @@ mod common;
 
 use common::nats::{free_port, start_cluster, Nats};
 use common::webhook_receiver::{start_receiver, Post};
-use common::{call, tagsim, Server, ADMIN_TOKEN, TAG_KEY};
+use common::{call, tagsim, Server, ADMIN_TOKEN};
 use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The simulated population: 30 tags over three days; at speed 10,000 the stream takes ~26 s.
@@ -270,23 +270,7 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
     }
 
     let connect: Vec<&str> = nodes.iter().map(|n| n.ingest.as_str()).collect();
-    let stream = Command::new(tagsim())
-        .arg("stream")
-        .args(SIM)
-        .args([
-            "--connect",
-            &connect.join(","),
-            "--key",
-            TAG_KEY,
-            "--speed",
-            SPEED,
-            "--progress-s",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let stream = common::spawn_tagsim_stream(&SIM, &connect.join(","), SPEED);
 
     // Mid-stream: a NATS server dies hard, then the lease holder; both come back on the same ports and
     // data while the stream goes on.

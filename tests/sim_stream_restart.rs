@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{bin, tagsim, Server, TAG_KEY};
+use common::{bin, tagsim, Server};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
@@ -66,23 +66,8 @@ fn tagsim_stream_survives_a_server_kill_9_without_losing_a_reading() {
     let mut server = start_server(Some(&orders));
 
     // One simulated day in about four seconds, so the kill lands mid-stream.
-    let stream = Command::new(tagsim())
-        .arg("stream")
-        .args(options)
-        .args([
-            "--connect",
-            &format!("127.0.0.1:{ingest_port}"),
-            "--key",
-            TAG_KEY,
-            "--speed",
-            "20000",
-            "--progress-s",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let connect = format!("127.0.0.1:{ingest_port}");
+    let stream = common::spawn_tagsim_stream(&options, &connect, "20000");
     std::thread::sleep(Duration::from_millis(1500));
     server.kill9();
     std::thread::sleep(Duration::from_millis(700));

@@ -521,3 +521,25 @@ pub fn monitored_days(from_ms: i64, days: i64, lat_e7: i32) -> Vec<Reading> {
     all.sort_by_key(|r| r.t_ms);
     all
 }
+
+/// `tagsim stream OPTIONS --connect CONNECT --key TAG_KEY --speed SPEED --progress-s 0`, its
+/// output piped (the summary is read from it).
+pub fn spawn_tagsim_stream(options: &[&str], connect: &str, speed: &str) -> Child {
+    Command::new(tagsim())
+        .arg("stream")
+        .args(options)
+        .args([
+            "--connect",
+            connect,
+            "--key",
+            TAG_KEY,
+            "--speed",
+            speed,
+            "--progress-s",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
