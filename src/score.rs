@@ -21,7 +21,12 @@
 //!   (and `crime_version` when both carry one); time is part of the crime itself. Recall and
 //!   precision are computed the same way.
 //! - Alert types that carry a `confidence` get a second row, `type [confirmed]`, scoring only the
-//!   confirmed alerts (possible ones left out of both precision and recall).
+//!   confirmed alerts (possible ones left out of both precision and recall). Its recall counts
+//!   only truth the readings could confirm: items with `"confirmable": false` (detectable, but
+//!   the fixes actually taken hold less evidence than the higher confidence needs — e.g. a
+//!   two-minute pass through a zone with one fix inside it) are left out of that row's
+//!   denominator (and numerator). The same holds for `hits [certain]`. A confirmed alert or a
+//!   certain hit over such an item is still correct for precision.
 //! - A *withdrawn* alert (one carrying `withdrawn`: later data or a change to the order showed it
 //!   no longer holds, `docs/formats.md`) is a retraction, not a claim: it is left out of the
 //!   alerts and counted in the row's `withdrawn` (shown under the table), so a possible breach
@@ -117,6 +122,10 @@ pub struct Record {
     pub end: Option<String>,
     #[serde(default)]
     pub detectable: Option<bool>,
+    /// Whether the readings hold the evidence the higher confidence (a confirmed zone entry, a
+    /// certain hit) needs; absent means yes.
+    #[serde(default)]
+    pub confirmable: Option<bool>,
     #[serde(default)]
     pub force: Option<String>,
     #[serde(default)]
@@ -521,6 +530,7 @@ pub fn score(
         v
     };
     let det = |t: &Item| t.rec.detectable.unwrap_or(true);
+    let confirmable = |t: &Item| det(t) && t.rec.confirmable.unwrap_or(true);
     let corr = |t: &Item, a: &Item| corresponds(t, a, tolerance_ms);
     let close = |t: &Item, a: &Item| (t.start_ms - a.start_ms).abs();
     let mut rows = Vec::new();
@@ -586,7 +596,7 @@ pub fn score(
                 &t,
                 &a,
                 item_act,
-                det,
+                confirmable,
                 corr,
                 close,
             ));
@@ -606,7 +616,7 @@ pub fn score(
             &truth_hits,
             h,
             rec_act,
-            |t| t.detectable.unwrap_or(true),
+            |t| t.detectable.unwrap_or(true) && t.confirmable.unwrap_or(true),
             hit_corresponds,
             |_, _| 0,
         )
@@ -638,7 +648,7 @@ pub fn score(
         hits: hits_row,
         hits_certain,
         skipped_records: skipped,
-        rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall; withdrawn curfew alerts (end = start, no confidence) counted apart, not as alerts; environmental alerts over undetectable drinking are correct; hits by activation+force+crime_ref(+version)".into(),
+        rules: "same activation, same type, same code and zone when both have one, intervals overlapping within the tolerance; truth matched at most once; undetectable truth excluded from recall, and truth the readings cannot confirm from the [confirmed] and [certain] rows' recall; withdrawn curfew alerts (end = start, no confidence) counted apart, not as alerts; environmental alerts over undetectable drinking are correct; hits by activation+force+crime_ref(+version)".into(),
         burden: None,
     }
 }
