@@ -736,6 +736,33 @@ mod tests {
         assert_eq!(row(&r, "drinking_event").detectable, 1);
     }
 
+    /// Seed 9731's A375: a 2.1-minute pass through a zone with one fix inside can only be a
+    /// possible entry. It counts against the all-confidence row's recall, not the confirmed
+    /// row's; a confirmable entry missed as confirmed still does.
+    #[test]
+    fn unconfirmable_truth_is_left_out_of_the_confirmed_rows_recall() {
+        let entry = |activation: &str, confirmable: bool| {
+            rec(&format!(
+                r#"{{"type":"exclusion_zone_entry","activation":"{activation}","zone":"Z1","start":"2026-03-04T17:02:00Z","end":"2026-03-04T17:04:06Z","detectable":true,"confirmable":{confirmable}}}"#
+            ))
+        };
+        let possible = |activation: &str| {
+            rec(&format!(
+                r#"{{"id":"z-{activation}","type":"exclusion_zone_entry","activation":"{activation}","zone":"Z1","start":"2026-03-04T17:03:00Z","end":"2026-03-04T17:05:00Z","confidence":"possible"}}"#
+            ))
+        };
+        let truth = vec![entry("A375", false), entry("A376", true)];
+        let alerts = vec![possible("A375"), possible("A376")];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        let all = row(&r, "exclusion_zone_entry");
+        assert_eq!((all.detectable, all.matched), (2, 2));
+        let confirmed = row(&r, "exclusion_zone_entry [confirmed]");
+        assert_eq!(
+            (confirmed.detectable, confirmed.matched, confirmed.missed),
+            (1, 0, 1)
+        );
+    }
+
     #[test]
     fn person_days_count_each_person_once_within_the_period() {
         let orders: crate::model::OrdersFile = serde_json::from_value(serde_json::json!({
