@@ -163,7 +163,11 @@ fn state_events(runs: &[Run], away_min_fixes: u32, max_gap_ms: TimeMs) -> Vec<St
         match run.class {
             Presence::Home => {
                 pending = None;
-                if out.last().is_none_or(|e: &StateEvent| !e.home) {
+                // After a gap longer than the maximum age the state was unknown, so a home run
+                // is news even when the last state was home: it is the return that closes an
+                // absence inferred from the silence (seed 33 at 1,000 tags, A615: home until
+                // 20:49, silent to 21:05:16, home all night, and an AL12 for want of this).
+                if !contiguous || out.last().is_none_or(|e: &StateEvent| !e.home) {
                     let away = out.last().is_some_and(|e: &StateEvent| !e.home);
                     let (t_ms, evidence) = match uncertain_since {
                         Some((u, ev)) if away => (u, run.evidence.or(ev)),
@@ -349,4 +353,58 @@ pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
     }
     verdict.episodes.extend(open);
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: TimeMs = 60_000;
+
+    fn home_run(first_ms: TimeMs, last_ms: TimeMs) -> Run {
+        Run {
+            class: Presence::Home,
+            first_ms,
+            last_ms,
+            n: ((last_ms - first_ms) / MIN + 1) as u32,
+            evidence: None,
+        }
+    }
+
+    /// Seed 33 at 1,000 tags, A615 (window 21:00–06:00, grace 5): home by GPS until 20:49:16,
+    /// no fix until 21:05:16 (16 s after the check), then home all night. The check sees no
+    /// data (a possible AL08); the first home fix after it is the return, so the episode closes
+    /// there (AL08 + AL09) instead of running to the window's end as an AL12.
+    #[test]
+    fn a_home_fix_after_silence_closes_an_absence_inferred_from_the_silence() {
+        let ws = 21 * 60 * MIN;
+        let w = WindowSpec {
+            start_ms: ws,
+            end_ms: ws + 9 * 60 * MIN,
+            grace_ms: 5 * MIN,
+        };
+        let r = ws + 5 * MIN + 16_000;
+        let runs = [
+            home_run(ws - 10 * 60 * MIN, ws - 11 * MIN + 16_000),
+            home_run(r, w.end_ms + MIN),
+        ];
+        let verdict = evaluate(
+            &w,
+            &EvalInput {
+                runs: &runs,
+                away_min_fixes: 3,
+                max_age_ms: 10 * MIN,
+                settle_ms: 15 * MIN,
+                coverage_ms: Some(w.end_ms + MIN),
+                clock_ms: w.end_ms + MIN,
+                dead: &[],
+            },
+        );
+        let episodes: Vec<(&str, TimeMs, Option<TimeMs>, bool, bool)> = verdict
+            .episodes
+            .iter()
+            .map(|e| (e.code, e.start_ms, e.end_ms, e.returned, e.confirmed))
+            .collect();
+        assert_eq!(episodes, vec![("AL08", ws, Some(r), true, false)]);
+    }
 }
