@@ -297,7 +297,8 @@ impl TagSim {
             self.next_start_ms = plan.end_ms;
             self.next_date = plan.date + chrono::Duration::days(1);
             let windows = p.rules.windows_starting(plan.date);
-            curfew_truth(p, &plan, &windows, &mut self.truth);
+            let mut curfew_items = Vec::new();
+            curfew_truth(p, &plan, &windows, &mut curfew_items);
             let mut zone_items = Vec::new();
             zone_truth(p, &plan, &mut zone_items);
             for item in zone_items {
@@ -317,6 +318,11 @@ impl TagSim {
                 }
             }
             self.schedule_devices(p, ctx, &plan);
+            // Decided within this cycle, so judged against this cycle's power cuts.
+            if p.device == DeviceKind::Rf {
+                self.mark_unseen_while_unit_off(p, &mut curfew_items);
+            }
+            self.truth.extend(curfew_items);
             self.plans.push_back(plan);
         }
         while self.plans.len() > 1 && self.plans.front().is_some_and(|pl| pl.end_ms <= t) {
@@ -756,6 +762,46 @@ impl TagSim {
 
     /// Uploads everything stored. A silence longer than the no-contact threshold since the previous
     /// upload is a `no_contact` truth item from the last contact to this one.
+    /// An RF tag is seen only by its home unit: curfew items decided while the unit had no
+    /// power (the commencement check for AL08, AL09 and AL12, the departure for AL10 and AL11)
+    /// cannot be detected (seed 9731 at 1,000 tags, A956: the unit off 18:44–21:37, a return
+    /// at 20:59 after a 20:00 curfew start; nothing reported where the wearer was).
+    fn mark_unseen_while_unit_off(&self, p: &Profile, items: &mut [TruthItem]) {
+        let grace_ms = |order: Option<&String>| {
+            p.rules
+                .curfews
+                .iter()
+                .find(|c| Some(&c.order_id) == order)
+                .map_or(0, |c| c.grace_min as i64 * MINUTE_MS)
+        };
+        let commencement_ends: Vec<(Option<String>, TimeMs, TimeMs)> = items
+            .iter()
+            .filter(|it| it.kind == "curfew_violation" && it.code.as_deref() == Some("AL08"))
+            .filter_map(|it| Some((it.activation.clone(), it.end?, it.start)))
+            .collect();
+        for it in items.iter_mut().filter(|it| it.kind == "curfew_violation") {
+            let decided_ms = match it.code.as_deref() {
+                Some("AL08" | "AL12") => it.start + grace_ms(it.order.as_ref()),
+                // An AL09 stands or falls with its AL08 (the absence it ends).
+                Some("AL09") => match commencement_ends
+                    .iter()
+                    .find(|(a, end, _)| *a == it.activation && *end == it.start)
+                {
+                    Some((_, _, ws)) => ws + grace_ms(it.order.as_ref()),
+                    None => continue,
+                },
+                _ => it.start,
+            };
+            if in_any(&self.hmu_off, decided_ms) {
+                it.detectable = false;
+                it.behaviour = Some(format!(
+                    "{} (home unit off)",
+                    it.behaviour.as_deref().unwrap_or("incidental")
+                ));
+            }
+        }
+    }
+
     /// Marks the open zone items a fix taken at `t` (wearer truly at `true_pos`) could confirm.
     fn note_zone_fix(&mut self, p: &Profile, t: TimeMs, true_pos: Xy, fix: &(Position, Xy)) {
         let precision_m = fix.0.precision_cm as f64 / 100.0;
