@@ -407,6 +407,12 @@ fn main() -> Result<()> {
                 }
                 reports.push(report);
             }
+            if reports.len() > 1 && !json {
+                for (report, truth) in reports.iter().zip(&truth) {
+                    println!("{}", report.to_output_table(&truth.display().to_string()));
+                }
+                println!("pooled over {} populations:", reports.len());
+            }
             let report = match reports.len() {
                 1 => reports.remove(0),
                 _ => tagstream::score::ScoreReport::pooled(&reports),

@@ -259,64 +259,73 @@ pub fn monitored_person_days(
     total_ms as f64 / 86_400_000.0
 }
 
+fn table_line(key: &str, cells: [String; 8]) -> String {
+    format!(
+        "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}\n",
+        key, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
+    )
+}
+
+fn table_header(title: &str) -> String {
+    table_line(
+        title,
+        [
+            "truth",
+            "detect",
+            "matched",
+            "missed",
+            "alerts",
+            "false",
+            "precision",
+            "recall",
+        ]
+        .map(String::from),
+    )
+}
+
+fn table_row(r: &ScoreRow) -> String {
+    table_line(
+        &r.key,
+        [
+            r.truth.to_string(),
+            r.detectable.to_string(),
+            r.matched.to_string(),
+            r.missed.to_string(),
+            r.alerts.to_string(),
+            r.false_alerts.to_string(),
+            fmt_ratio(r.precision),
+            fmt_ratio(r.recall),
+        ],
+    )
+}
+
 fn fmt_ratio(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{:.3}", x))
 }
 
 impl ScoreReport {
+    /// The rows grouped by output ([`OUTPUT_GROUPS`]), under a header titled `title`.
+    pub fn to_output_table(&self, title: &str) -> String {
+        let mut s = table_header(title);
+        for r in self.grouped() {
+            s.push_str(&table_row(&r));
+        }
+        s
+    }
+
     /// A fixed-width text table: every row, then the rows grouped by output
     /// ([`OUTPUT_GROUPS`]).
     pub fn to_table(&self) -> String {
-        let line = |key: &str, cells: [String; 8]| {
-            format!(
-                "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}\n",
-                key, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
-            )
-        };
-        let header = |title: &str| {
-            line(
-                title,
-                [
-                    "truth",
-                    "detect",
-                    "matched",
-                    "missed",
-                    "alerts",
-                    "false",
-                    "precision",
-                    "recall",
-                ]
-                .map(String::from),
-            )
-        };
-        let row_line = |r: &ScoreRow| {
-            line(
-                &r.key,
-                [
-                    r.truth.to_string(),
-                    r.detectable.to_string(),
-                    r.matched.to_string(),
-                    r.missed.to_string(),
-                    r.alerts.to_string(),
-                    r.false_alerts.to_string(),
-                    fmt_ratio(r.precision),
-                    fmt_ratio(r.recall),
-                ],
-            )
-        };
-        let mut s = header("kind");
+        let mut s = table_header("kind");
         for r in self
             .rows
             .iter()
             .chain(self.hits.iter())
             .chain(self.hits_certain.iter())
         {
-            s.push_str(&row_line(r));
+            s.push_str(&table_row(r));
         }
-        s.push_str(&header("by output"));
-        for r in self.grouped() {
-            s.push_str(&row_line(&r));
-        }
+        s.push_str(&self.to_output_table("by output"));
         if let Some(b) = &self.burden {
             s.push_str(&format!(
                 "hub burden: false alerts per 100 monitored person-days ({:.1} person-days)\n",
