@@ -20,6 +20,13 @@
 //! signal: readings stored and uploaded later), `crime_row_error` (a deliberately malformed CSV
 //! row). `detectable` says whether the readings can show the item
 //! (e.g. a drink peaking under 0.02 g/dL, or a zone clipped for seconds between fixes, cannot).
+//!
+//! `confirmable` (written only when `false`; absent means `true`) says that a detectable item
+//! cannot get the higher confidence from the readings actually taken. For a `hit`: no fix the tag
+//! reported under the hit's activation during the crime's window, simulated outliers aside, has
+//! its whole confidence circle inside the vicinity (`distance + precision ≤ 100 m`, the distance
+//! measured as the hit rule measures it), so tagstream can only call it `possible`; the score's
+//! `hits [certain]` row leaves such hits out of its recall (`crimes::confirmable`).
 
 use crate::orders::Window;
 use crate::plan::{Plan, Seg};
@@ -76,6 +83,10 @@ pub struct TruthItem {
     pub line: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `false` when the item is detectable but the readings cannot give it the higher
+    /// confidence (a `hit` no fix of which could make `certain`); absent means `true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmable: Option<bool>,
 }
 
 mod opt_time {
