@@ -31,11 +31,13 @@ enum Command {
     },
     /// Score outputs (alerts.jsonl, hits.jsonl) against the simulator's ground truth.
     Score {
-        #[arg(long)]
-        truth: PathBuf,
+        /// The simulator's truth.jsonl. Repeat `--truth` and `--outputs` (and `--orders`), in
+        /// pairs, to score several populations pooled into one report.
+        #[arg(long, required = true)]
+        truth: Vec<PathBuf>,
         /// Directory holding alerts.jsonl (and hits.jsonl), e.g. a replay --out directory.
-        #[arg(long)]
-        outputs: PathBuf,
+        #[arg(long, required = true)]
+        outputs: Vec<PathBuf>,
         /// How far apart (minutes) a truth item and an output may start and still match.
         #[arg(long, default_value_t = 5)]
         tolerance_min: i64,
@@ -46,7 +48,7 @@ enum Command {
         /// `--from` and `--until`: also print the hub's burden, false alerts per 100 monitored
         /// person-days.
         #[arg(long, requires_all = ["from", "until"])]
-        orders: Option<PathBuf>,
+        orders: Vec<PathBuf>,
         /// Start of the monitored period (RFC 3339).
         #[arg(long, requires = "orders")]
         from: Option<String>,
@@ -355,32 +357,60 @@ fn main() -> Result<()> {
             from,
             until,
         } => {
-            let mut report = tagstream::score::run_score(&truth, &outputs, tolerance_min * 60_000)
-                .with_context(|| {
-                    format!("scoring {} against {}", outputs.display(), truth.display())
-                })?;
-            if let (Some(orders), Some(from), Some(until)) = (orders, from, until) {
-                let time = |flag: &str, text: &str| {
-                    tagstream::model::time::parse_time(text)
-                        .map_err(|e| anyhow::anyhow!("--{flag} {text}: {e}"))
-                };
-                let (from_ms, until_ms) = (time("from", &from)?, time("until", &until)?);
-                anyhow::ensure!(
-                    from_ms < until_ms,
-                    "--from {from} is not before --until {until}"
-                );
-                let (document, errors) = tagstream::replay::load_orders(&orders)
-                    .with_context(|| format!("reading {}", orders.display()))?;
-                anyhow::ensure!(
-                    errors.is_empty(),
-                    "{}: {} record(s) not accepted, the first: {}",
-                    orders.display(),
-                    errors.len(),
-                    errors[0].message
-                );
-                let days = tagstream::score::monitored_person_days(&document, from_ms, until_ms);
-                report = report.with_burden(days);
+            anyhow::ensure!(
+                truth.len() == outputs.len(),
+                "{} --truth but {} --outputs: give them in pairs, one pair per population",
+                truth.len(),
+                outputs.len()
+            );
+            anyhow::ensure!(
+                orders.is_empty() || orders.len() == truth.len(),
+                "{} --orders for {} populations: give one per --truth, or none",
+                orders.len(),
+                truth.len()
+            );
+            let period = match (from, until) {
+                (Some(from), Some(until)) => {
+                    let time = |flag: &str, text: &str| {
+                        tagstream::model::time::parse_time(text)
+                            .map_err(|e| anyhow::anyhow!("--{flag} {text}: {e}"))
+                    };
+                    let (from_ms, until_ms) = (time("from", &from)?, time("until", &until)?);
+                    anyhow::ensure!(
+                        from_ms < until_ms,
+                        "--from {from} is not before --until {until}"
+                    );
+                    Some((from_ms, until_ms))
+                }
+                _ => None,
+            };
+            let mut reports = Vec::with_capacity(truth.len());
+            for (i, (truth, outputs)) in truth.iter().zip(&outputs).enumerate() {
+                let mut report =
+                    tagstream::score::run_score(truth, outputs, tolerance_min * 60_000)
+                        .with_context(|| {
+                            format!("scoring {} against {}", outputs.display(), truth.display())
+                        })?;
+                if let (Some(orders), Some((from_ms, until_ms))) = (orders.get(i), period) {
+                    let (document, errors) = tagstream::replay::load_orders(orders)
+                        .with_context(|| format!("reading {}", orders.display()))?;
+                    anyhow::ensure!(
+                        errors.is_empty(),
+                        "{}: {} record(s) not accepted, the first: {}",
+                        orders.display(),
+                        errors.len(),
+                        errors[0].message
+                    );
+                    let days =
+                        tagstream::score::monitored_person_days(&document, from_ms, until_ms);
+                    report = report.with_burden(days);
+                }
+                reports.push(report);
             }
+            let report = match reports.len() {
+                1 => reports.remove(0),
+                _ => tagstream::score::ScoreReport::pooled(&reports),
+            };
             if json {
                 println!("{}", report.to_json());
             } else {

@@ -138,6 +138,14 @@ impl Polygon {
     pub fn contains(&self, p: Xy) -> bool {
         self.rings.iter().filter(|r| ring_contains(r, p)).count() % 2 == 1
     }
+    /// Distance from `p` to the nearest edge of any ring (the boundary between inside and out).
+    pub fn boundary_dist_m(&self, p: Xy) -> f64 {
+        self.rings
+            .iter()
+            .flat_map(|r| (0..r.len()).map(move |i| (r[i], r[(i + 1) % r.len()])))
+            .map(|(a, b)| seg_dist_m(p, a, b).0)
+            .fold(f64::INFINITY, f64::min)
+    }
     /// Bounding box (min, max) of the outer ring.
     pub fn bbox(&self) -> (Xy, Xy) {
         let mut lo = Xy::new(f64::MAX, f64::MAX);

@@ -88,6 +88,13 @@ impl Shape {
             Shape::Circle { centre, radius_m } => centre.dist_m(p) <= *radius_m,
         }
     }
+    /// Distance from `p` to the shape's boundary.
+    pub fn boundary_dist_m(&self, p: Xy) -> f64 {
+        match self {
+            Shape::Polygon(poly) => poly.boundary_dist_m(p),
+            Shape::Circle { centre, radius_m } => (centre.dist_m(p) - radius_m).abs(),
+        }
+    }
     pub fn centre(&self) -> Xy {
         match self {
             Shape::Circle { centre, .. } => *centre,
@@ -127,6 +134,16 @@ pub struct SimZone {
 }
 
 impl SimZone {
+    /// Whether a wearer at `pos` at `t_ms` is in breach (inside an exclusion zone, outside an
+    /// inclusion zone, while it applies).
+    pub fn breached_at(&self, pos: Xy, t_ms: TimeMs) -> bool {
+        self.shape.contains(pos) == self.exclusion && self.active(t_ms)
+    }
+    /// Whether a fix at `centre` with a confidence circle of `radius_m` lies wholly on the
+    /// breaching side (the zones rule's "violating" fix).
+    pub fn circle_breaches(&self, centre: Xy, radius_m: f64, t_ms: TimeMs) -> bool {
+        self.breached_at(centre, t_ms) && self.shape.boundary_dist_m(centre) >= radius_m
+    }
     /// Whether the zone applies at `t_ms`.
     pub fn active(&self, t_ms: TimeMs) -> bool {
         if self.schedule.is_empty() {

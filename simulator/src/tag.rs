@@ -21,10 +21,14 @@ use crate::plan::{plan_cycle, Plan, PlanContext, Where};
 use crate::population::{DeviceKind, PlaceKind, Profile};
 use crate::rf::Hmu;
 use crate::rng::{stream, Rng};
-use crate::truth::{curfew_truth, zone_truth, TruthItem};
+use crate::truth::{
+    curfew_truth, zone_truth, TruthItem, ZONE_CONFIRM_MAX_PRECISION_M, ZONE_CONFIRM_SPAN_MS,
+};
 use chrono::NaiveDate;
 use std::collections::VecDeque;
-use tagstream::model::{DeviceEvent, Reading, ReadingBody, TacSample, TimeMs};
+use tagstream::model::{
+    DeviceEvent, Position, PositionSource, Reading, ReadingBody, TacSample, TimeMs,
+};
 
 /// Minutes of true positions kept for crime placement.
 pub const RING_MIN: usize = 48 * 60;
@@ -32,6 +36,14 @@ pub const RING_MIN: usize = 48 * 60;
 const NO_CONTACT_MARGIN_MS: i64 = 5 * MINUTE_MS;
 /// A `fix_ring` slot without a fix that could confirm a hit.
 const NO_FIX: [i16; 3] = [i16::MIN; 3];
+/// How much of an IR obstruction (or a removal) must fall inside the run for the readings to show
+/// it: the alcohol rule waits for a sustained run (2 h and 4 readings, 1 h and 3 for a removal,
+/// `docs/alcohol.md` §5) because real bracelets jump that far for one or two readings, plus one
+/// 30-minute reading interval. One that starts within that of the run's end is not judged
+/// (seed 33's A118: an obstruction 56 minutes before the end, two readings).
+const OBSTRUCTION_SEEN_MS: i64 = 150 * MINUTE_MS;
+/// See [`OBSTRUCTION_SEEN_MS`].
+const REMOVAL_SEEN_MS: i64 = 90 * MINUTE_MS;
 /// Largest batch a tag uploads.
 pub const MAX_BATCH: usize = 256;
 
@@ -63,6 +75,24 @@ struct SensorEpisode {
     t0_ms: TimeMs,
     t1_ms: TimeMs,
     ir_shift_v: f64,
+}
+
+/// A zone item kept until it is over, while the fixes taken during it show whether the readings
+/// can confirm it.
+struct ZoneWatch {
+    item: TruthItem,
+    /// Index into the person's zones.
+    zone: usize,
+    /// The first fix that could confirm the breach, and whether a later one completes it.
+    first_confirming_ms: Option<TimeMs>,
+    confirmable: bool,
+}
+
+impl ZoneWatch {
+    fn into_item(mut self) -> TruthItem {
+        self.item.confirmable = Some(self.confirmable);
+        self.item
+    }
 }
 
 /// The state of one tag.
@@ -102,6 +132,8 @@ pub struct TagSim {
     /// Drinking events still in the body: kept here, not in `truth`, until they end, because a
     /// new episode while one is in the body extends it and a tag swap splits it.
     open_drinking: Vec<TruthItem>,
+    /// Zone items not over yet (see [`ZoneWatch`]).
+    open_zones: Vec<ZoneWatch>,
     ir_base_v: f64,
     temp_base_c: f64,
     pending: Vec<Reading>,
@@ -181,6 +213,7 @@ impl TagSim {
             removals: Vec::new(),
             env_spikes: Vec::new(),
             open_drinking: Vec::new(),
+            open_zones: Vec::new(),
             ir_base_v,
             temp_base_c,
             pending: Vec::new(),
@@ -230,6 +263,8 @@ impl TagSim {
     /// Uploads whatever is still stored at the end of the run.
     pub fn finish(&mut self, p: &Profile, ctx: &RunContext, out: &mut Vec<UploadBatch>) {
         self.truth.append(&mut self.open_drinking);
+        self.truth
+            .extend(self.open_zones.drain(..).map(ZoneWatch::into_item));
         for item in self.battery.open_truth() {
             let mut it = TruthItem::about(p, item.kind, item.start_ms, item.end_ms);
             it.code = Some(item.code.to_string());
@@ -276,7 +311,24 @@ impl TagSim {
             self.next_date = plan.date + chrono::Duration::days(1);
             let windows = p.rules.windows_starting(plan.date);
             curfew_truth(p, &plan, &windows, &mut self.truth);
-            zone_truth(p, &plan, &mut self.truth);
+            let mut zone_items = Vec::new();
+            zone_truth(p, &plan, &mut zone_items);
+            for item in zone_items {
+                match p
+                    .rules
+                    .zones
+                    .iter()
+                    .position(|z| item.zone.as_ref() == Some(&z.id))
+                {
+                    Some(zone) => self.open_zones.push(ZoneWatch {
+                        item,
+                        zone,
+                        first_confirming_ms: None,
+                        confirmable: false,
+                    }),
+                    None => self.truth.push(item),
+                }
+            }
             self.schedule_devices(p, ctx, &plan);
             self.plans.push_back(plan);
         }
@@ -426,10 +478,10 @@ impl TagSim {
                     t1_ms: t1,
                     ir_shift_v: shift,
                 });
-                self.truth.push(
-                    TruthItem::about(p, "alcohol_obstruction", t0, Some(t1))
-                        .with_behaviour("ir_obstruction"),
-                );
+                let mut it = TruthItem::about(p, "alcohol_obstruction", t0, Some(t1))
+                    .with_behaviour("ir_obstruction");
+                it.detectable = ctx.end_ms - t0 >= OBSTRUCTION_SEEN_MS;
+                self.truth.push(it);
             } else if rng.chance(rates.scaled(rates.removal) * day_frac) {
                 let t0 = at(rng);
                 let t1 = t0 + (rng.range(2.0, 16.0) * 3600.0) as i64 * 1000;
@@ -441,9 +493,10 @@ impl TagSim {
                     t1_ms: t1,
                     ir_shift_v: 0.0,
                 });
-                self.truth.push(
-                    TruthItem::about(p, "alcohol_removal", t0, Some(t1)).with_behaviour("removal"),
-                );
+                let mut it =
+                    TruthItem::about(p, "alcohol_removal", t0, Some(t1)).with_behaviour("removal");
+                it.detectable = ctx.end_ms - t0 >= REMOVAL_SEEN_MS;
+                self.truth.push(it);
             }
         }
     }
@@ -480,6 +533,10 @@ impl TagSim {
         self.seq = 0;
         self.last_upload_ms = None;
         self.battery = Battery::new(&mut self.rng, p.device);
+        // The home unit pairs with the new tag and reports its presence at once; carrying the old
+        // tag's last state over kept it silent until the next heartbeat (up to 30 minutes), which
+        // the curfew rule rightly reads as no evidence of presence at a curfew start.
+        self.hmu = Hmu::default();
         self.events.push((t, DeviceEvent::Fitted));
         self.events.sort_by_key(|e| e.0);
         self.tac_fit_ms = t;
@@ -538,6 +595,18 @@ impl TagSim {
                 .partition(|it| it.end.is_some_and(|end| end <= t));
             self.truth.extend(over);
             self.open_drinking = open;
+        }
+        if self
+            .open_zones
+            .iter()
+            .any(|w| w.item.end.is_some_and(|end| end < t))
+        {
+            let (over, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.open_zones)
+                .into_iter()
+                .partition(|w| w.item.end.is_some_and(|end| end < t));
+            self.truth
+                .extend(over.into_iter().map(ZoneWatch::into_item));
+            self.open_zones = open;
         }
         self.plan_at(p, ctx, t);
         let here: Where = match self
@@ -620,6 +689,9 @@ impl TagSim {
                     .fix(&mut self.rng, ctx.rates, &here, ctx.area, network, t)
                 {
                     GpsOutcome::Fix(mut pos, outlier) => {
+                        if outlier.is_none() {
+                            self.note_zone_fix(p, t, here.kin.pos, &pos);
+                        }
                         let (lat_e7, lon_e7) = ctx.area.frame.to_e7(pos.1);
                         pos.0.lat_e7 = lat_e7;
                         pos.0.lon_e7 = lon_e7;
@@ -705,6 +777,26 @@ impl TagSim {
 
     /// Uploads everything stored. A silence longer than the no-contact threshold since the previous
     /// upload is a `no_contact` truth item from the last contact to this one.
+    /// Marks the open zone items a fix taken at `t` (wearer truly at `true_pos`) could confirm.
+    fn note_zone_fix(&mut self, p: &Profile, t: TimeMs, true_pos: Xy, fix: &(Position, Xy)) {
+        let precision_m = fix.0.precision_cm as f64 / 100.0;
+        if fix.0.source != PositionSource::Gps || precision_m > ZONE_CONFIRM_MAX_PRECISION_M {
+            return;
+        }
+        for w in &mut self.open_zones {
+            let during = w.item.start <= t && w.item.end.is_none_or(|end| t <= end);
+            let z = &p.rules.zones[w.zone];
+            if !during || !z.breached_at(true_pos, t) || !z.circle_breaches(fix.1, precision_m, t) {
+                continue;
+            }
+            match w.first_confirming_ms {
+                None => w.first_confirming_ms = Some(t),
+                Some(first) if t - first >= ZONE_CONFIRM_SPAN_MS => w.confirmable = true,
+                Some(_) => {}
+            }
+        }
+    }
+
     fn seal(
         &mut self,
         p: &Profile,

@@ -21,8 +21,8 @@
 //! row). `detectable` says whether the readings can show the item
 //! (e.g. a drink peaking under 0.02 g/dL, or a zone clipped for seconds between fixes, cannot).
 //!
-//! `confirmable` (written only when `false`; absent means `true`) says that a detectable item
-//! cannot get the higher confidence from the readings actually taken. For a `hit`: no fix the tag
+//! `confirmable` (absent means `true`) says whether a detectable item can get the higher
+//! confidence from the readings actually taken. A `hit` carries it only when `false`: no fix the tag
 //! reported under the hit's activation during the crime's window, simulated outliers aside, has
 //! its whole confidence circle inside the vicinity (`distance + precision ≤ 100 m`, the distance
 //! measured as the hit rule measures it), so tagstream can only call it `possible`; the score's
@@ -53,6 +53,11 @@ pub struct TruthItem {
     #[serde(with = "rfc3339_ms_opt")]
     pub end: Option<TimeMs>,
     pub detectable: bool,
+    /// Whether the readings hold the evidence the higher confidence needs (a confirmed zone
+    /// entry: see [`zone_truth`]; a certain hit: `crimes::confirmable`); absent where that does
+    /// not apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmable: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub behaviour: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,10 +88,6 @@ pub struct TruthItem {
     pub line: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// `false` when the item is detectable but the readings cannot give it the higher
-    /// confidence (a `hit` no fix of which could make `certain`); absent means `true`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub confirmable: Option<bool>,
 }
 
 mod opt_time {
@@ -254,7 +255,10 @@ pub fn curfew_truth(p: &Profile, plan: &Plan, windows: &[Window], out: &mut Vec<
     }
 }
 
-/// Exclusion-zone entries and inclusion-zone exits in one cycle, from the trajectory.
+/// Exclusion-zone entries and inclusion-zone exits in one cycle, from the trajectory. An item is
+/// `detectable` when the breach lasted two minutes (two fixes a minute apart can fall in it).
+/// Whether it is `confirmable` depends on the fixes the tag then takes, so the caller decides it
+/// once the item is over ([`ZONE_CONFIRM_SPAN_MS`]).
 pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
     const STEP_MS: i64 = 5_000;
     for z in &p.rules.zones {
@@ -270,10 +274,7 @@ pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
                 )
             }
         };
-        let bad = |pos: crate::geo::Xy, t: TimeMs| {
-            let inside = z.shape.contains(pos);
-            (if z.exclusion { inside } else { !inside }) && z.active(t)
-        };
+        let bad = |pos: crate::geo::Xy, t: TimeMs| z.breached_at(pos, t);
         // Runs of "in breach" as [start, end).
         let mut runs: Vec<(TimeMs, TimeMs)> = Vec::new();
         let mut push = |a: TimeMs, b: TimeMs| match runs.last_mut() {
@@ -360,8 +361,20 @@ pub fn zone_truth(p: &Profile, plan: &Plan, out: &mut Vec<TruthItem>) {
     }
 }
 
-/// Marks movement items that began while the activation's tag was flat as not detectable: no
-/// reading shows where the wearer was then (the home unit only sees the tag missing).
+/// What a zone item needs to be `confirmable`, the zones rule's default standard for a confirmed
+/// entry: GPS fixes taken while the wearer was in breach (not simulated multipath outliers),
+/// each no less precise than `max_confirm_precision_m` and with its whole reported circle on the
+/// breaching side, the first and last at least a minute apart. A breach whose fixes fall short
+/// (a two-minute pass with one fix inside, or fixes whose circles straddle the boundary) can
+/// only ever be a `possible` entry.
+pub const ZONE_CONFIRM_SPAN_MS: TimeMs = 60_000;
+/// See [`ZONE_CONFIRM_SPAN_MS`].
+pub const ZONE_CONFIRM_MAX_PRECISION_M: f64 = 50.0;
+
+/// Marks items the readings cannot show because the activation's tag was flat (no reading shows
+/// where the wearer was, and a flat tag reports no strap or fault events): movement items that
+/// began while it was flat, device faults raised then, and strap tampers opened or closed then
+/// (the event is lost, so the rule sees no tamper, or one that never closes).
 pub fn mark_unseen_while_dead(items: &mut [TruthItem]) {
     let mut dead: std::collections::HashMap<String, Vec<(TimeMs, TimeMs)>> = Default::default();
     for it in items.iter().filter(|i| i.kind == "battery_dead") {
@@ -372,17 +385,21 @@ pub fn mark_unseen_while_dead(items: &mut [TruthItem]) {
         }
     }
     for it in items.iter_mut() {
-        if !matches!(
-            it.kind.as_str(),
-            "curfew_violation" | "exclusion_zone_entry" | "inclusion_zone_exit"
-        ) {
-            continue;
-        }
-        let flat = it
-            .activation
-            .as_ref()
-            .and_then(|a| dead.get(a))
-            .is_some_and(|iv| iv.iter().any(|&(a, b)| it.start >= a && it.start <= b));
+        let strap = match it.kind.as_str() {
+            "curfew_violation"
+            | "exclusion_zone_entry"
+            | "inclusion_zone_exit"
+            | "device_fault" => false,
+            "strap_tamper" => true,
+            _ => continue,
+        };
+        let flat_at = |t: TimeMs| {
+            it.activation
+                .as_ref()
+                .and_then(|a| dead.get(a))
+                .is_some_and(|iv| iv.iter().any(|&(a, b)| t >= a && t <= b))
+        };
+        let flat = flat_at(it.start) || (strap && it.end.is_some_and(flat_at));
         if flat {
             it.detectable = false;
             it.behaviour = Some(format!(
@@ -421,6 +438,10 @@ pub fn merge_and_sort(mut items: Vec<TruthItem>) -> Vec<TruthItem> {
             {
                 last.end = it.end.max(last.end);
                 last.detectable = last.end.unwrap_or(last.start) - last.start >= 2 * 60_000;
+                last.confirmable = match (last.confirmable, it.confirmable) {
+                    (Some(a), Some(b)) => Some(a || b),
+                    (a, b) => a.or(b),
+                };
                 continue;
             }
         }
@@ -428,4 +449,49 @@ pub fn merge_and_sort(mut items: Vec<TruthItem>) -> Vec<TruthItem> {
     }
     out.sort_by_key(|a| a.sort_key());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: &str, start: TimeMs, end: Option<TimeMs>) -> TruthItem {
+        TruthItem {
+            kind: kind.into(),
+            activation: Some("A1".into()),
+            start,
+            end,
+            detectable: true,
+            ..Default::default()
+        }
+    }
+
+    /// Seed 22's A397: a strap opened at 04:06 while the tag had been flat since 22:58 sent no
+    /// event, so nothing could show it.
+    #[test]
+    fn strap_and_fault_events_while_the_tag_is_flat_are_not_detectable() {
+        let mut items = vec![
+            item("battery_dead", 1_000, Some(10_000)),
+            item("strap_tamper", 2_000, Some(3_000)),
+            item("strap_tamper", 500, Some(2_000)),
+            item("strap_tamper", 20_000, Some(21_000)),
+            item("device_fault", 5_000, Some(5_000)),
+            item("device_fault", 11_000, Some(11_000)),
+            item("battery_low", 5_000, None),
+        ];
+        mark_unseen_while_dead(&mut items);
+        let detectable: Vec<bool> = items.iter().map(|i| i.detectable).collect();
+        assert_eq!(
+            detectable,
+            vec![true, false, false, true, false, true, true],
+            "{items:?}"
+        );
+        let mut other = vec![
+            item("battery_dead", 1_000, Some(10_000)),
+            item("strap_tamper", 2_000, Some(3_000)),
+        ];
+        other[1].activation = Some("A2".into());
+        mark_unseen_while_dead(&mut other);
+        assert!(other[1].detectable, "another activation's flat tag");
+    }
 }

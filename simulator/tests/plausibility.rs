@@ -171,6 +171,7 @@ fn a_replaced_tag_ends_its_activation_and_the_new_tag_starts_a_new_one() {
     let rs = common::readings(dir.path());
     let tags = common::by_tag(&rs);
     let mut swaps = 0;
+    let mut rf_swaps = 0;
     for old in acts.iter().filter(|a| !a["to"].is_null()) {
         let to = common::t(&old["to"]);
         let new = acts
@@ -199,9 +200,37 @@ fn a_replaced_tag_ends_its_activation_and_the_new_tag_starts_a_new_one() {
             ReadingBody::Event(tagstream::model::DeviceEvent::Fitted)
         );
         assert!(new_rs.iter().all(|r| r.t_ms >= to));
+        // A home unit reports a newly fitted tag at once, not at its next heartbeat (seed 55's
+        // A545: fitted at 19:01, first presence at 19:25, a false AL08 at the curfew start).
+        let had_rf = old_rs
+            .iter()
+            .any(|r| matches!(r.body, ReadingBody::Rf { .. }));
+        if had_rf {
+            let first_rf = new_rs
+                .iter()
+                .find(|r| matches!(r.body, ReadingBody::Rf { .. }))
+                .map(|r| r.t_ms);
+            let unit_off = new_rs.iter().any(|r| {
+                r.t_ms <= to + 5 * 60_000
+                    && r.body == ReadingBody::Event(tagstream::model::DeviceEvent::HmuPowerLoss)
+            });
+            if !unit_off {
+                assert!(
+                    first_rf.is_some_and(|t| t <= to + 5 * 60_000),
+                    "{}: first presence report {:?} ms after fitting",
+                    new["tag"],
+                    first_rf.map(|t| t - to)
+                );
+                rf_swaps += 1;
+            }
+        }
         swaps += 1;
     }
     assert!(swaps >= 5, "{swaps} swaps");
+    assert!(
+        rf_swaps >= 2,
+        "{rf_swaps} swaps of tags seen by a home unit"
+    );
     // Batches of the new tag are numbered from 1.
     let text = std::fs::read_to_string(dir.path().join("readings.jsonl")).expect("readings");
     let first_new = acts.iter().find(|a| {

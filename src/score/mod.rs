@@ -38,6 +38,10 @@
 //!   drinking is never a missed environmental item.
 //! - Undefined ratios (nothing to divide by) are reported as `null` / `-`.
 
+mod groups;
+
+pub use groups::OUTPUT_GROUPS;
+
 use crate::model::time::parse_time;
 use crate::model::TimeMs;
 use serde::{Deserialize, Serialize};
@@ -260,38 +264,58 @@ fn fmt_ratio(v: Option<f64>) -> String {
 }
 
 impl ScoreReport {
-    /// A fixed-width text table.
+    /// A fixed-width text table: every row, then the rows grouped by output
+    /// ([`OUTPUT_GROUPS`]).
     pub fn to_table(&self) -> String {
-        let mut s = format!(
-            "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}\n",
-            "kind",
-            "truth",
-            "detect",
-            "matched",
-            "missed",
-            "alerts",
-            "false",
-            "precision",
-            "recall"
-        );
-        let rows = self
+        let line = |key: &str, cells: [String; 8]| {
+            format!(
+                "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}\n",
+                key, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
+            )
+        };
+        let header = |title: &str| {
+            line(
+                title,
+                [
+                    "truth",
+                    "detect",
+                    "matched",
+                    "missed",
+                    "alerts",
+                    "false",
+                    "precision",
+                    "recall",
+                ]
+                .map(String::from),
+            )
+        };
+        let row_line = |r: &ScoreRow| {
+            line(
+                &r.key,
+                [
+                    r.truth.to_string(),
+                    r.detectable.to_string(),
+                    r.matched.to_string(),
+                    r.missed.to_string(),
+                    r.alerts.to_string(),
+                    r.false_alerts.to_string(),
+                    fmt_ratio(r.precision),
+                    fmt_ratio(r.recall),
+                ],
+            )
+        };
+        let mut s = header("kind");
+        for r in self
             .rows
             .iter()
             .chain(self.hits.iter())
-            .chain(self.hits_certain.iter());
-        for r in rows {
-            s.push_str(&format!(
-                "{:<34} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>7}\n",
-                r.key,
-                r.truth,
-                r.detectable,
-                r.matched,
-                r.missed,
-                r.alerts,
-                r.false_alerts,
-                fmt_ratio(r.precision),
-                fmt_ratio(r.recall)
-            ));
+            .chain(self.hits_certain.iter())
+        {
+            s.push_str(&row_line(r));
+        }
+        s.push_str(&header("by output"));
+        for r in self.grouped() {
+            s.push_str(&row_line(&r));
         }
         if let Some(b) = &self.burden {
             s.push_str(&format!(
@@ -299,6 +323,13 @@ impl ScoreReport {
                 b.person_days
             ));
             for r in b.rows.iter().filter(|r| r.false_alerts > 0) {
+                s.push_str(&format!(
+                    "  {:<40} {:>7} {:>9.3}\n",
+                    r.key, r.false_alerts, r.per_100_person_days
+                ));
+            }
+            s.push_str("  by output:\n");
+            for r in self.grouped_burden() {
                 s.push_str(&format!(
                     "  {:<40} {:>7} {:>9.3}\n",
                     r.key, r.false_alerts, r.per_100_person_days
@@ -371,8 +402,23 @@ impl ScoreReport {
         self
     }
 
+    /// The report as JSON, with the rows grouped by output (`groups`) and, with a burden, the
+    /// groups' burden (`burden_groups`).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        let mut doc = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert(
+                "groups".into(),
+                serde_json::to_value(self.grouped()).unwrap_or_default(),
+            );
+            if self.burden.is_some() {
+                obj.insert(
+                    "burden_groups".into(),
+                    serde_json::to_value(self.grouped_burden()).unwrap_or_default(),
+                );
+            }
+        }
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }
 
@@ -734,6 +780,98 @@ mod tests {
             (0, 0, 3, 2)
         );
         assert_eq!(row(&r, "drinking_event").detectable, 1);
+    }
+
+    /// Seed 9731's A375: a 2.1-minute pass through a zone with one fix inside can only be a
+    /// possible entry. It counts against the all-confidence row's recall, not the confirmed
+    /// row's; a confirmable entry missed as confirmed still does.
+    #[test]
+    fn unconfirmable_truth_is_left_out_of_the_confirmed_rows_recall() {
+        let entry = |activation: &str, confirmable: bool| {
+            rec(&format!(
+                r#"{{"type":"exclusion_zone_entry","activation":"{activation}","zone":"Z1","start":"2026-03-04T17:02:00Z","end":"2026-03-04T17:04:06Z","detectable":true,"confirmable":{confirmable}}}"#
+            ))
+        };
+        let possible = |activation: &str| {
+            rec(&format!(
+                r#"{{"id":"z-{activation}","type":"exclusion_zone_entry","activation":"{activation}","zone":"Z1","start":"2026-03-04T17:03:00Z","end":"2026-03-04T17:05:00Z","confidence":"possible"}}"#
+            ))
+        };
+        let truth = vec![entry("A375", false), entry("A376", true)];
+        let alerts = vec![possible("A375"), possible("A376")];
+        let r = score(&truth, &alerts, None, DEFAULT_TOLERANCE_MS);
+        let all = row(&r, "exclusion_zone_entry");
+        assert_eq!((all.detectable, all.matched), (2, 2));
+        let confirmed = row(&r, "exclusion_zone_entry [confirmed]");
+        assert_eq!(
+            (confirmed.detectable, confirmed.matched, confirmed.missed),
+            (1, 0, 1)
+        );
+    }
+
+    /// Pooling sums each row's counts and recomputes its ratios (not an average of ratios), a
+    /// type met in one population only is kept, and groups add up their types.
+    #[test]
+    fn pooled_reports_sum_counts_and_group_types_by_output() {
+        let item = |kind: &str, activation: &str| {
+            rec(&format!(
+                r#"{{"type":"{kind}","activation":"{activation}","start":"2026-03-04T10:00:00Z","end":"2026-03-04T11:00:00Z","detectable":true}}"#
+            ))
+        };
+        let a = score(
+            &[item("strap_tamper", "A1"), item("battery_low", "A1")],
+            &[item("strap_tamper", "A1")],
+            None,
+            DEFAULT_TOLERANCE_MS,
+        )
+        .with_burden(10.0);
+        let b = score(
+            &[item("strap_tamper", "A2"), item("hmu_moved", "A2")],
+            &[
+                item("strap_tamper", "A2"),
+                item("hmu_moved", "A2"),
+                item("battery_low", "A3"),
+            ],
+            None,
+            DEFAULT_TOLERANCE_MS,
+        )
+        .with_burden(30.0);
+        let pooled = ScoreReport::pooled(&[a, b]);
+        let tamper = row(&pooled, "strap_tamper");
+        assert_eq!((tamper.detectable, tamper.matched), (2, 2));
+        let low = row(&pooled, "battery_low");
+        assert_eq!(
+            (low.detectable, low.matched, low.alerts, low.false_alerts),
+            (1, 0, 1, 1)
+        );
+        assert_eq!(low.recall, Some(0.0));
+        assert_eq!(row(&pooled, "hmu_moved").matched, 1);
+        assert_eq!(
+            pooled.rows.last().map(|r| r.key.as_str()),
+            Some("all alerts")
+        );
+        let health = pooled
+            .grouped()
+            .into_iter()
+            .find(|g| g.key == "device health, no contact, tamper")
+            .expect("device health group");
+        assert_eq!(
+            (
+                health.detectable,
+                health.matched,
+                health.alerts,
+                health.false_alerts
+            ),
+            (4, 3, 4, 1)
+        );
+        let burden = pooled.burden.as_ref().expect("burden");
+        assert!((burden.person_days - 40.0).abs() < 1e-9);
+        let health_burden = pooled
+            .grouped_burden()
+            .into_iter()
+            .find(|g| g.key == "device health, no contact, tamper")
+            .expect("device health burden");
+        assert!((health_burden.per_100_person_days - 2.5).abs() < 1e-9);
     }
 
     #[test]
