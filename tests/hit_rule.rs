@@ -197,7 +197,7 @@ fn evidence_carries_labels_with_a_new_letter_after_a_gap() {
     assert_eq!(labels, ["A1", "A2", "B1", "B2", "B3"]);
     assert_eq!(h.positions[2].speed_kmh, Some(5.0));
     assert_eq!(h.positions[2].heading_deg, Some(90.0));
-    assert_eq!(h.algorithm.name, "hits/2");
+    assert_eq!(h.algorithm.name, "hits/3");
     assert_eq!(h.algorithm.radius_m, 100.0);
 }
 

@@ -6,7 +6,9 @@
 //! during the window), near misses (130–250 m away during the window, or at the spot but with a
 //! window that closed before the wearer arrived), and unrelated crimes around the area. Truth is
 //! then computed for every crime against every GPS trail, whatever it was placed as: a `hit` item
-//! for each activation whose true path came within 100 m during the window. A share of a day's
+//! for each activation whose true path came within 100 m during the window, marked
+//! `confirmable: false` when none of the fixes the tag reported in the window could make it
+//! `certain` (the tag keeps those fixes beside its true positions). A share of a day's
 //! crimes is resubmitted in the next day's batch (same reference, corrected window or location):
 //! a new `crime_version`, with its own truth. Coordinates are WGS84
 //! or British National Grid (one pair per row). A controlled share of extra rows is malformed,
@@ -23,6 +25,7 @@ use crate::tag::{RunContext, TagSim};
 use crate::truth::TruthItem;
 use chrono::{DateTime, NaiveDate, Utc};
 use tagstream::model::TimeMs;
+use tagstream::rules::geodesy::LocalProjection;
 
 /// The vicinity radius a hit is defined by.
 pub const VICINITY_M: f64 = 100.0;
@@ -69,6 +72,32 @@ pub const ROW_ERRORS: [&str; 18] = [
     "several_forces_in_batch",
     "several_batch_ids_in_batch",
 ];
+
+/// Whether the readings can make the true hit `it` of crime `c` certain: the tag reported, under
+/// the hit's activation and during the crime's window, a fix (not a simulated outlier) whose whole
+/// confidence circle lies inside the vicinity — `distance + precision ≤ radius`, the distance
+/// measured as the hit rule measures it (the reported fix's WGS84 coordinates projected around
+/// the crime's written ones; the simulator's own frame is off by up to 0.5% across an area).
+fn confirmable(
+    tag: &TagSim,
+    p: &Profile,
+    it: &TruthItem,
+    c: &Crime,
+    ctx: &RunContext,
+    area: &Area,
+) -> bool {
+    let (lat, lon) = area.frame.to_latlon(c.pos);
+    let around_crime = LocalProjection::new(lat, lon);
+    tag.fixes_near(ctx, c.pos, c.from_ms, c.to_ms, VICINITY_M)
+        .into_iter()
+        .any(|(t, pos, precision_m)| {
+            let (lat_e7, lon_e7) = area.frame.to_e7(pos);
+            let (x_m, y_m) = around_crime.to_xy(lat_e7 as f64 / 1e7, lon_e7 as f64 / 1e7);
+            Some(&p.activation_at(t).id) == it.activation.as_ref()
+                // As the rule computes it (`PathPoint::distance_m`), so a tie falls the same way.
+                && (x_m * x_m + y_m * y_m).sqrt() + precision_m <= VICINITY_M
+        })
+}
 
 /// A crime to write.
 #[derive(Clone, Debug)]
@@ -270,15 +299,12 @@ impl CrimeGen {
                             Some((pidx, kind)) if pidx == idx => kind,
                             _ => "coincidental",
                         };
-                        truth.push(self.crime_truth(
-                            &profiles[idx],
-                            "hit",
-                            &c,
-                            &batch_id,
-                            d,
-                            t,
-                            Some(how),
-                        ));
+                        let mut it =
+                            self.crime_truth(&profiles[idx], "hit", &c, &batch_id, d, t, Some(how));
+                        if !confirmable(&tags[idx], &profiles[idx], &it, &c, ctx, area) {
+                            it.confirmable = Some(false);
+                        }
+                        truth.push(it);
                     }
                 }
             }

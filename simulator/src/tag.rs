@@ -6,7 +6,8 @@
 //!
 //! Device-level truth (tamper, battery, home unit, faults, signal loss, alcohol episodes, GPS
 //! outliers) is recorded here as it happens; movement truth comes from `truth` per cycle.
-//! A tag also keeps a 48-hour minute-by-minute ring of true positions for crime placement.
+//! A tag also keeps a 48-hour minute-by-minute ring of true positions for crime placement, and
+//! beside it the fixes it reported that could make a hit certain (hit truth's `confirmable`).
 
 use crate::area::Area;
 use crate::battery::{Battery, BatteryStep};
@@ -33,6 +34,8 @@ use tagstream::model::{
 pub const RING_MIN: usize = 48 * 60;
 /// Silences this close to the no-contact threshold are truth items that do not count.
 const NO_CONTACT_MARGIN_MS: i64 = 5 * MINUTE_MS;
+/// A `fix_ring` slot without a fix that could confirm a hit.
+const NO_FIX: [i16; 3] = [i16::MIN; 3];
 /// How much of an IR obstruction (or a removal) must fall inside the run for the readings to show
 /// it: the alcohol rule waits for a sustained run (2 h and 4 readings, 1 h and 3 for a removal,
 /// `docs/alcohol.md` §5) because real bracelets jump that far for one or two readings, plus one
@@ -144,6 +147,11 @@ pub struct TagSim {
     /// Per-hour bounding boxes of `ring` (min x, min y, max x, max y).
     hour_bbox: Vec<[f32; 4]>,
     ring_hour: i64,
+    /// Per minute slot of `ring`, the fix the tag reported then if it was precise enough to lie
+    /// wholly inside a crime's vicinity and not a simulated outlier: its offset from the true
+    /// position and its reported precision, in cm ([`NO_FIX`] otherwise). Offsets keep a slot
+    /// at 6 bytes (a non-outlier GPS error is metres, far inside ±327 m).
+    fix_ring: Vec<[i16; 3]>,
     pub truth: Vec<TruthItem>,
 }
 
@@ -225,6 +233,11 @@ impl TagSim {
                 Vec::new()
             },
             ring_hour: -1,
+            fix_ring: if p.device == DeviceKind::Gps {
+                vec![NO_FIX; RING_MIN]
+            } else {
+                Vec::new()
+            },
             truth: Vec::new(),
             rng,
         };
@@ -673,6 +686,8 @@ impl TagSim {
             }
         }
         let network = !in_any(&self.losses, t);
+        // The fix reported at this tick that could confirm a hit (for `fix_ring`).
+        let mut confirming: Option<(Xy, u32)> = None;
         match p.device {
             DeviceKind::Gps if alive => {
                 match self
@@ -691,6 +706,11 @@ impl TagSim {
                             battery_pct,
                             body: ReadingBody::Position(pos.0),
                         });
+                        if outlier.is_none()
+                            && (pos.0.precision_cm as f64) < crate::crimes::VICINITY_M * 100.0
+                        {
+                            confirming = Some((pos.1, pos.0.precision_cm));
+                        }
                         if let Some(err_m) = outlier {
                             let mut it = TruthItem::about(p, "gps_outlier", t, Some(t))
                                 .with_behaviour("multipath");
@@ -745,6 +765,7 @@ impl TagSim {
         }
         if !self.ring.is_empty() {
             self.record_ring(ctx, t, alive.then_some(here.kin.pos));
+            self.record_fix(ctx, t, here.kin.pos, confirming);
         }
         if !self.tick_buf.is_empty() {
             // Same-instant readings: a fitting comes first.
@@ -952,6 +973,65 @@ impl TagSim {
             }
             None => self.ring[slot] = [f32::NAN; 2],
         }
+    }
+
+    /// Notes in `fix_ring` the confirming fix reported at tick `t` (true position `truth`), or
+    /// that there was none.
+    fn record_fix(&mut self, ctx: &RunContext, t: TimeMs, truth: Xy, fix: Option<(Xy, u32)>) {
+        let k = (t - ctx.start_ms - self.phase_ms).div_euclid(MINUTE_MS);
+        let slot = k.rem_euclid(RING_MIN as i64) as usize;
+        let cm = |v: f64| {
+            let v = (v * 100.0).round();
+            (v > i16::MIN as f64 && v <= i16::MAX as f64).then_some(v as i16)
+        };
+        self.fix_ring[slot] = fix
+            .and_then(|(pos, precision_cm)| {
+                let dx = cm(pos.x_m - truth.x_m)?;
+                let dy = cm(pos.y_m - truth.y_m)?;
+                Some([dx, dy, i16::try_from(precision_cm).ok()?])
+            })
+            .unwrap_or(NO_FIX);
+    }
+
+    /// The fixes the tag reported in `[t0, t1]` (not simulated outliers) that may lie wholly
+    /// inside the circle of `radius_m` around `c`, as (time, reported point, precision m): those
+    /// with `d + precision` within `radius_m` plus the local frame's distortion (under 1%), for
+    /// the caller to judge exactly as the hit rule does. Only within the last 48 hours, like
+    /// [`TagSim::closest_approach`].
+    pub fn fixes_near(
+        &self,
+        ctx: &RunContext,
+        c: Xy,
+        t0: TimeMs,
+        t1: TimeMs,
+        radius_m: f64,
+    ) -> Vec<(TimeMs, Xy, f64)> {
+        if self.fix_ring.is_empty() {
+            return Vec::new();
+        }
+        let base = ctx.start_ms + self.phase_ms;
+        let latest = (self.next_tick_ms - base).div_euclid(MINUTE_MS) - 1;
+        let k0 = (t0 - base + MINUTE_MS - 1).div_euclid(MINUTE_MS);
+        let k0 = k0.max(latest - RING_MIN as i64 + 1).max(0);
+        let k1 = (t1 - base).div_euclid(MINUTE_MS).min(latest);
+        let reach_m = radius_m * 1.01 + 1.0;
+        let mut out = Vec::new();
+        for k in k0..=k1 {
+            let slot = k.rem_euclid(RING_MIN as i64) as usize;
+            let (a, f) = (self.ring[slot], self.fix_ring[slot]);
+            if f == NO_FIX || a[0].is_nan() {
+                continue;
+            }
+            let pos = Xy::new(
+                a[0] as f64 + f[0] as f64 / 100.0,
+                a[1] as f64 + f[1] as f64 / 100.0,
+            );
+            let precision_m = f[2] as f64 / 100.0;
+            if pos.dist_m(c) + precision_m <= reach_m {
+                out.push((base + k * MINUTE_MS, pos, precision_m));
+            }
+        }
+        out
     }
 
     /// Closest true approach to `c` over `[t0, t1]` (minute samples, straight between them), if the

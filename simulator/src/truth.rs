@@ -20,6 +20,13 @@
 //! signal: readings stored and uploaded later), `crime_row_error` (a deliberately malformed CSV
 //! row). `detectable` says whether the readings can show the item
 //! (e.g. a drink peaking under 0.02 g/dL, or a zone clipped for seconds between fixes, cannot).
+//!
+//! `confirmable` (absent means `true`) says whether a detectable item can get the higher
+//! confidence from the readings actually taken. A `hit` carries it only when `false`: no fix the tag
+//! reported under the hit's activation during the crime's window, simulated outliers aside, has
+//! its whole confidence circle inside the vicinity (`distance + precision ≤ 100 m`, the distance
+//! measured as the hit rule measures it), so tagstream can only call it `possible`; the score's
+//! `hits [certain]` row leaves such hits out of its recall (`crimes::confirmable`).
 
 use crate::orders::Window;
 use crate::plan::{Plan, Seg};
@@ -47,7 +54,8 @@ pub struct TruthItem {
     pub end: Option<TimeMs>,
     pub detectable: bool,
     /// Whether the readings hold the evidence the higher confidence needs (a confirmed zone
-    /// entry: see [`zone_truth`]); absent where that does not apply.
+    /// entry: see [`zone_truth`]; a certain hit: `crimes::confirmable`); absent where that does
+    /// not apply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmable: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]

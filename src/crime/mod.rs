@@ -17,7 +17,7 @@ pub mod public_csv;
 mod records;
 pub mod service;
 #[cfg(test)]
-mod test_fixtures;
+pub(crate) mod test_fixtures;
 
 pub use coordinates::{bng_to_wgs84, ConversionError, LatLon};
 pub use forces::{

@@ -1,4 +1,4 @@
-//! The hit rule (`hits/2`): does an activation's trail come within a crime's vicinity during the
+//! The hit rule (`hits/3`): does an activation's trail come within a crime's vicinity during the
 //! crime's window, how surely, and with what evidence. One pure function, [`evaluate`], of a
 //! crime version and the activation's positions around the window; the live matcher, the daily
 //! (retrospective) batch matcher and `tagstream replay` all call it, so they agree byte for byte.
@@ -10,7 +10,9 @@
 //!   (`distance − precision ≤ radius`; precision along a segment is interpolated between its
 //!   fixes). The hit is `certain` when some *fix*'s whole confidence circle is inside the vicinity
 //!   (`distance + precision ≤ radius`), that fix not being an outlier (a spike away from both
-//!   neighbours and back); otherwise `possible` (including a walk-past seen only between fixes:
+//!   neighbours and back; the neighbours judging it are the nearest fixes at least as precise as
+//!   the vicinity radius, so a Wi-Fi or LBS fix in between does not hide a spike — the change
+//!   from `hits/2`); otherwise `possible` (including a walk-past seen only between fixes:
 //!   the straight line is an assumption, not a measurement). Fixes less precise than
 //!   `max_precision_m` never qualify.
 //! - A hit none of whose qualifying points rests on a GPS fix at both ends is `weaker_evidence`
@@ -34,7 +36,7 @@ pub use labels::sequence_labels;
 use serde::{Deserialize, Serialize};
 
 /// The rule's name and version, recorded on every hit.
-pub const ALGORITHM: &str = "hits/2";
+pub const ALGORITHM: &str = "hits/3";
 
 /// Parameters of the hit rule (`[rules.hits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -254,7 +256,7 @@ fn judge(crime: &CrimeVersion, fixes: &[Fix], config: &HitsConfig) -> Verdict {
             let d = f.point.distance_m();
             if usable(f) && d - f.point.precision_m <= r {
                 v.qualifies = true;
-                v.certain |= d + f.point.precision_m <= r && !is_spike(fixes, i, max_gap_ms);
+                v.certain |= d + f.point.precision_m <= r && !is_spike(fixes, i, max_gap_ms, r);
                 v.gps_backed |= f.position.source == PositionSource::Gps;
                 v.closer(d, f.point.t_ms);
             }
@@ -292,18 +294,20 @@ fn judge(crime: &CrimeVersion, fixes: &[Fix], config: &HitsConfig) -> Verdict {
 
 /// A fix that jumps away from both its neighbours and back (they are close to each other, it is
 /// far from both, further than their confidence allows): a GPS outlier, which must not make a
-/// hit certain on its own.
-fn is_spike(fixes: &[Fix], i: usize, max_gap_ms: i64) -> bool {
-    let (Some(prev), Some(next)) = (
-        i.checked_sub(1).and_then(|j| fixes.get(j)),
-        fixes.get(i + 1),
-    ) else {
+/// hit certain on its own. The neighbours are the nearest fixes either side, within `max_gap_ms`,
+/// precise enough to judge a jump at the vicinity's scale (precision at most `radius_m`): a Wi-Fi
+/// or LBS fix in between says nothing about it, and taking one as the neighbour would widen the
+/// allowed jump to hundreds of metres (simulator, seed 33: a 213 m multipath fix indoors, between
+/// a Wi-Fi fix of 142 m and a GPS fix, made a false certain hit).
+fn is_spike(fixes: &[Fix], i: usize, max_gap_ms: i64, radius_m: f64) -> bool {
+    let f = &fixes[i];
+    let judges = |n: &&Fix| n.point.precision_m <= radius_m;
+    let near = |n: &&Fix| (n.point.t_ms - f.point.t_ms).abs() <= max_gap_ms;
+    let prev = fixes[..i].iter().rev().take_while(near).find(judges);
+    let next = fixes[i + 1..].iter().take_while(near).find(judges);
+    let (Some(prev), Some(next)) = (prev, next) else {
         return false;
     };
-    let f = &fixes[i];
-    if f.point.t_ms - prev.point.t_ms > max_gap_ms || next.point.t_ms - f.point.t_ms > max_gap_ms {
-        return false;
-    }
     let dist = |a: &PathPoint, b: &PathPoint| (a.x_m - b.x_m).hypot(a.y_m - b.y_m);
     let (out, back, across) = (
         dist(&prev.point, &f.point),
@@ -331,4 +335,59 @@ pub fn describe_window(crime: &CrimeVersion) -> String {
         format_time(crime.from_ms),
         format_time(crime.to_ms)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crime::test_fixtures::{crime, gps, MIN, T0};
+
+    /// A fix `east_m` metres east of the crime with its own precision and source.
+    fn fix(t_ms: TimeMs, east_m: f64, precision_m: f64, source: PositionSource) -> Reading {
+        let mut r = gps(t_ms, east_m, 0.0);
+        if let ReadingBody::Position(p) = &mut r.body {
+            p.precision_cm = (precision_m * 100.0).round() as u32;
+            p.source = source;
+        }
+        r
+    }
+
+    fn certainty(trail: &[Reading]) -> Option<Certainty> {
+        evaluate(&crime(), "A1", "P1", trail, &HitsConfig::default()).map(|h| h.certainty)
+    }
+
+    /// Simulator, seed 33 (`AVS/26/000111` on A311): indoors 280–300 m from the crime, GPS fixes
+    /// now and then between Wi-Fi and LBS ones; one multipath GPS fix 213 m off lands 87 m from
+    /// the crime with a 12 m circle. Its nearest neighbour was a 142 m Wi-Fi fix, which widened
+    /// the allowed jump to 308 m, so `hits/2` called the hit certain. Judged against the GPS
+    /// fixes either side, it is a spike: possible.
+    #[test]
+    fn a_spike_between_a_wifi_fix_and_a_gps_fix_is_still_a_spike() {
+        let trail = [
+            fix(T0 + 16 * MIN, 299.8, 18.3, PositionSource::Gps),
+            fix(T0 + 19 * MIN, 273.8, 142.0, PositionSource::Wifi),
+            fix(T0 + 20 * MIN, 87.1, 12.0, PositionSource::Gps),
+            fix(T0 + 21 * MIN, 280.1, 13.4, PositionSource::Gps),
+            fix(T0 + 24 * MIN, 285.8, 1500.0, PositionSource::Lbs),
+            fix(T0 + 28 * MIN, 300.6, 11.6, PositionSource::Gps),
+        ];
+        assert_eq!(certainty(&trail), Some(Certainty::Possible));
+        // Walking over from there and staying is a visit, not a spike, however sparse the fixes.
+        let visit = [
+            fix(T0 + 16 * MIN, 299.8, 18.3, PositionSource::Gps),
+            fix(T0 + 19 * MIN, 273.8, 142.0, PositionSource::Wifi),
+            fix(T0 + 20 * MIN, 87.1, 12.0, PositionSource::Gps),
+            fix(T0 + 23 * MIN, 80.0, 160.0, PositionSource::Wifi),
+            fix(T0 + 26 * MIN, 85.0, 10.0, PositionSource::Gps),
+        ];
+        assert_eq!(certainty(&visit), Some(Certainty::Certain));
+        // A fix with no precise neighbour within the path gap on one side is not judged a spike.
+        let alone = [
+            fix(T0 + 5 * MIN, 299.8, 18.3, PositionSource::Gps),
+            fix(T0 + 19 * MIN, 273.8, 142.0, PositionSource::Wifi),
+            fix(T0 + 21 * MIN, 87.1, 12.0, PositionSource::Gps),
+            fix(T0 + 22 * MIN, 280.1, 13.4, PositionSource::Gps),
+        ];
+        assert_eq!(certainty(&alone), Some(Certainty::Certain));
+    }
 }
