@@ -12,6 +12,7 @@
 //! truncated), every stored batch is replayed through the pipeline to rebuild alerts, and only
 //! then does the committer start, so nothing new can arrive before the views are whole.
 
+use super::checkpoint::{self, Cut, StoreMarks};
 use super::control_gate::ControlGate;
 use super::control_view::ControlApplier;
 use super::decision_view::DecisionView;
@@ -21,8 +22,8 @@ use super::purge_follow::PurgeRecords;
 use super::rebuild::{carry_numbering, set_aside, SetAside};
 use super::shutdown::Shutdown;
 use super::startup::{
-    catch_up_users, legacy_tag_credentials, legacy_users, replay_log_into, startup_import,
-    ChangeHistory,
+    catch_up_users, legacy_tag_credentials, legacy_users, replay_log_into, resume_log_into,
+    startup_import, ChangeHistory,
 };
 use super::trail_feed::spawn_trail_feed;
 use crate::alerts::alert_store::AlertStore;
@@ -178,32 +179,97 @@ impl Topology {
         // under each activation are appended (those already stored are skipped), exactly as
         // live serving files them, then it is checkpointed at the log's end.
         let trail_dir = config.data_dir.join("trails");
-        let (trails, _) = TrailStore::open(&trail_dir, config.trails)
+        let (trails, trails_from) = TrailStore::open(&trail_dir, config.trails)
             .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
-        let ((driver, recovered, mut history), log) = {
+        // Node checkpoints (see `checkpoint`): a rebuild sets the stores aside, so a checkpoint
+        // taken over them is void.
+        let checkpoints = config.snapshots.enabled && mode == Mode::Serve;
+        if mode == Mode::Rebuild {
+            crate::store::checkpoint_file::discard(&config.data_dir)
+                .context("removing the node checkpoint before the rebuild")?;
+        }
+        let marks = match checkpoints {
+            true => Some(
+                StoreMarks::read(&metadata, &crime_store, &alert_store)
+                    .context("reading the stores' marks for the node checkpoint")?,
+            ),
+            false => None,
+        };
+        let ((driver, recovered, mut history), log, cut) = {
             let runtime = tokio::runtime::Handle::current();
             let (tac, alerts, trails) = (tac.clone(), alerts.clone(), trails.clone());
-            let (pipeline, partitions, rules) =
-                (config.pipeline, config.partitions, config.rules.clone());
-            let history = ChangeHistory::new(batches_from);
+            let config = config.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
+                // From the node checkpoint when one fits, else from the log's first record.
+                let resume = marks.and_then(|marks| {
+                    checkpoint::load(&checkpoint::Here {
+                        config: &config,
+                        log: &log,
+                        next_log_record,
+                        trails_from,
+                        marks,
+                        crime_batches_from: batches_from,
+                    })
+                });
+                let (driver, history, from, counted) = match resume {
+                    Some(resume) => {
+                        alerts.restore_recovered(resume.alerts);
+                        tac.restore(resume.tac);
+                        log.seed_positions(resume.positions);
+                        tracing::info!(record = resume.record, "starting from the node checkpoint");
+                        let from = resume.record;
+                        (Some(resume.driver), resume.history, from, resume.counted)
+                    }
+                    None => (None, ChangeHistory::new(batches_from), 0, (0, 0)),
+                };
                 // On this blocking thread: a stream is read through the runtime's handle.
-                let records = log.stored_records(runtime)?;
-                let mut feed = TrailFeed::new(trails, 0, None);
-                let mut stores = Fanout::new().with(tac).with(&mut feed);
-                let replayed = replay_log_into(
-                    records,
-                    &mut stores,
-                    pipeline,
-                    rules,
-                    partitions,
-                    &alerts,
-                    history,
-                )?;
+                let read = std::cell::Cell::new(0u64);
+                let records = log
+                    .stored_records_from(runtime, from)?
+                    .inspect(|_| read.set(read.get() + 1));
+                let mut feed = TrailFeed::new(trails, from, None);
+                let mut stores = Fanout::new().with(tac.clone()).with(&mut feed);
+                let replayed = match driver {
+                    Some(driver) => {
+                        resume_log_into(driver, records, &mut stores, &alerts, history, counted)?
+                    }
+                    None => replay_log_into(
+                        records,
+                        &mut stores,
+                        config.pipeline,
+                        config.rules.clone(),
+                        config.partitions,
+                        &alerts,
+                        history,
+                    )?,
+                };
                 drop(stores);
+                checkpoint::note_startup((from > 0).then_some(from), read.get());
+                tracing::info!(from, records = read.get(), "start-up replay done");
                 feed.checkpoint_through(next_log_record)
                     .context("checkpointing the trail store at the log's end")?;
-                Ok((replayed, log))
+                // The cut: the pipeline is inline and every piece is as of the log's end.
+                let cut = match checkpoints {
+                    true => {
+                        let (driver, counted, history) = &replayed;
+                        let cut = Cut::take(
+                            &config,
+                            next_log_record,
+                            driver,
+                            &alerts,
+                            &tac,
+                            history,
+                            *counted,
+                            &log,
+                        );
+                        cut.inspect_err(|e| {
+                            tracing::error!(error = %e, "cannot take the node checkpoint; the next start replays the whole log")
+                        })
+                        .ok()
+                    }
+                    false => None,
+                };
+                Ok((replayed, log, cut))
             })
             .await
             .context("log replay task")??
@@ -271,6 +337,23 @@ impl Topology {
             .context("applying the hub's decisions from the log")?
         };
         tracing::info!(?caught_up, "hub decisions caught up from the log");
+        // Every store is past the cut now: the checkpoint may be written. Losing it costs the
+        // next start a full replay, never data, so a failure is logged and serving goes on.
+        if let Some(cut) = cut {
+            let marks = StoreMarks::read(&metadata, &crime_store, &alert_store)
+                .context("reading the stores' marks for the node checkpoint")?;
+            let data_dir = config.data_dir.clone();
+            let record = cut.record();
+            match tokio::task::spawn_blocking(move || cut.write(&data_dir, marks)).await {
+                Ok(Ok(bytes)) => tracing::info!(record, bytes, "node checkpoint written"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "node checkpoint not written; the next start replays the whole log")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "node checkpoint task failed; the next start replays the whole log")
+                }
+            }
+        }
         if let Some(aside) = aside {
             if !import.is_empty() {
                 bail!(

@@ -14,6 +14,7 @@
 //! HTTP and the API's purge job around a started topology.
 
 mod assembly;
+pub mod checkpoint;
 pub mod control_gate;
 pub mod control_view;
 pub mod decision_view;

@@ -1,0 +1,268 @@
+//! Node checkpoints (issue 15, item 2): a server writes a checkpoint of its start-up state and
+//! the next start restores it and replays only the log after it. The views served after such
+//! a start — alert and hit exports, sober days, the TAC chart, each person's change history,
+//! the committed counters — are byte-identical to those of a server that replayed the whole
+//! log (checkpoints off) and to `tagstream replay`; a damaged checkpoint is set aside and the
+//! whole log replayed; a purge removes the checkpoint.
+//!
+//! Needs the `tagsim` binary (built by `cargo test --workspace` and by `scripts/test.sh`).
+
+mod common;
+
+use common::{bin, send_in_order, tagsim, Server, ADMIN_TOKEN};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tagstream::model::Batch;
+
+/// A small simulated population (curfew, zone and alcohol wearers, crime batches).
+fn generate(dir: &Path) -> PathBuf {
+    let sim = dir.join("sim");
+    let out = Command::new(tagsim())
+        .args(["generate", "--tags", "30", "--days", "3", "--seed", "7"])
+        .arg("--out")
+        .arg(&sim)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sim
+}
+
+fn sim_batches(sim: &Path) -> Vec<Batch> {
+    let file = std::fs::File::open(sim.join("readings.jsonl")).unwrap();
+    let mut batches = Vec::new();
+    let errors =
+        tagstream::formats::readings_jsonl::read_batches(std::io::BufReader::new(file), |b| {
+            batches.push(b)
+        })
+        .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    batches
+}
+
+fn crime_files(sim: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(sim.join("crimes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "the simulation wrote {files:?}");
+    files
+}
+
+fn import_crimes(server: &Server, file: &Path) {
+    let out = Command::new(bin())
+        .args(["crimes", "import", "--server"])
+        .arg(format!("http://{}", server.http_addr))
+        .args(["--token", ADMIN_TOKEN])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn send(server: &Server, batches: &[Batch]) {
+    let addr = server.ingest_addr.clone();
+    send_in_order(batches, |_| addr.clone()).await;
+}
+
+/// A gauge or counter of `/metrics`.
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.get("/metrics").unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Everything a node serves that its start-up rebuilds from the log.
+fn views(server: &Server, sim: &Path) -> BTreeMap<String, String> {
+    let orders: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.join("orders.json")).unwrap()).unwrap();
+    let ids = |kind: &str| -> Vec<String> {
+        orders[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut paths = vec![
+        "/v1/alerts/export".to_string(),
+        "/v1/hits/export".to_string(),
+    ];
+    let period = "from=2026-03-01T00:00:00Z&to=2026-03-06T00:00:00Z";
+    for a in ids("activations") {
+        paths.push(format!("/v1/activations/{a}/alcohol-chart?{period}"));
+    }
+    for o in ids("orders") {
+        paths.push(format!("/v1/orders/{o}/sober-days"));
+    }
+    for p in ids("people") {
+        paths.push(format!("/v1/people/{p}/history"));
+    }
+    let mut out: BTreeMap<String, String> = paths
+        .into_iter()
+        .map(|path| {
+            let (status, body) = common::call(
+                server,
+                "GET",
+                &path,
+                Some(ADMIN_TOKEN),
+                Some("integration test"),
+                None,
+            );
+            (path, format!("{status} {body}"))
+        })
+        .collect();
+    for name in [
+        "tagstream_committed_batches_total",
+        "tagstream_committed_readings_total",
+    ] {
+        out.insert(name.to_string(), metric(server, name).to_string());
+    }
+    out
+}
+
+/// The keys whose values differ (the values are too long to print).
+fn differing(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
+fn no_checkpoints(dir: &Path) -> PathBuf {
+    let path = dir.join("no-checkpoints.toml");
+    std::fs::write(&path, "[snapshots]\nenabled = false\n").unwrap();
+    path
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// `tagstream replay` of a (stopped) data directory: (alerts, hits).
+fn replay(data: &Path, out: &Path) -> (String, String) {
+    let alerts = common::replay_into(&[std::ffi::OsStr::new("--readings"), data.as_os_str()], out);
+    (
+        alerts,
+        std::fs::read_to_string(out.join("hits.jsonl")).unwrap(),
+    )
+}
+
+/// A restarted node continues from its checkpoint (reading only the log after it) and serves
+/// what a node that replayed the whole log serves, and what replay computes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_from_the_checkpoint_serves_what_a_full_replay_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = generate(dir.path());
+    let batches = sim_batches(&sim);
+    let crimes = crime_files(&sim);
+    let third = batches.len() / 3;
+    let data = dir.path().join("data");
+
+    // First run: orders imported, a third of the readings and a crime batch.
+    let mut s1 = Server::start(&data, Some(&sim.join("orders.json")), &[]);
+    send(&s1, &batches[..third]).await;
+    import_crimes(&s1, &crimes[0]);
+    s1.terminate();
+    // Second run: its start writes the checkpoint over the first run's records; then more.
+    let mut s2 = Server::start(&data, None, &[]);
+    assert!(data.join("node.checkpoint").exists());
+    send(&s2, &batches[third..2 * third]).await;
+    import_crimes(&s2, &crimes[1]);
+    s2.terminate();
+    let full = dir.path().join("full");
+    copy_dir(&data, &full);
+
+    // Third run: from the checkpoint, only the second run's records replayed.
+    let s3 = Server::start(&data, None, &[]);
+    let at = metric(&s3, "tagstream_startup_checkpoint_record");
+    let replayed = metric(&s3, "tagstream_startup_records_replayed");
+    assert!(at > 0.0, "the start restored the checkpoint (record {at})");
+    let restored = views(&s3, &sim);
+
+    // The same log, checkpoints off: the whole log replayed.
+    let mut whole = Server::start(
+        &full,
+        None,
+        &["--config", no_checkpoints(dir.path()).to_str().unwrap()],
+    );
+    assert_eq!(
+        metric(&whole, "tagstream_startup_checkpoint_record"),
+        -1.0,
+        "checkpoints off"
+    );
+    let total = metric(&whole, "tagstream_startup_records_replayed");
+    assert_eq!(
+        at + replayed,
+        total,
+        "the restored start read only the records after the checkpoint ({replayed} of {total})"
+    );
+    let replayed_all = views(&whole, &sim);
+    let lines = |key: &str| restored[key].trim_start_matches("200 ").lines().count();
+    assert!(
+        lines("/v1/alerts/export") >= 5,
+        "the simulation raised alerts"
+    );
+    assert!(lines("/v1/hits/export") >= 1, "the crime batches gave hits");
+    assert_eq!(
+        differing(&restored, &replayed_all),
+        Vec::<String>::new(),
+        "views after a start from the checkpoint differ from a full replay's"
+    );
+    whole.terminate();
+    let (alerts, hits) = replay(&full, &dir.path().join("replay-full"));
+    assert_eq!(restored["/v1/alerts/export"], format!("200 {alerts}"));
+    assert_eq!(restored["/v1/hits/export"], format!("200 {hits}"));
+
+    // Live on from the restored state, then a restart from the checkpoint the third run wrote.
+    send(&s3, &batches[2 * third..]).await;
+    let live = s3.settled_alerts();
+    let mut s3 = s3;
+    s3.terminate();
+    let mut s4 = Server::start(&data, None, &[]);
+    assert!(
+        metric(&s4, "tagstream_startup_checkpoint_record") >= total,
+        "the fourth start restored the checkpoint the third wrote"
+    );
+    let fourth = views(&s4, &sim);
+    assert_eq!(fourth["/v1/alerts/export"], format!("200 {live}"));
+    s4.terminate();
+    let (alerts, hits) = replay(&data, &dir.path().join("replay-end"));
+    assert_eq!(fourth["/v1/alerts/export"], format!("200 {alerts}"));
+    assert_eq!(fourth["/v1/hits/export"], format!("200 {hits}"));
+
+    // A damaged checkpoint is set aside and the whole log replayed, to the same views.
+    let path = data.join("node.checkpoint");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+    let s5 = Server::start(&data, None, &[]);
+    assert_eq!(metric(&s5, "tagstream_startup_checkpoint_record"), -1.0);
+    assert!(data.join("node.checkpoint.rejected").exists());
+    assert_eq!(
+        differing(&views(&s5, &sim), &fourth),
+        Vec::<String>::new(),
+        "views after a fallback to the full replay"
+    );
+}
