@@ -266,3 +266,104 @@ async fn a_restart_from_the_checkpoint_serves_what_a_full_replay_serves() {
         "views after a fallback to the full replay"
     );
 }
+
+/// Whether `needle` occurs in `haystack`.
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A purge leaves no checkpoint holding what it removed: the one taken before it is deleted,
+/// the next start replays the (purged) log and writes one without the purged person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_removes_the_checkpoint_and_the_next_one_holds_nothing_purged() {
+    use tagstream::model::time::{format_time, parse_time};
+    const DAY_MS: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("tagstream.toml");
+    std::fs::write(
+        &config,
+        "[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n",
+    )
+    .unwrap();
+    let cfg = ["--config", config.to_str().unwrap()];
+    // A1 ended in March 2026; "now" for the purge is 40 days after the wall clock, so A1 (and
+    // P1, left with nothing) is due and A2 (ending 20 days from the wall clock) is not.
+    let wall_ms = tagstream::retention::purge::wall_clock_ms();
+    let orders = dir.path().join("orders.json");
+    std::fs::write(
+        &orders,
+        serde_json::json!({
+            "people": [{"id": "P1", "name": "Long Gone", "date_of_birth": "1980-01-01"},
+                       {"id": "P2", "name": "Still Here"}],
+            "activations": [
+                {"id": "A1", "person": "P1", "tag": "T1", "from": "2026-03-02T00:00:00Z",
+                 "to": "2026-03-05T00:00:00Z"},
+                {"id": "A2", "person": "P2", "tag": "T2", "from": "2026-03-02T00:00:00Z",
+                 "to": format_time(wall_ms + 20 * DAY_MS)}],
+            "orders": [
+                {"id": "O1", "person": "P1", "from": "2026-03-02", "to": "2026-03-04",
+                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]},
+                {"id": "O2", "person": "P2", "from": "2026-03-02",
+                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut s1 = Server::start(&data, Some(&orders), &cfg);
+    let from_ms = parse_time("2026-03-02T00:00:00Z").unwrap();
+    let mut t1 = common::TagClient::connect(&s1.ingest_addr, "T1").await;
+    let mut t2 = common::TagClient::connect(&s1.ingest_addr, "T2").await;
+    let (r1, r2) = (
+        common::monitored_days(from_ms, 3, 514_500_000),
+        common::monitored_days(from_ms, 3, 514_600_000),
+    );
+    for (i, (c1, c2)) in r1.chunks(20).zip(r2.chunks(20)).enumerate() {
+        t1.send_acked(i as u64 + 1, c1.to_vec()).await;
+        t2.send_acked(i as u64 + 1, c2.to_vec()).await;
+    }
+    drop((t1, t2));
+    s1.terminate();
+
+    // The start writes a checkpoint over the records: P1 is in it.
+    let s2 = Server::start(&data, None, &cfg);
+    let path = data.join("node.checkpoint");
+    let before = std::fs::read(&path).unwrap();
+    assert!(holds(&before, "Long Gone") && holds(&before, "Still Here"));
+
+    let now = format_time(wall_ms + 40 * DAY_MS);
+    let (status, body) = common::call(
+        &s2,
+        "POST",
+        &format!("/v1/admin/retention/run?now={now}"),
+        Some(ADMIN_TOKEN),
+        Some("checkpoint test"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        report["activations"],
+        serde_json::json!(["A1"]),
+        "{report:#}"
+    );
+    assert!(!path.exists(), "the purge removed the checkpoint");
+    let mut s2 = s2;
+    s2.terminate();
+
+    // The pre-purge checkpoint put back (a restored backup): the log before it was compacted
+    // since, so it is not used, and not kept. The start replays the purged log and writes a
+    // checkpoint without P1.
+    std::fs::write(&path, &before).unwrap();
+    let s3 = Server::start(&data, None, &cfg);
+    assert_eq!(metric(&s3, "tagstream_startup_checkpoint_record"), -1.0);
+    assert!(!data.join("node.checkpoint.rejected").exists());
+    let after = std::fs::read(&path).unwrap();
+    assert!(holds(&after, "Still Here"), "the new checkpoint holds P2");
+    assert!(
+        !holds(&after, "Long Gone") && !holds(&after, "1980-01-01"),
+        "the new checkpoint holds nothing of P1"
+    );
+}

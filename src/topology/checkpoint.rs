@@ -94,9 +94,13 @@ pub enum CheckpointError {
     Encode(String),
     #[error("cannot decode the node checkpoint: {0}")]
     Decode(String),
-    /// It is whole but does not fit this node now (configuration, log, stores).
+    /// It is whole but does not fit this node now (configuration, log end, stores).
     #[error("{0}")]
     Mismatch(String),
+    /// The log's records before it are not those it was taken over: compacted by a purge (so
+    /// it may hold what the purge removed), damaged or replaced.
+    #[error("{0}")]
+    LogChanged(String),
     #[error("pipeline snapshot: {0}")]
     Snapshot(#[from] SnapshotError),
 }
@@ -393,6 +397,15 @@ pub fn load(here: &Here<'_>) -> Option<Resume> {
     };
     match restore(&bytes, here) {
         Ok(resume) => Some(resume),
+        // Over a log that changed before it (a purge's compaction among the causes) it may
+        // hold what was purged: removed. Otherwise kept aside for a look.
+        Err(e @ CheckpointError::LogChanged(_)) => {
+            tracing::warn!(reason = %e, "node checkpoint not used (removed); replaying the whole log");
+            if let Err(e) = checkpoint_file::discard(data_dir) {
+                tracing::error!(error = %e, "cannot remove the node checkpoint");
+            }
+            None
+        }
         Err(e) => {
             tracing::warn!(reason = %e, "node checkpoint not used (set aside as {}); replaying the whole log",
                 checkpoint_file::REJECTED_NAME);
@@ -429,12 +442,12 @@ fn restore(bytes: &[u8], here: &Here<'_>) -> Result<Resume, CheckpointError> {
         )));
     }
     if let Some(why) = here.log.damaged_before(k) {
-        return Err(CheckpointError::Mismatch(why));
+        return Err(CheckpointError::LogChanged(why));
     }
     if let Some(dir) = here.log.dir() {
         let now = segment_marks(dir, k, Some(&state.segments))?;
         if now != state.segments {
-            return Err(CheckpointError::Mismatch(format!(
+            return Err(CheckpointError::LogChanged(format!(
                 "the log's records before {k} are not those the checkpoint was taken over \
                  (compacted by a purge, damaged or replaced)"
             )));
