@@ -367,3 +367,54 @@ async fn a_purge_removes_the_checkpoint_and_the_next_one_holds_nothing_purged() 
         "the new checkpoint holds nothing of P1"
     );
 }
+
+/// Cluster mode: a node restarted on its own data directory restores its checkpoint and reads
+/// only the stream after it, and serves what a node that read the whole stream serves and what
+/// `replay --stream` computes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_restarts_from_its_checkpoint_and_reads_only_the_stream_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = generate(dir.path());
+    let batches = sim_batches(&sim);
+    let crimes = crime_files(&sim);
+    let third = batches.len() / 3;
+    let nats = common::nats::start_nats(dir.path(), "nats", None);
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [\"{}\"]\nreplicas = 1\npartitions = 16\n",
+            nats.url
+        ),
+    )
+    .unwrap();
+    common::nats::open_stream_when_ready(&config).await;
+    let cfg = ["--config", config.to_str().unwrap()];
+    let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
+
+    let mut a1 = Server::start(&a, Some(&sim.join("orders.json")), &cfg);
+    send(&a1, &batches[..third]).await;
+    import_crimes(&a1, &crimes[0]);
+    a1.terminate();
+    let mut a2 = Server::start(&a, None, &cfg);
+    send(&a2, &batches[third..2 * third]).await;
+    import_crimes(&a2, &crimes[1]);
+    a2.terminate();
+
+    // Node A again, from the checkpoint its second start wrote; node B on an empty directory.
+    let a3 = Server::start(&a, None, &cfg);
+    let at = metric(&a3, "tagstream_startup_checkpoint_record");
+    let replayed = metric(&a3, "tagstream_startup_records_replayed");
+    let mut b1 = Server::start(&b, None, &cfg);
+    assert_eq!(metric(&b1, "tagstream_startup_checkpoint_record"), -1.0);
+    let total = metric(&b1, "tagstream_startup_records_replayed");
+    assert!(at > 0.0, "node A restored its checkpoint");
+    assert_eq!(at + replayed, total, "node A read only the stream after it");
+    let (from_a, from_b) = (views(&a3, &sim), views(&b1, &sim));
+    assert_eq!(differing(&from_a, &from_b), Vec::<String>::new());
+    let (alerts, hits) = common::nats::replay_stream(&config, &dir.path().join("replay"));
+    assert_eq!(from_a["/v1/alerts/export"], format!("200 {alerts}"));
+    assert_eq!(from_a["/v1/hits/export"], format!("200 {hits}"));
+    assert!(alerts.lines().count() >= 5 && !hits.is_empty());
+    b1.terminate();
+}
