@@ -405,7 +405,11 @@ async fn a_cluster_node_restarts_from_its_checkpoint_and_reads_only_the_stream_a
     let a3 = Server::start(&a, None, &cfg);
     let at = metric(&a3, "tagstream_startup_checkpoint_record");
     let replayed = metric(&a3, "tagstream_startup_records_replayed");
-    let mut b1 = Server::start(&b, None, &cfg);
+    // Node B reads the whole stream (checkpoints off: it would start from A's snapshot).
+    let whole = dir.path().join("whole.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&whole, format!("{text}\n[snapshots]\nenabled = false\n")).unwrap();
+    let mut b1 = Server::start(&b, None, &["--config", whole.to_str().unwrap()]);
     assert_eq!(metric(&b1, "tagstream_startup_checkpoint_record"), -1.0);
     let total = metric(&b1, "tagstream_startup_records_replayed");
     assert!(at > 0.0, "node A restored its checkpoint");
@@ -417,4 +421,81 @@ async fn a_cluster_node_restarts_from_its_checkpoint_and_reads_only_the_stream_a
     assert_eq!(from_a["/v1/hits/export"], format!("200 {hits}"));
     assert!(alerts.lines().count() >= 5 && !hits.is_empty());
     b1.terminate();
+}
+
+/// Cluster mode: a node's start uploads its checkpoint and a copy of its stores to the stream's
+/// snapshot bucket; a node started on an empty data directory unpacks it, reads only the stream
+/// after it, and serves what the other node serves and what `replay --stream` computes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joining_on_an_empty_directory_starts_from_the_clusters_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = generate(dir.path());
+    let batches = sim_batches(&sim);
+    let crimes = crime_files(&sim);
+    let two_thirds = 2 * batches.len() / 3;
+    let nats = common::nats::start_nats(dir.path(), "nats", None);
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [\"{}\"]\nreplicas = 1\npartitions = 16\n",
+            nats.url
+        ),
+    )
+    .unwrap();
+    let stream = common::nats::open_stream_when_ready(&config).await;
+    let cfg = ["--config", config.to_str().unwrap()];
+    let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
+
+    let mut a1 = Server::start(&a, Some(&sim.join("orders.json")), &cfg);
+    send(&a1, &batches[..two_thirds]).await;
+    import_crimes(&a1, &crimes[0]);
+    a1.terminate();
+    // Node A's next start uploads its snapshot; then the stream grows.
+    let a2 = Server::start(&a, None, &cfg);
+    let bucket =
+        tagstream::cluster::snapshot_store::SnapshotStore::open(stream.context(), stream.config())
+            .await
+            .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let uploaded = loop {
+        if let Some(record) = bucket.records().await.unwrap().first().filter(|r| **r > 0) {
+            break *record;
+        }
+        assert!(std::time::Instant::now() < deadline, "no snapshot uploaded");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(uploaded > 0);
+    send(&a2, &batches[two_thirds..]).await;
+    import_crimes(&a2, &crimes[1]);
+
+    // Node B joins on an empty data directory.
+    let b1 = Server::start(&b, None, &cfg);
+    assert_eq!(
+        metric(&b1, "tagstream_startup_checkpoint_record"),
+        uploaded as f64,
+        "node B started from the cluster's snapshot"
+    );
+    let replayed = metric(&b1, "tagstream_startup_records_replayed");
+    let total = stream.next_record().await.unwrap() as f64;
+    assert_eq!(
+        uploaded as f64 + replayed,
+        total,
+        "node B read only the stream after the snapshot"
+    );
+    let (alerts, hits) = common::nats::replay_stream(&config, &dir.path().join("replay"));
+    assert!(alerts.lines().count() >= 5 && !hits.is_empty());
+    let want = format!("200 {alerts}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (from_a, from_b) = loop {
+        let (from_a, from_b) = (views(&a2, &sim), views(&b1, &sim));
+        let settled = from_a["/v1/alerts/export"] == want && from_b["/v1/alerts/export"] == want;
+        if settled || std::time::Instant::now() > deadline {
+            break (from_a, from_b);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(from_b["/v1/alerts/export"], want);
+    assert_eq!(from_b["/v1/hits/export"], format!("200 {hits}"));
+    assert_eq!(differing(&from_a, &from_b), Vec::<String>::new());
 }

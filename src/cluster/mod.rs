@@ -9,4 +9,5 @@
 pub mod jetstream;
 pub mod lease;
 pub mod partition;
+pub mod snapshot_store;
 pub mod subject;

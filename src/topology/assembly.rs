@@ -99,6 +99,8 @@ pub struct Started {
     pub purges: Option<PurgeRecords>,
     /// Cluster mode: whether this node holds the `retention` lease now (it alone purges).
     pub retention_lease: Option<tokio::sync::watch::Receiver<bool>>,
+    /// What a purge must also purge here (cluster mode: the stream's snapshot bucket).
+    pub purge_targets: Vec<Arc<dyn crate::store::PurgeTarget>>,
 }
 
 impl Topology {
@@ -339,19 +341,44 @@ impl Topology {
         tracing::info!(?caught_up, "hub decisions caught up from the log");
         // Every store is past the cut now: the checkpoint may be written. Losing it costs the
         // next start a full replay, never data, so a failure is logged and serving goes on.
+        let mut written = None;
         if let Some(cut) = cut {
             let marks = StoreMarks::read(&metadata, &crime_store, &alert_store)
                 .context("reading the stores' marks for the node checkpoint")?;
             let data_dir = config.data_dir.clone();
             let record = cut.record();
             match tokio::task::spawn_blocking(move || cut.write(&data_dir, marks)).await {
-                Ok(Ok(bytes)) => tracing::info!(record, bytes, "node checkpoint written"),
+                Ok(Ok(bytes)) => {
+                    tracing::info!(record, bytes, "node checkpoint written");
+                    written = Some(record);
+                }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "node checkpoint not written; the next start replays the whole log")
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "node checkpoint task failed; the next start replays the whole log")
                 }
+            }
+        }
+        // Cluster mode: the checkpoint and a copy of the stores, packed now (no live stage
+        // writes a store yet), for the stream's snapshot bucket (`snapshot_join`).
+        let mut package = None;
+        // (At record 0 there is nothing a joining node would skip.)
+        if let (Some(record @ 1..), Some(_)) = (written, log.stream()) {
+            alerts.sync_store().await;
+            let (trails, data_dir) = (trails.clone(), config.data_dir.clone());
+            let packed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+                // Every position before the record sealed: the copy's checkpoint is the record.
+                trails.flush(next_log_record)?;
+                super::snapshot_join::pack(&data_dir)
+            })
+            .await;
+            match packed {
+                Ok(Ok(bytes)) => package = Some((record, bytes)),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "node snapshot not packed for the cluster")
+                }
+                Err(e) => tracing::error!(error = %e, "node snapshot packing task failed"),
             }
         }
         if let Some(aside) = aside {
@@ -378,7 +405,23 @@ impl Topology {
         // Leases are given up when the log is closed (the ordered stop's second step).
         let lease_release = tokio_util::sync::CancellationToken::new();
         let mut retention_lease = None;
+        let mut purge_targets: Vec<Arc<dyn crate::store::PurgeTarget>> = Vec::new();
         if let Some(stream) = log.stream() {
+            // A purge deletes the bucket's snapshots (they hold the state before it).
+            let bucket = super::snapshot_join::BucketPurge::open(stream)
+                .await
+                .context("opening the cluster's snapshot bucket")?;
+            purge_targets.push(Arc::new(bucket));
+            if let Some((record, bytes)) = package.take() {
+                let stream = stream.clone();
+                tokio::spawn(async move {
+                    match super::snapshot_join::upload(&stream, record, bytes).await {
+                        Ok(true) => tracing::info!(record, "node snapshot uploaded to the cluster"),
+                        Ok(false) => tracing::debug!(record, "the cluster holds a snapshot as new"),
+                        Err(e) => tracing::error!(record, error = %e, "node snapshot not uploaded"),
+                    }
+                });
+            }
             let leases = open_leases(stream, stream.config()).await?;
             // Purges of the stream run on one node at a time (the schedule, the admin route).
             retention_lease = Some(leases.hold("retention", lease_release.clone()));
@@ -505,6 +548,7 @@ impl Topology {
             recovered,
             purges,
             retention_lease,
+            purge_targets,
         })))
     }
 }

@@ -25,6 +25,7 @@ pub mod offline_change;
 pub mod purge_follow;
 pub mod rebuild;
 pub mod shutdown;
+pub mod snapshot_join;
 pub mod startup;
 pub mod trail_feed;
 
