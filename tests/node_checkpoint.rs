@@ -274,25 +274,14 @@ fn holds(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-/// A purge leaves no checkpoint holding what it removed: the one taken before it is deleted,
-/// the next start replays the (purged) log and writes one without the purged person.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_purge_removes_the_checkpoint_and_the_next_one_holds_nothing_purged() {
-    use tagstream::model::time::{format_time, parse_time};
+/// Two wearers: A1 (P1, "Long Gone") ended in March 2026, A2 (P2) ends 20 days from the wall
+/// clock. Returns the orders file and a "now" 40 days from the wall clock, at which a purge with
+/// 30 days of retention takes A1 and P1 and keeps A2.
+fn purge_orders(dir: &Path) -> (PathBuf, String) {
+    use tagstream::model::time::format_time;
     const DAY_MS: i64 = 86_400_000;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = dir.path().join("tagstream.toml");
-    std::fs::write(
-        &config,
-        "[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n",
-    )
-    .unwrap();
-    let cfg = ["--config", config.to_str().unwrap()];
-    // A1 ended in March 2026; "now" for the purge is 40 days after the wall clock, so A1 (and
-    // P1, left with nothing) is due and A2 (ending 20 days from the wall clock) is not.
     let wall_ms = tagstream::retention::purge::wall_clock_ms();
-    let orders = dir.path().join("orders.json");
+    let orders = dir.join("orders.json");
     std::fs::write(
         &orders,
         serde_json::json!({
@@ -312,10 +301,14 @@ async fn a_purge_removes_the_checkpoint_and_the_next_one_holds_nothing_purged() 
         .to_string(),
     )
     .unwrap();
-    let mut s1 = Server::start(&data, Some(&orders), &cfg);
-    let from_ms = parse_time("2026-03-02T00:00:00Z").unwrap();
-    let mut t1 = common::TagClient::connect(&s1.ingest_addr, "T1").await;
-    let mut t2 = common::TagClient::connect(&s1.ingest_addr, "T2").await;
+    (orders, format_time(wall_ms + 40 * DAY_MS))
+}
+
+/// Three days of T1's and T2's readings, each batch acknowledged.
+async fn send_three_days(server: &Server) {
+    let from_ms = tagstream::model::time::parse_time("2026-03-02T00:00:00Z").unwrap();
+    let mut t1 = common::TagClient::connect(&server.ingest_addr, "T1").await;
+    let mut t2 = common::TagClient::connect(&server.ingest_addr, "T2").await;
     let (r1, r2) = (
         common::monitored_days(from_ms, 3, 514_500_000),
         common::monitored_days(from_ms, 3, 514_600_000),
@@ -324,7 +317,24 @@ async fn a_purge_removes_the_checkpoint_and_the_next_one_holds_nothing_purged() 
         t1.send_acked(i as u64 + 1, c1.to_vec()).await;
         t2.send_acked(i as u64 + 1, c2.to_vec()).await;
     }
-    drop((t1, t2));
+}
+
+/// A purge leaves no checkpoint holding what it removed: the one taken before it is deleted,
+/// the next start replays the (purged) log and writes one without the purged person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_removes_the_checkpoint_and_the_next_one_holds_nothing_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("tagstream.toml");
+    std::fs::write(
+        &config,
+        "[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n",
+    )
+    .unwrap();
+    let cfg = ["--config", config.to_str().unwrap()];
+    let (orders, now) = purge_orders(dir.path());
+    let mut s1 = Server::start(&data, Some(&orders), &cfg);
+    send_three_days(&s1).await;
     s1.terminate();
 
     // The start writes a checkpoint over the records: P1 is in it.
@@ -333,7 +343,6 @@ async fn a_purge_removes_the_checkpoint_and_the_next_one_holds_nothing_purged() 
     let before = std::fs::read(&path).unwrap();
     assert!(holds(&before, "Long Gone") && holds(&before, "Still Here"));
 
-    let now = format_time(wall_ms + 40 * DAY_MS);
     let (status, body) = common::call(
         &s2,
         "POST",
@@ -498,4 +507,79 @@ async fn a_node_joining_on_an_empty_directory_starts_from_the_clusters_snapshot(
     assert_eq!(from_b["/v1/alerts/export"], want);
     assert_eq!(from_b["/v1/hits/export"], format!("200 {hits}"));
     assert_eq!(differing(&from_a, &from_b), Vec::<String>::new());
+}
+
+/// Cluster mode: a purge deletes the snapshots in the stream's bucket (each was taken before it
+/// and holds the purged person); the next upload holds nothing of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_deletes_the_clusters_snapshots_and_the_next_one_holds_nothing_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = common::nats::start_nats(dir.path(), "nats", None);
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n\n\
+             [log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [\"{}\"]\nreplicas = 1\npartitions = 16\nlease_ttl_ms = 1000\n",
+            nats.url
+        ),
+    )
+    .unwrap();
+    let stream = common::nats::open_stream_when_ready(&config).await;
+    let bucket =
+        tagstream::cluster::snapshot_store::SnapshotStore::open(stream.context(), stream.config())
+            .await
+            .unwrap();
+    let cfg = ["--config", config.to_str().unwrap()];
+    let data = dir.path().join("node-a");
+    let (orders, now) = purge_orders(dir.path());
+    let mut a1 = Server::start(&data, Some(&orders), &cfg);
+    send_three_days(&a1).await;
+    a1.terminate();
+    let a2 = Server::start(&data, None, &cfg);
+    let newest = || async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(r) = bucket.records().await.unwrap().first().filter(|r| **r > 0) {
+                return *r;
+            }
+            assert!(std::time::Instant::now() < deadline, "no snapshot uploaded");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let before = bucket.get(newest().await).await.unwrap();
+    assert!(holds(&before, "Long Gone") && holds(&before, "Still Here"));
+
+    // The purge (on the retention lease's holder, this node once it has taken it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let report = loop {
+        let (status, body) = common::call(
+            &a2,
+            "POST",
+            &format!("/v1/admin/retention/run?now={now}"),
+            Some(ADMIN_TOKEN),
+            Some("checkpoint test"),
+            None,
+        );
+        if status == 200 {
+            break serde_json::from_str::<serde_json::Value>(&body).unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        report["activations"],
+        serde_json::json!(["A1"]),
+        "{report:#}"
+    );
+    assert_eq!(bucket.records().await.unwrap(), Vec::<u64>::new());
+    let mut a2 = a2;
+    a2.terminate();
+    let _a3 = Server::start(&data, None, &cfg);
+    let after = bucket.get(newest().await).await.unwrap();
+    assert!(holds(&after, "Still Here"), "the new snapshot holds P2");
+    assert!(
+        !holds(&after, "Long Gone") && !holds(&after, "1980-01-01"),
+        "the new snapshot holds nothing of P1"
+    );
 }

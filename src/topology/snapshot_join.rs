@@ -255,8 +255,25 @@ impl crate::store::PurgeTarget for BucketPurge {
     }
 
     fn purge_activation(&self, _activation: &str) -> Result<u64, crate::store::TargetError> {
-        // Called on the purge job's blocking thread.
-        Ok(self.runtime.block_on(self.store.delete_through(u64::MAX))?)
+        // Called from blocking threads and, when purge records waiting at start are followed,
+        // from the runtime's own thread: the request runs on a thread of its own, waited for
+        // (a purge that cannot delete them fails and is tried again).
+        let deleted = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    self.runtime.block_on(async {
+                        tokio::time::timeout(
+                            std::time::Duration::from_secs(30),
+                            self.store.delete_through(u64::MAX),
+                        )
+                        .await
+                    })
+                })
+                .join()
+        })
+        .map_err(|_| "the snapshot bucket request panicked")?
+        .map_err(|_| "the snapshot bucket did not answer within 30 s")??;
+        Ok(deleted)
     }
 }
 
