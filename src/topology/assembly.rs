@@ -213,6 +213,7 @@ impl Topology {
                         crime_batches_from: batches_from,
                     })
                 });
+                let resumed = resume.is_some();
                 let (driver, history, from, counted) = match resume {
                     Some(resume) => {
                         alerts.restore_recovered(resume.alerts);
@@ -250,8 +251,9 @@ impl Topology {
                 tracing::info!(from, records = read.get(), "start-up replay done");
                 feed.checkpoint_through(next_log_record)
                     .context("checkpointing the trail store at the log's end")?;
-                // The cut: the pipeline is inline and every piece is as of the log's end.
-                let cut = match checkpoints {
+                // The cut: the pipeline is inline and every piece is as of the log's end. A
+                // checkpoint restored at the log's end is that cut already (nothing was read).
+                let cut = match checkpoints && !(resumed && from == next_log_record) {
                     true => {
                         let (driver, counted, history) = &replayed;
                         let cut = Cut::take(
