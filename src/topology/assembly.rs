@@ -414,15 +414,19 @@ impl Topology {
                 .await
                 .context("opening the cluster's snapshot bucket")?;
             purge_targets.push(Arc::new(bucket));
+            // Waited for before the stream is followed live: a purge record after the
+            // snapshot's record is then followed after the upload, and its deletion of the
+            // bucket's snapshots takes this one too.
             if let Some((record, bytes)) = package.take() {
-                let stream = stream.clone();
-                tokio::spawn(async move {
-                    match super::snapshot_join::upload(&stream, record, bytes).await {
-                        Ok(true) => tracing::info!(record, "node snapshot uploaded to the cluster"),
-                        Ok(false) => tracing::debug!(record, "the cluster holds a snapshot as new"),
-                        Err(e) => tracing::error!(record, error = %e, "node snapshot not uploaded"),
+                let upload = super::snapshot_join::upload(stream, record, bytes);
+                match tokio::time::timeout(SNAPSHOT_UPLOAD_TIMEOUT, upload).await {
+                    Ok(Ok(true)) => tracing::info!(record, "node snapshot uploaded to the cluster"),
+                    Ok(Ok(false)) => tracing::debug!(record, "the cluster holds a snapshot as new"),
+                    Ok(Err(e)) => tracing::error!(record, error = %e, "node snapshot not uploaded"),
+                    Err(_) => {
+                        tracing::error!(record, "node snapshot upload timed out; not uploaded")
                     }
-                });
+                }
             }
             let leases = open_leases(stream, stream.config()).await?;
             // Purges of the stream run on one node at a time (the schedule, the admin route).
@@ -554,6 +558,10 @@ impl Topology {
         })))
     }
 }
+
+/// Longest wait for the start-up's snapshot upload (it is abandoned after: the cluster keeps
+/// its older snapshot, and the node serves).
+const SNAPSHOT_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The cluster's lease bucket, this node competing under its configured (or default) name.
 async fn open_leases(
