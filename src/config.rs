@@ -11,11 +11,13 @@ mod crime_api;
 mod retention;
 #[cfg(test)]
 mod sections_tests;
+mod snapshots;
 mod trail_api;
 
 pub use console::ConsoleConfig;
 pub use crime_api::{CrimeApiConfig, ForceLimits};
 pub use retention::RetentionConfig;
+pub use snapshots::SnapshotsConfig;
 pub use trail_api::TrailApiConfig;
 
 use crate::pipeline::PipelineConfig;
@@ -62,6 +64,9 @@ pub struct ServerConfig {
     /// Where the durable log is (`[log]`): embedded segments in the data directory (the
     /// default), or a NATS JetStream stream shared by the nodes of a cluster.
     pub log: LogSection,
+    /// Node checkpoints (`[snapshots]`): start from the last start-up's state, not the log's
+    /// first record.
+    pub snapshots: SnapshotsConfig,
 }
 
 /// `[log]`: `backend = "embedded"` (default) or `"jetstream"` with a `[log.jetstream]` table.
@@ -102,6 +107,7 @@ impl Default for ServerConfig {
             http: Default::default(),
             watchdog: Default::default(),
             log: Default::default(),
+            snapshots: Default::default(),
         }
     }
 }

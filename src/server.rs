@@ -104,6 +104,12 @@ pub async fn rebuild(config: ServerConfig) -> Result<SetAside> {
 }
 
 async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
+    if mode == Mode::Serve {
+        // Cluster mode, an empty data directory: start from the cluster's newest snapshot.
+        crate::topology::snapshot_join::join_from_snapshot(&config)
+            .await
+            .context("joining from the cluster's snapshot")?;
+    }
     let topology = Topology::open(&config, mode)?;
     let tag_key = load_tag_key(&config.data_dir, true)?;
     let admin_token = load_or_create_secret(ADMIN_TOKEN_ENV, &config.data_dir.join("admin.token"))?;
@@ -168,6 +174,9 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
         Some(started.tac.clone()),
     )
     .with_target(Arc::new(started.crimes.clone()));
+    for target in started.purge_targets.iter().cloned() {
+        purger = purger.with_target(target);
+    }
     if let Some(held) = started.retention_lease {
         purger = purger.with_lease(held);
     }

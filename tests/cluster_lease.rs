@@ -8,7 +8,7 @@ mod common;
 
 use common::nats::start_nats;
 use common::webhook_receiver::{start_receiver, Post};
-use common::{fixture, fixture_batches, Server, TagClient};
+use common::{fixture, fixture_batches, send_in_order, Server};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -64,22 +64,6 @@ fn lease_held(node: &Server) -> Option<bool> {
         .lines()
         .find(|l| l.starts_with("tagstream_lease_webhooks_held "))?;
     Some(line.ends_with(" 1"))
-}
-
-/// Sends `batches` in their order (the log's order is the file's, as `tagstream replay` reads
-/// it), each through the node `route` picks for its tag, each batch acknowledged.
-async fn send_in_order(batches: &[tagstream::model::Batch], route: impl Fn(&str) -> String) {
-    let mut clients: HashMap<String, TagClient> = HashMap::new();
-    for batch in batches {
-        if !clients.contains_key(&batch.tag) {
-            let client = TagClient::connect(&route(&batch.tag), &batch.tag).await;
-            clients.insert(batch.tag.clone(), client);
-        }
-        let client = clients.get_mut(&batch.tag).unwrap();
-        if client.last_seq < batch.seq {
-            client.send_acked(batch.seq, batch.readings.clone()).await;
-        }
-    }
 }
 
 /// The alert an event carries, as the export writes it (the event adds the review).

@@ -105,6 +105,14 @@ pub struct LiveAlerts {
     recovered_origins: Mutex<HashMap<String, Provenance>>,
 }
 
+/// The alert book in the middle of the start-up replay (see [`LiveAlerts::recovered_state`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecoveredState {
+    pub alerts: Vec<Alert>,
+    pub sober_days: Vec<SoberDay>,
+    pub origins: Vec<(String, Provenance)>,
+}
+
 /// An alert that changed, with the arrival time of the batch behind it and where it came from.
 type Changed = (Alert, Option<i64>, Provenance);
 
@@ -243,6 +251,40 @@ impl LiveAlerts {
         for (alert, _, origin) in changed {
             origins.insert(alert.id, origin);
         }
+    }
+
+    /// During the start-up replay (before [`Self::finish_recovery`]): the book, the sober days
+    /// and where each alert's latest state came from, for a node checkpoint. Origins are sorted
+    /// by alert id, so one state gives one sequence.
+    pub fn recovered_state(&self) -> RecoveredState {
+        let mut origins: Vec<(String, Provenance)> = lock(&self.recovered_origins)
+            .iter()
+            .map(|(id, origin)| (id.clone(), *origin))
+            .collect();
+        origins.sort_by(|a, b| a.0.cmp(&b.0));
+        RecoveredState {
+            alerts: self.sorted(),
+            sober_days: self.sober_days(),
+            origins,
+        }
+    }
+
+    /// Starts the start-up replay from a node checkpoint's [`RecoveredState`] instead of from
+    /// nothing (the replay then goes on from the checkpoint's record).
+    pub fn restore_recovered(&self, state: RecoveredState) {
+        {
+            let mut book = lock(&self.book);
+            for alert in state.alerts {
+                book.upsert(alert);
+            }
+        }
+        {
+            let mut days = lock(&self.sober_days);
+            for day in state.sober_days {
+                days.upsert(day);
+            }
+        }
+        lock(&self.recovered_origins).extend(state.origins);
     }
 
     /// Ends the start-up replay: every alert whose re-derived state differs from the stored

@@ -207,6 +207,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     state.hits.write_metrics(&mut e);
     crate::cluster::lease::write_metrics(&mut e);
     crate::topology::purge_follow::write_metrics(&mut e);
+    crate::topology::checkpoint::write_metrics(&mut e);
     (
         [(
             header::CONTENT_TYPE,

@@ -3,10 +3,11 @@
 //! subjects a tag id is safely encoded into ([`subject`]), and the log's append and ordered read
 //! over a JetStream stream with de-duplication and checksummed frames ([`jetstream`]), which
 //! `topology::log_source` runs a node on; and singleton duties held by one node through a lease
-//! on a key-value bucket, with their shared progress ([`lease`]). Not yet: snapshots, partition
-//! ownership, purging the stream (`docs/cluster.md`).
+//! on a key-value bucket, with their shared progress ([`lease`]); the snapshot bucket nodes join
+//! from ([`snapshot_store`]). Not yet: partition ownership (`docs/cluster.md`).
 
 pub mod jetstream;
 pub mod lease;
 pub mod partition;
+pub mod snapshot_store;
 pub mod subject;

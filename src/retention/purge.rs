@@ -43,6 +43,8 @@ pub enum RetentionError {
     Alerts(#[from] AlertStoreError),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    #[error("node checkpoint: {0}")]
+    Checkpoint(#[from] crate::store::checkpoint_file::CheckpointFileError),
     #[error("this node does not hold the cluster's retention lease: the node that does runs purges (see tagstream_lease_retention_held in each node's /metrics)")]
     NotLeaseHolder,
     #[error("purge target {target}, activation {activation}: {source}")]
@@ -230,6 +232,16 @@ impl Purger {
         self.data_dir.join("log")
     }
 
+    /// Removes the node checkpoint (`store::checkpoint_file`): it holds the state of the
+    /// records before it, the purged data included. The next start replays the whole log
+    /// (already purged) and takes a new one.
+    fn discard_checkpoints(&self) -> Result<(), RetentionError> {
+        if crate::store::checkpoint_file::discard(&self.data_dir)? {
+            tracing::info!("node checkpoint removed by the purge");
+        }
+        Ok(())
+    }
+
     /// Deletes the activations' data from every store but the log and the metadata database
     /// (idempotent: a store that holds nothing of an activation deletes nothing).
     fn purge_stores(
@@ -305,6 +317,7 @@ impl Purger {
         if due.is_empty() && held_people.is_empty() && new_windows.is_empty() {
             return Ok(None);
         }
+        self.discard_checkpoints()?;
         let mut counts = PurgeCounts::default();
         self.purge_stores(&due, &mut counts)?;
         let cutoff = self.config.cutoff_ms(control.recorded);
@@ -375,6 +388,7 @@ impl Purger {
         let log = if due.is_empty() {
             None
         } else {
+            self.discard_checkpoints()?;
             // Earlier runs' windows too: a reading that arrived after its activation was purged
             // (a late upload) goes the next time the log is compacted.
             let mut windows = TagWindows::default();
@@ -424,6 +438,10 @@ impl Purger {
             .metadata
             .purge(&request, |removed| report.complete(removed, started))?;
         report.run = run;
+        if !report.people.is_empty() {
+            // People purged without an activation of theirs (their book entries).
+            self.discard_checkpoints()?;
+        }
         if !report.activations.is_empty() || !report.people.is_empty() {
             // The purge is a log record too: the pipeline drops the activations' state at it, and
             // a replay or rebuild of the log gives what the live server gives. (A crash before

@@ -1,6 +1,7 @@
 //! Stores and state beside the alert service: the crime store, the TAC index, the trail store,
-//! the metadata database; paced write-back beside the log; `PurgeTarget`, the interface that retention drives.
+//! the metadata database; paced write-back beside the log; the node checkpoint's file; `PurgeTarget`, the interface that retention drives.
 
+pub mod checkpoint_file;
 pub mod crime_store;
 pub mod decision_mark;
 pub mod metadata;

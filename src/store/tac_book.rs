@@ -7,6 +7,13 @@ use crate::pipeline::{Output, Sink};
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
+/// The index as a node checkpoint stores it (see [`TacBook::save`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TacState {
+    pub by_activation: Vec<(String, Vec<(TimeMs, TacSample)>)>,
+    pub forgotten: Vec<String>,
+}
+
 #[derive(Default)]
 pub struct TacBook {
     by_activation: RwLock<HashMap<String, Vec<(TimeMs, TacSample)>>>,
@@ -55,6 +62,37 @@ impl TacBook {
             .unwrap_or_else(|p| p.into_inner())
             .remove(activation)
             .map_or(0, |v| v.len() as u64)
+    }
+
+    /// Everything indexed (by activation, in the order added) and the activations forgotten,
+    /// sorted: for a node checkpoint ([`Self::restore`] gives the same index back).
+    pub fn save(&self) -> TacState {
+        let map = self.by_activation.read().unwrap_or_else(|p| p.into_inner());
+        let mut by_activation: Vec<(String, Vec<(TimeMs, TacSample)>)> =
+            map.iter().map(|(a, v)| (a.clone(), v.clone())).collect();
+        by_activation.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut forgotten: Vec<String> = self
+            .forgotten
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        forgotten.sort();
+        TacState {
+            by_activation,
+            forgotten,
+        }
+    }
+
+    /// Replaces the index with a saved one.
+    pub fn restore(&self, state: TacState) {
+        *self
+            .by_activation
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = state.by_activation.into_iter().collect();
+        *self.forgotten.write().unwrap_or_else(|p| p.into_inner()) =
+            state.forgotten.into_iter().collect();
     }
 
     /// Readings of an activation with `from_ms <= t <= to_ms`, in event-time order.

@@ -12,6 +12,7 @@
 //! truncated), every stored batch is replayed through the pipeline to rebuild alerts, and only
 //! then does the committer start, so nothing new can arrive before the views are whole.
 
+use super::checkpoint::{self, Cut, StoreMarks};
 use super::control_gate::ControlGate;
 use super::control_view::ControlApplier;
 use super::decision_view::DecisionView;
@@ -21,8 +22,8 @@ use super::purge_follow::PurgeRecords;
 use super::rebuild::{carry_numbering, set_aside, SetAside};
 use super::shutdown::Shutdown;
 use super::startup::{
-    catch_up_users, legacy_tag_credentials, legacy_users, replay_log_into, startup_import,
-    ChangeHistory,
+    catch_up_users, legacy_tag_credentials, legacy_users, replay_log_into, resume_log_into,
+    startup_import, ChangeHistory,
 };
 use super::trail_feed::spawn_trail_feed;
 use crate::alerts::alert_store::AlertStore;
@@ -98,6 +99,8 @@ pub struct Started {
     pub purges: Option<PurgeRecords>,
     /// Cluster mode: whether this node holds the `retention` lease now (it alone purges).
     pub retention_lease: Option<tokio::sync::watch::Receiver<bool>>,
+    /// What a purge must also purge here (cluster mode: the stream's snapshot bucket).
+    pub purge_targets: Vec<Arc<dyn crate::store::PurgeTarget>>,
 }
 
 impl Topology {
@@ -178,32 +181,99 @@ impl Topology {
         // under each activation are appended (those already stored are skipped), exactly as
         // live serving files them, then it is checkpointed at the log's end.
         let trail_dir = config.data_dir.join("trails");
-        let (trails, _) = TrailStore::open(&trail_dir, config.trails)
+        let (trails, trails_from) = TrailStore::open(&trail_dir, config.trails)
             .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
-        let ((driver, recovered, mut history), log) = {
+        // Node checkpoints (see `checkpoint`): a rebuild sets the stores aside, so a checkpoint
+        // taken over them is void.
+        let checkpoints = config.snapshots.enabled && mode == Mode::Serve;
+        if mode == Mode::Rebuild {
+            crate::store::checkpoint_file::discard(&config.data_dir)
+                .context("removing the node checkpoint before the rebuild")?;
+        }
+        let marks = match checkpoints {
+            true => Some(
+                StoreMarks::read(&metadata, &crime_store, &alert_store)
+                    .context("reading the stores' marks for the node checkpoint")?,
+            ),
+            false => None,
+        };
+        let ((driver, recovered, mut history), log, cut) = {
             let runtime = tokio::runtime::Handle::current();
             let (tac, alerts, trails) = (tac.clone(), alerts.clone(), trails.clone());
-            let (pipeline, partitions, rules) =
-                (config.pipeline, config.partitions, config.rules.clone());
-            let history = ChangeHistory::new(batches_from);
+            let config = config.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
+                // From the node checkpoint when one fits, else from the log's first record.
+                let resume = marks.and_then(|marks| {
+                    checkpoint::load(&checkpoint::Here {
+                        config: &config,
+                        log: &log,
+                        next_log_record,
+                        trails_from,
+                        marks,
+                        crime_batches_from: batches_from,
+                    })
+                });
+                let resumed = resume.is_some();
+                let (driver, history, from, counted) = match resume {
+                    Some(resume) => {
+                        alerts.restore_recovered(resume.alerts);
+                        tac.restore(resume.tac);
+                        log.seed_positions(resume.positions);
+                        tracing::info!(record = resume.record, "starting from the node checkpoint");
+                        let from = resume.record;
+                        (Some(resume.driver), resume.history, from, resume.counted)
+                    }
+                    None => (None, ChangeHistory::new(batches_from), 0, (0, 0)),
+                };
                 // On this blocking thread: a stream is read through the runtime's handle.
-                let records = log.stored_records(runtime)?;
-                let mut feed = TrailFeed::new(trails, 0, None);
-                let mut stores = Fanout::new().with(tac).with(&mut feed);
-                let replayed = replay_log_into(
-                    records,
-                    &mut stores,
-                    pipeline,
-                    rules,
-                    partitions,
-                    &alerts,
-                    history,
-                )?;
+                let read = std::cell::Cell::new(0u64);
+                let records = log
+                    .stored_records_from(runtime, from)?
+                    .inspect(|_| read.set(read.get() + 1));
+                let mut feed = TrailFeed::new(trails, from, None);
+                let mut stores = Fanout::new().with(tac.clone()).with(&mut feed);
+                let replayed = match driver {
+                    Some(driver) => {
+                        resume_log_into(driver, records, &mut stores, &alerts, history, counted)?
+                    }
+                    None => replay_log_into(
+                        records,
+                        &mut stores,
+                        config.pipeline,
+                        config.rules.clone(),
+                        config.partitions,
+                        &alerts,
+                        history,
+                    )?,
+                };
                 drop(stores);
+                checkpoint::note_startup((from > 0).then_some(from), read.get());
+                tracing::info!(from, records = read.get(), "start-up replay done");
                 feed.checkpoint_through(next_log_record)
                     .context("checkpointing the trail store at the log's end")?;
-                Ok((replayed, log))
+                // The cut: the pipeline is inline and every piece is as of the log's end. A
+                // checkpoint restored at the log's end is that cut already (nothing was read).
+                let cut = match checkpoints && !(resumed && from == next_log_record) {
+                    true => {
+                        let (driver, counted, history) = &replayed;
+                        let cut = Cut::take(
+                            &config,
+                            next_log_record,
+                            driver,
+                            &alerts,
+                            &tac,
+                            history,
+                            *counted,
+                            &log,
+                        );
+                        cut.inspect_err(|e| {
+                            tracing::error!(error = %e, "cannot take the node checkpoint; the next start replays the whole log")
+                        })
+                        .ok()
+                    }
+                    false => None,
+                };
+                Ok((replayed, log, cut))
             })
             .await
             .context("log replay task")??
@@ -271,6 +341,48 @@ impl Topology {
             .context("applying the hub's decisions from the log")?
         };
         tracing::info!(?caught_up, "hub decisions caught up from the log");
+        // Every store is past the cut now: the checkpoint may be written. Losing it costs the
+        // next start a full replay, never data, so a failure is logged and serving goes on.
+        let mut written = None;
+        if let Some(cut) = cut {
+            let marks = StoreMarks::read(&metadata, &crime_store, &alert_store)
+                .context("reading the stores' marks for the node checkpoint")?;
+            let data_dir = config.data_dir.clone();
+            let record = cut.record();
+            match tokio::task::spawn_blocking(move || cut.write(&data_dir, marks)).await {
+                Ok(Ok(bytes)) => {
+                    tracing::info!(record, bytes, "node checkpoint written");
+                    written = Some(record);
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "node checkpoint not written; the next start replays the whole log")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "node checkpoint task failed; the next start replays the whole log")
+                }
+            }
+        }
+        // Cluster mode: the checkpoint and a copy of the stores, packed now (no live stage
+        // writes a store yet), for the stream's snapshot bucket (`snapshot_join`).
+        let mut package = None;
+        // (At record 0 there is nothing a joining node would skip.)
+        if let (Some(record @ 1..), Some(_)) = (written, log.stream()) {
+            alerts.sync_store().await;
+            let (trails, data_dir) = (trails.clone(), config.data_dir.clone());
+            let packed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+                // Every position before the record sealed: the copy's checkpoint is the record.
+                trails.flush(next_log_record)?;
+                super::snapshot_join::pack(&data_dir)
+            })
+            .await;
+            match packed {
+                Ok(Ok(bytes)) => package = Some((record, bytes)),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "node snapshot not packed for the cluster")
+                }
+                Err(e) => tracing::error!(error = %e, "node snapshot packing task failed"),
+            }
+        }
         if let Some(aside) = aside {
             if !import.is_empty() {
                 bail!(
@@ -295,7 +407,27 @@ impl Topology {
         // Leases are given up when the log is closed (the ordered stop's second step).
         let lease_release = tokio_util::sync::CancellationToken::new();
         let mut retention_lease = None;
+        let mut purge_targets: Vec<Arc<dyn crate::store::PurgeTarget>> = Vec::new();
         if let Some(stream) = log.stream() {
+            // A purge deletes the bucket's snapshots (they hold the state before it).
+            let bucket = super::snapshot_join::BucketPurge::open(stream)
+                .await
+                .context("opening the cluster's snapshot bucket")?;
+            purge_targets.push(Arc::new(bucket));
+            // Waited for before the stream is followed live: a purge record after the
+            // snapshot's record is then followed after the upload, and its deletion of the
+            // bucket's snapshots takes this one too.
+            if let Some((record, bytes)) = package.take() {
+                let upload = super::snapshot_join::upload(stream, record, bytes);
+                match tokio::time::timeout(SNAPSHOT_UPLOAD_TIMEOUT, upload).await {
+                    Ok(Ok(true)) => tracing::info!(record, "node snapshot uploaded to the cluster"),
+                    Ok(Ok(false)) => tracing::debug!(record, "the cluster holds a snapshot as new"),
+                    Ok(Err(e)) => tracing::error!(record, error = %e, "node snapshot not uploaded"),
+                    Err(_) => {
+                        tracing::error!(record, "node snapshot upload timed out; not uploaded")
+                    }
+                }
+            }
             let leases = open_leases(stream, stream.config()).await?;
             // Purges of the stream run on one node at a time (the schedule, the admin route).
             retention_lease = Some(leases.hold("retention", lease_release.clone()));
@@ -422,9 +554,14 @@ impl Topology {
             recovered,
             purges,
             retention_lease,
+            purge_targets,
         })))
     }
 }
+
+/// Longest wait for the start-up's snapshot upload (it is abandoned after: the cluster keeps
+/// its older snapshot, and the node serves).
+const SNAPSHOT_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The cluster's lease bucket, this node competing under its configured (or default) name.
 async fn open_leases(

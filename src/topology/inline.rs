@@ -7,6 +7,7 @@
 use crate::model::OrdersFile;
 use crate::orders::OrderBook;
 use crate::pipeline::driver::InlineDriver;
+use crate::pipeline::snapshot::SnapshotError;
 use crate::pipeline::{PipelineConfig, Sink};
 use crate::rules::{RulesConfig, StandardRules};
 
@@ -31,5 +32,16 @@ impl PipelineDesc<'_> {
             self.start,
         ));
         InlineDriver::from_book(book, self.pipeline, factory, self.partitions, sink)
+    }
+
+    /// The driver a snapshot of one built from this description holds (see
+    /// [`InlineDriver::restore`]), ready to be fed the records after it.
+    pub fn restore(&self, snapshot: &[u8]) -> Result<InlineDriver, SnapshotError> {
+        let factory = Box::new(StandardRules::new(
+            self.pipeline,
+            self.rules.clone(),
+            self.start,
+        ));
+        InlineDriver::restore(snapshot, self.pipeline, factory, self.partitions)
     }
 }

@@ -111,15 +111,73 @@ impl LogSource {
         }
     }
 
+    /// The embedded log's directory (none for a stream).
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        match self {
+            LogSource::Embedded { dir, .. } => Some(dir),
+            LogSource::Stream { .. } => None,
+        }
+    }
+
+    /// Why records before `record` are not as they were stored, if the embedded log's
+    /// recovery found damage there (a node checkpoint past such damage is not used: a replay
+    /// would skip the damaged records).
+    pub fn damaged_before(&self, record: u64) -> Option<String> {
+        match self {
+            LogSource::Embedded { recovery, .. } => recovery
+                .damage
+                .iter()
+                .find(|d| d.first_record < record)
+                .map(|d| {
+                    format!(
+                        "the log is damaged at record {} ({})",
+                        d.first_record, d.segment
+                    )
+                }),
+            LogSource::Stream { .. } => None,
+        }
+    }
+
+    /// Stream: the tags' positions as the records before a node checkpoint left them (the
+    /// start-up replay then reads only the records after it).
+    pub fn seed_positions(&self, state: DedupState) {
+        if let LogSource::Stream { positions, .. } = self {
+            *positions.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        }
+    }
+
+    /// Stream: the tags' positions as read so far (empty for the embedded log, whose recovery
+    /// knows them).
+    pub fn positions(&self) -> DedupState {
+        match self {
+            LogSource::Embedded { .. } => DedupState::default(),
+            LogSource::Stream { positions, .. } => {
+                positions.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+        }
+    }
+
     /// The records stored at open, in log order, read on the calling (blocking) thread; a
     /// stream is read through `runtime`.
     pub fn stored_records(&self, runtime: tokio::runtime::Handle) -> Result<StoredRecords> {
+        self.stored_records_from(runtime, 0)
+    }
+
+    /// [`Self::stored_records`] from record `from` on (a node checkpoint's record).
+    pub fn stored_records_from(
+        &self,
+        runtime: tokio::runtime::Handle,
+        from: u64,
+    ) -> Result<StoredRecords> {
         match self {
             LogSource::Embedded { dir, .. } => {
-                let reader = LogReader::open(dir)
+                let reader = LogReader::open_from(dir, from)
                     .with_context(|| format!("reading log {}", dir.display()))?;
+                // The reader starts at the segment holding `from`.
                 Ok(Box::new(
-                    reader.map(|item| item.context("reading a stored record")),
+                    reader
+                        .map(|item| item.context("reading a stored record"))
+                        .filter(move |item| !matches!(item, Ok((record, _)) if *record < from)),
                 ))
             }
             LogSource::Stream {
@@ -130,11 +188,11 @@ impl LogSource {
                 let end = *next_record;
                 let mut stream = Box::pin(
                     runtime
-                        .block_on(log.read_until(0, end))
+                        .block_on(log.read_until(from, end))
                         .context("reading the log stream")?,
                 );
                 let positions = positions.clone();
-                let mut next = 0;
+                let mut next = from;
                 Ok(Box::new(std::iter::from_fn(move || {
                     if next >= end {
                         return None;

@@ -14,6 +14,7 @@
 //! HTTP and the API's purge job around a started topology.
 
 mod assembly;
+pub mod checkpoint;
 pub mod control_gate;
 pub mod control_view;
 pub mod decision_view;
@@ -24,6 +25,7 @@ pub mod offline_change;
 pub mod purge_follow;
 pub mod rebuild;
 pub mod shutdown;
+pub mod snapshot_join;
 pub mod startup;
 pub mod trail_feed;
 

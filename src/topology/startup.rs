@@ -158,7 +158,7 @@ pub fn replay_log_into(
     rules: crate::rules::RulesConfig,
     partitions: usize,
     alerts: &LiveAlerts,
-    mut history: ChangeHistory,
+    history: ChangeHistory,
 ) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
     let mut sink = Split {
         rules: Vec::new(),
@@ -166,14 +166,33 @@ pub fn replay_log_into(
         stores,
     };
     // The log holds its own people, activations and orders: the pipeline starts with none.
-    let mut driver = PipelineDesc {
+    let driver = PipelineDesc {
         start: &crate::model::OrdersFile::default(),
         pipeline,
         rules,
         partitions,
     }
     .build(&mut sink);
-    let (mut batches, mut readings) = (0u64, 0u64);
+    resume_log_into(driver, records, sink.stores, alerts, history, (0, 0))
+}
+
+/// [`replay_log_into`] for a driver already part-way through the log (restored from a node
+/// checkpoint, with the alert book and `history` as of the same record): feeds it `records`,
+/// the rest of the log. `counted` are the (batches, readings) before them.
+pub fn resume_log_into(
+    mut driver: InlineDriver,
+    records: impl Iterator<Item = Result<(u64, LogEntry)>>,
+    stores: &mut dyn Sink,
+    alerts: &LiveAlerts,
+    mut history: ChangeHistory,
+    counted: (u64, u64),
+) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
+    let mut sink = Split {
+        rules: Vec::new(),
+        from: Provenance::default(),
+        stores,
+    };
+    let (mut batches, mut readings) = counted;
     for item in records {
         let (record, entry) = item?;
         if let LogEntry::Batch(batch) = &entry {
@@ -298,6 +317,21 @@ pub fn legacy_tag_credentials(
         .collect())
 }
 
+/// What a node checkpoint keeps of a [`ChangeHistory`]: the book, the purge records, and the
+/// user and tag credential records.
+pub type CheckpointParts<'a> = (
+    &'a OrderBook,
+    &'a [(u64, Arc<crate::model::ControlRecord>)],
+    Vec<(u64, Arc<crate::model::ControlRecord>)>,
+);
+
+/// A user or tag credential record: what [`legacy_users`], [`legacy_tag_credentials`] and
+/// [`catch_up_users`] look for among the records before a checkpoint.
+fn is_credential_record(change: &Change) -> bool {
+    // Users and tag credentials both count as user records.
+    change.is_user()
+}
+
 /// A control record's number, the record, whose records it changes, and why it was refused.
 type NotedChange = (
     u64,
@@ -331,6 +365,37 @@ impl ChangeHistory {
             crime_batches_from,
             ..Self::default()
         }
+    }
+
+    /// A history going on from a node checkpoint at record `k`: the book as of `k`, every
+    /// purge record before it and the user and tag credential records before it (the start-up
+    /// looks for names in them); the rest of what came before `k` is in the stores already
+    /// (their marks are checked before a checkpoint is used).
+    pub fn resume(
+        book: OrderBook,
+        purge_records: Vec<(u64, Arc<crate::model::ControlRecord>)>,
+        credential_records: Vec<(u64, Arc<crate::model::ControlRecord>)>,
+        crime_batches_from: u64,
+    ) -> Self {
+        Self {
+            book,
+            entries: Vec::new(),
+            store_records: credential_records,
+            purge_records,
+            crime_batches_from,
+        }
+    }
+
+    /// What a node checkpoint keeps of the history (see [`Self::resume`]): the book, the purge
+    /// records and the user and tag credential records.
+    pub fn checkpoint_parts(&self) -> CheckpointParts<'_> {
+        let credentials = self
+            .store_records
+            .iter()
+            .filter(|(_, c)| is_credential_record(&c.change))
+            .cloned()
+            .collect();
+        (&self.book, &self.purge_records, credentials)
     }
 
     /// The hub's decisions, user records and kept crime batches noted, taken out.

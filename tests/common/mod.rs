@@ -543,3 +543,20 @@ pub fn spawn_tagsim_stream(options: &[&str], connect: &str, speed: &str) -> Chil
         .spawn()
         .unwrap()
 }
+
+/// Sends `batches` in their order (the log's order is the file's, as `tagstream replay` reads
+/// it), each through the node `route` picks for its tag, each batch acknowledged; a batch the
+/// node already holds (its tag's hello says so) is skipped.
+pub async fn send_in_order(batches: &[tagstream::model::Batch], route: impl Fn(&str) -> String) {
+    let mut clients: std::collections::HashMap<String, TagClient> = Default::default();
+    for batch in batches {
+        if !clients.contains_key(&batch.tag) {
+            let client = TagClient::connect(&route(&batch.tag), &batch.tag).await;
+            clients.insert(batch.tag.clone(), client);
+        }
+        let client = clients.get_mut(&batch.tag).unwrap();
+        if client.last_seq < batch.seq {
+            client.send_acked(batch.seq, batch.readings.clone()).await;
+        }
+    }
+}

@@ -118,6 +118,15 @@ impl Metadata {
         Ok(())
     }
 
+    /// One past the highest control record in the change history (0 when empty): a node
+    /// checkpoint restores only over a history at least as far along as when it was taken.
+    pub fn changes_recorded_below(&self) -> Result<u64, MetadataError> {
+        let conn = self.lock();
+        let max: Option<i64> =
+            conn.query_row("SELECT MAX(record) FROM changes", [], |r| r.get(0))?;
+        Ok(max.map_or(0, |m| m as u64 + 1))
+    }
+
     /// Every change to one person's records, oldest first.
     pub fn changes_of(&self, person: &str) -> Result<Vec<ChangeEntry>, MetadataError> {
         let conn = self.lock();
