@@ -99,22 +99,7 @@ mod opt_time {
 }
 
 /// The alert types the contract defines (items of other types are informational).
-pub const ALERT_TYPES: [&str; 14] = [
-    "curfew_violation",
-    "exclusion_zone_entry",
-    "inclusion_zone_exit",
-    "strap_tamper",
-    "battery_low",
-    "battery_dead",
-    "hmu_power_loss",
-    "hmu_moved",
-    "device_fault",
-    "no_contact",
-    "drinking_event",
-    "alcohol_obstruction",
-    "alcohol_removal",
-    "environmental_alcohol",
-];
+pub use tagstream::score::ALERT_TYPES;
 
 impl TruthItem {
     /// An item about a person, under the activation (and tag) in force at `start`.
