@@ -33,15 +33,7 @@ fn generate(dir: &Path) -> PathBuf {
 }
 
 fn sim_batches(sim: &Path) -> Vec<Batch> {
-    let file = std::fs::File::open(sim.join("readings.jsonl")).unwrap();
-    let mut batches = Vec::new();
-    let errors =
-        tagstream::formats::readings_jsonl::read_batches(std::io::BufReader::new(file), |b| {
-            batches.push(b)
-        })
-        .unwrap();
-    assert!(errors.is_empty(), "{errors:?}");
-    batches
+    common::read_batches_jsonl(&sim.join("readings.jsonl"))
 }
 
 fn crime_files(sim: &Path) -> Vec<PathBuf> {
@@ -387,17 +379,7 @@ async fn a_cluster_node_restarts_from_its_checkpoint_and_reads_only_the_stream_a
     let batches = sim_batches(&sim);
     let crimes = crime_files(&sim);
     let third = batches.len() / 3;
-    let nats = common::nats::start_nats(dir.path(), "nats", None);
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [\"{}\"]\nreplicas = 1\npartitions = 16\n",
-            nats.url
-        ),
-    )
-    .unwrap();
-    common::nats::open_stream_when_ready(&config).await;
+    let (_nats, config, _stream) = common::nats::one_server_cluster(dir.path(), "", "").await;
     let cfg = ["--config", config.to_str().unwrap()];
     let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
 
@@ -442,17 +424,7 @@ async fn a_node_joining_on_an_empty_directory_starts_from_the_clusters_snapshot(
     let batches = sim_batches(&sim);
     let crimes = crime_files(&sim);
     let two_thirds = 2 * batches.len() / 3;
-    let nats = common::nats::start_nats(dir.path(), "nats", None);
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [\"{}\"]\nreplicas = 1\npartitions = 16\n",
-            nats.url
-        ),
-    )
-    .unwrap();
-    let stream = common::nats::open_stream_when_ready(&config).await;
+    let (_nats, config, stream) = common::nats::one_server_cluster(dir.path(), "", "").await;
     let cfg = ["--config", config.to_str().unwrap()];
     let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
 
@@ -514,18 +486,12 @@ async fn a_node_joining_on_an_empty_directory_starts_from_the_clusters_snapshot(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_deletes_the_clusters_snapshots_and_the_next_one_holds_nothing_purged() {
     let dir = tempfile::tempdir().unwrap();
-    let nats = common::nats::start_nats(dir.path(), "nats", None);
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n\n\
-             [log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [\"{}\"]\nreplicas = 1\npartitions = 16\nlease_ttl_ms = 1000\n",
-            nats.url
-        ),
+    let (_nats, config, stream) = common::nats::one_server_cluster(
+        dir.path(),
+        "[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n\n",
+        "lease_ttl_ms = 1000\n",
     )
-    .unwrap();
-    let stream = common::nats::open_stream_when_ready(&config).await;
+    .await;
     let bucket =
         tagstream::cluster::snapshot_store::SnapshotStore::open(stream.context(), stream.config())
             .await

@@ -309,7 +309,12 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// The batches of `fixtures/health/readings.jsonl`, in file order.
 pub fn fixture_batches() -> Vec<tagstream::model::Batch> {
-    let file = std::fs::File::open(fixture("readings.jsonl")).unwrap();
+    read_batches_jsonl(&fixture("readings.jsonl"))
+}
+
+/// The batches of a readings JSON Lines file, in file order (every line must be valid).
+pub fn read_batches_jsonl(path: &Path) -> Vec<tagstream::model::Batch> {
+    let file = std::fs::File::open(path).unwrap();
     let mut batches = vec![];
     let errors =
         tagstream::formats::readings_jsonl::read_batches(std::io::BufReader::new(file), |b| {

@@ -135,6 +135,32 @@ pub fn start_cluster(dir: &Path, count: usize) -> Vec<Option<Nats>> {
 
 /// Opens the stream a node's config file names, once its servers answer (and have a leader):
 /// a node refuses to start without its log.
+/// A one-server cluster for a test: a NATS server in `dir`, a node config (`dir/node.toml`: the
+/// stream on it, R1, 16 partitions, after `extra` configuration), and the stream opened. The
+/// server stops when the returned handle drops.
+pub async fn one_server_cluster(
+    dir: &Path,
+    extra: &str,
+    log_extra: &str,
+) -> (
+    Nats,
+    std::path::PathBuf,
+    tagstream::cluster::jetstream::JetStreamLog,
+) {
+    let nats = start_nats(dir, "nats", None);
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{extra}[log]\nbackend = \"jetstream\"\n\n[log.jetstream]\nurls = [\"{}\"]\nreplicas = 1\npartitions = 16\n{log_extra}",
+            nats.url
+        ),
+    )
+    .unwrap();
+    let stream = open_stream_when_ready(&config).await;
+    (nats, config, stream)
+}
+
 pub async fn open_stream_when_ready(config: &Path) -> tagstream::cluster::jetstream::JetStreamLog {
     let config: tagstream::config::ServerConfig =
         toml::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
