@@ -53,6 +53,11 @@ pub enum RetentionError {
         activation: String,
         source: TargetError,
     },
+    #[error("purge target {target}, dropping its copies of every activation: {source}")]
+    TargetCopies {
+        target: &'static str,
+        source: TargetError,
+    },
 }
 
 /// The log a purge removes readings and control records from (and the subject access export
@@ -232,12 +237,28 @@ impl Purger {
         self.data_dir.join("log")
     }
 
-    /// Removes the node checkpoint (`store::checkpoint_file`): it holds the state of the
-    /// records before it, the purged data included. The next start replays the whole log
-    /// (already purged) and takes a new one.
+    /// Removes the node checkpoint (`store::checkpoint_file`) and the copies the targets hold
+    /// of every activation (the cluster's snapshots): they hold the state of the records before
+    /// them, the purged data included, whether an activation or only a person is purged. The
+    /// next start replays the whole log (already purged) and takes a new one.
     fn discard_checkpoints(&self) -> Result<(), RetentionError> {
         if crate::store::checkpoint_file::discard(&self.data_dir)? {
             tracing::info!("node checkpoint removed by the purge");
+        }
+        for target in &self.targets {
+            let n = target
+                .discard_copies()
+                .map_err(|source| RetentionError::TargetCopies {
+                    target: target.name(),
+                    source,
+                })?;
+            if n > 0 {
+                tracing::info!(
+                    target = target.name(),
+                    copies = n,
+                    "copies removed by the purge"
+                );
+            }
         }
         Ok(())
     }
@@ -517,11 +538,17 @@ mod tests {
     struct Hits {
         fail: AtomicBool,
         calls: AtomicU64,
+        /// Times it was asked to drop copies of everything (as the cluster's snapshots do).
+        copies_dropped: AtomicU64,
     }
 
     impl PurgeTarget for Hits {
         fn name(&self) -> &'static str {
             "crime_hits"
+        }
+        fn discard_copies(&self) -> Result<u64, TargetError> {
+            self.copies_dropped.fetch_add(1, Ordering::Relaxed);
+            Ok(1)
         }
         fn purge_activation(&self, activation: &str) -> Result<u64, TargetError> {
             self.calls.fetch_add(1, Ordering::Relaxed);
@@ -613,6 +640,38 @@ mod tests {
         }
         assert_eq!(purges, 1);
         assert!(book.person("P1").is_none());
+    }
+
+    /// A purge record naming a person alone (their activations purged earlier, or none) must
+    /// still drop every copy of all the stores, the cluster's snapshots: they hold the person.
+    #[test]
+    fn a_purge_of_a_person_alone_drops_the_targets_copies_of_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let hits = Arc::new(Hits::default());
+        let purger = purger(dir.path(), hits.clone());
+        let alone: OrdersFile = serde_json::from_value(
+            serde_json::json!({"people": [{"id": "P2"}], "activations": [], "orders": []}),
+        )
+        .unwrap();
+        purger.metadata.import_orders(&alone).unwrap();
+        let record = ControlRecord {
+            recorded: crate::model::time::parse_time("2030-01-01T00:00:00Z").unwrap(),
+            actor: "retention:test".into(),
+            effective: None,
+            change: Change::Purge {
+                activations: Vec::new(),
+                people: vec!["P2".into()],
+                windows: Vec::new(),
+            },
+        };
+        purger.apply_purge_record(7, &record).unwrap();
+        assert!(purger.metadata.person("P2").unwrap().is_none());
+        assert_eq!(hits.copies_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            hits.calls.load(Ordering::Relaxed),
+            0,
+            "no activation was named"
+        );
     }
 
     const DAY: i64 = 86_400_000;

@@ -16,4 +16,10 @@ pub trait PurgeTarget: Send + Sync {
     /// Deletes, durably, everything held for `activation`; returns how many items were deleted.
     /// Must be idempotent: a run interrupted by a crash is repeated in full.
     fn purge_activation(&self, activation: &str) -> Result<u64, TargetError>;
+    /// Drops whatever the target holds as a copy of every activation's data (a snapshot of all
+    /// the stores), before any purge that removes anything, a person alone included; returns how
+    /// many copies were dropped. Most targets hold none.
+    fn discard_copies(&self) -> Result<u64, TargetError> {
+        Ok(0)
+    }
 }

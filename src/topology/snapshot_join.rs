@@ -192,6 +192,14 @@ pub async fn join_from_snapshot(config: &ServerConfig) -> Result<Option<u64>> {
     }
     crate::data_dir::secure_data_dir(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    // Held while unpacking, so two processes started on one empty directory cannot both
+    // unpack into it; the one that waited finds it no longer empty (and then fails to take the
+    // lock from the one serving, as any second process does).
+    let _lock = crate::data_lock::lock_data_dir(&config.data_dir)
+        .context("locking the data directory to join from the cluster's snapshot")?;
+    if !is_empty(&config.data_dir) {
+        return Ok(None);
+    }
     let log = JetStreamLog::open(jetstream.clone())
         .await
         .context("opening the log's JetStream stream")?;
@@ -255,6 +263,12 @@ impl crate::store::PurgeTarget for BucketPurge {
     }
 
     fn purge_activation(&self, _activation: &str) -> Result<u64, crate::store::TargetError> {
+        // Already dropped before the purge began (`discard_copies`); again here in case a node
+        // started since then uploaded one.
+        self.discard_copies()
+    }
+
+    fn discard_copies(&self) -> Result<u64, crate::store::TargetError> {
         // Called from blocking threads and, when purge records waiting at start are followed,
         // from the runtime's own thread: the request runs on a thread of its own, waited for
         // (a purge that cannot delete them fails and is tried again).
