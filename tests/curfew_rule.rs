@@ -163,7 +163,7 @@ fn al08_late_return_is_updated_in_place_and_closed_by_al09() {
     );
     assert!(alerts
         .iter()
-        .all(|a| a.rule == "curfew/4" && a.person == "P1"));
+        .all(|a| a.rule == "curfew/5" && a.person == "P1"));
     assert!(!alerts[0].evidence.is_empty());
 }
 

@@ -1,4 +1,4 @@
-//! The curfew rule (`curfew/4`): timetabled windows at up to three addresses, in UK local time,
+//! The curfew rule (`curfew/5`): timetabled windows at up to three addresses, in UK local time,
 //! judged as a state check from RF or GPS presence, with AL08–AL12 alerts. RF presence counts
 //! only at the address with the home monitoring unit (`hmu`) when the person's orders mark one.
 //!
@@ -43,7 +43,7 @@ use timetable::{ActivationWindows, CurfewPlan, WindowsCursor};
 use verdict::{evaluate, EpisodeKind, EvalInput, Verdict, WindowSpec};
 
 /// Version of the curfew rule, recorded on every alert it raises.
-pub const CURFEW_RULE_VERSION: &str = "curfew/4";
+pub const CURFEW_RULE_VERSION: &str = "curfew/5";
 /// At most this many readings are kept as an alert's evidence.
 pub const MAX_EVIDENCE: usize = 16;
 

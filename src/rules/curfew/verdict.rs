@@ -17,7 +17,8 @@
 //! 3. Never home from ws to tc: if there is an observation within `max_age_ms` before tc, the state
 //!    decides — away: **AL08** (confirmed) from ws; only uncertain fixes: presumed home (no breach is
 //!    raised without evidence of absence). With no observation at all (no data): **AL08 possible**
-//!    from ws — absence of data is not presence.
+//!    from ws — absence of data is not presence — unless home was the state before ws and the
+//!    first definite observation after tc, within `settle_ms`, is home (the silence is bridged).
 //! 4. A return home (at r ≤ we; r is the first of the uncertain observations that led up to the
 //!    home one from the last away one, if any) closes the open episode: a commencement episode becomes AL08
 //!    `[ws, r]` plus an **AL09** `[r, r]`; a departure AL10 `[t, r]`.
@@ -238,6 +239,28 @@ fn stale_away(runs: &[Run], events: &[StateEvent], tc: TimeMs, input: &EvalInput
     (since_before_tc || old) && after.iter().all(|r| r.class == Presence::Uncertain)
 }
 
+/// No observation near the check, but the wearer was home when last seen before the window
+/// and the first definite observation after the check, within `settle_ms` of it, is home too
+/// (seed 33 at 1,000 tags, A615: home by GPS until 20:49:16, silent to 21:05:16, 16 s after a
+/// 21:05 check, home all night; the truth has no breach). A silence that ends away, or later
+/// than `settle_ms` after the check, or that began away, still raises the possible AL08.
+fn silence_bridged(
+    runs: &[Run],
+    events: &[StateEvent],
+    w: &WindowSpec,
+    input: &EvalInput<'_>,
+) -> bool {
+    let tc = w.check_ms();
+    if !state_at(events, w.start_ms).is_some_and(|e| e.home) {
+        return false;
+    }
+    runs.iter()
+        .find(|r| r.first_ms > tc && r.class != Presence::Uncertain)
+        .is_some_and(|r| {
+            r.class == Presence::Home && r.first_ms <= tc.saturating_add(input.settle_ms)
+        })
+}
+
 fn state_at(events: &[StateEvent], t_ms: TimeMs) -> Option<&StateEvent> {
     let idx = events.partition_point(|e| e.t_ms <= t_ms);
     idx.checked_sub(1).map(|i| &events[i])
@@ -308,6 +331,11 @@ pub fn evaluate(w: &WindowSpec, input: &EvalInput<'_>) -> Verdict {
                         // Home, or only uncertain fixes: no breach without evidence of absence.
                         _ => home_seen = true,
                     }
+                } else if silence_bridged(runs, &events, w, input) {
+                    // Home before the window and seen home again within `settle_ms` of the
+                    // check: the silence between is no evidence of absence (as with uncertain
+                    // fixes, presumed home).
+                    home_seen = true;
                 } else {
                     open = Some(Episode {
                         kind: EpisodeKind::Commencement,
@@ -371,27 +399,11 @@ mod tests {
         }
     }
 
-    /// Seed 33 at 1,000 tags, A615 (window 21:00–06:00, grace 5): home by GPS until 20:49:16,
-    /// no fix until 21:05:16 (16 s after the check), then home all night. The check sees no
-    /// data (a possible AL08); the first home fix after it is the return, so the episode closes
-    /// there (AL08 + AL09) instead of running to the window's end as an AL12.
-    #[test]
-    fn a_home_fix_after_silence_closes_an_absence_inferred_from_the_silence() {
-        let ws = 21 * 60 * MIN;
-        let w = WindowSpec {
-            start_ms: ws,
-            end_ms: ws + 9 * 60 * MIN,
-            grace_ms: 5 * MIN,
-        };
-        let r = ws + 5 * MIN + 16_000;
-        let runs = [
-            home_run(ws - 10 * 60 * MIN, ws - 11 * MIN + 16_000),
-            home_run(r, w.end_ms + MIN),
-        ];
-        let verdict = evaluate(
-            &w,
+    fn judge(runs: &[Run], w: &WindowSpec) -> Vec<(&'static str, TimeMs, Option<TimeMs>, bool)> {
+        evaluate(
+            w,
             &EvalInput {
-                runs: &runs,
+                runs,
                 away_min_fixes: 3,
                 max_age_ms: 10 * MIN,
                 settle_ms: 15 * MIN,
@@ -399,12 +411,49 @@ mod tests {
                 clock_ms: w.end_ms + MIN,
                 dead: &[],
             },
+        )
+        .episodes
+        .iter()
+        .map(|e| (e.code, e.start_ms, e.end_ms, e.confirmed))
+        .collect()
+    }
+
+    /// Seed 33 at 1,000 tags, A615 (window 21:00–06:00, grace 5): home by GPS until 20:49:16,
+    /// no fix until 21:05:16 (16 s after the check), then home all night. Home on both sides of
+    /// a silence that ends within `settle_ms` of the check: presumed home, no alert (before: an
+    /// AL12 for the whole night, the return after the silence not seen as a return).
+    #[test]
+    fn home_on_both_sides_of_a_silence_over_the_check_is_presumed_home() {
+        let ws = 21 * 60 * MIN;
+        let w = WindowSpec {
+            start_ms: ws,
+            end_ms: ws + 9 * 60 * MIN,
+            grace_ms: 5 * MIN,
+        };
+        let before = home_run(ws - 10 * 60 * MIN, ws - 11 * MIN + 16_000);
+        let r = ws + 5 * MIN + 16_000;
+        assert_eq!(
+            judge(&[before.clone(), home_run(r, w.end_ms + MIN)], &w),
+            vec![]
         );
-        let episodes: Vec<(&str, TimeMs, Option<TimeMs>, bool, bool)> = verdict
-            .episodes
-            .iter()
-            .map(|e| (e.code, e.start_ms, e.end_ms, e.returned, e.confirmed))
-            .collect();
-        assert_eq!(episodes, vec![("AL08", ws, Some(r), true, false)]);
+        // Seen home only 20 minutes after the check: a possible AL08 to the return, an AL09.
+        let late = ws + 25 * MIN;
+        assert_eq!(
+            judge(&[before.clone(), home_run(late, w.end_ms + MIN)], &w),
+            vec![("AL08", ws, Some(late), false)]
+        );
+        // Seen away first after the silence: still no evidence of being home at the check.
+        let away = Run {
+            class: Presence::Away,
+            first_ms: ws + 7 * MIN,
+            last_ms: ws + 9 * MIN,
+            n: 3,
+            evidence: None,
+        };
+        let back = ws + 40 * MIN;
+        assert_eq!(
+            judge(&[before, away, home_run(back, w.end_ms + MIN)], &w),
+            vec![("AL08", ws, Some(back), false)]
+        );
     }
 }
