@@ -432,14 +432,11 @@ mod tests {
         };
         let before = home_run(ws - 10 * 60 * MIN, ws - 11 * MIN + 16_000);
         let r = ws + 5 * MIN + 16_000;
-        assert_eq!(
-            judge(&[before.clone(), home_run(r, w.end_ms + MIN)], &w),
-            vec![]
-        );
+        assert_eq!(judge(&[before, home_run(r, w.end_ms + MIN)], &w), vec![]);
         // Seen home only 20 minutes after the check: a possible AL08 to the return, an AL09.
         let late = ws + 25 * MIN;
         assert_eq!(
-            judge(&[before.clone(), home_run(late, w.end_ms + MIN)], &w),
+            judge(&[before, home_run(late, w.end_ms + MIN)], &w),
             vec![("AL08", ws, Some(late), false)]
         );
         // Seen away first after the silence: still no evidence of being home at the check.
