@@ -26,7 +26,7 @@ done
 [ ${#seeds[@]} -gt 0 ] || seeds=(9731 11 22 33 20261206)
 
 cargo build --release --locked --workspace --bins
-bin=target/release
+bin="${CARGO_TARGET_DIR:-target}/release"
 start=2026-03-02T00:00:00Z
 until=$(date -u -d "2026-03-02 + $days days" +%Y-%m-%dT%H:%M:%SZ)
 args=()
