@@ -138,8 +138,15 @@ pub struct CurfewRule {
     config: CurfewConfig,
     key: String,
     key_al09: String,
-    upcoming: Option<(WindowSpec, usize)>,
     windows_source: ActivationWindows,
+    /// Everything it has seen, the state a snapshot saves (with where `windows_source` stands).
+    seen: Seen,
+}
+
+/// What a [`CurfewRule`] has seen; its plan, configuration and keys are rebuilt, not saved.
+#[derive(Clone, Serialize, Deserialize)]
+struct Seen {
+    upcoming: Option<(WindowSpec, usize)>,
     windows: VecDeque<WindowState>,
     rf: RunList,
     gps: Vec<RunList>,
@@ -174,19 +181,14 @@ impl CurfewRule {
                 iv.tag,
             )
         });
-        Self {
+        let seen = Seen {
             gps: vec![RunList::default(); plan.addresses.len()],
             gps_state: vec![DefiniteState::default(); plan.addresses.len()],
             retired: AbsenceTally {
                 order: plan.order_id.clone(),
                 ..AbsenceTally::default()
             },
-            key_al09: format!("{key}:AL09"),
-            key,
-            plan,
-            config,
             upcoming,
-            windows_source: source,
             windows: VecDeque::new(),
             rf: RunList::default(),
             rf_state: DefiniteState::default(),
@@ -196,6 +198,14 @@ impl CurfewRule {
             hmu_off: Vec::new(),
             coverage_ms: None,
             clock_ms: TimeMs::MIN,
+        };
+        Self {
+            key_al09: format!("{key}:AL09"),
+            key,
+            plan,
+            config,
+            windows_source: source,
+            seen,
         }
     }
 
@@ -206,25 +216,28 @@ impl CurfewRule {
 
     /// Total absence so far: retired windows plus the current verdicts of live ones.
     pub fn absence(&self) -> AbsenceTally {
-        let mut tally = self.retired.clone();
-        for w in &self.windows {
+        let mut tally = self.seen.retired.clone();
+        for w in &self.seen.windows {
             tally.add(&w.tally);
         }
         tally
     }
 
     fn now_ms(&self) -> TimeMs {
-        self.coverage_ms.unwrap_or(TimeMs::MIN).max(self.clock_ms)
+        self.seen
+            .coverage_ms
+            .unwrap_or(TimeMs::MIN)
+            .max(self.seen.clock_ms)
     }
 
     /// Moves windows that have started into the live list.
     fn admit_windows(&mut self) {
         let now = self.now_ms();
-        while let Some((spec, address)) = self.upcoming {
+        while let Some((spec, address)) = self.seen.upcoming {
             if spec.start_ms > now {
                 break;
             }
-            self.windows.push_back(WindowState {
+            self.seen.windows.push_back(WindowState {
                 spec,
                 address,
                 emitted: Vec::new(),
@@ -235,7 +248,7 @@ impl CurfewRule {
                 episodes: Vec::new(),
             });
             let grace_ms = self.plan.grace_ms;
-            self.upcoming = self.windows_source.next().map(|iv| {
+            self.seen.upcoming = self.windows_source.next().map(|iv| {
                 (
                     WindowSpec {
                         start_ms: iv.start_ms,
@@ -251,9 +264,9 @@ impl CurfewRule {
     /// Drops windows whose verdict can no longer change, and the runs only they needed.
     fn retire_windows(&mut self) {
         let mut retired_any = false;
-        while let Some(front) = self.windows.front() {
+        while let Some(front) = self.seen.windows.front() {
             let expired = front.end_settled
-                && self.clock_ms
+                && self.seen.clock_ms
                     >= front
                         .spec
                         .end_ms
@@ -261,38 +274,39 @@ impl CurfewRule {
             if !expired {
                 break;
             }
-            if let Some(w) = self.windows.pop_front() {
-                self.retired.add(&w.tally);
+            if let Some(w) = self.seen.windows.pop_front() {
+                self.seen.retired.add(&w.tally);
                 retired_any = true;
             }
         }
-        if retired_any || self.windows.is_empty() {
+        if retired_any || self.seen.windows.is_empty() {
             let keep_from = self
+                .seen
                 .windows
                 .front()
                 .map(|w| w.spec.start_ms)
-                .or(self.upcoming.map(|(s, _)| s.start_ms))
+                .or(self.seen.upcoming.map(|(s, _)| s.start_ms))
                 .unwrap_or(self.now_ms());
             let max_age = self.config.gps_max_age_ms.max(self.config.rf_max_age_ms);
             let keep_from = keep_from.saturating_sub(max_age);
-            self.rf.prune_before(keep_from);
-            for list in &mut self.gps {
+            self.seen.rf.prune_before(keep_from);
+            for list in &mut self.seen.gps {
                 list.prune_before(keep_from);
             }
-            self.dead.retain(|&(_, to)| to >= keep_from);
-            self.hmu_off.retain(|&(_, to)| to >= keep_from);
+            self.seen.dead.retain(|&(_, to)| to >= keep_from);
+            self.seen.hmu_off.retain(|&(_, to)| to >= keep_from);
         }
     }
 
     /// Whether the home unit was without power at some point of `[from, to]`.
     fn hmu_off_during(&self, from: TimeMs, to: TimeMs) -> bool {
-        self.hmu_off.iter().any(|&(a, b)| a <= to && from < b)
+        self.seen.hmu_off.iter().any(|&(a, b)| a <= to && from < b)
     }
 
     /// Whether window `w` is judged from RF: the activation has RF readings and RF counts at the
     /// window's address (it has the home monitoring unit, or no address of the person is marked).
     fn rf_judges(&self, address: usize) -> bool {
-        self.rf_seen && self.plan.addresses[address].rf_counts
+        self.seen.rf_seen && self.plan.addresses[address].rf_counts
     }
 
     /// The presence source of window `w`: RF where the activation has RF readings and RF counts
@@ -300,7 +314,7 @@ impl CurfewRule {
     /// is judged from the tag's fixes when it has any (the unit's last report before the cut is
     /// stale, the fixes are not). Other windows: the fixes against the window's address.
     fn runs_for_window(&self, w: &WindowState) -> (&RunList, u32, TimeMs) {
-        let gps = &self.gps[w.address];
+        let gps = &self.seen.gps[w.address];
         if self.rf_judges(w.address)
             && !gps.is_empty()
             && self.hmu_off_during(
@@ -319,10 +333,10 @@ impl CurfewRule {
 
     fn runs_for(&self, address: usize) -> (&RunList, u32, TimeMs) {
         if self.rf_judges(address) {
-            (&self.rf, 1, self.config.rf_max_age_ms)
+            (&self.seen.rf, 1, self.config.rf_max_age_ms)
         } else {
             (
-                &self.gps[address],
+                &self.seen.gps[address],
                 self.config.gps_away_min_fixes,
                 self.config.gps_max_age_ms,
             )
@@ -332,13 +346,19 @@ impl CurfewRule {
     fn evaluate_window(&self, w: &WindowState) -> Verdict {
         let (runs, away_min_fixes, max_age_ms) = self.runs_for_window(w);
         // An RF-only verdict cannot see through a power cut at the unit either.
-        let rf_only = self.rf_seen && std::ptr::eq(runs, &self.rf);
+        let rf_only = self.seen.rf_seen && std::ptr::eq(runs, &self.seen.rf);
         let blind: Vec<(TimeMs, TimeMs)>;
-        let dead: &[(TimeMs, TimeMs)] = if rf_only && !self.hmu_off.is_empty() {
-            blind = self.dead.iter().chain(&self.hmu_off).copied().collect();
+        let dead: &[(TimeMs, TimeMs)] = if rf_only && !self.seen.hmu_off.is_empty() {
+            blind = self
+                .seen
+                .dead
+                .iter()
+                .chain(&self.seen.hmu_off)
+                .copied()
+                .collect();
             &blind
         } else {
-            &self.dead
+            &self.seen.dead
         };
         evaluate(
             &w.spec,
@@ -347,8 +367,8 @@ impl CurfewRule {
                 away_min_fixes,
                 max_age_ms,
                 settle_ms: self.config.settle_ms,
-                coverage_ms: self.coverage_ms,
-                clock_ms: self.clock_ms,
+                coverage_ms: self.seen.coverage_ms,
+                clock_ms: self.seen.clock_ms,
                 dead,
             },
         )
@@ -357,15 +377,15 @@ impl CurfewRule {
     /// Recomputes window `i` and emits what changed. `late_from_ms`: the event time of the
     /// reading that caused this (if any) and whether the pipeline flagged it late.
     fn refresh(&mut self, ctx: &mut RuleContext<'_>, i: usize, cause: Option<(TimeMs, bool)>) {
-        let verdict = self.evaluate_window(&self.windows[i]);
-        let unchanged = verdict.episodes == self.windows[i].episodes;
+        let verdict = self.evaluate_window(&self.seen.windows[i]);
+        let unchanged = verdict.episodes == self.seen.windows[i].episodes;
         let alerts = if unchanged {
             Vec::new()
         } else {
-            self.alerts_of(ctx, &self.windows[i], &verdict)
+            self.alerts_of(ctx, &self.seen.windows[i], &verdict)
         };
-        let covered = |t: TimeMs| self.coverage_ms.is_some_and(|c| c >= t);
-        let w = &mut self.windows[i];
+        let covered = |t: TimeMs| self.seen.coverage_ms.is_some_and(|c| c >= t);
+        let w = &mut self.seen.windows[i];
         // Decision points newly settled by the clock rather than by data.
         let tc = w.spec.check_ms();
         if verdict.commencement_settled && !w.commencement_settled && !covered(tc) {
@@ -505,7 +525,7 @@ impl CurfewRule {
         reshaped: bool,
         old_coverage: Option<TimeMs>,
     ) -> bool {
-        let w = &self.windows[i];
+        let w = &self.seen.windows[i];
         let max_age = if self.rf_judges(w.address) {
             self.config.rf_max_age_ms
         } else {
@@ -513,7 +533,7 @@ impl CurfewRule {
         };
         let in_range = t_ms >= w.spec.start_ms - max_age && t_ms <= w.spec.end_ms;
         let crossed = |p: TimeMs| {
-            old_coverage.is_none_or(|c| c < p) && self.coverage_ms.is_some_and(|c| c >= p)
+            old_coverage.is_none_or(|c| c < p) && self.seen.coverage_ms.is_some_and(|c| c >= p)
         };
         // Data reaching a decision point decides it, or re-decides one the clock decided; data
         // older than a point the clock decided may change that decision.
@@ -525,23 +545,12 @@ impl CurfewRule {
     }
 }
 
-/// What a [`CurfewRule`] has seen (its plan, configuration and keys are rebuilt).
+/// A [`CurfewRule`]'s snapshot: what it has seen, and where its window calendar stands.
 #[derive(Serialize, Deserialize)]
 struct CurfewState {
-    upcoming: Option<(WindowSpec, usize)>,
     windows_source: WindowsCursor,
-    windows: VecDeque<WindowState>,
-    rf: RunList,
-    gps: Vec<RunList>,
-    rf_state: DefiniteState,
-    gps_state: Vec<DefiniteState>,
-    rf_seen: bool,
-    tag_dead: bool,
-    dead: Vec<(TimeMs, TimeMs)>,
-    hmu_off: Vec<(TimeMs, TimeMs)>,
-    coverage_ms: Option<TimeMs>,
-    clock_ms: TimeMs,
-    retired: AbsenceTally,
+    #[serde(flatten)]
+    seen: Seen,
 }
 
 impl Rule for CurfewRule {
@@ -551,26 +560,17 @@ impl Rule for CurfewRule {
 
     fn save_state(&self) -> Result<RuleState, RuleStateError> {
         let state = CurfewState {
-            upcoming: self.upcoming,
             windows_source: self.windows_source.cursor(),
-            windows: self.windows.clone(),
-            rf: self.rf.clone(),
-            gps: self.gps.clone(),
-            rf_state: self.rf_state,
-            gps_state: self.gps_state.clone(),
-            rf_seen: self.rf_seen,
-            tag_dead: self.tag_dead,
-            dead: self.dead.clone(),
-            hmu_off: self.hmu_off.clone(),
-            coverage_ms: self.coverage_ms,
-            clock_ms: self.clock_ms,
-            retired: self.retired.clone(),
+            seen: self.seen.clone(),
         };
         save_rule_state(self.name(), &state)
     }
 
     fn load_state(&mut self, state: &RuleState) -> Result<(), RuleStateError> {
-        let s: CurfewState = load_rule_state(self.name(), state)?;
+        let CurfewState {
+            windows_source,
+            seen: s,
+        } = load_rule_state(self.name(), state)?;
         let addresses = self.plan.addresses.len();
         let window_addresses = s.windows.iter().map(|w| w.address);
         if s.gps.len() != addresses
@@ -588,20 +588,8 @@ impl Rule for CurfewRule {
                 ),
             });
         }
-        self.upcoming = s.upcoming;
-        self.windows_source.resume(s.windows_source);
-        self.windows = s.windows;
-        self.rf = s.rf;
-        self.gps = s.gps;
-        self.rf_state = s.rf_state;
-        self.gps_state = s.gps_state;
-        self.rf_seen = s.rf_seen;
-        self.tag_dead = s.tag_dead;
-        self.dead = s.dead;
-        self.hmu_off = s.hmu_off;
-        self.coverage_ms = s.coverage_ms;
-        self.clock_ms = s.clock_ms;
-        self.retired = s.retired;
+        self.windows_source.resume(windows_source);
+        self.seen = s;
         Ok(())
     }
 
@@ -614,20 +602,24 @@ impl Rule for CurfewRule {
             ReadingBody::Rf { in_range } => {
                 let class = if *in_range {
                     Presence::Home
-                } else if self.tag_dead {
+                } else if self.seen.tag_dead {
                     Presence::Uncertain
                 } else {
                     Presence::Away
                 };
-                changed = match self.rf.insert(reading, class, self.config.rf_max_age_ms) {
+                changed = match self
+                    .seen
+                    .rf
+                    .insert(reading, class, self.config.rf_max_age_ms)
+                {
                     Change::Inserted => {
-                        self.rf_state = DefiniteState::of_runs(&self.rf.runs, 1);
+                        self.seen.rf_state = DefiniteState::of_runs(&self.seen.rf.runs, 1);
                         true
                     }
-                    Change::Extended | Change::Appended => self.rf_state.observe(class, 1, 1),
+                    Change::Extended | Change::Appended => self.seen.rf_state.observe(class, 1, 1),
                 };
-                mode_changed = !self.rf_seen;
-                self.rf_seen = true;
+                mode_changed = !self.seen.rf_seen;
+                self.seen.rf_seen = true;
                 if *in_range {
                     // In range of a unit elsewhere: away from an address apart from every unit,
                     // as definite as a run of away fixes (out of range says nothing about it).
@@ -638,7 +630,7 @@ impl Rule for CurfewRule {
                         if !address.rf_in_range_is_away {
                             continue;
                         }
-                        let (list, state) = (&mut self.gps[i], &mut self.gps_state[i]);
+                        let (list, state) = (&mut self.seen.gps[i], &mut self.seen.gps_state[i]);
                         changed |= match list.insert_weighted(
                             reading,
                             Presence::Away,
@@ -662,8 +654,8 @@ impl Rule for CurfewRule {
                     .plan
                     .addresses
                     .iter()
-                    .zip(self.gps.iter_mut())
-                    .zip(self.gps_state.iter_mut())
+                    .zip(self.seen.gps.iter_mut())
+                    .zip(self.seen.gps_state.iter_mut())
                 {
                     let mut class = classify_fix(
                         fix,
@@ -691,24 +683,26 @@ impl Rule for CurfewRule {
                     };
                     // Also in RF mode: a window the home unit was off for, or at an address RF
                     // does not count for, is judged from fixes.
-                    changed |=
-                        moved && (!self.rf_seen || !self.hmu_off.is_empty() || !address.rf_counts);
+                    changed |= moved
+                        && (!self.seen.rf_seen
+                            || !self.seen.hmu_off.is_empty()
+                            || !address.rf_counts);
                 }
             }
             ReadingBody::Event(crate::model::DeviceEvent::BatteryDead) => {
-                if !self.tag_dead {
-                    self.dead.push((t, TimeMs::MAX));
+                if !self.seen.tag_dead {
+                    self.seen.dead.push((t, TimeMs::MAX));
                 }
-                self.tag_dead = true;
+                self.seen.tag_dead = true;
             }
             ReadingBody::Event(crate::model::DeviceEvent::HmuPowerLoss) => {
-                if self.hmu_off.last().is_none_or(|l| l.1 != TimeMs::MAX) {
-                    self.hmu_off.push((t, TimeMs::MAX));
+                if self.seen.hmu_off.last().is_none_or(|l| l.1 != TimeMs::MAX) {
+                    self.seen.hmu_off.push((t, TimeMs::MAX));
                     changed = true;
                 }
             }
             ReadingBody::Event(crate::model::DeviceEvent::HmuPowerRestored) => {
-                if let Some(last) = self.hmu_off.last_mut() {
+                if let Some(last) = self.seen.hmu_off.last_mut() {
                     if last.1 == TimeMs::MAX && t >= last.0 {
                         last.1 = t;
                     }
@@ -723,19 +717,24 @@ impl Rule for CurfewRule {
                 | ReadingBody::Event(crate::model::DeviceEvent::Charging)
         );
         // A sign of life from before the death (a stored reading uploaded late) revives nothing.
-        let dead_since = self.dead.last().filter(|d| d.1 == TimeMs::MAX).map(|d| d.0);
-        if revives && self.tag_dead && dead_since.is_none_or(|d| t >= d) {
-            self.tag_dead = false;
-            if let Some(last) = self.dead.last_mut() {
+        let dead_since = self
+            .seen
+            .dead
+            .last()
+            .filter(|d| d.1 == TimeMs::MAX)
+            .map(|d| d.0);
+        if revives && self.seen.tag_dead && dead_since.is_none_or(|d| t >= d) {
+            self.seen.tag_dead = false;
+            if let Some(last) = self.seen.dead.last_mut() {
                 if last.1 == TimeMs::MAX {
                     last.1 = t;
                 }
             }
         }
-        let old_coverage = self.coverage_ms;
-        self.coverage_ms = Some(old_coverage.map_or(t, |c| c.max(t)));
+        let old_coverage = self.seen.coverage_ms;
+        self.seen.coverage_ms = Some(old_coverage.map_or(t, |c| c.max(t)));
         self.admit_windows();
-        for i in 0..self.windows.len() {
+        for i in 0..self.seen.windows.len() {
             if mode_changed || late || self.affected(i, t, changed, old_coverage) {
                 self.refresh(ctx, i, Some((t, late)));
             }
@@ -743,18 +742,18 @@ impl Rule for CurfewRule {
     }
 
     fn on_contact(&mut self, _ctx: &mut RuleContext<'_>, contact_ms: TimeMs) {
-        self.clock_ms = self.clock_ms.max(contact_ms);
+        self.seen.clock_ms = self.seen.clock_ms.max(contact_ms);
     }
 
     fn on_clock(&mut self, ctx: &mut RuleContext<'_>, clock_ms: TimeMs) {
-        self.clock_ms = self.clock_ms.max(clock_ms);
+        self.seen.clock_ms = self.seen.clock_ms.max(clock_ms);
         self.admit_windows();
-        for i in 0..self.windows.len() {
-            let w = &self.windows[i];
+        for i in 0..self.seen.windows.len() {
+            let w = &self.seen.windows[i];
             let due = (!w.commencement_settled
-                && self.clock_ms >= w.spec.check_ms().saturating_add(self.config.settle_ms))
+                && self.seen.clock_ms >= w.spec.check_ms().saturating_add(self.config.settle_ms))
                 || (!w.end_settled
-                    && self.clock_ms >= w.spec.end_ms.saturating_add(self.config.settle_ms));
+                    && self.seen.clock_ms >= w.spec.end_ms.saturating_add(self.config.settle_ms));
             if due {
                 self.refresh(ctx, i, None);
             }
@@ -764,7 +763,7 @@ impl Rule for CurfewRule {
 
     fn next_deadline(&self) -> Option<TimeMs> {
         let settle = self.config.settle_ms;
-        let live = self.windows.iter().filter_map(|w| {
+        let live = self.seen.windows.iter().filter_map(|w| {
             if !w.commencement_settled {
                 Some(w.spec.check_ms().saturating_add(settle))
             } else if !w.end_settled {
@@ -774,6 +773,7 @@ impl Rule for CurfewRule {
             }
         });
         let upcoming = self
+            .seen
             .upcoming
             .map(|(s, _)| s.check_ms().saturating_add(settle));
         live.chain(upcoming).min()
