@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tagstream::formats::orders_file::parse_orders;
 use tagstream::model::time::{format_time, parse_time};
-use tagstream::model::{Alert, Batch, DeviceEvent, Position, PositionSource, Reading, ReadingBody};
+use tagstream::model::{Alert, Batch, DeviceEvent, Reading, ReadingBody};
 use tagstream::pipeline::driver::InlineDriver;
 use tagstream::pipeline::{ActivationDirectory, PipelineConfig};
 use tagstream::replay::OutputCollector;
@@ -34,19 +34,7 @@ fn now_ms() -> i64 {
 }
 
 fn fix(t_ms: i64, at: (f64, f64)) -> Reading {
-    Reading {
-        t_ms,
-        battery_pct: Some(80),
-        body: ReadingBody::Position(Position {
-            lat_e7: (at.0 * 1e7).round() as i32,
-            lon_e7: (at.1 * 1e7).round() as i32,
-            precision_cm: 800,
-            source: PositionSource::Gps,
-            speed_ckmh: None,
-            heading_cdeg: None,
-            satellites: Some(8),
-        }),
-    }
+    common::gps_fix_at(t_ms, at)
 }
 
 fn event(t_ms: i64, e: DeviceEvent) -> Reading {

@@ -8,12 +8,14 @@
 //! variation (re-evaluation and amendments), an activation ended and a tag swap whose new tag
 //! reported before its activation existed (unassigned readings).
 
+mod common;
+
 use std::f64::consts::FRAC_PI_2;
 use std::sync::Arc;
 use tagstream::formats::orders_file::parse_orders;
 use tagstream::model::{
-    Batch, ControlRecord, DeviceEvent, LogEntry, OrdersFile, Position, PositionSource, Reading,
-    ReadingBody, TacSample, TimeMs,
+    Batch, ControlRecord, DeviceEvent, LogEntry, OrdersFile, Reading, ReadingBody, TacSample,
+    TimeMs,
 };
 use tagstream::orders::OrderBook;
 use tagstream::pipeline::driver::InlineDriver;
@@ -84,20 +86,8 @@ fn factory(orders: &OrdersFile) -> Box<dyn RuleFactory> {
     Box::new(StandardRules::new(config(), RulesConfig::default(), orders))
 }
 
-fn gps(t_ms: TimeMs, at: (f64, f64)) -> Reading {
-    Reading {
-        t_ms,
-        battery_pct: Some(80),
-        body: ReadingBody::Position(Position {
-            lat_e7: (at.0 * 1e7).round() as i32,
-            lon_e7: (at.1 * 1e7).round() as i32,
-            precision_cm: 800,
-            source: PositionSource::Gps,
-            speed_ckmh: None,
-            heading_cdeg: None,
-            satellites: Some(8),
-        }),
-    }
+fn gps(t_ms: i64, at: (f64, f64)) -> Reading {
+    common::gps_fix_at(t_ms, at)
 }
 
 fn rf(t_ms: TimeMs, in_range: bool) -> Reading {

@@ -345,6 +345,24 @@ pub async fn stream_health_fixture(server: &Server) {
     }
 }
 
+/// A still GPS fix (±8 m, 8 satellites) at `at` (latitude, longitude).
+pub fn gps_fix_at(t_ms: i64, at: (f64, f64)) -> Reading {
+    use tagstream::model::{Position, PositionSource, ReadingBody};
+    Reading {
+        t_ms,
+        battery_pct: Some(80),
+        body: ReadingBody::Position(Position {
+            lat_e7: (at.0 * 1e7).round() as i32,
+            lon_e7: (at.1 * 1e7).round() as i32,
+            precision_cm: 800,
+            source: PositionSource::Gps,
+            speed_ckmh: None,
+            heading_cdeg: None,
+            satellites: Some(8),
+        }),
+    }
+}
+
 /// A GPS fix (±5 m, walking pace, heading east) `east_m`, `north_m` metres from `origin`
 /// (latitude, longitude).
 pub fn gps_fix_offset(t_ms: i64, origin: (f64, f64), east_m: f64, north_m: f64) -> Reading {
