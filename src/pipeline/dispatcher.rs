@@ -65,7 +65,9 @@ pub struct Dispatcher {
     /// Per tag: readings no activation covered, with the contact time of their batch.
     unassigned: HashMap<String, VecDeque<(Reading, TimeMs)>>,
     partitions: usize,
-    clock: EventClock,
+    /// One event-time clock per clock partition (`PipelineConfig::clock_partitions`; one by
+    /// default): a batch moves only its tag's.
+    clocks: Vec<EventClock>,
     verdicts: Vec<Verdict>,
     stats: DispatchStats,
     gauges: Arc<PipelineGauges>,
@@ -101,7 +103,9 @@ impl Dispatcher {
             factory,
             unassigned: HashMap::new(),
             partitions: partitions.max(1),
-            clock: EventClock::new(config),
+            clocks: (0..config.clock_partitions.max(1))
+                .map(|_| EventClock::new(config))
+                .collect(),
             verdicts: Vec::new(),
             stats: DispatchStats::default(),
             gauges: Arc::new(PipelineGauges::default()),
@@ -112,7 +116,7 @@ impl Dispatcher {
 
     pub fn stats(&self) -> DispatchStats {
         DispatchStats {
-            clock_ms: self.clock.clock_ms(),
+            clock_ms: self.newest_clock_ms(),
             ..self.stats
         }
     }
@@ -122,9 +126,32 @@ impl Dispatcher {
         self.gauges.clone()
     }
 
-    /// The event-time clock (`TimeMs::MIN` before any reading).
+    /// The event-time clock (`TimeMs::MIN` before any reading); with several clock partitions,
+    /// the furthest of their clocks.
     pub fn clock_ms(&self) -> TimeMs {
-        self.clock.clock_ms().unwrap_or(TimeMs::MIN)
+        self.newest_clock_ms().unwrap_or(TimeMs::MIN)
+    }
+
+    fn newest_clock_ms(&self) -> Option<TimeMs> {
+        self.clocks.iter().filter_map(EventClock::clock_ms).max()
+    }
+
+    /// How many clock partitions there are.
+    pub fn clock_partitions(&self) -> usize {
+        self.clocks.len()
+    }
+
+    /// The clock partition `tag` is in (0 with one clock).
+    pub fn clock_partition_of(&self, tag: &str) -> usize {
+        clock_partition_of(tag, self.clocks.len())
+    }
+
+    /// Clock partition `group`'s clock (`TimeMs::MIN` before any of its readings).
+    pub fn clock_of(&self, group: usize) -> TimeMs {
+        self.clocks
+            .get(group)
+            .and_then(EventClock::clock_ms)
+            .unwrap_or(TimeMs::MIN)
     }
 
     /// Which partition owns an activation (stable for a given partition count).
@@ -345,7 +372,8 @@ impl Dispatcher {
         self.stats.batches += 1;
         self.stats.readings += batch.readings.len() as u64;
         let arrival_ms = (batch.arrival_ms > 0).then_some(batch.arrival_ms);
-        let outcome = self.clock.observe(batch, &mut self.verdicts);
+        let group = self.clock_partition_of(&batch.tag);
+        let outcome = self.clocks[group].observe(batch, &mut self.verdicts);
         self.stats.clock_ahead += u64::from(outcome.ahead);
         self.stats.future_readings += u64::from(outcome.ahead_of_arrival);
         self.stats.too_old += u64::from(outcome.too_old);
@@ -485,7 +513,7 @@ impl Dispatcher {
 
         if let Some(clock_ms) = outcome.advanced_to_ms {
             for p in 0..self.partitions {
-                deliver(p, PartitionInput::Clock(clock_ms));
+                deliver(p, PartitionInput::Clock { group, clock_ms });
             }
         }
         self.publish();
@@ -494,33 +522,53 @@ impl Dispatcher {
     /// The input has ended: brings the clock up to date with the last batch (it is otherwise
     /// recomputed on a cadence) and tells every partition if that advanced it.
     pub fn catch_up(&mut self, mut deliver: impl FnMut(usize, PartitionInput)) {
-        if let Some(clock_ms) = self.clock.catch_up() {
-            for p in 0..self.partitions {
-                deliver(p, PartitionInput::Clock(clock_ms));
+        for group in 0..self.clocks.len() {
+            if let Some(clock_ms) = self.clocks[group].catch_up() {
+                for p in 0..self.partitions {
+                    deliver(p, PartitionInput::Clock { group, clock_ms });
+                }
             }
         }
         self.publish();
     }
 
-    /// Advances the clock to `t_ms` with no reading behind it (`replay --until`), telling every
-    /// partition as a live advance does. Does nothing if the clock is already there.
-    pub fn advance_clock(&mut self, t_ms: TimeMs, mut deliver: impl FnMut(usize, PartitionInput)) {
-        if self.clock.advance_to(t_ms) {
+    /// Advances clock partition `group`'s clock to `t_ms` with no reading behind it (`replay
+    /// --until`), telling every partition as a live advance does. Does nothing if the clock is
+    /// already there.
+    pub fn advance_clock(
+        &mut self,
+        group: usize,
+        t_ms: TimeMs,
+        mut deliver: impl FnMut(usize, PartitionInput),
+    ) {
+        if self
+            .clocks
+            .get_mut(group)
+            .is_some_and(|c| c.advance_to(t_ms))
+        {
             for p in 0..self.partitions {
-                deliver(p, PartitionInput::Clock(t_ms));
+                deliver(
+                    p,
+                    PartitionInput::Clock {
+                        group,
+                        clock_ms: t_ms,
+                    },
+                );
             }
         }
         self.publish();
     }
 
     /// The input is complete through the clock (`replay --final`): tells every partition to
-    /// take every decision the input allows (see [`PartitionInput::Final`]). Returns the clock
-    /// used, `None` when no reading ever set one.
+    /// take every decision the input allows (see [`PartitionInput::Final`]), each clock
+    /// partition up to its own clock. Returns the furthest clock used, `None` when no reading
+    /// ever set one.
     pub fn finish(&mut self, mut deliver: impl FnMut(usize, PartitionInput)) -> Option<TimeMs> {
         self.catch_up(&mut deliver);
-        let end_ms = self.clock.clock_ms()?;
+        let ends: Arc<[Option<TimeMs>]> = self.clocks.iter().map(EventClock::clock_ms).collect();
+        let end_ms = ends.iter().flatten().copied().max()?;
         for p in 0..self.partitions {
-            deliver(p, PartitionInput::Final(end_ms));
+            deliver(p, PartitionInput::Final(ends.clone()));
         }
         Some(end_ms)
     }
@@ -560,7 +608,7 @@ pub struct DispatcherState {
     orders_set: Vec<(String, Vec<crate::model::Order>)>,
     unassigned: Vec<(String, Vec<(super::snapshot::ReadingRepr, TimeMs)>)>,
     partitions: usize,
-    clock: super::clock::EventClockState,
+    clocks: Vec<super::clock::EventClockState>,
     stats: DispatchStats,
     next_record: u64,
 }
@@ -586,7 +634,7 @@ impl Dispatcher {
                 .collect(),
             unassigned,
             partitions: self.partitions,
-            clock: self.clock.save(),
+            clocks: self.clocks.iter().map(EventClock::save).collect(),
             stats: self.stats,
             next_record: self.next_record,
         }
@@ -624,7 +672,18 @@ impl Dispatcher {
                 (tag, kept)
             })
             .collect();
-        dispatcher.clock = EventClock::restore(config, state.clock);
+        if state.clocks.len() != dispatcher.clocks.len() {
+            return Err(SnapshotError::Mismatch(format!(
+                "the snapshot has {} clock partitions, {} configured",
+                state.clocks.len(),
+                dispatcher.clocks.len()
+            )));
+        }
+        dispatcher.clocks = state
+            .clocks
+            .into_iter()
+            .map(|c| EventClock::restore(config, c))
+            .collect();
         dispatcher.stats = state.stats;
         dispatcher.next_record = state.next_record;
         dispatcher.publish();
@@ -656,6 +715,14 @@ pub fn update_directory(
     if let Some(a) = changed.and_then(|id| book.activation(id)) {
         directory.upsert(a);
     }
+}
+
+/// The clock partition of `tag` among `clocks` (0 with one: no hash on the common path).
+pub fn clock_partition_of(tag: &str, clocks: usize) -> usize {
+    if clocks <= 1 {
+        return 0;
+    }
+    crate::model::tag_partition::partition_of(tag, clocks as u32) as usize
 }
 
 /// What a change was, for the withdrawals it causes.
