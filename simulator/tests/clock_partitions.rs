@@ -130,3 +130,74 @@ fn owning_partitions_of_a_single_clock_is_refused() {
         refused.err()
     );
 }
+
+/// What a driver gives: its rule outputs (alerts and sober days as JSON) and the stores' share
+/// (each reading filed under its activation), each sorted.
+fn drive(dir: &Path, config: PipelineConfig, owned: Option<&str>) -> (Vec<String>, Vec<String>) {
+    use tagstream::pipeline::{Output, VecSink};
+    let (orders, _) = tagstream::replay::load_orders(&dir.join("orders.json")).expect("orders");
+    let mut sink = VecSink::default();
+    let mut driver = tagstream::topology::inline::PipelineDesc {
+        start: &orders,
+        pipeline: config,
+        rules: RulesConfig::default(),
+        partitions: 2,
+    }
+    .build(&mut sink);
+    if let Some(text) = owned {
+        driver
+            .own_partitions(PartitionSet::parse(text, CLOCKS).expect("partition list"))
+            .expect("own");
+    }
+    tagstream::replay::read_recorded(&dir.join("readings.jsonl"), &mut |entry| {
+        driver.feed_entry(&entry, &mut sink)
+    })
+    .expect("read");
+    driver.finish(&mut sink);
+    let (mut rules, mut stores) = (Vec::new(), Vec::new());
+    for (output, _) in sink.outputs {
+        match output {
+            Output::Alert(a) => rules.push(serde_json::to_string(&a).expect("json")),
+            Output::SoberDay(d) => rules.push(serde_json::to_string(&d).expect("json")),
+            Output::Readings {
+                record,
+                activation,
+                readings,
+            } => {
+                for r in readings.readings() {
+                    stores.push(format!("{record} {} {}", activation.id, r.t_ms));
+                }
+            }
+            Output::Purged { .. } | Output::Activations { .. } => {}
+        }
+    }
+    rules.sort();
+    stores.sort();
+    (rules, stores)
+}
+
+#[test]
+fn a_dispatcher_owning_some_partitions_runs_their_rules_and_files_every_reading() {
+    let dir = common::generated(|d| {
+        let mut o = common::options(d, 60, 2, 99);
+        o.bin = false;
+        o
+    });
+    let config = PipelineConfig {
+        clock_partitions: CLOCKS,
+        ..PipelineConfig::default()
+    };
+    let (all_rules, all_stores) = drive(dir.path(), config, None);
+    let (rules_a, stores_a) = drive(dir.path(), config, Some("0-3"));
+    let (rules_b, stores_b) = drive(dir.path(), config, Some("4-7"));
+    // Every reading is filed on every node, whoever runs its rules.
+    assert!(all_stores.len() > 1000);
+    assert_eq!(stores_a, all_stores);
+    assert_eq!(stores_b, all_stores);
+    // Each node's rule outputs are its own share of the full run's.
+    assert!(!rules_a.is_empty() && !rules_b.is_empty());
+    assert!(rules_a.len() < all_rules.len() && rules_b.len() < all_rules.len());
+    let mut together = [rules_a, rules_b].concat();
+    together.sort();
+    assert_eq!(together, all_rules);
+}

@@ -35,17 +35,21 @@ pub enum PartitionSetError {
     },
     #[error("partitions: the range {part:?} runs backwards")]
     Backwards { part: String },
-    #[error("partitions: the list is empty")]
+    #[error("partitions: the list is empty (write `none` for a node that owns none)")]
     Empty,
 }
 
 impl PartitionSet {
-    /// Parses `text` (comma-separated numbers and inclusive ranges) among `count` partitions.
+    /// Parses `text` (comma-separated numbers and inclusive ranges) among `count` partitions;
+    /// `none` is the empty set (a node that runs no rules and serves what others publish).
     pub fn parse(text: &str, count: u32) -> Result<Self, PartitionSetError> {
         if count <= 1 {
             return Err(PartitionSetError::OnlyOne { count });
         }
         let mut owned = vec![false; count as usize];
+        if text.trim() == "none" {
+            return Ok(Self { count, owned });
+        }
         let number = |part: &str, n: &str| -> Result<u32, PartitionSetError> {
             let partition: u32 = n
                 .trim()
@@ -105,8 +109,11 @@ impl PartitionSet {
         (0..self.count).filter(|p| self.contains(*p))
     }
 
-    /// The set written back as ranges (`0-3,9`).
+    /// The set written back as ranges (`0-3,9`; `none`).
     pub fn describe(&self) -> String {
+        if !self.owned.contains(&true) {
+            return "none".into();
+        }
         let mut parts = Vec::new();
         let mut members = self.members().peekable();
         while let Some(first) = members.next() {

@@ -22,6 +22,7 @@ use super::partition::{PartitionInput, ReadingSlice};
 use super::rule::{ActivationInfo, RuleFactory, RuleSet};
 use super::sink::Output;
 use super::PipelineConfig;
+use crate::model::tag_partition::PartitionSet;
 use crate::model::ActivationDirectory;
 use crate::model::{Batch, ControlRecord, LogEntry, Reading, TimeMs};
 use crate::orders::OrderBook;
@@ -76,6 +77,17 @@ pub struct Dispatcher {
     /// Per person, the orders control records last gave the factory: a snapshot's restore
     /// gives them to a factory built from the starting configuration again.
     orders_set: std::collections::BTreeMap<String, Vec<crate::model::Order>>,
+    /// A processing node's share (`None`: every partition): only these clock partitions' tags
+    /// reach the rules; every reading is still filed for the stores.
+    owned: Option<PartitionSet>,
+}
+
+/// An ownership that cannot apply: partitions of another count than the clocks'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("owned partitions are {named} partitions' worth, but there are {clocks} clock partitions ([pipeline] clock_partitions): a node owning some partitions needs a clock per partition")]
+pub struct OwnedWithoutClocks {
+    pub named: u32,
+    pub clocks: usize,
 }
 
 /// One activation's share of a batch that is not handed over whole.
@@ -111,7 +123,28 @@ impl Dispatcher {
             gauges: Arc::new(PipelineGauges::default()),
             next_record: 0,
             orders_set: Default::default(),
+            owned: None,
         }
+    }
+
+    /// From now on only the tags of `owned` reach the rules (a processing node's partitions);
+    /// the stores still get every reading. Set before anything is dispatched.
+    pub fn own(&mut self, owned: PartitionSet) -> Result<(), OwnedWithoutClocks> {
+        if owned.count() as usize != self.clocks.len() {
+            return Err(OwnedWithoutClocks {
+                named: owned.count(),
+                clocks: self.clocks.len(),
+            });
+        }
+        self.owned = Some(owned);
+        Ok(())
+    }
+
+    /// Whether `tag`'s readings reach this dispatcher's rules.
+    pub fn owns_tag(&self, tag: &str) -> bool {
+        self.owned
+            .as_ref()
+            .is_none_or(|o| o.contains(self.clock_partition_of(tag) as u32))
     }
 
     pub fn stats(&self) -> DispatchStats {
@@ -297,8 +330,13 @@ impl Dispatcher {
             .filter_map(|a| self.directory.get(&a.id).cloned())
             .collect();
         for activation in affected {
-            let rules = RuleSet::new(self.factory.rules_for(&activation));
             let partition = self.partition_of(&activation.id);
+            if !self.owns_tag(&activation.tag) {
+                // Another node's: its readings kept so far are the stores' now.
+                self.deliver_unassigned(record, &activation, None, &mut deliver, outputs);
+                continue;
+            }
+            let rules = RuleSet::new(self.factory.rules_for(&activation));
             deliver(
                 partition,
                 PartitionInput::Reconfigure {
@@ -309,16 +347,17 @@ impl Dispatcher {
                 },
             );
             // Readings that arrived before the activation covered them.
-            self.deliver_unassigned(record, &activation, partition, &mut deliver, outputs);
+            self.deliver_unassigned(record, &activation, Some(partition), &mut deliver, outputs);
         }
     }
 
-    /// Hands an activation the kept readings of its tag that it covers, as one late input.
+    /// Hands an activation the kept readings of its tag that it covers, as one late input (to
+    /// the stores only when `partition` is `None`: another node runs its rules).
     fn deliver_unassigned(
         &mut self,
         record: u64,
         activation: &Arc<ActivationInfo>,
-        partition: usize,
+        partition: Option<usize>,
         deliver: &mut impl FnMut(usize, PartitionInput),
         outputs: &mut Vec<Output>,
     ) {
@@ -340,6 +379,9 @@ impl Dispatcher {
             activation: activation.clone(),
             readings: ReadingSlice::Part(readings.clone()),
         });
+        let Some(partition) = partition else {
+            return;
+        };
         deliver(
             partition,
             PartitionInput::Readings {
@@ -369,6 +411,9 @@ impl Dispatcher {
         mut deliver: impl FnMut(usize, PartitionInput),
         outputs: &mut Vec<Output>,
     ) {
+        if !self.owns_tag(&batch.tag) {
+            return self.file_only(record, batch, outputs);
+        }
         self.stats.batches += 1;
         self.stats.readings += batch.readings.len() as u64;
         let arrival_ms = (batch.arrival_ms > 0).then_some(batch.arrival_ms);
@@ -416,10 +461,7 @@ impl Dispatcher {
             for (r, verdict) in batch.readings.iter().zip(&self.verdicts) {
                 let resolved = self.directory.resolve(&batch.tag, r.t_ms);
                 if let (false, Some(a)) = (filed_whole, resolved) {
-                    match filed.iter_mut().find(|(f, _)| Arc::ptr_eq(f, a)) {
-                        Some((_, list)) => list.push(*r),
-                        None => filed.push((a.clone(), vec![*r])),
-                    }
+                    file_under(&mut filed, a, *r);
                 }
                 let owner = match (verdict, resolved) {
                     (Verdict::TooOld, _) => continue,
@@ -473,15 +515,7 @@ impl Dispatcher {
                     }
                 }
             }
-            outputs.extend(
-                filed
-                    .into_iter()
-                    .map(|(activation, readings)| Output::Readings {
-                        record,
-                        activation,
-                        readings: ReadingSlice::Part(readings),
-                    }),
-            );
+            outputs.extend(filed_outputs(record, filed));
             for r in unassigned {
                 self.keep_unassigned(&batch.tag, r, contact_ms);
             }
@@ -517,6 +551,20 @@ impl Dispatcher {
             }
         }
         self.publish();
+    }
+
+    /// Another node's batch: every reading filed under its activation for the stores (those
+    /// no activation covers kept for one created later), nothing for the rules.
+    fn file_only(&mut self, record: u64, batch: &Arc<Batch>, outputs: &mut Vec<Output>) {
+        let mut filed: Vec<(Arc<ActivationInfo>, Vec<Reading>)> = Vec::new();
+        for r in &batch.readings {
+            match self.directory.resolve(&batch.tag, r.t_ms) {
+                Some(a) => file_under(&mut filed, a, *r),
+                // Contact time matters only to the rules, which never see these.
+                None => self.keep_unassigned(&batch.tag, *r, TimeMs::MIN),
+            }
+        }
+        outputs.extend(filed_outputs(record, filed));
     }
 
     /// The input has ended: brings the clock up to date with the last batch (it is otherwise
@@ -588,7 +636,12 @@ impl Dispatcher {
     /// Registers every known activation with its partition, so that activations that never
     /// report are still watched (no contact).
     pub fn register_all(&self, mut deliver: impl FnMut(usize, PartitionInput)) {
-        for a in self.directory.all() {
+        for a in self
+            .directory
+            .all()
+            .iter()
+            .filter(|a| self.owns_tag(&a.tag))
+        {
             deliver(
                 self.partition_of(&a.id),
                 PartitionInput::Register {
@@ -715,6 +768,32 @@ pub fn update_directory(
     if let Some(a) = changed.and_then(|id| book.activation(id)) {
         directory.upsert(a);
     }
+}
+
+/// Adds `reading` to what is filed under `activation` (batches are short: a linear search).
+fn file_under(
+    filed: &mut Vec<(Arc<ActivationInfo>, Vec<Reading>)>,
+    activation: &Arc<ActivationInfo>,
+    reading: Reading,
+) {
+    match filed.iter_mut().find(|(f, _)| Arc::ptr_eq(f, activation)) {
+        Some((_, list)) => list.push(reading),
+        None => filed.push((activation.clone(), vec![reading])),
+    }
+}
+
+/// The stores' outputs for readings of log record `record` filed by activation.
+fn filed_outputs(
+    record: u64,
+    filed: Vec<(Arc<ActivationInfo>, Vec<Reading>)>,
+) -> impl Iterator<Item = Output> {
+    filed
+        .into_iter()
+        .map(move |(activation, readings)| Output::Readings {
+            record,
+            activation,
+            readings: ReadingSlice::Part(readings),
+        })
 }
 
 /// The clock partition of `tag` among `clocks` (0 with one: no hash on the common path).

@@ -164,6 +164,15 @@ impl InlineDriver {
         }
     }
 
+    /// From now on only `owned`'s tags reach the rules (a processing node's partitions); the
+    /// stores' outputs still cover every reading. Call before feeding anything.
+    pub fn own_partitions(
+        &mut self,
+        owned: crate::model::tag_partition::PartitionSet,
+    ) -> Result<(), super::dispatcher::OwnedWithoutClocks> {
+        self.dispatcher.own(owned)
+    }
+
     /// A batch this driver does not process (another partition's) still takes its log record
     /// number, so the records after it are numbered as a full reading numbers them.
     pub fn skip_record(&mut self) {
