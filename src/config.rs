@@ -135,6 +135,9 @@ pub enum ConfigError {
     OwnPartitions { path: PathBuf, message: String },
 }
 
+/// `own_partitions = "auto"`: a share taken by membership at start.
+pub const AUTO_OWNERSHIP: &str = "auto";
+
 impl ServerConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -157,7 +160,17 @@ impl ServerConfig {
                 path: path.to_path_buf(),
             });
         }
-        config
+        // ("auto" is checked for its clocks here; the share is taken at start.)
+        let mut check = config.clone();
+        if let Some(js) = check
+            .log
+            .jetstream
+            .as_mut()
+            .filter(|_| config.auto_ownership())
+        {
+            js.own_partitions = Some("none".into());
+        }
+        check
             .owned_partitions()
             .map_err(|message| ConfigError::OwnPartitions {
                 path: path.to_path_buf(),
@@ -184,9 +197,22 @@ impl ServerConfig {
                 self.pipeline.clock_partitions, js.partitions, js.partitions
             ));
         }
+        if text.trim() == AUTO_OWNERSHIP {
+            return Err(
+                "\"auto\" is resolved into this node's share when the server starts".into(),
+            );
+        }
         crate::model::tag_partition::PartitionSet::parse(text, js.partitions)
             .map(Some)
             .map_err(|e| e.to_string())
+    }
+
+    /// Cluster mode: whether this node takes a share of the partitions by membership
+    /// (`own_partitions = "auto"`, `cluster::membership`).
+    pub fn auto_ownership(&self) -> bool {
+        self.jetstream()
+            .and_then(|js| js.own_partitions.as_deref())
+            .is_some_and(|t| t.trim() == AUTO_OWNERSHIP)
     }
 
     /// The JetStream stream's settings when the log is on one (`None`: the embedded log).

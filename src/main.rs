@@ -475,7 +475,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(tagstream::server::run(config))
+    let stopped = runtime.block_on(tagstream::server::run(config))?;
+    drop(runtime);
+    if stopped == tagstream::server::Stopped::Restart {
+        // The same program with the same arguments, in place (same pid, so the same default
+        // node id): it reads the stream for this node's new share of the partitions.
+        use std::os::unix::process::CommandExt;
+        let program = std::env::current_exe().context("finding this program to restart it")?;
+        let error = std::process::Command::new(program)
+            .args(std::env::args_os().skip(1))
+            .exec();
+        return Err(error).context("restarting in place for the new share of the partitions");
+    }
+    Ok(())
 }
 
 fn rebuild(data_dir: PathBuf, config: Option<PathBuf>) -> Result<()> {

@@ -91,24 +91,53 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 /// `tagstream serve`.
-pub async fn run(config: ServerConfig) -> Result<()> {
-    run_as(config, Mode::Serve).await.map(drop)
+/// How a server ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Asked to stop (SIGTERM, Ctrl-C).
+    Done,
+    /// Cluster mode, `own_partitions = "auto"`: its share of the partitions changed; the
+    /// caller starts the process again in place (`topology::partition_share`).
+    Restart,
+}
+
+pub async fn run(config: ServerConfig) -> Result<Stopped> {
+    let mut stopped = Stopped::Done;
+    run_as(config, Mode::Serve, &mut stopped).await?;
+    Ok(stopped)
 }
 
 /// `tagstream rebuild` (server stopped): sets the log's views aside and builds them again with
 /// the start-up below, then stops before letting anyone in. Returns where the old stores went.
 pub async fn rebuild(config: ServerConfig) -> Result<SetAside> {
-    run_as(config, Mode::Rebuild)
+    run_as(config, Mode::Rebuild, &mut Stopped::Done)
         .await?
         .context("the rebuild stopped before the stores were set aside")
 }
 
-async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
+async fn run_as(
+    mut config: ServerConfig,
+    mode: Mode,
+    stopped: &mut Stopped,
+) -> Result<Option<SetAside>> {
     if mode == Mode::Serve {
         // Cluster mode, an empty data directory: start from the cluster's newest snapshot.
         crate::topology::snapshot_join::join_from_snapshot(&config)
             .await
             .context("joining from the cluster's snapshot")?;
+    }
+    // Cluster mode, own_partitions = "auto": this node's share, by membership.
+    let share = match mode == Mode::Serve && config.auto_ownership() {
+        true => Some(
+            crate::topology::partition_share::take(&mut config)
+                .await
+                .context("taking this node's share of the partitions")?,
+        ),
+        false => None,
+    };
+    let restart = Arc::new(tokio::sync::Notify::new());
+    if let Some(share) = &share {
+        share.watch(restart.clone());
     }
     let topology = Topology::open(&config, mode)?;
     let tag_key = load_tag_key(&config.data_dir, true)?;
@@ -241,23 +270,31 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
         r = &mut http => bail!("HTTP server stopped: {r:?}"),
         r = &mut ingest_task => bail!("ingest listener stopped: {r:?}"),
         _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = restart.notified() => {
+            tracing::info!("restarting for this node's new share of the partitions");
+            *stopped = Stopped::Restart;
+        }
     }
     // No new connection or request from here; the topology then drains in order (its one
     // owner of stopping, `topology::Shutdown`). A tag mid-upload gets no ack and re-sends.
     http.abort();
     ingest_task.abort();
-    let stopped = started.shutdown.run(STOP_WITHIN).await;
+    let drained = started.shutdown.run(STOP_WITHIN).await;
+    // An orderly stop gives this node's partitions up at once; a restart keeps its membership.
+    if let (Some(share), Stopped::Done) = (share, *stopped) {
+        share.leave().await;
+    }
     // Whoever started the server may no longer be reading its stdout: not an error.
     let _ = writeln!(
         std::io::stdout(),
         "{}",
-        serde_json::json!({ "event": "stopped", "stages": &stopped })
+        serde_json::json!({ "event": "stopped", "stages": &drained, "restart": *stopped == Stopped::Restart })
     );
-    if !stopped.timed_out.is_empty() {
+    if !drained.timed_out.is_empty() {
         bail!(
             "stopped without draining {:?} within {} s: the next start recovers their work from \
              the log",
-            stopped.timed_out,
+            drained.timed_out,
             STOP_WITHIN.as_secs()
         );
     }

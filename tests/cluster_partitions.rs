@@ -280,3 +280,116 @@ async fn a_purge_removes_the_activations_outputs_from_the_outputs_stream() {
     assert_eq!(wait_for(&a, "/v1/alerts/export", &after), after);
     assert_eq!(outputs_held(&config).await["A1"].0, 0);
 }
+
+/// A gauge of `server`'s `/metrics`, `None` while it does not answer (restarting).
+fn gauge(server: &Server, name: &str) -> Option<f64> {
+    let text = server.get("/metrics").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits (60 s at most) until `nodes` report `members` processing nodes and own every one of
+/// the 16 partitions between them, each some.
+fn wait_for_shares(nodes: &[&Server], members: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let owned: Vec<Option<f64>> = nodes
+            .iter()
+            .map(|n| gauge(n, "tagstream_owned_partitions"))
+            .collect();
+        let seen: Vec<Option<f64>> = nodes
+            .iter()
+            .map(|n| gauge(n, "tagstream_processing_members"))
+            .collect();
+        let settled = seen.iter().all(|m| *m == Some(members))
+            && owned.iter().all(|o| o.is_some_and(|o| o > 0.0))
+            && owned.iter().flatten().sum::<f64>() == 16.0;
+        if settled {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shares not settled in 60 s: owned {owned:?}, members seen {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `own_partitions = "auto"`: three nodes share the partitions by membership; when one dies,
+/// the two others take its partitions over (each restarts in place for its new share) and the
+/// alerts of every partition keep coming: both serve what replay gives for the whole stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_processing_node_dies_the_others_take_its_partitions_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = common::generate_sim(dir.path(), 40, 3, 23);
+    let batches = common::read_batches_jsonl(&sim.join("readings.jsonl"));
+    let (_nats, config, _stream) = common::nats::one_server_cluster(
+        dir.path(),
+        "[pipeline]\nclock_partitions = 16\n\n",
+        "own_partitions = \"auto\"\nlease_ttl_ms = 1500\n",
+    )
+    .await;
+    let base = std::fs::read_to_string(&config).unwrap();
+    let start = |name: &str, orders: Option<&Path>| {
+        let cfg = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&cfg, format!("{base}node_id = \"{name}\"\n")).unwrap();
+        // Fixed ports: a restart in place listens where the node did.
+        let port = || format!("127.0.0.1:{}", common::nats::free_port());
+        Server::start_at(
+            &dir.path().join(name),
+            orders,
+            &port(),
+            &port(),
+            &["--config", cfg.to_str().unwrap()],
+        )
+    };
+    let a = start("a", Some(&sim.join("orders.json")));
+    let b = start("b", None);
+    let mut c = start("c", None);
+    wait_for_shares(&[&a, &b, &c], 3.0);
+
+    let half = batches.len() / 2;
+    let addrs = [
+        a.ingest_addr.clone(),
+        b.ingest_addr.clone(),
+        c.ingest_addr.clone(),
+    ];
+    let route = |n: usize| {
+        let addrs = addrs[..n].to_vec();
+        move |tag: &str| addrs[tag.bytes().map(usize::from).sum::<usize>() % n].clone()
+    };
+    send_in_order(&batches[..half], route(3)).await;
+
+    // Node C dies: A and B take its partitions (each restarts for its new share).
+    let owned = |n: &Server| gauge(n, "tagstream_owned_partitions").unwrap_or(0.0);
+    let before = (owned(&a), owned(&b));
+    assert!(before.0 + before.1 < 16.0, "C owned some: {before:?}");
+    let died = Instant::now();
+    c.kill9();
+    wait_for_shares(&[&a, &b], 2.0);
+    let after = (owned(&a), owned(&b));
+    assert!(
+        after.0 >= before.0 && after.1 >= before.1,
+        "{before:?} -> {after:?}"
+    );
+    eprintln!(
+        "C's partitions taken over {:.1} s after its death: A {} -> {}, B {} -> {}",
+        died.elapsed().as_secs_f64(),
+        before.0,
+        after.0,
+        before.1,
+        after.1
+    );
+    send_in_order(&batches[half..], route(2)).await;
+
+    let (alerts, _) = common::nats::replay_stream(&config, &dir.path().join("replay"));
+    assert!(alerts.lines().count() >= 10, "{alerts}");
+    for (name, node) in [("A", &a), ("B", &b)] {
+        assert_eq!(
+            wait_for(node, "/v1/alerts/export", &alerts),
+            alerts,
+            "node {name}: every partition's alerts, C's included"
+        );
+    }
+}

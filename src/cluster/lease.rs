@@ -126,6 +126,16 @@ impl Leases {
         &self.bucket
     }
 
+    /// How long a lease (or a membership key) lives without renewal.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The bucket itself (membership keys live beside the leases: `super::membership`).
+    pub fn store(&self) -> kv::Store {
+        self.kv.clone()
+    }
+
     /// Competes for `duty`'s lease (a task on the current runtime) until `release` is
     /// cancelled (the node is stopping): the receiver says whether this node holds it now. On
     /// release a lease held is given up at once (its key deleted), so a survivor takes over

@@ -8,6 +8,7 @@
 
 pub mod jetstream;
 pub mod lease;
+pub mod membership;
 pub mod outputs;
 /// A tag's stable partition lives in `model` (the pipeline's clock partitions use it too).
 pub mod partition {

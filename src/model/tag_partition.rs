@@ -89,6 +89,17 @@ impl PartitionSet {
         Ok(Self { count, owned })
     }
 
+    /// The set of `members` (those below `count`) among `count` partitions.
+    pub fn of(count: u32, members: impl IntoIterator<Item = u32>) -> Self {
+        let mut owned = vec![false; count as usize];
+        for p in members {
+            if let Some(slot) = owned.get_mut(p as usize) {
+                *slot = true;
+            }
+        }
+        Self { count, owned }
+    }
+
     /// How many partitions there are in all.
     pub fn count(&self) -> u32 {
         self.count

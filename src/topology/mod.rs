@@ -23,6 +23,7 @@ pub mod inline;
 pub mod log_source;
 pub mod offline_change;
 pub mod outputs_link;
+pub mod partition_share;
 pub mod purge_follow;
 pub mod rebuild;
 pub mod shutdown;
