@@ -130,6 +130,7 @@ async fn run_as(config: ServerConfig, mode: Mode) -> Result<Option<SetAside>> {
     let started: Started = match topology.start(&config).await? {
         Start::Rebuilt(aside) => return Ok(Some(aside)),
         Start::Serving(started) => *started,
+        Start::Packed(_) => anyhow::bail!("a server start stopped as the snapshot follower's"),
     };
     // `started.lock` is held until the process ends (its other fields move out below): this
     // process owns the stores.

@@ -52,6 +52,10 @@ pub enum Mode {
     Serve,
     /// `tagstream rebuild`: the log's views set aside and built again, then stop.
     Rebuild,
+    /// Cluster mode, the live snapshot follower (`snapshot_follower`): a scratch data
+    /// directory brought up to the stream's end as a start-up would, its checkpoint written and
+    /// packed, then stop (nothing goes live, nothing is written to the stream).
+    Snapshot,
 }
 
 /// The data directory taken (and, for a rebuild, its views set aside); not started yet.
@@ -68,6 +72,20 @@ pub enum Start {
     Serving(Box<Started>),
     /// The rebuild is done; where the old stores went.
     Rebuilt(SetAside),
+    /// [`Mode::Snapshot`]: the scratch directory is at the stream's end.
+    Packed(Packed),
+}
+
+/// What a [`Mode::Snapshot`] start read and packed.
+pub struct Packed {
+    /// The record the start read from (its checkpoint's, or 0).
+    pub from: u64,
+    /// The stream's end when it was opened: every record before it was read.
+    pub end: u64,
+    /// The snapshot package at `end` (none when nothing was read: the checkpoint was there).
+    pub package: Option<(u64, Vec<u8>)>,
+    /// The records of every purge record the state holds (from its checkpoint and read now).
+    pub purge_records: Vec<u64>,
 }
 
 /// The running topology's handles. [`Started::shutdown`] stops the stages in order; dropping
@@ -112,7 +130,7 @@ impl Topology {
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let lock = crate::data_lock::lock_data_dir(&config.data_dir)?;
         let aside = match mode {
-            Mode::Serve => None,
+            Mode::Serve | Mode::Snapshot => None,
             Mode::Rebuild => Some(
                 set_aside(&config.data_dir, now_ms(), config.jetstream())
                     .context("setting the stores aside for the rebuild")?,
@@ -155,7 +173,7 @@ impl Topology {
                 .context("carrying alert event numbers into the rebuilt store")?,
             // A single node delivers webhooks from the start; a cluster node competes for the
             // lease once it has caught up with the stream (below).
-            None if config.jetstream().is_none() => {
+            None if config.jetstream().is_none() && mode == Mode::Serve => {
                 crate::delivery::webhooks::spawn_webhooks(
                     alert_store.clone(),
                     &config.webhooks,
@@ -185,7 +203,7 @@ impl Topology {
             .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
         // Node checkpoints (see `checkpoint`): a rebuild sets the stores aside, so a checkpoint
         // taken over them is void.
-        let checkpoints = config.snapshots.enabled && mode == Mode::Serve;
+        let checkpoints = config.snapshots.enabled && mode != Mode::Rebuild;
         if mode == Mode::Rebuild {
             crate::store::checkpoint_file::discard(&config.data_dir)
                 .context("removing the node checkpoint before the rebuild")?;
@@ -197,7 +215,7 @@ impl Topology {
             ),
             false => None,
         };
-        let ((driver, recovered, mut history), log, cut) = {
+        let ((driver, recovered, mut history), log, cut, read_from) = {
             let runtime = tokio::runtime::Handle::current();
             let (tac, alerts, trails) = (tac.clone(), alerts.clone(), trails.clone());
             let config = config.clone();
@@ -247,7 +265,10 @@ impl Topology {
                     )?,
                 };
                 drop(stores);
-                checkpoint::note_startup((from > 0).then_some(from), read.get());
+                // (The snapshot follower's reads are its own, not this process's start-up.)
+                if mode == Mode::Serve {
+                    checkpoint::note_startup((from > 0).then_some(from), read.get());
+                }
                 tracing::info!(from, records = read.get(), "start-up replay done");
                 feed.checkpoint_through(next_log_record)
                     .context("checkpointing the trail store at the log's end")?;
@@ -273,7 +294,7 @@ impl Topology {
                     }
                     false => None,
                 };
-                Ok((replayed, log, cut))
+                Ok((replayed, log, cut, from))
             })
             .await
             .context("log replay task")??
@@ -383,6 +404,14 @@ impl Topology {
                 Err(e) => tracing::error!(error = %e, "node snapshot packing task failed"),
             }
         }
+        if mode == Mode::Snapshot {
+            return Ok(Start::Packed(Packed {
+                from: read_from,
+                end: next_log_record,
+                package,
+                purge_records: purge_records.iter().map(|(record, _)| *record).collect(),
+            }));
+        }
         if let Some(aside) = aside {
             if !import.is_empty() {
                 bail!(
@@ -409,6 +438,15 @@ impl Topology {
         let mut retention_lease = None;
         let mut purge_targets: Vec<Arc<dyn crate::store::PurgeTarget>> = Vec::new();
         if let Some(stream) = log.stream() {
+            // The live snapshot follower's scratch state is a copy of everything too: a purge
+            // drops it first, so a snapshot it uploads meanwhile is seen as taken before the
+            // purge (`snapshot_follower`), then the bucket's.
+            let follower = (config.snapshots.enabled && config.snapshots.live_interval_s > 0)
+                .then(|| super::snapshot_follower::LiveSnapshots::new(config))
+                .flatten();
+            if let Some(follower) = &follower {
+                purge_targets.push(follower.purge_target());
+            }
             // A purge deletes the bucket's snapshots (they hold the state before it).
             let bucket = super::snapshot_join::BucketPurge::open(stream)
                 .await
@@ -431,6 +469,13 @@ impl Topology {
             let leases = open_leases(stream, stream.config()).await?;
             // Purges of the stream run on one node at a time (the schedule, the admin route).
             retention_lease = Some(leases.hold("retention", lease_release.clone()));
+            // Live snapshots are taken by one node at a time, off this node's hot path.
+            if let Some(follower) = follower {
+                let held = leases.hold("snapshots", lease_release.clone());
+                follower
+                    .spawn(held, lease_release.clone())
+                    .context("starting the live snapshot follower")?;
+            }
             if !config.webhooks.is_empty() {
                 // What the replay published is stored first: a lease taken now resumes from it.
                 alerts.sync_store().await;
