@@ -429,4 +429,15 @@ async fn a_purge_leaves_nothing_from_before_it_in_the_bucket_or_the_followers_st
         );
     }
     assert_eq!(metric(&a1, "tagstream_startup_checkpoint_record"), -1.0);
+
+    // A node joining from it starts at its record and, following the purge record, finds
+    // nothing to purge: the snapshot stays for the next node to join from.
+    let b1 = Server::start(&dir.path().join("node-b"), None, &cfg);
+    assert_eq!(
+        metric(&b1, "tagstream_startup_checkpoint_record"),
+        after as f64
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(metric(&b1, "tagstream_purge_records_waiting"), 0.0);
+    assert_eq!(bucket.records().await.unwrap().first(), Some(&after));
 }

@@ -64,6 +64,8 @@ pub struct Topology {
     lock: DataDirLock,
     aside: Option<SetAside>,
     metadata: Metadata,
+    /// [`Mode::Snapshot`]: what follows the stream's purge records in the scratch stores.
+    scratch_purges: Option<Arc<dyn super::snapshot_follower::ScratchPurges>>,
 }
 
 /// What [`Topology::start`] ends with.
@@ -119,6 +121,9 @@ pub struct Started {
     pub retention_lease: Option<tokio::sync::watch::Receiver<bool>>,
     /// What a purge must also purge here (cluster mode: the stream's snapshot bucket).
     pub purge_targets: Vec<Arc<dyn crate::store::PurgeTarget>>,
+    /// Cluster mode with `[snapshots] live_interval_s`: the live snapshot follower, to start
+    /// with what follows purge records in its stores (`LiveSnapshots::spawn`).
+    pub live_snapshots: Option<super::snapshot_follower::LiveSnapshots>,
 }
 
 impl Topology {
@@ -142,7 +147,18 @@ impl Topology {
             lock,
             aside,
             metadata,
+            scratch_purges: None,
         })
+    }
+
+    /// [`Mode::Snapshot`]: the stream's purge records are followed in the scratch stores
+    /// before the checkpoint is written (as a node follows them in its own).
+    pub fn with_scratch_purges(
+        mut self,
+        purges: Arc<dyn super::snapshot_follower::ScratchPurges>,
+    ) -> Self {
+        self.scratch_purges = Some(purges);
+        self
     }
 
     /// The metadata database (tag credentials, users, the control-plane view).
@@ -157,6 +173,7 @@ impl Topology {
             lock,
             aside,
             metadata,
+            scratch_purges,
         } = self;
         debug_assert_eq!(mode == Mode::Rebuild, aside.is_some());
         let log = LogSource::open(config).await?;
@@ -362,6 +379,30 @@ impl Topology {
             .context("applying the hub's decisions from the log")?
         };
         tracing::info!(?caught_up, "hub decisions caught up from the log");
+        // The snapshot follower's stores follow every purge record the stream holds, as a
+        // node's do once live (idempotent: what is not held is skipped), so that a node joining
+        // from its snapshot finds each one followed already.
+        if let (Mode::Snapshot, Some(scratch)) = (mode, &scratch_purges) {
+            alerts.sync_store().await;
+            let follower = scratch.follower(super::snapshot_follower::ScratchStores {
+                data_dir: config.data_dir.clone(),
+                metadata: metadata.clone(),
+                alert_store: alert_store.clone(),
+                trails: trails.clone(),
+                crimes: crime_store.clone(),
+            })?;
+            let records = purge_records.clone();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                for (record, control) in &records {
+                    follower
+                        .follow(*record, control)
+                        .map_err(|e| anyhow::anyhow!("following purge record {record}: {e}"))?;
+                }
+                Ok(())
+            })
+            .await
+            .context("purge records task")??;
+        }
         // Every store is past the cut now: the checkpoint may be written. Losing it costs the
         // next start a full replay, never data, so a failure is logged and serving goes on.
         let mut written = None;
@@ -436,6 +477,7 @@ impl Topology {
         // Leases are given up when the log is closed (the ordered stop's second step).
         let lease_release = tokio_util::sync::CancellationToken::new();
         let mut retention_lease = None;
+        let mut live_snapshots = None;
         let mut purge_targets: Vec<Arc<dyn crate::store::PurgeTarget>> = Vec::new();
         if let Some(stream) = log.stream() {
             // The live snapshot follower's scratch state is a copy of everything too: a purge
@@ -470,12 +512,10 @@ impl Topology {
             // Purges of the stream run on one node at a time (the schedule, the admin route).
             retention_lease = Some(leases.hold("retention", lease_release.clone()));
             // Live snapshots are taken by one node at a time, off this node's hot path.
-            if let Some(follower) = follower {
+            live_snapshots = follower.map(|follower| {
                 let held = leases.hold("snapshots", lease_release.clone());
-                follower
-                    .spawn(held, lease_release.clone())
-                    .context("starting the live snapshot follower")?;
-            }
+                follower.competing(held, lease_release.clone())
+            });
             if !config.webhooks.is_empty() {
                 // What the replay published is stored first: a lease taken now resumes from it.
                 alerts.sync_store().await;
@@ -600,6 +640,7 @@ impl Topology {
             purges,
             retention_lease,
             purge_targets,
+            live_snapshots,
         })))
     }
 }

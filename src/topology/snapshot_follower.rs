@@ -25,6 +25,7 @@
 //! after it (the same order the start-up upload relies on).
 
 use super::assembly::{Mode, Packed, Start, Topology};
+use super::purge_follow::PurgeFollower;
 use crate::cluster::jetstream::JetStreamLog;
 use crate::cluster::snapshot_store::SnapshotStore;
 use crate::config::ServerConfig;
@@ -143,7 +144,22 @@ impl crate::store::PurgeTarget for FollowerPurge {
     }
 }
 
-/// The live snapshot producer of a cluster node (started only while it holds the lease).
+/// The scratch directory's stores, for its purge follower.
+pub struct ScratchStores {
+    pub data_dir: PathBuf,
+    pub metadata: crate::store::metadata::Metadata,
+    pub alert_store: crate::alerts::alert_store::AlertStore,
+    pub trails: crate::store::trails::TrailStore,
+    pub crimes: crate::store::crime_store::CrimeStore,
+}
+
+/// Builds what follows purge records in the scratch stores (the retention job over them: the
+/// server plugs it in, topology does not import retention).
+pub trait ScratchPurges: Send + Sync {
+    fn follower(&self, stores: ScratchStores) -> Result<Arc<dyn PurgeFollower>>;
+}
+
+/// The live snapshot producer of a cluster node (rounds run only while it holds the lease).
 pub struct LiveSnapshots {
     shared: Arc<Shared>,
     /// The node's configuration over the scratch directory.
@@ -151,6 +167,8 @@ pub struct LiveSnapshots {
     stream: crate::cluster::jetstream::JetStreamConfig,
     interval: Duration,
     records: u64,
+    /// Whether this node holds the `snapshots` lease, and the node's stop.
+    lease: Option<(watch::Receiver<bool>, CancellationToken)>,
 }
 
 /// How a round ended.
@@ -184,6 +202,7 @@ impl LiveSnapshots {
             interval: Duration::from_secs(config.snapshots.live_interval_s),
             records: config.snapshots.live_records,
             stream,
+            lease: None,
         })
     }
 
@@ -192,13 +211,19 @@ impl LiveSnapshots {
         Arc::new(FollowerPurge(self.shared.clone()))
     }
 
-    /// Starts the follower on its own thread (with its own runtime): rounds run while `held`
-    /// says this node holds the `snapshots` lease, until `release` (the node stops).
-    pub fn spawn(
-        self,
-        held: watch::Receiver<bool>,
-        release: CancellationToken,
-    ) -> std::io::Result<()> {
+    /// Rounds run while `held` says this node holds the `snapshots` lease, until `release`
+    /// (the node stops).
+    pub fn competing(mut self, held: watch::Receiver<bool>, release: CancellationToken) -> Self {
+        self.lease = Some((held, release));
+        self
+    }
+
+    /// Starts the follower on its own thread (with its own runtime); `purges` follows purge
+    /// records in its stores.
+    pub fn spawn(self, purges: Arc<dyn ScratchPurges>) -> Result<()> {
+        let Some((held, release)) = self.lease.clone() else {
+            bail!("the live snapshot follower competes for no lease");
+        };
         std::thread::Builder::new()
             .name("snapshot-follower".into())
             .spawn(move || {
@@ -209,7 +234,7 @@ impl LiveSnapshots {
                     .build();
                 match runtime {
                     Ok(runtime) => runtime.block_on(
-                        self.follow(held, release)
+                        self.follow(held, release, purges)
                             .instrument(tracing::info_span!("snapshot_follower")),
                     ),
                     Err(e) => {
@@ -219,9 +244,15 @@ impl LiveSnapshots {
                 }
             })
             .map(drop)
+            .context("starting the live snapshot follower's thread")
     }
 
-    async fn follow(self, mut held: watch::Receiver<bool>, release: CancellationToken) {
+    async fn follow(
+        self,
+        mut held: watch::Receiver<bool>,
+        release: CancellationToken,
+        purges: Arc<dyn ScratchPurges>,
+    ) {
         let mut stream: Option<JetStreamLog> = None;
         // The stream's end the scratch state was last brought to, and when the next round is due.
         let mut done_to = 0u64;
@@ -291,7 +322,7 @@ impl LiveSnapshots {
                 continue;
             }
             let started = Instant::now();
-            let outcome = self.round(log, &held).await;
+            let outcome = self.round(log, &held, &purges).await;
             match outcome {
                 Ok((outcome, read_to, read)) => {
                     ROUND_MS.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -369,6 +400,7 @@ impl LiveSnapshots {
         &self,
         log: &JetStreamLog,
         held: &watch::Receiver<bool>,
+        purges: &Arc<dyn ScratchPurges>,
     ) -> Result<(Outcome, u64, u64)> {
         let _round = self.shared.round.lock().await;
         let generation = self.shared.generation.load(Ordering::SeqCst);
@@ -379,7 +411,8 @@ impl LiveSnapshots {
             })
         };
         let topology = Topology::open(&self.config, Mode::Snapshot)
-            .context("opening the follower's scratch data directory")?;
+            .context("opening the follower's scratch data directory")?
+            .with_scratch_purges(purges.clone());
         let Packed {
             from,
             end,
