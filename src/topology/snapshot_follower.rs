@@ -260,6 +260,10 @@ impl LiveSnapshots {
         // A snapshot uploaded that a purge made void, when deleting it failed.
         let mut to_delete: Option<u64> = None;
         let mut holding = false;
+        // Just taken: the first round is an interval away (a node's start-up may have just
+        // uploaded one, and a round may read the whole stream), counting from the bucket's
+        // newest snapshot.
+        let mut taken = false;
         loop {
             if !*held.borrow() {
                 if holding {
@@ -283,6 +287,7 @@ impl LiveSnapshots {
                     "snapshots lease held: taking live snapshots"
                 );
                 holding = true;
+                taken = true;
             }
             let log = match &stream {
                 Some(log) => log,
@@ -314,6 +319,11 @@ impl LiveSnapshots {
                     continue;
                 }
             };
+            if taken {
+                taken = false;
+                done_to = newest(log).await.unwrap_or(0);
+                due_at = Instant::now() + self.interval;
+            }
             let grown = end.saturating_sub(done_to);
             let due = grown > 0
                 && (Instant::now() >= due_at || (self.records > 0 && grown >= self.records));
@@ -516,6 +526,22 @@ async fn purge_after(log: &JetStreamLog, record: u64) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// The record of the bucket's newest snapshot, if any.
+async fn newest(log: &JetStreamLog) -> Option<u64> {
+    let request = async {
+        let store = SnapshotStore::open(log.context(), log.config()).await?;
+        store.records().await
+    };
+    match tokio::time::timeout(BUCKET_TIMEOUT, request).await {
+        Ok(Ok(records)) => records.first().copied(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "live snapshot: cannot list the bucket");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// Deletes the bucket's snapshot at `record`.
