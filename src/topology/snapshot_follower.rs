@@ -33,7 +33,7 @@ use crate::model::{Change, LogEntry};
 use anyhow::{bail, Context, Result};
 use futures::StreamExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -102,6 +102,9 @@ struct Shared {
     scratch: PathBuf,
     /// Moved by every purge this node runs or follows.
     generation: AtomicU64,
+    /// A purge found the directory in use or could not remove it: the next round removes it
+    /// before anything else.
+    owed: AtomicBool,
     /// Held by a round (a purge removes the directory itself only when none runs).
     round: tokio::sync::Mutex<()>,
 }
@@ -110,8 +113,13 @@ impl Shared {
     /// A purge: the scratch state holds what it removes.
     fn purged(&self) -> Result<u64, crate::store::TargetError> {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        self.owed.store(true, Ordering::SeqCst);
         match self.round.try_lock() {
-            Ok(_round) => Ok(u64::from(remove_dir(&self.scratch)?)),
+            Ok(_round) => {
+                let removed = remove_dir(&self.scratch)?;
+                self.owed.store(false, Ordering::SeqCst);
+                Ok(u64::from(removed))
+            }
             // The round sees the generation moved and drops its state itself.
             Err(_) => Ok(0),
         }
@@ -196,6 +204,7 @@ impl LiveSnapshots {
             shared: Arc::new(Shared {
                 scratch,
                 generation: AtomicU64::new(0),
+                owed: AtomicBool::new(false),
                 round: tokio::sync::Mutex::new(()),
             }),
             config: scratch_config,
@@ -415,11 +424,17 @@ impl LiveSnapshots {
         let _round = self.shared.round.lock().await;
         let generation = self.shared.generation.load(Ordering::SeqCst);
         let purged_since = || self.shared.generation.load(Ordering::SeqCst) != generation;
-        let drop_state = || {
+        let drop_state = || -> Result<()> {
+            self.shared.owed.store(true, Ordering::SeqCst);
             remove_dir(&self.shared.scratch).with_context(|| {
                 format!("removing {} after a purge", self.shared.scratch.display())
-            })
+            })?;
+            self.shared.owed.store(false, Ordering::SeqCst);
+            Ok(())
         };
+        if self.shared.owed.load(Ordering::SeqCst) {
+            drop_state()?;
+        }
         let topology = Topology::open(&self.config, Mode::Snapshot)
             .context("opening the follower's scratch data directory")?
             .with_scratch_purges(purges.clone());
@@ -554,4 +569,41 @@ async fn delete(log: &JetStreamLog, record: u64) -> Result<()> {
         .await
         .map_err(|_| anyhow::anyhow!("the snapshot bucket did not answer"))?
         .with_context(|| format!("deleting the snapshot at record {record}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(scratch: PathBuf) -> Shared {
+        Shared {
+            scratch,
+            generation: AtomicU64::new(0),
+            owed: AtomicBool::new(false),
+            round: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    #[test]
+    fn a_purge_removes_the_idle_state_and_leaves_a_running_round_to_drop_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join(SCRATCH_DIR);
+        std::fs::create_dir_all(scratch.join("trails")).unwrap();
+        std::fs::write(scratch.join("metadata.sqlite3"), b"state").unwrap();
+        let shared = shared(scratch.clone());
+        // Idle: removed now.
+        assert_eq!(shared.purged().unwrap(), 1);
+        assert!(!scratch.exists());
+        assert!(!shared.owed.load(Ordering::SeqCst));
+        assert_eq!(shared.purged().unwrap(), 0, "nothing left to remove");
+        // A round running: the generation moves and the removal is owed to it.
+        std::fs::create_dir_all(&scratch).unwrap();
+        let round = shared.round.try_lock().unwrap();
+        let before = shared.generation.load(Ordering::SeqCst);
+        assert_eq!(shared.purged().unwrap(), 0);
+        assert!(scratch.exists());
+        assert!(shared.owed.load(Ordering::SeqCst));
+        assert_ne!(shared.generation.load(Ordering::SeqCst), before);
+        drop(round);
+    }
 }
