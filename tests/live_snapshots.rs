@@ -441,3 +441,103 @@ async fn a_purge_leaves_nothing_from_before_it_in_the_bucket_or_the_followers_st
     assert_eq!(metric(&b1, "tagstream_purge_records_waiting"), 0.0);
     assert_eq!(bucket.records().await.unwrap().first(), Some(&after));
 }
+
+/// A purge while the stream grows and rounds run back to back (each may be reading, packing or
+/// uploading when the purge runs): once the follower has caught up after it, no snapshot in the
+/// bucket and nothing in the follower's state holds the purged person, and a node joining from
+/// the newest serves what `replay --stream` computes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_while_the_stream_grows_leaves_no_snapshot_holding_what_it_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, config, stream) = common::nats::one_server_cluster(
+        dir.path(),
+        &format!(
+            "{LIVE}[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n\n"
+        ),
+        "lease_ttl_ms = 1000\n",
+    )
+    .await;
+    let bucket = SnapshotStore::open(stream.context(), stream.config())
+        .await
+        .unwrap();
+    let cfg = ["--config", config.to_str().unwrap()];
+    let data = dir.path().join("node-a");
+    let (orders, now) = purge_orders(dir.path());
+    let a1 = Server::start(&data, Some(&orders), &cfg);
+    send_three_days(&a1).await;
+    let end = stream.next_record().await.unwrap();
+    let before = newest_at_least(&bucket, end, "before the purge").await;
+    assert!(holds(&bucket.get(before).await.unwrap(), "Long Gone"));
+
+    // T2 goes on sending (three more days, a batch every 30 ms) while the purge runs.
+    let addr = a1.ingest_addr.clone();
+    let sender = tokio::spawn(async move {
+        let from_ms = tagstream::model::time::parse_time("2026-03-05T00:00:00Z").unwrap();
+        let mut t2 = common::TagClient::connect(&addr, "T2").await;
+        let later = common::monitored_days(from_ms, 3, 514_600_000);
+        for (i, chunk) in later.chunks(3).enumerate() {
+            t2.send_acked(10_000 + i as u64, chunk.to_vec()).await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = common::call(
+            &a1,
+            "POST",
+            &format!("/v1/admin/retention/run?now={now}"),
+            Some(ADMIN_TOKEN),
+            Some("live snapshot test"),
+            None,
+        );
+        if status == 200 {
+            let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                report["activations"],
+                serde_json::json!(["A1"]),
+                "{report:#}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!sender.is_finished(), "the stream grew while the purge ran");
+    sender.await.unwrap();
+
+    let end = stream.next_record().await.unwrap();
+    let after = newest_at_least(&bucket, end, "after the purge").await;
+    let records = bucket.records().await.unwrap();
+    assert!(!records.contains(&before), "{records:?}");
+    for record in records {
+        let packed = bucket.get(record).await.unwrap();
+        assert!(holds(&packed, "Still Here"), "snapshot {record} holds P2");
+        assert!(
+            !holds(&packed, "Long Gone") && !holds(&packed, "1980-01-01"),
+            "snapshot {record} holds P1"
+        );
+    }
+    let left = any_file_holds(&data.join("snapshot-follower"), "Long Gone");
+    assert!(left.is_empty(), "the follower's state kept {left:?}");
+
+    let b1 = Server::start(&dir.path().join("node-b"), None, &cfg);
+    assert!(metric(&b1, "tagstream_startup_checkpoint_record") >= after as f64);
+    let (alerts, _) = common::nats::replay_stream(&config, &dir.path().join("replay"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = common::call(
+            &b1,
+            "GET",
+            "/v1/alerts/export",
+            Some(ADMIN_TOKEN),
+            Some("t"),
+            None,
+        );
+        if got.1 == alerts || Instant::now() > deadline {
+            assert_eq!(got, (200, alerts));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -337,7 +337,8 @@ impl LiveSnapshots {
             let due = grown > 0
                 && (Instant::now() >= due_at || (self.records > 0 && grown >= self.records));
             if !due {
-                self.pause(&release, &mut held, POLL).await;
+                self.pause(&release, &mut held, POLL.min(self.interval))
+                    .await;
                 continue;
             }
             let started = Instant::now();
