@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Detection quality over several simulated populations, pooled (docs/quality.md):
-#   scripts/quality-report.sh [--tags N] [--days D] [SEED…] [-- TAGSIM_OPTION…]
+#   scripts/quality-report.sh [--tags N] [--days D] [--config FILE] [SEED…] [-- TAGSIM_OPTION…]
 # For each seed: tagsim generates N tags × D days (default 1,000 × 7), tagstream replays them with
 # their crime batches (--final), and one report pooled over every seed is printed, per alert type
 # and by output, with the hub's burden. Options after `--` go to `tagsim generate` (e.g. raised
-# rates for the rare types: see BENCHMARKS.md). Work files go to target/quality/.
+# rates for the rare types: see BENCHMARKS.md). --config gives replay a server config's [pipeline]
+# and [rules] (e.g. clock_partitions). Work files go to target/quality/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tags=1000
 days=7
+config=()
 seeds=()
 sim_args=()
 while [ $# -gt 0 ]; do
@@ -17,7 +19,8 @@ while [ $# -gt 0 ]; do
     --) shift; sim_args=("$@"); break ;;
     --tags) tags="$2"; shift 2 ;;
     --days) days="$2"; shift 2 ;;
-    -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+    --config) config=(--config "$2"); shift 2 ;;
+    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
     -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     *) seeds+=("$1"); shift ;;
     esac
@@ -39,7 +42,7 @@ for seed in "${seeds[@]}"; do
     "$bin/tagsim" generate --tags "$tags" --days "$days" --seed "$seed" --start "$start" \
         "${sim_args[@]}" --out "$pop" >/dev/null
     "$bin/tagstream" replay --orders "$pop/orders.json" --readings "$pop/readings.bin" \
-        --crimes "$pop"/crimes/* --out "$out" --final >/dev/null
+        --crimes "$pop"/crimes/* --out "$out" --final "${config[@]}" >/dev/null
     args+=(--truth "$pop/truth.jsonl" --outputs "$out" --orders "$pop/orders.json")
 done
 "$bin/tagstream" score "${args[@]}" --from "$start" --until "$until"

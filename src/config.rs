@@ -131,6 +131,8 @@ pub enum ConfigError {
     },
     #[error("config file {path}: [log] backend = \"jetstream\" needs a [log.jetstream] table with the NATS server urls")]
     JetStreamMissing { path: PathBuf },
+    #[error("config file {path}: [log.jetstream] own_partitions: {message}")]
+    OwnPartitions { path: PathBuf, message: String },
 }
 
 impl ServerConfig {
@@ -155,7 +157,36 @@ impl ServerConfig {
                 path: path.to_path_buf(),
             });
         }
+        config
+            .owned_partitions()
+            .map_err(|message| ConfigError::OwnPartitions {
+                path: path.to_path_buf(),
+                message,
+            })?;
         Ok(config)
+    }
+
+    /// Cluster mode: the partitions whose rules this node runs (`[log.jetstream]
+    /// own_partitions`); `None` runs them all. Each owned partition needs its own clock, so
+    /// `[pipeline] clock_partitions` must equal the stream's partitions.
+    pub fn owned_partitions(
+        &self,
+    ) -> Result<Option<crate::model::tag_partition::PartitionSet>, String> {
+        let Some(js) = self.jetstream() else {
+            return Ok(None);
+        };
+        let Some(text) = js.own_partitions.as_deref() else {
+            return Ok(None);
+        };
+        if self.pipeline.clock_partitions != js.partitions {
+            return Err(format!(
+                "a node owning some partitions needs a clock per partition: [pipeline] clock_partitions is {}, the stream has {} partitions (set clock_partitions = {} on every node and in replay's config)",
+                self.pipeline.clock_partitions, js.partitions, js.partitions
+            ));
+        }
+        crate::model::tag_partition::PartitionSet::parse(text, js.partitions)
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 
     /// The JetStream stream's settings when the log is on one (`None`: the embedded log).

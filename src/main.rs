@@ -311,6 +311,10 @@ struct ReplayArgs {
     /// "Replay: the end of the input").
     #[arg(long = "final")]
     final_: bool,
+    /// Only the readings of tags in these partitions (`0-31`, `0,5,9-12`; of `[pipeline]
+    /// clock_partitions`): the outputs a processing node owning them gives.
+    #[arg(long)]
+    own_partitions: Option<String>,
 }
 
 fn pipeline_overrides(
@@ -532,8 +536,23 @@ fn replay(args: ReplayArgs) -> Result<()> {
                 "--stream: the config file has no [log.jetstream] table naming the stream",
             )?),
         };
-    let (outputs, mut summary) =
-        tagstream::replay::replay_input(&orders, &input, &args.crimes, config, &base.rules, end)?;
+    let owned = args
+        .own_partitions
+        .as_deref()
+        .map(|text| {
+            tagstream::model::tag_partition::PartitionSet::parse(text, config.clock_partitions)
+        })
+        .transpose()
+        .context("--own-partitions")?;
+    let (outputs, mut summary) = tagstream::replay::replay_input(
+        &orders,
+        &input,
+        &args.crimes,
+        config,
+        &base.rules,
+        end,
+        owned.as_ref(),
+    )?;
     let shown = args
         .readings
         .as_ref()

@@ -9,6 +9,7 @@ use crate::formats::orders_file::{parse_orders, OrdersFile};
 use crate::formats::readings_jsonl::read_entries;
 use crate::formats::LineError;
 use crate::log::LogReader;
+use crate::model::tag_partition::PartitionSet;
 use crate::model::TimeMs;
 use crate::model::{Batch, LogEntry};
 use crate::pipeline::driver::ClockBehind;
@@ -41,6 +42,8 @@ pub enum ReplayError {
     Input { path: PathBuf, message: String },
     #[error(transparent)]
     Until(#[from] ClockBehind),
+    #[error("--own-partitions names partitions of {named}, but [pipeline] clock_partitions is {configured}: a subset's outputs equal a full replay's only when each partition has its own clock")]
+    PartitionsWithoutClocks { named: u32, configured: u32 },
 }
 
 /// What replay does with the event-time clock once the recorded input ends.
@@ -266,6 +269,7 @@ pub fn replay_to(
         config,
         rules,
         end,
+        None,
     )
 }
 
@@ -291,7 +295,11 @@ impl Recorded<'_> {
     }
 }
 
-/// [`replay_to`] over any [`Recorded`] input.
+/// [`replay_to`] over any [`Recorded`] input; with `owned`, only the readings of tags in those
+/// partitions (every control record still applies), which gives exactly the outputs a full
+/// replay gives for those tags' activations when every partition has its own clock
+/// (`[pipeline] clock_partitions`, `docs/rules.md`, "Clock partitions").
+#[allow(clippy::too_many_arguments)]
 pub fn replay_input(
     orders: &OrdersFile,
     input: &Recorded<'_>,
@@ -299,7 +307,16 @@ pub fn replay_input(
     config: PipelineConfig,
     rules: &RulesConfig,
     end: InputEnd,
+    owned: Option<&PartitionSet>,
 ) -> Result<(OutputCollector, ReplaySummary), ReplayError> {
+    if let Some(owned) = owned {
+        if owned.count() != config.clock_partitions {
+            return Err(ReplayError::PartitionsWithoutClocks {
+                named: owned.count(),
+                configured: config.clock_partitions,
+            });
+        }
+    }
     let input_path = input.path();
     let readings = input_path.as_path();
     // An orders document (for a recording without control records) is where the book starts;
@@ -325,6 +342,13 @@ pub fn replay_input(
     .build(&mut outputs);
     let mut logged_batches = Vec::new();
     let mut on_entry = |entry: LogEntry| {
+        if let (Some(owned), LogEntry::Batch(batch)) = (owned, &entry) {
+            if !owned.holds_tag(&batch.tag) {
+                // Not this replay's, but it keeps its record number (provenance names it).
+                driver.skip_record();
+                return;
+            }
+        }
         if let LogEntry::Control { control, .. } = &entry {
             if matches!(control.change, crate::model::Change::CrimeBatch { .. }) {
                 logged_batches.push(control.clone());

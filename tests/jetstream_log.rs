@@ -24,6 +24,7 @@ fn config(urls: Vec<String>, replicas: usize) -> JetStreamConfig {
         retain_server_order: false,
         node_id: None,
         lease_ttl_ms: tagstream::cluster::lease::DEFAULT_TTL_MS,
+        own_partitions: None,
     }
 }
 

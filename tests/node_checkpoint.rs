@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{bin, send_in_order, tagsim, Server, ADMIN_TOKEN};
+use common::{import_crimes, metric, send_in_order, Server, ADMIN_TOKEN};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,19 +17,7 @@ use tagstream::model::Batch;
 
 /// A small simulated population (curfew, zone and alcohol wearers, crime batches).
 fn generate(dir: &Path) -> PathBuf {
-    let sim = dir.join("sim");
-    let out = Command::new(tagsim())
-        .args(["generate", "--tags", "30", "--days", "3", "--seed", "7"])
-        .arg("--out")
-        .arg(&sim)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    sim
+    common::generate_sim(dir, 30, 3, 7)
 }
 
 fn sim_batches(sim: &Path) -> Vec<Batch> {
@@ -46,35 +34,9 @@ fn crime_files(sim: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn import_crimes(server: &Server, file: &Path) {
-    let out = Command::new(bin())
-        .args(["crimes", "import", "--server"])
-        .arg(format!("http://{}", server.http_addr))
-        .args(["--token", ADMIN_TOKEN])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn send(server: &Server, batches: &[Batch]) {
     let addr = server.ingest_addr.clone();
     send_in_order(batches, |_| addr.clone()).await;
-}
-
-/// A gauge or counter of `/metrics`.
-fn metric(server: &Server, name: &str) -> f64 {
-    let text = server.get("/metrics").unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// Everything a node serves that its start-up rebuilds from the log.

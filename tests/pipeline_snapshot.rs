@@ -45,6 +45,15 @@ fn config() -> PipelineConfig {
     }
 }
 
+/// [`config`] with a clock per partition of tags (`clock_partitions`): each clock's state and
+/// each partition's deadline heaps per clock must survive a snapshot too.
+fn config_with_clocks(clock_partitions: u32) -> PipelineConfig {
+    PipelineConfig {
+        clock_partitions,
+        ..config()
+    }
+}
+
 const ORDERS: &str = r#"{
   "people": [{"id":"P1"},{"id":"P2"},{"id":"P3"},{"id":"P4"},{"id":"P5"}],
   "activations": [
@@ -399,9 +408,17 @@ impl Sink for Rendered {
 }
 
 fn new_driver(orders: &OrdersFile, sink: &mut dyn Sink) -> InlineDriver {
+    new_driver_with(orders, config(), sink)
+}
+
+fn new_driver_with(
+    orders: &OrdersFile,
+    config: PipelineConfig,
+    sink: &mut dyn Sink,
+) -> InlineDriver {
     InlineDriver::from_book(
         OrderBook::from_document(orders),
-        config(),
+        config,
         factory(orders),
         PARTITIONS,
         sink,
@@ -409,7 +426,15 @@ fn new_driver(orders: &OrdersFile, sink: &mut dyn Sink) -> InlineDriver {
 }
 
 fn restore(orders: &OrdersFile, bytes: &[u8]) -> Result<InlineDriver, SnapshotError> {
-    InlineDriver::restore(bytes, config(), factory(orders), PARTITIONS)
+    restore_with(orders, config(), bytes)
+}
+
+fn restore_with(
+    orders: &OrdersFile,
+    config: PipelineConfig,
+    bytes: &[u8],
+) -> Result<InlineDriver, SnapshotError> {
+    InlineDriver::restore(bytes, config, factory(orders), PARTITIONS)
 }
 
 fn feed(driver: &mut InlineDriver, log: &[LogEntry], from: usize, sink: &mut dyn Sink) {
@@ -424,13 +449,36 @@ fn count(lines: &[String], what: &str) -> usize {
 
 #[test]
 fn a_restored_driver_continues_exactly_as_the_uninterrupted_one() {
+    restored_continues_exactly(config());
+}
+
+#[test]
+fn with_a_clock_per_partition_a_restored_driver_continues_exactly_too() {
+    restored_continues_exactly(config_with_clocks(4));
+}
+
+#[test]
+fn a_snapshot_with_another_number_of_clocks_is_refused() {
+    let orders = orders();
+    let log = log();
+    let mut sink = Rendered::default();
+    let mut driver = new_driver_with(&orders, config_with_clocks(4), &mut sink);
+    feed(&mut driver, &log[..log.len() / 2], 0, &mut sink);
+    let bytes = driver.snapshot().expect("snapshot");
+    // The clocks are part of the pipeline's configuration (it changes outputs).
+    let e = restore(&orders, &bytes).err().expect("refused");
+    assert!(matches!(e, SnapshotError::Mismatch(_)), "{e}");
+    assert!(restore_with(&orders, config_with_clocks(4), &bytes).is_ok());
+}
+
+fn restored_continues_exactly(config: PipelineConfig) {
     let orders = orders();
     let log = log();
     let n = log.len();
 
     // The uninterrupted run, and at each record the outputs so far and a snapshot.
     let mut reference = Rendered::default();
-    let mut driver = new_driver(&orders, &mut reference);
+    let mut driver = new_driver_with(&orders, config, &mut reference);
     // Every other position (batches come every 30 minutes per tag, 6 tags: positions inside
     // open curfew windows, with readings waiting in the reorder buffers, held ahead, in a
     // backlog, just before and after each control record), and every one of the first and
@@ -484,7 +532,7 @@ fn a_restored_driver_continues_exactly_as_the_uninterrupted_one() {
     let mut final_state = Vec::new();
     for (k, emitted, bytes) in &taken {
         let mut restored =
-            restore(&orders, bytes).unwrap_or_else(|e| panic!("restore at {k}: {e}"));
+            restore_with(&orders, config, bytes).unwrap_or_else(|e| panic!("restore at {k}: {e}"));
         // Restoring loses nothing the format holds: the restored state saves to the same bytes.
         if restored.snapshot().expect("snapshot") != *bytes {
             round_trip.push(*k);

@@ -74,6 +74,7 @@ pub fn start_jetstream(
         retain_server_order,
         node_id: None,
         lease_ttl_ms: tagstream::cluster::lease::DEFAULT_TTL_MS,
+        own_partitions: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -209,6 +209,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     crate::topology::purge_follow::write_metrics(&mut e);
     crate::topology::checkpoint::write_metrics(&mut e);
     crate::topology::snapshot_follower::write_metrics(&mut e);
+    crate::topology::outputs_link::write_metrics(&mut e);
     (
         [(
             header::CONTENT_TYPE,

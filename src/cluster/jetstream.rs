@@ -71,6 +71,11 @@ pub struct JetStreamConfig {
     /// How long a singleton duty's lease lasts without renewal (`super::lease`).
     #[serde(default = "default_lease_ttl_ms")]
     pub lease_ttl_ms: u64,
+    /// The partitions whose rules this node runs (`0-31`, `0,5,9-12`); their outputs go to the
+    /// outputs stream (`super::outputs`), which every node materialises. Absent: every
+    /// partition, outputs kept locally (`docs/cluster.md`, "Partitioned processing").
+    #[serde(default)]
+    pub own_partitions: Option<String>,
 }
 
 fn default_stream() -> String {

@@ -8,6 +8,10 @@
 
 pub mod jetstream;
 pub mod lease;
-pub mod partition;
+pub mod outputs;
+/// A tag's stable partition lives in `model` (the pipeline's clock partitions use it too).
+pub mod partition {
+    pub use crate::model::tag_partition::partition_of;
+}
 pub mod snapshot_store;
 pub mod subject;

@@ -13,6 +13,7 @@ mod order;
 mod reading;
 mod reading_json;
 mod sober_day;
+pub mod tag_partition;
 pub mod time;
 mod user;
 

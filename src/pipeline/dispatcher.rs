@@ -22,6 +22,7 @@ use super::partition::{PartitionInput, ReadingSlice};
 use super::rule::{ActivationInfo, RuleFactory, RuleSet};
 use super::sink::Output;
 use super::PipelineConfig;
+use crate::model::tag_partition::PartitionSet;
 use crate::model::ActivationDirectory;
 use crate::model::{Batch, ControlRecord, LogEntry, Reading, TimeMs};
 use crate::orders::OrderBook;
@@ -65,7 +66,9 @@ pub struct Dispatcher {
     /// Per tag: readings no activation covered, with the contact time of their batch.
     unassigned: HashMap<String, VecDeque<(Reading, TimeMs)>>,
     partitions: usize,
-    clock: EventClock,
+    /// One event-time clock per clock partition (`PipelineConfig::clock_partitions`; one by
+    /// default): a batch moves only its tag's.
+    clocks: Vec<EventClock>,
     verdicts: Vec<Verdict>,
     stats: DispatchStats,
     gauges: Arc<PipelineGauges>,
@@ -74,6 +77,17 @@ pub struct Dispatcher {
     /// Per person, the orders control records last gave the factory: a snapshot's restore
     /// gives them to a factory built from the starting configuration again.
     orders_set: std::collections::BTreeMap<String, Vec<crate::model::Order>>,
+    /// A processing node's share (`None`: every partition): only these clock partitions' tags
+    /// reach the rules; every reading is still filed for the stores.
+    owned: Option<PartitionSet>,
+}
+
+/// An ownership that cannot apply: partitions of another count than the clocks'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("owned partitions are {named} partitions' worth, but there are {clocks} clock partitions ([pipeline] clock_partitions): a node owning some partitions needs a clock per partition")]
+pub struct OwnedWithoutClocks {
+    pub named: u32,
+    pub clocks: usize,
 }
 
 /// One activation's share of a batch that is not handed over whole.
@@ -101,18 +115,41 @@ impl Dispatcher {
             factory,
             unassigned: HashMap::new(),
             partitions: partitions.max(1),
-            clock: EventClock::new(config),
+            clocks: (0..config.clock_partitions.max(1))
+                .map(|_| EventClock::new(config))
+                .collect(),
             verdicts: Vec::new(),
             stats: DispatchStats::default(),
             gauges: Arc::new(PipelineGauges::default()),
             next_record: 0,
             orders_set: Default::default(),
+            owned: None,
         }
+    }
+
+    /// From now on only the tags of `owned` reach the rules (a processing node's partitions);
+    /// the stores still get every reading. Set before anything is dispatched.
+    pub fn own(&mut self, owned: PartitionSet) -> Result<(), OwnedWithoutClocks> {
+        if owned.count() as usize != self.clocks.len() {
+            return Err(OwnedWithoutClocks {
+                named: owned.count(),
+                clocks: self.clocks.len(),
+            });
+        }
+        self.owned = Some(owned);
+        Ok(())
+    }
+
+    /// Whether `tag`'s readings reach this dispatcher's rules.
+    pub fn owns_tag(&self, tag: &str) -> bool {
+        self.owned
+            .as_ref()
+            .is_none_or(|o| o.contains(self.clock_partition_of(tag) as u32))
     }
 
     pub fn stats(&self) -> DispatchStats {
         DispatchStats {
-            clock_ms: self.clock.clock_ms(),
+            clock_ms: self.newest_clock_ms(),
             ..self.stats
         }
     }
@@ -122,9 +159,32 @@ impl Dispatcher {
         self.gauges.clone()
     }
 
-    /// The event-time clock (`TimeMs::MIN` before any reading).
+    /// The event-time clock (`TimeMs::MIN` before any reading); with several clock partitions,
+    /// the furthest of their clocks.
     pub fn clock_ms(&self) -> TimeMs {
-        self.clock.clock_ms().unwrap_or(TimeMs::MIN)
+        self.newest_clock_ms().unwrap_or(TimeMs::MIN)
+    }
+
+    fn newest_clock_ms(&self) -> Option<TimeMs> {
+        self.clocks.iter().filter_map(EventClock::clock_ms).max()
+    }
+
+    /// How many clock partitions there are.
+    pub fn clock_partitions(&self) -> usize {
+        self.clocks.len()
+    }
+
+    /// The clock partition `tag` is in (0 with one clock).
+    pub fn clock_partition_of(&self, tag: &str) -> usize {
+        clock_partition_of(tag, self.clocks.len())
+    }
+
+    /// Clock partition `group`'s clock (`TimeMs::MIN` before any of its readings).
+    pub fn clock_of(&self, group: usize) -> TimeMs {
+        self.clocks
+            .get(group)
+            .and_then(EventClock::clock_ms)
+            .unwrap_or(TimeMs::MIN)
     }
 
     /// Which partition owns an activation (stable for a given partition count).
@@ -270,8 +330,13 @@ impl Dispatcher {
             .filter_map(|a| self.directory.get(&a.id).cloned())
             .collect();
         for activation in affected {
-            let rules = RuleSet::new(self.factory.rules_for(&activation));
             let partition = self.partition_of(&activation.id);
+            if !self.owns_tag(&activation.tag) {
+                // Another node's: its readings kept so far are the stores' now.
+                self.deliver_unassigned(record, &activation, None, &mut deliver, outputs);
+                continue;
+            }
+            let rules = RuleSet::new(self.factory.rules_for(&activation));
             deliver(
                 partition,
                 PartitionInput::Reconfigure {
@@ -282,16 +347,17 @@ impl Dispatcher {
                 },
             );
             // Readings that arrived before the activation covered them.
-            self.deliver_unassigned(record, &activation, partition, &mut deliver, outputs);
+            self.deliver_unassigned(record, &activation, Some(partition), &mut deliver, outputs);
         }
     }
 
-    /// Hands an activation the kept readings of its tag that it covers, as one late input.
+    /// Hands an activation the kept readings of its tag that it covers, as one late input (to
+    /// the stores only when `partition` is `None`: another node runs its rules).
     fn deliver_unassigned(
         &mut self,
         record: u64,
         activation: &Arc<ActivationInfo>,
-        partition: usize,
+        partition: Option<usize>,
         deliver: &mut impl FnMut(usize, PartitionInput),
         outputs: &mut Vec<Output>,
     ) {
@@ -313,6 +379,9 @@ impl Dispatcher {
             activation: activation.clone(),
             readings: ReadingSlice::Part(readings.clone()),
         });
+        let Some(partition) = partition else {
+            return;
+        };
         deliver(
             partition,
             PartitionInput::Readings {
@@ -342,10 +411,14 @@ impl Dispatcher {
         mut deliver: impl FnMut(usize, PartitionInput),
         outputs: &mut Vec<Output>,
     ) {
+        if !self.owns_tag(&batch.tag) {
+            return self.file_only(record, batch, outputs);
+        }
         self.stats.batches += 1;
         self.stats.readings += batch.readings.len() as u64;
         let arrival_ms = (batch.arrival_ms > 0).then_some(batch.arrival_ms);
-        let outcome = self.clock.observe(batch, &mut self.verdicts);
+        let group = self.clock_partition_of(&batch.tag);
+        let outcome = self.clocks[group].observe(batch, &mut self.verdicts);
         self.stats.clock_ahead += u64::from(outcome.ahead);
         self.stats.future_readings += u64::from(outcome.ahead_of_arrival);
         self.stats.too_old += u64::from(outcome.too_old);
@@ -388,10 +461,7 @@ impl Dispatcher {
             for (r, verdict) in batch.readings.iter().zip(&self.verdicts) {
                 let resolved = self.directory.resolve(&batch.tag, r.t_ms);
                 if let (false, Some(a)) = (filed_whole, resolved) {
-                    match filed.iter_mut().find(|(f, _)| Arc::ptr_eq(f, a)) {
-                        Some((_, list)) => list.push(*r),
-                        None => filed.push((a.clone(), vec![*r])),
-                    }
+                    file_under(&mut filed, a, *r);
                 }
                 let owner = match (verdict, resolved) {
                     (Verdict::TooOld, _) => continue,
@@ -445,15 +515,7 @@ impl Dispatcher {
                     }
                 }
             }
-            outputs.extend(
-                filed
-                    .into_iter()
-                    .map(|(activation, readings)| Output::Readings {
-                        record,
-                        activation,
-                        readings: ReadingSlice::Part(readings),
-                    }),
-            );
+            outputs.extend(filed_outputs(record, filed));
             for r in unassigned {
                 self.keep_unassigned(&batch.tag, r, contact_ms);
             }
@@ -485,42 +547,76 @@ impl Dispatcher {
 
         if let Some(clock_ms) = outcome.advanced_to_ms {
             for p in 0..self.partitions {
-                deliver(p, PartitionInput::Clock(clock_ms));
+                deliver(p, PartitionInput::Clock { group, clock_ms });
             }
         }
         self.publish();
+    }
+
+    /// Another node's batch: every reading filed under its activation for the stores (those
+    /// no activation covers kept for one created later), nothing for the rules.
+    fn file_only(&mut self, record: u64, batch: &Arc<Batch>, outputs: &mut Vec<Output>) {
+        let mut filed: Vec<(Arc<ActivationInfo>, Vec<Reading>)> = Vec::new();
+        for r in &batch.readings {
+            match self.directory.resolve(&batch.tag, r.t_ms) {
+                Some(a) => file_under(&mut filed, a, *r),
+                // Contact time matters only to the rules, which never see these.
+                None => self.keep_unassigned(&batch.tag, *r, TimeMs::MIN),
+            }
+        }
+        outputs.extend(filed_outputs(record, filed));
     }
 
     /// The input has ended: brings the clock up to date with the last batch (it is otherwise
     /// recomputed on a cadence) and tells every partition if that advanced it.
     pub fn catch_up(&mut self, mut deliver: impl FnMut(usize, PartitionInput)) {
-        if let Some(clock_ms) = self.clock.catch_up() {
-            for p in 0..self.partitions {
-                deliver(p, PartitionInput::Clock(clock_ms));
+        for group in 0..self.clocks.len() {
+            if let Some(clock_ms) = self.clocks[group].catch_up() {
+                for p in 0..self.partitions {
+                    deliver(p, PartitionInput::Clock { group, clock_ms });
+                }
             }
         }
         self.publish();
     }
 
-    /// Advances the clock to `t_ms` with no reading behind it (`replay --until`), telling every
-    /// partition as a live advance does. Does nothing if the clock is already there.
-    pub fn advance_clock(&mut self, t_ms: TimeMs, mut deliver: impl FnMut(usize, PartitionInput)) {
-        if self.clock.advance_to(t_ms) {
+    /// Advances clock partition `group`'s clock to `t_ms` with no reading behind it (`replay
+    /// --until`), telling every partition as a live advance does. Does nothing if the clock is
+    /// already there.
+    pub fn advance_clock(
+        &mut self,
+        group: usize,
+        t_ms: TimeMs,
+        mut deliver: impl FnMut(usize, PartitionInput),
+    ) {
+        if self
+            .clocks
+            .get_mut(group)
+            .is_some_and(|c| c.advance_to(t_ms))
+        {
             for p in 0..self.partitions {
-                deliver(p, PartitionInput::Clock(t_ms));
+                deliver(
+                    p,
+                    PartitionInput::Clock {
+                        group,
+                        clock_ms: t_ms,
+                    },
+                );
             }
         }
         self.publish();
     }
 
     /// The input is complete through the clock (`replay --final`): tells every partition to
-    /// take every decision the input allows (see [`PartitionInput::Final`]). Returns the clock
-    /// used, `None` when no reading ever set one.
+    /// take every decision the input allows (see [`PartitionInput::Final`]), each clock
+    /// partition up to its own clock. Returns the furthest clock used, `None` when no reading
+    /// ever set one.
     pub fn finish(&mut self, mut deliver: impl FnMut(usize, PartitionInput)) -> Option<TimeMs> {
         self.catch_up(&mut deliver);
-        let end_ms = self.clock.clock_ms()?;
+        let ends: Arc<[Option<TimeMs>]> = self.clocks.iter().map(EventClock::clock_ms).collect();
+        let end_ms = ends.iter().flatten().copied().max()?;
         for p in 0..self.partitions {
-            deliver(p, PartitionInput::Final(end_ms));
+            deliver(p, PartitionInput::Final(ends.clone()));
         }
         Some(end_ms)
     }
@@ -540,7 +636,12 @@ impl Dispatcher {
     /// Registers every known activation with its partition, so that activations that never
     /// report are still watched (no contact).
     pub fn register_all(&self, mut deliver: impl FnMut(usize, PartitionInput)) {
-        for a in self.directory.all() {
+        for a in self
+            .directory
+            .all()
+            .iter()
+            .filter(|a| self.owns_tag(&a.tag))
+        {
             deliver(
                 self.partition_of(&a.id),
                 PartitionInput::Register {
@@ -560,7 +661,7 @@ pub struct DispatcherState {
     orders_set: Vec<(String, Vec<crate::model::Order>)>,
     unassigned: Vec<(String, Vec<(super::snapshot::ReadingRepr, TimeMs)>)>,
     partitions: usize,
-    clock: super::clock::EventClockState,
+    clocks: Vec<super::clock::EventClockState>,
     stats: DispatchStats,
     next_record: u64,
 }
@@ -586,7 +687,7 @@ impl Dispatcher {
                 .collect(),
             unassigned,
             partitions: self.partitions,
-            clock: self.clock.save(),
+            clocks: self.clocks.iter().map(EventClock::save).collect(),
             stats: self.stats,
             next_record: self.next_record,
         }
@@ -624,7 +725,18 @@ impl Dispatcher {
                 (tag, kept)
             })
             .collect();
-        dispatcher.clock = EventClock::restore(config, state.clock);
+        if state.clocks.len() != dispatcher.clocks.len() {
+            return Err(SnapshotError::Mismatch(format!(
+                "the snapshot has {} clock partitions, {} configured",
+                state.clocks.len(),
+                dispatcher.clocks.len()
+            )));
+        }
+        dispatcher.clocks = state
+            .clocks
+            .into_iter()
+            .map(|c| EventClock::restore(config, c))
+            .collect();
         dispatcher.stats = state.stats;
         dispatcher.next_record = state.next_record;
         dispatcher.publish();
@@ -656,6 +768,40 @@ pub fn update_directory(
     if let Some(a) = changed.and_then(|id| book.activation(id)) {
         directory.upsert(a);
     }
+}
+
+/// Adds `reading` to what is filed under `activation` (batches are short: a linear search).
+fn file_under(
+    filed: &mut Vec<(Arc<ActivationInfo>, Vec<Reading>)>,
+    activation: &Arc<ActivationInfo>,
+    reading: Reading,
+) {
+    match filed.iter_mut().find(|(f, _)| Arc::ptr_eq(f, activation)) {
+        Some((_, list)) => list.push(reading),
+        None => filed.push((activation.clone(), vec![reading])),
+    }
+}
+
+/// The stores' outputs for readings of log record `record` filed by activation.
+fn filed_outputs(
+    record: u64,
+    filed: Vec<(Arc<ActivationInfo>, Vec<Reading>)>,
+) -> impl Iterator<Item = Output> {
+    filed
+        .into_iter()
+        .map(move |(activation, readings)| Output::Readings {
+            record,
+            activation,
+            readings: ReadingSlice::Part(readings),
+        })
+}
+
+/// The clock partition of `tag` among `clocks` (0 with one: no hash on the common path).
+pub fn clock_partition_of(tag: &str, clocks: usize) -> usize {
+    if clocks <= 1 {
+        return 0;
+    }
+    crate::model::tag_partition::partition_of(tag, clocks as u32) as usize
 }
 
 /// What a change was, for the withdrawals it causes.

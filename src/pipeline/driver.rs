@@ -164,6 +164,22 @@ impl InlineDriver {
         }
     }
 
+    /// From now on only `owned`'s tags reach the rules (a processing node's partitions); the
+    /// stores' outputs still cover every reading. Call before feeding anything.
+    pub fn own_partitions(
+        &mut self,
+        owned: crate::model::tag_partition::PartitionSet,
+    ) -> Result<(), super::dispatcher::OwnedWithoutClocks> {
+        self.dispatcher.own(owned)
+    }
+
+    /// A batch this driver does not process (another partition's) still takes its log record
+    /// number, so the records after it are numbered as a full reading numbers them.
+    pub fn skip_record(&mut self) {
+        let next = self.dispatcher.next_record();
+        self.dispatcher.set_next_record(next + 1);
+    }
+
     /// [`Self::feed_entry`] for an entry whose log record number the reader knows (a data
     /// directory's log, where damage may leave gaps in the numbering).
     pub fn feed_record(&mut self, record: u64, entry: &LogEntry, sink: &mut dyn Sink) {
@@ -203,27 +219,31 @@ impl InlineDriver {
         if t_ms < clock_ms {
             return Err(ClockBehind { t_ms, clock_ms });
         }
-        loop {
-            let clock_ms = self.dispatcher.clock_ms();
-            let next = self
-                .partitions
-                .iter()
-                .filter_map(Partition::next_deadline_ms)
-                .min();
-            // Strictly forward each step (an entry at or before the clock is stale or due
-            // now), so the loop ends.
-            let step_ms = match next {
-                Some(due_ms) if due_ms < t_ms => due_ms.max(clock_ms.saturating_add(1)),
-                _ => t_ms,
-            };
-            let parts = &mut self.partitions;
-            self.dispatcher.advance_clock(step_ms, |p, input| {
-                handle_from(parts, record, &mut *sink, p, input)
-            });
-            if step_ms >= t_ms {
-                return Ok(());
+        // Each clock partition steps through its own deadlines (they follow only its clock).
+        for group in 0..self.dispatcher.clock_partitions() {
+            loop {
+                let clock_ms = self.dispatcher.clock_of(group);
+                let next = self
+                    .partitions
+                    .iter()
+                    .filter_map(|p| p.next_deadline_ms(group))
+                    .min();
+                // Strictly forward each step (an entry at or before the clock is stale or due
+                // now), so the loop ends.
+                let step_ms = match next {
+                    Some(due_ms) if due_ms < t_ms => due_ms.max(clock_ms.saturating_add(1)),
+                    _ => t_ms,
+                };
+                let parts = &mut self.partitions;
+                self.dispatcher.advance_clock(group, step_ms, |p, input| {
+                    handle_from(parts, record, &mut *sink, p, input)
+                });
+                if step_ms >= t_ms {
+                    break;
+                }
             }
         }
+        Ok(())
     }
 
     /// After the input (`replay --final`): the input is complete through the clock it reached;

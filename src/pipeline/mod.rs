@@ -46,6 +46,12 @@ pub struct PipelineConfig {
     /// `max(1, clock_trim · live tags)` are set aside (see `docs/rules.md`, "The event-time
     /// clock"): no single tag can move it.
     pub clock_trim: f64,
+    /// How many event-time clocks there are: 1 (the default) is one clock over every tag; more
+    /// gives each partition of tags (`model::tag_partition`, the stream's partitions in a
+    /// cluster) its own clock computed from that partition's readings alone, so that a node
+    /// reading only some partitions gives exactly the outputs a full replay gives for them
+    /// (`docs/rules.md`, "Clock partitions").
+    pub clock_partitions: u32,
     /// A tag is live while a batch of it arrived within this long of the newest arrival in the
     /// log (when arrival times are unknown: while its latest event time is within this of the
     /// clock).
@@ -78,6 +84,7 @@ impl Default for PipelineConfig {
             no_contact_ms: 60 * 60 * 1000,
             max_future_ms: 24 * 60 * 60 * 1000,
             clock_trim: 0.05,
+            clock_partitions: 1,
             live_window_ms: 2 * 60 * 60 * 1000,
             max_skew_ms: 2 * 60 * 60 * 1000,
             amend_max_readings: 50_000,

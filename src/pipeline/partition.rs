@@ -66,8 +66,9 @@ pub enum PartitionInput {
         /// `TimeMs::MIN` when nothing is known yet.
         contact_ms: TimeMs,
     },
-    /// The event-time clock (see [`super::clock`]) advanced.
-    Clock(TimeMs),
+    /// Clock partition `group`'s event-time clock (see [`super::clock`]) advanced: only its
+    /// activations are told.
+    Clock { group: usize, clock_ms: TimeMs },
     /// Start watching an activation, with its rules, before any of its readings arrive.
     Register {
         activation: Arc<ActivationInfo>,
@@ -84,14 +85,17 @@ pub enum PartitionInput {
         record: u64,
         reason: Arc<str>,
     },
-    /// No more input: it is complete through this event time (`replay --final`). Every
-    /// activation releases its reorder buffer and each rule takes, deadline by deadline, every
-    /// decision due by its [`Rule::final_horizon_ms`]; held `clock_ahead` readings stay held.
-    Final(TimeMs),
+    /// No more input: each clock partition is complete through its event time here (`None`:
+    /// it never had a clock; `replay --final`). Every activation releases its reorder buffer
+    /// and each rule takes, deadline by deadline, every decision due by its
+    /// [`Rule::final_horizon_ms`]; held `clock_ahead` readings stay held.
+    Final(Arc<[Option<TimeMs>]>),
 }
 
 struct ActivationState {
     info: Arc<ActivationInfo>,
+    /// The clock partition of the activation's tag: the clock it follows.
+    group: usize,
     buffer: ReorderBuffer,
     rules: Vec<Box<dyn Rule>>,
     /// The deadline currently in the heap for this activation (entries that differ are stale).
@@ -107,12 +111,14 @@ struct ActivationState {
 impl ActivationState {
     fn new(
         info: Arc<ActivationInfo>,
+        group: usize,
         rules: RuleSet,
         max_tape_readings: usize,
         horizon_ms: TimeMs,
     ) -> Self {
         Self {
             info,
+            group,
             buffer: ReorderBuffer::default(),
             rules: rules.into_rules(),
             scheduled_ms: None,
@@ -146,10 +152,27 @@ pub struct Partition {
     memory: OutputMemory,
     slots: Vec<ActivationState>,
     slot_by_id: HashMap<String, usize>,
-    deadlines: BinaryHeap<Reverse<(TimeMs, usize)>>,
-    clock_ms: TimeMs,
+    /// Per clock partition: its clock and its activations' deadlines.
+    groups: Vec<ClockGroup>,
     stats: PartitionStats,
     gauges: Option<Arc<PipelineGauges>>,
+}
+
+/// One clock partition's clock as this partition has been told it, and the deadline heap of
+/// its activations here (so a clock advance costs only the activations due).
+#[derive(Default)]
+struct ClockGroup {
+    clock_ms: TimeMs,
+    deadlines: BinaryHeap<Reverse<(TimeMs, usize)>>,
+}
+
+impl ClockGroup {
+    fn new() -> Self {
+        Self {
+            clock_ms: TimeMs::MIN,
+            deadlines: BinaryHeap::new(),
+        }
+    }
 }
 
 /// Version of the device-clock check, recorded on its alerts.
@@ -164,8 +187,9 @@ impl Partition {
             memory: OutputMemory::default(),
             slots: Vec::new(),
             slot_by_id: HashMap::new(),
-            deadlines: BinaryHeap::new(),
-            clock_ms: TimeMs::MIN,
+            groups: (0..config.clock_partitions.max(1))
+                .map(|_| ClockGroup::new())
+                .collect(),
             stats: PartitionStats::default(),
             gauges: None,
         }
@@ -209,8 +233,9 @@ impl Partition {
                 contact_ms,
             } => {
                 let slot = self.slot_for(&activation);
+                let clock_ms = self.clock_of(slot);
                 self.slots[slot].tape.push(TapeEntry::Readings {
-                    clock_ms: self.clock_ms,
+                    clock_ms,
                     readings: readings.clone(),
                     ahead: ahead.clone(),
                     ahead_count,
@@ -228,7 +253,7 @@ impl Partition {
                     sink,
                 )
             }
-            PartitionInput::Clock(clock_ms) => self.on_clock(clock_ms, sink),
+            PartitionInput::Clock { group, clock_ms } => self.on_clock(group, clock_ms, sink),
             PartitionInput::Register { activation, rules } => {
                 let slot = self.slot_with(&activation, rules);
                 self.reschedule(slot);
@@ -237,22 +262,37 @@ impl Partition {
             PartitionInput::Reconfigure { .. } => {
                 unreachable!("handled in `handle` (it needs the output memory)")
             }
-            PartitionInput::Final(end_ms) => self.finish(end_ms, sink),
+            PartitionInput::Final(ends_ms) => self.finish(&ends_ms, sink),
         }
     }
 
     /// The earliest pending deadline of any activation here (possibly a stale entry, which a
     /// clock advance to it simply discards).
-    pub fn next_deadline_ms(&self) -> Option<TimeMs> {
-        self.deadlines.peek().map(|Reverse((due_ms, _))| *due_ms)
+    pub fn next_deadline_ms(&self, group: usize) -> Option<TimeMs> {
+        let heap = &self.groups.get(group)?.deadlines;
+        heap.peek().map(|Reverse((due_ms, _))| *due_ms)
+    }
+
+    /// The clock an activation's slot follows (its clock partition's).
+    fn clock_of(&self, slot: usize) -> TimeMs {
+        self.groups[self.slots[slot].group].clock_ms
+    }
+
+    /// The clock partition of an activation: its tag's.
+    fn group_of(&self, info: &ActivationInfo) -> usize {
+        super::dispatcher::clock_partition_of(&info.tag, self.groups.len())
     }
 
     /// See [`PartitionInput::Final`]. Each rule steps through its own deadlines (as if the clock
     /// had reached each in turn) up to its own horizon, so a rule that waits for late data
     /// settles what ended within the input while no-contact is not raised by the input ending.
-    fn finish(&mut self, end_ms: TimeMs, sink: &mut dyn Sink) {
+    fn finish(&mut self, ends_ms: &[Option<TimeMs>], sink: &mut dyn Sink) {
         for slot in 0..self.slots.len() {
             let state = &mut self.slots[slot];
+            // A clock partition that never had a clock has nothing to settle.
+            let Some(end_ms) = ends_ms.get(state.group).copied().flatten() else {
+                continue;
+            };
             // Nothing can arrive to be put in order before the buffered readings.
             release(state, TimeMs::MAX, None, sink);
             let mut ctx = RuleContext::new(&state.info, sink, None);
@@ -308,6 +348,7 @@ impl Partition {
         let slot = self.slots.len();
         let state = ActivationState::new(
             info.clone(),
+            self.group_of(info),
             rules,
             self.config.amend_max_readings,
             self.config.amend_horizon_ms,
@@ -345,6 +386,7 @@ impl Partition {
         let mut scratch = Partition::new(self.config);
         let mut fresh = VecSink::default();
         let scratch_slot = scratch.slot_with(&info, rules);
+        let group = scratch.slots[scratch_slot].group;
         for entry in tape.entries() {
             match entry {
                 TapeEntry::Readings {
@@ -354,7 +396,7 @@ impl Partition {
                     ahead_count,
                     contact_ms,
                 } => {
-                    scratch.on_clock(*clock_ms, &mut fresh);
+                    scratch.on_clock(group, *clock_ms, &mut fresh);
                     let readings = readings.readings().iter();
                     let readings: Vec<Reading> =
                         readings.filter(|r| info.covers(r.t_ms)).copied().collect();
@@ -370,10 +412,10 @@ impl Partition {
                         &mut fresh,
                     );
                 }
-                TapeEntry::Clock(clock_ms) => scratch.on_clock(*clock_ms, &mut fresh),
+                TapeEntry::Clock(clock_ms) => scratch.on_clock(group, *clock_ms, &mut fresh),
             }
         }
-        scratch.on_clock(self.clock_ms, &mut fresh);
+        scratch.on_clock(group, self.clock_of(slot), &mut fresh);
         let mut state = scratch.slots.swap_remove(scratch_slot);
         state.tape = tape;
         state.info = info.clone();
@@ -421,14 +463,15 @@ impl Partition {
                 rule.on_contact(&mut ctx, contact_ms);
             }
         }
-        // The activation's own readings may have passed deadlines the global clock has too.
+        // The activation's own readings may have passed deadlines its clock has too.
+        let clock_ms = self.groups[state.group].clock_ms;
         if state
             .rules
             .iter()
-            .any(|r| r.next_deadline().is_some_and(|d| d <= self.clock_ms))
-            || held_due(state, self.config.max_skew_ms).is_some_and(|d| d <= self.clock_ms)
+            .any(|r| r.next_deadline().is_some_and(|d| d <= clock_ms))
+            || held_due(state, self.config.max_skew_ms).is_some_and(|d| d <= clock_ms)
         {
-            self.fire(slot, self.clock_ms, arrival_ms, sink);
+            self.fire(slot, clock_ms, arrival_ms, sink);
         }
         self.reschedule(slot);
     }
@@ -518,16 +561,19 @@ impl Partition {
         fire_due(state, clock_ms, self.config.reorder_ms, arrival_ms, sink);
     }
 
-    fn on_clock(&mut self, clock_ms: TimeMs, sink: &mut dyn Sink) {
-        if clock_ms <= self.clock_ms {
+    fn on_clock(&mut self, group: usize, clock_ms: TimeMs, sink: &mut dyn Sink) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if clock_ms <= g.clock_ms {
             return;
         }
-        self.clock_ms = clock_ms;
-        while let Some(&Reverse((due_ms, slot))) = self.deadlines.peek() {
+        g.clock_ms = clock_ms;
+        while let Some(&Reverse((due_ms, slot))) = self.groups[group].deadlines.peek() {
             if due_ms > clock_ms {
                 break;
             }
-            self.deadlines.pop();
+            self.groups[group].deadlines.pop();
             if self.slots[slot].scheduled_ms != Some(due_ms) {
                 continue; // stale entry
             }
@@ -550,7 +596,9 @@ impl Partition {
         if next != state.scheduled_ms {
             state.scheduled_ms = next;
             if let Some(due) = next {
-                self.deadlines.push(Reverse((due, slot)));
+                self.groups[state.group]
+                    .deadlines
+                    .push(Reverse((due, slot)));
             }
         }
     }
@@ -609,9 +657,16 @@ pub struct PartitionState {
     memory: super::amendment::OutputMemoryState,
     slots: Vec<SlotState>,
     slot_by_id: Vec<(String, usize)>,
-    deadlines: Vec<(TimeMs, usize)>,
-    clock_ms: TimeMs,
+    /// Per clock partition: its clock and its deadline heap.
+    groups: Vec<ClockGroupState>,
     stats: PartitionStats,
+}
+
+/// A [`ClockGroup`] in a snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ClockGroupState {
+    clock_ms: TimeMs,
+    deadlines: Vec<(TimeMs, usize)>,
 }
 
 impl Partition {
@@ -639,15 +694,24 @@ impl Partition {
             .map(|(id, slot)| (id.clone(), *slot))
             .collect();
         slot_by_id.sort();
-        let mut deadlines: Vec<(TimeMs, usize)> =
-            self.deadlines.iter().map(|Reverse(entry)| *entry).collect();
-        deadlines.sort();
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| {
+                let mut deadlines: Vec<(TimeMs, usize)> =
+                    g.deadlines.iter().map(|Reverse(entry)| *entry).collect();
+                deadlines.sort();
+                ClockGroupState {
+                    clock_ms: g.clock_ms,
+                    deadlines,
+                }
+            })
+            .collect();
         Ok(PartitionState {
             memory: self.memory.save()?,
             slots,
             slot_by_id,
-            deadlines,
-            clock_ms: self.clock_ms,
+            groups,
             stats: self.stats,
         })
     }
@@ -684,8 +748,13 @@ impl Partition {
             for (rule, (_, saved_state)) in rules.iter_mut().zip(&saved.rules) {
                 rule.load_state(saved_state)?;
             }
+            let group = super::dispatcher::clock_partition_of(
+                &info.tag,
+                config.clock_partitions.max(1) as usize,
+            );
             slots.push(ActivationState {
                 info,
+                group,
                 buffer: ReorderBuffer::restore(saved.buffer),
                 rules,
                 scheduled_ms: saved.scheduled_ms,
@@ -697,16 +766,40 @@ impl Partition {
         if let Some((_, slot)) = state.slot_by_id.iter().find(|(_, s)| *s >= count) {
             return Err(out_of_range("an activation id", *slot));
         }
-        if let Some((_, slot)) = state.deadlines.iter().find(|(_, s)| *s >= count) {
+        if state.groups.len() != config.clock_partitions.max(1) as usize {
+            return Err(SnapshotError::Mismatch(format!(
+                "the snapshot has {} clock partitions, {} configured",
+                state.groups.len(),
+                config.clock_partitions.max(1)
+            )));
+        }
+        let deadlines = state.groups.iter().flat_map(|g| &g.deadlines);
+        if let Some((_, slot)) = deadlines.clone().find(|(_, s)| *s >= count) {
             return Err(out_of_range("a deadline", *slot));
+        }
+        if let Some((group, (_, slot))) = state.groups.iter().enumerate().find_map(|(i, g)| {
+            g.deadlines
+                .iter()
+                .find(|(_, s)| slots[*s].group != i)
+                .map(|e| (i, e))
+        }) {
+            return Err(SnapshotError::Decode(format!(
+                "a deadline of clock partition {group} names slot {slot} of another"
+            )));
         }
         Ok(Self {
             config,
             memory: OutputMemory::restore(state.memory),
             slots,
             slot_by_id: state.slot_by_id.into_iter().collect(),
-            deadlines: state.deadlines.into_iter().map(Reverse).collect(),
-            clock_ms: state.clock_ms,
+            groups: state
+                .groups
+                .into_iter()
+                .map(|g| ClockGroup {
+                    clock_ms: g.clock_ms,
+                    deadlines: g.deadlines.into_iter().map(Reverse).collect(),
+                })
+                .collect(),
             stats: state.stats,
             gauges: None,
         })

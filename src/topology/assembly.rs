@@ -178,6 +178,14 @@ impl Topology {
         debug_assert_eq!(mode == Mode::Rebuild, aside.is_some());
         let log = LogSource::open(config).await?;
         let next_log_record = log.next_record();
+        // Cluster mode, a node owning some partitions: its rules run for those alone, and its
+        // alert book is fed from the outputs stream (`outputs_link`).
+        let owned = config
+            .owned_partitions()
+            .map_err(|e| anyhow::anyhow!("[log.jetstream] own_partitions: {e}"))?;
+        if let Some(owned) = &owned {
+            tracing::info!(partitions = %owned.describe(), "this node runs the rules of these partitions only");
+        }
 
         // Rebuild alerts, people, activations and orders from every stored record before any
         // new record can arrive: the log is replayed through the partitions inline, into the
@@ -220,7 +228,9 @@ impl Topology {
             .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
         // Node checkpoints (see `checkpoint`): a rebuild sets the stores aside, so a checkpoint
         // taken over them is void.
-        let checkpoints = config.snapshots.enabled && mode != Mode::Rebuild;
+        // (Not on a node owning some partitions: its state is not the whole pipeline's, and
+        // its outputs' ordinals start again with a full replay.)
+        let checkpoints = config.snapshots.enabled && mode != Mode::Rebuild && owned.is_none();
         if mode == Mode::Rebuild {
             crate::store::checkpoint_file::discard(&config.data_dir)
                 .context("removing the node checkpoint before the rebuild")?;
@@ -232,10 +242,11 @@ impl Topology {
             ),
             false => None,
         };
-        let ((driver, recovered, mut history), log, cut, read_from) = {
+        let ((driver, recovered, mut history), log, cut, read_from, to_publish) = {
             let runtime = tokio::runtime::Handle::current();
             let (tac, alerts, trails) = (tac.clone(), alerts.clone(), trails.clone());
             let config = config.clone();
+            let owned = owned.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
                 // From the node checkpoint when one fits, else from the log's first record.
                 let resume = marks.and_then(|marks| {
@@ -267,17 +278,31 @@ impl Topology {
                     .inspect(|_| read.set(read.get() + 1));
                 let mut feed = TrailFeed::new(trails, from, None);
                 let mut stores = Fanout::new().with(tac.clone()).with(&mut feed);
+                // The rules' outputs: into the book as recovered, or (a node owning some
+                // partitions) kept to be published.
+                let publishing = owned.is_some();
+                let mut to_publish: OutputBatch = Vec::new();
+                let mut rules_out = |batch: OutputBatch| match publishing {
+                    true => to_publish.extend(batch),
+                    false => alerts.apply_recovered(batch),
+                };
                 let replayed = match driver {
-                    Some(driver) => {
-                        resume_log_into(driver, records, &mut stores, &alerts, history, counted)?
-                    }
+                    Some(driver) => resume_log_into(
+                        driver,
+                        records,
+                        &mut stores,
+                        &mut rules_out,
+                        history,
+                        counted,
+                    )?,
                     None => replay_log_into(
                         records,
                         &mut stores,
                         config.pipeline,
                         config.rules.clone(),
                         config.partitions,
-                        &alerts,
+                        owned,
+                        &mut rules_out,
                         history,
                     )?,
                 };
@@ -311,10 +336,40 @@ impl Topology {
                     }
                     false => None,
                 };
-                Ok((replayed, log, cut, from))
+                Ok((replayed, log, cut, from, to_publish))
             })
             .await
             .context("log replay task")??
+        };
+        // A node owning some partitions: the book is what every node published, this node's
+        // start-up outputs published past what the stream holds and read back.
+        let outputs_link = match (&owned, log.stream()) {
+            (Some(_), Some(stream)) => {
+                use super::outputs_link::{publish_startup, recover, Applied, Ordinals};
+                let out =
+                    crate::cluster::outputs::OutputsStream::open(stream.context(), stream.config())
+                        .await
+                        .context("opening the cluster's outputs stream")?;
+                let mut applied = Applied::default();
+                recover(&out, &alerts, &mut applied)
+                    .await
+                    .context("reading the outputs stream into the alert book")?;
+                let mut ordinals = Ordinals::default();
+                let published = publish_startup(&out, to_publish, &mut ordinals, &applied)
+                    .await
+                    .context("publishing the start-up's rule outputs")?;
+                recover(&out, &alerts, &mut applied)
+                    .await
+                    .context("reading the outputs stream into the alert book")?;
+                tracing::info!(
+                    published,
+                    applied = applied.applied,
+                    next_sequence = applied.next_sequence,
+                    "outputs stream caught up"
+                );
+                Some((out, applied, ordinals))
+            }
+            _ => None,
         };
         alerts.finish_recovery();
         let store_records = history.take_store_records();
@@ -508,6 +563,12 @@ impl Topology {
                     }
                 }
             }
+            if let Some((out, _, _)) = &outputs_link {
+                // A purge deletes the activation's outputs from the outputs stream too.
+                purge_targets.push(Arc::new(super::outputs_link::OutputsPurge::new(
+                    out.clone(),
+                )));
+            }
             let leases = open_leases(stream, stream.config()).await?;
             // Purges of the stream run on one node at a time (the schedule, the admin route).
             retention_lease = Some(leases.hold("retention", lease_release.clone()));
@@ -546,7 +607,26 @@ impl Topology {
         ));
         system.spawn(now_ms);
         let stores = Fanout::new().with(tac.clone()).with(trail_feed);
-        let driver = driver.into_live(outputs_tx, Box::new(stores), next_log_record);
+        let driver = match outputs_link {
+            // The rules' outputs are published; the book follows the outputs stream.
+            Some((out, applied, ordinals)) => {
+                let (publish_tx, publish_rx) = mpsc::channel::<OutputBatch>(256);
+                super::outputs_link::spawn_publisher(
+                    out.clone(),
+                    publish_rx,
+                    ordinals,
+                    lease_release.clone(),
+                );
+                super::outputs_link::spawn_materialiser(
+                    out,
+                    applied,
+                    outputs_tx,
+                    lease_release.clone(),
+                );
+                driver.into_live(publish_tx, Box::new(stores), next_log_record)
+            }
+            None => driver.into_live(outputs_tx, Box::new(stores), next_log_record),
+        };
         // Pipeline outputs are numbered and published on their own thread (see LiveAlerts).
         let alerts_task = alerts.clone();
         let alert_book_thread = std::thread::Builder::new()

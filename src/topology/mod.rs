@@ -22,6 +22,7 @@ pub mod forwarder;
 pub mod inline;
 pub mod log_source;
 pub mod offline_change;
+pub mod outputs_link;
 pub mod purge_follow;
 pub mod rebuild;
 pub mod shutdown;

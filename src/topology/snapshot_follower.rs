@@ -197,9 +197,13 @@ impl LiveSnapshots {
         let scratch = config.data_dir.join(SCRATCH_DIR);
         let mut scratch_config = config.clone();
         scratch_config.data_dir = scratch.clone();
-        // The start-up import and webhook delivery are the node's, not the follower's.
+        // The start-up import and webhook delivery are the node's, not the follower's; and a
+        // snapshot is the whole pipeline's state, whatever partitions the node owns.
         scratch_config.orders = None;
         scratch_config.webhooks = Vec::new();
+        if let Some(stream) = scratch_config.log.jetstream.as_mut() {
+            stream.own_partitions = None;
+        }
         Some(Self {
             shared: Arc::new(Shared {
                 scratch,

@@ -6,7 +6,6 @@
 //! must be written to the log as control records before serving.
 
 use super::inline::PipelineDesc;
-use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
 use crate::formats::orders_file::parse_orders;
 use crate::model::{Change, LogEntry};
@@ -147,17 +146,20 @@ fn purged_name(
 }
 
 /// Feeds every record stored in the log, in log order, through partitions on this thread (control
-/// records rebuild people, activations and orders as they go): the rules' outputs into the
-/// alert book as recovered (not published), the stores' outputs (readings by activation) to
+/// records rebuild people, activations and orders as they go): the rules' outputs to
+/// `rules_out` (the alert book as recovered, not published; or, on a node owning some
+/// partitions, `owned`'s, to be published), the stores' outputs (readings by activation) to
 /// `stores`, exactly as live serving hands them on. Returns the partitions (to go live) and
 /// (batches, readings) replayed.
+#[allow(clippy::too_many_arguments)]
 pub fn replay_log_into(
     records: impl Iterator<Item = Result<(u64, LogEntry)>>,
     stores: &mut dyn Sink,
     pipeline: crate::pipeline::PipelineConfig,
     rules: crate::rules::RulesConfig,
     partitions: usize,
-    alerts: &LiveAlerts,
+    owned: Option<crate::model::tag_partition::PartitionSet>,
+    rules_out: &mut dyn FnMut(OutputBatch),
     history: ChangeHistory,
 ) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
     let mut sink = Split {
@@ -173,7 +175,11 @@ pub fn replay_log_into(
         partitions,
     }
     .build(&mut sink);
-    resume_log_into(driver, records, sink.stores, alerts, history, (0, 0))
+    let mut driver = driver;
+    if let Some(owned) = owned {
+        driver.own_partitions(owned)?;
+    }
+    resume_log_into(driver, records, sink.stores, rules_out, history, (0, 0))
 }
 
 /// [`replay_log_into`] for a driver already part-way through the log (restored from a node
@@ -183,7 +189,7 @@ pub fn resume_log_into(
     mut driver: InlineDriver,
     records: impl Iterator<Item = Result<(u64, LogEntry)>>,
     stores: &mut dyn Sink,
-    alerts: &LiveAlerts,
+    rules_out: &mut dyn FnMut(OutputBatch),
     mut history: ChangeHistory,
     counted: (u64, u64),
 ) -> Result<(InlineDriver, (u64, u64), ChangeHistory)> {
@@ -205,11 +211,11 @@ pub fn resume_log_into(
         driver.feed_record(record, &entry, &mut sink);
         if sink.rules.len() >= 4096 {
             sink.stores.flush();
-            alerts.apply_recovered(std::mem::take(&mut sink.rules));
+            rules_out(std::mem::take(&mut sink.rules));
         }
     }
     sink.stores.flush();
-    alerts.apply_recovered(sink.rules);
+    rules_out(sink.rules);
     Ok((driver, (batches, readings), history))
 }
 

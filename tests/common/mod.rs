@@ -583,3 +583,54 @@ pub async fn send_in_order(batches: &[tagstream::model::Batch], route: impl Fn(&
         }
     }
 }
+
+/// `tagsim generate` of `tags` × `days` with `seed` into `dir/sim` (needs the `tagsim` binary).
+pub fn generate_sim(dir: &Path, tags: u32, days: u32, seed: u64) -> PathBuf {
+    let sim = dir.join("sim");
+    let out = Command::new(tagsim())
+        .args([
+            "generate",
+            "--tags",
+            &tags.to_string(),
+            "--days",
+            &days.to_string(),
+        ])
+        .args(["--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(&sim)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sim
+}
+
+/// `tagstream crimes import` of `file` through `server`'s API (as the admin).
+pub fn import_crimes(server: &Server, file: &Path) {
+    let out = Command::new(bin())
+        .args(["crimes", "import", "--server"])
+        .arg(format!("http://{}", server.http_addr))
+        .args(["--token", ADMIN_TOKEN])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A gauge or counter of `server`'s `/metrics`.
+pub fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.get("/metrics").unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
