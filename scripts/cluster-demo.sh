@@ -2,16 +2,19 @@
 # Cluster mode on one machine: three NATS servers (JetStream, one stream replicated three times)
 # and three tagstream nodes on loopback, the simulated tags streaming into all three nodes.
 #   ./scripts/cluster-demo.sh [--tags N] [--days D] [--speed X] [--seed S] [--debug] [--duration S]
+#                             [--partitioned]
 # Installs nats-server if missing (scripts/nats-setup.sh), builds the binaries (release; --debug
 # uses the debug build), writes each node's config and data under demo-data/cluster, creates demo
 # users through the API, uploads the simulated crime batches, streams the tags with failover
 # (`tagsim stream --connect a,b,c`) and follows node 1's live alerts. Kill a node or a NATS
-# server (commands printed) to watch the tags move to the survivors. Ctrl-C (or --duration)
+# server (commands printed) to watch the tags move to the survivors. --partitioned: nodes 1 and 2
+# run the rules of partitions 0-31 and 32-63 and node 3 none, every node serving the alerts
+# from the outputs stream (docs/cluster.md, "Partitioned processing"). Ctrl-C (or --duration)
 # stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TAGS=60 DAYS=3 SPEED=600 SEED=42 PROFILE=release DURATION=
+TAGS=60 DAYS=3 SPEED=600 SEED=42 PROFILE=release DURATION= PARTITIONED=
 while [ $# -gt 0 ]; do
   case "$1" in
     --tags) TAGS="$2"; shift 2 ;;
@@ -20,7 +23,8 @@ while [ $# -gt 0 ]; do
     --seed) SEED="$2"; shift 2 ;;
     --debug) PROFILE=debug; shift ;;
     --duration) DURATION="$2"; shift 2 ;;
-    *) echo "unknown option $1 (--tags N --days D --speed X --seed S --debug --duration S)" >&2; exit 2 ;;
+    --partitioned) PARTITIONED=1; shift ;;
+    *) echo "unknown option $1 (--tags N --days D --speed X --seed S --debug --duration S --partitioned)" >&2; exit 2 ;;
   esac
 done
 
@@ -79,10 +83,12 @@ start_nats() { # index
 echo "== starting three NATS servers (ports ${NATS_PORTS[*]}, one JetStream cluster)"
 for i in 0 1 2; do start_nats "$i"; done
 
-INGEST=(7701 7702 7703) HTTP=(7801 7802 7803)
+INGEST=(7701 7702 7703) HTTP=(7801 7802 7803) OWNS=("0-31" "32-63" "none")
 for i in 0 1 2; do
   mkdir -p "$DEMO/node$i"
-  cat > "$DEMO/node$i.toml" <<TOML
+  {
+    [ -n "$PARTITIONED" ] && printf '[pipeline]\nclock_partitions = 64\n\n'
+    cat <<TOML
 [log]
 backend = "jetstream"
 
@@ -90,7 +96,12 @@ backend = "jetstream"
 urls = [$URLS]
 replicas = 3
 TOML
+    [ -n "$PARTITIONED" ] && printf 'own_partitions = "%s"\n' "${OWNS[$i]}"
+    true
+  } > "$DEMO/node$i.toml"
 done
+[ -n "$PARTITIONED" ] && echo "== partitioned: node 1 runs the rules of partitions 0-31, node 2 of 32-63, node 3 none"
+true
 start_node() { # index [orders]
   local i="$1"; shift
   "$BIN/tagstream" serve --config "$DEMO/node$i.toml" --data-dir "$DEMO/node$i" \
