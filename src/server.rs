@@ -159,6 +159,7 @@ async fn run_as(
     let started: Started = match topology.start(&config).await? {
         Start::Rebuilt(aside) => return Ok(Some(aside)),
         Start::Serving(started) => *started,
+        Start::Packed(_) => anyhow::bail!("a server start stopped as the snapshot follower's"),
     };
     // `started.lock` is held until the process ends (its other fields move out below): this
     // process owns the stores.
@@ -211,6 +212,12 @@ async fn run_as(
     }
     let retention = Arc::new(purger);
     retention.spawn_schedule();
+    if let Some(live) = started.live_snapshots {
+        // Cluster mode: live snapshots (the node serves whatever happens to them).
+        if let Err(e) = live.spawn(Arc::new(ScratchRetention(config.retention))) {
+            tracing::error!(error = format!("{e:#}"), "live snapshots off");
+        }
+    }
     if let Some(purges) = &started.purges {
         // Cluster mode: purge records other nodes append are followed by this node's stores.
         purges.follow_with(Arc::new(FollowPurges(retention.clone())));
@@ -310,6 +317,70 @@ impl crate::topology::purge_follow::PurgeFollower for FollowPurges {
             .apply_purge_record(record, control)
             .map(drop)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// The retention job over the live snapshot follower's scratch stores: they follow the
+/// stream's purge records as a node's stores do (`topology::snapshot_follower`).
+struct ScratchRetention(crate::config::RetentionConfig);
+
+impl crate::topology::snapshot_follower::ScratchPurges for ScratchRetention {
+    fn follower(
+        &self,
+        stores: crate::topology::snapshot_follower::ScratchStores,
+    ) -> Result<Arc<dyn crate::topology::purge_follow::PurgeFollower>> {
+        let purger = Purger::new(
+            self.0,
+            stores.data_dir,
+            stores.metadata,
+            stores.alert_store,
+            stores.trails,
+            Arc::new(NoLog),
+            None,
+            None,
+        )
+        .with_target(Arc::new(stores.crimes));
+        Ok(Arc::new(FollowPurges(Arc::new(purger))))
+    }
+}
+
+/// The scratch stores have no log of their own: following a purge record never writes one.
+struct NoLog;
+
+impl NoLog {
+    fn refused() -> crate::log::LogError {
+        crate::log::LogError::Io {
+            op: "using the log of",
+            path: "the snapshot follower's scratch stores".into(),
+            source: Arc::new(std::io::Error::other(
+                "they have none (they follow the stream)",
+            )),
+        }
+    }
+}
+
+impl crate::retention::purge::PurgeLog for NoLog {
+    fn compact(
+        &self,
+        _log_dir: &std::path::Path,
+        _windows: &crate::log::TagWindows,
+    ) -> Result<crate::log::CompactReport, crate::log::LogError> {
+        Err(Self::refused())
+    }
+
+    fn append_control(
+        &self,
+        _control: crate::model::ControlRecord,
+    ) -> Result<u64, crate::log::LogError> {
+        Err(Self::refused())
+    }
+
+    fn for_each_batch(
+        &self,
+        _log_dir: &std::path::Path,
+        _each: &mut dyn FnMut(&crate::model::Batch) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), crate::log::LogError> {
+        Err(Self::refused())
     }
 }
 

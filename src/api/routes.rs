@@ -208,6 +208,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     crate::cluster::lease::write_metrics(&mut e);
     crate::topology::purge_follow::write_metrics(&mut e);
     crate::topology::checkpoint::write_metrics(&mut e);
+    crate::topology::snapshot_follower::write_metrics(&mut e);
     crate::topology::outputs_link::write_metrics(&mut e);
     crate::topology::partition_share::write_metrics(&mut e);
     (

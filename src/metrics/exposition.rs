@@ -41,6 +41,20 @@ impl Exposition {
         let _ = writeln!(self.out, "{name} {v}");
     }
 
+    /// A monotonic counter split by one label: one sample per `(label value, count)`.
+    pub fn labeled_counter(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        samples: &[(&str, u64)],
+    ) {
+        self.header(name, help, "counter");
+        for (at, v) in samples {
+            let _ = writeln!(self.out, "{name}{{{label}=\"{at}\"}} {v}");
+        }
+    }
+
     /// A value that goes up and down.
     pub fn gauge(&mut self, name: &str, help: &str, v: f64) {
         self.header(name, help, "gauge");

@@ -52,6 +52,10 @@ pub enum Mode {
     Serve,
     /// `tagstream rebuild`: the log's views set aside and built again, then stop.
     Rebuild,
+    /// Cluster mode, the live snapshot follower (`snapshot_follower`): a scratch data
+    /// directory brought up to the stream's end as a start-up would, its checkpoint written and
+    /// packed, then stop (nothing goes live, nothing is written to the stream).
+    Snapshot,
 }
 
 /// The data directory taken (and, for a rebuild, its views set aside); not started yet.
@@ -60,6 +64,8 @@ pub struct Topology {
     lock: DataDirLock,
     aside: Option<SetAside>,
     metadata: Metadata,
+    /// [`Mode::Snapshot`]: what follows the stream's purge records in the scratch stores.
+    scratch_purges: Option<Arc<dyn super::snapshot_follower::ScratchPurges>>,
 }
 
 /// What [`Topology::start`] ends with.
@@ -68,6 +74,20 @@ pub enum Start {
     Serving(Box<Started>),
     /// The rebuild is done; where the old stores went.
     Rebuilt(SetAside),
+    /// [`Mode::Snapshot`]: the scratch directory is at the stream's end.
+    Packed(Packed),
+}
+
+/// What a [`Mode::Snapshot`] start read and packed.
+pub struct Packed {
+    /// The record the start read from (its checkpoint's, or 0).
+    pub from: u64,
+    /// The stream's end when it was opened: every record before it was read.
+    pub end: u64,
+    /// The snapshot package at `end` (none when nothing was read: the checkpoint was there).
+    pub package: Option<(u64, Vec<u8>)>,
+    /// The records of every purge record the state holds (from its checkpoint and read now).
+    pub purge_records: Vec<u64>,
 }
 
 /// The running topology's handles. [`Started::shutdown`] stops the stages in order; dropping
@@ -101,6 +121,9 @@ pub struct Started {
     pub retention_lease: Option<tokio::sync::watch::Receiver<bool>>,
     /// What a purge must also purge here (cluster mode: the stream's snapshot bucket).
     pub purge_targets: Vec<Arc<dyn crate::store::PurgeTarget>>,
+    /// Cluster mode with `[snapshots] live_interval_s`: the live snapshot follower, to start
+    /// with what follows purge records in its stores (`LiveSnapshots::spawn`).
+    pub live_snapshots: Option<super::snapshot_follower::LiveSnapshots>,
 }
 
 impl Topology {
@@ -112,7 +135,7 @@ impl Topology {
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let lock = crate::data_lock::lock_data_dir(&config.data_dir)?;
         let aside = match mode {
-            Mode::Serve => None,
+            Mode::Serve | Mode::Snapshot => None,
             Mode::Rebuild => Some(
                 set_aside(&config.data_dir, now_ms(), config.jetstream())
                     .context("setting the stores aside for the rebuild")?,
@@ -124,7 +147,18 @@ impl Topology {
             lock,
             aside,
             metadata,
+            scratch_purges: None,
         })
+    }
+
+    /// [`Mode::Snapshot`]: the stream's purge records are followed in the scratch stores
+    /// before the checkpoint is written (as a node follows them in its own).
+    pub fn with_scratch_purges(
+        mut self,
+        purges: Arc<dyn super::snapshot_follower::ScratchPurges>,
+    ) -> Self {
+        self.scratch_purges = Some(purges);
+        self
     }
 
     /// The metadata database (tag credentials, users, the control-plane view).
@@ -139,6 +173,7 @@ impl Topology {
             lock,
             aside,
             metadata,
+            scratch_purges,
         } = self;
         debug_assert_eq!(mode == Mode::Rebuild, aside.is_some());
         let log = LogSource::open(config).await?;
@@ -163,7 +198,7 @@ impl Topology {
                 .context("carrying alert event numbers into the rebuilt store")?,
             // A single node delivers webhooks from the start; a cluster node competes for the
             // lease once it has caught up with the stream (below).
-            None if config.jetstream().is_none() => {
+            None if config.jetstream().is_none() && mode == Mode::Serve => {
                 crate::delivery::webhooks::spawn_webhooks(
                     alert_store.clone(),
                     &config.webhooks,
@@ -195,7 +230,7 @@ impl Topology {
         // taken over them is void.
         // (Not on a node owning some partitions: its state is not the whole pipeline's, and
         // its outputs' ordinals start again with a full replay.)
-        let checkpoints = config.snapshots.enabled && mode == Mode::Serve && owned.is_none();
+        let checkpoints = config.snapshots.enabled && mode != Mode::Rebuild && owned.is_none();
         if mode == Mode::Rebuild {
             crate::store::checkpoint_file::discard(&config.data_dir)
                 .context("removing the node checkpoint before the rebuild")?;
@@ -207,7 +242,7 @@ impl Topology {
             ),
             false => None,
         };
-        let ((driver, recovered, mut history), log, cut, to_publish) = {
+        let ((driver, recovered, mut history), log, cut, read_from, to_publish) = {
             let runtime = tokio::runtime::Handle::current();
             let (tac, alerts, trails) = (tac.clone(), alerts.clone(), trails.clone());
             let config = config.clone();
@@ -272,7 +307,10 @@ impl Topology {
                     )?,
                 };
                 drop(stores);
-                checkpoint::note_startup((from > 0).then_some(from), read.get());
+                // (The snapshot follower's reads are its own, not this process's start-up.)
+                if mode == Mode::Serve {
+                    checkpoint::note_startup((from > 0).then_some(from), read.get());
+                }
                 tracing::info!(from, records = read.get(), "start-up replay done");
                 feed.checkpoint_through(next_log_record)
                     .context("checkpointing the trail store at the log's end")?;
@@ -298,7 +336,7 @@ impl Topology {
                     }
                     false => None,
                 };
-                Ok((replayed, log, cut, to_publish))
+                Ok((replayed, log, cut, from, to_publish))
             })
             .await
             .context("log replay task")??
@@ -396,6 +434,30 @@ impl Topology {
             .context("applying the hub's decisions from the log")?
         };
         tracing::info!(?caught_up, "hub decisions caught up from the log");
+        // The snapshot follower's stores follow every purge record the stream holds, as a
+        // node's do once live (idempotent: what is not held is skipped), so that a node joining
+        // from its snapshot finds each one followed already.
+        if let (Mode::Snapshot, Some(scratch)) = (mode, &scratch_purges) {
+            alerts.sync_store().await;
+            let follower = scratch.follower(super::snapshot_follower::ScratchStores {
+                data_dir: config.data_dir.clone(),
+                metadata: metadata.clone(),
+                alert_store: alert_store.clone(),
+                trails: trails.clone(),
+                crimes: crime_store.clone(),
+            })?;
+            let records = purge_records.clone();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                for (record, control) in &records {
+                    follower
+                        .follow(*record, control)
+                        .map_err(|e| anyhow::anyhow!("following purge record {record}: {e}"))?;
+                }
+                Ok(())
+            })
+            .await
+            .context("purge records task")??;
+        }
         // Every store is past the cut now: the checkpoint may be written. Losing it costs the
         // next start a full replay, never data, so a failure is logged and serving goes on.
         let mut written = None;
@@ -438,6 +500,14 @@ impl Topology {
                 Err(e) => tracing::error!(error = %e, "node snapshot packing task failed"),
             }
         }
+        if mode == Mode::Snapshot {
+            return Ok(Start::Packed(Packed {
+                from: read_from,
+                end: next_log_record,
+                package,
+                purge_records: purge_records.iter().map(|(record, _)| *record).collect(),
+            }));
+        }
         if let Some(aside) = aside {
             if !import.is_empty() {
                 bail!(
@@ -462,8 +532,18 @@ impl Topology {
         // Leases are given up when the log is closed (the ordered stop's second step).
         let lease_release = tokio_util::sync::CancellationToken::new();
         let mut retention_lease = None;
+        let mut live_snapshots = None;
         let mut purge_targets: Vec<Arc<dyn crate::store::PurgeTarget>> = Vec::new();
         if let Some(stream) = log.stream() {
+            // The live snapshot follower's scratch state is a copy of everything too: a purge
+            // drops it first, so a snapshot it uploads meanwhile is seen as taken before the
+            // purge (`snapshot_follower`), then the bucket's.
+            let follower = (config.snapshots.enabled && config.snapshots.live_interval_s > 0)
+                .then(|| super::snapshot_follower::LiveSnapshots::new(config))
+                .flatten();
+            if let Some(follower) = &follower {
+                purge_targets.push(follower.purge_target());
+            }
             // A purge deletes the bucket's snapshots (they hold the state before it).
             let bucket = super::snapshot_join::BucketPurge::open(stream)
                 .await
@@ -492,6 +572,11 @@ impl Topology {
             let leases = open_leases(stream, stream.config()).await?;
             // Purges of the stream run on one node at a time (the schedule, the admin route).
             retention_lease = Some(leases.hold("retention", lease_release.clone()));
+            // Live snapshots are taken by one node at a time, off this node's hot path.
+            live_snapshots = follower.map(|follower| {
+                let held = leases.hold("snapshots", lease_release.clone());
+                follower.competing(held, lease_release.clone())
+            });
             if !config.webhooks.is_empty() {
                 // What the replay published is stored first: a lease taken now resumes from it.
                 alerts.sync_store().await;
@@ -635,6 +720,7 @@ impl Topology {
             purges,
             retention_lease,
             purge_targets,
+            live_snapshots,
         })))
     }
 }

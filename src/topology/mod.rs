@@ -27,9 +27,10 @@ pub mod partition_share;
 pub mod purge_follow;
 pub mod rebuild;
 pub mod shutdown;
+pub mod snapshot_follower;
 pub mod snapshot_join;
 pub mod startup;
 pub mod trail_feed;
 
-pub use assembly::{Mode, Start, Started, Topology};
+pub use assembly::{Mode, Packed, Start, Started, Topology};
 pub use shutdown::{Shutdown, Stopped};

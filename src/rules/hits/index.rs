@@ -85,6 +85,35 @@ pub fn crime_box(crime: &CrimeVersion, config: &HitsConfig) -> PathBox {
     }
 }
 
+/// `RTree::bulk_load`, built again by inserts when the bulk load leaves entries at two depths:
+/// rstar 0.12 does for some sizes, and a later insert (a crime batch applied live) into such a
+/// tree panics (georust/rstar PR #239; the trail store's index does the same check).
+fn load_rtree(entries: Vec<CrimeEntry>) -> RTree<CrimeEntry> {
+    fn depths(node: &rstar::ParentNode<CrimeEntry>, depth: usize, seen: &mut Vec<usize>) {
+        for child in node.children() {
+            match child {
+                rstar::RTreeNode::Leaf(_) => {
+                    if !seen.contains(&depth) {
+                        seen.push(depth);
+                    }
+                }
+                rstar::RTreeNode::Parent(parent) => depths(parent, depth + 1, seen),
+            }
+        }
+    }
+    let tree = RTree::bulk_load(entries);
+    let mut seen = Vec::new();
+    depths(tree.root(), 0, &mut seen);
+    if seen.len() <= 1 {
+        return tree;
+    }
+    let mut rebuilt = RTree::new();
+    for entry in tree.iter() {
+        rebuilt.insert(entry.clone());
+    }
+    rebuilt
+}
+
 /// The R-tree of crime boxes.
 #[derive(Default)]
 pub struct CrimeIndex {
@@ -105,7 +134,7 @@ impl CrimeIndex {
             })
             .collect();
         CrimeIndex {
-            tree: RTree::bulk_load(entries),
+            tree: load_rtree(entries),
         }
     }
 
@@ -128,6 +157,30 @@ impl CrimeIndex {
     pub fn query(&self, path: &PathBox, mut found: impl FnMut(u32)) {
         for e in self.tree.locate_in_envelope_intersecting(&path.aabb()) {
             found(e.slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn a_loaded_index_takes_inserts_whatever_its_size() {
+        let entry = |i: u64| {
+            let lat = 51.4 + ((i * 7_919) % 100_000) as f64 * 1e-7;
+            let t = 4_900.0 + i as f64 * 0.001;
+            CrimeEntry {
+                slot: i as u32,
+                aabb: AABB::from_corners([-25.8, lat, t], [-25.79, lat + 1e-4, t + 0.001]),
+            }
+        };
+        for n in 1..200u64 {
+            let mut tree = load_rtree((0..n).map(entry).collect());
+            for i in 0..100 {
+                tree.insert(entry(n + i));
+            }
+            assert_eq!(tree.size() as u64, n + 100);
         }
     }
 }

@@ -470,7 +470,7 @@ impl Index {
                 self.blocks += 1;
             }
         }
-        self.rtree = RTree::bulk_load(entries);
+        self.rtree = super::spatial::load_rtree(entries);
     }
 
     /// Blocks and buffered positions needed to read `[from_ms, to_ms]`; with `neighbours`, also

@@ -108,6 +108,36 @@ impl QueryBox {
     }
 }
 
+/// `RTree::bulk_load`, except that a tree whose entries are not all at one depth is built again
+/// by inserting them one by one: rstar 0.12's bulk load builds such trees for some sizes, and a
+/// later insert into one panics ("This is a bug in rstar."; georust/rstar PR #239). The index
+/// is bulk-loaded at open and appended to after, so every open must give a well-formed tree.
+pub fn load_rtree<T: RTreeObject + Clone>(entries: Vec<T>) -> rstar::RTree<T> {
+    fn depths<T: RTreeObject>(node: &rstar::ParentNode<T>, depth: usize, seen: &mut Vec<usize>) {
+        for child in node.children() {
+            match child {
+                rstar::RTreeNode::Leaf(_) => {
+                    if !seen.contains(&depth) {
+                        seen.push(depth);
+                    }
+                }
+                rstar::RTreeNode::Parent(parent) => depths(parent, depth + 1, seen),
+            }
+        }
+    }
+    let tree = rstar::RTree::bulk_load(entries);
+    let mut seen = Vec::new();
+    depths(tree.root(), 0, &mut seen);
+    if seen.len() <= 1 {
+        return tree;
+    }
+    let mut rebuilt = rstar::RTree::new();
+    for entry in tree.iter() {
+        rebuilt.insert(entry.clone());
+    }
+    rebuilt
+}
+
 /// One R-tree entry: the envelope of one sealed block.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpatialEntry {
@@ -214,6 +244,34 @@ pub fn path_meets_box(positions: &[Reading], q: &QueryBox, max_gap_ms: i64) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loaded_tree_takes_inserts_whatever_its_size() {
+        // Sizes at which rstar's bulk load leaves entries at two depths (54 panicked at the
+        // 25th insert before `load_rtree` checked).
+        let entry = |i: u64| {
+            let t = 1_770_000_000_000 + i as i64 * 60_000;
+            let e7 = 514_000_000 + ((i * 7_919) % 100_000) as i32;
+            let env = Envelope::new(
+                BboxE7 {
+                    min_lat_e7: e7,
+                    min_lon_e7: -258_000_000 + e7 % 1000,
+                    max_lat_e7: e7 + 1000,
+                    max_lon_e7: -258_000_000 + e7 % 1000 + 1000,
+                },
+                t,
+                t + 60_000,
+            );
+            SpatialEntry::new(&env, 0, 0, i)
+        };
+        for n in 1..200u64 {
+            let mut tree = load_rtree((0..n).map(entry).collect());
+            for i in 0..100 {
+                tree.insert(entry(n + i));
+            }
+            assert_eq!(tree.size() as u64, n + 100);
+        }
+    }
     use crate::model::{Position, PositionSource};
 
     fn q() -> QueryBox {
