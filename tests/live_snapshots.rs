@@ -9,134 +9,20 @@
 
 mod common;
 
-use common::{bin, send_in_order, tagsim, Server, ADMIN_TOKEN};
-use std::collections::BTreeMap;
+use common::{Server, ADMIN_TOKEN};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tagstream::cluster::snapshot_store::SnapshotStore;
-use tagstream::model::Batch;
 
 /// Live snapshots every second (the test's population is small).
 const LIVE: &str = "[snapshots]\nlive_interval_s = 1\nlive_records = 0\n\n";
 
 /// A small simulated population (curfew, zone and alcohol wearers, crime batches).
 fn generate(dir: &Path) -> PathBuf {
-    let sim = dir.join("sim");
-    let out = Command::new(tagsim())
-        .args(["generate", "--tags", "30", "--days", "3", "--seed", "7"])
-        .arg("--out")
-        .arg(&sim)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    sim
-}
-
-fn crime_files(sim: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(sim.join("crimes"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 2, "the simulation wrote {files:?}");
-    files
-}
-
-fn import_crimes(server: &Server, file: &Path) {
-    let out = Command::new(bin())
-        .args(["crimes", "import", "--server"])
-        .arg(format!("http://{}", server.http_addr))
-        .args(["--token", ADMIN_TOKEN])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn send(server: &Server, batches: &[Batch]) {
-    let addr = server.ingest_addr.clone();
-    send_in_order(batches, |_| addr.clone()).await;
-}
-
-/// A sample of `/metrics` (`name` with its labels, if any).
-fn metric(server: &Server, name: &str) -> f64 {
-    let text = server.get("/metrics").unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
+    common::generate_sim(dir, 30, 3, 7)
 }
 
 const UPLOADED: &str = "tagstream_live_snapshots_total{outcome=\"uploaded\"}";
-
-/// Everything a node serves that its start-up rebuilds from the log.
-fn views(server: &Server, sim: &Path) -> BTreeMap<String, String> {
-    let orders: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(sim.join("orders.json")).unwrap()).unwrap();
-    let ids = |kind: &str| -> Vec<String> {
-        orders[kind]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["id"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let mut paths = vec![
-        "/v1/alerts/export".to_string(),
-        "/v1/hits/export".to_string(),
-    ];
-    let period = "from=2026-03-01T00:00:00Z&to=2026-03-06T00:00:00Z";
-    for a in ids("activations") {
-        paths.push(format!("/v1/activations/{a}/alcohol-chart?{period}"));
-    }
-    for o in ids("orders") {
-        paths.push(format!("/v1/orders/{o}/sober-days"));
-    }
-    for p in ids("people") {
-        paths.push(format!("/v1/people/{p}/history"));
-    }
-    let mut out: BTreeMap<String, String> = paths
-        .into_iter()
-        .map(|path| {
-            let (status, body) = common::call(
-                server,
-                "GET",
-                &path,
-                Some(ADMIN_TOKEN),
-                Some("integration test"),
-                None,
-            );
-            (path, format!("{status} {body}"))
-        })
-        .collect();
-    for name in [
-        "tagstream_committed_batches_total",
-        "tagstream_committed_readings_total",
-    ] {
-        out.insert(name.to_string(), metric(server, name).to_string());
-    }
-    out
-}
-
-/// The keys whose values differ (the values are too long to print).
-fn differing(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
-    a.keys()
-        .chain(b.keys())
-        .filter(|k| a.get(*k) != b.get(*k))
-        .cloned()
-        .collect()
-}
 
 /// Waits until the bucket's newest snapshot is at least `record`; returns it.
 async fn newest_at_least(bucket: &SnapshotStore, record: u64, what: &str) -> u64 {
@@ -160,7 +46,7 @@ async fn a_live_node_moves_the_clusters_snapshot_and_a_joining_node_starts_from_
     let dir = tempfile::tempdir().unwrap();
     let sim = generate(dir.path());
     let batches = common::read_batches_jsonl(&sim.join("readings.jsonl"));
-    let crimes = crime_files(&sim);
+    let crimes = common::crime_files(&sim);
     let half = batches.len() / 2;
     let (_nats, config, stream) =
         common::nats::one_server_cluster(dir.path(), LIVE, "lease_ttl_ms = 1000\n").await;
@@ -172,22 +58,25 @@ async fn a_live_node_moves_the_clusters_snapshot_and_a_joining_node_starts_from_
 
     // Node A starts once, on the empty stream (its start-up has nothing to upload), and runs.
     let a1 = Server::start(&a, Some(&sim.join("orders.json")), &cfg);
-    let started_at = metric(&a1, "tagstream_startup_records_replayed");
+    let started_at = common::metric(&a1, "tagstream_startup_records_replayed");
     assert_eq!(started_at, 0.0);
-    send(&a1, &batches[..half]).await;
-    import_crimes(&a1, &crimes[0]);
+    common::send_to(&a1, &batches[..half]).await;
+    common::import_crimes(&a1, &crimes[0]);
     let end = stream.next_record().await.unwrap();
     let first = newest_at_least(&bucket, end, "after the first half").await;
-    send(&a1, &batches[half..]).await;
-    import_crimes(&a1, &crimes[1]);
+    common::send_to(&a1, &batches[half..]).await;
+    common::import_crimes(&a1, &crimes[1]);
     let end = stream.next_record().await.unwrap();
     let live = newest_at_least(&bucket, end, "after the second half").await;
     assert!(live > first && first > 0, "{first} {live}");
-    assert_eq!(metric(&a1, "tagstream_lease_snapshots_held"), 1.0);
-    assert!(metric(&a1, UPLOADED) >= 2.0);
-    assert_eq!(metric(&a1, "tagstream_live_snapshot_record"), live as f64);
+    assert_eq!(common::metric(&a1, "tagstream_lease_snapshots_held"), 1.0);
+    assert!(common::metric(&a1, UPLOADED) >= 2.0);
     assert_eq!(
-        metric(&a1, "tagstream_startup_checkpoint_record"),
+        common::metric(&a1, "tagstream_live_snapshot_record"),
+        live as f64
+    );
+    assert_eq!(
+        common::metric(&a1, "tagstream_startup_checkpoint_record"),
         -1.0,
         "node A never restarted"
     );
@@ -204,12 +93,12 @@ async fn a_live_node_moves_the_clusters_snapshot_and_a_joining_node_starts_from_
 
     // Node B joins on an empty data directory, from the live snapshot.
     let b1 = Server::start(&b, None, &cfg);
-    let at = metric(&b1, "tagstream_startup_checkpoint_record");
+    let at = common::metric(&b1, "tagstream_startup_checkpoint_record");
     assert!(
         at >= live as f64,
         "node B started from {at}, the live snapshot is {live}"
     );
-    let replayed = metric(&b1, "tagstream_startup_records_replayed");
+    let replayed = common::metric(&b1, "tagstream_startup_records_replayed");
     let total = stream.next_record().await.unwrap() as f64;
     assert_eq!(at + replayed, total, "node B read only the stream after it");
 
@@ -218,7 +107,7 @@ async fn a_live_node_moves_the_clusters_snapshot_and_a_joining_node_starts_from_
     let want = format!("200 {alerts}");
     let deadline = Instant::now() + Duration::from_secs(30);
     let (from_a, from_b) = loop {
-        let (from_a, from_b) = (views(&a1, &sim), views(&b1, &sim));
+        let (from_a, from_b) = (common::node_views(&a1, &sim), common::node_views(&b1, &sim));
         let settled = from_a["/v1/alerts/export"] == want && from_b["/v1/alerts/export"] == want;
         if settled || Instant::now() > deadline {
             break (from_a, from_b);
@@ -228,7 +117,7 @@ async fn a_live_node_moves_the_clusters_snapshot_and_a_joining_node_starts_from_
     assert_eq!(from_b["/v1/alerts/export"], want);
     assert_eq!(from_b["/v1/hits/export"], format!("200 {hits}"));
     assert_eq!(from_a["/v1/hits/export"], format!("200 {hits}"));
-    assert_eq!(differing(&from_a, &from_b), Vec::<String>::new());
+    assert_eq!(common::differing(&from_a, &from_b), Vec::<String>::new());
 }
 
 /// Two nodes, one producer: the holder of the `snapshots` lease; when it dies, the other takes
@@ -248,14 +137,14 @@ async fn only_the_snapshots_lease_holder_produces_and_another_takes_over() {
     let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
     let mut na = Server::start(&a, Some(&sim.join("orders.json")), &cfg);
     let nb = Server::start(&b, None, &cfg);
-    send(&na, &batches[..third]).await;
-    send(&nb, &batches[third..2 * third]).await;
+    common::send_to(&na, &batches[..third]).await;
+    common::send_to(&nb, &batches[third..2 * third]).await;
     let end = stream.next_record().await.unwrap();
     newest_at_least(&bucket, end, "two nodes").await;
     // A few more rounds' time: the other node still produces nothing.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let held = [&na, &nb].map(|n| metric(n, "tagstream_lease_snapshots_held"));
-    let uploaded = [&na, &nb].map(|n| metric(n, UPLOADED));
+    let held = [&na, &nb].map(|n| common::metric(n, "tagstream_lease_snapshots_held"));
+    let uploaded = [&na, &nb].map(|n| common::metric(n, UPLOADED));
     assert_eq!(held.iter().sum::<f64>(), 1.0, "{held:?}");
     let (holder, other) = if held[0] == 1.0 { (0, 1) } else { (1, 0) };
     assert!(uploaded[holder] >= 1.0, "{uploaded:?}");
@@ -269,13 +158,23 @@ async fn only_the_snapshots_lease_holder_produces_and_another_takes_over() {
     // The holder dies; the survivor takes the lease and moves the snapshot past the new end.
     let (mut holder_server, survivor) = if holder == 0 { (na, nb) } else { (nb, na) };
     holder_server.kill9();
-    send(&survivor, &batches[2 * third..]).await;
+    common::send_to(&survivor, &batches[2 * third..]).await;
     let end = stream.next_record().await.unwrap();
     let newest = newest_at_least(&bucket, end, "after the failover").await;
-    assert_eq!(metric(&survivor, "tagstream_lease_snapshots_held"), 1.0);
-    assert!(metric(&survivor, UPLOADED) >= 1.0);
     assert_eq!(
-        metric(&survivor, "tagstream_live_snapshot_record"),
+        common::metric(&survivor, "tagstream_lease_snapshots_held"),
+        1.0
+    );
+    // The gauge is set once the upload has returned: a moment after the bucket holds it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while common::metric(&survivor, "tagstream_live_snapshot_record") != newest as f64
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(common::metric(&survivor, UPLOADED) >= 1.0);
+    assert_eq!(
+        common::metric(&survivor, "tagstream_live_snapshot_record"),
         newest as f64
     );
     na = survivor;
@@ -306,59 +205,18 @@ fn any_file_holds(dir: &Path, needle: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Two wearers: A1 (P1, "Long Gone") ended in March 2026, A2 (P2) ends 20 days from the wall
-/// clock. Returns the orders file and a "now" 40 days from the wall clock, at which a purge with
-/// 30 days of retention takes A1 and P1 and keeps A2.
-fn purge_orders(dir: &Path) -> (PathBuf, String) {
-    use tagstream::model::time::format_time;
-    const DAY_MS: i64 = 86_400_000;
-    let wall_ms = tagstream::retention::purge::wall_clock_ms();
-    let orders = dir.join("orders.json");
-    std::fs::write(
-        &orders,
-        serde_json::json!({
-            "people": [{"id": "P1", "name": "Long Gone", "date_of_birth": "1980-01-01"},
-                       {"id": "P2", "name": "Still Here"}],
-            "activations": [
-                {"id": "A1", "person": "P1", "tag": "T1", "from": "2026-03-02T00:00:00Z",
-                 "to": "2026-03-05T00:00:00Z"},
-                {"id": "A2", "person": "P2", "tag": "T2", "from": "2026-03-02T00:00:00Z",
-                 "to": format_time(wall_ms + 20 * DAY_MS)}],
-            "orders": [
-                {"id": "O1", "person": "P1", "from": "2026-03-02", "to": "2026-03-04",
-                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]},
-                {"id": "O2", "person": "P2", "from": "2026-03-02",
-                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]}]
-        })
-        .to_string(),
-    )
-    .unwrap();
-    (orders, format_time(wall_ms + 40 * DAY_MS))
-}
-
-/// Three days of T1's and T2's readings, each batch acknowledged.
-async fn send_three_days(server: &Server) {
-    let from_ms = tagstream::model::time::parse_time("2026-03-02T00:00:00Z").unwrap();
-    let mut t1 = common::TagClient::connect(&server.ingest_addr, "T1").await;
-    let mut t2 = common::TagClient::connect(&server.ingest_addr, "T2").await;
-    let (r1, r2) = (
-        common::monitored_days(from_ms, 3, 514_500_000),
-        common::monitored_days(from_ms, 3, 514_600_000),
-    );
-    for (i, (c1, c2)) in r1.chunks(20).zip(r2.chunks(20)).enumerate() {
-        t1.send_acked(i as u64 + 1, c1.to_vec()).await;
-        t2.send_acked(i as u64 + 1, c2.to_vec()).await;
-    }
-}
-
-/// A purge on a live cluster: the live snapshot taken before it (holding the purged person) is
-/// deleted, the follower's scratch state is dropped at once, and the next live snapshot, taken
-/// after the purge record without a restart, holds nothing of the person.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_purge_leaves_nothing_from_before_it_in_the_bucket_or_the_followers_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_nats, config, stream) = common::nats::one_server_cluster(
-        dir.path(),
+/// A one-server cluster with live snapshots every second and retention that purges 30 days
+/// after an activation's end (`now` overridable): (server, node config, stream, bucket).
+async fn purge_cluster(
+    dir: &Path,
+) -> (
+    common::nats::Nats,
+    PathBuf,
+    tagstream::cluster::jetstream::JetStreamLog,
+    SnapshotStore,
+) {
+    let (nats, config, stream) = common::nats::one_server_cluster(
+        dir,
         &format!(
             "{LIVE}[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n\n"
         ),
@@ -368,12 +226,22 @@ async fn a_purge_leaves_nothing_from_before_it_in_the_bucket_or_the_followers_st
     let bucket = SnapshotStore::open(stream.context(), stream.config())
         .await
         .unwrap();
+    (nats, config, stream, bucket)
+}
+
+/// A purge on a live cluster: the live snapshot taken before it (holding the purged person) is
+/// deleted, the follower's scratch state is dropped at once, and the next live snapshot, taken
+/// after the purge record without a restart, holds nothing of the person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_leaves_nothing_from_before_it_in_the_bucket_or_the_followers_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, config, stream, bucket) = purge_cluster(dir.path()).await;
     let cfg = ["--config", config.to_str().unwrap()];
     let data = dir.path().join("node-a");
     let scratch = data.join("snapshot-follower");
-    let (orders, now) = purge_orders(dir.path());
+    let (orders, now) = common::purge_orders(dir.path());
     let a1 = Server::start(&data, Some(&orders), &cfg);
-    send_three_days(&a1).await;
+    common::send_three_days(&a1).await;
     let end = stream.next_record().await.unwrap();
     let before = newest_at_least(&bucket, end, "before the purge").await;
     let packed = bucket.get(before).await.unwrap();
@@ -428,17 +296,20 @@ async fn a_purge_leaves_nothing_from_before_it_in_the_bucket_or_the_followers_st
             "snapshot {record} from before the purge kept"
         );
     }
-    assert_eq!(metric(&a1, "tagstream_startup_checkpoint_record"), -1.0);
+    assert_eq!(
+        common::metric(&a1, "tagstream_startup_checkpoint_record"),
+        -1.0
+    );
 
     // A node joining from it starts at its record and, following the purge record, finds
     // nothing to purge: the snapshot stays for the next node to join from.
     let b1 = Server::start(&dir.path().join("node-b"), None, &cfg);
     assert_eq!(
-        metric(&b1, "tagstream_startup_checkpoint_record"),
+        common::metric(&b1, "tagstream_startup_checkpoint_record"),
         after as f64
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(metric(&b1, "tagstream_purge_records_waiting"), 0.0);
+    assert_eq!(common::metric(&b1, "tagstream_purge_records_waiting"), 0.0);
     assert_eq!(bucket.records().await.unwrap().first(), Some(&after));
 }
 
@@ -449,22 +320,12 @@ async fn a_purge_leaves_nothing_from_before_it_in_the_bucket_or_the_followers_st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_while_the_stream_grows_leaves_no_snapshot_holding_what_it_purged() {
     let dir = tempfile::tempdir().unwrap();
-    let (_nats, config, stream) = common::nats::one_server_cluster(
-        dir.path(),
-        &format!(
-            "{LIVE}[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n\n"
-        ),
-        "lease_ttl_ms = 1000\n",
-    )
-    .await;
-    let bucket = SnapshotStore::open(stream.context(), stream.config())
-        .await
-        .unwrap();
+    let (_nats, config, stream, bucket) = purge_cluster(dir.path()).await;
     let cfg = ["--config", config.to_str().unwrap()];
     let data = dir.path().join("node-a");
-    let (orders, now) = purge_orders(dir.path());
+    let (orders, now) = common::purge_orders(dir.path());
     let a1 = Server::start(&data, Some(&orders), &cfg);
-    send_three_days(&a1).await;
+    common::send_three_days(&a1).await;
     let end = stream.next_record().await.unwrap();
     let before = newest_at_least(&bucket, end, "before the purge").await;
     assert!(holds(&bucket.get(before).await.unwrap(), "Long Gone"));
@@ -522,7 +383,7 @@ async fn a_purge_while_the_stream_grows_leaves_no_snapshot_holding_what_it_purge
     assert!(left.is_empty(), "the follower's state kept {left:?}");
 
     let b1 = Server::start(&dir.path().join("node-b"), None, &cfg);
-    assert!(metric(&b1, "tagstream_startup_checkpoint_record") >= after as f64);
+    assert!(common::metric(&b1, "tagstream_startup_checkpoint_record") >= after as f64);
     let (alerts, _) = common::nats::replay_stream(&config, &dir.path().join("replay"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

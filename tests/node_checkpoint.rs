@@ -9,8 +9,7 @@
 
 mod common;
 
-use common::{import_crimes, metric, send_in_order, Server, ADMIN_TOKEN};
-use std::collections::BTreeMap;
+use common::{Server, ADMIN_TOKEN};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tagstream::model::Batch;
@@ -22,79 +21,6 @@ fn generate(dir: &Path) -> PathBuf {
 
 fn sim_batches(sim: &Path) -> Vec<Batch> {
     common::read_batches_jsonl(&sim.join("readings.jsonl"))
-}
-
-fn crime_files(sim: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(sim.join("crimes"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 2, "the simulation wrote {files:?}");
-    files
-}
-
-async fn send(server: &Server, batches: &[Batch]) {
-    let addr = server.ingest_addr.clone();
-    send_in_order(batches, |_| addr.clone()).await;
-}
-
-/// Everything a node serves that its start-up rebuilds from the log.
-fn views(server: &Server, sim: &Path) -> BTreeMap<String, String> {
-    let orders: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(sim.join("orders.json")).unwrap()).unwrap();
-    let ids = |kind: &str| -> Vec<String> {
-        orders[kind]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["id"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let mut paths = vec![
-        "/v1/alerts/export".to_string(),
-        "/v1/hits/export".to_string(),
-    ];
-    let period = "from=2026-03-01T00:00:00Z&to=2026-03-06T00:00:00Z";
-    for a in ids("activations") {
-        paths.push(format!("/v1/activations/{a}/alcohol-chart?{period}"));
-    }
-    for o in ids("orders") {
-        paths.push(format!("/v1/orders/{o}/sober-days"));
-    }
-    for p in ids("people") {
-        paths.push(format!("/v1/people/{p}/history"));
-    }
-    let mut out: BTreeMap<String, String> = paths
-        .into_iter()
-        .map(|path| {
-            let (status, body) = common::call(
-                server,
-                "GET",
-                &path,
-                Some(ADMIN_TOKEN),
-                Some("integration test"),
-                None,
-            );
-            (path, format!("{status} {body}"))
-        })
-        .collect();
-    for name in [
-        "tagstream_committed_batches_total",
-        "tagstream_committed_readings_total",
-    ] {
-        out.insert(name.to_string(), metric(server, name).to_string());
-    }
-    out
-}
-
-/// The keys whose values differ (the values are too long to print).
-fn differing(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
-    a.keys()
-        .chain(b.keys())
-        .filter(|k| a.get(*k) != b.get(*k))
-        .cloned()
-        .collect()
 }
 
 fn no_checkpoints(dir: &Path) -> PathBuf {
@@ -129,30 +55,30 @@ async fn a_restart_from_the_checkpoint_serves_what_a_full_replay_serves() {
     let dir = tempfile::tempdir().unwrap();
     let sim = generate(dir.path());
     let batches = sim_batches(&sim);
-    let crimes = crime_files(&sim);
+    let crimes = common::crime_files(&sim);
     let third = batches.len() / 3;
     let data = dir.path().join("data");
 
     // First run: orders imported, a third of the readings and a crime batch.
     let mut s1 = Server::start(&data, Some(&sim.join("orders.json")), &[]);
-    send(&s1, &batches[..third]).await;
-    import_crimes(&s1, &crimes[0]);
+    common::send_to(&s1, &batches[..third]).await;
+    common::import_crimes(&s1, &crimes[0]);
     s1.terminate();
     // Second run: its start writes the checkpoint over the first run's records; then more.
     let mut s2 = Server::start(&data, None, &[]);
     assert!(data.join("node.checkpoint").exists());
-    send(&s2, &batches[third..2 * third]).await;
-    import_crimes(&s2, &crimes[1]);
+    common::send_to(&s2, &batches[third..2 * third]).await;
+    common::import_crimes(&s2, &crimes[1]);
     s2.terminate();
     let full = dir.path().join("full");
     copy_dir(&data, &full);
 
     // Third run: from the checkpoint, only the second run's records replayed.
     let s3 = Server::start(&data, None, &[]);
-    let at = metric(&s3, "tagstream_startup_checkpoint_record");
-    let replayed = metric(&s3, "tagstream_startup_records_replayed");
+    let at = common::metric(&s3, "tagstream_startup_checkpoint_record");
+    let replayed = common::metric(&s3, "tagstream_startup_records_replayed");
     assert!(at > 0.0, "the start restored the checkpoint (record {at})");
-    let restored = views(&s3, &sim);
+    let restored = common::node_views(&s3, &sim);
 
     // The same log, checkpoints off: the whole log replayed.
     let mut whole = Server::start(
@@ -161,17 +87,17 @@ async fn a_restart_from_the_checkpoint_serves_what_a_full_replay_serves() {
         &["--config", no_checkpoints(dir.path()).to_str().unwrap()],
     );
     assert_eq!(
-        metric(&whole, "tagstream_startup_checkpoint_record"),
+        common::metric(&whole, "tagstream_startup_checkpoint_record"),
         -1.0,
         "checkpoints off"
     );
-    let total = metric(&whole, "tagstream_startup_records_replayed");
+    let total = common::metric(&whole, "tagstream_startup_records_replayed");
     assert_eq!(
         at + replayed,
         total,
         "the restored start read only the records after the checkpoint ({replayed} of {total})"
     );
-    let replayed_all = views(&whole, &sim);
+    let replayed_all = common::node_views(&whole, &sim);
     let lines = |key: &str| restored[key].trim_start_matches("200 ").lines().count();
     assert!(
         lines("/v1/alerts/export") >= 5,
@@ -179,7 +105,7 @@ async fn a_restart_from_the_checkpoint_serves_what_a_full_replay_serves() {
     );
     assert!(lines("/v1/hits/export") >= 1, "the crime batches gave hits");
     assert_eq!(
-        differing(&restored, &replayed_all),
+        common::differing(&restored, &replayed_all),
         Vec::<String>::new(),
         "views after a start from the checkpoint differ from a full replay's"
     );
@@ -189,16 +115,16 @@ async fn a_restart_from_the_checkpoint_serves_what_a_full_replay_serves() {
     assert_eq!(restored["/v1/hits/export"], format!("200 {hits}"));
 
     // Live on from the restored state, then a restart from the checkpoint the third run wrote.
-    send(&s3, &batches[2 * third..]).await;
+    common::send_to(&s3, &batches[2 * third..]).await;
     let live = s3.settled_alerts();
     let mut s3 = s3;
     s3.terminate();
     let mut s4 = Server::start(&data, None, &[]);
     assert!(
-        metric(&s4, "tagstream_startup_checkpoint_record") >= total,
+        common::metric(&s4, "tagstream_startup_checkpoint_record") >= total,
         "the fourth start restored the checkpoint the third wrote"
     );
-    let fourth = views(&s4, &sim);
+    let fourth = common::node_views(&s4, &sim);
     assert_eq!(fourth["/v1/alerts/export"], format!("200 {live}"));
     s4.terminate();
     let (alerts, hits) = replay(&data, &dir.path().join("replay-end"));
@@ -212,10 +138,13 @@ async fn a_restart_from_the_checkpoint_serves_what_a_full_replay_serves() {
     bytes[middle] ^= 0x10;
     std::fs::write(&path, bytes).unwrap();
     let s5 = Server::start(&data, None, &[]);
-    assert_eq!(metric(&s5, "tagstream_startup_checkpoint_record"), -1.0);
+    assert_eq!(
+        common::metric(&s5, "tagstream_startup_checkpoint_record"),
+        -1.0
+    );
     assert!(data.join("node.checkpoint.rejected").exists());
     assert_eq!(
-        differing(&views(&s5, &sim), &fourth),
+        common::differing(&common::node_views(&s5, &sim), &fourth),
         Vec::<String>::new(),
         "views after a fallback to the full replay"
     );
@@ -226,51 +155,6 @@ fn holds(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
-}
-
-/// Two wearers: A1 (P1, "Long Gone") ended in March 2026, A2 (P2) ends 20 days from the wall
-/// clock. Returns the orders file and a "now" 40 days from the wall clock, at which a purge with
-/// 30 days of retention takes A1 and P1 and keeps A2.
-fn purge_orders(dir: &Path) -> (PathBuf, String) {
-    use tagstream::model::time::format_time;
-    const DAY_MS: i64 = 86_400_000;
-    let wall_ms = tagstream::retention::purge::wall_clock_ms();
-    let orders = dir.join("orders.json");
-    std::fs::write(
-        &orders,
-        serde_json::json!({
-            "people": [{"id": "P1", "name": "Long Gone", "date_of_birth": "1980-01-01"},
-                       {"id": "P2", "name": "Still Here"}],
-            "activations": [
-                {"id": "A1", "person": "P1", "tag": "T1", "from": "2026-03-02T00:00:00Z",
-                 "to": "2026-03-05T00:00:00Z"},
-                {"id": "A2", "person": "P2", "tag": "T2", "from": "2026-03-02T00:00:00Z",
-                 "to": format_time(wall_ms + 20 * DAY_MS)}],
-            "orders": [
-                {"id": "O1", "person": "P1", "from": "2026-03-02", "to": "2026-03-04",
-                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]},
-                {"id": "O2", "person": "P2", "from": "2026-03-02",
-                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]}]
-        })
-        .to_string(),
-    )
-    .unwrap();
-    (orders, format_time(wall_ms + 40 * DAY_MS))
-}
-
-/// Three days of T1's and T2's readings, each batch acknowledged.
-async fn send_three_days(server: &Server) {
-    let from_ms = tagstream::model::time::parse_time("2026-03-02T00:00:00Z").unwrap();
-    let mut t1 = common::TagClient::connect(&server.ingest_addr, "T1").await;
-    let mut t2 = common::TagClient::connect(&server.ingest_addr, "T2").await;
-    let (r1, r2) = (
-        common::monitored_days(from_ms, 3, 514_500_000),
-        common::monitored_days(from_ms, 3, 514_600_000),
-    );
-    for (i, (c1, c2)) in r1.chunks(20).zip(r2.chunks(20)).enumerate() {
-        t1.send_acked(i as u64 + 1, c1.to_vec()).await;
-        t2.send_acked(i as u64 + 1, c2.to_vec()).await;
-    }
 }
 
 /// A purge leaves no checkpoint holding what it removed: the one taken before it is deleted,
@@ -286,9 +170,9 @@ async fn a_purge_removes_the_checkpoint_and_the_next_one_holds_nothing_purged() 
     )
     .unwrap();
     let cfg = ["--config", config.to_str().unwrap()];
-    let (orders, now) = purge_orders(dir.path());
+    let (orders, now) = common::purge_orders(dir.path());
     let mut s1 = Server::start(&data, Some(&orders), &cfg);
-    send_three_days(&s1).await;
+    common::send_three_days(&s1).await;
     s1.terminate();
 
     // The start writes a checkpoint over the records: P1 is in it.
@@ -321,7 +205,10 @@ async fn a_purge_removes_the_checkpoint_and_the_next_one_holds_nothing_purged() 
     // checkpoint without P1.
     std::fs::write(&path, &before).unwrap();
     let s3 = Server::start(&data, None, &cfg);
-    assert_eq!(metric(&s3, "tagstream_startup_checkpoint_record"), -1.0);
+    assert_eq!(
+        common::metric(&s3, "tagstream_startup_checkpoint_record"),
+        -1.0
+    );
     assert!(!data.join("node.checkpoint.rejected").exists());
     let after = std::fs::read(&path).unwrap();
     assert!(holds(&after, "Still Here"), "the new checkpoint holds P2");
@@ -339,36 +226,39 @@ async fn a_cluster_node_restarts_from_its_checkpoint_and_reads_only_the_stream_a
     let dir = tempfile::tempdir().unwrap();
     let sim = generate(dir.path());
     let batches = sim_batches(&sim);
-    let crimes = crime_files(&sim);
+    let crimes = common::crime_files(&sim);
     let third = batches.len() / 3;
     let (_nats, config, _stream) = common::nats::one_server_cluster(dir.path(), "", "").await;
     let cfg = ["--config", config.to_str().unwrap()];
     let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
 
     let mut a1 = Server::start(&a, Some(&sim.join("orders.json")), &cfg);
-    send(&a1, &batches[..third]).await;
-    import_crimes(&a1, &crimes[0]);
+    common::send_to(&a1, &batches[..third]).await;
+    common::import_crimes(&a1, &crimes[0]);
     a1.terminate();
     let mut a2 = Server::start(&a, None, &cfg);
-    send(&a2, &batches[third..2 * third]).await;
-    import_crimes(&a2, &crimes[1]);
+    common::send_to(&a2, &batches[third..2 * third]).await;
+    common::import_crimes(&a2, &crimes[1]);
     a2.terminate();
 
     // Node A again, from the checkpoint its second start wrote; node B on an empty directory.
     let a3 = Server::start(&a, None, &cfg);
-    let at = metric(&a3, "tagstream_startup_checkpoint_record");
-    let replayed = metric(&a3, "tagstream_startup_records_replayed");
+    let at = common::metric(&a3, "tagstream_startup_checkpoint_record");
+    let replayed = common::metric(&a3, "tagstream_startup_records_replayed");
     // Node B reads the whole stream (checkpoints off: it would start from A's snapshot).
     let whole = dir.path().join("whole.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&whole, format!("{text}\n[snapshots]\nenabled = false\n")).unwrap();
     let mut b1 = Server::start(&b, None, &["--config", whole.to_str().unwrap()]);
-    assert_eq!(metric(&b1, "tagstream_startup_checkpoint_record"), -1.0);
-    let total = metric(&b1, "tagstream_startup_records_replayed");
+    assert_eq!(
+        common::metric(&b1, "tagstream_startup_checkpoint_record"),
+        -1.0
+    );
+    let total = common::metric(&b1, "tagstream_startup_records_replayed");
     assert!(at > 0.0, "node A restored its checkpoint");
     assert_eq!(at + replayed, total, "node A read only the stream after it");
-    let (from_a, from_b) = (views(&a3, &sim), views(&b1, &sim));
-    assert_eq!(differing(&from_a, &from_b), Vec::<String>::new());
+    let (from_a, from_b) = (common::node_views(&a3, &sim), common::node_views(&b1, &sim));
+    assert_eq!(common::differing(&from_a, &from_b), Vec::<String>::new());
     let (alerts, hits) = common::nats::replay_stream(&config, &dir.path().join("replay"));
     assert_eq!(from_a["/v1/alerts/export"], format!("200 {alerts}"));
     assert_eq!(from_a["/v1/hits/export"], format!("200 {hits}"));
@@ -384,15 +274,15 @@ async fn a_node_joining_on_an_empty_directory_starts_from_the_clusters_snapshot(
     let dir = tempfile::tempdir().unwrap();
     let sim = generate(dir.path());
     let batches = sim_batches(&sim);
-    let crimes = crime_files(&sim);
+    let crimes = common::crime_files(&sim);
     let two_thirds = 2 * batches.len() / 3;
     let (_nats, config, stream) = common::nats::one_server_cluster(dir.path(), "", "").await;
     let cfg = ["--config", config.to_str().unwrap()];
     let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
 
     let mut a1 = Server::start(&a, Some(&sim.join("orders.json")), &cfg);
-    send(&a1, &batches[..two_thirds]).await;
-    import_crimes(&a1, &crimes[0]);
+    common::send_to(&a1, &batches[..two_thirds]).await;
+    common::import_crimes(&a1, &crimes[0]);
     a1.terminate();
     // Node A's next start uploads its snapshot; then the stream grows.
     let a2 = Server::start(&a, None, &cfg);
@@ -409,17 +299,17 @@ async fn a_node_joining_on_an_empty_directory_starts_from_the_clusters_snapshot(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     assert!(uploaded > 0);
-    send(&a2, &batches[two_thirds..]).await;
-    import_crimes(&a2, &crimes[1]);
+    common::send_to(&a2, &batches[two_thirds..]).await;
+    common::import_crimes(&a2, &crimes[1]);
 
     // Node B joins on an empty data directory.
     let b1 = Server::start(&b, None, &cfg);
     assert_eq!(
-        metric(&b1, "tagstream_startup_checkpoint_record"),
+        common::metric(&b1, "tagstream_startup_checkpoint_record"),
         uploaded as f64,
         "node B started from the cluster's snapshot"
     );
-    let replayed = metric(&b1, "tagstream_startup_records_replayed");
+    let replayed = common::metric(&b1, "tagstream_startup_records_replayed");
     let total = stream.next_record().await.unwrap() as f64;
     assert_eq!(
         uploaded as f64 + replayed,
@@ -431,7 +321,7 @@ async fn a_node_joining_on_an_empty_directory_starts_from_the_clusters_snapshot(
     let want = format!("200 {alerts}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (from_a, from_b) = loop {
-        let (from_a, from_b) = (views(&a2, &sim), views(&b1, &sim));
+        let (from_a, from_b) = (common::node_views(&a2, &sim), common::node_views(&b1, &sim));
         let settled = from_a["/v1/alerts/export"] == want && from_b["/v1/alerts/export"] == want;
         if settled || std::time::Instant::now() > deadline {
             break (from_a, from_b);
@@ -440,7 +330,7 @@ async fn a_node_joining_on_an_empty_directory_starts_from_the_clusters_snapshot(
     };
     assert_eq!(from_b["/v1/alerts/export"], want);
     assert_eq!(from_b["/v1/hits/export"], format!("200 {hits}"));
-    assert_eq!(differing(&from_a, &from_b), Vec::<String>::new());
+    assert_eq!(common::differing(&from_a, &from_b), Vec::<String>::new());
 }
 
 /// Cluster mode: a purge deletes the snapshots in the stream's bucket (each was taken before it
@@ -460,9 +350,9 @@ async fn a_purge_deletes_the_clusters_snapshots_and_the_next_one_holds_nothing_p
             .unwrap();
     let cfg = ["--config", config.to_str().unwrap()];
     let data = dir.path().join("node-a");
-    let (orders, now) = purge_orders(dir.path());
+    let (orders, now) = common::purge_orders(dir.path());
     let mut a1 = Server::start(&data, Some(&orders), &cfg);
-    send_three_days(&a1).await;
+    common::send_three_days(&a1).await;
     a1.terminate();
     let a2 = Server::start(&data, None, &cfg);
     let newest = || async {

@@ -12,6 +12,7 @@ mod hit;
 mod order;
 mod reading;
 mod reading_json;
+pub mod rtree_load;
 mod sober_day;
 pub mod tag_partition;
 pub mod time;

@@ -634,3 +634,126 @@ pub fn metric(server: &Server, name: &str) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// The simulated crime batch files of `sim`, in order (at least two).
+pub fn crime_files(sim: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(sim.join("crimes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "the simulation wrote {files:?}");
+    files
+}
+
+/// Sends `batches` in order, every tag to `server`.
+pub async fn send_to(server: &Server, batches: &[tagstream::model::Batch]) {
+    let addr = server.ingest_addr.clone();
+    send_in_order(batches, |_| addr.clone()).await;
+}
+
+/// Everything a node serves that its start-up rebuilds from the log.
+pub fn node_views(server: &Server, sim: &Path) -> std::collections::BTreeMap<String, String> {
+    let orders: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.join("orders.json")).unwrap()).unwrap();
+    let ids = |kind: &str| -> Vec<String> {
+        orders[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut paths = vec![
+        "/v1/alerts/export".to_string(),
+        "/v1/hits/export".to_string(),
+    ];
+    let period = "from=2026-03-01T00:00:00Z&to=2026-03-06T00:00:00Z";
+    for a in ids("activations") {
+        paths.push(format!("/v1/activations/{a}/alcohol-chart?{period}"));
+    }
+    for o in ids("orders") {
+        paths.push(format!("/v1/orders/{o}/sober-days"));
+    }
+    for p in ids("people") {
+        paths.push(format!("/v1/people/{p}/history"));
+    }
+    let mut out: std::collections::BTreeMap<String, String> = paths
+        .into_iter()
+        .map(|path| {
+            let (status, body) = call(
+                server,
+                "GET",
+                &path,
+                Some(ADMIN_TOKEN),
+                Some("integration test"),
+                None,
+            );
+            (path, format!("{status} {body}"))
+        })
+        .collect();
+    for name in [
+        "tagstream_committed_batches_total",
+        "tagstream_committed_readings_total",
+    ] {
+        out.insert(name.to_string(), metric(server, name).to_string());
+    }
+    out
+}
+
+/// The keys whose values differ (the values are too long to print).
+pub fn differing(
+    a: &std::collections::BTreeMap<String, String>,
+    b: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// Two wearers: A1 (P1, "Long Gone") ended in March 2026, A2 (P2) ends 20 days from the wall
+/// clock. Returns the orders file and a "now" 40 days from the wall clock, at which a purge with
+/// 30 days of retention takes A1 and P1 and keeps A2.
+pub fn purge_orders(dir: &Path) -> (PathBuf, String) {
+    use tagstream::model::time::format_time;
+    const DAY_MS: i64 = 86_400_000;
+    let wall_ms = tagstream::retention::purge::wall_clock_ms();
+    let orders = dir.join("orders.json");
+    std::fs::write(
+        &orders,
+        serde_json::json!({
+            "people": [{"id": "P1", "name": "Long Gone", "date_of_birth": "1980-01-01"},
+                       {"id": "P2", "name": "Still Here"}],
+            "activations": [
+                {"id": "A1", "person": "P1", "tag": "T1", "from": "2026-03-02T00:00:00Z",
+                 "to": "2026-03-05T00:00:00Z"},
+                {"id": "A2", "person": "P2", "tag": "T2", "from": "2026-03-02T00:00:00Z",
+                 "to": format_time(wall_ms + 20 * DAY_MS)}],
+            "orders": [
+                {"id": "O1", "person": "P1", "from": "2026-03-02", "to": "2026-03-04",
+                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]},
+                {"id": "O2", "person": "P2", "from": "2026-03-02",
+                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    (orders, format_time(wall_ms + 40 * DAY_MS))
+}
+
+/// Three days of T1's and T2's readings, each batch acknowledged.
+pub async fn send_three_days(server: &Server) {
+    let from_ms = tagstream::model::time::parse_time("2026-03-02T00:00:00Z").unwrap();
+    let mut t1 = TagClient::connect(&server.ingest_addr, "T1").await;
+    let mut t2 = TagClient::connect(&server.ingest_addr, "T2").await;
+    let (r1, r2) = (
+        monitored_days(from_ms, 3, 514_500_000),
+        monitored_days(from_ms, 3, 514_600_000),
+    );
+    for (i, (c1, c2)) in r1.chunks(20).zip(r2.chunks(20)).enumerate() {
+        t1.send_acked(i as u64 + 1, c1.to_vec()).await;
+        t2.send_acked(i as u64 + 1, c2.to_vec()).await;
+    }
+}

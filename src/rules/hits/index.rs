@@ -85,34 +85,7 @@ pub fn crime_box(crime: &CrimeVersion, config: &HitsConfig) -> PathBox {
     }
 }
 
-/// `RTree::bulk_load`, built again by inserts when the bulk load leaves entries at two depths:
-/// rstar 0.12 does for some sizes, and a later insert (a crime batch applied live) into such a
-/// tree panics (georust/rstar PR #239; the trail store's index does the same check).
-fn load_rtree(entries: Vec<CrimeEntry>) -> RTree<CrimeEntry> {
-    fn depths(node: &rstar::ParentNode<CrimeEntry>, depth: usize, seen: &mut Vec<usize>) {
-        for child in node.children() {
-            match child {
-                rstar::RTreeNode::Leaf(_) => {
-                    if !seen.contains(&depth) {
-                        seen.push(depth);
-                    }
-                }
-                rstar::RTreeNode::Parent(parent) => depths(parent, depth + 1, seen),
-            }
-        }
-    }
-    let tree = RTree::bulk_load(entries);
-    let mut seen = Vec::new();
-    depths(tree.root(), 0, &mut seen);
-    if seen.len() <= 1 {
-        return tree;
-    }
-    let mut rebuilt = RTree::new();
-    for entry in tree.iter() {
-        rebuilt.insert(entry.clone());
-    }
-    rebuilt
-}
+use crate::model::rtree_load::load_rtree;
 
 /// The R-tree of crime boxes.
 #[derive(Default)]

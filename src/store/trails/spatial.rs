@@ -108,35 +108,7 @@ impl QueryBox {
     }
 }
 
-/// `RTree::bulk_load`, except that a tree whose entries are not all at one depth is built again
-/// by inserting them one by one: rstar 0.12's bulk load builds such trees for some sizes, and a
-/// later insert into one panics ("This is a bug in rstar."; georust/rstar PR #239). The index
-/// is bulk-loaded at open and appended to after, so every open must give a well-formed tree.
-pub fn load_rtree<T: RTreeObject + Clone>(entries: Vec<T>) -> rstar::RTree<T> {
-    fn depths<T: RTreeObject>(node: &rstar::ParentNode<T>, depth: usize, seen: &mut Vec<usize>) {
-        for child in node.children() {
-            match child {
-                rstar::RTreeNode::Leaf(_) => {
-                    if !seen.contains(&depth) {
-                        seen.push(depth);
-                    }
-                }
-                rstar::RTreeNode::Parent(parent) => depths(parent, depth + 1, seen),
-            }
-        }
-    }
-    let tree = rstar::RTree::bulk_load(entries);
-    let mut seen = Vec::new();
-    depths(tree.root(), 0, &mut seen);
-    if seen.len() <= 1 {
-        return tree;
-    }
-    let mut rebuilt = rstar::RTree::new();
-    for entry in tree.iter() {
-        rebuilt.insert(entry.clone());
-    }
-    rebuilt
-}
+pub use crate::model::rtree_load::load_rtree;
 
 /// One R-tree entry: the envelope of one sealed block.
 #[derive(Clone, Debug, PartialEq)]
