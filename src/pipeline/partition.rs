@@ -160,7 +160,6 @@ pub struct Partition {
 
 /// One clock partition's clock as this partition has been told it, and the deadline heap of
 /// its activations here (so a clock advance costs only the activations due).
-#[derive(Default)]
 struct ClockGroup {
     clock_ms: TimeMs,
     deadlines: BinaryHeap<Reverse<(TimeMs, usize)>>,
@@ -266,8 +265,8 @@ impl Partition {
         }
     }
 
-    /// The earliest pending deadline of any activation here (possibly a stale entry, which a
-    /// clock advance to it simply discards).
+    /// The earliest pending deadline of clock partition `group`'s activations here (possibly a
+    /// stale entry, which a clock advance to it simply discards).
     pub fn next_deadline_ms(&self, group: usize) -> Option<TimeMs> {
         let heap = &self.groups.get(group)?.deadlines;
         heap.peek().map(|Reverse((due_ms, _))| *due_ms)
