@@ -229,6 +229,33 @@ async fn purge_cluster(
     (nats, config, stream, bucket)
 }
 
+/// Runs retention at `now` on `server` (retried while it is not yet the lease holder) and
+/// checks that it purged A1 alone.
+async fn run_purge_of_a1(server: &Server, now: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = common::call(
+            server,
+            "POST",
+            &format!("/v1/admin/retention/run?now={now}"),
+            Some(ADMIN_TOKEN),
+            Some("live snapshot test"),
+            None,
+        );
+        if status == 200 {
+            let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                report["activations"],
+                serde_json::json!(["A1"]),
+                "{report:#}"
+            );
+            return;
+        }
+        assert!(Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A purge on a live cluster: the live snapshot taken before it (holding the purged person) is
 /// deleted, the follower's scratch state is dropped at once, and the next live snapshot, taken
 /// after the purge record without a restart, holds nothing of the person.
@@ -248,27 +275,7 @@ async fn a_purge_leaves_nothing_from_before_it_in_the_bucket_or_the_followers_st
     assert!(holds(&packed, "Long Gone") && holds(&packed, "Still Here"));
     assert!(!any_file_holds(&scratch, "Long Gone").is_empty());
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let report = loop {
-        let (status, body) = common::call(
-            &a1,
-            "POST",
-            &format!("/v1/admin/retention/run?now={now}"),
-            Some(ADMIN_TOKEN),
-            Some("live snapshot test"),
-            None,
-        );
-        if status == 200 {
-            break serde_json::from_str::<serde_json::Value>(&body).unwrap();
-        }
-        assert!(Instant::now() < deadline, "{status} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(
-        report["activations"],
-        serde_json::json!(["A1"]),
-        "{report:#}"
-    );
+    run_purge_of_a1(&a1, &now).await;
     // At once: nothing in the bucket or the follower's state from before the purge.
     for record in bucket.records().await.unwrap() {
         assert!(
@@ -342,28 +349,7 @@ async fn a_purge_while_the_stream_grows_leaves_no_snapshot_holding_what_it_purge
         }
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = common::call(
-            &a1,
-            "POST",
-            &format!("/v1/admin/retention/run?now={now}"),
-            Some(ADMIN_TOKEN),
-            Some("live snapshot test"),
-            None,
-        );
-        if status == 200 {
-            let report: serde_json::Value = serde_json::from_str(&body).unwrap();
-            assert_eq!(
-                report["activations"],
-                serde_json::json!(["A1"]),
-                "{report:#}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "{status} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    run_purge_of_a1(&a1, &now).await;
     assert!(!sender.is_finished(), "the stream grew while the purge ran");
     sender.await.unwrap();
 
