@@ -48,11 +48,7 @@ async fn a_live_node_moves_the_clusters_snapshot_and_a_joining_node_starts_from_
     let batches = common::read_batches_jsonl(&sim.join("readings.jsonl"));
     let crimes = common::crime_files(&sim);
     let half = batches.len() / 2;
-    let (_nats, config, stream) =
-        common::nats::one_server_cluster(dir.path(), LIVE, "lease_ttl_ms = 1000\n").await;
-    let bucket = SnapshotStore::open(stream.context(), stream.config())
-        .await
-        .unwrap();
+    let (_nats, config, stream, bucket) = live_cluster(dir.path(), "").await;
     let cfg = ["--config", config.to_str().unwrap()];
     let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
 
@@ -128,11 +124,7 @@ async fn only_the_snapshots_lease_holder_produces_and_another_takes_over() {
     let sim = generate(dir.path());
     let batches = common::read_batches_jsonl(&sim.join("readings.jsonl"));
     let third = batches.len() / 3;
-    let (_nats, config, stream) =
-        common::nats::one_server_cluster(dir.path(), LIVE, "lease_ttl_ms = 1000\n").await;
-    let bucket = SnapshotStore::open(stream.context(), stream.config())
-        .await
-        .unwrap();
+    let (_nats, config, stream, bucket) = live_cluster(dir.path(), "").await;
     let cfg = ["--config", config.to_str().unwrap()];
     let (a, b) = (dir.path().join("node-a"), dir.path().join("node-b"));
     let mut na = Server::start(&a, Some(&sim.join("orders.json")), &cfg);
@@ -205,8 +197,28 @@ fn any_file_holds(dir: &Path, needle: &str) -> Vec<PathBuf> {
     found
 }
 
-/// A one-server cluster with live snapshots every second and retention that purges 30 days
-/// after an activation's end (`now` overridable): (server, node config, stream, bucket).
+/// A one-server cluster with live snapshots every second (after `extra` configuration):
+/// (server, node config, stream, snapshot bucket).
+async fn live_cluster(
+    dir: &Path,
+    extra: &str,
+) -> (
+    common::nats::Nats,
+    PathBuf,
+    tagstream::cluster::jetstream::JetStreamLog,
+    SnapshotStore,
+) {
+    let (nats, config, stream) =
+        common::nats::one_server_cluster(dir, &format!("{LIVE}{extra}"), "lease_ttl_ms = 1000\n")
+            .await;
+    let bucket = SnapshotStore::open(stream.context(), stream.config())
+        .await
+        .unwrap();
+    (nats, config, stream, bucket)
+}
+
+/// [`live_cluster`] with retention that purges 30 days after an activation's end (`now`
+/// overridable).
 async fn purge_cluster(
     dir: &Path,
 ) -> (
@@ -215,18 +227,11 @@ async fn purge_cluster(
     tagstream::cluster::jetstream::JetStreamLog,
     SnapshotStore,
 ) {
-    let (nats, config, stream) = common::nats::one_server_cluster(
+    live_cluster(
         dir,
-        &format!(
-            "{LIVE}[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n\n"
-        ),
-        "lease_ttl_ms = 1000\n",
+        "[retention]\ndays_after_end = 30\nrun_every_hours = 0\nallow_now_override = true\n\n",
     )
-    .await;
-    let bucket = SnapshotStore::open(stream.context(), stream.config())
-        .await
-        .unwrap();
-    (nats, config, stream, bucket)
+    .await
 }
 
 /// Runs retention at `now` on `server` (retried while it is not yet the lease holder) and

@@ -149,25 +149,7 @@ async fn retention_purges_exactly_what_is_due_and_subject_access_exports_everyth
     // "Now" is 40 days from the wall clock: A1 (ended in March) is past 30 days of retention; A2
     // ends 20 days from the wall clock, so it ended only 20 days before that "now".
     let wall_ms = tagstream::retention::purge::wall_clock_ms();
-    let now = format_time(wall_ms + 40 * DAY_MS);
-    let orders = dir.path().join("orders.json");
-    std::fs::write(
-        &orders,
-        json!({
-            "people": [{"id": "P1", "name": "Long Gone", "date_of_birth": "1980-01-01"},
-                       {"id": "P2", "name": "Still Here"}],
-            "activations": [
-                {"id": "A1", "person": "P1", "tag": "T1", "from": FROM, "to": "2026-03-05T00:00:00Z"},
-                {"id": "A2", "person": "P2", "tag": "T2", "from": FROM, "to": format_time(wall_ms + 20 * DAY_MS)}],
-            "orders": [
-                {"id": "O1", "person": "P1", "from": "2026-03-02", "to": "2026-03-04",
-                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]},
-                {"id": "O2", "person": "P2", "from": "2026-03-02",
-                 "conditions": [{"type": "alcohol", "mode": "abstinence"}]}]
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let (orders, now) = common::purge_orders(dir.path());
     let hub = add_user(&data, "hana", "hub", &[]);
     let pat = add_user(&data, "pat", "practitioner", &["--caseload", "P1,P2"]);
     let ada = add_user(&data, "ada", "admin", &[]);
