@@ -288,11 +288,13 @@ pub fn spawn_publisher(
             {
                 Ok(messages) => messages,
                 Err(e) => {
-                    // An output that cannot be encoded is a bug: said loudly, never skipped
-                    // silently (the next start re-derives and publishes it).
-                    tracing::error!(error = %e, "rule outputs not published");
+                    // An output that cannot be encoded is a bug. Nothing after it is published
+                    // (skipping it would leave a gap no restart fills: readers and the next
+                    // start go by the highest ordinal); the next start re-derives and publishes
+                    // from it.
+                    tracing::error!(error = %e, "rule outputs cannot be encoded: this node publishes no more until it restarts");
                     COUNTERS.publish_failures.fetch_add(1, Ordering::Relaxed);
-                    continue;
+                    return;
                 }
             };
             let mut pause = RETRY_FIRST;
