@@ -135,6 +135,13 @@ async fn run_as(
         ),
         false => None,
     };
+    if mode == Mode::Serve {
+        // A share that changed: continue from the cluster's snapshot rather than the whole
+        // stream (losing this costs a longer start, never data).
+        if let Err(e) = crate::topology::snapshot_join::checkpoint_for_share(&config).await {
+            tracing::warn!(error = %e, "the cluster's checkpoint not taken; this start may replay the whole stream");
+        }
+    }
     let restart = Arc::new(tokio::sync::Notify::new());
     if let Some(share) = &share {
         share.watch(restart.clone());

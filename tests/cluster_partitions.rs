@@ -26,6 +26,19 @@ fn wait_for(server: &Server, path: &str, want: &str) -> String {
     }
 }
 
+/// Asserts that every node serves `alerts` and `hits` as its exports (waiting up to 20 s each).
+fn serve_the_same(nodes: &[(&str, &Server)], alerts: &str, hits: &str) {
+    for (name, node) in nodes {
+        let got = wait_for(node, "/v1/alerts/export", alerts);
+        assert_eq!(got, alerts, "node {name} alerts");
+        assert_eq!(
+            wait_for(node, "/v1/hits/export", hits),
+            hits,
+            "node {name} hits"
+        );
+    }
+}
+
 /// A node config owning `partitions` (of 16), beside the stream's config `base`.
 fn owning(base: &Path, name: &str, partitions: &str) -> PathBuf {
     let text = std::fs::read_to_string(base).unwrap();
@@ -35,20 +48,36 @@ fn owning(base: &Path, name: &str, partitions: &str) -> PathBuf {
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processing_nodes_owning_half_the_partitions_each_serve_what_replay_gives() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = common::generate_sim(dir.path(), 40, 3, 11);
+/// The simulated population both tests upload (40 tags, 3 days): its directory, its batches in
+/// order and its crime batch files.
+fn population(dir: &Path) -> (PathBuf, Vec<tagstream::model::Batch>, Vec<PathBuf>) {
+    let sim = common::generate_sim(dir, 40, 3, 11);
     let batches = common::read_batches_jsonl(&sim.join("readings.jsonl"));
     let mut crimes: Vec<PathBuf> = std::fs::read_dir(sim.join("crimes"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     crimes.sort();
+    (sim, batches, crimes)
+}
+
+/// A one-server cluster of 16 partitions with a clock each.
+async fn sixteen_clocks(
+    dir: &Path,
+) -> (
+    common::nats::Nats,
+    PathBuf,
+    tagstream::cluster::jetstream::JetStreamLog,
+) {
+    common::nats::one_server_cluster(dir, "[pipeline]\nclock_partitions = 16\n\n", "").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processing_nodes_owning_half_the_partitions_each_serve_what_replay_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, batches, crimes) = population(dir.path());
     // One clock per partition: the rules of a partition depend on it alone.
-    let (_nats, config, _stream) =
-        common::nats::one_server_cluster(dir.path(), "[pipeline]\nclock_partitions = 16\n\n", "")
-            .await;
+    let (_nats, config, _stream) = sixteen_clocks(dir.path()).await;
     let (a_cfg, b_cfg) = (owning(&config, "a", "0-7"), owning(&config, "b", "8-15"));
     let orders = sim.join("orders.json");
     let start = |name: &str, cfg: &Path, orders: Option<&Path>| {
@@ -76,18 +105,7 @@ async fn two_processing_nodes_owning_half_the_partitions_each_serve_what_replay_
     let (alerts, hits) = common::nats::replay_stream(&config, &dir.path().join("replay"));
     assert!(alerts.lines().count() >= 10, "{alerts}");
     assert!(!hits.is_empty());
-    for (name, node) in [("A", &a), ("B", &b)] {
-        assert_eq!(
-            wait_for(node, "/v1/alerts/export", &alerts),
-            alerts,
-            "node {name} alerts"
-        );
-        assert_eq!(
-            wait_for(node, "/v1/hits/export", &hits),
-            hits,
-            "node {name} hits"
-        );
-    }
+    serve_the_same(&[("A", &a), ("B", &b)], &alerts, &hits);
     // Each node ran the rules of its own partitions: both published, together every output
     // the stream holds, each once.
     let (published_a, published_b) = (
@@ -105,6 +123,20 @@ async fn two_processing_nodes_owning_half_the_partitions_each_serve_what_replay_
         applied,
         "each output published once"
     );
+    // Hits too: each node matched its own partitions' activations and published their hits;
+    // each stored the other's from the stream.
+    let hits_of = |node: &Server| {
+        (
+            metric(node, "tagstream_hits_published_total"),
+            metric(node, "tagstream_hits_materialised_total"),
+        )
+    };
+    let ((a_published, a_stored), (b_published, b_stored)) = (hits_of(&a), hits_of(&b));
+    assert!(
+        a_published > 0.0 && b_published > 0.0 && a_stored > 0.0 && b_stored > 0.0,
+        "hits published by A {a_published}, B {b_published}; stored from the stream by A \
+         {a_stored}, B {b_stored}"
+    );
 
     // Node B dies hard and comes back: it re-derives its partitions' outputs from the stream,
     // finds them all published, and serves the same.
@@ -118,6 +150,56 @@ async fn two_processing_nodes_owning_half_the_partitions_each_serve_what_replay_
     );
     assert_eq!(wait_for(&b, "/v1/hits/export", &hits), hits);
     assert_eq!(metric(&b, "tagstream_outputs_published_total"), 0.0);
+    assert_eq!(
+        metric(&b, "tagstream_hits_published_total"),
+        0.0,
+        "the stream held B's hits as they stand: none published again"
+    );
+
+    // A node owning no partitions runs no rules and matches no hits: it serves what the
+    // processing nodes published.
+    let c_cfg = owning(&config, "c", "none");
+    let c = start("node-c", &c_cfg, None);
+    assert_eq!(wait_for(&c, "/v1/alerts/export", &alerts), alerts, "node C");
+    assert_eq!(wait_for(&c, "/v1/hits/export", &hits), hits, "node C");
+    assert_eq!(metric(&c, "tagstream_outputs_published_total"), 0.0);
+    assert_eq!(metric(&c, "tagstream_hits_published_total"), 0.0);
+    // The hub confirms a hit through C: the decision reaches every node through the log, whoever
+    // found the hit.
+    let id = serde_json::from_str::<serde_json::Value>(hits.lines().next().unwrap()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = serde_json::json!({"decision": "confirm", "reason": "seen on CCTV"});
+    let path = format!("/v1/hits/{id}/review");
+    let (status, answer) = common::call(
+        &c,
+        "POST",
+        &path,
+        Some(common::ADMIN_TOKEN),
+        None,
+        Some(body),
+    );
+    assert_eq!(status, 200, "{answer}");
+    for (name, node) in [("A", &a), ("B", &b), ("C", &c)] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, hit) = common::call(
+                node,
+                "GET",
+                &format!("/v1/hits/{id}"),
+                Some(common::ADMIN_TOKEN),
+                Some("test"),
+                None,
+            );
+            if hit.contains("\"confirmed\"") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {name}: {hit}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    drop(c);
 
     // A node owning partitions needs a clock per partition: refused with the reason.
     let wrong = dir.path().join("wrong.toml");
@@ -137,6 +219,90 @@ async fn two_processing_nodes_owning_half_the_partitions_each_serve_what_replay_
         stderr.contains("own_partitions") && stderr.contains("clock per partition"),
         "{stderr}"
     );
+}
+
+/// A processing node's restarts continue from its checkpoint, and a processing node joining on
+/// an empty data directory continues from a full node's snapshot (its own partitions taken
+/// from the whole pipeline's state): both number their outputs on from where the checkpoint
+/// counted, so the outputs they publish after it reach every book, and every node serves
+/// what replay gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_nodes_continue_from_checkpoints_and_number_their_outputs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, batches, crimes) = population(dir.path());
+    let thirds: Vec<&[tagstream::model::Batch]> = batches.chunks(batches.len() / 3 + 1).collect();
+    let (_nats, config, _stream) = sixteen_clocks(dir.path()).await;
+    let (a_cfg, b_cfg) = (owning(&config, "a", "0-7"), owning(&config, "b", "8-15"));
+    let start = |name: &str, cfg: &Path, orders: Option<&Path>| {
+        Server::start(
+            &dir.path().join(name),
+            orders,
+            &["--config", cfg.to_str().unwrap()],
+        )
+    };
+    let mut a = start("node-a", &a_cfg, Some(&sim.join("orders.json")));
+    let mut b = start("node-b", &b_cfg, None);
+    let send = |part: &'static [tagstream::model::Batch], to: String| async move {
+        send_in_order(part, |_| to.clone()).await;
+    };
+    // (The batches outlive the test's tasks.)
+    let thirds: Vec<&'static [tagstream::model::Batch]> = thirds
+        .into_iter()
+        .map(|t| &*Box::leak(t.to_vec().into_boxed_slice()))
+        .collect();
+
+    send(thirds[0], a.ingest_addr.clone()).await;
+    import_crimes(&a, &crimes[0]);
+    let first = a.settled_alerts();
+    assert_eq!(wait_for(&b, "/v1/alerts/export", &first), first);
+    // B restarts twice: the first reads on from its first start's checkpoint and takes one at
+    // the stream's end; the second continues from that one, reading nothing.
+    for _ in 0..2 {
+        b.kill9();
+        drop(b);
+        b = start("node-b", &b_cfg, None);
+        assert_eq!(wait_for(&b, "/v1/alerts/export", &first), first);
+    }
+    assert!(metric(&b, "tagstream_startup_checkpoint_record") > 0.0);
+    assert_eq!(metric(&b, "tagstream_startup_records_replayed"), 0.0);
+    assert_eq!(metric(&b, "tagstream_outputs_published_total"), 0.0);
+
+    // The second third: B's new outputs are numbered on from its checkpoint's count.
+    send(thirds[1], b.ingest_addr.clone()).await;
+    import_crimes(&b, &crimes[1]);
+    assert!(metric(&b, "tagstream_outputs_published_total") > 0.0);
+
+    // A full node starts (and uploads its snapshot); A dies and E takes its partitions on an
+    // empty data directory, from that snapshot.
+    let full = start("node-d", &config, None);
+    let second = full.settled_alerts();
+    assert_eq!(wait_for(&b, "/v1/alerts/export", &second), second);
+    a.kill9();
+    drop(a);
+    let e = start("node-e", &owning(&config, "e", "0-7"), None);
+    assert!(
+        metric(&e, "tagstream_startup_checkpoint_record") > 0.0,
+        "E joined from the full node's snapshot"
+    );
+    assert_eq!(wait_for(&e, "/v1/alerts/export", &second), second);
+    assert_eq!(metric(&e, "tagstream_outputs_published_total"), 0.0);
+    // B's share grows to 4-15 (4-7 shared with E for a while, as in a handover): its own
+    // checkpoint (8-15) does not cover it, so it continues from the cluster's snapshot. (An
+    // orderly stop, as a share change makes: the trail store is then as far as the stream.)
+    let (status, _) = b.terminate();
+    assert!(status.success());
+    drop(b);
+    let b = start("node-b", &owning(&config, "b2", "4-15"), None);
+    assert!(
+        metric(&b, "tagstream_startup_checkpoint_record") > 0.0,
+        "B continued from the cluster's snapshot"
+    );
+    assert_eq!(wait_for(&b, "/v1/alerts/export", &second), second);
+
+    send(thirds[2], e.ingest_addr.clone()).await;
+    assert!(metric(&e, "tagstream_outputs_published_total") > 0.0);
+    let (alerts, hits) = common::nats::replay_stream(&config, &dir.path().join("replay"));
+    serve_the_same(&[("B", &b), ("D", &full), ("E", &e)], &alerts, &hits);
 }
 
 /// Every output the outputs stream holds, per activation: (alerts and sober days, purges).

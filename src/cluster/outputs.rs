@@ -14,6 +14,12 @@
 //! the duplicate window), and readers apply an output only past the highest ordinal they
 //! applied for its activation.
 //!
+//! A hit found by the node owning its activation goes to the same subject as its standing (its
+//! form, and its withdrawal if withdrawn), with the message id `<activation>#<hit>@<n>`, `n`
+//! counted by the publisher from a start of its own: a hit's later standing replaces its
+//! earlier one, so readers take the latest, and a standing re-sent after a failed publish is
+//! harmless.
+//!
 //! Subjects are `<prefix>.out.a.<activation>` (the activation id encoded as tag ids are), so a
 //! purge deletes exactly one activation's outputs ([`OutputsStream::purge_activation`]); the
 //! purge's own output (an activation id, nothing else) goes to `<prefix>.out.purged`, which no
@@ -26,19 +32,26 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use std::time::Duration;
 
-/// One message: an activation's `ordinal`-th output, already encoded.
+/// One message: an activation's `ordinal`-th output, or the standing of one of its hits,
+/// already encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutMessage {
     pub activation: String,
+    /// A rule output's ordinal; a hit's: the publisher's own count, unique per publisher.
     pub ordinal: u64,
     /// The activation's purge (published where no purge deletes it).
     pub purged: bool,
+    /// A hit's standing: the hit's id (hits are state, not numbered per activation).
+    pub hit: Option<String>,
     pub payload: Vec<u8>,
 }
 
 impl OutMessage {
     fn message_id(&self) -> String {
-        format!("{}#{}", self.activation, self.ordinal)
+        match &self.hit {
+            None => format!("{}#{}", self.activation, self.ordinal),
+            Some(hit) => format!("{}#{hit}@{}", self.activation, self.ordinal),
+        }
     }
 }
 

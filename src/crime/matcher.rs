@@ -218,7 +218,13 @@ pub struct HitMatcher {
     people: HashMap<String, String>,
     /// activation → its period (an activation without one is unbounded).
     periods: HashMap<String, Period>,
+    /// The activations this matcher evaluates (a processing node: those of its partitions);
+    /// `None`: every one.
+    only: Option<ActivationFilter>,
 }
+
+/// Which activations a matcher evaluates: `true` for its own.
+pub type ActivationFilter = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl HitMatcher {
     pub fn new(config: HitsConfig) -> Self {
@@ -231,7 +237,20 @@ impl HitMatcher {
             last_fix: HashMap::new(),
             people: HashMap::new(),
             periods: HashMap::new(),
+            only: None,
         }
+    }
+
+    /// Evaluates only the activations `filter` says are this matcher's (cluster mode, a node
+    /// owning some partitions: the other partitions' hits are their owners' to find).
+    pub fn only(mut self, filter: ActivationFilter) -> Self {
+        self.only = Some(filter);
+        self
+    }
+
+    /// Whether `activation` is one this matcher evaluates.
+    pub fn owns(&self, activation: &str) -> bool {
+        self.only.as_ref().is_none_or(|f| f(activation))
     }
 
     pub fn config(&self) -> &HitsConfig {
@@ -295,6 +314,9 @@ impl HitMatcher {
     /// Notes a stored hit (crime version, activation) as found (start-up), so that evaluating
     /// it again can withdraw it; its slot, if the crime is known.
     pub fn seed_hit(&mut self, crime: &CrimeKey, activation: &str) -> Option<u32> {
+        if !self.owns(activation) {
+            return None;
+        }
         let slot = *self.slots.get(crime)?;
         self.hits
             .entry(activation.to_string())
@@ -312,6 +334,9 @@ impl HitMatcher {
         slots: &BTreeSet<u32>,
         cause: &Cause,
     ) -> Result<Vec<HitChange>, TrailError> {
+        if !self.owns(activation) {
+            return Ok(Vec::new());
+        }
         let mut verdicts = Vec::with_capacity(slots.len());
         for &slot in slots {
             if (slot as usize) < self.crimes.len() {
@@ -420,7 +445,7 @@ impl HitMatcher {
             let mut candidates = source.candidates(&crime_query(crime, &self.config))?;
             candidates.sort();
             candidates.dedup_by(|a, b| a.activation == b.activation);
-            for c in candidates {
+            for c in candidates.into_iter().filter(|c| self.owns(&c.activation)) {
                 let verdict =
                     self.evaluate_one(source, slot, &c.activation, Some((c.from_ms, c.to_ms)))?;
                 out.push((slot, c.activation, verdict));
@@ -436,6 +461,9 @@ impl HitMatcher {
         activation: &str,
         readings: &[Reading],
     ) -> Result<Vec<HitChange>, TrailError> {
+        if !self.owns(activation) {
+            return Ok(Vec::new());
+        }
         // Everything is read before any state changes: a failed read leaves the matcher as it
         // was, so the same positions can be matched again later (as late data if newer ones
         // came meanwhile) without a change lost.
@@ -756,6 +784,42 @@ mod tests {
             matches!(&changes[..], [HitChange::Upsert(_)]),
             "{changes:?}"
         );
+    }
+
+    #[test]
+    fn a_matcher_owning_some_activations_finds_only_their_hits() {
+        // A1 and A2 walk past the crime the same way.
+        let (_, fixes) = walk_past();
+        let mut trails = MemoryTrails::new(HitsConfig::default().max_gap_s * 1000);
+        for activation in ["A1", "A2"] {
+            for r in fixes {
+                trails.push(activation, r);
+            }
+        }
+        trails.seal();
+        let open = period(T0 - DAY, None);
+        let found = |m: &mut HitMatcher, slot: u32| -> Vec<String> {
+            let mut changes = m.match_crimes(&trails, &[slot]).unwrap();
+            for a in ["A1", "A2"] {
+                changes.extend(m.on_positions(&trails, a, &fixes).unwrap());
+            }
+            changes
+                .iter()
+                .map(|c| match c {
+                    HitChange::Upsert(hit) => hit.activation.clone(),
+                    HitChange::Withdraw { id, .. } => id.clone(),
+                })
+                .collect()
+        };
+        let (all, slot) = matcher(open);
+        let mut all = all;
+        all.set_activation("A2", "P2", open);
+        assert_eq!(found(&mut all, slot), ["A1", "A2", "A1", "A2"]);
+        let (mine, slot) = matcher(open);
+        let mut mine = mine.only(std::sync::Arc::new(|a: &str| a == "A2"));
+        mine.set_activation("A2", "P2", open);
+        assert_eq!(found(&mut mine, slot), ["A2", "A2"]);
+        assert!(mine.seed_hit(&crime().key(), "A1").is_none());
     }
 
     #[test]

@@ -16,9 +16,9 @@
 //! before newer work and, while the worker is idle, after a back-off; each failure is counted
 //! (`/metrics`, and the import's `matching` summary says how many are still waiting).
 
-use super::matcher::{Cause, HitChange, HitMatcher, Period, TrailSource};
+use super::matcher::{ActivationFilter, Cause, HitChange, HitMatcher, Period, TrailSource};
 use crate::model::time::format_time;
-use crate::model::{Change, CrimeVersion, Reading, ReadingBody, TimeMs};
+use crate::model::{Change, CrimeVersion, HitStanding, Reading, ReadingBody, TimeMs};
 use crate::pipeline::ActivationDirectory;
 use crate::pipeline::{Output, Sink};
 use crate::rules::hits::HitsConfig;
@@ -119,6 +119,10 @@ pub struct Retry {
     positions: Vec<(String, Vec<Reading>)>,
     /// Re-evaluations of an activation's hits (after a change to it, or at start) not yet done.
     rechecks: Vec<Recheck>,
+    /// Other nodes' hits the store refused: the latest per hit id.
+    standings: BTreeMap<String, HitStanding>,
+    /// Hits changed here whose standing could not be read back to publish.
+    unpublished: BTreeSet<String>,
 }
 
 /// Crimes to evaluate against one activation again, and why.
@@ -131,7 +135,12 @@ struct Recheck {
 impl Retry {
     /// How many pieces of work are waiting.
     pub fn len(&self) -> u64 {
-        (self.changes.len() + self.crimes.len() + self.positions.len() + self.rechecks.len()) as u64
+        (self.changes.len()
+            + self.crimes.len()
+            + self.positions.len()
+            + self.rechecks.len()
+            + self.standings.len()
+            + self.unpublished.len()) as u64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -147,6 +156,18 @@ pub struct HitStats {
     pub retry_pending: AtomicU64,
     /// Set when the worker is gone (it panicked): nothing is matched until a restart.
     pub stopped: AtomicBool,
+    /// Hit standings handed to the outputs stream (a node owning some partitions).
+    pub published: AtomicU64,
+    /// Other nodes' hit standings from the outputs stream that changed this node's store.
+    pub materialised: AtomicU64,
+}
+
+/// A node owning some partitions (cluster mode): which activations its matcher evaluates, and
+/// where the standing of each hit it changes goes (`topology::outputs_link` publishes it). The
+/// other activations' hits come from their owners ([`HitService::materialise`]).
+pub struct HitSplit {
+    pub owns: ActivationFilter,
+    pub publish: tokio::sync::mpsc::UnboundedSender<HitStanding>,
 }
 
 /// Crime batch records submitted for matching, each with its summary to come.
@@ -166,6 +187,8 @@ enum Job {
         period: Option<PeriodChange>,
     },
     Crimes(Vec<CrimeVersion>, Sender<MatchSummary>),
+    /// Hits other nodes published.
+    Standings(Vec<HitStanding>),
 }
 
 /// What a control record did to an activation's period.
@@ -193,13 +216,23 @@ pub struct HitService {
 impl HitService {
     /// Starts the worker: loads every stored crime, matches them all against the trails, then
     /// serves jobs. Returns once the start-up match is done.
+    ///
+    /// With `split` (a node owning some partitions) the matcher evaluates its own activations
+    /// only, and each hit it changes after the start-up match is published; what the start-up
+    /// match changed is the caller's to publish (it compares with what the stream holds).
     pub fn start(
         config: HitsConfig,
         store: CrimeStore,
         trails: TrailStore,
         directory: Arc<ActivationDirectory>,
+        split: Option<HitSplit>,
     ) -> Result<(HitService, MatchSummary), CrimeStoreError> {
         let mut matcher = HitMatcher::new(config);
+        let mut publish = None;
+        if let Some(split) = split {
+            matcher = matcher.only(split.owns);
+            publish = Some(split.publish);
+        }
         for a in directory.all() {
             let period = Period {
                 from_ms: a.from_ms,
@@ -216,6 +249,7 @@ impl HitService {
             trails,
             retry: Retry::default(),
             stats: stats.clone(),
+            publish: None,
         };
         // A failure here is retried by the worker like any other (and reported in the summary).
         let slots = worker.matcher.add_crimes(crimes);
@@ -239,6 +273,7 @@ impl HitService {
             }));
         let changes = worker.rechecks();
         worker.store(changes, &mut summary, started);
+        worker.publish = publish;
         let (tx, rx) = channel();
         std::thread::Builder::new()
             .name("hit-matcher".into())
@@ -315,6 +350,20 @@ impl HitService {
         }
     }
 
+    /// Hits other nodes published (their partitions'): stored as they stand, in the order given;
+    /// those of this node's own activations are skipped (its matcher is their authority).
+    pub fn materialise(&self, standings: Vec<HitStanding>) {
+        if !standings.is_empty() && self.jobs.send(Job::Standings(standings)).is_err() {
+            self.worker_gone();
+        }
+    }
+
+    /// Counts `n` hit standings published on this node's behalf (the start's comparison with
+    /// the outputs stream).
+    pub fn note_published(&self, n: u64) {
+        self.stats.published.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Waits for the matching of crime batch record `record` (submitted on this node) and
     /// returns its summary; `None` if it was not submitted here.
     pub fn matched(&self, record: u64) -> Option<MatchSummary> {
@@ -360,6 +409,16 @@ impl HitService {
             "Hit changes, crimes and position groups waiting to be retried.",
             s.retry_pending.load(Ordering::Relaxed) as f64,
         );
+        e.counter(
+            "tagstream_hits_published_total",
+            "Hit standings this node published to the outputs stream (its partitions' hits).",
+            s.published.load(Ordering::Relaxed),
+        );
+        e.counter(
+            "tagstream_hits_materialised_total",
+            "Hit standings from the outputs stream (other nodes' partitions) this node stored.",
+            s.materialised.load(Ordering::Relaxed),
+        );
         e.gauge(
             "tagstream_hit_matcher_up",
             "1 while the hit matcher runs; 0 once it stopped (hits resume at the next start).",
@@ -379,6 +438,8 @@ struct Worker {
     trails: TrailStore,
     retry: Retry,
     stats: Arc<HitStats>,
+    /// Where the standing of each hit this worker changes goes (a node owning some partitions).
+    publish: Option<tokio::sync::mpsc::UnboundedSender<HitStanding>>,
 }
 
 impl Worker {
@@ -421,6 +482,7 @@ impl Worker {
                     let summary = self.match_crimes(slots);
                     let _ = reply.send(summary); // the importer gave up waiting: nothing lost
                 }
+                Job::Standings(standings) => self.materialise(standings),
             }
         }
     }
@@ -433,9 +495,41 @@ impl Worker {
         if !self.retry.positions.is_empty()
             || !self.retry.changes.is_empty()
             || !self.retry.rechecks.is_empty()
+            || !self.retry.unpublished.is_empty()
         {
             self.match_positions(Vec::new());
         }
+        if !self.retry.standings.is_empty() {
+            self.materialise(Vec::new());
+        }
+    }
+
+    /// Stores other nodes' hits (after those the store refused before), skipping this node's
+    /// own; one the store refuses is kept, the latest per hit.
+    fn materialise(&mut self, standings: Vec<HitStanding>) {
+        let earlier = std::mem::take(&mut self.retry.standings).into_values();
+        for standing in earlier.chain(standings) {
+            if self.matcher.owns(&standing.hit.activation) {
+                continue;
+            }
+            match self.store.put_hit_standing(&standing) {
+                Ok(changed) => {
+                    self.stats
+                        .materialised
+                        .fetch_add(u64::from(changed), Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, hit = %standing.hit.id, "storing a published hit failed; will retry");
+                    self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
+                    self.retry
+                        .standings
+                        .insert(standing.hit.id.clone(), standing);
+                }
+            }
+        }
+        self.stats
+            .retry_pending
+            .store(self.retry.len(), Ordering::Relaxed);
     }
 
     /// Applies a control record's change to an activation; when its period or person changed,
@@ -575,9 +669,18 @@ impl Worker {
 
     fn store(&mut self, changes: Vec<HitChange>, summary: &mut MatchSummary, started: Instant) {
         let store = &self.store;
+        let mut changed = Vec::new();
         store_changes(&mut self.retry, changes, summary, &mut |c| {
-            store_change(store, c)
+            store_change(store, c).inspect(|&did| {
+                if did {
+                    changed.push(change_id(c).to_string());
+                }
+            })
         });
+        if self.publish.is_some() {
+            let earlier = std::mem::take(&mut self.retry.unpublished);
+            self.publish_standings(earlier.into_iter().chain(changed));
+        }
         self.stats
             .store_failures
             .fetch_add(summary.store_failures, Ordering::Relaxed);
@@ -585,6 +688,32 @@ impl Worker {
             .retry_pending
             .store(self.retry.len(), Ordering::Relaxed);
         summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    }
+}
+
+impl Worker {
+    /// Publishes the standing of each hit in `ids` as the store now holds it; one that cannot be
+    /// read back is kept and published later.
+    fn publish_standings(&mut self, ids: impl IntoIterator<Item = String>) {
+        let Some(publish) = &self.publish else {
+            return;
+        };
+        for id in ids {
+            match self.store.hit(&id) {
+                Ok(Some(stored)) => {
+                    // The publisher is gone only when the node stops: its next start compares
+                    // what the stream holds with its store and publishes the difference.
+                    if publish.send(stored.standing()).is_ok() {
+                        self.stats.published.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(None) => {} // purged since
+                Err(e) => {
+                    tracing::error!(error = %e, hit = %id, "reading a changed hit back to publish it failed; will retry");
+                    self.retry.unpublished.insert(id);
+                }
+            }
+        }
     }
 }
 
@@ -900,6 +1029,7 @@ mod tests {
             store.clone(),
             trails.clone(),
             directory,
+            None,
         )
         .unwrap()
     }

@@ -84,6 +84,15 @@ pub struct Hit {
     pub weaker_evidence: bool,
 }
 
+/// A hit as it stands: its latest form and, once withdrawn, why (kept, never deleted). What a
+/// processing node publishes for each change to a hit it owns, and what any node's crime store
+/// takes as it is (cluster mode, `topology::outputs_link`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HitStanding {
+    pub hit: Hit,
+    pub withdrawn: Option<super::Withdrawal>,
+}
+
 /// The stable id of the hit of `crime` on `activation`.
 pub fn hit_id(crime: &CrimeKey, activation: &str) -> String {
     let mut h = Sha256::new();

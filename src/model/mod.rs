@@ -25,7 +25,7 @@ pub use control::{Change, ControlRecord, LogEntry, PurgedWindow, Withdrawal};
 pub use crime::{CrimeKey, CrimeVersion, OriginalCoordinates, PoliceCrime};
 pub use decision::{HitDecision, Outcome, ReviewAction};
 pub use directory::{ActivationDirectory, ActivationInfo};
-pub use hit::{hit_id, Certainty, Hit, HitAlgorithm, HitPosition};
+pub use hit::{hit_id, Certainty, Hit, HitAlgorithm, HitPosition, HitStanding};
 pub use order::{
     parse_local_hhmm, AlcoholCondition, AlcoholMode, AlcoholRequirement, Condition, CurfewAddress,
     CurfewCondition, Day, Order, OrdersFile, ScheduleEntry, TimetableEntry, ZoneCondition,

@@ -173,6 +173,31 @@ impl InlineDriver {
         self.dispatcher.own(owned)
     }
 
+    /// [`Self::own_partitions`] for a driver restored from a snapshot taken where more
+    /// partitions' rules ran (a full node's checkpoint, the cluster's snapshot): the other
+    /// partitions' activations leave memory, saying nothing (their owners speak for them), so
+    /// nothing of theirs is ever emitted here; the owned partitions go on exactly as they were.
+    pub fn own_restored_partitions(
+        &mut self,
+        owned: crate::model::tag_partition::PartitionSet,
+    ) -> Result<(), super::dispatcher::OwnedWithoutClocks> {
+        self.dispatcher.own(owned)?;
+        let others: Vec<String> = self
+            .dispatcher
+            .directory()
+            .all()
+            .iter()
+            .filter(|a| !self.dispatcher.owns_tag(&a.tag))
+            .map(|a| a.id.clone())
+            .collect();
+        let mut silent = VecSink::default();
+        for id in others {
+            let p = self.dispatcher.partition_of(&id);
+            self.partitions[p].handle(PartitionInput::Retire(id), &mut silent);
+        }
+        Ok(())
+    }
+
     /// A batch this driver does not process (another partition's) still takes its log record
     /// number, so the records after it are numbered as a full reading numbers them.
     pub fn skip_record(&mut self) {
@@ -410,6 +435,7 @@ impl LiveDriver {
                 for output in stored {
                     stores.emit(output, None);
                 }
+                stores.passed(dispatcher.next_record());
                 stores.flush();
                 crate::metrics::stage_latency::record(
                     crate::metrics::stage_latency::Stage::Dispatched,

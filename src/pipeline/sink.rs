@@ -113,6 +113,11 @@ pub trait Sink {
     /// The end of one piece of input (a committed group live, the whole input offline): a
     /// sink that gathers outputs to hand them on together does so now.
     fn flush(&mut self) {}
+
+    /// Every log record before `next_record` has been dispatched, whether or not it gave this
+    /// sink anything: a sink that says how far along the log it is (the trail store's
+    /// checkpoint) moves on past records that held nothing for it.
+    fn passed(&mut self, _next_record: u64) {}
 }
 
 /// Collects outputs in order: replay, tests, and live shards (which forward the Vec).
@@ -163,6 +168,12 @@ impl Sink for Fanout<'_> {
     fn flush(&mut self) {
         for sink in &mut self.sinks {
             sink.flush();
+        }
+    }
+
+    fn passed(&mut self, next_record: u64) {
+        for sink in &mut self.sinks {
+            sink.passed(next_record);
         }
     }
 }

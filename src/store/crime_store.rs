@@ -10,7 +10,7 @@
 
 use super::sqlite_schema::{apply_migrations, SchemaError};
 use crate::model::time::{format_time, rfc3339_ms};
-use crate::model::{CrimeKey, CrimeVersion, Hit, PoliceCrime, TimeMs};
+use crate::model::{CrimeKey, CrimeVersion, Hit, HitStanding, PoliceCrime, TimeMs};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -115,6 +115,19 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         applied_below INTEGER NOT NULL
      );",
+    // Hub decisions on hits this store did not hold yet (cluster mode: a hit found by another
+    // node reaches this one through the outputs stream, perhaps after the decision's record),
+    // applied when the hit arrives.
+    "CREATE TABLE hit_reviews_waiting (
+        record INTEGER PRIMARY KEY,
+        hit_id TEXT NOT NULL,
+        activation TEXT NOT NULL,
+        state TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        t_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL
+     );
+     CREATE INDEX hit_reviews_waiting_by_hit ON hit_reviews_waiting(hit_id);",
 ];
 
 /// Why a hit no longer holds: the one `withdrawn` every output carries (`change` null when late
@@ -266,6 +279,17 @@ pub struct StoredHit {
     /// Present when the hit no longer holds: kept, with its review history, never deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub withdrawn: Option<HitWithdrawal>,
+}
+
+impl StoredHit {
+    /// The hit as it stands, without its review (the hub's decisions reach every node through
+    /// the log, not with the hit).
+    pub fn standing(&self) -> HitStanding {
+        HitStanding {
+            hit: self.hit.clone(),
+            withdrawn: self.withdrawn.clone(),
+        }
+    }
 }
 
 /// A line of `hits.jsonl` for a withdrawn hit: the hit, then `withdrawn`.
@@ -569,39 +593,7 @@ impl CrimeStore {
 
     /// Stores a hit's current form (a no-op if unchanged); `true` if something changed.
     pub fn upsert_hit(&self, hit: &Hit) -> Result<bool, CrimeStoreError> {
-        let document = serde_json::to_string(hit)?;
-        let conn = self.lock();
-        let existing: Option<(String, i64)> = conn
-            .query_row(
-                "SELECT document, withdrawn FROM hits WHERE id = ?1",
-                [&hit.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if existing
-            .as_ref()
-            .is_some_and(|(d, w)| *d == document && *w == 0)
-        {
-            return Ok(false);
-        }
-        conn.execute(
-            "INSERT INTO hits (id, force, batch_id, crime_ref, crime_version, activation, person, document)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT(id) DO UPDATE SET document = excluded.document, person = excluded.person,
-               withdrawn = 0, withdrawn_change = NULL, withdrawn_reason = NULL,
-               changed_after_review = (hits.state != 'pending')",
-            params![
-                hit.id,
-                hit.force,
-                hit.batch_id,
-                hit.crime_ref,
-                hit.crime_version,
-                hit.activation,
-                hit.person,
-                document
-            ],
-        )?;
-        Ok(true)
+        self.put_hit(hit, None)
     }
 
     /// Marks a hit withdrawn (its trail no longer qualifies), with why; kept, with its review,
@@ -615,6 +607,114 @@ impl CrimeStore {
             params![id, change, why.reason],
         )?;
         Ok(n > 0)
+    }
+
+    /// Stores a hit as another node published it ([`HitStanding`]: its form and withdrawal,
+    /// taken exactly); a no-op if this store holds it so already. `true` if something changed.
+    /// A change to a reviewed hit marks it for review again, as a local change does.
+    pub fn put_hit_standing(&self, standing: &HitStanding) -> Result<bool, CrimeStoreError> {
+        self.put_hit(&standing.hit, standing.withdrawn.as_ref())
+    }
+
+    /// Stores a hit's form and withdrawal (none: it holds) exactly, keeping its review; a
+    /// change to a reviewed hit marks it for review again. `true` if something changed.
+    fn put_hit(&self, hit: &Hit, why: Option<&HitWithdrawal>) -> Result<bool, CrimeStoreError> {
+        let document = serde_json::to_string(hit)?;
+        let (withdrawn, change, reason) = match why {
+            Some(w) => (
+                1i64,
+                w.change.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
+                Some(w.reason.as_str()),
+            ),
+            None => (0, None, None),
+        };
+        let conn = self.lock();
+        let existing: Option<(String, i64, Option<i64>, Option<String>)> = conn
+            .query_row(
+                "SELECT document, withdrawn, withdrawn_change, withdrawn_reason FROM hits
+                 WHERE id = ?1",
+                [&hit.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        if existing.as_ref().is_some_and(|(d, w, c, r)| {
+            *d == document
+                && *w == withdrawn
+                && (*w == 0 || (*c == change && r.as_deref() == reason))
+        }) {
+            return Ok(false);
+        }
+        let new = existing.is_none();
+        conn.execute(
+            "INSERT INTO hits (id, force, batch_id, crime_ref, crime_version, activation, person,
+               document, withdrawn, withdrawn_change, withdrawn_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT(id) DO UPDATE SET document = excluded.document, person = excluded.person,
+               withdrawn = excluded.withdrawn, withdrawn_change = excluded.withdrawn_change,
+               withdrawn_reason = excluded.withdrawn_reason,
+               changed_after_review = (hits.state != 'pending')",
+            params![
+                hit.id,
+                hit.force,
+                hit.batch_id,
+                hit.crime_ref,
+                hit.crime_version,
+                hit.activation,
+                hit.person,
+                document,
+                withdrawn,
+                change,
+                reason
+            ],
+        )?;
+        if new {
+            apply_waiting_reviews(&conn, &hit.id)?;
+        }
+        Ok(true)
+    }
+
+    /// Keeps a hub decision (log record `record`) on a hit this store does not hold yet, to be
+    /// applied when the hit arrives: the node that took the decision held it, and another
+    /// node's hit reaches this store through the outputs stream, perhaps after the record.
+    #[allow(clippy::too_many_arguments)]
+    pub fn review_when_hit_arrives(
+        &self,
+        id: &str,
+        activation: &str,
+        decision: HitDecision,
+        reason: &str,
+        by: &str,
+        now_ms: TimeMs,
+        record: u64,
+    ) -> Result<(), CrimeStoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO hit_reviews_waiting
+               (record, hit_id, activation, state, user_name, t_ms, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                i64::try_from(record).unwrap_or(i64::MAX),
+                id,
+                activation,
+                review_state(decision).as_str(),
+                by,
+                now_ms,
+                reason
+            ],
+        )?;
+        // The hit may have arrived meanwhile.
+        let held: bool = tx
+            .query_row("SELECT COUNT(*) FROM hits WHERE id = ?1", [id], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n > 0)?;
+        if held {
+            apply_waiting_reviews(&tx, id)?;
+        }
+        super::decision_mark::note_decision(&tx, record)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The crime version and activation of every hit not withdrawn (start-up: the matcher
@@ -694,10 +794,7 @@ impl CrimeStore {
                 "a reason is required to confirm or reject a hit".into(),
             ));
         }
-        let state = match decision {
-            HitDecision::Confirm => HitState::Confirmed,
-            HitDecision::Reject => HitState::Rejected,
-        };
+        let state = review_state(decision);
         {
             let mut conn = self.lock();
             // A withdrawn hit no longer holds: a decision on it would be about nothing.
@@ -895,6 +992,41 @@ impl CrimeStore {
 }
 
 /// The columns [`stored_hit_row`] reads, in its order.
+fn review_state(decision: HitDecision) -> HitState {
+    match decision {
+        HitDecision::Confirm => HitState::Confirmed,
+        HitDecision::Reject => HitState::Rejected,
+    }
+}
+
+/// Applies the decisions waiting for hit `id` (just stored), in log order. One made before the
+/// hit was withdrawn stays marked for review again, as on the node that found the hit.
+fn apply_waiting_reviews(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    let waiting: Vec<(String, String, i64, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT state, user_name, t_ms, reason FROM hit_reviews_waiting WHERE hit_id = ?1
+             ORDER BY record",
+        )?;
+        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (state, by, t_ms, reason) in waiting {
+        conn.execute(
+            "UPDATE hits SET state = ?2, reviewed_by = ?3, reviewed_ms = ?4, reason = ?5,
+               changed_after_review = withdrawn
+             WHERE id = ?1",
+            params![id, state, by, t_ms, reason],
+        )?;
+        conn.execute(
+            "INSERT INTO hit_reviews (hit_id, t_ms, user_name, decision, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, t_ms, by, state, reason],
+        )?;
+    }
+    conn.execute("DELETE FROM hit_reviews_waiting WHERE hit_id = ?1", [id])?;
+    Ok(())
+}
+
 const HIT_COLUMNS: &str = "document, state, reviewed_by, reviewed_ms, reason, changed_after_review,
     withdrawn, withdrawn_change, withdrawn_reason";
 
@@ -958,6 +1090,10 @@ impl CrimeStore {
             "DELETE FROM hit_reviews WHERE hit_id IN (SELECT id FROM hits WHERE activation = ?1)",
             [activation],
         )?;
+        tx.execute(
+            "DELETE FROM hit_reviews_waiting WHERE activation = ?1",
+            [activation],
+        )?;
         let n = tx.execute("DELETE FROM hits WHERE activation = ?1", [activation])?;
         tx.commit()?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -1015,6 +1151,97 @@ mod tests {
 
     fn ids(hits: &[StoredHit]) -> Vec<&str> {
         hits.iter().map(|h| h.hit.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_published_hit_is_stored_as_it_stands_once_and_a_reviewed_one_is_marked_changed() {
+        let owner = CrimeStore::in_memory().unwrap();
+        let replica = CrimeStore::in_memory().unwrap();
+        let standing_of = |store: &CrimeStore, id: &str| store.hit(id).unwrap().unwrap().standing();
+        let first = hit("H1", "AVS/1");
+        owner.upsert_hit(&first).unwrap();
+        assert!(replica
+            .put_hit_standing(&standing_of(&owner, "H1"))
+            .unwrap());
+        assert!(!replica
+            .put_hit_standing(&standing_of(&owner, "H1"))
+            .unwrap());
+        replica
+            .review_hit("H1", HitDecision::Confirm, "seen on CCTV", "hana", 5, 1)
+            .unwrap();
+        // The owner withdraws it: the replica takes the withdrawal exactly, keeps the review
+        // and asks for it again.
+        let why = HitWithdrawal {
+            change: Some(9),
+            reason: "activation 'A1' ended (change 9): no longer".into(),
+        };
+        owner.withdraw_hit("H1", &why).unwrap();
+        assert!(replica
+            .put_hit_standing(&standing_of(&owner, "H1"))
+            .unwrap());
+        let stored = replica.hit("H1").unwrap().unwrap();
+        assert_eq!(stored.withdrawn.as_ref(), Some(&why));
+        assert_eq!(stored.review.state, HitState::Confirmed);
+        assert!(stored.review.changed_after_review);
+        // It holds again, in a new form: no longer withdrawn, and the exports agree.
+        let mut again = first.clone();
+        again.closest_m = 3.4;
+        owner.upsert_hit(&again).unwrap();
+        replica
+            .put_hit_standing(&standing_of(&owner, "H1"))
+            .unwrap();
+        assert_eq!(
+            replica.hit("H1").unwrap().unwrap().standing(),
+            standing_of(&owner, "H1")
+        );
+        let export = |store: &CrimeStore| {
+            let mut out = Vec::new();
+            store.write_hits_jsonl(&mut out).unwrap();
+            out
+        };
+        assert_eq!(export(&replica), export(&owner));
+    }
+
+    #[test]
+    fn a_decision_on_a_hit_not_here_yet_is_applied_when_it_arrives_and_purged_with_it() {
+        let owner = CrimeStore::in_memory().unwrap();
+        let replica = CrimeStore::in_memory().unwrap();
+        owner.upsert_hit(&hit("H1", "AVS/1")).unwrap();
+        owner.upsert_hit(&hit("H2", "AVS/2")).unwrap();
+        let decide = |id: &str, record| {
+            replica
+                .review_when_hit_arrives(
+                    id,
+                    "A1",
+                    HitDecision::Reject,
+                    "elsewhere",
+                    "hana",
+                    7,
+                    record,
+                )
+                .unwrap()
+        };
+        decide("H1", 40);
+        assert_eq!(replica.decisions_applied_below().unwrap(), 41);
+        assert!(replica.hit("H1").unwrap().is_none());
+        replica
+            .put_hit_standing(&owner.hit("H1").unwrap().unwrap().standing())
+            .unwrap();
+        let arrived = replica.hit("H1").unwrap().unwrap();
+        assert_eq!(arrived.review.state, HitState::Rejected);
+        assert_eq!(arrived.review.by.as_deref(), Some("hana"));
+        assert!(!arrived.review.changed_after_review);
+        assert_eq!(replica.hit_reviews("H1").unwrap().len(), 1);
+        // A decision on a purged activation's hit goes with it.
+        decide("H2", 41);
+        replica.purge_activation_hits("A1").unwrap();
+        replica
+            .put_hit_standing(&owner.hit("H2").unwrap().unwrap().standing())
+            .unwrap();
+        assert_eq!(
+            replica.hit("H2").unwrap().unwrap().review.state,
+            HitState::Pending
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::control_view::ControlApplier;
 use super::decision_view::DecisionView;
 use super::forwarder::{Counters, Forwarder};
 use super::log_source::LogSource;
+use super::outputs_link::{Ordinals, PublishedOutput};
 use super::purge_follow::PurgeRecords;
 use super::rebuild::{carry_numbering, set_aside, SetAside};
 use super::shutdown::Shutdown;
@@ -29,7 +30,8 @@ use super::trail_feed::spawn_trail_feed;
 use crate::alerts::alert_store::AlertStore;
 use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
-use crate::crime::service::{HitFeed, HitService};
+use crate::crime::matcher::ActivationFilter;
+use crate::crime::service::{HitFeed, HitService, HitSplit};
 use crate::data_lock::DataDirLock;
 use crate::delivery::webhooks::Delivery;
 use crate::log::CommitHandle;
@@ -227,10 +229,10 @@ impl Topology {
         let (trails, trails_from) = TrailStore::open(&trail_dir, config.trails)
             .with_context(|| format!("opening the trail store in {}", trail_dir.display()))?;
         // Node checkpoints (see `checkpoint`): a rebuild sets the stores aside, so a checkpoint
-        // taken over them is void.
-        // (Not on a node owning some partitions: its state is not the whole pipeline's, and
-        // its outputs' ordinals start again with a full replay.)
-        let checkpoints = config.snapshots.enabled && mode != Mode::Rebuild && owned.is_none();
+        // taken over them is void. A node owning some partitions continues from one taken
+        // where at least its partitions' rules ran (its own, a full node's, the cluster's
+        // snapshot), with each activation's outputs counted so far.
+        let checkpoints = config.snapshots.enabled && mode != Mode::Rebuild;
         if mode == Mode::Rebuild {
             crate::store::checkpoint_file::discard(&config.data_dir)
                 .context("removing the node checkpoint before the rebuild")?;
@@ -242,7 +244,7 @@ impl Topology {
             ),
             false => None,
         };
-        let ((driver, recovered, mut history), log, cut, read_from, to_publish) = {
+        let ((driver, recovered, mut history), log, cut, read_from, to_publish, ordinals) = {
             let runtime = tokio::runtime::Handle::current();
             let (tac, alerts, trails) = (tac.clone(), alerts.clone(), trails.clone());
             let config = config.clone();
@@ -257,19 +259,40 @@ impl Topology {
                         trails_from,
                         marks,
                         crime_batches_from: batches_from,
+                        owned: owned.as_ref(),
                     })
                 });
                 let resumed = resume.is_some();
-                let (driver, history, from, counted) = match resume {
-                    Some(resume) => {
-                        alerts.restore_recovered(resume.alerts);
+                let (driver, history, from, counted, mut ordinals) = match resume {
+                    Some(mut resume) => {
+                        match &owned {
+                            // Its book follows the outputs stream; its rules run for its own
+                            // partitions only.
+                            Some(owned) => resume
+                                .driver
+                                .own_restored_partitions(owned.clone())
+                                .map_err(|e| anyhow::anyhow!("{e}"))?,
+                            None => alerts.restore_recovered(resume.alerts),
+                        }
                         tac.restore(resume.tac);
                         log.seed_positions(resume.positions);
                         tracing::info!(record = resume.record, "starting from the node checkpoint");
                         let from = resume.record;
-                        (Some(resume.driver), resume.history, from, resume.counted)
+                        (
+                            Some(resume.driver),
+                            resume.history,
+                            from,
+                            resume.counted,
+                            resume.ordinals,
+                        )
                     }
-                    None => (None, ChangeHistory::new(batches_from), 0, (0, 0)),
+                    None => (
+                        None,
+                        ChangeHistory::new(batches_from),
+                        0,
+                        (0, 0),
+                        Ordinals::default(),
+                    ),
                 };
                 // On this blocking thread: a stream is read through the runtime's handle.
                 let read = std::cell::Cell::new(0u64);
@@ -279,12 +302,15 @@ impl Topology {
                 let mut feed = TrailFeed::new(trails, from, None);
                 let mut stores = Fanout::new().with(tac.clone()).with(&mut feed);
                 // The rules' outputs: into the book as recovered, or (a node owning some
-                // partitions) kept to be published.
+                // partitions) numbered and kept to be published; counted either way.
                 let publishing = owned.is_some();
-                let mut to_publish: OutputBatch = Vec::new();
+                let mut to_publish: Vec<PublishedOutput> = Vec::new();
                 let mut rules_out = |batch: OutputBatch| match publishing {
-                    true => to_publish.extend(batch),
-                    false => alerts.apply_recovered(batch),
+                    true => to_publish.extend(ordinals.number(batch)),
+                    false => {
+                        ordinals.count(&batch);
+                        alerts.apply_recovered(batch)
+                    }
                 };
                 let replayed = match driver {
                     Some(driver) => resume_log_into(
@@ -301,7 +327,7 @@ impl Topology {
                         config.pipeline,
                         config.rules.clone(),
                         config.partitions,
-                        owned,
+                        owned.clone(),
                         &mut rules_out,
                         history,
                     )?,
@@ -328,6 +354,8 @@ impl Topology {
                             history,
                             *counted,
                             &log,
+                            &ordinals,
+                            owned.as_ref(),
                         );
                         cut.inspect_err(|e| {
                             tracing::error!(error = %e, "cannot take the node checkpoint; the next start replays the whole log")
@@ -336,7 +364,7 @@ impl Topology {
                     }
                     false => None,
                 };
-                Ok((replayed, log, cut, from, to_publish))
+                Ok((replayed, log, cut, from, to_publish, ordinals))
             })
             .await
             .context("log replay task")??
@@ -345,7 +373,7 @@ impl Topology {
         // start-up outputs published past what the stream holds and read back.
         let outputs_link = match (&owned, log.stream()) {
             (Some(_), Some(stream)) => {
-                use super::outputs_link::{publish_startup, recover, Applied, Ordinals};
+                use super::outputs_link::{publish_startup, recover, Applied};
                 let out =
                     crate::cluster::outputs::OutputsStream::open(stream.context(), stream.config())
                         .await
@@ -354,8 +382,7 @@ impl Topology {
                 recover(&out, &alerts, &mut applied)
                     .await
                     .context("reading the outputs stream into the alert book")?;
-                let mut ordinals = Ordinals::default();
-                let published = publish_startup(&out, to_publish, &mut ordinals, &applied)
+                let published = publish_startup(&out, to_publish, &applied)
                     .await
                     .context("publishing the start-up's rule outputs")?;
                 recover(&out, &alerts, &mut applied)
@@ -410,18 +437,80 @@ impl Topology {
             .context("storing crime batches from the log")?
         };
         tracing::info!(?batches_caught_up, "crime batches caught up from the log");
+        // A node owning some partitions matches its own activations' hits only and publishes
+        // them; the others' come from the outputs stream, as it last gave them, stored first.
+        let hit_split = match (&outputs_link, &owned) {
+            (Some((_, applied, _)), Some(owned)) => {
+                let store = crime_store.clone();
+                let standings: Vec<_> = applied.hits.values().cloned().collect();
+                tokio::task::spawn_blocking(move || -> Result<()> {
+                    for standing in &standings {
+                        store.put_hit_standing(standing).with_context(|| {
+                            format!("storing hit {} from the outputs stream", standing.hit.id)
+                        })?;
+                    }
+                    Ok(())
+                })
+                .await
+                .context("outputs stream hits task")??;
+                let (owned, shared) = (owned.clone(), directory.clone());
+                let owns: ActivationFilter = Arc::new(move |activation: &str| {
+                    shared
+                        .load()
+                        .get(activation)
+                        .is_some_and(|a| owned.holds_tag(&a.tag))
+                });
+                let (publish, standings) = tokio::sync::mpsc::unbounded_channel();
+                Some((HitSplit { owns, publish }, standings))
+            }
+            _ => None,
+        };
+        let (hit_split, hit_standings) = hit_split.unzip();
+        let hit_owns = hit_split.as_ref().map(|split| split.owns.clone());
         let (hit_service, startup_match) = {
             let (store, trails, directory) =
                 (crime_store.clone(), trails.clone(), directory.load_full());
             let hits_config = config.rules.hits;
             tokio::task::spawn_blocking(move || {
-                HitService::start(hits_config, store, trails, directory)
+                HitService::start(hits_config, store, trails, directory, hit_split)
             })
             .await
             .context("hit matcher start-up task")?
             .context("starting the hit matcher")?
         };
         tracing::info!(?startup_match, "crimes matched against stored trails");
+        // Then this node's hits that the stream does not hold as they stand are published (the
+        // start-up match's changes, or a change made just before a crash), before live ones.
+        let hit_count = match (&outputs_link, &hit_owns) {
+            (Some((out, applied, _)), Some(owns)) => {
+                let store = crime_store.clone();
+                let owns = owns.clone();
+                let own = tokio::task::spawn_blocking(move || {
+                    store.hits(&Default::default()).map(|hits| {
+                        hits.into_iter()
+                            .filter(|h| owns(&h.hit.activation))
+                            .map(|h| h.standing())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .await
+                .context("reading this node's hits")?
+                .context("reading this node's hits")?;
+                let mut count = super::outputs_link::HitCount::new();
+                let to_publish = super::outputs_link::standings_to_publish(own, &applied.hits);
+                let published =
+                    super::outputs_link::publish_hits_at_start(out, to_publish, &mut count)
+                        .await
+                        .context("publishing this node's hits")?;
+                hit_service.note_published(published as u64);
+                tracing::info!(
+                    published,
+                    "this node's hits published past the outputs stream"
+                );
+                Some(count)
+            }
+            _ => None,
+        };
         // The hub's decisions the alert and hit stores have not taken yet (a crash between a
         // decision's log append and its store write, or stores rebuilt from nothing).
         let caught_up = {
@@ -464,9 +553,16 @@ impl Topology {
         if let Some(cut) = cut {
             let marks = StoreMarks::read(&metadata, &crime_store, &alert_store)
                 .context("reading the stores' marks for the node checkpoint")?;
-            let data_dir = config.data_dir.clone();
+            let (data_dir, trails) = (config.data_dir.clone(), trails.clone());
             let record = cut.record();
-            match tokio::task::spawn_blocking(move || cut.write(&data_dir, marks)).await {
+            // The trail store sealed through the cut first: a checkpoint is used only over a
+            // trail store holding every position before it, and the unsealed tail would not
+            // survive a kill -9.
+            let write = move || -> Result<u64> {
+                trails.flush(next_log_record)?;
+                Ok(cut.write(&data_dir, marks)?)
+            };
+            match tokio::task::spawn_blocking(write).await {
                 Ok(Ok(bytes)) => {
                     tracing::info!(record, bytes, "node checkpoint written");
                     written = Some(record);
@@ -483,7 +579,8 @@ impl Topology {
         // writes a store yet), for the stream's snapshot bucket (`snapshot_join`).
         let mut package = None;
         // (At record 0 there is nothing a joining node would skip.)
-        if let (Some(record @ 1..), Some(_)) = (written, log.stream()) {
+        // (Not a node owning some partitions: its checkpoint holds their rules' state only.)
+        if let (Some(record @ 1..), Some(_), None) = (written, log.stream(), &owned) {
             alerts.sync_store().await;
             let (trails, data_dir) = (trails.clone(), config.data_dir.clone());
             let packed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
@@ -617,10 +714,19 @@ impl Topology {
                     ordinals,
                     lease_release.clone(),
                 );
+                if let (Some(standings), Some(count)) = (hit_standings, hit_count) {
+                    super::outputs_link::spawn_hit_publisher(
+                        out.clone(),
+                        standings,
+                        count,
+                        lease_release.clone(),
+                    );
+                }
                 super::outputs_link::spawn_materialiser(
                     out,
                     applied,
                     outputs_tx,
+                    hit_service.clone(),
                     lease_release.clone(),
                 );
                 driver.into_live(publish_tx, Box::new(stores), next_log_record)

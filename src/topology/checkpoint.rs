@@ -27,11 +27,13 @@
 //! pipeline snapshot (its own format) and the node state (CBOR).
 
 use super::log_source::LogSource;
+use super::outputs_link::Ordinals;
 use super::startup::ChangeHistory;
 use crate::alerts::live_alerts::RecoveredState;
 use crate::alerts::LiveAlerts;
 use crate::config::ServerConfig;
 use crate::log::DedupState;
+use crate::model::tag_partition::PartitionSet;
 use crate::model::{ControlRecord, SoberDay};
 use crate::orders::OrderBook;
 use crate::pipeline::driver::InlineDriver;
@@ -47,7 +49,8 @@ use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"TSNODECK";
 /// Version of the node checkpoint's layout (the pipeline snapshot inside has its own).
-pub const VERSION: u16 = 1;
+/// 2: each activation's rule outputs counted (ordinals) and the partitions whose rules ran.
+pub const VERSION: u16 = 2;
 /// Magic, version, record, pipeline length, state length, CRC-32.
 const HEADER_LEN: usize = 8 + 2 + 8 + 8 + 8 + 4;
 
@@ -198,6 +201,10 @@ struct NodeState {
     /// Stream: (tag, epoch, last seq) of every tag seen.
     positions: Vec<(String, u32, u64)>,
     marks: StoreMarks,
+    /// Each activation's rule outputs so far (the outputs stream's ordinals).
+    ordinals: Vec<(String, u64)>,
+    /// The clock partitions whose rules ran (a processing node's share); `None`: all.
+    computed: Option<Vec<u32>>,
 }
 
 /// What the build and configuration give a checkpoint to compare with.
@@ -232,6 +239,8 @@ impl Cut {
         history: &ChangeHistory,
         counted: (u64, u64),
         log: &LogSource,
+        ordinals: &Ordinals,
+        computed: Option<&PartitionSet>,
     ) -> Result<Cut, CheckpointError> {
         let pipeline = driver.snapshot()?;
         let (build, config) = fingerprint(config);
@@ -273,6 +282,8 @@ impl Cut {
             credential_records: unshared(&credentials),
             positions,
             marks: StoreMarks::default(),
+            ordinals: ordinals.to_vec(),
+            computed: computed.map(|c| c.members().collect()),
         };
         Ok(Cut { pipeline, state })
     }
@@ -368,6 +379,8 @@ pub struct Resume {
     pub counted: (u64, u64),
     /// Stream: the tags' positions after the records before `record`.
     pub positions: DedupState,
+    /// Each activation's rule outputs in the records before `record`.
+    pub ordinals: Ordinals,
 }
 
 /// What a checkpoint is checked against.
@@ -381,6 +394,9 @@ pub struct Here<'a> {
     pub marks: StoreMarks,
     /// The crime store's mark (the history keeps the crime batches from it on).
     pub crime_batches_from: u64,
+    /// The partitions this node runs the rules of (`None`: all): a checkpoint taken where
+    /// the rules of some of them did not run cannot be continued from.
+    pub owned: Option<&'a PartitionSet>,
 }
 
 /// The checkpoint in `here.config.data_dir`, restored, if there is one and it fits; one that
@@ -415,6 +431,19 @@ pub fn load(here: &Here<'_>) -> Option<Resume> {
             None
         }
     }
+}
+
+/// The record a checkpoint was taken at and whether its rules ran for every partition of
+/// `owned` (checked whole: header, checksum, state); an error says why it cannot be read.
+pub fn covers(bytes: &[u8], owned: &PartitionSet) -> Result<(u64, bool), CheckpointError> {
+    let (_, state) = split(bytes)?;
+    let state: NodeState =
+        ciborium::from_reader(state).map_err(|e| CheckpointError::Decode(e.to_string()))?;
+    let covered = match &state.computed {
+        None => true,
+        Some(computed) => owned.members().all(|p| computed.contains(&p)),
+    };
+    Ok((state.record, covered))
 }
 
 /// Checks `bytes` against this node and restores them.
@@ -462,6 +491,21 @@ fn restore(bytes: &[u8], here: &Here<'_>) -> Result<Resume, CheckpointError> {
     if let Some(why) = here.marks.behind(&state.marks) {
         return Err(CheckpointError::Mismatch(why));
     }
+    if let Some(computed) = &state.computed {
+        let missing: Vec<u32> = match here.owned {
+            None => (0..here.config.pipeline.clock_partitions.max(1))
+                .filter(|p| !computed.contains(p))
+                .collect(),
+            Some(owned) => owned.members().filter(|p| !computed.contains(p)).collect(),
+        };
+        if let Some(first) = missing.first() {
+            return Err(CheckpointError::Mismatch(format!(
+                "taken on a node that ran the rules of other partitions ({} of this node's not \
+                 among them, partition {first} the first)",
+                missing.len()
+            )));
+        }
+    }
     let driver = super::inline::PipelineDesc {
         start: &crate::model::OrdersFile::default(),
         pipeline: here.config.pipeline,
@@ -504,6 +548,7 @@ fn restore(bytes: &[u8], here: &Here<'_>) -> Result<Resume, CheckpointError> {
         ),
         counted: state.counted,
         positions,
+        ordinals: Ordinals::from_vec(state.ordinals),
     })
 }
 

@@ -94,29 +94,41 @@ impl DecisionView {
                 }),
             Change::HitReview {
                 hit,
+                activation,
                 decision,
                 reason,
                 ..
-            } => self
-                .crimes
-                .review_hit(
+            } => match self.crimes.review_hit(
+                hit,
+                *decision,
+                reason,
+                &control.actor,
+                control.recorded,
+                record,
+            ) {
+                // Not here yet: another node's hit, on its way through the outputs stream (the
+                // node that took the decision held it).
+                Err(CrimeStoreError::HitNotFound(_)) => self.crimes.review_when_hit_arrives(
                     hit,
+                    activation,
                     *decision,
                     reason,
                     &control.actor,
                     control.recorded,
                     record,
-                )
-                .map(|_| None)
-                .map_err(|e| match e {
-                    CrimeStoreError::HitNotFound(_)
-                    | CrimeStoreError::Invalid(_)
-                    | CrimeStoreError::Withdrawn { .. } => DecisionError::Refused(e.to_string()),
-                    other => DecisionError::Store {
-                        store: "crime store",
-                        reason: other.to_string(),
-                    },
-                }),
+                ),
+                other => other.map(|_| ()),
+            }
+            .map(|()| None)
+            .map_err(|e| match e {
+                CrimeStoreError::HitNotFound(_)
+                | CrimeStoreError::Invalid(_)
+                | CrimeStoreError::Withdrawn { .. } => DecisionError::Refused(e.to_string()),
+                other => DecisionError::Store {
+                    store: "crime store",
+                    reason: other.to_string(),
+                },
+            }),
             _ => Ok(None),
         }
     }

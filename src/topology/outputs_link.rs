@@ -10,10 +10,16 @@
 //! - At start: [`recover`] reads the stream into the book (as recovered, not news), the start-up
 //!   replay's outputs are published past what the stream holds ([`publish_startup`]), and read
 //!   back. Live: [`spawn_publisher`] and [`spawn_materialiser`].
+//! - Hits: the node owning an activation matches its hits (`crime::service::HitSplit`) and
+//!   publishes each hit's standing ([`spawn_hit_publisher`]); every node stores the others'
+//!   (`HitService::materialise`). At start the stream's latest standings are stored first, the
+//!   start-up match runs, and the node's own hits that differ from the stream's are published
+//!   ([`standings_to_publish`]), so a hit changed just before a crash is published after it.
 
 use crate::alerts::LiveAlerts;
 use crate::cluster::outputs::{OutMessage, OutputsStream};
-use crate::model::{Alert, SoberDay, TimeMs};
+use crate::crime::service::HitService;
+use crate::model::{Alert, HitStanding, SoberDay, TimeMs};
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::{Output, Provenance};
 use anyhow::{Context, Result};
@@ -45,6 +51,16 @@ pub enum RuleOutput {
     Alert(#[serde(with = "crate::pipeline::snapshot::via")] Alert),
     SoberDay(SoberDay),
     Purged,
+    /// A hit's standing (found by the node owning its activation).
+    Hit(HitStanding),
+}
+
+/// What a message gives its reader.
+pub enum Received {
+    /// A rule output for the alert book, with its arrival time and provenance.
+    Rule(Output, Option<TimeMs>, Provenance),
+    /// A hit as it stands, for the crime store.
+    Hit(HitStanding),
 }
 
 impl PublishedOutput {
@@ -72,20 +88,33 @@ impl PublishedOutput {
         })
     }
 
-    /// Back to a pipeline output, with its arrival time and provenance.
-    pub fn into_output(self) -> (Output, Option<TimeMs>, Provenance) {
+    /// The published form of a hit's standing, the `n`-th its publisher sent.
+    pub fn hit(standing: HitStanding, n: u64) -> Self {
+        Self {
+            activation: standing.hit.activation.clone(),
+            ordinal: n,
+            lane: 0,
+            record: 0,
+            arrival_ms: None,
+            output: RuleOutput::Hit(standing),
+        }
+    }
+
+    /// Back to a pipeline output, with its arrival time and provenance, or a hit's standing.
+    pub fn received(self) -> Received {
         let output = match self.output {
             RuleOutput::Alert(a) => Output::Alert(a),
             RuleOutput::SoberDay(d) => Output::SoberDay(d),
             RuleOutput::Purged => Output::Purged {
                 activation: self.activation,
             },
+            RuleOutput::Hit(standing) => return Received::Hit(standing),
         };
         let from = Provenance {
             lane: self.lane,
             record: self.record,
         };
-        (output, self.arrival_ms, from)
+        Received::Rule(output, self.arrival_ms, from)
     }
 
     /// The stream message (framed as pipeline snapshots are: magic, version, CRC-32, CBOR).
@@ -94,6 +123,10 @@ impl PublishedOutput {
             activation: self.activation.clone(),
             ordinal: self.ordinal,
             purged: matches!(self.output, RuleOutput::Purged),
+            hit: match &self.output {
+                RuleOutput::Hit(standing) => Some(standing.hit.id.clone()),
+                _ => None,
+            },
             payload: crate::pipeline::snapshot::encode(self)
                 .with_context(|| format!("encoding output {}#{}", self.activation, self.ordinal))?,
         })
@@ -120,6 +153,32 @@ fn activation_of(output: &Output) -> Option<&str> {
 pub struct Ordinals(HashMap<String, u64>);
 
 impl Ordinals {
+    /// Counts `batch`'s rule outputs, as [`Self::number`] would, without numbering them (a node
+    /// whose book takes its own pipeline's outputs keeps the count for its checkpoint).
+    pub fn count(&mut self, batch: &OutputBatch) {
+        for (output, _, _) in batch {
+            if let Some(activation) = activation_of(output) {
+                match self.0.get_mut(activation) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.0.insert(activation.to_string(), 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each activation's count, by activation (a checkpoint's).
+    pub fn to_vec(&self) -> Vec<(String, u64)> {
+        let mut all: Vec<(String, u64)> = self.0.iter().map(|(a, n)| (a.clone(), *n)).collect();
+        all.sort();
+        all
+    }
+
+    pub fn from_vec(counts: Vec<(String, u64)>) -> Self {
+        Self(counts.into_iter().collect())
+    }
+
     /// Numbers `batch`'s rule outputs in order (stores' outputs are left out).
     pub fn number(&mut self, batch: OutputBatch) -> Vec<PublishedOutput> {
         batch
@@ -143,6 +202,8 @@ pub struct Applied {
     pub next_sequence: u64,
     pub applied: u64,
     pub skipped: u64,
+    /// Hits as the stream last gave them, per hit id (read at start: [`recover`]).
+    pub hits: HashMap<String, HitStanding>,
 }
 
 impl Applied {
@@ -219,9 +280,17 @@ pub async fn recover(
         let output = PublishedOutput::from_payload(&payload)
             .with_context(|| format!("outputs stream message {sequence} is damaged"))?;
         applied.next_sequence = sequence + 1;
+        if let RuleOutput::Hit(standing) = &output.output {
+            applied
+                .hits
+                .insert(standing.hit.id.clone(), standing.clone());
+            continue;
+        }
         if applied.admit(&output) {
             COUNTERS.applied.fetch_add(1, Ordering::Relaxed);
-            batch.push(output.into_output());
+            if let Received::Rule(output, arrival_ms, from) = output.received() {
+                batch.push((output, arrival_ms, from));
+            }
         }
         if batch.len() >= 4096 {
             alerts.apply_recovered(std::mem::take(&mut batch));
@@ -231,16 +300,15 @@ pub async fn recover(
     Ok(())
 }
 
-/// Publishes the start-up replay's rule outputs past what the stream holds for each
-/// activation. Nothing of an activation purged within the replay is published again (the
-/// stream's copies were deleted by the purge), only its purge. Returns how many were published.
+/// Publishes the start-up replay's rule outputs (`numbered` by [`Ordinals::number`]) past what
+/// the stream holds for each activation. Nothing of an activation purged within the replay is
+/// published again (the stream's copies were deleted by the purge), only its purge. Returns
+/// how many were published.
 pub async fn publish_startup(
     stream: &OutputsStream,
-    outputs: OutputBatch,
-    ordinals: &mut Ordinals,
+    numbered: Vec<PublishedOutput>,
     applied: &Applied,
 ) -> Result<usize> {
-    let numbered = ordinals.number(outputs);
     let purged: HashSet<&str> = numbered
         .iter()
         .filter(|o| o.output == RuleOutput::Purged)
@@ -297,25 +365,119 @@ pub fn spawn_publisher(
                     return;
                 }
             };
-            let mut pause = RETRY_FIRST;
-            loop {
-                match stream.publish_all(&messages).await {
-                    Ok(()) => {
-                        COUNTERS
-                            .published
-                            .fetch_add(messages.len() as u64, Ordering::Relaxed);
-                        break;
-                    }
-                    Err(e) => {
-                        COUNTERS.publish_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, retry_ms = pause.as_millis() as u64, "rule outputs not published yet");
-                        tokio::select! {
-                            _ = stop.cancelled() => return,
-                            _ = tokio::time::sleep(pause) => {}
-                        }
-                        pause = (pause * 2).min(RETRY_MAX);
-                    }
+            if !publish_until_done(&stream, &messages, &stop).await {
+                return;
+            }
+            COUNTERS
+                .published
+                .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        }
+    })
+}
+
+/// Publishes `messages`, again after each failure (the same messages: their ids make a partial
+/// success harmless), until the stream holds them all (`true`) or the node stops (`false`).
+async fn publish_until_done(
+    stream: &OutputsStream,
+    messages: &[OutMessage],
+    stop: &CancellationToken,
+) -> bool {
+    let mut pause = RETRY_FIRST;
+    loop {
+        match stream.publish_all(messages).await {
+            Ok(()) => return true,
+            Err(e) => {
+                COUNTERS.publish_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, retry_ms = pause.as_millis() as u64, "outputs not published yet");
+                tokio::select! {
+                    _ = stop.cancelled() => return false,
+                    _ = tokio::time::sleep(pause) => {}
                 }
+                pause = (pause * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// This node's hits (its own activations', as its store holds them) that the stream does not
+/// hold as they stand: what the start publishes. `stream` is [`Applied::hits`].
+pub fn standings_to_publish(
+    own: Vec<HitStanding>,
+    stream: &HashMap<String, HitStanding>,
+) -> Vec<HitStanding> {
+    own.into_iter()
+        .filter(|s| stream.get(&s.hit.id) != Some(s))
+        .collect()
+}
+
+/// Publishes `standings` at start (before the live hit publisher); how many.
+pub async fn publish_hits_at_start(
+    stream: &OutputsStream,
+    standings: Vec<HitStanding>,
+    count: &mut HitCount,
+) -> Result<usize> {
+    let messages = count.messages(standings)?;
+    stream.publish_all(&messages).await?;
+    Ok(messages.len())
+}
+
+/// Numbers a publisher's hit messages: from a start of its own (the wall clock at start, in
+/// nanoseconds), so no two publishers' ids meet within the duplicate window.
+pub struct HitCount(u64);
+
+impl HitCount {
+    pub fn new() -> Self {
+        let ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Self(ns)
+    }
+
+    fn messages(&mut self, standings: Vec<HitStanding>) -> Result<Vec<OutMessage>> {
+        standings
+            .into_iter()
+            .map(|standing| {
+                self.0 += 1;
+                PublishedOutput::hit(standing, self.0).to_message()
+            })
+            .collect()
+    }
+}
+
+impl Default for HitCount {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Live: publishes the standing of each hit this node's matcher changes, in order. A standing
+/// that cannot be encoded is a bug: said loudly, the publisher stops (the next start publishes
+/// what differs from the stream).
+pub fn spawn_hit_publisher(
+    stream: OutputsStream,
+    mut standings: tokio::sync::mpsc::UnboundedReceiver<HitStanding>,
+    mut count: HitCount,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(first) = standings.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < 4096 {
+                match standings.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
+                }
+            }
+            let messages = match count.messages(batch) {
+                Ok(messages) => messages,
+                Err(e) => {
+                    tracing::error!(error = %e, "a hit cannot be encoded: this node publishes no more hits until it restarts");
+                    COUNTERS.publish_failures.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            if !publish_until_done(&stream, &messages, &stop).await {
+                return;
             }
         }
     })
@@ -328,8 +490,10 @@ pub fn spawn_materialiser(
     stream: OutputsStream,
     mut applied: Applied,
     book: mpsc::Sender<OutputBatch>,
+    hits: HitService,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    applied.hits.clear();
     tokio::spawn(async move {
         let mut pause = RETRY_FIRST;
         loop {
@@ -371,10 +535,16 @@ pub fn spawn_materialiser(
                     }
                 };
                 applied.next_sequence = sequence + 1;
+                if let RuleOutput::Hit(standing) = output.output {
+                    hits.materialise(vec![standing]);
+                    continue;
+                }
                 if applied.admit(&output) {
                     COUNTERS.applied.fetch_add(1, Ordering::Relaxed);
-                    if book.send(vec![output.into_output()]).await.is_err() {
-                        return;
+                    if let Received::Rule(output, arrival_ms, from) = output.received() {
+                        if book.send(vec![(output, arrival_ms, from)]).await.is_err() {
+                            return;
+                        }
                     }
                 }
             }
@@ -483,7 +653,9 @@ mod tests {
         assert!(!message.purged);
         let back = PublishedOutput::from_payload(&message.payload).expect("decode");
         assert_eq!(back, published);
-        let (output, arrival, again_from) = back.into_output();
+        let Received::Rule(output, arrival, again_from) = back.received() else {
+            panic!("a rule output")
+        };
         let Output::Alert(again) = output else {
             panic!("an alert")
         };
@@ -495,6 +667,52 @@ mod tests {
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
         assert!(PublishedOutput::from_payload(&damaged).is_err());
+    }
+
+    fn standing(id: &str, activation: &str, closest_m: f64) -> HitStanding {
+        let json = serde_json::json!({
+            "id": id, "force": "Kent", "batch_id": "K1", "crime_ref": "C1", "crime_version": 1,
+            "activation": activation, "person": "P1", "certainty": "certain",
+            "closest_m": closest_m, "closest_t": "2026-03-02T10:00:00.000Z", "inside_s": 60,
+            "positions": [], "algorithm": {"name": "hits/2", "radius_m": 100.0, "max_gap_s": 600,
+            "margin_s": 1800, "max_precision_m": 500.0, "label_gap_s": 600},
+            "crime_type": "BIAD", "crime_from": "2026-03-02T09:00:00.000Z",
+            "crime_to": "2026-03-02T11:00:00.000Z", "crime_lat": 51.2, "crime_lon": 0.5,
+            "radius_m": 100.0, "weaker_evidence": false
+        });
+        HitStanding {
+            hit: serde_json::from_value(json).unwrap(),
+            withdrawn: None,
+        }
+    }
+
+    #[test]
+    fn a_hit_standing_survives_its_message_and_only_what_the_stream_lacks_is_published() {
+        let h1 = standing("H1", "A1", 12.3);
+        let mut count = HitCount(41);
+        let messages = count.messages(vec![h1.clone()]).unwrap();
+        assert_eq!(messages[0].hit.as_deref(), Some("H1"));
+        assert_eq!(
+            (messages[0].activation.as_str(), messages[0].ordinal),
+            ("A1", 42)
+        );
+        let back = PublishedOutput::from_payload(&messages[0].payload).unwrap();
+        let Received::Hit(again) = back.received() else {
+            panic!("a hit")
+        };
+        assert_eq!(again, h1);
+
+        let mut stream = HashMap::new();
+        stream.insert("H1".to_string(), h1.clone());
+        stream.insert("H2".to_string(), standing("H2", "A2", 5.0));
+        let mut withdrawn = standing("H2", "A2", 5.0);
+        withdrawn.withdrawn = Some(crate::model::Withdrawal {
+            change: Some(7),
+            reason: "ended".into(),
+        });
+        let missing = standing("H3", "A1", 1.0);
+        let own = vec![h1, withdrawn.clone(), missing.clone()];
+        assert_eq!(standings_to_publish(own, &stream), vec![withdrawn, missing]);
     }
 
     #[test]

@@ -180,6 +180,14 @@ fn is_empty(data_dir: &Path) -> bool {
         .all(|name| !data_dir.join(name).exists())
 }
 
+/// The snapshot bucket of the cluster `jetstream` names.
+async fn bucket(jetstream: &crate::cluster::jetstream::JetStreamConfig) -> Result<SnapshotStore> {
+    let log = JetStreamLog::open(jetstream.clone())
+        .await
+        .context("opening the log's JetStream stream")?;
+    Ok(SnapshotStore::open(log.context(), jetstream).await?)
+}
+
 /// Cluster mode, on an empty data directory: the newest usable snapshot in the stream's bucket
 /// unpacked into it (the start-up then restores its checkpoint and reads the stream after it).
 /// Returns the snapshot's record; `None` when there is none (or the node is not joining).
@@ -200,10 +208,7 @@ pub async fn join_from_snapshot(config: &ServerConfig) -> Result<Option<u64>> {
     if !is_empty(&config.data_dir) {
         return Ok(None);
     }
-    let log = JetStreamLog::open(jetstream.clone())
-        .await
-        .context("opening the log's JetStream stream")?;
-    let store = SnapshotStore::open(log.context(), jetstream).await?;
+    let store = bucket(jetstream).await?;
     for record in store.records().await? {
         let unpacked = match store.get(record).await {
             Ok(bytes) => unpack(&bytes, &config.data_dir),
@@ -221,6 +226,71 @@ pub async fn join_from_snapshot(config: &ServerConfig) -> Result<Option<u64>> {
                     let _ = std::fs::remove_file(config.data_dir.join(name));
                 }
                 let _ = std::fs::remove_dir_all(config.data_dir.join(TRAILS));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Cluster mode, a node owning some partitions on a data directory it has served from: when
+/// its node checkpoint does not cover its partitions (its share changed, so it was taken where
+/// other partitions' rules ran), the checkpoint of the bucket's newest snapshot replaces it —
+/// the whole pipeline's, so the start reads the stream after that snapshot instead of all of
+/// it. The node's stores stay (they are at or past any snapshot it served after); the start's
+/// usual checks still apply, and one that fails replays the whole stream. Returns the
+/// checkpoint's record when it took one.
+pub async fn checkpoint_for_share(config: &ServerConfig) -> Result<Option<u64>> {
+    let (Some(jetstream), Ok(Some(owned))) = (config.jetstream(), config.owned_partitions()) else {
+        return Ok(None);
+    };
+    if !config.snapshots.enabled || is_empty(&config.data_dir) {
+        return Ok(None);
+    }
+    let _lock = crate::data_lock::lock_data_dir(&config.data_dir)
+        .context("locking the data directory to take the cluster's checkpoint")?;
+    let own = checkpoint_file::read(&config.data_dir)
+        .ok()
+        .flatten()
+        .and_then(|bytes| super::checkpoint::covers(&bytes, &owned).ok());
+    if own.is_some_and(|(_, covered)| covered) {
+        return Ok(None);
+    }
+    let store = bucket(jetstream).await?;
+    for record in store.records().await? {
+        let package = match store.get(record).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(record, error = %e, "snapshot not readable; trying an older one");
+                continue;
+            }
+        };
+        let files = match files_of(&package) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(record, error = %e, "snapshot not usable; trying an older one");
+                continue;
+            }
+        };
+        let Some((_, bytes)) = files
+            .into_iter()
+            .find(|(name, _)| name == checkpoint_file::FILE_NAME)
+        else {
+            continue;
+        };
+        match super::checkpoint::covers(bytes, &owned) {
+            Ok((at, true)) => {
+                checkpoint_file::write(&config.data_dir, &[bytes])
+                    .context("writing the cluster's checkpoint into the data directory")?;
+                tracing::info!(
+                    record = at,
+                    partitions = %owned.describe(),
+                    "this node's checkpoint did not cover its partitions: continuing from the cluster's snapshot's"
+                );
+                return Ok(Some(at));
+            }
+            Ok((_, false)) => continue,
+            Err(e) => {
+                tracing::warn!(record, error = %e, "snapshot's checkpoint not usable; trying an older one")
             }
         }
     }

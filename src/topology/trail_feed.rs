@@ -22,8 +22,18 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// store falls behind for longer than a checkpoint takes, the dispatcher waits, which holds
 /// the pipeline and so, through the committer, slows ingest instead of growing memory.
 pub struct TrailFeedSender {
-    tx: SyncSender<Vec<Output>>,
+    tx: SyncSender<FeedGroup>,
     pending: Vec<Output>,
+    /// Every record before this one dispatched ([`Sink::passed`]), and the last such mark sent.
+    passed: u64,
+    sent_passed: u64,
+}
+
+/// One committed group's outputs for the trail store, and the record the log was dispatched
+/// up to (so the store's checkpoint passes records that held no position).
+struct FeedGroup {
+    outputs: Vec<Output>,
+    next_record: u64,
 }
 
 impl Sink for TrailFeedSender {
@@ -41,11 +51,20 @@ impl Sink for TrailFeedSender {
         }
     }
 
+    fn passed(&mut self, next_record: u64) {
+        self.passed = self.passed.max(next_record);
+    }
+
     fn flush(&mut self) {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.passed == self.sent_passed {
             return;
         }
-        match self.tx.try_send(std::mem::take(&mut self.pending)) {
+        self.sent_passed = self.passed;
+        let group = FeedGroup {
+            outputs: std::mem::take(&mut self.pending),
+            next_record: self.passed,
+        };
+        match self.tx.try_send(group) {
             // Disconnected: the feed stopped (shutdown, or it failed and said so).
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(group)) => {
@@ -60,7 +79,7 @@ impl Sink for TrailFeedSender {
 pub fn spawn_trail_feed(
     mut feed: TrailFeed,
 ) -> std::io::Result<(TrailFeedSender, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Output>>(TRAIL_FEED_GROUPS);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<FeedGroup>(TRAIL_FEED_GROUPS);
     let thread = std::thread::Builder::new()
         .name("trail-feed".into())
         .spawn(move || run(&mut feed, rx))?;
@@ -68,19 +87,22 @@ pub fn spawn_trail_feed(
         TrailFeedSender {
             tx,
             pending: Vec::new(),
+            passed: 0,
+            sent_passed: 0,
         },
         thread,
     ))
 }
 
-fn run(feed: &mut TrailFeed, rx: Receiver<Vec<Output>>) {
+fn run(feed: &mut TrailFeed, rx: Receiver<FeedGroup>) {
     let mut last_checkpoint = Instant::now();
     loop {
         match rx.recv_timeout(CHECKPOINT_EVERY) {
             Ok(group) => {
-                for output in group {
+                for output in group.outputs {
                     feed.emit(output, None);
                 }
+                feed.passed(group.next_record);
                 feed.flush();
             }
             Err(RecvTimeoutError::Timeout) => {}

@@ -137,6 +137,10 @@ impl Sink for TrailFeed {
             downstream.flush();
         }
     }
+
+    fn passed(&mut self, next_record: u64) {
+        self.cursor.passed(next_record);
+    }
 }
 
 #[cfg(test)]
