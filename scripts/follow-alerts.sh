@@ -6,7 +6,7 @@ follow_alerts() {
       case "$line" in
         event:*) kind="${line#event:}"; kind="${kind# }" ;;
         data:*)
-          [ "${kind:-}" = reviewed ] && continue
+          case "${kind:-}" in reviewed | caught_up) continue ;; esac
           echo "${line#data:}" | jq -r --arg kind "${kind:-}" '
             "  \($kind | (. + "       ")[0:7]) \(.start)  \(.type)\(if .code then " " + .code else "" end)  person \(.person)  \(if .end then "ended " + .end else "open" end)"' 2>/dev/null ;;
       esac

@@ -303,6 +303,8 @@ struct SseState {
     last: i64,
     pending: std::collections::VecDeque<crate::alerts::alert_store::AlertEvent>,
     catch_up: bool,
+    /// Whether this connection was told its backlog is done (`caught_up`, once).
+    told_caught_up: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -313,7 +315,9 @@ pub struct StreamParams {
 }
 
 /// Server-Sent Events: every alert change (`raised`, `updated`, `reviewed`), id = event number.
-/// A client that reconnects with `Last-Event-ID` gets everything after it, then live events.
+/// A client that reconnects with `Last-Event-ID` gets everything after it, then live events;
+/// between the two, once per connection, a `caught_up` event (data: the last event number sent)
+/// tells it that what follows is news (the console signals new urgent alerts from then on).
 pub async fn stream(
     State(state): State<ApiState>,
     Staff(caller): Staff,
@@ -350,6 +354,7 @@ pub async fn stream(
             last: last_id,
             pending: std::collections::VecDeque::new(),
             catch_up: true,
+            told_caught_up: false,
         },
         |mut s| async move {
             loop {
@@ -369,6 +374,11 @@ pub async fn stream(
                         Err(_) => return None,
                     }
                     continue;
+                }
+                if !s.told_caught_up {
+                    s.told_caught_up = true;
+                    let sse = Event::default().event("caught_up").data(s.last.to_string());
+                    return Some((Ok(sse), s));
                 }
                 match s.live.recv().await {
                     Ok(event) if event.seq <= s.last => continue,

@@ -4,7 +4,8 @@
 //! [`parse_police_batch`] reads one file's bytes and returns a [`BatchReport`]: the rows that are
 //! good become [`PoliceCrime`]s (a model type: the crime store keeps them) with a WGS84 location, every other row is reported once as a
 //! [`RowError`] with its 1-based file line, a code, the column, a message naming the value, and the
-//! action the sender must take. Good rows are imported whatever the others hold; the batch is
+//! action the sender must take. Messages count columns from 1, as a spreadsheet shows them
+//! (column 1 is the force); the domain page and this code's indexes count from 0. Good rows are imported whatever the others hold; the batch is
 //! `successful` (no error), `partial` (some crimes, some errors) or `failed` (no crime).
 //!
 //! Error codes are the simulator's `ROW_ERRORS` vocabulary ([`ROW_ERRORS`] here, the same strings),
@@ -362,7 +363,7 @@ fn check_batch_id(id: &str, force: &Force) -> Result<NaiveDate, Fault> {
         fault(
             INVALID_BATCH_ID_FORMAT,
             C_BATCH,
-            format!("batch id '{id}' (column 3, batch_id) {why}"),
+            format!("batch id '{id}' (column 4, batch_id) {why}"),
         )
     };
     let Some(rest) = id.strip_prefix(force.code) else {
@@ -407,7 +408,7 @@ fn check_batch_id(id: &str, force: &Force) -> Result<NaiveDate, Fault> {
         fault(
             INVALID_BATCH_ID_DATE,
             C_BATCH,
-            format!("batch id '{id}' (column 3, batch_id) has '{digits}', which is not a real date (yyyyMMdd)"),
+            format!("batch id '{id}' (column 4, batch_id) has '{digits}', which is not a real date (yyyyMMdd)"),
         )
     })
 }
@@ -434,7 +435,11 @@ fn required<'a>(
         "" => Err(fault(
             code,
             column,
-            format!("the {what} (column {column}, {}) is empty", COLUMNS[column]),
+            format!(
+                "the {what} (column {}, {}) is empty",
+                column + 1,
+                COLUMNS[column]
+            ),
         )),
         value => Ok(value),
     }
@@ -483,7 +488,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             UNKNOWN_POLICE_FORCE,
             C_FORCE,
             format!(
-                "police force '{}' (column 0, police_force) is not an EMAC force",
+                "police force '{}' (column 1, police_force) is not an EMAC force",
                 f[C_FORCE]
             ),
         )
@@ -495,7 +500,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             SEVERAL_FORCES_IN_BATCH,
             C_FORCE,
             format!(
-                "police force '{}' (column 0, police_force) differs from the batch's force {}",
+                "police force '{}' (column 1, police_force) differs from the batch's force {}",
                 force.id, batch_force.id
             ),
         ));
@@ -504,7 +509,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
         return Err(fault(
             SEVERAL_BATCH_IDS_IN_BATCH,
             C_BATCH,
-            format!("batch id '{batch_id}' (column 3, batch_id) differs from the batch's id {id}"),
+            format!("batch id '{batch_id}' (column 4, batch_id) differs from the batch's id {id}"),
         ));
     }
     let crime_ref = required(&f, C_REF, MISSING_CRIME_REFERENCE, "crime reference")?;
@@ -512,7 +517,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
         fault(
             UNKNOWN_CRIME_TYPE,
             C_TYPE,
-            format!("crime type '{}' (column 1, crime_type) is not one of RB, BIAD, AB, BOTD, TOMV, TFP, TFMV", f[C_TYPE]),
+            format!("crime type '{}' (column 2, crime_type) is not one of RB, BIAD, AB, BOTD, TOMV, TFP, TFMV", f[C_TYPE]),
         )
     })?;
     if parse_number(f[C_DESCRIPTION]).is_some() {
@@ -520,7 +525,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             FIELD_MUST_BE_TEXT,
             C_DESCRIPTION,
             format!(
-                "crime type description '{}' (column 2, crime_type_description) is a number, not text",
+                "crime type description '{}' (column 3, crime_type_description) is a number, not text",
                 f[C_DESCRIPTION]
             ),
         ));
@@ -531,8 +536,10 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
                 BAD_DATE_FORMAT,
                 column,
                 format!(
-                    "'{}' (column {column}, {}) is not a yyyyMMddHHmmss time",
-                    f[column], COLUMNS[column]
+                    "'{}' (column {}, {}) is not a yyyyMMddHHmmss time",
+                    f[column],
+                    column + 1,
+                    COLUMNS[column]
                 ),
             )
         })
@@ -543,7 +550,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             TO_BEFORE_FROM,
             C_TO,
             format!(
-                "to '{}' (column 6, to) is before from '{}' (column 5, from)",
+                "to '{}' (column 7, to) is before from '{}' (column 6, from)",
                 f[C_TO], f[C_FROM]
             ),
         ));
@@ -553,7 +560,7 @@ fn check_row(record: &Record, batch: &Batch, rules: &PoliceCsvRules) -> Result<P
             WINDOW_TOO_LONG,
             C_TO,
             format!(
-                "the window from '{}' (column 5) to '{}' (column 6) lasts {:.1} h, over the {:.1} h allowed",
+                "the window from '{}' (column 6) to '{}' (column 7) lasts {:.1} h, over the {:.1} h allowed",
                 f[C_FROM],
                 f[C_TO],
                 (to_ms - from_ms) as f64 / HOUR_MS as f64,
@@ -591,8 +598,10 @@ fn check_location(f: &[&str]) -> Result<(OriginalCoordinates, f64, f64, &'static
                 FIELD_MUST_BE_NUMBER,
                 column,
                 format!(
-                    "'{}' (column {column}, {}) is not a number",
-                    f[column], COLUMNS[column]
+                    "'{}' (column {}, {}) is not a number",
+                    f[column],
+                    column + 1,
+                    COLUMNS[column]
                 ),
             )
         })?);
@@ -605,7 +614,7 @@ fn check_location(f: &[&str]) -> Result<(OriginalCoordinates, f64, f64, &'static
             code: BOTH_COORDINATE_TYPES,
             column: None,
             message: format!(
-                "the row has both easting/northing ('{}', '{}', columns 7–8) and latitude/longitude ('{}', '{}', columns 9–10)",
+                "the row has both easting/northing ('{}', '{}', columns 8–9) and latitude/longitude ('{}', '{}', columns 10–11)",
                 f[C_EASTING], f[C_NORTHING], f[C_LATITUDE], f[C_LONGITUDE]
             ),
         });
@@ -614,7 +623,7 @@ fn check_location(f: &[&str]) -> Result<(OriginalCoordinates, f64, f64, &'static
         return Err(Fault {
             code: NO_LOCATION,
             column: None,
-            message: "the row has no easting/northing (columns 7–8) and no latitude/longitude (columns 9–10)".into(),
+            message: "the row has no easting/northing (columns 8–9) and no latitude/longitude (columns 10–11)".into(),
         });
     }
     let half = |missing: usize, given: usize| {
@@ -622,8 +631,12 @@ fn check_location(f: &[&str]) -> Result<(OriginalCoordinates, f64, f64, &'static
             HALF_COORDINATE_PAIR,
             missing,
             format!(
-                "{} '{}' (column {given}) is given without its {} (column {missing})",
-                COLUMNS[given], f[given], COLUMNS[missing]
+                "{} '{}' (column {}) is given without its {} (column {})",
+                COLUMNS[given],
+                f[given],
+                given + 1,
+                COLUMNS[missing],
+                missing + 1
             ),
         )
     };
@@ -632,8 +645,10 @@ fn check_location(f: &[&str]) -> Result<(OriginalCoordinates, f64, f64, &'static
             COORDINATES_OUT_OF_RANGE,
             column,
             format!(
-                "{} '{}' (column {column}) is outside {lo}–{hi}",
-                COLUMNS[column], f[column]
+                "{} '{}' (column {}) is outside {lo}–{hi}",
+                COLUMNS[column],
+                f[column],
+                column + 1
             ),
         )
     };
@@ -651,7 +666,7 @@ fn check_location(f: &[&str]) -> Result<(OriginalCoordinates, f64, f64, &'static
                     COORDINATES_OUT_OF_RANGE,
                     C_EASTING,
                     format!(
-                        "easting '{}', northing '{}' (columns 7–8) do not convert to WGS84: {err}",
+                        "easting '{}', northing '{}' (columns 8–9) do not convert to WGS84: {err}",
                         f[C_EASTING], f[C_NORTHING]
                     ),
                 )
@@ -681,7 +696,7 @@ fn check_location(f: &[&str]) -> Result<(OriginalCoordinates, f64, f64, &'static
             INVALID_DATUM,
             C_DATUM,
             format!(
-                "datum '{}' (column 11, datum) does not match the {} pair given, whose datum is {datum}",
+                "datum '{}' (column 12, datum) does not match the {} pair given, whose datum is {datum}",
                 f[C_DATUM],
                 if datum == "OSGB36" { "easting/northing" } else { "latitude/longitude" }
             ),
@@ -695,18 +710,18 @@ fn action(code: &'static str, batch: &Batch, rules: &PoliceCsvRules) -> String {
     let code_hint = batch.force.map_or("the force's code", |f| f.code);
     match code {
         WRONG_COLUMN_COUNT => "Send exactly 13 comma-separated columns; quote free text that holds commas, quotes or line breaks.".into(),
-        FIELD_MUST_BE_TEXT => "Send the file as UTF-8 and put the crime type's description (text) in column 2.".into(),
+        FIELD_MUST_BE_TEXT => "Send the file as UTF-8 and put the crime type's description (text) in column 3.".into(),
         FIELD_MUST_BE_NUMBER => "Write easting/northing in metres and latitude/longitude in decimal degrees, as plain numbers.".into(),
-        UNKNOWN_POLICE_FORCE => "Put one of the 19 EMAC force identifiers in column 0 (e.g. AvonSomerset, Metropolitan, CoLP).".into(),
-        UNKNOWN_CRIME_TYPE => "Use one of the crime type ids RB, BIAD, AB, BOTD, TOMV, TFP, TFMV in column 1.".into(),
-        MISSING_BATCH_ID => format!("Fill in the batch id in column 3: {code_hint} + yyyyMMdd (e.g. {code_hint}20260310)."),
+        UNKNOWN_POLICE_FORCE => "Put one of the 19 EMAC force identifiers in column 1 (e.g. AvonSomerset, Metropolitan, CoLP).".into(),
+        UNKNOWN_CRIME_TYPE => "Use one of the crime type ids RB, BIAD, AB, BOTD, TOMV, TFP, TFMV in column 2.".into(),
+        MISSING_BATCH_ID => format!("Fill in the batch id in column 4: {code_hint} + yyyyMMdd (e.g. {code_hint}20260310)."),
         INVALID_BATCH_ID_FORMAT => format!("Write the batch id as the row's force code + yyyyMMdd, optionally -N and -R or -A (e.g. {code_hint}20260310-2-R)."),
         INVALID_BATCH_ID_DATE => "Use a real calendar date (yyyyMMdd) in the batch id.".into(),
         SEVERAL_FORCES_IN_BATCH => "Send each force's crimes in a batch file of their own; resend this row in its force's batch.".into(),
         SEVERAL_BATCH_IDS_IN_BATCH => "Send one batch id per file: correct this row's batch id or resend it with its own batch.".into(),
-        MISSING_CRIME_REFERENCE => "Fill in the force's crime reference in column 4.".into(),
+        MISSING_CRIME_REFERENCE => "Fill in the force's crime reference in column 5.".into(),
         BAD_DATE_FORMAT => "Write from and to as yyyyMMddHHmmss in UTC (e.g. 20260310143000).".into(),
-        TO_BEFORE_FROM => "Correct the window so that to (column 6) is at or after from (column 5).".into(),
+        TO_BEFORE_FROM => "Correct the window so that to (column 7) is at or after from (column 6).".into(),
         WINDOW_TOO_LONG => format!(
             "Narrow the from–to window to at most {} hours.",
             rules.max_window_ms as f64 / HOUR_MS as f64
@@ -716,7 +731,7 @@ fn action(code: &'static str, batch: &Batch, rules: &PoliceCsvRules) -> String {
         BOTH_COORDINATE_TYPES => "Give one pair only: clear either easting/northing or latitude/longitude.".into(),
         COORDINATES_OUT_OF_RANGE => "Check the location: easting 0–700,000, northing 0–1,300,000, latitude 49.5–61.5, longitude −8.5–2.6.".into(),
         FIELD_TOO_LONG => "Shorten the field to the limit given (free text: 1,000 characters; other fields: 100) and resend the row.".into(),
-        INVALID_DATUM => "Set the datum (column 11) to OSGB36 for easting/northing or WGS84 for latitude/longitude.".into(),
+        INVALID_DATUM => "Set the datum (column 12) to OSGB36 for easting/northing or WGS84 for latitude/longitude.".into(),
         EMPTY_BATCH => "Resend the batch with its crime rows: 13 columns, no header row.".into(),
         ALL_ROWS_FAILED => "No crime was imported: correct the rows listed and resend the whole batch.".into(),
         _ => "Correct the row and resend it.".into(),
@@ -760,6 +775,24 @@ mod tests {
             );
         }
         assert!(check_batch_id("CoLP20260310", force("CoLP")).is_ok());
+    }
+
+    #[test]
+    fn messages_count_columns_from_one_as_a_spreadsheet_does() {
+        let good = "AvonSomerset,BIAD,Burglary,AVS20260310,C1,20260310100000,20260310110000,,,51.45,-2.59,WGS84,";
+        let bad_type = good.replace(",BIAD,", ",XX,");
+        let report = parse_police_batch(
+            format!("{good}\n{bad_type}\n").as_bytes(),
+            &PoliceCsvRules::default(),
+        );
+        let error = &report.errors[0];
+        assert_eq!(error.field, Some("crime_type"));
+        assert!(
+            error.message.contains("(column 2, crime_type)"),
+            "{}",
+            error.message
+        );
+        assert!(error.action.contains("in column 2"), "{}", error.action);
     }
 
     #[test]
