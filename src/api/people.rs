@@ -107,8 +107,18 @@ pub async fn get_person(
             ..Access::default()
         },
     )?;
+    // How far the person's data reaches (latest position or TAC reading of any of their
+    // activations): the console opens their views there, not on the wall clock's last day.
+    let data_until = activations
+        .iter()
+        .filter_map(|a| {
+            let id = a.id.as_str();
+            state.trails.latest_ms(id).max(state.tac.latest_ms(id))
+        })
+        .max()
+        .map(crate::model::time::format_time);
     Ok(Json(serde_json::json!({
-        "person": person, "activations": activations, "orders": orders,
+        "person": person, "activations": activations, "orders": orders, "data_until": data_until,
     })))
 }
 

@@ -50,6 +50,15 @@ impl TacBook {
             .extend(found);
     }
 
+    /// The event time of an activation's latest TAC reading (`None`: it has none).
+    pub fn latest_ms(&self, activation: &str) -> Option<TimeMs> {
+        self.by_activation
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(activation)
+            .and_then(|readings| readings.iter().map(|(t, _)| *t).max())
+    }
+
     /// Drops an activation purged by retention and refuses its readings from now on; returns
     /// the readings dropped.
     pub fn forget_activation(&self, activation: &str) -> u64 {

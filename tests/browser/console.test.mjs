@@ -142,6 +142,29 @@ describe('web console', { concurrency: false }, () => {
     await screenshot(page, 'practitioner-order-history');
   });
 
+  it('practitioner: opens on the latest data, and the calendar has a cell for every day', async () => {
+    await open('practitioner');
+    const who = server.caseload[0];
+    await page.getByTestId('caseload').getByRole('button', { name: who, exact: true }).click();
+    await page.locator('[data-testid=trail-map][data-ready=true]').waitFor();
+    // No dates chosen: the period ends at the person's latest position, so it has positions.
+    assert.match(await page.getByTestId('trail-summary').textContent(), /^[1-9]\d* positions/);
+    const latest = JSON.parse((await server.api('practitioner', `/v1/people/${who}`)).body).data_until;
+    assert.ok(latest, 'the person has data');
+    const alcohol = server.caseload.find((id) => server.alcoholPeople.includes(id));
+    await page.getByTestId('caseload').getByRole('button', { name: alcohol, exact: true }).click();
+    const cells = page.getByTestId('calendar').first().locator('li');
+    await cells.first().waitFor();
+    const texts = await cells.evaluateAll((lis) => lis.map((li) => li.getAttribute('aria-label')));
+    const dates = texts.map((t) => t.slice(0, 10));
+    for (let i = 1; i < dates.length; i++) {
+      const gap = (Date.parse(dates[i]) - Date.parse(dates[i - 1])) / 86400_000;
+      assert.equal(gap, 1, `consecutive days: ${dates}`);
+    }
+    assert.ok(texts.every((t) => /: (sober|drinking|tamper|partial|not worn|awaiting data)/.test(t)), texts.join('\n'));
+    await screenshot(page, 'practitioner-latest');
+  });
+
   it('practitioner: cannot open someone outside the caseload', async () => {
     await open('practitioner');
     await page.getByLabel('Person id').fill(server.outsider);

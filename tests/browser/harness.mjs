@@ -130,3 +130,20 @@ export async function screenshot(page, name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 }
+
+const AXE = join(ROOT, 'web', 'node_modules', 'axe-core', 'axe.min.js');
+
+/**
+ * Runs axe-core (WCAG 2 A and AA rules) over the page as it is and returns the serious and
+ * critical violations as lines ("rule: target — help"). Injected through the DevTools protocol,
+ * which the page's Content-Security-Policy does not govern.
+ */
+export async function accessibilityProblems(page) {
+  await page.evaluate(readFileSync(AXE, 'utf8'));
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa'] } });
+    return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(' ')} — ${v.help}`));
+  });
+  return violations;
+}

@@ -17,6 +17,22 @@ export async function loadHits(params = {}) {
   }
 }
 
+/** The police crime type ids in words (domain page, police CSV column 2). */
+const CRIME_TYPES = {
+  RB: 'Robbery',
+  BIAD: 'Burglary in a dwelling',
+  AB: 'Aggravated burglary',
+  BOTD: 'Burglary in a building other than a dwelling',
+  TOMV: 'Theft of a motor vehicle',
+  TFP: 'Theft from the person',
+  TFMV: 'Theft from a motor vehicle',
+};
+
+/** "Burglary in a dwelling (BIAD)"; an unknown id as it is. */
+export function crimeType(code) {
+  return CRIME_TYPES[code] ? `${CRIME_TYPES[code]} (${code})` : code;
+}
+
 export const NO_HITS_API = 'Crime hits are not available on this server (no crime matching yet).';
 
 /** "withdrawn: <reason>" for a withdrawn hit (the reason names the change, if one caused it). */
@@ -28,8 +44,9 @@ export function withdrawnLabel(hit) {
 export function hitRow(hit, open, extra = []) {
   const review = hit.review?.state ?? '';
   return h('tr', { dataset: { hit: hit.id }, class: hit.withdrawn ? 'withdrawn' : false },
-    h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => open(hit) }, hit.crime_ref)),
-    h('td', {}, hit.crime_type),
+    h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => open(hit) }, hit.crime_ref),
+      hit.crime_version > 1 ? h('small', {}, ` v${hit.crime_version}`) : ''),
+    h('td', {}, crimeType(hit.crime_type)),
     h('td', {}, `${fmtTime(hit.crime_from)} – ${fmtTime(hit.crime_to)}`),
     h('td', {}, hit.person),
     h('td', {}, h('span', { class: `badge ${hit.certainty}` }, hit.certainty), hit.weaker_evidence ? ' (weaker evidence)' : ''),
@@ -49,7 +66,7 @@ export async function hitDetail(container, hit, actions) {
   fill(container,
     h('h3', {}, `Hit on crime ${hit.crime_ref}`, hit.crime_version ? ` (version ${hit.crime_version})` : ''),
     h('dl', { class: 'facts' },
-      h('dt', {}, 'Crime'), h('dd', {}, `${hit.crime_type} · batch ${hit.batch_id} · ${hit.force}`),
+      h('dt', {}, 'Crime'), h('dd', {}, `${crimeType(hit.crime_type)} · batch ${hit.batch_id} · ${hit.force}`),
       h('dt', {}, 'Window'), h('dd', {}, `${fmtTime(hit.crime_from)} – ${fmtTime(hit.crime_to)}`),
       h('dt', {}, 'Person'), h('dd', {}, `${hit.person} (activation ${hit.activation})`),
       h('dt', {}, 'Certainty'), h('dd', {}, `${hit.certainty}${hit.weaker_evidence ? ', weaker evidence' : ''}`),

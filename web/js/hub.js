@@ -62,7 +62,7 @@ export async function hubPage(root, me = {}) {
   bulkAssignee.required = true;
   const detail = h('section', { class: 'card detail' }, message('Select an alert to review it.'));
   const hitsBox = h('section', { class: 'card hits', id: 'hits' });
-  const hitsLink = h('a', { href: '#hits', class: 'hits-link' });
+  const hitsLink = h('a', { href: '#hits', class: 'hits-link', hidden: true });
   // New alerts are announced here (the detail is not a live region: it would be re-read on
   // every change).
   const announce = h('p', { class: 'visually-hidden', 'aria-live': 'assertive', 'data-testid': 'announce' });
@@ -353,7 +353,18 @@ export async function hubPage(root, me = {}) {
     hitsShown = key;
     hits.sort(byCertaintyThenDistance);
     hitsLink.textContent = hits.length ? `${hits.length} crime hit${hits.length === 1 ? '' : 's'} awaiting review` : '';
-    const open = (hit) => hitDetail(hitBox, hit, reviewForm(hit, () => { fill(hitBox); hitsShown = ''; refreshHits(); }));
+    hitsLink.hidden = !hits.length;
+    const open = async (hit) => {
+      const who = get(`/v1/people/${encodeURIComponent(hit.person)}`).catch((e) => e);
+      await hitDetail(hitBox, hit, reviewForm(hit, () => { fill(hitBox); hitsShown = ''; refreshHits(); }));
+      // The person in context, as of the crime's time (the hub may see them; police may not).
+      const record = await who;
+      const panel = h('section', { class: 'person-panel', 'data-testid': 'hit-person' },
+        record instanceof Error ? message(record.message, 'error')
+          : personPanel(record, [...alerts.values()].filter((o) => o.person === hit.person
+            && o.review?.state !== 'resolved' && !o.withdrawn).sort(byPriority), (o) => select(o.id), Date.parse(hit.crime_from)));
+      hitBox.querySelector('dl.facts')?.after(panel);
+    };
     fill(hitLists, h('h2', { 'data-testid': 'hits-heading' }, `Crime hits awaiting review (${hits.length})`),
       hits.length ? table(HIT_COLUMNS, hits.map((hit) => hitRow(hit, open)), { class: 'hit-list', 'data-testid': 'pending-hits' })
         : message('No hits are waiting for review.'),

@@ -61,9 +61,13 @@ async function personView(view, id) {
     return () => {};
   }
   const p = who.person;
-  const latest = alerts.reduce((m, a) => Math.max(m, Date.parse(a.end ?? a.start)), 0);
-  const end = Math.min(Date.now(), latest ? latest + DAY / 2 : Date.now());
-  const from = h('input', { type: 'datetime-local', name: 'from', required: true, value: toLocalInput(end - DAY) });
+  // Open on the person's latest data (their latest position or TAC reading, else their latest
+  // alert), not on the wall clock's last day: recorded data may be older than today.
+  const latest = who.data_until ? Date.parse(who.data_until)
+    : alerts.reduce((m, a) => Math.max(m, Date.parse(a.end ?? a.start)), 0);
+  const end = latest ? Math.ceil((latest + 60_000) / 60_000) * 60_000 : Date.now();
+  const span = alcoholOnly(who) ? 7 * DAY : DAY;
+  const from = h('input', { type: 'datetime-local', name: 'from', required: true, value: toLocalInput(end - span) });
   const to = h('input', { type: 'datetime-local', name: 'to', required: true, value: toLocalInput(end) });
   const formMsg = h('div');
   const body = h('div', { class: 'period-body' });
@@ -139,8 +143,21 @@ function historyView(id) {
   return details;
 }
 
+/** Whether every condition of the person's orders is alcohol monitoring (no positions to map). */
+function alcoholOnly(who) {
+  const kinds = who.orders.flatMap((o) => o.conditions.map((c) => c.type));
+  return kinds.length > 0 && kinds.every((k) => k === 'alcohol');
+}
+
 async function periodView(body, who, allAlerts, fromMs, toMs) {
   const id = who.person.id;
+  if (alcoholOnly(who)) {
+    // Alcohol only: the calendar and chart first, no map of positions there are none of.
+    const alcohol = h('div');
+    fill(body, alcohol, h('section', { class: 'card' }, complianceView(allAlerts, fromMs, toMs)));
+    await alcoholView(alcohol, who, fromMs, toMs, { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() });
+    return () => {};
+  }
   const period = { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() };
   const mapEl = h('div', { class: 'map trail-map', 'data-testid': 'trail-map' });
   const summary = h('p', { class: 'hint', 'data-testid': 'trail-summary' }, 'Loading the trail…');
@@ -148,8 +165,10 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
   const stays = h('section', { class: 'card' }, h('h3', {}, 'Places visited'));
   const compliance = h('section', { class: 'card' }, complianceView(allAlerts, fromMs, toMs));
   const alcohol = h('div');
+  const exportMsg = h('span', { role: 'status' });
   const exports = h('div', { class: 'exports' }, h('span', {}, 'Export the trail: '),
-    FORMATS.map((f) => h('button', { type: 'button', class: 'secondary', onclick: () => exportTrail(id, period, f) }, f.toUpperCase())));
+    FORMATS.map((f) => h('button', { type: 'button', class: 'secondary', onclick: (e) => exportTrail(id, period, f, e.currentTarget, exportMsg) }, f.toUpperCase())),
+    exportMsg);
   fill(body,
     h('section', { class: 'card' }, h('h3', {}, 'Trail'), mapEl, summary, player, exports),
     h('div', { class: 'two' }, stays, compliance),
@@ -257,43 +276,81 @@ function playback(el, map, positions) {
   return () => { pause(); head.remove(); played.remove(); };
 }
 
-async function exportTrail(id, period, format) {
-  const blob = await request(`/v1/people/${encodeURIComponent(id)}/trail${qs({ ...period, format })}`, { as: 'blob' });
-  download(blob, `${id}-trail-${period.from.slice(0, 10)}.${format}`);
+/** One export: the button is busy (disabled, saying so) until the file is saved, so a double
+ * click downloads once. */
+async function exportTrail(id, period, format, button, status) {
+  if (button.disabled) return;
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  status.textContent = `Preparing ${format.toUpperCase()}…`;
+  try {
+    const blob = await request(`/v1/people/${encodeURIComponent(id)}/trail${qs({ ...period, format })}`, { as: 'blob' });
+    download(blob, `${id}-trail-${period.from.slice(0, 10)}.${format}`);
+    status.textContent = `${format.toUpperCase()} saved.`;
+  } catch (e) {
+    status.textContent = `${format.toUpperCase()} not saved: ${e.message}`;
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+  }
 }
 
 /** Sober-day calendar and TAC chart for each alcohol order and its activations. */
 async function alcoholView(el, who, fromMs, toMs, period) {
   const orders = who.orders.filter((o) => o.conditions.some((c) => c.type === 'alcohol'));
   if (!orders.length) return;
-  const section = h('section', { class: 'card alcohol', 'data-testid': 'alcohol' }, h('h3', {}, 'Alcohol monitoring'));
+  const loading = message('Loading the sober days and the TAC chart…');
+  const section = h('section', { class: 'card alcohol', 'data-testid': 'alcohol', 'aria-busy': 'true' },
+    h('h3', {}, 'Alcohol monitoring'), loading);
   fill(el, section);
   const dates = { from: ukDate(fromMs), to: ukDate(toMs) };
   for (const o of orders) {
     try {
       const r = await get(`/v1/orders/${encodeURIComponent(o.id)}/sober-days${qs(dates)}`);
       const rate = r.rate?.rate == null ? 'no worn days' : `${Math.round(r.rate.rate * 100)}% sober (${r.rate.sober} of ${r.rate.worn} worn days)`;
-      section.append(h('h4', {}, `Order ${o.id}: ${rate}`), calendar(r.days));
+      loading.before(h('h4', {}, `Order ${o.id}: ${rate}`), calendar(r.days, dates, o));
     } catch (e) {
-      section.append(message(e.message, 'error'));
+      loading.before(message(e.message, 'error'));
     }
   }
   for (const a of who.activations) {
     try {
       const svg = await request(`/v1/activations/${encodeURIComponent(a.id)}/alcohol-chart${qs(period)}`, { as: 'blob' });
       const img = h('img', { src: URL.createObjectURL(svg), alt: `TAC, IR and temperature of tag ${a.tag} over the period, with events and day statuses`, class: 'chart' });
-      section.append(h('h4', {}, `TAC chart · tag ${a.tag}`), img);
+      section.append(h('h4', {}, `TAC chart · tag ${a.tag} (UK time)`), img);
     } catch (e) {
       section.append(message(e.message, 'error'));
     }
   }
+  loading.remove();
+  section.removeAttribute('aria-busy');
 }
 
-function calendar(records) {
-  if (!records?.length) return message('No sober-day records in this period yet.');
+/** Every UK date from `from` to `to` (YYYY-MM-DD, both included). */
+function datesBetween(from, to) {
+  const out = [];
+  for (let d = new Date(`${from}T12:00:00Z`); out.length < 400; d = new Date(d.getTime() + DAY)) {
+    const date = d.toISOString().slice(0, 10);
+    if (date > to) break;
+    out.push(date);
+  }
+  return out;
+}
+
+/** A cell for every day of the period the order covers: its classification, or "awaiting
+ * data" while the day is not decided yet. */
+function calendar(records, dates, order) {
   // A day may be re-issued (late data): the last record of a date is the one that stands.
-  const days = [...new Map(records.map((d) => [d.date, d])).values()].sort((a, b) => a.date.localeCompare(b.date));
-  return h('ol', { class: 'calendar' }, days.map((d) => h('li', {
-    class: `day ${d.status}`, title: `${d.date}: ${words(d.status)}${d.reasons?.length ? ' (' + d.reasons.map(words).join(', ') + ')' : ''}`,
-  }, h('span', { class: 'date' }, d.date.slice(5)), h('span', { class: 'status' }, words(d.status)))));
+  const decided = new Map((records || []).map((d) => [d.date, d]));
+  const first = [dates.from, order.from].filter(Boolean).sort().pop();
+  const last = [dates.to, order.to].filter(Boolean).sort()[0];
+  const days = datesBetween(first, last);
+  if (!days.length) return message('The order does not cover this period.');
+  return h('ol', { class: 'calendar', 'data-testid': 'calendar' }, days.map((date) => {
+    const d = decided.get(date);
+    const text = d ? `${date}: ${words(d.status)}${d.reasons?.length ? ' (' + d.reasons.map(words).join(', ') + ')' : ''}`
+      : `${date}: awaiting data (not decided yet)`;
+    return h('li', { class: `day ${d ? d.status : 'awaiting'}`, title: text, 'aria-label': text },
+      h('span', { class: 'date' }, date.slice(5)), h('span', { class: 'status' }, d ? words(d.status) : 'awaiting data'));
+  }));
 }

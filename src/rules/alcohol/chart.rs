@@ -39,10 +39,30 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// An instant as people read it beside the rest of the console: UK local time.
 fn time_label(t_ms: TimeMs) -> String {
     chrono::DateTime::from_timestamp_millis(t_ms)
-        .map(|t| t.format("%m-%d %H:%M").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono_tz::Europe::London)
+                .format("%d %b %H:%M")
+                .to_string()
+        })
         .unwrap_or_default()
+}
+
+/// Europe/London's offset from UTC at `t_ms` (0 or one hour), so ticks fall on local hours.
+fn london_offset_ms(t_ms: TimeMs) -> TimeMs {
+    use chrono::Offset;
+    chrono::DateTime::from_timestamp_millis(t_ms)
+        .map(|t| {
+            i64::from(
+                t.with_timezone(&chrono_tz::Europe::London)
+                    .offset()
+                    .fix()
+                    .local_minus_utc(),
+            ) * 1000
+        })
+        .unwrap_or(0)
 }
 
 fn status_colour(status: SoberDayStatus) -> &'static str {
@@ -164,7 +184,7 @@ pub fn tac_chart_svg(
     );
     let _ = write!(
         svg,
-        r##"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/><text x="{LEFT}" y="16" font-size="13">TAC, IR and temperature, {} to {} UTC</text>"##,
+        r##"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/><text x="{LEFT}" y="16" font-size="13">TAC, IR and temperature, {} to {} UK time</text>"##,
         escape(&time_label(from_ms)),
         escape(&time_label(to_ms))
     );
@@ -248,7 +268,8 @@ pub fn tac_chart_svg(
     let step = tick_step_ms(to_ms - from_ms);
     let axis_y = panels[2].top + panels[2].height;
     svg.push_str(r#"<g class="axis">"#);
-    let mut tick = from_ms.div_euclid(step) * step;
+    let offset_ms = london_offset_ms(from_ms);
+    let mut tick = (from_ms + offset_ms).div_euclid(step) * step - offset_ms;
     while tick <= to_ms {
         if tick >= from_ms {
             let tx = x(tick);
@@ -327,4 +348,24 @@ pub fn tac_chart_svg(
 
     svg.push_str("</svg>\n");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_uk_local_and_ticks_fall_on_local_hours() {
+        // 1 July 2026 00:00 UTC is 01:00 in the UK (BST).
+        let from_ms = 1_782_864_000_000;
+        let svg = tac_chart_svg(&[], &[], &[], from_ms, from_ms + 86_400_000);
+        assert!(
+            svg.contains("01 Jul 01:00 to 02 Jul 01:00 UK time"),
+            "{svg}"
+        );
+        // A day's span has a tick every 2 hours, on even UK hours (on UTC's, they would read
+        // 03:00, 05:00 … in BST).
+        assert!(svg.contains(">01 Jul 02:00<"), "{svg}");
+        assert!(!svg.contains(">01 Jul 03:00<"), "{svg}");
+    }
 }

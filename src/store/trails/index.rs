@@ -253,6 +253,21 @@ impl Index {
     }
 
     /// Whether the activation has sealed blocks or open buffers.
+    /// The event time of the activation's latest position, sealed or buffered.
+    pub fn latest_ms(&self, id: u32) -> Option<TimeMs> {
+        let sealed = self
+            .acts
+            .get(id as usize)
+            .and_then(|a| a.blocks.iter().map(BlockMeta::t_max).max());
+        let open = self.shard(id).lock().get(&id).and_then(|st| {
+            st.buffers
+                .values()
+                .flat_map(|b| b.readings.iter().map(|r| r.t_ms))
+                .max()
+        });
+        sealed.max(open)
+    }
+
     pub fn has_positions(&self, id: u32) -> bool {
         self.acts
             .get(id as usize)

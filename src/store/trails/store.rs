@@ -882,6 +882,13 @@ impl TrailStore {
         self.purge_before(activation, TimeMs::MAX)
     }
 
+    /// The event time of an activation's latest position (`None`: it has none).
+    pub fn latest_ms(&self, activation: &str) -> Option<TimeMs> {
+        let index = self.inner.index.read();
+        let id = *index.by_name.get(activation)?;
+        index.latest_ms(id)
+    }
+
     /// Names of activations with positions (sealed or buffered), sorted.
     pub fn activations(&self) -> Vec<String> {
         let index = self.inner.index.read();
