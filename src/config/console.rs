@@ -21,3 +21,23 @@ pub struct ConsoleConfig {
     /// `/console/tiles/{z}/{x}/{y}.png`, so no map request leaves the machine; not with `tile_url`.
     pub tile_archive: Option<PathBuf>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ConsoleConfig;
+
+    #[test]
+    fn a_tile_archive_is_a_path_in_the_console_section() {
+        let c: ConsoleConfig = toml::from_str(
+            "tile_archive = \"fixtures/basemap/demo-streets.mbtiles\"\ntile_attribution = \"OS\"",
+        )
+        .expect("valid [console]");
+        assert_eq!(
+            c.tile_archive.as_deref(),
+            Some(std::path::Path::new(
+                "fixtures/basemap/demo-streets.mbtiles"
+            ))
+        );
+        assert!(c.tile_url.is_none());
+    }
+}
