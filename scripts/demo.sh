@@ -49,7 +49,9 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
+# Street tiles from the checked-in synthetic archive (scripts/basemap-build.sh): made-up streets.
 "$BIN/tagstream" serve --data-dir "$DATA" --orders "$DEMO/sim/orders.json" \
+  --tile-archive fixtures/basemap/demo-streets.mbtiles \
   --ingest-addr 127.0.0.1:7700 --http-addr 127.0.0.1:7800 > "$DEMO/serve.out" 2> "$DEMO/serve.log" &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q listening "$DEMO/serve.out" 2>/dev/null && break; sleep 0.1; done

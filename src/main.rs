@@ -253,6 +253,10 @@ struct ServeArgs {
     /// an offline basemap of police force areas.
     #[arg(long)]
     tile_url: Option<String>,
+    /// A local MBTiles archive of PNG map tiles for the console, served by this server at
+    /// /console/tiles/ (e.g. fixtures/basemap/demo-streets.mbtiles); not with --tile-url.
+    #[arg(long)]
+    tile_archive: Option<PathBuf>,
     /// TLS on the tag port: certificate chain (PEM); needs --ingest-tls-key.
     #[arg(long, requires = "ingest_tls_key")]
     ingest_tls_cert: Option<PathBuf>,
@@ -454,6 +458,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(v) = args.tile_url {
         config.console.tile_url = Some(v);
     }
+    if let Some(v) = args.tile_archive {
+        config.console.tile_archive = Some(v);
+    }
+    // A missing or unusable tile archive stops the start (the console opens it again to serve).
+    tagstream::console::tiles::open_configured(&config.console)?;
     if let (Some(cert_file), Some(key_file)) = (args.ingest_tls_cert, args.ingest_tls_key) {
         config.ingest.tls = Some(tagstream::tls::IngestTlsConfig {
             cert_file,

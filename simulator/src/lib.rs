@@ -6,6 +6,7 @@
 //! `truth` for the other outputs.
 
 pub mod area;
+pub mod basemap;
 pub mod battery;
 pub mod behaviour;
 pub mod bng;
@@ -22,5 +23,6 @@ pub mod rf;
 pub mod rng;
 pub mod sim;
 pub mod stream;
+pub mod streets;
 pub mod tag;
 pub mod truth;

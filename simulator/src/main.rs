@@ -1,4 +1,5 @@
-//! The `tagsim` command line: `generate` writes a simulated data set to a directory.
+//! The `tagsim` command line: `generate` writes a simulated data set to a directory; `stream`
+//! uploads one to a server; `basemap` builds the synthetic street tile archive.
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,31 @@ enum Command {
     Generate(GenerateArgs),
     /// Simulate a population and upload its readings to a tagstream server like real tags.
     Stream(StreamArgs),
+    /// Render a synthetic street network around the simulated area into an MBTiles archive of
+    /// PNG map tiles (for `tagstream serve --tile-archive`). Made-up streets: never evidence.
+    Basemap(BasemapArgs),
+}
+
+#[derive(clap::Args)]
+struct BasemapArgs {
+    /// The archive to write (replaced if it exists).
+    #[arg(long)]
+    out: PathBuf,
+    /// Random seed: the same seed gives byte-identical tiles.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Police force area name, as for `generate`: the streets surround its simulated centre.
+    #[arg(long, default_value = "Bristol")]
+    area: String,
+    /// Half the side of the square of streets, in metres.
+    #[arg(long, default_value_t = 5000.0)]
+    half_size_m: f64,
+    /// Lowest zoom level rendered.
+    #[arg(long, default_value_t = 11)]
+    min_zoom: u8,
+    /// Highest zoom level rendered (the console enlarges these tiles beyond it).
+    #[arg(long, default_value_t = 16)]
+    max_zoom: u8,
 }
 
 #[derive(clap::Args)]
@@ -186,6 +212,27 @@ fn run_generate(a: GenerateArgs) -> Result<String, String> {
     ))
 }
 
+fn run_basemap(a: BasemapArgs) -> Result<String, String> {
+    let opts = tagsim::basemap::BasemapOptions {
+        seed: a.seed,
+        area: a.area,
+        half_size_m: a.half_size_m,
+        min_zoom: a.min_zoom,
+        max_zoom: a.max_zoom,
+    };
+    let r = tagsim::basemap::build(&opts, &a.out).map_err(|e| e.to_string())?;
+    let [w, s, e, n] = r.bounds;
+    Ok(format!(
+        "tagsim: {} tiles (zooms {}..{}), {} bytes, bounds {w:.5},{s:.5},{e:.5},{n:.5}, {:.2} s -> {}",
+        r.tiles,
+        opts.min_zoom,
+        opts.max_zoom,
+        r.bytes,
+        r.seconds,
+        a.out.display()
+    ))
+}
+
 fn run_stream(a: StreamArgs) -> Result<String, String> {
     let key = match (&a.key, &a.key_file) {
         (_, Some(path)) => std::fs::read_to_string(path)
@@ -223,6 +270,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(a) => run_generate(a),
         Command::Stream(a) => run_stream(a),
+        Command::Basemap(a) => run_basemap(a),
     };
     match result {
         Ok(line) => {

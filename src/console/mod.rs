@@ -3,8 +3,10 @@
 //! `/` is the console's `index.html`; `/console/*` are its assets from the console directory
 //! (`web/` by default: the HTML, CSS, ES modules and the offline basemap); `/console/vendor/leaflet/*`
 //! is Leaflet's `dist/` from `web/node_modules` (installed by `npm ci` in the project scripts); and
-//! `/console/config.json` tells the page the deployment's settings (tile URL or none). Nothing here
-//! is person data and nothing needs a token: the page signs in to the API with a bearer token.
+//! `/console/config.json` tells the page the deployment's settings (tile URL or none);
+//! `/console/tiles/{z}/{x}/{y}.png` are map tiles from a local archive when one is configured
+//! (`tiles`). Nothing here is person data and nothing needs a token: the page signs in to the API
+//! with a bearer token.
 //! Every page carries a Content-Security-Policy that allows only this origin (and the configured
 //! tile server's), so the console loads nothing else from the internet.
 
@@ -16,6 +18,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use std::path::{Component, PathBuf};
 use std::sync::Arc;
+
+pub mod tiles;
+
+use tiles::{TileArchive, TileArchiveError};
 
 /// The directory to serve, if one with an `index.html` can be found: the configured one, else
 /// `web/` in the current directory, else beside the binary's repository.
@@ -38,6 +44,17 @@ struct Console {
     dir: PathBuf,
     config: ConsoleConfig,
     csp: HeaderValue,
+    tiles: TileSource,
+}
+
+/// Where the map's tiles come from.
+enum TileSource {
+    /// The configured remote `tile_url`, or none (the offline force-areas basemap).
+    Remote,
+    Archive(Arc<TileArchive>),
+    /// The archive failed to open here although `tagstream serve` checked it at start (e.g. it
+    /// was removed since): tiles answer 503 with why, and the page falls back to force areas.
+    Broken(String),
 }
 
 /// The console's routes, or `None` (with a warning) when no console directory is found.
@@ -47,15 +64,29 @@ pub fn router<S: Clone + Send + Sync + 'static>(config: &ConsoleConfig) -> Optio
         return None;
     };
     tracing::info!(dir = %dir.display(), "serving the web console at /");
+    let tiles = match tiles::open_configured(config) {
+        Ok(None) => TileSource::Remote,
+        Ok(Some(archive)) => {
+            tracing::info!(archive = %archive.path().display(), synthetic = archive.info().synthetic,
+                "serving map tiles from a local archive at /console/tiles/");
+            TileSource::Archive(Arc::new(archive))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the map tile archive is unusable; tiles answer 503");
+            TileSource::Broken(e.to_string())
+        }
+    };
     let console = Arc::new(Console {
         csp: content_security_policy(config.tile_url.as_deref()),
         dir,
         config: config.clone(),
+        tiles,
     });
     Some(
         Router::new()
             .route("/", get(index))
             .route("/console/config.json", get(settings))
+            .route("/console/tiles/{z}/{x}/{y}", get(tile))
             .route("/console/vendor/leaflet/{*path}", get(leaflet))
             .route("/console/{*path}", get(asset))
             .with_state(console),
@@ -88,12 +119,74 @@ async fn index(State(console): State<Arc<Console>>) -> Response {
 }
 
 async fn settings(State(console): State<Arc<Console>>) -> Response {
-    Json(serde_json::json!({
-        "tile_url": console.config.tile_url,
-        "tile_attribution": console.config.tile_attribution,
-        "basemap": "/console/basemap/force-areas.geojson",
-    }))
-    .into_response()
+    let config = &console.config;
+    let body = match &console.tiles {
+        TileSource::Archive(archive) => {
+            let info = archive.info();
+            serde_json::json!({
+                "tile_url": tiles::TILE_URL,
+                "tile_attribution": config.tile_attribution.clone().or(info.attribution.clone()),
+                "tile_min_native_zoom": info.min_zoom,
+                "tile_max_native_zoom": info.max_zoom,
+                "tile_bounds": info.bounds,
+                "tile_synthetic": info.synthetic,
+                "basemap": "/console/basemap/force-areas.geojson",
+            })
+        }
+        TileSource::Remote | TileSource::Broken(_) => serde_json::json!({
+            "tile_url": config.tile_url,
+            "tile_attribution": config.tile_attribution,
+            "tile_synthetic": false,
+            "basemap": "/console/basemap/force-areas.geojson",
+        }),
+    };
+    Json(body).into_response()
+}
+
+/// A tile from the local archive: 400 for a malformed or out-of-grid address, 404 when the
+/// archive has no such tile.
+async fn tile(
+    State(console): State<Arc<Console>>,
+    Path((z, x, y)): Path<(String, String, String)>,
+) -> Response {
+    let archive = match &console.tiles {
+        TileSource::Archive(a) => a.clone(),
+        TileSource::Broken(why) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response()
+        }
+        TileSource::Remote => return not_found(),
+    };
+    let Some((z, x, y)) = tiles::parse_tile_path(&z, &x, &y) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "a tile is /console/tiles/{z}/{x}/{y}.png, decimal numbers inside the zoom's grid\n",
+        )
+            .into_response();
+    };
+    // SQLite reads can wait on the disk: off the async workers.
+    let found = tokio::task::spawn_blocking(move || archive.tile(z, x, y)).await;
+    match found {
+        Ok(Ok(Some(png))) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            png,
+        )
+            .into_response(),
+        Ok(Ok(None)) => not_found(),
+        Ok(Err(e)) => tile_error(e),
+        Err(join) => {
+            tracing::error!(error = %join, "a tile read task failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "tile read failed\n").into_response()
+        }
+    }
+}
+
+fn tile_error(e: TileArchiveError) -> Response {
+    tracing::error!(error = %e, "reading a map tile");
+    (StatusCode::INTERNAL_SERVER_ERROR, "tile read failed\n").into_response()
 }
 
 async fn leaflet(State(console): State<Arc<Console>>, Path(path): Path<String>) -> Response {

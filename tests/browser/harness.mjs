@@ -27,8 +27,8 @@ function run(bin, args) {
   return execFileSync(join(BIN, bin), args, { encoding: 'utf8', env: { ...process.env, TAGSTREAM_TAG_KEY: TAG_KEY } });
 }
 
-/** Generates the population, creates users, starts the server. */
-export async function startServer() {
+/** Generates the population, creates users, starts the server (`serveArgs`: more flags for it). */
+export async function startServer({ serveArgs = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tagstream-browser-'));
   const sim = join(dir, 'sim');
   run('tagsim', ['generate', ...SIM, '--out', sim]);
@@ -49,7 +49,7 @@ export async function startServer() {
     admin: ADMIN_TOKEN,
   };
   const child = spawn(join(BIN, 'tagstream'), ['serve', '--data-dir', data, '--orders', join(sim, 'orders.json'),
-    '--ingest-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0'], {
+    '--ingest-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', ...serveArgs], {
     env: { ...process.env, TAGSTREAM_TAG_KEY: TAG_KEY, TAGSTREAM_ADMIN_TOKEN: ADMIN_TOKEN, RUST_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'inherit'],
     cwd: ROOT,

@@ -1,5 +1,5 @@
-// Maps: Leaflet with the deployment's tile server, or offline with police force area boundaries as
-// the basemap; drawing of places (curfew addresses, zones), trails (gaps, labels, confidence
+// Maps: Leaflet with the deployment's tile server, or a local tile archive served by tagstream
+// (over police force areas), or offline with police force area boundaries as the basemap; drawing of places (curfew addresses, zones), trails (gaps, labels, confidence
 // circles) and crime-hit evidence.
 
 import * as L from '/console/vendor/leaflet/leaflet-src.esm.js';
@@ -27,22 +27,55 @@ export async function createMap(el) {
   const map = L.map(el, { preferCanvas: true, zoomSnap: 0.5, attributionControl: true });
   map.fitBounds(ENGLAND_WALES);
   const cfg = await loadSettings();
-  if (cfg.tile_url) {
-    L.tileLayer(cfg.tile_url, { maxZoom: 19, attribution: cfg.tile_attribution || '' }).addTo(map);
-  } else {
+  // A local tile archive (served by tagstream itself) covers only its area: force areas stay
+  // underneath as the basemap everywhere else.
+  const local = typeof cfg.tile_url === 'string' && cfg.tile_url.startsWith('/');
+  if (!cfg.tile_url || local) {
     el.classList.add('offline-map');
     const areas = await loadBasemap(cfg.basemap || '/console/basemap/force-areas.geojson');
     if (areas) {
+      // In a pane of their own under the tiles (the overlay pane, where vectors go, is above).
+      map.createPane('force-areas').style.zIndex = 150;
       L.geoJSON(areas, {
+        pane: 'force-areas',
+        renderer: L.canvas({ pane: 'force-areas' }),
         interactive: false,
         style: { color: '#7d8a99', weight: 1, fillColor: '#f4f1ea', fillOpacity: 1 },
       }).addTo(map);
       map.attributionControl.addAttribution('Police force areas: ONS (offline basemap)');
     }
   }
+  if (cfg.tile_url) {
+    const options = { maxZoom: 19, attribution: cfg.tile_attribution || '' };
+    if (local) {
+      // Deeper than the archive goes, its deepest tiles are enlarged; outside its bounds and
+      // zooms nothing is asked for.
+      if (cfg.tile_max_native_zoom != null) options.maxNativeZoom = cfg.tile_max_native_zoom;
+      if (cfg.tile_min_native_zoom != null) options.minNativeZoom = cfg.tile_min_native_zoom;
+      const b = cfg.tile_bounds;
+      if (Array.isArray(b) && b.length === 4) options.bounds = [[b[1], b[0]], [b[3], b[2]]];
+      options.className = 'local-tiles';
+    }
+    L.tileLayer(cfg.tile_url, options).addTo(map);
+    if (cfg.tile_synthetic) syntheticLabel().addTo(map);
+  }
   L.control.scale({ imperial: false }).addTo(map);
   const overlay = L.featureGroup().addTo(map);
   return { map, overlay };
+}
+
+/** The notice on every map drawn over made-up streets: they are the demo's, never evidence. */
+function syntheticLabel() {
+  const control = L.control({ position: 'bottomleft' });
+  control.onAdd = () => {
+    const div = L.DomUtil.create('div', 'synthetic-basemap');
+    div.setAttribute('role', 'note');
+    div.dataset.testid = 'synthetic-basemap';
+    div.textContent = 'Synthetic demo streets — not real, not evidence';
+    L.DomEvent.disableClickPropagation(div);
+    return div;
+  };
+  return control;
 }
 
 /** Fits the view to the positions if there are any, else to everything drawn in `group`. */
