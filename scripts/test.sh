@@ -19,4 +19,5 @@ cargo test --workspace --locked "$@"
 # The console: npm packages and Debian's Chromium, then the browser tests against
 # target/debug/tagstream (screenshots in target/browser-artifacts/).
 ./scripts/console-setup.sh --browser
+rm -rf "${CARGO_TARGET_DIR:-target}/browser-artifacts" # this run's screenshots only
 node --test tests/browser/

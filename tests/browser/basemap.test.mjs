@@ -8,11 +8,9 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { startServer, startBrowser, newPage, signIn, screenshot, ROOT } from './harness.mjs';
+import { startServer, startBrowser, newPage, signIn, screenshot, DEMO_STREETS } from './harness.mjs';
 
-const ARCHIVE = join(ROOT, 'fixtures', 'basemap', 'demo-streets.mbtiles');
 const BRISTOL = [51.4545, -2.5879];
 
 /** RGBA pixels of a PNG as Chromium writes screenshots (8-bit RGB or RGBA, not interlaced). */
@@ -70,7 +68,7 @@ describe('street basemap from the local tile archive', { concurrency: false }, (
   let chrome;
 
   before(async () => {
-    server = await startServer({ serveArgs: ['--tile-archive', ARCHIVE] });
+    server = await startServer({ serveArgs: ['--tile-archive', DEMO_STREETS] });
     chrome = await startBrowser();
   });
   after(async () => {

@@ -8,9 +8,9 @@
 
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, startBrowser, newPage, signIn, screenshot, expectRefused, ARTIFACTS } from './harness.mjs';
+import { startServer, startBrowser, newPage, signIn, screenshot, expectRefused, DEMO_STREETS } from './harness.mjs';
 
 describe('web console', { concurrency: false }, () => {
   let server;
@@ -19,8 +19,8 @@ describe('web console', { concurrency: false }, () => {
   let errors = [];
 
   before(async () => {
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    server = await startServer();
+    // Served as the demo serves it: maps draw the synthetic streets under the evidence.
+    server = await startServer({ serveArgs: ['--tile-archive', DEMO_STREETS] });
     chrome = await startBrowser();
   });
   after(async () => {
@@ -211,6 +211,11 @@ describe('web console', { concurrency: false }, () => {
     await list.locator('tbody tr').first().getByRole('button').click();
     await page.locator('[data-testid=hit-map][data-ready=true]').waitFor();
     await page.getByTestId('hit-map').scrollIntoViewIfNeeded();
+    // Streets under the evidence, from the local archive (nothing leaves the machine: the
+    // harness fails any outside request).
+    const tile = page.getByTestId('hit-map').locator('img.leaflet-tile[src*="/console/tiles/"]').first();
+    await tile.waitFor();
+    await page.waitForFunction((img) => img.complete && img.naturalWidth === 256, await tile.elementHandle());
     await screenshot(page, 'hub-hit-review');
     await page.getByLabel('Reason for the decision').fill('Positions inside the vicinity during the window');
     await page.getByRole('button', { name: 'Confirm hit' }).click();

@@ -19,6 +19,8 @@ const ADMIN_TOKEN = 'browser-test-admin-token';
 /** The simulated population: small, with GPS, RF and alcohol tags, crimes and violations. */
 export const SIM = ['--tags', '16', '--days', '2', '--seed', '5', '--hits', '2'];
 export const FORCE = 'AvonSomerset';
+/** The synthetic street archive the demo serves (scripts/basemap-build.sh). */
+export const DEMO_STREETS = join(ROOT, 'fixtures', 'basemap', 'demo-streets.mbtiles');
 
 const require = createRequire(join(ROOT, 'web', 'package.json'));
 const { chromium } = require('playwright-core');
@@ -126,9 +128,17 @@ export function expectRefused(errors, pattern) {
   errors.splice(0, errors.length, ...rest);
 }
 
+/**
+ * Saves a screenshot of the page, and (except for a failed test's) checks the page as it is for
+ * accessibility: every place a test keeps a picture of is a page people use, and each must have
+ * no serious or critical axe-core violation.
+ */
 export async function screenshot(page, name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+  if (name.startsWith('failed-')) return;
+  const problems = await accessibilityProblems(page);
+  if (problems.length) throw new Error(`accessibility problems on ${name}:\n${problems.join('\n')}`);
 }
 
 const AXE = join(ROOT, 'web', 'node_modules', 'axe-core', 'axe.min.js');
