@@ -103,3 +103,60 @@ fn me_says_who_the_token_belongs_to_and_what_it_is_bound_to() {
     assert_eq!(me(None).0, 401);
     assert_eq!(me(Some("not-a-token")).0, 401);
 }
+
+/// The status line and headers (lower-cased names) of a raw GET with `extra` header lines, and
+/// the body's length.
+fn raw_head(server: &Server, path: &str, extra: &str) -> (String, Vec<(String, String)>, usize) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&server.http_addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    let cut = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..cut]).to_string();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, all.len() - cut - 4)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn static_files_are_compressed_for_browsers_that_accept_it_and_revalidated_by_etag() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let leaflet = "/console/vendor/leaflet/leaflet-src.esm.js";
+    let (status, plain, plain_len) = raw_head(&server, leaflet, "");
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(header(&plain, "content-encoding"), None);
+    let (_, gzip, gzip_len) = raw_head(&server, leaflet, "Accept-Encoding: gzip\r\n");
+    assert_eq!(header(&gzip, "content-encoding"), Some("gzip"));
+    assert!(
+        gzip_len * 3 < plain_len,
+        "gzip {gzip_len} bytes against {plain_len}"
+    );
+    let (_, br, br_len) = raw_head(&server, leaflet, "Accept-Encoding: br\r\n");
+    assert_eq!(header(&br, "content-encoding"), Some("br"));
+    assert!(br_len * 3 < plain_len, "br {br_len} against {plain_len}");
+    // Revalidation: the same file again is 304 with no body; the tag is kept.
+    let tag = header(&plain, "etag").expect("an ETag").to_string();
+    assert_eq!(header(&plain, "cache-control"), Some("no-cache"));
+    let (status, again, len) = raw_head(&server, leaflet, &format!("If-None-Match: {tag}\r\n"));
+    assert!(status.contains(" 304 "), "{status}");
+    assert_eq!((header(&again, "etag"), len), (Some(tag.as_str()), 0));
+    let (status, _, _) = raw_head(&server, leaflet, "If-None-Match: \"other\"\r\n");
+    assert!(status.contains(" 200 "), "{status}");
+}

@@ -12,7 +12,7 @@
 
 use crate::config::ConsoleConfig;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -89,7 +89,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(config: &ConsoleConfig) -> Optio
             .route("/console/tiles/{z}/{x}/{y}", get(tile))
             .route("/console/vendor/leaflet/{*path}", get(leaflet))
             .route("/console/{*path}", get(asset))
-            .with_state(console),
+            .with_state(console)
+            // Text is sent gzip- or brotli-compressed to a browser that accepts it (Leaflet's
+            // source shrinks about fourfold); PNG tiles are sent as they are.
+            .layer(tower_http::compression::CompressionLayer::new()),
     )
 }
 
@@ -114,8 +117,8 @@ fn origin_of(url: &str) -> Option<String> {
     (!host.is_empty() && host.chars().all(ok)).then(|| format!("{scheme}://{host}"))
 }
 
-async fn index(State(console): State<Arc<Console>>) -> Response {
-    file(&console, console.dir.join("index.html")).await
+async fn index(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    file(&console, console.dir.join("index.html"), &headers).await
 }
 
 async fn settings(State(console): State<Arc<Console>>) -> Response {
@@ -189,22 +192,30 @@ fn tile_error(e: TileArchiveError) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, "tile read failed\n").into_response()
 }
 
-async fn leaflet(State(console): State<Arc<Console>>, Path(path): Path<String>) -> Response {
+async fn leaflet(
+    State(console): State<Arc<Console>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let base = console.dir.join("node_modules/leaflet/dist");
     match safe_join(base, &path) {
-        Some(p) => file(&console, p).await,
+        Some(p) => file(&console, p, &headers).await,
         None => not_found(),
     }
 }
 
-async fn asset(State(console): State<Arc<Console>>, Path(path): Path<String>) -> Response {
+async fn asset(
+    State(console): State<Arc<Console>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     // The console's own files only: never its package tooling or installed packages.
     let first = path.split('/').next().unwrap_or_default();
     if first == "node_modules" || first.starts_with('.') || first.starts_with("package") {
         return not_found();
     }
     match safe_join(console.dir.clone(), &path) {
-        Some(p) => file(&console, p).await,
+        Some(p) => file(&console, p, &headers).await,
         None => not_found(),
     }
 }
@@ -237,24 +248,48 @@ fn content_type(path: &std::path::Path) -> &'static str {
     }
 }
 
-async fn file(console: &Console, path: PathBuf) -> Response {
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
-            let mut resp = (
-                [
-                    (header::CONTENT_TYPE, content_type(&path)),
-                    (header::CACHE_CONTROL, "no-cache"),
-                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                ],
-                bytes,
-            )
-                .into_response();
-            resp.headers_mut()
-                .insert(header::CONTENT_SECURITY_POLICY, console.csp.clone());
-            resp
+/// A file's validator: its length and modification time (a new deployment changes one).
+fn entity_tag(meta: &std::fs::Metadata) -> Option<HeaderValue> {
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    HeaderValue::from_str(&format!("\"{:x}-{:x}\"", meta.len(), modified.as_nanos())).ok()
+}
+
+/// A static file, revalidated on each use (`no-cache` with an ETag): a browser that has it gets
+/// `304 Not Modified` and no body, and a new deployment is seen at once.
+async fn file(console: &Console, path: PathBuf, request: &HeaderMap) -> Response {
+    let Ok(meta) = tokio::fs::metadata(&path).await else {
+        return not_found();
+    };
+    let tag = entity_tag(&meta);
+    let fresh = tag.as_ref().is_some_and(|tag| {
+        request.get_all(header::IF_NONE_MATCH).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim() == tag))
+        })
+    });
+    let mut resp = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => ([(header::CONTENT_TYPE, content_type(&path))], bytes).into_response(),
+            Err(_) => return not_found(),
         }
-        Err(_) => not_found(),
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CONTENT_SECURITY_POLICY, console.csp.clone());
+    if let Some(tag) = tag {
+        h.insert(header::ETAG, tag);
     }
+    resp
 }
 
 fn not_found() -> Response {

@@ -216,6 +216,12 @@ describe('web console', { concurrency: false }, () => {
     const tile = page.getByTestId('hit-map').locator('img.leaflet-tile[src*="/console/tiles/"]').first();
     await tile.waitFor();
     await page.waitForFunction((img) => img.complete && img.naturalWidth === 256, await tile.elementHandle());
+    // The crime is one keystroke away, and each position is reachable from the table.
+    await page.getByTestId('centre-on-crime').focus();
+    await page.keyboard.press('Enter');
+    await page.getByTestId('hit-map').locator('.leaflet-tooltip', { hasText: /^Crime / }).waitFor();
+    await page.getByRole('button', { name: 'A1', exact: true }).click();
+    await page.getByTestId('hit-map').locator('.leaflet-tooltip', { hasText: /^A1 .*precision/ }).waitFor();
     await screenshot(page, 'hub-hit-review');
     await page.getByLabel('Reason for the decision').fill('Positions inside the vicinity during the window');
     await page.getByRole('button', { name: 'Confirm hit' }).click();

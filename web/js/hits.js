@@ -4,7 +4,7 @@
 // shown struck through and labelled with why; it cannot be reviewed.
 
 import { get, post, qs, ApiError } from './api.js';
-import { createMap, drawHitEvidence } from './map.js';
+import { createMap, drawHitEvidence, showMarker } from './map.js';
 import { h, fill, table, message, field, fmtTime, fmtNum, fmtDuration, toast } from './ui.js';
 
 /** The hits the caller may see, or null when this server has no crime hits API. */
@@ -63,6 +63,11 @@ export const HIT_COLUMNS = ['crime', 'type', 'window', 'person', 'certainty', 'c
 export async function hitDetail(container, hit, actions) {
   const mapEl = h('div', { class: 'map hit-map', 'data-testid': 'hit-map' });
   const alg = hit.algorithm || {};
+  // Filled once the evidence is drawn: the crime's marker and each position's, by label.
+  let drawn = { crime: null, positions: new Map() };
+  let shown = null;
+  const centre = h('button', { type: 'button', class: 'secondary', 'data-testid': 'centre-on-crime',
+    onclick: () => showMarker(shown, drawn.crime) }, 'Centre on crime');
   fill(container,
     h('h3', {}, `Hit on crime ${hit.crime_ref}`, hit.crime_version ? ` (version ${hit.crime_version})` : ''),
     h('dl', { class: 'facts' },
@@ -77,20 +82,24 @@ export async function hitDetail(container, hit, actions) {
       ...(hit.withdrawn ? [h('dt', {}, 'Withdrawn'), h('dd', { class: 'withdrawn-label', 'data-testid': 'hit-withdrawn-reason' },
         `${withdrawnLabel(hit)} — kept with its review history; it no longer holds`)] : [])),
     actions || '',
+    h('div', { class: 'map-tools' }, centre, h('small', {}, 'Position labels in the table below show each position on the map.')),
     mapEl,
     h('p', { class: 'legend' }, h('span', { class: 'key crime' }), 'crime ', h('span', { class: 'key vicinity' }), 'vicinity ',
       h('span', { class: 'key inwin' }), 'position in the window ', h('span', { class: 'key outwin' }), 'outside it ',
       h('span', { class: 'key conf' }), 'confidence circle'),
     table(['label', 'time', 'distance', 'precision', 'source', 'speed', 'heading', 'in window'],
       (hit.positions || []).map((p) => h('tr', { class: p.in_window ? 'in-window' : '' },
-        h('td', {}, p.label), h('td', {}, fmtTime(p.t)), h('td', { class: 'num' }, fmtNum(p.distance_m, 'm')),
+        h('td', {}, h('button', { type: 'button', class: 'link', title: `Show ${p.label} on the map`,
+          onclick: () => showMarker(shown, drawn.positions.get(p.label)) }, p.label)),
+        h('td', {}, fmtTime(p.t)), h('td', { class: 'num' }, fmtNum(p.distance_m, 'm')),
         h('td', { class: 'num' }, fmtNum(p.precision_m, 'm')), h('td', {}, p.source ?? ''),
         h('td', { class: 'num' }, fmtNum(p.speed_kmh, 'km/h', 1)), h('td', { class: 'num' }, fmtNum(p.heading_deg, '°')),
         h('td', {}, p.in_window ? 'yes' : 'no'))),
       { class: 'positions' }));
   const { map, overlay } = await createMap(mapEl);
+  shown = map;
   try {
-    drawHitEvidence(map, overlay, await get(`/v1/hits/${encodeURIComponent(hit.id)}/evidence`));
+    drawn = drawHitEvidence(map, overlay, await get(`/v1/hits/${encodeURIComponent(hit.id)}/evidence`));
     mapEl.dataset.ready = 'true';
   } catch (e) {
     mapEl.after(message(e.message, 'error'));

@@ -206,7 +206,9 @@ export function addLabels(map, group, points) {
 export function drawHitEvidence(map, group, fc) {
   const focus = L.latLngBounds([]);
   const labels = [];
-  const order = { confidence: 0, track: 1, vicinity: 2, crime: 3, position: 4 };
+  const drawn = { crime: null, positions: new Map() };
+  // The crime last: on top of the positions around it, never hidden under them.
+  const order = { confidence: 0, track: 1, vicinity: 2, position: 3, crime: 4 };
   const features = [...fc.features].sort((a, b) => (order[a.properties.kind] ?? 9) - (order[b.properties.kind] ?? 9));
   for (const f of features) {
     const p = f.properties;
@@ -225,15 +227,16 @@ export function drawHitEvidence(map, group, fc) {
         L.geoJSON(f, { interactive: false, style: { color: '#5b2c83', weight: 3, opacity: 0.7 } }).addTo(group);
         break;
       case 'crime':
-        L.circleMarker([c[1], c[0]], { radius: 8, color: '#922b21', weight: 3, fillColor: '#e74c3c', fillOpacity: 0.9 })
+        drawn.crime = L.circleMarker([c[1], c[0]], { radius: 9, color: '#922b21', weight: 3, fillColor: '#e74c3c', fillOpacity: 0.95 })
           .bindTooltip(`Crime ${p.crime_ref ?? ''} ${p.crime_type ?? ''}<br>${fmtTime(p.crime_from ?? p.from)} – ${fmtTime(p.crime_to ?? p.to)}`)
           .addTo(group);
         break;
       case 'position': {
         const inWindow = p.in_window !== false;
-        L.circleMarker([c[1], c[0]], {
+        const marker = L.circleMarker([c[1], c[0]], {
           radius: 5, color: inWindow ? '#5b2c83' : '#7f8c8d', weight: 2, fillColor: inWindow ? '#f5b041' : '#fff', fillOpacity: 1,
         }).bindTooltip(positionText(p)).addTo(group);
+        if (p.label) drawn.positions.set(p.label, marker);
         if (inWindow) focus.extend([c[1], c[0]]);
         labels.push({ lat: c[1], lon: c[0], label: p.label });
         break;
@@ -245,6 +248,15 @@ export function drawHitEvidence(map, group, fc) {
   const bounds = focus.isValid() ? focus : group.getBounds();
   if (bounds.isValid()) map.fitBounds(bounds.pad(0.3), { maxZoom: 18, animate: false });
   addLabels(map, group, labels);
+  return drawn;
+}
+
+/** Brings `marker` into view at street zoom at least and opens its tooltip (the keyboard's way
+ * to what a pointer finds by hovering). */
+export function showMarker(map, marker) {
+  if (!marker) return;
+  map.setView(marker.getLatLng(), Math.max(map.getZoom(), 17), { animate: false });
+  marker.openTooltip();
 }
 
 /** A marker for the playback head. */
