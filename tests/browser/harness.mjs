@@ -13,7 +13,8 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // The cargo target directory: CARGO_TARGET_DIR when set (as cargo itself does), else ./target.
 const TARGET = process.env.CARGO_TARGET_DIR || join(ROOT, 'target');
 export const ARTIFACTS = join(TARGET, 'browser-artifacts');
-const BIN = join(TARGET, 'debug');
+// The debug build, as the tests use; TAGSTREAM_PROFILE=release for measurements.
+const BIN = join(TARGET, process.env.TAGSTREAM_PROFILE || 'debug');
 const TAG_KEY = 'browser-test-tag-key-0123456789abcdef'; // the server wants >= 32 bytes
 const ADMIN_TOKEN = 'browser-test-admin-token';
 /** The simulated population: small, with GPS, RF and alcohol tags, crimes and violations. */

@@ -162,17 +162,31 @@ export function drawTrail(group, fc, { circles = true } = {}) {
     segment.push([p.lat, p.lon]);
   });
   flush();
-  for (const p of positions) {
-    if (circles && p.props.precision_m) {
+  // A long trail (a month at a fix a minute is 45,000 positions) is drawn whole as its line, with
+  // a dot for every position up to MAX_DOTS and for every n-th beyond (each gap's first always),
+  // and confidence circles only up to MAX_CIRCLES: tens of thousands of markers would take
+  // seconds to draw and could not be told apart at the zoom that shows them all.
+  const every = Math.max(1, Math.ceil(positions.length / MAX_DOTS));
+  const drawCircles = circles && positions.length <= MAX_CIRCLES;
+  positions.forEach((p, i) => {
+    if (i % every !== 0 && !p.props.gap_before && i !== positions.length - 1) return;
+    if (drawCircles && p.props.precision_m) {
       L.circle([p.lat, p.lon], { radius: p.props.precision_m, color: '#2e86c1', weight: 1, opacity: 0.4, fillOpacity: 0.06, interactive: false }).addTo(group);
     }
     const dot = L.circleMarker([p.lat, p.lon], {
       radius: 4, color: p.props.gap_before ? '#c0392b' : '#5b2c83', weight: 2, fillColor: '#fff', fillOpacity: 1,
     }).addTo(group);
-    dot.bindTooltip(positionText(p.props));
-  }
+    // Tooltips are made when first shown, not for every dot up front.
+    dot.bindTooltip(() => positionText(p.props));
+  });
+  positions.dotsEvery = every;
+  positions.circlesDrawn = drawCircles;
   return positions;
 }
+
+/** Above these counts a trail's dots are thinned and its confidence circles left out. */
+const MAX_DOTS = 3000;
+const MAX_CIRCLES = 2000;
 
 /**
  * Sequence labels (A1, A2…) on the map for as many positions as fit without overlapping at the
@@ -182,13 +196,25 @@ export function addLabels(map, group, points) {
   const layer = L.layerGroup().addTo(group);
   const place = () => {
     layer.clearLayers();
-    const taken = [];
+    // Labels placed so far, by 34 × 16 px cell: a new one is checked against the 3 × 3 cells
+    // around it, not against every label (a month's trail has tens of thousands of points).
+    const taken = new Map();
+    const near = (xy) => {
+      const [cx, cy] = [Math.floor(xy.x / 34), Math.floor(xy.y / 16)];
+      for (let dx = -1; dx <= 1; dx++) {
+        for (let dy = -1; dy <= 1; dy++) {
+          if ((taken.get(`${cx + dx},${cy + dy}`) || []).some((q) => Math.abs(q.x - xy.x) < 34 && Math.abs(q.y - xy.y) < 16)) return true;
+        }
+      }
+      return false;
+    };
     const view = map.getBounds().pad(0.5);
     for (const p of points) {
       if (!view.contains([p.lat, p.lon])) continue;
       const xy = map.latLngToContainerPoint([p.lat, p.lon]);
-      if (taken.some((q) => Math.abs(q.x - xy.x) < 34 && Math.abs(q.y - xy.y) < 16)) continue;
-      taken.push(xy);
+      if (near(xy)) continue;
+      const cell = `${Math.floor(xy.x / 34)},${Math.floor(xy.y / 16)}`;
+      taken.set(cell, [...(taken.get(cell) || []), xy]);
       L.tooltip({ permanent: true, direction: 'right', offset: [5, 0], className: 'pos-label', interactive: false })
         .setLatLng([p.lat, p.lon]).setContent(String(p.label ?? '')).addTo(layer);
     }

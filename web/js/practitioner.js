@@ -189,8 +189,11 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
     addLabels(map, overlay, positions.map((q) => ({ ...q, label: q.props.label })));
     const gaps = positions.filter((x) => x.props.gap_before).length;
     const partial = total > positions.length ? ` (the first ${positions.length} of ${total}: choose a shorter period to see the rest)` : '';
+    const thinned = positions.dotsEvery > 1
+      ? ` The line joins every position; a dot marks every ${positions.dotsEvery}th and each gap's first, and precision circles are left out: choose a shorter period to see them all.`
+      : ' Circles show each fix\'s precision.';
     summary.textContent = positions.length
-      ? `${positions.length} positions${partial}, ${gaps} gap${gaps === 1 ? '' : 's'} (red dashes; labels restart A1, B1… after each). Hover a dot for time, precision, speed and heading; circles show each fix's precision.`
+      ? `${positions.length} positions${partial}, ${gaps} gap${gaps === 1 ? '' : 's'} (red dashes; labels restart A1, B1… after each). Hover a dot for time, precision, speed and heading.${thinned}`
       : 'No positions in this period (an RF or alcohol tag sends none). Curfew addresses and zones are shown.';
     stays.append(staysTable(st.stays));
     stopPlayer = playback(player, map, positions);

@@ -1,0 +1,85 @@
+// Measures the web console (issue 17's targets; BENCHMARKS.md, "Session 12: the console"):
+// - the first load of the hub's page after sign-in, cold (a fresh browser context each run: no
+//   cache), from navigation to the queue live and drawn, and the bytes transferred for it;
+// - drawing a 31-day trail of 45,000 positions (one fix a minute) with the console's own
+//   map code as the practitioner's view draws it (line, dots, labels), from the data in hand to
+//   the frame after it is drawn.
+// Usage: TAGSTREAM_PROFILE=release node scripts/console-bench.mjs [--runs N]
+// (release binaries: cargo build --release --bins; Chromium as for the browser tests).
+
+import { startServer, startBrowser } from '../tests/browser/harness.mjs';
+
+const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 5;
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const server = await startServer({ serveArgs: ['--tile-archive', 'fixtures/basemap/demo-streets.mbtiles'] });
+const chrome = await startBrowser();
+try {
+  server.streamTags(); // a queue to load: the simulated population's alerts
+  const loads = [];
+  for (let i = 0; i < runs; i++) {
+    const context = await chrome.browser.newContext({ viewport: { width: 1366, height: 768 } });
+    const page = await context.newPage();
+    await page.addInitScript((token) => {
+      sessionStorage.setItem('tagstream.token', token);
+      sessionStorage.setItem('tagstream.purpose', 'console benchmark');
+    }, server.tokens.hub);
+    await page.goto(server.url);
+    await page.locator('[data-testid=live].live.live').waitFor();
+    await page.locator('[data-testid=alerts] tbody tr').first().waitFor();
+    loads.push(await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      const resources = performance.getEntriesByType('resource');
+      return {
+        ready_ms: performance.now(),
+        bytes: nav.transferSize + resources.reduce((n, r) => n + r.transferSize, 0),
+        requests: 1 + resources.length,
+      };
+    }));
+    await context.close();
+  }
+  const draws = [];
+  const context = await chrome.browser.newContext({ viewport: { width: 1366, height: 768 } });
+  const page = await context.newPage();
+  await page.goto(server.url);
+  for (let i = 0; i < Math.max(3, Math.ceil(runs / 2)); i++) {
+    draws.push(await page.evaluate(async () => {
+      const { createMap, drawTrail, fit, addLabels } = await import('/console/js/map.js');
+      const el = document.createElement('div');
+      el.style.cssText = 'width:1200px;height:600px';
+      document.body.append(el);
+      const { map, overlay } = await createMap(el);
+      const start = Date.parse('2026-03-01T00:00:00Z');
+      const features = [];
+      let lat = 51.4545;
+      let lon = -2.5879;
+      for (let k = 0; k < 45_000; k++) {
+        lat += Math.sin(k / 97) * 0.0004;
+        lon += Math.cos(k / 89) * 0.0005;
+        features.push({ type: 'Feature', geometry: { type: 'Point', coordinates: [lon, lat] }, properties: {
+          kind: 'position', t: new Date(start + k * 60_000).toISOString(), label: `A${k + 1}`,
+          precision_m: 10, source: 'gps', gap_before: false } });
+      }
+      const fc = { type: 'FeatureCollection', features };
+      const t0 = performance.now();
+      const positions = drawTrail(overlay, fc);
+      fit(map, overlay, positions);
+      addLabels(map, overlay, positions.map((q) => ({ ...q, label: q.props.label })));
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      const ms = performance.now() - t0;
+      map.remove();
+      el.remove();
+      return ms;
+    }));
+  }
+  await context.close();
+  console.log(JSON.stringify({
+    first_load_ms: { median: Math.round(median(loads.map((l) => l.ready_ms))), all: loads.map((l) => Math.round(l.ready_ms)) },
+    first_load_bytes: median(loads.map((l) => l.bytes)),
+    first_load_requests: median(loads.map((l) => l.requests)),
+    trail_45000_draw_ms: { median: Math.round(median(draws)), all: draws.map(Math.round) },
+  }, null, 1));
+} finally {
+  await chrome.close();
+  server.stop();
+}
