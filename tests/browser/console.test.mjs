@@ -145,6 +145,13 @@ describe('web console', { concurrency: false }, () => {
   it('practitioner: opens on the latest data, and the calendar has a cell for every day', async () => {
     await open('practitioner');
     const who = server.caseload[0];
+    // The caseload says how each person is monitored, their open alerts and their latest data.
+    await page.waitForFunction(() => document.querySelector('[data-testid=caseload] tbody')
+      && ![...document.querySelectorAll('[data-testid=caseload] tbody td')].some((td) => td.textContent === '…'));
+    const status = await page.getByTestId('caseload').locator('tbody tr', { hasText: who }).first().locator('td').allTextContents();
+    assert.match(status[2], /GPS/, status.join(' | '));
+    assert.match(status[3], /^\d+$/, status.join(' | '));
+    assert.match(status[4], /\d\d \w{3}, \d\d:\d\d/, status.join(' | '));
     await page.getByTestId('caseload').getByRole('button', { name: who, exact: true }).click();
     await page.locator('[data-testid=trail-map][data-ready=true]').waitFor();
     // No dates chosen: the period ends at the person's latest position, so it has positions.

@@ -31,12 +31,16 @@ export async function practitionerPage(root) {
 
   try {
     const people = await get('/v1/people');
+    const status = new Map(people.map((p) => [p.id, {
+      kinds: h('td', {}, '…'), open: h('td', { class: 'num' }, '…'), last: h('td', {}, '…') }]));
     fill(list, h('h2', {}, `Caseload (${people.length})`),
-      people.length ? table(['id', 'name', 'NOMIS'], people.map((p) => h('tr', {},
+      people.length ? table(['id', 'name', 'monitoring', 'open alerts', 'latest data'], people.map((p) => h('tr', {},
         h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => open(p.id) }, p.id)),
-        h('td', {}, p.name ?? ''), h('td', {}, p.nomis_id ?? ''))), { 'data-testid': 'caseload' })
+        h('td', {}, p.name ?? ''), status.get(p.id).kinds, status.get(p.id).open, status.get(p.id).last)),
+      { 'data-testid': 'caseload' })
         : message('Nobody is on your caseload.'),
       openForm);
+    caseloadStatus(people, status);
   } catch (e) {
     fill(list, h('h2', {}, 'Caseload'), message(e.message, 'error'), openForm);
   }
@@ -44,6 +48,41 @@ export async function practitionerPage(root) {
   if (fromHash) open(fromHash);
   else fill(view, message('Choose a person from your caseload.'));
   return () => stop();
+}
+
+/** What a person's orders monitor: GPS (positions: trail or zones), RF curfew (a curfew without
+ * positions), alcohol. */
+export function monitoringKinds(orders) {
+  const kinds = new Set(orders.flatMap((o) => o.conditions.map((c) => c.type)));
+  const out = [];
+  const gps = kinds.has('trail') || kinds.has('exclusion_zone') || kinds.has('inclusion_zone');
+  if (gps) out.push('GPS');
+  if (kinds.has('curfew')) out.push(gps ? 'curfew' : 'RF curfew');
+  if (kinds.has('alcohol')) out.push('alcohol');
+  return out.join(', ') || 'none';
+}
+
+/** Fills the caseload's status cells: open alerts (one read of the caseload's alerts), then
+ * each person's kind of monitoring and latest data (their record). */
+async function caseloadStatus(people, status) {
+  get(`/v1/alerts${qs({ limit: 5000 })}`).then((alerts) => {
+    const open = new Map();
+    for (const a of alerts) {
+      if (a.review?.state !== 'resolved' && !a.withdrawn) open.set(a.person, (open.get(a.person) ?? 0) + 1);
+    }
+    for (const [id, cells] of status) cells.open.textContent = String(open.get(id) ?? 0);
+  }).catch(() => { for (const cells of status.values()) cells.open.textContent = '?'; });
+  for (const p of people.slice(0, 200)) {
+    const cells = status.get(p.id);
+    try {
+      const who = await get(`/v1/people/${encodeURIComponent(p.id)}`);
+      cells.kinds.textContent = monitoringKinds(who.orders);
+      cells.last.textContent = who.data_until ? fmtTime(who.data_until) : 'none yet';
+    } catch {
+      cells.kinds.textContent = '?';
+      cells.last.textContent = '?';
+    }
+  }
 }
 
 /** One person: details, period, and everything for the period. Returns a stop function. */
