@@ -229,6 +229,12 @@ describe('web console', { concurrency: false }, () => {
     await page.getByTestId('hit-map').locator('.leaflet-tooltip', { hasText: /^Crime / }).waitFor();
     await page.getByRole('button', { name: 'A1', exact: true }).click();
     await page.getByTestId('hit-map').locator('.leaflet-tooltip', { hasText: /^A1 .*precision/ }).waitFor();
+    // Distance from the crime over time, one point per position with its value on hover.
+    const points = page.getByTestId('distance-chart').locator('circle');
+    const openedId = await list.locator('tbody tr').first().getAttribute('data-hit');
+    const opened = pending.find((x) => x.id === openedId);
+    assert.equal(await points.count(), opened.positions.filter((p) => p.distance_m != null).length);
+    assert.match(await points.first().locator('title').textContent(), /^A1 .* m from the crime$/);
     await screenshot(page, 'hub-hit-review');
     await page.getByLabel('Reason for the decision').fill('Positions inside the vicinity during the window');
     await page.getByRole('button', { name: 'Confirm hit' }).click();

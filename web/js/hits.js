@@ -84,6 +84,7 @@ export async function hitDetail(container, hit, actions) {
     actions || '',
     h('div', { class: 'map-tools' }, centre, h('small', {}, 'Position labels in the table below show each position on the map.')),
     mapEl,
+    distanceChart(hit),
     h('p', { class: 'legend' }, h('span', { class: 'key crime' }), 'crime ', h('span', { class: 'key vicinity' }), 'vicinity ',
       h('span', { class: 'key inwin' }), 'position in the window ', h('span', { class: 'key outwin' }), 'outside it ',
       h('span', { class: 'key conf' }), 'confidence circle'),
@@ -104,6 +105,50 @@ export async function hitDetail(container, hit, actions) {
   } catch (e) {
     mapEl.after(message(e.message, 'error'));
   }
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+/**
+ * Distance from the crime over time: each position's distance (computed by the server with the
+ * hit, `positions[].distance_m`), the crime's window shaded, the vicinity's radius as a line; each
+ * point's time and distance on hover (and to screen readers, as the table below also gives).
+ */
+export function distanceChart(hit) {
+  const ps = (hit.positions || []).filter((p) => p.distance_m != null);
+  if (ps.length < 2) return '';
+  const [W, H, L, R, T, B] = [640, 180, 52, 12, 10, 26];
+  const ts = ps.map((p) => Date.parse(p.t));
+  const [t0, t1] = [Math.min(...ts, Date.parse(hit.crime_from)), Math.max(...ts, Date.parse(hit.crime_to))];
+  const radius = hit.radius_m ?? hit.algorithm?.radius_m ?? 0;
+  const dMax = Math.max(radius * 1.5, ...ps.map((p) => p.distance_m)) || 1;
+  const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1)) * (W - L - R);
+  const y = (d) => T + (1 - d / dMax) * (H - T - B);
+  const window = svg('rect', { x: x(Date.parse(hit.crime_from)), y: T, height: H - T - B, class: 'window',
+    width: Math.max(1, x(Date.parse(hit.crime_to)) - x(Date.parse(hit.crime_from))) });
+  const line = svg('polyline', { class: 'distance', points: ps.map((p) => `${x(Date.parse(p.t)).toFixed(1)},${y(p.distance_m).toFixed(1)}`).join(' ') });
+  const dots = ps.map((p) => svg('circle', { cx: x(Date.parse(p.t)).toFixed(1), cy: y(p.distance_m).toFixed(1), r: 3, class: p.in_window ? 'in' : 'out' },
+    svg('title', {}, `${p.label} ${fmtTime(p.t)}: ${fmtNum(p.distance_m, 'm')} from the crime`)));
+  const vicinity = svg('line', { x1: L, x2: W - R, y1: y(radius), y2: y(radius), class: 'vicinity' });
+  const labels = [
+    svg('text', { x: L - 4, y: y(0), 'text-anchor': 'end' }, '0 m'),
+    svg('text', { x: L - 4, y: y(radius) + 4, 'text-anchor': 'end' }, `${Math.round(radius)} m`),
+    svg('text', { x: L - 4, y: T + 8, 'text-anchor': 'end' }, `${Math.round(dMax)} m`),
+    svg('text', { x: L, y: H - 6 }, fmtTime(t0)),
+    svg('text', { x: W - R, y: H - 6, 'text-anchor': 'end' }, fmtTime(t1)),
+  ];
+  return h('figure', { class: 'distance-chart', 'data-testid': 'distance-chart' },
+    svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+      'aria-label': `Distance from the crime over time: ${ps.length} positions, closest ${fmtNum(hit.closest_m, 'm')}` },
+    window, vicinity, line, ...dots, ...labels),
+    h('figcaption', {}, 'Distance from the crime over time (UK time): the shaded band is the crime\'s window, the dashed line the vicinity.'));
 }
 
 /** Confirm / reject controls for a pending hit (hub). `done()` after a decision. A withdrawn hit's
