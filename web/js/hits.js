@@ -4,7 +4,6 @@
 // shown struck through and labelled with why; it cannot be reviewed.
 
 import { get, post, qs, ApiError } from './api.js';
-import { createMap, drawHitEvidence, showMarker } from './map.js';
 import { h, fill, table, message, field, fmtTime, fmtNum, fmtDuration, toast } from './ui.js';
 
 /** The hits the caller may see, or null when this server has no crime hits API. */
@@ -32,6 +31,10 @@ const CRIME_TYPES = {
 export function crimeType(code) {
   return CRIME_TYPES[code] ? `${CRIME_TYPES[code]} (${code})` : code;
 }
+
+// Leaflet and the map code load when the first map is drawn, not with the page (the first load
+// is the queue or the caseload; Leaflet is most of the console's bytes).
+const maps = () => import('./map.js');
 
 export const NO_HITS_API = 'Crime hits are not available on this server (no crime matching yet).';
 
@@ -67,7 +70,7 @@ export async function hitDetail(container, hit, actions) {
   let drawn = { crime: null, positions: new Map() };
   let shown = null;
   const centre = h('button', { type: 'button', class: 'secondary', 'data-testid': 'centre-on-crime',
-    onclick: () => showMarker(shown, drawn.crime) }, 'Centre on crime');
+    onclick: async () => (await maps()).showMarker(shown, drawn.crime) }, 'Centre on crime');
   fill(container,
     h('h3', {}, `Hit on crime ${hit.crime_ref}`, hit.crime_version ? ` (version ${hit.crime_version})` : ''),
     h('dl', { class: 'facts' },
@@ -91,12 +94,13 @@ export async function hitDetail(container, hit, actions) {
     table(['label', 'time', 'distance', 'precision', 'source', 'speed', 'heading', 'in window'],
       (hit.positions || []).map((p) => h('tr', { class: p.in_window ? 'in-window' : '' },
         h('td', {}, h('button', { type: 'button', class: 'link', title: `Show ${p.label} on the map`,
-          onclick: () => showMarker(shown, drawn.positions.get(p.label)) }, p.label)),
+          onclick: async () => (await maps()).showMarker(shown, drawn.positions.get(p.label)) }, p.label)),
         h('td', {}, fmtTime(p.t)), h('td', { class: 'num' }, fmtNum(p.distance_m, 'm')),
         h('td', { class: 'num' }, fmtNum(p.precision_m, 'm')), h('td', {}, p.source ?? ''),
         h('td', { class: 'num' }, fmtNum(p.speed_kmh, 'km/h', 1)), h('td', { class: 'num' }, fmtNum(p.heading_deg, '°')),
         h('td', {}, p.in_window ? 'yes' : 'no'))),
       { class: 'positions' }));
+  const { createMap, drawHitEvidence } = await maps();
   const { map, overlay } = await createMap(mapEl);
   shown = map;
   try {

@@ -141,11 +141,13 @@ export function positionText(p) {
  * with its confidence circle. Labels are shown on the map when there are few positions, else on
  * hover. Returns the positions [{lat, lon, t, props}] in time order.
  */
-export function drawTrail(group, fc, { circles = true } = {}) {
+export function drawTrail(group, fc, { circles = true, map = null } = {}) {
   const positions = fc.features.filter((f) => f.properties.kind === 'position').map((f) => ({
     lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1],
     t: Date.parse(f.properties.t), props: f.properties,
   }));
+  // With `map`, the view is set first: moving it after would redraw every layer again.
+  if (map && positions.length) fit(map, group, positions);
   let segment = [];
   const flush = () => {
     if (segment.length > 1) L.polyline(segment, { color: '#5b2c83', weight: 3, opacity: 0.75, interactive: false }).addTo(group);
@@ -184,6 +186,8 @@ export function drawTrail(group, fc, { circles = true } = {}) {
   return positions;
 }
 
+const MAX_LABEL_CANDIDATES = 5000;
+
 /** Above these counts a trail's dots are thinned and its confidence circles left out. */
 const MAX_DOTS = 3000;
 const MAX_CIRCLES = 2000;
@@ -209,7 +213,11 @@ export function addLabels(map, group, points) {
       return false;
     };
     const view = map.getBounds().pad(0.5);
-    for (const p of points) {
+    // At most MAX_LABEL_CANDIDATES points are considered (every n-th, earliest first): a few
+    // hundred labels fit on a map, and projecting 45,000 points at every zoom would be slow.
+    const every = Math.max(1, Math.ceil(points.length / MAX_LABEL_CANDIDATES));
+    for (let i = 0; i < points.length; i += every) {
+      const p = points[i];
       if (!view.contains([p.lat, p.lon])) continue;
       const xy = map.latLngToContainerPoint([p.lat, p.lon]);
       if (near(xy)) continue;

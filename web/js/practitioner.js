@@ -4,10 +4,13 @@
 // and the TAC chart.
 
 import { get, request, qs } from './api.js';
-import { createMap, drawPlaces, drawTrail, fit, addLabels, headMarker, L } from './map.js';
 import {
   h, fill, table, message, field, fmtTime, fmtDuration, words, toLocalInput, ukDate, download,
 } from './ui.js';
+
+// Leaflet and the map code load when the first map is drawn, not with the page (the first load
+// is the queue or the caseload; Leaflet is most of the console's bytes).
+const maps = () => import('./map.js');
 
 const MAX_DAYS = 31;
 const DAY = 86400_000;
@@ -213,6 +216,8 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
     h('div', { class: 'two' }, stays, compliance),
     alcohol);
 
+  const kit = await maps();
+  const { createMap, drawPlaces, drawTrail, fit, addLabels } = kit;
   const { map, overlay } = await createMap(mapEl);
   drawPlaces(overlay, who.orders);
   let stopPlayer = () => {};
@@ -221,9 +226,9 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
       request(`/v1/people/${encodeURIComponent(id)}/trail${qs(period)}`, { as: 'response' }),
       get(`/v1/people/${encodeURIComponent(id)}/stays${qs(period)}`),
     ]);
-    const positions = drawTrail(overlay, await res.json());
+    const positions = drawTrail(overlay, await res.json(), { map });
     const total = Number(res.headers.get('x-total-positions') ?? positions.length);
-    drawStays(overlay, st.stays);
+    drawStays(kit.L, overlay, st.stays);
     fit(map, overlay, positions);
     addLabels(map, overlay, positions.map((q) => ({ ...q, label: q.props.label })));
     const gaps = positions.filter((x) => x.props.gap_before).length;
@@ -235,7 +240,7 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
       ? `${positions.length} positions${partial}, ${gaps} gap${gaps === 1 ? '' : 's'} (red dashes; labels restart A1, B1… after each). Hover a dot for time, precision, speed and heading.${thinned}`
       : 'No positions in this period (an RF or alcohol tag sends none). Curfew addresses and zones are shown.';
     stays.append(staysTable(st.stays));
-    stopPlayer = playback(player, map, positions);
+    stopPlayer = playback(kit, player, map, positions);
     mapEl.dataset.ready = 'true';
   } catch (e) {
     summary.replaceWith(message(e.message, 'error'));
@@ -244,7 +249,7 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
   return () => stopPlayer();
 }
 
-function drawStays(group, stays) {
+function drawStays(L, group, stays) {
   for (const s of stays || []) {
     L.circleMarker([s.lat, s.lon], { radius: 10, color: '#117a65', weight: 2, fillColor: '#48c9b0', fillOpacity: 0.5 })
       .bindTooltip(`Stay ${fmtTime(s.arrival)} – ${fmtTime(s.departure)} (${fmtDuration(s.duration_ms)})${s.place ? ' at ' + s.place : ''}`)
@@ -279,7 +284,7 @@ function complianceView(alerts, fromMs, toMs) {
 }
 
 /** The slider, play / pause, speed; moves a head marker and draws the track up to it. */
-function playback(el, map, positions) {
+function playback({ L, headMarker }, el, map, positions) {
   if (!positions.length) {
     fill(el);
     return () => {};
