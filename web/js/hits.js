@@ -62,8 +62,10 @@ export function hitRow(hit, open, extra = []) {
 
 export const HIT_COLUMNS = ['crime', 'type', 'window', 'person', 'certainty', 'closest', 'review'];
 
-/** The detail of one hit with its evidence map; `actions` (an element) is placed under the facts. */
-export async function hitDetail(container, hit, actions) {
+/** The detail of one hit with its evidence map; `actions` (an element) is placed under the facts.
+ * `orders` (the hub's: a promise of the person's orders) draws their curfew addresses and zones
+ * under the evidence; police are not given them. */
+export async function hitDetail(container, hit, actions, { orders = null } = {}) {
   const mapEl = h('div', { class: 'map hit-map', 'data-testid': 'hit-map' });
   const alg = hit.algorithm || {};
   // Filled once the evidence is drawn: the crime's marker and each position's, by label.
@@ -100,10 +102,12 @@ export async function hitDetail(container, hit, actions) {
         h('td', { class: 'num' }, fmtNum(p.speed_kmh, 'km/h', 1)), h('td', { class: 'num' }, fmtNum(p.heading_deg, '°')),
         h('td', {}, p.in_window ? 'yes' : 'no'))),
       { class: 'positions' }));
-  const { createMap, drawHitEvidence } = await maps();
+  const { createMap, drawHitEvidence, drawPlaces } = await maps();
   const { map, overlay } = await createMap(mapEl);
   shown = map;
   try {
+    const places = await orders?.catch(() => null);
+    if (places) drawPlaces(overlay, places);
     drawn = drawHitEvidence(map, overlay, await get(`/v1/hits/${encodeURIComponent(hit.id)}/evidence`));
     mapEl.dataset.ready = 'true';
   } catch (e) {

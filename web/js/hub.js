@@ -360,7 +360,8 @@ export async function hubPage(root, me = {}) {
     hitsLink.hidden = !hits.length;
     const open = async (hit) => {
       const who = get(`/v1/people/${encodeURIComponent(hit.person)}`).catch((e) => e);
-      await hitDetail(hitBox, hit, reviewForm(hit, () => { fill(hitBox); hitsShown = ''; refreshHits(); }));
+      await hitDetail(hitBox, hit, reviewForm(hit, () => { fill(hitBox); hitsShown = ''; refreshHits(); }),
+        { orders: who.then((r) => (r instanceof Error ? null : r.orders)) });
       // The person in context, as of the crime's time (the hub may see them; police may not).
       const record = await who;
       const panel = h('section', { class: 'person-panel', 'data-testid': 'hit-person' },
