@@ -158,6 +158,12 @@ describe('web console', { concurrency: false }, () => {
     assert.match(await page.getByTestId('trail-summary').textContent(), /^[1-9]\d* positions/);
     const latest = JSON.parse((await server.api('practitioner', `/v1/people/${who}`)).body).data_until;
     assert.ok(latest, 'the person has data');
+    // The day timeline: at home, away, no data, with the curfew windows over it.
+    const timeline = page.getByTestId('day-timeline');
+    await timeline.waitFor();
+    assert.ok(await timeline.locator('rect.tl-home, rect.tl-away').count() > 0);
+    const curfews = server.orders.orders.filter((o) => o.person === who).flatMap((o) => o.conditions).filter((c) => c.type === 'curfew');
+    if (curfews.length) assert.ok(await timeline.locator('rect.tl-curfew').count() > 0);
     const alcohol = server.caseload.find((id) => server.alcoholPeople.includes(id));
     await page.getByTestId('caseload').getByRole('button', { name: alcohol, exact: true }).click();
     const cells = page.getByTestId('calendar').first().locator('li');

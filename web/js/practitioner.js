@@ -4,6 +4,7 @@
 // and the TAC chart.
 
 import { get, request, qs } from './api.js';
+import { dayTimeline } from './timeline.js';
 import {
   h, fill, table, message, field, fmtTime, fmtDuration, words, toLocalInput, ukDate, download,
 } from './ui.js';
@@ -205,6 +206,7 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
   const summary = h('p', { class: 'hint', 'data-testid': 'trail-summary' }, 'Loading the trail…');
   const player = h('div', { class: 'player' });
   const stays = h('section', { class: 'card' }, h('h3', {}, 'Places visited'));
+  const timeline = h('section', { class: 'card' }, h('h3', {}, 'Day by day'));
   const compliance = h('section', { class: 'card' }, complianceView(allAlerts, fromMs, toMs));
   const alcohol = h('div');
   const exportMsg = h('span', { role: 'status' });
@@ -213,6 +215,7 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
     exportMsg);
   fill(body,
     h('section', { class: 'card' }, h('h3', {}, 'Trail'), mapEl, summary, player, exports),
+    timeline,
     h('div', { class: 'two' }, stays, compliance),
     alcohol);
 
@@ -240,6 +243,7 @@ async function periodView(body, who, allAlerts, fromMs, toMs) {
       ? `${positions.length} positions${partial}, ${gaps} gap${gaps === 1 ? '' : 's'} (red dashes; labels restart A1, B1… after each). Hover a dot for time, precision, speed and heading.${thinned}`
       : 'No positions in this period (an RF or alcohol tag sends none). Curfew addresses and zones are shown.';
     stays.append(staysTable(st.stays));
+    timeline.append(dayTimeline(positions, who.orders, fromMs, toMs) || message('No days in this period.'));
     stopPlayer = playback(kit, player, map, positions);
     mapEl.dataset.ready = 'true';
   } catch (e) {
@@ -355,7 +359,7 @@ async function alcoholView(el, who, fromMs, toMs, period) {
     try {
       const r = await get(`/v1/orders/${encodeURIComponent(o.id)}/sober-days${qs(dates)}`);
       const rate = r.rate?.rate == null ? 'no worn days' : `${Math.round(r.rate.rate * 100)}% sober (${r.rate.sober} of ${r.rate.worn} worn days)`;
-      loading.before(h('h4', {}, `Order ${o.id}: ${rate}`), calendar(r.days, dates, o));
+      loading.before(h('h4', {}, `Order ${o.id}: ${rate}`), calendar(r.days, dates, o, fittedDate(who)));
     } catch (e) {
       loading.before(message(e.message, 'error'));
     }
@@ -384,12 +388,18 @@ function datesBetween(from, to) {
   return out;
 }
 
-/** A cell for every day of the period the order covers: its classification, or "awaiting
- * data" while the day is not decided yet. */
-function calendar(records, dates, order) {
+/** The UK date the person's first tag was fitted (their earliest activation), if any. */
+function fittedDate(who) {
+  const starts = (who.activations || []).map((a) => Date.parse(a.from)).filter((t) => !Number.isNaN(t));
+  return starts.length ? ukDate(Math.min(...starts)) : null;
+}
+
+/** A cell for every day of the period the order covers once a tag was fitted: its
+ * classification, or "awaiting data" while the day is not decided yet. */
+function calendar(records, dates, order, fitted) {
   // A day may be re-issued (late data): the last record of a date is the one that stands.
   const decided = new Map((records || []).map((d) => [d.date, d]));
-  const first = [dates.from, order.from].filter(Boolean).sort().pop();
+  const first = [dates.from, order.from, fitted].filter(Boolean).sort().pop();
   const last = [dates.to, order.to].filter(Boolean).sort()[0];
   const days = datesBetween(first, last);
   if (!days.length) return message('The order does not cover this period.');
