@@ -2,8 +2,17 @@
 // (over police force areas), or offline with police force area boundaries as the basemap; drawing of places (curfew addresses, zones), trails (gaps, labels, confidence
 // circles) and crime-hit evidence.
 
-import * as L from '/console/vendor/leaflet/leaflet-src.esm.js';
 import { fmtTime, fmtNum, fmtDuration } from './ui.js';
+
+// Leaflet's minified build (its ES module is shipped unminified only), loaded once by a script
+// tag from this origin; this module is itself loaded with the first map.
+const L = window.L ?? await new Promise((resolve, reject) => {
+  const script = document.createElement('script');
+  script.src = '/console/vendor/leaflet/leaflet.js';
+  script.onload = () => resolve(window.L);
+  script.onerror = () => reject(new Error('the map library could not be loaded'));
+  document.head.append(script);
+});
 
 export { L };
 
