@@ -4,7 +4,7 @@
 // shown struck through and labelled with why; it cannot be reviewed.
 
 import { get, post, qs, ApiError } from './api.js';
-import { h, fill, table, message, field, fmtTime, fmtNum, fmtDuration, toast } from './ui.js';
+import { h, svg, fill, table, message, field, fmtTime, fmtNum, fmtDuration, toast } from './ui.js';
 
 /** The hits the caller may see, or null when this server has no crime hits API. */
 export async function loadHits(params = {}) {
@@ -113,15 +113,6 @@ export async function hitDetail(container, hit, actions, { orders = null } = {})
   } catch (e) {
     mapEl.after(message(e.message, 'error'));
   }
-}
-
-const SVG = 'http://www.w3.org/2000/svg';
-
-function svg(tag, attrs = {}, ...children) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return el;
 }
 
 /**

@@ -3,7 +3,7 @@
 // curfew windows of their orders outlined over it. Computed from the positions already drawn on
 // the map and the orders' timetables; hover a run for its times.
 
-import { h } from './ui.js';
+import { h, svg } from './ui.js';
 
 const STEP_MIN = 5;
 const GAP_MS = 30 * 60_000;
@@ -82,11 +82,4 @@ export function dayTimeline(positions, orders, fromMs, toMs) {
     ...rows.flat(), ...hours),
     h('figcaption', { class: 'legend' }, h('span', { class: 'key tl-home' }), 'at a curfew address ', h('span', { class: 'key tl-away' }), 'away ',
       h('span', { class: 'key tl-none' }), 'no data ', h('span', { class: 'key tl-curfew' }), 'curfew window (UK time)'));
-}
-
-function svg(tag, attrs = {}, ...children) {
-  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return el;
 }
