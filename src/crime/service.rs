@@ -669,17 +669,29 @@ impl Worker {
 
     fn store(&mut self, changes: Vec<HitChange>, summary: &mut MatchSummary, started: Instant) {
         let store = &self.store;
-        let mut changed = Vec::new();
+        // What changed, to publish: an upsert's standing is the hit itself (it holds again); a
+        // withdrawal's is read back (the stored form with its reason).
+        let mut changed: Vec<(String, Option<HitStanding>)> = Vec::new();
+        let publishing = self.publish.is_some();
         store_changes(&mut self.retry, changes, summary, &mut |c| {
             store_change(store, c).inspect(|&did| {
-                if did {
-                    changed.push(change_id(c).to_string());
+                if did && publishing {
+                    changed.push(match c {
+                        HitChange::Upsert(hit) => (
+                            hit.id.clone(),
+                            Some(HitStanding {
+                                hit: (**hit).clone(),
+                                withdrawn: None,
+                            }),
+                        ),
+                        HitChange::Withdraw { id, .. } => (id.clone(), None),
+                    });
                 }
             })
         });
-        if self.publish.is_some() {
+        if publishing {
             let earlier = std::mem::take(&mut self.retry.unpublished);
-            self.publish_standings(earlier.into_iter().chain(changed));
+            self.publish_standings(earlier.into_iter().map(|id| (id, None)).chain(changed));
         }
         self.stats
             .store_failures
@@ -692,18 +704,25 @@ impl Worker {
 }
 
 impl Worker {
-    /// Publishes the standing of each hit in `ids` as the store now holds it; one that cannot be
-    /// read back is kept and published later.
-    fn publish_standings(&mut self, ids: impl IntoIterator<Item = String>) {
+    /// Publishes each changed hit's standing: the one given, or (`None`) as the store now holds
+    /// it; one that cannot be read back is kept and published later.
+    fn publish_standings(
+        &mut self,
+        changed: impl IntoIterator<Item = (String, Option<HitStanding>)>,
+    ) {
         let Some(publish) = &self.publish else {
             return;
         };
-        for id in ids {
-            match self.store.hit(&id) {
-                Ok(Some(stored)) => {
+        for (id, known) in changed {
+            let standing = match known {
+                Some(standing) => Ok(Some(standing)),
+                None => self.store.hit(&id).map(|h| h.map(|h| h.standing())),
+            };
+            match standing {
+                Ok(Some(standing)) => {
                     // The publisher is gone only when the node stops: its next start compares
                     // what the stream holds with its store and publishes the difference.
-                    if publish.send(stored.standing()).is_ok() {
+                    if publish.send(standing).is_ok() {
                         self.stats.published.fetch_add(1, Ordering::Relaxed);
                     }
                 }
