@@ -26,6 +26,16 @@ fn wait_for(server: &Server, path: &str, want: &str) -> String {
     }
 }
 
+/// Asserts that `node` started from a checkpoint (not the stream's first record) and serves
+/// `alerts`.
+fn continued_from_a_checkpoint(node: &Server, alerts: &str, why: &str) {
+    assert!(
+        metric(node, "tagstream_startup_checkpoint_record") > 0.0,
+        "{why}"
+    );
+    assert_eq!(wait_for(node, "/v1/alerts/export", alerts), alerts, "{why}");
+}
+
 /// Asserts that every node serves `alerts` and `hits` as its exports (waiting up to 20 s each).
 fn serve_the_same(nodes: &[(&str, &Server)], alerts: &str, hits: &str) {
     for (name, node) in nodes {
@@ -280,11 +290,7 @@ async fn processing_nodes_continue_from_checkpoints_and_number_their_outputs_on(
     a.kill9();
     drop(a);
     let e = start("node-e", &owning(&config, "e", "0-7"), None);
-    assert!(
-        metric(&e, "tagstream_startup_checkpoint_record") > 0.0,
-        "E joined from the full node's snapshot"
-    );
-    assert_eq!(wait_for(&e, "/v1/alerts/export", &second), second);
+    continued_from_a_checkpoint(&e, &second, "E joined from the full node's snapshot");
     assert_eq!(metric(&e, "tagstream_outputs_published_total"), 0.0);
     // B's share grows to 4-15 (4-7 shared with E for a while, as in a handover): its own
     // checkpoint (8-15) does not cover it, so it continues from the cluster's snapshot. (An
@@ -293,11 +299,7 @@ async fn processing_nodes_continue_from_checkpoints_and_number_their_outputs_on(
     assert!(status.success());
     drop(b);
     let b = start("node-b", &owning(&config, "b2", "4-15"), None);
-    assert!(
-        metric(&b, "tagstream_startup_checkpoint_record") > 0.0,
-        "B continued from the cluster's snapshot"
-    );
-    assert_eq!(wait_for(&b, "/v1/alerts/export", &second), second);
+    continued_from_a_checkpoint(&b, &second, "B continued from the cluster's snapshot");
 
     send(thirds[2], e.ingest_addr.clone()).await;
     assert!(metric(&e, "tagstream_outputs_published_total") > 0.0);
