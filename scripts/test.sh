@@ -13,6 +13,7 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 cargo build --workspace --locked --bins
 ./scripts/api-check-setup.sh # xmllint (GPX/KML schema tests) and the API checkers' venv
 ./scripts/nats-setup.sh # the NATS server (JetStream) the cluster tests start
+./scripts/documents-setup.sh # poppler-utils and qpdf: the document tests read the PDFs
 cargo test --workspace --locked "$@"
 ./scripts/api-check.sh # OpenAPI validator, /metrics parser, schemathesis against the server
 

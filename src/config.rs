@@ -8,6 +8,7 @@
 
 mod console;
 mod crime_api;
+mod documents;
 mod retention;
 #[cfg(test)]
 mod sections_tests;
@@ -16,6 +17,7 @@ mod trail_api;
 
 pub use console::ConsoleConfig;
 pub use crime_api::{CrimeApiConfig, ForceLimits};
+pub use documents::DocumentsConfig;
 pub use retention::RetentionConfig;
 pub use snapshots::SnapshotsConfig;
 pub use trail_api::TrailApiConfig;
@@ -53,6 +55,8 @@ pub struct ServerConfig {
     pub console: ConsoleConfig,
     /// Crime uploads and what police may see (`[crime_api]`).
     pub crime_api: CrimeApiConfig,
+    /// What the documents people hand on carry (`[documents]`): the witness declaration.
+    pub documents: DocumentsConfig,
     /// How long data is kept after an activation ends, and how often the purge runs.
     pub retention: RetentionConfig,
     /// Tag connections under load or attack: timeouts and connection limits (`[ingest]`).
@@ -102,6 +106,7 @@ impl Default for ServerConfig {
             trail_api: Default::default(),
             console: Default::default(),
             crime_api: Default::default(),
+            documents: Default::default(),
             retention: Default::default(),
             ingest: Default::default(),
             http: Default::default(),

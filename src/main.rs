@@ -90,6 +90,12 @@ enum Command {
         #[command(subcommand)]
         command: PeopleCommand,
     },
+    /// Documents people hand on (evidence packs, reports), from a stopped server's data
+    /// directory, byte for byte what the API serves; and checking a document's manifest.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Tag credentials: revoke or rotate (stopped server; while it runs use the admin API) and
     /// print a tag's current secret.
     Tags {
@@ -136,6 +142,32 @@ enum RetentionCommand {
         /// The server's config file (its `[retention]`, `[trails]` and segment size).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// A hit's evidence pack: <hit>-pack.pdf, <hit>-pack.json and <hit>-manifest.json (audited).
+    HitPack {
+        #[arg(long, visible_alias = "data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        hit: String,
+        /// The folder the three files are written to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Why the pack is made (recorded in the audit log).
+        #[arg(long)]
+        purpose: String,
+        /// The server's config file (its `[documents]` declaration and `[console]` tile archive
+        /// shape the pack).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check the files a manifest lists against their SHA-256 (exit 1 if any changed).
+    Verify {
+        /// A `…-manifest.json`; the files it lists are read from its folder.
+        manifest: PathBuf,
     },
 }
 
@@ -356,6 +388,7 @@ fn main() -> Result<()> {
         Command::Retention { command } => retention(command),
         Command::People { command } => people(command),
         Command::Tags { command } => tags(command),
+        Command::Report { command } => report(command),
         Command::Score {
             truth,
             outputs,
@@ -677,6 +710,42 @@ fn people(command: PeopleCommand) -> Result<()> {
             .with_context(|| format!("exporting person {person} from {}", data_dir.display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
+}
+
+fn report(command: ReportCommand) -> Result<()> {
+    match command {
+        ReportCommand::HitPack {
+            data_dir,
+            hit,
+            out,
+            purpose,
+            config,
+        } => {
+            let config = load_config(config.as_ref())?;
+            secure_existing(&data_dir)?;
+            let tiles = tagstream::console::tiles::open_configured(&config.console)
+                .context("opening the [console] tile archive")?;
+            let tiles = tiles
+                .as_ref()
+                .map(|t| t as &dyn tagstream::documents::map_figure::TileSource);
+            let written = tagstream::documents::offline::hit_pack_offline(
+                &data_dir, &config, tiles, &hit, &purpose, &out,
+            )
+            .with_context(|| format!("hit pack of {hit} from {}", data_dir.display()))?;
+            let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            println!("{}", serde_json::json!({ "hit": hit, "files": files }));
+            Ok(())
+        }
+        ReportCommand::Verify { manifest } => {
+            let checked = tagstream::documents::manifest::verify(&manifest)
+                .with_context(|| format!("verifying {}", manifest.display()))?;
+            println!(
+                "{}",
+                serde_json::json!({ "manifest": manifest.display().to_string(), "unchanged": checked })
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Owner-only umask and modes for a command that writes an existing data directory (a missing

@@ -247,6 +247,8 @@ async fn run_as(
         control: started.control,
         retention,
         system: started.system,
+        documents: config.documents.clone(),
+        tiles: document_tiles(&config.console),
     };
     let mut app = router(state);
     if let Some(console) = crate::console::router(&config.console) {
@@ -392,6 +394,21 @@ impl crate::retention::purge::PurgeLog for NoLog {
 }
 
 /// Tries the purge records whose following failed again, every minute.
+/// The console's tile archive, for documents' maps too (its own connections). An archive that
+/// does not open was already reported by the console; documents then say they have no streets.
+fn document_tiles(
+    console: &crate::config::ConsoleConfig,
+) -> Option<Arc<dyn crate::documents::map_figure::TileSource>> {
+    match crate::console::tiles::open_configured(console) {
+        Ok(Some(archive)) => Some(Arc::new(archive)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "documents' maps will have no streets");
+            None
+        }
+    }
+}
+
 fn spawn_purge_retries(purges: crate::topology::purge_follow::PurgeRecords) {
     tokio::spawn(async move {
         loop {

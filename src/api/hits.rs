@@ -90,7 +90,11 @@ fn scoped_filter(caller: &Caller, q: &HitQuery) -> Result<HitFilter, ApiError> {
 }
 
 /// A hit the caller may see, or 403 for police whatever the reason (no leak of existence).
-fn visible_hit(state: &ApiState, caller: &Caller, id: &str) -> Result<StoredHit, ApiError> {
+pub(super) fn visible_hit(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+) -> Result<StoredHit, ApiError> {
     let scope = force_scope(caller)?;
     let hit = state.crimes.hit(id)?;
     match (scope, hit) {

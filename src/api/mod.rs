@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod crimes;
 pub mod decision;
+pub mod documents;
 pub mod download;
 pub mod error;
 pub mod hits;

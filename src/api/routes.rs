@@ -3,7 +3,7 @@
 
 use super::auth::{BootstrapToken, Staff};
 use super::error::ApiError;
-use super::{admin, alcohol, alerts, crimes, hits, people, retention, trails};
+use super::{admin, alcohol, alerts, crimes, documents, hits, people, retention, trails};
 use crate::alerts::LiveAlerts;
 use crate::store::metadata::Metadata;
 use axum::extract::{DefaultBodyLimit, State};
@@ -38,6 +38,10 @@ pub struct ApiState {
     pub retention: Arc<crate::retention::Purger>,
     /// System alerts (ingest silent) and the pipeline's clock gauges.
     pub system: Arc<crate::metrics::silence_watch::SystemHealth>,
+    /// What documents carry (`[documents]`).
+    pub documents: crate::config::DocumentsConfig,
+    /// Street tiles documents' maps are drawn on (the console's archive), if any.
+    pub tiles: Option<Arc<dyn crate::documents::map_figure::TileSource>>,
 }
 
 /// The OpenAPI description of every route (kept in step with the router by a test).
@@ -79,6 +83,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/hits", get(hits::list))
         .route("/v1/hits/export", get(hits::export_jsonl))
         .route("/v1/hits/{id}", get(hits::get_one))
+        .route("/v1/hits/{id}/pack.pdf", get(documents::hit_pack_pdf))
+        .route("/v1/hits/{id}/pack.json", get(documents::hit_pack_json))
+        .route(
+            "/v1/hits/{id}/pack-manifest.json",
+            get(documents::hit_pack_manifest),
+        )
         .route("/v1/hits/{id}/review", post(hits::review))
         .route("/v1/hits/{id}/evidence", get(hits::evidence))
         .route("/v1/hits/{id}/trail", get(hits::trail))

@@ -168,6 +168,25 @@ impl TileArchive {
     }
 }
 
+/// Documents draw their maps on the same archive (and refuse to draw a synthetic one).
+impl crate::documents::map_figure::TileSource for TileArchive {
+    fn tile_png(&self, z: u8, x: u32, y: u32) -> Result<Option<Vec<u8>>, String> {
+        self.tile(z, x, y).map_err(|e| e.to_string())
+    }
+
+    fn zoom_range(&self) -> (u8, u8) {
+        (self.info.min_zoom, self.info.max_zoom)
+    }
+
+    fn synthetic(&self) -> bool {
+        self.info.synthetic
+    }
+
+    fn attribution(&self) -> Option<String> {
+        self.info.attribution.clone()
+    }
+}
+
 fn read_info(conn: &Connection, path: &Path) -> Result<ArchiveInfo, TileArchiveError> {
     let not_mbtiles = |reason: String| TileArchiveError::NotMbtiles {
         path: path.to_path_buf(),

@@ -74,6 +74,33 @@ pub fn bng_to_wgs84(easting_m: f64, northing_m: f64) -> Result<LatLon, Conversio
     Ok(LatLon { lat, lon })
 }
 
+/// A BNG easting and northing in metres.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bng {
+    pub easting_m: f64,
+    pub northing_m: f64,
+}
+
+/// Converts WGS84 latitude/longitude (degrees) to a BNG easting/northing (metres): the inverse
+/// of [`bng_to_wgs84`], for documents that give positions in both.
+pub fn wgs84_to_bng(lat: f64, lon: f64) -> Result<Bng, ConversionError> {
+    let (bng, wgs84) = projections()?;
+    let mut point = (lon.to_radians(), lat.to_radians(), 0.0);
+    let failed = |reason: String| ConversionError::Transform {
+        easting_m: lon,
+        northing_m: lat,
+        reason: format!("(from latitude {lat}, longitude {lon}) {reason}"),
+    };
+    proj4rs::transform::transform(wgs84, bng, &mut point).map_err(|e| failed(e.to_string()))?;
+    if !(point.0.is_finite() && point.1.is_finite()) {
+        return Err(failed("the result is not a finite position".into()));
+    }
+    Ok(Bng {
+        easting_m: point.0,
+        northing_m: point.1,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +121,13 @@ mod tests {
     #[test]
     fn westminster_check_value_from_the_domain_page() {
         check(529_381.0, 179_534.0, -0.137433, 51.499946);
+    }
+
+    #[test]
+    fn wgs84_to_bng_inverts_the_conversion_within_a_metre() {
+        let p = wgs84_to_bng(51.499946, -0.137433).expect("converts");
+        assert!((p.easting_m - 529_381.0).abs() < 1.0, "{p:?}");
+        assert!((p.northing_m - 179_534.0).abs() < 1.0, "{p:?}");
     }
 
     #[test]

@@ -44,3 +44,37 @@ pub fn gps(t_ms: i64, east_m: f64, north_m: f64) -> Reading {
         }),
     }
 }
+
+/// A hit of [`crime`] on activation A1 (person P1): a walk past the crime, 12 fixes a minute
+/// apart from 5 minutes into the window, one of them a cell fix.
+pub fn sample_hit() -> crate::model::Hit {
+    use crate::crime::matcher::{HitChange, HitMatcher, MemoryTrails, Period};
+    use crate::rules::hits::HitsConfig;
+    let mut trails = MemoryTrails::new(HitsConfig::default().max_gap_s * 1000);
+    for i in 0..12 {
+        let mut r = gps(T0 + (5 + i) * MIN, -330.0 + 60.0 * i as f64, 30.0);
+        if i == 3 {
+            if let ReadingBody::Position(p) = &mut r.body {
+                p.source = PositionSource::Lbs;
+                p.precision_cm = 40_000;
+            }
+        }
+        trails.push("A1", r);
+    }
+    trails.seal();
+    let mut m = HitMatcher::new(HitsConfig::default());
+    m.set_activation(
+        "A1",
+        "P1",
+        Period {
+            from_ms: T0 - 24 * 60 * MIN,
+            to_ms: None,
+        },
+    );
+    let slot = m.add_crimes([crime()])[0];
+    let changes = m.match_crimes(&trails, &[slot]).expect("matches");
+    match changes.into_iter().next() {
+        Some(HitChange::Upsert(hit)) => *hit,
+        other => panic!("the walk past the crime makes a hit, got {other:?}"),
+    }
+}

@@ -500,6 +500,28 @@ impl CrimeStore {
         Ok(out)
     }
 
+    /// One crime version's stored document (the row as imported, `other_info` included), by
+    /// its key: what a document about one of its hits quotes.
+    pub fn crime_document(
+        &self,
+        force: &str,
+        crime_ref: &str,
+        version: u32,
+    ) -> Result<Option<serde_json::Value>, CrimeStoreError> {
+        let conn = self.lock();
+        let doc = conn
+            .query_row(
+                "SELECT document FROM crimes WHERE force = ?1 AND crime_ref = ?2 AND version = ?3",
+                (force, crime_ref, version),
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?;
+        Ok(match doc {
+            Some(d) => Some(serde_json::from_str(&d)?),
+            None => None,
+        })
+    }
+
     /// Batches, newest upload first; `force` limits them to one force.
     pub fn batches(&self, force: Option<&str>) -> Result<Vec<StoredBatch>, CrimeStoreError> {
         let conn = self.lock();

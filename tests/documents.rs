@@ -1,0 +1,349 @@
+//! The hit evidence pack over real HTTP and offline, checked from the outside as a recipient
+//! would: `pdftotext` finds every required field and value, `pdftoppm` renders every page and
+//! the map page is not blank, `qpdf --check` finds the PDF well formed, the manifest verifies
+//! (and fails once a byte changes), the same data gives the same bytes (twice from the API, and
+//! from `tagstream report hit-pack` on the stopped server's data directory), and police get 403
+//! for an unconfirmed hit's pack and for another force's. Needs poppler-utils and qpdf
+//! (`scripts/documents-setup.sh`, run by `scripts/test.sh`).
+
+mod common;
+
+use common::{add_user, bin, call, Server, TagClient};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tagstream::model::time::parse_time;
+use tagstream::model::Reading;
+
+const C1: (f64, f64) = (51.4545, -2.5879);
+const PURPOSE: &str = "crime hit review";
+const DECLARATION: &str =
+    "I confirm this record was produced by the monitoring service (test declaration).";
+
+const ORDERS: &str = r#"{"people":[
+  {"id":"P1","name":"Alex Example","date_of_birth":"1990-01-01","nomis_id":"A1234BC","pnc_ref":"12/345678A","address":"1 Example Street, Bristol","offender_manager":"Olu Manager","restricted":false}],
+ "activations":[{"id":"A1","person":"P1","tag":"T1","from":"2026-03-28T00:00:00Z","to":null}],
+ "orders":[{"id":"O1","person":"P1","from":"2026-03-28","to":"2026-06-01","conditions":[{"type":"trail"}]}]}"#;
+
+const BATCH: &str = "AvonSomerset,BIAD,Burglary in a dwelling,AVS20260329,AVS/1,20260328102000,20260328104000,,,51.4545,-2.5879,WGS84,\"Rear door forced, \"\"jewellery\"\" taken\"\n";
+
+fn t(text: &str) -> i64 {
+    parse_time(text).unwrap()
+}
+
+/// A walk west to east past C1, 30 m north of it, a fix every 2 minutes.
+fn walk() -> Vec<Reading> {
+    let at = t("2026-03-28T10:30:00Z");
+    (-10..=10)
+        .step_by(2)
+        .map(|m: i64| {
+            common::gps_fix_offset(at + m * 60_000 + 60_000, C1, 75.0 + 75.0 * m as f64, 30.0)
+        })
+        .collect()
+}
+
+/// A GET's status and body bytes.
+fn get_bytes(server: &Server, path: &str, token: &str) -> (u16, Vec<u8>) {
+    let result = ureq::get(&format!("http://{}{}", server.http_addr, path))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("X-Purpose", PURPOSE)
+        .call();
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let status = resp.status();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    (status, body)
+}
+
+/// A copy of the demo street archive marked as real streets (the demo's own is synthetic and is
+/// never drawn into evidence), so the pack's map composites street tiles.
+fn real_street_archive(dir: &Path) -> PathBuf {
+    let path = dir.join("streets.mbtiles");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/basemap/demo-streets.mbtiles"),
+        &path,
+    )
+    .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE metadata SET value = 'false' WHERE name = 'synthetic';
+         UPDATE metadata SET value = 'Test streets' WHERE name = 'attribution';",
+    )
+    .unwrap();
+    path
+}
+
+fn tool(name: &str, args: &[&str]) -> std::process::Output {
+    Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name} is missing ({e}): run scripts/documents-setup.sh"))
+}
+
+fn pdf_text(pdf: &Path) -> String {
+    let out = tool("pdftotext", &["-layout", pdf.to_str().unwrap(), "-"]);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Renders every page to greyscale; the share of non-white pixels of each page.
+fn page_ink(pdf: &Path, dir: &Path) -> Vec<f64> {
+    let prefix = dir.join("page");
+    let out = tool(
+        "pdftoppm",
+        &[
+            "-gray",
+            "-r",
+            "40",
+            pdf.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "pdftoppm: {out:?}");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pgm"))
+        .collect();
+    pages.sort();
+    pages
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            // Binary PGM: "P5\n<w> <h>\n<max>\n" then one byte a pixel.
+            let mut fields = 0;
+            let mut at = 0;
+            while fields < 4 {
+                while bytes[at].is_ascii_whitespace() {
+                    at += 1;
+                }
+                while !bytes[at].is_ascii_whitespace() {
+                    at += 1;
+                }
+                fields += 1;
+            }
+            let pixels = &bytes[at + 1..];
+            pixels.iter().filter(|v| **v < 250).count() as f64 / pixels.len() as f64
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let orders = dir.path().join("orders.json");
+    std::fs::write(&orders, ORDERS).unwrap();
+    let archive = real_street_archive(dir.path());
+    let config = dir.path().join("tagstream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[console]\ntile_archive = {:?}\n[documents]\nwitness_declaration = {:?}\n",
+            archive.display().to_string(),
+            DECLARATION
+        ),
+    )
+    .unwrap();
+    let hub = add_user(&data, "hana", "hub", &[]);
+    let avs = add_user(&data, "avon", "police", &["--force", "AvonSomerset"]);
+    let kent = add_user(&data, "kent", "police", &["--force", "Kent"]);
+    let admin = add_user(&data, "ada", "admin", &[]);
+    let mut server = Server::start(
+        &data,
+        Some(&orders),
+        &["--config", config.to_str().unwrap()],
+    );
+
+    let mut t1 = TagClient::connect(&server.ingest_addr, "T1").await;
+    t1.send_acked(1, walk()).await;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let upload = ureq::post(&format!("http://{}/v1/crimes/batches", server.http_addr))
+        .set("Authorization", &format!("Bearer {avs}"))
+        .set("Content-Type", "text/csv")
+        .query("filename", "AVS20260329.csv")
+        .send_string(BATCH)
+        .expect("upload");
+    assert_eq!(upload.status(), 200);
+    let mut id = String::new();
+    for _ in 0..100 {
+        let (_, body) = call(&server, "GET", "/v1/hits", Some(&hub), Some(PURPOSE), None);
+        let hits: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(h) = hits.as_array().and_then(|a| a.first()) {
+            id = h["id"].as_str().unwrap().to_string();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!id.is_empty(), "no hit was found");
+    let pdf_path = format!("/v1/hits/{id}/pack.pdf");
+
+    // Police: not before the hub confirms, never for another force; no purpose, no pack.
+    assert_eq!(get_bytes(&server, &pdf_path, &avs).0, 403);
+    let (status, _) = call(&server, "GET", &pdf_path, Some(&hub), None, None);
+    assert_eq!(status, 400, "a purpose is required");
+    let (status, body) = call(
+        &server,
+        "POST",
+        &format!("/v1/hits/{id}/review"),
+        Some(&hub),
+        None,
+        Some(serde_json::json!({"decision": "confirm", "reason": "Route matches the door camera"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get_bytes(&server, &pdf_path, &kent).0, 403);
+    let (status, police_pdf) = get_bytes(&server, &pdf_path, &avs);
+    assert_eq!(status, 200);
+
+    // The hub's pack is the police's, byte for byte, and the same again.
+    let (status, pdf) = get_bytes(&server, &pdf_path, &hub);
+    assert_eq!(status, 200);
+    assert!(pdf.starts_with(b"%PDF-"));
+    assert_eq!(pdf, police_pdf);
+    assert_eq!(get_bytes(&server, &pdf_path, &hub).1, pdf);
+    let (status, json) = get_bytes(&server, &format!("/v1/hits/{id}/pack.json"), &avs);
+    assert_eq!(status, 200);
+    let (status, manifest) = get_bytes(&server, &format!("/v1/hits/{id}/pack-manifest.json"), &avs);
+    assert_eq!(status, 200);
+
+    // Every download was audited with its purpose.
+    let (_, audit) = call(
+        &server,
+        "GET",
+        "/v1/audit?limit=1000",
+        Some(&admin),
+        Some(PURPOSE),
+        None,
+    );
+    let entries: serde_json::Value = serde_json::from_str(&audit).unwrap_or_default();
+    let packs = entries
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["action"] == "documents.hit_pack" && e["purpose"] == PURPOSE)
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(packs >= 5, "{audit}");
+
+    let out = dir.path().join("api");
+    std::fs::create_dir_all(&out).unwrap();
+    let pdf_file = out.join(format!("{id}-pack.pdf"));
+    std::fs::write(&pdf_file, &pdf).unwrap();
+    std::fs::write(out.join(format!("{id}-pack.json")), &json).unwrap();
+    let manifest_file = out.join(format!("{id}-manifest.json"));
+    std::fs::write(&manifest_file, &manifest).unwrap();
+
+    // What a recipient reads.
+    let text = pdf_text(&pdf_file);
+    for needed in [
+        "AVS/1",
+        "AvonSomerset",
+        "AVS20260329",
+        "Burglary in a dwelling (BIAD)",
+        "Sat 28 Mar 2026 10:20:00 GMT",
+        "2026-03-28 10:40:00Z",
+        "51.454500, -2.587900",
+        "E 35",
+        "Alex Example",
+        "A1234BC",
+        "12/345678A",
+        "1 Example Street, Bristol",
+        "1990-01-01",
+        "Olu Manager",
+        "T1 (activation A1)",
+        "Certain",
+        "Confirmed by the hub",
+        "hana",
+        "Route matches the door camera",
+        "Rear door forced",
+        "A1",
+        "Exhibit 1",
+        "Exhibit 2",
+        "Test streets",
+        DECLARATION,
+        "Signature",
+    ] {
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(needed),
+            "'{needed}' missing from the PDF:\n{text}"
+        );
+    }
+    let algorithm = serde_json::from_slice::<serde_json::Value>(&json).unwrap()["decision"]
+        ["algorithm"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&algorithm), "{algorithm}");
+
+    // Every page renders; the map page has streets and evidence on it (not blank).
+    let pages_dir = dir.path().join("pages");
+    std::fs::create_dir_all(&pages_dir).unwrap();
+    let ink = page_ink(&pdf_file, &pages_dir);
+    assert!(ink.len() >= 3, "{ink:?}");
+    if let Ok(keep) = std::env::var("TAGSTREAM_KEEP_PACK") {
+        std::fs::copy(&pdf_file, keep).unwrap();
+    }
+    assert!(ink[1] > 0.5, "the map page is nearly blank: {ink:?}");
+    let images = tool("pdfimages", &["-list", pdf_file.to_str().unwrap()]);
+    let listed = String::from_utf8_lossy(&images.stdout).lines().count();
+    assert!(
+        listed > 2 + 2,
+        "street tiles are composited: {listed} lines"
+    );
+    let check = tool("qpdf", &["--check", pdf_file.to_str().unwrap()]);
+    assert!(check.status.success(), "qpdf --check: {check:?}");
+
+    // The manifest verifies, and fails once a byte changes.
+    let verify = |path: &Path| {
+        Command::new(bin())
+            .args(["report", "verify"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    assert!(verify(&manifest_file).status.success());
+
+    // Offline from the stopped server's data: the same bytes.
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let offline = dir.path().join("offline");
+    let made = Command::new(bin())
+        .args(["report", "hit-pack", "--data-dir"])
+        .arg(&data)
+        .args(["--hit", &id, "--purpose", "court bundle", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&offline)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    assert_eq!(
+        std::fs::read(offline.join(format!("{id}-pack.pdf"))).unwrap(),
+        pdf
+    );
+    assert_eq!(
+        std::fs::read(offline.join(format!("{id}-pack.json"))).unwrap(),
+        json
+    );
+    assert_eq!(
+        std::fs::read(offline.join(format!("{id}-manifest.json"))).unwrap(),
+        manifest
+    );
+    assert!(verify(&offline.join(format!("{id}-manifest.json")))
+        .status
+        .success());
+
+    let mut tampered = pdf.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 0x01;
+    std::fs::write(&pdf_file, &tampered).unwrap();
+    let failed = verify(&manifest_file);
+    assert!(!failed.status.success());
+    let why = String::from_utf8_lossy(&failed.stderr);
+    assert!(why.contains("pack.pdf") && why.contains("changed"), "{why}");
+}
