@@ -9,6 +9,7 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, startBrowser, newPage, signIn, screenshot, expectRefused, DEMO_STREETS } from './harness.mjs';
 
@@ -254,6 +255,12 @@ describe('web console', { concurrency: false }, () => {
     await page.locator('.pos-label', { hasText: /^A1$/ }).first().waitFor();
     await page.getByTestId('hit-map').scrollIntoViewIfNeeded();
     await screenshot(page, 'police-hit');
+    // The confirmed hit's evidence pack downloads as a PDF, the button busy meanwhile.
+    const [pack] = await Promise.all([page.waitForEvent('download'), page.getByTestId('pack-pdf').click()]);
+    assert.match(pack.suggestedFilename(), /^H[0-9a-f]+-pack\.pdf$/);
+    const bytes = await readFile(await pack.path());
+    assert.equal(bytes.subarray(0, 5).toString(), '%PDF-');
+    await page.getByText('Evidence pack (PDF) saved.').waitFor();
   });
 
   it('a confirmed hit withdrawn by a backdated end is struck through with why; no review', async (t) => {
