@@ -239,6 +239,7 @@ async fn run_as(
         trails: started.trails,
         trail_api: config.trail_api,
         tac: started.tac,
+        last_contact: started.last_contact,
         crimes: started.crimes,
         hits: started.hits,
         hits_config: config.rules.hits,

@@ -1,12 +1,18 @@
 //! What the web console reads beyond the queue's events (issue 17): the alert stream opened on
 //! the alerts as they stand (`?snapshot=true`, the console's first load) agrees with a replay of
-//! every event and resumes after it.
+//! every event and resumes after it; and a person's last contact (the newest reading of any
+//! kind from any of their tags) is served, the same after a restart from the log and after one
+//! from the node checkpoint.
 
 mod common;
 
-use common::{add_user, call, fixture, read_sse_at, stream_health_fixture, Server};
+use common::{
+    add_user, call, fixture, fixture_batches, metric, read_sse_at, stream_health_fixture, Server,
+    TagClient,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use tagstream::model::{Reading, ReadingBody};
 
 const WHY: Option<&str> = Some("hub queue");
 
@@ -126,4 +132,71 @@ async fn the_alert_stream_opens_on_the_alerts_as_they_stand_and_resumes_after_th
         .find(|a| a["id"] == first.as_str())
         .unwrap();
     assert_eq!(resolved["review"]["state"], "resolved");
+}
+
+/// (last_contact, data_until) of P1 and P2.
+fn contacts(server: &Server, token: &str) -> Vec<(Value, Value)> {
+    ["P1", "P2"]
+        .iter()
+        .map(|id| {
+            let p = act(server, token, "GET", &format!("/v1/people/{id}"), None);
+            (p["last_contact"].clone(), p["data_until"].clone())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_contact_is_the_newest_reading_of_any_kind_live_and_after_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hub = add_user(&data, "hana-hub", "hub", &[]);
+    let orders = fixture("orders.json");
+    let mut server = Server::start(&data, Some(&orders), &[]);
+    stream_health_fixture(&server).await;
+
+    // T1 (P1's tag) last sent a position at 01:59; an RF presence reading at 02:40, no
+    // position, is its last contact, beyond its data (positions and TAC).
+    let t1_seq = fixture_batches()
+        .iter()
+        .filter(|b| b.tag == "T1")
+        .map(|b| b.seq)
+        .max()
+        .unwrap();
+    let rf_at = tagstream::model::time::parse_time("2026-03-28T02:40:00Z").unwrap();
+    let mut t1 = TagClient::connect(&server.ingest_addr, "T1").await;
+    t1.send_acked(
+        t1_seq + 1,
+        vec![Reading {
+            t_ms: rf_at,
+            battery_pct: Some(80),
+            body: ReadingBody::Rf { in_range: true },
+        }],
+    )
+    .await;
+    let expected = vec![
+        (json!("2026-03-28T02:40:00Z"), json!("2026-03-28T01:59:00Z")),
+        // P2's newest reading is a position at 02:11.
+        (json!("2026-03-28T02:11:00Z"), json!("2026-03-28T02:11:00Z")),
+    ];
+    let mut live = contacts(&server, &hub);
+    for _ in 0..100 {
+        if live == expected {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        live = contacts(&server, &hub);
+    }
+    assert_eq!(live, expected, "live");
+
+    // From the log, then from the node checkpoint that start took at the log's end.
+    server.terminate();
+    let mut server = Server::start(&data, Some(&orders), &[]);
+    assert_eq!(contacts(&server, &hub), expected, "rebuilt from the log");
+    server.terminate();
+    let server = Server::start(&data, Some(&orders), &[]);
+    assert!(
+        metric(&server, "tagstream_startup_checkpoint_record") > 0.0,
+        "restored from the node checkpoint"
+    );
+    assert_eq!(contacts(&server, &hub), expected, "from the checkpoint");
 }

@@ -152,6 +152,12 @@ describe('web console', { concurrency: false }, () => {
     assert.match(status[2], /GPS/, status.join(' | '));
     assert.match(status[3], /^\d+$/, status.join(' | '));
     assert.match(status[4], /\d\d \w{3}, \d\d:\d\d/, status.join(' | '));
+    // Last contact: the newest reading of any kind from any of their tags (event time, UK time).
+    const record = JSON.parse((await server.api('practitioner', `/v1/people/${who}`)).body);
+    assert.ok(record.last_contact && record.last_contact >= record.data_until, JSON.stringify(record.last_contact));
+    const contact = page.getByTestId('caseload').locator('tbody tr', { hasText: who }).first().getByTestId('last-contact').locator('time');
+    assert.equal(await contact.getAttribute('datetime'), record.last_contact);
+    assert.match(status[5], /^\d\d \w{3}, \d\d:\d\d:\d\d$/, status.join(' | '));
     await page.getByTestId('caseload').getByRole('button', { name: who, exact: true }).click();
     await page.locator('[data-testid=trail-map][data-ready=true]').waitFor();
     // No dates chosen: the period ends at the person's latest position, so it has positions.

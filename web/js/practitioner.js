@@ -6,7 +6,7 @@
 import { get, request, qs } from './api.js';
 import { dayTimeline } from './timeline.js';
 import {
-  h, fill, table, message, field, fmtTime, fmtDuration, words, toLocalInput, ukDate, download,
+  h, fill, table, message, field, fmtTime, fmtDuration, words, toLocalInput, ukDate, download, timeOf,
 } from './ui.js';
 
 // Leaflet and the map code load when the first map is drawn, not with the page (the first load
@@ -36,11 +36,13 @@ export async function practitionerPage(root) {
   try {
     const people = await get('/v1/people');
     const status = new Map(people.map((p) => [p.id, {
-      kinds: h('td', {}, '…'), open: h('td', { class: 'num' }, '…'), last: h('td', {}, '…') }]));
+      kinds: h('td', {}, '…'), open: h('td', { class: 'num' }, '…'), last: h('td', {}, '…'),
+      contact: h('td', { 'data-testid': 'last-contact' }, '…') }]));
     fill(list, h('h2', {}, `Caseload (${people.length})`),
-      people.length ? table(['id', 'name', 'monitoring', 'open alerts', 'latest data'], people.map((p) => h('tr', {},
+      people.length ? table(['id', 'name', 'monitoring', 'open alerts', 'latest data', 'last contact'], people.map((p) => h('tr', {},
         h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => open(p.id) }, p.id)),
-        h('td', {}, p.name ?? ''), status.get(p.id).kinds, status.get(p.id).open, status.get(p.id).last)),
+        h('td', {}, p.name ?? ''), status.get(p.id).kinds, status.get(p.id).open, status.get(p.id).last,
+        status.get(p.id).contact)),
       { 'data-testid': 'caseload' })
         : message('Nobody is on your caseload.'),
       openForm);
@@ -67,7 +69,8 @@ export function monitoringKinds(orders) {
 }
 
 /** Fills the caseload's status cells: open alerts (one read of the caseload's alerts), then
- * each person's kind of monitoring and latest data (their record). */
+ * each person's kind of monitoring, latest data (positions, TAC) and last contact (their newest
+ * reading of any kind) from their record. */
 async function caseloadStatus(people, status) {
   get(`/v1/alerts${qs({ limit: 5000 })}`).then((alerts) => {
     const open = new Map();
@@ -82,9 +85,11 @@ async function caseloadStatus(people, status) {
       const who = await get(`/v1/people/${encodeURIComponent(p.id)}`);
       cells.kinds.textContent = monitoringKinds(who.orders);
       cells.last.textContent = who.data_until ? fmtTime(who.data_until) : 'none yet';
+      fill(cells.contact, timeOf(who.last_contact));
     } catch {
       cells.kinds.textContent = '?';
       cells.last.textContent = '?';
+      cells.contact.textContent = '?';
     }
   }
 }
