@@ -122,7 +122,29 @@ describe('web console', { concurrency: false }, () => {
     await page.getByLabel('From', { exact: true }).fill('2026-03-02T00:00');
     await page.getByLabel('To', { exact: true }).fill('2026-03-04T00:00');
     await page.getByRole('button', { name: 'Show period' }).click();
-    await page.getByTestId('alcohol').locator('img.chart').waitFor();
+    const chart = page.getByTestId('alcohol').getByTestId('tac-chart').first();
+    await chart.waitFor();
+    // Each reading's UK time and values, on hover and by keyboard.
+    const readings = chart.locator('rect.reading');
+    const labels = await readings.evaluateAll((rs) => rs.map((r) => [r.dataset.t, r.querySelector('title').textContent]));
+    assert.ok(labels.length > 1, 'the period has TAC readings');
+    const uk = await page.evaluate((ts) => ts.map((t) => {
+      const p = Object.fromEntries(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/London', day: '2-digit',
+        month: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+      return `${p.day} ${p.month} ${p.hour}:${p.minute}`;
+    }), labels.map(([t]) => t));
+    labels.forEach(([t, label], i) => assert.match(label,
+      new RegExp(`^${uk[i]} UK time: TAC \\d\\.\\d{3} g/dL, IR -?\\d+\\.\\d\\d V, temperature -?\\d+\\.\\d °C$`), `${t}: ${label}`));
+    const readout = page.getByTestId('tac-readout').first();
+    const middle = Math.floor(labels.length / 2);
+    await readings.nth(middle).hover();
+    assert.equal(await readout.textContent(), labels[middle][1]);
+    await chart.focus();
+    await page.keyboard.press('End');
+    assert.equal(await readout.textContent(), labels[labels.length - 1][1]);
+    await page.keyboard.press('ArrowLeft');
+    assert.equal(await readout.textContent(), labels[labels.length - 2][1]);
+    assert.equal(await chart.getAttribute('aria-valuetext'), labels[labels.length - 2][1]);
     await page.getByTestId('alcohol').scrollIntoViewIfNeeded();
     await screenshot(page, 'practitioner-alcohol');
   });
