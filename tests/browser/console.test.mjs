@@ -247,10 +247,19 @@ describe('web console', { concurrency: false }, () => {
       if (!pending.length) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(pending.length, 'the uploaded batch gave no hits to review');
+    // A hit on someone with a curfew address: the hub's map draws it, police's does not.
+    const homes = (id) => server.orders.orders.filter((o) => o.person === id).flatMap((o) => o.conditions)
+      .filter((c) => c.type === 'curfew').flatMap((c) => c.addresses || []);
+    const opened = pending.find((x) => homes(x.person).length);
+    assert.ok(opened, 'a hit on someone with a curfew address');
     await open('hub');
     const list = page.getByTestId('pending-hits');
-    await list.locator('tbody tr').first().getByRole('button').click();
+    await list.locator(`tbody tr[data-hit="${opened.id}"]`).getByRole('button').click();
     await page.locator('[data-testid=hit-map][data-ready=true]').waitFor();
+    // Their curfew address, named under the map and shown on it from there.
+    const home = homes(opened.person)[0];
+    await page.getByTestId('hit-places').getByRole('button', { name: new RegExp(`^Curfew address: ${home.id} \\(`) }).click();
+    await page.getByTestId('hit-map').locator('.leaflet-tooltip', { hasText: `Curfew address: ${home.id} (` }).waitFor();
     await page.getByTestId('hit-map').scrollIntoViewIfNeeded();
     // Streets under the evidence, from the local archive (nothing leaves the machine: the
     // harness fails any outside request).
@@ -265,8 +274,6 @@ describe('web console', { concurrency: false }, () => {
     await page.getByTestId('hit-map').locator('.leaflet-tooltip', { hasText: /^A1 .*precision/ }).waitFor();
     // Distance from the crime over time, one point per position with its value on hover.
     const points = page.getByTestId('distance-chart').locator('circle');
-    const openedId = await list.locator('tbody tr').first().getAttribute('data-hit');
-    const opened = pending.find((x) => x.id === openedId);
     assert.equal(await points.count(), opened.positions.filter((p) => p.distance_m != null).length);
     assert.match(await points.first().locator('title').textContent(), /^A1 .* m from the crime$/);
     await screenshot(page, 'hub-hit-review');
@@ -277,9 +284,12 @@ describe('web console', { concurrency: false }, () => {
 
     await open('police');
     const confirmed = page.getByTestId('confirmed-hits');
-    await confirmed.locator('tbody tr').first().getByRole('button').click();
+    await confirmed.locator(`tbody tr[data-hit="${opened.id}"]`).getByRole('button').click();
     await page.locator('[data-testid=hit-map][data-ready=true]').waitFor();
     await page.locator('.pos-label', { hasText: /^A1$/ }).first().waitFor();
+    // The same hit, without the person's home: police are not given their orders.
+    assert.equal(await page.getByTestId('hit-places').count(), 0);
+    assert.equal(await page.getByText(/^Curfew address: /).count(), 0);
     await page.getByTestId('hit-map').scrollIntoViewIfNeeded();
     await screenshot(page, 'police-hit');
   });
