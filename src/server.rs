@@ -210,7 +210,8 @@ async fn run_as(
         Some(started.alerts.clone()),
         Some(started.tac.clone()),
     )
-    .with_target(Arc::new(started.crimes.clone()));
+    .with_target(Arc::new(started.crimes.clone()))
+    .with_target(started.last_contact.clone());
     for target in started.purge_targets.iter().cloned() {
         purger = purger.with_target(target);
     }

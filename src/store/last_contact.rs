@@ -7,6 +7,7 @@
 //! activation while a piece of input is dispatched and takes the book's lock once, at its end
 //! (a committed group live), never per reading.
 
+use super::purge_target::{PurgeTarget, TargetError};
 use crate::model::TimeMs;
 use crate::pipeline::{Output, Sink};
 use std::collections::HashMap;
@@ -38,11 +39,13 @@ impl LastContactBook {
         }
     }
 
-    fn forget(&self, activation: &str) {
+    /// Whether it held the activation.
+    fn forget(&self, activation: &str) -> bool {
         self.newest_ms
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(activation);
+            .remove(activation)
+            .is_some()
     }
 
     /// Everything held, sorted: for a node checkpoint ([`Self::restore`] gives it back).
@@ -56,6 +59,18 @@ impl LastContactBook {
     /// Replaces the book with a saved one.
     pub fn restore(&self, state: LastContactState) {
         *self.newest_ms.write().unwrap_or_else(|p| p.into_inner()) = state.into_iter().collect();
+    }
+}
+
+/// Retention purges an activation's last contact with the rest of its data (in memory only:
+/// nothing to make durable; a restart rebuilds from the purged log).
+impl PurgeTarget for LastContactBook {
+    fn name(&self) -> &'static str {
+        "last_contact"
+    }
+
+    fn purge_activation(&self, activation: &str) -> Result<u64, TargetError> {
+        Ok(u64::from(self.forget(activation)))
     }
 }
 
@@ -128,5 +143,8 @@ mod tests {
         let again = LastContactBook::default();
         again.restore(book.save());
         assert_eq!(again.save(), book.save());
+        assert_eq!(book.purge_activation("a1").unwrap(), 1);
+        assert_eq!(book.purge_activation("a1").unwrap(), 0, "idempotent");
+        assert_eq!(book.last_contact_ms("a1"), None);
     }
 }
