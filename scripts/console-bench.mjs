@@ -5,15 +5,20 @@
 // - drawing a 31-day trail of 45,000 positions (one fix a minute) with the console's own
 //   map code as the practitioner's view draws it (line, dots, labels), from the data in hand to
 //   the frame after it is drawn.
-// Usage: TAGSTREAM_PROFILE=release node scripts/console-bench.mjs [--runs N]
-// (release binaries: cargo build --release --bins; Chromium as for the browser tests).
+// Usage: TAGSTREAM_PROFILE=release node scripts/console-bench.mjs [--runs N] [--console-dir DIR]
+// (release binaries: cargo build --release --bins; Chromium as for the browser tests;
+// --console-dir serves another copy of web/, e.g. an earlier commit's, to compare one build's
+// server with two consoles).
 
 import { startServer, startBrowser } from '../tests/browser/harness.mjs';
 
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 5;
+const option = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const runs = Number(option('--runs')) || 5;
+const consoleDir = option('--console-dir');
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const server = await startServer({ serveArgs: ['--tile-archive', 'fixtures/basemap/demo-streets.mbtiles'] });
+const server = await startServer({ serveArgs: ['--tile-archive', 'fixtures/basemap/demo-streets.mbtiles',
+  ...(consoleDir ? ['--console-dir', consoleDir] : [])] });
 const chrome = await startBrowser();
 try {
   server.streamTags(); // a queue to load: the simulated population's alerts

@@ -210,7 +210,8 @@ async fn run_as(
         Some(started.alerts.clone()),
         Some(started.tac.clone()),
     )
-    .with_target(Arc::new(started.crimes.clone()));
+    .with_target(Arc::new(started.crimes.clone()))
+    .with_target(started.last_contact.clone());
     for target in started.purge_targets.iter().cloned() {
         purger = purger.with_target(target);
     }
@@ -239,6 +240,7 @@ async fn run_as(
         trails: started.trails,
         trail_api: config.trail_api,
         tac: started.tac,
+        last_contact: started.last_contact,
         crimes: started.crimes,
         hits: started.hits,
         hits_config: config.rules.hits,

@@ -263,6 +263,7 @@ async fn retention_purges_exactly_what_is_due_and_subject_access_exports_everyth
     assert_eq!(counts["alert_reviews"], 1);
     assert_eq!(counts["sober_days"], 2);
     assert_eq!(counts["tac_readings"], TAC);
+    assert_eq!(counts["other"]["last_contact"], 1, "A1's last contact");
     assert_eq!(
         (counts["activations"].as_u64(), counts["orders"].as_u64()),
         (Some(1), Some(1))

@@ -197,6 +197,15 @@ pub struct AlertsPurged {
     pub events: u64,
 }
 
+/// Every alert as it stands and the newest event that state includes ([`AlertStore::current`]).
+#[derive(Debug, Clone, Default)]
+pub struct AlertsNow {
+    /// Events up to this number are reflected in `alerts`.
+    pub through: i64,
+    /// Each alert's JSON with its review, as an event's body carries it.
+    pub alerts: Vec<String>,
+}
+
 /// Filters for listing and counting.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AlertFilter {
@@ -638,6 +647,38 @@ impl AlertStore {
             entry[s] = n.into();
         }
         Ok(serde_json::json!({"total": total, "by_type": by}))
+    }
+
+    /// Every alert as it stands (the JSON an event's body carries, with its review), in the
+    /// order each was first raised, and the number of the newest stored event they reflect: a
+    /// reader that follows the events after that number misses no change. One read under the
+    /// store's lock, which every write takes, so the two agree.
+    pub fn current(&self) -> Result<AlertsNow, AlertStoreError> {
+        let conn = self.lock();
+        let through: i64 = conn.query_row(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM alert_events), 0),
+                        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alert_events'), 0))",
+            [],
+            |r| r.get(0),
+        )?;
+        // First raised: the alert's oldest event still kept (retention may have dropped them
+        // all: then by start).
+        let mut stmt = conn.prepare(
+            "SELECT a.document, a.state, a.assignee, a.outcome, a.notes, a.reviewed_by, a.reviewed_ms
+             FROM alerts a LEFT JOIN (SELECT alert_id, MIN(seq) AS first FROM alert_events GROUP BY alert_id) e
+               ON e.alert_id = a.id
+             ORDER BY e.first IS NULL DESC, e.first, a.start_ms, a.id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, review_from_row(r, 1)?)))?;
+        let mut alerts = Vec::new();
+        for row in rows {
+            let (document, review) = row?;
+            alerts.push(serde_json::to_string(&StoredAlert {
+                alert: serde_json::from_str(&document)?,
+                review,
+            })?);
+        }
+        Ok(AlertsNow { through, alerts })
     }
 
     /// Events after `seq`, oldest first (at most `limit`).

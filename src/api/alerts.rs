@@ -303,6 +303,9 @@ struct SseState {
     last: i64,
     pending: std::collections::VecDeque<crate::alerts::alert_store::AlertEvent>,
     catch_up: bool,
+    /// Whether this connection opens with every alert as it stands (`snapshot`, once) rather
+    /// than the events from the start.
+    snapshot: bool,
     /// Whether this connection was told its backlog is done (`caught_up`, once).
     told_caught_up: bool,
 }
@@ -311,6 +314,10 @@ struct SseState {
 pub struct StreamParams {
     /// Resume after this event id (alternative to the `Last-Event-ID` header).
     after: Option<i64>,
+    /// `true`: open with every alert as it stands, one `snapshot` event, instead of replaying
+    /// every event since the first (ignored when resuming after an event).
+    #[serde(default)]
+    snapshot: bool,
     purpose: Option<String>,
 }
 
@@ -318,6 +325,9 @@ pub struct StreamParams {
 /// A client that reconnects with `Last-Event-ID` gets everything after it, then live events;
 /// between the two, once per connection, a `caught_up` event (data: the last event number sent)
 /// tells it that what follows is news (the console signals new urgent alerts from then on).
+/// With `?snapshot=true` and nothing to resume after, the backlog starts with one `snapshot`
+/// event instead of the history (id: the newest event it reflects; data: a JSON array of every
+/// alert as it stands, in the order they were first raised), then the events after it.
 pub async fn stream(
     State(state): State<ApiState>,
     Staff(caller): Staff,
@@ -325,19 +335,23 @@ pub async fn stream(
     Query(p): Query<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let purpose = purpose(&headers, p.purpose.as_deref())?;
-    let last_id = headers
+    let resume_after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
-        .or(p.after)
-        .unwrap_or(0);
+        .or(p.after);
+    let snapshot = p.snapshot && resume_after.is_none();
+    let last_id = resume_after.unwrap_or(0);
     record(
         &state,
         &caller,
         &purpose,
         Access {
             action: "alerts.stream",
-            detail: Some(format!("after event {last_id}")),
+            detail: Some(match snapshot {
+                true => "alerts as they stand, then later events".to_string(),
+                false => format!("after event {last_id}"),
+            }),
             ..Access::default()
         },
     )?;
@@ -354,6 +368,7 @@ pub async fn stream(
             last: last_id,
             pending: std::collections::VecDeque::new(),
             catch_up: true,
+            snapshot,
             told_caught_up: false,
         },
         |mut s| async move {
@@ -364,6 +379,20 @@ pub async fn stream(
                         .id(event.seq.to_string())
                         .event(event.kind.clone())
                         .data(event.body);
+                    return Some((Ok(sse), s));
+                }
+                if s.snapshot {
+                    s.snapshot = false;
+                    s.alerts.sync_store().await;
+                    let Ok(now) = s.store.current() else {
+                        return None;
+                    };
+                    // Everything up to `through` is in it: the catch-up goes on after that.
+                    s.last = now.through;
+                    let sse = Event::default()
+                        .id(now.through.to_string())
+                        .event("snapshot")
+                        .data(format!("[{}]", now.alerts.join(",")));
                     return Some((Ok(sse), s));
                 }
                 if s.catch_up {

@@ -117,8 +117,15 @@ pub async fn get_person(
         })
         .max()
         .map(crate::model::time::format_time);
+    // Their last contact: the newest reading of any kind from any of their tags.
+    let last_contact = activations
+        .iter()
+        .filter_map(|a| state.last_contact.last_contact_ms(&a.id))
+        .max()
+        .map(crate::model::time::format_time);
     Ok(Json(serde_json::json!({
         "person": person, "activations": activations, "orders": orders, "data_until": data_until,
+        "last_contact": last_contact,
     })))
 }
 

@@ -27,6 +27,8 @@ pub struct ApiState {
     pub trails: crate::store::trails::TrailStore,
     pub trail_api: crate::config::TrailApiConfig,
     pub tac: Arc<crate::store::tac_book::TacBook>,
+    /// Each activation's newest reading of any kind.
+    pub last_contact: Arc<crate::store::last_contact::LastContactBook>,
     pub crimes: crate::store::crime_store::CrimeStore,
     pub hits: crate::crime::service::HitService,
     pub hits_config: crate::rules::hits::HitsConfig,

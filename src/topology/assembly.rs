@@ -40,6 +40,7 @@ use crate::model::LogEntry;
 use crate::pipeline::driver::OutputBatch;
 use crate::pipeline::{shared_directory, Fanout, SharedDirectory};
 use crate::store::crime_store::CrimeStore;
+use crate::store::last_contact::{LastContactBook, LastContactFeed};
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
 use crate::store::trails::{TrailFeed, TrailStore};
@@ -107,6 +108,8 @@ pub struct Started {
     pub counters: Arc<Counters>,
     pub trails: TrailStore,
     pub tac: Arc<TacBook>,
+    /// Each activation's newest reading (its last contact).
+    pub last_contact: Arc<LastContactBook>,
     pub crimes: CrimeStore,
     pub hits: HitService,
     pub directory: SharedDirectory,
@@ -217,6 +220,7 @@ impl Topology {
         );
         let (outputs_tx, outputs_rx) = mpsc::channel::<OutputBatch>(256);
         let tac = Arc::new(TacBook::default());
+        let last_contact = Arc::new(LastContactBook::default());
         let crime_store = CrimeStore::open(&config.data_dir).context("opening the crime store")?;
         // Only the crime batches the crime store lacks are kept from the replay (they are large).
         let batches_from = crime_store
@@ -247,6 +251,7 @@ impl Topology {
         let ((driver, recovered, mut history), log, cut, read_from, to_publish, ordinals) = {
             let runtime = tokio::runtime::Handle::current();
             let (tac, alerts, trails) = (tac.clone(), alerts.clone(), trails.clone());
+            let last_contact = last_contact.clone();
             let config = config.clone();
             let owned = owned.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
@@ -275,6 +280,7 @@ impl Topology {
                             None => alerts.restore_recovered(resume.alerts),
                         }
                         tac.restore(resume.tac);
+                        last_contact.restore(resume.last_contact);
                         log.seed_positions(resume.positions);
                         tracing::info!(record = resume.record, "starting from the node checkpoint");
                         let from = resume.record;
@@ -300,7 +306,10 @@ impl Topology {
                     .stored_records_from(runtime, from)?
                     .inspect(|_| read.set(read.get() + 1));
                 let mut feed = TrailFeed::new(trails, from, None);
-                let mut stores = Fanout::new().with(tac.clone()).with(&mut feed);
+                let mut stores = Fanout::new()
+                    .with(tac.clone())
+                    .with(LastContactFeed::new(last_contact.clone()))
+                    .with(&mut feed);
                 // The rules' outputs: into the book as recovered, or (a node owning some
                 // partitions) numbered and kept to be published; counted either way.
                 let publishing = owned.is_some();
@@ -351,6 +360,7 @@ impl Topology {
                             driver,
                             &alerts,
                             &tac,
+                            &last_contact,
                             history,
                             *counted,
                             &log,
@@ -703,7 +713,10 @@ impl Topology {
             driver.gauges(),
         ));
         system.spawn(now_ms);
-        let stores = Fanout::new().with(tac.clone()).with(trail_feed);
+        let stores = Fanout::new()
+            .with(tac.clone())
+            .with(LastContactFeed::new(last_contact.clone()))
+            .with(trail_feed);
         let driver = match outputs_link {
             // The rules' outputs are published; the book follows the outputs stream.
             Some((out, applied, ordinals)) => {
@@ -816,6 +829,7 @@ impl Topology {
             counters,
             trails,
             tac,
+            last_contact,
             crimes: crime_store,
             hits: hit_service,
             directory,

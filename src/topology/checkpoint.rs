@@ -6,7 +6,7 @@
 //! What is in memory after a replay, and where each piece comes from on a restore:
 //! - the pipeline ([`InlineDriver::snapshot`], exact: docs/snapshots.md);
 //! - the alert and sober-day books with each alert's provenance ([`RecoveredState`]);
-//! - the TAC index ([`TacState`]);
+//! - the TAC index ([`TacState`]) and each activation's last contact ([`LastContactState`]);
 //! - the change history's order book, every purge record, and the user and tag credential
 //!   records (start-up looks for names among them) — [`ChangeHistory::resume`];
 //! - the (batches, readings) counted, and in a cluster the tags' positions in the stream.
@@ -40,6 +40,7 @@ use crate::pipeline::driver::InlineDriver;
 use crate::pipeline::snapshot::{AlertRepr, Snap, SnapshotError};
 use crate::pipeline::Provenance;
 use crate::store::checkpoint_file::{self, CheckpointFileError};
+use crate::store::last_contact::{LastContactBook, LastContactState};
 use crate::store::tac_book::{TacBook, TacState};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -50,7 +51,8 @@ use std::sync::Arc;
 const MAGIC: &[u8; 8] = b"TSNODECK";
 /// Version of the node checkpoint's layout (the pipeline snapshot inside has its own).
 /// 2: each activation's rule outputs counted (ordinals) and the partitions whose rules ran.
-pub const VERSION: u16 = 2;
+/// 3: each activation's last contact.
+pub const VERSION: u16 = 3;
 /// Magic, version, record, pipeline length, state length, CRC-32.
 const HEADER_LEN: usize = 8 + 2 + 8 + 8 + 8 + 4;
 
@@ -195,6 +197,7 @@ struct NodeState {
     /// (alert id, lane, record).
     origins: Vec<(String, u32, u64)>,
     tac: TacState,
+    last_contact: LastContactState,
     book: OrderBook,
     purge_records: Vec<(u64, ControlRecord)>,
     credential_records: Vec<(u64, ControlRecord)>,
@@ -236,6 +239,7 @@ impl Cut {
         driver: &InlineDriver,
         alerts: &LiveAlerts,
         tac: &TacBook,
+        last_contact: &LastContactBook,
         history: &ChangeHistory,
         counted: (u64, u64),
         log: &LogSource,
@@ -277,6 +281,7 @@ impl Cut {
                 .map(|(id, o)| (id, o.lane, o.record))
                 .collect(),
             tac: tac.save(),
+            last_contact: last_contact.save(),
             book: book.clone(),
             purge_records: unshared(purges),
             credential_records: unshared(&credentials),
@@ -374,6 +379,7 @@ pub struct Resume {
     pub driver: InlineDriver,
     pub alerts: RecoveredState,
     pub tac: TacState,
+    pub last_contact: LastContactState,
     pub history: ChangeHistory,
     /// (batches, readings) in the records before `record`.
     pub counted: (u64, u64),
@@ -540,6 +546,7 @@ fn restore(bytes: &[u8], here: &Here<'_>) -> Result<Resume, CheckpointError> {
                 .collect(),
         },
         tac: state.tac,
+        last_contact: state.last_contact,
         history: ChangeHistory::resume(
             state.book,
             shared(state.purge_records),

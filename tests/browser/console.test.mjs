@@ -123,7 +123,29 @@ describe('web console', { concurrency: false }, () => {
     await page.getByLabel('From', { exact: true }).fill('2026-03-02T00:00');
     await page.getByLabel('To', { exact: true }).fill('2026-03-04T00:00');
     await page.getByRole('button', { name: 'Show period' }).click();
-    await page.getByTestId('alcohol').locator('img.chart').waitFor();
+    const chart = page.getByTestId('alcohol').getByTestId('tac-chart').first();
+    await chart.waitFor();
+    // Each reading's UK time and values, on hover and by keyboard.
+    const readings = chart.locator('rect.reading');
+    const labels = await readings.evaluateAll((rs) => rs.map((r) => [r.dataset.t, r.querySelector('title').textContent]));
+    assert.ok(labels.length > 1, 'the period has TAC readings');
+    const uk = await page.evaluate((ts) => ts.map((t) => {
+      const p = Object.fromEntries(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/London', day: '2-digit',
+        month: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+      return `${p.day} ${p.month} ${p.hour}:${p.minute}`;
+    }), labels.map(([t]) => t));
+    labels.forEach(([t, label], i) => assert.match(label,
+      new RegExp(`^${uk[i]} UK time: TAC \\d\\.\\d{3} g/dL, IR -?\\d+\\.\\d\\d V, temperature -?\\d+\\.\\d °C$`), `${t}: ${label}`));
+    const readout = page.getByTestId('tac-readout').first();
+    const middle = Math.floor(labels.length / 2);
+    await readings.nth(middle).hover();
+    assert.equal(await readout.textContent(), labels[middle][1]);
+    await chart.focus();
+    await page.keyboard.press('End');
+    assert.equal(await readout.textContent(), labels[labels.length - 1][1]);
+    await page.keyboard.press('ArrowLeft');
+    assert.equal(await readout.textContent(), labels[labels.length - 2][1]);
+    assert.equal(await chart.getAttribute('aria-valuetext'), labels[labels.length - 2][1]);
     await page.getByTestId('alcohol').scrollIntoViewIfNeeded();
     await screenshot(page, 'practitioner-alcohol');
   });
@@ -153,6 +175,12 @@ describe('web console', { concurrency: false }, () => {
     assert.match(status[2], /GPS/, status.join(' | '));
     assert.match(status[3], /^\d+$/, status.join(' | '));
     assert.match(status[4], /\d\d \w{3}, \d\d:\d\d/, status.join(' | '));
+    // Last contact: the newest reading of any kind from any of their tags (event time, UK time).
+    const record = JSON.parse((await server.api('practitioner', `/v1/people/${who}`)).body);
+    assert.ok(record.last_contact && record.last_contact >= record.data_until, JSON.stringify(record.last_contact));
+    const contact = page.getByTestId('caseload').locator('tbody tr', { hasText: who }).first().getByTestId('last-contact').locator('time');
+    assert.equal(await contact.getAttribute('datetime'), record.last_contact);
+    assert.match(status[5], /^\d\d \w{3}, \d\d:\d\d:\d\d$/, status.join(' | '));
     await page.getByTestId('caseload').getByRole('button', { name: who, exact: true }).click();
     await page.locator('[data-testid=trail-map][data-ready=true]').waitFor();
     // No dates chosen: the period ends at the person's latest position, so it has positions.
@@ -220,10 +248,19 @@ describe('web console', { concurrency: false }, () => {
       if (!pending.length) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(pending.length, 'the uploaded batch gave no hits to review');
+    // A hit on someone with a curfew address: the hub's map draws it, police's does not.
+    const homes = (id) => server.orders.orders.filter((o) => o.person === id).flatMap((o) => o.conditions)
+      .filter((c) => c.type === 'curfew').flatMap((c) => c.addresses || []);
+    const opened = pending.find((x) => homes(x.person).length);
+    assert.ok(opened, 'a hit on someone with a curfew address');
     await open('hub');
     const list = page.getByTestId('pending-hits');
-    await list.locator('tbody tr').first().getByRole('button').click();
+    await list.locator(`tbody tr[data-hit="${opened.id}"]`).getByRole('button').click();
     await page.locator('[data-testid=hit-map][data-ready=true]').waitFor();
+    // Their curfew address, named under the map and shown on it from there.
+    const home = homes(opened.person)[0];
+    await page.getByTestId('hit-places').getByRole('button', { name: new RegExp(`^Curfew address: ${home.id} \\(`) }).click();
+    await page.getByTestId('hit-map').locator('.leaflet-tooltip', { hasText: `Curfew address: ${home.id} (` }).waitFor();
     await page.getByTestId('hit-map').scrollIntoViewIfNeeded();
     // Streets under the evidence, from the local archive (nothing leaves the machine: the
     // harness fails any outside request).
@@ -238,8 +275,6 @@ describe('web console', { concurrency: false }, () => {
     await page.getByTestId('hit-map').locator('.leaflet-tooltip', { hasText: /^A1 .*precision/ }).waitFor();
     // Distance from the crime over time, one point per position with its value on hover.
     const points = page.getByTestId('distance-chart').locator('circle');
-    const openedId = await list.locator('tbody tr').first().getAttribute('data-hit');
-    const opened = pending.find((x) => x.id === openedId);
     assert.equal(await points.count(), opened.positions.filter((p) => p.distance_m != null).length);
     assert.match(await points.first().locator('title').textContent(), /^A1 .* m from the crime$/);
     await screenshot(page, 'hub-hit-review');
@@ -250,9 +285,12 @@ describe('web console', { concurrency: false }, () => {
 
     await open('police');
     const confirmed = page.getByTestId('confirmed-hits');
-    await confirmed.locator('tbody tr').first().getByRole('button').click();
+    await confirmed.locator(`tbody tr[data-hit="${opened.id}"]`).getByRole('button').click();
     await page.locator('[data-testid=hit-map][data-ready=true]').waitFor();
     await page.locator('.pos-label', { hasText: /^A1$/ }).first().waitFor();
+    // The same hit, without the person's home: police are not given their orders.
+    assert.equal(await page.getByTestId('hit-places').count(), 0);
+    assert.equal(await page.getByText(/^Curfew address: /).count(), 0);
     await page.getByTestId('hit-map').scrollIntoViewIfNeeded();
     await screenshot(page, 'police-hit');
     // The confirmed hit's evidence pack downloads as a PDF, the button busy meanwhile.

@@ -50,6 +50,10 @@ describe('hub queue', { concurrency: false }, () => {
   }
 
   const rows = () => page.locator('[data-testid=alerts] tbody tr');
+  /** An instant as the page shows it: UK local time, e.g. "03 Mar, 21:00:05". */
+  const ukTime = (t) => page.evaluate((at) => new Intl.DateTimeFormat('en-GB', {
+    timeZone: 'Europe/London', day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  }).format(new Date(at)), t);
 
   /** Every alert once the server has derived them all (the list stops changing). */
   async function settled() {
@@ -142,6 +146,12 @@ describe('hub queue', { concurrency: false }, () => {
     const slot = curfew.conditions.find((c) => c.type === 'curfew').timetable[0];
     assert.ok(text.includes(`${slot.start}–${slot.end} at ${slot.address}`), text);
     assert.match(text, /Other open alerts \(\d+\)/);
+    // Their last contact: the newest reading of any of their tags, in UK local time.
+    const record = JSON.parse((await server.api('hub', `/v1/people/${person.id}`)).body);
+    assert.ok(record.last_contact, 'the person has sent readings');
+    const contact = panel.getByTestId('last-contact').locator('time');
+    assert.equal(await contact.getAttribute('datetime'), record.last_contact);
+    assert.equal(await contact.textContent(), await ukTime(record.last_contact));
     await screenshot(page, 'hub-person-panel');
   });
 

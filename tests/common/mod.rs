@@ -450,6 +450,17 @@ pub fn read_sse(
     last_event_id: Option<i64>,
     count: usize,
 ) -> Vec<(i64, String, String)> {
+    read_sse_at(http_addr, token, "/v1/alerts/stream", last_event_id, count)
+}
+
+/// [`read_sse`] of the alert stream at `path` (with its query).
+pub fn read_sse_at(
+    http_addr: &str,
+    token: &str,
+    path: &str,
+    last_event_id: Option<i64>,
+    count: usize,
+) -> Vec<(i64, String, String)> {
     use std::io::Write as _;
     let mut stream = std::net::TcpStream::connect(http_addr).unwrap();
     // An idle stream for this long means everything available has arrived.
@@ -459,7 +470,7 @@ pub fn read_sse(
     let resume = last_event_id
         .map(|id| format!("Last-Event-ID: {id}\r\n"))
         .unwrap_or_default();
-    write!(stream, "GET /v1/alerts/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nX-Purpose: hub queue\r\n{resume}\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nX-Purpose: hub queue\r\n{resume}\r\n").unwrap();
     let mut reader = BufReader::new(stream);
     let mut events = Vec::new();
     let (mut id, mut kind, mut data) = (None, String::new(), String::new());

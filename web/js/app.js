@@ -4,11 +4,16 @@
 
 import { get, session, ApiError } from './api.js';
 import { fill, message } from './ui.js';
-import { hubPage } from './hub.js';
-import { policePage } from './police.js';
-import { practitionerPage } from './practitioner.js';
 
-const PAGES = { admin: hubPage, hub: hubPage, police: policePage, practitioner: practitionerPage };
+// Each role's page loads once the role is known: a first load carries one page's modules, not
+// all three (index.html preloads the hub's, the page a monitoring centre opens all day).
+const hubPage = () => import('./hub.js').then((m) => m.hubPage);
+const PAGES = {
+  admin: hubPage,
+  hub: hubPage,
+  police: () => import('./police.js').then((m) => m.policePage),
+  practitioner: () => import('./practitioner.js').then((m) => m.practitionerPage),
+};
 const DEFAULT_PURPOSE = {
   admin: 'monitoring centre alert triage',
   hub: 'monitoring centre alert triage',
@@ -39,8 +44,8 @@ async function start() {
     showSignIn(e instanceof ApiError && e.status === 401 ? 'That token was not accepted.' : e.message);
     return;
   }
-  const page = PAGES[me.role];
-  if (!page) {
+  const loadPage = PAGES[me.role];
+  if (!loadPage) {
     showSignIn(`The console has no page for the role “${me.role}”.`);
     return;
   }
@@ -54,6 +59,7 @@ async function start() {
   const root = $('page');
   fill(root);
   try {
+    const page = await loadPage();
     stopPage = await page(root, me);
   } catch (e) {
     root.append(message(e.message, 'error'));

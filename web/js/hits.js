@@ -103,12 +103,21 @@ export async function hitDetail(container, hit, actions, { orders = null } = {})
         h('td', { class: 'num' }, fmtNum(p.speed_kmh, 'km/h', 1)), h('td', { class: 'num' }, fmtNum(p.heading_deg, '°')),
         h('td', {}, p.in_window ? 'yes' : 'no'))),
       { class: 'positions' }));
-  const { createMap, drawHitEvidence, drawPlaces } = await maps();
+  const { createMap, drawHitEvidence, drawPlaces, showPlace } = await maps();
   const { map, overlay } = await createMap(mapEl);
   shown = map;
   try {
-    const places = await orders?.catch(() => null);
-    if (places) drawPlaces(overlay, places);
+    const personOrders = await orders?.catch(() => null);
+    if (personOrders) {
+      // The person's curfew addresses and zones, each also a button that shows it on the map
+      // (a canvas layer is not in the page's text, nor reachable by keyboard).
+      const places = drawPlaces(overlay, personOrders);
+      mapEl.after(places.length
+        ? h('ul', { class: 'plain places', 'data-testid': 'hit-places', 'aria-label': 'Curfew addresses and zones on the map' },
+          places.map((place) => h('li', {}, h('button', { type: 'button', class: 'link', title: 'Show it on the map',
+            onclick: () => showPlace(map, place) }, place.label))))
+        : message('No curfew address or zone in their orders.'));
+    }
     drawn = drawHitEvidence(map, overlay, await get(`/v1/hits/${encodeURIComponent(hit.id)}/evidence`));
     mapEl.dataset.ready = 'true';
   } catch (e) {

@@ -379,7 +379,34 @@ export async function hubPage(root, me = {}) {
   const hitsTimer = setInterval(() => { if (!document.hidden) refreshHits(); }, HITS_EVERY_MS);
 
   let seq = 0;
-  follow('/v1/alerts/stream', {
+  /** One alert as it now stands (from the snapshot or a change event). */
+  function take(a) {
+    if (!a?.id) return;
+    const known = alerts.has(a.id);
+    a._seq = alerts.get(a.id)?._seq ?? ++seq;
+    alerts.set(a.id, a);
+    if (caughtUp && !known) fresh.add(a.id);
+    // An alert is signalled once, when it is first urgent and new after the page caught up
+    // (raised so, or a possible entry confirmed); the backlog is not news.
+    if (priorityOf(a) === 1 && (a.review?.state ?? 'new') === 'new' && !signalled.has(a.id)) {
+      signalled.add(a.id);
+      if (caughtUp) {
+        fresh.add(a.id);
+        announce.textContent = `New urgent alert: ${words(a.type)}, ${names.get(a.person) ?? a.person}`;
+        signal();
+      }
+    }
+    if ((a.review?.state ?? 'new') !== 'new') fresh.delete(a.id);
+    if (a.id === selected) {
+      const st = detail.querySelector('[data-testid=alert-state]');
+      if (st) st.textContent = reviewText(a.review);
+    }
+  }
+
+  // The queue opens on the alerts as they stand (one `snapshot` event, in the order they were
+  // raised) rather than a replay of every change since the first; a reconnection resumes after
+  // the last event seen.
+  follow('/v1/alerts/stream?snapshot=true', {
     signal: controller.signal,
     onState: (s, why) => {
       live.textContent = { live: '● live', reconnecting: 'reconnecting…', refused: `stopped: ${why}` }[s];
@@ -408,26 +435,8 @@ export async function hubPage(root, me = {}) {
         live.classList.toggle('system-fault', !a.end);
         return;
       }
-      if (!a.id) return;
-      const known = alerts.has(a.id);
-      a._seq = alerts.get(a.id)?._seq ?? ++seq;
-      alerts.set(a.id, a);
-      if (caughtUp && !known) fresh.add(a.id);
-      // An alert is signalled once, when it is first urgent and new after the page caught up
-      // (raised so, or a possible entry confirmed); the backlog is not news.
-      if (priorityOf(a) === 1 && (a.review?.state ?? 'new') === 'new' && !signalled.has(a.id)) {
-        signalled.add(a.id);
-        if (caughtUp) {
-          fresh.add(a.id);
-          announce.textContent = `New urgent alert: ${words(a.type)}, ${names.get(a.person) ?? a.person}`;
-          signal();
-        }
-      }
-      if ((a.review?.state ?? 'new') !== 'new') fresh.delete(a.id);
-      if (a.id === selected) {
-        const st = detail.querySelector('[data-testid=alert-state]');
-        if (st) st.textContent = reviewText(a.review);
-      }
+      if (ev.event === 'snapshot') for (const one of a) take(one);
+      else take(a);
       schedule();
     },
   });

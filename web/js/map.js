@@ -101,29 +101,34 @@ const STYLE = {
 
 /** Curfew addresses and zones of a person's orders. Returns the number of places drawn. */
 export function drawPlaces(group, orders) {
-  let n = 0;
+  const places = [];
+  const add = (label, layer) => {
+    layer.bindTooltip(label).addTo(group);
+    places.push({ label, layer });
+  };
   for (const order of orders || []) {
     for (const c of order.conditions || []) {
       if (c.type === 'curfew') {
         for (const a of c.addresses || []) {
           const times = (c.timetable || []).filter((t) => t.address === a.id)
             .map((t) => `${t.start}–${t.end}`);
-          L.circle([a.lat, a.lon], { radius: a.radius_m, ...STYLE.curfew })
-            .bindTooltip(`Curfew address “${a.id}” (${a.radius_m} m)${times.length ? ', ' + [...new Set(times)].join(', ') : ''}`)
-            .addTo(group);
-          n++;
+          add(`Curfew address: ${a.id} (${a.radius_m} m)${times.length ? ', ' + [...new Set(times)].join(', ') : ''}`,
+            L.circle([a.lat, a.lon], { radius: a.radius_m, ...STYLE.curfew }));
         }
       } else if (c.type === 'exclusion_zone' || c.type === 'inclusion_zone') {
         const layer = zoneLayer(c);
-        if (layer) {
-          layer.bindTooltip(`${c.type === 'exclusion_zone' ? 'Exclusion' : 'Inclusion'} zone: ${c.name || c.id}`);
-          layer.addTo(group);
-          n++;
-        }
+        if (layer) add(`${c.type === 'exclusion_zone' ? 'Exclusion' : 'Inclusion'} zone: ${c.name || c.id}`, layer);
       }
     }
   }
-  return n;
+  return places;
+}
+
+/** Brings a place drawn by `drawPlaces` into view and opens its label. */
+export function showPlace(map, place) {
+  const bounds = place.layer.getBounds();
+  map.fitBounds(bounds.pad(0.5), { maxZoom: 17, animate: false });
+  place.layer.openTooltip(bounds.getCenter());
 }
 
 function zoneLayer(z) {

@@ -1,8 +1,9 @@
 // The person in context, beside an alert or a hit: who they are (name, address, offender
 // manager), what their orders require now (curfew hours at which address, zones and when they
-// apply, alcohol monitoring), which tags they wear, and their other open alerts.
+// apply, alcohol monitoring), which tags they wear, their last contact (newest reading of any
+// kind from any of their tags) and their other open alerts.
 
-import { h, message, fmtTime, words } from './ui.js';
+import { h, message, fmtTime, timeOf, words } from './ui.js';
 import { priorityOf, PRIORITY_NAMES } from './priority.js';
 
 const DAY_NAMES = { mon: 'Mon', tue: 'Tue', wed: 'Wed', thu: 'Thu', fri: 'Fri', sat: 'Sat', sun: 'Sun' };
@@ -57,7 +58,7 @@ function inForce(from, to, nowMs) {
 }
 
 /**
- * The panel: `record` is GET /v1/people/{id} ({person, activations, orders}); `others` the
+ * The panel: `record` is GET /v1/people/{id} ({person, activations, orders, last_contact}); `others` the
  * person's other open alerts (in priority order), each opened by `open(alert)`; what was in force
  * is as of `atMs` (the alert's or the crime's time: recorded data may be older than today).
  */
@@ -74,6 +75,7 @@ export function personPanel(record, others = [], open = () => {}, atMs = Date.no
       h('dt', {}, 'Offender manager'), h('dd', {}, p.offender_manager || '—'),
       h('dt', {}, 'Tags'), h('dd', {}, tags.length
         ? tags.map((a) => `${a.tag} since ${fmtTime(a.from)}`).join('; ') : 'none fitted then'),
+      h('dt', {}, 'Last contact'), h('dd', { 'data-testid': 'last-contact' }, timeOf(record.last_contact)),
       h('dt', {}, 'In force'), h('dd', { 'data-testid': 'in-force' }, requirements.length
         ? h('ul', { class: 'plain' }, requirements.map((line) => h('li', {}, line))) : 'no order in force then')),
     h('h4', {}, `Other open alerts (${others.length})`),

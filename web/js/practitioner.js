@@ -6,7 +6,7 @@
 import { get, request, qs } from './api.js';
 import { dayTimeline } from './timeline.js';
 import {
-  h, fill, table, message, field, fmtTime, fmtDuration, words, toLocalInput, ukDate, download,
+  h, fill, table, message, field, fmtTime, fmtDuration, words, toLocalInput, ukDate, download, timeOf,
 } from './ui.js';
 
 // Leaflet and the map code load when the first map is drawn, not with the page (the first load
@@ -36,11 +36,13 @@ export async function practitionerPage(root) {
   try {
     const people = await get('/v1/people');
     const status = new Map(people.map((p) => [p.id, {
-      kinds: h('td', {}, '…'), open: h('td', { class: 'num' }, '…'), last: h('td', {}, '…') }]));
+      kinds: h('td', {}, '…'), open: h('td', { class: 'num' }, '…'), last: h('td', {}, '…'),
+      contact: h('td', { 'data-testid': 'last-contact' }, '…') }]));
     fill(list, h('h2', {}, `Caseload (${people.length})`),
-      people.length ? table(['id', 'name', 'monitoring', 'open alerts', 'latest data'], people.map((p) => h('tr', {},
+      people.length ? table(['id', 'name', 'monitoring', 'open alerts', 'latest data', 'last contact'], people.map((p) => h('tr', {},
         h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => open(p.id) }, p.id)),
-        h('td', {}, p.name ?? ''), status.get(p.id).kinds, status.get(p.id).open, status.get(p.id).last)),
+        h('td', {}, p.name ?? ''), status.get(p.id).kinds, status.get(p.id).open, status.get(p.id).last,
+        status.get(p.id).contact)),
       { 'data-testid': 'caseload' })
         : message('Nobody is on your caseload.'),
       openForm);
@@ -67,7 +69,8 @@ export function monitoringKinds(orders) {
 }
 
 /** Fills the caseload's status cells: open alerts (one read of the caseload's alerts), then
- * each person's kind of monitoring and latest data (their record). */
+ * each person's kind of monitoring, latest data (positions, TAC) and last contact (their newest
+ * reading of any kind) from their record. */
 async function caseloadStatus(people, status) {
   get(`/v1/alerts${qs({ limit: 5000 })}`).then((alerts) => {
     const open = new Map();
@@ -82,9 +85,11 @@ async function caseloadStatus(people, status) {
       const who = await get(`/v1/people/${encodeURIComponent(p.id)}`);
       cells.kinds.textContent = monitoringKinds(who.orders);
       cells.last.textContent = who.data_until ? fmtTime(who.data_until) : 'none yet';
+      fill(cells.contact, timeOf(who.last_contact));
     } catch {
       cells.kinds.textContent = '?';
       cells.last.textContent = '?';
+      cells.contact.textContent = '?';
     }
   }
 }
@@ -366,15 +371,61 @@ async function alcoholView(el, who, fromMs, toMs, period) {
   }
   for (const a of who.activations) {
     try {
-      const svg = await request(`/v1/activations/${encodeURIComponent(a.id)}/alcohol-chart${qs(period)}`, { as: 'blob' });
-      const img = h('img', { src: URL.createObjectURL(svg), alt: `TAC, IR and temperature of tag ${a.tag} over the period, with events and day statuses`, class: 'chart' });
-      section.append(h('h4', {}, `TAC chart · tag ${a.tag} (UK time)`), img);
+      const svg = await request(`/v1/activations/${encodeURIComponent(a.id)}/alcohol-chart${qs(period)}`, { as: 'text' });
+      section.append(h('h4', {}, `TAC chart · tag ${a.tag} (UK time)`), ...tacChart(svg, a.tag));
     } catch (e) {
       section.append(message(e.message, 'error'));
     }
   }
   loading.remove();
   section.removeAttribute('aria-busy');
+}
+
+/**
+ * The server's TAC chart inline (not an image), so that its readings can be read: hovering one
+ * shows its time and values (its `<title>`) in the readout under the chart, and the chart is a
+ * slider over the readings for the keyboard (← →, Home, End). Returns [chart, readout].
+ */
+function tacChart(svgText, tag) {
+  const parsed = new DOMParser().parseFromString(svgText, 'image/svg+xml').documentElement;
+  const chart = document.importNode(parsed, true);
+  chart.classList.add('chart');
+  chart.dataset.testid = 'tac-chart';
+  const readings = [...chart.querySelectorAll('rect.reading')];
+  const label = (r) => r.querySelector('title')?.textContent ?? '';
+  const readout = h('p', { class: 'readout', 'data-testid': 'tac-readout' }, readings.length
+    ? 'Hover a reading, or focus the chart and use ← → (Home, End), for its time and TAC, IR and temperature.'
+    : 'No TAC readings in the period.');
+  if (!readings.length) {
+    chart.setAttribute('role', 'img');
+    chart.setAttribute('aria-label', `TAC chart of tag ${tag}: no readings in the period`);
+    return [chart, readout];
+  }
+  let at = -1;
+  const show = (i) => {
+    readings[at]?.classList.remove('current');
+    at = i;
+    readings[at].classList.add('current');
+    readout.textContent = label(readings[at]);
+    chart.setAttribute('aria-valuenow', String(at + 1));
+    chart.setAttribute('aria-valuetext', label(readings[at]));
+  };
+  for (const [name, value] of Object.entries({ tabindex: '0', role: 'slider', 'aria-valuemin': '1',
+    'aria-valuemax': String(readings.length), 'aria-valuenow': '1', 'aria-valuetext': label(readings[0]),
+    'aria-label': `TAC, IR and temperature readings of tag ${tag} (${readings.length}), with events and day statuses` })) {
+    chart.setAttribute(name, value);
+  }
+  chart.addEventListener('mouseover', (e) => {
+    const i = readings.indexOf(e.target.closest?.('rect.reading'));
+    if (i >= 0) show(i);
+  });
+  chart.addEventListener('keydown', (e) => {
+    const to = { ArrowRight: at + 1, ArrowUp: at + 1, ArrowLeft: at - 1, ArrowDown: at - 1, Home: 0, End: readings.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    show(Math.min(Math.max(to, 0), readings.length - 1));
+  });
+  return [chart, readout];
 }
 
 /** Every UK date from `from` to `to` (YYYY-MM-DD, both included). */

@@ -78,6 +78,13 @@ export function fmtTime(t) {
   return Number.isNaN(d.getTime()) ? String(t) : london.format(d);
 }
 
+/** An event time as a `<time>` element: UK local time shown, the instant (UTC) kept in its
+ * `datetime` and said on hover. */
+export function timeOf(t) {
+  if (!t) return h('span', {}, 'none yet');
+  return h('time', { datetime: t, title: `event time ${t} (UTC)` }, fmtTime(t));
+}
+
 /** The UK local date (YYYY-MM-DD) of an instant. */
 export function ukDate(t) {
   return londonDate.format(new Date(t));

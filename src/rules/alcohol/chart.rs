@@ -346,13 +346,78 @@ pub fn tac_chart_svg(
         svg.push_str("</g>");
     }
 
+    // On top: each reading a strip across the panels, its time and values on hover (its
+    // `<title>`) and to the console's keyboard readout (`data-t`: the event time, UTC).
+    svg.push_str(r#"<g class="readings">"#);
+    for (i, (t, s)) in shown.iter().enumerate() {
+        let at = x(*t);
+        let before = i.checked_sub(1).map(|j| x(shown[j].0));
+        let after = shown.get(i + 1).map(|(n, _)| x(*n));
+        let half = |neighbour: Option<f64>| {
+            neighbour.map_or(READING_HALF_WIDTH, |n| {
+                ((at - n).abs() / 2.0).min(READING_HALF_WIDTH)
+            })
+        };
+        let (x0, x1) = (at - half(before), at + half(after));
+        let _ = write!(
+            svg,
+            r##"<rect class="reading" data-t="{}" x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#000" fill-opacity="0" pointer-events="all"><title>{}</title></rect>"##,
+            crate::model::time::format_time(*t),
+            panels[0].top,
+            (x1 - x0).max(0.5),
+            panels[2].top + panels[2].height - panels[0].top,
+            escape(&reading_label(*t, s))
+        );
+    }
+    svg.push_str("</g>");
+
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The widest a reading's hover strip reaches either side of it (px).
+const READING_HALF_WIDTH: f64 = 4.0;
+
+/// A reading's time (UK) and values, as its hover says them.
+fn reading_label(t_ms: TimeMs, s: &TacSample) -> String {
+    format!(
+        "{} UK time: TAC {:.3} g/dL, IR {:.2} V, temperature {:.1} °C",
+        time_label(t_ms),
+        s.tac_gdl(),
+        s.ir_v(),
+        s.temp_c()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_reading_says_its_uk_time_and_values_on_hover() {
+        // 1 July 2026 00:00 UTC is 01:00 in the UK (BST).
+        let from_ms = 1_782_864_000_000;
+        let sample = |tac_ugdl, ir_uv, temp_mc| TacSample {
+            tac_ugdl,
+            ir_uv,
+            temp_mc,
+        };
+        let readings = [
+            (from_ms + 1_800_000, sample(21_000, 1_120_000, 33_400)),
+            (from_ms + 3_600_000, sample(0, 1_100_000, 33_260)),
+        ];
+        let svg = tac_chart_svg(&readings, &[], &[], from_ms, from_ms + 86_400_000);
+        assert_eq!(svg.matches(r#"class="reading""#).count(), 2, "{svg}");
+        assert!(svg.contains(r#"data-t="2026-07-01T00:30:00Z""#), "{svg}");
+        assert!(
+            svg.contains("<title>01 Jul 01:30 UK time: TAC 0.021 g/dL, IR 1.12 V, temperature 33.4 °C</title>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<title>01 Jul 02:00 UK time: TAC 0.000 g/dL, IR 1.10 V, temperature 33.3 °C</title>"),
+            "{svg}"
+        );
+    }
 
     #[test]
     fn times_are_uk_local_and_ticks_fall_on_local_hours() {
