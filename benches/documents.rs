@@ -1,7 +1,8 @@
 //! Criterion benches of the documents people hand on (issue 18's targets, BENCHMARKS.md):
-//! - `hit_pack`: one hit evidence pack (PDF, JSON, manifest) of a hit with 61 positions (a fix a
-//!   minute over the crime's hour and the margins), its map composited from the demo street
-//!   archive's tiles (treated as real streets here, so the tile work is measured).
+//! - `hit_pack_*`: one hit evidence pack (PDF, JSON, manifest) of a hit with 121 positions (a fix
+//!   a minute over the crime's hour and its 30-minute margins), its map composited from the demo
+//!   street archive's tiles (treated as real streets here, so the tile work is measured), and
+//!   without streets.
 //!
 //! Run: `cargo bench --bench documents`.
 
@@ -40,7 +41,7 @@ impl TileSource for AsReal {
 }
 
 /// A person walking past the crime, a fix a minute from 30 minutes before its hour to 30
-/// after: the hit has 121 minutes of evidence, 61 positions within the margins kept.
+/// after: 121 positions of evidence.
 fn hit() -> Hit {
     let mut trails = MemoryTrails::new(HitsConfig::default().max_gap_s * 1000);
     for i in -30..=90 {
