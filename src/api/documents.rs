@@ -22,16 +22,16 @@ pub struct DocumentQuery {
     purpose: Option<String>,
 }
 
-/// Which file of a pack.
+/// Which file of a document.
 #[derive(Clone, Copy)]
-enum PackPart {
+pub(super) enum PackPart {
     Pdf,
     Json,
     Manifest,
 }
 
 impl PackPart {
-    fn format(self) -> &'static str {
+    pub(super) fn format(self) -> &'static str {
         match self {
             PackPart::Pdf => "pdf",
             PackPart::Json => "json",
@@ -98,15 +98,20 @@ async fn pack_part(
             files.manifest.to_bytes(),
         ),
     };
-    Ok((
+    Ok(document_file(content_type, &name, body))
+}
+
+/// One file of a document as a download (never cached: it holds person data).
+pub(super) fn document_file(content_type: &'static str, name: &str, body: Vec<u8>) -> Response {
+    (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_DISPOSITION, attachment(&name)),
+            (header::CONTENT_DISPOSITION, attachment(name)),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// `GET /v1/hits/{id}/pack.pdf`: the hit evidence pack as PDF.

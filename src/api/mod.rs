@@ -17,6 +17,7 @@ pub mod limits;
 pub mod people;
 pub mod retention;
 pub mod routes;
+pub mod sober_day_report;
 pub mod trails;
 
 pub use routes::{router, ApiState};
