@@ -192,6 +192,23 @@ enum ReportCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// A curfew or zone alert's breach report: <alert>-breach.pdf, <alert>-breach.json and
+    /// <alert>-breach-manifest.json (audited).
+    Breach {
+        #[arg(long, visible_alias = "data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        alert: String,
+        /// The folder the three files are written to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Why the report is made (recorded in the audit log).
+        #[arg(long)]
+        purpose: String,
+        /// The server's config file (its `[console]` tile archive and trail settings).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Check the files a manifest lists against their SHA-256 (exit 1 if any changed).
     Verify {
         /// A `…-manifest.json`; the files it lists are read from its folder.
@@ -800,6 +817,34 @@ fn report(command: ReportCommand) -> Result<()> {
                 "{}",
                 serde_json::json!({ "person": person, "files": files })
             );
+            Ok(())
+        }
+        ReportCommand::Breach {
+            data_dir,
+            alert,
+            out,
+            purpose,
+            config,
+        } => {
+            let config = load_config(config.as_ref())?;
+            secure_existing(&data_dir)?;
+            let tiles = tagstream::console::tiles::open_configured(&config.console)
+                .context("opening the [console] tile archive")?;
+            let tiles = tiles
+                .as_ref()
+                .map(|t| t as &dyn tagstream::documents::map_figure::TileSource);
+            let log_dir = data_dir.join("log");
+            let catch_up = |trails: &tagstream::store::trails::TrailStore| {
+                tagstream::replay::catch_up_trails(&log_dir, trails, config.pipeline, &config.rules)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            };
+            let written = tagstream::documents::offline::breach_report_offline(
+                &data_dir, &config, tiles, &alert, &purpose, &out, &catch_up,
+            )
+            .with_context(|| format!("breach report of {alert} from {}", data_dir.display()))?;
+            let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            println!("{}", serde_json::json!({ "alert": alert, "files": files }));
             Ok(())
         }
         ReportCommand::Verify { manifest } => {

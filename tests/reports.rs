@@ -335,3 +335,222 @@ async fn sober_day_report_from_the_api_and_offline_is_complete_reproducible_and_
         manifest
     );
 }
+
+const HOME: (f64, f64) = (51.4545, -2.5879);
+/// About 1.1 km north of home, inside the exclusion zone.
+const TOWN: (f64, f64) = (51.4645, -2.5879);
+
+fn breach_orders() -> String {
+    let zone = json!({"type": "Polygon", "coordinates": [[
+        [-2.5929, 51.4625], [-2.5829, 51.4625], [-2.5829, 51.4665], [-2.5929, 51.4665], [-2.5929, 51.4625]
+    ]]});
+    json!({
+        "people": [
+            {"id": "P1", "name": "Casey Curfew", "nomis_id": "B1111CC", "offender_manager": "Jo Manager"},
+            {"id": "P2", "name": "Other Person"}
+        ],
+        "activations": [
+            {"id": "A1", "person": "P1", "tag": "T1", "from": "2026-03-09T00:00:00Z", "to": null}
+        ],
+        "orders": [
+            {"id": "O1", "person": "P1", "from": "2026-03-09", "to": "2026-04-30",
+             "conditions": [
+                {"type": "curfew", "grace_min": 0,
+                 "addresses": [{"id": "home", "lat": HOME.0, "lon": HOME.1, "radius_m": 75}],
+                 "timetable": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
+                                "start": "19:00", "end": "07:00", "address": "home"}]},
+                {"type": "exclusion_zone", "id": "Z1", "name": "Town centre", "geometry": zone}
+             ]}
+        ]
+    })
+    .to_string()
+}
+
+/// GPS fixes every 5 minutes over `[from, to)` at one place.
+fn track(from: &str, to: &str, at: (f64, f64)) -> Vec<tagstream::model::Reading> {
+    let (a, b) = (parse_time(from).unwrap(), parse_time(to).unwrap());
+    (0..)
+        .map(|k| a + k * 300_000)
+        .take_while(|t| *t < b)
+        .map(|t| common::gps_fix_at(t, at))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let orders_file = dir.path().join("orders.json");
+    std::fs::write(&orders_file, breach_orders()).unwrap();
+    let hub = add_user(&data, "hana", "hub", &[]);
+    let own = add_user(&data, "pia", "practitioner", &["--caseload", "P1"]);
+    let other = add_user(&data, "pat", "practitioner", &["--caseload", "P2"]);
+    let police = add_user(&data, "avon", "police", &["--force", "AvonSomerset"]);
+    let mut server = Server::start(&data, Some(&orders_file), &[]);
+
+    // Home until 19:30, in town (inside the zone, away during the curfew) until 21:00, home.
+    let mut readings = track("2026-03-10T17:00:00Z", "2026-03-10T19:30:00Z", HOME);
+    readings.extend(track("2026-03-10T19:30:00Z", "2026-03-10T21:00:00Z", TOWN));
+    readings.extend(track("2026-03-10T21:00:00Z", "2026-03-11T09:00:00Z", HOME));
+    let mut tag = TagClient::connect(&server.ingest_addr, "T1").await;
+    for (i, chunk) in readings.chunks(6).enumerate() {
+        tag.send_acked(i as u64 + 1, chunk.to_vec()).await;
+    }
+    let _ = server.settled_alerts();
+    let (_, alerts) = call(
+        &server,
+        "GET",
+        "/v1/alerts",
+        Some(&hub),
+        Some(PURPOSE),
+        None,
+    );
+    let alerts: Vec<Value> = serde_json::from_str(&alerts).unwrap();
+    let id_of = |t: &str| {
+        alerts
+            .iter()
+            .find(|a| a["type"] == t)
+            .and_then(|a| a["id"].as_str())
+            .unwrap_or_else(|| panic!("no {t} alert: {alerts:?}"))
+            .to_string()
+    };
+    let curfew = id_of("curfew_violation");
+    let zone = id_of("exclusion_zone_entry");
+
+    // The hub acts on the curfew alert: its review is in the report.
+    for (action, body) in [
+        ("acknowledge", json!({"notes": "Calling the person"})),
+        (
+            "resolve",
+            json!({"outcome": "breach_confirmed", "notes": "Admitted being in town"}),
+        ),
+    ] {
+        let (status, body) = call(
+            &server,
+            "POST",
+            &format!("/v1/alerts/{curfew}/{action}"),
+            Some(&hub),
+            Some(PURPOSE),
+            Some(body),
+        );
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+
+    let mut made = Vec::new();
+    for (id, needed) in [
+        (
+            &curfew,
+            vec![
+                "Curfew violation",
+                "19:00",
+                "07:00",
+                "home",
+                "75 m",
+                "Admitted being in town",
+                "breach_confirmed",
+                "hana",
+                "outside",
+            ],
+        ),
+        (
+            &zone,
+            vec![
+                "Exclusion zone entry",
+                "Town centre",
+                "Z1",
+                "must not enter",
+                "inside",
+            ],
+        ),
+    ] {
+        let pdf_path = format!("/v1/alerts/{id}/breach-report.pdf");
+        assert_eq!(get_bytes(&server, &pdf_path, &other).0, 403);
+        assert_eq!(get_bytes(&server, &pdf_path, &police).0, 403);
+        assert_eq!(
+            call(&server, "GET", &pdf_path, Some(&hub), None, None).0,
+            400
+        );
+        let (status, pdf) = get_bytes(&server, &pdf_path, &own);
+        assert_eq!(status, 200);
+        assert_eq!(get_bytes(&server, &pdf_path, &hub).1, pdf, "the same bytes");
+        let (status, json_bytes) = get_bytes(
+            &server,
+            &format!("/v1/alerts/{id}/breach-report.json"),
+            &own,
+        );
+        assert_eq!(status, 200);
+        let (status, manifest) = get_bytes(
+            &server,
+            &format!("/v1/alerts/{id}/breach-report-manifest.json"),
+            &own,
+        );
+        assert_eq!(status, 200);
+        let report: Value = serde_json::from_slice(&json_bytes).unwrap();
+        assert!(!report["positions"].as_array().unwrap().is_empty());
+        let out = dir.path().join(format!("api-{id}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let pdf_file = out.join(format!("{id}-breach.pdf"));
+        std::fs::write(&pdf_file, &pdf).unwrap();
+        std::fs::write(out.join(format!("{id}-breach.json")), &json_bytes).unwrap();
+        let manifest_file = out.join(format!("{id}-breach-manifest.json"));
+        std::fs::write(&manifest_file, &manifest).unwrap();
+        let text = pdf_flat_text(&pdf_file);
+        let start_uk = report["alert"]["start_uk"].as_str().unwrap();
+        for needed in needed.iter().copied().chain([
+            id.as_str(),
+            "Casey Curfew",
+            "B1111CC",
+            "Exhibit 1",
+            start_uk,
+        ]) {
+            assert!(
+                text.contains(needed),
+                "'{needed}' missing from the PDF of {id}:\n{text}"
+            );
+        }
+        let pages_dir = dir.path().join(format!("pages-{id}"));
+        std::fs::create_dir_all(&pages_dir).unwrap();
+        let ink = page_ink(&pdf_file, &pages_dir);
+        assert!(ink.len() >= 2 && ink.iter().all(|i| *i > 0.005), "{ink:?}");
+        if let Ok(keep) = std::env::var("TAGSTREAM_KEEP_REPORT") {
+            std::fs::copy(&pdf_file, format!("{keep}-{id}.pdf")).unwrap();
+        }
+        assert_well_formed(&pdf_file);
+        let verified = Command::new(bin())
+            .args(["report", "verify"])
+            .arg(&manifest_file)
+            .output()
+            .unwrap();
+        assert!(verified.status.success(), "{verified:?}");
+        made.push((id.clone(), pdf, json_bytes, manifest));
+    }
+    let (status, _) = get_bytes(&server, "/v1/alerts/no-such-alert/breach-report.pdf", &own);
+    assert_eq!(status, 403, "a practitioner learns nothing of other alerts");
+
+    // Offline from the stopped server's data: the same bytes.
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    for (id, pdf, json_bytes, manifest) in made {
+        let offline = dir.path().join(format!("offline-{id}"));
+        let out = Command::new(bin())
+            .args(["report", "breach", "--data-dir"])
+            .arg(&data)
+            .args(["--alert", &id, "--purpose", "breach hearing", "--out"])
+            .arg(&offline)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            std::fs::read(offline.join(format!("{id}-breach.pdf"))).unwrap(),
+            pdf
+        );
+        assert_eq!(
+            std::fs::read(offline.join(format!("{id}-breach.json"))).unwrap(),
+            json_bytes
+        );
+        assert_eq!(
+            std::fs::read(offline.join(format!("{id}-breach-manifest.json"))).unwrap(),
+            manifest
+        );
+    }
+}

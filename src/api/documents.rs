@@ -81,24 +81,24 @@ async fn pack_part(
     let sources = HitPackSources::read(&state.crimes, &state.metadata, stored)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let files = build_pack(&state, sources).await?;
-    let (content_type, name, body) = match part {
-        PackPart::Pdf => (
-            "application/pdf",
-            files.manifest.files[0].name.clone(),
-            files.pdf,
-        ),
-        PackPart::Json => (
-            "application/json",
-            files.manifest.files[1].name.clone(),
-            files.json,
-        ),
-        PackPart::Manifest => (
-            "application/json",
-            format!("{id}-manifest.json"),
-            files.manifest.to_bytes(),
-        ),
-    };
-    Ok(document_file(content_type, &name, body))
+    Ok(document_part(
+        part,
+        [
+            (files.manifest.files[0].name.clone(), files.pdf),
+            (files.manifest.files[1].name.clone(), files.json),
+            (format!("{id}-manifest.json"), files.manifest.to_bytes()),
+        ],
+    ))
+}
+
+/// The file `part` asks for of a document's three (PDF, JSON, manifest, each with its name).
+pub(super) fn document_part(part: PackPart, files: [(String, Vec<u8>); 3]) -> Response {
+    let [pdf, json, manifest] = files;
+    match part {
+        PackPart::Pdf => document_file("application/pdf", &pdf.0, pdf.1),
+        PackPart::Json => document_file("application/json", &json.0, json.1),
+        PackPart::Manifest => document_file("application/json", &manifest.0, manifest.1),
+    }
 }
 
 /// One file of a document as a download (never cached: it holds person data).

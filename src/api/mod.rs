@@ -7,6 +7,7 @@ pub mod alcohol;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod breach_report;
 pub mod crimes;
 pub mod decision;
 pub mod documents;

@@ -4,7 +4,7 @@
 
 use super::audit::{purpose, record, Access};
 use super::auth::Caller;
-use super::documents::{document_file, PackPart};
+use super::documents::{document_part, PackPart};
 use super::error::ApiError;
 use super::people::visible_person;
 use super::routes::ApiState;
@@ -79,19 +79,7 @@ async fn report_part(
         .await
         .map_err(|e| ApiError::internal(format!("building the report: {e}")))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(match part {
-        PackPart::Pdf => document_file("application/pdf", &files.manifest.files[0].name, files.pdf),
-        PackPart::Json => document_file(
-            "application/json",
-            &files.manifest.files[1].name,
-            files.json,
-        ),
-        PackPart::Manifest => document_file(
-            "application/json",
-            &files.manifest_name(),
-            files.manifest.to_bytes(),
-        ),
-    })
+    Ok(document_part(part, files.into_named()))
 }
 
 /// `GET /v1/people/{id}/sober-day-report.pdf`.

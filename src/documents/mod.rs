@@ -6,6 +6,7 @@
 //! the data is held, regenerate it byte for byte. No wall clock and no randomness: the same
 //! inputs give the same bytes.
 
+pub mod breach_report;
 pub mod calendar_figure;
 pub mod distance_chart;
 pub mod fonts;

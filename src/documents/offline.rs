@@ -3,17 +3,23 @@
 //! what the server would have given. Holds the data directory's lock; audits each document as
 //! `cli:$USER` with the purpose given.
 
+use super::breach_report::breach_report;
 use super::hit_pack::{hit_pack, HitPackFiles, DEFAULT_DECLARATION};
 use super::map_figure::TileSource;
 use super::sober_day_report::sober_day_report;
-use super::sources::{HitPackSources, SoberDayRequest, SoberDayRequestError, SoberDaySources};
+use super::sources::{
+    BreachRequestError, BreachSources, HitPackSources, SoberDayRequest, SoberDayRequestError,
+    SoberDaySources,
+};
 use super::DocumentError;
+use crate::alerts::alert_store::AlertStore;
 use crate::config::ServerConfig;
 use crate::data_lock::{lock_data_dir, LockError};
 use crate::model::{Alert, SoberDay};
 use crate::store::crime_store::CrimeStore;
 use crate::store::metadata::{Metadata, NewAuditEntry};
 use crate::store::tac_book::TacBook;
+use crate::store::trails::TrailStore;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +38,17 @@ pub enum OfflineReportError {
     Crimes(#[from] crate::store::crime_store::CrimeStoreError),
     #[error(transparent)]
     Request(#[from] SoberDayRequestError),
+    #[error("alert '{0}' not found")]
+    AlertNotFound(String),
+    #[error(transparent)]
+    Breach(#[from] BreachRequestError),
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::alert_store::AlertStoreError),
+    #[error("trail store: {0}")]
+    Trails(#[from] crate::store::trails::TrailError),
     #[error("the log is a JetStream stream: ask a node for the report (GET /v1/people/{{id}}/sober-day-report.pdf)")]
     LogIsAStream,
-    #[error("deriving the sober days from the log: {0}")]
+    #[error("rebuilding from the log: {0}")]
     Derive(String),
     #[error("writing {path}: {source}")]
     Write {
@@ -190,13 +204,51 @@ pub fn sober_day_report_offline(
             ..NewAuditEntry::default()
         },
     )?;
-    let files = sober_day_report(&sources.input())?;
+    write_files(out_dir, sober_day_report(&sources.input())?.into_named())
+}
+
+/// `tagstream report breach`: the breach report of alert `alert` from `data_dir`, audited,
+/// into `out_dir`; `catch_up` brings the trail store up to the log first (a server stopped
+/// hard leaves positions in the log only), under the data directory's lock.
+#[allow(clippy::too_many_arguments)]
+pub fn breach_report_offline(
+    data_dir: &Path,
+    config: &ServerConfig,
+    tiles: Option<&dyn TileSource>,
+    alert: &str,
+    purpose: &str,
+    out_dir: &Path,
+    catch_up: &dyn Fn(&TrailStore) -> Result<(), String>,
+) -> Result<Vec<PathBuf>, OfflineReportError> {
+    if config.jetstream().is_some() {
+        return Err(OfflineReportError::LogIsAStream);
+    }
+    if !data_dir.join("metadata.sqlite3").is_file() {
+        return Err(OfflineReportError::NotADataDir(data_dir.to_path_buf()));
+    }
+    let _lock = lock_data_dir(data_dir)?;
+    let metadata = Metadata::open(data_dir)?;
+    let alerts = AlertStore::open(data_dir)?;
+    let stored = alerts
+        .get(alert)?
+        .ok_or_else(|| OfflineReportError::AlertNotFound(alert.to_string()))?;
+    let history = alerts.review_history(alert)?;
+    let (trails, _) = TrailStore::open(&data_dir.join("trails"), config.trails)?;
+    catch_up(&trails).map_err(OfflineReportError::Derive)?;
+    let sources = BreachSources::read(stored, history, &metadata, &trails)?;
+    audit_as_cli(
+        &metadata,
+        NewAuditEntry {
+            action: "documents.breach_report".into(),
+            person: Some(sources.alert.person.clone()),
+            format: Some("report".into()),
+            purpose: Some(purpose.to_string()),
+            detail: Some(format!("alert {alert} to {}", out_dir.display())),
+            ..NewAuditEntry::default()
+        },
+    )?;
     write_files(
         out_dir,
-        [
-            (files.manifest.files[0].name.clone(), files.pdf.clone()),
-            (files.manifest.files[1].name.clone(), files.json.clone()),
-            (files.manifest_name(), files.manifest.to_bytes()),
-        ],
+        breach_report(&sources.input(tiles))?.into_named(alert),
     )
 }

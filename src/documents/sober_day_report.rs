@@ -91,6 +91,16 @@ impl SoberDayReportFiles {
     pub fn manifest_name(&self) -> String {
         format!("{}-manifest.json", self.base_name)
     }
+
+    /// The PDF, the JSON and the manifest, each with its file name.
+    pub fn into_named(self) -> [(String, Vec<u8>); 3] {
+        let manifest_name = self.manifest_name();
+        [
+            (self.manifest.files[0].name.clone(), self.pdf),
+            (self.manifest.files[1].name.clone(), self.json),
+            (manifest_name, self.manifest.to_bytes()),
+        ]
+    }
 }
 
 /// A name safe in a file name (ids are free text).
@@ -352,21 +362,10 @@ fn event_fields(e: &AlcoholEvent) -> Vec<(String, String)> {
     let mut rows = vec![
         ("Alert".to_string(), a.id.clone()),
         ("Type".into(), alert_words(a.alert_type).into()),
-        (
-            "Start".into(),
-            format!("{} ({})", text::uk_time(a.start), text::utc_time(a.start)),
-        ),
+        ("Start".into(), text::uk_and_utc(a.start)),
         (
             "End".into(),
-            match a.end {
-                Some(end) => format!(
-                    "{} ({}); {}",
-                    text::uk_time(end),
-                    text::utc_time(end),
-                    text::duration((end - a.start) / 1000)
-                ),
-                None => "still open when the data ended".into(),
-            },
+            text::ended(a.start, a.end, "still open when the data ended"),
         ),
         ("Activation".into(), a.activation.clone()),
     ];

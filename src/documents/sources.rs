@@ -1,15 +1,21 @@
 //! What a document is built from, read from the stores in one place, so the API and the offline
 //! `tagstream report` command build the same document from the same data.
 
+use super::breach_report::{BreachCondition, BreachReportInput, POSITION_MARGIN_MS};
 use super::hit_pack::HitPackInput;
 use super::map_figure::TileSource;
 use super::sober_day_report::{AlcoholEvent, SoberDayReportInput, EVENT_MARGIN_MS};
 use super::DocumentError;
-use crate::model::{Activation, Alert, AlertType, Condition, Order, Person, SoberDay};
+use crate::alerts::alert_store::StoredAlert;
+use crate::model::parse_reading_line;
+use crate::model::{
+    Activation, Alert, AlertType, Condition, Order, Person, Reading, ReadingBody, SoberDay,
+};
 use crate::rules::alcohol::sober_days::{local_date, local_day_bounds, local_midnight_ms};
 use crate::store::crime_store::{CrimeStore, StoredHit};
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
+use crate::store::trails::TrailStore;
 use chrono::NaiveDate;
 
 /// Everything a hit evidence pack needs besides the deployment's settings.
@@ -258,6 +264,143 @@ impl SoberDaySources {
             days: &self.days,
             events: &self.events,
             withdrawn_alerts: &self.withdrawn_alerts,
+        }
+    }
+}
+
+/// Why a breach report cannot be made for an alert.
+#[derive(Debug, thiserror::Error)]
+pub enum BreachRequestError {
+    #[error("alert '{0}' is a {1} alert: breach reports are for curfew and zone alerts")]
+    NotABreach(String, String),
+    #[error("alert '{0}' as stored cannot be read: {1}")]
+    Unreadable(String, String),
+    #[error("person '{0}' not found")]
+    PersonNotFound(String),
+    #[error("reading the positions: {0}")]
+    Trails(#[from] crate::store::trails::TrailError),
+    #[error(transparent)]
+    Metadata(#[from] crate::store::metadata::MetadataError),
+}
+
+/// Everything a breach report needs: the alert, its review and history as the alert store
+/// holds them, the person, the condition it was raised under, and the positions around it.
+pub struct BreachSources {
+    pub alert: Alert,
+    pub evidence: Vec<Reading>,
+    pub review: serde_json::Value,
+    pub history: Vec<serde_json::Value>,
+    pub person: Person,
+    pub condition: BreachCondition,
+    pub positions: Vec<Reading>,
+    pub window_from_ms: crate::model::TimeMs,
+    pub window_to_ms: crate::model::TimeMs,
+}
+
+/// The condition of the person's orders the alert was raised under: the curfew of an order in
+/// force on the alert's day, or the zone the alert names.
+fn condition_of(orders: Vec<Order>, alert: &Alert) -> BreachCondition {
+    let day = local_date(alert.start);
+    for order in orders {
+        for c in &order.conditions {
+            match (c, alert.alert_type) {
+                (Condition::Curfew(curfew), AlertType::CurfewViolation)
+                    if order.from <= day && order.to.is_none_or(|to| day <= to) =>
+                {
+                    return BreachCondition::Curfew {
+                        order: order.id.clone(),
+                        curfew: curfew.clone(),
+                    };
+                }
+                (Condition::ExclusionZone(zone), AlertType::ExclusionZoneEntry)
+                | (Condition::InclusionZone(zone), AlertType::InclusionZoneExit)
+                    if alert.zone.as_deref() == Some(zone.id.as_str()) =>
+                {
+                    return BreachCondition::Zone {
+                        order: order.id.clone(),
+                        kind: c.type_name(),
+                        zone: zone.clone(),
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+    BreachCondition::Gone
+}
+
+impl BreachSources {
+    /// Reads what the report of `stored` (with its review `history`) quotes.
+    pub fn read(
+        stored: StoredAlert,
+        history: Vec<serde_json::Value>,
+        metadata: &Metadata,
+        trails: &TrailStore,
+    ) -> Result<BreachSources, BreachRequestError> {
+        let id = stored.alert["id"].as_str().unwrap_or_default().to_string();
+        let unreadable = |e: String| BreachRequestError::Unreadable(id.clone(), e);
+        let alert: Alert =
+            serde_json::from_value(stored.alert.clone()).map_err(|e| unreadable(e.to_string()))?;
+        if !matches!(
+            alert.alert_type,
+            AlertType::CurfewViolation
+                | AlertType::ExclusionZoneEntry
+                | AlertType::InclusionZoneExit
+        ) {
+            return Err(BreachRequestError::NotABreach(
+                id,
+                alert.alert_type.as_str().into(),
+            ));
+        }
+        // The stored evidence is the contract's reading JSON, without the tag.
+        let evidence = stored.alert["evidence"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r["tag"] = serde_json::json!("-");
+                parse_reading_line(&r.to_string()).map(|t| t.reading)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unreadable)?;
+        let person = metadata
+            .person(&alert.person)?
+            .ok_or_else(|| BreachRequestError::PersonNotFound(alert.person.clone()))?;
+        let condition = condition_of(metadata.orders_of(&alert.person)?, &alert);
+        let window_from_ms = alert.start - POSITION_MARGIN_MS;
+        let window_to_ms = alert.end.unwrap_or(alert.start) + POSITION_MARGIN_MS;
+        let positions: Vec<Reading> = trails
+            .positions(&alert.activation, window_from_ms, window_to_ms)?
+            .into_iter()
+            .filter(|r| matches!(r.body, ReadingBody::Position(_)))
+            .collect();
+        Ok(BreachSources {
+            alert,
+            evidence,
+            review: serde_json::to_value(&stored.review).unwrap_or_default(),
+            history,
+            person,
+            condition,
+            positions,
+            window_from_ms,
+            window_to_ms,
+        })
+    }
+
+    pub fn input<'a>(&'a self, tiles: Option<&'a dyn TileSource>) -> BreachReportInput<'a> {
+        BreachReportInput {
+            alert: &self.alert,
+            evidence: &self.evidence,
+            review: &self.review,
+            history: &self.history,
+            person: &self.person,
+            condition: &self.condition,
+            positions: &self.positions,
+            window_from_ms: self.window_from_ms,
+            window_to_ms: self.window_to_ms,
+            tiles,
         }
     }
 }
