@@ -13,7 +13,7 @@ mod pdf_checks;
 mod tac_synth;
 
 use common::{add_user, bin, call, Server, TagClient};
-use pdf_checks::{assert_well_formed, page_ink, pdf_flat_text};
+use pdf_checks::{assert_well_formed, page_ink, pdf_flat_text, real_street_archive};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -382,11 +382,25 @@ async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() 
     let data = dir.path().join("data");
     let orders_file = dir.path().join("orders.json");
     std::fs::write(&orders_file, breach_orders()).unwrap();
+    let config = dir.path().join("tagstream.toml");
+    let archive = real_street_archive(dir.path());
+    std::fs::write(
+        &config,
+        format!(
+            "[console]\ntile_archive = {:?}\n",
+            archive.display().to_string()
+        ),
+    )
+    .unwrap();
     let hub = add_user(&data, "hana", "hub", &[]);
     let own = add_user(&data, "pia", "practitioner", &["--caseload", "P1"]);
     let other = add_user(&data, "pat", "practitioner", &["--caseload", "P2"]);
     let police = add_user(&data, "avon", "police", &["--force", "AvonSomerset"]);
-    let mut server = Server::start(&data, Some(&orders_file), &[]);
+    let mut server = Server::start(
+        &data,
+        Some(&orders_file),
+        &["--config", config.to_str().unwrap()],
+    );
 
     // Home until 19:30, in town (inside the zone, away during the curfew) until 21:00, home.
     let mut readings = track("2026-03-10T17:00:00Z", "2026-03-10T19:30:00Z", HOME);
@@ -501,6 +515,7 @@ async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() 
             "Casey Curfew",
             "B1111CC",
             "Exhibit 1",
+            "Test streets",
             start_uk,
         ]) {
             assert!(
@@ -512,6 +527,10 @@ async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() 
         std::fs::create_dir_all(&pages_dir).unwrap();
         let ink = page_ink(&pdf_file, &pages_dir);
         assert!(ink.len() >= 2 && ink.iter().all(|i| *i > 0.005), "{ink:?}");
+        assert!(
+            ink.iter().any(|i| *i > 0.3),
+            "the map page has streets on it: {ink:?}"
+        );
         if let Ok(keep) = std::env::var("TAGSTREAM_KEEP_REPORT") {
             std::fs::copy(&pdf_file, format!("{keep}-{id}.pdf")).unwrap();
         }
@@ -537,6 +556,8 @@ async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() 
             .arg(&data)
             .args(["--alert", &id, "--purpose", "breach hearing", "--out"])
             .arg(&offline)
+            .arg("--config")
+            .arg(&config)
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");

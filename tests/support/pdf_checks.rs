@@ -70,3 +70,21 @@ pub fn assert_well_formed(pdf: &Path) {
     let check = tool("qpdf", &["--check", pdf.to_str().unwrap()]);
     assert!(check.status.success(), "qpdf --check: {check:?}");
 }
+
+/// A copy of the demo street archive marked as real streets (the demo's own is synthetic and is
+/// never drawn into evidence), so documents' maps composite street tiles.
+pub fn real_street_archive(dir: &Path) -> PathBuf {
+    let path = dir.join("streets.mbtiles");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/basemap/demo-streets.mbtiles"),
+        &path,
+    )
+    .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE metadata SET value = 'false' WHERE name = 'synthetic';
+         UPDATE metadata SET value = 'Test streets' WHERE name = 'attribution';",
+    )
+    .unwrap();
+    path
+}
