@@ -164,6 +164,51 @@ enum ReportCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// A person's sober-day report for one alcohol order and period:
+    /// <person>-<order>-sober-days-<from>-<to>.pdf, .json and -manifest.json (audited). The
+    /// sober days, alerts and TAC readings are rebuilt by replaying the log, as the server's
+    /// start-up does, so the files are the bytes the server would serve.
+    SoberDays {
+        #[arg(long, visible_alias = "data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        person: String,
+        /// The alcohol order (default: the person's alcohol order that started last).
+        #[arg(long)]
+        order: Option<String>,
+        /// First UK date (default: the order's start).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last UK date (default: the order's end or the last day the data reached).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// The folder the three files are written to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Why the report is made (recorded in the audit log).
+        #[arg(long)]
+        purpose: String,
+        /// The server's config file (its rules and pipeline settings decide the days).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// A curfew or zone alert's breach report: <alert>-breach.pdf, <alert>-breach.json and
+    /// <alert>-breach-manifest.json (audited).
+    Breach {
+        #[arg(long, visible_alias = "data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        alert: String,
+        /// The folder the three files are written to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Why the report is made (recorded in the audit log).
+        #[arg(long)]
+        purpose: String,
+        /// The server's config file (its `[console]` tile archive and trail settings).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Check the files a manifest lists against their SHA-256 (exit 1 if any changed).
     Verify {
         /// A `…-manifest.json`; the files it lists are read from its folder.
@@ -734,6 +779,72 @@ fn report(command: ReportCommand) -> Result<()> {
             .with_context(|| format!("hit pack of {hit} from {}", data_dir.display()))?;
             let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             println!("{}", serde_json::json!({ "hit": hit, "files": files }));
+            Ok(())
+        }
+        ReportCommand::SoberDays {
+            data_dir,
+            person,
+            order,
+            from,
+            to,
+            out,
+            purpose,
+            config,
+        } => {
+            let config = load_config(config.as_ref())?;
+            secure_existing(&data_dir)?;
+            let log_dir = data_dir.join("log");
+            let replayed = || {
+                let (outputs, tac) = tagstream::replay::stored_outputs_with_tac(
+                    &log_dir,
+                    config.pipeline,
+                    &config.rules,
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(tagstream::documents::offline::ReplayedAlcohol {
+                    sober_days: outputs.sober_days.sorted(),
+                    alerts: outputs.alerts.sorted(),
+                    tac,
+                })
+            };
+            let request = tagstream::documents::sources::SoberDayRequest { order, from, to };
+            let written = tagstream::documents::offline::sober_day_report_offline(
+                &data_dir, &config, &person, &request, &purpose, &out, &replayed,
+            )
+            .with_context(|| format!("sober-day report of {person} from {}", data_dir.display()))?;
+            let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            println!(
+                "{}",
+                serde_json::json!({ "person": person, "files": files })
+            );
+            Ok(())
+        }
+        ReportCommand::Breach {
+            data_dir,
+            alert,
+            out,
+            purpose,
+            config,
+        } => {
+            let config = load_config(config.as_ref())?;
+            secure_existing(&data_dir)?;
+            let tiles = tagstream::console::tiles::open_configured(&config.console)
+                .context("opening the [console] tile archive")?;
+            let tiles = tiles
+                .as_ref()
+                .map(|t| t as &dyn tagstream::documents::map_figure::TileSource);
+            let log_dir = data_dir.join("log");
+            let catch_up = |trails: &tagstream::store::trails::TrailStore| {
+                tagstream::replay::catch_up_trails(&log_dir, trails, config.pipeline, &config.rules)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            };
+            let written = tagstream::documents::offline::breach_report_offline(
+                &data_dir, &config, tiles, &alert, &purpose, &out, &catch_up,
+            )
+            .with_context(|| format!("breach report of {alert} from {}", data_dir.display()))?;
+            let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            println!("{}", serde_json::json!({ "alert": alert, "files": files }));
             Ok(())
         }
         ReportCommand::Verify { manifest } => {

@@ -13,9 +13,10 @@ use crate::model::tag_partition::PartitionSet;
 use crate::model::TimeMs;
 use crate::model::{Batch, LogEntry};
 use crate::pipeline::driver::ClockBehind;
-use crate::pipeline::{ActivationDirectory, Output, PipelineConfig, Sink};
+use crate::pipeline::{ActivationDirectory, Fanout, Output, PipelineConfig, Sink};
 use crate::rules::RulesConfig;
 use crate::store::crime_store::CrimeStore;
+use crate::store::tac_book::TacBook;
 use crate::store::trails::{TrailFeed, TrailStore};
 use crate::topology::inline::PipelineDesc;
 use crate::wire::ReadingsFileReader;
@@ -486,6 +487,38 @@ pub fn catch_up_trails(
     feed.checkpoint_through(next_record)
         .map_err(|e| input_err(format!("trail store: {e}")))?;
     Ok(next_record)
+}
+
+/// The alerts, sober days and TAC readings a stopped server's log leads to, rebuilt as the
+/// server's start-up rebuilds them (every record through the pipeline in log order, under its
+/// own record number), so the offline documents quote exactly what the server served.
+pub fn stored_outputs_with_tac(
+    log_dir: &Path,
+    config: PipelineConfig,
+    rules: &RulesConfig,
+) -> Result<(OutputCollector, Arc<TacBook>), ReplayError> {
+    let input_err = |message: String| ReplayError::Input {
+        path: log_dir.to_path_buf(),
+        message,
+    };
+    let mut outputs = OutputCollector::default();
+    let tac = Arc::new(TacBook::default());
+    {
+        let mut sink = Fanout::new().with(&mut outputs).with(tac.clone());
+        let mut driver = PipelineDesc {
+            start: &OrdersFile::default(),
+            pipeline: config,
+            rules: rules.clone(),
+            partitions: 1,
+        }
+        .build(&mut sink);
+        let reader = LogReader::open(log_dir).map_err(|e| input_err(e.to_string()))?;
+        for item in reader {
+            let (record, entry) = item.map_err(|e| input_err(e.to_string()))?;
+            driver.feed_record(record, &entry, &mut sink);
+        }
+    }
+    Ok((outputs, tac))
 }
 
 /// Whether a recorded input holds crime batches (control records): a data directory's log

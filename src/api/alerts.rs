@@ -10,7 +10,7 @@ use super::limits;
 use super::people::PurposeQuery;
 use super::routes::ApiState;
 use crate::alerts::alert_store::{
-    AlertFilter, AlertStore, AlertStoreError, Outcome, ReviewAction, ReviewState,
+    AlertFilter, AlertStore, AlertStoreError, Outcome, ReviewAction, ReviewState, StoredAlert,
 };
 use crate::formats::alerts_jsonl::write_alerts;
 use crate::model::time::parse_time;
@@ -36,7 +36,7 @@ impl From<AlertStoreError> for ApiError {
     }
 }
 
-fn store(state: &ApiState) -> Result<&AlertStore, ApiError> {
+pub(super) fn store(state: &ApiState) -> Result<&AlertStore, ApiError> {
     state
         .alerts
         .store()
@@ -44,7 +44,7 @@ fn store(state: &ApiState) -> Result<&AlertStore, ApiError> {
 }
 
 /// The people whose alerts the caller may see (`None` = everyone); police see none.
-fn scope(state: &ApiState, caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
+pub(super) fn scope(state: &ApiState, caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
     match caller.role() {
         Role::Admin | Role::Hub => Ok(None),
         Role::Practitioner { .. } => Ok(Some(state.metadata.person_ids_visible(caller.scope())?)),
@@ -143,18 +143,15 @@ pub async fn count(
     Ok(Json(count).into_response())
 }
 
-pub async fn get_one(
-    State(state): State<ApiState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<PurposeQuery>,
-) -> Result<Response, ApiError> {
-    let people = scope(&state, &caller)?;
-    let purpose = purpose(&headers, q.purpose.as_deref())?;
+/// The stored alert `id` and its person, if the caller may read it (`people`: the caller's
+/// scope); 403, never 404, for a caller with a scope, whether it exists or not.
+pub(super) async fn visible_alert(
+    state: &ApiState,
+    people: Option<&[String]>,
+    id: &str,
+) -> Result<(StoredAlert, String), ApiError> {
     state.alerts.sync_store().await;
-    let alert = store(&state)?.get(&id)?;
-    let Some(alert) = alert else {
+    let Some(alert) = store(state)?.get(id)? else {
         return Err(if people.is_some() {
             ApiError::forbidden()
         } else {
@@ -165,9 +162,22 @@ pub async fn get_one(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    if people.as_ref().is_some_and(|ps| !ps.contains(&person)) {
+    if people.is_some_and(|ps| !ps.contains(&person)) {
         return Err(ApiError::forbidden());
     }
+    Ok((alert, person))
+}
+
+pub async fn get_one(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<PurposeQuery>,
+) -> Result<Response, ApiError> {
+    let people = scope(&state, &caller)?;
+    let purpose = purpose(&headers, q.purpose.as_deref())?;
+    let (alert, person) = visible_alert(&state, people.as_deref(), &id).await?;
     record(
         &state,
         &caller,

@@ -22,16 +22,16 @@ pub struct DocumentQuery {
     purpose: Option<String>,
 }
 
-/// Which file of a pack.
+/// Which file of a document.
 #[derive(Clone, Copy)]
-enum PackPart {
+pub(super) enum PackPart {
     Pdf,
     Json,
     Manifest,
 }
 
 impl PackPart {
-    fn format(self) -> &'static str {
+    pub(super) fn format(self) -> &'static str {
         match self {
             PackPart::Pdf => "pdf",
             PackPart::Json => "json",
@@ -81,32 +81,37 @@ async fn pack_part(
     let sources = HitPackSources::read(&state.crimes, &state.metadata, stored)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let files = build_pack(&state, sources).await?;
-    let (content_type, name, body) = match part {
-        PackPart::Pdf => (
-            "application/pdf",
-            files.manifest.files[0].name.clone(),
-            files.pdf,
-        ),
-        PackPart::Json => (
-            "application/json",
-            files.manifest.files[1].name.clone(),
-            files.json,
-        ),
-        PackPart::Manifest => (
-            "application/json",
-            format!("{id}-manifest.json"),
-            files.manifest.to_bytes(),
-        ),
-    };
-    Ok((
+    Ok(document_part(
+        part,
+        [
+            (files.manifest.files[0].name.clone(), files.pdf),
+            (files.manifest.files[1].name.clone(), files.json),
+            (format!("{id}-manifest.json"), files.manifest.to_bytes()),
+        ],
+    ))
+}
+
+/// The file `part` asks for of a document's three (PDF, JSON, manifest, each with its name).
+pub(super) fn document_part(part: PackPart, files: [(String, Vec<u8>); 3]) -> Response {
+    let [pdf, json, manifest] = files;
+    match part {
+        PackPart::Pdf => document_file("application/pdf", &pdf.0, pdf.1),
+        PackPart::Json => document_file("application/json", &json.0, json.1),
+        PackPart::Manifest => document_file("application/json", &manifest.0, manifest.1),
+    }
+}
+
+/// One file of a document as a download (never cached: it holds person data).
+pub(super) fn document_file(content_type: &'static str, name: &str, body: Vec<u8>) -> Response {
+    (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_DISPOSITION, attachment(&name)),
+            (header::CONTENT_DISPOSITION, attachment(name)),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// `GET /v1/hits/{id}/pack.pdf`: the hit evidence pack as PDF.

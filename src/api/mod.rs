@@ -7,6 +7,7 @@ pub mod alcohol;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod breach_report;
 pub mod crimes;
 pub mod decision;
 pub mod documents;
@@ -17,6 +18,7 @@ pub mod limits;
 pub mod people;
 pub mod retention;
 pub mod routes;
+pub mod sober_day_report;
 pub mod trails;
 
 pub use routes::{router, ApiState};

@@ -3,7 +3,10 @@
 
 use super::auth::{BootstrapToken, Staff};
 use super::error::ApiError;
-use super::{admin, alcohol, alerts, crimes, documents, hits, people, retention, trails};
+use super::{
+    admin, alcohol, alerts, breach_report, crimes, documents, hits, people, retention,
+    sober_day_report, trails,
+};
 use crate::alerts::LiveAlerts;
 use crate::store::metadata::Metadata;
 use axum::extract::{DefaultBodyLimit, State};
@@ -109,6 +112,30 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/activations/{id}/trail", get(trails::activation_trail))
         .route("/v1/activations/{id}/alcohol-chart", get(alcohol::chart))
         .route("/v1/orders/{id}/sober-days", get(alcohol::order_sober_days))
+        .route(
+            "/v1/alerts/{id}/breach-report.pdf",
+            get(breach_report::breach_report_pdf),
+        )
+        .route(
+            "/v1/alerts/{id}/breach-report.json",
+            get(breach_report::breach_report_json),
+        )
+        .route(
+            "/v1/alerts/{id}/breach-report-manifest.json",
+            get(breach_report::breach_report_manifest),
+        )
+        .route(
+            "/v1/people/{id}/sober-day-report.pdf",
+            get(sober_day_report::sober_day_report_pdf),
+        )
+        .route(
+            "/v1/people/{id}/sober-day-report.json",
+            get(sober_day_report::sober_day_report_json),
+        )
+        .route(
+            "/v1/people/{id}/sober-day-report-manifest.json",
+            get(sober_day_report::sober_day_report_manifest),
+        )
         .route("/v1/sober-days/rate", get(alcohol::cohort_rate))
         .route("/v1/activations", post(people::put_activation))
         .route("/v1/activations/{id}/end", post(people::end_activation))

@@ -6,6 +6,8 @@
 //! the data is held, regenerate it byte for byte. No wall clock and no randomness: the same
 //! inputs give the same bytes.
 
+pub mod breach_report;
+pub mod calendar_figure;
 pub mod distance_chart;
 pub mod fonts;
 pub mod hit_pack;
@@ -13,6 +15,7 @@ pub mod layout;
 pub mod manifest;
 pub mod map_figure;
 pub mod offline;
+pub mod sober_day_report;
 pub mod sources;
 pub mod text;
 

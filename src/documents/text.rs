@@ -38,6 +38,19 @@ pub fn utc_time(t_ms: TimeMs) -> String {
         .unwrap_or_else(|| format!("{t_ms} ms"))
 }
 
+/// `Fri 04 Jan 2019 12:27:19 GMT (2019-01-04 12:27:19Z)`: UK local time with UTC beside it.
+pub fn uk_and_utc(t_ms: TimeMs) -> String {
+    format!("{} ({})", uk_time(t_ms), utc_time(t_ms))
+}
+
+/// When something that began at `start_ms` ended, and how long it lasted; `open` if it has not.
+pub fn ended(start_ms: TimeMs, end_ms: Option<TimeMs>, open: &str) -> String {
+    match end_ms {
+        Some(end) => format!("{}; {}", uk_and_utc(end), duration((end - start_ms) / 1000)),
+        None => open.to_string(),
+    }
+}
+
 /// `51.499946, -0.137433`.
 pub fn lat_lon(lat: f64, lon: f64) -> String {
     format!("{lat:.6}, {lon:.6}")

@@ -768,3 +768,20 @@ pub async fn send_three_days(server: &Server) {
         t2.send_acked(i as u64 + 1, c2.to_vec()).await;
     }
 }
+
+/// A GET with a bearer token and a purpose: its status and body bytes (documents are binary).
+pub fn get_bytes(server: &Server, path: &str, token: &str, purpose: &str) -> (u16, Vec<u8>) {
+    let result = ureq::get(&format!("http://{}{}", server.http_addr, path))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("X-Purpose", purpose)
+        .call();
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let status = resp.status();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    (status, body)
+}

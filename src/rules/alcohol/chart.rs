@@ -65,7 +65,8 @@ fn london_offset_ms(t_ms: TimeMs) -> TimeMs {
         .unwrap_or(0)
 }
 
-fn status_colour(status: SoberDayStatus) -> &'static str {
+/// The colour a day of `status` is drawn in (the chart's band, the sober-day calendar).
+pub fn status_colour(status: SoberDayStatus) -> &'static str {
     match status {
         SoberDayStatus::Sober => "#4caf50",
         SoberDayStatus::Drinking => "#e53935",
