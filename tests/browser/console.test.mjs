@@ -148,6 +148,11 @@ describe('web console', { concurrency: false }, () => {
     assert.equal(await chart.getAttribute('aria-valuetext'), labels[labels.length - 2][1]);
     await page.getByTestId('alcohol').scrollIntoViewIfNeeded();
     await screenshot(page, 'practitioner-alcohol');
+    // The order's sober-day report for the period downloads as a PDF.
+    const [report] = await Promise.all([page.waitForEvent('download'), page.getByTestId('sober-report-pdf').first().click()]);
+    assert.match(report.suggestedFilename(), /-sober-days-2026-03-02\.pdf$/);
+    assert.equal((await readFile(await report.path())).subarray(0, 5).toString(), '%PDF-');
+    await page.getByText('Sober-day report (PDF) saved.').first().waitFor();
   });
 
   it("practitioner: reads a person's order history", async () => {

@@ -6,6 +6,7 @@
 
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, startBrowser, newPage, signIn, screenshot } from './harness.mjs';
@@ -153,6 +154,25 @@ describe('hub queue', { concurrency: false }, () => {
     assert.equal(await contact.getAttribute('datetime'), record.last_contact);
     assert.equal(await contact.textContent(), await ukTime(record.last_contact));
     await screenshot(page, 'hub-person-panel');
+
+    // A curfew alert's breach report downloads as a PDF; other alerts offer none.
+    const all = (await server.api('hub', '/v1/alerts/export')).body.trim().split('\n').map((l) => JSON.parse(l));
+    const breach = all.find((a) => a.type === 'curfew_violation');
+    assert.ok(breach, 'the population has a curfew alert');
+    await page.getByLabel('Person').fill(breach.person);
+    await page.locator(`tr[data-alert="${breach.id}"]`).getByRole('button').click();
+    const [report] = await Promise.all([page.waitForEvent('download'), page.getByTestId('breach-pdf').click()]);
+    assert.match(report.suggestedFilename(), /-breach-report\.pdf$/);
+    assert.equal((await readFile(await report.path())).subarray(0, 5).toString(), '%PDF-');
+    await page.getByText('Breach report (PDF) saved.').waitFor();
+    const other = all.find((a) => a.type !== 'curfew_violation' && !a.type.includes('zone') && a.person === breach.person)
+      ?? all.find((a) => ['low_battery', 'no_contact', 'strap_tamper'].includes(a.type));
+    if (other) {
+      await page.getByLabel('Person').fill(other.person);
+      await page.locator(`tr[data-alert="${other.id}"]`).getByRole('button').click();
+      await page.getByTestId('person-panel').waitFor();
+      assert.equal(await page.getByTestId('breach-report').count(), 0, `${other.type} has no breach report`);
+    }
   });
 
   it('lists new crime hits without a reload', async () => {

@@ -3,8 +3,9 @@
 // confidence circles, track) and its positions table. A withdrawn hit (it no longer holds) is
 // shown struck through and labelled with why; it cannot be reviewed.
 
-import { get, post, qs, request, ApiError } from './api.js';
-import { h, svg, fill, table, message, field, fmtTime, fmtNum, fmtDuration, toast, download } from './ui.js';
+import { get, post, qs, ApiError } from './api.js';
+import { documentButtons } from './documents.js';
+import { h, svg, fill, table, message, field, fmtTime, fmtNum, fmtDuration, toast } from './ui.js';
 
 /** The hits the caller may see, or null when this server has no crime hits API. */
 export async function loadHits(params = {}) {
@@ -125,37 +126,14 @@ export async function hitDetail(container, hit, actions, { orders = null } = {})
   }
 }
 
-/** The hit's evidence pack (PDF, its JSON and manifest), each button busy until its file is
- * saved so a double click downloads once. The server builds the same bytes every time. */
+/** The hit's evidence pack: the PDF, its JSON and its manifest. */
 function packButtons(hit) {
-  const status = h('span', { class: 'status', role: 'status' });
   const id = encodeURIComponent(hit.id);
-  const files = [
+  return documentButtons([
     ['Evidence pack (PDF)', `/v1/hits/${id}/pack.pdf`, `${hit.id}-pack.pdf`, 'pack-pdf'],
     ['Pack JSON', `/v1/hits/${id}/pack.json`, `${hit.id}-pack.json`, 'pack-json'],
     ['Manifest', `/v1/hits/${id}/pack-manifest.json`, `${hit.id}-manifest.json`, 'pack-manifest'],
-  ];
-  const buttons = files.map(([label, path, name, testid]) => {
-    const button = h('button', { type: 'button', class: 'secondary', 'data-testid': testid });
-    button.textContent = label;
-    button.onclick = async () => {
-      if (button.disabled) return;
-      button.disabled = true;
-      button.setAttribute('aria-busy', 'true');
-      status.textContent = `Preparing ${label}…`;
-      try {
-        download(await request(path, { as: 'blob' }), name);
-        status.textContent = `${label} saved.`;
-      } catch (e) {
-        status.textContent = `${label} not saved: ${e.message}`;
-      } finally {
-        button.disabled = false;
-        button.removeAttribute('aria-busy');
-      }
-    };
-    return button;
-  });
-  return h('div', { class: 'pack-tools', 'data-testid': 'hit-pack' }, ...buttons, status);
+  ], 'hit-pack');
 }
 
 /**

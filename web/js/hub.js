@@ -9,6 +9,7 @@ import { h, fill, table, message, field, toast, fmtTime, words } from './ui.js';
 import { priorityOf, byPriority, PRIORITY_NAMES, COLUMN_ORDER, actionsFor, age } from './priority.js';
 import { personPanel } from './person.js';
 import { loadHits, hitRow, hitDetail, reviewForm, HIT_COLUMNS, NO_HITS_API } from './hits.js';
+import { documentButtons } from './documents.js';
 
 // Leaflet and the map code load when the first map is drawn, not with the page (the first load
 // is the queue or the caseload; Leaflet is most of the console's bytes).
@@ -17,6 +18,8 @@ const maps = () => import('./map.js');
 const STATES = ['new', 'acknowledged', 'assigned', 'resolved'];
 const OUTCOMES = ['breach_confirmed', 'reasonable_excuse', 'authorised_absence', 'false_alarm', 'duplicate'];
 const MARGIN_MS = 2 * 3600_000;
+/** The alerts a breach report is made for (docs/documents.md). */
+const BREACH_TYPES = new Set(['curfew_violation', 'exclusion_zone_entry', 'inclusion_zone_exit']);
 const SHOW_ROWS = 300;
 
 export async function hubPage(root, me = {}) {
@@ -211,6 +214,7 @@ export async function hubPage(root, me = {}) {
       personBox,
       h('h3', {}, 'Review'),
       actionForms(a),
+      breachButtons(a),
       mapEl, mapNote,
       history);
     get(`/v1/alerts/${encodeURIComponent(id)}`).then((r) => fill(history, historyTable(r.history)))
@@ -223,6 +227,18 @@ export async function hubPage(root, me = {}) {
       fill(personBox, personPanel(record, others, (o) => select(o.id), Date.parse(a.start)));
     }).catch((e) => fill(personBox, message(e.message, 'error')));
     await alertMap(a, mapEl, mapNote, who);
+  }
+
+  /** A curfew or zone alert's breach report: the PDF, its JSON and its manifest. */
+  function breachButtons(a) {
+    if (!BREACH_TYPES.has(a.type)) return '';
+    const id = encodeURIComponent(a.id);
+    const stem = `${a.id.replaceAll(/[^A-Za-z0-9_-]/g, '_')}-breach-report`;
+    return documentButtons([
+      ['Breach report (PDF)', `/v1/alerts/${id}/breach-report.pdf`, `${stem}.pdf`, 'breach-pdf'],
+      ['Report JSON', `/v1/alerts/${id}/breach-report.json`, `${stem}.json`, 'breach-json'],
+      ['Manifest', `/v1/alerts/${id}/breach-report-manifest.json`, `${stem}-manifest.json`, 'breach-manifest'],
+    ], 'breach-report');
   }
 
   /** After an action on `id`: the next alert in the queue's order that is still open. */

@@ -5,6 +5,7 @@
 
 import { get, request, qs } from './api.js';
 import { dayTimeline } from './timeline.js';
+import { documentButtons } from './documents.js';
 import {
   h, fill, table, message, field, fmtTime, fmtDuration, words, toLocalInput, ukDate, download, timeOf,
 } from './ui.js';
@@ -364,7 +365,15 @@ async function alcoholView(el, who, fromMs, toMs, period) {
     try {
       const r = await get(`/v1/orders/${encodeURIComponent(o.id)}/sober-days${qs(dates)}`);
       const rate = r.rate?.rate == null ? 'no worn days' : `${Math.round(r.rate.rate * 100)}% sober (${r.rate.sober} of ${r.rate.worn} worn days)`;
-      loading.before(h('h4', {}, `Order ${o.id}: ${rate}`), calendar(r.days, dates, o, fittedDate(who)));
+      const id = encodeURIComponent(who.person.id);
+      const query = qs({ order: o.id, ...dates });
+      const stem = `${who.person.id}-${o.id}-sober-days-${dates.from}`;
+      loading.before(h('h4', {}, `Order ${o.id}: ${rate}`), calendar(r.days, dates, o, fittedDate(who)),
+        documentButtons([
+          ['Sober-day report (PDF)', `/v1/people/${id}/sober-day-report.pdf${query}`, `${stem}.pdf`, 'sober-report-pdf'],
+          ['Report JSON', `/v1/people/${id}/sober-day-report.json${query}`, `${stem}.json`, 'sober-report-json'],
+          ['Manifest', `/v1/people/${id}/sober-day-report-manifest.json${query}`, `${stem}-manifest.json`, 'sober-report-manifest'],
+        ], 'sober-report'));
     } catch (e) {
       loading.before(message(e.message, 'error'));
     }
