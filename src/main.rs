@@ -757,6 +757,18 @@ fn people(command: PeopleCommand) -> Result<()> {
     Ok(())
 }
 
+/// The `[console]` tile archive a document's map is drawn on, as the server would open it.
+fn report_tiles(config: &ServerConfig) -> Result<Option<tagstream::console::tiles::TileArchive>> {
+    tagstream::console::tiles::open_configured(&config.console)
+        .context("opening the [console] tile archive")
+}
+
+/// One line saying which document was made and the files written.
+fn print_written(key: &str, id: &str, written: &[PathBuf]) {
+    let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    println!("{}", serde_json::json!({ key: id, "files": files }));
+}
+
 fn report(command: ReportCommand) -> Result<()> {
     match command {
         ReportCommand::HitPack {
@@ -768,17 +780,15 @@ fn report(command: ReportCommand) -> Result<()> {
         } => {
             let config = load_config(config.as_ref())?;
             secure_existing(&data_dir)?;
-            let tiles = tagstream::console::tiles::open_configured(&config.console)
-                .context("opening the [console] tile archive")?;
-            let tiles = tiles
+            let archive = report_tiles(&config)?;
+            let tiles = archive
                 .as_ref()
                 .map(|t| t as &dyn tagstream::documents::map_figure::TileSource);
             let written = tagstream::documents::offline::hit_pack_offline(
                 &data_dir, &config, tiles, &hit, &purpose, &out,
             )
             .with_context(|| format!("hit pack of {hit} from {}", data_dir.display()))?;
-            let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-            println!("{}", serde_json::json!({ "hit": hit, "files": files }));
+            print_written("hit", &hit, &written);
             Ok(())
         }
         ReportCommand::SoberDays {
@@ -812,11 +822,7 @@ fn report(command: ReportCommand) -> Result<()> {
                 &data_dir, &config, &person, &request, &purpose, &out, &replayed,
             )
             .with_context(|| format!("sober-day report of {person} from {}", data_dir.display()))?;
-            let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-            println!(
-                "{}",
-                serde_json::json!({ "person": person, "files": files })
-            );
+            print_written("person", &person, &written);
             Ok(())
         }
         ReportCommand::Breach {
@@ -828,9 +834,8 @@ fn report(command: ReportCommand) -> Result<()> {
         } => {
             let config = load_config(config.as_ref())?;
             secure_existing(&data_dir)?;
-            let tiles = tagstream::console::tiles::open_configured(&config.console)
-                .context("opening the [console] tile archive")?;
-            let tiles = tiles
+            let archive = report_tiles(&config)?;
+            let tiles = archive
                 .as_ref()
                 .map(|t| t as &dyn tagstream::documents::map_figure::TileSource);
             let log_dir = data_dir.join("log");
@@ -843,8 +848,7 @@ fn report(command: ReportCommand) -> Result<()> {
                 &data_dir, &config, tiles, &alert, &purpose, &out, &catch_up,
             )
             .with_context(|| format!("breach report of {alert} from {}", data_dir.display()))?;
-            let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-            println!("{}", serde_json::json!({ "alert": alert, "files": files }));
+            print_written("alert", &alert, &written);
             Ok(())
         }
         ReportCommand::Verify { manifest } => {

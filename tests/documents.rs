@@ -7,9 +7,12 @@
 //! (`scripts/documents-setup.sh`, run by `scripts/test.sh`).
 
 mod common;
+#[path = "support/pdf_checks.rs"]
+mod pdf_checks;
 
 use common::{add_user, bin, call, Server, TagClient};
-use std::path::{Path, PathBuf};
+use pdf_checks::{assert_well_formed, page_ink, pdf_flat_text, real_street_archive, tool};
+use std::path::Path;
 use std::process::Command;
 use tagstream::model::time::parse_time;
 use tagstream::model::Reading;
@@ -37,96 +40,6 @@ fn walk() -> Vec<Reading> {
         .step_by(2)
         .map(|m: i64| {
             common::gps_fix_offset(at + m * 60_000 + 60_000, C1, 75.0 + 75.0 * m as f64, 30.0)
-        })
-        .collect()
-}
-
-/// A GET's status and body bytes.
-fn get_bytes(server: &Server, path: &str, token: &str) -> (u16, Vec<u8>) {
-    let result = ureq::get(&format!("http://{}{}", server.http_addr, path))
-        .set("Authorization", &format!("Bearer {token}"))
-        .set("X-Purpose", PURPOSE)
-        .call();
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("GET {path}: {e}"),
-    };
-    let status = resp.status();
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
-    (status, body)
-}
-
-/// A copy of the demo street archive marked as real streets (the demo's own is synthetic and is
-/// never drawn into evidence), so the pack's map composites street tiles.
-fn real_street_archive(dir: &Path) -> PathBuf {
-    let path = dir.join("streets.mbtiles");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/basemap/demo-streets.mbtiles"),
-        &path,
-    )
-    .unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "UPDATE metadata SET value = 'false' WHERE name = 'synthetic';
-         UPDATE metadata SET value = 'Test streets' WHERE name = 'attribution';",
-    )
-    .unwrap();
-    path
-}
-
-fn tool(name: &str, args: &[&str]) -> std::process::Output {
-    Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} is missing ({e}): run scripts/documents-setup.sh"))
-}
-
-fn pdf_text(pdf: &Path) -> String {
-    let out = tool("pdftotext", &["-layout", pdf.to_str().unwrap(), "-"]);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Renders every page to greyscale; the share of non-white pixels of each page.
-fn page_ink(pdf: &Path, dir: &Path) -> Vec<f64> {
-    let prefix = dir.join("page");
-    let out = tool(
-        "pdftoppm",
-        &[
-            "-gray",
-            "-r",
-            "40",
-            pdf.to_str().unwrap(),
-            prefix.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "pdftoppm: {out:?}");
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pgm"))
-        .collect();
-    pages.sort();
-    pages
-        .iter()
-        .map(|p| {
-            let bytes = std::fs::read(p).unwrap();
-            // Binary PGM: "P5\n<w> <h>\n<max>\n" then one byte a pixel.
-            let mut fields = 0;
-            let mut at = 0;
-            while fields < 4 {
-                while bytes[at].is_ascii_whitespace() {
-                    at += 1;
-                }
-                while !bytes[at].is_ascii_whitespace() {
-                    at += 1;
-                }
-                fields += 1;
-            }
-            let pixels = &bytes[at + 1..];
-            pixels.iter().filter(|v| **v < 250).count() as f64 / pixels.len() as f64
         })
         .collect()
 }
@@ -182,7 +95,7 @@ async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiab
     let pdf_path = format!("/v1/hits/{id}/pack.pdf");
 
     // Police: not before the hub confirms, never for another force; no purpose, no pack.
-    assert_eq!(get_bytes(&server, &pdf_path, &avs).0, 403);
+    assert_eq!(common::get_bytes(&server, &pdf_path, &avs, PURPOSE).0, 403);
     let (status, _) = call(&server, "GET", &pdf_path, Some(&hub), None, None);
     assert_eq!(status, 400, "a purpose is required");
     let (status, body) = call(
@@ -194,19 +107,25 @@ async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiab
         Some(serde_json::json!({"decision": "confirm", "reason": "Route matches the door camera"})),
     );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(get_bytes(&server, &pdf_path, &kent).0, 403);
-    let (status, police_pdf) = get_bytes(&server, &pdf_path, &avs);
+    assert_eq!(common::get_bytes(&server, &pdf_path, &kent, PURPOSE).0, 403);
+    let (status, police_pdf) = common::get_bytes(&server, &pdf_path, &avs, PURPOSE);
     assert_eq!(status, 200);
 
     // The hub's pack is the police's, byte for byte, and the same again.
-    let (status, pdf) = get_bytes(&server, &pdf_path, &hub);
+    let (status, pdf) = common::get_bytes(&server, &pdf_path, &hub, PURPOSE);
     assert_eq!(status, 200);
     assert!(pdf.starts_with(b"%PDF-"));
     assert_eq!(pdf, police_pdf);
-    assert_eq!(get_bytes(&server, &pdf_path, &hub).1, pdf);
-    let (status, json) = get_bytes(&server, &format!("/v1/hits/{id}/pack.json"), &avs);
+    assert_eq!(common::get_bytes(&server, &pdf_path, &hub, PURPOSE).1, pdf);
+    let (status, json) =
+        common::get_bytes(&server, &format!("/v1/hits/{id}/pack.json"), &avs, PURPOSE);
     assert_eq!(status, 200);
-    let (status, manifest) = get_bytes(&server, &format!("/v1/hits/{id}/pack-manifest.json"), &avs);
+    let (status, manifest) = common::get_bytes(
+        &server,
+        &format!("/v1/hits/{id}/pack-manifest.json"),
+        &avs,
+        PURPOSE,
+    );
     assert_eq!(status, 200);
 
     // Every download was audited with its purpose.
@@ -238,7 +157,7 @@ async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiab
     std::fs::write(&manifest_file, &manifest).unwrap();
 
     // What a recipient reads.
-    let text = pdf_text(&pdf_file);
+    let flat = pdf_flat_text(&pdf_file);
     for needed in [
         "AVS/1",
         "AvonSomerset",
@@ -267,10 +186,9 @@ async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiab
         DECLARATION,
         "Signature",
     ] {
-        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
             flat.contains(needed),
-            "'{needed}' missing from the PDF:\n{text}"
+            "'{needed}' missing from the PDF:\n{flat}"
         );
     }
     let algorithm = serde_json::from_slice::<serde_json::Value>(&json).unwrap()["decision"]
@@ -278,7 +196,7 @@ async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiab
         .as_str()
         .unwrap()
         .to_string();
-    assert!(text.contains(&algorithm), "{algorithm}");
+    assert!(flat.contains(&algorithm), "{algorithm}");
 
     // Every page renders; the map page has streets and evidence on it (not blank).
     let pages_dir = dir.path().join("pages");
@@ -295,8 +213,7 @@ async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiab
         listed > 2 + 2,
         "street tiles are composited: {listed} lines"
     );
-    let check = tool("qpdf", &["--check", pdf_file.to_str().unwrap()]);
-    assert!(check.status.success(), "qpdf --check: {check:?}");
+    assert_well_formed(&pdf_file);
 
     // The manifest verifies, and fails once a byte changes.
     let verify = |path: &Path| {
