@@ -12,8 +12,8 @@ pub enum TeltonikaError {
     ImeiLength { len_bytes: u16, expected: usize },
     #[error("IMEI byte 0x{byte:02x} at offset {offset} is not an ASCII digit")]
     ImeiNotDigit { byte: u8, offset: usize },
-    #[error("AVL packet preamble 0x{found:08x} at offset 0, expected 0")]
-    PreambleNotZero { found: u32 },
+    #[error("AVL packet preamble byte 0x{byte:02x} at offset {offset}, expected 0")]
+    PreambleNotZero { byte: u8, offset: usize },
     #[error("AVL data length {len_bytes} bytes at offset 4 exceeds the limit of {max_bytes}")]
     PacketTooLarge { len_bytes: u64, max_bytes: usize },
     #[error("AVL data length {len_bytes} bytes at offset 4 is below the minimum of {min_bytes}")]

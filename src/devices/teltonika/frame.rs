@@ -113,12 +113,10 @@ impl ServerCodec {
 
     fn decode_avl(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, TeltonikaError> {
         // The preamble is refused as soon as a non-zero byte of it arrives.
-        let known = src.len().min(PREAMBLE_BYTES);
-        if src[..known].iter().any(|b| *b != 0) {
-            let mut preamble = [0u8; PREAMBLE_BYTES];
-            preamble[..known].copy_from_slice(&src[..known]);
+        if let Some(offset) = src.iter().take(PREAMBLE_BYTES).position(|b| *b != 0) {
             return Err(TeltonikaError::PreambleNotZero {
-                found: u32::from_be_bytes(preamble),
+                byte: src[offset],
+                offset,
             });
         }
         let Some(header) = src.get(..HEADER_BYTES) else {

@@ -188,7 +188,7 @@ fn a_non_zero_preamble_is_refused_on_its_first_byte() {
     let (error, _) = stream_error(&[0x00, 0x07]);
     assert_eq!(
         error,
-        TeltonikaError::PreambleNotZero { found: 0x0007_0000 }
+        TeltonikaError::PreambleNotZero { byte: 7, offset: 1 }
     );
     assert_eq!(error.answer(), ErrorAnswer::Close);
 }

@@ -39,9 +39,11 @@ pub fn check_header(
     header: [u8; HEADER_BYTES],
     max_data_bytes: usize,
 ) -> Result<usize, TeltonikaError> {
-    let preamble = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    if preamble != 0 {
-        return Err(TeltonikaError::PreambleNotZero { found: preamble });
+    if let Some(offset) = header[..PREAMBLE_BYTES].iter().position(|b| *b != 0) {
+        return Err(TeltonikaError::PreambleNotZero {
+            byte: header[offset],
+            offset,
+        });
     }
     let data_len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
     if data_len as u64 > max_data_bytes as u64 {
@@ -67,9 +69,12 @@ pub fn decode_avl_packet(
     let header_bytes: [u8; HEADER_BYTES] = packet
         .get(..HEADER_BYTES)
         .and_then(|h| h.try_into().ok())
-        .ok_or(TeltonikaError::PacketTooShort {
-            len_bytes: 0,
-            min_bytes: MIN_DATA_BYTES,
+        .ok_or(TeltonikaError::Truncated {
+            record: 0,
+            field: "AVL packet header",
+            offset: 0,
+            needed_bytes: HEADER_BYTES,
+            available_bytes: packet.len(),
         })?;
     let data_len = check_header(header_bytes, max_data_bytes)?;
     let available_bytes = packet.len() - HEADER_BYTES;
