@@ -275,12 +275,15 @@ impl RecordReader {
         };
         let event_io_id = self.io_field(codec, "event IO id")?;
         // The total count is redundant with the groups' counts; like other decoders, the groups
-        // are trusted and the total is not checked (the encoder writes the true total).
-        self.io_field(codec, "IO element total")?;
-        let mut io = Vec::new();
+        // are trusted and the total is not checked (the encoder writes the true total). It only
+        // sizes the first reservation, capped by the bytes left as every reservation here is, so
+        // that a hostile count allocates nothing.
+        let total = self.io_field(codec, "IO element total")?;
+        let smallest_element_bytes = codec.io_field_bytes() + 1;
+        let mut io =
+            Vec::with_capacity(usize::from(total).min(self.remaining() / smallest_element_bytes));
         for width_bytes in [1usize, 2, 4, 8] {
             let count = self.io_field(codec, "IO group count")?;
-            // Reserve no more than the bytes left can hold: a hostile count allocates nothing.
             let element_bytes = codec.io_field_bytes() + width_bytes;
             io.reserve(usize::from(count).min(self.remaining() / element_bytes));
             for _ in 0..count {
