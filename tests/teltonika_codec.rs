@@ -71,6 +71,14 @@ fn decode_bound_bytes(max_data_bytes: usize) -> usize {
     max_data_bytes * 48 + 64 * 1024
 }
 
+/// 256 cases a property, or `PROPTEST_CASES` for a long run (`with_cases` would ignore it).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(256)
+}
+
 const HANDSHAKE: &[u8] = b"\x00\x0f123456789012345";
 
 /// Feeds `input` in `chunk`-byte pieces to a server codec (after the handshake if `handshake`),
@@ -170,7 +178,7 @@ fn encode(messages: &[DeviceMessage]) -> BytesMut {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn arbitrary_bytes_never_panic_nor_allocate_past_the_bound(

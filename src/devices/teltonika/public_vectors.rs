@@ -184,57 +184,38 @@ fn codec8_four_records_in_one_packet() {
 #[test]
 fn codec8_three_records_in_one_packet() {
     let packet = avl(CODEC8_THREE_RECORDS);
-    let summary: Vec<(i64, i32, i32, i16, u16, u8, u16, u16, usize)> = packet
+    let gps =
+        |latitude_e7, longitude_e7, altitude_m, angle_deg, satellites, speed_kmh| GpsElement {
+            longitude_e7,
+            latitude_e7,
+            altitude_m,
+            angle_deg,
+            satellites,
+            speed_kmh,
+        };
+    let summary: Vec<(i64, GpsElement, u16, usize)> = packet
         .records
         .iter()
-        .map(|r| {
-            let g = r.gps;
-            (
-                r.t_ms,
-                g.latitude_e7,
-                g.longitude_e7,
-                g.altitude_m,
-                g.angle_deg,
-                g.satellites,
-                g.speed_kmh,
-                r.event_io_id,
-                r.io.len(),
-            )
-        })
+        .map(|r| (r.t_ms, r.gps, r.event_io_id, r.io.len()))
         .collect();
     assert_eq!(
         summary,
         [
             (
                 0x017f_cedf_4996,
-                0x0ede_d45d,
-                0x2804_31be,
-                56,
-                301,
-                16,
-                0,
+                gps(0x0ede_d45d, 0x2804_31be, 56, 301, 16, 0),
                 250,
                 16
             ),
             (
                 0x017f_cede_a996,
-                0x0ede_d3dd,
-                0x2804_3207,
-                56,
-                70,
-                19,
-                9,
+                gps(0x0ede_d3dd, 0x2804_3207, 56, 70, 19, 9),
                 0,
                 15
             ),
             (
                 0x0179_d508_5318,
-                0x0ed6_7212,
-                0x27f6_5d3f,
-                21,
-                241,
-                17,
-                97,
+                gps(0x0ed6_7212, 0x27f6_5d3f, 21, 241, 17, 97),
                 0,
                 15
             ),
