@@ -15,6 +15,7 @@ pub mod crime;
 pub mod data_dir;
 pub mod data_lock;
 pub mod delivery;
+pub mod devices;
 pub mod documents;
 pub mod formats;
 pub mod ingest;
