@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub ingest: crate::ingest::IngestConfig,
     /// HTTP listener limits (`[http]`).
     pub http: crate::ingest::HttpConfig,
+    /// Teltonika trackers (`[teltonika]`): off unless `listen` is set.
+    pub teltonika: crate::ingest::teltonika::TeltonikaConfig,
     /// The ingest-silence watchdog (`[watchdog]`): a system alert when no tag sends anything.
     pub watchdog: crate::metrics::silence_watch::WatchdogConfig,
     /// Where the durable log is (`[log]`): embedded segments in the data directory (the
@@ -110,6 +112,7 @@ impl Default for ServerConfig {
             retention: Default::default(),
             ingest: Default::default(),
             http: Default::default(),
+            teltonika: Default::default(),
             watchdog: Default::default(),
             log: Default::default(),
             snapshots: Default::default(),
@@ -138,6 +141,8 @@ pub enum ConfigError {
     JetStreamMissing { path: PathBuf },
     #[error("config file {path}: [log.jetstream] own_partitions: {message}")]
     OwnPartitions { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Teltonika { path: PathBuf, message: String },
 }
 
 /// `own_partitions = "auto"`: a share taken by membership at start.
@@ -159,6 +164,13 @@ impl ServerConfig {
             .map_err(|source| ConfigError::Invalid {
                 path: path.to_path_buf(),
                 source,
+            })?;
+        config
+            .teltonika
+            .validate()
+            .map_err(|message| ConfigError::Teltonika {
+                path: path.to_path_buf(),
+                message,
             })?;
         if config.log.backend == LogBackend::Jetstream && config.log.jetstream.is_none() {
             return Err(ConfigError::JetStreamMissing {

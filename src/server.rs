@@ -11,6 +11,7 @@ use crate::api::auth::BootstrapToken;
 use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
 use crate::ingest::limits::optional_ms;
+use crate::ingest::teltonika::{run_teltonika_listener, TeltonikaContext};
 use crate::ingest::{
     run_listener, EffectiveLimits, HttpListener, IngestContext, IngestTransport, TagCredentials,
 };
@@ -154,6 +155,13 @@ async fn run_as(
         None => IngestTransport::plain(),
         Some(tls) => IngestTransport::tls(tls).context("setting up TLS on the tag port")?,
     };
+    let teltonika_transport = match (&config.teltonika.listen, &config.teltonika.tls) {
+        (None, _) => None,
+        (Some(_), None) => Some(IngestTransport::plain()),
+        (Some(_), Some(tls)) => {
+            Some(IngestTransport::tls(tls).context("setting up mutual TLS on the Teltonika port")?)
+        }
+    };
     let http_tls = match &config.http.tls {
         None => None,
         Some(tls) => Some((
@@ -188,6 +196,19 @@ async fn run_as(
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
     let ingest_addr = ingest_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+    let teltonika = match (config.teltonika.listen, teltonika_transport) {
+        (Some(addr), Some(transport)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the Teltonika address {addr}"))?;
+            let devices = Arc::new(TeltonikaContext::new(&config.teltonika, transport));
+            let _ = ingest.teltonika.set(devices.counters.clone());
+            Some((listener, devices))
+        }
+        _ => None,
+    };
+    let tracker_ingest = ingest.clone();
+    let mut tracker_task = None;
     // Survives accept errors, bounds open HTTP connections and closes idle ones.
     let http_listener = HttpListener::new(
         http_listener,
@@ -267,6 +288,18 @@ async fn run_as(
         }
     };
     let ingest_task = tokio::spawn(run_listener(ingest_listener, ingest));
+    let teltonika_addr = match teltonika {
+        None => None,
+        Some((listener, devices)) => {
+            let addr = listener.local_addr()?;
+            tracker_task = Some(tokio::spawn(run_teltonika_listener(
+                listener,
+                tracker_ingest,
+                devices,
+            )));
+            Some(addr.to_string())
+        }
+    };
 
     // One machine-readable line so scripts and tests can find the ports.
     println!(
@@ -277,6 +310,7 @@ async fn run_as(
             "http_addr": http_addr.to_string(),
             "http_scheme": http_scheme,
             "ingest_tls": ingest_tls,
+            "teltonika_addr": teltonika_addr,
             "data_dir": config.data_dir.display().to_string(),
             "admin_token_file": config.data_dir.join("admin.token").display().to_string(),
             "recovered_batches": started.recovered.0,
@@ -297,6 +331,9 @@ async fn run_as(
     // owner of stopping, `topology::Shutdown`). A tag mid-upload gets no ack and re-sends.
     http.abort();
     ingest_task.abort();
+    if let Some(task) = tracker_task {
+        task.abort();
+    }
     let drained = started.shutdown.run(STOP_WITHIN).await;
     // An orderly stop gives this node's partitions up at once; a restart keeps its membership.
     if let (Some(share), Stopped::Done) = (share, *stopped) {

@@ -15,11 +15,11 @@ mod common;
 
 use common::nats::{free_port, start_cluster, Nats};
 use common::webhook_receiver::{start_receiver, Post};
-use common::{call, tagsim, Server, ADMIN_TOKEN};
+use common::{call, Server, ADMIN_TOKEN};
 use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::time::{Duration, Instant};
 
 /// The simulated population: 30 tags over three days; at speed 10,000 the stream takes ~26 s.
@@ -196,19 +196,7 @@ fn three_nodes_survive_a_nats_server_and_a_node_killed_mid_stream() {
     if keep {
         eprintln!("keeping {}", dir.path().display());
     }
-    let sim = dir.path().join("sim");
-    let generated = Command::new(tagsim())
-        .arg("generate")
-        .args(SIM)
-        .arg("--out")
-        .arg(&sim)
-        .output()
-        .unwrap();
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
+    let sim = common::generate_sim_with(dir.path(), &SIM);
 
     let mut nats: Vec<Option<Nats>> = start_cluster(dir.path(), 3);
     let urls: Vec<String> = nats

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{bin, tagsim, Server};
+use common::{bin, Server};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -23,20 +23,8 @@ fn free_port() -> u16 {
 #[test]
 fn tagsim_stream_survives_a_server_kill_9_without_losing_a_reading() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = dir.path().join("sim");
     let options = ["--tags", "12", "--days", "1", "--seed", "5"];
-    let generated = Command::new(tagsim())
-        .arg("generate")
-        .args(options)
-        .arg("--out")
-        .arg(&sim)
-        .output()
-        .unwrap();
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
+    let sim = common::generate_sim_with(dir.path(), &options);
     let expected_readings = std::fs::read_to_string(sim.join("readings.jsonl"))
         .unwrap()
         .lines()

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
+use tagstream::devices::teltonika::{DeviceCodec, DeviceMessage, Imei, ServerReply};
 use tagstream::model::{Position, PositionSource, Reading, ReadingBody};
 use tagstream::wire::{tag_secret, ErrorCode, Frame, FrameCodec};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -323,6 +324,79 @@ async fn mutual_tls_needs_a_certificate_from_the_ca_that_names_the_tag() {
     assert_eq!(
         tls_hello(addr, t1, "T1", &secret("T9")).await,
         HelloOutcome::Refused(ErrorCode::AuthFailed)
+    );
+}
+
+/// Teltonika's IMEI handshake over TLS with `identity`: the server's answer (`None`: the TLS
+/// handshake or the connection failed).
+async fn teltonika_handshake(
+    addr: &str,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    ca: CertificateDer<'static>,
+    imei: &str,
+) -> Option<ServerReply> {
+    let stream = tls_connect(addr, client_config(ca, identity)).await.ok()?;
+    let mut framed = Framed::new(stream, DeviceCodec::default());
+    let imei = Imei::from_digits(imei.as_bytes()).unwrap();
+    framed.send(&DeviceMessage::Imei(imei)).await.ok()?;
+    framed.next().await.and_then(Result::ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teltonika_trackers_over_mutual_tls_need_a_certificate_naming_their_bound_imei() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&dir.path().join("pki"), "tracker CA");
+    let (cert, key) = pki.server();
+    let config = dir.path().join("teltonika.toml");
+    let toml = format!(
+        "[teltonika]\nlisten = \"127.0.0.1:0\"\n[teltonika.tls]\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\nrequire_client_cert = true\n",
+        path_arg(&cert),
+        path_arg(&key),
+        path_arg(&pki.ca_file())
+    );
+    std::fs::write(&config, toml).unwrap();
+    let server = tokio::task::block_in_place(|| {
+        Server::start(
+            &dir.path().join("data"),
+            None,
+            &["--config", path_arg(&config)],
+        )
+    });
+    let addr = server.teltonika_addr.clone().expect("Teltonika listener");
+    let (imei, other) = ("356307042441013", "356307042441021");
+    tokio::task::block_in_place(|| {
+        for device in [imei, other] {
+            let (status, body) = call(
+                &server,
+                "PUT",
+                &format!("/v1/devices/teltonika/{device}"),
+                Some(ADMIN_TOKEN),
+                Some("fitting"),
+                Some(serde_json::json!({ "tag": format!("T-{device}") })),
+            );
+            assert_eq!(status, 200, "{body}");
+        }
+    });
+    let ca = Pki::ca_der;
+    // Its own certificate: accepted.
+    let own = Some(pki.client(imei));
+    assert_eq!(
+        teltonika_handshake(&addr, own, ca(&pki), imei).await,
+        Some(ServerReply::ImeiAccepted)
+    );
+    // Another bound tracker's certificate claiming this IMEI: refused.
+    let theirs = Some(pki.client(other));
+    assert_eq!(
+        teltonika_handshake(&addr, theirs, ca(&pki), imei).await,
+        Some(ServerReply::ImeiRefused)
+    );
+    // No certificate, or one from another CA: the TLS handshake fails.
+    assert_eq!(teltonika_handshake(&addr, None, ca(&pki), imei).await, None);
+    let rogue = Pki::new(&dir.path().join("rogue"), "rogue CA");
+    let forged = Some(rogue.client(imei));
+    assert_eq!(
+        teltonika_handshake(&addr, forged, ca(&pki), imei).await,
+        None
     );
 }
 

@@ -25,4 +25,5 @@ pub mod sim;
 pub mod stream;
 pub mod streets;
 pub mod tag;
+pub mod teltonika;
 pub mod truth;

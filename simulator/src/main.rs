@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tagsim::behaviour::Rates;
 use tagsim::sim::{generate, GenerateOptions};
-use tagsim::stream::{stream, StreamOptions};
+use tagsim::stream::{stream, DeviceProfile, StreamOptions, StreamProtocol};
 
 #[derive(Parser)]
 #[command(
@@ -92,7 +92,15 @@ struct StreamArgs {
     /// factory reset) against a server that stored an earlier run.
     #[arg(long, default_value_t = 0)]
     epoch: u32,
-    /// Also write orders.json, crimes/ and truth.jsonl here.
+    /// The protocol the tags speak: `teltonika` sends each tag as a Teltonika tracker (its IMEI
+    /// is in devices.json, to bind with `PUT /v1/devices/teltonika/{imei}`).
+    #[arg(long, value_enum, default_value_t = StreamProtocol::Native)]
+    protocol: StreamProtocol,
+    /// What the tags report: `teltonika` sends only what a Teltonika tracker can, over either
+    /// protocol (to compare protocols on the same information).
+    #[arg(long, value_enum, default_value_t = DeviceProfile::Tag)]
+    device_profile: DeviceProfile,
+    /// Also write orders.json, devices.json, crimes/ and truth.jsonl here.
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -260,6 +268,8 @@ fn run_stream(a: StreamArgs) -> Result<String, String> {
         drain_timeout_ms: a.drain_timeout_s * 1000,
         progress_s: a.progress_s,
         epoch: a.epoch,
+        protocol: a.protocol,
+        device_profile: a.device_profile,
     };
     let r = stream(&opts, &stream_opts, side.as_deref()).map_err(|e| e.to_string())?;
     Ok(r.summary())

@@ -253,6 +253,7 @@ pub fn simulate(
     if let Some(dir) = side_dir {
         mkdir(dir)?;
         write_orders(dir, &profiles)?;
+        write_devices(dir, &profiles)?;
     }
     let end_ms = opts.start_ms + opts.days as i64 * DAY_MS;
     let ctx = RunContext {
@@ -371,6 +372,19 @@ pub fn simulate(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// `devices.json`: the IMEI each tag gives as a Teltonika tracker, bound to it.
+fn write_devices(dir: &Path, profiles: &[Profile]) -> Result<(), SimError> {
+    let tags: Vec<&str> = profiles
+        .iter()
+        .flat_map(|p| std::iter::once(&p.activation).chain(p.replacement.iter()))
+        .map(|a| a.tag.as_str())
+        .collect();
+    crate::teltonika::write_devices(dir, &tags).map_err(|source| SimError::Write {
+        path: dir.join("devices.json").display().to_string(),
+        source,
+    })
 }
 
 fn write_orders(dir: &Path, profiles: &[Profile]) -> Result<(), SimError> {

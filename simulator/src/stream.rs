@@ -26,11 +26,15 @@ use crate::population::tag_id;
 use crate::rng::Rng;
 use crate::sim::{simulate, GenerateOptions, GenerateReport, SimError};
 use crate::tag::UploadBatch;
+use crate::teltonika::{as_reported, imei_of_tag, record_of};
 use futures::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tagstream::devices::teltonika::{
+    AvlPacket, Codec, DeviceCodec, DeviceMessage, Imei, MappingConfig, ServerReply,
+};
 use tagstream::model::Reading;
 use tagstream::wire::{tag_secret, ErrorCode, Frame, FrameCodec, PROTOCOL_VERSION};
 use thiserror::Error;
@@ -121,6 +125,33 @@ pub struct StreamOptions {
     /// with a higher epoch than an earlier one is new data even though its numbers start again
     /// at 1 (what a real tag does after a factory reset); 0 = the tag never reset.
     pub epoch: u32,
+    /// The protocol the tags speak.
+    pub protocol: StreamProtocol,
+    /// What the tags can measure and report: `Teltonika` sends only what a Teltonika tracker
+    /// would (see `crate::teltonika`), whichever protocol carries it; implied by that protocol.
+    pub device_profile: DeviceProfile,
+}
+
+/// The protocol `tagsim stream` speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StreamProtocol {
+    /// tagstream's own tag protocol (hello with the tag's secret, numbered batches).
+    #[default]
+    Native,
+    /// Teltonika Codec 8 over TCP: the tag's IMEI, then one AVL packet per upload (at most 255
+    /// records each), each acknowledged with its record count.
+    Teltonika,
+}
+
+/// What a simulated tag reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceProfile {
+    /// Everything the simulated EM tag measures.
+    #[default]
+    Tag,
+    /// What a Teltonika tracker can send: GNSS fixes (precision through HDOP) and battery and
+    /// charger events; no RF, alcohol, tamper, cell or Wi-Fi readings.
+    Teltonika,
 }
 
 /// Counters for the run.
@@ -145,6 +176,9 @@ pub struct StreamStats {
     /// For each failover with batches waiting: milliseconds from the connection loss to the
     /// first acknowledged batch on another address.
     pub failover_ms: std::sync::Mutex<Vec<u64>>,
+    /// Readings the device profile cannot carry (e.g. RF or alcohol readings of a Teltonika
+    /// tracker): never sent; a batch left empty counts as acknowledged.
+    pub readings_not_sendable: AtomicU64,
     /// The last connection problem seen, for the report.
     pub last_problem: std::sync::Mutex<String>,
 }
@@ -196,13 +230,14 @@ impl StreamReport {
             None => "0 failovers".to_string(),
         };
         format!(
-            "tagsim stream: {} batches ({} readings) acknowledged of {} generated; {} sent, {} re-sent, {} already stored; {} connections, {} failed connects, {} dropped, {} error frames; {} reconnects, {}; {:.1} s",
+            "tagsim stream: {} batches ({} readings) acknowledged of {} generated; {} sent, {} re-sent, {} already stored, {} readings not sendable; {} connections, {} failed connects, {} dropped, {} error frames; {} reconnects, {}; {:.1} s",
             g(&s.batches_acked) + g(&s.already_stored),
             g(&s.readings_acked) + g(&s.readings_already_stored),
             self.sim.batches,
             g(&s.batches_sent),
             g(&s.batches_resent),
             g(&s.already_stored),
+            g(&s.readings_not_sendable),
             g(&s.connects),
             g(&s.connect_failures),
             g(&s.dropped_connections),
@@ -235,6 +270,9 @@ enum SessionError {
 struct TagTask {
     tag: String,
     secret: String,
+    /// The IMEI the tag gives when it speaks Teltonika.
+    imei: String,
+    device_profile: DeviceProfile,
     queue: VecDeque<Pending>,
     rx: mpsc::UnboundedReceiver<UploadBatch>,
     inbox_closed: bool,
@@ -255,7 +293,24 @@ struct TagTask {
 }
 
 impl TagTask {
-    fn take(&mut self, b: UploadBatch, stats: &StreamStats) {
+    fn take(&mut self, mut b: UploadBatch, stats: &StreamStats) {
+        if self.device_profile == DeviceProfile::Teltonika {
+            let mapping = MappingConfig::default();
+            let before = b.readings.len();
+            b.readings = b
+                .readings
+                .iter()
+                .filter_map(|r| as_reported(r, &mapping))
+                .collect();
+            let dropped = (before - b.readings.len()) as u64;
+            stats
+                .readings_not_sendable
+                .fetch_add(dropped, Ordering::Relaxed);
+            if b.readings.is_empty() {
+                stats.batches_acked.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
         if b.seq <= self.server_last_seq {
             stats.already_stored.fetch_add(1, Ordering::Relaxed);
             stats
@@ -269,11 +324,8 @@ impl TagTask {
         });
     }
 
-    async fn session(
-        &mut self,
-        opts: &StreamOptions,
-        stats: &StreamStats,
-    ) -> Result<SessionEnd, SessionError> {
+    /// Connects to the tag's current address.
+    async fn connect(&self, stats: &StreamStats) -> Result<TcpStream, SessionError> {
         let address = &self.addresses[self.ring.current()];
         let socket = TcpStream::connect(address.as_str()).await.map_err(|e| {
             stats.connect_failures.fetch_add(1, Ordering::Relaxed);
@@ -281,6 +333,131 @@ impl TagTask {
         })?;
         let _ = socket.set_nodelay(true);
         stats.connects.fetch_add(1, Ordering::Relaxed);
+        Ok(socket)
+    }
+
+    /// Waits for the next batch while the connection idles: `Some(end)` when the session ends.
+    async fn idle(&mut self, opts: &StreamOptions, stats: &StreamStats) -> Option<SessionEnd> {
+        if self.inbox_closed {
+            return Some(SessionEnd::Finished);
+        }
+        tokio::select! {
+            b = self.rx.recv() => match b {
+                Some(b) => self.take(b, stats),
+                None => self.inbox_closed = true,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(opts.linger_ms)) => return Some(SessionEnd::Idle),
+        }
+        None
+    }
+
+    /// The front batch is acknowledged: forget it.
+    fn front_acknowledged(&mut self, stats: &StreamStats) {
+        if let Some(p) = self.queue.pop_front() {
+            stats.batches_acked.fetch_add(1, Ordering::Relaxed);
+            stats
+                .readings_acked
+                .fetch_add(p.readings.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// One Teltonika connection: the IMEI, then each waiting batch as AVL packets (at most 255
+    /// records each), one at a time, each acknowledged with its record count. A batch is
+    /// forgotten once all its packets are acknowledged; after a drop it is sent whole again (the
+    /// server recognises a resent last packet and does not store it twice).
+    async fn session_teltonika(
+        &mut self,
+        opts: &StreamOptions,
+        stats: &StreamStats,
+    ) -> Result<SessionEnd, SessionError> {
+        let socket = self.connect(stats).await?;
+        let mut framed = Framed::new(socket, DeviceCodec::default());
+        let dropped = |e: String| {
+            stats.dropped_connections.fetch_add(1, Ordering::Relaxed);
+            SessionError::Retry(e)
+        };
+        let imei = Imei::from_digits(self.imei.as_bytes())
+            .map_err(|e| SessionError::Fatal(format!("{}: {e}", self.tag)))?;
+        framed
+            .send(&DeviceMessage::Imei(imei))
+            .await
+            .map_err(|e| dropped(format!("IMEI: {e}")))?;
+        match framed.next().await {
+            Some(Ok(ServerReply::ImeiAccepted)) => {}
+            Some(Ok(ServerReply::ImeiRefused)) => {
+                stats.error_frames.fetch_add(1, Ordering::Relaxed);
+                return Err(SessionError::Fatal(format!(
+                    "{}: the server refused IMEI {} (is it bound to the tag? PUT /v1/devices/teltonika/{})",
+                    self.tag, self.imei, self.imei
+                )));
+            }
+            Some(Ok(other)) => {
+                return Err(SessionError::Fatal(format!(
+                    "expected the handshake answer, got {other:?}"
+                )))
+            }
+            Some(Err(e)) => return Err(dropped(format!("handshake answer: {e}"))),
+            None => return Err(dropped("closed before the handshake answer".into())),
+        }
+        let mapping = MappingConfig::default();
+        self.sent_unacked = 0;
+        loop {
+            let Some(front) = self.queue.front() else {
+                match self.idle(opts, stats).await {
+                    Some(end) => return Ok(end),
+                    None => continue,
+                }
+            };
+            let records: Vec<_> = front
+                .readings
+                .iter()
+                .filter_map(|r| record_of(r, &mapping))
+                .collect();
+            for chunk in records.chunks(usize::from(u8::MAX)) {
+                let packet = AvlPacket {
+                    codec: Codec::Codec8,
+                    records: chunk.to_vec(),
+                };
+                framed
+                    .send(&DeviceMessage::Avl(packet))
+                    .await
+                    .map_err(|e| dropped(format!("send AVL packet: {e}")))?;
+                stats.batches_sent.fetch_add(1, Ordering::Relaxed);
+                self.sent_unacked = 1;
+                match framed.next().await {
+                    Some(Ok(ServerReply::Ack { records })) if records as usize == chunk.len() => {}
+                    Some(Ok(ServerReply::Ack { records })) => {
+                        stats.error_frames.fetch_add(1, Ordering::Relaxed);
+                        return Err(SessionError::Retry(format!(
+                            "{}: the server acknowledged {records} of {} records",
+                            self.tag,
+                            chunk.len()
+                        )));
+                    }
+                    Some(Ok(other)) => {
+                        return Err(SessionError::Fatal(format!(
+                            "expected an acknowledgement, got {other:?}"
+                        )))
+                    }
+                    Some(Err(e)) => return Err(dropped(format!("receive: {e}"))),
+                    None => return Err(dropped("server closed the connection".into())),
+                }
+            }
+            self.acknowledged(stats);
+            self.front_acknowledged(stats);
+            self.sent_unacked = 0;
+        }
+    }
+
+    async fn session(
+        &mut self,
+        opts: &StreamOptions,
+        stats: &StreamStats,
+    ) -> Result<SessionEnd, SessionError> {
+        if opts.protocol == StreamProtocol::Teltonika {
+            return self.session_teltonika(opts, stats).await;
+        }
+        let socket = self.connect(stats).await?;
         let mut framed = Framed::new(socket, FrameCodec::new());
         let dropped = |e: String| {
             stats.dropped_connections.fetch_add(1, Ordering::Relaxed);
@@ -335,28 +512,18 @@ impl TagTask {
                 self.sent_unacked = in_flight as u64;
             }
             if in_flight == 0 {
-                if self.inbox_closed {
-                    return Ok(SessionEnd::Finished);
+                match self.idle(opts, stats).await {
+                    Some(end) => return Ok(end),
+                    None => continue,
                 }
-                tokio::select! {
-                    b = self.rx.recv() => match b {
-                        Some(b) => self.take(b, stats),
-                        None => self.inbox_closed = true,
-                    },
-                    _ = tokio::time::sleep(Duration::from_millis(opts.linger_ms)) => return Ok(SessionEnd::Idle),
-                }
-                continue;
             }
             tokio::select! {
                 frame = framed.next() => match frame {
                     Some(Ok(Frame::Ack { seq })) => {
                         self.acknowledged(stats);
                         while self.queue.front().is_some_and(|p| p.seq <= seq) {
-                            if let Some(p) = self.queue.pop_front() {
-                                stats.batches_acked.fetch_add(1, Ordering::Relaxed);
-                                stats.readings_acked.fetch_add(p.readings.len() as u64, Ordering::Relaxed);
-                                in_flight = in_flight.saturating_sub(1);
-                            }
+                            self.front_acknowledged(stats);
+                            in_flight = in_flight.saturating_sub(1);
                         }
                         self.sent_unacked = in_flight as u64;
                     }
@@ -494,6 +661,11 @@ pub fn stream(
         let tag = tag_id(idx);
         let task = TagTask {
             secret: tag_secret(&opts.key, &tag),
+            imei: imei_of_tag(&tag),
+            device_profile: match opts.protocol {
+                StreamProtocol::Teltonika => DeviceProfile::Teltonika,
+                StreamProtocol::Native => opts.device_profile,
+            },
             tag,
             queue: VecDeque::new(),
             rx,

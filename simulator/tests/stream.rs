@@ -120,6 +120,8 @@ fn streaming_survives_a_server_restart_without_losing_acknowledged_batches() {
         drain_timeout_ms: 60_000,
         progress_s: 0,
         epoch: 0,
+        protocol: Default::default(),
+        device_profile: Default::default(),
     };
     let report = stream(&gen, &opts, Some(dir.path())).expect("stream");
     let stats = &report.stats;
@@ -211,6 +213,8 @@ fn tags_of_a_dead_node_fail_over_to_the_next_address_and_lose_nothing() {
         drain_timeout_ms: 60_000,
         progress_s: 0,
         epoch: 0,
+        protocol: Default::default(),
+        device_profile: Default::default(),
     };
     let report = stream(&gen, &opts, None).expect("stream");
     let stats = &report.stats;

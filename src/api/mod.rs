@@ -10,6 +10,7 @@ pub mod auth;
 pub mod breach_report;
 pub mod crimes;
 pub mod decision;
+pub mod devices;
 pub mod documents;
 pub mod download;
 pub mod error;

@@ -4,7 +4,7 @@
 use super::auth::{BootstrapToken, Staff};
 use super::error::ApiError;
 use super::{
-    admin, alcohol, alerts, breach_report, crimes, documents, hits, people, retention,
+    admin, alcohol, alerts, breach_report, crimes, devices, documents, hits, people, retention,
     sober_day_report, trails,
 };
 use crate::alerts::LiveAlerts;
@@ -12,7 +12,7 @@ use crate::store::metadata::Metadata;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -145,6 +145,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tags/{tag}/revoke", post(admin::revoke_tag))
         .route("/v1/tags/{tag}/credentials", get(admin::tag_credential))
         .route("/v1/tags/{tag}/credentials/rotate", post(admin::rotate_tag))
+        .route("/v1/devices", get(devices::list_devices))
+        .route(
+            "/v1/devices/{protocol}/{device}",
+            put(devices::bind_device).delete(devices::unbind_device),
+        )
         .route("/v1/admin/retention/run", post(retention::run))
         .route("/v1/admin/retention/runs", get(retention::runs))
         .route(

@@ -48,7 +48,8 @@ pub enum ConnectionError {
     WriteTimeout,
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock milliseconds: a batch's arrival time.
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

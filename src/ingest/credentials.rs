@@ -13,6 +13,7 @@
 //! at hello and on live connections (at their next batch). Revocation likewise ends live
 //! connections at their next batch; a revoked tag stays refused until it is rotated.
 
+use crate::model::DeviceProtocol;
 use crate::store::metadata::{Metadata, MetadataError};
 use crate::wire::{secret_matches_at, tag_secret_at, ErrorCode};
 use parking_lot::RwLock;
@@ -29,13 +30,27 @@ pub enum CredentialRefusal {
     Rotated { tag: String },
     #[error("tag credentials cannot be read now; retry later")]
     Unavailable,
+    #[error("{protocol} device '{device}' is not bound to a tag")]
+    UnknownDevice {
+        protocol: DeviceProtocol,
+        device: String,
+    },
+    #[error("{protocol} device '{device}' is no longer bound to tag '{tag}'")]
+    Unbound {
+        protocol: DeviceProtocol,
+        device: String,
+        tag: String,
+    },
 }
 
 impl CredentialRefusal {
     /// The wire code for the error frame.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::AuthFailed { .. } | Self::Rotated { .. } => ErrorCode::AuthFailed,
+            Self::AuthFailed { .. }
+            | Self::Rotated { .. }
+            | Self::UnknownDevice { .. }
+            | Self::Unbound { .. } => ErrorCode::AuthFailed,
             Self::Revoked { .. } => ErrorCode::TagRevoked,
             Self::Unavailable => ErrorCode::Internal,
         }
@@ -49,11 +64,18 @@ struct State {
     revoked: bool,
 }
 
+/// What the copy holds: each tag's state and each bound device's tag.
+#[derive(Debug, Default)]
+struct Loaded {
+    states: HashMap<String, State>,
+    devices: HashMap<(DeviceProtocol, String), String>,
+}
+
 pub struct TagCredentials {
     key: Vec<u8>,
     metadata: Option<Metadata>,
-    /// The states and the store's credential change count they were loaded at.
-    states: RwLock<(HashMap<String, State>, u64)>,
+    /// The copy and the store's credential change count it was loaded at.
+    states: RwLock<(Loaded, u64)>,
 }
 
 impl TagCredentials {
@@ -72,12 +94,28 @@ impl TagCredentials {
         Self {
             key,
             metadata: None,
-            states: RwLock::new((HashMap::new(), 0)),
+            states: RwLock::new((Loaded::default(), 0)),
         }
     }
 
     /// `tag`'s state, reloading the copy first if the store took a credential record since.
     fn state(&self, tag: &str) -> Result<State, CredentialRefusal> {
+        self.refresh()?;
+        Ok(self
+            .states
+            .read()
+            .0
+            .states
+            .get(tag)
+            .copied()
+            .unwrap_or(State {
+                generation: 0,
+                revoked: false,
+            }))
+    }
+
+    /// Reloads the copy if the store took a credential record since it was loaded.
+    fn refresh(&self) -> Result<(), CredentialRefusal> {
         if let Some(metadata) = &self.metadata {
             let changes = metadata.credential_changes();
             if self.states.read().1 != changes {
@@ -92,10 +130,58 @@ impl TagCredentials {
                 }
             }
         }
-        Ok(self.states.read().0.get(tag).copied().unwrap_or(State {
-            generation: 0,
-            revoked: false,
-        }))
+        Ok(())
+    }
+
+    /// The tag a device is bound to now.
+    fn tag_of_device(
+        &self,
+        protocol: DeviceProtocol,
+        device: &str,
+    ) -> Result<Option<String>, CredentialRefusal> {
+        self.refresh()?;
+        let copy = self.states.read();
+        Ok(copy.0.devices.get(&(protocol, device.to_string())).cloned())
+    }
+
+    /// Checks a third-party device: it must be bound to a tag, and the tag not revoked. The
+    /// device's own proof (a client certificate naming it, a token) is the listener's to check
+    /// first. Returns the tag and the credential generation it was accepted at.
+    pub fn authenticate_device(
+        &self,
+        protocol: DeviceProtocol,
+        device: &str,
+    ) -> Result<(String, u64), CredentialRefusal> {
+        let Some(tag) = self.tag_of_device(protocol, device)? else {
+            return Err(CredentialRefusal::UnknownDevice {
+                protocol,
+                device: device.to_string(),
+            });
+        };
+        let state = self.state(&tag)?;
+        if state.revoked {
+            return Err(CredentialRefusal::Revoked { tag });
+        }
+        Ok((tag, state.generation))
+    }
+
+    /// Whether a device session accepted as `tag` at `generation` may go on: still bound to the
+    /// tag, which is neither revoked nor rotated since.
+    pub fn device_still_valid(
+        &self,
+        protocol: DeviceProtocol,
+        device: &str,
+        tag: &str,
+        generation: u64,
+    ) -> Result<(), CredentialRefusal> {
+        if self.tag_of_device(protocol, device)?.as_deref() != Some(tag) {
+            return Err(CredentialRefusal::Unbound {
+                protocol,
+                device: device.to_string(),
+                tag: tag.to_string(),
+            });
+        }
+        self.still_valid(tag, generation)
     }
 
     /// Checks a hello; returns the generation the tag authenticated at.
@@ -146,7 +232,7 @@ impl TagCredentials {
 
 /// Every stored state, with the store's credential change count read before them (a record
 /// taken while they are read makes the next check reload again).
-fn load_states(metadata: &Metadata) -> Result<(HashMap<String, State>, u64), MetadataError> {
+fn load_states(metadata: &Metadata) -> Result<(Loaded, u64), MetadataError> {
     let changes = metadata.credential_changes();
     let states = metadata
         .tag_credentials()?
@@ -161,7 +247,12 @@ fn load_states(metadata: &Metadata) -> Result<(HashMap<String, State>, u64), Met
             )
         })
         .collect();
-    Ok((states, changes))
+    let devices = metadata
+        .device_bindings()?
+        .into_iter()
+        .map(|b| ((b.protocol, b.device), b.tag))
+        .collect();
+    Ok((Loaded { states, devices }, changes))
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub struct IngestContext {
     pub accept: AcceptStats,
     /// The HTTP listener's counters and open-connection gauge, for `/metrics` (set at start).
     pub http_listener: OnceLock<(Arc<AcceptStats>, HttpConnectionGauge)>,
+    /// The Teltonika listener's counters, for `/metrics` (set at start if it runs).
+    pub teltonika: OnceLock<Arc<super::teltonika::TeltonikaCounters>>,
 }
 
 /// Why connections ended early, for `/metrics`.
@@ -84,6 +86,7 @@ impl IngestContext {
             counters: IngestCounters::default(),
             accept: AcceptStats::default(),
             http_listener: OnceLock::new(),
+            teltonika: OnceLock::new(),
         }
     }
 
@@ -153,6 +156,9 @@ impl IngestContext {
             "accept() errors on the tag port, survived with backoff.",
             g(&self.accept.errors),
         );
+        if let Some(t) = self.teltonika.get() {
+            write_teltonika_metrics(e, t);
+        }
         if let Some((stats, gauge)) = self.http_listener.get() {
             e.gauge(
                 "tagstream_http_connections",
@@ -171,6 +177,49 @@ impl IngestContext {
             );
         }
     }
+}
+
+/// The Teltonika listener's lines of `/metrics`.
+fn write_teltonika_metrics(
+    e: &mut crate::metrics::exposition::Exposition,
+    t: &super::teltonika::TeltonikaCounters,
+) {
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    e.counter(
+        "tagstream_teltonika_sessions_total",
+        "Teltonika handshakes accepted (a bound IMEI whose tag is not revoked).",
+        g(&t.sessions),
+    );
+    e.counter(
+        "tagstream_teltonika_unknown_devices_total",
+        "Teltonika handshakes refused because the IMEI is bound to no tag.",
+        g(&t.unknown_devices),
+    );
+    e.counter(
+        "tagstream_teltonika_refused_handshakes_total",
+        "Teltonika handshakes refused otherwise (malformed IMEI, certificate not naming it, revoked tag), and sessions ended by an unbinding or revocation.",
+        g(&t.refused_handshakes),
+    );
+    e.counter(
+        "tagstream_teltonika_packets_total",
+        "Teltonika AVL packets stored and acknowledged.",
+        g(&t.packets),
+    );
+    e.counter(
+        "tagstream_teltonika_records_total",
+        "Records of the Teltonika AVL packets stored.",
+        g(&t.records),
+    );
+    e.counter(
+        "tagstream_teltonika_refused_packets_total",
+        "Teltonika AVL packets refused (bad CRC, codec, counts or framing): nothing stored from them.",
+        g(&t.refused_packets),
+    );
+    e.counter(
+        "tagstream_teltonika_resent_packets_total",
+        "Resends of the last stored Teltonika packet, acknowledged again without storing.",
+        g(&t.resent_packets),
+    );
 }
 
 /// Accepts connections forever: accept errors are retried with backoff (see

@@ -129,6 +129,8 @@ impl TagWindows {
             | Change::RevokeTag { .. }
             | Change::RotateTag { .. }
             | Change::TagCredentialState { .. }
+            | Change::BindDevice { .. }
+            | Change::UnbindDevice { .. }
             | Change::CrimeBatch { .. } => false,
         };
         about.then(|| ControlRecord {

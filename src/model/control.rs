@@ -9,7 +9,8 @@
 
 use super::time::{rfc3339_ms, rfc3339_ms_opt};
 use super::{
-    Activation, Batch, HitDecision, Order, Person, PoliceCrime, ReviewAction, TimeMs, UserAccount,
+    Activation, Batch, DeviceBinding, DeviceProtocol, HitDecision, Order, Person, PoliceCrime,
+    ReviewAction, TimeMs, UserAccount,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -113,6 +114,15 @@ pub enum Change {
     /// Moves a tag to its next credential generation, clearing any revocation: the previous
     /// secret is refused from this record on, on every node.
     RotateTag { tag: String },
+    /// Binds a device (an IMEI, an OsmAnd device id) to a tag: its readings are the tag's from
+    /// this record on, and it is refused whenever the tag is revoked. A device already bound is
+    /// moved to the new tag; a tag bound to another device is refused (one device per tag).
+    BindDevice { binding: DeviceBinding },
+    /// Unbinds a device: refused from this record on (live connections at their next upload).
+    UnbindDevice {
+        protocol: DeviceProtocol,
+        device: String,
+    },
     /// A tag's credential state exactly as a metadata database written before credentials
     /// were log records holds it: written once, at the first start that finds no record of
     /// the tag in the log (actor `migration`). Applying it again changes nothing.
@@ -164,6 +174,8 @@ impl Change {
             | Change::RevokeTag { .. }
             | Change::RotateTag { .. }
             | Change::TagCredentialState { .. }
+            | Change::BindDevice { .. }
+            | Change::UnbindDevice { .. }
             | Change::CrimeBatch { .. } => None,
         }
     }
@@ -185,14 +197,20 @@ impl Change {
                 | Change::RevokeTag { .. }
                 | Change::RotateTag { .. }
                 | Change::TagCredentialState { .. }
+                | Change::BindDevice { .. }
+                | Change::UnbindDevice { .. }
         )
     }
 
-    /// Whether this changes a tag's credentials.
+    /// Whether this changes who may connect as a tag: its credentials or a device bound to it.
     pub fn is_tag_credential(&self) -> bool {
         matches!(
             self,
-            Change::RevokeTag { .. } | Change::RotateTag { .. } | Change::TagCredentialState { .. }
+            Change::RevokeTag { .. }
+                | Change::RotateTag { .. }
+                | Change::TagCredentialState { .. }
+                | Change::BindDevice { .. }
+                | Change::UnbindDevice { .. }
         )
     }
 
@@ -218,6 +236,8 @@ impl Change {
             Change::RevokeTag { .. } => "revoke_tag",
             Change::RotateTag { .. } => "rotate_tag",
             Change::TagCredentialState { .. } => "tag_credential_state",
+            Change::BindDevice { .. } => "bind_device",
+            Change::UnbindDevice { .. } => "unbind_device",
             Change::CrimeBatch { .. } => "crime_batch",
         }
     }
@@ -248,6 +268,13 @@ impl Change {
             Change::RevokeTag { tag }
             | Change::RotateTag { tag }
             | Change::TagCredentialState { tag, .. } => format!("tag '{tag}'"),
+            Change::BindDevice { binding } => format!(
+                "{} device '{}' of tag '{}'",
+                binding.protocol, binding.device, binding.tag
+            ),
+            Change::UnbindDevice { protocol, device } => {
+                format!("{protocol} device '{device}'")
+            }
             Change::CrimeBatch { report, .. } => format!(
                 "crime batch '{}'",
                 report["batch_id"].as_str().unwrap_or_default()

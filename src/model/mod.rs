@@ -7,6 +7,7 @@ mod batch;
 mod control;
 mod crime;
 mod decision;
+mod device_binding;
 pub mod directory;
 mod hit;
 mod order;
@@ -24,6 +25,7 @@ pub use batch::Batch;
 pub use control::{Change, ControlRecord, LogEntry, PurgedWindow, Withdrawal};
 pub use crime::{CrimeKey, CrimeVersion, OriginalCoordinates, PoliceCrime};
 pub use decision::{HitDecision, Outcome, ReviewAction};
+pub use device_binding::{DeviceBinding, DeviceProtocol};
 pub use directory::{ActivationDirectory, ActivationInfo};
 pub use hit::{hit_id, Certainty, Hit, HitAlgorithm, HitPosition, HitStanding};
 pub use order::{

@@ -240,6 +240,8 @@ impl OrderBook {
             | Change::RevokeTag { .. }
             | Change::RotateTag { .. }
             | Change::TagCredentialState { .. }
+            | Change::BindDevice { .. }
+            | Change::UnbindDevice { .. }
             | Change::CrimeBatch { .. } => Ok(Applied::default()),
         }
     }

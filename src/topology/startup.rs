@@ -140,6 +140,8 @@ fn purged_name(
         | Change::RevokeTag { .. }
         | Change::RotateTag { .. }
         | Change::TagCredentialState { .. }
+        | Change::BindDevice { .. }
+        | Change::UnbindDevice { .. }
         | Change::CrimeBatch { .. } => return None,
     };
     (is(kind, id) || is("person", person)).then(|| format!("{kind} {id}"))

@@ -41,6 +41,8 @@ pub struct Server {
     pub stdout: Option<BufReader<std::process::ChildStdout>>,
     pub ingest_addr: String,
     pub http_addr: String,
+    /// The Teltonika listener's address, when `[teltonika] listen` is configured.
+    pub teltonika_addr: Option<String>,
     pub data_dir: PathBuf,
 }
 
@@ -120,6 +122,7 @@ impl Server {
             stdout: Some(stdout),
             ingest_addr: v["ingest_addr"].as_str().expect("ingest_addr").to_string(),
             http_addr: v["http_addr"].as_str().expect("http_addr").to_string(),
+            teltonika_addr: v["teltonika_addr"].as_str().map(str::to_string),
             data_dir: data_dir.to_path_buf(),
         }
     }
@@ -597,16 +600,17 @@ pub async fn send_in_order(batches: &[tagstream::model::Batch], route: impl Fn(&
 
 /// `tagsim generate` of `tags` × `days` with `seed` into `dir/sim` (needs the `tagsim` binary).
 pub fn generate_sim(dir: &Path, tags: u32, days: u32, seed: u64) -> PathBuf {
+    let (tags, days, seed) = (tags.to_string(), days.to_string(), seed.to_string());
+    let options = ["--tags", &tags, "--days", &days, "--seed", &seed];
+    generate_sim_with(dir, &options)
+}
+
+/// `tagsim generate OPTIONS --out dir/sim`; returns `dir/sim`.
+pub fn generate_sim_with(dir: &Path, options: &[&str]) -> PathBuf {
     let sim = dir.join("sim");
     let out = Command::new(tagsim())
-        .args([
-            "generate",
-            "--tags",
-            &tags.to_string(),
-            "--days",
-            &days.to_string(),
-        ])
-        .args(["--seed", &seed.to_string()])
+        .arg("generate")
+        .args(options)
         .arg("--out")
         .arg(&sim)
         .output()

@@ -112,6 +112,16 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         applied_below INTEGER NOT NULL
      );",
+    // 8: third-party devices bound to tags (a view of the log's bind_device / unbind_device
+    // records): one device per tag, a device on one tag at a time.
+    "CREATE TABLE device_bindings (
+        protocol TEXT NOT NULL,           -- teltonika, osmand
+        device TEXT NOT NULL,             -- the IMEI or OsmAnd device id
+        tag TEXT NOT NULL UNIQUE,
+        bound_ms INTEGER NOT NULL,        -- wall clock when the binding was accepted
+        actor TEXT NOT NULL,
+        PRIMARY KEY (protocol, device)
+     );",
 ];
 
 /// Applies every migration not yet applied.

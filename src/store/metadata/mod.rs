@@ -6,6 +6,7 @@
 
 mod audit;
 mod changes;
+mod device_bindings;
 mod migrations;
 mod order_queries;
 mod orders;
@@ -15,6 +16,7 @@ mod users;
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use changes::{ChangeEntry, ViewChange};
+pub use device_bindings::BoundDevice;
 pub use order_queries::{Page, PersonRecords, PersonScope};
 pub use retention::{MetadataPurge, MetadataPurged, NewPurgeRun, PurgeRun};
 pub use tag_credentials::TagCredential;

@@ -164,7 +164,7 @@ impl Metadata {
     }
 
     /// Applies a user or tag credential record (`put_user`, `disable_user`, `revoke_tag`,
-    /// `rotate_tag`, `tag_credential_state`; log record `record`, at its recorded time) in one transaction with the
+    /// `rotate_tag`, `tag_credential_state`, `bind_device`, `unbind_device`; log record `record`, at its recorded time) in one transaction with the
     /// users table's mark, so a record is taken exactly once (a rotation counts). `Ok(Err(reason))`:
     /// refused, the same way on every replay (a name taken by another token, an unknown user).
     /// Not such a record: nothing to do.
@@ -218,6 +218,12 @@ impl Metadata {
                     control.recorded,
                 )?;
                 Ok(())
+            }
+            Change::BindDevice { binding } => {
+                super::device_bindings::bind_in(&tx, binding, control)?
+            }
+            Change::UnbindDevice { protocol, device } => {
+                super::device_bindings::unbind_in(&tx, *protocol, device)?
             }
             _ => return Ok(Ok(())),
         };
