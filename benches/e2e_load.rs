@@ -13,6 +13,13 @@
 //! `--caseload N` people, each with a curfew order; the first `--tags` of them have the streaming
 //! tags' activations), and reports their latency (answered once durable and applied). Each of
 //! its 16 client threads keeps one HTTP connection open (keep-alive), as an application would.
+//! `--ramp-s S` opens the tags' connections gradually over S seconds (as a fleet reconnects after
+//! an outage) and `--idle-s I` keeps them connected and silent for I seconds after the ramp,
+//! when the server's resident memory is read: its growth over the memory before the first
+//! connection, per connected tag, is reported as `server_rss_per_idle_connection_bytes`. Sending
+//! starts after both, for `--seconds`. `server_cpu_us_per_batch` divides the server's CPU time by
+//! the batches acknowledged.
+//! `--commit-delay-us D` sets the embedded log's `[log] commit_delay_us`.
 //! `--jetstream R` puts the log on a NATS JetStream stream with R replicas instead of the
 //! embedded log: R NATS servers (a cluster when R > 1) on loopback, from the binary
 //! `scripts/nats-setup.sh` installs, storing in the run's scratch directory.
@@ -46,6 +53,12 @@ struct Options {
     caseload: usize,
     /// Replicas of a JetStream log (0: the embedded log).
     jetstream: usize,
+    /// The embedded log's `[log] commit_delay_us` (the server's default when absent).
+    commit_delay_us: Option<u64>,
+    /// Seconds over which the connections open.
+    ramp_s: u64,
+    /// Seconds every tag stays connected and silent after the ramp (memory is read then).
+    idle_s: u64,
 }
 
 fn parse_options() -> Options {
@@ -60,6 +73,9 @@ fn parse_options() -> Options {
         order_changes: 0,
         caseload: 0,
         jetstream: 0,
+        ramp_s: 0,
+        idle_s: 0,
+        commit_delay_us: None,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -84,6 +100,9 @@ fn parse_options() -> Options {
             ("--order-changes", Some(v)) => o.order_changes = v,
             ("--caseload", Some(v)) => o.caseload = v as usize,
             ("--jetstream", Some(v)) => o.jetstream = v as usize,
+            ("--ramp-s", Some(v)) => o.ramp_s = v,
+            ("--commit-delay-us", Some(v)) => o.commit_delay_us = Some(v),
+            ("--idle-s", Some(v)) => o.idle_s = v,
             _ => {
                 i += 1;
                 continue;
@@ -95,6 +114,23 @@ fn parse_options() -> Options {
 }
 
 const T0_MS: i64 = 1_774_915_200_000; // 2026-03-31T00:00:00Z
+
+/// Tags connected and past their hello.
+static CONNECTED: AtomicU64 = AtomicU64::new(0);
+
+/// The resident memory of process `pid` in bytes (`VmRSS` of /proc), if readable.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
 
 /// A curfew order for person `i`, starting at `start` (HH:MM).
 fn curfew_order(i: usize, start: &str) -> serde_json::Value {
@@ -316,13 +352,22 @@ async fn run_tag(
     tls: Option<Arc<rustls::ClientConfig>>,
     tag_index: usize,
     opts: Arc<Options>,
-    deadline: Instant,
+    (connect_at, sending_starts, deadline): (Instant, Instant, Instant),
     acked: Arc<AtomicU64>,
     ack_latency: Arc<Mutex<Histogram<u64>>>,
 ) -> anyhow::Result<()> {
+    tokio::time::sleep_until(connect_at.into()).await;
     let socket = TcpStream::connect(&addr).await?;
     socket.set_nodelay(true)?;
-    let run = (key, tag_index, opts, deadline, acked, ack_latency);
+    let run = (
+        key,
+        tag_index,
+        opts,
+        sending_starts,
+        deadline,
+        acked,
+        ack_latency,
+    );
     match tls {
         None => drive_tag(socket, run).await,
         Some(config) => {
@@ -340,13 +385,14 @@ type TagRun = (
     usize,
     Arc<Options>,
     Instant,
+    Instant,
     Arc<AtomicU64>,
     Arc<Mutex<Histogram<u64>>>,
 );
 
 async fn drive_tag<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     socket: S,
-    (key, tag_index, opts, deadline, acked, ack_latency): TagRun,
+    (key, tag_index, opts, sending_starts, deadline, acked, ack_latency): TagRun,
 ) -> anyhow::Result<()> {
     let tag = format!("L{tag_index}");
     let mut framed = Framed::new(socket, FrameCodec::with_max_frame_bytes(4 << 20));
@@ -362,6 +408,8 @@ async fn drive_tag<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         Some(Ok(Frame::HelloOk { .. })) => {}
         other => anyhow::bail!("hello refused: {other:?}"),
     }
+    CONNECTED.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep_until(sending_starts.into()).await;
     // Pacing per tag: this tag's share of the total rate. Tags upload independently, so each
     // tag's schedule starts at its own phase of the period (`--phase-locked` sends every tag's
     // batch at the same instant instead: a synchronised burst, the worst case for the tail).
@@ -481,6 +529,10 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some((_, config)) = &nats {
         command.arg("--config").arg(config);
+    } else if let Some(delay_us) = opts.commit_delay_us {
+        let config = data_dir.path().join("commit.toml");
+        std::fs::write(&config, format!("[log]\ncommit_delay_us = {delay_us}\n"))?;
+        command.arg("--config").arg(config);
     }
     let mut server = command
         .args([
@@ -518,8 +570,22 @@ fn main() -> anyhow::Result<()> {
     let ack_latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
-    let started = Instant::now();
+    let server_pid = server.id();
+    let rss_before = rss_bytes(server_pid);
+    let ramp_started = Instant::now();
+    let sending_starts = ramp_started + Duration::from_secs(opts.ramp_s + opts.idle_s);
+    let started = sending_starts;
     let deadline = started + Duration::from_secs(opts.seconds);
+    // Memory while every tag is connected and silent: half-way through the idle period.
+    let idle_sample = (opts.idle_s > 0).then(|| {
+        let at = ramp_started
+            + Duration::from_secs(opts.ramp_s)
+            + Duration::from_millis(opts.idle_s * 500);
+        std::thread::spawn(move || {
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            (CONNECTED.load(Ordering::Relaxed), rss_bytes(server_pid))
+        })
+    });
     let changes = (opts.order_changes > 0).then(|| {
         let (http, token, rate) = (http.clone(), token.clone(), opts.order_changes);
         std::thread::spawn(move || post_order_changes(&http, &token, rate, caseload, deadline))
@@ -527,13 +593,15 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for i in 0..opts.tags {
+            let connect_at = ramp_started
+                + Duration::from_secs_f64(opts.ramp_s as f64 * i as f64 / opts.tags as f64);
             tasks.push(tokio::spawn(run_tag(
                 ingest.clone(),
                 key.clone(),
                 tls.as_ref().map(|(_, _, client)| client.clone()),
                 i,
                 opts.clone(),
-                deadline,
+                (connect_at, sending_starts, deadline),
                 acked.clone(),
                 ack_latency.clone(),
             )));
@@ -544,6 +612,16 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     let elapsed = started.elapsed().as_secs_f64();
+    let idle_memory = match (
+        idle_sample.map(|h| h.join().expect("memory sample")),
+        rss_before,
+    ) {
+        (Some((connected, Some(rss_idle))), Some(before)) if connected > 0 => serde_json::json!({
+            "connected": connected, "rss_before_bytes": before, "rss_idle_bytes": rss_idle,
+            "per_connection_bytes": (rss_idle.saturating_sub(before)) / connected,
+        }),
+        _ => serde_json::Value::Null,
+    };
     let order_changes = match changes {
         None => serde_json::Value::Null,
         Some(handle) => {
@@ -583,6 +661,10 @@ fn main() -> anyhow::Result<()> {
             "batch_ack_latency_us": {"p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max()},
             "client_cpu_s": client_cpu_s,
             "server_cpu_s": server_cpu_s,
+            "server_cpu_us_per_batch": (server_cpu_s * 1e6 / (acked as f64 / opts.batch as f64).max(1.0)).round(),
+            "ramp_s": opts.ramp_s,
+            "commit_delay_us": opts.commit_delay_us,
+            "server_rss_per_idle_connection": idle_memory,
             "order_changes": order_changes,
             "server": stats,
         }))?

@@ -174,6 +174,7 @@ async fn stats(State(state): State<ApiState>, _staff: Staff) -> Result<Response,
         "ingest_stage_latency": crate::metrics::stage_latency::summary(),
         "connections": state.ingest.connections.load(Ordering::Relaxed),
         "rejected_frames": state.ingest.rejected_frames.load(Ordering::Relaxed),
+        "commit": state.ingest.commit.stats(),
     }))
     .into_response())
 }

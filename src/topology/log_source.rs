@@ -8,7 +8,8 @@
 use crate::cluster::jetstream::{JetStreamError, JetStreamLog};
 use crate::config::ServerConfig;
 use crate::log::{
-    CommitHandle, DedupState, GroupCommitter, LogConfig, LogReader, LogWriter, RecoveryReport,
+    CommitConfig, CommitHandle, DedupState, GroupCommitter, LogConfig, LogReader, LogWriter,
+    RecoveryReport,
 };
 use crate::model::LogEntry;
 use anyhow::{Context, Result};
@@ -32,6 +33,8 @@ pub enum LogSource {
         dir: PathBuf,
         writer: LogWriter,
         recovery: RecoveryReport,
+        /// The group committer's tunables (`[log] commit_delay_us`).
+        commit: CommitConfig,
     },
     Stream {
         log: JetStreamLog,
@@ -60,6 +63,10 @@ impl LogSource {
                     dir,
                     writer,
                     recovery,
+                    commit: CommitConfig {
+                        max_delay: std::time::Duration::from_micros(config.log.commit_delay_us),
+                        ..CommitConfig::default()
+                    },
                 })
             }
             Some(jetstream) => {
@@ -222,9 +229,17 @@ impl LogSource {
     pub fn start(self, committed_tx: mpsc::Sender<Vec<LogEntry>>) -> Result<CommitHandle> {
         match self {
             LogSource::Embedded {
-                writer, recovery, ..
-            } => GroupCommitter::spawn(writer, DedupState::from(&recovery), committed_tx)
-                .context("starting the group committer"),
+                writer,
+                recovery,
+                commit,
+                ..
+            } => GroupCommitter::spawn_with_config(
+                writer,
+                DedupState::from(&recovery),
+                committed_tx,
+                commit,
+            )
+            .context("starting the group committer"),
             LogSource::Stream {
                 log,
                 next_record,
