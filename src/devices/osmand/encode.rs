@@ -26,7 +26,9 @@ pub fn encode_query(
         .map_err(|e| OsmandEncodeError::DeviceId(e.to_string()))?;
     // Device ids are restricted to characters a query needs not escape.
     let mut out = format!("/?id={device_id}&timestamp=");
-    if reading.t_ms % 1000 == 0 {
+    // Seconds as the app sends them, unless the decoder would read them as milliseconds
+    // (from 2038-01-19, Traccar's rule) or they would lose the milliseconds.
+    if reading.t_ms % 1000 == 0 && reading.t_ms / 1000 < i64::from(i32::MAX) {
         let _ = write!(out, "{}", reading.t_ms / 1000);
     } else {
         let _ = write!(out, "{}", reading.t_ms);
@@ -114,6 +116,19 @@ mod tests {
         assert_eq!(
             encode_query("1", &event(DeviceEvent::Charging), &config).unwrap(),
             "/?id=1&timestamp=1700000000123&charge=true"
+        );
+        assert_eq!(
+            encode_query(
+                "1",
+                &Reading {
+                    t_ms: 2_147_483_647_000,
+                    ..event(DeviceEvent::Charging)
+                },
+                &config
+            )
+            .unwrap(),
+            "/?id=1&timestamp=2147483647000&charge=true",
+            "2038-01-19T03:14:07Z: seconds would read as milliseconds"
         );
         assert_eq!(
             encode_query("1", &event(DeviceEvent::StrapOpen), &config),

@@ -2,7 +2,9 @@
 //!
 //! Accepted, as Traccar accepts them:
 //! - digits only: Unix seconds if below 2^31 − 1 (what the Traccar Client sends), Unix
-//!   milliseconds otherwise (in milliseconds, 2^31 − 1 is 1970-01-25: no device sends that);
+//!   milliseconds otherwise (in milliseconds, 2^31 − 1 is 1970-01-25: no device sends that).
+//!   From 2038-01-19 a device sending seconds would be read as sending 1970 and refused; the
+//!   encoder writes milliseconds from then on;
 //! - an ISO 8601 / RFC 3339 date-time with `T` or a space, with an offset or `Z`, fractional
 //!   seconds allowed (`2016-01-27T18:55:47Z`, `2025-06-15T13:45:12.862Z`);
 //! - the same without an offset, taken as UTC (`2014-06-04 09:10:11`, as some apps send it).
