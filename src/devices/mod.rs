@@ -3,4 +3,5 @@
 //! speak these protocols on a socket, and the registry that binds a device to a tag, live
 //! elsewhere. `docs/devices.md` says what each protocol decodes and how it is mapped.
 
+pub mod osmand;
 pub mod teltonika;
