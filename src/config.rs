@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub http: crate::ingest::HttpConfig,
     /// Teltonika trackers (`[teltonika]`): off unless `listen` is set.
     pub teltonika: crate::ingest::teltonika::TeltonikaConfig,
+    /// OsmAnd clients (`[osmand]`): off unless `listen` is set.
+    pub osmand: crate::ingest::osmand::OsmandConfig,
     /// The ingest-silence watchdog (`[watchdog]`): a system alert when no tag sends anything.
     pub watchdog: crate::metrics::silence_watch::WatchdogConfig,
     /// Where the durable log is (`[log]`): embedded segments in the data directory (the
@@ -118,6 +120,7 @@ impl Default for ServerConfig {
             ingest: Default::default(),
             http: Default::default(),
             teltonika: Default::default(),
+            osmand: Default::default(),
             watchdog: Default::default(),
             log: Default::default(),
             snapshots: Default::default(),
@@ -146,6 +149,7 @@ pub enum ConfigError {
     JetStreamMissing { path: PathBuf },
     #[error("config file {path}: [log.jetstream] own_partitions: {message}")]
     OwnPartitions { path: PathBuf, message: String },
+    /// `[teltonika]` or `[osmand]`.
     #[error("config file {path}: {message}")]
     Teltonika { path: PathBuf, message: String },
 }
@@ -173,6 +177,7 @@ impl ServerConfig {
         config
             .teltonika
             .validate()
+            .and_then(|()| config.osmand.validate())
             .map_err(|message| ConfigError::Teltonika {
                 path: path.to_path_buf(),
                 message,

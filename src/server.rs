@@ -11,6 +11,7 @@ use crate::api::auth::BootstrapToken;
 use crate::api::{router, ApiState};
 use crate::config::ServerConfig;
 use crate::ingest::limits::optional_ms;
+use crate::ingest::osmand::{serve_osmand, OsmandContext};
 use crate::ingest::teltonika::{run_teltonika_listener, TeltonikaContext};
 use crate::ingest::{
     run_listener, EffectiveLimits, HttpListener, IngestContext, IngestTransport, TagCredentials,
@@ -209,6 +210,18 @@ async fn run_as(
     };
     let tracker_ingest = ingest.clone();
     let mut tracker_task = None;
+    let mut osmand_task = None;
+    let osmand = match config.osmand.listen {
+        None => None,
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the OsmAnd address {addr}"))?;
+            let context = Arc::new(OsmandContext::new(&config.osmand, ingest.clone()));
+            let _ = ingest.osmand.set(context.counters.clone());
+            Some((listener, context))
+        }
+    };
     // Survives accept errors, bounds open HTTP connections and closes idle ones.
     let http_listener = HttpListener::new(
         http_listener,
@@ -301,6 +314,36 @@ async fn run_as(
         }
     };
 
+    let osmand_addr = match osmand {
+        None => None,
+        Some((listener, context)) => {
+            let addr = listener.local_addr()?;
+            let app = axum::Router::new()
+                .fallback(serve_osmand)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    context.limits.max_body_bytes,
+                ))
+                .with_state(context);
+            let listener = HttpListener::new(
+                listener,
+                limits.http_max_connections,
+                optional_ms(config.http.idle_timeout_ms),
+            );
+            osmand_task = Some(match &config.osmand.tls {
+                None => tokio::spawn(async move { axum::serve(listener, app).await }),
+                Some(tls) => {
+                    let acceptor = crate::tls::http_acceptor(tls)
+                        .context("setting up HTTPS on the OsmAnd port")?;
+                    let timeout = std::time::Duration::from_millis(tls.handshake_timeout_ms);
+                    let listener = crate::tls::TlsListener::new(listener, acceptor, timeout)
+                        .context("starting the OsmAnd HTTPS listener")?;
+                    tokio::spawn(async move { axum::serve(listener, app).await })
+                }
+            });
+            Some(addr.to_string())
+        }
+    };
+
     // One machine-readable line so scripts and tests can find the ports.
     println!(
         "{}",
@@ -311,6 +354,7 @@ async fn run_as(
             "http_scheme": http_scheme,
             "ingest_tls": ingest_tls,
             "teltonika_addr": teltonika_addr,
+            "osmand_addr": osmand_addr,
             "data_dir": config.data_dir.display().to_string(),
             "admin_token_file": config.data_dir.join("admin.token").display().to_string(),
             "recovered_batches": started.recovered.0,
@@ -332,6 +376,9 @@ async fn run_as(
     http.abort();
     ingest_task.abort();
     if let Some(task) = tracker_task {
+        task.abort();
+    }
+    if let Some(task) = osmand_task {
         task.abort();
     }
     let drained = started.shutdown.run(STOP_WITHIN).await;

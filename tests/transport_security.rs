@@ -327,6 +327,31 @@ async fn mutual_tls_needs_a_certificate_from_the_ca_that_names_the_tag() {
     );
 }
 
+/// A server with the `[section]` device listener on TLS from a new CA (`client_certs`: the CA's
+/// client certificates required, as for Teltonika), and the CA.
+fn with_device_listener(dir: &Path, section: &str, client_certs: bool) -> (Pki, Server) {
+    let pki = Pki::new(&dir.join("pki"), "tagstream test CA");
+    let (cert, key) = pki.server();
+    let mut toml = format!(
+        "[{section}]\nlisten = \"127.0.0.1:0\"\n[{section}.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        path_arg(&cert),
+        path_arg(&key)
+    );
+    if client_certs {
+        let ca_file = pki.ca_file();
+        let ca = path_arg(&ca_file);
+        toml.push_str(&format!(
+            "client_ca_file = {ca:?}\nrequire_client_cert = true\n"
+        ));
+    }
+    let config = dir.join(format!("{section}.toml"));
+    std::fs::write(&config, toml).unwrap();
+    let server = tokio::task::block_in_place(|| {
+        Server::start(&dir.join("data"), None, &["--config", path_arg(&config)])
+    });
+    (pki, server)
+}
+
 /// Teltonika's IMEI handshake over TLS with `identity`: the server's answer (`None`: the TLS
 /// handshake or the connection failed).
 async fn teltonika_handshake(
@@ -345,23 +370,7 @@ async fn teltonika_handshake(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teltonika_trackers_over_mutual_tls_need_a_certificate_naming_their_bound_imei() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(&dir.path().join("pki"), "tracker CA");
-    let (cert, key) = pki.server();
-    let config = dir.path().join("teltonika.toml");
-    let toml = format!(
-        "[teltonika]\nlisten = \"127.0.0.1:0\"\n[teltonika.tls]\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\nrequire_client_cert = true\n",
-        path_arg(&cert),
-        path_arg(&key),
-        path_arg(&pki.ca_file())
-    );
-    std::fs::write(&config, toml).unwrap();
-    let server = tokio::task::block_in_place(|| {
-        Server::start(
-            &dir.path().join("data"),
-            None,
-            &["--config", path_arg(&config)],
-        )
-    });
+    let (pki, server) = with_device_listener(dir.path(), "teltonika", true);
     let addr = server.teltonika_addr.clone().expect("Teltonika listener");
     let (imei, other) = ("356307042441013", "356307042441021");
     tokio::task::block_in_place(|| {
@@ -397,6 +406,94 @@ async fn teltonika_trackers_over_mutual_tls_need_a_certificate_naming_their_boun
     assert_eq!(
         teltonika_handshake(&addr, forged, ca(&pki), imei).await,
         None
+    );
+}
+
+/// One OsmAnd report over HTTPS (`GET target`, `Connection: close`): the status code.
+async fn osmand_over_https(
+    addr: &str,
+    ca: CertificateDer<'static>,
+    target: &str,
+    bearer: Option<&str>,
+) -> u16 {
+    let mut stream = tls_connect(addr, client_config(ca, None)).await.unwrap();
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osmand_devices_over_https_need_their_own_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pki, server) = with_device_listener(dir.path(), "osmand", false);
+    let addr = server.osmand_addr.clone().expect("OsmAnd listener");
+    let token_of = |device: &str, tag: &str| {
+        let (status, body) = call(
+            &server,
+            "PUT",
+            &format!("/v1/devices/osmand/{device}"),
+            Some(ADMIN_TOKEN),
+            Some("staff phone"),
+            Some(serde_json::json!({ "tag": tag })),
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["token"].as_str().unwrap().to_string()
+    };
+    let (mine, theirs) =
+        tokio::task::block_in_place(|| (token_of("phone-1", "T1"), token_of("phone-2", "T2")));
+    let target =
+        |id: &str| format!("/?id={id}&timestamp=1772438400&lat=51.4545&lon=-2.5879&accuracy=8");
+    let ca = || pki.ca_der();
+    // Its own token, as a header or as the URL's token parameter: accepted.
+    assert_eq!(
+        osmand_over_https(&addr, ca(), &target("phone-1"), Some(&mine)).await,
+        200
+    );
+    let in_url = format!("{}&token={mine}", target("phone-1"));
+    assert_eq!(osmand_over_https(&addr, ca(), &in_url, None).await, 200);
+    // No token, another device's token, a made-up one: refused.
+    assert_eq!(
+        osmand_over_https(&addr, ca(), &target("phone-1"), None).await,
+        401
+    );
+    assert_eq!(
+        osmand_over_https(&addr, ca(), &target("phone-1"), Some(&theirs)).await,
+        401
+    );
+    assert_eq!(
+        osmand_over_https(&addr, ca(), &target("phone-1"), Some(&"0".repeat(64))).await,
+        401
+    );
+    // Rotating the tag's credentials changes the token: the old one stops working.
+    tokio::task::block_in_place(|| {
+        let (status, _) = call(
+            &server,
+            "POST",
+            "/v1/tags/T1/credentials/rotate",
+            Some(ADMIN_TOKEN),
+            Some("rotate"),
+            None,
+        );
+        assert_eq!(status, 200);
+    });
+    assert_eq!(
+        osmand_over_https(&addr, ca(), &target("phone-1"), Some(&mine)).await,
+        401
+    );
+    let renewed = tokio::task::block_in_place(|| token_of("phone-1", "T1"));
+    assert_ne!(renewed, mine);
+    assert_eq!(
+        osmand_over_https(&addr, ca(), &target("phone-1"), Some(&renewed)).await,
+        200
     );
 }
 

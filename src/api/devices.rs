@@ -43,14 +43,15 @@ pub async fn list_devices(
 }
 
 /// `PUT /v1/devices/{protocol}/{device}` with `{"tag": …}`: the device's readings are the tag's
-/// from now on. Audited (`device.bind`).
+/// from now on. Audited (`device.bind`). An OsmAnd device's answer carries its `token` (for HTTPS;
+/// it changes when the tag's credentials are rotated: bind again to read the new one).
 pub async fn bind_device(
     State(state): State<ApiState>,
     Admin(caller): Admin,
     headers: HeaderMap,
     Path((protocol, device)): Path<(String, String)>,
     Json(body): Json<BindBody>,
-) -> Result<Json<BoundDevice>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let protocol = device_of(&protocol, &device)?;
     crate::wire::frame::check_tag_id(&body.tag)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -64,21 +65,20 @@ pub async fn bind_device(
         .metadata
         .device_binding(protocol, &device)?
         .ok_or_else(|| ApiError::internal("the binding was applied but is not held"))?;
-    let why = purpose(&headers, None).unwrap_or_else(|_| "device registry".into());
-    record(
-        &state,
-        &caller,
-        &why,
-        Access {
-            action: "device.bind",
-            detail: Some(format!(
-                "{protocol} device {device} bound to tag {}",
-                body.tag
-            )),
-            ..Access::default()
-        },
-    )?;
-    Ok(Json(bound))
+    let detail = format!("{protocol} device {device} bound to tag {}", body.tag);
+    // If the audit record cannot be written the token is withheld (the binding stands).
+    audit(&state, &caller, &headers, "device.bind", detail)?;
+    let mut answer = serde_json::to_value(&bound)
+        .map_err(|e| ApiError::internal(format!("binding answer: {e}")))?;
+    if protocol == DeviceProtocol::Osmand {
+        let generation = state.metadata.tag_credential(&bound.tag)?.generation;
+        let token = state
+            .ingest
+            .credentials
+            .device_token(protocol, &device, generation);
+        answer["token"] = serde_json::Value::String(token);
+    }
+    Ok(Json(answer))
 }
 
 /// `DELETE /v1/devices/{protocol}/{device}`: the device is refused from now on (its live

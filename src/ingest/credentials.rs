@@ -165,6 +165,28 @@ impl TagCredentials {
         Ok((tag, state.generation))
     }
 
+    /// The token a device presents where its protocol has no certificate (OsmAnd over HTTPS):
+    /// derived from the tag key, the device and its tag's credential generation, so rotating the
+    /// tag changes it and nothing needs storing.
+    pub fn device_token(&self, protocol: DeviceProtocol, device: &str, generation: u64) -> String {
+        tag_secret_at(&self.key, &format!("{protocol}:{device}"), generation)
+    }
+
+    /// [`Self::authenticate_device`], then the device's token (compared in constant time).
+    pub fn authenticate_device_token(
+        &self,
+        protocol: DeviceProtocol,
+        device: &str,
+        token: &str,
+    ) -> Result<(String, u64), CredentialRefusal> {
+        let (tag, generation) = self.authenticate_device(protocol, device)?;
+        let id = format!("{protocol}:{device}");
+        if !secret_matches_at(&self.key, &id, generation, token) {
+            return Err(CredentialRefusal::AuthFailed { tag });
+        }
+        Ok((tag, generation))
+    }
+
     /// Whether a device session accepted as `tag` at `generation` may go on: still bound to the
     /// tag, which is neither revoked nor rotated since.
     pub fn device_still_valid(

@@ -43,6 +43,8 @@ pub struct IngestContext {
     pub http_listener: OnceLock<(Arc<AcceptStats>, HttpConnectionGauge)>,
     /// The Teltonika listener's counters, for `/metrics` (set at start if it runs).
     pub teltonika: OnceLock<Arc<super::teltonika::TeltonikaCounters>>,
+    /// The OsmAnd listener's counters, for `/metrics` (set at start if it runs).
+    pub osmand: OnceLock<Arc<super::osmand::OsmandCounters>>,
 }
 
 /// Why connections ended early, for `/metrics`.
@@ -87,6 +89,7 @@ impl IngestContext {
             accept: AcceptStats::default(),
             http_listener: OnceLock::new(),
             teltonika: OnceLock::new(),
+            osmand: OnceLock::new(),
         }
     }
 
@@ -159,6 +162,9 @@ impl IngestContext {
         if let Some(t) = self.teltonika.get() {
             write_teltonika_metrics(e, t);
         }
+        if let Some(o) = self.osmand.get() {
+            write_osmand_metrics(e, o);
+        }
         if let Some((stats, gauge)) = self.http_listener.get() {
             e.gauge(
                 "tagstream_http_connections",
@@ -219,6 +225,39 @@ fn write_teltonika_metrics(
         "tagstream_teltonika_resent_packets_total",
         "Resends of the last stored Teltonika packet, acknowledged again without storing.",
         g(&t.resent_packets),
+    );
+}
+
+/// The OsmAnd listener's lines of `/metrics`.
+fn write_osmand_metrics(
+    e: &mut crate::metrics::exposition::Exposition,
+    o: &super::osmand::OsmandCounters,
+) {
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    e.counter(
+        "tagstream_osmand_reports_total",
+        "OsmAnd reports stored (or holding no reading) and answered 200.",
+        g(&o.reports),
+    );
+    e.counter(
+        "tagstream_osmand_readings_total",
+        "Readings stored from OsmAnd reports.",
+        g(&o.readings),
+    );
+    e.counter(
+        "tagstream_osmand_refused_reports_total",
+        "OsmAnd reports refused as malformed: nothing stored from them.",
+        g(&o.refused_reports),
+    );
+    e.counter(
+        "tagstream_osmand_unknown_devices_total",
+        "OsmAnd reports from a device id bound to no tag.",
+        g(&o.unknown_devices),
+    );
+    e.counter(
+        "tagstream_osmand_refused_devices_total",
+        "OsmAnd reports refused for a missing or wrong token or a revoked tag.",
+        g(&o.refused_devices),
     );
 }
 

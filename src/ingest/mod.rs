@@ -10,6 +10,7 @@ pub mod connection;
 pub mod credentials;
 pub mod limits;
 pub mod listener;
+pub mod osmand;
 pub mod teltonika;
 pub mod transport;
 

@@ -30,8 +30,8 @@ impl DeviceProtocol {
     }
 
     /// Checks a device id for this protocol: an IMEI is exactly 15 ASCII digits; an OsmAnd id is
-    /// 1–64 characters of letters, digits, `-`, `_` and `.` (what the app lets a user type,
-    /// without anything a log line or URL would need escaping for).
+    /// 1–64 ASCII letters, digits, `.`, `_`, `:` and `-` (what `devices::osmand` accepts: no
+    /// character a log line or URL would need escaping for).
     pub fn check_device_id(self, device: &str) -> Result<(), String> {
         match self {
             DeviceProtocol::Teltonika => {
@@ -45,12 +45,13 @@ impl DeviceProtocol {
                 }
             }
             DeviceProtocol::Osmand => {
-                let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+                let allowed =
+                    |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
                 if (1..=64).contains(&device.len()) && device.chars().all(allowed) {
                     Ok(())
                 } else {
                     Err(format!(
-                        "an OsmAnd device id is 1–64 letters, digits, '-', '_' or '.'; got '{}'",
+                        "an OsmAnd device id is 1–64 letters, digits, '.', '_', ':' or '-'; got '{}'",
                         device.escape_debug()
                     ))
                 }

@@ -43,6 +43,8 @@ pub struct Server {
     pub http_addr: String,
     /// The Teltonika listener's address, when `[teltonika] listen` is configured.
     pub teltonika_addr: Option<String>,
+    /// The OsmAnd listener's address, when `[osmand] listen` is configured.
+    pub osmand_addr: Option<String>,
     pub data_dir: PathBuf,
 }
 
@@ -123,6 +125,7 @@ impl Server {
             ingest_addr: v["ingest_addr"].as_str().expect("ingest_addr").to_string(),
             http_addr: v["http_addr"].as_str().expect("http_addr").to_string(),
             teltonika_addr: v["teltonika_addr"].as_str().map(str::to_string),
+            osmand_addr: v["osmand_addr"].as_str().map(str::to_string),
             data_dir: data_dir.to_path_buf(),
         }
     }

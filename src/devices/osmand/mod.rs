@@ -1,6 +1,6 @@
 //! OsmAnd over HTTP: what the Traccar Client phone app (and OsmAnd's own live tracking) sends,
 //! either as query parameters (GET, or POST with the query string or a form body) or as a JSON
-//! body. A pure library: the listener, HTTPS and the per-device token are built elsewhere.
+//! body. A pure library: the listener, HTTPS and the per-device token are `ingest::osmand`.
 //! `docs/devices.md` describes what is decoded and how it is mapped.
 
 pub mod device_id;
