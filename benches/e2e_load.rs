@@ -19,6 +19,10 @@
 //! connection, per connected tag, is reported as `server_rss_per_idle_connection_bytes`. Sending
 //! starts after both, for `--seconds`. `server_cpu_us_per_batch` divides the server's CPU time by
 //! the batches acknowledged.
+//! `--teltonika` makes every tag a Teltonika tracker instead (bound to its tag through the API
+//! before the run, on a private-network listener): Codec 8 packets of the batch's records, one in
+//! flight, each acknowledged with its record count; every 20th batch's last record is a low
+//! battery event (a tracker has no strap), so alerts flow.
 //! `--commit-delay-us D` sets the embedded log's `[log] commit_delay_us`.
 //! `--jetstream R` puts the log on a NATS JetStream stream with R replicas instead of the
 //! embedded log: R NATS servers (a cluster when R > 1) on loopback, from the binary
@@ -35,6 +39,11 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tagstream::devices::teltonika::mapping::io_id;
+use tagstream::devices::teltonika::{
+    AvlPacket, AvlRecord, Codec, DeviceCodec, DeviceMessage, GpsElement, Imei, IoElement, IoValue,
+    Priority, ServerReply,
+};
 use tagstream::model::{DeviceEvent, Position, PositionSource, Reading, ReadingBody};
 use tagstream::wire::{tag_secret, Frame, FrameCodec, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
@@ -55,6 +64,8 @@ struct Options {
     jetstream: usize,
     /// The embedded log's `[log] commit_delay_us` (the server's default when absent).
     commit_delay_us: Option<u64>,
+    /// Speak Teltonika Codec 8 instead of the native protocol.
+    teltonika: bool,
     /// Seconds over which the connections open.
     ramp_s: u64,
     /// Seconds every tag stays connected and silent after the ramp (memory is read then).
@@ -76,6 +87,7 @@ fn parse_options() -> Options {
         ramp_s: 0,
         idle_s: 0,
         commit_delay_us: None,
+        teltonika: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -83,6 +95,11 @@ fn parse_options() -> Options {
         let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
         if args[i] == "--phase-locked" {
             o.phase_locked = true;
+            i += 1;
+            continue;
+        }
+        if args[i] == "--teltonika" {
+            o.teltonika = true;
             i += 1;
             continue;
         }
@@ -117,6 +134,15 @@ const T0_MS: i64 = 1_774_915_200_000; // 2026-03-31T00:00:00Z
 
 /// Tags connected and past their hello.
 static CONNECTED: AtomicU64 = AtomicU64::new(0);
+
+/// User + system CPU seconds process `pid` has used so far (/proc, 100 ticks a second).
+fn process_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start after its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
 
 /// The resident memory of process `pid` in bytes (`VmRSS` of /proc), if readable.
 fn rss_bytes(pid: u32) -> Option<u64> {
@@ -368,6 +394,9 @@ async fn run_tag(
         acked,
         ack_latency,
     );
+    if run.2.teltonika {
+        return drive_tracker(socket, run).await;
+    }
     match tls {
         None => drive_tag(socket, run).await,
         Some(config) => {
@@ -477,6 +506,128 @@ async fn drive_tag<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// The IMEI of load tag `i`.
+fn imei(i: usize) -> String {
+    format!("35{i:013}")
+}
+
+/// Binds every load tag's IMEI to it through the API (four threads, keep-alive).
+fn bind_trackers(http: &str, token: &str, tags: usize) -> anyhow::Result<()> {
+    const THREADS: usize = 4;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|k| {
+            let (http, token) = (http.to_string(), token.to_string());
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let agent = ureq::AgentBuilder::new().build();
+                for i in (k..tags).step_by(THREADS) {
+                    agent
+                        .put(&format!("http://{http}/v1/devices/teltonika/{}", imei(i)))
+                        .set("Authorization", &format!("Bearer {token}"))
+                        .set("Content-Type", "application/json")
+                        .send_string(&serde_json::json!({"tag": format!("L{i}")}).to_string())?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("binding thread panicked"))??;
+    }
+    Ok(())
+}
+
+/// Batch `n` of a tag as Teltonika records: its GPS fixes with HDOP 1.2; every 20th batch's last
+/// record a low-battery event record.
+fn tracker_packet(tag_index: usize, n: u64, size: usize) -> AvlPacket {
+    let records = make_batch(tag_index, n, size)
+        .iter()
+        .map(|r| match r.body {
+            ReadingBody::Position(p) => AvlRecord {
+                t_ms: r.t_ms,
+                priority: Priority::Low,
+                gps: GpsElement {
+                    longitude_e7: p.lon_e7,
+                    latitude_e7: p.lat_e7,
+                    altitude_m: 50,
+                    angle_deg: 90,
+                    satellites: 9,
+                    speed_kmh: 4,
+                },
+                event_io_id: 0,
+                io: vec![
+                    IoElement {
+                        id: io_id::BATTERY_LEVEL_PCT,
+                        value: IoValue::U8(90),
+                    },
+                    IoElement {
+                        id: io_id::HDOP,
+                        value: IoValue::U16(12),
+                    },
+                ],
+            },
+            _ => AvlRecord {
+                t_ms: r.t_ms,
+                priority: Priority::High,
+                gps: GpsElement::default(),
+                event_io_id: io_id::BATTERY_LEVEL_PCT,
+                io: vec![IoElement {
+                    id: io_id::BATTERY_LEVEL_PCT,
+                    value: IoValue::U8(15),
+                }],
+            },
+        })
+        .collect();
+    AvlPacket {
+        codec: Codec::Codec8,
+        records,
+    }
+}
+
+/// A Teltonika tracker's run: the IMEI, then its packets at the tag's pace, one in flight.
+async fn drive_tracker(
+    socket: TcpStream,
+    (_, tag_index, opts, sending_starts, deadline, acked, ack_latency): TagRun,
+) -> anyhow::Result<()> {
+    let mut framed = Framed::new(socket, DeviceCodec::default());
+    let id = Imei::from_digits(imei(tag_index).as_bytes())?;
+    framed.send(&DeviceMessage::Imei(id)).await?;
+    match framed.next().await {
+        Some(Ok(ServerReply::ImeiAccepted)) => {}
+        other => anyhow::bail!("IMEI refused: {other:?}"),
+    }
+    CONNECTED.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep_until(sending_starts.into()).await;
+    let period = (opts.rate > 0).then(|| {
+        let per_tag_batches_per_s = opts.rate as f64 / opts.batch as f64 / opts.tags as f64;
+        Duration::from_secs_f64(1.0 / per_tag_batches_per_s)
+    });
+    let phase = tag_index as f64 / opts.tags as f64;
+    let start = Instant::now();
+    let mut local_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut n = 0u64;
+    loop {
+        let due = period.map_or(Instant::now(), |p| start + p.mul_f64(n as f64 + phase));
+        if due >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        n += 1;
+        let packet = tracker_packet(tag_index, n, opts.batch);
+        let sent = Instant::now();
+        framed.send(&DeviceMessage::Avl(packet)).await?;
+        match framed.next().await {
+            Some(Ok(ServerReply::Ack { records })) if records as usize == opts.batch => {
+                let _ = local_hist.record(sent.elapsed().as_micros().max(1) as u64);
+                acked.fetch_add(opts.batch as u64, Ordering::Relaxed);
+            }
+            other => anyhow::bail!("unexpected from server: {other:?}"),
+        }
+    }
+    ack_latency.lock().unwrap().add(&local_hist)?;
+    Ok(())
+}
+
 /// User + system CPU seconds of this process (`RUSAGE_SELF`: the load client) or of its waited-for
 /// children (`RUSAGE_CHILDREN`: the server), to show how the two cores were shared.
 fn cpu_seconds(who: libc::c_int) -> f64 {
@@ -529,9 +680,16 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some((_, config)) = &nats {
         command.arg("--config").arg(config);
-    } else if let Some(delay_us) = opts.commit_delay_us {
-        let config = data_dir.path().join("commit.toml");
-        std::fs::write(&config, format!("[log]\ncommit_delay_us = {delay_us}\n"))?;
+    } else if opts.commit_delay_us.is_some() || opts.teltonika {
+        let mut text = format!(
+            "[log]\ncommit_delay_us = {}\n",
+            opts.commit_delay_us.unwrap_or(0)
+        );
+        if opts.teltonika {
+            text.push_str("[teltonika]\nlisten = \"127.0.0.1:0\"\nprivate_network = true\n");
+        }
+        let config = data_dir.path().join("server.toml");
+        std::fs::write(&config, text)?;
         command.arg("--config").arg(config);
     }
     let mut server = command
@@ -562,6 +720,13 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_string();
 
+    let ingest = match listening["teltonika_addr"].as_str() {
+        Some(addr) if opts.teltonika => {
+            bind_trackers(&http, &token, opts.tags)?;
+            addr.to_string()
+        }
+        _ => ingest,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -585,6 +750,13 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(at.saturating_duration_since(Instant::now()));
             (CONNECTED.load(Ordering::Relaxed), rss_bytes(server_pid))
         })
+    });
+    // The server's CPU while the tags send (not start-up, bindings or the ramp).
+    let sending_cpu = std::thread::spawn(move || {
+        std::thread::sleep(sending_starts.saturating_duration_since(Instant::now()));
+        let at_start = process_cpu_s(server_pid);
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        Some(process_cpu_s(server_pid)? - at_start?)
     });
     let changes = (opts.order_changes > 0).then(|| {
         let (http, token, rate) = (http.clone(), token.clone(), opts.order_changes);
@@ -612,6 +784,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     let elapsed = started.elapsed().as_secs_f64();
+    let sending_cpu_s = sending_cpu.join().ok().flatten();
     let idle_memory = match (
         idle_sample.map(|h| h.join().expect("memory sample")),
         rss_before,
@@ -662,8 +835,11 @@ fn main() -> anyhow::Result<()> {
             "client_cpu_s": client_cpu_s,
             "server_cpu_s": server_cpu_s,
             "server_cpu_us_per_batch": (server_cpu_s * 1e6 / (acked as f64 / opts.batch as f64).max(1.0)).round(),
+            "server_cpu_s_while_sending": sending_cpu_s,
+            "server_cpu_us_per_batch_while_sending": sending_cpu_s.map(|cpu| (cpu * 1e6 / (acked as f64 / opts.batch as f64).max(1.0)).round()),
             "ramp_s": opts.ramp_s,
             "commit_delay_us": opts.commit_delay_us,
+            "protocol": if opts.teltonika { "teltonika" } else { "native" },
             "server_rss_per_idle_connection": idle_memory,
             "order_changes": order_changes,
             "server": stats,

@@ -26,6 +26,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 
+/// Read buffer a tracker connection starts with.
+const INITIAL_READ_BUFFER_BYTES: usize = 256;
+
 /// Why a tracker's connection ended early.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
@@ -86,7 +89,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let counters = &devices.counters;
-    let mut framed = Framed::new(socket, ServerCodec::new(devices.max_data_bytes));
+    // A small read buffer to start with (it grows to a packet's size as one arrives): an idle
+    // tracker then holds little memory (Framed's default would be 8 KiB each).
+    let mut framed = Framed::with_capacity(
+        socket,
+        ServerCodec::new(devices.max_data_bytes),
+        INITIAL_READ_BUFFER_BYTES,
+    );
     let first = tokio::time::timeout(ctx.hello_timeout, framed.next())
         .await
         .map_err(|_| {
