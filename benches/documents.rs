@@ -25,6 +25,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::sync::Arc;
 use tac_synth::{tac_stream, TacPlan};
 use tagstream::alerts::{AlertBook, SoberDayBook};
+use tagstream::documents::breach_report::{breach_report, BreachCondition, BreachReportInput};
 use tagstream::documents::sober_day_report::sober_day_report;
 use tagstream::documents::sources::{SoberDayRequest, SoberDaySources};
 use tagstream::model::{
@@ -40,7 +41,9 @@ use tagstream::console::tiles::TileArchive;
 use tagstream::crime::matcher::{HitChange, HitMatcher, MemoryTrails, Period};
 use tagstream::documents::hit_pack::{hit_pack, HitPackInput, DEFAULT_DECLARATION};
 use tagstream::documents::map_figure::TileSource;
-use tagstream::model::{CrimeVersion, Hit, Position, PositionSource, Reading, ReadingBody};
+use tagstream::model::{
+    Alert, CrimeVersion, CurfewCondition, Hit, Position, PositionSource, Reading, ReadingBody,
+};
 use tagstream::rules::geodesy::M_PER_DEG_LAT;
 use tagstream::rules::hits::HitsConfig;
 use tagstream::store::crime_store::{HitReview, HitState, StoredHit};
@@ -300,5 +303,96 @@ fn hit_pack_bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sober_day_report_bench, hit_pack_bench);
+/// A curfew breach: 19:00–07:00 at home, away from 19:00 to 21:30 (a fix a minute from 18:00 to
+/// 22:30, walking out and back), with its review history: 271 positions drawn over street tiles.
+fn breach_report_bench(c: &mut Criterion) {
+    let home: (f64, f64) = (51.4545, -2.5879);
+    let start = T0 + 60 * MIN;
+    let positions: Vec<Reading> = (0..=270)
+        .map(|i| {
+            let away_m = if !(60..=210).contains(&i) {
+                10.0
+            } else {
+                1_500.0 - (i as f64 - 135.0).abs() * 15.0
+            };
+            let lat = home.0 + away_m / M_PER_DEG_LAT;
+            Reading {
+                t_ms: T0 + i * MIN,
+                battery_pct: Some(80),
+                body: ReadingBody::Position(Position {
+                    lat_e7: (lat * 1e7).round() as i32,
+                    lon_e7: (home.1 * 1e7).round() as i32,
+                    precision_cm: 900,
+                    source: PositionSource::Gps,
+                    speed_ckmh: Some(450),
+                    heading_cdeg: Some(0),
+                    satellites: Some(8),
+                }),
+            }
+        })
+        .collect();
+    let alert: Alert = serde_json::from_value(serde_json::json!({
+        "id": "al-bench", "type": "curfew_violation", "code": "AL08", "activation": "A1",
+        "person": "P1", "start": "2026-05-28T21:33:20Z", "end": "2026-05-29T00:03:20Z",
+        "late": false, "confidence": "confirmed", "rule": "curfew/5"
+    }))
+    .expect("alert");
+    let curfew: CurfewCondition = serde_json::from_value(serde_json::json!({
+        "addresses": [{"id": "home", "lat": home.0, "lon": home.1, "radius_m": 50}],
+        "timetable": [{"days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "19:00", "end": "07:00", "address": "home"}]
+    }))
+    .expect("curfew");
+    let condition = BreachCondition::Curfew {
+        order: "O1".into(),
+        curfew,
+    };
+    let person: Person = serde_json::from_value(serde_json::json!({
+        "id": "P1", "name": "Alex Example", "address": "1 Example Street, Bristol",
+        "offender_manager": "Olu Manager"
+    }))
+    .expect("person");
+    let review = serde_json::json!({"state": "resolved", "outcome": "breach", "by": "hub1"});
+    let history = vec![
+        serde_json::json!({"action": "acknowledge", "by": "hub1", "at": "2026-05-28T21:40:00Z"}),
+        serde_json::json!({"action": "resolve", "by": "hub1", "at": "2026-05-29T00:10:00Z", "outcome": "breach", "note": "Called the person; returned home 00:03"}),
+    ];
+    let evidence = [positions[60], positions[210]];
+    let archive =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/basemap/demo-streets.mbtiles");
+    let tiles: &'static AsReal = Box::leak(Box::new(AsReal(
+        TileArchive::open(&archive).expect("the demo archive opens"),
+    )));
+    let input = BreachReportInput {
+        alert: &alert,
+        evidence: &evidence,
+        review: &review,
+        history: &history,
+        person: &person,
+        condition: &condition,
+        positions: &positions,
+        window_from_ms: start - 60 * MIN,
+        window_to_ms: T0 + 270 * MIN,
+        tiles: Some(tiles),
+    };
+    let sample = breach_report(&input).expect("builds");
+    eprintln!(
+        "breach report: {} positions, PDF {} bytes, JSON {} bytes",
+        positions.len(),
+        sample.pdf.len(),
+        sample.json.len()
+    );
+    let mut group = c.benchmark_group("documents");
+    group.sample_size(20);
+    group.bench_function("breach_report_with_street_tiles", |b| {
+        b.iter(|| breach_report(&input).expect("builds"))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    sober_day_report_bench,
+    hit_pack_bench,
+    breach_report_bench
+);
 criterion_main!(benches);
