@@ -10,10 +10,11 @@ mod common;
 #[path = "support/pdf_checks.rs"]
 mod pdf_checks;
 
-use common::{add_user, bin, call, Server, TagClient};
-use pdf_checks::{assert_well_formed, page_ink, pdf_flat_text, real_street_archive, tool};
-use std::path::Path;
-use std::process::Command;
+use common::{add_user, call, Server, TagClient};
+use pdf_checks::{
+    assert_offline_report, assert_well_formed, page_ink, pdf_flat_text, real_street_archive, tool,
+    verify_manifest,
+};
 use tagstream::model::time::parse_time;
 use tagstream::model::Reading;
 
@@ -216,40 +217,23 @@ async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiab
     assert_well_formed(&pdf_file);
 
     // The manifest verifies, and fails once a byte changes.
-    let verify = |path: &Path| {
-        Command::new(bin())
-            .args(["report", "verify"])
-            .arg(path)
-            .output()
-            .unwrap()
-    };
+    let verify = verify_manifest;
     assert!(verify(&manifest_file).status.success());
 
     // Offline from the stopped server's data: the same bytes.
     let (status, _) = server.terminate();
     assert!(status.success());
     let offline = dir.path().join("offline");
-    let made = Command::new(bin())
-        .args(["report", "hit-pack", "--data-dir"])
-        .arg(&data)
-        .args(["--hit", &id, "--purpose", "court bundle", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&offline)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    assert_eq!(
-        std::fs::read(offline.join(format!("{id}-pack.pdf"))).unwrap(),
-        pdf
-    );
-    assert_eq!(
-        std::fs::read(offline.join(format!("{id}-pack.json"))).unwrap(),
-        json
-    );
-    assert_eq!(
-        std::fs::read(offline.join(format!("{id}-manifest.json"))).unwrap(),
-        manifest
+    assert_offline_report(
+        &["hit-pack", "--hit", &id, "--purpose", "court bundle"],
+        &data,
+        Some(&config),
+        &offline,
+        &[
+            (format!("{id}-pack.pdf"), &pdf),
+            (format!("{id}-pack.json"), &json),
+            (format!("{id}-manifest.json"), &manifest),
+        ],
     );
     assert!(verify(&offline.join(format!("{id}-manifest.json")))
         .status

@@ -12,11 +12,12 @@ mod pdf_checks;
 #[path = "support/tac_synth.rs"]
 mod tac_synth;
 
-use common::{add_user, bin, call, Server, TagClient};
-use pdf_checks::{assert_well_formed, page_ink, pdf_flat_text, real_street_archive};
+use common::{add_user, call, Server, TagClient};
+use pdf_checks::{
+    assert_offline_report, assert_well_formed, page_ink, pdf_flat_text, real_street_archive,
+    verify_manifest,
+};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::Command;
 use tac_synth::{tac_stream, TacPlan};
 use tagstream::model::time::parse_time;
 
@@ -276,13 +277,7 @@ async fn sober_day_report_from_the_api_and_offline_is_complete_reproducible_and_
         std::fs::copy(&pdf_file, keep).unwrap();
     }
     assert_well_formed(&pdf_file);
-    let verify = |path: &Path| {
-        Command::new(bin())
-            .args(["report", "verify"])
-            .arg(path)
-            .output()
-            .unwrap()
-    };
+    let verify = verify_manifest;
     assert!(verify(&manifest_file).status.success());
 
     // A period of the caller's choosing.
@@ -320,19 +315,16 @@ async fn sober_day_report_from_the_api_and_offline_is_complete_reproducible_and_
     let (status, _) = server.terminate();
     assert!(status.success());
     let offline = dir.path().join("offline");
-    let made = Command::new(bin())
-        .args(["report", "sober-days", "--data-dir"])
-        .arg(&data)
-        .args(["--person", "P1", "--purpose", "court review", "--out"])
-        .arg(&offline)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    assert_eq!(std::fs::read(offline.join(&names[0])).unwrap(), pdf);
-    assert_eq!(std::fs::read(offline.join(&names[1])).unwrap(), json_bytes);
-    assert_eq!(
-        std::fs::read(offline.join(format!("{base}-manifest.json"))).unwrap(),
-        manifest
+    assert_offline_report(
+        &["sober-days", "--person", "P1", "--purpose", "court review"],
+        &data,
+        None,
+        &offline,
+        &[
+            (names[0].clone(), &pdf),
+            (names[1].clone(), &json_bytes),
+            (format!("{base}-manifest.json"), &manifest),
+        ],
     );
 }
 
@@ -535,11 +527,7 @@ async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() 
             std::fs::copy(&pdf_file, format!("{keep}-{id}.pdf")).unwrap();
         }
         assert_well_formed(&pdf_file);
-        let verified = Command::new(bin())
-            .args(["report", "verify"])
-            .arg(&manifest_file)
-            .output()
-            .unwrap();
+        let verified = verify_manifest(&manifest_file);
         assert!(verified.status.success(), "{verified:?}");
         made.push((id.clone(), pdf, json_bytes, manifest));
     }
@@ -551,27 +539,16 @@ async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() 
     assert!(status.success());
     for (id, pdf, json_bytes, manifest) in made {
         let offline = dir.path().join(format!("offline-{id}"));
-        let out = Command::new(bin())
-            .args(["report", "breach", "--data-dir"])
-            .arg(&data)
-            .args(["--alert", &id, "--purpose", "breach hearing", "--out"])
-            .arg(&offline)
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        assert_eq!(
-            std::fs::read(offline.join(format!("{id}-breach.pdf"))).unwrap(),
-            pdf
-        );
-        assert_eq!(
-            std::fs::read(offline.join(format!("{id}-breach.json"))).unwrap(),
-            json_bytes
-        );
-        assert_eq!(
-            std::fs::read(offline.join(format!("{id}-breach-manifest.json"))).unwrap(),
-            manifest
+        assert_offline_report(
+            &["breach", "--alert", &id, "--purpose", "breach hearing"],
+            &data,
+            Some(&config),
+            &offline,
+            &[
+                (format!("{id}-breach.pdf"), &pdf),
+                (format!("{id}-breach.json"), &json_bytes),
+                (format!("{id}-breach-manifest.json"), &manifest),
+            ],
         );
     }
 }

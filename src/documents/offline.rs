@@ -95,15 +95,7 @@ fn write_files(
 
 /// Audits `entry` as the command's user (`cli:$USER`, admin), now.
 fn audit_as_cli(metadata: &Metadata, entry: NewAuditEntry) -> Result<(), OfflineReportError> {
-    metadata.audit(&NewAuditEntry {
-        t_ms: chrono::Utc::now().timestamp_millis(),
-        user_name: format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        ),
-        role: "admin".into(),
-        ..entry
-    })?;
+    metadata.audit(&entry.by_cli(chrono::Utc::now().timestamp_millis()))?;
     Ok(())
 }
 

@@ -129,20 +129,17 @@ pub fn export_person(
         return Err(ExportError::NotFound(person.to_string()).into());
     }
     let now_ms = wall_clock_ms();
-    opened.metadata.audit(&NewAuditEntry {
-        t_ms: now_ms,
-        user_name: format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        ),
-        role: "admin".into(),
-        action: "sar.export".into(),
-        person: Some(person.to_string()),
-        format: Some("json".into()),
-        purpose: Some(purpose.to_string()),
-        detail: Some(format!("to {}", out.display())),
-        ..NewAuditEntry::default()
-    })?;
+    opened.metadata.audit(
+        &NewAuditEntry {
+            action: "sar.export".into(),
+            person: Some(person.to_string()),
+            format: Some("json".into()),
+            purpose: Some(purpose.to_string()),
+            detail: Some(format!("to {}", out.display())),
+            ..NewAuditEntry::default()
+        }
+        .by_cli(now_ms),
+    )?;
     let orders = opened.metadata.orders_document()?;
     let (outputs, _) = replay(&orders, data_dir, &[], config.pipeline, &config.rules)?;
     let sober_days = outputs.sober_days.sorted();

@@ -88,3 +88,39 @@ pub fn real_street_archive(dir: &Path) -> PathBuf {
     .unwrap();
     path
 }
+
+/// `tagstream report verify MANIFEST`: its output (success when every listed file matches).
+pub fn verify_manifest(manifest: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tagstream"))
+        .args(["report", "verify"])
+        .arg(manifest)
+        .output()
+        .unwrap()
+}
+
+/// `tagstream report ARGS… --data-dir DATA --out OUT [--config CONFIG]` on a stopped server's
+/// data, asserted to succeed; then each `(file name, bytes)` in OUT asserted to be those bytes.
+pub fn assert_offline_report(
+    args: &[&str],
+    data: &Path,
+    config: Option<&Path>,
+    out: &Path,
+    expected: &[(String, &[u8])],
+) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tagstream"));
+    command
+        .arg("report")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--out")
+        .arg(out);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let made = command.output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+    for (name, bytes) in expected {
+        assert_eq!(&std::fs::read(out.join(name)).unwrap(), bytes, "{name}");
+    }
+}

@@ -22,6 +22,23 @@ pub struct NewAuditEntry {
     pub detail: Option<String>,
 }
 
+impl NewAuditEntry {
+    /// An offline command's record (`tagstream people export`, `tagstream report …`): by the
+    /// operating-system user as `cli:<user>`, with admin rights (whoever can open the data
+    /// directory has them), at the wall clock's `now_ms`.
+    pub fn by_cli(self, now_ms: i64) -> Self {
+        Self {
+            t_ms: now_ms,
+            user_name: format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            ),
+            role: "admin".into(),
+            ..self
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
