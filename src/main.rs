@@ -817,7 +817,12 @@ fn report(command: ReportCommand) -> Result<()> {
                     tac,
                 })
             };
-            let request = tagstream::documents::sources::SoberDayRequest { order, from, to };
+            let request = tagstream::documents::sources::SoberDayRequest {
+                order,
+                from,
+                to,
+                abstinence_max_days: config.rules.alcohol.abstinence_max_days,
+            };
             let written = tagstream::documents::offline::sober_day_report_offline(
                 &data_dir, &config, &person, &request, &purpose, &out, &replayed,
             )

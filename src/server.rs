@@ -278,6 +278,7 @@ async fn run_as(
         crimes: started.crimes,
         hits: started.hits,
         hits_config: config.rules.hits,
+        abstinence_max_days: config.rules.alcohol.abstinence_max_days,
         crime_api: config.crime_api,
         directory: started.directory,
         control: started.control,

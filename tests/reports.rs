@@ -328,6 +328,89 @@ async fn sober_day_report_from_the_api_and_offline_is_complete_reproducible_and_
     );
 }
 
+/// An abstinence order with no end date is monitored only for the deployment's cap (the AAMR's
+/// 120 days; 7 here, so two weeks of data run past it): the day records stop at the cap, and so
+/// does the report, whatever period is asked for, and it says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sober_day_report_ends_where_the_abstinence_cap_ends_monitoring() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let orders_file = dir.path().join("orders.json");
+    let mut open_ended: Value = serde_json::from_str(&orders()).unwrap();
+    open_ended["orders"][0]["to"] = Value::Null;
+    std::fs::write(&orders_file, open_ended.to_string()).unwrap();
+    let config = dir.path().join("tagstream.toml");
+    std::fs::write(&config, "[rules.alcohol]\nabstinence_max_days = 7\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let hub = add_user(&data, "hana", "hub", &[]);
+    let mut server = Server::start(&data, Some(&orders_file), &["--config", config_arg]);
+
+    let readings = tac_stream(parse_time("2026-01-05T00:00:00Z").unwrap(), &plan());
+    let mut tag = TagClient::connect(&server.ingest_addr, "S1").await;
+    for (i, chunk) in readings.chunks(8).enumerate() {
+        tag.send_acked(i as u64 + 1, chunk.to_vec()).await;
+    }
+    let _ = server.settled_alerts();
+    let days = settled_days(&server, &hub);
+    let last_day = days.iter().filter_map(|d| d["date"].as_str()).max();
+    assert_eq!(
+        last_day,
+        Some("2026-01-11"),
+        "the rule stops at day 7: {days:?}"
+    );
+
+    let json_path = "/v1/people/P1/sober-day-report.json";
+    let (status, body) = get_bytes(&server, json_path, &hub);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(report["order"]["monitored_to"], "2026-01-11");
+    assert_eq!(report["period"]["to"], "2026-01-11");
+    assert_eq!(report["period"]["data_through"], "2026-01-11");
+    assert_eq!(report["calendar"].as_array().unwrap().len(), 7);
+    assert_eq!(report["awaiting_data"], json!([]));
+
+    // A period past the cap is cut at it; one wholly after it is refused, saying why.
+    let (status, body) = get_bytes(&server, &format!("{json_path}?to=2026-01-18"), &hub);
+    assert_eq!(status, 200);
+    let cut: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(cut["period"]["to"], "2026-01-11");
+    let (status, body) = get_bytes(&server, &format!("{json_path}?from=2026-01-12"), &hub);
+    assert_eq!(status, 400);
+    let refusal = String::from_utf8_lossy(&body);
+    assert!(
+        refusal.contains("monitored from 2026-01-05 to 2026-01-11"),
+        "{refusal}"
+    );
+
+    let (status, pdf) = get_bytes(&server, "/v1/people/P1/sober-day-report.pdf", &hub);
+    assert_eq!(status, 200);
+    let pdf_file = dir.path().join("capped.pdf");
+    std::fs::write(&pdf_file, &pdf).unwrap();
+    let text = pdf_flat_text(&pdf_file);
+    for needed in [
+        "05 Jan 2026 to 11 Jan 2026 (7 days)",
+        "monitored for at most 7 days",
+        "Mon 05 Jan 2026 to Sun 11 Jan 2026",
+    ] {
+        assert!(text.contains(needed), "'{needed}' missing:\n{text}");
+    }
+
+    // Offline under the same configuration: the same bytes.
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let offline = dir.path().join("offline");
+    assert_offline_report(
+        &["sober-days", "--person", "P1", "--purpose", "court review"],
+        &data,
+        Some(&config),
+        &offline,
+        &[(
+            "P1-O1-sober-days-2026-01-05-2026-01-11.pdf".to_string(),
+            &pdf,
+        )],
+    );
+}
+
 const HOME: (f64, f64) = (51.4545, -2.5879);
 /// About 1.1 km north of home, inside the exclusion zone.
 const TOWN: (f64, f64) = (51.4645, -2.5879);

@@ -35,6 +35,8 @@ pub struct ApiState {
     pub crimes: crate::store::crime_store::CrimeStore,
     pub hits: crate::crime::service::HitService,
     pub hits_config: crate::rules::hits::HitsConfig,
+    /// `[rules.alcohol] abstinence_max_days`: how far a sober-day report can run.
+    pub abstinence_max_days: Option<u32>,
     pub crime_api: crate::config::CrimeApiConfig,
     pub directory: crate::pipeline::SharedDirectory,
     /// Where API writes to people, activations and orders enter the log.

@@ -38,6 +38,7 @@ async fn report_part(
         order: q.order,
         from: q.from,
         to: q.to,
+        abstinence_max_days: state.abstinence_max_days,
     };
     let sources = SoberDaySources::gather(
         &state.metadata,

@@ -51,6 +51,8 @@ pub struct SoberDayReportInput<'a> {
     pub order: &'a Order,
     pub from: NaiveDate,
     pub to: NaiveDate,
+    /// The order's last monitored day: its end, or the AAMR's 120th day when that comes first.
+    pub monitored_to: Option<NaiveDate>,
     /// The last UK date any data of the order reached (a day record or a TAC reading).
     pub data_through: Option<NaiveDate>,
     /// The order's day records in the period, every activation, withdrawn ones included.
@@ -196,6 +198,31 @@ fn calendar(input: &SoberDayReportInput) -> Vec<(NaiveDate, CalendarStatus)> {
         .collect()
 }
 
+/// The span the order is monitored for, and why it ends when the AAMR's cap ends it.
+fn monitored_words(input: &SoberDayReportInput) -> String {
+    let order = input.order;
+    let Some(last) = input.monitored_to else {
+        return format!(
+            "from {} while the order runs",
+            order.from.format("%d %b %Y")
+        );
+    };
+    let days = (last - order.from).num_days() + 1;
+    let span = format!(
+        "{} to {} ({days} days)",
+        order.from.format("%d %b %Y"),
+        last.format("%d %b %Y")
+    );
+    match order.to {
+        Some(end) if end <= last => span,
+        _ => format!(
+            "{span}: an abstinence requirement is monitored for at most {days} days; days \
+             after {} are not judged",
+            last.format("%d %b %Y")
+        ),
+    }
+}
+
 /// Consecutive dates as ranges: `02 May 2017 to 05 May 2017`, `07 May 2017`.
 fn date_ranges(list: &[NaiveDate]) -> String {
     let mut ranges: Vec<(NaiveDate, NaiveDate)> = Vec::new();
@@ -317,6 +344,7 @@ pub fn build(input: &SoberDayReportInput) -> (SoberDayReport, String, Vec<String
             "id": order.id,
             "from": order.from,
             "to": order.to,
+            "monitored_to": input.monitored_to,
             "alcohol": alcohol_words(order),
         }),
         period: json!({
@@ -473,6 +501,7 @@ fn document(
             ),
         ),
         ("Alcohol condition".into(), alcohol_words(order)),
+        ("Monitored".into(), monitored_words(input)),
         ("Period of this report".into(), period.clone()),
         (
             "Data received through".into(),
@@ -837,6 +866,7 @@ mod tests {
             order: &order,
             from: date("2026-01-05"),
             to: date("2026-01-10"),
+            monitored_to: None,
             data_through: Some(date("2026-01-10")),
             days: &days,
             events: &events,

@@ -11,6 +11,7 @@ use crate::model::parse_reading_line;
 use crate::model::{
     Activation, Alert, AlertType, Condition, Order, Person, Reading, ReadingBody, SoberDay,
 };
+use crate::rules::alcohol::rule::monitored_last_day;
 use crate::rules::alcohol::sober_days::{local_date, local_day_bounds, local_midnight_ms};
 use crate::store::crime_store::{CrimeStore, StoredHit};
 use crate::store::metadata::Metadata;
@@ -78,6 +79,9 @@ pub struct SoberDayRequest {
     pub order: Option<String>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    /// The deployment's cap on abstinence monitoring (`[rules.alcohol] abstinence_max_days`,
+    /// the AAMR's 120 days): days past it are not monitored, so no report runs past them.
+    pub abstinence_max_days: Option<u32>,
 }
 
 /// The longest period one report covers (an AML runs at most 12 months).
@@ -110,6 +114,8 @@ pub struct SoberDaySources {
     pub order: Order,
     pub from: NaiveDate,
     pub to: NaiveDate,
+    /// The order's last monitored day (its end or the AAMR cap's), if it has one.
+    pub monitored_to: Option<NaiveDate>,
     pub data_through: Option<NaiveDate>,
     pub days: Vec<SoberDay>,
     pub events: Vec<AlcoholEvent>,
@@ -172,6 +178,7 @@ impl SoberDaySources {
             .into_iter()
             .filter(|a| a.to.is_none_or(|to| to > local_midnight_ms(order.from)))
             .collect();
+        let monitored_to = monitored_last_day(&order, request.abstinence_max_days);
         let order_days: Vec<SoberDay> = all_days
             .into_iter()
             .filter(|d| d.order == order.id)
@@ -186,20 +193,26 @@ impl SoberDaySources {
             .map(|d| d.date)
             .max()
             .max(latest_reading)
-            .map(|d| order.to.map_or(d, |to| d.min(to)));
+            .map(|d| monitored_to.map_or(d, |last| d.min(last)));
         let from = request.from.unwrap_or(order.from).max(order.from);
-        let default_to = match (order.to, data_through) {
+        let default_to = match (monitored_to, data_through) {
             (Some(end), Some(data)) => end.min(data),
             (None, Some(data)) => data,
             (_, None) => from,
         };
         let to = request.to.unwrap_or(default_to);
-        let to = order.to.map_or(to, |end| to.min(end));
+        let to = monitored_to.map_or(to, |end| to.min(end));
         if to < from {
-            return Err(SoberDayRequestError::Period(format!(
-                "{from} to {to}: the period ends before it starts (the order runs from {})",
-                order.from
-            )));
+            return Err(SoberDayRequestError::Period(match monitored_to {
+                Some(end) if from > end => format!(
+                    "{from}: the order is monitored from {} to {end}; nothing after",
+                    order.from
+                ),
+                _ => format!(
+                    "{from} to {to}: the period ends before it starts (the order runs from {})",
+                    order.from
+                ),
+            }));
         }
         if (to - from).num_days() >= MAX_REPORT_DAYS {
             return Err(SoberDayRequestError::Period(format!(
@@ -247,6 +260,7 @@ impl SoberDaySources {
             order,
             from,
             to,
+            monitored_to,
             data_through,
             days,
             events,
@@ -260,6 +274,7 @@ impl SoberDaySources {
             order: &self.order,
             from: self.from,
             to: self.to,
+            monitored_to: self.monitored_to,
             data_through: self.data_through,
             days: &self.days,
             events: &self.events,

@@ -78,7 +78,30 @@ pub struct AlcoholRule {
     day_cache: Option<(TimeMs, TimeMs, NaiveDate)>,
 }
 
-/// The alcohol mode of an order (abstinence wins if an order somehow has both), if any.
+/// How many days from its start an alcohol order is monitored for, when a cap applies: the
+/// AAMR's `abstinence_max_days` (120) for abstinence orders unless they are named AML; AML and
+/// level monitoring run as long as the order does.
+fn monitored_days_cap(order: &Order, abstinence_max_days: Option<u32>) -> Option<u32> {
+    match (alcohol_mode(order)?, alcohol_requirement(order)) {
+        (_, Some(AlcoholRequirement::Aml)) | (AlcoholMode::Level, None) => None,
+        _ => abstinence_max_days,
+    }
+}
+
+/// The last local date an alcohol order is monitored: its end date or the cap's last day,
+/// whichever comes first; `None` while it runs open-ended without a cap.
+pub fn monitored_last_day(order: &Order, abstinence_max_days: Option<u32>) -> Option<NaiveDate> {
+    let capped = monitored_days_cap(order, abstinence_max_days).and_then(|d| {
+        order
+            .from
+            .checked_add_days(chrono::Days::new(d.max(1) as u64 - 1))
+    });
+    match (order.to, capped) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The requirement an order's alcohol condition names, if any.
 fn alcohol_requirement(order: &Order) -> Option<AlcoholRequirement> {
     order.conditions.iter().find_map(|c| match c {
@@ -87,6 +110,7 @@ fn alcohol_requirement(order: &Order) -> Option<AlcoholRequirement> {
     })
 }
 
+/// The alcohol mode of an order (abstinence wins if an order somehow has both), if any.
 fn alcohol_mode(order: &Order) -> Option<AlcoholMode> {
     order
         .conditions
@@ -217,17 +241,11 @@ impl AlcoholRule {
             .iter()
             .filter_map(|o| {
                 let mode = alcohol_mode(o)?;
-                // The 120-day limit is the AAMR's; AML runs as long as the order does.
-                let cap = match (mode, alcohol_requirement(o)) {
-                    (_, Some(AlcoholRequirement::Aml)) | (AlcoholMode::Level, None) => None,
-                    _ => th.abstinence_max_days,
-                };
                 OrderDays::new(
                     o.id.clone(),
                     mode,
                     o.from,
-                    o.to,
-                    cap,
+                    monitored_last_day(o, th.abstinence_max_days),
                     activation.from_ms,
                     activation.to_ms,
                 )
@@ -765,5 +783,52 @@ impl Rule for AlcoholRule {
         through_ms
             .saturating_add(self.th.settle_ms)
             .saturating_add(self.reorder_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AlcoholCondition;
+
+    fn order(
+        mode: AlcoholMode,
+        requirement: Option<AlcoholRequirement>,
+        to: Option<&str>,
+    ) -> Order {
+        Order {
+            id: "O".into(),
+            person: "P".into(),
+            from: "2026-01-01".parse().unwrap(),
+            to: to.map(|d| d.parse().unwrap()),
+            conditions: vec![Condition::Alcohol(AlcoholCondition { mode, requirement })],
+        }
+    }
+
+    #[test]
+    fn the_abstinence_cap_applies_to_aamr_orders_only() {
+        let day = |d: &str| Some(d.parse::<NaiveDate>().unwrap());
+        let aamr = order(AlcoholMode::Abstinence, None, None);
+        assert_eq!(monitored_last_day(&aamr, Some(120)), day("2026-04-30"));
+        assert_eq!(monitored_last_day(&aamr, None), None);
+        let ends_first = order(AlcoholMode::Abstinence, None, Some("2026-02-01"));
+        assert_eq!(
+            monitored_last_day(&ends_first, Some(120)),
+            day("2026-02-01")
+        );
+        let named = order(
+            AlcoholMode::Abstinence,
+            Some(AlcoholRequirement::Aamr),
+            Some("2026-12-31"),
+        );
+        assert_eq!(monitored_last_day(&named, Some(120)), day("2026-04-30"));
+        let aml = order(
+            AlcoholMode::Abstinence,
+            Some(AlcoholRequirement::Aml),
+            Some("2026-12-31"),
+        );
+        assert_eq!(monitored_last_day(&aml, Some(120)), day("2026-12-31"));
+        let level = order(AlcoholMode::Level, None, None);
+        assert_eq!(monitored_last_day(&level, Some(120)), None);
     }
 }

@@ -124,22 +124,17 @@ pub struct OrderDays {
 }
 
 impl OrderDays {
-    /// `from`/`to` are the order's local dates (inclusive), `cap_days` the abstinence cap,
-    /// `activation_*` the activation's UTC span.
+    /// `from` is the order's first local date and `order_last` its last monitored one
+    /// (inclusive; see [`super::rule::monitored_last_day`]), `activation_*` the activation's UTC
+    /// span.
     pub fn new(
         order_id: String,
         mode: AlcoholMode,
         from: NaiveDate,
-        to: Option<NaiveDate>,
-        cap_days: Option<u32>,
+        order_last: Option<NaiveDate>,
         activation_from_ms: TimeMs,
         activation_to_ms: Option<TimeMs>,
     ) -> Option<Self> {
-        let capped = cap_days.and_then(|d| from.checked_add_days(Days::new(d as u64 - 1)));
-        let order_last = match (to, capped) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         let span_from_ms = local_midnight_ms(from);
         let span_to_ms = order_last.map_or(TimeMs::MAX, |d| local_day_bounds(d).1);
         let first = from.max(local_date(activation_from_ms));
@@ -456,24 +451,19 @@ mod tests {
     }
 
     #[test]
-    fn order_days_respect_order_dates_the_activation_and_the_abstinence_cap() {
+    fn order_days_respect_the_monitored_span_and_the_activation() {
         let from = date("2026-01-01");
         let act_from = local_midnight_ms(date("2025-12-01"));
         let o = OrderDays::new(
             "O".into(),
             AlcoholMode::Abstinence,
             from,
-            None,
-            Some(120),
+            Some(date("2026-04-30")),
             act_from,
             None,
         )
         .unwrap();
-        assert_eq!(
-            o.last,
-            Some(date("2026-04-30")),
-            "120 days: 1 January to 30 April"
-        );
+        assert_eq!(o.last, Some(date("2026-04-30")));
         assert_eq!(o.span_to_ms, local_midnight_ms(date("2026-05-01")));
         let act_to = local_midnight_ms(date("2026-02-10")) + 3_600_000;
         let o = OrderDays::new(
@@ -481,7 +471,6 @@ mod tests {
             AlcoholMode::Level,
             from,
             Some(date("2026-06-30")),
-            Some(120),
             act_from,
             Some(act_to),
         )
@@ -491,7 +480,6 @@ mod tests {
             "O".into(),
             AlcoholMode::Level,
             from,
-            None,
             None,
             act_from,
             Some(act_from + 1)
