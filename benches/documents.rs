@@ -369,6 +369,7 @@ fn breach_report_bench(c: &mut Criterion) {
         history: &history,
         person: &person,
         condition: &condition,
+        condition_version: None,
         positions: &positions,
         window_from_ms: start - 60 * MIN,
         window_to_ms: T0 + 270 * MIN,

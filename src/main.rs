@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tagstream::config::ServerConfig;
 use tagstream::pipeline::PipelineConfig;
 
@@ -577,6 +577,28 @@ fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Before an offline document is made from a stopped server's stores: every store brought up
+/// to the log as the server's next start would (after a hard stop they may lag it), so the
+/// document is what the server would serve. A stream's log, or no log at all, is left to the
+/// report command to refuse.
+fn catch_up_offline(data_dir: &Path, config: &ServerConfig) -> Result<()> {
+    if config.jetstream().is_some() || !data_dir.join("log").is_dir() {
+        return Ok(());
+    }
+    let mut config = config.clone();
+    config.data_dir = data_dir.to_path_buf();
+    // The log alone: an orders file is an import, for `serve`.
+    config.orders = None;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime
+        .block_on(tagstream::server::catch_up(config))
+        .with_context(|| format!("bringing {}'s stores up to its log", data_dir.display()))?;
+    Ok(())
+}
+
 fn rebuild(data_dir: PathBuf, config: Option<PathBuf>) -> Result<()> {
     let mut config = load_config(config.as_ref())?;
     // A cluster node's log is the stream its configuration names.
@@ -784,6 +806,7 @@ fn report(command: ReportCommand) -> Result<()> {
             let tiles = archive
                 .as_ref()
                 .map(|t| t as &dyn tagstream::documents::map_figure::TileSource);
+            catch_up_offline(&data_dir, &config)?;
             let written = tagstream::documents::offline::hit_pack_offline(
                 &data_dir, &config, tiles, &hit, &purpose, &out,
             )
@@ -843,14 +866,9 @@ fn report(command: ReportCommand) -> Result<()> {
             let tiles = archive
                 .as_ref()
                 .map(|t| t as &dyn tagstream::documents::map_figure::TileSource);
-            let log_dir = data_dir.join("log");
-            let catch_up = |trails: &tagstream::store::trails::TrailStore| {
-                tagstream::replay::catch_up_trails(&log_dir, trails, config.pipeline, &config.rules)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            };
+            catch_up_offline(&data_dir, &config)?;
             let written = tagstream::documents::offline::breach_report_offline(
-                &data_dir, &config, tiles, &alert, &purpose, &out, &catch_up,
+                &data_dir, &config, tiles, &alert, &purpose, &out,
             )
             .with_context(|| format!("breach report of {alert} from {}", data_dir.display()))?;
             print_written("alert", &alert, &written);

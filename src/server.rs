@@ -117,6 +117,19 @@ pub async fn rebuild(config: ServerConfig) -> Result<SetAside> {
         .context("the rebuild stopped before the stores were set aside")
 }
 
+/// The offline commands, server stopped: brings every view of the data directory up to its log
+/// as a start-up would (a hard stop can leave the stores behind the log), then stops. Returns the
+/// log's next record. Holds the data directory's lock while it runs.
+pub async fn catch_up(config: ServerConfig) -> Result<u64> {
+    let topology = Topology::open(&config, Mode::CatchUp)?;
+    match topology.start(&config).await? {
+        Start::CaughtUp(next_record) => Ok(next_record),
+        Start::Serving(_) | Start::Rebuilt(_) | Start::Packed(_) => {
+            anyhow::bail!("the catch-up did not stop")
+        }
+    }
+}
+
 async fn run_as(
     mut config: ServerConfig,
     mode: Mode,
@@ -176,6 +189,7 @@ async fn run_as(
         Start::Rebuilt(aside) => return Ok(Some(aside)),
         Start::Serving(started) => *started,
         Start::Packed(_) => anyhow::bail!("a server start stopped as the snapshot follower's"),
+        Start::CaughtUp(_) => anyhow::bail!("a server start stopped as an offline catch-up"),
     };
     // `started.lock` is held until the process ends (its other fields move out below): this
     // process owns the stores.

@@ -451,6 +451,43 @@ fn track(from: &str, to: &str, at: (f64, f64)) -> Vec<tagstream::model::Reading>
         .collect()
 }
 
+/// T1 streams 10 March: home until 19:30, in town (inside the zone, away during the curfew)
+/// until 21:00, then home until the next morning. The alerts once settled.
+async fn evening_in_town(server: &Server, token: &str) -> Vec<Value> {
+    let mut readings = track("2026-03-10T17:00:00Z", "2026-03-10T19:30:00Z", HOME);
+    readings.extend(track("2026-03-10T19:30:00Z", "2026-03-10T21:00:00Z", TOWN));
+    readings.extend(track("2026-03-10T21:00:00Z", "2026-03-11T09:00:00Z", HOME));
+    let mut tag = TagClient::connect(&server.ingest_addr, "T1").await;
+    for (i, chunk) in readings.chunks(6).enumerate() {
+        tag.send_acked(i as u64 + 1, chunk.to_vec()).await;
+    }
+    let _ = server.settled_alerts();
+    listed_alerts(server, token)
+}
+
+/// The alerts `GET /v1/alerts` lists.
+fn listed_alerts(server: &Server, token: &str) -> Vec<Value> {
+    let (_, alerts) = call(
+        server,
+        "GET",
+        "/v1/alerts",
+        Some(token),
+        Some(PURPOSE),
+        None,
+    );
+    serde_json::from_str(&alerts).unwrap()
+}
+
+/// The id of the alert of type `alert_type`.
+fn id_of(alerts: &[Value], alert_type: &str) -> String {
+    alerts
+        .iter()
+        .find(|a| a["type"] == alert_type)
+        .and_then(|a| a["id"].as_str())
+        .unwrap_or_else(|| panic!("no {alert_type} alert: {alerts:?}"))
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() {
     let dir = tempfile::tempdir().unwrap();
@@ -477,34 +514,9 @@ async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() 
         &["--config", config.to_str().unwrap()],
     );
 
-    // Home until 19:30, in town (inside the zone, away during the curfew) until 21:00, home.
-    let mut readings = track("2026-03-10T17:00:00Z", "2026-03-10T19:30:00Z", HOME);
-    readings.extend(track("2026-03-10T19:30:00Z", "2026-03-10T21:00:00Z", TOWN));
-    readings.extend(track("2026-03-10T21:00:00Z", "2026-03-11T09:00:00Z", HOME));
-    let mut tag = TagClient::connect(&server.ingest_addr, "T1").await;
-    for (i, chunk) in readings.chunks(6).enumerate() {
-        tag.send_acked(i as u64 + 1, chunk.to_vec()).await;
-    }
-    let _ = server.settled_alerts();
-    let (_, alerts) = call(
-        &server,
-        "GET",
-        "/v1/alerts",
-        Some(&hub),
-        Some(PURPOSE),
-        None,
-    );
-    let alerts: Vec<Value> = serde_json::from_str(&alerts).unwrap();
-    let id_of = |t: &str| {
-        alerts
-            .iter()
-            .find(|a| a["type"] == t)
-            .and_then(|a| a["id"].as_str())
-            .unwrap_or_else(|| panic!("no {t} alert: {alerts:?}"))
-            .to_string()
-    };
-    let curfew = id_of("curfew_violation");
-    let zone = id_of("exclusion_zone_entry");
+    let alerts = evening_in_town(&server, &hub).await;
+    let curfew = id_of(&alerts, "curfew_violation");
+    let zone = id_of(&alerts, "exclusion_zone_entry");
 
     // The hub acts on the curfew alert: its review is in the report.
     for (action, body) in [
@@ -634,4 +646,172 @@ async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() 
             ],
         );
     }
+}
+
+/// The alert with `id` as the API lists it.
+fn alert_by_id(server: &Server, token: &str, id: &str) -> Value {
+    listed_alerts(server, token)
+        .into_iter()
+        .find(|a| a["id"] == id)
+        .unwrap_or_else(|| panic!("no alert {id}"))
+}
+
+/// The breach report's JSON of alert `id`.
+fn breach_json(server: &Server, token: &str, id: &str) -> Value {
+    let (status, body) = get_bytes(
+        server,
+        &format!("/v1/alerts/{id}/breach-report.json"),
+        token,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// The condition the breach report of `id` quotes, asserted to be the 19:00 curfew of the
+/// version made by log record `record`.
+fn quoted_condition(server: &Server, token: &str, id: &str, record: u64) -> Value {
+    let condition = breach_json(server, token, id)["condition"].clone();
+    assert_eq!(
+        condition["curfew"]["timetable"][0]["start"], "19:00",
+        "{condition}"
+    );
+    assert_eq!(condition["version"]["record"], record);
+    condition
+}
+
+/// The condition is quoted from the order version that governed the alert's day, not from the
+/// order as it stands: a variation effective after the alert leaves the report quoting the
+/// curfew the person broke; a correction that withdraws the alert leaves it quoting the version
+/// the alert stood under until then. After a hard stop that leaves the stores behind the log
+/// (here the alert store and trails are lost outright), `tagstream report breach` brings them
+/// up to the log first and gives the bytes the server served, and so does a restarted server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breach_report_quotes_the_version_of_the_alert_day_and_is_made_offline_after_a_hard_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let orders_file = dir.path().join("orders.json");
+    std::fs::write(&orders_file, breach_orders()).unwrap();
+    let hub = add_user(&data, "hana", "hub", &[]);
+    let admin = add_user(&data, "ada", "admin", &[]);
+    let mut server = Server::start(&data, Some(&orders_file), &[]);
+
+    let curfew = id_of(&evening_in_town(&server, &hub).await, "curfew_violation");
+    let (status, body) = call(
+        &server,
+        "POST",
+        &format!("/v1/alerts/{curfew}/acknowledge"),
+        Some(&hub),
+        Some(PURPOSE),
+        Some(json!({"notes": "Calling the person"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let imported = breach_json(&server, &hub, &curfew)["condition"]["version"]["record"]
+        .as_u64()
+        .expect("the version is named");
+
+    let order_with_start = |start: &str| {
+        let mut order =
+            serde_json::from_str::<Value>(&breach_orders()).unwrap()["orders"][0].clone();
+        order["conditions"][0]["timetable"][0]["start"] = json!(start);
+        order
+    };
+    // A variation from 12 March: the curfew starts at 20:00 from then on.
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/v1/orders?effective=2026-03-12T00:00:00Z",
+        Some(&admin),
+        Some(PURPOSE),
+        Some(order_with_start("20:00")),
+    );
+    assert_eq!(status, 201, "{body}");
+    let _ = server.settled_alerts();
+    assert!(alert_by_id(&server, &hub, &curfew)["withdrawn"].is_null());
+    let condition = quoted_condition(&server, &hub, &curfew, imported);
+    assert_eq!(condition["version"]["basis"], "as_raised");
+    assert_eq!(condition["version"]["days_from"], "2026-03-09");
+    assert_eq!(
+        condition["version"]["days_to"], "2026-03-11",
+        "the variation cuts it"
+    );
+
+    // A correction: the curfew starts at 22:00 on every day, so the evening in town breached
+    // nothing; the alert is withdrawn, and its report quotes what it was raised under.
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/v1/orders",
+        Some(&admin),
+        Some(PURPOSE),
+        Some(order_with_start("22:00")),
+    );
+    assert_eq!(status, 201, "{body}");
+    let mut withdrawn = Value::Null;
+    for _ in 0..100 {
+        withdrawn = alert_by_id(&server, &hub, &curfew)["withdrawn"].clone();
+        if !withdrawn.is_null() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let correction = withdrawn["change"]
+        .as_u64()
+        .expect("withdrawn by the correction");
+    let condition = quoted_condition(&server, &hub, &curfew, imported);
+    assert_eq!(condition["version"]["basis"], "withdrawn_by");
+    assert_eq!(condition["version"]["basis_record"], correction);
+
+    let mut served = Vec::new();
+    for part in [
+        "breach-report.pdf",
+        "breach-report.json",
+        "breach-report-manifest.json",
+    ] {
+        let (status, bytes) = get_bytes(&server, &format!("/v1/alerts/{curfew}/{part}"), &hub);
+        assert_eq!(status, 200);
+        served.push(bytes);
+    }
+    let pdf_file = dir.path().join("withdrawn.pdf");
+    std::fs::write(&pdf_file, &served[0]).unwrap();
+    let text = pdf_flat_text(&pdf_file);
+    for needed in [
+        format!("made by log record {imported}"),
+        "09 Mar 2026 to 11 Mar 2026".to_string(),
+        format!("until the change in log record {correction} withdrew it"),
+    ] {
+        assert!(text.contains(&needed), "'{needed}' missing:\n{text}");
+    }
+
+    // A hard stop, and the stores behind the log: lost outright, the furthest behind they can be.
+    server.kill9();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("alerts.sqlite3") {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(data.join("trails")).unwrap();
+    let offline = dir.path().join("offline");
+    assert_offline_report(
+        &["breach", "--alert", &curfew, "--purpose", "breach hearing"],
+        &data,
+        None,
+        &offline,
+        &[
+            (format!("{curfew}-breach.pdf"), &served[0]),
+            (format!("{curfew}-breach.json"), &served[1]),
+            (format!("{curfew}-breach-manifest.json"), &served[2]),
+        ],
+    );
+
+    // The caught-up stores serve the same report when the server starts again.
+    let server = Server::start(&data, None, &[]);
+    let (status, pdf) = get_bytes(
+        &server,
+        &format!("/v1/alerts/{curfew}/breach-report.pdf"),
+        &hub,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(pdf, served[0], "the restarted server serves the same bytes");
 }

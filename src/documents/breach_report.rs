@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 /// Bumped whenever the report's layout or content changes.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// How far before the alert's start and after its end the positions reach.
 pub const POSITION_MARGIN_MS: TimeMs = 3_600_000;
@@ -29,7 +29,34 @@ pub const POSITION_MARGIN_MS: TimeMs = 3_600_000;
 /// A new track letter after a gap this long between positions.
 const LABEL_GAP_MS: TimeMs = 30 * 60_000;
 
-/// The condition an alert was raised under, as the order holds it now.
+/// Which version of the order a report quotes the condition from, and why that one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionVersion {
+    /// The log record that made the version, who made it and when it was recorded.
+    pub record: u64,
+    pub actor: String,
+    pub recorded_ms: TimeMs,
+    /// The event time the version took effect from (`None`: from the order's start).
+    pub effective_ms: Option<TimeMs>,
+    /// The UK days the version governs (`None`: open-ended).
+    pub days_from: chrono::NaiveDate,
+    pub days_to: Option<chrono::NaiveDate>,
+    pub basis: VersionBasis,
+}
+
+/// How far into the log the order book was read to find the version.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VersionBasis {
+    /// The alert stands as raised: the book through the log's last change to the person.
+    AsRaised { through_record: u64 },
+    /// The alert was re-evaluated after change `record`: the book through that change.
+    AmendedBy(u64),
+    /// Change `record` withdrew the alert: the book just before it.
+    WithdrawnBy(u64),
+}
+
+/// The condition an alert was raised under: in the version of the order that governed the
+/// alert's day (see [`ConditionVersion`]).
 #[derive(Clone, Debug)]
 pub enum BreachCondition {
     Curfew {
@@ -56,6 +83,8 @@ pub struct BreachReportInput<'a> {
     pub history: &'a [Value],
     pub person: &'a Person,
     pub condition: &'a BreachCondition,
+    /// The order version the condition is quoted from (`None` when no order holds it).
+    pub condition_version: Option<&'a ConditionVersion>,
     /// The activation's positions from an hour before the alert to an hour after its end.
     pub positions: &'a [Reading],
     pub window_from_ms: TimeMs,
@@ -227,8 +256,8 @@ fn reading_row(v: &Value) -> Vec<String> {
     vec![s("t_uk"), what, place, s("against_condition")]
 }
 
-fn condition_json(condition: &BreachCondition) -> Value {
-    match condition {
+fn condition_json(condition: &BreachCondition, version: Option<&ConditionVersion>) -> Value {
+    let mut quoted = match condition {
         BreachCondition::Curfew { order, curfew } => {
             json!({ "order": order, "type": "curfew", "curfew": curfew })
         }
@@ -236,7 +265,66 @@ fn condition_json(condition: &BreachCondition) -> Value {
             json!({ "order": order, "type": kind, "zone": zone })
         }
         BreachCondition::Gone => json!({ "type": "gone" }),
+    };
+    if let Some(v) = version {
+        let (basis, basis_record) = match v.basis {
+            VersionBasis::AsRaised { through_record } => ("as_raised", through_record),
+            VersionBasis::AmendedBy(record) => ("amended_by", record),
+            VersionBasis::WithdrawnBy(record) => ("withdrawn_by", record),
+        };
+        quoted["version"] = json!({
+            "record": v.record,
+            "actor": v.actor,
+            "recorded": format_time(v.recorded_ms),
+            "effective": v.effective_ms.map(format_time),
+            "days_from": v.days_from,
+            "days_to": v.days_to,
+            "basis": basis,
+            "basis_record": basis_record,
+        });
     }
+    quoted
+}
+
+/// Which version the condition is quoted from, in words, for under the condition.
+fn version_words(version: Option<&ConditionVersion>) -> String {
+    let Some(v) = version else {
+        return "No version of the person's orders held this condition on the alert's day.".into();
+    };
+    let days = match v.days_to {
+        Some(to) => format!(
+            "{} to {}",
+            v.days_from.format("%d %b %Y"),
+            to.format("%d %b %Y")
+        ),
+        None => format!("from {}", v.days_from.format("%d %b %Y")),
+    };
+    let made = format!(
+        "Quoted from the version of the order made by log record {} ({}, recorded {}{}), \
+         which governed the days {days}",
+        v.record,
+        v.actor,
+        text::utc_time(v.recorded_ms),
+        match v.effective_ms {
+            Some(t) => format!(", effective from {}", text::uk_time(t)),
+            None => String::new(),
+        },
+    );
+    let why = match v.basis {
+        VersionBasis::AsRaised { through_record } => format!(
+            "the version in force on the alert's day, the log read through record \
+             {through_record}; no change since altered the alert"
+        ),
+        VersionBasis::AmendedBy(record) => format!(
+            "the version the alert was re-evaluated under after the change in log record \
+             {record}"
+        ),
+        VersionBasis::WithdrawnBy(record) => format!(
+            "the version the alert stood under until the change in log record {record} \
+             withdrew it"
+        ),
+    };
+    format!("{made}: {why}.")
 }
 
 /// The outer ring of each polygon of a GeoJSON geometry, as (lat, lon).
@@ -410,7 +498,7 @@ pub fn build(input: &BreachReportInput) -> (BreachReport, String) {
             "pnc_ref": input.person.pnc_ref,
             "offender_manager": input.person.offender_manager,
         }),
-        condition: condition_json(input.condition),
+        condition: condition_json(input.condition, input.condition_version),
         timeline: timeline(input),
         evidence: input
             .evidence
@@ -600,11 +688,7 @@ fn document(report: &BreachReport, input: &BreachReportInput, map_svg: String) -
     ]));
     blocks.push(Block::Heading("3. The condition in force".into()));
     blocks.extend(condition_blocks(input.condition));
-    blocks.push(Block::Note(
-        "The condition as the order holds it when this report was made; an amendment after the \
-         alert shows in the alert's record (section 6)."
-            .into(),
-    ));
+    blocks.push(Block::Note(version_words(input.condition_version)));
     blocks.push(Block::Heading("4. Timeline".into()));
     blocks.push(Block::Table(Table {
         columns: vec![("UK time".into(), 1.4), ("What happened".into(), 3.6)],
@@ -718,7 +802,10 @@ fn inputs(input: &BreachReportInput, report: &BreachReport) -> Result<Value, Doc
         "evidence": { "readings": input.evidence.len(), "sha256": sha256_hex(&serde_json::to_vec(&report.evidence)?) },
         "review": { "sha256": sha256_hex(&serde_json::to_vec(&report.review)?) },
         "person": { "id": input.person.id, "sha256": sha256_hex(&serde_json::to_vec(&report.person)?) },
-        "condition": { "sha256": sha256_hex(&serde_json::to_vec(&report.condition)?) },
+        "condition": {
+            "order_version_record": input.condition_version.map(|v| v.record),
+            "sha256": sha256_hex(&serde_json::to_vec(&report.condition)?),
+        },
         "positions": {
             "activation": input.alert.activation,
             "from": format_time(input.window_from_ms),
@@ -877,6 +964,15 @@ mod tests {
             .map(|i| fix(T0 - 3_600_000 + i * 300_000, HOME))
             .chain((0..3).map(|i| fix(T0 + i * 300_000, town)))
             .collect();
+        let version = ConditionVersion {
+            record: 3,
+            actor: "import:orders.json".into(),
+            recorded_ms: T0 - 86_400_000,
+            effective_ms: None,
+            days_from: chrono::NaiveDate::from_ymd_opt(2026, 3, 9).unwrap(),
+            days_to: chrono::NaiveDate::from_ymd_opt(2026, 4, 30),
+            basis: VersionBasis::WithdrawnBy(12),
+        };
         let input = BreachReportInput {
             alert: &alert,
             evidence: &positions[4..5],
@@ -884,6 +980,7 @@ mod tests {
             history: &history,
             person: &person,
             condition: &condition,
+            condition_version: Some(&version),
             positions: &positions,
             window_from_ms: T0 - 3_600_000,
             window_to_ms: T0 + 9_000_000,
@@ -909,6 +1006,15 @@ mod tests {
         assert_eq!(report.evidence.len(), 1);
         assert_eq!(report.positions.len(), 7);
         assert_eq!(report.condition["curfew"]["addresses"][0]["id"], "home");
+        assert_eq!(report.condition["version"]["record"], 3);
+        assert_eq!(report.condition["version"]["basis"], "withdrawn_by");
+        let words = version_words(Some(&version));
+        assert!(
+            words.contains("log record 3 (import:orders.json")
+                && words.contains("09 Mar 2026 to 30 Apr 2026")
+                && words.contains("until the change in log record 12 withdrew it"),
+            "{words}"
+        );
         assert!(map.contains("home"), "the address is labelled on the map");
         let layers = map_layers(&input);
         assert_eq!(layers.places.len(), 1);
@@ -923,6 +1029,7 @@ mod tests {
             (&b.pdf, &b.json, &b.manifest)
         );
         assert_eq!(a.manifest.files[0].name, "al-1-breach.pdf");
+        assert_eq!(a.manifest.inputs["condition"]["order_version_record"], 3);
         assert_eq!(a.manifest.files[1].sha256, sha256_hex(&a.json));
         assert_eq!(
             a.manifest.inputs["positions"]["t"]

@@ -200,9 +200,8 @@ pub fn sober_day_report_offline(
 }
 
 /// `tagstream report breach`: the breach report of alert `alert` from `data_dir`, audited,
-/// into `out_dir`; `catch_up` brings the trail store up to the log first (a server stopped
-/// hard leaves positions in the log only), under the data directory's lock.
-#[allow(clippy::too_many_arguments)]
+/// into `out_dir`, from the stores as they are (the command brings them up to the log first:
+/// `tagstream::server::catch_up`).
 pub fn breach_report_offline(
     data_dir: &Path,
     config: &ServerConfig,
@@ -210,7 +209,6 @@ pub fn breach_report_offline(
     alert: &str,
     purpose: &str,
     out_dir: &Path,
-    catch_up: &dyn Fn(&TrailStore) -> Result<(), String>,
 ) -> Result<Vec<PathBuf>, OfflineReportError> {
     if config.jetstream().is_some() {
         return Err(OfflineReportError::LogIsAStream);
@@ -226,7 +224,6 @@ pub fn breach_report_offline(
         .ok_or_else(|| OfflineReportError::AlertNotFound(alert.to_string()))?;
     let history = alerts.review_history(alert)?;
     let (trails, _) = TrailStore::open(&data_dir.join("trails"), config.trails)?;
-    catch_up(&trails).map_err(OfflineReportError::Derive)?;
     let sources = BreachSources::read(stored, history, &metadata, &trails)?;
     audit_as_cli(
         &metadata,

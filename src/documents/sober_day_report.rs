@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Bumped whenever the report's layout or content changes.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// How far before an event's start and after its end its chart reaches.
 pub const EVENT_MARGIN_MS: TimeMs = 12 * 3_600_000;

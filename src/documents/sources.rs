@@ -1,7 +1,9 @@
 //! What a document is built from, read from the stores in one place, so the API and the offline
 //! `tagstream report` command build the same document from the same data.
 
-use super::breach_report::{BreachCondition, BreachReportInput, POSITION_MARGIN_MS};
+use super::breach_report::{
+    BreachCondition, BreachReportInput, ConditionVersion, VersionBasis, POSITION_MARGIN_MS,
+};
 use super::hit_pack::HitPackInput;
 use super::map_figure::TileSource;
 use super::sober_day_report::{AlcoholEvent, SoberDayReportInput, EVENT_MARGIN_MS};
@@ -9,11 +11,14 @@ use super::DocumentError;
 use crate::alerts::alert_store::StoredAlert;
 use crate::model::parse_reading_line;
 use crate::model::{
-    Activation, Alert, AlertType, Condition, Order, Person, Reading, ReadingBody, SoberDay,
+    Activation, Alert, AlertType, Condition, ControlRecord, Order, Person, Reading, ReadingBody,
+    SoberDay, Withdrawal,
 };
+use crate::orders::OrderBook;
 use crate::rules::alcohol::rule::monitored_last_day;
 use crate::rules::alcohol::sober_days::{local_date, local_day_bounds, local_midnight_ms};
 use crate::store::crime_store::{CrimeStore, StoredHit};
+use crate::store::metadata::ChangeEntry;
 use crate::store::metadata::Metadata;
 use crate::store::tac_book::TacBook;
 use crate::store::trails::TrailStore;
@@ -294,6 +299,12 @@ pub enum BreachRequestError {
     PersonNotFound(String),
     #[error("reading the positions: {0}")]
     Trails(#[from] crate::store::trails::TrailError),
+    #[error("the change history of person '{person}' does not rebuild their orders at log record {record}: {reason}")]
+    History {
+        person: String,
+        record: u64,
+        reason: String,
+    },
     #[error(transparent)]
     Metadata(#[from] crate::store::metadata::MetadataError),
 }
@@ -307,41 +318,101 @@ pub struct BreachSources {
     pub history: Vec<serde_json::Value>,
     pub person: Person,
     pub condition: BreachCondition,
+    pub condition_version: Option<ConditionVersion>,
     pub positions: Vec<Reading>,
     pub window_from_ms: crate::model::TimeMs,
     pub window_to_ms: crate::model::TimeMs,
 }
 
-/// The condition of the person's orders the alert was raised under: the curfew of an order in
-/// force on the alert's day, or the zone the alert names.
-fn condition_of(orders: Vec<Order>, alert: &Alert) -> BreachCondition {
+/// The person's order book as their change history rebuilds it from the records `admits`.
+/// Every record it applies was accepted in the log (refused ones are skipped); one this
+/// person-only book cannot apply means the history is not what the log built, and is an error.
+fn book_from_history(
+    person: &str,
+    changes: &[ChangeEntry],
+    admits: impl Fn(u64) -> bool,
+) -> Result<OrderBook, BreachRequestError> {
+    let mut book = OrderBook::default();
+    for entry in changes
+        .iter()
+        .filter(|c| c.refused.is_none() && admits(c.record))
+    {
+        let broken = |reason: String| BreachRequestError::History {
+            person: person.to_string(),
+            record: entry.record,
+            reason,
+        };
+        let control: ControlRecord =
+            serde_json::from_value(entry.change.clone()).map_err(|e| broken(e.to_string()))?;
+        book.apply(entry.record, &control).map_err(broken)?;
+    }
+    Ok(book)
+}
+
+/// The condition of the person's orders the alert was raised under, and the order version it
+/// is quoted from: the version that governed the alert's UK day in the book as the alert last
+/// stood — before the change that withdrew it, through the change that re-evaluated it, or
+/// through the whole history when no change altered it.
+fn condition_of(
+    metadata: &Metadata,
+    alert: &Alert,
+) -> Result<(BreachCondition, Option<ConditionVersion>), BreachRequestError> {
+    let changes = metadata.changes_of(&alert.person)?;
+    let basis = match (&alert.withdrawn, alert.amended_by) {
+        (
+            Some(Withdrawal {
+                change: Some(w), ..
+            }),
+            _,
+        ) => VersionBasis::WithdrawnBy(*w),
+        (_, Some(r)) => VersionBasis::AmendedBy(r),
+        _ => VersionBasis::AsRaised {
+            through_record: changes.last().map_or(0, |c| c.record),
+        },
+    };
+    let book = book_from_history(&alert.person, &changes, |record| match basis {
+        VersionBasis::WithdrawnBy(w) => record < w,
+        VersionBasis::AmendedBy(r) => record <= r,
+        VersionBasis::AsRaised { .. } => true,
+    })?;
     let day = local_date(alert.start);
-    for order in orders {
+    for (order, version) in book.orders_on(&alert.person, day) {
         for c in &order.conditions {
-            match (c, alert.alert_type) {
-                (Condition::Curfew(curfew), AlertType::CurfewViolation)
-                    if order.from <= day && order.to.is_none_or(|to| day <= to) =>
-                {
-                    return BreachCondition::Curfew {
+            let condition = match (c, alert.alert_type) {
+                (Condition::Curfew(curfew), AlertType::CurfewViolation) => {
+                    BreachCondition::Curfew {
                         order: order.id.clone(),
                         curfew: curfew.clone(),
-                    };
+                    }
                 }
                 (Condition::ExclusionZone(zone), AlertType::ExclusionZoneEntry)
                 | (Condition::InclusionZone(zone), AlertType::InclusionZoneExit)
                     if alert.zone.as_deref() == Some(zone.id.as_str()) =>
                 {
-                    return BreachCondition::Zone {
+                    BreachCondition::Zone {
                         order: order.id.clone(),
                         kind: c.type_name(),
                         zone: zone.clone(),
-                    };
+                    }
                 }
-                _ => {}
-            }
+                _ => continue,
+            };
+            let made_by = changes.iter().find(|e| e.record == version.record);
+            return Ok((
+                condition,
+                Some(ConditionVersion {
+                    record: version.record,
+                    actor: made_by.map(|e| e.actor.clone()).unwrap_or_default(),
+                    recorded_ms: made_by.map_or(0, |e| e.recorded),
+                    effective_ms: version.effective_ms,
+                    days_from: order.from,
+                    days_to: order.to,
+                    basis,
+                }),
+            ));
         }
     }
-    BreachCondition::Gone
+    Ok((BreachCondition::Gone, None))
 }
 
 impl BreachSources {
@@ -383,7 +454,7 @@ impl BreachSources {
         let person = metadata
             .person(&alert.person)?
             .ok_or_else(|| BreachRequestError::PersonNotFound(alert.person.clone()))?;
-        let condition = condition_of(metadata.orders_of(&alert.person)?, &alert);
+        let (condition, condition_version) = condition_of(metadata, &alert)?;
         let window_from_ms = alert.start - POSITION_MARGIN_MS;
         let window_to_ms = alert.end.unwrap_or(alert.start) + POSITION_MARGIN_MS;
         let positions: Vec<Reading> = trails
@@ -398,6 +469,7 @@ impl BreachSources {
             history,
             person,
             condition,
+            condition_version,
             positions,
             window_from_ms,
             window_to_ms,
@@ -412,6 +484,7 @@ impl BreachSources {
             history: &self.history,
             person: &self.person,
             condition: &self.condition,
+            condition_version: self.condition_version.as_ref(),
             positions: &self.positions,
             window_from_ms: self.window_from_ms,
             window_to_ms: self.window_to_ms,

@@ -29,6 +29,21 @@ pub struct Applied {
     pub people_removed: Vec<String>,
 }
 
+/// Version `i` of an order cut to the UK local days it is in effect (from its effective day
+/// until the day before the next version's); `None` when that leaves no day.
+fn in_effect(versions: &[OrderVersion], i: usize) -> Option<Order> {
+    let v = versions.get(i)?;
+    let mut order = v.order.clone();
+    if let Some(e) = v.effective_ms {
+        order.from = order.from.max(uk_date(e));
+    }
+    if let Some(next) = versions.get(i + 1).and_then(|n| n.effective_ms) {
+        let last_day = uk_date(next) - Duration::days(1);
+        order.to = Some(order.to.map_or(last_day, |t| t.min(last_day)));
+    }
+    order.to.is_none_or(|to| to >= order.from).then_some(order)
+}
+
 /// People, activations and order versions, by id. Serialisable for pipeline snapshots (the id
 /// lists keep their order, which the rules depend on).
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -372,20 +387,30 @@ impl OrderBook {
     /// What the rules apply for one person: each version of each order, cut to the UK local days
     /// it is in effect (so a variation leaves the days before it judged by the version before).
     pub fn rule_orders_of(&self, person: &str) -> Vec<Order> {
+        self.orders_by_person
+            .get(person)
+            .into_iter()
+            .flatten()
+            .flat_map(|id| {
+                let versions = self.order_versions(id);
+                (0..versions.len()).filter_map(move |i| in_effect(versions, i))
+            })
+            .collect()
+    }
+
+    /// One person's orders as the rules apply them on UK local day `day`: for each order in
+    /// effect that day, the version that governs it (cut to its days, as
+    /// [`Self::rule_orders_of`] cuts it) and the version as recorded.
+    pub fn orders_on(&self, person: &str, day: NaiveDate) -> Vec<(Order, &OrderVersion)> {
         let mut out = Vec::new();
         for id in self.orders_by_person.get(person).into_iter().flatten() {
             let versions = self.order_versions(id);
-            for (i, v) in versions.iter().enumerate() {
-                let mut order = v.order.clone();
-                if let Some(e) = v.effective_ms {
-                    order.from = order.from.max(uk_date(e));
-                }
-                if let Some(next) = versions.get(i + 1).and_then(|n| n.effective_ms) {
-                    let last_day = uk_date(next) - Duration::days(1);
-                    order.to = Some(order.to.map_or(last_day, |t| t.min(last_day)));
-                }
-                if order.to.is_none_or(|to| to >= order.from) {
-                    out.push(order);
+            for (i, version) in versions.iter().enumerate() {
+                match in_effect(versions, i) {
+                    Some(order) if order.from <= day && order.to.is_none_or(|to| day <= to) => {
+                        out.push((order, version))
+                    }
+                    _ => {}
                 }
             }
         }
@@ -513,6 +538,15 @@ mod tests {
             rule_orders[1].from,
             NaiveDate::from_ymd_opt(2026, 3, 10).unwrap()
         );
+        // Each day is governed by the version in effect on it.
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        let on_9th = book.orders_on("P1", day(9));
+        assert_eq!(on_9th.len(), 1);
+        assert_eq!((on_9th[0].1.record, on_9th[0].0.to), (2, Some(day(9))));
+        let on_10th = book.orders_on("P1", day(10));
+        assert_eq!(on_10th.len(), 1);
+        assert_eq!(on_10th[0].1.record, 3);
+        assert!(book.orders_on("P1", day(1) - Duration::days(1)).is_empty());
         // A backdated variation before the 10th supersedes the version from the 10th.
         book.apply(
             4,

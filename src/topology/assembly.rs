@@ -59,6 +59,11 @@ pub enum Mode {
     /// directory brought up to the stream's end as a start-up would, its checkpoint written and
     /// packed, then stop (nothing goes live, nothing is written to the stream).
     Snapshot,
+    /// The offline commands (`tagstream report …`): every view of a stopped server's data
+    /// directory brought up to its log as a start-up would (after a hard stop the stores may
+    /// lag the log), the node checkpoint written, then stop. Nothing goes live and nothing is
+    /// written to the log.
+    CatchUp,
 }
 
 /// The data directory taken (and, for a rebuild, its views set aside); not started yet.
@@ -79,6 +84,8 @@ pub enum Start {
     Rebuilt(SetAside),
     /// [`Mode::Snapshot`]: the scratch directory is at the stream's end.
     Packed(Packed),
+    /// [`Mode::CatchUp`]: every view is at the log's end, this record (the next to come).
+    CaughtUp(u64),
 }
 
 /// What a [`Mode::Snapshot`] start read and packed.
@@ -140,7 +147,7 @@ impl Topology {
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let lock = crate::data_lock::lock_data_dir(&config.data_dir)?;
         let aside = match mode {
-            Mode::Serve | Mode::Snapshot => None,
+            Mode::Serve | Mode::Snapshot | Mode::CatchUp => None,
             Mode::Rebuild => Some(
                 set_aside(&config.data_dir, now_ms(), config.jetstream())
                     .context("setting the stores aside for the rebuild")?,
@@ -615,6 +622,10 @@ impl Topology {
                 purge_records: purge_records.iter().map(|(record, _)| *record).collect(),
             }));
         }
+        if mode == Mode::CatchUp {
+            store_and_seal(&alerts, &trails, next_log_record).await?;
+            return Ok(Start::CaughtUp(next_log_record));
+        }
         if let Some(aside) = aside {
             if !import.is_empty() {
                 bail!(
@@ -625,14 +636,7 @@ impl Topology {
                     aside.backup_dir.display()
                 );
             }
-            let (alerts, trails) = (alerts.clone(), trails.clone());
-            tokio::task::spawn_blocking(move || {
-                alerts.sync_store_blocking();
-                trails.flush(next_log_record)
-            })
-            .await
-            .context("storing the rebuilt alerts and trails")?
-            .context("sealing the rebuilt trail store")?;
+            store_and_seal(&alerts, &trails, next_log_record).await?;
             return Ok(Start::Rebuilt(aside));
         }
 
@@ -895,4 +899,22 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Before a start that stops (a rebuild, an offline catch-up): the alert book written to the
+/// alert store and every open trail chunk sealed, so the stores stand at the log's end.
+async fn store_and_seal(
+    alerts: &Arc<LiveAlerts>,
+    trails: &TrailStore,
+    next_log_record: u64,
+) -> Result<()> {
+    let (alerts, trails) = (alerts.clone(), trails.clone());
+    tokio::task::spawn_blocking(move || {
+        alerts.sync_store_blocking();
+        trails.flush(next_log_record)
+    })
+    .await
+    .context("storing the alerts and trails")?
+    .context("sealing the trail store")?;
+    Ok(())
 }

@@ -450,7 +450,9 @@ impl LiveSnapshots {
             purge_records,
         } = match topology.start(&self.config).await? {
             Start::Packed(packed) => packed,
-            Start::Serving(_) | Start::Rebuilt(_) => bail!("the follower's start did not stop"),
+            Start::Serving(_) | Start::Rebuilt(_) | Start::CaughtUp(_) => {
+                bail!("the follower's start did not stop")
+            }
         };
         let read = end - from;
         // State restored from before a purge record may hold what it purged.
