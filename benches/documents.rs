@@ -281,6 +281,7 @@ fn hit_pack_bench(c: &mut Criterion) {
         other_info: "Rear door forced",
         device_id: "T1",
         person: Some(&person),
+        position_batches: &[],
         declaration: DEFAULT_DECLARATION,
         tiles,
     };
@@ -371,6 +372,7 @@ fn breach_report_bench(c: &mut Criterion) {
         condition: &condition,
         condition_version: None,
         positions: &positions,
+        position_batches: &[],
         window_from_ms: start - 60 * MIN,
         window_to_ms: T0 + 270 * MIN,
         tiles: Some(tiles),

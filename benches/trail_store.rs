@@ -1,5 +1,7 @@
-//! Trail store append rate: positions per second through `append` alone, and through `append`
-//! plus the hourly checkpoint that seals, writes and fsyncs the blocks.
+//! Trail store append rate: positions per second through `append_from_batch` (the live feed's
+//! path, each position with its batch) alone, and with the hourly checkpoint that seals, writes
+//! and fsyncs the blocks; and the block decode crime matching reads with (an hour of one
+//! activation's fixes, six batches, the batch column checked and skipped).
 //!
 //! `cargo bench --bench trail_store`
 
@@ -7,7 +9,8 @@
 mod trail_synth;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use tagstream::model::Reading;
+use tagstream::model::{BatchSeq, Reading};
+use tagstream::store::trails::codec::{decode_block, encode_block_with_batches};
 use tagstream::store::trails::{TrailConfig, TrailStore};
 use trail_synth::{activation_name, Walker};
 
@@ -66,7 +69,13 @@ fn bench_append(c: &mut Criterion) {
                 },
                 |batches| {
                     for (a, rs) in &batches {
-                        store.append(a, record, rs).expect("append");
+                        let batch = BatchSeq {
+                            epoch: 0,
+                            seq: record,
+                        };
+                        store
+                            .append_from_batch(a, record, Some(batch), rs)
+                            .expect("append");
                         record += 1;
                     }
                     if seal {
@@ -86,5 +95,35 @@ fn bench_append(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_append);
+fn bench_decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("trail_store");
+    let mut walkers = [Walker::new(0)];
+    let readings: Vec<Reading> = hour(&mut walkers, 0)
+        .into_iter()
+        .flat_map(|(_, rs)| rs)
+        .collect();
+    let batches: Vec<Option<BatchSeq>> = (0..readings.len())
+        .map(|i| {
+            Some(BatchSeq {
+                epoch: 0,
+                seq: (i as i64 / BATCH) as u64,
+            })
+        })
+        .collect();
+    let mut block = Vec::new();
+    encode_block_with_batches(&readings, &batches, &mut block);
+    eprintln!("an hour of {} fixes: {} bytes", readings.len(), block.len());
+    group.throughput(Throughput::Elements(readings.len() as u64));
+    let mut out = Vec::with_capacity(readings.len());
+    group.bench_function("decode_block_hour_of_fixes", |b| {
+        b.iter(|| {
+            out.clear();
+            decode_block(&block, &mut out).expect("decodes");
+            out.len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_append, bench_decode);
 criterion_main!(benches);

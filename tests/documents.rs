@@ -73,7 +73,11 @@ async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiab
     );
 
     let mut t1 = TagClient::connect(&server.ingest_addr, "T1").await;
-    t1.send_acked(1, walk()).await;
+    // Two batches: the manifest names each position by the batch it came in.
+    let walk = walk();
+    let split_t = walk[5].t_ms;
+    t1.send_acked(1, walk[..5].to_vec()).await;
+    t1.send_acked(2, walk[5..].to_vec()).await;
     std::thread::sleep(std::time::Duration::from_millis(300));
     let upload = ureq::post(&format!("http://{}/v1/crimes/batches", server.http_addr))
         .set("Authorization", &format!("Bearer {avs}"))
@@ -215,6 +219,27 @@ async fn hit_pack_from_the_api_and_offline_is_complete_reproducible_and_verifiab
         "street tiles are composited: {listed} lines"
     );
     assert_well_formed(&pdf_file);
+
+    // Each position is named by activation, tag, batch and event time.
+    let named: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let named = named["inputs"]["positions"].as_array().unwrap().clone();
+    assert!(!named.is_empty());
+    for p in &named {
+        let seq = if t(p["t"].as_str().unwrap()) < split_t {
+            1
+        } else {
+            2
+        };
+        assert_eq!(
+            p["batch"],
+            serde_json::json!({"epoch": 0, "seq": seq}),
+            "{p}"
+        );
+        assert_eq!(
+            (&p["activation"], &p["tag"]),
+            (&serde_json::json!("A1"), &serde_json::json!("T1"))
+        );
+    }
 
     // The manifest verifies, and fails once a byte changes.
     let verify = verify_manifest;

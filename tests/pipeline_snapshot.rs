@@ -381,10 +381,11 @@ impl Sink for Rendered {
             Output::Purged { activation } => format!("purged {activation}"),
             Output::Readings {
                 record,
+                batch,
                 activation,
                 readings,
             } => format!(
-                "readings {record} {activation:?} {}",
+                "readings {record} {batch:?} {activation:?} {}",
                 json(serde_json::to_string(readings.readings()))
             ),
             Output::Activations {

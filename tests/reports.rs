@@ -588,6 +588,17 @@ async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() 
         assert_eq!(status, 200);
         let report: Value = serde_json::from_slice(&json_bytes).unwrap();
         assert!(!report["positions"].as_array().unwrap().is_empty());
+        // The manifest names each position's batch (sent six fixes a batch, from seq 1).
+        let named: Value = serde_json::from_slice(&manifest).unwrap();
+        let positions = &named["inputs"]["positions"];
+        let batches = positions["batches"].as_array().unwrap();
+        assert_eq!(batches.len(), positions["t"].as_array().unwrap().len());
+        assert!(
+            batches
+                .iter()
+                .all(|b| b["seq"].as_u64().is_some_and(|s| s >= 1)),
+            "{positions}"
+        );
         let out = dir.path().join(format!("api-{id}"));
         std::fs::create_dir_all(&out).unwrap();
         let pdf_file = out.join(format!("{id}-breach.pdf"));

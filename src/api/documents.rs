@@ -78,7 +78,7 @@ async fn pack_part(
             ..Access::default()
         },
     )?;
-    let sources = HitPackSources::read(&state.crimes, &state.metadata, stored)
+    let sources = HitPackSources::read(&state.crimes, &state.metadata, &state.trails, stored)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let files = build_pack(&state, sources).await?;
     Ok(document_part(

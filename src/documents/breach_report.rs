@@ -12,8 +12,8 @@ use super::text;
 use super::DocumentError;
 use crate::model::time::format_time;
 use crate::model::{
-    Alert, AlertType, CurfewCondition, Person, PositionSource, Reading, ReadingBody, TimeMs,
-    ZoneCondition,
+    Alert, AlertType, BatchSeq, CurfewCondition, Person, PositionSource, Reading, ReadingBody,
+    TimeMs, ZoneCondition,
 };
 use crate::rules::geodesy::haversine_m;
 use crate::rules::zones::geometry::{Placement, ZoneGeometry};
@@ -87,6 +87,9 @@ pub struct BreachReportInput<'a> {
     pub condition_version: Option<&'a ConditionVersion>,
     /// The activation's positions from an hour before the alert to an hour after its end.
     pub positions: &'a [Reading],
+    /// The batch each of `positions` came in (empty, or one per position; `None` where the
+    /// trail store does not know it).
+    pub position_batches: &'a [Option<BatchSeq>],
     pub window_from_ms: TimeMs,
     pub window_to_ms: TimeMs,
     pub tiles: Option<&'a dyn TileSource>,
@@ -811,6 +814,7 @@ fn inputs(input: &BreachReportInput, report: &BreachReport) -> Result<Value, Doc
             "from": format_time(input.window_from_ms),
             "to": format_time(input.window_to_ms),
             "t": input.positions.iter().map(|r| format_time(r.t_ms)).collect::<Vec<_>>(),
+            "batches": input.position_batches,
             "sha256": sha256_hex(&serde_json::to_vec(&report.positions)?),
         },
         "basemap": report.map["basemap"],
@@ -982,6 +986,7 @@ mod tests {
             condition: &condition,
             condition_version: Some(&version),
             positions: &positions,
+            position_batches: &[],
             window_from_ms: T0 - 3_600_000,
             window_to_ms: T0 + 9_000_000,
             tiles: None,

@@ -14,7 +14,7 @@ use super::map_figure::{draw_map, MapLayers, MapPosition, TileSource};
 use super::text;
 use super::DocumentError;
 use crate::model::time::format_time;
-use crate::model::{Certainty, HitAlgorithm, Person, PositionSource};
+use crate::model::{BatchSeq, Certainty, HitAlgorithm, Person, PositionSource};
 use crate::store::crime_store::{HitState, StoredHit};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -38,6 +38,9 @@ pub struct HitPackInput<'a> {
     /// The tag of the hit's activation.
     pub device_id: &'a str,
     pub person: Option<&'a Person>,
+    /// The batch each of the hit's positions came in (empty, or one per position; `None`
+    /// where the trail store does not know it).
+    pub position_batches: &'a [Option<BatchSeq>],
     /// The deployment's witness declaration.
     pub declaration: &'a str,
     /// The deployment's street tiles, if any.
@@ -472,9 +475,15 @@ fn inputs(input: &HitPackInput, pack: &HitPack) -> Result<Value, DocumentError> 
             "version": h.crime_version,
             "sha256": sha256_hex(&serde_json::to_vec(&pack.crime)?),
         },
-        "positions": h.positions.iter().map(|p| json!({
-            "activation": h.activation, "tag": input.device_id, "t": format_time(p.t),
-        })).collect::<Vec<_>>(),
+        "positions": h.positions.iter().enumerate().map(|(i, p)| {
+            let mut named = json!({
+                "activation": h.activation, "tag": input.device_id, "t": format_time(p.t),
+            });
+            if let Some(batch) = input.position_batches.get(i).copied().flatten() {
+                named["batch"] = json!(batch);
+            }
+            named
+        }).collect::<Vec<_>>(),
         "subject": { "person": h.person, "sha256": sha256_hex(&serde_json::to_vec(&pack.subject)?) },
         "review": { "sha256": sha256_hex(&serde_json::to_vec(&pack.review)?) },
         "basemap": pack.map["basemap"],
@@ -549,11 +558,13 @@ mod tests {
     fn the_pack_is_the_same_bytes_twice_and_its_manifest_names_both_files() {
         let stored = stored();
         let person = person();
+        let batches = [Some(BatchSeq { epoch: 2, seq: 41 })];
         let input = HitPackInput {
             stored: &stored,
             other_info: "Side door forced",
             device_id: "T1",
             person: Some(&person),
+            position_batches: &batches,
             declaration: DEFAULT_DECLARATION,
             tiles: None,
         };
@@ -564,6 +575,12 @@ mod tests {
         assert_eq!(a.manifest, b.manifest);
         assert_eq!(a.manifest.files[0].sha256, sha256_hex(&a.pdf));
         assert_eq!(a.manifest.files[1].sha256, sha256_hex(&a.json));
+        // Each position named by activation, tag, batch and event time; a position whose
+        // batch the store does not know is named without it.
+        let named = &a.manifest.inputs["positions"];
+        assert_eq!(named[0]["batch"], json!({"epoch": 2, "seq": 41}));
+        assert_eq!(named[0]["tag"], "T1");
+        assert!(named[1].get("batch").is_none(), "{named}");
         let json: Value = serde_json::from_slice(&a.json).unwrap();
         assert_eq!(json["subject"]["name"], "Alex Example");
         assert_eq!(
@@ -598,6 +615,7 @@ mod tests {
             other_info: "",
             device_id: "T1",
             person: Some(&person),
+            position_batches: &[],
             declaration: DEFAULT_DECLARATION,
             tiles: None,
         });

@@ -32,4 +32,6 @@ pub enum DocumentError {
     Crimes(#[from] crate::store::crime_store::CrimeStoreError),
     #[error(transparent)]
     Metadata(#[from] crate::store::metadata::MetadataError),
+    #[error("reading the positions: {0}")]
+    Trails(#[from] crate::store::trails::TrailError),
 }

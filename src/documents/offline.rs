@@ -128,7 +128,8 @@ pub fn hit_pack_offline(
             ..NewAuditEntry::default()
         },
     )?;
-    let sources = HitPackSources::read(&crimes, &metadata, stored)?;
+    let (trails, _) = TrailStore::open(&data_dir.join("trails"), config.trails)?;
+    let sources = HitPackSources::read(&crimes, &metadata, &trails, stored)?;
     let declaration = config
         .documents
         .witness_declaration

@@ -11,8 +11,8 @@ use super::DocumentError;
 use crate::alerts::alert_store::StoredAlert;
 use crate::model::parse_reading_line;
 use crate::model::{
-    Activation, Alert, AlertType, Condition, ControlRecord, Order, Person, Reading, ReadingBody,
-    SoberDay, Withdrawal,
+    Activation, Alert, AlertType, BatchSeq, Condition, ControlRecord, Order, Person, Reading,
+    ReadingBody, SoberDay, TimeMs, Withdrawal,
 };
 use crate::orders::OrderBook;
 use crate::rules::alcohol::rule::monitored_last_day;
@@ -32,13 +32,17 @@ pub struct HitPackSources {
     /// The tag of the hit's activation (empty when the activation is gone).
     pub device_id: String,
     pub person: Option<Person>,
+    /// The batch each of the hit's positions came in, as the trail store holds it.
+    pub position_batches: Vec<Option<BatchSeq>>,
 }
 
 impl HitPackSources {
-    /// Reads what the pack of `stored` quotes: the crime's free text, the tag, the person.
+    /// Reads what the pack of `stored` quotes: the crime's free text, the tag, the person, and
+    /// the batch each of its positions came in.
     pub fn read(
         crimes: &CrimeStore,
         metadata: &Metadata,
+        trails: &TrailStore,
         stored: StoredHit,
     ) -> Result<HitPackSources, DocumentError> {
         let h = &stored.hit;
@@ -52,11 +56,15 @@ impl HitPackSources {
             .map(|a| a.tag.to_string())
             .unwrap_or_default();
         let person = metadata.person(&h.person)?;
+        let times: Vec<(TimeMs, f64, f64)> =
+            h.positions.iter().map(|p| (p.t, p.lat, p.lon)).collect();
+        let position_batches = batches_of(trails, &h.activation, &times)?;
         Ok(HitPackSources {
             stored,
             other_info,
             device_id,
             person,
+            position_batches,
         })
     }
 
@@ -70,10 +78,45 @@ impl HitPackSources {
             other_info: &self.other_info,
             device_id: &self.device_id,
             person: self.person.as_ref(),
+            position_batches: &self.position_batches,
             declaration,
             tiles,
         }
     }
+}
+
+/// The batch each position `(t, lat, lon)` of `activation` came in, as the trail store holds
+/// it: the stored position at that time and place (`None` when there is none, or the store does
+/// not know its batch).
+fn batches_of(
+    trails: &TrailStore,
+    activation: &str,
+    positions: &[(TimeMs, f64, f64)],
+) -> Result<Vec<Option<BatchSeq>>, crate::store::trails::TrailError> {
+    let (Some(from_ms), Some(to_ms)) = (
+        positions.iter().map(|p| p.0).min(),
+        positions.iter().map(|p| p.0).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let stored = trails.positions_with_batches(activation, from_ms, to_ms)?;
+    let same_place = |r: &Reading, lat: f64, lon: f64| match &r.body {
+        ReadingBody::Position(p) => {
+            (p.lat_e7 as f64 / 1e7 - lat).abs() < 1e-6 && (p.lon_e7 as f64 / 1e7 - lon).abs() < 1e-6
+        }
+        _ => false,
+    };
+    Ok(positions
+        .iter()
+        .map(|&(t, lat, lon)| {
+            let start = stored.partition_point(|(r, _)| r.t_ms < t);
+            stored[start..]
+                .iter()
+                .take_while(|(r, _)| r.t_ms == t)
+                .find(|(r, _)| same_place(r, lat, lon))
+                .and_then(|(_, batch)| *batch)
+        })
+        .collect())
 }
 
 /// What the caller asked a sober-day report for: the order (absent: the person's alcohol order
@@ -320,6 +363,8 @@ pub struct BreachSources {
     pub condition: BreachCondition,
     pub condition_version: Option<ConditionVersion>,
     pub positions: Vec<Reading>,
+    /// The batch each of `positions` came in (`None` where the trail store does not know it).
+    pub position_batches: Vec<Option<BatchSeq>>,
     pub window_from_ms: crate::model::TimeMs,
     pub window_to_ms: crate::model::TimeMs,
 }
@@ -457,11 +502,11 @@ impl BreachSources {
         let (condition, condition_version) = condition_of(metadata, &alert)?;
         let window_from_ms = alert.start - POSITION_MARGIN_MS;
         let window_to_ms = alert.end.unwrap_or(alert.start) + POSITION_MARGIN_MS;
-        let positions: Vec<Reading> = trails
-            .positions(&alert.activation, window_from_ms, window_to_ms)?
+        let (positions, position_batches): (Vec<Reading>, Vec<Option<BatchSeq>>) = trails
+            .positions_with_batches(&alert.activation, window_from_ms, window_to_ms)?
             .into_iter()
-            .filter(|r| matches!(r.body, ReadingBody::Position(_)))
-            .collect();
+            .filter(|(r, _)| matches!(r.body, ReadingBody::Position(_)))
+            .unzip();
         Ok(BreachSources {
             alert,
             evidence,
@@ -471,6 +516,7 @@ impl BreachSources {
             condition,
             condition_version,
             positions,
+            position_batches,
             window_from_ms,
             window_to_ms,
         })
@@ -486,6 +532,7 @@ impl BreachSources {
             condition: &self.condition,
             condition_version: self.condition_version.as_ref(),
             positions: &self.positions,
+            position_batches: &self.position_batches,
             window_from_ms: self.window_from_ms,
             window_to_ms: self.window_to_ms,
             tiles,

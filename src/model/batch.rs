@@ -16,3 +16,21 @@ pub struct Batch {
     pub arrival_ms: TimeMs,
     pub readings: Vec<Reading>,
 }
+
+/// Which of its tag's batches a reading came in: `(epoch, seq)` as the tag numbered it. With the
+/// tag and the event time it names a stored reading in a way that survives log compaction and
+/// the cluster log (a log record number or stream sequence does not travel with the data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct BatchSeq {
+    pub epoch: u32,
+    pub seq: u64,
+}
+
+impl Batch {
+    pub fn batch_seq(&self) -> BatchSeq {
+        BatchSeq {
+            epoch: self.epoch,
+            seq: self.seq,
+        }
+    }
+}

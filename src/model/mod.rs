@@ -21,7 +21,7 @@ mod user;
 
 pub use activation::{Activation, Person};
 pub use alert::{alert_id, Alert, AlertDetails, AlertType, Confidence};
-pub use batch::Batch;
+pub use batch::{Batch, BatchSeq};
 pub use control::{Change, ControlRecord, LogEntry, PurgedWindow, Withdrawal};
 pub use crime::{CrimeKey, CrimeVersion, OriginalCoordinates, PoliceCrime};
 pub use decision::{HitDecision, Outcome, ReviewAction};

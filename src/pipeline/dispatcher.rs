@@ -24,7 +24,7 @@ use super::sink::Output;
 use super::PipelineConfig;
 use crate::model::tag_partition::PartitionSet;
 use crate::model::ActivationDirectory;
-use crate::model::{Batch, ControlRecord, LogEntry, Reading, TimeMs};
+use crate::model::{Batch, BatchSeq, ControlRecord, LogEntry, Reading, TimeMs};
 use crate::orders::OrderBook;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -376,6 +376,7 @@ impl Dispatcher {
         // The stores file them now, under the record that made them this activation's.
         outputs.push(Output::Readings {
             record,
+            batch: None,
             activation: activation.clone(),
             readings: ReadingSlice::Part(readings.clone()),
         });
@@ -436,6 +437,7 @@ impl Dispatcher {
         if let Some(activation) = &single {
             outputs.push(Output::Readings {
                 record,
+                batch: Some(batch.batch_seq()),
                 activation: activation.clone(),
                 readings: ReadingSlice::Whole(batch.clone()),
             });
@@ -515,7 +517,7 @@ impl Dispatcher {
                     }
                 }
             }
-            outputs.extend(filed_outputs(record, filed));
+            outputs.extend(filed_outputs(record, batch.batch_seq(), filed));
             for r in unassigned {
                 self.keep_unassigned(&batch.tag, r, contact_ms);
             }
@@ -564,7 +566,7 @@ impl Dispatcher {
                 None => self.keep_unassigned(&batch.tag, *r, TimeMs::MIN),
             }
         }
-        outputs.extend(filed_outputs(record, filed));
+        outputs.extend(filed_outputs(record, batch.batch_seq(), filed));
     }
 
     /// The input has ended: brings the clock up to date with the last batch (it is otherwise
@@ -785,12 +787,14 @@ fn file_under(
 /// The stores' outputs for readings of log record `record` filed by activation.
 fn filed_outputs(
     record: u64,
+    batch: BatchSeq,
     filed: Vec<(Arc<ActivationInfo>, Vec<Reading>)>,
 ) -> impl Iterator<Item = Output> {
     filed
         .into_iter()
         .map(move |(activation, readings)| Output::Readings {
             record,
+            batch: Some(batch),
             activation,
             readings: ReadingSlice::Part(readings),
         })

@@ -8,7 +8,7 @@
 
 use super::partition::ReadingSlice;
 use super::rule::ActivationInfo;
-use crate::model::{Alert, ControlRecord, SoberDay, TimeMs};
+use crate::model::{Alert, BatchSeq, ControlRecord, SoberDay, TimeMs};
 use std::sync::Arc;
 
 /// One output of the pipeline.
@@ -29,6 +29,9 @@ pub enum Output {
     /// matches the positions once the trail store holds them.
     Readings {
         record: u64,
+        /// The tag's batch the readings came in (`None`: readings held before any activation
+        /// covered them, filed now from several batches).
+        batch: Option<BatchSeq>,
         activation: Arc<ActivationInfo>,
         readings: ReadingSlice,
     },
@@ -63,15 +66,17 @@ impl PartialEq for Output {
             (
                 Output::Readings {
                     record: r1,
+                    batch: b1,
                     activation: a1,
                     readings: x1,
                 },
                 Output::Readings {
                     record: r2,
+                    batch: b2,
                     activation: a2,
                     readings: x2,
                 },
-            ) => r1 == r2 && a1.id == a2.id && x1.readings() == x2.readings(),
+            ) => r1 == r2 && b1 == b2 && a1.id == a2.id && x1.readings() == x2.readings(),
             (
                 Output::Activations {
                     record: r1,

@@ -12,13 +12,17 @@
 //! | `speed_ckmh` | `value + 1` (0 = absent), first then zigzag deltas |
 //! | `heading_cdeg` | fixed 2 bytes little-endian, `0xffff` = absent (headings jump; deltas do not help) |
 //! | source, satellites, battery | run-length pairs `(code, run)`; satellites and battery as `value + 1`, 0 = absent |
+//! | batch (version 2) | a flag byte (0: not known, nothing follows); then the epoch as run-length pairs `(epoch + 1, run)`, 0 = not known, and the seq as run-length pairs of zigzag deltas — a block's fixes mostly come a batch at a time, so a batch costs a pair or two |
 //!
+//! Version 1 blocks (before the batch column) still decode, their batches not known.
 //! Checksums live with the block's reference in the manifest, not in the block.
 
 use super::error::CodecError;
-use crate::model::{Position, PositionSource, Reading, ReadingBody};
+use crate::model::{BatchSeq, Position, PositionSource, Reading, ReadingBody};
 
-const BLOCK_VERSION: u8 = 1;
+const BLOCK_VERSION: u8 = 2;
+/// Blocks written before the batch column: still read.
+const BLOCK_VERSION_WITHOUT_BATCH: u8 = 1;
 const HEADING_ABSENT: u16 = 0xffff;
 
 /// Appends `v` as an unsigned LEB128 varint.
@@ -196,11 +200,28 @@ fn position(r: &Reading) -> Option<&Position> {
 }
 
 /// Encodes positions (already sorted by event time; non-position readings are skipped) as one
-/// block, appended to `out`. Returns the number of positions encoded.
+/// block, appended to `out`, their batches not known. Returns the number of positions encoded.
 pub fn encode_block(readings: &[Reading], out: &mut Vec<u8>) -> usize {
-    let items: Vec<(i64, Option<u8>, &Position)> = readings
+    encode_block_with_batches(readings, &[], out)
+}
+
+/// [`encode_block`] with the batch of each reading (`batches` as long as `readings`; empty
+/// when not known).
+pub fn encode_block_with_batches(
+    readings: &[Reading],
+    batches: &[Option<BatchSeq>],
+    out: &mut Vec<u8>,
+) -> usize {
+    let batch_of = |i: usize| batches.get(i).copied().flatten();
+    let with_batches: Vec<(&Reading, Option<BatchSeq>)> = readings
         .iter()
-        .filter_map(|r| position(r).map(|p| (r.t_ms, r.battery_pct, p)))
+        .enumerate()
+        .filter(|(_, r)| position(r).is_some())
+        .map(|(i, r)| (r, batch_of(i)))
+        .collect();
+    let items: Vec<(i64, Option<u8>, &Position)> = with_batches
+        .iter()
+        .filter_map(|(r, _)| position(r).map(|p| (r.t_ms, r.battery_pct, p)))
         .collect();
     out.push(BLOCK_VERSION);
     put_uvarint(out, items.len() as u64);
@@ -245,7 +266,99 @@ pub fn encode_block(readings: &[Reading], out: &mut Vec<u8>) -> usize {
         out,
         items.iter().map(|(_, b, _)| b.map_or(0, |v| v as u64 + 1)),
     );
+    put_batches(out, with_batches.iter().map(|(_, b)| *b));
     items.len()
+}
+
+/// The batch column: a flag, then epochs and seq deltas as runs (see the module table).
+fn put_batches(out: &mut Vec<u8>, batches: impl Iterator<Item = Option<BatchSeq>> + Clone) {
+    if batches.clone().all(|b| b.is_none()) {
+        out.push(0);
+        return;
+    }
+    out.push(1);
+    put_runs(
+        out,
+        batches
+            .clone()
+            .map(|b| b.map_or(0, |b| u64::from(b.epoch) + 1)),
+    );
+    let mut prev = 0i64;
+    put_runs(
+        out,
+        batches.map(|b| {
+            let seq = b.map_or(0, |b| b.seq as i64);
+            let delta = seq.wrapping_sub(prev);
+            prev = seq;
+            zigzag(delta)
+        }),
+    );
+}
+
+/// Steps over the batch column of `n` positions, checking its runs cover them.
+fn skip_batches(cur: &mut Cursor<'_>, n: usize) -> Result<(), CodecError> {
+    let skip_runs = |cur: &mut Cursor<'_>| -> Result<(), CodecError> {
+        let mut covered = 0u64;
+        while covered < n as u64 {
+            cur.uvarint()?;
+            let run = cur.uvarint()?;
+            covered = covered.saturating_add(run);
+            if run == 0 || covered > n as u64 {
+                return Err(CodecError::RunMismatch {
+                    covered,
+                    count: n as u64,
+                });
+            }
+        }
+        Ok(())
+    };
+    match cur.u8()? {
+        0 => Ok(()),
+        1 => {
+            skip_runs(cur)?;
+            skip_runs(cur)
+        }
+        flag => Err(CodecError::OutOfRange {
+            field: "batch flag",
+            value: flag as i64,
+        }),
+    }
+}
+
+/// Reads the batch column of `n` positions into `out` (`None` each when not known).
+fn get_batches(
+    cur: &mut Cursor<'_>,
+    n: usize,
+    out: &mut Vec<Option<BatchSeq>>,
+) -> Result<(), CodecError> {
+    out.clear();
+    match cur.u8()? {
+        0 => {
+            out.resize(n, None);
+            Ok(())
+        }
+        1 => {
+            let (mut epochs, mut deltas) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            get_runs(cur, n, &mut epochs)?;
+            get_runs(cur, n, &mut deltas)?;
+            let mut seq = 0i64;
+            for (epoch, delta) in epochs.iter().zip(&deltas) {
+                seq = seq.wrapping_add(unzigzag(*delta));
+                out.push(match epoch {
+                    0 => None,
+                    e => Some(BatchSeq {
+                        epoch: ranged::<u32>(*e as i64 - 1, "epoch")?,
+                        seq: seq as u64,
+                    }),
+                });
+            }
+            Ok(())
+        }
+        flag => Err(CodecError::OutOfRange {
+            field: "batch flag",
+            value: flag as i64,
+        }),
+    }
 }
 
 fn opt_u8(code: u64, field: &'static str) -> Result<Option<u8>, CodecError> {
@@ -265,9 +378,27 @@ fn ranged<T: TryFrom<i64>>(v: i64, field: &'static str) -> Result<T, CodecError>
 
 /// Decodes a block written by [`encode_block`], appending its positions to `out`.
 pub fn decode_block(buf: &[u8], out: &mut Vec<Reading>) -> Result<(), CodecError> {
+    decode_block_into(buf, out, None)
+}
+
+/// [`decode_block`], and the batch of each position appended to `batches` (`None` when the
+/// block does not know it).
+pub fn decode_block_with_batches(
+    buf: &[u8],
+    out: &mut Vec<Reading>,
+    batches: &mut Vec<Option<BatchSeq>>,
+) -> Result<(), CodecError> {
+    decode_block_into(buf, out, Some(batches))
+}
+
+fn decode_block_into(
+    buf: &[u8],
+    out: &mut Vec<Reading>,
+    batches_out: Option<&mut Vec<Option<BatchSeq>>>,
+) -> Result<(), CodecError> {
     let mut cur = Cursor::new(buf);
     let version = cur.u8()?;
-    if version != BLOCK_VERSION {
+    if version != BLOCK_VERSION && version != BLOCK_VERSION_WITHOUT_BATCH {
         return Err(CodecError::BadVersion(version));
     }
     let n = cur.uvarint()? as usize;
@@ -305,6 +436,19 @@ pub fn decode_block(buf: &[u8], out: &mut Vec<Reading>) -> Result<(), CodecError
     get_runs(&mut cur, n, &mut source)?;
     get_runs(&mut cur, n, &mut sats)?;
     get_runs(&mut cur, n, &mut battery)?;
+    match (version, batches_out) {
+        (BLOCK_VERSION_WITHOUT_BATCH, Some(batches_out)) => {
+            batches_out.extend(std::iter::repeat_n(None, n))
+        }
+        (BLOCK_VERSION_WITHOUT_BATCH, None) => {}
+        (_, Some(batches_out)) => {
+            let mut batches = Vec::with_capacity(n);
+            get_batches(&mut cur, n, &mut batches)?;
+            batches_out.extend_from_slice(&batches);
+        }
+        // Crime matching reads positions only: the column is checked, not kept.
+        (_, None) => skip_batches(&mut cur, n)?,
+    }
     cur.finish()?;
     out.reserve(n);
     for i in 0..n {
@@ -453,6 +597,71 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_block(&bytes, &mut Vec::new());
+            let _ = decode_block_with_batches(&bytes, &mut Vec::new(), &mut Vec::new());
         }
+
+        #[test]
+        fn positions_round_trip_with_their_batches(
+            mut items in proptest::collection::vec(
+                (arb_reading(), proptest::option::of((any::<u32>(), any::<u64>()))),
+                0..80,
+            )
+        ) {
+            items.sort_by_key(|(r, _)| r.t_ms);
+            let readings: Vec<Reading> = items.iter().map(|(r, _)| *r).collect();
+            let batches: Vec<Option<BatchSeq>> = items
+                .iter()
+                .map(|(_, b)| b.map(|(epoch, seq)| BatchSeq { epoch, seq }))
+                .collect();
+            let mut out = Vec::new();
+            encode_block_with_batches(&readings, &batches, &mut out);
+            let (mut back, mut back_batches) = (Vec::new(), Vec::new());
+            decode_block_with_batches(&out, &mut back, &mut back_batches).unwrap();
+            prop_assert_eq!(&back, &readings);
+            prop_assert_eq!(back_batches, batches);
+            // Without the batches: the same positions, the column checked and skipped.
+            let mut plain = Vec::new();
+            decode_block(&out, &mut plain).unwrap();
+            prop_assert_eq!(plain, readings);
+        }
+    }
+
+    #[test]
+    fn batches_cost_a_pair_or_two_each_and_version_1_blocks_still_read() {
+        // An hour of fixes a minute apart, six batches of ten.
+        let readings: Vec<Reading> = (0..60).map(|i| fix(i * 60_000, i as i32, 0)).collect();
+        let batches: Vec<Option<BatchSeq>> = (0..60)
+            .map(|i| {
+                Some(BatchSeq {
+                    epoch: 0,
+                    seq: 1000 + i as u64 / 10,
+                })
+            })
+            .collect();
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        encode_block_with_batches(&readings, &batches, &mut with);
+        encode_block(&readings, &mut without);
+        assert!(
+            with.len() <= without.len() + 30,
+            "{} vs {}",
+            with.len(),
+            without.len()
+        );
+        let (mut back, mut back_batches) = (Vec::new(), Vec::new());
+        decode_block_with_batches(&with, &mut back, &mut back_batches).unwrap();
+        assert_eq!(back_batches, batches);
+
+        // A version 1 block: the same columns, no batch column after them.
+        let mut v1 = without.clone();
+        assert_eq!(v1.pop(), Some(0), "the empty batch column is one flag byte");
+        v1[0] = BLOCK_VERSION_WITHOUT_BATCH;
+        let (mut back, mut back_batches) = (Vec::new(), Vec::new());
+        decode_block_with_batches(&v1, &mut back, &mut back_batches).unwrap();
+        assert_eq!(back, readings);
+        assert_eq!(back_batches, vec![None; 60]);
+        // A flag that is neither 0 nor 1 is refused.
+        let mut bad = without;
+        *bad.last_mut().unwrap() = 7;
+        assert!(decode_block(&bad, &mut Vec::new()).is_err());
     }
 }

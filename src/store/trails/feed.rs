@@ -4,7 +4,7 @@
 
 use super::error::TrailError;
 use super::store::TrailStore;
-use crate::model::{Reading, TimeMs};
+use crate::model::{BatchSeq, Reading, TimeMs};
 use crate::pipeline::{Output, Sink};
 
 /// The trail feed's place in the log: the next record to apply, and the record a checkpoint
@@ -32,13 +32,16 @@ impl FeedCursor {
         &mut self,
         store: &TrailStore,
         record: u64,
+        batch: Option<BatchSeq>,
         activation: &str,
         readings: &[Reading],
     ) -> Result<u64, TrailError> {
         self.next_record = self.next_record.max(record + 1);
-        store.append(activation, record, readings).inspect_err(|_| {
-            self.first_failed.get_or_insert(record);
-        })
+        store
+            .append_from_batch(activation, record, batch, readings)
+            .inspect_err(|_| {
+                self.first_failed.get_or_insert(record);
+            })
     }
 
     /// Every record before `record` has been seen (the records in between held no readings
@@ -111,15 +114,19 @@ impl Sink for TrailFeed {
         match &output {
             Output::Readings {
                 record,
+                batch,
                 activation,
                 readings,
             } => {
                 // A failure holds the checkpoint back to this record (see `FeedCursor`), so the
                 // next start re-applies it from the log.
-                if let Err(e) =
-                    self.cursor
-                        .apply(&self.trails, *record, &activation.id, readings.readings())
-                {
+                if let Err(e) = self.cursor.apply(
+                    &self.trails,
+                    *record,
+                    *batch,
+                    &activation.id,
+                    readings.readings(),
+                ) {
                     tracing::error!(error = %e, record, "trail store append failed; the checkpoint stays before it");
                 }
             }
@@ -170,12 +177,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _) = TrailStore::open(dir.path(), TrailConfig::default()).expect("open");
         let mut cursor = FeedCursor::new(10);
-        assert!(cursor.apply(&store, 10, "A1", &[fix(1_000)]).is_ok());
+        assert!(cursor.apply(&store, 10, None, "A1", &[fix(1_000)]).is_ok());
         assert_eq!(cursor.checkpoint_record(), 11);
         // An append the store refuses (an activation name over its limit) fails: injected.
         let refused = "A".repeat(5_000);
-        assert!(cursor.apply(&store, 11, &refused, &[fix(2_000)]).is_err());
-        assert!(cursor.apply(&store, 12, "A1", &[fix(3_000)]).is_ok());
+        assert!(cursor
+            .apply(&store, 11, None, &refused, &[fix(2_000)])
+            .is_err());
+        assert!(cursor.apply(&store, 12, None, "A1", &[fix(3_000)]).is_ok());
         assert_eq!(cursor.last_record(), 12);
         assert_eq!(
             cursor.checkpoint_record(),
@@ -184,10 +193,12 @@ mod tests {
         );
         // A restart re-applies from the checkpoint: records already taken are skipped.
         let mut again = FeedCursor::new(cursor.checkpoint_record());
-        assert!(again.apply(&store, 11, &refused, &[fix(2_000)]).is_err());
+        assert!(again
+            .apply(&store, 11, None, &refused, &[fix(2_000)])
+            .is_err());
         assert_eq!(
             again
-                .apply(&store, 12, "A1", &[fix(3_000)])
+                .apply(&store, 12, None, "A1", &[fix(3_000)])
                 .expect("idempotent"),
             0
         );

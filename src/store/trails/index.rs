@@ -17,7 +17,7 @@
 
 use super::manifest::{BboxE7, BlockRecord, FixE7};
 use super::spatial::{Envelope, QueryBox, SpatialEntry};
-use crate::model::{Reading, ReadingBody, TimeMs};
+use crate::model::{BatchSeq, Reading, ReadingBody, TimeMs};
 use parking_lot::Mutex;
 use rstar::RTree;
 use std::collections::{BTreeMap, HashMap};
@@ -45,6 +45,9 @@ impl BlockMeta {
 pub struct ChunkBuffer {
     /// In arrival order.
     pub readings: Vec<Reading>,
+    /// The batch each reading came in, as runs: `(index of the run's first reading, batch)`
+    /// (one run per append, not one entry per reading).
+    batch_runs: Vec<(u32, Option<BatchSeq>)>,
     /// The first log record that put a position here: the checkpoint may not pass it.
     pub first_record: u64,
     pub bbox: BboxE7,
@@ -61,6 +64,7 @@ impl ChunkBuffer {
         };
         ChunkBuffer {
             readings: Vec::new(),
+            batch_runs: Vec::new(),
             first_record,
             bbox: BboxE7::point(lat_e7, lon_e7),
             first: fix,
@@ -68,7 +72,10 @@ impl ChunkBuffer {
         }
     }
 
-    fn push(&mut self, r: Reading, lat_e7: i32, lon_e7: i32) {
+    fn push(&mut self, r: Reading, batch: Option<BatchSeq>, lat_e7: i32, lon_e7: i32) {
+        if self.batch_runs.last().is_none_or(|(_, b)| *b != batch) {
+            self.batch_runs.push((self.readings.len() as u32, batch));
+        }
         self.bbox.add(lat_e7, lon_e7);
         let fix = FixE7 {
             t_ms: r.t_ms,
@@ -82,6 +89,37 @@ impl ChunkBuffer {
             self.last = fix;
         }
         self.readings.push(r);
+    }
+
+    /// The batch of each reading, in the order of `readings`.
+    pub fn batches(&self) -> Vec<Option<BatchSeq>> {
+        let mut out = Vec::with_capacity(self.readings.len());
+        for (i, (start, batch)) in self.batch_runs.iter().enumerate() {
+            let end = self
+                .batch_runs
+                .get(i + 1)
+                .map_or(self.readings.len(), |(next, _)| *next as usize);
+            out.extend(std::iter::repeat_n(*batch, end - *start as usize));
+        }
+        out
+    }
+
+    /// Keeps only the readings `keep` accepts (with their batches). Returns how many went.
+    pub fn retain(&mut self, keep: impl Fn(&Reading) -> bool) -> usize {
+        let before = self.readings.len();
+        let batches = self.batches();
+        let (mut readings, mut runs) = (Vec::with_capacity(before), Vec::new());
+        for (r, batch) in self.readings.iter().zip(batches) {
+            if keep(r) {
+                if runs.last().is_none_or(|(_, b)| *b != batch) {
+                    runs.push((readings.len() as u32, batch));
+                }
+                readings.push(*r);
+            }
+        }
+        self.readings = readings;
+        self.batch_runs = runs;
+        before - self.readings.len()
     }
 }
 
@@ -212,6 +250,8 @@ pub struct Index {
 pub struct ReadPlan {
     pub blocks: Vec<BlockRecord>,
     pub buffered: Vec<Reading>,
+    /// With `with_batches`: the batch of each of `buffered`.
+    pub buffered_batches: Vec<Option<BatchSeq>>,
 }
 
 /// Which (activation, chunk) buffers a checkpoint seals.
@@ -219,6 +259,8 @@ pub struct SealJob {
     pub activation: u32,
     pub chunk_ms: TimeMs,
     pub readings: Vec<Reading>,
+    /// The batch of each of `readings`.
+    pub batches: Vec<Option<BatchSeq>>,
     pub complete_through_record: u64,
 }
 
@@ -299,7 +341,14 @@ impl Index {
 
     /// Applies one activation's readings from one log record. `dedup` is set while re-applying
     /// records that sealed blocks may already hold. Returns the positions buffered.
-    pub fn append(&self, id: u32, log_record: u64, readings: &[Reading], dedup: bool) -> u64 {
+    pub fn append(
+        &self,
+        id: u32,
+        log_record: u64,
+        batch: Option<BatchSeq>,
+        readings: &[Reading],
+        dedup: bool,
+    ) -> u64 {
         let chunk_ms = self.chunk_ms;
         let act = &self.acts[id as usize];
         let mut shard = self.shard(id).lock();
@@ -324,10 +373,10 @@ impl Index {
             }
             st.max_t_ms = Some(st.max_t_ms.map_or(r.t_ms, |m| m.max(r.t_ms)));
             match st.buffers.get_mut(&chunk) {
-                Some(buf) => buf.push(*r, lat, lon),
+                Some(buf) => buf.push(*r, batch, lat, lon),
                 None => {
                     let mut buf = ChunkBuffer::new(log_record, r, lat, lon);
-                    buf.push(*r, lat, lon);
+                    buf.push(*r, batch, lat, lon);
                     st.buffers.insert(chunk, buf);
                 }
             }
@@ -364,6 +413,7 @@ impl Index {
                             activation: id,
                             chunk_ms: *chunk,
                             readings: buf.readings.clone(),
+                            batches: buf.batches(),
                             complete_through_record: st.last_record.unwrap_or(buf.first_record),
                         });
                     } else {
@@ -490,7 +540,14 @@ impl Index {
 
     /// Blocks and buffered positions needed to read `[from_ms, to_ms]`; with `neighbours`, also
     /// what holds the fix just before and just after.
-    pub fn plan_read(&self, id: u32, from_ms: TimeMs, to_ms: TimeMs, neighbours: bool) -> ReadPlan {
+    pub fn plan_read(
+        &self,
+        id: u32,
+        from_ms: TimeMs,
+        to_ms: TimeMs,
+        neighbours: bool,
+        with_batches: bool,
+    ) -> ReadPlan {
         let act = &self.acts[id as usize];
         let blocks = &act.blocks;
         let start = blocks.partition_point(|b| b.t_min() <= from_ms.saturating_sub(self.chunk_ms));
@@ -528,6 +585,9 @@ impl Index {
             let overlaps = buf.last.t_ms >= from_ms && buf.first.t_ms <= to_ms;
             if overlaps || neighbours {
                 plan.buffered.extend_from_slice(&buf.readings);
+                if with_batches {
+                    plan.buffered_batches.extend(buf.batches());
+                }
             }
         }
         plan

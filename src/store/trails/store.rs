@@ -15,12 +15,12 @@
 //! buffers or to swap sealed buffers for block references, a few hundred at a time.
 
 use super::chunk_file::{self, data_path, DATA_HEADER};
-use super::codec::{decode_block, encode_block};
+use super::codec::{decode_block, decode_block_with_batches, encode_block_with_batches};
 use super::error::TrailError;
 use super::index::{Index, SealJob};
 use super::manifest::{scan_frames, BboxE7, BlockRecord, FixE7, Record, ScanEnd, MANIFEST_HEADER};
 use super::spatial::{path_meets_box, QueryBox};
-use crate::model::{Reading, ReadingBody, TimeMs};
+use crate::model::{BatchSeq, Reading, ReadingBody, TimeMs};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -157,14 +157,25 @@ fn position_fix(r: &Reading) -> Option<(FixE7, u32)> {
     }
 }
 
-/// Encodes one sealed chunk; returns its record (file and offset still to be filled in).
+/// Encodes one sealed chunk (`batches`: the batch of each reading, or empty when not known);
+/// returns its record (file and offset still to be filled in).
 fn encode_job(
     activation: u32,
-    readings: &mut [Reading],
+    readings: &mut Vec<Reading>,
+    batches: &mut Vec<Option<BatchSeq>>,
     complete_through: u64,
     out: &mut Vec<u8>,
 ) -> Option<BlockRecord> {
-    readings.sort_by_key(|r| r.t_ms);
+    if batches.len() == readings.len() {
+        // Sorted together (stable: ties keep arrival order).
+        let mut pairs: Vec<(Reading, Option<BatchSeq>)> =
+            readings.drain(..).zip(batches.drain(..)).collect();
+        pairs.sort_by_key(|(r, _)| r.t_ms);
+        (*readings, *batches) = pairs.into_iter().unzip();
+    } else {
+        batches.clear();
+        readings.sort_by_key(|r| r.t_ms);
+    }
     let mut fixes = readings.iter().filter_map(position_fix);
     let (first, mut max_precision_cm) = fixes.next()?;
     let mut bbox = BboxE7::point(first.lat_e7, first.lon_e7);
@@ -175,7 +186,7 @@ fn encode_job(
         last = f;
     }
     let start = out.len();
-    let count = encode_block(readings, out);
+    let count = encode_block_with_batches(readings, batches, out);
     Some(BlockRecord {
         activation,
         file: 0,
@@ -421,6 +432,18 @@ impl TrailStore {
         log_record: u64,
         readings: &[Reading],
     ) -> Result<u64, TrailError> {
+        self.append_from_batch(activation, log_record, None, readings)
+    }
+
+    /// [`TrailStore::append`], the readings having come in the tag's batch `batch` (kept with
+    /// each position: documents name positions by it).
+    pub fn append_from_batch(
+        &self,
+        activation: &str,
+        log_record: u64,
+        batch: Option<BatchSeq>,
+        readings: &[Reading],
+    ) -> Result<u64, TrailError> {
         if !readings
             .iter()
             .any(|r| matches!(r.body, ReadingBody::Position(_)))
@@ -439,7 +462,7 @@ impl TrailStore {
             // The common case: a known activation, appended under the read lock and one shard.
             let index = self.inner.index.read();
             if let Some(&id) = index.by_name.get(activation) {
-                return Ok(index.append(id, log_record, readings, dedup));
+                return Ok(index.append(id, log_record, batch, readings, dedup));
             }
         }
         let id = {
@@ -453,7 +476,7 @@ impl TrailStore {
             .inner
             .index
             .read()
-            .append(id, log_record, readings, dedup))
+            .append(id, log_record, batch, readings, dedup))
     }
 
     /// Seals the chunks that are due, makes them durable and persists the checkpoint. Returns
@@ -491,12 +514,14 @@ impl TrailStore {
             activation,
             chunk_ms,
             mut readings,
+            mut batches,
             complete_through_record,
         } in jobs
         {
             if let Some(rec) = encode_job(
                 activation,
                 &mut readings,
+                &mut batches,
                 complete_through_record,
                 &mut data,
             ) {
@@ -605,12 +630,14 @@ impl TrailStore {
         Ok(())
     }
 
-    /// Reads blocks (write order) and appends their positions to `out`.
+    /// Reads blocks (write order) and appends their positions to `out` (and, when asked, the
+    /// batch of each to `batches`).
     fn read_blocks(
         &self,
         id: u32,
         blocks: &[BlockRecord],
         out: &mut Vec<Reading>,
+        batches: Option<&mut Vec<Option<BatchSeq>>>,
     ) -> Result<(), TrailError> {
         thread_local! {
             /// One block buffer per reading thread, reused across reads (crime matching reads
@@ -619,7 +646,7 @@ impl TrailStore {
         }
         BLOCK_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
-            self.read_blocks_with(id, blocks, out, &mut buf)
+            self.read_blocks_with(id, blocks, out, batches, &mut buf)
         })
     }
 
@@ -628,6 +655,7 @@ impl TrailStore {
         id: u32,
         blocks: &[BlockRecord],
         out: &mut Vec<Reading>,
+        mut batches: Option<&mut Vec<Option<BatchSeq>>>,
         buf: &mut Vec<u8>,
     ) -> Result<(), TrailError> {
         let files: Vec<Option<Arc<File>>> = {
@@ -650,7 +678,11 @@ impl TrailStore {
             };
             let result = chunk_file::read_block(&file, &path, b.offset, b.len_bytes, b.crc, buf)
                 .and_then(|()| {
-                    decode_block(buf, out).map_err(|source| TrailError::Corrupt {
+                    let decoded = match batches.as_deref_mut() {
+                        Some(batches) => decode_block_with_batches(buf, out, batches),
+                        None => decode_block(buf, out),
+                    };
+                    decoded.map_err(|source| TrailError::Corrupt {
                         path: path.clone(),
                         offset: b.offset,
                         source,
@@ -679,13 +711,42 @@ impl TrailStore {
             let Some(&id) = index.by_name.get(activation) else {
                 return Ok(Vec::new());
             };
-            (id, index.plan_read(id, from_ms, to_ms, neighbours))
+            (id, index.plan_read(id, from_ms, to_ms, neighbours, false))
         };
         let mut all = Vec::with_capacity(plan.buffered.len() + plan.blocks.len() * 64);
-        self.read_blocks(id, &plan.blocks, &mut all)?;
+        self.read_blocks(id, &plan.blocks, &mut all, None)?;
         all.extend_from_slice(&plan.buffered);
         // Stable: ties keep write order, which is arrival order.
         all.sort_by_key(|r| r.t_ms);
+        Ok(all)
+    }
+
+    /// Like [`TrailStore::positions`], each with the batch it came in (`None` where the store
+    /// does not know it: positions stored before it kept batches, or held before their
+    /// activation existed). For the documents that name each position they quote.
+    pub fn positions_with_batches(
+        &self,
+        activation: &str,
+        from_ms: TimeMs,
+        to_ms: TimeMs,
+    ) -> Result<Vec<(Reading, Option<BatchSeq>)>, TrailError> {
+        let (id, plan) = {
+            let index = self.inner.index.read();
+            let Some(&id) = index.by_name.get(activation) else {
+                return Ok(Vec::new());
+            };
+            (id, index.plan_read(id, from_ms, to_ms, false, true))
+        };
+        let (mut readings, mut batches) = (Vec::new(), Vec::new());
+        self.read_blocks(id, &plan.blocks, &mut readings, Some(&mut batches))?;
+        readings.extend_from_slice(&plan.buffered);
+        batches.extend_from_slice(&plan.buffered_batches);
+        let mut all: Vec<(Reading, Option<BatchSeq>)> = readings
+            .into_iter()
+            .zip(batches)
+            .filter(|(r, _)| r.t_ms >= from_ms && r.t_ms <= to_ms)
+            .collect();
+        all.sort_by_key(|(r, _)| r.t_ms);
         Ok(all)
     }
 
@@ -778,12 +839,22 @@ impl TrailStore {
                 removed += b.count as u64;
                 continue;
             }
-            let mut kept = Vec::new();
-            self.read_blocks(id, std::slice::from_ref(b), &mut kept)?;
+            let (mut kept, mut batches) = (Vec::new(), Vec::new());
+            self.read_blocks(id, std::slice::from_ref(b), &mut kept, Some(&mut batches))?;
             let total = kept.len() as u64;
-            kept.retain(|r| r.t_ms >= before_ms);
+            let (mut kept, mut batches): (Vec<Reading>, Vec<Option<BatchSeq>>) = kept
+                .into_iter()
+                .zip(batches)
+                .filter(|(r, _)| r.t_ms >= before_ms)
+                .unzip();
             removed += total - kept.len() as u64;
-            if let Some(rec) = encode_job(id, &mut kept, b.complete_through_record, &mut data) {
+            if let Some(rec) = encode_job(
+                id,
+                &mut kept,
+                &mut batches,
+                b.complete_through_record,
+                &mut data,
+            ) {
                 rewritten.push(rec);
             }
         }
@@ -836,9 +907,7 @@ impl TrailStore {
                 None => &mut no_buffers,
             };
             buffers.retain(|_, buf| {
-                let n = buf.readings.len();
-                buf.readings.retain(|r| r.t_ms >= before_ms);
-                trimmed += (n - buf.readings.len()) as u64;
+                trimmed += buf.retain(|r| r.t_ms >= before_ms) as u64;
                 !buf.readings.is_empty()
             });
             // Buffers keep their summaries; recompute for any that lost positions.
@@ -985,5 +1054,49 @@ mod tests {
         let (store, cp) = TrailStore::open(dir.path(), TrailConfig::default()).unwrap();
         assert_eq!(cp, 3);
         assert_eq!(store.positions("A", 60_000, 120_000).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn each_position_keeps_its_batch_buffered_sealed_reopened_and_purged() {
+        let batch = |seq: u64| Some(BatchSeq { epoch: 1, seq });
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = TrailStore::open(dir.path(), TrailConfig::default()).unwrap();
+        // Arrival order is not time order: the batches follow their positions when sorted.
+        store
+            .append_from_batch("A", 0, batch(7), &[fix(120_000, 1), fix(180_000, 2)])
+            .unwrap();
+        store
+            .append_from_batch("A", 1, batch(8), &[fix(60_000, 3)])
+            .unwrap();
+        store.append("A", 2, &[fix(240_000, 4)]).unwrap();
+        let expected = vec![
+            (60_000, batch(8)),
+            (120_000, batch(7)),
+            (180_000, batch(7)),
+            (240_000, None),
+        ];
+        let read = |store: &TrailStore| -> Vec<(i64, Option<BatchSeq>)> {
+            store
+                .positions_with_batches("A", 0, i64::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|(r, b)| (r.t_ms, b))
+                .collect()
+        };
+        assert_eq!(read(&store), expected, "buffered");
+        store.flush(3).unwrap();
+        assert_eq!(store.stats().buffered_positions, 0);
+        assert_eq!(read(&store), expected, "sealed");
+        drop(store);
+        let (store, _) = TrailStore::open(dir.path(), TrailConfig::default()).unwrap();
+        assert_eq!(read(&store), expected, "reopened");
+        // A purge rewrites the block it cuts through: the kept positions keep their batches.
+        store.purge_before("A", 100_000).unwrap();
+        assert_eq!(read(&store), expected[1..], "purged");
+        assert_eq!(
+            store.positions("A", 0, i64::MAX).unwrap().len(),
+            3,
+            "the plain read agrees"
+        );
     }
 }
