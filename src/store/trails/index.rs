@@ -46,8 +46,9 @@ pub struct ChunkBuffer {
     /// In arrival order.
     pub readings: Vec<Reading>,
     /// The batch each reading came in, as runs: `(index of the run's first reading, batch)`
-    /// (one run per append, not one entry per reading).
-    batch_runs: Vec<(u32, Option<BatchSeq>)>,
+    /// (one run per append, not one entry per reading; an hour's few held inline, so a
+    /// buffer costs no extra allocation).
+    batch_runs: BatchRuns,
     /// The first log record that put a position here: the checkpoint may not pass it.
     pub first_record: u64,
     pub bbox: BboxE7,
@@ -64,7 +65,7 @@ impl ChunkBuffer {
         };
         ChunkBuffer {
             readings: Vec::new(),
-            batch_runs: Vec::new(),
+            batch_runs: BatchRuns::new(),
             first_record,
             bbox: BboxE7::point(lat_e7, lon_e7),
             first: fix,
@@ -93,22 +94,14 @@ impl ChunkBuffer {
 
     /// The batch of each reading, in the order of `readings`.
     pub fn batches(&self) -> Vec<Option<BatchSeq>> {
-        let mut out = Vec::with_capacity(self.readings.len());
-        for (i, (start, batch)) in self.batch_runs.iter().enumerate() {
-            let end = self
-                .batch_runs
-                .get(i + 1)
-                .map_or(self.readings.len(), |(next, _)| *next as usize);
-            out.extend(std::iter::repeat_n(*batch, end - *start as usize));
-        }
-        out
+        expand_batch_runs(&self.batch_runs, self.readings.len())
     }
 
     /// Keeps only the readings `keep` accepts (with their batches). Returns how many went.
     pub fn retain(&mut self, keep: impl Fn(&Reading) -> bool) -> usize {
         let before = self.readings.len();
         let batches = self.batches();
-        let (mut readings, mut runs) = (Vec::with_capacity(before), Vec::new());
+        let (mut readings, mut runs) = (Vec::with_capacity(before), BatchRuns::new());
         for (r, batch) in self.readings.iter().zip(batches) {
             if keep(r) {
                 if runs.last().is_none_or(|(_, b)| *b != batch) {
@@ -121,6 +114,20 @@ impl ChunkBuffer {
         self.batch_runs = runs;
         before - self.readings.len()
     }
+}
+
+/// A chunk buffer's batch runs (see [`ChunkBuffer`]).
+pub type BatchRuns = smallvec::SmallVec<[(u32, Option<BatchSeq>); 8]>;
+
+/// Batch runs (`(index of the run's first reading, batch)`) as one batch per reading, for `len`
+/// readings.
+pub fn expand_batch_runs(runs: &[(u32, Option<BatchSeq>)], len: usize) -> Vec<Option<BatchSeq>> {
+    let mut out = Vec::with_capacity(len);
+    for (i, (start, batch)) in runs.iter().enumerate() {
+        let end = runs.get(i + 1).map_or(len, |(next, _)| *next as usize);
+        out.extend(std::iter::repeat_n(*batch, end.saturating_sub(*start as usize)));
+    }
+    out
 }
 
 /// Everything the index knows about one activation.
@@ -259,8 +266,9 @@ pub struct SealJob {
     pub activation: u32,
     pub chunk_ms: TimeMs,
     pub readings: Vec<Reading>,
-    /// The batch of each of `readings`.
-    pub batches: Vec<Option<BatchSeq>>,
+    /// The batches of `readings` as runs (see [`expand_batch_runs`]): expanded outside the
+    /// shard's lock.
+    pub batch_runs: BatchRuns,
     pub complete_through_record: u64,
 }
 
@@ -413,7 +421,7 @@ impl Index {
                             activation: id,
                             chunk_ms: *chunk,
                             readings: buf.readings.clone(),
-                            batches: buf.batches(),
+                            batch_runs: buf.batch_runs.clone(),
                             complete_through_record: st.last_record.unwrap_or(buf.first_record),
                         });
                     } else {

@@ -17,7 +17,7 @@
 use super::chunk_file::{self, data_path, DATA_HEADER};
 use super::codec::{decode_block, decode_block_with_batches, encode_block_with_batches};
 use super::error::TrailError;
-use super::index::{Index, SealJob};
+use super::index::{expand_batch_runs, Index, SealJob};
 use super::manifest::{scan_frames, BboxE7, BlockRecord, FixE7, Record, ScanEnd, MANIFEST_HEADER};
 use super::spatial::{path_meets_box, QueryBox};
 use crate::model::{BatchSeq, Reading, ReadingBody, TimeMs};
@@ -166,15 +166,18 @@ fn encode_job(
     complete_through: u64,
     out: &mut Vec<u8>,
 ) -> Option<BlockRecord> {
-    if batches.len() == readings.len() {
-        // Sorted together (stable: ties keep arrival order).
-        let mut pairs: Vec<(Reading, Option<BatchSeq>)> =
-            readings.drain(..).zip(batches.drain(..)).collect();
-        pairs.sort_by_key(|(r, _)| r.t_ms);
-        (*readings, *batches) = pairs.into_iter().unzip();
-    } else {
+    if batches.len() != readings.len() {
         batches.clear();
-        readings.sort_by_key(|r| r.t_ms);
+    }
+    // Usually in time order already (arrival order); otherwise sorted with their batches
+    // (stable: ties keep arrival order).
+    if !readings.is_sorted_by_key(|r| r.t_ms) {
+        let mut order: Vec<usize> = (0..readings.len()).collect();
+        order.sort_by_key(|&i| readings[i].t_ms);
+        *readings = order.iter().map(|&i| readings[i]).collect();
+        if !batches.is_empty() {
+            *batches = order.iter().map(|&i| batches[i]).collect();
+        }
     }
     let mut fixes = readings.iter().filter_map(position_fix);
     let (first, mut max_precision_cm) = fixes.next()?;
@@ -514,10 +517,11 @@ impl TrailStore {
             activation,
             chunk_ms,
             mut readings,
-            mut batches,
+            batch_runs,
             complete_through_record,
         } in jobs
         {
+            let mut batches = expand_batch_runs(&batch_runs, readings.len());
             if let Some(rec) = encode_job(
                 activation,
                 &mut readings,
