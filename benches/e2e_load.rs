@@ -23,6 +23,9 @@
 //! before the run, on a private-network listener): Codec 8 packets of the batch's records, one in
 //! flight, each acknowledged with its record count; every 20th batch's last record is a low
 //! battery event (a tracker has no strap), so alerts flow.
+//! `server_rss` is the server's resident memory before the first connection, its peak (sampled
+//! every second from when sending starts; every fifth sample is also printed on stderr) and at
+//! the end.
 //! `--commit-delay-us D` sets the embedded log's `[log] commit_delay_us`.
 //! `--jetstream R` puts the log on a NATS JetStream stream with R replicas instead of the
 //! embedded log: R NATS servers (a cluster when R > 1) on loopback, from the binary
@@ -758,6 +761,32 @@ fn main() -> anyhow::Result<()> {
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
         Some(process_cpu_s(server_pid)? - at_start?)
     });
+    // The server's resident memory while the tags send and after: sampled every second (each
+    // fifth sample also on stderr, so a run that never finishes still shows its growth).
+    let memory_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let memory_samples = {
+        let done = memory_done.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(sending_starts.saturating_duration_since(Instant::now()));
+            let mut peak = 0u64;
+            let mut n = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                if let Some(rss) = rss_bytes(server_pid) {
+                    peak = peak.max(rss);
+                    if n.is_multiple_of(5) {
+                        eprintln!(
+                            "server rss {} MiB at {} s of sending",
+                            rss >> 20,
+                            sending_starts.elapsed().as_secs()
+                        );
+                    }
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            peak
+        })
+    };
     let changes = (opts.order_changes > 0).then(|| {
         let (http, token, rate) = (http.clone(), token.clone(), opts.order_changes);
         std::thread::spawn(move || post_order_changes(&http, &token, rate, caseload, deadline))
@@ -818,6 +847,9 @@ fn main() -> anyhow::Result<()> {
         let json = body.split("\r\n\r\n").nth(1).unwrap_or("{}");
         anyhow::Ok(serde_json::from_str(json)?)
     })?;
+    let rss_end = rss_bytes(server_pid);
+    memory_done.store(true, Ordering::Relaxed);
+    let rss_peak = memory_samples.join().unwrap_or(0);
     let client_cpu_s = cpu_seconds(libc::RUSAGE_SELF);
     let _ = server.kill();
     let _ = server.wait();
@@ -841,6 +873,7 @@ fn main() -> anyhow::Result<()> {
             "commit_delay_us": opts.commit_delay_us,
             "protocol": if opts.teltonika { "teltonika" } else { "native" },
             "server_rss_per_idle_connection": idle_memory,
+            "server_rss": {"before_bytes": rss_before, "peak_while_sending_bytes": rss_peak, "end_bytes": rss_end},
             "order_changes": order_changes,
             "server": stats,
         }))?
