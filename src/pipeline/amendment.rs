@@ -255,7 +255,7 @@ impl Tape {
         let mut state = self.front_state;
         let mut newest_ms = TimeMs::MIN;
         let mut readings = 0;
-        let head = read_entry(&mut reader, &mut state, |reading, is_ahead| {
+        let head = read_entry(&mut reader, &mut state, |reading, is_ahead, _| {
             if !is_ahead {
                 readings += 1;
                 newest_ms = newest_ms.max(reading.t_ms);
@@ -635,11 +635,11 @@ enum EntryHead {
 }
 
 /// Decodes one entry, handing each reading to `on_reading` with whether it is a `clock_ahead`
-/// one.
+/// one and how many of its kind are left, itself included (to size a vector once).
 fn read_entry(
     r: &mut Reader<'_>,
     s: &mut DeltaState,
-    mut on_reading: impl FnMut(Reading, bool),
+    mut on_reading: impl FnMut(Reading, bool, usize),
 ) -> Result<EntryHead, TapeDecodeError> {
     let head = r.byte()?;
     match head & 0b11 {
@@ -667,8 +667,11 @@ fn read_entry(
             };
             let clock_ms = r.time(&mut s.clock_ms, &mut s.clock_step_ms)?;
             let contact_ms = clock_ms.wrapping_add(r.ivarint()?);
-            for i in 0..count + ahead {
-                on_reading(read_reading(r, s)?, i >= count);
+            for left in (1..=count).rev() {
+                on_reading(read_reading(r, s)?, false, left);
+            }
+            for left in (1..=ahead).rev() {
+                on_reading(read_reading(r, s)?, true, left);
             }
             Ok(EntryHead::Readings {
                 clock_ms,
@@ -683,12 +686,10 @@ fn read_entry(
 fn read_entry_owned(r: &mut Reader<'_>, s: &mut DeltaState) -> Result<TapeEntry, TapeDecodeError> {
     let mut readings = Vec::new();
     let mut ahead = Vec::new();
-    let head = read_entry(r, s, |reading, is_ahead| {
-        if is_ahead {
-            ahead.push(reading);
-        } else {
-            readings.push(reading);
-        }
+    let head = read_entry(r, s, |reading, is_ahead, left| {
+        let into = if is_ahead { &mut ahead } else { &mut readings };
+        into.reserve(left);
+        into.push(reading);
     })?;
     Ok(match head {
         EntryHead::Clock(t_ms) => TapeEntry::Clock(t_ms),
@@ -861,7 +862,7 @@ impl Tape {
         let mut reader = Reader::new(first, 0, 0);
         let mut front_state = DeltaState::default();
         while reader.at < state.front_at {
-            read_entry(&mut reader, &mut front_state, |_, _| {})?;
+            read_entry(&mut reader, &mut front_state, |_, _, _| {})?;
         }
         if reader.at != state.front_at || state.front_at >= first.len() {
             return Err(TapeDecodeError::State(
@@ -876,7 +877,7 @@ impl Tape {
                 (Reader::new(block, index, 0), DeltaState::default())
             };
             while reader.at < block.len() {
-                read_entry(&mut reader, &mut state, |_, is_ahead| {
+                read_entry(&mut reader, &mut state, |_, is_ahead, _| {
                     readings += usize::from(!is_ahead);
                 })?;
                 entries += 1;
