@@ -1631,6 +1631,16 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_byte_bound_is_set_in_the_config_files_pipeline_section() {
+        let text = "[pipeline]\namend_max_bytes = 65536\namend_max_readings = 9000\n";
+        let config: crate::config::ServerConfig = toml::from_str(text).expect("config");
+        let limits = config.pipeline.tape_limits();
+        assert_eq!((limits.max_bytes, limits.max_readings), (65_536, 9_000));
+        assert_eq!(limits.horizon_ms, 7 * DAY_MS);
+        assert_eq!(PipelineConfig::default().amend_max_bytes, 256 * 1024);
+    }
+
     /// A rule that notes every reading and contact it is given, and raises an alert for each
     /// fix at or above a speed.
     struct Probe {
