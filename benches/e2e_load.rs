@@ -480,7 +480,9 @@ async fn drive_tag<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     let mut local_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     loop {
         let next_due = due_at(seq);
-        let may_send = next_due < deadline && sent_at.len() < opts.window;
+        // Flat out (`--rate 0`) every batch is due at the start: the deadline is the clock's.
+        let in_time = next_due < deadline && (period.is_some() || Instant::now() < deadline);
+        let may_send = in_time && sent_at.len() < opts.window;
         if may_send && Instant::now() >= next_due {
             seq += 1;
             // Patch the pre-encoded template (seq, event times, event kind) instead of
@@ -656,6 +658,16 @@ fn cpu_seconds(who: libc::c_int) -> f64 {
     ((secs(usage.ru_utime) + secs(usage.ru_stime)) * 100.0).round() / 100.0
 }
 
+/// The server under load, killed however the run ends (a client error must not leave it running).
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let opts = Arc::new(parse_options());
     let data_dir = tempfile::tempdir()?;
@@ -708,24 +720,26 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(&config, text)?;
         command.arg("--config").arg(config);
     }
-    let mut server = command
-        .args([
-            "--ingest-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--orders",
-        ])
-        .arg(&orders)
-        .arg("--data-dir")
-        .arg(data_dir.path().join("data"))
-        .env("TAGSTREAM_TAG_KEY", &key)
-        .env("TAGSTREAM_ADMIN_TOKEN", &token)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut server = ServerProcess(
+        command
+            .args([
+                "--ingest-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--orders",
+            ])
+            .arg(&orders)
+            .arg("--data-dir")
+            .arg(data_dir.path().join("data"))
+            .env("TAGSTREAM_TAG_KEY", &key)
+            .env("TAGSTREAM_ADMIN_TOKEN", &token)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()?,
+    );
     let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("piped stdout")).read_line(&mut line)?;
+    BufReader::new(server.0.stdout.take().expect("piped stdout")).read_line(&mut line)?;
     let listening: serde_json::Value = serde_json::from_str(&line)?;
     let ingest = listening["ingest_addr"]
         .as_str()
@@ -751,7 +765,7 @@ fn main() -> anyhow::Result<()> {
     let ack_latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
-    let server_pid = server.id();
+    let server_pid = server.0.id();
     let rss_before = rss_bytes(server_pid);
     let ramp_started = Instant::now();
     let sending_starts = ramp_started + Duration::from_secs(opts.ramp_s + opts.idle_s);
@@ -864,8 +878,8 @@ fn main() -> anyhow::Result<()> {
     memory_done.store(true, Ordering::Relaxed);
     let rss_peak = memory_samples.join().unwrap_or(0);
     let client_cpu_s = cpu_seconds(libc::RUSAGE_SELF);
-    let _ = server.kill();
-    let _ = server.wait();
+    let _ = server.0.kill();
+    let _ = server.0.wait();
     let server_cpu_s = cpu_seconds(libc::RUSAGE_CHILDREN);
     let acked = acked.load(Ordering::Relaxed);
     let h = ack_latency.lock().unwrap();
