@@ -3,14 +3,20 @@
 //! pipeline, then a variation effective from the first day arrives as a control record. The
 //! activation's new rules re-run its tape and what differs is re-issued. Each iteration applies
 //! one more variation (the curfew start alternates 20:00 / 19:00), so every one changes outputs.
+//!
+//! Beside it, the tape itself (`pipeline::amendment::Tape`): pushing the same week into a fresh
+//! tape (encoding), pushing into a tape kept at a small byte budget (encoding plus dropping the
+//! oldest, the steady state of a full tape), and decoding the week back (a re-run's read), each
+//! per reading.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::sync::Arc;
 use tagstream::formats::orders_file::parse_orders;
 use tagstream::model::{
     Batch, Change, ControlRecord, LogEntry, Order, Position, PositionSource, Reading, ReadingBody,
 };
 use tagstream::orders::OrderBook;
+use tagstream::pipeline::amendment::{Tape, TapeInput, TapeLimits};
 use tagstream::pipeline::driver::InlineDriver;
 use tagstream::pipeline::{PipelineConfig, VecSink};
 use tagstream::rules::StandardRules;
@@ -115,5 +121,75 @@ fn backdated_change(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, backdated_change);
+/// The week's fixes as the partition pushes them: 10 a batch, the clock a minute behind.
+fn week_inputs(readings: &[Reading]) -> Vec<TapeInput<'_>> {
+    readings
+        .chunks(10)
+        .map(|chunk| TapeInput::Readings {
+            clock_ms: chunk[0].t_ms - 60_000,
+            readings: chunk,
+            ahead: &[],
+            ahead_count: 0,
+            contact_ms: chunk[0].t_ms,
+        })
+        .collect()
+}
+
+fn tape_push_and_decode(c: &mut Criterion) {
+    let readings = readings();
+    let inputs = week_inputs(&readings);
+    let default_limits = PipelineConfig::default().tape_limits();
+    let mut group = c.benchmark_group("tape");
+    group.throughput(Throughput::Elements(readings.len() as u64));
+    group.bench_function("push_week_into_fresh_tape", |b| {
+        b.iter(|| {
+            let mut tape = Tape::new(default_limits);
+            for input in &inputs {
+                tape.push(*input);
+            }
+            assert_eq!(tape.readings(), readings.len());
+            tape
+        })
+    });
+    // A tape that has to drop its oldest entries at almost every push.
+    let mut full = Tape::new(TapeLimits {
+        max_bytes: 16 * 1024,
+        ..default_limits
+    });
+    group.bench_function("push_week_into_full_tape", |b| {
+        b.iter(|| {
+            for input in &inputs {
+                full.push(*input);
+            }
+            assert!(full.bytes() <= 16 * 1024);
+        })
+    });
+    let mut tape = Tape::new(default_limits);
+    for input in &inputs {
+        tape.push(*input);
+    }
+    eprintln!(
+        "tape of the week: {} readings in {} bytes ({:.2} bytes a reading)",
+        tape.readings(),
+        tape.bytes(),
+        tape.bytes() as f64 / tape.readings() as f64
+    );
+    group.bench_function("decode_week", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for entry in tape.entries() {
+                if let Ok(tagstream::pipeline::amendment::TapeEntry::Readings {
+                    readings, ..
+                }) = entry
+                {
+                    n += readings.len();
+                }
+            }
+            assert_eq!(n, readings.len());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, backdated_change, tape_push_and_decode);
 criterion_main!(benches);

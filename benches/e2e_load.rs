@@ -23,6 +23,11 @@
 //! before the run, on a private-network listener): Codec 8 packets of the batch's records, one in
 //! flight, each acknowledged with its record count; every 20th batch's last record is a low
 //! battery event (a tracker has no strap), so alerts flow.
+//! A tag whose hello is refused as busy (`server_busy`: too many connections, or too many
+//! waiting to authenticate) sends nothing and is counted in `tags_refused_busy`.
+//! `server_rss` is the server's resident memory before the first connection, its peak (sampled
+//! every second from when sending starts; every fifth sample is also printed on stderr) and at
+//! the end.
 //! `--commit-delay-us D` sets the embedded log's `[log] commit_delay_us`.
 //! `--jetstream R` puts the log on a NATS JetStream stream with R replicas instead of the
 //! embedded log: R NATS servers (a cluster when R > 1) on loopback, from the binary
@@ -134,6 +139,8 @@ const T0_MS: i64 = 1_774_915_200_000; // 2026-03-31T00:00:00Z
 
 /// Tags connected and past their hello.
 static CONNECTED: AtomicU64 = AtomicU64::new(0);
+/// Tags whose hello the server refused as busy (they send nothing).
+static BUSY_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// User + system CPU seconds process `pid` has used so far (/proc, 100 ticks a second).
 fn process_cpu_s(pid: u32) -> Option<f64> {
@@ -435,6 +442,15 @@ async fn drive_tag<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         .await?;
     match framed.next().await {
         Some(Ok(Frame::HelloOk { .. })) => {}
+        // Counted, not fatal: the run goes on with the tags the server took (15,000 tags
+        // need more descriptors than a 20,000 RLIMIT_NOFILE leaves for tag connections).
+        Some(Ok(Frame::Error {
+            code: tagstream::wire::ErrorCode::ServerBusy,
+            ..
+        })) => {
+            BUSY_REFUSED.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         other => anyhow::bail!("hello refused: {other:?}"),
     }
     CONNECTED.fetch_add(1, Ordering::Relaxed);
@@ -464,7 +480,9 @@ async fn drive_tag<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     let mut local_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     loop {
         let next_due = due_at(seq);
-        let may_send = next_due < deadline && sent_at.len() < opts.window;
+        // Flat out (`--rate 0`) every batch is due at the start: the deadline is the clock's.
+        let in_time = next_due < deadline && (period.is_some() || Instant::now() < deadline);
+        let may_send = in_time && sent_at.len() < opts.window;
         if may_send && Instant::now() >= next_due {
             seq += 1;
             // Patch the pre-encoded template (seq, event times, event kind) instead of
@@ -640,6 +658,16 @@ fn cpu_seconds(who: libc::c_int) -> f64 {
     ((secs(usage.ru_utime) + secs(usage.ru_stime)) * 100.0).round() / 100.0
 }
 
+/// The server under load, killed however the run ends (a client error must not leave it running).
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let opts = Arc::new(parse_options());
     let data_dir = tempfile::tempdir()?;
@@ -692,24 +720,26 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(&config, text)?;
         command.arg("--config").arg(config);
     }
-    let mut server = command
-        .args([
-            "--ingest-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--orders",
-        ])
-        .arg(&orders)
-        .arg("--data-dir")
-        .arg(data_dir.path().join("data"))
-        .env("TAGSTREAM_TAG_KEY", &key)
-        .env("TAGSTREAM_ADMIN_TOKEN", &token)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut server = ServerProcess(
+        command
+            .args([
+                "--ingest-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--orders",
+            ])
+            .arg(&orders)
+            .arg("--data-dir")
+            .arg(data_dir.path().join("data"))
+            .env("TAGSTREAM_TAG_KEY", &key)
+            .env("TAGSTREAM_ADMIN_TOKEN", &token)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()?,
+    );
     let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("piped stdout")).read_line(&mut line)?;
+    BufReader::new(server.0.stdout.take().expect("piped stdout")).read_line(&mut line)?;
     let listening: serde_json::Value = serde_json::from_str(&line)?;
     let ingest = listening["ingest_addr"]
         .as_str()
@@ -735,7 +765,7 @@ fn main() -> anyhow::Result<()> {
     let ack_latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
-    let server_pid = server.id();
+    let server_pid = server.0.id();
     let rss_before = rss_bytes(server_pid);
     let ramp_started = Instant::now();
     let sending_starts = ramp_started + Duration::from_secs(opts.ramp_s + opts.idle_s);
@@ -758,6 +788,32 @@ fn main() -> anyhow::Result<()> {
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
         Some(process_cpu_s(server_pid)? - at_start?)
     });
+    // The server's resident memory while the tags send and after: sampled every second (each
+    // fifth sample also on stderr, so a run that never finishes still shows its growth).
+    let memory_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let memory_samples = {
+        let done = memory_done.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(sending_starts.saturating_duration_since(Instant::now()));
+            let mut peak = 0u64;
+            let mut n = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                if let Some(rss) = rss_bytes(server_pid) {
+                    peak = peak.max(rss);
+                    if n.is_multiple_of(5) {
+                        eprintln!(
+                            "server rss {} MiB at {} s of sending",
+                            rss >> 20,
+                            sending_starts.elapsed().as_secs()
+                        );
+                    }
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            peak
+        })
+    };
     let changes = (opts.order_changes > 0).then(|| {
         let (http, token, rate) = (http.clone(), token.clone(), opts.order_changes);
         std::thread::spawn(move || post_order_changes(&http, &token, rate, caseload, deadline))
@@ -818,9 +874,12 @@ fn main() -> anyhow::Result<()> {
         let json = body.split("\r\n\r\n").nth(1).unwrap_or("{}");
         anyhow::Ok(serde_json::from_str(json)?)
     })?;
+    let rss_end = rss_bytes(server_pid);
+    memory_done.store(true, Ordering::Relaxed);
+    let rss_peak = memory_samples.join().unwrap_or(0);
     let client_cpu_s = cpu_seconds(libc::RUSAGE_SELF);
-    let _ = server.kill();
-    let _ = server.wait();
+    let _ = server.0.kill();
+    let _ = server.0.wait();
     let server_cpu_s = cpu_seconds(libc::RUSAGE_CHILDREN);
     let acked = acked.load(Ordering::Relaxed);
     let h = ack_latency.lock().unwrap();
@@ -841,6 +900,8 @@ fn main() -> anyhow::Result<()> {
             "commit_delay_us": opts.commit_delay_us,
             "protocol": if opts.teltonika { "teltonika" } else { "native" },
             "server_rss_per_idle_connection": idle_memory,
+            "tags_refused_busy": BUSY_REFUSED.load(Ordering::Relaxed),
+            "server_rss": {"before_bytes": rss_before, "peak_while_sending_bytes": rss_peak, "end_bytes": rss_end},
             "order_changes": order_changes,
             "server": stats,
         }))?

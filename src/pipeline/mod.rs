@@ -75,6 +75,25 @@ pub struct PipelineConfig {
     /// ... and only the inputs within this much event time of its newest reading: the horizon
     /// a backdated change can reach back (default 7 days).
     pub amend_horizon_ms: TimeMs,
+    /// ... and at most this many bytes of them (encoded, clock entries included, counted by
+    /// 4 KiB blocks), the oldest dropped first: what bounds an activation's memory whatever its
+    /// tag sends. A typical week (a GPS fix a minute, each uploaded on its own, with TAC, RF and
+    /// device readings; `amendment::tests::a_week_of_one_minute_fixes_fits_in_the_default_budget`)
+    /// encodes to 172 KB, 16.5 bytes a reading, so the default 256 KiB keeps it whole with a
+    /// third to spare. 15,000 activations hold at most 15,000 × 256 KiB = 3.7 GiB of tapes, a
+    /// fleet of such typical tags 15,000 × 172 KB = 2.4 GiB.
+    pub amend_max_bytes: usize,
+}
+
+impl PipelineConfig {
+    /// What each activation's amendment tape keeps.
+    pub fn tape_limits(&self) -> amendment::TapeLimits {
+        amendment::TapeLimits {
+            max_readings: self.amend_max_readings,
+            max_bytes: self.amend_max_bytes,
+            horizon_ms: self.amend_horizon_ms,
+        }
+    }
 }
 
 impl Default for PipelineConfig {
@@ -89,6 +108,7 @@ impl Default for PipelineConfig {
             max_skew_ms: 2 * 60 * 60 * 1000,
             amend_max_readings: 50_000,
             amend_horizon_ms: 7 * 24 * 60 * 60 * 1000,
+            amend_max_bytes: 256 * 1024,
             min_clock_tags: 3,
             late_horizon_ms: 30 * 24 * 60 * 60 * 1000,
             max_held_per_activation: 1024,

@@ -6,8 +6,9 @@
 //! with something to do at a future event time sit in a deadline heap, so a clock advance costs
 //! only the activations that are due, not every activation.
 //!
-//! Each activation keeps a tape of its inputs (bounded by [`PipelineConfig::amend_horizon_ms`]
-//! and [`PipelineConfig::amend_max_readings`]):
+//! Each activation keeps a tape of its inputs, encoded (bounded by
+//! [`PipelineConfig::amend_horizon_ms`], [`PipelineConfig::amend_max_readings`] and
+//! [`PipelineConfig::amend_max_bytes`]):
 //! when a control record changes what its rules are made of (an order variation, a corrected
 //! address, an activation ended), the dispatcher sends [`PartitionInput::Reconfigure`] and the
 //! activation's new rules re-run the tape. Outputs that no longer hold are re-issued as
@@ -19,7 +20,7 @@
 //! event-time clock is within `max_skew_ms` of them; meanwhile the activation has one open
 //! `device_clock` alert, closed by the next batch whose readings are all within bound.
 
-use super::amendment::{OutputMemory, Tape, TapeEntry};
+use super::amendment::{OutputMemory, Tape, TapeEntry, TapeInput, TapeLimits};
 use super::clock::PipelineGauges;
 use super::reorder::{Admission, ReorderBuffer};
 use super::rule::{ActivationInfo, Rule, RuleContext, RuleSet};
@@ -113,8 +114,7 @@ impl ActivationState {
         info: Arc<ActivationInfo>,
         group: usize,
         rules: RuleSet,
-        max_tape_readings: usize,
-        horizon_ms: TimeMs,
+        tape_limits: TapeLimits,
     ) -> Self {
         Self {
             info,
@@ -124,7 +124,7 @@ impl ActivationState {
             scheduled_ms: None,
             held: Vec::new(),
             device_clock: None,
-            tape: Tape::new(max_tape_readings, horizon_ms),
+            tape: Tape::new(tape_limits),
         }
     }
 }
@@ -233,10 +233,10 @@ impl Partition {
             } => {
                 let slot = self.slot_for(&activation);
                 let clock_ms = self.clock_of(slot);
-                self.slots[slot].tape.push(TapeEntry::Readings {
+                self.slots[slot].tape.push(TapeInput::Readings {
                     clock_ms,
-                    readings: readings.clone(),
-                    ahead: ahead.clone(),
+                    readings: readings.readings(),
+                    ahead: &ahead,
                     ahead_count,
                     contact_ms,
                 });
@@ -325,7 +325,7 @@ impl Partition {
         self.stats.held_readings -= state.held.len() as u64;
         state.rules = Vec::new();
         state.held = Vec::new();
-        state.tape = Tape::new(0, 0);
+        state.tape = Tape::default();
         state.buffer = ReorderBuffer::default();
         state.device_clock = None;
         state.scheduled_ms = None;
@@ -349,8 +349,7 @@ impl Partition {
             info.clone(),
             self.group_of(info),
             rules,
-            self.config.amend_max_readings,
-            self.config.amend_horizon_ms,
+            self.config.tape_limits(),
         );
         self.slots.push(state);
         self.slot_by_id.insert(info.id.clone(), slot);
@@ -381,37 +380,43 @@ impl Partition {
         };
         // A scratch partition of this one activation re-runs the tape with the new rules; its
         // state then replaces the old one.
-        let tape = std::mem::replace(&mut self.slots[slot].tape, Tape::new(0, 0));
+        let tape = std::mem::take(&mut self.slots[slot].tape);
         let mut scratch = Partition::new(self.config);
         let mut fresh = VecSink::default();
         let scratch_slot = scratch.slot_with(&info, rules);
         let group = scratch.slots[scratch_slot].group;
         for entry in tape.entries() {
+            // Only a damaged snapshot could hold unreadable bytes (restore decodes every tape).
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    tracing::error!(activation = %info.id, %error, "amendment tape unreadable: its re-run stops there");
+                    break;
+                }
+            };
             match entry {
                 TapeEntry::Readings {
                     clock_ms,
-                    readings,
+                    mut readings,
                     ahead,
                     ahead_count,
                     contact_ms,
                 } => {
-                    scratch.on_clock(group, *clock_ms, &mut fresh);
-                    let readings = readings.readings().iter();
-                    let readings: Vec<Reading> =
-                        readings.filter(|r| info.covers(r.t_ms)).copied().collect();
+                    scratch.on_clock(group, clock_ms, &mut fresh);
+                    readings.retain(|r| info.covers(r.t_ms));
                     scratch.on_readings(
                         info.clone(),
                         &readings,
                         Ahead {
-                            readings: ahead.clone(),
-                            count: *ahead_count,
+                            readings: ahead,
+                            count: ahead_count,
                         },
                         None,
-                        *contact_ms,
+                        contact_ms,
                         &mut fresh,
                     );
                 }
-                TapeEntry::Clock(clock_ms) => scratch.on_clock(group, *clock_ms, &mut fresh),
+                TapeEntry::Clock(clock_ms) => scratch.on_clock(group, clock_ms, &mut fresh),
             }
         }
         scratch.on_clock(group, self.clock_of(slot), &mut fresh);
@@ -577,7 +582,7 @@ impl Partition {
                 continue; // stale entry
             }
             self.slots[slot].scheduled_ms = None;
-            self.slots[slot].tape.push(TapeEntry::Clock(clock_ms));
+            self.slots[slot].tape.push(TapeInput::Clock(clock_ms));
             self.fire(slot, clock_ms, None, sink);
             self.reschedule(slot);
         }
@@ -751,6 +756,8 @@ impl Partition {
                 &info.tag,
                 config.clock_partitions.max(1) as usize,
             );
+            let tape = Tape::restore(saved.tape)
+                .map_err(|e| SnapshotError::Decode(format!("activation '{}': {e}", info.id)))?;
             slots.push(ActivationState {
                 info,
                 group,
@@ -759,7 +766,7 @@ impl Partition {
                 scheduled_ms: saved.scheduled_ms,
                 held: saved.held,
                 device_clock: saved.device_clock,
-                tape: Tape::restore(saved.tape),
+                tape,
             });
         }
         if let Some((_, slot)) = state.slot_by_id.iter().find(|(_, s)| *s >= count) {

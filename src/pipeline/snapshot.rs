@@ -27,7 +27,8 @@ use std::collections::VecDeque;
 /// Leading bytes of every snapshot.
 pub const MAGIC: &[u8; 8] = b"TSSNAP\0\0";
 /// Version of the payload layout; bumped whenever any stored state changes shape.
-pub const FORMAT_VERSION: u16 = 1;
+/// 2: each activation's amendment tape as its encoded blocks (byte strings), not readings.
+pub const FORMAT_VERSION: u16 = 2;
 /// Magic, version (u16 LE), payload length (u64 LE), CRC-32 of the payload (u32 LE).
 const HEADER_LEN: usize = 8 + 2 + 8 + 4;
 
