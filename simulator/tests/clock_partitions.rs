@@ -161,11 +161,12 @@ fn drive(dir: &Path, config: PipelineConfig, owned: Option<&str>) -> (Vec<String
             Output::SoberDay(d) => rules.push(serde_json::to_string(&d).expect("json")),
             Output::Readings {
                 record,
+                batch,
                 activation,
                 readings,
             } => {
                 for r in readings.readings() {
-                    stores.push(format!("{record} {} {}", activation.id, r.t_ms));
+                    stores.push(format!("{record} {batch:?} {} {}", activation.id, r.t_ms));
                 }
             }
             Output::Purged { .. } | Output::Activations { .. } => {}

@@ -125,7 +125,10 @@ pub fn expand_batch_runs(runs: &[(u32, Option<BatchSeq>)], len: usize) -> Vec<Op
     let mut out = Vec::with_capacity(len);
     for (i, (start, batch)) in runs.iter().enumerate() {
         let end = runs.get(i + 1).map_or(len, |(next, _)| *next as usize);
-        out.extend(std::iter::repeat_n(*batch, end.saturating_sub(*start as usize)));
+        out.extend(std::iter::repeat_n(
+            *batch,
+            end.saturating_sub(*start as usize),
+        ));
     }
     out
 }
