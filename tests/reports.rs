@@ -78,6 +78,18 @@ fn settled_days(server: &Server, token: &str) -> Vec<Value> {
     v["days"].as_array().unwrap().clone()
 }
 
+/// S1 streams [`plan`]'s two weeks from Monday 5 January 2026; the order's day records once
+/// settled.
+async fn two_weeks_of_tac(server: &Server, token: &str) -> Vec<Value> {
+    let readings = tac_stream(parse_time("2026-01-05T00:00:00Z").unwrap(), &plan());
+    let mut tag = TagClient::connect(&server.ingest_addr, "S1").await;
+    for (i, chunk) in readings.chunks(8).enumerate() {
+        tag.send_acked(i as u64 + 1, chunk.to_vec()).await;
+    }
+    let _ = server.settled_alerts();
+    settled_days(server, token)
+}
+
 fn status_of<'a>(calendar: &'a [Value], date: &str) -> &'a str {
     calendar
         .iter()
@@ -99,13 +111,7 @@ async fn sober_day_report_from_the_api_and_offline_is_complete_reproducible_and_
     let admin = add_user(&data, "ada", "admin", &[]);
     let mut server = Server::start(&data, Some(&orders_file), &[]);
 
-    let readings = tac_stream(parse_time("2026-01-05T00:00:00Z").unwrap(), &plan());
-    let mut tag = TagClient::connect(&server.ingest_addr, "S1").await;
-    for (i, chunk) in readings.chunks(8).enumerate() {
-        tag.send_acked(i as u64 + 1, chunk.to_vec()).await;
-    }
-    let _ = server.settled_alerts();
-    let days = settled_days(&server, &hub);
+    let days = two_weeks_of_tac(&server, &hub).await;
     assert!(days.len() >= 10, "{days:?}");
 
     let pdf_path = "/v1/people/P1/sober-day-report.pdf";
@@ -345,13 +351,7 @@ async fn sober_day_report_ends_where_the_abstinence_cap_ends_monitoring() {
     let hub = add_user(&data, "hana", "hub", &[]);
     let mut server = Server::start(&data, Some(&orders_file), &["--config", config_arg]);
 
-    let readings = tac_stream(parse_time("2026-01-05T00:00:00Z").unwrap(), &plan());
-    let mut tag = TagClient::connect(&server.ingest_addr, "S1").await;
-    for (i, chunk) in readings.chunks(8).enumerate() {
-        tag.send_acked(i as u64 + 1, chunk.to_vec()).await;
-    }
-    let _ = server.settled_alerts();
-    let days = settled_days(&server, &hub);
+    let days = two_weeks_of_tac(&server, &hub).await;
     let last_day = days.iter().filter_map(|d| d["date"].as_str()).max();
     assert_eq!(
         last_day,
