@@ -34,4 +34,5 @@ pub mod store;
 pub mod tls;
 pub mod topology;
 pub mod trail;
+pub mod varint;
 pub mod wire;

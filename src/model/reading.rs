@@ -22,6 +22,22 @@ pub enum PositionSource {
 impl PositionSource {
     pub const ALL: [PositionSource; 3] = [Self::Gps, Self::Lbs, Self::Wifi];
 
+    /// The source as one small number, the same in every binary form (the wire record, the
+    /// trail store's blocks, the amendment tapes).
+    #[inline]
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Gps => 0,
+            Self::Lbs => 1,
+            Self::Wifi => 2,
+        }
+    }
+
+    /// The source [`Self::code`] gives, if `code` is one.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Gps => "gps",

@@ -18,6 +18,7 @@ use super::sink::{Output, Sink};
 use crate::model::{
     DeviceEvent, Position, PositionSource, Reading, ReadingBody, TacSample, TimeMs, Withdrawal,
 };
+use crate::varint::{put_ivarint, put_uvarint, unzigzag};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// One input of an activation, as the partition received it: what [`Tape::push`] takes.
@@ -410,40 +411,12 @@ const BATTERY_BYTE: u8 = 2;
 const POSITION_SPEED: u8 = 1 << 2;
 const POSITION_HEADING: u8 = 1 << 3;
 
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn put_ivarint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, zigzag(v));
-}
-
 /// A time as the change of its step since the last one (regular intervals cost one byte).
 fn put_time(out: &mut Vec<u8>, last_ms: &mut TimeMs, last_step_ms: &mut TimeMs, t_ms: TimeMs) {
     let step_ms = t_ms.wrapping_sub(*last_ms);
     put_ivarint(out, step_ms.wrapping_sub(*last_step_ms));
     *last_ms = t_ms;
     *last_step_ms = step_ms;
-}
-
-fn source_code(source: PositionSource) -> u8 {
-    match source {
-        PositionSource::Gps => 0,
-        PositionSource::Lbs => 1,
-        PositionSource::Wifi => 2,
-    }
 }
 
 fn put_entry(out: &mut Vec<u8>, s: &mut DeltaState, input: &TapeInput<'_>) {
@@ -490,7 +463,7 @@ fn put_reading(out: &mut Vec<u8>, s: &mut DeltaState, reading: &Reading) {
     };
     let (kind, flags) = match reading.body {
         ReadingBody::Position(p) => {
-            let mut flags = source_code(p.source);
+            let mut flags = p.source.code();
             if p.speed_ckmh.is_some() {
                 flags |= POSITION_SPEED;
             }
@@ -725,12 +698,8 @@ fn read_reading(r: &mut Reader<'_>, s: &mut DeltaState) -> Result<Reading, TapeD
     }
     let body = match head & 0b11 {
         BODY_POSITION => {
-            let source = match flags & 0b11 {
-                0 => PositionSource::Gps,
-                1 => PositionSource::Lbs,
-                2 => PositionSource::Wifi,
-                _ => return Err(r.invalid("unknown position source")),
-            };
+            let source = PositionSource::from_code(flags & 0b11)
+                .ok_or_else(|| r.invalid("unknown position source"))?;
             s.lat_e7 = r.delta(s.lat_e7, "latitude beyond 32 bits")?;
             s.lon_e7 = r.delta(s.lon_e7, "longitude beyond 32 bits")?;
             s.precision_cm = r.delta(s.precision_cm, "precision beyond 32 bits")?;

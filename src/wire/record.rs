@@ -62,11 +62,7 @@ pub fn encode_record(r: &Reading) -> [u8; RECORD_LEN] {
     match r.body {
         ReadingBody::Position(p) => {
             b[8] = KIND_POSITION;
-            b[9] = match p.source {
-                PositionSource::Gps => 0,
-                PositionSource::Lbs => 1,
-                PositionSource::Wifi => 2,
-            };
+            b[9] = p.source.code();
             b[10] = p.satellites.unwrap_or(NONE_U8);
             b[12..16].copy_from_slice(&p.lat_e7.to_le_bytes());
             b[16..20].copy_from_slice(&p.lon_e7.to_le_bytes());
@@ -104,12 +100,7 @@ pub fn decode_record(b: &[u8; RECORD_LEN]) -> Result<Reading, RecordError> {
     }
     let body = match b[8] {
         KIND_POSITION => {
-            let source = match b[9] {
-                0 => PositionSource::Gps,
-                1 => PositionSource::Lbs,
-                2 => PositionSource::Wifi,
-                other => return Err(RecordError::UnknownSource(other)),
-            };
+            let source = PositionSource::from_code(b[9]).ok_or(RecordError::UnknownSource(b[9]))?;
             let lat_e7 = i32_at(b, 12);
             let lon_e7 = i32_at(b, 16);
             if !(-900_000_000..=900_000_000).contains(&lat_e7) {

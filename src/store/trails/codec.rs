@@ -19,33 +19,12 @@
 
 use super::error::CodecError;
 use crate::model::{BatchSeq, Position, PositionSource, Reading, ReadingBody};
+use crate::varint::{put_ivarint, put_uvarint, unzigzag, zigzag};
 
 const BLOCK_VERSION: u8 = 2;
 /// Blocks written before the batch column: still read.
 const BLOCK_VERSION_WITHOUT_BATCH: u8 = 1;
 const HEADING_ABSENT: u16 = 0xffff;
-
-/// Appends `v` as an unsigned LEB128 varint.
-pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-/// Appends `v` as a zigzag varint.
-pub fn put_ivarint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, zigzag(v));
-}
 
 /// A cursor over encoded bytes with typed errors.
 pub struct Cursor<'a> {
@@ -118,21 +97,11 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn source_code(s: PositionSource) -> u8 {
-    match s {
-        PositionSource::Gps => 0,
-        PositionSource::Lbs => 1,
-        PositionSource::Wifi => 2,
-    }
-}
-
 fn source_from_code(c: u64) -> Result<PositionSource, CodecError> {
-    match c {
-        0 => Ok(PositionSource::Gps),
-        1 => Ok(PositionSource::Lbs),
-        2 => Ok(PositionSource::Wifi),
-        other => Err(CodecError::BadSource(other.min(255) as u8)),
-    }
+    u8::try_from(c)
+        .ok()
+        .and_then(PositionSource::from_code)
+        .ok_or(CodecError::BadSource(c.min(255) as u8))
 }
 
 /// Run-length encodes a column of small codes as `(code, run)` varint pairs.
@@ -252,10 +221,7 @@ pub fn encode_block_with_batches(
     for (_, _, p) in &items {
         out.extend_from_slice(&p.heading_cdeg.unwrap_or(HEADING_ABSENT).to_le_bytes());
     }
-    put_runs(
-        out,
-        items.iter().map(|(_, _, p)| source_code(p.source) as u64),
-    );
+    put_runs(out, items.iter().map(|(_, _, p)| p.source.code() as u64));
     put_runs(
         out,
         items

@@ -8,8 +8,9 @@
 //! everything after the last valid checkpoint (a torn tail, or records whose checkpoint never
 //! made it to disk) is cut off, exactly like the tail of the durable log.
 
-use super::codec::{put_ivarint, put_uvarint, Cursor};
+use super::codec::Cursor;
 use super::error::CodecError;
+use crate::varint::{put_ivarint, put_uvarint};
 
 pub const MANIFEST_HEADER: &[u8; 8] = b"TSTRMAN1";
 pub const FRAME_HEADER_BYTES: usize = 8;
