@@ -28,6 +28,7 @@
 //! `server_rss` is the server's resident memory before the first connection, its peak (sampled
 //! every second from when sending starts; every fifth sample is also printed on stderr) and at
 //! the end.
+//! `E2E_SERVER_BIN=path` runs that server binary instead of this build's (before/after runs).
 //! `--commit-delay-us D` sets the embedded log's `[log] commit_delay_us`.
 //! `--no-contact-ms N` sets `[pipeline] no_contact_ms` (the load's event time races ahead, so
 //! tags that lag the clock raise no-contact alerts in bursts: a large N leaves them out).
@@ -701,7 +702,10 @@ fn main() -> anyhow::Result<()> {
         0 => None,
         replicas => Some(start_jetstream(data_dir.path(), replicas, false)?),
     };
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tagstream"));
+    // `E2E_SERVER_BIN` runs another build of the server (a before/after comparison in one run).
+    let server_bin = std::env::var_os("E2E_SERVER_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tagstream").into());
+    let mut command = Command::new(server_bin);
     if let Some((cert_file, key_file, _)) = &tls {
         command
             .arg("serve")
