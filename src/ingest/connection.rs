@@ -17,7 +17,7 @@ use crate::wire::{
     ErrorCode, Frame, FrameCodec, WireError, MAX_BATCH_SEQ, MAX_HELLO_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use futures::stream::FuturesOrdered;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -123,7 +123,22 @@ pub fn verify_hello(
     }
 }
 
-/// Sends `frame`, giving up after `limit` (a peer that stops reading cannot hold the task).
+/// Runs a write to the tag, giving up after `limit` (a peer that stops reading cannot hold the
+/// task).
+async fn within(
+    write: impl std::future::Future<Output = Result<(), WireError>>,
+    limit: Option<Duration>,
+) -> Result<(), ConnectionError> {
+    match limit {
+        Some(limit) => match tokio::time::timeout(limit, write).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(ConnectionError::WriteTimeout),
+        },
+        None => Ok(write.await?),
+    }
+}
+
+/// Sends `frame` within `limit`.
 async fn send_within<S>(
     framed: &mut Framed<S, FrameCodec>,
     frame: Frame,
@@ -132,13 +147,7 @@ async fn send_within<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match limit {
-        Some(limit) => match tokio::time::timeout(limit, framed.send(frame)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(ConnectionError::WriteTimeout),
-        },
-        None => Ok(framed.send(frame).await?),
-    }
+    within(framed.send(frame), limit).await
 }
 
 /// Sends an error frame (best effort, bounded in time) and returns the error ending the session.
@@ -242,6 +251,10 @@ where
         false => MAX_IN_FLIGHT,
     };
     let mut reading_open = true;
+    // Made once: a fresh `cancelled()` each turn of the loop would register and unregister a
+    // waiter with the token (two lock round trips) for every frame.
+    let superseded_wait = superseded.clone().cancelled_owned();
+    tokio::pin!(superseded_wait);
     // Without an idle timeout the timer is never polled; any duration does.
     let idle = tokio::time::sleep(ctx.idle_timeout.unwrap_or(Duration::from_secs(3600)));
     tokio::pin!(idle);
@@ -281,24 +294,33 @@ where
                     }
                 }
             },
-            Some((seq, outcome)) = in_flight.next(), if !in_flight.is_empty() => match outcome {
-                Ok(outcome) => {
-                    if outcome == AppendOutcome::Duplicate {
-                        ctx.duplicate_batches.fetch_add(1, Ordering::Relaxed);
+            Some(first) = in_flight.next(), if !in_flight.is_empty() => {
+                // Every answer ready now goes out in one write: a group commit often completes
+                // several of a connection's batches at once.
+                let mut next = Some(first);
+                while let Some((seq, outcome)) = next.take() {
+                    match outcome {
+                        Ok(outcome) => {
+                            if outcome == AppendOutcome::Duplicate {
+                                ctx.duplicate_batches.fetch_add(1, Ordering::Relaxed);
+                            }
+                            within(framed.feed(Frame::Ack { seq }), ctx.idle_timeout).await?;
+                        }
+                        Err(e @ LogError::StaleEpoch { .. }) => {
+                            let counter = &ctx.counters.stale_epoch;
+                            return Err(reject(&mut framed, counter, ErrorCode::StaleEpoch, e.to_string()).await);
+                        }
+                        Err(e) => {
+                            let msg = format!("batch {seq} could not be stored: {e}");
+                            let _ = reject(&mut framed, rejected, ErrorCode::Internal, msg.clone()).await;
+                            return Err(ConnectionError::Log(msg));
+                        }
                     }
-                    send_within(&mut framed, Frame::Ack { seq }, ctx.idle_timeout).await?;
+                    next = in_flight.next().now_or_never().flatten();
                 }
-                Err(e @ LogError::StaleEpoch { .. }) => {
-                    let counter = &ctx.counters.stale_epoch;
-                    return Err(reject(&mut framed, counter, ErrorCode::StaleEpoch, e.to_string()).await);
-                }
-                Err(e) => {
-                    let msg = format!("batch {seq} could not be stored: {e}");
-                    let _ = reject(&mut framed, rejected, ErrorCode::Internal, msg.clone()).await;
-                    return Err(ConnectionError::Log(msg));
-                }
+                within(SinkExt::<Frame>::flush(&mut framed), ctx.idle_timeout).await?;
             },
-            _ = superseded.cancelled() => {
+            _ = &mut superseded_wait => {
                 let msg = format!("a newer connection of tag '{tag}' took this one's place");
                 let counter = &ctx.counters.superseded;
                 return Err(reject(&mut framed, counter, ErrorCode::Superseded, msg).await);
