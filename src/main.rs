@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use tagstream::config::ServerConfig;
 use tagstream::pipeline::PipelineConfig;
 
+// glibc malloc cost ~10 % of the server's CPU under many small batches (arena locks across the
+// ingest, committer and trail threads); see the README's dependency table.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tagstream",
