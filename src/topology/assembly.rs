@@ -749,7 +749,8 @@ impl Topology {
                 driver.into_live(publish_tx, Box::new(stores), next_log_record)
             }
             None => driver.into_live(outputs_tx, Box::new(stores), next_log_record),
-        };
+        }
+        .context("starting the pipeline's runtime")?;
         // Pipeline outputs are numbered and published on their own thread (see LiveAlerts).
         let alerts_task = alerts.clone();
         let alert_book_thread = std::thread::Builder::new()
