@@ -18,6 +18,7 @@ use pdf_checks::{
     verify_manifest,
 };
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use tac_synth::{tac_stream, TacPlan};
 use tagstream::model::time::parse_time;
 
@@ -46,6 +47,15 @@ fn orders() -> String {
 
 /// Two weeks from Monday 5 January 2026: drinking on Thursday 8 (into Friday morning), not
 /// worn on Sunday 11, worn only until 10:00 on Tuesday 13, the sensor obstructed on Thursday 15.
+/// A test's scratch directory, the data directory in it, and an orders file holding `orders`.
+fn scratch_with_orders(orders: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let orders_file = dir.path().join("orders.json");
+    std::fs::write(&orders_file, orders).unwrap();
+    (dir, data, orders_file)
+}
+
 fn plan() -> TacPlan {
     TacPlan {
         days: 14,
@@ -100,10 +110,7 @@ fn status_of<'a>(calendar: &'a [Value], date: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sober_day_report_from_the_api_and_offline_is_complete_reproducible_and_verifiable() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let orders_file = dir.path().join("orders.json");
-    std::fs::write(&orders_file, orders()).unwrap();
+    let (dir, data, orders_file) = scratch_with_orders(&orders());
     let hub = add_user(&data, "hana", "hub", &[]);
     let own = add_user(&data, "pia", "practitioner", &["--caseload", "P1"]);
     let other = add_user(&data, "pat", "practitioner", &["--caseload", "P2"]);
@@ -339,12 +346,9 @@ async fn sober_day_report_from_the_api_and_offline_is_complete_reproducible_and_
 /// does the report, whatever period is asked for, and it says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sober_day_report_ends_where_the_abstinence_cap_ends_monitoring() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let orders_file = dir.path().join("orders.json");
     let mut open_ended: Value = serde_json::from_str(&orders()).unwrap();
     open_ended["orders"][0]["to"] = Value::Null;
-    std::fs::write(&orders_file, open_ended.to_string()).unwrap();
+    let (dir, data, orders_file) = scratch_with_orders(&open_ended.to_string());
     let config = dir.path().join("tagstream.toml");
     std::fs::write(&config, "[rules.alcohol]\nabstinence_max_days = 7\n").unwrap();
     let config_arg = config.to_str().unwrap();
@@ -490,10 +494,7 @@ fn id_of(alerts: &[Value], alert_type: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breach_reports_of_a_curfew_and_a_zone_alert_over_the_api_and_offline() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let orders_file = dir.path().join("orders.json");
-    std::fs::write(&orders_file, breach_orders()).unwrap();
+    let (dir, data, orders_file) = scratch_with_orders(&breach_orders());
     let config = dir.path().join("tagstream.toml");
     let archive = real_street_archive(dir.path());
     std::fs::write(
@@ -698,10 +699,7 @@ fn quoted_condition(server: &Server, token: &str, id: &str, record: u64) -> Valu
 /// up to the log first and gives the bytes the server served, and so does a restarted server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breach_report_quotes_the_version_of_the_alert_day_and_is_made_offline_after_a_hard_stop() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let orders_file = dir.path().join("orders.json");
-    std::fs::write(&orders_file, breach_orders()).unwrap();
+    let (dir, data, orders_file) = scratch_with_orders(&breach_orders());
     let hub = add_user(&data, "hana", "hub", &[]);
     let admin = add_user(&data, "ada", "admin", &[]);
     let mut server = Server::start(&data, Some(&orders_file), &[]);
